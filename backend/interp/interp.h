@@ -1,0 +1,27 @@
+/* The reference interpreter: evaluates any IR graph with plain loops in
+ * f32 or f64. Obviously correct rather than fast; the oracle the LLVM
+ * backend and every fusion are tested against. */
+#ifndef MODELC_INTERP_H
+#define MODELC_INTERP_H
+
+#include "runtime/runtime.h"
+
+typedef struct RunOpts {
+    uint64_t seed;  /* RNG seed for dropout masks */
+    uint64_t step;  /* training step (counter for the RNG) */
+} RunOpts;
+
+/* Evaluate g. PARAM nodes read `params` by name, INPUT nodes `inputs`;
+ * the batch size N is taken from the inputs (all must agree). outs[i]
+ * receives a new tensor for g->outs[i]. Missing or mis-shaped tensors are
+ * reported as errors and false is returned. */
+bool be_interp_run(Graph *g, const TensorMap *params, const TensorMap *inputs,
+                   const RunOpts *o, Tensor **outs, Diags *d);
+
+/* Evaluate every node (for stats/NaN origin): vals[i] for g->nodes[i];
+ * caller frees with be_interp_free_values. */
+bool be_interp_run_all(Graph *g, const TensorMap *params, const TensorMap *inputs,
+                       const RunOpts *o, Tensor ***vals, Diags *d);
+void be_interp_free_values(Graph *g, Tensor **vals);
+
+#endif

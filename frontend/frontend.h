@@ -1,0 +1,18 @@
+/* The frontend: lexer, parser, AST and lowering of `*.mdl` model files to
+ * the graph IR (names, shapes, layer sugar, loss, metrics, train block). */
+#ifndef MODELC_FRONTEND_H
+#define MODELC_FRONTEND_H
+
+#include "ir/ir.h"
+
+/* Parse and lower one model file. `text` holds `len` bytes of the file
+ * named `path` (registered with d for source snippets). Returns NULL when
+ * any error was reported; warnings may be reported either way. */
+Graph *fe_compile(const char *path, const char *text, size_t len, Diags *d);
+
+/* Read `path` and compile it: `.ir` files go through the IR text parser,
+ * anything else through the model-language frontend. Errors reading the
+ * file are reported as diagnostics naming the file. */
+Graph *fe_load_file(const char *path, Diags *d);
+
+#endif

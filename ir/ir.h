@@ -1,0 +1,235 @@
+/* The graph IR: SSA tensor ops in topological order, static dtypes and
+ * shapes with the symbolic batch dimension N, the op table, the training
+ * configuration carried with a model, and the functions that build, infer,
+ * verify, print and parse graphs. */
+#ifndef MODELC_IR_H
+#define MODELC_IR_H
+
+#include "base.h"
+
+#define IR_MAXRANK 6
+#define IR_DIM_N (-1) /* the symbolic batch dimension */
+
+/* ---- dtypes ---- */
+typedef enum { DT_F32, DT_F64, DT_I32, DT_COUNT } DType;
+const char *ir_dtype_name(DType t); /* "f32" */
+int ir_dtype_size(DType t);
+bool ir_dtype_is_float(DType t);
+
+/* ---- shapes ---- */
+typedef struct Shape {
+    int rank;
+    int64_t d[IR_MAXRANK]; /* IR_DIM_N for the batch symbol */
+} Shape;
+
+Shape ir_shape0(void);                    /* scalar [] */
+Shape ir_shape(int rank, const int64_t *d);
+Shape ir_shape1(int64_t a);
+Shape ir_shape2(int64_t a, int64_t b);
+bool ir_shape_eq(const Shape *a, const Shape *b);
+bool ir_shape_has_n(const Shape *s);
+/* Number of elements for a concrete batch size n (N := n); -1 on overflow. */
+int64_t ir_shape_numel(const Shape *s, int64_t n);
+/* Format as "[N,784]"; buf of at least 96 bytes. */
+char *ir_shape_str(const Shape *s, char *buf, size_t n);
+/* Format as "f32[N,784]". */
+char *ir_type_str(DType t, const Shape *s, char *buf, size_t n);
+
+/* ---- initializers ---- */
+typedef enum {
+    INIT_NONE, /* value must come from a checkpoint */
+    INIT_ZEROS,
+    INIT_ONES,
+    INIT_CONSTANT,      /* a = value */
+    INIT_NORMAL,        /* a = mean, b = std */
+    INIT_UNIFORM,       /* a = lo, b = hi */
+    INIT_TRUNC_NORMAL,  /* a = mean, b = std; redrawn beyond 2 std */
+    INIT_GLOROT_UNIFORM,
+    INIT_GLOROT_NORMAL, /* truncated normal, std = sqrt(2/(fan_in+fan_out)) / .8796 (Keras) */
+    INIT_HE_UNIFORM,
+    INIT_HE_NORMAL,
+    INIT_LECUN_NORMAL,
+    INIT_LECUN_UNIFORM,
+    INIT_COUNT
+} InitKind;
+
+typedef struct Init {
+    InitKind kind;
+    double a, b;
+} Init;
+
+const char *ir_init_name(InitKind k); /* "glorot_uniform" */
+int ir_init_from_name(const char *s);   /* -1 if unknown; accepts xavier_* aliases */
+/* Keras fan computation: dense [in,out]; conv HWIO fan_in = H*W*I. */
+void ir_fans(const Shape *s, double *fan_in, double *fan_out);
+
+/* ---- parameter roles ---- */
+typedef enum {
+    ROLE_WEIGHT, /* learned by the optimizer when trainable */
+    ROLE_STATE,  /* updated by the graph itself (batchnorm moving stats) */
+    ROLE_SLOT,   /* optimizer state (momentum, Adam m/v) */
+} ParamRole;
+
+/* ---- ops ---- */
+typedef enum { OPC_LEAF, OPC_UNARY, OPC_BINARY, OPC_REDUCE, OPC_SHAPE, OPC_OTHER } OpClass;
+enum { OPF_DIFF = 1, OPF_NOGRAD = 2, OPF_RANDOM = 4 };
+
+typedef enum {
+#define OP(E, name, arity, cls, flags) OP_##E,
+#include "ops.def"
+#undef OP
+    OP_COUNT
+} Op;
+
+typedef struct OpInfo {
+    const char *name;
+    int arity;
+    OpClass cls;
+    int flags;
+} OpInfo;
+
+extern const OpInfo ir_ops[OP_COUNT];
+int ir_op_from_name(const char *s); /* -1 if unknown */
+bool ir_op_is_elementwise(Op op);   /* unary, binary, select */
+
+/* ---- attributes: one struct, each op reads the fields it documents ---- */
+typedef struct Attrs {
+    int naxes;
+    int axes[IR_MAXRANK]; /* reduce axes; transpose perm; concat/softmax/argmax axis = axes[0] */
+    bool keepdims;
+    Shape shape;          /* reshape/broadcast target; const shape; *_grad result shape */
+    int64_t begin[IR_MAXRANK], end[IR_MAXRANK], step[IR_MAXRANK]; /* slice, rank = operand rank */
+    int stride[2];        /* conv/pool (h, w) */
+    int pad[4];           /* conv/pool: top, bottom, left, right */
+    int window[2];        /* pool (h, w) */
+    bool ta, tb;          /* matmul: transpose a / b */
+    double value;         /* const value; elu alpha; dropout rate */
+    DType to;             /* cast target */
+    int depth;            /* one_hot */
+    uint32_t stream;      /* dropout_mask: RNG stream id */
+    const char *name;     /* input/param name; phase: layer name */
+    Init init;            /* param initializer */
+    bool trainable;       /* param */
+    ParamRole role;       /* param */
+} Attrs;
+
+Attrs ir_attrs(void); /* defaults: trainable, step 1, stride 1, window 1 */
+
+/* ---- nodes and graphs ---- */
+typedef struct Graph Graph;
+
+typedef struct Node {
+    int id; /* position in g->nodes; topological */
+    Op op;
+    DType dt;
+    Shape shape;
+    int nin;
+    struct Node **in;
+    Attrs a;
+    const char *label; /* user binding name, for printing (may be NULL) */
+    SrcLoc loc;
+    Graph *sub; /* FUSED: body graph; its INPUT nodes are the operands in order */
+    void *aux;  /* scratch for passes; not preserved */
+    int iaux;   /* scratch for passes; not preserved */
+} Node;
+
+typedef enum {
+    OUT_LOSS,   /* scalar loss to minimise */
+    OUT_METRIC, /* scalar metric, name = "accuracy", ... */
+    OUT_VALUE,  /* named model output (predictions) */
+    OUT_GRAD,   /* gradient of the loss w.r.t. target (a PARAM or INPUT) */
+    OUT_UPDATE, /* new value of target (a PARAM) after the step */
+} OutKind;
+
+typedef struct Output {
+    OutKind kind;
+    const char *name;
+    Node *val;
+    Node *target; /* OUT_GRAD, OUT_UPDATE */
+    bool train_only;
+} Output;
+
+/* ---- training configuration (the model's `train` block) ---- */
+typedef enum { OPT_SGD, OPT_ADAM, OPT_RMSPROP } OptKind;
+typedef enum { SCHED_CONSTANT, SCHED_STEP, SCHED_COSINE } SchedKind;
+
+typedef struct TrainConfig {
+    OptKind opt;
+    double lr;
+    double momentum; /* sgd */
+    bool nesterov;   /* sgd */
+    double beta1, beta2, eps; /* adam; rmsprop uses rho = beta2... see rho */
+    double rho;      /* rmsprop */
+    int batch;
+    int epochs;
+    double clip_value; /* 0 = off */
+    double clip_norm;  /* 0 = off */
+    double weight_decay;
+    SchedKind sched;
+    int sched_step;      /* step schedule: every k epochs */
+    double sched_gamma;  /* step schedule factor */
+    uint64_t seed;
+    int nfreeze;
+    const char **freeze; /* name patterns (glob: * and ?) */
+} TrainConfig;
+
+void ir_train_defaults(TrainConfig *t);
+
+struct Graph {
+    Arena *arena;
+    const char *name;
+    Node **nodes;
+    int nnodes, cap;
+    Output *outs;
+    int nouts, outcap;
+    TrainConfig train;
+    bool has_train; /* the model had a train block */
+    uint32_t next_stream;
+    const char **files; /* interned source file names (SrcLoc.file points here) */
+    int nfiles;
+};
+
+Graph *ir_graph_new(const char *name);
+void ir_graph_free(Graph *g);
+
+/* Append a node; operands must already be in g. Shape and dtype are
+ * inferred (ir_infer); on a user-level error a diagnostic is emitted at
+ * loc and NULL is returned. */
+Node *ir_op(Graph *g, Op op, Node **in, int nin, const Attrs *a, SrcLoc loc, Diags *d);
+Node *ir_unary(Graph *g, Op op, Node *x, SrcLoc loc, Diags *d);
+Node *ir_binary(Graph *g, Op op, Node *x, Node *y, SrcLoc loc, Diags *d);
+Node *ir_input(Graph *g, const char *name, DType t, Shape s, SrcLoc loc);
+Node *ir_param(Graph *g, const char *name, DType t, Shape s, Init init, bool trainable,
+               ParamRole role, SrcLoc loc);
+Node *ir_const(Graph *g, DType t, double v, SrcLoc loc); /* scalar */
+Node *ir_find_param(Graph *g, const char *name);
+const char *ir_intern_file(Graph *g, const char *file);
+Node *ir_find_input(Graph *g, const char *name);
+void ir_add_output(Graph *g, OutKind k, const char *name, Node *val, Node *target, bool train_only);
+
+/* Shape/dtype inference for one node from its operands and attributes
+ * (shape.c). Returns false after emitting a diagnostic at n->loc. */
+bool ir_infer(Node *n, Diags *d);
+
+/* Structural check of a whole graph (verify.c): operand order, arity,
+ * dtypes and shapes re-inferred, outputs, unique names. */
+bool ir_verify(Graph *g, Diags *d);
+
+/* Graph rewriting helpers (graph.c). */
+void ir_replace_uses(Graph *g, Node *old, Node *with); /* in nodes and outputs */
+void ir_toposort(Graph *g);                          /* re-establish order, renumber */
+void ir_remove_dead(Graph *g);                       /* DCE from outputs; keeps leaves */
+int *ir_use_counts(Graph *g);                        /* malloc'd, indexed by id */
+Graph *ir_clone(Graph *g);                           /* deep copy */
+
+/* Text form (print.c / parse.c). The printed form parses back to an
+ * identical graph. */
+void ir_print(Graph *g, FILE *f);
+char *ir_print_str(Graph *g);
+void ir_print_dot(Graph *g, FILE *f);
+Graph *ir_parse(const char *file, const char *text, size_t len, Diags *d);
+
+/* Glob match used for freeze patterns: '*' and '?'. */
+bool ir_glob_match(const char *pat, const char *s);
+
+#endif

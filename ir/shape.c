@@ -1,0 +1,577 @@
+/* Shape and dtype inference: one rule per op class, with the symbolic
+ * batch dimension N and overflow-checked arithmetic. Errors name the op,
+ * the operand types and the dimensions that disagree. */
+#include "ir.h"
+
+#include <string.h>
+
+#define TYBUF 128
+
+static const char *ty(const Node *n, char *buf)
+{
+    return ir_type_str(n->dt, &n->shape, buf, TYBUF);
+}
+
+static void dim_str(int64_t d, char *buf)
+{
+    if (d == IR_DIM_N)
+        strcpy(buf, "N");
+    else
+        snprintf(buf, 24, "%lld", (long long)d);
+}
+
+static bool need_float(Node *n, Node *x, Diags *d)
+{
+    if (ir_dtype_is_float(x->dt))
+        return true;
+    diag_error(d, n->loc, "%s needs a floating-point operand, got %s", ir_ops[n->op].name,
+               ir_dtype_name(x->dt));
+    return false;
+}
+
+static bool same_dtype(Node *n, Diags *d)
+{
+    for (int i = 0; i < n->nin; i++)
+        if (!need_float(n, n->in[i], d))
+            return false;
+    for (int i = 1; i < n->nin; i++) {
+        if (n->in[i]->dt != n->in[0]->dt) {
+            diag_error(d, n->loc, "operands of %s have different dtypes %s and %s",
+                       ir_ops[n->op].name, ir_dtype_name(n->in[0]->dt), ir_dtype_name(n->in[i]->dt));
+            return false;
+        }
+    }
+    return true;
+}
+
+/* NumPy broadcasting of all operands. */
+static bool infer_broadcast(Node *n, int first, Diags *d)
+{
+    Shape out = ir_shape0();
+    for (int i = first; i < n->nin; i++)
+        if (n->in[i]->shape.rank > out.rank)
+            out.rank = n->in[i]->shape.rank;
+    for (int k = 0; k < out.rank; k++)
+        out.d[k] = 1;
+    for (int i = first; i < n->nin; i++) {
+        const Shape *s = &n->in[i]->shape;
+        int off = out.rank - s->rank;
+        for (int k = 0; k < s->rank; k++) {
+            int64_t a = out.d[off + k], b = s->d[k];
+            if (a == b || b == 1)
+                continue;
+            if (a == 1) {
+                out.d[off + k] = b;
+                continue;
+            }
+            char t1[TYBUF], t2[TYBUF], d1[24], d2[24];
+            dim_str(a, d1);
+            dim_str(b, d2);
+            diag_error(d, n->loc, "cannot broadcast %s and %s in %s: dimensions %s and %s differ",
+                       ty(n->in[first], t1), ty(n->in[i], t2), ir_ops[n->op].name, d1, d2);
+            return false;
+        }
+    }
+    n->shape = out;
+    return true;
+}
+
+static bool check_axes(Node *n, const Shape *s, Diags *d)
+{
+    bool seen[IR_MAXRANK] = {0};
+    for (int i = 0; i < n->a.naxes; i++) {
+        int ax = n->a.axes[i];
+        if (ax < 0 || ax >= s->rank || seen[ax]) {
+            char t[TYBUF];
+            diag_error(d, n->loc, "%s: axis %d is %s for %s", ir_ops[n->op].name, ax,
+                       ax >= 0 && ax < s->rank ? "repeated" : "out of range", ty(n->in[0], t));
+            return false;
+        }
+        seen[ax] = true;
+    }
+    return true;
+}
+
+static bool infer_reduce(Node *n, Diags *d)
+{
+    const Shape *s = &n->in[0]->shape;
+    if (!check_axes(n, s, d))
+        return false;
+    if (n->op == OP_ARGMAX && n->a.naxes != 1) {
+        diag_error(d, n->loc, "argmax takes exactly one axis");
+        return false;
+    }
+    bool red[IR_MAXRANK] = {0};
+    for (int i = 0; i < n->a.naxes; i++)
+        red[n->a.axes[i]] = true;
+    Shape out = ir_shape0();
+    for (int k = 0; k < s->rank; k++) {
+        if (!red[k])
+            out.d[out.rank++] = s->d[k];
+        else if (n->a.keepdims)
+            out.d[out.rank++] = 1;
+    }
+    n->shape = out;
+    n->dt = n->in[0]->dt;
+    return true;
+}
+
+static int64_t count_static(const Shape *s, int *nn, bool *ovf)
+{
+    int64_t p = 1;
+    *nn = 0;
+    *ovf = false;
+    for (int i = 0; i < s->rank; i++) {
+        if (s->d[i] == IR_DIM_N)
+            (*nn)++;
+        else if (s->d[i] < 0 || mul_overflow_i64(p, s->d[i], &p))
+            *ovf = true;
+    }
+    return p;
+}
+
+static bool infer_reshape(Node *n, Diags *d)
+{
+    const Shape *s = &n->in[0]->shape, *t = &n->a.shape;
+    int n1, n2;
+    bool o1, o2;
+    int64_t c1 = count_static(s, &n1, &o1), c2 = count_static(t, &n2, &o2);
+    char t1[TYBUF], t2[96];
+    if (o1 || o2) {
+        diag_error(d, n->loc, "%s to %s: element count overflows", ir_ops[n->op].name,
+                   ir_shape_str(t, t2, sizeof t2));
+        return false;
+    }
+    if (n1 != n2 || c1 != c2) {
+        diag_error(d, n->loc, "cannot reshape %s to %s: element counts differ", ty(n->in[0], t1),
+                   ir_shape_str(t, t2, sizeof t2));
+        return false;
+    }
+    n->shape = *t;
+    return true;
+}
+
+static bool infer_bcast_to(Node *n, Diags *d)
+{
+    const Shape *s = &n->in[0]->shape, *t = &n->a.shape;
+    int off = t->rank - s->rank;
+    bool ok = off >= 0;
+    for (int k = 0; ok && k < s->rank; k++)
+        ok = s->d[k] == 1 || s->d[k] == t->d[off + k];
+    if (!ok) {
+        char t1[TYBUF], t2[96];
+        diag_error(d, n->loc, "cannot broadcast %s to %s", ty(n->in[0], t1),
+                   ir_shape_str(t, t2, sizeof t2));
+        return false;
+    }
+    n->shape = *t;
+    return true;
+}
+
+static bool infer_transpose(Node *n, Diags *d)
+{
+    const Shape *s = &n->in[0]->shape;
+    if (n->a.naxes != s->rank || !check_axes(n, s, d)) {
+        if (n->a.naxes != s->rank) {
+            char t[TYBUF];
+            diag_error(d, n->loc, "transpose of %s needs a permutation of %d axes, got %d",
+                       ty(n->in[0], t), s->rank, n->a.naxes);
+        }
+        return false;
+    }
+    Shape out = *s;
+    for (int k = 0; k < s->rank; k++)
+        out.d[k] = s->d[n->a.axes[k]];
+    n->shape = out;
+    return true;
+}
+
+/* Slice result along one axis; full-range slices of N stay N. */
+static bool slice_dim(Node *n, const Shape *s, int k, int64_t *out, Diags *d)
+{
+    int64_t b = n->a.begin[k], e = n->a.end[k], st = n->a.step[k], dim = s->d[k];
+    char t[TYBUF];
+    if (st < 1) {
+        diag_error(d, n->loc, "slice step must be positive, got %lld on axis %d", (long long)st, k);
+        return false;
+    }
+    if (dim == IR_DIM_N) {
+        if (e == INT64_MAX && b == 0 && st == 1) {
+            *out = IR_DIM_N;
+            return true;
+        }
+        if (e == INT64_MAX || b < 0 || e < b) {
+            diag_error(d, n->loc, "slice of the batch dimension N must be whole or a fixed range");
+            return false;
+        }
+    } else {
+        if (e == INT64_MAX)
+            e = dim;
+        if (b < 0 || e > dim || b > e) {
+            diag_error(d, n->loc, "slice [%lld:%lld] out of range for axis %d of %s", (long long)b,
+                       (long long)e, k, ty(n->in[0], t));
+            return false;
+        }
+    }
+    *out = (e - b + st - 1) / st;
+    return true;
+}
+
+static bool infer_slice(Node *n, const Shape *s, Shape *out, Diags *d)
+{
+    *out = *s;
+    for (int k = 0; k < s->rank; k++)
+        if (!slice_dim(n, s, k, &out->d[k], d))
+            return false;
+    return true;
+}
+
+static bool infer_slice_grad(Node *n, Diags *d)
+{
+    Shape r;
+    Node tmp = *n;
+    Node src = *n->in[0];
+    src.shape = n->a.shape;
+    Node *ins[1] = {&src};
+    tmp.in = ins;
+    if (!infer_slice(&tmp, &n->a.shape, &r, d))
+        return false;
+    if (!ir_shape_eq(&r, &n->in[0]->shape)) {
+        char t1[TYBUF], t2[96];
+        diag_error(d, n->loc, "slice_grad: gradient %s does not match the slice of %s",
+                   ty(n->in[0], t1), ir_shape_str(&n->a.shape, t2, sizeof t2));
+        return false;
+    }
+    n->shape = n->a.shape;
+    return true;
+}
+
+static bool infer_concat(Node *n, Diags *d)
+{
+    if (n->nin < 1) {
+        diag_error(d, n->loc, "concat needs at least one operand");
+        return false;
+    }
+    int ax = n->a.axes[0];
+    Shape out = n->in[0]->shape;
+    if (ax < 0 || ax >= out.rank) {
+        diag_error(d, n->loc, "concat: axis %d out of range for rank %d", ax, out.rank);
+        return false;
+    }
+    for (int i = 1; i < n->nin; i++) {
+        const Shape *s = &n->in[i]->shape;
+        bool ok = s->rank == out.rank;
+        for (int k = 0; ok && k < s->rank; k++)
+            ok = k == ax || s->d[k] == out.d[k];
+        char t1[TYBUF], t2[TYBUF];
+        if (!ok) {
+            diag_error(d, n->loc, "concat of %s and %s along axis %d: other dimensions differ",
+                       ty(n->in[0], t1), ty(n->in[i], t2), ax);
+            return false;
+        }
+        if (s->d[ax] == IR_DIM_N || out.d[ax] == IR_DIM_N) {
+            diag_error(d, n->loc, "concat along the batch dimension N is not supported");
+            return false;
+        }
+        out.d[ax] += s->d[ax];
+    }
+    n->shape = out;
+    return true;
+}
+
+static bool infer_matmul(Node *n, Diags *d)
+{
+    Node *a = n->in[0], *b = n->in[1];
+    char t1[TYBUF], t2[TYBUF];
+    if (a->shape.rank != 2 || b->shape.rank != 2) {
+        diag_error(d, n->loc, "matmul needs two matrices, got %s and %s", ty(a, t1), ty(b, t2));
+        return false;
+    }
+    int64_t m = a->shape.d[n->a.ta ? 1 : 0], k1 = a->shape.d[n->a.ta ? 0 : 1];
+    int64_t k2 = b->shape.d[n->a.tb ? 1 : 0], nn = b->shape.d[n->a.tb ? 0 : 1];
+    if (k1 != k2) {
+        char d1[24], d2[24];
+        dim_str(k1, d1);
+        dim_str(k2, d2);
+        diag_error(d, n->loc, "matmul of %s and %s: inner dimensions %s and %s differ", ty(a, t1),
+                   ty(b, t2), d1, d2);
+        return false;
+    }
+    n->shape = ir_shape2(m, nn);
+    return true;
+}
+
+static bool check_nhwc(Node *n, Node *x, Diags *d)
+{
+    char t[TYBUF];
+    if (x->shape.rank != 4) {
+        diag_error(d, n->loc, "%s needs an NHWC tensor of rank 4, got %s", ir_ops[n->op].name,
+                   ty(x, t));
+        return false;
+    }
+    for (int k = 1; k < 4; k++)
+        if (x->shape.d[k] == IR_DIM_N) {
+            diag_error(d, n->loc, "%s: only the first dimension may be N", ir_ops[n->op].name);
+            return false;
+        }
+    return true;
+}
+
+/* Output spatial size of a window op; false when the window does not fit. */
+static bool window_out(Node *n, const Shape *x, int kh, int kw, int64_t *oh, int64_t *ow, Diags *d)
+{
+    const Attrs *a = &n->a;
+    if (a->stride[0] < 1 || a->stride[1] < 1 || kh < 1 || kw < 1) {
+        diag_error(d, n->loc, "%s: strides and window sizes must be positive", ir_ops[n->op].name);
+        return false;
+    }
+    for (int i = 0; i < 4; i++)
+        if (a->pad[i] < 0) {
+            diag_error(d, n->loc, "%s: padding must not be negative", ir_ops[n->op].name);
+            return false;
+        }
+    int64_t h = x->d[1] + a->pad[0] + a->pad[1], w = x->d[2] + a->pad[2] + a->pad[3];
+    if (h < kh || w < kw) {
+        diag_error(d, n->loc, "%s: window %dx%d is larger than the padded input %lldx%lld",
+                   ir_ops[n->op].name, kh, kw, (long long)h, (long long)w);
+        return false;
+    }
+    *oh = (h - kh) / a->stride[0] + 1;
+    *ow = (w - kw) / a->stride[1] + 1;
+    return true;
+}
+
+static bool conv_out(Node *n, const Shape *x, const Shape *k, Shape *out, Diags *d)
+{
+    char t1[96], t2[96];
+    if (k->rank != 4) {
+        diag_error(d, n->loc, "conv2d kernel must be HWIO of rank 4, got %s",
+                   ir_shape_str(k, t1, sizeof t1));
+        return false;
+    }
+    if (x->d[3] != k->d[2]) {
+        diag_error(d, n->loc,
+                   "conv2d of %s with kernel %s: input channels %lld and kernel channels %lld differ",
+                   ir_shape_str(x, t1, sizeof t1), ir_shape_str(k, t2, sizeof t2),
+                   (long long)x->d[3], (long long)k->d[2]);
+        return false;
+    }
+    int64_t oh, ow;
+    if (!window_out(n, x, (int)k->d[0], (int)k->d[1], &oh, &ow, d))
+        return false;
+    int64_t dims[4] = {x->d[0], oh, ow, k->d[3]};
+    *out = ir_shape(4, dims);
+    return true;
+}
+
+static bool expect_shape(Node *n, const Shape *got, const Shape *want, const char *what, Diags *d)
+{
+    if (ir_shape_eq(got, want))
+        return true;
+    char t1[96], t2[96];
+    diag_error(d, n->loc, "%s: %s is %s, expected %s", ir_ops[n->op].name, what,
+               ir_shape_str(got, t1, sizeof t1), ir_shape_str(want, t2, sizeof t2));
+    return false;
+}
+
+static bool infer_conv(Node *n, Diags *d)
+{
+    Shape out;
+    switch (n->op) {
+    case OP_CONV2D:
+        if (!check_nhwc(n, n->in[0], d) || !conv_out(n, &n->in[0]->shape, &n->in[1]->shape, &n->shape, d))
+            return false;
+        return true;
+    case OP_CONV2D_GRAD_INPUT: /* (dy, k) -> x shape */
+        if (!check_nhwc(n, n->in[0], d) || n->a.shape.rank != 4)
+            return false;
+        if (!conv_out(n, &n->a.shape, &n->in[1]->shape, &out, d))
+            return false;
+        if (!expect_shape(n, &n->in[0]->shape, &out, "output gradient", d))
+            return false;
+        n->shape = n->a.shape;
+        return true;
+    case OP_CONV2D_GRAD_KERNEL: /* (x, dy) -> k shape */
+        if (!check_nhwc(n, n->in[0], d) || !conv_out(n, &n->in[0]->shape, &n->a.shape, &out, d))
+            return false;
+        if (!expect_shape(n, &n->in[1]->shape, &out, "output gradient", d))
+            return false;
+        n->shape = n->a.shape;
+        return true;
+    default:
+        ICE("not a conv op");
+    }
+}
+
+static bool infer_pool(Node *n, Diags *d)
+{
+    const Shape *x = n->op == OP_AVG_POOL2D_GRAD ? &n->a.shape : &n->in[0]->shape;
+    if (n->op == OP_AVG_POOL2D_GRAD && x->rank != 4) {
+        diag_error(d, n->loc, "avg_pool2d_grad needs an NHWC result shape");
+        return false;
+    }
+    if (n->op != OP_AVG_POOL2D_GRAD && !check_nhwc(n, n->in[0], d))
+        return false;
+    int64_t oh, ow;
+    if (!window_out(n, x, n->a.window[0], n->a.window[1], &oh, &ow, d))
+        return false;
+    int64_t dims[4] = {x->d[0], oh, ow, x->d[3]};
+    Shape y = ir_shape(4, dims);
+    switch (n->op) {
+    case OP_MAX_POOL2D:
+    case OP_AVG_POOL2D:
+        n->shape = y;
+        return true;
+    case OP_MAX_POOL2D_GRAD:
+        if (!expect_shape(n, &n->in[1]->shape, &y, "output gradient", d))
+            return false;
+        n->shape = *x;
+        return true;
+    case OP_AVG_POOL2D_GRAD:
+        if (!expect_shape(n, &n->in[0]->shape, &y, "output gradient", d))
+            return false;
+        n->shape = *x;
+        return true;
+    default:
+        ICE("not a pool op");
+    }
+}
+
+static bool infer_axis_op(Node *n, Diags *d)
+{
+    int ax = n->a.axes[0];
+    if (ax < 0 || ax >= n->in[0]->shape.rank) {
+        char t[TYBUF];
+        diag_error(d, n->loc, "%s: axis %d out of range for %s", ir_ops[n->op].name, ax,
+                   ty(n->in[0], t));
+        return false;
+    }
+    n->shape = n->in[0]->shape;
+    return true;
+}
+
+static bool infer_leaf(Node *n, Diags *d)
+{
+    (void)d;
+    n->shape = n->a.shape;
+    if (n->op == OP_CONST)
+        n->dt = n->a.to;
+    return true;
+}
+
+static bool infer_fused(Node *n, Diags *d)
+{
+    Graph *s = n->sub;
+    if (!s || s->nouts < 1) {
+        diag_error(d, n->loc, "fused node without a body");
+        return false;
+    }
+    n->dt = s->outs[0].val->dt;
+    n->shape = s->outs[0].val->shape;
+    return true;
+}
+
+bool ir_infer(Node *n, Diags *d)
+{
+    const OpInfo *oi = &ir_ops[n->op];
+    if (oi->arity >= 0 && n->nin != oi->arity) {
+        diag_error(d, n->loc, "%s takes %d operand%s, got %d", oi->name, oi->arity,
+                   oi->arity == 1 ? "" : "s", n->nin);
+        return false;
+    }
+    if (n->nin > 0)
+        n->dt = n->in[0]->dt;
+    switch (oi->cls) {
+    case OPC_LEAF:
+        return infer_leaf(n, d);
+    case OPC_UNARY:
+        if (n->op == OP_CAST) {
+            n->shape = n->in[0]->shape;
+            n->dt = n->a.to;
+            return true;
+        }
+        if (!need_float(n, n->in[0], d))
+            return false;
+        n->shape = n->in[0]->shape;
+        return true;
+    case OPC_BINARY:
+        return same_dtype(n, d) && infer_broadcast(n, 0, d);
+    case OPC_REDUCE:
+        return need_float(n, n->in[0], d) && infer_reduce(n, d);
+    case OPC_SHAPE:
+        switch (n->op) {
+        case OP_BROADCAST:
+            return infer_bcast_to(n, d);
+        case OP_RESHAPE:
+            return infer_reshape(n, d);
+        case OP_TRANSPOSE:
+            return infer_transpose(n, d);
+        case OP_SLICE:
+            return infer_slice(n, &n->in[0]->shape, &n->shape, d);
+        case OP_SLICE_GRAD:
+            return infer_slice_grad(n, d);
+        case OP_CONCAT:
+            return same_dtype(n, d) && infer_concat(n, d);
+        default:
+            break;
+        }
+        break;
+    case OPC_OTHER:
+        switch (n->op) {
+        case OP_SELECT:
+            if (!same_dtype(n, d) || !infer_broadcast(n, 0, d))
+                return false;
+            n->dt = n->in[1]->dt;
+            return true;
+        case OP_MATMUL:
+            return same_dtype(n, d) && infer_matmul(n, d);
+        case OP_CONV2D:
+        case OP_CONV2D_GRAD_INPUT:
+        case OP_CONV2D_GRAD_KERNEL:
+            return same_dtype(n, d) && infer_conv(n, d);
+        case OP_MAX_POOL2D:
+        case OP_MAX_POOL2D_GRAD:
+        case OP_AVG_POOL2D:
+        case OP_AVG_POOL2D_GRAD:
+            return same_dtype(n, d) && infer_pool(n, d);
+        case OP_SOFTMAX:
+        case OP_LOG_SOFTMAX:
+            return need_float(n, n->in[0], d) && infer_axis_op(n, d);
+        case OP_ONE_HOT: {
+            Shape s = n->in[0]->shape;
+            if (s.rank >= IR_MAXRANK || n->a.depth < 1) {
+                diag_error(d, n->loc, "one_hot: bad rank or depth %d", n->a.depth);
+                return false;
+            }
+            s.d[s.rank++] = n->a.depth;
+            n->shape = s;
+            n->dt = n->a.to;
+            return ir_dtype_is_float(n->dt);
+        }
+        case OP_DROPOUT_MASK:
+            if (!need_float(n, n->in[0], d))
+                return false;
+            if (!(n->a.value >= 0 && n->a.value < 1)) {
+                diag_error(d, n->loc, "dropout rate must be in [0, 1), got %g", n->a.value);
+                return false;
+            }
+            n->shape = n->in[0]->shape;
+            return true;
+        case OP_PHASE:
+            if (!same_dtype(n, d))
+                return false;
+            if (!ir_shape_eq(&n->in[0]->shape, &n->in[1]->shape)) {
+                diag_error(d, n->loc, "phase: training and inference values differ in shape");
+                return false;
+            }
+            n->shape = n->in[0]->shape;
+            return true;
+        case OP_FUSED:
+            return infer_fused(n, d);
+        default:
+            break;
+        }
+        break;
+    }
+    ICE("no shape rule for op %s", oi->name);
+}

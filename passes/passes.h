@@ -1,0 +1,56 @@
+/* Graph passes, one per file, all with the signature
+ * `bool ps_<name>(Graph *, ..., Diags *)`. The pipeline is written out in
+ * pipeline.c. */
+#ifndef MODELC_PASSES_H
+#define MODELC_PASSES_H
+
+#include "ir/ir.h"
+
+typedef enum { MODE_TRAIN, MODE_INFER } Mode;
+
+/* True when the parameter is not learned: trainable=false, a state or
+ * optimizer slot, or its name matches one of g->train.freeze. */
+bool ps_is_frozen(const Graph *g, const Node *param);
+
+/* specialize.c: resolve every PHASE node for the mode (train -> operand 0,
+ * infer -> operand 1; a phase whose layer's parameters are all frozen
+ * takes the inference operand in both modes); in infer mode drop
+ * train_only outputs, the loss-only graph parts stay. */
+bool ps_specialize(Graph *g, Mode mode, Diags *d);
+
+/* autodiff.c: reverse mode from the OUT_LOSS output; appends OUT_GRAD
+ * outputs (name "grad.<param>") for every trainable, non-frozen PARAM,
+ * and for each INPUT whose name is listed in wrt. */
+bool ps_autodiff(Graph *g, const char **wrt, int nwrt, Diags *d);
+
+/* simplify.c: constant folding, algebraic identities, CSE, DCE. */
+bool ps_simplify(Graph *g, Diags *d);
+
+/* optimizer.c: append the optimizer update (g->train) as IR: one
+ * OUT_UPDATE per parameter and per optimizer slot (new ROLE_SLOT params). */
+bool ps_optimizer(Graph *g, Diags *d);
+
+/* fuse.c: group elementwise chains into FUSED nodes. */
+bool ps_fuse(Graph *g, Diags *d);
+
+/* verify.c wrapper so the verifier can run as a pass. */
+bool ps_verify(Graph *g, Diags *d);
+
+/* pipeline.c */
+typedef struct PipelineOpts {
+    Mode mode;
+    bool grads;        /* run autodiff */
+    bool update;       /* append optimizer update (implies grads) */
+    bool simplify;
+    bool fuse;
+    const char **wrt;  /* extra INPUT names to differentiate */
+    int nwrt;
+    const char *stop_after; /* pass name or NULL */
+    bool time_passes;
+} PipelineOpts;
+
+/* Names of the passes in pipeline order, for --after=PASS validation. */
+extern const char *const ps_pass_names[];
+bool ps_run_pipeline(Graph *g, const PipelineOpts *o, Diags *d);
+
+#endif

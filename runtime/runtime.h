@@ -1,0 +1,86 @@
+/* The runtime: tensors, named tensor maps, the counter-based RNG,
+ * initializers, safetensors checkpoints and data loaders. No process-wide
+ * state: everything hangs off explicit objects. */
+#ifndef MODELC_RUNTIME_H
+#define MODELC_RUNTIME_H
+
+#include "ir/ir.h"
+
+/* ---- tensors (tensor.c) ---- */
+typedef struct Tensor {
+    DType dt;
+    int rank;
+    int64_t dims[IR_MAXRANK];
+    int64_t numel;
+    void *data; /* 64-byte aligned, owned */
+} Tensor;
+
+Tensor *rt_tensor_new(DType dt, int rank, const int64_t *dims); /* zeroed; NULL on overflow */
+Tensor *rt_tensor_like(const Tensor *t);
+Tensor *rt_tensor_clone(const Tensor *t);
+/* Concrete tensor for an IR shape with N := n. */
+Tensor *rt_tensor_for(DType dt, const Shape *s, int64_t n);
+void rt_tensor_free(Tensor *t);
+double rt_get(const Tensor *t, int64_t i);
+void rt_set(Tensor *t, int64_t i, double v);
+bool rt_tensor_same_shape(const Tensor *a, const Tensor *b);
+/* Does t fit IR shape s (N binds to t's dim)? On success *n is N (or -1 if
+ * s has no N); n_in >= 0 requires that N. */
+bool rt_tensor_matches(const Tensor *t, const Shape *s, int64_t n_in, int64_t *n);
+char *rt_tensor_type_str(const Tensor *t, char *buf, size_t n);
+
+/* ---- named tensor maps (tensor.c) ---- */
+typedef struct TensorMap {
+    int n, cap;
+    char **names;
+    Tensor **t;
+} TensorMap;
+
+void rt_map_init(TensorMap *m);
+void rt_map_free(TensorMap *m); /* frees names and tensors */
+/* Takes ownership of t; replaces an existing entry with the same name. */
+void rt_map_put(TensorMap *m, const char *name, Tensor *t);
+Tensor *rt_map_get(const TensorMap *m, const char *name);
+
+/* ---- counter-based RNG (rng.c): Philox-4x32-10 ---- */
+/* Four 32-bit words for (key, counter). Same inputs, same output, always. */
+void rt_philox(uint64_t key, uint64_t ctr_hi, uint64_t ctr_lo, uint32_t out[4]);
+/* Uniform in [0,1) for element idx of a stream; 24-bit (f32) resolution
+ * is enough for masks, 53 bits are used. */
+double rt_uniform(uint64_t seed, uint64_t stream, uint64_t step, uint64_t idx);
+double rt_normal(uint64_t seed, uint64_t stream, uint64_t step, uint64_t idx);
+
+/* ---- initializers (init.c) ---- */
+/* Fill t per init; fans from IR shape conventions (ir_fans). The stream
+ * should be derived from the parameter name (rt_name_stream) so adding a
+ * parameter does not change the others. */
+void rt_init_tensor(Tensor *t, Init init, uint64_t seed, uint64_t stream);
+uint64_t rt_name_stream(const char *name); /* FNV-1a 64 */
+/* Initialise every PARAM of g into m (missing ones only unless overwrite). */
+void rt_init_params(const Graph *g, TensorMap *m, uint64_t seed, bool overwrite);
+
+/* ---- safetensors (safetensors.c) ---- */
+/* Metadata (string key/value pairs in __metadata__). */
+typedef struct Metadata {
+    int n, cap;
+    char **keys, **vals;
+} Metadata;
+void rt_meta_init(Metadata *m);
+void rt_meta_free(Metadata *m);
+void rt_meta_set(Metadata *m, const char *key, const char *val);
+const char *rt_meta_get(const Metadata *m, const char *key);
+
+/* Read: every hostile-file condition becomes a diagnostic naming the file
+ * (and the byte offset where it applies). meta may be NULL. */
+bool rt_safetensors_read(const char *path, TensorMap *out, Metadata *meta, Diags *d);
+bool rt_safetensors_read_mem(const char *path, const unsigned char *buf, size_t len,
+                             TensorMap *out, Metadata *meta, Diags *d);
+/* Write atomically: temp file, fsync, rename, fsync directory. */
+bool rt_safetensors_write(const char *path, const TensorMap *m, const Metadata *meta, Diags *d);
+
+/* Check a map against the graph's parameters: missing, extra, wrong
+ * dtype/shape are errors naming the tensor. */
+bool rt_check_params(const Graph *g, const TensorMap *m, const char *file, bool allow_extra,
+                     Diags *d);
+
+#endif

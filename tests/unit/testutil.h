@@ -1,0 +1,9 @@
+/* Helpers shared by the unit tests (Check). */
+#ifndef MODELC_TESTUTIL_H
+#define MODELC_TESTUTIL_H
+
+#include <check.h>
+
+int tu_run(Suite *s);
+
+#endif

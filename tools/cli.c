@@ -1,0 +1,158 @@
+/* Option parsing and help for the subcommands. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "modelc %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'modelc %s --help'.\n", cmd);
+    return 2;
+}
+
+void cli_help(const CliCmd *c, FILE *f)
+{
+    fprintf(f, "usage: modelc %s %s\n\n%s\n", c->name, c->usage, c->summary);
+    if (c->nopts)
+        fputs("\noptions:\n", f);
+    for (int i = 0; i < c->nopts; i++) {
+        const CliOpt *o = &c->opts[i];
+        char left[64];
+        if (o->metavar)
+            snprintf(left, sizeof left, "--%s %s", o->name, o->metavar);
+        else
+            snprintf(left, sizeof left, "--%s", o->name);
+        fprintf(f, "  %-28s %s\n", left, o->help);
+    }
+    fputs("  --help                       show this help\n", f);
+}
+
+static int set_value(const CliCmd *c, const CliOpt *o, const char *v)
+{
+    char *end;
+    errno = 0;
+    switch (o->type) {
+    case CLI_STR:
+        *(const char **)o->dst = v;
+        return 0;
+    case CLI_MULTI: {
+        CliList *l = o->dst;
+        if (l->n == ARRAY_LEN(l->v))
+            return cli_usage_error(c->name, "too many --%s options", o->name);
+        l->v[l->n++] = v;
+        return 0;
+    }
+    case CLI_INT: {
+        long x = strtol(v, &end, 10);
+        if (!*v || *end || errno || x < -2147483647L || x > 2147483647L)
+            return cli_usage_error(c->name, "--%s expects an integer, got '%s'", o->name, v);
+        *(int *)o->dst = (int)x;
+        return 0;
+    }
+    case CLI_U64: {
+        unsigned long long x = strtoull(v, &end, 10);
+        if (!*v || *end || errno || *v == '-')
+            return cli_usage_error(c->name, "--%s expects a non-negative integer, got '%s'",
+                                   o->name, v);
+        *(uint64_t *)o->dst = x;
+        return 0;
+    }
+    case CLI_DOUBLE: {
+        double x = strtod(v, &end);
+        if (!*v || *end || errno)
+            return cli_usage_error(c->name, "--%s expects a number, got '%s'", o->name, v);
+        *(double *)o->dst = x;
+        return 0;
+    }
+    case CLI_FLAG:
+        break;
+    }
+    ICE("bad option type");
+}
+
+int cli_parse(const CliCmd *c, int argc, char **argv, char ***pos, int *npos)
+{
+    char **p = xmalloc((size_t)argc * sizeof(char *));
+    int np = 0;
+    bool only_pos = false;
+    for (int i = 1; i < argc; i++) {
+        char *a = argv[i];
+        if (only_pos || a[0] != '-' || a[1] == 0) {
+            p[np++] = a;
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            only_pos = true;
+            continue;
+        }
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            cli_help(c, stdout);
+            free(p);
+            return -1;
+        }
+        if (a[1] != '-') {
+            free(p);
+            return cli_usage_error(c->name, "unknown option '%s'", a);
+        }
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const CliOpt *o = NULL;
+        for (int k = 0; k < c->nopts; k++)
+            if (strlen(c->opts[k].name) == len && strncmp(c->opts[k].name, name, len) == 0)
+                o = &c->opts[k];
+        if (!o) {
+            free(p);
+            return cli_usage_error(c->name, "unknown option '--%.*s'", (int)len, name);
+        }
+        if (o->type == CLI_FLAG) {
+            if (eq) {
+                free(p);
+                return cli_usage_error(c->name, "--%s takes no value", o->name);
+            }
+            *(bool *)o->dst = true;
+            continue;
+        }
+        const char *v = eq ? eq + 1 : NULL;
+        if (!v) {
+            if (i + 1 >= argc) {
+                free(p);
+                return cli_usage_error(c->name, "--%s needs a value", o->name);
+            }
+            v = argv[++i];
+        }
+        int rc = set_value(c, o, v);
+        if (rc) {
+            free(p);
+            return rc;
+        }
+    }
+    if (np < c->min_pos || (c->max_pos >= 0 && np > c->max_pos)) {
+        free(p);
+        if (np < c->min_pos)
+            return cli_usage_error(c->name, "missing argument (usage: modelc %s %s)", c->name,
+                                   c->usage);
+        return cli_usage_error(c->name, "too many arguments (usage: modelc %s %s)", c->name,
+                               c->usage);
+    }
+    *pos = p;
+    *npos = np;
+    return 0;
+}
+
+Graph *cli_load(const char *path, Diags *d)
+{
+    Graph *g = fe_load_file(path, d);
+    diags_print(d, stderr);
+    if (!g || d->nerrors) {
+        ir_graph_free(g);
+        return NULL;
+    }
+    return g;
+}

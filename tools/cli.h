@@ -1,0 +1,45 @@
+/* Command-line helpers shared by the subcommands: option parsing with
+ * usage errors (exit 2), help text, and model loading with diagnostics. */
+#ifndef MODELC_CLI_H
+#define MODELC_CLI_H
+
+#include "frontend/frontend.h"
+#include "ir/ir.h"
+
+typedef enum { CLI_FLAG, CLI_STR, CLI_INT, CLI_DOUBLE, CLI_U64, CLI_MULTI } CliType;
+
+typedef struct CliOpt {
+    const char *name;    /* without the leading "--" */
+    CliType type;
+    void *dst;           /* bool*, const char**, int*, double*, uint64_t*, CliList* */
+    const char *metavar; /* for help; NULL for flags */
+    const char *help;
+} CliOpt;
+
+typedef struct CliList {
+    int n;
+    const char *v[64];
+} CliList;
+
+typedef struct CliCmd {
+    const char *name;
+    const char *usage;   /* "FILE... [options]" */
+    const char *summary;
+    const CliOpt *opts;
+    int nopts;
+    int min_pos, max_pos; /* positional argument counts; max -1 = any */
+} CliCmd;
+
+/* Parse argv (argv[0] is the command name). Returns 0 on success with the
+ * positional arguments in pos/npos (pointers into argv); 2 after printing
+ * a usage error; -1 after printing help (caller exits 0). Options may be
+ * given as --name=value or --name value. */
+int cli_parse(const CliCmd *c, int argc, char **argv, char ***pos, int *npos);
+void cli_help(const CliCmd *c, FILE *f);
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Load a model (.mdl or .ir) and print its diagnostics to stderr; NULL on
+ * error. The caller owns d (diags_init / diags_free). */
+Graph *cli_load(const char *path, Diags *d);
+
+#endif
