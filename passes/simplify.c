@@ -288,12 +288,18 @@ static Node *rw_drop_broadcast(Simp *s, Node *n)
             Node *x = j == i ? n->in[i]->in[0] : n->in[j];
             ok = bcast_shapes(out, x->shape, &out);
         }
-        if (!ok || !ir_shape_eq(&out, &n->shape))
-            continue;
         Node *in[3];
         memcpy(in, n->in, (size_t)n->nin * sizeof(Node *));
         in[i] = n->in[i]->in[0];
-        return mk(s, n->op, in, n->nin, &n->a);
+        if (ok && ir_shape_eq(&out, &n->shape))
+            return mk(s, n->op, in, n->nin, &n->a);
+        /* a single broadcast element: op(broadcast(c), y) -> broadcast(op(c, y)) */
+        if (ok && ir_shape_numel(&in[i]->shape, 1) == 1 && in[i]->shape.rank <= out.rank) {
+            Node *inner = mk(s, n->op, in, n->nin, &n->a);
+            Attrs a = ir_attrs();
+            a.shape = n->shape;
+            return mk(s, OP_BROADCAST, &inner, 1, &a);
+        }
     }
     return NULL;
 }
