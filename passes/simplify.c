@@ -212,6 +212,11 @@ static Node *rw_mul(Simp *s, Node *n, Node *a, Node *b)
         return mk2(s, OP_MUL, a->in[0], b->in[0]);
     if (is_sconst(b))
         return NULL;
+    /* negations move outwards, where sub/add or a constant absorbs them */
+    if (a->op == OP_NEG)
+        return mk1(s, OP_NEG, mk2(s, OP_MUL, a->in[0], b));
+    if (b->op == OP_NEG)
+        return mk1(s, OP_NEG, mk2(s, OP_MUL, a, b->in[0]));
     /* hoist constant factors outwards: (x * c) * y -> (x * y) * c */
     if (a->op == OP_MUL && is_sconst(a->in[1]))
         return mk2(s, OP_MUL, mk2(s, OP_MUL, a->in[0], b), a->in[1]);
