@@ -298,12 +298,10 @@ typedef struct BnParams {
     Node *gamma, *beta, *mean, *var;
 } BnParams;
 
-/* (x - mean) * rsqrt(var + eps) * gamma + beta */
-static Node *bn_normalize(FeCtx *c, Node *x, Node *mean, Node *var, const BnParams *p, double eps,
-                          SrcLoc loc)
+/* xc * rsqrt(var + eps) * gamma + beta, with xc = x - mean */
+static Node *bn_normalize(FeCtx *c, Node *xc, Node *var, const BnParams *p, double eps, SrcLoc loc)
 {
-    Node *xc = fe_op2(c, OP_SUB, x, mean, loc);
-    Node *inv = fe_op1(c, OP_RSQRT, fe_op2(c, OP_ADD, var, fe_const_like(c, x, eps, loc), loc), loc);
+    Node *inv = fe_op1(c, OP_RSQRT, fe_op2(c, OP_ADD, var, fe_const_like(c, var, eps, loc), loc), loc);
     Node *y = fe_op2(c, OP_MUL, fe_op2(c, OP_MUL, xc, inv, loc), p->gamma, loc);
     return fe_op2(c, OP_ADD, y, p->beta, loc);
 }
@@ -360,10 +358,11 @@ Val fe_layer_batchnorm(FeCtx *c, const Expr *e)
     for (int i = 0; i < red.naxes; i++)
         red.axes[i] = i;
     Node *mean_b = fe_op(c, OP_REDUCE_MEAN, &x, 1, &red, loc);
-    Node *sq = fe_op1(c, OP_SQUARE, fe_op2(c, OP_SUB, x, mean_b, loc), loc);
+    Node *xc = fe_op2(c, OP_SUB, x, mean_b, loc);
+    Node *sq = fe_op1(c, OP_SQUARE, xc, loc);
     Node *var_b = fe_op(c, OP_REDUCE_MEAN, &sq, 1, &red, loc);
-    Node *train = bn_normalize(c, x, mean_b, var_b, &p, eps, loc);
-    Node *infer = bn_normalize(c, x, p.mean, p.var, &p, eps, loc);
+    Node *train = bn_normalize(c, xc, var_b, &p, eps, loc);
+    Node *infer = bn_normalize(c, fe_op2(c, OP_SUB, x, p.mean, loc), p.var, &p, eps, loc);
     Attrs ph = ir_attrs();
     ph.name = name;
     Node *in[2] = {train, infer};

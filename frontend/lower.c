@@ -441,8 +441,48 @@ static Graph *lower_program(const char *path, const Program *prog, Arena *a, Dia
     return c.g;
 }
 
+static int loc_cmp(const SrcLoc *a, const SrcLoc *b)
+{
+    if (a->line != b->line)
+        return a->line < b->line ? -1 : 1;
+    return a->col < b->col ? -1 : a->col > b->col;
+}
+
+/* Order the diagnostics of this file by position (lexical errors are
+ * found before syntax errors); notes stay after the diagnostic they
+ * explain. Insertion sort of groups: files have few errors. */
+static void sort_diags(Diags *d, int from)
+{
+    for (int i = from + 1; i < d->n; i++) {
+        if (d->v[i].level == DIAG_NOTE)
+            continue;
+        int end = i + 1;
+        while (end < d->n && d->v[end].level == DIAG_NOTE)
+            end++;
+        int at = i;
+        while (at > from) {
+            int prev = at - 1;
+            while (prev > from && d->v[prev].level == DIAG_NOTE)
+                prev--;
+            if (loc_cmp(&d->v[prev].loc, &d->v[i].loc) <= 0)
+                break;
+            at = prev;
+        }
+        if (at < i) {
+            int k = end - i;
+            Diag *tmp = xmalloc((size_t)k * sizeof(Diag));
+            memcpy(tmp, d->v + i, (size_t)k * sizeof(Diag));
+            memmove(d->v + at + k, d->v + at, (size_t)(i - at) * sizeof(Diag));
+            memcpy(d->v + at, tmp, (size_t)k * sizeof(Diag));
+            free(tmp);
+        }
+        i = end - 1;
+    }
+}
+
 Graph *fe_compile(const char *path, const char *text, size_t len, Diags *d)
 {
+    int first_diag = d->n;
     Arena *a = arena_new();
     int errors = d->nerrors;
     TokList toks;
@@ -461,5 +501,6 @@ Graph *fe_compile(const char *path, const char *text, size_t len, Diags *d)
     }
     free(toks.v);
     arena_free(a);
+    sort_diags(d, first_diag);
     return g;
 }

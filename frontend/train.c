@@ -39,8 +39,12 @@ static bool item_int(FeCtx *c, const TrainItem *it, int64_t lo, int64_t hi, int6
         return false;
     }
     if (v.i < lo || v.i > hi) {
-        fe_error(c, it->val->start, 1, "train setting '%s' must be between %lld and %lld, got %lld",
-                 it->key, (long long)lo, (long long)hi, (long long)v.i);
+        if (v.i < lo)
+            fe_error(c, it->val->start, 1, "train setting '%s' must be at least %lld, got %lld",
+                     it->key, (long long)lo, (long long)v.i);
+        else
+            fe_error(c, it->val->start, 1, "train setting '%s' must be at most %lld, got %lld",
+                     it->key, (long long)hi, (long long)v.i);
         return false;
     }
     *out = v.i;
