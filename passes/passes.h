@@ -49,8 +49,12 @@ typedef struct PipelineOpts {
     bool time_passes;
 } PipelineOpts;
 
-/* Names of the passes in pipeline order, for --after=PASS validation. */
+/* Names of the passes in pipeline order, for --after=PASS validation;
+ * the list ends with NULL. */
 extern const char *const ps_pass_names[];
 bool ps_run_pipeline(Graph *g, const PipelineOpts *o, Diags *d);
+/* Run exactly one pass, named as in ps_pass_names, with the settings it
+ * needs from o (mode, wrt); for `modelc opt`. */
+bool ps_run_one(Graph *g, const char *name, const PipelineOpts *o, Diags *d);
 
 #endif
