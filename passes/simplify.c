@@ -16,7 +16,9 @@
 
 typedef struct Simp {
     Graph *g;
-    Node *n; /* node being rewritten: new nodes take its location and label */
+    Node *n;   /* node being rewritten: new nodes take its location and label */
+    int *uses; /* use counts at the start of the sweep, by id */
+    int nold;  /* nodes at the start of the sweep; later ones are new */
 } Simp;
 
 /* ---- building replacement nodes ---- */
@@ -45,15 +47,18 @@ static Node *mk2(Simp *s, Op op, Node *x, Node *y)
     return mk(s, op, in, 2, NULL);
 }
 
-static double round_to(DType t, double v)
-{
-    return t == DT_F32 ? (double)(float)v : v;
-}
-
+/* Constants keep the exact double (1/3 prints as 0.3333333333333333);
+ * an f32 graph rounds it when it is evaluated. */
 static Node *mkconst(Simp *s, DType t, double v)
 {
-    Node *c = ir_const(s->g, t, round_to(t, v), s->n->loc);
-    return c;
+    return ir_const(s->g, t, v, s->n->loc);
+}
+
+/* Rewrites that move a node outwards duplicate it when it has other
+ * users, so they apply only to single-use nodes. */
+static bool single_use(const Simp *s, const Node *n)
+{
+    return n->id >= s->nold || s->uses[n->id] <= 1;
 }
 
 /* ---- predicates ---- */
@@ -213,14 +218,14 @@ static Node *rw_mul(Simp *s, Node *n, Node *a, Node *b)
     if (is_sconst(b))
         return NULL;
     /* negations move outwards, where sub/add or a constant absorbs them */
-    if (a->op == OP_NEG)
+    if (a->op == OP_NEG && single_use(s, a))
         return mk1(s, OP_NEG, mk2(s, OP_MUL, a->in[0], b));
-    if (b->op == OP_NEG)
+    if (b->op == OP_NEG && single_use(s, b))
         return mk1(s, OP_NEG, mk2(s, OP_MUL, a, b->in[0]));
     /* hoist constant factors outwards: (x * c) * y -> (x * y) * c */
-    if (a->op == OP_MUL && is_sconst(a->in[1]))
+    if (a->op == OP_MUL && is_sconst(a->in[1]) && single_use(s, a))
         return mk2(s, OP_MUL, mk2(s, OP_MUL, a->in[0], b), a->in[1]);
-    if (b->op == OP_MUL && is_sconst(b->in[1]))
+    if (b->op == OP_MUL && is_sconst(b->in[1]) && single_use(s, b))
         return mk2(s, OP_MUL, mk2(s, OP_MUL, a, b->in[0]), b->in[1]);
     /* x * (1 / y) -> x / y */
     if (b->op == OP_DIV && is_val(b->in[0], 1))
@@ -232,7 +237,7 @@ static Node *rw_mul(Simp *s, Node *n, Node *a, Node *b)
 
 static Node *rw_div(Simp *s, Node *n, Node *a, Node *b)
 {
-    if (a->op == OP_MUL && is_sconst(a->in[1]) && !is_sconst(b))
+    if (a->op == OP_MUL && is_sconst(a->in[1]) && !is_sconst(b) && single_use(s, a))
         return mk2(s, OP_MUL, mk2(s, OP_DIV, a->in[0], b), a->in[1]);
     if (!is_sconst(b))
         return NULL;
@@ -404,7 +409,7 @@ static void replace(Node *n, Node *r)
 
 static bool rewrite_sweep(Graph *g)
 {
-    Simp s = {g, NULL};
+    Simp s = {g, NULL, ir_use_counts(g), g->nnodes};
     bool changed = false;
     clear_aux(g);
     for (int i = 0; i < g->nnodes; i++) {
@@ -420,6 +425,7 @@ static bool rewrite_sweep(Graph *g)
         }
     }
     resolve_outputs(g);
+    free(s.uses);
     return changed;
 }
 
