@@ -540,9 +540,14 @@ static bool parse_dtype(Parser *P, DType *t)
     return false;
 }
 
-static bool parse_type(Parser *P, DType *t, Shape *s)
+/* ':' type; *at (if given) receives the position of the dtype. */
+static bool parse_type(Parser *P, DType *t, Shape *s, Tok *at)
 {
-    return expect(P, ':', "before the type") && parse_dtype(P, t) && parse_dims(P, s);
+    if (!expect(P, ':', "before the type"))
+        return false;
+    if (at)
+        *at = P->tok;
+    return parse_dtype(P, t) && parse_dims(P, s);
 }
 
 static bool parse_loc(Parser *P, SrcLoc *loc)
@@ -808,7 +813,7 @@ static Node *parse_leaf(Parser *P, Graph *g, const char *kind)
     DType t;
     Shape s;
     SrcLoc loc;
-    if (!parse_type(P, &t, &s) || !parse_loc(P, &loc))
+    if (!parse_type(P, &t, &s, NULL) || !parse_loc(P, &loc))
         return NULL;
     if (kind[0] == 'i')
         return ir_input(g, name, t, s, loc);
@@ -956,8 +961,8 @@ static Node *parse_op(Parser *P, Graph *g, const Scope *sc, Op op, const Tok *at
     tmp.in = in;
     if (!parse_attrs(P, op, &tmp.a, &cx) || !check_slice_rank(P, &tmp, &cx))
         goto out;
-    Tok type_tok = P->tok;
-    if (!parse_type(P, &t, &s) || !parse_loc(P, &loc))
+    Tok type_tok;
+    if (!parse_type(P, &t, &s, &type_tok) || !parse_loc(P, &loc))
         goto out;
     if (op == OP_FUSED && !(tmp.sub = parse_body(P, in, tmp.nin, at)))
         goto out;
