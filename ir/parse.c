@@ -41,11 +41,17 @@ typedef struct Tok {
     char *s; /* IDENT, NUM: the text; VALUE: the name without '%'; STR: decoded */
 } Tok;
 
-/* Value names of one scope (the graph or a fused body) and their nodes. */
-typedef struct Scope {
+/* String -> node map (open addressing; keys are not copied). */
+typedef struct NodeMap {
     const char **key;
     Node **val;
     int cap, n;
+} NodeMap;
+
+/* One graph or fused body: its value names, the names of its inputs and
+ * params, and the set of value names used so far. */
+typedef struct Scope {
+    NodeMap values, inputs, params;
     NameSet names;
 } Scope;
 
@@ -415,60 +421,83 @@ static bool parse_bool(Parser *P, bool *out)
 
 /* ---- scopes ---- */
 
+static void map_init(NodeMap *m, int cap)
+{
+    m->cap = cap;
+    m->n = 0;
+    m->key = xcalloc((size_t)cap, sizeof(char *));
+    m->val = xcalloc((size_t)cap, sizeof(Node *));
+}
+
+static void map_free(NodeMap *m)
+{
+    free(m->key);
+    free(m->val);
+}
+
+static int map_slot(const NodeMap *m, const char *k)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = k; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    int i = (int)(h & (uint64_t)(m->cap - 1));
+    while (m->key[i] && strcmp(m->key[i], k) != 0)
+        i = (i + 1) & (m->cap - 1);
+    return i;
+}
+
+static Node *map_get(const NodeMap *m, const char *k)
+{
+    int i = map_slot(m, k);
+    return m->key[i] ? m->val[i] : NULL;
+}
+
+static void map_put(NodeMap *m, const char *k, Node *n)
+{
+    if (2 * (m->n + 1) > m->cap) {
+        NodeMap t;
+        map_init(&t, m->cap * 2);
+        for (int i = 0; i < m->cap; i++)
+            if (m->key[i]) {
+                int j = map_slot(&t, m->key[i]);
+                t.key[j] = m->key[i];
+                t.val[j] = m->val[i];
+                t.n++;
+            }
+        map_free(m);
+        *m = t;
+    }
+    int i = map_slot(m, k);
+    if (!m->key[i])
+        m->n++;
+    m->key[i] = k;
+    m->val[i] = n;
+}
+
 static void scope_init(Scope *s)
 {
-    s->cap = 64;
-    s->n = 0;
-    s->key = xcalloc((size_t)s->cap, sizeof(char *));
-    s->val = xcalloc((size_t)s->cap, sizeof(Node *));
+    map_init(&s->values, 64);
+    map_init(&s->inputs, 16);
+    map_init(&s->params, 16);
     ir_nameset_init(&s->names);
 }
 
 static void scope_free(Scope *s)
 {
-    free(s->key);
-    free(s->val);
+    map_free(&s->values);
+    map_free(&s->inputs);
+    map_free(&s->params);
     ir_nameset_free(&s->names);
-}
-
-static int scope_slot(const Scope *s, const char *k)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *p = k; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    int i = (int)(h & (uint64_t)(s->cap - 1));
-    while (s->key[i] && strcmp(s->key[i], k) != 0)
-        i = (i + 1) & (s->cap - 1);
-    return i;
 }
 
 static Node *scope_get(const Scope *s, const char *k)
 {
-    int i = scope_slot(s, k);
-    return s->key[i] ? s->val[i] : NULL;
+    return map_get(&s->values, k);
 }
 
 static void scope_put(Scope *s, const char *k, Node *n)
 {
-    if (2 * (s->n + 1) > s->cap) {
-        Scope t = {xcalloc((size_t)s->cap * 2, sizeof(char *)), xcalloc((size_t)s->cap * 2, sizeof(Node *)),
-                   s->cap * 2, 0, s->names};
-        for (int i = 0; i < s->cap; i++)
-            if (s->key[i]) {
-                int j = scope_slot(&t, s->key[i]);
-                t.key[j] = s->key[i];
-                t.val[j] = s->val[i];
-                t.n++;
-            }
-        free(s->key);
-        free(s->val);
-        *s = t;
-    }
-    int i = scope_slot(s, k);
-    if (!s->key[i])
-        s->n++;
-    s->key[i] = k;
-    s->val[i] = n;
+    map_put(&s->values, k, n);
     ir_nameset_add(&s->names, k);
 }
 
@@ -795,7 +824,27 @@ static bool parse_param_flags(Parser *P, Init *init, ParamRole *role, bool *trai
     return true;
 }
 
-static Node *parse_leaf(Parser *P, Graph *g, const char *kind)
+static int text_line(const Parser *P, const Node *n)
+{
+    for (int i = 0; i < P->npos; i++)
+        if (P->pos[i].n == n)
+            return P->pos[i].text.line;
+    return 0;
+}
+
+/* Input and param names are unique within a graph. */
+static bool check_leaf_name(Parser *P, Scope *sc, const char *kind, const char *name, const Tok *at)
+{
+    NodeMap *m = kind[0] == 'i' ? &sc->inputs : &sc->params;
+    Node *prev = map_get(m, name);
+    if (prev) {
+        err_at(P, at, "duplicate %s name \"%s\" (first defined on line %d)", kind, name, text_line(P, prev));
+        return false;
+    }
+    return true;
+}
+
+static Node *parse_leaf(Parser *P, Graph *g, Scope *sc, const char *kind)
 {
     Init init = {INIT_NONE, 0, 0};
     ParamRole role = ROLE_WEIGHT;
@@ -806,8 +855,10 @@ static Node *parse_leaf(Parser *P, Graph *g, const char *kind)
         if (!parse_double(P, &value))
             return NULL;
     } else {
+        Tok at = P->tok;
         name = expect_string(P, kind[0] == 'i' ? "the input's quoted name" : "the param's quoted name");
-        if (!name || (kind[0] == 'p' && !parse_param_flags(P, &init, &role, &trainable)))
+        if (!name || !check_leaf_name(P, sc, kind, name, &at) ||
+            (kind[0] == 'p' && !parse_param_flags(P, &init, &role, &trainable)))
             return NULL;
     }
     DType t;
@@ -815,10 +866,12 @@ static Node *parse_leaf(Parser *P, Graph *g, const char *kind)
     SrcLoc loc;
     if (!parse_type(P, &t, &s, NULL) || !parse_loc(P, &loc))
         return NULL;
-    if (kind[0] == 'i')
-        return ir_input(g, name, t, s, loc);
-    if (kind[0] == 'p')
-        return ir_param(g, name, t, s, init, trainable, role, loc);
+    if (kind[0] != 'c') {
+        Node *n = kind[0] == 'i' ? ir_input(g, name, t, s, loc)
+                                 : ir_param(g, name, t, s, init, trainable, role, loc);
+        map_put(kind[0] == 'i' ? &sc->inputs : &sc->params, n->a.name, n);
+        return n;
+    }
     Node *n = ir_const(g, t, value, loc);
     n->a.shape = n->shape = s;
     return n;
@@ -996,7 +1049,7 @@ static bool parse_node(Parser *P, Graph *g, Scope *sc)
         err_at(P, &optok, "unknown op '%s'", opname);
         return false;
     }
-    Node *n = ir_ops[op].cls == OPC_LEAF ? parse_leaf(P, g, opname) : parse_op(P, g, sc, (Op)op, &optok);
+    Node *n = ir_ops[op].cls == OPC_LEAF ? parse_leaf(P, g, sc, opname) : parse_op(P, g, sc, (Op)op, &optok);
     if (!n)
         return false;
     if (n->op != OP_INPUT && n->op != OP_PARAM)

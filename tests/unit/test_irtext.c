@@ -150,7 +150,7 @@ START_TEST(printed_forms)
         {OP_SLICE, "%1 = slice(%x) {slice=[0:, 2:5, 1::2]} : f32[N,3,3]"},
         {OP_SLICE_GRAD, "%1 = slice_grad(%dy) {shape=[4,7], slice=[1:3, 0::2]} : f32[4,7]"},
         {OP_CONV2D, "%2 = conv2d(%x, %k) {stride=[2,2], pad=[1,1,1,1]} : f32[N,4,4,4]"},
-        {OP_MAX_POOL2D, "%1 = max_pool2d(%x) {stride=[2,2], pad=[0,1,0,1], window=[3,3]} : f32[N,4,4,2]"},
+        {OP_MAX_POOL2D, "%1 = max_pool2d(%x) {window=[3,3], stride=[2,2], pad=[0,1,0,1]} : f32[N,4,4,2]"},
         {OP_REDUCE_MEAN, "%1 = reduce_mean(%x) {axes=[2,1], keepdims=true} : f32[N,1,1]"},
         {OP_ARGMAX, "%1 = argmax(%x) {axes=[2], keepdims=true} : f32[N,3,1]"},
         {OP_MATMUL, "%2 = matmul(%a, %b) {ta=true, tb=true} : f32[3,5]"},
