@@ -96,6 +96,8 @@ bool rt_check_params(const Graph *g, const TensorMap *m, const char *file, bool 
 
 /* ---- more tensor and map helpers (tensor.c) ---- */
 int64_t rt_tensor_bytes(const Tensor *t);
+/* Copy of t converted to dt (float->i32 truncates toward zero). */
+Tensor *rt_tensor_cast(const Tensor *t, DType dt);
 /* Remove name from m and return its tensor (the caller owns it); NULL when
  * absent. */
 Tensor *rt_map_take(TensorMap *m, const char *name);
@@ -122,6 +124,7 @@ typedef struct RtLoadOpts {
     int csv_label_index;     /* label column by 0-based index when csv_label is NULL; -1 none [0] */
 } RtLoadOpts;
 void rt_load_opts_default(RtLoadOpts *o);
+/* Every loader initialises `out` itself; on failure it is left empty. */
 
 void rt_dataset_init(Dataset *ds);
 void rt_dataset_free(Dataset *ds);
