@@ -476,6 +476,9 @@ START_TEST(reshape)
         a.shape = ir_shape1(12);
         Node *y = inp("y", 2, D(3, 4), iota12);
         expect_exact(eval(op1(OP_RESHAPE, y, &a)), 1, D(12), iota12);
+        Node *k = inp_dt("k", DT_I32, 2, D(2, 2), V(7, -8, 9, 10));
+        a.shape = ir_shape(3, D(1, 4, 1));
+        expect_dt(eval(op1(OP_RESHAPE, k, &a)), DT_I32, 3, D(1, 4, 1), V(7, -8, 9, 10), 0);
     }
 }
 END_TEST
