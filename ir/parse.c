@@ -23,6 +23,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,7 +70,6 @@ typedef struct Parser {
     Diags *d;
     bool failed;
     Arena *scratch;
-    Graph *top;
     int depth;
     NodePos *pos;
     int npos, poscap;
@@ -1169,51 +1169,72 @@ static bool parse_keyword(Parser *P, const char *const *tab, int n, const char *
     return *out >= 0;
 }
 
-static const char *const train_keys[] = {
-    "optimizer", "lr",           "momentum", "nesterov",   "beta1",       "beta2",
-    "eps",       "rho",          "batch",    "epochs",     "clip_value",  "clip_norm",
-    "weight_decay", "schedule",  "sched_step", "sched_gamma", "seed",     "freeze",
+typedef enum { TF_DOUBLE, TF_INT, TF_BOOL, TF_OPT, TF_SCHED, TF_SEED, TF_FREEZE } TrainFieldKind;
+
+/* The settings of a train block and where they live in TrainConfig. */
+static const struct {
+    const char *name;
+    TrainFieldKind kind;
+    size_t off;
+} train_fields[] = {
+    {"optimizer", TF_OPT, offsetof(TrainConfig, opt)},
+    {"lr", TF_DOUBLE, offsetof(TrainConfig, lr)},
+    {"momentum", TF_DOUBLE, offsetof(TrainConfig, momentum)},
+    {"nesterov", TF_BOOL, offsetof(TrainConfig, nesterov)},
+    {"beta1", TF_DOUBLE, offsetof(TrainConfig, beta1)},
+    {"beta2", TF_DOUBLE, offsetof(TrainConfig, beta2)},
+    {"eps", TF_DOUBLE, offsetof(TrainConfig, eps)},
+    {"rho", TF_DOUBLE, offsetof(TrainConfig, rho)},
+    {"batch", TF_INT, offsetof(TrainConfig, batch)},
+    {"epochs", TF_INT, offsetof(TrainConfig, epochs)},
+    {"clip_value", TF_DOUBLE, offsetof(TrainConfig, clip_value)},
+    {"clip_norm", TF_DOUBLE, offsetof(TrainConfig, clip_norm)},
+    {"weight_decay", TF_DOUBLE, offsetof(TrainConfig, weight_decay)},
+    {"schedule", TF_SCHED, offsetof(TrainConfig, sched)},
+    {"sched_step", TF_INT, offsetof(TrainConfig, sched_step)},
+    {"sched_gamma", TF_DOUBLE, offsetof(TrainConfig, sched_gamma)},
+    {"seed", TF_SEED, offsetof(TrainConfig, seed)},
+    {"freeze", TF_FREEZE, offsetof(TrainConfig, freeze)},
 };
+
+static bool parse_seed(Parser *P, uint64_t *seed)
+{
+    if (P->tok.kind == T_NUM && P->tok.s[0] != '-') {
+        char *end;
+        errno = 0;
+        unsigned long long u = strtoull(P->tok.s, &end, 10);
+        if (!*end && errno != ERANGE) {
+            *seed = u;
+            next(P);
+            return true;
+        }
+    }
+    err_at(P, &P->tok, "expected a seed (an unsigned 64-bit integer), got %s", tok_desc(P, &P->tok));
+    return false;
+}
 
 static bool parse_train_value(Parser *P, Graph *g, int key)
 {
-    TrainConfig *t = &g->train;
+    void *field = (char *)&g->train + train_fields[key].off;
+    const char *name = train_fields[key].name;
     int e;
-    switch (key) {
-    case 0:
-        return parse_keyword(P, ir_opt_names, 3, "optimizer", &e) && (t->opt = (OptKind)e, true);
-    case 1: return parse_double(P, &t->lr);
-    case 2: return parse_double(P, &t->momentum);
-    case 3: return parse_bool(P, &t->nesterov);
-    case 4: return parse_double(P, &t->beta1);
-    case 5: return parse_double(P, &t->beta2);
-    case 6: return parse_double(P, &t->eps);
-    case 7: return parse_double(P, &t->rho);
-    case 8: return parse_small_int(P, INT_MIN, "batch", &t->batch);
-    case 9: return parse_small_int(P, INT_MIN, "epochs", &t->epochs);
-    case 10: return parse_double(P, &t->clip_value);
-    case 11: return parse_double(P, &t->clip_norm);
-    case 12: return parse_double(P, &t->weight_decay);
-    case 13:
-        return parse_keyword(P, ir_sched_names, 3, "schedule", &e) && (t->sched = (SchedKind)e, true);
-    case 14: return parse_small_int(P, INT_MIN, "sched_step", &t->sched_step);
-    case 15: return parse_double(P, &t->sched_gamma);
-    case 16:
-        if (P->tok.kind == T_NUM && P->tok.s[0] != '-') {
-            char *end;
-            errno = 0;
-            unsigned long long u = strtoull(P->tok.s, &end, 10);
-            if (!*end && errno != ERANGE) {
-                t->seed = u;
-                next(P);
-                return true;
-            }
-        }
-        err_at(P, &P->tok, "expected a seed (an unsigned 64-bit integer), got %s", tok_desc(P, &P->tok));
-        return false;
-    case 17: return parse_name_list(P, g, t);
-    default: ICE("bad train key %d", key);
+    switch (train_fields[key].kind) {
+    case TF_DOUBLE:
+        return parse_double(P, field);
+    case TF_INT:
+        return parse_small_int(P, INT_MIN, name, field);
+    case TF_BOOL:
+        return parse_bool(P, field);
+    case TF_OPT:
+        return parse_keyword(P, ir_opt_names, 3, name, &e) && (g->train.opt = (OptKind)e, true);
+    case TF_SCHED:
+        return parse_keyword(P, ir_sched_names, 3, name, &e) && (g->train.sched = (SchedKind)e, true);
+    case TF_SEED:
+        return parse_seed(P, field);
+    case TF_FREEZE:
+        return parse_name_list(P, g, &g->train);
     }
+    ICE("bad train field kind");
 }
 
 static bool parse_train(Parser *P, Graph *g, bool top)
@@ -1237,7 +1258,10 @@ static bool parse_train(Parser *P, Graph *g, bool top)
         const char *k = expect_ident(P, "a train setting or '}'");
         if (!k)
             return false;
-        int i = ir_keyword_index(train_keys, ARRAY_LEN(train_keys), k);
+        int i = -1;
+        for (int j = 0; j < ARRAY_LEN(train_fields); j++)
+            if (strcmp(train_fields[j].name, k) == 0)
+                i = j;
         if (i < 0) {
             err_at(P, &kt, "unknown train setting '%s'", k);
             return false;
@@ -1316,7 +1340,6 @@ static Graph *parse_graph(Parser *P)
     if (!expect(P, '{', "after the graph name"))
         return NULL;
     Graph *g = ir_graph_new(name);
-    P->top = g;
     Scope sc;
     scope_init(&sc);
     bool ok = parse_items(P, g, &sc, true);
