@@ -467,6 +467,10 @@ START_TEST(frozen_param_color)
     Graph *g = ir_graph_new("t");
     ir_param(g, "w", DT_F32, ir_shape1(2), (Init){INIT_ZEROS, 0, 0}, false, ROLE_WEIGHT, (SrcLoc){0});
     ir_param(g, "v", DT_F32, ir_shape1(2), (Init){INIT_ZEROS, 0, 0}, true, ROLE_WEIGHT, (SrcLoc){0});
+    ir_param(g, "base.k", DT_F32, ir_shape1(2), (Init){INIT_ZEROS, 0, 0}, true, ROLE_WEIGHT, (SrcLoc){0});
+    const char *pat[1] = {"base.*"};
+    g->train.nfreeze = 1;
+    g->train.freeze = pat;
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
@@ -474,6 +478,7 @@ START_TEST(frozen_param_color)
     fclose(f);
     ck_assert_ptr_nonnull(strstr(buf, "n0 [label=\"param w (frozen)\\nf32[2]\", fillcolor=\"#d9d9d9\"];"));
     ck_assert_ptr_nonnull(strstr(buf, "n1 [label=\"param v\\nf32[2]\", fillcolor=\"#c8f0c8\"];"));
+    ck_assert_ptr_nonnull(strstr(buf, "n2 [label=\"param base.k (frozen)\\nf32[2]\", fillcolor=\"#d9d9d9\"];"));
     free(buf);
     ir_graph_free(g);
 }
