@@ -115,7 +115,7 @@ static const char *tok_desc(Parser *P, const Tok *t)
 
 static int peekc(const Parser *P, size_t k)
 {
-    return P->cur + k < P->end ? (unsigned char)P->cur[k] : -1;
+    return (size_t)(P->end - P->cur) > k ? (unsigned char)P->cur[k] : -1;
 }
 
 static void advance(Parser *P)
