@@ -453,7 +453,8 @@ static size_t npy_bytes(unsigned char *b, int version, const char *dict, const v
     memcpy(b + pre, dict, dl);
     memset(b + pre + dl, ' ', hl - dl - 1);
     b[pre + hl - 1] = '\n';
-    memcpy(b + pre + hl, data, n);
+    if (n)
+        memcpy(b + pre + hl, data, n);
     return pre + hl + n;
 }
 
