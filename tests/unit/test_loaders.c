@@ -677,6 +677,59 @@ START_TEST(npy_dataset)
 }
 END_TEST
 
+/* Flip every bit of a valid NPY, IDX and CSV file: a clean accept or a
+ * clean diagnostic, never a crash (run under ASan/UBSan). */
+START_TEST(bit_flips)
+{
+    float f[6] = {1, 2, 3, 4, 5, 6};
+    unsigned char npy[512], idx[64];
+    size_t nn = npy_bytes(npy, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", f,
+                          sizeof f);
+    size_t ni = idx_bytes(idx, 0x803, 3, imdims, pixels, 12);
+    static const unsigned char labels[3] = {0, 9, 3};
+    char *im, *lb;
+    idx_pair("im.idx", "lb.idx", labels, 3, &im, &lb);
+    char csv[] = "label,a,b\n1,0.5,\"2\"\n0,-1e-3,3\n";
+    size_t nc = strlen(csv);
+    RtLoadOpts o;
+    rt_load_opts_default(&o);
+    int rejected = 0;
+    for (int file = 0; file < 3; file++) {
+        unsigned char *b = file == 0 ? npy : file == 1 ? idx : (unsigned char *)csv;
+        size_t n = file == 0 ? nn : file == 1 ? ni : nc;
+        for (size_t k = 0; k < n; k++) {
+            for (int bit = 0; bit < 8; bit++) {
+                b[k] ^= (unsigned char)(1u << bit);
+                char *p = put("flip.bin", b, n);
+                Diags d;
+                diags_init(&d);
+                Dataset ds;
+                bool ok;
+                if (file == 0) {
+                    Tensor *t = rt_npy_read(p, &d);
+                    ok = t != NULL;
+                    rt_tensor_free(t);
+                } else if (file == 1) {
+                    ok = rt_load_idx(p, lb, &o, &ds, &d);
+                    rt_dataset_free(&ds);
+                } else {
+                    ok = rt_load_csv(p, &o, &ds, &d);
+                    rt_dataset_free(&ds);
+                }
+                ck_assert(ok == (d.nerrors == 0));
+                rejected += !ok;
+                b[k] ^= (unsigned char)(1u << bit);
+                diags_free(&d);
+                free(p);
+            }
+        }
+    }
+    ck_assert(rejected > 0);
+    free(im);
+    free(lb);
+}
+END_TEST
+
 /* ---- safetensors data sets ---- */
 
 START_TEST(safetensors_dataset)
@@ -879,6 +932,7 @@ static Suite *suite(void)
     tcase_add_test(t, npy_valid);
     tcase_add_test(t, npy_corrupt);
     tcase_add_test(t, npy_dataset);
+    tcase_add_test(t, bit_flips);
     tcase_add_test(t, safetensors_dataset);
     tcase_add_test(t, shuffle_and_batches);
     tcase_add_test(t, split_and_slice);
