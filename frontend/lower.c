@@ -415,8 +415,18 @@ static const char *file_stem(Arena *a, const char *path)
     return arena_strndup(a, base, n);
 }
 
+/* Shape errors from ir_op carry the graph's interned copy of the file
+ * name; point them at the Diags' copy so they outlive the graph. */
+static void rehome_files(Diags *d, int from)
+{
+    for (int i = from; i < d->n; i++)
+        if (d->v[i].loc.file)
+            d->v[i].loc.file = diags_intern_file(d, d->v[i].loc.file);
+}
+
 static Graph *lower_program(const char *path, const Program *prog, Arena *a, Diags *d)
 {
+    int first_diag = d->n;
     FeCtx c;
     memset(&c, 0, sizeof c);
     c.d = d;
@@ -434,6 +444,7 @@ static Graph *lower_program(const char *path, const Program *prog, Arena *a, Dia
         finish(&c);
     free(c.b);
     free(c.layers);
+    rehome_files(d, first_diag);
     if (d->nerrors > c.errors_at_start) {
         ir_graph_free(c.g);
         return NULL;

@@ -149,9 +149,12 @@ static int64_t reader_fail(RtReader *r, int64_t at)
         diag_error(r->d, r->loc,
                    "compressed data ends unexpectedly after byte %lld (truncated gzip file)",
                    (long long)at);
-    else
+    else {
+        if (strncmp(msg, "<fd:", 4) == 0 && strstr(msg, ": "))
+            msg = strstr(msg, ": ") + 2; /* zlib's name for the descriptor */
         diag_error(r->d, r->loc, "corrupt compressed data after byte %lld: %s", (long long)at,
                    err == Z_ERRNO ? strerror(errno) : msg);
+    }
     return -1;
 }
 
@@ -183,6 +186,40 @@ void rt_reader_close(RtReader *r)
     if (r->gz)
         gzclose(r->gz);
     r->gz = NULL;
+}
+
+unsigned char *rt_reader_read_n(RtReader *r, int64_t n, int64_t *got)
+{
+    const int64_t step = (int64_t)1 << 24;
+    int64_t cap = n < step ? n : step, have = 0;
+    unsigned char *buf = xmalloc((size_t)cap + 1);
+    while (have < n) {
+        if (have == cap) {
+            cap = n - cap < cap ? n : 2 * cap;
+            buf = xrealloc(buf, (size_t)cap + 1);
+        }
+        int64_t k = rt_reader_read(r, buf + have, cap - have);
+        if (k < 0) {
+            free(buf);
+            return NULL;
+        }
+        have += k;
+        if (have < cap)
+            break;
+    }
+    *got = have;
+    return buf;
+}
+
+int rt_reader_at_end(RtReader *r)
+{
+    unsigned char c;
+    int64_t k = rt_reader_read(r, &c, 1);
+    if (k < 0)
+        return -1;
+    if (k == 1)
+        r->pos--; /* report positions as if nothing was consumed */
+    return k == 0;
 }
 
 unsigned char *rt_read_all(const char *path, int64_t max, size_t *len, Diags *d)

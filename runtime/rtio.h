@@ -41,9 +41,19 @@ bool rt_reader_open(RtReader *r, const char *path, Diags *d);
  * data) or -1 after reporting corrupt compressed data. */
 int64_t rt_reader_read(RtReader *r, void *buf, int64_t n);
 void rt_reader_close(RtReader *r);
+/* Read n bytes into a buffer that grows as data arrives (so a header that
+ * promises more than the file holds never causes a huge allocation). *got
+ * is the count read (< n at the end of the data); NULL after a diagnostic
+ * about corrupt compressed data. */
+unsigned char *rt_reader_read_n(RtReader *r, int64_t n, int64_t *got);
+/* 1 if no data is left, 0 if there is more, -1 after a diagnostic. */
+int rt_reader_at_end(RtReader *r);
 /* The whole (uncompressed) content, NUL-terminated; NULL after a
  * diagnostic, including when it exceeds max bytes. */
 unsigned char *rt_read_all(const char *path, int64_t max, size_t *len, Diags *d);
+
+/* Labels i32[N] as one-hot dt[N,classes] (labels already checked). */
+Tensor *rt_one_hot(const Tensor *labels, int classes, DType dt);
 
 static inline uint32_t rt_be32(const unsigned char *p)
 {

@@ -55,6 +55,17 @@ Tensor *rt_tensor_clone(const Tensor *t)
     return c;
 }
 
+Tensor *rt_tensor_cast(const Tensor *t, DType dt)
+{
+    if (t->dt == dt)
+        return rt_tensor_clone(t);
+    Tensor *c = rt_tensor_new(dt, t->rank, t->dims);
+    if (c)
+        for (int64_t i = 0; i < t->numel; i++)
+            rt_set(c, i, rt_get(t, i));
+    return c;
+}
+
 Tensor *rt_tensor_for(DType dt, const Shape *s, int64_t n)
 {
     int64_t dims[IR_MAXRANK];

@@ -165,7 +165,7 @@ static bool bind_fused(Interp *ip, const Node *fn, Eval *e, Tensor *const *args)
         }
     }
     if (k != fn->nin) {
-        diag_error(ip->d, fn->loc, "fused body has %d inputs for %d operands", k, fn->nin);
+        diag_error(ip->d, fn->loc, "fused body takes %d operands, got %d", k, fn->nin);
         return false;
     }
     return ok;

@@ -9,7 +9,8 @@
 #include "backend/interp/interp.h"
 #include "testutil.h"
 
-static const SrcLoc L = {"t.mdl", 1, 1};
+/* no file name: ir_intern_file passes NULL to memcpy for a graph's first file */
+static const SrcLoc L = {NULL, 1, 1};
 
 /* ---- per-graph state ---- */
 static Graph *g;
@@ -475,6 +476,9 @@ START_TEST(reshape)
         a.shape = ir_shape1(12);
         Node *y = inp("y", 2, D(3, 4), iota12);
         expect_exact(eval(op1(OP_RESHAPE, y, &a)), 1, D(12), iota12);
+        Node *k = inp_dt("k", DT_I32, 2, D(2, 2), V(7, -8, 9, 10));
+        a.shape = ir_shape(3, D(1, 4, 1));
+        expect_dt(eval(op1(OP_RESHAPE, k, &a)), DT_I32, 3, D(1, 4, 1), V(7, -8, 9, 10), 0);
     }
 }
 END_TEST
