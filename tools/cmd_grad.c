@@ -121,6 +121,8 @@ static bool evaluate(Graph *g, const GradArgs *a, Diags *d)
         for (int i = 0; i < g->nouts && ok; i++)
             if (g->outs[i].kind == OUT_LOSS || g->outs[i].kind == OUT_GRAD)
                 ok = check_finite(&g->outs[i], outs[i], d, g->outs[i].val->loc);
+        if (!ok)
+            gc_explain_nonfinite(g, &params, &inputs, &ro, d);
     }
     int nw = ok ? write_grads(g, outs, a->output, loss, d) : -1;
     ok = nw >= 0;
