@@ -1,0 +1,74 @@
+"""An independent safetensors reader and writer using only the Python
+standard library (json + struct), for interoperability tests.
+
+  safetensors_py.py dump FILE    print metadata and every tensor, sorted
+  safetensors_py.py write FILE   write a small file with known contents
+"""
+import json
+import math
+import struct
+import sys
+
+FORMATS = {"F32": ("f", 4), "F64": ("d", 8), "I32": ("i", 4)}
+
+
+def fmt(v):
+    if isinstance(v, float) and math.isnan(v):
+        return "nan"
+    return repr(v)
+
+
+def dump(path):
+    with open(path, "rb") as f:
+        blob = f.read()
+    (n,) = struct.unpack("<Q", blob[:8])
+    if (8 + n) % 8:
+        sys.exit("header is not padded to a multiple of 8 bytes")
+    header = json.loads(blob[8:8 + n].decode("utf-8"))
+    data = blob[8 + n:]
+    meta = header.pop("__metadata__", None)
+    if meta is not None:
+        print("__metadata__", meta)
+    pos = 0
+    for name in sorted(header, key=lambda k: header[k]["data_offsets"]):
+        begin, end = header[name]["data_offsets"]
+        if begin != pos:
+            sys.exit("tensor %s is not contiguous" % name)
+        pos = end
+    if pos != len(data):
+        sys.exit("data has %d trailing bytes" % (len(data) - pos))
+    if list(header) != sorted(header):
+        sys.exit("tensors are not sorted by name")
+    for name in sorted(header):
+        info = header[name]
+        code, size = FORMATS[info["dtype"]]
+        count = 1
+        for d in info["shape"]:
+            count *= d
+        begin, end = info["data_offsets"]
+        if end - begin != count * size:
+            sys.exit("tensor %s has the wrong size" % name)
+        vals = struct.unpack("<%d%s" % (count, code), data[begin:end])
+        print(name, info["dtype"], info["shape"], "[" + ", ".join(fmt(v) for v in vals) + "]")
+
+
+def write(path):
+    tensors = [
+        ("w", "F32", [2, 2], struct.pack("<4f", 1.0, 2.0, 3.0, 4.5)),
+        ("i", "I32", [3], struct.pack("<3i", 1, 2, -3)),
+        ("s", "F64", [], struct.pack("<d", 0.1)),
+    ]
+    header = {"__metadata__": {"source": "python"}}
+    data = b""
+    for name, dtype, shape, raw in tensors:
+        header[name] = {"dtype": dtype, "shape": shape,
+                        "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    text = json.dumps(header).encode("utf-8")
+    text += b" " * ((8 - len(text) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + data)
+
+
+if __name__ == "__main__":
+    {"dump": dump, "write": write}[sys.argv[1]](sys.argv[2])
