@@ -227,6 +227,10 @@ Graph *ir_clone(Graph *g);                           /* deep copy */
 void ir_print(Graph *g, FILE *f);
 char *ir_print_str(Graph *g);
 void ir_print_dot(Graph *g, FILE *f);
+/* Printer flags: IR_PRINT_NO_LOC leaves out the loc(...) annotations. */
+enum { IR_PRINT_NO_LOC = 1 };
+void ir_print_opts(Graph *g, FILE *f, unsigned flags);
+char *ir_print_str_opts(Graph *g, unsigned flags); /* malloc'd */
 Graph *ir_parse(const char *file, const char *text, size_t len, Diags *d);
 
 /* Glob match used for freeze patterns: '*' and '?'. */

@@ -1,26 +1,10 @@
-/* Phase timing for --time-passes (see timer.h). */
+/* Stage timing for --time-passes. */
 #include "timer.h"
 
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "base.h"
-
-void timer_init(Timer *t)
-{
-    memset(t, 0, sizeof *t);
-}
-
-void timer_free(Timer *t)
-{
-    for (int i = 0; i < t->n; i++)
-        free(t->v[i].name);
-    free(t->v);
-    memset(t, 0, sizeof *t);
-}
-
-double timer_now_ms(void)
+double mc_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -29,38 +13,27 @@ double timer_now_ms(void)
 
 void timer_add(Timer *t, const char *name, double ms)
 {
+    if (!t)
+        return;
     for (int i = 0; i < t->n; i++)
-        if (strcmp(t->v[i].name, name) == 0) {
-            t->v[i].ms += ms;
+        if (strcmp(t->name[i], name) == 0) {
+            t->ms[i] += ms;
             return;
         }
-    TimerEntry e = {xstrdup(name), ms};
-    VEC_PUSH(t->v, t->n, t->cap, e);
-}
-
-double timer_get(const Timer *t, const char *name)
-{
-    for (int i = 0; i < t->n; i++)
-        if (strcmp(t->v[i].name, name) == 0)
-            return t->v[i].ms;
-    return 0;
-}
-
-double timer_total(const Timer *t)
-{
-    double s = 0;
-    for (int i = 0; i < t->n; i++)
-        s += t->v[i].ms;
-    return s;
+    if (t->n == TIMER_MAX)
+        return;
+    t->name[t->n] = name;
+    t->ms[t->n++] = ms;
 }
 
 void timer_print(const Timer *t, FILE *f)
 {
-    double total = timer_total(t);
-    fprintf(f, "===- modelc time report -===\n");
-    fprintf(f, "%10s %7s  %s\n", "ms", "%", "phase");
+    double total = 0;
     for (int i = 0; i < t->n; i++)
-        fprintf(f, "%10.3f %6.1f%%  %s\n", t->v[i].ms, total > 0 ? 100.0 * t->v[i].ms / total : 0.0,
-                t->v[i].name);
-    fprintf(f, "%10.3f %6.1f%%  total\n", total, 100.0);
+        total += t->ms[i];
+    fprintf(f, "===-- modelc compile time --===\n");
+    for (int i = 0; i < t->n; i++)
+        fprintf(f, "  %9.3f ms  %5.1f%%  %s\n", t->ms[i], total > 0 ? 100 * t->ms[i] / total : 0,
+                t->name[i]);
+    fprintf(f, "  %9.3f ms  100.0%%  total\n", total);
 }

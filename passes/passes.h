@@ -5,6 +5,7 @@
 #define MODELC_PASSES_H
 
 #include "ir/ir.h"
+#include "ir/timer.h"
 
 typedef enum { MODE_TRAIN, MODE_INFER } Mode;
 
@@ -26,6 +27,10 @@ bool ps_autodiff(Graph *g, const char **wrt, int nwrt, Diags *d);
 /* simplify.c: constant folding, algebraic identities, CSE, DCE. */
 bool ps_simplify(Graph *g, Diags *d);
 
+/* to_f64.c: a deep copy of g with every f32 value turned into f64 (for
+ * gradient checking in double precision). The caller frees it. */
+Graph *ps_to_f64(Graph *g);
+
 /* optimizer.c: append the optimizer update (g->train) as IR: one
  * OUT_UPDATE per parameter and per optimizer slot (new ROLE_SLOT params). */
 bool ps_optimizer(Graph *g, Diags *d);
@@ -45,12 +50,19 @@ typedef struct PipelineOpts {
     bool fuse;
     const char **wrt;  /* extra INPUT names to differentiate */
     int nwrt;
-    const char *stop_after; /* pass name or NULL */
-    bool time_passes;
+    const char *stop_after; /* pass name or NULL: every pass up to it runs */
+    Timer *timer;           /* per-pass wall time, or NULL */
 } PipelineOpts;
+
+PipelineOpts ps_default_opts(Mode mode);
 
 /* Names of the passes in pipeline order, for --after=PASS validation. */
 extern const char *const ps_pass_names[];
 bool ps_run_pipeline(Graph *g, const PipelineOpts *o, Diags *d);
+/* Run exactly one pass by name (for `modelc opt`); false + diagnostic if
+ * the name is unknown. */
+bool ps_run_one(Graph *g, const char *name, const PipelineOpts *o, Diags *d);
+/* Index of a pass name in ps_pass_names, or -1. */
+int ps_pass_index(const char *name);
 
 #endif

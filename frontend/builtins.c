@@ -1,0 +1,464 @@
+/* The built-in functions of the model language: elementwise math,
+ * reductions, shape functions, casts, and the dispatch table that also
+ * routes layers, losses and metrics to their files. Each entry lowers
+ * directly to primitive IR ops. */
+#include "fe.h"
+
+#include <string.h>
+
+typedef enum {
+    K_UNARY,  /* op(x) */
+    K_BINARY, /* op(a, b) */
+    K_SPECIAL,
+} BuiltinKind;
+
+typedef struct Builtin {
+    const char *name;
+    BuiltinKind kind;
+    Op op;
+    Val (*fn)(FeCtx *c, const Expr *e, const struct Builtin *b);
+    int which;
+} Builtin;
+
+static const ParamSpec x_spec[] = {{"x", A_TENSOR, true}};
+static const ParamSpec ab_spec[] = {{"a", A_TENSOR, true}, {"b", A_TENSOR, true}};
+
+static Val unary_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    CallArgs a;
+    if (!fe_bind_args(c, e, b->name, x_spec, 1, &a))
+        return fe_err_val();
+    Node *x = fe_arg_tensor(c, &a, 0, DT_COUNT);
+    return fe_tensor_val(fe_op1(c, b->op, x, e->loc));
+}
+
+static Val binary_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    CallArgs a;
+    if (!fe_bind_args(c, e, b->name, ab_spec, 2, &a))
+        return fe_err_val();
+    Val x = fe_expr(c, a.v[0]), y = fe_expr(c, a.v[1]);
+    if (x.k == V_NUM && y.k == V_NUM) {
+        fe_error_expr(c, e, "%s() needs at least one tensor argument", b->name);
+        return fe_err_val();
+    }
+    return fe_binary(c, b->op, x, y, e->loc);
+}
+
+static Val elu_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    static const ParamSpec spec[] = {{"x", A_TENSOR, true}, {"alpha", A_NUM, false}};
+    CallArgs a;
+    Attrs at = ir_attrs();
+    if (!fe_bind_args(c, e, b->name, spec, 2, &a) || !fe_arg_num(c, &a, 1, 1.0, &at.value))
+        return fe_err_val();
+    Node *x = fe_arg_tensor(c, &a, 0, DT_COUNT);
+    return fe_tensor_val(fe_op(c, OP_ELU, &x, 1, &at, e->loc));
+}
+
+/* softmax(x, axis=-1), log_softmax(x, axis=-1), argmax(x, axis=-1) */
+static Val axis_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    static const ParamSpec spec[] = {{"x", A_TENSOR, true}, {"axis", A_INT, false}};
+    CallArgs a;
+    int64_t ax;
+    if (!fe_bind_args(c, e, b->name, spec, 2, &a) ||
+        !fe_arg_int(c, &a, 1, -1, INT32_MIN, INT32_MAX, &ax))
+        return fe_err_val();
+    Node *x = fe_arg_tensor(c, &a, 0, DT_COUNT);
+    Attrs at = ir_attrs();
+    at.naxes = 1;
+    if (!x || !fe_norm_axis(c, a.v[1] ? a.v[1] : e, ax, x, &at.axes[0]))
+        return fe_err_val();
+    return fe_tensor_val(fe_op(c, b->op, &x, 1, &at, e->loc));
+}
+
+/* sum/mean/max(x, axis=None, keepdims=false); axis may be a list (axes=) */
+static Val reduce_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    static const ParamSpec spec[] = {
+        {"x", A_TENSOR, true}, {"axis|axes", A_ANY, false}, {"keepdims", A_BOOL, false}};
+    CallArgs a;
+    Attrs at = ir_attrs();
+    if (!fe_bind_args(c, e, b->name, spec, 3, &a) || !fe_arg_bool(c, &a, 2, false, &at.keepdims))
+        return fe_err_val();
+    Node *x = fe_arg_tensor(c, &a, 0, DT_COUNT);
+    if (!x || !fe_arg_axes(c, &a, 1, x, at.axes, &at.naxes))
+        return fe_err_val();
+    if (at.naxes == 0)
+        return fe_tensor_val(x);
+    return fe_tensor_val(fe_op(c, b->op, &x, 1, &at, e->loc));
+}
+
+static Val matmul_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    static const ParamSpec spec[] = {{"a", A_TENSOR, true},
+                                     {"b", A_TENSOR, true},
+                                     {"transpose_a", A_BOOL, false},
+                                     {"transpose_b", A_BOOL, false}};
+    CallArgs a;
+    Attrs at = ir_attrs();
+    if (!fe_bind_args(c, e, b->name, spec, 4, &a) || !fe_arg_bool(c, &a, 2, false, &at.ta) ||
+        !fe_arg_bool(c, &a, 3, false, &at.tb))
+        return fe_err_val();
+    Node *in[2] = {fe_arg_tensor(c, &a, 0, DT_COUNT), fe_arg_tensor(c, &a, 1, DT_COUNT)};
+    return fe_tensor_val(fe_op(c, OP_MATMUL, in, 2, &at, e->loc));
+}
+
+static Val where_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    static const ParamSpec spec[] = {
+        {"cond", A_TENSOR, true}, {"a", A_TENSOR, true}, {"b", A_TENSOR, true}};
+    CallArgs a;
+    if (!fe_bind_args(c, e, b->name, spec, 3, &a))
+        return fe_err_val();
+    Node *cond = fe_arg_tensor(c, &a, 0, DT_COUNT);
+    if (!cond)
+        return fe_err_val();
+    Node *in[3] = {cond, fe_arg_tensor(c, &a, 1, cond->dt), fe_arg_tensor(c, &a, 2, cond->dt)};
+    return fe_tensor_val(fe_op(c, OP_SELECT, in, 3, NULL, e->loc));
+}
+
+static Val clip_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    static const ParamSpec spec[] = {{"x", A_TENSOR, true}, {"lo", A_NUM, true}, {"hi", A_NUM, true}};
+    CallArgs a;
+    double lo, hi;
+    if (!fe_bind_args(c, e, b->name, spec, 3, &a) || !fe_arg_num(c, &a, 1, 0, &lo) ||
+        !fe_arg_num(c, &a, 2, 0, &hi))
+        return fe_err_val();
+    if (lo > hi) {
+        fe_error_expr(c, e, "clip(): lo %g is greater than hi %g", lo, hi);
+        return fe_err_val();
+    }
+    Node *x = fe_arg_tensor(c, &a, 0, DT_COUNT);
+    Node *y = fe_op2(c, OP_MAXIMUM, x, fe_const_like(c, x, lo, e->loc), e->loc);
+    return fe_tensor_val(fe_op2(c, OP_MINIMUM, y, fe_const_like(c, x, hi, e->loc), e->loc));
+}
+
+/* ---- shape functions ---- */
+
+static int64_t static_count(const Shape *s, bool *has_n)
+{
+    int64_t p = 1;
+    *has_n = false;
+    for (int i = 0; i < s->rank; i++) {
+        if (s->d[i] == IR_DIM_N)
+            *has_n = true;
+        else if (mul_overflow_i64(p, s->d[i], &p))
+            return -1;
+    }
+    return p;
+}
+
+static Node *reshape_to(FeCtx *c, Node *x, Shape t, SrcLoc loc)
+{
+    Attrs at = ir_attrs();
+    at.shape = t;
+    return fe_op(c, OP_RESHAPE, &x, 1, &at, loc);
+}
+
+static Val reshape_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    static const ParamSpec spec[] = {{"x", A_TENSOR, true}, {"shape", A_ANY, true}};
+    CallArgs a;
+    Shape t;
+    int infer;
+    if (!fe_bind_args(c, e, b->name, spec, 2, &a))
+        return fe_err_val();
+    Node *x = fe_arg_tensor(c, &a, 0, DT_COUNT);
+    if (!fe_shape_list(c, a.v[1], &t, &infer, true) || !x)
+        return fe_err_val();
+    if (infer >= 0) {
+        bool xn, tn;
+        int64_t have = static_count(&x->shape, &xn), known = static_count(&t, &tn);
+        char buf[128];
+        if (have < 0 || known < 0 || xn != tn || have % known != 0) {
+            fe_error(c, a.v[1]->items[infer]->start, 1,
+                     "cannot infer the -1 dimension when reshaping %s: %s", fe_type_str(x, buf, sizeof buf),
+                     xn != tn ? "N must appear in both shapes" : "the sizes do not divide");
+            return fe_err_val();
+        }
+        t.d[infer] = have / known;
+    }
+    return fe_tensor_val(reshape_to(c, x, t, e->loc));
+}
+
+static Val flatten_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    CallArgs a;
+    if (!fe_bind_args(c, e, b->name, x_spec, 1, &a))
+        return fe_err_val();
+    Node *x = fe_arg_tensor(c, &a, 0, DT_COUNT);
+    if (!x)
+        return fe_err_val();
+    if (x->shape.rank == 0) {
+        char t[128];
+        fe_error_expr(c, e, "flatten() needs a tensor of rank 1 or more, got %s",
+                      fe_type_str(x, t, sizeof t));
+        return fe_err_val();
+    }
+    int64_t p = 1;
+    for (int i = 1; i < x->shape.rank; i++) {
+        if (x->shape.d[i] == IR_DIM_N || mul_overflow_i64(p, x->shape.d[i], &p)) {
+            fe_error_expr(c, e, "flatten(): the flattened size overflows");
+            return fe_err_val();
+        }
+    }
+    Shape t = ir_shape2(x->shape.d[0], p);
+    if (x->shape.rank == 2)
+        return fe_tensor_val(x);
+    return fe_tensor_val(reshape_to(c, x, t, e->loc));
+}
+
+static Val transpose_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    static const ParamSpec spec[] = {{"x", A_TENSOR, true}, {"perm|axes", A_ANY, false}};
+    CallArgs a;
+    if (!fe_bind_args(c, e, b->name, spec, 2, &a))
+        return fe_err_val();
+    Node *x = fe_arg_tensor(c, &a, 0, DT_COUNT);
+    if (!x)
+        return fe_err_val();
+    Attrs at = ir_attrs();
+    int r = x->shape.rank;
+    if (!a.v[1]) {
+        at.naxes = r;
+        for (int k = 0; k < r; k++)
+            at.axes[k] = r - 1 - k;
+    } else {
+        if (a.v[1]->k != E_LIST || a.v[1]->nitems != r) {
+            char t[128];
+            fe_error(c, a.v[1]->start, 1, "transpose of %s needs a permutation of %d axes",
+                     fe_type_str(x, t, sizeof t), r);
+            return fe_err_val();
+        }
+        if (!fe_arg_axes(c, &a, 1, x, at.axes, &at.naxes))
+            return fe_err_val();
+    }
+    return fe_tensor_val(fe_op(c, OP_TRANSPOSE, &x, 1, &at, e->loc));
+}
+
+static Val concat_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    static const ParamSpec spec[] = {{"values", A_ANY, true}, {"axis", A_INT, false}};
+    CallArgs a;
+    int64_t ax;
+    if (!fe_bind_args(c, e, b->name, spec, 2, &a) ||
+        !fe_arg_int(c, &a, 1, -1, INT32_MIN, INT32_MAX, &ax))
+        return fe_err_val();
+    const Expr *l = a.v[0];
+    if (l->k != E_LIST || l->nitems < 1) {
+        fe_error(c, l->start, 1, "concat() needs a list of tensors such as [a, b]");
+        return fe_err_val();
+    }
+    Node **in = arena_alloc(c->a, (size_t)l->nitems * sizeof(Node *));
+    bool ok = true;
+    for (int i = 0; i < l->nitems; i++) {
+        in[i] = fe_tensor(c, l->items[i], DT_COUNT);
+        ok &= in[i] != NULL;
+    }
+    Attrs at = ir_attrs();
+    at.naxes = 1;
+    if (!ok || !fe_norm_axis(c, a.v[1] ? a.v[1] : e, ax, in[0], &at.axes[0]))
+        return fe_err_val();
+    return fe_tensor_val(fe_op(c, OP_CONCAT, in, l->nitems, &at, e->loc));
+}
+
+static Val cast_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    static const ParamSpec spec[] = {{"x", A_TENSOR, true}, {"dtype", A_WORD, true}};
+    CallArgs a;
+    Attrs at = ir_attrs();
+    if (!fe_bind_args(c, e, b->name, spec, 2, &a) || !fe_arg_dtype(c, &a, 1, DT_F32, &at.to))
+        return fe_err_val();
+    Node *x = fe_arg_tensor(c, &a, 0, at.to);
+    if (x && x->dt == at.to)
+        return fe_tensor_val(x);
+    return fe_tensor_val(fe_op(c, OP_CAST, &x, 1, &at, e->loc));
+}
+
+static Val one_hot_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    static const ParamSpec spec[] = {
+        {"indices", A_TENSOR, true}, {"depth", A_INT, true}, {"dtype", A_WORD, false}};
+    CallArgs a;
+    Attrs at = ir_attrs();
+    int64_t depth;
+    if (!fe_bind_args(c, e, b->name, spec, 3, &a) ||
+        !fe_arg_int(c, &a, 1, 0, 1, INT32_MAX, &depth) || !fe_arg_dtype(c, &a, 2, DT_F32, &at.to))
+        return fe_err_val();
+    if (!ir_dtype_is_float(at.to)) {
+        fe_error(c, a.v[2]->start, a.v[2]->span, "one_hot() produces f32 or f64, not %s",
+                 ir_dtype_name(at.to));
+        return fe_err_val();
+    }
+    at.depth = (int)depth;
+    Node *x = fe_arg_tensor(c, &a, 0, DT_COUNT);
+    return fe_tensor_val(fe_op(c, OP_ONE_HOT, &x, 1, &at, e->loc));
+}
+
+/* ---- routing to layers, losses and metrics ---- */
+
+static Val dense_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    (void)b;
+    return fe_layer_dense(c, e);
+}
+
+static Val conv_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    (void)b;
+    return fe_layer_conv2d(c, e);
+}
+
+static Val pool_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    return fe_layer_pool(c, e, b->op);
+}
+
+static Val bn_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    (void)b;
+    return fe_layer_batchnorm(c, e);
+}
+
+static Val dropout_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    (void)b;
+    return fe_layer_dropout(c, e);
+}
+
+static Val loss_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    return fe_loss(c, e, b->which);
+}
+
+static Val metric_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    return fe_metric(c, e, b->which);
+}
+
+#define UN(name, op) {name, K_UNARY, op, unary_fn, 0}
+#define BIN(name, op) {name, K_BINARY, op, binary_fn, 0}
+#define SP(name, fn, op, which) {name, K_SPECIAL, op, fn, which}
+
+static const Builtin builtins[] = {
+    UN("exp", OP_EXP),
+    UN("log", OP_LOG),
+    UN("tanh", OP_TANH),
+    UN("sigmoid", OP_SIGMOID),
+    UN("relu", OP_RELU),
+    UN("sqrt", OP_SQRT),
+    UN("rsqrt", OP_RSQRT),
+    UN("square", OP_SQUARE),
+    UN("abs", OP_ABS),
+    UN("sign", OP_SIGN),
+    BIN("maximum", OP_MAXIMUM),
+    BIN("minimum", OP_MINIMUM),
+    BIN("pow", OP_POW),
+    SP("elu", elu_fn, OP_ELU, 0),
+    SP("softmax", axis_fn, OP_SOFTMAX, 0),
+    SP("log_softmax", axis_fn, OP_LOG_SOFTMAX, 0),
+    SP("argmax", axis_fn, OP_ARGMAX, 0),
+    SP("sum", reduce_fn, OP_REDUCE_SUM, 0),
+    SP("mean", reduce_fn, OP_REDUCE_MEAN, 0),
+    SP("max", reduce_fn, OP_REDUCE_MAX, 0),
+    SP("matmul", matmul_fn, OP_MATMUL, 0),
+    SP("where", where_fn, OP_SELECT, 0),
+    SP("clip", clip_fn, OP_MAXIMUM, 0),
+    SP("reshape", reshape_fn, OP_RESHAPE, 0),
+    SP("flatten", flatten_fn, OP_RESHAPE, 0),
+    SP("transpose", transpose_fn, OP_TRANSPOSE, 0),
+    SP("concat", concat_fn, OP_CONCAT, 0),
+    SP("cast", cast_fn, OP_CAST, 0),
+    SP("one_hot", one_hot_fn, OP_ONE_HOT, 0),
+    SP("dense", dense_fn, OP_MATMUL, 0),
+    SP("conv2d", conv_fn, OP_CONV2D, 0),
+    SP("max_pool2d", pool_fn, OP_MAX_POOL2D, 0),
+    SP("avg_pool2d", pool_fn, OP_AVG_POOL2D, 0),
+    SP("batchnorm", bn_fn, OP_PHASE, 0),
+    SP("dropout", dropout_fn, OP_PHASE, 0),
+    SP("mse", loss_fn, OP_SUB, LOSS_MSE),
+    SP("mean_squared_error", loss_fn, OP_SUB, LOSS_MSE),
+    SP("mae", loss_fn, OP_SUB, LOSS_MAE),
+    SP("mean_absolute_error", loss_fn, OP_SUB, LOSS_MAE),
+    SP("binary_crossentropy", loss_fn, OP_LOG, LOSS_BCE),
+    SP("categorical_crossentropy", loss_fn, OP_LOG, LOSS_CCE),
+    SP("sparse_categorical_crossentropy", loss_fn, OP_LOG, LOSS_SCCE),
+    SP("accuracy", metric_fn, OP_EQ, METRIC_ACCURACY),
+    SP("binary_accuracy", metric_fn, OP_EQ, METRIC_BINARY_ACCURACY),
+};
+
+static const Builtin *find(const char *name)
+{
+    for (int i = 0; i < ARRAY_LEN(builtins); i++)
+        if (strcmp(builtins[i].name, name) == 0)
+            return &builtins[i];
+    return NULL;
+}
+
+bool fe_is_builtin(const char *name)
+{
+    return find(name) != NULL;
+}
+
+static Val unknown_function(FeCtx *c, const Expr *e)
+{
+    if (ir_init_from_name(e->str) > INIT_NONE) {
+        fe_error_expr(c, e, "'%s' is an initializer; use it in a param declaration or as kernel_init=",
+                      e->str);
+        return fe_err_val();
+    }
+    Binding *bd = fe_lookup(c, e->str);
+    if (bd) {
+        fe_error_expr(c, e, "'%s' is a %s, not a function", e->str,
+                      bd->kind == B_INPUT ? "input" : bd->kind == B_PARAM ? "parameter" : "value");
+        return fe_err_val();
+    }
+    const char *names[ARRAY_LEN(builtins)];
+    for (int i = 0; i < ARRAY_LEN(builtins); i++)
+        names[i] = builtins[i].name;
+    const char *hint = fe_closest(e->str, names, ARRAY_LEN(builtins));
+    if (hint)
+        fe_error_expr(c, e, "unknown function '%s'; did you mean '%s'?", e->str, hint);
+    else
+        fe_error_expr(c, e, "unknown function '%s'", e->str);
+    return fe_err_val();
+}
+
+Val fe_call(FeCtx *c, const Expr *e)
+{
+    const Builtin *b = find(e->str);
+    if (!b)
+        return unknown_function(c, e);
+    return b->fn(c, e, b);
+}
+
+/* ---- activations ---- */
+
+static const char *const act_words[] = {"none", "relu", "tanh", "sigmoid", "elu", "softmax", "linear", NULL};
+
+bool fe_arg_activation(FeCtx *c, CallArgs *a, int i, Activation *out)
+{
+    int k;
+    if (!fe_arg_word(c, a, i, act_words, ACT_NONE, &k))
+        return false;
+    *out = k == 6 ? ACT_NONE : (Activation)k;
+    return true;
+}
+
+Node *fe_activate(FeCtx *c, Node *x, Activation act, SrcLoc loc)
+{
+    static const Op ops[ACT_COUNT] = {OP_COUNT, OP_RELU, OP_TANH, OP_SIGMOID, OP_ELU, OP_SOFTMAX};
+    if (!x || act == ACT_NONE)
+        return x;
+    Attrs at = ir_attrs();
+    if (act == ACT_ELU)
+        at.value = 1.0;
+    if (act == ACT_SOFTMAX) {
+        at.naxes = 1;
+        at.axes[0] = x->shape.rank - 1;
+    }
+    return fe_op(c, ops[act], &x, 1, &at, loc);
+}

@@ -1,0 +1,262 @@
+/* Built-in losses and metrics, lowered to primitives in the numerically
+ * stable forms Keras uses: log-softmax for categorical cross-entropy from
+ * logits, max(z,0) - z*y + log(1 + exp(-|z|)) for binary cross-entropy
+ * from logits, probabilities clipped to [1e-7, 1 - 1e-7] otherwise. Every
+ * loss is the mean over the batch (and any other non-class axes). */
+#include "fe.h"
+
+#include <string.h>
+
+#define CE_EPS 1e-7
+
+static const ParamSpec loss_spec[] = {
+    {"y_true|labels|targets", A_TENSOR, true},
+    {"y_pred|logits|predictions", A_TENSOR, true},
+    {"from_logits", A_BOOL, false},
+};
+
+static const char *const loss_names[] = {
+    [LOSS_MSE] = "mse",
+    [LOSS_MAE] = "mae",
+    [LOSS_BCE] = "binary_crossentropy",
+    [LOSS_CCE] = "categorical_crossentropy",
+    [LOSS_SCCE] = "sparse_categorical_crossentropy",
+};
+
+static Node *cnst(FeCtx *c, Node *like, double v, SrcLoc loc)
+{
+    return fe_const_like(c, like, v, loc);
+}
+
+/* Predictions: a floating-point tensor. */
+static Node *pred_arg(FeCtx *c, CallArgs *a, const char *fn)
+{
+    Node *p = fe_arg_tensor(c, a, 1, DT_COUNT);
+    if (p && !ir_dtype_is_float(p->dt)) {
+        char t[128];
+        fe_error(c, a->v[1]->start, 1, "%s(): predictions must be floating-point, got %s", fn,
+                 fe_type_str(p, t, sizeof t));
+        return NULL;
+    }
+    return p;
+}
+
+/* Targets with the same shape and dtype as the predictions. */
+static bool same_as_pred(FeCtx *c, CallArgs *a, const char *fn, Node *y, Node *p)
+{
+    char t1[128], t2[128];
+    if (y->dt != p->dt || !ir_shape_eq(&y->shape, &p->shape)) {
+        fe_error(c, a->v[0]->start, 1, "%s(): targets %s and predictions %s must have the same %s", fn,
+                 fe_type_str(y, t1, sizeof t1), fe_type_str(p, t2, sizeof t2),
+                 y->dt != p->dt ? "dtype (use cast())" : "shape");
+        return false;
+    }
+    return true;
+}
+
+static Node *clip_probs(FeCtx *c, Node *p, SrcLoc loc)
+{
+    Node *lo = fe_op2(c, OP_MAXIMUM, p, cnst(c, p, CE_EPS, loc), loc);
+    return fe_op2(c, OP_MINIMUM, lo, cnst(c, p, 1 - CE_EPS, loc), loc);
+}
+
+/* mean over everything of (y - p)^2 or |y - p| */
+static Node *regression_loss(FeCtx *c, Node *y, Node *p, bool absolute, SrcLoc loc)
+{
+    Node *d = fe_op2(c, OP_SUB, y, p, loc);
+    d = fe_op1(c, absolute ? OP_ABS : OP_SQUARE, d, loc);
+    return fe_reduce_all(c, OP_REDUCE_MEAN, d, loc);
+}
+
+/* The input of a sigmoid or last-axis softmax that produced p, else NULL:
+ * like Keras, cross-entropy of such probabilities uses the logits. */
+static Node *logits_of(Node *p, Op op)
+{
+    if (!p || p->op != op)
+        return NULL;
+    if (op == OP_SOFTMAX && p->a.axes[0] != p->shape.rank - 1)
+        return NULL;
+    return p->in[0];
+}
+
+static Node *bce(FeCtx *c, Node *y, Node *p, bool from_logits, SrcLoc loc)
+{
+    Node *z = from_logits ? p : logits_of(p, OP_SIGMOID);
+    Node *per;
+    if (z) {
+        /* max(z, 0) - z*y + log(1 + exp(-|z|)) */
+        Node *relu = fe_op2(c, OP_MAXIMUM, z, cnst(c, z, 0, loc), loc);
+        Node *zy = fe_op2(c, OP_MUL, z, y, loc);
+        Node *e = fe_op1(c, OP_EXP, fe_op1(c, OP_NEG, fe_op1(c, OP_ABS, z, loc), loc), loc);
+        Node *l = fe_op1(c, OP_LOG, fe_op2(c, OP_ADD, cnst(c, z, 1, loc), e, loc), loc);
+        per = fe_op2(c, OP_ADD, fe_op2(c, OP_SUB, relu, zy, loc), l, loc);
+    } else {
+        /* -(y log(p + eps) + (1 - y) log(1 - p + eps)), p clipped */
+        Node *pc = clip_probs(c, p, loc);
+        Node *eps = cnst(c, p, CE_EPS, loc);
+        Node *lp = fe_op1(c, OP_LOG, fe_op2(c, OP_ADD, pc, eps, loc), loc);
+        Node *one = cnst(c, p, 1, loc);
+        Node *lq = fe_op1(c, OP_LOG, fe_op2(c, OP_ADD, fe_op2(c, OP_SUB, one, pc, loc), eps, loc), loc);
+        Node *s = fe_op2(c, OP_ADD, fe_op2(c, OP_MUL, y, lp, loc),
+                         fe_op2(c, OP_MUL, fe_op2(c, OP_SUB, one, y, loc), lq, loc), loc);
+        per = fe_op1(c, OP_NEG, s, loc);
+    }
+    return fe_reduce_all(c, OP_REDUCE_MEAN, per, loc);
+}
+
+/* -mean(sum(y * log q, axis=-1)) with q = log_softmax(logits) or the
+ * clipped, renormalised probabilities. */
+static Node *cce(FeCtx *c, Node *y, Node *p, bool from_logits, SrcLoc loc)
+{
+    int last = p->shape.rank - 1;
+    Node *z = from_logits ? p : logits_of(p, OP_SOFTMAX);
+    Node *logq;
+    if (z) {
+        Attrs at = ir_attrs();
+        at.naxes = 1;
+        at.axes[0] = last;
+        logq = fe_op(c, OP_LOG_SOFTMAX, &z, 1, &at, loc);
+    } else {
+        Node *sum = fe_reduce_axis(c, OP_REDUCE_SUM, p, last, true, loc);
+        logq = fe_op1(c, OP_LOG, clip_probs(c, fe_op2(c, OP_DIV, p, sum, loc), loc), loc);
+    }
+    Node *per = fe_reduce_axis(c, OP_REDUCE_SUM, fe_op2(c, OP_MUL, y, logq, loc), last, false, loc);
+    return fe_op1(c, OP_NEG, fe_reduce_all(c, OP_REDUCE_MEAN, per, loc), loc);
+}
+
+/* Sparse labels: shape of p without its class axis (or with a trailing 1),
+ * integer or float class indices. Returns one-hot targets like p. */
+static Node *sparse_targets(FeCtx *c, CallArgs *a, const char *fn, Node *y, Node *p, SrcLoc loc)
+{
+    char t1[128], t2[128];
+    Shape want = p->shape;
+    want.rank--;
+    Shape ys = y->shape;
+    if (ys.rank == p->shape.rank && ys.d[ys.rank - 1] == 1)
+        ys.rank--;
+    if (p->shape.rank < 1 || !ir_shape_eq(&ys, &want) || p->shape.d[p->shape.rank - 1] == IR_DIM_N) {
+        fe_error(c, a->v[0]->start, 1,
+                 "%s(): labels %s do not match predictions %s (expected one class index per row)",
+                 fn, fe_type_str(y, t1, sizeof t1), fe_type_str(p, t2, sizeof t2));
+        return NULL;
+    }
+    if (ys.rank != y->shape.rank) {
+        Attrs r = ir_attrs();
+        r.shape = ys;
+        y = fe_op(c, OP_RESHAPE, &y, 1, &r, loc);
+    }
+    Attrs oh = ir_attrs();
+    oh.depth = (int)p->shape.d[p->shape.rank - 1];
+    oh.to = p->dt;
+    return fe_op(c, OP_ONE_HOT, &y, 1, &oh, loc);
+}
+
+Val fe_loss(FeCtx *c, const Expr *e, int which)
+{
+    const char *fn = e->str;
+    CallArgs a;
+    bool from_logits;
+    int nspec = which == LOSS_MSE || which == LOSS_MAE ? 2 : 3;
+    if (!fe_bind_args(c, e, fn, loss_spec, nspec, &a) ||
+        !fe_arg_bool(c, &a, 2, false, &from_logits))
+        return fe_err_val();
+    Node *y = fe_arg_tensor(c, &a, 0, DT_COUNT);
+    Node *p = pred_arg(c, &a, fn);
+    if (!y || !p)
+        return fe_err_val();
+    if (which == LOSS_SCCE) {
+        y = sparse_targets(c, &a, fn, y, p, e->loc);
+        return fe_tensor_val(y ? cce(c, y, p, from_logits, e->loc) : NULL);
+    }
+    if (!same_as_pred(c, &a, fn, y, p))
+        return fe_err_val();
+    switch (which) {
+    case LOSS_MSE:
+    case LOSS_MAE:
+        return fe_tensor_val(regression_loss(c, y, p, which == LOSS_MAE, e->loc));
+    case LOSS_BCE:
+        return fe_tensor_val(bce(c, y, p, from_logits, e->loc));
+    case LOSS_CCE:
+        if (p->shape.rank < 1) {
+            fe_error_expr(c, e, "%s(): predictions need a class axis", loss_names[which]);
+            return fe_err_val();
+        }
+        return fe_tensor_val(cce(c, y, p, from_logits, e->loc));
+    default:
+        ICE("bad loss");
+    }
+}
+
+/* ---- metrics ---- */
+
+static Node *argmax_last(FeCtx *c, Node *x, SrcLoc loc)
+{
+    if (!x)
+        return NULL;
+    Attrs at = ir_attrs();
+    at.naxes = 1;
+    at.axes[0] = x->shape.rank - 1;
+    return fe_op(c, OP_ARGMAX, &x, 1, &at, loc);
+}
+
+/* accuracy(y, scores): sparse labels or one-hot targets */
+static Node *accuracy(FeCtx *c, CallArgs *a, Node *y, Node *p, SrcLoc loc)
+{
+    char t1[128], t2[128];
+    int r = p->shape.rank;
+    if (r < 1 || p->shape.d[r - 1] < 2) {
+        fe_error(c, a->v[1]->start, 1,
+                 "accuracy() needs scores for two or more classes, got %s; use binary_accuracy()",
+                 fe_type_str(p, t1, sizeof t1));
+        return NULL;
+    }
+    Node *pred = argmax_last(c, p, loc);
+    Attrs cast = ir_attrs();
+    cast.to = p->dt;
+    Node *truth = y->dt == p->dt ? y : fe_op(c, OP_CAST, &y, 1, &cast, loc);
+    if (ir_shape_eq(&y->shape, &p->shape)) {
+        truth = argmax_last(c, truth, loc);
+    } else {
+        Shape want = p->shape;
+        want.rank--;
+        Shape ys = y->shape;
+        if (ys.rank == r && ys.d[r - 1] == 1)
+            ys.rank--;
+        if (!ir_shape_eq(&ys, &want)) {
+            fe_error(c, a->v[0]->start, 1, "accuracy(): labels %s do not match scores %s",
+                     fe_type_str(y, t1, sizeof t1), fe_type_str(p, t2, sizeof t2));
+            return NULL;
+        }
+        if (ys.rank != y->shape.rank) {
+            Attrs rs = ir_attrs();
+            rs.shape = ys;
+            truth = fe_op(c, OP_RESHAPE, &truth, 1, &rs, loc);
+        }
+    }
+    return fe_reduce_all(c, OP_REDUCE_MEAN, fe_op2(c, OP_EQ, pred, truth, loc), loc);
+}
+
+Val fe_metric(FeCtx *c, const Expr *e, int which)
+{
+    static const ParamSpec spec[] = {
+        {"y_true|labels|targets", A_TENSOR, true},
+        {"y_pred|logits|predictions", A_TENSOR, true},
+        {"threshold", A_NUM, false},
+    };
+    const char *fn = e->str;
+    CallArgs a;
+    double thr;
+    if (!fe_bind_args(c, e, fn, spec, which == METRIC_BINARY_ACCURACY ? 3 : 2, &a) ||
+        !fe_arg_num(c, &a, 2, 0.5, &thr))
+        return fe_err_val();
+    Node *y = fe_arg_tensor(c, &a, 0, DT_COUNT);
+    Node *p = pred_arg(c, &a, fn);
+    if (!y || !p)
+        return fe_err_val();
+    if (which == METRIC_ACCURACY)
+        return fe_tensor_val(accuracy(c, &a, y, p, e->loc));
+    if (!same_as_pred(c, &a, fn, y, p))
+        return fe_err_val();
+    Node *hit = fe_op2(c, OP_GT, p, cnst(c, p, thr, e->loc), e->loc);
+    return fe_tensor_val(fe_reduce_all(c, OP_REDUCE_MEAN, fe_op2(c, OP_EQ, hit, y, e->loc), e->loc));
+}

@@ -1,0 +1,297 @@
+/* The IR verifier: checks the structural invariants every pass relies on
+ * (operands before users, arity, types that re-inference reproduces,
+ * well-formed outputs, unique leaf names, valid fused bodies) and reports
+ * each violation as a diagnostic at the offending node. It never changes
+ * the graph and is safe on graphs with dangling or foreign pointers. */
+#include "irtext.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Node pointer -> position in g->nodes, without dereferencing keys. */
+typedef struct PtrMap {
+    const Node **key;
+    int *pos;
+    int cap;
+} PtrMap;
+
+typedef struct Verifier {
+    Graph *g;
+    Diags *d;
+    const char *where; /* "" or "in the body of fused %7: " */
+    ValueNames vn;
+    PtrMap map;
+    bool ok;
+} Verifier;
+
+static bool verify_graph(Graph *g, Diags *d, const char *where);
+
+static int ptr_slot(const PtrMap *m, const Node *p)
+{
+    uint64_t h = (uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ULL;
+    int i = (int)(h >> 40) & (m->cap - 1);
+    while (m->key[i] && m->key[i] != p)
+        i = (i + 1) & (m->cap - 1);
+    return i;
+}
+
+static void map_build(PtrMap *m, Graph *g)
+{
+    m->cap = 16;
+    while (m->cap < 2 * g->nnodes + 2)
+        m->cap *= 2;
+    m->key = xcalloc((size_t)m->cap, sizeof(Node *));
+    m->pos = xcalloc((size_t)m->cap, sizeof(int));
+    for (int i = 0; i < g->nnodes; i++) {
+        if (!g->nodes[i])
+            continue;
+        int s = ptr_slot(m, g->nodes[i]);
+        if (!m->key[s]) {
+            m->key[s] = g->nodes[i];
+            m->pos[s] = i;
+        }
+    }
+}
+
+/* Position of p in the graph, or -1 when p is not one of its nodes. */
+static int map_get(const PtrMap *m, const Node *p)
+{
+    if (!p)
+        return -1;
+    int s = ptr_slot(m, p);
+    return m->key[s] ? m->pos[s] : -1;
+}
+
+static void verr(Verifier *V, int i, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void verr(Verifier *V, int i, const char *fmt, ...)
+{
+    StrBuf b;
+    sb_init(&b);
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vprintf(&b, fmt, ap);
+    va_end(ap);
+    Node *n = i >= 0 ? V->g->nodes[i] : NULL;
+    SrcLoc loc = n ? n->loc : (SrcLoc){NULL, 0, 0};
+    if (n && n->op >= 0 && n->op < OP_COUNT)
+        diag_error(V->d, loc, "verifier: %s%%%s (%s): %s", V->where, V->vn.v[i], ir_ops[n->op].name, b.s);
+    else
+        diag_error(V->d, loc, "verifier: %s%s", V->where, b.s);
+    sb_free(&b);
+    V->ok = false;
+}
+
+static const char *type_str(const Node *n, char *buf)
+{
+    return ir_type_str(n->dt, &n->shape, buf, 160);
+}
+
+/* Operands exist, belong to the graph and come before node i. */
+static bool check_operands(Verifier *V, int i)
+{
+    Node *n = V->g->nodes[i];
+    if (n->nin < 0 || (n->nin > 0 && !n->in)) {
+        verr(V, i, "bad operand list (%d operands)", n->nin);
+        return false;
+    }
+    bool ok = true;
+    for (int j = 0; j < n->nin; j++) {
+        int p = map_get(&V->map, n->in[j]);
+        if (p < 0) {
+            verr(V, i, "operand %d is %s", j, n->in[j] ? "not a node of this graph" : "missing");
+            ok = false;
+        } else if (p >= i) {
+            verr(V, i, "operand %d (%%%s) is defined %s its use", j, V->vn.v[p], p == i ? "by" : "after");
+            ok = false;
+        }
+    }
+    const OpInfo *oi = &ir_ops[n->op];
+    if (oi->arity >= 0 && n->nin != oi->arity) {
+        verr(V, i, "takes %d operand%s, has %d", oi->arity, oi->arity == 1 ? "" : "s", n->nin);
+        ok = false;
+    }
+    if (n->op == OP_CONCAT && n->nin < 1) {
+        verr(V, i, "needs at least one operand");
+        ok = false;
+    }
+    return ok;
+}
+
+/* A fused body: a valid graph of inputs, constants and elementwise ops
+ * whose inputs match the operands in order. */
+static bool check_fused(Verifier *V, int i)
+{
+    Node *n = V->g->nodes[i];
+    Graph *b = n->sub;
+    if (!b) {
+        verr(V, i, "fused node without a body");
+        return false;
+    }
+    char *where = arena_printf(V->vn.arena, "%sin the body of fused %%%s: ", V->where, V->vn.v[i]);
+    if (!verify_graph(b, V->d, where)) {
+        V->ok = false;
+        return false;
+    }
+    int k = 0;
+    bool ok = true;
+    for (int j = 0; j < b->nnodes; j++) {
+        Node *x = b->nodes[j];
+        if (x->op == OP_INPUT) {
+            char t1[160], t2[160];
+            if (k < n->nin && (x->dt != n->in[k]->dt || !ir_shape_eq(&x->shape, &n->in[k]->shape))) {
+                verr(V, i, "body input %d is %s but operand %d is %s", k, type_str(x, t1), k,
+                     type_str(n->in[k], t2));
+                ok = false;
+            }
+            k++;
+        } else if (x->op != OP_CONST && !ir_op_is_elementwise(x->op)) {
+            verr(V, i, "body contains %s, which is not elementwise", ir_ops[x->op].name);
+            ok = false;
+        }
+    }
+    if (k != n->nin) {
+        verr(V, i, "body has %d input%s for %d operand%s", k, k == 1 ? "" : "s", n->nin,
+             n->nin == 1 ? "" : "s");
+        ok = false;
+    }
+    if (b->nouts < 1) {
+        verr(V, i, "body has no output");
+        ok = false;
+    }
+    return ok;
+}
+
+/* Shape inference on a copy of node i must reproduce its dtype and shape. */
+static void check_type(Verifier *V, int i)
+{
+    Node *n = V->g->nodes[i];
+    Node c = *n;
+    Diags tmp;
+    diags_init(&tmp);
+    char t1[160], t2[160];
+    if (!ir_infer(&c, &tmp))
+        verr(V, i, "shape inference fails: %s", tmp.n ? tmp.v[0].msg : "invalid operands or attributes");
+    else if (c.dt != n->dt || !ir_shape_eq(&c.shape, &n->shape))
+        verr(V, i, "has type %s but its operands and attributes give %s", type_str(n, t1), type_str(&c, t2));
+    diags_free(&tmp);
+}
+
+static void check_leaf_name(Verifier *V, int i, NameSet *inputs, NameSet *params)
+{
+    Node *n = V->g->nodes[i];
+    if (n->op != OP_INPUT && n->op != OP_PARAM)
+        return;
+    NameSet *s = n->op == OP_INPUT ? inputs : params;
+    if (!n->a.name) {
+        verr(V, i, "has no name");
+    } else if (ir_nameset_has(s, n->a.name)) {
+        verr(V, i, "duplicate %s name \"%s\"", ir_ops[n->op].name, n->a.name);
+    } else {
+        ir_nameset_add(s, n->a.name);
+    }
+}
+
+static void check_node(Verifier *V, int i, NameSet *inputs, NameSet *params)
+{
+    Node *n = V->g->nodes[i];
+    if (!n) {
+        verr(V, -1, "node %d is missing", i);
+        return;
+    }
+    if (n->op < 0 || n->op >= OP_COUNT) {
+        verr(V, -1, "node %d has an invalid op %d", i, (int)n->op);
+        return;
+    }
+    if (n->id != i)
+        verr(V, i, "has id %d at position %d", n->id, i);
+    if (n->dt < 0 || n->dt >= DT_COUNT) {
+        verr(V, i, "has an invalid dtype %d", (int)n->dt);
+        return;
+    }
+    if (n->shape.rank < 0 || n->shape.rank > IR_MAXRANK) {
+        verr(V, i, "has an invalid rank %d", n->shape.rank);
+        return;
+    }
+    check_leaf_name(V, i, inputs, params);
+    if (n->sub && n->op != OP_FUSED)
+        verr(V, i, "has a fused body but is not a fused node");
+    if (!check_operands(V, i))
+        return;
+    if (n->op == OP_FUSED && !check_fused(V, i))
+        return;
+    check_type(V, i);
+}
+
+static const char *out_desc(Verifier *V, const Output *o)
+{
+    const char *k = o->kind >= 0 && o->kind <= OUT_UPDATE ? ir_out_kind_names[o->kind] : "?";
+    return arena_printf(V->vn.arena, "output %s%s%s%s", k, o->name ? " \"" : "", o->name ? o->name : "",
+                        o->name ? "\"" : "");
+}
+
+static void check_output(Verifier *V, int k, int *nloss)
+{
+    Output *o = &V->g->outs[k];
+    const char *what = out_desc(V, o);
+    int p = map_get(&V->map, o->val);
+    if (o->kind < 0 || o->kind > OUT_UPDATE) {
+        verr(V, -1, "output %d has an invalid kind %d", k, (int)o->kind);
+        return;
+    }
+    if (p < 0) {
+        verr(V, -1, "%s refers to %s", what, o->val ? "a node outside the graph" : "no node");
+        return;
+    }
+    Node *v = o->val;
+    char t1[160], t2[160];
+    if (o->kind == OUT_LOSS) {
+        bool one = ir_dtype_is_float(v->dt) && ir_shape_numel(&v->shape, 2) == 1;
+        if (!one)
+            verr(V, p, "%s must be a floating-point scalar, is %s", what, type_str(v, t1));
+        if (++*nloss == 2)
+            verr(V, p, "%s: a graph has at most one loss output", what);
+    }
+    if (o->kind != OUT_GRAD && o->kind != OUT_UPDATE)
+        return;
+    int tp = map_get(&V->map, o->target);
+    if (tp < 0) {
+        verr(V, p, "%s has %s target", what, o->target ? "a foreign" : "no");
+        return;
+    }
+    Node *t = o->target;
+    if (t->op != OP_PARAM && t->op != OP_INPUT)
+        verr(V, p, "%s: target %%%s is %s, not a param or input", what, V->vn.v[tp], ir_ops[t->op].name);
+    else if (t->dt != v->dt || !ir_shape_eq(&t->shape, &v->shape))
+        verr(V, p, "%s is %s but its target %%%s is %s", what, type_str(v, t1), V->vn.v[tp],
+             type_str(t, t2));
+}
+
+static bool verify_graph(Graph *g, Diags *d, const char *where)
+{
+    Verifier V = {g, d, where, {0}, {0}, true};
+    if (g->nnodes < 0 || (g->nnodes > 0 && !g->nodes)) {
+        diag_error(d, (SrcLoc){NULL, 0, 0}, "verifier: %sbad node list", where);
+        return false;
+    }
+    ir_names_build(&V.vn, g);
+    map_build(&V.map, g);
+    NameSet inputs, params;
+    ir_nameset_init(&inputs);
+    ir_nameset_init(&params);
+    for (int i = 0; i < g->nnodes; i++)
+        check_node(&V, i, &inputs, &params);
+    int nloss = 0;
+    for (int k = 0; k < g->nouts; k++)
+        check_output(&V, k, &nloss);
+    ir_nameset_free(&inputs);
+    ir_nameset_free(&params);
+    free(V.map.key);
+    free(V.map.pos);
+    ir_names_free(&V.vn);
+    return V.ok;
+}
+
+bool ir_verify(Graph *g, Diags *d)
+{
+    return verify_graph(g, d, "");
+}
