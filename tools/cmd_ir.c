@@ -58,6 +58,7 @@ int cmd_ir(int argc, char **argv)
 {
     const char *after = "lower", *mode_s = "train", *format = "text";
     bool no_loc = false, time_passes = false;
+    Timer timer = {0};
     CliList wrt = {0};
     const CliOpt opts[] = {
         {"after", CLI_STR, &after, "PASS", "print the graph after PASS (default: lower, the frontend's graph)"},
@@ -101,8 +102,10 @@ int cmd_ir(int argc, char **argv)
                           .wrt = wrt.v,
                           .nwrt = wrt.n,
                           .stop_after = after,
-                          .time_passes = time_passes};
+                          .timer = time_passes ? &timer : NULL};
         ok = ps_run_pipeline(g, &o, &d);
+        if (time_passes)
+            timer_print(&timer, stderr);
     }
     diags_print_from(&d, stderr, shown);
     ok = ok && d.nerrors == 0;

@@ -30,6 +30,7 @@ int cmd_opt(int argc, char **argv)
 {
     const char *pass = NULL, *mode_s = "train", *format = "text";
     bool no_loc = false, time_passes = false;
+    Timer timer = {0};
     CliList wrt = {0};
     const CliOpt opts[] = {
         {"pass", CLI_STR, &pass, "NAME", "the pass to run (required)"},
@@ -76,8 +77,10 @@ int cmd_opt(int argc, char **argv)
                           .wrt = wrt.v,
                           .nwrt = wrt.n,
                           .stop_after = NULL,
-                          .time_passes = time_passes};
+                          .timer = time_passes ? &timer : NULL};
         ok = ps_run_one(g, pass, &o, &d) && d.nerrors == 0;
+        if (time_passes)
+            timer_print(&timer, stderr);
         int before = d.nerrors;
         if (ok && !ir_verify(g, &d)) {
             SrcLoc none = {NULL, 0, 0};

@@ -108,9 +108,9 @@ static bool optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, int level, Diag
 
 static void time_phase(JitModule *m, const char *name, double *t0)
 {
-    double t1 = timer_now_ms();
+    double t1 = mc_now_ms();
     if (m && m->opts.time_passes)
-        timer_add(&m->timer, name, t1 - *t0);
+        timer_add(&m->timer, name, t1 - *t0); /* name: a static string */
     *t0 = t1;
 }
 
@@ -118,7 +118,7 @@ static void time_phase(JitModule *m, const char *name, double *t0)
 static LLVMModuleRef build(Graph *g, LLVMContextRef cx, const JitOpts *o, bool opt, Plan *p,
                            JitModule *m, Diags *d)
 {
-    double t0 = timer_now_ms();
+    double t0 = mc_now_ms();
     if (!plan_build(p, g, d))
         return NULL;
     llvm_init();
@@ -232,7 +232,6 @@ JitModule *be_jit_compile(Graph *g, const JitOpts *o, Diags *d)
     else
         be_jit_opts_default(&m->opts);
     m->arena = arena_new();
-    timer_init(&m->timer);
     Plan p;
     LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
     LLVMContextRef cx = LLVMOrcThreadSafeContextGetContext(tsc);
@@ -240,7 +239,7 @@ JitModule *be_jit_compile(Graph *g, const JitOpts *o, Diags *d)
     bool ok = mod != NULL;
     if (ok) {
         describe(m, &p);
-        double t0 = timer_now_ms();
+        double t0 = mc_now_ms();
         ok = jit_link(m, tsc, mod, d);
         time_phase(m, "llvm: JIT codegen and link", &t0);
     }
@@ -252,8 +251,7 @@ JitModule *be_jit_compile(Graph *g, const JitOpts *o, Diags *d)
     }
     if (m->opts.time_passes) {
         for (int i = 0; i < m->timer.n; i++)
-            if (m->opts.timer)
-                timer_add(m->opts.timer, m->timer.v[i].name, m->timer.v[i].ms);
+            timer_add(m->opts.timer, m->timer.name[i], m->timer.ms[i]);
         if (!m->opts.timer)
             timer_print(&m->timer, stderr);
     }
@@ -266,7 +264,6 @@ void be_jit_free(JitModule *m)
         return;
     if (m->jit)
         LLVMConsumeError(LLVMOrcDisposeLLJIT(m->jit));
-    timer_free(&m->timer);
     arena_free(m->arena);
     free(m);
 }
