@@ -3,6 +3,7 @@
  * (see kernels.h). */
 #include "kernels.h"
 
+#include <math.h>
 #include <stdbool.h>
 #include <string.h>
 #include <unistd.h>

@@ -5,6 +5,9 @@
 #define CAT_(a, b) a##_##b
 #define CAT(a, b) CAT_(a, b)
 #define FN(name) CAT(name, SFX)
+/* The max-pool rule: a later position wins when greater, or NaN over a
+ * number. */
+#define BETTER(v, best) ((v) > (best) || (isnan(v) && !isnan(best)))
 
 /* Rows of nb images' patches: col[(b,oy,ox), (ky,kx,ci)]. */
 static void FN(im2col)(const RtConvGeom *g, const T *x, int64_t nb, T *col)
@@ -106,13 +109,14 @@ void FN(rt_max_pool2d)(const RtPoolGeom *g, const T *x, T *y)
             for (int64_t ox = 0; ox < g->ow; ox++) {
                 T *yo = y + ((b * g->oh + oy) * g->ow + ox) * g->c;
                 PoolWin w = pool_window(g, oy, ox);
-                memset(yo, 0, (size_t)g->c * sizeof(T));
+                for (int64_t ci = 0; ci < g->c; ci++)
+                    yo[ci] = -INFINITY;
                 for (int64_t iy = w.y0; iy < w.y1; iy++)
                     for (int64_t ix = w.x0; ix < w.x1; ix++) {
                         const T *xi = x + ((b * g->h + iy) * g->w + ix) * g->c;
                         bool first = iy == w.y0 && ix == w.x0;
                         for (int64_t ci = 0; ci < g->c; ci++)
-                            if (first || xi[ci] > yo[ci])
+                            if (first || BETTER(xi[ci], yo[ci]))
                                 yo[ci] = xi[ci];
                     }
             }
@@ -133,7 +137,7 @@ void FN(rt_max_pool2d_grad)(const RtPoolGeom *g, const T *x, const T *dy, T *dx)
                     for (int64_t iy = w.y0; iy < w.y1; iy++)
                         for (int64_t ix = w.x0; ix < w.x1; ix++) {
                             int64_t at = ((b * g->h + iy) * g->w + ix) * g->c + ci;
-                            if (x[at] > x[best])
+                            if (BETTER(x[at], x[best]))
                                 best = at;
                         }
                     dx[best] += dyo[ci];
@@ -183,5 +187,6 @@ void FN(rt_avg_pool2d_grad)(const RtPoolGeom *g, const T *dy, T *dx)
 }
 
 #undef FN
+#undef BETTER
 #undef CAT
 #undef CAT_

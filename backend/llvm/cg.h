@@ -36,7 +36,16 @@ typedef struct Slot {
     Shape shape;
     Mono elems;       /* elements (scratch: static) */
     int first, last;  /* steps during which a temporary is live */
+    bool used;        /* inputs/params: read by some needed node */
+    SrcLoc loc;       /* inputs/params: the leaf's location */
 } Slot;
+
+/* A slice of the batch axis with a fixed range [begin:end): needs N >= end. */
+typedef struct NCheck {
+    Node *node;
+    int axis;
+    const Shape *whole; /* the sliced tensor's shape */
+} NCheck;
 
 typedef enum { STEP_KERNEL, STEP_COPY } StepKind;
 
@@ -56,6 +65,9 @@ typedef struct Plan {
     int nsteps, stepcap;
     int *node_slot; /* by node id; -1 for constants folded into kernels */
     int *out_slot;  /* by output index */
+    Node *needs_n;  /* first computed node whose type contains N, or NULL */
+    NCheck *nchecks;
+    int nnchecks, nncheckcap;
 } Plan;
 
 bool plan_build(Plan *p, Graph *g, Diags *d);
@@ -151,6 +163,8 @@ void cg_softmax(Cg *c, const Step *st);
 void cg_matmul(Cg *c, const Step *st);          /* calls.c */
 void cg_conv(Cg *c, const Step *st);
 void cg_pool(Cg *c, const Step *st);
+/* a p b, or a is NaN (the NaN-propagating max/min rule of docs/ops.md). */
+LLVMValueRef cg_gt_or_nan(Cg *c, LLVMRealPredicate p, LLVMValueRef a, LLVMValueRef b);
 /* One scalar op on loaded operand values (elem.c). */
 LLVMValueRef cg_scalar_op(Cg *c, const Node *v, LLVMValueRef *in);
 

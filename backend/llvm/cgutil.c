@@ -45,10 +45,22 @@ LLVMValueRef cg_i64(Cg *c, int64_t v)
     return LLVMConstInt(c->i64, (unsigned long long)v, 1);
 }
 
+/* double to i32 as `cast` does: truncate, saturate, NaN -> 0 */
+static int32_t sat_i32(double v)
+{
+    if (v != v)
+        return 0;
+    if (v <= -2147483648.0)
+        return INT32_MIN;
+    if (v >= 2147483647.0)
+        return INT32_MAX;
+    return (int32_t)v;
+}
+
 LLVMValueRef cg_fconst(Cg *c, DType t, double v)
 {
     if (t == DT_I32)
-        return LLVMConstInt(c->i32, (unsigned long long)(int64_t)v, 1);
+        return LLVMConstInt(c->i32, (unsigned long long)(int64_t)sat_i32(v), 1);
     return LLVMConstReal(cg_type(c, t), v);
 }
 
@@ -118,8 +130,12 @@ LLVMValueRef cg_convert(Cg *c, LLVMValueRef v, DType from, DType to)
     LLVMTypeRef t = cg_type(c, to);
     if (from == DT_I32)
         return LLVMBuildSIToFP(c->b, v, t, "");
-    if (to == DT_I32)
-        return LLVMBuildFPToSI(c->b, v, t, "");
+    if (to == DT_I32) { /* truncate, saturate, NaN -> 0 */
+        LLVMTypeRef tys[2] = {t, cg_type(c, from)};
+        unsigned id = LLVMLookupIntrinsicID("llvm.fptosi.sat", 15);
+        LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, tys, 2);
+        return LLVMBuildCall2(c->b, LLVMIntrinsicGetType(c->cx, id, tys, 2), f, &v, 1, "");
+    }
     return from == DT_F32 ? LLVMBuildFPExt(c->b, v, t, "") : LLVMBuildFPTrunc(c->b, v, t, "");
 }
 

@@ -27,6 +27,12 @@ static LLVMValueRef sel(Cg *c, LLVMRealPredicate p, LLVMValueRef a, LLVMValueRef
     return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, p, a, b, ""), t, f, "");
 }
 
+LLVMValueRef cg_gt_or_nan(Cg *c, LLVMRealPredicate p, LLVMValueRef a, LLVMValueRef b)
+{
+    LLVMValueRef cmp = LLVMBuildFCmp(c->b, p, a, b, "");
+    return LLVMBuildOr(c->b, cmp, LLVMBuildFCmp(c->b, LLVMRealUNO, a, a, ""), "");
+}
+
 /* sigmoid(x) = 1/(1+e^-x) for x >= 0, e^x/(1+e^x) below: one exp(-|x|). */
 static LLVMValueRef sigmoid(Cg *c, DType t, LLVMValueRef x)
 {
@@ -73,9 +79,9 @@ LLVMValueRef cg_scalar_op(Cg *c, const Node *v, LLVMValueRef *in)
         return LLVMBuildFMul(b, x, x, "");
     case OP_ABS:
         return cg_intrinsic(c, "llvm.fabs", ty, &x, 1);
-    case OP_SIGN:
+    case OP_SIGN: /* NaN stays NaN */
         return sel(c, LLVMRealOGT, x, zero, one,
-                   sel(c, LLVMRealOLT, x, zero, cg_fconst(c, t, -1), zero));
+                   sel(c, LLVMRealOLT, x, zero, cg_fconst(c, t, -1), sel(c, LLVMRealUNO, x, x, x, zero)));
     case OP_CAST:
         return cg_convert(c, x, v->in[0]->dt, t);
     case OP_ADD:
@@ -91,9 +97,9 @@ LLVMValueRef cg_scalar_op(Cg *c, const Node *v, LLVMValueRef *in)
         return cg_intrinsic(c, "llvm.pow", ty, args, 2);
     }
     case OP_MAXIMUM:
-        return sel(c, LLVMRealOGT, x, y, x, y);
+        return LLVMBuildSelect(b, cg_gt_or_nan(c, LLVMRealOGT, x, y), x, y, "");
     case OP_MINIMUM:
-        return sel(c, LLVMRealOLT, x, y, x, y);
+        return LLVMBuildSelect(b, cg_gt_or_nan(c, LLVMRealOLT, x, y), x, y, "");
     case OP_GT:
         return cmp_to_float(c, LLVMRealOGT, x, y, t);
     case OP_GE:
@@ -328,24 +334,15 @@ typedef struct OneHot {
     LLVMValueRef out, idx;
 } OneHot;
 
-/* Index value as i64: floats truncate toward zero (saturating; NaN -> 0). */
-static LLVMValueRef index_value(Cg *c, LLVMValueRef x, DType t)
-{
-    if (t == DT_I32)
-        return LLVMBuildSExt(c->b, x, c->i64, "");
-    LLVMTypeRef tys[2] = {c->i64, cg_type(c, t)};
-    unsigned id = LLVMLookupIntrinsicID("llvm.fptosi.sat", 15);
-    LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, tys, 2);
-    LLVMTypeRef fty = LLVMIntrinsicGetType(c->cx, id, tys, 2);
-    return LLVMBuildCall2(c->b, fty, f, &x, 1, "");
-}
-
 static void one_hot_body(Cg *c, void *ud, LLVMValueRef *offs)
 {
     OneHot *o = ud;
     DType it = o->v->in[0]->dt;
-    LLVMValueRef idx = index_value(c, cg_load(c, it, o->idx, offs[1]), it);
-    LLVMValueRef hit = LLVMBuildICmp(c->b, LLVMIntEQ, idx, offs[2], "");
+    LLVMValueRef x = cg_load(c, it, o->idx, offs[1]), hit;
+    if (it == DT_I32)
+        hit = LLVMBuildICmp(c->b, LLVMIntEQ, LLVMBuildSExt(c->b, x, c->i64, ""), offs[2], "");
+    else /* compared as numbers: fractions and NaN match no class */
+        hit = LLVMBuildFCmp(c->b, LLVMRealOEQ, x, LLVMBuildSIToFP(c->b, offs[2], cg_type(c, it), ""), "");
     LLVMValueRef r = LLVMBuildSelect(c->b, hit, cg_fconst(c, o->v->dt, 1), cg_fconst(c, o->v->dt, 0), "");
     cg_store(c, o->v->dt, r, o->out, offs[0]);
 }
@@ -373,8 +370,9 @@ typedef struct Dropout {
     LLVMValueRef out;
 } Dropout;
 
-/* mask = u >= rate ? 1/(1-rate) : 0 with u = rt_uniform(seed, stream,
- * step, index) (runtime/kernels.c: rt_dropout_uniform). */
+/* mask = u >= rate ? scale : 0 with u = rt_uniform(seed, stream, step,
+ * index) (through rt_dropout_uniform, runtime/kernels.c) compared in
+ * double and scale = 1 / (1 - rate) computed in the result dtype. */
 static void dropout_body(Cg *c, void *ud, LLVMValueRef *offs)
 {
     Dropout *k = ud;
@@ -383,8 +381,8 @@ static void dropout_body(Cg *c, void *ud, LLVMValueRef *offs)
     LLVMValueRef args[3] = {c->ctxp, cg_i64(c, (int64_t)v->a.stream), offs[1]};
     LLVMValueRef u = cg_call(c, "rt_dropout_uniform", c->f64, pt, 3, args);
     LLVMValueRef keep = LLVMBuildFCmp(c->b, LLVMRealOGE, u, LLVMConstReal(c->f64, v->a.value), "");
-    LLVMValueRef r = LLVMBuildSelect(c->b, keep, cg_fconst(c, v->dt, 1.0 / (1.0 - v->a.value)),
-                                     cg_fconst(c, v->dt, 0), "");
+    double scale = v->dt == DT_F32 ? (double)(1.0f / (1.0f - (float)v->a.value)) : 1.0 / (1.0 - v->a.value);
+    LLVMValueRef r = LLVMBuildSelect(c->b, keep, cg_fconst(c, v->dt, scale), cg_fconst(c, v->dt, 0), "");
     cg_store(c, v->dt, r, k->out, offs[0]);
 }
 

@@ -19,6 +19,16 @@ typedef struct JitSlot {
     int first, last;
 } JitSlot;
 
+/* A node that fails for some batch sizes (see be_jit_check_n). */
+typedef struct JitNReq {
+    const char *op;
+    DType dt;
+    Shape shape;  /* needs_n: the node's; slice: the sliced tensor's */
+    int axis;     /* slices: the batch axis; -1 for needs_n */
+    int64_t begin, end;
+    SrcLoc loc;
+} JitNReq;
+
 struct JitModule {
     JitOpts opts;
     Timer timer;
@@ -32,6 +42,10 @@ struct JitModule {
     DType *out_dt;
     Shape *out_shape;
     int *out_slot;
+    bool needs_n;
+    JitNReq nreq0; /* the first node needing N */
+    int nreqs;
+    JitNReq *nreqs_v; /* fixed slices of the batch axis */
 };
 
 void be_jit_opts_default(JitOpts *o)
@@ -164,6 +178,32 @@ char *be_jit_llvm_ir(Graph *g, const JitOpts *o, bool optimized, Diags *d)
 
 /* ---- the module description ---- */
 
+static SrcLoc keep_loc(JitModule *m, SrcLoc l)
+{
+    if (l.file)
+        l.file = arena_strdup(m->arena, l.file);
+    return l;
+}
+
+static void describe_n(JitModule *m, const Plan *p)
+{
+    if (p->needs_n) {
+        Node *v = p->needs_n;
+        JitNReq r = {ir_ops[v->op].name, v->dt, v->shape, -1, 0, 0, keep_loc(m, v->loc)};
+        m->needs_n = true;
+        m->nreq0 = r;
+    }
+    m->nreqs = p->nnchecks;
+    m->nreqs_v = arena_alloc(m->arena, (size_t)(p->nnchecks + 1) * sizeof(JitNReq));
+    for (int i = 0; i < p->nnchecks; i++) {
+        const NCheck *c = &p->nchecks[i];
+        Node *v = c->node;
+        JitNReq r = {ir_ops[v->op].name, v->op == OP_SLICE ? v->in[0]->dt : v->dt, *c->whole, c->axis,
+                     v->a.begin[c->axis], v->a.end[c->axis], keep_loc(m, v->loc)};
+        m->nreqs_v[i] = r;
+    }
+}
+
 static void describe(JitModule *m, const Plan *p)
 {
     Graph *g = p->g;
@@ -176,10 +216,13 @@ static void describe(JitModule *m, const Plan *p)
         t->info.name = s->name ? arena_strdup(m->arena, s->name) : NULL;
         t->info.dt = s->dt;
         t->info.shape = s->shape;
+        t->info.used = s->used;
+        t->info.loc = keep_loc(m, s->loc);
         t->elems = s->elems;
         t->first = s->first;
         t->last = s->last;
     }
+    describe_n(m, p);
     m->nouts = g->nouts;
     size_t n = (size_t)g->nouts + 1;
     m->outs = arena_alloc(m->arena, n * sizeof(Output));
@@ -383,9 +426,45 @@ static int64_t layout(const JitModule *m, Placed *pl, int np)
     return total;
 }
 
+static void shape_at(const Shape *s, int64_t n, Shape *out)
+{
+    *out = *s;
+    for (int k = 0; k < s->rank; k++)
+        if (s->d[k] == IR_DIM_N)
+            out->d[k] = n;
+}
+
+bool be_jit_check_n(const JitModule *m, int64_t n, Diags *d)
+{
+    char ty[128];
+    if (n < 0) {
+        if (m->needs_n)
+            diag_error(d, m->nreq0.loc, "%s of type %s needs the batch size N, but no input binds it",
+                       m->nreq0.op, ir_type_str(m->nreq0.dt, &m->nreq0.shape, ty, sizeof ty));
+        return !m->needs_n;
+    }
+    bool ok = true;
+    for (int i = 0; i < m->nreqs; i++) {
+        const JitNReq *r = &m->nreqs_v[i];
+        if (r->end <= n)
+            continue;
+        Shape s;
+        shape_at(&r->shape, n, &s);
+        diag_error(d, r->loc, "%s [%lld:%lld] is out of range for axis %d of %s (N = %lld)", r->op,
+                   (long long)r->begin, (long long)r->end, r->axis, ir_type_str(r->dt, &s, ty, sizeof ty),
+                   (long long)n);
+        ok = false;
+    }
+    return ok;
+}
+
 JitWorkspace *be_jit_workspace_new(const JitModule *m, int64_t n, Diags *d)
 {
     SrcLoc none = {NULL, 0, 0};
+    if (!be_jit_check_n(m, n, d))
+        return NULL;
+    if (n < 0)
+        n = 0;
     Placed *pl = xcalloc((size_t)m->nslots + 1, sizeof(Placed));
     int np = 0;
     for (int i = 0; i < m->nslots; i++) {
@@ -454,7 +533,7 @@ bool be_jit_ready(const JitWorkspace *w, Diags *d)
 {
     for (int i = 0; i < w->m->nslots; i++) {
         const JitBufInfo *b = &w->m->slots[i].info;
-        if (b->kind != JIT_BUF_TEMP && !w->bufs[i]) {
+        if (b->kind != JIT_BUF_TEMP && b->used && !w->bufs[i]) {
             SrcLoc none = {NULL, 0, 0};
             diag_error(d, none, "%s '%s' is not bound", b->kind == JIT_BUF_INPUT ? "input" : "parameter",
                        b->name);

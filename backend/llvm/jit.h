@@ -80,6 +80,8 @@ typedef struct JitBufInfo {
     const char *name; /* inputs and parameters; NULL for temporaries */
     DType dt;
     Shape shape;      /* may contain N */
+    bool used;        /* inputs/params: needed by the outputs (else may stay unbound) */
+    SrcLoc loc;       /* inputs/params: where the leaf was declared */
 } JitBufInfo;
 
 int be_jit_nbufs(const JitModule *m);
@@ -103,6 +105,10 @@ typedef struct JitWorkspace JitWorkspace;
 /* Buffer table and temporaries for batch size n (n >= 0). NULL with a
  * diagnostic when the sizes overflow or memory runs out. */
 JitWorkspace *be_jit_workspace_new(const JitModule *m, int64_t n, Diags *d);
+/* Batch-size requirements of the graph for N = n (n < 0: N unbound):
+ * some node needs N, a fixed slice of the batch axis is out of range.
+ * be_jit_workspace_new checks them too. */
+bool be_jit_check_n(const JitModule *m, int64_t n, Diags *d);
 void be_jit_workspace_free(JitWorkspace *w);
 int64_t be_jit_workspace_n(const JitWorkspace *w);
 const JitModule *be_jit_workspace_module(const JitWorkspace *w);
@@ -112,7 +118,7 @@ int64_t be_jit_workspace_bytes(const JitWorkspace *w); /* temporaries only */
 bool be_jit_bind(JitWorkspace *w, int i, Tensor *t, Diags *d);
 /* Bind raw memory of the right size (no checks). */
 void be_jit_bind_data(JitWorkspace *w, int i, void *data);
-/* True when every input and parameter buffer is bound; else a
+/* True when every used input and parameter buffer is bound; else a
  * diagnostic naming the first missing one. */
 bool be_jit_ready(const JitWorkspace *w, Diags *d);
 /* Run one step: entry(ctx, n, bufs). Applies ctx->threads to OpenBLAS. */

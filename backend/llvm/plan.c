@@ -118,7 +118,7 @@ bool plan_const_inline(const Plan *p, const Node *v)
 
 static int add_slot(Plan *p, JitBufKind kind, const char *name, DType dt, Shape shape, Mono elems)
 {
-    Slot s = {kind, name, dt, shape, elems, -1, -1};
+    Slot s = {kind, name, dt, shape, elems, -1, -1, true, {NULL, 0, 0}};
     VEC_PUSH(p->slots, p->nslots, p->slotcap, s);
     return p->nslots - 1;
 }
@@ -145,13 +145,14 @@ int64_t plan_conv_chunk(const Node *v)
 
 /* ---- building the plan ---- */
 
-/* Nodes the outputs depend on (iaux = 1); leaves are always kept. */
+/* Node.iaux during planning: 0 not needed by any output, 1 needed,
+ * 2 a constant that needs a buffer, 3 a parameter updated in place. */
 static void mark_needed(Graph *g)
 {
     for (int i = 0; i < g->nnodes; i++) {
         Node *v = g->nodes[i];
         v->id = i;
-        v->iaux = v->op == OP_INPUT || v->op == OP_PARAM;
+        v->iaux = 0;
     }
     for (int i = 0; i < g->nouts; i++) {
         g->outs[i].val->iaux = 1;
@@ -262,6 +263,31 @@ static void compute_live_ranges(Plan *p)
         live_read(p, p->out_slot[i], p->nsteps);
 }
 
+static void add_ncheck(Plan *p, Node *v, const Shape *whole)
+{
+    for (int k = 0; k < whole->rank; k++)
+        if (whole->d[k] == IR_DIM_N && v->a.end[k] != INT64_MAX) {
+            NCheck c = {v, k, whole};
+            VEC_PUSH(p->nchecks, p->nnchecks, p->nncheckcap, c);
+        }
+}
+
+static void find_n_requirements(Plan *p)
+{
+    Graph *g = p->g;
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *v = g->nodes[i];
+        if (!v->iaux || v->op == OP_INPUT || v->op == OP_PARAM)
+            continue;
+        if (!p->needs_n && ir_shape_has_n(&v->shape))
+            p->needs_n = v;
+        if (v->op == OP_SLICE)
+            add_ncheck(p, v, &v->in[0]->shape);
+        else if (v->op == OP_SLICE_GRAD)
+            add_ncheck(p, v, &v->shape);
+    }
+}
+
 bool plan_build(Plan *p, Graph *g, Diags *d)
 {
     memset(p, 0, sizeof *p);
@@ -300,9 +326,12 @@ bool plan_build(Plan *p, Graph *g, Diags *d)
     for (int i = 0; i < nn; i++) {
         Node *v = g->nodes[i];
         p->node_slot[i] = -1;
-        if (v->op == OP_INPUT || v->op == OP_PARAM)
-            p->node_slot[i] = add_slot(p, v->op == OP_INPUT ? JIT_BUF_INPUT : JIT_BUF_PARAM,
-                                       v->a.name, v->dt, v->shape, mono_numel(&v->shape));
+        if (v->op != OP_INPUT && v->op != OP_PARAM)
+            continue;
+        p->node_slot[i] = add_slot(p, v->op == OP_INPUT ? JIT_BUF_INPUT : JIT_BUF_PARAM, v->a.name,
+                                   v->dt, v->shape, mono_numel(&v->shape));
+        p->slots[p->node_slot[i]].used = v->iaux != 0;
+        p->slots[p->node_slot[i]].loc = v->loc;
     }
     for (int i = 0; i < nn; i++) {
         Node *v = g->nodes[i];
@@ -366,6 +395,7 @@ bool plan_build(Plan *p, Graph *g, Diags *d)
     /* the value-of-update outputs of non-update kinds keep their value
      * slot; an update output's slot is its target (set above) */
     compute_live_ranges(p);
+    find_n_requirements(p);
     free(kpos);
     free(inplace);
     free(snap);
@@ -378,5 +408,6 @@ void plan_free(Plan *p)
     free(p->steps);
     free(p->node_slot);
     free(p->out_slot);
+    free(p->nchecks);
     memset(p, 0, sizeof *p);
 }

@@ -17,7 +17,7 @@ static LLVMValueRef reassoc(LLVMValueRef inst)
 static LLVMValueRef combine(Cg *c, Op op, LLVMValueRef acc, LLVMValueRef x, bool in_register)
 {
     if (op == OP_REDUCE_MAX)
-        return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, x, acc, ""), x, acc, "");
+        return LLVMBuildSelect(c->b, cg_gt_or_nan(c, LLVMRealOGT, x, acc), x, acc, "");
     LLVMValueRef s = LLVMBuildFAdd(c->b, acc, x, "");
     return in_register ? reassoc(s) : s;
 }
@@ -178,23 +178,29 @@ typedef struct ArgMax {
     Mono len, stride;
 } ArgMax;
 
+/* better = no best yet, or x > best, or x is NaN and best is not */
 static void argmax_step(Cg *c, void *ud, LLVMValueRef *offs)
 {
     ArgMax *a = ud;
+    LLVMBuilderRef b = c->b;
     LLVMValueRef x = cg_load(c, a->dt, a->x, offs[0]);
-    LLVMValueRef best = LLVMBuildLoad2(c->b, cg_type(c, a->dt), a->best, "");
-    LLVMValueRef idx = LLVMBuildLoad2(c->b, c->i64, a->idx, "");
-    LLVMValueRef better = LLVMBuildFCmp(c->b, LLVMRealOGT, x, best, "");
-    LLVMBuildStore(c->b, LLVMBuildSelect(c->b, better, x, best, ""), a->best);
-    LLVMBuildStore(c->b, LLVMBuildSelect(c->b, better, offs[1], idx, ""), a->idx);
+    LLVMValueRef best = LLVMBuildLoad2(b, cg_type(c, a->dt), a->best, "");
+    LLVMValueRef idx = LLVMBuildLoad2(b, c->i64, a->idx, "");
+    LLVMValueRef none = LLVMBuildICmp(b, LLVMIntSLT, idx, cg_i64(c, 0), "");
+    LLVMValueRef gt = LLVMBuildFCmp(b, LLVMRealOGT, x, best, "");
+    LLVMValueRef nan = LLVMBuildAnd(b, LLVMBuildFCmp(b, LLVMRealUNO, x, x, ""),
+                                    LLVMBuildFCmp(b, LLVMRealORD, best, best, ""), "");
+    LLVMValueRef better = LLVMBuildOr(b, none, LLVMBuildOr(b, gt, nan, ""), "");
+    LLVMBuildStore(b, LLVMBuildSelect(b, better, x, best, ""), a->best);
+    LLVMBuildStore(b, LLVMBuildSelect(b, better, offs[1], idx, ""), a->idx);
 }
 
+/* An empty axis gives -1. */
 static void argmax_body(Cg *c, void *ud, LLVMValueRef *offs)
 {
     ArgMax *a = ud;
-    LLVMValueRef first = cg_load(c, a->dt, a->x, offs[0]);
-    LLVMBuildStore(c->b, first, a->best);
-    LLVMBuildStore(c->b, cg_i64(c, 0), a->idx);
+    LLVMBuildStore(c->b, cg_fconst(c, a->dt, 0), a->best);
+    LLVMBuildStore(c->b, cg_i64(c, -1), a->idx);
     Acc acc[2];
     memset(acc, 0, sizeof acc);
     acc[0].base = a->x;
@@ -252,8 +258,7 @@ static void softmax_step(Cg *c, void *ud, LLVMValueRef *offs)
     LLVMValueRef x = cg_load(c, k->dt, k->x, offs[0]);
     if (k->phase == 0) {
         LLVMValueRef m = LLVMBuildLoad2(c->b, t, k->m, "");
-        LLVMValueRef gt = LLVMBuildFCmp(c->b, LLVMRealOGT, x, m, "");
-        LLVMBuildStore(c->b, LLVMBuildSelect(c->b, gt, x, m, ""), k->m);
+        LLVMBuildStore(c->b, LLVMBuildSelect(c->b, cg_gt_or_nan(c, LLVMRealOGT, x, m), x, m, ""), k->m);
         return;
     }
     LLVMValueRef m = LLVMBuildLoad2(c->b, t, k->m, "");
