@@ -120,17 +120,17 @@ static bool optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, int level, Diag
     return ok;
 }
 
-static void time_phase(JitModule *m, const char *name, double *t0)
+/* Add the time since *t0 to phase `name` (a static string) of t. */
+static void time_phase(Timer *t, const char *name, double *t0)
 {
     double t1 = mc_now_ms();
-    if (m && m->opts.time_passes)
-        timer_add(&m->timer, name, t1 - *t0); /* name: a static string */
+    timer_add(t, name, t1 - *t0);
     *t0 = t1;
 }
 
 /* Build and (optionally) optimise the module for g in context cx. */
 static LLVMModuleRef build(Graph *g, LLVMContextRef cx, const JitOpts *o, bool opt, Plan *p,
-                           JitModule *m, Diags *d)
+                           Timer *t, Diags *d)
 {
     double t0 = mc_now_ms();
     if (!plan_build(p, g, d))
@@ -143,9 +143,10 @@ static LLVMModuleRef build(Graph *g, LLVMContextRef cx, const JitOpts *o, bool o
         return NULL;
     }
     set_target(mod, tm);
-    time_phase(m, "llvm: build IR", &t0);
+    time_phase(t, "llvm: build IR", &t0);
     bool ok = !opt || optimise(mod, tm, o->opt_level, d);
-    time_phase(m, "llvm: optimise IR", &t0);
+    if (opt)
+        time_phase(t, "llvm: optimise IR", &t0);
     LLVMDisposeTargetMachine(tm);
     if (!ok) {
         LLVMDisposeModule(mod);
@@ -163,7 +164,10 @@ char *be_jit_llvm_ir(Graph *g, const JitOpts *o, bool optimized, Diags *d)
     }
     Plan p;
     LLVMContextRef cx = LLVMContextCreate();
-    LLVMModuleRef mod = build(g, cx, o, optimized, &p, NULL, d);
+    Timer own = {0}, *t = o->time_passes ? (o->timer ? o->timer : &own) : NULL;
+    LLVMModuleRef mod = build(g, cx, o, optimized, &p, t, d);
+    if (t == &own)
+        timer_print(&own, stderr);
     char *text = NULL;
     if (mod) {
         char *s = LLVMPrintModuleToString(mod);
@@ -278,13 +282,13 @@ JitModule *be_jit_compile(Graph *g, const JitOpts *o, Diags *d)
     Plan p;
     LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
     LLVMContextRef cx = LLVMOrcThreadSafeContextGetContext(tsc);
-    LLVMModuleRef mod = build(g, cx, &m->opts, true, &p, m, d);
+    LLVMModuleRef mod = build(g, cx, &m->opts, true, &p, m->opts.time_passes ? &m->timer : NULL, d);
     bool ok = mod != NULL;
     if (ok) {
         describe(m, &p);
         double t0 = mc_now_ms();
         ok = jit_link(m, tsc, mod, d);
-        time_phase(m, "llvm: JIT codegen and link", &t0);
+        time_phase(m->opts.time_passes ? &m->timer : NULL, "llvm: JIT codegen and link", &t0);
     }
     plan_free(&p);
     LLVMOrcDisposeThreadSafeContext(tsc);

@@ -18,7 +18,6 @@ typedef struct T {
     DType dt;
     LeafSpec spec[MAXLEAF];
     int nspec;
-    bool special; /* draw V_SPECIAL values for every float leaf */
 } T;
 
 typedef enum { TOL_EXACT, TOL_MATH, TOL_SUM, TOL_BLAS } TolKind;
@@ -37,7 +36,7 @@ typedef struct Case {
 static Node *leaf(T *t, Node *n, VKind k, double lo, double hi)
 {
     MC_ASSERT(t->nspec < MAXLEAF);
-    t->spec[t->nspec++] = (LeafSpec){n->a.name, t->special && ir_dtype_is_float(n->dt) ? V_SPECIAL : k, lo, hi};
+    t->spec[t->nspec++] = (LeafSpec){n->a.name, k, lo, hi};
     return n;
 }
 
@@ -562,13 +561,12 @@ static Tol tolerance(TolKind k, DType dt)
     return (Tol){0, 0};
 }
 
-static Graph *build(const Case *c, DType dt, bool special, T *t)
+static Graph *build(const Case *c, DType dt, T *t)
 {
     memset(t, 0, sizeof *t);
     t->g = ir_graph_new(c->name);
     diags_init(&t->d);
     t->dt = dt;
-    t->special = special;
     Node *y = c->build(t);
     if (!y)
         diags_print(&t->d, stderr);
@@ -578,21 +576,31 @@ static Graph *build(const Case *c, DType dt, bool special, T *t)
     return t->g;
 }
 
-static void check_graph(const char *what, T *t, Graph *g, const int64_t *ns, int nn, Tol tol)
+/* Run g (compiled once) for each N, on ordinary data and, when
+ * `special`, again on data full of NaN, infinities and zeros. */
+static void check_graph(const char *what, T *t, Graph *g, const int64_t *ns, int nn, Tol tol, bool special)
 {
     JitModule *m = tj_compile(g, &t->d);
     ck_assert_msg(m != NULL, "%s: JIT compilation failed", what);
-    for (int i = 0; i < nn; i++) {
-        TensorMap params, inputs;
-        rt_map_init(&params);
-        rt_map_init(&inputs);
-        tj_fill(g, t->spec, t->nspec, ns[i], (uint64_t)(i + 1), &params, &inputs);
-        RunOpts ro = {42, 3};
-        char name[160];
-        snprintf(name, sizeof name, "%s, N = %lld", what, (long long)ns[i]);
-        ck_assert_msg(tj_check_run(name, g, m, &params, &inputs, &ro, tol), "%s differs", name);
-        rt_map_free(&params);
-        rt_map_free(&inputs);
+    for (int sp = 0; sp <= (int)special; sp++) {
+        LeafSpec specs[MAXLEAF];
+        for (int k = 0; k < t->nspec; k++) {
+            specs[k] = t->spec[k];
+            if (sp && specs[k].kind != V_MASK)
+                specs[k].kind = V_SPECIAL;
+        }
+        for (int i = 0; i < nn; i++) {
+            TensorMap params, inputs;
+            rt_map_init(&params);
+            rt_map_init(&inputs);
+            tj_fill(g, specs, t->nspec, ns[i], (uint64_t)(i + 1), &params, &inputs);
+            RunOpts ro = {42, 3};
+            char name[200];
+            snprintf(name, sizeof name, "%s%s, N = %lld", what, sp ? " special" : "", (long long)ns[i]);
+            ck_assert_msg(tj_check_run(name, g, m, &params, &inputs, &ro, tol), "%s differs", name);
+            rt_map_free(&params);
+            rt_map_free(&inputs);
+        }
     }
     be_jit_free(m);
 }
@@ -607,7 +615,7 @@ static void done(T *t)
 static void check_grads(const Case *c, DType dt)
 {
     T t;
-    Graph *g = build(c, dt, false, &t);
+    Graph *g = build(c, dt, &t);
     Node *y = g->outs[0].val;
     g->nouts = 0;
     Node *r = X(&t, "r", dt, y->shape, V_UNIF, -1, 1);
@@ -628,7 +636,7 @@ static void check_grads(const Case *c, DType dt)
     Tol tol = tolerance(c->tol == TOL_EXACT ? TOL_SUM : c->tol, dt);
     tol.atol *= 10;
     tol.rtol *= 10;
-    check_graph(what, &t, g, ns, 2, tol);
+    check_graph(what, &t, g, ns, 2, tol, false);
     done(&t);
 }
 
@@ -637,14 +645,12 @@ static void run_case(const Case *c)
     DType dts[2] = {DT_F32, DT_F64};
     int64_t ns[3] = {3, 1, 0};
     for (int k = 0; k < 2; k++) {
-        for (int special = 0; special <= (int)c->specials; special++) {
-            T t;
-            Graph *g = build(c, dts[k], special, &t);
-            char what[96];
-            snprintf(what, sizeof what, "%s %s%s", c->name, ir_dtype_name(dts[k]), special ? " special" : "");
-            check_graph(what, &t, g, ns, 3, tolerance(c->tol, dts[k]));
-            done(&t);
-        }
+        T t;
+        Graph *g = build(c, dts[k], &t);
+        char what[96];
+        snprintf(what, sizeof what, "%s %s", c->name, ir_dtype_name(dts[k]));
+        check_graph(what, &t, g, ns, 3, tolerance(c->tol, dts[k]), c->specials);
+        done(&t);
         if (!c->nograd && (ir_ops[c->op].flags & OPF_DIFF))
             check_grads(c, dts[k]);
     }
@@ -687,7 +693,7 @@ static void check_text(const char *name, const char *text, Tol tol)
     diags_init(&t.d);
     t.g = parse(text, &t.d);
     int64_t ns[3] = {4, 1, 0};
-    check_graph(name, &t, t.g, ns, 3, tol);
+    check_graph(name, &t, t.g, ns, 3, tol, true);
     done(&t);
 }
 

@@ -75,8 +75,11 @@ static inline void tj_fill(Graph *g, const LeafSpec *specs, int nspecs, int64_t 
                 s = &specs[k];
         Tensor *t = rt_tensor_for(v->dt, &v->shape, n);
         ck_assert_ptr_nonnull(t);
+        LeafSpec sp = *s;
+        if (sp.kind == V_SPECIAL && v->dt == DT_I32)
+            sp.kind = V_INT;
         for (int64_t e = 0; e < t->numel; e++)
-            rt_set(t, e, tj_value(&r, s));
+            rt_set(t, e, tj_value(&r, &sp));
         rt_map_put(v->op == OP_INPUT ? inputs : params, v->a.name, t);
     }
 }
@@ -121,15 +124,24 @@ static inline void tj_free_outs(Tensor **o, int n)
         rt_tensor_free(o[i]);
 }
 
-static inline JitModule *tj_compile(Graph *g, Diags *d)
+/* Compile with opt_level 0 or 2; fast_isel for cheaper codegen. */
+static inline JitModule *tj_compile_at(Graph *g, int opt_level, bool fast_isel, Diags *d)
 {
     JitOpts o;
     be_jit_opts_default(&o);
     o.threads = 1;
+    o.opt_level = opt_level;
+    o.fast_isel = fast_isel;
+    o.time_passes = getenv("TJ_TIME") != NULL;
     JitModule *m = be_jit_compile(g, &o, d);
     if (!m)
         diags_print(d, stderr);
     return m;
+}
+
+static inline JitModule *tj_compile(Graph *g, Diags *d)
+{
+    return tj_compile_at(g, 2, false, d);
 }
 
 /* Run g on both backends (one compiled module m) and compare every output.
