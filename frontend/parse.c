@@ -19,6 +19,9 @@ typedef struct Parser {
     bool fatal; /* stop parsing (nesting limit, too many errors) */
     int err_tok;
     int nerr;
+    bool quiet; /* the current error was not reported: neither are its notes */
+    const int *bad_lines; /* lines with lexical errors: already reported */
+    int nbad;
 } Parser;
 
 static const char *const keywords[] = {"model", "input", "param", "metric", "output", "train"};
@@ -94,10 +97,26 @@ static const char *describe(Parser *p, const Token *t)
 static void perr(Parser *p, SrcLoc loc, int span, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+static bool on_bad_line(const Parser *p, int line)
+{
+    for (int i = 0; i < p->nbad; i++)
+        if (p->bad_lines[i] == line)
+            return true;
+    return false;
+}
+
 static void perr(Parser *p, SrcLoc loc, int span, const char *fmt, ...)
 {
     if (p->err)
         return;
+    p->quiet = false;
+    if (on_bad_line(p, loc.line) || on_bad_line(p, tok_at(p, p->i)->loc.line)) {
+        p->quiet = true;
+        p->err = true;
+        p->err_tok = p->i;
+        p->nerr++;
+        return;
+    }
     va_list ap;
     va_start(ap, fmt);
     diag_add(p->d, DIAG_ERROR, loc, span, fmt, ap);
@@ -105,8 +124,6 @@ static void perr(Parser *p, SrcLoc loc, int span, const char *fmt, ...)
     p->err = true;
     p->err_tok = p->i;
     p->nerr++;
-    if (diags_too_many(p->d))
-        p->fatal = true;
 }
 
 static void perr_tok(Parser *p, Token *t, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -129,6 +146,8 @@ static void note(Parser *p, SrcLoc loc, const char *fmt, ...) __attribute__((for
 
 static void note(Parser *p, SrcLoc loc, const char *fmt, ...)
 {
+    if (p->quiet || (p->d->max_errors > 0 && p->d->nerrors > p->d->max_errors))
+        return; /* its error was not recorded */
     va_list ap;
     va_start(ap, fmt);
     diag_add(p->d, DIAG_NOTE, loc, 1, fmt, ap);
@@ -767,8 +786,16 @@ static Stmt *parse_stmt(Parser *p)
 
 bool fe_parse(const TokList *toks, Arena *a, Diags *d, Program *out)
 {
+    return fe_parse_lines(toks, NULL, 0, a, d, out);
+}
+
+bool fe_parse_lines(const TokList *toks, const int *bad_lines, int nbad, Arena *a, Diags *d,
+                    Program *out)
+{
     Parser p;
     memset(&p, 0, sizeof p);
+    p.bad_lines = bad_lines;
+    p.nbad = nbad;
     p.t = toks;
     p.a = a;
     p.d = d;
