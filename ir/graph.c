@@ -247,7 +247,8 @@ const char *ir_intern_file(Graph *g, const char *file)
         if (g->files[i] == file || strcmp(g->files[i], file) == 0)
             return g->files[i];
     const char **v = arena_alloc(g->arena, (size_t)(g->nfiles + 1) * sizeof(char *));
-    memcpy(v, g->files, (size_t)g->nfiles * sizeof(char *));
+    if (g->nfiles)
+        memcpy(v, g->files, (size_t)g->nfiles * sizeof(char *));
     v[g->nfiles] = arena_strdup(g->arena, file);
     g->files = v;
     return g->files[g->nfiles++];

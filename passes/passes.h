@@ -5,6 +5,7 @@
 #define MODELC_PASSES_H
 
 #include "ir/ir.h"
+#include "ir/timer.h"
 
 typedef enum { MODE_TRAIN, MODE_INFER } Mode;
 
@@ -45,16 +46,19 @@ typedef struct PipelineOpts {
     bool fuse;
     const char **wrt;  /* extra INPUT names to differentiate */
     int nwrt;
-    const char *stop_after; /* pass name or NULL */
-    bool time_passes;
+    const char *stop_after; /* pass name or NULL: every pass up to it runs */
+    Timer *timer;           /* per-pass wall time, or NULL */
 } PipelineOpts;
 
-/* Names of the passes in pipeline order, for --after=PASS validation;
- * the list ends with NULL. */
+PipelineOpts ps_default_opts(Mode mode);
+
+/* Names of the passes in pipeline order, for --after=PASS validation. */
 extern const char *const ps_pass_names[];
 bool ps_run_pipeline(Graph *g, const PipelineOpts *o, Diags *d);
-/* Run exactly one pass, named as in ps_pass_names, with the settings it
- * needs from o (mode, wrt); for `modelc opt`. */
+/* Run exactly one pass by name (for `modelc opt`); false + diagnostic if
+ * the name is unknown. */
 bool ps_run_one(Graph *g, const char *name, const PipelineOpts *o, Diags *d);
+/* Index of a pass name in ps_pass_names, or -1. */
+int ps_pass_index(const char *name);
 
 #endif

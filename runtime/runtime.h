@@ -56,7 +56,9 @@ double rt_normal(uint64_t seed, uint64_t stream, uint64_t step, uint64_t idx);
  * parameter does not change the others. */
 void rt_init_tensor(Tensor *t, Init init, uint64_t seed, uint64_t stream);
 uint64_t rt_name_stream(const char *name); /* FNV-1a 64 */
-/* Initialise every PARAM of g into m (missing ones only unless overwrite). */
+/* Initialise every PARAM of g into m (missing ones only unless overwrite),
+ * each with dtype and shape of the param and stream rt_name_stream(name).
+ * Params with INIT_NONE (values must come from a checkpoint) are skipped. */
 void rt_init_params(const Graph *g, TensorMap *m, uint64_t seed, bool overwrite);
 
 /* ---- safetensors (safetensors.c) ---- */
@@ -71,16 +73,123 @@ void rt_meta_set(Metadata *m, const char *key, const char *val);
 const char *rt_meta_get(const Metadata *m, const char *key);
 
 /* Read: every hostile-file condition becomes a diagnostic naming the file
- * (and the byte offset where it applies). meta may be NULL. */
+ * (and the byte offset where it applies). meta may be NULL. The file's
+ * tensors are added to out (replacing entries of the same name) only when
+ * the whole file is valid; F32, F64 and I32 are accepted. */
 bool rt_safetensors_read(const char *path, TensorMap *out, Metadata *meta, Diags *d);
 bool rt_safetensors_read_mem(const char *path, const unsigned char *buf, size_t len,
                              TensorMap *out, Metadata *meta, Diags *d);
-/* Write atomically: temp file, fsync, rename, fsync directory. */
+/* Write atomically: temp file, fsync, rename, fsync directory; on failure
+ * the old file is untouched. Tensors sorted by name, contiguous, metadata
+ * first, the header padded with spaces to a multiple of 8 bytes. */
 bool rt_safetensors_write(const char *path, const TensorMap *m, const Metadata *meta, Diags *d);
 
 /* Check a map against the graph's parameters: missing, extra, wrong
  * dtype/shape are errors naming the tensor. */
 bool rt_check_params(const Graph *g, const TensorMap *m, const char *file, bool allow_extra,
                      Diags *d);
+
+/* Metadata keys and values `modelc init` and checkpoints record. */
+#define RT_META_FORMAT "format"
+#define RT_META_FORMAT_NAME "modelc-params"
+#define RT_META_FORMAT_VERSION "format_version"
+#define RT_FORMAT_VERSION "1"
+#define RT_META_MODEL "model"
+#define RT_META_SEED "seed"
+
+/* Largest tensor rt_tensor_new allocates (bytes); larger requests get NULL. */
+#define RT_TENSOR_MAX_BYTES ((int64_t)1 << 40)
+
+/* ---- more tensor and map helpers (tensor.c) ---- */
+int64_t rt_tensor_bytes(const Tensor *t);
+/* Copy of t converted to dt (float->i32 truncates toward zero). */
+Tensor *rt_tensor_cast(const Tensor *t, DType dt);
+/* Remove name from m and return its tensor (the caller owns it); NULL when
+ * absent. */
+Tensor *rt_map_take(TensorMap *m, const char *name);
+/* Index of name in m, or -1. */
+int rt_map_find(const TensorMap *m, const char *name);
+
+/* ---- data sets (dataset.c): N examples as named tensors whose leading
+ * dimension is N ("x" inputs, "y" labels or targets) ---- */
+typedef struct Dataset {
+    int64_t n;
+    TensorMap t;
+} Dataset;
+
+/* Loader options; rt_load_opts_default gives the defaults in brackets. */
+typedef struct RtLoadOpts {
+    DType dt;           /* float dtype of inputs and float targets [f32] */
+    bool scale;         /* 8-bit pixel data (IDX, NPY |u1) divided by 255 [true] */
+    bool one_hot;       /* class labels as one-hot dt[N,classes] instead of i32[N] [false] */
+    int classes;        /* labels must be < classes; 0 = CSV/NPY labels are float targets [10] */
+    const char *x_name; /* ["x"] */
+    const char *y_name; /* ["y"] */
+    int csv_header;     /* -1 auto-detect (first row has a non-number), 0 none, 1 present [-1] */
+    const char *csv_label;   /* label column by header name [NULL] */
+    int csv_label_index;     /* label column by 0-based index when csv_label is NULL; -1 none [0] */
+} RtLoadOpts;
+void rt_load_opts_default(RtLoadOpts *o);
+/* Every loader initialises `out` itself; on failure it is left empty. */
+
+void rt_dataset_init(Dataset *ds);
+void rt_dataset_free(Dataset *ds);
+/* Add (taking ownership) a tensor whose leading dimension is the example
+ * count; the first tensor sets ds->n. False (tensor freed) when the counts
+ * disagree or the tensor is a scalar. */
+bool rt_dataset_add(Dataset *ds, const char *name, Tensor *t);
+Tensor *rt_dataset_get(const Dataset *ds, const char *name);
+/* Examples [begin, begin+count) of ds copied into out (initialised here). */
+void rt_dataset_slice(const Dataset *ds, int64_t begin, int64_t count, Dataset *out);
+/* Keras validation_split: train gets the first floor(n*(1-val_frac))
+ * examples, val the rest (taken before any shuffling). An error when
+ * val_frac is not in (0,1) or either part would be empty. */
+bool rt_dataset_split(const Dataset *ds, double val_frac, Dataset *train, Dataset *val,
+                      Diags *d);
+/* perm[i] = i, then a Fisher-Yates shuffle driven by rt_uniform(seed,
+ * stream "shuffle", epoch, i): the same (seed, epoch) gives the same order. */
+void rt_perm_identity(int64_t *perm, int64_t n);
+void rt_shuffle(int64_t *perm, int64_t n, uint64_t seed, uint64_t epoch);
+/* Gather examples perm[start..start+count) (perm NULL = identity) into out,
+ * one tensor per data set tensor with leading dimension = the rows taken
+ * (the last batch may be partial). Reuses out's tensors when their shape
+ * fits. Returns the number of rows (0 when start >= n). */
+int64_t rt_dataset_batch(const Dataset *ds, const int64_t *perm, int64_t start, int64_t count,
+                         TensorMap *out);
+/* Scenario S3: n inputs uniform in [lo, hi) as x_name dt[n,1] and, when
+ * y_name is not NULL, a target y_name equal to the input. */
+bool rt_dataset_uniform(Dataset *out, int64_t n, DType dt, const char *x_name,
+                        const char *y_name, double lo, double hi, uint64_t seed);
+/* Every tensor of a safetensors file is one data set tensor (same leading
+ * dimension); floats are converted to o->dt. */
+bool rt_load_safetensors_dataset(const char *path, const RtLoadOpts *o, Dataset *out,
+                                 Diags *d);
+
+/* ---- IDX files (idx.c), gzip-compressed or plain ---- */
+/* An image file (magic 0x00000803, [N,rows,cols] unsigned bytes) and a label
+ * file (0x00000801, [N]): x = dt[N,rows,cols,1], y = i32[N] or one-hot. */
+bool rt_load_idx(const char *images, const char *labels, const RtLoadOpts *o, Dataset *out,
+                 Diags *d);
+/* dir/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]; split is "train"
+ * or "test". */
+bool rt_load_fashion_mnist(const char *dir, const char *split, const RtLoadOpts *o,
+                           Dataset *out, Diags *d);
+
+/* ---- CSV files (csv.c), gzip-compressed or plain ---- */
+/* One example per row; the label column (o->csv_label / csv_label_index)
+ * becomes y (class index when o->classes > 0, else a float target
+ * dt[N,1]), the other columns x = dt[N,cols]. */
+bool rt_load_csv(const char *path, const RtLoadOpts *o, Dataset *out, Diags *d);
+
+/* ---- NPY files (npy.c), versions 1-3 ---- */
+/* One array: '<f4' -> f32, '<f8' -> f64, integer and bool types -> i32
+ * (values must fit). */
+Tensor *rt_npy_read(const char *path, Diags *d);
+bool rt_npy_write(const char *path, const Tensor *t, Diags *d); /* atomic, version 1 */
+/* x from x_path (converted to o->dt; |u1 scaled when o->scale) and, when
+ * y_path is not NULL, labels from y_path (integers checked against
+ * o->classes; float targets when classes == 0). */
+bool rt_load_npy(const char *x_path, const char *y_path, const RtLoadOpts *o, Dataset *out,
+                 Diags *d);
 
 #endif

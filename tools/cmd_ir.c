@@ -93,6 +93,7 @@ int cmd_ir(int argc, char **argv)
     if (ok && strcmp(after, "lower") == 0) {
         ok = ir_verify(g, &d);
     } else if (ok) {
+        Timer timer = {0};
         PipelineOpts o = {.mode = mode,
                           .grads = mode == MODE_TRAIN,
                           .update = mode == MODE_TRAIN,
@@ -101,8 +102,10 @@ int cmd_ir(int argc, char **argv)
                           .wrt = wrt.v,
                           .nwrt = wrt.n,
                           .stop_after = after,
-                          .time_passes = time_passes};
+                          .timer = time_passes ? &timer : NULL};
         ok = ps_run_pipeline(g, &o, &d);
+        if (time_passes)
+            timer_print(&timer, stderr);
     }
     diags_print_from(&d, stderr, shown);
     ok = ok && d.nerrors == 0;

@@ -68,6 +68,7 @@ int cmd_opt(int argc, char **argv)
     if (ok && !ir_verify(g, &d))
         ok = false;
     if (ok) {
+        Timer timer = {0};
         PipelineOpts o = {.mode = mode,
                           .grads = true,
                           .update = true,
@@ -76,8 +77,10 @@ int cmd_opt(int argc, char **argv)
                           .wrt = wrt.v,
                           .nwrt = wrt.n,
                           .stop_after = NULL,
-                          .time_passes = time_passes};
+                          .timer = time_passes ? &timer : NULL};
         ok = ps_run_one(g, pass, &o, &d) && d.nerrors == 0;
+        if (time_passes)
+            timer_print(&timer, stderr);
         int before = d.nerrors;
         if (ok && !ir_verify(g, &d)) {
             SrcLoc none = {NULL, 0, 0};

@@ -1,0 +1,137 @@
+/* Internals of the reference interpreter: the evaluation context, the
+ * signature of an op routine, one declaration per op of ir/ops.def (the
+ * table in interp.c names interp_<op> for every row, so a new op without a
+ * routine declared here does not compile), and index helpers shared by the
+ * routines. Semantics of every op: docs/ops.md. */
+#ifndef MODELC_INTERP_IMPL_H
+#define MODELC_INTERP_IMPL_H
+
+#include "backend/interp/interp.h"
+
+typedef struct Interp {
+    const RunOpts *opts;
+    const TensorMap *params;
+    int64_t n;          /* batch size N; -1 while unbound */
+    const Node *n_from; /* the leaf whose tensor bound N */
+    Diags *d;
+} Interp;
+
+/* Compute node nd into out, which is allocated (zeroed) with nd's dtype and
+ * shape (N bound). in[i] is the value of nd->in[i]. Returns false after
+ * reporting a diagnostic at nd->loc. */
+typedef bool (*InterpFn)(Interp *ip, const Node *nd, Tensor *const *in, Tensor *out);
+
+#define INTERP_FN(name) bool interp_##name(Interp *ip, const Node *nd, Tensor *const *in, Tensor *out)
+
+/* leaves (ops_elem.c); INPUT and PARAM are bound by the driver */
+INTERP_FN(input);
+INTERP_FN(param);
+INTERP_FN(const);
+/* elementwise (ops_elem.c) */
+INTERP_FN(neg);
+INTERP_FN(exp);
+INTERP_FN(log);
+INTERP_FN(tanh);
+INTERP_FN(sigmoid);
+INTERP_FN(relu);
+INTERP_FN(elu);
+INTERP_FN(sqrt);
+INTERP_FN(rsqrt);
+INTERP_FN(square);
+INTERP_FN(abs);
+INTERP_FN(sign);
+INTERP_FN(cast);
+INTERP_FN(add);
+INTERP_FN(sub);
+INTERP_FN(mul);
+INTERP_FN(div);
+INTERP_FN(pow);
+INTERP_FN(maximum);
+INTERP_FN(minimum);
+INTERP_FN(gt);
+INTERP_FN(ge);
+INTERP_FN(lt);
+INTERP_FN(le);
+INTERP_FN(eq);
+INTERP_FN(select);
+/* reductions and shape ops (ops_shape.c) */
+INTERP_FN(reduce_sum);
+INTERP_FN(reduce_mean);
+INTERP_FN(reduce_max);
+INTERP_FN(argmax);
+INTERP_FN(broadcast);
+INTERP_FN(reshape);
+INTERP_FN(transpose);
+INTERP_FN(slice);
+INTERP_FN(slice_grad);
+INTERP_FN(concat);
+/* linear algebra, convolution, pooling, softmax, one_hot, dropout (ops_nn.c) */
+INTERP_FN(matmul);
+INTERP_FN(conv2d);
+INTERP_FN(conv2d_grad_input);
+INTERP_FN(conv2d_grad_kernel);
+INTERP_FN(max_pool2d);
+INTERP_FN(max_pool2d_grad);
+INTERP_FN(avg_pool2d);
+INTERP_FN(avg_pool2d_grad);
+INTERP_FN(softmax);
+INTERP_FN(log_softmax);
+INTERP_FN(one_hot);
+INTERP_FN(dropout_mask);
+/* modes and fusion (interp.c) */
+INTERP_FN(phase);
+INTERP_FN(fused);
+
+/* be_interp_run that also reports the most bytes its computed values held
+ * at once (leaves and fused bodies not counted): tests of early freeing. */
+bool be_interp_run_peak(Graph *g, const TensorMap *params, const TensorMap *inputs,
+                        const RunOpts *o, Tensor **outs, int64_t *peak, Diags *d);
+
+/* ---- helpers (ops_elem.c) ---- */
+
+/* Element i of t as a double (exact for f32, f64 and i32). */
+double ix_load(const Tensor *t, int64_t i);
+/* Store v into element i of t: rounded for f32; for i32 truncated toward
+ * zero, saturating, NaN -> 0 (like cast). */
+void ix_store(Tensor *t, int64_t i, double v);
+int32_t ix_to_i32(double v);
+
+/* Advance a row-major multi-index c over dims (the last axis fastest). */
+static inline void ix_next(int rank, const int64_t *dims, int64_t *c)
+{
+    for (int k = rank - 1; k >= 0; k--) {
+        if (++c[k] < dims[k])
+            return;
+        c[k] = 0;
+    }
+}
+
+/* Row-major strides of t. */
+void ix_strides(const Tensor *t, int64_t *st);
+/* Strides of t right-aligned in a result of rank r, 0 along the axes where
+ * t has size 1 (or is missing): NumPy broadcasting. */
+void ix_bcast_strides(const Tensor *t, int r, int64_t *st);
+/* Offset of multi-index c with strides st. */
+static inline int64_t ix_offset(int rank, const int64_t *c, const int64_t *st)
+{
+    int64_t off = 0;
+    for (int k = 0; k < rank; k++)
+        off += c[k] * st[k];
+    return off;
+}
+
+/* "f32[2,3]" */
+char *ix_type_str(const Tensor *t, char *buf, size_t n);
+
+/* Call fn##_f32 or fn##_f64 by the dtype of a float tensor. */
+#define IX_BY_DTYPE(dt, fn, ...)                                                            \
+    do {                                                                                   \
+        if ((dt) == DT_F32)                                                                \
+            fn##_f32(__VA_ARGS__);                                                         \
+        else if ((dt) == DT_F64)                                                           \
+            fn##_f64(__VA_ARGS__);                                                         \
+        else                                                                               \
+            ICE("%s: not a float dtype", #fn);                                             \
+    } while (0)
+
+#endif

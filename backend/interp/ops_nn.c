@@ -1,0 +1,176 @@
+/* Interpreter routines for matmul, 2-D convolution (NHWC data, HWIO
+ * kernels) and its two adjoints, max/avg pooling and their adjoints,
+ * softmax and log_softmax, one_hot and the dropout mask. */
+#include "backend/interp/interp_impl.h"
+
+#include <math.h>
+
+/* Geometry of a window op: input x [n,h,w,c], output y [n,oh,ow,oc],
+ * window kh x kw (kernel [kh,kw,c,oc] for conv), strides and the top/left
+ * padding (bottom/right padding only shape oh/ow). */
+typedef struct Geom {
+    int64_t n, h, w, c;
+    int64_t oh, ow, oc;
+    int64_t kh, kw;
+    int64_t sh, sw, pt, pl;
+} Geom;
+
+#define X_AT(g, b, y, x, ch) ((((b) * (g)->h + (y)) * (g)->w + (x)) * (g)->c + (ch))
+#define Y_AT(g, b, y, x, ch) ((((b) * (g)->oh + (y)) * (g)->ow + (x)) * (g)->oc + (ch))
+#define K_AT(g, ky, kx, ci, co) ((((ky) * (g)->kw + (kx)) * (g)->c + (ci)) * (g)->oc + (co))
+
+static bool geom_inside(const Geom *g, int64_t iy, int64_t ix)
+{
+    return iy >= 0 && iy < g->h && ix >= 0 && ix < g->w;
+}
+
+/* Non-padding positions in window (oy, ox). */
+static int64_t geom_count(const Geom *g, int64_t oy, int64_t ox)
+{
+    int64_t cnt = 0;
+    for (int64_t ky = 0; ky < g->kh; ky++)
+        for (int64_t kx = 0; kx < g->kw; kx++)
+            cnt += geom_inside(g, oy * g->sh + ky - g->pt, ox * g->sw + kx - g->pl);
+    return cnt;
+}
+
+static Geom geom(const Node *nd, const Tensor *x, const Tensor *y, int64_t kh, int64_t kw)
+{
+    const Attrs *a = &nd->a;
+    Geom g = {
+        .n = x->dims[0], .h = x->dims[1], .w = x->dims[2], .c = x->dims[3],
+        .oh = y->dims[1], .ow = y->dims[2], .oc = y->dims[3],
+        .kh = kh, .kw = kw,
+        .sh = a->stride[0], .sw = a->stride[1], .pt = a->pad[0], .pl = a->pad[2],
+    };
+    MC_ASSERT(x->rank == 4 && y->rank == 4 && y->dims[0] == g.n);
+    MC_ASSERT(g.oh == (g.h + a->pad[0] + a->pad[1] - kh) / g.sh + 1);
+    MC_ASSERT(g.ow == (g.w + a->pad[2] + a->pad[3] - kw) / g.sw + 1);
+    return g;
+}
+
+static Geom conv_geom(const Node *nd, const Tensor *x, const Tensor *k, const Tensor *y)
+{
+    MC_ASSERT(k->rank == 4 && k->dims[2] == x->dims[3] && k->dims[3] == y->dims[3]);
+    return geom(nd, x, y, k->dims[0], k->dims[1]);
+}
+
+static Geom pool_geom(const Node *nd, const Tensor *x, const Tensor *y)
+{
+    MC_ASSERT(x->dims[3] == y->dims[3]);
+    return geom(nd, x, y, nd->a.window[0], nd->a.window[1]);
+}
+
+#define T float
+#define F(name) name##_f32
+#define M(fn) fn##f
+#include "kern_nn.inc"
+#undef T
+#undef F
+#undef M
+
+#define T double
+#define F(name) name##_f64
+#define M(fn) fn
+#include "kern_nn.inc"
+#undef T
+#undef F
+#undef M
+
+INTERP_FN(matmul)
+{
+    IX_BY_DTYPE(out->dt, matmul, in[0], in[1], nd->a.ta, nd->a.tb, out);
+    return true;
+}
+
+INTERP_FN(conv2d)
+{
+    Geom g = conv_geom(nd, in[0], in[1], out);
+    IX_BY_DTYPE(out->dt, conv2d, &g, in[0], in[1], out);
+    return true;
+}
+
+INTERP_FN(conv2d_grad_input) /* (dy, k) -> dx */
+{
+    Geom g = conv_geom(nd, out, in[1], in[0]);
+    IX_BY_DTYPE(out->dt, conv2d_grad_input, &g, in[0], in[1], out);
+    return true;
+}
+
+INTERP_FN(conv2d_grad_kernel) /* (x, dy) -> dk */
+{
+    Geom g = conv_geom(nd, in[0], out, in[1]);
+    IX_BY_DTYPE(out->dt, conv2d_grad_kernel, &g, in[0], in[1], out);
+    return true;
+}
+
+INTERP_FN(max_pool2d)
+{
+    Geom g = pool_geom(nd, in[0], out);
+    IX_BY_DTYPE(out->dt, max_pool2d, &g, in[0], out);
+    return true;
+}
+
+INTERP_FN(max_pool2d_grad) /* (x, dy) -> dx */
+{
+    Geom g = pool_geom(nd, in[0], in[1]);
+    IX_BY_DTYPE(out->dt, max_pool2d_grad, &g, in[0], in[1], out);
+    return true;
+}
+
+INTERP_FN(avg_pool2d)
+{
+    Geom g = pool_geom(nd, in[0], out);
+    IX_BY_DTYPE(out->dt, avg_pool2d, &g, in[0], out);
+    return true;
+}
+
+INTERP_FN(avg_pool2d_grad) /* (dy) -> dx */
+{
+    Geom g = pool_geom(nd, out, in[0]);
+    IX_BY_DTYPE(out->dt, avg_pool2d_grad, &g, in[0], out);
+    return true;
+}
+
+static void softmax_any(const Node *nd, const Tensor *a, bool logv, Tensor *out)
+{
+    int ax = nd->a.axes[0];
+    int64_t outer = 1, inner = 1;
+    for (int k = 0; k < ax; k++)
+        outer *= a->dims[k];
+    for (int k = ax + 1; k < a->rank; k++)
+        inner *= a->dims[k];
+    IX_BY_DTYPE(out->dt, softmax, a, outer, a->dims[ax], inner, logv, out);
+}
+
+INTERP_FN(softmax)
+{
+    softmax_any(nd, in[0], false, out);
+    return true;
+}
+
+INTERP_FN(log_softmax)
+{
+    softmax_any(nd, in[0], true, out);
+    return true;
+}
+
+/* out[i, k] = 1 when the index value x[i] equals k, else 0: an index
+ * outside [0, depth), a fraction or NaN gives an all-zero row. */
+INTERP_FN(one_hot)
+{
+    int64_t depth = nd->a.depth;
+    MC_ASSERT(out->numel == in[0]->numel * depth);
+    for (int64_t i = 0; i < in[0]->numel; i++) {
+        double v = ix_load(in[0], i);
+        for (int64_t k = 0; k < depth; k++)
+            ix_store(out, i * depth + k, v == (double)k ? 1.0 : 0.0);
+    }
+    return true;
+}
+
+INTERP_FN(dropout_mask)
+{
+    IX_BY_DTYPE(out->dt, dropout_mask, ip->opts, nd->a.stream, nd->a.value, out);
+    return true;
+}

@@ -1,0 +1,169 @@
+/* optimizer: append the parameter update as IR, after autodiff.
+ * Per trainable parameter p with gradient g (Keras formulations):
+ *   g = g + wd * p                              (weight decay, L2)
+ *   g = min(max(g, -c), c)                      (clip by value)
+ *   g = g * cn / max(||all g||, cn)             (clip by global norm)
+ *   sgd:      v = mu*v - lr*g;  p += v   (nesterov: p += mu*v - lr*g)
+ *   adam:     t += 1;  m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g
+ *             p -= lr * sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps)
+ *   rmsprop:  a = rho*a + (1-rho)*g*g;  p -= lr * g / (sqrt(a) + eps)
+ * The learning rate is the scalar input "optimizer.lr" (the trainer feeds
+ * the schedule's value each step); optimizer state lives in ROLE_SLOT
+ * parameters named "optimizer.<slot>.<param>" and "optimizer.step", so
+ * it is checkpointed like the weights. Each new value is an OUT_UPDATE. */
+#include "passes.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct Ctx {
+    Graph *g;
+    Diags *d;
+    DType dt;
+    Node *lr;
+} Ctx;
+
+static Node *k(Ctx *c, double v, SrcLoc loc)
+{
+    return ir_const(c->g, c->dt, v, loc);
+}
+
+static Node *bin(Ctx *c, Op op, Node *a, Node *b)
+{
+    return ir_binary(c->g, op, a, b, a->loc, c->d);
+}
+
+static Node *slot(Ctx *c, const char *what, Node *p)
+{
+    char *name = arena_printf(c->g->arena, "optimizer.%s.%s", what, p->a.name);
+    Node *s = ir_param(c->g, name, p->dt, p->shape, (Init){INIT_ZEROS, 0, 0}, false, ROLE_SLOT,
+                       p->loc);
+    return s;
+}
+
+static Node *clip_value(Ctx *c, Node *gr, double cv)
+{
+    Node *lo = bin(c, OP_MAXIMUM, gr, k(c, -cv, gr->loc));
+    return bin(c, OP_MINIMUM, lo, k(c, cv, gr->loc));
+}
+
+static Node *sum_squares(Ctx *c, Node *gr)
+{
+    Attrs a = ir_attrs();
+    a.naxes = gr->shape.rank;
+    for (int i = 0; i < a.naxes; i++)
+        a.axes[i] = i;
+    Node *sq = ir_unary(c->g, OP_SQUARE, gr, gr->loc, c->d);
+    return a.naxes ? ir_op(c->g, OP_REDUCE_SUM, &sq, 1, &a, gr->loc, c->d) : sq;
+}
+
+static void update(Ctx *c, Node *target, Node *val)
+{
+    ir_add_output(c->g, OUT_UPDATE, target->a.name, val, target, false);
+}
+
+static Node *step_adam(Ctx *c, const TrainConfig *t, Node *p, Node *gr, Node *lr_t)
+{
+    Node *m = slot(c, "m", p), *v = slot(c, "v", p);
+    Node *m2 = bin(c, OP_ADD, bin(c, OP_MUL, k(c, t->beta1, p->loc), m),
+                   bin(c, OP_MUL, k(c, 1 - t->beta1, p->loc), gr));
+    Node *g2 = ir_unary(c->g, OP_SQUARE, gr, gr->loc, c->d);
+    Node *v2 = bin(c, OP_ADD, bin(c, OP_MUL, k(c, t->beta2, p->loc), v),
+                   bin(c, OP_MUL, k(c, 1 - t->beta2, p->loc), g2));
+    update(c, m, m2);
+    update(c, v, v2);
+    Node *den = bin(c, OP_ADD, ir_unary(c->g, OP_SQRT, v2, p->loc, c->d), k(c, t->eps, p->loc));
+    return bin(c, OP_SUB, p, bin(c, OP_MUL, lr_t, bin(c, OP_DIV, m2, den)));
+}
+
+static Node *step_sgd(Ctx *c, const TrainConfig *t, Node *p, Node *gr)
+{
+    Node *lrg = bin(c, OP_MUL, c->lr, gr);
+    if (t->momentum == 0)
+        return bin(c, OP_SUB, p, lrg);
+    Node *v = slot(c, "momentum", p);
+    Node *v2 = bin(c, OP_SUB, bin(c, OP_MUL, k(c, t->momentum, p->loc), v), lrg);
+    update(c, v, v2);
+    if (t->nesterov)
+        return bin(c, OP_ADD, p, bin(c, OP_SUB, bin(c, OP_MUL, k(c, t->momentum, p->loc), v2), lrg));
+    return bin(c, OP_ADD, p, v2);
+}
+
+static Node *step_rmsprop(Ctx *c, const TrainConfig *t, Node *p, Node *gr)
+{
+    Node *a = slot(c, "rms", p);
+    Node *a2 = bin(c, OP_ADD, bin(c, OP_MUL, k(c, t->rho, p->loc), a),
+                   bin(c, OP_MUL, k(c, 1 - t->rho, p->loc), ir_unary(c->g, OP_SQUARE, gr, p->loc, c->d)));
+    update(c, a, a2);
+    Node *den = bin(c, OP_ADD, ir_unary(c->g, OP_SQRT, a2, p->loc, c->d), k(c, t->eps, p->loc));
+    return bin(c, OP_SUB, p, bin(c, OP_MUL, c->lr, bin(c, OP_DIV, gr, den)));
+}
+
+/* Adam's bias-corrected step size lr * sqrt(1 - b2^t) / (1 - b1^t), t += 1. */
+static Node *adam_lr(Ctx *c, const TrainConfig *t, SrcLoc loc)
+{
+    Node *step = ir_param(c->g, "optimizer.step", c->dt, ir_shape0(), (Init){INIT_ZEROS, 0, 0},
+                          false, ROLE_SLOT, loc);
+    Node *t1 = bin(c, OP_ADD, step, k(c, 1, loc));
+    update(c, step, t1);
+    Node *c2 = bin(c, OP_SUB, k(c, 1, loc), bin(c, OP_POW, k(c, t->beta2, loc), t1));
+    Node *c1 = bin(c, OP_SUB, k(c, 1, loc), bin(c, OP_POW, k(c, t->beta1, loc), t1));
+    return bin(c, OP_MUL, c->lr, bin(c, OP_DIV, ir_unary(c->g, OP_SQRT, c2, loc, c->d), c1));
+}
+
+bool ps_optimizer(Graph *g, Diags *d)
+{
+    const TrainConfig *t = &g->train;
+    int ngrad = 0, nouts = g->nouts;
+    Output *grads = xmalloc((size_t)(nouts ? nouts : 1) * sizeof(Output));
+    for (int i = 0; i < nouts; i++)
+        if (g->outs[i].kind == OUT_GRAD && g->outs[i].target->op == OP_PARAM)
+            grads[ngrad++] = g->outs[i];
+    if (ngrad == 0) {
+        free(grads);
+        return true;
+    }
+    SrcLoc loc = grads[0].target->loc;
+    Ctx c = {g, d, grads[0].target->dt, NULL};
+    Node *lr = ir_find_input(g, "optimizer.lr");
+    c.lr = lr ? lr : ir_input(g, "optimizer.lr", c.dt, ir_shape0(), loc);
+    Node **gr = xmalloc((size_t)ngrad * sizeof(Node *));
+    for (int i = 0; i < ngrad; i++) {
+        Node *p = grads[i].target, *x = grads[i].val;
+        if (t->weight_decay != 0)
+            x = bin(&c, OP_ADD, x, bin(&c, OP_MUL, k(&c, t->weight_decay, p->loc), p));
+        if (t->clip_value > 0)
+            x = clip_value(&c, x, t->clip_value);
+        gr[i] = x;
+    }
+    if (t->clip_norm > 0) {
+        Node *total = sum_squares(&c, gr[0]);
+        for (int i = 1; i < ngrad; i++)
+            total = bin(&c, OP_ADD, total, sum_squares(&c, gr[i]));
+        Node *norm = ir_unary(g, OP_SQRT, total, loc, d);
+        Node *cn = k(&c, t->clip_norm, loc);
+        Node *scale = bin(&c, OP_DIV, cn, bin(&c, OP_MAXIMUM, norm, cn));
+        for (int i = 0; i < ngrad; i++)
+            gr[i] = bin(&c, OP_MUL, gr[i], scale);
+    }
+    Node *lr_t = t->opt == OPT_ADAM ? adam_lr(&c, t, loc) : NULL;
+    for (int i = 0; i < ngrad && !d->nerrors; i++) {
+        Node *p = grads[i].target, *np;
+        switch (t->opt) {
+        case OPT_ADAM:
+            np = step_adam(&c, t, p, gr[i], lr_t);
+            break;
+        case OPT_SGD:
+            np = step_sgd(&c, t, p, gr[i]);
+            break;
+        default:
+            np = step_rmsprop(&c, t, p, gr[i]);
+            break;
+        }
+        if (np)
+            update(&c, p, np);
+    }
+    free(gr);
+    free(grads);
+    return d->nerrors == 0;
+}

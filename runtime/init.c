@@ -1,0 +1,134 @@
+/* Parameter initializers with Keras semantics. Element i of a tensor draws
+ * from rt_uniform/rt_normal(seed, stream, round, i), where round counts the
+ * redraws of a truncated normal, so every value is independent of the
+ * order in which elements (or parameters) are initialised. */
+#include "runtime.h"
+
+#include <math.h>
+
+/* Keras: std of a standard normal truncated to [-2, 2]. */
+#define TRUNC_STD_CORRECTION 0.87962566103423978
+/* A 2-sigma redraw happens with probability 0.0455; after this many
+ * rounds (probability 1e-1340) the value is clamped instead. */
+#define MAX_REDRAWS 1000
+
+uint64_t rt_name_stream(const char *name)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+        h ^= *p;
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+static double trunc_normal(uint64_t seed, uint64_t stream, int64_t i)
+{
+    for (uint64_t r = 0; r < MAX_REDRAWS; r++) {
+        double z = rt_normal(seed, stream, r, (uint64_t)i);
+        if (fabs(z) <= 2.0)
+            return z;
+    }
+    return 0.0;
+}
+
+static void fill_const(Tensor *t, double v)
+{
+    for (int64_t i = 0; i < t->numel; i++)
+        rt_set(t, i, v);
+}
+
+static void fill_uniform(Tensor *t, double lo, double hi, uint64_t seed, uint64_t stream)
+{
+    for (int64_t i = 0; i < t->numel; i++)
+        rt_set(t, i, lo + (hi - lo) * rt_uniform(seed, stream, 0, (uint64_t)i));
+}
+
+static void fill_normal(Tensor *t, double mean, double std, uint64_t seed, uint64_t stream)
+{
+    for (int64_t i = 0; i < t->numel; i++)
+        rt_set(t, i, mean + std * rt_normal(seed, stream, 0, (uint64_t)i));
+}
+
+static void fill_trunc(Tensor *t, double mean, double std, uint64_t seed, uint64_t stream)
+{
+    for (int64_t i = 0; i < t->numel; i++)
+        rt_set(t, i, mean + std * trunc_normal(seed, stream, i));
+}
+
+void rt_init_tensor(Tensor *t, Init init, uint64_t seed, uint64_t stream)
+{
+    if (t->numel == 0)
+        return;
+    Shape s = ir_shape(t->rank, t->dims);
+    double fan_in, fan_out;
+    ir_fans(&s, &fan_in, &fan_out);
+    double fan_avg = (fan_in + fan_out) / 2;
+    switch (init.kind) {
+    case INIT_NONE:
+        return;
+    case INIT_ZEROS:
+        fill_const(t, 0);
+        return;
+    case INIT_ONES:
+        fill_const(t, 1);
+        return;
+    case INIT_CONSTANT:
+        fill_const(t, init.a);
+        return;
+    case INIT_NORMAL:
+        fill_normal(t, init.a, init.b, seed, stream);
+        return;
+    case INIT_UNIFORM:
+        fill_uniform(t, init.a, init.b, seed, stream);
+        return;
+    case INIT_TRUNC_NORMAL:
+        fill_trunc(t, init.a, init.b, seed, stream);
+        return;
+    case INIT_GLOROT_UNIFORM: {
+        double lim = sqrt(3.0 / fan_avg);
+        fill_uniform(t, -lim, lim, seed, stream);
+        return;
+    }
+    case INIT_GLOROT_NORMAL:
+        fill_trunc(t, 0, sqrt(1.0 / fan_avg) / TRUNC_STD_CORRECTION, seed, stream);
+        return;
+    case INIT_HE_UNIFORM: {
+        double lim = sqrt(6.0 / fan_in);
+        fill_uniform(t, -lim, lim, seed, stream);
+        return;
+    }
+    case INIT_HE_NORMAL:
+        fill_trunc(t, 0, sqrt(2.0 / fan_in) / TRUNC_STD_CORRECTION, seed, stream);
+        return;
+    case INIT_LECUN_NORMAL:
+        fill_trunc(t, 0, sqrt(1.0 / fan_in) / TRUNC_STD_CORRECTION, seed, stream);
+        return;
+    case INIT_LECUN_UNIFORM: {
+        double lim = sqrt(3.0 / fan_in);
+        fill_uniform(t, -lim, lim, seed, stream);
+        return;
+    }
+    case INIT_COUNT:
+        break;
+    }
+    ICE("bad initializer kind %d", (int)init.kind);
+}
+
+void rt_init_params(const Graph *g, TensorMap *m, uint64_t seed, bool overwrite)
+{
+    for (int i = 0; i < g->nnodes; i++) {
+        const Node *p = g->nodes[i];
+        if (p->op != OP_PARAM || p->a.init.kind == INIT_NONE)
+            continue;
+        if (!overwrite && rt_map_get(m, p->a.name))
+            continue;
+        if (ir_shape_has_n(&p->shape))
+            ICE("parameter '%s' has the batch dimension N in its shape", p->a.name);
+        Tensor *t = rt_tensor_for(p->dt, &p->shape, 0);
+        if (!t)
+            ICE("cannot allocate parameter '%s'", p->a.name);
+        rt_init_tensor(t, p->a.init, seed, rt_name_stream(p->a.name));
+        rt_map_put(m, p->a.name, t);
+    }
+}
