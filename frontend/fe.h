@@ -244,7 +244,7 @@ typedef enum {
 
 typedef struct ParamSpec {
     const char *name; /* "kernel|kernel_size": aliases after '|' */
-    ArgType type;
+    ArgType type;     /* what the handler converts it to (fe_arg_*) */
     bool required;
 } ParamSpec;
 
