@@ -307,7 +307,8 @@ bool fe_arg_pair(FeCtx *c, CallArgs *a, int i, int def, int out[2])
     const Expr *items[2] = {e, e};
     if (e->k == E_LIST) {
         if (e->nitems != 2) {
-            arg_error(c, a, i, "must be one integer or a list of two, got %d items", e->nitems);
+            arg_error(c, a, i, "must be one integer or a list of two, got %d item%s", e->nitems,
+                      e->nitems == 1 ? "" : "s");
             return false;
         }
         items[0] = e->items[0];
@@ -388,6 +389,10 @@ static bool dim_value(FeCtx *c, const Expr *e, int k, bool allow_infer, int64_t 
         }
         *out = IR_DIM_N;
         return true;
+    }
+    if (e->k == E_NONE) {
+        fe_error_expr(c, e, "write the batch dimension as N, not None");
+        return false;
     }
     Val v;
     int errs = c->d->nerrors;

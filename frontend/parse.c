@@ -305,8 +305,34 @@ static Expr *parse_list(Parser *p)
     return ok ? e : NULL;
 }
 
+/* tuple ::= '(' expr ',' [expr {',' expr} [',']] ')' : a list, as in
+ * kernel_size=(3, 3). Called after the first expr; stops before ')'. */
+static Expr *parse_tuple(Parser *p, const Token *open, Expr *first)
+{
+    Expr *e = new_expr(p, E_LIST, open);
+    Expr **v = NULL;
+    int n = 0, cap = 0;
+    VEC_PUSH(v, n, cap, first);
+    e->depth = first->depth + 1;
+    while (accept(p, T_COMMA) && !at(p, T_RPAREN) && !at(p, T_EOF)) {
+        Expr *x = parse_expr(p);
+        if (!x) {
+            free(v);
+            return NULL;
+        }
+        VEC_PUSH(v, n, cap, x);
+        if (e->depth < x->depth + 1)
+            e->depth = x->depth + 1;
+    }
+    e->items = arena_alloc(p->a, (size_t)n * sizeof(Expr *));
+    memcpy(e->items, v, (size_t)n * sizeof(Expr *));
+    e->nitems = n;
+    free(v);
+    return e;
+}
+
 /* primary ::= INT | FLOAT | STRING | 'true' | 'false' | 'none' | IDENT [args]
- *           | '(' expr ')' | list */
+ *           | '(' expr ')' | tuple | list */
 static Expr *parse_primary(Parser *p)
 {
     Token *t = peek(p);
@@ -347,7 +373,9 @@ static Expr *parse_primary(Parser *p)
         Token *open = next(p);
         p->nparen++;
         e = parse_expr(p);
-        bool ok = e && expect_close(p, T_RPAREN, open, "')'");
+        if (e && at(p, T_COMMA))
+            e = parse_tuple(p, open, e);
+        bool ok = e && expect_close(p, T_RPAREN, open, "',' or ')'");
         p->nparen--;
         return ok ? e : NULL;
     }

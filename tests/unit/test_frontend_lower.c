@@ -230,7 +230,8 @@ START_TEST(same_padding)
                   "b = conv2d(a, 4, [3, 5], stride=2, padding=\"same\")\n"
                   "c = conv2d(b, 4, 3)\n"
                   "d = max_pool2d(c, 2, stride=[2, 1], padding=\"same\")\n"
-                  "output d\n");
+                  "e = conv2d(x, 2, kernel_size=(3, 5), strides=(2, 2,), padding='same')\n"
+                  "output d\noutput e\n");
     Node *a = nth_op(g, OP_CONV2D, 0), *b = nth_op(g, OP_CONV2D, 1), *c = nth_op(g, OP_CONV2D, 2);
     ck_assert(a->a.pad[0] == 1 && a->a.pad[1] == 1 && a->a.pad[2] == 1 && a->a.pad[3] == 1);
     ck_assert_str_eq(type_of(a), "f32[N,28,28,4]");
@@ -245,6 +246,9 @@ START_TEST(same_padding)
     ck_assert(p->a.pad[0] == 0 && p->a.pad[1] == 0 && p->a.pad[2] == 0 && p->a.pad[3] == 1);
     ck_assert_str_eq(type_of(p), "f32[N,6,12,4]");
     ck_assert_str_eq(type_of(ir_find_param(g, "conv2d_1.kernel")), "f32[3,5,4,4]");
+    /* Python tuples work as lists, trailing comma included */
+    ck_assert_str_eq(type_of(ir_find_param(g, "conv2d_3.kernel")), "f32[3,5,1,2]");
+    ck_assert_str_eq(type_of(output(g, "e")->val), "f32[N,14,14,2]");
     ir_graph_free(g);
 }
 END_TEST
