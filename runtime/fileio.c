@@ -149,9 +149,12 @@ static int64_t reader_fail(RtReader *r, int64_t at)
         diag_error(r->d, r->loc,
                    "compressed data ends unexpectedly after byte %lld (truncated gzip file)",
                    (long long)at);
-    else
+    else {
+        if (strncmp(msg, "<fd:", 4) == 0 && strstr(msg, ": "))
+            msg = strstr(msg, ": ") + 2; /* zlib's name for the descriptor */
         diag_error(r->d, r->loc, "corrupt compressed data after byte %lld: %s", (long long)at,
                    err == Z_ERRNO ? strerror(errno) : msg);
+    }
     return -1;
 }
 

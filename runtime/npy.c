@@ -203,7 +203,10 @@ static bool parse_dict(DictParser *dp, NpyInfo *info)
     DictSeen seen = {false, false, false};
     if (!dict_char(dp, '{'))
         return dict_fail(dp, "expected '{'");
-    while (!dict_char(dp, '}')) {
+    for (;;) {
+        dict_ws(dp);
+        if (dict_char(dp, '}'))
+            break;
         if (!dict_entry(dp, &seen, info))
             return false;
         if (!dict_char(dp, ',')) {
@@ -212,11 +215,13 @@ static bool parse_dict(DictParser *dp, NpyInfo *info)
             return dict_fail(dp, "expected ',' or '}'");
         }
     }
+    const char *close = dp->p - 1;
     dict_ws(dp);
     if (dp->p != dp->end)
         return dict_fail(dp, "unexpected text after the dictionary");
     const char *missing = !seen.descr ? "descr" : !seen.fortran ? "fortran_order"
                           : !seen.shape ? "shape" : NULL;
+    dp->p = close;
     if (missing)
         return dict_fail(dp, "missing key '%s'", missing);
     return true;
@@ -398,7 +403,9 @@ bool rt_npy_write(const char *path, const Tensor *t, Diags *d)
     sb_init(&h);
     sb_printf(&h, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr[t->dt]);
     for (int i = 0; i < t->rank; i++)
-        sb_printf(&h, "%lld,%s", (long long)t->dims[i], i + 1 < t->rank ? " " : "");
+        sb_printf(&h, "%s%lld", i ? ", " : "", (long long)t->dims[i]);
+    if (t->rank == 1)
+        sb_putc(&h, ',');
     sb_puts(&h, "), }");
     while ((10 + h.len + 1) % 64)
         sb_putc(&h, ' ');

@@ -56,7 +56,9 @@ double rt_normal(uint64_t seed, uint64_t stream, uint64_t step, uint64_t idx);
  * parameter does not change the others. */
 void rt_init_tensor(Tensor *t, Init init, uint64_t seed, uint64_t stream);
 uint64_t rt_name_stream(const char *name); /* FNV-1a 64 */
-/* Initialise every PARAM of g into m (missing ones only unless overwrite). */
+/* Initialise every PARAM of g into m (missing ones only unless overwrite),
+ * each with dtype and shape of the param and stream rt_name_stream(name).
+ * Params with INIT_NONE (values must come from a checkpoint) are skipped. */
 void rt_init_params(const Graph *g, TensorMap *m, uint64_t seed, bool overwrite);
 
 /* ---- safetensors (safetensors.c) ---- */
@@ -71,11 +73,15 @@ void rt_meta_set(Metadata *m, const char *key, const char *val);
 const char *rt_meta_get(const Metadata *m, const char *key);
 
 /* Read: every hostile-file condition becomes a diagnostic naming the file
- * (and the byte offset where it applies). meta may be NULL. */
+ * (and the byte offset where it applies). meta may be NULL. The file's
+ * tensors are added to out (replacing entries of the same name) only when
+ * the whole file is valid; F32, F64 and I32 are accepted. */
 bool rt_safetensors_read(const char *path, TensorMap *out, Metadata *meta, Diags *d);
 bool rt_safetensors_read_mem(const char *path, const unsigned char *buf, size_t len,
                              TensorMap *out, Metadata *meta, Diags *d);
-/* Write atomically: temp file, fsync, rename, fsync directory. */
+/* Write atomically: temp file, fsync, rename, fsync directory; on failure
+ * the old file is untouched. Tensors sorted by name, contiguous, metadata
+ * first, the header padded with spaces to a multiple of 8 bytes. */
 bool rt_safetensors_write(const char *path, const TensorMap *m, const Metadata *meta, Diags *d);
 
 /* Check a map against the graph's parameters: missing, extra, wrong

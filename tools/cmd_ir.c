@@ -94,6 +94,7 @@ int cmd_ir(int argc, char **argv)
     if (ok && strcmp(after, "lower") == 0) {
         ok = ir_verify(g, &d);
     } else if (ok) {
+        Timer timer = {0};
         PipelineOpts o = {.mode = mode,
                           .grads = mode == MODE_TRAIN,
                           .update = mode == MODE_TRAIN,

@@ -69,6 +69,7 @@ int cmd_opt(int argc, char **argv)
     if (ok && !ir_verify(g, &d))
         ok = false;
     if (ok) {
+        Timer timer = {0};
         PipelineOpts o = {.mode = mode,
                           .grads = true,
                           .update = true,

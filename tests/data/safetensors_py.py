@@ -1,8 +1,9 @@
 """An independent safetensors reader and writer using only the Python
 standard library (json + struct), for interoperability tests.
 
-  safetensors_py.py dump FILE    print metadata and every tensor, sorted
-  safetensors_py.py write FILE   write a small file with known contents
+  safetensors_py.py dump FILE      print metadata and every tensor, sorted
+  safetensors_py.py summary FILE   metadata, then name dtype shape min max mean
+  safetensors_py.py write FILE     write a small file with known contents
 """
 import json
 import math
@@ -18,7 +19,8 @@ def fmt(v):
     return repr(v)
 
 
-def dump(path):
+def load(path):
+    """Validate the layout; return (metadata, {name: (dtype, shape, values)})."""
     with open(path, "rb") as f:
         blob = f.read()
     (n,) = struct.unpack("<Q", blob[:8])
@@ -27,8 +29,6 @@ def dump(path):
     header = json.loads(blob[8:8 + n].decode("utf-8"))
     data = blob[8 + n:]
     meta = header.pop("__metadata__", None)
-    if meta is not None:
-        print("__metadata__", meta)
     pos = 0
     for name in sorted(header, key=lambda k: header[k]["data_offsets"]):
         begin, end = header[name]["data_offsets"]
@@ -39,6 +39,7 @@ def dump(path):
         sys.exit("data has %d trailing bytes" % (len(data) - pos))
     if list(header) != sorted(header):
         sys.exit("tensors are not sorted by name")
+    tensors = {}
     for name in sorted(header):
         info = header[name]
         code, size = FORMATS[info["dtype"]]
@@ -49,7 +50,27 @@ def dump(path):
         if end - begin != count * size:
             sys.exit("tensor %s has the wrong size" % name)
         vals = struct.unpack("<%d%s" % (count, code), data[begin:end])
-        print(name, info["dtype"], info["shape"], "[" + ", ".join(fmt(v) for v in vals) + "]")
+        tensors[name] = (info["dtype"], info["shape"], vals)
+    return meta, tensors
+
+
+def dump(path):
+    meta, tensors = load(path)
+    if meta is not None:
+        print("__metadata__", meta)
+    for name, (dtype, shape, vals) in tensors.items():
+        print(name, dtype, shape, "[" + ", ".join(fmt(v) for v in vals) + "]")
+
+
+def summary(path):
+    meta, tensors = load(path)
+    for k in sorted(meta or {}):
+        print("meta %s=%s" % (k, meta[k]))
+    for name, (dtype, shape, vals) in tensors.items():
+        mean = sum(vals) / len(vals) if vals else 0.0
+        lo = min(vals) if vals else 0.0
+        hi = max(vals) if vals else 0.0
+        print("%s %s %s min=%.6g max=%.6g mean=%.6g" % (name, dtype, shape, lo, hi, mean))
 
 
 def write(path):
@@ -71,4 +92,4 @@ def write(path):
 
 
 if __name__ == "__main__":
-    {"dump": dump, "write": write}[sys.argv[1]](sys.argv[2])
+    {"dump": dump, "summary": summary, "write": write}[sys.argv[1]](sys.argv[2])

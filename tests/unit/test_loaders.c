@@ -1,0 +1,947 @@
+/* Data loaders: IDX (plain and gzip), CSV, NPY and safetensors data sets,
+ * each with a corrupt-file corpus whose messages name the file and the
+ * position; the real Fashion-MNIST files when installed; shuffling,
+ * batches, validation splits and generated data. */
+#include "test_runtime_helpers.h"
+
+#include <math.h>
+
+#include "runtime/runtime.h"
+#include "testutil.h"
+
+static char *tmp;
+
+static void setup(void)
+{
+    tmp = th_tmpdir();
+}
+
+static void teardown(void)
+{
+    th_rm_rf(tmp);
+}
+
+/* A file in the test directory; the name is returned (malloc'd). */
+static char *put(const char *name, const void *buf, size_t len)
+{
+    char *p = th_path(tmp, name);
+    size_t n = strlen(name);
+    if (n > 3 && strcmp(name + n - 3, ".gz") == 0)
+        th_write_gz(p, buf, len);
+    else
+        th_write(p, buf, len);
+    return p;
+}
+
+static char *put_str(const char *name, const char *text)
+{
+    return put(name, text, strlen(text));
+}
+
+/* ---- IDX ---- */
+
+static size_t idx_bytes(unsigned char *b, uint32_t magic, int ndim, const uint32_t *dims,
+                        const unsigned char *data, size_t n)
+{
+    size_t k = 0;
+    for (int s = 24; s >= 0; s -= 8)
+        b[k++] = (unsigned char)(magic >> s);
+    for (int i = 0; i < ndim; i++)
+        for (int s = 24; s >= 0; s -= 8)
+            b[k++] = (unsigned char)(dims[i] >> s);
+    memcpy(b + k, data, n);
+    return k + n;
+}
+
+static const unsigned char pixels[12] = {0, 255, 51, 102, 1, 2, 3, 4, 5, 6, 7, 8};
+static const uint32_t imdims[3] = {3, 2, 2};
+
+/* 3 images of 2x2 and 3 labels, as files name.im / name.lb */
+static void idx_pair(const char *im, const char *lb, const unsigned char *labels, uint32_t nl,
+                     char **imp, char **lbp)
+{
+    unsigned char b[64];
+    *imp = put(im, b, idx_bytes(b, 0x803, 3, imdims, pixels, 12));
+    *lbp = put(lb, b, idx_bytes(b, 0x801, 1, &nl, labels, nl));
+}
+
+static void expect_idx_fail(const char *im, const char *lb, const char *want)
+{
+    Diags d;
+    diags_init(&d);
+    RtLoadOpts o;
+    rt_load_opts_default(&o);
+    Dataset ds;
+    ck_assert(!rt_load_idx(im, lb, &o, &ds, &d));
+    ck_assert_int_eq(ds.t.n, 0);
+    th_expect_diag(&d, want);
+    diags_free(&d);
+}
+
+START_TEST(idx_valid)
+{
+    static const unsigned char labels[3] = {0, 9, 3};
+    char *im, *lb;
+    idx_pair("im.idx.gz", "lb.idx", labels, 3, &im, &lb);
+    Diags d;
+    diags_init(&d);
+    RtLoadOpts o;
+    rt_load_opts_default(&o);
+    Dataset ds;
+    ck_assert(rt_load_idx(im, lb, &o, &ds, &d));
+    ck_assert_int_eq(ds.n, 3);
+    Tensor *x = rt_dataset_get(&ds, "x"), *y = rt_dataset_get(&ds, "y");
+    char buf[64];
+    ck_assert_str_eq(rt_tensor_type_str(x, buf, sizeof buf), "f32[3,2,2,1]");
+    ck_assert_str_eq(rt_tensor_type_str(y, buf, sizeof buf), "i32[3]");
+    ck_assert(rt_get(x, 1) == 1.0f && rt_get(x, 2) == 0.2f && rt_get(x, 0) == 0.0f);
+    ck_assert(rt_get(y, 1) == 9 && rt_get(y, 2) == 3);
+    rt_dataset_free(&ds);
+
+    o.scale = false;
+    o.one_hot = true;
+    o.dt = DT_F64;
+    o.x_name = "image";
+    o.y_name = "label";
+    ck_assert(rt_load_idx(im, lb, &o, &ds, &d));
+    x = rt_dataset_get(&ds, "image"), y = rt_dataset_get(&ds, "label");
+    ck_assert_str_eq(rt_tensor_type_str(x, buf, sizeof buf), "f64[3,2,2,1]");
+    ck_assert_str_eq(rt_tensor_type_str(y, buf, sizeof buf), "f64[3,10]");
+    ck_assert(rt_get(x, 1) == 255.0);
+    ck_assert(rt_get(y, 0) == 1 && rt_get(y, 10 + 9) == 1 && rt_get(y, 20 + 3) == 1);
+    double sum = 0;
+    for (int i = 0; i < 30; i++)
+        sum += rt_get(y, i);
+    ck_assert(sum == 3);
+    rt_dataset_free(&ds);
+    ck_assert_int_eq(d.n, 0);
+    diags_free(&d);
+    free(im);
+    free(lb);
+}
+END_TEST
+
+START_TEST(idx_corrupt)
+{
+    static const unsigned char labels[3] = {0, 9, 3}, bad[3] = {0, 10, 3};
+    unsigned char b[64];
+    char *im, *lb, *p;
+    idx_pair("im.idx", "lb.idx", labels, 3, &im, &lb);
+
+    p = put("m1.idx", b, idx_bytes(b, 0x801, 3, imdims, pixels, 12));
+    expect_idx_fail(p, lb, "m1.idx: error: bad magic number 0x00000801 (expected 0x00000803 for "
+                           "an IDX image file)");
+    free(p);
+    p = put("m2.idx", b, idx_bytes(b, 0x0d03, 3, imdims, pixels, 12));
+    expect_idx_fail(p, lb, "m2.idx: error: element type 0x0d is not supported (byte 2; IDX image "
+                           "files hold unsigned bytes, 0x08)");
+    free(p);
+    p = put("m3.idx", "PK\x03\x04zipfile", 11);
+    expect_idx_fail(p, lb, "m3.idx: error: bad magic number 0x504b0304");
+    free(p);
+    p = put("lbad.idx", b, idx_bytes(b, 0x803, 3, imdims, pixels, 12));
+    expect_idx_fail(im, p, "lbad.idx: error: bad magic number 0x00000803 (expected 0x00000801 for "
+                           "an IDX label file)");
+    free(p);
+    uint32_t n2 = 2;
+    p = put("l2.idx", b, idx_bytes(b, 0x801, 1, &n2, labels, 2));
+    expect_idx_fail(im, p, "l2.idx: error: 2 labels, but");
+    expect_idx_fail(im, p, "im.idx has 3 images");
+    free(p);
+    uint32_t n3 = 3;
+    p = put("l3.idx.gz", b, idx_bytes(b, 0x801, 1, &n3, bad, 3));
+    expect_idx_fail(im, p, "l3.idx.gz: error: label 10 at index 1 (byte 9) is out of range (10 "
+                           "classes)");
+    free(p);
+    /* trailing bytes */
+    size_t n = idx_bytes(b, 0x803, 3, imdims, pixels, 12);
+    b[n] = 0;
+    p = put("t.idx", b, n + 1);
+    expect_idx_fail(p, lb, "t.idx: error: unexpected data after byte 28 (the header promises 3 "
+                           "images of 2x2)");
+    free(p);
+    /* huge dimensions, tiny file */
+    uint32_t hd[3] = {65535, 65535, 65535};
+    p = put("h.idx", b, idx_bytes(b, 0x803, 3, hd, pixels, 12));
+    expect_idx_fail(p, lb, "h.idx: error: IDX dimensions are too large (byte 12)");
+    free(p);
+    uint32_t md[3] = {100000, 28, 28};
+    p = put("big.idx", b, idx_bytes(b, 0x803, 3, md, pixels, 12));
+    expect_idx_fail(p, lb, "big.idx: error: truncated: the header promises 100000 images of 28x28 "
+                           "(78400000 bytes from byte 16), but the data ends at byte 28");
+    free(p);
+    p = th_path(tmp, "nonexistent.idx");
+    expect_idx_fail(p, lb, "nonexistent.idx: error: cannot open: No such file or directory");
+    expect_idx_fail(tmp, lb, "error: cannot read: it is a directory");
+    free(p);
+    free(im);
+    free(lb);
+}
+END_TEST
+
+/* Every truncation of a valid image file, plain and gzip-compressed. */
+START_TEST(idx_truncated_everywhere)
+{
+    static const unsigned char labels[3] = {0, 9, 3};
+    unsigned char b[64];
+    char *im, *lb;
+    idx_pair("im.idx", "lb.idx", labels, 3, &im, &lb);
+    size_t n = idx_bytes(b, 0x803, 3, imdims, pixels, 12);
+    for (size_t k = 0; k < n; k++) {
+        for (int gz = 0; gz < 2; gz++) {
+            char *p = put(gz ? "cut.idx.gz" : "cut.idx", b, k), want[160];
+            if (k < 4)
+                snprintf(want, sizeof want, "truncated IDX header: %zu of 16 bytes", k);
+            else if (k < 16)
+                snprintf(want, sizeof want, "truncated IDX header: %zu of 16 bytes", k);
+            else
+                snprintf(want, sizeof want,
+                         "cut.idx%s: error: truncated: the header promises 3 images of 2x2 (12 "
+                         "bytes from byte 16), but the data ends at byte %zu",
+                         gz ? ".gz" : "", k);
+            if (k >= 4 || k == 0)
+                expect_idx_fail(p, lb, want);
+            else
+                expect_idx_fail(p, lb, "error: ");
+            free(p);
+        }
+    }
+    free(im);
+    free(lb);
+}
+END_TEST
+
+/* A gzip file cut short or damaged in its compressed stream. */
+START_TEST(idx_corrupt_gzip)
+{
+    static const unsigned char labels[3] = {0, 9, 3};
+    unsigned char b[64];
+    char *im, *lb;
+    idx_pair("im.idx.gz", "lb.idx", labels, 3, &im, &lb);
+    size_t len;
+    char *gz = read_file(im, &len);
+    char *p = th_path(tmp, "cut.gz");
+    th_write(p, gz, len - 10); /* loses the CRC trailer and some data */
+    expect_idx_fail(p, lb, "cut.gz: error: compressed data ends unexpectedly after byte");
+    free(p);
+    gz[len - 5] ^= 0x55; /* the CRC in the trailer */
+    p = th_path(tmp, "crc.gz");
+    th_write(p, gz, len);
+    expect_idx_fail(p, lb, "crc.gz: error: corrupt compressed data after byte 0: incorrect data "
+                           "check");
+    free(p);
+    gz[len - 5] ^= 0x55;
+    gz[len - 2] ^= 0x55; /* the length in the trailer */
+    p = th_path(tmp, "len.gz");
+    th_write(p, gz, len);
+    expect_idx_fail(p, lb, "len.gz: error: corrupt compressed data after byte 0: incorrect length "
+                           "check");
+    free(p);
+    gz[len - 2] ^= 0x55;
+    gz[12] ^= 0xff; /* inside the deflate stream */
+    p = th_path(tmp, "deflate.gz");
+    th_write(p, gz, len);
+    expect_idx_fail(p, lb, "deflate.gz: error: ");
+    free(p);
+    (void)b;
+    free(gz);
+    free(im);
+    free(lb);
+}
+END_TEST
+
+#define FMNIST "/usr/share/datasets/fashion-mnist"
+
+START_TEST(fashion_mnist_real)
+{
+    if (access(FMNIST "/t10k-images-idx3-ubyte.gz", R_OK) != 0) {
+        fprintf(stderr, "fashion_mnist_real: %s not installed, skipped\n", FMNIST);
+        return;
+    }
+    Diags d;
+    diags_init(&d);
+    RtLoadOpts o;
+    rt_load_opts_default(&o);
+    Dataset ds;
+    ck_assert(rt_load_fashion_mnist(FMNIST, "test", &o, &ds, &d));
+    ck_assert_int_eq(ds.n, 10000);
+    Tensor *x = rt_dataset_get(&ds, "x"), *y = rt_dataset_get(&ds, "y");
+    char buf[64];
+    ck_assert_str_eq(rt_tensor_type_str(x, buf, sizeof buf), "f32[10000,28,28,1]");
+    ck_assert_str_eq(rt_tensor_type_str(y, buf, sizeof buf), "i32[10000]");
+    ck_assert(rt_get(y, 0) == 9); /* the first t10k label: an ankle boot */
+    int counts[10] = {0};
+    for (int64_t i = 0; i < y->numel; i++) {
+        int v = (int)rt_get(y, i);
+        ck_assert(v >= 0 && v < 10);
+        counts[v]++;
+    }
+    for (int c = 0; c < 10; c++)
+        ck_assert_int_eq(counts[c], 1000);
+    double lo = 1, hi = 0;
+    for (int64_t i = 0; i < x->numel; i++)
+        lo = fmin(lo, rt_get(x, i)), hi = fmax(hi, rt_get(x, i));
+    ck_assert(lo == 0.0 && hi == 1.0);
+    rt_dataset_free(&ds);
+    ck_assert(rt_load_fashion_mnist(FMNIST, "train", &o, &ds, &d));
+    ck_assert_int_eq(ds.n, 60000);
+    y = rt_dataset_get(&ds, "y");
+    memset(counts, 0, sizeof counts);
+    for (int64_t i = 0; i < y->numel; i++)
+        counts[(int)rt_get(y, i)]++;
+    for (int c = 0; c < 10; c++)
+        ck_assert_int_eq(counts[c], 6000);
+    rt_dataset_free(&ds);
+    ck_assert(!rt_load_fashion_mnist(FMNIST, "validation", &o, &ds, &d));
+    th_expect_diag(&d, "modelc: error: unknown data split 'validation' (expected 'train' or 'test')");
+    ck_assert(!rt_load_fashion_mnist("/nonexistent", "train", &o, &ds, &d));
+    th_expect_diag(&d, "/nonexistent/train-images-idx3-ubyte.gz: error: cannot open: No such file");
+    diags_free(&d);
+}
+END_TEST
+
+/* ---- CSV ---- */
+
+static void expect_csv_fail(const char *name, const char *text, const RtLoadOpts *o,
+                            const char *want)
+{
+    char *p = put_str(name, text);
+    Diags d;
+    diags_init(&d);
+    Dataset ds;
+    ck_assert_msg(!rt_load_csv(p, o, &ds, &d), "accepted %s: %s", name, text);
+    ck_assert_int_eq(ds.t.n, 0);
+    th_expect_diag(&d, want);
+    diags_free(&d);
+    free(p);
+}
+
+static Dataset load_csv_ok(const char *name, const char *text, const RtLoadOpts *o)
+{
+    char *p = put_str(name, text);
+    Diags d;
+    diags_init(&d);
+    Dataset ds;
+    bool ok = rt_load_csv(p, o, &ds, &d);
+    if (!ok)
+        diags_print(&d, stderr);
+    ck_assert(ok);
+    diags_free(&d);
+    free(p);
+    return ds;
+}
+
+START_TEST(csv_valid)
+{
+    RtLoadOpts o;
+    rt_load_opts_default(&o);
+    Dataset ds = load_csv_ok("a.csv", "label,p1,p2\n1,0.5,2\n\n0, -1e-3 ,\"3\"\r\n", &o);
+    ck_assert_int_eq(ds.n, 2);
+    Tensor *x = rt_dataset_get(&ds, "x"), *y = rt_dataset_get(&ds, "y");
+    char buf[64];
+    ck_assert_str_eq(rt_tensor_type_str(x, buf, sizeof buf), "f32[2,2]");
+    ck_assert_str_eq(rt_tensor_type_str(y, buf, sizeof buf), "i32[2]");
+    ck_assert(rt_get(x, 0) == 0.5f && rt_get(x, 1) == 2.0f && rt_get(x, 2) == -1e-3f &&
+              rt_get(x, 3) == 3.0f);
+    ck_assert(rt_get(y, 0) == 1 && rt_get(y, 1) == 0);
+    rt_dataset_free(&ds);
+
+    /* no header, label by index, float targets, gzip */
+    o.csv_label_index = 2;
+    o.classes = 0;
+    o.dt = DT_F64;
+    char *p = put_str("b.csv.gz", "1,2,3.5\n4,5,6.25\n7,8,9\n");
+    Diags d;
+    diags_init(&d);
+    ck_assert(rt_load_csv(p, &o, &ds, &d));
+    y = rt_dataset_get(&ds, "y");
+    ck_assert_str_eq(rt_tensor_type_str(y, buf, sizeof buf), "f64[3,1]");
+    ck_assert(rt_get(y, 1) == 6.25);
+    ck_assert(rt_get(rt_dataset_get(&ds, "x"), 5) == 8);
+    rt_dataset_free(&ds);
+    free(p);
+
+    /* label by name, one-hot; no label at all */
+    rt_load_opts_default(&o);
+    o.csv_label = "cls";
+    o.one_hot = true;
+    o.classes = 3;
+    ds = load_csv_ok("c.csv", "a,cls\n0.1,2\n0.2,0\n", &o);
+    y = rt_dataset_get(&ds, "y");
+    ck_assert_str_eq(rt_tensor_type_str(y, buf, sizeof buf), "f32[2,3]");
+    ck_assert(rt_get(y, 2) == 1 && rt_get(y, 3) == 1 && rt_get(y, 0) == 0);
+    rt_dataset_free(&ds);
+    rt_load_opts_default(&o);
+    o.csv_label_index = -1;
+    ds = load_csv_ok("d.csv", "1,2\n3,4\n", &o);
+    ck_assert_ptr_null(rt_dataset_get(&ds, "y"));
+    ck_assert_int_eq(rt_dataset_get(&ds, "x")->dims[1], 2);
+    rt_dataset_free(&ds);
+    /* a numeric first row forced to be a header */
+    o.csv_header = 1;
+    ds = load_csv_ok("e.csv", "1,2\n3,4\n", &o);
+    ck_assert_int_eq(ds.n, 1);
+    rt_dataset_free(&ds);
+    diags_free(&d);
+}
+END_TEST
+
+START_TEST(csv_corrupt)
+{
+    RtLoadOpts o;
+    rt_load_opts_default(&o);
+    expect_csv_fail("f.csv", "label,a,b\n1,2,3\n2,4,abc\n", &o,
+                    "f.csv:3:5: error: non-numeric field 'abc'");
+    expect_csv_fail("f.csv", "label,a,b\n1,2,3\n2,4\n1,1,1\n", &o,
+                    "f.csv:3:4: error: expected 3 fields, got 2");
+    expect_csv_fail("f.csv", "1,2,3\n\n\n2,4,5,6\n", &o,
+                    "f.csv:4:7: error: expected 3 fields, got 4");
+    expect_csv_fail("f.csv", "1,2,3\n12,4,5\n", &o,
+                    "f.csv:2:1: error: label 12 is out of range (10 classes)");
+    expect_csv_fail("f.csv", "1,2,3\n-1,4,5\n", &o, "f.csv:2:1: error: label -1 is out of range");
+    expect_csv_fail("f.csv", "1,2,3\n1.5,2,3\n", &o, "f.csv:2:1: error: label '1.5' is not an integer");
+    expect_csv_fail("f.csv", "1,2,3\n1,nan,3\n", &o, "f.csv:2:3: error: non-numeric field 'nan'");
+    expect_csv_fail("f.csv", "1,2,3\n1,inf,3\n", &o, "f.csv:2:3: error: non-numeric field 'inf'");
+    expect_csv_fail("f.csv", "1,2,3\n1,0x10,3\n", &o, "f.csv:2:3: error: non-numeric field '0x10'");
+    expect_csv_fail("f.csv", "1,2,3\n1,1e999,3\n", &o, "f.csv:2:3: error: non-numeric field '1e999'");
+    expect_csv_fail("f.csv", "1,2,3\n1,,3\n", &o, "f.csv:2:3: error: non-numeric field ''");
+    expect_csv_fail("f.csv", "1,2,3\n2,\"4,5\n", &o, "f.csv:2:3: error: unterminated quoted field");
+    expect_csv_fail("f.csv", "1,2,3\n1,\"2\"x,3\n", &o,
+                    "f.csv:2:6: error: unexpected text after a quoted field");
+    expect_csv_fail("f.csv", "", &o, "f.csv: error: the file contains no data");
+    expect_csv_fail("f.csv", "\n  \n", &o, "f.csv: error: the file contains no data");
+    expect_csv_fail("f.csv", "a,b\n", &o, "f.csv: error: the file contains a header but no data rows");
+    o.csv_label = "target";
+    expect_csv_fail("f.csv", "label,a\n1,2\n", &o,
+                    "f.csv:1:1: error: no column named 'target' in the header");
+    expect_csv_fail("f.csv", "1,2\n", &o,
+                    "f.csv:1:1: error: the label column is named 'target', but the file has no "
+                    "header row");
+    o.csv_label = NULL;
+    o.csv_label_index = 5;
+    expect_csv_fail("f.csv", "1,2\n", &o,
+                    "f.csv:1:1: error: label column 5 is out of range (the file has 2 columns)");
+    Diags d;
+    diags_init(&d);
+    Dataset ds;
+    char *p = put("nul.csv", "1,2\0,3\n", 7);
+    ck_assert(!rt_load_csv(p, &o, &ds, &d));
+    th_expect_diag(&d, "nul.csv: error: the file contains NUL bytes; is it a binary file?");
+    free(p);
+    p = th_path(tmp, "missing.csv");
+    ck_assert(!rt_load_csv(p, &o, &ds, &d));
+    th_expect_diag(&d, "missing.csv: error: cannot open: No such file or directory");
+    diags_free(&d);
+    free(p);
+}
+END_TEST
+
+/* ---- NPY ---- */
+
+/* An NPY file with the given version and header dict (padded). */
+static size_t npy_bytes(unsigned char *b, int version, const char *dict, const void *data,
+                        size_t n)
+{
+    size_t pre = version == 1 ? 10 : 12, dl = strlen(dict), hl = dl + 1;
+    while ((pre + hl) % 64)
+        hl++;
+    memcpy(b, "\x93NUMPY", 6);
+    b[6] = (unsigned char)version;
+    b[7] = 0;
+    for (size_t i = 0; i < pre - 8; i++)
+        b[8 + i] = (unsigned char)(hl >> (8 * i));
+    memcpy(b + pre, dict, dl);
+    memset(b + pre + dl, ' ', hl - dl - 1);
+    b[pre + hl - 1] = '\n';
+    if (n)
+        memcpy(b + pre + hl, data, n);
+    return pre + hl + n;
+}
+
+static char *put_npy(const char *name, int version, const char *dict, const void *data, size_t n)
+{
+    unsigned char b[512];
+    return put(name, b, npy_bytes(b, version, dict, data, n));
+}
+
+static void expect_npy_fail(const char *p, const char *want)
+{
+    Diags d;
+    diags_init(&d);
+    ck_assert_ptr_null(rt_npy_read(p, &d));
+    th_expect_diag(&d, want);
+    diags_free(&d);
+}
+
+static void expect_npy_bad(const char *dict, const void *data, size_t n, const char *want)
+{
+    char *p = put_npy("bad.npy", 1, dict, data, n);
+    expect_npy_fail(p, want);
+    free(p);
+}
+
+START_TEST(npy_valid)
+{
+    float f[6] = {1, 2, 3, 4, 5, 6.5f};
+    Diags d;
+    diags_init(&d);
+    char buf[64];
+    for (int v = 1; v <= 3; v++) {
+        char *p = put_npy("f.npy", v, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
+                          f, sizeof f);
+        Tensor *t = rt_npy_read(p, &d);
+        ck_assert_ptr_nonnull(t);
+        ck_assert_str_eq(rt_tensor_type_str(t, buf, sizeof buf), "f32[2,3]");
+        ck_assert(rt_get(t, 5) == 6.5f);
+        rt_tensor_free(t);
+        free(p);
+    }
+    int64_t i8[3] = {-5, 7, 2147483647};
+    char *p = put_npy("i.npy", 1, "{\"shape\": (3,), \"fortran_order\": False, \"descr\": \"<i8\"}",
+                      i8, sizeof i8);
+    Tensor *t = rt_npy_read(p, &d);
+    ck_assert_str_eq(rt_tensor_type_str(t, buf, sizeof buf), "i32[3]");
+    ck_assert(rt_get(t, 0) == -5 && rt_get(t, 2) == 2147483647);
+    rt_tensor_free(t);
+    free(p);
+    double s = 0.25;
+    p = put_npy("s.npy", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': ()}", &s, 8);
+    t = rt_npy_read(p, &d);
+    ck_assert_int_eq(t->rank, 0);
+    ck_assert(rt_get(t, 0) == 0.25);
+    rt_tensor_free(t);
+    free(p);
+    int16_t i2[2] = {-300, 300};
+    p = put_npy("i2.npy", 1, "{'descr': '<i2', 'fortran_order': False, 'shape': (2,)}", i2, 4);
+    t = rt_npy_read(p, &d);
+    ck_assert(rt_get(t, 0) == -300 && rt_get(t, 1) == 300);
+    rt_tensor_free(t);
+    free(p);
+    p = put_npy("e.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 5)}", NULL, 0);
+    t = rt_npy_read(p, &d);
+    ck_assert_str_eq(rt_tensor_type_str(t, buf, sizeof buf), "f32[0,5]");
+    rt_tensor_free(t);
+    free(p);
+
+    /* write and read back */
+    int64_t dims[2] = {3, 2};
+    Tensor *w = rt_tensor_new(DT_F64, 2, dims);
+    for (int i = 0; i < 6; i++)
+        rt_set(w, i, i / 7.0);
+    p = th_path(tmp, "w.npy");
+    ck_assert(rt_npy_write(p, w, &d));
+    size_t len;
+    char *raw = read_file(p, &len);
+    ck_assert_uint_eq(len, 128 + 48); /* the header is padded to 64-byte alignment */
+    const char *hdr = "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }";
+    ck_assert(memcmp(raw + 10, hdr, strlen(hdr)) == 0);
+    ck_assert_int_eq(raw[127], '\n');
+    free(raw);
+    t = rt_npy_read(p, &d);
+    ck_assert(rt_tensor_same_shape(t, w) && memcmp(t->data, w->data, 48) == 0);
+    rt_tensor_free(t);
+    rt_tensor_free(w);
+    free(p);
+    int64_t three = 3;
+    w = rt_tensor_new(DT_I32, 1, &three);
+    rt_set(w, 2, -9);
+    p = th_path(tmp, "v.npy");
+    ck_assert(rt_npy_write(p, w, &d));
+    raw = read_file(p, &len);
+    ck_assert_ptr_nonnull(strstr(raw + 10, "{'descr': '<i4', 'fortran_order': False, 'shape': (3,), }"));
+    free(raw);
+    t = rt_npy_read(p, &d);
+    ck_assert(rt_get(t, 2) == -9);
+    rt_tensor_free(t);
+    rt_tensor_free(w);
+    free(p);
+    ck_assert_int_eq(d.n, 0);
+    diags_free(&d);
+}
+END_TEST
+
+START_TEST(npy_corrupt)
+{
+    float f[6] = {1, 2, 3, 4, 5, 6};
+    char *p = put("magic.npy", "\x93NUMPZ\x01\x00\x10\x00", 10);
+    expect_npy_fail(p, "magic.npy: error: not an NPY file (the magic string \\x93NUMPY is missing)");
+    free(p);
+    p = put("v4.npy", "\x93NUMPY\x04\x00\x10\x00", 10);
+    expect_npy_fail(p, "v4.npy: error: unsupported NPY version 4.0 (byte 6)");
+    free(p);
+    p = put("short.npy", "\x93NUMPY\x01", 7);
+    expect_npy_fail(p, "short.npy: error: truncated NPY header: 7 of 10 bytes");
+    free(p);
+    p = put("hdr.npy", "\x93NUMPY\x01\x00\x40\x00{'descr'", 18);
+    expect_npy_fail(p, "hdr.npy: error: truncated NPY header: 8 of 64 bytes after byte 10");
+    free(p);
+    const char *ok = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
+    expect_npy_bad("{'descr': '|O', 'fortran_order': False, 'shape': (2,), }", f, 16,
+                   "bad.npy: error: object arrays are not supported (descr '|O')");
+    expect_npy_bad("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }", f, 24,
+                   "bad.npy: error: Fortran-order arrays are not supported (fortran_order is True)");
+    expect_npy_bad("{'descr': '>f4', 'fortran_order': False, 'shape': (2, 3), }", f, 24,
+                   "bad.npy: error: big-endian data is not supported (descr '>f4')");
+    expect_npy_bad("{'descr': '<f2', 'fortran_order': False, 'shape': (2, 3), }", f, 12,
+                   "bad.npy: error: unsupported dtype '<f2'");
+    expect_npy_bad("{'descr': '<U4', 'fortran_order': False, 'shape': (1,), }", f, 16,
+                   "bad.npy: error: unsupported dtype '<U4'");
+    expect_npy_bad("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", f, 8,
+                   "bad.npy: error: structured arrays are not supported");
+    expect_npy_bad("{'descr': '<f4', 'fortran_order': False}", f, 24,
+                   "bad.npy: error: bad NPY header at byte 49: missing key 'shape'");
+    expect_npy_bad("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), 'x': 1}", f, 24,
+                   "bad.npy: error: bad NPY header at byte 68: unknown key 'x'");
+    expect_npy_bad("{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2, 3)}", f,
+                   24, "bad NPY header at byte 27: duplicate key 'descr'");
+    expect_npy_bad("{'descr': '<f4', 'fortran_order': False, 'shape': (-2, 3), }", f, 24,
+                   "bad NPY header at byte 61: 'shape' must be a tuple of non-negative integers");
+    expect_npy_bad("{'descr': '<f4', 'fortran_order': False, 'shape': [2, 3], }", f, 24,
+                   "'shape' must be a tuple of non-negative integers");
+    expect_npy_bad("{'descr': '<f4', 'fortran_order': 0, 'shape': (2, 3), }", f, 24,
+                   "'fortran_order' must be True or False");
+    expect_npy_bad("{'descr': '<f4', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1), }", f, 4,
+                   "more than 6 dimensions");
+    expect_npy_bad("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 99999999999, "
+                   "99999999999), }",
+                   f, 4, "bad.npy: error: the NPY shape is too large");
+    expect_npy_bad("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } junk", f, 24,
+                   "unexpected text after the dictionary");
+    int64_t big[2] = {1, 3000000000LL};
+    expect_npy_bad("{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }", big, 16,
+                   "bad.npy: error: value 3000000000 at index 1 (byte 136) does not fit in i32");
+    /* trailing data and truncation at several offsets */
+    unsigned char b[512];
+    size_t n = npy_bytes(b, 1, ok, f, 24);
+    p = put("trail.npy", b, n + 3);
+    expect_npy_fail(p, "trail.npy: error: unexpected data after byte 152 (the header promises 24 "
+                       "bytes)");
+    free(p);
+    size_t cuts[] = {128, 129, 134, 144, 151};
+    for (size_t i = 0; i < ARRAY_LEN(cuts); i++) {
+        char want[160];
+        snprintf(want, sizeof want, "cut.npy: error: truncated: the header promises 24 bytes of "
+                                    "data from byte 128, but the data ends at byte %zu",
+                 cuts[i]);
+        p = put("cut.npy", b, cuts[i]);
+        expect_npy_fail(p, want);
+        free(p);
+    }
+    for (size_t k = 0; k < 128; k++) { /* inside the header: always an error */
+        p = put("cuth.npy", b, k);
+        expect_npy_fail(p, "cuth.npy: error: ");
+        free(p);
+    }
+}
+END_TEST
+
+START_TEST(npy_dataset)
+{
+    unsigned char px[6] = {0, 255, 51, 0, 0, 0};
+    int32_t lab[2] = {3, 1}, badlab[2] = {3, 11};
+    float fl[2] = {3, 1};
+    char *x = put_npy("x.npy", 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 3), }",
+                      px, 6);
+    char *y = put_npy("y.npy", 1, "{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }",
+                      lab, 8);
+    Diags d;
+    diags_init(&d);
+    RtLoadOpts o;
+    rt_load_opts_default(&o);
+    Dataset ds;
+    ck_assert(rt_load_npy(x, y, &o, &ds, &d));
+    char buf[64];
+    ck_assert_str_eq(rt_tensor_type_str(rt_dataset_get(&ds, "x"), buf, sizeof buf), "f32[2,3]");
+    ck_assert(rt_get(rt_dataset_get(&ds, "x"), 1) == 1.0f);
+    ck_assert(rt_get(rt_dataset_get(&ds, "x"), 2) == 0.2f);
+    ck_assert(rt_get(rt_dataset_get(&ds, "y"), 0) == 3);
+    rt_dataset_free(&ds);
+    char *yb = put_npy("yb.npy", 1, "{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }",
+                       badlab, 8);
+    ck_assert(!rt_load_npy(x, yb, &o, &ds, &d));
+    th_expect_diag(&d, "yb.npy: error: label 11 at index 1 (byte 132) is out of range (10 classes)");
+    char *y3 = put_npy("y3.npy", 1, "{'descr': '<i4', 'fortran_order': False, 'shape': (1,), }",
+                       lab, 4);
+    ck_assert(!rt_load_npy(x, y3, &o, &ds, &d));
+    th_expect_diag(&d, "y3.npy: error: 1 labels, but");
+    char *yf = put_npy("yf.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }",
+                       fl, 8);
+    ck_assert(!rt_load_npy(x, yf, &o, &ds, &d));
+    th_expect_diag(&d, "yf.npy: error: class labels must be integers, not float32");
+    o.classes = 0;
+    ck_assert(rt_load_npy(x, yf, &o, &ds, &d));
+    ck_assert(rt_get(rt_dataset_get(&ds, "y"), 1) == 1.0f);
+    rt_dataset_free(&ds);
+    diags_free(&d);
+    free(x), free(y), free(yb), free(y3), free(yf);
+}
+END_TEST
+
+/* Flip every bit of a valid NPY, IDX and CSV file: a clean accept or a
+ * clean diagnostic, never a crash (run under ASan/UBSan). */
+START_TEST(bit_flips)
+{
+    float f[6] = {1, 2, 3, 4, 5, 6};
+    unsigned char npy[512], idx[64];
+    size_t nn = npy_bytes(npy, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", f,
+                          sizeof f);
+    size_t ni = idx_bytes(idx, 0x803, 3, imdims, pixels, 12);
+    static const unsigned char labels[3] = {0, 9, 3};
+    char *im, *lb;
+    idx_pair("im.idx", "lb.idx", labels, 3, &im, &lb);
+    char csv[] = "label,a,b\n1,0.5,\"2\"\n0,-1e-3,3\n";
+    size_t nc = strlen(csv);
+    RtLoadOpts o;
+    rt_load_opts_default(&o);
+    int rejected = 0;
+    for (int file = 0; file < 3; file++) {
+        unsigned char *b = file == 0 ? npy : file == 1 ? idx : (unsigned char *)csv;
+        size_t n = file == 0 ? nn : file == 1 ? ni : nc;
+        for (size_t k = 0; k < n; k++) {
+            for (int bit = 0; bit < 8; bit++) {
+                b[k] ^= (unsigned char)(1u << bit);
+                char *p = put("flip.bin", b, n);
+                Diags d;
+                diags_init(&d);
+                Dataset ds;
+                bool ok;
+                if (file == 0) {
+                    Tensor *t = rt_npy_read(p, &d);
+                    ok = t != NULL;
+                    rt_tensor_free(t);
+                } else if (file == 1) {
+                    ok = rt_load_idx(p, lb, &o, &ds, &d);
+                    rt_dataset_free(&ds);
+                } else {
+                    ok = rt_load_csv(p, &o, &ds, &d);
+                    rt_dataset_free(&ds);
+                }
+                ck_assert(ok == (d.nerrors == 0));
+                rejected += !ok;
+                b[k] ^= (unsigned char)(1u << bit);
+                diags_free(&d);
+                free(p);
+            }
+        }
+    }
+    ck_assert(rejected > 0);
+    free(im);
+    free(lb);
+}
+END_TEST
+
+/* ---- safetensors data sets ---- */
+
+START_TEST(safetensors_dataset)
+{
+    TensorMap m;
+    rt_map_init(&m);
+    int64_t xd[2] = {4, 3}, yd[1] = {4}, zd[1] = {5};
+    Tensor *x = rt_tensor_new(DT_F64, 2, xd), *y = rt_tensor_new(DT_I32, 1, yd);
+    for (int i = 0; i < 12; i++)
+        rt_set(x, i, i * 0.5);
+    for (int i = 0; i < 4; i++)
+        rt_set(y, i, i * 2);
+    rt_map_put(&m, "x", x);
+    rt_map_put(&m, "y", y);
+    char *p = th_path(tmp, "data.safetensors");
+    Diags d;
+    diags_init(&d);
+    ck_assert(rt_safetensors_write(p, &m, NULL, &d));
+    RtLoadOpts o;
+    rt_load_opts_default(&o);
+    Dataset ds;
+    ck_assert(rt_load_safetensors_dataset(p, &o, &ds, &d));
+    ck_assert_int_eq(ds.n, 4);
+    ck_assert_int_eq(rt_dataset_get(&ds, "x")->dt, DT_F32);
+    ck_assert(rt_get(rt_dataset_get(&ds, "x"), 11) == 5.5f);
+    ck_assert(rt_get(rt_dataset_get(&ds, "y"), 3) == 6);
+    rt_dataset_free(&ds);
+    o.classes = 5;
+    ck_assert(!rt_load_safetensors_dataset(p, &o, &ds, &d));
+    th_expect_diag(&d, "data.safetensors: error: label 6 at index 3 of 'y' is out of range (5 "
+                       "classes)");
+    rt_map_put(&m, "z", rt_tensor_new(DT_F32, 1, zd));
+    ck_assert(rt_safetensors_write(p, &m, NULL, &d));
+    ck_assert(!rt_load_safetensors_dataset(p, &o, &ds, &d));
+    th_expect_diag(&d, "data.safetensors: error: tensor 'z' has 5 examples, but 'x' has 4");
+    rt_map_free(&m);
+    rt_map_init(&m);
+    rt_map_put(&m, "s", rt_tensor_new(DT_F32, 0, NULL));
+    ck_assert(rt_safetensors_write(p, &m, NULL, &d));
+    ck_assert(!rt_load_safetensors_dataset(p, &o, &ds, &d));
+    th_expect_diag(&d, "tensor 's' is a scalar; data set tensors need a leading example dimension");
+    rt_map_free(&m);
+    rt_map_init(&m);
+    ck_assert(rt_safetensors_write(p, &m, NULL, &d));
+    ck_assert(!rt_load_safetensors_dataset(p, &o, &ds, &d));
+    th_expect_diag(&d, "data.safetensors: error: the file contains no tensors");
+    rt_map_free(&m);
+    diags_free(&d);
+    free(p);
+}
+END_TEST
+
+/* ---- data set operations ---- */
+
+static Dataset ramp(int64_t n)
+{
+    Dataset ds;
+    rt_dataset_init(&ds);
+    int64_t xd[2] = {n, 2};
+    Tensor *x = rt_tensor_new(DT_F32, 2, xd), *y = rt_tensor_new(DT_I32, 1, &n);
+    for (int64_t i = 0; i < n; i++) {
+        rt_set(x, 2 * i, (double)i);
+        rt_set(x, 2 * i + 1, -(double)i);
+        rt_set(y, i, (double)(i % 10));
+    }
+    ck_assert(rt_dataset_add(&ds, "x", x));
+    ck_assert(rt_dataset_add(&ds, "y", y));
+    return ds;
+}
+
+START_TEST(shuffle_and_batches)
+{
+    Dataset ds = ramp(10);
+    int64_t p1[10], p2[10], p3[10];
+    rt_perm_identity(p1, 10);
+    rt_perm_identity(p2, 10);
+    rt_perm_identity(p3, 10);
+    rt_shuffle(p1, 10, 42, 0);
+    rt_shuffle(p2, 10, 42, 0);
+    rt_shuffle(p3, 10, 42, 1);
+    ck_assert(memcmp(p1, p2, sizeof p1) == 0);
+    ck_assert(memcmp(p1, p3, sizeof p1) != 0);
+    bool seen[10] = {0};
+    for (int i = 0; i < 10; i++) {
+        ck_assert(p1[i] >= 0 && p1[i] < 10 && !seen[p1[i]]);
+        seen[p1[i]] = true;
+    }
+    /* every element lands in position 0 about equally often */
+    int first[5] = {0};
+    for (uint64_t e = 0; e < 5000; e++) {
+        int64_t q[5];
+        rt_perm_identity(q, 5);
+        rt_shuffle(q, 5, 7, e);
+        first[q[0]]++;
+    }
+    for (int i = 0; i < 5; i++)
+        ck_assert_msg(abs(first[i] - 1000) < 150, "position 0 held %d %d times", i, first[i]);
+
+    TensorMap b;
+    rt_map_init(&b);
+    ck_assert_int_eq(rt_dataset_batch(&ds, p1, 0, 4, &b), 4);
+    Tensor *bx = rt_map_get(&b, "x");
+    ck_assert_int_eq(bx->dims[0], 4);
+    for (int k = 0; k < 4; k++) {
+        ck_assert(rt_get(bx, 2 * k) == (double)p1[k]);
+        ck_assert(rt_get(bx, 2 * k + 1) == -(double)p1[k]);
+        ck_assert(rt_get(rt_map_get(&b, "y"), k) == (double)(p1[k] % 10));
+    }
+    ck_assert_int_eq(rt_dataset_batch(&ds, p1, 4, 4, &b), 4);
+    ck_assert_ptr_eq(rt_map_get(&b, "x"), bx); /* same shape: reused */
+    ck_assert(rt_get(bx, 0) == (double)p1[4]);
+    ck_assert_int_eq(rt_dataset_batch(&ds, p1, 8, 4, &b), 2); /* the partial last batch */
+    ck_assert_int_eq(rt_map_get(&b, "x")->dims[0], 2);
+    ck_assert(rt_get(rt_map_get(&b, "x"), 2) == (double)p1[9]);
+    ck_assert_int_eq(rt_dataset_batch(&ds, p1, 10, 4, &b), 0);
+    ck_assert_int_eq(rt_dataset_batch(&ds, NULL, 3, 2, &b), 2);
+    ck_assert(rt_get(rt_map_get(&b, "x"), 2) == 4.0);
+    rt_map_free(&b);
+
+    int64_t zd[1] = {3};
+    ck_assert(!rt_dataset_add(&ds, "bad", rt_tensor_new(DT_F32, 1, zd)));
+    ck_assert(!rt_dataset_add(&ds, "s", rt_tensor_new(DT_F32, 0, NULL)));
+    ck_assert_int_eq(ds.t.n, 2);
+    rt_dataset_free(&ds);
+}
+END_TEST
+
+START_TEST(split_and_slice)
+{
+    Dataset ds = ramp(10), tr, va;
+    Diags d;
+    diags_init(&d);
+    ck_assert(rt_dataset_split(&ds, 0.25, &tr, &va, &d));
+    ck_assert_int_eq(tr.n, 7); /* floor(10 * 0.75) */
+    ck_assert_int_eq(va.n, 3);
+    ck_assert(rt_get(rt_dataset_get(&va, "x"), 0) == 7.0);
+    ck_assert(rt_get(rt_dataset_get(&va, "y"), 2) == 9.0);
+    ck_assert(rt_get(rt_dataset_get(&tr, "x"), 13) == -6.0);
+    rt_dataset_free(&tr);
+    rt_dataset_free(&va);
+    ck_assert(!rt_dataset_split(&ds, 0.0, &tr, &va, &d));
+    th_expect_diag(&d, "modelc: error: validation fraction 0 is not between 0 and 1");
+    ck_assert(!rt_dataset_split(&ds, 1.5, &tr, &va, &d));
+    th_expect_diag(&d, "validation fraction 1.5 is not between 0 and 1");
+    ck_assert(!rt_dataset_split(&ds, 1e-17, &tr, &va, &d));
+    th_expect_diag(&d, "a validation fraction of 1e-17 leaves an empty validation set (10 examples "
+                       "in all)");
+    ck_assert(!rt_dataset_split(&ds, 0.99, &tr, &va, &d));
+    th_expect_diag(&d, "leaves an empty training set");
+    Dataset s;
+    rt_dataset_slice(&ds, 8, 100, &s);
+    ck_assert_int_eq(s.n, 2);
+    ck_assert(rt_get(rt_dataset_get(&s, "x"), 2) == 9.0);
+    rt_dataset_free(&s);
+    rt_dataset_free(&ds);
+    diags_free(&d);
+}
+END_TEST
+
+START_TEST(uniform_dataset)
+{
+    Dataset a, b;
+    ck_assert(rt_dataset_uniform(&a, 100000, DT_F32, "x", "y", -1, 1, 5));
+    ck_assert(rt_dataset_uniform(&b, 100000, DT_F32, "x", "y", -1, 1, 5));
+    Tensor *x = rt_dataset_get(&a, "x"), *y = rt_dataset_get(&a, "y");
+    char buf[64];
+    ck_assert_str_eq(rt_tensor_type_str(x, buf, sizeof buf), "f32[100000,1]");
+    ck_assert(memcmp(x->data, y->data, (size_t)rt_tensor_bytes(x)) == 0);
+    ck_assert(memcmp(x->data, rt_dataset_get(&b, "x")->data, (size_t)rt_tensor_bytes(x)) == 0);
+    double sum = 0, lo = 1, hi = -1;
+    for (int64_t i = 0; i < x->numel; i++) {
+        double v = rt_get(x, i);
+        sum += v;
+        lo = fmin(lo, v), hi = fmax(hi, v);
+    }
+    ck_assert(lo >= -1 && hi <= 1 && lo < -0.999 && hi > 0.999);
+    ck_assert_double_eq_tol(sum / 100000, 0.0, 0.01);
+    rt_dataset_free(&a);
+    rt_dataset_free(&b);
+    ck_assert(rt_dataset_uniform(&a, 10, DT_F64, "in", NULL, -1, 1, 6));
+    ck_assert_int_eq(a.t.n, 1);
+    ck_assert_int_eq(rt_dataset_get(&a, "in")->dt, DT_F64);
+    rt_dataset_free(&a);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("loaders");
+    TCase *t = tcase_create("loaders");
+    tcase_set_timeout(t, 300);
+    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_add_test(t, idx_valid);
+    tcase_add_test(t, idx_corrupt);
+    tcase_add_test(t, idx_truncated_everywhere);
+    tcase_add_test(t, idx_corrupt_gzip);
+    tcase_add_test(t, fashion_mnist_real);
+    tcase_add_test(t, csv_valid);
+    tcase_add_test(t, csv_corrupt);
+    tcase_add_test(t, npy_valid);
+    tcase_add_test(t, npy_corrupt);
+    tcase_add_test(t, npy_dataset);
+    tcase_add_test(t, bit_flips);
+    tcase_add_test(t, safetensors_dataset);
+    tcase_add_test(t, shuffle_and_batches);
+    tcase_add_test(t, split_and_slice);
+    tcase_add_test(t, uniform_dataset);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(suite());
+}
