@@ -1,7 +1,7 @@
 /* `modelc grad`: specialize the model for training, differentiate and
  * simplify it, evaluate the loss and every gradient for one batch with the
- * reference interpreter, print the loss and write the gradients
- * (grad.<name>) to a safetensors file. */
+ * reference interpreter (default) or the LLVM JIT, print the loss and
+ * write the gradients (grad.<name>) to a safetensors file. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
