@@ -58,7 +58,6 @@ int cmd_ir(int argc, char **argv)
 {
     const char *after = "lower", *mode_s = "train", *format = "text";
     bool no_loc = false, time_passes = false;
-    Timer timer = {0};
     CliList wrt = {0};
     const CliOpt opts[] = {
         {"after", CLI_STR, &after, "PASS", "print the graph after PASS (default: lower, the frontend's graph)"},

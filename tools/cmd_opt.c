@@ -30,7 +30,6 @@ int cmd_opt(int argc, char **argv)
 {
     const char *pass = NULL, *mode_s = "train", *format = "text";
     bool no_loc = false, time_passes = false;
-    Timer timer = {0};
     CliList wrt = {0};
     const CliOpt opts[] = {
         {"pass", CLI_STR, &pass, "NAME", "the pass to run (required)"},
