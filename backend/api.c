@@ -498,7 +498,9 @@ bool mc_load(mc_model *m, const char *path, const char *only, bool strict)
             ok = false;
             break;
         }
-        rt_map_put(&m->params, name, rt_map_take(&in, name));
+        char *own = xstrdup(name); /* rt_map_take frees the map's copy */
+        rt_map_put(&m->params, own, rt_map_take(&in, own));
+        free(own);
         i--; /* rt_map_take removed entry i */
     }
     if (ok && !only) {
