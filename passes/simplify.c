@@ -16,7 +16,7 @@
 
 typedef struct Simp {
     Graph *g;
-    Node *n;   /* node being rewritten: new nodes take its location and label */
+    Node *n;   /* node being rewritten: new nodes take its location */
     int *uses; /* use counts by id: at the start of the sweep, and the counts
                   of replaced nodes carried over to their replacements */
     int ncap;
@@ -33,7 +33,6 @@ static Node *mk(Simp *s, Op op, Node **in, int nin, const Attrs *a)
         ICE("simplify built an ill-typed %s node: %s", ir_ops[op].name,
             scratch.n ? scratch.v[0].msg : "?");
     diags_free(&scratch);
-    n->label = s->n->label;
     return n;
 }
 
@@ -435,6 +434,7 @@ static void replace(Simp *s, Node *n, Node *r)
 static bool rewrite_sweep(Graph *g)
 {
     Simp s = {g, NULL, ir_use_counts(g), g->nnodes + 1};
+    int nold = g->nnodes;
     bool changed = false;
     clear_aux(g);
     for (int i = 0; i < g->nnodes; i++) {
@@ -445,6 +445,8 @@ static bool rewrite_sweep(Graph *g)
         s.n = n;
         Node *r = rewrite(&s, n);
         if (r && r != n) {
+            if (r->id >= nold && !r->label)
+                r->label = n->label; /* the replacement carries the user's name */
             replace(&s, n, r);
             changed = true;
         }

@@ -35,7 +35,8 @@ static int parse(GradArgs *a, int argc, char **argv, const char **file)
     CliOpt opts[] = {
         {"output", CLI_STR, &a->output, "G.safetensors", "where to write the gradients (also -o)"},
         {"weights", CLI_STR, &a->weights, "W.safetensors", "parameter values (default: initialise with --seed)"},
-        {"inputs", CLI_STR, &a->inputs, "X.safetensors", "the batch (default: random, --batch examples)"},
+        {"inputs", CLI_STR, &a->inputs, "X.safetensors",
+         "the batch (default: --batch random examples, floats uniform in [0,1), labels uniform classes)"},
         {"backend", CLI_STR, &a->backend, "interp|jit", "evaluator (default interp)"},
         {"seed", CLI_U64, &a->seed, "S", "seed for initial weights and the random batch (default: the model's)"},
         {"batch", CLI_INT, &a->batch, "N", "examples in the random batch (default 4)"},
