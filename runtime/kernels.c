@@ -70,6 +70,13 @@ void rt_gemm_f64(int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, double
     GEMM_BODY(double, cblas_dgemm);
 }
 
+/* memset that accepts the NULL buffer of an empty tensor */
+static void zero(void *p, int64_t bytes)
+{
+    if (bytes > 0)
+        memset(p, 0, (size_t)bytes);
+}
+
 /* A 1x1, stride-1, unpadded convolution is a GEMM on the input itself. */
 static bool conv_is_direct(const RtConvGeom *g)
 {

@@ -82,7 +82,7 @@ void FN(rt_conv2d_grad_input)(const RtConvGeom *g, const T *dy, const T *k, T *d
             continue;
         }
         FN(rt_gemm)(0, 1, rows, kcols, g->o, 1, dy + b0 * img_out, k, 0, col);
-        memset(dxb, 0, (size_t)(nb * img_in) * sizeof(T));
+        zero(dxb, nb * img_in * (int64_t)sizeof(T));
         FN(col2im)(g, col, nb, dxb);
     }
 }
@@ -90,7 +90,7 @@ void FN(rt_conv2d_grad_input)(const RtConvGeom *g, const T *dy, const T *k, T *d
 void FN(rt_conv2d_grad_kernel)(const RtConvGeom *g, const T *x, const T *dy, T *dk, T *col)
 {
     int64_t kcols = g->kh * g->kw * g->c, img_in = g->h * g->w * g->c, img_out = g->oh * g->ow * g->o;
-    memset(dk, 0, (size_t)(kcols * g->o) * sizeof(T));
+    zero(dk, kcols * g->o * (int64_t)sizeof(T));
     for (int64_t b0 = 0; b0 < g->n; b0 += g->chunk) {
         int64_t nb = g->n - b0 < g->chunk ? g->n - b0 : g->chunk, rows = nb * g->oh * g->ow;
         const T *xb = x + b0 * img_in;
@@ -124,7 +124,7 @@ void FN(rt_max_pool2d)(const RtPoolGeom *g, const T *x, T *y)
 
 void FN(rt_max_pool2d_grad)(const RtPoolGeom *g, const T *x, const T *dy, T *dx)
 {
-    memset(dx, 0, (size_t)(g->n * g->h * g->w * g->c) * sizeof(T));
+    zero(dx, g->n * g->h * g->w * g->c * (int64_t)sizeof(T));
     for (int64_t b = 0; b < g->n; b++)
         for (int64_t oy = 0; oy < g->oh; oy++)
             for (int64_t ox = 0; ox < g->ow; ox++) {
@@ -168,7 +168,7 @@ void FN(rt_avg_pool2d)(const RtPoolGeom *g, const T *x, T *y)
 
 void FN(rt_avg_pool2d_grad)(const RtPoolGeom *g, const T *dy, T *dx)
 {
-    memset(dx, 0, (size_t)(g->n * g->h * g->w * g->c) * sizeof(T));
+    zero(dx, g->n * g->h * g->w * g->c * (int64_t)sizeof(T));
     for (int64_t b = 0; b < g->n; b++)
         for (int64_t oy = 0; oy < g->oh; oy++)
             for (int64_t ox = 0; ox < g->ow; ox++) {

@@ -28,6 +28,10 @@ int64_t mono_eval(Mono m, int64_t n);
 /* Row-major strides of s (elements). */
 void mono_strides(const Shape *s, Mono *st);
 
+/* A location kept by a module, re-interned in d so that diagnostics
+ * outlive the module (jit.c). */
+SrcLoc jit_diag_loc(Diags *d, SrcLoc l);
+
 /* ---- the plan: buffers (slots) and steps ---- */
 typedef struct Slot {
     JitBufKind kind;
