@@ -44,7 +44,8 @@ int cmd_llvm(int argc, char **argv)
         {"mode", CLI_STR, &a.mode, "MODE", "infer (the outputs) or train (loss, gradients, updates); default infer"},
         {"after", CLI_STR, &a.after, "PASS", "compile the graph as it is after pipeline pass PASS"},
         {"opt-level", CLI_INT, &a.opt_level, "L", "0 or 2 (default 2) for --opt"},
-        {"time-passes", CLI_FLAG, &a.time_passes, NULL, "report pipeline and LLVM phase times on stderr"},
+        {"fast-isel", CLI_FLAG, &a.fast_isel, NULL, "with --time-passes: codegen at CodeGenLevelNone"},
+        {"time-passes", CLI_FLAG, &a.time_passes, NULL, "also JIT-compile the module; report pass and LLVM phase times on stderr"},
     };
     const CliCmd cmd = {"llvm", "FILE [options]",
                         "Print the LLVM IR generated for a model (.mdl or .ir): one function per\n"
@@ -76,14 +77,20 @@ int cmd_llvm(int argc, char **argv)
         po.timer = a.time_passes ? &timer : NULL;
         ok = ps_run_pipeline(g, &po, &d);
     }
+    JitOpts jo;
+    be_jit_opts_default(&jo);
+    jo.opt_level = a.opt_level;
+    jo.fast_isel = a.fast_isel;
     if (ok) {
-        JitOpts jo;
-        be_jit_opts_default(&jo);
-        jo.opt_level = a.opt_level;
-        jo.time_passes = a.time_passes;
-        jo.timer = &timer;
         ir = be_jit_llvm_ir(g, &jo, a.opt, &d);
         ok = ir != NULL;
+    }
+    if (ok && a.time_passes) { /* time the whole compilation, JIT included */
+        jo.time_passes = true;
+        jo.timer = &timer;
+        JitModule *m = be_jit_compile(g, &jo, &d);
+        ok = m != NULL;
+        be_jit_free(m);
     }
     diags_print_from(&d, stderr, shown);
     if (ok)
