@@ -78,6 +78,11 @@ static bool check_node(Node *v, Diags *d)
                    v->a.name ? v->a.name : "?");
         return false;
     }
+    if (v->nin > CG_MAXARGS - 2) {
+        diag_error(d, v->loc, "%s with %d operands: one kernel takes at most %d", ir_ops[v->op].name, v->nin,
+                   CG_MAXARGS - 2);
+        return false;
+    }
     if (v->op == OP_FUSED) {
         if (!v->sub || v->sub->nouts < 1) {
             diag_error(d, v->loc, "fused node without a body");
