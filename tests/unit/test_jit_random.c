@@ -289,7 +289,7 @@ static Node *gen_fused(Gen *g)
     int nin = 1 + pick(g, 3), nv = 0;
     for (int i = 0; i < nin; i++) {
         ops[i] = any_val(g);
-        char name[8];
+        char name[16];
         snprintf(name, sizeof name, "%d", i);
         vals[nv++] = ir_input(body, name, g->dt, ops[i]->shape, TL);
     }
