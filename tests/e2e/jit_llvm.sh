@@ -88,6 +88,18 @@ CHECK
 echo 'CHECK: call void @rt_gemm_f64(' >"$tmp/f64.check"
 "$FILECHECK" "$tmp/f64.check" --input-file "$tmp/f64.ll"
 
+# --time-passes reports the pipeline and the three LLVM phases.
+"$MODELC" llvm "$tmp/ew.mdl" --time-passes >/dev/null 2>"$tmp/time.txt"
+cat >"$tmp/time.check" <<'CHECK'
+CHECK: modelc compile time
+CHECK-DAG: ms {{.*}}%  simplify
+CHECK-DAG: ms {{.*}}%  llvm: build IR
+CHECK-DAG: ms {{.*}}%  llvm: optimise IR
+CHECK-DAG: ms {{.*}}%  llvm: JIT codegen and link
+CHECK: ms  100.0%  total
+CHECK
+"$FILECHECK" "$tmp/time.check" --input-file "$tmp/time.txt"
+
 # Usage errors exit with 2, model errors with 1.
 set +e
 "$MODELC" llvm "$tmp/ew.mdl" --mode=eval 2>"$tmp/err.txt"
