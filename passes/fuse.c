@@ -3,10 +3,14 @@
  * evaluated in one loop over the result's elements; operands of smaller
  * shape are read with NumPy broadcasting.
  *
- * Fusible ops: unary and binary elementwise ops, select and broadcast.
- * Everything else (matmul, convolution, reductions, softmax, reshape,
- * transpose, slices, one_hot, random masks, fused nodes) is a kernel of
- * its own and ends a group: a shape change between ops stops fusion.
+ * Fusible ops: unary and binary elementwise ops and select (they
+ * broadcast implicitly). Everything else (matmul, convolution,
+ * reductions, softmax, reshape, transpose, broadcast, slices, one_hot,
+ * random masks, fused nodes) is a kernel of its own and ends a group: a
+ * shape change between ops stops fusion. (An explicit broadcast only
+ * appears as the operand of a reduction, where it could not fuse anyway;
+ * fused bodies hold elementwise ops, constants and inputs, as
+ * ir_verify checks.)
  *
  * Groups grow from their root (a value that must be in memory) towards
  * its producers, visiting nodes in reverse topological order. A fusible
@@ -30,8 +34,8 @@
  * of its root; the body nodes keep their own locations, so dumps show
  * every source line a kernel came from.
  *
- * The code generator (backend/llvm/elem.c) evaluates exactly these bodies:
- * elementwise ops, broadcasts, constants and inputs, one result. */
+ * The code generator (backend/llvm/elem.c) evaluates these bodies in one
+ * loop nest over the result, one result per fused node. */
 #include "passes.h"
 
 #include <stdio.h>
@@ -88,7 +92,7 @@ static void vec_remove(IntVec *v, int x)
 
 static bool fusible(const Node *n)
 {
-    return ir_op_is_elementwise(n->op) || n->op == OP_BROADCAST;
+    return ir_op_is_elementwise(n->op);
 }
 
 static bool cheap(const Node *n)
