@@ -48,8 +48,10 @@ static inline bool tf_has(const char *s, const char *part)
 
 /* Values for every leaf by its name: labels are class indices, targets
  * 0/1 masks, variances and Adam's second moments positive, the learning
- * rate small, anything else uniform in [-1, 1]. */
-static inline void tf_fill(Graph *g, int64_t n, uint64_t seed, TensorMap *params, TensorMap *inputs)
+ * rate small, anything else uniform in [-1, 1] (with specials: often NaN,
+ * infinities, signed zeros and other special values). */
+static inline void tf_fill(Graph *g, int64_t n, uint64_t seed, bool specials, TensorMap *params,
+                           TensorMap *inputs)
 {
     LeafSpec *specs = xcalloc((size_t)g->nnodes + 1, sizeof(LeafSpec));
     int ns = 0;
@@ -69,6 +71,8 @@ static inline void tf_fill(Graph *g, int64_t n, uint64_t seed, TensorMap *params
             sp = (LeafSpec){s, V_UNIF, 3, 3};
         else if (tf_has(s, "optimizer.v.") || tf_has(s, "optimizer.rms.") || tf_has(s, "var"))
             sp = (LeafSpec){s, V_UNIF, 0.25, 1};
+        else if (specials)
+            sp.kind = V_SPECIAL;
         else if (strcmp(s, "x") == 0)
             sp = (LeafSpec){s, V_UNIF, 0, 1};
         specs[ns++] = sp;
@@ -138,19 +142,21 @@ typedef struct TfCheck {
     int opt_level;  /* JIT: 0 or 2; -1 = interpreter only */
     bool fast_isel;
     double rtol;    /* JIT vs interpreter */
-    double exact;   /* interpreter, fused vs unfused */
+    double exact;   /* interpreter, fused vs unfused (0: bit for bit) */
     int64_t n;      /* batch size */
     uint64_t seed;
+    bool specials;  /* NaN, infinities, signed zeros among the values */
 } TfCheck;
 
-/* g unfused, f = fused g: interp(f) == interp(g) (to rounding), and
- * jit(f) == interp(f), jit(g) == interp(g) when c->opt_level >= 0. */
+/* g unfused, f = fused g: interp(f) == interp(g) within c->exact (0:
+ * bit for bit), and when c->opt_level >= 0 jit(f) == interp(f),
+ * jit(g) == interp(g) and jit(f) == jit(g) within c->rtol. */
 static inline void tf_check(const char *what, Graph *g, Graph *f, const TfCheck *c)
 {
     TensorMap params, inputs;
     rt_map_init(&params);
     rt_map_init(&inputs);
-    tf_fill(g, c->n, c->seed, &params, &inputs);
+    tf_fill(g, c->n, c->seed, c->specials, &params, &inputs);
     RunOpts ro = {c->seed, 3};
     Tensor **ig = tf_run(g, NULL, &params, &inputs, &ro), **iff = tf_run(f, NULL, &params, &inputs, &ro);
     ck_assert_msg(ig && iff, "%s: the interpreter failed", what);
@@ -160,20 +166,23 @@ static inline void tf_check(const char *what, Graph *g, Graph *f, const TfCheck 
     ck_assert_msg(tf_same_outs(w, g, iff, ig, c->exact), "%s", w);
     if (c->opt_level >= 0) {
         Graph *gs[2] = {g, f};
-        Tensor **want[2] = {ig, iff};
+        Tensor **want[2] = {ig, iff}, **jo[2];
         for (int k = 0; k < 2; k++) {
             Diags d;
             diags_init(&d);
             JitModule *m = tj_compile_at(gs[k], c->opt_level, c->fast_isel, &d);
             ck_assert_msg(m != NULL, "%s: the JIT rejects the %s graph", what, k ? "fused" : "unfused");
-            Tensor **jo = tf_run(gs[k], m, &params, &inputs, &ro);
-            ck_assert_msg(jo != NULL, "%s: the JIT failed", what);
+            jo[k] = tf_run(gs[k], m, &params, &inputs, &ro);
+            ck_assert_msg(jo[k] != NULL, "%s: the JIT failed", what);
             snprintf(w, sizeof w, "%.300s: jit %s vs interp", what, k ? "fused" : "unfused");
-            ck_assert_msg(tf_same_outs(w, gs[k], jo, want[k], c->rtol), "%s", w);
-            tf_free_outs(gs[k], jo);
+            ck_assert_msg(tf_same_outs(w, gs[k], jo[k], want[k], c->rtol), "%s", w);
             be_jit_free(m);
             diags_free(&d);
         }
+        snprintf(w, sizeof w, "%.300s: jit fused vs unfused", what);
+        ck_assert_msg(tf_same_outs(w, g, jo[1], jo[0], c->rtol), "%s", w);
+        tf_free_outs(g, jo[0]);
+        tf_free_outs(f, jo[1]);
     }
     tf_free_outs(g, ig);
     tf_free_outs(f, iff);
