@@ -3,23 +3,6 @@
  * real definition in its own file replaces these. */
 #include "passes.h"
 
-static bool unavailable(const char *pass, Diags *d)
-{
-    diag_error(d, (SrcLoc){0}, "the %s pass is not available in this build", pass);
-    return false;
-}
-
-__attribute__((weak)) bool ps_autodiff(Graph *g, const char **wrt, int nwrt, Diags *d)
-{
-    return unavailable("autodiff", d);
-}
-
-__attribute__((weak)) bool ps_simplify(Graph *g, Diags *d)
-{
-    (void)g;
-    return true; /* simplification is optional: an unsimplified graph is still correct */
-}
-
 __attribute__((weak)) bool ps_fuse(Graph *g, Diags *d)
 {
     (void)g;
