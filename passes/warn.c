@@ -16,7 +16,7 @@
 /* ---- emitting ---- */
 
 /* Length of the identifier at loc in the registered source, at least 1. */
-static int loc_span(const Diags *d, SrcLoc loc)
+int ps_loc_span(const Diags *d, SrcLoc loc)
 {
     for (int i = 0; loc.file && i < d->nsrc; i++) {
         const DiagSource *s = &d->src[i];
@@ -49,7 +49,7 @@ static void emit(Diags *d, DiagLevel lvl, SrcLoc loc, const char *fmt, ...)
     va_list ap;
     va_start(ap, fmt);
     loc = own_loc(d, loc);
-    diag_add(d, lvl, loc, lvl == DIAG_NOTE ? 1 : loc_span(d, loc), fmt, ap);
+    diag_add(d, lvl, loc, lvl == DIAG_NOTE ? 1 : ps_loc_span(d, loc), fmt, ap);
     va_end(ap);
 }
 

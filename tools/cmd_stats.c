@@ -17,7 +17,8 @@ typedef struct StatsArgs {
     const char *weights, *compare, *data, *plot;
     int batches, batch;
     uint64_t seed;
-    bool hist, json;
+    bool hist, json, numerics;
+    const char *mode;
     double pixel_target;
 } StatsArgs;
 
@@ -37,6 +38,11 @@ static int parse(StatsArgs *a, int argc, char **argv, const char **file)
         {"plot", CLI_STR, &a->plot, "OUT", "draw histograms to OUT.svg or OUT.png"},
         {"compare", CLI_STR, &a->compare, "CKPT2", "compare with a second checkpoint (after)"},
         {"json", CLI_FLAG, &a->json, NULL, "print JSON instead of tables"},
+        {"numerics", CLI_FLAG, &a->numerics, NULL,
+         "instead: evaluate one step on the first batch and report the first op that produces "
+         "a NaN or Inf (exit status 1 when one does)"},
+        {"mode", CLI_STR, &a->mode, "MODE",
+         "with --numerics: the mode the step runs in, train (default) or infer"},
     };
     const CliCmd cmd = {
         "stats", "FILE [options]",
@@ -58,6 +64,8 @@ static int parse(StatsArgs *a, int argc, char **argv, const char **file)
     free(pos);
     if (a->batches < 1)
         return cli_usage_error("stats", "--batches must be at least 1, got %d", a->batches);
+    if (strcmp(a->mode, "train") != 0 && strcmp(a->mode, "infer") != 0)
+        return cli_usage_error("stats", "--mode must be train or infer, got '%s'", a->mode);
     if (a->batch != INT_MIN && a->batch < 1)
         return cli_usage_error("stats", "--batch must be at least 1, got %d", a->batch);
     return 0;
@@ -158,6 +166,31 @@ static bool report(const StatsArgs *a, InsStats *s1, InsStats *s2, Diags *d)
     return true;
 }
 
+/* --numerics: one step on the first batch; false when a value is not finite. */
+static bool numerics(const Graph *g, const StatsArgs *a, uint64_t seed, const Dataset *ds,
+                     int64_t batch, Diags *d)
+{
+    NumericsOpts no = {strcmp(a->mode, "infer") == 0 ? MODE_INFER : MODE_TRAIN, false, 0};
+    InsNumerics *n = ins_numerics_new(g, &no, d);
+    TensorMap params, b;
+    rt_map_init(&params);
+    rt_map_init(&b);
+    bool ok = n && gc_load_params(g, a->weights, seed, &params, d);
+    if (ok) {
+        rt_dataset_batch(ds, NULL, 0, batch, &b);
+        RunOpts ro = {seed, 0};
+        InsNumResult r = ins_numerics_check(n, &params, &b, &ro, stdout);
+        if (r == INS_NUM_FINITE)
+            printf("step 0 (%s mode): every value of the forward and backward pass is finite\n",
+                   a->mode);
+        ok = r == INS_NUM_FINITE;
+    }
+    rt_map_free(&b);
+    rt_map_free(&params);
+    ins_numerics_free(n);
+    return ok;
+}
+
 static bool stats(const Graph *g, const StatsArgs *a, Diags *d)
 {
     uint64_t seed = a->seed != UINT64_MAX ? a->seed : g->train.seed;
@@ -167,6 +200,11 @@ static bool stats(const Graph *g, const StatsArgs *a, Diags *d)
     if (!isnan(a->pixel_target))
         add_pixel_target(&ds, a->pixel_target);
     int64_t batch = a->batch != INT_MIN ? a->batch : (g->train.batch < 64 ? g->train.batch : 64);
+    if (a->numerics) {
+        bool ok = numerics(g, a, seed, &ds, batch, d);
+        rt_dataset_free(&ds);
+        return ok;
+    }
     InsModel *m = ins_model_new(g, d);
     InsStats s1, s2;
     memset(&s1, 0, sizeof s1);
@@ -185,7 +223,7 @@ static bool stats(const Graph *g, const StatsArgs *a, Diags *d)
 
 int cmd_stats(int argc, char **argv)
 {
-    StatsArgs a = {.batches = 4, .batch = INT_MIN};
+    StatsArgs a = {.batches = 4, .batch = INT_MIN, .mode = "train"};
     const char *file;
     int rc = parse(&a, argc, argv, &file);
     if (rc)
