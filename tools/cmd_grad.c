@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "backend/interp/interp.h"
+#include "backend/llvm/jit.h"
 #include "cli.h"
 #include "grad_common.h"
 #include "passes/passes.h"
@@ -99,6 +100,17 @@ static int write_grads(Graph *g, Tensor **outs, const char *path, const char *lo
     return ok ? n : -1;
 }
 
+static bool run_jit(Graph *g, const TensorMap *params, const TensorMap *inputs, const RunOpts *ro,
+                    Tensor **outs, Diags *d)
+{
+    JitOpts o;
+    be_jit_opts_default(&o);
+    JitModule *m = be_jit_compile(g, &o, d);
+    bool ok = m && be_jit_run(m, params, inputs, ro, outs, d);
+    be_jit_free(m);
+    return ok;
+}
+
 static bool evaluate(Graph *g, const GradArgs *a, Diags *d)
 {
     TensorMap params, inputs;
@@ -112,7 +124,10 @@ static bool evaluate(Graph *g, const GradArgs *a, Diags *d)
         gc_random_inputs(g, a->batch, seed, &inputs);
     Tensor **outs = xcalloc((size_t)g->nouts + 1, sizeof(Tensor *));
     RunOpts ro = {seed, 0};
-    ok = ok && be_interp_run(g, &params, &inputs, &ro, outs, d);
+    if (strcmp(a->backend, "jit") == 0)
+        ok = ok && run_jit(g, &params, &inputs, &ro, outs, d);
+    else
+        ok = ok && be_interp_run(g, &params, &inputs, &ro, outs, d);
     int li = gc_find_output(g, OUT_LOSS);
     char loss[64] = "";
     if (ok) {
@@ -141,10 +156,6 @@ int cmd_grad(int argc, char **argv)
     int rc = parse(&a, argc, argv, &file);
     if (rc)
         return rc < 0 ? 0 : rc;
-    if (strcmp(a.backend, "jit") == 0) {
-        fprintf(stderr, "modelc grad: error: the jit backend is not available in this build\n");
-        return 1;
-    }
     Diags d;
     diags_init(&d);
     Graph *g = cli_load(file, &d);
