@@ -11,10 +11,12 @@
 
 #include "backend/insight/insight.h"
 #include "cli.h"
+#include "data_cli.h"
 #include "grad_common.h"
 
 typedef struct StatsArgs {
-    const char *weights, *compare, *data, *plot;
+    DataArgs data;
+    const char *weights, *compare, *plot;
     int batches, batch;
     uint64_t seed;
     bool hist, json, numerics;
@@ -26,14 +28,12 @@ static int parse(StatsArgs *a, int argc, char **argv, const char **file)
 {
     const CliOpt opts[] = {
         {"weights", CLI_STR, &a->weights, "CKPT", "parameters (default: initialise with --seed)"},
-        {"data", CLI_STR, &a->data, "SPEC",
-         "fashion-mnist[:train|:test] (default), uniform:N[:LO:HI] (x uniform, y = x), or a "
-         ".safetensors data set"},
+        DATA_CLI_OPTS(a->data),
         {"batches", CLI_INT, &a->batches, "K", "number of batches (default 4)"},
         {"batch", CLI_INT, &a->batch, "B", "examples per batch (default: the model's, at most 64)"},
         {"seed", CLI_U64, &a->seed, "S", "seed for initial weights and dropout (default: the model's)"},
         {"pixel-target", CLI_DOUBLE, &a->pixel_target, "T",
-         "add a data set tensor 'target' = (x > T), a per-pixel target (scenario S0)"},
+         "Fashion-MNIST images with the per-pixel target 'target' = (x > T) (scenario S0)"},
         {"hist", CLI_FLAG, &a->hist, NULL, "draw text histograms"},
         {"plot", CLI_STR, &a->plot, "OUT", "draw histograms to OUT.svg or OUT.png"},
         {"compare", CLI_STR, &a->compare, "CKPT2", "compare with a second checkpoint (after)"},
@@ -51,7 +51,8 @@ static int parse(StatsArgs *a, int argc, char **argv, const char **file)
         "pre-activations, activations and gradients; saturated sigmoid/tanh outputs (within\n"
         "1% of a bound), dead ReLU units (zero for every example), each layer's gradient norm\n"
         "relative to the last layer's, and |grad W|/|W| per parameter. Norms are per batch,\n"
-        "root-mean-squared over the batches. Data binds to model inputs by name (x, y).",
+        "root-mean-squared over the batches. The first K*B examples of the training data are\n"
+        "used, bound to the model's inputs as by modelc train.",
         opts, ARRAY_LEN(opts), 1, 1};
     char **pos;
     int npos;
@@ -73,52 +74,39 @@ static int parse(StatsArgs *a, int argc, char **argv, const char **file)
 
 /* ---- data ---- */
 
-static DType input_dtype(const Graph *g, const char *name, DType dflt)
+/* S0: Fashion-MNIST images as x and target = (x > thr), for a model
+ * whose inputs are x and target. */
+static bool load_pixel_target(const StatsArgs *a, const Graph *g, double thr, Dataset *ds, Diags *d)
 {
-    Node *x = ir_find_input((Graph *)g, name);
-    return x && ir_dtype_is_float(x->dt) ? x->dt : dflt;
-}
-
-static bool load_uniform(const char *spec, const Graph *g, uint64_t seed, Dataset *ds, Diags *d)
-{
-    long long n = 0;
-    double lo = -1, hi = 1;
-    int k = sscanf(spec, "uniform:%lld:%lf:%lf", &n, &lo, &hi);
-    if ((k != 1 && k != 3) || n < 1 || !(lo < hi)) {
-        diag_error(d, (SrcLoc){0}, "bad data spec '%s': expected uniform:N or uniform:N:LO:HI", spec);
+    RtLoadOpts o;
+    rt_load_opts_default(&o);
+    Node *x = ir_find_input((Graph *)g, "x");
+    o.dt = x && ir_dtype_is_float(x->dt) ? x->dt : DT_F32;
+    const char *dir = a->data.data.n ? a->data.data.v[0] : "/usr/share/datasets/fashion-mnist";
+    if (strcmp(dir, "fashion-mnist") == 0)
+        dir = "/usr/share/datasets/fashion-mnist";
+    Dataset raw;
+    if (!rt_load_fashion_mnist(dir, "train", &o, &raw, d))
         return false;
-    }
-    bool want_y = ir_find_input((Graph *)g, "y") != NULL;
-    return rt_dataset_uniform(ds, n, input_dtype(g, "x", DT_F32), "x", want_y ? "y" : NULL, lo, hi,
-                              seed);
+    int64_t n = a->data.limit > 0 && a->data.limit < raw.n ? a->data.limit : raw.n;
+    rt_dataset_init(ds);
+    Tensor *xs = rt_tensor_clone(rt_dataset_get(&raw, "x"));
+    Tensor *t = rt_tensor_like(xs);
+    for (int64_t i = 0; i < xs->numel; i++)
+        rt_set(t, i, rt_get(xs, i) > thr ? 1.0 : 0.0);
+    rt_dataset_add(ds, "x", xs);
+    rt_dataset_add(ds, "target", t);
+    ds->n = n;
+    rt_dataset_free(&raw);
+    return true;
 }
 
 static bool load_data(const StatsArgs *a, const Graph *g, uint64_t seed, Dataset *ds, Diags *d)
 {
-    const char *spec = a->data ? a->data : "fashion-mnist";
-    RtLoadOpts o;
-    rt_load_opts_default(&o);
-    o.dt = input_dtype(g, "x", DT_F32);
-    Node *y = ir_find_input((Graph *)g, "y");
-    o.one_hot = y && ir_dtype_is_float(y->dt) && y->shape.rank == 2;
-    if (strncmp(spec, "uniform:", 8) == 0)
-        return load_uniform(spec, g, seed, ds, d);
-    if (strcmp(spec, "fashion-mnist") == 0 || strncmp(spec, "fashion-mnist:", 14) == 0) {
-        const char *split = spec[13] == ':' ? spec + 14 : "train";
-        return rt_load_fashion_mnist("/usr/share/datasets/fashion-mnist", split, &o, ds, d);
-    }
-    return rt_load_safetensors_dataset(spec, &o, ds, d);
-}
-
-static void add_pixel_target(Dataset *ds, double thr)
-{
-    Tensor *x = rt_dataset_get(ds, "x");
-    if (!x)
-        return;
-    Tensor *t = rt_tensor_like(x);
-    for (int64_t i = 0; i < x->numel; i++)
-        rt_set(t, i, rt_get(x, i) > thr ? 1.0 : 0.0);
-    rt_dataset_add(ds, "target", t);
+    if (!isnan(a->pixel_target))
+        return load_pixel_target(a, g, a->pixel_target, ds, d);
+    bool have;
+    return data_load(&a->data, "train", g, seed, ds, &have, d);
 }
 
 /* ---- one statistics run ---- */
@@ -182,7 +170,7 @@ static bool numerics(const Graph *g, const StatsArgs *a, uint64_t seed, const Da
         InsNumResult r = ins_numerics_check(n, &params, &b, &ro, stdout);
         if (r == INS_NUM_FINITE)
             printf("step 0 (%s mode): every value of the forward and backward pass is finite\n",
-                   a->mode);
+                   no.mode == MODE_TRAIN ? "training" : "inference");
         ok = r == INS_NUM_FINITE;
     }
     rt_map_free(&b);
@@ -197,8 +185,6 @@ static bool stats(const Graph *g, const StatsArgs *a, Diags *d)
     Dataset ds;
     if (!load_data(a, g, seed, &ds, d))
         return false;
-    if (!isnan(a->pixel_target))
-        add_pixel_target(&ds, a->pixel_target);
     int64_t batch = a->batch != INT_MIN ? a->batch : (g->train.batch < 64 ? g->train.batch : 64);
     if (a->numerics) {
         bool ok = numerics(g, a, seed, &ds, batch, d);
