@@ -24,6 +24,12 @@ typedef struct StatsArgs {
     double pixel_target;
 } StatsArgs;
 
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
 static int parse(StatsArgs *a, int argc, char **argv, const char **file)
 {
     const CliOpt opts[] = {
@@ -67,6 +73,8 @@ static int parse(StatsArgs *a, int argc, char **argv, const char **file)
         return cli_usage_error("stats", "--batches must be at least 1, got %d", a->batches);
     if (strcmp(a->mode, "train") != 0 && strcmp(a->mode, "infer") != 0)
         return cli_usage_error("stats", "--mode must be train or infer, got '%s'", a->mode);
+    if (a->plot && !ends_with(a->plot, ".svg") && !ends_with(a->plot, ".png"))
+        return cli_usage_error("stats", "--plot needs a .svg or .png file name, got '%s'", a->plot);
     if (a->batch != INT_MIN && a->batch < 1)
         return cli_usage_error("stats", "--batch must be at least 1, got %d", a->batch);
     return 0;
@@ -154,6 +162,28 @@ static bool report(const StatsArgs *a, InsStats *s1, InsStats *s2, Diags *d)
     return true;
 }
 
+/* The static warnings of modelc check, estimated with the input statistics
+ * of the data (printed before the tables). */
+static void static_warnings(const Graph *g, const Dataset *ds)
+{
+    WarnInputs wi;
+    ins_input_stats(g, &ds->t, &wi);
+    Diags wd;
+    diags_init(&wd);
+    for (int i = 0; i < g->nfiles; i++) {
+        size_t len;
+        char *text = read_file(g->files[i], &len);
+        if (text)
+            diags_add_source(&wd, g->files[i], text, len);
+        free(text);
+    }
+    ps_warn((Graph *)g, &wi, &wd);
+    diags_print(&wd, stderr);
+    fflush(stderr);
+    diags_free(&wd);
+    ins_input_stats_free(&wi);
+}
+
 /* --numerics: one step on the first batch; false when a value is not finite. */
 static bool numerics(const Graph *g, const StatsArgs *a, uint64_t seed, const Dataset *ds,
                      int64_t batch, Diags *d)
@@ -191,6 +221,8 @@ static bool stats(const Graph *g, const StatsArgs *a, Diags *d)
         rt_dataset_free(&ds);
         return ok;
     }
+    if (!a->json)
+        static_warnings(g, &ds);
     InsModel *m = ins_model_new(g, d);
     InsStats s1, s2;
     memset(&s1, 0, sizeof s1);

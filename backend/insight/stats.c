@@ -476,3 +476,35 @@ double ins_param_grad_ratio(const InsStats *s, int i)
         return -1;
     return g.norm / w.norm;
 }
+
+/* ---- input statistics for the static warnings ---- */
+
+void ins_input_stats(const Graph *g, const TensorMap *data, WarnInputs *out)
+{
+    WarnInput *v = xcalloc((size_t)g->nnodes + 1, sizeof(WarnInput));
+    int n = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const Node *x = g->nodes[i];
+        const Tensor *t = x->op == OP_INPUT && ir_dtype_is_float(x->dt) ? rt_map_get(data, x->a.name)
+                                                                        : NULL;
+        if (!t || t->numel == 0)
+            continue;
+        double sum = 0, sumsq = 0;
+        for (int64_t k = 0; k < t->numel; k++) {
+            double e = rt_get(t, k);
+            sum += e;
+            sumsq += e * e;
+        }
+        double mean = sum / (double)t->numel, var = sumsq / (double)t->numel - mean * mean;
+        v[n++] = (WarnInput){x->a.name, mean, var > 0 ? var : 0};
+    }
+    out->v = v;
+    out->n = n;
+}
+
+void ins_input_stats_free(WarnInputs *w)
+{
+    free((void *)w->v);
+    w->v = NULL;
+    w->n = 0;
+}

@@ -91,7 +91,7 @@ static Run watch_s3(const char *path, int epochs, int steps, bool plots, const c
             ins_watch_clip_step(w, &grads);
             rt_map_free(&grads);
         }
-        rt_map_take(&b, "optimizer.lr");
+        rt_tensor_free(rt_map_take(&b, "optimizer.lr"));
         ins_watch_metric(w, e, "loss", loss);
         ck_assert(ins_watch_epoch(w, e, &before, &params, &b, cap.f, &d));
         rt_map_free(&before);
