@@ -19,6 +19,7 @@ typedef struct StatsArgs {
     const char *weights, *compare, *plot;
     int batches, batch;
     uint64_t seed;
+    CliList fdiff;
     bool hist, json, numerics;
     const char *mode;
     double pixel_target;
@@ -47,6 +48,10 @@ static int parse(StatsArgs *a, int argc, char **argv, const char **file)
         {"numerics", CLI_FLAG, &a->numerics, NULL,
          "instead: evaluate one step on the first batch and report the first op that produces "
          "a NaN or Inf (exit status 1 when one does)"},
+        {"forward-diff", CLI_MULTI, &a->fdiff, "FILE2",
+         "instead: evaluate FILE and FILE2 (inference mode, each initialised with the same seed) "
+         "on the first batch and print the largest difference of each output and the losses "
+         "(repeatable)"},
         {"mode", CLI_STR, &a->mode, "MODE",
          "with --numerics: the mode the step runs in, train (default) or infer"},
     };
@@ -209,6 +214,93 @@ static bool numerics(const Graph *g, const StatsArgs *a, uint64_t seed, const Da
     return ok;
 }
 
+/* ---- --forward-diff ---- */
+
+/* Outputs and loss of g's inference graph on batch b; NULL after an error. */
+static Tensor **forward(const Graph *src, const char *weights, uint64_t seed, const TensorMap *b,
+                        Graph **out_g, Diags *d)
+{
+    Graph *g = ir_clone((Graph *)src);
+    TensorMap params;
+    rt_map_init(&params);
+    Tensor **outs = xcalloc((size_t)g->nouts + 1, sizeof(Tensor *));
+    RunOpts ro = {seed, 0};
+    bool ok = ps_specialize(g, MODE_INFER, d) && gc_load_params(g, weights, seed, &params, d) &&
+              be_interp_run(g, &params, b, &ro, outs, d);
+    rt_map_free(&params);
+    if (!ok) {
+        free(outs);
+        ir_graph_free(g);
+        return NULL;
+    }
+    *out_g = g;
+    return outs;
+}
+
+static double max_abs_diff(const Tensor *x, const Tensor *y, double *scale)
+{
+    double m = 0;
+    for (int64_t i = 0; i < x->numel; i++) {
+        double a = rt_get(x, i), b = rt_get(y, i);
+        m = fabs(a - b) > m || isnan(a - b) ? fabs(a - b) : m;
+        *scale = fabs(a) > *scale ? fabs(a) : *scale;
+    }
+    return m;
+}
+
+static void compare_outputs(const Graph *g1, Tensor **o1, const Graph *g2, Tensor **o2,
+                            const char *name2)
+{
+    for (int i = 0; i < g1->nouts; i++) {
+        const Output *a = &g1->outs[i];
+        if (a->kind != OUT_VALUE && a->kind != OUT_LOSS)
+            continue;
+        int j = 0;
+        while (j < g2->nouts && (g2->outs[j].kind != a->kind || strcmp(g2->outs[j].name, a->name)))
+            j++;
+        if (j == g2->nouts || !rt_tensor_same_shape(o1[i], o2[j])) {
+            printf("  %-8s %s: no output of that name and shape\n", a->name, name2);
+            continue;
+        }
+        double scale = 0, m = max_abs_diff(o1[i], o2[j], &scale);
+        printf("  %-8s %s: max |difference| %.3g (largest |value| %.3g, %lld values)\n", a->name,
+               name2, m, scale, (long long)o1[i]->numel);
+    }
+}
+
+static bool forward_diff(const Graph *g, const StatsArgs *a, uint64_t seed, const Dataset *ds,
+                         int64_t batch, Diags *d)
+{
+    TensorMap b;
+    rt_map_init(&b);
+    int64_t n = rt_dataset_batch(ds, NULL, 0, batch, &b);
+    Graph *g1 = NULL;
+    Tensor **o1 = forward(g, a->weights, seed, &b, &g1, d);
+    bool ok = o1 != NULL;
+    if (ok)
+        printf("model %s vs each other model: inference mode, %lld examples, parameters initialised "
+               "with seed %llu\n",
+               g->name, (long long)n, (unsigned long long)seed);
+    for (int k = 0; ok && k < a->fdiff.n; k++) {
+        Graph *other = cli_load(a->fdiff.v[k], d), *g2 = NULL;
+        Tensor **o2 = other ? forward(other, NULL, seed, &b, &g2, d) : NULL;
+        ok = o2 != NULL;
+        if (ok)
+            compare_outputs(g1, o1, g2, o2, a->fdiff.v[k]);
+        for (int i = 0; o2 && i < g2->nouts; i++)
+            rt_tensor_free(o2[i]);
+        free(o2);
+        ir_graph_free(g2);
+        ir_graph_free(other);
+    }
+    for (int i = 0; o1 && i < g1->nouts; i++)
+        rt_tensor_free(o1[i]);
+    free(o1);
+    ir_graph_free(g1);
+    rt_map_free(&b);
+    return ok;
+}
+
 static bool stats(const Graph *g, const StatsArgs *a, Diags *d)
 {
     uint64_t seed = a->seed != UINT64_MAX ? a->seed : g->train.seed;
@@ -216,8 +308,9 @@ static bool stats(const Graph *g, const StatsArgs *a, Diags *d)
     if (!load_data(a, g, seed, &ds, d))
         return false;
     int64_t batch = a->batch != INT_MIN ? a->batch : (g->train.batch < 64 ? g->train.batch : 64);
-    if (a->numerics) {
-        bool ok = numerics(g, a, seed, &ds, batch, d);
+    if (a->numerics || a->fdiff.n) {
+        bool ok = a->numerics ? numerics(g, a, seed, &ds, batch, d)
+                              : forward_diff(g, a, seed, &ds, batch, d);
         rt_dataset_free(&ds);
         return ok;
     }

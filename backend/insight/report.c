@@ -132,7 +132,9 @@ static void print_params(const InsStats *s, FILE *f)
         summary_row(f, &p->w);
         if (!p->g.batches) {
             fprintf(f, "%-26s %-12s %-7s %s\n", "", "", "grad",
-                    p->trainable ? "(no gradient)" : "(frozen: no gradient)");
+                    p->node->a.role == ROLE_STATE ? "(state: no gradient)"
+                    : p->trainable                ? "(no gradient)"
+                                                  : "(frozen: no gradient)");
             continue;
         }
         fprintf(f, "%-26s %-12s %-7s", "", "", "grad");
@@ -546,14 +548,47 @@ static void layer_panels(Pics *p, const InsStats *a, const InsStats *b, int i)
     }
 }
 
+/* Saturated (sigmoid/tanh) or dead (relu) fraction of each layer; NAN for
+ * layers without one. */
+static void unhealthy(const InsStats *s, double *y)
+{
+    for (int i = 0; i < s->nlayers; i++) {
+        double sat = ins_layer_saturation(&s->layers[i]);
+        int64_t dead = ins_layer_dead(&s->layers[i]);
+        y[i] = sat >= 0 ? sat
+               : dead >= 0 && s->layers[i].units ? (double)dead / (double)s->layers[i].units
+                                                  : NAN;
+    }
+}
+
+/* The last panel: x = layer number, y = saturated or dead fraction. */
+static void health_panel(Pics *p, const InsStats *a, const InsStats *b, double *buf)
+{
+    int n = a->nlayers, k = p->n++;
+    double *x = buf, *ya = buf + n, *yb = buf + 2 * n;
+    for (int i = 0; i < n; i++)
+        x[i] = i + 1;
+    unhealthy(a, ya);
+    if (b)
+        unhealthy(b, yb);
+    p->titles[k] = xstrdup("saturated (sigmoid/tanh) or dead (relu) fraction");
+    p->series[2 * k] = (PlotSeries){b ? "before" : NULL, PLOT_LINE, x, ya, n};
+    p->series[2 * k + 1] = (PlotSeries){"after", PLOT_LINE, x, yb, n};
+    p->panels[k] = (PlotPanel){p->titles[k], "layer number", "fraction", false, &p->series[2 * k],
+                               b ? 2 : 1};
+}
+
 bool ins_stats_plot(const InsStats *a, const InsStats *b, const char *path, Diags *d)
 {
-    int max = 4 * a->nlayers + 1;
+    int max = 4 * a->nlayers + 2;
     Pics p = {xcalloc((size_t)max, sizeof(PlotPanel)), 0, max,
               xcalloc(2 * (size_t)max, sizeof(PlotSeries)), xcalloc((size_t)max, sizeof(Hist)),
               xcalloc((size_t)max, sizeof(char *))};
     for (int i = 0; i < a->nlayers; i++)
         layer_panels(&p, a, b, i);
+    double *health = xcalloc(3 * (size_t)a->nlayers + 1, sizeof(double));
+    if (a->nlayers)
+        health_panel(&p, a, b, health);
     char title[256];
     snprintf(title, sizeof title, "%s: %d batch%s of %lld examples%s", a->model, a->batches,
              a->batches == 1 ? "" : "es", (long long)(a->batches ? a->examples / a->batches : 0),
@@ -564,6 +599,7 @@ bool ins_stats_plot(const InsStats *a, const InsStats *b, const char *path, Diag
         hist_free(&p.hists[i]);
         free(p.titles[i]);
     }
+    free(health);
     free(p.panels);
     free(p.series);
     free(p.hists);
