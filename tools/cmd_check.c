@@ -1,6 +1,7 @@
 /* `modelc check FILE...`: load each model, print its diagnostics and a
  * one-line summary per file; exit 1 when any file has an error. */
 #include "cli.h"
+#include "passes/warn.h"
 
 #include <stdlib.h>
 
@@ -51,6 +52,7 @@ int cmd_check(int argc, char **argv)
         d.max_errors = max_errors;
         Graph *g = cli_load(files[i], &d);
         if (g) {
+            ps_warn_report(g, &d, stderr);
             if (!quiet)
                 summary(files[i], g);
             ir_graph_free(g);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/insight/insight.h"
 #include "cli.h"
 #include "passes/passes.h"
 
@@ -77,7 +78,7 @@ static void print_stats(Graph *g, FILE *f)
 int cmd_ir(int argc, char **argv)
 {
     const char *after = "lower", *mode_s = "train", *format = "text";
-    bool no_loc = false, time_passes = false, stats = false;
+    bool no_loc = false, time_passes = false, stats = false, mode_diff = false;
     CliList wrt = {0};
     const CliOpt opts[] = {
         {"after", CLI_STR, &after, "PASS", "print the graph after PASS (default: lower, the frontend's graph)"},
@@ -87,6 +88,8 @@ int cmd_ir(int argc, char **argv)
         {"wrt", CLI_MULTI, &wrt, "NAME", "also differentiate with respect to input NAME"},
         {"time-passes", CLI_FLAG, &time_passes, NULL, "report the time each pass takes on stderr"},
         {"stats", CLI_FLAG, &stats, NULL, "print node and kernel counts instead of the graph"},
+        {"mode-diff", CLI_FLAG, &mode_diff, NULL,
+         "print the training and inference graphs as one diff over the model's graph"},
     };
     const CliCmd cmd = {"ir", "FILE [options]",
                         "Print the IR of a model (.mdl or .ir) after a pipeline pass.",
@@ -106,10 +109,20 @@ int cmd_ir(int argc, char **argv)
     if (!known_pass(after))
         return unknown_pass("ir", "after", after);
 
+    if (mode_diff && (strcmp(after, "lower") != 0 || strcmp(format, "text") != 0))
+        return cli_usage_error("ir", "--mode-diff prints the model's graph: it takes no --after or --format");
+
     Diags d;
     diags_init(&d);
     Graph *g = cli_load(path, &d);
     int shown = d.n;
+    if (g && mode_diff) {
+        bool diffed = ir_verify(g, &d) && ins_mode_diff(g, stdout, no_loc ? IR_PRINT_NO_LOC : 0, &d);
+        diags_print_from(&d, stderr, shown);
+        ir_graph_free(g);
+        diags_free(&d);
+        return diffed ? 0 : 1;
+    }
     bool ok = g && check_wrt(g, &wrt, path, &d);
     if (ok && strcmp(after, "lower") == 0) {
         ok = ir_verify(g, &d);

@@ -1,0 +1,194 @@
+/* The layers of a lowered graph, recovered from parameter names and the
+ * ops that consume them: kernel -> matmul/conv2d -> bias/scale chain ->
+ * activation. Used by the static warnings and the statistics tools. */
+#include "warn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+ActKind ps_act_kind(Op op)
+{
+    switch (op) {
+    case OP_SIGMOID:
+        return ACT_SIGMOID;
+    case OP_TANH:
+        return ACT_TANH;
+    case OP_RELU:
+        return ACT_RELU;
+    case OP_ELU:
+        return ACT_ELU;
+    case OP_SOFTMAX:
+        return ACT_SOFTMAX;
+    default:
+        return ACT_NONE;
+    }
+}
+
+const char *ps_act_name(ActKind k)
+{
+    static const char *names[] = {"linear", "sigmoid", "tanh", "relu", "elu", "softmax"};
+    return names[k];
+}
+
+/* "dense_1.kernel" -> "dense_1"; a name without '.' is its own layer. */
+static const char *layer_of(Graph *g, const char *param)
+{
+    const char *dot = strrchr(param, '.');
+    return dot ? arena_strndup(g->arena, param, (size_t)(dot - param)) : param;
+}
+
+static PsLayer *find_or_add(PsLayers *l, int *cap, const char *name)
+{
+    for (int i = 0; i < l->n; i++)
+        if (strcmp(l->v[i].name, name) == 0)
+            return &l->v[i];
+    PsLayer z;
+    memset(&z, 0, sizeof z);
+    z.name = name;
+    VEC_PUSH(l->v, l->n, *cap, z);
+    return &l->v[l->n - 1];
+}
+
+/* Consumers of each forward node: cons[id] lists, ncons[id] counts. */
+typedef struct Uses {
+    int *n;
+    Node ***v;
+} Uses;
+
+static Uses uses_build(Graph *g, int nfwd)
+{
+    Uses u = {xcalloc((size_t)nfwd + 1, sizeof(int)), xcalloc((size_t)nfwd + 1, sizeof(Node **))};
+    int *cap = xcalloc((size_t)nfwd + 1, sizeof(int));
+    for (int i = 0; i < nfwd; i++) {
+        Node *c = g->nodes[i];
+        for (int j = 0; j < c->nin; j++) {
+            int id = c->in[j]->id;
+            if (j > 0 && c->in[j - 1] == c->in[j])
+                continue;
+            VEC_PUSH(u.v[id], u.n[id], cap[id], c);
+        }
+    }
+    free(cap);
+    return u;
+}
+
+static void uses_free(Uses *u, int nfwd)
+{
+    for (int i = 0; i < nfwd; i++)
+        free(u->v[i]);
+    free(u->v);
+    free(u->n);
+}
+
+static bool has_param(const PsLayer *l, const Node *p)
+{
+    for (int i = 0; i < l->nparams; i++)
+        if (l->params[i] == p)
+            return true;
+    return false;
+}
+
+/* A constant or one of the layer's own parameters, possibly reshaped. */
+static bool layer_local(const PsLayer *l, const Node *x)
+{
+    while (x->op == OP_BROADCAST || x->op == OP_RESHAPE || x->op == OP_CAST)
+        x = x->in[0];
+    return x->op == OP_CONST || (x->op == OP_PARAM && has_param(l, x));
+}
+
+static bool affine_step(const PsLayer *l, const Node *cur, const Node *c)
+{
+    if (c->op != OP_ADD && c->op != OP_SUB && c->op != OP_MUL && c->op != OP_DIV)
+        return false;
+    const Node *other = c->in[0] == cur ? c->in[1] : c->in[0];
+    if (c->op == OP_DIV && c->in[1] == cur)
+        return false;
+    return layer_local(l, other);
+}
+
+/* The first matmul/conv2d using one of the layer's params as its weight. */
+static void find_linear(PsLayer *l, const Uses *u)
+{
+    for (int i = 0; i < l->nparams; i++) {
+        Node *p = l->params[i];
+        for (int k = 0; k < u->n[p->id]; k++) {
+            Node *c = u->v[p->id][k];
+            if ((c->op != OP_MATMUL && c->op != OP_CONV2D) || (l->linear && l->linear->id < c->id))
+                continue;
+            l->linear = c;
+            l->kernel = p;
+            l->input = c->in[0] == p ? c->in[1] : c->in[0];
+        }
+    }
+    if (l->linear)
+        return;
+    for (int i = 0; i < l->nparams; i++) {
+        Node *p = l->params[i];
+        if (p->a.role != ROLE_WEIGHT)
+            continue;
+        for (int k = 0; k < u->n[p->id]; k++)
+            if (!l->linear || u->v[p->id][k]->id < l->linear->id)
+                l->linear = u->v[p->id][k];
+    }
+}
+
+static void follow_chain(PsLayer *l, const Uses *u)
+{
+    Node *cur = l->linear;
+    while (u->n[cur->id] == 1) {
+        Node *c = u->v[cur->id][0];
+        ActKind k = ps_act_kind(c->op);
+        if (k != ACT_NONE) {
+            l->act = c;
+            l->act_kind = k;
+            break;
+        }
+        if (!affine_step(l, cur, c))
+            break;
+        cur = c;
+    }
+    l->pre = cur;
+}
+
+static int by_linear(const void *a, const void *b)
+{
+    const PsLayer *x = a, *y = b;
+    int ix = x->linear ? x->linear->id : 1 << 30, iy = y->linear ? y->linear->id : 1 << 30;
+    if (ix != iy)
+        return ix < iy ? -1 : 1;
+    return x->params[0]->id < y->params[0]->id ? -1 : x->params[0]->id > y->params[0]->id;
+}
+
+void ps_find_layers(Graph *g, int nfwd, PsLayers *out)
+{
+    memset(out, 0, sizeof *out);
+    int cap = 0;
+    for (int i = 0; i < g->nnodes; i++)
+        g->nodes[i]->id = i;
+    for (int i = 0; i < nfwd; i++) {
+        Node *p = g->nodes[i];
+        if (p->op != OP_PARAM || p->a.role == ROLE_SLOT)
+            continue;
+        PsLayer *l = find_or_add(out, &cap, layer_of(g, p->a.name));
+        l->params = xrealloc(l->params, (size_t)(l->nparams + 1) * sizeof(Node *));
+        l->params[l->nparams++] = p;
+    }
+    Uses u = uses_build(g, nfwd);
+    for (int i = 0; i < out->n; i++) {
+        PsLayer *l = &out->v[i];
+        find_linear(l, &u);
+        if (l->linear)
+            follow_chain(l, &u);
+        l->loc = l->act ? l->act->loc : l->linear ? l->linear->loc : l->params[0]->loc;
+    }
+    uses_free(&u, nfwd);
+    qsort(out->v, (size_t)out->n, sizeof(PsLayer), by_linear);
+}
+
+void ps_layers_free(PsLayers *l)
+{
+    for (int i = 0; i < l->n; i++)
+        free(l->v[i].params);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
