@@ -509,6 +509,16 @@ def summarize(b):
                      for c, s in best.items()}
 
 
+def floor_medians(b):
+    """{case: {env: median total ms}} of the GEMM-floor runs."""
+    acc = {}
+    for r in b.runs:
+        if r["kind"] == "floor" and not r.get("error"):
+            for case, v in r["cases"].items():
+                acc.setdefault(case, {}).setdefault(r["env"], []).append(v["total_ms"])
+    return {c: {e: median(v) for e, v in d.items()} for c, d in acc.items()}
+
+
 def targets(summary):
     """The issue's targets for modelc, each met or not, per OpenBLAS
     environment: modelc is compared with PyTorch in the same environment
@@ -642,6 +652,21 @@ def render(result):
                       "infer/s", "start->1st ms", "compile ms", "RSS MB", "floor ms",
                       "x floor", "1-epoch s"], rows))
     out.append("")
+    fl = result.get("gemm_floor") or {}
+    if fl:
+        envs = sorted({e for v in fl.values() for e in v})
+        frows = []
+        for c, _, _ in common.CASES:
+            if c in fl:
+                gf = sum(2.0 * m * n * k for _, m, n, k, _, _ in
+                         common.gemm_shapes(case_spec(c)[1], case_spec(c)[2])) / 1e9
+                frows.append([c, "%.3f" % gf, ""] + [
+                    "%s (%s GFLOP/s)" % (fmt(fl[c].get(e), 3),
+                                         fmt(gf / fl[c][e] * 1000 if fl[c].get(e) else None, 0))
+                    for e in envs])
+        out.append("GEMM floor per training step (OpenBLAS sgemm, median ms):")
+        out.append(table(["case", "GFLOP", ""] + envs, frows))
+        out.append("")
     best = result["torch_best"]
     if best:
         out.append("PyTorch best environment per case: " + ", ".join(
@@ -803,6 +828,7 @@ def main(argv=None):
         "param_check": b.param_check,
         "summary": summary,
         "torch_best": best,
+        "gemm_floor": floor_medians(b),
         "targets": targets(summary),
         "errors": errors,
         "runs": b.runs,
