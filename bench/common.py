@@ -147,6 +147,8 @@ def common_args(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--infer", action="store_true",
                    help="after training, time inference at batch 1000 on the test set")
+    p.add_argument("--warmup-steps", type=int, default=0,
+                   help="run only this many steps in epoch 1 (0: the whole epoch)")
     p.add_argument("--seed", type=int, default=42)
     return p.parse_args(argv)
 
@@ -183,7 +185,8 @@ def peak_rss_kb():
 def run_epochs(em, args, x, y, step_fn, sync, compile_probe=None):
     """The training loop shared by the workers: epochs over the first
     `limit` examples in a fresh random order each epoch, the last partial
-    batch dropped so every step has the same shape.  step_fn(xb, yb)
+    batch dropped so every step has the same shape (with --warmup-steps W,
+    epoch 1 stops after W steps: a warm-up only).  step_fn(xb, yb)
     returns the loss (a framework scalar); sync(loss) waits for it.
     Emits first_step after the first step, and one line per epoch."""
     import numpy as np
@@ -194,11 +197,15 @@ def run_epochs(em, args, x, y, step_fn, sync, compile_probe=None):
         raise SystemExit("limit %d is smaller than the batch %d" % (n, args.batch))
     first_step_ms = None
     first_call_ms = None
+    done = 0
     for epoch in range(1, args.epochs + 1):
         order = rng.permutation(n)
         t_epoch = time.perf_counter()
         loss = None
-        for s in range(steps):
+        nsteps = steps
+        if epoch == 1 and args.epochs > 1 and args.warmup_steps > 0:
+            nsteps = min(steps, args.warmup_steps)
+        for s in range(nsteps):
             idx = order[s * args.batch:(s + 1) * args.batch]
             xb, yb = x[idx], y[idx]
             t = time.perf_counter()
@@ -211,8 +218,9 @@ def run_epochs(em, args, x, y, step_fn, sync, compile_probe=None):
                         first_call_ms=first_call_ms)
         last = float(sync(loss))
         sec = time.perf_counter() - t_epoch
-        em.emit(epoch=epoch, step=steps * epoch, seconds=sec,
-                ms_per_step=sec * 1000.0 / steps, loss=last,
+        done += nsteps
+        em.emit(epoch=epoch, step=done, seconds=sec,
+                ms_per_step=sec * 1000.0 / nsteps, loss=last,
                 since_start_ms=em.since_start_ms())
     em.emit(event="trained", peak_rss_kb=peak_rss_kb())
     return first_call_ms

@@ -36,7 +36,7 @@ check "inference from modelc eval" "all(s['infer_samples_per_s'] == 200000.0 for
 check "start to first step measured" "all(0 < s['first_step_ms'] < 5000 for s in r['summary'])"
 check "peak RSS of the child" "all(s['peak_rss_mb'] > 1 for s in r['summary'])"
 check "GEMM floor per case and env" "all(s['gemm_floor_ms'] > 0 and s['floor_ratio'] > 0 for s in r['summary'])"
-check "one-epoch runs" "all(s['epoch1_s'] > 0 for s in r['summary'])"
+check "one-epoch runs in the first env, estimates elsewhere" "all((s['epoch1_s'] or 0) > 0 if s['env'] == 'haswell' else (s['epoch1_s'] is None and s['epoch1_est_s'] > 0) for s in r['summary'])"
 check "parameter counts agreed" "all(v['modelc'] == v['expected'] for v in r['param_check'].values())"
 check "no errors" "r['errors'] == []"
 check "targets judged" "any(t['met'] is True for t in r['targets'])"
