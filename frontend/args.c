@@ -71,8 +71,8 @@ static bool spec_matches(const ParamSpec *p, const char *kw)
     return false;
 }
 
-static void unknown_keyword(FeCtx *c, const Expr *e, const char *fn, const Arg *a,
-                            const ParamSpec *spec, int nspec)
+static void unknown_keyword(FeCtx *c, const char *fn, const Arg *a, const ParamSpec *spec,
+                            int nspec)
 {
     const char *names[FE_MAX_ARGS];
     char bufs[FE_MAX_ARGS][32];
@@ -84,7 +84,6 @@ static void unknown_keyword(FeCtx *c, const Expr *e, const char *fn, const Arg *
                  a->kw, hint);
     else
         fe_error(c, a->kwloc, a->kwspan, "%s() has no argument named '%s'", fn, a->kw);
-    (void)e;
 }
 
 static int count_required(const ParamSpec *spec, int nspec)
@@ -130,7 +129,7 @@ bool fe_bind_args(FeCtx *c, const Expr *e, const char *fn, const ParamSpec *spec
                 if (spec_matches(&spec[k], a->kw))
                     slot = k;
             if (slot < 0) {
-                unknown_keyword(c, e, fn, a, spec, nspec);
+                unknown_keyword(c, fn, a, spec, nspec);
                 return false;
             }
             if (out->v[slot]) {
@@ -308,7 +307,8 @@ bool fe_arg_pair(FeCtx *c, CallArgs *a, int i, int def, int out[2])
     const Expr *items[2] = {e, e};
     if (e->k == E_LIST) {
         if (e->nitems != 2) {
-            arg_error(c, a, i, "must be one integer or a list of two, got %d items", e->nitems);
+            arg_error(c, a, i, "must be one integer or a list of two, got %d item%s", e->nitems,
+                      e->nitems == 1 ? "" : "s");
             return false;
         }
         items[0] = e->items[0];
@@ -389,6 +389,10 @@ static bool dim_value(FeCtx *c, const Expr *e, int k, bool allow_infer, int64_t 
         }
         *out = IR_DIM_N;
         return true;
+    }
+    if (e->k == E_NONE) {
+        fe_error_expr(c, e, "write the batch dimension as N, not None");
+        return false;
     }
     Val v;
     int errs = c->d->nerrors;
@@ -480,7 +484,6 @@ bool fe_arg_dtype(FeCtx *c, CallArgs *a, int i, DType def, DType *out)
 
 /* ---- initializers ---- */
 
-static const ParamSpec no_args[] = {{"x", A_ANY, false}};
 static const ParamSpec const_args[] = {{"value", A_NUM, true}};
 static const ParamSpec normal_args[] = {{"mean", A_NUM, false}, {"std|stddev", A_NUM, false}};
 static const ParamSpec uniform_args[] = {{"lo|minval", A_NUM, false}, {"hi|maxval", A_NUM, false}};
@@ -515,7 +518,6 @@ static bool init_args(FeCtx *c, const Expr *e, const char *name, Init *out)
             fe_error(c, e->args[0].val->start, 1, "%s() takes no arguments", name);
             return false;
         }
-        (void)no_args;
         return true;
     }
 }

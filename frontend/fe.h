@@ -55,6 +55,8 @@ typedef struct Token {
 typedef struct TokList {
     Token *v;
     int n, cap;
+    int *bad_lines; /* lines with lexical errors (malloc'd) */
+    int nbad, capbad;
 } TokList;
 
 /* Tokenize text; lexical errors go to d and the lexer continues. The
@@ -155,6 +157,10 @@ typedef struct Program {
 /* Parse tokens into a program. Syntax errors go to d; returns false when
  * any were reported (the program may then be partial). */
 bool fe_parse(const TokList *toks, Arena *a, Diags *d, Program *out);
+/* As fe_parse; syntax errors on the lines listed in bad_lines (lines with
+ * a lexical error) are not reported again, the statement is skipped. */
+bool fe_parse_lines(const TokList *toks, const int *bad_lines, int nbad, Arena *a, Diags *d,
+                    Program *out);
 
 /* ---- lowering (lower.c and friends) ---- */
 typedef enum { V_ERR, V_TENSOR, V_NUM } ValKind;
@@ -185,7 +191,8 @@ typedef struct FeCtx {
     Binding *b;
     int nb, capb;
     const char **layers; /* layer names in use */
-    int nlayers, caplayers;
+    SrcLoc *layer_locs;  /* the call that created each */
+    int nlayers, caplayers, caplocs;
     int errors_at_start; /* d->nerrors when lowering started */
 } FeCtx;
 
@@ -237,7 +244,7 @@ typedef enum {
 
 typedef struct ParamSpec {
     const char *name; /* "kernel|kernel_size": aliases after '|' */
-    ArgType type;
+    ArgType type;     /* what the handler converts it to (fe_arg_*) */
     bool required;
 } ParamSpec;
 

@@ -8,12 +8,17 @@
 
 /* ---- layer names ---- */
 
-static bool layer_name_taken(FeCtx *c, const char *name)
+static int find_layer(FeCtx *c, const char *name)
 {
     for (int i = 0; i < c->nlayers; i++)
         if (strcmp(c->layers[i], name) == 0)
-            return true;
-    return false;
+            return i;
+    return -1;
+}
+
+static bool layer_name_taken(FeCtx *c, const char *name)
+{
+    return find_layer(c, name) >= 0;
 }
 
 static bool valid_layer_name(const char *s)
@@ -40,8 +45,10 @@ static const char *layer_name(FeCtx *c, CallArgs *a, int i, const char *base)
                           name);
             return NULL;
         }
-        if (layer_name_taken(c, name)) {
+        int prev = find_layer(c, name);
+        if (prev >= 0) {
             fe_error_expr(c, e, "duplicate layer name \"%s\"", name);
+            fe_note(c, c->layer_locs[prev], 1, "layer \"%s\" was created here", name);
             return NULL;
         }
     } else {
@@ -49,6 +56,8 @@ static const char *layer_name(FeCtx *c, CallArgs *a, int i, const char *base)
         for (int k = 1; layer_name_taken(c, name); k++)
             name = arena_printf(c->a, "%s_%d", base, k);
     }
+    int n = c->nlayers;
+    VEC_PUSH(c->layer_locs, n, c->caplocs, a->call->loc);
     VEC_PUSH(c->layers, c->nlayers, c->caplayers, name);
     return name;
 }

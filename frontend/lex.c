@@ -53,6 +53,9 @@ static void lex_error(Lexer *L, const char *at, int span, const char *fmt, ...)
     diag_add(L->d, DIAG_ERROR, loc_at(L, at), span, fmt, ap);
     va_end(ap);
     L->nerr++;
+    TokList *o = L->out;
+    if (!o->nbad || o->bad_lines[o->nbad - 1] != L->line)
+        VEC_PUSH(o->bad_lines, o->nbad, o->capbad, L->line);
 }
 
 static Token *push(Lexer *L, TokKind k, const char *start, int len)
@@ -306,7 +309,7 @@ int fe_lex(const char *file, const char *text, size_t len, Arena *a, Diags *d, T
 {
     Lexer L = {file, text, text + len, text, 1, a, d, out, 0};
     memset(out, 0, sizeof *out);
-    while (L.p < L.end && !diags_too_many(d))
+    while (L.p < L.end)
         lex_one(&L);
     push(&L, T_EOF, L.p, 1);
     return L.nerr;

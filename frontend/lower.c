@@ -19,7 +19,16 @@
     }
 FE_DIAG_FN(fe_error, DIAG_ERROR)
 FE_DIAG_FN(fe_warning, DIAG_WARNING)
-FE_DIAG_FN(fe_note, DIAG_NOTE)
+
+void fe_note(FeCtx *c, SrcLoc loc, int span, const char *fmt, ...)
+{
+    if (c->d->max_errors > 0 && c->d->nerrors > c->d->max_errors)
+        return; /* the error it explains was not recorded */
+    va_list ap;
+    va_start(ap, fmt);
+    diag_add(c->d, DIAG_NOTE, loc, span, fmt, ap);
+    va_end(ap);
+}
 
 void fe_error_expr(FeCtx *c, const Expr *e, const char *fmt, ...)
 {
@@ -415,8 +424,18 @@ static const char *file_stem(Arena *a, const char *path)
     return arena_strndup(a, base, n);
 }
 
+/* Shape errors from ir_op carry the graph's interned copy of the file
+ * name; point them at the Diags' copy so they outlive the graph. */
+static void rehome_files(Diags *d, int from)
+{
+    for (int i = from; i < d->n; i++)
+        if (d->v[i].loc.file)
+            d->v[i].loc.file = diags_intern_file(d, d->v[i].loc.file);
+}
+
 static Graph *lower_program(const char *path, const Program *prog, Arena *a, Diags *d)
 {
+    int first_diag = d->n;
     FeCtx c;
     memset(&c, 0, sizeof c);
     c.d = d;
@@ -428,12 +447,13 @@ static Graph *lower_program(const char *path, const Program *prog, Arena *a, Dia
         if (prog->stmts[i]->k == S_MODEL)
             m = prog->stmts[i];
     c.g = ir_graph_new(m ? m->name : file_stem(a, path));
-    for (c.cur = 0; c.cur < prog->n && !diags_too_many(d); c.cur++)
+    for (c.cur = 0; c.cur < prog->n; c.cur++)
         lower_stmt(&c, prog->stmts[c.cur]);
-    if (!diags_too_many(d))
-        finish(&c);
+    finish(&c);
     free(c.b);
     free(c.layers);
+    free(c.layer_locs);
+    rehome_files(d, first_diag);
     if (d->nerrors > c.errors_at_start) {
         ir_graph_free(c.g);
         return NULL;
@@ -489,8 +509,7 @@ Graph *fe_compile(const char *path, const char *text, size_t len, Diags *d)
     fe_lex(path, text, len, a, d, &toks);
     Program prog = {NULL, 0};
     Graph *g = NULL;
-    if (!diags_too_many(d))
-        fe_parse(&toks, a, d, &prog);
+    fe_parse_lines(&toks, toks.bad_lines, toks.nbad, a, d, &prog);
     if (d->nerrors == errors) {
         if (prog.n == 0) {
             SrcLoc l = {path, 0, 0};
@@ -500,6 +519,7 @@ Graph *fe_compile(const char *path, const char *text, size_t len, Diags *d)
         }
     }
     free(toks.v);
+    free(toks.bad_lines);
     arena_free(a);
     sort_diags(d, first_diag);
     return g;

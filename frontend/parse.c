@@ -19,6 +19,9 @@ typedef struct Parser {
     bool fatal; /* stop parsing (nesting limit, too many errors) */
     int err_tok;
     int nerr;
+    bool quiet; /* the current error was not reported: neither are its notes */
+    const int *bad_lines; /* lines with lexical errors: already reported */
+    int nbad;
 } Parser;
 
 static const char *const keywords[] = {"model", "input", "param", "metric", "output", "train"};
@@ -94,10 +97,26 @@ static const char *describe(Parser *p, const Token *t)
 static void perr(Parser *p, SrcLoc loc, int span, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+static bool on_bad_line(const Parser *p, int line)
+{
+    for (int i = 0; i < p->nbad; i++)
+        if (p->bad_lines[i] == line)
+            return true;
+    return false;
+}
+
 static void perr(Parser *p, SrcLoc loc, int span, const char *fmt, ...)
 {
     if (p->err)
         return;
+    p->quiet = false;
+    if (on_bad_line(p, loc.line) || on_bad_line(p, tok_at(p, p->i)->loc.line)) {
+        p->quiet = true;
+        p->err = true;
+        p->err_tok = p->i;
+        p->nerr++;
+        return;
+    }
     va_list ap;
     va_start(ap, fmt);
     diag_add(p->d, DIAG_ERROR, loc, span, fmt, ap);
@@ -105,8 +124,6 @@ static void perr(Parser *p, SrcLoc loc, int span, const char *fmt, ...)
     p->err = true;
     p->err_tok = p->i;
     p->nerr++;
-    if (diags_too_many(p->d))
-        p->fatal = true;
 }
 
 static void perr_tok(Parser *p, Token *t, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -129,6 +146,8 @@ static void note(Parser *p, SrcLoc loc, const char *fmt, ...) __attribute__((for
 
 static void note(Parser *p, SrcLoc loc, const char *fmt, ...)
 {
+    if (p->quiet || (p->d->max_errors > 0 && p->d->nerrors > p->d->max_errors))
+        return; /* its error was not recorded */
     va_list ap;
     va_start(ap, fmt);
     diag_add(p->d, DIAG_NOTE, loc, 1, fmt, ap);
@@ -286,8 +305,34 @@ static Expr *parse_list(Parser *p)
     return ok ? e : NULL;
 }
 
+/* tuple ::= '(' expr ',' [expr {',' expr} [',']] ')' : a list, as in
+ * kernel_size=(3, 3). Called after the first expr; stops before ')'. */
+static Expr *parse_tuple(Parser *p, const Token *open, Expr *first)
+{
+    Expr *e = new_expr(p, E_LIST, open);
+    Expr **v = NULL;
+    int n = 0, cap = 0;
+    VEC_PUSH(v, n, cap, first);
+    e->depth = first->depth + 1;
+    while (accept(p, T_COMMA) && !at(p, T_RPAREN) && !at(p, T_EOF)) {
+        Expr *x = parse_expr(p);
+        if (!x) {
+            free(v);
+            return NULL;
+        }
+        VEC_PUSH(v, n, cap, x);
+        if (e->depth < x->depth + 1)
+            e->depth = x->depth + 1;
+    }
+    e->items = arena_alloc(p->a, (size_t)n * sizeof(Expr *));
+    memcpy(e->items, v, (size_t)n * sizeof(Expr *));
+    e->nitems = n;
+    free(v);
+    return e;
+}
+
 /* primary ::= INT | FLOAT | STRING | 'true' | 'false' | 'none' | IDENT [args]
- *           | '(' expr ')' | list */
+ *           | '(' expr ')' | tuple | list */
 static Expr *parse_primary(Parser *p)
 {
     Token *t = peek(p);
@@ -328,7 +373,9 @@ static Expr *parse_primary(Parser *p)
         Token *open = next(p);
         p->nparen++;
         e = parse_expr(p);
-        bool ok = e && expect_close(p, T_RPAREN, open, "')'");
+        if (e && at(p, T_COMMA))
+            e = parse_tuple(p, open, e);
+        bool ok = e && expect_close(p, T_RPAREN, open, "',' or ')'");
         p->nparen--;
         return ok ? e : NULL;
     }
@@ -767,8 +814,16 @@ static Stmt *parse_stmt(Parser *p)
 
 bool fe_parse(const TokList *toks, Arena *a, Diags *d, Program *out)
 {
+    return fe_parse_lines(toks, NULL, 0, a, d, out);
+}
+
+bool fe_parse_lines(const TokList *toks, const int *bad_lines, int nbad, Arena *a, Diags *d,
+                    Program *out)
+{
     Parser p;
     memset(&p, 0, sizeof p);
+    p.bad_lines = bad_lines;
+    p.nbad = nbad;
     p.t = toks;
     p.a = a;
     p.d = d;

@@ -27,15 +27,21 @@ static void dot_escape(FILE *f, const char *s)
     }
 }
 
-static const char *param_color(const Node *n)
+/* Not trained: marked frozen or matched by a freeze pattern of the
+ * train block. */
+static bool param_frozen(const Graph *g, const Node *n)
 {
-    if (n->a.role != ROLE_WEIGHT)
-        return COLOR_STATE;
-    return n->a.trainable ? COLOR_TRAINABLE : COLOR_FROZEN;
+    if (!n->a.trainable)
+        return true;
+    for (int i = 0; i < g->train.nfreeze && n->a.name; i++)
+        if (ir_glob_match(g->train.freeze[i], n->a.name))
+            return true;
+    return false;
 }
 
-static void dot_leaf(FILE *f, const Node *n, const char *type)
+static void dot_leaf(FILE *f, const Graph *g, const Node *n, const char *type)
 {
+    bool frozen = n->op == OP_PARAM && param_frozen(g, n);
     char num[64];
     switch (n->op) {
     case OP_INPUT:
@@ -49,9 +55,9 @@ static void dot_leaf(FILE *f, const Node *n, const char *type)
         fprintf(f, "%s\\n%s\", fillcolor=\"%s\"",
                 n->a.role == ROLE_STATE  ? " (state)"
                 : n->a.role == ROLE_SLOT ? " (slot)"
-                : !n->a.trainable        ? " (frozen)"
+                : frozen                 ? " (frozen)"
                                          : "",
-                type, param_color(n));
+                type, n->a.role != ROLE_WEIGHT ? COLOR_STATE : frozen ? COLOR_FROZEN : COLOR_TRAINABLE);
         break;
     default:
         fmt_double(num, sizeof num, n->a.value);
@@ -79,7 +85,7 @@ static void dot_node(FILE *f, const Graph *g, const ValueNames *vn, int i)
     ir_type_str(n->dt, &n->shape, type, sizeof type);
     fprintf(f, "  n%d [", i);
     if (ir_ops[n->op].cls == OPC_LEAF) {
-        dot_leaf(f, n, type);
+        dot_leaf(f, g, n, type);
     } else {
         fprintf(f, "label=\"%%");
         dot_escape(f, vn->v[i]);

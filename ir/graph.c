@@ -266,7 +266,13 @@ Node *ir_op(Graph *g, Op op, Node **in, int nin, const Attrs *a, SrcLoc loc, Dia
         if (!in[i])
             return NULL; /* an operand already failed; its error was reported */
     Node *n = new_node(g, op, in, nin, a, loc);
-    if (!ir_infer(n, d))
+    /* Diagnostics keep the caller's file-name pointer (owned by the Diags
+     * or the caller), never the graph's copy, which dies with the graph. */
+    SrcLoc own = n->loc;
+    n->loc = loc;
+    bool ok = ir_infer(n, d);
+    n->loc = own;
+    if (!ok)
         return NULL;
     append(g, n);
     return n;

@@ -44,9 +44,9 @@ enum {
     TA_KEEPDIMS = 1 << 2, /* keepdims=true */
     TA_SHAPE = 1 << 3,    /* shape=[N,3] */
     TA_SLICE = 1 << 4,    /* slice=[0:, 2:5, 0::2] (begin:end:step, empty end = to the end) */
-    TA_STRIDE = 1 << 5,   /* stride=[2,2] */
-    TA_PAD = 1 << 6,      /* pad=[top,bottom,left,right] */
-    TA_WINDOW = 1 << 7,   /* window=[2,2] */
+    TA_WINDOW = 1 << 5,   /* window=[2,2] */
+    TA_STRIDE = 1 << 6,   /* stride=[2,2] */
+    TA_PAD = 1 << 7,      /* pad=[top,bottom,left,right] */
     TA_TA = 1 << 8,       /* ta=true */
     TA_TB = 1 << 9,       /* tb=true */
     TA_VALUE = 1 << 10,   /* value=0.5 (elu alpha, dropout rate) */

@@ -23,6 +23,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,11 +42,17 @@ typedef struct Tok {
     char *s; /* IDENT, NUM: the text; VALUE: the name without '%'; STR: decoded */
 } Tok;
 
-/* Value names of one scope (the graph or a fused body) and their nodes. */
-typedef struct Scope {
+/* String -> node map (open addressing; keys are not copied). */
+typedef struct NodeMap {
     const char **key;
     Node **val;
     int cap, n;
+} NodeMap;
+
+/* One graph or fused body: its value names, the names of its inputs and
+ * params, and the set of value names used so far. */
+typedef struct Scope {
+    NodeMap values, inputs, params;
     NameSet names;
 } Scope;
 
@@ -63,7 +70,6 @@ typedef struct Parser {
     Diags *d;
     bool failed;
     Arena *scratch;
-    Graph *top;
     int depth;
     NodePos *pos;
     int npos, poscap;
@@ -109,7 +115,7 @@ static const char *tok_desc(Parser *P, const Tok *t)
 
 static int peekc(const Parser *P, size_t k)
 {
-    return P->cur + k < P->end ? (unsigned char)P->cur[k] : -1;
+    return (size_t)(P->end - P->cur) > k ? (unsigned char)P->cur[k] : -1;
 }
 
 static void advance(Parser *P)
@@ -415,60 +421,83 @@ static bool parse_bool(Parser *P, bool *out)
 
 /* ---- scopes ---- */
 
+static void map_init(NodeMap *m, int cap)
+{
+    m->cap = cap;
+    m->n = 0;
+    m->key = xcalloc((size_t)cap, sizeof(char *));
+    m->val = xcalloc((size_t)cap, sizeof(Node *));
+}
+
+static void map_free(NodeMap *m)
+{
+    free(m->key);
+    free(m->val);
+}
+
+static int map_slot(const NodeMap *m, const char *k)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = k; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    int i = (int)(h & (uint64_t)(m->cap - 1));
+    while (m->key[i] && strcmp(m->key[i], k) != 0)
+        i = (i + 1) & (m->cap - 1);
+    return i;
+}
+
+static Node *map_get(const NodeMap *m, const char *k)
+{
+    int i = map_slot(m, k);
+    return m->key[i] ? m->val[i] : NULL;
+}
+
+static void map_put(NodeMap *m, const char *k, Node *n)
+{
+    if (2 * (m->n + 1) > m->cap) {
+        NodeMap t;
+        map_init(&t, m->cap * 2);
+        for (int i = 0; i < m->cap; i++)
+            if (m->key[i]) {
+                int j = map_slot(&t, m->key[i]);
+                t.key[j] = m->key[i];
+                t.val[j] = m->val[i];
+                t.n++;
+            }
+        map_free(m);
+        *m = t;
+    }
+    int i = map_slot(m, k);
+    if (!m->key[i])
+        m->n++;
+    m->key[i] = k;
+    m->val[i] = n;
+}
+
 static void scope_init(Scope *s)
 {
-    s->cap = 64;
-    s->n = 0;
-    s->key = xcalloc((size_t)s->cap, sizeof(char *));
-    s->val = xcalloc((size_t)s->cap, sizeof(Node *));
+    map_init(&s->values, 64);
+    map_init(&s->inputs, 16);
+    map_init(&s->params, 16);
     ir_nameset_init(&s->names);
 }
 
 static void scope_free(Scope *s)
 {
-    free(s->key);
-    free(s->val);
+    map_free(&s->values);
+    map_free(&s->inputs);
+    map_free(&s->params);
     ir_nameset_free(&s->names);
-}
-
-static int scope_slot(const Scope *s, const char *k)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *p = k; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    int i = (int)(h & (uint64_t)(s->cap - 1));
-    while (s->key[i] && strcmp(s->key[i], k) != 0)
-        i = (i + 1) & (s->cap - 1);
-    return i;
 }
 
 static Node *scope_get(const Scope *s, const char *k)
 {
-    int i = scope_slot(s, k);
-    return s->key[i] ? s->val[i] : NULL;
+    return map_get(&s->values, k);
 }
 
 static void scope_put(Scope *s, const char *k, Node *n)
 {
-    if (2 * (s->n + 1) > s->cap) {
-        Scope t = {xcalloc((size_t)s->cap * 2, sizeof(char *)), xcalloc((size_t)s->cap * 2, sizeof(Node *)),
-                   s->cap * 2, 0, s->names};
-        for (int i = 0; i < s->cap; i++)
-            if (s->key[i]) {
-                int j = scope_slot(&t, s->key[i]);
-                t.key[j] = s->key[i];
-                t.val[j] = s->val[i];
-                t.n++;
-            }
-        free(s->key);
-        free(s->val);
-        *s = t;
-    }
-    int i = scope_slot(s, k);
-    if (!s->key[i])
-        s->n++;
-    s->key[i] = k;
-    s->val[i] = n;
+    map_put(&s->values, k, n);
     ir_nameset_add(&s->names, k);
 }
 
@@ -540,9 +569,14 @@ static bool parse_dtype(Parser *P, DType *t)
     return false;
 }
 
-static bool parse_type(Parser *P, DType *t, Shape *s)
+/* ':' type; *at (if given) receives the position of the dtype. */
+static bool parse_type(Parser *P, DType *t, Shape *s, Tok *at)
 {
-    return expect(P, ':', "before the type") && parse_dtype(P, t) && parse_dims(P, s);
+    if (!expect(P, ':', "before the type"))
+        return false;
+    if (at)
+        *at = P->tok;
+    return parse_dtype(P, t) && parse_dims(P, s);
 }
 
 static bool parse_loc(Parser *P, SrcLoc *loc)
@@ -790,7 +824,27 @@ static bool parse_param_flags(Parser *P, Init *init, ParamRole *role, bool *trai
     return true;
 }
 
-static Node *parse_leaf(Parser *P, Graph *g, const char *kind)
+static int text_line(const Parser *P, const Node *n)
+{
+    for (int i = 0; i < P->npos; i++)
+        if (P->pos[i].n == n)
+            return P->pos[i].text.line;
+    return 0;
+}
+
+/* Input and param names are unique within a graph. */
+static bool check_leaf_name(Parser *P, Scope *sc, const char *kind, const char *name, const Tok *at)
+{
+    NodeMap *m = kind[0] == 'i' ? &sc->inputs : &sc->params;
+    Node *prev = map_get(m, name);
+    if (prev) {
+        err_at(P, at, "duplicate %s name \"%s\" (first defined on line %d)", kind, name, text_line(P, prev));
+        return false;
+    }
+    return true;
+}
+
+static Node *parse_leaf(Parser *P, Graph *g, Scope *sc, const char *kind)
 {
     Init init = {INIT_NONE, 0, 0};
     ParamRole role = ROLE_WEIGHT;
@@ -801,19 +855,23 @@ static Node *parse_leaf(Parser *P, Graph *g, const char *kind)
         if (!parse_double(P, &value))
             return NULL;
     } else {
+        Tok at = P->tok;
         name = expect_string(P, kind[0] == 'i' ? "the input's quoted name" : "the param's quoted name");
-        if (!name || (kind[0] == 'p' && !parse_param_flags(P, &init, &role, &trainable)))
+        if (!name || !check_leaf_name(P, sc, kind, name, &at) ||
+            (kind[0] == 'p' && !parse_param_flags(P, &init, &role, &trainable)))
             return NULL;
     }
     DType t;
     Shape s;
     SrcLoc loc;
-    if (!parse_type(P, &t, &s) || !parse_loc(P, &loc))
+    if (!parse_type(P, &t, &s, NULL) || !parse_loc(P, &loc))
         return NULL;
-    if (kind[0] == 'i')
-        return ir_input(g, name, t, s, loc);
-    if (kind[0] == 'p')
-        return ir_param(g, name, t, s, init, trainable, role, loc);
+    if (kind[0] != 'c') {
+        Node *n = kind[0] == 'i' ? ir_input(g, name, t, s, loc)
+                                 : ir_param(g, name, t, s, init, trainable, role, loc);
+        map_put(kind[0] == 'i' ? &sc->inputs : &sc->params, n->a.name, n);
+        return n;
+    }
     Node *n = ir_const(g, t, value, loc);
     n->a.shape = n->shape = s;
     return n;
@@ -956,8 +1014,8 @@ static Node *parse_op(Parser *P, Graph *g, const Scope *sc, Op op, const Tok *at
     tmp.in = in;
     if (!parse_attrs(P, op, &tmp.a, &cx) || !check_slice_rank(P, &tmp, &cx))
         goto out;
-    Tok type_tok = P->tok;
-    if (!parse_type(P, &t, &s) || !parse_loc(P, &loc))
+    Tok type_tok;
+    if (!parse_type(P, &t, &s, &type_tok) || !parse_loc(P, &loc))
         goto out;
     if (op == OP_FUSED && !(tmp.sub = parse_body(P, in, tmp.nin, at)))
         goto out;
@@ -991,7 +1049,7 @@ static bool parse_node(Parser *P, Graph *g, Scope *sc)
         err_at(P, &optok, "unknown op '%s'", opname);
         return false;
     }
-    Node *n = ir_ops[op].cls == OPC_LEAF ? parse_leaf(P, g, opname) : parse_op(P, g, sc, (Op)op, &optok);
+    Node *n = ir_ops[op].cls == OPC_LEAF ? parse_leaf(P, g, sc, opname) : parse_op(P, g, sc, (Op)op, &optok);
     if (!n)
         return false;
     if (n->op != OP_INPUT && n->op != OP_PARAM)
@@ -1111,51 +1169,72 @@ static bool parse_keyword(Parser *P, const char *const *tab, int n, const char *
     return *out >= 0;
 }
 
-static const char *const train_keys[] = {
-    "optimizer", "lr",           "momentum", "nesterov",   "beta1",       "beta2",
-    "eps",       "rho",          "batch",    "epochs",     "clip_value",  "clip_norm",
-    "weight_decay", "schedule",  "sched_step", "sched_gamma", "seed",     "freeze",
+typedef enum { TF_DOUBLE, TF_INT, TF_BOOL, TF_OPT, TF_SCHED, TF_SEED, TF_FREEZE } TrainFieldKind;
+
+/* The settings of a train block and where they live in TrainConfig. */
+static const struct {
+    const char *name;
+    TrainFieldKind kind;
+    size_t off;
+} train_fields[] = {
+    {"optimizer", TF_OPT, offsetof(TrainConfig, opt)},
+    {"lr", TF_DOUBLE, offsetof(TrainConfig, lr)},
+    {"momentum", TF_DOUBLE, offsetof(TrainConfig, momentum)},
+    {"nesterov", TF_BOOL, offsetof(TrainConfig, nesterov)},
+    {"beta1", TF_DOUBLE, offsetof(TrainConfig, beta1)},
+    {"beta2", TF_DOUBLE, offsetof(TrainConfig, beta2)},
+    {"eps", TF_DOUBLE, offsetof(TrainConfig, eps)},
+    {"rho", TF_DOUBLE, offsetof(TrainConfig, rho)},
+    {"batch", TF_INT, offsetof(TrainConfig, batch)},
+    {"epochs", TF_INT, offsetof(TrainConfig, epochs)},
+    {"clip_value", TF_DOUBLE, offsetof(TrainConfig, clip_value)},
+    {"clip_norm", TF_DOUBLE, offsetof(TrainConfig, clip_norm)},
+    {"weight_decay", TF_DOUBLE, offsetof(TrainConfig, weight_decay)},
+    {"schedule", TF_SCHED, offsetof(TrainConfig, sched)},
+    {"sched_step", TF_INT, offsetof(TrainConfig, sched_step)},
+    {"sched_gamma", TF_DOUBLE, offsetof(TrainConfig, sched_gamma)},
+    {"seed", TF_SEED, offsetof(TrainConfig, seed)},
+    {"freeze", TF_FREEZE, offsetof(TrainConfig, freeze)},
 };
+
+static bool parse_seed(Parser *P, uint64_t *seed)
+{
+    if (P->tok.kind == T_NUM && P->tok.s[0] != '-') {
+        char *end;
+        errno = 0;
+        unsigned long long u = strtoull(P->tok.s, &end, 10);
+        if (!*end && errno != ERANGE) {
+            *seed = u;
+            next(P);
+            return true;
+        }
+    }
+    err_at(P, &P->tok, "expected a seed (an unsigned 64-bit integer), got %s", tok_desc(P, &P->tok));
+    return false;
+}
 
 static bool parse_train_value(Parser *P, Graph *g, int key)
 {
-    TrainConfig *t = &g->train;
+    void *field = (char *)&g->train + train_fields[key].off;
+    const char *name = train_fields[key].name;
     int e;
-    switch (key) {
-    case 0:
-        return parse_keyword(P, ir_opt_names, 3, "optimizer", &e) && (t->opt = (OptKind)e, true);
-    case 1: return parse_double(P, &t->lr);
-    case 2: return parse_double(P, &t->momentum);
-    case 3: return parse_bool(P, &t->nesterov);
-    case 4: return parse_double(P, &t->beta1);
-    case 5: return parse_double(P, &t->beta2);
-    case 6: return parse_double(P, &t->eps);
-    case 7: return parse_double(P, &t->rho);
-    case 8: return parse_small_int(P, INT_MIN, "batch", &t->batch);
-    case 9: return parse_small_int(P, INT_MIN, "epochs", &t->epochs);
-    case 10: return parse_double(P, &t->clip_value);
-    case 11: return parse_double(P, &t->clip_norm);
-    case 12: return parse_double(P, &t->weight_decay);
-    case 13:
-        return parse_keyword(P, ir_sched_names, 3, "schedule", &e) && (t->sched = (SchedKind)e, true);
-    case 14: return parse_small_int(P, INT_MIN, "sched_step", &t->sched_step);
-    case 15: return parse_double(P, &t->sched_gamma);
-    case 16:
-        if (P->tok.kind == T_NUM && P->tok.s[0] != '-') {
-            char *end;
-            errno = 0;
-            unsigned long long u = strtoull(P->tok.s, &end, 10);
-            if (!*end && errno != ERANGE) {
-                t->seed = u;
-                next(P);
-                return true;
-            }
-        }
-        err_at(P, &P->tok, "expected a seed (an unsigned 64-bit integer), got %s", tok_desc(P, &P->tok));
-        return false;
-    case 17: return parse_name_list(P, g, t);
-    default: ICE("bad train key %d", key);
+    switch (train_fields[key].kind) {
+    case TF_DOUBLE:
+        return parse_double(P, field);
+    case TF_INT:
+        return parse_small_int(P, INT_MIN, name, field);
+    case TF_BOOL:
+        return parse_bool(P, field);
+    case TF_OPT:
+        return parse_keyword(P, ir_opt_names, 3, name, &e) && (g->train.opt = (OptKind)e, true);
+    case TF_SCHED:
+        return parse_keyword(P, ir_sched_names, 3, name, &e) && (g->train.sched = (SchedKind)e, true);
+    case TF_SEED:
+        return parse_seed(P, field);
+    case TF_FREEZE:
+        return parse_name_list(P, g, &g->train);
     }
+    ICE("bad train field kind");
 }
 
 static bool parse_train(Parser *P, Graph *g, bool top)
@@ -1179,7 +1258,10 @@ static bool parse_train(Parser *P, Graph *g, bool top)
         const char *k = expect_ident(P, "a train setting or '}'");
         if (!k)
             return false;
-        int i = ir_keyword_index(train_keys, ARRAY_LEN(train_keys), k);
+        int i = -1;
+        for (int j = 0; j < ARRAY_LEN(train_fields); j++)
+            if (strcmp(train_fields[j].name, k) == 0)
+                i = j;
         if (i < 0) {
             err_at(P, &kt, "unknown train setting '%s'", k);
             return false;
@@ -1258,7 +1340,6 @@ static Graph *parse_graph(Parser *P)
     if (!expect(P, '{', "after the graph name"))
         return NULL;
     Graph *g = ir_graph_new(name);
-    P->top = g;
     Scope sc;
     scope_init(&sc);
     bool ok = parse_items(P, g, &sc, true);

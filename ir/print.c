@@ -135,7 +135,7 @@ void ir_names_free(ValueNames *vn)
 /* ---- keyword tables ---- */
 
 const char *const ir_attr_names[TA_COUNT] = {
-    "axes", "axis", "keepdims", "shape", "slice", "stride", "pad", "window",
+    "axes", "axis", "keepdims", "shape", "slice", "window", "stride", "pad",
     "ta",   "tb",   "value",    "to",    "depth", "stream", "name",
 };
 const char *const ir_out_kind_names[5] = {

@@ -27,6 +27,10 @@ bool ps_autodiff(Graph *g, const char **wrt, int nwrt, Diags *d);
 /* simplify.c: constant folding, algebraic identities, CSE, DCE. */
 bool ps_simplify(Graph *g, Diags *d);
 
+/* to_f64.c: a deep copy of g with every f32 value turned into f64 (for
+ * gradient checking in double precision). The caller frees it. */
+Graph *ps_to_f64(Graph *g);
+
 /* optimizer.c: append the optimizer update (g->train) as IR: one
  * OUT_UPDATE per parameter and per optimizer slot (new ROLE_SLOT params). */
 bool ps_optimizer(Graph *g, Diags *d);

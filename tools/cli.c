@@ -5,6 +5,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
@@ -155,4 +157,33 @@ Graph *cli_load(const char *path, Diags *d)
         return NULL;
     }
     return g;
+}
+
+/* Milliseconds since this process was started by the kernel (includes
+ * exec and shared-library loading), from /proc/self/stat's start time. */
+double cli_since_start_ms(void)
+{
+    FILE *f = fopen("/proc/self/stat", "r");
+    if (!f)
+        return -1;
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return -1;
+    unsigned long long start = 0;
+    /* fields after the command: state(3) ... starttime(22) */
+    int field = 2;
+    for (char *q = p + 1; *q && field < 22; q++)
+        if (*q == ' ') {
+            field++;
+            if (field == 22)
+                start = strtoull(q + 1, NULL, 10);
+        }
+    struct timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    double now = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+    return now - (double)start * 1e3 / (double)sysconf(_SC_CLK_TCK);
 }

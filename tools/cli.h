@@ -42,4 +42,7 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
  * error. The caller owns d (diags_init / diags_free). */
 Graph *cli_load(const char *path, Diags *d);
 
+/* Milliseconds since the process started (exec included); -1 if unknown. */
+double cli_since_start_ms(void);
+
 #endif

@@ -19,6 +19,7 @@ static void summary(const char *path, Graph *g)
     }
     printf("%s: ok (%d parameter%s, %lld weight%s)\n", path, nparams, nparams == 1 ? "" : "s",
            (long long)weights, weights == 1 ? "" : "s");
+    fflush(stdout); /* keep the order with diagnostics on stderr */
 }
 
 int cmd_check(int argc, char **argv)

@@ -76,8 +76,6 @@ static void print_rows(const Row *rows, int n)
 
 static const char *human_bytes(Arena *a, int64_t b)
 {
-    if (b < 1024)
-        return arena_printf(a, "%lld B", (long long)b);
     if (b < 1024 * 1024)
         return arena_printf(a, "%.2f KiB", (double)b / 1024);
     return arena_printf(a, "%.2f MiB", (double)b / (1024.0 * 1024.0));
@@ -113,8 +111,12 @@ static void print_summary(Graph *g, const CliList *extra)
         puts("(no parameters)");
     printf("\nTrainable params:     %lld\n", (long long)trainable);
     printf("Non-trainable params: %lld\n", (long long)fixed);
-    printf("Total params:         %lld (%lld bytes, %s)\n", (long long)(trainable + fixed),
-           (long long)bytes, human_bytes(a, bytes));
+    if (bytes < 1024)
+        printf("Total params:         %lld (%lld bytes)\n", (long long)(trainable + fixed),
+               (long long)bytes);
+    else
+        printf("Total params:         %lld (%lld bytes, %s)\n", (long long)(trainable + fixed),
+               (long long)bytes, human_bytes(a, bytes));
     free(rows);
     arena_free(a);
 }

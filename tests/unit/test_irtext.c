@@ -150,7 +150,7 @@ START_TEST(printed_forms)
         {OP_SLICE, "%1 = slice(%x) {slice=[0:, 2:5, 1::2]} : f32[N,3,3]"},
         {OP_SLICE_GRAD, "%1 = slice_grad(%dy) {shape=[4,7], slice=[1:3, 0::2]} : f32[4,7]"},
         {OP_CONV2D, "%2 = conv2d(%x, %k) {stride=[2,2], pad=[1,1,1,1]} : f32[N,4,4,4]"},
-        {OP_MAX_POOL2D, "%1 = max_pool2d(%x) {stride=[2,2], pad=[0,1,0,1], window=[3,3]} : f32[N,4,4,2]"},
+        {OP_MAX_POOL2D, "%1 = max_pool2d(%x) {window=[3,3], stride=[2,2], pad=[0,1,0,1]} : f32[N,4,4,2]"},
         {OP_REDUCE_MEAN, "%1 = reduce_mean(%x) {axes=[2,1], keepdims=true} : f32[N,1,1]"},
         {OP_ARGMAX, "%1 = argmax(%x) {axes=[2], keepdims=true} : f32[N,3,1]"},
         {OP_MATMUL, "%2 = matmul(%a, %b) {ta=true, tb=true} : f32[3,5]"},
@@ -467,6 +467,10 @@ START_TEST(frozen_param_color)
     Graph *g = ir_graph_new("t");
     ir_param(g, "w", DT_F32, ir_shape1(2), (Init){INIT_ZEROS, 0, 0}, false, ROLE_WEIGHT, (SrcLoc){0});
     ir_param(g, "v", DT_F32, ir_shape1(2), (Init){INIT_ZEROS, 0, 0}, true, ROLE_WEIGHT, (SrcLoc){0});
+    ir_param(g, "base.k", DT_F32, ir_shape1(2), (Init){INIT_ZEROS, 0, 0}, true, ROLE_WEIGHT, (SrcLoc){0});
+    const char *pat[1] = {"base.*"};
+    g->train.nfreeze = 1;
+    g->train.freeze = pat;
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
@@ -474,6 +478,7 @@ START_TEST(frozen_param_color)
     fclose(f);
     ck_assert_ptr_nonnull(strstr(buf, "n0 [label=\"param w (frozen)\\nf32[2]\", fillcolor=\"#d9d9d9\"];"));
     ck_assert_ptr_nonnull(strstr(buf, "n1 [label=\"param v\\nf32[2]\", fillcolor=\"#c8f0c8\"];"));
+    ck_assert_ptr_nonnull(strstr(buf, "n2 [label=\"param base.k (frozen)\\nf32[2]\", fillcolor=\"#d9d9d9\"];"));
     free(buf);
     ir_graph_free(g);
 }

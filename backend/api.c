@@ -1,0 +1,516 @@
+/* The public C API (include/modelc.h): one compiled model with its
+ * training, evaluation and prediction graphs, its parameters (weights,
+ * batchnorm state and optimizer slots) and a backend — the LLVM JIT with
+ * persistent parameter buffers updated in place, or the interpreter. */
+#include "modelc.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_internal.h"
+#include "backend/interp/interp.h"
+#include "backend/llvm/jit.h"
+#include "passes/passes.h"
+
+static char g_compile_error[4096]; /* message of the last failed mc_compile */
+
+void mc_options_default(mc_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->backend = MC_BACKEND_JIT;
+}
+
+static void set_error_from_diags(mc_model *m)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    diags_print(&m->d, f);
+    fclose(f);
+    free(m->err);
+    m->err = buf;
+}
+
+void mc_set_error(mc_model *m, const char *fmt, ...)
+{
+    va_list ap;
+    StrBuf b;
+    sb_init(&b);
+    va_start(ap, fmt);
+    sb_vprintf(&b, fmt, ap);
+    va_end(ap);
+    free(m->err);
+    m->err = sb_take(&b);
+}
+
+const char *mc_last_error(const mc_model *m)
+{
+    if (!m)
+        return g_compile_error;
+    return m->err ? m->err : "";
+}
+
+/* Compile one graph variant: clone, run the pipeline, keep the outputs
+ * the variant needs. */
+static Graph *variant(mc_model *m, Mode mode, bool train)
+{
+    Graph *g = ir_clone(m->src);
+    PipelineOpts po = ps_default_opts(mode);
+    po.grads = train;
+    po.update = train;
+    po.timer = m->timer;
+    po.stop_after = "optimizer";
+    if (!ps_run_pipeline(g, &po, &m->d)) {
+        ir_graph_free(g);
+        return NULL;
+    }
+    int k = 0;
+    for (int i = 0; i < g->nouts; i++) {
+        OutKind kind = g->outs[i].kind;
+        bool keep = train ? kind != OUT_GRAD && kind != OUT_VALUE : kind != OUT_UPDATE && kind != OUT_GRAD;
+        if (keep)
+            g->outs[k++] = g->outs[i];
+    }
+    g->nouts = k;
+    double t0 = mc_now_ms();
+    bool ok = ps_simplify(g, &m->d) && ps_verify(g, &m->d);
+    timer_add(m->timer, "simplify", mc_now_ms() - t0);
+    if (!ok) {
+        ir_graph_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+static int find_out(const Graph *g, OutKind k)
+{
+    for (int i = 0; g && i < g->nouts; i++)
+        if (g->outs[i].kind == k)
+            return i;
+    return -1;
+}
+
+static bool build_backend(mc_model *m)
+{
+    if (m->opt.backend != MC_BACKEND_JIT)
+        return true;
+    JitOpts jo;
+    be_jit_opts_default(&jo);
+    jo.threads = m->opt.threads;
+    jo.time_passes = m->timer != NULL;
+    jo.timer = m->timer;
+    if (m->gtrain && !(m->jtrain = be_jit_compile(m->gtrain, &jo, &m->d)))
+        return false;
+    if (m->geval && !(m->jeval = be_jit_compile(m->geval, &jo, &m->d)))
+        return false;
+    return true;
+}
+
+mc_model *mc_compile_ex(const char *path, const mc_options *o, Timer *timer)
+{
+    mc_model *m = xcalloc(1, sizeof *m);
+    if (o)
+        m->opt = *o;
+    else
+        mc_options_default(&m->opt);
+    m->timer = timer;
+    diags_init(&m->d);
+    rt_map_init(&m->params);
+    rt_map_init(&m->batch);
+    double t0 = mc_now_ms();
+    m->src = fe_load_file(path, &m->d);
+    timer_add(timer, "frontend", mc_now_ms() - t0);
+    if (m->src) {
+        Graph *g = m->src;
+        if (m->opt.nfreeze) {
+            const char **v = arena_alloc(g->arena, (size_t)(g->train.nfreeze + m->opt.nfreeze) * sizeof(char *));
+            memcpy(v, g->train.freeze, (size_t)g->train.nfreeze * sizeof(char *));
+            for (int i = 0; i < m->opt.nfreeze; i++)
+                v[g->train.nfreeze + i] = arena_strdup(g->arena, m->opt.freeze[i]);
+            g->train.freeze = v;
+            g->train.nfreeze += m->opt.nfreeze;
+        }
+        m->seed = m->opt.seed_set ? m->opt.seed : g->train.seed;
+        bool has_loss = find_out(g, OUT_LOSS) >= 0;
+        if (has_loss) {
+            m->gtrain = variant(m, MODE_TRAIN, true);
+            m->geval = m->gtrain ? variant(m, MODE_INFER, false) : NULL;
+        }
+        if (!m->d.nerrors)
+            build_backend(m);
+    }
+    if (!m->src || m->d.nerrors || (find_out(m->src, OUT_LOSS) >= 0 && (!m->gtrain || !m->geval))) {
+        set_error_from_diags(m);
+        snprintf(g_compile_error, sizeof g_compile_error, "%s", m->err ? m->err : "compile failed");
+        mc_free(m);
+        return NULL;
+    }
+    m->loss_out = find_out(m->gtrain, OUT_LOSS);
+    m->eval_loss_out = find_out(m->geval, OUT_LOSS);
+    for (int i = 0; m->geval && i < m->geval->nouts; i++)
+        if (m->geval->outs[i].kind == OUT_METRIC && m->nmetrics < MC_MAX_METRICS)
+            m->metric_out[m->nmetrics++] = i;
+    for (int i = 0, k = 0; m->gtrain && i < m->gtrain->nouts; i++)
+        if (m->gtrain->outs[i].kind == OUT_METRIC && k < m->nmetrics)
+            m->train_metric_out[k++] = i;
+    return m;
+}
+
+mc_model *mc_compile(const char *path, const mc_options *o)
+{
+    return mc_compile_ex(path, o, NULL);
+}
+
+static void drop_workspaces(mc_model *m)
+{
+    for (int i = 0; i < MC_NWS; i++) {
+        be_jit_workspace_free(m->wtrain[i]);
+        be_jit_workspace_free(m->weval[i]);
+        m->wtrain[i] = m->weval[i] = NULL;
+    }
+}
+
+void mc_free(mc_model *m)
+{
+    if (!m)
+        return;
+    drop_workspaces(m);
+    be_jit_free(m->jtrain);
+    be_jit_free(m->jeval);
+    ir_graph_free(m->gtrain);
+    ir_graph_free(m->geval);
+    ir_graph_free(m->src);
+    rt_map_free(&m->params);
+    rt_map_free(&m->batch);
+    rt_tensor_free(m->lr);
+    diags_free(&m->d);
+    free(m->err);
+    free(m);
+}
+
+/* The graph whose parameters are the full set (weights, state, slots). */
+const Graph *mc_param_graph(const mc_model *m)
+{
+    return m->gtrain ? m->gtrain : m->src;
+}
+
+bool mc_init_params(mc_model *m, uint64_t seed)
+{
+    drop_workspaces(m);
+    rt_init_params(mc_param_graph(m), &m->params, seed, true);
+    if (m->geval)
+        rt_init_params(m->geval, &m->params, seed, false);
+    rt_init_params(m->src, &m->params, seed, false);
+    m->step = 0;
+    return true;
+}
+
+int64_t mc_step(const mc_model *m)
+{
+    return m->step;
+}
+
+int mc_num_metrics(const mc_model *m)
+{
+    return m->nmetrics;
+}
+
+const char *mc_metric_name(const mc_model *m, int i)
+{
+    return i >= 0 && i < m->nmetrics ? m->geval->outs[m->metric_out[i]].name : NULL;
+}
+
+static DType api_dtype(int dt)
+{
+    return dt == 1 ? DT_F64 : dt == 2 ? DT_I32 : DT_F32;
+}
+
+/* Copy the user's batch into m->batch (reusing tensors of the same shape). */
+static bool stage_batch(mc_model *m, const mc_tensor *b, int nb)
+{
+    for (int i = 0; i < nb; i++) {
+        if (b[i].rank < 0 || b[i].rank > IR_MAXRANK) {
+            mc_set_error(m, "input '%s': rank %d is not supported", b[i].name, b[i].rank);
+            return false;
+        }
+        Tensor *t = rt_map_get(&m->batch, b[i].name);
+        bool fits = t && t->dt == api_dtype(b[i].dtype) && t->rank == b[i].rank;
+        for (int k = 0; fits && k < b[i].rank; k++)
+            fits = t->dims[k] == b[i].dims[k];
+        if (!fits) {
+            t = rt_tensor_new(api_dtype(b[i].dtype), b[i].rank, b[i].dims);
+            if (!t) {
+                mc_set_error(m, "input '%s' is too large", b[i].name);
+                return false;
+            }
+            rt_map_put(&m->batch, b[i].name, t);
+        }
+        memcpy(t->data, b[i].data, (size_t)t->numel * (size_t)ir_dtype_size(t->dt));
+    }
+    return true;
+}
+
+static int64_t batch_n(const mc_model *m, const Graph *g)
+{
+    for (int i = 0; i < g->nnodes; i++) {
+        const Node *n = g->nodes[i];
+        if (n->op == OP_INPUT && n->shape.rank > 0 && n->shape.d[0] == IR_DIM_N) {
+            Tensor *t = rt_map_get(&m->batch, n->a.name);
+            if (t && t->rank > 0)
+                return t->dims[0];
+        }
+    }
+    return 0;
+}
+
+static void set_lr(mc_model *m, const Graph *g, double lr)
+{
+    Node *in = ir_find_input((Graph *)g, "optimizer.lr");
+    if (!in)
+        return;
+    if (!m->lr || m->lr->dt != in->dt) {
+        rt_tensor_free(m->lr);
+        m->lr = rt_tensor_new(in->dt, 0, NULL);
+    }
+    rt_set(m->lr, 0, lr);
+}
+
+/* JIT: find or make the workspace for batch size n, bound to m->params. */
+static JitWorkspace *workspace(mc_model *m, JitModule *jm, JitWorkspace **cache, int64_t n)
+{
+    for (int i = 0; i < MC_NWS; i++)
+        if (cache[i] && be_jit_workspace_n(cache[i]) == n)
+            return cache[i];
+    int slot = cache[0] ? 1 : 0;
+    be_jit_workspace_free(cache[slot]);
+    cache[slot] = NULL;
+    JitWorkspace *w = be_jit_workspace_new(jm, n, &m->d);
+    if (!w)
+        return NULL;
+    for (int i = 0; i < be_jit_nbufs(jm); i++) {
+        const JitBufInfo *bi = be_jit_buf(jm, i);
+        if (bi->kind != JIT_BUF_PARAM)
+            continue;
+        Tensor *t = rt_map_get(&m->params, bi->name);
+        if (!t || !be_jit_bind(w, i, t, &m->d)) {
+            if (!t)
+                diag_error(&m->d, (SrcLoc){0}, "parameter '%s' has no value", bi->name);
+            be_jit_workspace_free(w);
+            return NULL;
+        }
+    }
+    cache[slot] = w;
+    return w;
+}
+
+static bool jit_run(mc_model *m, JitModule *jm, JitWorkspace **cache, int64_t n)
+{
+    JitWorkspace *w = workspace(m, jm, cache, n);
+    if (!w)
+        return false;
+    for (int i = 0; i < be_jit_nbufs(jm); i++) {
+        const JitBufInfo *bi = be_jit_buf(jm, i);
+        if (bi->kind != JIT_BUF_INPUT)
+            continue;
+        Tensor *t = strcmp(bi->name, "optimizer.lr") == 0 ? m->lr : rt_map_get(&m->batch, bi->name);
+        if (!t) {
+            diag_error(&m->d, (SrcLoc){0}, "no data for input '%s'", bi->name);
+            return false;
+        }
+        if (!be_jit_bind(w, i, t, &m->d))
+            return false;
+    }
+    RtCtx ctx;
+    rt_ctx_init(&ctx, m->opt.threads);
+    ctx.seed = m->seed;
+    ctx.step = (uint64_t)m->step;
+    be_jit_step(w, &ctx);
+    m->cur_ws = w;
+    return true;
+}
+
+/* Read scalar output i of the last run. */
+static double out_scalar(mc_model *m, JitModule *jm, Tensor **outs, int i)
+{
+    if (jm) {
+        const void *p = be_jit_out_data(m->cur_ws, i);
+        return be_jit_out_dtype(jm, i) == DT_F64 ? *(const double *)p : *(const float *)p;
+    }
+    return rt_get(outs[i], 0);
+}
+
+static bool fail(mc_model *m)
+{
+    set_error_from_diags(m);
+    diags_free(&m->d);
+    diags_init(&m->d);
+    return false;
+}
+
+bool mc_train_step(mc_model *m, const mc_tensor *batch, int nbatch, double lr, double *loss)
+{
+    return mc_train_step_ex(m, batch, nbatch, lr, loss, NULL);
+}
+
+bool mc_train_step_ex(mc_model *m, const mc_tensor *batch, int nbatch, double lr, double *loss,
+                      double *metrics)
+{
+    if (!m->gtrain) {
+        mc_set_error(m, "the model has no loss, so it cannot be trained");
+        return false;
+    }
+    if (!stage_batch(m, batch, nbatch))
+        return false;
+    set_lr(m, m->gtrain, lr);
+    int64_t n = batch_n(m, m->gtrain);
+    Graph *g = m->gtrain;
+    double l;
+    if (m->jtrain) {
+        if (!jit_run(m, m->jtrain, m->wtrain, n))
+            return fail(m);
+        l = out_scalar(m, m->jtrain, NULL, m->loss_out);
+        for (int i = 0; metrics && i < m->nmetrics; i++)
+            metrics[i] = out_scalar(m, m->jtrain, NULL, m->train_metric_out[i]);
+    } else {
+        Tensor **outs = xcalloc((size_t)g->nouts, sizeof(Tensor *));
+        if (m->lr)
+            rt_map_put(&m->batch, "optimizer.lr", rt_tensor_clone(m->lr));
+        RunOpts ro = {m->seed, (uint64_t)m->step};
+        bool ok = be_interp_run(g, &m->params, &m->batch, &ro, outs, &m->d);
+        if (!ok) {
+            free(outs);
+            return fail(m);
+        }
+        l = rt_get(outs[m->loss_out], 0);
+        for (int i = 0; metrics && i < m->nmetrics; i++)
+            metrics[i] = rt_get(outs[m->train_metric_out[i]], 0);
+        for (int i = 0; i < g->nouts; i++) {
+            if (g->outs[i].kind == OUT_UPDATE && isfinite(l))
+                rt_map_put(&m->params, g->outs[i].target->a.name, outs[i]);
+            else
+                rt_tensor_free(outs[i]);
+        }
+        free(outs);
+    }
+    *loss = l;
+    if (!isfinite(l)) {
+        mc_set_error(m, "loss is %s at step %lld", isnan(l) ? "NaN" : "infinite", (long long)m->step + 1);
+        return false;
+    }
+    m->step++;
+    return true;
+}
+
+bool mc_eval_batch(mc_model *m, const mc_tensor *batch, int nbatch, double *loss, double *metrics,
+                   int nmetrics)
+{
+    if (!m->geval) {
+        mc_set_error(m, "the model has no loss to evaluate");
+        return false;
+    }
+    if (!stage_batch(m, batch, nbatch))
+        return false;
+    Graph *g = m->geval;
+    int64_t n = batch_n(m, g);
+    Tensor **outs = NULL;
+    if (m->jeval) {
+        if (!jit_run(m, m->jeval, m->weval, n))
+            return fail(m);
+    } else {
+        outs = xcalloc((size_t)g->nouts, sizeof(Tensor *));
+        RunOpts ro = {m->seed, (uint64_t)m->step};
+        if (!be_interp_run(g, &m->params, &m->batch, &ro, outs, &m->d)) {
+            free(outs);
+            return fail(m);
+        }
+    }
+    *loss = out_scalar(m, m->jeval, outs, m->eval_loss_out);
+    for (int i = 0; i < nmetrics && i < m->nmetrics; i++)
+        metrics[i] = out_scalar(m, m->jeval, outs, m->metric_out[i]);
+    if (outs) {
+        for (int i = 0; i < g->nouts; i++)
+            rt_tensor_free(outs[i]);
+        free(outs);
+    }
+    return true;
+}
+
+bool mc_save(mc_model *m, const char *path)
+{
+    Metadata meta;
+    rt_meta_init(&meta);
+    rt_meta_set(&meta, RT_META_FORMAT, RT_META_FORMAT_NAME);
+    rt_meta_set(&meta, RT_META_FORMAT_VERSION, RT_FORMAT_VERSION);
+    rt_meta_set(&meta, RT_META_MODEL, m->src->name);
+    char buf[64];
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)m->seed);
+    rt_meta_set(&meta, RT_META_SEED, buf);
+    snprintf(buf, sizeof buf, "%lld", (long long)m->step);
+    rt_meta_set(&meta, "step", buf);
+    snprintf(buf, sizeof buf, "%d", m->epoch);
+    rt_meta_set(&meta, "epoch", buf);
+    bool ok = rt_safetensors_write(path, &m->params, &meta, &m->d);
+    rt_meta_free(&meta);
+    return ok ? true : fail(m);
+}
+
+/* Every parameter of the lowered model (weights and state) must be in the
+ * file; optimizer slots are loaded when present; tensors the model does
+ * not have are errors. */
+static bool check_loaded(mc_model *m, const TensorMap *in, const char *path)
+{
+    SrcLoc loc = {diags_intern_file(&m->d, path), 0, 0};
+    const Graph *pg = mc_param_graph(m);
+    for (int i = 0; i < in->n; i++)
+        if (!ir_find_param((Graph *)pg, in->names[i]) && !ir_find_param(m->src, in->names[i]))
+            diag_error(&m->d, loc, "tensor '%s' is not a parameter of model '%s'", in->names[i],
+                       m->src->name);
+    for (int i = 0; i < m->src->nnodes; i++) {
+        const Node *p = m->src->nodes[i];
+        if (p->op == OP_PARAM && !rt_map_get(in, p->a.name))
+            diag_error(&m->d, loc, "parameter '%s' is missing", p->a.name);
+    }
+    return m->d.nerrors == 0;
+}
+
+bool mc_load(mc_model *m, const char *path, const char *only, bool strict)
+{
+    TensorMap in;
+    Metadata meta;
+    rt_map_init(&in);
+    rt_meta_init(&meta);
+    bool ok = rt_safetensors_read(path, &in, &meta, &m->d);
+    const Graph *pg = mc_param_graph(m);
+    if (ok && !only && strict)
+        ok = check_loaded(m, &in, path);
+    for (int i = 0; ok && i < in.n; i++) {
+        const char *name = in.names[i];
+        if ((only && !ir_glob_match(only, name)) ||
+            (!ir_find_param((Graph *)pg, name) && !ir_find_param(m->src, name)))
+            continue; /* not asked for, or not part of this model */
+        Tensor *cur = rt_map_get(&m->params, name);
+        if (cur && (!rt_tensor_same_shape(cur, in.t[i]) || cur->dt != in.t[i]->dt)) {
+            char a[96], b[96];
+            diag_error(&m->d, (SrcLoc){diags_intern_file(&m->d, path), 0, 0},
+                       "tensor '%s' is %s, the model expects %s", name,
+                       rt_tensor_type_str(in.t[i], a, sizeof a), rt_tensor_type_str(cur, b, sizeof b));
+            ok = false;
+            break;
+        }
+        char *own = xstrdup(name); /* rt_map_take frees the map's copy */
+        rt_map_put(&m->params, own, rt_map_take(&in, own));
+        free(own);
+        i--; /* rt_map_take removed entry i */
+    }
+    if (ok && !only) {
+        const char *s = rt_meta_get(&meta, "step");
+        const char *e = rt_meta_get(&meta, "epoch");
+        m->step = s ? strtoll(s, NULL, 10) : 0;
+        m->epoch = e ? atoi(e) : 0;
+    }
+    rt_map_free(&in);
+    rt_meta_free(&meta);
+    drop_workspaces(m);
+    return ok ? true : fail(m);
+}

@@ -1,0 +1,50 @@
+/* The model handle behind include/modelc.h, shared with the command-line
+ * driver (which needs the compiled graphs for printing and statistics). */
+#ifndef MODELC_API_INTERNAL_H
+#define MODELC_API_INTERNAL_H
+
+#include <stdarg.h>
+
+#include "frontend/frontend.h"
+#include "ir/ir.h"
+#include "ir/timer.h"
+#include "modelc.h"
+#include "runtime/runtime.h"
+
+#define MC_MAX_METRICS 16
+#define MC_NWS 2 /* cached workspaces per graph: the full and the last partial batch */
+
+struct JitModule;
+struct JitWorkspace;
+
+struct mc_model {
+    mc_options opt;
+    Diags d;
+    char *err;
+    Timer *timer;
+    Graph *src;    /* the lowered model */
+    Graph *gtrain; /* train mode: loss, metrics, updates */
+    Graph *geval;  /* inference mode: loss, metrics, outputs */
+    TensorMap params; /* weights, state and optimizer slots by name */
+    TensorMap batch;  /* staged inputs of the current batch */
+    Tensor *lr;
+    uint64_t seed;
+    int64_t step;
+    int epoch;
+    int loss_out, eval_loss_out;
+    int nmetrics;
+    int metric_out[MC_MAX_METRICS];       /* in geval->outs */
+    int train_metric_out[MC_MAX_METRICS]; /* in gtrain->outs */
+    struct JitModule *jtrain, *jeval;
+    struct JitWorkspace *wtrain[MC_NWS], *weval[MC_NWS], *cur_ws;
+};
+
+/* mc_compile with compile-stage timing into timer (may be NULL). */
+mc_model *mc_compile_ex(const char *path, const mc_options *o, Timer *timer);
+const Graph *mc_param_graph(const mc_model *m);
+/* mc_train_step that also returns the batch's metrics (pre-update, train mode). */
+bool mc_train_step_ex(mc_model *m, const mc_tensor *batch, int nbatch, double lr, double *loss,
+                      double *metrics);
+void mc_set_error(mc_model *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

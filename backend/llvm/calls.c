@@ -1,0 +1,100 @@
+/* Kernels that call the runtime: matmul as one GEMM with the transposes
+ * passed as BLAS flags, convolution and its adjoints (im2col/col2im +
+ * GEMM), pooling and its adjoints (runtime/kernels.h). */
+#include "cg.h"
+
+#include <string.h>
+
+static LLVMValueRef operand(Cg *c, const Node *v, int i)
+{
+    return cg_buf(c, c->plan->node_slot[v->in[i]->id]);
+}
+
+static const char *typed(DType t, const char *base, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s_%s", base, t == DT_F64 ? "f64" : "f32");
+    return buf;
+}
+
+void cg_matmul(Cg *c, const Step *st)
+{
+    Node *v = st->node, *a = v->in[0];
+    bool ta = v->a.ta, tb = v->a.tb;
+    Mono m = mono_dim(v->shape.d[0]), n = mono_dim(v->shape.d[1]);
+    Mono k = mono_dim(a->shape.d[ta ? 0 : 1]);
+    LLVMTypeRef ft = cg_type(c, v->dt);
+    LLVMTypeRef pt[10] = {c->i32, c->i32, c->i64, c->i64, c->i64, ft, c->ptr, c->ptr, ft, c->ptr};
+    LLVMValueRef args[10] = {LLVMConstInt(c->i32, ta, 0), LLVMConstInt(c->i32, tb, 0), cg_mono(c, m),
+                             cg_mono(c, n),  cg_mono(c, k), cg_fconst(c, v->dt, 1),
+                             operand(c, v, 0), operand(c, v, 1), cg_fconst(c, v->dt, 0),
+                             cg_buf(c, st->out)};
+    char name[32];
+    cg_call(c, typed(v->dt, "rt_gemm", name, sizeof name), c->vd, pt, 10, args);
+}
+
+/* An alloca'd array of i64 geometry fields. */
+static LLVMValueRef geom(Cg *c, LLVMValueRef *vals, int n)
+{
+    LLVMTypeRef at = LLVMArrayType2(c->i64, (uint64_t)n);
+    LLVMValueRef p = cg_alloca(c, at, "geom");
+    for (int i = 0; i < n; i++) {
+        LLVMValueRef idx = cg_i64(c, i);
+        LLVMValueRef fp = LLVMBuildInBoundsGEP2(c->b, c->i64, p, &idx, 1, "");
+        LLVMBuildStore(c->b, vals[i], fp);
+    }
+    return p;
+}
+
+void cg_conv(Cg *c, const Step *st)
+{
+    Node *v = st->node;
+    const Shape *x = v->op == OP_CONV2D_GRAD_INPUT ? &v->shape : &v->in[0]->shape;
+    const Shape *k = v->op == OP_CONV2D_GRAD_KERNEL ? &v->shape : &v->in[1]->shape;
+    const Shape *y = v->op == OP_CONV2D              ? &v->shape
+                     : v->op == OP_CONV2D_GRAD_INPUT ? &v->in[0]->shape
+                                                     : &v->in[1]->shape;
+    int64_t f[RT_CONV_GEOM_FIELDS] = {0,        x->d[1],        x->d[2],        x->d[3],
+                                      k->d[0],  k->d[1],        k->d[3],        y->d[1],
+                                      y->d[2],  v->a.stride[0], v->a.stride[1], v->a.pad[0],
+                                      v->a.pad[2], plan_conv_chunk(v)};
+    LLVMValueRef vals[RT_CONV_GEOM_FIELDS];
+    vals[0] = cg_mono(c, mono_dim(x->d[0]));
+    for (int i = 1; i < RT_CONV_GEOM_FIELDS; i++)
+        vals[i] = cg_i64(c, f[i]);
+    LLVMValueRef g = geom(c, vals, RT_CONV_GEOM_FIELDS);
+    LLVMValueRef scratch = st->scratch >= 0 ? cg_buf(c, st->scratch) : LLVMConstNull(c->ptr);
+    LLVMTypeRef pt[5] = {c->ptr, c->ptr, c->ptr, c->ptr, c->ptr};
+    LLVMValueRef args[5] = {g, operand(c, v, 0), operand(c, v, 1), cg_buf(c, st->out), scratch};
+    const char *base = v->op == OP_CONV2D              ? "rt_conv2d"
+                       : v->op == OP_CONV2D_GRAD_INPUT ? "rt_conv2d_grad_input"
+                                                       : "rt_conv2d_grad_kernel";
+    char name[48];
+    cg_call(c, typed(v->dt, base, name, sizeof name), c->vd, pt, 5, args);
+}
+
+void cg_pool(Cg *c, const Step *st)
+{
+    Node *v = st->node;
+    bool grad = v->op == OP_MAX_POOL2D_GRAD || v->op == OP_AVG_POOL2D_GRAD;
+    const Shape *x = grad ? &v->shape : &v->in[0]->shape;
+    const Shape *y = !grad ? &v->shape : v->op == OP_MAX_POOL2D_GRAD ? &v->in[1]->shape : &v->in[0]->shape;
+    int64_t f[RT_POOL_GEOM_FIELDS] = {0,       x->d[1], x->d[2], x->d[3], v->a.window[0], v->a.window[1],
+                                      y->d[1], y->d[2], v->a.stride[0], v->a.stride[1], v->a.pad[0],
+                                      v->a.pad[2]};
+    LLVMValueRef vals[RT_POOL_GEOM_FIELDS];
+    vals[0] = cg_mono(c, mono_dim(x->d[0]));
+    for (int i = 1; i < RT_POOL_GEOM_FIELDS; i++)
+        vals[i] = cg_i64(c, f[i]);
+    LLVMValueRef args[4] = {geom(c, vals, RT_POOL_GEOM_FIELDS), NULL, NULL, NULL};
+    int na = 1;
+    for (int i = 0; i < v->nin; i++)
+        args[na++] = operand(c, v, i);
+    args[na++] = cg_buf(c, st->out);
+    LLVMTypeRef pt[4] = {c->ptr, c->ptr, c->ptr, c->ptr};
+    const char *base = v->op == OP_MAX_POOL2D        ? "rt_max_pool2d"
+                       : v->op == OP_MAX_POOL2D_GRAD ? "rt_max_pool2d_grad"
+                       : v->op == OP_AVG_POOL2D      ? "rt_avg_pool2d"
+                                                     : "rt_avg_pool2d_grad";
+    char name[48];
+    cg_call(c, typed(v->dt, base, name, sizeof name), c->vd, pt, na, args);
+}

@@ -1,0 +1,177 @@
+/* Internal interface of the LLVM backend: symbolic sizes and the buffer
+ * and kernel plan (plan.c), the code-generation context, types, calls and
+ * kernel functions (cgutil.c), loop nests (loops.c), elementwise and
+ * data-movement kernels (elem.c), reductions and softmax (reduce.c),
+ * runtime calls (calls.c) and the module (codegen.c). Not a public
+ * header. */
+#ifndef MODELC_CG_H
+#define MODELC_CG_H
+
+#include <llvm-c/Core.h>
+
+#include "backend/llvm/jit.h"
+
+/* ---- symbolic sizes: c * N^p ---- */
+typedef struct Mono {
+    int64_t c;
+    int p;
+} Mono;
+
+Mono mono(int64_t c);
+Mono mono_dim(int64_t d); /* IR_DIM_N -> N */
+Mono mono_mul(Mono a, Mono b);
+bool mono_eq(Mono a, Mono b);
+bool mono_is(Mono a, int64_t c); /* constant c */
+Mono mono_numel(const Shape *s);
+/* Value for N = n; -1 on overflow. */
+int64_t mono_eval(Mono m, int64_t n);
+/* Row-major strides of s (elements). */
+void mono_strides(const Shape *s, Mono *st);
+
+/* ---- the plan: buffers (slots) and steps ---- */
+typedef struct Slot {
+    JitBufKind kind;
+    const char *name; /* inputs/params: the leaf's name (graph arena) */
+    DType dt;
+    Shape shape;
+    Mono elems;       /* elements (scratch: static) */
+    int first, last;  /* steps during which a temporary is live */
+    bool used;        /* inputs/params: read by some needed node */
+    SrcLoc loc;       /* inputs/params: the leaf's location */
+} Slot;
+
+/* A slice of the batch axis with a fixed range [begin:end): needs N >= end. */
+typedef struct NCheck {
+    Node *node;
+    int axis;
+    const Shape *whole; /* the sliced tensor's shape */
+} NCheck;
+
+typedef enum { STEP_KERNEL, STEP_COPY } StepKind;
+
+typedef struct Step {
+    StepKind kind;
+    Node *node;   /* KERNEL: the node computed */
+    int out;      /* destination slot */
+    int src;      /* COPY: source slot */
+    int scratch;  /* KERNEL: scratch slot, -1 if none */
+} Step;
+
+typedef struct Plan {
+    Graph *g;
+    Slot *slots;
+    int nslots, slotcap;
+    Step *steps;
+    int nsteps, stepcap;
+    int *node_slot; /* by node id; -1 for constants folded into kernels */
+    int *out_slot;  /* by output index */
+    Node *needs_n;  /* first computed node whose type contains N, or NULL */
+    NCheck *nchecks;
+    int nnchecks, nncheckcap;
+} Plan;
+
+bool plan_build(Plan *p, Graph *g, Diags *d);
+void plan_free(Plan *p);
+/* Does an elementwise kernel read constant node v inline? */
+bool plan_const_inline(const Plan *p, const Node *v);
+/* Scratch elements of a convolution kernel (0 if none). */
+int64_t plan_conv_chunk(const Node *v);
+
+/* ---- code generation context ---- */
+#define CG_MAXARGS 32
+
+typedef struct Cg {
+    LLVMContextRef cx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef b;
+    LLVMTypeRef i1, i32, i64, f32, f64, ptr, vd;
+    const Plan *plan;
+    /* the kernel being built */
+    LLVMValueRef fn, ctxp, n;
+    LLVMBasicBlockRef alloca_bb;
+    int nk;
+    int kslot[CG_MAXARGS];
+    LLVMValueRef kptr[CG_MAXARGS];
+} Cg;
+
+void cg_init(Cg *c, LLVMContextRef cx, LLVMModuleRef mod, const Plan *p);
+void cg_dispose(Cg *c);
+
+/* Types and constants. */
+LLVMTypeRef cg_type(Cg *c, DType t);
+LLVMValueRef cg_i64(Cg *c, int64_t v);
+LLVMValueRef cg_fconst(Cg *c, DType t, double v);
+LLVMValueRef cg_mono(Cg *c, Mono m);
+/* Call a function by name (declared on first use). */
+LLVMValueRef cg_call(Cg *c, const char *name, LLVMTypeRef ret, LLVMTypeRef *pt, int np,
+                     LLVMValueRef *args);
+/* Call an overloaded intrinsic ("llvm.exp") at type t. */
+LLVMValueRef cg_intrinsic(Cg *c, const char *name, LLVMTypeRef t, LLVMValueRef *args, int nargs);
+LLVMValueRef cg_alloca(Cg *c, LLVMTypeRef t, const char *name);
+LLVMValueRef cg_load(Cg *c, DType t, LLVMValueRef base, LLVMValueRef off);
+void cg_store(Cg *c, DType t, LLVMValueRef v, LLVMValueRef base, LLVMValueRef off);
+/* Convert a loaded value of type from to type to. */
+LLVMValueRef cg_convert(Cg *c, LLVMValueRef v, DType from, DType to);
+
+/* Kernel functions: `void name(ptr ctx, i64 N, ptr buf...)`, one noalias
+ * pointer per distinct slot; cg_buf gives the pointer of a slot. */
+void cg_kernel_begin(Cg *c, const char *name, const int *slots, int nslots);
+LLVMValueRef cg_buf(Cg *c, int slot);
+void cg_kernel_end(Cg *c);
+
+/* ---- loop nests (loops.c) ---- */
+/* How one buffer is addressed inside a nest: element offset at the
+ * origin plus one stride per nest dimension. A NULL base makes an index
+ * counter (the offset is the index itself). */
+typedef struct Acc {
+    LLVMValueRef base;
+    LLVMValueRef off; /* i64; NULL = 0 */
+    Mono stride[IR_MAXRANK];
+} Acc;
+
+typedef void (*NestBody)(Cg *c, void *ud, LLVMValueRef *offs);
+
+/* Loops over dims (row-major, last innermost), dropping unit dimensions
+ * and merging dimensions that are contiguous for every access; body gets
+ * each access's element offset. */
+void cg_nest(Cg *c, int rank, const Mono *dims, int nacc, const Acc *acc, NestBody body, void *ud);
+
+typedef struct Loop {
+    LLVMBasicBlockRef body, exit;
+    LLVMValueRef iv, phi_from;
+    LLVMValueRef count;
+} Loop;
+/* for (iv = 0; iv < count; iv++): guarded, rotated. */
+LLVMValueRef cg_loop_begin(Cg *c, Loop *l, LLVMValueRef count, const char *name);
+void cg_loop_end(Cg *c, Loop *l);
+
+/* Strides of operand shape s broadcast (NumPy, right-aligned) to out. */
+void cg_bcast_strides(const Shape *s, const Shape *out, Mono *st);
+
+/* ---- kernel emitters ---- */
+void cg_elementwise(Cg *c, const Step *st);     /* elem.c: unary/binary/select/broadcast/fused */
+void cg_fill(Cg *c, const Step *st);            /* const materialisation */
+void cg_transpose(Cg *c, const Step *st);
+void cg_slice(Cg *c, const Step *st);
+void cg_slice_grad(Cg *c, const Step *st);
+void cg_concat(Cg *c, const Step *st);
+void cg_one_hot(Cg *c, const Step *st);
+void cg_dropout_mask(Cg *c, const Step *st);
+void cg_reduce(Cg *c, const Step *st);          /* reduce.c */
+void cg_argmax(Cg *c, const Step *st);
+void cg_softmax(Cg *c, const Step *st);
+void cg_matmul(Cg *c, const Step *st);          /* calls.c */
+void cg_conv(Cg *c, const Step *st);
+void cg_pool(Cg *c, const Step *st);
+/* a p b, or a is NaN (the NaN-propagating max/min rule of docs/ops.md). */
+LLVMValueRef cg_gt_or_nan(Cg *c, LLVMRealPredicate p, LLVMValueRef a, LLVMValueRef b);
+/* One scalar op on loaded operand values (elem.c). */
+LLVMValueRef cg_scalar_op(Cg *c, const Node *v, LLVMValueRef *in);
+
+/* ---- the module (codegen.c) ---- */
+/* Build the whole module (kernels + entry "entry") for a plan. */
+LLVMModuleRef cg_build_module(LLVMContextRef cx, const Plan *p, Diags *d);
+/* Slots a step's kernel reads or writes, output first; returns count. */
+int cg_step_slots(const Plan *p, const Step *st, int *slots);
+
+#endif

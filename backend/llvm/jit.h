@@ -1,0 +1,131 @@
+/* The LLVM backend: compiles a graph (after specialize/autodiff/simplify,
+ * optionally fused) to native code with LLVM 19's ORC JIT, tuned to the
+ * host CPU, with GEMM and convolution going to OpenBLAS.
+ *
+ * Compiled form. One LLVM function per kernel (a non-leaf node or a fused
+ * group) and one entry function
+ *
+ *     void entry(RtCtx *ctx, int64_t n, void **bufs)
+ *
+ * that runs every kernel in graph order for batch size N = n. `bufs` is
+ * the buffer table: one pointer per buffer of the module. Buffers are
+ *   - inputs and parameters (bound by the caller, never allocated here),
+ *   - temporaries (intermediate values and kernel scratch), laid out in
+ *     one workspace per batch size; temporaries whose lifetimes do not
+ *     overlap share memory.
+ * A reshape aliases its operand's buffer; scalar constants are folded
+ * into the kernels that read them.
+ *
+ * Updates. An OUT_UPDATE output writes the new value into its target
+ * parameter's buffer during the step: in place, by the kernel computing
+ * it, when every other reader of the parameter runs before that kernel
+ * (elementwise kernels may read and write the same element); otherwise
+ * into a temporary copied to the parameter after all kernels ran. After a
+ * step the parameter's buffer holds the updated value and an output
+ * reading the old parameter value gets a copy taken at the start.
+ *
+ * Training use: compile once, create one workspace per batch size
+ * (be_jit_workspace_new, allocated once and reused), bind parameters and
+ * optimizer slots once (persistent tensors updated in place), bind the
+ * inputs of each batch (or copy into bound tensors), call be_jit_step.
+ *
+ * Numerics: sums reduced in registers (reduce_sum/mean over the innermost
+ * axis, softmax denominators) carry the `reassoc` fast-math flag so they
+ * vectorize; their summation order differs from a sequential loop by
+ * rounding only. Everything else keeps IEEE semantics. */
+#ifndef MODELC_JIT_H
+#define MODELC_JIT_H
+
+#include "backend/interp/interp.h"
+#include "ir/ir.h"
+#include "ir/timer.h"
+#include "runtime/kernels.h"
+#include "runtime/runtime.h"
+
+typedef struct JitOpts {
+    int opt_level;    /* 0 or 2 (default 2) */
+    bool fast_isel;   /* codegen at CodeGenLevelNone: ~3x faster codegen, slower code */
+    bool time_passes; /* time IR build, optimisation, JIT codegen */
+    int threads;      /* BLAS threads for be_jit_run; 0 = number of cores */
+    Timer *timer;     /* with time_passes: phases are added here; NULL prints to stderr */
+} JitOpts;
+
+void be_jit_opts_default(JitOpts *o);
+
+typedef struct JitModule JitModule;
+
+/* Compile g. User-level problems (an op that cannot be compiled, e.g. an
+ * unspecialised phase node) are diagnostics; NULL on error. g is not
+ * kept: the module holds everything it needs. */
+JitModule *be_jit_compile(Graph *g, const JitOpts *o, Diags *d);
+
+/* Same contract as be_interp_run (backend/interp/interp.h): params and
+ * inputs by name, N from the inputs, outs[i] new tensors for g->outs[i].
+ * The caller's parameter tensors are never modified. */
+bool be_jit_run(JitModule *m, const TensorMap *params, const TensorMap *inputs, const RunOpts *o,
+                Tensor **outs, Diags *d);
+void be_jit_free(JitModule *m);
+
+/* The module's LLVM IR as text (malloc'd), before or after optimisation. */
+char *be_jit_llvm_ir(Graph *g, const JitOpts *o, bool optimized, Diags *d);
+
+/* ---- the lower-level interface (training loops, benchmarks) ---- */
+
+typedef void (*JitEntryFn)(RtCtx *ctx, int64_t n, void **bufs);
+
+typedef enum { JIT_BUF_INPUT, JIT_BUF_PARAM, JIT_BUF_TEMP } JitBufKind;
+
+typedef struct JitBufInfo {
+    JitBufKind kind;
+    const char *name; /* inputs and parameters; NULL for temporaries */
+    DType dt;
+    Shape shape;      /* may contain N */
+    bool used;        /* inputs/params: needed by the outputs (else may stay unbound) */
+    SrcLoc loc;       /* inputs/params: where the leaf was declared */
+} JitBufInfo;
+
+int be_jit_nbufs(const JitModule *m);
+const JitBufInfo *be_jit_buf(const JitModule *m, int i);
+/* Index of the input or parameter buffer with that name, -1 if none. */
+int be_jit_find_buf(const JitModule *m, JitBufKind kind, const char *name);
+/* Outputs in g->outs order: kind, name, dtype, shape, and the buffer that
+ * holds the value after a step (for OUT_UPDATE: the target parameter). */
+int be_jit_nouts(const JitModule *m);
+const Output *be_jit_out(const JitModule *m, int i); /* val/target are NULL */
+DType be_jit_out_dtype(const JitModule *m, int i);
+const Shape *be_jit_out_shape(const JitModule *m, int i);
+int be_jit_out_buf(const JitModule *m, int i);
+JitEntryFn be_jit_entry(const JitModule *m);
+const JitOpts *be_jit_opts(const JitModule *m);
+/* Compile-phase times in ms when time_passes was on (else empty). */
+const Timer *be_jit_timer(const JitModule *m);
+
+typedef struct JitWorkspace JitWorkspace;
+
+/* Buffer table and temporaries for batch size n (n >= 0). NULL with a
+ * diagnostic when the sizes overflow or memory runs out. */
+JitWorkspace *be_jit_workspace_new(const JitModule *m, int64_t n, Diags *d);
+/* Batch-size requirements of the graph for N = n (n < 0: N unbound):
+ * some node needs N, a fixed slice of the batch axis is out of range.
+ * be_jit_workspace_new checks them too. */
+bool be_jit_check_n(const JitModule *m, int64_t n, Diags *d);
+void be_jit_workspace_free(JitWorkspace *w);
+int64_t be_jit_workspace_n(const JitWorkspace *w);
+const JitModule *be_jit_workspace_module(const JitWorkspace *w);
+int64_t be_jit_workspace_bytes(const JitWorkspace *w); /* temporaries only */
+/* Bind buffer i (an input or parameter) to t's data; t must match the
+ * buffer's dtype and shape with N = n, and outlive its use. */
+bool be_jit_bind(JitWorkspace *w, int i, Tensor *t, Diags *d);
+/* Bind raw memory of the right size (no checks). */
+void be_jit_bind_data(JitWorkspace *w, int i, void *data);
+/* True when every used input and parameter buffer is bound; else a
+ * diagnostic naming the first missing one. */
+bool be_jit_ready(const JitWorkspace *w, Diags *d);
+/* Run one step: entry(ctx, n, bufs). Applies ctx->threads to OpenBLAS. */
+void be_jit_step(JitWorkspace *w, RtCtx *ctx);
+/* Output i's data after a step (valid until the next step). */
+void *be_jit_out_data(const JitWorkspace *w, int i);
+/* Number of elements of output i for this workspace's n. */
+int64_t be_jit_out_numel(const JitWorkspace *w, int i);
+
+#endif

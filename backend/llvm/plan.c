@@ -1,0 +1,413 @@
+/* The buffer and kernel plan of a graph: which nodes become kernels, which
+ * share a buffer (reshape aliases, in-place updates), which constants are
+ * folded into kernels, where updates and snapshots copy, and the live
+ * range of every temporary (the workspace layout is computed from these
+ * per batch size, see jit.c). */
+#include "cg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+Mono mono(int64_t c)
+{
+    Mono m = {c, 0};
+    return m;
+}
+
+Mono mono_dim(int64_t d)
+{
+    Mono m = {d == IR_DIM_N ? 1 : d, d == IR_DIM_N ? 1 : 0};
+    return m;
+}
+
+Mono mono_mul(Mono a, Mono b)
+{
+    Mono m = {a.c * b.c, a.p + b.p};
+    if (m.c == 0)
+        m.p = 0;
+    return m;
+}
+
+bool mono_eq(Mono a, Mono b)
+{
+    return a.c == b.c && (a.c == 0 || a.p == b.p);
+}
+
+bool mono_is(Mono a, int64_t c)
+{
+    return a.c == c && (c == 0 || a.p == 0);
+}
+
+Mono mono_numel(const Shape *s)
+{
+    Mono m = mono(1);
+    for (int k = 0; k < s->rank; k++)
+        m = mono_mul(m, mono_dim(s->d[k]));
+    return m;
+}
+
+int64_t mono_eval(Mono m, int64_t n)
+{
+    int64_t v = m.c;
+    for (int i = 0; i < m.p; i++)
+        if (mul_overflow_i64(v, n, &v))
+            return -1;
+    return v;
+}
+
+void mono_strides(const Shape *s, Mono *st)
+{
+    Mono acc = mono(1);
+    for (int k = s->rank - 1; k >= 0; k--) {
+        st[k] = acc;
+        acc = mono_mul(acc, mono_dim(s->d[k]));
+    }
+}
+
+/* ---- checks ---- */
+
+static bool body_op_ok(Op op)
+{
+    return ir_op_is_elementwise(op) || op == OP_BROADCAST || op == OP_CONST || op == OP_INPUT;
+}
+
+static bool check_node(Node *v, Diags *d)
+{
+    if (v->op == OP_PHASE) {
+        diag_error(d, v->loc, "phase node '%s' reached code generation: specialize the graph first",
+                   v->a.name ? v->a.name : "?");
+        return false;
+    }
+    if (v->op == OP_FUSED) {
+        if (!v->sub || v->sub->nouts < 1) {
+            diag_error(d, v->loc, "fused node without a body");
+            return false;
+        }
+        for (int i = 0; i < v->sub->nnodes; i++) {
+            Node *b = v->sub->nodes[i];
+            b->id = i;
+            if (!body_op_ok(b->op)) {
+                diag_error(d, v->loc, "fused body contains %s, which is not elementwise",
+                           ir_ops[b->op].name);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+/* ---- helpers ---- */
+
+static Node *root_node(Node *v)
+{
+    while (v->op == OP_RESHAPE)
+        v = v->in[0];
+    return v;
+}
+
+static bool reads_inline_consts(const Node *v)
+{
+    return ir_ops[v->op].cls == OPC_UNARY || ir_ops[v->op].cls == OPC_BINARY ||
+           v->op == OP_SELECT || v->op == OP_BROADCAST || v->op == OP_FUSED;
+}
+
+bool plan_const_inline(const Plan *p, const Node *v)
+{
+    return v->op == OP_CONST && p->node_slot[v->id] < 0;
+}
+
+static int add_slot(Plan *p, JitBufKind kind, const char *name, DType dt, Shape shape, Mono elems)
+{
+    Slot s = {kind, name, dt, shape, elems, -1, -1, true, {NULL, 0, 0}};
+    VEC_PUSH(p->slots, p->nslots, p->slotcap, s);
+    return p->nslots - 1;
+}
+
+static int add_step(Plan *p, StepKind kind, Node *v, int out, int src, int scratch)
+{
+    Step s = {kind, v, out, src, scratch};
+    VEC_PUSH(p->steps, p->nsteps, p->stepcap, s);
+    return p->nsteps - 1;
+}
+
+int64_t plan_conv_chunk(const Node *v)
+{
+    const Shape *x = v->op == OP_CONV2D_GRAD_INPUT ? &v->shape : &v->in[0]->shape;
+    const Shape *y = v->op == OP_CONV2D              ? &v->shape
+                     : v->op == OP_CONV2D_GRAD_INPUT ? &v->in[0]->shape
+                                                     : &v->in[1]->shape;
+    const Shape *k = v->op == OP_CONV2D_GRAD_KERNEL ? &v->shape : &v->in[1]->shape;
+    int64_t per = y->d[1] * y->d[2] * k->d[0] * k->d[1] * x->d[3];
+    int64_t chunk = ((int64_t)1 << 21) / (per > 0 ? per : 1);
+    return chunk < 1 ? 1 : chunk;
+}
+
+
+/* ---- building the plan ---- */
+
+/* Node.iaux during planning: 0 not needed by any output, 1 needed,
+ * 2 a constant that needs a buffer, 3 a parameter updated in place. */
+static void mark_needed(Graph *g)
+{
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *v = g->nodes[i];
+        v->id = i;
+        v->iaux = 0;
+    }
+    for (int i = 0; i < g->nouts; i++) {
+        g->outs[i].val->iaux = 1;
+        if (g->outs[i].target)
+            g->outs[i].target->iaux = 1;
+    }
+    for (int i = g->nnodes - 1; i >= 0; i--)
+        if (g->nodes[i]->iaux)
+            for (int j = 0; j < g->nodes[i]->nin; j++)
+                g->nodes[i]->in[j]->iaux = 1;
+}
+
+/* A constant is folded into its readers unless some reader needs it in
+ * memory (or it is an output). */
+static bool const_needs_buffer(Graph *g, Node *c)
+{
+    for (int i = 0; i < g->nouts; i++)
+        if (g->outs[i].val == c)
+            return true;
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *v = g->nodes[i];
+        if (!v->iaux || reads_inline_consts(v))
+            continue;
+        for (int j = 0; j < v->nin; j++)
+            if (v->in[j] == c)
+                return true;
+    }
+    return false;
+}
+
+static bool is_kernel(Node *v)
+{
+    return v->iaux && v->op != OP_INPUT && v->op != OP_PARAM && v->op != OP_RESHAPE &&
+           (v->op != OP_CONST || v->iaux == 2);
+}
+
+static int64_t conv_scratch(const Node *v)
+{
+    if (v->op != OP_CONV2D && v->op != OP_CONV2D_GRAD_INPUT && v->op != OP_CONV2D_GRAD_KERNEL)
+        return 0;
+    const Shape *x = v->op == OP_CONV2D_GRAD_INPUT ? &v->shape : &v->in[0]->shape;
+    const Shape *k = v->op == OP_CONV2D_GRAD_KERNEL ? &v->shape : &v->in[1]->shape;
+    const Shape *y = v->op == OP_CONV2D              ? &v->shape
+                     : v->op == OP_CONV2D_GRAD_INPUT ? &v->in[0]->shape
+                                                     : &v->in[1]->shape;
+    RtConvGeom cg = {0, x->d[1], x->d[2], x->d[3], k->d[0], k->d[1], k->d[3], y->d[1], y->d[2],
+                     v->a.stride[0], v->a.stride[1], v->a.pad[0], v->a.pad[2], plan_conv_chunk(v)};
+    return rt_conv_scratch(&cg);
+}
+
+/* Would the kernel of u, at kernel position ku, be the last reader of
+ * parameter leaf p and read it only element-for-element? */
+static bool can_update_in_place(Graph *g, Node *u, Node *p, const int *kpos)
+{
+    if (!is_kernel(u) || u->op == OP_CONST || p->iaux == 3)
+        return false;
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *v = g->nodes[i];
+        if (!v->iaux || v->op == OP_RESHAPE)
+            continue;
+        for (int j = 0; j < v->nin; j++) {
+            if (root_node(v->in[j]) != p)
+                continue;
+            if (kpos[v->id] < kpos[u->id])
+                continue;
+            if (v != u || !reads_inline_consts(u))
+                return false;
+            if (!mono_eq(mono_numel(&v->in[j]->shape), mono_numel(&u->shape)))
+                return false;
+        }
+    }
+    return true;
+}
+
+static void live_read(Plan *p, int slot, int step)
+{
+    Slot *s = &p->slots[slot];
+    if (s->kind == JIT_BUF_TEMP && step > s->last)
+        s->last = step;
+}
+
+static void live_write(Plan *p, int slot, int step)
+{
+    Slot *s = &p->slots[slot];
+    if (s->kind == JIT_BUF_TEMP && (s->first < 0 || step < s->first))
+        s->first = step;
+    live_read(p, slot, step);
+}
+
+static void compute_live_ranges(Plan *p)
+{
+    for (int i = 0; i < p->nsteps; i++) {
+        Step *st = &p->steps[i];
+        live_write(p, st->out, i);
+        if (st->kind == STEP_COPY) {
+            live_read(p, st->src, i);
+            continue;
+        }
+        if (st->scratch >= 0)
+            live_write(p, st->scratch, i);
+        for (int j = 0; j < st->node->nin; j++) {
+            int s = p->node_slot[st->node->in[j]->id];
+            if (s >= 0)
+                live_read(p, s, i);
+        }
+    }
+    for (int i = 0; i < p->g->nouts; i++)
+        live_read(p, p->out_slot[i], p->nsteps);
+}
+
+static void add_ncheck(Plan *p, Node *v, const Shape *whole)
+{
+    for (int k = 0; k < whole->rank; k++)
+        if (whole->d[k] == IR_DIM_N && v->a.end[k] != INT64_MAX) {
+            NCheck c = {v, k, whole};
+            VEC_PUSH(p->nchecks, p->nnchecks, p->nncheckcap, c);
+        }
+}
+
+static void find_n_requirements(Plan *p)
+{
+    Graph *g = p->g;
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *v = g->nodes[i];
+        if (!v->iaux || v->op == OP_INPUT || v->op == OP_PARAM)
+            continue;
+        if (!p->needs_n && ir_shape_has_n(&v->shape))
+            p->needs_n = v;
+        if (v->op == OP_SLICE)
+            add_ncheck(p, v, &v->in[0]->shape);
+        else if (v->op == OP_SLICE_GRAD)
+            add_ncheck(p, v, &v->shape);
+    }
+}
+
+bool plan_build(Plan *p, Graph *g, Diags *d)
+{
+    memset(p, 0, sizeof *p);
+    p->g = g;
+    int nn = g->nnodes;
+    mark_needed(g);
+    for (int i = 0; i < nn; i++)
+        if (g->nodes[i]->iaux && !check_node(g->nodes[i], d))
+            return false;
+    for (int i = 0; i < nn; i++)
+        if (g->nodes[i]->iaux && g->nodes[i]->op == OP_CONST && const_needs_buffer(g, g->nodes[i]))
+            g->nodes[i]->iaux = 2;
+
+    /* kernel order positions */
+    int *kpos = xmalloc((size_t)(nn + 1) * sizeof(int));
+    int nk = 0;
+    for (int i = 0; i < nn; i++)
+        kpos[i] = is_kernel(g->nodes[i]) ? nk++ : -1;
+
+    /* updates: in place (iaux 3 on the parameter) or copied at the end */
+    Node **inplace = xcalloc((size_t)nn + 1, sizeof(Node *)); /* by value id: target */
+    for (int i = 0; i < g->nouts; i++) {
+        Output *o = &g->outs[i];
+        if (o->kind != OUT_UPDATE || o->val == o->target)
+            continue;
+        if (!o->target || o->target->op != OP_PARAM)
+            ICE("update output '%s' without a parameter target", o->name);
+        if (!inplace[o->val->id] && can_update_in_place(g, o->val, o->target, kpos)) {
+            inplace[o->val->id] = o->target;
+            o->target->iaux = 3;
+        }
+    }
+
+    /* slots */
+    p->node_slot = xmalloc((size_t)(nn + 1) * sizeof(int));
+    for (int i = 0; i < nn; i++) {
+        Node *v = g->nodes[i];
+        p->node_slot[i] = -1;
+        if (v->op != OP_INPUT && v->op != OP_PARAM)
+            continue;
+        p->node_slot[i] = add_slot(p, v->op == OP_INPUT ? JIT_BUF_INPUT : JIT_BUF_PARAM, v->a.name,
+                                   v->dt, v->shape, mono_numel(&v->shape));
+        p->slots[p->node_slot[i]].used = v->iaux != 0;
+        p->slots[p->node_slot[i]].loc = v->loc;
+    }
+    for (int i = 0; i < nn; i++) {
+        Node *v = g->nodes[i];
+        if (v->op == OP_RESHAPE && v->iaux)
+            p->node_slot[i] = p->node_slot[v->in[0]->id];
+        else if (inplace[i])
+            p->node_slot[i] = p->node_slot[inplace[i]->id];
+        else if (is_kernel(v))
+            p->node_slot[i] = add_slot(p, JIT_BUF_TEMP, NULL, v->dt, v->shape, mono_numel(&v->shape));
+    }
+
+    /* snapshots of parameters that are read after being updated */
+    int *snap = xmalloc((size_t)(nn + 1) * sizeof(int));
+    for (int i = 0; i < nn; i++)
+        snap[i] = -1;
+    p->out_slot = xmalloc((size_t)(g->nouts + 1) * sizeof(int));
+    for (int i = 0; i < g->nouts; i++) {
+        Output *o = &g->outs[i];
+        Node *r = root_node(o->val);
+        int slot = p->node_slot[o->val->id];
+        bool written = r->op == OP_PARAM && r->iaux == 3;
+        for (int j = 0; j < g->nouts && !written; j++)
+            written = g->outs[j].kind == OUT_UPDATE && g->outs[j].target == r &&
+                      g->outs[j].val != r && r->op == OP_PARAM;
+        if (o->kind == OUT_UPDATE && o->target == r)
+            written = false;
+        if (written) {
+            if (snap[r->id] < 0) {
+                snap[r->id] = add_slot(p, JIT_BUF_TEMP, NULL, r->dt, r->shape, mono_numel(&r->shape));
+                add_step(p, STEP_COPY, NULL, snap[r->id], p->node_slot[r->id], -1);
+            }
+            slot = snap[r->id];
+        }
+        p->out_slot[i] = slot;
+    }
+    for (int i = 0; i < g->nouts; i++)
+        if (g->outs[i].kind == OUT_UPDATE) {
+            p->out_slot[i] = p->node_slot[g->outs[i].target->id];
+        }
+
+    /* kernels in graph order */
+    for (int i = 0; i < nn; i++) {
+        Node *v = g->nodes[i];
+        if (!is_kernel(v))
+            continue;
+        int64_t sc = conv_scratch(v);
+        int scratch = sc > 0 ? add_slot(p, JIT_BUF_TEMP, NULL, v->dt, ir_shape1(sc), mono(sc)) : -1;
+        add_step(p, STEP_KERNEL, v, p->node_slot[i], -1, scratch);
+    }
+
+    /* updates that could not be done in place, after every kernel */
+    for (int i = 0; i < g->nouts; i++) {
+        Output *o = &g->outs[i];
+        if (o->kind != OUT_UPDATE || o->val == o->target || inplace[o->val->id] == o->target)
+            continue;
+        Node *r = root_node(o->val);
+        int src = snap[r->id] >= 0 ? snap[r->id] : p->node_slot[o->val->id];
+        MC_ASSERT(src >= 0);
+        add_step(p, STEP_COPY, NULL, p->node_slot[o->target->id], src, -1);
+    }
+    /* the value-of-update outputs of non-update kinds keep their value
+     * slot; an update output's slot is its target (set above) */
+    compute_live_ranges(p);
+    find_n_requirements(p);
+    free(kpos);
+    free(inplace);
+    free(snap);
+    return true;
+}
+
+void plan_free(Plan *p)
+{
+    free(p->slots);
+    free(p->steps);
+    free(p->node_slot);
+    free(p->out_slot);
+    free(p->nchecks);
+    memset(p, 0, sizeof *p);
+}

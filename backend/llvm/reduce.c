@@ -1,0 +1,332 @@
+/* Reductions (sum, mean, max over any axes; argmax) and softmax /
+ * log_softmax. When the innermost axis is reduced, each output element
+ * accumulates in a register (sums with `reassoc`, so they vectorize);
+ * otherwise the input is walked in memory order and accumulated into the
+ * output, which keeps the innermost loop contiguous. */
+#include "cg.h"
+
+#include <math.h>
+#include <string.h>
+
+static LLVMValueRef reassoc(LLVMValueRef inst)
+{
+    LLVMSetFastMathFlags(inst, LLVMFastMathAllowReassoc);
+    return inst;
+}
+
+static LLVMValueRef combine(Cg *c, Op op, LLVMValueRef acc, LLVMValueRef x, bool in_register)
+{
+    if (op == OP_REDUCE_MAX)
+        return LLVMBuildSelect(c->b, cg_gt_or_nan(c, LLVMRealOGT, x, acc), x, acc, "");
+    LLVMValueRef s = LLVMBuildFAdd(c->b, acc, x, "");
+    return in_register ? reassoc(s) : s;
+}
+
+typedef struct Red {
+    Node *v;
+    DType dt;
+    LLVMValueRef x, out, acc; /* acc: the register accumulator (alloca) */
+    Mono dims_r[IR_MAXRANK], xs_r[IR_MAXRANK];
+    int nr;
+    LLVMValueRef count; /* mean: divisor */
+} Red;
+
+static double init_value(Op op)
+{
+    return op == OP_REDUCE_MAX ? -INFINITY : 0.0;
+}
+
+static void acc_body(Cg *c, void *ud, LLVMValueRef *offs)
+{
+    Red *r = ud;
+    LLVMTypeRef t = cg_type(c, r->dt);
+    LLVMValueRef a = LLVMBuildLoad2(c->b, t, r->acc, "");
+    LLVMValueRef x = cg_load(c, r->dt, r->x, offs[0]);
+    LLVMBuildStore(c->b, combine(c, r->v->op, a, x, true), r->acc);
+}
+
+static LLVMValueRef finish(Cg *c, Red *r, LLVMValueRef a)
+{
+    if (r->v->op != OP_REDUCE_MEAN)
+        return a;
+    return LLVMBuildFDiv(c->b, a, LLVMBuildSIToFP(c->b, r->count, cg_type(c, r->dt), ""), "");
+}
+
+/* One output element: accumulate over the reduced dims in a register. */
+static void inner_body(Cg *c, void *ud, LLVMValueRef *offs)
+{
+    Red *r = ud;
+    LLVMBuildStore(c->b, cg_fconst(c, r->dt, init_value(r->v->op)), r->acc);
+    Acc a;
+    memset(&a, 0, sizeof a);
+    a.base = r->x;
+    a.off = offs[0];
+    memcpy(a.stride, r->xs_r, sizeof r->xs_r);
+    cg_nest(c, r->nr, r->dims_r, 1, &a, acc_body, r);
+    LLVMValueRef v = LLVMBuildLoad2(c->b, cg_type(c, r->dt), r->acc, "");
+    cg_store(c, r->dt, finish(c, r, v), r->out, offs[1]);
+}
+
+static void mem_body(Cg *c, void *ud, LLVMValueRef *offs)
+{
+    Red *r = ud;
+    LLVMValueRef o = cg_load(c, r->dt, r->out, offs[1]);
+    LLVMValueRef x = cg_load(c, r->dt, r->x, offs[0]);
+    cg_store(c, r->dt, combine(c, r->v->op, o, x, false), r->out, offs[1]);
+}
+
+static void mean_body(Cg *c, void *ud, LLVMValueRef *offs)
+{
+    Red *r = ud;
+    cg_store(c, r->dt, finish(c, r, cg_load(c, r->dt, r->out, offs[0])), r->out, offs[0]);
+}
+
+static void fill_body(Cg *c, void *ud, LLVMValueRef *offs)
+{
+    Red *r = ud;
+    cg_store(c, r->dt, cg_fconst(c, r->dt, init_value(r->v->op)), r->out, offs[0]);
+}
+
+/* Strides of the output addressed by the input's dims (0 on reduced). */
+static void out_strides(const Shape *s, const bool *red, Mono *os)
+{
+    Mono acc = mono(1);
+    for (int k = s->rank - 1; k >= 0; k--) {
+        os[k] = red[k] ? mono(0) : acc;
+        if (!red[k])
+            acc = mono_mul(acc, mono_dim(s->d[k]));
+    }
+}
+
+static int last_nonunit(const Shape *s)
+{
+    for (int k = s->rank - 1; k >= 0; k--)
+        if (s->d[k] != 1)
+            return k;
+    return -1;
+}
+
+void cg_reduce(Cg *c, const Step *st)
+{
+    Node *v = st->node, *xn = v->in[0];
+    const Shape *s = &xn->shape;
+    bool red[IR_MAXRANK] = {0};
+    for (int i = 0; i < v->a.naxes; i++)
+        red[v->a.axes[i]] = true;
+    Red r;
+    memset(&r, 0, sizeof r);
+    r.v = v;
+    r.dt = v->dt;
+    r.x = cg_buf(c, c->plan->node_slot[xn->id]);
+    r.out = cg_buf(c, st->out);
+    Mono xs[IR_MAXRANK], os[IR_MAXRANK], count = mono(1);
+    mono_strides(s, xs);
+    out_strides(s, red, os);
+    for (int k = 0; k < s->rank; k++)
+        if (red[k])
+            count = mono_mul(count, mono_dim(s->d[k]));
+    r.count = cg_mono(c, count);
+    int last = last_nonunit(s);
+    if (last >= 0 && red[last]) {
+        Mono dk[IR_MAXRANK];
+        Acc acc[2];
+        memset(acc, 0, sizeof acc);
+        acc[0].base = r.x;
+        acc[1].base = r.out;
+        int nk = 0;
+        for (int k = 0; k < s->rank; k++) {
+            if (red[k]) {
+                r.dims_r[r.nr] = mono_dim(s->d[k]);
+                r.xs_r[r.nr++] = xs[k];
+            } else {
+                dk[nk] = mono_dim(s->d[k]);
+                acc[0].stride[nk] = xs[k];
+                acc[1].stride[nk++] = os[k];
+            }
+        }
+        r.acc = cg_alloca(c, cg_type(c, r.dt), "acc");
+        cg_nest(c, nk, dk, 2, acc, inner_body, &r);
+        return;
+    }
+    Acc o;
+    memset(&o, 0, sizeof o);
+    o.base = r.out;
+    o.stride[0] = mono(1);
+    Mono on = mono_numel(&v->shape);
+    cg_nest(c, 1, &on, 1, &o, fill_body, &r);
+    Acc acc[2];
+    memset(acc, 0, sizeof acc);
+    acc[0].base = r.x;
+    acc[1].base = r.out;
+    Mono dims[IR_MAXRANK];
+    for (int k = 0; k < s->rank; k++) {
+        dims[k] = mono_dim(s->d[k]);
+        acc[0].stride[k] = xs[k];
+        acc[1].stride[k] = os[k];
+    }
+    cg_nest(c, s->rank, dims, 2, acc, mem_body, &r);
+    if (v->op == OP_REDUCE_MEAN)
+        cg_nest(c, 1, &on, 1, &o, mean_body, &r);
+}
+
+/* ---- argmax: first index of the maximum along one axis ---- */
+
+typedef struct ArgMax {
+    Node *v;
+    DType dt;
+    LLVMValueRef x, out, best, idx;
+    Mono len, stride;
+} ArgMax;
+
+/* better = no best yet, or x > best, or x is NaN and best is not */
+static void argmax_step(Cg *c, void *ud, LLVMValueRef *offs)
+{
+    ArgMax *a = ud;
+    LLVMBuilderRef b = c->b;
+    LLVMValueRef x = cg_load(c, a->dt, a->x, offs[0]);
+    LLVMValueRef best = LLVMBuildLoad2(b, cg_type(c, a->dt), a->best, "");
+    LLVMValueRef idx = LLVMBuildLoad2(b, c->i64, a->idx, "");
+    LLVMValueRef none = LLVMBuildICmp(b, LLVMIntSLT, idx, cg_i64(c, 0), "");
+    LLVMValueRef gt = LLVMBuildFCmp(b, LLVMRealOGT, x, best, "");
+    LLVMValueRef nan = LLVMBuildAnd(b, LLVMBuildFCmp(b, LLVMRealUNO, x, x, ""),
+                                    LLVMBuildFCmp(b, LLVMRealORD, best, best, ""), "");
+    LLVMValueRef better = LLVMBuildOr(b, none, LLVMBuildOr(b, gt, nan, ""), "");
+    LLVMBuildStore(b, LLVMBuildSelect(b, better, x, best, ""), a->best);
+    LLVMBuildStore(b, LLVMBuildSelect(b, better, offs[1], idx, ""), a->idx);
+}
+
+/* An empty axis gives -1. */
+static void argmax_body(Cg *c, void *ud, LLVMValueRef *offs)
+{
+    ArgMax *a = ud;
+    LLVMBuildStore(c->b, cg_fconst(c, a->dt, 0), a->best);
+    LLVMBuildStore(c->b, cg_i64(c, -1), a->idx);
+    Acc acc[2];
+    memset(acc, 0, sizeof acc);
+    acc[0].base = a->x;
+    acc[0].off = offs[0];
+    acc[0].stride[0] = a->stride;
+    acc[1].stride[0] = mono(1);
+    cg_nest(c, 1, &a->len, 2, acc, argmax_step, a);
+    LLVMValueRef idx = LLVMBuildLoad2(c->b, c->i64, a->idx, "");
+    cg_store(c, a->v->dt, LLVMBuildSIToFP(c->b, idx, cg_type(c, a->v->dt), ""), a->out, offs[1]);
+}
+
+void cg_argmax(Cg *c, const Step *st)
+{
+    Node *v = st->node, *xn = v->in[0];
+    const Shape *s = &xn->shape;
+    int ax = v->a.axes[0];
+    ArgMax a = {v, xn->dt, cg_buf(c, c->plan->node_slot[xn->id]), cg_buf(c, st->out), NULL, NULL,
+                mono_dim(s->d[ax]), mono(0)};
+    bool red[IR_MAXRANK] = {0};
+    red[ax] = true;
+    Mono xs[IR_MAXRANK], os[IR_MAXRANK], dk[IR_MAXRANK];
+    mono_strides(s, xs);
+    out_strides(s, red, os);
+    a.stride = xs[ax];
+    a.best = cg_alloca(c, cg_type(c, a.dt), "best");
+    a.idx = cg_alloca(c, c->i64, "idx");
+    Acc acc[2];
+    memset(acc, 0, sizeof acc);
+    acc[0].base = a.x;
+    acc[1].base = a.out;
+    int nk = 0;
+    for (int k = 0; k < s->rank; k++)
+        if (k != ax) {
+            dk[nk] = mono_dim(s->d[k]);
+            acc[0].stride[nk] = xs[k];
+            acc[1].stride[nk++] = os[k];
+        }
+    cg_nest(c, nk, dk, 2, acc, argmax_body, &a);
+}
+
+/* ---- softmax and log_softmax along one axis ---- */
+
+typedef struct Softmax {
+    Node *v;
+    DType dt;
+    LLVMValueRef x, out, m, s, lse;
+    Mono len, stride;
+    int phase; /* 0 max, 1 sum of exp, 2 write */
+} Softmax;
+
+static void softmax_step(Cg *c, void *ud, LLVMValueRef *offs)
+{
+    Softmax *k = ud;
+    LLVMTypeRef t = cg_type(c, k->dt);
+    LLVMValueRef x = cg_load(c, k->dt, k->x, offs[0]);
+    if (k->phase == 0) {
+        LLVMValueRef m = LLVMBuildLoad2(c->b, t, k->m, "");
+        LLVMBuildStore(c->b, LLVMBuildSelect(c->b, cg_gt_or_nan(c, LLVMRealOGT, x, m), x, m, ""), k->m);
+        return;
+    }
+    LLVMValueRef m = LLVMBuildLoad2(c->b, t, k->m, "");
+    LLVMValueRef d = LLVMBuildFSub(c->b, x, m, "");
+    if (k->phase == 1) {
+        LLVMValueRef e = cg_intrinsic(c, "llvm.exp", t, &d, 1);
+        if (k->v->op == OP_SOFTMAX)
+            cg_store(c, k->dt, e, k->out, offs[1]);
+        LLVMValueRef s = LLVMBuildLoad2(c->b, t, k->s, "");
+        LLVMBuildStore(c->b, reassoc(LLVMBuildFAdd(c->b, s, e, "")), k->s);
+        return;
+    }
+    LLVMValueRef r;
+    if (k->v->op == OP_SOFTMAX)
+        r = LLVMBuildFDiv(c->b, cg_load(c, k->dt, k->out, offs[1]), k->lse, "");
+    else
+        r = LLVMBuildFSub(c->b, d, k->lse, "");
+    cg_store(c, k->dt, r, k->out, offs[1]);
+}
+
+static void softmax_row(Cg *c, void *ud, LLVMValueRef *offs)
+{
+    Softmax *k = ud;
+    LLVMTypeRef t = cg_type(c, k->dt);
+    Acc acc[2];
+    memset(acc, 0, sizeof acc);
+    acc[0].base = k->x;
+    acc[0].off = offs[0];
+    acc[0].stride[0] = k->stride;
+    acc[1].base = k->out;
+    acc[1].off = offs[0];
+    acc[1].stride[0] = k->stride;
+    LLVMBuildStore(c->b, cg_fconst(c, k->dt, -INFINITY), k->m);
+    LLVMBuildStore(c->b, cg_fconst(c, k->dt, 0), k->s);
+    for (k->phase = 0; k->phase < 3; k->phase++) {
+        if (k->phase == 2) {
+            LLVMValueRef s = LLVMBuildLoad2(c->b, t, k->s, "");
+            k->lse = k->v->op == OP_SOFTMAX ? s : cg_intrinsic(c, "llvm.log", t, &s, 1);
+        }
+        cg_nest(c, 1, &k->len, 2, acc, softmax_step, k);
+    }
+}
+
+void cg_softmax(Cg *c, const Step *st)
+{
+    Node *v = st->node, *xn = v->in[0];
+    const Shape *s = &xn->shape;
+    int ax = v->a.axes[0];
+    Softmax k;
+    memset(&k, 0, sizeof k);
+    k.v = v;
+    k.dt = v->dt;
+    k.x = cg_buf(c, c->plan->node_slot[xn->id]);
+    k.out = cg_buf(c, st->out);
+    k.len = mono_dim(s->d[ax]);
+    Mono pre = mono(1), post = mono(1);
+    for (int i = 0; i < ax; i++)
+        pre = mono_mul(pre, mono_dim(s->d[i]));
+    for (int i = ax + 1; i < s->rank; i++)
+        post = mono_mul(post, mono_dim(s->d[i]));
+    k.stride = post;
+    k.m = cg_alloca(c, cg_type(c, k.dt), "max");
+    k.s = cg_alloca(c, cg_type(c, k.dt), "sum");
+    Mono dims[2] = {pre, post};
+    Acc acc;
+    memset(&acc, 0, sizeof acc);
+    acc.base = k.x;
+    acc.stride[0] = mono_mul(k.len, post);
+    acc.stride[1] = mono(1);
+    cg_nest(c, 2, dims, 1, &acc, softmax_row, &k);
+}

@@ -1,0 +1,765 @@
+/* Reverse-mode automatic differentiation. From the scalar OUT_LOSS output
+ * the pass walks the forward nodes backwards and applies one
+ * vector-Jacobian rule per op (a table built from ops.def, so an op without
+ * a rule does not compile). Contributions to a node are summed; gradients
+ * of broadcast operands are reduced back to the operand's shape. The
+ * gradient computation is appended to the same graph as ordinary IR, each
+ * node carrying the source location of the forward node it came from, and
+ * one OUT_GRAD output ("grad.<name>") is added per trainable, non-frozen
+ * parameter and per input named in wrt.
+ *
+ * Conventions at non-differentiable points: relu'(0) = 0; abs'(0) = 0;
+ * maximum/minimum split the gradient equally between tied operands;
+ * reduce_max splits it equally among tied maxima; pow follows PyTorch
+ * (d/dx is 0 where the exponent is 0, d/dp is 0 where x == 0 and p >= 0). */
+#include "passes.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct AD {
+    Graph *g;
+    Diags *d;
+    int nfwd;       /* forward nodes have ids below this */
+    Node **grad;    /* accumulated gradient of each forward node */
+    bool *needed;   /* the loss depends on the node */
+    bool *dep;      /* the node depends on a target through differentiable ops */
+    SrcLoc loc;     /* location of the forward node being differentiated */
+    bool failed;
+} AD;
+
+typedef void (*GradRule)(AD *c, Node *y, Node *gy);
+
+/* ---- building gradient nodes ---- */
+
+static Node *build(AD *c, Op op, Node **in, int nin, const Attrs *a)
+{
+    Diags scratch;
+    diags_init(&scratch);
+    Node *n = ir_op(c->g, op, in, nin, a, c->loc, &scratch);
+    if (!n)
+        ICE("autodiff built an ill-typed %s node: %s", ir_ops[op].name,
+            scratch.n ? scratch.v[0].msg : "?");
+    diags_free(&scratch);
+    return n;
+}
+
+static Node *un(AD *c, Op op, Node *x)
+{
+    return build(c, op, &x, 1, NULL);
+}
+
+static Node *bin(AD *c, Op op, Node *x, Node *y)
+{
+    Node *in[2] = {x, y};
+    return build(c, op, in, 2, NULL);
+}
+
+static Node *cst(AD *c, const Node *like, double v)
+{
+    return ir_const(c->g, like->dt, v, c->loc);
+}
+
+static Node *mul(AD *c, Node *x, Node *y)
+{
+    return bin(c, OP_MUL, x, y);
+}
+
+static Node *select3(AD *c, Node *cond, Node *a, Node *b)
+{
+    Node *in[3] = {cond, a, b};
+    return build(c, OP_SELECT, in, 3, NULL);
+}
+
+static Node *reshape_to(AD *c, Node *x, const Shape *s)
+{
+    if (ir_shape_eq(&x->shape, s))
+        return x;
+    Attrs a = ir_attrs();
+    a.shape = *s;
+    return build(c, OP_RESHAPE, &x, 1, &a);
+}
+
+static Node *broadcast_to(AD *c, Node *x, const Shape *s)
+{
+    if (ir_shape_eq(&x->shape, s))
+        return x;
+    Attrs a = ir_attrs();
+    a.shape = *s;
+    return build(c, OP_BROADCAST, &x, 1, &a);
+}
+
+static Node *sum_axes(AD *c, Node *x, const int *axes, int naxes, bool keepdims)
+{
+    Attrs a = ir_attrs();
+    a.naxes = naxes;
+    memcpy(a.axes, axes, (size_t)naxes * sizeof(int));
+    a.keepdims = keepdims;
+    return build(c, OP_REDUCE_SUM, &x, 1, &a);
+}
+
+/* Sum a gradient computed at a broadcast result shape back to shape s. */
+static Node *unbroadcast(AD *c, Node *gx, const Shape *s)
+{
+    const Shape *gs = &gx->shape;
+    if (ir_shape_eq(gs, s))
+        return gx;
+    int off = gs->rank - s->rank, axes[IR_MAXRANK], naxes = 0;
+    MC_ASSERT(off >= 0);
+    for (int k = 0; k < gs->rank; k++)
+        if (k < off || (s->d[k - off] == 1 && gs->d[k] != 1))
+            axes[naxes++] = k;
+    Node *r = naxes ? sum_axes(c, gx, axes, naxes, off == 0) : gx;
+    return reshape_to(c, r, s);
+}
+
+/* ---- accumulating contributions ---- */
+
+static bool wants(AD *c, Node *x)
+{
+    return x->id < c->nfwd && c->needed[x->id] && c->dep[x->id];
+}
+
+static void send(AD *c, Node *x, Node *gx)
+{
+    if (!wants(c, x))
+        return;
+    gx = unbroadcast(c, gx, &x->shape);
+    if (gx->dt != x->dt)
+        ICE("gradient of %s has dtype %s", ir_ops[x->op].name, ir_dtype_name(gx->dt));
+    c->grad[x->id] = c->grad[x->id] ? bin(c, OP_ADD, c->grad[x->id], gx) : gx;
+}
+
+/* ---- helpers for reductions ---- */
+
+static bool axes_are_prefix(const Attrs *a)
+{
+    bool seen[IR_MAXRANK] = {0};
+    for (int i = 0; i < a->naxes; i++)
+        seen[a->axes[i]] = true;
+    for (int i = 0; i < a->naxes; i++)
+        if (!seen[i])
+            return false;
+    return true;
+}
+
+/* Operand shape with the reduced axes set to 1. */
+static Shape kept_shape(const Node *r)
+{
+    Shape s = r->in[0]->shape;
+    for (int i = 0; i < r->a.naxes; i++)
+        s.d[r->a.axes[i]] = 1;
+    return s;
+}
+
+/* Bring a tensor of the reduce node r's result shape into a form that
+ * broadcasts against r's operand (inserting the dropped axes when they are
+ * not leading). */
+static Node *to_kept(AD *c, Node *t, const Node *r)
+{
+    if (r->a.keepdims || axes_are_prefix(&r->a))
+        return t;
+    Shape ks = kept_shape(r);
+    return reshape_to(c, t, &ks);
+}
+
+static Node *unreduce(AD *c, Node *gy, const Node *r)
+{
+    return broadcast_to(c, to_kept(c, gy, r), &r->in[0]->shape);
+}
+
+/* 1 / (number of elements reduced by r); the batch dimension's share is
+ * computed at run time as reduce_sum(broadcast(1, [N])). */
+static Node *inv_count(AD *c, const Node *r)
+{
+    const Shape *xs = &r->in[0]->shape;
+    int64_t cnt = 1;
+    int nn = 0;
+    for (int i = 0; i < r->a.naxes; i++) {
+        int64_t dim = xs->d[r->a.axes[i]];
+        if (dim == IR_DIM_N)
+            nn++;
+        else
+            cnt *= dim;
+    }
+    Node *s = cst(c, r, 1.0 / (double)cnt);
+    if (nn == 0)
+        return s;
+    Shape ns = ir_shape0();
+    int axes[IR_MAXRANK];
+    for (int i = 0; i < nn; i++) {
+        ns.d[ns.rank++] = IR_DIM_N;
+        axes[i] = i;
+    }
+    Node *ones = broadcast_to(c, cst(c, r, 1.0), &ns);
+    return bin(c, OP_DIV, s, sum_axes(c, ones, axes, nn, false));
+}
+
+/* ---- gradient rules, one per op (grad_<name> for every row of ops.def) ---- */
+
+#define NO_GRADIENT(name)                                                                          \
+    static void grad_##name(AD *c, Node *y, Node *gy)                                              \
+    {                                                                                              \
+        (void)c, (void)y, (void)gy;                                                                \
+    }
+
+NO_GRADIENT(input)
+NO_GRADIENT(param)
+NO_GRADIENT(const)
+NO_GRADIENT(sign)
+NO_GRADIENT(gt)
+NO_GRADIENT(ge)
+NO_GRADIENT(lt)
+NO_GRADIENT(le)
+NO_GRADIENT(eq)
+NO_GRADIENT(argmax)
+NO_GRADIENT(one_hot)
+NO_GRADIENT(dropout_mask)
+
+static void grad_neg(AD *c, Node *y, Node *gy)
+{
+    send(c, y->in[0], un(c, OP_NEG, gy));
+}
+
+static void grad_exp(AD *c, Node *y, Node *gy)
+{
+    send(c, y->in[0], mul(c, gy, y));
+}
+
+static void grad_log(AD *c, Node *y, Node *gy)
+{
+    send(c, y->in[0], bin(c, OP_DIV, gy, y->in[0]));
+}
+
+static void grad_tanh(AD *c, Node *y, Node *gy)
+{
+    Node *d = bin(c, OP_SUB, cst(c, y, 1), un(c, OP_SQUARE, y));
+    send(c, y->in[0], mul(c, gy, d));
+}
+
+static void grad_sigmoid(AD *c, Node *y, Node *gy)
+{
+    Node *d = mul(c, y, bin(c, OP_SUB, cst(c, y, 1), y));
+    send(c, y->in[0], mul(c, gy, d));
+}
+
+static void grad_relu(AD *c, Node *y, Node *gy)
+{
+    Node *x = y->in[0];
+    send(c, x, mul(c, gy, bin(c, OP_GT, x, cst(c, x, 0))));
+}
+
+/* elu'(x) = 1 for x > 0, alpha * exp(x) = y + alpha otherwise. */
+static void grad_elu(AD *c, Node *y, Node *gy)
+{
+    Node *x = y->in[0];
+    Node *neg_part = bin(c, OP_ADD, y, cst(c, y, y->a.value));
+    Node *d = select3(c, bin(c, OP_GT, x, cst(c, x, 0)), cst(c, y, 1), neg_part);
+    send(c, x, mul(c, gy, d));
+}
+
+static void grad_sqrt(AD *c, Node *y, Node *gy)
+{
+    send(c, y->in[0], bin(c, OP_DIV, mul(c, gy, cst(c, y, 0.5)), y));
+}
+
+/* rsqrt'(x) = -0.5 * x^(-3/2) = -0.5 * y^3 */
+static void grad_rsqrt(AD *c, Node *y, Node *gy)
+{
+    Node *y3 = mul(c, y, un(c, OP_SQUARE, y));
+    send(c, y->in[0], mul(c, mul(c, gy, cst(c, y, -0.5)), y3));
+}
+
+static void grad_square(AD *c, Node *y, Node *gy)
+{
+    Node *x = y->in[0];
+    send(c, x, mul(c, gy, mul(c, x, cst(c, x, 2))));
+}
+
+static void grad_abs(AD *c, Node *y, Node *gy)
+{
+    Node *x = y->in[0];
+    send(c, x, mul(c, gy, un(c, OP_SIGN, x)));
+}
+
+static void grad_cast(AD *c, Node *y, Node *gy)
+{
+    Node *x = y->in[0];
+    if (!ir_dtype_is_float(x->dt) || !ir_dtype_is_float(y->dt) || !wants(c, x))
+        return;
+    Attrs a = ir_attrs();
+    a.to = x->dt;
+    send(c, x, build(c, OP_CAST, &gy, 1, &a));
+}
+
+static void grad_add(AD *c, Node *y, Node *gy)
+{
+    send(c, y->in[0], gy);
+    send(c, y->in[1], gy);
+}
+
+static void grad_sub(AD *c, Node *y, Node *gy)
+{
+    send(c, y->in[0], gy);
+    if (wants(c, y->in[1]))
+        send(c, y->in[1], un(c, OP_NEG, gy));
+}
+
+static void grad_mul(AD *c, Node *y, Node *gy)
+{
+    Node *a = y->in[0], *b = y->in[1];
+    if (wants(c, a))
+        send(c, a, mul(c, gy, b));
+    if (wants(c, b))
+        send(c, b, mul(c, gy, a));
+}
+
+static void grad_div(AD *c, Node *y, Node *gy)
+{
+    Node *a = y->in[0], *b = y->in[1];
+    if (wants(c, a))
+        send(c, a, bin(c, OP_DIV, gy, b));
+    if (wants(c, b)) {
+        Node *q = bin(c, OP_DIV, mul(c, gy, a), un(c, OP_SQUARE, b));
+        send(c, b, un(c, OP_NEG, q));
+    }
+}
+
+static void grad_pow(AD *c, Node *y, Node *gy)
+{
+    Node *x = y->in[0], *p = y->in[1];
+    if (wants(c, x)) {
+        Node *pm1 = bin(c, OP_SUB, p, cst(c, p, 1));
+        Node *d = mul(c, p, bin(c, OP_POW, x, pm1));
+        Node *p0 = bin(c, OP_EQ, p, cst(c, p, 0));
+        send(c, x, mul(c, gy, select3(c, p0, cst(c, y, 0), d)));
+    }
+    if (wants(c, p)) {
+        Node *d = mul(c, y, un(c, OP_LOG, x));
+        Node *x0 = bin(c, OP_EQ, x, cst(c, x, 0)), *pge = bin(c, OP_GE, p, cst(c, p, 0));
+        send(c, p, mul(c, gy, select3(c, mul(c, x0, pge), cst(c, y, 0), d)));
+    }
+}
+
+/* maximum/minimum: the winner takes the gradient; ties split it equally. */
+static Node *extremum_share(AD *c, Node *y, Op win, Node *a, Node *b)
+{
+    Node *tie = bin(c, OP_EQ, a, b);
+    return select3(c, tie, cst(c, y, 0.5), bin(c, win, a, b));
+}
+
+static void grad_extremum(AD *c, Node *y, Node *gy, Op win_a, Op win_b)
+{
+    Node *a = y->in[0], *b = y->in[1];
+    if (wants(c, a))
+        send(c, a, mul(c, gy, extremum_share(c, y, win_a, a, b)));
+    if (wants(c, b))
+        send(c, b, mul(c, gy, extremum_share(c, y, win_b, a, b)));
+}
+
+static void grad_maximum(AD *c, Node *y, Node *gy)
+{
+    grad_extremum(c, y, gy, OP_GT, OP_LT);
+}
+
+static void grad_minimum(AD *c, Node *y, Node *gy)
+{
+    grad_extremum(c, y, gy, OP_LT, OP_GT);
+}
+
+static void grad_select(AD *c, Node *y, Node *gy)
+{
+    Node *cond = y->in[0], *a = y->in[1], *b = y->in[2];
+    if (wants(c, a))
+        send(c, a, select3(c, cond, gy, cst(c, y, 0)));
+    if (wants(c, b))
+        send(c, b, select3(c, cond, cst(c, y, 0), gy));
+}
+
+static void grad_reduce_sum(AD *c, Node *y, Node *gy)
+{
+    send(c, y->in[0], unreduce(c, gy, y));
+}
+
+static void grad_reduce_mean(AD *c, Node *y, Node *gy)
+{
+    send(c, y->in[0], unreduce(c, mul(c, gy, inv_count(c, y)), y));
+}
+
+/* The maxima share the gradient: mask / count(mask) per reduced slice. */
+static void grad_reduce_max(AD *c, Node *y, Node *gy)
+{
+    Node *x = y->in[0];
+    Node *mask = bin(c, OP_EQ, x, to_kept(c, y, y));
+    Attrs a = y->a;
+    a.keepdims = true;
+    Node *cnt = build(c, OP_REDUCE_SUM, &mask, 1, &a);
+    send(c, x, mul(c, mask, bin(c, OP_DIV, to_kept(c, gy, y), cnt)));
+}
+
+static void grad_broadcast(AD *c, Node *y, Node *gy)
+{
+    send(c, y->in[0], gy);
+}
+
+static void grad_reshape(AD *c, Node *y, Node *gy)
+{
+    send(c, y->in[0], reshape_to(c, gy, &y->in[0]->shape));
+}
+
+static void grad_transpose(AD *c, Node *y, Node *gy)
+{
+    Attrs a = ir_attrs();
+    a.naxes = y->a.naxes;
+    for (int k = 0; k < a.naxes; k++)
+        a.axes[y->a.axes[k]] = k;
+    send(c, y->in[0], build(c, OP_TRANSPOSE, &gy, 1, &a));
+}
+
+static Attrs slice_attrs(const Attrs *src)
+{
+    Attrs a = ir_attrs();
+    memcpy(a.begin, src->begin, sizeof a.begin);
+    memcpy(a.end, src->end, sizeof a.end);
+    memcpy(a.step, src->step, sizeof a.step);
+    return a;
+}
+
+static void grad_slice(AD *c, Node *y, Node *gy)
+{
+    Attrs a = slice_attrs(&y->a);
+    a.shape = y->in[0]->shape;
+    send(c, y->in[0], build(c, OP_SLICE_GRAD, &gy, 1, &a));
+}
+
+static void grad_slice_grad(AD *c, Node *y, Node *gy)
+{
+    Attrs a = slice_attrs(&y->a);
+    send(c, y->in[0], build(c, OP_SLICE, &gy, 1, &a));
+}
+
+static void grad_concat(AD *c, Node *y, Node *gy)
+{
+    int ax = y->a.axes[0];
+    int64_t off = 0;
+    for (int i = 0; i < y->nin; i++) {
+        Node *x = y->in[i];
+        int64_t len = x->shape.d[ax];
+        if (wants(c, x)) {
+            Attrs a = ir_attrs();
+            for (int k = 0; k < IR_MAXRANK; k++)
+                a.end[k] = INT64_MAX;
+            a.begin[ax] = off;
+            a.end[ax] = off + len;
+            send(c, x, build(c, OP_SLICE, &gy, 1, &a));
+        }
+        off += len;
+    }
+}
+
+static Node *matmul(AD *c, Node *a, Node *b, bool ta, bool tb)
+{
+    Attrs at = ir_attrs();
+    at.ta = ta;
+    at.tb = tb;
+    Node *in[2] = {a, b};
+    return build(c, OP_MATMUL, in, 2, &at);
+}
+
+/* C = op(A) op(B) with op = transpose when the flag is set. No transpose
+ * is materialised: every case is one matmul with flags. */
+static void grad_matmul(AD *c, Node *y, Node *gy)
+{
+    Node *a = y->in[0], *b = y->in[1];
+    bool ta = y->a.ta, tb = y->a.tb;
+    if (wants(c, a)) {
+        Node *da = !ta ? matmul(c, gy, b, false, !tb) /* G op(B)^T */
+                       : matmul(c, b, gy, tb, true);  /* (G op(B)^T)^T = op(B) G^T */
+        send(c, a, da);
+    }
+    if (wants(c, b)) {
+        Node *db = !tb ? matmul(c, a, gy, !ta, false) /* op(A)^T G */
+                       : matmul(c, gy, a, true, ta);  /* (op(A)^T G)^T = G^T op(A) */
+        send(c, b, db);
+    }
+}
+
+static Attrs window_attrs(const Attrs *src, const Shape *result)
+{
+    Attrs a = ir_attrs();
+    memcpy(a.stride, src->stride, sizeof a.stride);
+    memcpy(a.pad, src->pad, sizeof a.pad);
+    memcpy(a.window, src->window, sizeof a.window);
+    if (result)
+        a.shape = *result;
+    return a;
+}
+
+static Node *conv_op(AD *c, Op op, Node *p, Node *q, const Attrs *src, const Shape *result)
+{
+    Attrs a = window_attrs(src, result);
+    Node *in[2] = {p, q};
+    return build(c, op, in, 2, &a);
+}
+
+static void grad_conv2d(AD *c, Node *y, Node *gy)
+{
+    Node *x = y->in[0], *k = y->in[1];
+    if (wants(c, x))
+        send(c, x, conv_op(c, OP_CONV2D_GRAD_INPUT, gy, k, &y->a, &x->shape));
+    if (wants(c, k))
+        send(c, k, conv_op(c, OP_CONV2D_GRAD_KERNEL, x, gy, &y->a, &k->shape));
+}
+
+/* y = conv2d_grad_input(dy, k) is linear in dy and in k. */
+static void grad_conv2d_grad_input(AD *c, Node *y, Node *gy)
+{
+    Node *dy = y->in[0], *k = y->in[1];
+    if (wants(c, dy))
+        send(c, dy, conv_op(c, OP_CONV2D, gy, k, &y->a, NULL));
+    if (wants(c, k))
+        send(c, k, conv_op(c, OP_CONV2D_GRAD_KERNEL, gy, dy, &y->a, &k->shape));
+}
+
+/* y = conv2d_grad_kernel(x, dy) is linear in x and in dy. */
+static void grad_conv2d_grad_kernel(AD *c, Node *y, Node *gy)
+{
+    Node *x = y->in[0], *dy = y->in[1];
+    if (wants(c, x))
+        send(c, x, conv_op(c, OP_CONV2D_GRAD_INPUT, dy, gy, &y->a, &x->shape));
+    if (wants(c, dy))
+        send(c, dy, conv_op(c, OP_CONV2D, x, gy, &y->a, NULL));
+}
+
+static void grad_max_pool2d(AD *c, Node *y, Node *gy)
+{
+    Node *x = y->in[0];
+    send(c, x, conv_op(c, OP_MAX_POOL2D_GRAD, x, gy, &y->a, NULL));
+}
+
+/* Routing through max_pool2d_grad is piecewise constant in x; its
+ * adjoint in dy (a gather at the window maxima) has no primitive. */
+static void grad_max_pool2d_grad(AD *c, Node *y, Node *gy)
+{
+    (void)gy;
+    if (!wants(c, y->in[1]))
+        return;
+    diag_error(c->d, y->loc, "second derivative through max_pool2d is not supported");
+    c->failed = true;
+}
+
+static void grad_avg_pool2d(AD *c, Node *y, Node *gy)
+{
+    Attrs a = window_attrs(&y->a, &y->in[0]->shape);
+    send(c, y->in[0], build(c, OP_AVG_POOL2D_GRAD, &gy, 1, &a));
+}
+
+static void grad_avg_pool2d_grad(AD *c, Node *y, Node *gy)
+{
+    Attrs a = window_attrs(&y->a, NULL);
+    send(c, y->in[0], build(c, OP_AVG_POOL2D, &gy, 1, &a));
+}
+
+static Node *sum_axis_keep(AD *c, Node *x, int axis)
+{
+    return sum_axes(c, x, &axis, 1, true);
+}
+
+/* softmax: dx = y * (g - sum(g * y)) */
+static void grad_softmax(AD *c, Node *y, Node *gy)
+{
+    Node *s = sum_axis_keep(c, mul(c, gy, y), y->a.axes[0]);
+    send(c, y->in[0], mul(c, y, bin(c, OP_SUB, gy, s)));
+}
+
+/* log_softmax: dx = g - exp(y) * sum(g) */
+static void grad_log_softmax(AD *c, Node *y, Node *gy)
+{
+    Node *s = sum_axis_keep(c, gy, y->a.axes[0]);
+    send(c, y->in[0], bin(c, OP_SUB, gy, mul(c, un(c, OP_EXP, y), s)));
+}
+
+static void grad_phase(AD *c, Node *y, Node *gy)
+{
+    (void)gy;
+    diag_error(c->d, y->loc, "phase node for '%s' is still in the graph: run specialize before autodiff",
+               y->a.name ? y->a.name : "?");
+    c->failed = true;
+}
+
+static void grad_fused(AD *c, Node *y, Node *gy)
+{
+    (void)gy;
+    diag_error(c->d, y->loc, "cannot differentiate a fused node: run autodiff before fuse");
+    c->failed = true;
+}
+
+static const GradRule grad_rules[OP_COUNT] = {
+#define OP(E, name, arity, cls, flags) [OP_##E] = grad_##name,
+#include "ir/ops.def"
+#undef OP
+};
+
+/* ---- the pass ---- */
+
+static SrcLoc graph_loc(const Graph *g)
+{
+    SrcLoc l = {g->nfiles ? g->files[0] : NULL, 0, 0};
+    return l;
+}
+
+static Node *find_loss(Graph *g, Diags *d)
+{
+    Node *loss = NULL;
+    int nloss = 0;
+    for (int i = 0; i < g->nouts; i++) {
+        if (g->outs[i].kind == OUT_GRAD) {
+            diag_error(d, graph_loc(g), "model '%s' already has gradients", g->name);
+            return NULL;
+        }
+        if (g->outs[i].kind == OUT_LOSS && nloss++ == 0)
+            loss = g->outs[i].val;
+    }
+    if (nloss != 1) {
+        if (nloss == 0)
+            diag_error(d, graph_loc(g), "model '%s' has no loss to differentiate", g->name);
+        else
+            diag_error(d, graph_loc(g), "model '%s' has %d losses; autodiff needs exactly one",
+                       g->name, nloss);
+        return NULL;
+    }
+    if (loss->shape.rank != 0 || !ir_dtype_is_float(loss->dt)) {
+        char t[128];
+        diag_error(d, loss->loc, "the loss must be a floating-point scalar, got %s",
+                   ir_type_str(loss->dt, &loss->shape, t, sizeof t));
+        return NULL;
+    }
+    return loss;
+}
+
+static bool is_target(const Graph *g, const Node *n, Node *const *wrt, int nwrt)
+{
+    if (!ir_dtype_is_float(n->dt))
+        return false;
+    if (n->op == OP_PARAM)
+        return !ps_is_frozen(g, n);
+    for (int i = 0; i < nwrt; i++)
+        if (wrt[i] == n)
+            return true;
+    return false;
+}
+
+static void mark(AD *c, Node *loss, Node *const *wrt, int nwrt)
+{
+    for (int i = 0; i < c->nfwd; i++) {
+        Node *n = c->g->nodes[i];
+        if (is_target(c->g, n, wrt, nwrt)) {
+            c->dep[i] = true;
+            continue;
+        }
+        int f = ir_ops[n->op].flags;
+        if (!(f & OPF_DIFF) || !ir_dtype_is_float(n->dt))
+            continue;
+        for (int j = 0; j < n->nin && !c->dep[i]; j++)
+            c->dep[i] = c->dep[n->in[j]->id];
+    }
+    c->needed[loss->id] = true;
+    for (int i = loss->id; i >= 0; i--)
+        if (c->needed[i])
+            for (int j = 0; j < c->g->nodes[i]->nin; j++)
+                c->needed[c->g->nodes[i]->in[j]->id] = true;
+}
+
+static bool resolve_wrt(Graph *g, const char **names, int n, Node **out, Diags *d)
+{
+    for (int i = 0; i < n; i++) {
+        out[i] = ir_find_input(g, names[i]);
+        if (!out[i]) {
+            diag_error(d, graph_loc(g), "cannot differentiate with respect to '%s': model '%s' has no input of that name",
+                       names[i], g->name);
+            return false;
+        }
+        if (!ir_dtype_is_float(out[i]->dt)) {
+            diag_error(d, out[i]->loc, "cannot differentiate with respect to %s input '%s'",
+                       ir_dtype_name(out[i]->dt), names[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The gradient of a target, or zeros (with a warning) when none arrived. */
+static Node *final_grad(AD *c, Node *t)
+{
+    if (c->grad[t->id])
+        return c->grad[t->id];
+    const char *what = t->op == OP_PARAM ? "parameter" : "input";
+    if (c->needed[t->id])
+        diag_warning(c->d, t->loc,
+                     "the loss depends on %s '%s' only through non-differentiable ops; its gradient is zero",
+                     what, t->a.name);
+    else
+        diag_warning(c->d, t->loc, "the loss does not depend on %s '%s'; its gradient is zero", what,
+                     t->a.name);
+    c->loc = t->loc;
+    return broadcast_to(c, cst(c, t, 0), &t->shape);
+}
+
+static void add_grad_output(AD *c, Node *t)
+{
+    char *name = arena_printf(c->g->arena, "grad.%s", t->a.name);
+    ir_add_output(c->g, OUT_GRAD, name, final_grad(c, t), t, false);
+}
+
+static void backward(AD *c, Node *loss)
+{
+    c->loc = loss->loc;
+    c->grad[loss->id] = cst(c, loss, 1);
+    for (int i = loss->id; i >= 0 && !c->failed; i--) {
+        Node *n = c->g->nodes[i];
+        if (!c->grad[i] || !c->needed[i] || !c->dep[i])
+            continue;
+        c->loc = n->loc;
+        grad_rules[n->op](c, n, c->grad[i]);
+    }
+}
+
+bool ps_autodiff(Graph *g, const char **wrt, int nwrt, Diags *d)
+{
+    Node *loss = find_loss(g, d);
+    if (!loss)
+        return false;
+    Node **wrt_nodes = xcalloc((size_t)nwrt + 1, sizeof(Node *));
+    if (!resolve_wrt(g, wrt, nwrt, wrt_nodes, d)) {
+        free(wrt_nodes);
+        return false;
+    }
+    AD c = {.g = g, .d = d, .nfwd = g->nnodes};
+    for (int i = 0; i < g->nnodes; i++)
+        g->nodes[i]->id = i;
+    size_t n = (size_t)g->nnodes;
+    c.grad = xcalloc(n, sizeof(Node *));
+    c.needed = xcalloc(n, sizeof(bool));
+    c.dep = xcalloc(n, sizeof(bool));
+    mark(&c, loss, wrt_nodes, nwrt);
+    backward(&c, loss);
+    if (!c.failed) {
+        for (int i = 0; i < c.nfwd; i++) {
+            Node *p = g->nodes[i];
+            if (p->op == OP_PARAM && is_target(g, p, NULL, 0))
+                add_grad_output(&c, p);
+        }
+        for (int i = 0; i < nwrt; i++) {
+            bool dup = false;
+            for (int j = 0; j < i; j++)
+                dup |= wrt_nodes[j] == wrt_nodes[i];
+            if (!dup)
+                add_grad_output(&c, wrt_nodes[i]);
+        }
+    }
+    free(c.grad);
+    free(c.needed);
+    free(c.dep);
+    free(wrt_nodes);
+    return !c.failed;
+}

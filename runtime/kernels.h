@@ -1,0 +1,83 @@
+/* Runtime kernels called by JIT-compiled code: the run context (RNG seed,
+ * step, BLAS thread count), GEMM glue over OpenBLAS, convolution as
+ * im2col/col2im + GEMM, and 2-D pooling with its adjoints. Tensors are
+ * row-major; images NHWC, kernels HWIO. Every function exists in an f32
+ * and an f64 version; the JIT resolves them by name from the process. */
+#ifndef MODELC_KERNELS_H
+#define MODELC_KERNELS_H
+
+#include <stdint.h>
+
+/* Everything a compiled step reads besides its buffers. The layout is
+ * read by generated code (seed at offset 0, step at offset 8): append
+ * new fields at the end only. */
+typedef struct RtCtx {
+    uint64_t seed;  /* RNG seed for dropout masks */
+    uint64_t step;  /* training step (RNG counter) */
+    int threads;    /* BLAS threads; 0 = number of cores */
+} RtCtx;
+
+void rt_ctx_init(RtCtx *c, int threads);
+/* Number of threads `threads` stands for (0 -> number of cores). */
+int rt_threads_resolve(int threads);
+/* Make OpenBLAS use the context's thread count (OpenBLAS keeps this
+ * setting process-wide; it is only changed when it differs). */
+void rt_ctx_apply_threads(const RtCtx *c);
+
+/* rt_uniform(ctx->seed, stream, ctx->step, idx) (runtime/rng.c): the
+ * uniform number behind element idx of a dropout mask. */
+double rt_dropout_uniform(const RtCtx *c, uint64_t stream, uint64_t idx);
+
+/* C[m,n] = alpha * op(A) @ op(B) + beta * C, op = transpose when ta/tb.
+ * A is [m,k] ([k,m] if ta), B is [k,n] ([n,k] if tb). Any size may be 0. */
+void rt_gemm_f32(int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, float alpha,
+                 const float *a, const float *b, float beta, float *c);
+void rt_gemm_f64(int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, double alpha,
+                 const double *a, const double *b, double beta, double *c);
+
+/* Convolution geometry, all int64 so generated code can fill it as an
+ * array: input [n,h,w,c], kernel [kh,kw,c,o], output [n,oh,ow,o], strides
+ * (sh, sw), top/left padding (pt, pl); bottom/right padding is implied by
+ * oh/ow. `chunk` images go through im2col at a time; the scratch buffer
+ * holds chunk*oh*ow*kh*kw*c elements. */
+typedef struct RtConvGeom {
+    int64_t n, h, w, c, kh, kw, o, oh, ow, sh, sw, pt, pl, chunk;
+} RtConvGeom;
+#define RT_CONV_GEOM_FIELDS 14
+
+/* Elements of scratch a convolution needs (0 for 1x1 stride-1 unpadded). */
+int64_t rt_conv_scratch(const RtConvGeom *g);
+
+/* y = conv(x, k) */
+void rt_conv2d_f32(const RtConvGeom *g, const float *x, const float *k, float *y, float *col);
+void rt_conv2d_f64(const RtConvGeom *g, const double *x, const double *k, double *y, double *col);
+/* dx = conv2d_grad_input(dy, k) */
+void rt_conv2d_grad_input_f32(const RtConvGeom *g, const float *dy, const float *k, float *dx,
+                              float *col);
+void rt_conv2d_grad_input_f64(const RtConvGeom *g, const double *dy, const double *k, double *dx,
+                              double *col);
+/* dk = conv2d_grad_kernel(x, dy) */
+void rt_conv2d_grad_kernel_f32(const RtConvGeom *g, const float *x, const float *dy, float *dk,
+                               float *col);
+void rt_conv2d_grad_kernel_f64(const RtConvGeom *g, const double *x, const double *dy, double *dk,
+                               double *col);
+
+/* Pooling geometry: input [n,h,w,c], window (kh,kw), output [n,oh,ow,c]. */
+typedef struct RtPoolGeom {
+    int64_t n, h, w, c, kh, kw, oh, ow, sh, sw, pt, pl;
+} RtPoolGeom;
+#define RT_POOL_GEOM_FIELDS 12
+
+/* Max over the window's in-bounds elements (padding never wins). */
+void rt_max_pool2d_f32(const RtPoolGeom *g, const float *x, float *y);
+void rt_max_pool2d_f64(const RtPoolGeom *g, const double *x, double *y);
+/* The gradient of each window goes to its first maximum (row-major). */
+void rt_max_pool2d_grad_f32(const RtPoolGeom *g, const float *x, const float *dy, float *dx);
+void rt_max_pool2d_grad_f64(const RtPoolGeom *g, const double *x, const double *dy, double *dx);
+/* Mean over the window's in-bounds elements (padding excluded). */
+void rt_avg_pool2d_f32(const RtPoolGeom *g, const float *x, float *y);
+void rt_avg_pool2d_f64(const RtPoolGeom *g, const double *x, double *y);
+void rt_avg_pool2d_grad_f32(const RtPoolGeom *g, const float *dy, float *dx);
+void rt_avg_pool2d_grad_f64(const RtPoolGeom *g, const double *dy, double *dx);
+
+#endif

@@ -1,0 +1,101 @@
+#!/bin/bash
+# `modelc llvm`: the generated module's shape (kernels, entry, BLAS calls,
+# runtime symbols), vector code after --opt for an elementwise model, the
+# train-mode module, and usage errors.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+cat >"$tmp/ew.mdl" <<'MDL'
+model ew
+input x: f32[N, 1024]
+input z: f32[N, 1024]
+output y = relu(x * 3 + z) - z / 2
+MDL
+
+# As generated: one internal function per kernel and the entry.
+"$MODELC" llvm "$tmp/ew.mdl" >"$tmp/ew.ll"
+cat >"$tmp/ew.check" <<'CHECK'
+CHECK: ModuleID = 'ew'
+CHECK: target triple = "x86_64
+CHECK: define internal void @k{{[0-9]+}}.{{[a-z_]+}}(ptr %ctx, i64 %N, ptr noalias %b{{[0-9]+}}
+CHECK: fmul float
+CHECK: define void @entry(ptr %ctx, i64 %N, ptr %bufs)
+CHECK: call void @k
+CHECK: ret void
+CHECK-NOT: define
+CHECK-NOT: <{{[0-9]+}} x float>
+CHECK
+"$FILECHECK" "$tmp/ew.check" --input-file "$tmp/ew.ll"
+
+# Optimised: the kernels are inlined into the entry and the loops are
+# vectorized for the host CPU.
+"$MODELC" llvm "$tmp/ew.mdl" --opt >"$tmp/ew.opt.ll"
+cat >"$tmp/opt.check" <<'CHECK'
+CHECK-NOT: define internal
+CHECK: define void @entry(ptr
+CHECK: vector.body:
+CHECK: load <{{8|16}} x float>
+CHECK: fmul <{{8|16}} x float>
+CHECK: fcmp ogt <{{8|16}} x float>
+CHECK: store <{{8|16}} x float>
+CHECK
+"$FILECHECK" "$tmp/opt.check" --input-file "$tmp/ew.opt.ll"
+
+# A reduction over the innermost axis vectorizes too (reassoc adds).
+cat >"$tmp/sum.ir" <<'IR'
+graph sum {
+  %x = input "x" : f32[N,512]
+  %s = reduce_sum(%x) {axes=[1]} : f32[N]
+  output value "s" = %s
+}
+IR
+"$MODELC" llvm "$tmp/sum.ir" >"$tmp/sum.ll"
+"$MODELC" llvm "$tmp/sum.ir" --opt >"$tmp/sum.opt.ll"
+echo 'CHECK: fadd reassoc float' >"$tmp/sum.check"
+"$FILECHECK" "$tmp/sum.check" --input-file "$tmp/sum.ll"
+echo 'CHECK: fadd reassoc <{{8|16}} x float>' >"$tmp/sumv.check"
+"$FILECHECK" "$tmp/sumv.check" --input-file "$tmp/sum.opt.ll"
+
+# Training: GEMMs through the BLAS glue with transposes as flags, the
+# softmax cross-entropy, and in-place parameter updates.
+"$MODELC" llvm examples/fashion_mlp.mdl --mode=train >"$tmp/mlp.ll"
+cat >"$tmp/mlp.check" <<'CHECK'
+CHECK-DAG: call void @rt_gemm_f32(i32 0, i32 0, i64 %N, i64 256, i64 784
+CHECK-DAG: call void @rt_gemm_f32(i32 1, i32 0, i64 784, i64 256, i64 %N
+CHECK-DAG: call void @rt_gemm_f32(i32 0, i32 1, i64 %N, i64 256, i64 128
+CHECK-DAG: define internal void @k{{[0-9]+}}.log_softmax(
+CHECK-DAG: declare void @rt_gemm_f32(i32, i32, i64, i64, i64, float, ptr, ptr, float, ptr)
+CHECK
+"$FILECHECK" "$tmp/mlp.check" --input-file "$tmp/mlp.ll"
+
+# A CNN calls the convolution and pooling kernels of the runtime.
+"$MODELC" llvm examples/fashion_cnn.mdl --mode=train >"$tmp/cnn.ll"
+cat >"$tmp/cnn.check" <<'CHECK'
+CHECK-DAG: call void @rt_conv2d_f32(ptr
+CHECK-DAG: call void @rt_conv2d_grad_kernel_f32(ptr
+CHECK-DAG: call void @rt_conv2d_grad_input_f32(ptr
+CHECK-DAG: call void @rt_max_pool2d_f32(ptr
+CHECK-DAG: call void @rt_max_pool2d_grad_f32(ptr
+CHECK
+"$FILECHECK" "$tmp/cnn.check" --input-file "$tmp/cnn.ll"
+
+# f64 models use the double kernels.
+"$MODELC" llvm examples/s2_init_scale/sigma_1.mdl --mode=train >"$tmp/f64.ll"
+echo 'CHECK: call void @rt_gemm_f64(' >"$tmp/f64.check"
+"$FILECHECK" "$tmp/f64.check" --input-file "$tmp/f64.ll"
+
+# Usage errors exit with 2, model errors with 1.
+set +e
+"$MODELC" llvm "$tmp/ew.mdl" --mode=eval 2>"$tmp/err.txt"
+test $? -eq 2
+grep -q "modelc llvm: --mode must be train or infer, got 'eval'" "$tmp/err.txt"
+"$MODELC" llvm "$tmp/ew.mdl" --after=nosuch 2>"$tmp/err.txt"
+test $? -eq 2
+grep -q "unknown pass 'nosuch' for --after" "$tmp/err.txt"
+"$MODELC" llvm "$tmp/missing.mdl" 2>"$tmp/err.txt"
+test $? -eq 1
+grep -q "missing.mdl" "$tmp/err.txt"
+set -e
+echo "modelc llvm: ok"

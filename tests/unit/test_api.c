@@ -1,0 +1,138 @@
+/* The public C API: a training loop written by hand over mc_* gives
+ * bit-identical parameters to `modelc train` with the same seed, data and
+ * batch size; errors come back through mc_last_error. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "modelc.h"
+#include "runtime/runtime.h"
+#include "testutil.h"
+
+#define MODEL "tests/e2e/models/tiny_bn.mdl"
+#define FASHION "/usr/share/datasets/fashion-mnist"
+
+static void load_data(Dataset *ds, int64_t limit)
+{
+    RtLoadOpts o;
+    rt_load_opts_default(&o);
+    Dataset all;
+    Diags d;
+    diags_init(&d);
+    ck_assert(rt_load_fashion_mnist(FASHION, "train", &o, &all, &d));
+    rt_dataset_slice(&all, 0, limit, ds);
+    rt_dataset_free(&all);
+    diags_free(&d);
+}
+
+static void hand_loop(const char *out, uint64_t seed, int epochs, int batch, double lr)
+{
+    mc_options o;
+    mc_options_default(&o);
+    o.threads = 1;
+    o.seed = seed; /* shuffling and dropout masks */
+    o.seed_set = true;
+    mc_model *m = mc_compile(MODEL, &o);
+    ck_assert_msg(m != NULL, "%s", mc_last_error(NULL));
+    ck_assert(mc_init_params(m, seed));
+    Dataset ds;
+    load_data(&ds, 600);
+    int64_t *perm = malloc((size_t)ds.n * sizeof *perm);
+    TensorMap b;
+    rt_map_init(&b);
+    for (int e = 0; e < epochs; e++) {
+        rt_perm_identity(perm, ds.n);
+        rt_shuffle(perm, ds.n, seed, (uint64_t)e);
+        for (int64_t s = 0; s < ds.n; s += batch) {
+            rt_dataset_batch(&ds, perm, s, batch, &b);
+            mc_tensor v[2];
+            for (int i = 0; i < b.n; i++) {
+                Tensor *t = b.t[i];
+                v[i] = (mc_tensor){b.names[i], t->dt == DT_I32 ? 2 : 0, t->rank, t->dims, t->data};
+            }
+            double loss;
+            ck_assert_msg(mc_train_step(m, v, b.n, lr, &loss), "%s", mc_last_error(m));
+        }
+    }
+    ck_assert_int_eq(mc_step(m), epochs * ((600 + batch - 1) / batch));
+    ck_assert_msg(mc_save(m, out), "%s", mc_last_error(m));
+    rt_map_free(&b);
+    free(perm);
+    rt_dataset_free(&ds);
+    mc_free(m);
+}
+
+START_TEST(hand_loop_equals_cli)
+{
+    const char *modelc = getenv("MODELC");
+    ck_assert_ptr_nonnull(modelc);
+    char dir[] = "/tmp/mc_apiXXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char a[256], c[256], cmd[1024];
+    snprintf(a, sizeof a, "%s/api.st", dir);
+    snprintf(c, sizeof c, "%s/cli.st", dir);
+    hand_loop(a, 11, 2, 100, 0.002);
+    snprintf(cmd, sizeof cmd,
+             "%s train " MODEL " --limit 600 --batch 100 --epochs 2 --seed 11 --threads 1 --no-test "
+             "--no-progress --save %s > /dev/null",
+             modelc, c);
+    ck_assert_int_eq(system(cmd), 0);
+    TensorMap ta, tc;
+    rt_map_init(&ta);
+    rt_map_init(&tc);
+    Diags d;
+    diags_init(&d);
+    ck_assert(rt_safetensors_read(a, &ta, NULL, &d));
+    ck_assert(rt_safetensors_read(c, &tc, NULL, &d));
+    ck_assert_int_eq(ta.n, tc.n);
+    ck_assert_int_gt(ta.n, 10); /* weights, batchnorm state, Adam slots, step */
+    for (int i = 0; i < ta.n; i++) {
+        Tensor *x = ta.t[i], *y = rt_map_get(&tc, ta.names[i]);
+        ck_assert_msg(y != NULL, "%s missing from the CLI checkpoint", ta.names[i]);
+        ck_assert(rt_tensor_same_shape(x, y));
+        ck_assert_msg(memcmp(x->data, y->data, (size_t)rt_tensor_bytes(x)) == 0,
+                      "tensor %s differs", ta.names[i]);
+    }
+    rt_map_free(&ta);
+    rt_map_free(&tc);
+    diags_free(&d);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+START_TEST(errors_are_reported)
+{
+    mc_options o;
+    mc_options_default(&o);
+    ck_assert_ptr_null(mc_compile("tests/e2e/models/does_not_exist.mdl", &o));
+    ck_assert_ptr_nonnull(strstr(mc_last_error(NULL), "does_not_exist.mdl"));
+    o.backend = MC_BACKEND_INTERP;
+    mc_model *m = mc_compile(MODEL, &o);
+    ck_assert_ptr_nonnull(m);
+    mc_init_params(m, 1);
+    int64_t dims[4] = {2, 28, 28, 3}; /* wrong channel count */
+    float *x = calloc(2 * 28 * 28 * 3, sizeof(float));
+    int32_t y[2] = {1, 2};
+    int64_t ydims[1] = {2};
+    mc_tensor v[2] = {{"x", 0, 4, dims, x}, {"y", 2, 1, ydims, y}};
+    double loss;
+    ck_assert(!mc_train_step(m, v, 2, 0.01, &loss));
+    ck_assert_ptr_nonnull(strstr(mc_last_error(m), "'x'"));
+    ck_assert(!mc_load(m, "tests/e2e/models/tiny_bn.mdl", NULL, true));
+    ck_assert_ptr_nonnull(strstr(mc_last_error(m), "tiny_bn.mdl"));
+    free(x);
+    mc_free(m);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("api");
+    TCase *t = tcase_create("api");
+    tcase_set_timeout(t, 600);
+    tcase_add_test(t, errors_are_reported);
+    tcase_add_test(t, hand_loop_equals_cli);
+    suite_add_tcase(s, t);
+    return tu_run(s);
+}

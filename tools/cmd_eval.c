@@ -1,0 +1,111 @@
+/* modelc eval: loss and metrics of a model with given weights on a data
+ * set, in inference mode (batchnorm moving statistics, no dropout). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "data_cli.h"
+
+int cmd_eval(int argc, char **argv)
+{
+    DataArgs da;
+    memset(&da, 0, sizeof da);
+    const char *weights = NULL, *split = "test", *backend = NULL;
+    int batch = 0, threads = 0;
+    bool json = false;
+    CliOpt opts[] = {
+        DATA_CLI_OPTS(da),
+        {"weights", CLI_STR, &weights, "W.safetensors", "parameters (required)"},
+        {"split", CLI_STR, &split, "test|train", "which split of an IDX data set (default test)"},
+        {"batch", CLI_INT, &batch, "B", "batch size (default: the model's train block)"},
+        {"json", CLI_FLAG, &json, NULL, "print the result as one JSON object"},
+        {"threads", CLI_INT, &threads, "N", "threads (default: all cores)"},
+        {"backend", CLI_STR, &backend, "jit|interp", "execution backend (default jit)"},
+    };
+    CliCmd c = {"eval", "FILE --weights W.safetensors [options]",
+                "Evaluate loss and metrics on a data set in inference mode.", opts, ARRAY_LEN(opts), 1, 1};
+    char **pos;
+    int npos;
+    int rc = cli_parse(&c, argc, argv, &pos, &npos);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    const char *file = pos[0];
+    free(pos);
+    if (!weights)
+        return cli_usage_error("eval", "--weights is required");
+    if (strcmp(split, "test") && strcmp(split, "train"))
+        return cli_usage_error("eval", "--split must be test or train, got '%s'", split);
+    if (batch < 0 || threads < 0 || da.limit < 0)
+        return cli_usage_error("eval", "--batch, --threads and --limit must be positive");
+    mc_options mo;
+    mc_options_default(&mo);
+    mo.threads = threads;
+    if (backend && strcmp(backend, "interp") == 0)
+        mo.backend = MC_BACKEND_INTERP;
+    else if (backend && strcmp(backend, "jit") != 0)
+        return cli_usage_error("eval", "--backend must be jit or interp, got '%s'", backend);
+    mc_model *m = mc_compile(file, &mo);
+    if (!m) {
+        fputs(mc_last_error(NULL), stderr);
+        return 1;
+    }
+    if (!m->geval) {
+        fprintf(stderr, "modelc eval: %s has no loss to evaluate\n", file);
+        mc_free(m);
+        return 1;
+    }
+    if (batch == 0)
+        batch = m->src->train.batch;
+    Diags d;
+    diags_init(&d);
+    Dataset ds;
+    bool have = false;
+    rc = 0;
+    mc_init_params(m, 0);
+    if (!mc_load(m, weights, NULL, true)) {
+        fputs(mc_last_error(m), stderr);
+        rc = 1;
+    } else if (!data_load(&da, split, m->src, m->seed, &ds, &have, &d) || !have) {
+        if (!have && !d.nerrors)
+            diag_error(&d, (SrcLoc){0}, "the data has no %s split; pass the file with --data", split);
+        diags_print(&d, stderr);
+        rc = 1;
+    }
+    if (rc == 0) {
+        TensorMap b;
+        rt_map_init(&b);
+        double tl = 0, tm[MC_MAX_METRICS] = {0}, t0 = mc_now_ms();
+        for (int64_t start = 0; start < ds.n && rc == 0; start += batch) {
+            int64_t rows = rt_dataset_batch(&ds, NULL, start, batch, &b);
+            mc_tensor v[16];
+            int nv = data_views(&b, v, 16);
+            double l, mm[MC_MAX_METRICS];
+            if (!mc_eval_batch(m, v, nv, &l, mm, MC_MAX_METRICS)) {
+                fputs(mc_last_error(m), stderr);
+                rc = 1;
+                break;
+            }
+            tl += l * (double)rows;
+            for (int i = 0; i < mc_num_metrics(m); i++)
+                tm[i] += mm[i] * (double)rows;
+        }
+        double secs = (mc_now_ms() - t0) / 1e3, n = (double)(ds.n ? ds.n : 1);
+        if (rc == 0 && json) {
+            printf("{\"examples\": %lld, \"seconds\": %.4f, \"samples_per_s\": %.1f, \"loss\": %.9g",
+                   (long long)ds.n, secs, secs > 0 ? (double)ds.n / secs : 0.0, tl / n);
+            for (int i = 0; i < mc_num_metrics(m); i++)
+                printf(", \"%s\": %.9g", mc_metric_name(m, i), tm[i] / n);
+            printf("}\n");
+        } else if (rc == 0) {
+            printf("%lld examples (inference mode) - loss: %.4f", (long long)ds.n, tl / n);
+            for (int i = 0; i < mc_num_metrics(m); i++)
+                printf(" - %s: %.4f", mc_metric_name(m, i), tm[i] / n);
+            printf("\n");
+        }
+        rt_map_free(&b);
+        rt_dataset_free(&ds);
+    }
+    diags_free(&d);
+    mc_free(m);
+    return rc;
+}

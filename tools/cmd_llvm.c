@@ -1,0 +1,97 @@
+/* `modelc llvm FILE`: run the pipeline for a mode (infer: the outputs'
+ * graph; train: loss, gradients and updates) and print the LLVM IR the
+ * backend generates for it, before or after optimisation. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/llvm/jit.h"
+#include "cli.h"
+#include "passes/passes.h"
+
+typedef struct LlvmArgs {
+    const char *after, *mode;
+    bool opt, time_passes, fast_isel;
+    int opt_level;
+} LlvmArgs;
+
+static int check_args(const LlvmArgs *a, Mode *mode)
+{
+    if (strcmp(a->mode, "train") == 0)
+        *mode = MODE_TRAIN;
+    else if (strcmp(a->mode, "infer") == 0)
+        *mode = MODE_INFER;
+    else
+        return cli_usage_error("llvm", "--mode must be train or infer, got '%s'", a->mode);
+    if (a->after && ps_pass_index(a->after) < 0) {
+        StrBuf b;
+        sb_init(&b);
+        for (int i = 0; ps_pass_names[i]; i++)
+            sb_printf(&b, "%s%s", i ? ", " : "", ps_pass_names[i]);
+        int rc = cli_usage_error("llvm", "unknown pass '%s' for --after (valid passes: %s)", a->after, b.s);
+        sb_free(&b);
+        return rc;
+    }
+    if (a->opt_level != 0 && a->opt_level != 2)
+        return cli_usage_error("llvm", "--opt-level must be 0 or 2, got %d", a->opt_level);
+    return 0;
+}
+
+int cmd_llvm(int argc, char **argv)
+{
+    LlvmArgs a = {NULL, "infer", false, false, false, 2};
+    const CliOpt opts[] = {
+        {"opt", CLI_FLAG, &a.opt, NULL, "print the IR after optimisation (default: as generated)"},
+        {"mode", CLI_STR, &a.mode, "MODE", "infer (the outputs) or train (loss, gradients, updates); default infer"},
+        {"after", CLI_STR, &a.after, "PASS", "compile the graph as it is after pipeline pass PASS"},
+        {"opt-level", CLI_INT, &a.opt_level, "L", "0 or 2 (default 2) for --opt"},
+        {"time-passes", CLI_FLAG, &a.time_passes, NULL, "report pipeline and LLVM phase times on stderr"},
+    };
+    const CliCmd cmd = {"llvm", "FILE [options]",
+                        "Print the LLVM IR generated for a model (.mdl or .ir): one function per\n"
+                        "kernel and the entry function `entry(ctx, N, bufs)`.",
+                        opts, ARRAY_LEN(opts), 1, 1};
+    char **pos;
+    int npos;
+    int rc = cli_parse(&cmd, argc, argv, &pos, &npos);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    const char *path = pos[0];
+    free(pos);
+    Mode mode = MODE_INFER;
+    if ((rc = check_args(&a, &mode)))
+        return rc;
+
+    Diags d;
+    diags_init(&d);
+    Timer timer = {0};
+    Graph *g = cli_load(path, &d);
+    int shown = d.n;
+    bool ok = g != NULL;
+    char *ir = NULL;
+    if (ok) {
+        PipelineOpts po = ps_default_opts(mode);
+        po.grads = po.update = mode == MODE_TRAIN;
+        po.fuse = true;
+        po.stop_after = a.after;
+        po.timer = a.time_passes ? &timer : NULL;
+        ok = ps_run_pipeline(g, &po, &d);
+    }
+    if (ok) {
+        JitOpts jo;
+        be_jit_opts_default(&jo);
+        jo.opt_level = a.opt_level;
+        jo.time_passes = a.time_passes;
+        jo.timer = &timer;
+        ir = be_jit_llvm_ir(g, &jo, a.opt, &d);
+        ok = ir != NULL;
+    }
+    diags_print_from(&d, stderr, shown);
+    if (ok)
+        fputs(ir, stdout);
+    if (a.time_passes)
+        timer_print(&timer, stderr);
+    free(ir);
+    ir_graph_free(g);
+    diags_free(&d);
+    return ok ? 0 : 1;
+}

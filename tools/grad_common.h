@@ -1,0 +1,31 @@
+/* Shared by `modelc grad` and `modelc gradcheck`: parameter and input
+ * tensors for one evaluation, from files or drawn at random, checked
+ * against the model with errors naming the file and the tensor. */
+#ifndef MODELC_GRAD_COMMON_H
+#define MODELC_GRAD_COMMON_H
+
+#include "runtime/runtime.h"
+
+/* Parameters from a safetensors file (extra tensors such as optimizer
+ * slots are allowed) or, when path is NULL, freshly initialised with
+ * seed. False after reporting an error. */
+bool gc_load_params(const Graph *g, const char *path, uint64_t seed, TensorMap *m, Diags *d);
+
+/* Inputs from a safetensors file: every model input must be present with
+ * its dtype and shape (one batch size N for all), no other tensors. */
+bool gc_load_inputs(const Graph *g, const char *path, TensorMap *m, Diags *d);
+
+/* A random batch of `batch` examples: floats uniform in [0,1); labels
+ * (inputs feeding a one_hot, and integer inputs) uniform integers in
+ * [0, classes) where classes is the one_hot's depth (2 when there is
+ * none). */
+void gc_random_inputs(const Graph *g, int64_t batch, uint64_t seed, TensorMap *m);
+
+/* The index of the graph's first output of kind k, or -1. */
+int gc_find_output(const Graph *g, OutKind k);
+
+/* Format a value the way the commands print losses: 9 significant digits
+ * for f32, shortest round-trip for f64. */
+void gc_fmt_value(char *buf, size_t n, double v, DType dt);
+
+#endif
