@@ -46,6 +46,16 @@ def build_model(torch, arch_name):
     return nn.Sequential(*layers)
 
 
+def keras_init(torch, model):
+    """Glorot-uniform kernels and zero biases, as the .mdl layers (and the
+    JAX worker) initialise them."""
+    for mod in model.modules():
+        if isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d)):
+            torch.nn.init.xavier_uniform_(mod.weight)
+            if mod.bias is not None:
+                torch.nn.init.zeros_(mod.bias)
+
+
 def main():
     t_main = time.time()
     args = common.common_args()
@@ -61,6 +71,7 @@ def main():
 
     arch = common.ARCHS[args.model]
     model = build_model(torch, args.model)
+    keras_init(torch, model)
     nparams = sum(p.numel() for p in model.parameters() if p.requires_grad)
     want = common.expected_params(args.model)
     assert nparams == want, "parameter count %d != %d" % (nparams, want)
