@@ -811,6 +811,10 @@ def main(argv=None):
     b = Bench(a)
     b.run()
     summary, best = summarize(b)
+    for c, v in best.items():
+        v["config"] = "%s, LD_PRELOAD=jemalloc, OMP_WAIT_POLICY=%s, %d threads" % (
+            "OPENBLAS_CORETYPE=Haswell" if v["env"] == "haswell" else "OPENBLAS_CORETYPE unset",
+            "PASSIVE" if b.torch_wait == "passive" else "(libgomp default)", a.threads)
     errors = ["%s %s %s [%s]: %s" % (k[0], k[1], k[2], k[3], v) for k, v in b.broken.items()]
     result = {
         "meta": {
