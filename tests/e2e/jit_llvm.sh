@@ -69,6 +69,8 @@ CHECK-DAG: define internal void @k{{[0-9]+}}.log_softmax(
 CHECK-DAG: declare void @rt_gemm_f32(i32, i32, i64, i64, i64, float, ptr, ptr, float, ptr)
 CHECK
 "$FILECHECK" "$tmp/mlp.check" --input-file "$tmp/mlp.ll"
+# Adam updates every parameter and slot in place: no end-of-step copies.
+if grep -q "llvm.memcpy" "$tmp/mlp.ll"; then echo "fashion_mlp: an update is copied, not done in place"; exit 1; fi
 
 # A CNN calls the convolution and pooling kernels of the runtime.
 "$MODELC" llvm examples/fashion_cnn.mdl --mode=train >"$tmp/cnn.ll"
