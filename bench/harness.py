@@ -194,6 +194,8 @@ class Bench:
         self.param_check = {}
         self.torch_wait = args.torch_omp_wait
         self.torch_wait_calibration = None
+        self.on_progress = lambda: None
+        self.modelc_version = None
 
     def limit(self, case):
         return (QUICK_LIMITS if self.a.quick else LIMITS)[case]
@@ -396,6 +398,7 @@ class Bench:
         a = self.a
         cases = [c for c, _, _ in common_cases(a.cases)]
         if "modelc" in a.frameworks:
+            self.modelc_version = tool_version([a.modelc, "--version"])
             self.check_modelc_params()
         if "torch" in a.frameworks:
             self.calibrate_torch()
@@ -413,6 +416,7 @@ class Bench:
                     self.train(fw, case, env, rep)
                     if fw == "modelc" and case in INFER_CASES:
                         self.modelc_eval(case, env, rep)
+            self.on_progress()
         epoch_fws = [fw for fw in a.frameworks if fw in ("jax", "modelc")]
         if a.epoch_reps > 0 and epoch_fws:
             for rep in range(1, a.epoch_reps + 1):
@@ -423,6 +427,7 @@ class Bench:
                         # which does not use OpenBLAS
                         env = a.jax_envs[0] if fw == "jax" else a.envs[0]
                         self.epoch1(fw, case, env, rep)
+                self.on_progress()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -615,8 +620,9 @@ def table(headers, rows):
 def render(result):
     out = []
     meta = result["meta"]
-    out.append("modelc benchmark  %s  threads=%d  reps=%d%s" % (
-        meta["date"], meta["threads"], meta["reps"], "  (quick)" if meta["quick"] else ""))
+    out.append("modelc benchmark  %s  threads=%d  reps=%d%s%s" % (
+        meta["date"], meta["threads"], meta["reps"], "  (quick)" if meta["quick"] else "",
+        "" if meta.get("complete", True) else "  PARTIAL (run still going or interrupted)"))
     out.append("cpu: %s, %d cores (%s); load average before %s, after %s" % (
         meta["cpu"], meta["nproc"], " ".join(meta["cpu_flags"]) or "-",
         meta["loadavg_before"], meta["loadavg_after"]))
@@ -806,18 +812,28 @@ def main(argv=None):
         a.frameworks.remove("modelc")
 
     started = time.time()
-    load_before = os.getloadavg()
-    pressure_before = cpu_pressure()
+    before = (os.getloadavg()[0], cpu_pressure())
     b = Bench(a)
+    # after every repetition the results so far are written, marked
+    # partial, so an interrupted run still leaves its figures
+    b.on_progress = lambda: write_results(a, b, started, before, complete=False)
     b.run()
+    text = write_results(a, b, started, before, complete=True)
+    print(text)
+    log("wrote %s (%.0f s)" % (a.out, time.time() - started))
+    return 0
+
+
+def build_result(a, b, started, before, complete):
     summary, best = summarize(b)
     for c, v in best.items():
         v["config"] = "%s, LD_PRELOAD=jemalloc, OMP_WAIT_POLICY=%s, %d threads" % (
             "OPENBLAS_CORETYPE=Haswell" if v["env"] == "haswell" else "OPENBLAS_CORETYPE unset",
             "PASSIVE" if b.torch_wait == "passive" else "(libgomp default)", a.threads)
     errors = ["%s %s %s [%s]: %s" % (k[0], k[1], k[2], k[3], v) for k, v in b.broken.items()]
-    result = {
+    return {
         "meta": {
+            "complete": complete,
             "date": datetime.datetime.now().isoformat(timespec="seconds"),
             "duration_s": time.time() - started,
             "threads": a.threads, "reps": a.reps, "epoch_reps": a.epoch_reps,
@@ -825,14 +841,14 @@ def main(argv=None):
             "envs": a.envs, "jax_envs": a.jax_envs,
             "limits": {c: b.limit(c) for c in a.cases},
             "cpu": cpu_name(), "cpu_flags": cpu_flags(), "nproc": os.cpu_count(),
-            "loadavg_before": "%.2f" % load_before[0],
+            "loadavg_before": "%.2f" % before[0],
             "loadavg_after": "%.2f" % os.getloadavg()[0],
             "modelc": a.modelc if "modelc" in a.frameworks else None,
-            "modelc_version": tool_version([a.modelc, "--version"]) if "modelc" in a.frameworks else None,
+            "modelc_version": b.modelc_version,
             "jemalloc": JEMALLOC,
             "torch_omp_wait": b.torch_wait if "torch" in a.frameworks else None,
             "torch_omp_wait_calibration": b.torch_wait_calibration,
-            "cpu_pressure_before": pressure_before,
+            "cpu_pressure_before": before[1],
             "cpu_pressure_after": cpu_pressure(),
             "jax_xla_flags": jax_thread_env(a.threads).get("XLA_FLAGS", ""),
         },
@@ -844,18 +860,20 @@ def main(argv=None):
         "errors": errors,
         "runs": b.runs,
     }
-    text = render(result)
-    print(text)
-    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-    tmp = a.out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=1)
-    os.replace(tmp, a.out)
-    with open(os.path.splitext(a.out)[0] + ".txt", "w") as f:
-        f.write(text + "\n")
-    log("wrote %s (%.0f s)" % (a.out, time.time() - started))
-    return 0
 
+
+def write_results(a, b, started, before, complete):
+    """Writes the JSON and the table (atomically); returns the table."""
+    result = build_result(a, b, started, before, complete)
+    text = render(result)
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    for path, write in ((a.out, lambda f: json.dump(result, f, indent=1)),
+                        (os.path.splitext(a.out)[0] + ".txt", lambda f: f.write(text + "\n"))):
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            write(f)
+        os.replace(tmp, path)
+    return text
 
 if __name__ == "__main__":
     sys.exit(main())

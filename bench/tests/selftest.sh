@@ -39,6 +39,7 @@ check "GEMM floor per case and env" "all(s['gemm_floor_ms'] > 0 and s['floor_rat
 check "one-epoch runs in the first env, estimates elsewhere" "all((s['epoch1_s'] or 0) > 0 if s['env'] == 'haswell' else (s['epoch1_s'] is None and s['epoch1_est_s'] > 0) for s in r['summary'])"
 check "parameter counts agreed" "all(v['modelc'] == v['expected'] for v in r['param_check'].values())"
 check "no errors" "r['errors'] == []"
+check "complete run" "r['meta']['complete'] is True"
 check "targets judged" "any(t['met'] is True for t in r['targets'])"
 check "peer targets n/a" "all(t['met'] is None for t in r['targets'] if 'PyTorch' in t['target'])"
 if grep -q "cnn_bn_b128  modelc" "$tmp/table.txt"; then pass=$((pass + 1)); else
