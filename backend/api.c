@@ -76,6 +76,11 @@ static Graph *variant(mc_model *m, Mode mode, bool train)
     double t0 = mc_now_ms();
     bool ok = ps_simplify(g, &m->d) && ps_verify(g, &m->d);
     timer_add(m->timer, "simplify", mc_now_ms() - t0);
+    if (ok && m->opt.backend == MC_BACKEND_JIT) {
+        t0 = mc_now_ms();
+        ok = ps_fuse(g, &m->d) && ps_verify(g, &m->d);
+        timer_add(m->timer, "fuse", mc_now_ms() - t0);
+    }
     if (!ok) {
         ir_graph_free(g);
         return NULL;

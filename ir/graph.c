@@ -289,6 +289,54 @@ Node *ir_binary(Graph *g, Op op, Node *x, Node *y, SrcLoc loc, Diags *d)
     return ir_op(g, op, in, 2, NULL, loc, d);
 }
 
+/* Body inputs in order must have the operands' dtypes and shapes. */
+static bool fused_body_matches(Graph *body, Node **in, int nin, SrcLoc loc, Diags *d)
+{
+    if (!body || body->nouts < 1) {
+        diag_error(d, loc, "fused node without a body output");
+        return false;
+    }
+    int k = 0;
+    for (int i = 0; i < body->nnodes; i++) {
+        Node *b = body->nodes[i];
+        if (b->op != OP_INPUT)
+            continue;
+        if (k < nin && (b->dt != in[k]->dt || !ir_shape_eq(&b->shape, &in[k]->shape))) {
+            char t1[128], t2[128];
+            diag_error(d, loc, "fused body input %d is %s but operand %d is %s", k,
+                       ir_type_str(b->dt, &b->shape, t1, sizeof t1), k,
+                       ir_type_str(in[k]->dt, &in[k]->shape, t2, sizeof t2));
+            return false;
+        }
+        k++;
+    }
+    if (k != nin) {
+        diag_error(d, loc, "fused body has %d input%s but the node has %d operand%s", k,
+                   k == 1 ? "" : "s", nin, nin == 1 ? "" : "s");
+        return false;
+    }
+    return true;
+}
+
+Node *ir_fused(Graph *g, Graph *body, Node **in, int nin, SrcLoc loc, Diags *d)
+{
+    for (int i = 0; i < nin; i++)
+        if (!in[i]) {
+            ir_graph_free(body);
+            return NULL;
+        }
+    if (!fused_body_matches(body, in, nin, loc, d)) {
+        ir_graph_free(body);
+        return NULL;
+    }
+    Node *n = new_node(g, OP_FUSED, in, nin, NULL, loc);
+    n->sub = body;
+    bool ok = ir_infer(n, d);
+    MC_ASSERT(ok); /* a body with an output always gives a type */
+    append(g, n);
+    return n;
+}
+
 Node *ir_input(Graph *g, const char *name, DType t, Shape s, SrcLoc loc)
 {
     Attrs a = ir_attrs();

@@ -202,6 +202,11 @@ Node *ir_input(Graph *g, const char *name, DType t, Shape s, SrcLoc loc);
 Node *ir_param(Graph *g, const char *name, DType t, Shape s, Init init, bool trainable,
                ParamRole role, SrcLoc loc);
 Node *ir_const(Graph *g, DType t, double v, SrcLoc loc); /* scalar */
+/* A fused node over operands in[0..nin) whose body graph's INPUT nodes
+ * (in node order) have the operands' dtypes and shapes and whose outs[0]
+ * is the result. The node takes ownership of body; on a mismatch a
+ * diagnostic is emitted at loc, body is freed and NULL returned. */
+Node *ir_fused(Graph *g, Graph *body, Node **in, int nin, SrcLoc loc, Diags *d);
 Node *ir_find_param(Graph *g, const char *name);
 const char *ir_intern_file(Graph *g, const char *file);
 Node *ir_find_input(Graph *g, const char *name);

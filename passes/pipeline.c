@@ -1,14 +1,14 @@
 /* The pass pipeline, written out in one place:
- *   verify → specialize(mode) → autodiff → optimizer → simplify
+ *   verify → specialize(mode) → autodiff → optimizer → simplify → fuse
  * Each pass is one file with the signature bool ps_<name>(Graph *, ..., Diags *). */
 #include "passes.h"
 
 #include <string.h>
 
 const char *const ps_pass_names[] = {"lower",     "verify",   "specialize", "autodiff",
-                                     "optimizer", "simplify", NULL};
+                                     "optimizer", "simplify", "fuse",     NULL};
 
-enum { P_LOWER, P_VERIFY, P_SPECIALIZE, P_AUTODIFF, P_OPTIMIZER, P_SIMPLIFY, P_COUNT };
+enum { P_LOWER, P_VERIFY, P_SPECIALIZE, P_AUTODIFF, P_OPTIMIZER, P_SIMPLIFY, P_FUSE, P_COUNT };
 
 PipelineOpts ps_default_opts(Mode mode)
 {
@@ -59,6 +59,8 @@ static bool run_pass(Graph *g, int p, const PipelineOpts *o, Diags *d)
         return ps_optimizer(g, d);
     case P_SIMPLIFY:
         return ps_simplify(g, d);
+    case P_FUSE:
+        return ps_fuse(g, d);
     }
     ICE("bad pass index %d", p);
 }
@@ -73,6 +75,8 @@ static bool pass_enabled(int p, const PipelineOpts *o, int stop)
         return train && (o->update || stop >= P_OPTIMIZER);
     case P_SIMPLIFY:
         return o->simplify || stop >= P_SIMPLIFY;
+    case P_FUSE:
+        return o->fuse || stop >= P_FUSE;
     default:
         return true;
     }

@@ -16,9 +16,10 @@
 
 typedef struct Simp {
     Graph *g;
-    Node *n;   /* node being rewritten: new nodes take its location and label */
-    int *uses; /* use counts at the start of the sweep, by id */
-    int nold;  /* nodes at the start of the sweep; later ones are new */
+    Node *n;   /* node being rewritten: new nodes take its location */
+    int *uses; /* use counts by id: at the start of the sweep, and the counts
+                  of replaced nodes carried over to their replacements */
+    int ncap;
 } Simp;
 
 /* ---- building replacement nodes ---- */
@@ -32,7 +33,6 @@ static Node *mk(Simp *s, Op op, Node **in, int nin, const Attrs *a)
         ICE("simplify built an ill-typed %s node: %s", ir_ops[op].name,
             scratch.n ? scratch.v[0].msg : "?");
     diags_free(&scratch);
-    n->label = s->n->label;
     return n;
 }
 
@@ -56,9 +56,20 @@ static Node *mkconst(Simp *s, DType t, double v)
 
 /* Rewrites that move a node outwards duplicate it when it has other
  * users, so they apply only to single-use nodes. */
-static bool single_use(const Simp *s, const Node *n)
+static int *uses_of(Simp *s, const Node *n)
 {
-    return n->id >= s->nold || s->uses[n->id] <= 1;
+    if (n->id >= s->ncap) {
+        int cap = 2 * n->id + 16;
+        s->uses = xrealloc(s->uses, (size_t)cap * sizeof(int));
+        memset(s->uses + s->ncap, 0, (size_t)(cap - s->ncap) * sizeof(int));
+        s->ncap = cap;
+    }
+    return &s->uses[n->id];
+}
+
+static bool single_use(Simp *s, const Node *n)
+{
+    return *uses_of(s, n) <= 1;
 }
 
 /* ---- predicates ---- */
@@ -210,6 +221,18 @@ static Node *rw_mul(Simp *s, Node *n, Node *a, Node *b)
             return mk2(s, OP_MUL, a->in[0], mkconst(s, n->dt, -c));
         if (a->op == OP_DIV && is_sconst(a->in[0]))
             return mk2(s, OP_DIV, mkconst(s, n->dt, a->in[0]->a.value * c), a->in[1]);
+        /* (k / z) * y * c -> (k*c / z) * y: the factor joins a scalar k / z */
+        if (a->op == OP_MUL && single_use(s, a)) {
+            Node *f = a->in[0], *y = a->in[1];
+            if (!(f->op == OP_DIV && f->shape.rank == 0)) {
+                f = a->in[1];
+                y = a->in[0];
+            }
+            if (f->op == OP_DIV && f->shape.rank == 0 && is_sconst(f->in[0]) && single_use(s, f)) {
+                Node *k = mkconst(s, n->dt, f->in[0]->a.value * c);
+                return mk2(s, OP_MUL, mk2(s, OP_DIV, k, f->in[1]), y);
+            }
+        }
         if (c == -1 && fits(n, a))
             return mk1(s, OP_NEG, a);
     }
@@ -400,16 +423,18 @@ static void clear_aux(Graph *g)
         g->nodes[i]->aux = NULL;
 }
 
-static void replace(Node *n, Node *r)
+static void replace(Simp *s, Node *n, Node *r)
 {
     if (r->dt != n->dt || !ir_shape_eq(&r->shape, &n->shape))
         ICE("simplify changed the type of a %s node", ir_ops[n->op].name);
     n->aux = r;
+    *uses_of(s, r) += *uses_of(s, n);
 }
 
 static bool rewrite_sweep(Graph *g)
 {
-    Simp s = {g, NULL, ir_use_counts(g), g->nnodes};
+    Simp s = {g, NULL, ir_use_counts(g), g->nnodes + 1};
+    int nold = g->nnodes;
     bool changed = false;
     clear_aux(g);
     for (int i = 0; i < g->nnodes; i++) {
@@ -420,7 +445,9 @@ static bool rewrite_sweep(Graph *g)
         s.n = n;
         Node *r = rewrite(&s, n);
         if (r && r != n) {
-            replace(n, r);
+            if (r->id >= nold && !r->label)
+                r->label = n->label; /* the replacement carries the user's name */
+            replace(&s, n, r);
             changed = true;
         }
     }

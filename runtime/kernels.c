@@ -70,6 +70,13 @@ void rt_gemm_f64(int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, double
     GEMM_BODY(double, cblas_dgemm);
 }
 
+/* memset that accepts the NULL buffer of an empty tensor */
+static void zero(void *p, int64_t bytes)
+{
+    if (bytes > 0)
+        memset(p, 0, (size_t)bytes);
+}
+
 /* A 1x1, stride-1, unpadded convolution is a GEMM on the input itself. */
 static bool conv_is_direct(const RtConvGeom *g)
 {
@@ -77,9 +84,30 @@ static bool conv_is_direct(const RtConvGeom *g)
            g->oh == g->h && g->ow == g->w;
 }
 
+/* Few output channels: direct loops beat a matrix-vector GEMM behind an
+ * im2col matrix. */
+static bool conv_is_few(const RtConvGeom *g)
+{
+    return g->o <= RT_CONV_FEW_OUT && !conv_is_direct(g);
+}
+
 int64_t rt_conv_scratch(const RtConvGeom *g)
 {
-    return conv_is_direct(g) ? 0 : g->chunk * g->oh * g->ow * g->kh * g->kw * g->c;
+    return conv_is_direct(g) || conv_is_few(g) ? 0 : g->chunk * g->oh * g->ow * g->kh * g->kw * g->c;
+}
+
+/* The in-bounds part [y0,y1) x [x0,x1) of output pixel (oy, ox)'s window,
+ * whose top-left corner (y, x) may lie in the padding. */
+typedef struct ConvWin {
+    int64_t y, x, y0, y1, x0, x1;
+} ConvWin;
+
+static ConvWin conv_window(const RtConvGeom *g, int64_t oy, int64_t ox)
+{
+    int64_t y = oy * g->sh - g->pt, x = ox * g->sw - g->pl;
+    ConvWin w = {y, x, y < 0 ? 0 : y, y + g->kh > g->h ? g->h : y + g->kh, x < 0 ? 0 : x,
+                 x + g->kw > g->w ? g->w : x + g->kw};
+    return w;
 }
 
 /* The clipped window [y0,y1) x [x0,x1) of output pixel (oy, ox). */

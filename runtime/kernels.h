@@ -45,7 +45,12 @@ typedef struct RtConvGeom {
 } RtConvGeom;
 #define RT_CONV_GEOM_FIELDS 14
 
-/* Elements of scratch a convolution needs (0 for 1x1 stride-1 unpadded). */
+/* Convolutions with at most this many output channels run as direct
+ * loops (no im2col); 1x1 stride-1 unpadded ones as one GEMM; the rest as
+ * im2col/col2im + GEMM. */
+#define RT_CONV_FEW_OUT 4
+
+/* Elements of scratch a convolution needs (0 unless im2col is used). */
 int64_t rt_conv_scratch(const RtConvGeom *g);
 
 /* y = conv(x, k) */

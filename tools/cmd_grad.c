@@ -1,7 +1,7 @@
 /* `modelc grad`: specialize the model for training, differentiate and
  * simplify it, evaluate the loss and every gradient for one batch with the
- * reference interpreter, print the loss and write the gradients
- * (grad.<name>) to a safetensors file. */
+ * reference interpreter (default) or the LLVM JIT, print the loss and
+ * write the gradients (grad.<name>) to a safetensors file. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +35,8 @@ static int parse(GradArgs *a, int argc, char **argv, const char **file)
     CliOpt opts[] = {
         {"output", CLI_STR, &a->output, "G.safetensors", "where to write the gradients (also -o)"},
         {"weights", CLI_STR, &a->weights, "W.safetensors", "parameter values (default: initialise with --seed)"},
-        {"inputs", CLI_STR, &a->inputs, "X.safetensors", "the batch (default: random, --batch examples)"},
+        {"inputs", CLI_STR, &a->inputs, "X.safetensors",
+         "the batch (default: --batch random examples, floats uniform in [0,1), labels uniform classes)"},
         {"backend", CLI_STR, &a->backend, "interp|jit", "evaluator (default interp)"},
         {"seed", CLI_U64, &a->seed, "S", "seed for initial weights and the random batch (default: the model's)"},
         {"batch", CLI_INT, &a->batch, "N", "examples in the random batch (default 4)"},
@@ -136,6 +137,8 @@ static bool evaluate(Graph *g, const GradArgs *a, Diags *d)
         for (int i = 0; i < g->nouts && ok; i++)
             if (g->outs[i].kind == OUT_LOSS || g->outs[i].kind == OUT_GRAD)
                 ok = check_finite(&g->outs[i], outs[i], d, g->outs[i].val->loc);
+        if (!ok)
+            gc_explain_nonfinite(g, &params, &inputs, &ro, d);
     }
     int nw = ok ? write_grads(g, outs, a->output, loss, d) : -1;
     ok = nw >= 0;

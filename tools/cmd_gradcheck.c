@@ -29,7 +29,7 @@ typedef struct Checker {
 } Checker;
 
 typedef struct Result {
-    int64_t checked;
+    int64_t checked, nrel;
     double max_abs, max_rel;
     bool ok;
 } Result;
@@ -103,16 +103,21 @@ static bool eval_loss(Checker *c, double *loss)
     return ok;
 }
 
+/* The relative error is taken over elements whose gradient is at least
+ * atol in magnitude; smaller ones are judged by the absolute error. */
 static void compare(Result *r, double an, double num, const GcArgs *a)
 {
     double err = fabs(an - num), scale = fmax(fabs(an), fabs(num));
-    double rel = scale > 0 ? err / scale : 0;
     if (!(err <= a->atol + a->rtol * fabs(num)))
         r->ok = false;
     if (!(err <= r->max_abs))
         r->max_abs = err;
-    if (!(rel <= r->max_rel))
-        r->max_rel = rel;
+    if (scale >= a->atol && scale > 0) {
+        double rel = err / scale;
+        if (!(rel <= r->max_rel))
+            r->max_rel = rel;
+        r->nrel++;
+    }
     r->checked++;
 }
 
@@ -121,7 +126,7 @@ static bool check_param(Checker *c, const char *name, const Tensor *grad, Result
     Tensor *p = rt_map_get(&c->params, name);
     int64_t n = p->numel, k = n < c->a->samples ? n : c->a->samples;
     uint64_t stream = rt_name_stream(name);
-    *r = (Result){0, 0, 0, true};
+    *r = (Result){0, 0, 0, 0, true};
     for (int64_t j = 0; j < k; j++) {
         int64_t idx = j;
         if (k < n) {
@@ -145,9 +150,11 @@ static bool check_param(Checker *c, const char *name, const Tensor *grad, Result
 
 static void print_row(const char *name, const Shape *s, const Result *r)
 {
-    char sh[96];
-    printf("%-24s %-16s %8lld %12.3e %12.3e  %s\n", name, ir_shape_str(s, sh, sizeof sh),
-           (long long)r->checked, r->max_abs, r->max_rel, r->ok ? "ok" : "MISMATCH");
+    char sh[96], rel[32] = "-";
+    if (r->nrel)
+        snprintf(rel, sizeof rel, "%.3e", r->max_rel);
+    printf("%-24s %-16s %8lld %12.3e %12s  %s\n", name, ir_shape_str(s, sh, sizeof sh),
+           (long long)r->checked, r->max_abs, rel, r->ok ? "ok" : "MISMATCH");
 }
 
 static bool run_checks(Checker *c, int *nbad)

@@ -1,5 +1,6 @@
 /* `modelc ir FILE`: load a model (.mdl or .ir), run the pipeline up to a
- * pass and print the graph as IR text or Graphviz DOT. */
+ * pass and print the graph as IR text or Graphviz DOT, or (--stats) how
+ * many kernels it has. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,10 +56,29 @@ static bool check_wrt(Graph *g, const CliList *wrt, const char *path, Diags *d)
     return ok;
 }
 
+/* Kernels are the nodes that compute: not leaves, not reshapes (which
+ * alias their operand's memory). */
+static void print_stats(Graph *g, FILE *f)
+{
+    int kernels = 0, fused = 0, inside = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *n = g->nodes[i];
+        if (ir_ops[n->op].cls == OPC_LEAF || n->op == OP_RESHAPE)
+            continue;
+        kernels++;
+        if (n->op != OP_FUSED)
+            continue;
+        fused++;
+        for (int j = 0; j < n->sub->nnodes; j++)
+            inside += ir_ops[n->sub->nodes[j]->op].cls != OPC_LEAF;
+    }
+    fprintf(f, "nodes: %d\nkernels: %d\nfused: %d (%d ops)\n", g->nnodes, kernels, fused, inside);
+}
+
 int cmd_ir(int argc, char **argv)
 {
     const char *after = "lower", *mode_s = "train", *format = "text";
-    bool no_loc = false, time_passes = false, mode_diff = false;
+    bool no_loc = false, time_passes = false, stats = false, mode_diff = false;
     CliList wrt = {0};
     const CliOpt opts[] = {
         {"after", CLI_STR, &after, "PASS", "print the graph after PASS (default: lower, the frontend's graph)"},
@@ -67,6 +87,7 @@ int cmd_ir(int argc, char **argv)
         {"no-loc", CLI_FLAG, &no_loc, NULL, "leave out the loc(...) source locations"},
         {"wrt", CLI_MULTI, &wrt, "NAME", "also differentiate with respect to input NAME"},
         {"time-passes", CLI_FLAG, &time_passes, NULL, "report the time each pass takes on stderr"},
+        {"stats", CLI_FLAG, &stats, NULL, "print node and kernel counts instead of the graph"},
         {"mode-diff", CLI_FLAG, &mode_diff, NULL,
          "print the training and inference graphs as one diff over the model's graph"},
     };
@@ -123,7 +144,9 @@ int cmd_ir(int argc, char **argv)
     diags_print_from(&d, stderr, shown);
     ok = ok && d.nerrors == 0;
     if (ok) {
-        if (strcmp(format, "dot") == 0)
+        if (stats)
+            print_stats(g, stdout);
+        else if (strcmp(format, "dot") == 0)
             ir_print_dot(g, stdout);
         else
             ir_print_opts(g, stdout, no_loc ? IR_PRINT_NO_LOC : 0);

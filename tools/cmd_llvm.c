@@ -1,6 +1,6 @@
-/* `modelc llvm FILE`: run the pipeline for a mode (infer: the outputs'
- * graph; train: loss, gradients and updates) and print the LLVM IR the
- * backend generates for it, before or after optimisation. */
+/* `modelc llvm FILE`: run the pipeline for a mode (infer: the graph of the
+ * output values; train: loss, gradients and updates) and print the LLVM
+ * IR the backend generates for it, before or after optimisation. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,15 +36,33 @@ static int check_args(const LlvmArgs *a, Mode *mode)
     return 0;
 }
 
+/* The inference graph computes the model's output values (when it has
+ * any): losses and metrics need labels and belong to evaluation. */
+static void keep_values(Graph *g)
+{
+    int k = 0;
+    for (int i = 0; i < g->nouts; i++)
+        k += g->outs[i].kind == OUT_VALUE;
+    if (!k)
+        return;
+    k = 0;
+    for (int i = 0; i < g->nouts; i++)
+        if (g->outs[i].kind == OUT_VALUE)
+            g->outs[k++] = g->outs[i];
+    g->nouts = k;
+    ir_remove_dead(g);
+}
+
 int cmd_llvm(int argc, char **argv)
 {
     LlvmArgs a = {NULL, "infer", false, false, false, 2};
     const CliOpt opts[] = {
         {"opt", CLI_FLAG, &a.opt, NULL, "print the IR after optimisation (default: as generated)"},
-        {"mode", CLI_STR, &a.mode, "MODE", "infer (the outputs) or train (loss, gradients, updates); default infer"},
+        {"mode", CLI_STR, &a.mode, "MODE", "infer (the output values) or train (loss, gradients, updates); default infer"},
         {"after", CLI_STR, &a.after, "PASS", "compile the graph as it is after pipeline pass PASS"},
         {"opt-level", CLI_INT, &a.opt_level, "L", "0 or 2 (default 2) for --opt"},
-        {"time-passes", CLI_FLAG, &a.time_passes, NULL, "report pipeline and LLVM phase times on stderr"},
+        {"fast-isel", CLI_FLAG, &a.fast_isel, NULL, "with --time-passes: codegen at CodeGenLevelNone"},
+        {"time-passes", CLI_FLAG, &a.time_passes, NULL, "also JIT-compile the module; report pass and LLVM phase times on stderr"},
     };
     const CliCmd cmd = {"llvm", "FILE [options]",
                         "Print the LLVM IR generated for a model (.mdl or .ir): one function per\n"
@@ -75,15 +93,23 @@ int cmd_llvm(int argc, char **argv)
         po.stop_after = a.after;
         po.timer = a.time_passes ? &timer : NULL;
         ok = ps_run_pipeline(g, &po, &d);
+        if (ok && mode == MODE_INFER)
+            keep_values(g);
     }
+    JitOpts jo;
+    be_jit_opts_default(&jo);
+    jo.opt_level = a.opt_level;
+    jo.fast_isel = a.fast_isel;
     if (ok) {
-        JitOpts jo;
-        be_jit_opts_default(&jo);
-        jo.opt_level = a.opt_level;
-        jo.time_passes = a.time_passes;
-        jo.timer = &timer;
         ir = be_jit_llvm_ir(g, &jo, a.opt, &d);
         ok = ir != NULL;
+    }
+    if (ok && a.time_passes) { /* time the whole compilation, JIT included */
+        jo.time_passes = true;
+        jo.timer = &timer;
+        JitModule *m = be_jit_compile(g, &jo, &d);
+        ok = m != NULL;
+        be_jit_free(m);
     }
     diags_print_from(&d, stderr, shown);
     if (ok)

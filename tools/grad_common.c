@@ -1,8 +1,10 @@
 /* Parameter and input tensors for `modelc grad` and `modelc gradcheck`. */
 #include "grad_common.h"
 
-#include <inttypes.h>
+#include <math.h>
 #include <string.h>
+
+#include "backend/interp/interp.h"
 
 static SrcLoc file_loc(Diags *d, const char *path)
 {
@@ -123,8 +125,49 @@ int gc_find_output(const Graph *g, OutKind k)
 
 void gc_fmt_value(char *buf, size_t n, double v, DType dt)
 {
-    if (dt == DT_F32)
+    if (isnan(v))
+        snprintf(buf, n, "nan");
+    else if (isinf(v))
+        snprintf(buf, n, "%sinf", v < 0 ? "-" : "");
+    else if (dt == DT_F32)
         snprintf(buf, n, "%.9g", v);
     else
         fmt_double(buf, n, v);
+}
+
+static bool all_finite(const Tensor *t)
+{
+    if (!t || !ir_dtype_is_float(t->dt))
+        return true;
+    for (int64_t i = 0; i < t->numel; i++)
+        if (!isfinite(rt_get(t, i)))
+            return false;
+    return true;
+}
+
+void gc_explain_nonfinite(Graph *g, const TensorMap *params, const TensorMap *inputs,
+                          const RunOpts *ro, Diags *d)
+{
+    Tensor **vals;
+    Diags scratch;
+    diags_init(&scratch);
+    if (!be_interp_run_all(g, params, inputs, ro, &vals, &scratch)) {
+        diags_free(&scratch);
+        return;
+    }
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *n = g->nodes[i];
+        if (n->op == OP_INPUT || n->op == OP_PARAM || all_finite(vals[i]))
+            continue;
+        bool inherited = false;
+        for (int j = 0; j < n->nin; j++)
+            inherited |= !all_finite(vals[n->in[j]->id]);
+        if (inherited)
+            continue;
+        diag_note(d, n->loc, "the first NaN or infinity comes from %s%s%s%s", ir_ops[n->op].name,
+                  n->label ? " ('" : "", n->label ? n->label : "", n->label ? "')" : "");
+        break;
+    }
+    be_interp_free_values(g, vals);
+    diags_free(&scratch);
 }

@@ -4,6 +4,7 @@
 #ifndef MODELC_GRAD_COMMON_H
 #define MODELC_GRAD_COMMON_H
 
+#include "backend/interp/interp.h"
 #include "runtime/runtime.h"
 
 /* Parameters from a safetensors file (extra tensors such as optimizer
@@ -27,5 +28,10 @@ int gc_find_output(const Graph *g, OutKind k);
 /* Format a value the way the commands print losses: 9 significant digits
  * for f32, shortest round-trip for f64. */
 void gc_fmt_value(char *buf, size_t n, double v, DType dt);
+
+/* After a NaN or infinite result: evaluate every node and add a note at
+ * the first node producing a non-finite value from finite operands. */
+void gc_explain_nonfinite(Graph *g, const TensorMap *params, const TensorMap *inputs,
+                          const RunOpts *ro, Diags *d);
 
 #endif

@@ -1,7 +1,8 @@
 /* Internal interface of the LLVM backend: symbolic sizes and the buffer
  * and kernel plan (plan.c), the code-generation context, types, calls and
  * kernel functions (cgutil.c), loop nests (loops.c), elementwise and
- * data-movement kernels (elem.c), reductions and softmax (reduce.c),
+ * data-movement kernels (elem.c), vectorizable exp/tanh (vmath.c),
+ * reductions and softmax (reduce.c),
  * runtime calls (calls.c) and the module (codegen.c). Not a public
  * header. */
 #ifndef MODELC_CG_H
@@ -27,6 +28,10 @@ Mono mono_numel(const Shape *s);
 int64_t mono_eval(Mono m, int64_t n);
 /* Row-major strides of s (elements). */
 void mono_strides(const Shape *s, Mono *st);
+
+/* A location kept by a module, re-interned in d so that diagnostics
+ * outlive the module (jit.c). */
+SrcLoc jit_diag_loc(Diags *d, SrcLoc l);
 
 /* ---- the plan: buffers (slots) and steps ---- */
 typedef struct Slot {
@@ -163,6 +168,9 @@ void cg_softmax(Cg *c, const Step *st);
 void cg_matmul(Cg *c, const Step *st);          /* calls.c */
 void cg_conv(Cg *c, const Step *st);
 void cg_pool(Cg *c, const Step *st);
+/* exp and tanh: vectorizable polynomials for f32, libm for f64 (vmath.c). */
+LLVMValueRef cg_exp(Cg *c, DType t, LLVMValueRef x);
+LLVMValueRef cg_tanh(Cg *c, DType t, LLVMValueRef x);
 /* a p b, or a is NaN (the NaN-propagating max/min rule of docs/ops.md). */
 LLVMValueRef cg_gt_or_nan(Cg *c, LLVMRealPredicate p, LLVMValueRef a, LLVMValueRef b);
 /* One scalar op on loaded operand values (elem.c). */

@@ -9,12 +9,6 @@
 
 /* ---- scalar ops ---- */
 
-static LLVMValueRef libm1(Cg *c, DType t, const char *f32name, const char *f64name, LLVMValueRef x)
-{
-    LLVMTypeRef ty = cg_type(c, t);
-    return cg_call(c, t == DT_F32 ? f32name : f64name, ty, &ty, 1, &x);
-}
-
 static LLVMValueRef cmp_to_float(Cg *c, LLVMRealPredicate p, LLVMValueRef a, LLVMValueRef b, DType t)
 {
     LLVMValueRef r = LLVMBuildFCmp(c->b, p, a, b, "");
@@ -39,7 +33,7 @@ static LLVMValueRef sigmoid(Cg *c, DType t, LLVMValueRef x)
     LLVMTypeRef ty = cg_type(c, t);
     LLVMValueRef ax = cg_intrinsic(c, "llvm.fabs", ty, &x, 1);
     LLVMValueRef nax = LLVMBuildFNeg(c->b, ax, "");
-    LLVMValueRef e = cg_intrinsic(c, "llvm.exp", ty, &nax, 1);
+    LLVMValueRef e = cg_exp(c, t, nax);
     LLVMValueRef den = LLVMBuildFAdd(c->b, cg_fconst(c, t, 1), e, "");
     LLVMValueRef pos = LLVMBuildFDiv(c->b, cg_fconst(c, t, 1), den, "");
     LLVMValueRef neg = LLVMBuildFDiv(c->b, e, den, "");
@@ -57,17 +51,17 @@ LLVMValueRef cg_scalar_op(Cg *c, const Node *v, LLVMValueRef *in)
     case OP_NEG:
         return LLVMBuildFNeg(b, x, "");
     case OP_EXP:
-        return cg_intrinsic(c, "llvm.exp", ty, &x, 1);
+        return cg_exp(c, t, x);
     case OP_LOG:
         return cg_intrinsic(c, "llvm.log", ty, &x, 1);
     case OP_TANH:
-        return libm1(c, t, "tanhf", "tanh", x);
+        return cg_tanh(c, t, x);
     case OP_SIGMOID:
         return sigmoid(c, t, x);
     case OP_RELU:
         return sel(c, LLVMRealOGT, x, zero, x, zero);
     case OP_ELU: {
-        LLVMValueRef e = cg_intrinsic(c, "llvm.exp", ty, &x, 1);
+        LLVMValueRef e = cg_exp(c, t, x);
         LLVMValueRef neg = LLVMBuildFMul(b, cg_fconst(c, t, v->a.value), LLVMBuildFSub(b, e, one, ""), "");
         return sel(c, LLVMRealOGT, x, zero, x, neg);
     }

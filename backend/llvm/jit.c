@@ -430,6 +430,13 @@ static int64_t layout(const JitModule *m, Placed *pl, int np)
     return total;
 }
 
+SrcLoc jit_diag_loc(Diags *d, SrcLoc l)
+{
+    if (l.file)
+        l.file = diags_intern_file(d, l.file);
+    return l;
+}
+
 static void shape_at(const Shape *s, int64_t n, Shape *out)
 {
     *out = *s;
@@ -443,7 +450,7 @@ bool be_jit_check_n(const JitModule *m, int64_t n, Diags *d)
     char ty[128];
     if (n < 0) {
         if (m->needs_n)
-            diag_error(d, m->nreq0.loc, "%s of type %s needs the batch size N, but no input binds it",
+            diag_error(d, jit_diag_loc(d, m->nreq0.loc), "%s of type %s needs the batch size N, but no input binds it",
                        m->nreq0.op, ir_type_str(m->nreq0.dt, &m->nreq0.shape, ty, sizeof ty));
         return !m->needs_n;
     }
@@ -454,7 +461,7 @@ bool be_jit_check_n(const JitModule *m, int64_t n, Diags *d)
             continue;
         Shape s;
         shape_at(&r->shape, n, &s);
-        diag_error(d, r->loc, "%s [%lld:%lld] is out of range for axis %d of %s (N = %lld)", r->op,
+        diag_error(d, jit_diag_loc(d, r->loc), "%s [%lld:%lld] is out of range for axis %d of %s (N = %lld)", r->op,
                    (long long)r->begin, (long long)r->end, r->axis, ir_type_str(r->dt, &s, ty, sizeof ty),
                    (long long)n);
         ok = false;
@@ -485,12 +492,14 @@ JitWorkspace *be_jit_workspace_new(const JitModule *m, int64_t n, Diags *d)
         pl[np++].size = (bytes + WS_ALIGN - 1) / WS_ALIGN * WS_ALIGN;
     }
     int64_t total = layout(m, pl, np);
+    if (total == 0)
+        total = WS_ALIGN; /* empty temporaries still get a valid address */
     JitWorkspace *w = xcalloc(1, sizeof *w);
     w->m = m;
     w->n = n;
     w->bytes = total;
     w->bufs = xcalloc((size_t)m->nslots + 1, sizeof(void *));
-    if (total > 0 && !(w->mem = aligned_alloc(WS_ALIGN, (size_t)total))) {
+    if (!(w->mem = aligned_alloc(WS_ALIGN, (size_t)total))) {
         diag_error(d, none, "cannot allocate %lld bytes of workspace for batch size %lld",
                    (long long)total, (long long)n);
         free(pl);
@@ -538,8 +547,7 @@ bool be_jit_ready(const JitWorkspace *w, Diags *d)
     for (int i = 0; i < w->m->nslots; i++) {
         const JitBufInfo *b = &w->m->slots[i].info;
         if (b->kind != JIT_BUF_TEMP && b->used && !w->bufs[i]) {
-            SrcLoc none = {NULL, 0, 0};
-            diag_error(d, none, "%s '%s' is not bound", b->kind == JIT_BUF_INPUT ? "input" : "parameter",
+            diag_error(d, jit_diag_loc(d, b->loc), "%s '%s' is not bound", b->kind == JIT_BUF_INPUT ? "input" : "parameter",
                        b->name);
             return false;
         }

@@ -29,10 +29,15 @@
  * optimizer slots once (persistent tensors updated in place), bind the
  * inputs of each batch (or copy into bound tensors), call be_jit_step.
  *
- * Numerics: sums reduced in registers (reduce_sum/mean over the innermost
- * axis, softmax denominators) carry the `reassoc` fast-math flag so they
- * vectorize; their summation order differs from a sequential loop by
- * rounding only. Everything else keeps IEEE semantics. */
+ * Numerics (docs/ops.md defines the values; the interpreter computes them
+ * literally): sums reduced in registers (reduce_sum/mean over the
+ * innermost axis, softmax denominators) carry the `reassoc` fast-math flag
+ * so they vectorize, and GEMM/convolution sum in BLAS's order: these
+ * differ from a sequential loop by rounding only. In f32, exp and tanh
+ * (also inside sigmoid, elu, softmax) are inlined polynomials (Cephes
+ * expf/tanhf, within 2 ulp of libm, same NaN/inf/zero results) so their
+ * loops vectorize; f64 calls libm. Everything else is exact IEEE
+ * arithmetic in the op's dtype, NaN rules included. */
 #ifndef MODELC_JIT_H
 #define MODELC_JIT_H
 

@@ -4,6 +4,7 @@
  * or zero-strided (what the loop vectorizer wants). */
 #include "cg.h"
 
+#include <llvm-c/DebugInfo.h>
 #include <string.h>
 
 LLVMValueRef cg_loop_begin(Cg *c, Loop *l, LLVMValueRef count, const char *name)
@@ -21,12 +22,30 @@ LLVMValueRef cg_loop_begin(Cg *c, Loop *l, LLVMValueRef count, const char *name)
     return l->iv;
 }
 
+/* Loop metadata distinct !{self, !{"llvm.loop.unroll.disable"}}: the
+ * vectorizer still interleaves, but constant-trip loops are not fully
+ * unrolled into huge straight-line blocks, which tripled codegen time
+ * (the machine scheduler is superlinear in block size) for no measurable
+ * gain in step time. */
+static void no_unroll(Cg *c, LLVMValueRef br)
+{
+    LLVMMetadataRef tmp = LLVMTemporaryMDNode(c->cx, NULL, 0);
+    const char *key = "llvm.loop.unroll.disable";
+    LLVMMetadataRef kv = LLVMMDStringInContext2(c->cx, key, strlen(key));
+    LLVMMetadataRef ops[2] = {tmp, LLVMMDNodeInContext2(c->cx, &kv, 1)};
+    LLVMMetadataRef id = LLVMMDNodeInContext2(c->cx, ops, 2);
+    LLVMMetadataReplaceAllUsesWith(tmp, id);
+    unsigned kind = LLVMGetMDKindIDInContext(c->cx, "llvm.loop", 9);
+    LLVMSetMetadata(br, kind, LLVMMetadataAsValue(c->cx, id));
+}
+
 void cg_loop_end(Cg *c, Loop *l)
 {
     LLVMValueRef next = LLVMBuildNUWAdd(c->b, l->iv, cg_i64(c, 1), "");
     LLVMValueRef more = LLVMBuildICmp(c->b, LLVMIntSLT, next, l->count, "");
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
-    LLVMBuildCondBr(c->b, more, l->body, l->exit);
+    LLVMValueRef br = LLVMBuildCondBr(c->b, more, l->body, l->exit);
+    no_unroll(c, br);
     LLVMAddIncoming(l->iv, &next, &latch, 1);
     LLVMPositionBuilderAtEnd(c->b, l->exit);
 }

@@ -78,6 +78,11 @@ static bool check_node(Node *v, Diags *d)
                    v->a.name ? v->a.name : "?");
         return false;
     }
+    if (v->nin > CG_MAXARGS - 2) {
+        diag_error(d, v->loc, "%s with %d operands: one kernel takes at most %d", ir_ops[v->op].name, v->nin,
+                   CG_MAXARGS - 2);
+        return false;
+    }
     if (v->op == OP_FUSED) {
         if (!v->sub || v->sub->nouts < 1) {
             diag_error(d, v->loc, "fused node without a body");
@@ -288,6 +293,119 @@ static void find_n_requirements(Plan *p)
     }
 }
 
+/* Scratch arrays of one plan_build, indexed by node id. */
+typedef struct Builder {
+    Plan *p;
+    Graph *g;
+    int *kpos;      /* position among the kernels, -1 for other nodes */
+    Node **inplace; /* value computed in place into this parameter */
+    int *snap;      /* parameter: slot of its value before the step, -1 */
+} Builder;
+
+/* Updates in place (iaux 3 on the parameter) where possible. */
+static void decide_updates(Builder *b)
+{
+    Graph *g = b->g;
+    for (int i = 0; i < g->nouts; i++) {
+        Output *o = &g->outs[i];
+        if (o->kind != OUT_UPDATE || o->val == o->target)
+            continue;
+        if (!o->target || o->target->op != OP_PARAM)
+            ICE("update output '%s' without a parameter target", o->name);
+        if (!b->inplace[o->val->id] && can_update_in_place(g, o->val, o->target, b->kpos)) {
+            b->inplace[o->val->id] = o->target;
+            o->target->iaux = 3;
+        }
+    }
+}
+
+/* Leaves first (graph order), then one temporary per kernel; reshapes
+ * alias their operand, in-place updates their parameter. */
+static void assign_slots(Builder *b)
+{
+    Plan *p = b->p;
+    Graph *g = b->g;
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *v = g->nodes[i];
+        p->node_slot[i] = -1;
+        if (v->op != OP_INPUT && v->op != OP_PARAM)
+            continue;
+        p->node_slot[i] = add_slot(p, v->op == OP_INPUT ? JIT_BUF_INPUT : JIT_BUF_PARAM, v->a.name,
+                                   v->dt, v->shape, mono_numel(&v->shape));
+        p->slots[p->node_slot[i]].used = v->iaux != 0;
+        p->slots[p->node_slot[i]].loc = v->loc;
+    }
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *v = g->nodes[i];
+        if (v->op == OP_RESHAPE && v->iaux)
+            p->node_slot[i] = p->node_slot[v->in[0]->id];
+        else if (b->inplace[i])
+            p->node_slot[i] = p->node_slot[b->inplace[i]->id];
+        else if (is_kernel(v))
+            p->node_slot[i] = add_slot(p, JIT_BUF_TEMP, NULL, v->dt, v->shape, mono_numel(&v->shape));
+    }
+}
+
+static bool is_update_target(Graph *g, Node *r)
+{
+    for (int j = 0; j < g->nouts; j++)
+        if (g->outs[j].kind == OUT_UPDATE && g->outs[j].target == r && g->outs[j].val != r)
+            return true;
+    return false;
+}
+
+/* The slot holding parameter r's value from before the step: a copy
+ * taken by the first step. */
+static int snapshot(Builder *b, Node *r)
+{
+    if (b->snap[r->id] < 0) {
+        b->snap[r->id] = add_slot(b->p, JIT_BUF_TEMP, NULL, r->dt, r->shape, mono_numel(&r->shape));
+        add_step(b->p, STEP_COPY, NULL, b->snap[r->id], b->p->node_slot[r->id], -1);
+    }
+    return b->snap[r->id];
+}
+
+/* Where each output is read after the step: an update's target; an old
+ * parameter value that the step overwrites from its snapshot. */
+static void plan_outputs(Builder *b)
+{
+    Graph *g = b->g;
+    for (int i = 0; i < g->nouts; i++) {
+        Output *o = &g->outs[i];
+        Node *r = root_node(o->val);
+        bool old = r->op == OP_PARAM && is_update_target(g, r) && !(o->kind == OUT_UPDATE && o->target == r);
+        int slot = old ? snapshot(b, r) : b->p->node_slot[o->val->id];
+        b->p->out_slot[i] = o->kind == OUT_UPDATE ? b->p->node_slot[o->target->id] : slot;
+    }
+}
+
+static void add_kernels(Builder *b)
+{
+    for (int i = 0; i < b->g->nnodes; i++) {
+        Node *v = b->g->nodes[i];
+        if (!is_kernel(v))
+            continue;
+        int64_t sc = conv_scratch(v);
+        int scratch = sc > 0 ? add_slot(b->p, JIT_BUF_TEMP, NULL, v->dt, ir_shape1(sc), mono(sc)) : -1;
+        add_step(b->p, STEP_KERNEL, v, b->p->node_slot[i], -1, scratch);
+    }
+}
+
+/* Updates that could not be done in place, after every kernel. */
+static void add_update_copies(Builder *b)
+{
+    Graph *g = b->g;
+    for (int i = 0; i < g->nouts; i++) {
+        Output *o = &g->outs[i];
+        if (o->kind != OUT_UPDATE || o->val == o->target || b->inplace[o->val->id] == o->target)
+            continue;
+        Node *r = root_node(o->val);
+        int src = b->snap[r->id] >= 0 ? b->snap[r->id] : b->p->node_slot[o->val->id];
+        MC_ASSERT(src >= 0);
+        add_step(b->p, STEP_COPY, NULL, b->p->node_slot[o->target->id], src, -1);
+    }
+}
+
 bool plan_build(Plan *p, Graph *g, Diags *d)
 {
     memset(p, 0, sizeof *p);
@@ -300,105 +418,25 @@ bool plan_build(Plan *p, Graph *g, Diags *d)
     for (int i = 0; i < nn; i++)
         if (g->nodes[i]->iaux && g->nodes[i]->op == OP_CONST && const_needs_buffer(g, g->nodes[i]))
             g->nodes[i]->iaux = 2;
-
-    /* kernel order positions */
-    int *kpos = xmalloc((size_t)(nn + 1) * sizeof(int));
+    Builder b = {p, g, xmalloc((size_t)(nn + 1) * sizeof(int)), xcalloc((size_t)nn + 1, sizeof(Node *)),
+                 xmalloc((size_t)(nn + 1) * sizeof(int))};
     int nk = 0;
-    for (int i = 0; i < nn; i++)
-        kpos[i] = is_kernel(g->nodes[i]) ? nk++ : -1;
-
-    /* updates: in place (iaux 3 on the parameter) or copied at the end */
-    Node **inplace = xcalloc((size_t)nn + 1, sizeof(Node *)); /* by value id: target */
-    for (int i = 0; i < g->nouts; i++) {
-        Output *o = &g->outs[i];
-        if (o->kind != OUT_UPDATE || o->val == o->target)
-            continue;
-        if (!o->target || o->target->op != OP_PARAM)
-            ICE("update output '%s' without a parameter target", o->name);
-        if (!inplace[o->val->id] && can_update_in_place(g, o->val, o->target, kpos)) {
-            inplace[o->val->id] = o->target;
-            o->target->iaux = 3;
-        }
+    for (int i = 0; i < nn; i++) {
+        b.kpos[i] = is_kernel(g->nodes[i]) ? nk++ : -1;
+        b.snap[i] = -1;
     }
-
-    /* slots */
     p->node_slot = xmalloc((size_t)(nn + 1) * sizeof(int));
-    for (int i = 0; i < nn; i++) {
-        Node *v = g->nodes[i];
-        p->node_slot[i] = -1;
-        if (v->op != OP_INPUT && v->op != OP_PARAM)
-            continue;
-        p->node_slot[i] = add_slot(p, v->op == OP_INPUT ? JIT_BUF_INPUT : JIT_BUF_PARAM, v->a.name,
-                                   v->dt, v->shape, mono_numel(&v->shape));
-        p->slots[p->node_slot[i]].used = v->iaux != 0;
-        p->slots[p->node_slot[i]].loc = v->loc;
-    }
-    for (int i = 0; i < nn; i++) {
-        Node *v = g->nodes[i];
-        if (v->op == OP_RESHAPE && v->iaux)
-            p->node_slot[i] = p->node_slot[v->in[0]->id];
-        else if (inplace[i])
-            p->node_slot[i] = p->node_slot[inplace[i]->id];
-        else if (is_kernel(v))
-            p->node_slot[i] = add_slot(p, JIT_BUF_TEMP, NULL, v->dt, v->shape, mono_numel(&v->shape));
-    }
-
-    /* snapshots of parameters that are read after being updated */
-    int *snap = xmalloc((size_t)(nn + 1) * sizeof(int));
-    for (int i = 0; i < nn; i++)
-        snap[i] = -1;
     p->out_slot = xmalloc((size_t)(g->nouts + 1) * sizeof(int));
-    for (int i = 0; i < g->nouts; i++) {
-        Output *o = &g->outs[i];
-        Node *r = root_node(o->val);
-        int slot = p->node_slot[o->val->id];
-        bool written = r->op == OP_PARAM && r->iaux == 3;
-        for (int j = 0; j < g->nouts && !written; j++)
-            written = g->outs[j].kind == OUT_UPDATE && g->outs[j].target == r &&
-                      g->outs[j].val != r && r->op == OP_PARAM;
-        if (o->kind == OUT_UPDATE && o->target == r)
-            written = false;
-        if (written) {
-            if (snap[r->id] < 0) {
-                snap[r->id] = add_slot(p, JIT_BUF_TEMP, NULL, r->dt, r->shape, mono_numel(&r->shape));
-                add_step(p, STEP_COPY, NULL, snap[r->id], p->node_slot[r->id], -1);
-            }
-            slot = snap[r->id];
-        }
-        p->out_slot[i] = slot;
-    }
-    for (int i = 0; i < g->nouts; i++)
-        if (g->outs[i].kind == OUT_UPDATE) {
-            p->out_slot[i] = p->node_slot[g->outs[i].target->id];
-        }
-
-    /* kernels in graph order */
-    for (int i = 0; i < nn; i++) {
-        Node *v = g->nodes[i];
-        if (!is_kernel(v))
-            continue;
-        int64_t sc = conv_scratch(v);
-        int scratch = sc > 0 ? add_slot(p, JIT_BUF_TEMP, NULL, v->dt, ir_shape1(sc), mono(sc)) : -1;
-        add_step(p, STEP_KERNEL, v, p->node_slot[i], -1, scratch);
-    }
-
-    /* updates that could not be done in place, after every kernel */
-    for (int i = 0; i < g->nouts; i++) {
-        Output *o = &g->outs[i];
-        if (o->kind != OUT_UPDATE || o->val == o->target || inplace[o->val->id] == o->target)
-            continue;
-        Node *r = root_node(o->val);
-        int src = snap[r->id] >= 0 ? snap[r->id] : p->node_slot[o->val->id];
-        MC_ASSERT(src >= 0);
-        add_step(p, STEP_COPY, NULL, p->node_slot[o->target->id], src, -1);
-    }
-    /* the value-of-update outputs of non-update kinds keep their value
-     * slot; an update output's slot is its target (set above) */
+    decide_updates(&b);
+    assign_slots(&b);
+    plan_outputs(&b); /* snapshot copies come first */
+    add_kernels(&b);
+    add_update_copies(&b);
     compute_live_ranges(p);
     find_n_requirements(p);
-    free(kpos);
-    free(inplace);
-    free(snap);
+    free(b.kpos);
+    free(b.inplace);
+    free(b.snap);
     return true;
 }
 

@@ -264,7 +264,7 @@ static void softmax_step(Cg *c, void *ud, LLVMValueRef *offs)
     LLVMValueRef m = LLVMBuildLoad2(c->b, t, k->m, "");
     LLVMValueRef d = LLVMBuildFSub(c->b, x, m, "");
     if (k->phase == 1) {
-        LLVMValueRef e = cg_intrinsic(c, "llvm.exp", t, &d, 1);
+        LLVMValueRef e = cg_exp(c, k->dt, d);
         if (k->v->op == OP_SOFTMAX)
             cg_store(c, k->dt, e, k->out, offs[1]);
         LLVMValueRef s = LLVMBuildLoad2(c->b, t, k->s, "");

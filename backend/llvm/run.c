@@ -19,7 +19,7 @@ bool be_jit_bind(JitWorkspace *w, int i, Tensor *t, Diags *d)
     char want[128], got[128];
     int64_t n;
     if (t->dt != b->dt || !rt_tensor_matches(t, &b->shape, be_jit_workspace_n(w), &n)) {
-        diag_error(d, b->loc, "%s '%s' is %s, expected %s", kind_name(b), b->name,
+        diag_error(d, jit_diag_loc(d, b->loc), "%s '%s' is %s, expected %s", kind_name(b), b->name,
                    rt_tensor_type_str(t, got, sizeof got), ir_type_str(b->dt, &b->shape, want, sizeof want));
         return false;
     }
@@ -40,10 +40,10 @@ static void report_mismatch(Binder *bd, const JitBufInfo *b, const Tensor *t, bo
     rt_tensor_type_str(t, got, sizeof got);
     if (batch) {
         const JitBufInfo *f = be_jit_buf(bd->m, bd->n_from);
-        diag_error(d, b->loc, "%s '%s' is %s, expected %s with N = %lld (from %s '%s')", kind_name(b),
+        diag_error(d, jit_diag_loc(d, b->loc), "%s '%s' is %s, expected %s with N = %lld (from %s '%s')", kind_name(b),
                    b->name, got, want, (long long)bd->n, kind_name(f), f->name);
     } else {
-        diag_error(d, b->loc, "%s '%s' is %s, expected %s", kind_name(b), b->name, got, want);
+        diag_error(d, jit_diag_loc(d, b->loc), "%s '%s' is %s, expected %s", kind_name(b), b->name, got, want);
     }
 }
 
@@ -53,7 +53,7 @@ static bool check_leaf(Binder *bd, int i, const Tensor *t, Diags *d)
     const JitBufInfo *b = be_jit_buf(bd->m, i);
     if (!t) {
         char want[128];
-        diag_error(d, b->loc, "missing %s '%s' of type %s", kind_name(b), b->name,
+        diag_error(d, jit_diag_loc(d, b->loc), "missing %s '%s' of type %s", kind_name(b), b->name,
                    ir_type_str(b->dt, &b->shape, want, sizeof want));
         return false;
     }

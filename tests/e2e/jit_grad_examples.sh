@@ -7,8 +7,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 n=0
 for f in examples/*.mdl examples/*/*.mdl; do
-    "$MODELC" grad "$f" --backend=interp --seed 7 --batch 5 -o "$tmp/interp.safetensors" >"$tmp/interp.txt"
-    "$MODELC" grad "$f" --backend=jit --seed 7 --batch 5 -o "$tmp/jit.safetensors" >"$tmp/jit.txt"
+    "$MODELC" grad "$f" --backend=interp --seed 7 --batch 2 -o "$tmp/interp.safetensors" >"$tmp/interp.txt"
+    "$MODELC" grad "$f" --backend=jit --seed 7 --batch 2 -o "$tmp/jit.safetensors" >"$tmp/jit.txt"
     python3 tests/e2e/jit_compare.py "$tmp/interp.safetensors" "$tmp/jit.safetensors" || { echo "$f: gradients differ"; exit 1; }
     li=$(sed -n 's/^loss: //p' "$tmp/interp.txt")
     lj=$(sed -n 's/^loss: //p' "$tmp/jit.txt")

@@ -69,6 +69,8 @@ CHECK-DAG: define internal void @k{{[0-9]+}}.log_softmax(
 CHECK-DAG: declare void @rt_gemm_f32(i32, i32, i64, i64, i64, float, ptr, ptr, float, ptr)
 CHECK
 "$FILECHECK" "$tmp/mlp.check" --input-file "$tmp/mlp.ll"
+# Adam updates every parameter and slot in place: no end-of-step copies.
+if grep -q "llvm.memcpy" "$tmp/mlp.ll"; then echo "fashion_mlp: an update is copied, not done in place"; exit 1; fi
 
 # A CNN calls the convolution and pooling kernels of the runtime.
 "$MODELC" llvm examples/fashion_cnn.mdl --mode=train >"$tmp/cnn.ll"
@@ -85,6 +87,18 @@ CHECK
 "$MODELC" llvm examples/s2_init_scale/sigma_1.mdl --mode=train >"$tmp/f64.ll"
 echo 'CHECK: call void @rt_gemm_f64(' >"$tmp/f64.check"
 "$FILECHECK" "$tmp/f64.check" --input-file "$tmp/f64.ll"
+
+# --time-passes reports the pipeline and the three LLVM phases.
+"$MODELC" llvm "$tmp/ew.mdl" --time-passes >/dev/null 2>"$tmp/time.txt"
+cat >"$tmp/time.check" <<'CHECK'
+CHECK: modelc compile time
+CHECK-DAG: ms {{.*}}%  simplify
+CHECK-DAG: ms {{.*}}%  llvm: build IR
+CHECK-DAG: ms {{.*}}%  llvm: optimise IR
+CHECK-DAG: ms {{.*}}%  llvm: JIT codegen and link
+CHECK: ms  100.0%  total
+CHECK
+"$FILECHECK" "$tmp/time.check" --input-file "$tmp/time.txt"
 
 # Usage errors exit with 2, model errors with 1.
 set +e

@@ -86,6 +86,9 @@ SIMP_CASE(neg_into_const, U(&e, OP_NEG, B(&e, OP_MUL, e.x, C(&e, 0.5))), "mul(x,
 SIMP_CASE(pow_small, B(&e, OP_ADD, B(&e, OP_POW, e.x, C(&e, 2)), B(&e, OP_POW, e.y, C(&e, 1))),
           "add(square(x), y)")
 SIMP_CASE(scale_over_divisor, B(&e, OP_MUL, B(&e, OP_DIV, C(&e, 1), e.s), C(&e, 4)), "div(4, s)")
+SIMP_CASE(factor_joins_scalar_quotient,
+          B(&e, OP_MUL, B(&e, OP_MUL, B(&e, OP_DIV, C(&e, 0.5), e.s), e.x), C(&e, 4)),
+          "mul(div(2, s), x)")
 SIMP_CASE(times_reciprocal, B(&e, OP_MUL, e.x, B(&e, OP_DIV, C(&e, 1), e.y)), "div(x, y)")
 
 /* (x * 2) * y stays when x * 2 has another user: hoisting would add a node */
@@ -225,6 +228,7 @@ int main(void)
     tcase_add_test(t, neg_into_const);
     tcase_add_test(t, pow_small);
     tcase_add_test(t, scale_over_divisor);
+    tcase_add_test(t, factor_joins_scalar_quotient);
     tcase_add_test(t, times_reciprocal);
     tcase_add_test(t, shared_factor_not_hoisted);
     tcase_add_test(t, select_const_cond);

@@ -2,6 +2,7 @@
  * buffer binding, broadcasting, matmul transposes, reductions, softmax,
  * in-place updates and workspace reuse. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend/llvm/jit.h"
@@ -220,6 +221,113 @@ START_TEST(update_in_place)
 }
 END_TEST
 
+/* Updates that swap two parameters read both old values (snapshots);
+ * an update whose parameter is read by a later kernel is copied at the
+ * end; be_jit_run leaves the caller's tensors alone. */
+START_TEST(update_order)
+{
+    Fixture f;
+    fx_init(&f);
+    Init z = {INIT_ZEROS, 0, 0};
+    Node *p = ir_param(f.g, "p", DT_F32, ir_shape1(3), z, true, ROLE_WEIGHT, L);
+    Node *q = ir_param(f.g, "q", DT_F32, ir_shape1(3), z, true, ROLE_WEIGHT, L);
+    Node *r = ir_param(f.g, "r", DT_F32, ir_shape1(3), z, true, ROLE_WEIGHT, L);
+    Node *r2 = ir_binary(f.g, OP_MUL, r, ir_const(f.g, DT_F32, 2, L), L, &f.d);
+    Node *later = ir_binary(f.g, OP_ADD, r, ir_const(f.g, DT_F32, 1, L), L, &f.d); /* reads old r after r2 */
+    ir_add_output(f.g, OUT_UPDATE, "p", q, p, false);
+    ir_add_output(f.g, OUT_UPDATE, "q", p, q, false);
+    ir_add_output(f.g, OUT_UPDATE, "r", r2, r, false);
+    ir_add_output(f.g, OUT_VALUE, "later", later, NULL, false);
+    ir_add_output(f.g, OUT_VALUE, "q_old", q, NULL, false);
+    fx_compile(&f, 1);
+    float pd[3] = {1, 2, 3}, qd[3] = {4, 5, 6}, rd[3] = {7, 8, 9};
+    fx_bind(&f, JIT_BUF_PARAM, "p", pd);
+    fx_bind(&f, JIT_BUF_PARAM, "q", qd);
+    fx_bind(&f, JIT_BUF_PARAM, "r", rd);
+    fx_run(&f);
+    float p1[3] = {4, 5, 6}, q1[3] = {1, 2, 3}, r1[3] = {14, 16, 18}, l1[3] = {8, 9, 10};
+    expect(pd, p1, 3);
+    expect(qd, q1, 3);
+    expect(rd, r1, 3);
+    expect(be_jit_out_data(f.w, 3), l1, 3);
+    expect(be_jit_out_data(f.w, 4), p1, 3);
+
+    /* the same through be_jit_run: new tensors, inputs untouched */
+    TensorMap params;
+    rt_map_init(&params);
+    const char *names[3] = {"p", "q", "r"};
+    float *vals[3] = {p1, q1, r1};
+    for (int i = 0; i < 3; i++) {
+        Tensor *t = rt_tensor_new(DT_F32, 1, (int64_t[]){3});
+        memcpy(t->data, vals[i], sizeof p1);
+        rt_map_put(&params, names[i], t);
+    }
+    Tensor *outs[5];
+    ck_assert(be_jit_run(f.m, &params, NULL, NULL, outs, &f.d));
+    float r2v[3] = {28, 32, 36};
+    expect(outs[0]->data, q1, 3);
+    expect(outs[1]->data, p1, 3);
+    expect(outs[2]->data, r2v, 3);
+    expect(rt_map_get(&params, "p")->data, p1, 3);
+    expect(rt_map_get(&params, "r")->data, r1, 3);
+    for (int i = 0; i < 5; i++)
+        rt_tensor_free(outs[i]);
+    rt_map_free(&params);
+    fx_free(&f);
+}
+END_TEST
+
+/* A chain of elementwise ops over [N, 1000] needs a few buffers, not one
+ * per node: temporaries with disjoint lifetimes share memory. */
+START_TEST(workspace_reuse)
+{
+    Fixture f;
+    fx_init(&f);
+    Node *x = in2(&f, "x", IR_DIM_N, 1000), *v = x;
+    for (int i = 0; i < 12; i++)
+        v = ir_unary(f.g, i % 2 ? OP_NEG : OP_SQUARE, v, L, &f.d);
+    ir_add_output(f.g, OUT_VALUE, "y", v, NULL, false);
+    fx_compile(&f, 8);
+    ck_assert_int_le(be_jit_workspace_bytes(f.w), 2 * 8 * 1000 * 4);
+    float *xd = calloc(8000, sizeof(float));
+    for (int i = 0; i < 8000; i++)
+        xd[i] = (float)(i % 5) * 0.5f;
+    fx_bind(&f, JIT_BUF_INPUT, "x", xd);
+    fx_run(&f);
+    const float *y = be_jit_out_data(f.w, 0);
+    for (int i = 0; i < 8000; i++) {
+        double e = xd[i];
+        for (int k = 0; k < 12; k++)
+            e = k % 2 ? -e : e * e;
+        ck_assert_msg(fabs(y[i] - e) <= 1e-6 * (1 + fabs(e)), "element %d: %g, want %g", i, y[i], e);
+    }
+    free(xd);
+    fx_free(&f);
+}
+END_TEST
+
+/* Binding errors: a missing input, and a batch size that disagrees. */
+START_TEST(binding_errors)
+{
+    Fixture f;
+    fx_init(&f);
+    Node *x = in2(&f, "x", IR_DIM_N, 2), *y = in2(&f, "y", IR_DIM_N, 2);
+    ir_add_output(f.g, OUT_VALUE, "s", ir_binary(f.g, OP_ADD, x, y, L, &f.d), NULL, false);
+    fx_compile(&f, 1);
+    TensorMap in;
+    rt_map_init(&in);
+    rt_map_put(&in, "x", rt_tensor_new(DT_F32, 2, (int64_t[]){3, 2}));
+    Tensor *outs[1];
+    ck_assert(!be_jit_run(f.m, NULL, &in, NULL, outs, &f.d));
+    ck_assert_str_eq(f.d.v[f.d.n - 1].msg, "missing input 'y' of type f32[N,2]");
+    rt_map_put(&in, "y", rt_tensor_new(DT_F32, 2, (int64_t[]){4, 2}));
+    ck_assert(!be_jit_run(f.m, NULL, &in, NULL, outs, &f.d));
+    ck_assert_str_eq(f.d.v[f.d.n - 1].msg, "input 'y' is f32[4,2], expected f32[N,2] with N = 3 (from input 'x')");
+    rt_map_free(&in);
+    fx_free(&f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("jit_basic");
@@ -230,6 +338,9 @@ int main(void)
     tcase_add_test(t, reductions);
     tcase_add_test(t, softmax_rows);
     tcase_add_test(t, update_in_place);
+    tcase_add_test(t, update_order);
+    tcase_add_test(t, workspace_reuse);
+    tcase_add_test(t, binding_errors);
     suite_add_tcase(s, t);
     return tu_run(s);
 }

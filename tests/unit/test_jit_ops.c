@@ -331,6 +331,8 @@ static Attrs win(int kh, int kw, int sh, int sw, int pt, int pb, int pl, int pr)
     return a;
 }
 
+/* conv_same, conv_strided and the grad cases below have at most
+ * RT_CONV_FEW_OUT output channels: direct loops. */
 static Node *c_conv_same(T *t)
 {
     Attrs a = win(1, 1, 1, 1, 1, 1, 1, 1);
@@ -363,6 +365,29 @@ static Node *c_conv_grad_kernel(T *t)
     a.shape = S(4, 3, 3, 2, 4);
     return OP2(t, OP_CONV2D_GRAD_KERNEL, P(t, "x", S(4, NB, 6, 5, 2), V_UNIF, -1, 1),
                P(t, "dy", S(4, NB, 3, 3, 4), V_UNIF, -1, 1), &a);
+}
+
+/* More than RT_CONV_FEW_OUT output channels: im2col/col2im + GEMM. */
+static Node *c_conv_wide(T *t)
+{
+    Attrs a = win(1, 1, 2, 1, 1, 0, 2, 1);
+    return OP2(t, OP_CONV2D, P(t, "x", S(4, NB, 7, 6, 3), V_UNIF, -1, 1), P(t, "k", S(4, 3, 4, 3, 7), V_UNIF, -1, 1), &a);
+}
+
+static Node *c_conv_grad_input_wide(T *t)
+{
+    Attrs a = win(1, 1, 2, 2, 1, 0, 1, 1);
+    a.shape = S(4, NB, 6, 5, 3);
+    return OP2(t, OP_CONV2D_GRAD_INPUT, P(t, "dy", S(4, NB, 3, 3, 6), V_UNIF, -1, 1),
+               P(t, "k", S(4, 3, 3, 3, 6), V_UNIF, -1, 1), &a);
+}
+
+static Node *c_conv_grad_kernel_wide(T *t)
+{
+    Attrs a = win(1, 1, 2, 2, 1, 0, 1, 1);
+    a.shape = S(4, 3, 3, 3, 6);
+    return OP2(t, OP_CONV2D_GRAD_KERNEL, P(t, "x", S(4, NB, 6, 5, 3), V_UNIF, -1, 1),
+               P(t, "dy", S(4, NB, 3, 3, 6), V_UNIF, -1, 1), &a);
 }
 
 static Node *c_max_pool(T *t)
@@ -524,7 +549,10 @@ static const Case cases[] = {
     {"conv2d_same", OP_CONV2D, c_conv_same, TOL_BLAS, false, false},
     {"conv2d_strided", OP_CONV2D, c_conv_strided, TOL_BLAS, false, false},
     {"conv2d_1x1", OP_CONV2D, c_conv_1x1, TOL_BLAS, false, false},
+    {"conv2d_wide", OP_CONV2D, c_conv_wide, TOL_BLAS, false, false},
     {"conv2d_grad_input", OP_CONV2D_GRAD_INPUT, c_conv_grad_input, TOL_BLAS, false, false},
+    {"conv2d_grad_input_wide", OP_CONV2D_GRAD_INPUT, c_conv_grad_input_wide, TOL_BLAS, false, false},
+    {"conv2d_grad_kernel_wide", OP_CONV2D_GRAD_KERNEL, c_conv_grad_kernel_wide, TOL_BLAS, false, false},
     {"conv2d_grad_kernel", OP_CONV2D_GRAD_KERNEL, c_conv_grad_kernel, TOL_BLAS, false, false},
     {"max_pool2d", OP_MAX_POOL2D, c_max_pool, TOL_EXACT, true, false},
     {"max_pool2d_pad", OP_MAX_POOL2D, c_max_pool_pad, TOL_EXACT, true, true},
@@ -747,6 +775,90 @@ START_TEST(fused_chain_f64)
 }
 END_TEST
 
+/* Distance in units in the last place between two floats of one sign
+ * (or zero); -1 when they differ in NaN-ness, infinity or sign. */
+static int64_t ulps(float a, float b)
+{
+    if (isnan(a) || isnan(b))
+        return isnan(a) && isnan(b) ? 0 : -1;
+    if (a == b)
+        return 0;
+    if (isinf(a) || isinf(b) || signbit(a) != signbit(b))
+        return -1;
+    int32_t ia, ib;
+    memcpy(&ia, &a, 4);
+    memcpy(&ib, &b, 4);
+    return ia > ib ? (int64_t)ia - ib : (int64_t)ib - ia;
+}
+
+/* The f32 exp/tanh/sigmoid polynomials against libm over the whole range,
+ * denormal results and special values: at most 2 ulp apart. */
+START_TEST(exp_tanh_f32_accuracy)
+{
+    Graph *g = ir_graph_new("vmath");
+    Diags d;
+    diags_init(&d);
+    Node *x = ir_input(g, "x", DT_F32, ir_shape1(IR_DIM_N), TL);
+    const Op ops[4] = {OP_EXP, OP_TANH, OP_SIGMOID, OP_ELU};
+    for (int i = 0; i < 4; i++)
+        ir_add_output(g, OUT_VALUE, ir_ops[ops[i]].name, ir_unary(g, ops[i], x, TL, &d), NULL, false);
+    JitModule *m = tj_compile(g, &d);
+    ck_assert_ptr_nonnull(m);
+    int64_t n = 200000;
+    Tensor *xs = rt_tensor_new(DT_F32, 1, &n);
+    float *xv = xs->data;
+    Rng r = {99};
+    for (int64_t i = 0; i < n; i++) {
+        double u = tj_rand(&r);
+        if (i < ARRAY_LEN(tj_specials))
+            xv[i] = (float)tj_specials[i];
+        else if (i % 4 == 0)
+            xv[i] = (float)(-110 + 210 * u); /* whole range, overflow and underflow */
+        else if (i % 4 == 1)
+            xv[i] = (float)((u - 0.5) * 2.0); /* near zero, tanh's polynomial */
+        else if (i % 4 == 2)
+            xv[i] = (float)((u < 0.5 ? -1 : 1) * pow(10, -30 + 32 * tj_rand(&r)));
+        else
+            xv[i] = (float)(-104 + 17 * u); /* denormal results */
+    }
+    TensorMap in;
+    rt_map_init(&in);
+    rt_map_put(&in, "x", xs);
+    Tensor *oi[4], *oj[4];
+    ck_assert(be_interp_run(g, NULL, &in, NULL, oi, &d));
+    ck_assert(be_jit_run(m, NULL, &in, NULL, oj, &d));
+    for (int k = 0; k < 4; k++) {
+        const float *a = oj[k]->data, *b = oi[k]->data;
+        for (int64_t i = 0; i < n; i++) {
+            int64_t u = ulps(a[i], b[i]);
+            /* elu's exp(x) - 1 cancels near 0: compare absolutely there */
+            bool ok = u >= 0 && (u <= 2 || (ops[k] == OP_ELU && fabsf(a[i] - b[i]) <= 1.2e-7f));
+            ck_assert_msg(ok, "%s(%.9g): jit %.9g, libm %.9g (%lld ulp)", ir_ops[ops[k]].name, xv[i], a[i], b[i],
+                          (long long)u);
+        }
+        rt_tensor_free(oi[k]);
+        rt_tensor_free(oj[k]);
+    }
+    rt_map_free(&in);
+    be_jit_free(m);
+    diags_free(&d);
+    ir_graph_free(g);
+}
+END_TEST
+
+/* No input binds N: both backends report the first node that needs it. */
+START_TEST(unbound_batch)
+{
+    check_text("unbound", "graph u {\n"
+                          "  %x = input \"x\" : f32[3]\n"
+                          "  %b = broadcast(%x) {shape=[N,3]} : f32[N,3] loc(\"m.mdl\":2:1)\n"
+                          "  %s = reduce_sum(%b) {axes=[0]} : f32[3]\n"
+                          "  output value \"s\" = %s\n"
+                          "}\n",
+               (Tol){0, 0});
+}
+END_TEST
+
 START_TEST(phase_is_an_error)
 {
     Diags d;
@@ -776,6 +888,8 @@ int main(void)
     tcase_add_test(t, op_table_covered);
     tcase_add_test(t, fused_broadcast_body);
     tcase_add_test(t, fused_chain_f64);
+    tcase_add_test(t, unbound_batch);
+    tcase_add_test(t, exp_tanh_f32_accuracy);
     tcase_add_test(t, phase_is_an_error);
     suite_add_tcase(s, t);
     return tu_run(s);

@@ -1,7 +1,7 @@
 /* Random well-typed graphs, JIT against the reference interpreter: a
  * seeded generator builds chains of elementwise, broadcasting, reduction,
- * matmul, slicing, concat, transpose, softmax, argmax/one_hot and dropout
- * ops. Several independent graphs share one module (one output each) to
+ * matmul, slicing, concat, transpose, softmax, argmax/one_hot, dropout
+ * and fused (elementwise body) ops. Several independent graphs share one module (one output each) to
  * keep compile time modest (fast instruction selection, every third
  * module unoptimised); further modules are differentiated and their
  * gradients compared. */
@@ -280,8 +280,63 @@ static Node *gen_dropout(Gen *g)
     return ir_binary(g->g, OP_MUL, x, op1(g, OP_DROPOUT_MASK, x, &a), TL, &g->d);
 }
 
+/* A fused node over 1-3 operands whose body is a random chain of
+ * elementwise ops with broadcasting and scalar constants. */
+static Node *gen_fused(Gen *g)
+{
+    Graph *body = ir_graph_new("fused");
+    Node *ops[3], *vals[12];
+    int nin = 1 + pick(g, 3), nv = 0;
+    for (int i = 0; i < nin; i++) {
+        ops[i] = any_val(g);
+        char name[16];
+        snprintf(name, sizeof name, "%d", i);
+        vals[nv++] = ir_input(body, name, g->dt, ops[i]->shape, TL);
+    }
+    for (int k = 1 + pick(g, 4); k > 0; k--) {
+        Node *x = vals[nv - 1 - pick(g, nv < 3 ? nv : 3)], *y = vals[pick(g, nv)], *v;
+        switch (pick(g, 5)) {
+        case 0:
+            v = ir_unary(body, unary_ops[pick(g, 4)], ir_unary(body, OP_TANH, x, TL, &g->d), TL, &g->d);
+            break;
+        case 1:
+            v = ir_binary(body, binary_ops[pick(g, 3)], x, y, TL, &g->d);
+            break;
+        case 2:
+            v = ir_binary(body, binary_ops[5 + pick(g, 7)], x, ir_const(body, g->dt, 0.25, TL), TL, &g->d);
+            break;
+        case 3: {
+            Node *in[3] = {ir_binary(body, OP_GE, x, y, TL, &g->d), y, x};
+            v = ir_op(body, OP_SELECT, in, 3, NULL, TL, &g->d);
+            break;
+        }
+        default:
+            v = ir_unary(body, OP_SIGMOID, ir_binary(body, OP_MUL, x, y, TL, &g->d), TL, &g->d);
+            break;
+        }
+        MC_ASSERT(v != NULL && nv < ARRAY_LEN(vals));
+        vals[nv++] = v;
+    }
+    ir_add_output(body, OUT_VALUE, NULL, vals[nv - 1], NULL, false);
+    Node *n = arena_alloc(g->g->arena, sizeof(Node));
+    n->op = OP_FUSED;
+    n->nin = nin;
+    n->in = arena_alloc(g->g->arena, (size_t)nin * sizeof(Node *));
+    memcpy(n->in, ops, (size_t)nin * sizeof(Node *));
+    n->a = ir_attrs();
+    n->sub = body;
+    n->loc = TL;
+    n->loc.file = ir_intern_file(g->g, TL.file);
+    ck_assert(ir_infer(n, &g->d));
+    n->id = g->g->nnodes;
+    VEC_PUSH(g->g->nodes, g->g->nnodes, g->g->cap, n);
+    return n;
+}
+
 static Node *gen_op(Gen *g)
 {
+    if (!g->grads && pick(g, 8) == 0)
+        return gen_fused(g);
     int k = pick(g, 20);
     if (k < 5)
         return gen_unary(g);

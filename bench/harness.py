@@ -1,0 +1,879 @@
+"""The benchmark harness: measures modelc, PyTorch and JAX side by side on
+the Fashion-MNIST models in one run and writes a table and JSON.
+
+Every measurement is a fresh process (so start-up time and peak RSS are
+per process), repetitions are interleaved (rep 1 of every configuration,
+then rep 2, ...) so the machine's background noise spreads over all of
+them alike, and every figure is the median over the repetitions.
+
+Standard library only; run with /usr/bin/python3 (bench/run.sh does).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import common  # noqa: E402  (its top level needs no NumPy)
+
+TORCH_PY = "/usr/bin/python3"
+JAX_PY = os.path.join(HERE, ".venv", "bin", "python")
+JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+GEMM_FLOOR = os.path.join(HERE, "build", "gemm_floor")
+
+# OpenBLAS environments: the machine's setting, and OpenBLAS' own choice.
+ENVS = {"haswell": {"OPENBLAS_CORETYPE": "Haswell"}, "unset": {"OPENBLAS_CORETYPE": None}}
+
+# Training examples per epoch (2 epochs: the first warms up, the second is
+# timed), chosen so the timed epoch lasts about a second for PyTorch.
+LIMITS = {"mlp_b32": 16384, "mlp_b128": 25600, "mlp_b512": 51200,
+          "cnn_b128": 3072, "cnn_bn_b128": 2560}
+QUICK_LIMITS = {"mlp_b32": 4096, "mlp_b128": 6400, "mlp_b512": 12288,
+                "cnn_b128": 1280, "cnn_bn_b128": 1280}
+# Cases whose training run also times inference (one per architecture).
+INFER_CASES = {"mlp_b128", "cnn_b128", "cnn_bn_b128"}
+# Cases timed over one full epoch (60000 examples) including compile.
+EPOCH_CASES = ["mlp_b128", "cnn_b128", "cnn_bn_b128"]
+
+# The peers' epoch 1 is a warm-up of this many steps (JAX compiles in the
+# first); modelc's is a whole epoch, as --limit applies to both of its.
+PEER_WARMUP_STEPS = 5
+
+CHILD_TIMEOUT_S = 600
+
+
+def log(msg):
+    sys.stderr.write("[bench %s] %s\n" % (time.strftime("%H:%M:%S"), msg))
+    sys.stderr.flush()
+
+
+# ---------------------------------------------------------------- processes
+
+def child_env(env_name, threads, extra=None):
+    e = dict(os.environ)
+    for k, v in ENVS[env_name].items():
+        if v is None:
+            e.pop(k, None)
+        else:
+            e[k] = v
+    e["OMP_NUM_THREADS"] = str(threads)
+    e["OPENBLAS_NUM_THREADS"] = str(threads)
+    e.pop("LD_PRELOAD", None)
+    e["PYTHONDONTWRITEBYTECODE"] = "1"
+    e.update(extra or {})
+    return e
+
+
+def run_child(cmd, env, cwd=None, timeout=CHILD_TIMEOUT_S):
+    """Runs cmd, timestamping each JSON line of its stdout as it arrives.
+    Returns {"lines": [(t_ms, obj)], "rc", "maxrss_kb", "wall_ms",
+    "stderr"}; t_ms and wall_ms count from just before the process was
+    started (the same instant BENCH_T0 holds)."""
+    env = dict(env)
+    t0_wall = time.time()
+    env["BENCH_T0"] = repr(t0_wall)
+    t0 = time.monotonic()
+    errf = tempfile.TemporaryFile(mode="w+")
+    try:
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf, env=env,
+                             cwd=cwd, text=True, bufsize=1)
+    except OSError as ex:
+        errf.close()
+        return {"lines": [], "rc": None, "maxrss_kb": None, "wall_ms": 0.0,
+                "stderr": str(ex), "error": "cannot start %s: %s" % (cmd[0], ex)}
+    killed = []
+
+    def kill():
+        killed.append(True)
+        p.kill()
+    timer = threading.Timer(timeout, kill)
+    timer.start()
+    lines = []
+    for raw in p.stdout:
+        t = (time.monotonic() - t0) * 1000.0
+        raw = raw.strip()
+        if not raw.startswith("{"):
+            continue
+        try:
+            lines.append((t, json.loads(raw)))
+        except ValueError:
+            pass
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = (time.monotonic() - t0) * 1000.0
+    timer.cancel()
+    p.returncode = os.waitstatus_to_exitcode(status)
+    p.stdout.close()
+    errf.seek(0)
+    err = errf.read()
+    errf.close()
+    res = {"lines": lines, "rc": p.returncode, "maxrss_kb": ru.ru_maxrss,
+           "wall_ms": wall, "cpu_ms": (ru.ru_utime + ru.ru_stime) * 1000.0,
+           "stderr": err[-2000:]}
+    if killed:
+        res["error"] = "timed out after %d s" % timeout
+    elif p.returncode != 0:
+        tail = err.strip().splitlines()[-1:] or ["(no stderr)"]
+        res["error"] = "exit code %s: %s" % (p.returncode, tail[0][:300])
+    return res
+
+
+def find_event(lines, pred):
+    for t, obj in lines:
+        if pred(obj):
+            return t, obj
+    return None, None
+
+
+def parse_training(res, batch, epochs):
+    """Figures of one training run from the protocol lines."""
+    lines = res["lines"]
+    out = {"rc": res["rc"], "wall_ms": res["wall_ms"], "maxrss_kb": res["maxrss_kb"],
+           "cpu_ms": res.get("cpu_ms")}
+    if res.get("error"):
+        out["error"] = res["error"]
+    t_first, first = find_event(lines, lambda o: o.get("event") == "first_step")
+    _, comp = find_event(lines, lambda o: o.get("event") == "compiled")
+    _, info = find_event(lines, lambda o: o.get("event") == "info")
+    _, params = find_event(lines, lambda o: o.get("event") == "params")
+    _, infer = find_event(lines, lambda o: o.get("event") == "infer")
+    ep = {o["epoch"]: (t, o) for t, o in lines if isinstance(o.get("epoch"), int)}
+    if first:
+        out["first_step_ms"] = t_first
+        out["first_step_self_ms"] = first.get("since_start_ms")
+        out["first_call_ms"] = first.get("first_call_ms")
+    if comp:
+        out["compile_ms"] = comp.get("compile_ms")
+        out["compiled_since_start_ms"] = comp.get("since_start_ms")
+    if info:
+        out["info"] = info
+    _, trained = find_event(lines, lambda o: o.get("event") == "trained")
+    if params:
+        out["trainable_params"] = params.get("trainable")
+    if infer:
+        out["infer"] = infer
+        # inference ran in the same process: take the peak before it
+        if trained and trained.get("peak_rss_kb"):
+            out["process_maxrss_kb"] = out["maxrss_kb"]
+            out["maxrss_kb"] = trained["peak_rss_kb"]
+    last = ep.get(epochs)
+    if last:
+        ms = last[1].get("ms_per_step")
+        if ms:
+            out["ms_per_step"] = ms
+            out["samples_per_s"] = batch * 1000.0 / ms
+        out["loss"] = last[1].get("loss")
+        out["accuracy"] = last[1].get("accuracy")
+    if 1 in ep:
+        out["epoch1_end_ms"] = ep[1][0]
+        out["epoch1_seconds"] = ep[1][1].get("seconds")
+    if "ms_per_step" not in out and "error" not in out:
+        out["error"] = "no epoch %d line in the output" % epochs
+    return out
+
+
+# ---------------------------------------------------------------- runners
+
+class Bench:
+    def __init__(self, args):
+        self.a = args
+        self.tmp = tempfile.mkdtemp(prefix="modelc-bench-")
+        self.runs = []
+        self.broken = {}
+        self.weights = {}
+        self.param_check = {}
+        self.torch_wait = args.torch_omp_wait
+        self.torch_wait_calibration = None
+        self.on_progress = lambda: None
+        self.modelc_version = None
+
+    def limit(self, case):
+        return (QUICK_LIMITS if self.a.quick else LIMITS)[case]
+
+    def record(self, kind, fw, case, env, rep, out):
+        out.update({"kind": kind, "framework": fw, "case": case, "env": env, "rep": rep})
+        self.runs.append(out)
+        key = (kind, fw, case, env)
+        if out.get("error"):
+            self.broken[key] = out["error"]
+            log("%s %s %s [%s] rep %d: %s" % (kind, fw, case, env, rep, out["error"]))
+        else:
+            brief = ""
+            if "ms_per_step" in out:
+                brief = "%.3f ms/step" % out["ms_per_step"]
+            elif "samples_per_s" in out:
+                brief = "%.0f samples/s" % out["samples_per_s"]
+            elif "epoch1_end_ms" in out:
+                brief = "1 epoch %.2f s" % (out["epoch1_end_ms"] / 1000)
+            log("%s %s %s [%s] rep %d: %s" % (kind, fw, case, env, rep, brief))
+
+    def skip(self, kind, fw, case, env):
+        return (kind, fw, case, env) in self.broken
+
+    # -- training (steady state), one process
+    def train_cmd(self, fw, case, epochs, limit, infer):
+        _, arch, batch = case_spec(case)
+        t = self.a.threads
+        if fw == "modelc":
+            return [self.a.modelc, "train", os.path.join(ROOT, common.ARCHS[arch]["mdl"]),
+                    "--epochs", str(epochs), "--batch", str(batch), "--limit", str(limit),
+                    "--no-test", "--no-progress", "--json", "--threads", str(t)]
+        py, script = (TORCH_PY, "torch_worker.py") if fw == "torch" else (JAX_PY, "jax_worker.py")
+        cmd = [py, os.path.join(HERE, script), "--model", arch, "--batch", str(batch),
+               "--limit", str(limit), "--epochs", str(epochs), "--threads", str(t)]
+        if epochs > 1:
+            cmd += ["--warmup-steps", str(PEER_WARMUP_STEPS)]
+        if infer:
+            cmd.append("--infer")
+        if fw == "jax" and t < (os.cpu_count() or t):
+            cmd = ["taskset", "-c", "0-%d" % (t - 1)] + cmd
+        return cmd
+
+    def fw_env(self, fw, env):
+        t = self.a.threads
+        extra = {}
+        if fw == "torch":
+            extra["LD_PRELOAD"] = JEMALLOC
+            if self.torch_wait == "passive":
+                extra["OMP_WAIT_POLICY"] = "PASSIVE"
+        if fw == "jax":
+            extra.update(jax_thread_env(t))
+        return child_env(env, t, extra)
+
+    def train(self, fw, case, env, rep):
+        if self.skip("train", fw, case, env):
+            return
+        _, _, batch = case_spec(case)
+        infer = case in INFER_CASES and fw != "modelc"
+        cmd = self.train_cmd(fw, case, 2, self.limit(case), infer)
+        res = run_child(cmd, self.fw_env(fw, env), cwd=self.tmp)
+        out = parse_training(res, batch, 2)
+        if fw == "jax" and "first_call_ms" in out and "ms_per_step" in out:
+            # JAX compiles inside the first call of the jitted step.
+            out["compile_ms"] = out["first_call_ms"] - out["ms_per_step"]
+        if out.get("trainable_params") is not None:
+            want = common.expected_params(case_spec(case)[1])
+            if out["trainable_params"] != want:
+                out["error"] = "trainable parameters %s != %d" % (out["trainable_params"], want)
+        out["cmd"] = cmd
+        self.record("train", fw, case, env, rep, out)
+
+    # -- one full epoch including start-up and compile
+    def epoch1(self, fw, case, env, rep):
+        if self.skip("epoch1", fw, case, env) or self.skip("train", fw, case, env):
+            return
+        _, _, batch = case_spec(case)
+        cmd = self.train_cmd(fw, case, 1, 60000, False)
+        res = run_child(cmd, self.fw_env(fw, env), cwd=self.tmp)
+        out = parse_training(res, batch, 1)
+        out["cmd"] = cmd
+        self.record("epoch1", fw, case, env, rep, out)
+
+    # -- modelc inference (peers time it inside their training run)
+    def modelc_weights(self, arch):
+        if arch in self.weights:
+            return self.weights[arch]
+        w = os.path.join(self.tmp, arch + ".safetensors")
+        res = run_child([self.a.modelc, "init", os.path.join(ROOT, common.ARCHS[arch]["mdl"]),
+                         "-o", w], child_env("haswell", self.a.threads), cwd=self.tmp)
+        self.weights[arch] = None if res.get("error") or not os.path.exists(w) else w
+        if self.weights[arch] is None:
+            log("modelc init %s: %s" % (arch, res.get("error") or "no weights written"))
+        return self.weights[arch]
+
+    def modelc_eval(self, case, env, rep):
+        if self.skip("infer", "modelc", case, env):
+            return
+        arch = case_spec(case)[1]
+        w = self.modelc_weights(arch)
+        if w is None:
+            self.record("infer", "modelc", case, env, rep, {"error": "modelc init failed"})
+            return
+        cmd = [self.a.modelc, "eval", os.path.join(ROOT, common.ARCHS[arch]["mdl"]),
+               "--weights", w, "--batch", str(common.INFER_BATCH), "--json",
+               "--threads", str(self.a.threads)]
+        res = run_child(cmd, child_env(env, self.a.threads), cwd=self.tmp)
+        out = {"rc": res["rc"], "wall_ms": res["wall_ms"], "maxrss_kb": res["maxrss_kb"],
+               "cmd": cmd}
+        _, ev = find_event(res["lines"], lambda o: "samples_per_s" in o)
+        if ev:
+            out.update({k: ev.get(k) for k in ("examples", "seconds", "samples_per_s",
+                                               "loss", "accuracy")})
+        if res.get("error"):
+            out["error"] = res["error"]
+        elif not ev:
+            out["error"] = "no samples_per_s line in the output"
+        self.record("infer", "modelc", case, env, rep, out)
+
+    # -- GEMM floor
+    def floor(self, env, rep):
+        if self.skip("floor", "openblas", "all", env):
+            return
+        lines = []
+        for case, arch, batch in common_cases(self.a.cases):
+            for s in common.gemm_shapes(arch, batch):
+                lines.append("%s/%s %d %d %d %d %d" % ((case,) + s))
+        cmd = [GEMM_FLOOR, "-t", str(self.a.threads), "-b", "3" if self.a.quick else "5"]
+        env_vars = child_env(env, self.a.threads)
+        env_vars["BENCH_T0"] = repr(time.time())
+        try:
+            p = subprocess.run(cmd, input="\n".join(lines) + "\n", capture_output=True,
+                               text=True, env=env_vars, timeout=CHILD_TIMEOUT_S)
+            err = None if p.returncode == 0 else "exit code %d: %s" % (p.returncode,
+                                                                      p.stderr.strip()[-300:])
+            out_lines = p.stdout.splitlines()
+        except (OSError, subprocess.TimeoutExpired) as ex:
+            err, out_lines = str(ex), []
+        per_case = {}
+        for ln in out_lines:
+            o = json.loads(ln)
+            if "label" not in o:
+                continue
+            case, label = o["label"].split("/", 1)
+            o["label"] = label
+            per_case.setdefault(case, {"total_ms": 0.0, "shapes": []})
+            per_case[case]["shapes"].append(o)
+            per_case[case]["total_ms"] += o["ms"]
+        out = {"cases": per_case}
+        if err:
+            out["error"] = err
+        self.record("floor", "openblas", "all", env, rep, out)
+
+    # -- modelc's own parameter count must equal the peers'
+    def check_modelc_params(self):
+        self.param_check = {}
+        for arch in sorted({arch for _, arch, _ in common_cases(self.a.cases)}):
+            mdl = os.path.join(ROOT, common.ARCHS[arch]["mdl"])
+            try:
+                p = subprocess.run([self.a.modelc, "params", mdl], capture_output=True,
+                                   text=True, timeout=60)
+                got = next((int(ln.split(":")[1]) for ln in p.stdout.splitlines()
+                            if ln.startswith("Trainable params:")), None)
+            except (OSError, ValueError, subprocess.TimeoutExpired):
+                got = None
+            want = common.expected_params(arch)
+            self.param_check[arch] = {"modelc": got, "expected": want}
+            if got is not None and got != want:
+                for env in self.a.envs:
+                    for case, ar, _ in common.CASES:
+                        if ar == arch:
+                            self.broken[("train", "modelc", case, env)] = (
+                                "modelc params: %d trainable, the peers have %d" % (got, want))
+
+    # -- PyTorch's OpenMP wait policy: libgomp's default spins at the end
+    # of every parallel region, which on a loaded 2-core machine can cost
+    # an order of magnitude; passive waiting costs a little on an idle one.
+    # 'auto' times a short MLP b128 run both ways and keeps the faster.
+    def calibrate_torch(self):
+        if self.torch_wait != "auto":
+            return
+        times = {"default": [], "passive": []}
+        for _ in range(2):
+            for pol in ("default", "passive"):
+                self.torch_wait = pol
+                cmd = self.train_cmd("torch", "mlp_b128", 2, 3200, False)
+                res = run_child(cmd, self.fw_env("torch", self.a.envs[0]), cwd=self.tmp)
+                out = parse_training(res, 128, 2)
+                if out.get("ms_per_step"):
+                    times[pol].append(out["ms_per_step"])
+        med = {k: median(v) for k, v in times.items()}
+        ok = {k: v for k, v in med.items() if v is not None}
+        self.torch_wait = min(ok, key=ok.get) if ok else "default"
+        self.torch_wait_calibration = {"ms_per_step": times, "chosen": self.torch_wait}
+        log("PyTorch OpenMP wait policy: %s (MLP b128 ms/step: default %s, passive %s)" % (
+            self.torch_wait, fmt(med["default"], 3), fmt(med["passive"], 3)))
+
+    # -- the whole schedule
+    def run(self):
+        a = self.a
+        cases = [c for c, _, _ in common_cases(a.cases)]
+        if "modelc" in a.frameworks:
+            self.modelc_version = tool_version([a.modelc, "--version"])
+            self.check_modelc_params()
+        if "torch" in a.frameworks:
+            self.calibrate_torch()
+        configs = []
+        for fw in a.frameworks:
+            envs = a.jax_envs if fw == "jax" else a.envs
+            for env in envs:
+                configs.append((fw, env))
+        for rep in range(1, a.reps + 1):
+            log("repetition %d of %d" % (rep, a.reps))
+            for env in a.envs:
+                self.floor(env, rep)
+            for case in cases:
+                for fw, env in configs:
+                    self.train(fw, case, env, rep)
+                    if fw == "modelc" and case in INFER_CASES:
+                        self.modelc_eval(case, env, rep)
+            self.on_progress()
+        epoch_fws = [fw for fw in a.frameworks if fw in ("jax", "modelc")]
+        if a.epoch_reps > 0 and epoch_fws:
+            for rep in range(1, a.epoch_reps + 1):
+                log("one-epoch runs, repetition %d of %d" % (rep, a.epoch_reps))
+                for case in [c for c in EPOCH_CASES if c in cases]:
+                    for fw in epoch_fws:
+                        # one environment each: the comparison is with JAX,
+                        # which does not use OpenBLAS
+                        env = a.jax_envs[0] if fw == "jax" else a.envs[0]
+                        self.epoch1(fw, case, env, rep)
+                self.on_progress()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def jax_thread_env(threads):
+    """XLA:CPU sizes its thread pools by the CPUs it may run on; with fewer
+    threads than CPUs the harness also pins JAX with taskset, and one
+    thread turns Eigen's multi-threading off."""
+    n = os.cpu_count() or threads
+    if threads >= n:
+        return {}
+    flags = "--xla_cpu_multi_thread_eigen=false" if threads == 1 else ""
+    return {"XLA_FLAGS": flags} if flags else {}
+
+
+def case_spec(case):
+    for c, arch, batch in common.CASES:
+        if c == case:
+            return c, arch, batch
+    raise KeyError(case)
+
+
+def common_cases(selected):
+    return [c for c in common.CASES if c[0] in selected]
+
+
+# ---------------------------------------------------------------- summary
+
+def median(xs):
+    xs = [x for x in xs if isinstance(x, (int, float))]
+    return statistics.median(xs) if xs else None
+
+
+def summarize(b):
+    """Medians over the repetitions, per (case, framework, env)."""
+    rows = {}
+    for r in b.runs:
+        if r["kind"] not in ("train", "infer", "epoch1") or r.get("error"):
+            continue
+        key = (r["case"], r["framework"], r["env"])
+        rows.setdefault(key, {"train": [], "infer": [], "epoch1": []})[r["kind"]].append(r)
+    floors = {}
+    for r in b.runs:
+        if r["kind"] == "floor" and not r.get("error"):
+            for case, v in r["cases"].items():
+                floors.setdefault((case, r["env"]), []).append(v["total_ms"])
+    summary = []
+    for (case, fw, env), g in rows.items():
+        tr, inf, ep = g["train"], g["infer"], g["epoch1"]
+        s = {"case": case, "framework": fw, "env": env, "reps": len(tr)}
+        s["ms_per_step"] = median(r.get("ms_per_step") for r in tr)
+        s["samples_per_s"] = median(r.get("samples_per_s") for r in tr)
+        s["first_step_ms"] = median(r.get("first_step_ms") for r in tr)
+        s["compile_ms"] = median(r.get("compile_ms") for r in tr)
+        s["peak_rss_mb"] = median((r.get("maxrss_kb") or 0) / 1024.0 or None for r in tr)
+        infer_runs = inf or [r for r in tr if r.get("infer")]
+        s["infer_samples_per_s"] = median(
+            (r.get("samples_per_s") if r["kind"] == "infer" else r["infer"].get("samples_per_s"))
+            for r in infer_runs)
+        s["epoch1_s"] = median((r.get("epoch1_end_ms") or 0) / 1000.0 or None for r in ep)
+        s["epoch1_reps"] = len(ep)
+        # start -> first step, then the other steps of a 60000-example epoch
+        # at the steady rate: what a 1-epoch run costs, from the medians
+        batch = case_spec(case)[2]
+        if s["first_step_ms"] and s["ms_per_step"]:
+            s["epoch1_est_s"] = (s["first_step_ms"] +
+                                 (60000 // batch - 1) * s["ms_per_step"]) / 1000.0
+        fl = median(floors.get((case, env), []))
+        s["gemm_floor_ms"] = fl
+        if fw == "modelc" and fl and s["ms_per_step"]:
+            s["floor_ratio"] = s["ms_per_step"] / fl
+        for r in tr:
+            if r.get("info"):
+                s["info"] = r["info"]
+                break
+        summary.append(s)
+    # PyTorch's best environment per case
+    best = {}
+    for s in summary:
+        if s["framework"] == "torch" and s["samples_per_s"]:
+            cur = best.get(s["case"])
+            if cur is None or s["samples_per_s"] > cur["samples_per_s"]:
+                best[s["case"]] = s
+    for s in summary:
+        tb = best.get(s["case"])
+        if tb and s["samples_per_s"]:
+            s["x_torch_best"] = s["samples_per_s"] / tb["samples_per_s"]
+    order = {c: i for i, (c, _, _) in enumerate(common.CASES)}
+    fworder = {"modelc": 0, "torch": 1, "jax": 2}
+    summary.sort(key=lambda s: (order.get(s["case"], 99), fworder.get(s["framework"], 9), s["env"]))
+    return summary, {c: {"env": s["env"], "samples_per_s": s["samples_per_s"]}
+                     for c, s in best.items()}
+
+
+def floor_medians(b):
+    """{case: {env: median total ms}} of the GEMM-floor runs."""
+    acc = {}
+    for r in b.runs:
+        if r["kind"] == "floor" and not r.get("error"):
+            for case, v in r["cases"].items():
+                acc.setdefault(case, {}).setdefault(r["env"], []).append(v["total_ms"])
+    return {c: {e: median(v) for e, v in d.items()} for c, d in acc.items()}
+
+
+def targets(summary):
+    """The issue's targets for modelc, each met or not, per OpenBLAS
+    environment: modelc is compared with PyTorch in the same environment
+    (like with like), with JAX (whose XLA does not use OpenBLAS) as run,
+    and with the GEMM floor measured in the same environment."""
+    by = {(s["case"], s["framework"], s["env"]): s for s in summary}
+    cases = [c for c, _, _ in common.CASES if any(s["case"] == c for s in summary)]
+    envs = sorted({s["env"] for s in summary if s["framework"] == "modelc"}) or ["haswell"]
+    out = []
+
+    def ratio(a, b):
+        return a / b if a and b else None
+
+    def jax(c):
+        return next((s for s in summary if s["case"] == c and s["framework"] == "jax"), {})
+
+    for env in envs:
+        def m(c):
+            return by.get((c, "modelc", env), {})
+
+        def t(c):
+            return by.get((c, "torch", env), {})
+
+        def add(name, case, value, goal, met, note=""):
+            if case in cases:
+                out.append({"target": name, "case": case, "env": env, "value": value,
+                            "goal": goal, "met": None if value is None else met(value),
+                            "note": note})
+
+        add("samples/s vs PyTorch", "mlp_b128",
+            ratio(m("mlp_b128").get("samples_per_s"), t("mlp_b128").get("samples_per_s")),
+            ">= 2.5x", lambda v: v >= 2.5)
+        add("step time vs GEMM floor", "mlp_b128", m("mlp_b128").get("floor_ratio"),
+            "<= 1.5x", lambda v: v <= 1.5)
+        for c in ("cnn_b128", "cnn_bn_b128"):
+            add("samples/s vs PyTorch", c,
+                ratio(m(c).get("samples_per_s"), t(c).get("samples_per_s")),
+                ">= 2x", lambda v: v >= 2)
+        for c in EPOCH_CASES:
+            mv, jv = m(c).get("epoch1_s"), jax(c).get("epoch1_s")
+            how = "measured"
+            if not (mv and jv):
+                mv, jv = m(c).get("epoch1_est_s"), jax(c).get("epoch1_est_s")
+                how = "estimated"
+            add("1-epoch wall incl. compile vs JAX", c, ratio(mv, jv), "< 1x",
+                lambda v: v < 1, "%s: JAX %s s" % (how, fmt(jv, 2)))
+        for c in cases:
+            limit = 100 if c.startswith("mlp") else 250
+            add("compile ms", c, m(c).get("compile_ms"), "<= %d" % limit,
+                lambda v, limit=limit: v <= limit)
+        for c in cases:
+            add("peak RSS vs PyTorch", c,
+                ratio(m(c).get("peak_rss_mb"), t(c).get("peak_rss_mb")),
+                "<= 0.33x", lambda v: v <= 1 / 3)
+        for c in cases:
+            add("start -> first step ms", c, m(c).get("first_step_ms"), "<= 300",
+                lambda v: v <= 300)
+        for c in ("mlp_b128", "cnn_b128", "cnn_bn_b128"):
+            add("inference samples/s vs PyTorch", c,
+                ratio(m(c).get("infer_samples_per_s"), t(c).get("infer_samples_per_s")),
+                ">= 2x", lambda v: v >= 2)
+    return out
+
+
+# ---------------------------------------------------------------- printing
+
+def fmt(v, nd=1):
+    if v is None:
+        return "-"
+    if isinstance(v, float) and abs(v) >= 10000:
+        return "%.0f" % v
+    return ("%." + str(nd) + "f") % v
+
+
+def table(headers, rows):
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h))
+              for i, h in enumerate(headers)]
+    lines = ["  ".join(str(h).rjust(w) if i > 2 else str(h).ljust(w)
+                       for i, (h, w) in enumerate(zip(headers, widths)))]
+    lines.append("  ".join("-" * w for w in widths))
+    for r in rows:
+        lines.append("  ".join(str(c).rjust(w) if i > 2 else str(c).ljust(w)
+                               for i, (c, w) in enumerate(zip(r, widths))))
+    return "\n".join(lines)
+
+
+def render(result):
+    out = []
+    meta = result["meta"]
+    out.append("modelc benchmark  %s  threads=%d  reps=%d%s%s" % (
+        meta["date"], meta["threads"], meta["reps"], "  (quick)" if meta["quick"] else "",
+        "" if meta.get("complete", True) else "  PARTIAL (run still going or interrupted)"))
+    out.append("cpu: %s, %d cores (%s); load average before %s, after %s" % (
+        meta["cpu"], meta["nproc"], " ".join(meta["cpu_flags"]) or "-",
+        meta["loadavg_before"], meta["loadavg_after"]))
+    pb, pa = meta.get("cpu_pressure_before"), meta.get("cpu_pressure_after")
+    if pb and pa:
+        out.append("cpu pressure (share of time tasks waited for a core, 60 s avg): "
+                   "before %.0f%%, after %.0f%%%s" % (
+                       pb["avg60"], pa["avg60"],
+                       "  -- the machine was busy: figures are noisy"
+                       if max(pb["avg60"], pa["avg60"]) > 25 else ""))
+    out.append("modelc: %s (%s)" % (meta["modelc"] or "not measured", meta["modelc_version"] or "-"))
+    for s in result["summary"]:
+        info = s.get("info") or {}
+        if s["framework"] == "torch" and info:
+            out.append("PyTorch %s: %d threads, jemalloc, OMP_WAIT_POLICY %s, convs %s, BLAS %s" % (
+                info.get("version"), info.get("threads", 0), meta.get("torch_omp_wait"),
+                info.get("onednn") or "native", ", ".join(
+                    os.path.basename(os.path.dirname(p)) + "/" + os.path.basename(p)
+                    for p in info.get("blas", [])
+                    if "blas" in os.path.basename(p)) or "?"))
+            break
+    for s in result["summary"]:
+        info = s.get("info") or {}
+        if s["framework"] == "jax" and info:
+            out.append("JAX %s (XLA:CPU), XLA_FLAGS=%r" % (info.get("version"),
+                                                          info.get("xla_flags", "")))
+            break
+    out.append("")
+    rows = []
+    for s in result["summary"]:
+        rows.append([s["case"], s["framework"], s["env"], fmt(s["samples_per_s"], 0),
+                     fmt(s["ms_per_step"], 3), fmt(s.get("x_torch_best"), 2),
+                     fmt(s["infer_samples_per_s"], 0), fmt(s["first_step_ms"], 0),
+                     fmt(s["compile_ms"], 0), fmt(s["peak_rss_mb"], 0),
+                     fmt(s.get("gemm_floor_ms"), 3) if s["framework"] == "modelc" else "",
+                     fmt(s.get("floor_ratio"), 2) if s["framework"] == "modelc" else "",
+                     fmt(s.get("epoch1_s"), 2) if s.get("epoch1_s")
+                     else ("~" + fmt(s.get("epoch1_est_s"), 1) if s.get("epoch1_est_s") else "-")])
+    out.append(table(["case", "framework", "env", "samples/s", "ms/step", "x torch-best",
+                      "infer/s", "start->1st ms", "compile ms", "RSS MB", "floor ms",
+                      "x floor", "1-epoch s"], rows))
+    out.append("")
+    fl = result.get("gemm_floor") or {}
+    if fl:
+        envs = sorted({e for v in fl.values() for e in v})
+        frows = []
+        for c, _, _ in common.CASES:
+            if c in fl:
+                gf = sum(2.0 * m * n * k for _, m, n, k, _, _ in
+                         common.gemm_shapes(case_spec(c)[1], case_spec(c)[2])) / 1e9
+                frows.append([c, "%.3f" % gf, ""] + [
+                    "%s (%s GFLOP/s)" % (fmt(fl[c].get(e), 3),
+                                         fmt(gf / fl[c][e] * 1000 if fl[c].get(e) else None, 0))
+                    for e in envs])
+        out.append("GEMM floor per training step (OpenBLAS sgemm, median ms):")
+        out.append(table(["case", "GFLOP", ""] + envs, frows))
+        out.append("")
+    best = result["torch_best"]
+    if best:
+        out.append("PyTorch best environment per case: " + ", ".join(
+            "%s=%s" % (c, v["env"]) for c, v in best.items()))
+    out.append("")
+    envs = []
+    for t in result["targets"]:
+        if t["env"] not in envs:
+            envs.append(t["env"])
+    keyed, order = {}, []
+    for t in result["targets"]:
+        k = (t["target"], t["case"], t["goal"])
+        if k not in keyed:
+            keyed[k] = {}
+            order.append(k)
+        keyed[k][t["env"]] = t
+    trows = []
+    for k in order:
+        row = [k[0], k[1], k[2]]
+        notes = []
+        for env in envs:
+            t = keyed[k].get(env)
+            if t is None:
+                row += ["", ""]
+                continue
+            row += [fmt(t["value"], 2),
+                    "n/a" if t["met"] is None else ("met" if t["met"] else "NOT met")]
+            if t["note"] and t["note"] not in notes:
+                notes.append(t["note"])
+        trows.append(row + ["; ".join(notes)])
+    if trows:
+        hdr = ["target (modelc)", "case", "goal"]
+        for env in envs:
+            hdr += [env, "status"]
+        out.append(table(hdr + ["note"], trows))
+    errors = result["errors"]
+    if errors:
+        out.append("")
+        out.append("failed configurations (skipped after their first failure):")
+        for e in errors:
+            out.append("  %s" % e)
+    return "\n".join(out)
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for ln in f:
+                if ln.startswith("model name"):
+                    return ln.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for ln in f:
+                if ln.startswith("flags"):
+                    fl = ln.split(":", 1)[1].split()
+                    return [x for x in ("avx2", "fma", "avx512f", "avx512bw", "avx512vl",
+                                        "avx512_bf16", "avx_vnni") if x in fl]
+    except OSError:
+        pass
+    return []
+
+
+def cpu_pressure():
+    """Share of time some task waited for a CPU over the last 10 and 60 s
+    (/proc/pressure/cpu): how much others competed for the cores."""
+    try:
+        with open("/proc/pressure/cpu") as f:
+            for ln in f:
+                if ln.startswith("some"):
+                    kv = dict(x.split("=") for x in ln.split()[1:])
+                    return {"avg10": float(kv["avg10"]), "avg60": float(kv["avg60"])}
+    except (OSError, ValueError, KeyError):
+        pass
+    return None
+
+
+def tool_version(cmd):
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        return (p.stdout.strip() or p.stderr.strip()).splitlines()[-1] if p.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, IndexError):
+        return None
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="modelc vs PyTorch vs JAX on Fashion-MNIST")
+    p.add_argument("--reps", type=int, default=None, help="repetitions (default 5, quick 2)")
+    p.add_argument("--epoch-reps", type=int, default=None,
+                   help="repetitions of the full-epoch runs (default 1, quick 0: 0 estimates "
+                        "the epoch from the steady-state runs instead)")
+    p.add_argument("--quick", action="store_true", help="fewer, shorter runs")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--modelc", default=os.path.join(ROOT, "build", "modelc"))
+    p.add_argument("--frameworks", default="modelc,torch,jax")
+    p.add_argument("--cases", default=",".join(c for c, _, _ in common.CASES))
+    p.add_argument("--envs", default="haswell,unset",
+                   help="OpenBLAS environments for modelc and PyTorch")
+    p.add_argument("--jax-envs", default="haswell")
+    p.add_argument("--torch-omp-wait", default="auto", choices=("auto", "default", "passive"),
+                   help="PyTorch's OMP_WAIT_POLICY: libgomp's default, PASSIVE, or the "
+                        "faster of the two on a short run (auto)")
+    p.add_argument("--out", default=os.path.join(HERE, "results", "latest.json"))
+    a = p.parse_args(argv)
+    a.reps = a.reps if a.reps is not None else (2 if a.quick else 5)
+    a.epoch_reps = a.epoch_reps if a.epoch_reps is not None else (0 if a.quick else 1)
+    a.frameworks = [x for x in a.frameworks.split(",") if x]
+    a.cases = [x for x in a.cases.split(",") if x]
+    a.envs = [x for x in a.envs.split(",") if x]
+    a.jax_envs = [x for x in a.jax_envs.split(",") if x]
+    for fw in a.frameworks:
+        if fw not in ("modelc", "torch", "jax"):
+            p.error("unknown framework %r" % fw)
+    for c in a.cases:
+        if c not in LIMITS:
+            p.error("unknown case %r (one of %s)" % (c, ", ".join(LIMITS)))
+    for e in a.envs + a.jax_envs:
+        if e not in ENVS:
+            p.error("unknown environment %r (one of %s)" % (e, ", ".join(ENVS)))
+    if a.reps < 1 or a.threads < 1:
+        p.error("--reps and --threads must be positive")
+    a.modelc = os.path.abspath(a.modelc)
+    if "modelc" in a.frameworks and not os.access(a.modelc, os.X_OK):
+        log("no modelc binary at %s: measuring the peers only" % a.modelc)
+        a.frameworks.remove("modelc")
+
+    started = time.time()
+    before = (os.getloadavg()[0], cpu_pressure())
+    b = Bench(a)
+    # after every repetition the results so far are written, marked
+    # partial, so an interrupted run still leaves its figures
+    b.on_progress = lambda: write_results(a, b, started, before, complete=False)
+    b.run()
+    text = write_results(a, b, started, before, complete=True)
+    print(text)
+    log("wrote %s (%.0f s)" % (a.out, time.time() - started))
+    return 0
+
+
+def build_result(a, b, started, before, complete):
+    summary, best = summarize(b)
+    for c, v in best.items():
+        v["config"] = "%s, LD_PRELOAD=jemalloc, OMP_WAIT_POLICY=%s, %d threads" % (
+            "OPENBLAS_CORETYPE=Haswell" if v["env"] == "haswell" else "OPENBLAS_CORETYPE unset",
+            "PASSIVE" if b.torch_wait == "passive" else "(libgomp default)", a.threads)
+    errors = ["%s %s %s [%s]: %s" % (k[0], k[1], k[2], k[3], v) for k, v in b.broken.items()]
+    return {
+        "meta": {
+            "complete": complete,
+            "date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "duration_s": time.time() - started,
+            "threads": a.threads, "reps": a.reps, "epoch_reps": a.epoch_reps,
+            "quick": a.quick, "cases": a.cases, "frameworks": a.frameworks,
+            "envs": a.envs, "jax_envs": a.jax_envs,
+            "limits": {c: b.limit(c) for c in a.cases},
+            "cpu": cpu_name(), "cpu_flags": cpu_flags(), "nproc": os.cpu_count(),
+            "loadavg_before": "%.2f" % before[0],
+            "loadavg_after": "%.2f" % os.getloadavg()[0],
+            "modelc": a.modelc if "modelc" in a.frameworks else None,
+            "modelc_version": b.modelc_version,
+            "jemalloc": JEMALLOC,
+            "torch_omp_wait": b.torch_wait if "torch" in a.frameworks else None,
+            "torch_omp_wait_calibration": b.torch_wait_calibration,
+            "cpu_pressure_before": before[1],
+            "cpu_pressure_after": cpu_pressure(),
+            "jax_xla_flags": jax_thread_env(a.threads).get("XLA_FLAGS", ""),
+        },
+        "param_check": b.param_check,
+        "summary": summary,
+        "torch_best": best,
+        "gemm_floor": floor_medians(b),
+        "targets": targets(summary),
+        "errors": errors,
+        "runs": b.runs,
+    }
+
+
+def write_results(a, b, started, before, complete):
+    """Writes the JSON and the table (atomically); returns the table."""
+    result = build_result(a, b, started, before, complete)
+    text = render(result)
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    for path, write in ((a.out, lambda f: json.dump(result, f, indent=1)),
+                        (os.path.splitext(a.out)[0] + ".txt", lambda f: f.write(text + "\n"))):
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            write(f)
+        os.replace(tmp, path)
+    return text
+
+if __name__ == "__main__":
+    sys.exit(main())

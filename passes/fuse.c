@@ -1,0 +1,398 @@
+/* Fusion: groups of elementwise ops become FUSED nodes whose body (a small
+ * graph: INPUT nodes = the operands in order, outs[0] = the result) is
+ * evaluated in one loop over the result's elements; operands of smaller
+ * shape are read with NumPy broadcasting.
+ *
+ * Fusible ops: unary and binary elementwise ops and select (they
+ * broadcast implicitly). Everything else (matmul, convolution,
+ * reductions, softmax, reshape, transpose, broadcast, slices, one_hot,
+ * random masks, fused nodes) is a kernel of its own and ends a group: a
+ * shape change between ops stops fusion. (An explicit broadcast only
+ * appears as the operand of a reduction, where it could not fuse anyway;
+ * fused bodies hold elementwise ops, constants and inputs, as
+ * ir_verify checks.)
+ *
+ * Groups grow from their root (a value that must be in memory) towards
+ * its producers, visiting nodes in reverse topological order. A fusible
+ * producer P is computed inside the groups of its users (and not kept in
+ * memory) when
+ *   - P is not a graph output, and every user of P is fusible;
+ *   - its users lie in one group: P moves there. If P has fewer elements
+ *     than the group's result it is recomputed per result element, so
+ *     only a cheap P (no exp, log, tanh, sigmoid, elu, sqrt, rsqrt, pow)
+ *     moves into a larger group;
+ *   - its users lie in several groups: P is duplicated into each, only
+ *     when P is cheap and has as many elements as every one of those
+ *     groups' results (recomputing it costs less than a round trip
+ *     through memory and saves a kernel);
+ *   - the group stays within MAX_OPERANDS operands and MAX_BODY ops.
+ * Otherwise P is materialised and becomes the root of a group of its own.
+ * Scalar constants are copied into the bodies.
+ *
+ * A group of one op stays that op (it is one kernel either way). A fused
+ * node takes the location of its first op in program order and the label
+ * of its root; the body nodes keep their own locations, so dumps show
+ * every source line a kernel came from.
+ *
+ * The code generator (backend/llvm/elem.c) evaluates these bodies in one
+ * loop nest over the result, one result per fused node. */
+#include "passes.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { MAX_OPERANDS = 24, MAX_BODY = 64 };
+
+typedef struct IntVec {
+    int *v;
+    int n, cap;
+} IntVec;
+
+typedef struct Group {
+    Node *root;
+    IntVec frontier; /* ids of the non-constant nodes outside the group its ops read */
+    int size;        /* ops in the group */
+} Group;
+
+typedef struct Fuser {
+    Graph *g;
+    int nn;
+    IntVec *users;   /* by node id: ids of the nodes reading it (once per node) */
+    bool *is_out;    /* by node id: the value of a graph output */
+    IntVec *groups;  /* by node id: the groups computing it */
+    Group *grp;
+    int ngrp, grpcap;
+} Fuser;
+
+static bool vec_has(const IntVec *v, int x)
+{
+    for (int i = 0; i < v->n; i++)
+        if (v->v[i] == x)
+            return true;
+    return false;
+}
+
+static void vec_add(IntVec *v, int x)
+{
+    if (!vec_has(v, x))
+        VEC_PUSH(v->v, v->n, v->cap, x);
+}
+
+static void vec_remove(IntVec *v, int x)
+{
+    for (int i = 0; i < v->n; i++)
+        if (v->v[i] == x) {
+            v->v[i] = v->v[--v->n];
+            return;
+        }
+}
+
+/* ---- what may be fused ---- */
+
+static bool fusible(const Node *n)
+{
+    return ir_op_is_elementwise(n->op);
+}
+
+static bool cheap(const Node *n)
+{
+    switch (n->op) {
+    case OP_EXP:
+    case OP_LOG:
+    case OP_TANH:
+    case OP_SIGMOID:
+    case OP_ELU:
+    case OP_SQRT:
+    case OP_RSQRT:
+    case OP_POW:
+        return false;
+    default:
+        return true;
+    }
+}
+
+/* Constants are copied into bodies (scalars only: a shaped constant is
+ * read like any other operand). */
+static bool body_const(const Node *n)
+{
+    return n->op == OP_CONST && n->shape.rank == 0;
+}
+
+/* Same element count: x broadcasts to y without repeating anything. */
+static bool same_size(const Node *x, const Node *y)
+{
+    const int64_t n = 1009; /* a stand-in for N that no literal dimension matches by chance */
+    return ir_shape_numel(&x->shape, n) == ir_shape_numel(&y->shape, n);
+}
+
+/* ---- analysis ---- */
+
+static void fuser_init(Fuser *f, Graph *g)
+{
+    memset(f, 0, sizeof *f);
+    f->g = g;
+    f->nn = g->nnodes;
+    size_t n = (size_t)f->nn + 1;
+    f->users = xcalloc(n, sizeof(IntVec));
+    f->groups = xcalloc(n, sizeof(IntVec));
+    f->is_out = xcalloc(n, sizeof(bool));
+    for (int i = 0; i < f->nn; i++) {
+        g->nodes[i]->id = i;
+        g->nodes[i]->aux = NULL;
+    }
+    for (int i = 0; i < f->nn; i++) {
+        Node *v = g->nodes[i];
+        for (int j = 0; j < v->nin; j++)
+            vec_add(&f->users[v->in[j]->id], i);
+    }
+    for (int i = 0; i < g->nouts; i++)
+        f->is_out[g->outs[i].val->id] = true;
+}
+
+static void fuser_free(Fuser *f)
+{
+    for (int i = 0; i < f->nn; i++) {
+        free(f->users[i].v);
+        free(f->groups[i].v);
+    }
+    for (int i = 0; i < f->ngrp; i++)
+        free(f->grp[i].frontier.v);
+    free(f->users);
+    free(f->groups);
+    free(f->is_out);
+    free(f->grp);
+}
+
+/* Frontier of group k after moving p into it. */
+static int frontier_with(const Fuser *f, int k, const Node *p)
+{
+    const IntVec *fr = &f->grp[k].frontier;
+    int n = fr->n - 1;
+    for (int j = 0; j < p->nin; j++) {
+        const Node *u = p->in[j];
+        bool seen = body_const(u) || vec_has(fr, u->id);
+        for (int i = 0; i < j && !seen; i++)
+            seen = p->in[i] == u;
+        n += !seen;
+    }
+    return n;
+}
+
+/* The groups p would join (into gs), or false when p must be materialised. */
+static bool joins(const Fuser *f, const Node *p, IntVec *gs)
+{
+    const IntVec *us = &f->users[p->id];
+    if (f->is_out[p->id] || us->n == 0)
+        return false;
+    for (int i = 0; i < us->n; i++) {
+        const IntVec *ug = &f->groups[us->v[i]];
+        if (ug->n == 0)
+            return false; /* a user that is not fusible needs p in memory */
+        for (int j = 0; j < ug->n; j++)
+            vec_add(gs, ug->v[j]);
+    }
+    bool dup = gs->n > 1;
+    if (dup && !cheap(p))
+        return false;
+    for (int i = 0; i < gs->n; i++) {
+        const Group *gr = &f->grp[gs->v[i]];
+        if (!same_size(p, gr->root) && (dup || !cheap(p)))
+            return false;
+        if (gr->size + 1 > MAX_BODY || frontier_with(f, gs->v[i], p) > MAX_OPERANDS)
+            return false;
+    }
+    return true;
+}
+
+static void add_to_group(Fuser *f, int k, Node *p)
+{
+    Group *gr = &f->grp[k];
+    vec_remove(&gr->frontier, p->id);
+    for (int j = 0; j < p->nin; j++)
+        if (!body_const(p->in[j]))
+            vec_add(&gr->frontier, p->in[j]->id);
+    gr->size++;
+    vec_add(&f->groups[p->id], k);
+}
+
+static void new_group(Fuser *f, Node *root)
+{
+    Group gr;
+    memset(&gr, 0, sizeof gr);
+    gr.root = root;
+    VEC_PUSH(f->grp, f->ngrp, f->grpcap, gr);
+    add_to_group(f, f->ngrp - 1, root);
+}
+
+static void form_groups(Fuser *f)
+{
+    IntVec gs = {0};
+    for (int i = f->nn - 1; i >= 0; i--) {
+        Node *p = f->g->nodes[i];
+        if (!fusible(p))
+            continue;
+        gs.n = 0;
+        if (joins(f, p, &gs)) {
+            for (int k = 0; k < gs.n; k++)
+                add_to_group(f, gs.v[k], p);
+        } else {
+            new_group(f, p);
+        }
+    }
+    free(gs.v);
+}
+
+/* ---- building fused nodes ---- */
+
+typedef struct Body {
+    Graph *sub;
+    Node **map;   /* outer node id -> body node, for this group */
+    int *touched; /* ids set in map */
+    int ntouched;
+    Node **ops;   /* operands of the fused node */
+    int nops;
+} Body;
+
+static void body_map(Body *b, Node *outer, Node *inner)
+{
+    b->map[outer->id] = inner;
+    b->touched[b->ntouched++] = outer->id;
+}
+
+static bool in_group(const Fuser *f, const Node *v, int k)
+{
+    return vec_has(&f->groups[v->id], k);
+}
+
+/* Inputs first, in the order the group's ops first read them. */
+static void body_inputs(Fuser *f, Body *b, int k, Node **members, int nm)
+{
+    for (int m = 0; m < nm; m++)
+        for (int j = 0; j < members[m]->nin; j++) {
+            Node *u = members[m]->in[j];
+            if (in_group(f, u, k) || body_const(u) || b->map[u->id])
+                continue;
+            char name[16];
+            snprintf(name, sizeof name, "%d", b->nops);
+            body_map(b, u, ir_input(b->sub, name, u->dt, u->shape, (SrcLoc){0}));
+            b->ops[b->nops++] = u;
+        }
+}
+
+static Node *body_operand(Body *b, Node *u)
+{
+    if (!b->map[u->id]) {
+        MC_ASSERT(body_const(u));
+        body_map(b, u, ir_const(b->sub, u->dt, u->a.value, u->loc));
+    }
+    return b->map[u->id];
+}
+
+static void body_op(Body *b, Node *m)
+{
+    Node *in[3];
+    MC_ASSERT(m->nin <= 3);
+    for (int j = 0; j < m->nin; j++)
+        in[j] = body_operand(b, m->in[j]);
+    Diags scratch;
+    diags_init(&scratch);
+    Node *c = ir_op(b->sub, m->op, in, m->nin, &m->a, m->loc, &scratch);
+    if (!c)
+        ICE("fuse built an ill-typed %s node: %s", ir_ops[m->op].name, scratch.n ? scratch.v[0].msg : "?");
+    diags_free(&scratch);
+    c->label = m->label ? arena_strdup(b->sub->arena, m->label) : NULL;
+    body_map(b, m, c);
+}
+
+/* The fused node of group k with members (in program order). */
+static Node *build_fused(Fuser *f, Body *b, int k, Node **members, int nm, Diags *d)
+{
+    Node *root = f->grp[k].root;
+    b->sub = ir_graph_new(root->label ? root->label : "fused");
+    b->nops = 0;
+    b->ntouched = 0;
+    body_inputs(f, b, k, members, nm);
+    for (int m = 0; m < nm; m++)
+        body_op(b, members[m]);
+    ir_add_output(b->sub, OUT_VALUE, NULL, b->map[root->id], NULL, false);
+    for (int i = 0; i < b->ntouched; i++)
+        b->map[b->touched[i]] = NULL;
+    Node *fn = ir_fused(f->g, b->sub, b->ops, b->nops, members[0]->loc, d);
+    if (!fn)
+        ICE("fuse built a fused node that does not match its body");
+    fn->label = root->label;
+    return fn;
+}
+
+/* Build every group of two or more ops; root->aux = its fused node. */
+static int build_groups(Fuser *f, Diags *d)
+{
+    IntVec *members = xcalloc((size_t)f->ngrp + 1, sizeof(IntVec));
+    for (int i = 0; i < f->nn; i++)
+        for (int j = 0; j < f->groups[i].n; j++) {
+            IntVec *mv = &members[f->groups[i].v[j]];
+            VEC_PUSH(mv->v, mv->n, mv->cap, i);
+        }
+    Body b;
+    memset(&b, 0, sizeof b);
+    b.map = xcalloc((size_t)f->nn + 1, sizeof(Node *));
+    b.touched = xmalloc(((size_t)f->nn + 1) * sizeof(int));
+    b.ops = xmalloc((size_t)(MAX_OPERANDS + 1) * sizeof(Node *));
+    Node **nodes = xmalloc((size_t)(MAX_BODY + 1) * sizeof(Node *));
+    int built = 0;
+    for (int k = 0; k < f->ngrp; k++) {
+        if (members[k].n < 2)
+            continue;
+        MC_ASSERT(members[k].n <= MAX_BODY);
+        for (int m = 0; m < members[k].n; m++)
+            nodes[m] = f->g->nodes[members[k].v[m]];
+        f->grp[k].root->aux = build_fused(f, &b, k, nodes, members[k].n, d);
+        built++;
+    }
+    for (int k = 0; k < f->ngrp; k++)
+        free(members[k].v);
+    free(members);
+    free(b.map);
+    free(b.touched);
+    free(b.ops);
+    free(nodes);
+    return built;
+}
+
+/* Readers of a root read its fused node; each fused node takes its root's
+ * place in the node order; the ops now inside bodies become dead. */
+static void splice(Fuser *f)
+{
+    Graph *g = f->g;
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *v = g->nodes[i];
+        for (int j = 0; j < v->nin; j++)
+            if (v->in[j]->aux)
+                v->in[j] = v->in[j]->aux;
+    }
+    for (int i = 0; i < g->nouts; i++)
+        if (g->outs[i].val->aux)
+            g->outs[i].val = g->outs[i].val->aux;
+    for (int i = 0; i < f->nn; i++) {
+        Node *fn = g->nodes[i]->aux;
+        if (fn) {
+            g->nodes[i]->aux = NULL;
+            g->nodes[i] = fn;
+            fn->id = i;
+        }
+    }
+    g->nnodes = f->nn;
+    ir_remove_dead(g);
+}
+
+bool ps_fuse(Graph *g, Diags *d)
+{
+    Fuser f;
+    fuser_init(&f, g);
+    form_groups(&f);
+    if (build_groups(&f, d))
+        splice(&f);
+    fuser_free(&f);
+    return d->nerrors == 0;
+}

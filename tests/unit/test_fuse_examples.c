@@ -1,0 +1,178 @@
+/* Fusion on every example model, in training (loss, metrics, values,
+ * gradients and optimizer updates) and inference mode, in f32 and f64:
+ * the fused graph verifies, the interpreter gives the same outputs bit
+ * for bit for the fused and the unfused graph, and the JIT compiles both,
+ * matches the interpreter on each, and fused JIT == unfused JIT. The kernel counts of the train step that
+ * `modelc train` compiles are pinned for the MLP and the CNNs, so a
+ * fusion that silently stops happening fails here. */
+#include <glob.h>
+
+#include "frontend/frontend.h"
+#include "test_fuse_util.h"
+
+static glob_t examples;
+
+static bool find_examples(void)
+{
+    return glob("examples/*.mdl", 0, NULL, &examples) == 0 &&
+           glob("examples/*/*.mdl", GLOB_APPEND, NULL, &examples) == 0;
+}
+
+static Graph *load(const char *path)
+{
+    Diags d;
+    diags_init(&d);
+    Graph *g = fe_load_file(path, &d);
+    if (!g)
+        diags_print(&d, stderr);
+    ck_assert_msg(g != NULL, "%s does not load", path);
+    diags_free(&d);
+    return g;
+}
+
+static void run_pipeline(Graph *g, const PipelineOpts *o)
+{
+    Diags d;
+    diags_init(&d);
+    bool ok = ps_run_pipeline(g, o, &d);
+    if (!ok)
+        diags_print(&d, stderr);
+    ck_assert_msg(ok, "the pipeline fails on %s", g->name);
+    diags_free(&d);
+}
+
+/* The graph `modelc ir --after=simplify --mode=MODE` prints, in dtype dt. */
+static Graph *simplified(const char *path, Mode mode, DType dt)
+{
+    Graph *g = load(path);
+    PipelineOpts o = ps_default_opts(mode);
+    o.grads = o.update = mode == MODE_TRAIN;
+    run_pipeline(g, &o);
+    if (dt == DT_F64) {
+        Graph *h = ps_to_f64(g);
+        ir_graph_free(g);
+        g = h;
+    }
+    return g;
+}
+
+/* The train step `modelc train` compiles (backend/api.c): loss, metrics
+ * and updates, simplified. */
+static Graph *train_step(const char *path)
+{
+    Graph *g = load(path);
+    PipelineOpts o = ps_default_opts(MODE_TRAIN);
+    o.grads = o.update = true;
+    o.stop_after = "optimizer";
+    run_pipeline(g, &o);
+    int k = 0;
+    for (int i = 0; i < g->nouts; i++)
+        if (g->outs[i].kind != OUT_GRAD && g->outs[i].kind != OUT_VALUE)
+            g->outs[k++] = g->outs[i];
+    g->nouts = k;
+    Diags d;
+    diags_init(&d);
+    ck_assert(ps_simplify(g, &d));
+    diags_free(&d);
+    return g;
+}
+
+static void check_example(const char *path, Mode mode, DType dt)
+{
+    Graph *g = simplified(path, mode, dt);
+    Graph *f = tf_fused(g);
+    ck_assert_int_le(tf_kernels(f), tf_kernels(g));
+    bool o2 = tf_has(path, "mlp") || tf_has(path, "model2");
+    TfCheck c = {o2 ? 2 : 0, !o2, dt == DT_F32 ? 2e-4 : 1e-10, 0, 3, 11, false};
+    char what[300];
+    snprintf(what, sizeof what, "%s (%s, %s)", path, mode == MODE_TRAIN ? "train" : "infer", ir_dtype_name(dt));
+    tf_check(what, g, f, &c);
+    ir_graph_free(g);
+    ir_graph_free(f);
+}
+
+START_TEST(example_train_f32)
+{
+    check_example(examples.gl_pathv[_i], MODE_TRAIN, DT_F32);
+}
+END_TEST
+
+START_TEST(example_train_f64)
+{
+    check_example(examples.gl_pathv[_i], MODE_TRAIN, DT_F64);
+}
+END_TEST
+
+START_TEST(example_infer_f32)
+{
+    check_example(examples.gl_pathv[_i], MODE_INFER, DT_F32);
+}
+END_TEST
+
+/* Every example fuses something, in both modes. */
+START_TEST(examples_fuse)
+{
+    ck_assert_uint_ge(examples.gl_pathc, 17);
+    for (size_t i = 0; i < examples.gl_pathc; i++) {
+        for (int m = 0; m < 2; m++) {
+            Graph *g = simplified(examples.gl_pathv[i], m ? MODE_INFER : MODE_TRAIN, DT_F32);
+            Graph *f = tf_fused(g);
+            ck_assert_msg(tf_count_op(f, OP_FUSED) > 0, "%s: nothing fused", examples.gl_pathv[i]);
+            ck_assert_int_lt(tf_kernels(f), tf_kernels(g));
+            ir_graph_free(g);
+            ir_graph_free(f);
+        }
+    }
+}
+END_TEST
+
+typedef struct Count {
+    const char *path;
+    int unfused, fused, nfused;
+} Count;
+
+/* Kernels of the training step before and after fusion. */
+START_TEST(train_step_kernels)
+{
+    static const Count want[] = {
+        {"examples/fashion_mlp.mdl", 118, 50, 26},
+        {"examples/fashion_cnn.mdl", 152, 64, 34},
+        {"examples/fashion_cnn_bn.mdl", 243, 104, 58},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(want); i++) {
+        Graph *g = train_step(want[i].path);
+        Graph *f = tf_fused(g);
+        int ku = tf_kernels(g), kf = tf_kernels(f), nf = tf_count_op(f, OP_FUSED);
+        printf("%s: train step %d kernels, %d after fusion (%d fused)\n", want[i].path, ku, kf, nf);
+        ck_assert_int_eq(ku, want[i].unfused);
+        ck_assert_int_eq(kf, want[i].fused);
+        ck_assert_int_eq(nf, want[i].nfused);
+        ir_graph_free(g);
+        ir_graph_free(f);
+    }
+}
+END_TEST
+
+int main(void)
+{
+    if (!find_examples()) {
+        fprintf(stderr, "no example models under examples/ (run from the source directory)\n");
+        return EXIT_FAILURE;
+    }
+    int n = (int)examples.gl_pathc;
+    Suite *s = suite_create("fuse_examples");
+    TCase *k = tcase_create("kernels");
+    tcase_set_timeout(k, 120);
+    tcase_add_test(k, examples_fuse);
+    tcase_add_test(k, train_step_kernels);
+    suite_add_tcase(s, k);
+    TCase *t = tcase_create("examples");
+    tcase_set_timeout(t, 1200);
+    tcase_add_loop_test(t, example_train_f32, 0, n);
+    tcase_add_loop_test(t, example_train_f64, 0, n);
+    tcase_add_loop_test(t, example_infer_f32, 0, n);
+    suite_add_tcase(s, t);
+    int rc = tu_run(s);
+    globfree(&examples);
+    return rc;
+}

@@ -1,0 +1,356 @@
+/* Random graphs through the fusion pass: a seeded generator builds
+ * elementwise chains with broadcasting operands, values read many times,
+ * casts, shape changes (reshape, transpose, reductions), matmuls and
+ * intermediate outputs, in f32 or f64, some with special values (NaN,
+ * infinities, signed zeros). For each graph the fused graph verifies, the
+ * interpreter gives the same outputs for both graphs bit for bit, and the
+ * JIT compiles both and matches the interpreter and itself; further
+ * graphs are differentiated first. Over the whole run fusion must actually happen. */
+#include "test_fuse_util.h"
+
+static SrcLoc TL = {"rand.mdl", 1, 1};
+
+enum { GRAPHS = 40, GRAD_GRAPHS = 16, OPS = 14, MAXVALS = 48 };
+
+typedef struct Gen {
+    Rng r;
+    Graph *g;
+    Diags d;
+    DType dt;
+    Shape base; /* [N, a, b]: every value broadcasts to it */
+    Node *vals[MAXVALS];
+    int nvals, nleaves, nouts;
+    bool grads;
+} Gen;
+
+static int fused_total, kernels_saved;
+
+static int pick(Gen *g, int n)
+{
+    return (int)(tj_rand(&g->r) * n);
+}
+
+static Node *chk(Gen *g, Node *v)
+{
+    if (!v)
+        diags_print(&g->d, stderr);
+    ck_assert_ptr_nonnull(v);
+    return v;
+}
+
+static Node *any_val(Gen *g)
+{
+    return g->vals[g->nvals - 1 - pick(g, g->nvals < 6 ? g->nvals : 6)];
+}
+
+static void push(Gen *g, Node *v)
+{
+    if (g->nvals < MAXVALS)
+        g->vals[g->nvals++] = v;
+}
+
+static Node *un(Gen *g, Op op, Node *x)
+{
+    return chk(g, ir_unary(g->g, op, x, TL, &g->d));
+}
+
+static Node *bin(Gen *g, Op op, Node *x, Node *y)
+{
+    return chk(g, ir_binary(g->g, op, x, y, TL, &g->d));
+}
+
+static Node *op1(Gen *g, Op op, Node *x, const Attrs *a)
+{
+    return chk(g, ir_op(g->g, op, &x, 1, a, TL, &g->d));
+}
+
+static Node *k(Gen *g, double v)
+{
+    return ir_const(g->g, g->dt, v, TL);
+}
+
+/* A shape that broadcasts to base: a suffix with some dims 1. */
+static Shape sub_shape(Gen *g)
+{
+    int drop = pick(g, 3) == 0 ? 1 + pick(g, 3) : 0;
+    Shape s = ir_shape0();
+    for (int i = drop; i < g->base.rank; i++)
+        s.d[s.rank++] = pick(g, 4) == 0 ? 1 : g->base.d[i];
+    return s;
+}
+
+static Node *leaf(Gen *g)
+{
+    char name[16];
+    snprintf(name, sizeof name, "v%d", g->nleaves++);
+    if (pick(g, 2))
+        return ir_param(g->g, name, g->dt, sub_shape(g), (Init){INIT_ZEROS, 0, 0}, true, ROLE_WEIGHT, TL);
+    return ir_input(g->g, name, g->dt, sub_shape(g), TL);
+}
+
+/* x*x + 0.5: keeps log, sqrt, rsqrt and pow bases in their domain */
+static Node *positive(Gen *g, Node *x)
+{
+    return bin(g, OP_ADD, un(g, OP_SQUARE, x), k(g, 0.5));
+}
+
+static const Op unary_ops[] = {OP_NEG, OP_EXP, OP_LOG, OP_TANH, OP_SIGMOID, OP_RELU, OP_ELU,
+                               OP_SQRT, OP_RSQRT, OP_SQUARE, OP_ABS, OP_SIGN};
+static const Op binary_ops[] = {OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_POW, OP_MAXIMUM, OP_MINIMUM,
+                                OP_GT, OP_GE, OP_LT, OP_LE, OP_EQ};
+
+static Node *gen_unary(Gen *g)
+{
+    Op op = unary_ops[pick(g, ARRAY_LEN(unary_ops))];
+    if (g->grads && op == OP_SIGN)
+        op = OP_TANH;
+    Node *x = any_val(g);
+    if (op == OP_LOG || op == OP_SQRT || op == OP_RSQRT)
+        x = positive(g, x);
+    if (op == OP_EXP)
+        x = un(g, OP_TANH, x);
+    Attrs a = ir_attrs();
+    a.value = 0.7;
+    return op1(g, op, x, &a);
+}
+
+static Node *gen_binary(Gen *g)
+{
+    Op op = binary_ops[pick(g, ARRAY_LEN(binary_ops))];
+    if (g->grads && ir_ops[op].flags & OPF_NOGRAD)
+        op = OP_SUB;
+    Node *x = any_val(g);
+    int w = pick(g, 4);
+    Node *y = w == 0 ? leaf(g) : w == 1 ? k(g, 0.5 + pick(g, 4)) : any_val(g);
+    if (pick(g, 4) == 0) {
+        Node *t = x;
+        x = y;
+        y = t;
+    }
+    if (op == OP_POW) {
+        x = positive(g, x);
+        y = un(g, OP_TANH, y);
+    }
+    if (op == OP_DIV)
+        y = positive(g, y);
+    return bin(g, op, x, y);
+}
+
+static Node *gen_select(Gen *g)
+{
+    Node *c = bin(g, OP_GT, any_val(g), any_val(g));
+    Node *in[3] = {c, any_val(g), pick(g, 2) ? leaf(g) : any_val(g)};
+    return chk(g, ir_op(g->g, OP_SELECT, in, 3, NULL, TL, &g->d));
+}
+
+/* f32 <-> f64 and back: a cast pair inside a chain */
+static Node *gen_cast(Gen *g)
+{
+    Attrs a = ir_attrs();
+    a.to = g->dt == DT_F32 ? DT_F64 : DT_F32;
+    Node *c = op1(g, OP_CAST, any_val(g), &a);
+    c = un(g, OP_NEG, c);
+    a.to = g->dt;
+    return op1(g, OP_CAST, c, &a);
+}
+
+/* x broadcast to the base shape (an explicit broadcast op) */
+static Node *full(Gen *g, Node *x)
+{
+    if (ir_shape_eq(&x->shape, &g->base))
+        return x;
+    Attrs a = ir_attrs();
+    a.shape = g->base;
+    return op1(g, OP_BROADCAST, x, &a);
+}
+
+/* [N,a,b] -> [N,a*b] -> elementwise -> [N,a,b] */
+static Node *gen_reshape(Gen *g)
+{
+    Attrs a = ir_attrs();
+    a.shape = ir_shape2(IR_DIM_N, g->base.d[1] * g->base.d[2]);
+    Node *r = op1(g, OP_RESHAPE, full(g, any_val(g)), &a);
+    r = un(g, pick(g, 2) ? OP_TANH : OP_RELU, r);
+    a.shape = g->base;
+    return op1(g, OP_RESHAPE, r, &a);
+}
+
+static Node *gen_transpose(Gen *g)
+{
+    Attrs a = ir_attrs(), back = ir_attrs();
+    int perm[3] = {1, 2, 0};
+    if (pick(g, 2)) {
+        perm[0] = 2;
+        perm[1] = 0;
+        perm[2] = 1;
+    }
+    a.naxes = back.naxes = 3;
+    for (int i = 0; i < 3; i++) {
+        a.axes[i] = perm[i];
+        back.axes[perm[i]] = i;
+    }
+    Node *t = bin(g, OP_MUL, op1(g, OP_TRANSPOSE, full(g, any_val(g)), &a), k(g, 1.5));
+    return op1(g, OP_TRANSPOSE, un(g, OP_ABS, t), &back);
+}
+
+/* a reduction with keepdims: a smaller value that later ops broadcast */
+static Node *gen_reduce(Gen *g)
+{
+    static const Op ops[] = {OP_REDUCE_SUM, OP_REDUCE_MEAN, OP_REDUCE_MAX};
+    Node *x = full(g, any_val(g));
+    Attrs a = ir_attrs();
+    for (int i = 0; i < 3; i++)
+        if (pick(g, 2))
+            a.axes[a.naxes++] = i;
+    if (!a.naxes)
+        a.axes[a.naxes++] = 2;
+    a.keepdims = true;
+    return op1(g, ops[pick(g, 3)], x, &a);
+}
+
+/* [N,a,b] -> [N,K] @ W[K,K] -> [N,a,b] */
+static Node *gen_matmul(Gen *g)
+{
+    int64_t kk = g->base.d[1] * g->base.d[2];
+    Attrs a = ir_attrs();
+    a.shape = ir_shape2(IR_DIM_N, kk);
+    Node *x = op1(g, OP_RESHAPE, full(g, any_val(g)), &a);
+    char name[16];
+    snprintf(name, sizeof name, "w%d", g->nleaves++);
+    Node *w = ir_param(g->g, name, g->dt, ir_shape2(kk, kk), (Init){INIT_ZEROS, 0, 0}, true, ROLE_WEIGHT, TL);
+    Node *y = bin(g, OP_MATMUL, x, w);
+    a.shape = g->base;
+    return op1(g, OP_RESHAPE, y, &a);
+}
+
+static Node *gen_op(Gen *g)
+{
+    int r = pick(g, 24);
+    if (r < 8)
+        return gen_unary(g);
+    if (r < 16)
+        return gen_binary(g);
+    switch (r) {
+    case 16:
+    case 17:
+        return gen_select(g);
+    case 18:
+        return g->grads ? gen_unary(g) : gen_cast(g);
+    case 19:
+        return gen_reshape(g);
+    case 20:
+        return gen_transpose(g);
+    case 21:
+    case 22:
+        return gen_reduce(g);
+    default:
+        return gen_matmul(g);
+    }
+}
+
+static void output(Gen *g, Node *v)
+{
+    char name[16];
+    snprintf(name, sizeof name, "y%d", g->nouts++);
+    ir_add_output(g->g, g->grads ? OUT_METRIC : OUT_VALUE, name, v, NULL, false);
+}
+
+/* Scalar loss from a value (for differentiated graphs). */
+static Node *total(Gen *g, Node *v)
+{
+    Node *p = bin(g, OP_MUL, v, leaf(g));
+    Attrs a = ir_attrs();
+    for (int i = 0; i < p->shape.rank; i++)
+        a.axes[a.naxes++] = i;
+    return p->shape.rank ? op1(g, OP_REDUCE_SUM, p, &a) : p;
+}
+
+static Graph *gen_graph(int seed, bool grads)
+{
+    Gen g;
+    memset(&g, 0, sizeof g);
+    g.r.s = 0x9E3779B97F4A7C15ull * (uint64_t)(seed + 17);
+    g.dt = seed % 2 ? DT_F32 : DT_F64;
+    g.grads = grads;
+    char name[32];
+    snprintf(name, sizeof name, "rand%d", seed);
+    g.g = ir_graph_new(name);
+    diags_init(&g.d);
+    int64_t d[3] = {IR_DIM_N, 1 + pick(&g, 4), 1 + pick(&g, 5)};
+    g.base = ir_shape(3, d);
+    push(&g, ir_input(g.g, "x", g.dt, g.base, TL)); /* binds N */
+    for (int i = 0; i < 2; i++)
+        push(&g, leaf(&g));
+    for (int i = 0; i < OPS; i++) {
+        push(&g, gen_op(&g));
+        if (pick(&g, 6) == 0)
+            output(&g, g.vals[g.nvals - 1]);
+    }
+    output(&g, bin(&g, OP_ADD, g.vals[g.nvals - 1], g.vals[0])); /* reads x */
+    if (grads) {
+        Node *loss = NULL;
+        for (int i = 0; i < g.g->nouts; i++) {
+            Node *t = total(&g, g.g->outs[i].val);
+            loss = loss ? bin(&g, OP_ADD, loss, t) : t;
+        }
+        ir_add_output(g.g, OUT_LOSS, "loss", loss, NULL, false);
+        bool ok = ps_autodiff(g.g, NULL, 0, &g.d) && ps_simplify(g.g, &g.d);
+        if (!ok)
+            diags_print(&g.d, stderr);
+        ck_assert(ok);
+    }
+    ck_assert_int_eq(g.d.nerrors, 0);
+    ck_assert(ir_verify(g.g, &g.d));
+    diags_free(&g.d);
+    return g.g;
+}
+
+static void check_random(int seed, bool grads)
+{
+    Graph *g = gen_graph(seed, grads);
+    Graph *f = tf_fused(g);
+    fused_total += tf_count_op(f, OP_FUSED);
+    kernels_saved += tf_kernels(g) - tf_kernels(f);
+    ck_assert_int_le(tf_kernels(f), tf_kernels(g));
+    bool f32 = g->outs[0].val->dt == DT_F32;
+    TfCheck c = {seed % 4 == 3 ? 2 : 0, seed % 4 != 3, f32 ? 1e-4 : 1e-10, 0, 1 + seed % 3,
+                 (uint64_t)seed, seed % 5 == 0};
+    char what[64];
+    snprintf(what, sizeof what, "random graph %d%s", seed, grads ? " (gradients)" : "");
+    tf_check(what, g, f, &c);
+    ir_graph_free(g);
+    ir_graph_free(f);
+}
+
+START_TEST(random_forward)
+{
+    check_random(_i, false);
+}
+END_TEST
+
+START_TEST(random_gradients)
+{
+    check_random(1000 + _i, true);
+}
+END_TEST
+
+/* Runs after the loops (Check keeps the order in one process). */
+START_TEST(fusion_happened)
+{
+    printf("random graphs: %d fused nodes, %d kernels fewer\n", fused_total, kernels_saved);
+    ck_assert_int_ge(fused_total, GRAPHS + GRAD_GRAPHS);
+    ck_assert_int_ge(kernels_saved, 2 * (GRAPHS + GRAD_GRAPHS));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("fuse_random");
+    TCase *t = tcase_create("random");
+    tcase_set_timeout(t, 900);
+    tcase_add_loop_test(t, random_forward, 0, GRAPHS);
+    tcase_add_loop_test(t, random_gradients, 0, GRAD_GRAPHS);
+    tcase_add_test(t, fusion_happened);
+    suite_add_tcase(s, t);
+    return tu_run(s);
+}
