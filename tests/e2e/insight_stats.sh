@@ -91,6 +91,25 @@ grep -Eq '^dense.kernel +weight .*\|' "$tmp/cmp.txt" || fail "compare rows"
 "$MODELC" stats examples/s3_vanishing/two_layer.mdl --data uniform:16 --weights "$tmp/a.safetensors" \
   --compare "$tmp/b.safetensors" --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert set(d)=={"before","after"}; print("compare JSON ok")'
 
+# S0: the three reparameterised models compute the same outputs; their
+# kernels' gradients relative to the weights differ by 9x and 40000x.
+"$MODELC" stats examples/s0_reparam/model1.mdl --pixel-target 0.5 --batch 2 \
+  --forward-diff examples/s0_reparam/model2.mdl --forward-diff examples/s0_reparam/model3.mdl >"$tmp/fd"
+[ "$(grep -c 'max |difference|' "$tmp/fd")" -eq 4 ] || fail "forward diff lines"
+awk '/max \|difference\|/ { if ($5 + 0 > 1e-6) bad = 1 } END { exit bad }' "$tmp/fd" || fail "forward outputs differ"
+for m in 1 2; do
+  "$MODELC" stats examples/s0_reparam/model$m.mdl --pixel-target 0.5 --batches 1 --batch 2 --json >"$tmp/s0_$m.json"
+done
+python3 - "$tmp/s0_1.json" "$tmp/s0_2.json" <<'EOF2'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+ra = {p["name"]: p["grad_weight_ratio"] for p in a["params"]}
+rb = {p["name"]: p["grad_weight_ratio"] for p in b["params"]}
+assert abs(ra["w1"] / rb["w1"] - 9) < 1e-3 * 9, (ra, rb)
+assert abs(ra["w2"] / rb["w2"] - 40000) < 1e-3 * 40000, (ra, rb)
+print("S0 ok")
+EOF2
+
 # --numerics.
 "$MODELC" stats examples/s3_vanishing/two_layer.mdl --data uniform:8 --numerics >"$tmp/num"
 grep -q 'every value of the forward and backward pass is finite' "$tmp/num" || fail "numerics ok"
