@@ -71,6 +71,9 @@ void diag_add(Diags *d, DiagLevel lvl, SrcLoc loc, int span, const char *fmt, va
     StrBuf b;
     sb_init(&b);
     sb_vprintf(&b, fmt, ap);
+    /* Own the file name: the caller's copy may die first (graph arenas). */
+    if (loc.file)
+        loc.file = diags_intern_file(d, loc.file);
     Diag g = {lvl, loc, span > 0 ? span : 1, sb_take(&b)};
     VEC_PUSH(d->v, d->n, d->cap, g);
     if (lvl == DIAG_ERROR)
