@@ -27,7 +27,12 @@
  *     through memory and saves a kernel);
  *   - the group stays within MAX_OPERANDS operands and MAX_BODY ops.
  * Otherwise P is materialised and becomes the root of a group of its own.
- * Scalar constants are copied into the bodies.
+ * Scalar constants are copied into the bodies. Every graph output (loss,
+ * metric, value, gradient, update) is materialised: the optimizer update
+ * of a parameter and of each of its slots (momentum, Adam's m and v) are
+ * separate fused nodes, one result each, the parameter's loop reading the
+ * slots' new values. The pass ends with dead-code elimination, which
+ * drops the ops now inside bodies.
  *
  * A group of one op stays that op (it is one kernel either way). A fused
  * node takes the location of its first op in program order and the label
@@ -119,11 +124,17 @@ static bool body_const(const Node *n)
     return n->op == OP_CONST && n->shape.rank == 0;
 }
 
-/* Same element count: x broadcasts to y without repeating anything. */
+/* x (which broadcasts to y) has y's elements, none repeated: the dims
+ * match, and y's extra leading dims are 1. */
 static bool same_size(const Node *x, const Node *y)
 {
-    const int64_t n = 1009; /* a stand-in for N that no literal dimension matches by chance */
-    return ir_shape_numel(&x->shape, n) == ir_shape_numel(&y->shape, n);
+    int off = y->shape.rank - x->shape.rank;
+    if (off < 0)
+        return false;
+    for (int k = 0; k < y->shape.rank; k++)
+        if (y->shape.d[k] != (k < off ? 1 : x->shape.d[k - off]))
+            return false;
+    return true;
 }
 
 /* ---- analysis ---- */
