@@ -196,6 +196,7 @@ class Bench:
         self.torch_wait_calibration = None
         self.on_progress = lambda: None
         self.modelc_version = None
+        self.epoch_skipped = []
 
     def limit(self, case):
         return (QUICK_LIMITS if self.a.quick else LIMITS)[case]
@@ -419,13 +420,26 @@ class Bench:
             self.on_progress()
         epoch_fws = [fw for fw in a.frameworks if fw in ("jax", "modelc")]
         if a.epoch_reps > 0 and epoch_fws:
+            est = {(s["case"], s["framework"], s["env"]): s.get("epoch1_est_s")
+                   for s in summarize(self)[0]}
             for rep in range(1, a.epoch_reps + 1):
                 log("one-epoch runs, repetition %d of %d" % (rep, a.epoch_reps))
                 for case in [c for c in EPOCH_CASES if c in cases]:
-                    for fw in epoch_fws:
-                        # one environment each: the comparison is with JAX,
-                        # which does not use OpenBLAS
-                        env = a.jax_envs[0] if fw == "jax" else a.envs[0]
+                    # one environment each: the comparison is with JAX,
+                    # which does not use OpenBLAS
+                    todo = [(fw, a.jax_envs[0] if fw == "jax" else a.envs[0]) for fw in epoch_fws]
+                    # a busy machine can make an epoch last many minutes:
+                    # then both sides keep their estimates
+                    long = [(fw, est.get((case, fw, env))) for fw, env in todo
+                            if (est.get((case, fw, env)) or 0) > a.epoch_max_s]
+                    if long:
+                        if rep == 1:
+                            msg = "%s: estimated %s > --epoch-max-s %g; estimates used" % (
+                                case, ", ".join("%s %.1f s" % x for x in long), a.epoch_max_s)
+                            self.epoch_skipped.append(msg)
+                            log("one-epoch run skipped, " + msg)
+                        continue
+                    for fw, env in todo:
                         self.epoch1(fw, case, env, rep)
                 self.on_progress()
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -715,6 +729,8 @@ def render(result):
         for env in envs:
             hdr += [env, "status"]
         out.append(table(hdr + ["note"], trows))
+    for msg in meta.get("epoch_runs_skipped") or []:
+        out.append("one-epoch run skipped, " + msg)
     errors = result["errors"]
     if errors:
         out.append("")
@@ -776,6 +792,8 @@ def main(argv=None):
     p.add_argument("--epoch-reps", type=int, default=None,
                    help="repetitions of the full-epoch runs (default 1, quick 0: 0 estimates "
                         "the epoch from the steady-state runs instead)")
+    p.add_argument("--epoch-max-s", type=float, default=180,
+                   help="skip a case's full-epoch runs when a side's estimate exceeds this")
     p.add_argument("--quick", action="store_true", help="fewer, shorter runs")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--modelc", default=os.path.join(ROOT, "build", "modelc"))
@@ -850,6 +868,7 @@ def build_result(a, b, started, before, complete):
             "torch_omp_wait_calibration": b.torch_wait_calibration,
             "cpu_pressure_before": before[1],
             "cpu_pressure_after": cpu_pressure(),
+            "epoch_runs_skipped": b.epoch_skipped,
             "jax_xla_flags": jax_thread_env(a.threads).get("XLA_FLAGS", ""),
         },
         "param_check": b.param_check,
