@@ -182,7 +182,8 @@ void ps_find_layers(Graph *g, int nfwd, PsLayers *out)
         l->loc = l->act ? l->act->loc : l->linear ? l->linear->loc : l->params[0]->loc;
     }
     uses_free(&u, nfwd);
-    qsort(out->v, (size_t)out->n, sizeof(PsLayer), by_linear);
+    if (out->n > 1) /* qsort's base must not be NULL, even for no elements */
+        qsort(out->v, (size_t)out->n, sizeof(PsLayer), by_linear);
 }
 
 void ps_layers_free(PsLayers *l)
