@@ -37,7 +37,7 @@ ENVS = {"haswell": {"OPENBLAS_CORETYPE": "Haswell"}, "unset": {"OPENBLAS_CORETYP
 
 # Training examples per epoch (2 epochs: the first warms up, the second is
 # timed), chosen so the timed epoch lasts about a second for PyTorch on
-# an idle machine (the CNNs longer: 16 and 15 steps, enough for a mean).
+# an idle machine; the CNNs get 16 and 15 steps, as their steps are long.
 LIMITS = {"mlp_b32": 16384, "mlp_b128": 25600, "mlp_b512": 51200,
           "cnn_b128": 2048, "cnn_bn_b128": 1920}
 QUICK_LIMITS = {"mlp_b32": 4096, "mlp_b128": 6400, "mlp_b512": 12288,
