@@ -145,8 +145,8 @@ def common_args(argv=None):
                    help="training examples per epoch")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--infer", action="store_true",
-                   help="after training, time inference at batch 1000 on the test set")
+    p.add_argument("--infer", type=int, default=0, metavar="N",
+                   help="after training, time inference at batch 1000 on the first N test images")
     p.add_argument("--warmup-steps", type=int, default=0,
                    help="run only this many steps in epoch 1 (0: the whole epoch)")
     p.add_argument("--seed", type=int, default=42)

@@ -36,11 +36,15 @@ GEMM_FLOOR = os.path.join(HERE, "build", "gemm_floor")
 ENVS = {"haswell": {"OPENBLAS_CORETYPE": "Haswell"}, "unset": {"OPENBLAS_CORETYPE": None}}
 
 # Training examples per epoch (2 epochs: the first warms up, the second is
-# timed), chosen so the timed epoch lasts about a second for PyTorch.
-LIMITS = {"mlp_b32": 16384, "mlp_b128": 25600, "mlp_b512": 51200,
-          "cnn_b128": 3072, "cnn_bn_b128": 2560}
+# timed), sized so a full run stays near 15 minutes on this 2-core machine
+# when it is idle: the MLPs get 256/100/50 steps, the CNNs 10 (each step
+# is long, and the median over the repetitions steadies it).
+LIMITS = {"mlp_b32": 8192, "mlp_b128": 12800, "mlp_b512": 25600,
+          "cnn_b128": 1280, "cnn_bn_b128": 1280}
 QUICK_LIMITS = {"mlp_b32": 4096, "mlp_b128": 6400, "mlp_b512": 12288,
-                "cnn_b128": 1280, "cnn_bn_b128": 1280}
+                "cnn_b128": 768, "cnn_bn_b128": 768}
+# Test images for the inference figure (batches of 1000).
+INFER_LIMITS = {"mlp": 10000, "cnn": 2000, "cnn_bn": 2000}
 # Cases whose training run also times inference (one per architecture).
 INFER_CASES = {"mlp_b128", "cnn_b128", "cnn_bn_b128"}
 # Cases timed over one full epoch (60000 examples) including compile.
@@ -48,7 +52,7 @@ EPOCH_CASES = ["mlp_b128", "cnn_b128", "cnn_bn_b128"]
 
 # The peers' epoch 1 is a warm-up of this many steps (JAX compiles in the
 # first); modelc's is a whole epoch, as --limit applies to both of its.
-PEER_WARMUP_STEPS = 5
+PEER_WARMUP_STEPS = 3
 
 CHILD_TIMEOUT_S = 600
 
@@ -235,7 +239,7 @@ class Bench:
         if epochs > 1:
             cmd += ["--warmup-steps", str(PEER_WARMUP_STEPS)]
         if infer:
-            cmd.append("--infer")
+            cmd += ["--infer", str(INFER_LIMITS[arch])]
         if fw == "jax" and t < (os.cpu_count() or t):
             cmd = ["taskset", "-c", "0-%d" % (t - 1)] + cmd
         return cmd
@@ -301,7 +305,8 @@ class Bench:
             self.record("infer", "modelc", case, env, rep, {"error": "modelc init failed"})
             return
         cmd = [self.a.modelc, "eval", os.path.join(ROOT, common.ARCHS[arch]["mdl"]),
-               "--weights", w, "--batch", str(common.INFER_BATCH), "--json",
+               "--weights", w, "--batch", str(common.INFER_BATCH),
+               "--limit", str(INFER_LIMITS[arch]), "--json",
                "--threads", str(self.a.threads)]
         res = run_child(cmd, child_env(env, self.a.threads), cwd=self.tmp)
         out = {"rc": res["rc"], "wall_ms": res["wall_ms"], "maxrss_kb": res["maxrss_kb"],
@@ -324,7 +329,7 @@ class Bench:
         for case, arch, batch in common_cases(self.a.cases):
             for s in common.gemm_shapes(arch, batch):
                 lines.append("%s/%s %d %d %d %d %d" % ((case,) + s))
-        cmd = [GEMM_FLOOR, "-t", str(self.a.threads), "-b", "3" if self.a.quick else "5"]
+        cmd = [GEMM_FLOOR, "-t", str(self.a.threads), "-b", "3"]
         env_vars = child_env(env, self.a.threads)
         env_vars["BENCH_T0"] = repr(time.time())
         try:

@@ -167,12 +167,12 @@ def main():
     common.run_epochs(em, args, x, y, train_step, lambda l: l.block_until_ready())
 
     if args.infer:
-        infer(em, jax, forward, carry[0], carry[3])
+        infer(em, jax, forward, carry[0], carry[3], args.infer)
 
 
-def infer(em, jax, forward, params, state):
+def infer(em, jax, forward, params, state, limit):
     import numpy as np
-    x, y = common.load_fashion("test")
+    x, y = common.load_fashion("test", limit)
     key = jax.random.PRNGKey(0)
 
     @jax.jit

@@ -98,12 +98,12 @@ def main():
     common.run_epochs(em, args, xt, yt, step, lambda l: l.item())
 
     if args.infer:
-        infer(em, torch, model, arch)
+        infer(em, torch, model, arch, args.infer)
 
 
-def infer(em, torch, model, arch):
+def infer(em, torch, model, arch, limit):
     import numpy as np
-    x, y = common.load_fashion("test")
+    x, y = common.load_fashion("test", limit)
     if arch["kind"] == "cnn":
         x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
     xt = torch.from_numpy(x)

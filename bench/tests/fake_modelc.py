@@ -79,10 +79,11 @@ def main():
         return 0
     if cmd == "eval":
         p.add_argument("--weights", required=True)
+        p.add_argument("--limit", type=int, default=10000)
         a = p.parse_args(argv[1:])
         arch_of(a.model)
         time.sleep(0.05)
-        say(examples=10000, seconds=0.05, samples_per_s=200000.0, loss=2.3, accuracy=0.1)
+        say(examples=min(a.limit, 10000), seconds=0.05, samples_per_s=200000.0, loss=2.3, accuracy=0.1)
         return 0
     sys.stderr.write("fake modelc: unknown command '%s'\n" % cmd)
     return 2
