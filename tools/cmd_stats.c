@@ -22,7 +22,6 @@ typedef struct StatsArgs {
     CliList fdiff;
     bool hist, json, numerics;
     const char *mode;
-    double pixel_target;
 } StatsArgs;
 
 static bool ends_with(const char *s, const char *suffix)
@@ -39,8 +38,6 @@ static int parse(StatsArgs *a, int argc, char **argv, const char **file)
         {"batches", CLI_INT, &a->batches, "K", "number of batches (default 4)"},
         {"batch", CLI_INT, &a->batch, "B", "examples per batch (default: the model's, at most 64)"},
         {"seed", CLI_U64, &a->seed, "S", "seed for initial weights and dropout (default: the model's)"},
-        {"pixel-target", CLI_DOUBLE, &a->pixel_target, "T",
-         "Fashion-MNIST images with the per-pixel target 'target' = (x > T) (scenario S0)"},
         {"hist", CLI_FLAG, &a->hist, NULL, "draw text histograms"},
         {"plot", CLI_STR, &a->plot, "OUT", "draw histograms to OUT.svg or OUT.png"},
         {"compare", CLI_STR, &a->compare, "CKPT2", "compare with a second checkpoint (after)"},
@@ -68,7 +65,6 @@ static int parse(StatsArgs *a, int argc, char **argv, const char **file)
     char **pos;
     int npos;
     a->seed = UINT64_MAX;
-    a->pixel_target = NAN;
     int rc = cli_parse(&cmd, argc, argv, &pos, &npos);
     if (rc)
         return rc < 0 ? -1 : rc;
@@ -87,37 +83,8 @@ static int parse(StatsArgs *a, int argc, char **argv, const char **file)
 
 /* ---- data ---- */
 
-/* S0: Fashion-MNIST images as x and target = (x > thr), for a model
- * whose inputs are x and target. */
-static bool load_pixel_target(const StatsArgs *a, const Graph *g, double thr, Dataset *ds, Diags *d)
-{
-    RtLoadOpts o;
-    rt_load_opts_default(&o);
-    Node *x = ir_find_input((Graph *)g, "x");
-    o.dt = x && ir_dtype_is_float(x->dt) ? x->dt : DT_F32;
-    const char *dir = a->data.data.n ? a->data.data.v[0] : "/usr/share/datasets/fashion-mnist";
-    if (strcmp(dir, "fashion-mnist") == 0)
-        dir = "/usr/share/datasets/fashion-mnist";
-    Dataset raw;
-    if (!rt_load_fashion_mnist(dir, "train", &o, &raw, d))
-        return false;
-    int64_t n = a->data.limit > 0 && a->data.limit < raw.n ? a->data.limit : raw.n;
-    rt_dataset_init(ds);
-    Tensor *xs = rt_tensor_clone(rt_dataset_get(&raw, "x"));
-    Tensor *t = rt_tensor_like(xs);
-    for (int64_t i = 0; i < xs->numel; i++)
-        rt_set(t, i, rt_get(xs, i) > thr ? 1.0 : 0.0);
-    rt_dataset_add(ds, "x", xs);
-    rt_dataset_add(ds, "target", t);
-    ds->n = n;
-    rt_dataset_free(&raw);
-    return true;
-}
-
 static bool load_data(const StatsArgs *a, const Graph *g, uint64_t seed, Dataset *ds, Diags *d)
 {
-    if (!isnan(a->pixel_target))
-        return load_pixel_target(a, g, a->pixel_target, ds, d);
     bool have;
     return data_load(&a->data, "train", g, seed, ds, &have, d);
 }

@@ -93,12 +93,12 @@ grep -Eq '^dense.kernel +weight .*\|' "$tmp/cmp.txt" || fail "compare rows"
 
 # S0: the three reparameterised models compute the same outputs; their
 # kernels' gradients relative to the weights differ by 9x and 40000x.
-"$MODELC" stats examples/s0_reparam/model1.mdl --pixel-target 0.5 --batch 2 \
+"$MODELC" stats examples/s0_reparam/model1.mdl --batch 2 \
   --forward-diff examples/s0_reparam/model2.mdl --forward-diff examples/s0_reparam/model3.mdl >"$tmp/fd"
 [ "$(grep -c 'max |difference|' "$tmp/fd")" -eq 4 ] || fail "forward diff lines"
 awk '/max \|difference\|/ { if ($5 + 0 > 1e-6) bad = 1 } END { exit bad }' "$tmp/fd" || fail "forward outputs differ"
 for m in 1 2; do
-  "$MODELC" stats examples/s0_reparam/model$m.mdl --pixel-target 0.5 --batches 1 --batch 2 --json >"$tmp/s0_$m.json"
+  "$MODELC" stats examples/s0_reparam/model$m.mdl --batches 1 --batch 2 --json >"$tmp/s0_$m.json"
 done
 python3 - "$tmp/s0_1.json" "$tmp/s0_2.json" <<'EOF2'
 import json, sys
