@@ -479,6 +479,16 @@ static bool check_loaded(mc_model *m, const TensorMap *in, const char *path)
     return m->d.nerrors == 0;
 }
 
+/* A partial load takes optimizer slots only when the pattern asks for
+ * them by name: transfer learning loads weights, not another run's Adam
+ * moments. */
+static bool wanted(const char *only, const char *name)
+{
+    if (strncmp(name, "optimizer.", 10) == 0 && strncmp(only, "optimizer.", 10) != 0)
+        return false;
+    return ir_glob_match(only, name);
+}
+
 bool mc_load(mc_model *m, const char *path, const char *only, bool strict)
 {
     TensorMap in;
@@ -489,9 +499,10 @@ bool mc_load(mc_model *m, const char *path, const char *only, bool strict)
     const Graph *pg = mc_param_graph(m);
     if (ok && !only && strict)
         ok = check_loaded(m, &in, path);
+    int loaded = 0;
     for (int i = 0; ok && i < in.n; i++) {
         const char *name = in.names[i];
-        if ((only && !ir_glob_match(only, name)) ||
+        if ((only && !wanted(only, name)) ||
             (!ir_find_param((Graph *)pg, name) && !ir_find_param(m->src, name)))
             continue; /* not asked for, or not part of this model */
         Tensor *cur = rt_map_get(&m->params, name);
@@ -507,6 +518,13 @@ bool mc_load(mc_model *m, const char *path, const char *only, bool strict)
         rt_map_put(&m->params, own, rt_map_take(&in, own));
         free(own);
         i--; /* rt_map_take removed entry i */
+        loaded++;
+    }
+    if (ok && only && loaded == 0) {
+        diag_error(&m->d, (SrcLoc){diags_intern_file(&m->d, path), 0, 0},
+                   "no tensor of this checkpoint matching '%s' is a parameter of model '%s'", only,
+                   m->src->name ? m->src->name : "?");
+        ok = false;
     }
     if (ok && !only) {
         const char *s = rt_meta_get(&meta, "step");

@@ -36,6 +36,12 @@ const char *mc_last_error(const mc_model *m); /* also valid for m == NULL after 
 
 /* Parameters (weights, batchnorm state, optimizer slots). */
 bool mc_init_params(mc_model *m, uint64_t seed);
+/* Load a checkpoint. only_pattern NULL: everything, including step and
+ * epoch (strict: the checkpoint must hold every parameter and nothing
+ * else). Otherwise a partial load (transfer learning): the tensors whose
+ * names match the glob and are parameters of this model; optimizer slots
+ * only when the pattern starts with "optimizer."; step and epoch are not
+ * taken; matching nothing is an error. */
 bool mc_load(mc_model *m, const char *path, const char *only_pattern, bool strict);
 bool mc_save(mc_model *m, const char *path);
 
