@@ -41,6 +41,19 @@ bool ps_fuse(Graph *g, Diags *d);
 /* verify.c wrapper so the verifier can run as a pass. */
 bool ps_verify(Graph *g, Diags *d);
 
+/* plan_memory.c: one arena for temporaries with live ranges [first,
+ * last] (inclusive, in steps). Sets every off (aligned to align bytes)
+ * so that temporaries live at the same time never overlap; returns the
+ * arena size. ps_peak_live is the lower bound: the largest sum of the
+ * (aligned) sizes live at one step. */
+typedef struct PsInterval {
+    int first, last;
+    int64_t bytes;
+    int64_t off; /* set by ps_plan_memory */
+} PsInterval;
+int64_t ps_plan_memory(PsInterval *v, int n, int64_t align);
+int64_t ps_peak_live(const PsInterval *v, int n, int64_t align);
+
 /* pipeline.c */
 typedef struct PipelineOpts {
     Mode mode;

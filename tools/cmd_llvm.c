@@ -10,8 +10,8 @@
 
 typedef struct LlvmArgs {
     const char *after, *mode;
-    bool opt, time_passes, fast_isel;
-    int opt_level;
+    bool opt, time_passes, fast_isel, memory_plan;
+    int opt_level, batch;
 } LlvmArgs;
 
 static int check_args(const LlvmArgs *a, Mode *mode)
@@ -31,6 +31,8 @@ static int check_args(const LlvmArgs *a, Mode *mode)
         sb_free(&b);
         return rc;
     }
+    if (a->batch < 0)
+        return cli_usage_error("llvm", "--batch must be >= 0, got %d", a->batch);
     if (a->opt_level != 0 && a->opt_level != 2)
         return cli_usage_error("llvm", "--opt-level must be 0 or 2, got %d", a->opt_level);
     return 0;
@@ -55,7 +57,7 @@ static void keep_values(Graph *g)
 
 int cmd_llvm(int argc, char **argv)
 {
-    LlvmArgs a = {NULL, "infer", false, false, false, 2};
+    LlvmArgs a = {NULL, "infer", false, false, false, false, 2, 128};
     const CliOpt opts[] = {
         {"opt", CLI_FLAG, &a.opt, NULL, "print the IR after optimisation (default: as generated)"},
         {"mode", CLI_STR, &a.mode, "MODE", "infer (the output values) or train (loss, gradients, updates); default infer"},
@@ -63,6 +65,9 @@ int cmd_llvm(int argc, char **argv)
         {"opt-level", CLI_INT, &a.opt_level, "L", "0 or 2 (default 2) for --opt"},
         {"fast-isel", CLI_FLAG, &a.fast_isel, NULL, "with --time-passes: codegen at CodeGenLevelNone"},
         {"time-passes", CLI_FLAG, &a.time_passes, NULL, "also JIT-compile the module; report pass and LLVM phase times on stderr"},
+        {"memory-plan", CLI_FLAG, &a.memory_plan, NULL,
+         "instead of the IR, print the workspace plan: every temporary's offset, size and live range"},
+        {"batch", CLI_INT, &a.batch, "N", "batch size for --memory-plan (default 128)"},
     };
     const CliCmd cmd = {"llvm", "FILE [options]",
                         "Print the LLVM IR generated for a model (.mdl or .ir): one function per\n"
@@ -100,7 +105,11 @@ int cmd_llvm(int argc, char **argv)
     be_jit_opts_default(&jo);
     jo.opt_level = a.opt_level;
     jo.fast_isel = a.fast_isel;
-    if (ok) {
+    if (ok && a.memory_plan) {
+        JitModule *m = be_jit_compile(g, &jo, &d);
+        ok = m && be_jit_print_memory_plan(m, a.batch, stdout, &d);
+        be_jit_free(m);
+    } else if (ok) {
         ir = be_jit_llvm_ir(g, &jo, a.opt, &d);
         ok = ir != NULL;
     }
@@ -112,7 +121,7 @@ int cmd_llvm(int argc, char **argv)
         be_jit_free(m);
     }
     diags_print_from(&d, stderr, shown);
-    if (ok)
+    if (ok && ir)
         fputs(ir, stdout);
     if (a.time_passes)
         timer_print(&timer, stderr);

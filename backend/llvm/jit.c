@@ -13,10 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "passes/passes.h"
+
 typedef struct JitSlot {
     JitBufInfo info;
     Mono elems;
     int first, last;
+    const char *what; /* temporaries: the value or scratch it holds */
+    SrcLoc where;     /* temporaries: the source of the node computing it */
 } JitSlot;
 
 /* A node that fails for some batch sizes (see be_jit_check_n). */
@@ -208,6 +212,44 @@ static void describe_n(JitModule *m, const Plan *p)
     }
 }
 
+static const char *node_what(JitModule *m, const Node *v, const char *prefix)
+{
+    StrBuf b;
+    sb_init(&b);
+    if (v->label)
+        sb_printf(&b, "%s%%%s = %s", prefix, v->label, ir_ops[v->op].name);
+    else
+        sb_printf(&b, "%s%%%d = %s", prefix, v->id, ir_ops[v->op].name);
+    const char *r = arena_strdup(m->arena, b.s);
+    sb_free(&b);
+    return r;
+}
+
+/* What each temporary holds, for the printed memory plan. */
+static void describe_temps(JitModule *m, const Plan *p)
+{
+    for (int i = 0; i < p->nsteps; i++) {
+        const Step *st = &p->steps[i];
+        JitSlot *out = &m->slots[st->out];
+        if (st->kind == STEP_COPY) {
+            if (!out->what && out->info.kind == JIT_BUF_TEMP) {
+                const JitSlot *src = &m->slots[st->src];
+                out->what = src->info.name ? arena_strdup(m->arena, src->info.name) : "copy";
+                out->where = src->info.loc;
+            }
+            continue;
+        }
+        if (!out->what) {
+            out->what = node_what(m, st->node, "");
+            out->where = keep_loc(m, st->node->loc);
+        }
+        if (st->scratch >= 0 && !m->slots[st->scratch].what) {
+            m->slots[st->scratch].what = node_what(m, st->node, "scratch of ");
+            m->slots[st->scratch].where = keep_loc(m, st->node->loc);
+        }
+    }
+}
+
 static void describe(JitModule *m, const Plan *p)
 {
     Graph *g = p->g;
@@ -226,6 +268,7 @@ static void describe(JitModule *m, const Plan *p)
         t->first = s->first;
         t->last = s->last;
     }
+    describe_temps(m, p);
     describe_n(m, p);
     m->nouts = g->nouts;
     size_t n = (size_t)g->nouts + 1;
@@ -384,51 +427,7 @@ struct JitWorkspace {
     int64_t bytes;
 };
 
-typedef struct Placed {
-    int slot;
-    int64_t off, size;
-} Placed;
-
-static int by_size_desc(const void *a, const void *b)
-{
-    const Placed *x = a, *y = b;
-    if (x->size != y->size)
-        return x->size > y->size ? -1 : 1;
-    return x->slot - y->slot;
-}
-
-static bool overlap(const JitSlot *a, const JitSlot *b)
-{
-    return a->first <= b->last && b->first <= a->last;
-}
-
 #define WS_ALIGN 64
-
-/* Greedy first fit, largest first: a temporary goes to the lowest offset
- * that no live-overlapping, already placed temporary occupies. */
-static int64_t layout(const JitModule *m, Placed *pl, int np)
-{
-    qsort(pl, (size_t)np, sizeof *pl, by_size_desc);
-    int64_t total = 0;
-    for (int i = 0; i < np; i++) {
-        int64_t off = 0;
-        for (bool moved = true; moved;) {
-            moved = false;
-            for (int j = 0; j < i; j++) {
-                if (!overlap(&m->slots[pl[i].slot], &m->slots[pl[j].slot]))
-                    continue;
-                if (off < pl[j].off + pl[j].size && pl[j].off < off + pl[i].size) {
-                    off = pl[j].off + pl[j].size;
-                    moved = true;
-                }
-            }
-        }
-        pl[i].off = off;
-        if (off + pl[i].size > total)
-            total = off + pl[i].size;
-    }
-    return total;
-}
 
 SrcLoc jit_diag_loc(Diags *d, SrcLoc l)
 {
@@ -469,14 +468,10 @@ bool be_jit_check_n(const JitModule *m, int64_t n, Diags *d)
     return ok;
 }
 
-JitWorkspace *be_jit_workspace_new(const JitModule *m, int64_t n, Diags *d)
+/* The temporaries' live ranges and sizes for batch size n (which[i]:
+ * the slot of interval i); -1 with a diagnostic on overflow. */
+static int temp_intervals(const JitModule *m, int64_t n, PsInterval *pl, int *which, Diags *d)
 {
-    SrcLoc none = {NULL, 0, 0};
-    if (!be_jit_check_n(m, n, d))
-        return NULL;
-    if (n < 0)
-        n = 0;
-    Placed *pl = xcalloc((size_t)m->nslots + 1, sizeof(Placed));
     int np = 0;
     for (int i = 0; i < m->nslots; i++) {
         const JitSlot *s = &m->slots[i];
@@ -484,14 +479,31 @@ JitWorkspace *be_jit_workspace_new(const JitModule *m, int64_t n, Diags *d)
             continue;
         int64_t e = mono_eval(s->elems, n), bytes;
         if (e < 0 || mul_overflow_i64(e, ir_dtype_size(s->info.dt), &bytes) || bytes > INT64_MAX / 4) {
-            diag_error(d, none, "batch size %lld: buffer sizes overflow", (long long)n);
-            free(pl);
-            return NULL;
+            diag_error(d, (SrcLoc){NULL, 0, 0}, "batch size %lld: buffer sizes overflow", (long long)n);
+            return -1;
         }
-        pl[np].slot = i;
-        pl[np++].size = (bytes + WS_ALIGN - 1) / WS_ALIGN * WS_ALIGN;
+        pl[np] = (PsInterval){s->first, s->last, bytes, 0};
+        which[np++] = i;
     }
-    int64_t total = layout(m, pl, np);
+    return np;
+}
+
+JitWorkspace *be_jit_workspace_new(const JitModule *m, int64_t n, Diags *d)
+{
+    SrcLoc none = {NULL, 0, 0};
+    if (!be_jit_check_n(m, n, d))
+        return NULL;
+    if (n < 0)
+        n = 0;
+    PsInterval *pl = xcalloc((size_t)m->nslots + 1, sizeof(PsInterval));
+    int *which = xcalloc((size_t)m->nslots + 1, sizeof(int));
+    int np = temp_intervals(m, n, pl, which, d);
+    if (np < 0) {
+        free(pl);
+        free(which);
+        return NULL;
+    }
+    int64_t total = ps_plan_memory(pl, np, WS_ALIGN);
     if (total == 0)
         total = WS_ALIGN; /* empty temporaries still get a valid address */
     JitWorkspace *w = xcalloc(1, sizeof *w);
@@ -503,12 +515,14 @@ JitWorkspace *be_jit_workspace_new(const JitModule *m, int64_t n, Diags *d)
         diag_error(d, none, "cannot allocate %lld bytes of workspace for batch size %lld",
                    (long long)total, (long long)n);
         free(pl);
+        free(which);
         be_jit_workspace_free(w);
         return NULL;
     }
     for (int i = 0; i < np; i++)
-        w->bufs[pl[i].slot] = (char *)w->mem + pl[i].off;
+        w->bufs[which[i]] = (char *)w->mem + pl[i].off;
     free(pl);
+    free(which);
     return w;
 }
 
@@ -569,4 +583,70 @@ void *be_jit_out_data(const JitWorkspace *w, int i)
 int64_t be_jit_out_numel(const JitWorkspace *w, int i)
 {
     return ir_shape_numel(&w->m->out_shape[i], w->n);
+}
+
+/* ---- the printed memory plan ---- */
+
+typedef struct PlanRow {
+    const PsInterval *iv;
+    const JitSlot *s;
+} PlanRow;
+
+static int by_first(const void *a, const void *b)
+{
+    const PlanRow *x = a, *y = b;
+    if (x->iv->first != y->iv->first)
+        return x->iv->first - y->iv->first;
+    return x->iv->off < y->iv->off ? -1 : x->iv->off > y->iv->off;
+}
+
+static void print_plan(FILE *f, const JitModule *m, int64_t n, PsInterval *pl, const int *which, int np)
+{
+    int64_t arena = ps_plan_memory(pl, np, WS_ALIGN), sum = 0, params = 0;
+    for (int i = 0; i < np; i++)
+        sum += (pl[i].bytes + WS_ALIGN - 1) / WS_ALIGN * WS_ALIGN;
+    for (int i = 0; i < m->nslots; i++) {
+        const JitSlot *s = &m->slots[i];
+        int64_t e = mono_eval(s->elems, n);
+        if (s->info.kind != JIT_BUF_TEMP && s->info.used && e > 0)
+            params += e * ir_dtype_size(s->info.dt);
+    }
+    PlanRow *rows = xcalloc((size_t)np + 1, sizeof *rows);
+    for (int i = 0; i < np; i++)
+        rows[i] = (PlanRow){&pl[i], &m->slots[which[i]]};
+    qsort(rows, (size_t)np, sizeof *rows, by_first);
+    fprintf(f, "; memory plan for N = %lld: %d temporaries in one arena, live ranges in kernel steps\n",
+            (long long)n, np);
+    fprintf(f, "%12s %12s  %-11s  %s\n", "offset", "bytes", "live", "value");
+    for (int i = 0; i < np; i++) {
+        const PlanRow *r = &rows[i];
+        char live[32];
+        snprintf(live, sizeof live, "[%d,%d]", r->iv->first, r->iv->last);
+        fprintf(f, "%12lld %12lld  %-11s  %s", (long long)r->iv->off, (long long)r->iv->bytes, live,
+                r->s->what ? r->s->what : "?");
+        if (r->s->where.file)
+            fprintf(f, "  (%s:%d)", r->s->where.file, r->s->where.line);
+        fputc('\n', f);
+    }
+    int64_t peak = ps_peak_live(pl, np, WS_ALIGN);
+    fprintf(f, "; temporaries without reuse: %lld bytes\n", (long long)sum);
+    fprintf(f, "; arena: %lld bytes (largest sum live at one step: %lld bytes; reuse saves %.1f%%)\n",
+            (long long)arena, (long long)peak, sum ? 100.0 * (double)(sum - arena) / (double)sum : 0.0);
+    fprintf(f, "; inputs and parameters (bound by the caller, updated in place): %lld bytes\n",
+            (long long)params);
+    free(rows);
+}
+
+bool be_jit_print_memory_plan(const JitModule *m, int64_t n, FILE *f, Diags *d)
+{
+    if (!be_jit_check_n(m, n, d))
+        return false;
+    PsInterval *pl = xcalloc((size_t)m->nslots + 1, sizeof(PsInterval));
+    int *which = xcalloc((size_t)m->nslots + 1, sizeof(int));
+    int np = temp_intervals(m, n, pl, which, d);
+    if (np >= 0)
+        print_plan(f, m, n, pl, which, np);
+    free(pl);
+    free(which);
+    return np >= 0;
 }

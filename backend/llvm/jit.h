@@ -118,6 +118,10 @@ void be_jit_workspace_free(JitWorkspace *w);
 int64_t be_jit_workspace_n(const JitWorkspace *w);
 const JitModule *be_jit_workspace_module(const JitWorkspace *w);
 int64_t be_jit_workspace_bytes(const JitWorkspace *w); /* temporaries only */
+/* Print the workspace plan for batch size n (passes/plan_memory.c): every
+ * temporary with its offset, bytes, live range in kernel steps and the
+ * value it holds; the arena size against no reuse and the lower bound. */
+bool be_jit_print_memory_plan(const JitModule *m, int64_t n, FILE *f, Diags *d);
 /* Bind buffer i (an input or parameter) to t's data; t must match the
  * buffer's dtype and shape with N = n, and outlive its use. */
 bool be_jit_bind(JitWorkspace *w, int i, Tensor *t, Diags *d);
