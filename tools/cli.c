@@ -187,3 +187,12 @@ double cli_since_start_ms(void)
     double now = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
     return now - (double)start * 1e3 / (double)sysconf(_SC_CLK_TCK);
 }
+
+char **cli_expand_output(int argc, char **argv)
+{
+    char **v = xmalloc((size_t)(argc + 1) * sizeof(char *));
+    for (int i = 0; i < argc; i++)
+        v[i] = strcmp(argv[i], "-o") == 0 ? "--output" : argv[i];
+    v[argc] = NULL;
+    return v;
+}

@@ -42,6 +42,10 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
  * error. The caller owns d (diags_init / diags_free). */
 Graph *cli_load(const char *path, Diags *d);
 
+/* A copy of argv (malloc'd, NULL-terminated; the caller frees the array)
+ * in which "-o" is spelled "--output" for cli_parse. */
+char **cli_expand_output(int argc, char **argv);
+
 /* Milliseconds since the process started (exec included); -1 if unknown. */
 double cli_since_start_ms(void);
 

@@ -20,16 +20,6 @@ typedef struct GradArgs {
     CliList wrt;
 } GradArgs;
 
-/* "-o FILE" is spelled "--output FILE" for the option parser. */
-static char **expand_short(int argc, char **argv)
-{
-    char **v = xmalloc((size_t)(argc + 1) * sizeof(char *));
-    for (int i = 0; i < argc; i++)
-        v[i] = strcmp(argv[i], "-o") == 0 ? "--output" : argv[i];
-    v[argc] = NULL;
-    return v;
-}
-
 static int parse(GradArgs *a, int argc, char **argv, const char **file)
 {
     CliOpt opts[] = {
@@ -46,7 +36,7 @@ static int parse(GradArgs *a, int argc, char **argv, const char **file)
                   "Evaluate the loss and the gradient of every trainable parameter for one batch\n"
                   "(specialize for training, autodiff, simplify) and write them as grad.<name>.",
                   opts, ARRAY_LEN(opts), 1, 1};
-    char **av = expand_short(argc, argv), **pos;
+    char **av = cli_expand_output(argc, argv), **pos;
     int npos;
     a->seed = UINT64_MAX;
     int rc = cli_parse(&cmd, argc, av, &pos, &npos);

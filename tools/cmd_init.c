@@ -15,16 +15,6 @@ typedef struct InitArgs {
     bool seed_set;
 } InitArgs;
 
-/* "-o FILE" is spelled "--output FILE" for the option parser. */
-static char **expand_short(int argc, char **argv)
-{
-    char **v = xmalloc((size_t)(argc + 1) * sizeof(char *));
-    for (int i = 0; i < argc; i++)
-        v[i] = strcmp(argv[i], "-o") == 0 ? "--output" : argv[i];
-    v[argc] = NULL;
-    return v;
-}
-
 static int parse(InitArgs *a, int argc, char **argv, const char **file)
 {
     CliOpt opts[] = {
@@ -35,7 +25,7 @@ static int parse(InitArgs *a, int argc, char **argv, const char **file)
                   "Initialise every parameter of a model with its initializer and write them\n"
                   "to a safetensors file (replaced atomically).",
                   opts, ARRAY_LEN(opts), 1, 1};
-    char **av = expand_short(argc, argv), **pos;
+    char **av = cli_expand_output(argc, argv), **pos;
     int npos;
     a->seed = UINT64_MAX;
     int rc = cli_parse(&cmd, argc, av, &pos, &npos);

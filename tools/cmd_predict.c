@@ -28,16 +28,6 @@ static bool has_suffix(const char *s, const char *suf)
     return n >= k && strcmp(s + n - k, suf) == 0;
 }
 
-/* "-o FILE" is spelled "--output FILE" for the option parser. */
-static char **expand_short(int argc, char **argv)
-{
-    char **v = xmalloc((size_t)(argc + 1) * sizeof(char *));
-    for (int i = 0; i < argc; i++)
-        v[i] = strcmp(argv[i], "-o") == 0 ? "--output" : argv[i];
-    v[argc] = NULL;
-    return v;
-}
-
 static int parse(PredictArgs *a, int argc, char **argv, const char **file)
 {
     const CliOpt opts[] = {
@@ -53,7 +43,7 @@ static int parse(PredictArgs *a, int argc, char **argv, const char **file)
     const CliCmd cmd = {"predict", "FILE --weights W.safetensors --inputs X.safetensors -o Y [options]",
                         "Run a model's inference graph on inputs and write its output values.",
                         opts, ARRAY_LEN(opts), 1, 1};
-    char **av = expand_short(argc, argv), **pos;
+    char **av = cli_expand_output(argc, argv), **pos;
     int npos;
     int rc = cli_parse(&cmd, argc, av, &pos, &npos);
     free(av);

@@ -6,21 +6,8 @@
 #include <math.h>
 #include <string.h>
 
-#define T float
-#define F(name) name##_f32
-#define M(fn) fn##f
-#include "kern_elem.inc"
-#undef T
-#undef F
-#undef M
-
-#define T double
-#define F(name) name##_f64
-#define M(fn) fn
-#include "kern_elem.inc"
-#undef T
-#undef F
-#undef M
+#define KERN_FILE "kern_elem.inc"
+#include "kern_instantiate.inc"
 
 /* ---- helpers ---- */
 

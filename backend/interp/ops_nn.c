@@ -61,21 +61,8 @@ static Geom pool_geom(const Node *nd, const Tensor *x, const Tensor *y)
     return geom(nd, x, y, nd->a.window[0], nd->a.window[1]);
 }
 
-#define T float
-#define F(name) name##_f32
-#define M(fn) fn##f
-#include "kern_nn.inc"
-#undef T
-#undef F
-#undef M
-
-#define T double
-#define F(name) name##_f64
-#define M(fn) fn
-#include "kern_nn.inc"
-#undef T
-#undef F
-#undef M
+#define KERN_FILE "kern_nn.inc"
+#include "kern_instantiate.inc"
 
 INTERP_FN(matmul)
 {
