@@ -7,106 +7,22 @@
  * JIT compiles both and matches the interpreter and itself; further
  * graphs are differentiated first. Over the whole run fusion must actually happen. */
 #include "test_fuse_util.h"
+#include "test_randgraph.h"
 
 static SrcLoc TL = {"rand.mdl", 1, 1};
 
-enum { GRAPHS = 40, GRAD_GRAPHS = 16, OPS = 14, MAXVALS = 48 };
-
-typedef struct Gen {
-    Rng r;
-    Graph *g;
-    Diags d;
-    DType dt;
-    Shape base; /* [N, a, b]: every value broadcasts to it */
-    Node *vals[MAXVALS];
-    int nvals, nleaves, nouts;
-    bool grads;
-} Gen;
+enum { GRAPHS = 40, GRAD_GRAPHS = 16, OPS = 14 };
 
 static int fused_total, kernels_saved;
 
-static int pick(Gen *g, int n)
-{
-    return (int)(tj_rand(&g->r) * n);
-}
-
-static Node *chk(Gen *g, Node *v)
-{
-    if (!v)
-        diags_print(&g->d, stderr);
-    ck_assert_ptr_nonnull(v);
-    return v;
-}
-
-static Node *any_val(Gen *g)
-{
-    return g->vals[g->nvals - 1 - pick(g, g->nvals < 6 ? g->nvals : 6)];
-}
-
-static void push(Gen *g, Node *v)
-{
-    if (g->nvals < MAXVALS)
-        g->vals[g->nvals++] = v;
-}
-
-static Node *un(Gen *g, Op op, Node *x)
-{
-    return chk(g, ir_unary(g->g, op, x, TL, &g->d));
-}
-
-static Node *bin(Gen *g, Op op, Node *x, Node *y)
-{
-    return chk(g, ir_binary(g->g, op, x, y, TL, &g->d));
-}
-
-static Node *op1(Gen *g, Op op, Node *x, const Attrs *a)
-{
-    return chk(g, ir_op(g->g, op, &x, 1, a, TL, &g->d));
-}
-
-static Node *k(Gen *g, double v)
-{
-    return ir_const(g->g, g->dt, v, TL);
-}
-
-/* A shape that broadcasts to base: a suffix with some dims 1. */
-static Shape sub_shape(Gen *g)
-{
-    int drop = pick(g, 3) == 0 ? 1 + pick(g, 3) : 0;
-    Shape s = ir_shape0();
-    for (int i = drop; i < g->base.rank; i++)
-        s.d[s.rank++] = pick(g, 4) == 0 ? 1 : g->base.d[i];
-    return s;
-}
-
-static Node *leaf(Gen *g)
-{
-    char name[16];
-    snprintf(name, sizeof name, "v%d", g->nleaves++);
-    if (pick(g, 2))
-        return ir_param(g->g, name, g->dt, sub_shape(g), (Init){INIT_ZEROS, 0, 0}, true, ROLE_WEIGHT, TL);
-    return ir_input(g->g, name, g->dt, sub_shape(g), TL);
-}
-
-/* x*x + 0.5: keeps log, sqrt, rsqrt and pow bases in their domain */
-static Node *positive(Gen *g, Node *x)
-{
-    return bin(g, OP_ADD, un(g, OP_SQUARE, x), k(g, 0.5));
-}
-
-static const Op unary_ops[] = {OP_NEG, OP_EXP, OP_LOG, OP_TANH, OP_SIGMOID, OP_RELU, OP_ELU,
-                               OP_SQRT, OP_RSQRT, OP_SQUARE, OP_ABS, OP_SIGN};
-static const Op binary_ops[] = {OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_POW, OP_MAXIMUM, OP_MINIMUM,
-                                OP_GT, OP_GE, OP_LT, OP_LE, OP_EQ};
-
 static Node *gen_unary(Gen *g)
 {
-    Op op = unary_ops[pick(g, ARRAY_LEN(unary_ops))];
+    Op op = rg_unary_ops[pick(g, ARRAY_LEN(rg_unary_ops))];
     if (g->grads && op == OP_SIGN)
         op = OP_TANH;
     Node *x = any_val(g);
     if (op == OP_LOG || op == OP_SQRT || op == OP_RSQRT)
-        x = positive(g, x);
+        x = positive(g, x, 0.5);
     if (op == OP_EXP)
         x = un(g, OP_TANH, x);
     Attrs a = ir_attrs();
@@ -116,7 +32,7 @@ static Node *gen_unary(Gen *g)
 
 static Node *gen_binary(Gen *g)
 {
-    Op op = binary_ops[pick(g, ARRAY_LEN(binary_ops))];
+    Op op = rg_binary_ops[pick(g, ARRAY_LEN(rg_binary_ops))];
     if (g->grads && ir_ops[op].flags & OPF_NOGRAD)
         op = OP_SUB;
     Node *x = any_val(g);
@@ -128,11 +44,11 @@ static Node *gen_binary(Gen *g)
         y = t;
     }
     if (op == OP_POW) {
-        x = positive(g, x);
+        x = positive(g, x, 0.5);
         y = un(g, OP_TANH, y);
     }
     if (op == OP_DIV)
-        y = positive(g, y);
+        y = positive(g, y, 0.5);
     return bin(g, op, x, y);
 }
 
@@ -152,16 +68,6 @@ static Node *gen_cast(Gen *g)
     c = un(g, OP_NEG, c);
     a.to = g->dt;
     return op1(g, OP_CAST, c, &a);
-}
-
-/* x broadcast to the base shape (an explicit broadcast op) */
-static Node *full(Gen *g, Node *x)
-{
-    if (ir_shape_eq(&x->shape, &g->base))
-        return x;
-    Attrs a = ir_attrs();
-    a.shape = g->base;
-    return op1(g, OP_BROADCAST, x, &a);
 }
 
 /* [N,a,b] -> [N,a*b] -> elementwise -> [N,a,b] */
@@ -272,6 +178,10 @@ static Graph *gen_graph(int seed, bool grads)
     g.r.s = 0x9E3779B97F4A7C15ull * (uint64_t)(seed + 17);
     g.dt = seed % 2 ? DT_F32 : DT_F64;
     g.grads = grads;
+    g.window = 6;
+    g.max_drop = 3;
+    g.cap = 48;
+    g.loc = TL;
     char name[32];
     snprintf(name, sizeof name, "rand%d", seed);
     g.g = ir_graph_new(name);

@@ -5,115 +5,25 @@
  * keep compile time modest (fast instruction selection, every third
  * module unoptimised); further modules are differentiated and their
  * gradients compared. */
-#include "test_jit_util.h"
+#include "test_randgraph.h"
 
 #include "passes/passes.h"
 
 static SrcLoc TL = {"r.mdl", 1, 1};
 
-enum { GRAPHS_PER_MODULE = 8, MODULES = 30, OPS_PER_GRAPH = 7, MAXVALS = 32 };
-
-typedef struct Gen {
-    Rng r;
-    Graph *g;
-    Diags d;
-    DType dt;
-    Shape base; /* every value broadcasts to it: [N, a, b] */
-    Node *vals[MAXVALS];
-    int nvals;
-    int nleaves;
-    bool grads; /* avoid ops without gradient rules in differentiated graphs */
-} Gen;
-
-static int pick(Gen *g, int n)
-{
-    return (int)(tj_rand(&g->r) * n);
-}
-
-static Node *any_val(Gen *g)
-{
-    return g->vals[g->nvals - 1 - pick(g, g->nvals < 4 ? g->nvals : 4)];
-}
-
-static void push(Gen *g, Node *v)
-{
-    MC_ASSERT(v != NULL);
-    if (g->nvals < MAXVALS)
-        g->vals[g->nvals++] = v;
-}
-
-/* A shape that broadcasts to base: a suffix of it with some dims 1. */
-static Shape sub_shape(Gen *g)
-{
-    int drop = pick(g, 3) == 0 ? 1 + pick(g, 2) : 0;
-    Shape s = ir_shape0();
-    for (int k = drop; k < g->base.rank; k++)
-        s.d[s.rank++] = pick(g, 4) == 0 ? 1 : g->base.d[k];
-    return s;
-}
-
-static Node *new_leaf(Gen *g)
-{
-    char name[32];
-    snprintf(name, sizeof name, "v%d", g->nleaves++);
-    Shape s = sub_shape(g);
-    if (pick(g, 2))
-        return ir_param(g->g, name, g->dt, s, (Init){INIT_ZEROS, 0, 0}, true, ROLE_WEIGHT, TL);
-    return ir_input(g->g, name, g->dt, s, TL);
-}
-
-static Node *op1(Gen *g, Op op, Node *x, const Attrs *a)
-{
-    Node *v = ir_op(g->g, op, &x, 1, a, TL, &g->d);
-    if (!v)
-        diags_print(&g->d, stderr);
-    return v;
-}
-
-static Node *op2(Gen *g, Op op, Node *x, Node *y, const Attrs *a)
-{
-    Node *in[2] = {x, y};
-    Node *v = ir_op(g->g, op, in, 2, a, TL, &g->d);
-    if (!v)
-        diags_print(&g->d, stderr);
-    return v;
-}
-
-static Node *reshape(Gen *g, Node *x, Shape s)
-{
-    Attrs a = ir_attrs();
-    a.shape = s;
-    return op1(g, OP_RESHAPE, x, &a);
-}
-
-/* Full base shape version of x (broadcast). */
-static Node *full(Gen *g, Node *x)
-{
-    if (ir_shape_eq(&x->shape, &g->base))
-        return x;
-    Attrs a = ir_attrs();
-    a.shape = g->base;
-    return op1(g, OP_BROADCAST, x, &a);
-}
-
-static const Op unary_ops[] = {OP_NEG, OP_EXP, OP_LOG, OP_TANH, OP_SIGMOID, OP_RELU, OP_ELU,
-                               OP_SQRT, OP_RSQRT, OP_SQUARE, OP_ABS, OP_SIGN};
-static const Op binary_ops[] = {OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_POW, OP_MAXIMUM, OP_MINIMUM,
-                                OP_GT, OP_GE, OP_LT, OP_LE, OP_EQ};
+enum { GRAPHS_PER_MODULE = 8, MODULES = 30, OPS_PER_GRAPH = 7 };
 
 static Node *gen_unary(Gen *g)
 {
-    Op op = unary_ops[pick(g, ARRAY_LEN(unary_ops))];
+    Op op = rg_unary_ops[pick(g, ARRAY_LEN(rg_unary_ops))];
     if (g->grads && op == OP_SIGN)
         op = OP_TANH;
     Node *x = any_val(g);
     /* keep log/sqrt/rsqrt mostly in their domain: x*x + 0.5 */
-    if (op == OP_LOG || op == OP_SQRT || op == OP_RSQRT) {
-        x = ir_unary(g->g, OP_SQUARE, x, TL, &g->d);
-        x = ir_binary(g->g, OP_ADD, x, ir_const(g->g, g->dt, 0.5, TL), TL, &g->d);
-    }
+    if (op == OP_LOG || op == OP_SQRT || op == OP_RSQRT)
+        x = positive(g, x, 0.5);
     if (op == OP_EXP)
-        x = ir_unary(g->g, OP_TANH, x, TL, &g->d);
+        x = un(g, OP_TANH, x);
     Attrs a = ir_attrs();
     a.value = 0.5;
     return op1(g, op, x, &a);
@@ -121,25 +31,23 @@ static Node *gen_unary(Gen *g)
 
 static Node *gen_binary(Gen *g)
 {
-    Op op = binary_ops[pick(g, ARRAY_LEN(binary_ops))];
+    Op op = rg_binary_ops[pick(g, ARRAY_LEN(rg_binary_ops))];
     if (g->grads && ir_ops[op].flags & OPF_NOGRAD)
         op = OP_MUL;
-    Node *x = any_val(g), *y = pick(g, 3) ? any_val(g) : new_leaf(g);
+    Node *x = any_val(g), *y = pick(g, 3) ? any_val(g) : leaf(g);
     if (op == OP_POW) {
-        x = ir_binary(g->g, OP_ADD, ir_unary(g->g, OP_SQUARE, x, TL, &g->d), ir_const(g->g, g->dt, 0.5, TL),
-                      TL, &g->d);
-        y = ir_unary(g->g, OP_TANH, y, TL, &g->d);
+        x = positive(g, x, 0.5);
+        y = un(g, OP_TANH, y);
     }
     if (op == OP_DIV)
-        y = ir_binary(g->g, OP_ADD, ir_unary(g->g, OP_SQUARE, y, TL, &g->d), ir_const(g->g, g->dt, 0.25, TL),
-                      TL, &g->d);
-    return ir_binary(g->g, op, x, y, TL, &g->d);
+        y = positive(g, y, 0.25);
+    return bin(g, op, x, y);
 }
 
 static Node *gen_select(Gen *g)
 {
     Node *c = ir_binary(g->g, OP_GT, any_val(g), any_val(g), TL, &g->d);
-    Node *in[3] = {c, any_val(g), new_leaf(g)};
+    Node *in[3] = {c, any_val(g), leaf(g)};
     return ir_op(g->g, OP_SELECT, in, 3, NULL, TL, &g->d);
 }
 
@@ -297,13 +205,13 @@ static Node *gen_fused(Gen *g)
         Node *x = vals[nv - 1 - pick(g, nv < 3 ? nv : 3)], *y = vals[pick(g, nv)], *v;
         switch (pick(g, 5)) {
         case 0:
-            v = ir_unary(body, unary_ops[pick(g, 4)], ir_unary(body, OP_TANH, x, TL, &g->d), TL, &g->d);
+            v = ir_unary(body, rg_unary_ops[pick(g, 4)], ir_unary(body, OP_TANH, x, TL, &g->d), TL, &g->d);
             break;
         case 1:
-            v = ir_binary(body, binary_ops[pick(g, 3)], x, y, TL, &g->d);
+            v = ir_binary(body, rg_binary_ops[pick(g, 3)], x, y, TL, &g->d);
             break;
         case 2:
-            v = ir_binary(body, binary_ops[5 + pick(g, 7)], x, ir_const(body, g->dt, 0.25, TL), TL, &g->d);
+            v = ir_binary(body, rg_binary_ops[5 + pick(g, 7)], x, ir_const(body, g->dt, 0.25, TL), TL, &g->d);
             break;
         case 3: {
             Node *in[3] = {ir_binary(body, OP_GE, x, y, TL, &g->d), y, x};
@@ -371,14 +279,14 @@ static void gen_graph(Gen *g, int index)
     g->base = ir_shape(3, d);
     g->nvals = 0;
     for (int i = 0; i < 2; i++)
-        push(g, new_leaf(g));
+        push(g, leaf(g));
     for (int i = 0; i < OPS_PER_GRAPH; i++)
         push(g, gen_op(g));
     char name[32];
     snprintf(name, sizeof name, "y%d", index);
     Node *y = g->vals[g->nvals - 1];
     if (g->grads) {
-        Node *p = ir_binary(g->g, OP_MUL, y, new_leaf(g), TL, &g->d);
+        Node *p = ir_binary(g->g, OP_MUL, y, leaf(g), TL, &g->d);
         Attrs a = ir_attrs();
         for (int k = 0; k < p->shape.rank; k++)
             a.axes[a.naxes++] = k;
@@ -408,6 +316,10 @@ static void run_module(int seed, bool grads)
     g.r.s = 0x2545F4914F6CDD1Dull * (uint64_t)(seed + 1);
     g.dt = seed % 2 ? DT_F32 : DT_F64;
     g.grads = grads;
+    g.window = 4;
+    g.max_drop = 2;
+    g.cap = 32;
+    g.loc = TL;
     char name[32];
     snprintf(name, sizeof name, "random%d", seed);
     g.g = ir_graph_new(name);
