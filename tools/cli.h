@@ -46,6 +46,13 @@ Graph *cli_load(const char *path, Diags *d);
  * in which "-o" is spelled "--output" for cli_parse. */
 char **cli_expand_output(int argc, char **argv);
 
+/* Parse a command that takes one FILE, "-o"/"--output" and "--seed S"
+ * (UINT64_MAX = not given: *seed_set false). Returns 0, -1 after --help,
+ * or the usage exit code; a missing output is a usage error naming
+ * what_out. */
+int cli_parse_output_seed(const CliCmd *c, int argc, char **argv, const char **file, const char **output,
+                          const char *what_out, uint64_t *seed, bool *seed_set);
+
 /* Milliseconds since the process started (exec included); -1 if unknown. */
 double cli_since_start_ms(void);
 

@@ -36,18 +36,9 @@ static int parse(GradArgs *a, int argc, char **argv, const char **file)
                   "Evaluate the loss and the gradient of every trainable parameter for one batch\n"
                   "(specialize for training, autodiff, simplify) and write them as grad.<name>.",
                   opts, ARRAY_LEN(opts), 1, 1};
-    char **av = cli_expand_output(argc, argv), **pos;
-    int npos;
-    a->seed = UINT64_MAX;
-    int rc = cli_parse(&cmd, argc, av, &pos, &npos);
-    free(av);
+    int rc = cli_parse_output_seed(&cmd, argc, argv, file, &a->output, "G.safetensors", &a->seed, &a->seed_set);
     if (rc)
-        return rc < 0 ? -1 : rc;
-    *file = pos[0];
-    free(pos);
-    a->seed_set = a->seed != UINT64_MAX;
-    if (!a->output)
-        return cli_usage_error("grad", "missing the output file (-o G.safetensors)");
+        return rc;
     if (strcmp(a->backend, "interp") != 0 && strcmp(a->backend, "jit") != 0)
         return cli_usage_error("grad", "unknown backend '%s' (expected interp or jit)", a->backend);
     if (a->batch < 1)

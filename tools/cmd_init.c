@@ -25,19 +25,7 @@ static int parse(InitArgs *a, int argc, char **argv, const char **file)
                   "Initialise every parameter of a model with its initializer and write them\n"
                   "to a safetensors file (replaced atomically).",
                   opts, ARRAY_LEN(opts), 1, 1};
-    char **av = cli_expand_output(argc, argv), **pos;
-    int npos;
-    a->seed = UINT64_MAX;
-    int rc = cli_parse(&cmd, argc, av, &pos, &npos);
-    free(av);
-    if (rc)
-        return rc < 0 ? -1 : rc;
-    *file = pos[0];
-    free(pos);
-    a->seed_set = a->seed != UINT64_MAX;
-    if (!a->output)
-        return cli_usage_error("init", "missing the output file (-o W.safetensors)");
-    return 0;
+    return cli_parse_output_seed(&cmd, argc, argv, file, &a->output, "W.safetensors", &a->seed, &a->seed_set);
 }
 
 /* Parameters without an initializer are left out (with a warning); ones

@@ -17,17 +17,7 @@ static int fused_total, kernels_saved;
 
 static Node *gen_unary(Gen *g)
 {
-    Op op = rg_unary_ops[pick(g, ARRAY_LEN(rg_unary_ops))];
-    if (g->grads && op == OP_SIGN)
-        op = OP_TANH;
-    Node *x = any_val(g);
-    if (op == OP_LOG || op == OP_SQRT || op == OP_RSQRT)
-        x = positive(g, x, 0.5);
-    if (op == OP_EXP)
-        x = un(g, OP_TANH, x);
-    Attrs a = ir_attrs();
-    a.value = 0.7;
-    return op1(g, op, x, &a);
+    return rg_unary(g, 0.7);
 }
 
 static Node *gen_binary(Gen *g)

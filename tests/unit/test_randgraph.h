@@ -125,4 +125,21 @@ static inline Node *full(Gen *g, Node *x)
     return op1(g, OP_BROADCAST, x, &a);
 }
 
+/* A random unary op on a recent value, its operand kept in the op's
+ * domain (elu's alpha: value). */
+static inline Node *rg_unary(Gen *g, double value)
+{
+    Op op = rg_unary_ops[pick(g, ARRAY_LEN(rg_unary_ops))];
+    if (g->grads && op == OP_SIGN)
+        op = OP_TANH;
+    Node *x = any_val(g);
+    if (op == OP_LOG || op == OP_SQRT || op == OP_RSQRT)
+        x = positive(g, x, 0.5);
+    if (op == OP_EXP)
+        x = un(g, OP_TANH, x);
+    Attrs a = ir_attrs();
+    a.value = value;
+    return op1(g, op, x, &a);
+}
+
 #endif
