@@ -194,6 +194,14 @@ static void epoch_metrics(Run *r, int epoch, double tl, const double *tm, double
     }
 }
 
+static void stopped(const char *save)
+{
+    if (save && access(save, F_OK) == 0)
+        fprintf(stderr, "modelc train: stopped; the last good checkpoint %s is kept\n", save);
+    else if (save)
+        fprintf(stderr, "modelc train: stopped; no checkpoint was written\n");
+}
+
 static int run_epochs(Run *r)
 {
     TrainArgs *a = r->a;
@@ -232,9 +240,7 @@ static int run_epochs(Run *r)
                     if (!isfinite(loss))
                         tw_step_failed(r->tw, epoch + 1, bi, lr);
                 }
-                if (a->save)
-                    fprintf(stderr, "modelc train: stopped; the last good checkpoint %s is kept\n",
-                            a->save);
+                stopped(a->save);
                 rc = 1;
                 break;
             }
@@ -324,7 +330,7 @@ static int run_epochs(Run *r)
             fflush(r->log);
         }
         if (a->save && !tw_params_finite(r->tw, epoch + 1, lr)) {
-            fprintf(stderr, "modelc train: stopped; the last good checkpoint %s is kept\n", a->save);
+            stopped(a->save);
             rc = 1;
             break;
         }

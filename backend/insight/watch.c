@@ -72,6 +72,7 @@ typedef struct WLayer {
     ActKind act;
     SrcLoc loc;
     double act_norm, grad_norm, grad_ratio, saturation, dead_frac; /* NAN unknown */
+    int64_t dead, units; /* relu */
     bool sat_on, dead_on, vanish_on;
 } WLayer;
 
@@ -120,8 +121,9 @@ Watch *ins_watch_new(const Graph *src, const WatchOpts *o, Diags *d)
     w->layers = xcalloc((size_t)ls->n + 1, sizeof(WLayer));
     for (int i = 0; i < ls->n; i++) {
         w->gnorm[i].name = xstrdup(ls->v[i].name);
-        w->layers[i] = (WLayer){ls->v[i].name, ls->v[i].act_kind, ls->v[i].loc, NAN, NAN, NAN, NAN,
-                                NAN, false, false, false};
+        w->layers[i] = (WLayer){.name = ls->v[i].name, .act = ls->v[i].act_kind,
+                                .loc = ls->v[i].loc, .act_norm = NAN, .grad_norm = NAN,
+                                .grad_ratio = NAN, .saturation = NAN, .dead_frac = NAN};
     }
     for (int i = 0; i < src->nnodes; i++)
         if (learned(src, src->nodes[i]))
@@ -437,9 +439,9 @@ static void collect_warnings(Watch *w, const char *pre)
         }
         if (dead && !l->dead_on) {
             sb_printf(&w->warnings,
-                      "%s warning: layer '%s'%s has %.0f%% of its ReLU units dead (zero for every "
+                      "%s warning: layer '%s'%s has %lld of %lld ReLU units dead (zero for every "
                       "sample example)\n",
-                      pre, l->name, at, 100 * l->dead_frac);
+                      pre, l->name, at, (long long)l->dead, (long long)l->units);
             w->nwarnings++;
         }
         if (van && !l->vanish_on) {
@@ -474,6 +476,8 @@ static void record_layers(Watch *w, const InsStats *s, int slot)
         l->saturation = or_nan(ins_layer_saturation(sl));
         int64_t dead = ins_layer_dead(sl);
         l->dead_frac = dead >= 0 && sl->units ? (double)dead / (double)sl->units : NAN;
+        l->dead = dead;
+        l->units = sl->units;
         w->gnorm[i].v[slot] = l->grad_norm;
     }
 }
