@@ -112,6 +112,42 @@ static bool build_backend(mc_model *m)
     return true;
 }
 
+static bool is_telemetry(const Output *o)
+{
+    return o->kind == OUT_METRIC && o->name && strncmp(o->name, "telemetry.", 10) == 0;
+}
+
+static void find_telemetry(mc_model *m)
+{
+    const Graph *g = m->gtrain;
+    for (int i = 0; g && i < g->nouts; i++)
+        m->ntel += is_telemetry(&g->outs[i]);
+    m->tel_out = xcalloc((size_t)m->ntel + 1, sizeof(int));
+    m->tel_name = xcalloc((size_t)m->ntel + 1, sizeof(char *));
+    m->tel_val = xcalloc((size_t)m->ntel + 1, sizeof(double));
+    for (int i = 0, k = 0; g && i < g->nouts; i++)
+        if (is_telemetry(&g->outs[i])) {
+            m->tel_out[k] = i;
+            m->tel_name[k] = g->outs[i].name + 10;
+            m->tel_val[k++] = NAN;
+        }
+}
+
+int mc_num_telemetry(const mc_model *m)
+{
+    return m->ntel;
+}
+
+const char *mc_telemetry_name(const mc_model *m, int i)
+{
+    return i >= 0 && i < m->ntel ? m->tel_name[i] : NULL;
+}
+
+double mc_telemetry_value(const mc_model *m, int i)
+{
+    return i >= 0 && i < m->ntel ? m->tel_val[i] : NAN;
+}
+
 mc_model *mc_compile_ex(const char *path, const mc_options *o, Timer *timer)
 {
     mc_model *m = xcalloc(1, sizeof *m);
@@ -137,6 +173,7 @@ mc_model *mc_compile_ex(const char *path, const mc_options *o, Timer *timer)
             g->train.nfreeze += m->opt.nfreeze;
         }
         m->seed = m->opt.seed_set ? m->opt.seed : g->train.seed;
+        g->train.telemetry = m->opt.telemetry;
         bool has_loss = find_out(g, OUT_LOSS) >= 0;
         if (has_loss) {
             m->gtrain = variant(m, MODE_TRAIN, true);
@@ -157,8 +194,10 @@ mc_model *mc_compile_ex(const char *path, const mc_options *o, Timer *timer)
         if (m->geval->outs[i].kind == OUT_METRIC && m->nmetrics < MC_MAX_METRICS)
             m->metric_out[m->nmetrics++] = i;
     for (int i = 0, k = 0; m->gtrain && i < m->gtrain->nouts; i++)
-        if (m->gtrain->outs[i].kind == OUT_METRIC && k < m->nmetrics)
+        if (m->gtrain->outs[i].kind == OUT_METRIC && !is_telemetry(&m->gtrain->outs[i]) &&
+            k < m->nmetrics)
             m->train_metric_out[k++] = i;
+    find_telemetry(m);
     return m;
 }
 
@@ -189,6 +228,9 @@ void mc_free(mc_model *m)
     rt_map_free(&m->params);
     rt_map_free(&m->batch);
     rt_tensor_free(m->lr);
+    free(m->tel_out);
+    free(m->tel_name);
+    free(m->tel_val);
     diags_free(&m->d);
     free(m->err);
     free(m);
@@ -377,6 +419,8 @@ bool mc_train_step_ex(mc_model *m, const mc_tensor *batch, int nbatch, double lr
         l = out_scalar(m, m->jtrain, NULL, m->loss_out);
         for (int i = 0; metrics && i < m->nmetrics; i++)
             metrics[i] = out_scalar(m, m->jtrain, NULL, m->train_metric_out[i]);
+        for (int i = 0; i < m->ntel; i++)
+            m->tel_val[i] = out_scalar(m, m->jtrain, NULL, m->tel_out[i]);
     } else {
         Tensor **outs = xcalloc((size_t)g->nouts, sizeof(Tensor *));
         if (m->lr)
@@ -390,6 +434,8 @@ bool mc_train_step_ex(mc_model *m, const mc_tensor *batch, int nbatch, double lr
         l = rt_get(outs[m->loss_out], 0);
         for (int i = 0; metrics && i < m->nmetrics; i++)
             metrics[i] = rt_get(outs[m->train_metric_out[i]], 0);
+        for (int i = 0; i < m->ntel; i++)
+            m->tel_val[i] = rt_get(outs[m->tel_out[i]], 0);
         for (int i = 0; i < g->nouts; i++) {
             if (g->outs[i].kind == OUT_UPDATE && isfinite(l))
                 rt_map_put(&m->params, g->outs[i].target->a.name, outs[i]);

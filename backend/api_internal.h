@@ -35,6 +35,10 @@ struct mc_model {
     int nmetrics;
     int metric_out[MC_MAX_METRICS];       /* in geval->outs */
     int train_metric_out[MC_MAX_METRICS]; /* in gtrain->outs */
+    int ntel;            /* telemetry outputs of gtrain (mc_options.telemetry) */
+    int *tel_out;        /* their indices in gtrain->outs */
+    const char **tel_name; /* names without the "telemetry." prefix */
+    double *tel_val;     /* values of the last training step */
     struct JitModule *jtrain, *jeval;
     struct JitWorkspace *wtrain[MC_NWS], *weval[MC_NWS], *cur_ws;
 };

@@ -25,6 +25,7 @@ typedef struct mc_options {
     bool seed_set;        /* override the model's train { seed } */
     const char **freeze;  /* extra freeze patterns (globs) */
     int nfreeze;
+    bool telemetry;       /* training steps also report gradient and clipping figures */
 } mc_options;
 
 void mc_options_default(mc_options *o);
@@ -62,6 +63,14 @@ bool mc_eval_batch(mc_model *m, const mc_tensor *batch, int nbatch, double *loss
 int mc_num_metrics(const mc_model *m);
 const char *mc_metric_name(const mc_model *m, int i);
 int64_t mc_step(const mc_model *m);
+
+/* With mc_options.telemetry: figures of the last training step, by name
+ * "grad_sq.<param>" (sum of squares of the raw gradient),
+ * "clip_frac.<param>" (fraction of its elements beyond clip_value) and
+ * "clip_norm" (the global norm compared with clip_norm). */
+int mc_num_telemetry(const mc_model *m);
+const char *mc_telemetry_name(const mc_model *m, int i);
+double mc_telemetry_value(const mc_model *m, int i);
 
 #ifdef __cplusplus
 }

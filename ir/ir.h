@@ -171,6 +171,7 @@ typedef struct TrainConfig {
     uint64_t seed;
     int nfreeze;
     const char **freeze; /* name patterns (glob: * and ?) */
+    bool telemetry;      /* ps_optimizer adds "telemetry.*" metric outputs (not in model files) */
 } TrainConfig;
 
 void ir_train_defaults(TrainConfig *t);

@@ -10,7 +10,12 @@
  * The learning rate is the scalar input "optimizer.lr" (the trainer feeds
  * the schedule's value each step); optimizer state lives in ROLE_SLOT
  * parameters named "optimizer.<slot>.<param>" and "optimizer.step", so
- * it is checkpointed like the weights. Each new value is an OUT_UPDATE. */
+ * it is checkpointed like the weights. Each new value is an OUT_UPDATE.
+ * With train.telemetry (set by a trainer that watches), scalar
+ * train-only metrics report on every step:
+ *   telemetry.grad_sq.<p>    sum of squares of p's raw gradient
+ *   telemetry.clip_frac.<p>  fraction of elements beyond clip_value
+ *   telemetry.clip_norm      the global norm compared with clip_norm */
 #include "passes.h"
 
 #include <stdlib.h>
@@ -55,6 +60,26 @@ static Node *sum_squares(Ctx *c, Node *gr)
         a.axes[i] = i;
     Node *sq = ir_unary(c->g, OP_SQUARE, gr, gr->loc, c->d);
     return a.naxes ? ir_op(c->g, OP_REDUCE_SUM, &sq, 1, &a, gr->loc, c->d) : sq;
+}
+
+static void telemetry(Ctx *c, const char *what, const Node *p, Node *val)
+{
+    const char *name = p ? arena_printf(c->g->arena, "telemetry.%s.%s", what, p->a.name)
+                         : arena_printf(c->g->arena, "telemetry.%s", what);
+    ir_add_output(c->g, OUT_METRIC, name, val, NULL, true);
+}
+
+/* mean(|g| > c): the fraction of g's elements that clipping changes. */
+static Node *clipped_frac(Ctx *c, Node *gr, double cv)
+{
+    Node *beyond = bin(c, OP_GT, ir_unary(c->g, OP_ABS, gr, gr->loc, c->d), k(c, cv, gr->loc));
+    if (!beyond || gr->shape.rank == 0)
+        return beyond;
+    Attrs a = ir_attrs();
+    a.naxes = gr->shape.rank;
+    for (int i = 0; i < a.naxes; i++)
+        a.axes[i] = i;
+    return ir_op(c->g, OP_REDUCE_MEAN, &beyond, 1, &a, gr->loc, c->d);
 }
 
 static void update(Ctx *c, Node *target, Node *val)
@@ -130,8 +155,12 @@ bool ps_optimizer(Graph *g, Diags *d)
     Node **gr = xmalloc((size_t)ngrad * sizeof(Node *));
     for (int i = 0; i < ngrad; i++) {
         Node *p = grads[i].target, *x = grads[i].val;
+        if (t->telemetry)
+            telemetry(&c, "grad_sq", p, sum_squares(&c, x));
         if (t->weight_decay != 0)
             x = bin(&c, OP_ADD, x, bin(&c, OP_MUL, k(&c, t->weight_decay, p->loc), p));
+        if (t->telemetry && t->clip_value > 0)
+            telemetry(&c, "clip_frac", p, clipped_frac(&c, x, t->clip_value));
         if (t->clip_value > 0)
             x = clip_value(&c, x, t->clip_value);
         gr[i] = x;
@@ -141,6 +170,8 @@ bool ps_optimizer(Graph *g, Diags *d)
         for (int i = 1; i < ngrad; i++)
             total = bin(&c, OP_ADD, total, sum_squares(&c, gr[i]));
         Node *norm = ir_unary(g, OP_SQRT, total, loc, d);
+        if (t->telemetry)
+            telemetry(&c, "clip_norm", NULL, norm);
         Node *cn = k(&c, t->clip_norm, loc);
         Node *scale = bin(&c, OP_DIV, cn, bin(&c, OP_MAXIMUM, norm, cn));
         for (int i = 0; i < ngrad; i++)

@@ -1,6 +1,8 @@
 /* modelc train: compile the training step, then run epochs over the data
  * through the public C API with a Keras-style progress line, validation,
- * checkpoints (atomic, every epoch), resume and machine-readable logs. */
+ * checkpoints (atomic, every epoch), resume and machine-readable logs.
+ * Static warnings, watching, curves and the NaN/Inf guard live in
+ * train_watch.c. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +10,7 @@
 
 #include "cli.h"
 #include "data_cli.h"
+#include "train_watch.h"
 
 typedef struct TrainArgs {
     DataArgs data;
@@ -18,6 +21,9 @@ typedef struct TrainArgs {
     CliList freeze;
     bool json, eval_train, time_passes, no_progress, no_test;
     int threads;
+    int watch; /* -1 off, 0 every epoch, K every K steps */
+    const char *plot_dir;
+    bool check_numerics, no_warn;
 } TrainArgs;
 
 typedef struct EpochStats {
@@ -96,7 +102,7 @@ static bool evaluate(mc_model *m, const Dataset *ds, int batch, double *loss, do
     return true;
 }
 
-static FILE *open_log(const char *path, mc_model *m, bool val)
+static FILE *open_log(const char *path, mc_model *m, bool val, const TrainWatch *tw)
 {
     FILE *f = fopen(path, "w");
     if (!f)
@@ -109,7 +115,9 @@ static FILE *open_log(const char *path, mc_model *m, bool val)
         for (int i = 0; i < mc_num_metrics(m); i++)
             fprintf(f, ",val_%s", mc_metric_name(m, i));
     }
-    fprintf(f, ",seconds\n");
+    fprintf(f, ",seconds");
+    tw_csv_header(tw, f);
+    fputc('\n', f);
     return f;
 }
 
@@ -136,7 +144,63 @@ typedef struct Run {
     bool have_val, have_test;
     FILE *log;
     bool first_step_done;
+    TrainWatch *tw;
 } Run;
+
+/* A watch record inside an epoch: a CSV row (running means so far,
+ * validation columns empty) and a JSON event. */
+static bool record_mid_epoch(Run *r, int epoch, int64_t bi, int64_t nb, const EpochStats *s,
+                             double lr, double secs, Diags *d)
+{
+    mc_model *m = r->m;
+    if (!tw_record(r->tw, epoch + 1, mc_step(m), epoch + (double)(bi + 1) / (double)nb, false, d))
+        return false;
+    double seen = (double)(s->seen ? s->seen : 1);
+    if (r->log) {
+        fprintf(r->log, "%d,%lld,%.9g,%.9g", epoch + 1, (long long)mc_step(m), lr, s->loss / seen);
+        for (int i = 0; i < mc_num_metrics(m); i++)
+            fprintf(r->log, ",%.9g", s->metric[i] / seen);
+        for (int i = 0; r->have_val && i <= mc_num_metrics(m); i++)
+            fputc(',', r->log);
+        fprintf(r->log, ",%.3f", secs);
+        tw_csv_row(r->tw, r->log);
+        fputc('\n', r->log);
+        fflush(r->log);
+    }
+    if (r->a->json) {
+        printf("{\"event\": \"watch\", \"epoch\": %d, \"step\": %lld, \"loss\": %.9g", epoch + 1,
+               (long long)mc_step(m), s->loss / seen);
+        tw_json(r->tw, stdout);
+        printf("}\n");
+        fflush(stdout);
+    }
+    return true;
+}
+
+static void epoch_metrics(Run *r, int epoch, double tl, const double *tm, double vl,
+                          const double *vm)
+{
+    mc_model *m = r->m;
+    char name[256];
+    tw_metric(r->tw, epoch, "loss", tl);
+    for (int i = 0; i < mc_num_metrics(m); i++)
+        tw_metric(r->tw, epoch, mc_metric_name(m, i), tm[i]);
+    if (!r->have_val)
+        return;
+    tw_metric(r->tw, epoch, "val_loss", vl);
+    for (int i = 0; i < mc_num_metrics(m); i++) {
+        snprintf(name, sizeof name, "val_%s", mc_metric_name(m, i));
+        tw_metric(r->tw, epoch, name, vm[i]);
+    }
+}
+
+static void stopped(const char *save)
+{
+    if (save && access(save, F_OK) == 0)
+        fprintf(stderr, "modelc train: stopped; the last good checkpoint %s is kept\n", save);
+    else if (save)
+        fprintf(stderr, "modelc train: stopped; no checkpoint was written\n");
+}
 
 static int run_epochs(Run *r)
 {
@@ -149,6 +213,8 @@ static int run_epochs(Run *r)
     rt_map_init(&b);
     bool tty = isatty(1) && !a->no_progress && !a->json;
     int rc = 0;
+    Diags d;
+    diags_init(&d);
     for (int epoch = m->epoch; epoch < a->epochs && rc == 0; epoch++) {
         if (!a->json)
             printf("Epoch %d/%d\n", epoch + 1, a->epochs);
@@ -161,16 +227,20 @@ static int run_epochs(Run *r)
             mc_tensor v[16];
             int nv = data_views(&b, v, 16);
             lr = lr_at(tc, a->lr, epoch, a->epochs, mc_step(m), nb);
-            double loss, met[MC_MAX_METRICS];
-            if (!mc_train_step_ex(m, v, nv, lr, &loss, met)) {
+            double loss = 0, met[MC_MAX_METRICS];
+            tw_before_step(r->tw);
+            bool stepped = mc_train_step_ex(m, v, nv, lr, &loss, met);
+            if (!stepped || !tw_after_step(r->tw, epoch + 1, bi, lr)) {
                 if (tty)
                     printf("\n");
                 fflush(stdout);
-                fprintf(stderr, "modelc train: epoch %d, batch %lld: ", epoch + 1, (long long)bi + 1);
-                fail_model(m);
-                if (a->save)
-                    fprintf(stderr, "modelc train: stopped; the last good checkpoint %s is kept\n",
-                            a->save);
+                if (!stepped) {
+                    fprintf(stderr, "modelc train: epoch %d, batch %lld: ", epoch + 1, (long long)bi + 1);
+                    fail_model(m);
+                    if (!isfinite(loss))
+                        tw_step_failed(r->tw, epoch + 1, bi, lr);
+                }
+                stopped(a->save);
                 rc = 1;
                 break;
             }
@@ -185,6 +255,14 @@ static int run_epochs(Run *r)
             s.seen += rows;
             if (tty && (bi % 10 == 0 || bi + 1 == nb))
                 progress(m, bi + 1, nb, (mc_now_ms() - t0) / 1e3, &s, false);
+            if (bi + 1 < nb && tw_record_due(r->tw, mc_step(m))) {
+                if (tty)
+                    printf("\n");
+                if (!record_mid_epoch(r, epoch, bi, nb, &s, lr, (mc_now_ms() - t0) / 1e3, &d)) {
+                    rc = 1;
+                    break;
+                }
+            }
         }
         if (rc)
             break;
@@ -194,10 +272,16 @@ static int run_epochs(Run *r)
         for (int i = 0; i < mc_num_metrics(m); i++)
             tm[i] = s.metric[i] / (double)(s.seen ? s.seen : 1);
         double vl = 0, vm[MC_MAX_METRICS] = {0}, el = 0, em[MC_MAX_METRICS] = {0};
-        if (r->have_val && !evaluate(m, &r->val, a->batch, &vl, vm))
-            return fail_model(m);
-        if (a->eval_train && !evaluate(m, &r->train, a->batch, &el, em))
-            return fail_model(m);
+        if ((r->have_val && !evaluate(m, &r->val, a->batch, &vl, vm)) ||
+            (a->eval_train && !evaluate(m, &r->train, a->batch, &el, em))) {
+            rc = fail_model(m);
+            break;
+        }
+        epoch_metrics(r, epoch + 1, tl, tm, vl, vm);
+        if (a->json && !tw_record(r->tw, epoch + 1, mc_step(m), epoch + 1, true, &d)) {
+            rc = 1;
+            break;
+        }
         if (a->json) {
             printf("{\"epoch\": %d, \"step\": %lld, \"lr\": %.9g, \"seconds\": %.3f, "
                    "\"ms_per_step\": %.4f, \"examples\": %lld",
@@ -208,6 +292,7 @@ static int run_epochs(Run *r)
                 json_metrics(stdout, m, "val_", vl, vm);
             if (a->eval_train)
                 json_metrics(stdout, m, "train_eval_", el, em);
+            tw_json(r->tw, stdout);
             printf("}\n");
         } else {
             if (tty)
@@ -226,6 +311,10 @@ static int run_epochs(Run *r)
             }
         }
         fflush(stdout);
+        if (!a->json && !tw_record(r->tw, epoch + 1, mc_step(m), epoch + 1, true, &d)) {
+            rc = 1;
+            break;
+        }
         if (r->log) {
             fprintf(r->log, "%d,%lld,%.9g,%.9g", epoch + 1, (long long)mc_step(m), lr, tl);
             for (int i = 0; i < mc_num_metrics(m); i++)
@@ -235,12 +324,25 @@ static int run_epochs(Run *r)
                 for (int i = 0; i < mc_num_metrics(m); i++)
                     fprintf(r->log, ",%.9g", vm[i]);
             }
-            fprintf(r->log, ",%.3f\n", secs);
+            fprintf(r->log, ",%.3f", secs);
+            tw_csv_row(r->tw, r->log);
+            fputc('\n', r->log);
             fflush(r->log);
         }
-        if (a->save && !mc_save(m, a->save))
-            return fail_model(m);
+        if (a->save && !tw_params_finite(r->tw, epoch + 1, lr)) {
+            stopped(a->save);
+            rc = 1;
+            break;
+        }
+        if (a->save && !mc_save(m, a->save)) {
+            rc = fail_model(m);
+            break;
+        }
     }
+    if (rc == 0 && !tw_finish(r->tw, &d))
+        rc = 1;
+    diags_print(&d, stderr);
+    diags_free(&d);
     rt_map_free(&b);
     free(perm);
     return rc;
@@ -299,10 +401,50 @@ static int init_params(Run *r)
     return 0;
 }
 
+static int cmd_train_args(int argc, char **argv);
+
+/* `--watch` takes an optional K: "--watch", "--watch K" (K digits) and
+ * "--watch=K" become "--watch=0" / "--watch=K" for the option parser.
+ * Returns a new argv (the strings are argv's or owned by *own). */
+static char **watch_argv(int argc, char **argv, int *nargc, char **own)
+{
+    char **v = xcalloc((size_t)argc + 1, sizeof(char *));
+    int n = 0;
+    *own = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--watch") != 0 || *own) {
+            v[n++] = argv[i];
+            continue;
+        }
+        const char *k = i + 1 < argc ? argv[i + 1] : "";
+        bool digits = *k && strspn(k, "0123456789") == strlen(k);
+        StrBuf b;
+        sb_init(&b);
+        sb_printf(&b, "--watch=%s", digits ? k : "0");
+        *own = sb_take(&b);
+        v[n++] = *own;
+        i += digits;
+    }
+    *nargc = n;
+    return v;
+}
+
 int cmd_train(int argc, char **argv)
+{
+    int nargc;
+    char *own;
+    char **nargv = watch_argv(argc, argv, &nargc, &own);
+    int rc = cmd_train_args(nargc, nargv);
+    free(nargv);
+    free(own);
+    return rc;
+}
+
+static int cmd_train_args(int argc, char **argv)
 {
     TrainArgs a;
     memset(&a, 0, sizeof a);
+    a.watch = -1;
     a.epochs = -1;
     a.batch = -1;
     a.lr = -1;
@@ -329,14 +471,35 @@ int cmd_train(int argc, char **argv)
         {"threads", CLI_INT, &a.threads, "N", "threads (default: all cores)"},
         {"backend", CLI_STR, &a.backend, "jit|interp", "execution backend (default jit)"},
         {"time-passes", CLI_FLAG, &a.time_passes, NULL, "print where compile time went"},
+        {"watch", CLI_INT, &a.watch, "[K]",
+         "after every epoch (and every K steps) record per-layer statistics on 64 training "
+         "examples, update ratios and gradient/clipping telemetry; warn when a layer saturates, "
+         "dies or its gradient vanishes; the figures go to --log and --json"},
+        {"plot-dir", CLI_STR, &a.plot_dir, "DIR",
+         "at the end draw loss/metric curves and per-layer gradient norms (SVG and PNG) into DIR"},
+        {"check-numerics", CLI_FLAG, &a.check_numerics, NULL,
+         "check every step's gradients and new parameters for NaN/Inf (the loss is always checked)"},
+        {"no-warn", CLI_FLAG, &a.no_warn, NULL, "skip the static warnings before training"},
     };
-    CliCmd c = {"train", "FILE [options]", "Train a model on data (Fashion-MNIST by default).",
-                opts, ARRAY_LEN(opts), 1, 1};
+    CliCmd c = {
+        "train", "FILE [options]",
+        "Train a model on data (Fashion-MNIST by default).\n"
+        "Before training, the static warnings of modelc check are printed, estimated with the\n"
+        "statistics of the training data. When a step's loss is NaN or infinite, training\n"
+        "stops without applying that step: it is re-run op by op with the interpreter on the\n"
+        "parameters before it, and the first op (forward, backward or optimizer update) that\n"
+        "produced a NaN or Inf is named with its source line and operand ranges. The last\n"
+        "good checkpoint is kept; a checkpoint with non-finite values is never written.",
+        opts, ARRAY_LEN(opts), 1, 1};
     char **pos;
     int npos;
     int rc = cli_parse(&c, argc, argv, &pos, &npos);
     if (rc)
         return rc < 0 ? 0 : rc;
+    if (a.watch < -1) {
+        free(pos);
+        return cli_usage_error("train", "--watch K needs K >= 1 steps, got %d", a.watch);
+    }
     mc_options mo;
     mc_options_default(&mo);
     if (a.backend) {
@@ -365,6 +528,7 @@ int cmd_train(int argc, char **argv)
     mo.threads = a.threads;
     mo.freeze = a.freeze.v;
     mo.nfreeze = a.freeze.n;
+    mo.telemetry = a.watch >= 0 || a.check_numerics;
     Timer timer = {0};
     double t_compile = mc_now_ms();
     mc_model *m = mc_compile_ex(pos[0], &mo, a.time_passes ? &timer : NULL);
@@ -394,7 +558,15 @@ int cmd_train(int argc, char **argv)
     diags_print(&d, stderr);
     if (!rc)
         rc = init_params(&r);
-    if (!rc && a.log && !(r.log = open_log(a.log, m, r.have_val))) {
+    if (!rc && !a.no_warn)
+        tw_static_warnings(m->src, &r.train, stderr);
+    TrainWatchOpts two = {a.watch, a.plot_dir, a.check_numerics, a.json, a.batch};
+    int shown = d.n;
+    if (!rc && !(r.tw = tw_new(m, &two, &r.train, &d))) {
+        diags_print_from(&d, stderr, shown);
+        rc = 1;
+    }
+    if (!rc && a.log && !(r.log = open_log(a.log, m, r.have_val, r.tw))) {
         fprintf(stderr, "modelc train: cannot write %s\n", a.log);
         rc = 1;
     }
@@ -426,6 +598,7 @@ int cmd_train(int argc, char **argv)
     }
     if (r.log)
         fclose(r.log);
+    tw_free(r.tw);
     rt_dataset_free(&r.train);
     rt_dataset_free(&r.val);
     rt_dataset_free(&r.test);

@@ -141,42 +141,81 @@ void ins_print_update_ratios(const Graph *g, const TensorMap *before, const Tens
 /* ---- watching a training run (watch.c) ---- */
 
 typedef struct WatchOpts {
-    int every;           /* record every `every` epochs (default 1) */
+    int every;           /* ins_watch_epoch: record every `every` epochs (default 1) */
     uint64_t seed;       /* dropout masks of the sample evaluations */
-    bool quiet;          /* only warnings, no per-epoch summary line */
+    bool quiet;          /* only warnings, no summary lines */
 } WatchOpts;
 
 typedef struct Watch Watch;
 
+/* Where a record is taken: in epoch `epoch` (1-based) after `step`
+ * optimizer steps in all; x is the position in epochs for the curves
+ * (epoch - 1 + the fraction of the epoch done); epoch_end marks the
+ * record taken when the epoch is complete. */
+typedef struct WatchPoint {
+    int epoch;
+    int64_t step;
+    double x;
+    bool epoch_end;
+} WatchPoint;
+
 /* src: the model as loaded (source graph). NULL after reporting to d. */
 Watch *ins_watch_new(const Graph *src, const WatchOpts *o, Diags *d);
 void ins_watch_free(Watch *w);
-/* After epoch `epoch` (1-based): `before`/`after` the parameters at the
- * start and end of the epoch (before may be NULL), `batch` a sample batch
- * (inputs by name). Evaluates forward and backward on the sample batch
- * with the `after` parameters, records the per-layer gradient norms, and
- * prints to log:
+/* Take a record at pt: evaluate forward and backward on the sample
+ * batches (nbatches maps of inputs by name) with the `after` parameters,
+ * and keep per layer the activation norm, the gradient norm of its
+ * parameters, that norm relative to the last layer's, the saturated
+ * fraction (sigmoid/tanh) and the dead fraction (relu); per learned
+ * parameter ||W||, ||grad W||, ||grad W|| / ||W||, the update ratio
+ * ||after - before|| / ||before|| (before may be NULL) and the step
+ * telemetry since the last record (ins_watch_step / ins_watch_clip_step).
+ * Printed to log (may be NULL):
  *   watch: epoch 3: update |dW|/|W|: w1 2.1e-03, w2 1.3e-05
  *   watch: epoch 3: grad norm vs last layer: dense 0.0042, dense_1 0.31
- *   watch: epoch 3: warning: layer 'dense' (m.mdl:10:5) is saturated: 72% of its sigmoid outputs within 1% of 0 or 1
+ *   watch: epoch 3: clip by value 4.5: fired in 37 of 100 steps; dense.kernel 12% of elements
+ *   watch: epoch 3: clip by norm 1: fired in 12 of 100 steps (12%), mean pre-clip norm 0.84, largest 3.1 x the threshold
+ * and, when a layer starts to be saturated, dead or vanishing (once per
+ * layer and kind until it recovers), also in quiet mode:
+ *   watch: epoch 3: warning: layer 'dense' (m.mdl:10:5) is saturated: 72% of its sigmoid outputs within 1% of a bound
  *   watch: epoch 3: warning: layer 'dense' (m.mdl:9:5) has 9 of 16 ReLU units dead (zero for every example)
  *   watch: epoch 3: warning: layer 'dense' (m.mdl:9:5) gradient vanishes: norm 4.1e-09, 2.3e-04 x the last layer's
- *   watch: epoch 3: clip by value 4.5: fired in 37 of 100 steps; most clipped: dense.kernel 12% of elements
- * Returns false (after reporting to d) when the evaluation fails. */
+ * (a record inside an epoch says "epoch 3, step 120:"). Returns false
+ * (after reporting to d) when the evaluation fails. */
+bool ins_watch_record(Watch *w, const WatchPoint *pt, const TensorMap *before,
+                      const TensorMap *after, const TensorMap *batches, int nbatches, FILE *log,
+                      Diags *d);
+/* ins_watch_record at the end of epoch `epoch` with one sample batch,
+ * when epoch is a multiple of o->every. */
 bool ins_watch_epoch(Watch *w, int epoch, const TensorMap *before, const TensorMap *after,
                      const TensorMap *batch, FILE *log, Diags *d);
+/* The figures of the last record as CSV: the header fields (each
+ * preceded by a comma; "layer.<name>.<figure>", "param.<name>.<figure>",
+ * "clip.<figure>") and the matching values (empty when unknown). */
+void ins_watch_csv_header(const Watch *w, FILE *f);
+void ins_watch_csv_row(const Watch *w, FILE *f);
+/* The last record as one JSON object {"layers": {...}, "params": {...},
+ * "clip": {...}, "warnings": [...]} (null for unknown figures). */
+void ins_watch_json(const Watch *w, FILE *f);
+/* Warnings printed by the last record (0 when none). */
+int ins_watch_nwarnings(const Watch *w);
 /* Per-epoch metrics for the curves (name: "loss", "accuracy",
  * "val_loss", "val_accuracy", ...). */
 void ins_watch_metric(Watch *w, int epoch, const char *name, double value);
-/* Clipping telemetry for one optimizer step: the raw (unclipped)
- * gradients as "grad.<param>" tensors. Counts, per parameter, the
- * fraction of elements beyond clip_value, and the global norm against
- * clip_norm (from the model's train block); printed and reset by
- * ins_watch_epoch. */
+/* Telemetry of one optimizer step from the training graph's outputs
+ * (ps_optimizer with train.telemetry): "grad_sq.<param>" (sum of squares
+ * of the raw gradient), "clip_frac.<param>" (fraction of elements beyond
+ * clip_value), "clip_norm" (the global norm compared with clip_norm);
+ * other names are ignored. Summed until the next record. */
+void ins_watch_step(Watch *w, const char *const *names, const double *values, int n);
+/* The same from the raw (unclipped) gradients of one step as
+ * "grad.<param>" tensors (for a trainer that has them, e.g. the
+ * interpreter). */
 void ins_watch_clip_step(Watch *w, const TensorMap *grads);
-/* Pictures of the recorded series into dir: curves.svg/.png (loss and
- * accuracy per epoch) and grad_norms.svg/.png (per-layer gradient norm per
- * epoch, log scale). */
+/* Pictures of the recorded series into dir (created when missing):
+ * curves.svg/.png (loss-like metrics in one panel, the others in a
+ * second, per epoch) and grad_norms.svg/.png (per-layer gradient norm per
+ * record, log scale). */
 bool ins_watch_plots(Watch *w, const char *dir, Diags *d);
 
 /* A line chart of named series over epochs as SVG or PNG (by extension):
@@ -204,6 +243,9 @@ typedef struct InsNumerics InsNumerics;
  * differentiated graph without FUSED nodes) for checking steps. */
 InsNumerics *ins_numerics_new(const Graph *src, const NumericsOpts *o, Diags *d);
 void ins_numerics_free(InsNumerics *n);
+/* The step number the report prints (a trainer's 1-based count); by
+ * default RunOpts.step. */
+void ins_numerics_step_label(InsNumerics *n, int64_t step);
 /* Evaluate one step (forward, backward, and update when asked) for params
  * and batch with ro (seed, step: the same dropout masks as the failing
  * step). When an output is NaN/Inf, find the first op whose non-finite

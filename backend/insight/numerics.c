@@ -17,6 +17,7 @@ struct InsNumerics {
     Graph *g;
     NumericsOpts o;
     char *part; /* per node: 'f' forward, 'b' backward, 'u' update */
+    int64_t step_label; /* printed instead of RunOpts.step when > 0 */
 };
 
 typedef struct NodeSum {
@@ -49,8 +50,11 @@ static void mark_part(const Graph *g, char *part, bool fwd, bool grad, char c)
     bool *need = xcalloc((size_t)g->nnodes + 1, sizeof(bool));
     for (int i = 0; i < g->nouts; i++) {
         OutKind k = g->outs[i].kind;
-        bool f = k == OUT_LOSS || k == OUT_METRIC || k == OUT_VALUE;
-        if ((fwd && f) || (grad && k == OUT_GRAD) || (!fwd && !grad && k == OUT_UPDATE))
+        const char *name = g->outs[i].name;
+        /* the optimizer's telemetry metrics belong to the update */
+        bool tel = k == OUT_METRIC && name && strncmp(name, "telemetry.", 10) == 0;
+        bool f = (k == OUT_LOSS || k == OUT_METRIC || k == OUT_VALUE) && !tel;
+        if ((fwd && f) || (grad && k == OUT_GRAD) || (!fwd && !grad && (k == OUT_UPDATE || tel)))
             need[g->outs[i].val->id] = true;
     }
     for (int i = g->nnodes - 1; i >= 0; i--) {
@@ -113,6 +117,11 @@ InsNumerics *ins_numerics_new(const Graph *src, const NumericsOpts *o, Diags *d)
         return NULL;
     }
     return n;
+}
+
+void ins_numerics_step_label(InsNumerics *n, int64_t step)
+{
+    n->step_label = step;
 }
 
 void ins_numerics_free(InsNumerics *n)
@@ -398,7 +407,10 @@ static void report(const InsNumerics *n, const RunOpts *ro, int origin, const No
     const NodeSum *s = &sums[origin];
     char idx[160], desc[256];
     index_str(idx, sizeof idx, x, nb, s->first_bad);
-    fprintf(out, "modelc: numerics: step %llu (%s mode): ", (unsigned long long)(ro ? ro->step : 0),
+    unsigned long long step = n->step_label > 0 ? (unsigned long long)n->step_label
+                              : ro                ? (unsigned long long)ro->step
+                                                  : 0;
+    fprintf(out, "modelc: numerics: step %llu (%s mode): ", step,
             n->o.mode == MODE_TRAIN ? "training" : "inference");
     bad_outputs(out, n->g, bad_out);
     Diags d;

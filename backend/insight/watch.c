@@ -53,28 +53,55 @@ void ins_print_update_ratios(const Graph *g, const TensorMap *before, const Tens
 
 typedef struct Series {
     char *name;
-    double *v; /* per epoch slot; NAN when missing */
+    double *v; /* per slot; NAN when missing */
 } Series;
 
-typedef struct ClipParam {
+/* A learned parameter: its figures at the last record and its step
+ * telemetry since then. */
+typedef struct WParam {
     const char *name;
-    double frac_sum; /* sum over steps of the fraction of elements clipped */
-    int fired;       /* steps where some element was clipped */
-} ClipParam;
+    double norm, grad_norm, grad_ratio, update_ratio; /* last record; NAN unknown */
+    double step_grad_norm, clip_frac;                 /* last record, from the steps */
+    double gsum, clip_sum; /* since the last record: sum over steps of ||g||, clipped fraction */
+    int gsteps, csteps;
+} WParam;
+
+/* A layer at the last record, and which warnings are active. */
+typedef struct WLayer {
+    const char *name;
+    ActKind act;
+    SrcLoc loc;
+    double act_norm, grad_norm, grad_ratio, saturation, dead_frac; /* NAN unknown */
+    int64_t dead, units; /* relu */
+    bool sat_on, dead_on, vanish_on;
+} WLayer;
 
 struct Watch {
     const Graph *src;
     InsModel *m;
     WatchOpts o;
+    /* per-epoch metrics */
     int nslots, cap;
     double *epochs;
     Series *metrics;
     int nmetrics;
-    Series *gnorm; /* one per layer, gradient norm on the sample batch */
+    /* per-record gradient norms, one series per layer */
+    int nrec, rcap;
+    double *rec_x;
+    Series *gnorm;
     int nlayers;
-    ClipParam *clip;
-    int nclip, clip_steps, norm_fired;
-    double norm_ratio_max;
+    WLayer *layers;
+    WParam *params;
+    int nparams;
+    /* clipping since the last record */
+    int steps, any_clip, norm_fired, norm_steps;
+    double norm_sum, norm_ratio_max;
+    /* clipping at the last record */
+    int last_steps;
+    double last_fired_frac, last_mean_norm;
+    bool recorded;
+    StrBuf warnings; /* of the last record, one per line */
+    int nwarnings;
 };
 
 Watch *ins_watch_new(const Graph *src, const WatchOpts *o, Diags *d)
@@ -91,15 +118,23 @@ Watch *ins_watch_new(const Graph *src, const WatchOpts *o, Diags *d)
     const PsLayers *ls = ins_model_layers(m);
     w->nlayers = ls->n;
     w->gnorm = xcalloc((size_t)ls->n + 1, sizeof(Series));
-    for (int i = 0; i < ls->n; i++)
+    w->layers = xcalloc((size_t)ls->n + 1, sizeof(WLayer));
+    for (int i = 0; i < ls->n; i++) {
         w->gnorm[i].name = xstrdup(ls->v[i].name);
+        w->layers[i] = (WLayer){.name = ls->v[i].name, .act = ls->v[i].act_kind,
+                                .loc = ls->v[i].loc, .act_norm = NAN, .grad_norm = NAN,
+                                .grad_ratio = NAN, .saturation = NAN, .dead_frac = NAN};
+    }
     for (int i = 0; i < src->nnodes; i++)
         if (learned(src, src->nodes[i]))
-            w->nclip++;
-    w->clip = xcalloc((size_t)w->nclip + 1, sizeof(ClipParam));
+            w->nparams++;
+    w->params = xcalloc((size_t)w->nparams + 1, sizeof(WParam));
     for (int i = 0, k = 0; i < src->nnodes; i++)
         if (learned(src, src->nodes[i]))
-            w->clip[k++].name = src->nodes[i]->a.name;
+            w->params[k++] = (WParam){.name = src->nodes[i]->a.name, .norm = NAN, .grad_norm = NAN,
+                                      .grad_ratio = NAN, .update_ratio = NAN,
+                                      .step_grad_norm = NAN, .clip_frac = NAN};
+    sb_init(&w->warnings);
     return w;
 }
 
@@ -119,12 +154,15 @@ void ins_watch_free(Watch *w)
     ins_model_free(w->m);
     free(w->epochs);
     series_free(w->metrics, w->nmetrics);
+    free(w->rec_x);
     series_free(w->gnorm, w->nlayers);
-    free(w->clip);
+    free(w->layers);
+    free(w->params);
+    sb_free(&w->warnings);
     free(w);
 }
 
-/* The slot of an epoch, added (with every series extended by NAN) when new. */
+/* The slot of an epoch, added (with every metric extended by NAN) when new. */
 static int slot_of(Watch *w, int epoch)
 {
     for (int i = 0; i < w->nslots; i++)
@@ -135,13 +173,25 @@ static int slot_of(Watch *w, int epoch)
         w->epochs = xrealloc(w->epochs, (size_t)w->cap * sizeof(double));
         for (int i = 0; i < w->nmetrics; i++)
             w->metrics[i].v = xrealloc(w->metrics[i].v, (size_t)w->cap * sizeof(double));
-        for (int i = 0; i < w->nlayers; i++)
-            w->gnorm[i].v = xrealloc(w->gnorm[i].v, (size_t)w->cap * sizeof(double));
     }
     int k = w->nslots++;
     w->epochs[k] = epoch;
     for (int i = 0; i < w->nmetrics; i++)
         w->metrics[i].v[k] = NAN;
+    return k;
+}
+
+/* A new record slot for the gradient-norm curves at x. */
+static int record_slot(Watch *w, double x)
+{
+    if (w->nrec == w->rcap) {
+        w->rcap = w->rcap ? 2 * w->rcap : 16;
+        w->rec_x = xrealloc(w->rec_x, (size_t)w->rcap * sizeof(double));
+        for (int i = 0; i < w->nlayers; i++)
+            w->gnorm[i].v = xrealloc(w->gnorm[i].v, (size_t)w->rcap * sizeof(double));
+    }
+    int k = w->nrec++;
+    w->rec_x[k] = x;
     for (int i = 0; i < w->nlayers; i++)
         w->gnorm[i].v[k] = NAN;
     return k;
@@ -163,7 +213,53 @@ void ins_watch_metric(Watch *w, int epoch, const char *name, double value)
     w->metrics[i].v[k] = value;
 }
 
-/* ---- clipping ---- */
+/* ---- step telemetry ---- */
+
+static WParam *param_named(Watch *w, const char *name)
+{
+    for (int i = 0; i < w->nparams; i++)
+        if (strcmp(w->params[i].name, name) == 0)
+            return &w->params[i];
+    return NULL;
+}
+
+static void add_grad_sq(WParam *p, double sq)
+{
+    p->gsum += sqrt(sq);
+    p->gsteps++;
+}
+
+static void add_clip_frac(WParam *p, double f, bool *any)
+{
+    p->clip_sum += f;
+    p->csteps++;
+    *any |= f > 0;
+}
+
+static void add_clip_norm(Watch *w, double norm)
+{
+    double r = norm / w->src->train.clip_norm;
+    w->norm_sum += norm;
+    w->norm_steps++;
+    w->norm_fired += r > 1;
+    w->norm_ratio_max = r > w->norm_ratio_max ? r : w->norm_ratio_max;
+}
+
+void ins_watch_step(Watch *w, const char *const *names, const double *values, int n)
+{
+    bool any = false;
+    for (int i = 0; i < n; i++) {
+        WParam *p;
+        if (strncmp(names[i], "grad_sq.", 8) == 0 && (p = param_named(w, names[i] + 8)))
+            add_grad_sq(p, values[i]);
+        else if (strncmp(names[i], "clip_frac.", 10) == 0 && (p = param_named(w, names[i] + 10)))
+            add_clip_frac(p, values[i], &any);
+        else if (strcmp(names[i], "clip_norm") == 0 && w->src->train.clip_norm > 0)
+            add_clip_norm(w, values[i]);
+    }
+    w->any_clip += any;
+    w->steps++;
+}
 
 static double clipped_fraction(const Tensor *g, double c)
 {
@@ -185,42 +281,73 @@ void ins_watch_clip_step(Watch *w, const TensorMap *grads)
 {
     const TrainConfig *tc = &w->src->train;
     double total = 0;
+    bool any = false;
     char name[512];
-    for (int i = 0; i < w->nclip; i++) {
-        snprintf(name, sizeof name, "grad.%s", w->clip[i].name);
+    for (int i = 0; i < w->nparams; i++) {
+        snprintf(name, sizeof name, "grad.%s", w->params[i].name);
         const Tensor *g = rt_map_get(grads, name);
         if (!g)
             continue;
-        total += grad_sumsq(g);
-        if (tc->clip_value > 0) {
-            double f = clipped_fraction(g, tc->clip_value);
-            w->clip[i].frac_sum += f;
-            w->clip[i].fired += f > 0;
-        }
+        double sq = grad_sumsq(g);
+        total += sq;
+        add_grad_sq(&w->params[i], sq);
+        if (tc->clip_value > 0)
+            add_clip_frac(&w->params[i], clipped_fraction(g, tc->clip_value), &any);
     }
-    if (tc->clip_norm > 0) {
-        double r = sqrt(total) / tc->clip_norm;
-        w->norm_fired += r > 1;
-        w->norm_ratio_max = r > w->norm_ratio_max ? r : w->norm_ratio_max;
+    if (tc->clip_norm > 0)
+        add_clip_norm(w, sqrt(total));
+    w->any_clip += any;
+    w->steps++;
+}
+
+/* Move the step telemetry into the record and start counting again. */
+static void close_steps(Watch *w)
+{
+    for (int i = 0; i < w->nparams; i++) {
+        WParam *p = &w->params[i];
+        p->step_grad_norm = p->gsteps ? p->gsum / p->gsteps : NAN;
+        p->clip_frac = p->csteps ? p->clip_sum / p->csteps : NAN;
+        p->gsum = p->clip_sum = 0;
+        p->gsteps = p->csteps = 0;
     }
-    w->clip_steps++;
+    w->last_steps = w->steps;
+    const TrainConfig *tc = &w->src->train;
+    double fired = tc->clip_norm > 0 ? w->norm_fired : w->any_clip;
+    w->last_fired_frac = w->steps && (tc->clip_value > 0 || tc->clip_norm > 0) ? fired / w->steps : NAN;
+    w->last_mean_norm = w->norm_steps ? w->norm_sum / w->norm_steps : NAN;
+}
+
+static void reset_steps(Watch *w)
+{
+    w->steps = w->any_clip = w->norm_fired = w->norm_steps = 0;
+    w->norm_sum = w->norm_ratio_max = 0;
+}
+
+/* ---- printing a record ---- */
+
+static void prefix(char *buf, size_t n, const WatchPoint *pt)
+{
+    if (pt->epoch_end)
+        snprintf(buf, n, "watch: epoch %d:", pt->epoch);
+    else
+        snprintf(buf, n, "watch: epoch %d, step %lld:", pt->epoch, (long long)pt->step);
 }
 
 /* From the steps the trainer reported, or else from the sample batch. */
-static void print_clip_value(Watch *w, const InsStats *s, int epoch, FILE *log)
+static void print_clip_value(Watch *w, const InsStats *s, const char *pre, FILE *log)
 {
     double c = w->src->train.clip_value;
-    fprintf(log, "watch: epoch %d: clip by value %g:", epoch, c);
+    fprintf(log, "%s clip by value %g:", pre, c);
     int shown = 0;
-    if (w->clip_steps) {
-        int fired = 0;
-        for (int i = 0; i < w->nclip; i++)
-            fired = w->clip[i].fired > fired ? w->clip[i].fired : fired;
-        fprintf(log, " fired in %d of %d steps;", fired, w->clip_steps);
-        for (int i = 0; i < w->nclip; i++)
-            if (w->clip[i].fired)
-                fprintf(log, "%s %s %.3g%% of elements", shown++ ? "," : "", w->clip[i].name,
-                        100 * w->clip[i].frac_sum / w->clip_steps);
+    bool from_steps = false;
+    for (int i = 0; i < w->nparams; i++)
+        from_steps |= !isnan(w->params[i].clip_frac);
+    if (from_steps) {
+        fprintf(log, " fired in %d of %d steps;", w->any_clip, w->steps);
+        for (int i = 0; i < w->nparams; i++)
+            if (w->params[i].clip_frac > 0)
+                fprintf(log, "%s %s %.3g%% of elements", shown++ ? "," : "", w->params[i].name,
+                        100 * w->params[i].clip_frac);
     } else {
         fputs(" (sample batch)", log);
         for (int i = 0; i < s->nparams; i++) {
@@ -235,65 +362,49 @@ static void print_clip_value(Watch *w, const InsStats *s, int epoch, FILE *log)
     fputs(shown ? "\n" : " nothing clipped\n", log);
 }
 
-static void print_clip_norm(Watch *w, const InsStats *s, int epoch, FILE *log)
+static void print_clip_norm(Watch *w, const InsStats *s, const char *pre, FILE *log)
 {
     double c = w->src->train.clip_norm;
-    fprintf(log, "watch: epoch %d: clip by norm %g:", epoch, c);
-    if (w->clip_steps) {
-        fprintf(log, " fired in %d of %d steps, largest global norm %.3g x the threshold\n",
-                w->norm_fired, w->clip_steps, w->norm_ratio_max);
+    fprintf(log, "%s clip by norm %g:", pre, c);
+    if (w->norm_steps) {
+        fprintf(log,
+                " fired in %d of %d steps (%.3g%%), mean pre-clip norm %.3g, largest %.3g x the "
+                "threshold\n",
+                w->norm_fired, w->norm_steps, 100.0 * w->norm_fired / w->norm_steps,
+                w->norm_sum / w->norm_steps, w->norm_ratio_max);
         return;
     }
     double total = 0;
     for (int i = 0; i < s->nparams; i++)
-        if (s->params[i].g.batches)
-            total += s->params[i].g.norm2_sum;
+        if (s->params[i].trainable && s->params[i].g.batches)
+            total += s->params[i].g.norm2_sum / s->params[i].g.batches;
     fprintf(log, " (sample batch) global gradient norm %.3g, %.3g x the threshold\n", sqrt(total),
             sqrt(total) / c);
 }
 
-static void reset_clip(Watch *w)
-{
-    for (int i = 0; i < w->nclip; i++) {
-        w->clip[i].frac_sum = 0;
-        w->clip[i].fired = 0;
-    }
-    w->clip_steps = w->norm_fired = 0;
-    w->norm_ratio_max = 0;
-}
-
-/* ---- per epoch ---- */
-
-static void print_updates(const Watch *w, int epoch, const TensorMap *before,
-                          const TensorMap *after, FILE *log)
+static void print_updates(const Watch *w, const char *pre, FILE *log)
 {
     int k = 0;
-    for (int i = 0; i < w->src->nnodes; i++) {
-        const Node *p = w->src->nodes[i];
-        const Tensor *b = learned(w->src, p) ? rt_map_get(before, p->a.name) : NULL,
-                     *a = b ? rt_map_get(after, p->a.name) : NULL;
-        if (!a)
+    for (int i = 0; i < w->nparams; i++) {
+        if (isnan(w->params[i].update_ratio))
             continue;
         if (k++ == 0)
-            fprintf(log, "watch: epoch %d: update |dW|/|W|:", epoch);
-        fprintf(log, "%s %s %.3g", k > 1 ? "," : "", p->a.name, ins_update_ratio(b, a));
+            fprintf(log, "%s update |dW|/|W|:", pre);
+        fprintf(log, "%s %s %.3g", k > 1 ? "," : "", w->params[i].name, w->params[i].update_ratio);
     }
     if (k)
         fputc('\n', log);
 }
 
-static void print_norms(Watch *w, const InsStats *s, int epoch, int slot, FILE *log)
+static void print_norms(const Watch *w, const char *pre, FILE *log)
 {
     int k = 0;
-    for (int i = 0; i < s->nlayers; i++) {
-        double r = ins_layer_grad_ratio(s, i), n = ins_layer_grad_norm(&s->layers[i], s->batches);
-        if (n >= 0)
-            w->gnorm[i].v[slot] = n;
-        if (r < 0)
+    for (int i = 0; i < w->nlayers; i++) {
+        if (isnan(w->layers[i].grad_ratio))
             continue;
         if (k++ == 0)
-            fprintf(log, "watch: epoch %d: grad norm vs last layer:", epoch);
-        fprintf(log, "%s %s %.3g", k > 1 ? "," : "", s->layers[i].name, r);
+            fprintf(log, "%s grad norm vs last layer:", pre);
+        fprintf(log, "%s %s %.3g", k > 1 ? "," : "", w->layers[i].name, w->layers[i].grad_ratio);
     }
     if (k)
         fputc('\n', log);
@@ -307,30 +418,125 @@ static void loc_str(char *buf, size_t n, SrcLoc l)
         buf[0] = 0;
 }
 
-static void print_warnings(const InsStats *s, int epoch, FILE *log)
+/* Warnings that start at this record (edge-triggered per layer and kind). */
+static void collect_warnings(Watch *w, const char *pre)
 {
     char at[300];
-    for (int i = 0; i < s->nlayers; i++) {
-        const InsLayerStats *l = &s->layers[i];
+    sb_free(&w->warnings);
+    sb_init(&w->warnings);
+    w->nwarnings = 0;
+    for (int i = 0; i < w->nlayers; i++) {
+        WLayer *l = &w->layers[i];
         loc_str(at, sizeof at, l->loc);
-        double sat = ins_layer_saturation(l), r = ins_layer_grad_ratio(s, i);
-        int64_t dead = ins_layer_dead(l);
-        if (sat > PS_SATURATED_FRAC)
-            fprintf(log,
-                    "watch: epoch %d: warning: layer '%s'%s is saturated: %.0f%% of its %s outputs "
-                    "within 1%% of a bound\n",
-                    epoch, l->name, at, 100 * sat, ps_act_name(l->act));
-        if (dead >= 0 && l->units && (double)dead / (double)l->units > DEAD_FRAC)
-            fprintf(log,
-                    "watch: epoch %d: warning: layer '%s'%s has %lld of %lld ReLU units dead (zero "
-                    "for every example)\n",
-                    epoch, l->name, at, (long long)dead, (long long)l->units);
-        if (r >= 0 && r < VANISH_RATIO)
-            fprintf(log,
-                    "watch: epoch %d: warning: layer '%s'%s gradient vanishes: norm %.3g, %.3g x "
-                    "the last layer's\n",
-                    epoch, l->name, at, ins_layer_grad_norm(l, s->batches), r);
+        bool sat = l->saturation > PS_SATURATED_FRAC, dead = l->dead_frac > DEAD_FRAC,
+             van = l->grad_ratio < VANISH_RATIO;
+        if (sat && !l->sat_on) {
+            sb_printf(&w->warnings,
+                      "%s warning: layer '%s'%s is saturated: %.0f%% of its %s outputs within 1%% "
+                      "of a bound\n",
+                      pre, l->name, at, 100 * l->saturation, ps_act_name(l->act));
+            w->nwarnings++;
+        }
+        if (dead && !l->dead_on) {
+            sb_printf(&w->warnings,
+                      "%s warning: layer '%s'%s has %lld of %lld ReLU units dead (zero for every "
+                      "sample example)\n",
+                      pre, l->name, at, (long long)l->dead, (long long)l->units);
+            w->nwarnings++;
+        }
+        if (van && !l->vanish_on) {
+            sb_printf(&w->warnings,
+                      "%s warning: layer '%s'%s gradient vanishes: norm %.3g, %.3g x the last "
+                      "layer's\n",
+                      pre, l->name, at, l->grad_norm, l->grad_ratio);
+            w->nwarnings++;
+        }
+        l->sat_on = sat;
+        l->dead_on = dead;
+        l->vanish_on = van;
     }
+}
+
+/* ---- taking a record ---- */
+
+static double or_nan(double v)
+{
+    return v < 0 ? NAN : v;
+}
+
+static void record_layers(Watch *w, const InsStats *s, int slot)
+{
+    for (int i = 0; i < w->nlayers && i < s->nlayers; i++) {
+        const InsLayerStats *sl = &s->layers[i];
+        WLayer *l = &w->layers[i];
+        InsSummary out = ins_acc_summary(&sl->out);
+        l->act_norm = out.valid ? out.norm : NAN;
+        l->grad_norm = or_nan(ins_layer_grad_norm(sl, s->batches));
+        l->grad_ratio = or_nan(ins_layer_grad_ratio(s, i));
+        l->saturation = or_nan(ins_layer_saturation(sl));
+        int64_t dead = ins_layer_dead(sl);
+        l->dead_frac = dead >= 0 && sl->units ? (double)dead / (double)sl->units : NAN;
+        l->dead = dead;
+        l->units = sl->units;
+        w->gnorm[i].v[slot] = l->grad_norm;
+    }
+}
+
+static void record_params(Watch *w, const InsStats *s, const TensorMap *before,
+                          const TensorMap *after)
+{
+    for (int i = 0; i < w->nparams; i++) {
+        WParam *p = &w->params[i];
+        p->norm = p->grad_norm = p->grad_ratio = p->update_ratio = NAN;
+        for (int j = 0; j < s->nparams; j++) {
+            if (strcmp(s->params[j].name, p->name) != 0)
+                continue;
+            InsSummary ws = ins_acc_summary(&s->params[j].w), gs = ins_acc_summary(&s->params[j].g);
+            p->norm = ws.valid ? ws.norm : NAN;
+            p->grad_norm = gs.valid ? gs.norm : NAN;
+            p->grad_ratio = or_nan(ins_param_grad_ratio(s, j));
+        }
+        const Tensor *b = before ? rt_map_get(before, p->name) : NULL,
+                     *a = b ? rt_map_get(after, p->name) : NULL;
+        if (a)
+            p->update_ratio = or_nan(ins_update_ratio(b, a));
+    }
+}
+
+bool ins_watch_record(Watch *w, const WatchPoint *pt, const TensorMap *before,
+                      const TensorMap *after, const TensorMap *batches, int nbatches, FILE *log,
+                      Diags *d)
+{
+    InsStats s;
+    ins_stats_init(&s, w->m, false);
+    RunOpts ro = {w->o.seed, (uint64_t)(pt->step >= 0 ? pt->step : pt->epoch)};
+    bool ok = true;
+    for (int k = 0; k < nbatches && ok; k++)
+        ok = ins_stats_add_batch(&s, w->m, after, &batches[k], &ro, d);
+    if (ok) {
+        char pre[96];
+        prefix(pre, sizeof pre, pt);
+        close_steps(w);
+        record_layers(w, &s, record_slot(w, pt->x));
+        record_params(w, &s, before, after);
+        collect_warnings(w, pre);
+        w->recorded = true;
+        if (log && !w->o.quiet) {
+            print_updates(w, pre, log);
+            print_norms(w, pre, log);
+        }
+        if (log) {
+            if (w->src->train.clip_value > 0)
+                print_clip_value(w, &s, pre, log);
+            if (w->src->train.clip_norm > 0)
+                print_clip_norm(w, &s, pre, log);
+        }
+        if (log && w->nwarnings)
+            fputs(w->warnings.s, log);
+    }
+    reset_steps(w);
+    ins_stats_free(&s);
+    return ok;
 }
 
 bool ins_watch_epoch(Watch *w, int epoch, const TensorMap *before, const TensorMap *after,
@@ -338,28 +544,163 @@ bool ins_watch_epoch(Watch *w, int epoch, const TensorMap *before, const TensorM
 {
     if (epoch % w->o.every != 0)
         return true;
-    int slot = slot_of(w, epoch);
-    if (before && !w->o.quiet)
-        print_updates(w, epoch, before, after, log);
-    InsStats s;
-    ins_stats_init(&s, w->m, false);
-    RunOpts ro = {w->o.seed, (uint64_t)epoch};
-    bool ok = ins_stats_add_batch(&s, w->m, after, batch, &ro, d);
-    if (ok) {
-        if (!w->o.quiet)
-            print_norms(w, &s, epoch, slot, log);
-        else
-            for (int i = 0; i < s.nlayers; i++)
-                w->gnorm[i].v[slot] = ins_layer_grad_norm(&s.layers[i], s.batches);
-        print_warnings(&s, epoch, log);
-        if (w->src->train.clip_value > 0)
-            print_clip_value(w, &s, epoch, log);
-        if (w->src->train.clip_norm > 0)
-            print_clip_norm(w, &s, epoch, log);
+    WatchPoint pt = {epoch, -1, epoch, true};
+    return ins_watch_record(w, &pt, before, after, batch, 1, log, d);
+}
+
+int ins_watch_nwarnings(const Watch *w)
+{
+    return w->nwarnings;
+}
+
+/* ---- CSV and JSON ---- */
+
+static bool has_sat(const WLayer *l)
+{
+    return l->act == ACT_SIGMOID || l->act == ACT_TANH;
+}
+
+void ins_watch_csv_header(const Watch *w, FILE *f)
+{
+    for (int i = 0; i < w->nlayers; i++) {
+        const char *n = w->layers[i].name;
+        fprintf(f, ",layer.%s.act_norm,layer.%s.grad_norm,layer.%s.grad_ratio", n, n, n);
+        if (has_sat(&w->layers[i]))
+            fprintf(f, ",layer.%s.saturation", n);
+        if (w->layers[i].act == ACT_RELU)
+            fprintf(f, ",layer.%s.dead_frac", n);
     }
-    reset_clip(w);
-    ins_stats_free(&s);
-    return ok;
+    bool cv = w->src->train.clip_value > 0, cn = w->src->train.clip_norm > 0;
+    for (int i = 0; i < w->nparams; i++) {
+        const char *n = w->params[i].name;
+        fprintf(f, ",param.%s.norm,param.%s.grad_norm,param.%s.grad_ratio,param.%s.update_ratio,"
+                   "param.%s.step_grad_norm",
+                n, n, n, n, n);
+        if (cv)
+            fprintf(f, ",param.%s.clip_frac", n);
+    }
+    if (cv || cn)
+        fputs(",clip.fired_frac", f);
+    if (cn)
+        fputs(",clip.mean_norm", f);
+}
+
+static void csv_val(FILE *f, double v)
+{
+    if (isfinite(v))
+        fprintf(f, ",%.6g", v);
+    else if (isinf(v))
+        fputs(v > 0 ? ",inf" : ",-inf", f);
+    else
+        fputc(',', f);
+}
+
+void ins_watch_csv_row(const Watch *w, FILE *f)
+{
+    bool r = w->recorded;
+    for (int i = 0; i < w->nlayers; i++) {
+        const WLayer *l = &w->layers[i];
+        csv_val(f, r ? l->act_norm : NAN);
+        csv_val(f, r ? l->grad_norm : NAN);
+        csv_val(f, r ? l->grad_ratio : NAN);
+        if (has_sat(l))
+            csv_val(f, r ? l->saturation : NAN);
+        if (l->act == ACT_RELU)
+            csv_val(f, r ? l->dead_frac : NAN);
+    }
+    bool cv = w->src->train.clip_value > 0, cn = w->src->train.clip_norm > 0;
+    for (int i = 0; i < w->nparams; i++) {
+        const WParam *p = &w->params[i];
+        csv_val(f, r ? p->norm : NAN);
+        csv_val(f, r ? p->grad_norm : NAN);
+        csv_val(f, r ? p->grad_ratio : NAN);
+        csv_val(f, r ? p->update_ratio : NAN);
+        csv_val(f, r ? p->step_grad_norm : NAN);
+        if (cv)
+            csv_val(f, r ? p->clip_frac : NAN);
+    }
+    if (cv || cn)
+        csv_val(f, r ? w->last_fired_frac : NAN);
+    if (cn)
+        csv_val(f, r ? w->last_mean_norm : NAN);
+}
+
+static void json_num(FILE *f, const char *key, double v, bool first)
+{
+    fprintf(f, "%s\"%s\": ", first ? "" : ", ", key);
+    if (isfinite(v))
+        fprintf(f, "%.9g", v);
+    else
+        fputs(isinf(v) ? (v > 0 ? "1e999" : "-1e999") : "null", f);
+}
+
+static void json_str(FILE *f, const char *s, size_t n)
+{
+    fputc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static void json_warnings(const Watch *w, FILE *f)
+{
+    fputs("\"warnings\": [", f);
+    const char *s = w->nwarnings ? w->warnings.s : "";
+    int k = 0;
+    while (*s) {
+        const char *e = strchr(s, '\n');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        fputs(k++ ? ", " : "", f);
+        json_str(f, s, n);
+        s += n + (e != NULL);
+    }
+    fputc(']', f);
+}
+
+void ins_watch_json(const Watch *w, FILE *f)
+{
+    fputs("{\"layers\": {", f);
+    for (int i = 0; i < w->nlayers; i++) {
+        const WLayer *l = &w->layers[i];
+        fprintf(f, "%s\"%s\": {", i ? ", " : "", l->name);
+        json_num(f, "act_norm", l->act_norm, true);
+        json_num(f, "grad_norm", l->grad_norm, false);
+        json_num(f, "grad_ratio", l->grad_ratio, false);
+        if (has_sat(l))
+            json_num(f, "saturation", l->saturation, false);
+        if (l->act == ACT_RELU)
+            json_num(f, "dead_frac", l->dead_frac, false);
+        fputc('}', f);
+    }
+    fputs("}, \"params\": {", f);
+    bool cv = w->src->train.clip_value > 0, cn = w->src->train.clip_norm > 0;
+    for (int i = 0; i < w->nparams; i++) {
+        const WParam *p = &w->params[i];
+        fprintf(f, "%s\"%s\": {", i ? ", " : "", p->name);
+        json_num(f, "norm", p->norm, true);
+        json_num(f, "grad_norm", p->grad_norm, false);
+        json_num(f, "grad_ratio", p->grad_ratio, false);
+        json_num(f, "update_ratio", p->update_ratio, false);
+        json_num(f, "step_grad_norm", p->step_grad_norm, false);
+        if (cv)
+            json_num(f, "clip_frac", p->clip_frac, false);
+        fputc('}', f);
+    }
+    fprintf(f, "}, \"clip\": {\"steps\": %d", w->last_steps);
+    if (cv || cn)
+        json_num(f, "fired_frac", w->last_fired_frac, false);
+    if (cn)
+        json_num(f, "mean_norm", w->last_mean_norm, false);
+    fputs("}, ", f);
+    json_warnings(w, f);
+    fputc('}', f);
 }
 
 /* ---- pictures ---- */
@@ -411,7 +752,7 @@ static bool plot_norms(Watch *w, const char *path, Diags *d)
         s[i] = (InsSeries){w->gnorm[i].name, w->gnorm[i].v};
     char title[256];
     snprintf(title, sizeof title, "%s: gradient norm per layer (sample batch)", w->src->name);
-    bool ok = ins_plot_curves(path, title, "norm (log)", true, w->epochs, w->nslots, s, w->nlayers, d);
+    bool ok = ins_plot_curves(path, title, "norm (log)", true, w->rec_x, w->nrec, s, w->nlayers, d);
     free(s);
     return ok;
 }
@@ -435,6 +776,8 @@ bool ins_watch_plots(Watch *w, const char *dir, Diags *d)
             ok = plot_metrics(w, path, d);
             free(path);
         }
+        if (!w->nrec)
+            continue;
         StrBuf b;
         sb_init(&b);
         sb_printf(&b, "%s/grad_norms.%s", dir, ext[k]);

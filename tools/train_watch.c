@@ -1,0 +1,356 @@
+/* modelc train's explanations around the steps (see train_watch.h).
+ *
+ * The NaN/Inf guard: the JIT updates the parameters in place, so the
+ * parameters a failing step started from are gone once it ran. Before
+ * every step the guard copies all parameters (weights, batchnorm state,
+ * optimizer slots) into a second set of buffers allocated once: one
+ * memcpy of the parameter set per step, no allocation. When a step's
+ * loss is not finite (or, with --check-numerics, a gradient or a new
+ * parameter is not), the copy is written back, so no update is applied,
+ * and the step is re-run op by op with the interpreter on those
+ * parameters and the same batch, learning rate and dropout masks to name
+ * the first op that produced a NaN or Inf. */
+#include "train_watch.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct TrainWatch {
+    mc_model *m;
+    TrainWatchOpts o;
+    FILE *text;          /* where watch lines go: stdout, or stderr with --json */
+    Watch *w;            /* watching or plotting */
+    bool watching;       /* --watch: print and add columns */
+    TensorMap *sample;   /* sample batches */
+    int nsample;
+    TensorMap at_record; /* learned weights at the last record (for update ratios) */
+    TensorMap snap;      /* every parameter before the current step */
+    int64_t snap_step;   /* mc_step before the current step */
+    bool snap_valid;
+    bool reported;       /* the NaN report was printed (once) */
+};
+
+/* ---- static warnings ---- */
+
+void tw_static_warnings(const Graph *src, const Dataset *train, FILE *f)
+{
+    WarnInputs wi;
+    ins_input_stats(src, &train->t, &wi);
+    Diags wd;
+    diags_init(&wd);
+    for (int i = 0; i < src->nfiles; i++) {
+        size_t len;
+        char *text = read_file(src->files[i], &len);
+        if (text)
+            diags_add_source(&wd, src->files[i], text, len);
+        free(text);
+    }
+    ps_warn((Graph *)src, &wi, &wd);
+    diags_print(&wd, f);
+    fflush(f);
+    diags_free(&wd);
+    ins_input_stats_free(&wi);
+}
+
+/* ---- parameter copies ---- */
+
+static size_t tensor_bytes(const Tensor *t)
+{
+    return (size_t)t->numel * (size_t)ir_dtype_size(t->dt);
+}
+
+/* dst[name] := src[name] for every tensor of src (allocating in dst only
+ * when a tensor is new or changed shape). */
+static void copy_into(TensorMap *dst, const TensorMap *src)
+{
+    for (int i = 0; i < src->n; i++) {
+        const Tensor *s = src->t[i];
+        Tensor *t = i < dst->n && strcmp(dst->names[i], src->names[i]) == 0
+                        ? dst->t[i]
+                        : rt_map_get(dst, src->names[i]);
+        if (!t || t->dt != s->dt || !rt_tensor_same_shape(t, s)) {
+            rt_map_put(dst, src->names[i], rt_tensor_clone(s));
+            continue;
+        }
+        memcpy(t->data, s->data, tensor_bytes(s));
+    }
+}
+
+/* Write the copy back into the model's own tensors (the JIT workspaces
+ * stay bound to them). */
+static void restore(TrainWatch *t)
+{
+    TensorMap *p = &t->m->params;
+    for (int i = 0; i < t->snap.n; i++) {
+        Tensor *dst = rt_map_get(p, t->snap.names[i]);
+        if (dst && dst->dt == t->snap.t[i]->dt && rt_tensor_same_shape(dst, t->snap.t[i]))
+            memcpy(dst->data, t->snap.t[i]->data, tensor_bytes(dst));
+        else
+            rt_map_put(p, t->snap.names[i], rt_tensor_clone(t->snap.t[i]));
+    }
+    t->m->step = t->snap_step;
+}
+
+static bool learned(const Graph *g, const Node *p)
+{
+    return p->op == OP_PARAM && p->a.role == ROLE_WEIGHT && !ps_is_frozen(g, p);
+}
+
+static void copy_learned(TrainWatch *t)
+{
+    const Graph *g = t->m->src;
+    for (int i = 0; i < g->nnodes; i++) {
+        const Node *p = g->nodes[i];
+        const Tensor *v = learned(g, p) ? rt_map_get(&t->m->params, p->a.name) : NULL;
+        Tensor *d = v ? rt_map_get(&t->at_record, p->a.name) : NULL;
+        if (!v)
+            continue;
+        if (d && rt_tensor_same_shape(d, v) && d->dt == v->dt)
+            memcpy(d->data, v->data, tensor_bytes(v));
+        else
+            rt_map_put(&t->at_record, p->a.name, rt_tensor_clone(v));
+    }
+}
+
+/* ---- setup ---- */
+
+static void take_sample(TrainWatch *t, const Dataset *train)
+{
+    int64_t b = t->o.batch < TW_SAMPLE_EXAMPLES ? t->o.batch : TW_SAMPLE_EXAMPLES;
+    int64_t n = train->n < TW_SAMPLE_EXAMPLES ? train->n : TW_SAMPLE_EXAMPLES;
+    int nb = (int)((n + b - 1) / b);
+    t->sample = xcalloc((size_t)nb + 1, sizeof(TensorMap));
+    for (int k = 0; k < nb; k++) {
+        rt_map_init(&t->sample[k]);
+        int64_t start = (int64_t)k * b;
+        rt_dataset_batch(train, NULL, start, n - start < b ? n - start : b, &t->sample[k]);
+    }
+    t->nsample = nb;
+}
+
+TrainWatch *tw_new(mc_model *m, const TrainWatchOpts *o, const Dataset *train, Diags *d)
+{
+    TrainWatch *t = xcalloc(1, sizeof *t);
+    t->m = m;
+    t->o = *o;
+    t->text = o->json ? stderr : stdout;
+    t->watching = o->watch >= 0;
+    rt_map_init(&t->snap);
+    rt_map_init(&t->at_record);
+    if (t->watching || o->plot_dir) {
+        WatchOpts wo = {1, m->seed, !t->watching || o->json};
+        t->w = ins_watch_new(m->src, &wo, d);
+        if (!t->w) {
+            tw_free(t);
+            return NULL;
+        }
+        take_sample(t, train);
+        copy_learned(t);
+    }
+    return t;
+}
+
+void tw_free(TrainWatch *t)
+{
+    if (!t)
+        return;
+    ins_watch_free(t->w);
+    for (int k = 0; k < t->nsample; k++)
+        rt_map_free(&t->sample[k]);
+    free(t->sample);
+    rt_map_free(&t->at_record);
+    rt_map_free(&t->snap);
+    free(t);
+}
+
+void tw_csv_header(const TrainWatch *t, FILE *f)
+{
+    if (t->watching)
+        ins_watch_csv_header(t->w, f);
+}
+
+/* ---- the NaN/Inf guard ---- */
+
+void tw_before_step(TrainWatch *t)
+{
+    copy_into(&t->snap, &t->m->params);
+    t->snap_step = t->m->step;
+    t->snap_valid = true;
+}
+
+static bool tensor_finite(const Tensor *x, int64_t *first)
+{
+    if (x->dt == DT_F32) {
+        const float *v = x->data;
+        for (int64_t i = 0; i < x->numel; i++)
+            if (!isfinite(v[i]))
+                return *first = i, false;
+    } else if (x->dt == DT_F64) {
+        const double *v = x->data;
+        for (int64_t i = 0; i < x->numel; i++)
+            if (!isfinite(v[i]))
+                return *first = i, false;
+    }
+    return true;
+}
+
+/* The first parameter holding a non-finite value, or NULL. */
+static const char *nonfinite_param(const TrainWatch *t)
+{
+    const TensorMap *p = &t->m->params;
+    int64_t first;
+    for (int i = 0; i < p->n; i++)
+        if (!tensor_finite(p->t[i], &first))
+            return p->names[i];
+    return NULL;
+}
+
+static const char *nonfinite_telemetry(const TrainWatch *t)
+{
+    for (int i = 0; i < mc_num_telemetry(t->m); i++)
+        if (!isfinite(mc_telemetry_value(t->m, i)))
+            return mc_telemetry_name(t->m, i);
+    return NULL;
+}
+
+/* Restore the parameters from before the step and re-run it op by op. */
+static void explain(TrainWatch *t, double lr)
+{
+    if (!t->snap_valid)
+        return;
+    restore(t);
+    if (t->reported)
+        return;
+    t->reported = true;
+    fflush(stdout);
+    fprintf(stderr,
+            "modelc train: no update applied; step %lld re-run op by op with the interpreter on "
+            "the parameters before it:\n",
+            (long long)t->snap_step + 1);
+    RunOpts ro = {t->m->seed, (uint64_t)t->snap_step};
+    NumericsOpts no = {MODE_TRAIN, true, lr};
+    Diags d;
+    diags_init(&d);
+    InsNumerics *n = ins_numerics_new(t->m->src, &no, &d);
+    InsNumResult r = INS_NUM_ERROR;
+    if (n) {
+        ins_numerics_step_label(n, t->snap_step + 1);
+        r = ins_numerics_check(n, &t->snap, &t->m->batch, &ro, stderr);
+    }
+    diags_print(&d, stderr);
+    diags_free(&d);
+    ins_numerics_free(n);
+    if (r == INS_NUM_FINITE)
+        fprintf(stderr,
+                "modelc train: the interpreter computes step %lld without a NaN or Inf: the "
+                "compiled step and the reference disagree here\n",
+                (long long)t->snap_step + 1);
+}
+
+bool tw_after_step(TrainWatch *t, int epoch, int64_t bi, double lr)
+{
+    mc_model *m = t->m;
+    if (t->w && mc_num_telemetry(m)) {
+        const char *names[512];
+        double vals[512];
+        int n = mc_num_telemetry(m) < 512 ? mc_num_telemetry(m) : 512;
+        for (int i = 0; i < n; i++) {
+            names[i] = mc_telemetry_name(m, i);
+            vals[i] = mc_telemetry_value(m, i);
+        }
+        ins_watch_step(t->w, names, vals, n);
+    }
+    if (!t->o.check_numerics)
+        return true;
+    const char *bad_grad = nonfinite_telemetry(t);
+    const char *bad = bad_grad ? NULL : nonfinite_param(t);
+    if (!bad_grad && !bad)
+        return true;
+    fflush(stdout);
+    if (bad_grad && strncmp(bad_grad, "grad_sq.", 8) == 0)
+        fprintf(stderr, "modelc train: epoch %d, batch %lld: step %lld: the gradient of '%s' is not finite\n",
+                epoch, (long long)bi + 1, (long long)t->snap_step + 1, bad_grad + 8);
+    else if (bad_grad)
+        fprintf(stderr, "modelc train: epoch %d, batch %lld: step %lld: telemetry '%s' is not finite\n",
+                epoch, (long long)bi + 1, (long long)t->snap_step + 1, bad_grad);
+    else
+        fprintf(stderr,
+                "modelc train: epoch %d, batch %lld: step %lld made parameter '%s' non-finite\n",
+                epoch, (long long)bi + 1, (long long)t->snap_step + 1, bad);
+    explain(t, lr);
+    return false;
+}
+
+void tw_step_failed(TrainWatch *t, int epoch, int64_t bi, double lr)
+{
+    (void)epoch;
+    (void)bi;
+    explain(t, lr);
+}
+
+bool tw_params_finite(TrainWatch *t, int epoch, double lr)
+{
+    const char *bad = nonfinite_param(t);
+    if (!bad)
+        return true;
+    fflush(stdout);
+    fprintf(stderr,
+            "modelc train: after epoch %d parameter '%s' is not finite; no checkpoint written\n",
+            epoch, bad);
+    explain(t, lr);
+    return false;
+}
+
+/* ---- watching ---- */
+
+bool tw_record_due(const TrainWatch *t, int64_t step)
+{
+    return t->watching && t->o.watch > 0 && step % t->o.watch == 0;
+}
+
+bool tw_record(TrainWatch *t, int epoch, int64_t step, double x, bool epoch_end, Diags *d)
+{
+    if (!t->w)
+        return true;
+    WatchPoint pt = {epoch, step, x, epoch_end};
+    FILE *log = t->watching ? t->text : NULL;
+    fflush(stdout);
+    bool ok = ins_watch_record(t->w, &pt, &t->at_record, &t->m->params, t->sample, t->nsample,
+                               log, d);
+    if (log)
+        fflush(log);
+    copy_learned(t);
+    return ok;
+}
+
+void tw_csv_row(const TrainWatch *t, FILE *f)
+{
+    if (t->watching)
+        ins_watch_csv_row(t->w, f);
+}
+
+void tw_json(const TrainWatch *t, FILE *f)
+{
+    if (!t->watching)
+        return;
+    fputs(", \"watch\": ", f);
+    ins_watch_json(t->w, f);
+}
+
+void tw_metric(TrainWatch *t, int epoch, const char *name, double value)
+{
+    if (t->w)
+        ins_watch_metric(t->w, epoch, name, value);
+}
+
+bool tw_finish(TrainWatch *t, Diags *d)
+{
+    if (!t->o.plot_dir || !t->w)
+        return true;
+    if (!ins_watch_plots(t->w, t->o.plot_dir, d))
+        return false;
+    if (!t->o.json)
+        printf("wrote curves to %s/\n", t->o.plot_dir);
+    return true;
+}
