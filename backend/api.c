@@ -12,6 +12,7 @@
 #include "backend/interp/interp.h"
 #include "backend/llvm/jit.h"
 #include "passes/passes.h"
+#include "passes/warn.h"
 
 static char g_compile_error[4096]; /* message of the last failed mc_compile */
 
@@ -42,6 +43,11 @@ void mc_set_error(mc_model *m, const char *fmt, ...)
     va_end(ap);
     free(m->err);
     m->err = sb_take(&b);
+}
+
+const char *mc_warnings(const mc_model *m)
+{
+    return m && m->warnings ? m->warnings : "";
 }
 
 const char *mc_last_error(const mc_model *m)
@@ -176,7 +182,10 @@ mc_model *mc_compile_ex(const char *path, const mc_options *o, Timer *timer)
         g->train.telemetry = m->opt.telemetry;
         bool has_loss = find_out(g, OUT_LOSS) >= 0;
         if (has_loss) {
-            m->gtrain = variant(m, MODE_TRAIN, true);
+            bool wrong_mode = m->opt.train_mode == MC_MODE_INFER;
+            if (wrong_mode)
+                ps_warn_mode(g, MODE_INFER, true, &m->d);
+            m->gtrain = variant(m, wrong_mode ? MODE_INFER : MODE_TRAIN, true);
             m->geval = m->gtrain ? variant(m, MODE_INFER, false) : NULL;
         }
         if (!m->d.nerrors)
@@ -187,6 +196,13 @@ mc_model *mc_compile_ex(const char *path, const mc_options *o, Timer *timer)
         snprintf(g_compile_error, sizeof g_compile_error, "%s", m->err ? m->err : "compile failed");
         mc_free(m);
         return NULL;
+    }
+    if (m->d.nwarnings) {
+        set_error_from_diags(m);
+        m->warnings = m->err;
+        m->err = NULL;
+        diags_free(&m->d); /* later errors are reported without the warnings */
+        diags_init(&m->d);
     }
     m->loss_out = find_out(m->gtrain, OUT_LOSS);
     m->eval_loss_out = find_out(m->geval, OUT_LOSS);
@@ -233,6 +249,7 @@ void mc_free(mc_model *m)
     free(m->tel_val);
     diags_free(&m->d);
     free(m->err);
+    free(m->warnings);
     free(m);
 }
 

@@ -21,6 +21,7 @@ struct mc_model {
     mc_options opt;
     Diags d;
     char *err;
+    char *warnings; /* compile warnings, printed (NULL if none) */
     Timer *timer;
     Graph *src;    /* the lowered model */
     Graph *gtrain; /* train mode: loss, metrics, updates */

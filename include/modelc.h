@@ -18,6 +18,15 @@ typedef struct mc_model mc_model;
 
 typedef enum { MC_BACKEND_JIT, MC_BACKEND_INTERP } mc_backend;
 
+/* Which graph a training step runs. MC_MODE_TRAIN (the default): batchnorm
+ * normalises with the batch statistics and updates its moving averages,
+ * dropout is active. MC_MODE_INFER trains the inference graph instead
+ * (moving statistics, never updated; no dropout), as a hand-written step
+ * that ran the model in inference mode would: almost always a mistake
+ * (scenario S1), so compiling it warns (mc_warnings) when the model has
+ * batchnorm or dropout. */
+typedef enum { MC_MODE_TRAIN, MC_MODE_INFER } mc_mode;
+
 typedef struct mc_options {
     mc_backend backend;
     int threads;          /* 0 = number of cores */
@@ -26,6 +35,7 @@ typedef struct mc_options {
     const char **freeze;  /* extra freeze patterns (globs) */
     int nfreeze;
     bool telemetry;       /* training steps also report gradient and clipping figures */
+    mc_mode train_mode;   /* the graph mc_train_step differentiates (see below) */
 } mc_options;
 
 void mc_options_default(mc_options *o);
@@ -34,6 +44,8 @@ void mc_options_default(mc_options *o);
 mc_model *mc_compile(const char *path, const mc_options *o);
 void mc_free(mc_model *m);
 const char *mc_last_error(const mc_model *m); /* also valid for m == NULL after mc_compile */
+/* Warnings of the compilation (file:line:col, source line, notes), "" if none. */
+const char *mc_warnings(const mc_model *m);
 
 /* Parameters (weights, batchnorm state, optimizer slots). */
 bool mc_init_params(mc_model *m, uint64_t seed);

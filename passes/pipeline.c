@@ -69,10 +69,12 @@ static bool pass_enabled(int p, const PipelineOpts *o, int stop)
 {
     bool train = o->mode == MODE_TRAIN;
     switch (p) {
+    /* Gradients of an inference-mode graph only when asked for explicitly
+     * (the C API's MC_MODE_INFER training step, scenario S1). */
     case P_AUTODIFF:
-        return train && (o->grads || o->update || stop >= P_AUTODIFF);
+        return o->grads || o->update || (train && stop >= P_AUTODIFF);
     case P_OPTIMIZER:
-        return train && (o->update || stop >= P_OPTIMIZER);
+        return o->update || (train && stop >= P_OPTIMIZER);
     case P_SIMPLIFY:
         return o->simplify || stop >= P_SIMPLIFY;
     case P_FUSE:

@@ -17,7 +17,7 @@ typedef struct TrainArgs {
     int epochs, batch;
     double lr;
     uint64_t seed;
-    const char *save, *resume, *init_from, *only, *log, *backend, *test_data;
+    const char *save, *resume, *init_from, *only, *log, *backend, *test_data, *train_mode;
     CliList freeze;
     bool json, eval_train, time_passes, no_progress, no_test;
     int threads;
@@ -469,6 +469,9 @@ static int cmd_train_args(int argc, char **argv)
          "evaluate the training data after each epoch (inference mode, post-update)"},
         {"no-progress", CLI_FLAG, &a.no_progress, NULL, "no progress bar"},
         {"threads", CLI_INT, &a.threads, "N", "threads (default: all cores)"},
+        {"train-mode", CLI_STR, &a.train_mode, "train|infer",
+         "the graph each step differentiates (default train); infer reproduces a hand-written step that "
+         "ran the model in inference mode (scenario S1) and warns"},
         {"backend", CLI_STR, &a.backend, "jit|interp", "execution backend (default jit)"},
         {"time-passes", CLI_FLAG, &a.time_passes, NULL, "print where compile time went"},
         {"watch", CLI_INT, &a.watch, "[K]",
@@ -529,6 +532,10 @@ static int cmd_train_args(int argc, char **argv)
     mo.freeze = a.freeze.v;
     mo.nfreeze = a.freeze.n;
     mo.telemetry = a.watch >= 0 || a.check_numerics;
+    if (a.train_mode && strcmp(a.train_mode, "infer") == 0)
+        mo.train_mode = MC_MODE_INFER;
+    else if (a.train_mode && strcmp(a.train_mode, "train") != 0)
+        return free(pos), cli_usage_error("train", "--train-mode must be train or infer, got '%s'", a.train_mode);
     Timer timer = {0};
     double t_compile = mc_now_ms();
     mc_model *m = mc_compile_ex(pos[0], &mo, a.time_passes ? &timer : NULL);
@@ -538,6 +545,7 @@ static int cmd_train_args(int argc, char **argv)
         fputs(mc_last_error(NULL), stderr);
         return 1;
     }
+    fputs(mc_warnings(m), stderr);
     if (!m->gtrain) {
         fprintf(stderr, "modelc train: %s has no loss, so it cannot be trained\n", m->src->name);
         mc_free(m);

@@ -1,6 +1,7 @@
 /* The public C API: a training loop written by hand over mc_* gives
  * bit-identical parameters to `modelc train` with the same seed, data and
  * batch size; errors come back through mc_last_error. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +127,90 @@ START_TEST(errors_are_reported)
 }
 END_TEST
 
+/* Sum of squares of dense.kernel in a checkpoint (deleted after). */
+static double kernel_ss(const char *path)
+{
+    TensorMap w;
+    Metadata meta;
+    Diags d;
+    rt_map_init(&w);
+    rt_meta_init(&meta);
+    diags_init(&d);
+    ck_assert(rt_safetensors_read(path, &w, &meta, &d));
+    remove(path);
+    const Tensor *k = rt_map_get(&w, "dense.kernel");
+    double ss = 0;
+    for (int64_t i = 0; i < k->numel; i++)
+        ss += rt_get(k, i) * rt_get(k, i);
+    rt_map_free(&w);
+    rt_meta_free(&meta);
+    diags_free(&d);
+    return ss;
+}
+
+/* One step on a fixed batch of 100 images; returns the new kernel's sum
+ * of squares and leaves the compile warnings in *warn (malloc'd). */
+static double one_step(mc_mode mode, mc_backend be, char **warn)
+{
+    mc_options o;
+    mc_options_default(&o);
+    o.threads = 1;
+    o.backend = be;
+    o.train_mode = mode;
+    mc_model *m = mc_compile(MODEL, &o);
+    ck_assert_msg(m != NULL, "%s", mc_last_error(NULL));
+    *warn = strdup(mc_warnings(m));
+    ck_assert(mc_init_params(m, 5));
+    Dataset ds;
+    load_data(&ds, 100);
+    mc_tensor v[2];
+    for (int i = 0; i < ds.t.n; i++) {
+        Tensor *t = ds.t.t[i];
+        v[i] = (mc_tensor){ds.t.names[i], t->dt == DT_I32 ? 2 : 0, t->rank, t->dims, t->data};
+    }
+    double loss;
+    ck_assert_msg(mc_train_step(m, v, ds.t.n, 0.5, &loss), "%s", mc_last_error(m));
+    char path[64];
+    snprintf(path, sizeof path, "api_mode_%d_%d.safetensors", (int)mode, (int)be);
+    ck_assert(mc_save(m, path));
+    mc_free(m);
+    double ss = kernel_ss(path);
+    rt_dataset_free(&ds);
+    return ss;
+}
+
+/* Training the inference graph (scenario S1's mistake) is possible but
+ * warns, names the batchnorm and dropout layers, and updates the weights
+ * differently from a training-mode step; both backends agree. */
+START_TEST(train_in_inference_mode_warns)
+{
+    char *w_train, *w_infer, *w_interp;
+    double init, train = one_step(MC_MODE_TRAIN, MC_BACKEND_JIT, &w_train);
+    double infer = one_step(MC_MODE_INFER, MC_BACKEND_JIT, &w_infer);
+    double interp = one_step(MC_MODE_INFER, MC_BACKEND_INTERP, &w_interp);
+    ck_assert_str_eq(w_train, "");
+    ck_assert_ptr_nonnull(strstr(w_infer, "tiny_bn.mdl:9:5: warning: model 'tiny_bn' is trained in inference mode"));
+    ck_assert_ptr_nonnull(strstr(w_infer, "batchnorm 'batchnorm' normalises with its moving statistics"));
+    ck_assert_ptr_nonnull(strstr(w_infer, "dropout 'dropout' drops nothing"));
+    ck_assert_str_eq(w_infer, w_interp);
+    {
+        mc_options o;
+        mc_options_default(&o);
+        mc_model *m = mc_compile(MODEL, &o);
+        ck_assert(mc_init_params(m, 5));
+        ck_assert(mc_save(m, "api_mode_init.safetensors"));
+        mc_free(m);
+        init = kernel_ss("api_mode_init.safetensors");
+    }
+    ck_assert_msg(infer != init, "the inference-mode step did not update the kernel");
+    ck_assert_msg(fabs(train - infer) > 1e-6 * train, "train %g and infer %g steps agree", train, infer);
+    ck_assert_msg(fabs(interp - infer) <= 1e-4 * infer, "JIT %g vs interpreter %g", infer, interp);
+    free(w_train);
+    free(w_infer);
+    free(w_interp);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("api");
@@ -133,6 +218,7 @@ int main(void)
     tcase_set_timeout(t, 600);
     tcase_add_test(t, errors_are_reported);
     tcase_add_test(t, hand_loop_equals_cli);
+    tcase_add_test(t, train_in_inference_mode_warns);
     suite_add_tcase(s, t);
     return tu_run(s);
 }
