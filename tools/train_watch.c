@@ -229,7 +229,7 @@ static void explain(TrainWatch *t, double lr)
             "the parameters before it:\n",
             (long long)t->snap_step + 1);
     RunOpts ro = {t->m->seed, (uint64_t)t->snap_step};
-    NumericsOpts no = {MODE_TRAIN, true, lr};
+    NumericsOpts no = {t->m->opt.train_mode == MC_MODE_INFER ? MODE_INFER : MODE_TRAIN, true, lr};
     Diags d;
     diags_init(&d);
     InsNumerics *n = ins_numerics_new(t->m->src, &no, &d);

@@ -66,4 +66,17 @@ grep -qx "$g:9:12: error: div produced +Inf in the backward pass (4 of 4 element
   || fail "non-finite checkpoint: origin"
 grep -qx "modelc train: stopped; no checkpoint was written" "$t/gerr" || fail "stopped message"
 [ ! -e "$t/g2.st" ] || fail "a checkpoint with non-finite values was written"
+# Scenario S1: the same network trains in training mode and diverges when
+# each step runs the inference graph (--train-mode infer, a warning); the
+# report re-runs the failing step in inference mode and names the op.
+s1=tests/ir/insight/s1_small.mdl
+"$MODELC" train "$s1" --train-mode infer --limit 640 --batch 32 --no-test --no-progress --threads 1 \
+  --backend interp > "$t/s1out" 2> "$t/s1err" && fail "S1 in inference mode did not stop"
+grep -q "$s1:14:10: warning: model 's1_small' is trained in inference mode" "$t/s1err" || fail "S1 warning"
+grep -qx "modelc train: epoch 1, batch 18: loss is NaN at step 18" "$t/s1err" || { cat "$t/s1err"; fail "S1 step"; }
+grep -q "^modelc: numerics: step 18 (inference mode): non-finite: " "$t/s1err" || fail "S1 mode of the re-run"
+grep -qE "^$s1:[0-9]+:[0-9]+: error: [a-z_]+ produced [-+]?(Inf|NaN)" "$t/s1err" || fail "S1 origin"
+"$MODELC" train "$s1" --limit 640 --batch 32 --no-test --no-progress --threads 1 --backend interp \
+  > "$t/s1out" 2> "$t/s1err" || fail "S1 in training mode stopped"
+! grep -q "warning" "$t/s1err" || fail "S1 in training mode warned"
 echo "train_nan: ok"
