@@ -66,7 +66,7 @@ static Graph *variant(mc_model *m, Mode mode, bool train)
     po.grads = train;
     po.update = train;
     po.timer = m->timer;
-    po.stop_after = "optimizer";
+    po.stop_after = train ? "optimizer" : "specialize"; /* no gradients for evaluation */
     if (!ps_run_pipeline(g, &po, &m->d)) {
         ir_graph_free(g);
         return NULL;
@@ -186,7 +186,10 @@ mc_model *mc_compile_ex(const char *path, const mc_options *o, Timer *timer)
             if (wrong_mode)
                 ps_warn_mode(g, MODE_INFER, true, &m->d);
             m->gtrain = variant(m, wrong_mode ? MODE_INFER : MODE_TRAIN, true);
-            m->geval = m->gtrain ? variant(m, MODE_INFER, false) : NULL;
+            bool eval_train = m->opt.eval_mode == MC_MODE_TRAIN;
+            if (eval_train)
+                ps_warn_mode(g, MODE_TRAIN, false, &m->d);
+            m->geval = m->gtrain ? variant(m, eval_train ? MODE_TRAIN : MODE_INFER, false) : NULL;
         }
         if (!m->d.nerrors)
             build_backend(m);

@@ -24,8 +24,11 @@ typedef enum { MC_BACKEND_JIT, MC_BACKEND_INTERP } mc_backend;
  * (moving statistics, never updated; no dropout), as a hand-written step
  * that ran the model in inference mode would: almost always a mistake
  * (scenario S1), so compiling it warns (mc_warnings) when the model has
- * batchnorm or dropout. */
-typedef enum { MC_MODE_TRAIN, MC_MODE_INFER } mc_mode;
+ * batchnorm or dropout. Likewise eval_mode = MC_MODE_TRAIN evaluates with
+ * batch statistics and active dropout (without updating anything), as
+ * calling a Keras model with training=True at evaluation would: it warns
+ * too. */
+typedef enum { MC_MODE_DEFAULT, MC_MODE_TRAIN, MC_MODE_INFER } mc_mode; /* DEFAULT: train / infer */
 
 typedef struct mc_options {
     mc_backend backend;
@@ -35,7 +38,8 @@ typedef struct mc_options {
     const char **freeze;  /* extra freeze patterns (globs) */
     int nfreeze;
     bool telemetry;       /* training steps also report gradient and clipping figures */
-    mc_mode train_mode;   /* the graph mc_train_step differentiates (see below) */
+    mc_mode train_mode;   /* the graph mc_train_step differentiates (default MC_MODE_TRAIN) */
+    mc_mode eval_mode;    /* the graph mc_eval_batch runs (default MC_MODE_INFER) */
 } mc_options;
 
 void mc_options_default(mc_options *o);

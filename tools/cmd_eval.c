@@ -1,5 +1,7 @@
 /* modelc eval: loss and metrics of a model with given weights on a data
- * set, in inference mode (batchnorm moving statistics, no dropout). */
+ * set, in inference mode (batchnorm moving statistics, no dropout), or
+ * with --mode train in training mode (batch statistics, dropout; nothing
+ * is updated; warns). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,7 +12,7 @@ int cmd_eval(int argc, char **argv)
 {
     DataArgs da;
     memset(&da, 0, sizeof da);
-    const char *weights = NULL, *split = "test", *backend = NULL;
+    const char *weights = NULL, *split = "test", *backend = NULL, *mode = "infer";
     int batch = 0, threads = 0;
     bool json = false;
     CliOpt opts[] = {
@@ -21,9 +23,12 @@ int cmd_eval(int argc, char **argv)
         {"json", CLI_FLAG, &json, NULL, "print the result as one JSON object"},
         {"threads", CLI_INT, &threads, "N", "threads (default: all cores)"},
         {"backend", CLI_STR, &backend, "jit|interp", "execution backend (default jit)"},
+        {"mode", CLI_STR, &mode, "infer|train",
+         "the graph to evaluate (default infer); train uses batch statistics and active dropout, "
+         "updates nothing, and warns"},
     };
     CliCmd c = {"eval", "FILE --weights W.safetensors [options]",
-                "Evaluate loss and metrics on a data set in inference mode.", opts, ARRAY_LEN(opts), 1, 1};
+                "Evaluate loss and metrics on a data set (in inference mode unless --mode train).", opts, ARRAY_LEN(opts), 1, 1};
     char **pos;
     int npos;
     int rc = cli_parse(&c, argc, argv, &pos, &npos);
@@ -40,6 +45,10 @@ int cmd_eval(int argc, char **argv)
     mc_options mo;
     mc_options_default(&mo);
     mo.threads = threads;
+    if (strcmp(mode, "train") == 0)
+        mo.eval_mode = MC_MODE_TRAIN;
+    else if (strcmp(mode, "infer") != 0)
+        return cli_usage_error("eval", "--mode must be infer or train, got '%s'", mode);
     if (backend && strcmp(backend, "interp") == 0)
         mo.backend = MC_BACKEND_INTERP;
     else if (backend && strcmp(backend, "jit") != 0)
@@ -49,6 +58,7 @@ int cmd_eval(int argc, char **argv)
         fputs(mc_last_error(NULL), stderr);
         return 1;
     }
+    fputs(mc_warnings(m), stderr);
     if (!m->geval) {
         fprintf(stderr, "modelc eval: %s has no loss to evaluate\n", file);
         mc_free(m);
@@ -97,7 +107,8 @@ int cmd_eval(int argc, char **argv)
                 printf(", \"%s\": %.9g", mc_metric_name(m, i), tm[i] / n);
             printf("}\n");
         } else if (rc == 0) {
-            printf("%lld examples (inference mode) - loss: %.4f", (long long)ds.n, tl / n);
+            printf("%lld examples (%s mode) - loss: %.4f", (long long)ds.n,
+                   mo.eval_mode == MC_MODE_TRAIN ? "training" : "inference", tl / n);
             for (int i = 0; i < mc_num_metrics(m); i++)
                 printf(" - %s: %.4f", mc_metric_name(m, i), tm[i] / n);
             printf("\n");

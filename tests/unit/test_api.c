@@ -211,6 +211,50 @@ START_TEST(train_in_inference_mode_warns)
 }
 END_TEST
 
+/* Evaluating in training mode (batch statistics, dropout) warns, gives a
+ * different loss than inference mode and updates nothing. */
+START_TEST(eval_in_training_mode_warns)
+{
+    double loss[2], acc[2];
+    char *warn[2];
+    for (int k = 0; k < 2; k++) {
+        mc_options o;
+        mc_options_default(&o);
+        o.threads = 1;
+        o.eval_mode = k ? MC_MODE_TRAIN : MC_MODE_DEFAULT;
+        mc_model *m = mc_compile(MODEL, &o);
+        ck_assert_msg(m != NULL, "%s", mc_last_error(NULL));
+        warn[k] = strdup(mc_warnings(m));
+        ck_assert(mc_init_params(m, 5));
+        Dataset ds;
+        load_data(&ds, 200);
+        mc_tensor v[2];
+        for (int i = 0; i < ds.t.n; i++) {
+            Tensor *t = ds.t.t[i];
+            v[i] = (mc_tensor){ds.t.names[i], t->dt == DT_I32 ? 2 : 0, t->rank, t->dims, t->data};
+        }
+        ck_assert_msg(mc_eval_batch(m, v, ds.t.n, &loss[k], &acc[k], 1), "%s", mc_last_error(m));
+        ck_assert_int_eq(mc_step(m), 0);
+        ck_assert(mc_save(m, "api_eval_mode.safetensors"));
+        mc_free(m);
+        rt_dataset_free(&ds);
+        /* the parameters are still the initial ones */
+        mc_options_default(&o);
+        m = mc_compile(MODEL, &o);
+        ck_assert(mc_init_params(m, 5));
+        ck_assert(mc_save(m, "api_eval_init.safetensors"));
+        mc_free(m);
+        ck_assert(kernel_ss("api_eval_mode.safetensors") == kernel_ss("api_eval_init.safetensors"));
+    }
+    ck_assert_str_eq(warn[0], "");
+    ck_assert_ptr_nonnull(strstr(warn[1], "tiny_bn.mdl:9:5: warning: model 'tiny_bn' is evaluated in training mode"));
+    ck_assert_ptr_nonnull(strstr(warn[1], "dropout 'dropout' drops units at random"));
+    ck_assert_msg(fabs(loss[0] - loss[1]) > 1e-4, "losses %g and %g agree", loss[0], loss[1]);
+    free(warn[0]);
+    free(warn[1]);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("api");
@@ -219,6 +263,7 @@ int main(void)
     tcase_add_test(t, errors_are_reported);
     tcase_add_test(t, hand_loop_equals_cli);
     tcase_add_test(t, train_in_inference_mode_warns);
+    tcase_add_test(t, eval_in_training_mode_warns);
     suite_add_tcase(s, t);
     return tu_run(s);
 }
