@@ -25,6 +25,7 @@ typedef struct mc_options {
     bool seed_set;        /* override the model's train { seed } */
     const char **freeze;  /* extra freeze patterns (globs) */
     int nfreeze;
+    const char *cache_dir; /* JIT object cache directory; NULL = no cache */
 } mc_options;
 
 void mc_options_default(mc_options *o);

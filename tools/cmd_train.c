@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "data_cli.h"
+#include "backend/llvm/jit.h"
 
 typedef struct TrainArgs {
     DataArgs data;
@@ -16,7 +17,7 @@ typedef struct TrainArgs {
     uint64_t seed;
     const char *save, *resume, *init_from, *only, *log, *backend, *test_data;
     CliList freeze;
-    bool json, eval_train, time_passes, no_progress, no_test;
+    bool json, eval_train, time_passes, no_progress, no_test, no_cache;
     int threads;
 } TrainArgs;
 
@@ -329,6 +330,7 @@ int cmd_train(int argc, char **argv)
         {"threads", CLI_INT, &a.threads, "N", "threads (default: all cores)"},
         {"backend", CLI_STR, &a.backend, "jit|interp", "execution backend (default jit)"},
         {"time-passes", CLI_FLAG, &a.time_passes, NULL, "print where compile time went"},
+        {"no-cache", CLI_FLAG, &a.no_cache, NULL, "compile without the object cache ($XDG_CACHE_HOME/modelc)"},
     };
     CliCmd c = {"train", "FILE [options]", "Train a model on data (Fashion-MNIST by default).",
                 opts, ARRAY_LEN(opts), 1, 1};
@@ -365,6 +367,9 @@ int cmd_train(int argc, char **argv)
     mo.threads = a.threads;
     mo.freeze = a.freeze.v;
     mo.nfreeze = a.freeze.n;
+    char cache_dir[4096];
+    if (!a.no_cache && be_jit_default_cache_dir(cache_dir, sizeof cache_dir))
+        mo.cache_dir = cache_dir;
     Timer timer = {0};
     double t_compile = mc_now_ms();
     mc_model *m = mc_compile_ex(pos[0], &mo, a.time_passes ? &timer : NULL);
