@@ -102,20 +102,38 @@ static int find_out(const Graph *g, OutKind k)
     return -1;
 }
 
+static void jit_opts(const mc_model *m, JitOpts *jo)
+{
+    be_jit_opts_default(jo);
+    jo->threads = m->opt.threads;
+    jo->cache_dir = m->opt.cache_dir;
+}
+
+/* The training step is compiled now; the inference function is only
+ * checked now and compiled when first used (jit_eval), so training starts
+ * sooner and a run without evaluation never compiles it. */
 static bool build_backend(mc_model *m)
 {
     if (m->opt.backend != MC_BACKEND_JIT)
         return true;
     JitOpts jo;
-    be_jit_opts_default(&jo);
-    jo.threads = m->opt.threads;
+    jit_opts(m, &jo);
     jo.time_passes = m->timer != NULL;
     jo.timer = m->timer;
     if (m->gtrain && !(m->jtrain = be_jit_compile(m->gtrain, &jo, &m->d)))
         return false;
-    if (m->geval && !(m->jeval = be_jit_compile(m->geval, &jo, &m->d)))
-        return false;
-    return true;
+    return !m->geval || be_jit_check(m->geval, &m->d);
+}
+
+/* The compiled inference function (NULL on error, or for the interpreter). */
+static JitModule *jit_eval(mc_model *m)
+{
+    if (m->opt.backend != MC_BACKEND_JIT || m->jeval)
+        return m->jeval;
+    JitOpts jo;
+    jit_opts(m, &jo);
+    m->jeval = be_jit_compile(m->geval, &jo, &m->d);
+    return m->jeval;
 }
 
 static bool is_telemetry(const Output *o)
@@ -485,8 +503,8 @@ bool mc_eval_batch(mc_model *m, const mc_tensor *batch, int nbatch, double *loss
     Graph *g = m->geval;
     int64_t n = batch_n(m, g);
     Tensor **outs = NULL;
-    if (m->jeval) {
-        if (!jit_run(m, m->jeval, m->weval, n))
+    if (m->opt.backend == MC_BACKEND_JIT) {
+        if (!jit_eval(m) || !jit_run(m, m->jeval, m->weval, n))
             return fail(m);
     } else {
         outs = xcalloc((size_t)g->nouts, sizeof(Tensor *));

@@ -40,6 +40,7 @@ typedef struct mc_options {
     bool telemetry;       /* training steps also report gradient and clipping figures */
     mc_mode train_mode;   /* the graph mc_train_step differentiates (default MC_MODE_TRAIN) */
     mc_mode eval_mode;    /* the graph mc_eval_batch runs (default MC_MODE_INFER) */
+    const char *cache_dir; /* JIT object cache directory; NULL = no cache */
 } mc_options;
 
 void mc_options_default(mc_options *o);

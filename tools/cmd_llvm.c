@@ -33,8 +33,8 @@ static int check_args(const LlvmArgs *a, Mode *mode)
     }
     if (a->batch < 0)
         return cli_usage_error("llvm", "--batch must be >= 0, got %d", a->batch);
-    if (a->opt_level != 0 && a->opt_level != 2)
-        return cli_usage_error("llvm", "--opt-level must be 0 or 2, got %d", a->opt_level);
+    if (a->opt_level != 0 && a->opt_level != 2 && a->opt_level != 3)
+        return cli_usage_error("llvm", "--opt-level must be 0, 2 or 3, got %d", a->opt_level);
     return 0;
 }
 
@@ -62,7 +62,7 @@ int cmd_llvm(int argc, char **argv)
         {"opt", CLI_FLAG, &a.opt, NULL, "print the IR after optimisation (default: as generated)"},
         {"mode", CLI_STR, &a.mode, "MODE", "infer (the output values) or train (loss, gradients, updates); default infer"},
         {"after", CLI_STR, &a.after, "PASS", "compile the graph as it is after pipeline pass PASS"},
-        {"opt-level", CLI_INT, &a.opt_level, "L", "0 or 2 (default 2) for --opt"},
+        {"opt-level", CLI_INT, &a.opt_level, "L", "0, 2 (default: modelc's loop pipeline) or 3 (LLVM's default<O3>)"},
         {"fast-isel", CLI_FLAG, &a.fast_isel, NULL, "with --time-passes: codegen at CodeGenLevelNone"},
         {"time-passes", CLI_FLAG, &a.time_passes, NULL, "also JIT-compile the module; report pass and LLVM phase times on stderr"},
         {"memory-plan", CLI_FLAG, &a.memory_plan, NULL,
@@ -102,6 +102,7 @@ int cmd_llvm(int argc, char **argv)
             keep_values(g);
     }
     JitOpts jo;
+    JitStats st = {0};
     be_jit_opts_default(&jo);
     jo.opt_level = a.opt_level;
     jo.fast_isel = a.fast_isel;
@@ -118,6 +119,8 @@ int cmd_llvm(int argc, char **argv)
         jo.timer = &timer;
         JitModule *m = be_jit_compile(g, &jo, &d);
         ok = m != NULL;
+        if (ok)
+            st = *be_jit_stats(m);
         be_jit_free(m);
     }
     diags_print_from(&d, stderr, shown);
@@ -125,6 +128,8 @@ int cmd_llvm(int argc, char **argv)
         fputs(ir, stdout);
     if (a.time_passes)
         timer_print(&timer, stderr);
+    if (ok && a.time_passes)
+        fprintf(stderr, "llvm: %d kernels in %d parts\n", st.kernels, st.parts);
     free(ir);
     ir_graph_free(g);
     diags_free(&d);

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "data_cli.h"
 #include "train_watch.h"
+#include "backend/llvm/jit.h"
 
 typedef struct TrainArgs {
     DataArgs data;
@@ -19,7 +20,7 @@ typedef struct TrainArgs {
     uint64_t seed;
     const char *save, *resume, *init_from, *only, *log, *backend, *test_data, *train_mode;
     CliList freeze;
-    bool json, eval_train, time_passes, no_progress, no_test;
+    bool json, eval_train, time_passes, no_progress, no_test, no_cache;
     int threads;
     int watch; /* -1 off, 0 every epoch, K every K steps */
     const char *plot_dir;
@@ -483,6 +484,7 @@ static int cmd_train_args(int argc, char **argv)
         {"check-numerics", CLI_FLAG, &a.check_numerics, NULL,
          "check every step's gradients and new parameters for NaN/Inf (the loss is always checked)"},
         {"no-warn", CLI_FLAG, &a.no_warn, NULL, "skip the static warnings before training"},
+        {"no-cache", CLI_FLAG, &a.no_cache, NULL, "compile without the object cache ($XDG_CACHE_HOME/modelc)"},
     };
     CliCmd c = {
         "train", "FILE [options]",
@@ -536,6 +538,9 @@ static int cmd_train_args(int argc, char **argv)
         mo.train_mode = MC_MODE_INFER;
     else if (a.train_mode && strcmp(a.train_mode, "train") != 0)
         return free(pos), cli_usage_error("train", "--train-mode must be train or infer, got '%s'", a.train_mode);
+    char cache_dir[4096];
+    if (!a.no_cache && be_jit_default_cache_dir(cache_dir, sizeof cache_dir))
+        mo.cache_dir = cache_dir;
     Timer timer = {0};
     double t_compile = mc_now_ms();
     mc_model *m = mc_compile_ex(pos[0], &mo, a.time_passes ? &timer : NULL);

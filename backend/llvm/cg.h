@@ -179,6 +179,8 @@ LLVMValueRef cg_scalar_op(Cg *c, const Node *v, LLVMValueRef *in);
 /* ---- the module (codegen.c) ---- */
 /* Build the whole module (kernels + entry "entry") for a plan. */
 LLVMModuleRef cg_build_module(LLVMContextRef cx, const Plan *p, Diags *d);
+/* The same for steps [lo, hi) only, with the entry called entry_name. */
+LLVMModuleRef cg_build_part(LLVMContextRef cx, const Plan *p, int lo, int hi, const char *entry_name, Diags *d);
 /* Slots a step's kernel reads or writes, output first; returns count. */
 int cg_step_slots(const Plan *p, const Step *st, int *slots);
 

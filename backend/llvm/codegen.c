@@ -1,6 +1,7 @@
 /* The LLVM module of a plan: one internal function per kernel and the
  * entry function `void entry(ptr ctx, i64 N, ptr bufs)` that loads the
- * buffer table once and calls the kernels (and copies) in order. */
+ * buffer table once and calls the kernels (and copies) in order; or the
+ * same for a range of the plan's steps, so that parts compile apart. */
 #include "cg.h"
 
 #include <llvm-c/Analysis.h>
@@ -113,12 +114,17 @@ static LLVMValueRef slot_bytes(Cg *c, const Slot *s)
 
 LLVMModuleRef cg_build_module(LLVMContextRef cx, const Plan *p, Diags *d)
 {
+    return cg_build_part(cx, p, 0, p->nsteps, "entry", d);
+}
+
+LLVMModuleRef cg_build_part(LLVMContextRef cx, const Plan *p, int lo, int hi, const char *entry_name, Diags *d)
+{
     LLVMModuleRef mod = LLVMModuleCreateWithNameInContext(p->g->name, cx);
     Cg c;
     cg_init(&c, cx, mod, p);
     LLVMValueRef *kfn = xcalloc((size_t)p->nsteps + 1, sizeof(LLVMValueRef));
     int slots[CG_MAXARGS];
-    for (int i = 0; i < p->nsteps; i++)
+    for (int i = lo; i < hi; i++)
         if (p->steps[i].kind == STEP_KERNEL) {
             int ns = cg_step_slots(p, &p->steps[i], slots);
             kfn[i] = emit_kernel(&c, i, &p->steps[i], slots, ns);
@@ -126,7 +132,7 @@ LLVMModuleRef cg_build_module(LLVMContextRef cx, const Plan *p, Diags *d)
 
     LLVMTypeRef pt[3] = {c.ptr, c.i64, c.ptr};
     LLVMTypeRef fty = LLVMFunctionType(c.vd, pt, 3, 0);
-    LLVMValueRef entry = LLVMAddFunction(mod, "entry", fty);
+    LLVMValueRef entry = LLVMAddFunction(mod, entry_name, fty);
     LLVMValueRef ctxp = LLVMGetParam(entry, 0), bufs = LLVMGetParam(entry, 2);
     LLVMSetValueName2(ctxp, "ctx", 3);
     LLVMSetValueName2(LLVMGetParam(entry, 1), "N", 1);
@@ -142,7 +148,7 @@ LLVMModuleRef cg_build_module(LLVMContextRef cx, const Plan *p, Diags *d)
         snprintf(nm, sizeof nm, "b%d", s);
         bp[s] = LLVMBuildLoad2(c.b, c.ptr, at, nm);
     }
-    for (int i = 0; i < p->nsteps; i++) {
+    for (int i = lo; i < hi; i++) {
         const Step *st = &p->steps[i];
         if (st->kind == STEP_COPY) {
             LLVMBuildMemCpy(c.b, bp[st->out], 16, bp[st->src], 16, slot_bytes(&c, &p->slots[st->src]));

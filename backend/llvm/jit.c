@@ -1,8 +1,8 @@
-/* Compiling a graph with LLVM: the host target machine, the new pass
- * manager at O2, ORC LLJIT (runtime symbols resolved from the process),
- * the module description kept after the graph is gone, and workspaces
- * (buffer tables with temporaries laid out per batch size). */
-#include "cg.h"
+/* Compiling a graph with LLVM (the plan, then compile.c's parts and
+ * ORC LLJIT), the module as text for `modelc llvm`, the module
+ * description kept after the graph is gone, and workspaces (buffer tables
+ * with temporaries laid out per batch size). */
+#include "compile.h"
 
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
@@ -50,6 +50,7 @@ struct JitModule {
     JitNReq nreq0; /* the first node needing N */
     int nreqs;
     JitNReq *nreqs_v; /* fixed slices of the batch axis */
+    JitStats stats;
 };
 
 void be_jit_opts_default(JitOpts *o)
@@ -58,47 +59,7 @@ void be_jit_opts_default(JitOpts *o)
     o->opt_level = 2;
 }
 
-/* ---- LLVM setup ---- */
-
-static void llvm_init(void)
-{
-    /* Idempotent; the target registry is LLVM's own process state. */
-    LLVMInitializeNativeTarget();
-    LLVMInitializeNativeAsmPrinter();
-}
-
-static bool consume(LLVMErrorRef e, const char *what, Diags *d)
-{
-    if (!e)
-        return true;
-    char *msg = LLVMGetErrorMessage(e);
-    SrcLoc none = {NULL, 0, 0};
-    diag_error(d, none, "LLVM %s failed: %s", what, msg);
-    LLVMDisposeErrorMessage(msg);
-    return false;
-}
-
-static LLVMTargetMachineRef host_tm(LLVMCodeGenOptLevel level, Diags *d)
-{
-    char *triple = LLVMGetDefaultTargetTriple();
-    char *cpu = LLVMGetHostCPUName();
-    char *features = LLVMGetHostCPUFeatures();
-    LLVMTargetRef target;
-    char *err = NULL;
-    LLVMTargetMachineRef tm = NULL;
-    if (LLVMGetTargetFromTriple(triple, &target, &err)) {
-        SrcLoc none = {NULL, 0, 0};
-        diag_error(d, none, "no LLVM target for %s: %s", triple, err);
-        LLVMDisposeMessage(err);
-    } else {
-        tm = LLVMCreateTargetMachine(target, triple, cpu, features, level, LLVMRelocDefault,
-                                     LLVMCodeModelJITDefault);
-    }
-    LLVMDisposeMessage(triple);
-    LLVMDisposeMessage(cpu);
-    LLVMDisposeMessage(features);
-    return tm;
-}
+/* ---- the module as text (modelc llvm) ---- */
 
 static void set_target(LLVMModuleRef mod, LLVMTargetMachineRef tm)
 {
@@ -112,45 +73,58 @@ static void set_target(LLVMModuleRef mod, LLVMTargetMachineRef tm)
     LLVMDisposeTargetData(td);
 }
 
+static LLVMTargetMachineRef host_tm(Diags *d)
+{
+    char *triple = LLVMGetDefaultTargetTriple();
+    char *cpu = LLVMGetHostCPUName();
+    char *features = LLVMGetHostCPUFeatures();
+    LLVMTargetRef target;
+    char *err = NULL;
+    LLVMTargetMachineRef tm = NULL;
+    if (LLVMGetTargetFromTriple(triple, &target, &err)) {
+        diag_error(d, (SrcLoc){0}, "no LLVM target for %s: %s", triple, err);
+        LLVMDisposeMessage(err);
+    } else {
+        tm = LLVMCreateTargetMachine(target, triple, cpu, features, LLVMCodeGenLevelDefault, LLVMRelocPIC,
+                                     LLVMCodeModelSmall);
+    }
+    LLVMDisposeMessage(triple);
+    LLVMDisposeMessage(cpu);
+    LLVMDisposeMessage(features);
+    return tm;
+}
+
 static bool optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, int level, Diags *d)
 {
-    if (level <= 0)
+    const char *pipe = jit_pipeline(level);
+    if (!pipe)
         return true;
+    jit_inline_kernels(mod);
     LLVMPassBuilderOptionsRef pbo = LLVMCreatePassBuilderOptions();
-    char pipeline[32];
-    snprintf(pipeline, sizeof pipeline, "default<O%d>", level > 3 ? 3 : level);
-    bool ok = consume(LLVMRunPasses(mod, pipeline, tm, pbo), "optimisation", d);
+    LLVMErrorRef e = LLVMRunPasses(mod, pipe, tm, pbo);
     LLVMDisposePassBuilderOptions(pbo);
-    return ok;
+    if (!e)
+        return true;
+    char *msg = LLVMGetErrorMessage(e);
+    diag_error(d, (SrcLoc){0}, "LLVM optimisation failed: %s", msg);
+    LLVMDisposeErrorMessage(msg);
+    return false;
 }
 
-/* Add the time since *t0 to phase `name` (a static string) of t. */
-static void time_phase(Timer *t, const char *name, double *t0)
+/* The whole module for g in context cx, optimised if asked. */
+static LLVMModuleRef build(Graph *g, LLVMContextRef cx, const JitOpts *o, bool opt, Plan *p, Diags *d)
 {
-    double t1 = mc_now_ms();
-    timer_add(t, name, t1 - *t0);
-    *t0 = t1;
-}
-
-/* Build and (optionally) optimise the module for g in context cx. */
-static LLVMModuleRef build(Graph *g, LLVMContextRef cx, const JitOpts *o, bool opt, Plan *p,
-                           Timer *t, Diags *d)
-{
-    double t0 = mc_now_ms();
     if (!plan_build(p, g, d))
         return NULL;
-    llvm_init();
+    jit_llvm_init();
     LLVMModuleRef mod = cg_build_module(cx, p, d);
-    LLVMTargetMachineRef tm = host_tm(LLVMCodeGenLevelDefault, d);
+    LLVMTargetMachineRef tm = host_tm(d);
     if (!tm) {
         LLVMDisposeModule(mod);
         return NULL;
     }
     set_target(mod, tm);
-    time_phase(t, "llvm: build IR", &t0);
     bool ok = !opt || optimise(mod, tm, o->opt_level, d);
-    if (opt)
-        time_phase(t, "llvm: optimise IR", &t0);
     LLVMDisposeTargetMachine(tm);
     if (!ok) {
         LLVMDisposeModule(mod);
@@ -168,10 +142,7 @@ char *be_jit_llvm_ir(Graph *g, const JitOpts *o, bool optimized, Diags *d)
     }
     Plan p;
     LLVMContextRef cx = LLVMContextCreate();
-    Timer own = {0}, *t = o->time_passes ? (o->timer ? o->timer : &own) : NULL;
-    LLVMModuleRef mod = build(g, cx, o, optimized, &p, t, d);
-    if (t == &own)
-        timer_print(&own, stderr);
+    LLVMModuleRef mod = build(g, cx, o, optimized, &p, d);
     char *text = NULL;
     if (mod) {
         char *s = LLVMPrintModuleToString(mod);
@@ -182,6 +153,27 @@ char *be_jit_llvm_ir(Graph *g, const JitOpts *o, bool optimized, Diags *d)
     plan_free(&p);
     LLVMContextDispose(cx);
     return text;
+}
+
+bool be_jit_check(Graph *g, Diags *d)
+{
+    Plan p;
+    bool ok = plan_build(&p, g, d);
+    plan_free(&p);
+    return ok;
+}
+
+bool be_jit_default_cache_dir(char *buf, size_t n)
+{
+    const char *x = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    int k;
+    if (x && *x == '/')
+        k = snprintf(buf, n, "%s/modelc", x);
+    else if (home && *home)
+        k = snprintf(buf, n, "%s/.cache/modelc", home);
+    else
+        return false;
+    return k > 0 && (size_t)k < n;
 }
 
 /* ---- the module description ---- */
@@ -287,33 +279,6 @@ static void describe(JitModule *m, const Plan *p)
     }
 }
 
-static bool jit_link(JitModule *m, LLVMOrcThreadSafeContextRef tsc, LLVMModuleRef mod, Diags *d)
-{
-    bool fast = m->opts.fast_isel || m->opts.opt_level <= 0;
-    LLVMTargetMachineRef tm = host_tm(fast ? LLVMCodeGenLevelNone : LLVMCodeGenLevelDefault, d);
-    if (!tm) {
-        LLVMDisposeModule(mod);
-        return false;
-    }
-    LLVMOrcLLJITBuilderRef jb = LLVMOrcCreateLLJITBuilder();
-    LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(jb, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm));
-    if (!consume(LLVMOrcCreateLLJIT(&m->jit, jb), "JIT creation", d)) {
-        LLVMDisposeModule(mod);
-        return false;
-    }
-    LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(mod, tsc);
-    LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(m->jit);
-    if (!consume(LLVMOrcLLJITAddLLVMIRModule(m->jit, jd, tsm), "adding the module to the JIT", d)) {
-        LLVMOrcDisposeThreadSafeModule(tsm);
-        return false;
-    }
-    LLVMOrcExecutorAddress addr = 0;
-    if (!consume(LLVMOrcLLJITLookup(m->jit, &addr, "entry"), "JIT code generation", d))
-        return false;
-    m->entry = (JitEntryFn)(uintptr_t)addr;
-    return true;
-}
-
 JitModule *be_jit_compile(Graph *g, const JitOpts *o, Diags *d)
 {
     JitModule *m = xcalloc(1, sizeof *m);
@@ -322,19 +287,16 @@ JitModule *be_jit_compile(Graph *g, const JitOpts *o, Diags *d)
     else
         be_jit_opts_default(&m->opts);
     m->arena = arena_new();
+    Timer *t = m->opts.time_passes ? &m->timer : NULL;
     Plan p;
-    LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
-    LLVMContextRef cx = LLVMOrcThreadSafeContextGetContext(tsc);
-    LLVMModuleRef mod = build(g, cx, &m->opts, true, &p, m->opts.time_passes ? &m->timer : NULL, d);
-    bool ok = mod != NULL;
+    double t0 = mc_now_ms();
+    bool ok = plan_build(&p, g, d);
+    timer_add(t, "llvm: plan", mc_now_ms() - t0);
     if (ok) {
         describe(m, &p);
-        double t0 = mc_now_ms();
-        ok = jit_link(m, tsc, mod, d);
-        time_phase(m->opts.time_passes ? &m->timer : NULL, "llvm: JIT codegen and link", &t0);
+        ok = jit_compile_plan(&p, &m->opts, &m->jit, &m->entry, &m->stats, t, d);
     }
     plan_free(&p);
-    LLVMOrcDisposeThreadSafeContext(tsc);
     if (!ok) {
         be_jit_free(m);
         return NULL;
@@ -415,6 +377,11 @@ const JitOpts *be_jit_opts(const JitModule *m)
 const Timer *be_jit_timer(const JitModule *m)
 {
     return &m->timer;
+}
+
+const JitStats *be_jit_stats(const JitModule *m)
+{
+    return &m->stats;
 }
 
 /* ---- workspaces ---- */

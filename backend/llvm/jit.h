@@ -3,7 +3,7 @@
  * host CPU, with GEMM and convolution going to OpenBLAS.
  *
  * Compiled form. One LLVM function per kernel (a non-leaf node or a fused
- * group) and one entry function
+ * group), inlined by the optimiser into one entry function
  *
  *     void entry(RtCtx *ctx, int64_t n, void **bufs)
  *
@@ -15,6 +15,15 @@
  *     overlap share memory.
  * A reshape aliases its operand's buffer; scalar constants are folded
  * into the kernels that read them.
+ *
+ * Compilation. The module is built in parts (consecutive ranges of
+ * kernels, balanced by an estimate of their compile cost); each part is
+ * optimised and code-generated to an object file on its own thread and
+ * the last part's entry calls the earlier parts' entries first. With a
+ * cache directory, objects are stored under a hash of the part's IR,
+ * the host CPU and the LLVM version, and a later compile of the same
+ * part loads the object instead of running LLVM (damaged entries are
+ * detected and compiled again).
  *
  * Updates. An OUT_UPDATE output writes the new value into its target
  * parameter's buffer during the step: in place, by the kernel computing
@@ -48,16 +57,24 @@
 #include "runtime/runtime.h"
 
 typedef struct JitOpts {
-    int opt_level;    /* 0 or 2 (default 2) */
+    int opt_level;    /* 0, 2 (default: modelc's loop pipeline) or 3 (LLVM's default<O3>) */
     bool fast_isel;   /* codegen at CodeGenLevelNone: ~3x faster codegen, slower code */
     bool time_passes; /* time IR build, optimisation, JIT codegen */
     int threads;      /* BLAS threads for be_jit_run; 0 = number of cores */
     Timer *timer;     /* with time_passes: phases are added here; NULL prints to stderr */
+    int jobs;         /* compile threads (module parts); 0 = up to 2 on a multi-core host */
+    const char *cache_dir; /* object cache directory (see be_jit_default_cache_dir); NULL = none */
 } JitOpts;
 
 void be_jit_opts_default(JitOpts *o);
+/* $XDG_CACHE_HOME/modelc, else $HOME/.cache/modelc; false if neither is set. */
+bool be_jit_default_cache_dir(char *buf, size_t n);
 
 typedef struct JitModule JitModule;
+
+/* Would be_jit_compile accept g? Reports the same user-level problems
+ * without building any code (cheap: for compiling later, on demand). */
+bool be_jit_check(Graph *g, Diags *d);
 
 /* Compile g. User-level problems (an op that cannot be compiled, e.g. an
  * unspecialised phase node) are diagnostics; NULL on error. g is not
@@ -104,6 +121,12 @@ JitEntryFn be_jit_entry(const JitModule *m);
 const JitOpts *be_jit_opts(const JitModule *m);
 /* Compile-phase times in ms when time_passes was on (else empty). */
 const Timer *be_jit_timer(const JitModule *m);
+typedef struct JitStats {
+    int kernels;      /* kernel steps of the plan */
+    int parts;        /* modules compiled apart (on their own threads) */
+    int cached_parts; /* parts whose object came from the cache */
+} JitStats;
+const JitStats *be_jit_stats(const JitModule *m);
 
 typedef struct JitWorkspace JitWorkspace;
 

@@ -88,17 +88,34 @@ CHECK
 echo 'CHECK: call void @rt_gemm_f64(' >"$tmp/f64.check"
 "$FILECHECK" "$tmp/f64.check" --input-file "$tmp/f64.ll"
 
-# --time-passes reports the pipeline and the three LLVM phases.
+# --time-passes reports the pipeline and the LLVM phases; a small module
+# is one part, a training step is compiled in two parts on two threads.
 "$MODELC" llvm "$tmp/ew.mdl" --time-passes >/dev/null 2>"$tmp/time.txt"
 cat >"$tmp/time.check" <<'CHECK'
 CHECK: modelc compile time
 CHECK-DAG: ms {{.*}}%  simplify
 CHECK-DAG: ms {{.*}}%  llvm: build IR
 CHECK-DAG: ms {{.*}}%  llvm: optimise IR
-CHECK-DAG: ms {{.*}}%  llvm: JIT codegen and link
+CHECK-DAG: ms {{.*}}%  llvm: codegen
+CHECK-DAG: ms {{.*}}%  llvm: JIT link
 CHECK: ms  100.0%  total
+CHECK-NEXT: llvm: 1 kernels in 1 parts
 CHECK
 "$FILECHECK" "$tmp/time.check" --input-file "$tmp/time.txt"
+"$MODELC" llvm examples/fashion_mlp.mdl --mode=train --time-passes >/dev/null 2>"$tmp/time2.txt"
+if [ "$(nproc)" -ge 2 ]; then
+    grep -q "llvm: 51 kernels in 2 parts" "$tmp/time2.txt"
+    grep -q "llvm: waiting for parts" "$tmp/time2.txt"
+fi
+# The optimised training step: kernels inlined into the entry, vector code.
+"$MODELC" llvm examples/fashion_mlp.mdl --mode=train --opt >"$tmp/mlp.opt.ll"
+cat >"$tmp/mlpopt.check" <<'CHECK'
+CHECK-NOT: define internal
+CHECK: define void @entry(ptr
+CHECK: vector.body:
+CHECK: <8 x float>
+CHECK
+"$FILECHECK" "$tmp/mlpopt.check" --input-file "$tmp/mlp.opt.ll"
 
 # Usage errors exit with 2, model errors with 1.
 set +e

@@ -1,0 +1,430 @@
+/* From a plan to native code: the module in parts (consecutive ranges of
+ * steps of about equal compile cost), each built in its own LLVM context,
+ * optimised by a short pipeline made for kernel loop nests and
+ * code-generated to an object file on its own thread, or loaded from the
+ * object cache; then one ORC LLJIT links the objects (runtime symbols
+ * resolve from the process). The last part's `entry` calls `entry.0`,
+ * `entry.1`, ... (the earlier parts) before its own kernels. */
+#include "compile.h"
+
+#include <llvm-c/BitWriter.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/Orc.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_PARTS 4
+#define MIN_KERNELS_TO_SPLIT 12
+
+/* Kernels are small loop nests: scalar cleanup, loop-invariant code
+ * motion and induction variables, then the loop vectorizer. This gives the
+ * same vector code as default<O2> on modelc's kernels (tests/e2e/jit_llvm.sh
+ * checks it) for about a third of the optimisation time. */
+#define KERNEL_PIPELINE                                                                                \
+    "always-inline,function(sroa,early-cse,instcombine<no-verify-fixpoint>,simplifycfg,loop-simplify,lcssa,"               \
+    "loop-mssa(licm),loop(indvars),loop-vectorize,instcombine<no-verify-fixpoint>,simplifycfg)"
+
+const char *jit_pipeline(int level)
+{
+    if (level <= 0)
+        return NULL;
+    return level >= 3 ? "default<O3>" : KERNEL_PIPELINE;
+}
+
+void jit_llvm_init(void)
+{
+    /* Idempotent; the target registry is LLVM's own process state. */
+    LLVMInitializeNativeTarget();
+    LLVMInitializeNativeAsmPrinter();
+}
+
+void jit_inline_kernels(LLVMModuleRef mod)
+{
+    LLVMContextRef cx = LLVMGetModuleContext(mod);
+    unsigned kind = LLVMGetEnumAttributeKindForName("alwaysinline", 12);
+    for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = LLVMGetNextFunction(f))
+        if (!LLVMIsDeclaration(f) && LLVMGetLinkage(f) == LLVMInternalLinkage)
+            LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cx, kind, 0));
+}
+
+/* The host target, shared by the parts (strings owned here). */
+typedef struct Host {
+    char *triple, *cpu, *features;
+    LLVMTargetRef target;
+    LLVMCodeGenOptLevel level;
+} Host;
+
+static bool host_init(Host *h, LLVMCodeGenOptLevel level, Diags *d)
+{
+    h->triple = LLVMGetDefaultTargetTriple();
+    h->cpu = LLVMGetHostCPUName();
+    h->features = LLVMGetHostCPUFeatures();
+    h->level = level;
+    char *err = NULL;
+    if (LLVMGetTargetFromTriple(h->triple, &h->target, &err)) {
+        diag_error(d, (SrcLoc){0}, "no LLVM target for %s: %s", h->triple, err);
+        LLVMDisposeMessage(err);
+        return false;
+    }
+    return true;
+}
+
+static void host_free(Host *h)
+{
+    LLVMDisposeMessage(h->triple);
+    LLVMDisposeMessage(h->cpu);
+    LLVMDisposeMessage(h->features);
+}
+
+/* PIC and the small code model, as LLJIT's JITLink layer expects. */
+static LLVMTargetMachineRef host_tm(const Host *h)
+{
+    return LLVMCreateTargetMachine(h->target, h->triple, h->cpu, h->features, h->level, LLVMRelocPIC,
+                                   LLVMCodeModelSmall);
+}
+
+/* ---- one part ---- */
+
+typedef struct Part {
+    const Plan *p;
+    const JitOpts *o;
+    const Host *host;
+    int idx, nparts, lo, hi;
+    LLVMMemoryBufferRef obj; /* the result */
+    bool cached;
+    double ms[3]; /* build IR, optimise, codegen */
+    char err[512];
+} Part;
+
+static void set_target(LLVMModuleRef mod, LLVMTargetMachineRef tm)
+{
+    char *triple = LLVMGetTargetMachineTriple(tm);
+    LLVMSetTarget(mod, triple);
+    LLVMDisposeMessage(triple);
+    LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
+    char *dl = LLVMCopyStringRepOfTargetData(td);
+    LLVMSetDataLayout(mod, dl);
+    LLVMDisposeMessage(dl);
+    LLVMDisposeTargetData(td);
+}
+
+/* entry(ctx, N, bufs) { entry.0(ctx, N, bufs); ...; <own kernels> } */
+static void chain_entries(LLVMModuleRef mod, int nprev)
+{
+    LLVMValueRef entry = LLVMGetNamedFunction(mod, "entry");
+    LLVMTypeRef fty = LLVMGlobalGetValueType(entry);
+    LLVMContextRef cx = LLVMGetModuleContext(mod);
+    LLVMBuilderRef b = LLVMCreateBuilderInContext(cx);
+    LLVMPositionBuilderBefore(b, LLVMGetFirstInstruction(LLVMGetEntryBasicBlock(entry)));
+    LLVMValueRef args[3] = {LLVMGetParam(entry, 0), LLVMGetParam(entry, 1), LLVMGetParam(entry, 2)};
+    for (int i = 0; i < nprev; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "entry.%d", i);
+        LLVMValueRef f = LLVMAddFunction(mod, name, fty);
+        LLVMBuildCall2(b, fty, f, args, 3, "");
+    }
+    LLVMDisposeBuilder(b);
+}
+
+static LLVMModuleRef build_part(Part *t, LLVMContextRef cx, LLVMTargetMachineRef tm)
+{
+    char name[32];
+    bool last = t->idx == t->nparts - 1;
+    snprintf(name, sizeof name, last ? "entry" : "entry.%d", t->idx);
+    LLVMModuleRef mod = cg_build_part(cx, t->p, t->lo, t->hi, name, NULL);
+    if (last && t->idx > 0)
+        chain_entries(mod, t->idx);
+    set_target(mod, tm);
+    return mod;
+}
+
+/* Everything the object depends on: the IR (as bitcode), the target, the
+ * pipeline and codegen level, the LLVM and modelc versions. */
+static void part_key(Part *t, LLVMModuleRef mod, char key[JIT_KEY_LEN + 1])
+{
+    KeyHash h;
+    key_init(&h);
+    LLVMMemoryBufferRef bc = LLVMWriteBitcodeToMemoryBuffer(mod);
+    key_add(&h, LLVMGetBufferStart(bc), LLVMGetBufferSize(bc));
+    LLVMDisposeMemoryBuffer(bc);
+    unsigned v[3];
+    LLVMGetVersion(&v[0], &v[1], &v[2]);
+    char misc[128];
+    snprintf(misc, sizeof misc, "llvm %u.%u.%u modelc %s cg %d", v[0], v[1], v[2], MODELC_VERSION,
+             (int)t->host->level);
+    key_add_str(&h, misc);
+    key_add_str(&h, t->host->triple);
+    key_add_str(&h, t->host->cpu);
+    key_add_str(&h, t->host->features);
+    const char *pipe = jit_pipeline(t->o->opt_level);
+    key_add_str(&h, pipe ? pipe : "none");
+    key_hex(&h, key);
+}
+
+static bool optimise(Part *t, LLVMModuleRef mod, LLVMTargetMachineRef tm)
+{
+    const char *pipe = jit_pipeline(t->o->opt_level);
+    if (!pipe)
+        return true;
+    jit_inline_kernels(mod);
+    LLVMPassBuilderOptionsRef pbo = LLVMCreatePassBuilderOptions();
+    LLVMErrorRef e = LLVMRunPasses(mod, pipe, tm, pbo);
+    LLVMDisposePassBuilderOptions(pbo);
+    if (!e)
+        return true;
+    char *msg = LLVMGetErrorMessage(e);
+    snprintf(t->err, sizeof t->err, "LLVM optimisation failed: %s", msg);
+    LLVMDisposeErrorMessage(msg);
+    return false;
+}
+
+static bool emit(Part *t, LLVMModuleRef mod, LLVMTargetMachineRef tm)
+{
+    char *msg = NULL;
+    if (!LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMObjectFile, &msg, &t->obj))
+        return true;
+    snprintf(t->err, sizeof t->err, "LLVM code generation failed: %s", msg ? msg : "?");
+    LLVMDisposeMessage(msg);
+    t->obj = NULL;
+    return false;
+}
+
+static void *compile_part(void *arg)
+{
+    Part *t = arg;
+    double t0 = mc_now_ms();
+    LLVMContextRef cx = LLVMContextCreate();
+    LLVMTargetMachineRef tm = host_tm(t->host);
+    LLVMModuleRef mod = build_part(t, cx, tm);
+    char key[JIT_KEY_LEN + 1] = "";
+    if (t->o->cache_dir) {
+        part_key(t, mod, key);
+        t->obj = objcache_load(t->o->cache_dir, key);
+        t->cached = t->obj != NULL;
+    }
+    double t1 = mc_now_ms();
+    t->ms[0] = t1 - t0;
+    if (!t->obj && optimise(t, mod, tm)) {
+        double t2 = mc_now_ms();
+        t->ms[1] = t2 - t1;
+        if (emit(t, mod, tm) && t->o->cache_dir)
+            objcache_store(t->o->cache_dir, key, LLVMGetBufferStart(t->obj), LLVMGetBufferSize(t->obj), t->idx);
+        t->ms[2] = mc_now_ms() - t2;
+    }
+    LLVMDisposeModule(mod);
+    LLVMDisposeTargetMachine(tm);
+    LLVMContextDispose(cx);
+    return NULL;
+}
+
+/* ---- splitting the steps ---- */
+
+static bool has_n(const Shape *s)
+{
+    for (int k = 0; k < s->rank; k++)
+        if (s->d[k] == IR_DIM_N)
+            return true;
+    return false;
+}
+
+static bool is_exp_like(Op op)
+{
+    return op == OP_EXP || op == OP_TANH || op == OP_SIGMOID || op == OP_ELU;
+}
+
+/* Estimated optimise + codegen time of a step's kernel in units of about
+ * 0.5 ms (measured per kernel on fashion_mlp): runtime calls are nearly
+ * free, loops whose trip count depends on N cost more (runtime checks and
+ * remainder loops), exp/tanh polynomials and softmax rows most. */
+static int step_cost(const Step *st)
+{
+    if (st->kind == STEP_COPY)
+        return 0;
+    const Node *v = st->node;
+    switch (v->op) {
+    case OP_MATMUL:
+    case OP_CONV2D:
+    case OP_CONV2D_GRAD_INPUT:
+    case OP_CONV2D_GRAD_KERNEL:
+    case OP_MAX_POOL2D:
+    case OP_MAX_POOL2D_GRAD:
+    case OP_AVG_POOL2D:
+    case OP_AVG_POOL2D_GRAD:
+        return 1;
+    case OP_SOFTMAX:
+    case OP_LOG_SOFTMAX:
+        return 26;
+    default:
+        break;
+    }
+    int c = 4 + (has_n(&v->shape) || (v->nin && has_n(&v->in[0]->shape)) ? 6 : 0);
+    if (is_exp_like(v->op))
+        c += 4;
+    for (int i = 0; v->op == OP_FUSED && i < v->sub->nnodes; i++)
+        c += is_exp_like(v->sub->nodes[i]->op) ? 4 : 0;
+    return c;
+}
+
+static int count_kernels(const Plan *p)
+{
+    int k = 0;
+    for (int i = 0; i < p->nsteps; i++)
+        k += p->steps[i].kind == STEP_KERNEL;
+    return k;
+}
+
+static int choose_parts(const Plan *p, const JitOpts *o)
+{
+    int n = o->jobs;
+    if (n <= 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cpus >= 2 && count_kernels(p) >= MIN_KERNELS_TO_SPLIT ? 2 : 1;
+    }
+    if (n > MAX_PARTS)
+        n = MAX_PARTS;
+    if (n > p->nsteps)
+        n = p->nsteps > 0 ? p->nsteps : 1;
+    return n;
+}
+
+/* Cut the steps into n consecutive ranges of about equal cost. */
+static void split(const Plan *p, Part *parts, int n)
+{
+    long total = 0;
+    for (int i = 0; i < p->nsteps; i++)
+        total += step_cost(&p->steps[i]);
+    long acc = 0;
+    int k = 0;
+    parts[0].lo = 0;
+    for (int i = 0; i < p->nsteps && k < n - 1; i++) {
+        acc += step_cost(&p->steps[i]);
+        if (acc * n >= total * (k + 1) && p->nsteps - (i + 1) >= n - 1 - k) {
+            parts[k].hi = i + 1;
+            parts[++k].lo = i + 1;
+        }
+    }
+    for (k = k + 1; k < n; k++) /* fewer cuts than parts: empty tail parts */
+        parts[k].lo = p->nsteps;
+    parts[n - 1].hi = p->nsteps;
+    for (int j = 0; j < n - 1; j++)
+        if (parts[j].hi < parts[j].lo)
+            parts[j].hi = parts[j].lo;
+}
+
+/* ---- linking ---- */
+
+static bool consume(LLVMErrorRef e, const char *what, Diags *d)
+{
+    if (!e)
+        return true;
+    char *msg = LLVMGetErrorMessage(e);
+    diag_error(d, (SrcLoc){0}, "LLVM %s failed: %s", what, msg);
+    LLVMDisposeErrorMessage(msg);
+    return false;
+}
+
+static bool link_parts(const Host *h, Part *parts, int n, LLVMOrcLLJITRef *jit, JitEntryFn *entry, Diags *d)
+{
+    LLVMOrcLLJITBuilderRef jb = LLVMOrcCreateLLJITBuilder();
+    LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(jb, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(host_tm(h)));
+    if (!consume(LLVMOrcCreateLLJIT(jit, jb), "JIT creation", d))
+        return false;
+    LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(*jit);
+    bool ok = true;
+    for (int i = 0; i < n; i++) {
+        LLVMMemoryBufferRef obj = parts[i].obj;
+        parts[i].obj = NULL; /* the JIT takes ownership */
+        if (ok)
+            ok = consume(LLVMOrcLLJITAddObjectFile(*jit, jd, obj), "adding an object to the JIT", d);
+        else
+            LLVMDisposeMemoryBuffer(obj);
+    }
+    LLVMOrcExecutorAddress addr = 0;
+    if (!ok || !consume(LLVMOrcLLJITLookup(*jit, &addr, "entry"), "JIT linking", d))
+        return false;
+    *entry = (JitEntryFn)(uintptr_t)addr;
+    return true;
+}
+
+/* The phase times of the slowest part, and the rest of the wall time of
+ * the parallel section as waiting: the entries add up to the wall time. */
+static void report_times(const Part *parts, int n, double wall, Timer *t)
+{
+    int slow = 0;
+    double best = -1;
+    for (int i = 0; i < n; i++) {
+        double s = parts[i].ms[0] + parts[i].ms[1] + parts[i].ms[2];
+        if (s > best) {
+            best = s;
+            slow = i;
+        }
+    }
+    timer_add(t, "llvm: build IR", parts[slow].ms[0]);
+    timer_add(t, "llvm: optimise IR", parts[slow].ms[1]);
+    timer_add(t, "llvm: codegen", parts[slow].ms[2]);
+    if (n > 1)
+        timer_add(t, "llvm: waiting for parts", wall > best ? wall - best : 0);
+}
+
+bool jit_compile_plan(const Plan *p, const JitOpts *o, LLVMOrcLLJITRef *jit, JitEntryFn *entry,
+                      JitStats *st, Timer *t, Diags *d)
+{
+    jit_llvm_init();
+    bool fast = o->fast_isel || o->opt_level <= 0;
+    Host h;
+    if (!host_init(&h, fast ? LLVMCodeGenLevelNone : LLVMCodeGenLevelDefault, d)) {
+        host_free(&h);
+        return false;
+    }
+    int n = choose_parts(p, o);
+    Part *parts = xcalloc((size_t)n, sizeof *parts);
+    split(p, parts, n);
+    pthread_t *th = xcalloc((size_t)n, sizeof *th);
+    bool *started = xcalloc((size_t)n, sizeof *started);
+    double t0 = mc_now_ms();
+    for (int i = 0; i < n; i++) {
+        Part *q = &parts[i];
+        q->p = p;
+        q->o = o;
+        q->host = &h;
+        q->idx = i;
+        q->nparts = n;
+        if (i > 0)
+            started[i] = pthread_create(&th[i], NULL, compile_part, q) == 0;
+    }
+    compile_part(&parts[0]);
+    for (int i = 1; i < n; i++) {
+        if (started[i])
+            pthread_join(th[i], NULL);
+        else
+            compile_part(&parts[i]); /* no thread: compile here */
+    }
+    double t1 = mc_now_ms();
+    bool ok = true;
+    for (int i = 0; i < n; i++) {
+        st->cached_parts += parts[i].cached;
+        if (!parts[i].obj) {
+            diag_error(d, (SrcLoc){0}, "%s", parts[i].err[0] ? parts[i].err : "LLVM compile failed");
+            ok = false;
+        }
+    }
+    st->kernels = count_kernels(p);
+    st->parts = n;
+    report_times(parts, n, t1 - t0, t);
+    if (ok)
+        ok = link_parts(&h, parts, n, jit, entry, d);
+    for (int i = 0; i < n; i++)
+        if (parts[i].obj)
+            LLVMDisposeMemoryBuffer(parts[i].obj);
+    timer_add(t, "llvm: JIT link", mc_now_ms() - t1);
+    host_free(&h);
+    free(parts);
+    free(th);
+    free(started);
+    return ok;
+}
