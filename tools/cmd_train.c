@@ -4,6 +4,7 @@
  * Static warnings, watching, curves and the NaN/Inf guard live in
  * train_watch.c. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -349,16 +350,15 @@ static int run_epochs(Run *r)
     return rc;
 }
 
-static int setup_data(Run *r, Diags *d)
+static int setup_data(Run *r, const Graph *g, uint64_t seed, Diags *d)
 {
     TrainArgs *a = r->a;
-    const Graph *g = r->m->src;
     bool have;
-    if (!data_load(&a->data, "train", g, r->m->seed, &r->train, &have, d))
+    if (!data_load(&a->data, "train", g, seed, &r->train, &have, d))
         return 1;
     if (a->data.val_data) {
         const char *src[1] = {a->data.val_data};
-        if (!data_load_src(&a->data, src, 1, "train", g, r->m->seed + 1, &r->val, &r->have_val, d))
+        if (!data_load_src(&a->data, src, 1, "train", g, seed + 1, &r->val, &r->have_val, d))
             return 1;
     } else if (a->data.val_split > 0) {
         Dataset all = r->train;
@@ -372,9 +372,9 @@ static int setup_data(Run *r, Diags *d)
     if (!a->no_test) {
         if (a->test_data) {
             const char *src[1] = {a->test_data};
-            if (!data_load_src(&a->data, src, 1, "train", g, r->m->seed + 2, &r->test, &r->have_test, d))
+            if (!data_load_src(&a->data, src, 1, "train", g, seed + 2, &r->test, &r->have_test, d))
                 return 1;
-        } else if (!data_load(&a->data, "test", g, r->m->seed, &r->test, &r->have_test, d)) {
+        } else if (!data_load(&a->data, "test", g, seed, &r->test, &r->have_test, d)) {
             return 1;
         }
     }
@@ -383,6 +383,58 @@ static int setup_data(Run *r, Diags *d)
         return 1;
     }
     return 0;
+}
+
+/* Data loading (decompression, conversion) runs on its own thread while
+ * the model compiles: both take a few hundred milliseconds. The loader
+ * binds the data to the inputs of its own parse of the model file. */
+typedef struct Loader {
+    Run *r;
+    Graph *g;
+    uint64_t seed;
+    Diags d;
+    int rc;
+    pthread_t th;
+    bool started;
+} Loader;
+
+static void *load_main(void *p)
+{
+    Loader *l = p;
+    l->rc = setup_data(l->r, l->g, l->seed, &l->d);
+    return NULL;
+}
+
+static void loader_start(Loader *l, Run *r, const char *path, const mc_options *mo)
+{
+    memset(l, 0, sizeof *l);
+    l->r = r;
+    diags_init(&l->d);
+    Diags pd;
+    diags_init(&pd);
+    l->g = fe_load_file(path, &pd); /* errors are reported by the compile */
+    diags_free(&pd);
+    if (!l->g)
+        return;
+    l->seed = mo->seed_set ? mo->seed : l->g->train.seed;
+    l->started = pthread_create(&l->th, NULL, load_main, l) == 0;
+    if (!l->started)
+        load_main(l);
+}
+
+/* Wait for the data; its diagnostics are printed. Returns setup_data's rc. */
+static int loader_finish(Loader *l)
+{
+    if (l->started)
+        pthread_join(l->th, NULL);
+    l->started = false;
+    if (!l->g)
+        l->rc = 1;
+    diags_print(&l->d, stderr);
+    diags_free(&l->d);
+    ir_graph_free(l->g);
+    l->g = NULL;
+    return l->rc;
 }
 
 static int init_params(Run *r)
@@ -541,11 +593,23 @@ static int cmd_train_args(int argc, char **argv)
     char cache_dir[4096];
     if (!a.no_cache && be_jit_default_cache_dir(cache_dir, sizeof cache_dir))
         mo.cache_dir = cache_dir;
+    Run r = {.a = &a};
+    Loader ld;
+    loader_start(&ld, &r, pos[0], &mo);
     Timer timer = {0};
     double t_compile = mc_now_ms();
     mc_model *m = mc_compile_ex(pos[0], &mo, a.time_passes ? &timer : NULL);
     double compile_ms = mc_now_ms() - t_compile;
     free(pos);
+    if (!m || !m->gtrain) {
+        if (ld.started)
+            pthread_join(ld.th, NULL);
+        diags_free(&ld.d);
+        ir_graph_free(ld.g);
+        rt_dataset_free(&r.train);
+        rt_dataset_free(&r.val);
+        rt_dataset_free(&r.test);
+    }
     if (!m) {
         fputs(mc_last_error(NULL), stderr);
         return 1;
@@ -564,11 +628,10 @@ static int cmd_train_args(int argc, char **argv)
         a.batch = tc->batch;
     if (a.lr < 0)
         a.lr = tc->lr;
-    Run r = {.a = &a, .m = m};
+    r.m = m;
     Diags d;
     diags_init(&d);
-    rc = setup_data(&r, &d);
-    diags_print(&d, stderr);
+    rc = loader_finish(&ld);
     if (!rc)
         rc = init_params(&r);
     if (!rc && !a.no_warn)
