@@ -105,8 +105,10 @@ static bool build_backend(mc_model *m)
     jo.threads = m->opt.threads;
     jo.time_passes = m->timer != NULL;
     jo.timer = m->timer;
+    jo.profile = m->opt.profile;
     if (m->gtrain && !(m->jtrain = be_jit_compile(m->gtrain, &jo, &m->d)))
         return false;
+    jo.profile = false;
     if (m->geval && !(m->jeval = be_jit_compile(m->geval, &jo, &m->d)))
         return false;
     return true;
@@ -189,6 +191,7 @@ void mc_free(mc_model *m)
     rt_map_free(&m->params);
     rt_map_free(&m->batch);
     rt_tensor_free(m->lr);
+    free(m->profile_report);
     diags_free(&m->d);
     free(m->err);
     free(m);
@@ -518,4 +521,16 @@ bool mc_load(mc_model *m, const char *path, const char *only, bool strict)
     rt_meta_free(&meta);
     drop_workspaces(m);
     return ok ? true : fail(m);
+}
+
+const char *mc_profile_report(mc_model *m)
+{
+    free(m->profile_report);
+    m->profile_report = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&m->profile_report, &len);
+    if (m->jtrain)
+        be_jit_profile_print(m->jtrain, "training step", f);
+    fclose(f);
+    return m->profile_report ? m->profile_report : "";
 }

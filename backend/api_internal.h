@@ -37,6 +37,7 @@ struct mc_model {
     int train_metric_out[MC_MAX_METRICS]; /* in gtrain->outs */
     struct JitModule *jtrain, *jeval;
     struct JitWorkspace *wtrain[MC_NWS], *weval[MC_NWS], *cur_ws;
+    char *profile_report; /* mc_profile_report's last text */
 };
 
 /* mc_compile with compile-stage timing into timer (may be NULL). */

@@ -25,6 +25,7 @@ typedef struct mc_options {
     bool seed_set;        /* override the model's train { seed } */
     const char **freeze;  /* extra freeze patterns (globs) */
     int nfreeze;
+    bool profile;         /* time every kernel of the training step (JIT) */
 } mc_options;
 
 void mc_options_default(mc_options *o);
@@ -56,6 +57,12 @@ bool mc_eval_batch(mc_model *m, const mc_tensor *batch, int nbatch, double *loss
 int mc_num_metrics(const mc_model *m);
 const char *mc_metric_name(const mc_model *m, int i);
 int64_t mc_step(const mc_model *m);
+
+/* With mc_options.profile: a table of the time each kernel of the
+ * compiled training step took over all training steps so far, slowest
+ * first, naming the op (or fused group) and its model source line. ""
+ * without profiling. Owned by m, valid until the next call or mc_free. */
+const char *mc_profile_report(mc_model *m);
 
 #ifdef __cplusplus
 }

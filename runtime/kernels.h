@@ -11,10 +11,13 @@
 /* Everything a compiled step reads besides its buffers. The layout is
  * read by generated code (seed at offset 0, step at offset 8): append
  * new fields at the end only. */
+typedef struct RtProf RtProf;
+
 typedef struct RtCtx {
     uint64_t seed;  /* RNG seed for dropout masks */
     uint64_t step;  /* training step (RNG counter) */
     int threads;    /* BLAS threads; 0 = number of cores */
+    RtProf *prof;   /* per-kernel times (a profiling entry); NULL = none */
 } RtCtx;
 
 void rt_ctx_init(RtCtx *c, int threads);
@@ -23,6 +26,24 @@ int rt_threads_resolve(int threads);
 /* Make OpenBLAS use the context's thread count (OpenBLAS keeps this
  * setting process-wide; it is only changed when it differs). */
 void rt_ctx_apply_threads(const RtCtx *c);
+
+/* Per-kernel wall times of a profiling entry (one compiled with calls
+ * between its kernels): the entry calls rt_prof_begin once, then
+ * rt_prof_tick(ctx, i) after its i-th kernel or copy, which adds the time
+ * since the previous call to slot i. Ordinary entries make no calls. */
+struct RtProf {
+    int n;           /* slots: the entry's kernels and copies */
+    int64_t *ns;     /* per slot: accumulated wall time in nanoseconds */
+    int64_t *calls;  /* per slot: times it ran */
+    int64_t runs;    /* entry calls */
+    int64_t last;    /* clock of the previous tick (ns) */
+};
+
+RtProf *rt_prof_new(int n);
+void rt_prof_free(RtProf *p);
+void rt_prof_reset(RtProf *p);
+void rt_prof_begin(RtCtx *c);
+void rt_prof_tick(RtCtx *c, int32_t i);
 
 /* rt_uniform(ctx->seed, stream, ctx->step, idx) (runtime/rng.c): the
  * uniform number behind element idx of a dropout mask. */

@@ -16,7 +16,7 @@ typedef struct TrainArgs {
     uint64_t seed;
     const char *save, *resume, *init_from, *only, *log, *backend, *test_data;
     CliList freeze;
-    bool json, eval_train, time_passes, no_progress, no_test;
+    bool json, eval_train, time_passes, no_progress, no_test, profile;
     int threads;
 } TrainArgs;
 
@@ -329,6 +329,7 @@ int cmd_train(int argc, char **argv)
         {"threads", CLI_INT, &a.threads, "N", "threads (default: all cores)"},
         {"backend", CLI_STR, &a.backend, "jit|interp", "execution backend (default jit)"},
         {"time-passes", CLI_FLAG, &a.time_passes, NULL, "print where compile time went"},
+        {"profile", CLI_FLAG, &a.profile, NULL, "time every kernel of the training step; table on stderr at the end"},
     };
     CliCmd c = {"train", "FILE [options]", "Train a model on data (Fashion-MNIST by default).",
                 opts, ARRAY_LEN(opts), 1, 1};
@@ -362,7 +363,10 @@ int cmd_train(int argc, char **argv)
         free(pos);
         return cli_usage_error("train", "--val-split and --val-data exclude each other");
     }
+    if (a.profile && mo.backend != MC_BACKEND_JIT)
+        return free(pos), cli_usage_error("train", "--profile needs the jit backend");
     mo.threads = a.threads;
+    mo.profile = a.profile;
     mo.freeze = a.freeze.v;
     mo.nfreeze = a.freeze.n;
     Timer timer = {0};
@@ -423,6 +427,10 @@ int cmd_train(int argc, char **argv)
             print_metrics(stdout, m, "test_", tl, tm);
             printf("\n");
         }
+    }
+    if (a.profile) {
+        fflush(stdout);
+        fputs(mc_profile_report(m), stderr);
     }
     if (r.log)
         fclose(r.log);

@@ -177,8 +177,11 @@ LLVMValueRef cg_gt_or_nan(Cg *c, LLVMRealPredicate p, LLVMValueRef a, LLVMValueR
 LLVMValueRef cg_scalar_op(Cg *c, const Node *v, LLVMValueRef *in);
 
 /* ---- the module (codegen.c) ---- */
-/* Build the whole module (kernels + entry "entry") for a plan. */
-LLVMModuleRef cg_build_module(LLVMContextRef cx, const Plan *p, Diags *d);
+/* Build the whole module (kernels + entry "entry") for a plan; with
+ * profile, the entry times every step (rt_prof_tick). */
+LLVMModuleRef cg_build_module(LLVMContextRef cx, const Plan *p, bool profile, Diags *d);
+/* Descriptions of the plan's steps, allocated in a (profile.c). */
+JitKernelInfo *jit_describe_steps(Arena *a, const Plan *p);
 /* Slots a step's kernel reads or writes, output first; returns count. */
 int cg_step_slots(const Plan *p, const Step *st, int *slots);
 

@@ -1,6 +1,8 @@
 /* The LLVM module of a plan: one internal function per kernel and the
  * entry function `void entry(ptr ctx, i64 N, ptr bufs)` that loads the
- * buffer table once and calls the kernels (and copies) in order. */
+ * buffer table once and calls the kernels (and copies) in order. A
+ * profiling module also calls rt_prof_begin at the start and
+ * rt_prof_tick(ctx, i) after step i (runtime/kernels.h). */
 #include "cg.h"
 
 #include <llvm-c/Analysis.h>
@@ -111,7 +113,18 @@ static LLVMValueRef slot_bytes(Cg *c, const Slot *s)
     return cg_mono(c, mono_mul(s->elems, mono(ir_dtype_size(s->dt))));
 }
 
-LLVMModuleRef cg_build_module(LLVMContextRef cx, const Plan *p, Diags *d)
+/* rt_prof_begin(ctx) (i < 0) or rt_prof_tick(ctx, i) */
+static void prof_call(Cg *c, LLVMValueRef ctxp, int i)
+{
+    LLVMTypeRef pt[2] = {c->ptr, c->i32};
+    LLVMValueRef args[2] = {ctxp, LLVMConstInt(c->i32, (unsigned long long)i, 0)};
+    if (i < 0)
+        cg_call(c, "rt_prof_begin", c->vd, pt, 1, args);
+    else
+        cg_call(c, "rt_prof_tick", c->vd, pt, 2, args);
+}
+
+LLVMModuleRef cg_build_module(LLVMContextRef cx, const Plan *p, bool profile, Diags *d)
 {
     LLVMModuleRef mod = LLVMModuleCreateWithNameInContext(p->g->name, cx);
     Cg c;
@@ -142,10 +155,14 @@ LLVMModuleRef cg_build_module(LLVMContextRef cx, const Plan *p, Diags *d)
         snprintf(nm, sizeof nm, "b%d", s);
         bp[s] = LLVMBuildLoad2(c.b, c.ptr, at, nm);
     }
+    if (profile)
+        prof_call(&c, ctxp, -1);
     for (int i = 0; i < p->nsteps; i++) {
         const Step *st = &p->steps[i];
         if (st->kind == STEP_COPY) {
             LLVMBuildMemCpy(c.b, bp[st->out], 16, bp[st->src], 16, slot_bytes(&c, &p->slots[st->src]));
+            if (profile)
+                prof_call(&c, ctxp, i);
             continue;
         }
         int ns = cg_step_slots(p, st, slots);
@@ -161,6 +178,8 @@ LLVMModuleRef cg_build_module(LLVMContextRef cx, const Plan *p, Diags *d)
                 args[na++] = bp[slots[j]];
         }
         LLVMBuildCall2(c.b, LLVMGlobalGetValueType(kfn[i]), kfn[i], args, (unsigned)na, "");
+        if (profile)
+            prof_call(&c, ctxp, i);
     }
     LLVMBuildRetVoid(c.b);
     free(bp);

@@ -46,6 +46,9 @@ struct JitModule {
     JitNReq nreq0; /* the first node needing N */
     int nreqs;
     JitNReq *nreqs_v; /* fixed slices of the batch axis */
+    int nkinfo;
+    JitKernelInfo *kinfo; /* per step of the entry (profile.c) */
+    RtProf *prof;         /* opts.profile only */
 };
 
 void be_jit_opts_default(JitOpts *o)
@@ -136,7 +139,7 @@ static LLVMModuleRef build(Graph *g, LLVMContextRef cx, const JitOpts *o, bool o
     if (!plan_build(p, g, d))
         return NULL;
     llvm_init();
-    LLVMModuleRef mod = cg_build_module(cx, p, d);
+    LLVMModuleRef mod = cg_build_module(cx, p, o->profile, d);
     LLVMTargetMachineRef tm = host_tm(LLVMCodeGenLevelDefault, d);
     if (!tm) {
         LLVMDisposeModule(mod);
@@ -227,6 +230,10 @@ static void describe(JitModule *m, const Plan *p)
         t->last = s->last;
     }
     describe_n(m, p);
+    m->nkinfo = p->nsteps;
+    m->kinfo = jit_describe_steps(m->arena, p);
+    if (m->opts.profile)
+        m->prof = rt_prof_new(p->nsteps);
     m->nouts = g->nouts;
     size_t n = (size_t)g->nouts + 1;
     m->outs = arena_alloc(m->arena, n * sizeof(Output));
@@ -311,6 +318,7 @@ void be_jit_free(JitModule *m)
         return;
     if (m->jit)
         LLVMConsumeError(LLVMOrcDisposeLLJIT(m->jit));
+    rt_prof_free(m->prof);
     arena_free(m->arena);
     free(m);
 }
@@ -367,6 +375,22 @@ JitEntryFn be_jit_entry(const JitModule *m)
 const JitOpts *be_jit_opts(const JitModule *m)
 {
     return &m->opts;
+}
+
+int be_jit_nkernels(const JitModule *m)
+{
+    return m->nkinfo;
+}
+
+const JitKernelInfo *be_jit_kernel(const JitModule *m, int i)
+{
+    MC_ASSERT(i >= 0 && i < m->nkinfo);
+    return &m->kinfo[i];
+}
+
+RtProf *be_jit_profile(const JitModule *m)
+{
+    return m->prof;
 }
 
 const Timer *be_jit_timer(const JitModule *m)
@@ -558,6 +582,8 @@ bool be_jit_ready(const JitWorkspace *w, Diags *d)
 void be_jit_step(JitWorkspace *w, RtCtx *ctx)
 {
     rt_ctx_apply_threads(ctx);
+    if (!ctx->prof)
+        ctx->prof = w->m->prof;
     w->m->entry(ctx, w->n, w->bufs);
 }
 
