@@ -1,10 +1,11 @@
 /* Runtime kernels for JIT-compiled code: run context and BLAS threads,
- * GEMM glue over OpenBLAS, convolution via im2col/col2im + GEMM, pooling
- * (see kernels.h). */
+ * GEMM glue over OpenBLAS, convolution via im2col/col2im + GEMM, pooling,
+ * dropout masks (see kernels.h). */
 #include "kernels.h"
 
 #include <math.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -108,6 +109,116 @@ static ConvWin conv_window(const RtConvGeom *g, int64_t oy, int64_t ox)
     ConvWin w = {y, x, y < 0 ? 0 : y, y + g->kh > g->h ? g->h : y + g->kh, x < 0 ? 0 : x,
                  x + g->kw > g->w ? g->w : x + g->kw};
     return w;
+}
+
+/* The input gradient as a convolution of dy (stride 1): input dy
+ * [n,oh,ow,o], kernel [kh,kw,o,c], output [n,h,w,c], padding k-1-p. */
+static RtConvGeom conv_transposed_geom(const RtConvGeom *g)
+{
+    RtConvGeom t = {g->n, g->oh, g->ow, g->o, g->kh, g->kw, g->c, g->h, g->w, 1, 1,
+                    g->kh - 1 - g->pt, g->kw - 1 - g->pl, 0};
+    return t;
+}
+
+/* Worth it (enough input channels for a GEMM) and one image of dy's
+ * patches fits in the scratch sized for the forward im2col. */
+static bool conv_transposed_fits(const RtConvGeom *g)
+{
+    return g->sh == 1 && g->sw == 1 && g->c >= 8 && g->h * g->w * g->kh * g->kw * g->o <= rt_conv_scratch(g);
+}
+
+/* ---- dropout masks: Philox-4x32-10 as in rng.c, one counter per
+ * element, with the key computed once per mask ---- */
+
+static uint64_t dropout_key(uint64_t seed, uint64_t stream)
+{
+    uint64_t z = stream; /* splitmix64's finaliser, as rng.c's mix64 */
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return seed ^ (z ^ (z >> 31));
+}
+
+/* The 53 bits behind rt_uniform(seed, stream, step, idx + j) for
+ * j < RT_PHILOX_LANES (the lanes are independent). */
+#define RT_PHILOX_LANES 8
+static void dropout_bits_scalar(uint64_t key, uint64_t step, uint64_t idx, uint64_t *bits)
+{
+    for (int j = 0; j < RT_PHILOX_LANES; j++) {
+        uint64_t i = idx + (uint64_t)j;
+        uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
+        uint32_t c0 = (uint32_t)i, c1 = (uint32_t)(i >> 32), c2 = (uint32_t)step, c3 = (uint32_t)(step >> 32);
+        for (int r = 0; r < 10; r++) {
+            uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
+            uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+            c1 = (uint32_t)p1;
+            c3 = (uint32_t)p0;
+            c0 = n0;
+            c2 = n2;
+            k0 += 0x9E3779B9u;
+            k1 += 0xBB67AE85u;
+        }
+        bits[j] = (((uint64_t)c1 << 32) | c0) >> 11;
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+/* hi and lo 32-bit halves of the 8 products a[j] * m */
+__attribute__((target("avx2"))) static inline void mul_hilo(__m256i a, __m256i m, __m256i *hi, __m256i *lo)
+{
+    __m256i even = _mm256_mul_epu32(a, m), odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
+    *hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+    *lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+}
+
+/* The same 8 lanes in AVX2 registers: one lane per 32-bit element. */
+__attribute__((target("avx2"))) static void dropout_bits_avx2(uint64_t key, uint64_t step, uint64_t idx,
+                                                              uint64_t *bits)
+{
+    uint32_t lo[8], hi[8];
+    for (int j = 0; j < 8; j++) {
+        lo[j] = (uint32_t)(idx + (uint64_t)j);
+        hi[j] = (uint32_t)((idx + (uint64_t)j) >> 32);
+    }
+    __m256i c0 = _mm256_loadu_si256((const __m256i *)lo), c1 = _mm256_loadu_si256((const __m256i *)hi);
+    __m256i c2 = _mm256_set1_epi32((int)(uint32_t)step), c3 = _mm256_set1_epi32((int)(uint32_t)(step >> 32));
+    __m256i m0 = _mm256_set1_epi32((int)0xD2511F53u), m1 = _mm256_set1_epi32((int)0xCD9E8D57u);
+    uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
+    for (int r = 0; r < 10; r++) {
+        __m256i hi0, lo0, hi1, lo1;
+        mul_hilo(c0, m0, &hi0, &lo0);
+        mul_hilo(c2, m1, &hi1, &lo1);
+        __m256i n0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), _mm256_set1_epi32((int)k0));
+        __m256i n2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), _mm256_set1_epi32((int)k1));
+        c1 = lo1;
+        c3 = lo0;
+        c0 = n0;
+        c2 = n2;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    _mm256_storeu_si256((__m256i *)lo, c0);
+    _mm256_storeu_si256((__m256i *)hi, c1);
+    for (int j = 0; j < 8; j++)
+        bits[j] = (((uint64_t)hi[j] << 32) | lo[j]) >> 11;
+}
+
+static void dropout_bits(uint64_t key, uint64_t step, uint64_t idx, uint64_t *bits)
+{
+    if (__builtin_cpu_supports("avx2"))
+        dropout_bits_avx2(key, step, idx, bits);
+    else
+        dropout_bits_scalar(key, step, idx, bits);
+}
+#else
+#define dropout_bits dropout_bits_scalar
+#endif
+
+/* u = bits * 2^-53 >= rate  <=>  bits >= ceil(rate * 2^53), exactly */
+static uint64_t dropout_threshold(double rate)
+{
+    return rate <= 0 ? 0 : (uint64_t)ceil(rate * 0x1p53);
 }
 
 /* The clipped window [y0,y1) x [x0,x1) of output pixel (oy, ox). */

@@ -12,12 +12,14 @@
  * read by generated code (seed at offset 0, step at offset 8): append
  * new fields at the end only. */
 typedef struct RtProf RtProf;
+typedef struct RtPool RtPool;
 
 typedef struct RtCtx {
     uint64_t seed;  /* RNG seed for dropout masks */
     uint64_t step;  /* training step (RNG counter) */
     int threads;    /* BLAS threads; 0 = number of cores */
     RtProf *prof;   /* per-kernel times (a profiling entry); NULL = none */
+    RtPool *pool;   /* threads for runtime and row-parallel kernels; NULL = serial */
 } RtCtx;
 
 void rt_ctx_init(RtCtx *c, int threads);
@@ -45,9 +47,32 @@ void rt_prof_reset(RtProf *p);
 void rt_prof_begin(RtCtx *c);
 void rt_prof_tick(RtCtx *c, int32_t i);
 
+/* Threads (runtime/pool.c). Work is cut into tasks whose number and
+ * extent depend only on the problem size, never on the thread count, and
+ * each task writes its own outputs: results are the same for any number
+ * of threads. */
+typedef void (*RtTaskFn)(void *arg, int64_t task);
+typedef void (*RtRowsFn)(void *env, int64_t lo, int64_t hi);
+RtPool *rt_pool_new(int nthreads); /* nthreads including the caller */
+void rt_pool_free(RtPool *p);
+int rt_pool_threads(const RtPool *p); /* 1 for NULL */
+/* fn(arg, t) for t in [0, ntasks), on the pool's threads (serially
+ * without a pool); returns when all are done. */
+void rt_pool_run(RtPool *p, int64_t ntasks, RtTaskFn fn, void *arg);
+void rt_parallel(const RtCtx *c, int64_t ntasks, RtTaskFn fn, void *arg);
+/* fn(env, lo, hi) over [0, n) in chunks of `chunk` rows (generated
+ * row-parallel kernels call this). */
+void rt_parallel_rows(const RtCtx *c, int64_t n, int64_t chunk, RtRowsFn fn, void *env);
+
 /* rt_uniform(ctx->seed, stream, ctx->step, idx) (runtime/rng.c): the
  * uniform number behind element idx of a dropout mask. */
 double rt_dropout_uniform(const RtCtx *c, uint64_t stream, uint64_t idx);
+/* A whole dropout mask of n elements (docs/ops.md, dropout_mask):
+ * out[i] = rt_dropout_uniform(c, stream, i) >= rate ? 1/(1-rate) : 0,
+ * in blocks of RT_DROPOUT_BLOCK elements on the context's threads. */
+#define RT_DROPOUT_BLOCK 8192
+void rt_dropout_mask_f32(const RtCtx *c, uint64_t stream, double rate, int64_t n, float *out);
+void rt_dropout_mask_f64(const RtCtx *c, uint64_t stream, double rate, int64_t n, double *out);
 
 /* C[m,n] = alpha * op(A) @ op(B) + beta * C, op = transpose when ta/tb.
  * A is [m,k] ([k,m] if ta), B is [k,n] ([n,k] if tb). Any size may be 0. */
@@ -68,24 +93,28 @@ typedef struct RtConvGeom {
 
 /* Convolutions with at most this many output channels run as direct
  * loops (no im2col); 1x1 stride-1 unpadded ones as one GEMM; the rest as
- * im2col/col2im + GEMM. */
+ * im2col + GEMM. The input gradient of a stride-1 convolution is the
+ * convolution of dy with the flipped kernel (im2col of dy + GEMM) when
+ * the scratch holds one image's patches of dy; otherwise GEMM + col2im.
+ * Images are split over the context's threads (im2col, col2im, direct
+ * loops); GEMMs use BLAS's threads. */
 #define RT_CONV_FEW_OUT 4
 
 /* Elements of scratch a convolution needs (0 unless im2col is used). */
 int64_t rt_conv_scratch(const RtConvGeom *g);
 
 /* y = conv(x, k) */
-void rt_conv2d_f32(const RtConvGeom *g, const float *x, const float *k, float *y, float *col);
-void rt_conv2d_f64(const RtConvGeom *g, const double *x, const double *k, double *y, double *col);
+void rt_conv2d_f32(const RtCtx *ctx, const RtConvGeom *g, const float *x, const float *k, float *y, float *col);
+void rt_conv2d_f64(const RtCtx *ctx, const RtConvGeom *g, const double *x, const double *k, double *y, double *col);
 /* dx = conv2d_grad_input(dy, k) */
-void rt_conv2d_grad_input_f32(const RtConvGeom *g, const float *dy, const float *k, float *dx,
+void rt_conv2d_grad_input_f32(const RtCtx *ctx, const RtConvGeom *g, const float *dy, const float *k, float *dx,
                               float *col);
-void rt_conv2d_grad_input_f64(const RtConvGeom *g, const double *dy, const double *k, double *dx,
+void rt_conv2d_grad_input_f64(const RtCtx *ctx, const RtConvGeom *g, const double *dy, const double *k, double *dx,
                               double *col);
 /* dk = conv2d_grad_kernel(x, dy) */
-void rt_conv2d_grad_kernel_f32(const RtConvGeom *g, const float *x, const float *dy, float *dk,
+void rt_conv2d_grad_kernel_f32(const RtCtx *ctx, const RtConvGeom *g, const float *x, const float *dy, float *dk,
                                float *col);
-void rt_conv2d_grad_kernel_f64(const RtConvGeom *g, const double *x, const double *dy, double *dk,
+void rt_conv2d_grad_kernel_f64(const RtCtx *ctx, const RtConvGeom *g, const double *x, const double *dy, double *dk,
                                double *col);
 
 /* Pooling geometry: input [n,h,w,c], window (kh,kw), output [n,oh,ow,c]. */
@@ -95,15 +124,15 @@ typedef struct RtPoolGeom {
 #define RT_POOL_GEOM_FIELDS 12
 
 /* Max over the window's in-bounds elements (padding never wins). */
-void rt_max_pool2d_f32(const RtPoolGeom *g, const float *x, float *y);
-void rt_max_pool2d_f64(const RtPoolGeom *g, const double *x, double *y);
+void rt_max_pool2d_f32(const RtCtx *ctx, const RtPoolGeom *g, const float *x, float *y);
+void rt_max_pool2d_f64(const RtCtx *ctx, const RtPoolGeom *g, const double *x, double *y);
 /* The gradient of each window goes to its first maximum (row-major). */
-void rt_max_pool2d_grad_f32(const RtPoolGeom *g, const float *x, const float *dy, float *dx);
-void rt_max_pool2d_grad_f64(const RtPoolGeom *g, const double *x, const double *dy, double *dx);
+void rt_max_pool2d_grad_f32(const RtCtx *ctx, const RtPoolGeom *g, const float *x, const float *dy, float *dx);
+void rt_max_pool2d_grad_f64(const RtCtx *ctx, const RtPoolGeom *g, const double *x, const double *dy, double *dx);
 /* Mean over the window's in-bounds elements (padding excluded). */
-void rt_avg_pool2d_f32(const RtPoolGeom *g, const float *x, float *y);
-void rt_avg_pool2d_f64(const RtPoolGeom *g, const double *x, double *y);
-void rt_avg_pool2d_grad_f32(const RtPoolGeom *g, const float *dy, float *dx);
-void rt_avg_pool2d_grad_f64(const RtPoolGeom *g, const double *dy, double *dx);
+void rt_avg_pool2d_f32(const RtCtx *ctx, const RtPoolGeom *g, const float *x, float *y);
+void rt_avg_pool2d_f64(const RtCtx *ctx, const RtPoolGeom *g, const double *x, double *y);
+void rt_avg_pool2d_grad_f32(const RtCtx *ctx, const RtPoolGeom *g, const float *dy, float *dx);
+void rt_avg_pool2d_grad_f64(const RtCtx *ctx, const RtPoolGeom *g, const double *dy, double *dx);
 
 #endif

@@ -49,6 +49,7 @@ struct JitModule {
     int nkinfo;
     JitKernelInfo *kinfo; /* per step of the entry (profile.c) */
     RtProf *prof;         /* opts.profile only */
+    RtPool *pool;         /* opts.threads resolved > 1 only */
 };
 
 void be_jit_opts_default(JitOpts *o)
@@ -234,6 +235,8 @@ static void describe(JitModule *m, const Plan *p)
     m->kinfo = jit_describe_steps(m->arena, p);
     if (m->opts.profile)
         m->prof = rt_prof_new(p->nsteps);
+    if (rt_threads_resolve(m->opts.threads) > 1)
+        m->pool = rt_pool_new(rt_threads_resolve(m->opts.threads));
     m->nouts = g->nouts;
     size_t n = (size_t)g->nouts + 1;
     m->outs = arena_alloc(m->arena, n * sizeof(Output));
@@ -319,6 +322,7 @@ void be_jit_free(JitModule *m)
     if (m->jit)
         LLVMConsumeError(LLVMOrcDisposeLLJIT(m->jit));
     rt_prof_free(m->prof);
+    rt_pool_free(m->pool);
     arena_free(m->arena);
     free(m);
 }
@@ -584,6 +588,8 @@ void be_jit_step(JitWorkspace *w, RtCtx *ctx)
     rt_ctx_apply_threads(ctx);
     if (!ctx->prof)
         ctx->prof = w->m->prof;
+    if (!ctx->pool)
+        ctx->pool = w->m->pool;
     w->m->entry(ctx, w->n, w->bufs);
 }
 

@@ -147,7 +147,9 @@ void be_jit_bind_data(JitWorkspace *w, int i, void *data);
 /* True when every used input and parameter buffer is bound; else a
  * diagnostic naming the first missing one. */
 bool be_jit_ready(const JitWorkspace *w, Diags *d);
-/* Run one step: entry(ctx, n, bufs). Applies ctx->threads to OpenBLAS;
+/* Run one step: entry(ctx, n, bufs). Applies ctx->threads to OpenBLAS
+ * and runs kernels on the module's threads (opts.threads) unless
+ * ctx->pool is set;
  * a profiling module records into its profile unless ctx->prof is set. */
 void be_jit_step(JitWorkspace *w, RtCtx *ctx);
 /* Output i's data after a step (valid until the next step). */
