@@ -111,22 +111,6 @@ static ConvWin conv_window(const RtConvGeom *g, int64_t oy, int64_t ox)
     return w;
 }
 
-/* The input gradient as a convolution of dy (stride 1): input dy
- * [n,oh,ow,o], kernel [kh,kw,o,c], output [n,h,w,c], padding k-1-p. */
-static RtConvGeom conv_transposed_geom(const RtConvGeom *g)
-{
-    RtConvGeom t = {g->n, g->oh, g->ow, g->o, g->kh, g->kw, g->c, g->h, g->w, 1, 1,
-                    g->kh - 1 - g->pt, g->kw - 1 - g->pl, 0};
-    return t;
-}
-
-/* Worth it (enough input channels for a GEMM) and one image of dy's
- * patches fits in the scratch sized for the forward im2col. */
-static bool conv_transposed_fits(const RtConvGeom *g)
-{
-    return g->sh == 1 && g->sw == 1 && g->c >= 8 && g->h * g->w * g->kh * g->kw * g->o <= rt_conv_scratch(g);
-}
-
 /* ---- dropout masks: Philox-4x32-10 as in rng.c, one counter per
  * element, with the key computed once per mask ---- */
 

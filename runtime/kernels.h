@@ -93,10 +93,10 @@ typedef struct RtConvGeom {
 
 /* Convolutions with at most this many output channels run as direct
  * loops (no im2col); 1x1 stride-1 unpadded ones as one GEMM; the rest as
- * im2col + GEMM. The input gradient of a stride-1 convolution is the
- * convolution of dy with the flipped kernel (im2col of dy + GEMM) when
- * the scratch holds one image's patches of dy; otherwise GEMM + col2im.
- * Images are split over the context's threads (im2col, col2im, direct
+ * im2col/col2im + GEMM (one GEMM per chunk of images, transposes as
+ * BLAS flags; computing the input gradient as a convolution of dy with
+ * the flipped kernel was measured slower here: its patch matrix is
+ * larger and the GEMM narrower). Images are split over the context's threads (im2col, col2im, direct
  * loops); GEMMs use BLAS's threads. */
 #define RT_CONV_FEW_OUT 4
 

@@ -212,40 +212,11 @@ void FN(rt_conv2d)(const RtCtx *c, const RtConvGeom *g, const T *x, const T *k, 
     }
 }
 
-/* Stride 1: dx is the convolution of dy, padded by k-1-p, with the kernel
- * flipped and its channel axes swapped: kf[ky,kx,co,ci] =
- * k[kh-1-ky, kw-1-kx, ci, co]. Images go through im2col as many at a
- * time as the scratch holds (at least one, see conv_transposed_fits). */
-static void FN(conv_grad_input_flipped)(const RtCtx *c, const RtConvGeom *g, const T *dy, const T *k, T *dx,
-                                         T *col)
-{
-    RtConvGeom t = conv_transposed_geom(g);
-    int64_t per = t.oh * t.ow * t.kh * t.kw * t.c, chunk = rt_conv_scratch(g) / per;
-    T *kf = xmalloc((size_t)(g->kh * g->kw * g->c * g->o) * sizeof(T));
-    for (int64_t ky = 0; ky < g->kh; ky++)
-        for (int64_t kx = 0; kx < g->kw; kx++)
-            for (int64_t co = 0; co < g->o; co++)
-                for (int64_t ci = 0; ci < g->c; ci++)
-                    kf[((ky * g->kw + kx) * g->o + co) * g->c + ci] =
-                        k[(((g->kh - 1 - ky) * g->kw + (g->kw - 1 - kx)) * g->c + ci) * g->o + co];
-    int64_t img_dy = g->oh * g->ow * g->o, img_dx = g->h * g->w * g->c;
-    for (int64_t b0 = 0; b0 < g->n; b0 += chunk) {
-        int64_t nb = g->n - b0 < chunk ? g->n - b0 : chunk;
-        FN(im2col)(c, &t, dy + b0 * img_dy, nb, col);
-        FN(rt_gemm)(0, 0, nb * t.oh * t.ow, g->c, t.kh * t.kw * t.c, 1, col, kf, 0, dx + b0 * img_dx);
-    }
-    free(kf);
-}
-
 void FN(rt_conv2d_grad_input)(const RtCtx *c, const RtConvGeom *g, const T *dy, const T *k, T *dx, T *col)
 {
     if (conv_is_few(g)) {
         FN(ConvArgs) a = {g, dy, k, dx};
         rt_parallel(c, g->n, FN(conv_few_grad_input_task), &a);
-        return;
-    }
-    if (!conv_is_direct(g) && conv_transposed_fits(g)) {
-        FN(conv_grad_input_flipped)(c, g, dy, k, dx, col);
         return;
     }
     int64_t kcols = g->kh * g->kw * g->c, img_in = g->h * g->w * g->c, img_out = g->oh * g->ow * g->o;

@@ -390,31 +390,32 @@ static Node *c_conv_grad_kernel_wide(T *t)
                P(t, "dy", S(4, NB, 3, 3, 6), V_UNIF, -1, 1), &a);
 }
 
-/* Stride 1 with at least 8 input channels: the input gradient as a
- * convolution of dy with the flipped kernel (im2col of dy + GEMM). */
+/* Stride 1 with at least 8 input channels and more than
+ * RT_CONV_FEW_OUT outputs: GEMM + col2im per image, with symmetric,
+ * asymmetric, no and wide padding. */
 static Node *grad_input(T *t, Attrs a, Shape x, Shape dy, Shape k)
 {
     a.shape = x;
     return OP2(t, OP_CONV2D_GRAD_INPUT, P(t, "dy", dy, V_UNIF, -1, 1), P(t, "k", k, V_UNIF, -1, 1), &a);
 }
 
-static Node *c_conv_grad_input_flip(T *t)
+static Node *c_conv_grad_input_s1(T *t)
 {
     return grad_input(t, win(1, 1, 1, 1, 1, 1, 1, 1), S(4, NB, 5, 6, 8), S(4, NB, 5, 6, 9), S(4, 3, 3, 8, 9));
 }
 
-static Node *c_conv_grad_input_flip_asym(T *t)
+static Node *c_conv_grad_input_s1_asym(T *t)
 {
     return grad_input(t, win(1, 1, 1, 1, 2, 0, 0, 1), S(4, NB, 6, 5, 10), S(4, NB, 6, 5, 6), S(4, 3, 2, 10, 6));
 }
 
-static Node *c_conv_grad_input_flip_valid(T *t)
+static Node *c_conv_grad_input_s1_valid(T *t)
 {
     return grad_input(t, win(1, 1, 1, 1, 0, 0, 0, 0), S(4, NB, 7, 6, 8), S(4, NB, 5, 4, 5), S(4, 3, 3, 8, 5));
 }
 
 /* padding wider than the kernel: windows wholly in the padding */
-static Node *c_conv_grad_input_flip_widepad(T *t)
+static Node *c_conv_grad_input_s1_widepad(T *t)
 {
     return grad_input(t, win(1, 1, 1, 1, 3, 3, 4, 3), S(4, NB, 4, 4, 8), S(4, NB, 8, 9, 5), S(4, 3, 3, 8, 5));
 }
@@ -609,10 +610,10 @@ static const Case cases[] = {
     {"conv2d_grad_input_wide", OP_CONV2D_GRAD_INPUT, c_conv_grad_input_wide, TOL_BLAS, false, false},
     {"conv2d_grad_kernel_wide", OP_CONV2D_GRAD_KERNEL, c_conv_grad_kernel_wide, TOL_BLAS, false, false},
     {"conv2d_grad_kernel", OP_CONV2D_GRAD_KERNEL, c_conv_grad_kernel, TOL_BLAS, false, false},
-    {"conv2d_grad_input_flip", OP_CONV2D_GRAD_INPUT, c_conv_grad_input_flip, TOL_BLAS, false, true},
-    {"conv2d_grad_input_flip_asym", OP_CONV2D_GRAD_INPUT, c_conv_grad_input_flip_asym, TOL_BLAS, false, true},
-    {"conv2d_grad_input_flip_valid", OP_CONV2D_GRAD_INPUT, c_conv_grad_input_flip_valid, TOL_BLAS, false, true},
-    {"conv2d_grad_input_flip_widepad", OP_CONV2D_GRAD_INPUT, c_conv_grad_input_flip_widepad, TOL_BLAS, false, true},
+    {"conv2d_grad_input_s1", OP_CONV2D_GRAD_INPUT, c_conv_grad_input_s1, TOL_BLAS, false, true},
+    {"conv2d_grad_input_s1_asym", OP_CONV2D_GRAD_INPUT, c_conv_grad_input_s1_asym, TOL_BLAS, false, true},
+    {"conv2d_grad_input_s1_valid", OP_CONV2D_GRAD_INPUT, c_conv_grad_input_s1_valid, TOL_BLAS, false, true},
+    {"conv2d_grad_input_s1_widepad", OP_CONV2D_GRAD_INPUT, c_conv_grad_input_s1_widepad, TOL_BLAS, false, true},
     {"conv2d_widepad", OP_CONV2D, c_conv_widepad, TOL_BLAS, false, true},
     {"max_pool2d", OP_MAX_POOL2D, c_max_pool, TOL_EXACT, true, false},
     {"max_pool2d_pad", OP_MAX_POOL2D, c_max_pool_pad, TOL_EXACT, true, true},

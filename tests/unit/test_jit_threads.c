@@ -128,9 +128,8 @@ START_TEST(dropout_blocks)
 }
 END_TEST
 
-/* Few output channels: direct loops per image; more: im2col per image
- * and GEMM (BLAS threads), the stride-1 input gradient through the
- * flipped kernel. */
+/* Few output channels: direct loops per image; more: im2col/col2im per
+ * image and GEMM (BLAS threads). */
 START_TEST(convolutions)
 {
     check_threads("conv few", "graph t {\n"
