@@ -205,6 +205,13 @@ static uint64_t dropout_threshold(double rate)
     return rate <= 0 ? 0 : (uint64_t)ceil(rate * 0x1p53);
 }
 
+/* Channel loops worth an AVX2 version, chosen at load time (ifunc). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define RT_VEC_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define RT_VEC_CLONES
+#endif
+
 /* The clipped window [y0,y1) x [x0,x1) of output pixel (oy, ox). */
 typedef struct PoolWin {
     int64_t y0, y1, x0, x1;

@@ -265,7 +265,7 @@ static inline bool FN(better)(T v, T best)
     return v > best || (v != v && best == best);
 }
 
-static void FN(max_pool_task)(void *arg, int64_t b)
+RT_VEC_CLONES static void FN(max_pool_task)(void *arg, int64_t b)
 {
     const FN(PoolArgs) *a = arg;
     const RtPoolGeom *g = a->g;
@@ -299,7 +299,7 @@ void FN(rt_max_pool2d)(const RtCtx *c, const RtPoolGeom *g, const T *x, T *y)
 /* Per output pixel: the first maximum of each channel's window (best
  * value and its window position, kept for all channels at once so the
  * channel loop vectorizes), then dx at that position += dy. */
-static void FN(max_pool_grad_pixel)(const RtPoolGeom *g, PoolWin w, const T *restrict x, const T *restrict dyo,
+RT_VEC_CLONES static void FN(max_pool_grad_pixel)(const RtPoolGeom *g, PoolWin w, const T *restrict x, const T *restrict dyo,
                                     T *restrict dx, T *restrict best, int32_t *restrict at)
 {
     int64_t ww = w.x1 - w.x0;
