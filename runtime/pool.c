@@ -3,7 +3,8 @@
  * and nthreads-1 workers take task indices from one counter. Which thread
  * runs a task never changes what the task computes, so results do not
  * depend on the thread count. Workers sleep on a condition variable
- * between jobs. */
+ * between jobs; a job started while another runs (from inside a task, or
+ * from a second caller) runs serially on its caller. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@ struct RtPool {
     uint64_t gen;   /* job generation, under mu */
     int busy;       /* workers still in the current job, under mu */
     bool quit;
+    atomic_bool active; /* a job is running: nested calls run serially */
     /* the current job */
     RtTaskFn fn;
     void *arg;
@@ -99,7 +101,7 @@ void rt_pool_run(RtPool *p, int64_t ntasks, RtTaskFn fn, void *arg)
 {
     if (ntasks <= 0)
         return;
-    if (!p || p->nthreads < 2 || ntasks == 1) {
+    if (!p || p->nthreads < 2 || ntasks == 1 || atomic_exchange(&p->active, true)) {
         for (int64_t t = 0; t < ntasks; t++)
             fn(arg, t);
         return;
@@ -118,6 +120,7 @@ void rt_pool_run(RtPool *p, int64_t ntasks, RtTaskFn fn, void *arg)
     while (p->busy > 0)
         pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
+    atomic_store(&p->active, false);
 }
 
 void rt_parallel(const RtCtx *c, int64_t ntasks, RtTaskFn fn, void *arg)

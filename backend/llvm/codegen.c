@@ -157,7 +157,17 @@ static int split_kind(const Plan *p, int s, const Shape *view)
     return -1;
 }
 
-/* Rows per task of a row-parallel step, 0 for other steps. */
+/* Elements per batch row of a shape leading with N. */
+static int64_t row_elems(const Shape *s)
+{
+    int64_t row = 1;
+    for (int k = 1; k < s->rank; k++)
+        row *= s->d[k];
+    return row;
+}
+
+/* Rows per task of a row-parallel step (by its widest row: a reduction's
+ * input), 0 for other steps. */
 static int64_t row_chunk(const Plan *p, const Step *st)
 {
     if (st->kind != STEP_KERNEL || st->scratch >= 0 || !row_parallel_op(st->node))
@@ -165,14 +175,14 @@ static int64_t row_chunk(const Plan *p, const Step *st)
     const Node *v = st->node;
     if (split_kind(p, st->out, &v->shape) != 1)
         return 0;
+    int64_t row = row_elems(&v->shape);
     for (int i = 0; i < v->nin; i++) {
-        int s = p->node_slot[v->in[i]->id];
-        if (s >= 0 && split_kind(p, s, &v->in[i]->shape) < 0)
+        int s = p->node_slot[v->in[i]->id], k = s >= 0 ? split_kind(p, s, &v->in[i]->shape) : 0;
+        if (k < 0)
             return 0;
+        if (k == 1 && row_elems(&v->in[i]->shape) > row)
+            row = row_elems(&v->in[i]->shape);
     }
-    int64_t row = 1;
-    for (int k = 1; k < v->shape.rank; k++)
-        row *= v->shape.d[k];
     if (row < CG_ROW_MIN)
         return 0;
     return (CG_ROW_GRAIN + row - 1) / row;

@@ -7,7 +7,6 @@
  * BLAS rounding. */
 #include <string.h>
 
-#include "ir/irtext.h"
 #include "test_jit_util.h"
 
 static JitModule *compile_threads(Graph *g, int threads, Diags *d)
@@ -169,6 +168,31 @@ static void count_task(void *arg, int64_t t)
     __atomic_fetch_add(&((Count *)arg)->hits[t], 1, __ATOMIC_RELAXED);
 }
 
+/* A task that starts a job of its own on the same pool: run serially. */
+typedef struct Nest {
+    RtPool *p;
+    Count inner[8];
+} Nest;
+
+static void nest_task(void *arg, int64_t t)
+{
+    Nest *n = arg;
+    rt_pool_run(n->p, 100, count_task, &n->inner[t]);
+}
+
+START_TEST(pool_nested_jobs)
+{
+    Nest *n = calloc(1, sizeof *n);
+    n->p = rt_pool_new(3);
+    rt_pool_run(n->p, 8, nest_task, n);
+    for (int t = 0; t < 8; t++)
+        for (int i = 0; i < 1000; i++)
+            ck_assert_int_eq(n->inner[t].hits[i], i < 100 ? 1 : 0);
+    rt_pool_free(n->p);
+    free(n);
+}
+END_TEST
+
 START_TEST(pool_runs_every_task_once)
 {
     for (int threads = 1; threads <= 4; threads++) {
@@ -193,6 +217,7 @@ int main(void)
     TCase *t = tcase_create("threads");
     tcase_set_timeout(t, 120);
     tcase_add_test(t, pool_runs_every_task_once);
+    tcase_add_test(t, pool_nested_jobs);
     tcase_add_test(t, elementwise_rows);
     tcase_add_test(t, pooling_images);
     tcase_add_test(t, dropout_blocks);
