@@ -299,8 +299,9 @@ void FN(rt_max_pool2d)(const RtCtx *c, const RtPoolGeom *g, const T *x, T *y)
 /* Per output pixel: the first maximum of each channel's window (best
  * value and its window position, kept for all channels at once so the
  * channel loop vectorizes), then dx at that position += dy. */
-RT_VEC_CLONES static void FN(max_pool_grad_pixel)(const RtPoolGeom *g, PoolWin w, const T *restrict x, const T *restrict dyo,
-                                    T *restrict dx, T *restrict best, int32_t *restrict at)
+RT_VEC_CLONES static void FN(max_pool_grad_pixel)(const RtPoolGeom *g, PoolWin w, const T *restrict x,
+                                                  const T *restrict dyo, T *restrict dx, T *restrict best,
+                                                  int32_t *restrict at)
 {
     int64_t ww = w.x1 - w.x0;
     const T *x0 = x + (w.y0 * g->w + w.x0) * g->c;

@@ -129,7 +129,8 @@ void be_jit_profile_print(const JitModule *m, const char *title, FILE *f)
         snprintf(what, sizeof what, "%s", k->what);
         if (strlen(k->what) > WHAT_MAX)
             memcpy(what + WHAT_MAX - 3, "...", 3);
-        fprintf(f, "%4d  %-*s  %-*s  %-*s  %6lld  %10.4f  %10.3f  %5.1f%%\n", i, ww, what, wv, k->value, ws, src, (long long)calls, calls ? ms / (double)calls : 0.0, ms,
+        fprintf(f, "%4d  %-*s  %-*s  %-*s  %6lld  %10.4f  %10.3f  %5.1f%%\n", i, ww, what, wv, k->value, ws, src,
+                (long long)calls, calls ? ms / (double)calls : 0.0, ms,
                 total ? 100.0 * (double)p->ns[i] / (double)total : 0.0);
     }
     free(rows);
