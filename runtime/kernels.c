@@ -122,10 +122,12 @@ static uint64_t dropout_key(uint64_t seed, uint64_t stream)
     return seed ^ (z ^ (z >> 31));
 }
 
-/* The 53 bits behind rt_uniform(seed, stream, step, idx + j) for
- * j < RT_PHILOX_LANES (the lanes are independent). */
+/* keep[j] = rt_uniform(seed, stream, step, idx + j) >= rate for
+ * j < RT_PHILOX_LANES, as all-ones or zero: with x the 64-bit Philox
+ * output word pair behind the uniform (u = (x >> 11) * 2^-53), u >= rate
+ * <=> x >> 11 >= thresh <=> x >= thresh << 11 (dropout_threshold). */
 #define RT_PHILOX_LANES 8
-static void dropout_bits_scalar(uint64_t key, uint64_t step, uint64_t idx, uint64_t *bits)
+static void dropout_keep_scalar(uint64_t key, uint64_t step, uint64_t idx, uint64_t thresh, uint32_t *keep)
 {
     for (int j = 0; j < RT_PHILOX_LANES; j++) {
         uint64_t i = idx + (uint64_t)j;
@@ -141,7 +143,7 @@ static void dropout_bits_scalar(uint64_t key, uint64_t step, uint64_t idx, uint6
             k0 += 0x9E3779B9u;
             k1 += 0xBB67AE85u;
         }
-        bits[j] = (((uint64_t)c1 << 32) | c0) >> 11;
+        keep[j] = ((((uint64_t)c1 << 32) | c0) >> 11) >= thresh ? 0xFFFFFFFFu : 0;
     }
 }
 
@@ -156,9 +158,16 @@ __attribute__((target("avx2"))) static inline void mul_hilo(__m256i a, __m256i m
     *lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
 }
 
+/* unsigned a > b per 32-bit lane */
+__attribute__((target("avx2"))) static inline __m256i gt_u32(__m256i a, __m256i b)
+{
+    __m256i sign = _mm256_set1_epi32((int)0x80000000u);
+    return _mm256_cmpgt_epi32(_mm256_xor_si256(a, sign), _mm256_xor_si256(b, sign));
+}
+
 /* The same 8 lanes in AVX2 registers: one lane per 32-bit element. */
-__attribute__((target("avx2"))) static void dropout_bits_avx2(uint64_t key, uint64_t step, uint64_t idx,
-                                                              uint64_t *bits)
+__attribute__((target("avx2"))) static void dropout_keep_avx2(uint64_t key, uint64_t step, uint64_t idx,
+                                                              uint64_t thresh, uint32_t *keep)
 {
     uint32_t lo[8], hi[8];
     for (int j = 0; j < 8; j++) {
@@ -182,21 +191,22 @@ __attribute__((target("avx2"))) static void dropout_bits_avx2(uint64_t key, uint
         k0 += 0x9E3779B9u;
         k1 += 0xBB67AE85u;
     }
-    _mm256_storeu_si256((__m256i *)lo, c0);
-    _mm256_storeu_si256((__m256i *)hi, c1);
-    for (int j = 0; j < 8; j++)
-        bits[j] = (((uint64_t)hi[j] << 32) | lo[j]) >> 11;
+    uint64_t t = thresh << 11; /* thresh < 2^53 */
+    __m256i th = _mm256_set1_epi32((int)(uint32_t)(t >> 32)), tl = _mm256_set1_epi32((int)(uint32_t)t);
+    __m256i ge_lo = _mm256_andnot_si256(gt_u32(tl, c0), _mm256_set1_epi32(-1));
+    __m256i k = _mm256_or_si256(gt_u32(c1, th), _mm256_and_si256(_mm256_cmpeq_epi32(c1, th), ge_lo));
+    _mm256_storeu_si256((__m256i *)keep, k);
 }
 
-static void dropout_bits(uint64_t key, uint64_t step, uint64_t idx, uint64_t *bits)
+static void dropout_keep(uint64_t key, uint64_t step, uint64_t idx, uint64_t thresh, uint32_t *keep)
 {
     if (__builtin_cpu_supports("avx2"))
-        dropout_bits_avx2(key, step, idx, bits);
+        dropout_keep_avx2(key, step, idx, thresh, keep);
     else
-        dropout_bits_scalar(key, step, idx, bits);
+        dropout_keep_scalar(key, step, idx, thresh, keep);
 }
 #else
-#define dropout_bits dropout_bits_scalar
+#define dropout_keep dropout_keep_scalar
 #endif
 
 /* u = bits * 2^-53 >= rate  <=>  bits >= ceil(rate * 2^53), exactly */

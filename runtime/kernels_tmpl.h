@@ -418,12 +418,12 @@ static void FN(dropout_task)(void *arg, int64_t t)
 {
     const FN(Dropout) *a = arg;
     int64_t lo = t * RT_DROPOUT_BLOCK, hi = lo + RT_DROPOUT_BLOCK < a->n ? lo + RT_DROPOUT_BLOCK : a->n;
-    uint64_t bits[RT_PHILOX_LANES];
+    uint32_t keep[RT_PHILOX_LANES];
     for (int64_t i0 = lo; i0 < hi; i0 += RT_PHILOX_LANES) {
-        dropout_bits(a->key, a->c->step, (uint64_t)i0, bits);
+        dropout_keep(a->key, a->c->step, (uint64_t)i0, a->thresh, keep);
         int64_t m = hi - i0 < RT_PHILOX_LANES ? hi - i0 : RT_PHILOX_LANES;
         for (int64_t j = 0; j < m; j++)
-            a->out[i0 + j] = bits[j] >= a->thresh ? a->scale : (T)0;
+            a->out[i0 + j] = keep[j] ? a->scale : (T)0;
     }
 }
 
