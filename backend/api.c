@@ -120,6 +120,7 @@ static bool build_backend(mc_model *m)
     jit_opts(m, &jo);
     jo.time_passes = m->timer != NULL;
     jo.timer = m->timer;
+    jo.profile = m->opt.profile;
     if (m->gtrain && !(m->jtrain = be_jit_compile(m->gtrain, &jo, &m->d)))
         return false;
     return !m->geval || be_jit_check(m->geval, &m->d);
@@ -268,6 +269,7 @@ void mc_free(mc_model *m)
     free(m->tel_out);
     free(m->tel_name);
     free(m->tel_val);
+    free(m->profile_report);
     diags_free(&m->d);
     free(m->err);
     free(m->warnings);
@@ -620,4 +622,16 @@ bool mc_load(mc_model *m, const char *path, const char *only, bool strict)
     rt_meta_free(&meta);
     drop_workspaces(m);
     return ok ? true : fail(m);
+}
+
+const char *mc_profile_report(mc_model *m)
+{
+    free(m->profile_report);
+    m->profile_report = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&m->profile_report, &len);
+    if (m->jtrain)
+        be_jit_profile_print(m->jtrain, "training step", f);
+    fclose(f);
+    return m->profile_report ? m->profile_report : "";
 }

@@ -42,6 +42,7 @@ struct mc_model {
     double *tel_val;     /* values of the last training step */
     struct JitModule *jtrain, *jeval;
     struct JitWorkspace *wtrain[MC_NWS], *weval[MC_NWS], *cur_ws;
+    char *profile_report; /* mc_profile_report's last text */
 };
 
 /* mc_compile with compile-stage timing into timer (may be NULL). */

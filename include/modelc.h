@@ -41,6 +41,7 @@ typedef struct mc_options {
     mc_mode train_mode;   /* the graph mc_train_step differentiates (default MC_MODE_TRAIN) */
     mc_mode eval_mode;    /* the graph mc_eval_batch runs (default MC_MODE_INFER) */
     const char *cache_dir; /* JIT object cache directory; NULL = no cache */
+    bool profile;         /* time every kernel of the training step (JIT) */
 } mc_options;
 
 void mc_options_default(mc_options *o);
@@ -88,6 +89,11 @@ int64_t mc_step(const mc_model *m);
 int mc_num_telemetry(const mc_model *m);
 const char *mc_telemetry_name(const mc_model *m, int i);
 double mc_telemetry_value(const mc_model *m, int i);
+/* With mc_options.profile: a table of the time each kernel of the
+ * compiled training step took over all training steps so far, slowest
+ * first, naming the op (or fused group) and its model source line. ""
+ * without profiling. Owned by m, valid until the next call or mc_free. */
+const char *mc_profile_report(mc_model *m);
 
 #ifdef __cplusplus
 }

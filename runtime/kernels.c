@@ -1,10 +1,11 @@
 /* Runtime kernels for JIT-compiled code: run context and BLAS threads,
- * GEMM glue over OpenBLAS, convolution via im2col/col2im + GEMM, pooling
- * (see kernels.h). */
+ * GEMM glue over OpenBLAS, convolution via im2col/col2im + GEMM, pooling,
+ * dropout masks (see kernels.h). */
 #include "kernels.h"
 
 #include <math.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -109,6 +110,117 @@ static ConvWin conv_window(const RtConvGeom *g, int64_t oy, int64_t ox)
                  x + g->kw > g->w ? g->w : x + g->kw};
     return w;
 }
+
+/* ---- dropout masks: Philox-4x32-10 as in rng.c, one counter per
+ * element, with the key computed once per mask ---- */
+
+static uint64_t dropout_key(uint64_t seed, uint64_t stream)
+{
+    uint64_t z = stream; /* splitmix64's finaliser, as rng.c's mix64 */
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return seed ^ (z ^ (z >> 31));
+}
+
+/* keep[j] = rt_uniform(seed, stream, step, idx + j) >= rate for
+ * j < RT_PHILOX_LANES, as all-ones or zero: with x the 64-bit Philox
+ * output word pair behind the uniform (u = (x >> 11) * 2^-53), u >= rate
+ * <=> x >> 11 >= thresh <=> x >= thresh << 11 (dropout_threshold). */
+#define RT_PHILOX_LANES 8
+static void dropout_keep_scalar(uint64_t key, uint64_t step, uint64_t idx, uint64_t thresh, uint32_t *keep)
+{
+    for (int j = 0; j < RT_PHILOX_LANES; j++) {
+        uint64_t i = idx + (uint64_t)j;
+        uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
+        uint32_t c0 = (uint32_t)i, c1 = (uint32_t)(i >> 32), c2 = (uint32_t)step, c3 = (uint32_t)(step >> 32);
+        for (int r = 0; r < 10; r++) {
+            uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
+            uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+            c1 = (uint32_t)p1;
+            c3 = (uint32_t)p0;
+            c0 = n0;
+            c2 = n2;
+            k0 += 0x9E3779B9u;
+            k1 += 0xBB67AE85u;
+        }
+        keep[j] = ((((uint64_t)c1 << 32) | c0) >> 11) >= thresh ? 0xFFFFFFFFu : 0;
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+/* hi and lo 32-bit halves of the 8 products a[j] * m */
+__attribute__((target("avx2"))) static inline void mul_hilo(__m256i a, __m256i m, __m256i *hi, __m256i *lo)
+{
+    __m256i even = _mm256_mul_epu32(a, m), odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
+    *hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+    *lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+}
+
+/* unsigned a > b per 32-bit lane */
+__attribute__((target("avx2"))) static inline __m256i gt_u32(__m256i a, __m256i b)
+{
+    __m256i sign = _mm256_set1_epi32((int)0x80000000u);
+    return _mm256_cmpgt_epi32(_mm256_xor_si256(a, sign), _mm256_xor_si256(b, sign));
+}
+
+/* The same 8 lanes in AVX2 registers: one lane per 32-bit element. */
+__attribute__((target("avx2"))) static void dropout_keep_avx2(uint64_t key, uint64_t step, uint64_t idx,
+                                                              uint64_t thresh, uint32_t *keep)
+{
+    uint32_t lo[8], hi[8];
+    for (int j = 0; j < 8; j++) {
+        lo[j] = (uint32_t)(idx + (uint64_t)j);
+        hi[j] = (uint32_t)((idx + (uint64_t)j) >> 32);
+    }
+    __m256i c0 = _mm256_loadu_si256((const __m256i *)lo), c1 = _mm256_loadu_si256((const __m256i *)hi);
+    __m256i c2 = _mm256_set1_epi32((int)(uint32_t)step), c3 = _mm256_set1_epi32((int)(uint32_t)(step >> 32));
+    __m256i m0 = _mm256_set1_epi32((int)0xD2511F53u), m1 = _mm256_set1_epi32((int)0xCD9E8D57u);
+    uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
+    for (int r = 0; r < 10; r++) {
+        __m256i hi0, lo0, hi1, lo1;
+        mul_hilo(c0, m0, &hi0, &lo0);
+        mul_hilo(c2, m1, &hi1, &lo1);
+        __m256i n0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), _mm256_set1_epi32((int)k0));
+        __m256i n2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), _mm256_set1_epi32((int)k1));
+        c1 = lo1;
+        c3 = lo0;
+        c0 = n0;
+        c2 = n2;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    uint64_t t = thresh << 11; /* thresh < 2^53 */
+    __m256i th = _mm256_set1_epi32((int)(uint32_t)(t >> 32)), tl = _mm256_set1_epi32((int)(uint32_t)t);
+    __m256i ge_lo = _mm256_andnot_si256(gt_u32(tl, c0), _mm256_set1_epi32(-1));
+    __m256i k = _mm256_or_si256(gt_u32(c1, th), _mm256_and_si256(_mm256_cmpeq_epi32(c1, th), ge_lo));
+    _mm256_storeu_si256((__m256i *)keep, k);
+}
+
+static void dropout_keep(uint64_t key, uint64_t step, uint64_t idx, uint64_t thresh, uint32_t *keep)
+{
+    if (__builtin_cpu_supports("avx2"))
+        dropout_keep_avx2(key, step, idx, thresh, keep);
+    else
+        dropout_keep_scalar(key, step, idx, thresh, keep);
+}
+#else
+#define dropout_keep dropout_keep_scalar
+#endif
+
+/* u = bits * 2^-53 >= rate  <=>  bits >= ceil(rate * 2^53), exactly */
+static uint64_t dropout_threshold(double rate)
+{
+    return rate <= 0 ? 0 : (uint64_t)ceil(rate * 0x1p53);
+}
+
+/* Channel loops worth an AVX2 version, chosen at load time (ifunc). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define RT_VEC_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define RT_VEC_CLONES
+#endif
 
 /* The clipped window [y0,y1) x [x0,x1) of output pixel (oy, ox). */
 typedef struct PoolWin {

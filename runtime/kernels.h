@@ -11,10 +11,15 @@
 /* Everything a compiled step reads besides its buffers. The layout is
  * read by generated code (seed at offset 0, step at offset 8): append
  * new fields at the end only. */
+typedef struct RtProf RtProf;
+typedef struct RtPool RtPool;
+
 typedef struct RtCtx {
     uint64_t seed;  /* RNG seed for dropout masks */
     uint64_t step;  /* training step (RNG counter) */
     int threads;    /* BLAS threads; 0 = number of cores */
+    RtProf *prof;   /* per-kernel times (a profiling entry); NULL = none */
+    RtPool *pool;   /* threads for runtime and row-parallel kernels; NULL = serial */
 } RtCtx;
 
 void rt_ctx_init(RtCtx *c, int threads);
@@ -24,9 +29,50 @@ int rt_threads_resolve(int threads);
  * setting process-wide; it is only changed when it differs). */
 void rt_ctx_apply_threads(const RtCtx *c);
 
+/* Per-kernel wall times of a profiling entry (one compiled with calls
+ * between its kernels): the entry calls rt_prof_begin once, then
+ * rt_prof_tick(ctx, i) after its i-th kernel or copy, which adds the time
+ * since the previous call to slot i. Ordinary entries make no calls. */
+struct RtProf {
+    int n;           /* slots: the entry's kernels and copies */
+    int64_t *ns;     /* per slot: accumulated wall time in nanoseconds */
+    int64_t *calls;  /* per slot: times it ran */
+    int64_t runs;    /* entry calls */
+    int64_t last;    /* clock of the previous tick (ns) */
+};
+
+RtProf *rt_prof_new(int n);
+void rt_prof_free(RtProf *p);
+void rt_prof_reset(RtProf *p);
+void rt_prof_begin(RtCtx *c);
+void rt_prof_tick(RtCtx *c, int32_t i);
+
+/* Threads (runtime/pool.c). Work is cut into tasks whose number and
+ * extent depend only on the problem size, never on the thread count, and
+ * each task writes its own outputs: results are the same for any number
+ * of threads. */
+typedef void (*RtTaskFn)(void *arg, int64_t task);
+typedef void (*RtRowsFn)(void *env, int64_t lo, int64_t hi);
+RtPool *rt_pool_new(int nthreads); /* nthreads including the caller */
+void rt_pool_free(RtPool *p);
+int rt_pool_threads(const RtPool *p); /* 1 for NULL */
+/* fn(arg, t) for t in [0, ntasks), on the pool's threads (serially
+ * without a pool); returns when all are done. */
+void rt_pool_run(RtPool *p, int64_t ntasks, RtTaskFn fn, void *arg);
+void rt_parallel(const RtCtx *c, int64_t ntasks, RtTaskFn fn, void *arg);
+/* fn(env, lo, hi) over [0, n) in chunks of `chunk` rows (generated
+ * row-parallel kernels call this). */
+void rt_parallel_rows(const RtCtx *c, int64_t n, int64_t chunk, RtRowsFn fn, void *env);
+
 /* rt_uniform(ctx->seed, stream, ctx->step, idx) (runtime/rng.c): the
  * uniform number behind element idx of a dropout mask. */
 double rt_dropout_uniform(const RtCtx *c, uint64_t stream, uint64_t idx);
+/* A whole dropout mask of n elements (docs/ops.md, dropout_mask):
+ * out[i] = rt_dropout_uniform(c, stream, i) >= rate ? 1/(1-rate) : 0,
+ * in blocks of RT_DROPOUT_BLOCK elements on the context's threads. */
+#define RT_DROPOUT_BLOCK 8192
+void rt_dropout_mask_f32(const RtCtx *c, uint64_t stream, double rate, int64_t n, float *out);
+void rt_dropout_mask_f64(const RtCtx *c, uint64_t stream, double rate, int64_t n, double *out);
 
 /* C[m,n] = alpha * op(A) @ op(B) + beta * C, op = transpose when ta/tb.
  * A is [m,k] ([k,m] if ta), B is [k,n] ([n,k] if tb). Any size may be 0. */
@@ -47,24 +93,28 @@ typedef struct RtConvGeom {
 
 /* Convolutions with at most this many output channels run as direct
  * loops (no im2col); 1x1 stride-1 unpadded ones as one GEMM; the rest as
- * im2col/col2im + GEMM. */
+ * im2col/col2im + GEMM (one GEMM per chunk of images, transposes as
+ * BLAS flags; computing the input gradient as a convolution of dy with
+ * the flipped kernel was measured slower here: its patch matrix is
+ * larger and the GEMM narrower). Images are split over the context's threads (im2col, col2im, direct
+ * loops); GEMMs use BLAS's threads. */
 #define RT_CONV_FEW_OUT 4
 
 /* Elements of scratch a convolution needs (0 unless im2col is used). */
 int64_t rt_conv_scratch(const RtConvGeom *g);
 
 /* y = conv(x, k) */
-void rt_conv2d_f32(const RtConvGeom *g, const float *x, const float *k, float *y, float *col);
-void rt_conv2d_f64(const RtConvGeom *g, const double *x, const double *k, double *y, double *col);
+void rt_conv2d_f32(const RtCtx *ctx, const RtConvGeom *g, const float *x, const float *k, float *y, float *col);
+void rt_conv2d_f64(const RtCtx *ctx, const RtConvGeom *g, const double *x, const double *k, double *y, double *col);
 /* dx = conv2d_grad_input(dy, k) */
-void rt_conv2d_grad_input_f32(const RtConvGeom *g, const float *dy, const float *k, float *dx,
+void rt_conv2d_grad_input_f32(const RtCtx *ctx, const RtConvGeom *g, const float *dy, const float *k, float *dx,
                               float *col);
-void rt_conv2d_grad_input_f64(const RtConvGeom *g, const double *dy, const double *k, double *dx,
+void rt_conv2d_grad_input_f64(const RtCtx *ctx, const RtConvGeom *g, const double *dy, const double *k, double *dx,
                               double *col);
 /* dk = conv2d_grad_kernel(x, dy) */
-void rt_conv2d_grad_kernel_f32(const RtConvGeom *g, const float *x, const float *dy, float *dk,
+void rt_conv2d_grad_kernel_f32(const RtCtx *ctx, const RtConvGeom *g, const float *x, const float *dy, float *dk,
                                float *col);
-void rt_conv2d_grad_kernel_f64(const RtConvGeom *g, const double *x, const double *dy, double *dk,
+void rt_conv2d_grad_kernel_f64(const RtCtx *ctx, const RtConvGeom *g, const double *x, const double *dy, double *dk,
                                double *col);
 
 /* Pooling geometry: input [n,h,w,c], window (kh,kw), output [n,oh,ow,c]. */
@@ -74,15 +124,15 @@ typedef struct RtPoolGeom {
 #define RT_POOL_GEOM_FIELDS 12
 
 /* Max over the window's in-bounds elements (padding never wins). */
-void rt_max_pool2d_f32(const RtPoolGeom *g, const float *x, float *y);
-void rt_max_pool2d_f64(const RtPoolGeom *g, const double *x, double *y);
+void rt_max_pool2d_f32(const RtCtx *ctx, const RtPoolGeom *g, const float *x, float *y);
+void rt_max_pool2d_f64(const RtCtx *ctx, const RtPoolGeom *g, const double *x, double *y);
 /* The gradient of each window goes to its first maximum (row-major). */
-void rt_max_pool2d_grad_f32(const RtPoolGeom *g, const float *x, const float *dy, float *dx);
-void rt_max_pool2d_grad_f64(const RtPoolGeom *g, const double *x, const double *dy, double *dx);
+void rt_max_pool2d_grad_f32(const RtCtx *ctx, const RtPoolGeom *g, const float *x, const float *dy, float *dx);
+void rt_max_pool2d_grad_f64(const RtCtx *ctx, const RtPoolGeom *g, const double *x, const double *dy, double *dx);
 /* Mean over the window's in-bounds elements (padding excluded). */
-void rt_avg_pool2d_f32(const RtPoolGeom *g, const float *x, float *y);
-void rt_avg_pool2d_f64(const RtPoolGeom *g, const double *x, double *y);
-void rt_avg_pool2d_grad_f32(const RtPoolGeom *g, const float *dy, float *dx);
-void rt_avg_pool2d_grad_f64(const RtPoolGeom *g, const double *dy, double *dx);
+void rt_avg_pool2d_f32(const RtCtx *ctx, const RtPoolGeom *g, const float *x, float *y);
+void rt_avg_pool2d_f64(const RtCtx *ctx, const RtPoolGeom *g, const double *x, double *y);
+void rt_avg_pool2d_grad_f32(const RtCtx *ctx, const RtPoolGeom *g, const float *dy, float *dx);
+void rt_avg_pool2d_grad_f64(const RtCtx *ctx, const RtPoolGeom *g, const double *dy, double *dx);
 
 #endif

@@ -1,63 +1,98 @@
-/* Type-generic bodies of the convolution and pooling kernels, included by
- * kernels.c once per element type with T (float/double) and SFX (f32/f64)
- * defined. Not a public header. */
+/* Type-generic bodies of the convolution, pooling and dropout kernels,
+ * included by kernels.c once per element type with T (float/double) and
+ * SFX (f32/f64) defined. Work is split into tasks per image (or per
+ * fixed block of elements) that write disjoint outputs, so results do not
+ * depend on the thread count. Not a public header. */
 
 #define CAT_(a, b) a##_##b
 #define CAT(a, b) CAT_(a, b)
 #define FN(name) CAT(name, SFX)
-/* The max-pool rule: a later position wins when greater, or NaN over a
- * number. */
-#define BETTER(v, best) ((v) > (best) || (isnan(v) && !isnan(best)))
 
-/* Rows of nb images' patches: col[(b,oy,ox), (ky,kx,ci)]. */
-static void FN(im2col)(const RtConvGeom *g, const T *x, int64_t nb, T *col)
+/* Patch rows of one image: col[(oy,ox), (ky,kx,ci)]. */
+static void FN(im2col_image)(const RtConvGeom *g, const T *x, T *col)
 {
     int64_t kcols = g->kh * g->kw * g->c;
     size_t run = (size_t)g->c * sizeof(T);
-    for (int64_t b = 0; b < nb; b++)
-        for (int64_t oy = 0; oy < g->oh; oy++)
-            for (int64_t ox = 0; ox < g->ow; ox++) {
-                T *row = col + ((b * g->oh + oy) * g->ow + ox) * kcols;
-                for (int64_t ky = 0; ky < g->kh; ky++) {
-                    int64_t iy = oy * g->sh - g->pt + ky;
-                    for (int64_t kx = 0; kx < g->kw; kx++) {
-                        int64_t ix = ox * g->sw - g->pl + kx;
-                        T *dst = row + (ky * g->kw + kx) * g->c;
-                        const T *src = x + ((b * g->h + iy) * g->w + ix) * g->c;
-                        bool pad = iy < 0 || iy >= g->h || ix < 0 || ix >= g->w;
-                        if (g->c >= 16)
-                            pad ? memset(dst, 0, run) : memcpy(dst, src, run);
-                        else
-                            for (int64_t ci = 0; ci < g->c; ci++)
-                                dst[ci] = pad ? 0 : src[ci];
-                    }
+    for (int64_t oy = 0; oy < g->oh; oy++)
+        for (int64_t ox = 0; ox < g->ow; ox++) {
+            T *row = col + (oy * g->ow + ox) * kcols;
+            for (int64_t ky = 0; ky < g->kh; ky++) {
+                int64_t iy = oy * g->sh - g->pt + ky;
+                bool rowpad = iy < 0 || iy >= g->h;
+                if (!rowpad && g->sw == 1) {
+                    /* the in-bounds part of the window row is one run */
+                    int64_t x0 = ox - g->pl, lo = x0 < 0 ? -x0 : 0;
+                    int64_t hi = x0 + g->kw > g->w ? g->w - x0 : g->kw;
+                    lo = lo > g->kw ? g->kw : lo;
+                    hi = hi < lo ? lo : hi;
+                    T *dst = row + ky * g->kw * g->c;
+                    if (lo > 0)
+                        memset(dst, 0, (size_t)lo * run);
+                    if (hi > lo)
+                        memcpy(dst + lo * g->c, x + (iy * g->w + x0 + lo) * g->c, (size_t)(hi - lo) * run);
+                    if (hi < g->kw)
+                        memset(dst + hi * g->c, 0, (size_t)(g->kw - hi) * run);
+                    continue;
+                }
+                for (int64_t kx = 0; kx < g->kw; kx++) {
+                    int64_t ix = ox * g->sw - g->pl + kx;
+                    T *dst = row + (ky * g->kw + kx) * g->c;
+                    if (rowpad || ix < 0 || ix >= g->w)
+                        memset(dst, 0, run);
+                    else
+                        memcpy(dst, x + (iy * g->w + ix) * g->c, run);
                 }
             }
+        }
 }
 
-/* The adjoint of im2col: accumulate patch rows back into dx. */
-static void FN(col2im)(const RtConvGeom *g, const T *col, int64_t nb, T *dx)
+typedef struct FN(Im2col) {
+    const RtConvGeom *g;
+    T *x;
+    T *col;
+} FN(Im2col);
+
+static void FN(im2col_task)(void *arg, int64_t b)
 {
+    const FN(Im2col) *a = arg;
+    const RtConvGeom *g = a->g;
+    FN(im2col_image)(g, a->x + b * g->h * g->w * g->c, a->col + b * g->oh * g->ow * g->kh * g->kw * g->c);
+}
+
+/* Rows of nb images' patches, one task per image. */
+static void FN(im2col)(const RtCtx *c, const RtConvGeom *g, const T *x, int64_t nb, T *col)
+{
+    FN(Im2col) a = {g, (T *)x, col};
+    rt_parallel(c, nb, FN(im2col_task), &a);
+}
+
+/* The adjoint of im2col for image b: its patch rows summed into dx. */
+static void FN(col2im_task)(void *arg, int64_t b)
+{
+    const FN(Im2col) *a = arg;
+    const RtConvGeom *g = a->g;
     int64_t kcols = g->kh * g->kw * g->c;
-    for (int64_t b = 0; b < nb; b++)
-        for (int64_t oy = 0; oy < g->oh; oy++)
-            for (int64_t ox = 0; ox < g->ow; ox++) {
-                const T *row = col + ((b * g->oh + oy) * g->ow + ox) * kcols;
-                for (int64_t ky = 0; ky < g->kh; ky++) {
-                    int64_t iy = oy * g->sh - g->pt + ky;
-                    if (iy < 0 || iy >= g->h)
+    T *dx = a->x + b * g->h * g->w * g->c;
+    const T *col = a->col + b * g->oh * g->ow * kcols;
+    memset(dx, 0, (size_t)(g->h * g->w * g->c) * sizeof(T));
+    for (int64_t oy = 0; oy < g->oh; oy++)
+        for (int64_t ox = 0; ox < g->ow; ox++) {
+            const T *row = col + (oy * g->ow + ox) * kcols;
+            for (int64_t ky = 0; ky < g->kh; ky++) {
+                int64_t iy = oy * g->sh - g->pt + ky;
+                if (iy < 0 || iy >= g->h)
+                    continue;
+                for (int64_t kx = 0; kx < g->kw; kx++) {
+                    int64_t ix = ox * g->sw - g->pl + kx;
+                    if (ix < 0 || ix >= g->w)
                         continue;
-                    for (int64_t kx = 0; kx < g->kw; kx++) {
-                        int64_t ix = ox * g->sw - g->pl + kx;
-                        if (ix < 0 || ix >= g->w)
-                            continue;
-                        const T *src = row + (ky * g->kw + kx) * g->c;
-                        T *dst = dx + ((b * g->h + iy) * g->w + ix) * g->c;
-                        for (int64_t ci = 0; ci < g->c; ci++)
-                            dst[ci] += src[ci];
-                    }
+                    const T *src = row + (ky * g->kw + kx) * g->c;
+                    T *dst = dx + (iy * g->w + ix) * g->c;
+                    for (int64_t ci = 0; ci < g->c; ci++)
+                        dst[ci] += src[ci];
                 }
             }
+        }
 }
 
 /* sum a[i] * b[i * bstride] with four partial sums (latency, not order) */
@@ -88,45 +123,58 @@ static void FN(axpy)(T *restrict y, int64_t ys, const T *restrict x, int64_t xs,
         y[i * ys] += a * x[i * xs];
 }
 
+typedef struct FN(ConvArgs) {
+    const RtConvGeom *g;
+    const T *a, *b;
+    T *out;
+} FN(ConvArgs);
+
 /* Few output channels: loops over the windows, no im2col (the GEMM would
- * be a matrix-vector product behind a large patch matrix). */
-static void FN(conv_few)(const RtConvGeom *g, const T *x, const T *k, T *y)
+ * be a matrix-vector product behind a large patch matrix). One task per
+ * image. */
+static void FN(conv_few_task)(void *arg, int64_t b)
 {
-    for (int64_t b = 0; b < g->n; b++)
-        for (int64_t oy = 0; oy < g->oh; oy++)
-            for (int64_t ox = 0; ox < g->ow; ox++) {
-                T *yo = y + ((b * g->oh + oy) * g->ow + ox) * g->o;
-                for (int64_t co = 0; co < g->o; co++)
-                    yo[co] = 0;
-                ConvWin w = conv_window(g, oy, ox);
-                for (int64_t iy = w.y0; iy < w.y1; iy++)
-                    for (int64_t ix = w.x0; ix < w.x1; ix++) {
-                        const T *xi = x + ((b * g->h + iy) * g->w + ix) * g->c;
-                        const T *kk = k + ((iy - w.y) * g->kw + (ix - w.x)) * g->c * g->o;
-                        for (int64_t co = 0; co < g->o; co++)
-                            yo[co] += FN(dot)(xi, kk + co, g->c, g->o);
-                    }
-            }
+    const FN(ConvArgs) *a = arg;
+    const RtConvGeom *g = a->g;
+    const T *x = a->a, *k = a->b;
+    for (int64_t oy = 0; oy < g->oh; oy++)
+        for (int64_t ox = 0; ox < g->ow; ox++) {
+            T *yo = a->out + ((b * g->oh + oy) * g->ow + ox) * g->o;
+            for (int64_t co = 0; co < g->o; co++)
+                yo[co] = 0;
+            ConvWin w = conv_window(g, oy, ox);
+            for (int64_t iy = w.y0; iy < w.y1; iy++)
+                for (int64_t ix = w.x0; ix < w.x1; ix++) {
+                    const T *xi = x + ((b * g->h + iy) * g->w + ix) * g->c;
+                    const T *kk = k + ((iy - w.y) * g->kw + (ix - w.x)) * g->c * g->o;
+                    for (int64_t co = 0; co < g->o; co++)
+                        yo[co] += FN(dot)(xi, kk + co, g->c, g->o);
+                }
+        }
 }
 
-static void FN(conv_few_grad_input)(const RtConvGeom *g, const T *dy, const T *k, T *dx)
+static void FN(conv_few_grad_input_task)(void *arg, int64_t b)
 {
-    zero(dx, g->n * g->h * g->w * g->c * (int64_t)sizeof(T));
-    for (int64_t b = 0; b < g->n; b++)
-        for (int64_t oy = 0; oy < g->oh; oy++)
-            for (int64_t ox = 0; ox < g->ow; ox++) {
-                const T *go = dy + ((b * g->oh + oy) * g->ow + ox) * g->o;
-                ConvWin w = conv_window(g, oy, ox);
-                for (int64_t iy = w.y0; iy < w.y1; iy++)
-                    for (int64_t ix = w.x0; ix < w.x1; ix++) {
-                        T *dxi = dx + ((b * g->h + iy) * g->w + ix) * g->c;
-                        const T *kk = k + ((iy - w.y) * g->kw + (ix - w.x)) * g->c * g->o;
-                        for (int64_t co = 0; co < g->o; co++)
-                            FN(axpy)(dxi, 1, kk + co, g->o, go[co], g->c);
-                    }
-            }
+    const FN(ConvArgs) *a = arg;
+    const RtConvGeom *g = a->g;
+    const T *dy = a->a, *k = a->b;
+    T *dx = a->out;
+    zero(dx + b * g->h * g->w * g->c, g->h * g->w * g->c * (int64_t)sizeof(T));
+    for (int64_t oy = 0; oy < g->oh; oy++)
+        for (int64_t ox = 0; ox < g->ow; ox++) {
+            const T *go = dy + ((b * g->oh + oy) * g->ow + ox) * g->o;
+            ConvWin w = conv_window(g, oy, ox);
+            for (int64_t iy = w.y0; iy < w.y1; iy++)
+                for (int64_t ix = w.x0; ix < w.x1; ix++) {
+                    T *dxi = dx + ((b * g->h + iy) * g->w + ix) * g->c;
+                    const T *kk = k + ((iy - w.y) * g->kw + (ix - w.x)) * g->c * g->o;
+                    for (int64_t co = 0; co < g->o; co++)
+                        FN(axpy)(dxi, 1, kk + co, g->o, go[co], g->c);
+                }
+        }
 }
 
+/* Sums over all images into one kernel: serial, in image order. */
 static void FN(conv_few_grad_kernel)(const RtConvGeom *g, const T *x, const T *dy, T *dk)
 {
     zero(dk, g->kh * g->kw * g->c * g->o * (int64_t)sizeof(T));
@@ -145,10 +193,11 @@ static void FN(conv_few_grad_kernel)(const RtConvGeom *g, const T *x, const T *d
             }
 }
 
-void FN(rt_conv2d)(const RtConvGeom *g, const T *x, const T *k, T *y, T *col)
+void FN(rt_conv2d)(const RtCtx *c, const RtConvGeom *g, const T *x, const T *k, T *y, T *col)
 {
     if (conv_is_few(g)) {
-        FN(conv_few)(g, x, k, y);
+        FN(ConvArgs) a = {g, x, k, y};
+        rt_parallel(c, g->n, FN(conv_few_task), &a);
         return;
     }
     int64_t kcols = g->kh * g->kw * g->c, img_in = g->h * g->w * g->c, img_out = g->oh * g->ow * g->o;
@@ -156,17 +205,18 @@ void FN(rt_conv2d)(const RtConvGeom *g, const T *x, const T *k, T *y, T *col)
         int64_t nb = g->n - b0 < g->chunk ? g->n - b0 : g->chunk;
         const T *xb = x + b0 * img_in;
         if (!conv_is_direct(g)) {
-            FN(im2col)(g, xb, nb, col);
+            FN(im2col)(c, g, xb, nb, col);
             xb = col;
         }
         FN(rt_gemm)(0, 0, nb * g->oh * g->ow, g->o, kcols, 1, xb, k, 0, y + b0 * img_out);
     }
 }
 
-void FN(rt_conv2d_grad_input)(const RtConvGeom *g, const T *dy, const T *k, T *dx, T *col)
+void FN(rt_conv2d_grad_input)(const RtCtx *c, const RtConvGeom *g, const T *dy, const T *k, T *dx, T *col)
 {
     if (conv_is_few(g)) {
-        FN(conv_few_grad_input)(g, dy, k, dx);
+        FN(ConvArgs) a = {g, dy, k, dx};
+        rt_parallel(c, g->n, FN(conv_few_grad_input_task), &a);
         return;
     }
     int64_t kcols = g->kh * g->kw * g->c, img_in = g->h * g->w * g->c, img_out = g->oh * g->ow * g->o;
@@ -178,12 +228,12 @@ void FN(rt_conv2d_grad_input)(const RtConvGeom *g, const T *dy, const T *k, T *d
             continue;
         }
         FN(rt_gemm)(0, 1, rows, kcols, g->o, 1, dy + b0 * img_out, k, 0, col);
-        zero(dxb, nb * img_in * (int64_t)sizeof(T));
-        FN(col2im)(g, col, nb, dxb);
+        FN(Im2col) a = {g, dxb, col};
+        rt_parallel(c, nb, FN(col2im_task), &a);
     }
 }
 
-void FN(rt_conv2d_grad_kernel)(const RtConvGeom *g, const T *x, const T *dy, T *dk, T *col)
+void FN(rt_conv2d_grad_kernel)(const RtCtx *c, const RtConvGeom *g, const T *x, const T *dy, T *dk, T *col)
 {
     if (conv_is_few(g)) {
         FN(conv_few_grad_kernel)(g, x, dy, dk);
@@ -195,98 +245,194 @@ void FN(rt_conv2d_grad_kernel)(const RtConvGeom *g, const T *x, const T *dy, T *
         int64_t nb = g->n - b0 < g->chunk ? g->n - b0 : g->chunk, rows = nb * g->oh * g->ow;
         const T *xb = x + b0 * img_in;
         if (!conv_is_direct(g)) {
-            FN(im2col)(g, xb, nb, col);
+            FN(im2col)(c, g, xb, nb, col);
             xb = col;
         }
         FN(rt_gemm)(1, 0, kcols, g->o, rows, 1, xb, dy + b0 * img_out, 1, dk);
     }
 }
 
-void FN(rt_max_pool2d)(const RtPoolGeom *g, const T *x, T *y)
+typedef struct FN(PoolArgs) {
+    const RtPoolGeom *g;
+    const T *x, *dy;
+    T *out;
+} FN(PoolArgs);
+
+/* The max-pool rule, branch-free so the channel loops vectorize: a later
+ * position wins when greater, or NaN over a number. */
+static inline bool FN(better)(T v, T best)
 {
-    for (int64_t b = 0; b < g->n; b++)
-        for (int64_t oy = 0; oy < g->oh; oy++)
-            for (int64_t ox = 0; ox < g->ow; ox++) {
-                T *yo = y + ((b * g->oh + oy) * g->ow + ox) * g->c;
-                PoolWin w = pool_window(g, oy, ox);
+    return v > best || (v != v && best == best);
+}
+
+RT_VEC_CLONES static void FN(max_pool_task)(void *arg, int64_t b)
+{
+    const FN(PoolArgs) *a = arg;
+    const RtPoolGeom *g = a->g;
+    for (int64_t oy = 0; oy < g->oh; oy++)
+        for (int64_t ox = 0; ox < g->ow; ox++) {
+            T *restrict yo = a->out + ((b * g->oh + oy) * g->ow + ox) * g->c;
+            PoolWin w = pool_window(g, oy, ox);
+            if (w.y0 >= w.y1 || w.x0 >= w.x1) {
                 for (int64_t ci = 0; ci < g->c; ci++)
                     yo[ci] = -INFINITY;
-                for (int64_t iy = w.y0; iy < w.y1; iy++)
-                    for (int64_t ix = w.x0; ix < w.x1; ix++) {
-                        const T *xi = x + ((b * g->h + iy) * g->w + ix) * g->c;
-                        bool first = iy == w.y0 && ix == w.x0;
-                        for (int64_t ci = 0; ci < g->c; ci++)
-                            if (first || BETTER(xi[ci], yo[ci]))
-                                yo[ci] = xi[ci];
-                    }
+                continue;
             }
-}
-
-void FN(rt_max_pool2d_grad)(const RtPoolGeom *g, const T *x, const T *dy, T *dx)
-{
-    zero(dx, g->n * g->h * g->w * g->c * (int64_t)sizeof(T));
-    for (int64_t b = 0; b < g->n; b++)
-        for (int64_t oy = 0; oy < g->oh; oy++)
-            for (int64_t ox = 0; ox < g->ow; ox++) {
-                const T *dyo = dy + ((b * g->oh + oy) * g->ow + ox) * g->c;
-                PoolWin w = pool_window(g, oy, ox);
-                if (w.y0 >= w.y1 || w.x0 >= w.x1)
-                    continue;
-                for (int64_t ci = 0; ci < g->c; ci++) {
-                    int64_t best = ((b * g->h + w.y0) * g->w + w.x0) * g->c + ci;
-                    for (int64_t iy = w.y0; iy < w.y1; iy++)
-                        for (int64_t ix = w.x0; ix < w.x1; ix++) {
-                            int64_t at = ((b * g->h + iy) * g->w + ix) * g->c + ci;
-                            if (BETTER(x[at], x[best]))
-                                best = at;
-                        }
-                    dx[best] += dyo[ci];
+            memcpy(yo, a->x + ((b * g->h + w.y0) * g->w + w.x0) * g->c, (size_t)g->c * sizeof(T));
+            for (int64_t iy = w.y0; iy < w.y1; iy++)
+                for (int64_t ix = iy == w.y0 ? w.x0 + 1 : w.x0; ix < w.x1; ix++) {
+                    const T *restrict xi = a->x + ((b * g->h + iy) * g->w + ix) * g->c;
+                    for (int64_t ci = 0; ci < g->c; ci++) {
+                        T v = xi[ci], m = yo[ci];
+                        yo[ci] = FN(better)(v, m) ? v : m;
+                    }
                 }
-            }
+        }
 }
 
-void FN(rt_avg_pool2d)(const RtPoolGeom *g, const T *x, T *y)
+void FN(rt_max_pool2d)(const RtCtx *c, const RtPoolGeom *g, const T *x, T *y)
 {
-    for (int64_t b = 0; b < g->n; b++)
-        for (int64_t oy = 0; oy < g->oh; oy++)
-            for (int64_t ox = 0; ox < g->ow; ox++) {
-                T *yo = y + ((b * g->oh + oy) * g->ow + ox) * g->c;
-                PoolWin w = pool_window(g, oy, ox);
-                memset(yo, 0, (size_t)g->c * sizeof(T));
-                for (int64_t iy = w.y0; iy < w.y1; iy++)
-                    for (int64_t ix = w.x0; ix < w.x1; ix++) {
-                        const T *xi = x + ((b * g->h + iy) * g->w + ix) * g->c;
-                        for (int64_t ci = 0; ci < g->c; ci++)
-                            yo[ci] += xi[ci];
-                    }
-                int64_t count = (w.y1 - w.y0) * (w.x1 - w.x0);
-                if (count > 0)
+    FN(PoolArgs) a = {g, x, NULL, y};
+    rt_parallel(c, g->n, FN(max_pool_task), &a);
+}
+
+/* Per output pixel: the first maximum of each channel's window (best
+ * value and its window position, kept for all channels at once so the
+ * channel loop vectorizes), then dx at that position += dy. */
+RT_VEC_CLONES static void FN(max_pool_grad_pixel)(const RtPoolGeom *g, PoolWin w, const T *restrict x,
+                                                  const T *restrict dyo, T *restrict dx, T *restrict best,
+                                                  int32_t *restrict at)
+{
+    int64_t ww = w.x1 - w.x0;
+    const T *x0 = x + (w.y0 * g->w + w.x0) * g->c;
+    for (int64_t ci = 0; ci < g->c; ci++) {
+        best[ci] = x0[ci];
+        at[ci] = 0;
+    }
+    for (int64_t iy = w.y0; iy < w.y1; iy++)
+        for (int64_t ix = w.x0; ix < w.x1; ix++) {
+            int32_t p = (int32_t)((iy - w.y0) * ww + (ix - w.x0));
+            const T *restrict xi = x + (iy * g->w + ix) * g->c;
+            for (int64_t ci = 0; ci < g->c; ci++) {
+                T v = xi[ci], m = best[ci];
+                bool up = FN(better)(v, m);
+                best[ci] = up ? v : m;
+                at[ci] = up ? p : at[ci];
+            }
+        }
+    for (int64_t ci = 0; ci < g->c; ci++) {
+        int64_t iy = w.y0 + at[ci] / ww, ix = w.x0 + at[ci] % ww;
+        dx[(iy * g->w + ix) * g->c + ci] += dyo[ci];
+    }
+}
+
+static void FN(max_pool_grad_task)(void *arg, int64_t b)
+{
+    const FN(PoolArgs) *a = arg;
+    const RtPoolGeom *g = a->g;
+    T *dx = a->out + b * g->h * g->w * g->c;
+    const T *x = a->x + b * g->h * g->w * g->c;
+    memset(dx, 0, (size_t)(g->h * g->w * g->c) * sizeof(T));
+    T *best = xmalloc((size_t)(g->c + 1) * sizeof(T));
+    int32_t *at = xmalloc((size_t)(g->c + 1) * sizeof(int32_t));
+    for (int64_t oy = 0; oy < g->oh; oy++)
+        for (int64_t ox = 0; ox < g->ow; ox++) {
+            PoolWin w = pool_window(g, oy, ox);
+            if (w.y0 < w.y1 && w.x0 < w.x1)
+                FN(max_pool_grad_pixel)(g, w, x, a->dy + ((b * g->oh + oy) * g->ow + ox) * g->c, dx, best, at);
+        }
+    free(best);
+    free(at);
+}
+
+void FN(rt_max_pool2d_grad)(const RtCtx *c, const RtPoolGeom *g, const T *x, const T *dy, T *dx)
+{
+    FN(PoolArgs) a = {g, x, dy, dx};
+    rt_parallel(c, g->n, FN(max_pool_grad_task), &a);
+}
+
+static void FN(avg_pool_task)(void *arg, int64_t b)
+{
+    const FN(PoolArgs) *a = arg;
+    const RtPoolGeom *g = a->g;
+    for (int64_t oy = 0; oy < g->oh; oy++)
+        for (int64_t ox = 0; ox < g->ow; ox++) {
+            T *restrict yo = a->out + ((b * g->oh + oy) * g->ow + ox) * g->c;
+            PoolWin w = pool_window(g, oy, ox);
+            memset(yo, 0, (size_t)g->c * sizeof(T));
+            for (int64_t iy = w.y0; iy < w.y1; iy++)
+                for (int64_t ix = w.x0; ix < w.x1; ix++) {
+                    const T *restrict xi = a->x + ((b * g->h + iy) * g->w + ix) * g->c;
                     for (int64_t ci = 0; ci < g->c; ci++)
-                        yo[ci] /= (T)count;
-            }
+                        yo[ci] += xi[ci];
+                }
+            int64_t count = (w.y1 - w.y0) * (w.x1 - w.x0);
+            if (count > 0)
+                for (int64_t ci = 0; ci < g->c; ci++)
+                    yo[ci] /= (T)count;
+        }
 }
 
-void FN(rt_avg_pool2d_grad)(const RtPoolGeom *g, const T *dy, T *dx)
+void FN(rt_avg_pool2d)(const RtCtx *c, const RtPoolGeom *g, const T *x, T *y)
 {
-    zero(dx, g->n * g->h * g->w * g->c * (int64_t)sizeof(T));
-    for (int64_t b = 0; b < g->n; b++)
-        for (int64_t oy = 0; oy < g->oh; oy++)
-            for (int64_t ox = 0; ox < g->ow; ox++) {
-                const T *dyo = dy + ((b * g->oh + oy) * g->ow + ox) * g->c;
-                PoolWin w = pool_window(g, oy, ox);
-                int64_t count = (w.y1 - w.y0) * (w.x1 - w.x0);
-                if (count <= 0)
-                    continue;
-                for (int64_t iy = w.y0; iy < w.y1; iy++)
-                    for (int64_t ix = w.x0; ix < w.x1; ix++) {
-                        T *dxi = dx + ((b * g->h + iy) * g->w + ix) * g->c;
-                        for (int64_t ci = 0; ci < g->c; ci++)
-                            dxi[ci] += dyo[ci] / (T)count;
-                    }
-            }
+    FN(PoolArgs) a = {g, x, NULL, y};
+    rt_parallel(c, g->n, FN(avg_pool_task), &a);
+}
+
+static void FN(avg_pool_grad_task)(void *arg, int64_t b)
+{
+    const FN(PoolArgs) *a = arg;
+    const RtPoolGeom *g = a->g;
+    zero(a->out + b * g->h * g->w * g->c, g->h * g->w * g->c * (int64_t)sizeof(T));
+    for (int64_t oy = 0; oy < g->oh; oy++)
+        for (int64_t ox = 0; ox < g->ow; ox++) {
+            const T *dyo = a->dy + ((b * g->oh + oy) * g->ow + ox) * g->c;
+            PoolWin w = pool_window(g, oy, ox);
+            int64_t count = (w.y1 - w.y0) * (w.x1 - w.x0);
+            if (count <= 0)
+                continue;
+            for (int64_t iy = w.y0; iy < w.y1; iy++)
+                for (int64_t ix = w.x0; ix < w.x1; ix++) {
+                    T *restrict dxi = a->out + ((b * g->h + iy) * g->w + ix) * g->c;
+                    for (int64_t ci = 0; ci < g->c; ci++)
+                        dxi[ci] += dyo[ci] / (T)count;
+                }
+        }
+}
+
+void FN(rt_avg_pool2d_grad)(const RtCtx *c, const RtPoolGeom *g, const T *dy, T *dx)
+{
+    FN(PoolArgs) a = {g, NULL, dy, dx};
+    rt_parallel(c, g->n, FN(avg_pool_grad_task), &a);
+}
+
+typedef struct FN(Dropout) {
+    const RtCtx *c;
+    uint64_t key, thresh;
+    T scale;
+    int64_t n;
+    T *out;
+} FN(Dropout);
+
+static void FN(dropout_task)(void *arg, int64_t t)
+{
+    const FN(Dropout) *a = arg;
+    int64_t lo = t * RT_DROPOUT_BLOCK, hi = lo + RT_DROPOUT_BLOCK < a->n ? lo + RT_DROPOUT_BLOCK : a->n;
+    uint32_t keep[RT_PHILOX_LANES];
+    for (int64_t i0 = lo; i0 < hi; i0 += RT_PHILOX_LANES) {
+        dropout_keep(a->key, a->c->step, (uint64_t)i0, a->thresh, keep);
+        int64_t m = hi - i0 < RT_PHILOX_LANES ? hi - i0 : RT_PHILOX_LANES;
+        for (int64_t j = 0; j < m; j++)
+            a->out[i0 + j] = keep[j] ? a->scale : (T)0;
+    }
+}
+
+void FN(rt_dropout_mask)(const RtCtx *c, uint64_t stream, double rate, int64_t n, T *out)
+{
+    FN(Dropout) a = {c, dropout_key(c->seed, stream), dropout_threshold(rate), (T)1 / ((T)1 - (T)rate), n, out};
+    rt_parallel(c, (n + RT_DROPOUT_BLOCK - 1) / RT_DROPOUT_BLOCK, FN(dropout_task), &a);
 }
 
 #undef FN
-#undef BETTER
 #undef CAT
 #undef CAT_

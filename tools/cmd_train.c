@@ -21,7 +21,7 @@ typedef struct TrainArgs {
     uint64_t seed;
     const char *save, *resume, *init_from, *only, *log, *backend, *test_data, *train_mode;
     CliList freeze;
-    bool json, eval_train, time_passes, no_progress, no_test, no_cache;
+    bool json, eval_train, time_passes, no_progress, no_test, no_cache, profile;
     int threads;
     int watch; /* -1 off, 0 every epoch, K every K steps */
     const char *plot_dir;
@@ -537,6 +537,7 @@ static int cmd_train_args(int argc, char **argv)
          "check every step's gradients and new parameters for NaN/Inf (the loss is always checked)"},
         {"no-warn", CLI_FLAG, &a.no_warn, NULL, "skip the static warnings before training"},
         {"no-cache", CLI_FLAG, &a.no_cache, NULL, "compile without the object cache ($XDG_CACHE_HOME/modelc)"},
+        {"profile", CLI_FLAG, &a.profile, NULL, "time every kernel of the training step; table on stderr at the end"},
     };
     CliCmd c = {
         "train", "FILE [options]",
@@ -582,7 +583,10 @@ static int cmd_train_args(int argc, char **argv)
         free(pos);
         return cli_usage_error("train", "--val-split and --val-data exclude each other");
     }
+    if (a.profile && mo.backend != MC_BACKEND_JIT)
+        return free(pos), cli_usage_error("train", "--profile needs the jit backend");
     mo.threads = a.threads;
+    mo.profile = a.profile;
     mo.freeze = a.freeze.v;
     mo.nfreeze = a.freeze.n;
     mo.telemetry = a.watch >= 0 || a.check_numerics;
@@ -671,6 +675,10 @@ static int cmd_train_args(int argc, char **argv)
             print_metrics(stdout, m, "test_", tl, tm);
             printf("\n");
         }
+    }
+    if (a.profile) {
+        fflush(stdout);
+        fputs(mc_profile_report(m), stderr);
     }
     if (r.log)
         fclose(r.log);

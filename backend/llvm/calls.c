@@ -1,6 +1,7 @@
 /* Kernels that call the runtime: matmul as one GEMM with the transposes
  * passed as BLAS flags, convolution and its adjoints (im2col/col2im +
- * GEMM), pooling and its adjoints (runtime/kernels.h). */
+ * GEMM), pooling and its adjoints, dropout masks (runtime/kernels.h).
+ * The runtime kernels get the context (threads, RNG seed and step). */
 #include "cg.h"
 
 #include <string.h>
@@ -63,13 +64,13 @@ void cg_conv(Cg *c, const Step *st)
         vals[i] = cg_i64(c, f[i]);
     LLVMValueRef g = geom(c, vals, RT_CONV_GEOM_FIELDS);
     LLVMValueRef scratch = st->scratch >= 0 ? cg_buf(c, st->scratch) : LLVMConstNull(c->ptr);
-    LLVMTypeRef pt[5] = {c->ptr, c->ptr, c->ptr, c->ptr, c->ptr};
-    LLVMValueRef args[5] = {g, operand(c, v, 0), operand(c, v, 1), cg_buf(c, st->out), scratch};
+    LLVMTypeRef pt[6] = {c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->ptr};
+    LLVMValueRef args[6] = {c->ctxp, g, operand(c, v, 0), operand(c, v, 1), cg_buf(c, st->out), scratch};
     const char *base = v->op == OP_CONV2D              ? "rt_conv2d"
                        : v->op == OP_CONV2D_GRAD_INPUT ? "rt_conv2d_grad_input"
                                                        : "rt_conv2d_grad_kernel";
     char name[48];
-    cg_call(c, typed(v->dt, base, name, sizeof name), c->vd, pt, 5, args);
+    cg_call(c, typed(v->dt, base, name, sizeof name), c->vd, pt, 6, args);
 }
 
 void cg_pool(Cg *c, const Step *st)
@@ -85,16 +86,28 @@ void cg_pool(Cg *c, const Step *st)
     vals[0] = cg_mono(c, mono_dim(x->d[0]));
     for (int i = 1; i < RT_POOL_GEOM_FIELDS; i++)
         vals[i] = cg_i64(c, f[i]);
-    LLVMValueRef args[4] = {geom(c, vals, RT_POOL_GEOM_FIELDS), NULL, NULL, NULL};
-    int na = 1;
+    LLVMValueRef args[5] = {c->ctxp, geom(c, vals, RT_POOL_GEOM_FIELDS), NULL, NULL, NULL};
+    int na = 2;
     for (int i = 0; i < v->nin; i++)
         args[na++] = operand(c, v, i);
     args[na++] = cg_buf(c, st->out);
-    LLVMTypeRef pt[4] = {c->ptr, c->ptr, c->ptr, c->ptr};
+    LLVMTypeRef pt[5] = {c->ptr, c->ptr, c->ptr, c->ptr, c->ptr};
     const char *base = v->op == OP_MAX_POOL2D        ? "rt_max_pool2d"
                        : v->op == OP_MAX_POOL2D_GRAD ? "rt_max_pool2d_grad"
                        : v->op == OP_AVG_POOL2D      ? "rt_avg_pool2d"
                                                      : "rt_avg_pool2d_grad";
     char name[48];
     cg_call(c, typed(v->dt, base, name, sizeof name), c->vd, pt, na, args);
+}
+
+/* mask[i] = rt_uniform(seed, stream, step, i) >= rate ? scale : 0, the
+ * whole mask in one call (docs/ops.md, dropout_mask). */
+void cg_dropout_mask(Cg *c, const Step *st)
+{
+    Node *v = st->node;
+    LLVMTypeRef pt[5] = {c->ptr, c->i64, c->f64, c->i64, c->ptr};
+    LLVMValueRef args[5] = {c->ctxp, cg_i64(c, (int64_t)v->a.stream), LLVMConstReal(c->f64, v->a.value),
+                            cg_mono(c, mono_numel(&v->shape)), cg_buf(c, st->out)};
+    char name[32];
+    cg_call(c, typed(v->dt, "rt_dropout_mask", name, sizeof name), c->vd, pt, 5, args);
 }

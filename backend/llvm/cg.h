@@ -161,7 +161,7 @@ void cg_slice(Cg *c, const Step *st);
 void cg_slice_grad(Cg *c, const Step *st);
 void cg_concat(Cg *c, const Step *st);
 void cg_one_hot(Cg *c, const Step *st);
-void cg_dropout_mask(Cg *c, const Step *st);
+void cg_dropout_mask(Cg *c, const Step *st);       /* calls.c */
 void cg_reduce(Cg *c, const Step *st);          /* reduce.c */
 void cg_argmax(Cg *c, const Step *st);
 void cg_softmax(Cg *c, const Step *st);
@@ -177,10 +177,15 @@ LLVMValueRef cg_gt_or_nan(Cg *c, LLVMRealPredicate p, LLVMValueRef a, LLVMValueR
 LLVMValueRef cg_scalar_op(Cg *c, const Node *v, LLVMValueRef *in);
 
 /* ---- the module (codegen.c) ---- */
-/* Build the whole module (kernels + entry "entry") for a plan. */
-LLVMModuleRef cg_build_module(LLVMContextRef cx, const Plan *p, Diags *d);
-/* The same for steps [lo, hi) only, with the entry called entry_name. */
-LLVMModuleRef cg_build_part(LLVMContextRef cx, const Plan *p, int lo, int hi, const char *entry_name, Diags *d);
+/* Build the whole module (kernels + entry "entry") for a plan; with
+ * profile, the entry times every step (rt_prof_tick). */
+LLVMModuleRef cg_build_module(LLVMContextRef cx, const Plan *p, bool profile, Diags *d);
+/* The same for steps [lo, hi) only, with the entry called entry_name
+ * (the part with lo == 0 starts the profile clock). */
+LLVMModuleRef cg_build_part(LLVMContextRef cx, const Plan *p, int lo, int hi, const char *entry_name,
+                            bool profile, Diags *d);
+/* Descriptions of the plan's steps, allocated in a (profile.c). */
+JitKernelInfo *jit_describe_steps(Arena *a, const Plan *p);
 /* Slots a step's kernel reads or writes, output first; returns count. */
 int cg_step_slots(const Plan *p, const Step *st, int *slots);
 

@@ -1,7 +1,9 @@
 /* The LLVM module of a plan: one internal function per kernel and the
  * entry function `void entry(ptr ctx, i64 N, ptr bufs)` that loads the
  * buffer table once and calls the kernels (and copies) in order; or the
- * same for a range of the plan's steps, so that parts compile apart. */
+ * same for a range of the plan's steps, so that parts compile apart. A
+ * profiling module also calls rt_prof_begin at the start and
+ * rt_prof_tick(ctx, i) after step i (runtime/kernels.h). */
 #include "cg.h"
 
 #include <llvm-c/Analysis.h>
@@ -106,28 +108,186 @@ static LLVMValueRef emit_kernel(Cg *c, int i, const Step *st, const int *slots, 
     return c->fn;
 }
 
+/* ---- row-parallel kernels ----
+ * An elementwise kernel (or a reduction keeping the batch axis) whose
+ * buffers each either lead with the batch axis N (and have no other N)
+ * or have no N at all computes rows [lo, hi) when run with N = hi - lo on
+ * buffers offset by lo rows. Such kernels get a thunk `kI.rows(env, lo,
+ * hi)` that the entry hands to rt_parallel_rows with a fixed number of
+ * rows per task (CG_ROW_GRAIN elements), so the split never depends on
+ * the thread count. */
+#define CG_ROW_GRAIN 32768 /* elements per task */
+#define CG_ROW_MIN 1024    /* smallest row (elements) worth a thunk */
+
+static bool has_n_after(const Shape *s, int from)
+{
+    for (int k = from; k < s->rank; k++)
+        if (s->d[k] == IR_DIM_N)
+            return true;
+    return false;
+}
+
+static bool n_leading(const Shape *s)
+{
+    return s->rank >= 1 && s->d[0] == IR_DIM_N && !has_n_after(s, 1);
+}
+
+static bool row_parallel_op(const Node *v)
+{
+    if (v->op == OP_FUSED || v->op == OP_SELECT || v->op == OP_BROADCAST)
+        return true;
+    if (ir_ops[v->op].cls == OPC_UNARY || ir_ops[v->op].cls == OPC_BINARY)
+        return true;
+    if (v->op != OP_REDUCE_SUM && v->op != OP_REDUCE_MEAN && v->op != OP_REDUCE_MAX)
+        return false;
+    for (int i = 0; i < v->a.naxes; i++)
+        if (v->a.axes[i] == 0)
+            return false;
+    return true;
+}
+
+/* Does a buffer seen as shape `view` in slot s split by rows (1), stay
+ * whole (0), or neither (-1)? */
+static int split_kind(const Plan *p, int s, const Shape *view)
+{
+    const Shape *own = &p->slots[s].shape;
+    if (n_leading(view) && n_leading(own))
+        return 1;
+    if (!has_n_after(view, 0) && !has_n_after(own, 0))
+        return 0;
+    return -1;
+}
+
+/* Elements per batch row of a shape leading with N. */
+static int64_t row_elems(const Shape *s)
+{
+    int64_t row = 1;
+    for (int k = 1; k < s->rank; k++)
+        row *= s->d[k];
+    return row;
+}
+
+/* Rows per task of a row-parallel step (by its widest row: a reduction's
+ * input), 0 for other steps. */
+static int64_t row_chunk(const Plan *p, const Step *st)
+{
+    if (st->kind != STEP_KERNEL || st->scratch >= 0 || !row_parallel_op(st->node))
+        return 0;
+    const Node *v = st->node;
+    if (split_kind(p, st->out, &v->shape) != 1)
+        return 0;
+    int64_t row = row_elems(&v->shape);
+    for (int i = 0; i < v->nin; i++) {
+        int s = p->node_slot[v->in[i]->id], k = s >= 0 ? split_kind(p, s, &v->in[i]->shape) : 0;
+        if (k < 0)
+            return 0;
+        if (k == 1 && row_elems(&v->in[i]->shape) > row)
+            row = row_elems(&v->in[i]->shape);
+    }
+    if (row < CG_ROW_MIN)
+        return 0;
+    return (CG_ROW_GRAIN + row - 1) / row;
+}
+
+/* void kI.rows(ptr env, i64 lo, i64 hi): env = {ctx, buffers...} */
+static LLVMValueRef emit_rows_thunk(Cg *c, int i, LLVMValueRef kfn, const int *kslots, int nk)
+{
+    LLVMTypeRef pt[3] = {c->ptr, c->i64, c->i64};
+    char name[64];
+    snprintf(name, sizeof name, "k%d.rows", i);
+    LLVMValueRef f = LLVMAddFunction(c->mod, name, LLVMFunctionType(c->vd, pt, 3, 0));
+    LLVMSetLinkage(f, LLVMInternalLinkage);
+    LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->cx, f, "entry"));
+    LLVMValueRef env = LLVMGetParam(f, 0), lo = LLVMGetParam(f, 1), hi = LLVMGetParam(f, 2);
+    LLVMValueRef args[CG_MAXARGS + 2];
+    args[0] = LLVMBuildLoad2(c->b, c->ptr, env, "ctx");
+    args[1] = LLVMBuildNSWSub(c->b, hi, lo, "n");
+    for (int j = 0; j < nk; j++) {
+        LLVMValueRef idx = cg_i64(c, j + 1);
+        LLVMValueRef at = LLVMBuildInBoundsGEP2(c->b, c->ptr, env, &idx, 1, "");
+        LLVMValueRef ptr = LLVMBuildLoad2(c->b, c->ptr, at, "");
+        const Slot *s = &c->plan->slots[kslots[j]];
+        if (n_leading(&s->shape)) {
+            LLVMValueRef off = LLVMBuildNSWMul(c->b, lo, cg_i64(c, s->elems.c * ir_dtype_size(s->dt)), "");
+            ptr = LLVMBuildInBoundsGEP2(c->b, LLVMInt8TypeInContext(c->cx), ptr, &off, 1, "");
+        }
+        args[j + 2] = ptr;
+    }
+    LLVMBuildCall2(c->b, LLVMGlobalGetValueType(kfn), kfn, args, (unsigned)nk + 2, "");
+    LLVMBuildRetVoid(c->b);
+    return f;
+}
+
+/* Distinct slots of a step in kernel-parameter order. */
+static int kernel_slots(const Plan *p, const Step *st, int *out)
+{
+    int slots[CG_MAXARGS], ns = cg_step_slots(p, st, slots), n = 0;
+    for (int j = 0; j < ns; j++) {
+        bool dup = false;
+        for (int k = 0; k < n; k++)
+            dup |= out[k] == slots[j];
+        if (!dup)
+            out[n++] = slots[j];
+    }
+    return n;
+}
+
+/* rt_parallel_rows(ctx, N, chunk, thunk, env) with env = {ctx, buffers} */
+static void call_rows(Cg *c, LLVMValueRef ctxp, LLVMValueRef thunk, int64_t chunk, const LLVMValueRef *bp,
+                      const int *ks, int nk)
+{
+    LLVMValueRef env = LLVMBuildAlloca(c->b, LLVMArrayType2(c->ptr, (uint64_t)nk + 1), "env");
+    for (int j = 0; j <= nk; j++) {
+        LLVMValueRef idx = cg_i64(c, j);
+        LLVMValueRef at = LLVMBuildInBoundsGEP2(c->b, c->ptr, env, &idx, 1, "");
+        LLVMBuildStore(c->b, j ? bp[ks[j - 1]] : ctxp, at);
+    }
+    LLVMTypeRef pt[5] = {c->ptr, c->i64, c->i64, c->ptr, c->ptr};
+    LLVMValueRef a[5] = {ctxp, c->n, cg_i64(c, chunk), thunk, env};
+    cg_call(c, "rt_parallel_rows", c->vd, pt, 5, a);
+}
+
 /* bytes of a slot for the entry's N */
 static LLVMValueRef slot_bytes(Cg *c, const Slot *s)
 {
     return cg_mono(c, mono_mul(s->elems, mono(ir_dtype_size(s->dt))));
 }
 
-LLVMModuleRef cg_build_module(LLVMContextRef cx, const Plan *p, Diags *d)
+/* rt_prof_begin(ctx) (i < 0) or rt_prof_tick(ctx, i) */
+static void prof_call(Cg *c, LLVMValueRef ctxp, int i)
 {
-    return cg_build_part(cx, p, 0, p->nsteps, "entry", d);
+    LLVMTypeRef pt[2] = {c->ptr, c->i32};
+    LLVMValueRef args[2] = {ctxp, LLVMConstInt(c->i32, (unsigned long long)i, 0)};
+    if (i < 0)
+        cg_call(c, "rt_prof_begin", c->vd, pt, 1, args);
+    else
+        cg_call(c, "rt_prof_tick", c->vd, pt, 2, args);
 }
 
-LLVMModuleRef cg_build_part(LLVMContextRef cx, const Plan *p, int lo, int hi, const char *entry_name, Diags *d)
+LLVMModuleRef cg_build_module(LLVMContextRef cx, const Plan *p, bool profile, Diags *d)
+{
+    return cg_build_part(cx, p, 0, p->nsteps, "entry", profile, d);
+}
+
+LLVMModuleRef cg_build_part(LLVMContextRef cx, const Plan *p, int lo, int hi, const char *entry_name,
+                            bool profile, Diags *d)
 {
     LLVMModuleRef mod = LLVMModuleCreateWithNameInContext(p->g->name, cx);
     Cg c;
     cg_init(&c, cx, mod, p);
     LLVMValueRef *kfn = xcalloc((size_t)p->nsteps + 1, sizeof(LLVMValueRef));
+    LLVMValueRef *rowfn = xcalloc((size_t)p->nsteps + 1, sizeof(LLVMValueRef));
+    int64_t *rows = xcalloc((size_t)p->nsteps + 1, sizeof(int64_t));
     int slots[CG_MAXARGS];
     for (int i = lo; i < hi; i++)
         if (p->steps[i].kind == STEP_KERNEL) {
             int ns = cg_step_slots(p, &p->steps[i], slots);
             kfn[i] = emit_kernel(&c, i, &p->steps[i], slots, ns);
+            rows[i] = row_chunk(p, &p->steps[i]);
+            if (rows[i]) {
+                int ks[CG_MAXARGS], nk = kernel_slots(p, &p->steps[i], ks);
+                rowfn[i] = emit_rows_thunk(&c, i, kfn[i], ks, nk);
+            }
         }
 
     LLVMTypeRef pt[3] = {c.ptr, c.i64, c.ptr};
@@ -148,29 +308,36 @@ LLVMModuleRef cg_build_part(LLVMContextRef cx, const Plan *p, int lo, int hi, co
         snprintf(nm, sizeof nm, "b%d", s);
         bp[s] = LLVMBuildLoad2(c.b, c.ptr, at, nm);
     }
+    if (profile && lo == 0)
+        prof_call(&c, ctxp, -1);
     for (int i = lo; i < hi; i++) {
         const Step *st = &p->steps[i];
         if (st->kind == STEP_COPY) {
             LLVMBuildMemCpy(c.b, bp[st->out], 16, bp[st->src], 16, slot_bytes(&c, &p->slots[st->src]));
+            if (profile)
+                prof_call(&c, ctxp, i);
             continue;
         }
-        int ns = cg_step_slots(p, st, slots);
-        LLVMValueRef args[CG_MAXARGS + 2];
-        int na = 0;
-        args[na++] = ctxp;
-        args[na++] = c.n;
-        for (int j = 0; j < ns; j++) {
-            bool dup = false;
-            for (int k = 0; k < j; k++)
-                dup |= slots[k] == slots[j];
-            if (!dup)
-                args[na++] = bp[slots[j]];
+        int ks[CG_MAXARGS], nk = kernel_slots(p, st, ks);
+        if (rows[i]) {
+            call_rows(&c, ctxp, rowfn[i], rows[i], bp, ks, nk);
+        } else {
+            LLVMValueRef args[CG_MAXARGS + 2];
+            int na = 0;
+            args[na++] = ctxp;
+            args[na++] = c.n;
+            for (int j = 0; j < nk; j++)
+                args[na++] = bp[ks[j]];
+            LLVMBuildCall2(c.b, LLVMGlobalGetValueType(kfn[i]), kfn[i], args, (unsigned)na, "");
         }
-        LLVMBuildCall2(c.b, LLVMGlobalGetValueType(kfn[i]), kfn[i], args, (unsigned)na, "");
+        if (profile)
+            prof_call(&c, ctxp, i);
     }
     LLVMBuildRetVoid(c.b);
     free(bp);
     free(kfn);
+    free(rowfn);
+    free(rows);
     cg_dispose(&c);
 
     char *msg = NULL;

@@ -136,7 +136,7 @@ static LLVMModuleRef build_part(Part *t, LLVMContextRef cx, LLVMTargetMachineRef
     char name[32];
     bool last = t->idx == t->nparts - 1;
     snprintf(name, sizeof name, last ? "entry" : "entry.%d", t->idx);
-    LLVMModuleRef mod = cg_build_part(cx, t->p, t->lo, t->hi, name, NULL);
+    LLVMModuleRef mod = cg_build_part(cx, t->p, t->lo, t->hi, name, t->o->profile, NULL);
     if (last && t->idx > 0)
         chain_entries(mod, t->idx);
     set_target(mod, tm);

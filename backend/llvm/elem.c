@@ -1,7 +1,7 @@
 /* Elementwise kernels (one op or a fused group in one loop nest, with
  * NumPy broadcasting as zero strides) and the data-movement kernels:
- * constant fill, transpose, slice and its adjoint, concat, one_hot, and
- * dropout masks drawn from the counter-based RNG. */
+ * constant fill, transpose, slice and its adjoint, concat, one_hot
+ * (dropout masks are a runtime call, calls.c). */
 #include "cg.h"
 
 #include <stdlib.h>
@@ -357,38 +357,3 @@ void cg_one_hot(Cg *c, const Step *st)
     cg_nest(c, v->shape.rank, dims, 3, acc, one_hot_body, &o);
 }
 
-/* ---- dropout masks ---- */
-
-typedef struct Dropout {
-    Node *v;
-    LLVMValueRef out;
-} Dropout;
-
-/* mask = u >= rate ? scale : 0 with u = rt_uniform(seed, stream, step,
- * index) (through rt_dropout_uniform, runtime/kernels.c) compared in
- * double and scale = 1 / (1 - rate) computed in the result dtype. */
-static void dropout_body(Cg *c, void *ud, LLVMValueRef *offs)
-{
-    Dropout *k = ud;
-    Node *v = k->v;
-    LLVMTypeRef pt[3] = {c->ptr, c->i64, c->i64};
-    LLVMValueRef args[3] = {c->ctxp, cg_i64(c, (int64_t)v->a.stream), offs[1]};
-    LLVMValueRef u = cg_call(c, "rt_dropout_uniform", c->f64, pt, 3, args);
-    LLVMValueRef keep = LLVMBuildFCmp(c->b, LLVMRealOGE, u, LLVMConstReal(c->f64, v->a.value), "");
-    double scale = v->dt == DT_F32 ? (double)(1.0f / (1.0f - (float)v->a.value)) : 1.0 / (1.0 - v->a.value);
-    LLVMValueRef r = LLVMBuildSelect(c->b, keep, cg_fconst(c, v->dt, scale), cg_fconst(c, v->dt, 0), "");
-    cg_store(c, v->dt, r, k->out, offs[0]);
-}
-
-void cg_dropout_mask(Cg *c, const Step *st)
-{
-    Node *v = st->node;
-    Dropout k = {v, cg_buf(c, st->out)};
-    Acc acc[2];
-    memset(acc, 0, sizeof acc);
-    acc[0].base = k.out;
-    acc[0].stride[0] = mono(1);
-    acc[1].stride[0] = mono(1);
-    Mono n = mono_numel(&v->shape);
-    cg_nest(c, 1, &n, 2, acc, dropout_body, &k);
-}

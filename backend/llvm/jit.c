@@ -51,6 +51,10 @@ struct JitModule {
     int nreqs;
     JitNReq *nreqs_v; /* fixed slices of the batch axis */
     JitStats stats;
+    int nkinfo;
+    JitKernelInfo *kinfo; /* per step of the entry (profile.c) */
+    RtProf *prof;         /* opts.profile only */
+    RtPool *pool;         /* opts.threads resolved > 1 only */
 };
 
 void be_jit_opts_default(JitOpts *o)
@@ -117,7 +121,7 @@ static LLVMModuleRef build(Graph *g, LLVMContextRef cx, const JitOpts *o, bool o
     if (!plan_build(p, g, d))
         return NULL;
     jit_llvm_init();
-    LLVMModuleRef mod = cg_build_module(cx, p, d);
+    LLVMModuleRef mod = cg_build_module(cx, p, o->profile, d);
     LLVMTargetMachineRef tm = host_tm(d);
     if (!tm) {
         LLVMDisposeModule(mod);
@@ -262,6 +266,12 @@ static void describe(JitModule *m, const Plan *p)
     }
     describe_temps(m, p);
     describe_n(m, p);
+    m->nkinfo = p->nsteps;
+    m->kinfo = jit_describe_steps(m->arena, p);
+    if (m->opts.profile)
+        m->prof = rt_prof_new(p->nsteps);
+    if (rt_threads_resolve(m->opts.threads) > 1)
+        m->pool = rt_pool_new(rt_threads_resolve(m->opts.threads));
     m->nouts = g->nouts;
     size_t n = (size_t)g->nouts + 1;
     m->outs = arena_alloc(m->arena, n * sizeof(Output));
@@ -316,6 +326,8 @@ void be_jit_free(JitModule *m)
         return;
     if (m->jit)
         LLVMConsumeError(LLVMOrcDisposeLLJIT(m->jit));
+    rt_prof_free(m->prof);
+    rt_pool_free(m->pool);
     arena_free(m->arena);
     free(m);
 }
@@ -372,6 +384,22 @@ JitEntryFn be_jit_entry(const JitModule *m)
 const JitOpts *be_jit_opts(const JitModule *m)
 {
     return &m->opts;
+}
+
+int be_jit_nkernels(const JitModule *m)
+{
+    return m->nkinfo;
+}
+
+const JitKernelInfo *be_jit_kernel(const JitModule *m, int i)
+{
+    MC_ASSERT(i >= 0 && i < m->nkinfo);
+    return &m->kinfo[i];
+}
+
+RtProf *be_jit_profile(const JitModule *m)
+{
+    return m->prof;
 }
 
 const Timer *be_jit_timer(const JitModule *m)
@@ -539,6 +567,10 @@ bool be_jit_ready(const JitWorkspace *w, Diags *d)
 void be_jit_step(JitWorkspace *w, RtCtx *ctx)
 {
     rt_ctx_apply_threads(ctx);
+    if (!ctx->prof)
+        ctx->prof = w->m->prof;
+    if (!ctx->pool)
+        ctx->pool = w->m->pool;
     w->m->entry(ctx, w->n, w->bufs);
 }
 

@@ -64,6 +64,7 @@ typedef struct JitOpts {
     Timer *timer;     /* with time_passes: phases are added here; NULL prints to stderr */
     int jobs;         /* compile threads (module parts); 0 = up to 2 on a multi-core host */
     const char *cache_dir; /* object cache directory (see be_jit_default_cache_dir); NULL = none */
+    bool profile;     /* the entry times every kernel (be_jit_profile); off: no cost */
 } JitOpts;
 
 void be_jit_opts_default(JitOpts *o);
@@ -128,6 +129,26 @@ typedef struct JitStats {
 } JitStats;
 const JitStats *be_jit_stats(const JitModule *m);
 
+/* The steps of the entry in order, kernels and copies: what runs (op
+ * name, "fused{op,...}" for a fused group, "copy"), the value it computes
+ * as `modelc ir` prints it (or the parameter a copy serves), and the
+ * source location of its node. */
+typedef struct JitKernelInfo {
+    const char *what;
+    const char *value;
+    SrcLoc loc;
+} JitKernelInfo;
+
+int be_jit_nkernels(const JitModule *m);
+const JitKernelInfo *be_jit_kernel(const JitModule *m, int i);
+/* Accumulated per-kernel times of a module compiled with opts.profile
+ * (slot i = kernel i); NULL otherwise. be_jit_step records into it. */
+RtProf *be_jit_profile(const JitModule *m);
+/* The profile as a table, slowest kernel first: kernel, value, source
+ * line, calls, ms per call, total ms, share of the time in kernels.
+ * Prints nothing for a module without profiling. */
+void be_jit_profile_print(const JitModule *m, const char *title, FILE *f);
+
 typedef struct JitWorkspace JitWorkspace;
 
 /* Buffer table and temporaries for batch size n (n >= 0). NULL with a
@@ -153,7 +174,10 @@ void be_jit_bind_data(JitWorkspace *w, int i, void *data);
 /* True when every used input and parameter buffer is bound; else a
  * diagnostic naming the first missing one. */
 bool be_jit_ready(const JitWorkspace *w, Diags *d);
-/* Run one step: entry(ctx, n, bufs). Applies ctx->threads to OpenBLAS. */
+/* Run one step: entry(ctx, n, bufs). Applies ctx->threads to OpenBLAS
+ * and runs kernels on the module's threads (opts.threads) unless
+ * ctx->pool is set;
+ * a profiling module records into its profile unless ctx->prof is set. */
 void be_jit_step(JitWorkspace *w, RtCtx *ctx);
 /* Output i's data after a step (valid until the next step). */
 void *be_jit_out_data(const JitWorkspace *w, int i);

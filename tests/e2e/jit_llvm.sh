@@ -14,27 +14,32 @@ input z: f32[N, 1024]
 output y = relu(x * 3 + z) - z / 2
 MDL
 
-# As generated: one internal function per kernel and the entry.
+# As generated: one internal function per kernel and the entry. The
+# kernel is elementwise over rows of N, so it also gets a row-range thunk
+# that the entry hands to the runtime's thread pool, 32 rows of 1024 per
+# task.
 "$MODELC" llvm "$tmp/ew.mdl" >"$tmp/ew.ll"
 cat >"$tmp/ew.check" <<'CHECK'
 CHECK: ModuleID = 'ew'
 CHECK: target triple = "x86_64
 CHECK: define internal void @k{{[0-9]+}}.{{[a-z_]+}}(ptr %ctx, i64 %N, ptr noalias %b{{[0-9]+}}
 CHECK: fmul float
+CHECK: define internal void @[[K:k[0-9]+]].rows(ptr %0, i64 %1, i64 %2)
+CHECK: call void @[[K]].fused(ptr %ctx, i64 %n,
 CHECK: define void @entry(ptr %ctx, i64 %N, ptr %bufs)
-CHECK: call void @k
+CHECK: call void @rt_parallel_rows(ptr %ctx, i64 %N, i64 32, ptr @[[K]].rows, ptr %env)
 CHECK: ret void
 CHECK-NOT: define
 CHECK-NOT: <{{[0-9]+}} x float>
 CHECK
 "$FILECHECK" "$tmp/ew.check" --input-file "$tmp/ew.ll"
 
-# Optimised: the kernels are inlined into the entry and the loops are
+# Optimised: the kernel is inlined into its thunk and the loops are
 # vectorized for the host CPU.
 "$MODELC" llvm "$tmp/ew.mdl" --opt >"$tmp/ew.opt.ll"
 cat >"$tmp/opt.check" <<'CHECK'
-CHECK-NOT: define internal
-CHECK: define void @entry(ptr
+CHECK-NOT: define internal void @k{{[0-9]+}}.fused
+CHECK: define internal void @k{{[0-9]+}}.rows(ptr
 CHECK: vector.body:
 CHECK: load <{{8|16}} x float>
 CHECK: fmul <{{8|16}} x float>

@@ -390,6 +390,44 @@ static Node *c_conv_grad_kernel_wide(T *t)
                P(t, "dy", S(4, NB, 3, 3, 6), V_UNIF, -1, 1), &a);
 }
 
+/* Stride 1 with at least 8 input channels and more than
+ * RT_CONV_FEW_OUT outputs: GEMM + col2im per image, with symmetric,
+ * asymmetric, no and wide padding. */
+static Node *grad_input(T *t, Attrs a, Shape x, Shape dy, Shape k)
+{
+    a.shape = x;
+    return OP2(t, OP_CONV2D_GRAD_INPUT, P(t, "dy", dy, V_UNIF, -1, 1), P(t, "k", k, V_UNIF, -1, 1), &a);
+}
+
+static Node *c_conv_grad_input_s1(T *t)
+{
+    return grad_input(t, win(1, 1, 1, 1, 1, 1, 1, 1), S(4, NB, 5, 6, 8), S(4, NB, 5, 6, 9), S(4, 3, 3, 8, 9));
+}
+
+static Node *c_conv_grad_input_s1_asym(T *t)
+{
+    return grad_input(t, win(1, 1, 1, 1, 2, 0, 0, 1), S(4, NB, 6, 5, 10), S(4, NB, 6, 5, 6), S(4, 3, 2, 10, 6));
+}
+
+static Node *c_conv_grad_input_s1_valid(T *t)
+{
+    return grad_input(t, win(1, 1, 1, 1, 0, 0, 0, 0), S(4, NB, 7, 6, 8), S(4, NB, 5, 4, 5), S(4, 3, 3, 8, 5));
+}
+
+/* padding wider than the kernel: windows wholly in the padding */
+static Node *c_conv_grad_input_s1_widepad(T *t)
+{
+    return grad_input(t, win(1, 1, 1, 1, 3, 3, 4, 3), S(4, NB, 4, 4, 8), S(4, NB, 8, 9, 5), S(4, 3, 3, 8, 5));
+}
+
+/* The forward convolution's im2col with the same geometry (stride 1,
+ * wide padding: rows and runs clipped on both sides). */
+static Node *c_conv_widepad(T *t)
+{
+    Attrs a = win(1, 1, 1, 1, 3, 3, 4, 3);
+    return OP2(t, OP_CONV2D, P(t, "x", S(4, NB, 4, 4, 8), V_UNIF, -1, 1), P(t, "k", S(4, 3, 3, 8, 5), V_UNIF, -1, 1), &a);
+}
+
 static Node *c_max_pool(T *t)
 {
     Attrs a = win(2, 2, 2, 2, 0, 0, 0, 0);
@@ -408,6 +446,14 @@ static Node *c_max_pool_grad(T *t)
     Attrs a = win(3, 3, 1, 2, 1, 1, 1, 1);
     return OP2(t, OP_MAX_POOL2D_GRAD, X(t, "x", t->dt, S(4, NB, 5, 5, 2), V_INT, -2, 2),
                P(t, "dy", S(4, NB, 5, 3, 2), V_UNIF, -1, 1), &a);
+}
+
+/* more channels than a vector, overlapping windows, ties, padding */
+static Node *c_max_pool_grad_wide(T *t)
+{
+    Attrs a = win(3, 3, 2, 2, 1, 1, 1, 1);
+    return OP2(t, OP_MAX_POOL2D_GRAD, X(t, "x", t->dt, S(4, NB, 7, 6, 19), V_INT, -2, 2),
+               P(t, "dy", S(4, NB, 4, 3, 19), V_UNIF, -1, 1), &a);
 }
 
 static Node *c_avg_pool(T *t)
@@ -462,6 +508,16 @@ static Node *c_dropout(T *t)
     a.value = 0.3;
     a.stream = 7;
     Node *x = P(t, "x", S(3, NB, 5, 7, 0), V_UNIF, -1, 1);
+    return ir_binary(t->g, OP_MUL, x, OP1(t, OP_DROPOUT_MASK, x, &a), TL, &t->d);
+}
+
+/* several RT_DROPOUT_BLOCKs and a partial last block of RNG lanes */
+static Node *c_dropout_long(T *t)
+{
+    Attrs a = ir_attrs();
+    a.value = 0.5;
+    a.stream = 11;
+    Node *x = P(t, "x", S(2, NB, 2901, 0, 0), V_UNIF, -1, 1);
     return ir_binary(t->g, OP_MUL, x, OP1(t, OP_DROPOUT_MASK, x, &a), TL, &t->d);
 }
 
@@ -554,9 +610,15 @@ static const Case cases[] = {
     {"conv2d_grad_input_wide", OP_CONV2D_GRAD_INPUT, c_conv_grad_input_wide, TOL_BLAS, false, false},
     {"conv2d_grad_kernel_wide", OP_CONV2D_GRAD_KERNEL, c_conv_grad_kernel_wide, TOL_BLAS, false, false},
     {"conv2d_grad_kernel", OP_CONV2D_GRAD_KERNEL, c_conv_grad_kernel, TOL_BLAS, false, false},
+    {"conv2d_grad_input_s1", OP_CONV2D_GRAD_INPUT, c_conv_grad_input_s1, TOL_BLAS, false, true},
+    {"conv2d_grad_input_s1_asym", OP_CONV2D_GRAD_INPUT, c_conv_grad_input_s1_asym, TOL_BLAS, false, true},
+    {"conv2d_grad_input_s1_valid", OP_CONV2D_GRAD_INPUT, c_conv_grad_input_s1_valid, TOL_BLAS, false, true},
+    {"conv2d_grad_input_s1_widepad", OP_CONV2D_GRAD_INPUT, c_conv_grad_input_s1_widepad, TOL_BLAS, false, true},
+    {"conv2d_widepad", OP_CONV2D, c_conv_widepad, TOL_BLAS, false, true},
     {"max_pool2d", OP_MAX_POOL2D, c_max_pool, TOL_EXACT, true, false},
     {"max_pool2d_pad", OP_MAX_POOL2D, c_max_pool_pad, TOL_EXACT, true, true},
     {"max_pool2d_grad", OP_MAX_POOL2D_GRAD, c_max_pool_grad, TOL_EXACT, false, true},
+    {"max_pool2d_grad_wide", OP_MAX_POOL2D_GRAD, c_max_pool_grad_wide, TOL_EXACT, true, true},
     {"avg_pool2d", OP_AVG_POOL2D, c_avg_pool, TOL_SUM, false, false},
     {"avg_pool2d_grad", OP_AVG_POOL2D_GRAD, c_avg_pool_grad, TOL_SUM, false, false},
     {"softmax", OP_SOFTMAX, c_softmax, TOL_SUM, true, false},
@@ -567,6 +629,7 @@ static const Case cases[] = {
     {"one_hot_i32", OP_ONE_HOT, c_one_hot_i32, TOL_EXACT, false, true},
     {"one_hot_float", OP_ONE_HOT, c_one_hot_float, TOL_EXACT, true, true},
     {"dropout_mask", OP_DROPOUT_MASK, c_dropout, TOL_EXACT, false, false},
+    {"dropout_mask_long", OP_DROPOUT_MASK, c_dropout_long, TOL_EXACT, false, true},
     {"input", OP_INPUT, c_input, TOL_EXACT, false, true},
     {"param", OP_PARAM, c_param, TOL_EXACT, false, false},
     {"const", OP_CONST, c_const, TOL_EXACT, false, false},

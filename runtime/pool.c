@@ -1,0 +1,156 @@
+/* A small persistent thread pool for the runtime kernels and the
+ * generated row-parallel kernels (kernels.h, RtPool): the calling thread
+ * and nthreads-1 workers take task indices from one counter. Which thread
+ * runs a task never changes what the task computes, so results do not
+ * depend on the thread count. Workers sleep on a condition variable
+ * between jobs; a job started while another runs (from inside a task, or
+ * from a second caller) runs serially on its caller. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "ir/base.h"
+#include "kernels.h"
+
+struct RtPool {
+    int nthreads; /* including the caller */
+    pthread_t *workers;
+    pthread_mutex_t mu;
+    pthread_cond_t wake, done;
+    uint64_t gen;   /* job generation, under mu */
+    int busy;       /* workers still in the current job, under mu */
+    bool quit;
+    atomic_bool active; /* a job is running: nested calls run serially */
+    /* the current job */
+    RtTaskFn fn;
+    void *arg;
+    int64_t ntasks;
+    atomic_llong next;
+};
+
+static void run_tasks(RtPool *p)
+{
+    for (;;) {
+        int64_t t = atomic_fetch_add(&p->next, 1);
+        if (t >= p->ntasks)
+            return;
+        p->fn(p->arg, t);
+    }
+}
+
+static void *worker(void *arg)
+{
+    RtPool *p = arg;
+    uint64_t seen = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (p->gen == seen && !p->quit)
+            pthread_cond_wait(&p->wake, &p->mu);
+        if (p->quit)
+            break;
+        seen = p->gen;
+        pthread_mutex_unlock(&p->mu);
+        run_tasks(p);
+        pthread_mutex_lock(&p->mu);
+        if (--p->busy == 0)
+            pthread_cond_signal(&p->done);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+RtPool *rt_pool_new(int nthreads)
+{
+    RtPool *p = xcalloc(1, sizeof *p);
+    p->nthreads = nthreads < 1 ? 1 : nthreads;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->done, NULL);
+    p->workers = xcalloc((size_t)p->nthreads, sizeof(pthread_t));
+    for (int i = 1; i < p->nthreads; i++)
+        if (pthread_create(&p->workers[i - 1], NULL, worker, p) != 0) {
+            p->nthreads = i; /* run with the threads that started */
+            break;
+        }
+    return p;
+}
+
+void rt_pool_free(RtPool *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->quit = true;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 1; i < p->nthreads; i++)
+        pthread_join(p->workers[i - 1], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->done);
+    free(p->workers);
+    free(p);
+}
+
+int rt_pool_threads(const RtPool *p)
+{
+    return p ? p->nthreads : 1;
+}
+
+void rt_pool_run(RtPool *p, int64_t ntasks, RtTaskFn fn, void *arg)
+{
+    if (ntasks <= 0)
+        return;
+    if (!p || p->nthreads < 2 || ntasks == 1 || atomic_exchange(&p->active, true)) {
+        for (int64_t t = 0; t < ntasks; t++)
+            fn(arg, t);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->fn = fn;
+    p->arg = arg;
+    p->ntasks = ntasks;
+    atomic_store(&p->next, 0);
+    p->busy = p->nthreads - 1;
+    p->gen++;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    run_tasks(p);
+    pthread_mutex_lock(&p->mu);
+    while (p->busy > 0)
+        pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+    atomic_store(&p->active, false);
+}
+
+void rt_parallel(const RtCtx *c, int64_t ntasks, RtTaskFn fn, void *arg)
+{
+    rt_pool_run(c ? c->pool : NULL, ntasks, fn, arg);
+}
+
+typedef struct Rows {
+    RtRowsFn fn;
+    void *env;
+    int64_t n, chunk;
+} Rows;
+
+static void rows_task(void *arg, int64_t t)
+{
+    const Rows *r = arg;
+    int64_t lo = t * r->chunk, hi = lo + r->chunk < r->n ? lo + r->chunk : r->n;
+    r->fn(r->env, lo, hi);
+}
+
+void rt_parallel_rows(const RtCtx *c, int64_t n, int64_t chunk, RtRowsFn fn, void *env)
+{
+    if (chunk < 1)
+        chunk = 1;
+    int64_t ntasks = (n + chunk - 1) / chunk;
+    if (ntasks <= 1 || !c || !c->pool) {
+        if (n > 0)
+            fn(env, 0, n);
+        return;
+    }
+    Rows r = {fn, env, n, chunk};
+    rt_parallel(c, ntasks, rows_task, &r);
+}

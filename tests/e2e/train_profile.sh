@@ -1,0 +1,45 @@
+#!/bin/bash
+# modelc train --profile times every kernel of the compiled training step
+# and prints one table row per kernel (and copy) of the entry, slowest
+# first, naming the op or fused group, the value it computes and its
+# source line; the calls match the steps run and the shares add up to
+# 100%. Without --profile no table appears; the interpreter refuses it.
+set -euo pipefail
+: "${MODELC:?}" "${FILECHECK:?}"
+t=$(mktemp -d)
+trap 'rm -rf "$t"' EXIT
+m=examples/fashion_cnn_bn.mdl
+"$MODELC" train "$m" --limit 96 --batch 32 --epochs 1 --no-test --no-progress --profile \
+    > "$t/out" 2> "$t/prof"
+"$FILECHECK" --input-file "$t/prof" "$0" --check-prefix=PROF
+# PROF: profile: training step, 3 steps, {{[0-9.]+}} ms/step in [[K:[0-9]+]] kernels
+# PROF-NEXT: {{^}} # kernel value source calls ms/call total ms share{{$}}
+# PROF-DAG: {{^ [0-9]+}} conv2d_grad_input %{{[0-9a-z_.]+}} examples/fashion_cnn_bn.mdl:10 3 {{[0-9]+\.[0-9]{4} [0-9]+\.[0-9]{3} [0-9]+\.[0-9]%$}}
+# PROF-DAG: {{^ [0-9]+}} conv2d %h.2 examples/fashion_cnn_bn.mdl:10 3 {{[0-9]}}
+# PROF-DAG: {{^ [0-9]+}} max_pool2d_grad %{{[0-9]+}} examples/fashion_cnn_bn.mdl:12 3 {{[0-9]}}
+# PROF-DAG: {{^ [0-9]+}} dropout_mask %{{[0-9]+}} examples/fashion_cnn_bn.mdl:14 3 {{[0-9]}}
+# PROF-DAG: {{^ [0-9]+}} fused{sub,mul,mul,add,relu} %h.1 examples/fashion_cnn_bn.mdl:9 3 {{[0-9]}}
+# PROF-DAG: {{^ [0-9]+}} matmul %{{[0-9]+}} examples/fashion_cnn_bn.mdl:15 3 {{[0-9]}}
+# PROF-DAG: {{^ [0-9]+}} log_softmax %{{[0-9]+}} examples/fashion_cnn_bn.mdl:19 3 {{[0-9]}}
+
+# one row per kernel, each run once per step, kernel numbers 0..K-1, rows
+# sorted by total time, shares summing to 100%
+awk 'NR == 1 { k = $(NF - 1); next }
+     NR == 2 { next }
+     { rows++; seen[$1] = 1; share += $NF + 0
+       if ($(NF - 3) != 3) { print "calls: " $0; bad = 1 }
+       if (NR > 3 && $(NF - 1) + 0 > prev + 0) { print "order: " $0; bad = 1 }
+       prev = $(NF - 1) }
+     END { for (i = 0; i < k; i++) if (!(i in seen)) { print "missing kernel " i; bad = 1 }
+           if (rows != k) { print rows " rows for " k " kernels"; bad = 1 }
+           if (share < 99.5 || share > 100.5) { print "shares add up to " share; bad = 1 }
+           exit bad }' "$t/prof"
+
+# off by default; interpreter runs cannot be profiled
+"$MODELC" train "$m" --limit 32 --batch 32 --epochs 1 --no-test --no-progress > "$t/out" 2> "$t/err"
+if grep -q profile "$t/err"; then echo "a table without --profile"; exit 1; fi
+rc=0
+"$MODELC" train "$m" --limit 32 --epochs 1 --no-test --backend interp --profile > /dev/null 2> "$t/err" || rc=$?
+[ $rc -eq 2 ] || { echo "interp --profile: exit $rc"; exit 1; }
+grep -q -- "--profile needs the jit backend" "$t/err"
+echo "train_profile: ok"

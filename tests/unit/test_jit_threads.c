@@ -1,0 +1,227 @@
+/* Threads do not change results: graphs of row-parallel generated
+ * kernels (elementwise, reductions keeping the batch axis) and of runtime
+ * kernels split per image or per block (pooling and its gradients,
+ * few-channel convolutions, dropout masks) give bit-identical outputs
+ * with 1 and with 3 threads, for batch sizes that leave a partial last
+ * task; they match the interpreter; GEMM-based convolutions agree within
+ * BLAS rounding. */
+#include <string.h>
+
+#include "test_jit_util.h"
+
+static JitModule *compile_threads(Graph *g, int threads, Diags *d)
+{
+    JitOpts o;
+    be_jit_opts_default(&o);
+    o.threads = threads;
+    JitModule *m = be_jit_compile(g, &o, d);
+    if (!m)
+        diags_print(d, stderr);
+    ck_assert_ptr_nonnull(m);
+    return m;
+}
+
+static Graph *parse(const char *text, Diags *d)
+{
+    Graph *g = ir_parse("t.ir", text, strlen(text), d);
+    if (!g)
+        diags_print(d, stderr);
+    ck_assert_ptr_nonnull(g);
+    return g;
+}
+
+/* Outputs with 1 and 3 threads equal within `blas` (0: bit for bit), and
+ * the threaded run matches the interpreter within `tol`. */
+static void check_threads(const char *name, const char *text, Tol blas, Tol tol)
+{
+    Diags d;
+    diags_init(&d);
+    Graph *g = parse(text, &d);
+    JitModule *m1 = compile_threads(g, 1, &d), *m3 = compile_threads(g, 3, &d);
+    int64_t ns[3] = {37, 5, 1};
+    for (int i = 0; i < 3; i++) {
+        TensorMap params, inputs;
+        rt_map_init(&params);
+        rt_map_init(&inputs);
+        tj_fill(g, NULL, 0, ns[i], (uint64_t)(i + 7), &params, &inputs);
+        RunOpts ro = {42, 3};
+        Tensor **o1 = calloc((size_t)g->nouts + 1, sizeof(Tensor *));
+        Tensor **o3 = calloc((size_t)g->nouts + 1, sizeof(Tensor *));
+        ck_assert(be_jit_run(m1, &params, &inputs, &ro, o1, &d));
+        ck_assert(be_jit_run(m3, &params, &inputs, &ro, o3, &d));
+        char what[128];
+        for (int k = 0; k < g->nouts; k++) {
+            snprintf(what, sizeof what, "%s, output %d, N = %lld, 3 threads vs 1", name, k, (long long)ns[i]);
+            ck_assert_msg(tj_same(what, o3[k], o1[k], blas), "%s differ", what);
+            if (blas.atol == 0 && blas.rtol == 0)
+                ck_assert_msg(memcmp(o3[k]->data, o1[k]->data, (size_t)rt_tensor_bytes(o1[k])) == 0,
+                              "%s: not bit-identical", what);
+        }
+        snprintf(what, sizeof what, "%s, N = %lld, 3 threads vs interpreter", name, (long long)ns[i]);
+        ck_assert_msg(tj_check_run(what, g, m3, &params, &inputs, &ro, tol), "%s differs", what);
+        tj_free_outs(o1, g->nouts);
+        tj_free_outs(o3, g->nouts);
+        free(o1);
+        free(o3);
+        rt_map_free(&params);
+        rt_map_free(&inputs);
+    }
+    be_jit_free(m1);
+    be_jit_free(m3);
+    ir_graph_free(g);
+    diags_free(&d);
+}
+
+static const Tol exact = {0, 0}, sum_tol = {1e-6, 1e-5}, blas_tol = {1e-5, 1e-5};
+
+START_TEST(elementwise_rows)
+{
+    check_threads("elementwise", "graph t {\n"
+                                 "  %x = input \"x\" : f32[N,8,16,16]\n"
+                                 "  %b = param \"b\" : f32[16]\n"
+                                 "  %y = fused(%x, %b) : f32[N,8,16,16] {\n"
+                                 "    %a0 = input \"0\" : f32[N,8,16,16]\n"
+                                 "    %a1 = input \"1\" : f32[16]\n"
+                                 "    %2 = mul(%a0, %a1) : f32[N,8,16,16]\n"
+                                 "    %3 = tanh(%2) : f32[N,8,16,16]\n"
+                                 "    output %3\n"
+                                 "  }\n"
+                                 "  %s = reduce_sum(%y) {axes=[2,3]} : f32[N,8]\n"
+                                 "  %m = reduce_max(%y) {axes=[1]} : f32[N,16,16]\n"
+                                 "  output value \"y\" = %y\n"
+                                 "  output value \"s\" = %s\n"
+                                 "  output value \"m\" = %m\n"
+                                 "}\n",
+                  exact, sum_tol);
+}
+END_TEST
+
+START_TEST(pooling_images)
+{
+    check_threads("pooling", "graph t {\n"
+                             "  %x = input \"x\" : f32[N,9,8,19]\n"
+                             "  %dy = input \"dy\" : f32[N,5,4,19]\n"
+                             "  %p = max_pool2d(%x) {window=[3,3], stride=[2,2], pad=[1,1,1,1]} : f32[N,5,4,19]\n"
+                             "  %g = max_pool2d_grad(%x, %dy) {window=[3,3], stride=[2,2], pad=[1,1,1,1]} : "
+                             "f32[N,9,8,19]\n"
+                             "  %a = avg_pool2d(%x) {window=[3,3], stride=[2,2], pad=[1,1,1,1]} : f32[N,5,4,19]\n"
+                             "  %ga = avg_pool2d_grad(%dy) {shape=[N,9,8,19], window=[3,3], stride=[2,2], "
+                             "pad=[1,1,1,1]} : f32[N,9,8,19]\n"
+                             "  output value \"p\" = %p\n"
+                             "  output value \"g\" = %g\n"
+                             "  output value \"a\" = %a\n"
+                             "  output value \"ga\" = %ga\n"
+                             "}\n",
+                  exact, sum_tol);
+}
+END_TEST
+
+START_TEST(dropout_blocks)
+{
+    check_threads("dropout", "graph t {\n"
+                             "  %x = input \"x\" : f64[N,2051]\n"
+                             "  %m = dropout_mask(%x) {value=0.4, stream=5} : f64[N,2051]\n"
+                             "  output value \"m\" = %m\n"
+                             "}\n",
+                  exact, exact);
+}
+END_TEST
+
+/* Few output channels: direct loops per image; more: im2col/col2im per
+ * image and GEMM (BLAS threads). */
+START_TEST(convolutions)
+{
+    check_threads("conv few", "graph t {\n"
+                              "  %x = input \"x\" : f32[N,7,6,3]\n"
+                              "  %k = param \"k\" : f32[3,3,3,2]\n"
+                              "  %dy = input \"dy\" : f32[N,4,3,2]\n"
+                              "  %y = conv2d(%x, %k) {stride=[2,2], pad=[1,1,1,0]} : f32[N,4,3,2]\n"
+                              "  %dx = conv2d_grad_input(%dy, %k) {shape=[N,7,6,3], stride=[2,2], pad=[1,1,1,0]} : "
+                              "f32[N,7,6,3]\n"
+                              "  output value \"y\" = %y\n"
+                              "  output value \"dx\" = %dx\n"
+                              "}\n",
+                  exact, blas_tol);
+    check_threads("conv gemm", "graph t {\n"
+                               "  %x = input \"x\" : f32[N,6,7,8]\n"
+                               "  %k = param \"k\" : f32[3,3,8,12]\n"
+                               "  %dy = input \"dy\" : f32[N,6,7,12]\n"
+                               "  %y = conv2d(%x, %k) {pad=[1,1,1,1]} : f32[N,6,7,12]\n"
+                               "  %dx = conv2d_grad_input(%dy, %k) {shape=[N,6,7,8], pad=[1,1,1,1]} : f32[N,6,7,8]\n"
+                               "  %dk = conv2d_grad_kernel(%x, %dy) {shape=[3,3,8,12], pad=[1,1,1,1]} : "
+                               "f32[3,3,8,12]\n"
+                               "  output value \"y\" = %y\n"
+                               "  output value \"dx\" = %dx\n"
+                               "  output value \"dk\" = %dk\n"
+                               "}\n",
+                  blas_tol, (Tol){1e-4, 1e-4});
+}
+END_TEST
+
+/* The pool itself: every task runs once, whatever the thread count. */
+typedef struct Count {
+    int64_t hits[1000];
+} Count;
+
+static void count_task(void *arg, int64_t t)
+{
+    __atomic_fetch_add(&((Count *)arg)->hits[t], 1, __ATOMIC_RELAXED);
+}
+
+/* A task that starts a job of its own on the same pool: run serially. */
+typedef struct Nest {
+    RtPool *p;
+    Count inner[8];
+} Nest;
+
+static void nest_task(void *arg, int64_t t)
+{
+    Nest *n = arg;
+    rt_pool_run(n->p, 100, count_task, &n->inner[t]);
+}
+
+START_TEST(pool_nested_jobs)
+{
+    Nest *n = calloc(1, sizeof *n);
+    n->p = rt_pool_new(3);
+    rt_pool_run(n->p, 8, nest_task, n);
+    for (int t = 0; t < 8; t++)
+        for (int i = 0; i < 1000; i++)
+            ck_assert_int_eq(n->inner[t].hits[i], i < 100 ? 1 : 0);
+    rt_pool_free(n->p);
+    free(n);
+}
+END_TEST
+
+START_TEST(pool_runs_every_task_once)
+{
+    for (int threads = 1; threads <= 4; threads++) {
+        RtPool *p = rt_pool_new(threads);
+        ck_assert_int_eq(rt_pool_threads(p), threads);
+        for (int rep = 0; rep < 50; rep++) {
+            Count c;
+            memset(&c, 0, sizeof c);
+            int64_t n = rep * 20 % 1000;
+            rt_pool_run(p, n, count_task, &c);
+            for (int64_t t = 0; t < 1000; t++)
+                ck_assert_int_eq(c.hits[t], t < n ? 1 : 0);
+        }
+        rt_pool_free(p);
+    }
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("jit_threads");
+    TCase *t = tcase_create("threads");
+    tcase_set_timeout(t, 120);
+    tcase_add_test(t, pool_runs_every_task_once);
+    tcase_add_test(t, pool_nested_jobs);
+    tcase_add_test(t, elementwise_rows);
+    tcase_add_test(t, pooling_images);
+    tcase_add_test(t, dropout_blocks);
+    tcase_add_test(t, convolutions);
+    suite_add_tcase(s, t);
+    return tu_run(s);
+}
