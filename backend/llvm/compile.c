@@ -101,7 +101,7 @@ typedef struct Part {
     char err[512];
 } Part;
 
-static void set_target(LLVMModuleRef mod, LLVMTargetMachineRef tm)
+void jit_set_target(LLVMModuleRef mod, LLVMTargetMachineRef tm)
 {
     char *triple = LLVMGetTargetMachineTriple(tm);
     LLVMSetTarget(mod, triple);
@@ -139,7 +139,7 @@ static LLVMModuleRef build_part(Part *t, LLVMContextRef cx, LLVMTargetMachineRef
     LLVMModuleRef mod = cg_build_part(cx, t->p, t->lo, t->hi, name, t->o->profile, NULL);
     if (last && t->idx > 0)
         chain_entries(mod, t->idx);
-    set_target(mod, tm);
+    jit_set_target(mod, tm);
     return mod;
 }
 

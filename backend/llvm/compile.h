@@ -16,6 +16,8 @@ const char *jit_pipeline(int level);
  * the pipeline inlines them into their entry. */
 void jit_inline_kernels(LLVMModuleRef mod);
 void jit_llvm_init(void);
+/* The target triple and data layout of tm on mod. */
+void jit_set_target(LLVMModuleRef mod, LLVMTargetMachineRef tm);
 
 /* Compile plan p into a new LLJIT: *jit and its `entry`; phase times go
  * to t (may be NULL), counts to st. */

@@ -65,18 +65,6 @@ void be_jit_opts_default(JitOpts *o)
 
 /* ---- the module as text (modelc llvm) ---- */
 
-static void set_target(LLVMModuleRef mod, LLVMTargetMachineRef tm)
-{
-    char *triple = LLVMGetTargetMachineTriple(tm);
-    LLVMSetTarget(mod, triple);
-    LLVMDisposeMessage(triple);
-    LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
-    char *dl = LLVMCopyStringRepOfTargetData(td);
-    LLVMSetDataLayout(mod, dl);
-    LLVMDisposeMessage(dl);
-    LLVMDisposeTargetData(td);
-}
-
 static LLVMTargetMachineRef host_tm(Diags *d)
 {
     char *triple = LLVMGetDefaultTargetTriple();
@@ -127,7 +115,7 @@ static LLVMModuleRef build(Graph *g, LLVMContextRef cx, const JitOpts *o, bool o
         LLVMDisposeModule(mod);
         return NULL;
     }
-    set_target(mod, tm);
+    jit_set_target(mod, tm);
     bool ok = !opt || optimise(mod, tm, o->opt_level, d);
     LLVMDisposeTargetMachine(tm);
     if (!ok) {
