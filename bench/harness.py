@@ -232,7 +232,8 @@ class Bench:
         if fw == "modelc":
             return [self.a.modelc, "train", os.path.join(ROOT, common.ARCHS[arch]["mdl"]),
                     "--epochs", str(epochs), "--batch", str(batch), "--limit", str(limit),
-                    "--no-test", "--no-progress", "--json", "--threads", str(t)]
+                    "--no-test", "--no-progress", "--json", "--threads", str(t),
+                    "--no-cache"]  # every run compiles cold: no object cache
         py, script = (TORCH_PY, "torch_worker.py") if fw == "torch" else (JAX_PY, "jax_worker.py")
         cmd = [py, os.path.join(HERE, script), "--model", arch, "--batch", str(batch),
                "--limit", str(limit), "--epochs", str(epochs), "--threads", str(t)]
