@@ -191,7 +191,8 @@ mc_model *mc_compile_ex(const char *path, const mc_options *o, Timer *timer)
         Graph *g = m->src;
         if (m->opt.nfreeze) {
             const char **v = arena_alloc(g->arena, (size_t)(g->train.nfreeze + m->opt.nfreeze) * sizeof(char *));
-            memcpy(v, g->train.freeze, (size_t)g->train.nfreeze * sizeof(char *));
+            if (g->train.nfreeze)
+                memcpy(v, g->train.freeze, (size_t)g->train.nfreeze * sizeof(char *));
             for (int i = 0; i < m->opt.nfreeze; i++)
                 v[g->train.nfreeze + i] = arena_strdup(g->arena, m->opt.freeze[i]);
             g->train.freeze = v;
