@@ -307,7 +307,7 @@ int ps_warn_report(Graph *g, Diags *d, FILE *f)
 
 /* ---- training/inference mode misuse ---- */
 
-static bool layer_frozen(const Graph *g, const char *layer)
+bool ps_layer_frozen(const Graph *g, const char *layer)
 {
     size_t n = strlen(layer);
     int weights = 0;
@@ -323,7 +323,7 @@ static bool layer_frozen(const Graph *g, const char *layer)
     return weights > 0;
 }
 
-static bool is_batchnorm(const Graph *g, const char *layer)
+bool ps_layer_is_batchnorm(const Graph *g, const char *layer)
 {
     size_t n = strlen(layer);
     for (int i = 0; i < g->nnodes; i++) {
@@ -338,7 +338,7 @@ static bool is_batchnorm(const Graph *g, const char *layer)
 static void mode_note(Diags *d, const Graph *g, const Node *ph, bool infer_training)
 {
     const char *name = ph->a.name ? ph->a.name : "?";
-    bool bn = is_batchnorm(g, name);
+    bool bn = ps_layer_is_batchnorm(g, name);
     const char *what =
         infer_training
             ? (bn ? "normalises with its moving statistics instead of the batch's, so its scale "
@@ -357,7 +357,7 @@ bool ps_warn_mode(const Graph *src, Mode mode, bool updating, Diags *d)
     const Node *first = NULL;
     for (int i = 0; i < src->nnodes; i++) {
         const Node *n = src->nodes[i];
-        if (n->op != OP_PHASE || (n->a.name && layer_frozen(src, n->a.name)))
+        if (n->op != OP_PHASE || (n->a.name && ps_layer_frozen(src, n->a.name)))
             continue;
         if (!first) {
             first = n;

@@ -114,4 +114,10 @@ int ps_warn_report(Graph *g, Diags *d, FILE *f);
  * when it warned. */
 bool ps_warn_mode(const Graph *src, Mode mode, bool updating, Diags *d);
 
+/* Layer questions by layer name (the prefix of "<layer>.<param>"): every
+ * weight of the layer is frozen (and it has one); it is a batchnorm (it
+ * has a moving_mean). */
+bool ps_layer_frozen(const Graph *g, const char *layer);
+bool ps_layer_is_batchnorm(const Graph *g, const char *layer);
+
 #endif

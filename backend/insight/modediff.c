@@ -5,6 +5,7 @@
  * nodes say which operand each mode takes; frozen parameters and layers
  * are labelled. */
 #include "insight.h"
+#include "passes/warn.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -31,29 +32,6 @@ static unsigned char *survivors(Graph *src, Mode mode, unsigned char bit, unsign
     }
     ir_graph_free(c);
     return in;
-}
-
-static bool layer_frozen(const Graph *g, const char *layer)
-{
-    size_t n = strlen(layer);
-    int weights = 0;
-    for (int i = 0; i < g->nnodes; i++) {
-        const Node *p = g->nodes[i];
-        if (p->op != OP_PARAM || p->a.role != ROLE_WEIGHT || strncmp(p->a.name, layer, n) != 0 ||
-            p->a.name[n] != '.')
-            continue;
-        weights++;
-        if (!ps_is_frozen(g, p))
-            return false;
-    }
-    return weights > 0;
-}
-
-static bool is_batchnorm(const Graph *g, const char *layer)
-{
-    char name[512];
-    snprintf(name, sizeof name, "%s.moving_mean", layer);
-    return ir_find_param((Graph *)g, name) != NULL;
 }
 
 typedef struct Lines {
@@ -102,9 +80,9 @@ static void phase_comment(FILE *f, const Graph *g, const Node *ph, const Lines *
     value_name(nodes, ph->in[0]->id, a, sizeof a);
     value_name(nodes, ph->in[1]->id, b, sizeof b);
     const char *name = ph->a.name ? ph->a.name : "?";
-    if (!is_batchnorm(g, name))
+    if (!ps_layer_is_batchnorm(g, name))
         fprintf(f, "    ; dropout '%s': train -> %s (random mask), infer -> %s (identity)", name, a, b);
-    else if (ph->a.name && layer_frozen(g, name))
+    else if (ph->a.name && ps_layer_frozen(g, name))
         fprintf(f, "    ; batchnorm '%s' (frozen): train -> %s, infer -> %s (moving statistics in both)",
                 name, b, b);
     else
@@ -122,7 +100,7 @@ static bool in_frozen_layer(const Graph *g, const Node *p)
         return false;
     memcpy(layer, p->a.name, n);
     layer[n] = 0;
-    return layer_frozen(g, layer);
+    return ps_layer_frozen(g, layer);
 }
 
 static void param_comment(FILE *f, const Graph *g, const Node *p)
@@ -176,9 +154,9 @@ static void summary(FILE *f, const Graph *g, const unsigned char *in)
             frozen++;
         if (x->op != OP_PHASE || !x->a.name)
             continue;
-        if (is_batchnorm(g, x->a.name)) {
+        if (ps_layer_is_batchnorm(g, x->a.name)) {
             bn++;
-            frozen_layers += layer_frozen(g, x->a.name);
+            frozen_layers += ps_layer_frozen(g, x->a.name);
         } else {
             drop++;
         }
