@@ -166,9 +166,9 @@ static void part_key(Part *t, LLVMModuleRef mod, char key[JIT_KEY_LEN + 1])
     key_hex(&h, key);
 }
 
-static bool optimise(Part *t, LLVMModuleRef mod, LLVMTargetMachineRef tm)
+bool jit_optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, int level, char *err, size_t errn)
 {
-    const char *pipe = jit_pipeline(t->o->opt_level);
+    const char *pipe = jit_pipeline(level);
     if (!pipe)
         return true;
     jit_inline_kernels(mod);
@@ -178,7 +178,7 @@ static bool optimise(Part *t, LLVMModuleRef mod, LLVMTargetMachineRef tm)
     if (!e)
         return true;
     char *msg = LLVMGetErrorMessage(e);
-    snprintf(t->err, sizeof t->err, "LLVM optimisation failed: %s", msg);
+    snprintf(err, errn, "LLVM optimisation failed: %s", msg);
     LLVMDisposeErrorMessage(msg);
     return false;
 }
@@ -209,7 +209,7 @@ static void *compile_part(void *arg)
     }
     double t1 = mc_now_ms();
     t->ms[0] = t1 - t0;
-    if (!t->obj && optimise(t, mod, tm)) {
+    if (!t->obj && jit_optimise(mod, tm, t->o->opt_level, t->err, sizeof t->err)) {
         double t2 = mc_now_ms();
         t->ms[1] = t2 - t1;
         if (emit(t, mod, tm) && t->o->cache_dir)

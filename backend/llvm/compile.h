@@ -18,6 +18,9 @@ void jit_inline_kernels(LLVMModuleRef mod);
 void jit_llvm_init(void);
 /* The target triple and data layout of tm on mod. */
 void jit_set_target(LLVMModuleRef mod, LLVMTargetMachineRef tm);
+/* Run the optimisation pipeline of level on mod (nothing for level 0);
+ * false with the message in err on failure. */
+bool jit_optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, int level, char *err, size_t errn);
 
 /* Compile plan p into a new LLJIT: *jit and its `entry`; phase times go
  * to t (may be NULL), counts to st. */

@@ -88,18 +88,10 @@ static LLVMTargetMachineRef host_tm(Diags *d)
 
 static bool optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, int level, Diags *d)
 {
-    const char *pipe = jit_pipeline(level);
-    if (!pipe)
+    char err[512];
+    if (jit_optimise(mod, tm, level, err, sizeof err))
         return true;
-    jit_inline_kernels(mod);
-    LLVMPassBuilderOptionsRef pbo = LLVMCreatePassBuilderOptions();
-    LLVMErrorRef e = LLVMRunPasses(mod, pipe, tm, pbo);
-    LLVMDisposePassBuilderOptions(pbo);
-    if (!e)
-        return true;
-    char *msg = LLVMGetErrorMessage(e);
-    diag_error(d, (SrcLoc){0}, "LLVM optimisation failed: %s", msg);
-    LLVMDisposeErrorMessage(msg);
+    diag_error(d, (SrcLoc){0}, "%s", err);
     return false;
 }
 
