@@ -164,18 +164,10 @@ static Node *total(Gen *g, Node *v)
 static Graph *gen_graph(int seed, bool grads)
 {
     Gen g;
-    memset(&g, 0, sizeof g);
-    g.r.s = 0x9E3779B97F4A7C15ull * (uint64_t)(seed + 17);
-    g.dt = seed % 2 ? DT_F32 : DT_F64;
-    g.grads = grads;
-    g.window = 6;
-    g.max_drop = 3;
-    g.cap = 48;
-    g.loc = TL;
     char name[32];
     snprintf(name, sizeof name, "rand%d", seed);
-    g.g = ir_graph_new(name);
-    diags_init(&g.d);
+    rg_init(&g, 0x9E3779B97F4A7C15ull * (uint64_t)(seed + 17), seed % 2 ? DT_F32 : DT_F64, grads, 6, 3,
+            48, TL, name);
     int64_t d[3] = {IR_DIM_N, 1 + pick(&g, 4), 1 + pick(&g, 5)};
     g.base = ir_shape(3, d);
     push(&g, ir_input(g.g, "x", g.dt, g.base, TL)); /* binds N */

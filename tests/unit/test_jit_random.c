@@ -301,18 +301,10 @@ static void differentiate(Gen *g)
 static void run_module(int seed, bool grads)
 {
     Gen g;
-    memset(&g, 0, sizeof g);
-    g.r.s = 0x2545F4914F6CDD1Dull * (uint64_t)(seed + 1);
-    g.dt = seed % 2 ? DT_F32 : DT_F64;
-    g.grads = grads;
-    g.window = 4;
-    g.max_drop = 2;
-    g.cap = 32;
-    g.loc = TL;
     char name[32];
     snprintf(name, sizeof name, "random%d", seed);
-    g.g = ir_graph_new(name);
-    diags_init(&g.d);
+    rg_init(&g, 0x2545F4914F6CDD1Dull * (uint64_t)(seed + 1), seed % 2 ? DT_F32 : DT_F64, grads, 4, 2,
+            32, TL, name);
     for (int i = 0; i < GRAPHS_PER_MODULE; i++)
         gen_graph(&g, i);
     if (grads)

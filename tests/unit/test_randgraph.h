@@ -30,6 +30,22 @@ static const Op rg_unary_ops[] = {OP_NEG, OP_EXP, OP_LOG, OP_TANH, OP_SIGMOID, O
 static const Op rg_binary_ops[] = {OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_POW, OP_MAXIMUM, OP_MINIMUM,
                                    OP_GT, OP_GE, OP_LT, OP_LE, OP_EQ};
 
+/* A fresh generator over a new graph called name. */
+static inline void rg_init(Gen *g, uint64_t state, DType dt, bool grads, int window, int max_drop,
+                           int cap, SrcLoc loc, const char *name)
+{
+    memset(g, 0, sizeof *g);
+    g->r.s = state;
+    g->dt = dt;
+    g->grads = grads;
+    g->window = window;
+    g->max_drop = max_drop;
+    g->cap = cap;
+    g->loc = loc;
+    g->g = ir_graph_new(name);
+    diags_init(&g->d);
+}
+
 static inline int pick(Gen *g, int n)
 {
     return (int)(tj_rand(&g->r) * n);
