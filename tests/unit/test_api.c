@@ -26,6 +26,17 @@ static void load_data(Dataset *ds, int64_t limit)
     diags_free(&d);
 }
 
+/* The tensors of a batch map as mc_tensor views (at most 2). */
+static int views(const TensorMap *b, mc_tensor *v)
+{
+    ck_assert_int_le(b->n, 2);
+    for (int i = 0; i < b->n; i++) {
+        Tensor *t = b->t[i];
+        v[i] = (mc_tensor){b->names[i], t->dt == DT_I32 ? 2 : 0, t->rank, t->dims, t->data};
+    }
+    return b->n;
+}
+
 static void hand_loop(const char *out, uint64_t seed, int epochs, int batch, double lr)
 {
     mc_options o;
@@ -47,10 +58,7 @@ static void hand_loop(const char *out, uint64_t seed, int epochs, int batch, dou
         for (int64_t s = 0; s < ds.n; s += batch) {
             rt_dataset_batch(&ds, perm, s, batch, &b);
             mc_tensor v[2];
-            for (int i = 0; i < b.n; i++) {
-                Tensor *t = b.t[i];
-                v[i] = (mc_tensor){b.names[i], t->dt == DT_I32 ? 2 : 0, t->rank, t->dims, t->data};
-            }
+            views(&b, v);
             double loss;
             ck_assert_msg(mc_train_step(m, v, b.n, lr, &loss), "%s", mc_last_error(m));
         }
@@ -164,10 +172,7 @@ static double one_step(mc_mode mode, mc_backend be, char **warn)
     Dataset ds;
     load_data(&ds, 100);
     mc_tensor v[2];
-    for (int i = 0; i < ds.t.n; i++) {
-        Tensor *t = ds.t.t[i];
-        v[i] = (mc_tensor){ds.t.names[i], t->dt == DT_I32 ? 2 : 0, t->rank, t->dims, t->data};
-    }
+    views(&ds.t, v);
     double loss;
     ck_assert_msg(mc_train_step(m, v, ds.t.n, 0.5, &loss), "%s", mc_last_error(m));
     char path[64];
@@ -229,10 +234,7 @@ START_TEST(eval_in_training_mode_warns)
         Dataset ds;
         load_data(&ds, 200);
         mc_tensor v[2];
-        for (int i = 0; i < ds.t.n; i++) {
-            Tensor *t = ds.t.t[i];
-            v[i] = (mc_tensor){ds.t.names[i], t->dt == DT_I32 ? 2 : 0, t->rank, t->dims, t->data};
-        }
+        views(&ds.t, v);
         ck_assert_msg(mc_eval_batch(m, v, ds.t.n, &loss[k], &acc[k], 1), "%s", mc_last_error(m));
         ck_assert_int_eq(mc_step(m), 0);
         ck_assert(mc_save(m, "api_eval_mode.safetensors"));
