@@ -181,6 +181,7 @@ Attrs ir_attrs(void)
     a.stride[0] = a.stride[1] = 1;
     a.window[0] = a.window[1] = 1;
     a.to = DT_F32;
+    a.alpha = 1;
     return a;
 }
 
@@ -335,6 +336,28 @@ Node *ir_fused(Graph *g, Graph *body, Node **in, int nin, SrcLoc loc, Diags *d)
     MC_ASSERT(ok); /* a body with an output always gives a type */
     append(g, n);
     return n;
+}
+
+Node *ir_fused_anchor(const Node *fused)
+{
+    if (fused->op != OP_FUSED || !fused->sub)
+        return NULL;
+    for (int i = 0; i < fused->sub->nnodes; i++)
+        if (fused->sub->nodes[i]->op == OP_MATMUL)
+            return fused->sub->nodes[i];
+    return NULL;
+}
+
+int ir_fused_input_index(const Node *fused, const Node *x)
+{
+    int k = 0;
+    for (int i = 0; i < fused->sub->nnodes; i++) {
+        const Node *b = fused->sub->nodes[i];
+        if (b == x)
+            return k;
+        k += b->op == OP_INPUT;
+    }
+    ICE("node is not an input of the fused body");
 }
 
 Node *ir_input(Graph *g, const char *name, DType t, Shape s, SrcLoc loc)

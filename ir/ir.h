@@ -103,6 +103,7 @@ typedef struct Attrs {
     int pad[4];           /* conv/pool: top, bottom, left, right */
     int window[2];        /* pool (h, w) */
     bool ta, tb;          /* matmul: transpose a / b */
+    double alpha;         /* matmul: result scale (default 1; fuse folds scale constants here) */
     double value;         /* const value; elu alpha; dropout rate */
     DType to;             /* cast target */
     int depth;            /* one_hot */
@@ -208,6 +209,12 @@ Node *ir_const(Graph *g, DType t, double v, SrcLoc loc); /* scalar */
  * is the result. The node takes ownership of body; on a mismatch a
  * diagnostic is emitted at loc, body is freed and NULL returned. */
 Node *ir_fused(Graph *g, Graph *body, Node **in, int nin, SrcLoc loc, Diags *d);
+/* The matmul a fused body contains (the GEMM whose epilogue the body's
+ * elementwise ops are: it reads two body inputs and has the result's
+ * shape, ir_verify checks), or NULL. */
+Node *ir_fused_anchor(const Node *fused);
+/* Index of body input node x among the body's inputs (= operand index). */
+int ir_fused_input_index(const Node *fused, const Node *x);
 Node *ir_find_param(Graph *g, const char *name);
 const char *ir_intern_file(Graph *g, const char *file);
 Node *ir_find_input(Graph *g, const char *name);

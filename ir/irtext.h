@@ -54,7 +54,8 @@ enum {
     TA_DEPTH = 1 << 12,   /* depth=10 */
     TA_STREAM = 1 << 13,  /* stream=3 */
     TA_NAME = 1 << 14,    /* name="bn1" */
-    TA_COUNT = 15
+    TA_ALPHA = 1 << 15,   /* alpha=0.5 (matmul result scale) */
+    TA_COUNT = 16
 };
 
 extern const char *const ir_attr_names[TA_COUNT]; /* indexed by bit number */

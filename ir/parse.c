@@ -693,6 +693,8 @@ static bool parse_attr_value(Parser *P, Attrs *a, unsigned bit, AttrCtx *cx)
         return parse_int_list(P, a->window, 2, 1, "window", NULL);
     case TA_VALUE:
         return parse_double(P, &a->value);
+    case TA_ALPHA:
+        return parse_double(P, &a->alpha);
     case TA_TO:
         return parse_dtype(P, &a->to);
     case TA_DEPTH:

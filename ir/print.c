@@ -136,7 +136,7 @@ void ir_names_free(ValueNames *vn)
 
 const char *const ir_attr_names[TA_COUNT] = {
     "axes", "axis", "keepdims", "shape", "slice", "window", "stride", "pad",
-    "ta",   "tb",   "value",    "to",    "depth", "stream", "name",
+    "ta",   "tb",   "value",    "to",    "depth", "stream", "name", "alpha",
 };
 const char *const ir_out_kind_names[5] = {
     [OUT_LOSS] = "loss",     [OUT_METRIC] = "metric", [OUT_VALUE] = "value",
@@ -180,7 +180,7 @@ unsigned ir_attr_mask(Op op)
     case OP_LOG_SOFTMAX:
         return TA_AXIS;
     case OP_MATMUL:
-        return TA_TA | TA_TB;
+        return TA_TA | TA_TB | TA_ALPHA;
     case OP_CONV2D:
         return TA_STRIDE | TA_PAD;
     case OP_CONV2D_GRAD_INPUT:
@@ -306,6 +306,8 @@ static bool attr_set(const Node *n, unsigned bit, const Attrs *def)
         return a->tb;
     case TA_NAME:
         return a->name != NULL;
+    case TA_ALPHA:
+        return a->alpha != def->alpha;
     default:
         return true;
     }
@@ -343,6 +345,9 @@ static void put_attr(StrBuf *b, const Node *n, unsigned bit)
         break;
     case TA_VALUE:
         put_double(b, a->value);
+        break;
+    case TA_ALPHA:
+        put_double(b, a->alpha);
         break;
     case TA_TO:
         sb_puts(b, ir_dtype_name(a->to));

@@ -118,7 +118,9 @@ static bool check_operands(Verifier *V, int i)
 }
 
 /* A fused body: a valid graph of inputs, constants and elementwise ops
- * whose inputs match the operands in order. */
+ * whose inputs match the operands in order, and at most one matmul of
+ * two inputs with the result's shape (the GEMM whose epilogue the
+ * elementwise ops are, see ir_fused_anchor). */
 static bool check_fused(Verifier *V, int i)
 {
     Node *n = V->g->nodes[i];
@@ -132,7 +134,7 @@ static bool check_fused(Verifier *V, int i)
         V->ok = false;
         return false;
     }
-    int k = 0;
+    int k = 0, anchors = 0;
     bool ok = true;
     for (int j = 0; j < b->nnodes; j++) {
         Node *x = b->nodes[j];
@@ -144,6 +146,13 @@ static bool check_fused(Verifier *V, int i)
                 ok = false;
             }
             k++;
+        } else if (x->op == OP_MATMUL) {
+            if (++anchors > 1 || x->in[0]->op != OP_INPUT || x->in[1]->op != OP_INPUT ||
+                !ir_shape_eq(&x->shape, &n->shape)) {
+                verr(V, i, "body contains a matmul that cannot be its GEMM (one at most, reading "
+                           "two body inputs, with the fused result's shape)");
+                ok = false;
+            }
         } else if (x->op != OP_CONST && !ir_op_is_elementwise(x->op)) {
             verr(V, i, "body contains %s, which is not elementwise", ir_ops[x->op].name);
             ok = false;

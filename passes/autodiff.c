@@ -243,10 +243,12 @@ static void grad_sigmoid(AD *c, Node *y, Node *gy)
     send(c, y->in[0], mul(c, gy, d));
 }
 
+/* relu'(x) = [x > 0] = [y > 0]: reading y (which the next layer keeps
+ * anyway) leaves x with the forward pass as its only reader, so the
+ * GEMM producing x fuses with its bias and activation. */
 static void grad_relu(AD *c, Node *y, Node *gy)
 {
-    Node *x = y->in[0];
-    send(c, x, mul(c, gy, bin(c, OP_GT, x, cst(c, x, 0))));
+    send(c, y->in[0], mul(c, gy, bin(c, OP_GT, y, cst(c, y, 0))));
 }
 
 /* elu'(x) = 1 for x > 0, alpha * exp(x) = y + alpha otherwise. */
@@ -457,29 +459,32 @@ static void grad_concat(AD *c, Node *y, Node *gy)
     }
 }
 
-static Node *matmul(AD *c, Node *a, Node *b, bool ta, bool tb)
+static Node *matmul(AD *c, Node *a, Node *b, bool ta, bool tb, double alpha)
 {
     Attrs at = ir_attrs();
     at.ta = ta;
     at.tb = tb;
+    at.alpha = alpha;
     Node *in[2] = {a, b};
     return build(c, OP_MATMUL, in, 2, &at);
 }
 
-/* C = op(A) op(B) with op = transpose when the flag is set. No transpose
- * is materialised: every case is one matmul with flags. */
+/* C = alpha op(A) op(B) with op = transpose when the flag is set. No
+ * transpose is materialised: every case is one matmul with flags (and
+ * the same alpha). */
 static void grad_matmul(AD *c, Node *y, Node *gy)
 {
     Node *a = y->in[0], *b = y->in[1];
     bool ta = y->a.ta, tb = y->a.tb;
+    double al = y->a.alpha;
     if (wants(c, a)) {
-        Node *da = !ta ? matmul(c, gy, b, false, !tb) /* G op(B)^T */
-                       : matmul(c, b, gy, tb, true);  /* (G op(B)^T)^T = op(B) G^T */
+        Node *da = !ta ? matmul(c, gy, b, false, !tb, al) /* G op(B)^T */
+                       : matmul(c, b, gy, tb, true, al);  /* (G op(B)^T)^T = op(B) G^T */
         send(c, a, da);
     }
     if (wants(c, b)) {
-        Node *db = !tb ? matmul(c, a, gy, !ta, false) /* op(A)^T G */
-                       : matmul(c, gy, a, true, ta);  /* (op(A)^T G)^T = G^T op(A) */
+        Node *db = !tb ? matmul(c, a, gy, !ta, false, al) /* op(A)^T G */
+                       : matmul(c, gy, a, true, ta, al);  /* (op(A)^T G)^T = G^T op(A) */
         send(c, b, db);
     }
 }

@@ -34,6 +34,19 @@
  * slots' new values. The pass ends with dead-code elimination, which
  * drops the ops now inside bodies.
  *
+ * GEMM epilogues: a matmul whose users all lie in one group, that is not
+ * a graph output and has the group result's type, joins the group as its
+ * GEMM (one per group): the kernel calls GEMM into the result buffer and
+ * runs the group's loop over it in place. This fuses bias+activation
+ * after a dense layer and, in the backward pass, the activation
+ * derivative times the incoming gradient after the GEMM that produced
+ * the gradient (autodiff's relu rule reads the relu's result, so the
+ * pre-activation has the forward pass as its only reader). When the
+ * GEMM's only reader scales it by a scalar constant (x*c, c*x, x/c) the
+ * constant becomes the GEMM's alpha and the scaling op disappears. The
+ * GEMM's operands are read by GEMM alone, so their producers are
+ * materialised.
+ *
  * A group of one op stays that op (it is one kernel either way). A fused
  * node takes the location of its first op in program order and the label
  * of its root; the body nodes keep their own locations, so dumps show
@@ -56,6 +69,7 @@ typedef struct IntVec {
 
 typedef struct Group {
     Node *root;
+    Node *anchor;    /* the matmul whose epilogue the group is, or NULL */
     IntVec frontier; /* ids of the non-constant nodes outside the group its ops read */
     int size;        /* ops in the group */
 } Group;
@@ -198,8 +212,8 @@ static bool joins(const Fuser *f, const Node *p, IntVec *gs)
         return false;
     for (int i = 0; i < us->n; i++) {
         const IntVec *ug = &f->groups[us->v[i]];
-        if (ug->n == 0)
-            return false; /* a user that is not fusible needs p in memory */
+        if (ug->n == 0 || !fusible(f->g->nodes[us->v[i]]))
+            return false; /* a user that is not fusible (or a GEMM) needs p in memory */
         for (int j = 0; j < ug->n; j++)
             vec_add(gs, ug->v[j]);
     }
@@ -236,11 +250,42 @@ static void new_group(Fuser *f, Node *root)
     add_to_group(f, f->ngrp - 1, root);
 }
 
+/* A matmul whose users all lie in one group, not a graph output and with
+ * the group result's type, becomes that group's GEMM: the kernel calls
+ * GEMM into the result buffer and runs the group's loop over it in place
+ * (bias+activation after a dense layer; activation derivative times the
+ * incoming gradient in the backward pass). One per group. */
+static void try_anchor(Fuser *f, Node *p, IntVec *gs)
+{
+    const IntVec *us = &f->users[p->id];
+    if (f->is_out[p->id] || us->n == 0)
+        return;
+    gs->n = 0;
+    for (int i = 0; i < us->n; i++) {
+        const IntVec *ug = &f->groups[us->v[i]];
+        if (ug->n == 0 || !fusible(f->g->nodes[us->v[i]]))
+            return;
+        for (int j = 0; j < ug->n; j++)
+            vec_add(gs, ug->v[j]);
+    }
+    if (gs->n != 1)
+        return;
+    Group *gr = &f->grp[gs->v[0]];
+    if (gr->anchor || p->dt != gr->root->dt || !ir_shape_eq(&p->shape, &gr->root->shape))
+        return;
+    if (gr->size + 1 > MAX_BODY || frontier_with(f, gs->v[0], p) > MAX_OPERANDS)
+        return;
+    add_to_group(f, gs->v[0], p);
+    gr->anchor = p;
+}
+
 static void form_groups(Fuser *f)
 {
     IntVec gs = {0};
     for (int i = f->nn - 1; i >= 0; i--) {
         Node *p = f->g->nodes[i];
+        if (p->op == OP_MATMUL)
+            try_anchor(f, p, &gs);
         if (!fusible(p))
             continue;
         gs.n = 0;
@@ -300,7 +345,7 @@ static Node *body_operand(Body *b, Node *u)
     return b->map[u->id];
 }
 
-static void body_op(Body *b, Node *m)
+static void body_op(Body *b, Node *m, const Attrs *a)
 {
     Node *in[3];
     MC_ASSERT(m->nin <= 3);
@@ -308,7 +353,7 @@ static void body_op(Body *b, Node *m)
         in[j] = body_operand(b, m->in[j]);
     Diags scratch;
     diags_init(&scratch);
-    Node *c = ir_op(b->sub, m->op, in, m->nin, &m->a, m->loc, &scratch);
+    Node *c = ir_op(b->sub, m->op, in, m->nin, a, m->loc, &scratch);
     if (!c)
         ICE("fuse built an ill-typed %s node: %s", ir_ops[m->op].name, scratch.n ? scratch.v[0].msg : "?");
     diags_free(&scratch);
@@ -316,16 +361,43 @@ static void body_op(Body *b, Node *m)
     body_map(b, m, c);
 }
 
+/* The scale a GEMM's only reader m applies (m = A*c, c*A or A/c with c a
+ * scalar constant), folded into the GEMM's alpha; 0 when m is not one. */
+static double alpha_factor(const Fuser *f, const Node *m, const Node *A)
+{
+    if (f->users[A->id].n != 1 || (m->op != OP_MUL && m->op != OP_DIV))
+        return 0;
+    const Node *c = m->in[0] == A ? m->in[1] : m->in[0];
+    if (!body_const(c) || c == A || (m->op == OP_DIV && m->in[0] != A))
+        return 0;
+    double s = m->op == OP_MUL ? c->a.value : 1 / c->a.value;
+    return s != 0 && s == s && s - s == 0 ? s : 0;
+}
+
 /* The fused node of group k with members (in program order). */
 static Node *build_fused(Fuser *f, Body *b, int k, Node **members, int nm, Diags *d)
 {
-    Node *root = f->grp[k].root;
+    Node *root = f->grp[k].root, *A = f->grp[k].anchor, *scale = NULL;
     b->sub = ir_graph_new(root->label ? root->label : "fused");
     b->nops = 0;
     b->ntouched = 0;
     body_inputs(f, b, k, members, nm);
-    for (int m = 0; m < nm; m++)
-        body_op(b, members[m]);
+    for (int m = 0; m < nm; m++) {
+        if (A && members[m] == A) {
+            Attrs a = A->a;
+            int u = f->users[A->id].n == 1 ? f->users[A->id].v[0] : -1;
+            double s = u >= 0 ? alpha_factor(f, f->g->nodes[u], A) : 0;
+            if (s != 0) {
+                a.alpha *= s;
+                scale = f->g->nodes[u];
+            }
+            body_op(b, A, &a);
+        } else if (members[m] == scale) {
+            body_map(b, scale, b->map[A->id]);
+        } else {
+            body_op(b, members[m], &members[m]->a);
+        }
+    }
     ir_add_output(b->sub, OUT_VALUE, NULL, b->map[root->id], NULL, false);
     for (int i = 0; i < b->ntouched; i++)
         b->map[b->touched[i]] = NULL;

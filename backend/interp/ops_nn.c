@@ -66,7 +66,7 @@ static Geom pool_geom(const Node *nd, const Tensor *x, const Tensor *y)
 
 INTERP_FN(matmul)
 {
-    IX_BY_DTYPE(out->dt, matmul, in[0], in[1], nd->a.ta, nd->a.tb, out);
+    IX_BY_DTYPE(out->dt, matmul, in[0], in[1], nd->a.ta, nd->a.tb, nd->a.alpha, out);
     return true;
 }
 

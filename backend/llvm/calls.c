@@ -17,20 +17,27 @@ static const char *typed(DType t, const char *base, char *buf, size_t n)
     return buf;
 }
 
-void cg_matmul(Cg *c, const Step *st)
+/* out = alpha op(A) op(B) for the matmul node v (a graph node or the GEMM
+ * of a fused body) with its operands in buffers pa and pb. */
+void cg_gemm(Cg *c, const Node *v, LLVMValueRef pa, LLVMValueRef pb, LLVMValueRef out)
 {
-    Node *v = st->node, *a = v->in[0];
+    const Node *a = v->in[0];
     bool ta = v->a.ta, tb = v->a.tb;
     Mono m = mono_dim(v->shape.d[0]), n = mono_dim(v->shape.d[1]);
     Mono k = mono_dim(a->shape.d[ta ? 0 : 1]);
     LLVMTypeRef ft = cg_type(c, v->dt);
     LLVMTypeRef pt[10] = {c->i32, c->i32, c->i64, c->i64, c->i64, ft, c->ptr, c->ptr, ft, c->ptr};
     LLVMValueRef args[10] = {LLVMConstInt(c->i32, ta, 0), LLVMConstInt(c->i32, tb, 0), cg_mono(c, m),
-                             cg_mono(c, n),  cg_mono(c, k), cg_fconst(c, v->dt, 1),
-                             operand(c, v, 0), operand(c, v, 1), cg_fconst(c, v->dt, 0),
-                             cg_buf(c, st->out)};
+                             cg_mono(c, n),  cg_mono(c, k), cg_fconst(c, v->dt, v->a.alpha),
+                             pa, pb, cg_fconst(c, v->dt, 0), out};
     char name[32];
     cg_call(c, typed(v->dt, "rt_gemm", name, sizeof name), c->vd, pt, 10, args);
+}
+
+void cg_matmul(Cg *c, const Step *st)
+{
+    Node *v = st->node;
+    cg_gemm(c, v, operand(c, v, 0), operand(c, v, 1), cg_buf(c, st->out));
 }
 
 /* An alloca'd array of i64 geometry fields. */

@@ -165,7 +165,8 @@ void cg_dropout_mask(Cg *c, const Step *st);       /* calls.c */
 void cg_reduce(Cg *c, const Step *st);          /* reduce.c */
 void cg_argmax(Cg *c, const Step *st);
 void cg_softmax(Cg *c, const Step *st);
-void cg_matmul(Cg *c, const Step *st);          /* calls.c */
+void cg_matmul(Cg *c, const Step *st);
+void cg_gemm(Cg *c, const Node *v, LLVMValueRef pa, LLVMValueRef pb, LLVMValueRef out);          /* calls.c */
 void cg_conv(Cg *c, const Step *st);
 void cg_pool(Cg *c, const Step *st);
 /* exp and tanh: vectorizable polynomials for f32, libm for f64 (vmath.c). */

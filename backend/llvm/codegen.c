@@ -134,7 +134,9 @@ static bool n_leading(const Shape *s)
 
 static bool row_parallel_op(const Node *v)
 {
-    if (v->op == OP_FUSED || v->op == OP_SELECT || v->op == OP_BROADCAST)
+    if (v->op == OP_FUSED)
+        return !ir_fused_anchor(v); /* a GEMM's epilogue runs after the (BLAS-threaded) GEMM */
+    if (v->op == OP_SELECT || v->op == OP_BROADCAST)
         return true;
     if (ir_ops[v->op].cls == OPC_UNARY || ir_ops[v->op].cls == OPC_BINARY)
         return true;

@@ -142,6 +142,8 @@ static LLVMValueRef fused_value(Cg *c, Elem *e, LLVMValueRef *offs)
             memo[i] = operand_value(c, e, ninput++, offs);
         } else if (b->op == OP_CONST) {
             memo[i] = cg_fconst(c, b->dt, b->a.value);
+        } else if (b->op == OP_MATMUL) {
+            memo[i] = cg_load(c, b->dt, e->base[0], offs[0]); /* the GEMM's result, in place */
         } else {
             LLVMValueRef in[3];
             for (int j = 0; j < b->nin; j++)
@@ -169,6 +171,27 @@ static void elem_body(Cg *c, void *ud, LLVMValueRef *offs)
     cg_store(c, e->v->dt, r, e->base[0], offs[0]);
 }
 
+/* read[i]: the loop reads operand i (not only the body's GEMM does). */
+static void loop_reads(const Node *v, const Node *gemm, bool *read)
+{
+    for (int i = 0; i < v->nin; i++)
+        read[i] = true;
+    if (!gemm)
+        return;
+    Graph *s = v->sub;
+    for (int i = 0; i < s->nnodes; i++)
+        if (s->nodes[i]->op == OP_INPUT)
+            read[ir_fused_input_index(v, s->nodes[i])] = false;
+    for (int i = 0; i < s->nnodes; i++) {
+        Node *b = s->nodes[i];
+        if (b == gemm || b->op == OP_INPUT)
+            continue;
+        for (int j = 0; j < b->nin; j++)
+            if (b->in[j]->op == OP_INPUT)
+                read[ir_fused_input_index(v, b->in[j])] = true;
+    }
+}
+
 void cg_elementwise(Cg *c, const Step *st)
 {
     Node *v = st->node;
@@ -179,9 +202,19 @@ void cg_elementwise(Cg *c, const Step *st)
     e.base[0] = cg_buf(c, st->out);
     mono_strides(&v->shape, acc[0].stride);
     MC_ASSERT(v->nin < CG_MAXARGS);
+    Node *gemm = ir_fused_anchor(v);
+    bool read[CG_MAXARGS];
+    loop_reads(v, gemm, read);
+    if (gemm) {
+        int ia = ir_fused_input_index(v, gemm->in[0]), ib = ir_fused_input_index(v, gemm->in[1]);
+        cg_gemm(c, gemm, cg_buf(c, c->plan->node_slot[v->in[ia]->id]),
+                cg_buf(c, c->plan->node_slot[v->in[ib]->id]), e.base[0]);
+        if (v->sub->outs[0].val == gemm)
+            return; /* the body is the scaled GEMM alone */
+    }
     for (int i = 0; i < v->nin; i++) {
         Node *u = v->in[i];
-        if (plan_const_inline(c->plan, u)) {
+        if (!read[i] || plan_const_inline(c->plan, u)) {
             e.acc_of[i] = -1;
             continue;
         }

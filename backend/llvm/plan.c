@@ -68,7 +68,8 @@ void mono_strides(const Shape *s, Mono *st)
 
 static bool body_op_ok(Op op)
 {
-    return ir_op_is_elementwise(op) || op == OP_BROADCAST || op == OP_CONST || op == OP_INPUT;
+    return ir_op_is_elementwise(op) || op == OP_BROADCAST || op == OP_CONST || op == OP_INPUT ||
+           op == OP_MATMUL;
 }
 
 static bool check_node(Node *v, Diags *d)
@@ -223,7 +224,7 @@ static bool can_update_in_place(Graph *g, Node *u, Node *p, const int *kpos)
                 continue;
             if (kpos[v->id] < kpos[u->id])
                 continue;
-            if (v != u || !reads_inline_consts(u))
+            if (v != u || !reads_inline_consts(u) || ir_fused_anchor(u))
                 return false;
             if (!mono_eq(mono_numel(&v->in[j]->shape), mono_numel(&u->shape)))
                 return false;

@@ -13,7 +13,7 @@ static SrcLoc TL = {"rand.mdl", 1, 1};
 
 enum { GRAPHS = 40, GRAD_GRAPHS = 16, OPS = 14 };
 
-static int fused_total, kernels_saved;
+static int fused_total, kernels_saved, gemm_epilogues, gemm_alphas;
 
 static Node *gen_unary(Gen *g)
 {
@@ -104,7 +104,28 @@ static Node *gen_reduce(Gen *g)
     return op1(g, ops[pick(g, 3)], x, &a);
 }
 
-/* [N,a,b] -> [N,K] @ W[K,K] -> [N,a,b] */
+/* An epilogue the GEMM producing y may fuse with: a bias and an
+ * activation, a scale by a constant (folded into alpha), or nothing. */
+static Node *epilogue(Gen *g, Node *y)
+{
+    switch (pick(g, 4)) {
+    case 0: {
+        char name[16];
+        snprintf(name, sizeof name, "b%d", g->nleaves++);
+        Node *b = ir_param(g->g, name, g->dt, ir_shape1(y->shape.d[1]), (Init){INIT_ZEROS, 0, 0}, true,
+                           ROLE_WEIGHT, TL);
+        return un(g, pick(g, 2) ? OP_RELU : OP_TANH, bin(g, OP_ADD, y, b));
+    }
+    case 1:
+        return un(g, OP_TANH, bin(g, pick(g, 2) ? OP_MUL : OP_DIV, y, k(g, 3)));
+    case 2:
+        return bin(g, OP_MUL, k(g, -0.5), y);
+    default:
+        return y;
+    }
+}
+
+/* [N,a,b] -> [N,K] @ W[K,K] (+ epilogue) -> [N,a,b] */
 static Node *gen_matmul(Gen *g)
 {
     int64_t kk = g->base.d[1] * g->base.d[2];
@@ -114,14 +135,14 @@ static Node *gen_matmul(Gen *g)
     char name[16];
     snprintf(name, sizeof name, "w%d", g->nleaves++);
     Node *w = ir_param(g->g, name, g->dt, ir_shape2(kk, kk), (Init){INIT_ZEROS, 0, 0}, true, ROLE_WEIGHT, TL);
-    Node *y = bin(g, OP_MATMUL, x, w);
+    Node *y = epilogue(g, bin(g, OP_MATMUL, x, w));
     a.shape = g->base;
     return op1(g, OP_RESHAPE, y, &a);
 }
 
 static Node *gen_op(Gen *g)
 {
-    int r = pick(g, 24);
+    int r = pick(g, 26);
     if (r < 8)
         return gen_unary(g);
     if (r < 16)
@@ -202,6 +223,11 @@ static void check_random(int seed, bool grads)
     Graph *g = gen_graph(seed, grads);
     Graph *f = tf_fused(g);
     fused_total += tf_count_op(f, OP_FUSED);
+    for (int i = 0; i < f->nnodes; i++) {
+        const Node *an = ir_fused_anchor(f->nodes[i]);
+        gemm_epilogues += an != NULL;
+        gemm_alphas += an && an->a.alpha != 1;
+    }
     kernels_saved += tf_kernels(g) - tf_kernels(f);
     ck_assert_int_le(tf_kernels(f), tf_kernels(g));
     bool f32 = g->outs[0].val->dt == DT_F32;
@@ -229,7 +255,10 @@ END_TEST
 /* Runs after the loops (Check keeps the order in one process). */
 START_TEST(fusion_happened)
 {
-    printf("random graphs: %d fused nodes, %d kernels fewer\n", fused_total, kernels_saved);
+    printf("random graphs: %d fused nodes (%d GEMM epilogues, %d with a folded scale), %d kernels fewer\n",
+           fused_total, gemm_epilogues, gemm_alphas, kernels_saved);
+    ck_assert_int_ge(gemm_epilogues, 20);
+    ck_assert_int_ge(gemm_alphas, 10);
     ck_assert_int_ge(fused_total, GRAPHS + GRAD_GRAPHS);
     ck_assert_int_ge(kernels_saved, 2 * (GRAPHS + GRAD_GRAPHS));
 }
