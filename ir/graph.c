@@ -348,6 +348,14 @@ Node *ir_fused_anchor(const Node *fused)
     return NULL;
 }
 
+Node *ir_fused_reduction(const Node *fused)
+{
+    if (fused->op != OP_FUSED || !fused->sub || fused->sub->nouts < 1)
+        return NULL;
+    Node *r = fused->sub->outs[0].val;
+    return ir_ops[r->op].cls == OPC_REDUCE && r->op != OP_ARGMAX ? r : NULL;
+}
+
 int ir_fused_input_index(const Node *fused, const Node *x)
 {
     int k = 0;

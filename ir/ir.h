@@ -213,6 +213,9 @@ Node *ir_fused(Graph *g, Graph *body, Node **in, int nin, SrcLoc loc, Diags *d);
  * elementwise ops are: it reads two body inputs and has the result's
  * shape, ir_verify checks), or NULL. */
 Node *ir_fused_anchor(const Node *fused);
+/* The reduction a fused body ends with (its output, reducing the body's
+ * elementwise ops, ir_verify checks), or NULL. */
+Node *ir_fused_reduction(const Node *fused);
 /* Index of body input node x among the body's inputs (= operand index). */
 int ir_fused_input_index(const Node *fused, const Node *x);
 Node *ir_find_param(Graph *g, const char *name);

@@ -118,9 +118,10 @@ static bool check_operands(Verifier *V, int i)
 }
 
 /* A fused body: a valid graph of inputs, constants and elementwise ops
- * whose inputs match the operands in order, and at most one matmul of
- * two inputs with the result's shape (the GEMM whose epilogue the
- * elementwise ops are, see ir_fused_anchor). */
+ * whose inputs match the operands in order; besides, either at most one
+ * matmul of two inputs with the result's shape (the GEMM whose epilogue
+ * the elementwise ops are, see ir_fused_anchor) or a reduction as the
+ * output (over the elementwise ops, see ir_fused_reduction). */
 static bool check_fused(Verifier *V, int i)
 {
     Node *n = V->g->nodes[i];
@@ -134,7 +135,7 @@ static bool check_fused(Verifier *V, int i)
         V->ok = false;
         return false;
     }
-    int k = 0, anchors = 0;
+    int k = 0, anchors = 0, reductions = 0;
     bool ok = true;
     for (int j = 0; j < b->nnodes; j++) {
         Node *x = b->nodes[j];
@@ -146,8 +147,15 @@ static bool check_fused(Verifier *V, int i)
                 ok = false;
             }
             k++;
+        } else if (ir_ops[x->op].cls == OPC_REDUCE && x->op != OP_ARGMAX) {
+            if (x != b->outs[0].val || anchors || x->in[0]->op == OP_INPUT) {
+                verr(V, i, "body contains %s that is not its final reduction (the output, reading "
+                           "an elementwise op, in a body without a matmul)", ir_ops[x->op].name);
+                ok = false;
+            }
+            reductions++;
         } else if (x->op == OP_MATMUL) {
-            if (++anchors > 1 || x->in[0]->op != OP_INPUT || x->in[1]->op != OP_INPUT ||
+            if (++anchors > 1 || reductions || x->in[0]->op != OP_INPUT || x->in[1]->op != OP_INPUT ||
                 !ir_shape_eq(&x->shape, &n->shape)) {
                 verr(V, i, "body contains a matmul that cannot be its GEMM (one at most, reading "
                            "two body inputs, with the fused result's shape)");

@@ -47,6 +47,11 @@
  * GEMM's operands are read by GEMM alone, so their producers are
  * materialised.
  *
+ * Reductions: a group (without a GEMM) whose result only a reduction
+ * (sum, mean, max) reads becomes the body of that reduction; the fused
+ * node ends with the reduction and computes the reduction's value, its
+ * input evaluated per element, never stored (backend/llvm/reduce.c).
+ *
  * A group of one op stays that op (it is one kernel either way). A fused
  * node takes the location of its first op in program order and the label
  * of its root; the body nodes keep their own locations, so dumps show
@@ -70,6 +75,7 @@ typedef struct IntVec {
 typedef struct Group {
     Node *root;
     Node *anchor;    /* the matmul whose epilogue the group is, or NULL */
+    Node *reduce;    /* the reduction the group's result feeds, fused into it, or NULL */
     IntVec frontier; /* ids of the non-constant nodes outside the group its ops read */
     int size;        /* ops in the group */
 } Group;
@@ -279,6 +285,31 @@ static void try_anchor(Fuser *f, Node *p, IntVec *gs)
     gr->anchor = p;
 }
 
+static bool is_reduction(const Node *n)
+{
+    return n->op == OP_REDUCE_SUM || n->op == OP_REDUCE_MEAN || n->op == OP_REDUCE_MAX;
+}
+
+/* A group whose result only a reduction reads (and which has no GEMM)
+ * becomes the body of that reduction: the reduction evaluates the
+ * group's ops per element instead of reading a buffer. */
+static void attach_reductions(Fuser *f)
+{
+    for (int k = 0; k < f->ngrp; k++) {
+        Group *gr = &f->grp[k];
+        Node *p = gr->root;
+        const IntVec *us = &f->users[p->id];
+        if (gr->anchor || f->is_out[p->id] || us->n != 1)
+            continue;
+        Node *r = f->g->nodes[us->v[0]];
+        if (!is_reduction(r) || r->dt != p->dt || gr->size + 1 > MAX_BODY)
+            continue;
+        gr->reduce = r;
+        gr->size++;
+        vec_add(&f->groups[r->id], k);
+    }
+}
+
 static void form_groups(Fuser *f)
 {
     IntVec gs = {0};
@@ -361,6 +392,12 @@ static void body_op(Body *b, Node *m, const Attrs *a)
     body_map(b, m, c);
 }
 
+/* The node whose value the fused node of a group computes. */
+static Node *group_result(const Group *gr)
+{
+    return gr->reduce ? gr->reduce : gr->root;
+}
+
 /* The scale a GEMM's only reader m applies (m = A*c, c*A or A/c with c a
  * scalar constant), folded into the GEMM's alpha; 0 when m is not one. */
 static double alpha_factor(const Fuser *f, const Node *m, const Node *A)
@@ -377,7 +414,7 @@ static double alpha_factor(const Fuser *f, const Node *m, const Node *A)
 /* The fused node of group k with members (in program order). */
 static Node *build_fused(Fuser *f, Body *b, int k, Node **members, int nm, Diags *d)
 {
-    Node *root = f->grp[k].root, *A = f->grp[k].anchor, *scale = NULL;
+    Node *root = group_result(&f->grp[k]), *A = f->grp[k].anchor, *scale = NULL;
     b->sub = ir_graph_new(root->label ? root->label : "fused");
     b->nops = 0;
     b->ntouched = 0;
@@ -430,7 +467,7 @@ static int build_groups(Fuser *f, Diags *d)
         MC_ASSERT(members[k].n <= MAX_BODY);
         for (int m = 0; m < members[k].n; m++)
             nodes[m] = f->g->nodes[members[k].v[m]];
-        f->grp[k].root->aux = build_fused(f, &b, k, nodes, members[k].n, d);
+        group_result(&f->grp[k])->aux = build_fused(f, &b, k, nodes, members[k].n, d);
         built++;
     }
     for (int k = 0; k < f->ngrp; k++)
@@ -474,6 +511,7 @@ bool ps_fuse(Graph *g, Diags *d)
     Fuser f;
     fuser_init(&f, g);
     form_groups(&f);
+    attach_reductions(&f);
     if (build_groups(&f, d))
         splice(&f);
     fuser_free(&f);

@@ -166,7 +166,11 @@ void cg_reduce(Cg *c, const Step *st);          /* reduce.c */
 void cg_argmax(Cg *c, const Step *st);
 void cg_softmax(Cg *c, const Step *st);
 void cg_matmul(Cg *c, const Step *st);
-void cg_gemm(Cg *c, const Node *v, LLVMValueRef pa, LLVMValueRef pb, LLVMValueRef out);          /* calls.c */
+void cg_gemm(Cg *c, const Node *v, LLVMValueRef pa, LLVMValueRef pb, LLVMValueRef out);
+/* The value of body node `result` of fused node v for one element, given
+ * the values of the body inputs (operands) and of the body's GEMM. */
+LLVMValueRef cg_body_value(Cg *c, const Node *v, const Node *result, const LLVMValueRef *inputs,
+                           LLVMValueRef gemm);          /* calls.c */
 void cg_conv(Cg *c, const Step *st);
 void cg_pool(Cg *c, const Step *st);
 /* exp and tanh: vectorizable polynomials for f32, libm for f64 (vmath.c). */

@@ -84,9 +84,14 @@ static void emit_kernel_body(Cg *c, const Step *st)
     case OP_AVG_POOL2D_GRAD:
         cg_pool(c, st);
         return;
+    case OP_FUSED:
+        if (ir_fused_reduction(v))
+            cg_reduce(c, st);
+        else
+            cg_elementwise(c, st);
+        return;
     case OP_BROADCAST:
     case OP_SELECT:
-    case OP_FUSED:
         cg_elementwise(c, st);
         return;
     default:
@@ -134,9 +139,11 @@ static bool n_leading(const Shape *s)
 
 static bool row_parallel_op(const Node *v)
 {
-    if (v->op == OP_FUSED)
-        return !ir_fused_anchor(v); /* a GEMM's epilogue runs after the (BLAS-threaded) GEMM */
-    if (v->op == OP_SELECT || v->op == OP_BROADCAST)
+    if (v->op == OP_FUSED && ir_fused_anchor(v))
+        return false; /* a GEMM's epilogue runs after the (BLAS-threaded) GEMM */
+    if (v->op == OP_FUSED && ir_fused_reduction(v))
+        v = ir_fused_reduction(v); /* splits like its reduction */
+    else if (v->op == OP_FUSED || v->op == OP_SELECT || v->op == OP_BROADCAST)
         return true;
     if (ir_ops[v->op].cls == OPC_UNARY || ir_ops[v->op].cls == OPC_BINARY)
         return true;

@@ -130,30 +130,46 @@ static LLVMValueRef operand_value(Cg *c, Elem *e, int i, LLVMValueRef *offs)
     return cg_load(c, u->dt, e->base[e->acc_of[i]], offs[e->acc_of[i]]);
 }
 
-static LLVMValueRef fused_value(Cg *c, Elem *e, LLVMValueRef *offs)
+LLVMValueRef cg_body_value(Cg *c, const Node *v, const Node *result, const LLVMValueRef *inputs,
+                           LLVMValueRef gemm)
 {
-    Graph *s = e->v->sub;
+    Graph *s = v->sub;
     LLVMValueRef *memo = xcalloc((size_t)s->nnodes, sizeof(LLVMValueRef));
     int ninput = 0;
     for (int i = 0; i < s->nnodes; i++) {
         Node *b = s->nodes[i];
+        s->nodes[i]->id = i;
         if (b->op == OP_INPUT) {
-            MC_ASSERT(ninput < e->v->nin);
-            memo[i] = operand_value(c, e, ninput++, offs);
+            MC_ASSERT(ninput < v->nin);
+            memo[i] = inputs[ninput++];
         } else if (b->op == OP_CONST) {
             memo[i] = cg_fconst(c, b->dt, b->a.value);
         } else if (b->op == OP_MATMUL) {
-            memo[i] = cg_load(c, b->dt, e->base[0], offs[0]); /* the GEMM's result, in place */
+            memo[i] = gemm;
+        } else if (ir_ops[b->op].cls == OPC_REDUCE) {
+            continue; /* the caller reduces */
         } else {
             LLVMValueRef in[3];
             for (int j = 0; j < b->nin; j++)
                 in[j] = memo[b->in[j]->id];
             memo[i] = cg_scalar_op(c, b, in);
         }
+        if (b == result)
+            break;
     }
-    LLVMValueRef r = memo[s->outs[0].val->id];
+    LLVMValueRef r = memo[result->id];
+    MC_ASSERT(r);
     free(memo);
     return r;
+}
+
+static LLVMValueRef fused_value(Cg *c, Elem *e, LLVMValueRef *offs)
+{
+    LLVMValueRef in[CG_MAXARGS];
+    for (int i = 0; i < e->v->nin; i++)
+        in[i] = operand_value(c, e, i, offs);
+    LLVMValueRef gemm = ir_fused_anchor(e->v) ? cg_load(c, e->v->dt, e->base[0], offs[0]) : NULL;
+    return cg_body_value(c, e->v, e->v->sub->outs[0].val, in, gemm); /* the GEMM's result, in place */
 }
 
 static void elem_body(Cg *c, void *ud, LLVMValueRef *offs)

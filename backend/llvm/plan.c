@@ -69,7 +69,7 @@ void mono_strides(const Shape *s, Mono *st)
 static bool body_op_ok(Op op)
 {
     return ir_op_is_elementwise(op) || op == OP_BROADCAST || op == OP_CONST || op == OP_INPUT ||
-           op == OP_MATMUL;
+           op == OP_MATMUL || op == OP_REDUCE_SUM || op == OP_REDUCE_MEAN || op == OP_REDUCE_MAX;
 }
 
 static bool check_node(Node *v, Diags *d)

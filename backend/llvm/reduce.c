@@ -2,7 +2,10 @@
  * log_softmax. When the innermost axis is reduced, each output element
  * accumulates in a register (sums with `reassoc`, so they vectorize);
  * otherwise the input is walked in memory order and accumulated into the
- * output, which keeps the innermost loop contiguous. */
+ * output, which keeps the innermost loop contiguous. A fused reduction
+ * (a fused node whose body ends with the reduction) computes its input
+ * per element from the body's elementwise ops over the operands, read
+ * with broadcasting, instead of loading it. */
 #include "cg.h"
 
 #include <math.h>
@@ -23,13 +26,59 @@ static LLVMValueRef combine(Cg *c, Op op, LLVMValueRef acc, LLVMValueRef x, bool
 }
 
 typedef struct Red {
-    Node *v;
+    Node *v;        /* the reduction (a graph node or a fused body's output) */
+    const Node *fn; /* the fused node, or NULL */
     DType dt;
-    LLVMValueRef x, out, acc; /* acc: the register accumulator (alloca) */
-    Mono dims_r[IR_MAXRANK], xs_r[IR_MAXRANK];
+    int nx;                        /* accessors of the input: its buffer, or fn's operands */
+    int xop[CG_MAXARGS];           /* fn: accessor -> operand index */
+    LLVMValueRef xb[CG_MAXARGS];   /* accessor bases */
+    Mono xs[CG_MAXARGS][IR_MAXRANK]; /* accessor strides over the input's dims */
+    LLVMValueRef inl[CG_MAXARGS];  /* fn: inline constant operands */
+    LLVMValueRef out, acc; /* acc: the register accumulator (alloca) */
+    Mono dims_r[IR_MAXRANK];
+    int red_k[IR_MAXRANK]; /* the reduced dims, outer to inner */
     int nr;
     LLVMValueRef count; /* mean: divisor */
 } Red;
+
+/* The input element at accessor offsets offs[0..nx). */
+static LLVMValueRef x_value(Cg *c, Red *r, LLVMValueRef *offs)
+{
+    if (!r->fn)
+        return cg_load(c, r->dt, r->xb[0], offs[0]);
+    LLVMValueRef in[CG_MAXARGS];
+    memcpy(in, r->inl, sizeof in);
+    for (int a = 0; a < r->nx; a++)
+        in[r->xop[a]] = cg_load(c, r->fn->in[r->xop[a]]->dt, r->xb[a], offs[a]);
+    return cg_body_value(c, r->fn, r->v->in[0], in, NULL);
+}
+
+/* The accessors of the input: its buffer, or the fused node's operands
+ * that are not inline constants, with broadcast strides. */
+static void x_accessors(Cg *c, Red *r, const Step *st)
+{
+    const Shape *s = &r->v->in[0]->shape;
+    if (!r->fn) {
+        r->nx = 1;
+        r->xb[0] = cg_buf(c, c->plan->node_slot[r->v->in[0]->id]);
+        mono_strides(s, r->xs[0]);
+        return;
+    }
+    const Node *fn = st->node;
+    MC_ASSERT(fn->nin < CG_MAXARGS);
+    for (int i = 0; i < fn->nin; i++) {
+        const Node *u = fn->in[i];
+        if (plan_const_inline(c->plan, u)) {
+            r->inl[i] = cg_fconst(c, u->dt, u->a.value);
+            continue;
+        }
+        r->inl[i] = NULL;
+        r->xop[r->nx] = i;
+        r->xb[r->nx] = cg_buf(c, c->plan->node_slot[u->id]);
+        cg_bcast_strides(&u->shape, s, r->xs[r->nx]);
+        r->nx++;
+    }
+}
 
 static double init_value(Op op)
 {
@@ -41,7 +90,7 @@ static void acc_body(Cg *c, void *ud, LLVMValueRef *offs)
     Red *r = ud;
     LLVMTypeRef t = cg_type(c, r->dt);
     LLVMValueRef a = LLVMBuildLoad2(c->b, t, r->acc, "");
-    LLVMValueRef x = cg_load(c, r->dt, r->x, offs[0]);
+    LLVMValueRef x = x_value(c, r, offs);
     LLVMBuildStore(c->b, combine(c, r->v->op, a, x, true), r->acc);
 }
 
@@ -57,22 +106,25 @@ static void inner_body(Cg *c, void *ud, LLVMValueRef *offs)
 {
     Red *r = ud;
     LLVMBuildStore(c->b, cg_fconst(c, r->dt, init_value(r->v->op)), r->acc);
-    Acc a;
-    memset(&a, 0, sizeof a);
-    a.base = r->x;
-    a.off = offs[0];
-    memcpy(a.stride, r->xs_r, sizeof r->xs_r);
-    cg_nest(c, r->nr, r->dims_r, 1, &a, acc_body, r);
+    Acc a[CG_MAXARGS];
+    memset(a, 0, sizeof a);
+    for (int k = 0; k < r->nx; k++) {
+        a[k].base = r->xb[k];
+        a[k].off = offs[k];
+        for (int j = 0; j < r->nr; j++)
+            a[k].stride[j] = r->xs[k][r->red_k[j]];
+    }
+    cg_nest(c, r->nr, r->dims_r, r->nx, a, acc_body, r);
     LLVMValueRef v = LLVMBuildLoad2(c->b, cg_type(c, r->dt), r->acc, "");
-    cg_store(c, r->dt, finish(c, r, v), r->out, offs[1]);
+    cg_store(c, r->dt, finish(c, r, v), r->out, offs[r->nx]);
 }
 
 static void mem_body(Cg *c, void *ud, LLVMValueRef *offs)
 {
     Red *r = ud;
-    LLVMValueRef o = cg_load(c, r->dt, r->out, offs[1]);
-    LLVMValueRef x = cg_load(c, r->dt, r->x, offs[0]);
-    cg_store(c, r->dt, combine(c, r->v->op, o, x, false), r->out, offs[1]);
+    LLVMValueRef o = cg_load(c, r->dt, r->out, offs[r->nx]);
+    LLVMValueRef x = x_value(c, r, offs);
+    cg_store(c, r->dt, combine(c, r->v->op, o, x, false), r->out, offs[r->nx]);
 }
 
 static void mean_body(Cg *c, void *ud, LLVMValueRef *offs)
@@ -108,44 +160,49 @@ static int last_nonunit(const Shape *s)
 
 void cg_reduce(Cg *c, const Step *st)
 {
-    Node *v = st->node, *xn = v->in[0];
-    const Shape *s = &xn->shape;
+    Node *v = st->node;
+    Red r;
+    memset(&r, 0, sizeof r);
+    if (v->op == OP_FUSED) {
+        r.fn = v;
+        v = ir_fused_reduction(v);
+    }
+    const Shape *s = &v->in[0]->shape;
     bool red[IR_MAXRANK] = {0};
     for (int i = 0; i < v->a.naxes; i++)
         red[v->a.axes[i]] = true;
-    Red r;
-    memset(&r, 0, sizeof r);
     r.v = v;
     r.dt = v->dt;
-    r.x = cg_buf(c, c->plan->node_slot[xn->id]);
+    x_accessors(c, &r, st);
     r.out = cg_buf(c, st->out);
-    Mono xs[IR_MAXRANK], os[IR_MAXRANK], count = mono(1);
-    mono_strides(s, xs);
+    Mono os[IR_MAXRANK], count = mono(1);
     out_strides(s, red, os);
     for (int k = 0; k < s->rank; k++)
         if (red[k])
             count = mono_mul(count, mono_dim(s->d[k]));
     r.count = cg_mono(c, count);
     int last = last_nonunit(s);
+    Acc acc[CG_MAXARGS];
+    memset(acc, 0, sizeof acc);
+    for (int a = 0; a < r.nx; a++)
+        acc[a].base = r.xb[a];
+    acc[r.nx].base = r.out;
     if (last >= 0 && red[last]) {
         Mono dk[IR_MAXRANK];
-        Acc acc[2];
-        memset(acc, 0, sizeof acc);
-        acc[0].base = r.x;
-        acc[1].base = r.out;
         int nk = 0;
         for (int k = 0; k < s->rank; k++) {
             if (red[k]) {
                 r.dims_r[r.nr] = mono_dim(s->d[k]);
-                r.xs_r[r.nr++] = xs[k];
+                r.red_k[r.nr++] = k;
             } else {
                 dk[nk] = mono_dim(s->d[k]);
-                acc[0].stride[nk] = xs[k];
-                acc[1].stride[nk++] = os[k];
+                for (int a = 0; a < r.nx; a++)
+                    acc[a].stride[nk] = r.xs[a][k];
+                acc[r.nx].stride[nk++] = os[k];
             }
         }
         r.acc = cg_alloca(c, cg_type(c, r.dt), "acc");
-        cg_nest(c, nk, dk, 2, acc, inner_body, &r);
+        cg_nest(c, nk, dk, r.nx + 1, acc, inner_body, &r);
         return;
     }
     Acc o;
@@ -154,17 +211,14 @@ void cg_reduce(Cg *c, const Step *st)
     o.stride[0] = mono(1);
     Mono on = mono_numel(&v->shape);
     cg_nest(c, 1, &on, 1, &o, fill_body, &r);
-    Acc acc[2];
-    memset(acc, 0, sizeof acc);
-    acc[0].base = r.x;
-    acc[1].base = r.out;
     Mono dims[IR_MAXRANK];
     for (int k = 0; k < s->rank; k++) {
         dims[k] = mono_dim(s->d[k]);
-        acc[0].stride[k] = xs[k];
-        acc[1].stride[k] = os[k];
+        for (int a = 0; a < r.nx; a++)
+            acc[a].stride[k] = r.xs[a][k];
+        acc[r.nx].stride[k] = os[k];
     }
-    cg_nest(c, s->rank, dims, 2, acc, mem_body, &r);
+    cg_nest(c, s->rank, dims, r.nx + 1, acc, mem_body, &r);
     if (v->op == OP_REDUCE_MEAN)
         cg_nest(c, 1, &on, 1, &o, mean_body, &r);
 }

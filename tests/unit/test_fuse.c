@@ -136,8 +136,9 @@ START_TEST(body_size_limit)
 }
 END_TEST
 
-/* Nothing fusible (the matmul is an output, so it cannot be the relu's
- * GEMM): the printed graph is unchanged. */
+/* Nothing fusible (the matmul and the relu are outputs, so the relu can
+ * neither take the matmul as its GEMM nor fuse into the reduction): the
+ * printed graph is unchanged. */
 START_TEST(nothing_to_fuse)
 {
     Graph *g = ir_graph_new("plain");
@@ -148,6 +149,7 @@ START_TEST(nothing_to_fuse)
     Node *m = ir_binary(g, OP_MATMUL, x, w, L, &d);
     Node *y = ir_unary(g, OP_RELU, m, L, &d);
     ir_add_output(g, OUT_VALUE, "m", m, NULL, false);
+    ir_add_output(g, OUT_VALUE, "r", y, NULL, false);
     Attrs a = ir_attrs();
     a.naxes = 1;
     a.axes[0] = 1;
@@ -197,38 +199,50 @@ START_TEST(fused_text_roundtrip)
 }
 END_TEST
 
-/* The GEMM epilogue golden (tests/ir/fuse/gemm_epilogue.ir) runs: five
- * matmuls become the GEMMs of fused kernels, two with a folded scale, and
- * the fused JIT agrees with the unfused JIT and the interpreter. */
-START_TEST(gemm_epilogues_run)
+/* A fusion golden file runs: it has the expected GEMM epilogues, folded
+ * scales and fused reductions, and the fused JIT agrees with the unfused
+ * JIT and the interpreter at several batch sizes. */
+static void run_golden(const char *path, int want_gemms, int want_scaled, int want_reductions)
 {
     size_t len;
-    char *text = read_file("tests/ir/fuse/gemm_epilogue.ir", &len);
+    char *text = read_file(path, &len);
     ck_assert_ptr_nonnull(text);
     Diags d;
     diags_init(&d);
-    Graph *g = ir_parse("gemm_epilogue.ir", text, len, &d);
+    Graph *g = ir_parse(path, text, len, &d);
     if (!g)
         diags_print(&d, stderr);
     ck_assert_ptr_nonnull(g);
     Graph *f = tf_fused(g);
-    int gemms = 0, scaled = 0;
+    int gemms = 0, scaled = 0, reductions = 0;
     for (int i = 0; i < f->nnodes; i++) {
         const Node *an = ir_fused_anchor(f->nodes[i]);
         gemms += an != NULL;
         scaled += an && an->a.alpha != 1;
+        reductions += ir_fused_reduction(f->nodes[i]) != NULL;
     }
-    ck_assert_int_eq(gemms, 5);
-    ck_assert_int_eq(scaled, 2);
-    ck_assert_int_eq(tf_count_op(f, OP_MATMUL), 3);
+    ck_assert_int_eq(gemms, want_gemms);
+    ck_assert_int_eq(scaled, want_scaled);
+    ck_assert_int_eq(reductions, want_reductions);
     for (int64_t n = 1; n <= 33; n += 16) {
         TfCheck c = {2, false, 1e-5, 1e-6, n, (uint64_t)n, false};
-        tf_check("gemm epilogues", g, f, &c);
+        tf_check(path, g, f, &c);
     }
     free(text);
     diags_free(&d);
     ir_graph_free(f);
     ir_graph_free(g);
+}
+
+START_TEST(gemm_epilogues_run)
+{
+    run_golden("tests/ir/fuse/gemm_epilogue.ir", 5, 2, 0);
+}
+END_TEST
+
+START_TEST(fused_reductions_run)
+{
+    run_golden("tests/ir/fuse/reduce.ir", 1, 0, 3);
 }
 END_TEST
 
@@ -244,6 +258,7 @@ int main(void)
     tcase_add_test(t, nothing_to_fuse);
     tcase_add_test(t, fused_text_roundtrip);
     tcase_add_test(t, gemm_epilogues_run);
+    tcase_add_test(t, fused_reductions_run);
     suite_add_tcase(s, t);
     return tu_run(s);
 }

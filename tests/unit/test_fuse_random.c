@@ -13,7 +13,7 @@ static SrcLoc TL = {"rand.mdl", 1, 1};
 
 enum { GRAPHS = 40, GRAD_GRAPHS = 16, OPS = 14 };
 
-static int fused_total, kernels_saved, gemm_epilogues, gemm_alphas;
+static int fused_total, kernels_saved, gemm_epilogues, gemm_alphas, reductions;
 
 static Node *gen_unary(Gen *g)
 {
@@ -227,6 +227,7 @@ static void check_random(int seed, bool grads)
         const Node *an = ir_fused_anchor(f->nodes[i]);
         gemm_epilogues += an != NULL;
         gemm_alphas += an && an->a.alpha != 1;
+        reductions += ir_fused_reduction(f->nodes[i]) != NULL;
     }
     kernels_saved += tf_kernels(g) - tf_kernels(f);
     ck_assert_int_le(tf_kernels(f), tf_kernels(g));
@@ -255,8 +256,10 @@ END_TEST
 /* Runs after the loops (Check keeps the order in one process). */
 START_TEST(fusion_happened)
 {
-    printf("random graphs: %d fused nodes (%d GEMM epilogues, %d with a folded scale), %d kernels fewer\n",
-           fused_total, gemm_epilogues, gemm_alphas, kernels_saved);
+    printf("random graphs: %d fused nodes (%d GEMM epilogues, %d with a folded scale, %d reductions), "
+           "%d kernels fewer\n",
+           fused_total, gemm_epilogues, gemm_alphas, reductions, kernels_saved);
+    ck_assert_int_ge(reductions, 20);
     ck_assert_int_ge(gemm_epilogues, 20);
     ck_assert_int_ge(gemm_alphas, 10);
     ck_assert_int_ge(fused_total, GRAPHS + GRAD_GRAPHS);
