@@ -244,19 +244,23 @@ void cg_argmax(Cg *c, const Step *st)
 
 /* ---- softmax, log_softmax and the cross-entropy rows along one axis ----
  * One row (the elements along the axis) at a time, in three passes:
- * 0: m = max x; 1: s = sum exp(x - m) (softmax keeps exp(x - m) in out;
- * log_softmax_grad also sums gy into g); 2: lse = log s (softmax: s), then
- *   softmax           out = out / s
+ * 0: m = max x; 1: s = sum e, e = exp(x - m) (softmax and
+ * log_softmax_grad keep e in out; log_softmax_grad also sums gy into g);
+ * 2: with r = s (softmax), g / s (log_softmax_grad) or lse = log s:
+ *   softmax           out = out / r
  *   log_softmax       out = (x - m) - lse
  *   log_softmax_dot   acc += t * ((x - m) - lse), stored once per row
- *   log_softmax_grad  out = gy - exp((x - m) - lse) * g
+ *   log_softmax_grad  out = gy - out * r
  * The second operand t / gy has x's shape; a dot's out has one element
- * per row. */
+ * per row. log_softmax_grad's e * (g / s) rounds differently from the
+ * interpreter's exp((x - m) - lse) * g (docs/ops.md), within its sum
+ * tolerance, and needs one exp per element instead of two. */
 
 typedef struct Softmax {
     Node *v;
     DType dt;
-    LLVMValueRef x, y, out, m, s, g, lse; /* y: operand 1 (t or gy) */
+    LLVMValueRef x, y, out, m, s, g; /* y: operand 1 (t or gy) */
+    LLVMValueRef r;                  /* the row's value for pass 2 */
     Mono len, stride;
     int phase; /* 0 max, 1 sum of exp, 2 write */
 } Softmax;
@@ -273,20 +277,19 @@ static void softmax_write(Cg *c, Softmax *k, LLVMValueRef d, LLVMValueRef *offs)
     LLVMValueRef r;
     switch (k->v->op) {
     case OP_SOFTMAX:
-        r = LLVMBuildFDiv(c->b, cg_load(c, k->dt, k->out, offs[1]), k->lse, "");
+        r = LLVMBuildFDiv(c->b, cg_load(c, k->dt, k->out, offs[1]), k->r, "");
         break;
     case OP_LOG_SOFTMAX:
-        r = LLVMBuildFSub(c->b, d, k->lse, "");
+        r = LLVMBuildFSub(c->b, d, k->r, "");
         break;
     case OP_LOG_SOFTMAX_DOT: {
         LLVMValueRef t = cg_load(c, k->dt, k->y, offs[1]);
-        add_to(c, k, k->s, LLVMBuildFMul(c->b, t, LLVMBuildFSub(c->b, d, k->lse, ""), ""));
+        add_to(c, k, k->s, LLVMBuildFMul(c->b, t, LLVMBuildFSub(c->b, d, k->r, ""), ""));
         return;
     }
     default: {
-        LLVMValueRef p = cg_exp(c, k->dt, LLVMBuildFSub(c->b, d, k->lse, ""));
-        LLVMValueRef g = LLVMBuildLoad2(c->b, cg_type(c, k->dt), k->g, "");
-        r = LLVMBuildFSub(c->b, cg_load(c, k->dt, k->y, offs[1]), LLVMBuildFMul(c->b, p, g, ""), "");
+        LLVMValueRef p = LLVMBuildFMul(c->b, cg_load(c, k->dt, k->out, offs[2]), k->r, "");
+        r = LLVMBuildFSub(c->b, cg_load(c, k->dt, k->y, offs[1]), p, "");
         cg_store(c, k->dt, r, k->out, offs[2]);
         return;
     }
@@ -313,9 +316,25 @@ static void softmax_step(Cg *c, void *ud, LLVMValueRef *offs)
     LLVMValueRef e = cg_exp(c, k->dt, d);
     if (k->v->op == OP_SOFTMAX)
         cg_store(c, k->dt, e, k->out, offs[1]);
-    if (k->v->op == OP_LOG_SOFTMAX_GRAD)
+    if (k->v->op == OP_LOG_SOFTMAX_GRAD) {
+        cg_store(c, k->dt, e, k->out, offs[2]);
         add_to(c, k, k->g, cg_load(c, k->dt, k->y, offs[1]));
+    }
     add_to(c, k, k->s, e);
+}
+
+/* r for pass 2 (a dot's sum restarts for the weighted sum). */
+static LLVMValueRef row_value(Cg *c, Softmax *k, bool dot)
+{
+    LLVMTypeRef t = cg_type(c, k->dt);
+    LLVMValueRef s = LLVMBuildLoad2(c->b, t, k->s, "");
+    if (dot)
+        LLVMBuildStore(c->b, cg_fconst(c, k->dt, 0), k->s);
+    if (k->v->op == OP_SOFTMAX)
+        return s;
+    if (k->v->op == OP_LOG_SOFTMAX_GRAD)
+        return LLVMBuildFDiv(c->b, LLVMBuildLoad2(c->b, t, k->g, ""), s, "");
+    return cg_intrinsic(c, "llvm.log", t, &s, 1);
 }
 
 /* offs[0]: the row's first element in x (and operand 1, and out unless
@@ -338,12 +357,8 @@ static void softmax_row(Cg *c, void *ud, LLVMValueRef *offs)
     LLVMBuildStore(c->b, cg_fconst(c, k->dt, 0), k->s);
     LLVMBuildStore(c->b, cg_fconst(c, k->dt, 0), k->g);
     for (k->phase = 0; k->phase < 3; k->phase++) {
-        if (k->phase == 2) {
-            LLVMValueRef s = LLVMBuildLoad2(c->b, t, k->s, "");
-            k->lse = k->v->op == OP_SOFTMAX ? s : cg_intrinsic(c, "llvm.log", t, &s, 1);
-            if (dot)
-                LLVMBuildStore(c->b, cg_fconst(c, k->dt, 0), k->s);
-        }
+        if (k->phase == 2)
+            k->r = row_value(c, k, dot);
         cg_nest(c, 1, &k->len, nb, acc, softmax_step, k);
     }
     if (dot)
