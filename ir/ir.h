@@ -95,7 +95,7 @@ bool ir_op_is_elementwise(Op op);   /* unary, binary, select */
 /* ---- attributes: one struct, each op reads the fields it documents ---- */
 typedef struct Attrs {
     int naxes;
-    int axes[IR_MAXRANK]; /* reduce axes; transpose perm; concat/softmax/argmax axis = axes[0] */
+    int axes[IR_MAXRANK]; /* reduce axes; transpose perm; concat/softmax/argmax/log_softmax_dot/log_softmax_grad axis = axes[0] */
     bool keepdims;
     Shape shape;          /* reshape/broadcast target; const shape; *_grad result shape */
     int64_t begin[IR_MAXRANK], end[IR_MAXRANK], step[IR_MAXRANK]; /* slice, rank = operand rank */

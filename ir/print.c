@@ -178,6 +178,8 @@ unsigned ir_attr_mask(Op op)
     case OP_CONCAT:
     case OP_SOFTMAX:
     case OP_LOG_SOFTMAX:
+    case OP_LOG_SOFTMAX_DOT:
+    case OP_LOG_SOFTMAX_GRAD:
         return TA_AXIS;
     case OP_MATMUL:
         return TA_TA | TA_TB | TA_ALPHA;

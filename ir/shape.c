@@ -450,6 +450,27 @@ static bool infer_axis_op(Node *n, Diags *d)
     return true;
 }
 
+/* log_softmax_dot(z, t) / log_softmax_grad(z, gy): operands of one
+ * shape, the axis of z; the dot drops the axis. */
+static bool infer_softmax_pair(Node *n, Diags *d)
+{
+    if (!same_dtype(n, d) || !infer_axis_op(n, d))
+        return false;
+    if (!ir_shape_eq(&n->in[0]->shape, &n->in[1]->shape)) {
+        char t0[TYBUF], t1[TYBUF];
+        diag_error(d, n->loc, "%s: operands differ in shape: %s and %s", ir_ops[n->op].name, ty(n->in[0], t0),
+                   ty(n->in[1], t1));
+        return false;
+    }
+    if (n->op == OP_LOG_SOFTMAX_DOT) {
+        int ax = n->a.axes[0];
+        for (int k = ax; k + 1 < n->shape.rank; k++)
+            n->shape.d[k] = n->shape.d[k + 1];
+        n->shape.rank--;
+    }
+    return true;
+}
+
 static bool infer_leaf(Node *n, Diags *d)
 {
     (void)d;
@@ -537,6 +558,9 @@ bool ir_infer(Node *n, Diags *d)
         case OP_SOFTMAX:
         case OP_LOG_SOFTMAX:
             return need_float(n, n->in[0], d) && infer_axis_op(n, d);
+        case OP_LOG_SOFTMAX_DOT:
+        case OP_LOG_SOFTMAX_GRAD:
+            return infer_softmax_pair(n, d);
         case OP_ONE_HOT: {
             Shape s = n->in[0]->shape;
             if (s.rank >= IR_MAXRANK || n->a.depth < 1) {

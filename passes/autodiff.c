@@ -584,6 +584,26 @@ static void grad_log_softmax(AD *c, Node *y, Node *gy)
     send(c, y->in[0], bin(c, OP_SUB, gy, mul(c, un(c, OP_EXP, y), s)));
 }
 
+/* Made by fuse from a loss and its gradient, after autodiff. */
+static void grad_after_fuse(AD *c, Node *y)
+{
+    diag_error(c->d, y->loc, "cannot differentiate %s: it comes from fuse, run autodiff before fuse",
+               ir_ops[y->op].name);
+    c->failed = true;
+}
+
+static void grad_log_softmax_dot(AD *c, Node *y, Node *gy)
+{
+    (void)gy;
+    grad_after_fuse(c, y);
+}
+
+static void grad_log_softmax_grad(AD *c, Node *y, Node *gy)
+{
+    (void)gy;
+    grad_after_fuse(c, y);
+}
+
 static void grad_phase(AD *c, Node *y, Node *gy)
 {
     (void)gy;

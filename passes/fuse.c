@@ -508,6 +508,7 @@ static void splice(Fuser *f)
 
 bool ps_fuse(Graph *g, Diags *d)
 {
+    ps_fuse_softmax(g, d);
     Fuser f;
     fuser_init(&f, g);
     form_groups(&f);

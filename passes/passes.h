@@ -38,6 +38,10 @@ bool ps_optimizer(Graph *g, Diags *d);
 /* fuse.c: group elementwise chains into FUSED nodes. */
 bool ps_fuse(Graph *g, Diags *d);
 
+/* fuse_softmax.c (run first by ps_fuse): softmax cross-entropy loss and
+ * gradient in primitive ops -> log_softmax_dot / log_softmax_grad. */
+bool ps_fuse_softmax(Graph *g, Diags *d);
+
 /* verify.c wrapper so the verifier can run as a pass. */
 bool ps_verify(Graph *g, Diags *d);
 

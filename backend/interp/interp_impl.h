@@ -65,7 +65,8 @@ INTERP_FN(transpose);
 INTERP_FN(slice);
 INTERP_FN(slice_grad);
 INTERP_FN(concat);
-/* linear algebra, convolution, pooling, softmax, one_hot, dropout (ops_nn.c) */
+/* linear algebra, convolution, pooling, softmax (and the fused softmax
+ * cross-entropy rows), one_hot, dropout (ops_nn.c) */
 INTERP_FN(matmul);
 INTERP_FN(conv2d);
 INTERP_FN(conv2d_grad_input);
@@ -76,6 +77,8 @@ INTERP_FN(avg_pool2d);
 INTERP_FN(avg_pool2d_grad);
 INTERP_FN(softmax);
 INTERP_FN(log_softmax);
+INTERP_FN(log_softmax_dot);
+INTERP_FN(log_softmax_grad);
 INTERP_FN(one_hot);
 INTERP_FN(dropout_mask);
 /* modes and fusion (interp.c) */

@@ -1,6 +1,7 @@
 /* Interpreter routines for matmul, 2-D convolution (NHWC data, HWIO
  * kernels) and its two adjoints, max/avg pooling and their adjoints,
- * softmax and log_softmax, one_hot and the dropout mask. */
+ * softmax, log_softmax and the fused softmax cross-entropy rows
+ * (log_softmax_dot, log_softmax_grad), one_hot and the dropout mask. */
 #include "backend/interp/interp_impl.h"
 
 #include <math.h>
@@ -119,15 +120,26 @@ INTERP_FN(avg_pool2d_grad) /* (dy) -> dx */
     return true;
 }
 
-static void softmax_any(const Node *nd, const Tensor *a, bool logv, Tensor *out)
+/* a seen as [outer, len, inner] around the axis axes[0]. */
+typedef struct Rows {
+    int64_t outer, len, inner;
+} Rows;
+
+static Rows rows_of(const Node *nd, const Tensor *a)
 {
     int ax = nd->a.axes[0];
-    int64_t outer = 1, inner = 1;
+    Rows r = {1, a->dims[ax], 1};
     for (int k = 0; k < ax; k++)
-        outer *= a->dims[k];
+        r.outer *= a->dims[k];
     for (int k = ax + 1; k < a->rank; k++)
-        inner *= a->dims[k];
-    IX_BY_DTYPE(out->dt, softmax, a, outer, a->dims[ax], inner, logv, out);
+        r.inner *= a->dims[k];
+    return r;
+}
+
+static void softmax_any(const Node *nd, const Tensor *a, bool logv, Tensor *out)
+{
+    Rows r = rows_of(nd, a);
+    IX_BY_DTYPE(out->dt, softmax, a, r.outer, r.len, r.inner, logv, out);
 }
 
 INTERP_FN(softmax)
@@ -139,6 +151,20 @@ INTERP_FN(softmax)
 INTERP_FN(log_softmax)
 {
     softmax_any(nd, in[0], true, out);
+    return true;
+}
+
+INTERP_FN(log_softmax_dot) /* (z, t) */
+{
+    Rows r = rows_of(nd, in[0]);
+    IX_BY_DTYPE(out->dt, log_softmax_dot, in[0], in[1], r.outer, r.len, r.inner, out);
+    return true;
+}
+
+INTERP_FN(log_softmax_grad) /* (z, gy) */
+{
+    Rows r = rows_of(nd, in[0]);
+    IX_BY_DTYPE(out->dt, log_softmax_grad, in[0], in[1], r.outer, r.len, r.inner, out);
     return true;
 }
 

@@ -164,13 +164,13 @@ void cg_one_hot(Cg *c, const Step *st);
 void cg_dropout_mask(Cg *c, const Step *st);       /* calls.c */
 void cg_reduce(Cg *c, const Step *st);          /* reduce.c */
 void cg_argmax(Cg *c, const Step *st);
-void cg_softmax(Cg *c, const Step *st);
-void cg_matmul(Cg *c, const Step *st);
+void cg_softmax(Cg *c, const Step *st);         /* and log_softmax, log_softmax_dot/_grad */
+void cg_matmul(Cg *c, const Step *st);          /* calls.c */
 void cg_gemm(Cg *c, const Node *v, LLVMValueRef pa, LLVMValueRef pb, LLVMValueRef out);
 /* The value of body node `result` of fused node v for one element, given
- * the values of the body inputs (operands) and of the body's GEMM. */
+ * the values of the body inputs (operands) and of the body's GEMM (elem.c). */
 LLVMValueRef cg_body_value(Cg *c, const Node *v, const Node *result, const LLVMValueRef *inputs,
-                           LLVMValueRef gemm);          /* calls.c */
+                           LLVMValueRef gemm);
 void cg_conv(Cg *c, const Step *st);
 void cg_pool(Cg *c, const Step *st);
 /* exp and tanh: vectorizable polynomials for f32, libm for f64 (vmath.c). */

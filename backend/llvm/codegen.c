@@ -68,6 +68,8 @@ static void emit_kernel_body(Cg *c, const Step *st)
         return;
     case OP_SOFTMAX:
     case OP_LOG_SOFTMAX:
+    case OP_LOG_SOFTMAX_DOT:
+    case OP_LOG_SOFTMAX_GRAD:
         cg_softmax(c, st);
         return;
     case OP_MATMUL:

@@ -258,6 +258,8 @@ static int step_cost(const Step *st)
         return 1;
     case OP_SOFTMAX:
     case OP_LOG_SOFTMAX:
+    case OP_LOG_SOFTMAX_DOT:
+    case OP_LOG_SOFTMAX_GRAD:
         return 26;
     default:
         break;

@@ -1,5 +1,6 @@
-/* Reductions (sum, mean, max over any axes; argmax) and softmax /
- * log_softmax. When the innermost axis is reduced, each output element
+/* Reductions (sum, mean, max over any axes; argmax), softmax /
+ * log_softmax and the softmax cross-entropy rows (log_softmax_dot,
+ * log_softmax_grad). When the innermost axis is reduced, each output element
  * accumulates in a register (sums with `reassoc`, so they vectorize);
  * otherwise the input is walked in memory order and accumulated into the
  * output, which keeps the innermost loop contiguous. A fused reduction
@@ -295,15 +296,60 @@ void cg_argmax(Cg *c, const Step *st)
     cg_nest(c, nk, dk, 2, acc, argmax_body, &a);
 }
 
-/* ---- softmax and log_softmax along one axis ---- */
+/* ---- softmax, log_softmax and the cross-entropy rows along one axis ----
+ * One row (the elements along the axis) at a time, in three passes:
+ * 0: m = max x; 1: s = sum e, e = exp(x - m) (softmax and
+ * log_softmax_grad keep e in out; log_softmax_grad also sums gy into g);
+ * 2: with r = s (softmax), g / s (log_softmax_grad) or lse = log s:
+ *   softmax           out = out / r
+ *   log_softmax       out = (x - m) - lse
+ *   log_softmax_dot   acc += t * ((x - m) - lse), stored once per row
+ *   log_softmax_grad  out = gy - out * r
+ * The second operand t / gy has x's shape; a dot's out has one element
+ * per row. log_softmax_grad's e * (g / s) rounds differently from the
+ * interpreter's exp((x - m) - lse) * g (docs/ops.md), within its sum
+ * tolerance, and needs one exp per element instead of two. */
 
 typedef struct Softmax {
     Node *v;
     DType dt;
-    LLVMValueRef x, out, m, s, lse;
+    LLVMValueRef x, y, out, m, s, g; /* y: operand 1 (t or gy) */
+    LLVMValueRef r;                  /* the row's value for pass 2 */
     Mono len, stride;
     int phase; /* 0 max, 1 sum of exp, 2 write */
 } Softmax;
+
+static void add_to(Cg *c, Softmax *k, LLVMValueRef acc, LLVMValueRef v)
+{
+    LLVMValueRef a = LLVMBuildLoad2(c->b, cg_type(c, k->dt), acc, "");
+    LLVMBuildStore(c->b, reassoc(LLVMBuildFAdd(c->b, a, v, "")), acc);
+}
+
+/* offs: x, then operand 1 (two-operand ops), then out (unless a dot). */
+static void softmax_write(Cg *c, Softmax *k, LLVMValueRef d, LLVMValueRef *offs)
+{
+    LLVMValueRef r;
+    switch (k->v->op) {
+    case OP_SOFTMAX:
+        r = LLVMBuildFDiv(c->b, cg_load(c, k->dt, k->out, offs[1]), k->r, "");
+        break;
+    case OP_LOG_SOFTMAX:
+        r = LLVMBuildFSub(c->b, d, k->r, "");
+        break;
+    case OP_LOG_SOFTMAX_DOT: {
+        LLVMValueRef t = cg_load(c, k->dt, k->y, offs[1]);
+        add_to(c, k, k->s, LLVMBuildFMul(c->b, t, LLVMBuildFSub(c->b, d, k->r, ""), ""));
+        return;
+    }
+    default: {
+        LLVMValueRef p = LLVMBuildFMul(c->b, cg_load(c, k->dt, k->out, offs[2]), k->r, "");
+        r = LLVMBuildFSub(c->b, cg_load(c, k->dt, k->y, offs[1]), p, "");
+        cg_store(c, k->dt, r, k->out, offs[2]);
+        return;
+    }
+    }
+    cg_store(c, k->dt, r, k->out, offs[1]);
+}
 
 static void softmax_step(Cg *c, void *ud, LLVMValueRef *offs)
 {
@@ -317,43 +363,60 @@ static void softmax_step(Cg *c, void *ud, LLVMValueRef *offs)
     }
     LLVMValueRef m = LLVMBuildLoad2(c->b, t, k->m, "");
     LLVMValueRef d = LLVMBuildFSub(c->b, x, m, "");
-    if (k->phase == 1) {
-        LLVMValueRef e = cg_exp(c, k->dt, d);
-        if (k->v->op == OP_SOFTMAX)
-            cg_store(c, k->dt, e, k->out, offs[1]);
-        LLVMValueRef s = LLVMBuildLoad2(c->b, t, k->s, "");
-        LLVMBuildStore(c->b, reassoc(LLVMBuildFAdd(c->b, s, e, "")), k->s);
+    if (k->phase == 2) {
+        softmax_write(c, k, d, offs);
         return;
     }
-    LLVMValueRef r;
+    LLVMValueRef e = cg_exp(c, k->dt, d);
     if (k->v->op == OP_SOFTMAX)
-        r = LLVMBuildFDiv(c->b, cg_load(c, k->dt, k->out, offs[1]), k->lse, "");
-    else
-        r = LLVMBuildFSub(c->b, d, k->lse, "");
-    cg_store(c, k->dt, r, k->out, offs[1]);
+        cg_store(c, k->dt, e, k->out, offs[1]);
+    if (k->v->op == OP_LOG_SOFTMAX_GRAD) {
+        cg_store(c, k->dt, e, k->out, offs[2]);
+        add_to(c, k, k->g, cg_load(c, k->dt, k->y, offs[1]));
+    }
+    add_to(c, k, k->s, e);
 }
 
+/* r for pass 2 (a dot's sum restarts for the weighted sum). */
+static LLVMValueRef row_value(Cg *c, Softmax *k, bool dot)
+{
+    LLVMTypeRef t = cg_type(c, k->dt);
+    LLVMValueRef s = LLVMBuildLoad2(c->b, t, k->s, "");
+    if (dot)
+        LLVMBuildStore(c->b, cg_fconst(c, k->dt, 0), k->s);
+    if (k->v->op == OP_SOFTMAX)
+        return s;
+    if (k->v->op == OP_LOG_SOFTMAX_GRAD)
+        return LLVMBuildFDiv(c->b, LLVMBuildLoad2(c->b, t, k->g, ""), s, "");
+    return cg_intrinsic(c, "llvm.log", t, &s, 1);
+}
+
+/* offs[0]: the row's first element in x (and operand 1, and out unless
+ * a dot); offs[1]: a dot's output element. */
 static void softmax_row(Cg *c, void *ud, LLVMValueRef *offs)
 {
     Softmax *k = ud;
     LLVMTypeRef t = cg_type(c, k->dt);
-    Acc acc[2];
+    bool dot = k->v->op == OP_LOG_SOFTMAX_DOT;
+    LLVMValueRef bufs[3] = {k->x, k->y ? k->y : k->out, k->out};
+    int nb = k->y && !dot ? 3 : 2;
+    Acc acc[3];
     memset(acc, 0, sizeof acc);
-    acc[0].base = k->x;
-    acc[0].off = offs[0];
-    acc[0].stride[0] = k->stride;
-    acc[1].base = k->out;
-    acc[1].off = offs[0];
-    acc[1].stride[0] = k->stride;
+    for (int i = 0; i < nb; i++) {
+        acc[i].base = bufs[i];
+        acc[i].off = offs[0];
+        acc[i].stride[0] = k->stride;
+    }
     LLVMBuildStore(c->b, cg_fconst(c, k->dt, -INFINITY), k->m);
     LLVMBuildStore(c->b, cg_fconst(c, k->dt, 0), k->s);
+    LLVMBuildStore(c->b, cg_fconst(c, k->dt, 0), k->g);
     for (k->phase = 0; k->phase < 3; k->phase++) {
-        if (k->phase == 2) {
-            LLVMValueRef s = LLVMBuildLoad2(c->b, t, k->s, "");
-            k->lse = k->v->op == OP_SOFTMAX ? s : cg_intrinsic(c, "llvm.log", t, &s, 1);
-        }
-        cg_nest(c, 1, &k->len, 2, acc, softmax_step, k);
+        if (k->phase == 2)
+            k->r = row_value(c, k, dot);
+        cg_nest(c, 1, &k->len, nb, acc, softmax_step, k);
     }
+    if (dot)
+        cg_store(c, k->dt, LLVMBuildLoad2(c->b, t, k->s, ""), k->out, offs[1]);
 }
 
 void cg_softmax(Cg *c, const Step *st)
@@ -366,6 +429,7 @@ void cg_softmax(Cg *c, const Step *st)
     k.v = v;
     k.dt = v->dt;
     k.x = cg_buf(c, c->plan->node_slot[xn->id]);
+    k.y = v->nin > 1 ? cg_buf(c, c->plan->node_slot[v->in[1]->id]) : NULL;
     k.out = cg_buf(c, st->out);
     k.len = mono_dim(s->d[ax]);
     Mono pre = mono(1), post = mono(1);
@@ -376,11 +440,15 @@ void cg_softmax(Cg *c, const Step *st)
     k.stride = post;
     k.m = cg_alloca(c, cg_type(c, k.dt), "max");
     k.s = cg_alloca(c, cg_type(c, k.dt), "sum");
+    k.g = cg_alloca(c, cg_type(c, k.dt), "gsum");
     Mono dims[2] = {pre, post};
-    Acc acc;
-    memset(&acc, 0, sizeof acc);
-    acc.base = k.x;
-    acc.stride[0] = mono_mul(k.len, post);
-    acc.stride[1] = mono(1);
-    cg_nest(c, 2, dims, 1, &acc, softmax_row, &k);
+    Acc acc[2];
+    memset(acc, 0, sizeof acc);
+    acc[0].base = k.x;
+    acc[0].stride[0] = mono_mul(k.len, post);
+    acc[0].stride[1] = mono(1);
+    acc[1].base = k.out;
+    acc[1].stride[0] = post;
+    acc[1].stride[1] = mono(1);
+    cg_nest(c, 2, dims, v->op == OP_LOG_SOFTMAX_DOT ? 2 : 1, acc, softmax_row, &k);
 }

@@ -20,7 +20,8 @@ m=examples/fashion_cnn_bn.mdl
 # PROF-DAG: {{^ [0-9]+}} dropout_mask %{{[0-9]+}} examples/fashion_cnn_bn.mdl:14 3 {{[0-9]}}
 # PROF-DAG: {{^ [0-9]+}} fused{sub,mul,mul,add,relu} %h.1 examples/fashion_cnn_bn.mdl:9 3 {{[0-9]}}
 # PROF-DAG: {{^ [0-9]+}} matmul %{{[0-9]+}} examples/fashion_cnn_bn.mdl:15 3 {{[0-9]}}
-# PROF-DAG: {{^ [0-9]+}} log_softmax %{{[0-9]+}} examples/fashion_cnn_bn.mdl:19 3 {{[0-9]}}
+# PROF-DAG: {{^ [0-9]+}} log_softmax_dot %{{[0-9]+}} examples/fashion_cnn_bn.mdl:19 3 {{[0-9]}}
+# PROF-DAG: {{^ [0-9]+}} log_softmax_grad %{{[0-9]+}} examples/fashion_cnn_bn.mdl:19 3 {{[0-9]}}
 
 # one row per kernel, each run once per step, kernel numbers 0..K-1, rows
 # sorted by total time, shares summing to 100%

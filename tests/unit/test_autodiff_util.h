@@ -78,6 +78,8 @@ static inline void tu_expr_rec(StrBuf *b, const Node *n, int depth)
     case OP_TRANSPOSE:
     case OP_SOFTMAX:
     case OP_LOG_SOFTMAX:
+    case OP_LOG_SOFTMAX_DOT:
+    case OP_LOG_SOFTMAX_GRAD:
         sb_puts(b, "{");
         for (int i = 0; i < n->a.naxes; i++)
             sb_printf(b, "%s%d", i ? "," : "", n->a.axes[i]);

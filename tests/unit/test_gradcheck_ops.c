@@ -474,7 +474,7 @@ static const Case cases[] = {
 };
 
 /* Ops with OPF_DIFF whose differentiation is an error, checked below. */
-static const Op error_ops[] = {OP_PHASE, OP_FUSED, OP_MAX_POOL2D_GRAD};
+static const Op error_ops[] = {OP_PHASE, OP_FUSED, OP_MAX_POOL2D_GRAD, OP_LOG_SOFTMAX_DOT, OP_LOG_SOFTMAX_GRAD};
 
 /* ---- evaluation ---- */
 
@@ -679,6 +679,27 @@ START_TEST(max_pool2d_grad_is_an_error)
 }
 END_TEST
 
+/* fuse makes these after autodiff; differentiating them is an error */
+START_TEST(softmax_rows_are_errors)
+{
+    const Op ops[2] = {OP_LOG_SOFTMAX_DOT, OP_LOG_SOFTMAX_GRAD};
+    const char *msgs[2] = {"cannot differentiate log_softmax_dot: it comes from fuse, run autodiff before fuse",
+                           "cannot differentiate log_softmax_grad: it comes from fuse, run autodiff before fuse"};
+    for (int k = 0; k < 2; k++) {
+        T t = {.g = ir_graph_new("t")};
+        diags_init(&t.d);
+        Attrs a = ir_attrs();
+        a.naxes = 1;
+        a.axes[0] = 1;
+        Node *x = X23(&t, V_RANGE, -1, 1);
+        Node *y = OPA(&t, ops[k], x, D(&t, "t", S2(2, 3), V_RANGE, 0, 1), &a);
+        ck_assert_ptr_nonnull(y);
+        diags_free(&t.d);
+        expect_error(t.g, y, msgs[k]);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("gradcheck_ops");
@@ -689,6 +710,7 @@ int main(void)
     tcase_add_test(t, phase_is_an_error);
     tcase_add_test(t, fused_is_an_error);
     tcase_add_test(t, max_pool2d_grad_is_an_error);
+    tcase_add_test(t, softmax_rows_are_errors);
     suite_add_tcase(s, t);
     return tu_run(s);
 }

@@ -821,6 +821,88 @@ START_TEST(softmax)
 }
 END_TEST
 
+/* log_softmax_dot: one-hot and soft labels (not summing to 1), a middle
+ * axis, logits of +-1e4 (exact: the row's log-sum-exp is 0 there). */
+START_TEST(log_softmax_dot)
+{
+    FOR_DTYPES {
+        const double *lsm = V(-2.4076059644443806, -1.4076059644443806, -0.40760596444438063);
+        Node *z = inp("z", 2, D(4, 3), V(1, 2, 3, 1, 2, 3, 1001, 1002, 1003, 1, 2, 3));
+        Node *t = inp("t", 2, D(4, 3), V(0, 0, 1, 0.2, 0.3, 0.5, 1, 1, 0, 0, 0, 0));
+        Attrs a1 = axes(1, (int[]){1}, false);
+        expect(eval(op2(OP_LOG_SOFTMAX_DOT, z, t, &a1)), 1, D(4),
+               V(lsm[2], 0.2 * lsm[0] + 0.3 * lsm[1] + 0.5 * lsm[2], lsm[0] + lsm[1], 0));
+        Node *big = inp("big", 2, D(3, 3), V(1e4, -1e4, 0, -1e4, -1e4, 1e4, -1e4, 1e4, -1e4));
+        Node *oh = inp("oh", 2, D(3, 3), V(1, 0, 0, 1, 0, 0, 0, 0.5, 0.5));
+        expect_exact(eval(op2(OP_LOG_SOFTMAX_DOT, big, oh, &a1)), 1, D(3), V(0, -2e4, -1e4));
+        /* over axis 0 of a [3,2]: columns [1,2,3] and [0,0,0] */
+        Node *m = inp("m", 2, D(3, 2), V(1, 0, 2, 0, 3, 0));
+        Node *mt = inp("mt", 2, D(3, 2), V(0, 1, 1, 0, 0, 2));
+        Attrs a0 = axes(1, (int[]){0}, false);
+        expect(eval(op2(OP_LOG_SOFTMAX_DOT, m, mt, &a0)), 1, D(2), V(lsm[1], -3 * log(3.0)));
+    }
+}
+END_TEST
+
+/* log_softmax_grad = gy - softmax(z) * sum(gy), also for +-1e4 logits. */
+START_TEST(log_softmax_grad)
+{
+    FOR_DTYPES {
+        const double *sm = V(0.090030573170380462, 0.24472847105479764, 0.66524095577481771);
+        Node *z = inp("z", 2, D(2, 3), V(1, 2, 3, 1001, 1002, 1003));
+        Node *gy = inp("gy", 2, D(2, 3), V(0.5, -1, 2, 0, 0, -1));
+        Attrs a1 = axes(1, (int[]){1}, false);
+        expect(eval(op2(OP_LOG_SOFTMAX_GRAD, z, gy, &a1)), 2, D(2, 3),
+               V(0.5 - 1.5 * sm[0], -1 - 1.5 * sm[1], 2 - 1.5 * sm[2], sm[0], sm[1], sm[2] - 1));
+        Node *big = inp("big", 2, D(2, 3), V(1e4, -1e4, 0, -1e4, 1e4, 1e4));
+        Node *g2 = inp("g2", 2, D(2, 3), V(1, 2, 3, 0, 0, -1));
+        expect(eval(op2(OP_LOG_SOFTMAX_GRAD, big, g2, &a1)), 2, D(2, 3), V(-5, 2, 3, 0, 0.5, -0.5));
+    }
+}
+END_TEST
+
+static void fill_wave(double *v, int n, double scale, int seed)
+{
+    for (int i = 0; i < n; i++)
+        v[i] = scale * sin(1.7 * i + seed);
+}
+
+static void expect_same_bits(const Tensor *a, const Tensor *b)
+{
+    ck_assert_int_eq(a->numel, b->numel);
+    ck_assert_int_eq(a->dt, b->dt);
+    ck_assert_msg(memcmp(a->data, b->data, (size_t)a->numel * (size_t)ir_dtype_size(a->dt)) == 0,
+                  "%s: the fused op and its composition differ", ir_dtype_name(a->dt));
+}
+
+/* Both ops round exactly like the primitive ops fuse replaces them with:
+ * reduce_sum(mul(t, log_softmax(z))) and
+ * sub(gy, mul(exp(log_softmax(z)), reduce_sum(gy, keepdims))), over the
+ * last and a middle axis, with a row of +-1e4 logits. */
+START_TEST(softmax_rows_match_composition)
+{
+    for (int ax = 1; ax <= 2; ax++)
+        FOR_DTYPES {
+            double zv[2 * 4 * 5], tv[2 * 4 * 5], gv[2 * 4 * 5];
+            fill_wave(zv, 40, 4, 1);
+            fill_wave(tv, 40, 1, 2);
+            fill_wave(gv, 40, 2, 3);
+            zv[0] = 1e4, zv[1] = -1e4;
+            Node *z = inp("z", 3, D(2, 4, 5), zv), *t = inp("t", 3, D(2, 4, 5), tv);
+            Node *gy = inp("gy", 3, D(2, 4, 5), gv);
+            Attrs a = axes(1, (int[]){ax}, false), k = axes(1, (int[]){ax}, true);
+            Node *l = op1(OP_LOG_SOFTMAX, z, &a);
+            Tensor *dot = eval(op2(OP_LOG_SOFTMAX_DOT, z, t, &a));
+            Tensor *dot_c = eval(op1(OP_REDUCE_SUM, op2(OP_MUL, t, l, NULL), &a));
+            expect_same_bits(dot, dot_c);
+            Tensor *grad = eval(op2(OP_LOG_SOFTMAX_GRAD, z, gy, &a));
+            Node *p = op2(OP_MUL, op1(OP_EXP, l, NULL), op1(OP_REDUCE_SUM, gy, &k), NULL);
+            Tensor *grad_c = eval(op2(OP_SUB, gy, p, NULL));
+            expect_same_bits(grad, grad_c);
+        }
+}
+END_TEST
+
 START_TEST(one_hot)
 {
     FOR_DTYPES {
@@ -1005,6 +1087,9 @@ static Suite *suite(void)
     tcase_add_test(t, avg_pool_same);
     tcase_add_test(t, avg_pool_adjoint);
     tcase_add_test(t, softmax);
+    tcase_add_test(t, log_softmax_dot);
+    tcase_add_test(t, log_softmax_grad);
+    tcase_add_test(t, softmax_rows_match_composition);
     tcase_add_test(t, one_hot);
     tcase_add_test(t, dropout_mask);
     tcase_add_test(t, fused_body);

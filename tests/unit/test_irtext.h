@@ -212,6 +212,12 @@ static inline Node *tx_op_case(Graph *g, Op op)
         a.axes[0] = 1;
         in[0] = tx_in(g, "x", nx3);
         return tx_op(g, op, in, 1, &a);
+    case OP_LOG_SOFTMAX_DOT: case OP_LOG_SOFTMAX_GRAD:
+        a.naxes = 1;
+        a.axes[0] = 1;
+        in[0] = tx_in(g, "x", nx3);
+        in[1] = tx_in(g, "t", nx3);
+        return tx_op(g, op, in, 2, &a);
     case OP_ONE_HOT:
         a.depth = 10;
         a.to = DT_F64;

@@ -484,6 +484,55 @@ static Node *c_softmax_batch(T *t) { return axis_op(t, OP_SOFTMAX, S(2, NB, 3, 0
 static Node *c_log_softmax(T *t) { return axis_op(t, OP_LOG_SOFTMAX, S(2, NB, 10, 0, 0), 1); }
 static Node *c_log_softmax_mid(T *t) { return axis_op(t, OP_LOG_SOFTMAX, S(3, NB, 4, 3, 0), 1); }
 
+/* ---- softmax cross-entropy rows: (z, t) or (z, gy) along an axis ---- */
+
+static Node *pair_op(T *t, Op op, Node *z, Node *y, int axis)
+{
+    Attrs a = ir_attrs();
+    a.naxes = 1;
+    a.axes[0] = axis;
+    return OP2(t, op, z, y, &a);
+}
+
+/* logits in [-4, 4], soft labels in [0, 1] (rows not summing to 1) */
+static Node *xent(T *t, Op op, Shape s, int axis)
+{
+    return pair_op(t, op, P(t, "z", s, V_UNIF, -4, 4), X(t, "t", t->dt, s, V_UNIF, 0, 1), axis);
+}
+
+/* logits of +-1e4 (ties of the maximum, differences of 2e4) */
+static Node *xent_big(T *t, Op op)
+{
+    Shape s = S(2, NB, 10, 0, 0);
+    return pair_op(t, op, P(t, "z", s, V_SIGNED, 1e4, 1e4), X(t, "t", t->dt, s, V_SIGNED, 0, 1), 1);
+}
+
+/* one logit per row 100 above the others: exp underflows (f32 denormals) */
+static Node *xent_dominant(T *t, Op op)
+{
+    Attrs a = ir_attrs();
+    a.depth = 10;
+    a.to = t->dt;
+    Node *hot = OP1(t, OP_ONE_HOT, X(t, "y", DT_I32, S(1, NB, 0, 0, 0), V_INT, 0, 9), &a);
+    hot = ir_binary(t->g, OP_MUL, hot, ir_const(t->g, t->dt, 100, TL), TL, &t->d);
+    Shape s = S(2, NB, 10, 0, 0);
+    Node *z = ir_binary(t->g, OP_ADD, P(t, "z", s, V_UNIF, -4, 4), hot, TL, &t->d);
+    return pair_op(t, op, z, X(t, "t", t->dt, s, V_UNIF, -1, 1), 1);
+}
+
+static Node *c_lsm_dot(T *t) { return xent(t, OP_LOG_SOFTMAX_DOT, S(2, NB, 10, 0, 0), 1); }
+static Node *c_lsm_dot_wide(T *t) { return xent(t, OP_LOG_SOFTMAX_DOT, S(2, NB, 37, 0, 0), 1); }
+static Node *c_lsm_dot_mid(T *t) { return xent(t, OP_LOG_SOFTMAX_DOT, S(3, NB, 4, 3, 0), 1); }
+static Node *c_lsm_dot_batch(T *t) { return xent(t, OP_LOG_SOFTMAX_DOT, S(2, NB, 3, 0, 0), 0); }
+static Node *c_lsm_dot_big(T *t) { return xent_big(t, OP_LOG_SOFTMAX_DOT); }
+static Node *c_lsm_dot_dominant(T *t) { return xent_dominant(t, OP_LOG_SOFTMAX_DOT); }
+static Node *c_lsm_grad(T *t) { return xent(t, OP_LOG_SOFTMAX_GRAD, S(2, NB, 10, 0, 0), 1); }
+static Node *c_lsm_grad_wide(T *t) { return xent(t, OP_LOG_SOFTMAX_GRAD, S(2, NB, 37, 0, 0), 1); }
+static Node *c_lsm_grad_mid(T *t) { return xent(t, OP_LOG_SOFTMAX_GRAD, S(3, NB, 4, 3, 0), 1); }
+static Node *c_lsm_grad_batch(T *t) { return xent(t, OP_LOG_SOFTMAX_GRAD, S(2, NB, 3, 0, 0), 0); }
+static Node *c_lsm_grad_big(T *t) { return xent_big(t, OP_LOG_SOFTMAX_GRAD); }
+static Node *c_lsm_grad_dominant(T *t) { return xent_dominant(t, OP_LOG_SOFTMAX_GRAD); }
+
 static Node *c_one_hot_i32(T *t)
 {
     Attrs a = ir_attrs();
@@ -626,6 +675,18 @@ static const Case cases[] = {
     {"softmax_batch", OP_SOFTMAX, c_softmax_batch, TOL_SUM, false, false},
     {"log_softmax", OP_LOG_SOFTMAX, c_log_softmax, TOL_SUM, true, false},
     {"log_softmax_mid", OP_LOG_SOFTMAX, c_log_softmax_mid, TOL_SUM, false, false},
+    {"log_softmax_dot", OP_LOG_SOFTMAX_DOT, c_lsm_dot, TOL_SUM, true, true},
+    {"log_softmax_dot_wide", OP_LOG_SOFTMAX_DOT, c_lsm_dot_wide, TOL_SUM, false, true},
+    {"log_softmax_dot_mid", OP_LOG_SOFTMAX_DOT, c_lsm_dot_mid, TOL_SUM, false, true},
+    {"log_softmax_dot_batch", OP_LOG_SOFTMAX_DOT, c_lsm_dot_batch, TOL_SUM, false, true},
+    {"log_softmax_dot_big", OP_LOG_SOFTMAX_DOT, c_lsm_dot_big, TOL_SUM, false, true},
+    {"log_softmax_dot_dominant", OP_LOG_SOFTMAX_DOT, c_lsm_dot_dominant, TOL_SUM, false, true},
+    {"log_softmax_grad", OP_LOG_SOFTMAX_GRAD, c_lsm_grad, TOL_SUM, true, true},
+    {"log_softmax_grad_wide", OP_LOG_SOFTMAX_GRAD, c_lsm_grad_wide, TOL_SUM, false, true},
+    {"log_softmax_grad_mid", OP_LOG_SOFTMAX_GRAD, c_lsm_grad_mid, TOL_SUM, false, true},
+    {"log_softmax_grad_batch", OP_LOG_SOFTMAX_GRAD, c_lsm_grad_batch, TOL_SUM, false, true},
+    {"log_softmax_grad_big", OP_LOG_SOFTMAX_GRAD, c_lsm_grad_big, TOL_SUM, false, true},
+    {"log_softmax_grad_dominant", OP_LOG_SOFTMAX_GRAD, c_lsm_grad_dominant, TOL_SUM, false, true},
     {"one_hot_i32", OP_ONE_HOT, c_one_hot_i32, TOL_EXACT, false, true},
     {"one_hot_float", OP_ONE_HOT, c_one_hot_float, TOL_EXACT, true, true},
     {"dropout_mask", OP_DROPOUT_MASK, c_dropout, TOL_EXACT, false, false},
