@@ -21,15 +21,15 @@ ADAM = {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7}
 BN_MOMENTUM = 0.99
 BN_EPS = 1e-3
 
-# name -> architecture of examples/<mdl>.  The conv padding follows the
+# name -> architecture of its .mdl file.  The conv padding follows the
 # .mdl files: fashion_cnn.mdl uses 'valid' (28 -> 26 -> 24),
-# fashion_cnn_bn.mdl uses padding="same" (28 -> 28 -> 28).
+# bench/models/fashion_cnn_bn.mdl uses padding="same" (28 -> 28 -> 28).
 ARCHS = {
     "mlp": {"mdl": "examples/fashion_mlp.mdl", "kind": "mlp",
             "hidden": [256, 128]},
     "cnn": {"mdl": "examples/fashion_cnn.mdl", "kind": "cnn",
             "padding": "valid", "bn": False, "dropout": None},
-    "cnn_bn": {"mdl": "examples/fashion_cnn_bn.mdl", "kind": "cnn",
+    "cnn_bn": {"mdl": "bench/models/fashion_cnn_bn.mdl", "kind": "cnn",
                "padding": "same", "bn": True, "dropout": (0.25, 0.5)},
 }
 

@@ -14,14 +14,15 @@ m=examples/fashion_cnn_bn.mdl
 "$FILECHECK" --input-file "$t/prof" "$0" --check-prefix=PROF
 # PROF: profile: training step, 3 steps, {{[0-9.]+}} ms/step in [[K:[0-9]+]] kernels
 # PROF-NEXT: {{^}} # kernel value source calls ms/call total ms share{{$}}
-# PROF-DAG: {{^ [0-9]+}} conv2d_grad_input %{{[0-9a-z_.]+}} examples/fashion_cnn_bn.mdl:10 3 {{[0-9]+\.[0-9]{4} [0-9]+\.[0-9]{3} [0-9]+\.[0-9]%$}}
-# PROF-DAG: {{^ [0-9]+}} conv2d %h.2 examples/fashion_cnn_bn.mdl:10 3 {{[0-9]}}
-# PROF-DAG: {{^ [0-9]+}} max_pool2d_grad %{{[0-9]+}} examples/fashion_cnn_bn.mdl:12 3 {{[0-9]}}
-# PROF-DAG: {{^ [0-9]+}} dropout_mask %{{[0-9]+}} examples/fashion_cnn_bn.mdl:14 3 {{[0-9]}}
-# PROF-DAG: {{^ [0-9]+}} fused{sub,mul,mul,add,relu} %h.1 examples/fashion_cnn_bn.mdl:9 3 {{[0-9]}}
-# PROF-DAG: {{^ [0-9]+}} matmul %{{[0-9]+}} examples/fashion_cnn_bn.mdl:15 3 {{[0-9]}}
-# PROF-DAG: {{^ [0-9]+}} log_softmax_dot %{{[0-9]+}} examples/fashion_cnn_bn.mdl:19 3 {{[0-9]}}
-# PROF-DAG: {{^ [0-9]+}} log_softmax_grad %{{[0-9]+}} examples/fashion_cnn_bn.mdl:19 3 {{[0-9]}}
+# PROF-DAG: {{^ [0-9]+}} conv2d_grad_input %{{[0-9a-z_.]+}} examples/fashion_cnn_bn.mdl:14 3 {{[0-9]+\.[0-9]{4} [0-9]+\.[0-9]{3} [0-9]+\.[0-9]%$}}
+# PROF-DAG: {{^ [0-9]+}} conv2d %h.3 examples/fashion_cnn_bn.mdl:14 3 {{[0-9]}}
+# PROF-DAG: {{^ [0-9]+}} max_pool2d_grad %{{[0-9]+}} examples/fashion_cnn_bn.mdl:13 3 {{[0-9]}}
+# PROF-DAG: {{^ [0-9]+}} dropout_mask %{{[0-9]+}} examples/fashion_cnn_bn.mdl:19 3 {{[0-9]}}
+# PROF-DAG: {{^ [0-9]+}} fused{sub,mul,mul,add,relu} %h.1 examples/fashion_cnn_bn.mdl:12 3 {{[0-9]}}
+# PROF-DAG: {{^ [0-9]+}} fused{matmul,add,relu} %h.7 examples/fashion_cnn_bn.mdl:18 3 {{[0-9]}}
+# PROF-DAG: {{^ [0-9]+}} fused{matmul,mul,gt,mul} %{{[0-9]+}} examples/fashion_cnn_bn.mdl:20 3 {{[0-9]}}
+# PROF-DAG: {{^ [0-9]+}} log_softmax_dot %{{[0-9]+}} examples/fashion_cnn_bn.mdl:22 3 {{[0-9]}}
+# PROF-DAG: {{^ [0-9]+}} log_softmax_grad %{{[0-9]+}} examples/fashion_cnn_bn.mdl:22 3 {{[0-9]}}
 
 # one row per kernel, each run once per step, kernel numbers 0..K-1, rows
 # sorted by total time, shares summing to 100%
