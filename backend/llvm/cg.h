@@ -167,6 +167,19 @@ void cg_argmax(Cg *c, const Step *st);
 void cg_softmax(Cg *c, const Step *st);         /* and log_softmax, log_softmax_dot/_grad */
 void cg_matmul(Cg *c, const Step *st);          /* calls.c */
 void cg_gemm(Cg *c, const Node *v, LLVMValueRef pa, LLVMValueRef pb, LLVMValueRef out);
+/* The operands of node v read per element of a loop over shape `over`:
+ * inline scalar constants, the others loaded from their buffers with
+ * broadcast strides (operands with read[i] false are not loaded; read may
+ * be NULL). */
+typedef struct Operands {
+    int n;                               /* buffers loaded */
+    int of[CG_MAXARGS];                  /* operand -> buffer index, -1: not loaded */
+    LLVMValueRef base[CG_MAXARGS];
+    Mono stride[CG_MAXARGS][IR_MAXRANK]; /* over `over`'s dims */
+} Operands;
+void cg_operands(Cg *c, const Node *v, const Shape *over, const bool *read, Operands *o);
+/* in[i] = operand i of v at the buffer offsets offs[0..o->n). */
+void cg_operand_values(Cg *c, const Node *v, const Operands *o, const LLVMValueRef *offs, LLVMValueRef *in);
 /* The value of body node `result` of fused node v for one element, given
  * the values of the body inputs (operands) and of the body's GEMM (elem.c). */
 LLVMValueRef cg_body_value(Cg *c, const Node *v, const Node *result, const LLVMValueRef *inputs,

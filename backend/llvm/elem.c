@@ -115,20 +115,37 @@ LLVMValueRef cg_scalar_op(Cg *c, const Node *v, LLVMValueRef *in)
 
 /* ---- elementwise kernels ---- */
 
-typedef struct Elem {
-    const Plan *p;
-    Node *v;
-    int acc_of[CG_MAXARGS]; /* operand -> access index, -1 = inline constant */
-    LLVMValueRef base[CG_MAXARGS];
-} Elem;
-
-static LLVMValueRef operand_value(Cg *c, Elem *e, int i, LLVMValueRef *offs)
+void cg_operands(Cg *c, const Node *v, const Shape *over, const bool *read, Operands *o)
 {
-    Node *u = e->v->in[i];
-    if (e->acc_of[i] < 0)
-        return cg_fconst(c, u->dt, u->a.value);
-    return cg_load(c, u->dt, e->base[e->acc_of[i]], offs[e->acc_of[i]]);
+    MC_ASSERT(v->nin < CG_MAXARGS);
+    o->n = 0;
+    for (int i = 0; i < v->nin; i++) {
+        const Node *u = v->in[i];
+        if ((read && !read[i]) || plan_const_inline(c->plan, u)) {
+            o->of[i] = -1;
+            continue;
+        }
+        o->of[i] = o->n;
+        o->base[o->n] = cg_buf(c, c->plan->node_slot[u->id]);
+        cg_bcast_strides(&u->shape, over, o->stride[o->n]);
+        o->n++;
+    }
 }
+
+void cg_operand_values(Cg *c, const Node *v, const Operands *o, const LLVMValueRef *offs, LLVMValueRef *in)
+{
+    for (int i = 0; i < v->nin; i++) {
+        const Node *u = v->in[i];
+        int k = o->of[i];
+        in[i] = k < 0 ? cg_fconst(c, u->dt, u->a.value) : cg_load(c, u->dt, o->base[k], offs[k]);
+    }
+}
+
+typedef struct Elem {
+    Node *v;
+    Operands ops;     /* read at offs[1..] */
+    LLVMValueRef out; /* at offs[0] */
+} Elem;
 
 LLVMValueRef cg_body_value(Cg *c, const Node *v, const Node *result, const LLVMValueRef *inputs,
                            LLVMValueRef gemm)
@@ -138,7 +155,6 @@ LLVMValueRef cg_body_value(Cg *c, const Node *v, const Node *result, const LLVMV
     int ninput = 0;
     for (int i = 0; i < s->nnodes; i++) {
         Node *b = s->nodes[i];
-        s->nodes[i]->id = i;
         if (b->op == OP_INPUT) {
             MC_ASSERT(ninput < v->nin);
             memo[i] = inputs[ninput++];
@@ -163,28 +179,19 @@ LLVMValueRef cg_body_value(Cg *c, const Node *v, const Node *result, const LLVMV
     return r;
 }
 
-static LLVMValueRef fused_value(Cg *c, Elem *e, LLVMValueRef *offs)
-{
-    LLVMValueRef in[CG_MAXARGS];
-    for (int i = 0; i < e->v->nin; i++)
-        in[i] = operand_value(c, e, i, offs);
-    LLVMValueRef gemm = ir_fused_anchor(e->v) ? cg_load(c, e->v->dt, e->base[0], offs[0]) : NULL;
-    return cg_body_value(c, e->v, e->v->sub->outs[0].val, in, gemm); /* the GEMM's result, in place */
-}
-
 static void elem_body(Cg *c, void *ud, LLVMValueRef *offs)
 {
     Elem *e = ud;
-    LLVMValueRef r;
+    LLVMValueRef in[CG_MAXARGS], r;
+    cg_operand_values(c, e->v, &e->ops, offs + 1, in);
     if (e->v->op == OP_FUSED) {
-        r = fused_value(c, e, offs);
+        /* the GEMM's result is read in place */
+        LLVMValueRef gemm = ir_fused_anchor(e->v) ? cg_load(c, e->v->dt, e->out, offs[0]) : NULL;
+        r = cg_body_value(c, e->v, e->v->sub->outs[0].val, in, gemm);
     } else {
-        LLVMValueRef in[3];
-        for (int i = 0; i < e->v->nin; i++)
-            in[i] = operand_value(c, e, i, offs);
         r = cg_scalar_op(c, e->v, in);
     }
-    cg_store(c, e->v->dt, r, e->base[0], offs[0]);
+    cg_store(c, e->v->dt, r, e->out, offs[0]);
 }
 
 /* read[i]: the loop reads operand i (not only the body's GEMM does). */
@@ -211,39 +218,33 @@ static void loop_reads(const Node *v, const Node *gemm, bool *read)
 void cg_elementwise(Cg *c, const Step *st)
 {
     Node *v = st->node;
-    Elem e = {c->plan, v, {0}, {0}};
-    Acc acc[CG_MAXARGS];
-    memset(acc, 0, sizeof acc);
-    int nacc = 1;
-    e.base[0] = cg_buf(c, st->out);
-    mono_strides(&v->shape, acc[0].stride);
-    MC_ASSERT(v->nin < CG_MAXARGS);
+    Elem e;
+    memset(&e, 0, sizeof e);
+    e.v = v;
+    e.out = cg_buf(c, st->out);
     Node *gemm = ir_fused_anchor(v);
     bool read[CG_MAXARGS];
     loop_reads(v, gemm, read);
     if (gemm) {
         int ia = ir_fused_input_index(v, gemm->in[0]), ib = ir_fused_input_index(v, gemm->in[1]);
         cg_gemm(c, gemm, cg_buf(c, c->plan->node_slot[v->in[ia]->id]),
-                cg_buf(c, c->plan->node_slot[v->in[ib]->id]), e.base[0]);
+                cg_buf(c, c->plan->node_slot[v->in[ib]->id]), e.out);
         if (v->sub->outs[0].val == gemm)
             return; /* the body is the scaled GEMM alone */
     }
-    for (int i = 0; i < v->nin; i++) {
-        Node *u = v->in[i];
-        if (!read[i] || plan_const_inline(c->plan, u)) {
-            e.acc_of[i] = -1;
-            continue;
-        }
-        e.acc_of[i] = nacc;
-        e.base[nacc] = acc[nacc].base = cg_buf(c, c->plan->node_slot[u->id]);
-        cg_bcast_strides(&u->shape, &v->shape, acc[nacc].stride);
-        nacc++;
+    cg_operands(c, v, &v->shape, read, &e.ops);
+    Acc acc[CG_MAXARGS];
+    memset(acc, 0, sizeof acc);
+    acc[0].base = e.out;
+    mono_strides(&v->shape, acc[0].stride);
+    for (int k = 0; k < e.ops.n; k++) {
+        acc[k + 1].base = e.ops.base[k];
+        memcpy(acc[k + 1].stride, e.ops.stride[k], sizeof acc[k + 1].stride);
     }
-    acc[0].base = e.base[0];
     Mono dims[IR_MAXRANK];
     for (int k = 0; k < v->shape.rank; k++)
         dims[k] = mono_dim(v->shape.d[k]);
-    cg_nest(c, v->shape.rank, dims, nacc, acc, elem_body, &e);
+    cg_nest(c, v->shape.rank, dims, e.ops.n + 1, acc, elem_body, &e);
 }
 
 /* ---- copies through strided views ---- */

@@ -29,12 +29,9 @@ static LLVMValueRef combine(Cg *c, Op op, LLVMValueRef acc, LLVMValueRef x, bool
 typedef struct Red {
     Node *v;        /* the reduction (a graph node or a fused body's output) */
     const Node *fn; /* the fused node, or NULL */
+    const Node *src; /* whose operands are read: fn, or the reduction */
     DType dt;
-    int nx;                        /* accessors of the input: its buffer, or fn's operands */
-    int xop[CG_MAXARGS];           /* fn: accessor -> operand index */
-    LLVMValueRef xb[CG_MAXARGS];   /* accessor bases */
-    Mono xs[CG_MAXARGS][IR_MAXRANK]; /* accessor strides over the input's dims */
-    LLVMValueRef inl[CG_MAXARGS];  /* fn: inline constant operands */
+    Operands ops;   /* src's operands over the input's dims, at offs[0..ops.n) */
     LLVMValueRef out, acc; /* acc: the register accumulator (alloca) */
     Mono dims_r[IR_MAXRANK];
     int red_k[IR_MAXRANK]; /* the reduced dims, outer to inner */
@@ -42,43 +39,13 @@ typedef struct Red {
     LLVMValueRef count; /* mean: divisor */
 } Red;
 
-/* The input element at accessor offsets offs[0..nx). */
+/* The input element at offsets offs[0..ops.n): the operand itself, or
+ * the fused body's value over the operands. */
 static LLVMValueRef x_value(Cg *c, Red *r, LLVMValueRef *offs)
 {
-    if (!r->fn)
-        return cg_load(c, r->dt, r->xb[0], offs[0]);
     LLVMValueRef in[CG_MAXARGS];
-    memcpy(in, r->inl, sizeof in);
-    for (int a = 0; a < r->nx; a++)
-        in[r->xop[a]] = cg_load(c, r->fn->in[r->xop[a]]->dt, r->xb[a], offs[a]);
-    return cg_body_value(c, r->fn, r->v->in[0], in, NULL);
-}
-
-/* The accessors of the input: its buffer, or the fused node's operands
- * that are not inline constants, with broadcast strides. */
-static void x_accessors(Cg *c, Red *r, const Step *st)
-{
-    const Shape *s = &r->v->in[0]->shape;
-    if (!r->fn) {
-        r->nx = 1;
-        r->xb[0] = cg_buf(c, c->plan->node_slot[r->v->in[0]->id]);
-        mono_strides(s, r->xs[0]);
-        return;
-    }
-    const Node *fn = st->node;
-    MC_ASSERT(fn->nin < CG_MAXARGS);
-    for (int i = 0; i < fn->nin; i++) {
-        const Node *u = fn->in[i];
-        if (plan_const_inline(c->plan, u)) {
-            r->inl[i] = cg_fconst(c, u->dt, u->a.value);
-            continue;
-        }
-        r->inl[i] = NULL;
-        r->xop[r->nx] = i;
-        r->xb[r->nx] = cg_buf(c, c->plan->node_slot[u->id]);
-        cg_bcast_strides(&u->shape, s, r->xs[r->nx]);
-        r->nx++;
-    }
+    cg_operand_values(c, r->src, &r->ops, offs, in);
+    return r->fn ? cg_body_value(c, r->fn, r->v->in[0], in, NULL) : in[0];
 }
 
 static double init_value(Op op)
@@ -109,23 +76,23 @@ static void inner_body(Cg *c, void *ud, LLVMValueRef *offs)
     LLVMBuildStore(c->b, cg_fconst(c, r->dt, init_value(r->v->op)), r->acc);
     Acc a[CG_MAXARGS];
     memset(a, 0, sizeof a);
-    for (int k = 0; k < r->nx; k++) {
-        a[k].base = r->xb[k];
+    for (int k = 0; k < r->ops.n; k++) {
+        a[k].base = r->ops.base[k];
         a[k].off = offs[k];
         for (int j = 0; j < r->nr; j++)
-            a[k].stride[j] = r->xs[k][r->red_k[j]];
+            a[k].stride[j] = r->ops.stride[k][r->red_k[j]];
     }
-    cg_nest(c, r->nr, r->dims_r, r->nx, a, acc_body, r);
+    cg_nest(c, r->nr, r->dims_r, r->ops.n, a, acc_body, r);
     LLVMValueRef v = LLVMBuildLoad2(c->b, cg_type(c, r->dt), r->acc, "");
-    cg_store(c, r->dt, finish(c, r, v), r->out, offs[r->nx]);
+    cg_store(c, r->dt, finish(c, r, v), r->out, offs[r->ops.n]);
 }
 
 static void mem_body(Cg *c, void *ud, LLVMValueRef *offs)
 {
     Red *r = ud;
-    LLVMValueRef o = cg_load(c, r->dt, r->out, offs[r->nx]);
+    LLVMValueRef o = cg_load(c, r->dt, r->out, offs[r->ops.n]);
     LLVMValueRef x = x_value(c, r, offs);
-    cg_store(c, r->dt, combine(c, r->v->op, o, x, false), r->out, offs[r->nx]);
+    cg_store(c, r->dt, combine(c, r->v->op, o, x, false), r->out, offs[r->ops.n]);
 }
 
 static void mean_body(Cg *c, void *ud, LLVMValueRef *offs)
@@ -173,8 +140,9 @@ void cg_reduce(Cg *c, const Step *st)
     for (int i = 0; i < v->a.naxes; i++)
         red[v->a.axes[i]] = true;
     r.v = v;
+    r.src = r.fn ? r.fn : v;
     r.dt = v->dt;
-    x_accessors(c, &r, st);
+    cg_operands(c, r.src, s, NULL, &r.ops);
     r.out = cg_buf(c, st->out);
     Mono os[IR_MAXRANK], count = mono(1);
     out_strides(s, red, os);
@@ -185,9 +153,9 @@ void cg_reduce(Cg *c, const Step *st)
     int last = last_nonunit(s);
     Acc acc[CG_MAXARGS];
     memset(acc, 0, sizeof acc);
-    for (int a = 0; a < r.nx; a++)
-        acc[a].base = r.xb[a];
-    acc[r.nx].base = r.out;
+    for (int a = 0; a < r.ops.n; a++)
+        acc[a].base = r.ops.base[a];
+    acc[r.ops.n].base = r.out;
     if (last >= 0 && red[last]) {
         Mono dk[IR_MAXRANK];
         int nk = 0;
@@ -197,13 +165,13 @@ void cg_reduce(Cg *c, const Step *st)
                 r.red_k[r.nr++] = k;
             } else {
                 dk[nk] = mono_dim(s->d[k]);
-                for (int a = 0; a < r.nx; a++)
-                    acc[a].stride[nk] = r.xs[a][k];
-                acc[r.nx].stride[nk++] = os[k];
+                for (int a = 0; a < r.ops.n; a++)
+                    acc[a].stride[nk] = r.ops.stride[a][k];
+                acc[r.ops.n].stride[nk++] = os[k];
             }
         }
         r.acc = cg_alloca(c, cg_type(c, r.dt), "acc");
-        cg_nest(c, nk, dk, r.nx + 1, acc, inner_body, &r);
+        cg_nest(c, nk, dk, r.ops.n + 1, acc, inner_body, &r);
         return;
     }
     Acc o;
@@ -215,11 +183,11 @@ void cg_reduce(Cg *c, const Step *st)
     Mono dims[IR_MAXRANK];
     for (int k = 0; k < s->rank; k++) {
         dims[k] = mono_dim(s->d[k]);
-        for (int a = 0; a < r.nx; a++)
-            acc[a].stride[k] = r.xs[a][k];
-        acc[r.nx].stride[k] = os[k];
+        for (int a = 0; a < r.ops.n; a++)
+            acc[a].stride[k] = r.ops.stride[a][k];
+        acc[r.ops.n].stride[k] = os[k];
     }
-    cg_nest(c, s->rank, dims, r.nx + 1, acc, mem_body, &r);
+    cg_nest(c, s->rank, dims, r.ops.n + 1, acc, mem_body, &r);
     if (v->op == OP_REDUCE_MEAN)
         cg_nest(c, 1, &on, 1, &o, mean_body, &r);
 }
