@@ -211,18 +211,29 @@ static int frontier_with(const Fuser *f, int k, const Node *p)
 }
 
 /* The groups p would join (into gs), or false when p must be materialised. */
-static bool joins(const Fuser *f, const Node *p, IntVec *gs)
+/* The groups p's users lie in (into gs, emptied first), or false when p
+ * is a graph output, unused, or has a user that is not fusible (or is a
+ * GEMM): such a user needs p in memory. */
+static bool user_groups(const Fuser *f, const Node *p, IntVec *gs)
 {
     const IntVec *us = &f->users[p->id];
+    gs->n = 0;
     if (f->is_out[p->id] || us->n == 0)
         return false;
     for (int i = 0; i < us->n; i++) {
         const IntVec *ug = &f->groups[us->v[i]];
         if (ug->n == 0 || !fusible(f->g->nodes[us->v[i]]))
-            return false; /* a user that is not fusible (or a GEMM) needs p in memory */
+            return false;
         for (int j = 0; j < ug->n; j++)
             vec_add(gs, ug->v[j]);
     }
+    return true;
+}
+
+static bool joins(const Fuser *f, const Node *p, IntVec *gs)
+{
+    if (!user_groups(f, p, gs))
+        return false;
     bool dup = gs->n > 1;
     if (dup && !cheap(p))
         return false;
@@ -263,18 +274,7 @@ static void new_group(Fuser *f, Node *root)
  * incoming gradient in the backward pass). One per group. */
 static void try_anchor(Fuser *f, Node *p, IntVec *gs)
 {
-    const IntVec *us = &f->users[p->id];
-    if (f->is_out[p->id] || us->n == 0)
-        return;
-    gs->n = 0;
-    for (int i = 0; i < us->n; i++) {
-        const IntVec *ug = &f->groups[us->v[i]];
-        if (ug->n == 0 || !fusible(f->g->nodes[us->v[i]]))
-            return;
-        for (int j = 0; j < ug->n; j++)
-            vec_add(gs, ug->v[j]);
-    }
-    if (gs->n != 1)
+    if (!user_groups(f, p, gs) || gs->n != 1)
         return;
     Group *gr = &f->grp[gs->v[0]];
     if (gr->anchor || p->dt != gr->root->dt || !ir_shape_eq(&p->shape, &gr->root->shape))
@@ -319,7 +319,6 @@ static void form_groups(Fuser *f)
             try_anchor(f, p, &gs);
         if (!fusible(p))
             continue;
-        gs.n = 0;
         if (joins(f, p, &gs)) {
             for (int k = 0; k < gs.n; k++)
                 add_to_group(f, gs.v[k], p);
