@@ -73,18 +73,8 @@ static Node *gen_reshape(Gen *g)
 
 static Node *gen_transpose(Gen *g)
 {
-    Attrs a = ir_attrs(), back = ir_attrs();
-    int perm[3] = {1, 2, 0};
-    if (pick(g, 2)) {
-        perm[0] = 2;
-        perm[1] = 0;
-        perm[2] = 1;
-    }
-    a.naxes = back.naxes = 3;
-    for (int i = 0; i < 3; i++) {
-        a.axes[i] = perm[i];
-        back.axes[perm[i]] = i;
-    }
+    Attrs a, back;
+    rg_perm3(g, &a, &back);
     Node *t = bin(g, OP_MUL, op1(g, OP_TRANSPOSE, full(g, any_val(g)), &a), k(g, 1.5));
     return op1(g, OP_TRANSPOSE, un(g, OP_ABS, t), &back);
 }

@@ -132,18 +132,8 @@ static Node *gen_slices(Gen *g)
 static Node *gen_transpose(Gen *g)
 {
     Node *x = full(g, any_val(g));
-    Attrs a = ir_attrs(), back = ir_attrs();
-    int perm[3] = {1, 2, 0};
-    if (pick(g, 2)) {
-        perm[0] = 2;
-        perm[1] = 0;
-        perm[2] = 1;
-    }
-    a.naxes = back.naxes = 3;
-    for (int k = 0; k < 3; k++) {
-        a.axes[k] = perm[k];
-        back.axes[perm[k]] = k;
-    }
+    Attrs a, back;
+    rg_perm3(g, &a, &back);
     Node *t = ir_unary(g->g, OP_SQUARE, op1(g, OP_TRANSPOSE, x, &a), TL, &g->d);
     return op1(g, OP_TRANSPOSE, t, &back);
 }

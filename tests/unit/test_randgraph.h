@@ -141,6 +141,25 @@ static inline Node *full(Gen *g, Node *x)
     return op1(g, OP_BROADCAST, x, &a);
 }
 
+/* A random cyclic permutation of a rank-3 value's axes (a) and its
+ * inverse (back), as transpose attributes. */
+static inline void rg_perm3(Gen *g, Attrs *a, Attrs *back)
+{
+    *a = ir_attrs();
+    *back = ir_attrs();
+    int perm[3] = {1, 2, 0};
+    if (pick(g, 2)) {
+        perm[0] = 2;
+        perm[1] = 0;
+        perm[2] = 1;
+    }
+    a->naxes = back->naxes = 3;
+    for (int i = 0; i < 3; i++) {
+        a->axes[i] = perm[i];
+        back->axes[perm[i]] = i;
+    }
+}
+
 /* A random unary op on a recent value, its operand kept in the op's
  * domain (elu's alpha: value). */
 static inline Node *rg_unary(Gen *g, double value)
