@@ -428,7 +428,7 @@ Node *ir_find_input(Graph *g, const char *name)
 
 void ir_add_output(Graph *g, OutKind k, const char *name, Node *val, Node *target, bool train_only)
 {
-    Output o = {k, arena_strdup(g->arena, name), val, target, train_only};
+    Output o = {k, arena_strdup(g->arena, name), val, target, train_only, 0};
     VEC_PUSH(g->outs, g->nouts, g->outcap, o);
 }
 
@@ -571,6 +571,7 @@ Graph *ir_clone(Graph *g)
         Output *o = &g->outs[i];
         ir_add_output(c, o->kind, o->name, map[o->val->id], o->target ? map[o->target->id] : NULL,
                       o->train_only);
+        c->outs[c->nouts - 1].part = o->part;
     }
     free(map);
     return c;

@@ -148,6 +148,8 @@ typedef struct Output {
     Node *val;
     Node *target; /* OUT_GRAD, OUT_UPDATE */
     bool train_only;
+    int part; /* 0: val's value; k >= 1: side result k of the FUSED node val
+               * (val->sub->outs[k], an update of one of its operands) */
 } Output;
 
 /* ---- training configuration (the model's `train` block) ---- */

@@ -14,7 +14,7 @@
  *   attrs   := '{' (IDENT '=' avalue (',' IDENT '=' avalue)*)? '}'
  *   body    := '{' item* '}'                          (fused nodes only)
  *   output  := 'output' VALUE
- *            | 'output' KIND STRING? '=' VALUE (('wrt' | 'of') VALUE)? 'train_only'?
+ *            | 'output' KIND STRING? '=' VALUE ('result' INT)? (('wrt' | 'of') VALUE)? 'train_only'?
  *   type    := DTYPE '[' (dim (',' dim)*)? ']'        dim := 'N' | INT
  *   loc     := 'loc' '(' STRING ':' INT ':' INT ')'
  * '#' starts a comment that runs to the end of the line. */
@@ -1116,6 +1116,18 @@ static bool parse_output(Parser *P, Graph *g, const Scope *sc, bool top)
     Node *val = parse_use(P, sc), *target = NULL;
     if (!val)
         return false;
+    int64_t part = 0;
+    if (is_ident(P, "result")) {
+        Tok rt = P->tok;
+        next(P);
+        if (!parse_int(P, 1, 64, "a side result index", &part))
+            return false;
+        if (val->op != OP_FUSED || !val->sub || part >= val->sub->nouts) {
+            err_at(P, &rt, "%s has no side result %lld", val->op == OP_FUSED ? "this fused node" : "a value that is not fused",
+                   (long long)part);
+            return false;
+        }
+    }
     if (is_ident(P, "wrt") || is_ident(P, "of")) {
         next(P);
         if (!(target = parse_use(P, sc)))
@@ -1129,6 +1141,7 @@ static bool parse_output(Parser *P, Graph *g, const Scope *sc, bool top)
     if (k == OUT_LOSS && top)
         P->loss_line = at.line;
     ir_add_output(g, k, name, val, target, train_only);
+    g->outs[g->nouts - 1].part = (int)part;
     return true;
 }
 

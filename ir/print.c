@@ -508,6 +508,8 @@ static void print_output(Printer *p, Graph *g, const ValueNames *vn, const Outpu
         sb_puts(b, " = ");
     }
     put_ref(b, vn, g, o->val);
+    if (o->part)
+        sb_printf(b, " result %d", o->part);
     if (o->target) {
         sb_puts(b, o->kind == OUT_GRAD ? " wrt " : " of ");
         put_ref(b, vn, g, o->target);

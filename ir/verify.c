@@ -117,6 +117,37 @@ static bool check_operands(Verifier *V, int i)
     return ok;
 }
 
+/* Side result j of fused node i: the body's output j updates one of its
+ * operands, a parameter of the result's type, in place (a loop that also
+ * writes an optimizer slot). Only an elementwise body (no GEMM, no
+ * reduction) has them; the graph checks that one update output takes
+ * each (check_side_outputs). */
+static bool check_side_result(Verifier *V, int i, int j, int special)
+{
+    Node *n = V->g->nodes[i];
+    const Output *o = &n->sub->outs[j];
+    char t1[160], t2[160];
+    if (special) {
+        verr(V, i, "body output %d: a fused node with a matmul or a reduction has one result", j);
+        return false;
+    }
+    if (o->kind != OUT_UPDATE || !o->target || o->target->op != OP_INPUT) {
+        verr(V, i, "body output %d must be an update of a body input", j);
+        return false;
+    }
+    Node *p = n->in[ir_fused_input_index(n, o->target)];
+    if (p->op != OP_PARAM) {
+        verr(V, i, "body output %d updates operand %%%s, which is %s, not a param", j,
+             V->vn.v[map_get(&V->map, p)], ir_ops[p->op].name);
+        return false;
+    }
+    if (o->val->dt != n->dt || !ir_shape_eq(&o->val->shape, &n->shape)) {
+        verr(V, i, "body output %d is %s but the fused result is %s", j, type_str(o->val, t1), type_str(n, t2));
+        return false;
+    }
+    return true;
+}
+
 /* A fused body: a valid graph of inputs, constants and elementwise ops
  * whose inputs match the operands in order; besides, either at most one
  * matmul of two inputs with the result's shape (the GEMM whose epilogue
@@ -175,6 +206,8 @@ static bool check_fused(Verifier *V, int i)
         verr(V, i, "body has no output");
         ok = false;
     }
+    for (int j = 1; ok && j < b->nouts; j++)
+        ok = check_side_result(V, i, j, anchors + reductions);
     return ok;
 }
 
@@ -261,6 +294,16 @@ static void check_output(Verifier *V, int k, int *nloss)
     }
     Node *v = o->val;
     char t1[160], t2[160];
+    if (o->part && (v->op != OP_FUSED || !v->sub || o->part < 1 || o->part >= v->sub->nouts)) {
+        verr(V, p, "%s reads side result %d of a node that does not have it", what, o->part);
+        return;
+    }
+    if (o->part && (o->kind != OUT_UPDATE ||
+                    o->target != v->in[ir_fused_input_index(v, v->sub->outs[o->part].target)])) {
+        verr(V, p, "%s: side result %d updates %%%s in place, so it can only be that param's update",
+             what, o->part, V->vn.v[map_get(&V->map, v->in[ir_fused_input_index(v, v->sub->outs[o->part].target)])]);
+        return;
+    }
     if (o->kind == OUT_LOSS) {
         bool one = ir_dtype_is_float(v->dt) && ir_shape_numel(&v->shape, 2) == 1;
         if (!one)
@@ -283,6 +326,32 @@ static void check_output(Verifier *V, int k, int *nloss)
              type_str(t, t2));
 }
 
+/* Every side result of a fused node is taken by exactly one update
+ * output, and no node after the fused node reads the param it
+ * overwrites. */
+static void check_side_outputs(Verifier *V)
+{
+    Graph *g = V->g;
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *n = g->nodes[i];
+        for (int j = 1; n->op == OP_FUSED && j < n->sub->nouts; j++) {
+            int taken = 0;
+            for (int k = 0; k < g->nouts; k++)
+                taken += g->outs[k].val == n && g->outs[k].part == j;
+            if (taken != 1)
+                verr(V, i, "side result %d is taken by %d update outputs, must be by one", j, taken);
+            Node *p = n->in[ir_fused_input_index(n, n->sub->outs[j].target)];
+            for (int u = i + 1; u < g->nnodes; u++)
+                for (int k = 0; k < g->nodes[u]->nin; k++)
+                    if (g->nodes[u]->in[k] == p) {
+                        verr(V, u, "reads %%%s after fused %%%s overwrote it (side result %d)",
+                             V->vn.v[map_get(&V->map, p)], V->vn.v[i], j);
+                        return;
+                    }
+        }
+    }
+}
+
 static bool verify_graph(Graph *g, Diags *d, const char *where)
 {
     Verifier V = {g, d, where, {0}, {0}, true};
@@ -300,6 +369,8 @@ static bool verify_graph(Graph *g, Diags *d, const char *where)
     int nloss = 0;
     for (int k = 0; k < g->nouts; k++)
         check_output(&V, k, &nloss);
+    if (V.ok)
+        check_side_outputs(&V);
     ir_nameset_free(&inputs);
     ir_nameset_free(&params);
     free(V.map.key);

@@ -28,11 +28,12 @@
  *   - the group stays within MAX_OPERANDS operands and MAX_BODY ops.
  * Otherwise P is materialised and becomes the root of a group of its own.
  * Scalar constants are copied into the bodies. Every graph output (loss,
- * metric, value, gradient, update) is materialised: the optimizer update
- * of a parameter and of each of its slots (momentum, Adam's m and v) are
- * separate fused nodes, one result each, the parameter's loop reading the
- * slots' new values. The pass ends with dead-code elimination, which
- * drops the ops now inside bodies.
+ * metric, value, gradient, update) is materialised, with one exception:
+ * the new value of an optimizer slot (momentum, Adam's m and v), read
+ * only by its parameter's update loop, is computed in that loop, which
+ * writes it back into the slot in place as a side result of the fused
+ * node (merge_slot_updates): one loop per parameter. The pass ends with
+ * dead-code elimination, which drops the ops now inside bodies.
  *
  * GEMM epilogues: a matmul whose users all lie in one group, that is not
  * a graph output and has the group result's type, joins the group as its
@@ -58,7 +59,7 @@
  * every source line a kernel came from.
  *
  * The code generator (backend/llvm/elem.c) evaluates these bodies in one
- * loop nest over the result, one result per fused node. */
+ * loop nest over the result, storing the result and any side results. */
 #include "passes.h"
 
 #include <stdio.h>
@@ -72,8 +73,13 @@ typedef struct IntVec {
     int n, cap;
 } IntVec;
 
+enum { MAX_SIDE = 4 };
+
 typedef struct Group {
     Node *root;
+    Node *side[MAX_SIDE]; /* slot values computed here and written into their params */
+    Node *side_param[MAX_SIDE];
+    int nside;
     Node *anchor;    /* the matmul whose epilogue the group is, or NULL */
     Node *reduce;    /* the reduction the group's result feeds, fused into it, or NULL */
     IntVec frontier; /* ids of the non-constant nodes outside the group its ops read */
@@ -285,6 +291,97 @@ static void try_anchor(Fuser *f, Node *p, IntVec *gs)
     gr->anchor = p;
 }
 
+/* The update output of which v is the value, with a parameter of v's
+ * type as target, when that is v's only output; else NULL. */
+static const Output *sole_update(const Fuser *f, const Node *v)
+{
+    const Output *u = NULL;
+    for (int i = 0; i < f->g->nouts; i++) {
+        const Output *o = &f->g->outs[i];
+        if (o->val != v)
+            continue;
+        if (u || o->kind != OUT_UPDATE || !o->target || o->target->op != OP_PARAM)
+            return NULL;
+        u = o;
+    }
+    return u;
+}
+
+/* Group k (root R, the new value of a parameter T, e.g. an optimizer
+ * slot) joins the one other group G reading R when T is read only in
+ * those two groups, G is elementwise and of R's type: G's loop then
+ * writes R into T's buffer as a side result. */
+static int slot_target_group(const Fuser *f, int k, IntVec *gs)
+{
+    const Group *gr = &f->grp[k];
+    Node *R = gr->root;
+    const Output *o = sole_update(f, R);
+    if (!o || gr->anchor || gr->nside || f->users[R->id].n == 0)
+        return -1;
+    gs->n = 0;
+    for (int i = 0; i < f->users[R->id].n; i++) {
+        int u = f->users[R->id].v[i];
+        if (!fusible(f->g->nodes[u]) || f->groups[u].n == 0)
+            return -1;
+        for (int j = 0; j < f->groups[u].n; j++)
+            vec_add(gs, f->groups[u].v[j]);
+    }
+    if (gs->n != 1 || gs->v[0] == k)
+        return -1;
+    int G = gs->v[0];
+    const Group *gg = &f->grp[G];
+    if (gg->anchor || gg->nside == MAX_SIDE || R->dt != gg->root->dt ||
+        !ir_shape_eq(&R->shape, &gg->root->shape) || gg->size + gr->size > MAX_BODY)
+        return -1;
+    const IntVec *tu = &f->users[o->target->id];
+    for (int i = 0; i < tu->n; i++) {
+        const IntVec *ug = &f->groups[tu->v[i]];
+        for (int j = 0; j < ug->n; j++)
+            if (ug->v[j] != k && ug->v[j] != G)
+                return -1;
+        if (ug->n == 0)
+            return -1;
+    }
+    IntVec fr = {0};
+    for (int i = 0; i < gg->frontier.n; i++)
+        if (gg->frontier.v[i] != R->id)
+            vec_add(&fr, gg->frontier.v[i]);
+    for (int i = 0; i < gr->frontier.n; i++)
+        vec_add(&fr, gr->frontier.v[i]);
+    bool fits = fr.n <= MAX_OPERANDS;
+    free(fr.v);
+    return fits ? G : -1;
+}
+
+/* Optimizer updates: the new value of a slot (momentum, Adam's m and v,
+ * RMSProp's average) is computed in the loop that updates its parameter,
+ * which writes it back into the slot in place (a side result of the
+ * fused node, taken by the slot's update output). So one loop per
+ * parameter reads the gradient, the parameter and its slots once. */
+static void merge_slot_updates(Fuser *f)
+{
+    IntVec gs = {0};
+    for (int k = f->ngrp - 1; k >= 0; k--) {
+        int G = slot_target_group(f, k, &gs);
+        if (G < 0)
+            continue;
+        Group *gr = &f->grp[k], *gg = &f->grp[G];
+        for (int i = f->nn - 1; i >= 0; i--) {
+            IntVec *ng = &f->groups[i];
+            if (!vec_has(ng, k))
+                continue;
+            vec_remove(ng, k);
+            if (!vec_has(ng, G))
+                add_to_group(f, G, f->g->nodes[i]);
+        }
+        gg->side[gg->nside] = gr->root;
+        gg->side_param[gg->nside++] = sole_update(f, gr->root)->target;
+        gr->size = 0;
+        gr->frontier.n = 0;
+    }
+    free(gs.v);
+}
+
 static bool is_reduction(const Node *n)
 {
     return n->op == OP_REDUCE_SUM || n->op == OP_REDUCE_MEAN || n->op == OP_REDUCE_MAX;
@@ -435,12 +532,23 @@ static Node *build_fused(Fuser *f, Body *b, int k, Node **members, int nm, Diags
         }
     }
     ir_add_output(b->sub, OUT_VALUE, NULL, b->map[root->id], NULL, false);
+    const Group *gr = &f->grp[k];
+    for (int j = 0; j < gr->nside; j++) {
+        MC_ASSERT(b->map[gr->side[j]->id] && b->map[gr->side_param[j]->id]);
+        ir_add_output(b->sub, OUT_UPDATE, NULL, b->map[gr->side[j]->id], b->map[gr->side_param[j]->id], false);
+    }
     for (int i = 0; i < b->ntouched; i++)
         b->map[b->touched[i]] = NULL;
     Node *fn = ir_fused(f->g, b->sub, b->ops, b->nops, members[0]->loc, d);
     if (!fn)
         ICE("fuse built a fused node that does not match its body");
     fn->label = root->label;
+    for (int j = 0; j < gr->nside; j++)
+        for (int i = 0; i < f->g->nouts; i++)
+            if (f->g->outs[i].val == gr->side[j]) {
+                f->g->outs[i].val = fn;
+                f->g->outs[i].part = j + 1;
+            }
     return fn;
 }
 
@@ -511,6 +619,7 @@ bool ps_fuse(Graph *g, Diags *d)
     Fuser f;
     fuser_init(&f, g);
     form_groups(&f);
+    merge_slot_updates(&f);
     attach_reductions(&f);
     if (build_groups(&f, d))
         splice(&f);

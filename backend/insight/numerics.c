@@ -209,7 +209,7 @@ static bool eval_window(InsNumerics *n, const TensorMap *params, const TensorMap
     int nsaved = g->nouts, k = 0;
     Output *tmp = xcalloc((size_t)(hi - lo) + 1, sizeof(Output));
     for (int i = lo; i < hi; i++)
-        tmp[k++] = (Output){OUT_VALUE, "window", g->nodes[i], NULL, false};
+        tmp[k++] = (Output){OUT_VALUE, "window", g->nodes[i], NULL, false, 0};
     g->outs = tmp;
     g->nouts = k;
     Tensor **vals = xcalloc((size_t)k + 1, sizeof(Tensor *));

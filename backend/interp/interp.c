@@ -20,6 +20,7 @@ typedef struct Eval {
     bool *owned; /* vals[i] was computed here and is freed here */
     bool *need;  /* node i is evaluated */
     int *uses;   /* consumers still to run (+1 per output); NULL keeps all */
+    Tensor ***parts; /* by node id: side results of a fused node ([1..]), or NULL */
     int64_t live, peak; /* bytes held by owned values: now, at most */
 } Eval;
 
@@ -36,6 +37,7 @@ static void eval_init(Eval *e, Graph *g, bool all)
     e->vals = xcalloc((size_t)n + 1, sizeof(Tensor *));
     e->owned = xcalloc((size_t)n + 1, sizeof(bool));
     e->need = xcalloc((size_t)n + 1, sizeof(bool));
+    e->parts = xcalloc((size_t)n + 1, sizeof(Tensor **));
     e->uses = all ? NULL : xcalloc((size_t)n + 1, sizeof(int));
     e->live = e->peak = 0;
     for (int i = 0; i < n; i++) {
@@ -58,11 +60,24 @@ static void eval_init(Eval *e, Graph *g, bool all)
         e->uses[g->outs[i].val->id]++;
 }
 
+static void free_parts(Eval *e)
+{
+    for (int i = 0; i < e->g->nnodes; i++) {
+        Tensor **p = e->parts[i];
+        for (int j = 1; p && j < e->g->nodes[i]->sub->nouts; j++)
+            if (p[j])
+                rt_tensor_free(p[j]);
+        free(p);
+    }
+    free(e->parts);
+}
+
 static void eval_free(Eval *e)
 {
     for (int i = 0; i < e->g->nnodes; i++)
         if (e->owned[i])
             rt_tensor_free(e->vals[i]);
+    free_parts(e);
     free(e->vals);
     free(e->owned);
     free(e->need);
@@ -224,7 +239,10 @@ static bool eval_node(Interp *ip, Eval *e, Node *nd)
         MC_ASSERT(in[j]);
     }
     Tensor *out = alloc_value(ip, nd);
+    if (nd->op == OP_FUSED && nd->sub->nouts > 1)
+        ip->parts = e->parts[nd->id] = xcalloc((size_t)nd->sub->nouts, sizeof(Tensor *));
     bool ok = out && op_fns[nd->op](ip, nd, in, out);
+    ip->parts = NULL;
     if (in != ins)
         free(in);
     if (!ok) {
@@ -258,6 +276,8 @@ INTERP_FN(fused)
 {
     Graph *s = nd->sub;
     MC_ASSERT(s && s->nouts >= 1);
+    Tensor **parts = ip->parts;
+    ip->parts = NULL;
     Eval e;
     eval_init(&e, s, false);
     bool ok = bind_fused(ip, nd, &e, in) && eval_nodes(ip, &e);
@@ -266,6 +286,8 @@ INTERP_FN(fused)
         MC_ASSERT(r->dt == out->dt && r->numel == out->numel);
         if (r->numel)
             memcpy(out->data, r->data, (size_t)r->numel * (size_t)ir_dtype_size(r->dt));
+        for (int j = 1; parts && j < s->nouts; j++)
+            parts[j] = rt_tensor_clone(e.vals[s->outs[j].val->id]);
     }
     eval_free(&e);
     return ok;
@@ -284,7 +306,7 @@ static bool run(Graph *g, const TensorMap *params, const TensorMap *inputs, cons
                 bool all, Eval *e, Diags *d)
 {
     static const RunOpts no_opts = {0, 0};
-    Interp ip = {o ? o : &no_opts, params, -1, NULL, d};
+    Interp ip = {o ? o : &no_opts, params, -1, NULL, d, NULL};
     eval_init(e, g, all);
     return bind_graph(&ip, e, inputs) && eval_nodes(&ip, e);
 }
@@ -294,8 +316,11 @@ bool be_interp_run_peak(Graph *g, const TensorMap *params, const TensorMap *inpu
 {
     Eval e;
     bool ok = run(g, params, inputs, o, false, &e, d);
-    for (int i = 0; i < g->nouts; i++)
-        outs[i] = ok ? rt_tensor_clone(e.vals[g->outs[i].val->id]) : NULL;
+    for (int i = 0; i < g->nouts; i++) {
+        const Output *out = &g->outs[i];
+        outs[i] = ok ? rt_tensor_clone(out->part ? e.parts[out->val->id][out->part] : e.vals[out->val->id])
+                     : NULL;
+    }
     if (peak)
         *peak = e.peak;
     eval_free(&e);
@@ -325,6 +350,7 @@ bool be_interp_run_all(Graph *g, const TensorMap *params, const TensorMap *input
     }
     *vals = e.vals;
     e.vals = NULL;
+    free_parts(&e);
     free(e.owned);
     free(e.need);
     free(e.uses);

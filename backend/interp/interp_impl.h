@@ -14,6 +14,7 @@ typedef struct Interp {
     int64_t n;          /* batch size N; -1 while unbound */
     const Node *n_from; /* the leaf whose tensor bound N */
     Diags *d;
+    Tensor **parts; /* set while a fused node with side results runs: they go to parts[1..] */
 } Interp;
 
 /* Compute node nd into out, which is allocated (zeroed) with nd's dtype and

@@ -147,8 +147,19 @@ typedef struct Elem {
     LLVMValueRef out; /* at offs[0] */
 } Elem;
 
+/* The values of the body's outputs 1.. (side results) into side[1..],
+ * and the value of `result`. */
+static LLVMValueRef body_values(Cg *c, const Node *v, const Node *result, const LLVMValueRef *inputs,
+                                LLVMValueRef gemm, LLVMValueRef *side);
+
 LLVMValueRef cg_body_value(Cg *c, const Node *v, const Node *result, const LLVMValueRef *inputs,
                            LLVMValueRef gemm)
+{
+    return body_values(c, v, result, inputs, gemm, NULL);
+}
+
+static LLVMValueRef body_values(Cg *c, const Node *v, const Node *result, const LLVMValueRef *inputs,
+                                LLVMValueRef gemm, LLVMValueRef *side)
 {
     Graph *s = v->sub;
     LLVMValueRef *memo = xcalloc((size_t)s->nnodes, sizeof(LLVMValueRef));
@@ -170,11 +181,15 @@ LLVMValueRef cg_body_value(Cg *c, const Node *v, const Node *result, const LLVMV
                 in[j] = memo[b->in[j]->id];
             memo[i] = cg_scalar_op(c, b, in);
         }
-        if (b == result)
+        if (b == result && !side)
             break;
     }
     LLVMValueRef r = memo[result->id];
     MC_ASSERT(r);
+    for (int j = 1; side && j < s->nouts; j++) {
+        side[j] = memo[s->outs[j].val->id];
+        MC_ASSERT(side[j]);
+    }
     free(memo);
     return r;
 }
@@ -187,7 +202,15 @@ static void elem_body(Cg *c, void *ud, LLVMValueRef *offs)
     if (e->v->op == OP_FUSED) {
         /* the GEMM's result is read in place */
         LLVMValueRef gemm = ir_fused_anchor(e->v) ? cg_load(c, e->v->dt, e->out, offs[0]) : NULL;
-        r = cg_body_value(c, e->v, e->v->sub->outs[0].val, in, gemm);
+        Graph *s = e->v->sub;
+        LLVMValueRef side[CG_MAXARGS];
+        r = body_values(c, e->v, s->outs[0].val, in, gemm, s->nouts > 1 ? side : NULL);
+        /* side results overwrite their parameter operand, element for element */
+        for (int j = 1; j < s->nouts; j++) {
+            int k = e->ops.of[ir_fused_input_index(e->v, s->outs[j].target)];
+            MC_ASSERT(k >= 0);
+            cg_store(c, e->v->dt, side[j], e->ops.base[k], offs[k + 1]);
+        }
     } else {
         r = cg_scalar_op(c, e->v, in);
     }

@@ -89,6 +89,11 @@ static bool check_node(Node *v, Diags *d)
             diag_error(d, v->loc, "fused node without a body");
             return false;
         }
+        if (v->sub->nouts > CG_MAXARGS) {
+            diag_error(d, v->loc, "fused node with %d side results: one kernel writes at most %d",
+                       v->sub->nouts - 1, CG_MAXARGS - 1);
+            return false;
+        }
         for (int i = 0; i < v->sub->nnodes; i++) {
             Node *b = v->sub->nodes[i];
             b->id = i;
@@ -303,13 +308,33 @@ typedef struct Builder {
     int *snap;      /* parameter: slot of its value before the step, -1 */
 } Builder;
 
+/* A fused node's side results are written into their parameters by its
+ * loop: the node must be the parameter's last reader (ir_verify checks
+ * that no later node reads it). */
+static bool side_updates(Builder *b, Diags *d)
+{
+    Graph *g = b->g;
+    for (int i = 0; i < g->nouts; i++) {
+        Output *o = &g->outs[i];
+        if (!o->part)
+            continue;
+        if (o->target->iaux == 3 || !can_update_in_place(g, o->val, o->target, b->kpos)) {
+            diag_error(d, o->val->loc, "side result %d of a fused node cannot update '%s' in place",
+                       o->part, o->target->a.name ? o->target->a.name : "?");
+            return false;
+        }
+        o->target->iaux = 3;
+    }
+    return true;
+}
+
 /* Updates in place (iaux 3 on the parameter) where possible. */
 static void decide_updates(Builder *b)
 {
     Graph *g = b->g;
     for (int i = 0; i < g->nouts; i++) {
         Output *o = &g->outs[i];
-        if (o->kind != OUT_UPDATE || o->val == o->target)
+        if (o->kind != OUT_UPDATE || o->val == o->target || o->part)
             continue;
         if (!o->target || o->target->op != OP_PARAM)
             ICE("update output '%s' without a parameter target", o->name);
@@ -398,7 +423,7 @@ static void add_update_copies(Builder *b)
     Graph *g = b->g;
     for (int i = 0; i < g->nouts; i++) {
         Output *o = &g->outs[i];
-        if (o->kind != OUT_UPDATE || o->val == o->target || b->inplace[o->val->id] == o->target)
+        if (o->kind != OUT_UPDATE || o->val == o->target || o->part || b->inplace[o->val->id] == o->target)
             continue;
         Node *r = root_node(o->val);
         int src = b->snap[r->id] >= 0 ? b->snap[r->id] : b->p->node_slot[o->val->id];
@@ -428,6 +453,15 @@ bool plan_build(Plan *p, Graph *g, Diags *d)
     }
     p->node_slot = xmalloc((size_t)(nn + 1) * sizeof(int));
     p->out_slot = xmalloc((size_t)(g->nouts + 1) * sizeof(int));
+    if (!side_updates(&b, d)) {
+        free(b.kpos);
+        free(b.inplace);
+        free(b.snap);
+        free(p->node_slot);
+        free(p->out_slot);
+        memset(p, 0, sizeof *p);
+        return false;
+    }
     decide_updates(&b);
     assign_slots(&b);
     plan_outputs(&b); /* snapshot copies come first */
