@@ -47,6 +47,7 @@ static bool load_raw(const DataArgs *a, const char **src, int nsrc, const char *
     o.scale = !a->no_scale;
     int cls = label_classes(g);
     o.classes = cls > 0 ? cls : 10;
+    o.limit = a->limit; /* the IDX loader stops there; the others are sliced afterwards */
     if (a->label_col) {
         char *end;
         long idx = strtol(a->label_col, &end, 10);
