@@ -202,6 +202,57 @@ bool data_load(const DataArgs *a, const char *split, const Graph *g, uint64_t se
     return data_load_src(a, (const char **)a->data.v, a->data.n, split, g, seed, out, have, d);
 }
 
+static void *bg_main(void *p)
+{
+    DataBg *l = p;
+    l->rc = l->fn(l->ctx, l->g, l->seed, &l->d);
+    return NULL;
+}
+
+void data_bg_start(DataBg *l, const char *model, const mc_options *mo, DataBgFn fn, void *ctx)
+{
+    memset(l, 0, sizeof *l);
+    l->fn = fn;
+    l->ctx = ctx;
+    l->rc = 1;
+    diags_init(&l->d);
+    diags_init(&l->parse_d);
+    l->g = fe_load_file(model, &l->parse_d); /* errors are reported by the compile */
+    if (!l->g)
+        return;
+    l->seed = mo->seed_set ? mo->seed : l->g->train.seed;
+    l->started = pthread_create(&l->th, NULL, bg_main, l) == 0;
+    if (!l->started)
+        bg_main(l);
+}
+
+static void bg_free(DataBg *l)
+{
+    if (l->started)
+        pthread_join(l->th, NULL);
+    l->started = false;
+    ir_graph_free(l->g);
+    l->g = NULL;
+    diags_free(&l->d);
+    diags_free(&l->parse_d);
+}
+
+int data_bg_finish(DataBg *l)
+{
+    if (l->started)
+        pthread_join(l->th, NULL);
+    l->started = false;
+    diags_print(l->g ? &l->d : &l->parse_d, stderr);
+    int rc = l->g ? l->rc : 1;
+    bg_free(l);
+    return rc;
+}
+
+void data_bg_cancel(DataBg *l)
+{
+    bg_free(l);
+}
+
 int data_views(const TensorMap *b, mc_tensor *v, int max)
 {
     int n = 0;
