@@ -115,6 +115,8 @@ expect_fail "warning + bad data" "$t/want" \
 ev() { "$MODELC" eval "$m" --threads 1 "$@"; }
 ev --weights "$t/w.st" --data "$t/good" --json > "$t/out" || fail "eval on good data"
 grep -q '"examples": 50' "$t/out" || fail "eval: 50 test examples"
+# the inference compile is timed apart from the evaluation
+python3 -c "import json,sys; o=json.load(open(sys.argv[1])); assert o['compile_ms'] > 0 and o['seconds'] > 0 and o['samples_per_s'] > 0, o" "$t/out" || fail "eval --json: compile_ms"
 echo "$t/cut/t10k-images-idx3-ubyte: $cut" > "$t/want"
 expect_fail "eval cut" "$t/want" ev --weights "$t/w.st" --data "$t/cut"
 ev --weights "$t/w.st" --data "$t/cut" --limit 60 > /dev/null || fail "eval cut, --limit 60 must load"
