@@ -93,9 +93,12 @@ static bool is_model_input(const Node *n)
     return n->op == OP_INPUT && strcmp(n->a.name, "optimizer.lr") != 0;
 }
 
-/* Convert t to fit input node n (dtype, one-hot, per-example reshape). */
-static Tensor *fit(Tensor *t, const Node *n, const char *dname, Diags *d)
+/* Convert the tensor in *slot to fit input node n (dtype, one-hot,
+ * per-example reshape). A tensor that already has the dtype is moved out
+ * of *slot (left NULL) and reshaped in place rather than copied. */
+static Tensor *fit(Tensor **slot, const Node *n, const char *dname, Diags *d)
 {
+    Tensor *t = *slot;
     const Shape *s = &n->shape;
     int64_t per = ir_shape_numel(s, 1), have = t->rank ? t->numel / (t->dims[0] ? t->dims[0] : 1) : 1;
     int64_t rows = t->rank ? t->dims[0] : 1;
@@ -116,16 +119,19 @@ static Tensor *fit(Tensor *t, const Node *n, const char *dname, Diags *d)
                    ir_type_str(n->dt, s, b2, sizeof b2), dname, rt_tensor_type_str(t, b1, sizeof b1));
         return NULL;
     }
-    int64_t dims[IR_MAXRANK];
+    int64_t dims[IR_MAXRANK] = {0};
     dims[0] = rows;
     for (int k = 1; k < s->rank; k++)
         dims[k] = s->d[k];
+    if (t->dt == n->dt) { /* same elements, same order: only the shape changes */
+        *slot = NULL;
+        t->rank = s->rank;
+        memcpy(t->dims, dims, sizeof dims);
+        return t;
+    }
     r = rt_tensor_new(n->dt, s->rank, dims);
-    if (r->dt == t->dt)
-        memcpy(r->data, t->data, (size_t)rt_tensor_bytes(t));
-    else
-        for (int64_t i = 0; i < t->numel; i++)
-            rt_set(r, i, rt_get(t, i));
+    for (int64_t i = 0; i < t->numel; i++)
+        rt_set(r, i, rt_get(t, i));
     return r;
 }
 
@@ -142,7 +148,7 @@ static bool bind(const Graph *g, Dataset *raw, Dataset *out, Diags *d)
         int k = rt_map_find(&raw->t, n->a.name);
         if (k >= 0 && k < 64) {
             used[k] = true;
-            Tensor *t = fit(raw->t.t[k], n, raw->t.names[k], d);
+            Tensor *t = fit(&raw->t.t[k], n, raw->t.names[k], d);
             if (!t || !rt_dataset_add(out, n->a.name, t))
                 return false;
         } else if (nun < 16) {
@@ -168,7 +174,7 @@ static bool bind(const Graph *g, Dataset *raw, Dataset *out, Diags *d)
             return false;
         }
         used[pick] = true;
-        Tensor *t = fit(raw->t.t[pick], n, raw->t.names[pick], d);
+        Tensor *t = fit(&raw->t.t[pick], n, raw->t.names[pick], d);
         if (!t || !rt_dataset_add(out, n->a.name, t))
             return false;
     }
