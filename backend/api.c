@@ -494,6 +494,17 @@ bool mc_train_step_ex(mc_model *m, const mc_tensor *batch, int nbatch, double lr
     return true;
 }
 
+bool mc_prepare_eval(mc_model *m)
+{
+    if (!m->geval) {
+        mc_set_error(m, "the model has no loss to evaluate");
+        return false;
+    }
+    if (m->opt.backend == MC_BACKEND_JIT && !jit_eval(m))
+        return fail(m);
+    return true;
+}
+
 bool mc_eval_batch(mc_model *m, const mc_tensor *batch, int nbatch, double *loss, double *metrics,
                    int nmetrics)
 {

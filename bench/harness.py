@@ -315,7 +315,7 @@ class Bench:
         _, ev = find_event(res["lines"], lambda o: "samples_per_s" in o)
         if ev:
             out.update({k: ev.get(k) for k in ("examples", "seconds", "samples_per_s",
-                                               "loss", "accuracy")})
+                                               "compile_ms", "loss", "accuracy")})
         if res.get("error"):
             out["error"] = res["error"]
         elif not ev:

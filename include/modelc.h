@@ -78,6 +78,12 @@ bool mc_train_step(mc_model *m, const mc_tensor *batch, int nbatch, double lr, d
 /* Loss and metrics in inference mode (metrics[i] in the order of mc_metric_name). */
 bool mc_eval_batch(mc_model *m, const mc_tensor *batch, int nbatch, double *loss,
                    double *metrics, int nmetrics);
+/* The JIT compiles the inference function on first use, so the first
+ * mc_eval_batch also pays for that compile (tens of milliseconds).
+ * mc_prepare_eval compiles it now, e.g. to time inference alone; later
+ * calls, and any call with the interpreter backend, do nothing. False
+ * (mc_last_error) when the model has no loss or the compile fails. */
+bool mc_prepare_eval(mc_model *m);
 int mc_num_metrics(const mc_model *m);
 const char *mc_metric_name(const mc_model *m, int i);
 int64_t mc_step(const mc_model *m);

@@ -17,6 +17,7 @@ void rt_load_opts_default(RtLoadOpts *o)
     o->csv_header = -1;
     o->csv_label = NULL;
     o->csv_label_index = 0;
+    o->limit = 0;
 }
 
 void rt_dataset_init(Dataset *ds)

@@ -14,8 +14,10 @@
 typedef struct IdxFile {
     int ndim;
     int64_t dims[3];
-    int64_t size;   /* bytes of data */
+    int64_t size;   /* bytes of data the header promises */
     int64_t offset; /* file offset of the data */
+    int64_t count;  /* examples read: dims[0], or fewer under a limit */
+    int64_t nread;  /* bytes of data read: count examples */
     unsigned char *data;
 } IdxFile;
 
@@ -71,8 +73,10 @@ static void describe(const IdxFile *f, char *buf, size_t n)
         snprintf(buf, n, "%lld labels", (long long)f->dims[0]);
 }
 
-/* Read an IDX file with ndim dimensions; f->data is malloc'd. */
-static bool idx_read(const char *path, int ndim, IdxFile *f, Diags *d)
+/* Read an IDX file with ndim dimensions, or (limit > 0) only its first
+ * limit examples: the rest of the file is neither inflated nor checked.
+ * f->data is malloc'd. */
+static bool idx_read(const char *path, int ndim, int64_t limit, IdxFile *f, Diags *d)
 {
     RtReader r;
     memset(f, 0, sizeof *f);
@@ -81,16 +85,20 @@ static bool idx_read(const char *path, int ndim, IdxFile *f, Diags *d)
     bool ok = idx_header(&r, ndim, f);
     int64_t got = 0;
     char what[128];
-    if (ok)
-        ok = (f->data = rt_reader_read_n(&r, f->size, &got)) != NULL;
-    if (ok && got < f->size) {
+    if (ok) {
+        int64_t per = f->dims[0] ? f->size / f->dims[0] : 0;
+        f->count = limit > 0 && limit < f->dims[0] ? limit : f->dims[0];
+        f->nread = f->count * per;
+        ok = (f->data = rt_reader_read_n(&r, f->nread, &got)) != NULL;
+    }
+    if (ok && got < f->nread) {
         describe(f, what, sizeof what);
         diag_error(d, r.loc, "truncated: the header promises %s (%lld bytes from byte %lld), but "
                              "the data ends at byte %lld",
                    what, (long long)f->size, (long long)f->offset, (long long)(f->offset + got));
         ok = false;
     }
-    if (ok) {
+    if (ok && f->count == f->dims[0]) {
         int end = rt_reader_at_end(&r);
         if (end == 0) {
             describe(f, what, sizeof what);
@@ -109,7 +117,7 @@ static bool idx_read(const char *path, int ndim, IdxFile *f, Diags *d)
 
 static bool check_labels(const char *path, const IdxFile *lb, int classes, Diags *d)
 {
-    for (int64_t i = 0; i < lb->size; i++) {
+    for (int64_t i = 0; i < lb->nread; i++) {
         if (classes > 0 && lb->data[i] >= classes) {
             diag_error(d, rt_file_loc(d, path),
                        "label %d at index %lld (byte %lld) is out of range (%d classes)",
@@ -122,18 +130,18 @@ static bool check_labels(const char *path, const IdxFile *lb, int classes, Diags
 
 static Tensor *images_tensor(const IdxFile *im, const RtLoadOpts *o)
 {
-    int64_t dims[4] = {im->dims[0], im->dims[1], im->dims[2], 1};
+    int64_t dims[4] = {im->count, im->dims[1], im->dims[2], 1};
     Tensor *x = rt_tensor_new(o->dt, 4, dims);
     if (!x)
-        ICE("cannot allocate %lld bytes of images", (long long)im->size);
+        ICE("cannot allocate %lld bytes of images", (long long)im->nread);
     double s = o->scale ? 1.0 / 255.0 : 1.0;
     const unsigned char *src = im->data;
     if (x->dt == DT_F32) { /* the common case, in a loop that vectorizes */
         float *dst = x->data;
-        for (int64_t i = 0; i < im->size; i++)
+        for (int64_t i = 0; i < im->nread; i++)
             dst[i] = (float)(src[i] * s);
     } else {
-        for (int64_t i = 0; i < im->size; i++)
+        for (int64_t i = 0; i < im->nread; i++)
             rt_set(x, i, src[i] * s);
     }
     return x;
@@ -141,7 +149,7 @@ static Tensor *images_tensor(const IdxFile *im, const RtLoadOpts *o)
 
 static Tensor *labels_tensor(const IdxFile *lb, const RtLoadOpts *o)
 {
-    int64_t n = lb->dims[0];
+    int64_t n = lb->count;
     Tensor *y = rt_tensor_new(DT_I32, 1, &n);
     for (int64_t i = 0; i < n; i++)
         ((int32_t *)y->data)[i] = lb->data[i];
@@ -158,9 +166,9 @@ bool rt_load_idx(const char *images, const char *labels, const RtLoadOpts *o, Da
 {
     rt_dataset_init(out);
     IdxFile im, lb;
-    if (!idx_read(images, 3, &im, d))
+    if (!idx_read(images, 3, o->limit, &im, d))
         return false;
-    bool ok = idx_read(labels, 1, &lb, d);
+    bool ok = idx_read(labels, 1, o->limit, &lb, d);
     if (ok && lb.dims[0] != im.dims[0]) {
         diag_error(d, rt_file_loc(d, labels), "%lld labels, but %s has %lld images",
                    (long long)lb.dims[0], images, (long long)im.dims[0]);

@@ -128,6 +128,8 @@ typedef struct RtLoadOpts {
     int csv_header;     /* -1 auto-detect (first row has a non-number), 0 none, 1 present [-1] */
     const char *csv_label;   /* label column by header name [NULL] */
     int csv_label_index;     /* label column by 0-based index when csv_label is NULL; -1 none [0] */
+    int64_t limit;      /* IDX: read (and inflate) only the first limit examples, 0 = all [0];
+                         * the other loaders read everything (callers slice) */
 } RtLoadOpts;
 void rt_load_opts_default(RtLoadOpts *o);
 /* Every loader initialises `out` itself; on failure it is left empty. */

@@ -4,7 +4,6 @@
  * Static warnings, watching, curves and the NaN/Inf guard live in
  * train_watch.c. */
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -385,56 +384,11 @@ static int setup_data(Run *r, const Graph *g, uint64_t seed, Diags *d)
     return 0;
 }
 
-/* Data loading (decompression, conversion) runs on its own thread while
- * the model compiles: both take a few hundred milliseconds. The loader
- * binds the data to the inputs of its own parse of the model file. */
-typedef struct Loader {
-    Run *r;
-    Graph *g;
-    uint64_t seed;
-    Diags d;
-    int rc;
-    pthread_t th;
-    bool started;
-} Loader;
-
-static void *load_main(void *p)
+/* setup_data on the data thread (data_bg_start): decompression and
+ * conversion overlap the compile. */
+static int setup_data_bg(void *ctx, const Graph *g, uint64_t seed, Diags *d)
 {
-    Loader *l = p;
-    l->rc = setup_data(l->r, l->g, l->seed, &l->d);
-    return NULL;
-}
-
-static void loader_start(Loader *l, Run *r, const char *path, const mc_options *mo)
-{
-    memset(l, 0, sizeof *l);
-    l->r = r;
-    diags_init(&l->d);
-    Diags pd;
-    diags_init(&pd);
-    l->g = fe_load_file(path, &pd); /* errors are reported by the compile */
-    diags_free(&pd);
-    if (!l->g)
-        return;
-    l->seed = mo->seed_set ? mo->seed : l->g->train.seed;
-    l->started = pthread_create(&l->th, NULL, load_main, l) == 0;
-    if (!l->started)
-        load_main(l);
-}
-
-/* Wait for the data; its diagnostics are printed. Returns setup_data's rc. */
-static int loader_finish(Loader *l)
-{
-    if (l->started)
-        pthread_join(l->th, NULL);
-    l->started = false;
-    if (!l->g)
-        l->rc = 1;
-    diags_print(&l->d, stderr);
-    diags_free(&l->d);
-    ir_graph_free(l->g);
-    l->g = NULL;
-    return l->rc;
+    return setup_data(ctx, g, seed, d);
 }
 
 static int init_params(Run *r)
@@ -598,18 +552,15 @@ static int cmd_train_args(int argc, char **argv)
     if (!a.no_cache && be_jit_default_cache_dir(cache_dir, sizeof cache_dir))
         mo.cache_dir = cache_dir;
     Run r = {.a = &a};
-    Loader ld;
-    loader_start(&ld, &r, pos[0], &mo);
+    DataBg ld;
+    data_bg_start(&ld, pos[0], &mo, setup_data_bg, &r);
     Timer timer = {0};
     double t_compile = mc_now_ms();
     mc_model *m = mc_compile_ex(pos[0], &mo, a.time_passes ? &timer : NULL);
     double compile_ms = mc_now_ms() - t_compile;
     free(pos);
     if (!m || !m->gtrain) {
-        if (ld.started)
-            pthread_join(ld.th, NULL);
-        diags_free(&ld.d);
-        ir_graph_free(ld.g);
+        data_bg_cancel(&ld);
         rt_dataset_free(&r.train);
         rt_dataset_free(&r.val);
         rt_dataset_free(&r.test);
@@ -635,7 +586,7 @@ static int cmd_train_args(int argc, char **argv)
     r.m = m;
     Diags d;
     diags_init(&d);
-    rc = loader_finish(&ld);
+    rc = data_bg_finish(&ld);
     if (!rc)
         rc = init_params(&r);
     if (!rc && !a.no_warn)

@@ -47,6 +47,7 @@ static bool load_raw(const DataArgs *a, const char **src, int nsrc, const char *
     o.scale = !a->no_scale;
     int cls = label_classes(g);
     o.classes = cls > 0 ? cls : 10;
+    o.limit = a->limit; /* the IDX loader stops there; the others are sliced afterwards */
     if (a->label_col) {
         char *end;
         long idx = strtol(a->label_col, &end, 10);
@@ -92,9 +93,12 @@ static bool is_model_input(const Node *n)
     return n->op == OP_INPUT && strcmp(n->a.name, "optimizer.lr") != 0;
 }
 
-/* Convert t to fit input node n (dtype, one-hot, per-example reshape). */
-static Tensor *fit(Tensor *t, const Node *n, const char *dname, Diags *d)
+/* Convert the tensor in *slot to fit input node n (dtype, one-hot,
+ * per-example reshape). A tensor that already has the dtype is moved out
+ * of *slot (left NULL) and reshaped in place rather than copied. */
+static Tensor *fit(Tensor **slot, const Node *n, const char *dname, Diags *d)
 {
+    Tensor *t = *slot;
     const Shape *s = &n->shape;
     int64_t per = ir_shape_numel(s, 1), have = t->rank ? t->numel / (t->dims[0] ? t->dims[0] : 1) : 1;
     int64_t rows = t->rank ? t->dims[0] : 1;
@@ -115,16 +119,19 @@ static Tensor *fit(Tensor *t, const Node *n, const char *dname, Diags *d)
                    ir_type_str(n->dt, s, b2, sizeof b2), dname, rt_tensor_type_str(t, b1, sizeof b1));
         return NULL;
     }
-    int64_t dims[IR_MAXRANK];
+    int64_t dims[IR_MAXRANK] = {0};
     dims[0] = rows;
     for (int k = 1; k < s->rank; k++)
         dims[k] = s->d[k];
+    if (t->dt == n->dt) { /* same elements, same order: only the shape changes */
+        *slot = NULL;
+        t->rank = s->rank;
+        memcpy(t->dims, dims, sizeof dims);
+        return t;
+    }
     r = rt_tensor_new(n->dt, s->rank, dims);
-    if (r->dt == t->dt)
-        memcpy(r->data, t->data, (size_t)rt_tensor_bytes(t));
-    else
-        for (int64_t i = 0; i < t->numel; i++)
-            rt_set(r, i, rt_get(t, i));
+    for (int64_t i = 0; i < t->numel; i++)
+        rt_set(r, i, rt_get(t, i));
     return r;
 }
 
@@ -141,7 +148,7 @@ static bool bind(const Graph *g, Dataset *raw, Dataset *out, Diags *d)
         int k = rt_map_find(&raw->t, n->a.name);
         if (k >= 0 && k < 64) {
             used[k] = true;
-            Tensor *t = fit(raw->t.t[k], n, raw->t.names[k], d);
+            Tensor *t = fit(&raw->t.t[k], n, raw->t.names[k], d);
             if (!t || !rt_dataset_add(out, n->a.name, t))
                 return false;
         } else if (nun < 16) {
@@ -167,7 +174,7 @@ static bool bind(const Graph *g, Dataset *raw, Dataset *out, Diags *d)
             return false;
         }
         used[pick] = true;
-        Tensor *t = fit(raw->t.t[pick], n, raw->t.names[pick], d);
+        Tensor *t = fit(&raw->t.t[pick], n, raw->t.names[pick], d);
         if (!t || !rt_dataset_add(out, n->a.name, t))
             return false;
     }
@@ -199,6 +206,57 @@ bool data_load(const DataArgs *a, const char *split, const Graph *g, uint64_t se
                bool *have, Diags *d)
 {
     return data_load_src(a, (const char **)a->data.v, a->data.n, split, g, seed, out, have, d);
+}
+
+static void *bg_main(void *p)
+{
+    DataBg *l = p;
+    l->rc = l->fn(l->ctx, l->g, l->seed, &l->d);
+    return NULL;
+}
+
+void data_bg_start(DataBg *l, const char *model, const mc_options *mo, DataBgFn fn, void *ctx)
+{
+    memset(l, 0, sizeof *l);
+    l->fn = fn;
+    l->ctx = ctx;
+    l->rc = 1;
+    diags_init(&l->d);
+    diags_init(&l->parse_d);
+    l->g = fe_load_file(model, &l->parse_d); /* errors are reported by the compile */
+    if (!l->g)
+        return;
+    l->seed = mo->seed_set ? mo->seed : l->g->train.seed;
+    l->started = pthread_create(&l->th, NULL, bg_main, l) == 0;
+    if (!l->started)
+        bg_main(l);
+}
+
+static void bg_free(DataBg *l)
+{
+    if (l->started)
+        pthread_join(l->th, NULL);
+    l->started = false;
+    ir_graph_free(l->g);
+    l->g = NULL;
+    diags_free(&l->d);
+    diags_free(&l->parse_d);
+}
+
+int data_bg_finish(DataBg *l)
+{
+    if (l->started)
+        pthread_join(l->th, NULL);
+    l->started = false;
+    diags_print(l->g ? &l->d : &l->parse_d, stderr);
+    int rc = l->g ? l->rc : 1;
+    bg_free(l);
+    return rc;
+}
+
+void data_bg_cancel(DataBg *l)
+{
+    bg_free(l);
 }
 
 int data_views(const TensorMap *b, mc_tensor *v, int max)

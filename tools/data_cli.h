@@ -4,6 +4,8 @@
 #ifndef MODELC_DATA_CLI_H
 #define MODELC_DATA_CLI_H
 
+#include <pthread.h>
+
 #include "backend/api_internal.h"
 #include "cli.h"
 #include "runtime/runtime.h"
@@ -35,6 +37,32 @@ bool data_load(const DataArgs *a, const char *split, const Graph *g, uint64_t se
                bool *have, Diags *d);
 bool data_load_src(const DataArgs *a, const char **src, int nsrc, const char *split,
                    const Graph *g, uint64_t seed, Dataset *out, bool *have, Diags *d);
+
+/* Data loading on a second thread while the model compiles on the calling
+ * one. The thread runs fn with its own parse of the model file (so nothing
+ * is shared with the compile) and its own Diags; data_bg_finish prints
+ * those after the compile's messages, in the order a sequential run would.
+ * fn writes its results through ctx, which must outlive the thread. */
+typedef int (*DataBgFn)(void *ctx, const Graph *g, uint64_t seed, Diags *d);
+typedef struct DataBg {
+    DataBgFn fn;
+    void *ctx;
+    Graph *g;      /* the thread's parse of the model */
+    Diags parse_d; /* the parse's messages, printed only if it failed */
+    Diags d;       /* fn's diagnostics */
+    uint64_t seed; /* mo->seed when set, else the model's train { seed } */
+    int rc;
+    pthread_t th;
+    bool started;
+} DataBg;
+
+void data_bg_start(DataBg *l, const char *model, const mc_options *mo, DataBgFn fn, void *ctx);
+/* Wait for fn, print its diagnostics to stderr, free; fn's return value
+ * (1 when the model did not parse). */
+int data_bg_finish(DataBg *l);
+/* Wait for fn and drop its diagnostics (the compile failed first); the
+ * caller frees whatever fn produced. */
+void data_bg_cancel(DataBg *l);
 
 /* Pointers into a batch map as mc_tensor views (no copies). */
 int data_views(const TensorMap *b, mc_tensor *v, int max);

@@ -250,6 +250,192 @@ START_TEST(idx_corrupt_gzip)
 }
 END_TEST
 
+/* Load im/lb with opts o and limit k; the data set must hold exactly the
+ * first min(k, n) examples of the full load `all`. */
+static void expect_idx_prefix(const char *im, const char *lb, const RtLoadOpts *o, int64_t k,
+                              const Dataset *all)
+{
+    Diags d;
+    diags_init(&d);
+    RtLoadOpts ol = *o;
+    ol.limit = k;
+    Dataset ds;
+    bool ok = rt_load_idx(im, lb, &ol, &ds, &d);
+    if (!ok)
+        diags_print(&d, stderr);
+    ck_assert(ok);
+    ck_assert_int_eq(d.n, 0);
+    int64_t want = k > 0 && k < all->n ? k : all->n;
+    ck_assert_int_eq(ds.n, want);
+    ck_assert_int_eq(ds.t.n, all->t.n);
+    for (int i = 0; i < all->t.n; i++) {
+        const Tensor *a = all->t.t[i], *t = rt_dataset_get(&ds, all->t.names[i]);
+        ck_assert_ptr_nonnull(t);
+        ck_assert_int_eq(t->dt, a->dt);
+        ck_assert_int_eq(t->rank, a->rank);
+        ck_assert_int_eq(t->dims[0], want);
+        for (int r = 1; r < a->rank; r++)
+            ck_assert_int_eq(t->dims[r], a->dims[r]);
+        ck_assert_int_eq(t->numel, a->numel / (a->dims[0] ? a->dims[0] : 1) * want);
+        ck_assert(memcmp(t->data, a->data, (size_t)rt_tensor_bytes(t)) == 0);
+    }
+    rt_dataset_free(&ds);
+    diags_free(&d);
+}
+
+static void expect_idx_fail_limit(const char *im, const char *lb, int64_t k, const char *want)
+{
+    Diags d;
+    diags_init(&d);
+    RtLoadOpts o;
+    rt_load_opts_default(&o);
+    o.limit = k;
+    Dataset ds;
+    ck_assert_msg(!rt_load_idx(im, lb, &o, &ds, &d), "limit %lld accepted %s", (long long)k, im);
+    ck_assert_int_eq(ds.t.n, 0);
+    th_expect_diag(&d, want);
+    diags_free(&d);
+}
+
+/* A limit of K examples gives exactly the first K of a full load, for
+ * plain and gzip files, f32 and f64, class indices and one-hot. */
+START_TEST(idx_limit)
+{
+    static const unsigned char labels[3] = {0, 9, 3};
+    for (int gz = 0; gz < 2; gz++) {
+        char *im, *lb;
+        idx_pair(gz ? "im.idx.gz" : "im.idx", gz ? "lb.idx.gz" : "lb.idx", labels, 3, &im, &lb);
+        for (int variant = 0; variant < 2; variant++) {
+            RtLoadOpts o;
+            rt_load_opts_default(&o);
+            if (variant) {
+                o.dt = DT_F64;
+                o.one_hot = true;
+                o.scale = false;
+            }
+            Diags d;
+            diags_init(&d);
+            Dataset all;
+            ck_assert(rt_load_idx(im, lb, &o, &all, &d));
+            ck_assert_int_eq(all.n, 3);
+            for (int64_t k = 0; k <= 5; k++)
+                expect_idx_prefix(im, lb, &o, k, &all);
+            rt_dataset_free(&all);
+            diags_free(&d);
+        }
+        free(im);
+        free(lb);
+    }
+}
+END_TEST
+
+/* Under a limit the headers are still checked in full, and damage within
+ * the examples read is still reported; damage beyond them is not read. */
+START_TEST(idx_limit_errors)
+{
+    static const unsigned char labels[3] = {0, 9, 3}, bad[3] = {0, 10, 3};
+    unsigned char b[64];
+    char *im, *lb, *p;
+    idx_pair("im.idx", "lb.idx", labels, 3, &im, &lb);
+    RtLoadOpts o;
+    rt_load_opts_default(&o);
+    Diags d;
+    diags_init(&d);
+    Dataset all, one;
+    ck_assert(rt_load_idx(im, lb, &o, &all, &d));
+    rt_dataset_slice(&all, 0, 1, &one);
+
+    p = put("m1.idx", b, idx_bytes(b, 0x801, 3, imdims, pixels, 12));
+    expect_idx_fail_limit(p, lb, 1, "m1.idx: error: bad magic number 0x00000801 (expected "
+                                    "0x00000803 for an IDX image file)");
+    free(p);
+    p = put("lbad.idx", b, idx_bytes(b, 0x803, 3, imdims, pixels, 12));
+    expect_idx_fail_limit(im, p, 1, "lbad.idx: error: bad magic number 0x00000803 (expected "
+                                    "0x00000801 for an IDX label file)");
+    free(p);
+    uint32_t n2 = 2;
+    p = put("l2.idx", b, idx_bytes(b, 0x801, 1, &n2, labels, 2));
+    expect_idx_fail_limit(im, p, 1, "l2.idx: error: 2 labels, but");
+    free(p);
+    uint32_t hd[3] = {65535, 65535, 65535};
+    p = put("h.idx", b, idx_bytes(b, 0x803, 3, hd, pixels, 12));
+    expect_idx_fail_limit(p, lb, 1, "h.idx: error: IDX dimensions are too large (byte 12)");
+    free(p);
+
+    /* label 10 at index 1: reported when read, not beyond the limit */
+    uint32_t n3 = 3;
+    for (int gz = 0; gz < 2; gz++) {
+        p = put(gz ? "l3.idx.gz" : "l3.idx", b, idx_bytes(b, 0x801, 1, &n3, bad, 3));
+        expect_idx_fail_limit(im, p, 2, "error: label 10 at index 1 (byte 9) is out of range (10 "
+                                        "classes)");
+        expect_idx_fail_limit(im, p, 0, "error: label 10 at index 1 (byte 9) is out of range");
+        expect_idx_prefix(im, p, &o, 1, &one);
+        free(p);
+    }
+
+    /* cut inside the second image: limit 1 loads, limits 2 and 3 fail */
+    size_t n = idx_bytes(b, 0x803, 3, imdims, pixels, 12);
+    for (int gz = 0; gz < 2; gz++) {
+        p = put(gz ? "cut.idx.gz" : "cut.idx", b, n - 6);
+        char want[160];
+        snprintf(want, sizeof want,
+                 "cut.idx%s: error: truncated: the header promises 3 images of 2x2 (12 bytes "
+                 "from byte 16), but the data ends at byte 22",
+                 gz ? ".gz" : "");
+        expect_idx_fail_limit(p, lb, 2, want);
+        expect_idx_fail_limit(p, lb, 3, want);
+        expect_idx_prefix(p, lb, &o, 1, &one);
+        free(p);
+    }
+
+    /* trailing bytes are only looked for when every example is read */
+    b[n] = 0;
+    p = put("t.idx", b, n + 1);
+    expect_idx_fail_limit(p, lb, 3, "t.idx: error: unexpected data after byte 28 (the header "
+                                    "promises 3 images of 2x2)");
+    expect_idx_fail_limit(p, lb, 4, "t.idx: error: unexpected data after byte 28");
+    expect_idx_prefix(p, lb, &o, 2, &all);
+    free(p);
+
+    /* a gzip file cut in its second half: the first examples load, a full
+     * read reports the cut */
+    enum { BIG = 2000, PX = 28 * 28 };
+    unsigned char *big = xmalloc(16 + (size_t)BIG * PX), blab[8 + BIG];
+    uint32_t bd[3] = {BIG, 28, 28}, bn = BIG;
+    uint64_t st = 88172645463325252ull;
+    for (size_t i = 0; i < (size_t)BIG * PX; i++) {
+        st ^= st << 13, st ^= st >> 7, st ^= st << 17; /* incompressible pixels */
+        big[16 + i] = (unsigned char)st;
+    }
+    size_t nb = idx_bytes(big, 0x803, 3, bd, big + 16, (size_t)BIG * PX);
+    for (int i = 0; i < BIG; i++)
+        blab[8 + i] = (unsigned char)(i % 10);
+    char *blp = put("big-lb.idx", blab, idx_bytes(blab, 0x801, 1, &bn, blab + 8, BIG));
+    char *bip = put("big-im.idx.gz", big, nb);
+    Dataset ball;
+    ck_assert(rt_load_idx(bip, blp, &o, &ball, &d));
+    size_t glen;
+    char *gzb = read_file(bip, &glen);
+    p = th_path(tmp, "big-cut.gz");
+    th_write(p, gzb, glen / 2);
+    expect_idx_fail_limit(p, blp, 0, "big-cut.gz: error: compressed data ends unexpectedly after "
+                                     "byte");
+    expect_idx_fail_limit(p, blp, BIG - 10, "big-cut.gz: error: compressed data ends unexpectedly");
+    expect_idx_prefix(p, blp, &o, 10, &ball);
+    free(p);
+    free(gzb);
+    free(bip);
+    free(blp);
+    free(big);
+    rt_dataset_free(&ball);
+    rt_dataset_free(&one);
+    rt_dataset_free(&all);
+    diags_free(&d);
+    free(im);
+    free(lb);
+}
+END_TEST
+
 #define FMNIST "/usr/share/datasets/fashion-mnist"
 
 START_TEST(fashion_mnist_real)
@@ -291,6 +477,8 @@ START_TEST(fashion_mnist_real)
         counts[(int)rt_get(y, i)]++;
     for (int c = 0; c < 10; c++)
         ck_assert_int_eq(counts[c], 6000);
+    expect_idx_prefix(FMNIST "/train-images-idx3-ubyte.gz", FMNIST "/train-labels-idx1-ubyte.gz",
+                      &o, 2560, &ds);
     rt_dataset_free(&ds);
     ck_assert(!rt_load_fashion_mnist(FMNIST, "validation", &o, &ds, &d));
     th_expect_diag(&d, "modelc: error: unknown data split 'validation' (expected 'train' or 'test')");
@@ -926,6 +1114,8 @@ static Suite *suite(void)
     tcase_add_test(t, idx_corrupt);
     tcase_add_test(t, idx_truncated_everywhere);
     tcase_add_test(t, idx_corrupt_gzip);
+    tcase_add_test(t, idx_limit);
+    tcase_add_test(t, idx_limit_errors);
     tcase_add_test(t, fashion_mnist_real);
     tcase_add_test(t, csv_valid);
     tcase_add_test(t, csv_corrupt);
