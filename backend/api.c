@@ -121,7 +121,7 @@ static bool build_backend(mc_model *m)
     jo.time_passes = m->timer != NULL;
     jo.timer = m->timer;
     jo.profile = m->opt.profile;
-    if (m->gtrain && !(m->jtrain = be_jit_compile(m->gtrain, &jo, &m->d)))
+    if (m->gtrain && !m->opt.eval_only && !(m->jtrain = be_jit_compile(m->gtrain, &jo, &m->d)))
         return false;
     return !m->geval || be_jit_check(m->geval, &m->d);
 }
@@ -446,6 +446,10 @@ bool mc_train_step_ex(mc_model *m, const mc_tensor *batch, int nbatch, double lr
 {
     if (!m->gtrain) {
         mc_set_error(m, "the model has no loss, so it cannot be trained");
+        return false;
+    }
+    if (m->opt.eval_only && m->opt.backend == MC_BACKEND_JIT) {
+        mc_set_error(m, "the model was compiled for evaluation only (mc_options.eval_only)");
         return false;
     }
     if (!stage_batch(m, batch, nbatch))

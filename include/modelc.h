@@ -42,6 +42,7 @@ typedef struct mc_options {
     mc_mode eval_mode;    /* the graph mc_eval_batch runs (default MC_MODE_INFER) */
     const char *cache_dir; /* JIT object cache directory; NULL = no cache */
     bool profile;         /* time every kernel of the training step (JIT) */
+    bool eval_only;       /* JIT: do not compile the training step (mc_train_step fails) */
 } mc_options;
 
 void mc_options_default(mc_options *o);

@@ -67,6 +67,7 @@ int cmd_eval(int argc, char **argv)
     mc_options mo;
     mc_options_default(&mo);
     mo.threads = threads;
+    mo.eval_only = true;
     if (strcmp(mode, "train") == 0)
         mo.eval_mode = MC_MODE_TRAIN;
     else if (strcmp(mode, "infer") != 0)

@@ -260,15 +260,18 @@ END_TEST
 /* Loss and accuracy of one evaluation of 300 images (parameters from seed
  * 5), with the inference function compiled by mc_prepare_eval first or
  * lazily by mc_eval_batch. */
-static void eval_once(mc_backend be, bool prepare, double *loss, double *acc)
+static void eval_once(mc_backend be, bool prepare, bool eval_only, double *loss, double *acc)
 {
     mc_options o;
     mc_options_default(&o);
     o.threads = 1;
     o.backend = be;
+    o.eval_only = eval_only;
     mc_model *m = mc_compile(MODEL, &o);
     ck_assert_msg(m != NULL, "%s", mc_last_error(NULL));
     ck_assert(mc_init_params(m, 5));
+    if (be == MC_BACKEND_JIT)
+        ck_assert(eval_only ? m->jtrain == NULL : m->jtrain != NULL);
     ck_assert_ptr_null(m->jeval); /* compiled on first use only */
     if (prepare) {
         ck_assert_msg(mc_prepare_eval(m), "%s", mc_last_error(m));
@@ -287,6 +290,11 @@ static void eval_once(mc_backend be, bool prepare, double *loss, double *acc)
         ck_assert_ptr_nonnull(m->jeval);
     else
         ck_assert_ptr_null(m->jeval);
+    if (eval_only && be == MC_BACKEND_JIT) {
+        double l;
+        ck_assert(!mc_train_step(m, v, ds.t.n, 0.01, &l));
+        ck_assert_str_eq(mc_last_error(m), "the model was compiled for evaluation only (mc_options.eval_only)");
+    }
     rt_dataset_free(&ds);
     mc_free(m);
 }
@@ -297,9 +305,13 @@ static void eval_once(mc_backend be, bool prepare, double *loss, double *acc)
 START_TEST(prepare_eval)
 {
     double l_lazy, a_lazy, l_prep, a_prep, l_int, a_int;
-    eval_once(MC_BACKEND_JIT, false, &l_lazy, &a_lazy);
-    eval_once(MC_BACKEND_JIT, true, &l_prep, &a_prep);
-    eval_once(MC_BACKEND_INTERP, true, &l_int, &a_int);
+    double l_only, a_only;
+    eval_once(MC_BACKEND_JIT, false, false, &l_lazy, &a_lazy);
+    eval_once(MC_BACKEND_JIT, true, false, &l_prep, &a_prep);
+    eval_once(MC_BACKEND_JIT, true, true, &l_only, &a_only);
+    eval_once(MC_BACKEND_INTERP, true, false, &l_int, &a_int);
+    ck_assert_msg(l_only == l_prep, "eval_only %.9g vs %.9g", l_only, l_prep);
+    ck_assert(a_only == a_prep);
     ck_assert_msg(l_prep == l_lazy, "prepared %.9g vs lazy %.9g", l_prep, l_lazy);
     ck_assert(a_prep == a_lazy);
     ck_assert_msg(fabs(l_int - l_prep) <= 1e-5 * fabs(l_prep), "interp %.9g vs JIT %.9g", l_int,
