@@ -93,6 +93,7 @@ typedef struct Cg {
     const Plan *plan;
     /* the kernel being built */
     LLVMValueRef fn, ctxp, n;
+    bool flat; /* an elementwise kernel over N elements of a flat buffer (codegen.c) */
     LLVMBasicBlockRef alloca_bb;
     int nk;
     int kslot[CG_MAXARGS];

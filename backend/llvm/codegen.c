@@ -200,12 +200,47 @@ static int64_t row_chunk(const Plan *p, const Step *st)
     return (CG_ROW_GRAIN + row - 1) / row;
 }
 
-/* void kI.rows(ptr env, i64 lo, i64 hi): env = {ctx, buffers...} */
-static LLVMValueRef emit_rows_thunk(Cg *c, int i, LLVMValueRef kfn, const int *kslots, int nk)
+/* ---- flat-parallel kernels ----
+ * An elementwise kernel over a shape without the batch axis (a
+ * parameter's update loop, with its side results) whose operands are
+ * each of the result's size or scalars is one flat loop: its kernel is
+ * generated over N elements (Cg.flat; N is then the kernel's element
+ * count) and its thunk `kI.flat(env, lo, hi)` computes elements [lo, hi)
+ * on buffers offset by lo elements (scalars stay). Large ones are split
+ * like row-parallel kernels, CG_ROW_GRAIN elements per task. */
+#define CG_FLAT_MIN (2 * CG_ROW_GRAIN)
+
+static int64_t flat_elems(const Plan *p, const Step *st)
+{
+    if (st->kind != STEP_KERNEL || st->scratch >= 0)
+        return 0;
+    const Node *v = st->node;
+    bool elem = v->op == OP_FUSED ? !ir_fused_anchor(v) && !ir_fused_reduction(v)
+                                  : v->op == OP_SELECT || ir_ops[v->op].cls == OPC_UNARY ||
+                                        ir_ops[v->op].cls == OPC_BINARY;
+    if (!elem || ir_shape_has_n(&v->shape))
+        return 0;
+    int64_t n = ir_shape_numel(&v->shape, 0);
+    if (n < CG_FLAT_MIN)
+        return 0;
+    for (int i = 0; i < v->nin; i++) {
+        const Node *u = v->in[i];
+        if (plan_const_inline(p, u))
+            continue;
+        int64_t m = ir_shape_numel(&u->shape, 0);
+        if (ir_shape_has_n(&u->shape) || (m != n && m != 1))
+            return 0;
+    }
+    return n;
+}
+
+/* void kI.rows(ptr env, i64 lo, i64 hi): env = {ctx, buffers...}; rows of
+ * N-leading buffers, or (flat) elements of every buffer but scalars. */
+static LLVMValueRef emit_rows_thunk(Cg *c, int i, LLVMValueRef kfn, const int *kslots, int nk, bool flat)
 {
     LLVMTypeRef pt[3] = {c->ptr, c->i64, c->i64};
     char name[64];
-    snprintf(name, sizeof name, "k%d.rows", i);
+    snprintf(name, sizeof name, "k%d.%s", i, flat ? "flat" : "rows");
     LLVMValueRef f = LLVMAddFunction(c->mod, name, LLVMFunctionType(c->vd, pt, 3, 0));
     LLVMSetLinkage(f, LLVMInternalLinkage);
     LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->cx, f, "entry"));
@@ -218,8 +253,9 @@ static LLVMValueRef emit_rows_thunk(Cg *c, int i, LLVMValueRef kfn, const int *k
         LLVMValueRef at = LLVMBuildInBoundsGEP2(c->b, c->ptr, env, &idx, 1, "");
         LLVMValueRef ptr = LLVMBuildLoad2(c->b, c->ptr, at, "");
         const Slot *s = &c->plan->slots[kslots[j]];
-        if (n_leading(&s->shape)) {
-            LLVMValueRef off = LLVMBuildNSWMul(c->b, lo, cg_i64(c, s->elems.c * ir_dtype_size(s->dt)), "");
+        if (flat ? !mono_is(s->elems, 1) : n_leading(&s->shape)) {
+            int64_t step = (flat ? 1 : s->elems.c) * ir_dtype_size(s->dt); /* bytes per element or row */
+            LLVMValueRef off = LLVMBuildNSWMul(c->b, lo, cg_i64(c, step), "");
             ptr = LLVMBuildInBoundsGEP2(c->b, LLVMInt8TypeInContext(c->cx), ptr, &off, 1, "");
         }
         args[j + 2] = ptr;
@@ -243,9 +279,9 @@ static int kernel_slots(const Plan *p, const Step *st, int *out)
     return n;
 }
 
-/* rt_parallel_rows(ctx, N, chunk, thunk, env) with env = {ctx, buffers} */
-static void call_rows(Cg *c, LLVMValueRef ctxp, LLVMValueRef thunk, int64_t chunk, const LLVMValueRef *bp,
-                      const int *ks, int nk)
+/* rt_parallel_rows(ctx, total, chunk, thunk, env) with env = {ctx, buffers} */
+static void call_rows(Cg *c, LLVMValueRef ctxp, LLVMValueRef total, LLVMValueRef thunk, int64_t chunk,
+                      const LLVMValueRef *bp, const int *ks, int nk)
 {
     LLVMValueRef env = LLVMBuildAlloca(c->b, LLVMArrayType2(c->ptr, (uint64_t)nk + 1), "env");
     for (int j = 0; j <= nk; j++) {
@@ -254,7 +290,7 @@ static void call_rows(Cg *c, LLVMValueRef ctxp, LLVMValueRef thunk, int64_t chun
         LLVMBuildStore(c->b, j ? bp[ks[j - 1]] : ctxp, at);
     }
     LLVMTypeRef pt[5] = {c->ptr, c->i64, c->i64, c->ptr, c->ptr};
-    LLVMValueRef a[5] = {ctxp, c->n, cg_i64(c, chunk), thunk, env};
+    LLVMValueRef a[5] = {ctxp, total, cg_i64(c, chunk), thunk, env};
     cg_call(c, "rt_parallel_rows", c->vd, pt, 5, a);
 }
 
@@ -289,15 +325,19 @@ LLVMModuleRef cg_build_part(LLVMContextRef cx, const Plan *p, int lo, int hi, co
     LLVMValueRef *kfn = xcalloc((size_t)p->nsteps + 1, sizeof(LLVMValueRef));
     LLVMValueRef *rowfn = xcalloc((size_t)p->nsteps + 1, sizeof(LLVMValueRef));
     int64_t *rows = xcalloc((size_t)p->nsteps + 1, sizeof(int64_t));
+    int64_t *flat = xcalloc((size_t)p->nsteps + 1, sizeof(int64_t));
     int slots[CG_MAXARGS];
     for (int i = lo; i < hi; i++)
         if (p->steps[i].kind == STEP_KERNEL) {
             int ns = cg_step_slots(p, &p->steps[i], slots);
+            flat[i] = flat_elems(p, &p->steps[i]);
+            c.flat = flat[i] > 0;
             kfn[i] = emit_kernel(&c, i, &p->steps[i], slots, ns);
-            rows[i] = row_chunk(p, &p->steps[i]);
+            c.flat = false;
+            rows[i] = flat[i] ? CG_ROW_GRAIN : row_chunk(p, &p->steps[i]);
             if (rows[i]) {
                 int ks[CG_MAXARGS], nk = kernel_slots(p, &p->steps[i], ks);
-                rowfn[i] = emit_rows_thunk(&c, i, kfn[i], ks, nk);
+                rowfn[i] = emit_rows_thunk(&c, i, kfn[i], ks, nk, flat[i] > 0);
             }
         }
 
@@ -331,7 +371,7 @@ LLVMModuleRef cg_build_part(LLVMContextRef cx, const Plan *p, int lo, int hi, co
         }
         int ks[CG_MAXARGS], nk = kernel_slots(p, st, ks);
         if (rows[i]) {
-            call_rows(&c, ctxp, rowfn[i], rows[i], bp, ks, nk);
+            call_rows(&c, ctxp, flat[i] ? cg_i64(&c, flat[i]) : c.n, rowfn[i], rows[i], bp, ks, nk);
         } else {
             LLVMValueRef args[CG_MAXARGS + 2];
             int na = 0;
@@ -349,6 +389,7 @@ LLVMModuleRef cg_build_part(LLVMContextRef cx, const Plan *p, int lo, int hi, co
     free(kfn);
     free(rowfn);
     free(rows);
+    free(flat);
     cg_dispose(&c);
 
     char *msg = NULL;

@@ -238,6 +238,24 @@ static void loop_reads(const Node *v, const Node *gemm, bool *read)
     }
 }
 
+/* A flat kernel (Cg.flat) runs one loop over N elements: the result and
+ * every operand of its size advance by one element, scalars stay. */
+static void flat_strides(const Node *v, Operands *o, Mono *out)
+{
+    memset(out, 0, IR_MAXRANK * sizeof *out);
+    out[0] = mono(1);
+    int64_t n = ir_shape_numel(&v->shape, 0);
+    for (int i = 0; i < v->nin; i++) {
+        int k = o->of[i];
+        if (k < 0)
+            continue;
+        int64_t m = ir_shape_numel(&v->in[i]->shape, 0);
+        MC_ASSERT(m == n || m == 1);
+        memset(o->stride[k], 0, sizeof o->stride[k]);
+        o->stride[k][0] = mono(m == 1 ? 0 : 1);
+    }
+}
+
 void cg_elementwise(Cg *c, const Step *st)
 {
     Node *v = st->node;
@@ -260,6 +278,8 @@ void cg_elementwise(Cg *c, const Step *st)
     memset(acc, 0, sizeof acc);
     acc[0].base = e.out;
     mono_strides(&v->shape, acc[0].stride);
+    if (c->flat)
+        flat_strides(v, &e.ops, acc[0].stride);
     for (int k = 0; k < e.ops.n; k++) {
         acc[k + 1].base = e.ops.base[k];
         memcpy(acc[k + 1].stride, e.ops.stride[k], sizeof acc[k + 1].stride);
@@ -267,7 +287,9 @@ void cg_elementwise(Cg *c, const Step *st)
     Mono dims[IR_MAXRANK];
     for (int k = 0; k < v->shape.rank; k++)
         dims[k] = mono_dim(v->shape.d[k]);
-    cg_nest(c, v->shape.rank, dims, e.ops.n + 1, acc, elem_body, &e);
+    if (c->flat)
+        dims[0] = mono_dim(IR_DIM_N);
+    cg_nest(c, c->flat ? 1 : v->shape.rank, dims, e.ops.n + 1, acc, elem_body, &e);
 }
 
 /* ---- copies through strided views ---- */

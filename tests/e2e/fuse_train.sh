@@ -9,11 +9,11 @@ set -euo pipefail
 t=$(mktemp -d)
 trap 'rm -rf "$t"' EXIT
 
-# one LLVM function per kernel of the fused graph (besides the row-range
-# thunks of row-parallel kernels)
+# one LLVM function per kernel of the fused graph (besides the row- and
+# element-range thunks of row- and flat-parallel kernels)
 for m in examples/fashion_mlp.mdl examples/fashion_cnn_bn.mdl examples/s0_reparam/model2.mdl; do
     k=$("$MODELC" ir "$m" --after=fuse --stats | sed -n 's/^kernels: //p')
-    f=$("$MODELC" llvm "$m" --mode=train | grep '^define internal' | grep -vc '\.rows(')
+    f=$("$MODELC" llvm "$m" --mode=train | grep '^define internal' | grep -vc '\.rows(\|\.flat(')
     [ "$k" = "$f" ] || { echo "$m: $k kernels after fusion, $f LLVM kernel functions"; exit 1; }
 done
 

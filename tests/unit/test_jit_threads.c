@@ -96,6 +96,40 @@ START_TEST(elementwise_rows)
 }
 END_TEST
 
+/* An update loop without a batch axis of at least 65536 elements runs
+ * flat-parallel in tasks of 32768 elements (90000: a partial last task),
+ * writing its side result (the slot m) in place too; so does a single
+ * op of that size. */
+START_TEST(flat_update_loops)
+{
+    check_threads("flat", "graph t {\n"
+                          "  %g = input \"g\" : f32[300,300]\n"
+                          "  %lr = input \"lr\" : f32[]\n"
+                          "  %w = param \"w\" : f32[300,300]\n"
+                          "  %m = param \"m\" slot : f32[300,300]\n"
+                          "  %w1 = fused(%m, %g, %lr, %w) : f32[300,300] {\n"
+                          "    %a0 = input \"0\" : f32[300,300]\n"
+                          "    %a1 = input \"1\" : f32[300,300]\n"
+                          "    %a2 = input \"2\" : f32[]\n"
+                          "    %a3 = input \"3\" : f32[300,300]\n"
+                          "    %c = const 0.9 : f32[]\n"
+                          "    %1 = mul(%a0, %c) : f32[300,300]\n"
+                          "    %2 = add(%1, %a1) : f32[300,300]\n"
+                          "    %3 = tanh(%2) : f32[300,300]\n"
+                          "    %4 = mul(%3, %a2) : f32[300,300]\n"
+                          "    %5 = sub(%a3, %4) : f32[300,300]\n"
+                          "    output %5\n"
+                          "    output update = %2 of %a0\n"
+                          "  }\n"
+                          "  %z = mul(%g, %lr) : f32[300,300]\n"
+                          "  output update \"w\" = %w1 of %w\n"
+                          "  output update \"m\" = %w1 result 1 of %m\n"
+                          "  output value \"z\" = %z\n"
+                          "}\n",
+                  exact, sum_tol);
+}
+END_TEST
+
 START_TEST(pooling_images)
 {
     check_threads("pooling", "graph t {\n"
@@ -219,6 +253,7 @@ int main(void)
     tcase_add_test(t, pool_runs_every_task_once);
     tcase_add_test(t, pool_nested_jobs);
     tcase_add_test(t, elementwise_rows);
+    tcase_add_test(t, flat_update_loops);
     tcase_add_test(t, pooling_images);
     tcase_add_test(t, dropout_blocks);
     tcase_add_test(t, convolutions);
