@@ -333,6 +333,9 @@ static int slot_target_group(const Fuser *f, int k, IntVec *gs)
     if (gg->anchor || gg->nside == MAX_SIDE || R->dt != gg->root->dt ||
         !ir_shape_eq(&R->shape, &gg->root->shape) || gg->size + gr->size > MAX_BODY)
         return -1;
+    for (int i = 0; i < f->g->nouts; i++)
+        if (f->g->outs[i].val == gg->root && f->g->outs[i].target == o->target)
+            return -1; /* G's own result updates the same parameter */
     const IntVec *tu = &f->users[o->target->id];
     for (int i = 0; i < tu->n; i++) {
         const IntVec *ug = &f->groups[tu->v[i]];
