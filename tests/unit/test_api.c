@@ -156,19 +156,28 @@ static double kernel_ss(const char *path)
     return ss;
 }
 
-/* One step on a fixed batch of 100 images; returns the new kernel's sum
- * of squares and leaves the compile warnings in *warn (malloc'd). */
-static double one_step(mc_mode mode, mc_backend be, char **warn)
+/* MODEL compiled on one thread with the given backend, training graph
+ * and eval_only, its parameters initialised from seed 5. */
+static mc_model *compiled(mc_backend be, mc_mode train_mode, bool eval_only)
 {
     mc_options o;
     mc_options_default(&o);
     o.threads = 1;
     o.backend = be;
-    o.train_mode = mode;
+    o.train_mode = train_mode;
+    o.eval_only = eval_only;
     mc_model *m = mc_compile(MODEL, &o);
     ck_assert_msg(m != NULL, "%s", mc_last_error(NULL));
-    *warn = strdup(mc_warnings(m));
     ck_assert(mc_init_params(m, 5));
+    return m;
+}
+
+/* One step on a fixed batch of 100 images; returns the new kernel's sum
+ * of squares and leaves the compile warnings in *warn (malloc'd). */
+static double one_step(mc_mode mode, mc_backend be, char **warn)
+{
+    mc_model *m = compiled(be, mode, false);
+    *warn = strdup(mc_warnings(m));
     Dataset ds;
     load_data(&ds, 100);
     mc_tensor v[2];
@@ -262,14 +271,7 @@ END_TEST
  * lazily by mc_eval_batch. */
 static void eval_once(mc_backend be, bool prepare, bool eval_only, double *loss, double *acc)
 {
-    mc_options o;
-    mc_options_default(&o);
-    o.threads = 1;
-    o.backend = be;
-    o.eval_only = eval_only;
-    mc_model *m = mc_compile(MODEL, &o);
-    ck_assert_msg(m != NULL, "%s", mc_last_error(NULL));
-    ck_assert(mc_init_params(m, 5));
+    mc_model *m = compiled(be, MC_MODE_DEFAULT, eval_only);
     if (be == MC_BACKEND_JIT)
         ck_assert(eval_only ? m->jtrain == NULL : m->jtrain != NULL);
     ck_assert_ptr_null(m->jeval); /* compiled on first use only */
