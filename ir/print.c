@@ -184,7 +184,7 @@ unsigned ir_attr_mask(Op op)
     case OP_MATMUL:
         return TA_TA | TA_TB | TA_ALPHA;
     case OP_CONV2D:
-        return TA_STRIDE | TA_PAD;
+        return TA_STRIDE | TA_PAD | TA_ALPHA;
     case OP_CONV2D_GRAD_INPUT:
     case OP_CONV2D_GRAD_KERNEL:
         return TA_SHAPE | TA_STRIDE | TA_PAD;

@@ -507,9 +507,12 @@ static Node *conv_op(AD *c, Op op, Node *p, Node *q, const Attrs *src, const Sha
     return build(c, op, in, 2, &a);
 }
 
+/* y = alpha conv2d(x, k): both gradients are of alpha dy. */
 static void grad_conv2d(AD *c, Node *y, Node *gy)
 {
     Node *x = y->in[0], *k = y->in[1];
+    if (y->a.alpha != 1)
+        gy = mul(c, gy, cst(c, gy, y->a.alpha));
     if (wants(c, x))
         send(c, x, conv_op(c, OP_CONV2D_GRAD_INPUT, gy, k, &y->a, &x->shape));
     if (wants(c, k))

@@ -48,6 +48,9 @@
  * GEMM's operands are read by GEMM alone, so their producers are
  * materialised.
  *
+ * Convolutions: a conv2d read only by a scaling by a scalar constant
+ * takes the constant as its alpha first (fold_conv_scales).
+ *
  * Reductions: a group (without a GEMM) whose result only a reduction
  * (sum, mean, max) reads becomes the body of that reduction; the fused
  * node ends with the reduction and computes the reduction's value, its
@@ -497,17 +500,52 @@ static Node *group_result(const Group *gr)
     return gr->reduce ? gr->reduce : gr->root;
 }
 
-/* The scale a GEMM's only reader m applies (m = A*c, c*A or A/c with c a
- * scalar constant), folded into the GEMM's alpha; 0 when m is not one. */
-static double alpha_factor(const Fuser *f, const Node *m, const Node *A)
+/* The scale m applies to A (m = A*c, c*A or A/c with c a scalar
+ * constant); 0 when m is not such a scaling. */
+static double const_scale(const Node *m, const Node *A)
 {
-    if (f->users[A->id].n != 1 || (m->op != OP_MUL && m->op != OP_DIV))
+    if (m->op != OP_MUL && m->op != OP_DIV)
         return 0;
     const Node *c = m->in[0] == A ? m->in[1] : m->in[0];
     if (!body_const(c) || c == A || (m->op == OP_DIV && m->in[0] != A))
         return 0;
     double s = m->op == OP_MUL ? c->a.value : 1 / c->a.value;
     return s != 0 && s == s && s - s == 0 ? s : 0;
+}
+
+/* The scale a GEMM's only reader m applies, folded into the GEMM's alpha. */
+static double alpha_factor(const Fuser *f, const Node *m, const Node *A)
+{
+    return f->users[A->id].n == 1 ? const_scale(m, A) : 0;
+}
+
+/* Convolutions: a conv2d that is not a graph output and whose only
+ * reader scales it by a scalar constant (conv*c, c*conv, conv/c) takes
+ * the constant as its alpha (the runtime passes it to GEMM, or scales
+ * its direct loops' sums), and the scaling op's readers read the conv:
+ * act(conv(x, k) / 3) is the conv and the activation's loop. */
+static void fold_conv_scales(Graph *g)
+{
+    int *uses = ir_use_counts(g), folded = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *m = g->nodes[i];
+        if (m->op != OP_MUL && m->op != OP_DIV)
+            continue;
+        Node *C = m->in[0]->op == OP_CONV2D ? m->in[0] : m->in[1];
+        if (C->op != OP_CONV2D)
+            continue;
+        double s = uses[C->id] == 1 ? const_scale(m, C) : 0;
+        if (s == 0 || C->dt != m->dt || !ir_shape_eq(&C->shape, &m->shape))
+            continue;
+        C->a.alpha *= s;
+        if (!C->label)
+            C->label = m->label;
+        ir_replace_uses(g, m, C);
+        folded++;
+    }
+    free(uses);
+    if (folded)
+        ir_remove_dead(g);
 }
 
 /* The fused node of group k with members (in program order). */
@@ -619,6 +657,7 @@ static void splice(Fuser *f)
 bool ps_fuse(Graph *g, Diags *d)
 {
     ps_fuse_softmax(g, d);
+    fold_conv_scales(g);
     Fuser f;
     fuser_init(&f, g);
     form_groups(&f);

@@ -103,9 +103,11 @@ typedef struct RtConvGeom {
 /* Elements of scratch a convolution needs (0 unless im2col is used). */
 int64_t rt_conv_scratch(const RtConvGeom *g);
 
-/* y = conv(x, k) */
-void rt_conv2d_f32(const RtCtx *ctx, const RtConvGeom *g, const float *x, const float *k, float *y, float *col);
-void rt_conv2d_f64(const RtCtx *ctx, const RtConvGeom *g, const double *x, const double *k, double *y, double *col);
+/* y = alpha conv(x, k) */
+void rt_conv2d_f32(const RtCtx *ctx, const RtConvGeom *g, const float *x, const float *k, float *y, float *col,
+                   double alpha);
+void rt_conv2d_f64(const RtCtx *ctx, const RtConvGeom *g, const double *x, const double *k, double *y, double *col,
+                   double alpha);
 /* dx = conv2d_grad_input(dy, k) */
 void rt_conv2d_grad_input_f32(const RtCtx *ctx, const RtConvGeom *g, const float *dy, const float *k, float *dx,
                               float *col);

@@ -127,6 +127,7 @@ typedef struct FN(ConvArgs) {
     const RtConvGeom *g;
     const T *a, *b;
     T *out;
+    T alpha; /* rt_conv2d's result scale */
 } FN(ConvArgs);
 
 /* Few output channels: loops over the windows, no im2col (the GEMM would
@@ -150,6 +151,9 @@ static void FN(conv_few_task)(void *arg, int64_t b)
                     for (int64_t co = 0; co < g->o; co++)
                         yo[co] += FN(dot)(xi, kk + co, g->c, g->o);
                 }
+            if (a->alpha != 1)
+                for (int64_t co = 0; co < g->o; co++)
+                    yo[co] *= a->alpha;
         }
 }
 
@@ -193,10 +197,10 @@ static void FN(conv_few_grad_kernel)(const RtConvGeom *g, const T *x, const T *d
             }
 }
 
-void FN(rt_conv2d)(const RtCtx *c, const RtConvGeom *g, const T *x, const T *k, T *y, T *col)
+void FN(rt_conv2d)(const RtCtx *c, const RtConvGeom *g, const T *x, const T *k, T *y, T *col, double alpha)
 {
     if (conv_is_few(g)) {
-        FN(ConvArgs) a = {g, x, k, y};
+        FN(ConvArgs) a = {g, x, k, y, (T)alpha};
         rt_parallel(c, g->n, FN(conv_few_task), &a);
         return;
     }
@@ -208,14 +212,14 @@ void FN(rt_conv2d)(const RtCtx *c, const RtConvGeom *g, const T *x, const T *k, 
             FN(im2col)(c, g, xb, nb, col);
             xb = col;
         }
-        FN(rt_gemm)(0, 0, nb * g->oh * g->ow, g->o, kcols, 1, xb, k, 0, y + b0 * img_out);
+        FN(rt_gemm)(0, 0, nb * g->oh * g->ow, g->o, kcols, (T)alpha, xb, k, 0, y + b0 * img_out);
     }
 }
 
 void FN(rt_conv2d_grad_input)(const RtCtx *c, const RtConvGeom *g, const T *dy, const T *k, T *dx, T *col)
 {
     if (conv_is_few(g)) {
-        FN(ConvArgs) a = {g, dy, k, dx};
+        FN(ConvArgs) a = {g, dy, k, dx, 1};
         rt_parallel(c, g->n, FN(conv_few_grad_input_task), &a);
         return;
     }

@@ -75,6 +75,11 @@ INTERP_FN(conv2d)
 {
     Geom g = conv_geom(nd, in[0], in[1], out);
     IX_BY_DTYPE(out->dt, conv2d, &g, in[0], in[1], out);
+    if (nd->a.alpha != 1) { /* the result scale a fusion folded in, as a mul by a constant of out's dtype */
+        double a = out->dt == DT_F32 ? (double)(float)nd->a.alpha : nd->a.alpha;
+        for (int64_t i = 0; i < out->numel; i++)
+            rt_set(out, i, a * rt_get(out, i));
+    }
     return true;
 }
 

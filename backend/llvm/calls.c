@@ -71,13 +71,14 @@ void cg_conv(Cg *c, const Step *st)
         vals[i] = cg_i64(c, f[i]);
     LLVMValueRef g = geom(c, vals, RT_CONV_GEOM_FIELDS);
     LLVMValueRef scratch = st->scratch >= 0 ? cg_buf(c, st->scratch) : LLVMConstNull(c->ptr);
-    LLVMTypeRef pt[6] = {c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->ptr};
-    LLVMValueRef args[6] = {c->ctxp, g, operand(c, v, 0), operand(c, v, 1), cg_buf(c, st->out), scratch};
+    LLVMTypeRef pt[7] = {c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->f64};
+    LLVMValueRef args[7] = {c->ctxp, g, operand(c, v, 0), operand(c, v, 1), cg_buf(c, st->out), scratch,
+                            LLVMConstReal(c->f64, v->a.alpha)}; /* rt_conv2d's result scale */
     const char *base = v->op == OP_CONV2D              ? "rt_conv2d"
                        : v->op == OP_CONV2D_GRAD_INPUT ? "rt_conv2d_grad_input"
                                                        : "rt_conv2d_grad_kernel";
     char name[48];
-    cg_call(c, typed(v->dt, base, name, sizeof name), c->vd, pt, 6, args);
+    cg_call(c, typed(v->dt, base, name, sizeof name), c->vd, pt, v->op == OP_CONV2D ? 7 : 6, args);
 }
 
 void cg_pool(Cg *c, const Step *st)

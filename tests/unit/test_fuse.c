@@ -199,10 +199,16 @@ START_TEST(fused_text_roundtrip)
 }
 END_TEST
 
+/* What a fusion golden file must contain after fusion. */
+typedef struct Want {
+    int gemms, scaled, reductions; /* GEMM epilogues, those with alpha != 1, fused reductions */
+    int conv_scaled, sides;        /* convolutions with alpha != 1, side results */
+} Want;
+
 /* A fusion golden file runs: it has the expected GEMM epilogues, folded
- * scales and fused reductions, and the fused JIT agrees with the unfused
- * JIT and the interpreter at several batch sizes. */
-static void run_golden(const char *path, int want_gemms, int want_scaled, int want_reductions)
+ * scales, fused reductions and side results, and the fused JIT agrees
+ * with the unfused JIT and the interpreter at several batch sizes. */
+static void run_golden(const char *path, Want want)
 {
     size_t len;
     char *text = read_file(path, &len);
@@ -214,16 +220,20 @@ static void run_golden(const char *path, int want_gemms, int want_scaled, int wa
         diags_print(&d, stderr);
     ck_assert_ptr_nonnull(g);
     Graph *f = tf_fused(g);
-    int gemms = 0, scaled = 0, reductions = 0;
+    Want got = {0};
     for (int i = 0; i < f->nnodes; i++) {
-        const Node *an = ir_fused_anchor(f->nodes[i]);
-        gemms += an != NULL;
-        scaled += an && an->a.alpha != 1;
-        reductions += ir_fused_reduction(f->nodes[i]) != NULL;
+        const Node *v = f->nodes[i], *an = ir_fused_anchor(v);
+        got.gemms += an != NULL;
+        got.scaled += an && an->a.alpha != 1;
+        got.reductions += ir_fused_reduction(v) != NULL;
+        got.conv_scaled += v->op == OP_CONV2D && v->a.alpha != 1;
+        got.sides += v->op == OP_FUSED ? v->sub->nouts - 1 : 0;
     }
-    ck_assert_int_eq(gemms, want_gemms);
-    ck_assert_int_eq(scaled, want_scaled);
-    ck_assert_int_eq(reductions, want_reductions);
+    ck_assert_int_eq(got.gemms, want.gemms);
+    ck_assert_int_eq(got.scaled, want.scaled);
+    ck_assert_int_eq(got.reductions, want.reductions);
+    ck_assert_int_eq(got.conv_scaled, want.conv_scaled);
+    ck_assert_int_eq(got.sides, want.sides);
     for (int64_t n = 1; n <= 33; n += 16) {
         TfCheck c = {2, false, 1e-5, 1e-6, n, (uint64_t)n, false};
         tf_check(path, g, f, &c);
@@ -236,13 +246,25 @@ static void run_golden(const char *path, int want_gemms, int want_scaled, int wa
 
 START_TEST(gemm_epilogues_run)
 {
-    run_golden("tests/ir/fuse/gemm_epilogue.ir", 5, 2, 0);
+    run_golden("tests/ir/fuse/gemm_epilogue.ir", (Want){5, 2, 0, 0, 0});
 }
 END_TEST
 
 START_TEST(fused_reductions_run)
 {
-    run_golden("tests/ir/fuse/reduce.ir", 1, 0, 3);
+    run_golden("tests/ir/fuse/reduce.ir", (Want){1, 0, 3, 0, 0});
+}
+END_TEST
+
+START_TEST(conv_scales_run)
+{
+    run_golden("tests/ir/fuse/conv_scale.ir", (Want){0, 0, 0, 2, 0});
+}
+END_TEST
+
+START_TEST(slot_updates_run)
+{
+    run_golden("tests/ir/fuse/slot_update.ir", (Want){0, 0, 0, 0, 1});
 }
 END_TEST
 
@@ -258,6 +280,8 @@ int main(void)
     tcase_add_test(t, nothing_to_fuse);
     tcase_add_test(t, fused_text_roundtrip);
     tcase_add_test(t, gemm_epilogues_run);
+    tcase_add_test(t, conv_scales_run);
+    tcase_add_test(t, slot_updates_run);
     tcase_add_test(t, fused_reductions_run);
     suite_add_tcase(s, t);
     return tu_run(s);

@@ -298,6 +298,15 @@ static Node *c_conv2d(T *t)
                P(t, "k", S4(3, 3, 2, 3), V_RANGE, -1, 1), &a);
 }
 
+/* alpha = -0.5: the result scale a fusion folds in (both gradients scale too) */
+static Node *c_conv2d_alpha(T *t)
+{
+    Attrs a = conv_attrs(NULL);
+    a.alpha = -0.5;
+    return OPA(t, OP_CONV2D, P(t, "x", S4(2, 5, 5, 2), V_RANGE, -1, 1),
+               P(t, "k", S4(3, 3, 2, 3), V_RANGE, -1, 1), &a);
+}
+
 static Node *c_conv2d_grad_input(T *t)
 {
     Shape xs = S4(2, 5, 5, 2);
@@ -457,6 +466,7 @@ static const Case cases[] = {
     {"matmul tb", OP_MATMUL, c_matmul_tb, 0, 0, 0},
     {"matmul ta tb", OP_MATMUL, c_matmul_ta_tb, 0, 0, 0},
     {"conv2d", OP_CONV2D, c_conv2d, 0, 0, 0},
+    {"conv2d alpha", OP_CONV2D, c_conv2d_alpha, 0, 0, 0},
     {"conv2d_grad_input", OP_CONV2D_GRAD_INPUT, c_conv2d_grad_input, 0, 0, 0},
     {"conv2d_grad_kernel", OP_CONV2D_GRAD_KERNEL, c_conv2d_grad_kernel, 0, 0, 0},
     {"max_pool2d", OP_MAX_POOL2D, c_max_pool2d, 0, 0, 0},
