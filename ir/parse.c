@@ -23,6 +23,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -693,8 +694,16 @@ static bool parse_attr_value(Parser *P, Attrs *a, unsigned bit, AttrCtx *cx)
         return parse_int_list(P, a->window, 2, 1, "window", NULL);
     case TA_VALUE:
         return parse_double(P, &a->value);
-    case TA_ALPHA:
-        return parse_double(P, &a->alpha);
+    case TA_ALPHA: {
+        Tok at = P->tok;
+        if (!parse_double(P, &a->alpha))
+            return false;
+        if (!isfinite(a->alpha)) {
+            err_at(P, &at, "alpha must be a finite number, got %s", at.s);
+            return false;
+        }
+        return true;
+    }
     case TA_TO:
         return parse_dtype(P, &a->to);
     case TA_DEPTH:
