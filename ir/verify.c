@@ -119,16 +119,15 @@ static bool check_operands(Verifier *V, int i)
 
 /* Side result j of fused node i: the body's output j updates one of its
  * operands, a parameter of the result's type, in place (a loop that also
- * writes an optimizer slot). Only an elementwise body (no GEMM, no
- * reduction) has them; the graph checks that one update output takes
+ * writes an optimizer slot). A body ending with a reduction has none; the graph checks that one update output takes
  * each (check_side_outputs). */
-static bool check_side_result(Verifier *V, int i, int j, int special)
+static bool check_side_result(Verifier *V, int i, int j, int reductions)
 {
     Node *n = V->g->nodes[i];
     const Output *o = &n->sub->outs[j];
     char t1[160], t2[160];
-    if (special) {
-        verr(V, i, "body output %d: a fused node with a matmul or a reduction has one result", j);
+    if (reductions) {
+        verr(V, i, "body output %d: a fused node with a reduction has one result", j);
         return false;
     }
     if (o->kind != OUT_UPDATE || !o->target || o->target->op != OP_INPUT) {
@@ -207,7 +206,7 @@ static bool check_fused(Verifier *V, int i)
         ok = false;
     }
     for (int j = 1; ok && j < b->nouts; j++)
-        ok = check_side_result(V, i, j, anchors + reductions);
+        ok = check_side_result(V, i, j, reductions);
     return ok;
 }
 

@@ -32,7 +32,9 @@
  * the new value of an optimizer slot (momentum, Adam's m and v), read
  * only by its parameter's update loop, is computed in that loop, which
  * writes it back into the slot in place as a side result of the fused
- * node (merge_slot_updates): one loop per parameter. The pass ends with
+ * node (merge_slot_updates): one loop per parameter (with plain
+ * momentum, after the weight gradient's GEMM, which the slot's loop
+ * brings along). The pass ends with
  * dead-code elimination, which drops the ops now inside bodies.
  *
  * GEMM epilogues: a matmul whose users all lie in one group, that is not
@@ -312,14 +314,15 @@ static const Output *sole_update(const Fuser *f, const Node *v)
 
 /* Group k (root R, the new value of a parameter T, e.g. an optimizer
  * slot) joins the one other group G reading R when T is read only in
- * those two groups, G is elementwise and of R's type: G's loop then
- * writes R into T's buffer as a side result. */
+ * those two groups, G is elementwise and of R's type and at most one of
+ * them has a GEMM: G's loop then writes R into T's buffer as a side
+ * result (after the GEMM, if any, wrote G's result buffer). */
 static int slot_target_group(const Fuser *f, int k, IntVec *gs)
 {
     const Group *gr = &f->grp[k];
     Node *R = gr->root;
     const Output *o = sole_update(f, R);
-    if (!o || gr->anchor || gr->nside || f->users[R->id].n == 0)
+    if (!o || gr->nside || f->users[R->id].n == 0)
         return -1;
     gs->n = 0;
     for (int i = 0; i < f->users[R->id].n; i++) {
@@ -333,7 +336,7 @@ static int slot_target_group(const Fuser *f, int k, IntVec *gs)
         return -1;
     int G = gs->v[0];
     const Group *gg = &f->grp[G];
-    if (gg->anchor || gg->nside == MAX_SIDE || R->dt != gg->root->dt ||
+    if ((gg->anchor && gr->anchor) || gg->nside == MAX_SIDE || R->dt != gg->root->dt ||
         !ir_shape_eq(&R->shape, &gg->root->shape) || gg->size + gr->size > MAX_BODY)
         return -1;
     for (int i = 0; i < f->g->nouts; i++)
@@ -380,6 +383,8 @@ static void merge_slot_updates(Fuser *f)
             if (!vec_has(ng, G))
                 add_to_group(f, G, f->g->nodes[i]);
         }
+        if (gr->anchor) /* the slot's GEMM (plain momentum reads dW once) */
+            gg->anchor = gr->anchor;
         gg->side[gg->nside] = gr->root;
         gg->side_param[gg->nside++] = sole_update(f, gr->root)->target;
         gr->size = 0;

@@ -215,8 +215,9 @@ static int64_t conv_scratch(const Node *v)
 }
 
 /* Would the kernel of u, at kernel position ku, be the last reader of
- * parameter leaf p and read it only element-for-element? */
-static bool can_update_in_place(Graph *g, Node *u, Node *p, const int *kpos)
+ * parameter leaf p and read it only element-for-element? A GEMM's
+ * epilogue can write a side result (not its result) into p in place. */
+static bool can_update_in_place(Graph *g, Node *u, Node *p, const int *kpos, bool side)
 {
     if (!is_kernel(u) || u->op == OP_CONST || p->iaux == 3)
         return false;
@@ -229,7 +230,7 @@ static bool can_update_in_place(Graph *g, Node *u, Node *p, const int *kpos)
                 continue;
             if (kpos[v->id] < kpos[u->id])
                 continue;
-            if (v != u || !reads_inline_consts(u) || ir_fused_anchor(u))
+            if (v != u || !reads_inline_consts(u) || (!side && ir_fused_anchor(u)))
                 return false;
             if (!mono_eq(mono_numel(&v->in[j]->shape), mono_numel(&u->shape)))
                 return false;
@@ -318,7 +319,7 @@ static bool side_updates(Builder *b, Diags *d)
         Output *o = &g->outs[i];
         if (!o->part)
             continue;
-        if (o->target->iaux == 3 || !can_update_in_place(g, o->val, o->target, b->kpos)) {
+        if (o->target->iaux == 3 || !can_update_in_place(g, o->val, o->target, b->kpos, true)) {
             diag_error(d, o->val->loc, "side result %d of a fused node cannot update '%s' in place",
                        o->part, o->target->a.name ? o->target->a.name : "?");
             return false;
@@ -338,7 +339,7 @@ static void decide_updates(Builder *b)
             continue;
         if (!o->target || o->target->op != OP_PARAM)
             ICE("update output '%s' without a parameter target", o->name);
-        if (!b->inplace[o->val->id] && can_update_in_place(g, o->val, o->target, b->kpos)) {
+        if (!b->inplace[o->val->id] && can_update_in_place(g, o->val, o->target, b->kpos, false)) {
             b->inplace[o->val->id] = o->target;
             o->target->iaux = 3;
         }

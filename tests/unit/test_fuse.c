@@ -264,7 +264,7 @@ END_TEST
 
 START_TEST(slot_updates_run)
 {
-    run_golden("tests/ir/fuse/slot_update.ir", (Want){0, 0, 0, 0, 1});
+    run_golden("tests/ir/fuse/slot_update.ir", (Want){1, 0, 0, 0, 2});
 }
 END_TEST
 

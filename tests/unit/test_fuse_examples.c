@@ -15,8 +15,11 @@ static glob_t examples;
 
 static bool find_examples(void)
 {
+    /* the examples, and the optimizer golden models (every optimizer,
+     * clipping and weight decay) */
     return glob("examples/*.mdl", 0, NULL, &examples) == 0 &&
-           glob("examples/*/*.mdl", GLOB_APPEND, NULL, &examples) == 0;
+           glob("examples/*/*.mdl", GLOB_APPEND, NULL, &examples) == 0 &&
+           glob("tests/ir/fuse/opt_*.mdl", GLOB_APPEND, NULL, &examples) == 0;
 }
 
 static Graph *load(const char *path)
