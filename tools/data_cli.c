@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 
@@ -215,6 +216,16 @@ static void *bg_main(void *p)
     return NULL;
 }
 
+/* The data thread yields to the compile's threads (two on a 2-core
+ * machine): Linux's nice value is per thread, so the loading takes the
+ * cycles the compile leaves. Should that fail, it runs at the normal
+ * priority. */
+static void *bg_thread(void *p)
+{
+    (void)setpriority(PRIO_PROCESS, 0, 10);
+    return bg_main(p);
+}
+
 void data_bg_start(DataBg *l, const char *model, const mc_options *mo, DataBgFn fn, void *ctx)
 {
     memset(l, 0, sizeof *l);
@@ -227,7 +238,7 @@ void data_bg_start(DataBg *l, const char *model, const mc_options *mo, DataBgFn 
     if (!l->g)
         return;
     l->seed = mo->seed_set ? mo->seed : l->g->train.seed;
-    l->started = pthread_create(&l->th, NULL, bg_main, l) == 0;
+    l->started = pthread_create(&l->th, NULL, bg_thread, l) == 0;
     if (!l->started)
         bg_main(l);
 }
