@@ -368,6 +368,11 @@ int ir_fused_input_index(const Node *fused, const Node *x)
     ICE("node is not an input of the fused body");
 }
 
+int ir_fused_side_operand(const Node *fused, int j)
+{
+    return ir_fused_input_index(fused, fused->sub->outs[j].target);
+}
+
 Node *ir_input(Graph *g, const char *name, DType t, Shape s, SrcLoc loc)
 {
     Attrs a = ir_attrs();

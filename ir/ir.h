@@ -220,6 +220,9 @@ Node *ir_fused_anchor(const Node *fused);
 Node *ir_fused_reduction(const Node *fused);
 /* Index of body input node x among the body's inputs (= operand index). */
 int ir_fused_input_index(const Node *fused, const Node *x);
+/* The operand that side result j (j >= 1) of a fused node overwrites:
+ * the input its body output j updates. */
+int ir_fused_side_operand(const Node *fused, int j);
 Node *ir_find_param(Graph *g, const char *name);
 const char *ir_intern_file(Graph *g, const char *file);
 Node *ir_find_input(Graph *g, const char *name);

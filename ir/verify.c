@@ -119,8 +119,9 @@ static bool check_operands(Verifier *V, int i)
 
 /* Side result j of fused node i: the body's output j updates one of its
  * operands, a parameter of the result's type, in place (a loop that also
- * writes an optimizer slot). A body ending with a reduction has none; the graph checks that one update output takes
- * each (check_side_outputs). */
+ * writes an optimizer slot). A body ending with a reduction has none;
+ * the graph checks that one update output takes each
+ * (check_side_outputs). */
 static bool check_side_result(Verifier *V, int i, int j, int reductions)
 {
     Node *n = V->g->nodes[i];
@@ -134,7 +135,7 @@ static bool check_side_result(Verifier *V, int i, int j, int reductions)
         verr(V, i, "body output %d must be an update of a body input", j);
         return false;
     }
-    Node *p = n->in[ir_fused_input_index(n, o->target)];
+    Node *p = n->in[ir_fused_side_operand(n, j)];
     if (p->op != OP_PARAM) {
         verr(V, i, "body output %d updates operand %%%s, which is %s, not a param", j,
              V->vn.v[map_get(&V->map, p)], ir_ops[p->op].name);
@@ -297,10 +298,13 @@ static void check_output(Verifier *V, int k, int *nloss)
         verr(V, p, "%s reads side result %d of a node that does not have it", what, o->part);
         return;
     }
-    if (o->part && (o->kind != OUT_UPDATE ||
-                    o->target != v->in[ir_fused_input_index(v, v->sub->outs[o->part].target)])) {
-        verr(V, p, "%s: side result %d updates %%%s in place, so it can only be that param's update",
-             what, o->part, V->vn.v[map_get(&V->map, v->in[ir_fused_input_index(v, v->sub->outs[o->part].target)])]);
+    const Output *side = o->part ? &v->sub->outs[o->part] : NULL;
+    if (side && (side->kind != OUT_UPDATE || !side->target || side->target->op != OP_INPUT))
+        return; /* check_fused reports the body output */
+    Node *overwrites = side ? v->in[ir_fused_side_operand(v, o->part)] : NULL;
+    if (overwrites && (o->kind != OUT_UPDATE || o->target != overwrites)) {
+        verr(V, p, "%s: side result %d updates %%%s in place, so it can only be that param's update", what,
+             o->part, V->vn.v[map_get(&V->map, overwrites)]);
         return;
     }
     if (o->kind == OUT_LOSS) {
@@ -339,7 +343,7 @@ static void check_side_outputs(Verifier *V)
                 taken += g->outs[k].val == n && g->outs[k].part == j;
             if (taken != 1)
                 verr(V, i, "side result %d is taken by %d update outputs, must be by one", j, taken);
-            Node *p = n->in[ir_fused_input_index(n, n->sub->outs[j].target)];
+            Node *p = n->in[ir_fused_side_operand(n, j)];
             for (int u = i + 1; u < g->nnodes; u++)
                 for (int k = 0; k < g->nodes[u]->nin; k++)
                     if (g->nodes[u]->in[k] == p) {

@@ -207,7 +207,7 @@ static void elem_body(Cg *c, void *ud, LLVMValueRef *offs)
         r = body_values(c, e->v, s->outs[0].val, in, gemm, s->nouts > 1 ? side : NULL);
         /* side results overwrite their parameter operand, element for element */
         for (int j = 1; j < s->nouts; j++) {
-            int k = e->ops.of[ir_fused_input_index(e->v, s->outs[j].target)];
+            int k = e->ops.of[ir_fused_side_operand(e->v, j)];
             MC_ASSERT(k >= 0);
             cg_store(c, e->v->dt, side[j], e->ops.base[k], offs[k + 1]);
         }

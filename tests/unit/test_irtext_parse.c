@@ -75,6 +75,9 @@ static const ErrCase cases[] = {
      "t.ir:4:30: alpha must be a finite number, got inf"},
     {HEAD "  %a = neg(%x) : f32[N,3]\n  output value \"a\" = %a result 1\n}\n",
      "t.ir:5:25: a value that is not fused has no side result 1"},
+    {HEAD "  %u = fused(%w) : f32[3,3] {\n    %a = input \"0\" : f32[3,3]\n    %1 = neg(%a) : f32[3,3]\n"
+          "    output %1\n    output value = %1\n  }\n  output update \"w\" = %u result 1 of %w\n}\n",
+     "t.ir:4:8: verifier: %u (fused): body output 1 must be an update of a body input"},
     {"nothing here\n", "t.ir:1:1: expected 'graph' at the start of IR text, got 'nothing'"},
     {"", "t.ir:1:1: expected 'graph' at the start of IR text, got end of file"},
     {"graph {\n}\n", "t.ir:1:7: expected a graph name, got '{'"},
