@@ -221,15 +221,14 @@ static int frontier_with(const Fuser *f, int k, const Node *p)
     return n;
 }
 
-/* The groups p would join (into gs), or false when p must be materialised. */
 /* The groups p's users lie in (into gs, emptied first), or false when p
- * is a graph output, unused, or has a user that is not fusible (or is a
- * GEMM): such a user needs p in memory. */
-static bool user_groups(const Fuser *f, const Node *p, IntVec *gs)
+ * is unused or has a user that is not fusible (or is a GEMM): such a
+ * user needs p in memory. */
+static bool users_in_groups(const Fuser *f, const Node *p, IntVec *gs)
 {
     const IntVec *us = &f->users[p->id];
     gs->n = 0;
-    if (f->is_out[p->id] || us->n == 0)
+    if (us->n == 0)
         return false;
     for (int i = 0; i < us->n; i++) {
         const IntVec *ug = &f->groups[us->v[i]];
@@ -239,6 +238,14 @@ static bool user_groups(const Fuser *f, const Node *p, IntVec *gs)
             vec_add(gs, ug->v[j]);
     }
     return true;
+}
+
+/* users_in_groups for a p that may move into those groups: not a graph
+ * output, which must stay in memory. */
+static bool user_groups(const Fuser *f, const Node *p, IntVec *gs)
+{
+    gs->n = 0;
+    return !f->is_out[p->id] && users_in_groups(f, p, gs);
 }
 
 static bool joins(const Fuser *f, const Node *p, IntVec *gs)
@@ -316,23 +323,13 @@ static const Output *sole_update(const Fuser *f, const Node *v)
  * slot) joins the one other group G reading R when T is read only in
  * those two groups, G is elementwise and of R's type and at most one of
  * them has a GEMM: G's loop then writes R into T's buffer as a side
- * result (after the GEMM, if any, wrote G's result buffer). */
-static int slot_target_group(const Fuser *f, int k, IntVec *gs)
+ * result (after the GEMM, if any, wrote G's result buffer). *param = T. */
+static int slot_target_group(const Fuser *f, int k, IntVec *gs, Node **param)
 {
     const Group *gr = &f->grp[k];
     Node *R = gr->root;
     const Output *o = sole_update(f, R);
-    if (!o || gr->nside || f->users[R->id].n == 0)
-        return -1;
-    gs->n = 0;
-    for (int i = 0; i < f->users[R->id].n; i++) {
-        int u = f->users[R->id].v[i];
-        if (!fusible(f->g->nodes[u]) || f->groups[u].n == 0)
-            return -1;
-        for (int j = 0; j < f->groups[u].n; j++)
-            vec_add(gs, f->groups[u].v[j]);
-    }
-    if (gs->n != 1 || gs->v[0] == k)
+    if (!o || gr->nside || !users_in_groups(f, R, gs) || gs->n != 1 || gs->v[0] == k)
         return -1;
     int G = gs->v[0];
     const Group *gg = &f->grp[G];
@@ -359,6 +356,7 @@ static int slot_target_group(const Fuser *f, int k, IntVec *gs)
         vec_add(&fr, gr->frontier.v[i]);
     bool fits = fr.n <= MAX_OPERANDS;
     free(fr.v);
+    *param = o->target;
     return fits ? G : -1;
 }
 
@@ -371,7 +369,8 @@ static void merge_slot_updates(Fuser *f)
 {
     IntVec gs = {0};
     for (int k = f->ngrp - 1; k >= 0; k--) {
-        int G = slot_target_group(f, k, &gs);
+        Node *T;
+        int G = slot_target_group(f, k, &gs, &T);
         if (G < 0)
             continue;
         Group *gr = &f->grp[k], *gg = &f->grp[G];
@@ -386,7 +385,7 @@ static void merge_slot_updates(Fuser *f)
         if (gr->anchor) /* the slot's GEMM (plain momentum reads dW once) */
             gg->anchor = gr->anchor;
         gg->side[gg->nside] = gr->root;
-        gg->side_param[gg->nside++] = sole_update(f, gr->root)->target;
+        gg->side_param[gg->nside++] = T;
         gr->size = 0;
         gr->frontier.n = 0;
     }

@@ -319,7 +319,7 @@ static bool side_updates(Builder *b, Diags *d)
         Output *o = &g->outs[i];
         if (!o->part)
             continue;
-        if (o->target->iaux == 3 || !can_update_in_place(g, o->val, o->target, b->kpos, true)) {
+        if (!can_update_in_place(g, o->val, o->target, b->kpos, true)) {
             diag_error(d, o->val->loc, "side result %d of a fused node cannot update '%s' in place",
                        o->part, o->target->a.name ? o->target->a.name : "?");
             return false;
@@ -454,26 +454,22 @@ bool plan_build(Plan *p, Graph *g, Diags *d)
     }
     p->node_slot = xmalloc((size_t)(nn + 1) * sizeof(int));
     p->out_slot = xmalloc((size_t)(g->nouts + 1) * sizeof(int));
-    if (!side_updates(&b, d)) {
-        free(b.kpos);
-        free(b.inplace);
-        free(b.snap);
-        free(p->node_slot);
-        free(p->out_slot);
-        memset(p, 0, sizeof *p);
-        return false;
+    bool ok = side_updates(&b, d);
+    if (ok) {
+        decide_updates(&b);
+        assign_slots(&b);
+        plan_outputs(&b); /* snapshot copies come first */
+        add_kernels(&b);
+        add_update_copies(&b);
+        compute_live_ranges(p);
+        find_n_requirements(p);
+    } else {
+        plan_free(p);
     }
-    decide_updates(&b);
-    assign_slots(&b);
-    plan_outputs(&b); /* snapshot copies come first */
-    add_kernels(&b);
-    add_update_copies(&b);
-    compute_live_ranges(p);
-    find_n_requirements(p);
     free(b.kpos);
     free(b.inplace);
     free(b.snap);
-    return true;
+    return ok;
 }
 
 void plan_free(Plan *p)

@@ -244,27 +244,20 @@ static void run_golden(const char *path, Want want)
     ir_graph_free(g);
 }
 
-START_TEST(gemm_epilogues_run)
-{
-    run_golden("tests/ir/fuse/gemm_epilogue.ir", (Want){5, 2, 0, 0, 0});
-}
-END_TEST
+/* The fusion goldens run through the JIT, with what each must contain. */
+static const struct {
+    const char *path;
+    Want want;
+} goldens[] = {
+    {"tests/ir/fuse/gemm_epilogue.ir", {5, 2, 0, 0, 0}},
+    {"tests/ir/fuse/reduce.ir", {1, 0, 3, 0, 0}},
+    {"tests/ir/fuse/conv_scale.ir", {0, 0, 0, 2, 0}},
+    {"tests/ir/fuse/slot_update.ir", {1, 0, 0, 0, 2}},
+};
 
-START_TEST(fused_reductions_run)
+START_TEST(goldens_run)
 {
-    run_golden("tests/ir/fuse/reduce.ir", (Want){1, 0, 3, 0, 0});
-}
-END_TEST
-
-START_TEST(conv_scales_run)
-{
-    run_golden("tests/ir/fuse/conv_scale.ir", (Want){0, 0, 0, 2, 0});
-}
-END_TEST
-
-START_TEST(slot_updates_run)
-{
-    run_golden("tests/ir/fuse/slot_update.ir", (Want){1, 0, 0, 0, 2});
+    run_golden(goldens[_i].path, goldens[_i].want);
 }
 END_TEST
 
@@ -279,10 +272,7 @@ int main(void)
     tcase_add_test(t, body_size_limit);
     tcase_add_test(t, nothing_to_fuse);
     tcase_add_test(t, fused_text_roundtrip);
-    tcase_add_test(t, gemm_epilogues_run);
-    tcase_add_test(t, conv_scales_run);
-    tcase_add_test(t, slot_updates_run);
-    tcase_add_test(t, fused_reductions_run);
+    tcase_add_loop_test(t, goldens_run, 0, (int)ARRAY_LEN(goldens));
     suite_add_tcase(s, t);
     return tu_run(s);
 }
