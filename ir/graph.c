@@ -356,6 +356,20 @@ Node *ir_fused_reduction(const Node *fused)
     return ir_ops[r->op].cls == OPC_REDUCE && r->op != OP_ARGMAX ? r : NULL;
 }
 
+Node *ir_fused_softmax(const Node *fused)
+{
+    if (fused->op != OP_FUSED || !fused->sub || fused->sub->nouts < 1)
+        return NULL;
+    Node *r = fused->sub->outs[0].val;
+    return r->op == OP_LOG_SOFTMAX_GRAD ? r : NULL;
+}
+
+bool ir_fused_fresh(const Node *fused, int j)
+{
+    const Output *o = &fused->sub->outs[j];
+    return j >= 1 && o->kind == OUT_VALUE && !o->target;
+}
+
 int ir_fused_input_index(const Node *fused, const Node *x)
 {
     int k = 0;

@@ -108,6 +108,7 @@ typedef struct Attrs {
     DType to;             /* cast target */
     int depth;            /* one_hot */
     uint32_t stream;      /* dropout_mask: RNG stream id */
+    int index;            /* result: which body output of the fused operand (>= 1) */
     const char *name;     /* input/param name; phase: layer name */
     Init init;            /* param initializer */
     bool trainable;       /* param */
@@ -218,6 +219,16 @@ Node *ir_fused_anchor(const Node *fused);
 /* The reduction a fused body ends with (its output, reducing the body's
  * elementwise ops, ir_verify checks), or NULL. */
 Node *ir_fused_reduction(const Node *fused);
+/* The log_softmax_grad that is a fused body's value when the body is a
+ * softmax cross-entropy row kernel (its log_softmax_dot of the same
+ * logits is a fresh result, ir_verify checks), or NULL. */
+Node *ir_fused_softmax(const Node *fused);
+/* Is body output j (j >= 1) a fresh result, read by result nodes, rather
+ * than an update of one of the body's inputs (a side result taken by an
+ * update output)? Fresh results are column reductions of the value (a
+ * GEMM epilogue's or a softmax row kernel's) and a softmax row kernel's
+ * log_softmax_dot. */
+bool ir_fused_fresh(const Node *fused, int j);
 /* Index of body input node x among the body's inputs (= operand index). */
 int ir_fused_input_index(const Node *fused, const Node *x);
 /* The operand that side result j (j >= 1) of a fused node overwrites:

@@ -55,7 +55,8 @@ enum {
     TA_STREAM = 1 << 13,  /* stream=3 */
     TA_NAME = 1 << 14,    /* name="bn1" */
     TA_ALPHA = 1 << 15,   /* alpha=0.5 (matmul result scale) */
-    TA_COUNT = 16
+    TA_INDEX = 1 << 16,   /* index=1 (result) */
+    TA_COUNT = 17
 };
 
 extern const char *const ir_attr_names[TA_COUNT]; /* indexed by bit number */

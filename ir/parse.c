@@ -716,6 +716,8 @@ static bool parse_attr_value(Parser *P, Attrs *a, unsigned bit, AttrCtx *cx)
     case TA_NAME:
         a->name = expect_string(P, "a quoted name");
         return a->name != NULL;
+    case TA_INDEX:
+        return parse_small_int(P, 1, "a result index", &a->index);
     default:
         ICE("unknown attribute bit %u", bit);
     }

@@ -136,7 +136,7 @@ void ir_names_free(ValueNames *vn)
 
 const char *const ir_attr_names[TA_COUNT] = {
     "axes", "axis", "keepdims", "shape", "slice", "window", "stride", "pad",
-    "ta",   "tb",   "value",    "to",    "depth", "stream", "name", "alpha",
+    "ta",   "tb",   "value",    "to",    "depth", "stream", "name", "alpha", "index",
 };
 const char *const ir_out_kind_names[5] = {
     [OUT_LOSS] = "loss",     [OUT_METRIC] = "metric", [OUT_VALUE] = "value",
@@ -200,6 +200,8 @@ unsigned ir_attr_mask(Op op)
         return TA_VALUE | TA_STREAM;
     case OP_PHASE:
         return TA_NAME;
+    case OP_RESULT:
+        return TA_INDEX;
     default:
         return 0;
     }
@@ -359,6 +361,9 @@ static void put_attr(StrBuf *b, const Node *n, unsigned bit)
         break;
     case TA_STREAM:
         sb_printf(b, "%u", (unsigned)a->stream);
+        break;
+    case TA_INDEX:
+        sb_printf(b, "%d", a->index);
         break;
     case TA_NAME:
         put_string(b, a->name);

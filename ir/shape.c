@@ -492,6 +492,32 @@ static bool infer_fused(Node *n, Diags *d)
     return true;
 }
 
+/* result(f){index=k}: the type of fused f's body output k, a fresh
+ * result (not an update of one of its operands). */
+static bool infer_result(Node *n, Diags *d)
+{
+    const Node *f = n->in[0];
+    int k = n->a.index;
+    if (f->op != OP_FUSED || !f->sub) {
+        diag_error(d, n->loc, "result reads %s, not a fused node", ir_ops[f->op].name);
+        return false;
+    }
+    if (k < 1 || k >= f->sub->nouts) {
+        diag_error(d, n->loc, "result index %d: the fused node has %d result%s besides its value", k,
+                   f->sub->nouts - 1, f->sub->nouts == 2 ? "" : "s");
+        return false;
+    }
+    const Output *o = &f->sub->outs[k];
+    if (o->kind != OUT_VALUE || o->target) {
+        diag_error(d, n->loc, "result %d of the fused node is an update of one of its operands, "
+                              "taken by an update output, not by result", k);
+        return false;
+    }
+    n->dt = o->val->dt;
+    n->shape = o->val->shape;
+    return true;
+}
+
 bool ir_infer(Node *n, Diags *d)
 {
     const OpInfo *oi = &ir_ops[n->op];
@@ -592,6 +618,8 @@ bool ir_infer(Node *n, Diags *d)
             return true;
         case OP_FUSED:
             return infer_fused(n, d);
+        case OP_RESULT:
+            return infer_result(n, d);
         default:
             break;
         }

@@ -119,20 +119,20 @@ static bool check_operands(Verifier *V, int i)
 
 /* Side result j of fused node i: the body's output j updates one of its
  * operands, a parameter of the result's type, in place (a loop that also
- * writes an optimizer slot). A body ending with a reduction has none;
- * the graph checks that one update output takes each
- * (check_side_outputs). */
-static bool check_side_result(Verifier *V, int i, int j, int reductions)
+ * writes an optimizer slot). The graph checks that one update output
+ * takes each (check_side_outputs). */
+static bool check_side_result(Verifier *V, int i, int j)
 {
     Node *n = V->g->nodes[i];
     const Output *o = &n->sub->outs[j];
     char t1[160], t2[160];
-    if (reductions) {
-        verr(V, i, "body output %d: a fused node with a reduction has one result", j);
+    if (o->kind != OUT_UPDATE || !o->target || o->target->op != OP_INPUT) {
+        verr(V, i, "body output %d must be an update of a body input or a fresh result", j);
         return false;
     }
-    if (o->kind != OUT_UPDATE || !o->target || o->target->op != OP_INPUT) {
-        verr(V, i, "body output %d must be an update of a body input", j);
+    if (ir_fused_reduction(n) || ir_fused_softmax(n)) {
+        verr(V, i, "body output %d: a fused node that %s updates no operand", j,
+             ir_fused_reduction(n) ? "ends with a reduction" : "is a softmax row kernel");
         return false;
     }
     Node *p = n->in[ir_fused_side_operand(n, j)];
@@ -148,11 +148,97 @@ static bool check_side_result(Verifier *V, int i, int j, int reductions)
     return true;
 }
 
+/* Fresh result j of fused node i (read by result nodes): a sum or mean of
+ * the body's value in a GEMM epilogue or a softmax row kernel (a column
+ * reduction, accumulated by the kernel's loop), or a softmax row kernel's
+ * log_softmax_dot of the same logits along the same axis. */
+static bool check_fresh_result(Verifier *V, int i, int j)
+{
+    Node *n = V->g->nodes[i];
+    Node *x = n->sub->outs[j].val, *grad = ir_fused_softmax(n);
+    if (x->op == OP_LOG_SOFTMAX_DOT) {
+        if (grad && x->in[0] == grad->in[0] && x->a.axes[0] == grad->a.axes[0])
+            return true;
+        verr(V, i, "body output %d: a log_softmax_dot result needs log_softmax_grad of the same logits "
+                   "and axis as the body's value", j);
+        return false;
+    }
+    if ((x->op == OP_REDUCE_SUM || x->op == OP_REDUCE_MEAN) && x->in[0] == n->sub->outs[0].val &&
+        (ir_fused_anchor(n) || grad))
+        return true;
+    verr(V, i, "body output %d must be an update of a body input or a fresh result: a sum or mean of "
+               "the value of a GEMM epilogue or softmax row kernel, or its log_softmax_dot", j);
+    return false;
+}
+
+/* Is x a fresh body output (j >= 1) of b? */
+static bool is_fresh_output(const Graph *b, const Node *x)
+{
+    for (int j = 1; j < b->nouts; j++)
+        if (b->outs[j].val == x && b->outs[j].kind == OUT_VALUE && !b->outs[j].target)
+            return true;
+    return false;
+}
+
+/* Body ops the loop evaluates per element read no reduction and no
+ * softmax row op: those are outputs only. */
+static bool row_op(const Node *x)
+{
+    return (ir_ops[x->op].cls == OPC_REDUCE && x->op != OP_ARGMAX) || x->op == OP_LOG_SOFTMAX_DOT ||
+           x->op == OP_LOG_SOFTMAX_GRAD;
+}
+
+/* One body node of fused node i; counts matmuls and softmax row ops. */
+static bool check_body_node(Verifier *V, int i, Node *x, int *anchors, int *rows)
+{
+    Node *n = V->g->nodes[i];
+    Graph *b = n->sub;
+    bool reduction = ir_ops[x->op].cls == OPC_REDUCE && x->op != OP_ARGMAX;
+    for (int j = 0; j < x->nin && !reduction; j++) /* a reduction's operand: check_fresh_result */
+        if (row_op(x->in[j])) {
+            verr(V, i, "body op %s reads %s, which only a body output may be", ir_ops[x->op].name,
+                 ir_ops[x->in[j]->op].name);
+            return false;
+        }
+    if (reduction) {
+        bool final = x == b->outs[0].val && x->in[0]->op != OP_INPUT;
+        if (!final && !is_fresh_output(b, x)) {
+            verr(V, i, "body contains %s that is neither its final reduction (the output, reading an "
+                       "elementwise op) nor a fresh result", ir_ops[x->op].name);
+            return false;
+        }
+    } else if (x->op == OP_MATMUL) {
+        if (++*anchors > 1 || x->in[0]->op != OP_INPUT || x->in[1]->op != OP_INPUT ||
+            !ir_shape_eq(&x->shape, &n->shape)) {
+            verr(V, i, "body contains a matmul that cannot be its GEMM (one at most, reading "
+                       "two body inputs, with the fused result's shape)");
+            return false;
+        }
+    } else if (x->op == OP_LOG_SOFTMAX_GRAD || x->op == OP_LOG_SOFTMAX_DOT) {
+        bool grad = x->op == OP_LOG_SOFTMAX_GRAD;
+        if (++*rows > 2 || x->in[0]->op != OP_INPUT || (grad ? x != b->outs[0].val : !is_fresh_output(b, x))) {
+            verr(V, i, "body contains %s that cannot be its softmax row kernel (the value is one "
+                       "log_softmax_grad, a fresh result at most one log_softmax_dot, of body input logits)",
+                 ir_ops[x->op].name);
+            return false;
+        }
+    } else if (x->op != OP_CONST && x->op != OP_INPUT && !ir_op_is_elementwise(x->op)) {
+        verr(V, i, "body contains %s, which is not elementwise", ir_ops[x->op].name);
+        return false;
+    }
+    return true;
+}
+
 /* A fused body: a valid graph of inputs, constants and elementwise ops
- * whose inputs match the operands in order; besides, either at most one
- * matmul of two inputs with the result's shape (the GEMM whose epilogue
- * the elementwise ops are, see ir_fused_anchor) or a reduction as the
- * output (over the elementwise ops, see ir_fused_reduction). */
+ * whose inputs match the operands in order; besides, one of
+ *   - at most one matmul of two inputs with the result's shape (the GEMM
+ *     whose epilogue the elementwise ops are, see ir_fused_anchor);
+ *   - a reduction as the output (over the elementwise ops, see
+ *     ir_fused_reduction);
+ *   - log_softmax_grad of a body input as the output (a softmax row
+ *     kernel, see ir_fused_softmax).
+ * Outputs after the first are side results: updates of body inputs or
+ * fresh results (check_side_result, check_fresh_result). */
 static bool check_fused(Verifier *V, int i)
 {
     Node *n = V->g->nodes[i];
@@ -166,7 +252,11 @@ static bool check_fused(Verifier *V, int i)
         V->ok = false;
         return false;
     }
-    int k = 0, anchors = 0, reductions = 0;
+    if (b->nouts < 1) {
+        verr(V, i, "body has no output");
+        return false;
+    }
+    int k = 0, anchors = 0, rows = 0;
     bool ok = true;
     for (int j = 0; j < b->nnodes; j++) {
         Node *x = b->nodes[j];
@@ -178,36 +268,21 @@ static bool check_fused(Verifier *V, int i)
                 ok = false;
             }
             k++;
-        } else if (ir_ops[x->op].cls == OPC_REDUCE && x->op != OP_ARGMAX) {
-            if (x != b->outs[0].val || anchors || x->in[0]->op == OP_INPUT) {
-                verr(V, i, "body contains %s that is not its final reduction (the output, reading "
-                           "an elementwise op, in a body without a matmul)", ir_ops[x->op].name);
-                ok = false;
-            }
-            reductions++;
-        } else if (x->op == OP_MATMUL) {
-            if (++anchors > 1 || reductions || x->in[0]->op != OP_INPUT || x->in[1]->op != OP_INPUT ||
-                !ir_shape_eq(&x->shape, &n->shape)) {
-                verr(V, i, "body contains a matmul that cannot be its GEMM (one at most, reading "
-                           "two body inputs, with the fused result's shape)");
-                ok = false;
-            }
-        } else if (x->op != OP_CONST && !ir_op_is_elementwise(x->op)) {
-            verr(V, i, "body contains %s, which is not elementwise", ir_ops[x->op].name);
-            ok = false;
         }
+        ok = check_body_node(V, i, x, &anchors, &rows) && ok;
     }
     if (k != n->nin) {
         verr(V, i, "body has %d input%s for %d operand%s", k, k == 1 ? "" : "s", n->nin,
              n->nin == 1 ? "" : "s");
         ok = false;
     }
-    if (b->nouts < 1) {
-        verr(V, i, "body has no output");
+    int kinds = (anchors > 0) + (ir_fused_reduction(n) != NULL) + (ir_fused_softmax(n) != NULL);
+    if (ok && kinds > 1) {
+        verr(V, i, "body is at most one of a GEMM epilogue, a reduction and a softmax row kernel");
         ok = false;
     }
     for (int j = 1; ok && j < b->nouts; j++)
-        ok = check_side_result(V, i, j, reductions);
+        ok = ir_fused_fresh(n, j) ? check_fresh_result(V, i, j) : check_side_result(V, i, j);
     return ok;
 }
 
@@ -299,6 +374,11 @@ static void check_output(Verifier *V, int k, int *nloss)
         return;
     }
     const Output *side = o->part ? &v->sub->outs[o->part] : NULL;
+    if (side && ir_fused_fresh(v, o->part)) {
+        verr(V, p, "%s takes result %d, a fresh result, which a result node reads (result(%%%s) {index=%d})",
+             what, o->part, V->vn.v[p], o->part);
+        return;
+    }
     if (side && (side->kind != OUT_UPDATE || !side->target || side->target->op != OP_INPUT))
         return; /* check_fused reports the body output */
     Node *overwrites = side ? v->in[ir_fused_side_operand(v, o->part)] : NULL;
@@ -329,7 +409,7 @@ static void check_output(Verifier *V, int k, int *nloss)
              type_str(t, t2));
 }
 
-/* Every side result of a fused node is taken by exactly one update
+/* Every side update of a fused node is taken by exactly one update
  * output, and no node after the fused node reads the param it
  * overwrites. */
 static void check_side_outputs(Verifier *V)
@@ -338,6 +418,8 @@ static void check_side_outputs(Verifier *V)
     for (int i = 0; i < g->nnodes; i++) {
         Node *n = g->nodes[i];
         for (int j = 1; n->op == OP_FUSED && j < n->sub->nouts; j++) {
+            if (ir_fused_fresh(n, j))
+                continue;
             int taken = 0;
             for (int k = 0; k < g->nouts; k++)
                 taken += g->outs[k].val == n && g->outs[k].part == j;

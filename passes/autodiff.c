@@ -622,6 +622,12 @@ static void grad_fused(AD *c, Node *y, Node *gy)
     c->failed = true;
 }
 
+static void grad_result(AD *c, Node *y, Node *gy)
+{
+    (void)gy;
+    grad_after_fuse(c, y);
+}
+
 static const GradRule grad_rules[OP_COUNT] = {
 #define OP(E, name, arity, cls, flags) [OP_##E] = grad_##name,
 #include "ir/ops.def"

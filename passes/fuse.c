@@ -58,6 +58,18 @@
  * node ends with the reduction and computes the reduction's value, its
  * input evaluated per element, never stored (backend/llvm/reduce.c).
  *
+ * Softmax cross-entropy: log_softmax_grad(z, gy) and log_softmax_dot(z,
+ * t) of the same logits (made by fuse_softmax.c) are one row kernel
+ * (try_softmax): a group rooted at the gradient, with the dot as a fresh
+ * result; the elementwise ops computing gy and t join it like any
+ * producer (evaluated per element of z), the logits stay in memory.
+ *
+ * Fresh results: values a fused node computes besides its result, read
+ * through `result` nodes, which take their places in the graph. Besides
+ * the softmax kernel's dot, a sum or mean of a GEMM epilogue's or softmax
+ * kernel's value (a bias gradient) is accumulated by that kernel's loop
+ * (attach_column_sums), instead of a kernel reading the value again.
+ *
  * A group of one op stays that op (it is one kernel either way). A fused
  * node takes the location of its first op in program order and the label
  * of its root; the body nodes keep their own locations, so dumps show
@@ -78,13 +90,16 @@ typedef struct IntVec {
     int n, cap;
 } IntVec;
 
-enum { MAX_SIDE = 4 };
+enum { MAX_SIDE = 4, MAX_FRESH = 4 };
 
 typedef struct Group {
     Node *root;
     Node *side[MAX_SIDE]; /* slot values computed here and written into their params */
     Node *side_param[MAX_SIDE];
     int nside;
+    Node *fresh[MAX_FRESH]; /* values computed here and read through result nodes */
+    int nfresh;
+    bool softmax;    /* root is log_softmax_grad, fresh[0] the log_softmax_dot beside it */
     Node *anchor;    /* the matmul whose epilogue the group is, or NULL */
     Node *reduce;    /* the reduction the group's result feeds, fused into it, or NULL */
     IntVec frontier; /* ids of the non-constant nodes outside the group its ops read */
@@ -123,6 +138,8 @@ static void vec_remove(IntVec *v, int x)
             return;
         }
 }
+
+static bool in_group(const Fuser *f, const Node *v, int k);
 
 /* ---- what may be fused ---- */
 
@@ -221,9 +238,19 @@ static int frontier_with(const Fuser *f, int k, const Node *p)
     return n;
 }
 
+/* Does user u of p, in a group, evaluate p per element? Elementwise ops
+ * do; so do a softmax row kernel's ops for their second operand (the
+ * incoming gradient, the targets), not for the logits. */
+static bool reads_per_element(const Node *u, const Node *p)
+{
+    if (fusible(u))
+        return true;
+    return (u->op == OP_LOG_SOFTMAX_GRAD || u->op == OP_LOG_SOFTMAX_DOT) && u->in[0] != p;
+}
+
 /* The groups p's users lie in (into gs, emptied first), or false when p
- * is unused or has a user that is not fusible (or is a GEMM): such a
- * user needs p in memory. */
+ * is unused or has a user that does not read it per element (a GEMM, a
+ * reduction, a kernel of its own): such a user needs p in memory. */
 static bool users_in_groups(const Fuser *f, const Node *p, IntVec *gs)
 {
     const IntVec *us = &f->users[p->id];
@@ -232,7 +259,7 @@ static bool users_in_groups(const Fuser *f, const Node *p, IntVec *gs)
         return false;
     for (int i = 0; i < us->n; i++) {
         const IntVec *ug = &f->groups[us->v[i]];
-        if (ug->n == 0 || !fusible(f->g->nodes[us->v[i]]))
+        if (ug->n == 0 || !reads_per_element(f->g->nodes[us->v[i]], p))
             return false;
         for (int j = 0; j < ug->n; j++)
             vec_add(gs, ug->v[j]);
@@ -333,7 +360,7 @@ static int slot_target_group(const Fuser *f, int k, IntVec *gs, Node **param)
         return -1;
     int G = gs->v[0];
     const Group *gg = &f->grp[G];
-    if ((gg->anchor && gr->anchor) || gg->nside == MAX_SIDE || R->dt != gg->root->dt ||
+    if (gr->softmax || gg->softmax || (gg->anchor && gr->anchor) || gg->nside == MAX_SIDE || R->dt != gg->root->dt ||
         !ir_shape_eq(&R->shape, &gg->root->shape) || gg->size + gr->size > MAX_BODY)
         return -1;
     for (int i = 0; i < f->g->nouts; i++)
@@ -406,7 +433,7 @@ static void attach_reductions(Fuser *f)
         Group *gr = &f->grp[k];
         Node *p = gr->root;
         const IntVec *us = &f->users[p->id];
-        if (gr->anchor || f->is_out[p->id] || us->n != 1)
+        if (gr->anchor || gr->softmax || f->is_out[p->id] || us->n != 1)
             continue;
         Node *r = f->g->nodes[us->v[0]];
         if (!is_reduction(r) || r->dt != p->dt || gr->size + 1 > MAX_BODY)
@@ -417,6 +444,77 @@ static void attach_reductions(Fuser *f)
     }
 }
 
+/* Adds x, a value read through a result node, to group k. */
+static void add_fresh(Fuser *f, int k, Node *x)
+{
+    Group *gr = &f->grp[k];
+    add_to_group(f, k, x);
+    for (int j = 0; j < x->nin; j++)
+        if (in_group(f, x->in[j], k))
+            vec_remove(&gr->frontier, x->in[j]->id);
+    gr->fresh[gr->nfresh++] = x;
+}
+
+/* Does v depend on node a (is a among its transitive operands)? */
+static bool depends_on(const Fuser *f, const Node *v, const Node *a, bool *seen)
+{
+    if (v == a)
+        return true;
+    if (v->id < a->id || seen[v->id])
+        return false;
+    seen[v->id] = true;
+    for (int j = 0; j < v->nin; j++)
+        if (depends_on(f, v->in[j], a, seen))
+            return true;
+    return false;
+}
+
+/* Softmax cross-entropy: log_softmax_grad(z, gy) and the
+ * log_softmax_dot(z, t) of the same logits and axis (the loss rows) are
+ * one row kernel, with the gradient as its value and the dot as a fresh
+ * result, unless gy depends on the dot (the kernel would then read its
+ * own result). The elementwise ops computing gy and t may then join it. */
+static void try_softmax(Fuser *f, Node *grad)
+{
+    Node *z = grad->in[0], *dot = NULL;
+    const IntVec *zu = &f->users[z->id];
+    for (int i = 0; i < zu->n && !dot; i++) {
+        Node *u = f->g->nodes[zu->v[i]];
+        if (u->op == OP_LOG_SOFTMAX_DOT && u->in[0] == z && u->a.axes[0] == grad->a.axes[0] &&
+            u->dt == grad->dt && f->groups[u->id].n == 0)
+            dot = u;
+    }
+    if (!dot)
+        return;
+    bool *seen = xcalloc((size_t)f->nn + 1, sizeof(bool));
+    bool cycle = depends_on(f, grad->in[1], dot, seen);
+    free(seen);
+    if (cycle)
+        return;
+    new_group(f, grad);
+    f->grp[f->ngrp - 1].softmax = true;
+    add_fresh(f, f->ngrp - 1, dot);
+}
+
+/* Column sums: a sum or mean of the value of a GEMM epilogue or softmax
+ * row kernel (a bias gradient) is accumulated by that kernel's loop, a
+ * fresh result of the fused node, instead of reading the value again. */
+static void attach_column_sums(Fuser *f)
+{
+    for (int k = 0; k < f->ngrp; k++) {
+        Group *gr = &f->grp[k];
+        if ((!gr->anchor && !gr->softmax) || gr->reduce || gr->size == 0)
+            continue;
+        const IntVec *us = &f->users[gr->root->id];
+        for (int i = 0; i < us->n && gr->nfresh < MAX_FRESH && gr->size < MAX_BODY; i++) {
+            Node *r = f->g->nodes[us->v[i]];
+            if ((r->op == OP_REDUCE_SUM || r->op == OP_REDUCE_MEAN) && r->dt == gr->root->dt &&
+                f->groups[r->id].n == 0)
+                add_fresh(f, k, r);
+        }
+    }
+}
+
 static void form_groups(Fuser *f)
 {
     IntVec gs = {0};
@@ -424,6 +522,8 @@ static void form_groups(Fuser *f)
         Node *p = f->g->nodes[i];
         if (p->op == OP_MATMUL)
             try_anchor(f, p, &gs);
+        if (p->op == OP_LOG_SOFTMAX_GRAD)
+            try_softmax(f, p);
         if (!fusible(p))
             continue;
         if (joins(f, p, &gs)) {
@@ -582,12 +682,26 @@ static Node *build_fused(Fuser *f, Body *b, int k, Node **members, int nm, Diags
         MC_ASSERT(b->map[gr->side[j]->id] && b->map[gr->side_param[j]->id]);
         ir_add_output(b->sub, OUT_UPDATE, NULL, b->map[gr->side[j]->id], b->map[gr->side_param[j]->id], false);
     }
+    for (int j = 0; j < gr->nfresh; j++) {
+        MC_ASSERT(b->map[gr->fresh[j]->id]);
+        ir_add_output(b->sub, OUT_VALUE, NULL, b->map[gr->fresh[j]->id], NULL, false);
+    }
     for (int i = 0; i < b->ntouched; i++)
         b->map[b->touched[i]] = NULL;
     Node *fn = ir_fused(f->g, b->sub, b->ops, b->nops, members[0]->loc, d);
     if (!fn)
         ICE("fuse built a fused node that does not match its body");
     fn->label = root->label;
+    for (int j = 0; j < gr->nfresh; j++) { /* result nodes take the fresh values' places (splice) */
+        Node *x = gr->fresh[j];
+        Attrs a = ir_attrs();
+        a.index = 1 + gr->nside + j;
+        Node *r = ir_op(f->g, OP_RESULT, &fn, 1, &a, x->loc, d);
+        if (!r)
+            ICE("fuse built an ill-typed result node");
+        r->label = x->label;
+        x->aux = r;
+    }
     for (int j = 0; j < gr->nside; j++)
         for (int i = 0; i < f->g->nouts; i++)
             if (f->g->outs[i].val == gr->side[j]) {
@@ -667,8 +781,15 @@ bool ps_fuse(Graph *g, Diags *d)
     form_groups(&f);
     merge_slot_updates(&f);
     attach_reductions(&f);
-    if (build_groups(&f, d))
+    attach_column_sums(&f);
+    bool reorder = false; /* a softmax row kernel's dot is read before the kernel's place */
+    for (int k = 0; k < f.ngrp; k++)
+        reorder |= f.grp[k].softmax;
+    if (build_groups(&f, d)) {
         splice(&f);
+        if (reorder)
+            ir_toposort(g);
+    }
     fuser_free(&f);
     return d->nerrors == 0;
 }

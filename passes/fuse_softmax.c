@@ -1,6 +1,7 @@
 /* Softmax cross-entropy fusion, the first step of fuse: the loss and the
  * gradient that the frontend and autodiff write out in primitive ops
- * become one row kernel each, reading the logits z directly:
+ * become one row op each, reading the logits z directly (the fusion
+ * pass then makes a pair of them one row kernel, fuse.c):
  *
  *   reduce_sum(mul(t, log_softmax(z){a})){axes=[a]}
  *       -> log_softmax_dot(z, t){a}

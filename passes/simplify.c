@@ -478,7 +478,7 @@ static bool attrs_equal(const Attrs *x, const Attrs *y)
         return false;
     if (x->ta != y->ta || x->tb != y->tb || memcmp(&x->value, &y->value, sizeof(double)) ||
         memcmp(&x->alpha, &y->alpha, sizeof(double)) ||
-        x->to != y->to || x->depth != y->depth || x->stream != y->stream)
+        x->to != y->to || x->depth != y->depth || x->stream != y->stream || x->index != y->index)
         return false;
     if ((x->name == NULL) != (y->name == NULL) || (x->name && strcmp(x->name, y->name)))
         return false;

@@ -63,7 +63,7 @@ static void print_stats(Graph *g, FILE *f)
     int kernels = 0, fused = 0, inside = 0;
     for (int i = 0; i < g->nnodes; i++) {
         Node *n = g->nodes[i];
-        if (ir_ops[n->op].cls == OPC_LEAF || n->op == OP_RESHAPE)
+        if (ir_ops[n->op].cls == OPC_LEAF || n->op == OP_RESHAPE || n->op == OP_RESULT)
             continue;
         kernels++;
         if (n->op != OP_FUSED)

@@ -241,6 +241,7 @@ static bool eval_node(Interp *ip, Eval *e, Node *nd)
     Tensor *out = alloc_value(ip, nd);
     if (nd->op == OP_FUSED && nd->sub->nouts > 1)
         ip->parts = e->parts[nd->id] = xcalloc((size_t)nd->sub->nouts, sizeof(Tensor *));
+    ip->results = (Tensor *const *const *)e->parts;
     bool ok = out && op_fns[nd->op](ip, nd, in, out);
     ip->parts = NULL;
     if (in != ins)
@@ -293,6 +294,22 @@ INTERP_FN(fused)
     return ok;
 }
 
+INTERP_FN(result)
+{
+    (void)in;
+    const Node *f = nd->in[0];
+    Tensor *const *p = ip->results ? ip->results[f->id] : NULL;
+    const Tensor *r = p && nd->a.index >= 1 && nd->a.index < f->sub->nouts ? p[nd->a.index] : NULL;
+    if (!r) {
+        diag_error(ip->d, nd->loc, "result %d of a fused node that did not compute it", nd->a.index);
+        return false;
+    }
+    MC_ASSERT(r->dt == out->dt && r->numel == out->numel);
+    if (r->numel)
+        memcpy(out->data, r->data, (size_t)r->numel * (size_t)ir_dtype_size(r->dt));
+    return true;
+}
+
 INTERP_FN(phase)
 {
     diag_error(ip->d, nd->loc, "phase node%s%s%s left in graph; run specialize first",
@@ -306,7 +323,7 @@ static bool run(Graph *g, const TensorMap *params, const TensorMap *inputs, cons
                 bool all, Eval *e, Diags *d)
 {
     static const RunOpts no_opts = {0, 0};
-    Interp ip = {o ? o : &no_opts, params, -1, NULL, d, NULL};
+    Interp ip = {o ? o : &no_opts, params, -1, NULL, d, NULL, NULL};
     eval_init(e, g, all);
     return bind_graph(&ip, e, inputs) && eval_nodes(&ip, e);
 }

@@ -15,6 +15,8 @@ typedef struct Interp {
     const Node *n_from; /* the leaf whose tensor bound N */
     Diags *d;
     Tensor **parts; /* set while a fused node with side results runs: they go to parts[1..] */
+    Tensor *const *const *results; /* by node id, of the graph being evaluated: a fused
+                                    * node's results 1.. (read by result nodes) */
 } Interp;
 
 /* Compute node nd into out, which is allocated (zeroed) with nd's dtype and
@@ -85,6 +87,7 @@ INTERP_FN(dropout_mask);
 /* modes and fusion (interp.c) */
 INTERP_FN(phase);
 INTERP_FN(fused);
+INTERP_FN(result);
 
 /* be_interp_run that also reports the most bytes its computed values held
  * at once (leaves and fused bodies not counted): tests of early freeing. */

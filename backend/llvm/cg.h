@@ -69,6 +69,9 @@ typedef struct Plan {
     Step *steps;
     int nsteps, stepcap;
     int *node_slot; /* by node id; -1 for constants folded into kernels */
+    int *node_part; /* by node id: a fused kernel's result 1 in part_slot, or -1 */
+    int *part_slot; /* slots of fused kernels' fresh results (-1 for side updates) */
+    int nparts, partcap;
     int *out_slot;  /* by output index */
     Node *needs_n;  /* first computed node whose type contains N, or NULL */
     NCheck *nchecks;
@@ -76,6 +79,9 @@ typedef struct Plan {
 } Plan;
 
 bool plan_build(Plan *p, Graph *g, Diags *d);
+/* The slot of fresh result j (>= 1) of fused kernel v, or -1 when body
+ * output j is a side update (written into its parameter operand). */
+int plan_part_slot(const Plan *p, const Node *v, int j);
 void plan_free(Plan *p);
 /* Does an elementwise kernel read constant node v inline? */
 bool plan_const_inline(const Plan *p, const Node *v);
@@ -185,6 +191,11 @@ void cg_operand_values(Cg *c, const Node *v, const Operands *o, const LLVMValueR
  * the values of the body inputs (operands) and of the body's GEMM (elem.c). */
 LLVMValueRef cg_body_value(Cg *c, const Node *v, const Node *result, const LLVMValueRef *inputs,
                            LLVMValueRef gemm);
+/* Strides of a reduction's output addressed by its input's dims s (0 on
+ * the reduced dims red[k]) (reduce.c). */
+void cg_reduced_strides(const Shape *s, const bool *red, Mono *os);
+/* A fused softmax cross-entropy row kernel (ir_fused_softmax) (xent.c). */
+void cg_softmax_xent(Cg *c, const Step *st);
 void cg_conv(Cg *c, const Step *st);
 void cg_pool(Cg *c, const Step *st);
 /* exp and tanh: vectorizable polynomials for f32, libm for f64 (vmath.c). */

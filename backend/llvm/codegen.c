@@ -18,6 +18,11 @@ int cg_step_slots(const Plan *p, const Step *st, int *slots)
         slots[n++] = st->src;
         return n;
     }
+    for (int j = 1; st->node->op == OP_FUSED && j < st->node->sub->nouts; j++)
+        if (plan_part_slot(p, st->node, j) >= 0) {
+            MC_ASSERT(n < CG_MAXARGS - 1);
+            slots[n++] = plan_part_slot(p, st->node, j);
+        }
     for (int i = 0; i < st->node->nin; i++) {
         int s = p->node_slot[st->node->in[i]->id];
         bool dup = s < 0;
@@ -89,6 +94,8 @@ static void emit_kernel_body(Cg *c, const Step *st)
     case OP_FUSED:
         if (ir_fused_reduction(v))
             cg_reduce(c, st);
+        else if (ir_fused_softmax(v))
+            cg_softmax_xent(c, st);
         else
             cg_elementwise(c, st);
         return;
@@ -108,7 +115,8 @@ static void emit_kernel_body(Cg *c, const Step *st)
 static LLVMValueRef emit_kernel(Cg *c, int i, const Step *st, const int *slots, int ns)
 {
     char name[64];
-    snprintf(name, sizeof name, "k%d.%s", i, ir_ops[st->node->op].name);
+    snprintf(name, sizeof name, "k%d.%s%s", i, ir_ops[st->node->op].name,
+             ir_fused_softmax(st->node) ? "_softmax_xent" : "");
     cg_kernel_begin(c, name, slots, ns);
     emit_kernel_body(c, st);
     cg_kernel_end(c);
@@ -139,9 +147,23 @@ static bool n_leading(const Shape *s)
     return s->rank >= 1 && s->d[0] == IR_DIM_N && !has_n_after(s, 1);
 }
 
+/* A fused kernel that is a GEMM's epilogue, a softmax row kernel or has
+ * fresh results (accumulated over the whole loop) runs as one piece. */
+static bool whole_kernel(const Node *v)
+{
+    if (v->op != OP_FUSED)
+        return false;
+    if (ir_fused_anchor(v) || ir_fused_softmax(v))
+        return true;
+    for (int j = 1; j < v->sub->nouts; j++)
+        if (ir_fused_fresh(v, j))
+            return true;
+    return false;
+}
+
 static bool row_parallel_op(const Node *v)
 {
-    if (v->op == OP_FUSED && ir_fused_anchor(v))
+    if (whole_kernel(v))
         return false; /* a GEMM's epilogue runs after the (BLAS-threaded) GEMM */
     if (v->op == OP_FUSED && ir_fused_reduction(v))
         v = ir_fused_reduction(v); /* splits like its reduction */
@@ -215,7 +237,7 @@ static int64_t flat_elems(const Plan *p, const Step *st)
     if (st->kind != STEP_KERNEL || st->scratch >= 0)
         return 0;
     const Node *v = st->node;
-    bool elem = v->op == OP_FUSED ? !ir_fused_anchor(v) && !ir_fused_reduction(v)
+    bool elem = v->op == OP_FUSED ? !whole_kernel(v) && !ir_fused_reduction(v)
                                   : v->op == OP_SELECT || ir_ops[v->op].cls == OPC_UNARY ||
                                         ir_ops[v->op].cls == OPC_BINARY;
     if (!elem || ir_shape_has_n(&v->shape))

@@ -261,6 +261,10 @@ static int step_cost(const Step *st)
     case OP_LOG_SOFTMAX_DOT:
     case OP_LOG_SOFTMAX_GRAD:
         return 26;
+    case OP_FUSED:
+        if (ir_fused_softmax(v))
+            return 30; /* the two row kernels in one */
+        break;
     default:
         break;
     }

@@ -145,6 +145,8 @@ typedef struct Elem {
     Node *v;
     Operands ops;     /* read at offs[1..] */
     LLVMValueRef out; /* at offs[0] */
+    int red_at[CG_MAXARGS]; /* body output j: fresh reduction accumulated at offs[red_at[j]], or 0 */
+    LLVMValueRef red_base[CG_MAXARGS];
 } Elem;
 
 /* The values of the body's outputs 1.. (side results) into side[1..],
@@ -173,8 +175,9 @@ static LLVMValueRef body_values(Cg *c, const Node *v, const Node *result, const 
             memo[i] = cg_fconst(c, b->dt, b->a.value);
         } else if (b->op == OP_MATMUL) {
             memo[i] = gemm;
-        } else if (ir_ops[b->op].cls == OPC_REDUCE) {
-            continue; /* the caller reduces */
+        } else if (ir_ops[b->op].cls == OPC_REDUCE || b->op == OP_LOG_SOFTMAX_DOT ||
+                   b->op == OP_LOG_SOFTMAX_GRAD) {
+            continue; /* the caller reduces (or computes the softmax rows) */
         } else {
             LLVMValueRef in[3];
             for (int j = 0; j < b->nin; j++)
@@ -187,7 +190,8 @@ static LLVMValueRef body_values(Cg *c, const Node *v, const Node *result, const 
     LLVMValueRef r = memo[result->id];
     MC_ASSERT(r);
     for (int j = 1; side && j < s->nouts; j++) {
-        side[j] = memo[s->outs[j].val->id];
+        const Node *x = s->outs[j].val;
+        side[j] = memo[ir_ops[x->op].cls == OPC_REDUCE ? x->in[0]->id : x->id]; /* a reduction's input */
         MC_ASSERT(side[j]);
     }
     free(memo);
@@ -205,8 +209,14 @@ static void elem_body(Cg *c, void *ud, LLVMValueRef *offs)
         Graph *s = e->v->sub;
         LLVMValueRef side[CG_MAXARGS];
         r = body_values(c, e->v, s->outs[0].val, in, gemm, s->nouts > 1 ? side : NULL);
-        /* side results overwrite their parameter operand, element for element */
+        /* side results overwrite their parameter operand, element for
+         * element; fresh reductions accumulate */
         for (int j = 1; j < s->nouts; j++) {
+            if (e->red_at[j]) {
+                LLVMValueRef o = cg_load(c, e->v->dt, e->red_base[j], offs[e->red_at[j]]);
+                cg_store(c, e->v->dt, LLVMBuildFAdd(c->b, o, side[j], ""), e->red_base[j], offs[e->red_at[j]]);
+                continue;
+            }
             int k = e->ops.of[ir_fused_side_operand(e->v, j)];
             MC_ASSERT(k >= 0);
             cg_store(c, e->v->dt, side[j], e->ops.base[k], offs[k + 1]);
@@ -256,6 +266,62 @@ static void flat_strides(const Node *v, Operands *o, Mono *out)
     }
 }
 
+static void fill(Cg *c, DType t, LLVMValueRef dst, const Shape *s, double value);
+
+typedef struct Scale {
+    DType dt;
+    LLVMValueRef buf, by;
+} Scale;
+
+static void scale_body(Cg *c, void *ud, LLVMValueRef *offs)
+{
+    Scale *k = ud;
+    LLVMValueRef x = cg_load(c, k->dt, k->buf, offs[0]);
+    cg_store(c, k->dt, LLVMBuildFDiv(c->b, x, k->by, ""), k->buf, offs[0]);
+}
+
+/* Fresh results of a GEMM epilogue: sums (or means) of the body's value
+ * over some of its axes (a bias gradient's column sum), accumulated by
+ * the loop into zeroed buffers at acc[at..]; returns the next free acc. */
+static int fresh_reductions(Cg *c, Elem *e, Acc *acc, int at)
+{
+    const Node *v = e->v;
+    for (int j = 1; j < v->sub->nouts; j++) {
+        if (!ir_fused_fresh(v, j))
+            continue;
+        const Node *r = v->sub->outs[j].val;
+        MC_ASSERT((r->op == OP_REDUCE_SUM || r->op == OP_REDUCE_MEAN) && r->in[0] == v->sub->outs[0].val);
+        e->red_base[j] = cg_buf(c, plan_part_slot(c->plan, v, j));
+        e->red_at[j] = at;
+        fill(c, v->dt, e->red_base[j], &r->shape, 0);
+        bool red[IR_MAXRANK] = {0};
+        for (int i = 0; i < r->a.naxes; i++)
+            red[r->a.axes[i]] = true;
+        acc[at].base = e->red_base[j];
+        cg_reduced_strides(&v->shape, red, acc[at].stride);
+        at++;
+    }
+    return at;
+}
+
+/* A fresh mean is the accumulated sum over the count of summed elements. */
+static void finish_means(Cg *c, const Elem *e)
+{
+    const Node *v = e->v;
+    for (int j = 1; j < v->sub->nouts; j++) {
+        const Node *r = v->sub->outs[j].val;
+        if (!e->red_at[j] || r->op != OP_REDUCE_MEAN)
+            continue;
+        Mono count = mono(1);
+        for (int i = 0; i < r->a.naxes; i++)
+            count = mono_mul(count, mono_dim(v->shape.d[r->a.axes[i]]));
+        Scale k = {v->dt, e->red_base[j], LLVMBuildSIToFP(c->b, cg_mono(c, count), cg_type(c, v->dt), "")};
+        Acc a = {k.buf, NULL, {mono(1)}};
+        Mono n = mono_numel(&r->shape);
+        cg_nest(c, 1, &n, 1, &a, scale_body, &k);
+    }
+}
+
 void cg_elementwise(Cg *c, const Step *st)
 {
     Node *v = st->node;
@@ -270,7 +336,7 @@ void cg_elementwise(Cg *c, const Step *st)
         int ia = ir_fused_input_index(v, gemm->in[0]), ib = ir_fused_input_index(v, gemm->in[1]);
         cg_gemm(c, gemm, cg_buf(c, c->plan->node_slot[v->in[ia]->id]),
                 cg_buf(c, c->plan->node_slot[v->in[ib]->id]), e.out);
-        if (v->sub->outs[0].val == gemm)
+        if (v->sub->outs[0].val == gemm && v->sub->nouts == 1)
             return; /* the body is the scaled GEMM alone */
     }
     cg_operands(c, v, &v->shape, read, &e.ops);
@@ -284,12 +350,16 @@ void cg_elementwise(Cg *c, const Step *st)
         acc[k + 1].base = e.ops.base[k];
         memcpy(acc[k + 1].stride, e.ops.stride[k], sizeof acc[k + 1].stride);
     }
+    int nacc = v->op == OP_FUSED ? fresh_reductions(c, &e, acc, e.ops.n + 1) : e.ops.n + 1;
+    MC_ASSERT(nacc <= CG_MAXARGS && !(c->flat && nacc > e.ops.n + 1));
     Mono dims[IR_MAXRANK];
     for (int k = 0; k < v->shape.rank; k++)
         dims[k] = mono_dim(v->shape.d[k]);
     if (c->flat)
         dims[0] = mono_dim(IR_DIM_N);
-    cg_nest(c, c->flat ? 1 : v->shape.rank, dims, e.ops.n + 1, acc, elem_body, &e);
+    cg_nest(c, c->flat ? 1 : v->shape.rank, dims, nacc, acc, elem_body, &e);
+    if (v->op == OP_FUSED)
+        finish_means(c, &e);
 }
 
 /* ---- copies through strided views ---- */

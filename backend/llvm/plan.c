@@ -69,7 +69,8 @@ void mono_strides(const Shape *s, Mono *st)
 static bool body_op_ok(Op op)
 {
     return ir_op_is_elementwise(op) || op == OP_BROADCAST || op == OP_CONST || op == OP_INPUT ||
-           op == OP_MATMUL || op == OP_REDUCE_SUM || op == OP_REDUCE_MEAN || op == OP_REDUCE_MAX;
+           op == OP_MATMUL || op == OP_REDUCE_SUM || op == OP_REDUCE_MEAN || op == OP_REDUCE_MAX ||
+           op == OP_LOG_SOFTMAX_DOT || op == OP_LOG_SOFTMAX_GRAD;
 }
 
 static bool check_node(Node *v, Diags *d)
@@ -89,9 +90,9 @@ static bool check_node(Node *v, Diags *d)
             diag_error(d, v->loc, "fused node without a body");
             return false;
         }
-        if (v->sub->nouts > CG_MAXARGS) {
-            diag_error(d, v->loc, "fused node with %d side results: one kernel writes at most %d",
-                       v->sub->nouts - 1, CG_MAXARGS - 1);
+        if (v->nin + v->sub->nouts - 1 > CG_MAXARGS - 2) {
+            diag_error(d, v->loc, "fused node with %d operands and %d side results: one kernel takes at most %d "
+                       "buffers", v->nin, v->sub->nouts - 1, CG_MAXARGS - 2);
             return false;
         }
         for (int i = 0; i < v->sub->nnodes; i++) {
@@ -196,8 +197,14 @@ static bool const_needs_buffer(Graph *g, Node *c)
 
 static bool is_kernel(Node *v)
 {
-    return v->iaux && v->op != OP_INPUT && v->op != OP_PARAM && v->op != OP_RESHAPE &&
+    return v->iaux && v->op != OP_INPUT && v->op != OP_PARAM && v->op != OP_RESHAPE && v->op != OP_RESULT &&
            (v->op != OP_CONST || v->iaux == 2);
+}
+
+int plan_part_slot(const Plan *p, const Node *v, int j)
+{
+    MC_ASSERT(v->op == OP_FUSED && j >= 1 && j < v->sub->nouts && p->node_part[v->id] >= 0);
+    return p->part_slot[p->node_part[v->id] + j - 1];
 }
 
 static int64_t conv_scratch(const Node *v)
@@ -265,6 +272,9 @@ static void compute_live_ranges(Plan *p)
         }
         if (st->scratch >= 0)
             live_write(p, st->scratch, i);
+        for (int j = 1; st->node->op == OP_FUSED && j < st->node->sub->nouts; j++)
+            if (plan_part_slot(p, st->node, j) >= 0)
+                live_write(p, plan_part_slot(p, st->node, j), i);
         for (int j = 0; j < st->node->nin; j++) {
             int s = p->node_slot[st->node->in[j]->id];
             if (s >= 0)
@@ -346,8 +356,24 @@ static void decide_updates(Builder *b)
     }
 }
 
-/* Leaves first (graph order), then one temporary per kernel; reshapes
- * alias their operand, in-place updates their parameter. */
+/* A fused kernel's fresh results: a temporary each (written by its
+ * kernel, read through result nodes). */
+static void add_parts(Plan *p, Node *v)
+{
+    p->node_part[v->id] = -1;
+    if (v->op != OP_FUSED || v->sub->nouts < 2)
+        return;
+    p->node_part[v->id] = p->nparts;
+    for (int j = 1; j < v->sub->nouts; j++) {
+        const Node *x = v->sub->outs[j].val;
+        int s = ir_fused_fresh(v, j) ? add_slot(p, JIT_BUF_TEMP, NULL, x->dt, x->shape, mono_numel(&x->shape)) : -1;
+        VEC_PUSH(p->part_slot, p->nparts, p->partcap, s);
+    }
+}
+
+/* Leaves first (graph order), then one temporary per kernel (and per
+ * fresh result); reshapes alias their operand, in-place updates their
+ * parameter, result nodes their fused kernel's fresh result. */
 static void assign_slots(Builder *b)
 {
     Plan *p = b->p;
@@ -364,12 +390,17 @@ static void assign_slots(Builder *b)
     }
     for (int i = 0; i < g->nnodes; i++) {
         Node *v = g->nodes[i];
+        p->node_part[i] = -1;
         if (v->op == OP_RESHAPE && v->iaux)
             p->node_slot[i] = p->node_slot[v->in[0]->id];
+        else if (v->op == OP_RESULT && v->iaux)
+            p->node_slot[i] = plan_part_slot(p, v->in[0], v->a.index);
         else if (b->inplace[i])
             p->node_slot[i] = p->node_slot[b->inplace[i]->id];
         else if (is_kernel(v))
             p->node_slot[i] = add_slot(p, JIT_BUF_TEMP, NULL, v->dt, v->shape, mono_numel(&v->shape));
+        if (is_kernel(v))
+            add_parts(p, v);
     }
 }
 
@@ -453,6 +484,7 @@ bool plan_build(Plan *p, Graph *g, Diags *d)
         b.snap[i] = -1;
     }
     p->node_slot = xmalloc((size_t)(nn + 1) * sizeof(int));
+    p->node_part = xmalloc((size_t)(nn + 1) * sizeof(int));
     p->out_slot = xmalloc((size_t)(g->nouts + 1) * sizeof(int));
     bool ok = side_updates(&b, d);
     if (ok) {
@@ -477,6 +509,8 @@ void plan_free(Plan *p)
     free(p->slots);
     free(p->steps);
     free(p->node_slot);
+    free(p->node_part);
+    free(p->part_slot);
     free(p->out_slot);
     free(p->nchecks);
     memset(p, 0, sizeof *p);

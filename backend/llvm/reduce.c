@@ -107,8 +107,7 @@ static void fill_body(Cg *c, void *ud, LLVMValueRef *offs)
     cg_store(c, r->dt, cg_fconst(c, r->dt, init_value(r->v->op)), r->out, offs[0]);
 }
 
-/* Strides of the output addressed by the input's dims (0 on reduced). */
-static void out_strides(const Shape *s, const bool *red, Mono *os)
+void cg_reduced_strides(const Shape *s, const bool *red, Mono *os)
 {
     Mono acc = mono(1);
     for (int k = s->rank - 1; k >= 0; k--) {
@@ -145,7 +144,7 @@ void cg_reduce(Cg *c, const Step *st)
     cg_operands(c, r.src, s, NULL, &r.ops);
     r.out = cg_buf(c, st->out);
     Mono os[IR_MAXRANK], count = mono(1);
-    out_strides(s, red, os);
+    cg_reduced_strides(s, red, os);
     for (int k = 0; k < s->rank; k++)
         if (red[k])
             count = mono_mul(count, mono_dim(s->d[k]));
@@ -246,7 +245,7 @@ void cg_argmax(Cg *c, const Step *st)
     red[ax] = true;
     Mono xs[IR_MAXRANK], os[IR_MAXRANK], dk[IR_MAXRANK];
     mono_strides(s, xs);
-    out_strides(s, red, os);
+    cg_reduced_strides(s, red, os);
     a.stride = xs[ax];
     a.best = cg_alloca(c, cg_type(c, a.dt), "best");
     a.idx = cg_alloca(c, c->i64, "idx");

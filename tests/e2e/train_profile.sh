@@ -20,9 +20,8 @@ m=examples/fashion_cnn_bn.mdl
 # PROF-DAG: {{^ [0-9]+}} dropout_mask %{{[0-9]+}} examples/fashion_cnn_bn.mdl:19 3 {{[0-9]}}
 # PROF-DAG: {{^ [0-9]+}} fused{sub,mul,mul,add,relu} %h.1 examples/fashion_cnn_bn.mdl:12 3 {{[0-9]}}
 # PROF-DAG: {{^ [0-9]+}} fused{matmul,add,relu} %h.7 examples/fashion_cnn_bn.mdl:18 3 {{[0-9]}}
-# PROF-DAG: {{^ [0-9]+}} fused{matmul,mul,gt,mul} %{{[0-9]+}} examples/fashion_cnn_bn.mdl:20 3 {{[0-9]}}
-# PROF-DAG: {{^ [0-9]+}} log_softmax_dot %{{[0-9]+}} examples/fashion_cnn_bn.mdl:22 3 {{[0-9]}}
-# PROF-DAG: {{^ [0-9]+}} log_softmax_grad %{{[0-9]+}} examples/fashion_cnn_bn.mdl:22 3 {{[0-9]}}
+# PROF-DAG: {{^ [0-9]+}} fused{matmul,mul,gt,mul,reduce_sum} %{{[0-9]+}} examples/fashion_cnn_bn.mdl:20 3 {{[0-9]}}
+# PROF-DAG: {{^ [0-9]+}} fused{log_softmax_dot,div,mul,log_sof... %{{[0-9]+}} examples/fashion_cnn_bn.mdl:22 3 {{[0-9]}}
 
 # one row per kernel, each run once per step, kernel numbers 0..K-1, rows
 # sorted by total time, shares summing to 100%

@@ -202,7 +202,8 @@ END_TEST
 /* What a fusion golden file must contain after fusion. */
 typedef struct Want {
     int gemms, scaled, reductions; /* GEMM epilogues, those with alpha != 1, fused reductions */
-    int conv_scaled, sides;        /* convolutions with alpha != 1, side results */
+    int conv_scaled, sides;        /* convolutions with alpha != 1, side updates */
+    int fresh, rows;               /* fresh results, softmax row kernels */
 } Want;
 
 /* A fusion golden file runs: it has the expected GEMM epilogues, folded
@@ -227,13 +228,19 @@ static void run_golden(const char *path, Want want)
         got.scaled += an && an->a.alpha != 1;
         got.reductions += ir_fused_reduction(v) != NULL;
         got.conv_scaled += v->op == OP_CONV2D && v->a.alpha != 1;
-        got.sides += v->op == OP_FUSED ? v->sub->nouts - 1 : 0;
+        for (int j = 1; v->op == OP_FUSED && j < v->sub->nouts; j++) {
+            got.sides += !ir_fused_fresh(v, j);
+            got.fresh += ir_fused_fresh(v, j);
+        }
+        got.rows += ir_fused_softmax(v) != NULL;
     }
     ck_assert_int_eq(got.gemms, want.gemms);
     ck_assert_int_eq(got.scaled, want.scaled);
     ck_assert_int_eq(got.reductions, want.reductions);
     ck_assert_int_eq(got.conv_scaled, want.conv_scaled);
     ck_assert_int_eq(got.sides, want.sides);
+    ck_assert_int_eq(got.fresh, want.fresh);
+    ck_assert_int_eq(got.rows, want.rows);
     for (int64_t n = 1; n <= 33; n += 16) {
         TfCheck c = {2, false, 1e-5, 1e-6, n, (uint64_t)n, false};
         tf_check(path, g, f, &c);
@@ -249,10 +256,13 @@ static const struct {
     const char *path;
     Want want;
 } goldens[] = {
-    {"tests/ir/fuse/gemm_epilogue.ir", {5, 2, 0, 0, 0}},
-    {"tests/ir/fuse/reduce.ir", {1, 0, 3, 0, 0}},
-    {"tests/ir/fuse/conv_scale.ir", {0, 0, 0, 2, 0}},
-    {"tests/ir/fuse/slot_update.ir", {1, 0, 0, 0, 2}},
+    {"tests/ir/fuse/gemm_epilogue.ir", {5, 2, 0, 0, 0, 0, 0}},
+    {"tests/ir/fuse/reduce.ir", {1, 0, 3, 0, 0, 1, 0}},
+    {"tests/ir/fuse/conv_scale.ir", {0, 0, 0, 2, 0, 0, 0}},
+    {"tests/ir/fuse/slot_update.ir", {1, 0, 0, 0, 2, 0, 0}},
+    {"tests/ir/fuse/column_sums.ir", {2, 0, 0, 0, 0, 3, 0}},
+    {"tests/ir/fuse/softmax_rows.ir", {0, 0, 0, 0, 0, 5, 3}},
+    {"tests/ir/fuse/softmax_xent.ir", {0, 0, 0, 0, 0, 2, 2}},
 };
 
 START_TEST(goldens_run)

@@ -13,7 +13,8 @@ static inline int tf_kernels(const Graph *g)
 {
     int k = 0;
     for (int i = 0; i < g->nnodes; i++)
-        k += ir_ops[g->nodes[i]->op].cls != OPC_LEAF && g->nodes[i]->op != OP_RESHAPE;
+        k += ir_ops[g->nodes[i]->op].cls != OPC_LEAF && g->nodes[i]->op != OP_RESHAPE &&
+             g->nodes[i]->op != OP_RESULT; /* a result is its fused kernel's */
     return k;
 }
 

@@ -484,7 +484,8 @@ static const Case cases[] = {
 };
 
 /* Ops with OPF_DIFF whose differentiation is an error, checked below. */
-static const Op error_ops[] = {OP_PHASE, OP_FUSED, OP_MAX_POOL2D_GRAD, OP_LOG_SOFTMAX_DOT, OP_LOG_SOFTMAX_GRAD};
+static const Op error_ops[] = {OP_PHASE, OP_FUSED, OP_RESULT, OP_MAX_POOL2D_GRAD, OP_LOG_SOFTMAX_DOT,
+                               OP_LOG_SOFTMAX_GRAD};
 
 /* ---- evaluation ---- */
 
@@ -653,25 +654,47 @@ START_TEST(phase_is_an_error)
 }
 END_TEST
 
-START_TEST(fused_is_an_error)
+/* A fused node of exp(x), with neg(x) as a fresh result when `fresh`. */
+static Node *fused_exp(T *t, Node *x, bool fresh)
 {
-    T t = {.g = ir_graph_new("t")};
-    diags_init(&t.d);
-    Node *x = X23(&t, V_RANGE, -1, 1);
     Graph *body = ir_graph_new("body");
     Node *bi = ir_input(body, "a", DT_F64, x->shape, TL);
-    ir_add_output(body, OUT_VALUE, "out", ir_unary(body, OP_EXP, bi, TL, &t.d), NULL, false);
-    Node *f = arena_alloc(t.g->arena, sizeof(Node));
+    ir_add_output(body, OUT_VALUE, "out", ir_unary(body, OP_EXP, bi, TL, &t->d), NULL, false);
+    if (fresh)
+        ir_add_output(body, OUT_VALUE, NULL, ir_unary(body, OP_NEG, bi, TL, &t->d), NULL, false);
+    Node *f = arena_alloc(t->g->arena, sizeof(Node));
     f->op = OP_FUSED;
     f->nin = 1;
-    f->in = arena_alloc(t.g->arena, sizeof(Node *));
+    f->in = arena_alloc(t->g->arena, sizeof(Node *));
     f->in[0] = x;
     f->a = ir_attrs();
     f->sub = body;
     f->loc = TL;
-    ck_assert(ir_infer(f, &t.d));
-    f->id = t.g->nnodes;
-    VEC_PUSH(t.g->nodes, t.g->nnodes, t.g->cap, f);
+    ck_assert(ir_infer(f, &t->d));
+    f->id = t->g->nnodes;
+    VEC_PUSH(t->g->nodes, t->g->nnodes, t->g->cap, f);
+    return f;
+}
+
+START_TEST(result_is_an_error)
+{
+    T t = {.g = ir_graph_new("t")};
+    diags_init(&t.d);
+    Node *f = fused_exp(&t, X23(&t, V_RANGE, -1, 1), true);
+    Attrs a = ir_attrs();
+    a.index = 1;
+    Node *r = ir_op(t.g, OP_RESULT, &f, 1, &a, TL, &t.d);
+    ck_assert_ptr_nonnull(r);
+    diags_free(&t.d);
+    expect_error(t.g, r, "cannot differentiate result: it comes from fuse, run autodiff before fuse");
+}
+END_TEST
+
+START_TEST(fused_is_an_error)
+{
+    T t = {.g = ir_graph_new("t")};
+    diags_init(&t.d);
+    Node *f = fused_exp(&t, X23(&t, V_RANGE, -1, 1), false);
     diags_free(&t.d);
     expect_error(t.g, f, "cannot differentiate a fused node: run autodiff before fuse");
 }
@@ -719,6 +742,7 @@ int main(void)
     tcase_add_test(t, every_diff_op_has_a_case);
     tcase_add_test(t, phase_is_an_error);
     tcase_add_test(t, fused_is_an_error);
+    tcase_add_test(t, result_is_an_error);
     tcase_add_test(t, max_pool2d_grad_is_an_error);
     tcase_add_test(t, softmax_rows_are_errors);
     suite_add_tcase(s, t);

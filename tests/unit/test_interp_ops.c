@@ -1019,6 +1019,68 @@ START_TEST(fused_body)
 }
 END_TEST
 
+/* A softmax row kernel with fresh results read by result nodes: the
+ * gradient, the loss rows and the gradient's column sum equal the
+ * separate ops bit for bit (the body runs the same routines). */
+START_TEST(fused_results)
+{
+    FOR_DTYPES {
+        const double zv[6] = {1, -2, 0.5, 3, 3, -1}, tv[6] = {0, 1, 0, 0.2, 0.8, 0}, gv[6] = {0.5, -1, 2, 0, 1, -3};
+        Node *z = inp_n("z", 2, D(IR_DIM_N, 3), 2, zv), *t = inp_n("t", 2, D(IR_DIM_N, 3), 2, tv);
+        Node *gy = inp_n("gy", 2, D(IR_DIM_N, 3), 2, gv);
+        Graph *sub = ir_graph_new("body");
+        Shape sz = ir_shape2(IR_DIM_N, 3);
+        Node *bz = ir_input(sub, "0", DT, sz, L), *bt = ir_input(sub, "1", DT, sz, L);
+        Node *bg = ir_input(sub, "2", DT, sz, L);
+        Attrs ax = ir_attrs(), sum0 = ir_attrs();
+        ax.naxes = sum0.naxes = 1;
+        ax.axes[0] = 1;
+        sum0.axes[0] = 0;
+        Node *in2[2] = {bz, bt};
+        Node *bdot = ir_op(sub, OP_LOG_SOFTMAX_DOT, in2, 2, &ax, L, &d);
+        in2[1] = bg;
+        Node *bgrad = ir_op(sub, OP_LOG_SOFTMAX_GRAD, in2, 2, &ax, L, &d);
+        Node *bsum = ir_op(sub, OP_REDUCE_SUM, &bgrad, 1, &sum0, L, &d);
+        ir_add_output(sub, OUT_VALUE, NULL, bgrad, NULL, false);
+        ir_add_output(sub, OUT_VALUE, NULL, bdot, NULL, false);
+        ir_add_output(sub, OUT_VALUE, NULL, bsum, NULL, false);
+        Node *ins[3] = {z, t, gy};
+        Node *f = fused(sub, ins, 3);
+        Attrs r1 = ir_attrs(), r2 = ir_attrs();
+        r1.index = 1;
+        r2.index = 2;
+        Node *dot = op1(OP_RESULT, f, &r1), *sum = op1(OP_RESULT, f, &r2);
+        Node *rdot = op2(OP_LOG_SOFTMAX_DOT, z, t, &ax), *rgrad = op2(OP_LOG_SOFTMAX_GRAD, z, gy, &ax);
+        Node *rsum = op1(OP_REDUCE_SUM, rgrad, &sum0);
+        ck_assert_int_eq(d.nerrors, 0);
+        ck_assert(ir_verify(g, &d));
+        expect_same_bits(eval(f), eval(rgrad));
+        expect_same_bits(eval(dot), eval(rdot));
+        expect_same_bits(eval(sum), eval(rsum));
+        ck_assert_int_eq(results[nresults - 1]->rank, 1);
+    }
+}
+END_TEST
+
+/* A result node asks its fused operand for a result it has; shape
+ * inference names what is wrong. */
+START_TEST(result_errors)
+{
+    begin(DT_F32);
+    Node *x = inp("x", 1, D(2), V(1, 2));
+    Attrs a = ir_attrs();
+    a.index = 1;
+    ck_assert_ptr_null(ir_op(g, OP_RESULT, &x, 1, &a, L, &d));
+    ck_assert_str_eq(d.v[d.n - 1].msg, "result reads input, not a fused node");
+    Graph *sub = ir_graph_new("body");
+    Node *bx = ir_input(sub, "0", DT, ir_shape1(2), L);
+    ir_add_output(sub, OUT_VALUE, NULL, ir_unary(sub, OP_NEG, bx, L, &d), NULL, false);
+    Node *f = fused(sub, &x, 1);
+    ck_assert_ptr_null(ir_op(g, OP_RESULT, &f, 1, &a, L, &d));
+    ck_assert_str_eq(d.v[d.n - 1].msg, "result index 1: the fused node has 0 results besides its value");
+}
+END_TEST
+
 START_TEST(phase_left)
 {
     FOR_DTYPES {
@@ -1093,6 +1155,8 @@ static Suite *suite(void)
     tcase_add_test(t, one_hot);
     tcase_add_test(t, dropout_mask);
     tcase_add_test(t, fused_body);
+    tcase_add_test(t, fused_results);
+    tcase_add_test(t, result_errors);
     tcase_add_test(t, phase_left);
     suite_add_tcase(s, t);
     TCase *c = tcase_create("coverage");

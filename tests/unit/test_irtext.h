@@ -69,6 +69,27 @@ static inline Graph *tx_body(Shape sa, Shape sb)
     return b;
 }
 
+/* A softmax row kernel: log_softmax_grad(z, gy) over [N,3] with its
+ * column sum as fresh result 1. */
+static inline Graph *tx_softmax_body(Shape s)
+{
+    Graph *b = ir_graph_new("fused");
+    Diags d;
+    diags_init(&d);
+    Node *in[2] = {ir_input(b, "0", DT_F32, s, tx_loc(8, 1)), ir_input(b, "1", DT_F32, s, tx_loc(8, 2))};
+    Attrs a = ir_attrs();
+    a.naxes = 1;
+    a.axes[0] = 1;
+    Node *gr = ir_op(b, OP_LOG_SOFTMAX_GRAD, in, 2, &a, tx_loc(8, 3), &d);
+    a.axes[0] = 0;
+    Node *sum = ir_op(b, OP_REDUCE_SUM, &gr, 1, &a, tx_loc(8, 4), &d);
+    ck_assert_int_eq(d.nerrors, 0);
+    ir_add_output(b, OUT_VALUE, NULL, gr, NULL, false);
+    ir_add_output(b, OUT_VALUE, NULL, sum, NULL, false);
+    diags_free(&d);
+    return b;
+}
+
 static inline Node *tx_op(Graph *g, Op op, Node **in, int nin, const Attrs *a)
 {
     Diags d;
@@ -237,6 +258,12 @@ static inline Node *tx_op_case(Graph *g, Op op)
         in[0] = tx_in(g, "x", nx3);
         in[1] = tx_in(g, "y", ir_shape1(3));
         return tx_fused(g, in, 2, tx_body(nx3, ir_shape1(3)), tx_loc(40, 1));
+    case OP_RESULT:
+        in[0] = tx_in(g, "x", nx3);
+        in[1] = tx_in(g, "i", nx3);
+        in[0] = tx_fused(g, in, 2, tx_softmax_body(nx3), tx_loc(41, 1));
+        a.index = 1;
+        return tx_op(g, op, in, 1, &a);
     default:
         return NULL;
     }

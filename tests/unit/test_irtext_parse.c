@@ -77,7 +77,14 @@ static const ErrCase cases[] = {
      "t.ir:5:25: a value that is not fused has no side result 1"},
     {HEAD "  %u = fused(%w) : f32[3,3] {\n    %a = input \"0\" : f32[3,3]\n    %1 = neg(%a) : f32[3,3]\n"
           "    output %1\n    output value = %1\n  }\n  output update \"w\" = %u result 1 of %w\n}\n",
-     "t.ir:4:8: verifier: %u (fused): body output 1 must be an update of a body input"},
+     "t.ir:4:8: verifier: %u (fused): body output 1 must be an update of a body input or a fresh result: a sum "
+     "or mean of the value of a GEMM epilogue or softmax row kernel, or its log_softmax_dot"},
+    {HEAD "  %a = neg(%x) : f32[N,3]\n  %r = result(%a) {index=1} : f32[N,3]\n}\n",
+     "t.ir:5:8: result reads neg, not a fused node"},
+    {HEAD "  %a = neg(%x) : f32[N,3]\n  %r = result(%a) : f32[N,3]\n}\n",
+     "t.ir:5:8: result reads neg, not a fused node"},
+    {HEAD "  %r = result(%x) {index=0} : f32[N,3]\n}\n",
+     "t.ir:4:26: a result index out of range: 0 (expected 1 to 2147483647)"},
     {"nothing here\n", "t.ir:1:1: expected 'graph' at the start of IR text, got 'nothing'"},
     {"", "t.ir:1:1: expected 'graph' at the start of IR text, got end of file"},
     {"graph {\n}\n", "t.ir:1:7: expected a graph name, got '{'"},

@@ -814,12 +814,12 @@ START_TEST(op_case)
 }
 END_TEST
 
-/* Every op of the table has a case (phase is an error, fused comes from
- * IR text below). */
+/* Every op of the table has a case (phase is an error, fused and result
+ * come from IR text below). */
 START_TEST(op_table_covered)
 {
     for (int op = 0; op < OP_COUNT; op++) {
-        bool found = op == OP_PHASE || op == OP_FUSED;
+        bool found = op == OP_PHASE || op == OP_FUSED || op == OP_RESULT;
         for (int i = 0; i < ARRAY_LEN(cases) && !found; i++)
             found = (int)cases[i].op == op;
         ck_assert_msg(found, "op %s has no JIT test case", ir_ops[op].name);
@@ -868,6 +868,98 @@ START_TEST(fused_broadcast_body)
                         "  output value \"y\" = %y\n"
                         "}\n",
                (Tol){1e-7, 4e-7});
+}
+END_TEST
+
+/* A softmax cross-entropy row kernel with the elementwise ops of its
+ * targets and incoming gradient in the body, the loss rows as a fresh
+ * result and the gradient's column sum and mean (keepdims). */
+START_TEST(fused_softmax_rows)
+{
+    check_text("softmax rows", "graph s {\n"
+                               "  %z = input \"z\" : f32[N,5]\n"
+                               "  %y = input \"y\" : f32[N,5]\n"
+                               "  %k = input \"k\" : f32[]\n"
+                               "  %g = fused(%z, %y, %k) : f32[N,5] {\n"
+                               "    %a0 = input \"0\" : f32[N,5]\n"
+                               "    %a1 = input \"1\" : f32[N,5]\n"
+                               "    %a2 = input \"2\" : f32[]\n"
+                               "    %t = square(%a1) : f32[N,5]\n"
+                               "    %d = log_softmax_dot(%a0, %t) {axis=1} : f32[N]\n"
+                               "    %c = const -0.5 : f32[]\n"
+                               "    %s = div(%c, %a2) : f32[]\n"
+                               "    %gy = mul(%s, %a1) : f32[N,5]\n"
+                               "    %gr = log_softmax_grad(%a0, %gy) {axis=1} : f32[N,5]\n"
+                               "    %cs = reduce_sum(%gr) {axes=[0]} : f32[5]\n"
+                               "    %cm = reduce_mean(%gr) {axes=[0], keepdims=true} : f32[1,5]\n"
+                               "    output %gr\n"
+                               "    output %d\n"
+                               "    output %cs\n"
+                               "    output %cm\n"
+                               "  }\n"
+                               "  %dot = result(%g) {index=1} : f32[N]\n"
+                               "  %cs = result(%g) {index=2} : f32[5]\n"
+                               "  %cm = result(%g) {index=3} : f32[1,5]\n"
+                               "  output value \"g\" = %g\n"
+                               "  output value \"dot\" = %dot\n"
+                               "  output value \"cs\" = %cs\n"
+                               "  output value \"cm\" = %cm\n"
+                               "}\n",
+               (Tol){1e-6, 1e-6});
+}
+END_TEST
+
+/* The same over a middle axis in f64, without a dot; the column sum
+ * keeps the softmax axis. */
+START_TEST(fused_softmax_middle_axis)
+{
+    check_text("softmax middle", "graph s {\n"
+                                 "  %z = input \"z\" : f64[N,4,3]\n"
+                                 "  %y = input \"y\" : f64[N,4,3]\n"
+                                 "  %g = fused(%z, %y) : f64[N,4,3] {\n"
+                                 "    %a0 = input \"0\" : f64[N,4,3]\n"
+                                 "    %a1 = input \"1\" : f64[N,4,3]\n"
+                                 "    %gr = log_softmax_grad(%a0, %a1) {axis=1} : f64[N,4,3]\n"
+                                 "    %cs = reduce_sum(%gr) {axes=[0,2]} : f64[4]\n"
+                                 "    output %gr\n"
+                                 "    output %cs\n"
+                                 "  }\n"
+                                 "  %cs = result(%g) {index=1} : f64[4]\n"
+                                 "  output value \"g\" = %g\n"
+                                 "  output value \"cs\" = %cs\n"
+                                 "}\n",
+               (Tol){1e-13, 1e-13});
+}
+END_TEST
+
+/* A GEMM epilogue accumulating a column sum (a bias gradient) and a row
+ * mean of its value. */
+START_TEST(fused_gemm_sums)
+{
+    check_text("gemm sums", "graph e {\n"
+                            "  %x = input \"x\" : f32[N,6]\n"
+                            "  %w = param \"w\" : f32[6,4]\n"
+                            "  %b = param \"b\" : f32[4]\n"
+                            "  %h = fused(%x, %w, %b) : f32[N,4] {\n"
+                            "    %a0 = input \"0\" : f32[N,6]\n"
+                            "    %a1 = input \"1\" : f32[6,4]\n"
+                            "    %a2 = input \"2\" : f32[4]\n"
+                            "    %m = matmul(%a0, %a1) : f32[N,4]\n"
+                            "    %s = add(%m, %a2) : f32[N,4]\n"
+                            "    %r = tanh(%s) : f32[N,4]\n"
+                            "    %cs = reduce_sum(%r) {axes=[0]} : f32[4]\n"
+                            "    %rm = reduce_mean(%r) {axes=[1]} : f32[N]\n"
+                            "    output %r\n"
+                            "    output %cs\n"
+                            "    output %rm\n"
+                            "  }\n"
+                            "  %cs = result(%h) {index=1} : f32[4]\n"
+                            "  %rm = result(%h) {index=2} : f32[N]\n"
+                            "  output value \"h\" = %h\n"
+                            "  output value \"cs\" = %cs\n"
+                            "  output value \"rm\" = %rm\n"
+                            "}\n",
+               (Tol){1e-6, 1e-6});
 }
 END_TEST
 
@@ -1012,6 +1104,9 @@ int main(void)
     tcase_add_test(t, op_table_covered);
     tcase_add_test(t, fused_broadcast_body);
     tcase_add_test(t, fused_chain_f64);
+    tcase_add_test(t, fused_softmax_rows);
+    tcase_add_test(t, fused_softmax_middle_axis);
+    tcase_add_test(t, fused_gemm_sums);
     tcase_add_test(t, unbound_batch);
     tcase_add_test(t, exp_tanh_f32_accuracy);
     tcase_add_test(t, phase_is_an_error);

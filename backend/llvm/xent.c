@@ -1,0 +1,211 @@
+/* The softmax cross-entropy row kernel: a fused node whose value is
+ * log_softmax_grad(z, gy) and whose fresh results are log_softmax_dot(z,
+ * t) of the same logits along the same axis and column sums (or means)
+ * of the gradient (the last layer's bias gradient). gy and t are the
+ * body's elementwise ops over its operands, evaluated per element of z
+ * (so the loss gradient's scaling and the one-hot targets need no buffer
+ * of their own). One row at a time, in three passes over the row:
+ *   0: m = max z
+ *   1: e = exp(z - m) kept in the gradient's buffer, s = sum e, g = sum gy
+ *   2: grad = gy - e * (g / s); dot += t * ((z - m) - log s); sums += grad
+ * and the row's dot is stored after pass 2. The arithmetic is that of
+ * the separate log_softmax_dot and log_softmax_grad kernels (reduce.c),
+ * so fusing them changes no result; the softmax is computed once. */
+#include "cg.h"
+
+#include <math.h>
+#include <string.h>
+
+enum { X_OUT, X_DOT, X_OPS }; /* acc order: gradient, dot, operands, then the sums */
+
+typedef struct Xent {
+    const Node *fn, *grad, *dot;
+    DType dt;
+    Operands ops; /* fn's operands over z's shape */
+    int nacc;
+    Acc row[CG_MAXARGS]; /* each buffer along the row (stride of the axis) */
+    int sum_j[CG_MAXARGS]; /* acc X_OPS + ops.n + i: body output sum_j[i] */
+    int nsum;
+    LLVMValueRef m, s, g, d, r, lse;
+    Mono len;
+    int phase;
+} Xent;
+
+/* Body value of node x of fn at the operand offsets offs[X_OPS..]. */
+static LLVMValueRef value(Cg *c, Xent *k, const Node *x, LLVMValueRef *offs)
+{
+    LLVMValueRef in[CG_MAXARGS];
+    cg_operand_values(c, k->fn, &k->ops, offs + X_OPS, in);
+    return cg_body_value(c, k->fn, x, in, NULL);
+}
+
+static void add_to(Cg *c, DType t, LLVMValueRef acc, LLVMValueRef v)
+{
+    LLVMValueRef a = LLVMBuildLoad2(c->b, cg_type(c, t), acc, "");
+    LLVMValueRef s = LLVMBuildFAdd(c->b, a, v, "");
+    LLVMSetFastMathFlags(s, LLVMFastMathAllowReassoc);
+    LLVMBuildStore(c->b, s, acc);
+}
+
+static void xent_step(Cg *c, void *ud, LLVMValueRef *offs)
+{
+    Xent *k = ud;
+    LLVMTypeRef t = cg_type(c, k->dt);
+    LLVMValueRef z = value(c, k, k->grad->in[0], offs);
+    LLVMValueRef m = LLVMBuildLoad2(c->b, t, k->m, "");
+    if (k->phase == 0) {
+        LLVMBuildStore(c->b, LLVMBuildSelect(c->b, cg_gt_or_nan(c, LLVMRealOGT, z, m), z, m, ""), k->m);
+        return;
+    }
+    LLVMValueRef d = LLVMBuildFSub(c->b, z, m, "");
+    LLVMValueRef out = k->row[X_OUT].base;
+    if (k->phase == 1) {
+        LLVMValueRef e = cg_exp(c, k->dt, d);
+        cg_store(c, k->dt, e, out, offs[X_OUT]);
+        add_to(c, k->dt, k->g, value(c, k, k->grad->in[1], offs));
+        add_to(c, k->dt, k->s, e);
+        return;
+    }
+    LLVMValueRef p = LLVMBuildFMul(c->b, cg_load(c, k->dt, out, offs[X_OUT]), k->r, "");
+    LLVMValueRef gr = LLVMBuildFSub(c->b, value(c, k, k->grad->in[1], offs), p, "");
+    cg_store(c, k->dt, gr, out, offs[X_OUT]);
+    if (k->dot) {
+        LLVMValueRef tv = value(c, k, k->dot->in[1], offs);
+        add_to(c, k->dt, k->d, LLVMBuildFMul(c->b, tv, LLVMBuildFSub(c->b, d, k->lse, ""), ""));
+    }
+    for (int i = 0; i < k->nsum; i++) {
+        int a = X_OPS + k->ops.n + i;
+        LLVMValueRef o = cg_load(c, k->dt, k->row[a].base, offs[a]);
+        cg_store(c, k->dt, LLVMBuildFAdd(c->b, o, gr, ""), k->row[a].base, offs[a]);
+    }
+}
+
+static void xent_row(Cg *c, void *ud, LLVMValueRef *offs)
+{
+    Xent *k = ud;
+    LLVMTypeRef t = cg_type(c, k->dt);
+    Acc acc[CG_MAXARGS];
+    memcpy(acc, k->row, sizeof acc);
+    for (int a = 0; a < k->nacc; a++)
+        acc[a].off = offs[a];
+    LLVMBuildStore(c->b, cg_fconst(c, k->dt, -INFINITY), k->m);
+    LLVMBuildStore(c->b, cg_fconst(c, k->dt, 0), k->s);
+    LLVMBuildStore(c->b, cg_fconst(c, k->dt, 0), k->g);
+    LLVMBuildStore(c->b, cg_fconst(c, k->dt, 0), k->d);
+    for (k->phase = 0; k->phase < 3; k->phase++) {
+        if (k->phase == 2) {
+            LLVMValueRef s = LLVMBuildLoad2(c->b, t, k->s, "");
+            k->r = LLVMBuildFDiv(c->b, LLVMBuildLoad2(c->b, t, k->g, ""), s, "");
+            k->lse = cg_intrinsic(c, "llvm.log", t, &s, 1);
+        }
+        cg_nest(c, 1, &k->len, k->nacc, acc, xent_step, k);
+    }
+    if (k->dot)
+        cg_store(c, k->dt, LLVMBuildLoad2(c->b, t, k->d, ""), k->row[X_DOT].base, offs[X_DOT]);
+}
+
+typedef struct Fill {
+    DType dt;
+    LLVMValueRef buf, by; /* by: divisor, or NULL to zero */
+} Fill;
+
+static void fill_body(Cg *c, void *ud, LLVMValueRef *offs)
+{
+    Fill *f = ud;
+    LLVMValueRef v = f->by ? LLVMBuildFDiv(c->b, cg_load(c, f->dt, f->buf, offs[0]), f->by, "")
+                           : cg_fconst(c, f->dt, 0);
+    cg_store(c, f->dt, v, f->buf, offs[0]);
+}
+
+static void over_buffer(Cg *c, DType dt, LLVMValueRef buf, const Shape *s, LLVMValueRef by)
+{
+    Fill f = {dt, buf, by};
+    Acc a = {buf, NULL, {mono(1)}};
+    Mono n = mono_numel(s);
+    cg_nest(c, 1, &n, 1, &a, fill_body, &f);
+}
+
+/* Strides over z's dims of a buffer holding a reduction of z's shape. */
+static void reduced(const Shape *z, const Node *r, Mono *st)
+{
+    bool red[IR_MAXRANK] = {0};
+    for (int i = 0; i < r->a.naxes; i++)
+        red[r->a.axes[i]] = true;
+    cg_reduced_strides(z, red, st);
+}
+
+void cg_softmax_xent(Cg *c, const Step *st)
+{
+    const Node *fn = st->node;
+    Xent k;
+    memset(&k, 0, sizeof k);
+    k.fn = fn;
+    k.grad = ir_fused_softmax(fn);
+    k.dt = fn->dt;
+    const Shape *z = &fn->shape;
+    int ax = k.grad->a.axes[0];
+    cg_operands(c, fn, z, NULL, &k.ops);
+    Mono full[CG_MAXARGS][IR_MAXRANK]; /* each buffer's strides over z's dims */
+    memset(full, 0, sizeof full);
+    k.row[X_OUT].base = cg_buf(c, st->out);
+    mono_strides(z, full[X_OUT]);
+    for (int j = 1; j < fn->sub->nouts; j++) {
+        const Node *x = fn->sub->outs[j].val;
+        if (x->op == OP_LOG_SOFTMAX_DOT) {
+            k.dot = x;
+            k.row[X_DOT].base = cg_buf(c, plan_part_slot(c->plan, fn, j));
+            reduced(z, x, full[X_DOT]);
+        }
+    }
+    for (int a = 0; a < k.ops.n; a++) {
+        k.row[X_OPS + a].base = k.ops.base[a];
+        memcpy(full[X_OPS + a], k.ops.stride[a], sizeof full[0]);
+    }
+    k.nacc = X_OPS + k.ops.n;
+    for (int j = 1; j < fn->sub->nouts; j++) {
+        const Node *x = fn->sub->outs[j].val;
+        if (x->op == OP_LOG_SOFTMAX_DOT)
+            continue;
+        MC_ASSERT(k.nacc < CG_MAXARGS && (x->op == OP_REDUCE_SUM || x->op == OP_REDUCE_MEAN));
+        k.sum_j[k.nsum++] = j;
+        k.row[k.nacc].base = cg_buf(c, plan_part_slot(c->plan, fn, j));
+        over_buffer(c, k.dt, k.row[k.nacc].base, &x->shape, NULL);
+        reduced(z, x, full[k.nacc++]);
+    }
+    if (!k.dot)
+        k.row[X_DOT].base = k.row[X_OUT].base; /* never stored */
+    /* rows: every dim but the axis; along the row: the axis */
+    Acc rows[CG_MAXARGS];
+    memset(rows, 0, sizeof rows);
+    Mono dims[IR_MAXRANK];
+    int nd = 0;
+    for (int d = 0; d < z->rank; d++) {
+        if (d == ax)
+            continue;
+        dims[nd] = mono_dim(z->d[d]);
+        for (int a = 0; a < k.nacc; a++)
+            rows[a].stride[nd] = full[a][d];
+        nd++;
+    }
+    for (int a = 0; a < k.nacc; a++) {
+        rows[a].base = k.row[a].base;
+        k.row[a].stride[0] = full[a][ax];
+    }
+    k.len = mono_dim(z->d[ax]);
+    LLVMTypeRef t = cg_type(c, k.dt);
+    k.m = cg_alloca(c, t, "max");
+    k.s = cg_alloca(c, t, "sum");
+    k.g = cg_alloca(c, t, "gsum");
+    k.d = cg_alloca(c, t, "dot");
+    cg_nest(c, nd, dims, k.nacc, rows, xent_row, &k);
+    for (int i = 0; i < k.nsum; i++) {
+        const Node *x = fn->sub->outs[k.sum_j[i]].val;
+        if (x->op != OP_REDUCE_MEAN)
+            continue;
+        Mono count = mono(1);
+        for (int a = 0; a < x->a.naxes; a++)
+            count = mono_mul(count, mono_dim(z->d[x->a.axes[a]]));
+        over_buffer(c, k.dt, k.row[X_OPS + k.ops.n + i].base, &x->shape,
+                    LLVMBuildSIToFP(c->b, cg_mono(c, count), t, ""));
+    }
+}
