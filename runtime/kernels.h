@@ -63,6 +63,9 @@ void rt_parallel(const RtCtx *c, int64_t ntasks, RtTaskFn fn, void *arg);
 /* fn(env, lo, hi) over [0, n) in chunks of `chunk` rows (generated
  * row-parallel kernels call this). */
 void rt_parallel_rows(const RtCtx *c, int64_t n, int64_t chunk, RtRowsFn fn, void *env);
+/* The same, but one call per chunk even without a pool (a generated
+ * reduction over the batch axis writes one partial result per chunk). */
+void rt_parallel_parts(const RtCtx *c, int64_t n, int64_t chunk, RtRowsFn fn, void *env);
 
 /* rt_uniform(ctx->seed, stream, ctx->step, idx) (runtime/rng.c): the
  * uniform number behind element idx of a dropout mask. */

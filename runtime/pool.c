@@ -154,3 +154,11 @@ void rt_parallel_rows(const RtCtx *c, int64_t n, int64_t chunk, RtRowsFn fn, voi
     Rows r = {fn, env, n, chunk};
     rt_parallel(c, ntasks, rows_task, &r);
 }
+
+void rt_parallel_parts(const RtCtx *c, int64_t n, int64_t chunk, RtRowsFn fn, void *env)
+{
+    if (chunk < 1)
+        chunk = 1;
+    Rows r = {fn, env, n, chunk};
+    rt_parallel(c, (n + chunk - 1) / chunk, rows_task, &r);
+}

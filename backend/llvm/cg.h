@@ -78,6 +78,24 @@ typedef struct Plan {
     int nnchecks, nncheckcap;
 } Plan;
 
+/* Row-parallel kernels (codegen.c): tasks of CG_ROW_GRAIN elements, rows
+ * of at least CG_ROW_MIN elements; a reduction over the batch axis runs
+ * as CG_RED_TASKS ranges of rows into partial results. */
+#define CG_ROW_GRAIN 32768
+#define CG_ROW_MIN 1024
+#define CG_RED_TASKS 8
+bool plan_has_n_after(const Shape *s, int from); /* an N among dims [from, rank) */
+bool plan_n_leading(const Shape *s);             /* leads with N, has no other N */
+int64_t plan_row_elems(const Shape *s);          /* elements per row of an N-leading shape */
+/* Does a buffer seen as shape `view` in slot s split by rows (1), stay
+ * whole (0), or neither (-1)? */
+int plan_split_kind(const Plan *p, int s, const Shape *view);
+/* A reduction over the batch axis (a reduce op, or a fused node ending
+ * with one) whose buffers split by rows or stay whole, with rows of at
+ * least CG_ROW_MIN elements: CG_RED_TASKS ranges of rows reduce into
+ * partial results (the step's scratch), combined in order after. */
+bool plan_batch_reduction(const Plan *p, const Node *v);
+
 bool plan_build(Plan *p, Graph *g, Diags *d);
 /* The slot of fresh result j (>= 1) of fused kernel v, or -1 when body
  * output j is a side update (written into its parameter operand). */
@@ -100,6 +118,7 @@ typedef struct Cg {
     /* the kernel being built */
     LLVMValueRef fn, ctxp, n;
     bool flat; /* an elementwise kernel over N elements of a flat buffer (codegen.c) */
+    bool partial; /* a batch reduction's kernel: a mean is left a sum (plan_batch_reduction) */
     LLVMBasicBlockRef alloca_bb;
     int nk;
     int kslot[CG_MAXARGS];
@@ -194,6 +213,10 @@ LLVMValueRef cg_body_value(Cg *c, const Node *v, const Node *result, const LLVMV
 /* Strides of a reduction's output addressed by its input's dims s (0 on
  * the reduced dims red[k]) (reduce.c). */
 void cg_reduced_strides(const Shape *s, const bool *red, Mono *os);
+/* After a batch reduction's parts (plan_batch_reduction) ran with
+ * `chunk` rows each into `part`: combine them in order into `out`, in
+ * the function being built (reduce.c). */
+void cg_reduce_combine(Cg *c, const Step *st, LLVMValueRef part, LLVMValueRef out, LLVMValueRef chunk);
 /* A fused softmax cross-entropy row kernel (ir_fused_softmax) (xent.c). */
 void cg_softmax_xent(Cg *c, const Step *st);
 void cg_conv(Cg *c, const Step *st);

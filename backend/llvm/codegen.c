@@ -131,22 +131,6 @@ static LLVMValueRef emit_kernel(Cg *c, int i, const Step *st, const int *slots, 
  * hi)` that the entry hands to rt_parallel_rows with a fixed number of
  * rows per task (CG_ROW_GRAIN elements), so the split never depends on
  * the thread count. */
-#define CG_ROW_GRAIN 32768 /* elements per task */
-#define CG_ROW_MIN 1024    /* smallest row (elements) worth a thunk */
-
-static bool has_n_after(const Shape *s, int from)
-{
-    for (int k = from; k < s->rank; k++)
-        if (s->d[k] == IR_DIM_N)
-            return true;
-    return false;
-}
-
-static bool n_leading(const Shape *s)
-{
-    return s->rank >= 1 && s->d[0] == IR_DIM_N && !has_n_after(s, 1);
-}
-
 /* A fused kernel that is a GEMM's epilogue, a softmax row kernel or has
  * fresh results (accumulated over the whole loop) runs as one piece. */
 static bool whole_kernel(const Node *v)
@@ -179,27 +163,6 @@ static bool row_parallel_op(const Node *v)
     return true;
 }
 
-/* Does a buffer seen as shape `view` in slot s split by rows (1), stay
- * whole (0), or neither (-1)? */
-static int split_kind(const Plan *p, int s, const Shape *view)
-{
-    const Shape *own = &p->slots[s].shape;
-    if (n_leading(view) && n_leading(own))
-        return 1;
-    if (!has_n_after(view, 0) && !has_n_after(own, 0))
-        return 0;
-    return -1;
-}
-
-/* Elements per batch row of a shape leading with N. */
-static int64_t row_elems(const Shape *s)
-{
-    int64_t row = 1;
-    for (int k = 1; k < s->rank; k++)
-        row *= s->d[k];
-    return row;
-}
-
 /* Rows per task of a row-parallel step (by its widest row: a reduction's
  * input), 0 for other steps. */
 static int64_t row_chunk(const Plan *p, const Step *st)
@@ -207,15 +170,15 @@ static int64_t row_chunk(const Plan *p, const Step *st)
     if (st->kind != STEP_KERNEL || st->scratch >= 0 || !row_parallel_op(st->node))
         return 0;
     const Node *v = st->node;
-    if (split_kind(p, st->out, &v->shape) != 1)
+    if (plan_split_kind(p, st->out, &v->shape) != 1)
         return 0;
-    int64_t row = row_elems(&v->shape);
+    int64_t row = plan_row_elems(&v->shape);
     for (int i = 0; i < v->nin; i++) {
-        int s = p->node_slot[v->in[i]->id], k = s >= 0 ? split_kind(p, s, &v->in[i]->shape) : 0;
+        int s = p->node_slot[v->in[i]->id], k = s >= 0 ? plan_split_kind(p, s, &v->in[i]->shape) : 0;
         if (k < 0)
             return 0;
-        if (k == 1 && row_elems(&v->in[i]->shape) > row)
-            row = row_elems(&v->in[i]->shape);
+        if (k == 1 && plan_row_elems(&v->in[i]->shape) > row)
+            row = plan_row_elems(&v->in[i]->shape);
     }
     if (row < CG_ROW_MIN)
         return 0;
@@ -258,11 +221,12 @@ static int64_t flat_elems(const Plan *p, const Step *st)
 
 /* void kI.rows(ptr env, i64 lo, i64 hi): env = {ctx, buffers...}; rows of
  * N-leading buffers, or (flat) elements of every buffer but scalars. */
-static LLVMValueRef emit_rows_thunk(Cg *c, int i, LLVMValueRef kfn, const int *kslots, int nk, bool flat)
+static LLVMValueRef emit_rows_thunk(Cg *c, int i, LLVMValueRef kfn, const int *kslots, int nk, bool flat,
+                                    const Step *part)
 {
     LLVMTypeRef pt[3] = {c->ptr, c->i64, c->i64};
     char name[64];
-    snprintf(name, sizeof name, "k%d.%s", i, flat ? "flat" : "rows");
+    snprintf(name, sizeof name, "k%d.%s", i, flat ? "flat" : part ? "part" : "rows");
     LLVMValueRef f = LLVMAddFunction(c->mod, name, LLVMFunctionType(c->vd, pt, 3, 0));
     LLVMSetLinkage(f, LLVMInternalLinkage);
     LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->cx, f, "entry"));
@@ -270,17 +234,34 @@ static LLVMValueRef emit_rows_thunk(Cg *c, int i, LLVMValueRef kfn, const int *k
     LLVMValueRef args[CG_MAXARGS + 2];
     args[0] = LLVMBuildLoad2(c->b, c->ptr, env, "ctx");
     args[1] = LLVMBuildNSWSub(c->b, hi, lo, "n");
+    LLVMValueRef part_at = NULL; /* a batch reduction's part: its result goes to part lo / chunk */
+    if (part) {
+        LLVMValueRef idx = cg_i64(c, nk + 1), scratch = NULL;
+        LLVMValueRef chunk = LLVMBuildPtrToInt(
+            c->b, LLVMBuildLoad2(c->b, c->ptr, LLVMBuildInBoundsGEP2(c->b, c->ptr, env, &idx, 1, ""), ""), c->i64,
+            "chunk");
+        for (int j = 0; j < nk; j++)
+            if (kslots[j] == part->scratch) {
+                idx = cg_i64(c, j + 1);
+                scratch = LLVMBuildLoad2(c->b, c->ptr, LLVMBuildInBoundsGEP2(c->b, c->ptr, env, &idx, 1, ""), "");
+            }
+        MC_ASSERT(scratch);
+        const Slot *o = &c->plan->slots[part->out];
+        LLVMValueRef off = LLVMBuildNSWMul(c->b, LLVMBuildSDiv(c->b, lo, chunk, ""),
+                                           cg_i64(c, o->elems.c * ir_dtype_size(o->dt)), "");
+        part_at = LLVMBuildInBoundsGEP2(c->b, LLVMInt8TypeInContext(c->cx), scratch, &off, 1, "part");
+    }
     for (int j = 0; j < nk; j++) {
         LLVMValueRef idx = cg_i64(c, j + 1);
         LLVMValueRef at = LLVMBuildInBoundsGEP2(c->b, c->ptr, env, &idx, 1, "");
         LLVMValueRef ptr = LLVMBuildLoad2(c->b, c->ptr, at, "");
         const Slot *s = &c->plan->slots[kslots[j]];
-        if (flat ? !mono_is(s->elems, 1) : n_leading(&s->shape)) {
+        if (flat ? !mono_is(s->elems, 1) : plan_n_leading(&s->shape)) {
             int64_t step = (flat ? 1 : s->elems.c) * ir_dtype_size(s->dt); /* bytes per element or row */
             LLVMValueRef off = LLVMBuildNSWMul(c->b, lo, cg_i64(c, step), "");
             ptr = LLVMBuildInBoundsGEP2(c->b, LLVMInt8TypeInContext(c->cx), ptr, &off, 1, "");
         }
-        args[j + 2] = ptr;
+        args[j + 2] = part && kslots[j] == part->out ? part_at : ptr;
     }
     LLVMBuildCall2(c->b, LLVMGlobalGetValueType(kfn), kfn, args, (unsigned)nk + 2, "");
     LLVMBuildRetVoid(c->b);
@@ -301,19 +282,31 @@ static int kernel_slots(const Plan *p, const Step *st, int *out)
     return n;
 }
 
-/* rt_parallel_rows(ctx, total, chunk, thunk, env) with env = {ctx, buffers} */
-static void call_rows(Cg *c, LLVMValueRef ctxp, LLVMValueRef total, LLVMValueRef thunk, int64_t chunk,
-                      const LLVMValueRef *bp, const int *ks, int nk)
+/* rt_parallel_rows(ctx, total, chunk, thunk, env) with env = {ctx,
+ * buffers}; for a batch reduction's parts (part_chunk not NULL)
+ * rt_parallel_parts with env = {ctx, buffers, chunk}. */
+static void call_rows(Cg *c, LLVMValueRef ctxp, LLVMValueRef total, LLVMValueRef thunk, LLVMValueRef chunk,
+                      const LLVMValueRef *bp, const int *ks, int nk, bool parts)
 {
-    LLVMValueRef env = LLVMBuildAlloca(c->b, LLVMArrayType2(c->ptr, (uint64_t)nk + 1), "env");
-    for (int j = 0; j <= nk; j++) {
+    LLVMValueRef env = LLVMBuildAlloca(c->b, LLVMArrayType2(c->ptr, (uint64_t)nk + 2), "env");
+    for (int j = 0; j <= nk + parts; j++) {
         LLVMValueRef idx = cg_i64(c, j);
         LLVMValueRef at = LLVMBuildInBoundsGEP2(c->b, c->ptr, env, &idx, 1, "");
-        LLVMBuildStore(c->b, j ? bp[ks[j - 1]] : ctxp, at);
+        LLVMValueRef v = j == 0 ? ctxp : j <= nk ? bp[ks[j - 1]] : LLVMBuildIntToPtr(c->b, chunk, c->ptr, "");
+        LLVMBuildStore(c->b, v, at);
     }
     LLVMTypeRef pt[5] = {c->ptr, c->i64, c->i64, c->ptr, c->ptr};
-    LLVMValueRef a[5] = {ctxp, total, cg_i64(c, chunk), thunk, env};
-    cg_call(c, "rt_parallel_rows", c->vd, pt, 5, a);
+    LLVMValueRef a[5] = {ctxp, total, chunk, thunk, env};
+    cg_call(c, parts ? "rt_parallel_parts" : "rt_parallel_rows", c->vd, pt, 5, a);
+}
+
+/* Rows per part of a batch reduction: ceil(N / CG_RED_TASKS), at least 1. */
+static LLVMValueRef part_chunk(Cg *c)
+{
+    LLVMValueRef q = LLVMBuildSDiv(c->b, LLVMBuildNSWAdd(c->b, c->n, cg_i64(c, CG_RED_TASKS - 1), ""),
+                                   cg_i64(c, CG_RED_TASKS), "");
+    LLVMValueRef small = LLVMBuildICmp(c->b, LLVMIntSLT, q, cg_i64(c, 1), "");
+    return LLVMBuildSelect(c->b, small, cg_i64(c, 1), q, "chunk");
 }
 
 /* bytes of a slot for the entry's N */
@@ -352,14 +345,17 @@ LLVMModuleRef cg_build_part(LLVMContextRef cx, const Plan *p, int lo, int hi, co
     for (int i = lo; i < hi; i++)
         if (p->steps[i].kind == STEP_KERNEL) {
             int ns = cg_step_slots(p, &p->steps[i], slots);
-            flat[i] = flat_elems(p, &p->steps[i]);
+            const Step *st = &p->steps[i];
+            bool part = st->scratch >= 0 && plan_batch_reduction(p, st->node);
+            flat[i] = flat_elems(p, st);
             c.flat = flat[i] > 0;
-            kfn[i] = emit_kernel(&c, i, &p->steps[i], slots, ns);
-            c.flat = false;
-            rows[i] = flat[i] ? CG_ROW_GRAIN : row_chunk(p, &p->steps[i]);
+            c.partial = part;
+            kfn[i] = emit_kernel(&c, i, st, slots, ns);
+            c.flat = c.partial = false;
+            rows[i] = flat[i] ? CG_ROW_GRAIN : part ? -1 : row_chunk(p, st);
             if (rows[i]) {
-                int ks[CG_MAXARGS], nk = kernel_slots(p, &p->steps[i], ks);
-                rowfn[i] = emit_rows_thunk(&c, i, kfn[i], ks, nk, flat[i] > 0);
+                int ks[CG_MAXARGS], nk = kernel_slots(p, st, ks);
+                rowfn[i] = emit_rows_thunk(&c, i, kfn[i], ks, nk, flat[i] > 0, part ? st : NULL);
             }
         }
 
@@ -370,6 +366,7 @@ LLVMModuleRef cg_build_part(LLVMContextRef cx, const Plan *p, int lo, int hi, co
     LLVMSetValueName2(ctxp, "ctx", 3);
     LLVMSetValueName2(LLVMGetParam(entry, 1), "N", 1);
     LLVMSetValueName2(bufs, "bufs", 4);
+    c.alloca_bb = LLVMAppendBasicBlockInContext(cx, entry, "allocas"); /* for cg_alloca */
     LLVMPositionBuilderAtEnd(c.b, LLVMAppendBasicBlockInContext(cx, entry, "entry"));
     c.fn = entry;
     c.n = LLVMGetParam(entry, 1);
@@ -392,8 +389,13 @@ LLVMModuleRef cg_build_part(LLVMContextRef cx, const Plan *p, int lo, int hi, co
             continue;
         }
         int ks[CG_MAXARGS], nk = kernel_slots(p, st, ks);
-        if (rows[i]) {
-            call_rows(&c, ctxp, flat[i] ? cg_i64(&c, flat[i]) : c.n, rowfn[i], rows[i], bp, ks, nk);
+        if (rows[i] < 0) {
+            LLVMValueRef chunk = part_chunk(&c);
+            call_rows(&c, ctxp, c.n, rowfn[i], chunk, bp, ks, nk, true);
+            cg_reduce_combine(&c, st, bp[st->scratch], bp[st->out], chunk);
+        } else if (rows[i]) {
+            call_rows(&c, ctxp, flat[i] ? cg_i64(&c, flat[i]) : c.n, rowfn[i], cg_i64(&c, rows[i]), bp, ks, nk,
+                      false);
         } else {
             LLVMValueRef args[CG_MAXARGS + 2];
             int na = 0;
@@ -406,7 +408,7 @@ LLVMModuleRef cg_build_part(LLVMContextRef cx, const Plan *p, int lo, int hi, co
         if (profile)
             prof_call(&c, ctxp, i);
     }
-    LLVMBuildRetVoid(c.b);
+    cg_kernel_end(&c); /* return; the allocas branch to the entry */
     free(bp);
     free(kfn);
     free(rowfn);

@@ -155,6 +155,58 @@ int64_t plan_conv_chunk(const Node *v)
 }
 
 
+/* ---- splitting by rows ---- */
+
+bool plan_has_n_after(const Shape *s, int from)
+{
+    for (int k = from; k < s->rank; k++)
+        if (s->d[k] == IR_DIM_N)
+            return true;
+    return false;
+}
+
+bool plan_n_leading(const Shape *s)
+{
+    return s->rank >= 1 && s->d[0] == IR_DIM_N && !plan_has_n_after(s, 1);
+}
+
+int64_t plan_row_elems(const Shape *s)
+{
+    int64_t row = 1;
+    for (int k = 1; k < s->rank; k++)
+        row *= s->d[k];
+    return row;
+}
+
+int plan_split_kind(const Plan *p, int s, const Shape *view)
+{
+    const Shape *own = &p->slots[s].shape;
+    if (plan_n_leading(view) && plan_n_leading(own))
+        return 1;
+    if (!plan_has_n_after(view, 0) && !plan_has_n_after(own, 0))
+        return 0;
+    return -1;
+}
+
+bool plan_batch_reduction(const Plan *p, const Node *v)
+{
+    const Node *r = v->op == OP_FUSED ? ir_fused_reduction(v) : v;
+    if (!r || (r->op != OP_REDUCE_SUM && r->op != OP_REDUCE_MEAN && r->op != OP_REDUCE_MAX))
+        return false;
+    const Shape *s = &r->in[0]->shape;
+    bool batch = false;
+    for (int i = 0; i < r->a.naxes; i++)
+        batch |= r->a.axes[i] == 0;
+    if (!batch || !plan_n_leading(s) || ir_shape_has_n(&r->shape) || plan_row_elems(s) < CG_ROW_MIN)
+        return false;
+    for (int i = 0; i < v->nin; i++) {
+        int k = p->node_slot[v->in[i]->id];
+        if (k >= 0 && plan_split_kind(p, k, &v->in[i]->shape) < 0)
+            return false;
+    }
+    return true;
+}
+
 /* ---- building the plan ---- */
 
 /* Node.iaux during planning: 0 not needed by any output, 1 needed,
@@ -444,6 +496,8 @@ static void add_kernels(Builder *b)
         if (!is_kernel(v))
             continue;
         int64_t sc = conv_scratch(v);
+        if (plan_batch_reduction(b->p, v)) /* the partial results */
+            sc = CG_RED_TASKS * ir_shape_numel(&v->shape, 0);
         int scratch = sc > 0 ? add_slot(b->p, JIT_BUF_TEMP, NULL, v->dt, ir_shape1(sc), mono(sc)) : -1;
         add_step(b->p, STEP_KERNEL, v, b->p->node_slot[i], -1, scratch);
     }

@@ -64,7 +64,7 @@ static void acc_body(Cg *c, void *ud, LLVMValueRef *offs)
 
 static LLVMValueRef finish(Cg *c, Red *r, LLVMValueRef a)
 {
-    if (r->v->op != OP_REDUCE_MEAN)
+    if (r->v->op != OP_REDUCE_MEAN || c->partial)
         return a;
     return LLVMBuildFDiv(c->b, a, LLVMBuildSIToFP(c->b, r->count, cg_type(c, r->dt), ""), "");
 }
@@ -187,8 +187,54 @@ void cg_reduce(Cg *c, const Step *st)
         acc[r.ops.n].stride[k] = os[k];
     }
     cg_nest(c, s->rank, dims, r.ops.n + 1, acc, mem_body, &r);
-    if (v->op == OP_REDUCE_MEAN)
+    if (v->op == OP_REDUCE_MEAN && !c->partial)
         cg_nest(c, 1, &on, 1, &o, mean_body, &r);
+}
+
+/* ---- reductions over the batch axis in parts (plan_batch_reduction) ---- */
+
+typedef struct Combine {
+    const Node *r;
+    LLVMValueRef part, ntasks, count, acc, out;
+    int64_t oe; /* elements of the result */
+} Combine;
+
+/* out[i] = part[0][i] (+) part[1][i] (+) ... in task order; a mean then
+ * divides by the count of every reduced element. */
+static void combine_body(Cg *c, void *ud, LLVMValueRef *offs)
+{
+    Combine *k = ud;
+    DType t = k->r->dt;
+    LLVMBuildStore(c->b, cg_fconst(c, t, init_value(k->r->op)), k->acc);
+    Loop l;
+    LLVMValueRef iv = cg_loop_begin(c, &l, k->ntasks, "part");
+    LLVMValueRef at = LLVMBuildNSWAdd(c->b, LLVMBuildNSWMul(c->b, iv, cg_i64(c, k->oe), ""), offs[1], "");
+    LLVMValueRef a = LLVMBuildLoad2(c->b, cg_type(c, t), k->acc, "");
+    LLVMBuildStore(c->b, combine(c, k->r->op, a, cg_load(c, t, k->part, at), false), k->acc);
+    cg_loop_end(c, &l);
+    LLVMValueRef v = LLVMBuildLoad2(c->b, cg_type(c, t), k->acc, "");
+    if (k->r->op == OP_REDUCE_MEAN)
+        v = LLVMBuildFDiv(c->b, v, LLVMBuildSIToFP(c->b, k->count, cg_type(c, t), ""), "");
+    cg_store(c, t, v, k->out, offs[0]);
+}
+
+void cg_reduce_combine(Cg *c, const Step *st, LLVMValueRef part, LLVMValueRef out, LLVMValueRef chunk)
+{
+    const Node *v = st->node, *r = v->op == OP_FUSED ? ir_fused_reduction(v) : v;
+    const Shape *s = &r->in[0]->shape;
+    Mono count = mono(1);
+    for (int i = 0; i < r->a.naxes; i++)
+        count = mono_mul(count, mono_dim(s->d[r->a.axes[i]]));
+    LLVMValueRef n1 = LLVMBuildNSWAdd(c->b, c->n, LLVMBuildNSWSub(c->b, chunk, cg_i64(c, 1), ""), "");
+    Combine k = {r, part, LLVMBuildSDiv(c->b, n1, chunk, "ntasks"), cg_mono(c, count),
+                 cg_alloca(c, cg_type(c, r->dt), "acc"), out, ir_shape_numel(&r->shape, 0)};
+    Acc acc[2];
+    memset(acc, 0, sizeof acc);
+    acc[0].base = out;
+    acc[0].stride[0] = mono(1);
+    acc[1].stride[0] = mono(1); /* the element index */
+    Mono on = mono(k.oe);
+    cg_nest(c, 1, &on, 2, acc, combine_body, &k);
 }
 
 /* ---- argmax: first index of the maximum along one axis ---- */

@@ -1,10 +1,10 @@
 /* Threads do not change results: graphs of row-parallel generated
- * kernels (elementwise, reductions keeping the batch axis) and of runtime
- * kernels split per image or per block (pooling and its gradients,
- * few-channel convolutions, dropout masks) give bit-identical outputs
- * with 1 and with 3 threads, for batch sizes that leave a partial last
- * task; they match the interpreter; GEMM-based convolutions agree within
- * BLAS rounding. */
+ * kernels (elementwise, reductions keeping the batch axis, reductions
+ * over it in parts) and of runtime kernels split per image or per block
+ * (pooling and its gradients, few-channel convolutions, dropout masks)
+ * give bit-identical outputs with 1 and with 3 threads, for batch sizes
+ * that leave a partial last task and an empty batch; they match the
+ * interpreter; GEMM-based convolutions agree within BLAS rounding. */
 #include <string.h>
 
 #include "test_jit_util.h"
@@ -38,8 +38,8 @@ static void check_threads(const char *name, const char *text, Tol blas, Tol tol)
     diags_init(&d);
     Graph *g = parse(text, &d);
     JitModule *m1 = compile_threads(g, 1, &d), *m3 = compile_threads(g, 3, &d);
-    int64_t ns[3] = {37, 5, 1};
-    for (int i = 0; i < 3; i++) {
+    int64_t ns[4] = {37, 5, 1, 0};
+    for (int i = 0; i < 4; i++) {
         TensorMap params, inputs;
         rt_map_init(&params);
         rt_map_init(&inputs);
@@ -92,6 +92,35 @@ START_TEST(elementwise_rows)
                                  "  output value \"s\" = %s\n"
                                  "  output value \"m\" = %m\n"
                                  "}\n",
+                  exact, sum_tol);
+}
+END_TEST
+
+/* Reductions over the batch axis with rows of at least 1024 elements run
+ * as 8 ranges of rows into partial results, combined in order (N = 37:
+ * ranges of 5 rows, the last of 2): sums, a mean over the batch and the
+ * image axes, a maximum and a fused reduction (batchnorm's variance). */
+START_TEST(batch_reductions)
+{
+    check_threads("batch reductions", "graph t {\n"
+                                      "  %x = input \"x\" : f32[N,8,8,32]\n"
+                                      "  %mu = param \"mu\" : f32[32]\n"
+                                      "  %s = reduce_sum(%x) {axes=[0]} : f32[8,8,32]\n"
+                                      "  %m = reduce_mean(%x) {axes=[0,1,2]} : f32[32]\n"
+                                      "  %k = reduce_max(%x) {axes=[0,1,2,3], keepdims=true} : f32[1,1,1,1]\n"
+                                      "  %v = fused(%x, %mu) : f32[32] {\n"
+                                      "    %a0 = input \"0\" : f32[N,8,8,32]\n"
+                                      "    %a1 = input \"1\" : f32[32]\n"
+                                      "    %2 = sub(%a0, %a1) : f32[N,8,8,32]\n"
+                                      "    %3 = square(%2) : f32[N,8,8,32]\n"
+                                      "    %4 = reduce_mean(%3) {axes=[0,1,2]} : f32[32]\n"
+                                      "    output %4\n"
+                                      "  }\n"
+                                      "  output value \"s\" = %s\n"
+                                      "  output value \"m\" = %m\n"
+                                      "  output value \"k\" = %k\n"
+                                      "  output value \"v\" = %v\n"
+                                      "}\n",
                   exact, sum_tol);
 }
 END_TEST
@@ -253,6 +282,7 @@ int main(void)
     tcase_add_test(t, pool_runs_every_task_once);
     tcase_add_test(t, pool_nested_jobs);
     tcase_add_test(t, elementwise_rows);
+    tcase_add_test(t, batch_reductions);
     tcase_add_test(t, flat_update_loops);
     tcase_add_test(t, pooling_images);
     tcase_add_test(t, dropout_blocks);
