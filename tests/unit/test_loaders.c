@@ -481,6 +481,9 @@ START_TEST(fashion_mnist_real)
     rt_dataset_free(&ds);
     ck_assert(rt_load_fashion_mnist(FMNIST, "train", &o, &ds, &d));
     ck_assert_int_eq(ds.n, 60000);
+    /* the images stay bytes: 47 MB, not 188 MB of f32 */
+    ck_assert_ptr_nonnull(col(&ds, "x")->bytes);
+    ck_assert_int_eq(rt_dataset_bytes(&ds), 60000 * 784 + 60000 * 4);
     y = col(&ds, "y");
     memset(counts, 0, sizeof counts);
     for (int64_t i = 0; i < y->t->numel; i++)
@@ -1087,6 +1090,141 @@ START_TEST(split_and_slice)
 }
 END_TEST
 
+/* ---- 8-bit data kept as bytes ---- */
+
+#define BN 37 /* examples of 4x4 bytes; every byte value occurs */
+
+static unsigned char byte_px[BN * 16], byte_lb[BN];
+
+/* byte_px/byte_lb loaded from IDX files, or (npy) from an NPY |u1 array
+ * of shape (37, 16) and i32 labels. */
+static Dataset load_bytes(bool npy, DType dt)
+{
+    for (int i = 0; i < BN * 16; i++)
+        byte_px[i] = (unsigned char)(i * 97 + 13);
+    int32_t lab[BN];
+    for (int i = 0; i < BN; i++)
+        lab[i] = byte_lb[i] = (unsigned char)(i * 7 % 10);
+    RtLoadOpts o;
+    rt_load_opts_default(&o);
+    o.dt = dt;
+    Diags d;
+    diags_init(&d);
+    Dataset ds;
+    unsigned char b[BN * 16 + 256];
+    char *im, *lb;
+    if (!npy) {
+        uint32_t dims[3] = {BN, 4, 4}, n = BN;
+        im = put("b.im", b, idx_bytes(b, 0x803, 3, dims, byte_px, sizeof byte_px));
+        lb = put("b.lb", b, idx_bytes(b, 0x801, 1, &n, byte_lb, BN));
+        ck_assert(rt_load_idx(im, lb, &o, &ds, &d));
+    } else {
+        im = put("b.npy", b, npy_bytes(b, 1, "{'descr': '|u1', 'fortran_order': False, 'shape': "
+                                             "(37, 16), }",
+                                       byte_px, sizeof byte_px));
+        lb = put("l.npy", b, npy_bytes(b, 1, "{'descr': '<i4', 'fortran_order': False, 'shape': "
+                                             "(37,), }",
+                                       lab, sizeof lab));
+        ck_assert(rt_load_npy(im, lb, &o, &ds, &d));
+    }
+    ck_assert_int_eq(d.n, 0);
+    diags_free(&d);
+    free(im);
+    free(lb);
+    ck_assert_ptr_nonnull(col(&ds, "x")->bytes);
+    ck_assert_ptr_null(col(&ds, "x")->t->data);
+    ck_assert_int_eq(rt_dataset_bytes(&ds), BN * 16 + BN * 4);
+    return ds;
+}
+
+/* The data of load_bytes converted to values up front, as the loaders did
+ * before they kept bytes: IDX b * (1.0/255.0), NPY b / 255.0, then stored
+ * as the dtype of x. */
+static Dataset up_front(const Dataset *bytes, bool npy)
+{
+    const Tensor *x = col(bytes, "x")->t;
+    Tensor *v = rt_tensor_new(x->dt, x->rank, x->dims);
+    for (int64_t i = 0; i < v->numel; i++)
+        rt_set(v, i, npy ? byte_px[i] / 255.0 : byte_px[i] * (1.0 / 255.0));
+    Dataset ds;
+    rt_dataset_init(&ds);
+    ck_assert(rt_dataset_add(&ds, "x", v));
+    ck_assert(rt_dataset_add(&ds, "y", rt_tensor_clone(col(bytes, "y")->t)));
+    return ds;
+}
+
+/* Do the batches of a shuffled epoch (batch 8, so the last one is partial)
+ * hold the same bits from a and b? */
+static bool same_batches(const Dataset *a, const Dataset *b, uint64_t epoch)
+{
+    ck_assert_int_eq(a->n, b->n);
+    ck_assert_int_ne(a->n % 8, 0);
+    int64_t perm[BN];
+    rt_perm_identity(perm, a->n);
+    rt_shuffle(perm, a->n, 11, epoch);
+    TensorMap ba, bb;
+    rt_map_init(&ba);
+    rt_map_init(&bb);
+    bool same = true;
+    for (int64_t s = 0; s < a->n; s += 8) {
+        int64_t rows = rt_dataset_batch(a, perm, s, 8, &ba);
+        ck_assert_int_eq(rt_dataset_batch(b, perm, s, 8, &bb), rows);
+        ck_assert_int_eq(ba.n, bb.n);
+        for (int i = 0; i < bb.n; i++) {
+            const Tensor *ta = rt_map_get(&ba, bb.names[i]), *tb = bb.t[i];
+            ck_assert(ta && ta->dt == tb->dt && rt_tensor_same_shape(ta, tb));
+            ck_assert_int_eq(ta->dims[0], rows);
+            same = same && memcmp(ta->data, tb->data, (size_t)rt_tensor_bytes(tb)) == 0;
+        }
+    }
+    rt_map_free(&ba);
+    rt_map_free(&bb);
+    return same;
+}
+
+/* Batches gathered from bytes equal, bit for bit, those from the values
+ * converted up front: IDX and NPY, f32 and f64, shuffled, with a partial
+ * last batch, after a validation split, and after converting a column to
+ * another dtype (as binding to a model input does). */
+START_TEST(byte_batches)
+{
+    for (int npy = 0; npy < 2; npy++) {
+        for (int f64 = 0; f64 < 2; f64++) {
+            Dataset by = load_bytes(npy, f64 ? DT_F64 : DT_F32), ref = up_front(&by, npy);
+            char buf[64], want[64];
+            snprintf(want, sizeof want, npy ? "%s[37,16]" : "%s[37,4,4,1]", f64 ? "f64" : "f32");
+            ck_assert_str_eq(rt_tensor_type_str(col(&by, "x")->t, buf, sizeof buf), want);
+            for (uint64_t e = 0; e < 2; e++)
+                ck_assert(same_batches(&by, &ref, e));
+            for (int64_t i = 0; i < BN * 16; i++)
+                ck_assert(rt_col_get(col(&by, "x"), i) == rt_col_get(col(&ref, "x"), i));
+            Diags d;
+            diags_init(&d);
+            Dataset bt, bv, rtr, rv;
+            ck_assert(rt_dataset_split(&by, 0.25, &bt, &bv, &d));
+            ck_assert(rt_dataset_split(&ref, 0.25, &rtr, &rv, &d));
+            ck_assert_ptr_nonnull(col(&bt, "x")->bytes);
+            ck_assert_ptr_nonnull(col(&bv, "x")->bytes);
+            ck_assert(same_batches(&bt, &rtr, 0) && same_batches(&bv, &rv, 1));
+            DataCol *cb = &bt.cols[rt_dataset_find(&bt, "x")], *cr = &rtr.cols[rt_dataset_find(&rtr, "x")];
+            rt_col_cast(cb, f64 ? DT_F32 : DT_F64);
+            rt_col_cast(cr, f64 ? DT_F32 : DT_F64);
+            ck_assert_ptr_nonnull(cb->bytes);
+            ck_assert(same_batches(&bt, &rtr, 2));
+            rt_col_cast(cb, DT_I32);
+            rt_col_cast(cr, DT_I32);
+            ck_assert(same_batches(&bt, &rtr, 3));
+            Dataset other = up_front(&by, !npy); /* the other loader's arithmetic */
+            ck_assert(same_batches(&by, &other, 0) == !f64); /* f32 rounds both alike */
+            Dataset *all[] = {&by, &ref, &bt, &bv, &rtr, &rv, &other};
+            for (size_t i = 0; i < ARRAY_LEN(all); i++)
+                rt_dataset_free(all[i]);
+            diags_free(&d);
+        }
+    }
+}
+END_TEST
+
 START_TEST(uniform_dataset)
 {
     Dataset a, b;
@@ -1137,6 +1275,7 @@ static Suite *suite(void)
     tcase_add_test(t, shuffle_and_batches);
     tcase_add_test(t, split_and_slice);
     tcase_add_test(t, uniform_dataset);
+    tcase_add_test(t, byte_batches);
     suite_add_tcase(s, t);
     return s;
 }
