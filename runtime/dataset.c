@@ -140,8 +140,8 @@ void rt_col_cast(DataCol *c, DType dt)
     c->t = r;
 }
 
-/* Bytes of one element, of one example, and the data of a column as
- * stored (one byte per element for 8-bit data). */
+/* A column as stored: bytes per element (one for 8-bit data), elements
+ * per example, and the data. */
 static size_t elem_bytes(const DataCol *c)
 {
     return c->bytes ? 1 : (size_t)ir_dtype_size(c->t->dt);

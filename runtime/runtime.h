@@ -179,7 +179,8 @@ double rt_col_get(const DataCol *c, int64_t i);
 /* Convert a column's values to dt in place (as rt_tensor_cast; 8-bit data
  * keeps its bytes and converts its 256 values). */
 void rt_col_cast(DataCol *c, DType dt);
-/* Bytes of memory the data set's tensors hold. */
+/* Bytes of element data the data set holds (one per element of 8-bit
+ * data). */
 int64_t rt_dataset_bytes(const Dataset *ds);
 /* Examples [begin, begin+count) of ds copied into out (initialised here). */
 void rt_dataset_slice(const Dataset *ds, int64_t begin, int64_t count, Dataset *out);
@@ -230,10 +231,10 @@ bool rt_load_csv(const char *path, const RtLoadOpts *o, Dataset *out, Diags *d);
  * (values must fit). */
 Tensor *rt_npy_read(const char *path, Diags *d);
 bool rt_npy_write(const char *path, const Tensor *t, Diags *d); /* atomic, version 1 */
-/* x from x_path (converted to o->dt; |u1 kept as 8-bit data of dtype o->dt,
- * scaled when o->scale) and, when
- * y_path is not NULL, labels from y_path (integers checked against
- * o->classes; float targets when classes == 0). */
+/* x from x_path (converted to o->dt; |u1 kept as 8-bit data of dtype
+ * o->dt, scaled when o->scale) and, when y_path is not NULL, labels from
+ * y_path (integers checked against o->classes; float targets when
+ * classes == 0). */
 bool rt_load_npy(const char *x_path, const char *y_path, const RtLoadOpts *o, Dataset *out,
                  Diags *d);
 
