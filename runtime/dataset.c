@@ -1,8 +1,10 @@
-/* Data sets: named tensors sharing a leading example dimension, seeded
- * shuffling, batch extraction, validation splits, generated data and
- * safetensors data sets. */
+/* Data sets: named tensors sharing a leading example dimension (8-bit data
+ * kept as bytes and converted per batch), seeded shuffling, batch
+ * extraction, validation splits, generated data and safetensors data
+ * sets. */
 #include "rtio.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 void rt_load_opts_default(RtLoadOpts *o)
@@ -22,42 +24,148 @@ void rt_load_opts_default(RtLoadOpts *o)
 
 void rt_dataset_init(Dataset *ds)
 {
-    ds->n = 0;
-    rt_map_init(&ds->t);
+    memset(ds, 0, sizeof *ds);
+}
+
+static void col_free(DataCol *c)
+{
+    free(c->name);
+    rt_tensor_free(c->t);
+    if (c->bytes)
+        free(c->bytes->data);
+    free(c->bytes);
+    memset(c, 0, sizeof *c);
 }
 
 void rt_dataset_free(Dataset *ds)
 {
-    rt_map_free(&ds->t);
-    ds->n = 0;
+    for (int i = 0; i < ds->ncols; i++)
+        col_free(&ds->cols[i]);
+    free(ds->cols);
+    rt_dataset_init(ds);
+}
+
+int rt_dataset_find(const Dataset *ds, const char *name)
+{
+    for (int i = 0; i < ds->ncols; i++)
+        if (strcmp(ds->cols[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+const DataCol *rt_dataset_col(const Dataset *ds, const char *name)
+{
+    int i = rt_dataset_find(ds, name);
+    return i >= 0 ? &ds->cols[i] : NULL;
+}
+
+/* Add column (t, b) as name, replacing a column of the same name; frees
+ * both when t is a scalar or has another example count. */
+static bool put(Dataset *ds, const char *name, Tensor *t, RtBytes *b)
+{
+    if (t->rank == 0 || (ds->ncols > 0 && t->dims[0] != ds->n)) {
+        DataCol bad = {NULL, t, b};
+        col_free(&bad);
+        return false;
+    }
+    if (ds->ncols == 0)
+        ds->n = t->dims[0];
+    DataCol c = {xstrdup(name), t, b};
+    int i = rt_dataset_find(ds, name);
+    if (i >= 0) {
+        col_free(&ds->cols[i]);
+        ds->cols[i] = c;
+    } else {
+        VEC_PUSH(ds->cols, ds->ncols, ds->cap, c);
+    }
+    return true;
 }
 
 bool rt_dataset_add(Dataset *ds, const char *name, Tensor *t)
 {
-    if (!t)
-        return false;
-    if (t->rank == 0 || (ds->t.n > 0 && t->dims[0] != ds->n)) {
-        rt_tensor_free(t);
-        return false;
+    return t && put(ds, name, t, NULL);
+}
+
+/* A tensor with a dtype and shape but no data (8-bit data holds bytes). */
+static Tensor *shape_only(DType dt, int rank, const int64_t *dims)
+{
+    Tensor *t = xcalloc(1, sizeof *t);
+    t->dt = dt;
+    t->rank = rank;
+    t->numel = 1;
+    for (int i = 0; i < rank; i++) {
+        t->dims[i] = dims[i];
+        t->numel *= dims[i];
     }
-    if (ds->t.n == 0)
-        ds->n = t->dims[0];
-    rt_map_put(&ds->t, name, t);
-    return true;
+    return t;
 }
 
-Tensor *rt_dataset_get(const Dataset *ds, const char *name)
+bool rt_dataset_add_bytes(Dataset *ds, const char *name, DType dt, int rank,
+                          const int64_t *dims, unsigned char *data, const double value[256])
 {
-    return rt_map_get(&ds->t, name);
+    RtBytes *b = xmalloc(sizeof *b);
+    b->data = data;
+    for (int i = 0; i < 256; i++)
+        b->value[i] = rt_dtype_round(dt, value[i]);
+    return put(ds, name, shape_only(dt, rank, dims), b);
 }
 
-/* Bytes of one example of t. */
-static size_t row_bytes(const Tensor *t)
+bool rt_dataset_take(Dataset *ds, const char *name, DataCol *c)
 {
-    size_t r = (size_t)ir_dtype_size(t->dt);
+    bool ok = put(ds, name, c->t, c->bytes);
+    c->t = NULL;
+    c->bytes = NULL;
+    return ok;
+}
+
+double rt_col_get(const DataCol *c, int64_t i)
+{
+    return c->bytes ? c->bytes->value[c->bytes->data[i]] : rt_get(c->t, i);
+}
+
+void rt_col_cast(DataCol *c, DType dt)
+{
+    if (c->t->dt == dt)
+        return;
+    if (c->bytes) {
+        for (int i = 0; i < 256; i++)
+            c->bytes->value[i] = rt_dtype_round(dt, c->bytes->value[i]);
+        c->t->dt = dt;
+        return;
+    }
+    Tensor *r = rt_tensor_cast(c->t, dt);
+    if (!r)
+        ICE("cannot allocate a converted data set tensor");
+    rt_tensor_free(c->t);
+    c->t = r;
+}
+
+/* A column as stored: bytes per element (one for 8-bit data), elements
+ * per example, and the data. */
+static size_t elem_bytes(const DataCol *c)
+{
+    return c->bytes ? 1 : (size_t)ir_dtype_size(c->t->dt);
+}
+
+static size_t row_elems(const Tensor *t)
+{
+    size_t r = 1;
     for (int i = 1; i < t->rank; i++)
         r *= (size_t)t->dims[i];
     return r;
+}
+
+static char *col_data(const DataCol *c)
+{
+    return c->bytes ? (char *)c->bytes->data : c->t->data;
+}
+
+int64_t rt_dataset_bytes(const Dataset *ds)
+{
+    int64_t n = 0;
+    for (int i = 0; i < ds->ncols; i++)
+        n += ds->cols[i].t->numel * (int64_t)elem_bytes(&ds->cols[i]);
+    return n;
 }
 
 static Tensor *rows_like(const Tensor *t, int64_t rows)
@@ -71,6 +179,25 @@ static Tensor *rows_like(const Tensor *t, int64_t rows)
     return r;
 }
 
+/* Rows [begin, begin+count) of c added to out as a column of the same kind. */
+static void slice_col(const DataCol *c, int64_t begin, int64_t count, Dataset *out)
+{
+    size_t rb = row_elems(c->t) * elem_bytes(c);
+    const char *src = col_data(c) + (size_t)begin * rb;
+    if (!c->bytes) {
+        Tensor *r = rows_like(c->t, count);
+        memcpy(r->data, src, (size_t)count * rb);
+        rt_dataset_add(out, c->name, r);
+        return;
+    }
+    unsigned char *data = xmalloc((size_t)count * rb + 1);
+    memcpy(data, src, (size_t)count * rb);
+    int64_t dims[IR_MAXRANK];
+    memcpy(dims, c->t->dims, sizeof dims);
+    dims[0] = count;
+    rt_dataset_add_bytes(out, c->name, c->t->dt, c->t->rank, dims, data, c->bytes->value);
+}
+
 void rt_dataset_slice(const Dataset *ds, int64_t begin, int64_t count, Dataset *out)
 {
     rt_dataset_init(out);
@@ -80,13 +207,8 @@ void rt_dataset_slice(const Dataset *ds, int64_t begin, int64_t count, Dataset *
         begin = ds->n;
     if (count < 0 || count > ds->n - begin)
         count = ds->n - begin;
-    for (int i = 0; i < ds->t.n; i++) {
-        const Tensor *t = ds->t.t[i];
-        Tensor *r = rows_like(t, count);
-        size_t rb = row_bytes(t);
-        memcpy(r->data, (const char *)t->data + (size_t)begin * rb, (size_t)count * rb);
-        rt_dataset_add(out, ds->t.names[i], r);
-    }
+    for (int i = 0; i < ds->ncols; i++)
+        slice_col(&ds->cols[i], begin, count, out);
     out->n = count;
 }
 
@@ -141,25 +263,78 @@ static bool fits(const Tensor *o, const Tensor *t, int64_t rows)
     return true;
 }
 
+/* The 256 values of 8-bit data as elements of the dtype they are rounded
+ * to (so these casts are exact). */
+typedef union ByteTable {
+    float f32[256];
+    double f64[256];
+    int32_t i32[256];
+} ByteTable;
+
+static void byte_table(const RtBytes *b, DType dt, ByteTable *tab)
+{
+    for (int i = 0; i < 256; i++) {
+        if (dt == DT_F32)
+            tab->f32[i] = (float)b->value[i];
+        else if (dt == DT_F64)
+            tab->f64[i] = b->value[i];
+        else
+            tab->i32[i] = (int32_t)b->value[i];
+    }
+}
+
+/* dst[i] := the value of byte src[i], for n elements of dtype dt. */
+static void bytes_to_values(const ByteTable *tab, DType dt, const unsigned char *src, size_t n,
+                            void *dst)
+{
+    if (dt == DT_F32) {
+        float *o = dst;
+        for (size_t i = 0; i < n; i++)
+            o[i] = tab->f32[src[i]];
+    } else if (dt == DT_F64) {
+        double *o = dst;
+        for (size_t i = 0; i < n; i++)
+            o[i] = tab->f64[src[i]];
+    } else {
+        int32_t *o = dst;
+        for (size_t i = 0; i < n; i++)
+            o[i] = tab->i32[src[i]];
+    }
+}
+
+/* Rows perm[start..start+rows) of column c (perm NULL = identity) as the
+ * rows of o, a tensor of c's values. */
+static void gather(const DataCol *c, const int64_t *perm, int64_t start, int64_t rows, Tensor *o)
+{
+    size_t per = row_elems(c->t), vb = per * (size_t)ir_dtype_size(o->dt);
+    ByteTable tab;
+    if (c->bytes)
+        byte_table(c->bytes, o->dt, &tab);
+    for (int64_t k = 0; k < rows; k++) {
+        int64_t src = perm ? perm[start + k] : start + k;
+        MC_ASSERT(src >= 0 && src < c->t->dims[0]);
+        char *dst = (char *)o->data + (size_t)k * vb;
+        if (c->bytes)
+            bytes_to_values(&tab, o->dt, c->bytes->data + (size_t)src * per, per, dst);
+        else
+            memcpy(dst, (const char *)c->t->data + (size_t)src * vb, vb);
+    }
+}
+
 int64_t rt_dataset_batch(const Dataset *ds, const int64_t *perm, int64_t start, int64_t count,
                          TensorMap *out)
 {
     int64_t rows = start < 0 || start >= ds->n ? 0 : count < ds->n - start ? count : ds->n - start;
     if (rows <= 0)
         return 0;
-    for (int i = 0; i < ds->t.n; i++) {
-        const Tensor *t = ds->t.t[i];
-        Tensor *o = rt_map_get(out, ds->t.names[i]);
-        if (!fits(o, t, rows)) {
-            o = rows_like(t, rows);
-            rt_map_put(out, ds->t.names[i], o);
+    for (int i = 0; i < ds->ncols; i++) {
+        const DataCol *c = &ds->cols[i];
+        Tensor *o = rt_map_get(out, c->name);
+        if (!fits(o, c->t, rows)) {
+            o = rows_like(c->t, rows);
+            rt_map_put(out, c->name, o);
         }
-        size_t rb = row_bytes(t);
-        for (int64_t k = 0; k < rows; k++) {
-            int64_t src = perm ? perm[start + k] : start + k;
-            MC_ASSERT(src >= 0 && src < ds->n);
-            memcpy((char *)o->data + (size_t)k * rb, (const char *)t->data + (size_t)src * rb, rb);
-        }
+        gather(c, perm, start, rows, o);
     }
     return rows;
 }

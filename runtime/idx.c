@@ -128,23 +128,16 @@ static bool check_labels(const char *path, const IdxFile *lb, int classes, Diags
     return true;
 }
 
-static Tensor *images_tensor(const IdxFile *im, const RtLoadOpts *o)
+/* The images as 8-bit data x = dt[N,rows,cols,1] (taking im->data): byte
+ * b stands for b/255 when scaling, computed as b * (1.0/255.0). */
+static void add_images(Dataset *out, IdxFile *im, const RtLoadOpts *o)
 {
     int64_t dims[4] = {im->count, im->dims[1], im->dims[2], 1};
-    Tensor *x = rt_tensor_new(o->dt, 4, dims);
-    if (!x)
-        ICE("cannot allocate %lld bytes of images", (long long)im->nread);
-    double s = o->scale ? 1.0 / 255.0 : 1.0;
-    const unsigned char *src = im->data;
-    if (x->dt == DT_F32) { /* the common case, in a loop that vectorizes */
-        float *dst = x->data;
-        for (int64_t i = 0; i < im->nread; i++)
-            dst[i] = (float)(src[i] * s);
-    } else {
-        for (int64_t i = 0; i < im->nread; i++)
-            rt_set(x, i, src[i] * s);
-    }
-    return x;
+    double s = o->scale ? 1.0 / 255.0 : 1.0, value[256];
+    for (int b = 0; b < 256; b++)
+        value[b] = b * s;
+    rt_dataset_add_bytes(out, o->x_name, o->dt, 4, dims, im->data, value);
+    im->data = NULL;
 }
 
 static Tensor *labels_tensor(const IdxFile *lb, const RtLoadOpts *o)
@@ -176,7 +169,7 @@ bool rt_load_idx(const char *images, const char *labels, const RtLoadOpts *o, Da
     }
     ok = ok && check_labels(labels, &lb, o->classes, d);
     if (ok) {
-        rt_dataset_add(out, o->x_name, images_tensor(&im, o));
+        add_images(out, &im, o);
         rt_dataset_add(out, o->y_name, labels_tensor(&lb, o));
     }
     free(im.data);

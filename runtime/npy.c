@@ -335,7 +335,8 @@ static double npy_elem(const unsigned char *p, const NpyInfo *info)
 
 /* The array in its natural dtype (floats stay, integers and bools become
  * i32 and must fit). */
-static Tensor *npy_tensor(RtReader *r, const NpyInfo *info, const unsigned char *data)
+static Tensor *npy_tensor(const char *path, const NpyInfo *info, const unsigned char *data,
+                          Diags *d)
 {
     DType dt = info->kind == 'f' ? (info->size == 4 ? DT_F32 : DT_F64) : DT_I32;
     Tensor *t = rt_tensor_new(dt, info->rank, info->dims);
@@ -348,8 +349,9 @@ static Tensor *npy_tensor(RtReader *r, const NpyInfo *info, const unsigned char 
     for (int64_t i = 0; i < info->numel; i++) {
         double v = npy_elem(data + i * info->size, info);
         if (v < INT32_MIN || v > INT32_MAX) {
-            diag_error(r->d, r->loc, "value %.0f at index %lld (byte %lld) does not fit in i32", v,
-                       (long long)i, (long long)(info->offset + i * info->size));
+            diag_error(d, rt_file_loc(d, path), "value %.0f at index %lld (byte %lld) does not "
+                                                "fit in i32",
+                       v, (long long)i, (long long)(info->offset + i * info->size));
             rt_tensor_free(t);
             return NULL;
         }
@@ -358,15 +360,17 @@ static Tensor *npy_tensor(RtReader *r, const NpyInfo *info, const unsigned char 
     return t;
 }
 
-static Tensor *npy_read(const char *path, NpyInfo *info, Diags *d)
+/* The data of a whole, valid NPY file (malloc'd, numel * size bytes), or
+ * NULL after a diagnostic. */
+static unsigned char *npy_read_data(const char *path, NpyInfo *info, Diags *d)
 {
     RtReader r;
     memset(info, 0, sizeof *info);
     if (!rt_reader_open(&r, path, d))
         return NULL;
-    Tensor *t = NULL;
     unsigned char *data = NULL;
     int64_t want = 0, got = 0;
+    int end = -1;
     if (!npy_info(&r, info))
         goto out;
     want = info->numel * info->size;
@@ -378,15 +382,24 @@ static Tensor *npy_read(const char *path, NpyInfo *info, Diags *d)
                    (long long)want, (long long)info->offset, (long long)(info->offset + got));
         goto out;
     }
-    int end = rt_reader_at_end(&r);
+    end = rt_reader_at_end(&r);
     if (end == 0)
         diag_error(d, r.loc, "unexpected data after byte %lld (the header promises %lld bytes)",
                    (long long)(info->offset + want), (long long)want);
-    if (end == 1)
-        t = npy_tensor(&r, info, data);
 out:
-    free(data);
     rt_reader_close(&r);
+    if (end != 1) {
+        free(data);
+        data = NULL;
+    }
+    return data;
+}
+
+static Tensor *npy_read(const char *path, NpyInfo *info, Diags *d)
+{
+    unsigned char *data = npy_read_data(path, info, d);
+    Tensor *t = data ? npy_tensor(path, info, data, d) : NULL;
+    free(data);
     return t;
 }
 
@@ -420,13 +433,19 @@ bool rt_npy_write(const char *path, const Tensor *t, Diags *d)
 
 /* ---- data sets ---- */
 
-static Tensor *npy_inputs(Tensor *raw, const NpyInfo *info, const RtLoadOpts *o)
+static bool is_bytes(const NpyInfo *info)
 {
-    Tensor *x = rt_tensor_cast(raw, o->dt);
-    if (info->kind == 'u' && info->size == 1 && o->scale)
-        for (int64_t i = 0; i < x->numel; i++)
-            rt_set(x, i, rt_get(x, i) / 255.0);
-    return x;
+    return info->kind == 'u' && info->size == 1;
+}
+
+/* x as 8-bit data (taking data): byte b stands for b/255.0 when scaling. */
+static void add_byte_inputs(Dataset *out, const NpyInfo *info, unsigned char *data,
+                            const RtLoadOpts *o)
+{
+    double value[256];
+    for (int b = 0; b < 256; b++)
+        value[b] = o->scale ? b / 255.0 : b;
+    rt_dataset_add_bytes(out, o->x_name, o->dt, info->rank, info->dims, data, value);
 }
 
 static Tensor *npy_labels(const char *path, Tensor *raw, const NpyInfo *info,
@@ -460,28 +479,37 @@ bool rt_load_npy(const char *x_path, const char *y_path, const RtLoadOpts *o, Da
 {
     rt_dataset_init(out);
     NpyInfo xi, yi;
-    Tensor *xr = npy_read(x_path, &xi, d), *yr = NULL, *x = NULL, *y = NULL;
-    bool ok = xr != NULL;
-    if (ok && xr->rank == 0) {
+    unsigned char *xd = npy_read_data(x_path, &xi, d);
+    Tensor *yr = NULL, *y = NULL, *xr = NULL;
+    bool ok = xd != NULL;
+    if (ok && !is_bytes(&xi)) { /* range errors come before the labels' errors */
+        ok = (xr = npy_tensor(x_path, &xi, xd, d)) != NULL;
+        free(xd);
+        xd = NULL;
+    }
+    if (ok && xi.rank == 0) {
         diag_error(d, rt_file_loc(d, x_path), "a data set needs an array with an example "
                                               "dimension, not a scalar");
         ok = false;
     }
     if (ok && y_path) {
         ok = (yr = npy_read(y_path, &yi, d)) != NULL;
-        if (ok && (yr->rank == 0 || yr->dims[0] != xr->dims[0])) {
+        if (ok && (yr->rank == 0 || yr->dims[0] != xi.dims[0])) {
             diag_error(d, rt_file_loc(d, y_path), "%lld labels, but %s has %lld examples",
-                       (long long)(yr->rank ? yr->dims[0] : 1), x_path, (long long)xr->dims[0]);
+                       (long long)(yr->rank ? yr->dims[0] : 1), x_path, (long long)xi.dims[0]);
             ok = false;
         }
         ok = ok && (y = npy_labels(y_path, yr, &yi, o, d)) != NULL;
     }
-    if (ok) {
-        x = npy_inputs(xr, &xi, o);
-        rt_dataset_add(out, o->x_name, x);
-        if (y)
-            rt_dataset_add(out, o->y_name, y);
+    if (ok && xr) {
+        rt_dataset_add(out, o->x_name, rt_tensor_cast(xr, o->dt));
+    } else if (ok) {
+        add_byte_inputs(out, &xi, xd, o);
+        xd = NULL;
     }
+    if (ok && y)
+        rt_dataset_add(out, o->y_name, y);
+    free(xd);
     rt_tensor_free(xr);
     rt_tensor_free(yr);
     return ok;

@@ -104,6 +104,8 @@ bool rt_check_params(const Graph *g, const TensorMap *m, const char *file, bool 
 int64_t rt_tensor_bytes(const Tensor *t);
 /* Copy of t converted to dt (float->i32 truncates toward zero). */
 Tensor *rt_tensor_cast(const Tensor *t, DType dt);
+/* v as it reads back after rt_set into a tensor of dtype dt. */
+double rt_dtype_round(DType dt, double v);
 /* Remove name from m and return its tensor (the caller owns it); NULL when
  * absent. */
 Tensor *rt_map_take(TensorMap *m, const char *name);
@@ -112,9 +114,29 @@ int rt_map_find(const TensorMap *m, const char *name);
 
 /* ---- data sets (dataset.c): N examples as named tensors whose leading
  * dimension is N ("x" inputs, "y" labels or targets) ---- */
+
+/* 8-bit data (IDX images, NPY |u1 arrays) kept as its bytes: element i is
+ * value[data[i]], each value already rounded to the tensor's dtype the way
+ * a conversion at load time would have rounded it. Batches convert by
+ * table lookup (rt_dataset_batch), so the values are bit-identical. */
+typedef struct RtBytes {
+    unsigned char *data; /* one byte per element, owned */
+    double value[256];
+} RtBytes;
+
+/* One data set tensor [N, ...]. t gives its dtype and shape, and holds its
+ * values unless bytes is set: then t->data is NULL and the values are read
+ * through rt_col_get or a batch. */
+typedef struct DataCol {
+    char *name;
+    Tensor *t;
+    RtBytes *bytes;
+} DataCol;
+
 typedef struct Dataset {
     int64_t n;
-    TensorMap t;
+    int ncols, cap;
+    DataCol *cols;
 } Dataset;
 
 /* Loader options; rt_load_opts_default gives the defaults in brackets. */
@@ -140,7 +162,26 @@ void rt_dataset_free(Dataset *ds);
  * count; the first tensor sets ds->n. False (tensor freed) when the counts
  * disagree or the tensor is a scalar. */
 bool rt_dataset_add(Dataset *ds, const char *name, Tensor *t);
-Tensor *rt_dataset_get(const Dataset *ds, const char *name);
+/* Add 8-bit data of dtype dt and shape dims (dims[0] examples), taking
+ * ownership of data (one byte per element); byte b stands for value[b]
+ * (rounded here to dt). False (data freed) as for rt_dataset_add. */
+bool rt_dataset_add_bytes(Dataset *ds, const char *name, DType dt, int rank,
+                          const int64_t *dims, unsigned char *data, const double value[256]);
+/* Move the data of column *c (of another data set) into ds as name; c
+ * keeps its name and is left without data (only rt_dataset_free and
+ * rt_dataset_find may be used on its data set after that). */
+bool rt_dataset_take(Dataset *ds, const char *name, DataCol *c);
+/* Index of the column named name, or -1; the column itself, or NULL. */
+int rt_dataset_find(const Dataset *ds, const char *name);
+const DataCol *rt_dataset_col(const Dataset *ds, const char *name);
+/* Element i of a column's values (as rt_get). */
+double rt_col_get(const DataCol *c, int64_t i);
+/* Convert a column's values to dt in place (as rt_tensor_cast; 8-bit data
+ * keeps its bytes and converts its 256 values). */
+void rt_col_cast(DataCol *c, DType dt);
+/* Bytes of element data the data set holds (one per element of 8-bit
+ * data). */
+int64_t rt_dataset_bytes(const Dataset *ds);
 /* Examples [begin, begin+count) of ds copied into out (initialised here). */
 void rt_dataset_slice(const Dataset *ds, int64_t begin, int64_t count, Dataset *out);
 /* Keras validation_split: train gets the first floor(n*(1-val_frac))
@@ -153,9 +194,10 @@ bool rt_dataset_split(const Dataset *ds, double val_frac, Dataset *train, Datase
 void rt_perm_identity(int64_t *perm, int64_t n);
 void rt_shuffle(int64_t *perm, int64_t n, uint64_t seed, uint64_t epoch);
 /* Gather examples perm[start..start+count) (perm NULL = identity) into out,
- * one tensor per data set tensor with leading dimension = the rows taken
- * (the last batch may be partial). Reuses out's tensors when their shape
- * fits. Returns the number of rows (0 when start >= n). */
+ * one tensor of values per data set tensor (8-bit data converted) with
+ * leading dimension = the rows taken (the last batch may be partial).
+ * Reuses out's tensors when their shape fits. Returns the number of rows
+ * (0 when start >= n). */
 int64_t rt_dataset_batch(const Dataset *ds, const int64_t *perm, int64_t start, int64_t count,
                          TensorMap *out);
 /* Scenario S3: n inputs uniform in [lo, hi) as x_name dt[n,1] and, when
@@ -169,7 +211,8 @@ bool rt_load_safetensors_dataset(const char *path, const RtLoadOpts *o, Dataset 
 
 /* ---- IDX files (idx.c), gzip-compressed or plain ---- */
 /* An image file (magic 0x00000803, [N,rows,cols] unsigned bytes) and a label
- * file (0x00000801, [N]): x = dt[N,rows,cols,1], y = i32[N] or one-hot. */
+ * file (0x00000801, [N]): x = dt[N,rows,cols,1] kept as 8-bit data, y =
+ * i32[N] or one-hot. */
 bool rt_load_idx(const char *images, const char *labels, const RtLoadOpts *o, Dataset *out,
                  Diags *d);
 /* dir/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]; split is "train"
@@ -188,9 +231,10 @@ bool rt_load_csv(const char *path, const RtLoadOpts *o, Dataset *out, Diags *d);
  * (values must fit). */
 Tensor *rt_npy_read(const char *path, Diags *d);
 bool rt_npy_write(const char *path, const Tensor *t, Diags *d); /* atomic, version 1 */
-/* x from x_path (converted to o->dt; |u1 scaled when o->scale) and, when
- * y_path is not NULL, labels from y_path (integers checked against
- * o->classes; float targets when classes == 0). */
+/* x from x_path (converted to o->dt; |u1 kept as 8-bit data of dtype
+ * o->dt, scaled when o->scale) and, when y_path is not NULL, labels from
+ * y_path (integers checked against o->classes; float targets when
+ * classes == 0). */
 bool rt_load_npy(const char *x_path, const char *y_path, const RtLoadOpts *o, Dataset *out,
                  Diags *d);
 

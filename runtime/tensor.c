@@ -113,6 +113,13 @@ void rt_set(Tensor *t, int64_t i, double v)
     }
 }
 
+double rt_dtype_round(DType dt, double v)
+{
+    Tensor one = {.dt = dt, .rank = 0, .numel = 1, .data = &(double){0}};
+    rt_set(&one, 0, v);
+    return rt_get(&one, 0);
+}
+
 bool rt_tensor_same_shape(const Tensor *a, const Tensor *b)
 {
     if (a->rank != b->rank)

@@ -139,7 +139,7 @@ static bool report(const StatsArgs *a, InsStats *s1, InsStats *s2, Diags *d)
 static void static_warnings(const Graph *g, const Dataset *ds)
 {
     WarnInputs wi;
-    ins_input_stats(g, &ds->t, &wi);
+    ins_input_stats(g, ds, &wi);
     Diags wd;
     diags_init(&wd);
     for (int i = 0; i < g->nfiles; i++) {

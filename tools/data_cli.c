@@ -94,46 +94,41 @@ static bool is_model_input(const Node *n)
     return n->op == OP_INPUT && strcmp(n->a.name, "optimizer.lr") != 0;
 }
 
-/* Convert the tensor in *slot to fit input node n (dtype, one-hot,
- * per-example reshape). A tensor that already has the dtype is moved out
- * of *slot (left NULL) and reshaped in place rather than copied. */
-static Tensor *fit(Tensor **slot, const Node *n, const char *dname, Diags *d)
+/* Fit column c of the loaded data to input node n (dtype, one-hot,
+ * per-example reshape) and add it to out under the input's name. Except
+ * for one-hot labels the column is moved, not copied: reshaped in place
+ * and converted when the dtype differs (8-bit data keeps its bytes and
+ * converts its 256 values). */
+static bool fit(DataCol *c, const Node *n, Dataset *out, Diags *d)
 {
-    Tensor *t = *slot;
+    Tensor *t = c->t;
     const Shape *s = &n->shape;
     int64_t per = ir_shape_numel(s, 1), have = t->rank ? t->numel / (t->dims[0] ? t->dims[0] : 1) : 1;
     int64_t rows = t->rank ? t->dims[0] : 1;
     char b1[96], b2[128];
-    Tensor *r = NULL;
     if (t->dt == DT_I32 && ir_dtype_is_float(n->dt) && have == 1 && per > 1 && s->rank == 2) {
         int64_t dims[2] = {rows, s->d[1]};
-        r = rt_tensor_new(n->dt, 2, dims);
+        Tensor *r = rt_tensor_new(n->dt, 2, dims);
         for (int64_t i = 0; i < rows; i++) {
-            int64_t c = (int64_t)rt_get(t, i);
-            if (c >= 0 && c < s->d[1])
-                rt_set(r, i * s->d[1] + c, 1);
+            int64_t k = (int64_t)rt_col_get(c, i);
+            if (k >= 0 && k < s->d[1])
+                rt_set(r, i * s->d[1] + k, 1);
         }
-        return r;
+        return rt_dataset_add(out, n->a.name, r);
     }
     if (per != have || s->rank == 0 || s->d[0] != IR_DIM_N) {
         diag_error(d, n->loc, "input '%s' is %s but the data '%s' is %s", n->a.name,
-                   ir_type_str(n->dt, s, b2, sizeof b2), dname, rt_tensor_type_str(t, b1, sizeof b1));
-        return NULL;
+                   ir_type_str(n->dt, s, b2, sizeof b2), c->name, rt_tensor_type_str(t, b1, sizeof b1));
+        return false;
     }
     int64_t dims[IR_MAXRANK] = {0};
     dims[0] = rows;
     for (int k = 1; k < s->rank; k++)
         dims[k] = s->d[k];
-    if (t->dt == n->dt) { /* same elements, same order: only the shape changes */
-        *slot = NULL;
-        t->rank = s->rank;
-        memcpy(t->dims, dims, sizeof dims);
-        return t;
-    }
-    r = rt_tensor_new(n->dt, s->rank, dims);
-    for (int64_t i = 0; i < t->numel; i++)
-        rt_set(r, i, rt_get(t, i));
-    return r;
+    t->rank = s->rank; /* same elements, same order: only the shape changes */
+    memcpy(t->dims, dims, sizeof dims);
+    rt_col_cast(c, n->dt);
+    return rt_dataset_take(out, n->a.name, c);
 }
 
 static bool bind(const Graph *g, Dataset *raw, Dataset *out, Diags *d)
@@ -146,11 +141,10 @@ static bool bind(const Graph *g, Dataset *raw, Dataset *out, Diags *d)
         const Node *n = g->nodes[i];
         if (!is_model_input(n))
             continue;
-        int k = rt_map_find(&raw->t, n->a.name);
+        int k = rt_dataset_find(raw, n->a.name);
         if (k >= 0 && k < 64) {
             used[k] = true;
-            Tensor *t = fit(&raw->t.t[k], n, raw->t.names[k], d);
-            if (!t || !rt_dataset_add(out, n->a.name, t))
+            if (!fit(&raw->cols[k], n, out, d))
                 return false;
         } else if (nun < 16) {
             un[nun++] = n;
@@ -159,11 +153,11 @@ static bool bind(const Graph *g, Dataset *raw, Dataset *out, Diags *d)
     for (int j = 0; j < nun; j++) {
         const Node *n = un[j];
         int pick = -1;
-        for (int k = 0; k < raw->t.n && k < 64; k++) {
+        for (int k = 0; k < raw->ncols && k < 64; k++) {
             if (used[k])
                 continue;
-            bool lab = raw->t.t[k]->dt == DT_I32;
-            bool want_lab = n->dt == DT_I32 || (n->shape.rank == 2 && strcmp(raw->t.names[k], "y") == 0);
+            bool lab = raw->cols[k].t->dt == DT_I32;
+            bool want_lab = n->dt == DT_I32 || (n->shape.rank == 2 && strcmp(raw->cols[k].name, "y") == 0);
             if (pick < 0 || lab == want_lab)
                 pick = lab == want_lab || pick < 0 ? k : pick;
             if (lab == want_lab)
@@ -175,11 +169,10 @@ static bool bind(const Graph *g, Dataset *raw, Dataset *out, Diags *d)
             return false;
         }
         used[pick] = true;
-        Tensor *t = fit(&raw->t.t[pick], n, raw->t.names[pick], d);
-        if (!t || !rt_dataset_add(out, n->a.name, t))
+        if (!fit(&raw->cols[pick], n, out, d))
             return false;
     }
-    if (out->t.n == 0)
+    if (out->ncols == 0)
         out->n = raw->n;
     return true;
 }

@@ -36,7 +36,7 @@ struct TrainWatch {
 void tw_static_warnings(const Graph *src, const Dataset *train, FILE *f)
 {
     WarnInputs wi;
-    ins_input_stats(src, &train->t, &wi);
+    ins_input_stats(src, train, &wi);
     Diags wd;
     diags_init(&wd);
     for (int i = 0; i < src->nfiles; i++) {

@@ -106,7 +106,7 @@ double ins_param_grad_ratio(const InsStats *s, int i);
 /* Mean and variance of every float input of g found in data (over all its
  * elements), for ps_warn's estimates. Names point into g; release with
  * ins_input_stats_free. */
-void ins_input_stats(const Graph *g, const TensorMap *data, WarnInputs *out);
+void ins_input_stats(const Graph *g, const Dataset *data, WarnInputs *out);
 void ins_input_stats_free(WarnInputs *w);
 
 /* ---- printing (report.c) ---- */

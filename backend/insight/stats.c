@@ -479,19 +479,21 @@ double ins_param_grad_ratio(const InsStats *s, int i)
 
 /* ---- input statistics for the static warnings ---- */
 
-void ins_input_stats(const Graph *g, const TensorMap *data, WarnInputs *out)
+void ins_input_stats(const Graph *g, const Dataset *data, WarnInputs *out)
 {
     WarnInput *v = xcalloc((size_t)g->nnodes + 1, sizeof(WarnInput));
     int n = 0;
     for (int i = 0; i < g->nnodes; i++) {
         const Node *x = g->nodes[i];
-        const Tensor *t = x->op == OP_INPUT && ir_dtype_is_float(x->dt) ? rt_map_get(data, x->a.name)
-                                                                        : NULL;
+        const DataCol *c = x->op == OP_INPUT && ir_dtype_is_float(x->dt)
+                               ? rt_dataset_col(data, x->a.name)
+                               : NULL;
+        const Tensor *t = c ? c->t : NULL;
         if (!t || t->numel == 0)
             continue;
         double sum = 0, sumsq = 0;
         for (int64_t k = 0; k < t->numel; k++) {
-            double e = rt_get(t, k);
+            double e = rt_col_get(c, k);
             sum += e;
             sumsq += e * e;
         }

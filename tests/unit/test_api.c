@@ -26,6 +26,16 @@ static void load_data(Dataset *ds, int64_t limit)
     diags_free(&d);
 }
 
+/* The first limit training examples as one batch. */
+static void load_batch(TensorMap *b, int64_t limit)
+{
+    Dataset ds;
+    load_data(&ds, limit);
+    rt_map_init(b);
+    ck_assert_int_eq(rt_dataset_batch(&ds, NULL, 0, limit, b), limit);
+    rt_dataset_free(&ds);
+}
+
 /* The tensors of a batch map as mc_tensor views (at most 2). */
 static int views(const TensorMap *b, mc_tensor *v)
 {
@@ -178,18 +188,18 @@ static double one_step(mc_mode mode, mc_backend be, char **warn)
 {
     mc_model *m = compiled(be, mode, false);
     *warn = strdup(mc_warnings(m));
-    Dataset ds;
-    load_data(&ds, 100);
+    TensorMap ds;
+    load_batch(&ds, 100);
     mc_tensor v[2];
-    views(&ds.t, v);
+    views(&ds, v);
     double loss;
-    ck_assert_msg(mc_train_step(m, v, ds.t.n, 0.5, &loss), "%s", mc_last_error(m));
+    ck_assert_msg(mc_train_step(m, v, ds.n, 0.5, &loss), "%s", mc_last_error(m));
     char path[64];
     snprintf(path, sizeof path, "api_mode_%d_%d.safetensors", (int)mode, (int)be);
     ck_assert(mc_save(m, path));
     mc_free(m);
     double ss = kernel_ss(path);
-    rt_dataset_free(&ds);
+    rt_map_free(&ds);
     return ss;
 }
 
@@ -240,15 +250,15 @@ START_TEST(eval_in_training_mode_warns)
         ck_assert_msg(m != NULL, "%s", mc_last_error(NULL));
         warn[k] = strdup(mc_warnings(m));
         ck_assert(mc_init_params(m, 5));
-        Dataset ds;
-        load_data(&ds, 200);
+        TensorMap ds;
+        load_batch(&ds, 200);
         mc_tensor v[2];
-        views(&ds.t, v);
-        ck_assert_msg(mc_eval_batch(m, v, ds.t.n, &loss[k], &acc[k], 1), "%s", mc_last_error(m));
+        views(&ds, v);
+        ck_assert_msg(mc_eval_batch(m, v, ds.n, &loss[k], &acc[k], 1), "%s", mc_last_error(m));
         ck_assert_int_eq(mc_step(m), 0);
         ck_assert(mc_save(m, "api_eval_mode.safetensors"));
         mc_free(m);
-        rt_dataset_free(&ds);
+        rt_map_free(&ds);
         /* the parameters are still the initial ones */
         mc_options_default(&o);
         m = mc_compile(MODEL, &o);
@@ -283,21 +293,21 @@ static void eval_once(mc_backend be, bool prepare, bool eval_only, double *loss,
         ck_assert(mc_prepare_eval(m)); /* once is enough */
         ck_assert_ptr_eq(m->jeval, jm);
     }
-    Dataset ds;
-    load_data(&ds, 300);
+    TensorMap ds;
+    load_batch(&ds, 300);
     mc_tensor v[2];
-    views(&ds.t, v);
-    ck_assert_msg(mc_eval_batch(m, v, ds.t.n, loss, acc, 1), "%s", mc_last_error(m));
+    views(&ds, v);
+    ck_assert_msg(mc_eval_batch(m, v, ds.n, loss, acc, 1), "%s", mc_last_error(m));
     if (be == MC_BACKEND_JIT)
         ck_assert_ptr_nonnull(m->jeval);
     else
         ck_assert_ptr_null(m->jeval);
     if (eval_only && be == MC_BACKEND_JIT) {
         double l;
-        ck_assert(!mc_train_step(m, v, ds.t.n, 0.01, &l));
+        ck_assert(!mc_train_step(m, v, ds.n, 0.01, &l));
         ck_assert_str_eq(mc_last_error(m), "the model was compiled for evaluation only (mc_options.eval_only)");
     }
-    rt_dataset_free(&ds);
+    rt_map_free(&ds);
     mc_free(m);
 }
 

@@ -38,6 +38,14 @@ static char *put_str(const char *name, const char *text)
     return put(name, text, strlen(text));
 }
 
+/* The column name of ds (which must exist). */
+static const DataCol *col(const Dataset *ds, const char *name)
+{
+    const DataCol *c = rt_dataset_col(ds, name);
+    ck_assert_msg(c != NULL, "no data set tensor '%s'", name);
+    return c;
+}
+
 /* ---- IDX ---- */
 
 static size_t idx_bytes(unsigned char *b, uint32_t magic, int ndim, const uint32_t *dims,
@@ -73,7 +81,7 @@ static void expect_idx_fail(const char *im, const char *lb, const char *want)
     rt_load_opts_default(&o);
     Dataset ds;
     ck_assert(!rt_load_idx(im, lb, &o, &ds, &d));
-    ck_assert_int_eq(ds.t.n, 0);
+    ck_assert_int_eq(ds.ncols, 0);
     th_expect_diag(&d, want);
     diags_free(&d);
 }
@@ -90,12 +98,12 @@ START_TEST(idx_valid)
     Dataset ds;
     ck_assert(rt_load_idx(im, lb, &o, &ds, &d));
     ck_assert_int_eq(ds.n, 3);
-    Tensor *x = rt_dataset_get(&ds, "x"), *y = rt_dataset_get(&ds, "y");
+    const DataCol *x = col(&ds, "x"), *y = col(&ds, "y");
     char buf[64];
-    ck_assert_str_eq(rt_tensor_type_str(x, buf, sizeof buf), "f32[3,2,2,1]");
-    ck_assert_str_eq(rt_tensor_type_str(y, buf, sizeof buf), "i32[3]");
-    ck_assert(rt_get(x, 1) == 1.0f && rt_get(x, 2) == 0.2f && rt_get(x, 0) == 0.0f);
-    ck_assert(rt_get(y, 1) == 9 && rt_get(y, 2) == 3);
+    ck_assert_str_eq(rt_tensor_type_str(x->t, buf, sizeof buf), "f32[3,2,2,1]");
+    ck_assert_str_eq(rt_tensor_type_str(y->t, buf, sizeof buf), "i32[3]");
+    ck_assert(rt_col_get(x, 1) == 1.0f && rt_col_get(x, 2) == 0.2f && rt_col_get(x, 0) == 0.0f);
+    ck_assert(rt_col_get(y, 1) == 9 && rt_col_get(y, 2) == 3);
     rt_dataset_free(&ds);
 
     o.scale = false;
@@ -104,14 +112,14 @@ START_TEST(idx_valid)
     o.x_name = "image";
     o.y_name = "label";
     ck_assert(rt_load_idx(im, lb, &o, &ds, &d));
-    x = rt_dataset_get(&ds, "image"), y = rt_dataset_get(&ds, "label");
-    ck_assert_str_eq(rt_tensor_type_str(x, buf, sizeof buf), "f64[3,2,2,1]");
-    ck_assert_str_eq(rt_tensor_type_str(y, buf, sizeof buf), "f64[3,10]");
-    ck_assert(rt_get(x, 1) == 255.0);
-    ck_assert(rt_get(y, 0) == 1 && rt_get(y, 10 + 9) == 1 && rt_get(y, 20 + 3) == 1);
+    x = col(&ds, "image"), y = col(&ds, "label");
+    ck_assert_str_eq(rt_tensor_type_str(x->t, buf, sizeof buf), "f64[3,2,2,1]");
+    ck_assert_str_eq(rt_tensor_type_str(y->t, buf, sizeof buf), "f64[3,10]");
+    ck_assert(rt_col_get(x, 1) == 255.0);
+    ck_assert(rt_col_get(y, 0) == 1 && rt_col_get(y, 10 + 9) == 1 && rt_col_get(y, 20 + 3) == 1);
     double sum = 0;
     for (int i = 0; i < 30; i++)
-        sum += rt_get(y, i);
+        sum += rt_col_get(y, i);
     ck_assert(sum == 3);
     rt_dataset_free(&ds);
     ck_assert_int_eq(d.n, 0);
@@ -267,17 +275,19 @@ static void expect_idx_prefix(const char *im, const char *lb, const RtLoadOpts *
     ck_assert_int_eq(d.n, 0);
     int64_t want = k > 0 && k < all->n ? k : all->n;
     ck_assert_int_eq(ds.n, want);
-    ck_assert_int_eq(ds.t.n, all->t.n);
-    for (int i = 0; i < all->t.n; i++) {
-        const Tensor *a = all->t.t[i], *t = rt_dataset_get(&ds, all->t.names[i]);
-        ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(ds.ncols, all->ncols);
+    for (int i = 0; i < all->ncols; i++) {
+        const DataCol *ac = &all->cols[i], *c = col(&ds, ac->name);
+        const Tensor *a = ac->t, *t = c->t;
         ck_assert_int_eq(t->dt, a->dt);
         ck_assert_int_eq(t->rank, a->rank);
         ck_assert_int_eq(t->dims[0], want);
         for (int r = 1; r < a->rank; r++)
             ck_assert_int_eq(t->dims[r], a->dims[r]);
         ck_assert_int_eq(t->numel, a->numel / (a->dims[0] ? a->dims[0] : 1) * want);
-        ck_assert(memcmp(t->data, a->data, (size_t)rt_tensor_bytes(t)) == 0);
+        ck_assert(!c->bytes == !ac->bytes);
+        for (int64_t e = 0; e < t->numel; e++)
+            ck_assert(rt_col_get(c, e) == rt_col_get(ac, e));
     }
     rt_dataset_free(&ds);
     diags_free(&d);
@@ -292,7 +302,7 @@ static void expect_idx_fail_limit(const char *im, const char *lb, int64_t k, con
     o.limit = k;
     Dataset ds;
     ck_assert_msg(!rt_load_idx(im, lb, &o, &ds, &d), "limit %lld accepted %s", (long long)k, im);
-    ck_assert_int_eq(ds.t.n, 0);
+    ck_assert_int_eq(ds.ncols, 0);
     th_expect_diag(&d, want);
     diags_free(&d);
 }
@@ -451,30 +461,33 @@ START_TEST(fashion_mnist_real)
     Dataset ds;
     ck_assert(rt_load_fashion_mnist(FMNIST, "test", &o, &ds, &d));
     ck_assert_int_eq(ds.n, 10000);
-    Tensor *x = rt_dataset_get(&ds, "x"), *y = rt_dataset_get(&ds, "y");
+    const DataCol *x = col(&ds, "x"), *y = col(&ds, "y");
     char buf[64];
-    ck_assert_str_eq(rt_tensor_type_str(x, buf, sizeof buf), "f32[10000,28,28,1]");
-    ck_assert_str_eq(rt_tensor_type_str(y, buf, sizeof buf), "i32[10000]");
-    ck_assert(rt_get(y, 0) == 9); /* the first t10k label: an ankle boot */
+    ck_assert_str_eq(rt_tensor_type_str(x->t, buf, sizeof buf), "f32[10000,28,28,1]");
+    ck_assert_str_eq(rt_tensor_type_str(y->t, buf, sizeof buf), "i32[10000]");
+    ck_assert(rt_col_get(y, 0) == 9); /* the first t10k label: an ankle boot */
     int counts[10] = {0};
-    for (int64_t i = 0; i < y->numel; i++) {
-        int v = (int)rt_get(y, i);
+    for (int64_t i = 0; i < y->t->numel; i++) {
+        int v = (int)rt_col_get(y, i);
         ck_assert(v >= 0 && v < 10);
         counts[v]++;
     }
     for (int c = 0; c < 10; c++)
         ck_assert_int_eq(counts[c], 1000);
     double lo = 1, hi = 0;
-    for (int64_t i = 0; i < x->numel; i++)
-        lo = fmin(lo, rt_get(x, i)), hi = fmax(hi, rt_get(x, i));
+    for (int64_t i = 0; i < x->t->numel; i++)
+        lo = fmin(lo, rt_col_get(x, i)), hi = fmax(hi, rt_col_get(x, i));
     ck_assert(lo == 0.0 && hi == 1.0);
     rt_dataset_free(&ds);
     ck_assert(rt_load_fashion_mnist(FMNIST, "train", &o, &ds, &d));
     ck_assert_int_eq(ds.n, 60000);
-    y = rt_dataset_get(&ds, "y");
+    /* the images stay bytes: 47 MB, not 188 MB of f32 */
+    ck_assert_ptr_nonnull(col(&ds, "x")->bytes);
+    ck_assert_int_eq(rt_dataset_bytes(&ds), 60000 * 784 + 60000 * 4);
+    y = col(&ds, "y");
     memset(counts, 0, sizeof counts);
-    for (int64_t i = 0; i < y->numel; i++)
-        counts[(int)rt_get(y, i)]++;
+    for (int64_t i = 0; i < y->t->numel; i++)
+        counts[(int)rt_col_get(y, i)]++;
     for (int c = 0; c < 10; c++)
         ck_assert_int_eq(counts[c], 6000);
     expect_idx_prefix(FMNIST "/train-images-idx3-ubyte.gz", FMNIST "/train-labels-idx1-ubyte.gz",
@@ -498,7 +511,7 @@ static void expect_csv_fail(const char *name, const char *text, const RtLoadOpts
     diags_init(&d);
     Dataset ds;
     ck_assert_msg(!rt_load_csv(p, o, &ds, &d), "accepted %s: %s", name, text);
-    ck_assert_int_eq(ds.t.n, 0);
+    ck_assert_int_eq(ds.ncols, 0);
     th_expect_diag(&d, want);
     diags_free(&d);
     free(p);
@@ -525,13 +538,13 @@ START_TEST(csv_valid)
     rt_load_opts_default(&o);
     Dataset ds = load_csv_ok("a.csv", "label,p1,p2\n1,0.5,2\n\n0, -1e-3 ,\"3\"\r\n", &o);
     ck_assert_int_eq(ds.n, 2);
-    Tensor *x = rt_dataset_get(&ds, "x"), *y = rt_dataset_get(&ds, "y");
+    const DataCol *x = col(&ds, "x"), *y = col(&ds, "y");
     char buf[64];
-    ck_assert_str_eq(rt_tensor_type_str(x, buf, sizeof buf), "f32[2,2]");
-    ck_assert_str_eq(rt_tensor_type_str(y, buf, sizeof buf), "i32[2]");
-    ck_assert(rt_get(x, 0) == 0.5f && rt_get(x, 1) == 2.0f && rt_get(x, 2) == -1e-3f &&
-              rt_get(x, 3) == 3.0f);
-    ck_assert(rt_get(y, 0) == 1 && rt_get(y, 1) == 0);
+    ck_assert_str_eq(rt_tensor_type_str(x->t, buf, sizeof buf), "f32[2,2]");
+    ck_assert_str_eq(rt_tensor_type_str(y->t, buf, sizeof buf), "i32[2]");
+    ck_assert(rt_col_get(x, 0) == 0.5f && rt_col_get(x, 1) == 2.0f && rt_col_get(x, 2) == -1e-3f &&
+              rt_col_get(x, 3) == 3.0f);
+    ck_assert(rt_col_get(y, 0) == 1 && rt_col_get(y, 1) == 0);
     rt_dataset_free(&ds);
 
     /* no header, label by index, float targets, gzip */
@@ -542,10 +555,10 @@ START_TEST(csv_valid)
     Diags d;
     diags_init(&d);
     ck_assert(rt_load_csv(p, &o, &ds, &d));
-    y = rt_dataset_get(&ds, "y");
-    ck_assert_str_eq(rt_tensor_type_str(y, buf, sizeof buf), "f64[3,1]");
-    ck_assert(rt_get(y, 1) == 6.25);
-    ck_assert(rt_get(rt_dataset_get(&ds, "x"), 5) == 8);
+    y = col(&ds, "y");
+    ck_assert_str_eq(rt_tensor_type_str(y->t, buf, sizeof buf), "f64[3,1]");
+    ck_assert(rt_col_get(y, 1) == 6.25);
+    ck_assert(rt_col_get(col(&ds, "x"), 5) == 8);
     rt_dataset_free(&ds);
     free(p);
 
@@ -555,15 +568,15 @@ START_TEST(csv_valid)
     o.one_hot = true;
     o.classes = 3;
     ds = load_csv_ok("c.csv", "a,cls\n0.1,2\n0.2,0\n", &o);
-    y = rt_dataset_get(&ds, "y");
-    ck_assert_str_eq(rt_tensor_type_str(y, buf, sizeof buf), "f32[2,3]");
-    ck_assert(rt_get(y, 2) == 1 && rt_get(y, 3) == 1 && rt_get(y, 0) == 0);
+    y = col(&ds, "y");
+    ck_assert_str_eq(rt_tensor_type_str(y->t, buf, sizeof buf), "f32[2,3]");
+    ck_assert(rt_col_get(y, 2) == 1 && rt_col_get(y, 3) == 1 && rt_col_get(y, 0) == 0);
     rt_dataset_free(&ds);
     rt_load_opts_default(&o);
     o.csv_label_index = -1;
     ds = load_csv_ok("d.csv", "1,2\n3,4\n", &o);
-    ck_assert_ptr_null(rt_dataset_get(&ds, "y"));
-    ck_assert_int_eq(rt_dataset_get(&ds, "x")->dims[1], 2);
+    ck_assert_ptr_null(rt_dataset_col(&ds, "y"));
+    ck_assert_int_eq(col(&ds, "x")->t->dims[1], 2);
     rt_dataset_free(&ds);
     /* a numeric first row forced to be a header */
     o.csv_header = 1;
@@ -839,10 +852,10 @@ START_TEST(npy_dataset)
     Dataset ds;
     ck_assert(rt_load_npy(x, y, &o, &ds, &d));
     char buf[64];
-    ck_assert_str_eq(rt_tensor_type_str(rt_dataset_get(&ds, "x"), buf, sizeof buf), "f32[2,3]");
-    ck_assert(rt_get(rt_dataset_get(&ds, "x"), 1) == 1.0f);
-    ck_assert(rt_get(rt_dataset_get(&ds, "x"), 2) == 0.2f);
-    ck_assert(rt_get(rt_dataset_get(&ds, "y"), 0) == 3);
+    ck_assert_str_eq(rt_tensor_type_str(col(&ds, "x")->t, buf, sizeof buf), "f32[2,3]");
+    ck_assert(rt_col_get(col(&ds, "x"), 1) == 1.0f);
+    ck_assert(rt_col_get(col(&ds, "x"), 2) == 0.2f);
+    ck_assert(rt_col_get(col(&ds, "y"), 0) == 3);
     rt_dataset_free(&ds);
     char *yb = put_npy("yb.npy", 1, "{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }",
                        badlab, 8);
@@ -858,7 +871,7 @@ START_TEST(npy_dataset)
     th_expect_diag(&d, "yf.npy: error: class labels must be integers, not float32");
     o.classes = 0;
     ck_assert(rt_load_npy(x, yf, &o, &ds, &d));
-    ck_assert(rt_get(rt_dataset_get(&ds, "y"), 1) == 1.0f);
+    ck_assert(rt_col_get(col(&ds, "y"), 1) == 1.0f);
     rt_dataset_free(&ds);
     diags_free(&d);
     free(x), free(y), free(yb), free(y3), free(yf);
@@ -941,9 +954,9 @@ START_TEST(safetensors_dataset)
     Dataset ds;
     ck_assert(rt_load_safetensors_dataset(p, &o, &ds, &d));
     ck_assert_int_eq(ds.n, 4);
-    ck_assert_int_eq(rt_dataset_get(&ds, "x")->dt, DT_F32);
-    ck_assert(rt_get(rt_dataset_get(&ds, "x"), 11) == 5.5f);
-    ck_assert(rt_get(rt_dataset_get(&ds, "y"), 3) == 6);
+    ck_assert_int_eq(col(&ds, "x")->t->dt, DT_F32);
+    ck_assert(rt_col_get(col(&ds, "x"), 11) == 5.5f);
+    ck_assert(rt_col_get(col(&ds, "y"), 3) == 6);
     rt_dataset_free(&ds);
     o.classes = 5;
     ck_assert(!rt_load_safetensors_dataset(p, &o, &ds, &d));
@@ -1040,7 +1053,7 @@ START_TEST(shuffle_and_batches)
     int64_t zd[1] = {3};
     ck_assert(!rt_dataset_add(&ds, "bad", rt_tensor_new(DT_F32, 1, zd)));
     ck_assert(!rt_dataset_add(&ds, "s", rt_tensor_new(DT_F32, 0, NULL)));
-    ck_assert_int_eq(ds.t.n, 2);
+    ck_assert_int_eq(ds.ncols, 2);
     rt_dataset_free(&ds);
 }
 END_TEST
@@ -1053,9 +1066,9 @@ START_TEST(split_and_slice)
     ck_assert(rt_dataset_split(&ds, 0.25, &tr, &va, &d));
     ck_assert_int_eq(tr.n, 7); /* floor(10 * 0.75) */
     ck_assert_int_eq(va.n, 3);
-    ck_assert(rt_get(rt_dataset_get(&va, "x"), 0) == 7.0);
-    ck_assert(rt_get(rt_dataset_get(&va, "y"), 2) == 9.0);
-    ck_assert(rt_get(rt_dataset_get(&tr, "x"), 13) == -6.0);
+    ck_assert(rt_col_get(col(&va, "x"), 0) == 7.0);
+    ck_assert(rt_col_get(col(&va, "y"), 2) == 9.0);
+    ck_assert(rt_col_get(col(&tr, "x"), 13) == -6.0);
     rt_dataset_free(&tr);
     rt_dataset_free(&va);
     ck_assert(!rt_dataset_split(&ds, 0.0, &tr, &va, &d));
@@ -1070,10 +1083,145 @@ START_TEST(split_and_slice)
     Dataset s;
     rt_dataset_slice(&ds, 8, 100, &s);
     ck_assert_int_eq(s.n, 2);
-    ck_assert(rt_get(rt_dataset_get(&s, "x"), 2) == 9.0);
+    ck_assert(rt_col_get(col(&s, "x"), 2) == 9.0);
     rt_dataset_free(&s);
     rt_dataset_free(&ds);
     diags_free(&d);
+}
+END_TEST
+
+/* ---- 8-bit data kept as bytes ---- */
+
+#define BN 37 /* examples of 4x4 bytes; every byte value occurs */
+
+static unsigned char byte_px[BN * 16], byte_lb[BN];
+
+/* byte_px/byte_lb loaded from IDX files, or (npy) from an NPY |u1 array
+ * of shape (37, 16) and i32 labels. */
+static Dataset load_bytes(bool npy, DType dt)
+{
+    for (int i = 0; i < BN * 16; i++)
+        byte_px[i] = (unsigned char)(i * 97 + 13);
+    int32_t lab[BN];
+    for (int i = 0; i < BN; i++)
+        lab[i] = byte_lb[i] = (unsigned char)(i * 7 % 10);
+    RtLoadOpts o;
+    rt_load_opts_default(&o);
+    o.dt = dt;
+    Diags d;
+    diags_init(&d);
+    Dataset ds;
+    unsigned char b[BN * 16 + 256];
+    char *im, *lb;
+    if (!npy) {
+        uint32_t dims[3] = {BN, 4, 4}, n = BN;
+        im = put("b.im", b, idx_bytes(b, 0x803, 3, dims, byte_px, sizeof byte_px));
+        lb = put("b.lb", b, idx_bytes(b, 0x801, 1, &n, byte_lb, BN));
+        ck_assert(rt_load_idx(im, lb, &o, &ds, &d));
+    } else {
+        im = put("b.npy", b, npy_bytes(b, 1, "{'descr': '|u1', 'fortran_order': False, 'shape': "
+                                             "(37, 16), }",
+                                       byte_px, sizeof byte_px));
+        lb = put("l.npy", b, npy_bytes(b, 1, "{'descr': '<i4', 'fortran_order': False, 'shape': "
+                                             "(37,), }",
+                                       lab, sizeof lab));
+        ck_assert(rt_load_npy(im, lb, &o, &ds, &d));
+    }
+    ck_assert_int_eq(d.n, 0);
+    diags_free(&d);
+    free(im);
+    free(lb);
+    ck_assert_ptr_nonnull(col(&ds, "x")->bytes);
+    ck_assert_ptr_null(col(&ds, "x")->t->data);
+    ck_assert_int_eq(rt_dataset_bytes(&ds), BN * 16 + BN * 4);
+    return ds;
+}
+
+/* The data of load_bytes converted to values up front, as the loaders did
+ * before they kept bytes: IDX b * (1.0/255.0), NPY b / 255.0, then stored
+ * as the dtype of x. */
+static Dataset up_front(const Dataset *bytes, bool npy)
+{
+    const Tensor *x = col(bytes, "x")->t;
+    Tensor *v = rt_tensor_new(x->dt, x->rank, x->dims);
+    for (int64_t i = 0; i < v->numel; i++)
+        rt_set(v, i, npy ? byte_px[i] / 255.0 : byte_px[i] * (1.0 / 255.0));
+    Dataset ds;
+    rt_dataset_init(&ds);
+    ck_assert(rt_dataset_add(&ds, "x", v));
+    ck_assert(rt_dataset_add(&ds, "y", rt_tensor_clone(col(bytes, "y")->t)));
+    return ds;
+}
+
+/* Do the batches of a shuffled epoch (batch 8, so the last one is partial)
+ * hold the same bits from a and b? */
+static bool same_batches(const Dataset *a, const Dataset *b, uint64_t epoch)
+{
+    ck_assert_int_eq(a->n, b->n);
+    ck_assert_int_ne(a->n % 8, 0);
+    int64_t perm[BN];
+    rt_perm_identity(perm, a->n);
+    rt_shuffle(perm, a->n, 11, epoch);
+    TensorMap ba, bb;
+    rt_map_init(&ba);
+    rt_map_init(&bb);
+    bool same = true;
+    for (int64_t s = 0; s < a->n; s += 8) {
+        int64_t rows = rt_dataset_batch(a, perm, s, 8, &ba);
+        ck_assert_int_eq(rt_dataset_batch(b, perm, s, 8, &bb), rows);
+        ck_assert_int_eq(ba.n, bb.n);
+        for (int i = 0; i < bb.n; i++) {
+            const Tensor *ta = rt_map_get(&ba, bb.names[i]), *tb = bb.t[i];
+            ck_assert(ta && ta->dt == tb->dt && rt_tensor_same_shape(ta, tb));
+            ck_assert_int_eq(ta->dims[0], rows);
+            same = same && memcmp(ta->data, tb->data, (size_t)rt_tensor_bytes(tb)) == 0;
+        }
+    }
+    rt_map_free(&ba);
+    rt_map_free(&bb);
+    return same;
+}
+
+/* Batches gathered from bytes equal, bit for bit, those from the values
+ * converted up front: IDX and NPY, f32 and f64, shuffled, with a partial
+ * last batch, after a validation split, and after converting a column to
+ * another dtype (as binding to a model input does). */
+START_TEST(byte_batches)
+{
+    for (int npy = 0; npy < 2; npy++) {
+        for (int f64 = 0; f64 < 2; f64++) {
+            Dataset by = load_bytes(npy, f64 ? DT_F64 : DT_F32), ref = up_front(&by, npy);
+            char buf[64], want[64];
+            snprintf(want, sizeof want, npy ? "%s[37,16]" : "%s[37,4,4,1]", f64 ? "f64" : "f32");
+            ck_assert_str_eq(rt_tensor_type_str(col(&by, "x")->t, buf, sizeof buf), want);
+            for (uint64_t e = 0; e < 2; e++)
+                ck_assert(same_batches(&by, &ref, e));
+            for (int64_t i = 0; i < BN * 16; i++)
+                ck_assert(rt_col_get(col(&by, "x"), i) == rt_col_get(col(&ref, "x"), i));
+            Diags d;
+            diags_init(&d);
+            Dataset bt, bv, rtr, rv;
+            ck_assert(rt_dataset_split(&by, 0.25, &bt, &bv, &d));
+            ck_assert(rt_dataset_split(&ref, 0.25, &rtr, &rv, &d));
+            ck_assert_ptr_nonnull(col(&bt, "x")->bytes);
+            ck_assert_ptr_nonnull(col(&bv, "x")->bytes);
+            ck_assert(same_batches(&bt, &rtr, 0) && same_batches(&bv, &rv, 1));
+            DataCol *cb = &bt.cols[rt_dataset_find(&bt, "x")], *cr = &rtr.cols[rt_dataset_find(&rtr, "x")];
+            rt_col_cast(cb, f64 ? DT_F32 : DT_F64);
+            rt_col_cast(cr, f64 ? DT_F32 : DT_F64);
+            ck_assert_ptr_nonnull(cb->bytes);
+            ck_assert(same_batches(&bt, &rtr, 2));
+            rt_col_cast(cb, DT_I32);
+            rt_col_cast(cr, DT_I32);
+            ck_assert(same_batches(&bt, &rtr, 3));
+            Dataset other = up_front(&by, !npy); /* the other loader's arithmetic */
+            ck_assert(same_batches(&by, &other, 0) == !f64); /* f32 rounds both alike */
+            Dataset *all[] = {&by, &ref, &bt, &bv, &rtr, &rv, &other};
+            for (size_t i = 0; i < ARRAY_LEN(all); i++)
+                rt_dataset_free(all[i]);
+            diags_free(&d);
+        }
+    }
 }
 END_TEST
 
@@ -1082,14 +1230,14 @@ START_TEST(uniform_dataset)
     Dataset a, b;
     ck_assert(rt_dataset_uniform(&a, 100000, DT_F32, "x", "y", -1, 1, 5));
     ck_assert(rt_dataset_uniform(&b, 100000, DT_F32, "x", "y", -1, 1, 5));
-    Tensor *x = rt_dataset_get(&a, "x"), *y = rt_dataset_get(&a, "y");
+    const DataCol *x = col(&a, "x"), *y = col(&a, "y");
     char buf[64];
-    ck_assert_str_eq(rt_tensor_type_str(x, buf, sizeof buf), "f32[100000,1]");
-    ck_assert(memcmp(x->data, y->data, (size_t)rt_tensor_bytes(x)) == 0);
-    ck_assert(memcmp(x->data, rt_dataset_get(&b, "x")->data, (size_t)rt_tensor_bytes(x)) == 0);
+    ck_assert_str_eq(rt_tensor_type_str(x->t, buf, sizeof buf), "f32[100000,1]");
+    ck_assert(memcmp(x->t->data, y->t->data, (size_t)rt_tensor_bytes(x->t)) == 0);
+    ck_assert(memcmp(x->t->data, col(&b, "x")->t->data, (size_t)rt_tensor_bytes(x->t)) == 0);
     double sum = 0, lo = 1, hi = -1;
-    for (int64_t i = 0; i < x->numel; i++) {
-        double v = rt_get(x, i);
+    for (int64_t i = 0; i < x->t->numel; i++) {
+        double v = rt_col_get(x, i);
         sum += v;
         lo = fmin(lo, v), hi = fmax(hi, v);
     }
@@ -1098,8 +1246,8 @@ START_TEST(uniform_dataset)
     rt_dataset_free(&a);
     rt_dataset_free(&b);
     ck_assert(rt_dataset_uniform(&a, 10, DT_F64, "in", NULL, -1, 1, 6));
-    ck_assert_int_eq(a.t.n, 1);
-    ck_assert_int_eq(rt_dataset_get(&a, "in")->dt, DT_F64);
+    ck_assert_int_eq(a.ncols, 1);
+    ck_assert_int_eq(col(&a, "in")->t->dt, DT_F64);
     rt_dataset_free(&a);
 }
 END_TEST
@@ -1127,6 +1275,7 @@ static Suite *suite(void)
     tcase_add_test(t, shuffle_and_batches);
     tcase_add_test(t, split_and_slice);
     tcase_add_test(t, uniform_dataset);
+    tcase_add_test(t, byte_batches);
     suite_add_tcase(s, t);
     return s;
 }
