@@ -211,8 +211,26 @@ void cg_operand_values(Cg *c, const Node *v, const Operands *o, const LLVMValueR
 LLVMValueRef cg_body_value(Cg *c, const Node *v, const Node *result, const LLVMValueRef *inputs,
                            LLVMValueRef gemm);
 /* Strides of a reduction's output addressed by its input's dims s (0 on
- * the reduced dims red[k]) (reduce.c). */
+ * the reduced dims red[k]; of reduction r's axes) (reduce.c). */
 void cg_reduced_strides(const Shape *s, const bool *red, Mono *os);
+void cg_reduction_strides(const Node *r, const Shape *s, Mono *os);
+/* The column sums of fused node fn: its fresh results that are a sum or
+ * mean of its value (a GEMM epilogue's, a softmax row kernel's).
+ * cg_sums_begin zeroes their buffers and addresses them over `over` (the
+ * value's shape) as acc[at..], returning the next free acc; the loop
+ * adds the value with cg_sums_add; cg_sums_end divides the means by
+ * their counts (reduce.c). */
+typedef struct ColSums {
+    int n;
+    const Node *r[CG_MAXARGS];
+    int at[CG_MAXARGS];
+    LLVMValueRef base[CG_MAXARGS];
+} ColSums;
+int cg_sums_begin(Cg *c, const Node *fn, const Shape *over, ColSums *s, Acc *acc, int at);
+void cg_sums_add(Cg *c, const ColSums *s, LLVMValueRef v, const LLVMValueRef *offs);
+void cg_sums_end(Cg *c, const ColSums *s, const Shape *over);
+/* dst[0..numel(s)) = value (elem.c). */
+void cg_fill_value(Cg *c, DType t, LLVMValueRef dst, const Shape *s, double value);
 /* After a batch reduction's parts (plan_batch_reduction) ran with
  * `chunk` rows each into `part`: combine them in order into `out`, in
  * the function being built (reduce.c). */

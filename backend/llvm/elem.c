@@ -145,12 +145,11 @@ typedef struct Elem {
     Node *v;
     Operands ops;     /* read at offs[1..] */
     LLVMValueRef out; /* at offs[0] */
-    int red_at[CG_MAXARGS]; /* body output j: fresh reduction accumulated at offs[red_at[j]], or 0 */
-    LLVMValueRef red_base[CG_MAXARGS];
+    ColSums sums;     /* fresh results, at offs[1 + ops.n..] */
 } Elem;
 
-/* The values of the body's outputs 1.. (side results) into side[1..],
- * and the value of `result`. */
+/* The values of the body's side updates into side[1..], and the value
+ * of `result`. */
 static LLVMValueRef body_values(Cg *c, const Node *v, const Node *result, const LLVMValueRef *inputs,
                                 LLVMValueRef gemm, LLVMValueRef *side);
 
@@ -190,8 +189,9 @@ static LLVMValueRef body_values(Cg *c, const Node *v, const Node *result, const 
     LLVMValueRef r = memo[result->id];
     MC_ASSERT(r);
     for (int j = 1; side && j < s->nouts; j++) {
-        const Node *x = s->outs[j].val;
-        side[j] = memo[ir_ops[x->op].cls == OPC_REDUCE ? x->in[0]->id : x->id]; /* a reduction's input */
+        if (ir_fused_fresh(v, j))
+            continue;
+        side[j] = memo[s->outs[j].val->id];
         MC_ASSERT(side[j]);
     }
     free(memo);
@@ -209,18 +209,16 @@ static void elem_body(Cg *c, void *ud, LLVMValueRef *offs)
         Graph *s = e->v->sub;
         LLVMValueRef side[CG_MAXARGS];
         r = body_values(c, e->v, s->outs[0].val, in, gemm, s->nouts > 1 ? side : NULL);
-        /* side results overwrite their parameter operand, element for
-         * element; fresh reductions accumulate */
+        /* side updates overwrite their parameter operand, element for
+         * element; column sums accumulate the value */
         for (int j = 1; j < s->nouts; j++) {
-            if (e->red_at[j]) {
-                LLVMValueRef o = cg_load(c, e->v->dt, e->red_base[j], offs[e->red_at[j]]);
-                cg_store(c, e->v->dt, LLVMBuildFAdd(c->b, o, side[j], ""), e->red_base[j], offs[e->red_at[j]]);
+            if (ir_fused_fresh(e->v, j))
                 continue;
-            }
             int k = e->ops.of[ir_fused_side_operand(e->v, j)];
             MC_ASSERT(k >= 0);
             cg_store(c, e->v->dt, side[j], e->ops.base[k], offs[k + 1]);
         }
+        cg_sums_add(c, &e->sums, r, offs);
     } else {
         r = cg_scalar_op(c, e->v, in);
     }
@@ -266,62 +264,6 @@ static void flat_strides(const Node *v, Operands *o, Mono *out)
     }
 }
 
-static void fill(Cg *c, DType t, LLVMValueRef dst, const Shape *s, double value);
-
-typedef struct Scale {
-    DType dt;
-    LLVMValueRef buf, by;
-} Scale;
-
-static void scale_body(Cg *c, void *ud, LLVMValueRef *offs)
-{
-    Scale *k = ud;
-    LLVMValueRef x = cg_load(c, k->dt, k->buf, offs[0]);
-    cg_store(c, k->dt, LLVMBuildFDiv(c->b, x, k->by, ""), k->buf, offs[0]);
-}
-
-/* Fresh results of a GEMM epilogue: sums (or means) of the body's value
- * over some of its axes (a bias gradient's column sum), accumulated by
- * the loop into zeroed buffers at acc[at..]; returns the next free acc. */
-static int fresh_reductions(Cg *c, Elem *e, Acc *acc, int at)
-{
-    const Node *v = e->v;
-    for (int j = 1; j < v->sub->nouts; j++) {
-        if (!ir_fused_fresh(v, j))
-            continue;
-        const Node *r = v->sub->outs[j].val;
-        MC_ASSERT((r->op == OP_REDUCE_SUM || r->op == OP_REDUCE_MEAN) && r->in[0] == v->sub->outs[0].val);
-        e->red_base[j] = cg_buf(c, plan_part_slot(c->plan, v, j));
-        e->red_at[j] = at;
-        fill(c, v->dt, e->red_base[j], &r->shape, 0);
-        bool red[IR_MAXRANK] = {0};
-        for (int i = 0; i < r->a.naxes; i++)
-            red[r->a.axes[i]] = true;
-        acc[at].base = e->red_base[j];
-        cg_reduced_strides(&v->shape, red, acc[at].stride);
-        at++;
-    }
-    return at;
-}
-
-/* A fresh mean is the accumulated sum over the count of summed elements. */
-static void finish_means(Cg *c, const Elem *e)
-{
-    const Node *v = e->v;
-    for (int j = 1; j < v->sub->nouts; j++) {
-        const Node *r = v->sub->outs[j].val;
-        if (!e->red_at[j] || r->op != OP_REDUCE_MEAN)
-            continue;
-        Mono count = mono(1);
-        for (int i = 0; i < r->a.naxes; i++)
-            count = mono_mul(count, mono_dim(v->shape.d[r->a.axes[i]]));
-        Scale k = {v->dt, e->red_base[j], LLVMBuildSIToFP(c->b, cg_mono(c, count), cg_type(c, v->dt), "")};
-        Acc a = {k.buf, NULL, {mono(1)}};
-        Mono n = mono_numel(&r->shape);
-        cg_nest(c, 1, &n, 1, &a, scale_body, &k);
-    }
-}
-
 void cg_elementwise(Cg *c, const Step *st)
 {
     Node *v = st->node;
@@ -350,7 +292,7 @@ void cg_elementwise(Cg *c, const Step *st)
         acc[k + 1].base = e.ops.base[k];
         memcpy(acc[k + 1].stride, e.ops.stride[k], sizeof acc[k + 1].stride);
     }
-    int nacc = v->op == OP_FUSED ? fresh_reductions(c, &e, acc, e.ops.n + 1) : e.ops.n + 1;
+    int nacc = v->op == OP_FUSED ? cg_sums_begin(c, v, &v->shape, &e.sums, acc, e.ops.n + 1) : e.ops.n + 1;
     MC_ASSERT(nacc <= CG_MAXARGS && !(c->flat && nacc > e.ops.n + 1));
     Mono dims[IR_MAXRANK];
     for (int k = 0; k < v->shape.rank; k++)
@@ -358,8 +300,7 @@ void cg_elementwise(Cg *c, const Step *st)
     if (c->flat)
         dims[0] = mono_dim(IR_DIM_N);
     cg_nest(c, c->flat ? 1 : v->shape.rank, dims, nacc, acc, elem_body, &e);
-    if (v->op == OP_FUSED)
-        finish_means(c, &e);
+    cg_sums_end(c, &e.sums, &v->shape);
 }
 
 /* ---- copies through strided views ---- */
@@ -383,7 +324,7 @@ static void shape_dims(const Shape *s, Mono *dims)
         dims[k] = mono_dim(s->d[k]);
 }
 
-static void fill(Cg *c, DType t, LLVMValueRef dst, const Shape *s, double value)
+void cg_fill_value(Cg *c, DType t, LLVMValueRef dst, const Shape *s, double value)
 {
     Copy k = {t, dst, NULL, cg_fconst(c, t, value)};
     Acc acc = {dst, NULL, {mono(1)}};
@@ -393,7 +334,7 @@ static void fill(Cg *c, DType t, LLVMValueRef dst, const Shape *s, double value)
 
 void cg_fill(Cg *c, const Step *st)
 {
-    fill(c, st->node->dt, cg_buf(c, st->out), &st->node->shape, st->node->a.value);
+    cg_fill_value(c, st->node->dt, cg_buf(c, st->out), &st->node->shape, st->node->a.value);
 }
 
 /* dst[view_dst(i)] = src[view_src(i)] over index space `s`. */
@@ -456,7 +397,7 @@ void cg_slice_grad(Cg *c, const Step *st)
 {
     Node *v = st->node, *dy = v->in[0];
     LLVMValueRef out = cg_buf(c, st->out);
-    fill(c, v->dt, out, &v->shape, 0);
+    cg_fill_value(c, v->dt, out, &v->shape, 0);
     Acc dst, src;
     slice_view(c, &dst, out, &v->shape, &v->a);
     contiguous(&src, cg_buf(c, c->plan->node_slot[dy->id]), &dy->shape);

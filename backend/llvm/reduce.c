@@ -107,6 +107,30 @@ static void fill_body(Cg *c, void *ud, LLVMValueRef *offs)
     cg_store(c, r->dt, cg_fconst(c, r->dt, init_value(r->v->op)), r->out, offs[0]);
 }
 
+/* red[k]: does reduction r reduce dim k of its input? */
+static void reduced_dims(const Node *r, bool *red)
+{
+    memset(red, 0, IR_MAXRANK * sizeof *red);
+    for (int i = 0; i < r->a.naxes; i++)
+        red[r->a.axes[i]] = true;
+}
+
+/* The elements of input shape s that reduction r folds into one. */
+static Mono reduced_count(const Node *r, const Shape *s)
+{
+    Mono count = mono(1);
+    for (int i = 0; i < r->a.naxes; i++)
+        count = mono_mul(count, mono_dim(s->d[r->a.axes[i]]));
+    return count;
+}
+
+void cg_reduction_strides(const Node *r, const Shape *s, Mono *os)
+{
+    bool red[IR_MAXRANK];
+    reduced_dims(r, red);
+    cg_reduced_strides(s, red, os);
+}
+
 void cg_reduced_strides(const Shape *s, const bool *red, Mono *os)
 {
     Mono acc = mono(1);
@@ -135,20 +159,16 @@ void cg_reduce(Cg *c, const Step *st)
         v = ir_fused_reduction(v);
     }
     const Shape *s = &v->in[0]->shape;
-    bool red[IR_MAXRANK] = {0};
-    for (int i = 0; i < v->a.naxes; i++)
-        red[v->a.axes[i]] = true;
+    bool red[IR_MAXRANK];
+    reduced_dims(v, red);
     r.v = v;
     r.src = r.fn ? r.fn : v;
     r.dt = v->dt;
     cg_operands(c, r.src, s, NULL, &r.ops);
     r.out = cg_buf(c, st->out);
-    Mono os[IR_MAXRANK], count = mono(1);
+    Mono os[IR_MAXRANK];
     cg_reduced_strides(s, red, os);
-    for (int k = 0; k < s->rank; k++)
-        if (red[k])
-            count = mono_mul(count, mono_dim(s->d[k]));
-    r.count = cg_mono(c, count);
+    r.count = cg_mono(c, reduced_count(v, s));
     int last = last_nonunit(s);
     Acc acc[CG_MAXARGS];
     memset(acc, 0, sizeof acc);
@@ -221,12 +241,8 @@ static void combine_body(Cg *c, void *ud, LLVMValueRef *offs)
 void cg_reduce_combine(Cg *c, const Step *st, LLVMValueRef part, LLVMValueRef out, LLVMValueRef chunk)
 {
     const Node *v = st->node, *r = v->op == OP_FUSED ? ir_fused_reduction(v) : v;
-    const Shape *s = &r->in[0]->shape;
-    Mono count = mono(1);
-    for (int i = 0; i < r->a.naxes; i++)
-        count = mono_mul(count, mono_dim(s->d[r->a.axes[i]]));
     LLVMValueRef n1 = LLVMBuildNSWAdd(c->b, c->n, LLVMBuildNSWSub(c->b, chunk, cg_i64(c, 1), ""), "");
-    Combine k = {r, part, LLVMBuildSDiv(c->b, n1, chunk, "ntasks"), cg_mono(c, count),
+    Combine k = {r, part, LLVMBuildSDiv(c->b, n1, chunk, "ntasks"), cg_mono(c, reduced_count(r, &r->in[0]->shape)),
                  cg_alloca(c, cg_type(c, r->dt), "acc"), out, ir_shape_numel(&r->shape, 0)};
     Acc acc[2];
     memset(acc, 0, sizeof acc);
@@ -464,4 +480,59 @@ void cg_softmax(Cg *c, const Step *st)
     acc[1].stride[0] = post;
     acc[1].stride[1] = mono(1);
     cg_nest(c, 2, dims, v->op == OP_LOG_SOFTMAX_DOT ? 2 : 1, acc, softmax_row, &k);
+}
+
+/* ---- column sums: fresh results of a GEMM epilogue or softmax row kernel ---- */
+
+int cg_sums_begin(Cg *c, const Node *fn, const Shape *over, ColSums *s, Acc *acc, int at)
+{
+    s->n = 0;
+    for (int j = 1; j < fn->sub->nouts; j++) {
+        const Node *r = fn->sub->outs[j].val;
+        if (!ir_fused_fresh(fn, j) || r->op == OP_LOG_SOFTMAX_DOT)
+            continue;
+        MC_ASSERT((r->op == OP_REDUCE_SUM || r->op == OP_REDUCE_MEAN) && r->in[0] == fn->sub->outs[0].val &&
+                  at < CG_MAXARGS);
+        s->r[s->n] = r;
+        s->at[s->n] = at;
+        s->base[s->n] = acc[at].base = cg_buf(c, plan_part_slot(c->plan, fn, j));
+        cg_fill_value(c, r->dt, acc[at].base, &r->shape, 0);
+        cg_reduction_strides(r, over, acc[at++].stride);
+        s->n++;
+    }
+    return at;
+}
+
+void cg_sums_add(Cg *c, const ColSums *s, LLVMValueRef v, const LLVMValueRef *offs)
+{
+    for (int i = 0; i < s->n; i++) {
+        DType t = s->r[i]->dt;
+        LLVMValueRef o = cg_load(c, t, s->base[i], offs[s->at[i]]);
+        cg_store(c, t, LLVMBuildFAdd(c->b, o, v, ""), s->base[i], offs[s->at[i]]);
+    }
+}
+
+typedef struct Divide {
+    DType dt;
+    LLVMValueRef buf, by;
+} Divide;
+
+static void divide_body(Cg *c, void *ud, LLVMValueRef *offs)
+{
+    Divide *k = ud;
+    LLVMValueRef x = cg_load(c, k->dt, k->buf, offs[0]);
+    cg_store(c, k->dt, LLVMBuildFDiv(c->b, x, k->by, ""), k->buf, offs[0]);
+}
+
+void cg_sums_end(Cg *c, const ColSums *s, const Shape *over)
+{
+    for (int i = 0; i < s->n; i++) {
+        const Node *r = s->r[i];
+        if (r->op != OP_REDUCE_MEAN)
+            continue;
+        Divide k = {r->dt, s->base[i], LLVMBuildSIToFP(c->b, cg_mono(c, reduced_count(r, over)), cg_type(c, r->dt), "")};
+        Acc a = {k.buf, NULL, {mono(1)}};
+        Mono n = mono_numel(&r->shape);
+        cg_nest(c, 1, &n, 1, &a, divide_body, &k);
+    }
 }

@@ -22,10 +22,9 @@ typedef struct Xent {
     const Node *fn, *grad, *dot;
     DType dt;
     Operands ops; /* fn's operands over z's shape */
+    ColSums sums; /* column sums of the gradient, at acc X_OPS + ops.n.. */
     int nacc;
     Acc row[CG_MAXARGS]; /* each buffer along the row (stride of the axis) */
-    int sum_j[CG_MAXARGS]; /* acc X_OPS + ops.n + i: body output sum_j[i] */
-    int nsum;
     LLVMValueRef m, s, g, d, r, lse;
     Mono len;
     int phase;
@@ -73,11 +72,7 @@ static void xent_step(Cg *c, void *ud, LLVMValueRef *offs)
         LLVMValueRef tv = value(c, k, k->dot->in[1], offs);
         add_to(c, k->dt, k->d, LLVMBuildFMul(c->b, tv, LLVMBuildFSub(c->b, d, k->lse, ""), ""));
     }
-    for (int i = 0; i < k->nsum; i++) {
-        int a = X_OPS + k->ops.n + i;
-        LLVMValueRef o = cg_load(c, k->dt, k->row[a].base, offs[a]);
-        cg_store(c, k->dt, LLVMBuildFAdd(c->b, o, gr, ""), k->row[a].base, offs[a]);
-    }
+    cg_sums_add(c, &k->sums, gr, offs);
 }
 
 static void xent_row(Cg *c, void *ud, LLVMValueRef *offs)
@@ -104,36 +99,6 @@ static void xent_row(Cg *c, void *ud, LLVMValueRef *offs)
         cg_store(c, k->dt, LLVMBuildLoad2(c->b, t, k->d, ""), k->row[X_DOT].base, offs[X_DOT]);
 }
 
-typedef struct Fill {
-    DType dt;
-    LLVMValueRef buf, by; /* by: divisor, or NULL to zero */
-} Fill;
-
-static void fill_body(Cg *c, void *ud, LLVMValueRef *offs)
-{
-    Fill *f = ud;
-    LLVMValueRef v = f->by ? LLVMBuildFDiv(c->b, cg_load(c, f->dt, f->buf, offs[0]), f->by, "")
-                           : cg_fconst(c, f->dt, 0);
-    cg_store(c, f->dt, v, f->buf, offs[0]);
-}
-
-static void over_buffer(Cg *c, DType dt, LLVMValueRef buf, const Shape *s, LLVMValueRef by)
-{
-    Fill f = {dt, buf, by};
-    Acc a = {buf, NULL, {mono(1)}};
-    Mono n = mono_numel(s);
-    cg_nest(c, 1, &n, 1, &a, fill_body, &f);
-}
-
-/* Strides over z's dims of a buffer holding a reduction of z's shape. */
-static void reduced(const Shape *z, const Node *r, Mono *st)
-{
-    bool red[IR_MAXRANK] = {0};
-    for (int i = 0; i < r->a.naxes; i++)
-        red[r->a.axes[i]] = true;
-    cg_reduced_strides(z, red, st);
-}
-
 void cg_softmax_xent(Cg *c, const Step *st)
 {
     const Node *fn = st->node;
@@ -145,35 +110,24 @@ void cg_softmax_xent(Cg *c, const Step *st)
     const Shape *z = &fn->shape;
     int ax = k.grad->a.axes[0];
     cg_operands(c, fn, z, NULL, &k.ops);
-    Mono full[CG_MAXARGS][IR_MAXRANK]; /* each buffer's strides over z's dims */
-    memset(full, 0, sizeof full);
-    k.row[X_OUT].base = cg_buf(c, st->out);
-    mono_strides(z, full[X_OUT]);
+    Acc all[CG_MAXARGS]; /* each buffer with its strides over z's dims */
+    memset(all, 0, sizeof all);
+    all[X_OUT].base = cg_buf(c, st->out);
+    mono_strides(z, all[X_OUT].stride);
+    all[X_DOT].base = all[X_OUT].base; /* without a dot: never stored */
     for (int j = 1; j < fn->sub->nouts; j++) {
         const Node *x = fn->sub->outs[j].val;
         if (x->op == OP_LOG_SOFTMAX_DOT) {
             k.dot = x;
-            k.row[X_DOT].base = cg_buf(c, plan_part_slot(c->plan, fn, j));
-            reduced(z, x, full[X_DOT]);
+            all[X_DOT].base = cg_buf(c, plan_part_slot(c->plan, fn, j));
+            cg_reduction_strides(x, z, all[X_DOT].stride);
         }
     }
     for (int a = 0; a < k.ops.n; a++) {
-        k.row[X_OPS + a].base = k.ops.base[a];
-        memcpy(full[X_OPS + a], k.ops.stride[a], sizeof full[0]);
+        all[X_OPS + a].base = k.ops.base[a];
+        memcpy(all[X_OPS + a].stride, k.ops.stride[a], sizeof all[0].stride);
     }
-    k.nacc = X_OPS + k.ops.n;
-    for (int j = 1; j < fn->sub->nouts; j++) {
-        const Node *x = fn->sub->outs[j].val;
-        if (x->op == OP_LOG_SOFTMAX_DOT)
-            continue;
-        MC_ASSERT(k.nacc < CG_MAXARGS && (x->op == OP_REDUCE_SUM || x->op == OP_REDUCE_MEAN));
-        k.sum_j[k.nsum++] = j;
-        k.row[k.nacc].base = cg_buf(c, plan_part_slot(c->plan, fn, j));
-        over_buffer(c, k.dt, k.row[k.nacc].base, &x->shape, NULL);
-        reduced(z, x, full[k.nacc++]);
-    }
-    if (!k.dot)
-        k.row[X_DOT].base = k.row[X_OUT].base; /* never stored */
+    k.nacc = cg_sums_begin(c, fn, z, &k.sums, all, X_OPS + k.ops.n);
     /* rows: every dim but the axis; along the row: the axis */
     Acc rows[CG_MAXARGS];
     memset(rows, 0, sizeof rows);
@@ -184,12 +138,12 @@ void cg_softmax_xent(Cg *c, const Step *st)
             continue;
         dims[nd] = mono_dim(z->d[d]);
         for (int a = 0; a < k.nacc; a++)
-            rows[a].stride[nd] = full[a][d];
+            rows[a].stride[nd] = all[a].stride[d];
         nd++;
     }
     for (int a = 0; a < k.nacc; a++) {
-        rows[a].base = k.row[a].base;
-        k.row[a].stride[0] = full[a][ax];
+        rows[a].base = k.row[a].base = all[a].base;
+        k.row[a].stride[0] = all[a].stride[ax];
     }
     k.len = mono_dim(z->d[ax]);
     LLVMTypeRef t = cg_type(c, k.dt);
@@ -198,14 +152,5 @@ void cg_softmax_xent(Cg *c, const Step *st)
     k.g = cg_alloca(c, t, "gsum");
     k.d = cg_alloca(c, t, "dot");
     cg_nest(c, nd, dims, k.nacc, rows, xent_row, &k);
-    for (int i = 0; i < k.nsum; i++) {
-        const Node *x = fn->sub->outs[k.sum_j[i]].val;
-        if (x->op != OP_REDUCE_MEAN)
-            continue;
-        Mono count = mono(1);
-        for (int a = 0; a < x->a.naxes; a++)
-            count = mono_mul(count, mono_dim(z->d[x->a.axes[a]]));
-        over_buffer(c, k.dt, k.row[X_OPS + k.ops.n + i].base, &x->shape,
-                    LLVMBuildSIToFP(c->b, cg_mono(c, count), t, ""));
-    }
+    cg_sums_end(c, &k.sums, z);
 }
