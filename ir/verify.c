@@ -171,11 +171,11 @@ static bool check_fresh_result(Verifier *V, int i, int j)
     return false;
 }
 
-/* Is x a fresh body output (j >= 1) of b? */
-static bool is_fresh_output(const Graph *b, const Node *x)
+/* Is body node x a fresh result of fused node n? */
+static bool is_fresh_output(const Node *n, const Node *x)
 {
-    for (int j = 1; j < b->nouts; j++)
-        if (b->outs[j].val == x && b->outs[j].kind == OUT_VALUE && !b->outs[j].target)
+    for (int j = 1; j < n->sub->nouts; j++)
+        if (n->sub->outs[j].val == x && ir_fused_fresh(n, j))
             return true;
     return false;
 }
@@ -202,7 +202,7 @@ static bool check_body_node(Verifier *V, int i, Node *x, int *anchors, int *rows
         }
     if (reduction) {
         bool final = x == b->outs[0].val && x->in[0]->op != OP_INPUT;
-        if (!final && !is_fresh_output(b, x)) {
+        if (!final && !is_fresh_output(n, x)) {
             verr(V, i, "body contains %s that is neither its final reduction (the output, reading an "
                        "elementwise op) nor a fresh result", ir_ops[x->op].name);
             return false;
@@ -216,7 +216,7 @@ static bool check_body_node(Verifier *V, int i, Node *x, int *anchors, int *rows
         }
     } else if (x->op == OP_LOG_SOFTMAX_GRAD || x->op == OP_LOG_SOFTMAX_DOT) {
         bool grad = x->op == OP_LOG_SOFTMAX_GRAD;
-        if (++*rows > 2 || x->in[0]->op != OP_INPUT || (grad ? x != b->outs[0].val : !is_fresh_output(b, x))) {
+        if (++*rows > 2 || x->in[0]->op != OP_INPUT || (grad ? x != b->outs[0].val : !is_fresh_output(n, x))) {
             verr(V, i, "body contains %s that cannot be its softmax row kernel (the value is one "
                        "log_softmax_grad, a fresh result at most one log_softmax_dot, of body input logits)",
                  ir_ops[x->op].name);

@@ -271,7 +271,6 @@ static bool users_in_groups(const Fuser *f, const Node *p, IntVec *gs)
  * output, which must stay in memory. */
 static bool user_groups(const Fuser *f, const Node *p, IntVec *gs)
 {
-    gs->n = 0;
     return !f->is_out[p->id] && users_in_groups(f, p, gs);
 }
 
@@ -456,7 +455,7 @@ static void add_fresh(Fuser *f, int k, Node *x)
 }
 
 /* Does v depend on node a (is a among its transitive operands)? */
-static bool depends_on(const Fuser *f, const Node *v, const Node *a, bool *seen)
+static bool depends_on(const Node *v, const Node *a, bool *seen)
 {
     if (v == a)
         return true;
@@ -464,7 +463,7 @@ static bool depends_on(const Fuser *f, const Node *v, const Node *a, bool *seen)
         return false;
     seen[v->id] = true;
     for (int j = 0; j < v->nin; j++)
-        if (depends_on(f, v->in[j], a, seen))
+        if (depends_on(v->in[j], a, seen))
             return true;
     return false;
 }
@@ -487,7 +486,7 @@ static void try_softmax(Fuser *f, Node *grad)
     if (!dot)
         return;
     bool *seen = xcalloc((size_t)f->nn + 1, sizeof(bool));
-    bool cycle = depends_on(f, grad->in[1], dot, seen);
+    bool cycle = depends_on(grad->in[1], dot, seen);
     free(seen);
     if (cycle)
         return;

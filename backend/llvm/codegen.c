@@ -148,7 +148,7 @@ static bool whole_kernel(const Node *v)
 static bool row_parallel_op(const Node *v)
 {
     if (whole_kernel(v))
-        return false; /* a GEMM's epilogue runs after the (BLAS-threaded) GEMM */
+        return false;
     if (v->op == OP_FUSED && ir_fused_reduction(v))
         v = ir_fused_reduction(v); /* splits like its reduction */
     else if (v->op == OP_FUSED || v->op == OP_SELECT || v->op == OP_BROADCAST)
@@ -219,6 +219,13 @@ static int64_t flat_elems(const Plan *p, const Step *st)
     return n;
 }
 
+/* env[j] of a thunk, as value `name` */
+static LLVMValueRef env_at(Cg *c, LLVMValueRef env, int j, const char *name)
+{
+    LLVMValueRef idx = cg_i64(c, j);
+    return LLVMBuildLoad2(c->b, c->ptr, LLVMBuildInBoundsGEP2(c->b, c->ptr, env, &idx, 1, ""), name);
+}
+
 /* void kI.rows(ptr env, i64 lo, i64 hi): env = {ctx, buffers...}; rows of
  * N-leading buffers, or (flat) elements of every buffer but scalars. */
 static LLVMValueRef emit_rows_thunk(Cg *c, int i, LLVMValueRef kfn, const int *kslots, int nk, bool flat,
@@ -232,19 +239,14 @@ static LLVMValueRef emit_rows_thunk(Cg *c, int i, LLVMValueRef kfn, const int *k
     LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->cx, f, "entry"));
     LLVMValueRef env = LLVMGetParam(f, 0), lo = LLVMGetParam(f, 1), hi = LLVMGetParam(f, 2);
     LLVMValueRef args[CG_MAXARGS + 2];
-    args[0] = LLVMBuildLoad2(c->b, c->ptr, env, "ctx");
+    args[0] = env_at(c, env, 0, "ctx");
     args[1] = LLVMBuildNSWSub(c->b, hi, lo, "n");
     LLVMValueRef part_at = NULL; /* a batch reduction's part: its result goes to part lo / chunk */
     if (part) {
-        LLVMValueRef idx = cg_i64(c, nk + 1), scratch = NULL;
-        LLVMValueRef chunk = LLVMBuildPtrToInt(
-            c->b, LLVMBuildLoad2(c->b, c->ptr, LLVMBuildInBoundsGEP2(c->b, c->ptr, env, &idx, 1, ""), ""), c->i64,
-            "chunk");
+        LLVMValueRef chunk = LLVMBuildPtrToInt(c->b, env_at(c, env, nk + 1, ""), c->i64, "chunk"), scratch = NULL;
         for (int j = 0; j < nk; j++)
-            if (kslots[j] == part->scratch) {
-                idx = cg_i64(c, j + 1);
-                scratch = LLVMBuildLoad2(c->b, c->ptr, LLVMBuildInBoundsGEP2(c->b, c->ptr, env, &idx, 1, ""), "");
-            }
+            if (kslots[j] == part->scratch)
+                scratch = env_at(c, env, j + 1, "");
         MC_ASSERT(scratch);
         const Slot *o = &c->plan->slots[part->out];
         LLVMValueRef off = LLVMBuildNSWMul(c->b, LLVMBuildSDiv(c->b, lo, chunk, ""),
@@ -252,9 +254,7 @@ static LLVMValueRef emit_rows_thunk(Cg *c, int i, LLVMValueRef kfn, const int *k
         part_at = LLVMBuildInBoundsGEP2(c->b, LLVMInt8TypeInContext(c->cx), scratch, &off, 1, "part");
     }
     for (int j = 0; j < nk; j++) {
-        LLVMValueRef idx = cg_i64(c, j + 1);
-        LLVMValueRef at = LLVMBuildInBoundsGEP2(c->b, c->ptr, env, &idx, 1, "");
-        LLVMValueRef ptr = LLVMBuildLoad2(c->b, c->ptr, at, "");
+        LLVMValueRef ptr = env_at(c, env, j + 1, "");
         const Slot *s = &c->plan->slots[kslots[j]];
         if (flat ? !mono_is(s->elems, 1) : plan_n_leading(&s->shape)) {
             int64_t step = (flat ? 1 : s->elems.c) * ir_dtype_size(s->dt); /* bytes per element or row */
