@@ -4,6 +4,7 @@
  * persistent parameter buffers updated in place, or the interpreter. */
 #include "modelc.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,37 +58,36 @@ const char *mc_last_error(const mc_model *m)
     return m->err ? m->err : "";
 }
 
-/* Compile one graph variant: clone, run the pipeline, keep the outputs
- * the variant needs. */
-static Graph *variant(mc_model *m, Mode mode, bool train)
+/* mc_options.dump_ir: DIR/<fn>.ir, printed as `modelc ir --fn <fn>` prints it. */
+static bool dump_ir(mc_model *m, const Graph *g, FnKind fn)
 {
-    Graph *g = ir_clone(m->src);
-    PipelineOpts po = ps_default_opts(mode);
-    po.grads = train;
-    po.update = train;
-    po.timer = m->timer;
-    po.stop_after = train ? "optimizer" : "specialize"; /* no gradients for evaluation */
-    if (!ps_run_pipeline(g, &po, &m->d)) {
-        ir_graph_free(g);
-        return NULL;
+    StrBuf path;
+    sb_init(&path);
+    sb_printf(&path, "%s/%s.ir", m->opt.dump_ir, ps_fn_names[fn]);
+    FILE *f = fopen(path.s, "w");
+    bool ok = f != NULL;
+    if (f) {
+        ir_print_opts((Graph *)g, f, 0);
+        ok = !ferror(f);
+        ok = fclose(f) == 0 && ok;
     }
-    int k = 0;
-    for (int i = 0; i < g->nouts; i++) {
-        OutKind kind = g->outs[i].kind;
-        bool keep = train ? kind != OUT_GRAD && kind != OUT_VALUE : kind != OUT_UPDATE && kind != OUT_GRAD;
-        if (keep)
-            g->outs[k++] = g->outs[i];
-    }
-    g->nouts = k;
-    double t0 = mc_now_ms();
-    bool ok = ps_simplify(g, &m->d) && ps_verify(g, &m->d);
-    timer_add(m->timer, "simplify", mc_now_ms() - t0);
-    if (ok && m->opt.backend == MC_BACKEND_JIT) {
-        t0 = mc_now_ms();
-        ok = ps_fuse(g, &m->d) && ps_verify(g, &m->d);
-        timer_add(m->timer, "fuse", mc_now_ms() - t0);
-    }
-    if (!ok) {
+    if (!ok)
+        diag_error(&m->d, (SrcLoc){diags_intern_file(&m->d, path.s), 0, 0}, "cannot write the IR dump: %s",
+                   strerror(errno));
+    sb_free(&path);
+    return ok;
+}
+
+/* One compiled function of the model, from its recipe. */
+static Graph *recipe(mc_model *m, FnKind fn, Mode mode)
+{
+    RecipeOpts o = ps_recipe_opts(fn);
+    o.mode = mode;
+    o.fuse = m->opt.backend == MC_BACKEND_JIT;
+    o.timer = m->timer;
+    Graph *g = ps_recipe(m->src, &o, &m->d);
+    bool compiled = fn != FN_TRAIN_STEP || !m->opt.eval_only || m->opt.backend != MC_BACKEND_JIT;
+    if (g && m->opt.dump_ir && compiled && !dump_ir(m, g, fn)) {
         ir_graph_free(g);
         return NULL;
     }
@@ -205,11 +205,11 @@ mc_model *mc_compile_ex(const char *path, const mc_options *o, Timer *timer)
             bool wrong_mode = m->opt.train_mode == MC_MODE_INFER;
             if (wrong_mode)
                 ps_warn_mode(g, MODE_INFER, true, &m->d);
-            m->gtrain = variant(m, wrong_mode ? MODE_INFER : MODE_TRAIN, true);
+            m->gtrain = recipe(m, FN_TRAIN_STEP, wrong_mode ? MODE_INFER : MODE_TRAIN);
             bool eval_train = m->opt.eval_mode == MC_MODE_TRAIN;
             if (eval_train)
                 ps_warn_mode(g, MODE_TRAIN, false, &m->d);
-            m->geval = m->gtrain ? variant(m, eval_train ? MODE_TRAIN : MODE_INFER, false) : NULL;
+            m->geval = m->gtrain ? recipe(m, FN_EVAL, eval_train ? MODE_TRAIN : MODE_INFER) : NULL;
         }
         if (!m->d.nerrors)
             build_backend(m);

@@ -43,6 +43,8 @@ typedef struct mc_options {
     const char *cache_dir; /* JIT object cache directory; NULL = no cache */
     bool profile;         /* time every kernel of the training step (JIT) */
     bool eval_only;       /* JIT: do not compile the training step (mc_train_step fails) */
+    const char *dump_ir;  /* a directory: write <fn>.ir there for every function compiled
+                             (train_step, eval, predict), the IR exactly as it is compiled */
 } mc_options;
 
 void mc_options_default(mc_options *o);

@@ -704,7 +704,7 @@ static void mark(AD *c, Node *loss, Node *const *wrt, int nwrt)
                 c->needed[c->g->nodes[i]->in[j]->id] = true;
 }
 
-static bool resolve_wrt(Graph *g, const char **names, int n, Node **out, Diags *d)
+static bool resolve_wrt(Graph *g, const char *const *names, int n, Node **out, Diags *d)
 {
     for (int i = 0; i < n; i++) {
         out[i] = ir_find_input(g, names[i]);
@@ -758,7 +758,7 @@ static void backward(AD *c, Node *loss)
     }
 }
 
-bool ps_autodiff(Graph *g, const char **wrt, int nwrt, Diags *d)
+bool ps_autodiff(Graph *g, const char *const *wrt, int nwrt, Diags *d)
 {
     Node *loss = find_loss(g, d);
     if (!loss)

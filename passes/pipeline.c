@@ -1,23 +1,30 @@
-/* The pass pipeline, written out in one place:
- *   verify → specialize(mode) → autodiff → optimizer → simplify → fuse
- * Each pass is one file with the signature bool ps_<name>(Graph *, ..., Diags *). */
+/* The named recipes: every compiled function written out once, as a
+ * straight list of passes (QBE's func()). Each pass is one file with the
+ * signature bool ps_<name>(Graph *, ..., Diags *); "outputs" keeps the
+ * outputs the function returns and drops what only the others need. */
 #include "passes.h"
 
 #include <string.h>
 
-const char *const ps_pass_names[] = {"lower",     "verify",   "specialize", "autodiff",
-                                     "optimizer", "simplify", "fuse",     NULL};
+typedef enum { P_LOWER, P_VERIFY, P_SPECIALIZE, P_AUTODIFF, P_OPTIMIZER, P_OUTPUTS, P_SIMPLIFY, P_FUSE, P_END } Pass;
 
-enum { P_LOWER, P_VERIFY, P_SPECIALIZE, P_AUTODIFF, P_OPTIMIZER, P_SIMPLIFY, P_FUSE, P_COUNT };
+const char *const ps_pass_names[] = {"lower",   "verify",   "specialize", "autodiff", "optimizer",
+                                     "outputs", "simplify", "fuse",       NULL};
 
-PipelineOpts ps_default_opts(Mode mode)
-{
-    PipelineOpts o;
-    memset(&o, 0, sizeof o);
-    o.mode = mode;
-    o.simplify = true;
-    return o;
-}
+const char *const ps_fn_names[] = {"train_step", "eval", "predict", "grad", "loss", "numerics", NULL};
+
+/* The recipes. "lower" is the frontend's graph: every recipe starts from it. */
+static const Pass recipe_train_step[] = {P_LOWER, P_VERIFY, P_SPECIALIZE, P_AUTODIFF, P_OPTIMIZER,
+                                         P_OUTPUTS, P_SIMPLIFY, P_FUSE, P_END};
+static const Pass recipe_eval[] = {P_LOWER, P_VERIFY, P_SPECIALIZE, P_OUTPUTS, P_SIMPLIFY, P_FUSE, P_END};
+static const Pass recipe_grad[] = {P_LOWER, P_VERIFY, P_SPECIALIZE, P_AUTODIFF, P_OUTPUTS, P_SIMPLIFY, P_FUSE, P_END};
+static const Pass recipe_loss[] = {P_LOWER, P_VERIFY, P_SPECIALIZE, P_OUTPUTS, P_END};
+static const Pass recipe_numerics[] = {P_LOWER, P_VERIFY, P_SPECIALIZE, P_AUTODIFF, P_OPTIMIZER, P_END};
+
+static const Pass *const recipes[FN_COUNT] = {
+    [FN_TRAIN_STEP] = recipe_train_step, [FN_EVAL] = recipe_eval,  [FN_PREDICT] = recipe_eval,
+    [FN_GRAD] = recipe_grad,             [FN_LOSS] = recipe_loss, [FN_NUMERICS] = recipe_numerics,
+};
 
 int ps_pass_index(const char *name)
 {
@@ -25,6 +32,40 @@ int ps_pass_index(const char *name)
         if (strcmp(ps_pass_names[i], name) == 0)
             return i;
     return -1;
+}
+
+int ps_fn_index(const char *name)
+{
+    for (int i = 0; ps_fn_names[i]; i++)
+        if (strcmp(ps_fn_names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+RecipeOpts ps_recipe_opts(FnKind fn)
+{
+    RecipeOpts o;
+    memset(&o, 0, sizeof o);
+    o.fn = fn;
+    o.mode = fn == FN_EVAL || fn == FN_PREDICT ? MODE_INFER : MODE_TRAIN;
+    o.fuse = fn == FN_TRAIN_STEP || fn == FN_EVAL || fn == FN_PREDICT || fn == FN_GRAD;
+    o.update = true;
+    return o;
+}
+
+static bool runs(Pass p, const RecipeOpts *o)
+{
+    return p != P_FUSE || o->fuse;
+}
+
+const char *ps_recipe_pass_list(const RecipeOpts *o)
+{
+    static char buf[256];
+    buf[0] = 0;
+    for (const Pass *p = recipes[o->fn]; *p != P_END; p++)
+        if (runs(*p, o))
+            snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", buf[0] ? ", " : "", ps_pass_names[*p]);
+    return buf;
 }
 
 bool ps_verify(Graph *g, Diags *d)
@@ -44,7 +85,63 @@ bool ps_is_frozen(const Graph *g, const Node *p)
     return false;
 }
 
-static bool run_pass(Graph *g, int p, const PipelineOpts *o, Diags *d)
+static bool has_out(const Graph *g, OutKind k)
+{
+    for (int i = 0; i < g->nouts; i++)
+        if (g->outs[i].kind == k)
+            return true;
+    return false;
+}
+
+/* Which outputs a function returns. */
+static bool keeps(FnKind fn, OutKind k)
+{
+    switch (fn) {
+    case FN_TRAIN_STEP:
+        return k == OUT_LOSS || k == OUT_METRIC || k == OUT_UPDATE;
+    case FN_EVAL:
+        return k == OUT_LOSS || k == OUT_METRIC || k == OUT_VALUE;
+    case FN_PREDICT:
+        return k == OUT_VALUE;
+    case FN_GRAD:
+        return k == OUT_LOSS || k == OUT_GRAD;
+    case FN_LOSS:
+        return k == OUT_LOSS;
+    default:
+        return true;
+    }
+}
+
+static bool ps_outputs(Graph *g, FnKind fn, Diags *d)
+{
+    int k = 0;
+    for (int i = 0; i < g->nouts; i++)
+        if (keeps(fn, g->outs[i].kind))
+            g->outs[k++] = g->outs[i];
+    g->nouts = k;
+    if (k == 0) {
+        SrcLoc where = {g->nfiles ? diags_intern_file(d, g->files[0]) : NULL, 0, 0};
+        diag_error(d, where, "model '%s' has no %s for function '%s'", g->name ? g->name : "?",
+                   fn == FN_PREDICT ? "output values" : "loss", ps_fn_names[fn]);
+        return false;
+    }
+    ir_remove_dead(g);
+    return true;
+}
+
+/* True when the optimizer has run: a weight has an update. */
+static bool has_weight_update(const Graph *g)
+{
+    for (int i = 0; i < g->nouts; i++)
+        if (g->outs[i].kind == OUT_UPDATE && g->outs[i].target->a.role == ROLE_WEIGHT)
+            return true;
+    return false;
+}
+
+/* A graph read back from IR text may already hold gradients or updates:
+ * then autodiff or the optimizer has nothing left to do. The NaN search
+ * re-runs models without a loss too (forward values only). */
+static bool run_pass(Graph *g, Pass p, const RecipeOpts *o, Diags *d)
 {
     switch (p) {
     case P_LOWER:
@@ -54,59 +151,63 @@ static bool run_pass(Graph *g, int p, const PipelineOpts *o, Diags *d)
     case P_SPECIALIZE:
         return ps_specialize(g, o->mode, d);
     case P_AUTODIFF:
+        if (has_out(g, OUT_GRAD) || (o->fn == FN_NUMERICS && !has_out(g, OUT_LOSS)))
+            return true;
         return ps_autodiff(g, o->wrt, o->nwrt, d);
     case P_OPTIMIZER:
+        if (has_weight_update(g) || (o->fn == FN_NUMERICS && (!o->update || o->mode != MODE_TRAIN)))
+            return true;
         return ps_optimizer(g, d);
+    case P_OUTPUTS:
+        return ps_outputs(g, o->fn, d);
     case P_SIMPLIFY:
         return ps_simplify(g, d);
     case P_FUSE:
         return ps_fuse(g, d);
+    case P_END:
+        break;
     }
-    ICE("bad pass index %d", p);
+    ICE("bad pass %d", p);
 }
 
-static bool pass_enabled(int p, const PipelineOpts *o, int stop)
+/* The verifier runs after the passes that rewrite the graph wholesale. */
+static bool rewrites(Pass p)
 {
-    bool train = o->mode == MODE_TRAIN;
-    switch (p) {
-    /* Gradients of an inference-mode graph only when asked for explicitly
-     * (the C API's MC_MODE_INFER training step, scenario S1). */
-    case P_AUTODIFF:
-        return o->grads || o->update || (train && stop >= P_AUTODIFF);
-    case P_OPTIMIZER:
-        return o->update || (train && stop >= P_OPTIMIZER);
-    case P_SIMPLIFY:
-        return o->simplify || stop >= P_SIMPLIFY;
-    case P_FUSE:
-        return o->fuse || stop >= P_FUSE;
-    default:
-        return true;
-    }
+    return p == P_SIMPLIFY || p == P_FUSE;
 }
 
-bool ps_run_pipeline(Graph *g, const PipelineOpts *o, Diags *d)
+Graph *ps_recipe(const Graph *src, const RecipeOpts *o, Diags *d)
 {
-    int stop = P_COUNT - 1;
-    if (o->stop_after) {
-        stop = ps_pass_index(o->stop_after);
-        if (stop < 0) {
-            diag_error(d, (SrcLoc){0}, "unknown pass '%s'", o->stop_after);
-            return false;
-        }
+    const Pass *r = recipes[o->fn];
+    const Pass *stop = NULL;
+    for (const Pass *p = r; o->stop_after && *p != P_END && !stop; p++)
+        if (runs(*p, o) && strcmp(ps_pass_names[*p], o->stop_after) == 0)
+            stop = p;
+    if (o->stop_after && !stop) {
+        diag_error(d, (SrcLoc){0}, "function '%s' has no pass '%s' (its passes: %s)", ps_fn_names[o->fn],
+                   o->stop_after, ps_recipe_pass_list(o));
+        return NULL;
     }
-    for (int p = 0; p <= stop; p++) {
-        if (!pass_enabled(p, o, o->stop_after ? stop : -1))
+    Graph *g = o->f64 ? ps_to_f64((Graph *)src) : ir_clone((Graph *)src);
+    int errors = d->nerrors;
+    for (const Pass *p = r; *p != P_END; p++) {
+        if (!runs(*p, o))
             continue;
         double t0 = mc_now_ms();
-        bool ok = run_pass(g, p, o, d);
-        timer_add(o->timer, ps_pass_names[p], mc_now_ms() - t0);
-        if (!ok || d->nerrors)
-            return false;
+        bool ok = run_pass(g, *p, o, d) && (!rewrites(*p) || ps_verify(g, d));
+        if (*p != P_LOWER)
+            timer_add(o->timer, ps_pass_names[*p], mc_now_ms() - t0);
+        if (!ok || d->nerrors > errors) {
+            ir_graph_free(g);
+            return NULL;
+        }
+        if (p == stop)
+            break;
     }
-    return true;
+    return g;
 }
 
-bool ps_run_one(Graph *g, const char *name, const PipelineOpts *o, Diags *d)
+bool ps_run_one(Graph *g, const char *name, const RecipeOpts *o, Diags *d)
 {
     int p = ps_pass_index(name);
     if (p < 0) {
@@ -114,7 +215,7 @@ bool ps_run_one(Graph *g, const char *name, const PipelineOpts *o, Diags *d)
         return false;
     }
     double t0 = mc_now_ms();
-    bool ok = run_pass(g, p, o, d);
+    bool ok = run_pass(g, (Pass)p, o, d);
     timer_add(o->timer, ps_pass_names[p], mc_now_ms() - t0);
     return ok && !d->nerrors;
 }

@@ -34,7 +34,7 @@ int cmd_eval(int argc, char **argv)
 {
     DataArgs da;
     memset(&da, 0, sizeof da);
-    const char *weights = NULL, *split = "test", *backend = NULL, *mode = "infer";
+    const char *weights = NULL, *split = "test", *backend = NULL, *mode = "infer", *dump_ir = NULL;
     int batch = 0, threads = 0;
     bool json = false;
     CliOpt opts[] = {
@@ -45,6 +45,7 @@ int cmd_eval(int argc, char **argv)
         {"json", CLI_FLAG, &json, NULL, "print the result as one JSON object"},
         {"threads", CLI_INT, &threads, "N", "threads (default: all cores)"},
         {"backend", CLI_STR, &backend, "jit|interp", "execution backend (default jit)"},
+        {"dump-ir", CLI_STR, &dump_ir, "DIR", "write DIR/eval.ir: the IR of the function, as compiled"},
         {"mode", CLI_STR, &mode, "infer|train",
          "the graph to evaluate (default infer); train uses batch statistics and active dropout, "
          "updates nothing, and warns"},
@@ -68,6 +69,7 @@ int cmd_eval(int argc, char **argv)
     mc_options_default(&mo);
     mo.threads = threads;
     mo.eval_only = true;
+    mo.dump_ir = dump_ir;
     if (strcmp(mode, "train") == 0)
         mo.eval_mode = MC_MODE_TRAIN;
     else if (strcmp(mode, "infer") != 0)

@@ -1,5 +1,5 @@
-/* `modelc grad`: specialize the model for training, differentiate and
- * simplify it, evaluate the loss and every gradient for one batch with the
+/* `modelc grad`: compile the model's grad function (specialize for
+ * training, differentiate, simplify; fused for the JIT), evaluate the loss and every gradient for one batch with the
  * reference interpreter (default) or the LLVM JIT, print the loss and
  * write the gradients (grad.<name>) to a safetensors file. */
 #include <math.h>
@@ -93,7 +93,16 @@ static bool run_jit(Graph *g, const TensorMap *params, const TensorMap *inputs, 
     return ok;
 }
 
-static bool evaluate(Graph *g, const GradArgs *a, Diags *d)
+static Graph *grad_fn(const Graph *src, const GradArgs *a, bool fuse, Diags *d)
+{
+    RecipeOpts o = ps_recipe_opts(FN_GRAD);
+    o.fuse = fuse;
+    o.wrt = a->wrt.v;
+    o.nwrt = a->wrt.n;
+    return ps_recipe(src, &o, d);
+}
+
+static bool evaluate(const Graph *src, Graph *g, const GradArgs *a, Diags *d)
 {
     TensorMap params, inputs;
     rt_map_init(&params);
@@ -118,8 +127,12 @@ static bool evaluate(Graph *g, const GradArgs *a, Diags *d)
         for (int i = 0; i < g->nouts && ok; i++)
             if (g->outs[i].kind == OUT_LOSS || g->outs[i].kind == OUT_GRAD)
                 ok = check_finite(&g->outs[i], outs[i], d, g->outs[i].val->loc);
-        if (!ok)
-            gc_explain_nonfinite(g, &params, &inputs, &ro, d);
+        if (!ok) { /* the search evaluates every op: the unfused function */
+            Graph *u = grad_fn(src, a, false, d);
+            if (u)
+                gc_explain_nonfinite(u, &params, &inputs, &ro, d);
+            ir_graph_free(u);
+        }
     }
     int nw = ok ? write_grads(g, outs, a->output, loss, d) : -1;
     ok = nw >= 0;
@@ -145,14 +158,10 @@ int cmd_grad(int argc, char **argv)
     Graph *g = cli_load(file, &d);
     int shown = d.n;
     bool ok = g != NULL;
-    if (ok) {
-        PipelineOpts o = ps_default_opts(MODE_TRAIN);
-        o.grads = true;
-        o.wrt = a.wrt.v;
-        o.nwrt = a.wrt.n;
-        ok = ps_run_pipeline(g, &o, &d) && evaluate(g, &a, &d);
-    }
+    Graph *f = ok ? grad_fn(g, &a, strcmp(a.backend, "jit") == 0, &d) : NULL;
+    ok = f && evaluate(g, f, &a, &d);
     diags_print_from(&d, stderr, shown);
+    ir_graph_free(f);
     ir_graph_free(g);
     diags_free(&d);
     return ok ? 0 : 1;

@@ -196,23 +196,17 @@ static bool run_checks(Checker *c, int *nbad)
     return ok;
 }
 
-/* The loss-only and the differentiated f64 graphs. */
+/* The f64 grad and loss functions, unfused (the interpreter runs them). */
 static bool build_graphs(Checker *c, Graph *g)
 {
-    c->loss_g = ps_to_f64(g);
-    PipelineOpts o = ps_default_opts(MODE_TRAIN);
-    o.stop_after = "specialize";
-    if (!ps_run_pipeline(c->loss_g, &o, c->d))
-        return false;
-    c->grad_g = ir_clone(c->loss_g);
-    if (!ps_run_one(c->grad_g, "autodiff", &o, c->d) || !ps_run_one(c->grad_g, "simplify", &o, c->d))
-        return false;
-    int li = gc_find_output(c->loss_g, OUT_LOSS);
-    Output loss = c->loss_g->outs[li];
-    c->loss_g->outs[0] = loss;
-    c->loss_g->nouts = 1;
-    ir_remove_dead(c->loss_g);
-    return true;
+    RecipeOpts o = ps_recipe_opts(FN_GRAD);
+    o.fuse = false;
+    o.f64 = true;
+    c->grad_g = ps_recipe(g, &o, c->d);
+    o = ps_recipe_opts(FN_LOSS);
+    o.f64 = true;
+    c->loss_g = c->grad_g ? ps_recipe(g, &o, c->d) : NULL;
+    return c->loss_g != NULL;
 }
 
 int cmd_gradcheck(int argc, char **argv)

@@ -8,26 +8,24 @@
 #include "cli.h"
 #include "passes/passes.h"
 
-/* "lower" names the frontend's own output, before any pass. */
-static bool known_pass(const char *name)
-{
-    if (strcmp(name, "lower") == 0)
-        return true;
-    for (int i = 0; ps_pass_names[i]; i++)
-        if (strcmp(ps_pass_names[i], name) == 0)
-            return true;
-    return false;
-}
-
-static int unknown_pass(const char *cmd, const char *opt, const char *name)
+static int unknown_pass(const char *name)
 {
     StrBuf b;
     sb_init(&b);
-    sb_puts(&b, strcmp(cmd, "ir") == 0 ? "lower" : "");
     for (int i = 0; ps_pass_names[i]; i++)
-        if (strcmp(ps_pass_names[i], "lower") != 0)
-            sb_printf(&b, "%s%s", b.len ? ", " : "", ps_pass_names[i]);
-    int rc = cli_usage_error(cmd, "unknown pass '%s' for --%s (valid passes: %s)", name, opt, b.s ? b.s : "");
+        sb_printf(&b, "%s%s", i ? ", " : "", ps_pass_names[i]);
+    int rc = cli_usage_error("ir", "unknown pass '%s' for --after (valid passes: %s)", name, b.s ? b.s : "");
+    sb_free(&b);
+    return rc;
+}
+
+static int unknown_fn(const char *name)
+{
+    StrBuf b;
+    sb_init(&b);
+    for (int i = 0; ps_fn_names[i]; i++)
+        sb_printf(&b, "%s%s", i ? ", " : "", ps_fn_names[i]);
+    int rc = cli_usage_error("ir", "unknown function '%s' for --fn (valid functions: %s)", name, b.s ? b.s : "");
     sb_free(&b);
     return rc;
 }
@@ -77,12 +75,17 @@ static void print_stats(Graph *g, FILE *f)
 
 int cmd_ir(int argc, char **argv)
 {
-    const char *after = "lower", *mode_s = "train", *format = "text";
+    const char *after = NULL, *mode_s = NULL, *format = "text", *fn_s = NULL, *backend = "jit";
     bool no_loc = false, time_passes = false, stats = false, mode_diff = false;
     CliList wrt = {0};
     const CliOpt opts[] = {
-        {"after", CLI_STR, &after, "PASS", "print the graph after PASS (default: lower, the frontend's graph)"},
-        {"mode", CLI_STR, &mode_s, "MODE", "train or infer (default: train)"},
+        {"fn", CLI_STR, &fn_s, "NAME",
+         "the compiled function: train_step, eval, predict, grad, loss or numerics (default: train_step, or "
+         "eval with --mode=infer, grad with --wrt); printed as the backend compiles it"},
+        {"after", CLI_STR, &after, "PASS",
+         "stop the function's recipe after PASS (without --fn and --after: lower, the frontend's graph)"},
+        {"mode", CLI_STR, &mode_s, "MODE", "train or infer: the mode specialize compiles for (default: the function's)"},
+        {"backend", CLI_STR, &backend, "B", "jit (fused, the default) or interp (the interpreter's unfused graph)"},
         {"format", CLI_STR, &format, "FMT", "text (IR that parses back) or dot (Graphviz)"},
         {"no-loc", CLI_FLAG, &no_loc, NULL, "leave out the loc(...) source locations"},
         {"wrt", CLI_MULTI, &wrt, "NAME", "also differentiate with respect to input NAME"},
@@ -92,7 +95,7 @@ int cmd_ir(int argc, char **argv)
          "print the training and inference graphs as one diff over the model's graph"},
     };
     const CliCmd cmd = {"ir", "FILE [options]",
-                        "Print the IR of a model (.mdl or .ir) after a pipeline pass.",
+                        "Print the IR of a compiled function of a model (.mdl or .ir), or of its recipe stopped after a pass.",
                         opts, ARRAY_LEN(opts), 1, 1};
     char **pos;
     int npos;
@@ -102,15 +105,22 @@ int cmd_ir(int argc, char **argv)
     const char *path = pos[0];
     free(pos);
     Mode mode = MODE_TRAIN;
-    if ((rc = parse_mode("ir", mode_s, &mode)))
+    if (mode_s && (rc = parse_mode("ir", mode_s, &mode)))
         return rc;
     if (strcmp(format, "text") != 0 && strcmp(format, "dot") != 0)
         return cli_usage_error("ir", "--format must be text or dot, got '%s'", format);
-    if (!known_pass(after))
-        return unknown_pass("ir", "after", after);
-
-    if (mode_diff && (strcmp(after, "lower") != 0 || strcmp(format, "text") != 0))
-        return cli_usage_error("ir", "--mode-diff prints the model's graph: it takes no --after or --format");
+    if (strcmp(backend, "jit") != 0 && strcmp(backend, "interp") != 0)
+        return cli_usage_error("ir", "--backend must be jit or interp, got '%s'", backend);
+    if (after && ps_pass_index(after) < 0)
+        return unknown_pass(after);
+    int fn = fn_s ? ps_fn_index(fn_s) : wrt.n ? FN_GRAD : mode == MODE_INFER && mode_s ? FN_EVAL : FN_TRAIN_STEP;
+    if (fn < 0)
+        return unknown_fn(fn_s);
+    if (wrt.n && fn != FN_GRAD)
+        return cli_usage_error("ir", "--wrt adds gradients: it needs --fn grad, not %s", ps_fn_names[fn]);
+    bool lowered = !fn_s && (!after || strcmp(after, "lower") == 0);
+    if (mode_diff && (after || fn_s || strcmp(format, "text") != 0))
+        return cli_usage_error("ir", "--mode-diff prints the model's graph: it takes no --fn, --after or --format");
 
     Diags d;
     diags_init(&d);
@@ -124,20 +134,22 @@ int cmd_ir(int argc, char **argv)
         return diffed ? 0 : 1;
     }
     bool ok = g && check_wrt(g, &wrt, path, &d);
-    if (ok && strcmp(after, "lower") == 0) {
+    if (ok && lowered) {
         ok = ir_verify(g, &d);
     } else if (ok) {
         Timer timer = {0};
-        PipelineOpts o = {.mode = mode,
-                          .grads = mode == MODE_TRAIN,
-                          .update = mode == MODE_TRAIN,
-                          .simplify = true,
-                          .fuse = true,
-                          .wrt = wrt.v,
-                          .nwrt = wrt.n,
-                          .stop_after = after,
-                          .timer = time_passes ? &timer : NULL};
-        ok = ps_run_pipeline(g, &o, &d);
+        RecipeOpts o = ps_recipe_opts((FnKind)fn);
+        if (mode_s)
+            o.mode = mode;
+        o.fuse = o.fuse && strcmp(backend, "jit") == 0;
+        o.wrt = wrt.v;
+        o.nwrt = wrt.n;
+        o.stop_after = after;
+        o.timer = time_passes ? &timer : NULL;
+        Graph *r = ps_recipe(g, &o, &d);
+        ir_graph_free(g);
+        g = r;
+        ok = g != NULL;
         if (time_passes)
             timer_print(&timer, stderr);
     }

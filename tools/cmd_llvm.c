@@ -1,5 +1,5 @@
-/* `modelc llvm FILE`: run the pipeline for a mode (infer: the graph of the
- * output values; train: loss, gradients and updates) and print the LLVM
+/* `modelc llvm FILE`: compile one function of a model from its recipe
+ * (predict by default; --fn or --mode choose another) and print the LLVM
  * IR the backend generates for it, before or after optimisation. */
 #include <stdlib.h>
 #include <string.h>
@@ -9,19 +9,25 @@
 #include "passes/passes.h"
 
 typedef struct LlvmArgs {
-    const char *after, *mode;
+    const char *after, *mode, *fn;
     bool opt, time_passes, fast_isel, memory_plan;
     int opt_level, batch;
 } LlvmArgs;
 
-static int check_args(const LlvmArgs *a, Mode *mode)
+static int check_args(const LlvmArgs *a, int *fn)
 {
-    if (strcmp(a->mode, "train") == 0)
-        *mode = MODE_TRAIN;
-    else if (strcmp(a->mode, "infer") == 0)
-        *mode = MODE_INFER;
-    else
+    if (a->fn) {
+        if ((*fn = ps_fn_index(a->fn)) < 0)
+            return cli_usage_error("llvm", "unknown function '%s' for --fn (train_step, eval, predict, grad)", a->fn);
+        if (a->mode)
+            return cli_usage_error("llvm", "--fn and --mode choose the same thing: give one");
+    } else if (!a->mode || strcmp(a->mode, "infer") == 0) {
+        *fn = FN_PREDICT;
+    } else if (strcmp(a->mode, "train") == 0) {
+        *fn = FN_TRAIN_STEP;
+    } else {
         return cli_usage_error("llvm", "--mode must be train or infer, got '%s'", a->mode);
+    }
     if (a->after && ps_pass_index(a->after) < 0) {
         StrBuf b;
         sb_init(&b);
@@ -38,30 +44,24 @@ static int check_args(const LlvmArgs *a, Mode *mode)
     return 0;
 }
 
-/* The inference graph computes the model's output values (when it has
- * any): losses and metrics need labels and belong to evaluation. */
-static void keep_values(Graph *g)
+/* --mode=infer compiles the output values; a model without any gets
+ * evaluation's loss and metrics. */
+static bool has_values(const Graph *g)
 {
-    int k = 0;
-    for (int i = 0; i < g->nouts; i++)
-        k += g->outs[i].kind == OUT_VALUE;
-    if (!k)
-        return;
-    k = 0;
     for (int i = 0; i < g->nouts; i++)
         if (g->outs[i].kind == OUT_VALUE)
-            g->outs[k++] = g->outs[i];
-    g->nouts = k;
-    ir_remove_dead(g);
+            return true;
+    return false;
 }
 
 int cmd_llvm(int argc, char **argv)
 {
-    LlvmArgs a = {NULL, "infer", false, false, false, false, 2, 128};
+    LlvmArgs a = {NULL, NULL, NULL, false, false, false, false, 2, 128};
     const CliOpt opts[] = {
         {"opt", CLI_FLAG, &a.opt, NULL, "print the IR after optimisation (default: as generated)"},
-        {"mode", CLI_STR, &a.mode, "MODE", "infer (the output values) or train (loss, gradients, updates); default infer"},
-        {"after", CLI_STR, &a.after, "PASS", "compile the graph as it is after pipeline pass PASS"},
+        {"fn", CLI_STR, &a.fn, "NAME", "the function: train_step, eval, predict (default) or grad"},
+        {"mode", CLI_STR, &a.mode, "MODE", "infer (predict) or train (train_step)"},
+        {"after", CLI_STR, &a.after, "PASS", "compile the function's recipe stopped after PASS"},
         {"opt-level", CLI_INT, &a.opt_level, "L", "0, 2 (default: modelc's loop pipeline) or 3 (LLVM's default<O3>)"},
         {"fast-isel", CLI_FLAG, &a.fast_isel, NULL, "with --time-passes: codegen at CodeGenLevelNone"},
         {"time-passes", CLI_FLAG, &a.time_passes, NULL, "also JIT-compile the module; report pass and LLVM phase times on stderr"},
@@ -80,8 +80,8 @@ int cmd_llvm(int argc, char **argv)
         return rc < 0 ? 0 : rc;
     const char *path = pos[0];
     free(pos);
-    Mode mode = MODE_INFER;
-    if ((rc = check_args(&a, &mode)))
+    int fn = FN_PREDICT;
+    if ((rc = check_args(&a, &fn)))
         return rc;
 
     Diags d;
@@ -92,14 +92,15 @@ int cmd_llvm(int argc, char **argv)
     bool ok = g != NULL;
     char *ir = NULL;
     if (ok) {
-        PipelineOpts po = ps_default_opts(mode);
-        po.grads = po.update = mode == MODE_TRAIN;
-        po.fuse = true;
-        po.stop_after = a.after;
-        po.timer = a.time_passes ? &timer : NULL;
-        ok = ps_run_pipeline(g, &po, &d);
-        if (ok && mode == MODE_INFER)
-            keep_values(g);
+        if (fn == FN_PREDICT && !a.fn && !has_values(g))
+            fn = FN_EVAL;
+        RecipeOpts o = ps_recipe_opts((FnKind)fn);
+        o.stop_after = a.after;
+        o.timer = a.time_passes ? &timer : NULL;
+        Graph *r = ps_recipe(g, &o, &d);
+        ir_graph_free(g);
+        g = r;
+        ok = g != NULL;
     }
     JitOpts jo;
     JitStats st = {0};

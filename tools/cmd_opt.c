@@ -69,15 +69,11 @@ int cmd_opt(int argc, char **argv)
         ok = false;
     if (ok) {
         Timer timer = {0};
-        PipelineOpts o = {.mode = mode,
-                          .grads = true,
-                          .update = true,
-                          .simplify = true,
-                          .fuse = true,
-                          .wrt = wrt.v,
-                          .nwrt = wrt.n,
-                          .stop_after = NULL,
-                          .timer = time_passes ? &timer : NULL};
+        RecipeOpts o = ps_recipe_opts(FN_TRAIN_STEP);
+        o.mode = mode;
+        o.wrt = wrt.v;
+        o.nwrt = wrt.n;
+        o.timer = time_passes ? &timer : NULL;
         ok = ps_run_one(g, pass, &o, &d) && d.nerrors == 0;
         if (time_passes)
             timer_print(&timer, stderr);

@@ -67,25 +67,15 @@ static int parse(PredictArgs *a, int argc, char **argv, const char **file)
     return 0;
 }
 
-/* The inference graph of the output values alone. */
-static bool prepare(Graph *g, const PredictArgs *a, Timer *timer, Diags *d)
+/* The predict function (the output values alone), as its recipe compiles it. */
+static Graph *prepare(Graph *src, const PredictArgs *a, Timer *timer, Diags *d)
 {
-    PipelineOpts po = ps_default_opts(MODE_INFER);
-    po.fuse = true;
-    po.timer = timer;
-    if (!ps_run_pipeline(g, &po, d))
-        return false;
-    int k = 0;
-    for (int i = 0; i < g->nouts; i++)
-        if (g->outs[i].kind == OUT_VALUE)
-            g->outs[k++] = g->outs[i];
-    g->nouts = k;
-    if (!k) {
-        diag_error(d, file_loc(d, a->inputs), "model '%s' has no output values to predict", g->name);
-        return false;
-    }
-    ir_remove_dead(g);
-    return true;
+    RecipeOpts o = ps_recipe_opts(FN_PREDICT);
+    o.fuse = strcmp(a->backend, "jit") == 0;
+    o.timer = timer;
+    Graph *g = ps_recipe(src, &o, d);
+    ir_graph_free(src);
+    return g;
 }
 
 /* Inputs from safetensors (every tensor must be a model input) or, for a
@@ -240,7 +230,9 @@ int cmd_predict(int argc, char **argv)
     rt_map_init(&inputs);
     Graph *g = cli_load(file, &d);
     int shown = d.n;
-    bool ok = g && prepare(g, &a, a.time_passes ? &timer : NULL, &d);
+    if (g)
+        g = prepare(g, &a, a.time_passes ? &timer : NULL, &d);
+    bool ok = g != NULL;
     ok = ok && rt_safetensors_read(a.weights, &params, NULL, &d) &&
          rt_check_params(g, &params, a.weights, true, &d);
     ok = ok && load_inputs(g, a.inputs, &inputs, &d);

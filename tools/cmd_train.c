@@ -23,7 +23,7 @@ typedef struct TrainArgs {
     bool json, eval_train, time_passes, no_progress, no_test, no_cache, profile;
     int threads;
     int watch; /* -1 off, 0 every epoch, K every K steps */
-    const char *plot_dir;
+    const char *plot_dir, *dump_ir;
     bool check_numerics, no_warn;
 } TrainArgs;
 
@@ -490,6 +490,8 @@ static int cmd_train_args(int argc, char **argv)
         {"check-numerics", CLI_FLAG, &a.check_numerics, NULL,
          "check every step's gradients and new parameters for NaN/Inf (the loss is always checked)"},
         {"no-warn", CLI_FLAG, &a.no_warn, NULL, "skip the static warnings before training"},
+        {"dump-ir", CLI_STR, &a.dump_ir, "DIR",
+         "write DIR/train_step.ir and DIR/eval.ir: the IR of each function exactly as it is compiled"},
         {"no-cache", CLI_FLAG, &a.no_cache, NULL, "compile without the object cache ($XDG_CACHE_HOME/modelc)"},
         {"profile", CLI_FLAG, &a.profile, NULL, "time every kernel of the training step; table on stderr at the end"},
     };
@@ -541,6 +543,7 @@ static int cmd_train_args(int argc, char **argv)
         return free(pos), cli_usage_error("train", "--profile needs the jit backend");
     mo.threads = a.threads;
     mo.profile = a.profile;
+    mo.dump_ir = a.dump_ir;
     mo.freeze = a.freeze.v;
     mo.nfreeze = a.freeze.n;
     mo.telemetry = a.watch >= 0 || a.check_numerics;

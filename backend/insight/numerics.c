@@ -36,14 +36,6 @@ static bool has_op(const Graph *g, Op op)
     return false;
 }
 
-static bool has_out(const Graph *g, OutKind k)
-{
-    for (int i = 0; i < g->nouts; i++)
-        if (g->outs[i].kind == k)
-            return true;
-    return false;
-}
-
 /* Mark the ancestors of outputs of the given kinds with c (unmarked only). */
 static void mark_part(const Graph *g, char *part, bool fwd, bool grad, char c)
 {
@@ -91,14 +83,13 @@ static bool prepare(InsNumerics *n, const Graph *src, Diags *d)
         diag_error(d, where, "the NaN search needs the graph before fusion");
         return false;
     }
-    n->g = ir_clone((Graph *)src);
     Diags scratch;
     diags_init(&scratch);
-    bool ok = !has_op(n->g, OP_PHASE) || ps_specialize(n->g, n->o.mode, d);
-    if (ok && !has_out(n->g, OUT_GRAD) && has_out(n->g, OUT_LOSS))
-        ok = ps_autodiff(n->g, NULL, 0, &scratch);
-    if (ok && n->o.update && !has_out(n->g, OUT_UPDATE) && n->o.mode == MODE_TRAIN)
-        ok = ps_optimizer(n->g, &scratch);
+    RecipeOpts o = ps_recipe_opts(FN_NUMERICS);
+    o.mode = n->o.mode;
+    o.update = n->o.update;
+    n->g = ps_recipe(src, &o, &scratch);
+    bool ok = n->g != NULL;
     for (int i = 0; i < scratch.n; i++)
         if (scratch.v[i].level == DIAG_ERROR)
             diag_error(d, scratch.v[i].loc, "%s", scratch.v[i].msg);

@@ -98,8 +98,11 @@ START_TEST(pipeline_order)
     ck_assert_int_ge(s, 0);
     ck_assert_int_eq(f, s + 1);
     ck_assert_ptr_null(ps_pass_names[f + 1]);
-    PipelineOpts o = ps_default_opts(MODE_TRAIN);
-    ck_assert(!o.fuse); /* on where code is generated: the C API on the JIT, modelc llvm/predict */
+    /* the compiled functions fuse; the gradient check's do not */
+    ck_assert(ps_recipe_opts(FN_TRAIN_STEP).fuse && ps_recipe_opts(FN_PREDICT).fuse);
+    ck_assert(!ps_recipe_opts(FN_LOSS).fuse && !ps_recipe_opts(FN_NUMERICS).fuse);
+    ck_assert_str_eq(ps_recipe_pass_list(&(RecipeOpts){.fn = FN_TRAIN_STEP, .fuse = true}),
+                     "lower, verify, specialize, autodiff, optimizer, outputs, simplify, fuse");
 }
 END_TEST
 

@@ -1,11 +1,12 @@
-/* Fusion on every example model, in training (loss, metrics, values,
- * gradients and optimizer updates) and inference mode, in f32 and f64:
- * the fused graph verifies, the interpreter gives the same outputs bit
- * for bit for the fused and the unfused graph, and the JIT compiles both,
- * matches the interpreter on each, and fused JIT == unfused JIT. The kernel counts of the train step that
- * `modelc train` compiles are pinned for the MLP and the CNNs, so a
+/* Fusion on every example model, for each compiled function as its
+ * recipe builds it (the training step, the grad function, evaluation), in
+ * f32 and f64: the fused graph verifies, the interpreter gives the same
+ * outputs bit for bit for the fused and the unfused graph, and the JIT
+ * compiles both, matches the interpreter on each, and fused JIT ==
+ * unfused JIT. The kernel counts of the training step that `modelc train`
+ * compiles (its whole recipe) are pinned for the MLP and the CNNs, so a
  * fusion that silently stops happening fails here, and their softmax
- * cross-entropy must end as the two row kernels of fuse_softmax. */
+ * cross-entropy must end as one row kernel. */
 #include <glob.h>
 
 #include "frontend/frontend.h"
@@ -34,62 +35,46 @@ static Graph *load(const char *path)
     return g;
 }
 
-static void run_pipeline(Graph *g, const PipelineOpts *o)
+/* Function fn of the model at path, as its recipe compiles it, stopped
+ * after pass stop (NULL: the whole recipe), in dtype dt. */
+static Graph *compiled(const char *path, FnKind fn, const char *stop, DType dt)
 {
+    Graph *src = load(path);
+    RecipeOpts o = ps_recipe_opts(fn);
+    o.stop_after = stop;
+    o.f64 = dt == DT_F64;
     Diags d;
     diags_init(&d);
-    bool ok = ps_run_pipeline(g, o, &d);
-    if (!ok)
+    Graph *g = ps_recipe(src, &o, &d);
+    if (!g)
         diags_print(&d, stderr);
-    ck_assert_msg(ok, "the pipeline fails on %s", g->name);
+    ck_assert_msg(g != NULL, "the %s recipe fails on %s", ps_fn_names[fn], path);
     diags_free(&d);
-}
-
-/* The graph `modelc ir --after=simplify --mode=MODE` prints, in dtype dt. */
-static Graph *simplified(const char *path, Mode mode, DType dt)
-{
-    Graph *g = load(path);
-    PipelineOpts o = ps_default_opts(mode);
-    o.grads = o.update = mode == MODE_TRAIN;
-    run_pipeline(g, &o);
-    if (dt == DT_F64) {
-        Graph *h = ps_to_f64(g);
-        ir_graph_free(g);
-        g = h;
-    }
+    ir_graph_free(src);
     return g;
 }
 
-/* The train step `modelc train` compiles (backend/api.c): loss, metrics
- * and updates, simplified. */
+/* The function before fusion: `modelc ir --fn FN --after=simplify`. */
+static Graph *simplified(const char *path, FnKind fn, DType dt)
+{
+    return compiled(path, fn, "simplify", dt);
+}
+
+/* The training step `modelc train` compiles, before fusion. */
 static Graph *train_step(const char *path)
 {
-    Graph *g = load(path);
-    PipelineOpts o = ps_default_opts(MODE_TRAIN);
-    o.grads = o.update = true;
-    o.stop_after = "optimizer";
-    run_pipeline(g, &o);
-    int k = 0;
-    for (int i = 0; i < g->nouts; i++)
-        if (g->outs[i].kind != OUT_GRAD && g->outs[i].kind != OUT_VALUE)
-            g->outs[k++] = g->outs[i];
-    g->nouts = k;
-    Diags d;
-    diags_init(&d);
-    ck_assert(ps_simplify(g, &d));
-    diags_free(&d);
-    return g;
+    return simplified(path, FN_TRAIN_STEP, DT_F32);
 }
 
-static void check_example(const char *path, Mode mode, DType dt)
+static void check_example(const char *path, FnKind fn, DType dt)
 {
-    Graph *g = simplified(path, mode, dt);
+    Graph *g = simplified(path, fn, dt);
     Graph *f = tf_fused(g);
     ck_assert_int_le(tf_kernels(f), tf_kernels(g));
     bool o2 = tf_has(path, "mlp") || tf_has(path, "model2");
     TfCheck c = {o2 ? 2 : 0, !o2, dt == DT_F32 ? 2e-4 : 1e-10, 0, 3, 11, false};
     char what[300];
-    snprintf(what, sizeof what, "%s (%s, %s)", path, mode == MODE_TRAIN ? "train" : "infer", ir_dtype_name(dt));
+    snprintf(what, sizeof what, "%s (%s, %s)", path, ps_fn_names[fn], ir_dtype_name(dt));
     tf_check(what, g, f, &c);
     ir_graph_free(g);
     ir_graph_free(f);
@@ -97,19 +82,25 @@ static void check_example(const char *path, Mode mode, DType dt)
 
 START_TEST(example_train_f32)
 {
-    check_example(examples.gl_pathv[_i], MODE_TRAIN, DT_F32);
+    check_example(examples.gl_pathv[_i], FN_TRAIN_STEP, DT_F32);
 }
 END_TEST
 
 START_TEST(example_train_f64)
 {
-    check_example(examples.gl_pathv[_i], MODE_TRAIN, DT_F64);
+    check_example(examples.gl_pathv[_i], FN_TRAIN_STEP, DT_F64);
+}
+END_TEST
+
+START_TEST(example_grad_f64)
+{
+    check_example(examples.gl_pathv[_i], FN_GRAD, DT_F64);
 }
 END_TEST
 
 START_TEST(example_infer_f32)
 {
-    check_example(examples.gl_pathv[_i], MODE_INFER, DT_F32);
+    check_example(examples.gl_pathv[_i], FN_EVAL, DT_F32);
 }
 END_TEST
 
@@ -119,7 +110,7 @@ START_TEST(examples_fuse)
     ck_assert_uint_ge(examples.gl_pathc, 17);
     for (size_t i = 0; i < examples.gl_pathc; i++) {
         for (int m = 0; m < 2; m++) {
-            Graph *g = simplified(examples.gl_pathv[i], m ? MODE_INFER : MODE_TRAIN, DT_F32);
+            Graph *g = simplified(examples.gl_pathv[i], m ? FN_EVAL : FN_TRAIN_STEP, DT_F32);
             Graph *f = tf_fused(g);
             ck_assert_msg(tf_count_op(f, OP_FUSED) > 0, "%s: nothing fused", examples.gl_pathv[i]);
             ck_assert_int_lt(tf_kernels(f), tf_kernels(g));
@@ -145,7 +136,7 @@ START_TEST(train_step_kernels)
     };
     for (size_t i = 0; i < ARRAY_LEN(want); i++) {
         Graph *g = train_step(want[i].path);
-        Graph *f = tf_fused(g);
+        Graph *f = compiled(want[i].path, FN_TRAIN_STEP, NULL, DT_F32);
         int ku = tf_kernels(g), kf = tf_kernels(f), nf = tf_count_op(f, OP_FUSED);
         printf("%s: train step %d kernels, %d after fusion (%d fused)\n", want[i].path, ku, kf, nf);
         ck_assert_int_eq(ku, want[i].unfused);
@@ -282,6 +273,7 @@ int main(void)
     tcase_set_timeout(t, 1200);
     tcase_add_loop_test(t, example_train_f32, 0, n);
     tcase_add_loop_test(t, example_train_f64, 0, n);
+    tcase_add_loop_test(t, example_grad_f64, 0, n);
     tcase_add_loop_test(t, example_infer_f32, 0, n);
     suite_add_tcase(s, t);
     int rc = tu_run(s);
