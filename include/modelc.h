@@ -16,6 +16,8 @@ extern "C" {
 
 typedef struct mc_model mc_model;
 
+#define MC_MAX_METRICS 16 /* metrics reported per model, at most */
+
 typedef enum { MC_BACKEND_JIT, MC_BACKEND_INTERP } mc_backend;
 
 /* Which graph a training step runs. MC_MODE_TRAIN (the default): batchnorm
@@ -43,8 +45,10 @@ typedef struct mc_options {
     const char *cache_dir; /* JIT object cache directory; NULL = no cache */
     bool profile;         /* time every kernel of the training step (JIT) */
     bool eval_only;       /* JIT: do not compile the training step (mc_train_step fails) */
-    const char *dump_ir;  /* a directory: write <fn>.ir there for every function compiled
-                             (train_step, eval, predict), the IR exactly as it is compiled */
+    bool time_passes;     /* time every compile stage (mc_time_report) */
+    const char *dump_ir;  /* a directory: write <fn>.ir there for each function (train_step,
+                             eval, predict) when it is compiled (JIT) or first run
+                             (interpreter), the IR exactly as it runs */
 } mc_options;
 
 void mc_options_default(mc_options *o);
@@ -55,6 +59,17 @@ void mc_free(mc_model *m);
 const char *mc_last_error(const mc_model *m); /* also valid for m == NULL after mc_compile */
 /* Warnings of the compilation (file:line:col, source line, notes), "" if none. */
 const char *mc_warnings(const mc_model *m);
+
+/* With mc_options.time_passes: a table of where compile time went so far
+ * (frontend, each pass, each LLVM phase), slowest first; "" otherwise.
+ * Owned by m, valid until the next call or mc_free. */
+const char *mc_time_report(mc_model *m);
+
+/* The model's name (its `model` line). */
+const char *mc_model_name(const mc_model *m);
+/* True when the model has a loss: it can be trained and evaluated. A
+ * model without one compiles for mc_predict only. */
+bool mc_has_loss(const mc_model *m);
 
 /* Parameters (weights, batchnorm state, optimizer slots). */
 bool mc_init_params(mc_model *m, uint64_t seed);
@@ -87,9 +102,99 @@ bool mc_eval_batch(mc_model *m, const mc_tensor *batch, int nbatch, double *loss
  * calls, and any call with the interpreter backend, do nothing. False
  * (mc_last_error) when the model has no loss or the compile fails. */
 bool mc_prepare_eval(mc_model *m);
+/* The model's output values (its `output` lines) for a batch, computed in
+ * inference mode by the predict function (compiled on first use): *outs
+ * receives *nouts tensors named as the outputs, owned by m and valid until
+ * the next mc_predict or mc_free. Inputs the outputs do not read may be
+ * left out. */
+bool mc_predict(mc_model *m, const mc_tensor *batch, int nbatch, const mc_tensor **outs, int *nouts);
+/* A parameter's current value (a weight, batchnorm statistic or optimizer
+ * slot) as a view owned by m: valid until the next training step, load or
+ * mc_free. False when the model has no such parameter or it has no value
+ * yet. */
+bool mc_get_param(mc_model *m, const char *name, mc_tensor *out);
+/* Whether the JIT has compiled function fn ("train_step", "eval",
+ * "predict") so far; always false with the interpreter. */
+bool mc_is_compiled(const mc_model *m, const char *fn);
 int mc_num_metrics(const mc_model *m);
 const char *mc_metric_name(const mc_model *m, int i);
 int64_t mc_step(const mc_model *m);
+
+/* ---- The training loop's pieces: what `modelc train` does around each
+ * step, so a program reproduces it bit for bit. ---- */
+
+/* The model's train { } block, with mc_options.seed applied. */
+typedef struct mc_train_config {
+    int epochs;
+    int batch;
+    double lr;     /* the optimizer's base learning rate */
+    uint64_t seed; /* initialisation, shuffling and dropout */
+} mc_train_config;
+mc_train_config mc_train_defaults(const mc_model *m);
+
+/* The order of the examples in epoch `epoch` (0-based): perm[0..n) is a
+ * permutation of 0..n-1 drawn from (seed, epoch), the same on every run,
+ * after a resume and for any thread count. */
+void mc_shuffle(const mc_model *m, int epoch, int64_t *perm, int64_t n);
+
+/* The learning rate of the model's schedule (train { schedule }) for the
+ * next step: base lr0, the current epoch (0-based) of `epochs`, at step
+ * mc_step(m) with steps_per_epoch steps per epoch (cosine decays over all
+ * epochs * steps_per_epoch steps; step multiplies by gamma every k
+ * epochs; constant returns lr0). */
+double mc_lr_at(const mc_model *m, double lr0, int epoch, int epochs, int64_t steps_per_epoch);
+
+/* Completed epochs: 0 after mc_init_params, read from a checkpoint by
+ * mc_load, saved by mc_save. A training loop sets it after each epoch. */
+int mc_epoch(const mc_model *m);
+void mc_set_epoch(mc_model *m, int epoch);
+
+/* ---- Data sets bound to a model's inputs ---- */
+
+typedef struct mc_data mc_data;
+
+typedef struct mc_data_options {
+    const char *const *sources; /* NULL: Fashion-MNIST. Otherwise "fashion-mnist", a directory
+                                   of IDX files, a .csv/.csv.gz, one or two .npy (x, y), a
+                                   .safetensors file, or "uniform:N" (generated) */
+    int nsources;
+    const char *split;   /* "train" (default) or "test" */
+    bool no_scale;       /* keep 8-bit pixels in 0..255 (default: scaled to [0, 1]) */
+    int64_t limit;       /* only the first K examples (0 = all) */
+    const char *label_column; /* CSV: the label column's name or index */
+    uint64_t seed;       /* uniform:N's generator (default: the model's train { seed }) */
+    bool seed_set;
+    int stream;          /* uniform:N: 0 training, 1 validation, 2 test data draw different
+                            samples (seed + stream) */
+    bool prediction;     /* bind only the inputs the output values read (no labels) */
+} mc_data_options;
+
+void mc_data_options_default(mc_data_options *o);
+
+/* Load a data set and bind its tensors to the inputs of the model in the
+ * file `model` by name (else by kind: labels to the integer input),
+ * reshaping per-example shapes with the same element count and turning
+ * class labels into one-hot rows where the input asks for it. The model
+ * file is parsed afresh, so this may run on another thread while
+ * mc_compile runs. NULL on error with *err a message (free() it); NULL
+ * with *err NULL when the source has no such split (a test split of a
+ * CSV file). */
+mc_data *mc_data_load(const char *model, const mc_data_options *o, char **err);
+int64_t mc_data_count(const mc_data *d);
+/* Hold out the last fraction frac in (0, 1) of d as a new data set; d
+ * keeps the rest. NULL with *err on error. */
+mc_data *mc_data_split(mc_data *d, double frac, char **err);
+/* Rows perm[start], ..., perm[start + count - 1] (perm NULL: in order,
+ * rows past the end are left out) as one batch: *out receives *nt named
+ * tensors, owned by d and valid until the next call. Returns the rows. */
+int64_t mc_data_batch(mc_data *d, const int64_t *perm, int64_t start, int64_t count,
+                      const mc_tensor **out, int *nt);
+void mc_data_free(mc_data *d);
+
+/* Write tensors to a file chosen by its suffix: .safetensors (all of them,
+ * by name, with model_name in the metadata), .npy (one tensor) or .csv
+ * (one tensor, a row per example). False with *err (free() it) on error. */
+bool mc_write_tensors(const char *path, const mc_tensor *t, int n, const char *model_name, char **err);
 
 /* With mc_options.telemetry: figures of the last training step, by name
  * "grad_sq.<param>" (sum of squares of the raw gradient),

@@ -4,6 +4,7 @@
  * outputs the function returns and drops what only the others need. */
 #include "passes.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 typedef enum { P_LOWER, P_VERIFY, P_SPECIALIZE, P_AUTODIFF, P_OPTIMIZER, P_OUTPUTS, P_SIMPLIFY, P_FUSE, P_END } Pass;
@@ -112,6 +113,17 @@ static bool keeps(FnKind fn, OutKind k)
     }
 }
 
+/* Prediction takes only the inputs its values read: no labels. */
+static void drop_unused_inputs(Graph *g)
+{
+    int *uses = ir_use_counts(g), k = 0;
+    for (int i = 0; i < g->nnodes; i++)
+        if (g->nodes[i]->op != OP_INPUT || uses[i] > 0)
+            g->nodes[k++] = g->nodes[i];
+    g->nnodes = k;
+    free(uses);
+}
+
 static bool ps_outputs(Graph *g, FnKind fn, Diags *d)
 {
     int k = 0;
@@ -126,6 +138,8 @@ static bool ps_outputs(Graph *g, FnKind fn, Diags *d)
         return false;
     }
     ir_remove_dead(g);
+    if (fn == FN_PREDICT)
+        drop_unused_inputs(g);
     return true;
 }
 

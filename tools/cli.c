@@ -161,6 +161,13 @@ Graph *cli_load(const char *path, Diags *d)
 
 /* Milliseconds since this process was started by the kernel (includes
  * exec and shared-library loading), from /proc/self/stat's start time. */
+double cli_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 double cli_since_start_ms(void)
 {
     FILE *f = fopen("/proc/self/stat", "r");

@@ -53,6 +53,9 @@ char **cli_expand_output(int argc, char **argv);
 int cli_parse_output_seed(const CliCmd *c, int argc, char **argv, const char **file, const char **output,
                           const char *what_out, uint64_t *seed, bool *seed_set);
 
+/* A monotonic clock in milliseconds. */
+double cli_now_ms(void);
+
 /* Milliseconds since the process started (exec included); -1 if unknown. */
 double cli_since_start_ms(void);
 

@@ -12,22 +12,27 @@
 
 typedef struct EvalData {
     const DataArgs *da;
-    const char *split;
-    Dataset ds;
-    bool have;
+    const mc_options *mo;
+    const char *model, *split;
+    mc_data *ds;
+    char *err;
 } EvalData;
 
-/* The data thread's work (data_bg_start). */
-static int load_eval_data(void *ctx, const Graph *g, uint64_t seed, Diags *d)
+/* The data thread's work (data_bg_start). A source without a test split
+ * (CSV, NPY, safetensors) is evaluated whole. */
+static int load_eval_data(void *ctx)
 {
     EvalData *e = ctx;
-    if (!data_load(e->da, e->split, g, seed, &e->ds, &e->have, d))
-        return 1;
-    if (!e->have) {
-        diag_error(d, (SrcLoc){0}, "the data has no %s split; pass the file with --data", e->split);
-        return 1;
+    mc_data_options o;
+    data_options(e->da, e->mo, NULL, 0, e->split, 0, &o);
+    e->ds = mc_data_load(e->model, &o, &e->err);
+    if (!e->ds && !e->err && strcmp(e->split, "test") == 0 && e->da->data.n) {
+        o.split = "train";
+        e->ds = mc_data_load(e->model, &o, &e->err);
     }
-    return 0;
+    if (!e->ds && !e->err)
+        e->err = xstrdup("error: the data has no test split\n");
+    return e->ds ? 0 : 1;
 }
 
 int cmd_eval(int argc, char **argv)
@@ -78,51 +83,45 @@ int cmd_eval(int argc, char **argv)
         mo.backend = MC_BACKEND_INTERP;
     else if (backend && strcmp(backend, "jit") != 0)
         return cli_usage_error("eval", "--backend must be jit or interp, got '%s'", backend);
-    EvalData ed = {.da = &da, .split = split};
-    rt_dataset_init(&ed.ds);
+    EvalData ed = {.da = &da, .mo = &mo, .model = file, .split = split};
     DataBg bg;
-    data_bg_start(&bg, file, &mo, load_eval_data, &ed);
+    data_bg_start(&bg, load_eval_data, &ed);
     mc_model *m = mc_compile(file, &mo);
-    if (!m || !m->geval) {
-        data_bg_cancel(&bg);
-        rt_dataset_free(&ed.ds);
-    }
+    rc = data_bg_wait(&bg);
     if (!m) {
         fputs(mc_last_error(NULL), stderr);
-        return 1;
-    }
-    fputs(mc_warnings(m), stderr);
-    if (!m->geval) {
+        rc = 1;
+    } else if (fputs(mc_warnings(m), stderr), !mc_has_loss(m)) {
         fprintf(stderr, "modelc eval: %s has no loss to evaluate\n", file);
+        rc = 1;
+    } else if (mc_init_params(m, 0), !mc_load(m, weights, NULL, true)) {
+        fputs(mc_last_error(m), stderr);
+        rc = 1;
+    } else if (rc) {
+        fputs(ed.err, stderr);
+    }
+    free(ed.err);
+    if (rc) {
+        mc_data_free(ed.ds);
         mc_free(m);
         return 1;
     }
     if (batch == 0)
-        batch = m->src->train.batch;
-    rc = 0;
-    mc_init_params(m, 0);
-    if (!mc_load(m, weights, NULL, true)) {
-        data_bg_cancel(&bg);
-        fputs(mc_last_error(m), stderr);
-        rc = 1;
-    } else {
-        rc = data_bg_finish(&bg);
-    }
-    Dataset ds = ed.ds; /* the data thread has ended */
-    double t_compile = mc_now_ms();
+        batch = mc_train_defaults(m).batch;
+    mc_data *ds = ed.ds;
+    int64_t n = mc_data_count(ds);
+    double t_compile = cli_now_ms();
     if (rc == 0 && !mc_prepare_eval(m)) {
         fputs(mc_last_error(m), stderr);
         rc = 1;
     }
-    double compile_ms = mc_now_ms() - t_compile;
+    double compile_ms = cli_now_ms() - t_compile;
     if (rc == 0) {
-        TensorMap b;
-        rt_map_init(&b);
-        double tl = 0, tm[MC_MAX_METRICS] = {0}, t0 = mc_now_ms();
-        for (int64_t start = 0; start < ds.n && rc == 0; start += batch) {
-            int64_t rows = rt_dataset_batch(&ds, NULL, start, batch, &b);
-            mc_tensor v[16];
-            int nv = data_views(&b, v, 16);
+        double tl = 0, tm[MC_MAX_METRICS] = {0}, t0 = cli_now_ms();
+        for (int64_t start = 0; start < n && rc == 0; start += batch) {
+            const mc_tensor *v;
+            int nv;
+            int64_t rows = mc_data_batch(ds, NULL, start, batch, &v, &nv);
             double l, mm[MC_MAX_METRICS];
             if (!mc_eval_batch(m, v, nv, &l, mm, MC_MAX_METRICS)) {
                 fputs(mc_last_error(m), stderr);
@@ -133,24 +132,23 @@ int cmd_eval(int argc, char **argv)
             for (int i = 0; i < mc_num_metrics(m); i++)
                 tm[i] += mm[i] * (double)rows;
         }
-        double secs = (mc_now_ms() - t0) / 1e3, n = (double)(ds.n ? ds.n : 1);
+        double secs = (cli_now_ms() - t0) / 1e3, nn = (double)(n ? n : 1);
         if (rc == 0 && json) {
             printf("{\"examples\": %lld, \"seconds\": %.4f, \"samples_per_s\": %.1f, "
                    "\"compile_ms\": %.3f, \"loss\": %.9g",
-                   (long long)ds.n, secs, secs > 0 ? (double)ds.n / secs : 0.0, compile_ms, tl / n);
+                   (long long)n, secs, secs > 0 ? (double)n / secs : 0.0, compile_ms, tl / nn);
             for (int i = 0; i < mc_num_metrics(m); i++)
-                printf(", \"%s\": %.9g", mc_metric_name(m, i), tm[i] / n);
+                printf(", \"%s\": %.9g", mc_metric_name(m, i), tm[i] / nn);
             printf("}\n");
         } else if (rc == 0) {
-            printf("%lld examples (%s mode) - loss: %.4f", (long long)ds.n,
-                   mo.eval_mode == MC_MODE_TRAIN ? "training" : "inference", tl / n);
+            printf("%lld examples (%s mode) - loss: %.4f", (long long)n,
+                   mo.eval_mode == MC_MODE_TRAIN ? "training" : "inference", tl / nn);
             for (int i = 0; i < mc_num_metrics(m); i++)
-                printf(" - %s: %.4f", mc_metric_name(m, i), tm[i] / n);
+                printf(" - %s: %.4f", mc_metric_name(m, i), tm[i] / nn);
             printf("\n");
         }
-        rt_map_free(&b);
     }
-    rt_dataset_free(&ds);
+    mc_data_free(ds);
     mc_free(m);
     return rc;
 }

@@ -12,6 +12,7 @@
 #include "backend/insight/insight.h"
 #include "cli.h"
 #include "data_cli.h"
+#include "backend/driver/data.h"
 #include "grad_common.h"
 
 typedef struct StatsArgs {
@@ -86,7 +87,8 @@ static int parse(StatsArgs *a, int argc, char **argv, const char **file)
 static bool load_data(const StatsArgs *a, const Graph *g, uint64_t seed, Dataset *ds, Diags *d)
 {
     bool have;
-    return data_load(&a->data, "train", g, seed, ds, &have, d);
+    DataOpts o = {a->data.data.v, a->data.data.n, a->data.no_scale, a->data.limit, a->data.label_col, false};
+    return data_load(&o, "train", g, seed, ds, &have, d);
 }
 
 /* ---- one statistics run ---- */

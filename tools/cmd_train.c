@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "data_cli.h"
 #include "train_watch.h"
+#include "backend/driver/data.h"
 #include "backend/llvm/jit.h"
 
 typedef struct TrainArgs {
@@ -31,22 +32,6 @@ typedef struct EpochStats {
     double loss, metric[MC_MAX_METRICS];
     int64_t seen;
 } EpochStats;
-
-static double lr_at(const TrainConfig *t, double lr0, int epoch, int epochs, int64_t step,
-                    int64_t steps_per_epoch)
-{
-    switch (t->sched) {
-    case SCHED_STEP:
-        return lr0 * pow(t->sched_gamma, (double)(epoch / (t->sched_step > 0 ? t->sched_step : 1)));
-    case SCHED_COSINE: {
-        double total = (double)epochs * (double)steps_per_epoch;
-        double frac = total > 0 ? (double)step / total : 0;
-        return lr0 * 0.5 * (1 + cos(M_PI * (frac > 1 ? 1 : frac)));
-    }
-    default:
-        return lr0;
-    }
-}
 
 static void print_metrics(FILE *f, mc_model *m, const char *prefix, double loss, const double *met)
 {
@@ -76,27 +61,22 @@ static void progress(mc_model *m, int64_t b, int64_t nb, double secs, const Epoc
 
 /* Loss and metrics over a whole data set in inference mode, weighted by
  * batch size. */
-static bool evaluate(mc_model *m, const Dataset *ds, int batch, double *loss, double *met)
+static bool evaluate(mc_model *m, mc_data *ds, int batch, double *loss, double *met)
 {
-    TensorMap b;
-    rt_map_init(&b);
     double tl = 0, tm[MC_MAX_METRICS] = {0};
-    int64_t seen = 0;
-    for (int64_t start = 0; start < ds->n; start += batch) {
-        int64_t rows = rt_dataset_batch(ds, NULL, start, batch, &b);
-        mc_tensor v[16];
-        int nv = data_views(&b, v, 16);
+    int64_t seen = 0, n = mc_data_count(ds);
+    for (int64_t start = 0; start < n; start += batch) {
+        const mc_tensor *v;
+        int nv;
+        int64_t rows = mc_data_batch(ds, NULL, start, batch, &v, &nv);
         double l, mm[MC_MAX_METRICS];
-        if (!mc_eval_batch(m, v, nv, &l, mm, MC_MAX_METRICS)) {
-            rt_map_free(&b);
+        if (!mc_eval_batch(m, v, nv, &l, mm, MC_MAX_METRICS))
             return false;
-        }
         tl += l * (double)rows;
         for (int i = 0; i < mc_num_metrics(m); i++)
             tm[i] += mm[i] * (double)rows;
         seen += rows;
     }
-    rt_map_free(&b);
     *loss = tl / (double)(seen ? seen : 1);
     for (int i = 0; i < mc_num_metrics(m); i++)
         met[i] = tm[i] / (double)(seen ? seen : 1);
@@ -140,9 +120,12 @@ static int fail_model(mc_model *m)
 
 typedef struct Run {
     TrainArgs *a;
+    const mc_options *mo;
+    const char *model;
     mc_model *m;
-    Dataset train, val, test;
+    mc_data *train, *val, *test;
     bool have_val, have_test;
+    char *data_err; /* the data thread's error message */
     FILE *log;
     bool first_step_done;
     TrainWatch *tw;
@@ -207,27 +190,23 @@ static int run_epochs(Run *r)
 {
     TrainArgs *a = r->a;
     mc_model *m = r->m;
-    const TrainConfig *tc = &m->src->train;
-    int64_t n = r->train.n, nb = (n + a->batch - 1) / a->batch;
+    int64_t n = mc_data_count(r->train), nb = (n + a->batch - 1) / a->batch;
     int64_t *perm = xmalloc((size_t)(n ? n : 1) * sizeof(int64_t));
-    TensorMap b;
-    rt_map_init(&b);
     bool tty = isatty(1) && !a->no_progress && !a->json;
     int rc = 0;
     Diags d;
     diags_init(&d);
-    for (int epoch = m->epoch; epoch < a->epochs && rc == 0; epoch++) {
+    for (int epoch = mc_epoch(m); epoch < a->epochs && rc == 0; epoch++) {
         if (!a->json)
             printf("Epoch %d/%d\n", epoch + 1, a->epochs);
-        rt_perm_identity(perm, n);
-        rt_shuffle(perm, n, m->seed, (uint64_t)epoch);
+        mc_shuffle(m, epoch, perm, n);
         EpochStats s = {0};
         double t0 = mc_now_ms(), lr = a->lr;
         for (int64_t bi = 0; bi < nb; bi++) {
-            int64_t rows = rt_dataset_batch(&r->train, perm, bi * a->batch, a->batch, &b);
-            mc_tensor v[16];
-            int nv = data_views(&b, v, 16);
-            lr = lr_at(tc, a->lr, epoch, a->epochs, mc_step(m), nb);
+            const mc_tensor *v;
+            int nv;
+            int64_t rows = mc_data_batch(r->train, perm, bi * a->batch, a->batch, &v, &nv);
+            lr = mc_lr_at(m, a->lr, epoch, a->epochs, nb);
             double loss = 0, met[MC_MAX_METRICS];
             tw_before_step(r->tw);
             bool stepped = mc_train_step_ex(m, v, nv, lr, &loss, met);
@@ -268,13 +247,13 @@ static int run_epochs(Run *r)
         if (rc)
             break;
         double secs = (mc_now_ms() - t0) / 1e3;
-        m->epoch = epoch + 1;
+        mc_set_epoch(m, epoch + 1);
         double tl = s.loss / (double)(s.seen ? s.seen : 1), tm[MC_MAX_METRICS];
         for (int i = 0; i < mc_num_metrics(m); i++)
             tm[i] = s.metric[i] / (double)(s.seen ? s.seen : 1);
         double vl = 0, vm[MC_MAX_METRICS] = {0}, el = 0, em[MC_MAX_METRICS] = {0};
-        if ((r->have_val && !evaluate(m, &r->val, a->batch, &vl, vm)) ||
-            (a->eval_train && !evaluate(m, &r->train, a->batch, &el, em))) {
+        if ((r->have_val && !evaluate(m, r->val, a->batch, &vl, vm)) ||
+            (a->eval_train && !evaluate(m, r->train, a->batch, &el, em))) {
             rc = fail_model(m);
             break;
         }
@@ -344,65 +323,79 @@ static int run_epochs(Run *r)
         rc = 1;
     diags_print(&d, stderr);
     diags_free(&d);
-    rt_map_free(&b);
     free(perm);
     return rc;
 }
 
-static int setup_data(Run *r, const Graph *g, uint64_t seed, Diags *d)
+/* One data set: NULL with r->data_err set on error, NULL with *have false
+ * when the source has no such split. */
+static mc_data *load(Run *r, const char *const *src, int nsrc, const char *split, int stream, bool *have)
 {
+    mc_data_options o;
+    data_options(&r->a->data, r->mo, src, nsrc, split, stream, &o);
+    char *err = NULL;
+    mc_data *ds = mc_data_load(r->model, &o, &err);
+    *have = ds != NULL;
+    if (err && !r->data_err)
+        r->data_err = err;
+    else
+        free(err);
+    return ds;
+}
+
+/* The training, validation and test data, on the data thread
+ * (data_bg_start): decompression and conversion overlap the compile. */
+static int setup_data(void *ctx)
+{
+    Run *r = ctx;
     TrainArgs *a = r->a;
     bool have;
-    if (!data_load(&a->data, "train", g, seed, &r->train, &have, d))
+    if (!(r->train = load(r, NULL, 0, "train", 0, &have)))
         return 1;
     if (a->data.val_data) {
         const char *src[1] = {a->data.val_data};
-        if (!data_load_src(&a->data, src, 1, "train", g, seed + 1, &r->val, &r->have_val, d))
+        if (!(r->val = load(r, src, 1, "train", 1, &r->have_val)) && r->data_err)
             return 1;
     } else if (a->data.val_split > 0) {
-        Dataset all = r->train;
-        rt_dataset_init(&r->train);
-        bool ok = rt_dataset_split(&all, a->data.val_split, &r->train, &r->val, d);
-        rt_dataset_free(&all);
-        if (!ok)
+        if (!(r->val = mc_data_split(r->train, a->data.val_split, &r->data_err)))
             return 1;
         r->have_val = true;
     }
     if (!a->no_test) {
-        if (a->test_data) {
-            const char *src[1] = {a->test_data};
-            if (!data_load_src(&a->data, src, 1, "train", g, seed + 2, &r->test, &r->have_test, d))
-                return 1;
-        } else if (!data_load(&a->data, "test", g, seed, &r->test, &r->have_test, d)) {
+        const char *src[1] = {a->test_data};
+        r->test = a->test_data ? load(r, src, 1, "train", 2, &r->have_test) : load(r, NULL, 0, "test", 0, &r->have_test);
+        if (r->data_err)
             return 1;
-        }
     }
-    if (r->train.n == 0) {
-        diag_error(d, (SrcLoc){0}, "the training data is empty");
+    if (mc_data_count(r->train) == 0) {
+        r->data_err = xstrdup("error: the training data is empty\n");
         return 1;
     }
     return 0;
 }
 
-/* setup_data on the data thread (data_bg_start): decompression and
- * conversion overlap the compile. */
-static int setup_data_bg(void *ctx, const Graph *g, uint64_t seed, Diags *d)
+static void free_data(Run *r)
 {
-    return setup_data(ctx, g, seed, d);
+    mc_data_free(r->train);
+    mc_data_free(r->val);
+    mc_data_free(r->test);
+    free(r->data_err);
+    r->train = r->val = r->test = NULL;
+    r->data_err = NULL;
 }
 
 static int init_params(Run *r)
 {
     TrainArgs *a = r->a;
     mc_model *m = r->m;
-    mc_init_params(m, m->seed);
+    mc_init_params(m, mc_train_defaults(m).seed);
     if (a->init_from && !mc_load(m, a->init_from, a->only ? a->only : "*", false))
         return fail_model(m);
     if (a->resume) {
         if (!mc_load(m, a->resume, NULL, true))
             return fail_model(m);
         if (!a->json)
-            printf("resumed from %s at epoch %d, step %lld\n", a->resume, m->epoch,
+            printf("resumed from %s at epoch %d, step %lld\n", a->resume, mc_epoch(m),
                    (long long)mc_step(m));
     }
     return 0;
@@ -455,7 +448,6 @@ static int cmd_train_args(int argc, char **argv)
     a.epochs = -1;
     a.batch = -1;
     a.lr = -1;
-    bool seed_given = false;
     const char *seed_str = NULL;
     CliOpt opts[] = {
         DATA_CLI_OPTS(a.data),
@@ -527,7 +519,7 @@ static int cmd_train_args(int argc, char **argv)
         mo.seed = strtoull(seed_str, &end, 10);
         if (!*seed_str || *end || *seed_str == '-')
             return free(pos), cli_usage_error("train", "--seed expects a non-negative integer, got '%s'", seed_str);
-        mo.seed_set = seed_given = true;
+        mo.seed_set = true;
     }
     if ((a.epochs != -1 && a.epochs < 0) || (a.batch != -1 && a.batch < 1) || (a.lr != -1 && !(a.lr > 0)) ||
         a.threads < 0 || a.data.val_split < 0 || a.data.val_split >= 1 || a.data.limit < 0) {
@@ -544,6 +536,7 @@ static int cmd_train_args(int argc, char **argv)
     mo.threads = a.threads;
     mo.profile = a.profile;
     mo.dump_ir = a.dump_ir;
+    mo.time_passes = a.time_passes;
     mo.freeze = a.freeze.v;
     mo.nfreeze = a.freeze.n;
     mo.telemetry = a.watch >= 0 || a.check_numerics;
@@ -554,49 +547,45 @@ static int cmd_train_args(int argc, char **argv)
     char cache_dir[4096];
     if (!a.no_cache && be_jit_default_cache_dir(cache_dir, sizeof cache_dir))
         mo.cache_dir = cache_dir;
-    Run r = {.a = &a};
+    Run r = {.a = &a, .mo = &mo, .model = pos[0]};
     DataBg ld;
-    data_bg_start(&ld, pos[0], &mo, setup_data_bg, &r);
-    Timer timer = {0};
-    double t_compile = mc_now_ms();
-    mc_model *m = mc_compile_ex(pos[0], &mo, a.time_passes ? &timer : NULL);
-    double compile_ms = mc_now_ms() - t_compile;
+    data_bg_start(&ld, setup_data, &r);
+    double t_compile = cli_now_ms();
+    mc_model *m = mc_compile(pos[0], &mo);
+    double compile_ms = cli_now_ms() - t_compile;
+    rc = data_bg_wait(&ld);
     free(pos);
-    if (!m || !m->gtrain) {
-        data_bg_cancel(&ld);
-        rt_dataset_free(&r.train);
-        rt_dataset_free(&r.val);
-        rt_dataset_free(&r.test);
-    }
     if (!m) {
         fputs(mc_last_error(NULL), stderr);
+        free_data(&r);
         return 1;
     }
     fputs(mc_warnings(m), stderr);
-    if (!m->gtrain) {
-        fprintf(stderr, "modelc train: %s has no loss, so it cannot be trained\n", m->src->name);
+    if (!mc_has_loss(m)) {
+        fprintf(stderr, "modelc train: %s has no loss, so it cannot be trained\n", mc_model_name(m));
+        free_data(&r);
         mc_free(m);
         return 1;
     }
-    (void)seed_given;
-    const TrainConfig *tc = &m->src->train;
+    mc_train_config tc = mc_train_defaults(m);
     if (a.epochs < 0)
-        a.epochs = tc->epochs;
+        a.epochs = tc.epochs;
     if (a.batch < 0)
-        a.batch = tc->batch;
+        a.batch = tc.batch;
     if (a.lr < 0)
-        a.lr = tc->lr;
+        a.lr = tc.lr;
     r.m = m;
     Diags d;
     diags_init(&d);
-    rc = data_bg_finish(&ld);
+    if (r.data_err)
+        fputs(r.data_err, stderr);
     if (!rc)
         rc = init_params(&r);
     if (!rc && !a.no_warn)
-        tw_static_warnings(m->src, &r.train, stderr);
+        tw_static_warnings(m->src, mc_data_dataset(r.train), stderr);
     TrainWatchOpts two = {a.watch, a.plot_dir, a.check_numerics, a.json, a.batch};
     int shown = d.n;
-    if (!rc && !(r.tw = tw_new(m, &two, &r.train, &d))) {
+    if (!rc && !(r.tw = tw_new(m, &two, mc_data_dataset(r.train), &d))) {
         diags_print_from(&d, stderr, shown);
         rc = 1;
     }
@@ -605,27 +594,27 @@ static int cmd_train_args(int argc, char **argv)
         rc = 1;
     }
     if (!rc && a.time_passes)
-        timer_print(&timer, stderr);
+        fputs(mc_time_report(m), stderr);
     if (!rc && a.json) {
         printf("{\"event\": \"compiled\", \"compile_ms\": %.3f, \"since_start_ms\": %.3f}\n",
                compile_ms, cli_since_start_ms());
     }
     if (!rc && !a.json)
         printf("train: %lld examples%s%lld validation, batch %d, %d epochs, seed %llu\n",
-               (long long)r.train.n, ", ", (long long)(r.have_val ? r.val.n : 0), a.batch, a.epochs,
-               (unsigned long long)m->seed);
+               (long long)mc_data_count(r.train), ", ", (long long)mc_data_count(r.val), a.batch, a.epochs,
+               (unsigned long long)tc.seed);
     if (!rc)
         rc = run_epochs(&r);
     if (!rc && r.have_test) {
         double tl, tm[MC_MAX_METRICS];
-        if (!evaluate(m, &r.test, a.batch, &tl, tm))
+        if (!evaluate(m, r.test, a.batch, &tl, tm))
             rc = fail_model(m);
         else if (a.json) {
             printf("{\"test\": true");
             json_metrics(stdout, m, "test_", tl, tm);
             printf("}\n");
         } else {
-            printf("test (%lld examples, inference mode):", (long long)r.test.n);
+            printf("test (%lld examples, inference mode):", (long long)mc_data_count(r.test));
             print_metrics(stdout, m, "test_", tl, tm);
             printf("\n");
         }
@@ -637,9 +626,7 @@ static int cmd_train_args(int argc, char **argv)
     if (r.log)
         fclose(r.log);
     tw_free(r.tw);
-    rt_dataset_free(&r.train);
-    rt_dataset_free(&r.val);
-    rt_dataset_free(&r.test);
+    free_data(&r);
     diags_free(&d);
     mc_free(m);
     return rc;

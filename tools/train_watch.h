@@ -9,7 +9,7 @@
 
 #include <stdio.h>
 
-#include "backend/api_internal.h"
+#include "backend/driver/api_internal.h"
 #include "backend/insight/insight.h"
 
 typedef struct TrainWatchOpts {

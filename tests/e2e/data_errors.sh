@@ -94,7 +94,8 @@ echo "$t/cuttest/t10k-images-idx3-ubyte: $cut" > "$t/want"
 expect_fail "cut test split" "$t/want" train --data "$t/cuttest"
 
 # data that does not fit the model: the message points into the model file
-echo "$m:4:7: error: input 'x' is f32[N,28,28,1] but the data 'x' is f32[10,1]" > "$t/want"
+printf '%s\n' "$m:4:7: error: input 'x' is f32[N,28,28,1] but the data 'x' is f32[10,1]" \
+    "    4 | input x: f32[N, 28, 28, 1]" "      |       ^" > "$t/want"
 expect_fail "shape mismatch" "$t/want" train --data uniform:10 --no-test
 
 # a model that does not compile: its errors alone, never the data's
@@ -122,12 +123,22 @@ expect_fail "eval cut" "$t/want" ev --weights "$t/w.st" --data "$t/cut"
 ev --weights "$t/w.st" --data "$t/cut" --limit 60 > /dev/null || fail "eval cut, --limit 60 must load"
 ev --weights "$t/nothing.st" --data "$t/good" 2> "$t/want" && fail "eval without weights"
 expect_fail "eval bad weights + bad data" "$t/want" ev --weights "$t/nothing.st" --data "$t/cut"
-echo "$m:4:7: error: input 'x' is f32[N,28,28,1] but the data 'x' is f32[10,1]" > "$t/want"
+printf '%s\n' "$m:4:7: error: input 'x' is f32[N,28,28,1] but the data 'x' is f32[10,1]" \
+    "    4 | input x: f32[N, 28, 28, 1]" "      |       ^" > "$t/want"
 expect_fail "eval shape mismatch" "$t/want" ev --weights "$t/w.st" --data uniform:10
-echo "modelc: error: the data has no test split; pass the file with --data" > "$t/want"
+# data without a test split (NPY, CSV) is evaluated whole: labels missing
+# from it are named
+printf '%s\n' "$m:5:7: error: no data for input 'y' (the data has no unused tensor to bind)" \
+    "    5 | input y: i32[N]" "      |       ^" > "$t/want"
 python3 -c "
 import struct
 open('$t/d.npy','wb').write(b'\x93NUMPY\x01\x00' + struct.pack('<H', 118) + (\"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 784), }\".ljust(117) + '\n').encode() + bytes(2 * 784 * 4))
 "
 expect_fail "eval no test split" "$t/want" ev --weights "$t/w.st" --data "$t/d.npy"
+python3 -c "
+import struct
+open('$t/l.npy','wb').write(b'\x93NUMPY\x01\x00' + struct.pack('<H', 118) + (\"{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }\".ljust(117) + '\n').encode() + struct.pack('<2i', 3, 7))
+"
+ev --weights "$t/w.st" --data "$t/d.npy" --data "$t/l.npy" > "$t/out" || fail "eval on x.npy y.npy"
+grep -q '^2 examples' "$t/out" || fail "eval x.npy y.npy: $(cat "$t/out")"
 echo ok

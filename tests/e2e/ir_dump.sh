@@ -1,9 +1,9 @@
 #!/bin/bash
 # The IR shown is the IR run: for every example, the functions that
-# `modelc train --dump-ir DIR` compiles (train_step.ir, eval.ir) and the
-# one `modelc eval --dump-ir` compiles are byte for byte what
-# `modelc ir --fn NAME` prints; a directory that cannot be written is an
-# error before training.
+# `modelc train --dump-ir DIR` compiles (train_step.ir, eval.ir), the one
+# `modelc eval --dump-ir` and the one `modelc predict --dump-ir` compile
+# are byte for byte what `modelc ir --fn NAME` prints; a directory that
+# cannot be written is an error before training.
 set -euo pipefail
 : "${MODELC:?}"
 t=$(mktemp -d)
@@ -14,7 +14,7 @@ for m in examples/*.mdl examples/*/*.mdl; do
     data=()
     case "$m" in examples/s3_vanishing/*) data=(--data uniform:16) ;; esac
     rm -rf "$t/d" && mkdir "$t/d"
-    "$MODELC" train "$m" "${data[@]}" --limit 16 --batch 8 --epochs 1 --no-test --no-warn \
+    "$MODELC" train "$m" "${data[@]}" --limit 16 --batch 8 --epochs 1 --no-warn \
         --dump-ir "$t/d" > "$t/out" 2>&1 || fail "$m: $(cat "$t/out")"
     for fn in train_step eval; do
         [ -s "$t/d/$fn.ir" ] || fail "$m: no $fn.ir"
@@ -34,6 +34,19 @@ rm -rf "$t/e" && mkdir "$t/e"
 "$MODELC" eval examples/fashion_mlp.mdl --weights "$t/w.st" --limit 16 --dump-ir "$t/e" > /dev/null
 [ "$(ls "$t/e")" = eval.ir ] || fail "eval dumped $(ls "$t/e")"
 "$MODELC" ir examples/fashion_mlp.mdl --fn eval | cmp - "$t/e/eval.ir" || fail "eval --dump-ir differs"
+
+# predict compiles only the predict function
+python3 - "$t/x.npy" <<'PY'
+import struct, sys
+hdr = "{'descr': '|u1', 'fortran_order': False, 'shape': (3, 28, 28, 1), }"
+hdr += " " * (63 - len(hdr)) + "\n"
+with open(sys.argv[1], "wb") as f:
+    f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr.encode() + bytes(range(256)) * 9 + bytes(48))
+PY
+rm -rf "$t/p" && mkdir "$t/p"
+"$MODELC" predict examples/fashion_mlp.mdl --weights "$t/w.st" --inputs "$t/x.npy" --classes --dump-ir "$t/p" > /dev/null
+[ "$(ls "$t/p")" = predict.ir ] || fail "predict dumped $(ls "$t/p")"
+"$MODELC" ir examples/fashion_mlp.mdl --fn predict | cmp - "$t/p/predict.ir" || fail "predict --dump-ir differs"
 
 # the interpreter runs the unfused functions, and says so in the dump
 rm -rf "$t/i" && mkdir "$t/i"

@@ -38,7 +38,7 @@ python3 $T inputs "$tmp/bad.ir" "$tmp/bad.safetensors" 3 1
 set +e
 "$MODELC" predict examples/fashion_mlp.mdl --weights "$tmp/w.safetensors" --inputs "$tmp/bad.safetensors" -o "$tmp/y.safetensors" 2>"$tmp/err.txt"
 test $? -eq 1 || exit 1
-grep -q "error: input 'x' is f32\[3,28,28,2\], expected f32\[N,28,28,1\]" "$tmp/err.txt" || { cat "$tmp/err.txt"; exit 1; }
+grep -q "fashion_mlp.mdl:5:7: error: input 'x' is f32\[N,28,28,1\] but the data 'x' is f32\[3,28,28,2\]" "$tmp/err.txt" || { cat "$tmp/err.txt"; exit 1; }
 "$MODELC" predict examples/fashion_mlp.mdl --weights "$tmp/nosuch.safetensors" --inputs "$tmp/x.safetensors" -o "$tmp/y.safetensors" 2>"$tmp/err.txt"
 test $? -eq 1 || exit 1
 grep -q "nosuch.safetensors" "$tmp/err.txt" || { cat "$tmp/err.txt"; exit 1; }
@@ -49,4 +49,21 @@ grep -q "must end in .safetensors, .npy or .csv" "$tmp/err.txt" || { cat "$tmp/e
 test $? -eq 1 || exit 1
 grep -q "has no output value 'nosuch'" "$tmp/err.txt" || { cat "$tmp/err.txt"; exit 1; }
 set -e
+
+# Inputs bind as training data does: 8-bit images (NPY |u1, scaled like
+# train's) and flat [N, 784] rows both fit the model's [N, 28, 28, 1].
+python3 - "$tmp" <<'PY'
+import struct, sys
+def npy(path, descr, shape, data):
+    hdr = "{'descr': '%s', 'fortran_order': False, 'shape': %s, }" % (descr, shape)
+    hdr += " " * (63 - len(hdr)) + "\n"
+    open(path, "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr.encode() + data)
+px = bytes((i * 37) % 256 for i in range(5 * 784))
+npy(sys.argv[1] + "/u8.npy", "|u1", "(5, 28, 28, 1)", px)
+npy(sys.argv[1] + "/flat.npy", "<f4", "(5, 784)", struct.pack("<%df" % len(px), *[b / 255.0 for b in px]))
+PY
+"$MODELC" predict examples/fashion_mlp.mdl --weights "$tmp/w.safetensors" --inputs "$tmp/u8.npy" --classes >"$tmp/c8.txt"
+"$MODELC" predict examples/fashion_mlp.mdl --weights "$tmp/w.safetensors" --inputs "$tmp/flat.npy" --classes >"$tmp/cf.txt"
+test "$(wc -l <"$tmp/c8.txt")" -eq 5
+cmp "$tmp/c8.txt" "$tmp/cf.txt" || { echo "u8 and flat inputs predict differently"; exit 1; }
 echo "modelc predict: ok"

@@ -1,53 +1,43 @@
 /* The public C API: a training loop written by hand over mc_* gives
  * bit-identical parameters to `modelc train` with the same seed, data and
  * batch size; errors come back through mc_last_error. */
+#define _GNU_SOURCE /* memmem */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/api_internal.h"
 #include "modelc.h"
-#include "runtime/runtime.h"
 #include "testutil.h"
 
 #define MODEL "tests/e2e/models/tiny_bn.mdl"
-#define FASHION "/usr/share/datasets/fashion-mnist"
 
-static void load_data(Dataset *ds, int64_t limit)
+/* The first limit Fashion-MNIST training examples, bound to MODEL. */
+static mc_data *load_data(int64_t limit)
 {
-    RtLoadOpts o;
-    rt_load_opts_default(&o);
+    mc_data_options o;
+    mc_data_options_default(&o);
     o.limit = limit; /* only the first examples are read */
-    Diags d;
-    diags_init(&d);
-    ck_assert(rt_load_fashion_mnist(FASHION, "train", &o, ds, &d));
-    ck_assert_int_eq(ds->n, limit);
-    diags_free(&d);
+    char *err = NULL;
+    mc_data *ds = mc_data_load(MODEL, &o, &err);
+    ck_assert_msg(ds != NULL, "%s", err ? err : "no data");
+    ck_assert_int_eq(mc_data_count(ds), limit);
+    return ds;
 }
 
-/* The first limit training examples as one batch. */
-static void load_batch(TensorMap *b, int64_t limit)
+/* The first limit training examples as one batch: *v views into *ds. */
+static int load_batch(mc_data **ds, int64_t limit, const mc_tensor **v)
 {
-    Dataset ds;
-    load_data(&ds, limit);
-    rt_map_init(b);
-    ck_assert_int_eq(rt_dataset_batch(&ds, NULL, 0, limit, b), limit);
-    rt_dataset_free(&ds);
+    *ds = load_data(limit);
+    int nv;
+    ck_assert_int_eq(mc_data_batch(*ds, NULL, 0, limit, v, &nv), limit);
+    return nv;
 }
 
-/* The tensors of a batch map as mc_tensor views (at most 2). */
-static int views(const TensorMap *b, mc_tensor *v)
-{
-    ck_assert_int_le(b->n, 2);
-    for (int i = 0; i < b->n; i++) {
-        Tensor *t = b->t[i];
-        v[i] = (mc_tensor){b->names[i], t->dt == DT_I32 ? 2 : 0, t->rank, t->dims, t->data};
-    }
-    return b->n;
-}
-
-static void hand_loop(const char *out, uint64_t seed, int epochs, int batch, double lr)
+/* `modelc train` written out over the public API alone: the model's train
+ * block, shuffling per (seed, epoch), the learning-rate schedule, epochs
+ * counted into the checkpoint. */
+static void hand_loop(const char *out, uint64_t seed, int epochs, int batch)
 {
     mc_options o;
     mc_options_default(&o);
@@ -56,29 +46,42 @@ static void hand_loop(const char *out, uint64_t seed, int epochs, int batch, dou
     o.seed_set = true;
     mc_model *m = mc_compile(MODEL, &o);
     ck_assert_msg(m != NULL, "%s", mc_last_error(NULL));
-    ck_assert(mc_init_params(m, seed));
-    Dataset ds;
-    load_data(&ds, 600);
-    int64_t *perm = malloc((size_t)ds.n * sizeof *perm);
-    TensorMap b;
-    rt_map_init(&b);
-    for (int e = 0; e < epochs; e++) {
-        rt_perm_identity(perm, ds.n);
-        rt_shuffle(perm, ds.n, seed, (uint64_t)e);
-        for (int64_t s = 0; s < ds.n; s += batch) {
-            rt_dataset_batch(&ds, perm, s, batch, &b);
-            mc_tensor v[2];
-            views(&b, v);
-            double loss;
-            ck_assert_msg(mc_train_step(m, v, b.n, lr, &loss), "%s", mc_last_error(m));
+    mc_train_config tc = mc_train_defaults(m);
+    ck_assert(tc.seed == seed);
+    ck_assert(mc_init_params(m, tc.seed));
+    mc_data *ds = load_data(600);
+    int64_t n = mc_data_count(ds), nb = (n + batch - 1) / batch;
+    int64_t *perm = malloc((size_t)n * sizeof *perm);
+    for (int e = mc_epoch(m); e < epochs; e++) {
+        mc_shuffle(m, e, perm, n);
+        for (int64_t s = 0; s < n; s += batch) {
+            const mc_tensor *v;
+            int nv;
+            mc_data_batch(ds, perm, s, batch, &v, &nv);
+            double loss, lr = mc_lr_at(m, tc.lr, e, epochs, nb);
+            ck_assert_msg(mc_train_step(m, v, nv, lr, &loss), "%s", mc_last_error(m));
         }
+        mc_set_epoch(m, e + 1);
     }
-    ck_assert_int_eq(mc_step(m), epochs * ((600 + batch - 1) / batch));
+    ck_assert_int_eq(mc_step(m), epochs * nb);
     ck_assert_msg(mc_save(m, out), "%s", mc_last_error(m));
-    rt_map_free(&b);
     free(perm);
-    rt_dataset_free(&ds);
+    mc_data_free(ds);
     mc_free(m);
+}
+
+/* The bytes of a file (malloc'd), its size in *n. */
+static char *slurp(const char *path, long *n)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    *n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)*n + 1);
+    ck_assert_int_eq(fread(b, 1, (size_t)*n, f), (size_t)*n);
+    fclose(f);
+    return b;
 }
 
 START_TEST(hand_loop_equals_cli)
@@ -90,31 +93,21 @@ START_TEST(hand_loop_equals_cli)
     char a[256], c[256], cmd[1024];
     snprintf(a, sizeof a, "%s/api.st", dir);
     snprintf(c, sizeof c, "%s/cli.st", dir);
-    hand_loop(a, 11, 2, 100, 0.002);
+    hand_loop(a, 11, 2, 100);
     snprintf(cmd, sizeof cmd,
              "%s train " MODEL " --limit 600 --batch 100 --epochs 2 --seed 11 --threads 1 --no-test "
              "--no-progress --save %s > /dev/null",
              modelc, c);
     ck_assert_int_eq(system(cmd), 0);
-    TensorMap ta, tc;
-    rt_map_init(&ta);
-    rt_map_init(&tc);
-    Diags d;
-    diags_init(&d);
-    ck_assert(rt_safetensors_read(a, &ta, NULL, &d));
-    ck_assert(rt_safetensors_read(c, &tc, NULL, &d));
-    ck_assert_int_eq(ta.n, tc.n);
-    ck_assert_int_gt(ta.n, 10); /* weights, batchnorm state, Adam slots, step */
-    for (int i = 0; i < ta.n; i++) {
-        Tensor *x = ta.t[i], *y = rt_map_get(&tc, ta.names[i]);
-        ck_assert_msg(y != NULL, "%s missing from the CLI checkpoint", ta.names[i]);
-        ck_assert(rt_tensor_same_shape(x, y));
-        ck_assert_msg(memcmp(x->data, y->data, (size_t)rt_tensor_bytes(x)) == 0,
-                      "tensor %s differs", ta.names[i]);
-    }
-    rt_map_free(&ta);
-    rt_map_free(&tc);
-    diags_free(&d);
+    /* the same checkpoint, byte for byte: every weight, batchnorm
+     * statistic and Adam slot, the step, the epoch and the seed */
+    long na, nc;
+    char *ba = slurp(a, &na), *bc = slurp(c, &nc);
+    ck_assert_int_eq(na, nc);
+    ck_assert_msg(memcmp(ba, bc, (size_t)na) == 0, "the checkpoints differ");
+    ck_assert_ptr_nonnull(memmem(ba, (size_t)na, "optimizer.m.dense.kernel", 24)); /* Adam slots are in it */
+    free(ba);
+    free(bc);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     ck_assert_int_eq(system(cmd), 0);
 }
@@ -148,21 +141,22 @@ END_TEST
 /* Sum of squares of dense.kernel in a checkpoint (deleted after). */
 static double kernel_ss(const char *path)
 {
-    TensorMap w;
-    Metadata meta;
-    Diags d;
-    rt_map_init(&w);
-    rt_meta_init(&meta);
-    diags_init(&d);
-    ck_assert(rt_safetensors_read(path, &w, &meta, &d));
+    mc_options o;
+    mc_options_default(&o);
+    mc_model *m = mc_compile(MODEL, &o);
+    ck_assert(mc_init_params(m, 0));
+    ck_assert_msg(mc_load(m, path, NULL, true), "%s", mc_last_error(m));
     remove(path);
-    const Tensor *k = rt_map_get(&w, "dense.kernel");
+    mc_tensor k;
+    ck_assert(mc_get_param(m, "dense.kernel", &k));
+    ck_assert_int_eq(k.dtype, 0);
+    int64_t n = 1;
+    for (int i = 0; i < k.rank; i++)
+        n *= k.dims[i];
     double ss = 0;
-    for (int64_t i = 0; i < k->numel; i++)
-        ss += rt_get(k, i) * rt_get(k, i);
-    rt_map_free(&w);
-    rt_meta_free(&meta);
-    diags_free(&d);
+    for (int64_t i = 0; i < n; i++)
+        ss += (double)((float *)k.data)[i] * ((float *)k.data)[i];
+    mc_free(m);
     return ss;
 }
 
@@ -188,18 +182,17 @@ static double one_step(mc_mode mode, mc_backend be, char **warn)
 {
     mc_model *m = compiled(be, mode, false);
     *warn = strdup(mc_warnings(m));
-    TensorMap ds;
-    load_batch(&ds, 100);
-    mc_tensor v[2];
-    views(&ds, v);
+    mc_data *ds;
+    const mc_tensor *v;
+    int nv = load_batch(&ds, 100, &v);
     double loss;
-    ck_assert_msg(mc_train_step(m, v, ds.n, 0.5, &loss), "%s", mc_last_error(m));
+    ck_assert_msg(mc_train_step(m, v, nv, 0.5, &loss), "%s", mc_last_error(m));
     char path[64];
     snprintf(path, sizeof path, "api_mode_%d_%d.safetensors", (int)mode, (int)be);
     ck_assert(mc_save(m, path));
     mc_free(m);
     double ss = kernel_ss(path);
-    rt_map_free(&ds);
+    mc_data_free(ds);
     return ss;
 }
 
@@ -250,15 +243,14 @@ START_TEST(eval_in_training_mode_warns)
         ck_assert_msg(m != NULL, "%s", mc_last_error(NULL));
         warn[k] = strdup(mc_warnings(m));
         ck_assert(mc_init_params(m, 5));
-        TensorMap ds;
-        load_batch(&ds, 200);
-        mc_tensor v[2];
-        views(&ds, v);
-        ck_assert_msg(mc_eval_batch(m, v, ds.n, &loss[k], &acc[k], 1), "%s", mc_last_error(m));
+        mc_data *ds;
+        const mc_tensor *v;
+        int nv = load_batch(&ds, 200, &v);
+        ck_assert_msg(mc_eval_batch(m, v, nv, &loss[k], &acc[k], 1), "%s", mc_last_error(m));
         ck_assert_int_eq(mc_step(m), 0);
         ck_assert(mc_save(m, "api_eval_mode.safetensors"));
         mc_free(m);
-        rt_map_free(&ds);
+        mc_data_free(ds);
         /* the parameters are still the initial ones */
         mc_options_default(&o);
         m = mc_compile(MODEL, &o);
@@ -282,32 +274,25 @@ END_TEST
 static void eval_once(mc_backend be, bool prepare, bool eval_only, double *loss, double *acc)
 {
     mc_model *m = compiled(be, MC_MODE_DEFAULT, eval_only);
-    if (be == MC_BACKEND_JIT)
-        ck_assert(eval_only ? m->jtrain == NULL : m->jtrain != NULL);
-    ck_assert_ptr_null(m->jeval); /* compiled on first use only */
+    bool jit = be == MC_BACKEND_JIT;
+    ck_assert(mc_is_compiled(m, "train_step") == (jit && !eval_only));
+    ck_assert(!mc_is_compiled(m, "eval")); /* compiled on first use only */
     if (prepare) {
         ck_assert_msg(mc_prepare_eval(m), "%s", mc_last_error(m));
-        if (be == MC_BACKEND_JIT)
-            ck_assert_ptr_nonnull(m->jeval);
-        struct JitModule *jm = m->jeval;
+        ck_assert(mc_is_compiled(m, "eval") == jit);
         ck_assert(mc_prepare_eval(m)); /* once is enough */
-        ck_assert_ptr_eq(m->jeval, jm);
     }
-    TensorMap ds;
-    load_batch(&ds, 300);
-    mc_tensor v[2];
-    views(&ds, v);
-    ck_assert_msg(mc_eval_batch(m, v, ds.n, loss, acc, 1), "%s", mc_last_error(m));
-    if (be == MC_BACKEND_JIT)
-        ck_assert_ptr_nonnull(m->jeval);
-    else
-        ck_assert_ptr_null(m->jeval);
-    if (eval_only && be == MC_BACKEND_JIT) {
+    mc_data *ds;
+    const mc_tensor *v;
+    int nv = load_batch(&ds, 300, &v);
+    ck_assert_msg(mc_eval_batch(m, v, nv, loss, acc, 1), "%s", mc_last_error(m));
+    ck_assert(mc_is_compiled(m, "eval") == jit);
+    if (eval_only && jit) {
         double l;
-        ck_assert(!mc_train_step(m, v, ds.n, 0.01, &l));
+        ck_assert(!mc_train_step(m, v, nv, 0.01, &l));
         ck_assert_str_eq(mc_last_error(m), "the model was compiled for evaluation only (mc_options.eval_only)");
     }
-    rt_map_free(&ds);
+    mc_data_free(ds);
     mc_free(m);
 }
 
@@ -347,6 +332,68 @@ START_TEST(prepare_eval)
 }
 END_TEST
 
+/* mc_predict runs the predict function on inputs alone (no labels): the
+ * JIT and the interpreter agree, every row of probabilities sums to 1,
+ * and the outputs are named; a missing input is an error naming it. */
+START_TEST(predict_outputs)
+{
+    const char *model = "examples/fashion_mlp.mdl";
+    float *probs[2];
+    for (int b = 0; b < 2; b++) {
+        mc_options o;
+        mc_options_default(&o);
+        o.backend = b ? MC_BACKEND_INTERP : MC_BACKEND_JIT;
+        mc_model *m = mc_compile(model, &o);
+        ck_assert_msg(m != NULL, "%s", mc_last_error(NULL));
+        ck_assert(mc_init_params(m, 3));
+        mc_data_options d;
+        mc_data_options_default(&d);
+        d.limit = 5;
+        d.prediction = true;
+        char *err = NULL;
+        mc_data *ds = mc_data_load(model, &d, &err);
+        ck_assert_msg(ds != NULL, "%s", err);
+        const mc_tensor *in, *out;
+        int nin, nout;
+        mc_data_batch(ds, NULL, 0, 5, &in, &nin);
+        ck_assert_int_eq(nin, 1); /* x only */
+        ck_assert_str_eq(in[0].name, "x");
+        ck_assert_msg(mc_predict(m, in, nin, &out, &nout), "%s", mc_last_error(m));
+        ck_assert(mc_is_compiled(m, "predict") == !b);
+        ck_assert_int_eq(nout, 1);
+        ck_assert_str_eq(out[0].name, "probs");
+        ck_assert_int_eq(out[0].rank, 2);
+        ck_assert_int_eq(out[0].dims[0], 5);
+        ck_assert_int_eq(out[0].dims[1], 10);
+        probs[b] = malloc(50 * sizeof(float));
+        memcpy(probs[b], out[0].data, 50 * sizeof(float));
+        for (int r = 0; r < 5; r++) {
+            double sum = 0;
+            for (int c = 0; c < 10; c++)
+                sum += probs[b][r * 10 + c];
+            ck_assert_msg(fabs(sum - 1) < 1e-5, "row %d sums to %g", r, sum);
+        }
+        mc_data_free(ds);
+        mc_free(m);
+    }
+    for (int i = 0; i < 50; i++)
+        ck_assert_msg(fabsf(probs[0][i] - probs[1][i]) <= 1e-5f, "JIT %g vs interpreter %g", probs[0][i],
+                      probs[1][i]);
+    free(probs[0]);
+    free(probs[1]);
+
+    mc_options o;
+    mc_options_default(&o);
+    mc_model *m = mc_compile(MODEL, &o);
+    ck_assert(mc_init_params(m, 3));
+    const mc_tensor *out;
+    int nout;
+    ck_assert(!mc_predict(m, NULL, 0, &out, &nout));
+    ck_assert_ptr_nonnull(strstr(mc_last_error(m), "no data for input 'x'"));
+    mc_free(m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("api");
@@ -357,6 +404,7 @@ int main(void)
     tcase_add_test(t, train_in_inference_mode_warns);
     tcase_add_test(t, eval_in_training_mode_warns);
     tcase_add_test(t, prepare_eval);
+    tcase_add_test(t, predict_outputs);
     suite_add_tcase(s, t);
     return tu_run(s);
 }

@@ -85,13 +85,17 @@ static Graph *recipe(mc_model *m, FnKind fn, Mode mode)
     o.mode = mode;
     o.fuse = m->opt.backend == MC_BACKEND_JIT;
     o.timer = m->timer;
-    Graph *g = ps_recipe(m->src, &o, &m->d);
-    bool compiled = fn != FN_TRAIN_STEP || !m->opt.eval_only || m->opt.backend != MC_BACKEND_JIT;
-    if (g && m->opt.dump_ir && compiled && !dump_ir(m, g, fn)) {
-        ir_graph_free(g);
-        return NULL;
-    }
-    return g;
+    return ps_recipe(m->src, &o, &m->d);
+}
+
+/* A function is about to be compiled (JIT) or first run (interpreter):
+ * mc_options.dump_ir writes it, once. */
+static bool compiling(mc_model *m, FnKind fn, const Graph *g)
+{
+    if (!m->opt.dump_ir || (m->dumped & (1u << fn)))
+        return true;
+    m->dumped |= 1u << fn;
+    return dump_ir(m, g, fn);
 }
 
 static int find_out(const Graph *g, OutKind k)
@@ -107,6 +111,8 @@ static void jit_opts(const mc_model *m, JitOpts *jo)
     be_jit_opts_default(jo);
     jo->threads = m->opt.threads;
     jo->cache_dir = m->opt.cache_dir;
+    jo->time_passes = m->timer != NULL;
+    jo->timer = m->timer;
 }
 
 /* The training step is compiled now; the inference function is only
@@ -118,10 +124,9 @@ static bool build_backend(mc_model *m)
         return true;
     JitOpts jo;
     jit_opts(m, &jo);
-    jo.time_passes = m->timer != NULL;
-    jo.timer = m->timer;
     jo.profile = m->opt.profile;
-    if (m->gtrain && !m->opt.eval_only && !(m->jtrain = be_jit_compile(m->gtrain, &jo, &m->d)))
+    if (m->gtrain && !m->opt.eval_only &&
+        (!compiling(m, FN_TRAIN_STEP, m->gtrain) || !(m->jtrain = be_jit_compile(m->gtrain, &jo, &m->d))))
         return false;
     return !m->geval || be_jit_check(m->geval, &m->d);
 }
@@ -133,7 +138,8 @@ static JitModule *jit_eval(mc_model *m)
         return m->jeval;
     JitOpts jo;
     jit_opts(m, &jo);
-    m->jeval = be_jit_compile(m->geval, &jo, &m->d);
+    if (compiling(m, FN_EVAL, m->geval))
+        m->jeval = be_jit_compile(m->geval, &jo, &m->d);
     return m->jeval;
 }
 
@@ -180,10 +186,12 @@ mc_model *mc_compile_ex(const char *path, const mc_options *o, Timer *timer)
         m->opt = *o;
     else
         mc_options_default(&m->opt);
-    m->timer = timer;
+    m->timer = timer ? timer : m->opt.time_passes ? &m->own_timer : NULL;
+    timer = m->timer;
     diags_init(&m->d);
     rt_map_init(&m->params);
     rt_map_init(&m->batch);
+    rt_map_init(&m->pred);
     double t0 = mc_now_ms();
     m->src = fe_load_file(path, &m->d);
     timer_add(timer, "frontend", mc_now_ms() - t0);
@@ -250,7 +258,8 @@ static void drop_workspaces(mc_model *m)
     for (int i = 0; i < MC_NWS; i++) {
         be_jit_workspace_free(m->wtrain[i]);
         be_jit_workspace_free(m->weval[i]);
-        m->wtrain[i] = m->weval[i] = NULL;
+        be_jit_workspace_free(m->wpredict[i]);
+        m->wtrain[i] = m->weval[i] = m->wpredict[i] = NULL;
     }
 }
 
@@ -261,8 +270,12 @@ void mc_free(mc_model *m)
     drop_workspaces(m);
     be_jit_free(m->jtrain);
     be_jit_free(m->jeval);
+    be_jit_free(m->jpredict);
     ir_graph_free(m->gtrain);
     ir_graph_free(m->geval);
+    ir_graph_free(m->gpredict);
+    rt_map_free(&m->pred);
+    free(m->pred_view);
     ir_graph_free(m->src);
     rt_map_free(&m->params);
     rt_map_free(&m->batch);
@@ -271,6 +284,7 @@ void mc_free(mc_model *m)
     free(m->tel_name);
     free(m->tel_val);
     free(m->profile_report);
+    free(m->time_report);
     diags_free(&m->d);
     free(m->err);
     free(m->warnings);
@@ -471,7 +485,7 @@ bool mc_train_step_ex(mc_model *m, const mc_tensor *batch, int nbatch, double lr
         if (m->lr)
             rt_map_put(&m->batch, "optimizer.lr", rt_tensor_clone(m->lr));
         RunOpts ro = {m->seed, (uint64_t)m->step};
-        bool ok = be_interp_run(g, &m->params, &m->batch, &ro, outs, &m->d);
+        bool ok = compiling(m, FN_TRAIN_STEP, g) && be_interp_run(g, &m->params, &m->batch, &ro, outs, &m->d);
         if (!ok) {
             free(outs);
             return fail(m);
@@ -527,7 +541,7 @@ bool mc_eval_batch(mc_model *m, const mc_tensor *batch, int nbatch, double *loss
     } else {
         outs = xcalloc((size_t)g->nouts, sizeof(Tensor *));
         RunOpts ro = {m->seed, (uint64_t)m->step};
-        if (!be_interp_run(g, &m->params, &m->batch, &ro, outs, &m->d)) {
+        if (!compiling(m, FN_EVAL, g) || !be_interp_run(g, &m->params, &m->batch, &ro, outs, &m->d)) {
             free(outs);
             return fail(m);
         }
@@ -643,6 +657,7 @@ bool mc_load(mc_model *m, const char *path, const char *only, bool strict)
 const char *mc_profile_report(mc_model *m)
 {
     free(m->profile_report);
+    free(m->time_report);
     m->profile_report = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&m->profile_report, &len);
@@ -650,4 +665,168 @@ const char *mc_profile_report(mc_model *m)
         be_jit_profile_print(m->jtrain, "training step", f);
     fclose(f);
     return m->profile_report ? m->profile_report : "";
+}
+
+mc_train_config mc_train_defaults(const mc_model *m)
+{
+    const TrainConfig *t = &m->src->train;
+    return (mc_train_config){t->epochs, t->batch, t->lr, m->seed};
+}
+
+void mc_shuffle(const mc_model *m, int epoch, int64_t *perm, int64_t n)
+{
+    rt_perm_identity(perm, n);
+    rt_shuffle(perm, n, m->seed, (uint64_t)epoch);
+}
+
+double mc_lr_at(const mc_model *m, double lr0, int epoch, int epochs, int64_t steps_per_epoch)
+{
+    const TrainConfig *t = &m->src->train;
+    switch (t->sched) {
+    case SCHED_STEP:
+        return lr0 * pow(t->sched_gamma, (double)(epoch / (t->sched_step > 0 ? t->sched_step : 1)));
+    case SCHED_COSINE: {
+        double total = (double)epochs * (double)steps_per_epoch;
+        double frac = total > 0 ? (double)m->step / total : 0;
+        return lr0 * 0.5 * (1 + cos(M_PI * (frac > 1 ? 1 : frac)));
+    }
+    default:
+        return lr0;
+    }
+}
+
+int mc_epoch(const mc_model *m)
+{
+    return m->epoch;
+}
+
+void mc_set_epoch(mc_model *m, int epoch)
+{
+    m->epoch = epoch;
+}
+
+const char *mc_model_name(const mc_model *m)
+{
+    return m->src->name ? m->src->name : "";
+}
+
+bool mc_has_loss(const mc_model *m)
+{
+    return m->gtrain != NULL;
+}
+
+static int api_dtype_code(DType dt)
+{
+    return dt == DT_F64 ? 1 : dt == DT_I32 ? 2 : 0;
+}
+
+static mc_tensor view_of(const char *name, const Tensor *t)
+{
+    return (mc_tensor){name, api_dtype_code(t->dt), t->rank, t->dims, t->data};
+}
+
+/* The predict function, built and (JIT) compiled on first use. */
+static bool prepare_predict(mc_model *m)
+{
+    if (!m->gpredict && !(m->gpredict = recipe(m, FN_PREDICT, MODE_INFER)))
+        return false;
+    if (m->opt.backend == MC_BACKEND_JIT && !m->jpredict) {
+        JitOpts jo;
+        jit_opts(m, &jo);
+        if (compiling(m, FN_PREDICT, m->gpredict))
+            m->jpredict = be_jit_compile(m->gpredict, &jo, &m->d);
+        return m->jpredict != NULL;
+    }
+    return true;
+}
+
+/* Output i of the last JIT run as a tensor of its shape at batch n. */
+static Tensor *jit_output(mc_model *m, int i, int64_t n)
+{
+    const Shape *s = be_jit_out_shape(m->jpredict, i);
+    int64_t dims[IR_MAXRANK];
+    for (int k = 0; k < s->rank; k++)
+        dims[k] = s->d[k] == IR_DIM_N ? n : s->d[k];
+    Tensor *t = rt_tensor_new(be_jit_out_dtype(m->jpredict, i), s->rank, dims);
+    if (t)
+        memcpy(t->data, be_jit_out_data(m->cur_ws, i), (size_t)rt_tensor_bytes(t));
+    return t;
+}
+
+bool mc_predict(mc_model *m, const mc_tensor *batch, int nbatch, const mc_tensor **outs, int *nouts)
+{
+    *outs = NULL;
+    *nouts = 0;
+    if (!prepare_predict(m))
+        return fail(m);
+    if (!stage_batch(m, batch, nbatch))
+        return false;
+    Graph *g = m->gpredict;
+    int64_t n = batch_n(m, g);
+    Tensor **res = xcalloc((size_t)g->nouts, sizeof(Tensor *));
+    bool ok = true;
+    if (m->jpredict) {
+        ok = jit_run(m, m->jpredict, m->wpredict, n);
+        for (int i = 0; ok && i < g->nouts; i++)
+            if (!(res[i] = jit_output(m, i, n))) {
+                diag_error(&m->d, (SrcLoc){0}, "cannot allocate output '%s'", g->outs[i].name);
+                ok = false;
+            }
+    } else {
+        RunOpts ro = {m->seed, (uint64_t)m->step};
+        ok = compiling(m, FN_PREDICT, g) && be_interp_run(g, &m->params, &m->batch, &ro, res, &m->d);
+    }
+    rt_map_free(&m->pred);
+    rt_map_init(&m->pred);
+    free(m->pred_view);
+    m->pred_view = xcalloc((size_t)g->nouts, sizeof(mc_tensor));
+    for (int i = 0; i < g->nouts; i++) {
+        if (ok)
+            rt_map_put(&m->pred, g->outs[i].name, res[i]);
+        else
+            rt_tensor_free(res[i]);
+    }
+    free(res);
+    if (!ok)
+        return fail(m);
+    for (int i = 0; i < g->nouts; i++)
+        m->pred_view[i] = view_of(g->outs[i].name, rt_map_get(&m->pred, g->outs[i].name));
+    *outs = m->pred_view;
+    *nouts = g->nouts;
+    return true;
+}
+
+bool mc_get_param(mc_model *m, const char *name, mc_tensor *out)
+{
+    Tensor *t = rt_map_get(&m->params, name);
+    if (!t) {
+        mc_set_error(m, "model '%s' has no parameter '%s' with a value", mc_model_name(m), name);
+        return false;
+    }
+    *out = view_of(name, t);
+    return true;
+}
+
+bool mc_is_compiled(const mc_model *m, const char *fn)
+{
+    if (strcmp(fn, "train_step") == 0)
+        return m->jtrain != NULL;
+    if (strcmp(fn, "eval") == 0)
+        return m->jeval != NULL;
+    if (strcmp(fn, "predict") == 0)
+        return m->jpredict != NULL;
+    return false;
+}
+
+const char *mc_time_report(mc_model *m)
+{
+    free(m->time_report);
+    m->time_report = NULL;
+    if (!m->timer)
+        return "";
+    size_t len = 0;
+    FILE *f = open_memstream(&m->time_report, &len);
+    timer_print(m->timer, f);
+    fclose(f);
+    return m->time_report ? m->time_report : "";
 }

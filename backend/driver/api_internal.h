@@ -11,7 +11,6 @@
 #include "modelc.h"
 #include "runtime/runtime.h"
 
-#define MC_MAX_METRICS 16
 #define MC_NWS 2 /* cached workspaces per graph: the full and the last partial batch */
 
 struct JitModule;
@@ -23,9 +22,13 @@ struct mc_model {
     char *err;
     char *warnings; /* compile warnings, printed (NULL if none) */
     Timer *timer;
+    unsigned dumped;   /* functions written by mc_options.dump_ir, 1 << FnKind */
+    Timer own_timer;   /* mc_options.time_passes */
+    char *time_report; /* mc_time_report's last text */
     Graph *src;    /* the lowered model */
     Graph *gtrain; /* train mode: loss, metrics, updates */
     Graph *geval;  /* inference mode: loss, metrics, outputs */
+    Graph *gpredict; /* inference mode: the output values (built on first mc_predict) */
     TensorMap params; /* weights, state and optimizer slots by name */
     TensorMap batch;  /* staged inputs of the current batch */
     Tensor *lr;
@@ -40,8 +43,10 @@ struct mc_model {
     int *tel_out;        /* their indices in gtrain->outs */
     const char **tel_name; /* names without the "telemetry." prefix */
     double *tel_val;     /* values of the last training step */
-    struct JitModule *jtrain, *jeval;
-    struct JitWorkspace *wtrain[MC_NWS], *weval[MC_NWS], *cur_ws;
+    struct JitModule *jtrain, *jeval, *jpredict;
+    struct JitWorkspace *wtrain[MC_NWS], *weval[MC_NWS], *wpredict[MC_NWS], *cur_ws;
+    TensorMap pred;       /* mc_predict's outputs */
+    mc_tensor *pred_view; /* views of pred, in output order */
     char *profile_report; /* mc_profile_report's last text */
 };
 

@@ -1,0 +1,420 @@
+/* Data sets bound to a model's inputs (mc_data in modelc.h; train, eval,
+ * predict and stats load through here): names are matched first;
+ * unmatched inputs are paired by dtype kind; per-example shapes are
+ * reshaped when the element counts agree; class labels become one-hot
+ * when the model's input asks for it. */
+#include "data.h"
+
+#include "passes/passes.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define FASHION_DIR "/usr/share/datasets/fashion-mnist"
+
+static bool suffix(const char *s, const char *suf)
+{
+    size_t n = strlen(s), k = strlen(suf);
+    return n >= k && strcmp(s + n - k, suf) == 0;
+}
+
+static SrcLoc file_loc(Diags *d, const char *f)
+{
+    return (SrcLoc){diags_intern_file(d, f), 0, 0};
+}
+
+/* Classes a label input feeds: the depth of the one_hot reading it. */
+static int label_classes(const Graph *g)
+{
+    for (int i = 0; i < g->nnodes; i++)
+        if (g->nodes[i]->op == OP_ONE_HOT)
+            return g->nodes[i]->a.depth;
+    return 0;
+}
+
+static DType model_float(const Graph *g)
+{
+    for (int i = 0; i < g->nnodes; i++)
+        if (g->nodes[i]->op == OP_INPUT && ir_dtype_is_float(g->nodes[i]->dt))
+            return g->nodes[i]->dt;
+    return DT_F32;
+}
+
+static bool load_raw(const DataOpts *a, const char *const *src, int nsrc, const char *split,
+                     const Graph *g, uint64_t seed, Dataset *out, bool *have, Diags *d)
+{
+    RtLoadOpts o;
+    rt_load_opts_default(&o);
+    o.dt = model_float(g);
+    o.scale = !a->no_scale;
+    int cls = label_classes(g);
+    o.classes = cls > 0 ? cls : 10;
+    o.limit = a->limit; /* the IDX loader stops there; the others are sliced afterwards */
+    if (a->label_col) {
+        char *end;
+        long idx = strtol(a->label_col, &end, 10);
+        if (*end)
+            o.csv_label = a->label_col;
+        else
+            o.csv_label_index = (int)idx;
+    }
+    *have = true;
+    const char *s = nsrc ? src[0] : "fashion-mnist";
+    struct stat st;
+    if (strncmp(s, "uniform:", 8) == 0) {
+        char *end;
+        long long n = strtoll(s + 8, &end, 10);
+        if (*end || n <= 0 || n > 100000000) {
+            diag_error(d, (SrcLoc){0}, "--data uniform:N needs a positive count, got '%s'", s);
+            return false;
+        }
+        if (strcmp(split, "test") == 0)
+            seed ^= 0x9e3779b97f4a7c15ull; /* a different sample for the test split */
+        return rt_dataset_uniform(out, n, o.dt, "x", "y", -1, 1, seed);
+    }
+    if (strcmp(s, "fashion-mnist") == 0 || (stat(s, &st) == 0 && S_ISDIR(st.st_mode)))
+        return rt_load_fashion_mnist(strcmp(s, "fashion-mnist") == 0 ? FASHION_DIR : s, split, &o,
+                                     out, d);
+    if (strcmp(split, "test") == 0) {
+        *have = false;
+        return true;
+    }
+    if (suffix(s, ".csv") || suffix(s, ".csv.gz"))
+        return rt_load_csv(s, &o, out, d);
+    if (suffix(s, ".npy"))
+        return rt_load_npy(s, nsrc > 1 ? src[1] : NULL, &o, out, d);
+    if (suffix(s, ".safetensors"))
+        return rt_load_safetensors_dataset(s, &o, out, d);
+    diag_error(d, file_loc(d, s), "unknown data format (expected a directory of IDX files, "
+                                  ".csv, .csv.gz, .npy, .safetensors, fashion-mnist or uniform:N)");
+    return false;
+}
+
+static bool is_model_input(const Node *n)
+{
+    return n->op == OP_INPUT && strcmp(n->a.name, "optimizer.lr") != 0;
+}
+
+/* Fit column c of the loaded data to input node n (dtype, one-hot,
+ * per-example reshape) and add it to out under the input's name. Except
+ * for one-hot labels the column is moved, not copied: reshaped in place
+ * and converted when the dtype differs (8-bit data keeps its bytes and
+ * converts its 256 values). */
+static bool fit(DataCol *c, const Node *n, Dataset *out, Diags *d)
+{
+    Tensor *t = c->t;
+    const Shape *s = &n->shape;
+    int64_t per = ir_shape_numel(s, 1), have = t->rank ? t->numel / (t->dims[0] ? t->dims[0] : 1) : 1;
+    int64_t rows = t->rank ? t->dims[0] : 1;
+    char b1[96], b2[128];
+    if (t->dt == DT_I32 && ir_dtype_is_float(n->dt) && have == 1 && per > 1 && s->rank == 2) {
+        int64_t dims[2] = {rows, s->d[1]};
+        Tensor *r = rt_tensor_new(n->dt, 2, dims);
+        for (int64_t i = 0; i < rows; i++) {
+            int64_t k = (int64_t)rt_col_get(c, i);
+            if (k >= 0 && k < s->d[1])
+                rt_set(r, i * s->d[1] + k, 1);
+        }
+        return rt_dataset_add(out, n->a.name, r);
+    }
+    if (per != have || s->rank == 0 || s->d[0] != IR_DIM_N) {
+        diag_error(d, n->loc, "input '%s' is %s but the data '%s' is %s", n->a.name,
+                   ir_type_str(n->dt, s, b2, sizeof b2), c->name, rt_tensor_type_str(t, b1, sizeof b1));
+        return false;
+    }
+    int64_t dims[IR_MAXRANK] = {0};
+    dims[0] = rows;
+    for (int k = 1; k < s->rank; k++)
+        dims[k] = s->d[k];
+    t->rank = s->rank; /* same elements, same order: only the shape changes */
+    memcpy(t->dims, dims, sizeof dims);
+    rt_col_cast(c, n->dt);
+    return rt_dataset_take(out, n->a.name, c);
+}
+
+/* Bind every input of g (used_only: every input some node reads). */
+static bool bind(const Graph *g, bool used_only, Dataset *raw, Dataset *out, Diags *d)
+{
+    const Node *un[16];
+    int nun = 0;
+    bool used[64] = {0};
+    int *uses = ir_use_counts((Graph *)g);
+    rt_dataset_init(out);
+    for (int i = 0; i < g->nnodes; i++) {
+        const Node *n = g->nodes[i];
+        if (!is_model_input(n) || (used_only && uses[i] == 0))
+            continue;
+        int k = rt_dataset_find(raw, n->a.name);
+        if (k >= 0 && k < 64) {
+            used[k] = true;
+            if (!fit(&raw->cols[k], n, out, d)) {
+                free(uses);
+                return false;
+            }
+        } else if (nun < 16) {
+            un[nun++] = n;
+        }
+    }
+    for (int j = 0; j < nun; j++) {
+        const Node *n = un[j];
+        int pick = -1;
+        for (int k = 0; k < raw->ncols && k < 64; k++) {
+            if (used[k])
+                continue;
+            bool lab = raw->cols[k].t->dt == DT_I32;
+            bool want_lab = n->dt == DT_I32 || (n->shape.rank == 2 && strcmp(raw->cols[k].name, "y") == 0);
+            if (pick < 0 || lab == want_lab)
+                pick = lab == want_lab || pick < 0 ? k : pick;
+            if (lab == want_lab)
+                break;
+        }
+        if (pick < 0) {
+            diag_error(d, n->loc, "no data for input '%s' (the data has no unused tensor to bind)",
+                       n->a.name);
+            free(uses);
+            return false;
+        }
+        used[pick] = true;
+        if (!fit(&raw->cols[pick], n, out, d)) {
+            free(uses);
+            return false;
+        }
+    }
+    free(uses);
+    if (out->ncols == 0)
+        out->n = raw->n;
+    return true;
+}
+
+bool data_load_src(const DataOpts *a, const char *const *src, int nsrc, const char *split,
+                   const Graph *g, uint64_t seed, Dataset *out, bool *have, Diags *d)
+{
+    Dataset raw;
+    rt_dataset_init(&raw);
+    rt_dataset_init(out);
+    bool ok = load_raw(a, src, nsrc, split, g, seed, &raw, have, d);
+    if (ok && *have && a->limit > 0 && raw.n > a->limit) {
+        Dataset cut;
+        rt_dataset_slice(&raw, 0, a->limit, &cut);
+        rt_dataset_free(&raw);
+        raw = cut;
+    }
+    if (ok && *have)
+        ok = bind(g, a->used_only, &raw, out, d);
+    rt_dataset_free(&raw);
+    return ok;
+}
+
+bool data_load(const DataOpts *a, const char *split, const Graph *g, uint64_t seed, Dataset *out,
+               bool *have, Diags *d)
+{
+    return data_load_src(a, a->sources, a->nsources, split, g, seed, out, have, d);
+}
+
+int data_views(const TensorMap *b, mc_tensor *v, int max)
+{
+    int n = 0;
+    for (int i = 0; i < b->n && n < max; i++, n++) {
+        Tensor *t = b->t[i];
+        v[n] = (mc_tensor){b->names[i], t->dt == DT_F64 ? 1 : t->dt == DT_I32 ? 2 : 0, t->rank,
+                           t->dims, t->data};
+    }
+    return n;
+}
+
+/* ---- the public face: mc_data ---- */
+
+struct mc_data {
+    Dataset ds;
+    TensorMap batch;
+    mc_tensor views[16];
+};
+
+void mc_data_options_default(mc_data_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->split = "train";
+}
+
+/* The messages of d from the first-th on, as text. */
+static char *take_error(Diags *d, int first)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    diags_print_from(d, f, first);
+    fclose(f);
+    return buf;
+}
+
+mc_data *mc_data_load(const char *model, const mc_data_options *o, char **err)
+{
+    Diags d;
+    diags_init(&d);
+    *err = NULL;
+    mc_data_options def;
+    if (!o) {
+        mc_data_options_default(&def);
+        o = &def;
+    }
+    Graph *g = fe_load_file(model, &d);
+    int first = g ? d.n : 0; /* the model's warnings are the compile's to print */
+    DataOpts a = {o->sources, o->nsources, o->no_scale, o->limit, o->label_column, o->prediction};
+    if (g && o->prediction) { /* the inputs the output values read */
+        RecipeOpts ro = ps_recipe_opts(FN_PREDICT);
+        ro.fuse = false;
+        ro.stop_after = "outputs";
+        Graph *p = ps_recipe(g, &ro, &d);
+        ir_graph_free(g);
+        g = p;
+    }
+    mc_data *m = xcalloc(1, sizeof *m);
+    rt_map_init(&m->batch);
+    bool have = false;
+    bool ok = g && data_load(&a, o->split ? o->split : "train", g,
+                             (o->seed_set ? o->seed : g->train.seed) + (uint64_t)o->stream, &m->ds, &have, &d);
+    if (!ok || !have) {
+        if (!ok)
+            *err = take_error(&d, first);
+        mc_data_free(m);
+        m = NULL;
+    }
+    ir_graph_free(g);
+    diags_free(&d);
+    return m;
+}
+
+int64_t mc_data_count(const mc_data *d)
+{
+    return d ? d->ds.n : 0;
+}
+
+mc_data *mc_data_split(mc_data *d, double frac, char **err)
+{
+    Diags dg;
+    diags_init(&dg);
+    *err = NULL;
+    mc_data *val = xcalloc(1, sizeof *val);
+    rt_map_init(&val->batch);
+    Dataset all = d->ds;
+    rt_dataset_init(&d->ds);
+    if (!rt_dataset_split(&all, frac, &d->ds, &val->ds, &dg)) {
+        *err = take_error(&dg, 0);
+        d->ds = all;
+        mc_data_free(val);
+        val = NULL;
+    } else {
+        rt_dataset_free(&all);
+    }
+    diags_free(&dg);
+    return val;
+}
+
+int64_t mc_data_batch(mc_data *d, const int64_t *perm, int64_t start, int64_t count, const mc_tensor **out,
+                      int *nt)
+{
+    int64_t rows = rt_dataset_batch(&d->ds, perm, start, count, &d->batch);
+    *nt = data_views(&d->batch, d->views, (int)ARRAY_LEN(d->views));
+    *out = d->views;
+    return rows;
+}
+
+void mc_data_free(mc_data *d)
+{
+    if (!d)
+        return;
+    rt_dataset_free(&d->ds);
+    rt_map_free(&d->batch);
+    free(d);
+}
+
+const Dataset *mc_data_dataset(const mc_data *d)
+{
+    return d ? &d->ds : NULL;
+}
+
+/* ---- writing tensors ---- */
+
+/* A tensor holding a copy of an mc_tensor's data. */
+static Tensor *from_view(const mc_tensor *v)
+{
+    DType dt = v->dtype == 1 ? DT_F64 : v->dtype == 2 ? DT_I32 : DT_F32;
+    Tensor *t = rt_tensor_new(dt, v->rank, v->dims);
+    if (t)
+        memcpy(t->data, v->data, (size_t)rt_tensor_bytes(t));
+    return t;
+}
+
+/* One row per example (the first dimension), values in row-major order. */
+static bool write_csv(const char *path, const Tensor *t, Diags *d)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        diag_error(d, file_loc(d, path), "cannot write file");
+        return false;
+    }
+    int64_t rows = t->rank ? t->dims[0] : 1, cols = rows ? t->numel / rows : 0;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) {
+            char buf[40];
+            double v = rt_get(t, r * cols + c);
+            if (t->dt == DT_F32)
+                snprintf(buf, sizeof buf, "%.9g", v);
+            else
+                fmt_double(buf, sizeof buf, v);
+            fprintf(f, "%s%c", buf, c + 1 == cols ? '\n' : ',');
+        }
+    bool ok = !ferror(f);
+    ok = fclose(f) == 0 && ok;
+    if (!ok)
+        diag_error(d, file_loc(d, path), "error writing file");
+    return ok;
+}
+
+static bool write_tensors(const char *path, const mc_tensor *t, int n, const char *model_name, Diags *d)
+{
+    bool st = suffix(path, ".safetensors");
+    if (!st && !suffix(path, ".npy") && !suffix(path, ".csv")) {
+        diag_error(d, file_loc(d, path), "unknown output format (expected .safetensors, .npy or .csv)");
+        return false;
+    }
+    if (!st && n != 1) {
+        diag_error(d, file_loc(d, path), "a .npy or .csv file holds one tensor, not %d", n);
+        return false;
+    }
+    TensorMap m;
+    rt_map_init(&m);
+    bool ok = true;
+    for (int i = 0; i < n && ok; i++) {
+        Tensor *c = from_view(&t[i]);
+        if (!c) {
+            diag_error(d, file_loc(d, path), "cannot allocate a copy of '%s'", t[i].name);
+            ok = false;
+        } else {
+            rt_map_put(&m, t[i].name, c);
+        }
+    }
+    if (ok && st) {
+        Metadata meta;
+        rt_meta_init(&meta);
+        if (model_name)
+            rt_meta_set(&meta, RT_META_MODEL, model_name);
+        ok = rt_safetensors_write(path, &m, &meta, d);
+        rt_meta_free(&meta);
+    } else if (ok) {
+        ok = suffix(path, ".npy") ? rt_npy_write(path, m.t[0], d) : write_csv(path, m.t[0], d);
+    }
+    rt_map_free(&m);
+    return ok;
+}
+
+bool mc_write_tensors(const char *path, const mc_tensor *t, int n, const char *model_name, char **err)
+{
+    Diags d;
+    diags_init(&d);
+    bool ok = write_tensors(path, t, n, model_name, &d);
+    *err = ok ? NULL : take_error(&d, 0);
+    diags_free(&d);
+    return ok;
+}
