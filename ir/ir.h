@@ -5,7 +5,7 @@
 #ifndef MODELC_IR_H
 #define MODELC_IR_H
 
-#include "base.h"
+#include "base/base.h"
 
 #define IR_MAXRANK 6
 #define IR_DIM_N (-1) /* the symbolic batch dimension */

@@ -5,7 +5,7 @@
 #define MODELC_PASSES_H
 
 #include "ir/ir.h"
-#include "ir/timer.h"
+#include "ir/base/timer.h"
 
 typedef enum { MODE_TRAIN, MODE_INFER } Mode;
 
@@ -44,19 +44,6 @@ bool ps_fuse_softmax(Graph *g, Diags *d);
 
 /* verify.c wrapper so the verifier can run as a pass. */
 bool ps_verify(Graph *g, Diags *d);
-
-/* plan_memory.c: one arena for temporaries with live ranges [first,
- * last] (inclusive, in steps). Sets every off (aligned to align bytes)
- * so that temporaries live at the same time never overlap; returns the
- * arena size. ps_peak_live is the lower bound: the largest sum of the
- * (aligned) sizes live at one step. */
-typedef struct PsInterval {
-    int first, last;
-    int64_t bytes;
-    int64_t off; /* set by ps_plan_memory */
-} PsInterval;
-int64_t ps_plan_memory(PsInterval *v, int n, int64_t align);
-int64_t ps_peak_live(const PsInterval *v, int n, int64_t align);
 
 /* pipeline.c: the named recipes. Every compiled function is one recipe,
  * a straight list of passes written out in pipeline.c; the JIT, the

@@ -11,7 +11,7 @@
 
 #include <cblas.h>
 
-#include "ir/base.h"
+#include "ir/base/base.h"
 #include "runtime.h"
 
 void rt_ctx_init(RtCtx *c, int threads)

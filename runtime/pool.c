@@ -9,7 +9,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-#include "ir/base.h"
+#include "ir/base/base.h"
 #include "kernels.h"
 
 struct RtPool {

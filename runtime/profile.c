@@ -4,7 +4,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "ir/base.h"
+#include "ir/base/base.h"
 #include "kernels.h"
 
 static int64_t now_ns(void)

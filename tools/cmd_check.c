@@ -1,7 +1,7 @@
 /* `modelc check FILE...`: load each model, print its diagnostics and a
  * one-line summary per file; exit 1 when any file has an error. */
 #include "cli.h"
-#include "passes/warn.h"
+#include "backend/insight/warn.h"
 
 #include <stdlib.h>
 

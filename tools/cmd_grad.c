@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "grad_common.h"
 #include "passes/passes.h"
+#include "runtime/io/io.h"
 
 typedef struct GradArgs {
     const char *weights, *inputs, *output, *backend;

@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "runtime/runtime.h"
+#include "runtime/io/io.h"
 
 typedef struct InitArgs {
     const char *output;

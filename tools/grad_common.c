@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "backend/interp/interp.h"
+#include "runtime/io/io.h"
 
 static SrcLoc file_loc(Diags *d, const char *path)
 {

@@ -13,7 +13,8 @@
 #include "backend/interp/interp.h"
 #include "backend/llvm/jit.h"
 #include "passes/passes.h"
-#include "passes/warn.h"
+#include "backend/insight/warn.h"
+#include "runtime/io/io.h"
 
 static char g_compile_error[4096]; /* message of the last failed mc_compile */
 

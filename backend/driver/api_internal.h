@@ -7,7 +7,7 @@
 
 #include "frontend/frontend.h"
 #include "ir/ir.h"
-#include "ir/timer.h"
+#include "ir/base/timer.h"
 #include "modelc.h"
 #include "runtime/runtime.h"
 

@@ -6,6 +6,7 @@
 #include "data.h"
 
 #include "passes/passes.h"
+#include "runtime/io/io.h"
 
 #include <stdlib.h>
 #include <string.h>

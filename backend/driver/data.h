@@ -7,6 +7,7 @@
 #include "ir/ir.h"
 #include "modelc.h"
 #include "runtime/runtime.h"
+#include "runtime/io/io.h"
 
 typedef struct DataOpts {
     const char *const *sources; /* fashion-mnist (default) | DIR | FILE... | uniform:N */

@@ -8,7 +8,8 @@
 #define MODELC_INSIGHT_H
 
 #include "backend/interp/interp.h"
-#include "passes/warn.h"
+#include "backend/insight/warn.h"
+#include "runtime/io/io.h"
 
 /* ---- summaries of many values (stats.c) ---- */
 

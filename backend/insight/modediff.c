@@ -5,7 +5,7 @@
  * nodes say which operand each mode takes; frozen parameters and layers
  * are labelled. */
 #include "insight.h"
-#include "passes/warn.h"
+#include "backend/insight/warn.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* Printing statistics: tables of layers and parameters, text histograms,
  * two runs side by side, JSON, and histogram pictures. */
 #include "insight.h"
-#include "runtime/plot.h"
+#include "backend/insight/plot.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -5,6 +5,7 @@
  * come out as ordinary gradients), and the reference interpreter evaluates
  * it; the values are summarised as they arrive. */
 #include "insight.h"
+#include "runtime/io/io.h"
 
 #include <math.h>
 #include <stdlib.h>

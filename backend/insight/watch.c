@@ -4,7 +4,7 @@
  * per-epoch series drawn as curves at the end. The trainer calls it; it
  * evaluates with the interpreter and never changes parameters. */
 #include "insight.h"
-#include "runtime/plot.h"
+#include "backend/insight/plot.h"
 
 #include <errno.h>
 #include <math.h>

@@ -4,12 +4,8 @@
 #ifndef MODELC_INTERP_H
 #define MODELC_INTERP_H
 
+#include "backend/backend.h"
 #include "runtime/runtime.h"
-
-typedef struct RunOpts {
-    uint64_t seed;  /* RNG seed for dropout masks */
-    uint64_t step;  /* training step (counter for the RNG) */
-} RunOpts;
 
 /* Evaluate g. PARAM nodes read `params` by name, INPUT nodes `inputs`;
  * the batch size N is taken from the inputs (all must agree). outs[i]

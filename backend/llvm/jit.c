@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "plan_memory.h"
 #include "passes/passes.h"
 
 typedef struct JitSlot {
@@ -454,7 +455,7 @@ bool be_jit_check_n(const JitModule *m, int64_t n, Diags *d)
 
 /* The temporaries' live ranges and sizes for batch size n (which[i]:
  * the slot of interval i); -1 with a diagnostic on overflow. */
-static int temp_intervals(const JitModule *m, int64_t n, PsInterval *pl, int *which, Diags *d)
+static int temp_intervals(const JitModule *m, int64_t n, BeInterval *pl, int *which, Diags *d)
 {
     int np = 0;
     for (int i = 0; i < m->nslots; i++) {
@@ -466,7 +467,7 @@ static int temp_intervals(const JitModule *m, int64_t n, PsInterval *pl, int *wh
             diag_error(d, (SrcLoc){NULL, 0, 0}, "batch size %lld: buffer sizes overflow", (long long)n);
             return -1;
         }
-        pl[np] = (PsInterval){s->first, s->last, bytes, 0};
+        pl[np] = (BeInterval){s->first, s->last, bytes, 0};
         which[np++] = i;
     }
     return np;
@@ -479,7 +480,7 @@ JitWorkspace *be_jit_workspace_new(const JitModule *m, int64_t n, Diags *d)
         return NULL;
     if (n < 0)
         n = 0;
-    PsInterval *pl = xcalloc((size_t)m->nslots + 1, sizeof(PsInterval));
+    BeInterval *pl = xcalloc((size_t)m->nslots + 1, sizeof(BeInterval));
     int *which = xcalloc((size_t)m->nslots + 1, sizeof(int));
     int np = temp_intervals(m, n, pl, which, d);
     if (np < 0) {
@@ -487,7 +488,7 @@ JitWorkspace *be_jit_workspace_new(const JitModule *m, int64_t n, Diags *d)
         free(which);
         return NULL;
     }
-    int64_t total = ps_plan_memory(pl, np, WS_ALIGN);
+    int64_t total = be_plan_memory(pl, np, WS_ALIGN);
     if (total == 0)
         total = WS_ALIGN; /* empty temporaries still get a valid address */
     JitWorkspace *w = xcalloc(1, sizeof *w);
@@ -576,7 +577,7 @@ int64_t be_jit_out_numel(const JitWorkspace *w, int i)
 /* ---- the printed memory plan ---- */
 
 typedef struct PlanRow {
-    const PsInterval *iv;
+    const BeInterval *iv;
     const JitSlot *s;
 } PlanRow;
 
@@ -588,9 +589,9 @@ static int by_first(const void *a, const void *b)
     return x->iv->off < y->iv->off ? -1 : x->iv->off > y->iv->off;
 }
 
-static void print_plan(FILE *f, const JitModule *m, int64_t n, PsInterval *pl, const int *which, int np)
+static void print_plan(FILE *f, const JitModule *m, int64_t n, BeInterval *pl, const int *which, int np)
 {
-    int64_t arena = ps_plan_memory(pl, np, WS_ALIGN), sum = 0, params = 0;
+    int64_t arena = be_plan_memory(pl, np, WS_ALIGN), sum = 0, params = 0;
     for (int i = 0; i < np; i++)
         sum += (pl[i].bytes + WS_ALIGN - 1) / WS_ALIGN * WS_ALIGN;
     for (int i = 0; i < m->nslots; i++) {
@@ -616,7 +617,7 @@ static void print_plan(FILE *f, const JitModule *m, int64_t n, PsInterval *pl, c
             fprintf(f, "  (%s:%d)", r->s->where.file, r->s->where.line);
         fputc('\n', f);
     }
-    int64_t peak = ps_peak_live(pl, np, WS_ALIGN);
+    int64_t peak = be_peak_live(pl, np, WS_ALIGN);
     fprintf(f, "; temporaries without reuse: %lld bytes\n", (long long)sum);
     fprintf(f, "; arena: %lld bytes (largest sum live at one step: %lld bytes; reuse saves %.1f%%)\n",
             (long long)arena, (long long)peak, sum ? 100.0 * (double)(sum - arena) / (double)sum : 0.0);
@@ -629,7 +630,7 @@ bool be_jit_print_memory_plan(const JitModule *m, int64_t n, FILE *f, Diags *d)
 {
     if (!be_jit_check_n(m, n, d))
         return false;
-    PsInterval *pl = xcalloc((size_t)m->nslots + 1, sizeof(PsInterval));
+    BeInterval *pl = xcalloc((size_t)m->nslots + 1, sizeof(BeInterval));
     int *which = xcalloc((size_t)m->nslots + 1, sizeof(int));
     int np = temp_intervals(m, n, pl, which, d);
     if (np >= 0)

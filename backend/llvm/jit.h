@@ -50,9 +50,9 @@
 #ifndef MODELC_JIT_H
 #define MODELC_JIT_H
 
-#include "backend/interp/interp.h"
+#include "backend/backend.h"
 #include "ir/ir.h"
-#include "ir/timer.h"
+#include "ir/base/timer.h"
 #include "runtime/kernels.h"
 #include "runtime/runtime.h"
 
@@ -162,7 +162,7 @@ void be_jit_workspace_free(JitWorkspace *w);
 int64_t be_jit_workspace_n(const JitWorkspace *w);
 const JitModule *be_jit_workspace_module(const JitWorkspace *w);
 int64_t be_jit_workspace_bytes(const JitWorkspace *w); /* temporaries only */
-/* Print the workspace plan for batch size n (passes/plan_memory.c): every
+/* Print the workspace plan for batch size n (backend/llvm/plan_memory.c): every
  * temporary with its offset, bytes, live range in kernel steps and the
  * value it holds; the arena size against no reuse and the lower bound. */
 bool be_jit_print_memory_plan(const JitModule *m, int64_t n, FILE *f, Diags *d);

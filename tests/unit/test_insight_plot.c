@@ -6,7 +6,7 @@
 #include <math.h>
 #include <unistd.h>
 
-#include "runtime/plot.h"
+#include "backend/insight/plot.h"
 #include "test_insight.h"
 
 static double xs[6] = {1, 2, 3, 4, 5, 6};

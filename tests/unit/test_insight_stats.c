@@ -5,7 +5,7 @@
  * update ratios, JSON and histograms. */
 #include <math.h>
 
-#include "runtime/json.h"
+#include "runtime/io/json.h"
 #include "test_insight.h"
 
 static const char *TINY = "model tiny\n"

@@ -8,6 +8,7 @@
 
 #include "runtime/runtime.h"
 #include "testutil.h"
+#include "runtime/io/io.h"
 
 static char *tmp;
 

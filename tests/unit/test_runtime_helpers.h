@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "ir/base.h"
+#include "ir/base/base.h"
 
 #define TH_UNUSED __attribute__((unused))
 

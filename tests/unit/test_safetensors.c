@@ -10,6 +10,7 @@
 
 #include "runtime/runtime.h"
 #include "testutil.h"
+#include "runtime/io/io.h"
 
 /* A file image: 8-byte length, header, `dlen` data bytes (a ramp). */
 static unsigned char *mk(const char *header, size_t hlen, size_t dlen, size_t *len)

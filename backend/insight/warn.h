@@ -7,7 +7,7 @@
 #ifndef MODELC_WARN_H
 #define MODELC_WARN_H
 
-#include "passes.h"
+#include "passes/passes.h"
 
 /* ---- layers (layers.c) ----
  * A layer is a group of parameters named "<layer>.<what>" (a parameter

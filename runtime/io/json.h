@@ -5,7 +5,7 @@
 #ifndef MODELC_RT_JSON_H
 #define MODELC_RT_JSON_H
 
-#include "ir/base.h"
+#include "ir/base/base.h"
 
 typedef enum { JSON_NULL, JSON_BOOL, JSON_NUM, JSON_STR, JSON_ARR, JSON_OBJ } JsonKind;
 

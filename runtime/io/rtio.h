@@ -4,7 +4,7 @@
 #ifndef MODELC_RT_IO_H
 #define MODELC_RT_IO_H
 
-#include "runtime.h"
+#include "runtime/io/io.h"
 
 #include <zlib.h>
 

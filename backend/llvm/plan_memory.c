@@ -6,12 +6,14 @@
  * step. The backend computes the live ranges (backend/llvm/plan.c) and
  * calls this for every workspace; `modelc llvm --memory-plan` prints the
  * result (be_jit_print_memory_plan). */
-#include "passes.h"
+#include "plan_memory.h"
+
+#include "ir/base/base.h"
 
 #include <stdlib.h>
 
 typedef struct Order {
-    const PsInterval *v;
+    const BeInterval *v;
     int i;
 } Order;
 
@@ -24,7 +26,7 @@ static int by_size_desc(const void *a, const void *b)
     return x->i - y->i;
 }
 
-static bool live_overlap(const PsInterval *a, const PsInterval *b)
+static bool live_overlap(const BeInterval *a, const BeInterval *b)
 {
     return a->first <= b->last && b->first <= a->last;
 }
@@ -34,7 +36,7 @@ static int64_t round_up(int64_t v, int64_t align)
     return align > 1 ? (v + align - 1) / align * align : v;
 }
 
-int64_t ps_plan_memory(PsInterval *v, int n, int64_t align)
+int64_t be_plan_memory(BeInterval *v, int n, int64_t align)
 {
     Order *ord = xcalloc((size_t)n + 1, sizeof *ord);
     for (int i = 0; i < n; i++)
@@ -42,12 +44,12 @@ int64_t ps_plan_memory(PsInterval *v, int n, int64_t align)
     qsort(ord, (size_t)n, sizeof *ord, by_size_desc);
     int64_t total = 0;
     for (int k = 0; k < n; k++) {
-        PsInterval *a = &v[ord[k].i];
+        BeInterval *a = &v[ord[k].i];
         int64_t size = round_up(a->bytes, align), off = 0;
         for (bool moved = true; moved;) {
             moved = false;
             for (int j = 0; j < k; j++) {
-                const PsInterval *b = &v[ord[j].i];
+                const BeInterval *b = &v[ord[j].i];
                 int64_t bsize = round_up(b->bytes, align);
                 if (live_overlap(a, b) && off < b->off + bsize && b->off < off + size) {
                     off = b->off + bsize;
@@ -63,7 +65,7 @@ int64_t ps_plan_memory(PsInterval *v, int n, int64_t align)
     return total;
 }
 
-int64_t ps_peak_live(const PsInterval *v, int n, int64_t align)
+int64_t be_peak_live(const BeInterval *v, int n, int64_t align)
 {
     int steps = 0;
     for (int i = 0; i < n; i++)

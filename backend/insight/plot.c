@@ -2,7 +2,7 @@
  * a legend) drawn through a Canvas, the SVG canvas, and writing a chart
  * to a .svg or .png file. */
 #include "plot_canvas.h"
-#include "rtio.h"
+#include "runtime/io/rtio.h"
 
 #include <math.h>
 #include <stdlib.h>

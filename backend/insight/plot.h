@@ -5,7 +5,7 @@
 #ifndef MODELC_PLOT_H
 #define MODELC_PLOT_H
 
-#include "ir/base.h"
+#include "ir/base/base.h"
 
 typedef enum { PLOT_LINE, PLOT_HIST } PlotKind;
 
