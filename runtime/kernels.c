@@ -59,6 +59,9 @@ static GemmCut gemm_cut(int64_t m, int64_t n, int64_t k)
     int64_t dim = g.rows ? m : n;
     double work = (double)m * (double)n * (double)k / (double)RT_GEMM_GRAIN;
     int64_t p = work >= RT_GEMM_PARTS ? RT_GEMM_PARTS : work >= 1 ? (int64_t)work : 1;
+    int64_t most = dim / RT_GEMM_SIDE;
+    if (p > most)
+        p = most > 1 ? most : 1;
     g.part = (dim + p - 1) / p;
     g.part = (g.part + RT_GEMM_ALIGN - 1) / RT_GEMM_ALIGN * RT_GEMM_ALIGN;
     g.nparts = (dim + g.part - 1) / g.part;
