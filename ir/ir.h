@@ -9,6 +9,9 @@
 
 #define IR_MAXRANK 6
 #define IR_DIM_N (-1) /* the symbolic batch dimension */
+/* Sums add their terms left to right in blocks of this many and combine
+ * the block sums pairwise (docs/ops.md, "Sums"). */
+#define IR_SUM_BLOCK 16
 
 /* ---- dtypes ---- */
 typedef enum { DT_F32, DT_F64, DT_I32, DT_COUNT } DType;

@@ -6,6 +6,8 @@
  *   sgd:      v = mu*v - lr*g;  p += v   (nesterov: p += mu*v - lr*g)
  *   adam:     t += 1;  m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g
  *             p -= lr * sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps)
+ *             (the bias correction sqrt(1-b2^t)/(1-b1^t) in f64, then
+ *             rounded to the parameters' dtype)
  *   rmsprop:  a = rho*a + (1-rho)*g*g;  p -= lr * g / (sqrt(a) + eps)
  * The learning rate is the scalar input "optimizer.lr" (the trainer feeds
  * the schedule's value each step); optimizer state lives in ROLE_SLOT
@@ -124,16 +126,30 @@ static Node *step_rmsprop(Ctx *c, const TrainConfig *t, Node *p, Node *gr)
     return bin(c, OP_SUB, p, bin(c, OP_MUL, c->lr, bin(c, OP_DIV, gr, den)));
 }
 
-/* Adam's bias-corrected step size lr * sqrt(1 - b2^t) / (1 - b1^t), t += 1. */
+static Node *cast(Ctx *c, Node *x, DType to)
+{
+    if (x->dt == to)
+        return x;
+    Attrs a = ir_attrs();
+    a.to = to;
+    return ir_op(c->g, OP_CAST, &x, 1, &a, x->loc, c->d);
+}
+
+/* Adam's bias-corrected step size lr * sqrt(1 - b2^t) / (1 - b1^t), t += 1.
+ * The correction is computed in f64 from the exact betas (Keras computes
+ * pow(f32(b2), t) in f32: with b2 = 0.999 its 1 - b2^t is 1.3e-5 off at
+ * t = 1), then rounded to the parameters' dtype. */
 static Node *adam_lr(Ctx *c, const TrainConfig *t, SrcLoc loc)
 {
     Node *step = ir_param(c->g, "optimizer.step", c->dt, ir_shape0(), (Init){INIT_ZEROS, 0, 0},
                           false, ROLE_SLOT, loc);
     Node *t1 = bin(c, OP_ADD, step, k(c, 1, loc));
     update(c, step, t1);
-    Node *c2 = bin(c, OP_SUB, k(c, 1, loc), bin(c, OP_POW, k(c, t->beta2, loc), t1));
-    Node *c1 = bin(c, OP_SUB, k(c, 1, loc), bin(c, OP_POW, k(c, t->beta1, loc), t1));
-    return bin(c, OP_MUL, c->lr, bin(c, OP_DIV, ir_unary(c->g, OP_SQRT, c2, loc, c->d), c1));
+    Node *t64 = cast(c, t1, DT_F64), *one = ir_const(c->g, DT_F64, 1, loc);
+    Node *c2 = bin(c, OP_SUB, one, bin(c, OP_POW, ir_const(c->g, DT_F64, t->beta2, loc), t64));
+    Node *c1 = bin(c, OP_SUB, one, bin(c, OP_POW, ir_const(c->g, DT_F64, t->beta1, loc), t64));
+    Node *corr = bin(c, OP_DIV, ir_unary(c->g, OP_SQRT, c2, loc, c->d), c1);
+    return bin(c, OP_MUL, c->lr, cast(c, corr, c->dt));
 }
 
 bool ps_optimizer(Graph *g, Diags *d)

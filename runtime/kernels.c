@@ -1,5 +1,5 @@
-/* Runtime kernels for JIT-compiled code: run context and BLAS threads,
- * GEMM glue over OpenBLAS, convolution via im2col/col2im + GEMM, pooling,
+/* Runtime kernels for JIT-compiled code: run context and threads, GEMM
+ * over OpenBLAS in parts, convolution via im2col/col2im + GEMM, pooling,
  * dropout masks (see kernels.h). */
 #include "kernels.h"
 
@@ -30,9 +30,8 @@ int rt_threads_resolve(int threads)
 
 void rt_ctx_apply_threads(const RtCtx *c)
 {
-    int want = rt_threads_resolve(c->threads);
-    if (openblas_get_num_threads() != want)
-        openblas_set_num_threads(want);
+    if (openblas_get_num_threads() != 1)
+        openblas_set_num_threads(1);
 }
 
 double rt_dropout_uniform(const RtCtx *c, uint64_t stream, uint64_t idx)
@@ -47,28 +46,26 @@ static blasint blas_dim(int64_t v)
     return (blasint)v;
 }
 
-#define GEMM_BODY(T, BLAS)                                                                       \
-    if (m <= 0 || n <= 0)                                                                        \
-        return;                                                                                  \
-    if (k <= 0) {                                                                                \
-        for (int64_t i = 0; i < m * n; i++)                                                      \
-            c[i] = beta == 0 ? (T)0 : beta * c[i];                                               \
-        return;                                                                                  \
-    }                                                                                            \
-    BLAS(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,          \
-         blas_dim(m), blas_dim(n), blas_dim(k), alpha, a, blas_dim(ta ? m : k), b,               \
-         blas_dim(tb ? k : n), beta, c, blas_dim(n))
+/* How rt_gemm cuts C (kernels.h): by rows (else columns) into nparts
+ * parts of `part` rows or columns, the last one shorter. */
+typedef struct GemmCut {
+    bool rows;
+    int64_t part, nparts;
+} GemmCut;
 
-void rt_gemm_f32(int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, float alpha,
-                 const float *a, const float *b, float beta, float *c)
+static GemmCut gemm_cut(int64_t m, int64_t n, int64_t k)
 {
-    GEMM_BODY(float, cblas_sgemm);
-}
-
-void rt_gemm_f64(int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, double alpha,
-                 const double *a, const double *b, double beta, double *c)
-{
-    GEMM_BODY(double, cblas_dgemm);
+    GemmCut g = {m >= n, 0, 1};
+    int64_t dim = g.rows ? m : n;
+    double work = (double)m * (double)n * (double)k / (double)RT_GEMM_GRAIN;
+    int64_t p = work >= RT_GEMM_PARTS ? RT_GEMM_PARTS : work >= 1 ? (int64_t)work : 1;
+    int64_t most = dim / RT_GEMM_SIDE;
+    if (p > most)
+        p = most > 1 ? most : 1;
+    g.part = (dim + p - 1) / p;
+    g.part = (g.part + RT_GEMM_ALIGN - 1) / RT_GEMM_ALIGN * RT_GEMM_ALIGN;
+    g.nparts = (dim + g.part - 1) / g.part;
+    return g;
 }
 
 /* memset that accepts the NULL buffer of an empty tensor */
@@ -237,12 +234,16 @@ static PoolWin pool_window(const RtPoolGeom *g, int64_t oy, int64_t ox)
 
 #define T float
 #define SFX f32
+#define BLAS_GEMM cblas_sgemm
 #include "kernels_tmpl.h"
 #undef T
 #undef SFX
+#undef BLAS_GEMM
 
 #define T double
 #define SFX f64
+#define BLAS_GEMM cblas_dgemm
 #include "kernels_tmpl.h"
 #undef T
 #undef SFX
+#undef BLAS_GEMM

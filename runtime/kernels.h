@@ -1,5 +1,5 @@
 /* Runtime kernels called by JIT-compiled code: the run context (RNG seed,
- * step, BLAS thread count), GEMM glue over OpenBLAS, convolution as
+ * step, threads), GEMM over OpenBLAS split into parts, convolution as
  * im2col/col2im + GEMM, and 2-D pooling with its adjoints. Tensors are
  * row-major; images NHWC, kernels HWIO. Every function exists in an f32
  * and an f64 version; the JIT resolves them by name from the process. */
@@ -17,7 +17,7 @@ typedef struct RtPool RtPool;
 typedef struct RtCtx {
     uint64_t seed;  /* RNG seed for dropout masks */
     uint64_t step;  /* training step (RNG counter) */
-    int threads;    /* BLAS threads; 0 = number of cores */
+    int threads;    /* threads asked for; 0 = number of cores (the pool runs them) */
     RtProf *prof;   /* per-kernel times (a profiling entry); NULL = none */
     RtPool *pool;   /* threads for runtime and row-parallel kernels; NULL = serial */
 } RtCtx;
@@ -25,8 +25,9 @@ typedef struct RtCtx {
 void rt_ctx_init(RtCtx *c, int threads);
 /* Number of threads `threads` stands for (0 -> number of cores). */
 int rt_threads_resolve(int threads);
-/* Make OpenBLAS use the context's thread count (OpenBLAS keeps this
- * setting process-wide; it is only changed when it differs). */
+/* Keep OpenBLAS single-threaded (a process-wide setting, changed only
+ * when it differs): rt_gemm_* split GEMMs on the context's pool, because
+ * OpenBLAS's own threads give results that depend on their number. */
 void rt_ctx_apply_threads(const RtCtx *c);
 
 /* Per-kernel wall times of a profiling entry (one compiled with calls
@@ -78,10 +79,21 @@ void rt_dropout_mask_f32(const RtCtx *c, uint64_t stream, double rate, int64_t n
 void rt_dropout_mask_f64(const RtCtx *c, uint64_t stream, double rate, int64_t n, double *out);
 
 /* C[m,n] = alpha * op(A) @ op(B) + beta * C, op = transpose when ta/tb.
- * A is [m,k] ([k,m] if ta), B is [k,n] ([n,k] if tb). Any size may be 0. */
-void rt_gemm_f32(int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, float alpha,
+ * A is [m,k] ([k,m] if ta), B is [k,n] ([n,k] if tb). Any size may be 0.
+ * C is cut along its longer side into at most RT_GEMM_PARTS parts of a
+ * multiple of RT_GEMM_ALIGN rows or columns, with at least RT_GEMM_SIDE
+ * of them (every part packs the other operand again, k x the other side,
+ * so that is at most 1/RT_GEMM_SIDE of its multiply-adds) and at least
+ * RT_GEMM_GRAIN multiply-adds each (one part below that); each part is
+ * one single-threaded BLAS call, a task on the context's pool. The cut
+ * depends only on the shape, so results do not depend on the threads. */
+#define RT_GEMM_PARTS 4
+#define RT_GEMM_ALIGN 16
+#define RT_GEMM_SIDE 128
+#define RT_GEMM_GRAIN ((int64_t)1 << 20)
+void rt_gemm_f32(const RtCtx *ctx, int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, float alpha,
                  const float *a, const float *b, float beta, float *c);
-void rt_gemm_f64(int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, double alpha,
+void rt_gemm_f64(const RtCtx *ctx, int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, double alpha,
                  const double *a, const double *b, double beta, double *c);
 
 /* Convolution geometry, all int64 so generated code can fill it as an
@@ -100,7 +112,7 @@ typedef struct RtConvGeom {
  * BLAS flags; computing the input gradient as a convolution of dy with
  * the flipped kernel was measured slower here: its patch matrix is
  * larger and the GEMM narrower). Images are split over the context's threads (im2col, col2im, direct
- * loops); GEMMs use BLAS's threads. */
+ * loops), GEMMs into parts (rt_gemm_*). */
 #define RT_CONV_FEW_OUT 4
 
 /* Elements of scratch a convolution needs (0 unless im2col is used). */

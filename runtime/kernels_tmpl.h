@@ -1,12 +1,59 @@
-/* Type-generic bodies of the convolution, pooling and dropout kernels,
- * included by kernels.c once per element type with T (float/double) and
- * SFX (f32/f64) defined. Work is split into tasks per image (or per
- * fixed block of elements) that write disjoint outputs, so results do not
- * depend on the thread count. Not a public header. */
+/* Type-generic bodies of the GEMM, convolution, pooling and dropout
+ * kernels, included by kernels.c once per element type with T
+ * (float/double), SFX (f32/f64) and BLAS_GEMM (cblas_sgemm/dgemm)
+ * defined. Work is split into tasks per image, per fixed block of
+ * elements or per part of a GEMM (gemm_cut) that write disjoint outputs,
+ * so results do not depend on the thread count. Not a public header. */
 
 #define CAT_(a, b) a##_##b
 #define CAT(a, b) CAT_(a, b)
 #define FN(name) CAT(name, SFX)
+
+typedef struct FN(Gemm) {
+    int32_t ta, tb;
+    int64_t m, n, k;
+    T alpha, beta;
+    const T *a, *b;
+    T *c;
+    GemmCut cut;
+} FN(Gemm);
+
+/* Part p of C: its rows (with A's) or columns (with B's), the full
+ * matrices' leading dimensions. */
+static void FN(gemm_part)(void *arg, int64_t p)
+{
+    const FN(Gemm) *g = arg;
+    int64_t dim = g->cut.rows ? g->m : g->n, lo = p * g->cut.part;
+    int64_t len = lo + g->cut.part < dim ? g->cut.part : dim - lo, m = g->m, n = g->n;
+    const T *a = g->a, *b = g->b;
+    T *c = g->c;
+    if (g->cut.rows) {
+        a += g->ta ? lo : lo * g->k;
+        c += lo * g->n;
+        m = len;
+    } else {
+        b += g->tb ? lo * g->k : lo;
+        c += lo;
+        n = len;
+    }
+    BLAS_GEMM(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans, blas_dim(m),
+              blas_dim(n), blas_dim(g->k), g->alpha, a, blas_dim(g->ta ? g->m : g->k), b,
+              blas_dim(g->tb ? g->k : g->n), g->beta, c, blas_dim(g->n));
+}
+
+void FN(rt_gemm)(const RtCtx *ctx, int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, T alpha, const T *a,
+                 const T *b, T beta, T *c)
+{
+    if (m <= 0 || n <= 0)
+        return;
+    if (k <= 0) {
+        for (int64_t i = 0; i < m * n; i++)
+            c[i] = beta == 0 ? (T)0 : beta * c[i];
+        return;
+    }
+    FN(Gemm) g = {ta, tb, m, n, k, alpha, beta, a, b, c, gemm_cut(m, n, k)};
+    rt_parallel(ctx, g.cut.nparts, FN(gemm_part), &g);
+}
 
 /* Patch rows of one image: col[(oy,ox), (ky,kx,ci)]. */
 static void FN(im2col_image)(const RtConvGeom *g, const T *x, T *col)
@@ -212,7 +259,7 @@ void FN(rt_conv2d)(const RtCtx *c, const RtConvGeom *g, const T *x, const T *k, 
             FN(im2col)(c, g, xb, nb, col);
             xb = col;
         }
-        FN(rt_gemm)(0, 0, nb * g->oh * g->ow, g->o, kcols, (T)alpha, xb, k, 0, y + b0 * img_out);
+        FN(rt_gemm)(c, 0, 0, nb * g->oh * g->ow, g->o, kcols, (T)alpha, xb, k, 0, y + b0 * img_out);
     }
 }
 
@@ -228,10 +275,10 @@ void FN(rt_conv2d_grad_input)(const RtCtx *c, const RtConvGeom *g, const T *dy, 
         int64_t nb = g->n - b0 < g->chunk ? g->n - b0 : g->chunk, rows = nb * g->oh * g->ow;
         T *dxb = dx + b0 * img_in;
         if (conv_is_direct(g)) {
-            FN(rt_gemm)(0, 1, rows, kcols, g->o, 1, dy + b0 * img_out, k, 0, dxb);
+            FN(rt_gemm)(c, 0, 1, rows, kcols, g->o, 1, dy + b0 * img_out, k, 0, dxb);
             continue;
         }
-        FN(rt_gemm)(0, 1, rows, kcols, g->o, 1, dy + b0 * img_out, k, 0, col);
+        FN(rt_gemm)(c, 0, 1, rows, kcols, g->o, 1, dy + b0 * img_out, k, 0, col);
         FN(Im2col) a = {g, dxb, col};
         rt_parallel(c, nb, FN(col2im_task), &a);
     }
@@ -252,7 +299,7 @@ void FN(rt_conv2d_grad_kernel)(const RtCtx *c, const RtConvGeom *g, const T *x, 
             FN(im2col)(c, g, xb, nb, col);
             xb = col;
         }
-        FN(rt_gemm)(1, 0, kcols, g->o, rows, 1, xb, dy + b0 * img_out, 1, dk);
+        FN(rt_gemm)(c, 1, 0, kcols, g->o, rows, 1, xb, dy + b0 * img_out, 1, dk);
     }
 }
 

@@ -5,6 +5,7 @@
 #include "backend/interp/interp_impl.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 /* Geometry of a window op: input x [n,h,w,c], output y [n,oh,ow,oc],
  * window kh x kw (kernel [kh,kw,c,oc] for conv), strides and the top/left

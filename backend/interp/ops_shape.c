@@ -7,6 +7,16 @@
 #include <math.h>
 #include <string.h>
 
+/* A sum's walk over its operand: outputs follow the kept axes (sizes
+ * kdim, operand strides kst), each output's terms the reduced axes (rdim,
+ * rst), count terms per output; both in row-major order. */
+typedef struct RedWalk {
+    int nk, nr;
+    int64_t kdim[IR_MAXRANK], kst[IR_MAXRANK];
+    int64_t rdim[IR_MAXRANK], rst[IR_MAXRANK];
+    int64_t count;
+} RedWalk;
+
 #define KERN_FILE "kern_reduce.inc"
 #include "kern_instantiate.inc"
 
@@ -33,19 +43,40 @@ static void reduce_strides(const Node *nd, const Tensor *a, const Tensor *out, i
     MC_ASSERT(j == out->rank);
 }
 
+static void red_walk(const Node *nd, const Tensor *a, RedWalk *w)
+{
+    bool red[IR_MAXRANK] = {0};
+    for (int i = 0; i < nd->a.naxes; i++)
+        red[nd->a.axes[i]] = true;
+    int64_t st[IR_MAXRANK];
+    ix_strides(a, st);
+    w->nk = w->nr = 0;
+    w->count = 1;
+    for (int k = 0; k < a->rank; k++) {
+        if (red[k]) {
+            w->rdim[w->nr] = a->dims[k];
+            w->rst[w->nr++] = st[k];
+            w->count *= a->dims[k];
+        } else {
+            w->kdim[w->nk] = a->dims[k];
+            w->kst[w->nk++] = st[k];
+        }
+    }
+}
+
 INTERP_FN(reduce_sum)
 {
-    int64_t ost[IR_MAXRANK];
-    reduce_strides(nd, in[0], out, ost);
-    IX_BY_DTYPE(out->dt, reduce_sum, in[0], ost, out);
+    RedWalk w;
+    red_walk(nd, in[0], &w);
+    IX_BY_DTYPE(out->dt, reduce_sum, in[0], &w, out);
     return true;
 }
 
 INTERP_FN(reduce_mean)
 {
-    int64_t ost[IR_MAXRANK];
-    reduce_strides(nd, in[0], out, ost);
-    IX_BY_DTYPE(out->dt, reduce_mean, in[0], ost, out);
+    RedWalk w;
+    red_walk(nd, in[0], &w);
+    IX_BY_DTYPE(out->dt, reduce_mean, in[0], &w, out);
     return true;
 }
 

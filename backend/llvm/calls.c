@@ -1,5 +1,5 @@
-/* Kernels that call the runtime: matmul as one GEMM with the transposes
- * passed as BLAS flags, convolution and its adjoints (im2col/col2im +
+/* Kernels that call the runtime: matmul as one GEMM (split into parts by
+ * the runtime) with the transposes passed as BLAS flags, convolution and its adjoints (im2col/col2im +
  * GEMM), pooling and its adjoints, dropout masks (runtime/kernels.h).
  * The runtime kernels get the context (threads, RNG seed and step). */
 #include "cg.h"
@@ -26,12 +26,12 @@ void cg_gemm(Cg *c, const Node *v, LLVMValueRef pa, LLVMValueRef pb, LLVMValueRe
     Mono m = mono_dim(v->shape.d[0]), n = mono_dim(v->shape.d[1]);
     Mono k = mono_dim(a->shape.d[ta ? 0 : 1]);
     LLVMTypeRef ft = cg_type(c, v->dt);
-    LLVMTypeRef pt[10] = {c->i32, c->i32, c->i64, c->i64, c->i64, ft, c->ptr, c->ptr, ft, c->ptr};
-    LLVMValueRef args[10] = {LLVMConstInt(c->i32, ta, 0), LLVMConstInt(c->i32, tb, 0), cg_mono(c, m),
-                             cg_mono(c, n),  cg_mono(c, k), cg_fconst(c, v->dt, v->a.alpha),
+    LLVMTypeRef pt[11] = {c->ptr, c->i32, c->i32, c->i64, c->i64, c->i64, ft, c->ptr, c->ptr, ft, c->ptr};
+    LLVMValueRef args[11] = {c->ctxp, LLVMConstInt(c->i32, ta, 0), LLVMConstInt(c->i32, tb, 0), cg_mono(c, m),
+                             cg_mono(c, n), cg_mono(c, k), cg_fconst(c, v->dt, v->a.alpha),
                              pa, pb, cg_fconst(c, v->dt, 0), out};
     char name[32];
-    cg_call(c, typed(v->dt, "rt_gemm", name, sizeof name), c->vd, pt, 10, args);
+    cg_call(c, typed(v->dt, "rt_gemm", name, sizeof name), c->vd, pt, 11, args);
 }
 
 void cg_matmul(Cg *c, const Step *st)

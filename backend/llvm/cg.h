@@ -2,7 +2,7 @@
  * and kernel plan (plan.c), the code-generation context, types, calls and
  * kernel functions (cgutil.c), loop nests (loops.c), elementwise and
  * data-movement kernels (elem.c), vectorizable exp/tanh (vmath.c),
- * reductions and softmax (reduce.c),
+ * reductions and softmax (reduce.c), blocked pairwise sums (sums.c),
  * runtime calls (calls.c) and the module (codegen.c). Not a public
  * header. */
 #ifndef MODELC_CG_H
@@ -214,21 +214,48 @@ LLVMValueRef cg_body_value(Cg *c, const Node *v, const Node *result, const LLVMV
  * the reduced dims red[k]; of reduction r's axes) (reduce.c). */
 void cg_reduced_strides(const Shape *s, const bool *red, Mono *os);
 void cg_reduction_strides(const Node *r, const Shape *s, Mono *os);
-/* The column sums of fused node fn: its fresh results that are a sum or
- * mean of its value (a GEMM epilogue's, a softmax row kernel's).
- * cg_sums_begin zeroes their buffers and addresses them over `over` (the
- * value's shape) as acc[at..], returning the next free acc; the loop
- * adds the value with cg_sums_add; cg_sums_end divides the means by
- * their counts (reduce.c). */
-typedef struct ColSums {
-    int n;
-    const Node *r[CG_MAXARGS];
-    int at[CG_MAXARGS];
-    LLVMValueRef base[CG_MAXARGS];
-} ColSums;
-int cg_sums_begin(Cg *c, const Node *fn, const Shape *over, ColSums *s, Acc *acc, int at);
-void cg_sums_add(Cg *c, const ColSums *s, LLVMValueRef v, const LLVMValueRef *offs);
-void cg_sums_end(Cg *c, const ColSums *s, const Shape *over);
+/* ---- blocked pairwise sums (sums.c; docs/ops.md, "Sums") ----
+ * An accumulator: a block's sum in `acc` (one register, width 1, or a
+ * row of CG_SUM_LANES, width CG_SUM_LANES, of which `lanes` are in use),
+ * the stack of earlier blocks combined pairwise, and their count. */
+#define CG_SUM_LANES 64
+typedef struct PSum {
+    DType dt;
+    int width;
+    LLVMValueRef acc, stack, nblocks; /* allocas */
+} PSum;
+void cg_psum_init(Cg *c, PSum *s, DType dt, int width);
+void cg_psum_start(Cg *c, PSum *s);                        /* no blocks yet */
+void cg_psum_zero(Cg *c, PSum *s, LLVMValueRef lanes);     /* a new block */
+void cg_psum_add(Cg *c, const PSum *s, LLVMValueRef lane, LLVMValueRef v);
+void cg_psum_push(Cg *c, PSum *s, LLVMValueRef lanes);     /* the block is complete */
+void cg_psum_total(Cg *c, PSum *s, LLVMValueRef lanes);    /* acc = the sum of every block */
+LLVMValueRef cg_psum_lane(Cg *c, const PSum *s, LLVMValueRef lane);
+/* A loop over one dim of length len (accesses with stride[0]) whose body
+ * adds into the register accumulators sums[0..nsums) (their acc): after
+ * it each acc holds its blocked pairwise sum. */
+void cg_sum_loop(Cg *c, Mono len, int nacc, const Acc *acc, NestBody body, void *ud, PSum *sums, int nsums);
+/* A sum over the axes red[] of an index space: term(offs) is the element
+ * at the offsets of acc[0..nacc) (the buffers read); acc[nacc] addresses
+ * the result (stride 0 on the reduced axes); a mean divides by count. */
+typedef LLVMValueRef (*SumTerm)(Cg *c, void *ud, LLVMValueRef *offs);
+typedef struct SumNest {
+    DType dt;
+    int rank;
+    Mono dims[IR_MAXRANK];
+    bool red[IR_MAXRANK];
+    int nacc;
+    Acc acc[CG_MAXARGS];
+    SumTerm term;
+    void *ud;
+    LLVMValueRef count; /* i64, or NULL for a sum */
+} SumNest;
+void cg_sum_nest(Cg *c, const SumNest *sn);
+/* The column sums of fused node fn (a GEMM epilogue's or a softmax row
+ * kernel's fresh results that are a sum or mean of its value): after its
+ * loop, reductions of the value stored in `value` over shape `over`
+ * (reduce.c). */
+void cg_column_sums(Cg *c, const Node *fn, const Shape *over, LLVMValueRef value);
 /* dst[0..numel(s)) = value (elem.c). */
 void cg_fill_value(Cg *c, DType t, LLVMValueRef dst, const Shape *s, double value);
 /* After a batch reduction's parts (plan_batch_reduction) ran with

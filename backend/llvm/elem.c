@@ -145,7 +145,6 @@ typedef struct Elem {
     Node *v;
     Operands ops;     /* read at offs[1..] */
     LLVMValueRef out; /* at offs[0] */
-    ColSums sums;     /* fresh results, at offs[1 + ops.n..] */
 } Elem;
 
 /* The values of the body's side updates into side[1..], and the value
@@ -210,7 +209,7 @@ static void elem_body(Cg *c, void *ud, LLVMValueRef *offs)
         LLVMValueRef side[CG_MAXARGS];
         r = body_values(c, e->v, s->outs[0].val, in, gemm, s->nouts > 1 ? side : NULL);
         /* side updates overwrite their parameter operand, element for
-         * element; column sums accumulate the value */
+         * element */
         for (int j = 1; j < s->nouts; j++) {
             if (ir_fused_fresh(e->v, j))
                 continue;
@@ -218,7 +217,6 @@ static void elem_body(Cg *c, void *ud, LLVMValueRef *offs)
             MC_ASSERT(k >= 0);
             cg_store(c, e->v->dt, side[j], e->ops.base[k], offs[k + 1]);
         }
-        cg_sums_add(c, &e->sums, r, offs);
     } else {
         r = cg_scalar_op(c, e->v, in);
     }
@@ -292,15 +290,16 @@ void cg_elementwise(Cg *c, const Step *st)
         acc[k + 1].base = e.ops.base[k];
         memcpy(acc[k + 1].stride, e.ops.stride[k], sizeof acc[k + 1].stride);
     }
-    int nacc = v->op == OP_FUSED ? cg_sums_begin(c, v, &v->shape, &e.sums, acc, e.ops.n + 1) : e.ops.n + 1;
-    MC_ASSERT(nacc <= CG_MAXARGS && !(c->flat && nacc > e.ops.n + 1));
+    int nacc = e.ops.n + 1;
+    MC_ASSERT(nacc <= CG_MAXARGS);
     Mono dims[IR_MAXRANK];
     for (int k = 0; k < v->shape.rank; k++)
         dims[k] = mono_dim(v->shape.d[k]);
     if (c->flat)
         dims[0] = mono_dim(IR_DIM_N);
     cg_nest(c, c->flat ? 1 : v->shape.rank, dims, nacc, acc, elem_body, &e);
-    cg_sums_end(c, &e.sums, &v->shape);
+    if (v->op == OP_FUSED && !c->flat)
+        cg_column_sums(c, v, &v->shape, e.out);
 }
 
 /* ---- copies through strided views ---- */

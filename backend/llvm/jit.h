@@ -60,7 +60,7 @@ typedef struct JitOpts {
     int opt_level;    /* 0, 2 (default: modelc's loop pipeline) or 3 (LLVM's default<O3>) */
     bool fast_isel;   /* codegen at CodeGenLevelNone: ~3x faster codegen, slower code */
     bool time_passes; /* time IR build, optimisation, JIT codegen */
-    int threads;      /* BLAS threads for be_jit_run; 0 = number of cores */
+    int threads;      /* threads of the module's pool for be_jit_run; 0 = number of cores */
     Timer *timer;     /* with time_passes: phases are added here; NULL prints to stderr */
     int jobs;         /* compile threads (module parts); 0 = up to 2 on a multi-core host */
     const char *cache_dir; /* object cache directory (see be_jit_default_cache_dir); NULL = none */
@@ -174,7 +174,7 @@ void be_jit_bind_data(JitWorkspace *w, int i, void *data);
 /* True when every used input and parameter buffer is bound; else a
  * diagnostic naming the first missing one. */
 bool be_jit_ready(const JitWorkspace *w, Diags *d);
-/* Run one step: entry(ctx, n, bufs). Applies ctx->threads to OpenBLAS
+/* Run one step: entry(ctx, n, bufs). Keeps OpenBLAS single-threaded
  * and runs kernels on the module's threads (opts.threads) unless
  * ctx->pool is set;
  * a profiling module records into its profile unless ctx->prof is set. */

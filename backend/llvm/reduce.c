@@ -1,7 +1,10 @@
 /* Reductions (sum, mean, max over any axes; argmax), softmax /
  * log_softmax and the softmax cross-entropy rows (log_softmax_dot,
- * log_softmax_grad). When the innermost axis is reduced, each output element
- * accumulates in a register (sums with `reassoc`, so they vectorize);
+ * log_softmax_grad). Sums and means are blocked pairwise sums (sums.c):
+ * when the innermost axis is reduced each output accumulates in a
+ * register (a block's additions may be reassociated, so they vectorize),
+ * otherwise a row of outputs accumulates together, each in order. A
+ * maximum accumulates in a register when the innermost axis is reduced;
  * otherwise the input is walked in memory order and accumulated into the
  * output, which keeps the innermost loop contiguous. A fused reduction
  * (a fused node whose body ends with the reduction) computes its input
@@ -12,18 +15,9 @@
 #include <math.h>
 #include <string.h>
 
-static LLVMValueRef reassoc(LLVMValueRef inst)
+static LLVMValueRef max_of(Cg *c, LLVMValueRef acc, LLVMValueRef x)
 {
-    LLVMSetFastMathFlags(inst, LLVMFastMathAllowReassoc);
-    return inst;
-}
-
-static LLVMValueRef combine(Cg *c, Op op, LLVMValueRef acc, LLVMValueRef x, bool in_register)
-{
-    if (op == OP_REDUCE_MAX)
-        return LLVMBuildSelect(c->b, cg_gt_or_nan(c, LLVMRealOGT, x, acc), x, acc, "");
-    LLVMValueRef s = LLVMBuildFAdd(c->b, acc, x, "");
-    return in_register ? reassoc(s) : s;
+    return LLVMBuildSelect(c->b, cg_gt_or_nan(c, LLVMRealOGT, x, acc), x, acc, "");
 }
 
 typedef struct Red {
@@ -36,21 +30,16 @@ typedef struct Red {
     Mono dims_r[IR_MAXRANK];
     int red_k[IR_MAXRANK]; /* the reduced dims, outer to inner */
     int nr;
-    LLVMValueRef count; /* mean: divisor */
 } Red;
 
 /* The input element at offsets offs[0..ops.n): the operand itself, or
  * the fused body's value over the operands. */
-static LLVMValueRef x_value(Cg *c, Red *r, LLVMValueRef *offs)
+static LLVMValueRef x_value(Cg *c, void *ud, LLVMValueRef *offs)
 {
+    Red *r = ud;
     LLVMValueRef in[CG_MAXARGS];
     cg_operand_values(c, r->src, &r->ops, offs, in);
     return r->fn ? cg_body_value(c, r->fn, r->v->in[0], in, NULL) : in[0];
-}
-
-static double init_value(Op op)
-{
-    return op == OP_REDUCE_MAX ? -INFINITY : 0.0;
 }
 
 static void acc_body(Cg *c, void *ud, LLVMValueRef *offs)
@@ -58,22 +47,14 @@ static void acc_body(Cg *c, void *ud, LLVMValueRef *offs)
     Red *r = ud;
     LLVMTypeRef t = cg_type(c, r->dt);
     LLVMValueRef a = LLVMBuildLoad2(c->b, t, r->acc, "");
-    LLVMValueRef x = x_value(c, r, offs);
-    LLVMBuildStore(c->b, combine(c, r->v->op, a, x, true), r->acc);
-}
-
-static LLVMValueRef finish(Cg *c, Red *r, LLVMValueRef a)
-{
-    if (r->v->op != OP_REDUCE_MEAN || c->partial)
-        return a;
-    return LLVMBuildFDiv(c->b, a, LLVMBuildSIToFP(c->b, r->count, cg_type(c, r->dt), ""), "");
+    LLVMBuildStore(c->b, max_of(c, a, x_value(c, r, offs)), r->acc);
 }
 
 /* One output element: accumulate over the reduced dims in a register. */
 static void inner_body(Cg *c, void *ud, LLVMValueRef *offs)
 {
     Red *r = ud;
-    LLVMBuildStore(c->b, cg_fconst(c, r->dt, init_value(r->v->op)), r->acc);
+    LLVMBuildStore(c->b, cg_fconst(c, r->dt, -INFINITY), r->acc);
     Acc a[CG_MAXARGS];
     memset(a, 0, sizeof a);
     for (int k = 0; k < r->ops.n; k++) {
@@ -83,28 +64,14 @@ static void inner_body(Cg *c, void *ud, LLVMValueRef *offs)
             a[k].stride[j] = r->ops.stride[k][r->red_k[j]];
     }
     cg_nest(c, r->nr, r->dims_r, r->ops.n, a, acc_body, r);
-    LLVMValueRef v = LLVMBuildLoad2(c->b, cg_type(c, r->dt), r->acc, "");
-    cg_store(c, r->dt, finish(c, r, v), r->out, offs[r->ops.n]);
+    cg_store(c, r->dt, LLVMBuildLoad2(c->b, cg_type(c, r->dt), r->acc, ""), r->out, offs[r->ops.n]);
 }
 
 static void mem_body(Cg *c, void *ud, LLVMValueRef *offs)
 {
     Red *r = ud;
     LLVMValueRef o = cg_load(c, r->dt, r->out, offs[r->ops.n]);
-    LLVMValueRef x = x_value(c, r, offs);
-    cg_store(c, r->dt, combine(c, r->v->op, o, x, false), r->out, offs[r->ops.n]);
-}
-
-static void mean_body(Cg *c, void *ud, LLVMValueRef *offs)
-{
-    Red *r = ud;
-    cg_store(c, r->dt, finish(c, r, cg_load(c, r->dt, r->out, offs[0])), r->out, offs[0]);
-}
-
-static void fill_body(Cg *c, void *ud, LLVMValueRef *offs)
-{
-    Red *r = ud;
-    cg_store(c, r->dt, cg_fconst(c, r->dt, init_value(r->v->op)), r->out, offs[0]);
+    cg_store(c, r->dt, max_of(c, o, x_value(c, r, offs)), r->out, offs[r->ops.n]);
 }
 
 /* red[k]: does reduction r reduce dim k of its input? */
@@ -149,6 +116,32 @@ static int last_nonunit(const Shape *s)
     return -1;
 }
 
+/* A sum or mean: blocked pairwise (sums.c); a batch reduction's part
+ * leaves a mean a sum. */
+static void reduce_sum(Cg *c, Red *r, const Shape *s, const bool *red, const Mono *os)
+{
+    SumNest sn;
+    memset(&sn, 0, sizeof sn);
+    sn.dt = r->dt;
+    sn.rank = s->rank;
+    for (int k = 0; k < s->rank; k++) {
+        sn.dims[k] = mono_dim(s->d[k]);
+        sn.red[k] = red[k];
+        for (int a = 0; a < r->ops.n; a++)
+            sn.acc[a].stride[k] = r->ops.stride[a][k];
+        sn.acc[r->ops.n].stride[k] = os[k];
+    }
+    for (int a = 0; a < r->ops.n; a++)
+        sn.acc[a].base = r->ops.base[a];
+    sn.acc[r->ops.n].base = r->out;
+    sn.nacc = r->ops.n;
+    sn.term = x_value;
+    sn.ud = r;
+    if (r->v->op == OP_REDUCE_MEAN && !c->partial)
+        sn.count = cg_mono(c, reduced_count(r->v, s));
+    cg_sum_nest(c, &sn);
+}
+
 void cg_reduce(Cg *c, const Step *st)
 {
     Node *v = st->node;
@@ -168,7 +161,10 @@ void cg_reduce(Cg *c, const Step *st)
     r.out = cg_buf(c, st->out);
     Mono os[IR_MAXRANK];
     cg_reduced_strides(s, red, os);
-    r.count = cg_mono(c, reduced_count(v, s));
+    if (v->op != OP_REDUCE_MAX) {
+        reduce_sum(c, &r, s, red, os);
+        return;
+    }
     int last = last_nonunit(s);
     Acc acc[CG_MAXARGS];
     memset(acc, 0, sizeof acc);
@@ -193,12 +189,7 @@ void cg_reduce(Cg *c, const Step *st)
         cg_nest(c, nk, dk, r.ops.n + 1, acc, inner_body, &r);
         return;
     }
-    Acc o;
-    memset(&o, 0, sizeof o);
-    o.base = r.out;
-    o.stride[0] = mono(1);
-    Mono on = mono_numel(&v->shape);
-    cg_nest(c, 1, &on, 1, &o, fill_body, &r);
+    cg_fill_value(c, r.dt, r.out, &v->shape, -INFINITY);
     Mono dims[IR_MAXRANK];
     for (int k = 0; k < s->rank; k++) {
         dims[k] = mono_dim(s->d[k]);
@@ -207,32 +198,46 @@ void cg_reduce(Cg *c, const Step *st)
         acc[r.ops.n].stride[k] = os[k];
     }
     cg_nest(c, s->rank, dims, r.ops.n + 1, acc, mem_body, &r);
-    if (v->op == OP_REDUCE_MEAN && !c->partial)
-        cg_nest(c, 1, &on, 1, &o, mean_body, &r);
 }
 
 /* ---- reductions over the batch axis in parts (plan_batch_reduction) ---- */
 
 typedef struct Combine {
     const Node *r;
-    LLVMValueRef part, ntasks, count, acc, out;
+    LLVMValueRef part, ntasks, count, out;
+    PSum s;     /* sums: the parts are its blocks */
+    LLVMValueRef acc; /* maximum */
     int64_t oe; /* elements of the result */
 } Combine;
 
-/* out[i] = part[0][i] (+) part[1][i] (+) ... in task order; a mean then
- * divides by the count of every reduced element. */
+/* out[i] = the parts' element i combined in task order: their maximum,
+ * or their pairwise sum (each part one block); a mean then divides by
+ * the count of every reduced element. */
 static void combine_body(Cg *c, void *ud, LLVMValueRef *offs)
 {
     Combine *k = ud;
     DType t = k->r->dt;
-    LLVMBuildStore(c->b, cg_fconst(c, t, init_value(k->r->op)), k->acc);
+    LLVMValueRef zero = cg_i64(c, 0), one = cg_i64(c, 1);
+    bool max = k->r->op == OP_REDUCE_MAX;
+    if (max)
+        LLVMBuildStore(c->b, cg_fconst(c, t, -INFINITY), k->acc);
+    else
+        cg_psum_start(c, &k->s);
     Loop l;
     LLVMValueRef iv = cg_loop_begin(c, &l, k->ntasks, "part");
     LLVMValueRef at = LLVMBuildNSWAdd(c->b, LLVMBuildNSWMul(c->b, iv, cg_i64(c, k->oe), ""), offs[1], "");
-    LLVMValueRef a = LLVMBuildLoad2(c->b, cg_type(c, t), k->acc, "");
-    LLVMBuildStore(c->b, combine(c, k->r->op, a, cg_load(c, t, k->part, at), false), k->acc);
+    LLVMValueRef x = cg_load(c, t, k->part, at);
+    if (max) {
+        LLVMBuildStore(c->b, max_of(c, LLVMBuildLoad2(c->b, cg_type(c, t), k->acc, ""), x), k->acc);
+    } else {
+        cg_psum_zero(c, &k->s, one);
+        cg_psum_add(c, &k->s, zero, x);
+        cg_psum_push(c, &k->s, one);
+    }
     cg_loop_end(c, &l);
-    LLVMValueRef v = LLVMBuildLoad2(c->b, cg_type(c, t), k->acc, "");
+    if (!max)
+        cg_psum_total(c, &k->s, one);
+    LLVMValueRef v = max ? LLVMBuildLoad2(c->b, cg_type(c, t), k->acc, "") : cg_psum_lane(c, &k->s, zero);
     if (k->r->op == OP_REDUCE_MEAN)
         v = LLVMBuildFDiv(c->b, v, LLVMBuildSIToFP(c->b, k->count, cg_type(c, t), ""), "");
     cg_store(c, t, v, k->out, offs[0]);
@@ -242,8 +247,18 @@ void cg_reduce_combine(Cg *c, const Step *st, LLVMValueRef part, LLVMValueRef ou
 {
     const Node *v = st->node, *r = v->op == OP_FUSED ? ir_fused_reduction(v) : v;
     LLVMValueRef n1 = LLVMBuildNSWAdd(c->b, c->n, LLVMBuildNSWSub(c->b, chunk, cg_i64(c, 1), ""), "");
-    Combine k = {r, part, LLVMBuildSDiv(c->b, n1, chunk, "ntasks"), cg_mono(c, reduced_count(r, &r->in[0]->shape)),
-                 cg_alloca(c, cg_type(c, r->dt), "acc"), out, ir_shape_numel(&r->shape, 0)};
+    Combine k;
+    memset(&k, 0, sizeof k);
+    k.r = r;
+    k.part = part;
+    k.ntasks = LLVMBuildSDiv(c->b, n1, chunk, "ntasks");
+    k.count = cg_mono(c, reduced_count(r, &r->in[0]->shape));
+    k.out = out;
+    k.oe = ir_shape_numel(&r->shape, 0);
+    if (r->op == OP_REDUCE_MAX)
+        k.acc = cg_alloca(c, cg_type(c, r->dt), "acc");
+    else
+        cg_psum_init(c, &k.s, r->dt, 1);
     Acc acc[2];
     memset(acc, 0, sizeof acc);
     acc[0].base = out;
@@ -326,7 +341,8 @@ void cg_argmax(Cg *c, const Step *st)
 }
 
 /* ---- softmax, log_softmax and the cross-entropy rows along one axis ----
- * One row (the elements along the axis) at a time, in three passes:
+ * One row (the elements along the axis) at a time, in three passes (the
+ * sums blocked pairwise, sums.c):
  * 0: m = max x; 1: s = sum e, e = exp(x - m) (softmax and
  * log_softmax_grad keep e in out; log_softmax_grad also sums gy into g);
  * 2: with r = s (softmax), g / s (log_softmax_grad) or lse = log s:
@@ -342,7 +358,8 @@ void cg_argmax(Cg *c, const Step *st)
 typedef struct Softmax {
     Node *v;
     DType dt;
-    LLVMValueRef x, y, out, m, s, g; /* y: operand 1 (t or gy) */
+    LLVMValueRef x, y, out, m, s, g; /* y: operand 1 (t or gy); s, g: the sums' acc */
+    PSum ps, pg;                     /* s and g */
     LLVMValueRef r;                  /* the row's value for pass 2 */
     Mono len, stride;
     int phase; /* 0 max, 1 sum of exp, 2 write */
@@ -350,8 +367,7 @@ typedef struct Softmax {
 
 static void add_to(Cg *c, Softmax *k, LLVMValueRef acc, LLVMValueRef v)
 {
-    LLVMValueRef a = LLVMBuildLoad2(c->b, cg_type(c, k->dt), acc, "");
-    LLVMBuildStore(c->b, reassoc(LLVMBuildFAdd(c->b, a, v, "")), acc);
+    cg_psum_add(c, acc == k->s ? &k->ps : &k->pg, cg_i64(c, 0), v);
 }
 
 /* offs: x, then operand 1 (two-operand ops), then out (unless a dot). */
@@ -442,7 +458,9 @@ static void softmax_row(Cg *c, void *ud, LLVMValueRef *offs)
     for (k->phase = 0; k->phase < 3; k->phase++) {
         if (k->phase == 2)
             k->r = row_value(c, k, dot);
-        cg_nest(c, 1, &k->len, nb, acc, softmax_step, k);
+        PSum sums[2] = {k->ps, k->pg};
+        int nsums = k->phase == 0 ? 0 : k->phase == 2 ? dot : k->v->op == OP_LOG_SOFTMAX_GRAD ? 2 : 1;
+        cg_sum_loop(c, k->len, nb, acc, softmax_step, k, sums, nsums);
     }
     if (dot)
         cg_store(c, k->dt, LLVMBuildLoad2(c->b, t, k->s, ""), k->out, offs[1]);
@@ -468,8 +486,10 @@ void cg_softmax(Cg *c, const Step *st)
         post = mono_mul(post, mono_dim(s->d[i]));
     k.stride = post;
     k.m = cg_alloca(c, cg_type(c, k.dt), "max");
-    k.s = cg_alloca(c, cg_type(c, k.dt), "sum");
-    k.g = cg_alloca(c, cg_type(c, k.dt), "gsum");
+    cg_psum_init(c, &k.ps, k.dt, 1);
+    cg_psum_init(c, &k.pg, k.dt, 1);
+    k.s = k.ps.acc;
+    k.g = k.pg.acc;
     Mono dims[2] = {pre, post};
     Acc acc[2];
     memset(acc, 0, sizeof acc);
@@ -484,55 +504,41 @@ void cg_softmax(Cg *c, const Step *st)
 
 /* ---- column sums: fresh results of a GEMM epilogue or softmax row kernel ---- */
 
-int cg_sums_begin(Cg *c, const Node *fn, const Shape *over, ColSums *s, Acc *acc, int at)
+typedef struct ColSum {
+    DType dt;
+    LLVMValueRef value;
+} ColSum;
+
+static LLVMValueRef col_term(Cg *c, void *ud, LLVMValueRef *offs)
 {
-    s->n = 0;
+    const ColSum *k = ud;
+    return cg_load(c, k->dt, k->value, offs[0]);
+}
+
+void cg_column_sums(Cg *c, const Node *fn, const Shape *over, LLVMValueRef value)
+{
     for (int j = 1; j < fn->sub->nouts; j++) {
         const Node *r = fn->sub->outs[j].val;
         if (!ir_fused_fresh(fn, j) || r->op == OP_LOG_SOFTMAX_DOT)
             continue;
-        MC_ASSERT((r->op == OP_REDUCE_SUM || r->op == OP_REDUCE_MEAN) && r->in[0] == fn->sub->outs[0].val &&
-                  at < CG_MAXARGS);
-        s->r[s->n] = r;
-        s->at[s->n] = at;
-        s->base[s->n] = acc[at].base = cg_buf(c, plan_part_slot(c->plan, fn, j));
-        cg_fill_value(c, r->dt, acc[at].base, &r->shape, 0);
-        cg_reduction_strides(r, over, acc[at++].stride);
-        s->n++;
-    }
-    return at;
-}
-
-void cg_sums_add(Cg *c, const ColSums *s, LLVMValueRef v, const LLVMValueRef *offs)
-{
-    for (int i = 0; i < s->n; i++) {
-        DType t = s->r[i]->dt;
-        LLVMValueRef o = cg_load(c, t, s->base[i], offs[s->at[i]]);
-        cg_store(c, t, LLVMBuildFAdd(c->b, o, v, ""), s->base[i], offs[s->at[i]]);
-    }
-}
-
-typedef struct Divide {
-    DType dt;
-    LLVMValueRef buf, by;
-} Divide;
-
-static void divide_body(Cg *c, void *ud, LLVMValueRef *offs)
-{
-    Divide *k = ud;
-    LLVMValueRef x = cg_load(c, k->dt, k->buf, offs[0]);
-    cg_store(c, k->dt, LLVMBuildFDiv(c->b, x, k->by, ""), k->buf, offs[0]);
-}
-
-void cg_sums_end(Cg *c, const ColSums *s, const Shape *over)
-{
-    for (int i = 0; i < s->n; i++) {
-        const Node *r = s->r[i];
-        if (r->op != OP_REDUCE_MEAN)
-            continue;
-        Divide k = {r->dt, s->base[i], LLVMBuildSIToFP(c->b, cg_mono(c, reduced_count(r, over)), cg_type(c, r->dt), "")};
-        Acc a = {k.buf, NULL, {mono(1)}};
-        Mono n = mono_numel(&r->shape);
-        cg_nest(c, 1, &n, 1, &a, divide_body, &k);
+        MC_ASSERT((r->op == OP_REDUCE_SUM || r->op == OP_REDUCE_MEAN) && r->in[0] == fn->sub->outs[0].val);
+        ColSum k = {r->dt, value};
+        SumNest sn;
+        memset(&sn, 0, sizeof sn);
+        sn.dt = r->dt;
+        sn.rank = over->rank;
+        reduced_dims(r, sn.red);
+        for (int d = 0; d < over->rank; d++)
+            sn.dims[d] = mono_dim(over->d[d]);
+        sn.nacc = 1;
+        sn.acc[0].base = value;
+        mono_strides(over, sn.acc[0].stride);
+        sn.acc[1].base = cg_buf(c, plan_part_slot(c->plan, fn, j));
+        cg_reduction_strides(r, over, sn.acc[1].stride);
+        sn.term = col_term;
+        sn.ud = &k;
+        if (r->op == OP_REDUCE_MEAN)
+            sn.count = cg_mono(c, reduced_count(r, over));
+        cg_sum_nest(c, &sn);
     }
 }

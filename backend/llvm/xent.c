@@ -7,25 +7,27 @@
  * of their own). One row at a time, in three passes over the row:
  *   0: m = max z
  *   1: e = exp(z - m) kept in the gradient's buffer, s = sum e, g = sum gy
- *   2: grad = gy - e * (g / s); dot += t * ((z - m) - log s); sums += grad
- * and the row's dot is stored after pass 2. The arithmetic is that of
- * the separate log_softmax_dot and log_softmax_grad kernels (reduce.c),
- * so fusing them changes no result; the softmax is computed once. */
+ *   2: grad = gy - e * (g / s); dot += t * ((z - m) - log s)
+ * and the row's dot is stored after pass 2 (the row sums blocked
+ * pairwise, sums.c); the column sums then reduce the stored gradient.
+ * The arithmetic is that of the separate log_softmax_dot and
+ * log_softmax_grad kernels (reduce.c) and reductions, so fusing them
+ * changes no result; the softmax is computed once. */
 #include "cg.h"
 
 #include <math.h>
 #include <string.h>
 
-enum { X_OUT, X_DOT, X_OPS }; /* acc order: gradient, dot, operands, then the sums */
+enum { X_OUT, X_DOT, X_OPS }; /* acc order: gradient, dot, operands */
 
 typedef struct Xent {
     const Node *fn, *grad, *dot;
     DType dt;
     Operands ops; /* fn's operands over z's shape */
-    ColSums sums; /* column sums of the gradient, at acc X_OPS + ops.n.. */
     int nacc;
     Acc row[CG_MAXARGS]; /* each buffer along the row (stride of the axis) */
-    LLVMValueRef m, s, g, d, r, lse;
+    LLVMValueRef m, s, g, d, r, lse; /* s, g, d: the acc of ps, pg, pd */
+    PSum ps, pg, pd;
     Mono len;
     int phase;
 } Xent;
@@ -38,12 +40,9 @@ static LLVMValueRef value(Cg *c, Xent *k, const Node *x, LLVMValueRef *offs)
     return cg_body_value(c, k->fn, x, in, NULL);
 }
 
-static void add_to(Cg *c, DType t, LLVMValueRef acc, LLVMValueRef v)
+static void add_to(Cg *c, const PSum *s, LLVMValueRef v)
 {
-    LLVMValueRef a = LLVMBuildLoad2(c->b, cg_type(c, t), acc, "");
-    LLVMValueRef s = LLVMBuildFAdd(c->b, a, v, "");
-    LLVMSetFastMathFlags(s, LLVMFastMathAllowReassoc);
-    LLVMBuildStore(c->b, s, acc);
+    cg_psum_add(c, s, cg_i64(c, 0), v);
 }
 
 static void xent_step(Cg *c, void *ud, LLVMValueRef *offs)
@@ -61,8 +60,8 @@ static void xent_step(Cg *c, void *ud, LLVMValueRef *offs)
     if (k->phase == 1) {
         LLVMValueRef e = cg_exp(c, k->dt, d);
         cg_store(c, k->dt, e, out, offs[X_OUT]);
-        add_to(c, k->dt, k->g, value(c, k, k->grad->in[1], offs));
-        add_to(c, k->dt, k->s, e);
+        add_to(c, &k->pg, value(c, k, k->grad->in[1], offs));
+        add_to(c, &k->ps, e);
         return;
     }
     LLVMValueRef p = LLVMBuildFMul(c->b, cg_load(c, k->dt, out, offs[X_OUT]), k->r, "");
@@ -70,9 +69,8 @@ static void xent_step(Cg *c, void *ud, LLVMValueRef *offs)
     cg_store(c, k->dt, gr, out, offs[X_OUT]);
     if (k->dot) {
         LLVMValueRef tv = value(c, k, k->dot->in[1], offs);
-        add_to(c, k->dt, k->d, LLVMBuildFMul(c->b, tv, LLVMBuildFSub(c->b, d, k->lse, ""), ""));
+        add_to(c, &k->pd, LLVMBuildFMul(c->b, tv, LLVMBuildFSub(c->b, d, k->lse, ""), ""));
     }
-    cg_sums_add(c, &k->sums, gr, offs);
 }
 
 static void xent_row(Cg *c, void *ud, LLVMValueRef *offs)
@@ -93,7 +91,9 @@ static void xent_row(Cg *c, void *ud, LLVMValueRef *offs)
             k->r = LLVMBuildFDiv(c->b, LLVMBuildLoad2(c->b, t, k->g, ""), s, "");
             k->lse = cg_intrinsic(c, "llvm.log", t, &s, 1);
         }
-        cg_nest(c, 1, &k->len, k->nacc, acc, xent_step, k);
+        PSum sums[2] = {k->phase == 2 ? k->pd : k->ps, k->pg};
+        int nsums = k->phase == 0 ? 0 : k->phase == 1 ? 2 : k->dot != NULL;
+        cg_sum_loop(c, k->len, k->nacc, acc, xent_step, k, sums, nsums);
     }
     if (k->dot)
         cg_store(c, k->dt, LLVMBuildLoad2(c->b, t, k->d, ""), k->row[X_DOT].base, offs[X_DOT]);
@@ -127,7 +127,7 @@ void cg_softmax_xent(Cg *c, const Step *st)
         all[X_OPS + a].base = k.ops.base[a];
         memcpy(all[X_OPS + a].stride, k.ops.stride[a], sizeof all[0].stride);
     }
-    k.nacc = cg_sums_begin(c, fn, z, &k.sums, all, X_OPS + k.ops.n);
+    k.nacc = X_OPS + k.ops.n;
     /* rows: every dim but the axis; along the row: the axis */
     Acc rows[CG_MAXARGS];
     memset(rows, 0, sizeof rows);
@@ -148,9 +148,12 @@ void cg_softmax_xent(Cg *c, const Step *st)
     k.len = mono_dim(z->d[ax]);
     LLVMTypeRef t = cg_type(c, k.dt);
     k.m = cg_alloca(c, t, "max");
-    k.s = cg_alloca(c, t, "sum");
-    k.g = cg_alloca(c, t, "gsum");
-    k.d = cg_alloca(c, t, "dot");
+    cg_psum_init(c, &k.ps, k.dt, 1);
+    cg_psum_init(c, &k.pg, k.dt, 1);
+    cg_psum_init(c, &k.pd, k.dt, 1);
+    k.s = k.ps.acc;
+    k.g = k.pg.acc;
+    k.d = k.pd.acc;
     cg_nest(c, nd, dims, k.nacc, rows, xent_row, &k);
-    cg_sums_end(c, &k.sums, z);
+    cg_column_sums(c, fn, z, all[X_OUT].base);
 }

@@ -63,17 +63,18 @@ echo 'CHECK: fadd reassoc float' >"$tmp/sum.check"
 echo 'CHECK: fadd reassoc <{{8|16}} x float>' >"$tmp/sumv.check"
 "$FILECHECK" "$tmp/sumv.check" --input-file "$tmp/sum.opt.ll"
 
-# Training: GEMMs through the BLAS glue with transposes as flags, the
+# Training: GEMMs through the runtime (the context's pool runs their
+# parts) with transposes as flags, the
 # softmax cross-entropy as one row kernel reading the logits (loss rows,
 # gradient and the last bias gradient; no log_softmax kernel is left),
 # and in-place parameter updates.
 "$MODELC" llvm examples/fashion_mlp.mdl --mode=train >"$tmp/mlp.ll"
 cat >"$tmp/mlp.check" <<'CHECK'
-CHECK-DAG: call void @rt_gemm_f32(i32 0, i32 0, i64 %N, i64 256, i64 784
-CHECK-DAG: call void @rt_gemm_f32(i32 1, i32 0, i64 784, i64 256, i64 %N
-CHECK-DAG: call void @rt_gemm_f32(i32 0, i32 1, i64 %N, i64 256, i64 128
+CHECK-DAG: call void @rt_gemm_f32(ptr %ctx, i32 0, i32 0, i64 %N, i64 256, i64 784
+CHECK-DAG: call void @rt_gemm_f32(ptr %ctx, i32 1, i32 0, i64 784, i64 256, i64 %N
+CHECK-DAG: call void @rt_gemm_f32(ptr %ctx, i32 0, i32 1, i64 %N, i64 256, i64 128
 CHECK-DAG: define internal void @k{{[0-9]+}}.fused_softmax_xent(
-CHECK-DAG: declare void @rt_gemm_f32(i32, i32, i64, i64, i64, float, ptr, ptr, float, ptr)
+CHECK-DAG: declare void @rt_gemm_f32(ptr, i32, i32, i64, i64, i64, float, ptr, ptr, float, ptr)
 CHECK
 "$FILECHECK" "$tmp/mlp.check" --input-file "$tmp/mlp.ll"
 if grep -q "@k[0-9]*\.log_softmax\(_dot\|_grad\)\?(" "$tmp/mlp.ll"; then echo "fashion_mlp: a log_softmax kernel is left"; exit 1; fi

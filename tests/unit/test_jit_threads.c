@@ -1,10 +1,10 @@
 /* Threads do not change results: graphs of row-parallel generated
  * kernels (elementwise, reductions keeping the batch axis, reductions
- * over it in parts) and of runtime kernels split per image or per block
- * (pooling and its gradients, few-channel convolutions, dropout masks)
- * give bit-identical outputs with 1 and with 3 threads, for batch sizes
- * that leave a partial last task and an empty batch; they match the
- * interpreter; GEMM-based convolutions agree within BLAS rounding. */
+ * over it in parts) and of runtime kernels split per image, per block or
+ * per part (pooling and its gradients, convolutions, dropout masks,
+ * GEMMs and their epilogues) give bit-identical outputs with 1 and with 3
+ * threads, for batch sizes that leave a partial last task and an empty
+ * batch; they match the interpreter. */
 #include <string.h>
 
 #include "test_jit_util.h"
@@ -31,15 +31,15 @@ static Graph *parse(const char *text, Diags *d)
 }
 
 /* Outputs with 1 and 3 threads equal within `blas` (0: bit for bit), and
- * the threaded run matches the interpreter within `tol`. */
-static void check_threads(const char *name, const char *text, Tol blas, Tol tol)
+ * the threaded run matches the interpreter within `tol`, for batch sizes
+ * ns[0..nn). */
+static void check_threads_at(const char *name, const char *text, Tol blas, Tol tol, const int64_t *ns, int nn)
 {
     Diags d;
     diags_init(&d);
     Graph *g = parse(text, &d);
     JitModule *m1 = compile_threads(g, 1, &d), *m3 = compile_threads(g, 3, &d);
-    int64_t ns[4] = {37, 5, 1, 0};
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < nn; i++) {
         TensorMap params, inputs;
         rt_map_init(&params);
         rt_map_init(&inputs);
@@ -72,7 +72,13 @@ static void check_threads(const char *name, const char *text, Tol blas, Tol tol)
     diags_free(&d);
 }
 
-static const Tol exact = {0, 0}, sum_tol = {1e-6, 1e-5}, blas_tol = {1e-5, 1e-5};
+static void check_threads(const char *name, const char *text, Tol blas, Tol tol)
+{
+    static const int64_t ns[4] = {37, 5, 1, 0};
+    check_threads_at(name, text, blas, tol, ns, 4);
+}
+
+static const Tol exact = {0, 0}, sum_tol = {1e-6, 1e-5}, blas_tol = {1e-5, 1e-5}, gemm_tol = {1e-4, 1e-4};
 
 START_TEST(elementwise_rows)
 {
@@ -191,7 +197,7 @@ START_TEST(dropout_blocks)
 END_TEST
 
 /* Few output channels: direct loops per image; more: im2col/col2im per
- * image and GEMM (BLAS threads). */
+ * image and GEMMs in parts. */
 START_TEST(convolutions)
 {
     check_threads("conv few", "graph t {\n"
@@ -217,7 +223,57 @@ START_TEST(convolutions)
                                "  output value \"dx\" = %dx\n"
                                "  output value \"dk\" = %dk\n"
                                "}\n",
-                  blas_tol, (Tol){1e-4, 1e-4});
+                  exact, gemm_tol);
+}
+END_TEST
+
+/* GEMMs are cut into parts by the runtime, never by BLAS's threads (whose
+ * results depend on their number): the MLP's forward, input-gradient and
+ * weight-gradient GEMMs at batch 128 and 200 (several parts, along rows
+ * or columns, a short last one), a GEMM epilogue with its bias gradient,
+ * and a convolution whose kernel gradient sums over every pixel of the
+ * batch, with 1 and 3 threads. */
+START_TEST(gemm_parts)
+{
+    static const int64_t ns[3] = {128, 200, 3};
+    check_threads_at("gemm", "graph t {\n"
+                             "  %x = input \"x\" : f32[N,784]\n"
+                             "  %w = param \"w\" : f32[784,256]\n"
+                             "  %dy = input \"dy\" : f32[N,256]\n"
+                             "  %y = matmul(%x, %w) : f32[N,256]\n"
+                             "  %dx = matmul(%dy, %w) {tb=true} : f32[N,784]\n"
+                             "  %dw = matmul(%x, %dy) {ta=true} : f32[784,256]\n"
+                             "  %f = fused(%dy, %w, %x) : f32[N,784] {\n"
+                             "    %a0 = input \"0\" : f32[N,256]\n"
+                             "    %a1 = input \"1\" : f32[784,256]\n"
+                             "    %a2 = input \"2\" : f32[N,784]\n"
+                             "    %3 = matmul(%a0, %a1) {tb=true} : f32[N,784]\n"
+                             "    %4 = const 0 : f32[]\n"
+                             "    %5 = gt(%a2, %4) : f32[N,784]\n"
+                             "    %6 = mul(%3, %5) : f32[N,784]\n"
+                             "    %7 = reduce_sum(%6) {axes=[0]} : f32[784]\n"
+                             "    output %6\n"
+                             "    output %7\n"
+                             "  }\n"
+                             "  %b = result(%f) {index=1} : f32[784]\n"
+                             "  output value \"y\" = %y\n"
+                             "  output value \"dx\" = %dx\n"
+                             "  output value \"dw\" = %dw\n"
+                             "  output value \"f\" = %f\n"
+                             "  output value \"b\" = %b\n"
+                             "}\n",
+                     exact, gemm_tol, ns, 3);
+    check_threads_at("conv kernel gradient", "graph t {\n"
+                                             "  %x = input \"x\" : f32[N,28,28,1]\n"
+                                             "  %k = param \"k\" : f32[3,3,1,32]\n"
+                                             "  %dy = input \"dy\" : f32[N,28,28,32]\n"
+                                             "  %y = conv2d(%x, %k) {pad=[1,1,1,1]} : f32[N,28,28,32]\n"
+                                             "  %dk = conv2d_grad_kernel(%x, %dy) {shape=[3,3,1,32], "
+                                             "pad=[1,1,1,1]} : f32[3,3,1,32]\n"
+                                             "  output value \"y\" = %y\n"
+                                             "  output value \"dk\" = %dk\n"
+                                             "}\n",
+                     exact, gemm_tol, ns, 2);
 }
 END_TEST
 
@@ -287,6 +343,7 @@ int main(void)
     tcase_add_test(t, pooling_images);
     tcase_add_test(t, dropout_blocks);
     tcase_add_test(t, convolutions);
+    tcase_add_test(t, gemm_parts);
     suite_add_tcase(s, t);
     return tu_run(s);
 }
