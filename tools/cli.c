@@ -148,6 +148,26 @@ int cli_parse(const CliCmd *c, int argc, char **argv, char ***pos, int *npos)
     return 0;
 }
 
+int cli_find(const char *const *names, const char *name)
+{
+    for (int i = 0; names[i]; i++)
+        if (strcmp(names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+int cli_unknown_name(const char *cmd, const char *what, const char *name, const char *opt,
+                     const char *const *names)
+{
+    char list[1024] = "";
+    size_t len = 0;
+    for (int i = 0; names[i] && len < sizeof list; i++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", names[i]);
+    size_t n = strlen(what);
+    const char *plural = n && what[n - 1] == 's' ? "es" : "s";
+    return cli_usage_error(cmd, "unknown %s '%s' for %s (valid %s%s: %s)", what, name, opt, what, plural, list);
+}
+
 Graph *cli_load(const char *path, Diags *d)
 {
     Graph *g = fe_load_file(path, d);

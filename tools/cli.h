@@ -38,6 +38,13 @@ int cli_parse(const CliCmd *c, int argc, char **argv, char ***pos, int *npos);
 void cli_help(const CliCmd *c, FILE *f);
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The index of name in a NULL-terminated list, or -1. */
+int cli_find(const char *const *names, const char *name);
+/* The usage error for an unknown name of a list given to an option:
+ * "unknown pass 'x' for --after (valid passes: lower, verify, ...)". */
+int cli_unknown_name(const char *cmd, const char *what, const char *name, const char *opt,
+                     const char *const *names);
+
 /* Load a model (.mdl or .ir) and print its diagnostics to stderr; NULL on
  * error. The caller owns d (diags_init / diags_free). */
 Graph *cli_load(const char *path, Diags *d);

@@ -1,0 +1,135 @@
+/* modelc's inspection API: what the `modelc` commands that look inside a
+ * model do, one function per command. Each takes a model file (.mdl or IR
+ * text), an options struct (fill it with its _default function first)
+ * and two streams: results go to `out`, diagnostics to `err` as
+ * file:line:col: error: message, the source line and a caret. Each
+ * returns 0 on success and 1 when the model, its data or a file is bad
+ * (after printing why to err). Names are checked here too, but a program
+ * that takes them from a user should check them against mc_fn_names()
+ * and mc_pass_names() first, as the command line does. */
+#ifndef MODELC_INSPECT_H
+#define MODELC_INSPECT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "modelc.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The compiled functions ("train_step", "eval", "predict", "grad",
+ * "loss", "numerics"), NULL-terminated. */
+const char *const *mc_fn_names(void);
+/* The passes of the recipes in order ("lower", "verify", ...),
+ * NULL-terminated. */
+const char *const *mc_pass_names(void);
+
+/* ---- modelc check: diagnostics, static warnings, a summary ---- */
+
+typedef struct mc_check_options {
+    bool quiet;     /* no "FILE: ok (...)" summary line */
+    int max_errors; /* stop collecting after this many errors (0: no limit; default 20) */
+} mc_check_options;
+
+void mc_check_options_default(mc_check_options *o);
+/* Load the model, print its diagnostics and the static warnings (from
+ * the initializers and fan-in) to err, then "FILE: ok (P parameters, W
+ * weights)" to out. 1 when the model has errors. */
+int mc_check_file(const char *path, const mc_check_options *o, FILE *out, FILE *err);
+
+/* ---- modelc params: the parameter table ---- */
+
+typedef struct mc_params_options {
+    const char *const *freeze; /* also treat parameters matching these globs as frozen */
+    int nfreeze;
+} mc_params_options;
+
+void mc_params_options_default(mc_params_options *o);
+/* A Keras-summary-like table of the model's parameters (name, shape,
+ * dtype, initializer, status, count) with the trainable, non-trainable
+ * and total counts and bytes. */
+int mc_print_params(const char *path, const mc_params_options *o, FILE *out, FILE *err);
+
+/* ---- modelc init: initial parameters ---- */
+
+typedef struct mc_init_options {
+    const char *output; /* the safetensors file to write (replaced atomically) */
+    uint64_t seed;      /* seed of the random initializers ... */
+    bool seed_set;      /* ... used when set; otherwise the model's train { seed } */
+} mc_init_options;
+
+void mc_init_options_default(mc_init_options *o);
+/* Give every parameter its initial value and write them to o->output
+ * with the format, its version, the model name and the seed in the
+ * metadata; prints one line saying what was written. */
+int mc_write_init(const char *path, const mc_init_options *o, FILE *out, FILE *err);
+
+/* ---- modelc ir: a compiled function's IR ---- */
+
+typedef struct mc_ir_options {
+    const char *fn;     /* a function of mc_fn_names(); NULL: the model's graph as loaded
+                           or, with `after` (other than "lower"), the default function:
+                           grad with wrt, eval with mode MC_MODE_INFER, else train_step */
+    const char *after;  /* stop the function's recipe after this pass, or NULL */
+    mc_mode mode;       /* the mode specialize compiles for (DEFAULT: the function's) */
+    mc_backend backend; /* JIT: the fused graph, as compiled; INTERP: unfused */
+    bool dot;           /* Graphviz DOT instead of IR text (which parses back) */
+    bool no_loc;        /* leave out the loc(...) source locations */
+    bool stats;         /* node and kernel counts instead of the graph */
+    bool mode_diff;     /* the training and inference graphs as one diff over the
+                           model's graph (fn, after and dot are not used) */
+    bool time_passes;   /* each pass's time to err */
+    const char *const *wrt; /* also differentiate with respect to these inputs */
+    int nwrt;
+} mc_ir_options;
+
+void mc_ir_options_default(mc_ir_options *o);
+/* Print a function of the model exactly as the backend compiles it (or
+ * its recipe stopped after a pass) to out. */
+int mc_print_ir(const char *path, const mc_ir_options *o, FILE *out, FILE *err);
+
+/* ---- modelc opt: one pass on IR text ---- */
+
+typedef struct mc_opt_options {
+    const char *pass;   /* a pass of mc_pass_names() (required) */
+    mc_mode mode;       /* specialize's mode (DEFAULT: training) */
+    bool dot, no_loc;   /* as in mc_ir_options */
+    bool time_passes;   /* the pass's time to err */
+    const char *const *wrt; /* autodiff: also differentiate with respect to these inputs */
+    int nwrt;
+} mc_opt_options;
+
+void mc_opt_options_default(mc_opt_options *o);
+/* Read IR text, verify it, run exactly one pass, verify the result and
+ * print it to out (LLVM's opt). */
+int mc_run_pass(const char *path, const mc_opt_options *o, FILE *out, FILE *err);
+
+/* ---- modelc llvm: LLVM IR and the memory plan ---- */
+
+typedef struct mc_llvm_options {
+    const char *fn;     /* a function of mc_fn_names(); NULL: train_step with mode
+                           MC_MODE_TRAIN, else predict (eval when the model has no
+                           output values) */
+    mc_mode mode;
+    const char *after;  /* compile the function's recipe stopped after this pass, or NULL */
+    bool optimized;     /* the IR after LLVM's optimisation (default: as generated) */
+    int opt_level;      /* 0, 2 (default: modelc's loop pipeline) or 3 (LLVM's default<O3>) */
+    bool fast_isel;     /* with time_passes: codegen at CodeGenLevelNone */
+    bool time_passes;   /* also JIT-compile the module; pass and LLVM phase times to err */
+    bool memory_plan;   /* instead of the IR: every temporary's offset, size and live range */
+    int batch;          /* the batch size of the memory plan (default 128) */
+} mc_llvm_options;
+
+void mc_llvm_options_default(mc_llvm_options *o);
+/* Print the LLVM IR generated for a function of the model (one function
+ * per kernel and the entry function), or its memory plan, to out. */
+int mc_print_llvm(const char *path, const mc_llvm_options *o, FILE *out, FILE *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
