@@ -128,6 +128,44 @@ void mc_llvm_options_default(mc_llvm_options *o);
  * per kernel and the entry function), or its memory plan, to out. */
 int mc_print_llvm(const char *path, const mc_llvm_options *o, FILE *out, FILE *err);
 
+/* ---- modelc grad: the loss and every gradient for one batch ---- */
+
+typedef struct mc_grad_options {
+    const char *output;  /* the safetensors file of the gradients grad.<name> (required) */
+    const char *weights; /* parameter values (NULL: initialised with the seed) */
+    const char *inputs;  /* the batch as safetensors (NULL: `batch` random examples,
+                            floats uniform in [0, 1), labels uniform classes) */
+    mc_backend backend;  /* default MC_BACKEND_INTERP */
+    uint64_t seed;       /* initial weights and the random batch ... */
+    bool seed_set;       /* ... when set; otherwise the model's train { seed } */
+    int batch;           /* examples of the random batch (default 4) */
+    const char *const *wrt; /* also differentiate with respect to these inputs */
+    int nwrt;
+} mc_grad_options;
+
+void mc_grad_options_default(mc_grad_options *o);
+/* Evaluate the grad function on one batch, print the loss, write the
+ * gradients. A NaN or infinite loss or gradient is an error naming the
+ * first op that produced one. */
+int mc_write_grads(const char *path, const mc_grad_options *o, FILE *out, FILE *err);
+
+/* ---- modelc gradcheck: symbolic gradients against differences ---- */
+
+typedef struct mc_gradcheck_options {
+    uint64_t seed;    /* weights, inputs and sampled elements ... */
+    bool seed_set;    /* ... when set; otherwise the model's train { seed } */
+    double eps;       /* finite-difference step (default 1e-6) */
+    double atol, rtol; /* |analytic - numeric| <= atol + rtol * |numeric| (1e-5, 1e-3) */
+    int batch;        /* examples in the random batch (default 4) */
+    int samples;      /* elements checked per parameter at most (default 64) */
+} mc_gradcheck_options;
+
+void mc_gradcheck_options_default(mc_gradcheck_options *o);
+/* Compare the symbolic gradients with central differences of the loss,
+ * in f64, on random weights and a random batch: one row per trainable
+ * parameter to out. 1 on a mismatch too. */
+int mc_gradcheck(const char *path, const mc_gradcheck_options *o, FILE *out, FILE *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -13,7 +13,7 @@
 #include "cli.h"
 #include "data_cli.h"
 #include "backend/driver/data.h"
-#include "grad_common.h"
+#include "backend/driver/grad.h"
 
 typedef struct StatsArgs {
     DataArgs data;
