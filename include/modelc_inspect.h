@@ -166,6 +166,37 @@ void mc_gradcheck_options_default(mc_gradcheck_options *o);
  * parameter to out. 1 on a mismatch too. */
 int mc_gradcheck(const char *path, const mc_gradcheck_options *o, FILE *out, FILE *err);
 
+/* ---- modelc stats: statistics and numerics ---- */
+
+typedef struct mc_stats_options {
+    mc_data_options data; /* sources, no_scale, limit and label_column (the training split) */
+    const char *weights;  /* parameters (NULL: initialised with the seed) */
+    const char *compare;  /* a second checkpoint, shown side by side (after), or NULL */
+    const char *plot;     /* histograms to this .svg or .png file, or NULL */
+    int batches;          /* batches evaluated (default 4) */
+    int batch;            /* examples per batch (0: the model's, at most 64) */
+    uint64_t seed;        /* initial weights and dropout ... */
+    bool seed_set;        /* ... when set; otherwise the model's train { seed } */
+    bool hist;            /* text histograms */
+    bool json;            /* one JSON object instead of tables */
+    bool no_warn;         /* no static warnings before the tables */
+    bool numerics;        /* instead: one step on the first batch, naming the first op
+                             that produces a NaN or Inf (then 1) */
+    mc_mode mode;         /* the mode of that step (DEFAULT: training) */
+    const char *const *forward_diff; /* instead: these models against this one, in
+                                        inference mode, on the first batch */
+    int nforward_diff;
+} mc_stats_options;
+
+void mc_stats_options_default(mc_stats_options *o);
+/* Forward and backward passes in training mode with the interpreter on
+ * the first batches of the data, summarised per layer and per parameter
+ * (mean, std, min, max and norm of weights, pre-activations, activations
+ * and gradients; saturation, dead ReLUs, gradient norm ratios), printed
+ * to out after the static warnings (estimated with the data's
+ * statistics) on err. */
+int mc_stats(const char *path, const mc_stats_options *o, FILE *out, FILE *err);
+
 #ifdef __cplusplus
 }
 #endif
