@@ -197,6 +197,68 @@ void mc_stats_options_default(mc_stats_options *o);
  * statistics) on err. */
 int mc_stats(const char *path, const mc_stats_options *o, FILE *out, FILE *err);
 
+/* ---- watching a training run (modelc train) ---- */
+
+/* The static warnings of mc_check_file for m's model, estimated with the
+ * statistics of the training data, printed to f. */
+void mc_static_warnings(const mc_model *m, const mc_data *train, FILE *f);
+
+typedef struct mc_watch mc_watch;
+
+/* Examples evaluated at each watch record: the first ones of the
+ * training data, in batches of at most the training batch size. */
+#define MC_WATCH_SAMPLE 64
+
+typedef struct mc_watch_options {
+    int every;            /* -1: no watching; 0: a record at each epoch's end; K > 0: also
+                             every K steps */
+    const char *plot_dir; /* curves and gradient norms drawn there at the end, or NULL */
+    bool check_numerics;  /* check every step's gradients and new parameters for NaN/Inf */
+    bool json;            /* the run prints JSON lines on out: the watch's text goes to err */
+    int batch;            /* the training batch size */
+} mc_watch_options;
+
+void mc_watch_options_default(mc_watch_options *o);
+/* Prepare to watch m's training on `train` (compile m with
+ * mc_options.telemetry when watching or checking numerics). Text goes to
+ * out (err with json), reports to err. NULL after printing why to err. */
+mc_watch *mc_watch_new(mc_model *m, const mc_watch_options *o, const mc_data *train, FILE *out, FILE *err);
+void mc_watch_free(mc_watch *w);
+
+/* The NaN/Inf guard. Before each step: keep every parameter (weights,
+ * state, optimizer slots). After a step with a finite loss: collect its
+ * telemetry and, with check_numerics, check its gradients and new
+ * parameters; false (after restoring the parameters from before the step
+ * and re-running it op by op with the interpreter to name the first op
+ * that produced a NaN or Inf, on err) when training must stop. After a
+ * step whose loss is not finite: restore and explain the same way.
+ * Epoch and batch index (0-based) are for the messages. */
+void mc_watch_before_step(mc_watch *w);
+bool mc_watch_after_step(mc_watch *w, int epoch, int64_t batch_index, double lr);
+void mc_watch_step_failed(mc_watch *w, int epoch, int64_t batch_index, double lr);
+/* Are all parameters finite (checked before a checkpoint is written)?
+ * When not: restore, explain as above and return false. */
+bool mc_watch_params_finite(mc_watch *w, int epoch, double lr);
+
+/* Is a record due after the step that made mc_step(m) == step (inside
+ * an epoch)? */
+bool mc_watch_record_due(const mc_watch *w, int64_t step);
+/* Take a record in epoch `epoch` (1-based) after `step` steps; x is the
+ * position in epochs for the curves; epoch_end marks the record at the
+ * end of an epoch. Prints the summary and warnings (a layer saturates,
+ * its ReLUs die, its gradient vanishes) to the text stream. */
+bool mc_watch_record(mc_watch *w, int epoch, int64_t step, double x, bool epoch_end);
+/* The watch's figures of the last record: CSV header fields and values
+ * (each preceded by a comma), or `, "watch": {...}` for a JSON line;
+ * nothing when not watching. */
+void mc_watch_csv_header(const mc_watch *w, FILE *f);
+void mc_watch_csv_row(const mc_watch *w, FILE *f);
+void mc_watch_json(const mc_watch *w, FILE *f);
+/* A per-epoch metric ("loss", "accuracy", "val_loss", ...) for the curves. */
+void mc_watch_metric(mc_watch *w, int epoch, const char *name, double value);
+/* At the end of training: the pictures in plot_dir (created when missing). */
+bool mc_watch_finish(mc_watch *w);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,8 +1,8 @@
 /* modelc train: compile the training step, then run epochs over the data
  * through the public C API with a Keras-style progress line, validation,
  * checkpoints (atomic, every epoch), resume and machine-readable logs.
- * Static warnings, watching, curves and the NaN/Inf guard live in
- * train_watch.c. */
+ * Static warnings, watching, curves and the NaN/Inf guard are the
+ * library's (mc_watch in modelc_inspect.h). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,9 +10,7 @@
 
 #include "cli.h"
 #include "data_cli.h"
-#include "train_watch.h"
-#include "backend/driver/data.h"
-#include "backend/llvm/jit.h"
+#include "modelc_inspect.h"
 
 typedef struct TrainArgs {
     DataArgs data;
@@ -83,7 +81,7 @@ static bool evaluate(mc_model *m, mc_data *ds, int batch, double *loss, double *
     return true;
 }
 
-static FILE *open_log(const char *path, mc_model *m, bool val, const TrainWatch *tw)
+static FILE *open_log(const char *path, mc_model *m, bool val, const mc_watch *tw)
 {
     FILE *f = fopen(path, "w");
     if (!f)
@@ -97,7 +95,7 @@ static FILE *open_log(const char *path, mc_model *m, bool val, const TrainWatch 
             fprintf(f, ",val_%s", mc_metric_name(m, i));
     }
     fprintf(f, ",seconds");
-    tw_csv_header(tw, f);
+    mc_watch_csv_header(tw, f);
     fputc('\n', f);
     return f;
 }
@@ -128,16 +126,16 @@ typedef struct Run {
     char *data_err; /* the data thread's error message */
     FILE *log;
     bool first_step_done;
-    TrainWatch *tw;
+    mc_watch *tw;
 } Run;
 
 /* A watch record inside an epoch: a CSV row (running means so far,
  * validation columns empty) and a JSON event. */
 static bool record_mid_epoch(Run *r, int epoch, int64_t bi, int64_t nb, const EpochStats *s,
-                             double lr, double secs, Diags *d)
+                             double lr, double secs)
 {
     mc_model *m = r->m;
-    if (!tw_record(r->tw, epoch + 1, mc_step(m), epoch + (double)(bi + 1) / (double)nb, false, d))
+    if (!mc_watch_record(r->tw, epoch + 1, mc_step(m), epoch + (double)(bi + 1) / (double)nb, false))
         return false;
     double seen = (double)(s->seen ? s->seen : 1);
     if (r->log) {
@@ -147,14 +145,14 @@ static bool record_mid_epoch(Run *r, int epoch, int64_t bi, int64_t nb, const Ep
         for (int i = 0; r->have_val && i <= mc_num_metrics(m); i++)
             fputc(',', r->log);
         fprintf(r->log, ",%.3f", secs);
-        tw_csv_row(r->tw, r->log);
+        mc_watch_csv_row(r->tw, r->log);
         fputc('\n', r->log);
         fflush(r->log);
     }
     if (r->a->json) {
         printf("{\"event\": \"watch\", \"epoch\": %d, \"step\": %lld, \"loss\": %.9g", epoch + 1,
                (long long)mc_step(m), s->loss / seen);
-        tw_json(r->tw, stdout);
+        mc_watch_json(r->tw, stdout);
         printf("}\n");
         fflush(stdout);
     }
@@ -166,15 +164,15 @@ static void epoch_metrics(Run *r, int epoch, double tl, const double *tm, double
 {
     mc_model *m = r->m;
     char name[256];
-    tw_metric(r->tw, epoch, "loss", tl);
+    mc_watch_metric(r->tw, epoch, "loss", tl);
     for (int i = 0; i < mc_num_metrics(m); i++)
-        tw_metric(r->tw, epoch, mc_metric_name(m, i), tm[i]);
+        mc_watch_metric(r->tw, epoch, mc_metric_name(m, i), tm[i]);
     if (!r->have_val)
         return;
-    tw_metric(r->tw, epoch, "val_loss", vl);
+    mc_watch_metric(r->tw, epoch, "val_loss", vl);
     for (int i = 0; i < mc_num_metrics(m); i++) {
         snprintf(name, sizeof name, "val_%s", mc_metric_name(m, i));
-        tw_metric(r->tw, epoch, name, vm[i]);
+        mc_watch_metric(r->tw, epoch, name, vm[i]);
     }
 }
 
@@ -191,26 +189,28 @@ static int run_epochs(Run *r)
     TrainArgs *a = r->a;
     mc_model *m = r->m;
     int64_t n = mc_data_count(r->train), nb = (n + a->batch - 1) / a->batch;
-    int64_t *perm = xmalloc((size_t)(n ? n : 1) * sizeof(int64_t));
+    int64_t *perm = malloc((size_t)(n ? n : 1) * sizeof(int64_t));
     bool tty = isatty(1) && !a->no_progress && !a->json;
+    if (!perm) {
+        fputs("modelc train: out of memory\n", stderr);
+        return 1;
+    }
     int rc = 0;
-    Diags d;
-    diags_init(&d);
     for (int epoch = mc_epoch(m); epoch < a->epochs && rc == 0; epoch++) {
         if (!a->json)
             printf("Epoch %d/%d\n", epoch + 1, a->epochs);
         mc_shuffle(m, epoch, perm, n);
         EpochStats s = {0};
-        double t0 = mc_now_ms(), lr = a->lr;
+        double t0 = cli_now_ms(), lr = a->lr;
         for (int64_t bi = 0; bi < nb; bi++) {
             const mc_tensor *v;
             int nv;
             int64_t rows = mc_data_batch(r->train, perm, bi * a->batch, a->batch, &v, &nv);
             lr = mc_lr_at(m, a->lr, epoch, a->epochs, nb);
             double loss = 0, met[MC_MAX_METRICS];
-            tw_before_step(r->tw);
-            bool stepped = mc_train_step_ex(m, v, nv, lr, &loss, met);
-            if (!stepped || !tw_after_step(r->tw, epoch + 1, bi, lr)) {
+            mc_watch_before_step(r->tw);
+            bool stepped = mc_train_step_metrics(m, v, nv, lr, &loss, met);
+            if (!stepped || !mc_watch_after_step(r->tw, epoch + 1, bi, lr)) {
                 if (tty)
                     printf("\n");
                 fflush(stdout);
@@ -218,7 +218,7 @@ static int run_epochs(Run *r)
                     fprintf(stderr, "modelc train: epoch %d, batch %lld: ", epoch + 1, (long long)bi + 1);
                     fail_model(m);
                     if (!isfinite(loss))
-                        tw_step_failed(r->tw, epoch + 1, bi, lr);
+                        mc_watch_step_failed(r->tw, epoch + 1, bi, lr);
                 }
                 stopped(a->save);
                 rc = 1;
@@ -234,11 +234,11 @@ static int run_epochs(Run *r)
                 s.metric[i] += met[i] * (double)rows;
             s.seen += rows;
             if (tty && (bi % 10 == 0 || bi + 1 == nb))
-                progress(m, bi + 1, nb, (mc_now_ms() - t0) / 1e3, &s, false);
-            if (bi + 1 < nb && tw_record_due(r->tw, mc_step(m))) {
+                progress(m, bi + 1, nb, (cli_now_ms() - t0) / 1e3, &s, false);
+            if (bi + 1 < nb && mc_watch_record_due(r->tw, mc_step(m))) {
                 if (tty)
                     printf("\n");
-                if (!record_mid_epoch(r, epoch, bi, nb, &s, lr, (mc_now_ms() - t0) / 1e3, &d)) {
+                if (!record_mid_epoch(r, epoch, bi, nb, &s, lr, (cli_now_ms() - t0) / 1e3)) {
                     rc = 1;
                     break;
                 }
@@ -246,7 +246,7 @@ static int run_epochs(Run *r)
         }
         if (rc)
             break;
-        double secs = (mc_now_ms() - t0) / 1e3;
+        double secs = (cli_now_ms() - t0) / 1e3;
         mc_set_epoch(m, epoch + 1);
         double tl = s.loss / (double)(s.seen ? s.seen : 1), tm[MC_MAX_METRICS];
         for (int i = 0; i < mc_num_metrics(m); i++)
@@ -258,7 +258,7 @@ static int run_epochs(Run *r)
             break;
         }
         epoch_metrics(r, epoch + 1, tl, tm, vl, vm);
-        if (a->json && !tw_record(r->tw, epoch + 1, mc_step(m), epoch + 1, true, &d)) {
+        if (a->json && !mc_watch_record(r->tw, epoch + 1, mc_step(m), epoch + 1, true)) {
             rc = 1;
             break;
         }
@@ -272,7 +272,7 @@ static int run_epochs(Run *r)
                 json_metrics(stdout, m, "val_", vl, vm);
             if (a->eval_train)
                 json_metrics(stdout, m, "train_eval_", el, em);
-            tw_json(r->tw, stdout);
+            mc_watch_json(r->tw, stdout);
             printf("}\n");
         } else {
             if (tty)
@@ -291,7 +291,7 @@ static int run_epochs(Run *r)
             }
         }
         fflush(stdout);
-        if (!a->json && !tw_record(r->tw, epoch + 1, mc_step(m), epoch + 1, true, &d)) {
+        if (!a->json && !mc_watch_record(r->tw, epoch + 1, mc_step(m), epoch + 1, true)) {
             rc = 1;
             break;
         }
@@ -305,11 +305,11 @@ static int run_epochs(Run *r)
                     fprintf(r->log, ",%.9g", vm[i]);
             }
             fprintf(r->log, ",%.3f", secs);
-            tw_csv_row(r->tw, r->log);
+            mc_watch_csv_row(r->tw, r->log);
             fputc('\n', r->log);
             fflush(r->log);
         }
-        if (a->save && !tw_params_finite(r->tw, epoch + 1, lr)) {
+        if (a->save && !mc_watch_params_finite(r->tw, epoch + 1, lr)) {
             stopped(a->save);
             rc = 1;
             break;
@@ -319,10 +319,8 @@ static int run_epochs(Run *r)
             break;
         }
     }
-    if (rc == 0 && !tw_finish(r->tw, &d))
+    if (rc == 0 && !mc_watch_finish(r->tw))
         rc = 1;
-    diags_print(&d, stderr);
-    diags_free(&d);
     free(perm);
     return rc;
 }
@@ -368,7 +366,7 @@ static int setup_data(void *ctx)
             return 1;
     }
     if (mc_data_count(r->train) == 0) {
-        r->data_err = xstrdup("error: the training data is empty\n");
+        r->data_err = strdup("error: the training data is empty\n");
         return 1;
     }
     return 0;
@@ -408,7 +406,7 @@ static int cmd_train_args(int argc, char **argv);
  * Returns a new argv (the strings are argv's or owned by *own). */
 static char **watch_argv(int argc, char **argv, int *nargc, char **own)
 {
-    char **v = xcalloc((size_t)argc + 1, sizeof(char *));
+    char **v = calloc((size_t)argc + 1, sizeof(char *));
     int n = 0;
     *own = NULL;
     for (int i = 0; i < argc; i++) {
@@ -418,10 +416,9 @@ static char **watch_argv(int argc, char **argv, int *nargc, char **own)
         }
         const char *k = i + 1 < argc ? argv[i + 1] : "";
         bool digits = *k && strspn(k, "0123456789") == strlen(k);
-        StrBuf b;
-        sb_init(&b);
-        sb_printf(&b, "--watch=%s", digits ? k : "0");
-        *own = sb_take(&b);
+        size_t len = strlen("--watch=") + strlen(k) + 2;
+        *own = malloc(len);
+        snprintf(*own, len, "--watch=%s", digits ? k : "0");
         v[n++] = *own;
         i += digits;
     }
@@ -545,7 +542,7 @@ static int cmd_train_args(int argc, char **argv)
     else if (a.train_mode && strcmp(a.train_mode, "train") != 0)
         return free(pos), cli_usage_error("train", "--train-mode must be train or infer, got '%s'", a.train_mode);
     char cache_dir[4096];
-    if (!a.no_cache && be_jit_default_cache_dir(cache_dir, sizeof cache_dir))
+    if (!a.no_cache && mc_default_cache_dir(cache_dir, sizeof cache_dir))
         mo.cache_dir = cache_dir;
     Run r = {.a = &a, .mo = &mo, .model = pos[0]};
     DataBg ld;
@@ -575,20 +572,16 @@ static int cmd_train_args(int argc, char **argv)
     if (a.lr < 0)
         a.lr = tc.lr;
     r.m = m;
-    Diags d;
-    diags_init(&d);
     if (r.data_err)
         fputs(r.data_err, stderr);
     if (!rc)
         rc = init_params(&r);
     if (!rc && !a.no_warn)
-        tw_static_warnings(m->src, mc_data_dataset(r.train), stderr);
-    TrainWatchOpts two = {a.watch, a.plot_dir, a.check_numerics, a.json, a.batch};
-    int shown = d.n;
-    if (!rc && !(r.tw = tw_new(m, &two, mc_data_dataset(r.train), &d))) {
-        diags_print_from(&d, stderr, shown);
+        mc_static_warnings(m, r.train, stderr);
+    mc_watch_options wo = {.every = a.watch, .plot_dir = a.plot_dir, .check_numerics = a.check_numerics,
+                           .json = a.json, .batch = a.batch};
+    if (!rc && !(r.tw = mc_watch_new(m, &wo, r.train, stdout, stderr)))
         rc = 1;
-    }
     if (!rc && a.log && !(r.log = open_log(a.log, m, r.have_val, r.tw))) {
         fprintf(stderr, "modelc train: cannot write %s\n", a.log);
         rc = 1;
@@ -625,9 +618,8 @@ static int cmd_train_args(int argc, char **argv)
     }
     if (r.log)
         fclose(r.log);
-    tw_free(r.tw);
+    mc_watch_free(r.tw);
     free_data(&r);
-    diags_free(&d);
     mc_free(m);
     return rc;
 }

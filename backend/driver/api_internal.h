@@ -55,9 +55,6 @@ struct mc_model {
 /* mc_compile with compile-stage timing into timer (may be NULL). */
 mc_model *mc_compile_ex(const char *path, const mc_options *o, Timer *timer);
 const Graph *mc_param_graph(const mc_model *m);
-/* mc_train_step that also returns the batch's metrics (pre-update, train mode). */
-bool mc_train_step_ex(mc_model *m, const mc_tensor *batch, int nbatch, double lr, double *loss,
-                      double *metrics);
 void mc_set_error(mc_model *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- what the inspection commands share (include/modelc_inspect.h) ---- */
