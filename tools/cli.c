@@ -76,12 +76,14 @@ static int set_value(const CliCmd *c, const CliOpt *o, const char *v)
     case CLI_FLAG:
         break;
     }
-    ICE("bad option type");
+    abort(); /* flags take no value */
 }
 
 int cli_parse(const CliCmd *c, int argc, char **argv, char ***pos, int *npos)
 {
-    char **p = xmalloc((size_t)argc * sizeof(char *));
+    char **p = malloc((size_t)argc * sizeof(char *));
+    if (!p)
+        return cli_usage_error(c->name, "out of memory");
     int np = 0;
     bool only_pos = false;
     for (int i = 1; i < argc; i++) {
@@ -168,19 +170,6 @@ int cli_unknown_name(const char *cmd, const char *what, const char *name, const 
     return cli_usage_error(cmd, "unknown %s '%s' for %s (valid %s%s: %s)", what, name, opt, what, plural, list);
 }
 
-Graph *cli_load(const char *path, Diags *d)
-{
-    Graph *g = fe_load_file(path, d);
-    diags_print(d, stderr);
-    if (!g || d->nerrors) {
-        ir_graph_free(g);
-        return NULL;
-    }
-    return g;
-}
-
-/* Milliseconds since this process was started by the kernel (includes
- * exec and shared-library loading), from /proc/self/stat's start time. */
 double cli_now_ms(void)
 {
     struct timespec ts;
@@ -188,6 +177,8 @@ double cli_now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* From /proc/self/stat's start time: the kernel started the process
+ * then, so exec and shared-library loading are included. */
 double cli_since_start_ms(void)
 {
     FILE *f = fopen("/proc/self/stat", "r");
@@ -217,7 +208,9 @@ double cli_since_start_ms(void)
 
 char **cli_expand_output(int argc, char **argv)
 {
-    char **v = xmalloc((size_t)(argc + 1) * sizeof(char *));
+    char **v = malloc((size_t)(argc + 1) * sizeof(char *));
+    if (!v)
+        abort();
     for (int i = 0; i < argc; i++)
         v[i] = strcmp(argv[i], "-o") == 0 ? "--output" : argv[i];
     v[argc] = NULL;

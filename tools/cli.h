@@ -1,10 +1,14 @@
 /* Command-line helpers shared by the subcommands: option parsing with
- * usage errors (exit 2), help text, and model loading with diagnostics. */
+ * usage errors (exit 2) and help text. The commands reach the library
+ * through its public headers only (include/modelc.h, modelc_inspect.h). */
 #ifndef MODELC_CLI_H
 #define MODELC_CLI_H
 
-#include "frontend/frontend.h"
-#include "ir/ir.h"
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define ARRAY_LEN(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 typedef enum { CLI_FLAG, CLI_STR, CLI_INT, CLI_DOUBLE, CLI_U64, CLI_MULTI } CliType;
 
@@ -44,10 +48,6 @@ int cli_find(const char *const *names, const char *name);
  * "unknown pass 'x' for --after (valid passes: lower, verify, ...)". */
 int cli_unknown_name(const char *cmd, const char *what, const char *name, const char *opt,
                      const char *const *names);
-
-/* Load a model (.mdl or .ir) and print its diagnostics to stderr; NULL on
- * error. The caller owns d (diags_init / diags_free). */
-Graph *cli_load(const char *path, Diags *d);
 
 /* A copy of argv (malloc'd, NULL-terminated; the caller frees the array)
  * in which "-o" is spelled "--output" for cli_parse. */

@@ -31,7 +31,7 @@ static int load_eval_data(void *ctx)
         e->ds = mc_data_load(e->model, &o, &e->err);
     }
     if (!e->ds && !e->err)
-        e->err = xstrdup("error: the data has no test split\n");
+        e->err = strdup("error: the data has no test split\n");
     return e->ds ? 0 : 1;
 }
 
