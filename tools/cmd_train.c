@@ -275,12 +275,13 @@ static int run_epochs(Run *r)
             mc_watch_json(r->tw, stdout);
             printf("}\n");
         } else {
-            if (tty)
+            if (tty) { /* the progress line ends with the epoch's loss and metrics */
                 progress(m, nb, nb, secs, &s, true);
-            else
+            } else {
                 printf("%lld/%lld - %.1fs %.1fms/step", (long long)nb, (long long)nb, secs,
                        nb ? 1e3 * secs / (double)nb : 0.0);
-            print_metrics(stdout, m, "", tl, tm);
+                print_metrics(stdout, m, "", tl, tm);
+            }
             if (r->have_val)
                 print_metrics(stdout, m, "val_", vl, vm);
             printf("\n  (loss/metrics above: running mean over the epoch of pre-update batch values)\n");
