@@ -115,6 +115,8 @@ int cli_parse(const CliCmd *c, int argc, char **argv, char ***pos, int *npos)
             free(p);
             return cli_usage_error(c->name, "unknown option '--%.*s'", (int)len, name);
         }
+        if (o->given)
+            *o->given = true;
         if (o->type == CLI_FLAG) {
             if (eq) {
                 free(p);
@@ -217,19 +219,17 @@ char **cli_expand_output(int argc, char **argv)
     return v;
 }
 
-int cli_parse_output_seed(const CliCmd *c, int argc, char **argv, const char **file, const char **output,
-                          const char *what_out, uint64_t *seed, bool *seed_set)
+int cli_parse_output(const CliCmd *c, int argc, char **argv, const char **file, const char **output,
+                     const char *what_out)
 {
     char **av = cli_expand_output(argc, argv), **pos;
     int npos;
-    *seed = UINT64_MAX;
     int rc = cli_parse(c, argc, av, &pos, &npos);
     free(av);
     if (rc)
         return rc < 0 ? -1 : rc;
     *file = pos[0];
     free(pos);
-    *seed_set = *seed != UINT64_MAX;
     if (!*output)
         return cli_usage_error(c->name, "missing the output file (-o %s)", what_out);
     return 0;

@@ -18,6 +18,7 @@ typedef struct CliOpt {
     void *dst;           /* bool*, const char**, int*, double*, uint64_t*, CliList* */
     const char *metavar; /* for help; NULL for flags */
     const char *help;
+    bool *given;         /* set when the option is on the command line (may be NULL) */
 } CliOpt;
 
 typedef struct CliList {
@@ -53,12 +54,11 @@ int cli_unknown_name(const char *cmd, const char *what, const char *name, const 
  * in which "-o" is spelled "--output" for cli_parse. */
 char **cli_expand_output(int argc, char **argv);
 
-/* Parse a command that takes one FILE, "-o"/"--output" and "--seed S"
- * (UINT64_MAX = not given: *seed_set false). Returns 0, -1 after --help,
- * or the usage exit code; a missing output is a usage error naming
- * what_out. */
-int cli_parse_output_seed(const CliCmd *c, int argc, char **argv, const char **file, const char **output,
-                          const char *what_out, uint64_t *seed, bool *seed_set);
+/* Parse a command that takes one FILE and "-o"/"--output" (opts has an
+ * option "output" writing to *output). Returns 0, -1 after --help, or the
+ * usage exit code; a missing output is a usage error naming what_out. */
+int cli_parse_output(const CliCmd *c, int argc, char **argv, const char **file, const char **output,
+                     const char *what_out);
 
 /* A monotonic clock in milliseconds. */
 double cli_now_ms(void);

@@ -10,8 +10,8 @@ int cmd_check(int argc, char **argv)
     mc_check_options o;
     mc_check_options_default(&o);
     const CliOpt opts[] = {
-        {"quiet", CLI_FLAG, &o.quiet, NULL, "print only diagnostics, no summary line"},
-        {"max-errors", CLI_INT, &o.max_errors, "N", "stop after N errors per file (0: no limit)"},
+        {"quiet", CLI_FLAG, &o.quiet, NULL, "print only diagnostics, no summary line", NULL},
+        {"max-errors", CLI_INT, &o.max_errors, "N", "stop after N errors per file (0: no limit)", NULL},
     };
     const CliCmd cmd = {"check", "FILE... [options]",
                         "Parse, lower and shape-check model files (*.mdl or *.ir). Prints every\n"

@@ -4,7 +4,6 @@
  * --samples elements (stratified over the tensor with the seed), with
  * PyTorch gradcheck's criterion |analytic - numeric| <= atol + rtol*|numeric|. */
 #include <math.h>
-#include <stdint.h>
 #include <stdlib.h>
 
 #include "cli.h"
@@ -12,14 +11,14 @@
 
 static int parse(mc_gradcheck_options *a, int argc, char **argv, const char **file)
 {
-    a->seed = UINT64_MAX;
     CliOpt opts[] = {
-        {"seed", CLI_U64, &a->seed, "S", "seed for weights, inputs and sampled elements (default: the model's)"},
-        {"eps", CLI_DOUBLE, &a->eps, "E", "finite-difference step (default 1e-6)"},
-        {"atol", CLI_DOUBLE, &a->atol, "A", "absolute tolerance (default 1e-5)"},
-        {"rtol", CLI_DOUBLE, &a->rtol, "R", "relative tolerance (default 1e-3)"},
-        {"batch", CLI_INT, &a->batch, "N", "examples in the random batch (default 4)"},
-        {"samples", CLI_INT, &a->samples, "K", "elements checked per parameter at most (default 64)"},
+        {"seed", CLI_U64, &a->seed, "S", "seed for weights, inputs and sampled elements (default: the model's)",
+         &a->seed_set},
+        {"eps", CLI_DOUBLE, &a->eps, "E", "finite-difference step (default 1e-6)", NULL},
+        {"atol", CLI_DOUBLE, &a->atol, "A", "absolute tolerance (default 1e-5)", NULL},
+        {"rtol", CLI_DOUBLE, &a->rtol, "R", "relative tolerance (default 1e-3)", NULL},
+        {"batch", CLI_INT, &a->batch, "N", "examples in the random batch (default 4)", NULL},
+        {"samples", CLI_INT, &a->samples, "K", "elements checked per parameter at most (default 64)", NULL},
     };
     CliCmd cmd = {"gradcheck", "FILE [options]",
                   "Compare symbolic gradients with central finite differences of the loss, in f64,\n"
@@ -32,7 +31,6 @@ static int parse(mc_gradcheck_options *a, int argc, char **argv, const char **fi
         return rc < 0 ? -1 : rc;
     *file = pos[0];
     free(pos);
-    a->seed_set = a->seed != UINT64_MAX;
     if (!(a->eps > 0) || !isfinite(a->eps))
         return cli_usage_error("gradcheck", "--eps must be a positive number, got %g", a->eps);
     if (!(a->atol >= 0) || !(a->rtol >= 0))

@@ -36,16 +36,16 @@ int cmd_llvm(int argc, char **argv)
     mc_llvm_options_default(&o);
     const char *mode = NULL;
     const CliOpt opts[] = {
-        {"opt", CLI_FLAG, &o.optimized, NULL, "print the IR after optimisation (default: as generated)"},
-        {"fn", CLI_STR, &o.fn, "NAME", "the function: train_step, eval, predict (default) or grad"},
-        {"mode", CLI_STR, &mode, "MODE", "infer (predict) or train (train_step)"},
-        {"after", CLI_STR, &o.after, "PASS", "compile the function's recipe stopped after PASS"},
-        {"opt-level", CLI_INT, &o.opt_level, "L", "0, 2 (default: modelc's loop pipeline) or 3 (LLVM's default<O3>)"},
-        {"fast-isel", CLI_FLAG, &o.fast_isel, NULL, "with --time-passes: codegen at CodeGenLevelNone"},
-        {"time-passes", CLI_FLAG, &o.time_passes, NULL, "also JIT-compile the module; report pass and LLVM phase times on stderr"},
+        {"opt", CLI_FLAG, &o.optimized, NULL, "print the IR after optimisation (default: as generated)", NULL},
+        {"fn", CLI_STR, &o.fn, "NAME", "the function: train_step, eval, predict (default) or grad", NULL},
+        {"mode", CLI_STR, &mode, "MODE", "infer (predict) or train (train_step)", NULL},
+        {"after", CLI_STR, &o.after, "PASS", "compile the function's recipe stopped after PASS", NULL},
+        {"opt-level", CLI_INT, &o.opt_level, "L", "0, 2 (default: modelc's loop pipeline) or 3 (LLVM's default<O3>)", NULL},
+        {"fast-isel", CLI_FLAG, &o.fast_isel, NULL, "with --time-passes: codegen at CodeGenLevelNone", NULL},
+        {"time-passes", CLI_FLAG, &o.time_passes, NULL, "also JIT-compile the module; report pass and LLVM phase times on stderr", NULL},
         {"memory-plan", CLI_FLAG, &o.memory_plan, NULL,
-         "instead of the IR, print the workspace plan: every temporary's offset, size and live range"},
-        {"batch", CLI_INT, &o.batch, "N", "batch size for --memory-plan (default 128)"},
+         "instead of the IR, print the workspace plan: every temporary's offset, size and live range", NULL},
+        {"batch", CLI_INT, &o.batch, "N", "batch size for --memory-plan (default 128)", NULL},
     };
     const CliCmd cmd = {"llvm", "FILE [options]",
                         "Print the LLVM IR generated for a model (.mdl or .ir): one function per\n"

@@ -14,12 +14,12 @@ int cmd_opt(int argc, char **argv)
     mc_opt_options_default(&o);
     CliList wrt = {0};
     const CliOpt opts[] = {
-        {"pass", CLI_STR, &o.pass, "NAME", "the pass to run (required)"},
-        {"mode", CLI_STR, &mode_s, "MODE", "train or infer (default: train)"},
-        {"format", CLI_STR, &format, "FMT", "text (IR that parses back) or dot (Graphviz)"},
-        {"no-loc", CLI_FLAG, &o.no_loc, NULL, "leave out the loc(...) source locations"},
-        {"wrt", CLI_MULTI, &wrt, "NAME", "autodiff: also differentiate with respect to input NAME"},
-        {"time-passes", CLI_FLAG, &o.time_passes, NULL, "report the time the pass takes on stderr"},
+        {"pass", CLI_STR, &o.pass, "NAME", "the pass to run (required)", NULL},
+        {"mode", CLI_STR, &mode_s, "MODE", "train or infer (default: train)", NULL},
+        {"format", CLI_STR, &format, "FMT", "text (IR that parses back) or dot (Graphviz)", NULL},
+        {"no-loc", CLI_FLAG, &o.no_loc, NULL, "leave out the loc(...) source locations", NULL},
+        {"wrt", CLI_MULTI, &wrt, "NAME", "autodiff: also differentiate with respect to input NAME", NULL},
+        {"time-passes", CLI_FLAG, &o.time_passes, NULL, "report the time the pass takes on stderr", NULL},
     };
     const CliCmd cmd = {"opt", "--pass=NAME FILE.ir [options]",
                         "Run one pass on IR text and print the resulting IR.", opts, ARRAY_LEN(opts), 1, 1};

@@ -10,7 +10,7 @@ int cmd_params(int argc, char **argv)
 {
     CliList freeze = {0};
     const CliOpt opts[] = {
-        {"freeze", CLI_MULTI, &freeze, "PATTERN", "also treat parameters matching PATTERN as frozen"},
+        {"freeze", CLI_MULTI, &freeze, "PATTERN", "also treat parameters matching PATTERN as frozen", NULL},
     };
     const CliCmd cmd = {"params", "FILE [options]",
                         "Print a table of the model's parameters: name, shape, dtype, initializer,\n"

@@ -2,8 +2,6 @@
  * few batches with the reference interpreter, summarised per layer and
  * per parameter; text histograms, a picture, two checkpoints side by
  * side, or JSON (mc_stats). */
-#include <limits.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,8 +11,6 @@
 
 typedef struct StatsArgs {
     DataArgs data;
-    int batch;
-    uint64_t seed;
     CliList fdiff;
     const char *mode;
 } StatsArgs;
@@ -27,25 +23,27 @@ static bool ends_with(const char *s, const char *suffix)
 
 static int parse(StatsArgs *a, mc_stats_options *o, int argc, char **argv, const char **file)
 {
+    bool batch_set = false;
     const CliOpt opts[] = {
-        {"weights", CLI_STR, &o->weights, "CKPT", "parameters (default: initialise with --seed)"},
+        {"weights", CLI_STR, &o->weights, "CKPT", "parameters (default: initialise with --seed)", NULL},
         DATA_CLI_OPTS(a->data),
-        {"batches", CLI_INT, &o->batches, "K", "number of batches (default 4)"},
-        {"batch", CLI_INT, &a->batch, "B", "examples per batch (default: the model's, at most 64)"},
-        {"seed", CLI_U64, &a->seed, "S", "seed for initial weights and dropout (default: the model's)"},
-        {"hist", CLI_FLAG, &o->hist, NULL, "draw text histograms"},
-        {"plot", CLI_STR, &o->plot, "OUT", "draw histograms to OUT.svg or OUT.png"},
-        {"compare", CLI_STR, &o->compare, "CKPT2", "compare with a second checkpoint (after)"},
-        {"json", CLI_FLAG, &o->json, NULL, "print JSON instead of tables"},
+        {"batches", CLI_INT, &o->batches, "K", "number of batches (default 4)", NULL},
+        {"batch", CLI_INT, &o->batch, "B", "examples per batch (default: the model's, at most 64)", &batch_set},
+        {"seed", CLI_U64, &o->seed, "S", "seed for initial weights and dropout (default: the model's)",
+         &o->seed_set},
+        {"hist", CLI_FLAG, &o->hist, NULL, "draw text histograms", NULL},
+        {"plot", CLI_STR, &o->plot, "OUT", "draw histograms to OUT.svg or OUT.png", NULL},
+        {"compare", CLI_STR, &o->compare, "CKPT2", "compare with a second checkpoint (after)", NULL},
+        {"json", CLI_FLAG, &o->json, NULL, "print JSON instead of tables", NULL},
         {"numerics", CLI_FLAG, &o->numerics, NULL,
          "instead: evaluate one step on the first batch and report the first op that produces "
-         "a NaN or Inf (exit status 1 when one does)"},
+         "a NaN or Inf (exit status 1 when one does)", NULL},
         {"forward-diff", CLI_MULTI, &a->fdiff, "FILE2",
          "instead: evaluate FILE and FILE2 (inference mode, each initialised with the same seed) "
          "on the first batch and print the largest difference of each output and the losses "
-         "(repeatable)"},
+         "(repeatable)", NULL},
         {"mode", CLI_STR, &a->mode, "MODE",
-         "with --numerics: the mode the step runs in, train (default) or infer"},
+         "with --numerics: the mode the step runs in, train (default) or infer", NULL},
     };
     const CliCmd cmd = {
         "stats", "FILE [options]",
@@ -59,7 +57,6 @@ static int parse(StatsArgs *a, mc_stats_options *o, int argc, char **argv, const
         opts, ARRAY_LEN(opts), 1, 1};
     char **pos;
     int npos;
-    a->seed = UINT64_MAX;
     int rc = cli_parse(&cmd, argc, argv, &pos, &npos);
     if (rc)
         return rc < 0 ? -1 : rc;
@@ -71,16 +68,15 @@ static int parse(StatsArgs *a, mc_stats_options *o, int argc, char **argv, const
         return cli_usage_error("stats", "--mode must be train or infer, got '%s'", a->mode);
     if (o->plot && !ends_with(o->plot, ".svg") && !ends_with(o->plot, ".png"))
         return cli_usage_error("stats", "--plot needs a .svg or .png file name, got '%s'", o->plot);
-    if (a->batch != INT_MIN && a->batch < 1)
-        return cli_usage_error("stats", "--batch must be at least 1, got %d", a->batch);
-    return 0;
+    if (batch_set && o->batch < 1)
+        return cli_usage_error("stats", "--batch must be at least 1, got %d", o->batch);
+    return data_args_check("stats", &a->data);
 }
 
 int cmd_stats(int argc, char **argv)
 {
     StatsArgs a;
     memset(&a, 0, sizeof a);
-    a.batch = INT_MIN;
     a.mode = "train";
     mc_stats_options o;
     mc_stats_options_default(&o);
@@ -91,9 +87,6 @@ int cmd_stats(int argc, char **argv)
     mc_options mo;
     mc_options_default(&mo);
     data_options(&a.data, &mo, NULL, 0, "train", 0, &o.data);
-    o.batch = a.batch != INT_MIN ? a.batch : 0;
-    o.seed = a.seed;
-    o.seed_set = a.seed != UINT64_MAX;
     o.mode = strcmp(a.mode, "infer") == 0 ? MC_MODE_INFER : MC_MODE_TRAIN;
     o.forward_diff = a.fdiff.v;
     o.nforward_diff = a.fdiff.n;

@@ -24,6 +24,7 @@ typedef struct TrainArgs {
     int watch; /* -1 off, 0 every epoch, K every K steps */
     const char *plot_dir, *dump_ir;
     bool check_numerics, no_warn;
+    bool epochs_set, batch_set, lr_set, watch_set; /* given on the command line */
 } TrainArgs;
 
 typedef struct EpochStats {
@@ -438,52 +439,66 @@ int cmd_train(int argc, char **argv)
     return rc;
 }
 
+/* Every value given must be in range: usage errors naming the option. */
+static int check_ranges(const TrainArgs *a)
+{
+    if (a->epochs_set && a->epochs < 1)
+        return cli_usage_error("train", "--epochs must be at least 1, got %d", a->epochs);
+    if (a->batch_set && a->batch < 1)
+        return cli_usage_error("train", "--batch must be at least 1, got %d", a->batch);
+    if (a->lr_set && !(a->lr > 0 && isfinite(a->lr)))
+        return cli_usage_error("train", "--lr must be a positive number, got %g", a->lr);
+    if (a->threads < 0)
+        return cli_usage_error("train", "--threads must not be negative, got %d", a->threads);
+    if (a->watch_set && a->watch < 0)
+        return cli_usage_error("train", "--watch K needs K >= 1 steps, got %d", a->watch);
+    return data_args_check("train", &a->data);
+}
+
 static int cmd_train_args(int argc, char **argv)
 {
     TrainArgs a;
     memset(&a, 0, sizeof a);
-    a.watch = -1;
-    a.epochs = -1;
-    a.batch = -1;
-    a.lr = -1;
-    const char *seed_str = NULL;
+    mc_options mo;
+    mc_options_default(&mo);
     CliOpt opts[] = {
         DATA_CLI_OPTS(a.data),
-        {"test-data", CLI_STR, &a.test_data, "SRC", "data for the final test evaluation"},
-        {"no-test", CLI_FLAG, &a.no_test, NULL, "skip the final test-set evaluation"},
-        {"epochs", CLI_INT, &a.epochs, "K", "number of epochs (default: the model's train block)"},
-        {"batch", CLI_INT, &a.batch, "B", "batch size (default: the model's train block)"},
-        {"lr", CLI_DOUBLE, &a.lr, "LR", "learning rate (default: the model's optimizer)"},
-        {"seed", CLI_STR, &seed_str, "S", "seed for initialisation, shuffling and dropout"},
-        {"freeze", CLI_MULTI, &a.freeze, "PATTERN", "keep parameters matching PATTERN fixed"},
-        {"init-from", CLI_STR, &a.init_from, "CKPT", "load parameters from a checkpoint first"},
-        {"only", CLI_STR, &a.only, "PATTERN", "with --init-from: load only matching tensors"},
-        {"save", CLI_STR, &a.save, "CKPT", "write a checkpoint (atomically) after every epoch"},
-        {"resume", CLI_STR, &a.resume, "CKPT", "continue training from a checkpoint"},
-        {"log", CLI_STR, &a.log, "FILE.csv", "write per-epoch metrics as CSV"},
-        {"json", CLI_FLAG, &a.json, NULL, "print per-epoch metrics as JSON lines"},
+        {"test-data", CLI_STR, &a.test_data, "SRC", "data for the final test evaluation", NULL},
+        {"no-test", CLI_FLAG, &a.no_test, NULL, "skip the final test-set evaluation", NULL},
+        {"epochs", CLI_INT, &a.epochs, "K", "number of epochs (default: the model's train block)", &a.epochs_set},
+        {"batch", CLI_INT, &a.batch, "B", "batch size (default: the model's train block)", &a.batch_set},
+        {"lr", CLI_DOUBLE, &a.lr, "LR", "learning rate (default: the model's optimizer)", &a.lr_set},
+        {"seed", CLI_U64, &mo.seed, "S", "seed for initialisation, shuffling and dropout", &mo.seed_set},
+        {"freeze", CLI_MULTI, &a.freeze, "PATTERN", "keep parameters matching PATTERN fixed", NULL},
+        {"init-from", CLI_STR, &a.init_from, "CKPT", "load parameters from a checkpoint first", NULL},
+        {"only", CLI_STR, &a.only, "PATTERN", "with --init-from: load only matching tensors", NULL},
+        {"save", CLI_STR, &a.save, "CKPT", "write a checkpoint (atomically) after every epoch", NULL},
+        {"resume", CLI_STR, &a.resume, "CKPT", "continue training from a checkpoint", NULL},
+        {"log", CLI_STR, &a.log, "FILE.csv", "write per-epoch metrics as CSV", NULL},
+        {"json", CLI_FLAG, &a.json, NULL, "print per-epoch metrics as JSON lines", NULL},
         {"eval-train", CLI_FLAG, &a.eval_train, NULL,
-         "evaluate the training data after each epoch (inference mode, post-update)"},
-        {"no-progress", CLI_FLAG, &a.no_progress, NULL, "no progress bar"},
-        {"threads", CLI_INT, &a.threads, "N", "threads (default: all cores)"},
+         "evaluate the training data after each epoch (inference mode, post-update)", NULL},
+        {"no-progress", CLI_FLAG, &a.no_progress, NULL, "no progress bar", NULL},
+        {"threads", CLI_INT, &a.threads, "N", "threads (default: all cores)", NULL},
         {"train-mode", CLI_STR, &a.train_mode, "train|infer",
          "the graph each step differentiates (default train); infer reproduces a hand-written step that "
-         "ran the model in inference mode (scenario S1) and warns"},
-        {"backend", CLI_STR, &a.backend, "jit|interp", "execution backend (default jit)"},
-        {"time-passes", CLI_FLAG, &a.time_passes, NULL, "print where compile time went"},
+         "ran the model in inference mode (scenario S1) and warns", NULL},
+        {"backend", CLI_STR, &a.backend, "jit|interp", "execution backend (default jit)", NULL},
+        {"time-passes", CLI_FLAG, &a.time_passes, NULL, "print where compile time went", NULL},
         {"watch", CLI_INT, &a.watch, "[K]",
          "after every epoch (and every K steps) record per-layer statistics on 64 training "
          "examples, update ratios and gradient/clipping telemetry; warn when a layer saturates, "
-         "dies or its gradient vanishes; the figures go to --log and --json"},
+         "dies or its gradient vanishes; the figures go to --log and --json",
+         &a.watch_set},
         {"plot-dir", CLI_STR, &a.plot_dir, "DIR",
-         "at the end draw loss/metric curves and per-layer gradient norms (SVG and PNG) into DIR"},
+         "at the end draw loss/metric curves and per-layer gradient norms (SVG and PNG) into DIR", NULL},
         {"check-numerics", CLI_FLAG, &a.check_numerics, NULL,
-         "check every step's gradients and new parameters for NaN/Inf (the loss is always checked)"},
-        {"no-warn", CLI_FLAG, &a.no_warn, NULL, "skip the static warnings before training"},
+         "check every step's gradients and new parameters for NaN/Inf (the loss is always checked)", NULL},
+        {"no-warn", CLI_FLAG, &a.no_warn, NULL, "skip the static warnings before training", NULL},
         {"dump-ir", CLI_STR, &a.dump_ir, "DIR",
-         "write DIR/train_step.ir and DIR/eval.ir: the IR of each function exactly as it is compiled"},
-        {"no-cache", CLI_FLAG, &a.no_cache, NULL, "compile without the object cache ($XDG_CACHE_HOME/modelc)"},
-        {"profile", CLI_FLAG, &a.profile, NULL, "time every kernel of the training step; table on stderr at the end"},
+         "write DIR/train_step.ir and DIR/eval.ir: the IR of each function exactly as it is compiled", NULL},
+        {"no-cache", CLI_FLAG, &a.no_cache, NULL, "compile without the object cache ($XDG_CACHE_HOME/modelc)", NULL},
+        {"profile", CLI_FLAG, &a.profile, NULL, "time every kernel of the training step; table on stderr at the end", NULL},
     };
     CliCmd c = {
         "train", "FILE [options]",
@@ -500,30 +515,15 @@ static int cmd_train_args(int argc, char **argv)
     int rc = cli_parse(&c, argc, argv, &pos, &npos);
     if (rc)
         return rc < 0 ? 0 : rc;
-    if (a.watch < -1) {
-        free(pos);
-        return cli_usage_error("train", "--watch K needs K >= 1 steps, got %d", a.watch);
-    }
-    mc_options mo;
-    mc_options_default(&mo);
+    if ((rc = check_ranges(&a)))
+        return free(pos), rc;
+    if (!a.watch_set)
+        a.watch = -1;
     if (a.backend) {
         if (strcmp(a.backend, "interp") == 0)
             mo.backend = MC_BACKEND_INTERP;
         else if (strcmp(a.backend, "jit") != 0)
             return free(pos), cli_usage_error("train", "--backend must be jit or interp, got '%s'", a.backend);
-    }
-    if (seed_str) {
-        char *end;
-        mo.seed = strtoull(seed_str, &end, 10);
-        if (!*seed_str || *end || *seed_str == '-')
-            return free(pos), cli_usage_error("train", "--seed expects a non-negative integer, got '%s'", seed_str);
-        mo.seed_set = true;
-    }
-    if ((a.epochs != -1 && a.epochs < 0) || (a.batch != -1 && a.batch < 1) || (a.lr != -1 && !(a.lr > 0)) ||
-        a.threads < 0 || a.data.val_split < 0 || a.data.val_split >= 1 || a.data.limit < 0) {
-        free(pos);
-        return cli_usage_error("train", "--epochs, --batch, --lr, --threads, --limit must be positive "
-                                        "and --val-split in [0, 1)");
     }
     if (a.data.val_split > 0 && a.data.val_data) {
         free(pos);
@@ -566,11 +566,11 @@ static int cmd_train_args(int argc, char **argv)
         return 1;
     }
     mc_train_config tc = mc_train_defaults(m);
-    if (a.epochs < 0)
+    if (!a.epochs_set)
         a.epochs = tc.epochs;
-    if (a.batch < 0)
+    if (!a.batch_set)
         a.batch = tc.batch;
-    if (a.lr < 0)
+    if (!a.lr_set)
         a.lr = tc.lr;
     r.m = m;
     if (r.data_err)
