@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -170,6 +171,81 @@ int cli_unknown_name(const char *cmd, const char *what, const char *name, const 
     size_t n = strlen(what);
     const char *plural = n && what[n - 1] == 's' ? "es" : "s";
     return cli_usage_error(cmd, "unknown %s '%s' for %s (valid %s%s: %s)", what, name, opt, what, plural, list);
+}
+
+static int cannot_write(const char *opt, const char *path, const char *why)
+{
+    fprintf(stderr, "%s: error: cannot write: %s (%s)\n", path, why, opt);
+    return 1;
+}
+
+/* The directory holding path (at most n bytes). */
+static void parent_dir(const char *path, char *dir, size_t n)
+{
+    snprintf(dir, n, "%s", path);
+    size_t len = strlen(dir);
+    while (len > 1 && dir[len - 1] == '/')
+        dir[--len] = 0;
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, n, ".");
+    else if (slash == dir)
+        dir[1] = 0;
+    else
+        *slash = 0;
+}
+
+/* An existing directory in which files can be made. */
+static int check_dir(const char *opt, const char *path, const char *dir)
+{
+    struct stat st;
+    char why[4200];
+    if (stat(dir, &st) != 0)
+        snprintf(why, sizeof why, "the directory '%s' does not exist", dir);
+    else if (!S_ISDIR(st.st_mode))
+        snprintf(why, sizeof why, "'%s' is not a directory", dir);
+    else if (access(dir, W_OK | X_OK) != 0)
+        snprintf(why, sizeof why, "no permission to write in '%s'", dir);
+    else
+        return 0;
+    return cannot_write(opt, path, why);
+}
+
+int cli_check_output_file(const char *opt, const char *path)
+{
+    struct stat st;
+    char dir[4096];
+    if (!*path)
+        return cannot_write(opt, path, "the name is empty");
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            return cannot_write(opt, path, "it is a directory");
+        if (access(path, W_OK) != 0)
+            return cannot_write(opt, path, strerror(errno));
+        if (!S_ISREG(st.st_mode)) /* a device or a pipe is written in place */
+            return 0;
+    }
+    parent_dir(path, dir, sizeof dir);
+    return check_dir(opt, path, dir);
+}
+
+int cli_check_output_dir(const char *opt, const char *path)
+{
+    struct stat st;
+    char dir[4096];
+    if (!*path)
+        return cannot_write(opt, path, "the name is empty");
+    if (stat(path, &st) == 0)
+        return check_dir(opt, path, path);
+    parent_dir(path, dir, sizeof dir);
+    return check_dir(opt, path, dir);
+}
+
+int cli_check_dump_dir(const char *opt, const char *dir, const char *fn)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s.ir", dir, fn);
+    return cli_check_output_file(opt, path);
 }
 
 double cli_now_ms(void)

@@ -60,6 +60,16 @@ char **cli_expand_output(int argc, char **argv);
 int cli_parse_output(const CliCmd *c, int argc, char **argv, const char **file, const char **output,
                      const char *what_out);
 
+/* Output paths are checked before any work starts. A file: it can be
+ * created or replaced (its directory exists and is writable, and it is
+ * not a directory). A directory: it exists and is writable, or it can be
+ * made in an existing writable directory. A dump directory: DIR/<fn>.ir
+ * can be written. Returns 0, or 1 after printing
+ * "PATH: error: cannot write: why (OPT)". */
+int cli_check_output_file(const char *opt, const char *path);
+int cli_check_output_dir(const char *opt, const char *path);
+int cli_check_dump_dir(const char *opt, const char *dir, const char *fn);
+
 /* A monotonic clock in milliseconds. */
 double cli_now_ms(void);
 

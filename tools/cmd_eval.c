@@ -87,6 +87,8 @@ int cmd_eval(int argc, char **argv)
         mo.backend = MC_BACKEND_INTERP;
     else if (backend && strcmp(backend, "jit") != 0)
         return cli_usage_error("eval", "--backend must be jit or interp, got '%s'", backend);
+    if (dump_ir && cli_check_dump_dir("--dump-ir", dump_ir, "eval"))
+        return 1;
     EvalData ed = {.da = &da, .mo = &mo, .model = file, .split = split};
     DataBg bg;
     data_bg_start(&bg, load_eval_data, &ed);

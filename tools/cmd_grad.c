@@ -37,6 +37,8 @@ int cmd_grad(int argc, char **argv)
         return cli_usage_error("grad", "unknown backend '%s' (expected interp or jit)", backend);
     if (o.batch < 1)
         return cli_usage_error("grad", "--batch must be at least 1, got %d", o.batch);
+    if (cli_check_output_file("-o", o.output))
+        return 1;
     o.backend = strcmp(backend, "jit") == 0 ? MC_BACKEND_JIT : MC_BACKEND_INTERP;
     o.wrt = wrt.v;
     o.nwrt = wrt.n;

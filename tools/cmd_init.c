@@ -22,5 +22,7 @@ int cmd_init(int argc, char **argv)
     int rc = cli_parse_output(&cmd, argc, argv, &file, &o.output, "W.safetensors");
     if (rc)
         return rc < 0 ? 0 : rc;
+    if (cli_check_output_file("-o", o.output))
+        return 1;
     return mc_write_init(file, &o, stdout, stderr);
 }

@@ -164,6 +164,9 @@ int cmd_predict(int argc, char **argv)
     int rc = parse(&a, argc, argv, &file);
     if (rc)
         return rc < 0 ? 0 : rc;
+    if ((a.output && cli_check_output_file("-o", a.output)) ||
+        (a.dump_ir && cli_check_dump_dir("--dump-ir", a.dump_ir, "predict")))
+        return 1;
     mc_options mo;
     mc_options_default(&mo);
     mo.backend = strcmp(a.backend, "interp") == 0 ? MC_BACKEND_INTERP : MC_BACKEND_JIT;

@@ -84,6 +84,8 @@ int cmd_stats(int argc, char **argv)
     int rc = parse(&a, &o, argc, argv, &file);
     if (rc)
         return rc < 0 ? 0 : rc;
+    if (o.plot && cli_check_output_file("--plot", o.plot))
+        return 1;
     mc_options mo;
     mc_options_default(&mo);
     data_options(&a.data, &mo, NULL, 0, "train", 0, &o.data);

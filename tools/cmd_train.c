@@ -455,6 +455,15 @@ static int check_ranges(const TrainArgs *a)
     return data_args_check("train", &a->data);
 }
 
+/* The files and directories training writes, checked before it starts. */
+static int check_outputs(const TrainArgs *a)
+{
+    return (a->save && cli_check_output_file("--save", a->save)) ||
+           (a->log && cli_check_output_file("--log", a->log)) ||
+           (a->plot_dir && cli_check_output_dir("--plot-dir", a->plot_dir)) ||
+           (a->dump_ir && cli_check_dump_dir("--dump-ir", a->dump_ir, "train_step"));
+}
+
 static int cmd_train_args(int argc, char **argv)
 {
     TrainArgs a;
@@ -542,6 +551,8 @@ static int cmd_train_args(int argc, char **argv)
         mo.train_mode = MC_MODE_INFER;
     else if (a.train_mode && strcmp(a.train_mode, "train") != 0)
         return free(pos), cli_usage_error("train", "--train-mode must be train or infer, got '%s'", a.train_mode);
+    if (check_outputs(&a))
+        return free(pos), 1;
     char cache_dir[4096];
     if (!a.no_cache && mc_default_cache_dir(cache_dir, sizeof cache_dir))
         mo.cache_dir = cache_dir;
