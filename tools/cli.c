@@ -80,6 +80,59 @@ static int set_value(const CliCmd *c, const CliOpt *o, const char *v)
     abort(); /* flags take no value */
 }
 
+/* Levenshtein distance of a and b (99 when either is long). */
+static int edit_distance(const char *a, const char *b)
+{
+    int n = (int)strlen(a), m = (int)strlen(b);
+    if (n > 64 || m > 64)
+        return 99;
+    int prev[65], cur[65];
+    for (int j = 0; j <= m; j++)
+        prev[j] = j;
+    for (int i = 1; i <= n; i++) {
+        cur[0] = i;
+        for (int j = 1; j <= m; j++) {
+            int sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            int del = prev[j] + 1, ins = cur[j - 1] + 1;
+            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+        memcpy(prev, cur, sizeof(int) * (size_t)(m + 1));
+    }
+    return prev[m];
+}
+
+const char *cli_closest(const char *s, const char *const *cands, int n)
+{
+    const char *best = NULL;
+    int bd = 3, limit = strlen(s) <= 3 ? 1 : 2;
+    for (int i = 0; i < n; i++) {
+        int dist = edit_distance(s, cands[i]);
+        if (dist <= limit && dist < bd) {
+            bd = dist;
+            best = cands[i];
+        }
+    }
+    return best;
+}
+
+/* "unknown option '--nowarn'; did you mean '--no-warn'?" for argument
+ * arg, whose name (without dashes or value) is name[0..len). */
+static int unknown_option(const CliCmd *c, const char *arg, const char *name, size_t len)
+{
+    char want[64];
+    snprintf(want, sizeof want, "%.*s", (int)len, name);
+    const char *names[128];
+    int n = 0;
+    for (int k = 0; k < c->nopts && n < ARRAY_LEN(names) - 1; k++)
+        names[n++] = c->opts[k].name;
+    names[n++] = "help";
+    const char *hint = cli_closest(want, names, n); /* also -name for --name */
+    int shown = (int)(name - arg) + (int)len;
+    if (hint)
+        return cli_usage_error(c->name, "unknown option '%.*s'; did you mean '--%s'?", shown, arg, hint);
+    return cli_usage_error(c->name, "unknown option '%.*s'", shown, arg);
+}
+
 int cli_parse(const CliCmd *c, int argc, char **argv, char ***pos, int *npos)
 {
     char **p = malloc((size_t)argc * sizeof(char *));
@@ -104,7 +157,7 @@ int cli_parse(const CliCmd *c, int argc, char **argv, char ***pos, int *npos)
         }
         if (a[1] != '-') {
             free(p);
-            return cli_usage_error(c->name, "unknown option '%s'", a);
+            return unknown_option(c, a, a + 1, strlen(a + 1));
         }
         const char *name = a + 2, *eq = strchr(name, '=');
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
@@ -114,7 +167,7 @@ int cli_parse(const CliCmd *c, int argc, char **argv, char ***pos, int *npos)
                 o = &c->opts[k];
         if (!o) {
             free(p);
-            return cli_usage_error(c->name, "unknown option '--%.*s'", (int)len, name);
+            return unknown_option(c, a, name, len);
         }
         if (o->given)
             *o->given = true;

@@ -43,6 +43,10 @@ int cli_parse(const CliCmd *c, int argc, char **argv, char ***pos, int *npos);
 void cli_help(const CliCmd *c, FILE *f);
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The candidate closest to s by edit distance (at most 1 for names of up
+ * to 3 characters, else 2), for "did you mean"; NULL when none is. */
+const char *cli_closest(const char *s, const char *const *cands, int n);
+
 /* The index of name in a NULL-terminated list, or -1. */
 int cli_find(const char *const *names, const char *name);
 /* The usage error for an unknown name of a list given to an option:
