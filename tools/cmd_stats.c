@@ -35,6 +35,7 @@ static int parse(StatsArgs *a, mc_stats_options *o, int argc, char **argv, const
         {"plot", CLI_STR, &o->plot, "OUT", "draw histograms to OUT.svg or OUT.png", NULL},
         {"compare", CLI_STR, &o->compare, "CKPT2", "compare with a second checkpoint (after)", NULL},
         {"json", CLI_FLAG, &o->json, NULL, "print JSON instead of tables", NULL},
+        {"no-warn", CLI_FLAG, &o->no_warn, NULL, "skip the static warnings before the tables", NULL},
         {"numerics", CLI_FLAG, &o->numerics, NULL,
          "instead: evaluate one step on the first batch and report the first op that produces "
          "a NaN or Inf (exit status 1 when one does)", NULL},
