@@ -405,13 +405,14 @@ static int cmd_train_args(int argc, char **argv);
 
 /* `--watch` takes an optional K: "--watch", "--watch K" (K digits) and
  * "--watch=K" become "--watch=0" / "--watch=K" for the option parser.
- * Returns a new argv (the strings are argv's or owned by *own). */
+ * Returns a new argv (the strings are argv's or owned by *own), NULL
+ * when out of memory. */
 static char **watch_argv(int argc, char **argv, int *nargc, char **own)
 {
     char **v = calloc((size_t)argc + 1, sizeof(char *));
     int n = 0;
     *own = NULL;
-    for (int i = 0; i < argc; i++) {
+    for (int i = 0; v && i < argc; i++) {
         if (strcmp(argv[i], "--watch") != 0 || *own) {
             v[n++] = argv[i];
             continue;
@@ -419,7 +420,10 @@ static char **watch_argv(int argc, char **argv, int *nargc, char **own)
         const char *k = i + 1 < argc ? argv[i + 1] : "";
         bool digits = *k && strspn(k, "0123456789") == strlen(k);
         size_t len = strlen("--watch=") + strlen(k) + 2;
-        *own = malloc(len);
+        if (!(*own = malloc(len))) {
+            free(v);
+            return NULL;
+        }
         snprintf(*own, len, "--watch=%s", digits ? k : "0");
         v[n++] = *own;
         i += digits;
@@ -433,6 +437,10 @@ int cmd_train(int argc, char **argv)
     int nargc;
     char *own;
     char **nargv = watch_argv(argc, argv, &nargc, &own);
+    if (!nargv) {
+        fputs("modelc train: out of memory\n", stderr);
+        return 1;
+    }
     int rc = cmd_train_args(nargc, nargv);
     free(nargv);
     free(own);
