@@ -52,6 +52,10 @@ typedef struct mc_options {
 } mc_options;
 
 void mc_options_default(mc_options *o);
+/* The JIT object cache directory of this user, for mc_options.cache_dir:
+ * $XDG_CACHE_HOME/modelc or ~/.cache/modelc. False when neither
+ * variable is set or buf (n bytes) is too small. */
+bool mc_default_cache_dir(char *buf, size_t n);
 
 /* Compile a model file (.mdl or .ir). Diagnostics go to mc_last_error(). */
 mc_model *mc_compile(const char *path, const mc_options *o);
@@ -93,6 +97,11 @@ typedef struct mc_tensor {
 
 /* One optimizer step in training mode; *loss receives the pre-update loss. */
 bool mc_train_step(mc_model *m, const mc_tensor *batch, int nbatch, double lr, double *loss);
+/* mc_train_step that also gives the batch's metrics, pre-update and in
+ * training mode, in metrics[i] (the order of mc_metric_name; metrics
+ * may be NULL). */
+bool mc_train_step_metrics(mc_model *m, const mc_tensor *batch, int nbatch, double lr, double *loss,
+                           double *metrics);
 /* Loss and metrics in inference mode (metrics[i] in the order of mc_metric_name). */
 bool mc_eval_batch(mc_model *m, const mc_tensor *batch, int nbatch, double *loss,
                    double *metrics, int nmetrics);

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -76,12 +77,67 @@ static int set_value(const CliCmd *c, const CliOpt *o, const char *v)
     case CLI_FLAG:
         break;
     }
-    ICE("bad option type");
+    abort(); /* flags take no value */
+}
+
+/* Levenshtein distance of a and b (99 when either is long). */
+static int edit_distance(const char *a, const char *b)
+{
+    int n = (int)strlen(a), m = (int)strlen(b);
+    if (n > 64 || m > 64)
+        return 99;
+    int prev[65], cur[65];
+    for (int j = 0; j <= m; j++)
+        prev[j] = j;
+    for (int i = 1; i <= n; i++) {
+        cur[0] = i;
+        for (int j = 1; j <= m; j++) {
+            int sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            int del = prev[j] + 1, ins = cur[j - 1] + 1;
+            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+        memcpy(prev, cur, sizeof(int) * (size_t)(m + 1));
+    }
+    return prev[m];
+}
+
+const char *cli_closest(const char *s, const char *const *cands, int n)
+{
+    const char *best = NULL;
+    int bd = 3, limit = strlen(s) <= 3 ? 1 : 2;
+    for (int i = 0; i < n; i++) {
+        int dist = edit_distance(s, cands[i]);
+        if (dist <= limit && dist < bd) {
+            bd = dist;
+            best = cands[i];
+        }
+    }
+    return best;
+}
+
+/* "unknown option '--nowarn'; did you mean '--no-warn'?" for argument
+ * arg, whose name (without dashes or value) is name[0..len). */
+static int unknown_option(const CliCmd *c, const char *arg, const char *name, size_t len)
+{
+    char want[64];
+    snprintf(want, sizeof want, "%.*s", (int)len, name);
+    const char *names[128];
+    int n = 0;
+    for (int k = 0; k < c->nopts && n < ARRAY_LEN(names) - 1; k++)
+        names[n++] = c->opts[k].name;
+    names[n++] = "help";
+    const char *hint = cli_closest(want, names, n); /* also -name for --name */
+    int shown = (int)(name - arg) + (int)len;
+    if (hint)
+        return cli_usage_error(c->name, "unknown option '%.*s'; did you mean '--%s'?", shown, arg, hint);
+    return cli_usage_error(c->name, "unknown option '%.*s'", shown, arg);
 }
 
 int cli_parse(const CliCmd *c, int argc, char **argv, char ***pos, int *npos)
 {
-    char **p = xmalloc((size_t)argc * sizeof(char *));
+    char **p = malloc((size_t)argc * sizeof(char *));
+    if (!p)
+        return cli_usage_error(c->name, "out of memory");
     int np = 0;
     bool only_pos = false;
     for (int i = 1; i < argc; i++) {
@@ -101,7 +157,7 @@ int cli_parse(const CliCmd *c, int argc, char **argv, char ***pos, int *npos)
         }
         if (a[1] != '-') {
             free(p);
-            return cli_usage_error(c->name, "unknown option '%s'", a);
+            return unknown_option(c, a, a + 1, strlen(a + 1));
         }
         const char *name = a + 2, *eq = strchr(name, '=');
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
@@ -111,8 +167,10 @@ int cli_parse(const CliCmd *c, int argc, char **argv, char ***pos, int *npos)
                 o = &c->opts[k];
         if (!o) {
             free(p);
-            return cli_usage_error(c->name, "unknown option '--%.*s'", (int)len, name);
+            return unknown_option(c, a, name, len);
         }
+        if (o->given)
+            *o->given = true;
         if (o->type == CLI_FLAG) {
             if (eq) {
                 free(p);
@@ -148,19 +206,101 @@ int cli_parse(const CliCmd *c, int argc, char **argv, char ***pos, int *npos)
     return 0;
 }
 
-Graph *cli_load(const char *path, Diags *d)
+int cli_find(const char *const *names, const char *name)
 {
-    Graph *g = fe_load_file(path, d);
-    diags_print(d, stderr);
-    if (!g || d->nerrors) {
-        ir_graph_free(g);
-        return NULL;
-    }
-    return g;
+    for (int i = 0; names[i]; i++)
+        if (strcmp(names[i], name) == 0)
+            return i;
+    return -1;
 }
 
-/* Milliseconds since this process was started by the kernel (includes
- * exec and shared-library loading), from /proc/self/stat's start time. */
+int cli_unknown_name(const char *cmd, const char *what, const char *name, const char *opt,
+                     const char *const *names)
+{
+    char list[1024] = "";
+    size_t len = 0;
+    for (int i = 0; names[i] && len < sizeof list; i++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", names[i]);
+    size_t n = strlen(what);
+    const char *plural = n && what[n - 1] == 's' ? "es" : "s";
+    return cli_usage_error(cmd, "unknown %s '%s' for %s (valid %s%s: %s)", what, name, opt, what, plural, list);
+}
+
+static int cannot_write(const char *opt, const char *path, const char *why)
+{
+    fprintf(stderr, "%s: error: cannot write: %s (%s)\n", path, why, opt);
+    return 1;
+}
+
+/* The directory holding path (at most n bytes). */
+static void parent_dir(const char *path, char *dir, size_t n)
+{
+    snprintf(dir, n, "%s", path);
+    size_t len = strlen(dir);
+    while (len > 1 && dir[len - 1] == '/')
+        dir[--len] = 0;
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, n, ".");
+    else if (slash == dir)
+        dir[1] = 0;
+    else
+        *slash = 0;
+}
+
+/* An existing directory in which files can be made. */
+static int check_dir(const char *opt, const char *path, const char *dir)
+{
+    struct stat st;
+    char why[4200];
+    if (stat(dir, &st) != 0)
+        snprintf(why, sizeof why, "the directory '%s' does not exist", dir);
+    else if (!S_ISDIR(st.st_mode))
+        snprintf(why, sizeof why, "'%s' is not a directory", dir);
+    else if (access(dir, W_OK | X_OK) != 0)
+        snprintf(why, sizeof why, "no permission to write in '%s'", dir);
+    else
+        return 0;
+    return cannot_write(opt, path, why);
+}
+
+int cli_check_output_file(const char *opt, const char *path)
+{
+    struct stat st;
+    char dir[4096];
+    if (!*path)
+        return cannot_write(opt, path, "the name is empty");
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            return cannot_write(opt, path, "it is a directory");
+        if (access(path, W_OK) != 0)
+            return cannot_write(opt, path, strerror(errno));
+        if (!S_ISREG(st.st_mode)) /* a device or a pipe is written in place */
+            return 0;
+    }
+    parent_dir(path, dir, sizeof dir);
+    return check_dir(opt, path, dir);
+}
+
+int cli_check_output_dir(const char *opt, const char *path)
+{
+    struct stat st;
+    char dir[4096];
+    if (!*path)
+        return cannot_write(opt, path, "the name is empty");
+    if (stat(path, &st) == 0)
+        return check_dir(opt, path, path);
+    parent_dir(path, dir, sizeof dir);
+    return check_dir(opt, path, dir);
+}
+
+int cli_check_dump_dir(const char *opt, const char *dir, const char *fn)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s.ir", dir, fn);
+    return cli_check_output_file(opt, path);
+}
+
 double cli_now_ms(void)
 {
     struct timespec ts;
@@ -168,6 +308,8 @@ double cli_now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* From /proc/self/stat's start time: the kernel started the process
+ * then, so exec and shared-library loading are included. */
 double cli_since_start_ms(void)
 {
     FILE *f = fopen("/proc/self/stat", "r");
@@ -197,26 +339,26 @@ double cli_since_start_ms(void)
 
 char **cli_expand_output(int argc, char **argv)
 {
-    char **v = xmalloc((size_t)(argc + 1) * sizeof(char *));
+    char **v = malloc((size_t)(argc + 1) * sizeof(char *));
+    if (!v)
+        abort();
     for (int i = 0; i < argc; i++)
         v[i] = strcmp(argv[i], "-o") == 0 ? "--output" : argv[i];
     v[argc] = NULL;
     return v;
 }
 
-int cli_parse_output_seed(const CliCmd *c, int argc, char **argv, const char **file, const char **output,
-                          const char *what_out, uint64_t *seed, bool *seed_set)
+int cli_parse_output(const CliCmd *c, int argc, char **argv, const char **file, const char **output,
+                     const char *what_out)
 {
     char **av = cli_expand_output(argc, argv), **pos;
     int npos;
-    *seed = UINT64_MAX;
     int rc = cli_parse(c, argc, av, &pos, &npos);
     free(av);
     if (rc)
         return rc < 0 ? -1 : rc;
     *file = pos[0];
     free(pos);
-    *seed_set = *seed != UINT64_MAX;
     if (!*output)
         return cli_usage_error(c->name, "missing the output file (-o %s)", what_out);
     return 0;

@@ -1,10 +1,14 @@
 /* Command-line helpers shared by the subcommands: option parsing with
- * usage errors (exit 2), help text, and model loading with diagnostics. */
+ * usage errors (exit 2) and help text. The commands reach the library
+ * through its public headers only (include/modelc.h, modelc_inspect.h). */
 #ifndef MODELC_CLI_H
 #define MODELC_CLI_H
 
-#include "frontend/frontend.h"
-#include "ir/ir.h"
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define ARRAY_LEN(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 typedef enum { CLI_FLAG, CLI_STR, CLI_INT, CLI_DOUBLE, CLI_U64, CLI_MULTI } CliType;
 
@@ -14,6 +18,7 @@ typedef struct CliOpt {
     void *dst;           /* bool*, const char**, int*, double*, uint64_t*, CliList* */
     const char *metavar; /* for help; NULL for flags */
     const char *help;
+    bool *given;         /* set when the option is on the command line (may be NULL) */
 } CliOpt;
 
 typedef struct CliList {
@@ -38,20 +43,36 @@ int cli_parse(const CliCmd *c, int argc, char **argv, char ***pos, int *npos);
 void cli_help(const CliCmd *c, FILE *f);
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Load a model (.mdl or .ir) and print its diagnostics to stderr; NULL on
- * error. The caller owns d (diags_init / diags_free). */
-Graph *cli_load(const char *path, Diags *d);
+/* The candidate closest to s by edit distance (at most 1 for names of up
+ * to 3 characters, else 2), for "did you mean"; NULL when none is. */
+const char *cli_closest(const char *s, const char *const *cands, int n);
+
+/* The index of name in a NULL-terminated list, or -1. */
+int cli_find(const char *const *names, const char *name);
+/* The usage error for an unknown name of a list given to an option:
+ * "unknown pass 'x' for --after (valid passes: lower, verify, ...)". */
+int cli_unknown_name(const char *cmd, const char *what, const char *name, const char *opt,
+                     const char *const *names);
 
 /* A copy of argv (malloc'd, NULL-terminated; the caller frees the array)
  * in which "-o" is spelled "--output" for cli_parse. */
 char **cli_expand_output(int argc, char **argv);
 
-/* Parse a command that takes one FILE, "-o"/"--output" and "--seed S"
- * (UINT64_MAX = not given: *seed_set false). Returns 0, -1 after --help,
- * or the usage exit code; a missing output is a usage error naming
- * what_out. */
-int cli_parse_output_seed(const CliCmd *c, int argc, char **argv, const char **file, const char **output,
-                          const char *what_out, uint64_t *seed, bool *seed_set);
+/* Parse a command that takes one FILE and "-o"/"--output" (opts has an
+ * option "output" writing to *output). Returns 0, -1 after --help, or the
+ * usage exit code; a missing output is a usage error naming what_out. */
+int cli_parse_output(const CliCmd *c, int argc, char **argv, const char **file, const char **output,
+                     const char *what_out);
+
+/* Output paths are checked before any work starts. A file: it can be
+ * created or replaced (its directory exists and is writable, and it is
+ * not a directory). A directory: it exists and is writable, or it can be
+ * made in an existing writable directory. A dump directory: DIR/<fn>.ir
+ * can be written. Returns 0, or 1 after printing
+ * "PATH: error: cannot write: why (OPT)". */
+int cli_check_output_file(const char *opt, const char *path);
+int cli_check_output_dir(const char *opt, const char *path);
+int cli_check_dump_dir(const char *opt, const char *dir, const char *fn);
 
 /* A monotonic clock in milliseconds. */
 double cli_now_ms(void);

@@ -31,7 +31,7 @@ static int load_eval_data(void *ctx)
         e->ds = mc_data_load(e->model, &o, &e->err);
     }
     if (!e->ds && !e->err)
-        e->err = xstrdup("error: the data has no test split\n");
+        e->err = strdup("error: the data has no test split\n");
     return e->ds ? 0 : 1;
 }
 
@@ -41,19 +41,19 @@ int cmd_eval(int argc, char **argv)
     memset(&da, 0, sizeof da);
     const char *weights = NULL, *split = "test", *backend = NULL, *mode = "infer", *dump_ir = NULL;
     int batch = 0, threads = 0;
-    bool json = false;
+    bool json = false, batch_set = false;
     CliOpt opts[] = {
         DATA_CLI_OPTS(da),
-        {"weights", CLI_STR, &weights, "W.safetensors", "parameters (required)"},
-        {"split", CLI_STR, &split, "test|train", "which split of an IDX data set (default test)"},
-        {"batch", CLI_INT, &batch, "B", "batch size (default: the model's train block)"},
-        {"json", CLI_FLAG, &json, NULL, "print the result as one JSON object"},
-        {"threads", CLI_INT, &threads, "N", "threads (default: all cores)"},
-        {"backend", CLI_STR, &backend, "jit|interp", "execution backend (default jit)"},
-        {"dump-ir", CLI_STR, &dump_ir, "DIR", "write DIR/eval.ir: the IR of the function, as compiled"},
+        {"weights", CLI_STR, &weights, "W.safetensors", "parameters (required)", NULL},
+        {"split", CLI_STR, &split, "test|train", "which split of an IDX data set (default test)", NULL},
+        {"batch", CLI_INT, &batch, "B", "batch size (default: the model's train block)", &batch_set},
+        {"json", CLI_FLAG, &json, NULL, "print the result as one JSON object", NULL},
+        {"threads", CLI_INT, &threads, "N", "threads (default: all cores)", NULL},
+        {"backend", CLI_STR, &backend, "jit|interp", "execution backend (default jit)", NULL},
+        {"dump-ir", CLI_STR, &dump_ir, "DIR", "write DIR/eval.ir: the IR of the function, as compiled", NULL},
         {"mode", CLI_STR, &mode, "infer|train",
          "the graph to evaluate (default infer); train uses batch statistics and active dropout, "
-         "updates nothing, and warns"},
+         "updates nothing, and warns", NULL},
     };
     CliCmd c = {"eval", "FILE --weights W.safetensors [options]",
                 "Evaluate loss and metrics on a data set (in inference mode unless --mode train).", opts, ARRAY_LEN(opts), 1, 1};
@@ -68,8 +68,12 @@ int cmd_eval(int argc, char **argv)
         return cli_usage_error("eval", "--weights is required");
     if (strcmp(split, "test") && strcmp(split, "train"))
         return cli_usage_error("eval", "--split must be test or train, got '%s'", split);
-    if (batch < 0 || threads < 0 || da.limit < 0)
-        return cli_usage_error("eval", "--batch, --threads and --limit must be positive");
+    if (batch_set && batch < 1)
+        return cli_usage_error("eval", "--batch must be at least 1, got %d", batch);
+    if (threads < 0)
+        return cli_usage_error("eval", "--threads must not be negative, got %d", threads);
+    if ((rc = data_args_check("eval", &da)))
+        return rc;
     mc_options mo;
     mc_options_default(&mo);
     mo.threads = threads;
@@ -83,6 +87,8 @@ int cmd_eval(int argc, char **argv)
         mo.backend = MC_BACKEND_INTERP;
     else if (backend && strcmp(backend, "jit") != 0)
         return cli_usage_error("eval", "--backend must be jit or interp, got '%s'", backend);
+    if (dump_ir && cli_check_dump_dir("--dump-ir", dump_ir, "eval"))
+        return 1;
     EvalData ed = {.da = &da, .mo = &mo, .model = file, .split = split};
     DataBg bg;
     data_bg_start(&bg, load_eval_data, &ed);
@@ -106,7 +112,7 @@ int cmd_eval(int argc, char **argv)
         mc_free(m);
         return 1;
     }
-    if (batch == 0)
+    if (!batch_set)
         batch = mc_train_defaults(m).batch;
     mc_data *ds = ed.ds;
     int64_t n = mc_data_count(ds);

@@ -26,16 +26,16 @@ static bool has_suffix(const char *s, const char *suf)
 static int parse(PredictArgs *a, int argc, char **argv, const char **file)
 {
     const CliOpt opts[] = {
-        {"weights", CLI_STR, &a->weights, "W.safetensors", "parameter values (required)"},
+        {"weights", CLI_STR, &a->weights, "W.safetensors", "parameter values (required)", NULL},
         {"inputs", CLI_STR, &a->inputs, "X",
-         "the model's inputs (required): .safetensors, .npy, .csv, or any source --data of train takes"},
-        {"output", CLI_STR, &a->output, "Y", "where to write the outputs: .safetensors, .npy or .csv (also -o)"},
-        {"value", CLI_STR, &a->value, "NAME", "the output value to write to .npy/.csv (default: the only one)"},
-        {"backend", CLI_STR, &a->backend, "jit|interp", "evaluator (default jit)"},
-        {"classes", CLI_FLAG, &a->classes, NULL, "print the predicted class (argmax) of each example"},
-        {"threads", CLI_INT, &a->threads, "T", "BLAS threads (default: number of cores)"},
-        {"time-passes", CLI_FLAG, &a->time_passes, NULL, "report compile phase times on stderr"},
-        {"dump-ir", CLI_STR, &a->dump_ir, "DIR", "write DIR/predict.ir: the IR of the function, as compiled"},
+         "the model's inputs (required): .safetensors, .npy, .csv, or any source --data of train takes", NULL},
+        {"output", CLI_STR, &a->output, "Y", "where to write the outputs: .safetensors, .npy or .csv (also -o)", NULL},
+        {"value", CLI_STR, &a->value, "NAME", "the output value to write to .npy/.csv (default: the only one)", NULL},
+        {"backend", CLI_STR, &a->backend, "jit|interp", "evaluator (default jit)", NULL},
+        {"classes", CLI_FLAG, &a->classes, NULL, "print the predicted class (argmax) of each example", NULL},
+        {"threads", CLI_INT, &a->threads, "T", "BLAS threads (default: number of cores)", NULL},
+        {"time-passes", CLI_FLAG, &a->time_passes, NULL, "report compile phase times on stderr", NULL},
+        {"dump-ir", CLI_STR, &a->dump_ir, "DIR", "write DIR/predict.ir: the IR of the function, as compiled", NULL},
     };
     const CliCmd cmd = {"predict", "FILE --weights W.safetensors --inputs X.safetensors -o Y [options]",
                         "Run a model's inference graph on inputs and write its output values.",
@@ -164,6 +164,9 @@ int cmd_predict(int argc, char **argv)
     int rc = parse(&a, argc, argv, &file);
     if (rc)
         return rc < 0 ? 0 : rc;
+    if ((a.output && cli_check_output_file("-o", a.output)) ||
+        (a.dump_ir && cli_check_dump_dir("--dump-ir", a.dump_ir, "predict")))
+        return 1;
     mc_options mo;
     mc_options_default(&mo);
     mo.backend = strcmp(a.backend, "interp") == 0 ? MC_BACKEND_INTERP : MC_BACKEND_JIT;

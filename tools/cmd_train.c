@@ -1,8 +1,8 @@
 /* modelc train: compile the training step, then run epochs over the data
  * through the public C API with a Keras-style progress line, validation,
  * checkpoints (atomic, every epoch), resume and machine-readable logs.
- * Static warnings, watching, curves and the NaN/Inf guard live in
- * train_watch.c. */
+ * Static warnings, watching, curves and the NaN/Inf guard are the
+ * library's (mc_watch in modelc_inspect.h). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,9 +10,7 @@
 
 #include "cli.h"
 #include "data_cli.h"
-#include "train_watch.h"
-#include "backend/driver/data.h"
-#include "backend/llvm/jit.h"
+#include "modelc_inspect.h"
 
 typedef struct TrainArgs {
     DataArgs data;
@@ -26,6 +24,7 @@ typedef struct TrainArgs {
     int watch; /* -1 off, 0 every epoch, K every K steps */
     const char *plot_dir, *dump_ir;
     bool check_numerics, no_warn;
+    bool epochs_set, batch_set, lr_set, watch_set; /* given on the command line */
 } TrainArgs;
 
 typedef struct EpochStats {
@@ -83,7 +82,7 @@ static bool evaluate(mc_model *m, mc_data *ds, int batch, double *loss, double *
     return true;
 }
 
-static FILE *open_log(const char *path, mc_model *m, bool val, const TrainWatch *tw)
+static FILE *open_log(const char *path, mc_model *m, bool val, const mc_watch *tw)
 {
     FILE *f = fopen(path, "w");
     if (!f)
@@ -97,7 +96,7 @@ static FILE *open_log(const char *path, mc_model *m, bool val, const TrainWatch 
             fprintf(f, ",val_%s", mc_metric_name(m, i));
     }
     fprintf(f, ",seconds");
-    tw_csv_header(tw, f);
+    mc_watch_csv_header(tw, f);
     fputc('\n', f);
     return f;
 }
@@ -128,16 +127,16 @@ typedef struct Run {
     char *data_err; /* the data thread's error message */
     FILE *log;
     bool first_step_done;
-    TrainWatch *tw;
+    mc_watch *tw;
 } Run;
 
 /* A watch record inside an epoch: a CSV row (running means so far,
  * validation columns empty) and a JSON event. */
 static bool record_mid_epoch(Run *r, int epoch, int64_t bi, int64_t nb, const EpochStats *s,
-                             double lr, double secs, Diags *d)
+                             double lr, double secs)
 {
     mc_model *m = r->m;
-    if (!tw_record(r->tw, epoch + 1, mc_step(m), epoch + (double)(bi + 1) / (double)nb, false, d))
+    if (!mc_watch_record(r->tw, epoch + 1, mc_step(m), epoch + (double)(bi + 1) / (double)nb, false))
         return false;
     double seen = (double)(s->seen ? s->seen : 1);
     if (r->log) {
@@ -147,14 +146,14 @@ static bool record_mid_epoch(Run *r, int epoch, int64_t bi, int64_t nb, const Ep
         for (int i = 0; r->have_val && i <= mc_num_metrics(m); i++)
             fputc(',', r->log);
         fprintf(r->log, ",%.3f", secs);
-        tw_csv_row(r->tw, r->log);
+        mc_watch_csv_row(r->tw, r->log);
         fputc('\n', r->log);
         fflush(r->log);
     }
     if (r->a->json) {
         printf("{\"event\": \"watch\", \"epoch\": %d, \"step\": %lld, \"loss\": %.9g", epoch + 1,
                (long long)mc_step(m), s->loss / seen);
-        tw_json(r->tw, stdout);
+        mc_watch_json(r->tw, stdout);
         printf("}\n");
         fflush(stdout);
     }
@@ -166,15 +165,15 @@ static void epoch_metrics(Run *r, int epoch, double tl, const double *tm, double
 {
     mc_model *m = r->m;
     char name[256];
-    tw_metric(r->tw, epoch, "loss", tl);
+    mc_watch_metric(r->tw, epoch, "loss", tl);
     for (int i = 0; i < mc_num_metrics(m); i++)
-        tw_metric(r->tw, epoch, mc_metric_name(m, i), tm[i]);
+        mc_watch_metric(r->tw, epoch, mc_metric_name(m, i), tm[i]);
     if (!r->have_val)
         return;
-    tw_metric(r->tw, epoch, "val_loss", vl);
+    mc_watch_metric(r->tw, epoch, "val_loss", vl);
     for (int i = 0; i < mc_num_metrics(m); i++) {
         snprintf(name, sizeof name, "val_%s", mc_metric_name(m, i));
-        tw_metric(r->tw, epoch, name, vm[i]);
+        mc_watch_metric(r->tw, epoch, name, vm[i]);
     }
 }
 
@@ -191,26 +190,28 @@ static int run_epochs(Run *r)
     TrainArgs *a = r->a;
     mc_model *m = r->m;
     int64_t n = mc_data_count(r->train), nb = (n + a->batch - 1) / a->batch;
-    int64_t *perm = xmalloc((size_t)(n ? n : 1) * sizeof(int64_t));
+    int64_t *perm = malloc((size_t)(n ? n : 1) * sizeof(int64_t));
     bool tty = isatty(1) && !a->no_progress && !a->json;
+    if (!perm) {
+        fputs("modelc train: out of memory\n", stderr);
+        return 1;
+    }
     int rc = 0;
-    Diags d;
-    diags_init(&d);
     for (int epoch = mc_epoch(m); epoch < a->epochs && rc == 0; epoch++) {
         if (!a->json)
             printf("Epoch %d/%d\n", epoch + 1, a->epochs);
         mc_shuffle(m, epoch, perm, n);
         EpochStats s = {0};
-        double t0 = mc_now_ms(), lr = a->lr;
+        double t0 = cli_now_ms(), lr = a->lr;
         for (int64_t bi = 0; bi < nb; bi++) {
             const mc_tensor *v;
             int nv;
             int64_t rows = mc_data_batch(r->train, perm, bi * a->batch, a->batch, &v, &nv);
             lr = mc_lr_at(m, a->lr, epoch, a->epochs, nb);
             double loss = 0, met[MC_MAX_METRICS];
-            tw_before_step(r->tw);
-            bool stepped = mc_train_step_ex(m, v, nv, lr, &loss, met);
-            if (!stepped || !tw_after_step(r->tw, epoch + 1, bi, lr)) {
+            mc_watch_before_step(r->tw);
+            bool stepped = mc_train_step_metrics(m, v, nv, lr, &loss, met);
+            if (!stepped || !mc_watch_after_step(r->tw, epoch + 1, bi, lr)) {
                 if (tty)
                     printf("\n");
                 fflush(stdout);
@@ -218,7 +219,7 @@ static int run_epochs(Run *r)
                     fprintf(stderr, "modelc train: epoch %d, batch %lld: ", epoch + 1, (long long)bi + 1);
                     fail_model(m);
                     if (!isfinite(loss))
-                        tw_step_failed(r->tw, epoch + 1, bi, lr);
+                        mc_watch_step_failed(r->tw, epoch + 1, bi, lr);
                 }
                 stopped(a->save);
                 rc = 1;
@@ -234,11 +235,11 @@ static int run_epochs(Run *r)
                 s.metric[i] += met[i] * (double)rows;
             s.seen += rows;
             if (tty && (bi % 10 == 0 || bi + 1 == nb))
-                progress(m, bi + 1, nb, (mc_now_ms() - t0) / 1e3, &s, false);
-            if (bi + 1 < nb && tw_record_due(r->tw, mc_step(m))) {
+                progress(m, bi + 1, nb, (cli_now_ms() - t0) / 1e3, &s, false);
+            if (bi + 1 < nb && mc_watch_record_due(r->tw, mc_step(m))) {
                 if (tty)
                     printf("\n");
-                if (!record_mid_epoch(r, epoch, bi, nb, &s, lr, (mc_now_ms() - t0) / 1e3, &d)) {
+                if (!record_mid_epoch(r, epoch, bi, nb, &s, lr, (cli_now_ms() - t0) / 1e3)) {
                     rc = 1;
                     break;
                 }
@@ -246,7 +247,7 @@ static int run_epochs(Run *r)
         }
         if (rc)
             break;
-        double secs = (mc_now_ms() - t0) / 1e3;
+        double secs = (cli_now_ms() - t0) / 1e3;
         mc_set_epoch(m, epoch + 1);
         double tl = s.loss / (double)(s.seen ? s.seen : 1), tm[MC_MAX_METRICS];
         for (int i = 0; i < mc_num_metrics(m); i++)
@@ -258,7 +259,7 @@ static int run_epochs(Run *r)
             break;
         }
         epoch_metrics(r, epoch + 1, tl, tm, vl, vm);
-        if (a->json && !tw_record(r->tw, epoch + 1, mc_step(m), epoch + 1, true, &d)) {
+        if (a->json && !mc_watch_record(r->tw, epoch + 1, mc_step(m), epoch + 1, true)) {
             rc = 1;
             break;
         }
@@ -272,15 +273,16 @@ static int run_epochs(Run *r)
                 json_metrics(stdout, m, "val_", vl, vm);
             if (a->eval_train)
                 json_metrics(stdout, m, "train_eval_", el, em);
-            tw_json(r->tw, stdout);
+            mc_watch_json(r->tw, stdout);
             printf("}\n");
         } else {
-            if (tty)
+            if (tty) { /* the progress line ends with the epoch's loss and metrics */
                 progress(m, nb, nb, secs, &s, true);
-            else
+            } else {
                 printf("%lld/%lld - %.1fs %.1fms/step", (long long)nb, (long long)nb, secs,
                        nb ? 1e3 * secs / (double)nb : 0.0);
-            print_metrics(stdout, m, "", tl, tm);
+                print_metrics(stdout, m, "", tl, tm);
+            }
             if (r->have_val)
                 print_metrics(stdout, m, "val_", vl, vm);
             printf("\n  (loss/metrics above: running mean over the epoch of pre-update batch values)\n");
@@ -291,7 +293,7 @@ static int run_epochs(Run *r)
             }
         }
         fflush(stdout);
-        if (!a->json && !tw_record(r->tw, epoch + 1, mc_step(m), epoch + 1, true, &d)) {
+        if (!a->json && !mc_watch_record(r->tw, epoch + 1, mc_step(m), epoch + 1, true)) {
             rc = 1;
             break;
         }
@@ -305,11 +307,11 @@ static int run_epochs(Run *r)
                     fprintf(r->log, ",%.9g", vm[i]);
             }
             fprintf(r->log, ",%.3f", secs);
-            tw_csv_row(r->tw, r->log);
+            mc_watch_csv_row(r->tw, r->log);
             fputc('\n', r->log);
             fflush(r->log);
         }
-        if (a->save && !tw_params_finite(r->tw, epoch + 1, lr)) {
+        if (a->save && !mc_watch_params_finite(r->tw, epoch + 1, lr)) {
             stopped(a->save);
             rc = 1;
             break;
@@ -319,10 +321,8 @@ static int run_epochs(Run *r)
             break;
         }
     }
-    if (rc == 0 && !tw_finish(r->tw, &d))
+    if (rc == 0 && !mc_watch_finish(r->tw))
         rc = 1;
-    diags_print(&d, stderr);
-    diags_free(&d);
     free(perm);
     return rc;
 }
@@ -368,7 +368,7 @@ static int setup_data(void *ctx)
             return 1;
     }
     if (mc_data_count(r->train) == 0) {
-        r->data_err = xstrdup("error: the training data is empty\n");
+        r->data_err = strdup("error: the training data is empty\n");
         return 1;
     }
     return 0;
@@ -405,23 +405,26 @@ static int cmd_train_args(int argc, char **argv);
 
 /* `--watch` takes an optional K: "--watch", "--watch K" (K digits) and
  * "--watch=K" become "--watch=0" / "--watch=K" for the option parser.
- * Returns a new argv (the strings are argv's or owned by *own). */
+ * Returns a new argv (the strings are argv's or owned by *own), NULL
+ * when out of memory. */
 static char **watch_argv(int argc, char **argv, int *nargc, char **own)
 {
-    char **v = xcalloc((size_t)argc + 1, sizeof(char *));
+    char **v = calloc((size_t)argc + 1, sizeof(char *));
     int n = 0;
     *own = NULL;
-    for (int i = 0; i < argc; i++) {
+    for (int i = 0; v && i < argc; i++) {
         if (strcmp(argv[i], "--watch") != 0 || *own) {
             v[n++] = argv[i];
             continue;
         }
         const char *k = i + 1 < argc ? argv[i + 1] : "";
         bool digits = *k && strspn(k, "0123456789") == strlen(k);
-        StrBuf b;
-        sb_init(&b);
-        sb_printf(&b, "--watch=%s", digits ? k : "0");
-        *own = sb_take(&b);
+        size_t len = strlen("--watch=") + strlen(k) + 2;
+        if (!(*own = malloc(len))) {
+            free(v);
+            return NULL;
+        }
+        snprintf(*own, len, "--watch=%s", digits ? k : "0");
         v[n++] = *own;
         i += digits;
     }
@@ -434,58 +437,85 @@ int cmd_train(int argc, char **argv)
     int nargc;
     char *own;
     char **nargv = watch_argv(argc, argv, &nargc, &own);
+    if (!nargv) {
+        fputs("modelc train: out of memory\n", stderr);
+        return 1;
+    }
     int rc = cmd_train_args(nargc, nargv);
     free(nargv);
     free(own);
     return rc;
 }
 
+/* Every value given must be in range: usage errors naming the option. */
+static int check_ranges(const TrainArgs *a)
+{
+    if (a->epochs_set && a->epochs < 1)
+        return cli_usage_error("train", "--epochs must be at least 1, got %d", a->epochs);
+    if (a->batch_set && a->batch < 1)
+        return cli_usage_error("train", "--batch must be at least 1, got %d", a->batch);
+    if (a->lr_set && !(a->lr > 0 && isfinite(a->lr)))
+        return cli_usage_error("train", "--lr must be a positive number, got %g", a->lr);
+    if (a->threads < 0)
+        return cli_usage_error("train", "--threads must not be negative, got %d", a->threads);
+    if (a->watch_set && a->watch < 0)
+        return cli_usage_error("train", "--watch K needs K >= 1 steps, got %d", a->watch);
+    return data_args_check("train", &a->data);
+}
+
+/* The files and directories training writes, checked before it starts. */
+static int check_outputs(const TrainArgs *a)
+{
+    return (a->save && cli_check_output_file("--save", a->save)) ||
+           (a->log && cli_check_output_file("--log", a->log)) ||
+           (a->plot_dir && cli_check_output_dir("--plot-dir", a->plot_dir)) ||
+           (a->dump_ir && cli_check_dump_dir("--dump-ir", a->dump_ir, "train_step"));
+}
+
 static int cmd_train_args(int argc, char **argv)
 {
     TrainArgs a;
     memset(&a, 0, sizeof a);
-    a.watch = -1;
-    a.epochs = -1;
-    a.batch = -1;
-    a.lr = -1;
-    const char *seed_str = NULL;
+    mc_options mo;
+    mc_options_default(&mo);
     CliOpt opts[] = {
         DATA_CLI_OPTS(a.data),
-        {"test-data", CLI_STR, &a.test_data, "SRC", "data for the final test evaluation"},
-        {"no-test", CLI_FLAG, &a.no_test, NULL, "skip the final test-set evaluation"},
-        {"epochs", CLI_INT, &a.epochs, "K", "number of epochs (default: the model's train block)"},
-        {"batch", CLI_INT, &a.batch, "B", "batch size (default: the model's train block)"},
-        {"lr", CLI_DOUBLE, &a.lr, "LR", "learning rate (default: the model's optimizer)"},
-        {"seed", CLI_STR, &seed_str, "S", "seed for initialisation, shuffling and dropout"},
-        {"freeze", CLI_MULTI, &a.freeze, "PATTERN", "keep parameters matching PATTERN fixed"},
-        {"init-from", CLI_STR, &a.init_from, "CKPT", "load parameters from a checkpoint first"},
-        {"only", CLI_STR, &a.only, "PATTERN", "with --init-from: load only matching tensors"},
-        {"save", CLI_STR, &a.save, "CKPT", "write a checkpoint (atomically) after every epoch"},
-        {"resume", CLI_STR, &a.resume, "CKPT", "continue training from a checkpoint"},
-        {"log", CLI_STR, &a.log, "FILE.csv", "write per-epoch metrics as CSV"},
-        {"json", CLI_FLAG, &a.json, NULL, "print per-epoch metrics as JSON lines"},
+        {"test-data", CLI_STR, &a.test_data, "SRC", "data for the final test evaluation", NULL},
+        {"no-test", CLI_FLAG, &a.no_test, NULL, "skip the final test-set evaluation", NULL},
+        {"epochs", CLI_INT, &a.epochs, "K", "number of epochs (default: the model's train block)", &a.epochs_set},
+        {"batch", CLI_INT, &a.batch, "B", "batch size (default: the model's train block)", &a.batch_set},
+        {"lr", CLI_DOUBLE, &a.lr, "LR", "learning rate (default: the model's optimizer)", &a.lr_set},
+        {"seed", CLI_U64, &mo.seed, "S", "seed for initialisation, shuffling and dropout", &mo.seed_set},
+        {"freeze", CLI_MULTI, &a.freeze, "PATTERN", "keep parameters matching PATTERN fixed", NULL},
+        {"init-from", CLI_STR, &a.init_from, "CKPT", "load parameters from a checkpoint first", NULL},
+        {"only", CLI_STR, &a.only, "PATTERN", "with --init-from: load only matching tensors", NULL},
+        {"save", CLI_STR, &a.save, "CKPT", "write a checkpoint (atomically) after every epoch", NULL},
+        {"resume", CLI_STR, &a.resume, "CKPT", "continue training from a checkpoint", NULL},
+        {"log", CLI_STR, &a.log, "FILE.csv", "write per-epoch metrics as CSV", NULL},
+        {"json", CLI_FLAG, &a.json, NULL, "print per-epoch metrics as JSON lines", NULL},
         {"eval-train", CLI_FLAG, &a.eval_train, NULL,
-         "evaluate the training data after each epoch (inference mode, post-update)"},
-        {"no-progress", CLI_FLAG, &a.no_progress, NULL, "no progress bar"},
-        {"threads", CLI_INT, &a.threads, "N", "threads (default: all cores)"},
+         "evaluate the training data after each epoch (inference mode, post-update)", NULL},
+        {"no-progress", CLI_FLAG, &a.no_progress, NULL, "no progress bar", NULL},
+        {"threads", CLI_INT, &a.threads, "N", "threads (default: all cores)", NULL},
         {"train-mode", CLI_STR, &a.train_mode, "train|infer",
          "the graph each step differentiates (default train); infer reproduces a hand-written step that "
-         "ran the model in inference mode (scenario S1) and warns"},
-        {"backend", CLI_STR, &a.backend, "jit|interp", "execution backend (default jit)"},
-        {"time-passes", CLI_FLAG, &a.time_passes, NULL, "print where compile time went"},
+         "ran the model in inference mode (scenario S1) and warns", NULL},
+        {"backend", CLI_STR, &a.backend, "jit|interp", "execution backend (default jit)", NULL},
+        {"time-passes", CLI_FLAG, &a.time_passes, NULL, "print where compile time went", NULL},
         {"watch", CLI_INT, &a.watch, "[K]",
          "after every epoch (and every K steps) record per-layer statistics on 64 training "
          "examples, update ratios and gradient/clipping telemetry; warn when a layer saturates, "
-         "dies or its gradient vanishes; the figures go to --log and --json"},
+         "dies or its gradient vanishes; the figures go to --log and --json",
+         &a.watch_set},
         {"plot-dir", CLI_STR, &a.plot_dir, "DIR",
-         "at the end draw loss/metric curves and per-layer gradient norms (SVG and PNG) into DIR"},
+         "at the end draw loss/metric curves and per-layer gradient norms (SVG and PNG) into DIR", NULL},
         {"check-numerics", CLI_FLAG, &a.check_numerics, NULL,
-         "check every step's gradients and new parameters for NaN/Inf (the loss is always checked)"},
-        {"no-warn", CLI_FLAG, &a.no_warn, NULL, "skip the static warnings before training"},
+         "check every step's gradients and new parameters for NaN/Inf (the loss is always checked)", NULL},
+        {"no-warn", CLI_FLAG, &a.no_warn, NULL, "skip the static warnings before training", NULL},
         {"dump-ir", CLI_STR, &a.dump_ir, "DIR",
-         "write DIR/train_step.ir and DIR/eval.ir: the IR of each function exactly as it is compiled"},
-        {"no-cache", CLI_FLAG, &a.no_cache, NULL, "compile without the object cache ($XDG_CACHE_HOME/modelc)"},
-        {"profile", CLI_FLAG, &a.profile, NULL, "time every kernel of the training step; table on stderr at the end"},
+         "write DIR/train_step.ir and DIR/eval.ir: the IR of each function exactly as it is compiled", NULL},
+        {"no-cache", CLI_FLAG, &a.no_cache, NULL, "compile without the object cache ($XDG_CACHE_HOME/modelc)", NULL},
+        {"profile", CLI_FLAG, &a.profile, NULL, "time every kernel of the training step; table on stderr at the end", NULL},
     };
     CliCmd c = {
         "train", "FILE [options]",
@@ -502,30 +532,15 @@ static int cmd_train_args(int argc, char **argv)
     int rc = cli_parse(&c, argc, argv, &pos, &npos);
     if (rc)
         return rc < 0 ? 0 : rc;
-    if (a.watch < -1) {
-        free(pos);
-        return cli_usage_error("train", "--watch K needs K >= 1 steps, got %d", a.watch);
-    }
-    mc_options mo;
-    mc_options_default(&mo);
+    if ((rc = check_ranges(&a)))
+        return free(pos), rc;
+    if (!a.watch_set)
+        a.watch = -1;
     if (a.backend) {
         if (strcmp(a.backend, "interp") == 0)
             mo.backend = MC_BACKEND_INTERP;
         else if (strcmp(a.backend, "jit") != 0)
             return free(pos), cli_usage_error("train", "--backend must be jit or interp, got '%s'", a.backend);
-    }
-    if (seed_str) {
-        char *end;
-        mo.seed = strtoull(seed_str, &end, 10);
-        if (!*seed_str || *end || *seed_str == '-')
-            return free(pos), cli_usage_error("train", "--seed expects a non-negative integer, got '%s'", seed_str);
-        mo.seed_set = true;
-    }
-    if ((a.epochs != -1 && a.epochs < 0) || (a.batch != -1 && a.batch < 1) || (a.lr != -1 && !(a.lr > 0)) ||
-        a.threads < 0 || a.data.val_split < 0 || a.data.val_split >= 1 || a.data.limit < 0) {
-        free(pos);
-        return cli_usage_error("train", "--epochs, --batch, --lr, --threads, --limit must be positive "
-                                        "and --val-split in [0, 1)");
     }
     if (a.data.val_split > 0 && a.data.val_data) {
         free(pos);
@@ -544,8 +559,10 @@ static int cmd_train_args(int argc, char **argv)
         mo.train_mode = MC_MODE_INFER;
     else if (a.train_mode && strcmp(a.train_mode, "train") != 0)
         return free(pos), cli_usage_error("train", "--train-mode must be train or infer, got '%s'", a.train_mode);
+    if (check_outputs(&a))
+        return free(pos), 1;
     char cache_dir[4096];
-    if (!a.no_cache && be_jit_default_cache_dir(cache_dir, sizeof cache_dir))
+    if (!a.no_cache && mc_default_cache_dir(cache_dir, sizeof cache_dir))
         mo.cache_dir = cache_dir;
     Run r = {.a = &a, .mo = &mo, .model = pos[0]};
     DataBg ld;
@@ -568,27 +585,23 @@ static int cmd_train_args(int argc, char **argv)
         return 1;
     }
     mc_train_config tc = mc_train_defaults(m);
-    if (a.epochs < 0)
+    if (!a.epochs_set)
         a.epochs = tc.epochs;
-    if (a.batch < 0)
+    if (!a.batch_set)
         a.batch = tc.batch;
-    if (a.lr < 0)
+    if (!a.lr_set)
         a.lr = tc.lr;
     r.m = m;
-    Diags d;
-    diags_init(&d);
     if (r.data_err)
         fputs(r.data_err, stderr);
     if (!rc)
         rc = init_params(&r);
     if (!rc && !a.no_warn)
-        tw_static_warnings(m->src, mc_data_dataset(r.train), stderr);
-    TrainWatchOpts two = {a.watch, a.plot_dir, a.check_numerics, a.json, a.batch};
-    int shown = d.n;
-    if (!rc && !(r.tw = tw_new(m, &two, mc_data_dataset(r.train), &d))) {
-        diags_print_from(&d, stderr, shown);
+        mc_static_warnings(m, r.train, stderr);
+    mc_watch_options wo = {.every = a.watch, .plot_dir = a.plot_dir, .check_numerics = a.check_numerics,
+                           .json = a.json, .batch = a.batch};
+    if (!rc && !(r.tw = mc_watch_new(m, &wo, r.train, stdout, stderr)))
         rc = 1;
-    }
     if (!rc && a.log && !(r.log = open_log(a.log, m, r.have_val, r.tw))) {
         fprintf(stderr, "modelc train: cannot write %s\n", a.log);
         rc = 1;
@@ -625,9 +638,8 @@ static int cmd_train_args(int argc, char **argv)
     }
     if (r.log)
         fclose(r.log);
-    tw_free(r.tw);
+    mc_watch_free(r.tw);
     free_data(&r);
-    diags_free(&d);
     mc_free(m);
     return rc;
 }

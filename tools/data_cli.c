@@ -20,6 +20,15 @@ void data_options(const DataArgs *a, const mc_options *mo, const char *const *sr
     o->stream = stream;
 }
 
+int data_args_check(const char *cmd, const DataArgs *a)
+{
+    if (a->limit_set && a->limit < 1)
+        return cli_usage_error(cmd, "--limit must be at least 1, got %d", a->limit);
+    if (a->val_split_set && !(a->val_split >= 0 && a->val_split < 1))
+        return cli_usage_error(cmd, "--val-split must be in [0, 1), got %g", a->val_split);
+    return 0;
+}
+
 /* The data thread yields to the compile's threads (two on a 2-core
  * machine): Linux's nice value is per thread, so the loading takes the
  * cycles the compile leaves. Should that fail, it runs at the normal

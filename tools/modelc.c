@@ -27,12 +27,65 @@ static void usage(FILE *f)
           "A compiler and trainer for small neural-network model files (*.mdl).\n\n"
           "commands:\n",
           f);
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    for (int i = 0; i < ARRAY_LEN(commands); i++)
         if (commands[i].run)
             fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fputs("\nRun 'modelc COMMAND --help' for a command's options.\n"
+    fputs("\nRun 'modelc COMMAND --help' or 'modelc help COMMAND' for a command's options.\n"
           "  --version  print the version\n",
           f);
+}
+
+static const Command *find_command(const char *name)
+{
+    for (int i = 0; i < ARRAY_LEN(commands); i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/* "unknown command 'trian'; did you mean 'train'?" and the usage. */
+static int unknown_command(const char *name)
+{
+    const char *names[ARRAY_LEN(commands) + 1];
+    int n = 0;
+    for (int i = 0; i < ARRAY_LEN(commands); i++)
+        if (commands[i].run)
+            names[n++] = commands[i].name;
+    names[n++] = "help";
+    const char *hint = cli_closest(name, names, n);
+    if (hint)
+        fprintf(stderr, "modelc: unknown command '%s'; did you mean '%s'?\n", name, hint);
+    else
+        fprintf(stderr, "modelc: unknown command '%s'\n", name);
+    usage(stderr);
+    return 2;
+}
+
+static int run(const Command *c, int argc, char **argv)
+{
+    if (!c->run) {
+        fprintf(stderr, "modelc: command '%s' is not available in this build\n", c->name);
+        return 2;
+    }
+    return c->run(argc, argv);
+}
+
+/* `modelc help [COMMAND]`: the usage, or the command's --help. */
+static int help(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc > 2) {
+        fprintf(stderr, "modelc help: give one command (usage: modelc help [COMMAND])\n");
+        return 2;
+    }
+    const Command *c = find_command(argv[1]);
+    if (!c)
+        return unknown_command(argv[1]);
+    char *args[] = {argv[1], "--help", NULL};
+    return run(c, 2, args);
 }
 
 int main(int argc, char **argv)
@@ -42,7 +95,9 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *c = argv[1];
-    if (strcmp(c, "--help") == 0 || strcmp(c, "-h") == 0 || strcmp(c, "help") == 0) {
+    if (strcmp(c, "help") == 0)
+        return help(argc - 1, argv + 1);
+    if (strcmp(c, "--help") == 0 || strcmp(c, "-h") == 0) {
         usage(stdout);
         return 0;
     }
@@ -50,16 +105,6 @@ int main(int argc, char **argv)
         printf("modelc %s\n", MODELC_VERSION);
         return 0;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
-        if (strcmp(commands[i].name, c) == 0) {
-            if (!commands[i].run) {
-                fprintf(stderr, "modelc: command '%s' is not available in this build\n", c);
-                return 2;
-            }
-            return commands[i].run(argc - 1, argv + 1);
-        }
-    }
-    fprintf(stderr, "modelc: unknown command '%s'\n", c);
-    usage(stderr);
-    return 2;
+    const Command *cmd = find_command(c);
+    return cmd ? run(cmd, argc - 1, argv + 1) : unknown_command(c);
 }

@@ -249,6 +249,11 @@ mc_model *mc_compile_ex(const char *path, const mc_options *o, Timer *timer)
     return m;
 }
 
+bool mc_default_cache_dir(char *buf, size_t n)
+{
+    return be_jit_default_cache_dir(buf, n);
+}
+
 mc_model *mc_compile(const char *path, const mc_options *o)
 {
     return mc_compile_ex(path, o, NULL);
@@ -453,11 +458,11 @@ static bool fail(mc_model *m)
 
 bool mc_train_step(mc_model *m, const mc_tensor *batch, int nbatch, double lr, double *loss)
 {
-    return mc_train_step_ex(m, batch, nbatch, lr, loss, NULL);
+    return mc_train_step_metrics(m, batch, nbatch, lr, loss, NULL);
 }
 
-bool mc_train_step_ex(mc_model *m, const mc_tensor *batch, int nbatch, double lr, double *loss,
-                      double *metrics)
+bool mc_train_step_metrics(mc_model *m, const mc_tensor *batch, int nbatch, double lr, double *loss,
+                           double *metrics)
 {
     if (!m->gtrain) {
         mc_set_error(m, "the model has no loss, so it cannot be trained");

@@ -1,5 +1,6 @@
-/* The model handle behind include/modelc.h, shared with the command-line
- * driver (which needs the compiled graphs for printing and statistics). */
+/* The model handle behind include/modelc.h, shared with the library's
+ * commands (include/modelc_inspect.h), which need the compiled graphs for
+ * printing, statistics and watching. */
 #ifndef MODELC_API_INTERNAL_H
 #define MODELC_API_INTERNAL_H
 
@@ -8,6 +9,7 @@
 #include "frontend/frontend.h"
 #include "ir/ir.h"
 #include "ir/base/timer.h"
+#include "passes/passes.h"
 #include "modelc.h"
 #include "runtime/runtime.h"
 
@@ -53,9 +55,15 @@ struct mc_model {
 /* mc_compile with compile-stage timing into timer (may be NULL). */
 mc_model *mc_compile_ex(const char *path, const mc_options *o, Timer *timer);
 const Graph *mc_param_graph(const mc_model *m);
-/* mc_train_step that also returns the batch's metrics (pre-update, train mode). */
-bool mc_train_step_ex(mc_model *m, const mc_tensor *batch, int nbatch, double lr, double *loss,
-                      double *metrics);
 void mc_set_error(mc_model *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- what the inspection commands share (include/modelc_inspect.h) ---- */
+
+/* Load a model (.mdl or .ir) and print its diagnostics to err; NULL on
+ * error. The caller owns d (diags_init / diags_free). */
+Graph *mc_load_source(const char *path, Diags *d, FILE *err);
+/* The mode a function is specialized for: o's with MC_MODE_TRAIN or
+ * MC_MODE_INFER, otherwise def. */
+Mode mc_mode_of(mc_mode m, Mode def);
 
 #endif

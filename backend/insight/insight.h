@@ -110,6 +110,10 @@ double ins_param_grad_ratio(const InsStats *s, int i);
 void ins_input_stats(const Graph *g, const Dataset *data, WarnInputs *out);
 void ins_input_stats_free(WarnInputs *w);
 
+/* ps_warn's static warnings for g, estimated with the statistics of the
+ * data ds, printed to f (stats_cmd.c). */
+void ins_static_warnings(const Graph *g, const Dataset *ds, FILE *f);
+
 /* ---- printing (report.c) ---- */
 
 /* Tables of layers and parameters. */

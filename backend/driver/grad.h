@@ -1,8 +1,9 @@
-/* Shared by `modelc grad` and `modelc gradcheck`: parameter and input
- * tensors for one evaluation, from files or drawn at random, checked
- * against the model with errors naming the file and the tensor. */
-#ifndef MODELC_GRAD_COMMON_H
-#define MODELC_GRAD_COMMON_H
+/* Tensors for one evaluation of a model outside training (modelc grad,
+ * gradcheck and stats): parameters and inputs from files or drawn at
+ * random, checked against the model with errors naming the file and the
+ * tensor. */
+#ifndef MODELC_DRIVER_GRAD_H
+#define MODELC_DRIVER_GRAD_H
 
 #include "backend/interp/interp.h"
 #include "runtime/runtime.h"

@@ -1,4 +1,7 @@
-/* modelc train's explanations around the steps (see train_watch.h).
+/* What `modelc train` does around its steps to explain them (mc_watch in
+ * include/modelc_inspect.h): watching (per-layer statistics on a sample
+ * of the training data, step telemetry, warnings, CSV/JSON columns,
+ * curves) and the NaN/Inf guard.
  *
  * The NaN/Inf guard: the JIT updates the parameters in place, so the
  * parameters a failing step started from are gone once it ran. Before
@@ -10,16 +13,21 @@
  * and the step is re-run op by op with the interpreter on those
  * parameters and the same batch, learning rate and dropout masks to name
  * the first op that produced a NaN or Inf. */
-#include "train_watch.h"
+#include "modelc_inspect.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct TrainWatch {
+#include "backend/driver/api_internal.h"
+#include "backend/driver/data.h"
+#include "insight.h"
+
+struct mc_watch {
     mc_model *m;
-    TrainWatchOpts o;
-    FILE *text;          /* where watch lines go: stdout, or stderr with --json */
+    mc_watch_options o;
+    FILE *out, *err;
+    FILE *text;          /* where watch lines go: out, or err with json */
     Watch *w;            /* watching or plotting */
     bool watching;       /* --watch: print and add columns */
     TensorMap *sample;   /* sample batches */
@@ -33,24 +41,9 @@ struct TrainWatch {
 
 /* ---- static warnings ---- */
 
-void tw_static_warnings(const Graph *src, const Dataset *train, FILE *f)
+void mc_static_warnings(const mc_model *m, const mc_data *train, FILE *f)
 {
-    WarnInputs wi;
-    ins_input_stats(src, train, &wi);
-    Diags wd;
-    diags_init(&wd);
-    for (int i = 0; i < src->nfiles; i++) {
-        size_t len;
-        char *text = read_file(src->files[i], &len);
-        if (text)
-            diags_add_source(&wd, src->files[i], text, len);
-        free(text);
-    }
-    ps_warn((Graph *)src, &wi, &wd);
-    diags_print(&wd, f);
-    fflush(f);
-    diags_free(&wd);
-    ins_input_stats_free(&wi);
+    ins_static_warnings(m->src, mc_data_dataset(train), f);
 }
 
 /* ---- parameter copies ---- */
@@ -79,7 +72,7 @@ static void copy_into(TensorMap *dst, const TensorMap *src)
 
 /* Write the copy back into the model's own tensors (the JIT workspaces
  * stay bound to them). */
-static void restore(TrainWatch *t)
+static void restore(mc_watch *t)
 {
     TensorMap *p = &t->m->params;
     for (int i = 0; i < t->snap.n; i++) {
@@ -97,7 +90,7 @@ static bool learned(const Graph *g, const Node *p)
     return p->op == OP_PARAM && p->a.role == ROLE_WEIGHT && !ps_is_frozen(g, p);
 }
 
-static void copy_learned(TrainWatch *t)
+static void copy_learned(mc_watch *t)
 {
     const Graph *g = t->m->src;
     for (int i = 0; i < g->nnodes; i++) {
@@ -115,10 +108,10 @@ static void copy_learned(TrainWatch *t)
 
 /* ---- setup ---- */
 
-static void take_sample(TrainWatch *t, const Dataset *train)
+static void take_sample(mc_watch *t, const Dataset *train)
 {
-    int64_t b = t->o.batch < TW_SAMPLE_EXAMPLES ? t->o.batch : TW_SAMPLE_EXAMPLES;
-    int64_t n = train->n < TW_SAMPLE_EXAMPLES ? train->n : TW_SAMPLE_EXAMPLES;
+    int64_t b = t->o.batch < MC_WATCH_SAMPLE ? t->o.batch : MC_WATCH_SAMPLE;
+    int64_t n = train->n < MC_WATCH_SAMPLE ? train->n : MC_WATCH_SAMPLE;
     int nb = (int)((n + b - 1) / b);
     t->sample = xcalloc((size_t)nb + 1, sizeof(TensorMap));
     for (int k = 0; k < nb; k++) {
@@ -129,20 +122,32 @@ static void take_sample(TrainWatch *t, const Dataset *train)
     t->nsample = nb;
 }
 
-TrainWatch *tw_new(mc_model *m, const TrainWatchOpts *o, const Dataset *train, Diags *d)
+void mc_watch_options_default(mc_watch_options *o)
 {
-    TrainWatch *t = xcalloc(1, sizeof *t);
+    memset(o, 0, sizeof *o);
+    o->every = -1;
+    o->batch = MC_WATCH_SAMPLE;
+}
+
+static mc_watch *watch_new(mc_model *m, const mc_watch_options *o, const Dataset *train, FILE *out,
+                           FILE *err, Diags *d)
+{
+    mc_watch *t = xcalloc(1, sizeof *t);
     t->m = m;
     t->o = *o;
-    t->text = o->json ? stderr : stdout;
-    t->watching = o->watch >= 0;
+    t->out = out;
+    t->err = err;
+    t->text = o->json ? err : out;
+    t->watching = o->every >= 0;
+    if (t->o.batch < 1)
+        t->o.batch = MC_WATCH_SAMPLE;
     rt_map_init(&t->snap);
     rt_map_init(&t->at_record);
     if (t->watching || o->plot_dir) {
         WatchOpts wo = {1, m->seed, !t->watching || o->json};
         t->w = ins_watch_new(m->src, &wo, d);
         if (!t->w) {
-            tw_free(t);
+            mc_watch_free(t);
             return NULL;
         }
         take_sample(t, train);
@@ -151,7 +156,18 @@ TrainWatch *tw_new(mc_model *m, const TrainWatchOpts *o, const Dataset *train, D
     return t;
 }
 
-void tw_free(TrainWatch *t)
+mc_watch *mc_watch_new(mc_model *m, const mc_watch_options *o, const mc_data *train, FILE *out, FILE *err)
+{
+    Diags d;
+    diags_init(&d);
+    mc_watch *t = watch_new(m, o, mc_data_dataset(train), out, err, &d);
+    if (!t)
+        diags_print(&d, err);
+    diags_free(&d);
+    return t;
+}
+
+void mc_watch_free(mc_watch *t)
 {
     if (!t)
         return;
@@ -164,7 +180,7 @@ void tw_free(TrainWatch *t)
     free(t);
 }
 
-void tw_csv_header(const TrainWatch *t, FILE *f)
+void mc_watch_csv_header(const mc_watch *t, FILE *f)
 {
     if (t->watching)
         ins_watch_csv_header(t->w, f);
@@ -172,7 +188,7 @@ void tw_csv_header(const TrainWatch *t, FILE *f)
 
 /* ---- the NaN/Inf guard ---- */
 
-void tw_before_step(TrainWatch *t)
+void mc_watch_before_step(mc_watch *t)
 {
     copy_into(&t->snap, &t->m->params);
     t->snap_step = t->m->step;
@@ -196,7 +212,7 @@ static bool tensor_finite(const Tensor *x, int64_t *first)
 }
 
 /* The first parameter holding a non-finite value, or NULL. */
-static const char *nonfinite_param(const TrainWatch *t)
+static const char *nonfinite_param(const mc_watch *t)
 {
     const TensorMap *p = &t->m->params;
     int64_t first;
@@ -206,7 +222,7 @@ static const char *nonfinite_param(const TrainWatch *t)
     return NULL;
 }
 
-static const char *nonfinite_telemetry(const TrainWatch *t)
+static const char *nonfinite_telemetry(const mc_watch *t)
 {
     for (int i = 0; i < mc_num_telemetry(t->m); i++)
         if (!isfinite(mc_telemetry_value(t->m, i)))
@@ -215,7 +231,7 @@ static const char *nonfinite_telemetry(const TrainWatch *t)
 }
 
 /* Restore the parameters from before the step and re-run it op by op. */
-static void explain(TrainWatch *t, double lr)
+static void explain(mc_watch *t, double lr)
 {
     if (!t->snap_valid)
         return;
@@ -223,8 +239,8 @@ static void explain(TrainWatch *t, double lr)
     if (t->reported)
         return;
     t->reported = true;
-    fflush(stdout);
-    fprintf(stderr,
+    fflush(t->out);
+    fprintf(t->err,
             "modelc train: no update applied; step %lld re-run op by op with the interpreter on "
             "the parameters before it:\n",
             (long long)t->snap_step + 1);
@@ -236,19 +252,19 @@ static void explain(TrainWatch *t, double lr)
     InsNumResult r = INS_NUM_ERROR;
     if (n) {
         ins_numerics_step_label(n, t->snap_step + 1);
-        r = ins_numerics_check(n, &t->snap, &t->m->batch, &ro, stderr);
+        r = ins_numerics_check(n, &t->snap, &t->m->batch, &ro, t->err);
     }
-    diags_print(&d, stderr);
+    diags_print(&d, t->err);
     diags_free(&d);
     ins_numerics_free(n);
     if (r == INS_NUM_FINITE)
-        fprintf(stderr,
+        fprintf(t->err,
                 "modelc train: the interpreter computes step %lld without a NaN or Inf: the "
                 "compiled step and the reference disagree here\n",
                 (long long)t->snap_step + 1);
 }
 
-bool tw_after_step(TrainWatch *t, int epoch, int64_t bi, double lr)
+bool mc_watch_after_step(mc_watch *t, int epoch, int64_t bi, double lr)
 {
     mc_model *m = t->m;
     if (t->w && mc_num_telemetry(m)) {
@@ -267,35 +283,35 @@ bool tw_after_step(TrainWatch *t, int epoch, int64_t bi, double lr)
     const char *bad = bad_grad ? NULL : nonfinite_param(t);
     if (!bad_grad && !bad)
         return true;
-    fflush(stdout);
+    fflush(t->out);
     if (bad_grad && strncmp(bad_grad, "grad_sq.", 8) == 0)
-        fprintf(stderr, "modelc train: epoch %d, batch %lld: step %lld: the gradient of '%s' is not finite\n",
+        fprintf(t->err, "modelc train: epoch %d, batch %lld: step %lld: the gradient of '%s' is not finite\n",
                 epoch, (long long)bi + 1, (long long)t->snap_step + 1, bad_grad + 8);
     else if (bad_grad)
-        fprintf(stderr, "modelc train: epoch %d, batch %lld: step %lld: telemetry '%s' is not finite\n",
+        fprintf(t->err, "modelc train: epoch %d, batch %lld: step %lld: telemetry '%s' is not finite\n",
                 epoch, (long long)bi + 1, (long long)t->snap_step + 1, bad_grad);
     else
-        fprintf(stderr,
+        fprintf(t->err,
                 "modelc train: epoch %d, batch %lld: step %lld made parameter '%s' non-finite\n",
                 epoch, (long long)bi + 1, (long long)t->snap_step + 1, bad);
     explain(t, lr);
     return false;
 }
 
-void tw_step_failed(TrainWatch *t, int epoch, int64_t bi, double lr)
+void mc_watch_step_failed(mc_watch *t, int epoch, int64_t bi, double lr)
 {
     (void)epoch;
     (void)bi;
     explain(t, lr);
 }
 
-bool tw_params_finite(TrainWatch *t, int epoch, double lr)
+bool mc_watch_params_finite(mc_watch *t, int epoch, double lr)
 {
     const char *bad = nonfinite_param(t);
     if (!bad)
         return true;
-    fflush(stdout);
-    fprintf(stderr,
+    fflush(t->out);
+    fprintf(t->err,
             "modelc train: after epoch %d parameter '%s' is not finite; no checkpoint written\n",
             epoch, bad);
     explain(t, lr);
@@ -304,33 +320,37 @@ bool tw_params_finite(TrainWatch *t, int epoch, double lr)
 
 /* ---- watching ---- */
 
-bool tw_record_due(const TrainWatch *t, int64_t step)
+bool mc_watch_record_due(const mc_watch *t, int64_t step)
 {
-    return t->watching && t->o.watch > 0 && step % t->o.watch == 0;
+    return t->watching && t->o.every > 0 && step % t->o.every == 0;
 }
 
-bool tw_record(TrainWatch *t, int epoch, int64_t step, double x, bool epoch_end, Diags *d)
+bool mc_watch_record(mc_watch *t, int epoch, int64_t step, double x, bool epoch_end)
 {
     if (!t->w)
         return true;
+    Diags d;
+    diags_init(&d);
     WatchPoint pt = {epoch, step, x, epoch_end};
     FILE *log = t->watching ? t->text : NULL;
-    fflush(stdout);
+    fflush(t->out);
     bool ok = ins_watch_record(t->w, &pt, &t->at_record, &t->m->params, t->sample, t->nsample,
-                               log, d);
+                               log, &d);
     if (log)
         fflush(log);
     copy_learned(t);
+    diags_print(&d, t->err);
+    diags_free(&d);
     return ok;
 }
 
-void tw_csv_row(const TrainWatch *t, FILE *f)
+void mc_watch_csv_row(const mc_watch *t, FILE *f)
 {
     if (t->watching)
         ins_watch_csv_row(t->w, f);
 }
 
-void tw_json(const TrainWatch *t, FILE *f)
+void mc_watch_json(const mc_watch *t, FILE *f)
 {
     if (!t->watching)
         return;
@@ -338,19 +358,22 @@ void tw_json(const TrainWatch *t, FILE *f)
     ins_watch_json(t->w, f);
 }
 
-void tw_metric(TrainWatch *t, int epoch, const char *name, double value)
+void mc_watch_metric(mc_watch *t, int epoch, const char *name, double value)
 {
     if (t->w)
         ins_watch_metric(t->w, epoch, name, value);
 }
 
-bool tw_finish(TrainWatch *t, Diags *d)
+bool mc_watch_finish(mc_watch *t)
 {
     if (!t->o.plot_dir || !t->w)
         return true;
-    if (!ins_watch_plots(t->w, t->o.plot_dir, d))
-        return false;
-    if (!t->o.json)
-        printf("wrote curves to %s/\n", t->o.plot_dir);
-    return true;
+    Diags d;
+    diags_init(&d);
+    bool ok = ins_watch_plots(t->w, t->o.plot_dir, &d);
+    diags_print(&d, t->err);
+    diags_free(&d);
+    if (ok && !t->o.json)
+        fprintf(t->out, "wrote curves to %s/\n", t->o.plot_dir);
+    return ok;
 }
