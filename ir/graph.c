@@ -6,10 +6,14 @@
 #include <string.h>
 
 const OpInfo ir_ops[OP_COUNT] = {
-#define OP(E, name, arity, cls, flags) [OP_##E] = {#name, arity, cls, flags},
+#define OP(E, name, arity, cls, flags, ...) [OP_##E] = {#name, arity, cls, flags},
 #include "ops.def"
 #undef OP
 };
+
+/* A new row of ops.def: go through the checklist for adding an op
+ * (HACKING.md), then count it here. */
+_Static_assert(OP_COUNT == 56, "ops.def gained or lost an op");
 
 int ir_op_from_name(const char *s)
 {

@@ -75,7 +75,7 @@ typedef enum { OPC_LEAF, OPC_UNARY, OPC_BINARY, OPC_REDUCE, OPC_SHAPE, OPC_OTHER
 enum { OPF_DIFF = 1, OPF_NOGRAD = 2, OPF_RANDOM = 4 };
 
 typedef enum {
-#define OP(E, name, arity, cls, flags) OP_##E,
+#define OP(E, ...) OP_##E,
 #include "ops.def"
 #undef OP
     OP_COUNT

@@ -629,7 +629,7 @@ static void grad_result(AD *c, Node *y, Node *gy)
 }
 
 static const GradRule grad_rules[OP_COUNT] = {
-#define OP(E, name, arity, cls, flags) [OP_##E] = grad_##name,
+#define OP(E, name, ...) [OP_##E] = grad_##name,
 #include "ir/ops.def"
 #undef OP
 };
