@@ -357,7 +357,7 @@ Node *ir_fused_reduction(const Node *fused)
     if (fused->op != OP_FUSED || !fused->sub || fused->sub->nouts < 1)
         return NULL;
     Node *r = fused->sub->outs[0].val;
-    return ir_ops[r->op].cls == OPC_REDUCE && r->op != OP_ARGMAX ? r : NULL;
+    return ir_op_has(r->op, OPF_REDUCTION) ? r : NULL;
 }
 
 Node *ir_fused_softmax(const Node *fused)

@@ -691,8 +691,7 @@ static void mark(AD *c, Node *loss, Node *const *wrt, int nwrt)
             c->dep[i] = true;
             continue;
         }
-        int f = ir_ops[n->op].flags;
-        if (!(f & OPF_DIFF) || !ir_dtype_is_float(n->dt))
+        if (!ir_op_has(n->op, OPF_DIFF) || !ir_dtype_is_float(n->dt))
             continue;
         for (int j = 0; j < n->nin && !c->dep[i]; j++)
             c->dep[i] = c->dep[n->in[j]->id];

@@ -36,7 +36,7 @@ static double sigm(double z)
 
 static bool positive_domain(Op op)
 {
-    return op == OP_LOG || op == OP_SQRT || op == OP_RSQRT;
+    return ir_op_has(op, OPF_POSDOMAIN);
 }
 
 static double apply(Op op, double alpha, double z)

@@ -187,8 +187,6 @@ static Node *rw_add(Simp *s, Node *n, Node *a, Node *b)
         return a;
     if (is_val(a, 0) && fits(n, b))
         return b;
-    if (is_sconst(a) && !is_sconst(b))
-        return mk2(s, OP_ADD, b, a);
     if (b->op == OP_NEG)
         return mk2(s, OP_SUB, a, b->in[0]);
     if (a->op == OP_NEG)
@@ -209,8 +207,6 @@ static Node *rw_sub(Simp *s, Node *n, Node *a, Node *b)
 
 static Node *rw_mul(Simp *s, Node *n, Node *a, Node *b)
 {
-    if (is_sconst(a) && !is_sconst(b))
-        return mk2(s, OP_MUL, b, a);
     if (is_sconst(b)) {
         double c = b->a.value;
         if (c == 1 && fits(n, a))
@@ -274,8 +270,6 @@ static Node *rw_div(Simp *s, Node *n, Node *a, Node *b)
 
 static Node *rw_neg(Simp *s, Node *n, Node *a)
 {
-    if (a->op == OP_NEG)
-        return same_or_null(n, a->in[0]);
     if (a->op == OP_SUB)
         return mk2(s, OP_SUB, a->in[1], a->in[0]);
     if (a->op == OP_MUL && is_sconst(a->in[1]))
@@ -310,7 +304,7 @@ static Node *rw_select(Simp *s, Node *n)
 /* binary(x, broadcast(y)) -> binary(x, y) when the result keeps its shape. */
 static Node *rw_drop_broadcast(Simp *s, Node *n)
 {
-    if (ir_ops[n->op].cls != OPC_BINARY && n->op != OP_SELECT)
+    if (!ir_op_is_elementwise(n->op) || n->nin < 2)
         return NULL;
     for (int i = 0; i < n->nin; i++) {
         if (n->in[i]->op != OP_BROADCAST)
@@ -368,9 +362,25 @@ static Node *rw_shape_op(Simp *s, Node *n, Node *a)
     return NULL;
 }
 
+/* Rewrites that op facts of ops.def decide: f(f(x)) -> x for an
+ * involution; a scalar constant moves to the right of a commutative op. */
+static Node *rw_by_facts(Simp *s, Node *n)
+{
+    Node *a = n->nin > 0 ? n->in[0] : NULL;
+    if (ir_op_has(n->op, OPF_INVOLUTION) && a->op == n->op)
+        return same_or_null(n, a->in[0]);
+    if (ir_op_has(n->op, OPF_COMMUTATIVE) && is_sconst(a) && !is_sconst(n->in[1])) {
+        Node *in[2] = {n->in[1], a};
+        return mk(s, n->op, in, 2, &n->a);
+    }
+    return NULL;
+}
+
 static Node *rewrite(Simp *s, Node *n)
 {
     Node *r = fold(s, n);
+    if (!r)
+        r = rw_by_facts(s, n);
     if (r)
         return r;
     Node *a = n->nin > 0 ? n->in[0] : NULL, *b = n->nin > 1 ? n->in[1] : NULL;
@@ -487,7 +497,7 @@ static bool attrs_equal(const Attrs *x, const Attrs *y)
 
 static bool cse_candidate(const Node *n)
 {
-    if (n->op == OP_FUSED || (ir_ops[n->op].flags & OPF_RANDOM))
+    if (n->op == OP_FUSED || ir_op_has(n->op, OPF_RANDOM))
         return false;
     return n->op == OP_CONST || ir_ops[n->op].cls != OPC_LEAF;
 }
