@@ -1,7 +1,7 @@
 /* Internals of the reference interpreter: the evaluation context, the
  * signature of an op routine and its declaration for every op of
- * ir/ops.def (the table in interp.c names interp_<op> for every row, so a
- * new op without a routine does not link), and index helpers shared by the
+ * ir/ops.def (the table in interp.c is built from ops.def too, so a new op
+ * without a routine does not link), and index helpers shared by the
  * routines. Semantics of every op: docs/ops.md. */
 #ifndef MODELC_INTERP_IMPL_H
 #define MODELC_INTERP_IMPL_H
@@ -26,12 +26,22 @@ typedef bool (*InterpFn)(Interp *ip, const Node *nd, Tensor *const *in, Tensor *
 
 #define INTERP_FN(name) bool interp_##name(Interp *ip, const Node *nd, Tensor *const *in, Tensor *out)
 
-/* One routine per row of ir/ops.def: leaves and elementwise ops in
- * ops_elem.c (INPUT and PARAM are bound by the driver), reductions and
- * shape ops in ops_shape.c, linear algebra, convolution, pooling,
- * softmax (and the fused softmax cross-entropy rows), one_hot and dropout
- * in ops_nn.c, phase, fused and result in interp.c. */
-#define OP(E, name, ...) INTERP_FN(name);
+/* The routine of each row of ir/ops.def, by its class: unary and binary
+ * ops share interp_elementwise, which maps the op's scalar kernels over
+ * the elements (ops_elem.c); every other op has interp_<text_name>:
+ * leaves and select in ops_elem.c (INPUT and PARAM are bound by the
+ * driver), reductions and shape ops in ops_shape.c, linear algebra,
+ * convolution, pooling, softmax (and the fused softmax cross-entropy
+ * rows), one_hot and dropout in ops_nn.c, phase, fused and result in
+ * interp.c. */
+#define INTERP_ROUTINE_OPC_LEAF(name) interp_##name
+#define INTERP_ROUTINE_OPC_UNARY(name) interp_elementwise
+#define INTERP_ROUTINE_OPC_BINARY(name) interp_elementwise
+#define INTERP_ROUTINE_OPC_REDUCE(name) interp_##name
+#define INTERP_ROUTINE_OPC_SHAPE(name) interp_##name
+#define INTERP_ROUTINE_OPC_OTHER(name) interp_##name
+#define OP(E, name, arity, cls, ...) \
+    bool INTERP_ROUTINE_##cls(name)(Interp *ip, const Node *nd, Tensor *const *in, Tensor *out);
 #include "ir/ops.def"
 #undef OP
 
