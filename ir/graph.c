@@ -25,7 +25,8 @@ int ir_op_from_name(const char *s)
 
 bool ir_op_is_elementwise(Op op)
 {
-    return ir_ops[op].cls == OPC_UNARY || ir_ops[op].cls == OPC_BINARY || op == OP_SELECT;
+    OpClass c = ir_ops[op].cls;
+    return c == OPC_UNARY || c == OPC_BINARY || c == OPC_TERNARY;
 }
 
 static const char *dtype_names[DT_COUNT] = {"f32", "f64", "i32"};

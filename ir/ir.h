@@ -71,7 +71,7 @@ typedef enum {
 } ParamRole;
 
 /* ---- ops ---- */
-typedef enum { OPC_LEAF, OPC_UNARY, OPC_BINARY, OPC_REDUCE, OPC_SHAPE, OPC_OTHER } OpClass;
+typedef enum { OPC_LEAF, OPC_UNARY, OPC_BINARY, OPC_TERNARY, OPC_REDUCE, OPC_SHAPE, OPC_OTHER } OpClass;
 /* The flags column of ops.def (documented there). */
 enum {
     OPF_DIFF = 1 << 0,
@@ -102,7 +102,7 @@ typedef struct OpInfo {
 
 extern const OpInfo ir_ops[OP_COUNT];
 int ir_op_from_name(const char *s); /* -1 if unknown */
-bool ir_op_is_elementwise(Op op);   /* unary, binary, select */
+bool ir_op_is_elementwise(Op op);   /* of class OPC_UNARY, OPC_BINARY or OPC_TERNARY */
 
 /* Does op have every flag of `flags` (OPF_*)? */
 static inline bool ir_op_has(Op op, int flags)

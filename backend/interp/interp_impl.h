@@ -37,6 +37,7 @@ typedef bool (*InterpFn)(Interp *ip, const Node *nd, Tensor *const *in, Tensor *
 #define INTERP_ROUTINE_OPC_LEAF(name) interp_##name
 #define INTERP_ROUTINE_OPC_UNARY(name) interp_elementwise
 #define INTERP_ROUTINE_OPC_BINARY(name) interp_elementwise
+#define INTERP_ROUTINE_OPC_TERNARY(name) interp_##name
 #define INTERP_ROUTINE_OPC_REDUCE(name) interp_##name
 #define INTERP_ROUTINE_OPC_SHAPE(name) interp_##name
 #define INTERP_ROUTINE_OPC_OTHER(name) interp_##name

@@ -113,6 +113,7 @@ typedef struct Kernel {
 #define cast_f64 NULL
 #define KERNEL_OPC_UNARY(E, name) [OP_##E] = {name##_f32, name##_f64},
 #define KERNEL_OPC_BINARY(E, name) [OP_##E] = {name##_f32, name##_f64},
+#define KERNEL_OPC_TERNARY(E, name)
 #define KERNEL_OPC_LEAF(E, name)
 #define KERNEL_OPC_REDUCE(E, name)
 #define KERNEL_OPC_SHAPE(E, name)
