@@ -6,10 +6,14 @@
 #include <string.h>
 
 const OpInfo ir_ops[OP_COUNT] = {
-#define OP(E, name, arity, cls, flags) [OP_##E] = {#name, arity, cls, flags},
+#define OP(E, name, arity, cls, flags, ...) [OP_##E] = {#name, arity, cls, flags},
 #include "ops.def"
 #undef OP
 };
+
+/* A new row of ops.def: go through the checklist for adding an op
+ * (HACKING.md), then count it here. */
+_Static_assert(OP_COUNT == 56, "ops.def gained or lost an op");
 
 int ir_op_from_name(const char *s)
 {
@@ -21,7 +25,8 @@ int ir_op_from_name(const char *s)
 
 bool ir_op_is_elementwise(Op op)
 {
-    return ir_ops[op].cls == OPC_UNARY || ir_ops[op].cls == OPC_BINARY || op == OP_SELECT;
+    OpClass c = ir_ops[op].cls;
+    return c == OPC_UNARY || c == OPC_BINARY || c == OPC_TERNARY;
 }
 
 static const char *dtype_names[DT_COUNT] = {"f32", "f64", "i32"};
@@ -353,7 +358,7 @@ Node *ir_fused_reduction(const Node *fused)
     if (fused->op != OP_FUSED || !fused->sub || fused->sub->nouts < 1)
         return NULL;
     Node *r = fused->sub->outs[0].val;
-    return ir_ops[r->op].cls == OPC_REDUCE && r->op != OP_ARGMAX ? r : NULL;
+    return ir_op_has(r->op, OPF_REDUCTION) ? r : NULL;
 }
 
 Node *ir_fused_softmax(const Node *fused)

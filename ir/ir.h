@@ -74,11 +74,23 @@ typedef enum {
 } ParamRole;
 
 /* ---- ops ---- */
-typedef enum { OPC_LEAF, OPC_UNARY, OPC_BINARY, OPC_REDUCE, OPC_SHAPE, OPC_OTHER } OpClass;
-enum { OPF_DIFF = 1, OPF_NOGRAD = 2, OPF_RANDOM = 4 };
+typedef enum { OPC_LEAF, OPC_UNARY, OPC_BINARY, OPC_TERNARY, OPC_REDUCE, OPC_SHAPE, OPC_OTHER } OpClass;
+/* The flags column of ops.def (documented there). */
+enum {
+    OPF_DIFF = 1 << 0,
+    OPF_NOGRAD = 1 << 1,
+    OPF_RANDOM = 1 << 2,
+    OPF_CHEAP = 1 << 3,
+    OPF_EXPLIKE = 1 << 4,
+    OPF_POSDOMAIN = 1 << 5,
+    OPF_REDUCTION = 1 << 6,
+    OPF_COMMUTATIVE = 1 << 7,
+    OPF_INVOLUTION = 1 << 8,
+    OPF_SATURATES = 1 << 9,
+};
 
 typedef enum {
-#define OP(E, name, arity, cls, flags) OP_##E,
+#define OP(E, ...) OP_##E,
 #include "ops.def"
 #undef OP
     OP_COUNT
@@ -93,7 +105,13 @@ typedef struct OpInfo {
 
 extern const OpInfo ir_ops[OP_COUNT];
 int ir_op_from_name(const char *s); /* -1 if unknown */
-bool ir_op_is_elementwise(Op op);   /* unary, binary, select */
+bool ir_op_is_elementwise(Op op);   /* of class OPC_UNARY, OPC_BINARY or OPC_TERNARY */
+
+/* Does op have every flag of `flags` (OPF_*)? */
+static inline bool ir_op_has(Op op, int flags)
+{
+    return (ir_ops[op].flags & flags) == flags;
+}
 
 /* ---- attributes: one struct, each op reads the fields it documents ---- */
 typedef struct Attrs {

@@ -60,7 +60,7 @@ enum {
 };
 
 extern const char *const ir_attr_names[TA_COUNT]; /* indexed by bit number */
-unsigned ir_attr_mask(Op op);                     /* attributes op may carry */
+unsigned ir_attr_mask(Op op);                     /* attributes op may carry: ops.def */
 /* Attributes printed even when they hold the default value. */
 #define TA_ALWAYS (TA_AXES | TA_AXIS | TA_SHAPE | TA_SLICE | TA_WINDOW | TA_VALUE | TA_TO | TA_DEPTH | TA_STREAM)
 /* Number of begin/end/step entries a slice op carries. */

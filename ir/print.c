@@ -154,57 +154,16 @@ int ir_keyword_index(const char *const *tab, int n, const char *s)
     return -1;
 }
 
+/* The attrs column of ops.def. */
+static const unsigned attr_masks[OP_COUNT] = {
+#define OP(E, name, arity, cls, flags, attrs) [OP_##E] = (attrs),
+#include "ops.def"
+#undef OP
+};
+
 unsigned ir_attr_mask(Op op)
 {
-    switch (op) {
-    case OP_ELU:
-        return TA_VALUE;
-    case OP_CAST:
-        return TA_TO;
-    case OP_REDUCE_SUM:
-    case OP_REDUCE_MEAN:
-    case OP_REDUCE_MAX:
-    case OP_ARGMAX:
-        return TA_AXES | TA_KEEPDIMS;
-    case OP_BROADCAST:
-    case OP_RESHAPE:
-        return TA_SHAPE;
-    case OP_TRANSPOSE:
-        return TA_AXES;
-    case OP_SLICE:
-        return TA_SLICE;
-    case OP_SLICE_GRAD:
-        return TA_SHAPE | TA_SLICE;
-    case OP_CONCAT:
-    case OP_SOFTMAX:
-    case OP_LOG_SOFTMAX:
-    case OP_LOG_SOFTMAX_DOT:
-    case OP_LOG_SOFTMAX_GRAD:
-        return TA_AXIS;
-    case OP_MATMUL:
-        return TA_TA | TA_TB | TA_ALPHA;
-    case OP_CONV2D:
-        return TA_STRIDE | TA_PAD | TA_ALPHA;
-    case OP_CONV2D_GRAD_INPUT:
-    case OP_CONV2D_GRAD_KERNEL:
-        return TA_SHAPE | TA_STRIDE | TA_PAD;
-    case OP_MAX_POOL2D:
-    case OP_AVG_POOL2D:
-    case OP_MAX_POOL2D_GRAD:
-        return TA_WINDOW | TA_STRIDE | TA_PAD;
-    case OP_AVG_POOL2D_GRAD:
-        return TA_SHAPE | TA_WINDOW | TA_STRIDE | TA_PAD;
-    case OP_ONE_HOT:
-        return TA_DEPTH | TA_TO;
-    case OP_DROPOUT_MASK:
-        return TA_VALUE | TA_STREAM;
-    case OP_PHASE:
-        return TA_NAME;
-    case OP_RESULT:
-        return TA_INDEX;
-    default:
-        return 0;
-    }
+    return attr_masks[op];
 }
 
 int ir_slice_rank(const Node *n)

@@ -543,6 +543,11 @@ bool ir_infer(Node *n, Diags *d)
         return true;
     case OPC_BINARY:
         return same_dtype(n, d) && infer_broadcast(n, 0, d);
+    case OPC_TERNARY: /* select */
+        if (!same_dtype(n, d) || !infer_broadcast(n, 0, d))
+            return false;
+        n->dt = n->in[1]->dt;
+        return true;
     case OPC_REDUCE:
         return need_float(n, n->in[0], d) && infer_reduce(n, d);
     case OPC_SHAPE:
@@ -565,11 +570,6 @@ bool ir_infer(Node *n, Diags *d)
         break;
     case OPC_OTHER:
         switch (n->op) {
-        case OP_SELECT:
-            if (!same_dtype(n, d) || !infer_broadcast(n, 0, d))
-                return false;
-            n->dt = n->in[1]->dt;
-            return true;
         case OP_MATMUL:
             return same_dtype(n, d) && infer_matmul(n, d);
         case OP_CONV2D:

@@ -184,7 +184,7 @@ static bool is_fresh_output(const Node *n, const Node *x)
  * softmax row op: those are outputs only. */
 static bool row_op(const Node *x)
 {
-    return (ir_ops[x->op].cls == OPC_REDUCE && x->op != OP_ARGMAX) || x->op == OP_LOG_SOFTMAX_DOT ||
+    return ir_op_has(x->op, OPF_REDUCTION) || x->op == OP_LOG_SOFTMAX_DOT ||
            x->op == OP_LOG_SOFTMAX_GRAD;
 }
 
@@ -193,7 +193,7 @@ static bool check_body_node(Verifier *V, int i, Node *x, int *anchors, int *rows
 {
     Node *n = V->g->nodes[i];
     Graph *b = n->sub;
-    bool reduction = ir_ops[x->op].cls == OPC_REDUCE && x->op != OP_ARGMAX;
+    bool reduction = ir_op_has(x->op, OPF_REDUCTION);
     for (int j = 0; j < x->nin && !reduction; j++) /* a reduction's operand: check_fresh_result */
         if (row_op(x->in[j])) {
             verr(V, i, "body op %s reads %s, which only a body output may be", ir_ops[x->op].name,

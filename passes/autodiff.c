@@ -629,7 +629,7 @@ static void grad_result(AD *c, Node *y, Node *gy)
 }
 
 static const GradRule grad_rules[OP_COUNT] = {
-#define OP(E, name, arity, cls, flags) [OP_##E] = grad_##name,
+#define OP(E, name, ...) [OP_##E] = grad_##name,
 #include "ir/ops.def"
 #undef OP
 };
@@ -691,8 +691,7 @@ static void mark(AD *c, Node *loss, Node *const *wrt, int nwrt)
             c->dep[i] = true;
             continue;
         }
-        int f = ir_ops[n->op].flags;
-        if (!(f & OPF_DIFF) || !ir_dtype_is_float(n->dt))
+        if (!ir_op_has(n->op, OPF_DIFF) || !ir_dtype_is_float(n->dt))
             continue;
         for (int j = 0; j < n->nin && !c->dep[i]; j++)
             c->dep[i] = c->dep[n->in[j]->id];

@@ -19,7 +19,7 @@
  *   - P is not a graph output, and every user of P is fusible;
  *   - its users lie in one group: P moves there. If P has fewer elements
  *     than the group's result it is recomputed per result element, so
- *     only a cheap P (no exp, log, tanh, sigmoid, elu, sqrt, rsqrt, pow)
+ *     only a cheap P (OPF_CHEAP in ops.def: no exp, log, sqrt, pow, ...)
  *     moves into a larger group;
  *   - its users lie in several groups: P is duplicated into each, only
  *     when P is cheap and has as many elements as every one of those
@@ -150,19 +150,7 @@ static bool fusible(const Node *n)
 
 static bool cheap(const Node *n)
 {
-    switch (n->op) {
-    case OP_EXP:
-    case OP_LOG:
-    case OP_TANH:
-    case OP_SIGMOID:
-    case OP_ELU:
-    case OP_SQRT:
-    case OP_RSQRT:
-    case OP_POW:
-        return false;
-    default:
-        return true;
-    }
+    return ir_op_has(n->op, OPF_CHEAP);
 }
 
 /* Constants are copied into bodies (scalars only: a shaped constant is
@@ -420,7 +408,7 @@ static void merge_slot_updates(Fuser *f)
 
 static bool is_reduction(const Node *n)
 {
-    return n->op == OP_REDUCE_SUM || n->op == OP_REDUCE_MEAN || n->op == OP_REDUCE_MAX;
+    return ir_op_has(n->op, OPF_REDUCTION);
 }
 
 /* A group whose result only a reduction reads (and which has no GEMM)

@@ -9,6 +9,7 @@
  * the right of commutative ops so that chains of constant factors meet and
  * fold: mul(mul(x, 2), 0.5) becomes x. */
 #include "passes.h"
+#include "backend/interp/interp.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -107,69 +108,24 @@ static bool bcast_shapes(Shape a, Shape b, Shape *out)
     return true;
 }
 
-/* ---- constant folding of scalar expressions ---- */
-
-static bool eval_unary(const Node *n, double x, double *r)
-{
-    switch (n->op) {
-    case OP_NEG: *r = -x; break;
-    case OP_EXP: *r = exp(x); break;
-    case OP_LOG: *r = log(x); break;
-    case OP_TANH: *r = tanh(x); break;
-    case OP_SIGMOID: *r = 1.0 / (1.0 + exp(-x)); break;
-    case OP_RELU: *r = x > 0 ? x : 0; break;
-    case OP_ELU: *r = x > 0 ? x : n->a.value * expm1(x); break;
-    case OP_SQRT: *r = sqrt(x); break;
-    case OP_RSQRT: *r = 1.0 / sqrt(x); break;
-    case OP_SQUARE: *r = x * x; break;
-    case OP_ABS: *r = fabs(x); break;
-    case OP_SIGN: *r = x > 0 ? 1 : x < 0 ? -1 : 0; break;
-    case OP_CAST:
-        if (!ir_dtype_is_float(n->dt))
-            return false;
-        *r = x;
-        break;
-    default: return false;
-    }
-    return true;
-}
-
-static bool eval_binary(Op op, double a, double b, double *r)
-{
-    switch (op) {
-    case OP_ADD: *r = a + b; break;
-    case OP_SUB: *r = a - b; break;
-    case OP_MUL: *r = a * b; break;
-    case OP_DIV: *r = a / b; break;
-    case OP_POW: *r = pow(a, b); break;
-    case OP_MAXIMUM: *r = a > b ? a : b; break;
-    case OP_MINIMUM: *r = a < b ? a : b; break;
-    case OP_GT: *r = a > b; break;
-    case OP_GE: *r = a >= b; break;
-    case OP_LT: *r = a < b; break;
-    case OP_LE: *r = a <= b; break;
-    case OP_EQ: *r = a == b; break;
-    default: return false;
-    }
-    return true;
-}
+/* ---- constant folding of scalar expressions ----
+ * By the interpreter's f64 kernels (be_interp_elem), on the constants'
+ * exact values: the folded constant is what the interpreter computes for
+ * the node in f64, bit for bit, whatever the node's float dtype (an f32
+ * graph rounds it when it is evaluated, as any constant). */
 
 static Node *fold(Simp *s, Node *n)
 {
     if (!ir_op_is_elementwise(n->op) || n->shape.rank != 0 || !ir_dtype_is_float(n->dt))
         return NULL;
-    for (int i = 0; i < n->nin; i++)
+    double x[3];
+    for (int i = 0; i < n->nin; i++) {
         if (!is_sconst(n->in[i]) || !ir_dtype_is_float(n->in[i]->dt))
             return NULL;
-    double r = 0;
-    bool ok = true;
-    if (n->op == OP_SELECT)
-        r = n->in[0]->a.value != 0 ? n->in[1]->a.value : n->in[2]->a.value;
-    else if (n->nin == 1)
-        ok = eval_unary(n, n->in[0]->a.value, &r);
-    else
-        ok = eval_binary(n->op, n->in[0]->a.value, n->in[1]->a.value, &r);
-    if (!ok || !isfinite(r))
+        x[i] = n->in[i]->a.value;
+    }
+    double r = be_interp_elem(n->op, DT_F64, n->a.value, x);
+    if (!isfinite(r))
         return NULL;
     return mkconst(s, n->dt, r);
 }
@@ -187,8 +143,6 @@ static Node *rw_add(Simp *s, Node *n, Node *a, Node *b)
         return a;
     if (is_val(a, 0) && fits(n, b))
         return b;
-    if (is_sconst(a) && !is_sconst(b))
-        return mk2(s, OP_ADD, b, a);
     if (b->op == OP_NEG)
         return mk2(s, OP_SUB, a, b->in[0]);
     if (a->op == OP_NEG)
@@ -209,8 +163,6 @@ static Node *rw_sub(Simp *s, Node *n, Node *a, Node *b)
 
 static Node *rw_mul(Simp *s, Node *n, Node *a, Node *b)
 {
-    if (is_sconst(a) && !is_sconst(b))
-        return mk2(s, OP_MUL, b, a);
     if (is_sconst(b)) {
         double c = b->a.value;
         if (c == 1 && fits(n, a))
@@ -274,8 +226,6 @@ static Node *rw_div(Simp *s, Node *n, Node *a, Node *b)
 
 static Node *rw_neg(Simp *s, Node *n, Node *a)
 {
-    if (a->op == OP_NEG)
-        return same_or_null(n, a->in[0]);
     if (a->op == OP_SUB)
         return mk2(s, OP_SUB, a->in[1], a->in[0]);
     if (a->op == OP_MUL && is_sconst(a->in[1]))
@@ -310,7 +260,7 @@ static Node *rw_select(Simp *s, Node *n)
 /* binary(x, broadcast(y)) -> binary(x, y) when the result keeps its shape. */
 static Node *rw_drop_broadcast(Simp *s, Node *n)
 {
-    if (ir_ops[n->op].cls != OPC_BINARY && n->op != OP_SELECT)
+    if (!ir_op_is_elementwise(n->op) || n->nin < 2)
         return NULL;
     for (int i = 0; i < n->nin; i++) {
         if (n->in[i]->op != OP_BROADCAST)
@@ -368,9 +318,25 @@ static Node *rw_shape_op(Simp *s, Node *n, Node *a)
     return NULL;
 }
 
+/* Rewrites that op facts of ops.def decide: f(f(x)) -> x for an
+ * involution; a scalar constant moves to the right of a commutative op. */
+static Node *rw_by_facts(Simp *s, Node *n)
+{
+    Node *a = n->nin > 0 ? n->in[0] : NULL;
+    if (ir_op_has(n->op, OPF_INVOLUTION) && a->op == n->op)
+        return same_or_null(n, a->in[0]);
+    if (ir_op_has(n->op, OPF_COMMUTATIVE) && is_sconst(a) && !is_sconst(n->in[1])) {
+        Node *in[2] = {n->in[1], a};
+        return mk(s, n->op, in, 2, &n->a);
+    }
+    return NULL;
+}
+
 static Node *rewrite(Simp *s, Node *n)
 {
     Node *r = fold(s, n);
+    if (!r)
+        r = rw_by_facts(s, n);
     if (r)
         return r;
     Node *a = n->nin > 0 ? n->in[0] : NULL, *b = n->nin > 1 ? n->in[1] : NULL;
@@ -487,7 +453,7 @@ static bool attrs_equal(const Attrs *x, const Attrs *y)
 
 static bool cse_candidate(const Node *n)
 {
-    if (n->op == OP_FUSED || (ir_ops[n->op].flags & OPF_RANDOM))
+    if (n->op == OP_FUSED || ir_op_has(n->op, OPF_RANDOM))
         return false;
     return n->op == OP_CONST || ir_ops[n->op].cls != OPC_LEAF;
 }

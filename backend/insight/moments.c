@@ -5,6 +5,7 @@
  * as Gaussian where an activation needs a distribution), and the second
  * moment of the gradient propagated backward from one node. */
 #include "warn.h"
+#include "backend/interp/interp.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -36,33 +37,16 @@ static double sigm(double z)
 
 static bool positive_domain(Op op)
 {
-    return op == OP_LOG || op == OP_SQRT || op == OP_RSQRT;
+    return ir_op_has(op, OPF_POSDOMAIN);
 }
 
+/* f(z) for a differentiable unary op, by the interpreter's f64 kernel;
+ * NAN for other ops (sign is piecewise constant: no Gaussian rule). */
 static double apply(Op op, double alpha, double z)
 {
-    switch (op) {
-    case OP_EXP:
-        return exp(z);
-    case OP_LOG:
-        return log(z);
-    case OP_TANH:
-        return tanh(z);
-    case OP_SIGMOID:
-        return sigm(z);
-    case OP_RELU:
-        return z > 0 ? z : 0;
-    case OP_ELU:
-        return z > 0 ? z : alpha * (exp(z) - 1);
-    case OP_SQRT:
-        return sqrt(z);
-    case OP_RSQRT:
-        return 1 / sqrt(z);
-    case OP_ABS:
-        return fabs(z);
-    default:
+    if (ir_ops[op].cls != OPC_UNARY || !ir_op_has(op, OPF_DIFF))
         return NAN;
-    }
+    return be_interp_elem(op, DT_F64, alpha, &z);
 }
 
 static double deriv(Op op, double alpha, double z)

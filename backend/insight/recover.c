@@ -6,28 +6,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The op of each activation kind. */
+static const Op act_ops[ACT_COUNT] = {
+    [ACT_NONE] = OP_COUNT, [ACT_SIGMOID] = OP_SIGMOID, [ACT_TANH] = OP_TANH,
+    [ACT_RELU] = OP_RELU,  [ACT_ELU] = OP_ELU,         [ACT_SOFTMAX] = OP_SOFTMAX,
+};
+
 ActKind ps_act_kind(Op op)
 {
-    switch (op) {
-    case OP_SIGMOID:
-        return ACT_SIGMOID;
-    case OP_TANH:
-        return ACT_TANH;
-    case OP_RELU:
-        return ACT_RELU;
-    case OP_ELU:
-        return ACT_ELU;
-    case OP_SOFTMAX:
-        return ACT_SOFTMAX;
-    default:
-        return ACT_NONE;
-    }
+    for (int k = ACT_NONE + 1; k < ACT_COUNT; k++)
+        if (act_ops[k] == op)
+            return (ActKind)k;
+    return ACT_NONE;
 }
 
 const char *ps_act_name(ActKind k)
 {
-    static const char *names[] = {"linear", "sigmoid", "tanh", "relu", "elu", "softmax"};
-    return names[k];
+    return k == ACT_NONE ? "linear" : ir_ops[act_ops[k]].name;
+}
+
+bool ps_act_saturates(ActKind k)
+{
+    return k != ACT_NONE && ir_op_has(act_ops[k], OPF_SATURATES);
 }
 
 /* "dense_1.kernel" -> "dense_1"; a name without '.' is its own layer. */

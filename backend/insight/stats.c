@@ -435,7 +435,7 @@ bool ins_stats_add_batch(InsStats *s, InsModel *m, const TensorMap *params, cons
 
 double ins_layer_saturation(const InsLayerStats *l)
 {
-    if ((l->act != ACT_SIGMOID && l->act != ACT_TANH) || l->sat_total == 0)
+    if (!ps_act_saturates(l->act) || l->sat_total == 0)
         return -1;
     return (double)l->saturated / (double)l->sat_total;
 }

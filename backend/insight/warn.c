@@ -141,7 +141,7 @@ static void check_saturation(Warn *w)
 {
     for (int i = 0; i < w->layers.n; i++) {
         PsLayer *l = &w->layers.v[i];
-        if ((l->act_kind != ACT_SIGMOID && l->act_kind != ACT_TANH) || !w->m[l->pre->id].known)
+        if (!ps_act_saturates(l->act_kind) || !w->m[l->pre->id].known)
             continue;
         Moment pre = w->m[l->pre->id];
         double sat = ps_gauss_saturated(l->act_kind, pre.mean, var_of(pre));

@@ -21,7 +21,7 @@
  *           multiplications/divisions by them (bias add, `/ 3`, gamma/beta);
  *   act     the activation (sigmoid, tanh, relu, elu, softmax) that is the
  *           only consumer of `pre`, or NULL. */
-typedef enum { ACT_NONE, ACT_SIGMOID, ACT_TANH, ACT_RELU, ACT_ELU, ACT_SOFTMAX } ActKind;
+typedef enum { ACT_NONE, ACT_SIGMOID, ACT_TANH, ACT_RELU, ACT_ELU, ACT_SOFTMAX, ACT_COUNT } ActKind;
 
 typedef struct PsLayer {
     const char *name;  /* arena-owned by the graph */
@@ -44,8 +44,9 @@ typedef struct PsLayers {
  * pass g->nnodes when the graph has no gradient yet). */
 void ps_find_layers(Graph *g, int nfwd, PsLayers *out);
 void ps_layers_free(PsLayers *l);
-const char *ps_act_name(ActKind k); /* "sigmoid", "linear" for ACT_NONE */
+const char *ps_act_name(ActKind k); /* the op's name, "linear" for ACT_NONE */
 ActKind ps_act_kind(Op op);
+bool ps_act_saturates(ActKind k);   /* the op has OPF_SATURATES (sigmoid, tanh) */
 
 /* ---- moments (moments.c) ----
  * Per-element mean and second moment of every node at initialisation,

@@ -557,7 +557,7 @@ int ins_watch_nwarnings(const Watch *w)
 
 static bool has_sat(const WLayer *l)
 {
-    return l->act == ACT_SIGMOID || l->act == ACT_TANH;
+    return ps_act_saturates(l->act);
 }
 
 void ins_watch_csv_header(const Watch *w, FILE *f)

@@ -8,7 +8,7 @@
 #include <string.h>
 
 static const InterpFn op_fns[OP_COUNT] = {
-#define OP(E, name, arity, cls, flags) [OP_##E] = interp_##name,
+#define OP(E, name, arity, cls, ...) [OP_##E] = INTERP_ROUTINE_##cls(name),
 #include "ir/ops.def"
 #undef OP
 };

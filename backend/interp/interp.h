@@ -20,4 +20,17 @@ bool be_interp_run_all(Graph *g, const TensorMap *params, const TensorMap *input
                        const RunOpts *o, Tensor ***vals, Diags *d);
 void be_interp_free_values(Graph *g, Tensor **vals);
 
+/* ---- one element, for the constant folder and the moment analysis ---- */
+
+/* The value a node of dtype dt holds for v, as a constant or a cast
+ * stores it: rounded to nearest for f32; for i32 truncated toward zero
+ * and saturated, NaN -> 0. */
+double be_interp_round(DType dt, double v);
+/* One element of elementwise op `op` (unary, binary, select, cast) with a
+ * result of dtype dt, by the scalar kernel the interpreter maps over
+ * tensors, in dt's precision: x[i] is operand i's value (each rounded to
+ * dt first, as the interpreter holds it; a cast's operand in its own
+ * dtype), alpha elu's Attrs.value. dt is f32 or f64 except for a cast. */
+double be_interp_elem(Op op, DType dt, double alpha, const double *x);
+
 #endif

@@ -1,7 +1,7 @@
 /* Internals of the reference interpreter: the evaluation context, the
- * signature of an op routine, one declaration per op of ir/ops.def (the
- * table in interp.c names interp_<op> for every row, so a new op without a
- * routine declared here does not compile), and index helpers shared by the
+ * signature of an op routine and its declaration for every op of
+ * ir/ops.def (the table in interp.c is built from ops.def too, so a new op
+ * without a routine does not link), and index helpers shared by the
  * routines. Semantics of every op: docs/ops.md. */
 #ifndef MODELC_INTERP_IMPL_H
 #define MODELC_INTERP_IMPL_H
@@ -26,68 +26,25 @@ typedef bool (*InterpFn)(Interp *ip, const Node *nd, Tensor *const *in, Tensor *
 
 #define INTERP_FN(name) bool interp_##name(Interp *ip, const Node *nd, Tensor *const *in, Tensor *out)
 
-/* leaves (ops_elem.c); INPUT and PARAM are bound by the driver */
-INTERP_FN(input);
-INTERP_FN(param);
-INTERP_FN(const);
-/* elementwise (ops_elem.c) */
-INTERP_FN(neg);
-INTERP_FN(exp);
-INTERP_FN(log);
-INTERP_FN(tanh);
-INTERP_FN(sigmoid);
-INTERP_FN(relu);
-INTERP_FN(elu);
-INTERP_FN(sqrt);
-INTERP_FN(rsqrt);
-INTERP_FN(square);
-INTERP_FN(abs);
-INTERP_FN(sign);
-INTERP_FN(cast);
-INTERP_FN(add);
-INTERP_FN(sub);
-INTERP_FN(mul);
-INTERP_FN(div);
-INTERP_FN(pow);
-INTERP_FN(maximum);
-INTERP_FN(minimum);
-INTERP_FN(gt);
-INTERP_FN(ge);
-INTERP_FN(lt);
-INTERP_FN(le);
-INTERP_FN(eq);
-INTERP_FN(select);
-/* reductions and shape ops (ops_shape.c) */
-INTERP_FN(reduce_sum);
-INTERP_FN(reduce_mean);
-INTERP_FN(reduce_max);
-INTERP_FN(argmax);
-INTERP_FN(broadcast);
-INTERP_FN(reshape);
-INTERP_FN(transpose);
-INTERP_FN(slice);
-INTERP_FN(slice_grad);
-INTERP_FN(concat);
-/* linear algebra, convolution, pooling, softmax (and the fused softmax
- * cross-entropy rows), one_hot, dropout (ops_nn.c) */
-INTERP_FN(matmul);
-INTERP_FN(conv2d);
-INTERP_FN(conv2d_grad_input);
-INTERP_FN(conv2d_grad_kernel);
-INTERP_FN(max_pool2d);
-INTERP_FN(max_pool2d_grad);
-INTERP_FN(avg_pool2d);
-INTERP_FN(avg_pool2d_grad);
-INTERP_FN(softmax);
-INTERP_FN(log_softmax);
-INTERP_FN(log_softmax_dot);
-INTERP_FN(log_softmax_grad);
-INTERP_FN(one_hot);
-INTERP_FN(dropout_mask);
-/* modes and fusion (interp.c) */
-INTERP_FN(phase);
-INTERP_FN(fused);
-INTERP_FN(result);
+/* The routine of each row of ir/ops.def, by its class: unary and binary
+ * ops share interp_elementwise, which maps the op's scalar kernels over
+ * the elements (ops_elem.c); every other op has interp_<text_name>:
+ * leaves and select in ops_elem.c (INPUT and PARAM are bound by the
+ * driver), reductions and shape ops in ops_shape.c, linear algebra,
+ * convolution, pooling, softmax (and the fused softmax cross-entropy
+ * rows), one_hot and dropout in ops_nn.c, phase, fused and result in
+ * interp.c. */
+#define INTERP_ROUTINE_OPC_LEAF(name) interp_##name
+#define INTERP_ROUTINE_OPC_UNARY(name) interp_elementwise
+#define INTERP_ROUTINE_OPC_BINARY(name) interp_elementwise
+#define INTERP_ROUTINE_OPC_TERNARY(name) interp_##name
+#define INTERP_ROUTINE_OPC_REDUCE(name) interp_##name
+#define INTERP_ROUTINE_OPC_SHAPE(name) interp_##name
+#define INTERP_ROUTINE_OPC_OTHER(name) interp_##name
+#define OP(E, name, arity, cls, ...) \
+    bool INTERP_ROUTINE_##cls(name)(Interp *ip, const Node *nd, Tensor *const *in, Tensor *out);
+#include "ir/ops.def"
+#undef OP
 
 /* be_interp_run that also reports the most bytes its computed values held
  * at once (leaves and fused bodies not counted): tests of early freeing. */

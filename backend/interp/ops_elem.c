@@ -1,6 +1,7 @@
 /* Interpreter routines for leaves and elementwise ops (unary math, cast,
- * binary arithmetic and comparisons with NumPy broadcasting, select), and
- * the element and index helpers shared by all routines. */
+ * binary arithmetic and comparisons with NumPy broadcasting, select), the
+ * scalar evaluation of elementwise ops for the constant folder, and the
+ * element and index helpers shared by all routines. */
 #include "backend/interp/interp_impl.h"
 
 #include <math.h>
@@ -97,81 +98,92 @@ INTERP_FN(const)
     return true;
 }
 
-/* ---- unary ---- */
+/* ---- unary and binary: the scalar kernels, by op ----
+ * One pair per unary and binary row of ir/ops.def, built from the table,
+ * so an op without kernels in kern_elem.inc does not compile. cast
+ * converts between dtypes through double (ix_load, ix_store) and has no
+ * kernel of one float type. */
 
-static void unary(const Node *nd, const Tensor *a, Tensor *out, float (*f)(float, float),
-                  double (*g)(double, double))
-{
-    if (out->dt == DT_F32)
-        map1_f32(f, nd->a.value, a, out);
-    else if (out->dt == DT_F64)
-        map1_f64(g, nd->a.value, a, out);
-    else
-        ICE("%s on %s", ir_ops[nd->op].name, ir_dtype_name(out->dt));
-}
+typedef struct Kernel {
+    float (*f32)(float, float);
+    double (*f64)(double, double);
+} Kernel;
 
-#define UNARY(name)                                                                        \
-    INTERP_FN(name)                                                                        \
-    {                                                                                      \
-        unary(nd, in[0], out, name##_f32, name##_f64);                                     \
-        return true;                                                                       \
-    }
+#define cast_f32 NULL
+#define cast_f64 NULL
+#define KERNEL_OPC_UNARY(E, name) [OP_##E] = {name##_f32, name##_f64},
+#define KERNEL_OPC_BINARY(E, name) [OP_##E] = {name##_f32, name##_f64},
+#define KERNEL_OPC_TERNARY(E, name)
+#define KERNEL_OPC_LEAF(E, name)
+#define KERNEL_OPC_REDUCE(E, name)
+#define KERNEL_OPC_SHAPE(E, name)
+#define KERNEL_OPC_OTHER(E, name)
+static const Kernel kernels[OP_COUNT] = {
+#define OP(E, name, arity, cls, ...) KERNEL_##cls(E, name)
+#include "ir/ops.def"
+#undef OP
+};
+#undef cast_f32
+#undef cast_f64
 
-UNARY(neg)
-UNARY(exp)
-UNARY(log)
-UNARY(tanh)
-UNARY(sigmoid)
-UNARY(relu)
-UNARY(elu)
-UNARY(sqrt)
-UNARY(rsqrt)
-UNARY(square)
-UNARY(abs)
-UNARY(sign)
-
-/* Any dtype to any dtype through double, which holds f32 and i32 exactly:
- * float -> f32 rounds to nearest, float -> i32 truncates toward zero and
- * saturates (NaN -> 0). */
-INTERP_FN(cast)
+static void convert(const Tensor *a, Tensor *out)
 {
     for (int64_t i = 0; i < out->numel; i++)
-        ix_store(out, i, ix_load(in[0], i));
+        ix_store(out, i, ix_load(a, i));
+}
+
+/* The routine of every unary and binary op: its kernel over the elements
+ * in the result's float type (unary kernels get elu's alpha as their
+ * second argument); cast converts each element: float -> f32 rounds to
+ * nearest, float -> i32 truncates toward zero and saturates (NaN -> 0). */
+INTERP_FN(elementwise)
+{
+    const Kernel *k = &kernels[nd->op];
+    bool unary = ir_ops[nd->op].cls == OPC_UNARY;
+    if (nd->op == OP_CAST)
+        convert(in[0], out);
+    else if (out->dt == DT_F32 && unary)
+        map1_f32(k->f32, nd->a.value, in[0], out);
+    else if (out->dt == DT_F64 && unary)
+        map1_f64(k->f64, nd->a.value, in[0], out);
+    else if (out->dt == DT_F32)
+        map2_f32(k->f32, in[0], in[1], out);
+    else if (out->dt == DT_F64)
+        map2_f64(k->f64, in[0], in[1], out);
+    else
+        ICE("%s on %s", ir_ops[nd->op].name, ir_dtype_name(out->dt));
     return true;
 }
 
-/* ---- binary ---- */
+/* ---- scalars: the constant folder's evaluator ---- */
 
-static void binary(const Node *nd, Tensor *const *in, Tensor *out, float (*f)(float, float),
-                   double (*g)(double, double))
+double be_interp_round(DType dt, double v)
 {
-    if (out->dt == DT_F32)
-        map2_f32(f, in[0], in[1], out);
-    else if (out->dt == DT_F64)
-        map2_f64(g, in[0], in[1], out);
-    else
-        ICE("%s on %s", ir_ops[nd->op].name, ir_dtype_name(out->dt));
+    switch (dt) {
+    case DT_F32:
+        return (float)v;
+    case DT_F64:
+        return v;
+    case DT_I32:
+        return ix_to_i32(v);
+    default:
+        ICE("bad dtype %d", (int)dt);
+    }
 }
 
-#define BINARY(name)                                                                       \
-    INTERP_FN(name)                                                                        \
-    {                                                                                      \
-        binary(nd, in, out, name##_f32, name##_f64);                                       \
-        return true;                                                                       \
-    }
-
-BINARY(add)
-BINARY(sub)
-BINARY(mul)
-BINARY(div)
-BINARY(pow)
-BINARY(maximum)
-BINARY(minimum)
-BINARY(gt)
-BINARY(ge)
-BINARY(lt)
-BINARY(le)
-BINARY(eq)
+double be_interp_elem(Op op, DType dt, double alpha, const double *x)
+{
+    if (op == OP_CAST)
+        return be_interp_round(dt, x[0]);
+    MC_ASSERT(ir_op_is_elementwise(op) && ir_dtype_is_float(dt));
+    double v[3];
+    for (int i = 0; i < ir_ops[op].arity; i++)
+        v[i] = be_interp_round(dt, x[i]);
+    if (op == OP_SELECT)
+        return dt == DT_F32 ? pick_f32((float)v[0], (float)v[1], (float)v[2]) : pick_f64(v[0], v[1], v[2]);
+    double b = ir_ops[op].cls == OPC_UNARY ? alpha : v[1];
+    return dt == DT_F32 ? kernels[op].f32((float)v[0], (float)b) : kernels[op].f64(v[0], b);
+}
 
 INTERP_FN(select)
 {

@@ -100,11 +100,10 @@ static void emit_kernel_body(Cg *c, const Step *st)
             cg_elementwise(c, st);
         return;
     case OP_BROADCAST:
-    case OP_SELECT:
         cg_elementwise(c, st);
         return;
     default:
-        if (ir_ops[v->op].cls == OPC_UNARY || ir_ops[v->op].cls == OPC_BINARY) {
+        if (ir_op_is_elementwise(v->op)) {
             cg_elementwise(c, st);
             return;
         }
@@ -151,11 +150,9 @@ static bool row_parallel_op(const Node *v)
         return false;
     if (v->op == OP_FUSED && ir_fused_reduction(v))
         v = ir_fused_reduction(v); /* splits like its reduction */
-    else if (v->op == OP_FUSED || v->op == OP_SELECT || v->op == OP_BROADCAST)
+    else if (v->op == OP_FUSED || v->op == OP_BROADCAST || ir_op_is_elementwise(v->op))
         return true;
-    if (ir_ops[v->op].cls == OPC_UNARY || ir_ops[v->op].cls == OPC_BINARY)
-        return true;
-    if (v->op != OP_REDUCE_SUM && v->op != OP_REDUCE_MEAN && v->op != OP_REDUCE_MAX)
+    if (!ir_op_has(v->op, OPF_REDUCTION))
         return false;
     for (int i = 0; i < v->a.naxes; i++)
         if (v->a.axes[i] == 0)
@@ -200,9 +197,7 @@ static int64_t flat_elems(const Plan *p, const Step *st)
     if (st->kind != STEP_KERNEL || st->scratch >= 0)
         return 0;
     const Node *v = st->node;
-    bool elem = v->op == OP_FUSED ? !whole_kernel(v) && !ir_fused_reduction(v)
-                                  : v->op == OP_SELECT || ir_ops[v->op].cls == OPC_UNARY ||
-                                        ir_ops[v->op].cls == OPC_BINARY;
+    bool elem = v->op == OP_FUSED ? !whole_kernel(v) && !ir_fused_reduction(v) : ir_op_is_elementwise(v->op);
     if (!elem || ir_shape_has_n(&v->shape))
         return 0;
     int64_t n = ir_shape_numel(&v->shape, 0);

@@ -232,11 +232,6 @@ static bool has_n(const Shape *s)
     return false;
 }
 
-static bool is_exp_like(Op op)
-{
-    return op == OP_EXP || op == OP_TANH || op == OP_SIGMOID || op == OP_ELU;
-}
-
 /* Estimated optimise + codegen time of a step's kernel in units of about
  * 0.5 ms (measured per kernel on fashion_mlp): runtime calls are nearly
  * free, loops whose trip count depends on N cost more (runtime checks and
@@ -269,10 +264,10 @@ static int step_cost(const Step *st)
         break;
     }
     int c = 4 + (has_n(&v->shape) || (v->nin && has_n(&v->in[0]->shape)) ? 6 : 0);
-    if (is_exp_like(v->op))
+    if (ir_op_has(v->op, OPF_EXPLIKE))
         c += 4;
     for (int i = 0; v->op == OP_FUSED && i < v->sub->nnodes; i++)
-        c += is_exp_like(v->sub->nodes[i]->op) ? 4 : 0;
+        c += ir_op_has(v->sub->nodes[i]->op, OPF_EXPLIKE) ? 4 : 0;
     return c;
 }
 

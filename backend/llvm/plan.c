@@ -68,9 +68,8 @@ void mono_strides(const Shape *s, Mono *st)
 
 static bool body_op_ok(Op op)
 {
-    return ir_op_is_elementwise(op) || op == OP_BROADCAST || op == OP_CONST || op == OP_INPUT ||
-           op == OP_MATMUL || op == OP_REDUCE_SUM || op == OP_REDUCE_MEAN || op == OP_REDUCE_MAX ||
-           op == OP_LOG_SOFTMAX_DOT || op == OP_LOG_SOFTMAX_GRAD;
+    return ir_op_is_elementwise(op) || ir_op_has(op, OPF_REDUCTION) || op == OP_BROADCAST || op == OP_CONST ||
+           op == OP_INPUT || op == OP_MATMUL || op == OP_LOG_SOFTMAX_DOT || op == OP_LOG_SOFTMAX_GRAD;
 }
 
 static bool check_node(Node *v, Diags *d)
@@ -119,8 +118,7 @@ static Node *root_node(Node *v)
 
 static bool reads_inline_consts(const Node *v)
 {
-    return ir_ops[v->op].cls == OPC_UNARY || ir_ops[v->op].cls == OPC_BINARY ||
-           v->op == OP_SELECT || v->op == OP_BROADCAST || v->op == OP_FUSED;
+    return ir_op_is_elementwise(v->op) || v->op == OP_BROADCAST || v->op == OP_FUSED;
 }
 
 bool plan_const_inline(const Plan *p, const Node *v)
@@ -191,7 +189,7 @@ int plan_split_kind(const Plan *p, int s, const Shape *view)
 bool plan_batch_reduction(const Plan *p, const Node *v)
 {
     const Node *r = v->op == OP_FUSED ? ir_fused_reduction(v) : v;
-    if (!r || (r->op != OP_REDUCE_SUM && r->op != OP_REDUCE_MEAN && r->op != OP_REDUCE_MAX))
+    if (!r || !ir_op_has(r->op, OPF_REDUCTION))
         return false;
     const Shape *s = &r->in[0]->shape;
     bool batch = false;
