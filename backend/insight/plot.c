@@ -90,6 +90,10 @@ static void data_ranges(const PlotPanel *pp, Range *x, Range *y)
             r->hi += d;
         }
     }
+    if (pp->xnames && pp->nxnames > 0) { /* categories 1..n, half a slot of margin */
+        x->lo = 0.5;
+        x->hi = pp->nxnames + 0.5;
+    }
     double pad = (y->hi - y->lo) * 0.05;
     y->hi += pad;
     if (y->lo != 0 || pp->logy)
@@ -126,6 +130,19 @@ static double px(const Area *a, double x)
 static double py(const Area *a, double y)
 {
     return a->y + a->h - (y - a->yr.lo) / (a->yr.hi - a->yr.lo) * a->h;
+}
+
+/* One tick per category, labelled with its name cut to the slot's width. */
+static void draw_xnames(Canvas *c, const Area *a, const PlotPanel *pp)
+{
+    int fit = (int)(a->w / pp->nxnames / 6);
+    for (int i = 0; i < pp->nxnames; i++) {
+        double x = px(a, i + 1);
+        char lab[32];
+        snprintf(lab, sizeof lab, "%.*s", fit < 1 ? 1 : fit > 31 ? 31 : fit, pp->xnames[i]);
+        c->line(c, x, a->y + a->h, x, a->y + a->h + 4, AXIS);
+        c->text(c, x, a->y + a->h + 15, lab, 7, ANCHOR_MIDDLE, INK, false);
+    }
 }
 
 static void draw_xticks(Canvas *c, const Area *a)
@@ -236,7 +253,10 @@ static void draw_panel(Canvas *c, const PlotPanel *pp, double x, double y, doubl
     Area a = {x + M_LEFT, y + M_TOP, w - M_LEFT - M_RIGHT, h - M_TOP - M_BOTTOM, {0, 0}, {0, 0}};
     data_ranges(pp, &a.xr, &a.yr);
     c->rect(c, a.x, a.y, a.w, a.h, 0xffffff, 1);
-    draw_xticks(c, &a);
+    if (pp->xnames && pp->nxnames > 0)
+        draw_xnames(c, &a, pp);
+    else
+        draw_xticks(c, &a);
     draw_yticks(c, &a, pp->logy);
     for (int s = 0; s < pp->nseries; s++) {
         const PlotSeries *ps = &pp->series[s];

@@ -23,6 +23,8 @@ typedef struct PlotPanel {
     bool logy; /* log10 y axis; values <= 0 are left out */
     const PlotSeries *series;
     int nseries;
+    const char *const *xnames; /* NULL, or names of x = 1..nxnames (one tick each) */
+    int nxnames;
 } PlotPanel;
 
 typedef struct Plot {

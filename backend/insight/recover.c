@@ -132,18 +132,32 @@ static void find_linear(PsLayer *l, const Uses *u)
     }
 }
 
+/* The one activation among several readers of a pre-activation (a
+ * softmax output whose logits the loss also reads), or NULL. */
+static Node *sole_activation(Node *cur, const Uses *u)
+{
+    Node *act = NULL;
+    for (int k = 0; k < u->n[cur->id]; k++)
+        if (ps_act_kind(u->v[cur->id][k]->op) != ACT_NONE) {
+            if (act)
+                return NULL;
+            act = u->v[cur->id][k];
+        }
+    return act;
+}
+
 static void follow_chain(PsLayer *l, const Uses *u)
 {
     Node *cur = l->linear;
-    while (u->n[cur->id] == 1) {
-        Node *c = u->v[cur->id][0];
-        ActKind k = ps_act_kind(c->op);
+    while (u->n[cur->id] >= 1) {
+        Node *c = u->n[cur->id] == 1 ? u->v[cur->id][0] : sole_activation(cur, u);
+        ActKind k = c ? ps_act_kind(c->op) : ACT_NONE;
         if (k != ACT_NONE) {
             l->act = c;
             l->act_kind = k;
             break;
         }
-        if (!affine_step(l, cur, c))
+        if (!c || !affine_step(l, cur, c))
             break;
         cur = c;
     }

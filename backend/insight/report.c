@@ -510,7 +510,7 @@ static void add_hist_panel(Pics *p, const char *title, const InsAcc *a, const In
     p->series[2 * k] = (PlotSeries){two ? "before" : NULL, PLOT_HIST, h.edges, h.ca, h.n};
     p->series[2 * k + 1] = (PlotSeries){"after", PLOT_HIST, h.edges, h.cb, h.n};
     p->panels[k] = (PlotPanel){p->titles[k], xlabel, "fraction", false, &p->series[2 * k],
-                               h.cb ? 2 : 1};
+                               h.cb ? 2 : 1, NULL, 0};
 }
 
 static const InsParamStats *kernel_of(const InsStats *s, const InsLayerStats *l)
@@ -561,21 +561,24 @@ static void unhealthy(const InsStats *s, double *y)
     }
 }
 
-/* The last panel: x = layer number, y = saturated or dead fraction. */
-static void health_panel(Pics *p, const InsStats *a, const InsStats *b, double *buf)
+/* The last panel: x = the layers by name, y = saturated or dead
+ * fraction. */
+static void health_panel(Pics *p, const InsStats *a, const InsStats *b, double *buf, const char **names)
 {
     int n = a->nlayers, k = p->n++;
     double *x = buf, *ya = buf + n, *yb = buf + 2 * n;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         x[i] = i + 1;
+        names[i] = a->layers[i].name;
+    }
     unhealthy(a, ya);
     if (b)
         unhealthy(b, yb);
     p->titles[k] = xstrdup("saturated (sigmoid/tanh) or dead (relu) fraction");
     p->series[2 * k] = (PlotSeries){b ? "before" : NULL, PLOT_LINE, x, ya, n};
     p->series[2 * k + 1] = (PlotSeries){"after", PLOT_LINE, x, yb, n};
-    p->panels[k] = (PlotPanel){p->titles[k], "layer number", "fraction", false, &p->series[2 * k],
-                               b ? 2 : 1};
+    p->panels[k] = (PlotPanel){p->titles[k], "layer", "fraction", false, &p->series[2 * k], b ? 2 : 1,
+                               names, n};
 }
 
 bool ins_stats_plot(const InsStats *a, const InsStats *b, const char *path, Diags *d)
@@ -587,8 +590,9 @@ bool ins_stats_plot(const InsStats *a, const InsStats *b, const char *path, Diag
     for (int i = 0; i < a->nlayers; i++)
         layer_panels(&p, a, b, i);
     double *health = xcalloc(3 * (size_t)a->nlayers + 1, sizeof(double));
+    const char **names = xcalloc((size_t)a->nlayers + 1, sizeof(char *));
     if (a->nlayers)
-        health_panel(&p, a, b, health);
+        health_panel(&p, a, b, health, names);
     char title[256];
     snprintf(title, sizeof title, "%s: %d batch%s of %lld examples%s", a->model, a->batches,
              a->batches == 1 ? "" : "es", (long long)(a->batches ? a->examples / a->batches : 0),
@@ -600,6 +604,7 @@ bool ins_stats_plot(const InsStats *a, const InsStats *b, const char *path, Diag
         free(p.titles[i]);
     }
     free(health);
+    free(names);
     free(p.panels);
     free(p.series);
     free(p.hists);

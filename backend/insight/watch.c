@@ -711,7 +711,7 @@ bool ins_plot_curves(const char *path, const char *title, const char *ylabel, bo
     PlotSeries *ps = xcalloc((size_t)nseries + 1, sizeof(PlotSeries));
     for (int i = 0; i < nseries; i++)
         ps[i] = (PlotSeries){s[i].name, PLOT_LINE, x, s[i].y, npoints};
-    PlotPanel panel = {title, "epoch", ylabel, logy, ps, nseries};
+    PlotPanel panel = {title, "epoch", ylabel, logy, ps, nseries, NULL, 0};
     Plot p = {NULL, 1, 640, 380, &panel, 1};
     bool ok = rt_plot_write(&p, path, d);
     free(ps);
@@ -736,8 +736,8 @@ static bool plot_metrics(Watch *w, const char *path, Diags *d)
     int nloss = 0;
     for (int i = 0; i < w->nmetrics; i++)
         nloss += is_loss(w->metrics[i].name);
-    PlotPanel panels[2] = {{"loss", "epoch", "loss", false, ps, nloss},
-                           {"metrics", "epoch", "value", false, ps + nloss, w->nmetrics - nloss}};
+    PlotPanel panels[2] = {{"loss", "epoch", "loss", false, ps, nloss, NULL, 0},
+                           {"metrics", "epoch", "value", false, ps + nloss, w->nmetrics - nloss, NULL, 0}};
     int np = w->nmetrics - nloss ? 2 : 1;
     Plot p = {w->src->name, np, 480, 320, nloss ? panels : panels + 1, nloss ? np : 1};
     bool ok = rt_plot_write(&p, path, d);

@@ -19,8 +19,8 @@ static Plot sample(PlotPanel *panels, PlotSeries *ls, PlotSeries *hs)
     ls[0] = (PlotSeries){"loss", PLOT_LINE, xs, ya, 6};
     ls[1] = (PlotSeries){"accuracy", PLOT_LINE, xs, yb, 6};
     hs[0] = (PlotSeries){"before <&>", PLOT_HIST, edges, counts, 4};
-    panels[0] = (PlotPanel){"curves", "epoch", "value", false, ls, 2};
-    panels[1] = (PlotPanel){"weights \"w\"", "value", "count", false, hs, 1};
+    panels[0] = (PlotPanel){"curves", "epoch", "value", false, ls, 2, NULL, 0};
+    panels[1] = (PlotPanel){"weights \"w\"", "value", "count", false, hs, 1, NULL, 0};
     return (Plot){"a & b", 2, 0, 0, panels, 2};
 }
 
@@ -80,7 +80,7 @@ START_TEST(raster_pixels)
 {
     double x[2] = {0, 1}, y[2] = {1, 1};
     PlotSeries s = {NULL, PLOT_LINE, x, y, 2};
-    PlotPanel panel = {NULL, NULL, NULL, false, &s, 1};
+    PlotPanel panel = {NULL, NULL, NULL, false, &s, 1, NULL, 0};
     Plot p = {NULL, 1, 200, 150, &panel, 1};
     int w, h;
     unsigned char *rgb = rt_plot_raster(&p, &w, &h);
@@ -152,6 +152,28 @@ START_TEST(curves)
 }
 END_TEST
 
+/* A panel over named categories (the layers of a health panel): one tick
+ * per name at x = 1..n, labelled with the name, no fractional ticks. */
+START_TEST(named_ticks)
+{
+    static double x[3] = {1, 2, 3}, y[3] = {0.9, 0.1, 0.4};
+    static const char *const names[3] = {"dense", "dense_1", "dense_2"};
+    PlotSeries s = {NULL, PLOT_LINE, x, y, 3};
+    PlotPanel panel = {"saturated", "layer", "fraction", false, &s, 1, names, 3};
+    Plot p = {NULL, 1, 360, 230, &panel, 1};
+    char *svg = rt_plot_svg(&p);
+    ck_assert_msg(ti_xml_check(svg) == NULL, "%s", ti_xml_check(svg));
+    for (int i = 0; i < 3; i++) {
+        char want[64];
+        snprintf(want, sizeof want, ">%s</text>", names[i]);
+        ck_assert_msg(strstr(svg, want) != NULL, "no tick %s", names[i]);
+    }
+    ck_assert_ptr_null(strstr(svg, ">1.5</text>"));
+    ck_assert_ptr_null(strstr(svg, ">2.5</text>"));
+    free(svg);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("insight_plot");
@@ -161,6 +183,7 @@ static Suite *suite(void)
     tcase_add_test(t, raster_pixels);
     tcase_add_test(t, files_by_extension);
     tcase_add_test(t, curves);
+    tcase_add_test(t, named_ticks);
     suite_add_tcase(s, t);
     return s;
 }

@@ -97,6 +97,35 @@ START_TEST(layers_exact)
 }
 END_TEST
 
+/* A softmax output layer whose logits the cross-entropy also reads (two
+ * readers of the pre-activation) is a softmax layer, not a linear one. */
+START_TEST(softmax_layer_found)
+{
+    Diags dd;
+    diags_init(&dd);
+    Graph *sg = ti_compile("soft.mdl",
+                           "model soft\n"
+                           "input x: f32[N, 4]\n"
+                           "input y: i32[N]\n"
+                           "h = dense(x, 5, activation=sigmoid)\n"
+                           "output p = dense(h, 3, activation=softmax)\n"
+                           "loss = categorical_crossentropy(one_hot(y, 3), p)\n",
+                           &dd);
+    ck_assert_ptr_nonnull(sg);
+    InsModel *sm = ins_model_new(sg, &dd);
+    ck_assert_ptr_nonnull(sm);
+    InsStats st;
+    ins_stats_init(&st, sm, false);
+    ck_assert_int_eq(st.nlayers, 2);
+    ck_assert_int_eq(st.layers[0].act, ACT_SIGMOID);
+    ck_assert_int_eq(st.layers[1].act, ACT_SOFTMAX);
+    ins_stats_free(&st);
+    ins_model_free(sm);
+    ir_graph_free(sg);
+    diags_free(&dd);
+}
+END_TEST
+
 /* dL/dz_i = (o_i - y_i) o_i (1 - o_i) for the mean over two examples. */
 START_TEST(gradients_exact)
 {
@@ -252,6 +281,7 @@ static Suite *suite(void)
     TCase *t = tcase_create("stats");
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_add_test(t, layers_exact);
+    tcase_add_test(t, softmax_layer_found);
     tcase_add_test(t, gradients_exact);
     tcase_add_test(t, two_batches);
     tcase_add_test(t, update_ratio);
