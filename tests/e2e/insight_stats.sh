@@ -62,7 +62,7 @@ root = ET.parse(sys.argv[1]).getroot()
 ns = "{http://www.w3.org/2000/svg}"
 assert root.tag == ns + "svg"
 hists = [g for g in root.iter(ns + "g") if g.get("class") == "hist"]
-assert len(hists) == 15, len(hists)   # 4 layers: 4 + 4 + 4 + 3 panels
+assert len(hists) == 16, len(hists)   # 4 layers of 4 panels (the softmax layer has its activation too)
 data = open(sys.argv[2], "rb").read()
 assert data[:8] == b"\x89PNG\r\n\x1a\n"
 off, idat, w = 8, b"", None
