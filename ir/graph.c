@@ -98,6 +98,30 @@ int64_t ir_shape_numel(const Shape *s, int64_t n)
     return p;
 }
 
+int64_t ir_dims_numel(int rank, const int64_t *d)
+{
+    int64_t extent = 1;
+    bool empty = false;
+    for (int i = 0; i < rank; i++) {
+        int64_t k = d[i] == IR_DIM_N ? 1 : d[i];
+        if (k < 0)
+            return -1;
+        if (k == 0) {
+            empty = true;
+            continue;
+        }
+        if (k > IR_MAX_ELEMS / extent)
+            return -1;
+        extent *= k;
+    }
+    return empty ? 0 : extent;
+}
+
+bool ir_shape_valid(const Shape *s)
+{
+    return s->rank >= 0 && s->rank <= IR_MAXRANK && ir_dims_numel(s->rank, s->d) >= 0;
+}
+
 char *ir_shape_str(const Shape *s, char *buf, size_t n)
 {
     size_t k = 0;

@@ -30,6 +30,24 @@ bool ir_shape_eq(const Shape *a, const Shape *b);
 bool ir_shape_has_n(const Shape *s);
 /* Number of elements for a concrete batch size n (N := n); -1 on overflow. */
 int64_t ir_shape_numel(const Shape *s, int64_t n);
+
+/* The size limit of every tensor, parameter, input or intermediate: at
+ * most IR_MAX_ELEMS elements with N counted as 1. 2^45 elements are
+ * 256 TiB as f64, more than a 64-bit machine can address (user space is
+ * 2^47 bytes on x86-64 and AArch64 with 4-level page tables), so no
+ * tensor that could exist is refused, the limit does not depend on the
+ * dtype (casts never break it), and sizes in bytes, strides and products
+ * of a few of them stay far from int64 overflow. */
+#define IR_MAX_ELEMS (INT64_C(1) << 45)
+#define IR_MAX_ELEMS_STR "2^45"
+/* The one size check of a shape, for every shape read from a model file,
+ * IR text or a data file and every shape an op infers: each dimension is
+ * N or non-negative, and the product of the dimensions with N and 0
+ * counted as 1 (so every stride is bounded too) is at most IR_MAX_ELEMS.
+ * Returns the number of elements with N := 1, or -1 for a shape that
+ * fails the check. Never overflows. */
+int64_t ir_dims_numel(int rank, const int64_t *d);
+bool ir_shape_valid(const Shape *s); /* ir_dims_numel(s) >= 0 */
 /* Format as "[N,784]"; buf of at least 96 bytes. */
 char *ir_shape_str(const Shape *s, char *buf, size_t n);
 /* Format as "f32[N,784]". */
