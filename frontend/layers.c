@@ -62,10 +62,17 @@ static const char *layer_name(FeCtx *c, CallArgs *a, int i, const char *base)
     return name;
 }
 
+/* A layer's parameter, which passes the size check as a declared one does. */
 static Node *layer_param(FeCtx *c, const char *layer, const char *what, DType dt, Shape s, Init init,
                          bool trainable, ParamRole role, SrcLoc loc)
 {
     const char *name = arena_printf(c->a, "%s.%s", layer, what);
+    if (!ir_shape_valid(&s)) {
+        char t[128];
+        fe_error(c, loc, 1, "parameter '%s' would be %s: too many elements (the limit is " IR_MAX_ELEMS_STR ")",
+                 name, ir_type_str(dt, &s, t, sizeof t));
+        return NULL;
+    }
     return ir_param(c->g, name, dt, s, init, trainable, role, loc);
 }
 

@@ -273,7 +273,12 @@ static bool infer_concat(Node *n, Diags *d)
             diag_error(d, n->loc, "concat along the batch dimension N is not supported");
             return false;
         }
-        out.d[ax] += s->d[ax];
+        if (__builtin_add_overflow(out.d[ax], s->d[ax], &out.d[ax]) || out.d[ax] > IR_MAX_ELEMS) {
+            diag_error(d, n->loc, "concat of %d operands along axis %d: the result has too many "
+                                  "elements (the limit is " IR_MAX_ELEMS_STR ")",
+                       n->nin, ax);
+            return false;
+        }
     }
     n->shape = out;
     return true;
@@ -330,7 +335,12 @@ static bool window_out(Node *n, const Shape *x, int kh, int kw, int64_t *oh, int
             diag_error(d, n->loc, "%s: padding must not be negative", ir_ops[n->op].name);
             return false;
         }
-    int64_t h = x->d[1] + a->pad[0] + a->pad[1], w = x->d[2] + a->pad[2] + a->pad[3];
+    int64_t h, w;
+    if (__builtin_add_overflow(x->d[1], (int64_t)a->pad[0] + a->pad[1], &h) ||
+        __builtin_add_overflow(x->d[2], (int64_t)a->pad[2] + a->pad[3], &w)) {
+        diag_error(d, n->loc, "%s: the padded input size overflows", ir_ops[n->op].name);
+        return false;
+    }
     if (h < kh || w < kw) {
         diag_error(d, n->loc, "%s: window %dx%d is larger than the padded input %lldx%lld",
                    ir_ops[n->op].name, kh, kw, (long long)h, (long long)w);
@@ -518,7 +528,8 @@ static bool infer_result(Node *n, Diags *d)
     return true;
 }
 
-bool ir_infer(Node *n, Diags *d)
+/* The rule of n's op, without the size check of the result. */
+static bool infer_rule(Node *n, Diags *d)
 {
     const OpInfo *oi = &ir_ops[n->op];
     if (oi->arity >= 0 && n->nin != oi->arity) {
@@ -626,4 +637,19 @@ bool ir_infer(Node *n, Diags *d)
         break;
     }
     ICE("no shape rule for op %s", oi->name);
+}
+
+/* Every rule's result passes the one size check (ir_dims_numel): a rule
+ * may combine valid operands into a shape too large (broadcasting,
+ * matmul, concat, one_hot, a reshape or broadcast target). */
+bool ir_infer(Node *n, Diags *d)
+{
+    if (!infer_rule(n, d))
+        return false;
+    if (ir_shape_valid(&n->shape))
+        return true;
+    char t[TYBUF];
+    diag_error(d, n->loc, "%s: the result %s has too many elements (the limit is " IR_MAX_ELEMS_STR ")",
+               ir_ops[n->op].name, ty(n, t));
+    return false;
 }
