@@ -297,8 +297,9 @@ Val fe_layer_conv2d(FeCtx *c, const Expr *e); /* layer or primitive */
 Val fe_layer_pool(FeCtx *c, const Expr *e, Op op);
 Val fe_layer_batchnorm(FeCtx *c, const Expr *e);
 Val fe_layer_dropout(FeCtx *c, const Expr *e);
-/* TF "same" padding for one spatial axis. */
-void fe_same_pad(int64_t in, int k, int stride, int *lo, int *hi);
+/* TF "same" padding for one spatial axis; false when a pad would not fit
+ * the int of a pad attribute. */
+bool fe_same_pad(int64_t in, int64_t k, int stride, int *lo, int *hi);
 
 /* losses and metrics (losses.c) */
 Val fe_loss(FeCtx *c, const Expr *e, int which);

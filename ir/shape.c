@@ -323,7 +323,7 @@ static bool check_nhwc(Node *n, Node *x, Diags *d)
 }
 
 /* Output spatial size of a window op; false when the window does not fit. */
-static bool window_out(Node *n, const Shape *x, int kh, int kw, int64_t *oh, int64_t *ow, Diags *d)
+static bool window_out(Node *n, const Shape *x, int64_t kh, int64_t kw, int64_t *oh, int64_t *ow, Diags *d)
 {
     const Attrs *a = &n->a;
     if (a->stride[0] < 1 || a->stride[1] < 1 || kh < 1 || kw < 1) {
@@ -342,8 +342,8 @@ static bool window_out(Node *n, const Shape *x, int kh, int kw, int64_t *oh, int
         return false;
     }
     if (h < kh || w < kw) {
-        diag_error(d, n->loc, "%s: window %dx%d is larger than the padded input %lldx%lld",
-                   ir_ops[n->op].name, kh, kw, (long long)h, (long long)w);
+        diag_error(d, n->loc, "%s: window %lldx%lld is larger than the padded input %lldx%lld",
+                   ir_ops[n->op].name, (long long)kh, (long long)kw, (long long)h, (long long)w);
         return false;
     }
     *oh = (h - kh) / a->stride[0] + 1;
@@ -367,7 +367,7 @@ static bool conv_out(Node *n, const Shape *x, const Shape *k, Shape *out, Diags 
         return false;
     }
     int64_t oh, ow;
-    if (!window_out(n, x, (int)k->d[0], (int)k->d[1], &oh, &ow, d))
+    if (!window_out(n, x, k->d[0], k->d[1], &oh, &ow, d))
         return false;
     int64_t dims[4] = {x->d[0], oh, ow, k->d[3]};
     *out = ir_shape(4, dims);
