@@ -395,8 +395,10 @@ static bool subscript(FeCtx *c, const Subscript *s, Node *x, int k, Attrs *a, bo
             fe_error(c, s->loc, 1, "negative indices are not allowed on the batch dimension N");
             return false;
         }
-        if (!s->is_slice)
-            hi = lo + 1;
+        if (!s->is_slice && __builtin_add_overflow(lo, 1, &hi)) {
+            fe_error(c, s->loc, 1, "index %lld is out of range for the batch dimension N", (long long)lo);
+            return false;
+        }
         if (s->is_slice && !s->hi && (lo != 0 || st != 1)) {
             fe_error(c, s->loc, 1, "a slice of the batch dimension N must be whole or a fixed range");
             return false;

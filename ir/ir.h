@@ -260,6 +260,12 @@ void ir_add_output(Graph *g, OutKind k, const char *name, Node *val, Node *targe
 /* Shape/dtype inference for one node from its operands and attributes
  * (shape.c). Returns false after emitting a diagnostic at n->loc. */
 bool ir_infer(Node *n, Diags *d);
+/* Elements of the slice range [b, e) with step st >= 1; never overflows. */
+int64_t ir_slice_len(int64_t b, int64_t e, int64_t st);
+/* The step that offsets into the operand use: 1 when the range keeps at
+ * most one element (any step selects the same one), else st, then less
+ * than the range, so step times stride stays within the operand. */
+int64_t ir_slice_step(int64_t b, int64_t e, int64_t st);
 
 /* Structural check of a whole graph (verify.c): operand order, arity,
  * dtypes and shapes re-inferred, outputs, unique names. */

@@ -29,7 +29,7 @@
 #include <string.h>
 
 #define MAX_NESTING 16
-/* Slice bounds: far from int64 overflow in the slice rule's arithmetic. */
+/* Slice bounds (steps may be any positive int64: ir_slice_len). */
 #define MAX_SLICE (INT64_C(1) << 62)
 
 typedef enum { T_EOF, T_IDENT, T_VALUE, T_NUM, T_STR, T_PUNCT } TokKind;
@@ -667,7 +667,7 @@ static bool parse_slice(Parser *P, Attrs *a, AttrCtx *cx)
             a->end[k] = INT64_MAX;
             if (P->tok.kind == T_NUM && !parse_int(P, -MAX_SLICE, MAX_SLICE, "a slice end", &a->end[k]))
                 return false;
-            if (accept(P, ':') && !parse_int(P, 1, MAX_SLICE, "a slice step", &a->step[k]))
+            if (accept(P, ':') && !parse_int(P, 1, INT64_MAX, "a slice step", &a->step[k]))
                 return false;
             k++;
         } while (accept(P, ','));

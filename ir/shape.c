@@ -186,7 +186,37 @@ static bool infer_transpose(Node *n, Diags *d)
     return true;
 }
 
-/* Slice result along one axis; full-range slices of N stay N. */
+/* Rows [b, e) of the batch dimension need a batch of at least e
+ * examples: the operand with N := e must itself pass the size check, so
+ * every offset into it stays within the limit. */
+static bool batch_rows_fit(Node *n, const Shape *s, int64_t e, Diags *d)
+{
+    Shape at = *s;
+    for (int k = 0; k < at.rank; k++)
+        if (at.d[k] == IR_DIM_N)
+            at.d[k] = e;
+    if (ir_shape_valid(&at))
+        return true;
+    char t[TYBUF];
+    diag_error(d, n->loc, "slice up to row %lld of the batch dimension N of %s needs a batch of %lld "
+                          "examples, more than a tensor holds (the limit is " IR_MAX_ELEMS_STR " elements)",
+               (long long)e, ty(n->in[0], t), (long long)e);
+    return false;
+}
+
+int64_t ir_slice_len(int64_t b, int64_t e, int64_t st)
+{
+    return e <= b ? 0 : (e - b - 1) / st + 1;
+}
+
+int64_t ir_slice_step(int64_t b, int64_t e, int64_t st)
+{
+    return ir_slice_len(b, e, st) > 1 ? st : 1;
+}
+
+/* Slice result along one axis; full-range slices of N stay N. Offsets
+ * stay within the operand: 0 <= begin <= end <= the axis (for N, a batch
+ * the operand could have). */
 static bool slice_dim(Node *n, const Shape *s, int k, int64_t *out, Diags *d)
 {
     int64_t b = n->a.begin[k], e = n->a.end[k], st = n->a.step[k], dim = s->d[k];
@@ -204,6 +234,8 @@ static bool slice_dim(Node *n, const Shape *s, int k, int64_t *out, Diags *d)
             diag_error(d, n->loc, "slice of the batch dimension N must be whole or a fixed range");
             return false;
         }
+        if (!batch_rows_fit(n, s, e, d))
+            return false;
     } else {
         if (e == INT64_MAX)
             e = dim;
@@ -213,7 +245,7 @@ static bool slice_dim(Node *n, const Shape *s, int k, int64_t *out, Diags *d)
             return false;
         }
     }
-    *out = (e - b + st - 1) / st;
+    *out = ir_slice_len(b, e, st);
     return true;
 }
 

@@ -144,6 +144,20 @@ START_TEST(size_limit)
 }
 END_TEST
 
+/* Slice lengths and offset steps never overflow, whatever the step. */
+START_TEST(slice_arithmetic)
+{
+    ck_assert_int_eq(ir_slice_len(1, 4, INT64_MAX), 1);
+    ck_assert_int_eq(ir_slice_len(0, 10, 3), 4);
+    ck_assert_int_eq(ir_slice_len(0, 9, 3), 3);
+    ck_assert_int_eq(ir_slice_len(5, 5, 2), 0);
+    ck_assert_int_eq(ir_slice_len(0, INT64_MAX, INT64_MAX), 1);
+    ck_assert_int_eq(ir_slice_step(1, 4, INT64_MAX), 1);
+    ck_assert_int_eq(ir_slice_step(0, 10, 3), 3);
+    ck_assert_int_eq(ir_slice_step(0, 3, 3), 1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("shape");
@@ -154,6 +168,7 @@ int main(void)
     tcase_add_test(t, reshape_and_slice);
     tcase_add_test(t, numel_overflow);
     tcase_add_test(t, size_limit);
+    tcase_add_test(t, slice_arithmetic);
     suite_add_tcase(s, t);
     return tu_run(s);
 }
