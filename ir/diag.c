@@ -99,7 +99,10 @@ static const char *level_name(DiagLevel l)
     return l == DIAG_ERROR ? "error" : l == DIAG_WARNING ? "warning" : "note";
 }
 
-/* Print source line `line` of s and a caret under column col. */
+/* Print source line `line` of s and a caret under column col. Locations
+ * come from files (IR text names any line and column): no line beyond
+ * the text, and the caret and its span stay within the line, or just
+ * past its end. */
 static void print_snippet(FILE *f, DiagSource *s, int line, int col, int span)
 {
     const char *p = s->text, *end = s->text + s->len;
@@ -115,10 +118,16 @@ static void print_snippet(FILE *f, DiagSource *s, int line, int col, int span)
     for (const char *q = p; q < e; q++)
         fputc(*q == '\t' ? ' ' : (unsigned char)*q < 32 ? '?' : *q, f);
     fputs("\n      | ", f);
-    for (int i = 1; i < col; i++)
+    size_t width = (size_t)(e - p), at = col > 1 ? (size_t)col - 1 : 0;
+    if (at > width)
+        at = width;
+    size_t tildes = span > 1 ? (size_t)span - 1 : 0, room = at < width ? width - at - 1 : 0;
+    if (tildes > room)
+        tildes = room;
+    for (size_t i = 0; i < at; i++)
         fputc(' ', f);
     fputc('^', f);
-    for (int i = 1; i < span; i++)
+    for (size_t i = 0; i < tildes; i++)
         fputc('~', f);
     fputc('\n', f);
 }
