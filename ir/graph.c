@@ -544,7 +544,8 @@ void ir_toposort(Graph *g)
         }
     }
     MC_ASSERT(nout == n);
-    memcpy(g->nodes, out, (size_t)n * sizeof(Node *));
+    if (n) /* an empty graph may have no node array: no memcpy from or to NULL */
+        memcpy(g->nodes, out, (size_t)n * sizeof(Node *));
     for (int i = 0; i < n; i++)
         g->nodes[i]->id = i;
     free(out);
