@@ -454,18 +454,30 @@ static void add_fresh(Fuser *f, int k, Node *x)
     gr->fresh[gr->nfresh++] = x;
 }
 
-/* Does v depend on node a (is a among its transitive operands)? */
-static bool depends_on(const Node *v, const Node *a, bool *seen)
+/* Does v depend on node a (is a among its transitive operands)? A walk
+ * with its own stack: an operand chain can be as long as the graph. */
+static bool depends_on(const Node *v, const Node *a, int nn)
 {
-    if (v == a)
-        return true;
-    if (v->id < a->id || seen[v->id])
-        return false;
+    bool *seen = xcalloc((size_t)nn + 1, sizeof(bool));
+    const Node **stack = xmalloc(((size_t)nn + 1) * sizeof(Node *));
+    int sp = 0;
+    bool found = false;
+    stack[sp++] = v;
     seen[v->id] = true;
-    for (int j = 0; j < v->nin; j++)
-        if (depends_on(v->in[j], a, seen))
-            return true;
-    return false;
+    while (sp && !found) {
+        const Node *x = stack[--sp];
+        found = x == a;
+        for (int j = 0; j < x->nin && !found; j++) {
+            const Node *u = x->in[j];
+            if (u->id >= a->id && !seen[u->id]) {
+                seen[u->id] = true;
+                stack[sp++] = u;
+            }
+        }
+    }
+    free(seen);
+    free(stack);
+    return found;
 }
 
 /* Softmax cross-entropy: log_softmax_grad(z, gy) and the
@@ -485,10 +497,7 @@ static void try_softmax(Fuser *f, Node *grad)
     }
     if (!dot)
         return;
-    bool *seen = xcalloc((size_t)f->nn + 1, sizeof(bool));
-    bool cycle = depends_on(grad->in[1], dot, seen);
-    free(seen);
-    if (cycle)
+    if (depends_on(grad->in[1], dot, f->nn))
         return;
     new_group(f, grad);
     f->grp[f->ngrp - 1].softmax = true;
