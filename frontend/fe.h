@@ -190,9 +190,14 @@ typedef struct FeCtx {
     int cur; /* index of the statement being lowered */
     Binding *b;
     int nb, capb;
+    StrMap bindings;     /* name -> index in b */
     const char **layers; /* layer names in use */
     SrcLoc *layer_locs;  /* the call that created each */
     int nlayers, caplayers, caplocs;
+    StrMap layer_index;  /* name -> index in layers */
+    StrMap layer_next;   /* default name base -> next suffix to try */
+    StrMap params;       /* parameter name -> node id */
+    StrMap outputs;      /* names of value and metric outputs */
     int errors_at_start; /* d->nerrors when lowering started */
 } FeCtx;
 

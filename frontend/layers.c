@@ -11,10 +11,7 @@
 
 static int find_layer(FeCtx *c, const char *name)
 {
-    for (int i = 0; i < c->nlayers; i++)
-        if (strcmp(c->layers[i], name) == 0)
-            return i;
-    return -1;
+    return strmap_get(&c->layer_index, name);
 }
 
 static bool layer_name_taken(FeCtx *c, const char *name)
@@ -53,11 +50,15 @@ static const char *layer_name(FeCtx *c, CallArgs *a, int i, const char *base)
             return NULL;
         }
     } else {
-        name = base;
-        for (int k = 1; layer_name_taken(c, name); k++)
-            name = arena_printf(c->a, "%s_%d", base, k);
+        /* the suffix search resumes where the last one for base stopped */
+        int k = strmap_get(&c->layer_next, base);
+        name = k > 0 ? arena_printf(c->a, "%s_%d", base, k) : base;
+        for (k = k > 0 ? k : 0; layer_name_taken(c, name);)
+            name = arena_printf(c->a, "%s_%d", base, ++k);
+        strmap_put(&c->layer_next, base, k + 1);
     }
     int n = c->nlayers;
+    strmap_put(&c->layer_index, name, n);
     VEC_PUSH(c->layer_locs, n, c->caplocs, a->call->loc);
     VEC_PUSH(c->layers, c->nlayers, c->caplayers, name);
     return name;
@@ -74,7 +75,9 @@ static Node *layer_param(FeCtx *c, const char *layer, const char *what, DType dt
                  name, ir_type_str(dt, &s, t, sizeof t));
         return NULL;
     }
-    return ir_param(c->g, name, dt, s, init, trainable, role, loc);
+    Node *p = ir_param(c->g, name, dt, s, init, trainable, role, loc);
+    strmap_put(&c->params, p->a.name, p->id);
+    return p;
 }
 
 static Node *float_input(FeCtx *c, CallArgs *a, const char *fn, int min_rank, int max_rank)

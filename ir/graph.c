@@ -490,6 +490,24 @@ void ir_replace_uses(Graph *g, Node *old, Node *with)
             g->outs[i].val = with;
 }
 
+void ir_replace_all(Graph *g, Node **with)
+{
+    for (int i = 0; i < g->nnodes; i++) /* a replacement is earlier: resolved already */
+        g->nodes[i]->id = i;
+    for (int i = 0; i < g->nnodes; i++)
+        if (with[i] && with[with[i]->id])
+            with[i] = with[with[i]->id];
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *n = g->nodes[i];
+        for (int j = 0; j < n->nin; j++)
+            if (with[n->in[j]->id])
+                n->in[j] = with[n->in[j]->id];
+    }
+    for (int i = 0; i < g->nouts; i++)
+        if (with[g->outs[i].val->id])
+            g->outs[i].val = with[g->outs[i].val->id];
+}
+
 int *ir_use_counts(Graph *g)
 {
     int *uses = xcalloc((size_t)g->nnodes + 1, sizeof(int));

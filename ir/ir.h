@@ -273,6 +273,11 @@ bool ir_verify(Graph *g, Diags *d);
 
 /* Graph rewriting helpers (graph.c). */
 void ir_replace_uses(Graph *g, Node *old, Node *with); /* in nodes and outputs */
+/* Every use (operands, output values) of node i becomes a use of with[i]
+ * when that is set (to an earlier node), chains followed, in one sweep:
+ * many replacements in linear time, where ir_replace_uses is linear each.
+ * with is indexed by position in g->nodes; ids are renumbered. */
+void ir_replace_all(Graph *g, Node **with);
 void ir_toposort(Graph *g);                          /* re-establish order, renumber */
 void ir_remove_dead(Graph *g);                       /* DCE from outputs; keeps leaves */
 int *ir_use_counts(Graph *g);                        /* malloc'd, indexed by id */

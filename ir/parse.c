@@ -519,7 +519,7 @@ static Node *parse_use(Parser *P, const Scope *sc)
 
 /* The label a node named `nm` had when printed: NULL for numbered values,
  * "h" for "h.2" when the printer would have renamed a second "h" so. */
-static const char *restore_label(Parser *P, const Scope *sc, Graph *g, const char *nm)
+static const char *restore_label(Parser *P, Scope *sc, Graph *g, const char *nm)
 {
     if (isdigit((unsigned char)nm[0]))
         return NULL;
