@@ -445,9 +445,10 @@ bool fe_shape_list(FeCtx *c, const Expr *e, Shape *out, int *infer, bool allow_i
         out->d[k] = d;
     }
     out->rank = e->nitems;
-    if (ok && ir_shape_numel(out, 1) < 0) {
+    if (ok && !ir_shape_valid(out)) {
         char t[128];
-        fe_error(c, e->loc, 1, "shape %s has too many elements", ir_shape_str(out, t, sizeof t));
+        fe_error(c, e->loc, 1, "shape %s has too many elements (the limit is " IR_MAX_ELEMS_STR ")",
+                 ir_shape_str(out, t, sizeof t));
         return false;
     }
     return ok;

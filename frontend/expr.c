@@ -101,6 +101,10 @@ static const Stmt *later_definition(FeCtx *c, const char *name)
 
 static Val unknown_name(FeCtx *c, const Expr *e)
 {
+    if (diags_too_many(c->d)) { /* not recorded: spare the search for a hint */
+        fe_error_expr(c, e, "unknown name '%s'", e->str);
+        return fe_err_val();
+    }
     const Stmt *later = later_definition(c, e->str);
     if (later) {
         fe_error_expr(c, e, "'%s' is used before it is defined", e->str);
@@ -130,9 +134,9 @@ static Val lower_name(FeCtx *c, const Expr *e)
     if (b)
         return b->v;
     if (strchr(e->str, '.')) {
-        Node *p = ir_find_param(c->g, e->str);
-        if (p)
-            return fe_tensor_val(p);
+        int id = strmap_get(&c->params, e->str);
+        if (id >= 0)
+            return fe_tensor_val(c->g->nodes[id]);
     }
     return unknown_name(c, e);
 }
@@ -395,8 +399,10 @@ static bool subscript(FeCtx *c, const Subscript *s, Node *x, int k, Attrs *a, bo
             fe_error(c, s->loc, 1, "negative indices are not allowed on the batch dimension N");
             return false;
         }
-        if (!s->is_slice)
-            hi = lo + 1;
+        if (!s->is_slice && __builtin_add_overflow(lo, 1, &hi)) {
+            fe_error(c, s->loc, 1, "index %lld is out of range for the batch dimension N", (long long)lo);
+            return false;
+        }
         if (s->is_slice && !s->hi && (lo != 0 || st != 1)) {
             fe_error(c, s->loc, 1, "a slice of the batch dimension N must be whole or a fixed range");
             return false;

@@ -190,9 +190,14 @@ typedef struct FeCtx {
     int cur; /* index of the statement being lowered */
     Binding *b;
     int nb, capb;
+    StrMap bindings;     /* name -> index in b */
     const char **layers; /* layer names in use */
     SrcLoc *layer_locs;  /* the call that created each */
     int nlayers, caplayers, caplocs;
+    StrMap layer_index;  /* name -> index in layers */
+    StrMap layer_next;   /* default name base -> next suffix to try */
+    StrMap params;       /* parameter name -> node id */
+    StrMap outputs;      /* names of value and metric outputs */
     int errors_at_start; /* d->nerrors when lowering started */
 } FeCtx;
 
@@ -297,8 +302,9 @@ Val fe_layer_conv2d(FeCtx *c, const Expr *e); /* layer or primitive */
 Val fe_layer_pool(FeCtx *c, const Expr *e, Op op);
 Val fe_layer_batchnorm(FeCtx *c, const Expr *e);
 Val fe_layer_dropout(FeCtx *c, const Expr *e);
-/* TF "same" padding for one spatial axis. */
-void fe_same_pad(int64_t in, int k, int stride, int *lo, int *hi);
+/* TF "same" padding for one spatial axis; false when a pad would not fit
+ * the int of a pad attribute. */
+bool fe_same_pad(int64_t in, int64_t k, int stride, int *lo, int *hi);
 
 /* losses and metrics (losses.c) */
 Val fe_loss(FeCtx *c, const Expr *e, int which);

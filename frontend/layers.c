@@ -4,16 +4,14 @@
  * and dropout (PHASE of a masked and an identity operand). */
 #include "fe.h"
 
+#include <limits.h>
 #include <string.h>
 
 /* ---- layer names ---- */
 
 static int find_layer(FeCtx *c, const char *name)
 {
-    for (int i = 0; i < c->nlayers; i++)
-        if (strcmp(c->layers[i], name) == 0)
-            return i;
-    return -1;
+    return strmap_get(&c->layer_index, name);
 }
 
 static bool layer_name_taken(FeCtx *c, const char *name)
@@ -52,21 +50,34 @@ static const char *layer_name(FeCtx *c, CallArgs *a, int i, const char *base)
             return NULL;
         }
     } else {
-        name = base;
-        for (int k = 1; layer_name_taken(c, name); k++)
-            name = arena_printf(c->a, "%s_%d", base, k);
+        /* the suffix search resumes where the last one for base stopped */
+        int k = strmap_get(&c->layer_next, base);
+        name = k > 0 ? arena_printf(c->a, "%s_%d", base, k) : base;
+        for (k = k > 0 ? k : 0; layer_name_taken(c, name);)
+            name = arena_printf(c->a, "%s_%d", base, ++k);
+        strmap_put(&c->layer_next, base, k + 1);
     }
     int n = c->nlayers;
+    strmap_put(&c->layer_index, name, n);
     VEC_PUSH(c->layer_locs, n, c->caplocs, a->call->loc);
     VEC_PUSH(c->layers, c->nlayers, c->caplayers, name);
     return name;
 }
 
+/* A layer's parameter, which passes the size check as a declared one does. */
 static Node *layer_param(FeCtx *c, const char *layer, const char *what, DType dt, Shape s, Init init,
                          bool trainable, ParamRole role, SrcLoc loc)
 {
     const char *name = arena_printf(c->a, "%s.%s", layer, what);
-    return ir_param(c->g, name, dt, s, init, trainable, role, loc);
+    if (!ir_shape_valid(&s)) {
+        char t[128];
+        fe_error(c, loc, 1, "parameter '%s' would be %s: too many elements (the limit is " IR_MAX_ELEMS_STR ")",
+                 name, ir_type_str(dt, &s, t, sizeof t));
+        return NULL;
+    }
+    Node *p = ir_param(c->g, name, dt, s, init, trainable, role, loc);
+    strmap_put(&c->params, p->a.name, p->id);
+    return p;
 }
 
 static Node *float_input(FeCtx *c, CallArgs *a, const char *fn, int min_rank, int max_rank)
@@ -137,25 +148,36 @@ Val fe_layer_dense(FeCtx *c, const Expr *e)
 
 /* ---- convolution ---- */
 
-void fe_same_pad(int64_t in, int k, int stride, int *lo, int *hi)
+bool fe_same_pad(int64_t in, int64_t k, int stride, int *lo, int *hi)
 {
     int64_t out = (in + stride - 1) / stride;
     int64_t total = (out - 1) * stride + k - in;
     if (total < 0)
         total = 0;
+    if (total - total / 2 > INT_MAX)
+        return false;
     *lo = (int)(total / 2);
     *hi = (int)(total - total / 2);
+    return true;
 }
 
 static const char *const padding_words[] = {"valid", "same", NULL};
 
-static void set_padding(Attrs *at, const Node *x, int kh, int kw, bool same)
+/* The pads of a window op on x; false after an error at e when 'same'
+ * padding would not fit the pad attributes (a window far larger than x). */
+static bool set_padding(FeCtx *c, const Expr *e, Attrs *at, const Node *x, int64_t kh, int64_t kw,
+                        bool same)
 {
     memset(at->pad, 0, sizeof at->pad);
     if (!same || x->shape.rank != 4)
-        return;
-    fe_same_pad(x->shape.d[1], kh, at->stride[0], &at->pad[0], &at->pad[1]);
-    fe_same_pad(x->shape.d[2], kw, at->stride[1], &at->pad[2], &at->pad[3]);
+        return true;
+    if (fe_same_pad(x->shape.d[1], kh, at->stride[0], &at->pad[0], &at->pad[1]) &&
+        fe_same_pad(x->shape.d[2], kw, at->stride[1], &at->pad[2], &at->pad[3]))
+        return true;
+    fe_error_expr(c, e, "padding=\"same\" for a %lldx%lld window needs more than %d rows or columns "
+                        "of padding",
+                  (long long)kh, (long long)kw, INT_MAX);
+    return false;
 }
 
 static bool is_number_expr(FeCtx *c, const Expr *e)
@@ -192,8 +214,9 @@ static Val conv_primitive(FeCtx *c, const Expr *e)
     Node *in[2] = {fe_arg_tensor(c, &a, 0, DT_COUNT), fe_arg_tensor(c, &a, 1, DT_COUNT)};
     if (!in[0] || !in[1])
         return fe_err_val();
-    if (in[1]->shape.rank == 4)
-        set_padding(&at, in[0], (int)in[1]->shape.d[0], (int)in[1]->shape.d[1], pad == 1);
+    if (in[1]->shape.rank == 4 &&
+        !set_padding(c, e, &at, in[0], in[1]->shape.d[0], in[1]->shape.d[1], pad == 1))
+        return fe_err_val();
     return fe_tensor_val(fe_op(c, OP_CONV2D, in, 2, &at, e->loc));
 }
 
@@ -238,7 +261,8 @@ static Val conv_layer(FeCtx *c, const Expr *e)
     int64_t kd[4] = {k[0], k[1], x->shape.d[3], filters};
     Node *w = layer_param(c, name, "kernel", x->dt, ir_shape(4, kd), ki, trainable, ROLE_WEIGHT,
                           e->loc);
-    set_padding(&at, x, k[0], k[1], pad == 1);
+    if (!set_padding(c, e, &at, x, k[0], k[1], pad == 1))
+        return fe_err_val();
     Node *in[2] = {x, w};
     Node *y = fe_op(c, OP_CONV2D, in, 2, &at, e->loc);
     if (bias && y) {
@@ -297,7 +321,8 @@ Val fe_layer_pool(FeCtx *c, const Expr *e, Op op)
     Node *x = float_input(c, &a, fn, 4, 4);
     if (!x)
         return fe_err_val();
-    set_padding(&at, x, at.window[0], at.window[1], pad == 1);
+    if (!set_padding(c, e, &at, x, at.window[0], at.window[1], pad == 1))
+        return fe_err_val();
     return fe_tensor_val(fe_op(c, op, &x, 1, &at, e->loc));
 }
 

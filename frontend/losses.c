@@ -145,8 +145,14 @@ static Node *sparse_targets(FeCtx *c, CallArgs *a, const char *fn, Node *y, Node
         r.shape = ys;
         y = fe_op(c, OP_RESHAPE, &y, 1, &r, loc);
     }
+    int64_t classes = p->shape.d[p->shape.rank - 1];
+    if (classes > INT32_MAX) {
+        fe_error(c, a->v[1]->start, 1, "%s(): predictions %s have %lld classes; at most %d are supported",
+                 fn, fe_type_str(p, t2, sizeof t2), (long long)classes, INT32_MAX);
+        return NULL;
+    }
     Attrs oh = ir_attrs();
-    oh.depth = (int)p->shape.d[p->shape.rank - 1];
+    oh.depth = (int)classes;
     oh.to = p->dt;
     return fe_op(c, OP_ONE_HOT, &y, 1, &oh, loc);
 }

@@ -55,10 +55,8 @@ static void error_at_start(FeCtx *c, const Expr *e, const char *fmt, ...)
 
 Binding *fe_lookup(FeCtx *c, const char *name)
 {
-    for (int i = c->nb - 1; i >= 0; i--)
-        if (strcmp(c->b[i].name, name) == 0)
-            return &c->b[i];
-    return NULL;
+    int i = strmap_get(&c->bindings, name);
+    return i >= 0 ? &c->b[i] : NULL;
 }
 
 void fe_bind(FeCtx *c, const char *name, BindKind k, Val v, SrcLoc loc)
@@ -66,6 +64,7 @@ void fe_bind(FeCtx *c, const char *name, BindKind k, Val v, SrcLoc loc)
     Binding *b = fe_lookup(c, name);
     if (!b) {
         Binding nb = {name, k, v, loc};
+        strmap_put(&c->bindings, name, c->nb);
         VEC_PUSH(c->b, c->nb, c->capb, nb);
         return;
     }
@@ -200,6 +199,7 @@ static void lower_param(FeCtx *c, const Stmt *s)
         return;
     }
     Node *n = ir_param(c->g, s->name, dt, sh, init, trainable, ROLE_WEIGHT, s->nameloc);
+    strmap_put(&c->params, n->a.name, n->id);
     fe_bind(c, s->name, B_PARAM, fe_tensor_val(n), s->nameloc);
 }
 
@@ -222,15 +222,20 @@ static void lower_assign(FeCtx *c, const Stmt *s)
     fe_bind(c, s->name, B_VALUE, v, s->nameloc);
 }
 
+/* Value and metric outputs are named by statements (no '.', unlike the
+ * update outputs layers add); c->outputs holds their names. */
 static bool output_name_taken(FeCtx *c, const Stmt *s)
 {
-    for (int i = 0; i < c->g->nouts; i++) {
-        if (strcmp(c->g->outs[i].name, s->name) == 0) {
-            fe_error(c, s->nameloc, s->namespan, "duplicate output name '%s'", s->name);
-            return true;
-        }
-    }
-    return false;
+    if (strmap_get(&c->outputs, s->name) < 0)
+        return false;
+    fe_error(c, s->nameloc, s->namespan, "duplicate output name '%s'", s->name);
+    return true;
+}
+
+static void add_named_output(FeCtx *c, OutKind k, const char *name, Node *v)
+{
+    ir_add_output(c->g, k, name, v, NULL, false);
+    strmap_put(&c->outputs, name, c->g->nouts - 1);
 }
 
 static bool require_scalar(FeCtx *c, const Expr *e, Val v, const char *what)
@@ -260,7 +265,7 @@ static void lower_metric(FeCtx *c, const Stmt *s)
     if (!require_scalar(c, s->val, v, what) || output_name_taken(c, s))
         return;
     set_label(c, v, s->name);
-    ir_add_output(c->g, OUT_METRIC, s->name, v.n, NULL, false);
+    add_named_output(c, OUT_METRIC, s->name, v.n);
 }
 
 static void lower_output(FeCtx *c, const Stmt *s)
@@ -288,7 +293,7 @@ static void lower_output(FeCtx *c, const Stmt *s)
         return;
     }
     set_label(c, v, s->name);
-    ir_add_output(c->g, OUT_VALUE, s->name, v.n, NULL, false);
+    add_named_output(c, OUT_VALUE, s->name, v.n);
 }
 
 static const Stmt *find_stmt(FeCtx *c, StmtKind k, int from)
@@ -453,6 +458,11 @@ static Graph *lower_program(const char *path, const Program *prog, Arena *a, Dia
     free(c.b);
     free(c.layers);
     free(c.layer_locs);
+    strmap_free(&c.bindings);
+    strmap_free(&c.layer_index);
+    strmap_free(&c.layer_next);
+    strmap_free(&c.params);
+    strmap_free(&c.outputs);
     rehome_files(d, first_diag);
     if (d->nerrors > c.errors_at_start) {
         ir_graph_free(c.g);

@@ -196,13 +196,29 @@ static Expr *new_expr(Parser *p, ExprKind k, const Token *t)
     return e;
 }
 
-static bool check_depth(Parser *p, Expr *e, const Token *t)
+/* Two depths are bounded, each checked before it grows: the parser's
+ * recursion (p->depth, by enter() before every recursive call) and the
+ * depth of the tree it builds (e->depth, which the recursive passes over
+ * the AST follow), also for left-associative chains that the parser
+ * builds in a loop. Either limit stops the parse with an error at the
+ * token that would go deeper. */
+static bool too_deep(Parser *p, const Token *t)
 {
-    if (e->depth <= FE_MAX_DEPTH)
-        return true;
     perr(p, t->loc, 1, "expression nested too deeply (more than %d levels)", FE_MAX_DEPTH);
     p->fatal = true;
     return false;
+}
+
+static bool check_depth(Parser *p, Expr *e, const Token *t)
+{
+    return e->depth <= FE_MAX_DEPTH || too_deep(p, t);
+}
+
+/* Before parsing the right operand of `left op ...`: would the new node be
+ * too deep? */
+static bool can_extend(Parser *p, const Expr *left, const Token *op)
+{
+    return left->depth + 1 <= FE_MAX_DEPTH || too_deep(p, op);
 }
 
 static int max_depth(const Expr *a, const Expr *b)
@@ -214,13 +230,15 @@ static int max_depth(const Expr *a, const Expr *b)
 static Expr *parse_expr(Parser *p);
 static Expr *parse_unary(Parser *p);
 
+/* Called before each recursive descent; leave() after it returns. */
 static bool enter(Parser *p, const Token *t)
 {
-    if (++p->depth <= FE_MAX_DEPTH)
-        return true;
-    perr(p, t->loc, 1, "expression nested too deeply (more than %d levels)", FE_MAX_DEPTH);
-    p->fatal = true;
-    return false;
+    return ++p->depth <= FE_MAX_DEPTH || too_deep(p, t);
+}
+
+static void leave(Parser *p)
+{
+    p->depth--;
 }
 
 /* args ::= '(' [arg {',' arg} [',']] ')' ;  arg ::= IDENT '=' expr | expr */
@@ -302,7 +320,7 @@ static Expr *parse_list(Parser *p)
     }
     e->nitems = n;
     free(v);
-    return ok ? e : NULL;
+    return ok && check_depth(p, e, open) ? e : NULL;
 }
 
 /* tuple ::= '(' expr ',' [expr {',' expr} [',']] ')' : a list, as in
@@ -328,7 +346,7 @@ static Expr *parse_tuple(Parser *p, const Token *open, Expr *first)
     memcpy(e->items, v, (size_t)n * sizeof(Expr *));
     e->nitems = n;
     free(v);
-    return e;
+    return check_depth(p, e, open) ? e : NULL;
 }
 
 /* primary ::= INT | FLOAT | STRING | 'true' | 'false' | 'none' | IDENT [args]
@@ -463,7 +481,7 @@ static Expr *parse_postfix(Parser *p)
     Expr *e = parse_primary(p);
     while (e && !p->err) {
         if (at(p, T_LBRACK)) {
-            e = parse_index(p, e);
+            e = can_extend(p, e, peek(p)) ? parse_index(p, e) : NULL;
         } else if (at(p, T_LPAREN)) {
             perr_tok(p, peek(p), "only functions can be called; this is not a function name");
             return NULL;
@@ -492,7 +510,10 @@ static Expr *parse_power(Parser *p)
     if (!e || !at(p, T_POW))
         return e;
     Token *op = next(p);
+    if (!can_extend(p, e, op) || !enter(p, op))
+        return NULL;
     Expr *r = parse_unary(p);
+    leave(p);
     return r ? binary(p, op, e, r) : NULL;
 }
 
@@ -506,7 +527,7 @@ static Expr *parse_unary(Parser *p)
     if (!enter(p, t))
         return NULL;
     Expr *a = parse_unary(p);
-    p->depth--;
+    leave(p);
     if (!a)
         return NULL;
     if (t->k == T_PLUS)
@@ -524,6 +545,8 @@ static Expr *parse_term(Parser *p)
     Expr *e = parse_unary(p);
     while (e && (at(p, T_STAR) || at(p, T_SLASH) || at(p, T_AT))) {
         Token *op = next(p);
+        if (!can_extend(p, e, op))
+            return NULL;
         Expr *r = parse_unary(p);
         e = r ? binary(p, op, e, r) : NULL;
     }
@@ -536,6 +559,8 @@ static Expr *parse_arith(Parser *p)
     Expr *e = parse_term(p);
     while (e && (at(p, T_PLUS) || at(p, T_MINUS))) {
         Token *op = next(p);
+        if (!can_extend(p, e, op))
+            return NULL;
         Expr *r = parse_term(p);
         e = r ? binary(p, op, e, r) : NULL;
     }
@@ -556,6 +581,10 @@ static Expr *parse_expr(Parser *p)
     Expr *e = parse_arith(p);
     if (e && is_cmp(peek(p)->k)) {
         Token *op = next(p);
+        if (!can_extend(p, e, op)) {
+            leave(p);
+            return NULL;
+        }
         Expr *r = parse_arith(p);
         e = r ? binary(p, op, e, r) : NULL;
         if (e && is_cmp(peek(p)->k)) {
@@ -563,7 +592,7 @@ static Expr *parse_expr(Parser *p)
             e = NULL;
         }
     }
-    p->depth--;
+    leave(p);
     return e;
 }
 

@@ -103,6 +103,30 @@ int64_t ir_shape_numel(const Shape *s, int64_t n)
     return p;
 }
 
+int64_t ir_dims_numel(int rank, const int64_t *d)
+{
+    int64_t extent = 1;
+    bool empty = false;
+    for (int i = 0; i < rank; i++) {
+        int64_t k = d[i] == IR_DIM_N ? 1 : d[i];
+        if (k < 0)
+            return -1;
+        if (k == 0) {
+            empty = true;
+            continue;
+        }
+        if (k > IR_MAX_ELEMS / extent)
+            return -1;
+        extent *= k;
+    }
+    return empty ? 0 : extent;
+}
+
+bool ir_shape_valid(const Shape *s)
+{
+    return s->rank >= 0 && s->rank <= IR_MAXRANK && ir_dims_numel(s->rank, s->d) >= 0;
+}
+
 char *ir_shape_str(const Shape *s, char *buf, size_t n)
 {
     size_t k = 0;
@@ -471,6 +495,24 @@ void ir_replace_uses(Graph *g, Node *old, Node *with)
             g->outs[i].val = with;
 }
 
+void ir_replace_all(Graph *g, Node **with)
+{
+    for (int i = 0; i < g->nnodes; i++) /* a replacement is earlier: resolved already */
+        g->nodes[i]->id = i;
+    for (int i = 0; i < g->nnodes; i++)
+        if (with[i] && with[with[i]->id])
+            with[i] = with[with[i]->id];
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *n = g->nodes[i];
+        for (int j = 0; j < n->nin; j++)
+            if (with[n->in[j]->id])
+                n->in[j] = with[n->in[j]->id];
+    }
+    for (int i = 0; i < g->nouts; i++)
+        if (with[g->outs[i].val->id])
+            g->outs[i].val = with[g->outs[i].val->id];
+}
+
 int *ir_use_counts(Graph *g)
 {
     int *uses = xcalloc((size_t)g->nnodes + 1, sizeof(int));
@@ -525,7 +567,8 @@ void ir_toposort(Graph *g)
         }
     }
     MC_ASSERT(nout == n);
-    memcpy(g->nodes, out, (size_t)n * sizeof(Node *));
+    if (n) /* an empty graph may have no node array: no memcpy from or to NULL */
+        memcpy(g->nodes, out, (size_t)n * sizeof(Node *));
     for (int i = 0; i < n; i++)
         g->nodes[i]->id = i;
     free(out);

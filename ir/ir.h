@@ -33,6 +33,24 @@ bool ir_shape_eq(const Shape *a, const Shape *b);
 bool ir_shape_has_n(const Shape *s);
 /* Number of elements for a concrete batch size n (N := n); -1 on overflow. */
 int64_t ir_shape_numel(const Shape *s, int64_t n);
+
+/* The size limit of every tensor, parameter, input or intermediate: at
+ * most IR_MAX_ELEMS elements with N counted as 1. 2^45 elements are
+ * 256 TiB as f64, more than a 64-bit machine can address (user space is
+ * 2^47 bytes on x86-64 and AArch64 with 4-level page tables), so no
+ * tensor that could exist is refused, the limit does not depend on the
+ * dtype (casts never break it), and sizes in bytes, strides and products
+ * of a few of them stay far from int64 overflow. */
+#define IR_MAX_ELEMS (INT64_C(1) << 45)
+#define IR_MAX_ELEMS_STR "2^45"
+/* The one size check of a shape, for every shape read from a model file,
+ * IR text or a data file and every shape an op infers: each dimension is
+ * N or non-negative, and the product of the dimensions with N and 0
+ * counted as 1 (so every stride is bounded too) is at most IR_MAX_ELEMS.
+ * Returns the number of elements with N := 1, or -1 for a shape that
+ * fails the check. Never overflows. */
+int64_t ir_dims_numel(int rank, const int64_t *d);
+bool ir_shape_valid(const Shape *s); /* ir_dims_numel(s) >= 0 */
 /* Format as "[N,784]"; buf of at least 96 bytes. */
 char *ir_shape_str(const Shape *s, char *buf, size_t n);
 /* Format as "f32[N,784]". */
@@ -263,6 +281,12 @@ void ir_add_output(Graph *g, OutKind k, const char *name, Node *val, Node *targe
 /* Shape/dtype inference for one node from its operands and attributes
  * (shape.c). Returns false after emitting a diagnostic at n->loc. */
 bool ir_infer(Node *n, Diags *d);
+/* Elements of the slice range [b, e) with step st >= 1; never overflows. */
+int64_t ir_slice_len(int64_t b, int64_t e, int64_t st);
+/* The step that offsets into the operand use: 1 when the range keeps at
+ * most one element (any step selects the same one), else st, then less
+ * than the range, so step times stride stays within the operand. */
+int64_t ir_slice_step(int64_t b, int64_t e, int64_t st);
 
 /* Structural check of a whole graph (verify.c): operand order, arity,
  * dtypes and shapes re-inferred, outputs, unique names. */
@@ -270,6 +294,11 @@ bool ir_verify(Graph *g, Diags *d);
 
 /* Graph rewriting helpers (graph.c). */
 void ir_replace_uses(Graph *g, Node *old, Node *with); /* in nodes and outputs */
+/* Every use (operands, output values) of node i becomes a use of with[i]
+ * when that is set (to an earlier node), chains followed, in one sweep:
+ * many replacements in linear time, where ir_replace_uses is linear each.
+ * with is indexed by position in g->nodes; ids are renumbered. */
+void ir_replace_all(Graph *g, Node **with);
 void ir_toposort(Graph *g);                          /* re-establish order, renumber */
 void ir_remove_dead(Graph *g);                       /* DCE from outputs; keeps leaves */
 int *ir_use_counts(Graph *g);                        /* malloc'd, indexed by id */

@@ -10,6 +10,7 @@
 typedef struct NameSet {
     const char **slot;
     int cap, n;
+    StrMap next; /* base -> the K where ir_name_unique's search resumes */
 } NameSet;
 
 void ir_nameset_init(NameSet *s);
@@ -22,8 +23,10 @@ void ir_nameset_add(NameSet *s, const char *k);
  * name becomes "v". Allocated in a. */
 char *ir_name_sanitize(Arena *a, const char *s);
 /* base itself when unused in s, else the first unused "base.K" (K >= 1).
- * Allocated in a; not added to s. */
-const char *ir_name_unique(const NameSet *s, Arena *a, const char *base);
+ * Allocated in a; not added to s. The set only grows, so the search for
+ * base resumes where its last one stopped: many values of one label take
+ * linear time, not quadratic. base must live as long as s. */
+const char *ir_name_unique(NameSet *s, Arena *a, const char *base);
 
 /* The name each node of g prints as, without the '%': leaves use their
  * name, other nodes their label, both made valid and unique; the rest

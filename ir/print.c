@@ -13,31 +13,23 @@
 
 /* ---- string sets ---- */
 
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
 void ir_nameset_init(NameSet *s)
 {
+    memset(s, 0, sizeof *s);
     s->cap = 64;
-    s->n = 0;
     s->slot = xcalloc((size_t)s->cap, sizeof(char *));
 }
 
 void ir_nameset_free(NameSet *s)
 {
     free(s->slot);
-    s->slot = NULL;
-    s->cap = s->n = 0;
+    strmap_free(&s->next);
+    memset(s, 0, sizeof *s);
 }
 
 static int find_slot(const NameSet *s, const char *k)
 {
-    int i = (int)(hash_str(k) & (uint64_t)(s->cap - 1));
+    int i = (int)(str_hash(k) & (uint64_t)(s->cap - 1));
     while (s->slot[i] && strcmp(s->slot[i], k) != 0)
         i = (i + 1) & (s->cap - 1);
     return i;
@@ -51,7 +43,7 @@ bool ir_nameset_has(const NameSet *s, const char *k)
 void ir_nameset_add(NameSet *s, const char *k)
 {
     if (2 * (s->n + 1) > s->cap) {
-        NameSet t = {xcalloc((size_t)s->cap * 2, sizeof(char *)), s->cap * 2, 0};
+        NameSet t = {xcalloc((size_t)s->cap * 2, sizeof(char *)), s->cap * 2, 0, s->next};
         for (int i = 0; i < s->cap; i++)
             if (s->slot[i])
                 t.slot[find_slot(&t, s->slot[i])] = s->slot[i], t.n++;
@@ -87,14 +79,17 @@ char *ir_name_sanitize(Arena *a, const char *s)
     return r;
 }
 
-const char *ir_name_unique(const NameSet *s, Arena *a, const char *base)
+const char *ir_name_unique(NameSet *s, Arena *a, const char *base)
 {
     if (!ir_nameset_has(s, base))
         return base;
-    for (int k = 1;; k++) {
+    int k = strmap_get(&s->next, base);
+    for (k = k > 0 ? k : 1;; k++) {
         char *c = arena_printf(a, "%s.%d", base, k);
-        if (!ir_nameset_has(s, c))
+        if (!ir_nameset_has(s, c)) {
+            strmap_put(&s->next, base, k);
             return c;
+        }
     }
 }
 

@@ -186,7 +186,37 @@ static bool infer_transpose(Node *n, Diags *d)
     return true;
 }
 
-/* Slice result along one axis; full-range slices of N stay N. */
+/* Rows [b, e) of the batch dimension need a batch of at least e
+ * examples: the operand with N := e must itself pass the size check, so
+ * every offset into it stays within the limit. */
+static bool batch_rows_fit(Node *n, const Shape *s, int64_t e, Diags *d)
+{
+    Shape at = *s;
+    for (int k = 0; k < at.rank; k++)
+        if (at.d[k] == IR_DIM_N)
+            at.d[k] = e;
+    if (ir_shape_valid(&at))
+        return true;
+    char t[TYBUF];
+    diag_error(d, n->loc, "slice up to row %lld of the batch dimension N of %s needs a batch of %lld "
+                          "examples, more than a tensor holds (the limit is " IR_MAX_ELEMS_STR " elements)",
+               (long long)e, ty(n->in[0], t), (long long)e);
+    return false;
+}
+
+int64_t ir_slice_len(int64_t b, int64_t e, int64_t st)
+{
+    return e <= b ? 0 : (e - b - 1) / st + 1;
+}
+
+int64_t ir_slice_step(int64_t b, int64_t e, int64_t st)
+{
+    return ir_slice_len(b, e, st) > 1 ? st : 1;
+}
+
+/* Slice result along one axis; full-range slices of N stay N. Offsets
+ * stay within the operand: 0 <= begin <= end <= the axis (for N, a batch
+ * the operand could have). */
 static bool slice_dim(Node *n, const Shape *s, int k, int64_t *out, Diags *d)
 {
     int64_t b = n->a.begin[k], e = n->a.end[k], st = n->a.step[k], dim = s->d[k];
@@ -204,6 +234,8 @@ static bool slice_dim(Node *n, const Shape *s, int k, int64_t *out, Diags *d)
             diag_error(d, n->loc, "slice of the batch dimension N must be whole or a fixed range");
             return false;
         }
+        if (!batch_rows_fit(n, s, e, d))
+            return false;
     } else {
         if (e == INT64_MAX)
             e = dim;
@@ -213,7 +245,7 @@ static bool slice_dim(Node *n, const Shape *s, int k, int64_t *out, Diags *d)
             return false;
         }
     }
-    *out = (e - b + st - 1) / st;
+    *out = ir_slice_len(b, e, st);
     return true;
 }
 
@@ -273,7 +305,12 @@ static bool infer_concat(Node *n, Diags *d)
             diag_error(d, n->loc, "concat along the batch dimension N is not supported");
             return false;
         }
-        out.d[ax] += s->d[ax];
+        if (__builtin_add_overflow(out.d[ax], s->d[ax], &out.d[ax]) || out.d[ax] > IR_MAX_ELEMS) {
+            diag_error(d, n->loc, "concat of %d operands along axis %d: the result has too many "
+                                  "elements (the limit is " IR_MAX_ELEMS_STR ")",
+                       n->nin, ax);
+            return false;
+        }
     }
     n->shape = out;
     return true;
@@ -318,7 +355,7 @@ static bool check_nhwc(Node *n, Node *x, Diags *d)
 }
 
 /* Output spatial size of a window op; false when the window does not fit. */
-static bool window_out(Node *n, const Shape *x, int kh, int kw, int64_t *oh, int64_t *ow, Diags *d)
+static bool window_out(Node *n, const Shape *x, int64_t kh, int64_t kw, int64_t *oh, int64_t *ow, Diags *d)
 {
     const Attrs *a = &n->a;
     if (a->stride[0] < 1 || a->stride[1] < 1 || kh < 1 || kw < 1) {
@@ -330,10 +367,15 @@ static bool window_out(Node *n, const Shape *x, int kh, int kw, int64_t *oh, int
             diag_error(d, n->loc, "%s: padding must not be negative", ir_ops[n->op].name);
             return false;
         }
-    int64_t h = x->d[1] + a->pad[0] + a->pad[1], w = x->d[2] + a->pad[2] + a->pad[3];
+    int64_t h, w;
+    if (__builtin_add_overflow(x->d[1], (int64_t)a->pad[0] + a->pad[1], &h) ||
+        __builtin_add_overflow(x->d[2], (int64_t)a->pad[2] + a->pad[3], &w)) {
+        diag_error(d, n->loc, "%s: the padded input size overflows", ir_ops[n->op].name);
+        return false;
+    }
     if (h < kh || w < kw) {
-        diag_error(d, n->loc, "%s: window %dx%d is larger than the padded input %lldx%lld",
-                   ir_ops[n->op].name, kh, kw, (long long)h, (long long)w);
+        diag_error(d, n->loc, "%s: window %lldx%lld is larger than the padded input %lldx%lld",
+                   ir_ops[n->op].name, (long long)kh, (long long)kw, (long long)h, (long long)w);
         return false;
     }
     *oh = (h - kh) / a->stride[0] + 1;
@@ -357,7 +399,7 @@ static bool conv_out(Node *n, const Shape *x, const Shape *k, Shape *out, Diags 
         return false;
     }
     int64_t oh, ow;
-    if (!window_out(n, x, (int)k->d[0], (int)k->d[1], &oh, &ow, d))
+    if (!window_out(n, x, k->d[0], k->d[1], &oh, &ow, d))
         return false;
     int64_t dims[4] = {x->d[0], oh, ow, k->d[3]};
     *out = ir_shape(4, dims);
@@ -518,7 +560,8 @@ static bool infer_result(Node *n, Diags *d)
     return true;
 }
 
-bool ir_infer(Node *n, Diags *d)
+/* The rule of n's op, without the size check of the result. */
+static bool infer_rule(Node *n, Diags *d)
 {
     const OpInfo *oi = &ir_ops[n->op];
     if (oi->arity >= 0 && n->nin != oi->arity) {
@@ -626,4 +669,19 @@ bool ir_infer(Node *n, Diags *d)
         break;
     }
     ICE("no shape rule for op %s", oi->name);
+}
+
+/* Every rule's result passes the one size check (ir_dims_numel): a rule
+ * may combine valid operands into a shape too large (broadcasting,
+ * matmul, concat, one_hot, a reshape or broadcast target). */
+bool ir_infer(Node *n, Diags *d)
+{
+    if (!infer_rule(n, d))
+        return false;
+    if (ir_shape_valid(&n->shape))
+        return true;
+    char t[TYBUF];
+    diag_error(d, n->loc, "%s: the result %s has too many elements (the limit is " IR_MAX_ELEMS_STR ")",
+               ir_ops[n->op].name, ty(n, t));
+    return false;
 }

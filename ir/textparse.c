@@ -29,8 +29,7 @@
 #include <string.h>
 
 #define MAX_NESTING 16
-/* Limits that keep shape arithmetic far from int64 overflow. */
-#define MAX_DIM (INT64_C(1) << 40)
+/* Slice bounds (steps may be any positive int64: ir_slice_len). */
 #define MAX_SLICE (INT64_C(1) << 62)
 
 typedef enum { T_EOF, T_IDENT, T_VALUE, T_NUM, T_STR, T_PUNCT } TokKind;
@@ -520,7 +519,7 @@ static Node *parse_use(Parser *P, const Scope *sc)
 
 /* The label a node named `nm` had when printed: NULL for numbered values,
  * "h" for "h.2" when the printer would have renamed a second "h" so. */
-static const char *restore_label(Parser *P, const Scope *sc, Graph *g, const char *nm)
+static const char *restore_label(Parser *P, Scope *sc, Graph *g, const char *nm)
 {
     if (isdigit((unsigned char)nm[0]))
         return NULL;
@@ -536,9 +535,11 @@ static const char *restore_label(Parser *P, const Scope *sc, Graph *g, const cha
 
 /* ---- types and locations ---- */
 
+/* '[' (dim (',' dim)*)? ']', a shape that passes ir_dims_numel. */
 static bool parse_dims(Parser *P, Shape *s)
 {
     *s = ir_shape0();
+    Tok open = P->tok;
     if (!expect(P, '[', "to start a shape"))
         return false;
     if (accept(P, ']'))
@@ -551,11 +552,19 @@ static bool parse_dims(Parser *P, Shape *s)
         if (is_ident(P, "N")) {
             s->d[s->rank++] = IR_DIM_N;
             next(P);
-        } else if (!parse_int(P, 0, MAX_DIM, "a dimension (an integer or N)", &s->d[s->rank++])) {
+        } else if (!parse_int(P, 0, IR_MAX_ELEMS, "a dimension (an integer or N)", &s->d[s->rank++])) {
             return false;
         }
     } while (accept(P, ','));
-    return expect(P, ']', "to end the shape");
+    if (!expect(P, ']', "to end the shape"))
+        return false;
+    if (!ir_shape_valid(s)) {
+        char t[128];
+        err_at(P, &open, "shape %s has too many elements (the limit is " IR_MAX_ELEMS_STR ")",
+               ir_shape_str(s, t, sizeof t));
+        return false;
+    }
+    return true;
 }
 
 static bool parse_dtype(Parser *P, DType *t)
@@ -658,7 +667,7 @@ static bool parse_slice(Parser *P, Attrs *a, AttrCtx *cx)
             a->end[k] = INT64_MAX;
             if (P->tok.kind == T_NUM && !parse_int(P, -MAX_SLICE, MAX_SLICE, "a slice end", &a->end[k]))
                 return false;
-            if (accept(P, ':') && !parse_int(P, 1, MAX_SLICE, "a slice step", &a->step[k]))
+            if (accept(P, ':') && !parse_int(P, 1, INT64_MAX, "a slice step", &a->step[k]))
                 return false;
             k++;
         } while (accept(P, ','));

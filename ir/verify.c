@@ -409,32 +409,59 @@ static void check_output(Verifier *V, int k, int *nloss)
              type_str(t, t2));
 }
 
+/* The first node after position i that reads p, or -1. */
+static int reader_after(const Graph *g, int i, const Node *p)
+{
+    for (int u = i + 1; u < g->nnodes; u++)
+        for (int k = 0; k < g->nodes[u]->nin; k++)
+            if (g->nodes[u]->in[k] == p)
+                return u;
+    return -1;
+}
+
 /* Every side update of a fused node is taken by exactly one update
  * output, and no node after the fused node reads the param it
- * overwrites. */
+ * overwrites. Linear in the graph: the outputs of each node are chained
+ * and the last reader of each node is known up front. */
 static void check_side_outputs(Verifier *V)
 {
     Graph *g = V->g;
+    int *first_out = xmalloc(((size_t)g->nnodes + 1) * sizeof(int));
+    int *next_out = xmalloc(((size_t)g->nouts + 1) * sizeof(int));
+    int *last_read = xmalloc(((size_t)g->nnodes + 1) * sizeof(int));
+    for (int i = 0; i < g->nnodes; i++)
+        first_out[i] = last_read[i] = -1;
+    for (int k = g->nouts - 1; k >= 0; k--) {
+        int p = map_get(&V->map, g->outs[k].val);
+        next_out[k] = first_out[p];
+        first_out[p] = k;
+    }
+    for (int u = 0; u < g->nnodes; u++)
+        for (int k = 0; k < g->nodes[u]->nin; k++)
+            last_read[map_get(&V->map, g->nodes[u]->in[k])] = u;
     for (int i = 0; i < g->nnodes; i++) {
         Node *n = g->nodes[i];
         for (int j = 1; n->op == OP_FUSED && j < n->sub->nouts; j++) {
             if (ir_fused_fresh(n, j))
                 continue;
             int taken = 0;
-            for (int k = 0; k < g->nouts; k++)
-                taken += g->outs[k].val == n && g->outs[k].part == j;
+            for (int k = first_out[i]; k >= 0; k = next_out[k])
+                taken += g->outs[k].part == j;
             if (taken != 1)
                 verr(V, i, "side result %d is taken by %d update outputs, must be by one", j, taken);
             Node *p = n->in[ir_fused_side_operand(n, j)];
-            for (int u = i + 1; u < g->nnodes; u++)
-                for (int k = 0; k < g->nodes[u]->nin; k++)
-                    if (g->nodes[u]->in[k] == p) {
-                        verr(V, u, "reads %%%s after fused %%%s overwrote it (side result %d)",
-                             V->vn.v[map_get(&V->map, p)], V->vn.v[i], j);
-                        return;
-                    }
+            int pp = map_get(&V->map, p);
+            if (last_read[pp] > i) {
+                verr(V, reader_after(g, i, p), "reads %%%s after fused %%%s overwrote it (side result %d)",
+                     V->vn.v[pp], V->vn.v[i], j);
+                goto out;
+            }
         }
     }
+out:
+    free(first_out);
+    free(next_out);
+    free(last_read);
 }
 
 static bool verify_graph(Graph *g, Diags *d, const char *where)

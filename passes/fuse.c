@@ -103,6 +103,7 @@ typedef struct Group {
     Node *anchor;    /* the matmul whose epilogue the group is, or NULL */
     Node *reduce;    /* the reduction the group's result feeds, fused into it, or NULL */
     IntVec frontier; /* ids of the non-constant nodes outside the group its ops read */
+    IntVec members;  /* ids of the nodes add_to_group put here (for merge_slot_updates) */
     int size;        /* ops in the group */
 } Group;
 
@@ -111,6 +112,7 @@ typedef struct Fuser {
     int nn;
     IntVec *users;   /* by node id: ids of the nodes reading it (once per node) */
     bool *is_out;    /* by node id: the value of a graph output */
+    IntVec *outs_of; /* by node id: the graph outputs whose value it is */
     IntVec *groups;  /* by node id: the groups computing it */
     Group *grp;
     int ngrp, grpcap;
@@ -184,17 +186,24 @@ static void fuser_init(Fuser *f, Graph *g)
     f->users = xcalloc(n, sizeof(IntVec));
     f->groups = xcalloc(n, sizeof(IntVec));
     f->is_out = xcalloc(n, sizeof(bool));
+    f->outs_of = xcalloc(n, sizeof(IntVec));
     for (int i = 0; i < f->nn; i++) {
         g->nodes[i]->id = i;
         g->nodes[i]->aux = NULL;
     }
     for (int i = 0; i < f->nn; i++) {
         Node *v = g->nodes[i];
-        for (int j = 0; j < v->nin; j++)
-            vec_add(&f->users[v->in[j]->id], i);
+        for (int j = 0; j < v->nin; j++) {
+            IntVec *us = &f->users[v->in[j]->id]; /* node i's reads come together */
+            if (us->n == 0 || us->v[us->n - 1] != i)
+                VEC_PUSH(us->v, us->n, us->cap, i);
+        }
     }
-    for (int i = 0; i < g->nouts; i++)
+    for (int i = 0; i < g->nouts; i++) {
+        IntVec *os = &f->outs_of[g->outs[i].val->id];
         f->is_out[g->outs[i].val->id] = true;
+        VEC_PUSH(os->v, os->n, os->cap, i);
+    }
 }
 
 static void fuser_free(Fuser *f)
@@ -202,12 +211,16 @@ static void fuser_free(Fuser *f)
     for (int i = 0; i < f->nn; i++) {
         free(f->users[i].v);
         free(f->groups[i].v);
+        free(f->outs_of[i].v);
     }
-    for (int i = 0; i < f->ngrp; i++)
+    for (int i = 0; i < f->ngrp; i++) {
         free(f->grp[i].frontier.v);
+        free(f->grp[i].members.v);
+    }
     free(f->users);
     free(f->groups);
     free(f->is_out);
+    free(f->outs_of);
     free(f->grp);
 }
 
@@ -288,6 +301,7 @@ static void add_to_group(Fuser *f, int k, Node *p)
             vec_add(&gr->frontier, p->in[j]->id);
     gr->size++;
     vec_add(&f->groups[p->id], k);
+    VEC_PUSH(gr->members.v, gr->members.n, gr->members.cap, p->id);
 }
 
 static void new_group(Fuser *f, Node *root)
@@ -321,16 +335,9 @@ static void try_anchor(Fuser *f, Node *p, IntVec *gs)
  * type as target, when that is v's only output; else NULL. */
 static const Output *sole_update(const Fuser *f, const Node *v)
 {
-    const Output *u = NULL;
-    for (int i = 0; i < f->g->nouts; i++) {
-        const Output *o = &f->g->outs[i];
-        if (o->val != v)
-            continue;
-        if (u || o->kind != OUT_UPDATE || !o->target || o->target->op != OP_PARAM)
-            return NULL;
-        u = o;
-    }
-    return u;
+    const IntVec *os = &f->outs_of[v->id];
+    const Output *o = os->n == 1 ? &f->g->outs[os->v[0]] : NULL;
+    return o && o->kind == OUT_UPDATE && o->target && o->target->op == OP_PARAM ? o : NULL;
 }
 
 /* Group k (root R, the new value of a parameter T, e.g. an optimizer
@@ -350,8 +357,9 @@ static int slot_target_group(const Fuser *f, int k, IntVec *gs, Node **param)
     if (gr->softmax || gg->softmax || (gg->anchor && gr->anchor) || gg->nside == MAX_SIDE || R->dt != gg->root->dt ||
         !ir_shape_eq(&R->shape, &gg->root->shape) || gg->size + gr->size > MAX_BODY)
         return -1;
-    for (int i = 0; i < f->g->nouts; i++)
-        if (f->g->outs[i].val == gg->root && f->g->outs[i].target == o->target)
+    const IntVec *os = &f->outs_of[gg->root->id];
+    for (int i = 0; i < os->n; i++)
+        if (f->g->outs[os->v[i]].target == o->target)
             return -1; /* G's own result updates the same parameter */
     const IntVec *tu = &f->users[o->target->id];
     for (int i = 0; i < tu->n; i++) {
@@ -374,6 +382,12 @@ static int slot_target_group(const Fuser *f, int k, IntVec *gs, Node **param)
     return fits ? G : -1;
 }
 
+static int by_id_desc(const void *x, const void *y)
+{
+    int a = *(const int *)x, b = *(const int *)y;
+    return (a < b) - (a > b);
+}
+
 /* Optimizer updates: the new value of a slot (momentum, Adam's m and v,
  * RMSProp's average) is computed in the loop that updates its parameter,
  * which writes it back into the slot in place (a side result of the
@@ -388,14 +402,15 @@ static void merge_slot_updates(Fuser *f)
         if (G < 0)
             continue;
         Group *gr = &f->grp[k], *gg = &f->grp[G];
-        for (int i = f->nn - 1; i >= 0; i--) {
+        qsort(gr->members.v, (size_t)gr->members.n, sizeof(int), by_id_desc); /* last node first */
+        for (int m = 0; m < gr->members.n; m++) {
+            int i = gr->members.v[m];
             IntVec *ng = &f->groups[i];
-            if (!vec_has(ng, k))
-                continue;
             vec_remove(ng, k);
             if (!vec_has(ng, G))
                 add_to_group(f, G, f->g->nodes[i]);
         }
+        gr->members.n = 0;
         if (gr->anchor) /* the slot's GEMM (plain momentum reads dW once) */
             gg->anchor = gr->anchor;
         gg->side[gg->nside] = gr->root;
@@ -442,18 +457,30 @@ static void add_fresh(Fuser *f, int k, Node *x)
     gr->fresh[gr->nfresh++] = x;
 }
 
-/* Does v depend on node a (is a among its transitive operands)? */
-static bool depends_on(const Node *v, const Node *a, bool *seen)
+/* Does v depend on node a (is a among its transitive operands)? A walk
+ * with its own stack: an operand chain can be as long as the graph. */
+static bool depends_on(const Node *v, const Node *a, int nn)
 {
-    if (v == a)
-        return true;
-    if (v->id < a->id || seen[v->id])
-        return false;
+    bool *seen = xcalloc((size_t)nn + 1, sizeof(bool));
+    const Node **stack = xmalloc(((size_t)nn + 1) * sizeof(Node *));
+    int sp = 0;
+    bool found = false;
+    stack[sp++] = v;
     seen[v->id] = true;
-    for (int j = 0; j < v->nin; j++)
-        if (depends_on(v->in[j], a, seen))
-            return true;
-    return false;
+    while (sp && !found) {
+        const Node *x = stack[--sp];
+        found = x == a;
+        for (int j = 0; j < x->nin && !found; j++) {
+            const Node *u = x->in[j];
+            if (u->id >= a->id && !seen[u->id]) {
+                seen[u->id] = true;
+                stack[sp++] = u;
+            }
+        }
+    }
+    free(seen);
+    free(stack);
+    return found;
 }
 
 /* Softmax cross-entropy: log_softmax_grad(z, gy) and the
@@ -473,10 +500,7 @@ static void try_softmax(Fuser *f, Node *grad)
     }
     if (!dot)
         return;
-    bool *seen = xcalloc((size_t)f->nn + 1, sizeof(bool));
-    bool cycle = depends_on(grad->in[1], dot, seen);
-    free(seen);
-    if (cycle)
+    if (depends_on(grad->in[1], dot, f->nn))
         return;
     new_group(f, grad);
     f->grp[f->ngrp - 1].softmax = true;
@@ -617,9 +641,13 @@ static double alpha_factor(const Fuser *f, const Node *m, const Node *A)
  * act(conv(x, k) / 3) is the conv and the activation's loop. */
 static void fold_conv_scales(Graph *g)
 {
-    int *uses = ir_use_counts(g), folded = 0;
+    int *uses = ir_use_counts(g), folded = 0; /* ids are positions */
+    Node **with = xcalloc((size_t)g->nnodes + 1, sizeof(Node *));
     for (int i = 0; i < g->nnodes; i++) {
         Node *m = g->nodes[i];
+        for (int j = 0; j < m->nin; j++) /* a folded scale reads as its convolution */
+            if (with[m->in[j]->id])
+                m->in[j] = with[m->in[j]->id];
         if (m->op != OP_MUL && m->op != OP_DIV)
             continue;
         Node *C = m->in[0]->op == OP_CONV2D ? m->in[0] : m->in[1];
@@ -631,12 +659,15 @@ static void fold_conv_scales(Graph *g)
         C->a.alpha *= s;
         if (!C->label)
             C->label = m->label;
-        ir_replace_uses(g, m, C);
+        with[i] = C;
         folded++;
     }
     free(uses);
-    if (folded)
+    if (folded) {
+        ir_replace_all(g, with);
         ir_remove_dead(g);
+    }
+    free(with);
 }
 
 /* The fused node of group k with members (in program order). */
@@ -689,12 +720,13 @@ static Node *build_fused(Fuser *f, Body *b, int k, Node **members, int nm, Diags
         r->label = x->label;
         x->aux = r;
     }
-    for (int j = 0; j < gr->nside; j++)
-        for (int i = 0; i < f->g->nouts; i++)
-            if (f->g->outs[i].val == gr->side[j]) {
-                f->g->outs[i].val = fn;
-                f->g->outs[i].part = j + 1;
-            }
+    for (int j = 0; j < gr->nside; j++) {
+        const IntVec *os = &f->outs_of[gr->side[j]->id];
+        for (int i = 0; i < os->n; i++) {
+            f->g->outs[os->v[i]].val = fn;
+            f->g->outs[os->v[i]].part = j + 1;
+        }
+    }
     return fn;
 }
 

@@ -91,7 +91,13 @@ static bool conv_is_few(const RtConvGeom *g)
 
 int64_t rt_conv_scratch(const RtConvGeom *g)
 {
-    return conv_is_direct(g) || conv_is_few(g) ? 0 : g->chunk * g->oh * g->ow * g->kh * g->kw * g->c;
+    if (conv_is_direct(g) || conv_is_few(g))
+        return 0;
+    int64_t f[6] = {g->chunk, g->oh, g->ow, g->kh, g->kw, g->c}, n = 1;
+    for (int i = 0; i < 6; i++)
+        if (f[i] < 0 || __builtin_mul_overflow(n, f[i], &n))
+            return -1;
+    return n;
 }
 
 /* The in-bounds part [y0,y1) x [x0,x1) of output pixel (oy, ox)'s window,

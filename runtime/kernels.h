@@ -115,7 +115,8 @@ typedef struct RtConvGeom {
  * loops), GEMMs into parts (rt_gemm_*). */
 #define RT_CONV_FEW_OUT 4
 
-/* Elements of scratch a convolution needs (0 unless im2col is used). */
+/* Elements of scratch a convolution needs (0 unless im2col is used; -1
+ * when the count overflows int64). */
 int64_t rt_conv_scratch(const RtConvGeom *g);
 
 /* y = alpha conv(x, k) */

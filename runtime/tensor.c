@@ -4,14 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Concrete dimensions (no N) that pass the size check of every shape. */
 static bool numel_of(int rank, const int64_t *dims, int64_t *numel)
 {
-    int64_t p = 1;
     for (int i = 0; i < rank; i++)
-        if (dims[i] < 0 || mul_overflow_i64(p, dims[i], &p))
+        if (dims[i] < 0)
             return false;
-    *numel = p;
-    return true;
+    *numel = ir_dims_numel(rank, dims);
+    return *numel >= 0;
 }
 
 Tensor *rt_tensor_new(DType dt, int rank, const int64_t *dims)

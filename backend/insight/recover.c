@@ -37,14 +37,16 @@ static const char *layer_of(Graph *g, const char *param)
     return dot ? arena_strndup(g->arena, param, (size_t)(dot - param)) : param;
 }
 
-static PsLayer *find_or_add(PsLayers *l, int *cap, const char *name)
+/* The layer called name; index maps names to positions in l. */
+static PsLayer *find_or_add(PsLayers *l, int *cap, StrMap *index, const char *name)
 {
-    for (int i = 0; i < l->n; i++)
-        if (strcmp(l->v[i].name, name) == 0)
-            return &l->v[i];
+    int i = strmap_get(index, name);
+    if (i >= 0)
+        return &l->v[i];
     PsLayer z;
     memset(&z, 0, sizeof z);
     z.name = name;
+    strmap_put(index, name, l->n);
     VEC_PUSH(l->v, l->n, *cap, z);
     return &l->v[l->n - 1];
 }
@@ -177,16 +179,18 @@ void ps_find_layers(Graph *g, int nfwd, PsLayers *out)
 {
     memset(out, 0, sizeof *out);
     int cap = 0;
+    StrMap index = {0};
     for (int i = 0; i < g->nnodes; i++)
         g->nodes[i]->id = i;
     for (int i = 0; i < nfwd; i++) {
         Node *p = g->nodes[i];
         if (p->op != OP_PARAM || p->a.role == ROLE_SLOT)
             continue;
-        PsLayer *l = find_or_add(out, &cap, layer_of(g, p->a.name));
+        PsLayer *l = find_or_add(out, &cap, &index, layer_of(g, p->a.name));
         l->params = xrealloc(l->params, (size_t)(l->nparams + 1) * sizeof(Node *));
         l->params[l->nparams++] = p;
     }
+    strmap_free(&index);
     Uses u = uses_build(g, nfwd);
     for (int i = 0; i < out->n; i++) {
         PsLayer *l = &out->v[i];

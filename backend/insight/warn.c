@@ -10,29 +10,26 @@
 #include "warn.h"
 
 #include <math.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- emitting ---- */
 
-/* Length of the identifier at loc in the registered source, at least 1. */
-int ps_loc_span(const Diags *d, SrcLoc loc)
+/* Length of the identifier at loc in the registered source, at least 1
+ * (loc may name any line and column: it comes from a file). */
+int ps_loc_span(Diags *d, SrcLoc loc)
 {
-    for (int i = 0; loc.file && i < d->nsrc; i++) {
-        const DiagSource *s = &d->src[i];
-        if (!s->text || strcmp(s->file, loc.file) != 0)
-            continue;
-        const char *p = s->text, *end = s->text + s->len;
-        for (int l = 1; l < loc.line && p < end; p++)
-            l += *p == '\n';
-        p += loc.col - 1;
-        int n = 0;
-        while (p + n < end && (p[n] == '_' || (p[n] >= 'a' && p[n] <= 'z') ||
-                               (p[n] >= 'A' && p[n] <= 'Z') || (p[n] >= '0' && p[n] <= '9')))
-            n++;
-        return n ? n : 1;
-    }
-    return 1;
+    size_t len;
+    const char *p = diags_line(d, loc, &len);
+    if (!p || loc.col < 1 || (size_t)loc.col > len)
+        return 1;
+    size_t at = (size_t)loc.col - 1, n = 0;
+    while (at + n < len && n < INT_MAX &&
+           (p[at + n] == '_' || (p[at + n] >= 'a' && p[at + n] <= 'z') ||
+            (p[at + n] >= 'A' && p[at + n] <= 'Z') || (p[at + n] >= '0' && p[at + n] <= '9')))
+        n++;
+    return n ? (int)n : 1;
 }
 
 static SrcLoc own_loc(Diags *d, SrcLoc loc)

@@ -92,7 +92,7 @@ double ps_gauss_positive(double mean, double var); /* P(z > 0) */
 /* ---- the warnings (warn.c) ---- */
 /* Carets to draw for a diagnostic at loc: the identifier starting there in
  * the source registered with d (at least 1). */
-int ps_loc_span(const Diags *d, SrcLoc loc);
+int ps_loc_span(Diags *d, SrcLoc loc);
 
 /* Thresholds shared with the training-time checks. */
 #define PS_SATURATED_FRAC 0.5  /* a layer is saturated above this fraction */

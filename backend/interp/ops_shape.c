@@ -157,7 +157,7 @@ static bool slice_fits(Interp *ip, const Node *nd, const Tensor *whole, const Te
         int64_t b = nd->a.begin[k], e = nd->a.end[k], st = nd->a.step[k], dim = whole->dims[k];
         if (e == INT64_MAX)
             e = dim;
-        if (b >= 0 && b <= e && e <= dim && st >= 1 && (e - b + st - 1) / st == part->dims[k])
+        if (b >= 0 && b <= e && e <= dim && st >= 1 && ir_slice_len(b, e, st) == part->dims[k])
             continue;
         char t[128];
         diag_error(ip->d, nd->loc, "%s [%lld:%lld] is out of range for axis %d of %s (N = %lld)",
@@ -169,14 +169,15 @@ static bool slice_fits(Interp *ip, const Node *nd, const Tensor *whole, const Te
 }
 
 /* Strides that take a multi-index of the slice to its offset in the whole
- * tensor, and the offset of the slice's first element. */
+ * tensor, and the offset of the slice's first element (slice_fits holds). */
 static int64_t slice_strides(const Node *nd, const Tensor *whole, int64_t *st)
 {
     int64_t wst[IR_MAXRANK], base = 0;
     ix_strides(whole, wst);
     for (int k = 0; k < whole->rank; k++) {
-        st[k] = nd->a.step[k] * wst[k];
-        base += nd->a.begin[k] * wst[k];
+        int64_t b = nd->a.begin[k], e = nd->a.end[k] == INT64_MAX ? whole->dims[k] : nd->a.end[k];
+        st[k] = ir_slice_step(b, e, nd->a.step[k]) * wst[k];
+        base += b * wst[k];
     }
     return base;
 }

@@ -368,7 +368,7 @@ void cg_transpose(Cg *c, const Step *st)
 }
 
 /* A slice view of a buffer with shape s: offset sum(begin*stride),
- * strides stride*step. */
+ * strides stride*step (ir_slice_step: within the buffer). */
 static void slice_view(Cg *c, Acc *a, LLVMValueRef base, const Shape *s, const Attrs *at)
 {
     Mono own[IR_MAXRANK];
@@ -377,7 +377,10 @@ static void slice_view(Cg *c, Acc *a, LLVMValueRef base, const Shape *s, const A
     a->base = base;
     a->off = cg_i64(c, 0);
     for (int k = 0; k < s->rank; k++) {
-        a->stride[k] = mono_mul(own[k], mono(at->step[k]));
+        int64_t step = at->step[k];
+        if (at->end[k] != INT64_MAX || s->d[k] != IR_DIM_N) /* a whole N axis has step 1 */
+            step = ir_slice_step(at->begin[k], at->end[k] == INT64_MAX ? s->d[k] : at->end[k], step);
+        a->stride[k] = mono_mul(own[k], mono(step));
         if (at->begin[k])
             a->off = LLVMBuildNSWAdd(c->b, a->off, cg_mono(c, mono_mul(own[k], mono(at->begin[k]))), "");
     }

@@ -72,8 +72,16 @@ static bool body_op_ok(Op op)
            op == OP_INPUT || op == OP_MATMUL || op == OP_LOG_SOFTMAX_DOT || op == OP_LOG_SOFTMAX_GRAD;
 }
 
+static int64_t conv_scratch(const Node *v);
+
 static bool check_node(Node *v, Diags *d)
 {
+    int64_t sc = conv_scratch(v);
+    if (sc < 0 || sc > IR_MAX_ELEMS) {
+        diag_error(d, v->loc, "%s: its im2col buffer would have more than " IR_MAX_ELEMS_STR " elements",
+                   ir_ops[v->op].name);
+        return false;
+    }
     if (v->op == OP_PHASE) {
         diag_error(d, v->loc, "phase node '%s' reached code generation: specialize the graph first",
                    v->a.name ? v->a.name : "?");
@@ -147,7 +155,10 @@ int64_t plan_conv_chunk(const Node *v)
                      : v->op == OP_CONV2D_GRAD_INPUT ? &v->in[0]->shape
                                                      : &v->in[1]->shape;
     const Shape *k = v->op == OP_CONV2D_GRAD_KERNEL ? &v->shape : &v->in[1]->shape;
-    int64_t per = y->d[1] * y->d[2] * k->d[0] * k->d[1] * x->d[3];
+    int64_t f[5] = {y->d[1], y->d[2], k->d[0], k->d[1], x->d[3]}, per = 1;
+    for (int i = 0; i < 5; i++)
+        if (__builtin_mul_overflow(per, f[i], &per))
+            return 1; /* one image's patches alone are beyond any chunk */
     int64_t chunk = ((int64_t)1 << 21) / (per > 0 ? per : 1);
     return chunk < 1 ? 1 : chunk;
 }

@@ -227,3 +227,68 @@ bool mul_overflow_i64(int64_t a, int64_t b, int64_t *out)
 {
     return __builtin_mul_overflow(a, b, out);
 }
+
+/* ---- string -> int map ---- */
+
+uint64_t str_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+void strmap_init(StrMap *m)
+{
+    m->cap = 16;
+    m->n = 0;
+    m->key = xcalloc((size_t)m->cap, sizeof(char *));
+    m->val = xcalloc((size_t)m->cap, sizeof(int));
+}
+
+void strmap_free(StrMap *m)
+{
+    free(m->key);
+    free(m->val);
+    memset(m, 0, sizeof *m);
+}
+
+static int strmap_slot(const StrMap *m, const char *k)
+{
+    int i = (int)(str_hash(k) & (uint64_t)(m->cap - 1));
+    while (m->key[i] && strcmp(m->key[i], k) != 0)
+        i = (i + 1) & (m->cap - 1);
+    return i;
+}
+
+int strmap_get(const StrMap *m, const char *k)
+{
+    if (!m->cap)
+        return -1;
+    int i = strmap_slot(m, k);
+    return m->key[i] ? m->val[i] : -1;
+}
+
+void strmap_put(StrMap *m, const char *k, int v)
+{
+    if (!m->cap)
+        strmap_init(m);
+    if (2 * (m->n + 1) > m->cap) {
+        StrMap t = {xcalloc((size_t)m->cap * 2, sizeof(char *)), xcalloc((size_t)m->cap * 2, sizeof(int)),
+                    m->cap * 2, m->n};
+        for (int i = 0; i < m->cap; i++)
+            if (m->key[i]) {
+                int j = strmap_slot(&t, m->key[i]);
+                t.key[j] = m->key[i];
+                t.val[j] = m->val[i];
+            }
+        free(m->key);
+        free(m->val);
+        *m = t;
+    }
+    int i = strmap_slot(m, k);
+    if (!m->key[i])
+        m->n++;
+    m->key[i] = k;
+    m->val[i] = v;
+}

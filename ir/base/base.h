@@ -70,6 +70,8 @@ typedef struct DiagSource {
     char *file;
     char *text;
     size_t len;
+    size_t *line_start; /* offset of each line, built when first printed */
+    int nlines;
 } DiagSource;
 
 typedef struct Diags {
@@ -92,6 +94,9 @@ void diag_error(Diags *d, SrcLoc loc, const char *fmt, ...) __attribute__((forma
 void diag_warning(Diags *d, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void diag_note(Diags *d, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void diag_add(Diags *d, DiagLevel lvl, SrcLoc loc, int span, const char *fmt, va_list ap);
+/* Line loc.line of the registered text of loc.file and its length
+ * (without the line break); NULL when there is no such line. */
+const char *diags_line(Diags *d, SrcLoc loc, size_t *len);
 /* Print all diagnostics (file:line:col: level: msg, source line, caret). */
 void diags_print(Diags *d, FILE *f);
 /* Print only diagnostics from index `from`; returns new count. */
@@ -101,6 +106,19 @@ bool diags_too_many(const Diags *d);
 /* ---- file helpers (base.c) ---- */
 /* Read a whole file; NULL and errno set on failure. Adds a NUL terminator. */
 char *read_file(const char *path, size_t *len);
+
+/* ---- string -> int map (base.c): open addressing; keys are not copied
+ * and must outlive the map ---- */
+typedef struct StrMap {
+    const char **key;
+    int *val;
+    int cap, n;
+} StrMap;
+void strmap_init(StrMap *m);
+void strmap_free(StrMap *m);
+int strmap_get(const StrMap *m, const char *k); /* -1 when absent */
+void strmap_put(StrMap *m, const char *k, int v);
+uint64_t str_hash(const char *s); /* FNV-1a */
 
 /* Checked arithmetic for shape products; return false on overflow. */
 bool mul_overflow_i64(int64_t a, int64_t b, int64_t *out);

@@ -2,6 +2,7 @@
  * `file:line:col: error: message`, the source line and a caret. */
 #include "base.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,7 @@ void diags_free(Diags *d)
     for (int i = 0; i < d->nsrc; i++) {
         free(d->src[i].file);
         free(d->src[i].text);
+        free(d->src[i].line_start);
     }
     free(d->src);
     memset(d, 0, sizeof(*d));
@@ -42,6 +44,8 @@ const char *diags_intern_file(Diags *d, const char *file)
     s->file = xstrdup(file);
     s->text = NULL;
     s->len = 0;
+    s->line_start = NULL;
+    s->nlines = 0;
     return s->file;
 }
 
@@ -50,8 +54,12 @@ const char *diags_add_source(Diags *d, const char *file, const char *text, size_
     const char *f = diags_intern_file(d, file);
     DiagSource *s = find_source(d, f);
     free(s->text);
+    free(s->line_start);
+    s->line_start = NULL;
+    s->nlines = 0;
     s->text = xmalloc(len + 1);
-    memcpy(s->text, text, len);
+    if (len)
+        memcpy(s->text, text, len);
     s->text[len] = 0;
     s->len = len;
     return s->file;
@@ -99,45 +107,87 @@ static const char *level_name(DiagLevel l)
     return l == DIAG_ERROR ? "error" : l == DIAG_WARNING ? "warning" : "note";
 }
 
-/* Print source line `line` of s and a caret under column col. */
-static void print_snippet(FILE *f, DiagSource *s, int line, int col, int span)
+/* Where each line of s starts, so that printing many diagnostics does
+ * not scan the text from its start for each. */
+static void index_lines(DiagSource *s)
 {
-    const char *p = s->text, *end = s->text + s->len;
-    for (int l = 1; l < line && p < end; p++)
-        if (*p == '\n')
-            l++;
-    if (p >= end && line > 1)
-        return;
-    const char *e = p;
-    while (e < end && *e != '\n' && *e != '\r')
-        e++;
-    fprintf(f, "%5d | ", line);
-    for (const char *q = p; q < e; q++)
-        fputc(*q == '\t' ? ' ' : (unsigned char)*q < 32 ? '?' : *q, f);
-    fputs("\n      | ", f);
-    for (int i = 1; i < col; i++)
-        fputc(' ', f);
-    fputc('^', f);
-    for (int i = 1; i < span; i++)
-        fputc('~', f);
-    fputc('\n', f);
+    size_t n = 1; /* lines a location can name: at most INT_MAX */
+    for (size_t i = 0; i < s->len && n < INT_MAX; i++)
+        n += s->text[i] == '\n';
+    s->line_start = xmalloc(n * sizeof(size_t));
+    s->line_start[0] = 0;
+    s->nlines = 1;
+    for (size_t i = 0; i < s->len && (size_t)s->nlines < n; i++)
+        if (s->text[i] == '\n')
+            s->line_start[s->nlines++] = i + 1;
 }
 
+/* Print source line `line` of s and a caret under column col. Locations
+ * come from files (IR text names any line and column): no line beyond
+ * the text, and the caret and its span stay within the line, or just
+ * past its end. */
+const char *diags_line(Diags *d, SrcLoc loc, size_t *len)
+{
+    DiagSource *s = loc.file ? find_source(d, loc.file) : NULL;
+    if (!s || !s->text || loc.line < 1)
+        return NULL;
+    if (!s->line_start)
+        index_lines(s);
+    if (loc.line > s->nlines)
+        return NULL;
+    const char *p = s->text + s->line_start[loc.line - 1], *end = s->text + s->len, *e = p;
+    if (p >= end && loc.line > 1)
+        return NULL;
+    while (e < end && *e != '\n' && *e != '\r')
+        e++;
+    *len = (size_t)(e - p);
+    return p;
+}
+
+static void print_snippet(StrBuf *b, Diags *d, SrcLoc loc, int span)
+{
+    size_t width;
+    const char *p = diags_line(d, loc, &width);
+    if (!p)
+        return;
+    sb_printf(b, "%5d | ", loc.line);
+    for (size_t i = 0; i < width; i++)
+        sb_putc(b, p[i] == '\t' ? ' ' : (unsigned char)p[i] < 32 ? '?' : p[i]);
+    sb_puts(b, "\n      | ");
+    size_t at = loc.col > 1 ? (size_t)loc.col - 1 : 0;
+    if (at > width)
+        at = width;
+    size_t tildes = span > 1 ? (size_t)span - 1 : 0, room = at < width ? width - at - 1 : 0;
+    if (tildes > room)
+        tildes = room;
+    for (size_t i = 0; i < at; i++)
+        sb_putc(b, ' ');
+    sb_putc(b, '^');
+    for (size_t i = 0; i < tildes; i++)
+        sb_putc(b, '~');
+    sb_putc(b, '\n');
+}
+
+/* Each diagnostic is formatted first and written at once: stderr is
+ * unbuffered, and a write per character makes many warnings slow. */
 int diags_print_from(Diags *d, FILE *f, int from)
 {
+    StrBuf b;
+    sb_init(&b);
     for (int i = from; i < d->n; i++) {
         Diag *g = &d->v[i];
+        b.len = 0;
         if (g->loc.file && g->loc.line > 0)
-            fprintf(f, "%s:%d:%d: ", g->loc.file, g->loc.line, g->loc.col);
+            sb_printf(&b, "%s:%d:%d: ", g->loc.file, g->loc.line, g->loc.col);
         else if (g->loc.file)
-            fprintf(f, "%s: ", g->loc.file);
+            sb_printf(&b, "%s: ", g->loc.file);
         else
-            fputs("modelc: ", f);
-        fprintf(f, "%s: %s\n", level_name(g->level), g->msg);
-        DiagSource *s = g->loc.file ? find_source(d, g->loc.file) : NULL;
-        if (s && s->text && g->loc.line > 0)
-            print_snippet(f, s, g->loc.line, g->loc.col, g->span);
+            sb_puts(&b, "modelc: ");
+        sb_printf(&b, "%s: %s\n", level_name(g->level), g->msg);
+        print_snippet(&b, d, g->loc, g->span);
+        fwrite(b.s, 1, b.len, f);
     }
+    sb_free(&b);
     if (d->max_errors > 0 && d->nerrors > d->max_errors && from <= d->n)
         fprintf(f, "modelc: too many errors (%d); stopped after %d\n", d->nerrors, d->max_errors);
     return d->n;

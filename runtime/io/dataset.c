@@ -86,17 +86,17 @@ bool rt_dataset_add(Dataset *ds, const char *name, Tensor *t)
     return t && put(ds, name, t, NULL);
 }
 
-/* A tensor with a dtype and shape but no data (8-bit data holds bytes). */
+/* A tensor with a dtype and shape but no data (8-bit data holds bytes);
+ * the loaders checked the shape (ir_dims_numel). */
 static Tensor *shape_only(DType dt, int rank, const int64_t *dims)
 {
     Tensor *t = xcalloc(1, sizeof *t);
     t->dt = dt;
     t->rank = rank;
-    t->numel = 1;
-    for (int i = 0; i < rank; i++) {
+    for (int i = 0; i < rank; i++)
         t->dims[i] = dims[i];
-        t->numel *= dims[i];
-    }
+    t->numel = ir_dims_numel(rank, dims);
+    MC_ASSERT(t->numel >= 0);
     return t;
 }
 

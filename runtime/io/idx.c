@@ -53,10 +53,10 @@ static bool idx_header(RtReader *r, int ndim, IdxFile *f)
     }
     f->ndim = ndim;
     f->offset = hsize;
-    f->size = 1;
     for (int i = 0; i < ndim; i++) {
         f->dims[i] = rt_be32(h + 4 + 4 * i);
-        if (mul_overflow_i64(f->size, f->dims[i], &f->size) || f->size > IDX_MAX_BYTES) {
+        f->size = ir_dims_numel(i + 1, f->dims);
+        if (f->size < 0 || f->size > IDX_MAX_BYTES) {
             diag_error(r->d, r->loc, "IDX dimensions are too large (byte %d)", 4 + 4 * i);
             return false;
         }

@@ -289,14 +289,15 @@ static bool npy_info(RtReader *r, NpyInfo *info)
     info->offset += (int64_t)hlen;
     if (!ok)
         return false;
-    info->numel = 1;
-    int64_t bytes;
-    for (int i = 0; i < info->rank; i++)
-        if (mul_overflow_i64(info->numel, info->dims[i], &info->numel))
-            info->numel = -1;
-    if (info->numel < 0 || mul_overflow_i64(info->numel, info->size, &bytes) ||
-        bytes > NPY_MAX_BYTES) {
-        diag_error(r->d, r->loc, "the NPY shape is too large");
+    info->numel = ir_dims_numel(info->rank, info->dims);
+    if (info->numel < 0) {
+        diag_error(r->d, r->loc, "the NPY shape is too large: more than " IR_MAX_ELEMS_STR
+                                 " elements, counting zero dimensions as 1");
+        return false;
+    }
+    if (info->numel * info->size > NPY_MAX_BYTES) {
+        diag_error(r->d, r->loc, "the NPY shape is too large: %lld bytes (the limit is %lld)",
+                   (long long)(info->numel * info->size), (long long)NPY_MAX_BYTES);
         return false;
     }
     return true;

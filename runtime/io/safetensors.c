@@ -164,13 +164,14 @@ static bool read_shape(StReader *r, StEntry *e, const JsonValue *v)
         return st_err(r, "tensor '%s': rank %d is larger than the maximum %d", e->name, v->n,
                       IR_MAXRANK);
     e->rank = v->n;
-    int64_t numel = 1;
-    for (int i = 0; i < v->n; i++) {
+    for (int i = 0; i < v->n; i++)
         e->dims[i] = v->items[i]->i;
-        if (mul_overflow_i64(numel, e->dims[i], &numel))
-            return st_err(r, "tensor '%s': the number of elements of the shape overflows "
-                             "(byte %zu)",
-                          e->name, r->hstart + v->off);
+    if (ir_dims_numel(e->rank, e->dims) < 0) {
+        Shape s = ir_shape(e->rank, e->dims);
+        char sh[128];
+        return st_err(r, "tensor '%s': shape %s has too many elements (the limit is " IR_MAX_ELEMS_STR
+                         ", counting zero dimensions as 1) (byte %zu)",
+                      e->name, ir_shape_str(&s, sh, sizeof sh), r->hstart + v->off);
     }
     return true;
 }
@@ -189,16 +190,13 @@ static bool read_offsets(StReader *r, StEntry *e, const JsonValue *v)
     return true;
 }
 
+/* The shape passed read_shape: its size in bytes cannot overflow. */
 static bool check_entry_size(StReader *r, StEntry *e)
 {
-    int64_t numel = 1, bytes;
-    for (int i = 0; i < e->rank; i++)
-        mul_overflow_i64(numel, e->dims[i], &numel);
+    int64_t bytes = ir_dims_numel(e->rank, e->dims) * ir_dtype_size(e->dt);
     Shape s = ir_shape(e->rank, e->dims);
     char sh[128];
     ir_shape_str(&s, sh, sizeof sh);
-    if (mul_overflow_i64(numel, ir_dtype_size(e->dt), &bytes))
-        return st_err(r, "tensor '%s': %s%s is too large", e->name, st_dtype_name(e->dt), sh);
     if (e->end - e->begin != bytes)
         return st_err(r, "tensor '%s': data_offsets [%lld, %lld] span %lld bytes, but %s%s needs "
                          "%lld",

@@ -261,12 +261,60 @@ START_TEST(pathological)
     compile_one("index.mdl", b.s, b.len);
     sb_free(&b);
 
+    sb_puts(&b, "input x: f32[N, 4]\nh = x");
+    for (int i = 0; i < 400000; i++)
+        sb_puts(&b, "[0]");
+    sb_puts(&b, "\n");
+    compile_one("index_chain.mdl", b.s, b.len);
+    sb_free(&b);
+
     sb_puts(&b, "input x: f32[N, 4]\nloss = mean(x * 2 ** 2 ** 2 ** 2 ** 2 ** 2 ** 2)\n"
                 "a = 9223372036854775807 + 1\nb = -9223372036854775807 - 2\n"
                 "c = 1e308 * 10\nd = (-1) ** 9223372036854775807\n"
                 "e = 2 ** 1000\nf = 1 / 0\ng = 0.0 ** -1\n");
     compile_one("numbers.mdl", b.s, b.len);
     sb_free(&b);
+}
+END_TEST
+
+/* One expression of each recursive shape, 400,000 levels deep: every one
+ * stops at the nesting limit with one located error (a crash here is a
+ * stack overflow). */
+static void deep_one(const char *name, const char *head, const char *rep, const char *tail)
+{
+    StrBuf b;
+    sb_init(&b);
+    sb_puts(&b, "input x: f32[N, 4]\n");
+    sb_puts(&b, head);
+    for (int i = 0; i < 400000; i++)
+        sb_puts(&b, rep);
+    sb_puts(&b, tail);
+    Diags d;
+    diags_init(&d);
+    const char *file = diags_add_source(&d, name, b.s, b.len);
+    Graph *g = fe_compile(file, b.s, b.len, &d);
+    ck_assert_msg(!g, "%s: compiled", name);
+    ck_assert_msg(d.nerrors == 1, "%s: %d errors", name, d.nerrors);
+    ck_assert_msg(strstr(d.v[0].msg, "nested too deeply"), "%s: %s", name, d.v[0].msg);
+    ck_assert_int_eq(d.v[0].loc.line, 2);
+    diags_free(&d);
+    sb_free(&b);
+}
+
+START_TEST(deep_expressions)
+{
+    deep_one("power.mdl", "loss = mean(x)", " ** 1", "\n");
+    deep_one("power_unary.mdl", "loss = mean(x)", " ** -1", "\n");
+    deep_one("unary.mdl", "loss = mean(", "-", "x)\n");
+    deep_one("sum.mdl", "loss = mean(x", " + x", ")\n");
+    deep_one("product.mdl", "loss = mean(x", " * x", ")\n");
+    deep_one("compare.mdl", "loss = mean(", "x < (", "x\n");
+    deep_one("call.mdl", "loss = ", "mean(", "x\n");
+    deep_one("paren.mdl", "loss = mean(", "(", "x\n");
+    deep_one("list.mdl", "h = concat(", "[", "x\n");
+    deep_one("index.mdl", "h = x", "[x", "\n");
+    deep_one("index_chain.mdl", "h = x", "[0]", "\n");
+    deep_one("slice.mdl", "h = x", "[0:x", "\n");
 }
 END_TEST
 
@@ -279,6 +327,7 @@ int main(void)
     tcase_add_test(t, every_prefix);
     tcase_add_test(t, random_mutations);
     tcase_add_test(t, pathological);
+    tcase_add_test(t, deep_expressions);
     suite_add_tcase(s, t);
     return tu_run(s);
 }

@@ -224,6 +224,10 @@ START_TEST(same_padding)
     ck_assert(lo == 0 && hi == 0);
     fe_same_pad(28, 5, 1, &lo, &hi);
     ck_assert(lo == 2 && hi == 2);
+    /* a window of 2^32 + 3: pads that no int holds, never truncated */
+    ck_assert(!fe_same_pad(8, 4294967299LL, 1, &lo, &hi));
+    ck_assert(fe_same_pad(8, 4294967294LL, 1, &lo, &hi) && lo == 2147483646 && hi == 2147483647);
+    ck_assert(!fe_same_pad(8, 4294967296LL, 1, &lo, &hi));
 
     Graph *g = ok("input x: f32[N, 28, 28, 1]\n"
                   "a = conv2d(x, 4, 3, padding=\"same\")\n"

@@ -879,6 +879,46 @@ START_TEST(npy_dataset)
 }
 END_TEST
 
+/* Shapes whose element count overflows, wraps back to zero, or hides
+ * behind a zero dimension are rejected by every loader, with the same
+ * size check as model shapes (ir_dims_numel), never a wrapped count. */
+START_TEST(shape_overflow)
+{
+    static const char *const shapes[] = {"(4611686018427387904, 4, 0)", "(0, 4611686018427387904, 4)",
+                                         "(0, 1099511627776, 1099511627776)",
+                                         "(99999999999, 99999999999, 99999999999)"};
+    static const char *const descrs[] = {"<f4", "|u1", "<i4"};
+    float f[4] = {0};
+    RtLoadOpts o;
+    rt_load_opts_default(&o);
+    o.classes = 0;
+    Diags d;
+    diags_init(&d);
+    for (int i = 0; i < ARRAY_LEN(shapes); i++)
+        for (int j = 0; j < ARRAY_LEN(descrs); j++) {
+            char dict[160];
+            snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': %s, }",
+                     descrs[j], shapes[i]);
+            char *p = put_npy("big.npy", 1, dict, f, 0);
+            expect_npy_fail(p, "big.npy: error: the NPY shape is too large");
+            Dataset ds;
+            ck_assert(!rt_load_npy(p, NULL, &o, &ds, &d));
+            ck_assert_int_eq(ds.ncols, 0);
+            th_expect_diag(&d, "big.npy: error: the NPY shape is too large");
+            free(p);
+        }
+    /* IDX: three 32-bit dimensions, the first zero */
+    static const unsigned char labels[1] = {0};
+    uint32_t zero = 0, dims[3] = {0, 4294967295u, 4294967295u};
+    unsigned char b[64];
+    char *im = put("zim.idx", b, idx_bytes(b, 0x803, 3, dims, pixels, 0));
+    char *lb = put("zlb.idx", b, idx_bytes(b, 0x801, 1, &zero, labels, 0));
+    expect_idx_fail(im, lb, "zim.idx: error: IDX dimensions are too large");
+    free(im), free(lb);
+    diags_free(&d);
+}
+END_TEST
+
 /* Flip every bit of a valid NPY, IDX and CSV file: a clean accept or a
  * clean diagnostic, never a crash (run under ASan/UBSan). */
 START_TEST(bit_flips)
@@ -1271,6 +1311,7 @@ static Suite *suite(void)
     tcase_add_test(t, npy_valid);
     tcase_add_test(t, npy_corrupt);
     tcase_add_test(t, npy_dataset);
+    tcase_add_test(t, shape_overflow);
     tcase_add_test(t, bit_flips);
     tcase_add_test(t, safetensors_dataset);
     tcase_add_test(t, shuffle_and_batches);

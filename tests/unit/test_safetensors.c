@@ -129,10 +129,17 @@ START_TEST(hostile_entries)
                   4, "tensor 'w': rank 7 is larger than the maximum 6");
     reject_header("{" ENTRY("w", "\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4294967296],"
                                  "\"data_offsets\":[0,4]") "}",
-                  4, "tensor 'w': the number of elements of the shape overflows");
+                  4, "tensor 'w': shape [4294967296,4294967296,4294967296] has too many elements");
     reject_header("{" ENTRY("w", "\"dtype\":\"F64\",\"shape\":[2305843009213693952],"
                                  "\"data_offsets\":[0,8]") "}",
-                  8, "tensor 'w': F64[2305843009213693952] is too large");
+                  8, "tensor 'w': shape [2305843009213693952] has too many elements");
+    /* a zero dimension does not hide the others: their strides overflow */
+    reject_header("{" ENTRY("w", "\"dtype\":\"F32\",\"shape\":[0,4294967296,4294967296,4294967296],"
+                                 "\"data_offsets\":[0,0]") "}",
+                  0, "tensor 'w': shape [0,4294967296,4294967296,4294967296] has too many elements");
+    reject_header("{" ENTRY("w", "\"dtype\":\"F32\",\"shape\":[4611686018427387904,4,0],"
+                                 "\"data_offsets\":[0,0]") "}",
+                  0, "tensor 'w': shape [4611686018427387904,4,0] has too many elements");
     reject_header("{" ENTRY("w", "\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0]") "}", 4,
                   "tensor 'w': data_offsets must be two integers [begin, end] with 0 <= begin <= "
                   "end (byte 55)");

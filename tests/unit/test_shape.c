@@ -118,6 +118,46 @@ START_TEST(numel_overflow)
 }
 END_TEST
 
+/* The one size check: at most 2^45 elements, N and zero dimensions
+ * counted as one, never overflowing on the way. */
+START_TEST(size_limit)
+{
+    int64_t ok[3] = {IR_DIM_N, 1LL << 20, 1LL << 25};
+    ck_assert_int_eq(ir_dims_numel(3, ok), IR_MAX_ELEMS);
+    int64_t over[3] = {IR_DIM_N, (1LL << 20) + 1, 1LL << 25};
+    ck_assert_int_eq(ir_dims_numel(3, over), -1);
+    int64_t empty[3] = {0, 4, 5};
+    ck_assert_int_eq(ir_dims_numel(3, empty), 0);
+    int64_t empty_big[4] = {0, 1LL << 40, 1LL << 40, 0};
+    ck_assert_int_eq(ir_dims_numel(4, empty_big), -1);
+    int64_t huge[6] = {INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX};
+    ck_assert_int_eq(ir_dims_numel(6, huge), -1);
+    int64_t wraps[3] = {1LL << 62, 4, 0}; /* a product that wraps to zero */
+    ck_assert_int_eq(ir_dims_numel(3, wraps), -1);
+    int64_t negative[2] = {4, -5};
+    ck_assert_int_eq(ir_dims_numel(2, negative), -1);
+    ck_assert_int_eq(ir_dims_numel(0, NULL), 1);
+    Shape s = ir_shape(3, ok);
+    ck_assert(ir_shape_valid(&s));
+    s = ir_shape(3, wraps);
+    ck_assert(!ir_shape_valid(&s));
+}
+END_TEST
+
+/* Slice lengths and offset steps never overflow, whatever the step. */
+START_TEST(slice_arithmetic)
+{
+    ck_assert_int_eq(ir_slice_len(1, 4, INT64_MAX), 1);
+    ck_assert_int_eq(ir_slice_len(0, 10, 3), 4);
+    ck_assert_int_eq(ir_slice_len(0, 9, 3), 3);
+    ck_assert_int_eq(ir_slice_len(5, 5, 2), 0);
+    ck_assert_int_eq(ir_slice_len(0, INT64_MAX, INT64_MAX), 1);
+    ck_assert_int_eq(ir_slice_step(1, 4, INT64_MAX), 1);
+    ck_assert_int_eq(ir_slice_step(0, 10, 3), 3);
+    ck_assert_int_eq(ir_slice_step(0, 3, 3), 1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("shape");
@@ -127,6 +167,8 @@ int main(void)
     tcase_add_test(t, conv_same);
     tcase_add_test(t, reshape_and_slice);
     tcase_add_test(t, numel_overflow);
+    tcase_add_test(t, size_limit);
+    tcase_add_test(t, slice_arithmetic);
     suite_add_tcase(s, t);
     return tu_run(s);
 }
