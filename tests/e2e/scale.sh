@@ -15,7 +15,7 @@ trap 'rm -rf "$T"' EXIT
 # under AddressSanitizer, which reserves terabytes of address space and
 # runs several times slower (the time limits grow to match).
 slow=1
-if ldd "$MODELC" 2>/dev/null | grep -q libasan; then
+if ldd "$MODELC" 2>/dev/null | grep libasan > /dev/null; then # no -q: under pipefail an early exit would fail ldd with SIGPIPE
   slow=5
 else
   ulimit -v 8000000
