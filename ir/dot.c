@@ -90,6 +90,12 @@ static void dot_node(FILE *f, const Graph *g, const ValueNames *vn, int i)
         fprintf(f, "label=\"%%");
         dot_escape(f, vn->v[i]);
         fprintf(f, " = %s", ir_ops[n->op].name);
+        StrBuf at;
+        sb_init(&at);
+        ir_put_attrs(&at, n);
+        if (at.s)
+            dot_escape(f, at.s);
+        sb_free(&at);
         if (n->op == OP_FUSED)
             dot_fused_ops(f, n->sub);
         fprintf(f, "\\n%s\"", type);

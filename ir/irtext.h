@@ -63,6 +63,9 @@ enum {
 };
 
 extern const char *const ir_attr_names[TA_COUNT]; /* indexed by bit number */
+/* " {name=value, ...}" of the attributes n sets (nothing when none), as
+ * the IR text prints them. */
+void ir_put_attrs(StrBuf *b, const Node *n);
 unsigned ir_attr_mask(Op op);                     /* attributes op may carry: ops.def */
 /* Attributes printed even when they hold the default value. */
 #define TA_ALWAYS (TA_AXES | TA_AXIS | TA_SHAPE | TA_SLICE | TA_WINDOW | TA_VALUE | TA_TO | TA_DEPTH | TA_STREAM)

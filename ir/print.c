@@ -327,7 +327,7 @@ static void put_attr(StrBuf *b, const Node *n, unsigned bit)
     }
 }
 
-static void put_attrs(StrBuf *b, const Node *n)
+void ir_put_attrs(StrBuf *b, const Node *n)
 {
     Attrs def = ir_attrs();
     unsigned mask = ir_attr_mask(n->op);
@@ -438,7 +438,7 @@ static void print_node(Printer *p, Graph *g, const ValueNames *vn, int i, int de
             put_ref(b, vn, g, n->in[j]);
         }
         sb_putc(b, ')');
-        put_attrs(b, n);
+        ir_put_attrs(b, n);
     }
     sb_puts(b, " : ");
     put_type(b, n->dt, &n->shape);
