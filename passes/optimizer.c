@@ -152,6 +152,27 @@ static Node *adam_lr(Ctx *c, const TrainConfig *t, SrcLoc loc)
     return bin(c, OP_MUL, c->lr, cast(c, corr, c->dt));
 }
 
+/* The update is built in one dtype: every trained parameter's, and the
+ * learning rate's when the graph already has it. */
+static bool one_dtype(const Output *grads, int n, const Node *lr, Diags *d)
+{
+    const Node *p0 = grads[0].target;
+    for (int i = 1; i < n; i++) {
+        const Node *p = grads[i].target;
+        if (p->dt != p0->dt) {
+            diag_error(d, p->loc, "the optimizer updates every trained parameter in one dtype: '%s' is %s, '%s' is %s",
+                       p->a.name, ir_dtype_name(p->dt), p0->a.name, ir_dtype_name(p0->dt));
+            return false;
+        }
+    }
+    if (lr && (lr->dt != p0->dt || lr->shape.rank != 0)) {
+        diag_error(d, lr->loc, "input 'optimizer.lr' must be a scalar of the parameters' dtype %s",
+                   ir_dtype_name(p0->dt));
+        return false;
+    }
+    return true;
+}
+
 bool ps_optimizer(Graph *g, Diags *d)
 {
     const TrainConfig *t = &g->train;
@@ -167,6 +188,10 @@ bool ps_optimizer(Graph *g, Diags *d)
     SrcLoc loc = grads[0].target->loc;
     Ctx c = {g, d, grads[0].target->dt, NULL};
     Node *lr = ir_find_input(g, "optimizer.lr");
+    if (!one_dtype(grads, ngrad, lr, d)) {
+        free(grads);
+        return false;
+    }
     c.lr = lr ? lr : ir_input(g, "optimizer.lr", c.dt, ir_shape0(), loc);
     Node **gr = xmalloc((size_t)ngrad * sizeof(Node *));
     for (int i = 0; i < ngrad; i++) {
