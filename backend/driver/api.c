@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "api_internal.h"
+#include "data.h"
 #include "backend/interp/interp.h"
 #include "backend/llvm/jit.h"
 #include "passes/passes.h"
@@ -180,15 +181,15 @@ double mc_telemetry_value(const mc_model *m, int i)
     return i >= 0 && i < m->ntel ? m->tel_val[i] : NAN;
 }
 
-mc_model *mc_compile_ex(const char *path, const mc_options *o, Timer *timer)
+mc_model *mc_compile(const char *path, const mc_options *o)
 {
     mc_model *m = xcalloc(1, sizeof *m);
     if (o)
         m->opt = *o;
     else
         mc_options_default(&m->opt);
-    m->timer = timer ? timer : m->opt.time_passes ? &m->own_timer : NULL;
-    timer = m->timer;
+    m->timer = m->opt.time_passes ? &m->own_timer : NULL;
+    Timer *timer = m->timer;
     diags_init(&m->d);
     rt_map_init(&m->params);
     rt_map_init(&m->batch);
@@ -252,11 +253,6 @@ mc_model *mc_compile_ex(const char *path, const mc_options *o, Timer *timer)
 bool mc_default_cache_dir(char *buf, size_t n)
 {
     return be_jit_default_cache_dir(buf, n);
-}
-
-mc_model *mc_compile(const char *path, const mc_options *o)
-{
-    return mc_compile_ex(path, o, NULL);
 }
 
 static void drop_workspaces(mc_model *m)
@@ -329,11 +325,6 @@ const char *mc_metric_name(const mc_model *m, int i)
     return i >= 0 && i < m->nmetrics ? m->geval->outs[m->metric_out[i]].name : NULL;
 }
 
-static DType api_dtype(int dt)
-{
-    return dt == 1 ? DT_F64 : dt == 2 ? DT_I32 : DT_F32;
-}
-
 /* Copy the user's batch into m->batch (reusing tensors of the same shape). */
 static bool stage_batch(mc_model *m, const mc_tensor *b, int nb)
 {
@@ -343,11 +334,11 @@ static bool stage_batch(mc_model *m, const mc_tensor *b, int nb)
             return false;
         }
         Tensor *t = rt_map_get(&m->batch, b[i].name);
-        bool fits = t && t->dt == api_dtype(b[i].dtype) && t->rank == b[i].rank;
+        bool fits = t && t->dt == mc_dtype_of(b[i].dtype) && t->rank == b[i].rank;
         for (int k = 0; fits && k < b[i].rank; k++)
             fits = t->dims[k] == b[i].dims[k];
         if (!fits) {
-            t = rt_tensor_new(api_dtype(b[i].dtype), b[i].rank, b[i].dims);
+            t = rt_tensor_new(mc_dtype_of(b[i].dtype), b[i].rank, b[i].dims);
             if (!t) {
                 mc_set_error(m, "input '%s' is too large", b[i].name);
                 return false;
@@ -721,16 +712,6 @@ bool mc_has_loss(const mc_model *m)
     return m->gtrain != NULL;
 }
 
-static int api_dtype_code(DType dt)
-{
-    return dt == DT_F64 ? 1 : dt == DT_I32 ? 2 : 0;
-}
-
-static mc_tensor view_of(const char *name, const Tensor *t)
-{
-    return (mc_tensor){name, api_dtype_code(t->dt), t->rank, t->dims, t->data};
-}
-
 /* The predict function, built and (JIT) compiled on first use. */
 static bool prepare_predict(mc_model *m)
 {
@@ -796,7 +777,7 @@ bool mc_predict(mc_model *m, const mc_tensor *batch, int nbatch, const mc_tensor
     if (!ok)
         return fail(m);
     for (int i = 0; i < g->nouts; i++)
-        m->pred_view[i] = view_of(g->outs[i].name, rt_map_get(&m->pred, g->outs[i].name));
+        m->pred_view[i] = mc_view_of(g->outs[i].name, rt_map_get(&m->pred, g->outs[i].name));
     *outs = m->pred_view;
     *nouts = g->nouts;
     return true;
@@ -809,7 +790,7 @@ bool mc_get_param(mc_model *m, const char *name, mc_tensor *out)
         mc_set_error(m, "model '%s' has no parameter '%s' with a value", mc_model_name(m), name);
         return false;
     }
-    *out = view_of(name, t);
+    *out = mc_view_of(name, t);
     return true;
 }
 

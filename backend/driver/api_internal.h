@@ -52,8 +52,6 @@ struct mc_model {
     char *profile_report; /* mc_profile_report's last text */
 };
 
-/* mc_compile with compile-stage timing into timer (may be NULL). */
-mc_model *mc_compile_ex(const char *path, const mc_options *o, Timer *timer);
 const Graph *mc_param_graph(const mc_model *m);
 void mc_set_error(mc_model *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -213,14 +213,21 @@ bool data_load(const DataOpts *a, const char *split, const Graph *g, uint64_t se
     return data_load_src(a, a->sources, a->nsources, split, g, seed, out, have, d);
 }
 
+DType mc_dtype_of(int code)
+{
+    return code == 1 ? DT_F64 : code == 2 ? DT_I32 : DT_F32;
+}
+
+mc_tensor mc_view_of(const char *name, const Tensor *t)
+{
+    return (mc_tensor){name, t->dt == DT_F64 ? 1 : t->dt == DT_I32 ? 2 : 0, t->rank, t->dims, t->data};
+}
+
 int data_views(const TensorMap *b, mc_tensor *v, int max)
 {
     int n = 0;
-    for (int i = 0; i < b->n && n < max; i++, n++) {
-        Tensor *t = b->t[i];
-        v[n] = (mc_tensor){b->names[i], t->dt == DT_F64 ? 1 : t->dt == DT_I32 ? 2 : 0, t->rank,
-                           t->dims, t->data};
-    }
+    for (int i = 0; i < b->n && n < max; i++, n++)
+        v[n] = mc_view_of(b->names[i], b->t[i]);
     return n;
 }
 
@@ -340,8 +347,7 @@ const Dataset *mc_data_dataset(const mc_data *d)
 /* A tensor holding a copy of an mc_tensor's data. */
 static Tensor *from_view(const mc_tensor *v)
 {
-    DType dt = v->dtype == 1 ? DT_F64 : v->dtype == 2 ? DT_I32 : DT_F32;
-    Tensor *t = rt_tensor_new(dt, v->rank, v->dims);
+    Tensor *t = rt_tensor_new(mc_dtype_of(v->dtype), v->rank, v->dims);
     if (t)
         memcpy(t->data, v->data, (size_t)rt_tensor_bytes(t));
     return t;

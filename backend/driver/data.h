@@ -26,6 +26,10 @@ bool data_load(const DataOpts *a, const char *split, const Graph *g, uint64_t se
 bool data_load_src(const DataOpts *a, const char *const *src, int nsrc, const char *split,
                    const Graph *g, uint64_t seed, Dataset *out, bool *have, Diags *d);
 
+/* The DType of an mc_tensor dtype code (0 f32, 1 f64, 2 i32). */
+DType mc_dtype_of(int code);
+/* t as an mc_tensor view called name (no copy). */
+mc_tensor mc_view_of(const char *name, const Tensor *t);
 /* Pointers into a batch map as mc_tensor views (no copies). */
 int data_views(const TensorMap *b, mc_tensor *v, int max);
 

@@ -10,6 +10,8 @@
 
 #include "backend/interp/interp.h"
 #include "backend/llvm/jit.h"
+#include "frontend/frontend.h"
+#include "passes/passes.h"
 #include "testutil.h"
 
 /* How a leaf's values are drawn. */
@@ -125,6 +127,27 @@ static inline void tj_free_outs(Tensor **o, int n)
 }
 
 /* Compile with opt_level 0 or 2; fast_isel for cheaper codegen. */
+/* Function fn of the model in src (model-file text), from its recipe,
+ * fused when asked. */
+static inline Graph *tj_recipe(const char *src, FnKind fn, bool fuse)
+{
+    Diags d;
+    diags_init(&d);
+    Graph *m = fe_compile("t.mdl", src, strlen(src), &d);
+    if (!m)
+        diags_print(&d, stderr);
+    ck_assert_ptr_nonnull(m);
+    RecipeOpts o = ps_recipe_opts(fn);
+    o.fuse = fuse;
+    Graph *g = ps_recipe(m, &o, &d);
+    if (!g)
+        diags_print(&d, stderr);
+    ck_assert_ptr_nonnull(g);
+    ir_graph_free(m);
+    diags_free(&d);
+    return g;
+}
+
 static inline JitModule *tj_compile_at(Graph *g, int opt_level, bool fast_isel, Diags *d)
 {
     JitOpts o;

@@ -22,19 +22,7 @@ static const char *const model = "model t\n"
 /* The training step's graph, unfused: loss and updates. */
 static Graph *step_graph(void)
 {
-    Diags d;
-    diags_init(&d);
-    Graph *m = fe_compile("t.mdl", model, strlen(model), &d);
-    ck_assert_ptr_nonnull(m);
-    RecipeOpts o = ps_recipe_opts(FN_TRAIN_STEP);
-    o.fuse = false;
-    Graph *g = ps_recipe(m, &o, &d);
-    if (!g)
-        diags_print(&d, stderr);
-    ck_assert_ptr_nonnull(g);
-    ir_graph_free(m);
-    diags_free(&d);
-    return g;
+    return tj_recipe(model, FN_TRAIN_STEP, false);
 }
 
 static double scalar_f32(double v)

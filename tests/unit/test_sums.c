@@ -13,28 +13,6 @@
 #include "runtime/runtime.h"
 #include "test_jit_util.h"
 
-/* Function fn of a model (fused when asked): the grad function has the
- * loss and gradients, the training step the batchnorm statistics'
- * updates. */
-static Graph *train_graph(const char *src, FnKind fn, bool fuse)
-{
-    Diags d;
-    diags_init(&d);
-    Graph *m = fe_compile("t.mdl", src, strlen(src), &d);
-    if (!m)
-        diags_print(&d, stderr);
-    ck_assert_ptr_nonnull(m);
-    RecipeOpts o = ps_recipe_opts(fn);
-    o.fuse = fuse;
-    Graph *g = ps_recipe(m, &o, &d);
-    if (!g)
-        diags_print(&d, stderr);
-    ck_assert_ptr_nonnull(g);
-    ir_graph_free(m);
-    diags_free(&d);
-    return g;
-}
-
 /* A copy of every tensor of m converted to f64 (f32 values are exact). */
 static void to_f64(const TensorMap *m, TensorMap *out)
 {
@@ -126,7 +104,9 @@ static void check_model(const char *what, const char *src, int64_t n, double lo,
     for (int fuse = 0; fuse < 2; fuse++) {
         int nchecked[2] = {0, 0};
         for (int f = 0; f < (names ? 2 : 1); f++) {
-            Graph *g = train_graph(src, f ? FN_TRAIN_STEP : FN_GRAD, fuse);
+            /* the grad function has the gradients, the training step the
+             * batchnorm statistics' updates */
+            Graph *g = tj_recipe(src, f ? FN_TRAIN_STEP : FN_GRAD, fuse);
             TensorMap params, inputs;
             rt_map_init(&params);
             rt_map_init(&inputs);
