@@ -69,6 +69,10 @@ typedef struct RecipeOpts {
     const char *const *wrt; /* FN_GRAD: also differentiate these inputs */
     int nwrt;
     const char *stop_after; /* a pass name of the recipe, or NULL */
+    bool origin;            /* number each node's aux with its source index + 1
+                             * (0 for nodes the passes create); kept through
+                             * specialize, autodiff and optimizer, not through
+                             * simplify and fuse (their scratch) */
     Timer *timer;           /* per-pass wall time, or NULL */
 } RecipeOpts;
 
@@ -84,6 +88,11 @@ const char *ps_recipe_pass_list(const RecipeOpts *o);
 /* Run the recipe on a copy of src (src is not changed). NULL with a
  * diagnostic on error, or when stop_after is not a pass of the recipe. */
 Graph *ps_recipe(const Graph *src, const RecipeOpts *o, Diags *d);
+/* Go on with a recipe stopped earlier (stop_after) on g, in place: its
+ * passes from `from` through o->stop_after, or to its end. Tools that
+ * add nodes between two passes (the statistics' probes) use this, so the
+ * passes still come from the recipe. */
+bool ps_recipe_resume(Graph *g, const RecipeOpts *o, const char *from, Diags *d);
 
 /* Names of all passes, for `modelc opt --pass=NAME`. */
 extern const char *const ps_pass_names[];

@@ -4,6 +4,7 @@
  * outputs the function returns and drops what only the others need. */
 #include "passes.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -190,35 +191,63 @@ static bool rewrites(Pass p)
     return p == P_SIMPLIFY || p == P_FUSE;
 }
 
-Graph *ps_recipe(const Graph *src, const RecipeOpts *o, Diags *d)
+/* The pass of o's recipe named `name`, or NULL with a diagnostic. */
+static const Pass *find_pass(const RecipeOpts *o, const char *name, Diags *d)
 {
-    const Pass *r = recipes[o->fn];
-    const Pass *stop = NULL;
-    for (const Pass *p = r; o->stop_after && *p != P_END && !stop; p++)
-        if (runs(*p, o) && strcmp(ps_pass_names[*p], o->stop_after) == 0)
-            stop = p;
-    if (o->stop_after && !stop) {
-        diag_error(d, (SrcLoc){0}, "function '%s' has no pass '%s' (its passes: %s)", ps_fn_names[o->fn],
-                   o->stop_after, ps_recipe_pass_list(o));
-        return NULL;
-    }
-    Graph *g = o->f64 ? ps_to_f64((Graph *)src) : ir_clone((Graph *)src);
+    for (const Pass *p = recipes[o->fn]; *p != P_END; p++)
+        if (runs(*p, o) && strcmp(ps_pass_names[*p], name) == 0)
+            return p;
+    diag_error(d, (SrcLoc){0}, "function '%s' has no pass '%s' (its passes: %s)", ps_fn_names[o->fn], name,
+               ps_recipe_pass_list(o));
+    return NULL;
+}
+
+/* Passes [from, end of recipe], stopping after `stop` when given. */
+static bool run_passes(Graph *g, const Pass *from, const Pass *stop, const RecipeOpts *o, Diags *d)
+{
     int errors = d->nerrors;
-    for (const Pass *p = r; *p != P_END; p++) {
+    for (const Pass *p = from; *p != P_END; p++) {
         if (!runs(*p, o))
             continue;
         double t0 = mc_now_ms();
         bool ok = run_pass(g, *p, o, d) && (!rewrites(*p) || ps_verify(g, d));
         if (*p != P_LOWER)
             timer_add(o->timer, ps_pass_names[*p], mc_now_ms() - t0);
-        if (!ok || d->nerrors > errors) {
-            ir_graph_free(g);
-            return NULL;
-        }
+        if (!ok || d->nerrors > errors)
+            return false;
         if (p == stop)
             break;
     }
+    return true;
+}
+
+Graph *ps_recipe(const Graph *src, const RecipeOpts *o, Diags *d)
+{
+    const Pass *stop = NULL;
+    if (o->stop_after && !(stop = find_pass(o, o->stop_after, d)))
+        return NULL;
+    Graph *g = o->f64 ? ps_to_f64((Graph *)src) : ir_clone((Graph *)src);
+    if (o->origin)
+        for (int i = 0; i < g->nnodes; i++)
+            g->nodes[i]->aux = (void *)(intptr_t)(i + 1);
+    if (!run_passes(g, recipes[o->fn], stop, o, d)) {
+        ir_graph_free(g);
+        return NULL;
+    }
     return g;
+}
+
+bool ps_recipe_resume(Graph *g, const RecipeOpts *o, const char *from, Diags *d)
+{
+    const Pass *start = find_pass(o, from, d), *stop = NULL;
+    if (!start || (o->stop_after && !(stop = find_pass(o, o->stop_after, d))))
+        return false;
+    if (stop && stop < start) {
+        diag_error(d, (SrcLoc){0}, "function '%s': pass '%s' comes before '%s'", ps_fn_names[o->fn],
+                   o->stop_after, from);
+        return false;
+    }
+    return run_passes(g, start, stop, o, d);
 }
 
 bool ps_run_one(Graph *g, const char *name, const RecipeOpts *o, Diags *d)

@@ -1,6 +1,6 @@
 /* The training and inference graphs of one model as a unified diff over
- * its source graph: specialize(train) and specialize(infer) each run on a
- * copy, every node remembers the source node it came from, and the source
+ * its source graph: the training step's and eval's recipes, stopped after
+ * specialize, each run with node origins kept (RecipeOpts.origin), and the source
  * graph's printed lines are marked by where their node survived. Phase
  * nodes say which operand each mode takes; frozen parameters and layers
  * are labelled. */
@@ -14,13 +14,12 @@
 static unsigned char *survivors(Graph *src, Mode mode, unsigned char bit, unsigned char *in,
                                 bool *out_kept, Diags *d)
 {
-    Graph *c = ir_clone(src);
-    for (int i = 0; i < c->nnodes; i++)
-        c->nodes[i]->aux = (void *)(intptr_t)(i + 1);
-    if (!ps_specialize(c, mode, d)) {
-        ir_graph_free(c);
+    RecipeOpts o = ps_recipe_opts(mode == MODE_TRAIN ? FN_TRAIN_STEP : FN_EVAL);
+    o.stop_after = "specialize";
+    o.origin = true;
+    Graph *c = ps_recipe(src, &o, d);
+    if (!c)
         return NULL;
-    }
     for (int i = 0; i < c->nnodes; i++)
         in[(intptr_t)c->nodes[i]->aux - 1] |= bit;
     for (int i = 0; i < src->nouts; i++) {

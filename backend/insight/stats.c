@@ -193,17 +193,24 @@ static bool prepare(InsModel *m, const Graph *src, Diags *d)
                    src->name);
         return false;
     }
-    m->g = ir_clone((Graph *)src);
+    /* The gradient recipe stopped after specialize; the probes go in, then
+     * its autodiff differentiates with respect to them too. */
+    RecipeOpts o = ps_recipe_opts(FN_GRAD);
+    o.stop_after = "specialize";
+    m->g = ps_recipe(src, &o, d);
+    bool ok = m->g != NULL;
     Diags scratch;
     diags_init(&scratch);
-    bool ok = ps_specialize(m->g, MODE_TRAIN, d);
     if (ok) {
         ps_find_layers(m->g, m->g->nnodes, &m->layers);
         insert_probes(m);
         const char **names = xcalloc((size_t)m->nprobes + 1, sizeof(char *));
         for (int i = 0; i < m->nprobes; i++)
             names[i] = m->probes[i]->a.name;
-        ok = ps_autodiff(m->g, names, m->nprobes, &scratch);
+        o.wrt = names;
+        o.nwrt = m->nprobes;
+        o.stop_after = "autodiff";
+        ok = ps_recipe_resume(m->g, &o, "autodiff", &scratch);
         free(names);
         for (int i = 0; i < scratch.n; i++)
             if (scratch.v[i].level == DIAG_ERROR)

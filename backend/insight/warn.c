@@ -274,12 +274,17 @@ bool ps_warn(Graph *g, const WarnInputs *wi, Diags *d)
 {
     if (has_op(g, OP_FUSED))
         return false;
-    Graph *c = ir_clone(g);
-    Diags scratch;
-    diags_init(&scratch);
-    if (has_op(c, OP_PHASE))
-        ps_specialize(c, MODE_TRAIN, &scratch);
-    diags_free(&scratch);
+    Graph *c = NULL;
+    if (has_op(g, OP_PHASE)) {
+        Diags scratch;
+        diags_init(&scratch);
+        RecipeOpts o = ps_recipe_opts(FN_TRAIN_STEP);
+        o.stop_after = "specialize";
+        c = ps_recipe(g, &o, &scratch);
+        diags_free(&scratch);
+    }
+    if (!c)
+        c = ir_clone(g);
     Warn w = {.g = c, .d = d};
     ps_find_layers(c, c->nnodes, &w.layers);
     w.m = ps_moments(c, wi);

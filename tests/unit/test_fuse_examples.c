@@ -253,6 +253,42 @@ START_TEST(train_step_bias_grads)
 }
 END_TEST
 
+/* A recipe stopped after specialize and resumed at autodiff is the whole
+ * recipe; node origins survive specialize. */
+START_TEST(example_recipe_resume)
+{
+    const char *path = examples.gl_pathv[_i];
+    Graph *src = load(path), *whole = compiled(path, FN_TRAIN_STEP, NULL, DT_F32);
+    RecipeOpts o = ps_recipe_opts(FN_TRAIN_STEP);
+    o.stop_after = "specialize";
+    o.origin = true;
+    Diags d;
+    diags_init(&d);
+    Graph *g = ps_recipe(src, &o, &d);
+    ck_assert_ptr_nonnull(g);
+    for (int i = 0; i < g->nnodes; i++) {
+        intptr_t k = (intptr_t)g->nodes[i]->aux;
+        ck_assert_msg(k >= 1 && k <= src->nnodes, "%s: node %d has no origin", path, i);
+        ck_assert_int_eq(g->nodes[i]->op == OP_PHASE, false);
+        ck_assert_int_eq(src->nodes[k - 1]->op, g->nodes[i]->op);
+    }
+    o.stop_after = NULL;
+    ck_assert(ps_recipe_resume(g, &o, "autodiff", &d));
+    char *a = ir_print_str(g), *b = ir_print_str(whole);
+    ck_assert_msg(strcmp(a, b) == 0, "%s: resumed recipe differs", path);
+    /* a stop before the start is an error */
+    o.stop_after = "specialize";
+    ck_assert(!ps_recipe_resume(g, &o, "fuse", &d));
+    ck_assert_int_eq(d.nerrors, 1);
+    free(a);
+    free(b);
+    diags_free(&d);
+    ir_graph_free(g);
+    ir_graph_free(whole);
+    ir_graph_free(src);
+}
+END_TEST
+
 int main(void)
 {
     if (!find_examples()) {
@@ -275,6 +311,7 @@ int main(void)
     tcase_add_loop_test(t, example_train_f64, 0, n);
     tcase_add_loop_test(t, example_grad_f64, 0, n);
     tcase_add_loop_test(t, example_infer_f32, 0, n);
+    tcase_add_loop_test(t, example_recipe_resume, 0, n);
     suite_add_tcase(s, t);
     int rc = tu_run(s);
     globfree(&examples);
