@@ -184,6 +184,7 @@ typedef struct Binding {
 
 typedef struct FeCtx {
     Graph *g;
+    RunSettings *run; /* the train block's batch, epochs, schedule, seed */
     Diags *d;
     Arena *a; /* AST and scratch; freed by fe_compile */
     const Program *prog;

@@ -9,10 +9,14 @@
  * named `path` (registered with d for source snippets). Returns NULL when
  * any error was reported; warnings may be reported either way. */
 Graph *fe_compile(const char *path, const char *text, size_t len, Diags *d);
+/* The same, with the train block's run settings (defaults when the model
+ * has none); fe_compile drops them. */
+Graph *fe_compile_model(const char *path, const char *text, size_t len, RunSettings *run, Diags *d);
 
 /* Read `path` and compile it: `.ir` files go through the IR text parser,
  * anything else through the model-language frontend. Errors reading the
  * file are reported as diagnostics naming the file. */
 Graph *fe_load_file(const char *path, Diags *d);
+Graph *fe_load_model(const char *path, RunSettings *run, Diags *d);
 
 #endif

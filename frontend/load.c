@@ -13,6 +13,13 @@ static bool has_suffix(const char *s, const char *suf)
 
 Graph *fe_load_file(const char *path, Diags *d)
 {
+    RunSettings run;
+    return fe_load_model(path, &run, d);
+}
+
+Graph *fe_load_model(const char *path, RunSettings *run, Diags *d)
+{
+    ir_run_defaults(run);
     size_t len;
     char *text = read_file(path, &len);
     if (!text) {
@@ -27,7 +34,8 @@ Graph *fe_load_file(const char *path, Diags *d)
         return NULL;
     }
     const char *file = diags_add_source(d, path, text, len);
-    Graph *g = has_suffix(path, ".ir") ? ir_parse(file, text, len, d) : fe_compile(file, text, len, d);
+    Graph *g = has_suffix(path, ".ir") ? ir_parse_model(file, text, len, run, d)
+                                       : fe_compile_model(file, text, len, run, d);
     free(text);
     if (g && d->nerrors) {
         ir_graph_free(g);

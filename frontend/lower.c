@@ -438,11 +438,12 @@ static void rehome_files(Diags *d, int from)
             d->v[i].loc.file = diags_intern_file(d, d->v[i].loc.file);
 }
 
-static Graph *lower_program(const char *path, const Program *prog, Arena *a, Diags *d)
+static Graph *lower_program(const char *path, const Program *prog, Arena *a, RunSettings *run, Diags *d)
 {
     int first_diag = d->n;
     FeCtx c;
     memset(&c, 0, sizeof c);
+    c.run = run;
     c.d = d;
     c.a = a;
     c.prog = prog;
@@ -512,6 +513,13 @@ static void sort_diags(Diags *d, int from)
 
 Graph *fe_compile(const char *path, const char *text, size_t len, Diags *d)
 {
+    RunSettings run;
+    return fe_compile_model(path, text, len, &run, d);
+}
+
+Graph *fe_compile_model(const char *path, const char *text, size_t len, RunSettings *run, Diags *d)
+{
+    ir_run_defaults(run);
     int first_diag = d->n;
     Arena *a = arena_new();
     int errors = d->nerrors;
@@ -525,7 +533,7 @@ Graph *fe_compile(const char *path, const char *text, size_t len, Diags *d)
             SrcLoc l = {path, 0, 0};
             diag_error(d, l, "empty model: declare inputs with 'input x: f32[N, ...]' and a loss or outputs");
         } else {
-            g = lower_program(path, &prog, a, d);
+            g = lower_program(path, &prog, a, run, d);
         }
     }
     free(toks.v);

@@ -1,6 +1,7 @@
 /* The `train { ... }` block: optimizer, batch size, epochs, clipping,
  * weight decay, learning-rate schedule, freeze patterns and seed, checked
- * and stored in the graph's TrainConfig. */
+ * and stored: the update rule in the graph's TrainConfig, the run settings
+ * (batch, epochs, schedule, seed) in the RunSettings beside it. */
 #include "fe.h"
 
 #include <string.h>
@@ -129,7 +130,7 @@ static bool optimizer(FeCtx *c, const TrainItem *it, TrainConfig *t)
 }
 
 /* schedule = constant | cosine | step(every=1, gamma=0.1) */
-static bool schedule(FeCtx *c, const TrainItem *it, TrainConfig *t)
+static bool schedule(FeCtx *c, const TrainItem *it, RunSettings *t)
 {
     static const ParamSpec step[] = {{"every", A_INT, false}, {"gamma", A_NUM, false}};
     const Expr *e = it->val;
@@ -193,12 +194,12 @@ static bool setting(FeCtx *c, const TrainItem *it, TrainConfig *t)
         return optimizer(c, it, t);
     if (strcmp(k, "batch") == 0 || strcmp(k, "batch_size") == 0) {
         bool ok = item_int(c, it, 1, INT32_MAX, &v);
-        t->batch = (int)v;
+        c->run->batch = (int)v;
         return ok;
     }
     if (strcmp(k, "epochs") == 0) {
         bool ok = item_int(c, it, 1, INT32_MAX, &v);
-        t->epochs = (int)v;
+        c->run->epochs = (int)v;
         return ok;
     }
     if (strcmp(k, "clip_value") == 0 || strcmp(k, "clipvalue") == 0)
@@ -208,12 +209,12 @@ static bool setting(FeCtx *c, const TrainItem *it, TrainConfig *t)
     if (strcmp(k, "weight_decay") == 0)
         return item_num(c, it, 0, false, &t->weight_decay);
     if (strcmp(k, "schedule") == 0)
-        return schedule(c, it, t);
+        return schedule(c, it, c->run);
     if (strcmp(k, "freeze") == 0)
         return freeze(c, it, t);
     if (strcmp(k, "seed") == 0) {
         bool ok = item_int(c, it, 0, INT64_MAX, &v);
-        t->seed = (uint64_t)v;
+        c->run->seed = (uint64_t)v;
         return ok;
     }
     const char *hint = fe_closest(k, settings, ARRAY_LEN(settings));

@@ -223,12 +223,17 @@ void ir_train_defaults(TrainConfig *t)
     t->beta2 = 0.999;
     t->eps = 1e-7;
     t->rho = 0.9;
-    t->batch = 32;
-    t->epochs = 1;
-    t->sched = SCHED_CONSTANT;
-    t->sched_step = 1;
-    t->sched_gamma = 0.1;
-    t->seed = 0;
+}
+
+void ir_run_defaults(RunSettings *r)
+{
+    memset(r, 0, sizeof *r);
+    r->batch = 32;
+    r->epochs = 1;
+    r->sched = SCHED_CONSTANT;
+    r->sched_step = 1;
+    r->sched_gamma = 0.1;
+    r->seed = 0;
 }
 
 Graph *ir_graph_new(const char *name)

@@ -196,6 +196,8 @@ typedef struct Output {
 typedef enum { OPT_SGD, OPT_ADAM, OPT_RMSPROP } OptKind;
 typedef enum { SCHED_CONSTANT, SCHED_STEP, SCHED_COSINE } SchedKind;
 
+/* The update rule: compiled into the training step by the optimizer pass,
+ * so it belongs to the graph. */
 typedef struct TrainConfig {
     OptKind opt;
     double lr;
@@ -203,21 +205,30 @@ typedef struct TrainConfig {
     bool nesterov;   /* sgd */
     double beta1, beta2, eps; /* adam; rmsprop uses rho = beta2... see rho */
     double rho;      /* rmsprop */
-    int batch;
-    int epochs;
     double clip_value; /* 0 = off */
     double clip_norm;  /* 0 = off */
     double weight_decay;
-    SchedKind sched;
-    int sched_step;      /* step schedule: every k epochs */
-    double sched_gamma;  /* step schedule factor */
-    uint64_t seed;
     int nfreeze;
     const char **freeze; /* name patterns (glob: * and ?) */
     bool telemetry;      /* ps_optimizer adds "telemetry.*" metric outputs (not in model files) */
 } TrainConfig;
 
 void ir_train_defaults(TrainConfig *t);
+
+/* How a model is run, beside its graph and not in it: the train block's
+ * batch, epochs, learning-rate schedule and seed. No pass reads them; the
+ * front end and the IR text parser fill them in for the driver, and the
+ * printer writes them back into the train block when given. */
+typedef struct RunSettings {
+    int batch;
+    int epochs;
+    SchedKind sched;
+    int sched_step;     /* step schedule: every k epochs */
+    double sched_gamma; /* step schedule factor */
+    uint64_t seed;
+} RunSettings;
+
+void ir_run_defaults(RunSettings *r);
 
 struct Graph {
     Arena *arena;
@@ -314,6 +325,12 @@ enum { IR_PRINT_NO_LOC = 1 };
 void ir_print_opts(Graph *g, FILE *f, unsigned flags);
 char *ir_print_str_opts(Graph *g, unsigned flags); /* malloc'd */
 Graph *ir_parse(const char *file, const char *text, size_t len, Diags *d);
+/* The same, with the train block's run settings (defaults when there is
+ * none); ir_parse drops them. */
+Graph *ir_parse_model(const char *file, const char *text, size_t len, RunSettings *run, Diags *d);
+/* A graph with its run settings (NULL: the graph alone). */
+void ir_print_model(Graph *g, const RunSettings *run, FILE *f, unsigned flags);
+char *ir_print_str_model(Graph *g, const RunSettings *run, unsigned flags); /* malloc'd */
 
 /* Glob match used for freeze patterns: '*' and '?'. */
 bool ir_glob_match(const char *pat, const char *s);

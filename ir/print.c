@@ -504,13 +504,14 @@ static void put_field_i(StrBuf *b, const char *k, long long v, long long def, bo
         sb_printf(b, " %s=%lld", k, v);
 }
 
-static void print_train(Printer *p, const TrainConfig *t)
+static void print_train(Printer *p, const TrainConfig *t, const RunSettings *run)
 {
     StrBuf *b = p->out;
     TrainConfig d;
     ir_train_defaults(&d);
+    RunSettings rd;
+    ir_run_defaults(&rd);
     bool sgd = t->opt == OPT_SGD, adam = t->opt == OPT_ADAM, rms = t->opt == OPT_RMSPROP;
-    bool step = t->sched == SCHED_STEP;
     sb_printf(b, "  train { optimizer=%s",
               t->opt >= 0 && t->opt <= OPT_RMSPROP ? ir_opt_names[t->opt] : "?");
     put_field_d(b, "lr", t->lr, d.lr, true);
@@ -521,17 +522,22 @@ static void print_train(Printer *p, const TrainConfig *t)
     put_field_d(b, "beta2", t->beta2, d.beta2, adam);
     put_field_d(b, "rho", t->rho, d.rho, rms);
     put_field_d(b, "eps", t->eps, d.eps, adam || rms);
-    put_field_i(b, "batch", t->batch, d.batch, true);
-    put_field_i(b, "epochs", t->epochs, d.epochs, true);
+    if (run) {
+        put_field_i(b, "batch", run->batch, rd.batch, true);
+        put_field_i(b, "epochs", run->epochs, rd.epochs, true);
+    }
     put_field_d(b, "clip_value", t->clip_value, d.clip_value, false);
     put_field_d(b, "clip_norm", t->clip_norm, d.clip_norm, false);
     put_field_d(b, "weight_decay", t->weight_decay, d.weight_decay, false);
-    if (t->sched != d.sched)
-        sb_printf(b, " schedule=%s",
-                  t->sched >= 0 && t->sched <= SCHED_COSINE ? ir_sched_names[t->sched] : "?");
-    put_field_i(b, "sched_step", t->sched_step, d.sched_step, step);
-    put_field_d(b, "sched_gamma", t->sched_gamma, d.sched_gamma, step);
-    sb_printf(b, " seed=%llu", (unsigned long long)t->seed);
+    if (run) {
+        bool step = run->sched == SCHED_STEP;
+        if (run->sched != rd.sched)
+            sb_printf(b, " schedule=%s",
+                      run->sched >= 0 && run->sched <= SCHED_COSINE ? ir_sched_names[run->sched] : "?");
+        put_field_i(b, "sched_step", run->sched_step, rd.sched_step, step);
+        put_field_d(b, "sched_gamma", run->sched_gamma, rd.sched_gamma, step);
+        sb_printf(b, " seed=%llu", (unsigned long long)run->seed);
+    }
     if (t->nfreeze > 0) {
         sb_puts(b, " freeze=[");
         for (int i = 0; i < t->nfreeze; i++) {
@@ -554,7 +560,7 @@ static bool plain_ident(const char *s)
     return true;
 }
 
-static void print_graph(Graph *g, StrBuf *b, unsigned flags)
+static void print_graph(Graph *g, const RunSettings *run, StrBuf *b, unsigned flags)
 {
     Printer p = {b, flags};
     sb_puts(b, "graph ");
@@ -564,24 +570,34 @@ static void print_graph(Graph *g, StrBuf *b, unsigned flags)
         put_string(b, g->name ? g->name : "");
     sb_puts(b, " {\n");
     if (g->has_train)
-        print_train(&p, &g->train);
+        print_train(&p, &g->train, run);
     print_graph_body(&p, g, 1);
     sb_puts(b, "}\n");
 }
 
-char *ir_print_str_opts(Graph *g, unsigned flags)
+char *ir_print_str_model(Graph *g, const RunSettings *run, unsigned flags)
 {
     StrBuf b;
     sb_init(&b);
-    print_graph(g, &b, flags);
+    print_graph(g, run, &b, flags);
     return sb_take(&b);
+}
+
+void ir_print_model(Graph *g, const RunSettings *run, FILE *f, unsigned flags)
+{
+    char *s = ir_print_str_model(g, run, flags);
+    fputs(s, f);
+    free(s);
+}
+
+char *ir_print_str_opts(Graph *g, unsigned flags)
+{
+    return ir_print_str_model(g, NULL, flags);
 }
 
 void ir_print_opts(Graph *g, FILE *f, unsigned flags)
 {
-    char *s = ir_print_str_opts(g, flags);
-    fputs(s, f);
-    free(s);
+    ir_print_model(g, NULL, f, flags);
 }
 
 char *ir_print_str(Graph *g)

@@ -74,6 +74,7 @@ typedef struct Parser {
     NodePos *pos;
     int npos, poscap;
     int loss_line; /* line of the first loss output, 0 if none yet */
+    RunSettings *run; /* the train block's run settings */
 } Parser;
 
 /* ---- errors ---- */
@@ -1206,30 +1207,32 @@ static bool parse_keyword(Parser *P, const char *const *tab, int n, const char *
 
 typedef enum { TF_DOUBLE, TF_INT, TF_BOOL, TF_OPT, TF_SCHED, TF_SEED, TF_FREEZE } TrainFieldKind;
 
-/* The settings of a train block and where they live in TrainConfig. */
+/* The settings of a train block and where they live: in the graph's
+ * TrainConfig (the update rule) or in the RunSettings beside it. */
 static const struct {
     const char *name;
     TrainFieldKind kind;
+    bool run; /* a RunSettings field */
     size_t off;
 } train_fields[] = {
-    {"optimizer", TF_OPT, offsetof(TrainConfig, opt)},
-    {"lr", TF_DOUBLE, offsetof(TrainConfig, lr)},
-    {"momentum", TF_DOUBLE, offsetof(TrainConfig, momentum)},
-    {"nesterov", TF_BOOL, offsetof(TrainConfig, nesterov)},
-    {"beta1", TF_DOUBLE, offsetof(TrainConfig, beta1)},
-    {"beta2", TF_DOUBLE, offsetof(TrainConfig, beta2)},
-    {"eps", TF_DOUBLE, offsetof(TrainConfig, eps)},
-    {"rho", TF_DOUBLE, offsetof(TrainConfig, rho)},
-    {"batch", TF_INT, offsetof(TrainConfig, batch)},
-    {"epochs", TF_INT, offsetof(TrainConfig, epochs)},
-    {"clip_value", TF_DOUBLE, offsetof(TrainConfig, clip_value)},
-    {"clip_norm", TF_DOUBLE, offsetof(TrainConfig, clip_norm)},
-    {"weight_decay", TF_DOUBLE, offsetof(TrainConfig, weight_decay)},
-    {"schedule", TF_SCHED, offsetof(TrainConfig, sched)},
-    {"sched_step", TF_INT, offsetof(TrainConfig, sched_step)},
-    {"sched_gamma", TF_DOUBLE, offsetof(TrainConfig, sched_gamma)},
-    {"seed", TF_SEED, offsetof(TrainConfig, seed)},
-    {"freeze", TF_FREEZE, offsetof(TrainConfig, freeze)},
+    {"optimizer", TF_OPT, false, offsetof(TrainConfig, opt)},
+    {"lr", TF_DOUBLE, false, offsetof(TrainConfig, lr)},
+    {"momentum", TF_DOUBLE, false, offsetof(TrainConfig, momentum)},
+    {"nesterov", TF_BOOL, false, offsetof(TrainConfig, nesterov)},
+    {"beta1", TF_DOUBLE, false, offsetof(TrainConfig, beta1)},
+    {"beta2", TF_DOUBLE, false, offsetof(TrainConfig, beta2)},
+    {"eps", TF_DOUBLE, false, offsetof(TrainConfig, eps)},
+    {"rho", TF_DOUBLE, false, offsetof(TrainConfig, rho)},
+    {"batch", TF_INT, true, offsetof(RunSettings, batch)},
+    {"epochs", TF_INT, true, offsetof(RunSettings, epochs)},
+    {"clip_value", TF_DOUBLE, false, offsetof(TrainConfig, clip_value)},
+    {"clip_norm", TF_DOUBLE, false, offsetof(TrainConfig, clip_norm)},
+    {"weight_decay", TF_DOUBLE, false, offsetof(TrainConfig, weight_decay)},
+    {"schedule", TF_SCHED, true, offsetof(RunSettings, sched)},
+    {"sched_step", TF_INT, true, offsetof(RunSettings, sched_step)},
+    {"sched_gamma", TF_DOUBLE, true, offsetof(RunSettings, sched_gamma)},
+    {"seed", TF_SEED, true, offsetof(RunSettings, seed)},
+    {"freeze", TF_FREEZE, false, offsetof(TrainConfig, freeze)},
 };
 
 static bool parse_seed(Parser *P, uint64_t *seed)
@@ -1250,7 +1253,7 @@ static bool parse_seed(Parser *P, uint64_t *seed)
 
 static bool parse_train_value(Parser *P, Graph *g, int key)
 {
-    void *field = (char *)&g->train + train_fields[key].off;
+    void *field = (char *)(train_fields[key].run ? (void *)P->run : (void *)&g->train) + train_fields[key].off;
     const char *name = train_fields[key].name;
     int e;
     switch (train_fields[key].kind) {
@@ -1263,7 +1266,7 @@ static bool parse_train_value(Parser *P, Graph *g, int key)
     case TF_OPT:
         return parse_keyword(P, ir_opt_names, 3, name, &e) && (g->train.opt = (OptKind)e, true);
     case TF_SCHED:
-        return parse_keyword(P, ir_sched_names, 3, name, &e) && (g->train.sched = (SchedKind)e, true);
+        return parse_keyword(P, ir_sched_names, 3, name, &e) && (P->run->sched = (SchedKind)e, true);
     case TF_SEED:
         return parse_seed(P, field);
     case TF_FREEZE:
@@ -1397,8 +1400,16 @@ static Graph *parse_graph(Parser *P)
 
 Graph *ir_parse(const char *file, const char *text, size_t len, Diags *d)
 {
+    RunSettings run;
+    return ir_parse_model(file, text, len, &run, d);
+}
+
+Graph *ir_parse_model(const char *file, const char *text, size_t len, RunSettings *run, Diags *d)
+{
     Parser P;
     memset(&P, 0, sizeof P);
+    ir_run_defaults(run);
+    P.run = run;
     P.file = diags_intern_file(d, file ? file : "<ir>");
     P.cur = P.bol = text;
     P.end = text + len;

@@ -69,7 +69,7 @@ static bool dump_ir(mc_model *m, const Graph *g, FnKind fn)
     FILE *f = fopen(path.s, "w");
     bool ok = f != NULL;
     if (f) {
-        ir_print_opts((Graph *)g, f, 0);
+        ir_print_model((Graph *)g, &m->run, f, 0);
         ok = !ferror(f);
         ok = fclose(f) == 0 && ok;
     }
@@ -195,7 +195,7 @@ mc_model *mc_compile(const char *path, const mc_options *o)
     rt_map_init(&m->batch);
     rt_map_init(&m->pred);
     double t0 = mc_now_ms();
-    m->src = fe_load_file(path, &m->d);
+    m->src = fe_load_model(path, &m->run, &m->d);
     timer_add(timer, "frontend", mc_now_ms() - t0);
     if (m->src) {
         Graph *g = m->src;
@@ -208,7 +208,7 @@ mc_model *mc_compile(const char *path, const mc_options *o)
             g->train.freeze = v;
             g->train.nfreeze += m->opt.nfreeze;
         }
-        m->seed = m->opt.seed_set ? m->opt.seed : g->train.seed;
+        m->seed = m->opt.seed_set ? m->opt.seed : m->run.seed;
         g->train.telemetry = m->opt.telemetry;
         bool has_loss = find_out(g, OUT_LOSS) >= 0;
         if (has_loss) {
@@ -666,8 +666,7 @@ const char *mc_profile_report(mc_model *m)
 
 mc_train_config mc_train_defaults(const mc_model *m)
 {
-    const TrainConfig *t = &m->src->train;
-    return (mc_train_config){t->epochs, t->batch, t->lr, m->seed};
+    return (mc_train_config){m->run.epochs, m->run.batch, m->src->train.lr, m->seed};
 }
 
 void mc_shuffle(const mc_model *m, int epoch, int64_t *perm, int64_t n)
@@ -678,7 +677,7 @@ void mc_shuffle(const mc_model *m, int epoch, int64_t *perm, int64_t n)
 
 double mc_lr_at(const mc_model *m, double lr0, int epoch, int epochs, int64_t steps_per_epoch)
 {
-    const TrainConfig *t = &m->src->train;
+    const RunSettings *t = &m->run;
     switch (t->sched) {
     case SCHED_STEP:
         return lr0 * pow(t->sched_gamma, (double)(epoch / (t->sched_step > 0 ? t->sched_step : 1)));

@@ -28,6 +28,7 @@ struct mc_model {
     Timer own_timer;   /* mc_options.time_passes */
     char *time_report; /* mc_time_report's last text */
     Graph *src;    /* the lowered model */
+    RunSettings run; /* its train block's batch, epochs, schedule and seed */
     Graph *gtrain; /* train mode: loss, metrics, updates */
     Graph *geval;  /* inference mode: loss, metrics, outputs */
     Graph *gpredict; /* inference mode: the output values (built on first mc_predict) */
@@ -59,7 +60,7 @@ void mc_set_error(mc_model *m, const char *fmt, ...) __attribute__((format(print
 
 /* Load a model (.mdl or .ir) and print its diagnostics to err; NULL on
  * error. The caller owns d (diags_init / diags_free). */
-Graph *mc_load_source(const char *path, Diags *d, FILE *err);
+Graph *mc_load_source(const char *path, RunSettings *run, Diags *d, FILE *err); /* run may be NULL */
 /* The mode a function is specialized for: o's with MC_MODE_TRAIN or
  * MC_MODE_INFER, otherwise def. */
 Mode mc_mode_of(mc_mode m, Mode def);

@@ -266,7 +266,8 @@ mc_data *mc_data_load(const char *model, const mc_data_options *o, char **err)
         mc_data_options_default(&def);
         o = &def;
     }
-    Graph *g = fe_load_file(model, &d);
+    RunSettings run;
+    Graph *g = fe_load_model(model, &run, &d);
     int first = g ? d.n : 0; /* the model's warnings are the compile's to print */
     DataOpts a = {o->sources, o->nsources, o->no_scale, o->limit, o->label_column, o->prediction};
     if (g && o->prediction) { /* the inputs the output values read */
@@ -281,7 +282,7 @@ mc_data *mc_data_load(const char *model, const mc_data_options *o, char **err)
     rt_map_init(&m->batch);
     bool have = false;
     bool ok = g && data_load(&a, o->split ? o->split : "train", g,
-                             (o->seed_set ? o->seed : g->train.seed) + (uint64_t)o->stream, &m->ds, &have, &d);
+                             (o->seed_set ? o->seed : run.seed) + (uint64_t)o->stream, &m->ds, &have, &d);
     if (!ok || !have) {
         if (!ok)
             *err = take_error(&d, first);

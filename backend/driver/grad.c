@@ -246,12 +246,11 @@ static Graph *grad_fn(const Graph *src, const mc_grad_options *a, bool fuse, Dia
     return ps_recipe(src, &o, d);
 }
 
-static bool evaluate(const Graph *src, Graph *g, const mc_grad_options *a, FILE *out, Diags *d)
+static bool evaluate(const Graph *src, Graph *g, const mc_grad_options *a, uint64_t seed, FILE *out, Diags *d)
 {
     TensorMap params, inputs;
     rt_map_init(&params);
     rt_map_init(&inputs);
-    uint64_t seed = a->seed_set ? a->seed : g->train.seed;
     bool ok = gc_load_params(g, a->weights, seed, &params, d);
     if (ok && a->inputs)
         ok = gc_load_inputs(g, a->inputs, &inputs, d);
@@ -294,7 +293,8 @@ int mc_write_grads(const char *path, const mc_grad_options *o, FILE *out, FILE *
 {
     Diags d;
     diags_init(&d);
-    Graph *g = mc_load_source(path, &d, err);
+    RunSettings run;
+    Graph *g = mc_load_source(path, &run, &d, err);
     int shown = d.n;
     bool ok = g != NULL;
     if (ok && (!o->output || o->batch < 1)) {
@@ -303,7 +303,7 @@ int mc_write_grads(const char *path, const mc_grad_options *o, FILE *out, FILE *
         ok = false;
     }
     Graph *f = ok ? grad_fn(g, o, o->backend == MC_BACKEND_JIT, &d) : NULL;
-    ok = f && evaluate(g, f, o, out, &d);
+    ok = f && evaluate(g, f, o, o->seed_set ? o->seed : run.seed, out, &d);
     diags_print_from(&d, err, shown);
     ir_graph_free(f);
     ir_graph_free(g);
@@ -494,14 +494,15 @@ int mc_gradcheck(const char *path, const mc_gradcheck_options *o, FILE *out, FIL
 {
     Diags d;
     diags_init(&d);
-    Graph *g = mc_load_source(path, &d, err);
+    RunSettings run;
+    Graph *g = mc_load_source(path, &run, &d, err);
     int shown = d.n, nbad = 0;
     Checker c = {.a = *o, .out = out, .d = &d};
     rt_map_init(&c.params);
     rt_map_init(&c.inputs);
     bool ok = g != NULL && valid(o, &d);
     if (ok && !o->seed_set)
-        c.a.seed = g->train.seed;
+        c.a.seed = run.seed;
     ok = ok && build_graphs(&c, g);
     if (ok) {
         c.ro = (RunOpts){c.a.seed, 0};

@@ -21,9 +21,10 @@ const char *const *mc_pass_names(void)
     return ps_pass_names;
 }
 
-Graph *mc_load_source(const char *path, Diags *d, FILE *err)
+Graph *mc_load_source(const char *path, RunSettings *run, Diags *d, FILE *err)
 {
-    Graph *g = fe_load_file(path, d);
+    RunSettings scratch;
+    Graph *g = fe_load_model(path, run ? run : &scratch, d);
     diags_print(d, err);
     if (!g || d->nerrors) {
         ir_graph_free(g);
@@ -85,21 +86,22 @@ static void print_stats(Graph *g, FILE *f)
     fprintf(f, "nodes: %d\nkernels: %d\nfused: %d (%d ops)\n", g->nnodes, kernels, fused, inside);
 }
 
-static void print_graph(Graph *g, bool dot, bool no_loc, FILE *out)
+static void print_graph(Graph *g, const RunSettings *run, bool dot, bool no_loc, FILE *out)
 {
     if (dot)
         ir_print_dot(g, out);
     else
-        ir_print_opts(g, out, no_loc ? IR_PRINT_NO_LOC : 0);
+        ir_print_model(g, run, out, no_loc ? IR_PRINT_NO_LOC : 0);
 }
 
 static int mode_diff(const char *path, const mc_ir_options *o, FILE *out, FILE *err)
 {
     Diags d;
     diags_init(&d);
-    Graph *g = mc_load_source(path, &d, err);
+    RunSettings run;
+    Graph *g = mc_load_source(path, &run, &d, err);
     int shown = d.n;
-    bool ok = g && ir_verify(g, &d) && ins_mode_diff(g, out, o->no_loc ? IR_PRINT_NO_LOC : 0, &d);
+    bool ok = g && ir_verify(g, &d) && ins_mode_diff(g, &run, out, o->no_loc ? IR_PRINT_NO_LOC : 0, &d);
     diags_print_from(&d, err, shown);
     ir_graph_free(g);
     diags_free(&d);
@@ -121,7 +123,8 @@ int mc_print_ir(const char *path, const mc_ir_options *o, FILE *out, FILE *err)
     bool lowered = !o->fn && (!o->after || strcmp(o->after, "lower") == 0);
     Diags d;
     diags_init(&d);
-    Graph *g = mc_load_source(path, &d, err);
+    RunSettings run;
+    Graph *g = mc_load_source(path, &run, &d, err);
     int shown = d.n;
     bool ok = g && check_wrt(g, o, path, &d);
     if (ok && lowered) {
@@ -149,7 +152,7 @@ int mc_print_ir(const char *path, const mc_ir_options *o, FILE *out, FILE *err)
     if (ok && o->stats)
         print_stats(g, out);
     else if (ok)
-        print_graph(g, o->dot, o->no_loc, out);
+        print_graph(g, &run, o->dot, o->no_loc, out);
     ir_graph_free(g);
     diags_free(&d);
     return ok ? 0 : 1;
@@ -166,7 +169,8 @@ int mc_run_pass(const char *path, const mc_opt_options *o, FILE *out, FILE *err)
 {
     Diags d;
     diags_init(&d);
-    Graph *g = mc_load_source(path, &d, err);
+    RunSettings run;
+    Graph *g = mc_load_source(path, &run, &d, err);
     int shown = d.n;
     bool ok = g != NULL;
     if (ok && !ir_verify(g, &d))
@@ -192,7 +196,7 @@ int mc_run_pass(const char *path, const mc_opt_options *o, FILE *out, FILE *err)
     diags_print_from(&d, err, shown);
     ok = ok && d.nerrors == 0;
     if (ok)
-        print_graph(g, o->dot, o->no_loc, out);
+        print_graph(g, &run, o->dot, o->no_loc, out);
     ir_graph_free(g);
     diags_free(&d);
     return ok ? 0 : 1;
@@ -261,7 +265,8 @@ int mc_print_llvm(const char *path, const mc_llvm_options *o, FILE *out, FILE *e
     Diags d;
     diags_init(&d);
     Timer timer = {0};
-    Graph *g = mc_load_source(path, &d, err);
+    RunSettings run;
+    Graph *g = mc_load_source(path, &run, &d, err);
     int shown = d.n;
     bool ok = g != NULL && (!o->fn || fn_known(o->fn, &d));
     char *ir = NULL;

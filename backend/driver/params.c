@@ -43,9 +43,10 @@ int mc_check_file(const char *path, const mc_check_options *o, FILE *out, FILE *
     Diags d;
     diags_init(&d);
     d.max_errors = o->max_errors;
-    Graph *g = mc_load_source(path, &d, err);
+    RunSettings run;
+    Graph *g = mc_load_source(path, &run, &d, err);
     if (g) {
-        ps_warn_report(g, &d, err);
+        ps_warn_report(g, run.batch, &d, err);
         if (!o->quiet)
             check_summary(path, g, out);
         ir_graph_free(g);
@@ -179,7 +180,8 @@ int mc_print_params(const char *path, const mc_params_options *o, FILE *out, FIL
 {
     Diags d;
     diags_init(&d);
-    Graph *g = mc_load_source(path, &d, err);
+    RunSettings run;
+    Graph *g = mc_load_source(path, &run, &d, err);
     if (g)
         print_table(g, o, out);
     ir_graph_free(g);
@@ -250,7 +252,8 @@ int mc_write_init(const char *path, const mc_init_options *o, FILE *out, FILE *e
 {
     Diags d;
     diags_init(&d);
-    Graph *g = mc_load_source(path, &d, err);
+    RunSettings run;
+    Graph *g = mc_load_source(path, &run, &d, err);
     int shown = d.n;
     bool ok = g != NULL;
     if (ok && !o->output) {
@@ -258,7 +261,7 @@ int mc_write_init(const char *path, const mc_init_options *o, FILE *out, FILE *e
         ok = false;
     }
     if (ok) {
-        uint64_t seed = o->seed_set ? o->seed : g->train.seed;
+        uint64_t seed = o->seed_set ? o->seed : run.seed;
         ok = check_sizes(g, &d) && write_params(g, o->output, seed, out, &d);
     }
     diags_print_from(&d, err, shown);

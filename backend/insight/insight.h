@@ -112,7 +112,7 @@ void ins_input_stats_free(WarnInputs *w);
 
 /* ps_warn's static warnings for g, estimated with the statistics of the
  * data ds, printed to f (stats_cmd.c). */
-void ins_static_warnings(const Graph *g, const Dataset *ds, FILE *f);
+void ins_static_warnings(const Graph *g, const Dataset *ds, int batch, FILE *f);
 
 /* ---- printing (report.c) ---- */
 
@@ -270,6 +270,6 @@ InsNumResult ins_nan_origin(const Graph *src, const TensorMap *params, const Ten
  * (resolved differently per mode), '!' in neither (the training branch of
  * a frozen layer); then a summary of batchnorm, dropout and frozen
  * parameters. flags: IR_PRINT_NO_LOC. */
-bool ins_mode_diff(Graph *src, FILE *f, unsigned flags, Diags *d);
+bool ins_mode_diff(Graph *src, const RunSettings *run, FILE *f, unsigned flags, Diags *d);
 
 #endif

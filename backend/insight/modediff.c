@@ -171,7 +171,7 @@ static void summary(FILE *f, const Graph *g, const unsigned char *in)
     fprintf(f, "; %d frozen parameter%s\n", frozen, frozen == 1 ? "" : "s");
 }
 
-bool ins_mode_diff(Graph *src, FILE *f, unsigned flags, Diags *d)
+bool ins_mode_diff(Graph *src, const RunSettings *run, FILE *f, unsigned flags, Diags *d)
 {
     for (int i = 0; i < src->nnodes; i++)
         src->nodes[i]->id = i;
@@ -180,7 +180,7 @@ bool ins_mode_diff(Graph *src, FILE *f, unsigned flags, Diags *d)
          *ki = xcalloc((size_t)src->nouts + 1, sizeof(bool));
     bool ok = survivors(src, MODE_TRAIN, 1, in, kt, d) && survivors(src, MODE_INFER, 2, in, ki, d);
     if (ok) {
-        char *text = ir_print_str_opts(src, flags);
+        char *text = ir_print_str_model(src, run, flags);
         Lines all = split_lines(text);
         int first = 0;
         while (first < all.n && strncmp(all.v[first], "  %", 3) != 0)

@@ -365,7 +365,7 @@ Moment *ps_moments(Graph *g, const WarnInputs *wi)
     Moment *m = xcalloc((size_t)g->nnodes + 1, sizeof(Moment));
     for (int i = 0; i < g->nnodes; i++) {
         g->nodes[i]->id = i;
-        m[i] = node_moment(g->nodes[i], m, wi, g->train.batch);
+        m[i] = node_moment(g->nodes[i], m, wi, wi ? wi->batch : 0);
     }
     return m;
 }
@@ -500,9 +500,9 @@ static void back_node(Back *b, const Node *y, double dy)
     }
 }
 
-double *ps_grad_moments(Graph *g, const Moment *fwd, const Node *from, bool *reached)
+double *ps_grad_moments(Graph *g, const Moment *fwd, const Node *from, int batch, bool *reached)
 {
-    Back b = {g->train.batch, fwd, xcalloc((size_t)g->nnodes + 1, sizeof(double)), reached};
+    Back b = {batch, fwd, xcalloc((size_t)g->nnodes + 1, sizeof(double)), reached};
     memset(reached, 0, (size_t)g->nnodes * sizeof(bool));
     b.d[from->id] = 1;
     reached[from->id] = true;

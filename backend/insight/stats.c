@@ -509,6 +509,7 @@ void ins_input_stats(const Graph *g, const Dataset *data, WarnInputs *out)
         v[n++] = (WarnInput){x->a.name, mean, var > 0 ? var : 0};
     }
     out->v = v;
+    out->batch = 0;
     out->n = n;
 }
 

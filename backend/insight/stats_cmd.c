@@ -78,10 +78,11 @@ static bool report(const mc_stats_options *a, InsStats *s1, InsStats *s2, FILE *
     return true;
 }
 
-void ins_static_warnings(const Graph *g, const Dataset *ds, FILE *f)
+void ins_static_warnings(const Graph *g, const Dataset *ds, int batch, FILE *f)
 {
     WarnInputs wi;
     ins_input_stats(g, ds, &wi);
+    wi.batch = batch;
     Diags wd;
     diags_init(&wd);
     for (int i = 0; i < g->nfiles; i++) {
@@ -197,7 +198,7 @@ static bool forward_diff(const Graph *g, const mc_stats_options *a, uint64_t see
                 "with seed %llu\n",
                 g->name, (long long)n, (unsigned long long)seed);
     for (int k = 0; ok && k < a->nforward_diff; k++) {
-        Graph *other = mc_load_source(a->forward_diff[k], d, err), *g2 = NULL;
+        Graph *other = mc_load_source(a->forward_diff[k], NULL, d, err), *g2 = NULL;
         Tensor **o2 = other ? forward(other, NULL, seed, &b, &g2, d) : NULL;
         ok = o2 != NULL;
         if (ok)
@@ -216,13 +217,14 @@ static bool forward_diff(const Graph *g, const mc_stats_options *a, uint64_t see
     return ok;
 }
 
-static bool stats(const Graph *g, const mc_stats_options *a, FILE *out, FILE *err, Diags *d)
+static bool stats(const Graph *g, const RunSettings *run, const mc_stats_options *a, FILE *out, FILE *err,
+                  Diags *d)
 {
-    uint64_t seed = a->seed_set ? a->seed : g->train.seed;
+    uint64_t seed = a->seed_set ? a->seed : run->seed;
     Dataset ds;
     if (!load_data(a, g, seed, &ds, d))
         return false;
-    int64_t batch = a->batch > 0 ? a->batch : (g->train.batch < 64 ? g->train.batch : 64);
+    int64_t batch = a->batch > 0 ? a->batch : (run->batch < 64 ? run->batch : 64);
     if (a->numerics || a->nforward_diff) {
         bool ok = a->numerics ? numerics(g, a, seed, &ds, batch, out, d)
                               : forward_diff(g, a, seed, &ds, batch, out, err, d);
@@ -230,7 +232,7 @@ static bool stats(const Graph *g, const mc_stats_options *a, FILE *out, FILE *er
         return ok;
     }
     if (!a->json && !a->no_warn)
-        ins_static_warnings(g, &ds, err);
+        ins_static_warnings(g, &ds, run->batch, err);
     InsModel *m = ins_model_new(g, d);
     InsStats s1, s2;
     memset(&s1, 0, sizeof s1);
@@ -251,9 +253,10 @@ int mc_stats(const char *path, const mc_stats_options *o, FILE *out, FILE *err)
 {
     Diags d;
     diags_init(&d);
-    Graph *g = mc_load_source(path, &d, err);
+    RunSettings run;
+    Graph *g = mc_load_source(path, &run, &d, err);
     int shown = d.n;
-    bool ok = g && stats(g, o, out, err, &d);
+    bool ok = g && stats(g, &run, o, out, err, &d);
     diags_print_from(&d, err, shown);
     ir_graph_free(g);
     diags_free(&d);

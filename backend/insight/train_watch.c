@@ -43,7 +43,7 @@ struct mc_watch {
 
 void mc_static_warnings(const mc_model *m, const mc_data *train, FILE *f)
 {
-    ins_static_warnings(m->src, mc_data_dataset(train), f);
+    ins_static_warnings(m->src, mc_data_dataset(train), m->run.batch, f);
 }
 
 /* ---- parameter copies ---- */

@@ -85,6 +85,7 @@ typedef struct Warn {
     Moment *m;
     bool *warned; /* per layer */
     const char *assumed; /* how missing input statistics were filled in, or NULL */
+    int batch;
 } Warn;
 
 static double var_of(Moment m)
@@ -202,7 +203,7 @@ static void vanish_notes(Warn *w, int at, int out, const double *ratio)
 static double *relative_grads(Warn *w, int out)
 {
     bool *reached = xcalloc((size_t)w->g->nnodes + 1, sizeof(bool));
-    double *dm = ps_grad_moments(w->g, w->m, w->layers.v[out].pre, reached);
+    double *dm = ps_grad_moments(w->g, w->m, w->layers.v[out].pre, w->batch, reached);
     double *ratio = xmalloc((size_t)w->layers.n * sizeof(double));
     const Node *ko = w->layers.v[out].kernel;
     double ref = dm[ko->id] / w->m[ko->id].m2;
@@ -285,7 +286,7 @@ bool ps_warn(Graph *g, const WarnInputs *wi, Diags *d)
     }
     if (!c)
         c = ir_clone(g);
-    Warn w = {.g = c, .d = d};
+    Warn w = {.g = c, .d = d, .batch = wi ? wi->batch : 0};
     ps_find_layers(c, c->nnodes, &w.layers);
     w.m = ps_moments(c, wi);
     w.warned = xcalloc((size_t)w.layers.n + 1, sizeof(bool));
@@ -299,10 +300,11 @@ bool ps_warn(Graph *g, const WarnInputs *wi, Diags *d)
     return true;
 }
 
-int ps_warn_report(Graph *g, Diags *d, FILE *f)
+int ps_warn_report(Graph *g, int batch, Diags *d, FILE *f)
 {
     int from = d->n, before = d->nwarnings;
-    ps_warn(g, NULL, d);
+    WarnInputs wi = {NULL, 0, batch};
+    ps_warn(g, &wi, d);
     diags_print_from(d, f, from);
     return d->nwarnings - before;
 }

@@ -66,6 +66,7 @@ typedef struct WarnInput {
 typedef struct WarnInputs {
     const WarnInput *v;
     int n;
+    int batch; /* the training batch the estimates assume (0: 1) */
 } WarnInputs;
 
 /* Defaults for float inputs without statistics: images (rank >= 3, NHWC)
@@ -80,7 +81,7 @@ Moment *ps_moments(Graph *g, const WarnInputs *wi);
  * every node before `from`; entries without a rule are 0 and `reached` is
  * false. Gradients of parameters are per example (summed over the spatial
  * positions of a convolution, not over N). */
-double *ps_grad_moments(Graph *g, const Moment *fwd, const Node *from, bool *reached);
+double *ps_grad_moments(Graph *g, const Moment *fwd, const Node *from, int batch, bool *reached);
 /* Gaussian expectations for z ~ N(mean, var): E[f(z)] and E[f(z)^2] for
  * an elementwise op, E[f'(z)^2], and the fraction of sigmoid/tanh outputs
  * within 1% of their bounds (sigmoid < 0.01 or > 0.99; |tanh| > 0.99). */
@@ -106,7 +107,7 @@ bool ps_warn(Graph *g, const WarnInputs *wi, Diags *d);
 
 /* For `modelc check`: run ps_warn on a copy of g and print the new
  * diagnostics to f. Returns the number of warnings. */
-int ps_warn_report(Graph *g, Diags *d, FILE *f);
+int ps_warn_report(Graph *g, int batch, Diags *d, FILE *f);
 
 /* For the C API: a model with batchnorm or dropout (PHASE nodes in the
  * source graph src) that is trained (`updating`) in inference mode, or

@@ -506,9 +506,24 @@ END_TEST
 
 /* ---- train block ---- */
 
+/* Compile with the run settings the train block gives. */
+static Graph *ok_run(const char *src, RunSettings *run)
+{
+    Diags d;
+    diags_init(&d);
+    Graph *g = fe_compile_model("t.mdl", src, strlen(src), run, &d);
+    if (!g || !ir_verify(g, &d)) {
+        diags_print(&d, stderr);
+        ck_abort_msg("model did not compile");
+    }
+    diags_free(&d);
+    return g;
+}
+
 START_TEST(train_block)
 {
-    Graph *g = ok("input x: f32[N, 4]\n"
+    RunSettings r;
+    Graph *g = ok_run("input x: f32[N, 4]\n"
                   "loss = mean(x)\n"
                   "train {\n"
                   "  optimizer = sgd(lr=0.1, momentum=0.9, nesterov=true)\n"
@@ -519,23 +534,23 @@ START_TEST(train_block)
                   "  schedule = step(every=2, gamma=0.5)\n"
                   "  freeze = \"x*\"\n"
                   "  seed = 42\n"
-                  "}\n");
+                  "}\n", &r);
     const TrainConfig *t = &g->train;
     ck_assert(g->has_train);
     ck_assert_int_eq(t->opt, OPT_SGD);
     ck_assert(t->lr == 0.1 && t->momentum == 0.9 && t->nesterov);
-    ck_assert(t->batch == 64 && t->epochs == 3);
+    ck_assert(r.batch == 64 && r.epochs == 3);
     ck_assert(t->clip_value == 4.5 && t->clip_norm == 1 && t->weight_decay == 1e-4);
-    ck_assert(t->sched == SCHED_STEP && t->sched_step == 2 && t->sched_gamma == 0.5);
+    ck_assert(r.sched == SCHED_STEP && r.sched_step == 2 && r.sched_gamma == 0.5);
     ck_assert(t->nfreeze == 1 && strcmp(t->freeze[0], "x*") == 0);
-    ck_assert(t->seed == 42);
+    ck_assert(r.seed == 42);
     ir_graph_free(g);
 
-    g = ok("input x: f32[N, 4]\nloss = mean(x)\ntrain {\n  optimizer = rmsprop(0.01, rho=0.8)\n"
-           "  schedule = cosine\n}\n");
+    g = ok_run("input x: f32[N, 4]\nloss = mean(x)\ntrain {\n  optimizer = rmsprop(0.01, rho=0.8)\n"
+               "  schedule = cosine\n}\n", &r);
     ck_assert(g->train.opt == OPT_RMSPROP && g->train.lr == 0.01 && g->train.rho == 0.8);
-    ck_assert(g->train.eps == 1e-7 && g->train.sched == SCHED_COSINE);
-    ck_assert(g->train.batch == 32 && g->train.epochs == 1);
+    ck_assert(g->train.eps == 1e-7 && r.sched == SCHED_COSINE);
+    ck_assert(r.batch == 32 && r.epochs == 1);
     ir_graph_free(g);
 
     g = ok("input x: f32[N, 4]\nloss = mean(x)\n");

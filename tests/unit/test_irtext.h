@@ -269,6 +269,16 @@ static inline Node *tx_op_case(Graph *g, Op op)
     }
 }
 
+static inline void tx_run(RunSettings *r)
+{
+    r->batch = 128;
+    r->epochs = 10;
+    r->sched = SCHED_STEP;
+    r->sched_step = 3;
+    r->sched_gamma = 0.5;
+    r->seed = 18446744073709551615ULL;
+}
+
 static inline void tx_train(TrainConfig *t, Graph *g)
 {
     t->opt = OPT_SGD;
@@ -279,15 +289,9 @@ static inline void tx_train(TrainConfig *t, Graph *g)
     t->beta2 = 0.99;
     t->eps = 1e-8;
     t->rho = 0.95;
-    t->batch = 128;
-    t->epochs = 10;
     t->clip_value = 4.5;
     t->clip_norm = 1.25;
     t->weight_decay = 5e-4;
-    t->sched = SCHED_STEP;
-    t->sched_step = 3;
-    t->sched_gamma = 0.5;
-    t->seed = 18446744073709551615ULL;
     t->nfreeze = 2;
     t->freeze = arena_alloc(g->arena, 2 * sizeof(char *));
     t->freeze[0] = "conv*";
