@@ -263,9 +263,13 @@ bool fe_arg_word(FeCtx *c, CallArgs *a, int i, const char *const *words, int def
         }
     StrBuf b;
     sb_init(&b);
-    for (int k = 0; words[k]; k++)
+    int n = 0;
+    for (int k = 0; words[k]; k++, n++)
         sb_printf(&b, "%s\"%s\"", k == 0 ? "" : words[k + 1] ? ", " : " or ", words[k]);
-    if (w)
+    const char *hint = w ? fe_closest(w, words, n) : NULL;
+    if (hint)
+        arg_error(c, a, i, "got \"%s\"; did you mean \"%s\"? (it must be %s)", w, hint, b.s);
+    else if (w)
         arg_error(c, a, i, "must be %s, got \"%s\"", b.s, w);
     else
         arg_error(c, a, i, "must be %s", b.s);

@@ -56,6 +56,33 @@ static Val elu_fn(FeCtx *c, const Expr *e, const Builtin *b)
     return fe_tensor_val(fe_op(c, OP_ELU, &x, 1, &at, e->loc));
 }
 
+/* The composite activations (activations.c): f(x), leaky_relu(x,
+ * negative_slope=0.2), gelu(x, approximate=false). */
+static Val activation_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    Activation act = (Activation)b->which;
+    static const ParamSpec slope[] = {{"x", A_TENSOR, true}, {"negative_slope|alpha", A_NUM, false}};
+    static const ParamSpec approx[] = {{"x", A_TENSOR, true}, {"approximate", A_BOOL, false}};
+    const ParamSpec *spec = act == ACT_LEAKY_RELU ? slope : act == ACT_GELU ? approx : x_spec;
+    int n = act == ACT_LEAKY_RELU || act == ACT_GELU ? 2 : 1;
+    CallArgs a;
+    double param = fe_activation_default(act);
+    bool approximate = false;
+    if (!fe_bind_args(c, e, b->name, spec, n, &a) ||
+        (act == ACT_LEAKY_RELU && !fe_arg_num(c, &a, 1, param, &param)) ||
+        (act == ACT_GELU && !fe_arg_bool(c, &a, 1, false, &approximate)))
+        return fe_err_val();
+    if (act == ACT_GELU)
+        param = approximate;
+    Node *x = fe_arg_tensor(c, &a, 0, DT_COUNT);
+    if (x && !ir_dtype_is_float(x->dt)) {
+        char t[128];
+        fe_error_expr(c, e, "%s() needs a float tensor, got %s", b->name, fe_type_str(x, t, sizeof t));
+        return fe_err_val();
+    }
+    return x ? fe_tensor_val(fe_activate_param(c, x, act, param, e->loc)) : fe_err_val();
+}
+
 /* softmax(x, axis=-1), log_softmax(x, axis=-1), argmax(x, axis=-1) */
 static Val axis_fn(FeCtx *c, const Expr *e, const Builtin *b)
 {
@@ -353,11 +380,22 @@ static const Builtin builtins[] = {
     UN("rsqrt", OP_RSQRT),
     UN("square", OP_SQUARE),
     UN("abs", OP_ABS),
+    UN("erf", OP_ERF),
     UN("sign", OP_SIGN),
     BIN("maximum", OP_MAXIMUM),
     BIN("minimum", OP_MINIMUM),
     BIN("pow", OP_POW),
     SP("elu", elu_fn, OP_ELU, 0),
+    SP("leaky_relu", activation_fn, OP_SELECT, ACT_LEAKY_RELU),
+    SP("gelu", activation_fn, OP_MUL, ACT_GELU),
+    SP("softplus", activation_fn, OP_LOG, ACT_SOFTPLUS),
+    SP("softsign", activation_fn, OP_DIV, ACT_SOFTSIGN),
+    SP("selu", activation_fn, OP_ELU, ACT_SELU),
+    SP("silu", activation_fn, OP_MUL, ACT_SWISH),
+    SP("swish", activation_fn, OP_MUL, ACT_SWISH),
+    SP("hard_sigmoid", activation_fn, OP_MINIMUM, ACT_HARD_SIGMOID),
+    SP("hard_silu", activation_fn, OP_MUL, ACT_HARD_SILU),
+    SP("hard_swish", activation_fn, OP_MUL, ACT_HARD_SILU),
     SP("softmax", axis_fn, OP_SOFTMAX, 0),
     SP("log_softmax", axis_fn, OP_LOG_SOFTMAX, 0),
     SP("argmax", axis_fn, OP_ARGMAX, 0),
@@ -433,32 +471,4 @@ Val fe_call(FeCtx *c, const Expr *e)
     if (!b)
         return unknown_function(c, e);
     return b->fn(c, e, b);
-}
-
-/* ---- activations ---- */
-
-static const char *const act_words[] = {"none", "relu", "tanh", "sigmoid", "elu", "softmax", "linear", NULL};
-
-bool fe_arg_activation(FeCtx *c, CallArgs *a, int i, Activation *out)
-{
-    int k;
-    if (!fe_arg_word(c, a, i, act_words, ACT_NONE, &k))
-        return false;
-    *out = k == 6 ? ACT_NONE : (Activation)k;
-    return true;
-}
-
-Node *fe_activate(FeCtx *c, Node *x, Activation act, SrcLoc loc)
-{
-    static const Op ops[ACT_COUNT] = {OP_COUNT, OP_RELU, OP_TANH, OP_SIGMOID, OP_ELU, OP_SOFTMAX};
-    if (!x || act == ACT_NONE)
-        return x;
-    Attrs at = ir_attrs();
-    if (act == ACT_ELU)
-        at.value = 1.0;
-    if (act == ACT_SOFTMAX) {
-        at.naxes = 1;
-        at.axes[0] = x->shape.rank - 1;
-    }
-    return fe_op(c, ops[act], &x, 1, &at, loc);
 }

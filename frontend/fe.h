@@ -293,7 +293,16 @@ SrcLoc fe_arg_loc(CallArgs *a, int i);
 Val fe_call(FeCtx *c, const Expr *e);
 bool fe_is_builtin(const char *name);
 /* Apply an activation by name ("relu", "none", ...); x unchanged for none. */
-typedef enum { ACT_NONE, ACT_RELU, ACT_TANH, ACT_SIGMOID, ACT_ELU, ACT_SOFTMAX, ACT_COUNT } Activation;
+typedef enum {
+    ACT_NONE, ACT_RELU, ACT_TANH, ACT_SIGMOID, ACT_ELU, ACT_SOFTMAX,
+    /* composites of primitive ops (activations.c) */
+    ACT_LEAKY_RELU, ACT_GELU, ACT_SOFTPLUS, ACT_SOFTSIGN, ACT_SELU, ACT_SWISH, ACT_HARD_SIGMOID, ACT_HARD_SILU,
+    ACT_COUNT
+} Activation;
+/* A composite activation with its parameter (leaky_relu's negative_slope,
+ * gelu's approximate flag); ACT_NONE..ACT_SOFTMAX lower to one op. */
+Node *fe_activate_param(FeCtx *c, Node *x, Activation act, double param, SrcLoc loc);
+double fe_activation_default(Activation act);
 bool fe_arg_activation(FeCtx *c, CallArgs *a, int i, Activation *out);
 Node *fe_activate(FeCtx *c, Node *x, Activation act, SrcLoc loc);
 

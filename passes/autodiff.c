@@ -243,6 +243,14 @@ static void grad_sigmoid(AD *c, Node *y, Node *gy)
     send(c, y->in[0], mul(c, gy, d));
 }
 
+/* erf'(x) = 2/sqrt(pi) * exp(-x^2) */
+static void grad_erf(AD *c, Node *y, Node *gy)
+{
+    Node *x = y->in[0];
+    Node *d = mul(c, cst(c, x, 1.1283791670955125738961589031215), un(c, OP_EXP, un(c, OP_NEG, un(c, OP_SQUARE, x))));
+    send(c, x, mul(c, gy, d));
+}
+
 /* relu'(x) = [x > 0] = [y > 0]: reading y (which the next layer keeps
  * anyway) leaves x with the forward pass as its only reader, so the
  * GEMM producing x fuses with its bias and activation. */

@@ -73,6 +73,8 @@ LLVMValueRef cg_scalar_op(Cg *c, const Node *v, LLVMValueRef *in)
         return LLVMBuildFMul(b, x, x, "");
     case OP_ABS:
         return cg_intrinsic(c, "llvm.fabs", ty, &x, 1);
+    case OP_ERF:
+        return cg_call(c, t == DT_F32 ? "erff" : "erf", ty, &ty, 1, &x);
     case OP_SIGN: /* NaN stays NaN */
         return sel(c, LLVMRealOGT, x, zero, one,
                    sel(c, LLVMRealOLT, x, zero, cg_fconst(c, t, -1), sel(c, LLVMRealUNO, x, x, x, zero)));

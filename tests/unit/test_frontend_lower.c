@@ -568,11 +568,13 @@ START_TEST(error_recovery)
                      "a = foo(x)\n"
                      "b = a * 2\n"
                      "c = relu(b) @ x\n"
-                     "d = dense(x, 3, activation=gelu)\n"
+                     "d = dense(x, 3, activation=swishy)\n"
                      "loss = mean(x + nothing)\n");
     ck_assert_str_eq(e, "2:5: unknown function 'foo' | "
-                        "5:28: argument 'activation' of dense() must be \"none\", \"relu\", "
-                        "\"tanh\", \"sigmoid\", \"elu\", \"softmax\" or \"linear\", got \"gelu\" | "
+                        "5:28: argument 'activation' of dense() got \"swishy\"; did you mean \"swish\"? "
+                        "(it must be \"none\", \"linear\", \"relu\", \"tanh\", \"sigmoid\", \"elu\", "
+                        "\"softmax\", \"leaky_relu\", \"gelu\", \"softplus\", \"softsign\", \"selu\", "
+                        "\"silu\", \"swish\", \"hard_sigmoid\", \"hard_silu\" or \"hard_swish\") | "
                         "6:17: unknown name 'nothing'");
     free(e);
     e = errors("input x: f32[N, 4]\nh = relu(x\ng = x +\nloss = mean(x)\n");

@@ -120,6 +120,7 @@ static Node *c_sqrt(T *t) { return U(t, OP_SQRT, X23(t, V_RANGE, 0.5, 2)); }
 static Node *c_rsqrt(T *t) { return U(t, OP_RSQRT, X23(t, V_RANGE, 0.5, 2)); }
 static Node *c_square(T *t) { return U(t, OP_SQUARE, X23(t, V_RANGE, -2, 2)); }
 static Node *c_abs(T *t) { return U(t, OP_ABS, X23(t, V_SIGNED, 0.1, 2)); }
+static Node *c_erf(T *t) { return U(t, OP_ERF, X23(t, V_RANGE, -2, 2)); }
 
 static Node *c_elu(T *t)
 {
@@ -439,6 +440,7 @@ static const Case cases[] = {
     {"rsqrt", OP_RSQRT, c_rsqrt, 0, 0, 0},
     {"square", OP_SQUARE, c_square, 0, 0, 0},
     {"abs", OP_ABS, c_abs, 0, 0, 0},
+    {"erf", OP_ERF, c_erf, 0, 0, 0},
     {"cast", OP_CAST, c_cast, 1e-3, 1e-4, 1e-3},
     {"add", OP_ADD, c_add, 0, 0, 0},
     {"sub", OP_SUB, c_sub, 0, 0, 0},

@@ -268,6 +268,8 @@ START_TEST(unary_transcendental)
         for (int i = 0; i < 5; i++)
             th[i] = (exp(2 * xs[i]) - 1) / (exp(2 * xs[i]) + 1);
         unary_case(OP_TANH, 0, xs, th, rt);
+        unary_case(OP_ERF, 0, V(0, 0.5, 1, -2, 3),
+                   V(0, 0.5204998778130465, 0.8427007929497149, -0.9953222650189527, 0.9999779095030014), rt);
     }
 }
 END_TEST

@@ -120,7 +120,7 @@ static inline Node *tx_op_case(Graph *g, Op op)
         return c;
     }
     case OP_NEG: case OP_EXP: case OP_LOG: case OP_TANH: case OP_SIGMOID: case OP_RELU:
-    case OP_SQRT: case OP_RSQRT: case OP_SQUARE: case OP_ABS: case OP_SIGN:
+    case OP_SQRT: case OP_RSQRT: case OP_SQUARE: case OP_ABS: case OP_ERF: case OP_SIGN:
         in[0] = tx_in(g, "x", nx3);
         return tx_op(g, op, in, 1, NULL);
     case OP_ELU:

@@ -88,6 +88,7 @@ static Node *c_sqrt(T *t) { return U(t, OP_SQRT, V_UNIF, 0.1, 4); }
 static Node *c_rsqrt(T *t) { return U(t, OP_RSQRT, V_UNIF, 0.1, 4); }
 static Node *c_square(T *t) { return U(t, OP_SQUARE, V_UNIF, -2, 2); }
 static Node *c_abs(T *t) { return U(t, OP_ABS, V_SIGNED, 0.1, 2); }
+static Node *c_erf(T *t) { return U(t, OP_ERF, V_UNIF, -4, 4); }
 static Node *c_sign(T *t) { return U(t, OP_SIGN, V_INT, -2, 2); }
 
 static Node *c_elu(T *t)
@@ -608,6 +609,7 @@ static const Case cases[] = {
     {"rsqrt", OP_RSQRT, c_rsqrt, TOL_MATH, true, false},
     {"square", OP_SQUARE, c_square, TOL_EXACT, true, false},
     {"abs", OP_ABS, c_abs, TOL_EXACT, true, false},
+    {"erf", OP_ERF, c_erf, TOL_MATH, true, false},
     {"sign", OP_SIGN, c_sign, TOL_EXACT, true, true},
     {"cast", OP_CAST, c_cast, TOL_EXACT, true, false},
     {"cast_i32", OP_CAST, c_cast_i32, TOL_EXACT, true, true},

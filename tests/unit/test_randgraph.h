@@ -26,7 +26,7 @@ typedef struct Gen {
 } Gen;
 
 static const Op rg_unary_ops[] = {OP_NEG, OP_EXP, OP_LOG, OP_TANH, OP_SIGMOID, OP_RELU, OP_ELU,
-                                  OP_SQRT, OP_RSQRT, OP_SQUARE, OP_ABS, OP_SIGN};
+                                  OP_SQRT, OP_RSQRT, OP_SQUARE, OP_ABS, OP_SIGN, OP_ERF};
 static const Op rg_binary_ops[] = {OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_POW, OP_MAXIMUM, OP_MINIMUM,
                                    OP_GT, OP_GE, OP_LT, OP_LE, OP_EQ};
 
