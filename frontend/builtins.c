@@ -117,6 +117,42 @@ static Val reduce_fn(FeCtx *c, const Expr *e, const Builtin *b)
     return fe_tensor_val(fe_op(c, b->op, &x, 1, &at, e->loc));
 }
 
+/* min(x, axis=None, keepdims=false) = -max(-x); var = mean((x - mean(x))^2)
+ * over the axes (the population variance, as Keras's ops.var);
+ * std = sqrt(var). */
+enum { STAT_MIN = 1, STAT_VAR, STAT_STD };
+
+static Val stat_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    static const ParamSpec spec[] = {
+        {"x", A_TENSOR, true}, {"axis|axes", A_ANY, false}, {"keepdims", A_BOOL, false}};
+    CallArgs a;
+    Attrs at = ir_attrs();
+    if (!fe_bind_args(c, e, b->name, spec, 3, &a) || !fe_arg_bool(c, &a, 2, false, &at.keepdims))
+        return fe_err_val();
+    Node *x = fe_arg_tensor(c, &a, 0, DT_COUNT);
+    if (!x || !fe_arg_axes(c, &a, 1, x, at.axes, &at.naxes))
+        return fe_err_val();
+    if (!ir_dtype_is_float(x->dt)) {
+        char t[128];
+        fe_error_expr(c, e, "%s() needs a float tensor, got %s", b->name, fe_type_str(x, t, sizeof t));
+        return fe_err_val();
+    }
+    if (at.naxes == 0)
+        return fe_tensor_val(b->which == STAT_MIN ? x : fe_op2(c, OP_MUL, x, fe_const_like(c, x, 0, e->loc), e->loc));
+    SrcLoc l = e->loc;
+    if (b->which == STAT_MIN) {
+        Node *nx = fe_op1(c, OP_NEG, x, l);
+        return fe_tensor_val(fe_op1(c, OP_NEG, fe_op(c, OP_REDUCE_MAX, &nx, 1, &at, l), l));
+    }
+    Attrs keep = at;
+    keep.keepdims = true;
+    Node *m = fe_op(c, OP_REDUCE_MEAN, &x, 1, &keep, l);
+    Node *sq = fe_op1(c, OP_SQUARE, fe_op2(c, OP_SUB, x, m, l), l);
+    Node *v = fe_op(c, OP_REDUCE_MEAN, &sq, 1, &at, l);
+    return fe_tensor_val(b->which == STAT_STD ? fe_op1(c, OP_SQRT, v, l) : v);
+}
+
 static Val matmul_fn(FeCtx *c, const Expr *e, const Builtin *b)
 {
     static const ParamSpec spec[] = {{"a", A_TENSOR, true},
@@ -211,6 +247,79 @@ static Val reshape_fn(FeCtx *c, const Expr *e, const Builtin *b)
     return fe_tensor_val(reshape_to(c, x, t, e->loc));
 }
 
+/* squeeze(x, axis=None): drop the axes of size 1 (all of them, or the
+ * ones given); expand_dims(x, axis): insert one of size 1 (axis counts in
+ * the result, -1 appends). The batch axis N is never squeezed. */
+static Val squeeze_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    static const ParamSpec spec[] = {{"x", A_TENSOR, true}, {"axis|axes", A_ANY, false}};
+    CallArgs a;
+    if (!fe_bind_args(c, e, b->name, spec, 2, &a))
+        return fe_err_val();
+    Node *x = fe_arg_tensor(c, &a, 0, DT_COUNT);
+    int axes[IR_MAXRANK], naxes = 0;
+    if (!x)
+        return fe_err_val();
+    bool drop[IR_MAXRANK] = {false};
+    if (a.v[1]) {
+        if (!fe_arg_axes(c, &a, 1, x, axes, &naxes))
+            return fe_err_val();
+        for (int k = 0; k < naxes; k++) {
+            if (x->shape.d[axes[k]] != 1) {
+                char t[128];
+                fe_error(c, a.v[1]->start, a.v[1]->span, "squeeze(): axis %d of %s has size %s, not 1", axes[k],
+                         fe_type_str(x, t, sizeof t), x->shape.d[axes[k]] == IR_DIM_N ? "N" : "other than 1");
+                return fe_err_val();
+            }
+            drop[axes[k]] = true;
+        }
+    } else {
+        for (int k = 0; k < x->shape.rank; k++)
+            drop[k] = x->shape.d[k] == 1;
+    }
+    Shape t = {0};
+    for (int k = 0; k < x->shape.rank; k++)
+        if (!drop[k])
+            t.d[t.rank++] = x->shape.d[k];
+    return fe_tensor_val(t.rank == x->shape.rank ? x : reshape_to(c, x, t, e->loc));
+}
+
+static Node *expand(FeCtx *c, Node *x, int axis, SrcLoc loc)
+{
+    Shape t = {0};
+    for (int k = 0; k <= x->shape.rank; k++)
+        t.d[t.rank++] = k == axis ? 1 : x->shape.d[k < axis ? k : k - 1];
+    return reshape_to(c, x, t, loc);
+}
+
+/* An axis of the result of inserting one axis into x: -r-1 <= ax <= r. */
+static bool insert_axis(FeCtx *c, const Expr *at, int64_t ax, const Node *x, int *out)
+{
+    int r = x->shape.rank;
+    if (r + 1 > IR_MAXRANK || ax < -r - 1 || ax > r) {
+        char t[128];
+        fe_error(c, at->start, at->k == E_NUM ? at->span : 1, "axis %lld is out of range for a new axis of %s",
+                 (long long)ax, fe_type_str(x, t, sizeof t));
+        return false;
+    }
+    *out = (int)(ax < 0 ? ax + r + 1 : ax);
+    return true;
+}
+
+static Val expand_dims_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    static const ParamSpec spec[] = {{"x", A_TENSOR, true}, {"axis", A_INT, true}};
+    CallArgs a;
+    int64_t ax;
+    int axis;
+    if (!fe_bind_args(c, e, b->name, spec, 2, &a) || !fe_arg_int(c, &a, 1, 0, INT32_MIN, INT32_MAX, &ax))
+        return fe_err_val();
+    Node *x = fe_arg_tensor(c, &a, 0, DT_COUNT);
+    if (!x || !insert_axis(c, a.v[1], ax, x, &axis))
+        return fe_err_val();
+    return fe_tensor_val(expand(c, x, axis, e->loc));
+}
+
 static Val flatten_fn(FeCtx *c, const Expr *e, const Builtin *b)
 {
     CallArgs a;
@@ -289,6 +398,36 @@ static Val concat_fn(FeCtx *c, const Expr *e, const Builtin *b)
     at.naxes = 1;
     if (!ok || !fe_norm_axis(c, a.v[1] ? a.v[1] : e, ax, in[0], &at.axes[0]))
         return fe_err_val();
+    return fe_tensor_val(fe_op(c, OP_CONCAT, in, l->nitems, &at, e->loc));
+}
+
+/* stack(values, axis=0): expand_dims each at axis, then concat. */
+static Val stack_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    static const ParamSpec spec[] = {{"values", A_ANY, true}, {"axis", A_INT, false}};
+    CallArgs a;
+    int64_t ax;
+    if (!fe_bind_args(c, e, b->name, spec, 2, &a) || !fe_arg_int(c, &a, 1, 0, INT32_MIN, INT32_MAX, &ax))
+        return fe_err_val();
+    const Expr *l = a.v[0];
+    if (l->k != E_LIST || l->nitems < 1) {
+        fe_error(c, l->start, 1, "stack() needs a list of tensors such as [a, b]");
+        return fe_err_val();
+    }
+    Node **in = arena_alloc(c->a, (size_t)l->nitems * sizeof(Node *));
+    bool ok = true;
+    for (int i = 0; i < l->nitems; i++) {
+        in[i] = fe_tensor(c, l->items[i], DT_COUNT);
+        ok &= in[i] != NULL;
+    }
+    int axis;
+    if (!ok || !insert_axis(c, a.v[1] ? a.v[1] : e, ax, in[0], &axis))
+        return fe_err_val();
+    for (int i = 0; i < l->nitems; i++)
+        in[i] = expand(c, in[i], axis, e->loc);
+    Attrs at = ir_attrs();
+    at.naxes = 1;
+    at.axes[0] = axis;
     return fe_tensor_val(fe_op(c, OP_CONCAT, in, l->nitems, &at, e->loc));
 }
 
@@ -402,6 +541,12 @@ static const Builtin builtins[] = {
     SP("sum", reduce_fn, OP_REDUCE_SUM, 0),
     SP("mean", reduce_fn, OP_REDUCE_MEAN, 0),
     SP("max", reduce_fn, OP_REDUCE_MAX, 0),
+    SP("min", stat_fn, OP_REDUCE_MAX, STAT_MIN),
+    SP("var", stat_fn, OP_REDUCE_MEAN, STAT_VAR),
+    SP("std", stat_fn, OP_REDUCE_MEAN, STAT_STD),
+    SP("squeeze", squeeze_fn, OP_RESHAPE, 0),
+    SP("expand_dims", expand_dims_fn, OP_RESHAPE, 0),
+    SP("stack", stack_fn, OP_CONCAT, 0),
     SP("matmul", matmul_fn, OP_MATMUL, 0),
     SP("where", where_fn, OP_SELECT, 0),
     SP("clip", clip_fn, OP_MAXIMUM, 0),

@@ -1,5 +1,6 @@
 /* The composite activations of the model language (frontend/activations.c)
- * and erf: values against formulas written here with libm (and Keras's
+ * and erf, and the composite reductions and shape functions (min, var,
+ * std, squeeze, expand_dims, stack): values against formulas written here with libm (and Keras's
  * documented gelu values), the JIT against the interpreter on f32 and f64
  * with N = 1 and sizes off the vector width, and the f64 gradients against
  * central differences. */
@@ -118,6 +119,48 @@ START_TEST(gelu_keras_values)
 }
 END_TEST
 
+/* min, var and std over the last axis of one row, against the formulas;
+ * squeeze/expand_dims/stack give the shapes they promise. */
+START_TEST(stats_and_shapes)
+{
+    static const double x[6] = {3, -1, 4, 1, -5, 9};
+    double mean = 11.0 / 6, v = 0, mn = 1e9;
+    for (int i = 0; i < 6; i++) {
+        v += (x[i] - mean) * (x[i] - mean) / 6;
+        mn = fmin(mn, x[i]);
+    }
+    const char *calls[3] = {"min(x, axis=1)", "var(x, axis=1)", "std(x, axis=-1, keepdims=true)"};
+    const double want[3] = {mn, v, sqrt(v)};
+    for (int k = 0; k < 3; k++) {
+        Graph *g = predict_graph(calls[k], "f64", 6, false);
+        Shape s = ir_shape2(IR_DIM_N, 6);
+        Tensor *t = rt_tensor_for(DT_F64, &s, 1);
+        for (int i = 0; i < 6; i++)
+            rt_set(t, i, x[i]);
+        Tensor *y = run_interp(g, t);
+        ck_assert_int_eq(y->numel, 1);
+        ck_assert_msg(fabs(rt_get(y, 0) - want[k]) < 1e-14, "%s: %.17g", calls[k], rt_get(y, 0));
+        rt_tensor_free(y);
+        ir_graph_free(g);
+    }
+    const char *shapes[][2] = {
+        {"squeeze(expand_dims(x, 1))", "f64[N,6]"},
+        {"expand_dims(x, -1)", "f64[N,6,1]"},
+        {"expand_dims(x, 1)", "f64[N,1,6]"},
+        {"stack([x, x, x], axis=1)", "f64[N,3,6]"},
+        {"stack([x, x], axis=-1)", "f64[N,6,2]"},
+        {"squeeze(reshape(x, [N, 1, 6, 1]), axis=-1)", "f64[N,1,6]"},
+    };
+    for (int k = 0; k < ARRAY_LEN(shapes); k++) {
+        Graph *g = predict_graph(shapes[k][0], "f64", 6, false);
+        char buf[128];
+        ir_type_str(g->outs[0].val->dt, &g->outs[0].val->shape, buf, sizeof buf);
+        ck_assert_msg(strcmp(buf, shapes[k][1]) == 0, "%s: %s", shapes[k][0], buf);
+        ir_graph_free(g);
+    }
+}
+END_TEST
+
 /* The JIT (fused) against the interpreter: f32 and f64, N = 1 and N = 5,
  * widths 1, 7 and 19. */
 START_TEST(jit_matches_interp)
@@ -159,6 +202,7 @@ int main(void)
     tcase_set_timeout(t, 120);
     tcase_add_loop_test(t, values, 0, ARRAY_LEN(acts));
     tcase_add_test(t, gelu_keras_values);
+    tcase_add_test(t, stats_and_shapes);
     tcase_add_loop_test(t, jit_matches_interp, 0, ARRAY_LEN(acts));
     suite_add_tcase(s, t);
     return tu_run(s);
