@@ -2,8 +2,9 @@
  * steps of about equal compile cost), each built in its own LLVM context,
  * optimised by a short pipeline made for kernel loop nests and
  * code-generated to an object file on its own thread, or loaded from the
- * object cache; then one ORC LLJIT links the objects (runtime symbols
- * resolve from the process). The last part's `entry` calls `entry.0`,
+ * object cache; then one ORC LLJIT links the objects (the runtime's
+ * functions are defined from rtsyms.c's table, libm's resolve from the
+ * process). The last part's `entry` calls `entry.0`,
  * `entry.1`, ... (the earlier parts) before its own kernels. */
 #include "compile.h"
 
@@ -329,6 +330,23 @@ static bool consume(LLVMErrorRef e, const char *what, Diags *d)
     return false;
 }
 
+/* The runtime's functions as absolute symbols of the JITDylib. */
+static bool define_runtime(LLVMOrcLLJITRef jit, LLVMOrcJITDylibRef jd, Diags *d)
+{
+    int n;
+    const JitRtSym *rs = jit_rt_syms(&n);
+    LLVMOrcCSymbolMapPair *pairs = xcalloc((size_t)n, sizeof *pairs);
+    for (int i = 0; i < n; i++) {
+        pairs[i].Name = LLVMOrcLLJITMangleAndIntern(jit, rs[i].name);
+        pairs[i].Sym.Address = rs[i].addr;
+        pairs[i].Sym.Flags.GenericFlags = LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable;
+        pairs[i].Sym.Flags.TargetFlags = 0;
+    }
+    LLVMOrcMaterializationUnitRef mu = LLVMOrcAbsoluteSymbols(pairs, (size_t)n);
+    free(pairs);
+    return consume(LLVMOrcJITDylibDefine(jd, mu), "defining the runtime's symbols", d);
+}
+
 static bool link_parts(const Host *h, Part *parts, int n, LLVMOrcLLJITRef *jit, JitEntryFn *entry, Diags *d)
 {
     LLVMOrcLLJITBuilderRef jb = LLVMOrcCreateLLJITBuilder();
@@ -336,7 +354,7 @@ static bool link_parts(const Host *h, Part *parts, int n, LLVMOrcLLJITRef *jit, 
     if (!consume(LLVMOrcCreateLLJIT(jit, jb), "JIT creation", d))
         return false;
     LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(*jit);
-    bool ok = true;
+    bool ok = define_runtime(*jit, jd, d);
     for (int i = 0; i < n; i++) {
         LLVMMemoryBufferRef obj = parts[i].obj;
         parts[i].obj = NULL; /* the JIT takes ownership */
