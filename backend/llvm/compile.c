@@ -19,7 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_PARTS 4
+#define MAX_PARTS JIT_MAX_PARTS
 #define MIN_KERNELS_TO_SPLIT 12
 
 /* Kernels are small loop nests: scalar cleanup, loop-invariant code
@@ -316,6 +316,51 @@ static void split(const Plan *p, Part *parts, int n)
     for (int j = 0; j < n - 1; j++)
         if (parts[j].hi < parts[j].lo)
             parts[j].hi = parts[j].lo;
+}
+
+/* ---- parts for an object file (aot.c) ---- */
+
+/* Functions named "entry" or "entry.<i>" (defined or called) become
+ * prefix + that name. */
+static void rename_entries(LLVMModuleRef mod, const char *prefix)
+{
+    for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = LLVMGetNextFunction(f)) {
+        size_t len;
+        const char *name = LLVMGetValueName2(f, &len);
+        if (strcmp(name, "entry") != 0 && strncmp(name, "entry.", 6) != 0)
+            continue;
+        char buf[256];
+        int k = snprintf(buf, sizeof buf, "%s%s", prefix, name);
+        LLVMSetValueName2(f, buf, (size_t)k);
+    }
+}
+
+int jit_build_parts(const Plan *p, const JitOpts *o, LLVMContextRef cx, LLVMTargetMachineRef tm,
+                    const char *prefix, LLVMModuleRef *mods, char *err, size_t errn)
+{
+    int n = choose_parts(p, o);
+    Part *parts = xcalloc((size_t)n, sizeof *parts);
+    split(p, parts, n);
+    int built = 0;
+    err[0] = 0;
+    for (int i = 0; i < n; i++) {
+        Part *q = &parts[i];
+        q->p = p;
+        q->o = o;
+        q->idx = i;
+        q->nparts = n;
+        mods[i] = build_part(q, cx, tm);
+        built++;
+        if (!jit_optimise(mods[i], tm, o->opt_level, err, errn))
+            break;
+        rename_entries(mods[i], prefix);
+    }
+    free(parts);
+    if (built == n && !err[0])
+        return n;
+    for (int i = 0; i < built; i++)
+        LLVMDisposeModule(mods[i]);
+    return -1;
 }
 
 /* ---- linking ---- */
