@@ -349,7 +349,7 @@ static int file_param(RtAot *c, const char *path, AotParam *p, const JsonValue *
         same = sh->items[k]->kind == JSON_NUM && sh->items[k]->is_int && sh->items[k]->i == p->t.dims[k];
     if (!same) {
         char want[160];
-        int w = snprintf(want, sizeof want, "%s[", st_dtype(p->t.dt));
+        int w = snprintf(want, sizeof want, "%s[", p->t.dt == 1 ? "f64" : p->t.dt == 2 ? "i32" : "f32");
         for (int k = 0; k < p->t.rank && w < (int)sizeof want - 24; k++)
             w += snprintf(want + w, sizeof want - (size_t)w, "%s%lld", k ? "," : "", (long long)p->t.dims[k]);
         snprintf(want + w, sizeof want - (size_t)w, "]");

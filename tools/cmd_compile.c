@@ -1,6 +1,7 @@
 /* `modelc compile FILE -o OUT.o --header OUT.h [options]`: the model's
  * functions compiled ahead of time into a relocatable object and a C
  * header (include/modelc_inspect.h, mc_compile_aot). */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,16 @@ typedef struct CompileArgs {
     bool embed, weights_file, batch_given, batch_max_given, seed_given;
     uint64_t seed;
 } CompileArgs;
+
+static bool is_ident(const char *s)
+{
+    if (!*s || (!isalpha((unsigned char)*s) && *s != '_'))
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '_')
+            return false;
+    return true;
+}
 
 static int parse(CompileArgs *a, int argc, char **argv, const char **file)
 {
@@ -61,6 +72,23 @@ static int parse(CompileArgs *a, int argc, char **argv, const char **file)
         return cli_usage_error("compile", "--embed-weights and --weights-file exclude each other");
     if (a->cpu && !*a->cpu)
         return cli_usage_error("compile", "--cpu needs a CPU name");
+    if (a->name && !is_ident(a->name))
+        return cli_usage_error("compile", "--name '%s' is not a C identifier (letters, digits, '_'; not a digit first)",
+                               a->name);
+    return 0;
+}
+
+static int check_fns(const char *const *v, int n)
+{
+    static const char *const known[] = {"predict", "eval", "train_step"};
+    for (int i = 0; i < n; i++) {
+        bool ok = false;
+        for (int k = 0; k < ARRAY_LEN(known); k++)
+            ok |= strcmp(v[i], known[k]) == 0;
+        if (!ok)
+            return cli_usage_error("compile", "unknown function '%s' for --fn (expected predict, eval or train_step)",
+                                   v[i]);
+    }
     return 0;
 }
 
@@ -114,6 +142,11 @@ int cmd_compile(int argc, char **argv)
     o.header = a.header;
     o.weights = a.weights;
     o.nfns = split_fns(&a.fns, fns, 64, &fbuf);
+    if ((rc = check_fns(fns, o.nfns)) != 0) {
+        free(fbuf);
+        free(hdr);
+        return rc;
+    }
     o.fns = fns;
     o.batch = a.batch_given ? a.batch : 0;
     o.batch_max = a.batch_max_given ? a.batch_max : 0;

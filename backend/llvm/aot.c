@@ -12,6 +12,7 @@
 #include <llvm-c/TargetMachine.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "compile.h"
 #include "plan_memory.h"
@@ -34,6 +35,38 @@ static void put_shape(StrBuf *b, DType dt, const Shape *s)
 
 /* ---- the target ---- */
 
+/* LLVM reports an unknown CPU only as a warning on stderr (when the
+ * target machine makes its subtarget) and aborts later in code
+ * generation: create the machine with stderr captured, and refuse the
+ * CPU when LLVM did not recognise it. */
+static LLVMTargetMachineRef checked_tm(LLVMTargetRef target, const char *triple, const char *cpu,
+                                       const char *features, bool *unknown_cpu)
+{
+    *unknown_cpu = false;
+    fflush(stderr);
+    FILE *cap = tmpfile();
+    int saved = cap ? dup(2) : -1;
+    if (saved >= 0)
+        dup2(fileno(cap), 2);
+    LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, features, LLVMCodeGenLevelDefault,
+                                                      LLVMRelocPIC, LLVMCodeModelSmall);
+    if (saved >= 0) {
+        fflush(stderr);
+        dup2(saved, 2);
+        close(saved);
+        char buf[512] = "";
+        rewind(cap);
+        size_t k = fread(buf, 1, sizeof buf - 1, cap);
+        buf[k] = 0;
+        *unknown_cpu = strstr(buf, "not a recognized processor") != NULL;
+        if (!*unknown_cpu)
+            fputs(buf, stderr);
+    }
+    if (cap)
+        fclose(cap);
+    return tm;
+}
+
 static LLVMTargetMachineRef target_machine(const AotOpts *o, AotResult *r, Diags *d)
 {
     bool host = !o->triple;
@@ -47,10 +80,18 @@ static LLVMTargetMachineRef target_machine(const AotOpts *o, AotResult *r, Diags
         diag_error(d, (SrcLoc){0}, "--target %s: this LLVM has no such target (%s)", triple, err);
         LLVMDisposeMessage(err);
     } else {
-        tm = LLVMCreateTargetMachine(target, triple, cpu, features, LLVMCodeGenLevelDefault, LLVMRelocPIC,
-                                     LLVMCodeModelSmall);
-        if (!tm)
+        bool unknown_cpu = false;
+        tm = o->cpu ? checked_tm(target, triple, cpu, features, &unknown_cpu)
+                    : LLVMCreateTargetMachine(target, triple, cpu, features, LLVMCodeGenLevelDefault, LLVMRelocPIC,
+                                              LLVMCodeModelSmall);
+        if (unknown_cpu) {
+            diag_error(d, (SrcLoc){0}, "--cpu %s: not a CPU of target %s (llc-19 -mtriple=%s -mcpu=help lists them)",
+                       cpu, triple, triple);
+            LLVMDisposeTargetMachine(tm);
+            tm = NULL;
+        } else if (!tm) {
             diag_error(d, (SrcLoc){0}, "cannot create a target machine for %s (cpu %s)", triple, cpu);
+        }
     }
     r->triple = arena_strdup(r->arena, triple);
     r->cpu = arena_strdup(r->arena, cpu);

@@ -127,8 +127,8 @@ int main(int argc, char **argv)
     if (argc < 4)
         return fprintf(stderr, "usage: aot_driver predict|train_step|run ...\n"), 2;
     const char *mode = argv[1];
-    int64_t n = atoll(argv[2]);
     bool train = strcmp(mode, "train_step") == 0, run = strcmp(mode, "run") == 0;
+    int64_t n = atoll(argv[run ? 3 : 2]);
     const char *weights = run ? (argc > 4 ? argv[4] : NULL) : argc > (train ? 6 : 5) ? argv[train ? 6 : 5] : NULL;
     char err[512];
     struct rt_aot *c = rt_aot_new(&AOT_MODEL, weights, err, sizeof err);
@@ -136,7 +136,7 @@ int main(int argc, char **argv)
         return fprintf(stderr, "aot_driver: init: %s\n", err), 1;
     T in[MAXT], out[MAXT];
     int nin, nout, fn;
-    if (setup(c, run ? argv[3] : train ? "train_step" : mode, n, in, &nin, out, &nout, &fn))
+    if (setup(c, run ? argv[2] : train ? "train_step" : mode, n, in, &nin, out, &nout, &fn))
         return 1;
     const void *ip[MAXT];
     void *op[MAXT];
@@ -147,7 +147,7 @@ int main(int argc, char **argv)
     if (run) {
         int rc = rt_aot_run(c, fn, n, ip, 0.01, op);
         if (rc)
-            return bad(c, argv[3]);
+            return bad(c, argv[2]);
         rt_aot_free(c);
         return 0;
     }
