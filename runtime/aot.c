@@ -52,6 +52,7 @@ typedef struct AotFn {
     int *args;
     AotOut *outs;
     int64_t ws_bytes;
+    int64_t min_n; /* the smallest batch (fixed slices of the batch axis) */
     bool train;
     void **table;
     void *ws;
@@ -154,6 +155,7 @@ static bool parse_fn(RtAot *c, Lex *l, AotFn *f)
     f->nbufs = (int)num(l);
     f->ws_bytes = num(l);
     f->train = num(l) != 0;
+    f->min_n = num(l);
     f->lr = -1;
     if (l->bad || f->nbufs < 0 || f->nbufs > 1 << 20 || f->ws_bytes < 0)
         return false;
@@ -515,9 +517,10 @@ int rt_aot_run(RtAot *c, int fn, int64_t n, const void *const *inputs, double lr
     if (c->fixed && n != c->batch)
         return fail(c, "%s: the batch is %lld, but the model was compiled for batch %lld", f->name, (long long)n,
                     (long long)c->batch);
-    if (n < 0 || n > c->batch)
-        return fail(c, "%s: batch %lld is outside 0..%lld (compiled with --batch-max %lld)", f->name, (long long)n,
-                    (long long)c->batch, (long long)c->batch);
+    if (n < f->min_n || n > c->batch)
+        return fail(c, "%s: batch %lld is outside %lld..%lld (compiled with --batch-max %lld%s)", f->name,
+                    (long long)n, (long long)f->min_n, (long long)c->batch, (long long)c->batch,
+                    f->min_n ? "; the model slices the batch axis" : "");
     for (int i = 0; i < f->nargs; i++) {
         const AotBuf *b = &f->bufs[f->args[i]];
         if (!inputs[i] && numel(&b->t, n) > 0)

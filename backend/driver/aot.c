@@ -112,6 +112,9 @@ static void header_fn(FILE *f, const char *name, const char *NAME, const AotFnIn
         fprintf(f, " * Loss and metrics of a batch in inference mode.\n");
     else
         fprintf(f, " * The model's output values for a batch, in inference mode.\n");
+    if (fi->min_n > 0)
+        fprintf(f, " * The model slices the batch axis at fixed positions: n must be at least %lld.\n",
+                (long long)fi->min_n);
     fprintf(f, " * Inputs (read only):\n");
     for (int i = 0; i < fi->nargs; i++) {
         shape_str(&fi->args[i], ty, sizeof ty);

@@ -198,7 +198,14 @@ static bool describe_fn(const Plan *p, const AotFnIn *in, const AotOpts *o, Para
     bool train = false;
     for (int i = 0; i < p->g->nouts; i++)
         train |= p->g->outs[i].kind == OUT_UPDATE;
-    sb_printf(b, "fn %s %d %lld %d\n", in->fn, p->nslots, (long long)ws, train);
+    int64_t min_n = 0; /* fixed slices of the batch axis need N >= their end */
+    for (int i = 0; i < p->nnchecks; i++) {
+        const NCheck *c = &p->nchecks[i];
+        if (c->node->a.end[c->axis] > min_n)
+            min_n = c->node->a.end[c->axis];
+    }
+    sb_printf(b, "fn %s %d %lld %d %lld\n", in->fn, p->nslots, (long long)ws, train, (long long)min_n);
+    fi->min_n = min_n;
     fi->fn = in->fn;
     fi->ws_bytes = ws;
     fi->args = arena_alloc(a, (size_t)(p->nslots + 1) * sizeof(AotArg));

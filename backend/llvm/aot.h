@@ -41,6 +41,7 @@ typedef struct AotFnInfo {
     AotArg *args, *outs;
     bool lr;       /* takes the learning rate */
     int64_t ws_bytes;
+    int64_t min_n; /* the smallest batch: fixed slices of the batch axis reach it */
     int kernels, parts;
 } AotFnInfo;
 

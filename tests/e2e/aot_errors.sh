@@ -70,6 +70,17 @@ sed 's/dense(h, 128/dense(h, 64/' "$f" > "$t/narrow.mdl"
 grep -q "does not match the compiled model, which expects f32\[" "$t/err" || fail "unclear shape error: $(cat "$t/err")"
 "$t/drvf" run train_step 4 "$t/w.safetensors" || fail "the model's own weights fail"
 
+# A fixed slice of the batch axis: the compiled batch must reach it, and
+# so must every call's.
+printf 'model sl\ninput x: f32[N, 3]\noutput y = x[1:3] * 2\n' > "$t/sl.mdl"
+expect 1 "this slice needs a batch of at least 3, the batch is 2" compile "$t/sl.mdl" -o "$t/sl.o" --header "$t/sl.h" --batch 2
+"$MODELC" compile "$t/sl.mdl" -o "$t/sl.o" --header "$t/sl.h" --batch-max 8 > /dev/null || fail "compile sl"
+grep -q "n must be at least 3" "$t/sl.h" || fail "the header does not give the smallest batch"
+aot_build "$t/sl.o" "$t/sl.h" sl "$t/drvsl" || fail "build sl"
+"$t/drvsl" run predict 3 || fail "batch 3 of the slicing model fails"
+"$t/drvsl" run predict 2 2> "$t/err" && fail "batch 2 below the slice was accepted"
+grep -q "batch 2 is outside 3..8" "$t/err" || fail "unclear slice error: $(cat "$t/err")"
+
 # Other CPUs and targets: objects llvm-objdump reads.
 objdump=$(command -v llvm-objdump-19 || command -v "$(dirname "$FILECHECK")/llvm-objdump" || command -v llvm-objdump) ||
     fail "no llvm-objdump"
