@@ -30,7 +30,6 @@ static unsigned char *read_idx(const char *path, long skip, long *n)
 
 static float x[B * PIXELS], probs[B * CLASSES];
 static int32_t y[B];
-
 /* Batch [start, start + n) of images/labels into x and y. */
 static void batch(const unsigned char *img, const unsigned char *lab, long start, long n)
 {
@@ -75,5 +74,6 @@ int main(int argc, char **argv)
     printf("%lld steps - mean loss: %.4f - test accuracy: %.4f\n", (long long)mlp_train_step(ctx), sum / (float)n,
            (double)correct / (double)nt);
     mlp_train_free(ctx);
+    free(img), free(lab), free(timg), free(tlab);
     return 0;
 }

@@ -144,34 +144,33 @@ int main(int argc, char **argv)
         ip[i] = in[i].data;
     for (int i = 0; i < nout; i++)
         op[i] = out[i].data;
+    int rc = 0;
     if (run) {
-        int rc = rt_aot_run(c, fn, n, ip, 0.01, op);
-        if (rc)
-            return bad(c, argv[2]);
-        rt_aot_free(c);
-        return 0;
-    }
-    if (!train) {
+        if (rt_aot_run(c, fn, n, ip, 0.01, op))
+            rc = bad(c, argv[2]);
+    } else if (!train) {
         for (int i = 0; i < nin; i++)
             aot_fill(in[i].data, in[i].dt, in[i].count, strtoull(argv[3], NULL, 10) * 16 + (uint64_t)i);
         write_safetensors(argv[4], in, nin);
         if (rt_aot_run(c, fn, n, ip, 0, op))
-            return bad(c, mode);
-        for (int i = 0; i < nout; i++)
+            rc = bad(c, mode);
+        for (int i = 0; i < nout && !rc; i++)
             write_bin(argv[4], out[i].name, out[i].data, out[i].count * dsize(out[i].dt));
     } else {
         int steps = atoi(argv[3]);
         double lr = atof(argv[4]);
-        for (int s = 1; s <= steps; s++) {
+        for (int s = 1; s <= steps && !rc; s++) {
             for (int i = 0; i < nin; i++)
                 aot_fill(in[i].data, in[i].dt, in[i].count, (uint64_t)s * 16 + (uint64_t)i);
-            if (rt_aot_run(c, fn, n, ip, lr, op))
-                return bad(c, "train_step");
+            if (rt_aot_run(c, fn, n, ip, lr, op)) {
+                rc = bad(c, "train_step");
+                break;
+            }
             for (int i = 0; i < nout; i++)
                 if (out[i].count == 1)
                     printf("%s %.9g\n", out[i].name, out[i].dt == 1 ? *(double *)out[i].data : *(float *)out[i].data);
         }
-        for (int i = 0; i < rt_aot_nparams(c); i++) {
+        for (int i = 0; i < rt_aot_nparams(c) && !rc; i++) {
             int dt;
             int64_t count;
             const char *name = rt_aot_param_name(c, i);
@@ -184,5 +183,5 @@ int main(int argc, char **argv)
     for (int i = 0; i < nout; i++)
         free(out[i].data);
     rt_aot_free(c);
-    return 0;
+    return rc;
 }
