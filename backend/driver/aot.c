@@ -370,6 +370,7 @@ int mc_compile_aot(const char *path, const mc_aot_options *o, FILE *out, FILE *e
         fprintf(err, "%s", mc_last_error(NULL));
         return 1;
     }
+    fputs(mc_warnings(m), err);
     const char *name = o->name ? o->name : mc_model_name(m);
     int rc = 1;
     if (check_options(o, name, err) && load_params(m, o, err))

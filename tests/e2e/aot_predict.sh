@@ -31,6 +31,35 @@ for f in examples/*.mdl examples/*/*.mdl; do
     [ "$n" -ge 1 ] || fail "$f: no outputs"
 done
 
+# The eval function's loss and metrics equal modelc eval's on the same batch.
+for f in examples/fashion_mlp.mdl examples/fashion_cnn_bn.mdl; do
+    d="$t/eval_$(basename "${f%.mdl}")"
+    mkdir -p "$d/out"
+    "$MODELC" init "$f" -o "$d/w.safetensors" --seed 4 > /dev/null || fail "$f: modelc init"
+    "$MODELC" compile "$f" --weights "$d/w.safetensors" -o "$d/m.o" --header "$d/m.h" --name m --fn eval \
+        --batch-max 16 > /dev/null || fail "$f: modelc compile --fn eval"
+    aot_build "$d/m.o" "$d/m.h" m "$d/drv" || fail "$f: cannot build the eval program"
+    "$d/drv" eval 7 9 "$d/out" || fail "$f: the compiled eval failed"
+    "$MODELC" eval "$f" --weights "$d/w.safetensors" --data "$d/out/inputs.safetensors" --batch 7 --json \
+        > "$d/jit.json" || fail "$f: modelc eval"
+    python3 - "$d" <<'PY' || fail "$f: eval differs from modelc eval"
+import json, struct, sys, glob, os
+d = sys.argv[1]
+jit = json.load(open(d + "/jit.json"))
+n = 0
+for b in glob.glob(d + "/out/*.bin"):
+    name = os.path.basename(b)[:-4]
+    if name not in jit:
+        continue  # an output value, not a loss or metric
+    n += 1
+    (v,) = struct.unpack("<f", open(b, "rb").read())
+    if "%.9g" % v != "%.9g" % jit[name]:
+        sys.exit("%s: compiled %.9g, modelc eval %.9g" % (name, v, jit[name]))
+if n != 2:
+    sys.exit("expected a loss and a metric, compared %d values" % n)
+PY
+done
+
 # The program needs no LLVM at run time.
 last="$t/$name/drv"
 ldd "$last" > "$t/ldd" || fail "ldd $last"
