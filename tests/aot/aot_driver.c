@@ -8,7 +8,8 @@
  *       STEPS steps on batches drawn with seeds 1..STEPS; each loss on
  *       stdout, each parameter afterwards to OUTDIR/<name>.bin
  *   aot_driver run FN N [WEIGHTS]
- *       one call; prints the error, exit 1 when it fails */
+ *       one call; prints the error, exit 1 when it fails
+ * AOT_THREADS=T sets the context's threads. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,6 +135,9 @@ int main(int argc, char **argv)
     struct rt_aot *c = rt_aot_new(&AOT_MODEL, weights, err, sizeof err);
     if (!c)
         return fprintf(stderr, "aot_driver: init: %s\n", err), 1;
+    const char *threads = getenv("AOT_THREADS"); /* default: one per core */
+    if (threads && rt_aot_set_threads(c, atoi(threads)) != 0)
+        return bad(c, "threads");
     T in[MAXT], out[MAXT];
     int nin, nout, fn;
     if (setup(c, run ? argv[2] : train ? "train_step" : mode, n, in, &nin, out, &nout, &fn))

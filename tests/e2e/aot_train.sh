@@ -3,7 +3,8 @@
 # object (libmodelc-rt only) equal 20 steps of the JIT (mc_train_step on
 # the same batches and learning rate) bit for bit: every loss and metric,
 # and every parameter and optimizer slot afterwards; then the same with
-# the parameters read from a checkpoint at _init (--weights-file).
+# the parameters read from a checkpoint at _init (--weights-file), and on
+# one thread.
 set -uo pipefail
 fail() { echo "aot_train: $*"; exit 1; }
 t=$(mktemp -d)
@@ -31,6 +32,13 @@ cmp -s "$t/aot.txt" "$t/jit.txt" || fail "losses and metrics differ: $(diff "$t/
 grep -q '^optimizer\.' <<< "$params" || fail "no optimizer slots among the parameters"
 for p in $params; do
     cmp -s "$t/aot/$p.bin" "$t/jit/$p.bin" || fail "parameter $p differs after 20 steps"
+done
+# One thread computes the same bits as one per core.
+mkdir -p "$t/aot1"
+AOT_THREADS=1 "$t/drv" train_step 32 20 0.003 "$t/aot1" > "$t/aot1.txt" || fail "train_step on one thread failed"
+cmp -s "$t/aot.txt" "$t/aot1.txt" || fail "one thread gives other losses"
+for p in $params; do
+    cmp -s "$t/aot/$p.bin" "$t/aot1/$p.bin" || fail "parameter $p differs on one thread"
 done
 # The losses changed: the steps did train.
 [ "$(sort -u "$t/aot.txt" | grep -c '^loss')" -gt 10 ] || fail "the loss does not move: $(cat "$t/aot.txt")"
