@@ -4,7 +4,7 @@
 # the same batches and learning rate) bit for bit: every loss and metric,
 # and every parameter and optimizer slot afterwards; then the same with
 # the parameters read from a checkpoint at _init (--weights-file), and on
-# one thread.
+# one thread; and 3 steps of fashion_cnn_bn (batchnorm, dropout).
 set -uo pipefail
 fail() { echo "aot_train: $*"; exit 1; }
 t=$(mktemp -d)
@@ -42,6 +42,22 @@ for p in $params; do
 done
 # The losses changed: the steps did train.
 [ "$(sort -u "$t/aot.txt" | grep -c '^loss')" -gt 10 ] || fail "the loss does not move: $(cat "$t/aot.txt")"
+
+# Batchnorm (batch statistics, moving averages) and dropout (the RNG's
+# seed and step): fashion_cnn_bn, 3 steps.
+c=examples/fashion_cnn_bn.mdl
+mkdir -p "$t/cnn_aot" "$t/cnn_jit"
+"$MODELC" compile "$c" -o "$t/c.o" --header "$t/c.h" --fn train_step --batch-max 8 > /dev/null || fail "compile $c"
+aot_build "$t/c.o" "$t/c.h" fashion_cnn_bn "$t/drvc" || fail "cannot build the $c program"
+"$t/drvc" train_step 8 3 0.01 "$t/cnn_aot" > "$t/cnn_aot.txt" || fail "the compiled train_step of $c failed"
+cparams=$(cd "$t/cnn_aot" && ls -- *.bin | sed 's/\.bin$//')
+grep -q 'moving' <<< "$cparams" || fail "no batchnorm state among $c's parameters"
+# shellcheck disable=SC2086
+"$t/jit_train" "$c" 8 3 0.01 "$t/cnn_jit" x:0:28,28,1 y:2: -- $cparams > "$t/cnn_jit.txt" || fail "the JIT program failed on $c"
+cmp -s "$t/cnn_aot.txt" "$t/cnn_jit.txt" || fail "$c: losses differ: $(diff "$t/cnn_aot.txt" "$t/cnn_jit.txt" | head)"
+for p in $cparams; do
+    cmp -s "$t/cnn_aot/$p.bin" "$t/cnn_jit/$p.bin" || fail "$c: parameter $p differs after 3 steps"
+done
 
 # The same object without embedded values reads them from a checkpoint.
 "$MODELC" init "$f" -o "$t/w.safetensors" > /dev/null || fail "modelc init"
