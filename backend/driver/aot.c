@@ -78,22 +78,27 @@ static void shape_str(const AotArg *a, char *buf, size_t n)
     ir_type_str(a->dt, &a->shape, buf, n);
 }
 
+/* <MODEL>_<FN>_<X>_RANK, and _DIMS (-1 for N) with _PER_EXAMPLE for a
+ * batched tensor, _DIMS with _ELEMS for one of fixed shape, _ELEMS 1 for a
+ * scalar. */
 static void dims_macro(FILE *f, const char *NAME, const char *FN, const char *arg, const AotArg *a)
 {
     char A[96], id[96];
     ident(id, sizeof id, arg);
     upper(A, sizeof A, id);
     int64_t per = 1;
+    bool batched = false;
     fprintf(f, "#define %s_%s_%s_RANK %d\n", NAME, FN, A, a->shape.rank);
-    fprintf(f, "#define %s_%s_%s_DIMS {", NAME, FN, A);
+    if (a->shape.rank > 0)
+        fprintf(f, "#define %s_%s_%s_DIMS {", NAME, FN, A);
     for (int k = 0; k < a->shape.rank; k++) {
         bool n = a->shape.d[k] == IR_DIM_N;
-        fprintf(f, "%s%lld", k ? ", " : "", n ? -1LL : (long long)a->shape.d[k]);
+        fprintf(f, "%s%lld%s", k ? ", " : "", n ? -1LL : (long long)a->shape.d[k], k == a->shape.rank - 1 ? "}\n" : "");
+        batched |= n;
         if (!n)
             per *= a->shape.d[k];
     }
-    fprintf(f, "%s}\n", a->shape.rank ? "" : "0");
-    fprintf(f, "#define %s_%s_%s_PER_EXAMPLE %lld\n", NAME, FN, A, (long long)per);
+    fprintf(f, "#define %s_%s_%s_%s %lld\n", NAME, FN, A, batched ? "PER_EXAMPLE" : "ELEMS", (long long)per);
 }
 
 static const char *const out_kinds[] = {"loss", "metric", "output value"};
@@ -140,7 +145,7 @@ static void header_fn(FILE *f, const char *name, const char *NAME, const AotFnIn
         fprintf(f, ",\n    const %s *%s", c_type(fi->args[i].dt), id);
     }
     if (fi->lr)
-        fprintf(f, ", double lr");
+        fprintf(f, ",\n    double lr");
     for (int i = 0; i < fi->nouts; i++) {
         ident(id, sizeof id, fi->outs[i].name);
         fprintf(f, ",\n    %s *%s", c_type(fi->outs[i].dt), id);
