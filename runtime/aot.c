@@ -47,7 +47,7 @@ typedef struct AotOut {
 
 typedef struct AotFn {
     char *name;
-    int nbufs, nargs, nouts, lr;
+    int nbufs, nargs, nouts, outcap, lr;
     AotBuf *bufs;
     int *args;
     AotOut *outs;
@@ -161,7 +161,8 @@ static bool parse_fn(RtAot *c, Lex *l, AotFn *f)
         return false;
     f->bufs = calloc((size_t)f->nbufs + 1, sizeof *f->bufs);
     f->args = calloc((size_t)f->nbufs + 1, sizeof *f->args);
-    f->outs = calloc((size_t)f->nbufs + 1, sizeof *f->outs);
+    f->outcap = f->nbufs + 1;
+    f->outs = calloc((size_t)f->outcap, sizeof *f->outs);
     f->table = calloc((size_t)f->nbufs + 1, sizeof *f->table);
     if (!f->bufs || !f->args || !f->outs || !f->table)
         return false;
@@ -203,7 +204,15 @@ static bool parse_fn(RtAot *c, Lex *l, AotFn *f)
             f->args[f->nargs++] = i;
         } else if (strcmp(w, "lr") == 0) {
             f->lr = i;
-        } else if (strcmp(w, "out") == 0 && f->nouts < f->nbufs) {
+        } else if (strcmp(w, "out") == 0) {
+            if (f->nouts == f->outcap) { /* outputs may share a buffer: more outputs than buffers */
+                AotOut *v = realloc(f->outs, (size_t)(2 * f->outcap) * sizeof *v);
+                if (!v)
+                    return false;
+                memset(v + f->outcap, 0, (size_t)f->outcap * sizeof *v);
+                f->outs = v;
+                f->outcap *= 2;
+            }
             AotOut *o = &f->outs[f->nouts++];
             o->buf = i;
             tensor(l, &o->t, false);
