@@ -3,7 +3,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build demo test asan test-asan fuzz clean
+.PHONY: all deps build demo test install asan test-asan fuzz clean
 
 all: build
 
@@ -19,6 +19,12 @@ demo: build
 
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+# modelc, libmodelc (shared and static), libmodelc-rt, the public headers
+# and modelc.pc / modelc-rt.pc under PREFIX.
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMODELC_SANITIZE=ON >/dev/null

@@ -259,6 +259,31 @@ void mc_watch_metric(mc_watch *w, int epoch, const char *name, double value);
 /* At the end of training: the pictures in plot_dir (created when missing). */
 bool mc_watch_finish(mc_watch *w);
 
+/* ---- modelc compile: an object file and a C header (ahead of time) ---- */
+
+typedef struct mc_aot_options {
+    const char *output;       /* the relocatable object to write (required) */
+    const char *header;       /* the C header to write (required) */
+    const char *weights;      /* parameter values (safetensors); NULL: the initialisers with the seed */
+    const char *const *fns;   /* "predict", "eval", "train_step" (default: predict only) */
+    int nfns;
+    int64_t batch;            /* > 0: exactly this batch */
+    int64_t batch_max;        /* > 0: any batch up to this (default: the train block's batch) */
+    bool weights_file;        /* embed no values: the program passes a safetensors file to _init */
+    const char *name;         /* C identifier prefixing every symbol (default: the model's name) */
+    const char *target;       /* LLVM target triple (NULL: the host) */
+    const char *cpu;          /* CPU name (NULL: the host's; "generic" with a target) */
+    uint64_t seed;            /* initialisation and dropout seed ... */
+    bool seed_set;            /* ... when set (default: the train block's) */
+} mc_aot_options;
+
+void mc_aot_options_default(mc_aot_options *o);
+/* Compile the model's functions from the same recipes, plan and LLVM
+ * pipeline as the JIT into one object for the host (or o->target) and
+ * write the header that declares them (docs/aot.md). A summary line goes
+ * to out. 1 on a bad model, weights file, option or target. */
+int mc_compile_aot(const char *path, const mc_aot_options *o, FILE *out, FILE *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -274,6 +274,16 @@ LLVMValueRef cg_gt_or_nan(Cg *c, LLVMRealPredicate p, LLVMValueRef a, LLVMValueR
 /* One scalar op on loaded operand values (elem.c). */
 LLVMValueRef cg_scalar_op(Cg *c, const Node *v, LLVMValueRef *in);
 
+/* ---- run-time symbols (rtsyms.c) ---- */
+typedef struct JitRtSym {
+    const char *name;
+    uintptr_t addr;
+} JitRtSym;
+
+/* Every runtime function generated code may call. */
+const JitRtSym *jit_rt_syms(int *n);
+bool jit_rt_sym_known(const char *name);
+
 /* ---- the module (codegen.c) ---- */
 /* Build the whole module (kernels + entry "entry") for a plan; with
  * profile, the entry times every step (rt_prof_tick). */

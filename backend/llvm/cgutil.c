@@ -79,6 +79,8 @@ LLVMValueRef cg_call(Cg *c, const char *name, LLVMTypeRef ret, LLVMTypeRef *pt, 
 {
     LLVMTypeRef fty = LLVMFunctionType(ret, pt, (unsigned)np, 0);
     LLVMValueRef f = LLVMGetNamedFunction(c->mod, name);
+    if (!f && strncmp(name, "rt_", 3) == 0 && !jit_rt_sym_known(name))
+        ICE("runtime function %s is missing from backend/llvm/rtsyms.c", name);
     if (!f)
         f = LLVMAddFunction(c->mod, name, fty);
     return LLVMBuildCall2(c->b, fty, f, args, (unsigned)np, "");

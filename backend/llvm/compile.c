@@ -2,8 +2,9 @@
  * steps of about equal compile cost), each built in its own LLVM context,
  * optimised by a short pipeline made for kernel loop nests and
  * code-generated to an object file on its own thread, or loaded from the
- * object cache; then one ORC LLJIT links the objects (runtime symbols
- * resolve from the process). The last part's `entry` calls `entry.0`,
+ * object cache; then one ORC LLJIT links the objects (the runtime's
+ * functions are defined from rtsyms.c's table, libm's resolve from the
+ * process). The last part's `entry` calls `entry.0`,
  * `entry.1`, ... (the earlier parts) before its own kernels. */
 #include "compile.h"
 
@@ -18,7 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_PARTS 4
+#define MAX_PARTS JIT_MAX_PARTS
 #define MIN_KERNELS_TO_SPLIT 12
 
 /* Kernels are small loop nests: scalar cleanup, loop-invariant code
@@ -317,6 +318,51 @@ static void split(const Plan *p, Part *parts, int n)
             parts[j].hi = parts[j].lo;
 }
 
+/* ---- parts for an object file (aot.c) ---- */
+
+/* Functions named "entry" or "entry.<i>" (defined or called) become
+ * prefix + that name. */
+static void rename_entries(LLVMModuleRef mod, const char *prefix)
+{
+    for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = LLVMGetNextFunction(f)) {
+        size_t len;
+        const char *name = LLVMGetValueName2(f, &len);
+        if (strcmp(name, "entry") != 0 && strncmp(name, "entry.", 6) != 0)
+            continue;
+        char buf[256];
+        int k = snprintf(buf, sizeof buf, "%s%s", prefix, name);
+        LLVMSetValueName2(f, buf, (size_t)k);
+    }
+}
+
+int jit_build_parts(const Plan *p, const JitOpts *o, LLVMContextRef cx, LLVMTargetMachineRef tm,
+                    const char *prefix, LLVMModuleRef *mods, char *err, size_t errn)
+{
+    int n = choose_parts(p, o);
+    Part *parts = xcalloc((size_t)n, sizeof *parts);
+    split(p, parts, n);
+    int built = 0;
+    err[0] = 0;
+    for (int i = 0; i < n; i++) {
+        Part *q = &parts[i];
+        q->p = p;
+        q->o = o;
+        q->idx = i;
+        q->nparts = n;
+        mods[i] = build_part(q, cx, tm);
+        built++;
+        if (!jit_optimise(mods[i], tm, o->opt_level, err, errn))
+            break;
+        rename_entries(mods[i], prefix);
+    }
+    free(parts);
+    if (built == n && !err[0])
+        return n;
+    for (int i = 0; i < built; i++)
+        LLVMDisposeModule(mods[i]);
+    return -1;
+}
+
 /* ---- linking ---- */
 
 static bool consume(LLVMErrorRef e, const char *what, Diags *d)
@@ -329,6 +375,23 @@ static bool consume(LLVMErrorRef e, const char *what, Diags *d)
     return false;
 }
 
+/* The runtime's functions as absolute symbols of the JITDylib. */
+static bool define_runtime(LLVMOrcLLJITRef jit, LLVMOrcJITDylibRef jd, Diags *d)
+{
+    int n;
+    const JitRtSym *rs = jit_rt_syms(&n);
+    LLVMOrcCSymbolMapPair *pairs = xcalloc((size_t)n, sizeof *pairs);
+    for (int i = 0; i < n; i++) {
+        pairs[i].Name = LLVMOrcLLJITMangleAndIntern(jit, rs[i].name);
+        pairs[i].Sym.Address = rs[i].addr;
+        pairs[i].Sym.Flags.GenericFlags = LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable;
+        pairs[i].Sym.Flags.TargetFlags = 0;
+    }
+    LLVMOrcMaterializationUnitRef mu = LLVMOrcAbsoluteSymbols(pairs, (size_t)n);
+    free(pairs);
+    return consume(LLVMOrcJITDylibDefine(jd, mu), "defining the runtime's symbols", d);
+}
+
 static bool link_parts(const Host *h, Part *parts, int n, LLVMOrcLLJITRef *jit, JitEntryFn *entry, Diags *d)
 {
     LLVMOrcLLJITBuilderRef jb = LLVMOrcCreateLLJITBuilder();
@@ -336,7 +399,7 @@ static bool link_parts(const Host *h, Part *parts, int n, LLVMOrcLLJITRef *jit, 
     if (!consume(LLVMOrcCreateLLJIT(jit, jb), "JIT creation", d))
         return false;
     LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(*jit);
-    bool ok = true;
+    bool ok = define_runtime(*jit, jd, d);
     for (int i = 0; i < n; i++) {
         LLVMMemoryBufferRef obj = parts[i].obj;
         parts[i].obj = NULL; /* the JIT takes ownership */

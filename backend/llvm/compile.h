@@ -27,6 +27,15 @@ bool jit_optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, int level, char *e
 bool jit_compile_plan(const Plan *p, const JitOpts *o, LLVMOrcLLJITRef *jit, JitEntryFn *entry,
                       JitStats *st, Timer *t, Diags *d);
 
+/* The modules of plan p's parts in context cx, split, built and
+ * optimised exactly as jit_compile_plan does for the JIT, with the entry
+ * functions renamed prefix + "entry" (the last part's, which runs the
+ * whole plan) and prefix + "entry.<i>" (mods must hold
+ * JIT_MAX_PARTS). Returns the number of parts; -1 with err set. */
+#define JIT_MAX_PARTS 4
+int jit_build_parts(const Plan *p, const JitOpts *o, LLVMContextRef cx, LLVMTargetMachineRef tm,
+                    const char *prefix, LLVMModuleRef *mods, char *err, size_t errn);
+
 /* ---- object cache (objcache.c) ---- */
 #define JIT_KEY_LEN 32 /* hex digits */
 
