@@ -163,7 +163,12 @@ typedef struct mc_gradcheck_options {
 void mc_gradcheck_options_default(mc_gradcheck_options *o);
 /* Compare the symbolic gradients with central differences of the loss,
  * in f64, on random weights and a random batch: one row per trainable
- * parameter to out. 1 on a mismatch too. */
+ * parameter to out (elements checked, kink crossings, skipped,
+ * mismatched). A difference whose two evaluations take different
+ * branches of a piecewise op (relu, max pooling, abs, maximum, a
+ * comparison, ...) is taken again with eps / 10, / 100 and / 1000, then
+ * one-sided, or skipped; every crossing is listed with the op and its
+ * model line. 1 on a mismatch too. */
 int mc_gradcheck(const char *path, const mc_gradcheck_options *o, FILE *out, FILE *err);
 
 /* ---- modelc stats: statistics and numerics ---- */

@@ -2,7 +2,9 @@
  * central finite differences of its loss, in f64, on random weights and
  * a random batch. Every trainable parameter is checked on at most
  * --samples elements (stratified over the tensor with the seed), with
- * PyTorch gradcheck's criterion |analytic - numeric| <= atol + rtol*|numeric|. */
+ * PyTorch gradcheck's criterion |analytic - numeric| <= atol + rtol*|numeric|.
+ * A difference across a kink (relu, max pooling, abs, ...) is taken again
+ * with smaller steps and is never a mismatch. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -22,7 +24,9 @@ static int parse(mc_gradcheck_options *a, int argc, char **argv, const char **fi
     };
     CliCmd cmd = {"gradcheck", "FILE [options]",
                   "Compare symbolic gradients with central finite differences of the loss, in f64,\n"
-                  "on random weights and a random batch; exit 1 on a mismatch.",
+                  "on random weights and a random batch; exit 1 on a mismatch. An element whose\n"
+                  "difference crosses a kink (a branch of relu, max pooling, abs, ... changes) is\n"
+                  "checked again with eps / 10, / 100, / 1000, or one-sided, or skipped, and listed.",
                   opts, ARRAY_LEN(opts), 1, 1};
     char **pos;
     int npos;
