@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "api_internal.h"
+#include "backend/insight/insight.h"
 #include "backend/llvm/jit.h"
 #include "grad.h"
 #include "runtime/io/io.h"
@@ -617,6 +618,8 @@ int mc_gradcheck(const char *path, const mc_gradcheck_options *o, FILE *out, FIL
         make_params(&c);
         gc_random_inputs(c.loss_g, c.a.batch, c.a.seed, &c.inputs);
         ok = eval_loss(&c, &c.loss0, &c.keys0) && run_checks(&c, &nbad);
+        if (ok && nbad)
+            ins_vjp_first_wrong(c.loss_g, &c.params, &c.inputs, &c.ro, c.a.seed, &d);
     }
     diags_print_from(&d, err, shown);
     be_interp_kink_free(&c.keys0);
