@@ -227,8 +227,8 @@ static int write_grads(Graph *g, Tensor **outs, const char *path, const char *lo
     return ok ? n : -1;
 }
 
-static bool run_jit(Graph *g, const TensorMap *params, const TensorMap *inputs, const RunOpts *ro,
-                    Tensor **outs, Diags *d)
+bool gc_run_jit(Graph *g, const TensorMap *params, const TensorMap *inputs, const RunOpts *ro,
+                Tensor **outs, Diags *d)
 {
     JitOpts o;
     be_jit_opts_default(&o);
@@ -261,7 +261,7 @@ static bool evaluate(const Graph *src, Graph *g, const mc_grad_options *a, FILE 
     Tensor **outs = xcalloc((size_t)g->nouts + 1, sizeof(Tensor *));
     RunOpts ro = {seed, 0};
     if (a->backend == MC_BACKEND_JIT)
-        ok = ok && run_jit(g, &params, &inputs, &ro, outs, d);
+        ok = ok && gc_run_jit(g, &params, &inputs, &ro, outs, d);
     else
         ok = ok && be_interp_run(g, &params, &inputs, &ro, outs, d);
     int li = gc_find_output(g, OUT_LOSS);
@@ -322,6 +322,7 @@ void mc_gradcheck_options_default(mc_gradcheck_options *o)
     o->rtol = 1e-3;
     o->batch = 4;
     o->samples = 64;
+    o->backend = MC_BACKEND_INTERP;
 }
 
 /* An element whose central difference crossed a kink, and how it was
@@ -356,30 +357,26 @@ typedef struct Result {
     double max_abs, max_rel;
 } Result;
 
-/* Random values for every parameter; learned weights get a small
- * perturbation so that no unit sits exactly at a kink (zero biases in
- * front of relu, ties in max). */
-static void make_params(Checker *c)
+void gc_check_params(const Graph *g, uint64_t seed, TensorMap *m)
 {
-    Graph *g = c->loss_g;
-    rt_init_params(g, &c->params, c->a.seed, false);
+    rt_init_params(g, m, seed, false);
     for (int i = 0; i < g->nnodes; i++) {
         Node *p = g->nodes[i];
         if (p->op != OP_PARAM)
             continue;
-        Tensor *t = rt_map_get(&c->params, p->a.name);
+        Tensor *t = rt_map_get(m, p->a.name);
         bool fresh = !t;
         if (fresh) {
             t = rt_tensor_for(p->dt, &p->shape, 0);
             if (!t)
                 ICE("cannot allocate parameter '%s'", p->a.name);
-            rt_map_put(&c->params, p->a.name, t);
+            rt_map_put(m, p->a.name, t);
         }
         if (p->a.role != ROLE_WEIGHT && !fresh)
             continue;
         uint64_t stream = rt_name_stream(p->a.name);
         for (int64_t k = 0; k < t->numel; k++)
-            rt_set(t, k, rt_get(t, k) + 0.1 * (rt_uniform(c->a.seed, stream, 7, (uint64_t)k) - 0.5));
+            rt_set(t, k, rt_get(t, k) + 0.1 * (rt_uniform(seed, stream, 7, (uint64_t)k) - 0.5));
     }
 }
 
@@ -612,10 +609,11 @@ int mc_gradcheck(const char *path, const mc_gradcheck_options *o, FILE *out, FIL
     bool ok = g != NULL && valid(o, &d);
     if (ok && !o->seed_set)
         c.a.seed = g->train.seed;
-    ok = ok && build_graphs(&c, g);
-    if (ok) {
+    if (ok && o->f32) {
+        ok = gc_precision_report(g, &c.a, out, &d);
+    } else if (ok && (ok = build_graphs(&c, g))) {
         c.ro = (RunOpts){c.a.seed, 0};
-        make_params(&c);
+        gc_check_params(c.loss_g, c.a.seed, &c.params);
         gc_random_inputs(c.loss_g, c.a.batch, c.a.seed, &c.inputs);
         ok = eval_loss(&c, &c.loss0, &c.keys0) && run_checks(&c, &nbad);
         if (ok && nbad)
