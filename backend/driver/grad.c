@@ -482,11 +482,12 @@ static bool check_param(Checker *c, const char *name, const Tensor *grad, Result
     *r = (Result){0};
     for (int64_t j = 0; j < k; j++) {
         int64_t idx = j;
-        if (k < n) {
+        if (k < n) { /* one element of each of k strata, no element twice */
             double u = rt_uniform(c->a.seed, stream, 8, (uint64_t)j);
-            idx = (int64_t)(((double)j + u) * (double)n / (double)k);
-            if (idx >= n)
-                idx = n - 1;
+            int64_t lo = j * n / k, hi = (j + 1) * n / k;
+            idx = lo + (int64_t)(u * (double)(hi - lo));
+            if (idx >= hi)
+                idx = hi - 1;
         }
         double l[2];
         KinkKeys kk[2] = {{0}, {0}};
