@@ -158,12 +158,26 @@ typedef struct mc_gradcheck_options {
     double atol, rtol; /* |analytic - numeric| <= atol + rtol * |numeric| (1e-5, 1e-3) */
     int batch;        /* examples in the random batch (default 4) */
     int samples;      /* elements checked per parameter at most (default 64) */
+    bool f32;         /* instead of the check: the precision report of the f32 gradients */
+    mc_backend backend; /* with f32: MC_BACKEND_JIT adds the compiled, fused gradients
+                           (default MC_BACKEND_INTERP: the unfused ones only) */
 } mc_gradcheck_options;
 
 void mc_gradcheck_options_default(mc_gradcheck_options *o);
 /* Compare the symbolic gradients with central differences of the loss,
  * in f64, on random weights and a random batch: one row per trainable
- * parameter to out. 1 on a mismatch too. */
+ * parameter to out (elements checked, kink crossings, skipped,
+ * mismatched). A difference whose two evaluations take different
+ * branches of a piecewise op (relu, max pooling, abs, maximum, a
+ * comparison, ...) is taken again with eps / 10, / 100 and / 1000, then
+ * one-sided, or skipped; every crossing is listed with the op and its
+ * model line; on a mismatch, the first op whose gradient rule disagrees
+ * with its own finite difference on the batch's values is named in a
+ * note. 1 on a mismatch too.
+ * With f32: no check but a report, per parameter, of the error of the
+ * f32 gradients (unfused on the interpreter, and fused as the JIT
+ * compiles them with backend JIT) against the f64 gradients of the same
+ * weights and batch, as max |g32 - g64| / max |g64|. */
 int mc_gradcheck(const char *path, const mc_gradcheck_options *o, FILE *out, FILE *err);
 
 /* ---- modelc stats: statistics and numerics ---- */

@@ -105,6 +105,7 @@ enum {
     OPF_COMMUTATIVE = 1 << 7,
     OPF_INVOLUTION = 1 << 8,
     OPF_SATURATES = 1 << 9,
+    OPF_KINK = 1 << 10,
 };
 
 typedef enum {

@@ -11,7 +11,12 @@
  * Conventions at non-differentiable points: relu'(0) = 0; abs'(0) = 0;
  * maximum/minimum split the gradient equally between tied operands;
  * reduce_max splits it equally among tied maxima; pow follows PyTorch
- * (d/dx is 0 where the exponent is 0, d/dp is 0 where x == 0 and p >= 0). */
+ * (d/dx is 0 where the exponent is 0, d/dp is 0 where x == 0 and p >= 0).
+ *
+ * Test hook: with MODELC_TEST_BREAK_VJP=<op> in the environment (an op's
+ * text name, e.g. relu), every gradient the rule of that op sends is
+ * multiplied by 1.05: a wrong rule that tests of gradcheck must catch
+ * (HACKING.md). */
 #include "passes.h"
 
 #include <stdlib.h>
@@ -25,6 +30,8 @@ typedef struct AD {
     bool *needed;   /* the loss depends on the node */
     bool *dep;      /* the node depends on a target through differentiable ops */
     SrcLoc loc;     /* location of the forward node being differentiated */
+    int broken;     /* the op whose rule the test hook breaks, or -1 */
+    bool breaking;  /* the node being differentiated has that op */
     bool failed;
 } AD;
 
@@ -124,6 +131,8 @@ static void send(AD *c, Node *x, Node *gx)
 {
     if (!wants(c, x))
         return;
+    if (c->breaking)
+        gx = mul(c, gx, cst(c, gx, 1.05));
     gx = unbroadcast(c, gx, &x->shape);
     if (gx->dt != x->dt)
         ICE("gradient of %s has dtype %s", ir_ops[x->op].name, ir_dtype_name(gx->dt));
@@ -761,7 +770,9 @@ static void backward(AD *c, Node *loss)
         if (!c->grad[i] || !c->needed[i] || !c->dep[i])
             continue;
         c->loc = n->loc;
+        c->breaking = (int)n->op == c->broken;
         grad_rules[n->op](c, n, c->grad[i]);
+        c->breaking = false;
     }
 }
 
@@ -775,7 +786,8 @@ bool ps_autodiff(Graph *g, const char *const *wrt, int nwrt, Diags *d)
         free(wrt_nodes);
         return false;
     }
-    AD c = {.g = g, .d = d, .nfwd = g->nnodes};
+    const char *broken = getenv("MODELC_TEST_BREAK_VJP");
+    AD c = {.g = g, .d = d, .nfwd = g->nnodes, .broken = broken ? ir_op_from_name(broken) : -1};
     for (int i = 0; i < g->nnodes; i++)
         g->nodes[i]->id = i;
     size_t n = (size_t)g->nnodes;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "api_internal.h"
+#include "backend/insight/insight.h"
 #include "backend/llvm/jit.h"
 #include "grad.h"
 #include "runtime/io/io.h"
@@ -226,8 +227,8 @@ static int write_grads(Graph *g, Tensor **outs, const char *path, const char *lo
     return ok ? n : -1;
 }
 
-static bool run_jit(Graph *g, const TensorMap *params, const TensorMap *inputs, const RunOpts *ro,
-                    Tensor **outs, Diags *d)
+bool gc_run_jit(Graph *g, const TensorMap *params, const TensorMap *inputs, const RunOpts *ro,
+                Tensor **outs, Diags *d)
 {
     JitOpts o;
     be_jit_opts_default(&o);
@@ -259,7 +260,7 @@ static bool evaluate(const Graph *src, Graph *g, const mc_grad_options *a, uint6
     Tensor **outs = xcalloc((size_t)g->nouts + 1, sizeof(Tensor *));
     RunOpts ro = {seed, 0};
     if (a->backend == MC_BACKEND_JIT)
-        ok = ok && run_jit(g, &params, &inputs, &ro, outs, d);
+        ok = ok && gc_run_jit(g, &params, &inputs, &ro, outs, d);
     else
         ok = ok && be_interp_run(g, &params, &inputs, &ro, outs, d);
     int li = gc_find_output(g, OUT_LOSS);
@@ -321,7 +322,21 @@ void mc_gradcheck_options_default(mc_gradcheck_options *o)
     o->rtol = 1e-3;
     o->batch = 4;
     o->samples = 64;
+    o->backend = MC_BACKEND_INTERP;
 }
+
+/* An element whose central difference crossed a kink, and how it was
+ * checked instead. */
+typedef enum { X_SKIPPED, X_CENTRAL, X_FORWARD, X_BACKWARD } Recheck;
+
+typedef struct Crossing {
+    const char *param;
+    int64_t idx;
+    int node;     /* the first kink node whose branch changed (in loss_g) */
+    Recheck how;
+    double eps;   /* of the difference checked */
+    bool ok;
+} Crossing;
 
 typedef struct Checker {
     Graph *loss_g; /* forward graph with only the loss output */
@@ -329,60 +344,62 @@ typedef struct Checker {
     TensorMap params, inputs;
     RunOpts ro;
     mc_gradcheck_options a; /* with the seed resolved */
+    double loss0;           /* the loss at the unperturbed weights ... */
+    KinkKeys keys0;         /* ... and the branches of its piecewise ops */
+    Crossing *cross;
+    int ncross, capcross;
     FILE *out;
     Diags *d;
 } Checker;
 
 typedef struct Result {
-    int64_t checked, nrel;
+    int64_t checked, nrel, kinks, skipped, bad;
     double max_abs, max_rel;
-    bool ok;
 } Result;
 
-/* Random values for every parameter; learned weights get a small
- * perturbation so that no unit sits exactly at a kink (zero biases in
- * front of relu, ties in max). */
-static void make_params(Checker *c)
+void gc_check_params(const Graph *g, uint64_t seed, TensorMap *m)
 {
-    Graph *g = c->loss_g;
-    rt_init_params(g, &c->params, c->a.seed, false);
+    rt_init_params(g, m, seed, false);
     for (int i = 0; i < g->nnodes; i++) {
         Node *p = g->nodes[i];
         if (p->op != OP_PARAM)
             continue;
-        Tensor *t = rt_map_get(&c->params, p->a.name);
+        Tensor *t = rt_map_get(m, p->a.name);
         bool fresh = !t;
         if (fresh) {
             t = rt_tensor_for(p->dt, &p->shape, 0);
             if (!t)
                 ICE("cannot allocate parameter '%s'", p->a.name);
-            rt_map_put(&c->params, p->a.name, t);
+            rt_map_put(m, p->a.name, t);
         }
         if (p->a.role != ROLE_WEIGHT && !fresh)
             continue;
         uint64_t stream = rt_name_stream(p->a.name);
         for (int64_t k = 0; k < t->numel; k++)
-            rt_set(t, k, rt_get(t, k) + 0.1 * (rt_uniform(c->a.seed, stream, 7, (uint64_t)k) - 0.5));
+            rt_set(t, k, rt_get(t, k) + 0.1 * (rt_uniform(seed, stream, 7, (uint64_t)k) - 0.5));
     }
 }
 
-static bool eval_loss(Checker *c, double *loss)
+/* The loss at the current weights and the branches of every piecewise
+ * op on the way to it. */
+static bool eval_loss(Checker *c, double *loss, KinkKeys *k)
 {
-    Tensor *out[1] = {NULL};
-    bool ok = be_interp_run(c->loss_g, &c->params, &c->inputs, &c->ro, out, c->d);
-    if (ok)
-        *loss = rt_get(out[0], 0);
-    rt_tensor_free(out[0]);
-    return ok;
+    Tensor **vals;
+    if (!be_interp_run_all(c->loss_g, &c->params, &c->inputs, &c->ro, &vals, c->d))
+        return false;
+    *loss = rt_get(vals[c->loss_g->outs[gc_find_output(c->loss_g, OUT_LOSS)].val->id], 0);
+    be_interp_kink_keys(c->loss_g, vals, k);
+    be_interp_free_values(c->loss_g, vals);
+    return true;
 }
 
 /* The relative error is taken over elements whose gradient is at least
  * atol in magnitude; smaller ones are judged by the absolute error. */
-static void compare(Result *r, double an, double num, const mc_gradcheck_options *a)
+static bool compare(Result *r, double an, double num, const mc_gradcheck_options *a)
 {
     double err = fabs(an - num), scale = fmax(fabs(an), fabs(num));
-    if (!(err <= a->atol + a->rtol * fabs(num)))
-        r->ok = false;
+    bool ok = err <= a->atol + a->rtol * fabs(num);
+    r->bad += !ok;
     if (!(err <= r->max_abs))
         r->max_abs = err;
     if (scale >= a->atol && scale > 0) {
@@ -392,6 +409,69 @@ static void compare(Result *r, double an, double num, const mc_gradcheck_options
         r->nrel++;
     }
     r->checked++;
+    return ok;
+}
+
+static void add_crossing(Checker *c, Crossing x)
+{
+    if (c->ncross == c->capcross) {
+        c->capcross = c->capcross ? 2 * c->capcross : 16;
+        c->cross = xrealloc(c->cross, (size_t)c->capcross * sizeof *c->cross);
+    }
+    c->cross[c->ncross++] = x;
+}
+
+/* The loss and branches at w + eps and w - eps for element idx of p. */
+static bool eval_pair(Checker *c, Tensor *p, int64_t idx, double eps, double *l, KinkKeys *k)
+{
+    double v = rt_get(p, idx);
+    rt_set(p, idx, v + eps);
+    bool ok = eval_loss(c, &l[0], &k[0]);
+    rt_set(p, idx, v - eps);
+    ok = ok && eval_loss(c, &l[1], &k[1]);
+    rt_set(p, idx, v);
+    return ok;
+}
+
+static void free_pair(KinkKeys *k)
+{
+    be_interp_kink_free(&k[0]);
+    be_interp_kink_free(&k[1]);
+}
+
+enum { RECHECKS = 3 }; /* eps / 10, / 100, / 1000 */
+
+/* A branch changed between w - eps and w + eps: the central difference
+ * is no derivative. It is taken again with eps / 10, / 100 and / 1000;
+ * when every one still crosses, the one-sided difference over the
+ * smallest step on the side that keeps every branch of w is checked, and
+ * when both sides change one the element is skipped. */
+static bool check_crossing(Checker *c, Tensor *p, const char *name, int64_t idx, double an, int node,
+                           Result *r)
+{
+    Crossing x = {name, idx, node, X_SKIPPED, c->a.eps, true};
+    r->kinks++;
+    for (int t = 0; t < RECHECKS && x.how == X_SKIPPED; t++) {
+        double l[2];
+        KinkKeys k[2] = {{0}, {0}};
+        x.eps /= 10;
+        if (!eval_pair(c, p, idx, x.eps, l, k))
+            return false;
+        if (be_interp_kink_diff(&k[0], &k[1], NULL) < 0) {
+            x.how = X_CENTRAL;
+            x.ok = compare(r, an, (l[0] - l[1]) / (2 * x.eps), &c->a);
+        } else if (t == RECHECKS - 1 && be_interp_kink_diff(&c->keys0, &k[0], NULL) < 0) {
+            x.how = X_FORWARD;
+            x.ok = compare(r, an, (l[0] - c->loss0) / x.eps, &c->a);
+        } else if (t == RECHECKS - 1 && be_interp_kink_diff(&c->keys0, &k[1], NULL) < 0) {
+            x.how = X_BACKWARD;
+            x.ok = compare(r, an, (c->loss0 - l[1]) / x.eps, &c->a);
+        }
+        free_pair(k);
+    }
+    r->skipped += x.how == X_SKIPPED;
+    add_crossing(c, x);
+    return true;
 }
 
 static bool check_param(Checker *c, const char *name, const Tensor *grad, Result *r)
@@ -399,24 +479,27 @@ static bool check_param(Checker *c, const char *name, const Tensor *grad, Result
     Tensor *p = rt_map_get(&c->params, name);
     int64_t n = p->numel, k = n < c->a.samples ? n : c->a.samples;
     uint64_t stream = rt_name_stream(name);
-    *r = (Result){0, 0, 0, 0, true};
+    *r = (Result){0};
     for (int64_t j = 0; j < k; j++) {
         int64_t idx = j;
-        if (k < n) {
+        if (k < n) { /* one element of each of k strata, no element twice */
             double u = rt_uniform(c->a.seed, stream, 8, (uint64_t)j);
-            idx = (int64_t)(((double)j + u) * (double)n / (double)k);
-            if (idx >= n)
-                idx = n - 1;
+            int64_t lo = j * n / k, hi = (j + 1) * n / k;
+            idx = lo + (int64_t)(u * (double)(hi - lo));
+            if (idx >= hi)
+                idx = hi - 1;
         }
-        double v = rt_get(p, idx), lp, lm;
-        rt_set(p, idx, v + c->a.eps);
-        bool ok = eval_loss(c, &lp);
-        rt_set(p, idx, v - c->a.eps);
-        ok = ok && eval_loss(c, &lm);
-        rt_set(p, idx, v);
+        double l[2];
+        KinkKeys kk[2] = {{0}, {0}};
+        bool ok = eval_pair(c, p, idx, c->a.eps, l, kk);
+        int node = ok ? be_interp_kink_diff(&kk[0], &kk[1], NULL) : -1;
+        free_pair(kk);
+        if (ok && node >= 0)
+            ok = check_crossing(c, p, name, idx, rt_get(grad, idx), node, r);
+        else if (ok)
+            compare(r, rt_get(grad, idx), (l[0] - l[1]) / (2 * c->a.eps), &c->a);
         if (!ok)
             return false;
-        compare(r, rt_get(grad, idx), (lp - lm) / (2 * c->a.eps), &c->a);
     }
     return true;
 }
@@ -426,8 +509,31 @@ static void print_row(const char *name, const Shape *s, const Result *r, FILE *o
     char sh[96], rel[32] = "-";
     if (r->nrel)
         snprintf(rel, sizeof rel, "%.3e", r->max_rel);
-    fprintf(out, "%-24s %-16s %8lld %12.3e %12s  %s\n", name, ir_shape_str(s, sh, sizeof sh),
-            (long long)r->checked, r->max_abs, rel, r->ok ? "ok" : "MISMATCH");
+    fprintf(out, "%-24s %-16s %8lld %6lld %8lld %10lld %12.3e %12s  %s\n", name, ir_shape_str(s, sh, sizeof sh),
+            (long long)r->checked, (long long)r->kinks, (long long)r->skipped, (long long)r->bad, r->max_abs,
+            rel, r->bad ? "MISMATCH" : "ok");
+}
+
+static void print_crossings(const Checker *c, FILE *out)
+{
+    if (!c->ncross)
+        return;
+    fprintf(out, "kink crossings (a piecewise op changed branch between w - eps and w + eps): %d\n", c->ncross);
+    for (int i = 0; i < c->ncross; i++) {
+        const Crossing *x = &c->cross[i];
+        const Node *n = c->loss_g->nodes[x->node];
+        char elem[160], at[256];
+        snprintf(elem, sizeof elem, "%s[%lld]", x->param, (long long)x->idx);
+        snprintf(at, sizeof at, "%s at %s:%d:%d", ir_ops[n->op].name, n->loc.file ? n->loc.file : "?",
+                 n->loc.line, n->loc.col);
+        static const char *const how[] = {"skipped: both sides change a branch at eps %g",
+                                          "central difference with eps %g", "forward difference with eps %g",
+                                          "backward difference with eps %g"};
+        char what[96];
+        snprintf(what, sizeof what, how[x->how], x->eps);
+        fprintf(out, "  %-24s %-48s %s%s\n", elem, at, what,
+                x->how == X_SKIPPED ? "" : x->ok ? ": ok" : ": MISMATCH");
+    }
 }
 
 static bool run_checks(Checker *c, int *nbad)
@@ -442,8 +548,8 @@ static bool run_checks(Checker *c, int *nbad)
         gc_fmt_value(loss, sizeof loss, rt_get(outs[li], 0), DT_F64);
         fprintf(out, "gradcheck %s: f64, batch %d, seed %llu, eps %g, atol %g, rtol %g; loss %s\n",
                 g->name, c->a.batch, (unsigned long long)c->a.seed, c->a.eps, c->a.atol, c->a.rtol, loss);
-        fprintf(out, "%-24s %-16s %8s %12s %12s  %s\n", "parameter", "shape", "checked", "max abs err",
-                "max rel err", "status");
+        fprintf(out, "%-24s %-16s %8s %6s %8s %10s %12s %12s  %s\n", "parameter", "shape", "checked", "kinks",
+                "skipped", "mismatched", "max abs err", "max rel err", "status");
     }
     int nchecked = 0;
     for (int i = 0; i < g->nouts && ok; i++) {
@@ -454,10 +560,12 @@ static bool run_checks(Checker *c, int *nbad)
         ok = check_param(c, o->target->a.name, outs[i], &r);
         if (ok) {
             print_row(o->target->a.name, &o->target->shape, &r, out);
-            *nbad += !r.ok;
+            *nbad += r.bad > 0;
             nchecked++;
         }
     }
+    if (ok)
+        print_crossings(c, out);
     if (ok && nchecked == 0)
         fprintf(out, "model '%s' has no trainable parameters to check\n", g->name);
     else if (ok)
@@ -503,14 +611,19 @@ int mc_gradcheck(const char *path, const mc_gradcheck_options *o, FILE *out, FIL
     bool ok = g != NULL && valid(o, &d);
     if (ok && !o->seed_set)
         c.a.seed = run.seed;
-    ok = ok && build_graphs(&c, g);
-    if (ok) {
+    if (ok && o->f32) {
+        ok = gc_precision_report(g, &c.a, out, &d);
+    } else if (ok && (ok = build_graphs(&c, g))) {
         c.ro = (RunOpts){c.a.seed, 0};
-        make_params(&c);
+        gc_check_params(c.loss_g, c.a.seed, &c.params);
         gc_random_inputs(c.loss_g, c.a.batch, c.a.seed, &c.inputs);
-        ok = run_checks(&c, &nbad);
+        ok = eval_loss(&c, &c.loss0, &c.keys0) && run_checks(&c, &nbad);
+        if (ok && nbad)
+            ins_vjp_first_wrong(c.loss_g, &c.params, &c.inputs, &c.ro, c.a.seed, &d);
     }
     diags_print_from(&d, err, shown);
+    be_interp_kink_free(&c.keys0);
+    free(c.cross);
     rt_map_free(&c.params);
     rt_map_free(&c.inputs);
     ir_graph_free(c.loss_g);

@@ -272,4 +272,15 @@ InsNumResult ins_nan_origin(const Graph *src, const TensorMap *params, const Ten
  * parameters. flags: IR_PRINT_NO_LOC. */
 bool ins_mode_diff(Graph *src, const RunSettings *run, FILE *f, unsigned flags, Diags *d);
 
+/* ---- which op's gradient rule is wrong (vjpcheck.c) ---- */
+
+/* Check the gradient rule of every differentiable op of g (a loss
+ * function, unfused, f64) on its own, on the values of this batch: a
+ * random cotangent u and direction v, u^T J v by the rule against the
+ * op's central difference. A note at the first op that disagrees names
+ * it with its operand types; when none does, a note says so. Returns the
+ * op's position in g->nodes, or -1. */
+int ins_vjp_first_wrong(Graph *g, const TensorMap *params, const TensorMap *inputs, const RunOpts *ro,
+                        uint64_t seed, Diags *d);
+
 #endif

@@ -20,6 +20,28 @@ bool be_interp_run_all(Graph *g, const TensorMap *params, const TensorMap *input
                        const RunOpts *o, Tensor ***vals, Diags *d);
 void be_interp_free_values(Graph *g, Tensor **vals);
 
+/* ---- branches of the piecewise ops (kinks.c) ---- */
+
+/* For every OPF_KINK node that has a value, one key per element naming
+ * the smooth piece it is on: the sign of the operand (relu, abs, sign),
+ * of a - b (maximum, minimum, comparisons), whether an element is its
+ * slice's maximum (reduce_max), the index (argmax) or the offset of each
+ * window's maximum (max_pool2d). A NaN has a key of its own. */
+typedef struct KinkKeys {
+    int n;          /* kink nodes */
+    int *node;      /* their positions in g->nodes */
+    int64_t *len;   /* elements of each key */
+    int32_t **key;
+} KinkKeys;
+
+/* The keys of g's kink nodes from vals (as be_interp_run_all gives them). */
+void be_interp_kink_keys(const Graph *g, Tensor *const *vals, KinkKeys *k);
+/* The position in g->nodes of the first kink node whose keys differ
+ * between a and b (of the same graph), with the element in *elem; -1
+ * when every branch is the same. */
+int be_interp_kink_diff(const KinkKeys *a, const KinkKeys *b, int64_t *elem);
+void be_interp_kink_free(KinkKeys *k);
+
 /* ---- one element, for the constant folder and the moment analysis ---- */
 
 /* The value a node of dtype dt holds for v, as a constant or a cast

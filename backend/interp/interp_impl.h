@@ -51,6 +51,10 @@ typedef bool (*InterpFn)(Interp *ip, const Node *nd, Tensor *const *in, Tensor *
 bool be_interp_run_peak(Graph *g, const TensorMap *params, const TensorMap *inputs,
                         const RunOpts *o, Tensor **outs, int64_t *peak, Diags *d);
 
+/* Offset within one example of each window's maximum (-1: padding only),
+ * per element of max_pool2d's result y (ops_nn.c). */
+void be_interp_pool_argmax(const Node *nd, const Tensor *x, const Tensor *y, int32_t *key);
+
 /* ---- helpers (ops_elem.c) ---- */
 
 /* Element i of t as a double (exact for f32, f64 and i32). */

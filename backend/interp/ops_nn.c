@@ -112,6 +112,21 @@ INTERP_FN(max_pool2d_grad) /* (x, dy) -> dx */
     return true;
 }
 
+/* The offset in x of each window's maximum, as max_pool2d (node nd,
+ * result y) takes it: the branch gradcheck records for the op. */
+void be_interp_pool_argmax(const Node *nd, const Tensor *x, const Tensor *y, int32_t *key)
+{
+    Geom g = pool_geom(nd, x, y);
+    for (int64_t b = 0; b < g.n; b++)
+        for (int64_t oy = 0; oy < g.oh; oy++)
+            for (int64_t ox = 0; ox < g.ow; ox++)
+                for (int64_t ch = 0; ch < g.c; ch++) {
+                    int64_t at = x->dt == DT_F32 ? window_argmax_f32(&g, x->data, b, oy, ox, ch)
+                                                 : window_argmax_f64(&g, x->data, b, oy, ox, ch);
+                    key[Y_AT(&g, b, oy, ox, ch)] = (int32_t)(at < 0 ? -1 : at % (g.h * g.w * g.c));
+                }
+}
+
 INTERP_FN(avg_pool2d)
 {
     Geom g = pool_geom(nd, in[0], out);

@@ -64,7 +64,7 @@ cc -std=c11 -Wall -Wextra -Werror $san "$t/use.c" -o "$t/use" $(pkg-config --cfl
     fail "cannot build a C program with pkg-config modelc"
 LD_LIBRARY_PATH="$lib" "$t/use" examples/fashion_mlp.mdl > "$t/shared.out" || fail "the program linked with libmodelc.so fails"
 grep -q '^steps 3 loss ' "$t/shared.out" || fail "unexpected output: $(cat "$t/shared.out")"
-ldd "$t/use" | grep -q "libmodelc.so" || fail "the program is not linked with libmodelc.so"
+ldd "$t/use" | grep "libmodelc.so" >/dev/null || fail "the program is not linked with libmodelc.so"
 static_libs=$(pkg-config --static --libs modelc | sed 's/-lmodelc\b//')
 # shellcheck disable=SC2086
 cc -std=c11 -Wall -Wextra -Werror $san "$t/use.c" -o "$t/use_static" $(pkg-config --cflags modelc) "$lib/libmodelc.a" $static_libs ||

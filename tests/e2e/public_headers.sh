@@ -36,6 +36,6 @@ done
 if command -v c++ > /dev/null && command -v nm > /dev/null; then
     printf '#include "modelc_inspect.h"\nint main() { return mc_fn_names()[0] ? 0 : 1; }\n' > "$t/link.cc"
     c++ -c -Iinclude "$t/link.cc" -o "$t/link.o" || fail "cannot compile a C++ user"
-    nm "$t/link.o" | grep -q ' U mc_fn_names$' || fail "mc_fn_names has C++ linkage in C++"
+    nm "$t/link.o" | grep ' U mc_fn_names$' >/dev/null || fail "mc_fn_names has C++ linkage in C++"
 fi
 echo "public_headers: ok"

@@ -61,7 +61,7 @@ PYEOF
 cmp -s "$T/w.safetensors" "$T/again.safetensors" || fail "the same seed gave different files"
 "$MODELC" init examples/fashion_mlp.mdl -o "$T/s7.safetensors" --seed 7 >/dev/null || fail "--seed 7"
 cmp -s "$T/w.safetensors" "$T/s7.safetensors" && fail "--seed 7 gave the same file"
-python3 "$PY" summary "$T/s7.safetensors" | grep -qx "meta seed=7" || fail "seed 7 not recorded"
+python3 "$PY" summary "$T/s7.safetensors" | grep -x "meta seed=7" >/dev/null || fail "seed 7 not recorded"
 
 # failures keep the old file and name the output
 cp "$T/w.safetensors" "$T/keep"
@@ -74,7 +74,7 @@ grep -qF "$T/dir.safetensors: error: cannot write: it is a directory" "$T/err" |
 [ $? -eq 1 ] || fail "a missing model should exit 1"
 grep -qF "$T/missing.mdl: error: cannot read file" "$T/err" || fail "unexpected message: $(cat "$T/err")"
 cmp -s "$T/w.safetensors" "$T/keep" || fail "a failed init changed the old file"
-ls -A "$T" | grep -q '\.tmp-' && fail "a temporary file was left behind"
+ls -A "$T" | grep '\.tmp-' >/dev/null && fail "a temporary file was left behind"
 
 # usage errors
 "$MODELC" init examples/fashion_mlp.mdl >/dev/null 2>"$T/err"
