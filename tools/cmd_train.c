@@ -226,6 +226,10 @@ static int run_epochs(Run *r)
                     if (!isfinite(loss))
                         mc_watch_step_failed(r->tw, epoch + 1, bi, lr);
                 }
+                if (!stepped && !isfinite(loss) && mc_dist_size(m) > 1) {
+                    double done = 0; /* all stop at this step: wait for rank 0's report */
+                    mc_dist_sum(m, &done, 1);
+                }
                 stopped(a->save);
                 rc = 1;
                 break;

@@ -35,7 +35,8 @@ typedef struct Dist {
     DType dt;          /* the gradients' dtype */
     int64_t nbucket;   /* elements of the packed gradients and states */
     void *bucket;
-    void *gathered;    /* deterministic: rank 0 receives size * BUCKET_ELEMS elements */
+    void *gathered;    /* deterministic: rank 0 receives size buckets here */
+    size_t ngathered;  /* its bytes */
     double *stats;     /* rows, loss, metrics, a non-finite flag per rank */
     double reduce_ms;  /* time in the step's sums so far */
 } Dist;
@@ -164,8 +165,12 @@ static bool comm_sum(mc_model *m, void *v, int64_t n, DType dt)
     if (t->size == 1)
         return true;
     size_t es = (size_t)ir_dtype_size(dt);
-    if (t->deterministic && t->rank == 0 && !t->gathered)
-        t->gathered = xmalloc((size_t)t->size * (size_t)BUCKET_ELEMS * sizeof(double));
+    size_t need = (size_t)t->size * (size_t)(n < BUCKET_ELEMS ? n : BUCKET_ELEMS) * es;
+    if (t->deterministic && t->rank == 0 && t->ngathered < need) {
+        free(t->gathered);
+        t->gathered = xmalloc(need);
+        t->ngathered = need;
+    }
     for (int64_t off = 0; off < n; off += BUCKET_ELEMS) {
         int cnt = (int)(n - off < BUCKET_ELEMS ? n - off : BUCKET_ELEMS);
         char *p = (char *)v + (size_t)off * es;
