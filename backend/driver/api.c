@@ -222,7 +222,7 @@ mc_model *mc_compile(const char *path, const mc_options *o)
             m->geval = m->gtrain ? recipe(m, FN_EVAL, eval_train ? MODE_TRAIN : MODE_INFER) : NULL;
         }
         if (!m->d.nerrors && m->opt.distributed)
-            mc_dist_setup(m, g);
+            mc_dist_setup(m);
         if (!m->d.nerrors)
             build_backend(m);
     }

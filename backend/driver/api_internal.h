@@ -70,7 +70,7 @@ int64_t mc_batch_rows(const mc_model *m, const Graph *g);
 bool mc_fail(mc_model *m); /* the diagnostics become mc_last_error; false */
 /* dist.c: join the MPI job and compile the step's halves (mc_compile with
  * mc_options.distributed); false with diagnostics in m->d. */
-bool mc_dist_setup(mc_model *m, const Graph *src);
+bool mc_dist_setup(mc_model *m);
 bool mc_dist_train_step(mc_model *m, const mc_tensor *batch, int nbatch, double lr, double *loss,
                         double *metrics);
 void mc_dist_free(mc_model *m);

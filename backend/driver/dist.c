@@ -302,9 +302,8 @@ static JitModule *compile(mc_model *m, Graph *g)
     return be_jit_compile(g, &jo, &m->d);
 }
 
-bool mc_dist_setup(mc_model *m, const Graph *src)
+bool mc_dist_setup(mc_model *m)
 {
-    (void)src;
     Dist *t = m->dist = xcalloc(1, sizeof *t);
     t->deterministic = m->opt.deterministic_reduce;
     t->size = 1;

@@ -120,6 +120,10 @@ bn=(tests/e2e/models/tiny_bn.mdl --limit 500 --no-test --no-progress --no-warn -
 "$MODELC" train "${bn[@]}" --save "$t/bn1.st" > /dev/null
 mpi 1 "$MODELC" train "${bn[@]}" --save "$t/bn1m.st" > /dev/null 2>&1 || fail "mpirun -np 1 (batchnorm)"
 cmp "$t/bn1.st" "$t/bn1m.st" || fail "mpirun -np 1 differs from one process (batchnorm, dropout)"
+# --json reports the time in the sums and the bytes summed per step: the
+# 243 f64 parameters of the MLP
+mpi 2 "$MODELC" train "$t/mlp.mdl" "${common[@]}" --json > "$t/k2.json" 2>&1 || fail "--json: $(cat "$t/k2.json")"
+grep -q '"allreduce_ms": [0-9.]*, "allreduce_bytes_per_step": 1944' "$t/k2.json" || fail "--json: $(cat "$t/k2.json")"
 # three processes (9 + 8 + 8 rows): the same within the bound
 mpi 3 "$MODELC" train "$t/mlp.mdl" "${common[@]}" --save "$t/k3.st" > "$t/k3.log" 2>&1 || fail "K=3: $(cat "$t/k3.log")"
 python3 "$t/compare.py" "$t/k3.st" "$t/k1.st" 1e-9 || fail "K=3 differs from K=1"
