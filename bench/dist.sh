@@ -6,11 +6,14 @@
 # gradients, and the bytes summed per step. Prints one line per
 # configuration; the figures in docs/distributed.md come from it.
 #
-#   bench/dist.sh [MODELC] [EPOCHS]      (default build/modelc, 1 epoch)
+#   bench/dist.sh [MODELC [EPOCHS [LIMIT]]]  (default build/modelc, 1 epoch,
+#                                            all 60,000 examples)
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 modelc=${1:-$here/build/modelc}
 epochs=${2:-1}
+limit=""
+if [ -n "${3:-}" ]; then limit="--limit $3"; fi
 command -v mpirun > /dev/null || { echo "bench/dist.sh: mpirun not found (scripts/install-deps.sh)" >&2; exit 1; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 t=$(mktemp -d)
@@ -37,7 +40,7 @@ PY
 }
 
 for m in examples/fashion_mlp.mdl examples/fashion_cnn.mdl; do
-    common="$here/$m --epochs $epochs --no-test --no-warn --json --no-cache"
+    common="$here/$m --epochs $epochs $limit --no-test --no-warn --json --no-cache"
     # shellcheck disable=SC2086
     "$modelc" train $common --threads 2 > "$t/one.json"
     summary "$(basename "$m" .mdl): 1 process x 2 threads" "$t/one.json"
