@@ -60,15 +60,17 @@ static void progress(mc_model *m, int64_t b, int64_t nb, double secs, const Epoc
 }
 
 /* Loss and metrics over a whole data set in inference mode, weighted by
- * batch size. */
+ * batch size. Under mpirun each process evaluates its share of the data
+ * and the sums are added over the processes. */
 static bool evaluate(mc_model *m, mc_data *ds, int batch, double *loss, double *met)
 {
     double tl = 0, tm[MC_MAX_METRICS] = {0};
-    int64_t seen = 0, n = mc_data_count(ds);
-    for (int64_t start = 0; start < n; start += batch) {
+    int64_t seen = 0, lo, n;
+    mc_dist_shard(m, 0, mc_data_count(ds), &lo, &n);
+    for (int64_t start = lo; start < lo + n; start += batch) {
         const mc_tensor *v;
         int nv;
-        int64_t rows = mc_data_batch(ds, NULL, start, batch, &v, &nv);
+        int64_t rows = mc_data_batch(ds, NULL, start, lo + n - start < batch ? lo + n - start : batch, &v, &nv);
         double l, mm[MC_MAX_METRICS];
         if (!mc_eval_batch(m, v, nv, &l, mm, MC_MAX_METRICS))
             return false;
@@ -77,9 +79,14 @@ static bool evaluate(mc_model *m, mc_data *ds, int batch, double *loss, double *
             tm[i] += mm[i] * (double)rows;
         seen += rows;
     }
-    *loss = tl / (double)(seen ? seen : 1);
-    for (int i = 0; i < mc_num_metrics(m); i++)
-        met[i] = tm[i] / (double)(seen ? seen : 1);
+    int nm = mc_num_metrics(m);
+    double sums[2 + MC_MAX_METRICS] = {(double)seen, tl};
+    memcpy(sums + 2, tm, (size_t)nm * sizeof(double));
+    if (mc_dist_size(m) > 1 && !mc_dist_sum(m, sums, 2 + nm))
+        return false;
+    *loss = sums[1] / (sums[0] != 0 ? sums[0] : 1);
+    for (int i = 0; i < nm; i++)
+        met[i] = sums[2 + i] / (sums[0] != 0 ? sums[0] : 1);
     return true;
 }
 
@@ -624,7 +631,6 @@ static int cmd_train_args(int argc, char **argv)
         }
         a.save = a.log = NULL;
         a.no_warn = true;
-        a.no_test = true;
     }
     if (rank == 0)
         fputs(mc_warnings(m), stderr);
@@ -646,8 +652,6 @@ static int cmd_train_args(int argc, char **argv)
         fputs(r.data_err, stderr);
     if (!rc)
         rc = init_params(&r);
-    if (rank != 0)
-        r.have_val = r.have_test = a.eval_train = false;
     double settings[3] = {a.epochs, a.batch, a.lr};
     if (!mc_dist_start(m, r.train, settings, sizeof settings, rc == 0)) {
         if (rc == 0 && rank == 0)

@@ -124,6 +124,16 @@ cmp "$t/bn1.st" "$t/bn1m.st" || fail "mpirun -np 1 differs from one process (bat
 # 243 f64 parameters of the MLP
 mpi 2 "$MODELC" train "$t/mlp.mdl" "${common[@]}" --json > "$t/k2.json" 2>&1 || fail "--json: $(cat "$t/k2.json")"
 grep -q '"allreduce_ms": [0-9.]*, "allreduce_bytes_per_step": 1944' "$t/k2.json" || fail "--json: $(cat "$t/k2.json")"
+# validation and the final test are evaluated on shares too, their sums
+# added over the processes: the same figures as one process
+ev=(--data "$t/data.safetensors" --val-split 0.3 --test-data "$t/other.safetensors" --no-progress --threads 1 --no-warn)
+"$MODELC" train "$t/mlp.mdl" "${ev[@]}" > "$t/ev1.log"
+mpi 3 "$MODELC" train "$t/mlp.mdl" "${ev[@]}" > "$t/ev3.log" 2>&1 || fail "validation: $(cat "$t/ev3.log")"
+for what in val_loss val_accuracy test_loss test_accuracy; do
+    a=$(grep -o "$what: [0-9.]*" "$t/ev1.log")
+    b=$(grep -o "$what: [0-9.]*" "$t/ev3.log")
+    [ -n "$a" ] && [ "$a" = "$b" ] || fail "$what: '$b' under mpirun, '$a' in one process"
+done
 # three processes (9 + 8 + 8 rows): the same within the bound
 mpi 3 "$MODELC" train "$t/mlp.mdl" "${common[@]}" --save "$t/k3.st" > "$t/k3.log" 2>&1 || fail "K=3: $(cat "$t/k3.log")"
 python3 "$t/compare.py" "$t/k3.st" "$t/k1.st" 1e-9 || fail "K=3 differs from K=1"
