@@ -49,6 +49,10 @@ typedef struct mc_options {
     const char *dump_ir;  /* a directory: write <fn>.ir there for each function (train_step,
                              eval, predict) when it is compiled (JIT) or first run
                              (interpreter), the IR exactly as it runs */
+    bool distributed;     /* data-parallel training: one process of an MPI job (mpirun -np K);
+                             see "Data-parallel training" below */
+    bool deterministic_reduce; /* distributed: sum the gradients in rank order (bit-reproducible
+                                  from run to run) instead of MPI_Allreduce's order */
 } mc_options;
 
 void mc_options_default(mc_options *o);
@@ -204,6 +208,52 @@ void mc_data_free(mc_data *d);
  * by name, with model_name in the metadata), .npy (one tensor) or .csv
  * (one tensor, a row per example). False with *err (free() it) on error. */
 bool mc_write_tensors(const char *path, const mc_tensor *t, int n, const char *model_name, char **err);
+
+/* ---- Data-parallel training over MPI (mpirun -np K) ----
+ * With mc_options.distributed, mc_compile joins the MPI job (initialising
+ * MPI unless the program did) and compiles a step in two halves, the
+ * recipes train_grad and apply. mc_train_step(_metrics) then takes this
+ * process's share of the global batch (mc_dist_shard; nbatch = 0 when the
+ * share is empty), runs train_grad on it, sums the gradients and
+ * batchnorm's state updates of all processes, each weighted by its share
+ * of the rows (so the result is the gradient of the global batch's mean
+ * loss), and applies the same update on every process; the loss and
+ * metrics it gives are the global batch's. Batchnorm normalises with each
+ * process's own batch statistics. */
+
+/* The number of processes of the MPI job this process was started in
+ * (mpirun's environment), 0 when it was not started by an MPI launcher. */
+int mc_dist_launched(void);
+/* True when modelc was built with MPI. */
+bool mc_dist_built(void);
+/* This process's rank and the job's size: 0 and 1 unless distributed. */
+int mc_dist_rank(const mc_model *m);
+int mc_dist_size(const mc_model *m);
+/* This process's rows of the global batch [start, start + count): a
+ * contiguous share, the first count % size ranks one row more; *my_count
+ * may be 0. */
+void mc_dist_shard(const mc_model *m, int64_t start, int64_t count, int64_t *my_start, int64_t *my_count);
+/* Collective, once before training, after mc_init_params on every process
+ * and any mc_load on rank 0: every process learns whether all the others
+ * are ready (ok), that all compiled the same model (a hash of the IR text
+ * of train_grad and apply with the run settings and seed), hold the same
+ * training data (count and a hash of the values) and pass the same
+ * `settings` bytes (the training loop's own: batch, epochs, learning
+ * rate); then every process takes rank 0's parameters, step and epoch.
+ * False with mc_last_error naming the first rank that differs. Without
+ * distributed: returns ok. */
+bool mc_dist_start(mc_model *m, const mc_data *train, const void *settings, size_t nsettings, bool ok);
+/* Sum v[0..n) over all processes, in place. */
+bool mc_dist_sum(mc_model *m, double *v, int n);
+/* The bytes of gradients and state summed per step, and the milliseconds
+ * spent summing (and waiting for the other processes) so far; 0 unless
+ * distributed. */
+int64_t mc_dist_reduce_bytes(const mc_model *m);
+double mc_dist_reduce_ms(const mc_model *m);
+/* After a successful run, on every process: leave the MPI job
+ * (MPI_Finalize when mc_compile initialised MPI). A process that fails
+ * just exits with a non-zero status: the launcher then stops the others. */
+void mc_dist_finish(mc_model *m);
 
 /* With mc_options.telemetry: figures of the last training step, by name
  * "grad_sq.<param>" (sum of squares of the raw gradient),

@@ -31,6 +31,11 @@ bool ps_simplify(Graph *g, Diags *d);
  * gradient checking in double precision). The caller frees it. */
 Graph *ps_to_f64(Graph *g);
 
+/* grad_inputs.c: every parameter's OUT_GRAD reads a new input
+ * "grad.<param>" instead of the backward pass (the update of a
+ * data-parallel step, whose gradients come from all processes). */
+bool ps_grad_inputs(Graph *g, Diags *d);
+
 /* optimizer.c: append the optimizer update (g->train) as IR: one
  * OUT_UPDATE per parameter and per optimizer slot (new ROLE_SLOT params). */
 bool ps_optimizer(Graph *g, Diags *d);
@@ -57,6 +62,10 @@ typedef enum {
     FN_LOSS,       /* the loss alone, unsimplified (gradcheck's differences) */
     FN_NUMERICS,   /* every value of one training step, unsimplified and
                       unfused (the NaN-origin search re-runs it) */
+    FN_TRAIN_GRAD, /* a data-parallel step's first half: loss, metrics, state
+                      updates (batchnorm) and the gradients */
+    FN_APPLY,      /* its second half: the optimizer update from gradient inputs
+                      "grad.<param>" and the learning rate */
     FN_COUNT
 } FnKind;
 

@@ -8,12 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { P_LOWER, P_VERIFY, P_SPECIALIZE, P_AUTODIFF, P_OPTIMIZER, P_OUTPUTS, P_SIMPLIFY, P_FUSE, P_END } Pass;
+typedef enum {
+    P_LOWER, P_VERIFY, P_SPECIALIZE, P_AUTODIFF, P_GRAD_INPUTS, P_OPTIMIZER, P_OUTPUTS, P_SIMPLIFY, P_FUSE, P_END
+} Pass;
 
-const char *const ps_pass_names[] = {"lower",   "verify",   "specialize", "autodiff", "optimizer",
-                                     "outputs", "simplify", "fuse",       NULL};
+const char *const ps_pass_names[] = {"lower",     "verify",  "specialize", "autodiff", "grad_inputs",
+                                     "optimizer", "outputs", "simplify",   "fuse",     NULL};
 
-const char *const ps_fn_names[] = {"train_step", "eval", "predict", "grad", "loss", "numerics", NULL};
+const char *const ps_fn_names[] = {"train_step", "eval",       "predict", "grad", "loss",
+                                   "numerics",   "train_grad", "apply",   NULL};
 
 /* The recipes. "lower" is the frontend's graph: every recipe starts from it. */
 static const Pass recipe_train_step[] = {P_LOWER, P_VERIFY, P_SPECIALIZE, P_AUTODIFF, P_OPTIMIZER,
@@ -22,10 +25,16 @@ static const Pass recipe_eval[] = {P_LOWER, P_VERIFY, P_SPECIALIZE, P_OUTPUTS, P
 static const Pass recipe_grad[] = {P_LOWER, P_VERIFY, P_SPECIALIZE, P_AUTODIFF, P_OUTPUTS, P_SIMPLIFY, P_FUSE, P_END};
 static const Pass recipe_loss[] = {P_LOWER, P_VERIFY, P_SPECIALIZE, P_OUTPUTS, P_END};
 static const Pass recipe_numerics[] = {P_LOWER, P_VERIFY, P_SPECIALIZE, P_AUTODIFF, P_OPTIMIZER, P_END};
+/* A data-parallel step is train_grad on each process's share of the batch,
+ * the gradients summed over the processes, then apply on every process. */
+static const Pass recipe_train_grad[] = {P_LOWER, P_VERIFY, P_SPECIALIZE, P_AUTODIFF, P_OUTPUTS, P_SIMPLIFY, P_FUSE, P_END};
+static const Pass recipe_apply[] = {P_LOWER,   P_VERIFY,  P_SPECIALIZE, P_AUTODIFF, P_GRAD_INPUTS,
+                                    P_OPTIMIZER, P_OUTPUTS, P_SIMPLIFY,   P_FUSE,     P_END};
 
 static const Pass *const recipes[FN_COUNT] = {
     [FN_TRAIN_STEP] = recipe_train_step, [FN_EVAL] = recipe_eval,  [FN_PREDICT] = recipe_eval,
     [FN_GRAD] = recipe_grad,             [FN_LOSS] = recipe_loss, [FN_NUMERICS] = recipe_numerics,
+    [FN_TRAIN_GRAD] = recipe_train_grad, [FN_APPLY] = recipe_apply,
 };
 
 int ps_pass_index(const char *name)
@@ -50,7 +59,7 @@ RecipeOpts ps_recipe_opts(FnKind fn)
     memset(&o, 0, sizeof o);
     o.fn = fn;
     o.mode = fn == FN_EVAL || fn == FN_PREDICT ? MODE_INFER : MODE_TRAIN;
-    o.fuse = fn == FN_TRAIN_STEP || fn == FN_EVAL || fn == FN_PREDICT || fn == FN_GRAD;
+    o.fuse = fn != FN_LOSS && fn != FN_NUMERICS;
     o.update = true;
     return o;
 }
@@ -95,9 +104,15 @@ static bool has_out(const Graph *g, OutKind k)
     return false;
 }
 
-/* Which outputs a function returns. */
-static bool keeps(FnKind fn, OutKind k)
+static bool is_telemetry(const Output *o)
 {
+    return o->kind == OUT_METRIC && o->name && strncmp(o->name, "telemetry.", 10) == 0;
+}
+
+/* Which outputs a function returns. */
+static bool keeps(FnKind fn, const Output *o)
+{
+    OutKind k = o->kind;
     switch (fn) {
     case FN_TRAIN_STEP:
         return k == OUT_LOSS || k == OUT_METRIC || k == OUT_UPDATE;
@@ -109,19 +124,32 @@ static bool keeps(FnKind fn, OutKind k)
         return k == OUT_LOSS || k == OUT_GRAD;
     case FN_LOSS:
         return k == OUT_LOSS;
+    case FN_TRAIN_GRAD:
+        return k == OUT_LOSS || k == OUT_METRIC || k == OUT_UPDATE || k == OUT_GRAD;
+    case FN_APPLY: /* the optimizer's updates; state such as batchnorm's is train_grad's */
+        return (k == OUT_UPDATE && o->target->a.role != ROLE_STATE) || is_telemetry(o);
     default:
         return true;
     }
 }
 
-/* Prediction takes only the inputs its values read: no labels. */
-static void drop_unused_inputs(Graph *g)
+/* Prediction takes only the inputs its values read: no labels. The
+ * update (apply) takes no data at all, and only the parameters it reads
+ * or writes. */
+static void drop_unused_leaves(Graph *g, bool params)
 {
     int *uses = ir_use_counts(g), k = 0;
-    for (int i = 0; i < g->nnodes; i++)
-        if (g->nodes[i]->op != OP_INPUT || uses[i] > 0)
+    for (int i = 0; i < g->nouts; i++)
+        if (g->outs[i].target)
+            uses[g->outs[i].target->id]++;
+    for (int i = 0; i < g->nnodes; i++) {
+        Op op = g->nodes[i]->op;
+        if ((op != OP_INPUT && (op != OP_PARAM || !params)) || uses[i] > 0)
             g->nodes[k++] = g->nodes[i];
+    }
     g->nnodes = k;
+    for (int i = 0; i < k; i++)
+        g->nodes[i]->id = i;
     free(uses);
 }
 
@@ -129,7 +157,7 @@ static bool ps_outputs(Graph *g, FnKind fn, Diags *d)
 {
     int k = 0;
     for (int i = 0; i < g->nouts; i++)
-        if (keeps(fn, g->outs[i].kind))
+        if (keeps(fn, &g->outs[i]))
             g->outs[k++] = g->outs[i];
     g->nouts = k;
     if (k == 0) {
@@ -139,8 +167,8 @@ static bool ps_outputs(Graph *g, FnKind fn, Diags *d)
         return false;
     }
     ir_remove_dead(g);
-    if (fn == FN_PREDICT)
-        drop_unused_inputs(g);
+    if (fn == FN_PREDICT || fn == FN_APPLY)
+        drop_unused_leaves(g, fn == FN_APPLY);
     return true;
 }
 
@@ -169,6 +197,8 @@ static bool run_pass(Graph *g, Pass p, const RecipeOpts *o, Diags *d)
         if (has_out(g, OUT_GRAD) || (o->fn == FN_NUMERICS && !has_out(g, OUT_LOSS)))
             return true;
         return ps_autodiff(g, o->wrt, o->nwrt, d);
+    case P_GRAD_INPUTS:
+        return ps_grad_inputs(g, d);
     case P_OPTIMIZER:
         if (has_weight_update(g) || (o->fn == FN_NUMERICS && (!o->update || o->mode != MODE_TRAIN)))
             return true;

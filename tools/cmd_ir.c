@@ -26,7 +26,8 @@ int cmd_ir(int argc, char **argv)
     CliList wrt = {0};
     const CliOpt opts[] = {
         {"fn", CLI_STR, &o.fn, "NAME",
-         "the compiled function: train_step, eval, predict, grad, loss or numerics (default: train_step, or "
+         "the compiled function: train_step, eval, predict, grad, loss, numerics, or train_grad and apply "
+         "(a data-parallel step's halves) (default: train_step, or "
          "eval with --mode=infer, grad with --wrt); printed as the backend compiles it", NULL},
         {"after", CLI_STR, &o.after, "PASS",
          "stop the function's recipe after PASS (without --fn and --after: lower, the frontend's graph)", NULL},

@@ -24,6 +24,7 @@ typedef struct TrainArgs {
     int watch; /* -1 off, 0 every epoch, K every K steps */
     const char *plot_dir, *dump_ir;
     bool check_numerics, no_warn;
+    bool deterministic_reduce; /* under mpirun: gradients summed in rank order */
     bool epochs_set, batch_set, lr_set, watch_set; /* given on the command line */
 } TrainArgs;
 
@@ -59,15 +60,17 @@ static void progress(mc_model *m, int64_t b, int64_t nb, double secs, const Epoc
 }
 
 /* Loss and metrics over a whole data set in inference mode, weighted by
- * batch size. */
+ * batch size. Under mpirun each process evaluates its share of the data
+ * and the sums are added over the processes. */
 static bool evaluate(mc_model *m, mc_data *ds, int batch, double *loss, double *met)
 {
     double tl = 0, tm[MC_MAX_METRICS] = {0};
-    int64_t seen = 0, n = mc_data_count(ds);
-    for (int64_t start = 0; start < n; start += batch) {
+    int64_t seen = 0, lo, n;
+    mc_dist_shard(m, 0, mc_data_count(ds), &lo, &n);
+    for (int64_t start = lo; start < lo + n; start += batch) {
         const mc_tensor *v;
         int nv;
-        int64_t rows = mc_data_batch(ds, NULL, start, batch, &v, &nv);
+        int64_t rows = mc_data_batch(ds, NULL, start, lo + n - start < batch ? lo + n - start : batch, &v, &nv);
         double l, mm[MC_MAX_METRICS];
         if (!mc_eval_batch(m, v, nv, &l, mm, MC_MAX_METRICS))
             return false;
@@ -76,9 +79,14 @@ static bool evaluate(mc_model *m, mc_data *ds, int batch, double *loss, double *
             tm[i] += mm[i] * (double)rows;
         seen += rows;
     }
-    *loss = tl / (double)(seen ? seen : 1);
-    for (int i = 0; i < mc_num_metrics(m); i++)
-        met[i] = tm[i] / (double)(seen ? seen : 1);
+    int nm = mc_num_metrics(m);
+    double sums[2 + MC_MAX_METRICS] = {(double)seen, tl};
+    memcpy(sums + 2, tm, (size_t)nm * sizeof(double));
+    if (mc_dist_size(m) > 1 && !mc_dist_sum(m, sums, 2 + nm))
+        return false;
+    *loss = sums[1] / (sums[0] != 0 ? sums[0] : 1);
+    for (int i = 0; i < nm; i++)
+        met[i] = sums[2 + i] / (sums[0] != 0 ? sums[0] : 1);
     return true;
 }
 
@@ -202,11 +210,15 @@ static int run_epochs(Run *r)
             printf("Epoch %d/%d\n", epoch + 1, a->epochs);
         mc_shuffle(m, epoch, perm, n);
         EpochStats s = {0};
-        double t0 = cli_now_ms(), lr = a->lr;
+        double t0 = cli_now_ms(), lr = a->lr, reduce0 = mc_dist_reduce_ms(m);
         for (int64_t bi = 0; bi < nb; bi++) {
-            const mc_tensor *v;
-            int nv;
-            int64_t rows = mc_data_batch(r->train, perm, bi * a->batch, a->batch, &v, &nv);
+            const mc_tensor *v = NULL;
+            int nv = 0;
+            /* the global batch's rows; under mpirun this process takes its share */
+            int64_t rows = n - bi * a->batch < a->batch ? n - bi * a->batch : a->batch, my0, myn;
+            mc_dist_shard(m, bi * a->batch, rows, &my0, &myn);
+            if (myn > 0)
+                mc_data_batch(r->train, perm, my0, myn, &v, &nv);
             lr = mc_lr_at(m, a->lr, epoch, a->epochs, nb);
             double loss = 0, met[MC_MAX_METRICS];
             mc_watch_before_step(r->tw);
@@ -215,11 +227,15 @@ static int run_epochs(Run *r)
                 if (tty)
                     printf("\n");
                 fflush(stdout);
-                if (!stepped) {
+                if (!stepped && mc_dist_rank(m) == 0) { /* every process fails alike */
                     fprintf(stderr, "modelc train: epoch %d, batch %lld: ", epoch + 1, (long long)bi + 1);
                     fail_model(m);
                     if (!isfinite(loss))
                         mc_watch_step_failed(r->tw, epoch + 1, bi, lr);
+                }
+                if (!stepped && !isfinite(loss) && mc_dist_size(m) > 1) {
+                    double done = 0; /* all stop at this step: wait for rank 0's report */
+                    mc_dist_sum(m, &done, 1);
                 }
                 stopped(a->save);
                 rc = 1;
@@ -269,6 +285,9 @@ static int run_epochs(Run *r)
                    epoch + 1, (long long)mc_step(m), lr, secs, nb ? 1e3 * secs / (double)nb : 0.0,
                    (long long)s.seen);
             json_metrics(stdout, m, "", tl, tm);
+            if (mc_dist_size(m) > 1)
+                printf(", \"allreduce_ms\": %.3f, \"allreduce_bytes_per_step\": %lld",
+                       mc_dist_reduce_ms(m) - reduce0, (long long)mc_dist_reduce_bytes(m));
             if (r->have_val)
                 json_metrics(stdout, m, "val_", vl, vm);
             if (a->eval_train)
@@ -389,6 +408,8 @@ static int init_params(Run *r)
     TrainArgs *a = r->a;
     mc_model *m = r->m;
     mc_init_params(m, mc_train_defaults(m).seed);
+    if (mc_dist_rank(m) != 0) /* rank 0 loads, mc_dist_start broadcasts */
+        return 0;
     if (a->init_from && !mc_load(m, a->init_from, a->only ? a->only : "*", false))
         return fail_model(m);
     if (a->resume) {
@@ -472,6 +493,27 @@ static int check_outputs(const TrainArgs *a)
            (a->dump_ir && cli_check_dump_dir("--dump-ir", a->dump_ir, "train_step"));
 }
 
+/* Under mpirun (data-parallel training): the options that apply, and the
+ * ones that do not yet. */
+static int dist_options(const TrainArgs *a, mc_options *mo)
+{
+    int k = mc_dist_launched();
+    if (k > 1 && !mc_dist_built()) {
+        fprintf(stderr, "modelc train: started as one of %d MPI processes, but modelc was built without MPI "
+                        "(install libopenmpi-dev and build with -DMODELC_MPI=ON)\n", k);
+        return 1;
+    }
+    mo->distributed = k > 0 && mc_dist_built();
+    mo->deterministic_reduce = a->deterministic_reduce;
+    if (a->deterministic_reduce && !mo->distributed)
+        return cli_usage_error("train", "--deterministic-reduce applies only to a run started by mpirun");
+    const char *no = a->watch_set ? "--watch" : a->check_numerics ? "--check-numerics" : a->plot_dir ? "--plot-dir"
+                   : a->profile ? "--profile" : a->dump_ir ? "--dump-ir" : a->train_mode ? "--train-mode" : NULL;
+    if (mo->distributed && no)
+        return cli_usage_error("train", "%s is not supported under mpirun yet", no);
+    return 0;
+}
+
 static int cmd_train_args(int argc, char **argv)
 {
     TrainArgs a;
@@ -516,6 +558,8 @@ static int cmd_train_args(int argc, char **argv)
          "write DIR/train_step.ir and DIR/eval.ir: the IR of each function exactly as it is compiled", NULL},
         {"no-cache", CLI_FLAG, &a.no_cache, NULL, "compile without the object cache ($XDG_CACHE_HOME/modelc)", NULL},
         {"profile", CLI_FLAG, &a.profile, NULL, "time every kernel of the training step; table on stderr at the end", NULL},
+        {"deterministic-reduce", CLI_FLAG, &a.deterministic_reduce, NULL,
+         "under mpirun: sum the gradients in rank order on rank 0, so a run is bit-reproducible", NULL},
     };
     CliCmd c = {
         "train", "FILE [options]",
@@ -548,6 +592,8 @@ static int cmd_train_args(int argc, char **argv)
     }
     if (a.profile && mo.backend != MC_BACKEND_JIT)
         return free(pos), cli_usage_error("train", "--profile needs the jit backend");
+    if ((rc = dist_options(&a, &mo)))
+        return free(pos), rc;
     mo.threads = a.threads;
     mo.profile = a.profile;
     mo.dump_ir = a.dump_ir;
@@ -577,7 +623,17 @@ static int cmd_train_args(int argc, char **argv)
         free_data(&r);
         return 1;
     }
-    fputs(mc_warnings(m), stderr);
+    int rank = mc_dist_rank(m);
+    if (rank != 0) { /* rank 0 prints and writes for the job */
+        if (!freopen("/dev/null", "w", stdout)) {
+            fputs("modelc train: cannot open /dev/null\n", stderr);
+            rc = 1;
+        }
+        a.save = a.log = NULL;
+        a.no_warn = true;
+    }
+    if (rank == 0)
+        fputs(mc_warnings(m), stderr);
     if (!mc_has_loss(m)) {
         fprintf(stderr, "modelc train: %s has no loss, so it cannot be trained\n", mc_model_name(m));
         free_data(&r);
@@ -596,6 +652,12 @@ static int cmd_train_args(int argc, char **argv)
         fputs(r.data_err, stderr);
     if (!rc)
         rc = init_params(&r);
+    double settings[3] = {a.epochs, a.batch, a.lr};
+    if (!mc_dist_start(m, r.train, settings, sizeof settings, rc == 0)) {
+        if (rc == 0 && rank == 0)
+            fail_model(m);
+        rc = 1;
+    }
     if (!rc && !a.no_warn)
         mc_static_warnings(m, r.train, stderr);
     mc_watch_options wo = {.every = a.watch, .plot_dir = a.plot_dir, .check_numerics = a.check_numerics,
@@ -616,6 +678,10 @@ static int cmd_train_args(int argc, char **argv)
         printf("train: %lld examples%s%lld validation, batch %d, %d epochs, seed %llu\n",
                (long long)mc_data_count(r.train), ", ", (long long)mc_data_count(r.val), a.batch, a.epochs,
                (unsigned long long)tc.seed);
+    if (!rc && !a.json && mc_dist_size(m) > 1)
+        printf("data-parallel: %d processes, each a share of every batch of %d, %lld bytes summed per step%s\n",
+               mc_dist_size(m), a.batch, (long long)mc_dist_reduce_bytes(m),
+               a.deterministic_reduce ? ", gradients summed in rank order" : "");
     if (!rc)
         rc = run_epochs(&r);
     if (!rc && r.have_test) {
@@ -640,6 +706,8 @@ static int cmd_train_args(int argc, char **argv)
         fclose(r.log);
     mc_watch_free(r.tw);
     free_data(&r);
+    if (rc == 0)
+        mc_dist_finish(m);
     mc_free(m);
     return rc;
 }

@@ -127,7 +127,7 @@ static bool build_backend(mc_model *m)
     JitOpts jo;
     jit_opts(m, &jo);
     jo.profile = m->opt.profile;
-    if (m->gtrain && !m->opt.eval_only &&
+    if (m->gtrain && !m->opt.eval_only && !m->opt.distributed &&
         (!compiling(m, FN_TRAIN_STEP, m->gtrain) || !(m->jtrain = be_jit_compile(m->gtrain, &jo, &m->d))))
         return false;
     return !m->geval || be_jit_check(m->geval, &m->d);
@@ -221,6 +221,8 @@ mc_model *mc_compile(const char *path, const mc_options *o)
                 ps_warn_mode(g, MODE_TRAIN, false, &m->d);
             m->geval = m->gtrain ? recipe(m, FN_EVAL, eval_train ? MODE_TRAIN : MODE_INFER) : NULL;
         }
+        if (!m->d.nerrors && m->opt.distributed)
+            mc_dist_setup(m);
         if (!m->d.nerrors)
             build_backend(m);
     }
@@ -261,7 +263,9 @@ static void drop_workspaces(mc_model *m)
         be_jit_workspace_free(m->wtrain[i]);
         be_jit_workspace_free(m->weval[i]);
         be_jit_workspace_free(m->wpredict[i]);
-        m->wtrain[i] = m->weval[i] = m->wpredict[i] = NULL;
+        be_jit_workspace_free(m->wgrad[i]);
+        be_jit_workspace_free(m->wapply[i]);
+        m->wtrain[i] = m->weval[i] = m->wpredict[i] = m->wgrad[i] = m->wapply[i] = NULL;
     }
 }
 
@@ -270,6 +274,7 @@ void mc_free(mc_model *m)
     if (!m)
         return;
     drop_workspaces(m);
+    mc_dist_free(m);
     be_jit_free(m->jtrain);
     be_jit_free(m->jeval);
     be_jit_free(m->jpredict);
@@ -463,6 +468,8 @@ bool mc_train_step_metrics(mc_model *m, const mc_tensor *batch, int nbatch, doub
         mc_set_error(m, "the model was compiled for evaluation only (mc_options.eval_only)");
         return false;
     }
+    if (m->opt.distributed)
+        return mc_dist_train_step(m, batch, nbatch, lr, loss, metrics);
     if (!stage_batch(m, batch, nbatch))
         return false;
     set_lr(m, m->gtrain, lr);
@@ -815,4 +822,31 @@ const char *mc_time_report(mc_model *m)
     timer_print(m->timer, f);
     fclose(f);
     return m->time_report ? m->time_report : "";
+}
+
+/* ---- the pieces of a step, for the data-parallel step (dist.c) ---- */
+
+bool mc_stage_batch(mc_model *m, const mc_tensor *b, int nb)
+{
+    return stage_batch(m, b, nb);
+}
+
+void mc_stage_lr(mc_model *m, const Graph *g, double lr)
+{
+    set_lr(m, g, lr);
+}
+
+bool mc_jit_run(mc_model *m, JitModule *jm, JitWorkspace **cache, int64_t n)
+{
+    return jit_run(m, jm, cache, n);
+}
+
+int64_t mc_batch_rows(const mc_model *m, const Graph *g)
+{
+    return batch_n(m, g);
+}
+
+bool mc_fail(mc_model *m)
+{
+    return fail(m);
 }

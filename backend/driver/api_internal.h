@@ -17,6 +17,7 @@
 
 struct JitModule;
 struct JitWorkspace;
+struct Dist;
 
 struct mc_model {
     mc_options opt;
@@ -51,9 +52,28 @@ struct mc_model {
     TensorMap pred;       /* mc_predict's outputs */
     mc_tensor *pred_view; /* views of pred, in output order */
     char *profile_report; /* mc_profile_report's last text */
+    /* data-parallel training (dist.c): the communicator and the step's halves */
+    struct Dist *dist;
+    Graph *ggrad, *gapply; /* train_grad and apply */
+    struct JitModule *jgrad, *japply;
+    struct JitWorkspace *wgrad[MC_NWS], *wapply[MC_NWS];
+    int grad_loss_out, grad_metric_out[MC_MAX_METRICS]; /* in ggrad->outs */
 };
 
 const Graph *mc_param_graph(const mc_model *m);
+
+/* api.c's pieces of a step, for the data-parallel step (dist.c). */
+bool mc_stage_batch(mc_model *m, const mc_tensor *b, int nb);
+void mc_stage_lr(mc_model *m, const Graph *g, double lr);
+bool mc_jit_run(mc_model *m, struct JitModule *jm, struct JitWorkspace **cache, int64_t n);
+int64_t mc_batch_rows(const mc_model *m, const Graph *g);
+bool mc_fail(mc_model *m); /* the diagnostics become mc_last_error; false */
+/* dist.c: join the MPI job and compile the step's halves (mc_compile with
+ * mc_options.distributed); false with diagnostics in m->d. */
+bool mc_dist_setup(mc_model *m);
+bool mc_dist_train_step(mc_model *m, const mc_tensor *batch, int nbatch, double lr, double *loss,
+                        double *metrics);
+void mc_dist_free(mc_model *m);
 void mc_set_error(mc_model *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- what the inspection commands share (include/modelc_inspect.h) ---- */

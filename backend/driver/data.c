@@ -343,6 +343,35 @@ const Dataset *mc_data_dataset(const mc_data *d)
     return d ? &d->ds : NULL;
 }
 
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+uint64_t mc_data_hash(const mc_data *d)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    const Dataset *ds = &d->ds;
+    h = fnv(h, &ds->n, sizeof ds->n);
+    for (int i = 0; i < ds->ncols; i++) {
+        const DataCol *c = &ds->cols[i];
+        const Tensor *t = c->t;
+        h = fnv(h, c->name, strlen(c->name) + 1);
+        h = fnv(h, &t->dt, sizeof t->dt);
+        h = fnv(h, t->dims, (size_t)t->rank * sizeof t->dims[0]);
+        if (c->bytes) {
+            h = fnv(h, c->bytes->data, (size_t)t->numel);
+            h = fnv(h, c->bytes->value, sizeof c->bytes->value);
+        } else {
+            h = fnv(h, t->data, (size_t)rt_tensor_bytes(t));
+        }
+    }
+    return h;
+}
+
 /* ---- writing tensors ---- */
 
 /* A tensor holding a copy of an mc_tensor's data. */

@@ -35,5 +35,8 @@ int data_views(const TensorMap *b, mc_tensor *v, int max);
 
 /* The data set behind an mc_data (NULL for NULL). */
 const Dataset *mc_data_dataset(const mc_data *d);
+/* FNV-1a 64 of a data set: each tensor's name, dtype, shape and values
+ * (8-bit data: its bytes and conversion table). */
+uint64_t mc_data_hash(const mc_data *d);
 
 #endif

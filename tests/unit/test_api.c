@@ -394,6 +394,34 @@ START_TEST(predict_outputs)
 }
 END_TEST
 
+/* Without mc_options.distributed a model is a job of one process: its
+ * share of a batch is the batch, the start check passes `ok` through,
+ * sums leave the values alone and nothing is summed per step. */
+START_TEST(one_process_job)
+{
+    mc_options o;
+    mc_options_default(&o);
+    mc_model *m = mc_compile(MODEL, &o);
+    ck_assert_ptr_nonnull(m);
+    ck_assert(mc_init_params(m, 3));
+    ck_assert_int_eq(mc_dist_rank(m), 0);
+    ck_assert_int_eq(mc_dist_size(m), 1);
+    int64_t start, count;
+    mc_dist_shard(m, 256, 100, &start, &count);
+    ck_assert(start == 256 && count == 100);
+    mc_dist_shard(m, 0, 0, &start, &count);
+    ck_assert(start == 0 && count == 0);
+    double settings[2] = {1, 2}, v[2] = {0.5, -3};
+    ck_assert(mc_dist_start(m, NULL, settings, sizeof settings, true));
+    ck_assert(!mc_dist_start(m, NULL, settings, sizeof settings, false));
+    ck_assert(mc_dist_sum(m, v, 2) && v[0] == 0.5 && v[1] == -3);
+    ck_assert_int_eq(mc_dist_reduce_bytes(m), 0);
+    ck_assert(mc_dist_reduce_ms(m) == 0);
+    mc_dist_finish(m);
+    mc_free(m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("api");
@@ -405,6 +433,7 @@ int main(void)
     tcase_add_test(t, eval_in_training_mode_warns);
     tcase_add_test(t, prepare_eval);
     tcase_add_test(t, predict_outputs);
+    tcase_add_test(t, one_process_job);
     suite_add_tcase(s, t);
     return tu_run(s);
 }

@@ -1,0 +1,656 @@
+/* Data-parallel training over MPI (mpirun -np K modelc train): every
+ * process compiles the step in two halves (the recipes train_grad and
+ * apply), runs train_grad on its share of each global batch, and the
+ * gradients and batchnorm state updates of all processes, weighted by
+ * their shares of the rows, are summed between the two halves (packed into
+ * buckets, one MPI_Allreduce each, or with deterministic_reduce gathered
+ * to rank 0, summed in rank order and broadcast); then every process
+ * applies the same update. MPI is used here only: built without it
+ * (MODELC_MPI unset), a job has one process and mc_options.distributed is
+ * an error. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_internal.h"
+#include "data.h"
+#include "backend/interp/interp.h"
+#include "backend/llvm/jit.h"
+
+#ifdef MODELC_MPI
+#include <mpi.h>
+#endif
+
+#define BUCKET_ELEMS ((int64_t)1 << 22) /* elements per reduction: 16 MiB of f32 */
+
+typedef struct Dist {
+    int rank, size;
+    bool deterministic; /* sums in rank order on rank 0 */
+    bool own_init;      /* MPI_Init was ours: MPI_Finalize at mc_dist_finish */
+    bool finished;
+    uint64_t model_hash;
+#ifdef MODELC_MPI
+    MPI_Comm comm;
+#endif
+    DType dt;          /* the gradients' dtype */
+    int64_t nbucket;   /* elements of the packed gradients and states */
+    void *bucket;
+    void *gathered;    /* deterministic: rank 0 receives size buckets here */
+    size_t ngathered;  /* its bytes */
+    double *stats;     /* rows, loss, metrics, a non-finite flag per rank */
+    double reduce_ms;  /* time in the step's sums so far */
+} Dist;
+
+int mc_dist_launched(void)
+{
+    const char *v = getenv("OMPI_COMM_WORLD_SIZE");
+    if (!v)
+        v = getenv("PMI_SIZE");
+    return v ? atoi(v) : 0;
+}
+
+bool mc_dist_built(void)
+{
+#ifdef MODELC_MPI
+    return true;
+#else
+    return false;
+#endif
+}
+
+int mc_dist_rank(const mc_model *m)
+{
+    return m->dist ? m->dist->rank : 0;
+}
+
+int mc_dist_size(const mc_model *m)
+{
+    return m->dist ? m->dist->size : 1;
+}
+
+void mc_dist_shard(const mc_model *m, int64_t start, int64_t count, int64_t *my_start, int64_t *my_count)
+{
+    int64_t k = mc_dist_size(m), r = mc_dist_rank(m);
+    int64_t base = count / k, rem = count % k;
+    *my_start = start + r * base + (r < rem ? r : rem);
+    *my_count = base + (r < rem);
+}
+
+/* ---- the communication: MPI, or one process ---- */
+
+#ifdef MODELC_MPI
+static bool mpi_ok(mc_model *m, int rc, const char *what)
+{
+    if (rc == MPI_SUCCESS)
+        return true;
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    diag_error(&m->d, (SrcLoc){0}, "%s failed on rank %d: %s", what, m->dist->rank, msg);
+    return false;
+}
+
+static MPI_Datatype mpi_type(DType dt)
+{
+    return dt == DT_F64 ? MPI_DOUBLE : MPI_FLOAT;
+}
+#endif
+
+static bool comm_init(mc_model *m, Dist *t)
+{
+#ifdef MODELC_MPI
+    int inited = 0, provided;
+    MPI_Initialized(&inited);
+    if (!inited) {
+        if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+            diag_error(&m->d, (SrcLoc){0}, "cannot join the MPI job (MPI_Init failed)");
+            return false;
+        }
+        t->own_init = true;
+    }
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    if (!mpi_ok(m, MPI_Comm_dup(MPI_COMM_WORLD, &t->comm), "MPI_Comm_dup"))
+        return false;
+    MPI_Comm_set_errhandler(t->comm, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(t->comm, &t->rank);
+    MPI_Comm_size(t->comm, &t->size);
+    return true;
+#else
+    diag_error(&m->d, (SrcLoc){0},
+               "modelc was built without MPI, so it cannot train on several processes (install "
+               "libopenmpi-dev and build with -DMODELC_MPI=ON)");
+    return false;
+#endif
+}
+
+/* v[i] = the sum over ranks of v[i] in rank order, on `cnt` elements;
+ * rank 0 gathers, sums and broadcasts. */
+#ifdef MODELC_MPI
+static bool ordered_sum(mc_model *m, void *v, int cnt, DType dt)
+{
+    Dist *t = m->dist;
+    MPI_Datatype ty = mpi_type(dt);
+    if (!mpi_ok(m, MPI_Gather(v, cnt, ty, t->gathered, cnt, ty, 0, t->comm), "MPI_Gather"))
+        return false;
+    if (t->rank == 0) {
+        if (dt == DT_F64) {
+            const double *g = t->gathered;
+            double *o = v;
+            for (int i = 0; i < cnt; i++) {
+                double s = g[i];
+                for (int r = 1; r < t->size; r++)
+                    s += g[(size_t)r * (size_t)cnt + (size_t)i];
+                o[i] = s;
+            }
+        } else {
+            const float *g = t->gathered;
+            float *o = v;
+            for (int i = 0; i < cnt; i++) {
+                float s = g[i];
+                for (int r = 1; r < t->size; r++)
+                    s += g[(size_t)r * (size_t)cnt + (size_t)i];
+                o[i] = s;
+            }
+        }
+    }
+    return mpi_ok(m, MPI_Bcast(v, cnt, ty, 0, t->comm), "MPI_Bcast");
+}
+#endif
+
+/* Sum n elements of dtype dt over all ranks, in place, in buckets. */
+static bool comm_sum(mc_model *m, void *v, int64_t n, DType dt)
+{
+#ifdef MODELC_MPI
+    Dist *t = m->dist;
+    if (t->size == 1)
+        return true;
+    size_t es = (size_t)ir_dtype_size(dt);
+    size_t need = (size_t)t->size * (size_t)(n < BUCKET_ELEMS ? n : BUCKET_ELEMS) * es;
+    if (t->deterministic && t->rank == 0 && t->ngathered < need) {
+        free(t->gathered);
+        t->gathered = xmalloc(need);
+        t->ngathered = need;
+    }
+    for (int64_t off = 0; off < n; off += BUCKET_ELEMS) {
+        int cnt = (int)(n - off < BUCKET_ELEMS ? n - off : BUCKET_ELEMS);
+        char *p = (char *)v + (size_t)off * es;
+        bool ok = t->deterministic ? ordered_sum(m, p, cnt, dt)
+                                   : mpi_ok(m, MPI_Allreduce(MPI_IN_PLACE, p, cnt, mpi_type(dt), MPI_SUM, t->comm),
+                                            "MPI_Allreduce");
+        if (!ok)
+            return false;
+    }
+#endif
+    return true;
+}
+
+/* Rank 0's bytes to every rank. */
+static bool comm_bcast(mc_model *m, void *v, int64_t bytes)
+{
+#ifdef MODELC_MPI
+    const int64_t chunk = (int64_t)1 << 30;
+    for (int64_t off = 0; off < bytes; off += chunk) {
+        int cnt = (int)(bytes - off < chunk ? bytes - off : chunk);
+        if (!mpi_ok(m, MPI_Bcast((char *)v + off, cnt, MPI_BYTE, 0, m->dist->comm), "MPI_Bcast"))
+            return false;
+    }
+#endif
+    return true;
+}
+
+/* all[r * n + i] = rank r's v[i]. */
+static bool comm_allgather(mc_model *m, const uint64_t *v, int n, uint64_t *all)
+{
+#ifdef MODELC_MPI
+    return mpi_ok(m, MPI_Allgather(v, n, MPI_UINT64_T, all, n, MPI_UINT64_T, m->dist->comm), "MPI_Allgather");
+#else
+    memcpy(all, v, (size_t)n * sizeof *v);
+    return true;
+#endif
+}
+
+/* ---- setup ---- */
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* FNV-1a of g's IR text without locations, with the run settings. */
+static uint64_t graph_hash(uint64_t h, const mc_model *m, Graph *g)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ir_print_model(g, &m->run, f, IR_PRINT_NO_LOC);
+    fclose(f);
+    h = fnv(h, buf, len);
+    free(buf);
+    return h;
+}
+
+static Graph *recipe(mc_model *m, FnKind fn)
+{
+    RecipeOpts o = ps_recipe_opts(fn);
+    o.mode = m->opt.train_mode == MC_MODE_INFER ? MODE_INFER : MODE_TRAIN;
+    o.fuse = m->opt.backend == MC_BACKEND_JIT;
+    o.timer = m->timer;
+    return ps_recipe(m->src, &o, &m->d);
+}
+
+static bool is_state(const Output *o)
+{
+    return o->kind == OUT_UPDATE && o->target->a.role == ROLE_STATE;
+}
+
+/* The packed gradients and states: their dtype and element count. */
+static bool size_bucket(mc_model *m, Dist *t)
+{
+    const Graph *g = m->ggrad;
+    bool any = false;
+    for (int i = 0; i < g->nouts; i++) {
+        const Output *o = &g->outs[i];
+        if (o->kind != OUT_GRAD && !is_state(o))
+            continue;
+        if (o->kind == OUT_GRAD && !any) {
+            t->dt = o->target->dt;
+            any = true;
+        }
+        t->nbucket += ir_dims_numel(o->target->shape.rank, o->target->shape.d);
+    }
+    for (int i = 0; i < g->nouts; i++) {
+        const Output *o = &g->outs[i];
+        if ((o->kind == OUT_GRAD || is_state(o)) && o->target->dt != t->dt) {
+            diag_error(&m->d, o->target->loc,
+                       "data-parallel training sums gradients and state of one dtype: '%s' is %s, the gradients %s",
+                       o->target->a.name, ir_dtype_name(o->target->dt), ir_dtype_name(t->dt));
+            return false;
+        }
+    }
+    if (!any) {
+        diag_error(&m->d, (SrcLoc){0}, "model '%s' has no trained parameter", m->src->name);
+        return false;
+    }
+    t->bucket = xcalloc((size_t)t->nbucket + 1, (size_t)ir_dtype_size(t->dt));
+    return true;
+}
+
+static void find_outputs(mc_model *m)
+{
+    const Graph *g = m->ggrad;
+    int k = 0;
+    m->grad_loss_out = -1;
+    for (int i = 0; i < g->nouts; i++) {
+        if (g->outs[i].kind == OUT_LOSS && m->grad_loss_out < 0)
+            m->grad_loss_out = i;
+        if (g->outs[i].kind == OUT_METRIC && k < MC_MAX_METRICS)
+            m->grad_metric_out[k++] = i;
+    }
+}
+
+static JitModule *compile(mc_model *m, Graph *g)
+{
+    JitOpts jo;
+    be_jit_opts_default(&jo);
+    jo.threads = m->opt.threads;
+    jo.cache_dir = m->opt.cache_dir;
+    jo.time_passes = m->timer != NULL;
+    jo.timer = m->timer;
+    return be_jit_compile(g, &jo, &m->d);
+}
+
+bool mc_dist_setup(mc_model *m)
+{
+    Dist *t = m->dist = xcalloc(1, sizeof *t);
+    t->deterministic = m->opt.deterministic_reduce;
+    t->size = 1;
+    if (!comm_init(m, t))
+        return false;
+    if (!(m->ggrad = recipe(m, FN_TRAIN_GRAD)) || !(m->gapply = recipe(m, FN_APPLY)))
+        return false;
+    if (!size_bucket(m, t))
+        return false;
+    find_outputs(m);
+    t->stats = xcalloc((size_t)(2 + MC_MAX_METRICS + t->size), sizeof(double));
+    uint64_t h = graph_hash(0xcbf29ce484222325ull, m, m->ggrad);
+    t->model_hash = fnv(graph_hash(h, m, m->gapply), &m->seed, sizeof m->seed);
+    if (m->opt.backend == MC_BACKEND_JIT &&
+        (!(m->jgrad = compile(m, m->ggrad)) || !(m->japply = compile(m, m->gapply))))
+        return false;
+    return true;
+}
+
+void mc_dist_free(mc_model *m)
+{
+    Dist *t = m->dist;
+    be_jit_free(m->jgrad);
+    be_jit_free(m->japply);
+    ir_graph_free(m->ggrad);
+    ir_graph_free(m->gapply);
+    m->jgrad = m->japply = NULL;
+    m->ggrad = m->gapply = NULL;
+    if (!t)
+        return;
+#ifdef MODELC_MPI
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (!t->finished && !fin && t->comm != MPI_COMM_NULL && t->comm)
+        MPI_Comm_free(&t->comm);
+#endif
+    free(t->bucket);
+    free(t->gathered);
+    free(t->stats);
+    free(t);
+    m->dist = NULL;
+}
+
+void mc_dist_finish(mc_model *m)
+{
+    Dist *t = m->dist;
+    if (!t || t->finished)
+        return;
+#ifdef MODELC_MPI
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (!fin) {
+        MPI_Comm_free(&t->comm);
+        if (t->own_init)
+            MPI_Finalize();
+    }
+#endif
+    t->finished = true;
+}
+
+int64_t mc_dist_reduce_bytes(const mc_model *m)
+{
+    const Dist *t = m->dist;
+    return t ? t->nbucket * ir_dtype_size(t->dt) : 0;
+}
+
+double mc_dist_reduce_ms(const mc_model *m)
+{
+    return m->dist ? m->dist->reduce_ms : 0;
+}
+
+bool mc_dist_sum(mc_model *m, double *v, int n)
+{
+    if (!m->dist)
+        return true;
+    return comm_sum(m, v, n, DT_F64) || mc_fail(m);
+}
+
+/* FNV-1a of the parameters' names and sizes, in the map's order. */
+static uint64_t params_hash(const mc_model *m)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (int i = 0; i < m->params.n; i++) {
+        h = fnv(h, m->params.names[i], strlen(m->params.names[i]) + 1);
+        int64_t b = rt_tensor_bytes(m->params.t[i]);
+        h = fnv(h, &b, sizeof b);
+    }
+    return h;
+}
+
+enum { ST_OK, ST_MODEL, ST_PARAMS, ST_COUNT, ST_DATA, ST_SETTINGS, ST_N };
+
+static bool check_ranks(mc_model *m, const uint64_t *all)
+{
+    Dist *t = m->dist;
+    for (int r = 0; r < t->size; r++)
+        if (!all[r * ST_N + ST_OK]) {
+            mc_set_error(m, "error: rank %d of %d could not start training (its message says why)\n", r, t->size);
+            return false;
+        }
+    for (int r = 1; r < t->size; r++) {
+        const uint64_t *a = all + r * ST_N, *z = all;
+        if (a[ST_MODEL] != z[ST_MODEL] || a[ST_PARAMS] != z[ST_PARAMS]) {
+            mc_set_error(m,
+                         "error: rank %d compiled a different model than rank 0 (hash of its train_grad and apply IR "
+                         "%016llx, rank 0's %016llx): every process must train the same model file with the same "
+                         "train settings and seed\n",
+                         r, (unsigned long long)a[ST_MODEL], (unsigned long long)z[ST_MODEL]);
+            return false;
+        }
+        if (a[ST_COUNT] != z[ST_COUNT] || a[ST_DATA] != z[ST_DATA]) {
+            mc_set_error(m,
+                         "error: rank %d has different training data than rank 0 (%llu examples, hash %016llx; rank "
+                         "0: %llu examples, hash %016llx): every process must read the same data\n",
+                         r, (unsigned long long)a[ST_COUNT], (unsigned long long)a[ST_DATA],
+                         (unsigned long long)z[ST_COUNT], (unsigned long long)z[ST_DATA]);
+            return false;
+        }
+        if (a[ST_SETTINGS] != z[ST_SETTINGS]) {
+            mc_set_error(m, "error: rank %d trains with other settings than rank 0 (batch, epochs or learning rate): "
+                            "every process must be given the same options\n", r);
+            return false;
+        }
+    }
+    return true;
+}
+
+bool mc_dist_start(mc_model *m, const mc_data *train, const void *settings, size_t nsettings, bool ok)
+{
+    Dist *t = m->dist;
+    if (!t)
+        return ok;
+    uint64_t mine[ST_N] = {ok, t->model_hash, params_hash(m), train ? (uint64_t)mc_data_count(train) : 0,
+                           train ? mc_data_hash(train) : 0, fnv(0xcbf29ce484222325ull, settings, nsettings)};
+    uint64_t *all = xcalloc((size_t)t->size * ST_N, sizeof(uint64_t));
+    bool good = comm_allgather(m, mine, ST_N, all) && check_ranks(m, all);
+    free(all);
+    if (!good)
+        return m->d.nerrors ? mc_fail(m) : false;
+    int64_t se[2] = {m->step, m->epoch};
+    bool sent = comm_bcast(m, se, sizeof se);
+    for (int i = 0; sent && i < m->params.n; i++)
+        sent = comm_bcast(m, m->params.t[i]->data, rt_tensor_bytes(m->params.t[i]));
+    if (!sent)
+        return mc_fail(m);
+    m->step = se[0];
+    m->epoch = (int)se[1];
+    return true;
+}
+
+/* ---- the step ---- */
+
+/* Output i of train_grad's last run (JIT: its buffer; interpreter: outs). */
+static const void *grad_out(mc_model *m, Tensor **outs, int i)
+{
+    return m->jgrad ? be_jit_out_data(m->cur_ws, i) : outs[i]->data;
+}
+
+static double grad_scalar(mc_model *m, Tensor **outs, int i)
+{
+    if (!m->jgrad)
+        return rt_get(outs[i], 0);
+    const void *p = grad_out(m, outs, i);
+    return be_jit_out_dtype(m->jgrad, i) == DT_F64 ? *(const double *)p : *(const float *)p;
+}
+
+/* dst[0..n) = w * src (zeros without src). */
+static void scaled(void *dst, const void *src, int64_t n, DType dt, double w)
+{
+    if (!src) {
+        memset(dst, 0, (size_t)n * (size_t)ir_dtype_size(dt));
+    } else if (dt == DT_F64) {
+        const double *s = src;
+        double *d = dst;
+        for (int64_t i = 0; i < n; i++)
+            d[i] = s[i] * w;
+    } else {
+        const float *s = src;
+        float *d = dst, wf = (float)w;
+        for (int64_t i = 0; i < n; i++)
+            d[i] = s[i] * wf;
+    }
+}
+
+/* The gradients and the new state, weighted by this rank's share w. */
+static void pack(mc_model *m, Tensor **outs, bool ran, double w)
+{
+    const Graph *g = m->ggrad;
+    Dist *t = m->dist;
+    size_t es = (size_t)ir_dtype_size(t->dt);
+    int64_t off = 0;
+    for (int i = 0; i < g->nouts; i++) {
+        const Output *o = &g->outs[i];
+        if (o->kind != OUT_GRAD && !is_state(o))
+            continue;
+        int64_t n = ir_dims_numel(o->target->shape.rank, o->target->shape.d);
+        const void *src = NULL;
+        if (ran && o->kind == OUT_GRAD)
+            src = grad_out(m, outs, i);
+        else if (ran) /* the JIT updated the state in place */
+            src = m->jgrad ? rt_map_get(&m->params, o->target->a.name)->data : outs[i]->data;
+        scaled((char *)t->bucket + (size_t)off * es, src, n, t->dt, w);
+        off += n;
+    }
+}
+
+/* The summed gradients become apply's inputs, the summed state the
+ * parameters' values. */
+static bool unpack(mc_model *m)
+{
+    const Graph *g = m->ggrad;
+    Dist *t = m->dist;
+    size_t es = (size_t)ir_dtype_size(t->dt);
+    int64_t off = 0;
+    for (int i = 0; i < g->nouts; i++) {
+        const Output *o = &g->outs[i];
+        if (o->kind != OUT_GRAD && !is_state(o))
+            continue;
+        Tensor *p = rt_map_get(&m->params, o->target->a.name), *dst = p;
+        if (!p) {
+            mc_set_error(m, "parameter '%s' has no value", o->target->a.name);
+            return false;
+        }
+        if (o->kind == OUT_GRAD) {
+            dst = rt_map_get(&m->batch, o->name);
+            if (!dst) {
+                dst = rt_tensor_new(p->dt, p->rank, p->dims);
+                rt_map_put(&m->batch, o->name, dst);
+            }
+        }
+        memcpy(dst->data, (char *)t->bucket + (size_t)off * es, (size_t)dst->numel * es);
+        off += dst->numel;
+    }
+    return true;
+}
+
+/* Dropout masks of rank r come from (seed ^ r * 0x9E3779B97F4A7C15,
+ * stream, step): rank 0 draws one process's masks, the others their own
+ * (m->seed itself, which orders the examples, is the same everywhere). */
+static bool run_grad(mc_model *m, int64_t n, Tensor **outs)
+{
+    uint64_t seed = m->seed;
+    m->seed ^= (uint64_t)m->dist->rank * 0x9E3779B97F4A7C15ull;
+    bool ok;
+    if (m->jgrad) {
+        ok = mc_jit_run(m, m->jgrad, m->wgrad, n);
+    } else {
+        RunOpts ro = {m->seed, (uint64_t)m->step};
+        ok = be_interp_run(m->ggrad, &m->params, &m->batch, &ro, outs, &m->d);
+    }
+    m->seed = seed;
+    return ok;
+}
+
+static bool run_apply(mc_model *m, double lr)
+{
+    mc_stage_lr(m, m->gapply, lr);
+    if (m->japply)
+        return mc_jit_run(m, m->japply, m->wapply, 0);
+    Graph *g = m->gapply;
+    Tensor **outs = xcalloc((size_t)g->nouts + 1, sizeof(Tensor *));
+    if (m->lr)
+        rt_map_put(&m->batch, "optimizer.lr", rt_tensor_clone(m->lr));
+    RunOpts ro = {m->seed, (uint64_t)m->step};
+    bool ok = be_interp_run(g, &m->params, &m->batch, &ro, outs, &m->d);
+    for (int i = 0; i < g->nouts; i++) {
+        if (ok && g->outs[i].kind == OUT_UPDATE)
+            rt_map_put(&m->params, g->outs[i].target->a.name, outs[i]);
+        else
+            rt_tensor_free(outs[i]);
+    }
+    free(outs);
+    return ok;
+}
+
+static void free_outs(const mc_model *m, Tensor **outs)
+{
+    for (int i = 0; outs && i < m->ggrad->nouts; i++)
+        rt_tensor_free(outs[i]);
+    free(outs);
+}
+
+/* The ranks whose own loss was not finite, as text. */
+static void bad_loss(mc_model *m, double loss, const double *flags)
+{
+    StrBuf b;
+    sb_init(&b);
+    for (int r = 0; r < m->dist->size; r++)
+        if (flags[r] != 0)
+            sb_printf(&b, "%s%d", b.len ? ", " : "", r);
+    mc_set_error(m, "loss is %s at step %lld (on rank %s of %d)", isnan(loss) ? "NaN" : "infinite",
+                 (long long)m->step + 1, b.len ? b.s : "?", m->dist->size);
+    sb_free(&b);
+}
+
+bool mc_dist_train_step(mc_model *m, const mc_tensor *batch, int nbatch, double lr, double *loss,
+                        double *metrics)
+{
+    Dist *t = m->dist;
+    int64_t n = 0;
+    if (nbatch > 0) {
+        if (!mc_stage_batch(m, batch, nbatch))
+            return false;
+        n = mc_batch_rows(m, m->ggrad);
+    }
+    int nm = m->nmetrics, ns = 2 + nm + t->size;
+    double *st = t->stats, l = 0;
+    memset(st, 0, (size_t)ns * sizeof(double));
+    Tensor **outs = n > 0 && !m->jgrad ? xcalloc((size_t)m->ggrad->nouts + 1, sizeof(Tensor *)) : NULL;
+    if (n > 0) {
+        if (!run_grad(m, n, outs)) {
+            free_outs(m, outs);
+            return mc_fail(m);
+        }
+        l = grad_scalar(m, outs, m->grad_loss_out);
+        st[1] = (double)n * l;
+        for (int i = 0; i < nm; i++)
+            st[2 + i] = (double)n * grad_scalar(m, outs, m->grad_metric_out[i]);
+        st[2 + nm + t->rank] = !isfinite(l);
+    }
+    st[0] = (double)n;
+    double t0 = mc_now_ms();
+    bool summed = comm_sum(m, st, ns, DT_F64);
+    t->reduce_ms += mc_now_ms() - t0;
+    if (!summed) {
+        free_outs(m, outs);
+        return mc_fail(m);
+    }
+    double total = st[0];
+    *loss = total > 0 ? st[1] / total : NAN;
+    if (total <= 0 || !isfinite(*loss)) {
+        free_outs(m, outs);
+        if (total <= 0)
+            mc_set_error(m, "the global batch at step %lld is empty", (long long)m->step + 1);
+        else
+            bad_loss(m, *loss, st + 2 + nm);
+        return false;
+    }
+    pack(m, outs, n > 0, (double)n / total);
+    free_outs(m, outs);
+    t0 = mc_now_ms();
+    summed = comm_sum(m, t->bucket, t->nbucket, t->dt);
+    t->reduce_ms += mc_now_ms() - t0;
+    if (!summed || !unpack(m) || !run_apply(m, lr))
+        return m->d.nerrors ? mc_fail(m) : false;
+    for (int i = 0; metrics && i < nm; i++)
+        metrics[i] = st[2 + i] / total;
+    m->step++;
+    return true;
+}
