@@ -23,12 +23,12 @@ Graph *fe_load_file(const char *path, Diags *d)
     if (memchr(text, 0, len)) {
         SrcLoc loc = {diags_intern_file(d, path), 0, 0};
         diag_error(d, loc, "file contains NUL bytes; is it a binary file?");
-        free(text);
+        xfree(text);
         return NULL;
     }
     const char *file = diags_add_source(d, path, text, len);
     Graph *g = has_suffix(path, ".ir") ? ir_parse(file, text, len, d) : fe_compile(file, text, len, d);
-    free(text);
+    xfree(text);
     if (g && d->nerrors) {
         ir_graph_free(g);
         g = NULL;

@@ -764,7 +764,7 @@ bool ps_autodiff(Graph *g, const char *const *wrt, int nwrt, Diags *d)
         return false;
     Node **wrt_nodes = xcalloc((size_t)nwrt + 1, sizeof(Node *));
     if (!resolve_wrt(g, wrt, nwrt, wrt_nodes, d)) {
-        free(wrt_nodes);
+        xfree(wrt_nodes);
         return false;
     }
     AD c = {.g = g, .d = d, .nfwd = g->nnodes};
@@ -790,9 +790,9 @@ bool ps_autodiff(Graph *g, const char *const *wrt, int nwrt, Diags *d)
                 add_grad_output(&c, wrt_nodes[i]);
         }
     }
-    free(c.grad);
-    free(c.needed);
-    free(c.dep);
-    free(wrt_nodes);
+    xfree(c.grad);
+    xfree(c.needed);
+    xfree(c.dep);
+    xfree(wrt_nodes);
     return !c.failed;
 }

@@ -182,14 +182,14 @@ bool ps_optimizer(Graph *g, Diags *d)
         if (g->outs[i].kind == OUT_GRAD && g->outs[i].target->op == OP_PARAM)
             grads[ngrad++] = g->outs[i];
     if (ngrad == 0) {
-        free(grads);
+        xfree(grads);
         return true;
     }
     SrcLoc loc = grads[0].target->loc;
     Ctx c = {g, d, grads[0].target->dt, NULL};
     Node *lr = ir_find_input(g, "optimizer.lr");
     if (!one_dtype(grads, ngrad, lr, d)) {
-        free(grads);
+        xfree(grads);
         return false;
     }
     c.lr = lr ? lr : ir_input(g, "optimizer.lr", c.dt, ir_shape0(), loc);
@@ -235,7 +235,7 @@ bool ps_optimizer(Graph *g, Diags *d)
         if (np)
             update(&c, p, np);
     }
-    free(gr);
-    free(grads);
+    xfree(gr);
+    xfree(grads);
     return d->nerrors == 0;
 }

@@ -121,7 +121,7 @@ static void drop_unused_inputs(Graph *g)
         if (g->nodes[i]->op != OP_INPUT || uses[i] > 0)
             g->nodes[k++] = g->nodes[i];
     g->nnodes = k;
-    free(uses);
+    xfree(uses);
 }
 
 static bool ps_outputs(Graph *g, FnKind fn, Diags *d)

@@ -418,7 +418,7 @@ static bool rewrite_sweep(Graph *g)
         }
     }
     resolve_outputs(g);
-    free(s.uses);
+    xfree(s.uses);
     return changed;
 }
 
@@ -513,7 +513,7 @@ static bool cse(Graph *g)
         }
     }
     resolve_outputs(g);
-    free(tab);
+    xfree(tab);
     return changed;
 }
 

@@ -25,7 +25,8 @@ bool gc_load_params(const Graph *g, const char *path, uint64_t seed, TensorMap *
 {
     if (path)
         return rt_safetensors_read(path, m, NULL, d) && rt_check_params(g, m, path, true, d);
-    rt_init_params(g, m, seed, false);
+    if (!rt_init_params(g, m, seed, false, d))
+        return false;
     bool ok = true;
     for (int i = 0; i < g->nnodes; i++) {
         const Node *p = g->nodes[i];
@@ -103,15 +104,20 @@ static int label_classes(const Graph *g, const Node *x)
     return 0;
 }
 
-void gc_random_inputs(const Graph *g, int64_t batch, uint64_t seed, TensorMap *m)
+bool gc_random_inputs(const Graph *g, int64_t batch, uint64_t seed, TensorMap *m, Diags *d)
 {
     for (int i = 0; i < g->nnodes; i++) {
         const Node *x = g->nodes[i];
         if (x->op != OP_INPUT)
             continue;
         Tensor *t = rt_tensor_for(x->dt, &x->shape, batch);
-        if (!t)
-            ICE("cannot allocate input '%s'", x->a.name);
+        if (!t) {
+            char ty[128];
+            ir_type_str(x->dt, &x->shape, ty, sizeof ty);
+            diag_error(d, x->loc, "cannot allocate input '%s' (%s at batch size %lld): out of memory",
+                       x->a.name, ty, (long long)batch);
+            return false;
+        }
         uint64_t stream = rt_name_stream(x->a.name);
         int classes = label_classes(g, x);
         if (!classes && !ir_dtype_is_float(x->dt))
@@ -122,6 +128,7 @@ void gc_random_inputs(const Graph *g, int64_t batch, uint64_t seed, TensorMap *m
         }
         rt_map_put(m, x->a.name, t);
     }
+    return true;
 }
 
 int gc_find_output(const Graph *g, OutKind k)
@@ -256,7 +263,7 @@ static bool evaluate(const Graph *src, Graph *g, const mc_grad_options *a, FILE 
     if (ok && a->inputs)
         ok = gc_load_inputs(g, a->inputs, &inputs, d);
     else if (ok)
-        gc_random_inputs(g, a->batch, seed, &inputs);
+        ok = gc_random_inputs(g, a->batch, seed, &inputs, d);
     Tensor **outs = xcalloc((size_t)g->nouts + 1, sizeof(Tensor *));
     RunOpts ro = {seed, 0};
     if (a->backend == MC_BACKEND_JIT)
@@ -284,13 +291,13 @@ static bool evaluate(const Graph *src, Graph *g, const mc_grad_options *a, FILE 
         fprintf(out, "wrote %d gradient%s to %s\n", nw, nw == 1 ? "" : "s", a->output);
     for (int i = 0; i < g->nouts; i++)
         rt_tensor_free(outs[i]);
-    free(outs);
+    xfree(outs);
     rt_map_free(&params);
     rt_map_free(&inputs);
     return ok;
 }
 
-int mc_write_grads(const char *path, const mc_grad_options *o, FILE *out, FILE *err)
+static int write_grads_cmd(const char *path, const mc_grad_options *o, FILE *out, FILE *err)
 {
     Diags d;
     diags_init(&d);
@@ -342,10 +349,11 @@ typedef struct Result {
 /* Random values for every parameter; learned weights get a small
  * perturbation so that no unit sits exactly at a kink (zero biases in
  * front of relu, ties in max). */
-static void make_params(Checker *c)
+static bool make_params(Checker *c)
 {
     Graph *g = c->loss_g;
-    rt_init_params(g, &c->params, c->a.seed, false);
+    if (!rt_init_params(g, &c->params, c->a.seed, false, c->d))
+        return false;
     for (int i = 0; i < g->nnodes; i++) {
         Node *p = g->nodes[i];
         if (p->op != OP_PARAM)
@@ -354,8 +362,10 @@ static void make_params(Checker *c)
         bool fresh = !t;
         if (fresh) {
             t = rt_tensor_for(p->dt, &p->shape, 0);
-            if (!t)
-                ICE("cannot allocate parameter '%s'", p->a.name);
+            if (!t) {
+                rt_param_alloc_error(p, c->d);
+                return false;
+            }
             rt_map_put(&c->params, p->a.name, t);
         }
         if (p->a.role != ROLE_WEIGHT && !fresh)
@@ -364,6 +374,7 @@ static void make_params(Checker *c)
         for (int64_t k = 0; k < t->numel; k++)
             rt_set(t, k, rt_get(t, k) + 0.1 * (rt_uniform(c->a.seed, stream, 7, (uint64_t)k) - 0.5));
     }
+    return true;
 }
 
 static bool eval_loss(Checker *c, double *loss)
@@ -465,7 +476,7 @@ static bool run_checks(Checker *c, int *nbad)
                 nchecked);
     for (int i = 0; i < g->nouts; i++)
         rt_tensor_free(outs[i]);
-    free(outs);
+    xfree(outs);
     return ok;
 }
 
@@ -490,7 +501,7 @@ static bool valid(const mc_gradcheck_options *a, Diags *d)
     return false;
 }
 
-int mc_gradcheck(const char *path, const mc_gradcheck_options *o, FILE *out, FILE *err)
+static int gradcheck_cmd(const char *path, const mc_gradcheck_options *o, FILE *out, FILE *err)
 {
     Diags d;
     diags_init(&d);
@@ -505,9 +516,11 @@ int mc_gradcheck(const char *path, const mc_gradcheck_options *o, FILE *out, FIL
     ok = ok && build_graphs(&c, g);
     if (ok) {
         c.ro = (RunOpts){c.a.seed, 0};
-        make_params(&c);
-        gc_random_inputs(c.loss_g, c.a.batch, c.a.seed, &c.inputs);
-        ok = run_checks(&c, &nbad);
+        ok = make_params(&c);
+        if (ok) {
+            ok = gc_random_inputs(c.loss_g, c.a.batch, c.a.seed, &c.inputs, c.d) &&
+                 run_checks(&c, &nbad);
+        }
     }
     diags_print_from(&d, err, shown);
     rt_map_free(&c.params);
@@ -517,4 +530,14 @@ int mc_gradcheck(const char *path, const mc_gradcheck_options *o, FILE *out, FIL
     ir_graph_free(g);
     diags_free(&d);
     return ok && nbad == 0 ? 0 : 1;
+}
+
+int mc_write_grads(const char *path, const mc_grad_options *o, FILE *out, FILE *err)
+{
+    MC_COMMAND(path, err, "computing gradients", write_grads_cmd(path, o, out, err));
+}
+
+int mc_gradcheck(const char *path, const mc_gradcheck_options *o, FILE *out, FILE *err)
+{
+    MC_COMMAND(path, err, "checking gradients", gradcheck_cmd(path, o, out, err));
 }

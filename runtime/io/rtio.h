@@ -34,6 +34,7 @@ typedef struct RtReader {
     SrcLoc loc;
     Diags *d;
     int64_t pos; /* uncompressed bytes consumed so far */
+    MemCleanup on_jump; /* closes the file if memory runs out while open */
 } RtReader;
 
 bool rt_reader_open(RtReader *r, const char *path, Diags *d);

@@ -38,7 +38,7 @@ static void check_step(Graph *g, JitModule *jm, double t, double want)
     TensorMap params, inputs;
     rt_map_init(&params);
     rt_map_init(&inputs);
-    rt_init_params(g, &params, 1, false);
+    rt_init_params(g, &params, 1, false, NULL);
     rt_set(rt_map_get(&params, "optimizer.step"), 0, t - 1);
     int64_t dims[2] = {4, 1};
     Tensor *x = rt_tensor_new(DT_F32, 2, dims);
