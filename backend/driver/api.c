@@ -659,6 +659,14 @@ static bool wanted(const char *only, const char *name)
     return ir_glob_match(only, name);
 }
 
+/* Adam's step counter was kept in the parameters' dtype before it became
+ * an f64: a checkpoint's f32 counter is taken as its value. */
+static bool old_step_counter(const char *name, const Tensor *cur, const Tensor *in)
+{
+    return strcmp(name, "optimizer.step") == 0 && cur->dt == DT_F64 && in->dt == DT_F32 &&
+           rt_tensor_same_shape(cur, in);
+}
+
 static bool load(mc_model *m, const char *path, const char *only, bool strict)
 {
     TensorMap in;
@@ -676,6 +684,11 @@ static bool load(mc_model *m, const char *path, const char *only, bool strict)
             (!ir_find_param((Graph *)pg, name) && !ir_find_param(m->src, name)))
             continue; /* not asked for, or not part of this model */
         Tensor *cur = rt_map_get(&m->params, name);
+        if (cur && old_step_counter(name, cur, in.t[i])) {
+            Tensor *t = rt_tensor_cast(in.t[i], cur->dt);
+            rt_tensor_free(in.t[i]);
+            in.t[i] = t;
+        }
         if (cur && (!rt_tensor_same_shape(cur, in.t[i]) || cur->dt != in.t[i]->dt)) {
             char a[96], b[96];
             diag_error(&m->d, (SrcLoc){diags_intern_file(&m->d, path), 0, 0},
