@@ -30,13 +30,13 @@ Graph *fe_load_model(const char *path, RunSettings *run, Diags *d)
     if (memchr(text, 0, len)) {
         SrcLoc loc = {diags_intern_file(d, path), 0, 0};
         diag_error(d, loc, "file contains NUL bytes; is it a binary file?");
-        free(text);
+        xfree(text);
         return NULL;
     }
     const char *file = diags_add_source(d, path, text, len);
     Graph *g = has_suffix(path, ".ir") ? ir_parse_model(file, text, len, run, d)
                                        : fe_compile_model(file, text, len, run, d);
-    free(text);
+    xfree(text);
     if (g && d->nerrors) {
         ir_graph_free(g);
         g = NULL;

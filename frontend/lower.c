@@ -456,9 +456,9 @@ static Graph *lower_program(const char *path, const Program *prog, Arena *a, Run
     for (c.cur = 0; c.cur < prog->n; c.cur++)
         lower_stmt(&c, prog->stmts[c.cur]);
     finish(&c);
-    free(c.b);
-    free(c.layers);
-    free(c.layer_locs);
+    xfree(c.b);
+    xfree(c.layers);
+    xfree(c.layer_locs);
     strmap_free(&c.bindings);
     strmap_free(&c.layer_index);
     strmap_free(&c.layer_next);
@@ -505,7 +505,7 @@ static void sort_diags(Diags *d, int from)
             memcpy(tmp, d->v + i, (size_t)k * sizeof(Diag));
             memmove(d->v + at + k, d->v + at, (size_t)(i - at) * sizeof(Diag));
             memcpy(d->v + at, tmp, (size_t)k * sizeof(Diag));
-            free(tmp);
+            xfree(tmp);
         }
         i = end - 1;
     }
@@ -536,8 +536,8 @@ Graph *fe_compile_model(const char *path, const char *text, size_t len, RunSetti
             g = lower_program(path, &prog, a, run, d);
         }
     }
-    free(toks.v);
-    free(toks.bad_lines);
+    xfree(toks.v);
+    xfree(toks.bad_lines);
     arena_free(a);
     sort_diags(d, first_diag);
     return g;

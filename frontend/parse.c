@@ -286,7 +286,7 @@ static bool parse_args(Parser *p, Expr *call, const Token *open)
     for (int i = 0; i < n; i++)
         if (call->depth < v[i].val->depth + 1)
             call->depth = v[i].val->depth + 1;
-    free(v);
+    xfree(v);
     return ok;
 }
 
@@ -319,7 +319,7 @@ static Expr *parse_list(Parser *p)
         memcpy(e->items, v, (size_t)n * sizeof(Expr *));
     }
     e->nitems = n;
-    free(v);
+    xfree(v);
     return ok && check_depth(p, e, open) ? e : NULL;
 }
 
@@ -335,7 +335,7 @@ static Expr *parse_tuple(Parser *p, const Token *open, Expr *first)
     while (accept(p, T_COMMA) && !at(p, T_RPAREN) && !at(p, T_EOF)) {
         Expr *x = parse_expr(p);
         if (!x) {
-            free(v);
+            xfree(v);
             return NULL;
         }
         VEC_PUSH(v, n, cap, x);
@@ -345,7 +345,7 @@ static Expr *parse_tuple(Parser *p, const Token *open, Expr *first)
     e->items = arena_alloc(p->a, (size_t)n * sizeof(Expr *));
     memcpy(e->items, v, (size_t)n * sizeof(Expr *));
     e->nitems = n;
-    free(v);
+    xfree(v);
     return check_depth(p, e, open) ? e : NULL;
 }
 
@@ -471,7 +471,7 @@ static Expr *parse_index(Parser *p, Expr *base)
         memcpy(e->subs, v, (size_t)n * sizeof(Subscript));
     }
     e->nsubs = n;
-    free(v);
+    xfree(v);
     return ok && check_depth(p, e, open) ? e : NULL;
 }
 
@@ -654,7 +654,7 @@ static bool parse_type(Parser *p, TypeAst *ty)
         memcpy(ty->dims, v, (size_t)n * sizeof(Expr *));
     }
     ty->ndims = n;
-    free(v);
+    xfree(v);
     return ok;
 }
 
@@ -764,7 +764,7 @@ static bool parse_train(Parser *p, Stmt *s)
         memcpy(s->items, v, (size_t)n * sizeof(TrainItem));
     }
     s->nitems = n;
-    free(v);
+    xfree(v);
     return closed;
 }
 
@@ -876,6 +876,6 @@ bool fe_parse_lines(const TokList *toks, const int *bad_lines, int nbad, Arena *
         memcpy(out->stmts, v, (size_t)n * sizeof(Stmt *));
     }
     out->n = n;
-    free(v);
+    xfree(v);
     return p.nerr == 0;
 }

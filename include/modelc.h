@@ -199,9 +199,11 @@ int64_t mc_data_count(const mc_data *d);
 mc_data *mc_data_split(mc_data *d, double frac, char **err);
 /* Rows perm[start], ..., perm[start + count - 1] (perm NULL: in order,
  * rows past the end are left out) as one batch: *out receives *nt named
- * tensors, owned by d and valid until the next call. Returns the rows. */
+ * tensors, owned by d and valid until the next call. Returns the rows, or
+ * -1 when out of memory (mc_data_error; d then only takes mc_data_free). */
 int64_t mc_data_batch(mc_data *d, const int64_t *perm, int64_t start, int64_t count,
                       const mc_tensor **out, int *nt);
+const char *mc_data_error(const mc_data *d); /* "" when no call failed */
 void mc_data_free(mc_data *d);
 
 /* Write tensors to a file chosen by its suffix: .safetensors (all of them,

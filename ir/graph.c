@@ -252,10 +252,10 @@ void ir_graph_free(Graph *g)
     for (int i = 0; i < g->nnodes; i++)
         if (g->nodes[i]->sub)
             ir_graph_free(g->nodes[i]->sub);
-    free(g->nodes);
-    free(g->outs);
+    xfree(g->nodes);
+    xfree(g->outs);
     arena_free(g->arena);
-    free(g);
+    xfree(g);
 }
 
 static Node *new_node(Graph *g, Op op, Node **in, int nin, const Attrs *a, SrcLoc loc)
@@ -576,9 +576,9 @@ void ir_toposort(Graph *g)
         memcpy(g->nodes, out, (size_t)n * sizeof(Node *));
     for (int i = 0; i < n; i++)
         g->nodes[i]->id = i;
-    free(out);
-    free(stack);
-    free(next);
+    xfree(out);
+    xfree(stack);
+    xfree(next);
 }
 
 void ir_remove_dead(Graph *g)
@@ -630,7 +630,7 @@ Graph *ir_clone(Graph *g)
         for (int j = 0; j < s->nin; j++)
             in[j] = map[s->in[j]->id];
         Node *t = new_node(c, s->op, in, s->nin, &s->a, s->loc);
-        free(in);
+        xfree(in);
         t->dt = s->dt;
         t->shape = s->shape;
         t->label = arena_strdup(c->arena, s->label);
@@ -645,7 +645,7 @@ Graph *ir_clone(Graph *g)
                       o->train_only);
         c->outs[c->nouts - 1].part = o->part;
     }
-    free(map);
+    xfree(map);
     return c;
 }
 

@@ -22,7 +22,7 @@ void ir_nameset_init(NameSet *s)
 
 void ir_nameset_free(NameSet *s)
 {
-    free(s->slot);
+    xfree(s->slot);
     strmap_free(&s->next);
     memset(s, 0, sizeof *s);
 }
@@ -47,7 +47,7 @@ void ir_nameset_add(NameSet *s, const char *k)
         for (int i = 0; i < s->cap; i++)
             if (s->slot[i])
                 t.slot[find_slot(&t, s->slot[i])] = s->slot[i], t.n++;
-        free(s->slot);
+        xfree(s->slot);
         *s = t;
     }
     int i = find_slot(s, k);
@@ -587,7 +587,7 @@ void ir_print_model(Graph *g, const RunSettings *run, FILE *f, unsigned flags)
 {
     char *s = ir_print_str_model(g, run, flags);
     fputs(s, f);
-    free(s);
+    xfree(s);
 }
 
 char *ir_print_str_opts(Graph *g, unsigned flags)

@@ -432,8 +432,8 @@ static void map_init(NodeMap *m, int cap)
 
 static void map_free(NodeMap *m)
 {
-    free(m->key);
-    free(m->val);
+    xfree(m->key);
+    xfree(m->val);
 }
 
 static int map_slot(const NodeMap *m, const char *k)
@@ -1048,7 +1048,7 @@ static Node *parse_op(Parser *P, Graph *g, const Scope *sc, Op op, const Tok *at
     }
     n = append_node(g, &tmp, loc);
 out:
-    free(in);
+    xfree(in);
     return n;
 }
 
@@ -1357,7 +1357,7 @@ static bool verify_at_text(Parser *P, Graph *g)
     bool ok = ir_verify(g, P->d);
     for (int i = 0; i < P->npos; i++)
         P->pos[i].n->loc = saved[i];
-    free(saved);
+    xfree(saved);
     return ok;
 }
 
@@ -1419,6 +1419,6 @@ Graph *ir_parse_model(const char *file, const char *text, size_t len, RunSetting
     next(&P);
     Graph *g = parse_graph(&P);
     arena_free(P.scratch);
-    free(P.pos);
+    xfree(P.pos);
     return g;
 }

@@ -459,9 +459,9 @@ static void check_side_outputs(Verifier *V)
         }
     }
 out:
-    free(first_out);
-    free(next_out);
-    free(last_read);
+    xfree(first_out);
+    xfree(next_out);
+    xfree(last_read);
 }
 
 static bool verify_graph(Graph *g, Diags *d, const char *where)
@@ -485,8 +485,8 @@ static bool verify_graph(Graph *g, Diags *d, const char *where)
         check_side_outputs(&V);
     ir_nameset_free(&inputs);
     ir_nameset_free(&params);
-    free(V.map.key);
-    free(V.map.pos);
+    xfree(V.map.key);
+    xfree(V.map.pos);
     ir_names_free(&V.vn);
     return V.ok;
 }

@@ -783,7 +783,7 @@ bool ps_autodiff(Graph *g, const char *const *wrt, int nwrt, Diags *d)
         return false;
     Node **wrt_nodes = xcalloc((size_t)nwrt + 1, sizeof(Node *));
     if (!resolve_wrt(g, wrt, nwrt, wrt_nodes, d)) {
-        free(wrt_nodes);
+        xfree(wrt_nodes);
         return false;
     }
     const char *broken = getenv("MODELC_TEST_BREAK_VJP");
@@ -810,9 +810,9 @@ bool ps_autodiff(Graph *g, const char *const *wrt, int nwrt, Diags *d)
                 add_grad_output(&c, wrt_nodes[i]);
         }
     }
-    free(c.grad);
-    free(c.needed);
-    free(c.dep);
-    free(wrt_nodes);
+    xfree(c.grad);
+    xfree(c.needed);
+    xfree(c.dep);
+    xfree(wrt_nodes);
     return !c.failed;
 }

@@ -209,19 +209,19 @@ static void fuser_init(Fuser *f, Graph *g)
 static void fuser_free(Fuser *f)
 {
     for (int i = 0; i < f->nn; i++) {
-        free(f->users[i].v);
-        free(f->groups[i].v);
-        free(f->outs_of[i].v);
+        xfree(f->users[i].v);
+        xfree(f->groups[i].v);
+        xfree(f->outs_of[i].v);
     }
     for (int i = 0; i < f->ngrp; i++) {
-        free(f->grp[i].frontier.v);
-        free(f->grp[i].members.v);
+        xfree(f->grp[i].frontier.v);
+        xfree(f->grp[i].members.v);
     }
-    free(f->users);
-    free(f->groups);
-    free(f->is_out);
-    free(f->outs_of);
-    free(f->grp);
+    xfree(f->users);
+    xfree(f->groups);
+    xfree(f->is_out);
+    xfree(f->outs_of);
+    xfree(f->grp);
 }
 
 /* Frontier of group k after moving p into it. */
@@ -377,7 +377,7 @@ static int slot_target_group(const Fuser *f, int k, IntVec *gs, Node **param)
     for (int i = 0; i < gr->frontier.n; i++)
         vec_add(&fr, gr->frontier.v[i]);
     bool fits = fr.n <= MAX_OPERANDS;
-    free(fr.v);
+    xfree(fr.v);
     *param = o->target;
     return fits ? G : -1;
 }
@@ -418,7 +418,7 @@ static void merge_slot_updates(Fuser *f)
         gr->size = 0;
         gr->frontier.n = 0;
     }
-    free(gs.v);
+    xfree(gs.v);
 }
 
 static bool is_reduction(const Node *n)
@@ -478,8 +478,8 @@ static bool depends_on(const Node *v, const Node *a, int nn)
             }
         }
     }
-    free(seen);
-    free(stack);
+    xfree(seen);
+    xfree(stack);
     return found;
 }
 
@@ -544,7 +544,7 @@ static void form_groups(Fuser *f)
             new_group(f, p);
         }
     }
-    free(gs.v);
+    xfree(gs.v);
 }
 
 /* ---- building fused nodes ---- */
@@ -662,12 +662,12 @@ static void fold_conv_scales(Graph *g)
         with[i] = C;
         folded++;
     }
-    free(uses);
+    xfree(uses);
     if (folded) {
         ir_replace_all(g, with);
         ir_remove_dead(g);
     }
-    free(with);
+    xfree(with);
 }
 
 /* The fused node of group k with members (in program order). */
@@ -756,12 +756,12 @@ static int build_groups(Fuser *f, Diags *d)
         built++;
     }
     for (int k = 0; k < f->ngrp; k++)
-        free(members[k].v);
-    free(members);
-    free(b.map);
-    free(b.touched);
-    free(b.ops);
-    free(nodes);
+        xfree(members[k].v);
+    xfree(members);
+    xfree(b.map);
+    xfree(b.touched);
+    xfree(b.ops);
+    xfree(nodes);
     return built;
 }
 

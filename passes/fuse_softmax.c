@@ -127,7 +127,7 @@ bool ps_fuse_softmax(Graph *g, Diags *d)
             changed = true;
         }
     }
-    free(uses);
+    xfree(uses);
     if (changed)
         ir_remove_dead(g);
     return d->nerrors == 0;

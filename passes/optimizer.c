@@ -136,16 +136,18 @@ static Node *cast(Ctx *c, Node *x, DType to)
 }
 
 /* Adam's bias-corrected step size lr * sqrt(1 - b2^t) / (1 - b1^t), t += 1.
- * The correction is computed in f64 from the exact betas (Keras computes
- * pow(f32(b2), t) in f32: with b2 = 0.999 its 1 - b2^t is 1.3e-5 off at
- * t = 1), then rounded to the parameters' dtype. */
+ * The step t is an f64 in every model (exact up to 2^53 steps; an f32
+ * stops counting at 2^24). The correction is computed in f64 from the
+ * exact betas (Keras computes pow(f32(b2), t) in f32: with b2 = 0.999 its
+ * 1 - b2^t is 1.3e-5 off at t = 1), then rounded to the parameters'
+ * dtype. */
 static Node *adam_lr(Ctx *c, const TrainConfig *t, SrcLoc loc)
 {
-    Node *step = ir_param(c->g, "optimizer.step", c->dt, ir_shape0(), (Init){INIT_ZEROS, 0, 0},
+    Node *step = ir_param(c->g, "optimizer.step", DT_F64, ir_shape0(), (Init){INIT_ZEROS, 0, 0},
                           false, ROLE_SLOT, loc);
-    Node *t1 = bin(c, OP_ADD, step, k(c, 1, loc));
-    update(c, step, t1);
-    Node *t64 = cast(c, t1, DT_F64), *one = ir_const(c->g, DT_F64, 1, loc);
+    Node *one = ir_const(c->g, DT_F64, 1, loc);
+    Node *t64 = bin(c, OP_ADD, step, one);
+    update(c, step, t64);
     Node *c2 = bin(c, OP_SUB, one, bin(c, OP_POW, ir_const(c->g, DT_F64, t->beta2, loc), t64));
     Node *c1 = bin(c, OP_SUB, one, bin(c, OP_POW, ir_const(c->g, DT_F64, t->beta1, loc), t64));
     Node *corr = bin(c, OP_DIV, ir_unary(c->g, OP_SQRT, c2, loc, c->d), c1);
@@ -182,14 +184,14 @@ bool ps_optimizer(Graph *g, Diags *d)
         if (g->outs[i].kind == OUT_GRAD && g->outs[i].target->op == OP_PARAM)
             grads[ngrad++] = g->outs[i];
     if (ngrad == 0) {
-        free(grads);
+        xfree(grads);
         return true;
     }
     SrcLoc loc = grads[0].target->loc;
     Ctx c = {g, d, grads[0].target->dt, NULL};
     Node *lr = ir_find_input(g, "optimizer.lr");
     if (!one_dtype(grads, ngrad, lr, d)) {
-        free(grads);
+        xfree(grads);
         return false;
     }
     c.lr = lr ? lr : ir_input(g, "optimizer.lr", c.dt, ir_shape0(), loc);
@@ -235,7 +237,7 @@ bool ps_optimizer(Graph *g, Diags *d)
         if (np)
             update(&c, p, np);
     }
-    free(gr);
-    free(grads);
+    xfree(gr);
+    xfree(grads);
     return d->nerrors == 0;
 }

@@ -150,7 +150,7 @@ static void drop_unused_leaves(Graph *g, bool params)
     g->nnodes = k;
     for (int i = 0; i < k; i++)
         g->nodes[i]->id = i;
-    free(uses);
+    xfree(uses);
 }
 
 static bool ps_outputs(Graph *g, FnKind fn, Diags *d)

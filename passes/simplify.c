@@ -241,8 +241,7 @@ static Node *rw_pow(Simp *s, Node *n, Node *a, Node *b)
         return a;
     if (b->a.value == 2)
         return mk1(s, OP_SQUARE, a);
-    if (b->a.value == 0.5)
-        return mk1(s, OP_SQRT, a);
+    /* pow(x, 0.5) stays: sqrt differs at x = -inf (NaN, not +inf) and -0 */
     return NULL;
 }
 
@@ -418,7 +417,7 @@ static bool rewrite_sweep(Graph *g)
         }
     }
     resolve_outputs(g);
-    free(s.uses);
+    xfree(s.uses);
     return changed;
 }
 
@@ -513,7 +512,7 @@ static bool cse(Graph *g)
         }
     }
     resolve_outputs(g);
-    free(tab);
+    xfree(tab);
     return changed;
 }
 

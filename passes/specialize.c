@@ -41,7 +41,7 @@ static void layers_build(Layers *l, const Graph *g)
 static void layers_free(Layers *l)
 {
     strmap_free(&l->index);
-    free(l->state);
+    xfree(l->state);
     arena_free(l->names);
 }
 
@@ -80,7 +80,7 @@ bool ps_specialize(Graph *g, Mode mode, Diags *d)
         with[i] = n->in[train ? 0 : 1];
     }
     ir_replace_all(g, with);
-    free(with);
+    xfree(with);
     int k = 0;
     for (int i = 0; i < g->nouts; i++) {
         Output *o = &g->outs[i];

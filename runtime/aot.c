@@ -336,7 +336,7 @@ static unsigned char *load_file(RtAot *c, const char *path, size_t *len)
         return buf;
     }
     fail(c, "%s: cannot read the file", path);
-    free(buf);
+    xfree(buf);
     fclose(f);
     return NULL;
 }
@@ -422,7 +422,7 @@ static int file_params(RtAot *c, const char *path)
     if (!buf)
         return -1;
     int rc = params_from(c, path, buf, len);
-    free(buf);
+    xfree(buf);
     return rc;
 }
 
@@ -479,20 +479,20 @@ void rt_aot_free(RtAot *c)
         return;
     for (int i = 0; c->params && i < c->nparams; i++)
         if (c->params[i].owned)
-            free(c->params[i].data);
+            xfree(c->params[i].data);
     for (int i = 0; c->fns && i < c->nfns; i++) {
         AotFn *f = &c->fns[i];
-        free(f->bufs);
-        free(f->args);
-        free(f->outs);
-        free(f->table);
-        free(f->ws);
+        xfree(f->bufs);
+        xfree(f->args);
+        xfree(f->outs);
+        xfree(f->table);
+        xfree(f->ws);
     }
     rt_pool_free(c->pool);
-    free(c->params);
-    free(c->fns);
-    free(c->text);
-    free(c);
+    xfree(c->params);
+    xfree(c->fns);
+    xfree(c->text);
+    xfree(c);
 }
 
 const char *rt_aot_error(const RtAot *c)

@@ -115,8 +115,17 @@ void rt_init_tensor(Tensor *t, Init init, uint64_t seed, uint64_t stream)
     ICE("bad initializer kind %d", (int)init.kind);
 }
 
-void rt_init_params(const Graph *g, TensorMap *m, uint64_t seed, bool overwrite)
+void rt_param_alloc_error(const Node *p, Diags *d)
 {
+    char ty[128], why[96];
+    ir_type_str(p->dt, &p->shape, ty, sizeof ty);
+    diag_error(d, p->loc, "cannot allocate parameter '%s' (%s): %s", p->a.name, ty,
+               rt_tensor_failure(p->dt, p->shape.rank, p->shape.d, why, sizeof why));
+}
+
+bool rt_init_params(const Graph *g, TensorMap *m, uint64_t seed, bool overwrite, Diags *d)
+{
+    bool ok = true;
     for (int i = 0; i < g->nnodes; i++) {
         const Node *p = g->nodes[i];
         if (p->op != OP_PARAM || p->a.init.kind == INIT_NONE)
@@ -125,10 +134,14 @@ void rt_init_params(const Graph *g, TensorMap *m, uint64_t seed, bool overwrite)
             continue;
         if (ir_shape_has_n(&p->shape))
             ICE("parameter '%s' has the batch dimension N in its shape", p->a.name);
-        Tensor *t = rt_tensor_for(p->dt, &p->shape, 0);
-        if (!t)
-            ICE("cannot allocate parameter '%s'", p->a.name);
+        Tensor *t = rt_tensor_try_for(p->dt, &p->shape);
+        if (!t) {
+            rt_param_alloc_error(p, d);
+            ok = false;
+            continue;
+        }
         rt_init_tensor(t, p->a.init, seed, rt_name_stream(p->a.name));
         rt_map_put(m, p->a.name, t);
     }
+    return ok;
 }

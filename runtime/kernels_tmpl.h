@@ -392,8 +392,8 @@ static void FN(max_pool_grad_task)(void *arg, int64_t b)
             if (w.y0 < w.y1 && w.x0 < w.x1)
                 FN(max_pool_grad_pixel)(g, w, x, a->dy + ((b * g->oh + oy) * g->ow + ox) * g->c, dx, best, at);
         }
-    free(best);
-    free(at);
+    xfree(best);
+    xfree(at);
 }
 
 void FN(rt_max_pool2d_grad)(const RtCtx *c, const RtPoolGeom *g, const T *x, const T *dy, T *dx)

@@ -88,8 +88,8 @@ void rt_pool_free(RtPool *p)
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->done);
-    free(p->workers);
-    free(p);
+    xfree(p->workers);
+    xfree(p);
 }
 
 int rt_pool_threads(const RtPool *p)
@@ -97,7 +97,18 @@ int rt_pool_threads(const RtPool *p)
     return p ? p->nthreads : 1;
 }
 
+static void pool_run(RtPool *p, int64_t ntasks, RtTaskFn fn, void *arg);
+
+/* Tasks share a job with other threads: a jump out of one (running out of
+ * memory under a MemGuard) would leave them waiting, so none is taken. */
 void rt_pool_run(RtPool *p, int64_t ntasks, RtTaskFn fn, void *arg)
+{
+    MemGuard *guard = mem_guard_suspend();
+    pool_run(p, ntasks, fn, arg);
+    mem_guard_resume(guard);
+}
+
+static void pool_run(RtPool *p, int64_t ntasks, RtTaskFn fn, void *arg)
 {
     if (ntasks <= 0)
         return;

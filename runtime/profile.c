@@ -27,9 +27,9 @@ void rt_prof_free(RtProf *p)
 {
     if (!p)
         return;
-    free(p->ns);
-    free(p->calls);
-    free(p);
+    xfree(p->ns);
+    xfree(p->calls);
+    xfree(p);
 }
 
 void rt_prof_reset(RtProf *p)

@@ -15,7 +15,11 @@ typedef struct Tensor {
     void *data; /* 64-byte aligned, owned */
 } Tensor;
 
-Tensor *rt_tensor_new(DType dt, int rank, const int64_t *dims); /* zeroed; NULL on overflow */
+/* Zeroed; NULL for shapes past RT_TENSOR_MAX_BYTES. Running out of memory
+ * jumps to the caller's MemGuard as xmalloc does. */
+Tensor *rt_tensor_new(DType dt, int rank, const int64_t *dims);
+/* A tensor of a concrete shape (no N), NULL when out of memory too. */
+Tensor *rt_tensor_try_for(DType dt, const Shape *s); /* zeroed; NULL on overflow */
 Tensor *rt_tensor_like(const Tensor *t);
 Tensor *rt_tensor_clone(const Tensor *t);
 /* Concrete tensor for an IR shape with N := n. */
@@ -59,7 +63,15 @@ uint64_t rt_name_stream(const char *name); /* FNV-1a 64 */
 /* Initialise every PARAM of g into m (missing ones only unless overwrite),
  * each with dtype and shape of the param and stream rt_name_stream(name).
  * Params with INIT_NONE (values must come from a checkpoint) are skipped. */
-void rt_init_params(const Graph *g, TensorMap *m, uint64_t seed, bool overwrite);
+/* A parameter that does not fit in memory is an error at its declaration
+ * (false). */
+bool rt_init_params(const Graph *g, TensorMap *m, uint64_t seed, bool overwrite, Diags *d);
+/* The located error for a parameter whose tensor cannot be allocated. */
+void rt_param_alloc_error(const Node *p, Diags *d);
+
+/* Why rt_tensor_new(dt, rank, dims) gave NULL, for a message: "too large
+ * (...)" past RT_TENSOR_MAX_BYTES, else "out of memory (N bytes)". */
+const char *rt_tensor_failure(DType dt, int rank, const int64_t *dims, char *buf, size_t n);
 
 /* Largest tensor rt_tensor_new allocates (bytes); larger requests get NULL. */
 #define RT_TENSOR_MAX_BYTES ((int64_t)1 << 40)

@@ -14,7 +14,7 @@ static bool numel_of(int rank, const int64_t *dims, int64_t *numel)
     return *numel >= 0;
 }
 
-Tensor *rt_tensor_new(DType dt, int rank, const int64_t *dims)
+static Tensor *tensor_new(DType dt, int rank, const int64_t *dims, bool jump)
 {
     int64_t numel, bytes;
     if (dt < 0 || dt >= DT_COUNT || rank < 0 || rank > IR_MAXRANK)
@@ -23,7 +23,7 @@ Tensor *rt_tensor_new(DType dt, int rank, const int64_t *dims)
         bytes > RT_TENSOR_MAX_BYTES)
         return NULL;
     size_t alloc = ((size_t)bytes + 63) & ~(size_t)63;
-    void *data = aligned_alloc(64, alloc ? alloc : 64);
+    void *data = mem_aligned_alloc(64, alloc ? alloc : 64, jump);
     if (!data)
         return NULL;
     memset(data, 0, alloc ? alloc : 64);
@@ -35,6 +35,30 @@ Tensor *rt_tensor_new(DType dt, int rank, const int64_t *dims)
     t->numel = numel;
     t->data = data;
     return t;
+}
+
+const char *rt_tensor_failure(DType dt, int rank, const int64_t *dims, char *buf, size_t n)
+{
+    int64_t numel, bytes;
+    if (dt < 0 || dt >= DT_COUNT || rank < 0 || rank > IR_MAXRANK || !numel_of(rank, dims, &numel) ||
+        mul_overflow_i64(numel, ir_dtype_size(dt), &bytes))
+        snprintf(buf, n, "too large (more than %lld elements)", (long long)IR_MAX_ELEMS);
+    else if (bytes > RT_TENSOR_MAX_BYTES)
+        snprintf(buf, n, "too large (%lld bytes; the limit is %lld)", (long long)bytes,
+                 (long long)RT_TENSOR_MAX_BYTES);
+    else
+        snprintf(buf, n, "out of memory (%lld bytes)", (long long)bytes);
+    return buf;
+}
+
+Tensor *rt_tensor_new(DType dt, int rank, const int64_t *dims)
+{
+    return tensor_new(dt, rank, dims, true);
+}
+
+Tensor *rt_tensor_try_for(DType dt, const Shape *s)
+{
+    return tensor_new(dt, s->rank, s->d, false);
 }
 
 int64_t rt_tensor_bytes(const Tensor *t)
@@ -78,8 +102,8 @@ void rt_tensor_free(Tensor *t)
 {
     if (!t)
         return;
-    free(t->data);
-    free(t);
+    xfree(t->data);
+    xfree(t);
 }
 
 double rt_get(const Tensor *t, int64_t i)
@@ -164,11 +188,11 @@ void rt_map_init(TensorMap *m)
 void rt_map_free(TensorMap *m)
 {
     for (int i = 0; i < m->n; i++) {
-        free(m->names[i]);
+        xfree(m->names[i]);
         rt_tensor_free(m->t[i]);
     }
-    free(m->names);
-    free(m->t);
+    xfree(m->names);
+    xfree(m->t);
     rt_map_init(m);
 }
 
@@ -211,7 +235,7 @@ Tensor *rt_map_take(TensorMap *m, const char *name)
     if (i < 0)
         return NULL;
     Tensor *t = m->t[i];
-    free(m->names[i]);
+    xfree(m->names[i]);
     memmove(m->names + i, m->names + i + 1, (size_t)(m->n - i - 1) * sizeof(char *));
     memmove(m->t + i, m->t + i + 1, (size_t)(m->n - i - 1) * sizeof(Tensor *));
     m->n--;

@@ -100,7 +100,7 @@ int cmd_eval(int argc, char **argv)
     } else if (fputs(mc_warnings(m), stderr), !mc_has_loss(m)) {
         fprintf(stderr, "modelc eval: %s has no loss to evaluate\n", file);
         rc = 1;
-    } else if (mc_init_params(m, 0), !mc_load(m, weights, NULL, true)) {
+    } else if (!mc_init_params(m, 0) || !mc_load(m, weights, NULL, true)) {
         fputs(mc_last_error(m), stderr);
         rc = 1;
     } else if (rc) {
@@ -129,6 +129,11 @@ int cmd_eval(int argc, char **argv)
             int nv;
             int64_t rows = mc_data_batch(ds, NULL, start, batch, &v, &nv);
             double l, mm[MC_MAX_METRICS];
+            if (rows < 0) {
+                fputs(mc_data_error(ds), stderr);
+                rc = 1;
+                break;
+            }
             if (!mc_eval_batch(m, v, nv, &l, mm, MC_MAX_METRICS)) {
                 fputs(mc_last_error(m), stderr);
                 rc = 1;

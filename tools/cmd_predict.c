@@ -147,8 +147,10 @@ static bool predict(mc_model *m, const char *file, const PredictArgs *a)
     }
     const mc_tensor *in, *outs;
     int nin, nouts;
-    mc_data_batch(ds, NULL, 0, mc_data_count(ds), &in, &nin);
-    bool ok = mc_predict(m, in, nin, &outs, &nouts) || fail(m);
+    bool ok = mc_data_batch(ds, NULL, 0, mc_data_count(ds), &in, &nin) >= 0;
+    if (!ok)
+        fputs(mc_data_error(ds), stderr);
+    ok = ok && (mc_predict(m, in, nin, &outs, &nouts) || fail(m));
     if (ok && a->classes)
         ok = print_classes(outs, nouts, a);
     if (ok && a->output)

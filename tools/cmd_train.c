@@ -72,6 +72,10 @@ static bool evaluate(mc_model *m, mc_data *ds, int batch, double *loss, double *
         int nv;
         int64_t rows = mc_data_batch(ds, NULL, start, lo + n - start < batch ? lo + n - start : batch, &v, &nv);
         double l, mm[MC_MAX_METRICS];
+        if (rows < 0) {
+            fputs(mc_data_error(ds), stderr);
+            return false;
+        }
         if (!mc_eval_batch(m, v, nv, &l, mm, MC_MAX_METRICS))
             return false;
         tl += l * (double)rows;
@@ -217,8 +221,12 @@ static int run_epochs(Run *r)
             /* the global batch's rows; under mpirun this process takes its share */
             int64_t rows = n - bi * a->batch < a->batch ? n - bi * a->batch : a->batch, my0, myn;
             mc_dist_shard(m, bi * a->batch, rows, &my0, &myn);
-            if (myn > 0)
-                mc_data_batch(r->train, perm, my0, myn, &v, &nv);
+            if (myn > 0 && mc_data_batch(r->train, perm, my0, myn, &v, &nv) < 0) {
+                fprintf(stderr, "modelc train: epoch %d, batch %lld: %s", epoch + 1, (long long)bi + 1,
+                        mc_data_error(r->train));
+                rc = 1;
+                break;
+            }
             lr = mc_lr_at(m, a->lr, epoch, a->epochs, nb);
             double loss = 0, met[MC_MAX_METRICS];
             mc_watch_before_step(r->tw);
@@ -407,7 +415,8 @@ static int init_params(Run *r)
 {
     TrainArgs *a = r->a;
     mc_model *m = r->m;
-    mc_init_params(m, mc_train_defaults(m).seed);
+    if (!mc_init_params(m, mc_train_defaults(m).seed))
+        return fail_model(m);
     if (mc_dist_rank(m) != 0) /* rank 0 loads, mc_dist_start broadcasts */
         return 0;
     if (a->init_from && !mc_load(m, a->init_from, a->only ? a->only : "*", false))

@@ -27,13 +27,13 @@ void mc_options_default(mc_options *o)
 
 static void set_error_from_diags(mc_model *m)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    diags_print(&m->d, f);
-    fclose(f);
-    free(m->err);
-    m->err = buf;
+    MemStream s;
+    FILE *f = mem_stream_open(&s);
+    if (f)
+        diags_print(&m->d, f);
+    char *text = mem_stream_close(&s);
+    xfree(m->err);
+    m->err = text;
 }
 
 void mc_set_error(mc_model *m, const char *fmt, ...)
@@ -44,7 +44,7 @@ void mc_set_error(mc_model *m, const char *fmt, ...)
     va_start(ap, fmt);
     sb_vprintf(&b, fmt, ap);
     va_end(ap);
-    free(m->err);
+    xfree(m->err);
     m->err = sb_take(&b);
 }
 
@@ -69,7 +69,10 @@ static bool dump_ir(mc_model *m, const Graph *g, FnKind fn)
     FILE *f = fopen(path.s, "w");
     bool ok = f != NULL;
     if (f) {
+        MemCleanup on_jump;
+        mem_cleanup_push(&on_jump, mem_fclose, f);
         ir_print_model((Graph *)g, &m->run, f, 0);
+        mem_cleanup_pop(&on_jump);
         ok = !ferror(f);
         ok = fclose(f) == 0 && ok;
     }
@@ -181,9 +184,8 @@ double mc_telemetry_value(const mc_model *m, int i)
     return i >= 0 && i < m->ntel ? m->tel_val[i] : NAN;
 }
 
-mc_model *mc_compile(const char *path, const mc_options *o)
+static mc_model *compile(mc_model *m, const char *path, const mc_options *o)
 {
-    mc_model *m = xcalloc(1, sizeof *m);
     if (o)
         m->opt = *o;
     else
@@ -269,10 +271,52 @@ static void drop_workspaces(mc_model *m)
     }
 }
 
-void mc_free(mc_model *m)
+/* ---- running out of memory: every call below is one MEM_TRY; a call
+ * that runs out leaves the model broken, holding the call's blocks ---- */
+
+static bool usable(mc_model *m)
 {
-    if (!m)
-        return;
+    if (m->broken)
+        mc_set_error(m, "error: the model is unusable: an earlier call ran out of memory");
+    return !m->broken;
+}
+
+static bool out_of_memory(mc_model *m, MemGuard *g)
+{
+    char msg[200];
+    mem_error(g, msg, sizeof msg);
+    m->broken = true;
+    m->orphans = g->live;
+    mc_set_error(m, "error: %s", msg);
+    return false;
+}
+
+mc_model *mc_compile(const char *path, const mc_options *o)
+{
+    MemGuard g;
+    mc_model *volatile m = NULL;
+    mc_model *volatile res = NULL;
+    if (MEM_TRY(&g, "compiling the model")) {
+        m = xcalloc(1, sizeof *m);
+        res = compile(m, path, o);
+    }
+    if (mem_guard_pop(&g))
+        return res;
+    char msg[200];
+    mem_error(&g, msg, sizeof msg);
+    snprintf(g_compile_error, sizeof g_compile_error, "%s: error: %s\n", path, msg);
+    if (m) {
+        m->broken = true;
+        m->orphans = g.live;
+        mc_free(m);
+    } else {
+        mem_set_free_all(&g.live);
+    }
+    return NULL;
+}
+
+static void destroy(mc_model *m)
+{
     drop_workspaces(m);
     mc_dist_free(m);
     be_jit_free(m->jtrain);
@@ -282,21 +326,37 @@ void mc_free(mc_model *m)
     ir_graph_free(m->geval);
     ir_graph_free(m->gpredict);
     rt_map_free(&m->pred);
-    free(m->pred_view);
+    xfree(m->pred_view);
     ir_graph_free(m->src);
     rt_map_free(&m->params);
     rt_map_free(&m->batch);
     rt_tensor_free(m->lr);
-    free(m->tel_out);
-    free(m->tel_name);
-    free(m->tel_val);
-    free(m->profile_report);
-    free(m->time_report);
+    xfree(m->tel_out);
+    xfree(m->tel_name);
+    xfree(m->tel_val);
+    xfree(m->profile_report);
+    xfree(m->time_report);
     diags_free(&m->d);
-    free(m->err);
-    free(m->warnings);
-    free(m);
+    xfree(m->err);
+    xfree(m->warnings);
+    xfree(m);
 }
+
+void mc_free(mc_model *m)
+{
+    if (!m)
+        return;
+    if (!m->broken) {
+        destroy(m);
+        return;
+    }
+    MemGuard g;
+    mem_collect_begin(&g, &m->orphans);
+    destroy(m);
+    mem_collect_end(&g);
+}
+
+static bool fail(mc_model *m);
 
 /* The graph whose parameters are the full set (weights, state, slots). */
 const Graph *mc_param_graph(const mc_model *m)
@@ -304,15 +364,14 @@ const Graph *mc_param_graph(const mc_model *m)
     return m->gtrain ? m->gtrain : m->src;
 }
 
-bool mc_init_params(mc_model *m, uint64_t seed)
+static bool init_params(mc_model *m, uint64_t seed)
 {
     drop_workspaces(m);
-    rt_init_params(mc_param_graph(m), &m->params, seed, true);
-    if (m->geval)
-        rt_init_params(m->geval, &m->params, seed, false);
-    rt_init_params(m->src, &m->params, seed, false);
+    bool ok = rt_init_params(mc_param_graph(m), &m->params, seed, true, &m->d) &&
+              (!m->geval || rt_init_params(m->geval, &m->params, seed, false, &m->d)) &&
+              rt_init_params(m->src, &m->params, seed, false, &m->d);
     m->step = 0;
-    return true;
+    return ok ? true : fail(m);
 }
 
 int64_t mc_step(const mc_model *m)
@@ -345,7 +404,9 @@ static bool stage_batch(mc_model *m, const mc_tensor *b, int nb)
         if (!fits) {
             t = rt_tensor_new(mc_dtype_of(b[i].dtype), b[i].rank, b[i].dims);
             if (!t) {
-                mc_set_error(m, "input '%s' is too large", b[i].name);
+                char why[96];
+                mc_set_error(m, "input '%s': %s", b[i].name,
+                             rt_tensor_failure(mc_dtype_of(b[i].dtype), b[i].rank, b[i].dims, why, sizeof why));
                 return false;
             }
             rt_map_put(&m->batch, b[i].name, t);
@@ -452,13 +513,9 @@ static bool fail(mc_model *m)
     return false;
 }
 
-bool mc_train_step(mc_model *m, const mc_tensor *batch, int nbatch, double lr, double *loss)
-{
-    return mc_train_step_metrics(m, batch, nbatch, lr, loss, NULL);
-}
 
-bool mc_train_step_metrics(mc_model *m, const mc_tensor *batch, int nbatch, double lr, double *loss,
-                           double *metrics)
+static bool train_step(mc_model *m, const mc_tensor *batch, int nbatch, double lr, double *loss,
+                       double *metrics)
 {
     if (!m->gtrain) {
         mc_set_error(m, "the model has no loss, so it cannot be trained");
@@ -491,7 +548,7 @@ bool mc_train_step_metrics(mc_model *m, const mc_tensor *batch, int nbatch, doub
         RunOpts ro = {m->seed, (uint64_t)m->step};
         bool ok = compiling(m, FN_TRAIN_STEP, g) && be_interp_run(g, &m->params, &m->batch, &ro, outs, &m->d);
         if (!ok) {
-            free(outs);
+            xfree(outs);
             return fail(m);
         }
         l = rt_get(outs[m->loss_out], 0);
@@ -505,7 +562,7 @@ bool mc_train_step_metrics(mc_model *m, const mc_tensor *batch, int nbatch, doub
             else
                 rt_tensor_free(outs[i]);
         }
-        free(outs);
+        xfree(outs);
     }
     *loss = l;
     if (!isfinite(l)) {
@@ -516,7 +573,7 @@ bool mc_train_step_metrics(mc_model *m, const mc_tensor *batch, int nbatch, doub
     return true;
 }
 
-bool mc_prepare_eval(mc_model *m)
+static bool prepare_eval(mc_model *m)
 {
     if (!m->geval) {
         mc_set_error(m, "the model has no loss to evaluate");
@@ -527,8 +584,8 @@ bool mc_prepare_eval(mc_model *m)
     return true;
 }
 
-bool mc_eval_batch(mc_model *m, const mc_tensor *batch, int nbatch, double *loss, double *metrics,
-                   int nmetrics)
+static bool eval_batch(mc_model *m, const mc_tensor *batch, int nbatch, double *loss, double *metrics,
+                       int nmetrics)
 {
     if (!m->geval) {
         mc_set_error(m, "the model has no loss to evaluate");
@@ -546,7 +603,7 @@ bool mc_eval_batch(mc_model *m, const mc_tensor *batch, int nbatch, double *loss
         outs = xcalloc((size_t)g->nouts, sizeof(Tensor *));
         RunOpts ro = {m->seed, (uint64_t)m->step};
         if (!compiling(m, FN_EVAL, g) || !be_interp_run(g, &m->params, &m->batch, &ro, outs, &m->d)) {
-            free(outs);
+            xfree(outs);
             return fail(m);
         }
     }
@@ -556,12 +613,12 @@ bool mc_eval_batch(mc_model *m, const mc_tensor *batch, int nbatch, double *loss
     if (outs) {
         for (int i = 0; i < g->nouts; i++)
             rt_tensor_free(outs[i]);
-        free(outs);
+        xfree(outs);
     }
     return true;
 }
 
-bool mc_save(mc_model *m, const char *path)
+static bool save(mc_model *m, const char *path)
 {
     Metadata meta;
     rt_meta_init(&meta);
@@ -609,7 +666,15 @@ static bool wanted(const char *only, const char *name)
     return ir_glob_match(only, name);
 }
 
-bool mc_load(mc_model *m, const char *path, const char *only, bool strict)
+/* Adam's step counter was kept in the parameters' dtype before it became
+ * an f64: a checkpoint's f32 counter is taken as its value. */
+static bool old_step_counter(const char *name, const Tensor *cur, const Tensor *in)
+{
+    return strcmp(name, "optimizer.step") == 0 && cur->dt == DT_F64 && in->dt == DT_F32 &&
+           rt_tensor_same_shape(cur, in);
+}
+
+static bool load(mc_model *m, const char *path, const char *only, bool strict)
 {
     TensorMap in;
     Metadata meta;
@@ -626,6 +691,11 @@ bool mc_load(mc_model *m, const char *path, const char *only, bool strict)
             (!ir_find_param((Graph *)pg, name) && !ir_find_param(m->src, name)))
             continue; /* not asked for, or not part of this model */
         Tensor *cur = rt_map_get(&m->params, name);
+        if (cur && old_step_counter(name, cur, in.t[i])) {
+            Tensor *t = rt_tensor_cast(in.t[i], cur->dt);
+            rt_tensor_free(in.t[i]);
+            in.t[i] = t;
+        }
         if (cur && (!rt_tensor_same_shape(cur, in.t[i]) || cur->dt != in.t[i]->dt)) {
             char a[96], b[96];
             diag_error(&m->d, (SrcLoc){diags_intern_file(&m->d, path), 0, 0},
@@ -636,7 +706,7 @@ bool mc_load(mc_model *m, const char *path, const char *only, bool strict)
         }
         char *own = xstrdup(name); /* rt_map_take frees the map's copy */
         rt_map_put(&m->params, own, rt_map_take(&in, own));
-        free(own);
+        xfree(own);
         i--; /* rt_map_take removed entry i */
         loaded++;
     }
@@ -660,8 +730,8 @@ bool mc_load(mc_model *m, const char *path, const char *only, bool strict)
 
 const char *mc_profile_report(mc_model *m)
 {
-    free(m->profile_report);
-    free(m->time_report);
+    xfree(m->profile_report);
+    xfree(m->time_report);
     m->profile_report = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&m->profile_report, &len);
@@ -746,7 +816,7 @@ static Tensor *jit_output(mc_model *m, int i, int64_t n)
     return t;
 }
 
-bool mc_predict(mc_model *m, const mc_tensor *batch, int nbatch, const mc_tensor **outs, int *nouts)
+static bool predict(mc_model *m, const mc_tensor *batch, int nbatch, const mc_tensor **outs, int *nouts)
 {
     *outs = NULL;
     *nouts = 0;
@@ -771,7 +841,7 @@ bool mc_predict(mc_model *m, const mc_tensor *batch, int nbatch, const mc_tensor
     }
     rt_map_free(&m->pred);
     rt_map_init(&m->pred);
-    free(m->pred_view);
+    xfree(m->pred_view);
     m->pred_view = xcalloc((size_t)g->nouts, sizeof(mc_tensor));
     for (int i = 0; i < g->nouts; i++) {
         if (ok)
@@ -779,7 +849,7 @@ bool mc_predict(mc_model *m, const mc_tensor *batch, int nbatch, const mc_tensor
         else
             rt_tensor_free(res[i]);
     }
-    free(res);
+    xfree(res);
     if (!ok)
         return fail(m);
     for (int i = 0; i < g->nouts; i++)
@@ -813,7 +883,7 @@ bool mc_is_compiled(const mc_model *m, const char *fn)
 
 const char *mc_time_report(mc_model *m)
 {
-    free(m->time_report);
+    xfree(m->time_report);
     m->time_report = NULL;
     if (!m->timer)
         return "";
@@ -849,4 +919,61 @@ int64_t mc_batch_rows(const mc_model *m, const Graph *g)
 bool mc_fail(mc_model *m)
 {
     return fail(m);
+}
+
+/* ---- the calls on a model, each under a memory guard ---- */
+
+#define GUARDED(m, what, call)                                                                     \
+    do {                                                                                           \
+        if (!usable(m))                                                                            \
+            return false;                                                                          \
+        MemGuard g;                                                                                \
+        bool ok = false;                                                                           \
+        if (MEM_TRY(&g, what))                                                                     \
+            ok = call;                                                                             \
+        return mem_guard_pop(&g) ? ok : out_of_memory(m, &g);                                      \
+    } while (0)
+
+bool mc_init_params(mc_model *m, uint64_t seed)
+{
+    GUARDED(m, "initialising the parameters", init_params(m, seed));
+}
+
+bool mc_train_step_metrics(mc_model *m, const mc_tensor *batch, int nbatch, double lr, double *loss,
+                           double *metrics)
+{
+    GUARDED(m, "running a training step", train_step(m, batch, nbatch, lr, loss, metrics));
+}
+
+bool mc_train_step(mc_model *m, const mc_tensor *batch, int nbatch, double lr, double *loss)
+{
+    return mc_train_step_metrics(m, batch, nbatch, lr, loss, NULL);
+}
+
+bool mc_prepare_eval(mc_model *m)
+{
+    GUARDED(m, "compiling the inference function", prepare_eval(m));
+}
+
+bool mc_eval_batch(mc_model *m, const mc_tensor *batch, int nbatch, double *loss, double *metrics,
+                   int nmetrics)
+{
+    GUARDED(m, "evaluating a batch", eval_batch(m, batch, nbatch, loss, metrics, nmetrics));
+}
+
+bool mc_save(mc_model *m, const char *path)
+{
+    GUARDED(m, "saving the parameters", save(m, path));
+}
+
+bool mc_load(mc_model *m, const char *path, const char *only, bool strict)
+{
+    GUARDED(m, "loading the parameters", load(m, path, only, strict));
+}
+
+bool mc_predict(mc_model *m, const mc_tensor *batch, int nbatch, const mc_tensor **outs, int *nouts)
+{
+    *outs = NULL;
+    *nouts = 0;
+    GUARDED(m, "predicting", predict(m, batch, nbatch, outs, nouts));
 }

@@ -58,6 +58,8 @@ struct mc_model {
     struct JitModule *jgrad, *japply;
     struct JitWorkspace *wgrad[MC_NWS], *wapply[MC_NWS];
     int grad_loss_out, grad_metric_out[MC_MAX_METRICS]; /* in ggrad->outs */
+    bool broken;     /* a call ran out of memory: the model only answers mc_free */
+    MemSet orphans;  /* that call's blocks, freed by mc_free after the model's own */
 };
 
 const Graph *mc_param_graph(const mc_model *m);
@@ -77,6 +79,24 @@ void mc_dist_free(mc_model *m);
 void mc_set_error(mc_model *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- what the inspection commands share (include/modelc_inspect.h) ---- */
+
+/* The body of a command int mc_<cmd>(path, o, out, err): `call` under a
+ * memory guard; running out of memory frees what the command allocated,
+ * prints "<path>: error: out of memory: ..." to err and returns 1. */
+#define MC_COMMAND(path, err, what, call)                                                          \
+    do {                                                                                           \
+        MemGuard g_;                                                                               \
+        volatile int rc_ = 1;                                                                      \
+        if (MEM_TRY(&g_, what))                                                                    \
+            rc_ = call;                                                                            \
+        if (mem_guard_pop(&g_))                                                                    \
+            return rc_;                                                                            \
+        mem_set_free_all(&g_.live);                                                                \
+        char msg_[200];                                                                            \
+        mem_error(&g_, msg_, sizeof msg_);                                                         \
+        fprintf(err, "%s: error: %s\n", path, msg_);                                               \
+        return 1;                                                                                  \
+    } while (0)
 
 /* Load a model (.mdl or .ir) and print its diagnostics to err; NULL on
  * error. The caller owns d (diags_init / diags_free). */

@@ -150,7 +150,7 @@ static bool bind(const Graph *g, bool used_only, Dataset *raw, Dataset *out, Dia
         if (k >= 0 && k < 64) {
             used[k] = true;
             if (!fit(&raw->cols[k], n, out, d)) {
-                free(uses);
+                xfree(uses);
                 return false;
             }
         } else if (nun < 16) {
@@ -173,16 +173,16 @@ static bool bind(const Graph *g, bool used_only, Dataset *raw, Dataset *out, Dia
         if (pick < 0) {
             diag_error(d, n->loc, "no data for input '%s' (the data has no unused tensor to bind)",
                        n->a.name);
-            free(uses);
+            xfree(uses);
             return false;
         }
         used[pick] = true;
         if (!fit(&raw->cols[pick], n, out, d)) {
-            free(uses);
+            xfree(uses);
             return false;
         }
     }
-    free(uses);
+    xfree(uses);
     if (out->ncols == 0)
         out->n = raw->n;
     return true;
@@ -237,6 +237,9 @@ struct mc_data {
     Dataset ds;
     TensorMap batch;
     mc_tensor views[16];
+    char *err;      /* mc_data_error */
+    bool broken;    /* a call ran out of memory: only mc_data_free remains */
+    MemSet orphans; /* that call's blocks */
 };
 
 void mc_data_options_default(mc_data_options *o)
@@ -248,19 +251,29 @@ void mc_data_options_default(mc_data_options *o)
 /* The messages of d from the first-th on, as text. */
 static char *take_error(Diags *d, int first)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    diags_print_from(d, f, first);
-    fclose(f);
-    return buf;
+    MemStream s;
+    FILE *f = mem_stream_open(&s);
+    if (f)
+        diags_print_from(d, f, first);
+    return mem_stream_close(&s);
 }
 
-mc_data *mc_data_load(const char *model, const mc_data_options *o, char **err)
+/* Every call that allocates runs under a memory guard; "error: out of
+ * memory: ..." for the caller to free(). */
+static char *oom_message(MemGuard *g)
+{
+    char msg[200];
+    mem_error(g, msg, sizeof msg);
+    StrBuf b;
+    sb_init(&b);
+    sb_printf(&b, "error: %s\n", msg);
+    return sb_take(&b);
+}
+
+static mc_data *load_set(const char *model, const mc_data_options *o, char **err)
 {
     Diags d;
     diags_init(&d);
-    *err = NULL;
     mc_data_options def;
     if (!o) {
         mc_data_options_default(&def);
@@ -299,43 +312,110 @@ int64_t mc_data_count(const mc_data *d)
     return d ? d->ds.n : 0;
 }
 
-mc_data *mc_data_split(mc_data *d, double frac, char **err)
+mc_data *mc_data_load(const char *model, const mc_data_options *o, char **err)
+{
+    MemGuard g;
+    mc_data *volatile d = NULL;
+    *err = NULL;
+    if (MEM_TRY(&g, "loading the data"))
+        d = load_set(model, o, err);
+    if (mem_guard_pop(&g))
+        return d;
+    mem_set_free_all(&g.live);
+    *err = oom_message(&g);
+    return NULL;
+}
+
+/* d keeps its data set until the split is complete. */
+static mc_data *data_split(mc_data *d, double frac, char **err)
 {
     Diags dg;
     diags_init(&dg);
-    *err = NULL;
     mc_data *val = xcalloc(1, sizeof *val);
     rt_map_init(&val->batch);
-    Dataset all = d->ds;
-    rt_dataset_init(&d->ds);
-    if (!rt_dataset_split(&all, frac, &d->ds, &val->ds, &dg)) {
+    Dataset rest;
+    rt_dataset_init(&rest);
+    if (!rt_dataset_split(&d->ds, frac, &rest, &val->ds, &dg)) {
         *err = take_error(&dg, 0);
-        d->ds = all;
         mc_data_free(val);
         val = NULL;
     } else {
-        rt_dataset_free(&all);
+        rt_dataset_free(&d->ds);
+        d->ds = rest;
     }
     diags_free(&dg);
     return val;
 }
 
+mc_data *mc_data_split(mc_data *d, double frac, char **err)
+{
+    MemGuard g;
+    mc_data *volatile val = NULL;
+    *err = NULL;
+    if (d->broken) {
+        *err = xstrdup(d->err);
+        return NULL;
+    }
+    if (MEM_TRY(&g, "splitting the data"))
+        val = data_split(d, frac, err);
+    if (mem_guard_pop(&g))
+        return val;
+    mem_set_free_all(&g.live);
+    *err = oom_message(&g);
+    return NULL;
+}
+
+static int64_t data_batch(mc_data *d, const int64_t *perm, int64_t start, int64_t count)
+{
+    return rt_dataset_batch(&d->ds, perm, start, count, &d->batch);
+}
+
 int64_t mc_data_batch(mc_data *d, const int64_t *perm, int64_t start, int64_t count, const mc_tensor **out,
                       int *nt)
 {
-    int64_t rows = rt_dataset_batch(&d->ds, perm, start, count, &d->batch);
+    MemGuard g;
+    volatile int64_t rows = -1;
+    *out = NULL;
+    *nt = 0;
+    if (d->broken)
+        return -1;
+    if (MEM_TRY(&g, "making a batch of the data"))
+        rows = data_batch(d, perm, start, count);
+    if (!mem_guard_pop(&g)) {
+        d->broken = true;
+        d->orphans = g.live;
+        d->err = oom_message(&g);
+        return -1;
+    }
     *nt = data_views(&d->batch, d->views, (int)ARRAY_LEN(d->views));
     *out = d->views;
     return rows;
 }
 
-void mc_data_free(mc_data *d)
+const char *mc_data_error(const mc_data *d)
 {
-    if (!d)
-        return;
+    return d && d->err ? d->err : "";
+}
+
+static void data_free(mc_data *d)
+{
     rt_dataset_free(&d->ds);
     rt_map_free(&d->batch);
-    free(d);
+    xfree(d->err);
+    xfree(d);
+}
+
+void mc_data_free(mc_data *d)
+{
+    if (!d || !d->broken) {
+        if (d)
+            data_free(d);
+        return;
+    }
+    MemGuard g;
+    mem_collect_begin(&g, &d->orphans);
+    data_free(d);
+    mem_collect_end(&g);
 }
 
 const Dataset *mc_data_dataset(const mc_data *d)
@@ -446,7 +526,8 @@ static bool write_tensors(const char *path, const mc_tensor *t, int n, const cha
     return ok;
 }
 
-bool mc_write_tensors(const char *path, const mc_tensor *t, int n, const char *model_name, char **err)
+static bool write_tensors_diag(const char *path, const mc_tensor *t, int n, const char *model_name,
+                               char **err)
 {
     Diags d;
     diags_init(&d);
@@ -454,4 +535,18 @@ bool mc_write_tensors(const char *path, const mc_tensor *t, int n, const char *m
     *err = ok ? NULL : take_error(&d, 0);
     diags_free(&d);
     return ok;
+}
+
+bool mc_write_tensors(const char *path, const mc_tensor *t, int n, const char *model_name, char **err)
+{
+    MemGuard g;
+    volatile bool ok = false;
+    *err = NULL;
+    if (MEM_TRY(&g, "writing tensors"))
+        ok = write_tensors_diag(path, t, n, model_name, err);
+    if (mem_guard_pop(&g))
+        return ok;
+    mem_set_free_all(&g.live);
+    *err = oom_message(&g);
+    return false;
 }

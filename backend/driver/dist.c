@@ -167,7 +167,7 @@ static bool comm_sum(mc_model *m, void *v, int64_t n, DType dt)
     size_t es = (size_t)ir_dtype_size(dt);
     size_t need = (size_t)t->size * (size_t)(n < BUCKET_ELEMS ? n : BUCKET_ELEMS) * es;
     if (t->deterministic && t->rank == 0 && t->ngathered < need) {
-        free(t->gathered);
+        xfree(t->gathered);
         t->gathered = xmalloc(need);
         t->ngathered = need;
     }
@@ -228,7 +228,7 @@ static uint64_t graph_hash(uint64_t h, const mc_model *m, Graph *g)
     ir_print_model(g, &m->run, f, IR_PRINT_NO_LOC);
     fclose(f);
     h = fnv(h, buf, len);
-    free(buf);
+    xfree(buf);
     return h;
 }
 
@@ -340,10 +340,10 @@ void mc_dist_free(mc_model *m)
     if (!t->finished && !fin && t->comm != MPI_COMM_NULL && t->comm)
         MPI_Comm_free(&t->comm);
 #endif
-    free(t->bucket);
-    free(t->gathered);
-    free(t->stats);
-    free(t);
+    xfree(t->bucket);
+    xfree(t->gathered);
+    xfree(t->stats);
+    xfree(t);
     m->dist = NULL;
 }
 
@@ -440,7 +440,7 @@ bool mc_dist_start(mc_model *m, const mc_data *train, const void *settings, size
                            train ? mc_data_hash(train) : 0, fnv(0xcbf29ce484222325ull, settings, nsettings)};
     uint64_t *all = xcalloc((size_t)t->size * ST_N, sizeof(uint64_t));
     bool good = comm_allgather(m, mine, ST_N, all) && check_ranks(m, all);
-    free(all);
+    xfree(all);
     if (!good)
         return m->d.nerrors ? mc_fail(m) : false;
     int64_t se[2] = {m->step, m->epoch};
@@ -575,7 +575,7 @@ static bool run_apply(mc_model *m, double lr)
         else
             rt_tensor_free(outs[i]);
     }
-    free(outs);
+    xfree(outs);
     return ok;
 }
 
@@ -583,7 +583,7 @@ static void free_outs(const mc_model *m, Tensor **outs)
 {
     for (int i = 0; outs && i < m->ggrad->nouts; i++)
         rt_tensor_free(outs[i]);
-    free(outs);
+    xfree(outs);
 }
 
 /* The ranks whose own loss was not finite, as text. */

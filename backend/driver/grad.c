@@ -26,7 +26,8 @@ bool gc_load_params(const Graph *g, const char *path, uint64_t seed, TensorMap *
 {
     if (path)
         return rt_safetensors_read(path, m, NULL, d) && rt_check_params(g, m, path, true, d);
-    rt_init_params(g, m, seed, false);
+    if (!rt_init_params(g, m, seed, false, d))
+        return false;
     bool ok = true;
     for (int i = 0; i < g->nnodes; i++) {
         const Node *p = g->nodes[i];
@@ -104,15 +105,20 @@ static int label_classes(const Graph *g, const Node *x)
     return 0;
 }
 
-void gc_random_inputs(const Graph *g, int64_t batch, uint64_t seed, TensorMap *m)
+bool gc_random_inputs(const Graph *g, int64_t batch, uint64_t seed, TensorMap *m, Diags *d)
 {
     for (int i = 0; i < g->nnodes; i++) {
         const Node *x = g->nodes[i];
         if (x->op != OP_INPUT)
             continue;
         Tensor *t = rt_tensor_for(x->dt, &x->shape, batch);
-        if (!t)
-            ICE("cannot allocate input '%s'", x->a.name);
+        if (!t) {
+            char ty[128];
+            ir_type_str(x->dt, &x->shape, ty, sizeof ty);
+            diag_error(d, x->loc, "cannot allocate input '%s' (%s at batch size %lld): out of memory",
+                       x->a.name, ty, (long long)batch);
+            return false;
+        }
         uint64_t stream = rt_name_stream(x->a.name);
         int classes = label_classes(g, x);
         if (!classes && !ir_dtype_is_float(x->dt))
@@ -123,6 +129,7 @@ void gc_random_inputs(const Graph *g, int64_t batch, uint64_t seed, TensorMap *m
         }
         rt_map_put(m, x->a.name, t);
     }
+    return true;
 }
 
 int gc_find_output(const Graph *g, OutKind k)
@@ -256,7 +263,7 @@ static bool evaluate(const Graph *src, Graph *g, const mc_grad_options *a, uint6
     if (ok && a->inputs)
         ok = gc_load_inputs(g, a->inputs, &inputs, d);
     else if (ok)
-        gc_random_inputs(g, a->batch, seed, &inputs);
+        ok = gc_random_inputs(g, a->batch, seed, &inputs, d);
     Tensor **outs = xcalloc((size_t)g->nouts + 1, sizeof(Tensor *));
     RunOpts ro = {seed, 0};
     if (a->backend == MC_BACKEND_JIT)
@@ -284,13 +291,13 @@ static bool evaluate(const Graph *src, Graph *g, const mc_grad_options *a, uint6
         fprintf(out, "wrote %d gradient%s to %s\n", nw, nw == 1 ? "" : "s", a->output);
     for (int i = 0; i < g->nouts; i++)
         rt_tensor_free(outs[i]);
-    free(outs);
+    xfree(outs);
     rt_map_free(&params);
     rt_map_free(&inputs);
     return ok;
 }
 
-int mc_write_grads(const char *path, const mc_grad_options *o, FILE *out, FILE *err)
+static int write_grads_cmd(const char *path, const mc_grad_options *o, FILE *out, FILE *err)
 {
     Diags d;
     diags_init(&d);
@@ -357,9 +364,13 @@ typedef struct Result {
     double max_abs, max_rel;
 } Result;
 
-void gc_check_params(const Graph *g, uint64_t seed, TensorMap *m)
+/* Random values for every parameter; learned weights get a small
+ * perturbation so that no unit sits exactly at a kink (zero biases in
+ * front of relu, ties in max). */
+bool gc_check_params(const Graph *g, uint64_t seed, TensorMap *m, Diags *d)
 {
-    rt_init_params(g, m, seed, false);
+    if (!rt_init_params(g, m, seed, false, d))
+        return false;
     for (int i = 0; i < g->nnodes; i++) {
         Node *p = g->nodes[i];
         if (p->op != OP_PARAM)
@@ -368,8 +379,10 @@ void gc_check_params(const Graph *g, uint64_t seed, TensorMap *m)
         bool fresh = !t;
         if (fresh) {
             t = rt_tensor_for(p->dt, &p->shape, 0);
-            if (!t)
-                ICE("cannot allocate parameter '%s'", p->a.name);
+            if (!t) {
+                rt_param_alloc_error(p, d);
+                return false;
+            }
             rt_map_put(m, p->a.name, t);
         }
         if (p->a.role != ROLE_WEIGHT && !fresh)
@@ -378,6 +391,7 @@ void gc_check_params(const Graph *g, uint64_t seed, TensorMap *m)
         for (int64_t k = 0; k < t->numel; k++)
             rt_set(t, k, rt_get(t, k) + 0.1 * (rt_uniform(seed, stream, 7, (uint64_t)k) - 0.5));
     }
+    return true;
 }
 
 /* The loss at the current weights and the branches of every piecewise
@@ -573,7 +587,7 @@ static bool run_checks(Checker *c, int *nbad)
                 nchecked);
     for (int i = 0; i < g->nouts; i++)
         rt_tensor_free(outs[i]);
-    free(outs);
+    xfree(outs);
     return ok;
 }
 
@@ -598,7 +612,7 @@ static bool valid(const mc_gradcheck_options *a, Diags *d)
     return false;
 }
 
-int mc_gradcheck(const char *path, const mc_gradcheck_options *o, FILE *out, FILE *err)
+static int gradcheck_cmd(const char *path, const mc_gradcheck_options *o, FILE *out, FILE *err)
 {
     Diags d;
     diags_init(&d);
@@ -615,15 +629,15 @@ int mc_gradcheck(const char *path, const mc_gradcheck_options *o, FILE *out, FIL
         ok = gc_precision_report(g, &c.a, out, &d);
     } else if (ok && (ok = build_graphs(&c, g))) {
         c.ro = (RunOpts){c.a.seed, 0};
-        gc_check_params(c.loss_g, c.a.seed, &c.params);
-        gc_random_inputs(c.loss_g, c.a.batch, c.a.seed, &c.inputs);
-        ok = eval_loss(&c, &c.loss0, &c.keys0) && run_checks(&c, &nbad);
+        ok = gc_check_params(c.loss_g, c.a.seed, &c.params, c.d) &&
+             gc_random_inputs(c.loss_g, c.a.batch, c.a.seed, &c.inputs, c.d) &&
+             eval_loss(&c, &c.loss0, &c.keys0) && run_checks(&c, &nbad);
         if (ok && nbad)
             ins_vjp_first_wrong(c.loss_g, &c.params, &c.inputs, &c.ro, c.a.seed, &d);
     }
     diags_print_from(&d, err, shown);
     be_interp_kink_free(&c.keys0);
-    free(c.cross);
+    xfree(c.cross);
     rt_map_free(&c.params);
     rt_map_free(&c.inputs);
     ir_graph_free(c.loss_g);
@@ -631,4 +645,14 @@ int mc_gradcheck(const char *path, const mc_gradcheck_options *o, FILE *out, FIL
     ir_graph_free(g);
     diags_free(&d);
     return ok && nbad == 0 ? 0 : 1;
+}
+
+int mc_write_grads(const char *path, const mc_grad_options *o, FILE *out, FILE *err)
+{
+    MC_COMMAND(path, err, "computing gradients", write_grads_cmd(path, o, out, err));
+}
+
+int mc_gradcheck(const char *path, const mc_gradcheck_options *o, FILE *out, FILE *err)
+{
+    MC_COMMAND(path, err, "checking gradients", gradcheck_cmd(path, o, out, err));
 }

@@ -21,14 +21,14 @@ bool gc_load_inputs(const Graph *g, const char *path, TensorMap *m, Diags *d);
 /* A random batch of `batch` examples: floats uniform in [0,1); labels
  * (inputs feeding a one_hot, and integer inputs) uniform integers in
  * [0, classes) where classes is the one_hot's depth (2 when there is
- * none). */
-void gc_random_inputs(const Graph *g, int64_t batch, uint64_t seed, TensorMap *m);
+ * none). An input too large for memory is an error at its declaration. */
+bool gc_random_inputs(const Graph *g, int64_t batch, uint64_t seed, TensorMap *m, Diags *d);
 
 /* The weights of a gradient check: every parameter initialised with
  * seed, learned weights (and parameters without an initializer) moved by
  * a uniform amount in [-0.05, 0.05) so that no unit sits exactly at a
  * kink (zero biases in front of relu, ties in max). */
-void gc_check_params(const Graph *g, uint64_t seed, TensorMap *m);
+bool gc_check_params(const Graph *g, uint64_t seed, TensorMap *m, Diags *d);
 
 /* The index of the graph's first output of kind k, or -1. */
 int gc_find_output(const Graph *g, OutKind k);

@@ -118,9 +118,10 @@ bool gc_precision_report(Graph *src, const mc_gradcheck_options *a, FILE *out, D
     rt_map_init(&params64);
     rt_map_init(&inputs64);
     RunOpts ro = {a->seed, 0};
+    if (ok)
+        ok = gc_check_params(runs[1].g, a->seed, &params, d) &&
+             gc_random_inputs(runs[1].g, a->batch, a->seed, &inputs, d);
     if (ok) {
-        gc_check_params(runs[1].g, a->seed, &params);
-        gc_random_inputs(runs[1].g, a->batch, a->seed, &inputs);
         widen(&params, &params64);
         widen(&inputs, &inputs64);
         ok = evaluate(&runs[0], &params64, &inputs64, &ro, d);
@@ -132,7 +133,7 @@ bool gc_precision_report(Graph *src, const mc_gradcheck_options *a, FILE *out, D
     for (int r = 0; r < nruns; r++) {
         for (int i = 0; runs[r].outs && i < runs[r].g->nouts; i++)
             rt_tensor_free(runs[r].outs[i]);
-        free(runs[r].outs);
+        xfree(runs[r].outs);
         ir_graph_free(runs[r].g);
     }
     rt_map_free(&params);

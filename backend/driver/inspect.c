@@ -116,7 +116,7 @@ static const char *ir_fn(const mc_ir_options *o)
     return o->nwrt ? "grad" : o->mode == MC_MODE_INFER ? "eval" : "train_step";
 }
 
-int mc_print_ir(const char *path, const mc_ir_options *o, FILE *out, FILE *err)
+static int print_ir_cmd(const char *path, const mc_ir_options *o, FILE *out, FILE *err)
 {
     if (o->mode_diff)
         return mode_diff(path, o, out, err);
@@ -165,7 +165,7 @@ void mc_opt_options_default(mc_opt_options *o)
     memset(o, 0, sizeof *o);
 }
 
-int mc_run_pass(const char *path, const mc_opt_options *o, FILE *out, FILE *err)
+static int run_pass_cmd(const char *path, const mc_opt_options *o, FILE *out, FILE *err)
 {
     Diags d;
     diags_init(&d);
@@ -260,7 +260,7 @@ static bool emit_llvm(Graph *g, const mc_llvm_options *o, Timer *timer, char **i
     return ok;
 }
 
-int mc_print_llvm(const char *path, const mc_llvm_options *o, FILE *out, FILE *err)
+static int print_llvm_cmd(const char *path, const mc_llvm_options *o, FILE *out, FILE *err)
 {
     Diags d;
     diags_init(&d);
@@ -288,8 +288,23 @@ int mc_print_llvm(const char *path, const mc_llvm_options *o, FILE *out, FILE *e
         timer_print(&timer, err);
     if (ok && o->time_passes)
         fprintf(err, "llvm: %d kernels in %d parts\n", st.kernels, st.parts);
-    free(ir);
+    xfree(ir);
     ir_graph_free(g);
     diags_free(&d);
     return ok ? 0 : 1;
+}
+
+int mc_print_ir(const char *path, const mc_ir_options *o, FILE *out, FILE *err)
+{
+    MC_COMMAND(path, err, "printing the IR", print_ir_cmd(path, o, out, err));
+}
+
+int mc_run_pass(const char *path, const mc_opt_options *o, FILE *out, FILE *err)
+{
+    MC_COMMAND(path, err, "running a pass", run_pass_cmd(path, o, out, err));
+}
+
+int mc_print_llvm(const char *path, const mc_llvm_options *o, FILE *out, FILE *err)
+{
+    MC_COMMAND(path, err, "printing LLVM IR", print_llvm_cmd(path, o, out, err));
 }

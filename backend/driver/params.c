@@ -38,7 +38,7 @@ static void check_summary(const char *path, Graph *g, FILE *out)
     fflush(out); /* keep the order with diagnostics on err */
 }
 
-int mc_check_file(const char *path, const mc_check_options *o, FILE *out, FILE *err)
+static int check_file_cmd(const char *path, const mc_check_options *o, FILE *out, FILE *err)
 {
     Diags d;
     diags_init(&d);
@@ -172,11 +172,11 @@ static void print_table(Graph *g, const mc_params_options *o, FILE *out)
     else
         fprintf(out, "Total params:         %lld (%lld bytes, %s)\n", (long long)(trainable + fixed),
                 (long long)bytes, human_bytes(a, bytes));
-    free(rows);
+    xfree(rows);
     arena_free(a);
 }
 
-int mc_print_params(const char *path, const mc_params_options *o, FILE *out, FILE *err)
+static int print_params_cmd(const char *path, const mc_params_options *o, FILE *out, FILE *err)
 {
     Diags d;
     diags_init(&d);
@@ -226,7 +226,10 @@ static bool write_params(const Graph *g, const char *output, uint64_t seed, FILE
 {
     TensorMap m;
     rt_map_init(&m);
-    rt_init_params(g, &m, seed, true);
+    if (!rt_init_params(g, &m, seed, true, d)) {
+        rt_map_free(&m);
+        return false;
+    }
     Metadata meta;
     rt_meta_init(&meta);
     char seedstr[32];
@@ -248,7 +251,7 @@ static bool write_params(const Graph *g, const char *output, uint64_t seed, FILE
     return ok;
 }
 
-int mc_write_init(const char *path, const mc_init_options *o, FILE *out, FILE *err)
+static int write_init_cmd(const char *path, const mc_init_options *o, FILE *out, FILE *err)
 {
     Diags d;
     diags_init(&d);
@@ -268,4 +271,19 @@ int mc_write_init(const char *path, const mc_init_options *o, FILE *out, FILE *e
     ir_graph_free(g);
     diags_free(&d);
     return ok ? 0 : 1;
+}
+
+int mc_check_file(const char *path, const mc_check_options *o, FILE *out, FILE *err)
+{
+    MC_COMMAND(path, err, "checking the model", check_file_cmd(path, o, out, err));
+}
+
+int mc_print_params(const char *path, const mc_params_options *o, FILE *out, FILE *err)
+{
+    MC_COMMAND(path, err, "listing the parameters", print_params_cmd(path, o, out, err));
+}
+
+int mc_write_init(const char *path, const mc_init_options *o, FILE *out, FILE *err)
+{
+    MC_COMMAND(path, err, "initialising the parameters", write_init_cmd(path, o, out, err));
 }

@@ -199,11 +199,11 @@ bool ins_mode_diff(Graph *src, const RunSettings *run, FILE *f, unsigned flags, 
         print_outputs(f, src, &outs, kt, ki);
         fprintf(f, " %s\n", all.v[first + src->nnodes + src->nouts]);
         summary(f, src, in);
-        free(all.v);
-        free(text);
+        xfree(all.v);
+        xfree(text);
     }
-    free(in);
-    free(kt);
-    free(ki);
+    xfree(in);
+    xfree(kt);
+    xfree(ki);
     return ok;
 }

@@ -57,7 +57,7 @@ static void mark_part(const Graph *g, char *part, bool fwd, bool grad, char c)
         for (int j = 0; j < g->nodes[i]->nin; j++)
             need[g->nodes[i]->in[j]->id] = true;
     }
-    free(need);
+    xfree(need);
 }
 
 /* Forward: what the loss, metrics and values need; backward: what else the
@@ -120,8 +120,8 @@ void ins_numerics_free(InsNumerics *n)
     if (!n)
         return;
     ir_graph_free(n->g);
-    free(n->part);
-    free(n);
+    xfree(n->part);
+    xfree(n);
 }
 
 /* ---- evaluation ---- */
@@ -212,8 +212,8 @@ static bool eval_window(InsNumerics *n, const TensorMap *params, const TensorMap
             sums[lo + i] = summarize(vals[i]);
         rt_tensor_free(vals[i]);
     }
-    free(vals);
-    free(tmp);
+    xfree(vals);
+    xfree(tmp);
     for (int i = 0; i < g->nnodes; i++)
         g->nodes[i]->id = i;
     return ok;
@@ -260,7 +260,7 @@ static int find_origin(const Graph *g, const NodeSum *sums, const bool *bad_out)
     for (int i = 0; i < g->nnodes && first < 0; i++)
         if (mark[i] && sums[i].nan + sums[i].inf)
             first = i;
-    free(mark);
+    xfree(mark);
     return first;
 }
 
@@ -368,7 +368,7 @@ static SrcLoc with_source(Diags *d, SrcLoc loc)
     char *text = read_file(loc.file, &len);
     if (text) {
         loc.file = diags_add_source(d, loc.file, text, len);
-        free(text);
+        xfree(text);
     } else {
         loc.file = diags_intern_file(d, loc.file);
     }
@@ -449,7 +449,7 @@ InsNumResult ins_numerics_check(InsNumerics *n, const TensorMap *params, const T
     }
     for (int i = 0; i < g->nouts; i++)
         rt_tensor_free(outs[i]);
-    free(outs);
+    xfree(outs);
     if (r == INS_NUM_FOUND) {
         NodeSum *sums = xcalloc((size_t)g->nnodes + 1, sizeof(NodeSum));
         if (!summarize_all(n, params, &in, ro, sums, &d)) {
@@ -460,11 +460,11 @@ InsNumResult ins_numerics_check(InsNumerics *n, const TensorMap *params, const T
                 ICE("a non-finite output without a non-finite node");
             report(n, ro, origin, sums, bad_out, batch_n(g, &in), out);
         }
-        free(sums);
+        xfree(sums);
     }
     if (r == INS_NUM_ERROR)
         diags_print(&d, out);
-    free(bad_out);
+    xfree(bad_out);
     diags_free(&d);
     free_inputs(&in, borrowed);
     return r;

@@ -204,7 +204,7 @@ static void draw_line_series(Canvas *c, const Area *a, const PlotPanel *pp, cons
             c->polyline(c, xy, k, col, 2);
         k = 0;
     }
-    free(xy);
+    xfree(xy);
 }
 
 static void draw_hist_series(Canvas *c, const Area *a, const PlotPanel *pp, const PlotSeries *s,
@@ -415,7 +415,7 @@ bool rt_plot_write(const Plot *p, const char *path, Diags *d)
         char *svg = rt_plot_svg(p);
         RtChunk ch = {svg, strlen(svg)};
         bool ok = rt_write_atomic(path, &ch, 1, d);
-        free(svg);
+        xfree(svg);
         return ok;
     }
     if (!ends_with(path, ".png")) {
@@ -426,13 +426,13 @@ bool rt_plot_write(const Plot *p, const char *path, Diags *d)
     unsigned char *rgb = rt_plot_raster(p, &w, &h), *png = NULL;
     size_t len = 0;
     bool ok = rt_png_encode(rgb, w, h, &png, &len);
-    free(rgb);
+    xfree(rgb);
     if (!ok) {
         diag_error(d, rt_file_loc(d, path), "cannot encode the PNG image");
         return false;
     }
     RtChunk ch = {png, len};
     ok = rt_write_atomic(path, &ch, 1, d);
-    free(png);
+    xfree(png);
     return ok;
 }

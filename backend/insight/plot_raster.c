@@ -231,8 +231,8 @@ unsigned char *raster_canvas_take(Canvas *c)
 {
     Raster *r = c->impl;
     unsigned char *px = r->px;
-    free(r);
-    free(c);
+    xfree(r);
+    xfree(c);
     return px;
 }
 
@@ -286,7 +286,7 @@ bool rt_png_encode(const unsigned char *rgb, int w, int h, unsigned char **out, 
     uLongf zlen = compressBound((uLong)raw_len);
     unsigned char *z = xmalloc(zlen);
     bool ok = compress2(z, &zlen, raw, (uLong)raw_len, 9) == Z_OK;
-    free(raw);
+    xfree(raw);
     if (ok) {
         static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
         unsigned char ihdr[13] = {0};
@@ -304,6 +304,6 @@ bool rt_png_encode(const unsigned char *rgb, int w, int h, unsigned char **out, 
         *len = b.len;
         *out = (unsigned char *)sb_take(&b);
     }
-    free(z);
+    xfree(z);
     return ok;
 }

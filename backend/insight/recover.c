@@ -70,16 +70,16 @@ static Uses uses_build(Graph *g, int nfwd)
             VEC_PUSH(u.v[id], u.n[id], cap[id], c);
         }
     }
-    free(cap);
+    xfree(cap);
     return u;
 }
 
 static void uses_free(Uses *u, int nfwd)
 {
     for (int i = 0; i < nfwd; i++)
-        free(u->v[i]);
-    free(u->v);
-    free(u->n);
+        xfree(u->v[i]);
+    xfree(u->v);
+    xfree(u->n);
 }
 
 static bool has_param(const PsLayer *l, const Node *p)
@@ -207,7 +207,7 @@ void ps_find_layers(Graph *g, int nfwd, PsLayers *out)
 void ps_layers_free(PsLayers *l)
 {
     for (int i = 0; i < l->n; i++)
-        free(l->v[i].params);
-    free(l->v);
+        xfree(l->v[i].params);
+    xfree(l->v);
     memset(l, 0, sizeof *l);
 }

@@ -226,9 +226,9 @@ static bool hist_make(Hist *h, const InsAcc *a, const InsAcc *b, int bins)
 
 static void hist_free(Hist *h)
 {
-    free(h->edges);
-    free(h->ca);
-    free(h->cb);
+    xfree(h->edges);
+    xfree(h->ca);
+    xfree(h->cb);
 }
 
 /* A bar of '#'; padded to width when another column follows. */
@@ -601,13 +601,13 @@ bool ins_stats_plot(const InsStats *a, const InsStats *b, const char *path, Diag
     bool ok = rt_plot_write(&plot, path, d);
     for (int i = 0; i < p.n; i++) {
         hist_free(&p.hists[i]);
-        free(p.titles[i]);
+        xfree(p.titles[i]);
     }
-    free(health);
-    free(names);
-    free(p.panels);
-    free(p.series);
-    free(p.hists);
-    free(p.titles);
+    xfree(health);
+    xfree(names);
+    xfree(p.panels);
+    xfree(p.series);
+    xfree(p.hists);
+    xfree(p.titles);
     return ok;
 }

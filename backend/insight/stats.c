@@ -25,7 +25,7 @@ void ins_acc_init(InsAcc *a, bool keep_samples)
 
 void ins_acc_free(InsAcc *a)
 {
-    free(a->samples);
+    xfree(a->samples);
     a->samples = NULL;
 }
 
@@ -211,7 +211,7 @@ static bool prepare(InsModel *m, const Graph *src, Diags *d)
         o.nwrt = m->nprobes;
         o.stop_after = "autodiff";
         ok = ps_recipe_resume(m->g, &o, "autodiff", &scratch);
-        free(names);
+        xfree(names);
         for (int i = 0; i < scratch.n; i++)
             if (scratch.v[i].level == DIAG_ERROR)
                 diag_error(d, scratch.v[i].loc, "%s", scratch.v[i].msg);
@@ -237,13 +237,13 @@ void ins_model_free(InsModel *m)
     if (!m)
         return;
     ps_layers_free(&m->layers);
-    free(m->probes);
-    free(m->pre_out);
-    free(m->out_out);
-    free(m->gpre_out);
-    free(m->gout_out);
+    xfree(m->probes);
+    xfree(m->pre_out);
+    xfree(m->out_out);
+    xfree(m->gpre_out);
+    xfree(m->gout_out);
     ir_graph_free(m->g);
-    free(m);
+    xfree(m);
 }
 
 const PsLayers *ins_model_layers(const InsModel *m)
@@ -306,14 +306,14 @@ void ins_stats_free(InsStats *s)
         ins_acc_free(&l->out);
         ins_acc_free(&l->grad_pre);
         ins_acc_free(&l->grad_out);
-        free(l->alive);
+        xfree(l->alive);
     }
     for (int i = 0; i < s->nparams; i++) {
         ins_acc_free(&s->params[i].w);
         ins_acc_free(&s->params[i].g);
     }
-    free(s->layers);
-    free(s->params);
+    xfree(s->layers);
+    xfree(s->params);
     memset(s, 0, sizeof *s);
 }
 
@@ -433,7 +433,7 @@ bool ins_stats_add_batch(InsStats *s, InsModel *m, const TensorMap *params, cons
     }
     for (int i = 0; i < m->g->nouts; i++)
         rt_tensor_free(outs[i]);
-    free(outs);
+    xfree(outs);
     free_inputs(&in, batch->n);
     return ok;
 }
@@ -515,7 +515,7 @@ void ins_input_stats(const Graph *g, const Dataset *data, WarnInputs *out)
 
 void ins_input_stats_free(WarnInputs *w)
 {
-    free((void *)w->v);
+    xfree((void *)w->v);
     w->v = NULL;
     w->n = 0;
 }

@@ -90,7 +90,7 @@ void ins_static_warnings(const Graph *g, const Dataset *ds, int batch, FILE *f)
         char *text = read_file(g->files[i], &len);
         if (text)
             diags_add_source(&wd, g->files[i], text, len);
-        free(text);
+        xfree(text);
     }
     ps_warn((Graph *)g, &wi, &wd);
     diags_print(&wd, f);
@@ -144,7 +144,7 @@ static Tensor **forward(const Graph *src, const char *weights, uint64_t seed, co
     bool ok = gc_load_params(g, weights, seed, &params, d) && be_interp_run(g, &params, b, &run, outs, d);
     rt_map_free(&params);
     if (!ok) {
-        free(outs);
+        xfree(outs);
         ir_graph_free(g);
         return NULL;
     }
@@ -205,13 +205,13 @@ static bool forward_diff(const Graph *g, const mc_stats_options *a, uint64_t see
             compare_outputs(g1, o1, g2, o2, a->forward_diff[k], out);
         for (int i = 0; o2 && i < g2->nouts; i++)
             rt_tensor_free(o2[i]);
-        free(o2);
+        xfree(o2);
         ir_graph_free(g2);
         ir_graph_free(other);
     }
     for (int i = 0; o1 && i < g1->nouts; i++)
         rt_tensor_free(o1[i]);
-    free(o1);
+    xfree(o1);
     ir_graph_free(g1);
     rt_map_free(&b);
     return ok;
@@ -249,7 +249,7 @@ static bool stats(const Graph *g, const RunSettings *run, const mc_stats_options
     return ok;
 }
 
-int mc_stats(const char *path, const mc_stats_options *o, FILE *out, FILE *err)
+static int stats_cmd(const char *path, const mc_stats_options *o, FILE *out, FILE *err)
 {
     Diags d;
     diags_init(&d);
@@ -261,4 +261,9 @@ int mc_stats(const char *path, const mc_stats_options *o, FILE *out, FILE *err)
     ir_graph_free(g);
     diags_free(&d);
     return ok ? 0 : 1;
+}
+
+int mc_stats(const char *path, const mc_stats_options *o, FILE *out, FILE *err)
+{
+    MC_COMMAND(path, err, "computing statistics", stats_cmd(path, o, out, err));
 }

@@ -174,10 +174,10 @@ void mc_watch_free(mc_watch *t)
     ins_watch_free(t->w);
     for (int k = 0; k < t->nsample; k++)
         rt_map_free(&t->sample[k]);
-    free(t->sample);
+    xfree(t->sample);
     rt_map_free(&t->at_record);
     rt_map_free(&t->snap);
-    free(t);
+    xfree(t);
 }
 
 void mc_watch_csv_header(const mc_watch *t, FILE *f)

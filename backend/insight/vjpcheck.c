@@ -186,7 +186,7 @@ static bool by_rule(OpCheck *oc, Diags *d)
     }
     for (int i = 0; i < oc->grad_g->nouts; i++)
         rt_tensor_free(outs[i]);
-    free(outs);
+    xfree(outs);
     rt_map_free(&none);
     for (int w = 0; w < oc->nwrt; w++)
         ok = ok && oc->grad[w];

@@ -213,8 +213,8 @@ static double *relative_grads(Warn *w, int out)
         if (i <= out && has_kernel(w, l) && reached[l->kernel->id] && ref > 0)
             ratio[i] = dm[l->kernel->id] / w->m[l->kernel->id].m2 / ref;
     }
-    free(dm);
-    free(reached);
+    xfree(dm);
+    xfree(reached);
     return ratio;
 }
 
@@ -241,7 +241,7 @@ static void check_vanishing(Warn *w)
         w->warned[i] = true;
         break;
     }
-    free(ratio);
+    xfree(ratio);
 }
 
 /* ---- entry points ---- */
@@ -293,8 +293,8 @@ bool ps_warn(Graph *g, const WarnInputs *wi, Diags *d)
     w.assumed = assumption(c, wi);
     check_saturation(&w);
     check_vanishing(&w);
-    free(w.warned);
-    free(w.m);
+    xfree(w.warned);
+    xfree(w.m);
     ps_layers_free(&w.layers);
     ir_graph_free(c);
     return true;

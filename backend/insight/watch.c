@@ -141,10 +141,10 @@ Watch *ins_watch_new(const Graph *src, const WatchOpts *o, Diags *d)
 static void series_free(Series *s, int n)
 {
     for (int i = 0; i < n; i++) {
-        free(s[i].name);
-        free(s[i].v);
+        xfree(s[i].name);
+        xfree(s[i].v);
     }
-    free(s);
+    xfree(s);
 }
 
 void ins_watch_free(Watch *w)
@@ -152,14 +152,14 @@ void ins_watch_free(Watch *w)
     if (!w)
         return;
     ins_model_free(w->m);
-    free(w->epochs);
+    xfree(w->epochs);
     series_free(w->metrics, w->nmetrics);
-    free(w->rec_x);
+    xfree(w->rec_x);
     series_free(w->gnorm, w->nlayers);
-    free(w->layers);
-    free(w->params);
+    xfree(w->layers);
+    xfree(w->params);
     sb_free(&w->warnings);
-    free(w);
+    xfree(w);
 }
 
 /* The slot of an epoch, added (with every metric extended by NAN) when new. */
@@ -714,7 +714,7 @@ bool ins_plot_curves(const char *path, const char *title, const char *ylabel, bo
     PlotPanel panel = {title, "epoch", ylabel, logy, ps, nseries, NULL, 0};
     Plot p = {NULL, 1, 640, 380, &panel, 1};
     bool ok = rt_plot_write(&p, path, d);
-    free(ps);
+    xfree(ps);
     return ok;
 }
 
@@ -741,7 +741,7 @@ static bool plot_metrics(Watch *w, const char *path, Diags *d)
     int np = w->nmetrics - nloss ? 2 : 1;
     Plot p = {w->src->name, np, 480, 320, nloss ? panels : panels + 1, nloss ? np : 1};
     bool ok = rt_plot_write(&p, path, d);
-    free(ps);
+    xfree(ps);
     return ok;
 }
 
@@ -753,7 +753,7 @@ static bool plot_norms(Watch *w, const char *path, Diags *d)
     char title[256];
     snprintf(title, sizeof title, "%s: gradient norm per layer (sample batch)", w->src->name);
     bool ok = ins_plot_curves(path, title, "norm (log)", true, w->rec_x, w->nrec, s, w->nlayers, d);
-    free(s);
+    xfree(s);
     return ok;
 }
 
@@ -774,7 +774,7 @@ bool ins_watch_plots(Watch *w, const char *dir, Diags *d)
             sb_printf(&b, "%s/curves.%s", dir, ext[k]);
             path = sb_take(&b);
             ok = plot_metrics(w, path, d);
-            free(path);
+            xfree(path);
         }
         if (!w->nrec)
             continue;
@@ -783,7 +783,7 @@ bool ins_watch_plots(Watch *w, const char *dir, Diags *d)
         sb_printf(&b, "%s/grad_norms.%s", dir, ext[k]);
         path = sb_take(&b);
         ok = ok && plot_norms(w, path, d);
-        free(path);
+        xfree(path);
     }
     return ok;
 }

@@ -67,9 +67,9 @@ static void free_parts(Eval *e)
         for (int j = 1; p && j < e->g->nodes[i]->sub->nouts; j++)
             if (p[j])
                 rt_tensor_free(p[j]);
-        free(p);
+        xfree(p);
     }
-    free(e->parts);
+    xfree(e->parts);
 }
 
 static void eval_free(Eval *e)
@@ -78,10 +78,10 @@ static void eval_free(Eval *e)
         if (e->owned[i])
             rt_tensor_free(e->vals[i]);
     free_parts(e);
-    free(e->vals);
-    free(e->owned);
-    free(e->need);
-    free(e->uses);
+    xfree(e->vals);
+    xfree(e->owned);
+    xfree(e->need);
+    xfree(e->uses);
 }
 
 /* ---- binding leaves ---- */
@@ -204,14 +204,12 @@ static Tensor *alloc_value(Interp *ip, const Node *nd)
         }
         dims[k] = ip->n;
     }
-    int64_t numel = ir_shape_numel(&nd->shape, ip->n < 0 ? 0 : ip->n), bytes;
-    Tensor *t = NULL;
-    if (numel >= 0 && !mul_overflow_i64(numel, ir_dtype_size(nd->dt), &bytes))
-        t = rt_tensor_new(nd->dt, nd->shape.rank, dims);
+    Tensor *t = rt_tensor_new(nd->dt, nd->shape.rank, dims);
+    char why[96];
     if (!t)
-        diag_error(ip->d, nd->loc, "%s of type %s with N = %lld is too large",
-                   ir_ops[nd->op].name, ir_type_str(nd->dt, &nd->shape, ty, sizeof ty),
-                   (long long)ip->n);
+        diag_error(ip->d, nd->loc, "%s of type %s with N = %lld: %s", ir_ops[nd->op].name,
+                   ir_type_str(nd->dt, &nd->shape, ty, sizeof ty), (long long)ip->n,
+                   rt_tensor_failure(nd->dt, nd->shape.rank, dims, why, sizeof why));
     return t;
 }
 
@@ -245,7 +243,7 @@ static bool eval_node(Interp *ip, Eval *e, Node *nd)
     bool ok = out && op_fns[nd->op](ip, nd, in, out);
     ip->parts = NULL;
     if (in != ins)
-        free(in);
+        xfree(in);
     if (!ok) {
         if (out)
             rt_tensor_free(out);
@@ -368,9 +366,9 @@ bool be_interp_run_all(Graph *g, const TensorMap *params, const TensorMap *input
     *vals = e.vals;
     e.vals = NULL;
     free_parts(&e);
-    free(e.owned);
-    free(e.need);
-    free(e.uses);
+    xfree(e.owned);
+    xfree(e.need);
+    xfree(e.uses);
     return true;
 }
 
@@ -381,5 +379,5 @@ void be_interp_free_values(Graph *g, Tensor **vals)
     for (int i = 0; i < g->nnodes; i++)
         if (vals[i])
             rt_tensor_free(vals[i]);
-    free(vals);
+    xfree(vals);
 }

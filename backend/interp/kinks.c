@@ -130,9 +130,9 @@ int be_interp_kink_diff(const KinkKeys *a, const KinkKeys *b, int64_t *elem)
 void be_interp_kink_free(KinkKeys *k)
 {
     for (int j = 0; j < k->n; j++)
-        free(k->key[j]);
-    free(k->key);
-    free(k->len);
-    free(k->node);
+        xfree(k->key[j]);
+    xfree(k->key);
+    xfree(k->len);
+    xfree(k->node);
     *k = (KinkKeys){0};
 }

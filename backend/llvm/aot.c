@@ -129,9 +129,9 @@ static int param_index(Params *ps, const char *name, const Tensor *t)
 
 static void params_free(Params *ps)
 {
-    free(ps->names);
-    free(ps->vals);
-    free(ps->off);
+    xfree(ps->names);
+    xfree(ps->vals);
+    xfree(ps->off);
 }
 
 /* ---- one function ---- */
@@ -161,8 +161,8 @@ static int64_t layout(const Plan *p, int64_t n, int64_t *off, Diags *d)
     for (int i = 0; i < np; i++)
         off[which[i]] = pl[i].off;
 out:
-    free(pl);
-    free(which);
+    xfree(pl);
+    xfree(which);
     return total;
 }
 
@@ -254,7 +254,7 @@ static bool describe_fn(const Plan *p, const AotFnIn *in, const AotOpts *o, Para
         fi->outs[fi->nouts++] = (AotArg){arena_strdup(a, out->name), out->val->dt, out->val->shape, out->kind};
     }
     sb_puts(b, "end\n");
-    free(off);
+    xfree(off);
     return ok;
 }
 
@@ -332,7 +332,7 @@ static void add_model(LLVMModuleRef mod, const AotOpts *o, const AotFnIn *fns, i
     sb_printf(&nm, "%s_model", o->name);
     const_global(mod, nm.s, LLVMConstStructInContext(cx, fields, 7, 0), true, 8);
     sb_free(&nm);
-    free(ents);
+    xfree(ents);
 }
 
 /* ---- the object ---- */
@@ -424,7 +424,7 @@ bool be_aot_compile(const AotFnIn *fns, int nfns, const AotOpts *o, AotResult *r
         char *blob = weights_blob(&ps, o->embed, &desc, &len);
         sb_puts(&desc, fdesc.s ? fdesc.s : "");
         add_model(mod, o, fns, nfns, &desc, blob, len);
-        free(blob);
+        xfree(blob);
         r->nparams = ps.n;
         for (int i = 0; i < ps.n; i++)
             r->param_bytes += rt_tensor_bytes(ps.vals[i]);
@@ -442,6 +442,6 @@ bool be_aot_compile(const AotFnIn *fns, int nfns, const AotOpts *o, AotResult *r
 void be_aot_result_free(AotResult *r)
 {
     arena_free(r->arena);
-    free(r->obj);
+    xfree(r->obj);
     memset(r, 0, sizeof *r);
 }

@@ -404,11 +404,11 @@ LLVMModuleRef cg_build_part(LLVMContextRef cx, const Plan *p, int lo, int hi, co
             prof_call(&c, ctxp, i);
     }
     cg_kernel_end(&c); /* return; the allocas branch to the entry */
-    free(bp);
-    free(kfn);
-    free(rowfn);
-    free(rows);
-    free(flat);
+    xfree(bp);
+    xfree(kfn);
+    xfree(rowfn);
+    xfree(rows);
+    xfree(flat);
     cg_dispose(&c);
 
     char *msg = NULL;

@@ -82,6 +82,11 @@ static void host_free(Host *h)
     LLVMDisposeMessage(h->features);
 }
 
+static void host_free_on_jump(void *h)
+{
+    host_free(h);
+}
+
 /* PIC and the small code model, as LLJIT's JITLink layer expects. */
 static LLVMTargetMachineRef host_tm(const Host *h)
 {
@@ -195,9 +200,13 @@ static bool emit(Part *t, LLVMModuleRef mod, LLVMTargetMachineRef tm)
     return false;
 }
 
+/* Parts run on the compile's threads, where a jump back to the caller's
+ * memory guard would leave LLVM's objects and the other parts behind:
+ * their allocations are not recovered (mem_guard_suspend). */
 static void *compile_part(void *arg)
 {
     Part *t = arg;
+    MemGuard *guard = mem_guard_suspend();
     double t0 = mc_now_ms();
     LLVMContextRef cx = LLVMContextCreate();
     LLVMTargetMachineRef tm = host_tm(t->host);
@@ -220,6 +229,7 @@ static void *compile_part(void *arg)
     LLVMDisposeModule(mod);
     LLVMDisposeTargetMachine(tm);
     LLVMContextDispose(cx);
+    mem_guard_resume(guard);
     return NULL;
 }
 
@@ -355,7 +365,7 @@ int jit_build_parts(const Plan *p, const JitOpts *o, LLVMContextRef cx, LLVMTarg
             break;
         rename_entries(mods[i], prefix);
     }
-    free(parts);
+    xfree(parts);
     if (built == n && !err[0])
         return n;
     for (int i = 0; i < built; i++)
@@ -388,7 +398,7 @@ static bool define_runtime(LLVMOrcLLJITRef jit, LLVMOrcJITDylibRef jd, Diags *d)
         pairs[i].Sym.Flags.TargetFlags = 0;
     }
     LLVMOrcMaterializationUnitRef mu = LLVMOrcAbsoluteSymbols(pairs, (size_t)n);
-    free(pairs);
+    xfree(pairs);
     return consume(LLVMOrcJITDylibDefine(jd, mu), "defining the runtime's symbols", d);
 }
 
@@ -440,8 +450,11 @@ bool jit_compile_plan(const Plan *p, const JitOpts *o, LLVMOrcLLJITRef *jit, Jit
 {
     jit_llvm_init();
     bool fast = o->fast_isel || o->opt_level <= 0;
-    Host h;
+    Host h = {0};
+    MemCleanup on_jump;
+    mem_cleanup_push(&on_jump, host_free_on_jump, &h);
     if (!host_init(&h, fast ? LLVMCodeGenLevelNone : LLVMCodeGenLevelDefault, d)) {
+        mem_cleanup_pop(&on_jump);
         host_free(&h);
         return false;
     }
@@ -486,9 +499,10 @@ bool jit_compile_plan(const Plan *p, const JitOpts *o, LLVMOrcLLJITRef *jit, Jit
         if (parts[i].obj)
             LLVMDisposeMemoryBuffer(parts[i].obj);
     timer_add(t, "llvm: JIT link", mc_now_ms() - t1);
+    mem_cleanup_pop(&on_jump);
     host_free(&h);
-    free(parts);
-    free(th);
-    free(started);
+    xfree(parts);
+    xfree(th);
+    xfree(started);
     return ok;
 }

@@ -195,7 +195,7 @@ static LLVMValueRef body_values(Cg *c, const Node *v, const Node *result, const 
         side[j] = memo[s->outs[j].val->id];
         MC_ASSERT(side[j]);
     }
-    free(memo);
+    xfree(memo);
     return r;
 }
 

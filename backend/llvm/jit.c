@@ -319,7 +319,7 @@ void be_jit_free(JitModule *m)
     rt_prof_free(m->prof);
     rt_pool_free(m->pool);
     arena_free(m->arena);
-    free(m);
+    xfree(m);
 }
 
 int be_jit_nbufs(const JitModule *m)
@@ -484,8 +484,8 @@ JitWorkspace *be_jit_workspace_new(const JitModule *m, int64_t n, Diags *d)
     int *which = xcalloc((size_t)m->nslots + 1, sizeof(int));
     int np = temp_intervals(m, n, pl, which, d);
     if (np < 0) {
-        free(pl);
-        free(which);
+        xfree(pl);
+        xfree(which);
         return NULL;
     }
     int64_t total = be_plan_memory(pl, np, WS_ALIGN);
@@ -496,18 +496,18 @@ JitWorkspace *be_jit_workspace_new(const JitModule *m, int64_t n, Diags *d)
     w->n = n;
     w->bytes = total;
     w->bufs = xcalloc((size_t)m->nslots + 1, sizeof(void *));
-    if (!(w->mem = aligned_alloc(WS_ALIGN, (size_t)total))) {
-        diag_error(d, none, "cannot allocate %lld bytes of workspace for batch size %lld",
+    if (!(w->mem = mem_aligned_alloc(WS_ALIGN, (size_t)total, false))) {
+        diag_error(d, none, "out of memory: cannot allocate %lld bytes of workspace for batch size %lld",
                    (long long)total, (long long)n);
-        free(pl);
-        free(which);
+        xfree(pl);
+        xfree(which);
         be_jit_workspace_free(w);
         return NULL;
     }
     for (int i = 0; i < np; i++)
         w->bufs[which[i]] = (char *)w->mem + pl[i].off;
-    free(pl);
-    free(which);
+    xfree(pl);
+    xfree(which);
     return w;
 }
 
@@ -515,9 +515,9 @@ void be_jit_workspace_free(JitWorkspace *w)
 {
     if (!w)
         return;
-    free(w->mem);
-    free(w->bufs);
-    free(w);
+    xfree(w->mem);
+    xfree(w->bufs);
+    xfree(w);
 }
 
 int64_t be_jit_workspace_n(const JitWorkspace *w)
@@ -623,7 +623,7 @@ static void print_plan(FILE *f, const JitModule *m, int64_t n, BeInterval *pl, c
             (long long)arena, (long long)peak, sum ? 100.0 * (double)(sum - arena) / (double)sum : 0.0);
     fprintf(f, "; inputs and parameters (bound by the caller, updated in place): %lld bytes\n",
             (long long)params);
-    free(rows);
+    xfree(rows);
 }
 
 bool be_jit_print_memory_plan(const JitModule *m, int64_t n, FILE *f, Diags *d)
@@ -635,7 +635,7 @@ bool be_jit_print_memory_plan(const JitModule *m, int64_t n, FILE *f, Diags *d)
     int np = temp_intervals(m, n, pl, which, d);
     if (np >= 0)
         print_plan(f, m, n, pl, which, np);
-    free(pl);
-    free(which);
+    xfree(pl);
+    xfree(which);
     return np >= 0;
 }

@@ -109,7 +109,7 @@ LLVMMemoryBufferRef objcache_load(const char *dir, const char *key)
         goto done;
     buf = LLVMCreateMemoryBufferWithMemoryRangeCopy(data, (size_t)size, key);
 done:
-    free(data);
+    xfree(data);
     fclose(f);
     return buf;
 }

@@ -561,20 +561,20 @@ bool plan_build(Plan *p, Graph *g, Diags *d)
     } else {
         plan_free(p);
     }
-    free(b.kpos);
-    free(b.inplace);
-    free(b.snap);
+    xfree(b.kpos);
+    xfree(b.inplace);
+    xfree(b.snap);
     return ok;
 }
 
 void plan_free(Plan *p)
 {
-    free(p->slots);
-    free(p->steps);
-    free(p->node_slot);
-    free(p->node_part);
-    free(p->part_slot);
-    free(p->out_slot);
-    free(p->nchecks);
+    xfree(p->slots);
+    xfree(p->steps);
+    xfree(p->node_slot);
+    xfree(p->node_part);
+    xfree(p->part_slot);
+    xfree(p->out_slot);
+    xfree(p->nchecks);
     memset(p, 0, sizeof *p);
 }

@@ -61,7 +61,7 @@ int64_t be_plan_memory(BeInterval *v, int n, int64_t align)
         if (off + size > total)
             total = off + size;
     }
-    free(ord);
+    xfree(ord);
     return total;
 }
 

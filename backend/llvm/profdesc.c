@@ -24,7 +24,7 @@ static const char *fused_what(Arena *a, const Node *v)
     sb_printf(&b, "}");
     char *s = sb_take(&b);
     const char *r = arena_strdup(a, s);
-    free(s);
+    xfree(s);
     return r;
 }
 
@@ -133,5 +133,5 @@ void be_jit_profile_print(const JitModule *m, const char *title, FILE *f)
                 (long long)calls, calls ? ms / (double)calls : 0.0, ms,
                 total ? 100.0 * (double)p->ns[i] / (double)total : 0.0);
     }
-    free(rows);
+    xfree(rows);
 }

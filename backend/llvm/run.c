@@ -117,8 +117,13 @@ static bool copy_outputs(const JitModule *m, JitWorkspace *w, Tensor **outs, Dia
         outs[i] = rt_tensor_for(be_jit_out_dtype(m, i), be_jit_out_shape(m, i), n);
         if (!outs[i]) {
             SrcLoc none = {NULL, 0, 0};
-            diag_error(d, none, "output '%s' is too large for N = %lld", be_jit_out(m, i)->name,
-                       (long long)n);
+            int64_t dims[IR_MAXRANK];
+            const Shape *s = be_jit_out_shape(m, i);
+            for (int k = 0; k < s->rank; k++)
+                dims[k] = s->d[k] == IR_DIM_N ? n : s->d[k];
+            char why[96];
+            diag_error(d, none, "output '%s' for N = %lld: %s", be_jit_out(m, i)->name, (long long)n,
+                       rt_tensor_failure(be_jit_out_dtype(m, i), s->rank, dims, why, sizeof why));
             for (int j = 0; j < i; j++) {
                 rt_tensor_free(outs[j]);
                 outs[j] = NULL;
@@ -158,8 +163,8 @@ bool be_jit_run(JitModule *m, const TensorMap *params, const TensorMap *inputs, 
     }
     for (int i = 0; i < nb; i++)
         rt_tensor_free(priv[i]);
-    free(priv);
-    free(bound);
+    xfree(priv);
+    xfree(bound);
     be_jit_workspace_free(w);
     return ok;
 }

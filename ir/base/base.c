@@ -16,38 +16,6 @@ void mc_ice(const char *file, int line, const char *fmt, ...)
     abort();
 }
 
-void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p)
-        ICE("out of memory allocating %zu bytes", n);
-    return p;
-}
-
-void *xcalloc(size_t n, size_t sz)
-{
-    void *p = calloc(n ? n : 1, sz ? sz : 1);
-    if (!p)
-        ICE("out of memory allocating %zu x %zu bytes", n, sz);
-    return p;
-}
-
-void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n ? n : 1);
-    if (!q)
-        ICE("out of memory reallocating %zu bytes", n);
-    return q;
-}
-
-char *xstrdup(const char *s)
-{
-    size_t n = strlen(s);
-    char *p = xmalloc(n + 1);
-    memcpy(p, s, n + 1);
-    return p;
-}
-
 struct ArenaChunk {
     ArenaChunk *next;
     size_t cap, used;
@@ -65,9 +33,9 @@ void arena_free(Arena *a)
         return;
     for (ArenaChunk *c = a->head, *next; c; c = next) {
         next = c->next;
-        free(c);
+        xfree(c);
     }
-    free(a);
+    xfree(a);
 }
 
 void *arena_alloc(Arena *a, size_t n)
@@ -123,7 +91,7 @@ void sb_init(StrBuf *b)
 
 void sb_free(StrBuf *b)
 {
-    free(b->s);
+    xfree(b->s);
     sb_init(b);
 }
 
@@ -196,6 +164,8 @@ char *read_file(const char *path, size_t *len)
     FILE *f = fopen(path, "rb");
     if (!f)
         return NULL;
+    MemCleanup on_jump;
+    mem_cleanup_push(&on_jump, mem_fclose, f);
     size_t cap = 4096, n = 0;
     char *buf = xmalloc(cap);
     for (;;) {
@@ -208,14 +178,16 @@ char *read_file(const char *path, size_t *len)
         if (got == 0) {
             if (ferror(f)) {
                 int e = errno;
+                mem_cleanup_pop(&on_jump);
                 fclose(f);
-                free(buf);
+                xfree(buf);
                 errno = e ? e : EIO;
                 return NULL;
             }
             break;
         }
     }
+    mem_cleanup_pop(&on_jump);
     fclose(f);
     buf[n] = 0;
     if (len)
@@ -248,8 +220,8 @@ void strmap_init(StrMap *m)
 
 void strmap_free(StrMap *m)
 {
-    free(m->key);
-    free(m->val);
+    xfree(m->key);
+    xfree(m->val);
     memset(m, 0, sizeof *m);
 }
 
@@ -282,8 +254,8 @@ void strmap_put(StrMap *m, const char *k, int v)
                 t.key[j] = m->key[i];
                 t.val[j] = m->val[i];
             }
-        free(m->key);
-        free(m->val);
+        xfree(m->key);
+        xfree(m->val);
         *m = t;
     }
     int i = strmap_slot(m, k);

@@ -3,6 +3,7 @@
 #ifndef MODELC_BASE_H
 #define MODELC_BASE_H
 
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -15,11 +16,88 @@ void mc_ice(const char *file, int line, const char *fmt, ...)
 #define ICE(...) mc_ice(__FILE__, __LINE__, __VA_ARGS__)
 #define MC_ASSERT(c) ((c) ? (void)0 : ICE("assertion failed: %s", #c))
 
-/* malloc wrappers that ICE on exhaustion */
+/* ---- allocation (mem.c) ----
+ * malloc wrappers. Inside a MemGuard, every block they return is recorded
+ * in the guard until freed (xfree) or the guard ends, and exhaustion jumps
+ * back to the guard's MEM_TRY; outside any guard it is an internal error.
+ * Memory of the library is freed with xfree, never free(). */
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t sz);
-void *xrealloc(void *p, size_t n);
+void *xrealloc(void *p, size_t n); /* the new block keeps the old one's guard */
 char *xstrdup(const char *s);
+void xfree(void *p);                /* any malloc'd pointer, tracked or not */
+/* aligned_alloc, counted and tracked as the others, freed with xfree; on
+ * exhaustion it jumps as they do, or returns NULL when !jump. */
+void *mem_aligned_alloc(size_t align, size_t n, bool jump);
+
+/* The blocks a guard recorded (open addressing). */
+typedef struct MemSet {
+    void **v;
+    size_t cap, n;
+} MemSet;
+
+/* A recovery point for running out of memory: an API call opens one with
+ * MEM_TRY, and on exhaustion below it control comes back to the MEM_TRY as
+ * a second, false return, with the allocator's blocks since then still in
+ * g->live (nothing is freed: an object the call was building may own some
+ * of them). The call then either frees them all (mem_set_free_all) or, if
+ * they may hang from a long-lived object, keeps them with that object and
+ * frees the rest after the object's destructor (mem_collect_begin/end). */
+/* What a jump must release besides the allocator's blocks (an open file,
+ * LLVM's strings): registered on the innermost guard while held. */
+typedef struct MemCleanup {
+    void (*fn)(void *arg);
+    void *arg;
+    struct MemCleanup *next;
+} MemCleanup;
+
+typedef struct MemGuard {
+    jmp_buf jb;
+    struct MemGuard *up;
+    MemCleanup *cleanups;
+    MemSet live;      /* blocks allocated under the guard, still live */
+    const char *what; /* what the call was doing, for the message */
+    size_t bytes;     /* the failed request */
+    bool failed, collecting;
+} MemGuard;
+
+void mem_guard_push(MemGuard *g, const char *what);
+#define MEM_TRY(g, what) (mem_guard_push((g), (what)), setjmp((g)->jb) == 0)
+/* Ends g (call it on both paths of MEM_TRY); false when g caught a
+ * failure. On success g's live blocks pass to the enclosing guard. */
+bool mem_guard_pop(MemGuard *g);
+/* "out of memory: cannot allocate N bytes while <what>" */
+void mem_error(const MemGuard *g, char *buf, size_t n);
+void mem_set_free_all(MemSet *s);
+/* Run an object's destructor between these two: the blocks in *orphans it
+ * frees are taken out, and mem_collect_end frees the others. */
+void mem_collect_begin(MemGuard *g, MemSet *orphans);
+void mem_collect_end(MemGuard *g);
+/* c (the caller's, alive until mem_cleanup_pop) runs fn(arg) if the
+ * innermost guard catches a failure in between; nothing outside guards. */
+void mem_cleanup_push(MemCleanup *c, void (*fn)(void *), void *arg);
+void mem_cleanup_pop(MemCleanup *c);
+/* For mem_cleanup_push: fclose(f). */
+void mem_fclose(void *f);
+/* An open_memstream whose FILE and text a jump releases. */
+typedef struct MemStream {
+    FILE *f;
+    char *buf;
+    size_t len;
+    MemCleanup on_jump;
+} MemStream;
+FILE *mem_stream_open(MemStream *s);   /* NULL when it cannot be opened */
+char *mem_stream_close(MemStream *s);  /* the text (free it), NULL if none */
+/* No recovery on this thread in between (worker threads share a job:
+ * a jump out of one would leave the others waiting). */
+MemGuard *mem_guard_suspend(void);
+void mem_guard_resume(MemGuard *g);
+
+/* Test hook: the k-th allocation counted from now fails (k = 0: none).
+ * Only allocations under a guard count. MODELC_FAIL_ALLOC=k in the
+ * environment sets it when the first guard opens. */
+void mem_fail_at(long k);
+long mem_alloc_count(void); /* allocations counted since mem_fail_at */
 
 /* ---- arena (base.c) ---- */
 typedef struct ArenaChunk ArenaChunk;

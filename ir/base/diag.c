@@ -15,14 +15,14 @@ void diags_init(Diags *d)
 void diags_free(Diags *d)
 {
     for (int i = 0; i < d->n; i++)
-        free(d->v[i].msg);
-    free(d->v);
+        xfree(d->v[i].msg);
+    xfree(d->v);
     for (int i = 0; i < d->nsrc; i++) {
-        free(d->src[i].file);
-        free(d->src[i].text);
-        free(d->src[i].line_start);
+        xfree(d->src[i].file);
+        xfree(d->src[i].text);
+        xfree(d->src[i].line_start);
     }
-    free(d->src);
+    xfree(d->src);
     memset(d, 0, sizeof(*d));
 }
 
@@ -39,28 +39,25 @@ const char *diags_intern_file(Diags *d, const char *file)
     DiagSource *s = find_source(d, file);
     if (s)
         return s->file;
+    char *name = xstrdup(file);
     d->src = xrealloc(d->src, (size_t)(d->nsrc + 1) * sizeof(DiagSource));
-    s = &d->src[d->nsrc++];
-    s->file = xstrdup(file);
-    s->text = NULL;
-    s->len = 0;
-    s->line_start = NULL;
-    s->nlines = 0;
-    return s->file;
+    d->src[d->nsrc] = (DiagSource){name, NULL, 0, NULL, 0};
+    return d->src[d->nsrc++].file;
 }
 
 const char *diags_add_source(Diags *d, const char *file, const char *text, size_t len)
 {
     const char *f = diags_intern_file(d, file);
     DiagSource *s = find_source(d, f);
-    free(s->text);
-    free(s->line_start);
+    char *copy = xmalloc(len + 1);
+    if (len)
+        memcpy(copy, text, len);
+    copy[len] = 0;
+    xfree(s->text);
+    xfree(s->line_start);
     s->line_start = NULL;
     s->nlines = 0;
-    s->text = xmalloc(len + 1);
-    if (len)
-        memcpy(s->text, text, len);
-    s->text[len] = 0;
+    s->text = copy;
     s->len = len;
     return s->file;
 }

@@ -11,33 +11,35 @@
 
 #define CSV_MAX_BYTES ((int64_t)1 << 33)
 
+/* Counts are 64-bit: a file of up to CSV_MAX_BYTES has more lines, fields
+ * and columns than an int holds; locations clamp them (rt_loc_int). */
 typedef struct CsvField {
     const char *s; /* unquoted text (not NUL-terminated) */
     size_t n;
-    int col;       /* 1-based byte column of the field's first character */
+    int64_t col;   /* 1-based byte column of the field's first character */
 } CsvField;
 
 typedef struct CsvRow {
     CsvField *f;
-    int n, cap;
-    int line;
-    int end_col; /* column just past the last character of the line */
+    int64_t n, cap;
+    int64_t line;
+    int64_t end_col; /* column just past the last character of the line */
 } CsvRow;
 
 typedef struct Csv {
     const char *path;
     const char *p, *end;
-    int line;
+    int64_t line;
     Diags *d;
     const char *file; /* interned path */
 } Csv;
 
-static void csv_err(Csv *c, int line, int col, const char *fmt, ...)
+static void csv_err(Csv *c, int64_t line, int64_t col, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-static void csv_err(Csv *c, int line, int col, const char *fmt, ...)
+static void csv_err(Csv *c, int64_t line, int64_t col, const char *fmt, ...)
 {
-    SrcLoc loc = {c->file, line, col};
+    SrcLoc loc = {c->file, rt_loc_int(line), rt_loc_int(col)};
     va_list ap;
     va_start(ap, fmt);
     diag_add(c->d, DIAG_ERROR, loc, 1, fmt, ap);
@@ -60,11 +62,11 @@ static bool split_line(Csv *c, const char *s, const char *e, CsvRow *row)
     row->n = 0;
     if (e > s && e[-1] == '\r')
         e--;
-    row->end_col = (int)(e - line0) + 1;
+    row->end_col = (int64_t)(e - line0) + 1;
     for (;;) {
         while (s < e && (*s == ' ' || *s == '\t'))
             s++;
-        CsvField f = {s, 0, (int)(s - line0) + 1};
+        CsvField f = {s, 0, (int64_t)(s - line0) + 1};
         if (s < e && *s == '"') {
             const char *q = ++s;
             while (q < e && !(*q == '"' && (q + 1 >= e || q[1] != '"')))
@@ -78,7 +80,7 @@ static bool split_line(Csv *c, const char *s, const char *e, CsvRow *row)
             while (s < e && (*s == ' ' || *s == '\t'))
                 s++;
             if (s < e && *s != ',') {
-                csv_err(c, row->line, (int)(s - line0) + 1, "unexpected text after a quoted field");
+                csv_err(c, row->line, (int64_t)(s - line0) + 1, "unexpected text after a quoted field");
                 return false;
             }
         } else {
@@ -157,14 +159,14 @@ static bool parse_number(const char *s, size_t n, double *v)
 static bool row_is_numeric(const CsvRow *row)
 {
     double v;
-    for (int i = 0; i < row->n; i++)
+    for (int64_t i = 0; i < row->n; i++)
         if (!parse_number(row->f[i].s, row->f[i].n, &v))
             return false;
     return true;
 }
 
 /* The label column: by header name or by index; -1 for none. */
-static bool find_label(Csv *c, const CsvRow *first, bool header, const RtLoadOpts *o, int *label)
+static bool find_label(Csv *c, const CsvRow *first, bool header, const RtLoadOpts *o, int64_t *label)
 {
     *label = -1;
     if (o->csv_label) {
@@ -174,7 +176,7 @@ static bool find_label(Csv *c, const CsvRow *first, bool header, const RtLoadOpt
                     o->csv_label);
             return false;
         }
-        for (int i = 0; i < first->n; i++)
+        for (int64_t i = 0; i < first->n; i++)
             if (strlen(o->csv_label) == first->f[i].n &&
                 memcmp(o->csv_label, first->f[i].s, first->f[i].n) == 0)
                 *label = i;
@@ -185,8 +187,8 @@ static bool find_label(Csv *c, const CsvRow *first, bool header, const RtLoadOpt
         return true;
     }
     if (o->csv_label_index >= first->n) {
-        csv_err(c, first->line, 1, "label column %d is out of range (the file has %d columns)",
-                o->csv_label_index, first->n);
+        csv_err(c, first->line, 1, "label column %d is out of range (the file has %lld columns)",
+                o->csv_label_index, (long long)first->n);
         return false;
     }
     *label = o->csv_label_index;
@@ -204,7 +206,7 @@ static bool check_label(Csv *c, const CsvRow *row, const CsvField *f, double v, 
     if (classes <= 0)
         return true;
     if (v != floor(v)) {
-        csv_err(c, row->line, f->col, "label '%.*s' is not an integer", (int)f->n, f->s);
+        csv_err(c, row->line, f->col, "label '%.*s' is not an integer", f->n > 40 ? 40 : (int)f->n, f->s);
         return false;
     }
     if (v < 0 || v >= classes) {
@@ -214,14 +216,14 @@ static bool check_label(Csv *c, const CsvRow *row, const CsvField *f, double v, 
     return true;
 }
 
-static bool add_row(Csv *c, const CsvRow *row, int nfields, int label, int classes, CsvData *cd)
+static bool add_row(Csv *c, const CsvRow *row, int64_t nfields, int64_t label, int classes, CsvData *cd)
 {
     if (row->n != nfields) {
-        int col = row->n < nfields ? row->end_col : row->f[nfields].col;
-        csv_err(c, row->line, col, "expected %d fields, got %d", nfields, row->n);
+        int64_t col = row->n < nfields ? row->end_col : row->f[nfields].col;
+        csv_err(c, row->line, col, "expected %lld fields, got %lld", (long long)nfields, (long long)row->n);
         return false;
     }
-    for (int i = 0; i < row->n; i++) {
+    for (int64_t i = 0; i < row->n; i++) {
         const CsvField *f = &row->f[i];
         double v;
         if (!parse_number(f->s, f->n, &v)) {
@@ -241,7 +243,7 @@ static bool add_row(Csv *c, const CsvRow *row, int nfields, int label, int class
     return true;
 }
 
-static void build_dataset(const CsvData *cd, int xcols, bool has_label, const RtLoadOpts *o,
+static void build_dataset(const CsvData *cd, int64_t xcols, bool has_label, const RtLoadOpts *o,
                           Dataset *out)
 {
     int64_t dims[2] = {cd->rows, xcols};
@@ -277,7 +279,7 @@ static bool parse_csv(Csv *c, const RtLoadOpts *o, Dataset *out)
     CsvRow row = {0};
     CsvData cd = {0};
     bool err = false, ok = false, header;
-    int label = -1, nfields;
+    int64_t label = -1, nfields;
     if (!next_row(c, &row, &err)) {
         if (!err)
             csv_err(c, 0, 0, "the file contains no data");
@@ -301,9 +303,9 @@ static bool parse_csv(Csv *c, const RtLoadOpts *o, Dataset *out)
     build_dataset(&cd, nfields - (label >= 0), label >= 0, o, out);
     ok = true;
 done:
-    free(row.f);
-    free(cd.x);
-    free(cd.y);
+    xfree(row.f);
+    xfree(cd.x);
+    xfree(cd.y);
     return ok;
 }
 
@@ -317,11 +319,11 @@ bool rt_load_csv(const char *path, const RtLoadOpts *o, Dataset *out, Diags *d)
     Csv c = {path, (const char *)buf, (const char *)buf + len, 0, d, diags_intern_file(d, path)};
     if (memchr(buf, 0, len)) {
         csv_err(&c, 0, 0, "the file contains NUL bytes; is it a binary file?");
-        free(buf);
+        xfree(buf);
         return false;
     }
     bool ok = parse_csv(&c, o, out);
-    free(buf);
+    xfree(buf);
     if (!ok)
         rt_dataset_free(out);
     return ok;

@@ -29,11 +29,11 @@ void rt_dataset_init(Dataset *ds)
 
 static void col_free(DataCol *c)
 {
-    free(c->name);
+    xfree(c->name);
     rt_tensor_free(c->t);
     if (c->bytes)
-        free(c->bytes->data);
-    free(c->bytes);
+        xfree(c->bytes->data);
+    xfree(c->bytes);
     memset(c, 0, sizeof *c);
 }
 
@@ -41,7 +41,7 @@ void rt_dataset_free(Dataset *ds)
 {
     for (int i = 0; i < ds->ncols; i++)
         col_free(&ds->cols[i]);
-    free(ds->cols);
+    xfree(ds->cols);
     rt_dataset_init(ds);
 }
 

@@ -109,9 +109,14 @@ bool rt_write_atomic(const char *path, const RtChunk *chunks, int n, Diags *d)
     }
     ok = true;
 out:
-    free(tmp);
-    free(dir);
+    xfree(tmp);
+    xfree(dir);
     return ok;
+}
+
+static void close_on_jump(void *r)
+{
+    gzclose(((RtReader *)r)->gz);
 }
 
 bool rt_reader_open(RtReader *r, const char *path, Diags *d)
@@ -138,6 +143,7 @@ bool rt_reader_open(RtReader *r, const char *path, Diags *d)
         return false;
     }
     gzbuffer(r->gz, 1 << 17);
+    mem_cleanup_push(&r->on_jump, close_on_jump, r);
     return true;
 }
 
@@ -183,8 +189,10 @@ int64_t rt_reader_read(RtReader *r, void *buf, int64_t n)
 
 void rt_reader_close(RtReader *r)
 {
-    if (r->gz)
+    if (r->gz) {
+        mem_cleanup_pop(&r->on_jump);
         gzclose(r->gz);
+    }
     r->gz = NULL;
 }
 
@@ -200,7 +208,7 @@ unsigned char *rt_reader_read_n(RtReader *r, int64_t n, int64_t *got)
         }
         int64_t k = rt_reader_read(r, buf + have, cap - have);
         if (k < 0) {
-            free(buf);
+            xfree(buf);
             return NULL;
         }
         have += k;
@@ -257,6 +265,6 @@ unsigned char *rt_read_all(const char *path, int64_t max, size_t *len, Diags *d)
     return buf;
 fail:
     rt_reader_close(&r);
-    free(buf);
+    xfree(buf);
     return NULL;
 }

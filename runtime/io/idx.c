@@ -109,7 +109,7 @@ static bool idx_read(const char *path, int ndim, int64_t limit, IdxFile *f, Diag
     }
     rt_reader_close(&r);
     if (!ok) {
-        free(f->data);
+        xfree(f->data);
         f->data = NULL;
     }
     return ok;
@@ -172,8 +172,8 @@ bool rt_load_idx(const char *images, const char *labels, const RtLoadOpts *o, Da
         add_images(out, &im, o);
         rt_dataset_add(out, o->y_name, labels_tensor(&lb, o));
     }
-    free(im.data);
-    free(lb.data);
+    xfree(im.data);
+    xfree(lb.data);
     return ok;
 }
 
@@ -190,7 +190,7 @@ static char *find_file(const char *dir, const char *name)
     char *gz = sb_take(&b);
     sb_printf(&b, "%s/%s", dir, name);
     if (stat(b.s, &st) == 0) {
-        free(gz);
+        xfree(gz);
         return sb_take(&b);
     }
     sb_free(&b);
@@ -214,7 +214,7 @@ bool rt_load_fashion_mnist(const char *dir, const char *split, const RtLoadOpts 
     snprintf(names[1], sizeof names[1], "%s-labels-idx1-ubyte", prefix);
     char *im = find_file(dir, names[0]), *lb = find_file(dir, names[1]);
     bool ok = rt_load_idx(im, lb, o, out, d);
-    free(im);
-    free(lb);
+    xfree(im);
+    xfree(lb);
     return ok;
 }

@@ -358,7 +358,7 @@ static bool check_duplicates(JsonParser *jp, Member *m, int n)
             ok = false;
         }
     }
-    free(v);
+    xfree(v);
     return ok;
 }
 
@@ -417,13 +417,13 @@ static JsonValue *parse_object(JsonParser *jp)
         if (jp->p < jp->end && *jp->p == '}') {
             jp->p++;
             JsonValue *r = finish_object(jp, o, m, n);
-            free(m);
+            xfree(m);
             return r;
         }
         unexpected(jp, "',' or '}'");
         break;
     }
-    free(m);
+    xfree(m);
     return NULL;
 }
 
@@ -453,13 +453,13 @@ static JsonValue *parse_array(JsonParser *jp)
             arr->n = n;
             arr->items = arena_alloc(jp->a, (size_t)n * sizeof(JsonValue *));
             memcpy(arr->items, v, (size_t)n * sizeof(JsonValue *));
-            free(v);
+            xfree(v);
             return arr;
         }
         unexpected(jp, "',' or ']'");
         break;
     }
-    free(v);
+    xfree(v);
     return NULL;
 }
 

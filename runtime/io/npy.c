@@ -269,7 +269,7 @@ static bool npy_preamble(RtReader *r, NpyInfo *info, char **header, size_t *hlen
         if (got >= 0)
             diag_error(r->d, r->loc, "truncated NPY header: %lld of %llu bytes after byte %lld",
                        (long long)got, (unsigned long long)n, (long long)info->offset);
-        free(*header);
+        xfree(*header);
         return false;
     }
     *hlen = n;
@@ -285,7 +285,7 @@ static bool npy_info(RtReader *r, NpyInfo *info)
     DictParser dp = {header, header, header + hlen, (size_t)info->offset, r->d, r->loc, false};
     int nerr = r->d->nerrors;
     bool ok = parse_dict(&dp, info) && r->d->nerrors == nerr;
-    free(header);
+    xfree(header);
     info->offset += (int64_t)hlen;
     if (!ok)
         return false;
@@ -390,7 +390,7 @@ static unsigned char *npy_read_data(const char *path, NpyInfo *info, Diags *d)
 out:
     rt_reader_close(&r);
     if (end != 1) {
-        free(data);
+        xfree(data);
         data = NULL;
     }
     return data;
@@ -400,7 +400,7 @@ static Tensor *npy_read(const char *path, NpyInfo *info, Diags *d)
 {
     unsigned char *data = npy_read_data(path, info, d);
     Tensor *t = data ? npy_tensor(path, info, data, d) : NULL;
-    free(data);
+    xfree(data);
     return t;
 }
 
@@ -485,7 +485,7 @@ bool rt_load_npy(const char *x_path, const char *y_path, const RtLoadOpts *o, Da
     bool ok = xd != NULL;
     if (ok && !is_bytes(&xi)) { /* range errors come before the labels' errors */
         ok = (xr = npy_tensor(x_path, &xi, xd, d)) != NULL;
-        free(xd);
+        xfree(xd);
         xd = NULL;
     }
     if (ok && xi.rank == 0) {
@@ -510,7 +510,7 @@ bool rt_load_npy(const char *x_path, const char *y_path, const RtLoadOpts *o, Da
     }
     if (ok && y)
         rt_dataset_add(out, o->y_name, y);
-    free(xd);
+    xfree(xd);
     rt_tensor_free(xr);
     rt_tensor_free(yr);
     return ok;

@@ -14,6 +14,11 @@
 
 /* The location used for diagnostics about a whole file. */
 SrcLoc rt_file_loc(Diags *d, const char *path);
+/* A 64-bit line or column count as a SrcLoc field: INT_MAX past it. */
+static inline int rt_loc_int(int64_t v)
+{
+    return v > INT32_MAX ? INT32_MAX : v < 0 ? 0 : (int)v;
+}
 
 /* One piece of a file written by rt_write_atomic. */
 typedef struct RtChunk {
@@ -34,6 +39,7 @@ typedef struct RtReader {
     SrcLoc loc;
     Diags *d;
     int64_t pos; /* uncompressed bytes consumed so far */
+    MemCleanup on_jump; /* closes the file if memory runs out while open */
 } RtReader;
 
 bool rt_reader_open(RtReader *r, const char *path, Diags *d);

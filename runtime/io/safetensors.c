@@ -47,11 +47,11 @@ void rt_meta_init(Metadata *m)
 void rt_meta_free(Metadata *m)
 {
     for (int i = 0; i < m->n; i++) {
-        free(m->keys[i]);
-        free(m->vals[i]);
+        xfree(m->keys[i]);
+        xfree(m->vals[i]);
     }
-    free(m->keys);
-    free(m->vals);
+    xfree(m->keys);
+    xfree(m->vals);
     rt_meta_init(m);
 }
 
@@ -59,7 +59,7 @@ void rt_meta_set(Metadata *m, const char *key, const char *val)
 {
     for (int i = 0; i < m->n; i++) {
         if (strcmp(m->keys[i], key) == 0) {
-            free(m->vals[i]);
+            xfree(m->vals[i]);
             m->vals[i] = xstrdup(val);
             return;
         }
@@ -310,7 +310,7 @@ static bool parse_entries(StReader *r, const JsonValue *root, const unsigned cha
         memcpy(t->data, data + e[i].begin, (size_t)(e[i].end - e[i].begin));
         rt_map_put(tmp, e[i].name, t);
     }
-    free(e);
+    xfree(e);
     return ok;
 }
 
@@ -359,7 +359,7 @@ bool rt_safetensors_read(const char *path, TensorMap *out, Metadata *meta, Diags
         return false;
     }
     bool ok = rt_safetensors_read_mem(path, (const unsigned char *)buf, len, out, meta, d);
-    free(buf);
+    xfree(buf);
     return ok;
 }
 
@@ -478,9 +478,9 @@ bool rt_safetensors_write(const char *path, const TensorMap *m, const Metadata *
     for (int i = 0; i < m->n; i++)
         chunks[i + 2] = (RtChunk){v[i].t->data, (size_t)rt_tensor_bytes(v[i].t)};
     bool ok = rt_write_atomic(path, chunks, m->n + 2, d);
-    free(chunks);
-    free(header);
-    free(v);
+    xfree(chunks);
+    xfree(header);
+    xfree(v);
     return ok;
 }
 

@@ -9,4 +9,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The loaders that read files by name get the bytes as an in-memory
+ * file, /proc/self/fd/N (path: 32 bytes); -1 when it cannot be made. */
+int fuzz_file(const uint8_t *data, size_t size, char *path);
+
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "modelc.h"
+#include "runtime/io/io.h"
 #include "testutil.h"
 
 #define MODEL "tests/e2e/models/tiny_bn.mdl"
@@ -422,6 +423,43 @@ START_TEST(one_process_job)
 }
 END_TEST
 
+/* Adam's step counter is an f64; a checkpoint written when it was an f32
+ * still loads, its value kept. */
+START_TEST(f32_step_counter_loads)
+{
+    char p1[] = "/tmp/modelc_step_XXXXXX", p2[] = "/tmp/modelc_step_XXXXXX";
+    ck_assert(mkstemp(p1) >= 0 && mkstemp(p2) >= 0);
+    mc_options o;
+    mc_options_default(&o);
+    o.backend = MC_BACKEND_INTERP;
+    mc_model *m = mc_compile(MODEL, &o);
+    ck_assert(m && mc_init_params(m, 3) && mc_save(m, p1));
+    Diags d;
+    diags_init(&d);
+    TensorMap ck;
+    Metadata meta;
+    rt_map_init(&ck);
+    rt_meta_init(&meta);
+    ck_assert(rt_safetensors_read(p1, &ck, &meta, &d));
+    ck_assert_int_eq(rt_map_get(&ck, "optimizer.step")->dt, DT_F64);
+    Tensor *old = rt_tensor_new(DT_F32, 0, NULL);
+    rt_set(old, 0, 1234);
+    rt_map_put(&ck, "optimizer.step", old);
+    ck_assert(rt_safetensors_write(p2, &ck, &meta, &d));
+    ck_assert_msg(mc_load(m, p2, NULL, true), "%s", mc_last_error(m));
+    mc_tensor t;
+    ck_assert(mc_get_param(m, "optimizer.step", &t));
+    ck_assert_int_eq(t.dtype, 1);
+    ck_assert(*(const double *)t.data == 1234);
+    rt_map_free(&ck);
+    rt_meta_free(&meta);
+    diags_free(&d);
+    mc_free(m);
+    remove(p1);
+    remove(p2);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("api");
@@ -434,6 +472,7 @@ int main(void)
     tcase_add_test(t, prepare_eval);
     tcase_add_test(t, predict_outputs);
     tcase_add_test(t, one_process_job);
+    tcase_add_test(t, f32_step_counter_loads);
     suite_add_tcase(s, t);
     return tu_run(s);
 }

@@ -39,7 +39,7 @@ static InsNumResult check_file(const char *path, TensorMap *params, Capture *cap
     ramp_batch(&b, 4);
     rt_map_init(&own);
     if (!params) {
-        rt_init_params(g, &own, 1, false);
+        rt_init_params(g, &own, 1, false, NULL);
         params = &own;
     }
     NumericsOpts o = {MODE_TRAIN, false, 0};
@@ -102,7 +102,7 @@ START_TEST(nan_parameter)
                           &d);
     TensorMap p, b;
     rt_map_init(&p);
-    rt_init_params(g, &p, 1, false);
+    rt_init_params(g, &p, 1, false, NULL);
     rt_set(rt_map_get(&p, "dense.kernel"), 2, NAN);
     ramp_batch(&b, 4);
     NumericsOpts o = {MODE_TRAIN, false, 0};
@@ -129,7 +129,7 @@ START_TEST(finite_step_prints_nothing)
                           &d);
     TensorMap p, b;
     rt_map_init(&p);
-    rt_init_params(g, &p, 1, false);
+    rt_init_params(g, &p, 1, false, NULL);
     ramp_batch(&b, 4);
     Tensor *before = rt_tensor_clone(rt_map_get(&p, "dense.kernel"));
     for (int update = 0; update < 2; update++) {
@@ -157,7 +157,7 @@ START_TEST(missing_input_is_an_error)
     TensorMap p, b;
     rt_map_init(&p);
     rt_map_init(&b);
-    rt_init_params(g, &p, 1, false);
+    rt_init_params(g, &p, 1, false, NULL);
     NumericsOpts o = {MODE_TRAIN, false, 0};
     Capture cap;
     ti_capture(&cap);
@@ -182,7 +182,7 @@ static int train_until_nan(Graph *src, Mode mode, int steps, Capture *cap)
     TensorMap params, b;
     rt_map_init(&params);
     rt_map_init(&b);
-    rt_init_params(g, &params, 7, false);
+    rt_init_params(g, &params, 7, false, NULL);
     RtLoadOpts lo;
     rt_load_opts_default(&lo);
     Dataset ds;

@@ -49,7 +49,7 @@ static Run watch_s3(const char *path, int epochs, int steps, bool plots, const c
     TensorMap params, b, grads;
     rt_map_init(&params);
     rt_map_init(&b);
-    rt_init_params(g, &params, 5, false);
+    rt_init_params(g, &params, 5, false, NULL);
     Dataset ds;
     ck_assert(rt_dataset_uniform(&ds, epochs * steps, DT_F32, "x", NULL, -1, 1, 5));
     WatchOpts wo = {1, 5, false};
@@ -165,7 +165,7 @@ START_TEST(clip_counts)
     rt_map_put(&b, "x", ti_tensor(DT_F32, 2, (const int64_t[]){1, 1}, (const double[]){0.5}));
     TensorMap p;
     rt_map_init(&p);
-    rt_init_params(g, &p, 5, false);
+    rt_init_params(g, &p, 5, false, NULL);
     Capture cap;
     ti_capture(&cap);
     ck_assert(ins_watch_epoch(w, 1, NULL, &p, &b, cap.f, &d));

@@ -9,6 +9,7 @@
 #include "runtime/runtime.h"
 #include "testutil.h"
 #include "runtime/io/io.h"
+#include "runtime/io/rtio.h"
 
 static char *tmp;
 
@@ -585,6 +586,24 @@ START_TEST(csv_valid)
     ck_assert_int_eq(ds.n, 1);
     rt_dataset_free(&ds);
     diags_free(&d);
+}
+END_TEST
+
+/* A CSV file may hold up to 8 GiB: more lines, fields and columns than an
+ * int counts. The reader counts in 64 bits and a location clamps what an
+ * int cannot hold; a label's text in a message is cut like a field's. */
+START_TEST(csv_large_counts)
+{
+    ck_assert_int_eq(rt_loc_int(INT64_C(3000000000)), INT32_MAX);
+    ck_assert_int_eq(rt_loc_int(INT64_C(1) << 32), INT32_MAX);
+    ck_assert_int_eq(rt_loc_int(INT32_MAX), INT32_MAX);
+    ck_assert_int_eq(rt_loc_int(17), 17);
+    RtLoadOpts o;
+    rt_load_opts_default(&o);
+    char text[200];
+    snprintf(text, sizeof text, "1,2\n1.%s,3\n", "5000000000000000000000000000000000000000000000000");
+    expect_csv_fail("f.csv", text, &o,
+                    "f.csv:2:1: error: label '1.50000000000000000000000000000000000000' is not an integer\n");
 }
 END_TEST
 
@@ -1308,6 +1327,7 @@ static Suite *suite(void)
     tcase_add_test(t, fashion_mnist_real);
     tcase_add_test(t, csv_valid);
     tcase_add_test(t, csv_corrupt);
+    tcase_add_test(t, csv_large_counts);
     tcase_add_test(t, npy_valid);
     tcase_add_test(t, npy_corrupt);
     tcase_add_test(t, npy_dataset);

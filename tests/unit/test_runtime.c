@@ -372,7 +372,7 @@ START_TEST(init_params_graph)
              L);
     TensorMap m;
     rt_map_init(&m);
-    rt_init_params(g, &m, 42, false);
+    rt_init_params(g, &m, 42, false, NULL);
     ck_assert_int_eq(m.n, 3);
     ck_assert_ptr_null(rt_map_get(&m, "pretrained"));
     Tensor *k = rt_map_get(&m, "dense.kernel");
@@ -387,10 +387,10 @@ START_TEST(init_params_graph)
     ck_assert(rt_get(mv, 15) == 1.0);
     /* missing only: an existing tensor is kept */
     rt_set(k, 0, 123);
-    rt_init_params(g, &m, 43, false);
+    rt_init_params(g, &m, 43, false, NULL);
     ck_assert_ptr_eq(rt_map_get(&m, "dense.kernel"), k);
     ck_assert(rt_get(k, 0) == 123);
-    rt_init_params(g, &m, 42, true);
+    rt_init_params(g, &m, 42, true, NULL);
     ck_assert(rt_get(rt_map_get(&m, "dense.kernel"), 0) != 123);
     rt_map_free(&m);
     ir_graph_free(g);

@@ -554,7 +554,7 @@ START_TEST(check_params)
     diags_init(&d);
     rt_map_free(&m);
     rt_map_init(&m);
-    rt_init_params(g, &m, 1, false);
+    rt_init_params(g, &m, 1, false, NULL);
     rt_map_put(&m, "stray", rt_tensor_new(DT_F32, 0, NULL));
     ck_assert(rt_check_params(g, &m, "w.safetensors", true, &d));
     ck_assert(!rt_check_params(g, &m, "w.safetensors", false, &d));

@@ -92,7 +92,7 @@ static void fill(Graph *g, int64_t n, double lo, double hi, TensorMap *params, T
     tj_fill(g, &x, 1, n, 3, params, inputs);
     rt_map_free(params);
     rt_map_init(params);
-    rt_init_params(g, params, 5, false);
+    rt_init_params(g, params, 5, false, NULL);
 }
 
 /* Both backends, fused and unfused functions, against f64: the outputs
