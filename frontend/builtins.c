@@ -100,7 +100,13 @@ static Val axis_fn(FeCtx *c, const Expr *e, const Builtin *b)
     return fe_tensor_val(fe_op(c, b->op, &x, 1, &at, e->loc));
 }
 
-/* sum/mean/max(x, axis=None, keepdims=false); axis may be a list (axes=) */
+/* sum/mean/max(x, axis=None, keepdims=false); axis may be a list (axes=).
+ * The composites: min = -max(-x); var = mean((x - mean(x))^2) over the
+ * axes (the population variance, as Keras's ops.var); std = sqrt(var). */
+enum { STAT_MIN = 1, STAT_VAR, STAT_STD };
+
+static Val stat_of(FeCtx *c, const Expr *e, const Builtin *b, Node *x, Attrs at);
+
 static Val reduce_fn(FeCtx *c, const Expr *e, const Builtin *b)
 {
     static const ParamSpec spec[] = {
@@ -112,27 +118,15 @@ static Val reduce_fn(FeCtx *c, const Expr *e, const Builtin *b)
     Node *x = fe_arg_tensor(c, &a, 0, DT_COUNT);
     if (!x || !fe_arg_axes(c, &a, 1, x, at.axes, &at.naxes))
         return fe_err_val();
+    if (b->which)
+        return stat_of(c, e, b, x, at);
     if (at.naxes == 0)
         return fe_tensor_val(x);
     return fe_tensor_val(fe_op(c, b->op, &x, 1, &at, e->loc));
 }
 
-/* min(x, axis=None, keepdims=false) = -max(-x); var = mean((x - mean(x))^2)
- * over the axes (the population variance, as Keras's ops.var);
- * std = sqrt(var). */
-enum { STAT_MIN = 1, STAT_VAR, STAT_STD };
-
-static Val stat_fn(FeCtx *c, const Expr *e, const Builtin *b)
+static Val stat_of(FeCtx *c, const Expr *e, const Builtin *b, Node *x, Attrs at)
 {
-    static const ParamSpec spec[] = {
-        {"x", A_TENSOR, true}, {"axis|axes", A_ANY, false}, {"keepdims", A_BOOL, false}};
-    CallArgs a;
-    Attrs at = ir_attrs();
-    if (!fe_bind_args(c, e, b->name, spec, 3, &a) || !fe_arg_bool(c, &a, 2, false, &at.keepdims))
-        return fe_err_val();
-    Node *x = fe_arg_tensor(c, &a, 0, DT_COUNT);
-    if (!x || !fe_arg_axes(c, &a, 1, x, at.axes, &at.naxes))
-        return fe_err_val();
     if (!ir_dtype_is_float(x->dt)) {
         char t[128];
         fe_error_expr(c, e, "%s() needs a float tensor, got %s", b->name, fe_type_str(x, t, sizeof t));
@@ -541,9 +535,9 @@ static const Builtin builtins[] = {
     SP("sum", reduce_fn, OP_REDUCE_SUM, 0),
     SP("mean", reduce_fn, OP_REDUCE_MEAN, 0),
     SP("max", reduce_fn, OP_REDUCE_MAX, 0),
-    SP("min", stat_fn, OP_REDUCE_MAX, STAT_MIN),
-    SP("var", stat_fn, OP_REDUCE_MEAN, STAT_VAR),
-    SP("std", stat_fn, OP_REDUCE_MEAN, STAT_STD),
+    SP("min", reduce_fn, OP_REDUCE_MAX, STAT_MIN),
+    SP("var", reduce_fn, OP_REDUCE_MEAN, STAT_VAR),
+    SP("std", reduce_fn, OP_REDUCE_MEAN, STAT_STD),
     SP("squeeze", squeeze_fn, OP_RESHAPE, 0),
     SP("expand_dims", expand_dims_fn, OP_RESHAPE, 0),
     SP("stack", stack_fn, OP_CONCAT, 0),
