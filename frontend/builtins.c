@@ -369,17 +369,20 @@ static Val transpose_fn(FeCtx *c, const Expr *e, const Builtin *b)
     return fe_tensor_val(fe_op(c, OP_TRANSPOSE, &x, 1, &at, e->loc));
 }
 
+/* concat(values, axis=-1), and stack(values, axis=0): expand_dims each at
+ * axis (an axis of the result), then concat. */
 static Val concat_fn(FeCtx *c, const Expr *e, const Builtin *b)
 {
     static const ParamSpec spec[] = {{"values", A_ANY, true}, {"axis", A_INT, false}};
+    bool stack = b->which != 0;
     CallArgs a;
     int64_t ax;
     if (!fe_bind_args(c, e, b->name, spec, 2, &a) ||
-        !fe_arg_int(c, &a, 1, -1, INT32_MIN, INT32_MAX, &ax))
+        !fe_arg_int(c, &a, 1, stack ? 0 : -1, INT32_MIN, INT32_MAX, &ax))
         return fe_err_val();
     const Expr *l = a.v[0];
     if (l->k != E_LIST || l->nitems < 1) {
-        fe_error(c, l->start, 1, "concat() needs a list of tensors such as [a, b]");
+        fe_error(c, l->start, 1, "%s() needs a list of tensors such as [a, b]", b->name);
         return fe_err_val();
     }
     Node **in = arena_alloc(c->a, (size_t)l->nitems * sizeof(Node *));
@@ -390,38 +393,12 @@ static Val concat_fn(FeCtx *c, const Expr *e, const Builtin *b)
     }
     Attrs at = ir_attrs();
     at.naxes = 1;
-    if (!ok || !fe_norm_axis(c, a.v[1] ? a.v[1] : e, ax, in[0], &at.axes[0]))
+    const Expr *at_expr = a.v[1] ? a.v[1] : e;
+    if (!ok || !(stack ? insert_axis(c, at_expr, ax, in[0], &at.axes[0])
+                       : fe_norm_axis(c, at_expr, ax, in[0], &at.axes[0])))
         return fe_err_val();
-    return fe_tensor_val(fe_op(c, OP_CONCAT, in, l->nitems, &at, e->loc));
-}
-
-/* stack(values, axis=0): expand_dims each at axis, then concat. */
-static Val stack_fn(FeCtx *c, const Expr *e, const Builtin *b)
-{
-    static const ParamSpec spec[] = {{"values", A_ANY, true}, {"axis", A_INT, false}};
-    CallArgs a;
-    int64_t ax;
-    if (!fe_bind_args(c, e, b->name, spec, 2, &a) || !fe_arg_int(c, &a, 1, 0, INT32_MIN, INT32_MAX, &ax))
-        return fe_err_val();
-    const Expr *l = a.v[0];
-    if (l->k != E_LIST || l->nitems < 1) {
-        fe_error(c, l->start, 1, "stack() needs a list of tensors such as [a, b]");
-        return fe_err_val();
-    }
-    Node **in = arena_alloc(c->a, (size_t)l->nitems * sizeof(Node *));
-    bool ok = true;
-    for (int i = 0; i < l->nitems; i++) {
-        in[i] = fe_tensor(c, l->items[i], DT_COUNT);
-        ok &= in[i] != NULL;
-    }
-    int axis;
-    if (!ok || !insert_axis(c, a.v[1] ? a.v[1] : e, ax, in[0], &axis))
-        return fe_err_val();
-    for (int i = 0; i < l->nitems; i++)
-        in[i] = expand(c, in[i], axis, e->loc);
-    Attrs at = ir_attrs();
-    at.naxes = 1;
-    at.axes[0] = axis;
+    for (int i = 0; stack && i < l->nitems; i++)
+        in[i] = expand(c, in[i], at.axes[0], e->loc);
     return fe_tensor_val(fe_op(c, OP_CONCAT, in, l->nitems, &at, e->loc));
 }
 
@@ -540,7 +517,7 @@ static const Builtin builtins[] = {
     SP("std", reduce_fn, OP_REDUCE_MEAN, STAT_STD),
     SP("squeeze", squeeze_fn, OP_RESHAPE, 0),
     SP("expand_dims", expand_dims_fn, OP_RESHAPE, 0),
-    SP("stack", stack_fn, OP_CONCAT, 0),
+    SP("stack", concat_fn, OP_CONCAT, 1),
     SP("matmul", matmul_fn, OP_MATMUL, 0),
     SP("where", where_fn, OP_SELECT, 0),
     SP("clip", clip_fn, OP_MAXIMUM, 0),
