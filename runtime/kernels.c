@@ -1,5 +1,5 @@
 /* Runtime kernels for JIT-compiled code: run context and threads, GEMM
- * over OpenBLAS in parts, convolution via im2col/col2im + GEMM, pooling,
+ * over OpenBLAS in parts, convolution (register-blocked f32 loops in conv_blocked.c, else im2col/col2im + GEMM), pooling,
  * dropout masks (see kernels.h). */
 #include "kernels.h"
 
@@ -89,10 +89,24 @@ static bool conv_is_few(const RtConvGeom *g)
     return g->o <= RT_CONV_FEW_OUT && !conv_is_direct(g);
 }
 
-int64_t rt_conv_scratch(const RtConvGeom *g)
+/* The f32 convolutions that run register-blocked (kernels.h). */
+static bool conv_blocked(const RtConvGeom *g, int which)
+{
+    if (conv_is_direct(g) || conv_is_few(g))
+        return false;
+    /* the input gradient's output channels are the input's: few of them
+     * would leave most lanes of a vector idle */
+    return which != RT_CONV_GRAD_INPUT || (g->sh == 1 && g->sw == 1 && g->c >= RT_CONV_BLOCKED_MIN_C);
+}
+
+int64_t rt_conv_scratch(const RtConvGeom *g, int which, int elem_bytes)
 {
     if (conv_is_direct(g) || conv_is_few(g))
         return 0;
+    if (elem_bytes == (int)sizeof(float) && conv_blocked(g, which))
+        return which == RT_CONV_FWD          ? rt_conv_blocked_pack_size(g->kh, g->kw, g->c, g->o)
+               : which == RT_CONV_GRAD_INPUT ? rt_conv_blocked_pack_size(g->kh, g->kw, g->o, g->c)
+                                             : 0;
     int64_t f[6] = {g->chunk, g->oh, g->ow, g->kh, g->kw, g->c}, n = 1;
     for (int i = 0; i < 6; i++)
         if (f[i] < 0 || __builtin_mul_overflow(n, f[i], &n))
@@ -241,15 +255,20 @@ static PoolWin pool_window(const RtPoolGeom *g, int64_t oy, int64_t ox)
 #define T float
 #define SFX f32
 #define BLAS_GEMM cblas_sgemm
+#define CONV_BLOCKED 1
 #include "kernels_tmpl.h"
 #undef T
 #undef SFX
 #undef BLAS_GEMM
+#undef CONV_BLOCKED
+#undef CONV_BLOCKED
 
 #define T double
 #define SFX f64
 #define BLAS_GEMM cblas_dgemm
+#define CONV_BLOCKED 0
 #include "kernels_tmpl.h"
 #undef T
 #undef SFX
 #undef BLAS_GEMM
+#undef CONV_BLOCKED

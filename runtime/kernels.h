@@ -107,17 +107,36 @@ typedef struct RtConvGeom {
 #define RT_CONV_GEOM_FIELDS 14
 
 /* Convolutions with at most this many output channels run as direct
- * loops (no im2col); 1x1 stride-1 unpadded ones as one GEMM; the rest as
- * im2col/col2im + GEMM (one GEMM per chunk of images, transposes as
- * BLAS flags; computing the input gradient as a convolution of dy with
- * the flipped kernel was measured slower here: its patch matrix is
- * larger and the GEMM narrower). Images are split over the context's threads (im2col, col2im, direct
- * loops), GEMMs into parts (rt_gemm_*). */
+ * loops (no im2col); 1x1 stride-1 unpadded ones as one GEMM; f32 ones
+ * register-blocked (below); the rest (f64, and the input gradient at a
+ * stride above 1 or with few input channels) as im2col/col2im + GEMM (one
+ * GEMM per chunk of images, transposes as BLAS flags). Images are split
+ * over the context's threads (im2col, col2im, direct loops), GEMMs into
+ * parts (rt_gemm_*). */
 #define RT_CONV_FEW_OUT 4
 
-/* Elements of scratch a convolution needs (0 unless im2col is used; -1
- * when the count overflows int64). */
-int64_t rt_conv_scratch(const RtConvGeom *g);
+/* f32 convolutions with more output channels run as register-blocked
+ * loops over NHWC without im2col (conv_blocked.c): the forward one and,
+ * at stride 1, the input gradient (as a forward convolution of dy with
+ * the flipped kernel) from a packed copy of the kernel in the scratch
+ * buffer; the kernel gradient as tiles of dk held in registers over each
+ * image. Micro-kernels for AVX-512, AVX2+FMA, SSE2 and portable C; the
+ * best the CPU has runs, or the one MODELC_CONV_ISA names. */
+enum { RT_CONV_FWD, RT_CONV_GRAD_INPUT, RT_CONV_GRAD_KERNEL };
+#define RT_CONV_BLOCKED_MIN_C 8 /* fewer input channels: the input gradient goes through col2im */
+void rt_conv_blocked_fwd(const RtCtx *ctx, const RtConvGeom *g, const float *x, const float *k, float *y,
+                         float *scratch, float alpha);
+void rt_conv_blocked_grad_input(const RtCtx *ctx, const RtConvGeom *g, const float *dy, const float *k, float *dx,
+                                float *scratch);
+void rt_conv_blocked_grad_kernel(const RtCtx *ctx, const RtConvGeom *g, const float *x, const float *dy,
+                                 float *dk);
+/* Floats of the packed kernel of a kh x kw x c x o convolution (-1 on
+ * overflow). */
+int64_t rt_conv_blocked_pack_size(int64_t kh, int64_t kw, int64_t c, int64_t o);
+
+/* Elements of scratch convolution `which` (RT_CONV_*) needs in elements
+ * of elem_bytes (0 when none; -1 when the count overflows int64). */
+int64_t rt_conv_scratch(const RtConvGeom *g, int which, int elem_bytes);
 
 /* y = alpha conv(x, k) */
 void rt_conv2d_f32(const RtCtx *ctx, const RtConvGeom *g, const float *x, const float *k, float *y, float *col,

@@ -246,6 +246,12 @@ static void FN(conv_few_grad_kernel)(const RtConvGeom *g, const T *x, const T *d
 
 void FN(rt_conv2d)(const RtCtx *c, const RtConvGeom *g, const T *x, const T *k, T *y, T *col, double alpha)
 {
+#if CONV_BLOCKED
+    if (conv_blocked(g, RT_CONV_FWD)) {
+        rt_conv_blocked_fwd(c, g, x, k, y, col, (float)alpha);
+        return;
+    }
+#endif
     if (conv_is_few(g)) {
         FN(ConvArgs) a = {g, x, k, y, (T)alpha};
         rt_parallel(c, g->n, FN(conv_few_task), &a);
@@ -265,6 +271,12 @@ void FN(rt_conv2d)(const RtCtx *c, const RtConvGeom *g, const T *x, const T *k, 
 
 void FN(rt_conv2d_grad_input)(const RtCtx *c, const RtConvGeom *g, const T *dy, const T *k, T *dx, T *col)
 {
+#if CONV_BLOCKED
+    if (conv_blocked(g, RT_CONV_GRAD_INPUT)) {
+        rt_conv_blocked_grad_input(c, g, dy, k, dx, col);
+        return;
+    }
+#endif
     if (conv_is_few(g)) {
         FN(ConvArgs) a = {g, dy, k, dx, 1};
         rt_parallel(c, g->n, FN(conv_few_grad_input_task), &a);
@@ -286,6 +298,12 @@ void FN(rt_conv2d_grad_input)(const RtCtx *c, const RtConvGeom *g, const T *dy, 
 
 void FN(rt_conv2d_grad_kernel)(const RtCtx *c, const RtConvGeom *g, const T *x, const T *dy, T *dk, T *col)
 {
+#if CONV_BLOCKED
+    if (conv_blocked(g, RT_CONV_GRAD_KERNEL)) {
+        rt_conv_blocked_grad_kernel(c, g, x, dy, dk);
+        return;
+    }
+#endif
     if (conv_is_few(g)) {
         FN(conv_few_grad_kernel)(g, x, dy, dk);
         return;

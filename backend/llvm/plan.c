@@ -279,7 +279,8 @@ static int64_t conv_scratch(const Node *v)
                                                      : &v->in[1]->shape;
     RtConvGeom cg = {0, x->d[1], x->d[2], x->d[3], k->d[0], k->d[1], k->d[3], y->d[1], y->d[2],
                      v->a.stride[0], v->a.stride[1], v->a.pad[0], v->a.pad[2], plan_conv_chunk(v)};
-    return rt_conv_scratch(&cg);
+    int which = v->op == OP_CONV2D ? RT_CONV_FWD : v->op == OP_CONV2D_GRAD_INPUT ? RT_CONV_GRAD_INPUT : RT_CONV_GRAD_KERNEL;
+    return rt_conv_scratch(&cg, which, ir_dtype_size(v->dt));
 }
 
 /* Would the kernel of u, at kernel position ku, be the last reader of

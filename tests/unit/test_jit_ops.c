@@ -429,6 +429,60 @@ static Node *c_conv_widepad(T *t)
     return OP2(t, OP_CONV2D, P(t, "x", S(4, NB, 4, 4, 8), V_UNIF, -1, 1), P(t, "k", S(4, 3, 3, 8, 5), V_UNIF, -1, 1), &a);
 }
 
+/* f32 with more than RT_CONV_FEW_OUT outputs runs register-blocked
+ * (runtime/conv_blocked.c; f64 goes through im2col): rows wide enough for
+ * full pixel blocks, their halves and quarters and single border pixels,
+ * channels not a multiple of any vector width, output channels in a full
+ * block of four vectors and a narrower last one, stride 2, 'valid'. */
+static Node *c_conv_blocked_same(T *t)
+{
+    Attrs a = win(1, 1, 1, 1, 1, 1, 1, 1);
+    return OP2(t, OP_CONV2D, P(t, "x", S(4, NB, 5, 17, 19), V_UNIF, -1, 1),
+               P(t, "k", S(4, 3, 3, 19, 70), V_UNIF, -1, 1), &a);
+}
+
+static Node *c_conv_blocked_s2(T *t)
+{
+    Attrs a = win(1, 1, 2, 2, 1, 1, 0, 1);
+    return OP2(t, OP_CONV2D, P(t, "x", S(4, NB, 11, 16, 12), V_UNIF, -1, 1),
+               P(t, "k", S(4, 3, 3, 12, 33), V_UNIF, -1, 1), &a);
+}
+
+static Node *c_conv_blocked_valid(T *t)
+{
+    Attrs a = win(1, 1, 1, 1, 0, 0, 0, 0);
+    return OP2(t, OP_CONV2D, P(t, "x", S(4, NB, 6, 23, 5), V_UNIF, -1, 1),
+               P(t, "k", S(4, 2, 3, 5, 9), V_UNIF, -1, 1), &a);
+}
+
+static Node *c_conv_blocked_grad_input(T *t)
+{
+    return grad_input(t, win(1, 1, 1, 1, 1, 1, 1, 1), S(4, NB, 5, 17, 19), S(4, NB, 5, 17, 37),
+                      S(4, 3, 3, 19, 37));
+}
+
+static Node *c_conv_blocked_grad_input_valid(T *t)
+{
+    return grad_input(t, win(1, 1, 1, 1, 0, 0, 0, 0), S(4, NB, 6, 15, 9), S(4, NB, 4, 14, 20),
+                      S(4, 3, 2, 9, 20));
+}
+
+static Node *c_conv_blocked_grad_kernel(T *t)
+{
+    Attrs a = win(1, 1, 1, 1, 1, 1, 1, 1);
+    a.shape = S(4, 3, 3, 19, 70);
+    return OP2(t, OP_CONV2D_GRAD_KERNEL, P(t, "x", S(4, NB, 5, 17, 19), V_UNIF, -1, 1),
+               P(t, "dy", S(4, NB, 5, 17, 70), V_UNIF, -1, 1), &a);
+}
+
+static Node *c_conv_blocked_grad_kernel_s2(T *t)
+{
+    Attrs a = win(1, 1, 2, 2, 1, 1, 0, 1);
+    a.shape = S(4, 3, 3, 12, 33);
+    return OP2(t, OP_CONV2D_GRAD_KERNEL, P(t, "x", S(4, NB, 11, 16, 12), V_UNIF, -1, 1),
+               P(t, "dy", S(4, NB, 6, 8, 33), V_UNIF, -1, 1), &a);
+}
+
 static Node *c_max_pool(T *t)
 {
     Attrs a = win(2, 2, 2, 2, 0, 0, 0, 0);
@@ -666,6 +720,14 @@ static const Case cases[] = {
     {"conv2d_grad_input_s1_valid", OP_CONV2D_GRAD_INPUT, c_conv_grad_input_s1_valid, TOL_BLAS, false, true},
     {"conv2d_grad_input_s1_widepad", OP_CONV2D_GRAD_INPUT, c_conv_grad_input_s1_widepad, TOL_BLAS, false, true},
     {"conv2d_widepad", OP_CONV2D, c_conv_widepad, TOL_BLAS, false, true},
+    {"conv2d_blocked_same", OP_CONV2D, c_conv_blocked_same, TOL_BLAS, false, false},
+    {"conv2d_blocked_s2", OP_CONV2D, c_conv_blocked_s2, TOL_BLAS, false, false},
+    {"conv2d_blocked_valid", OP_CONV2D, c_conv_blocked_valid, TOL_BLAS, false, true},
+    {"conv2d_blocked_grad_input", OP_CONV2D_GRAD_INPUT, c_conv_blocked_grad_input, TOL_BLAS, false, true},
+    {"conv2d_blocked_grad_input_valid", OP_CONV2D_GRAD_INPUT, c_conv_blocked_grad_input_valid, TOL_BLAS, false,
+     true},
+    {"conv2d_blocked_grad_kernel", OP_CONV2D_GRAD_KERNEL, c_conv_blocked_grad_kernel, TOL_BLAS, false, true},
+    {"conv2d_blocked_grad_kernel_s2", OP_CONV2D_GRAD_KERNEL, c_conv_blocked_grad_kernel_s2, TOL_BLAS, false, true},
     {"max_pool2d", OP_MAX_POOL2D, c_max_pool, TOL_EXACT, true, false},
     {"max_pool2d_pad", OP_MAX_POOL2D, c_max_pool_pad, TOL_EXACT, true, true},
     {"max_pool2d_grad", OP_MAX_POOL2D_GRAD, c_max_pool_grad, TOL_EXACT, false, true},
