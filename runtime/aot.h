@@ -15,8 +15,9 @@
 #include "kernels.h"
 
 /* Version of the object/runtime interface: the object's model carries
- * it, rt_aot_new refuses another. */
-#define RT_AOT_ABI 1
+ * it, rt_aot_new refuses another. 2: f32 convolutions take a packed
+ * kernel in their scratch buffer (sized for it by the compiler). */
+#define RT_AOT_ABI 2
 
 typedef void (*RtAotEntry)(RtCtx *ctx, int64_t n, void **bufs);
 

@@ -1,6 +1,7 @@
 /* Runtime kernels for JIT-compiled code: run context and threads, GEMM
- * over OpenBLAS in parts, convolution (register-blocked f32 loops in conv_blocked.c, else im2col/col2im + GEMM), pooling,
- * dropout masks (see kernels.h). */
+ * over OpenBLAS in parts, convolution (register-blocked f32 loops in
+ * conv_blocked.c, else im2col/col2im + GEMM), pooling, dropout masks
+ * (see kernels.h). */
 #include "kernels.h"
 
 #include <math.h>
