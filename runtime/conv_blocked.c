@@ -22,6 +22,12 @@ typedef void (*GkFn)(const float *x, int64_t xo, int64_t xpix, int64_t xrowstep,
                      int64_t ow, int64_t oy0, int64_t oy1, int64_t ox0, int64_t ox1, float *dk, bool first,
                      int last);
 
+typedef void (*FewFn)(const float *x, int64_t xo, int64_t xpix, int64_t xrow, int64_t c, const float *kt,
+                      int64_t kw, int64_t kco, int64_t ky0, int64_t ky1, int64_t kx0, int64_t kx1, float *y,
+                      float alpha);
+typedef void (*GkcFn)(const float *x, int64_t xo, int64_t xpix, int64_t xrowstep, const float *dy, int64_t ow,
+                      int64_t oy0, int64_t oy1, int64_t ox0, int64_t ox1, float *dk, bool first, int lanes);
+
 /* One instruction set's micro-kernels: [vectors - 1][size], the sizes
  * (pixels of a forward block, input channels of a kernel-gradient block)
  * decreasing to 1 */
@@ -31,6 +37,11 @@ typedef struct ConvIsa {
     int size[4][NSIZES];
     FwdFn fwd[4][NSIZES];
     GkFn gk[4][NSIZES];
+    /* few outputs: [outputs - 1][block, one] */
+    int fewpb;
+    int cv[4];
+    FewFn few[4][2];
+    GkcFn gkc[4][2];
 } ConvIsa;
 
 #define CAT_(a, b) a##_##b
@@ -44,6 +55,12 @@ typedef struct ConvIsa {
 #define NVMAX 2
 #define PB1 14
 #define PB2 12
+#define FEWPB 2
+#define CV1 6
+#define CV2 4
+#define CV3 3
+#define CV4 2
+#define V_HSUM(v) (v)
 #define V_ZERO() 0.0f
 #define V_LOAD(p) (*(p))
 #define V_BCAST(p) (*(p))
@@ -51,8 +68,8 @@ typedef struct ConvIsa {
 #define V_MUL(v, s) ((v) * (s))
 #define V_ADD(a, b) ((a) + (b))
 #define V_STORE(p, v) (*(p) = (v))
-#define V_LOADN(p, n) (*(p))
-#define V_STOREN(p, v, n) (*(p) = (v))
+#define V_LOADN(p, n) ((void)(n), *(p))
+#define V_STOREN(p, v, n) ((void)(n), *(p) = (v))
 #include "conv_isa.inc"
 #undef ISA
 #undef TARGET
@@ -67,6 +84,12 @@ typedef struct ConvIsa {
 #undef V_FMA
 #undef V_MUL
 #undef V_ADD
+#undef V_HSUM
+#undef FEWPB
+#undef CV1
+#undef CV2
+#undef CV3
+#undef CV4
 #undef V_STORE
 #undef V_LOADN
 #undef V_STOREN
@@ -87,6 +110,13 @@ static inline void sse_storen(float *p, __m128 v, int n)
     memcpy(p, t, (size_t)n * sizeof(float));
 }
 
+static inline float sse_hsum(__m128 v)
+{
+    float t[4];
+    _mm_storeu_ps(t, v);
+    return (t[0] + t[1]) + (t[2] + t[3]);
+}
+
 #define ISA sse2
 #define TARGET
 #define VL 4
@@ -94,6 +124,12 @@ static inline void sse_storen(float *p, __m128 v, int n)
 #define NVMAX 2
 #define PB1 14
 #define PB2 12
+#define FEWPB 2
+#define CV1 6
+#define CV2 4
+#define CV3 3
+#define CV4 2
+#define V_HSUM(v) sse_hsum(v)
 #define V_ZERO() _mm_setzero_ps()
 #define V_LOAD(p) _mm_loadu_ps(p)
 #define V_BCAST(p) _mm_set1_ps(*(p))
@@ -117,6 +153,12 @@ static inline void sse_storen(float *p, __m128 v, int n)
 #undef V_FMA
 #undef V_MUL
 #undef V_ADD
+#undef V_HSUM
+#undef FEWPB
+#undef CV1
+#undef CV2
+#undef CV3
+#undef CV4
 #undef V_STORE
 #undef V_LOADN
 #undef V_STOREN
@@ -127,6 +169,14 @@ __attribute__((target("avx2,fma"))) static inline __m256i avx2_mask(int n)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
+__attribute__((target("avx2,fma"))) static inline float avx2_hsum(__m256 v)
+{
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    float t[4];
+    _mm_storeu_ps(t, h);
+    return (t[0] + t[1]) + (t[2] + t[3]);
+}
+
 #define ISA avx2
 #define TARGET __attribute__((target("avx2,fma")))
 #define VL 8
@@ -134,6 +184,12 @@ __attribute__((target("avx2,fma"))) static inline __m256i avx2_mask(int n)
 #define NVMAX 2
 #define PB1 14
 #define PB2 12
+#define FEWPB 2
+#define CV1 6
+#define CV2 4
+#define CV3 3
+#define CV4 2
+#define V_HSUM(v) avx2_hsum(v)
 #define V_ZERO() _mm256_setzero_ps()
 #define V_LOAD(p) _mm256_loadu_ps(p)
 #define V_BCAST(p) _mm256_broadcast_ss(p)
@@ -157,6 +213,12 @@ __attribute__((target("avx2,fma"))) static inline __m256i avx2_mask(int n)
 #undef V_FMA
 #undef V_MUL
 #undef V_ADD
+#undef V_HSUM
+#undef FEWPB
+#undef CV1
+#undef CV2
+#undef CV3
+#undef CV4
 #undef V_STORE
 #undef V_LOADN
 #undef V_STOREN
@@ -171,6 +233,12 @@ __attribute__((target("avx2,fma"))) static inline __m256i avx2_mask(int n)
 #define PB2 12
 #define PB3 8
 #define PB4 6
+#define FEWPB 4
+#define CV1 8
+#define CV2 8
+#define CV3 6
+#define CV4 5
+#define V_HSUM(v) _mm512_reduce_add_ps(v)
 #define V_ZERO() _mm512_setzero_ps()
 #define V_LOAD(p) _mm512_loadu_ps(p)
 #define V_BCAST(p) _mm512_set1_ps(*(p))
@@ -196,6 +264,12 @@ __attribute__((target("avx2,fma"))) static inline __m256i avx2_mask(int n)
 #undef V_FMA
 #undef V_MUL
 #undef V_ADD
+#undef V_HSUM
+#undef FEWPB
+#undef CV1
+#undef CV2
+#undef CV3
+#undef CV4
 #undef V_STORE
 #undef V_LOADN
 #undef V_STOREN
@@ -407,14 +481,17 @@ void rt_conv_blocked_grad_input(const RtCtx *ctx, const RtConvGeom *g, const flo
 
 #define GK_BAND 128
 
-typedef struct GkJob {
+typedef struct GkJob GkJob;
+struct GkJob {
+    void (*tile)(const GkJob *j, int64_t t, int64_t n, int64_t r0, int64_t r1);
     const ConvIsa *I;
     const RtConvGeom *g;
     const float *x, *dy;
     float *dk;
     Blocks b;
     int64_t groups, ntiles, ntasks;
-} GkJob;
+    int64_t chunk, nfull; /* few outputs: channels of a full chunk, full chunks */
+};
 
 /* Tile t: tap (ky, kx), output block bi and group gi of the input
  * channels, which go in blocks of the sizes for the block's vectors. */
@@ -464,7 +541,7 @@ static void gk_task(void *arg, int64_t t)
     for (int64_t n = 0; n < g->n; n++)
         for (int64_t r0 = 0; r0 < g->oh || r0 == 0; r0 += band)
             for (int64_t tt = lo; tt < hi; tt++)
-                gk_tile_at(j, tt, n, r0, r0 + band);
+                j->tile(j, tt, n, r0, r0 + band);
 }
 
 void rt_conv_blocked_grad_kernel(const RtCtx *ctx, const RtConvGeom *g, const float *x, const float *dy, float *dk)
@@ -476,12 +553,116 @@ void rt_conv_blocked_grad_kernel(const RtCtx *ctx, const RtConvGeom *g, const fl
         return;
     }
     const ConvIsa *I = isa();
-    GkJob j = {I, g, x, dy, dk, blocks(I, g->o), 1, 0, 0};
+    GkJob j = {gk_tile_at, I, g, x, dy, dk, blocks(I, g->o), 1, 0, 0, 0, 0};
     int64_t threads = rt_pool_threads(ctx->pool), base = g->kh * g->kw * j.b.n;
     /* channel groups so the tiles split evenly over the threads */
     while (j.groups < g->c && (base * j.groups < threads || base * j.groups % threads != 0))
         j.groups++;
     j.ntiles = base * j.groups;
+    j.ntasks = j.ntiles < threads ? j.ntiles : threads;
+    rt_parallel(ctx, j.ntasks, gk_task, &j);
+}
+
+/* ---- few output channels (at most 4): vectors along the input channels ---- */
+
+static void few_row(const FwdJob *j, const float *x, float *y, int64_t oy)
+{
+    const RtConvGeom *g = &j->g;
+    int64_t c = g->c, o = g->o, iy0 = oy * g->sh - g->pt, kco = g->kh * g->kw * c;
+    int64_t ky0 = clamp(-iy0, 0, g->kh), ky1 = clamp(g->h - iy0, ky0, g->kh);
+    int64_t ox_lo = clamp(cdiv(g->pl, g->sw), 0, g->ow);
+    int64_t ox_hi = clamp(fdiv(g->w - g->kw + g->pl, g->sw) + 1, ox_lo, g->ow);
+    const FewFn *fn = j->I->few[o - 1];
+    int64_t pb = j->I->fewpb;
+    float *yr = y + oy * g->ow * o;
+    for (int64_t ox = 0; ox < g->ow;) {
+        int64_t ix0 = ox * g->sw - g->pl;
+        if (ox >= ox_lo && ox + pb <= ox_hi) {
+            fn[0](x, iy0 * g->w * c + ix0 * c, g->sw * c, g->w * c, c, j->kp, g->kw, kco, ky0, ky1, 0, g->kw,
+                  yr + ox * o, j->alpha);
+            ox += pb;
+        } else {
+            int64_t kx0 = clamp(-ix0, 0, g->kw), kx1 = clamp(g->w - ix0, kx0, g->kw);
+            fn[1](x, iy0 * g->w * c + ix0 * c, g->sw * c, g->w * c, c, j->kp, g->kw, kco, ky0, ky1, kx0, kx1,
+                  yr + ox * o, j->alpha);
+            ox++;
+        }
+    }
+}
+
+static void few_task(void *arg, int64_t t)
+{
+    const FwdJob *j = arg;
+    const RtConvGeom *g = &j->g;
+    int64_t n = t / j->groups, r0 = t % j->groups * j->rows, r1 = r0 + j->rows < g->oh ? r0 + j->rows : g->oh;
+    const float *x = j->x + n * g->h * g->w * g->c;
+    float *y = j->y + n * g->oh * g->ow * g->o;
+    for (int64_t oy = r0; oy < r1; oy++)
+        few_row(j, x, y, oy);
+}
+
+void rt_conv_blocked_few(const RtCtx *ctx, const RtConvGeom *g, const float *x, const float *k, float *y,
+                         float *scratch, float alpha)
+{
+    if (g->n <= 0 || g->oh <= 0 || g->ow <= 0 || g->o <= 0)
+        return;
+    /* kt[co][ky][kx][ci]: each output's kernel contiguous along ci */
+    int64_t taps = g->kh * g->kw;
+    for (int64_t co = 0; co < g->o; co++)
+        for (int64_t t = 0; t < taps; t++)
+            for (int64_t ci = 0; ci < g->c; ci++)
+                scratch[(co * taps + t) * g->c + ci] = k[(t * g->c + ci) * g->o + co];
+    FwdJob j = {isa(), *g, x, scratch, y, alpha, {0, 0, 0}, 1, 1};
+    int64_t threads = rt_pool_threads(ctx->pool);
+    int64_t want = (4 * threads + g->n - 1) / g->n;
+    j.groups = clamp(want, 1, g->oh);
+    j.rows = (g->oh + j.groups - 1) / j.groups;
+    j.groups = (g->oh + j.rows - 1) / j.rows;
+    rt_parallel(ctx, g->n * j.groups, few_task, &j);
+}
+
+/* Tile t: tap (ky, kx) and a chunk of the input channels: a full chunk of
+ * cv vectors, or one vector of what is left (the last one partial). */
+static void gkc_tile_at(const GkJob *j, int64_t t, int64_t n, int64_t r0, int64_t r1)
+{
+    const RtConvGeom *g = j->g;
+    int64_t per = j->ntiles / (g->kh * g->kw), tap = t / per, ch = t % per;
+    int64_t ky = tap / g->kw, kx = tap % g->kw, vl = j->I->vl;
+    bool full = ch < j->nfull;
+    int64_t ci0 = full ? ch * j->chunk : j->nfull * j->chunk + (ch - j->nfull) * vl;
+    int lanes = full ? (int)vl : (int)(g->c - ci0 < vl ? g->c - ci0 : vl);
+    int64_t oy0 = clamp(cdiv(g->pt - ky, g->sh), 0, g->oh);
+    int64_t oy1 = clamp(fdiv(g->h - 1 + g->pt - ky, g->sh) + 1, oy0, g->oh);
+    int64_t ox0 = clamp(cdiv(g->pl - kx, g->sw), 0, g->ow);
+    int64_t ox1 = clamp(fdiv(g->w - 1 + g->pl - kx, g->sw) + 1, ox0, g->ow);
+    int64_t y0 = clamp(r0, oy0, oy1), y1 = clamp(r1, y0, oy1);
+    bool first = n == 0 && y0 == oy0;
+    if (y0 == y1 && !(first && r0 == 0))
+        return;
+    const float *x = j->x + n * g->h * g->w * g->c;
+    const float *dy = j->dy + n * g->oh * g->ow * g->o;
+    float *dk = j->dk + ((ky * g->kw + kx) * g->c + ci0) * g->o;
+    int64_t xo = ((ky - g->pt) * g->w + (kx - g->pl)) * g->c + ci0;
+    j->I->gkc[g->o - 1][full ? 0 : 1](x, xo, g->sw * g->c, g->sh * g->w * g->c, dy, g->ow, y0, y1, ox0, ox1, dk,
+                                       first, lanes);
+}
+
+void rt_conv_blocked_few_grad_kernel(const RtCtx *ctx, const RtConvGeom *g, const float *x, const float *dy,
+                                     float *dk)
+{
+    if (g->n <= 0 || g->o <= 0 || g->c <= 0) {
+        int64_t m = g->kh * g->kw * g->c * g->o;
+        if (m > 0)
+            memset(dk, 0, (size_t)m * sizeof(float));
+        return;
+    }
+    const ConvIsa *I = isa();
+    GkJob j = {gkc_tile_at, I, g, x, dy, dk, {0, 0, 0}, 1, 0, 0, 0, 0};
+    j.chunk = (int64_t)I->cv[g->o - 1] * I->vl;
+    j.nfull = g->c / j.chunk;
+    int64_t rest = g->c - j.nfull * j.chunk;
+    j.ntiles = g->kh * g->kw * (j.nfull + (rest + I->vl - 1) / I->vl);
+    int64_t threads = rt_pool_threads(ctx->pool);
     j.ntasks = j.ntiles < threads ? j.ntiles : threads;
     rt_parallel(ctx, j.ntasks, gk_task, &j);
 }

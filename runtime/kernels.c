@@ -90,24 +90,26 @@ static bool conv_is_few(const RtConvGeom *g)
     return g->o <= RT_CONV_FEW_OUT && !conv_is_direct(g);
 }
 
-/* The f32 convolutions that run register-blocked (kernels.h). */
+/* The f32 convolutions that run register-blocked (kernels.h): every
+ * forward and kernel gradient but the 1x1 GEMM (few outputs with their
+ * own micro-kernels); the input gradient at stride 1 with enough input
+ * channels (they are its output channels: few of them would leave most
+ * lanes of a vector idle). */
 static bool conv_blocked(const RtConvGeom *g, int which)
 {
-    if (conv_is_direct(g) || conv_is_few(g))
+    if (conv_is_direct(g))
         return false;
-    /* the input gradient's output channels are the input's: few of them
-     * would leave most lanes of a vector idle */
     return which != RT_CONV_GRAD_INPUT || (g->sh == 1 && g->sw == 1 && g->c >= RT_CONV_BLOCKED_MIN_C);
 }
 
 int64_t rt_conv_scratch(const RtConvGeom *g, int which, int elem_bytes)
 {
-    if (conv_is_direct(g) || conv_is_few(g))
-        return 0;
     if (elem_bytes == (int)sizeof(float) && conv_blocked(g, which))
         return which == RT_CONV_FWD          ? rt_conv_blocked_pack_size(g->kh, g->kw, g->c, g->o)
                : which == RT_CONV_GRAD_INPUT ? rt_conv_blocked_pack_size(g->kh, g->kw, g->o, g->c)
                                              : 0;
+    if (conv_is_direct(g) || conv_is_few(g))
+        return 0;
     int64_t f[6] = {g->chunk, g->oh, g->ow, g->kh, g->kw, g->c}, n = 1;
     for (int i = 0; i < 6; i++)
         if (f[i] < 0 || __builtin_mul_overflow(n, f[i], &n))

@@ -130,6 +130,12 @@ void rt_conv_blocked_grad_input(const RtCtx *ctx, const RtConvGeom *g, const flo
                                 float *scratch);
 void rt_conv_blocked_grad_kernel(const RtCtx *ctx, const RtConvGeom *g, const float *x, const float *dy,
                                  float *dk);
+/* The same with at most 4 (RT_CONV_FEW_OUT) output channels: vectors
+ * along the input channels. */
+void rt_conv_blocked_few(const RtCtx *ctx, const RtConvGeom *g, const float *x, const float *k, float *y,
+                         float *scratch, float alpha);
+void rt_conv_blocked_few_grad_kernel(const RtCtx *ctx, const RtConvGeom *g, const float *x, const float *dy,
+                                     float *dk);
 /* Floats of the packed kernel of a kh x kw x c x o convolution (-1 on
  * overflow). */
 int64_t rt_conv_blocked_pack_size(int64_t kh, int64_t kw, int64_t c, int64_t o);

@@ -248,7 +248,10 @@ void FN(rt_conv2d)(const RtCtx *c, const RtConvGeom *g, const T *x, const T *k, 
 {
 #if CONV_BLOCKED
     if (conv_blocked(g, RT_CONV_FWD)) {
-        rt_conv_blocked_fwd(c, g, x, k, y, col, (float)alpha);
+        if (g->o <= RT_CONV_FEW_OUT)
+            rt_conv_blocked_few(c, g, x, k, y, col, (float)alpha);
+        else
+            rt_conv_blocked_fwd(c, g, x, k, y, col, (float)alpha);
         return;
     }
 #endif
@@ -300,7 +303,10 @@ void FN(rt_conv2d_grad_kernel)(const RtCtx *c, const RtConvGeom *g, const T *x, 
 {
 #if CONV_BLOCKED
     if (conv_blocked(g, RT_CONV_GRAD_KERNEL)) {
-        rt_conv_blocked_grad_kernel(c, g, x, dy, dk);
+        if (g->o <= RT_CONV_FEW_OUT)
+            rt_conv_blocked_few_grad_kernel(c, g, x, dy, dk);
+        else
+            rt_conv_blocked_grad_kernel(c, g, x, dy, dk);
         return;
     }
 #endif

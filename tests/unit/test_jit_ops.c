@@ -483,6 +483,45 @@ static Node *c_conv_blocked_grad_kernel_s2(T *t)
                P(t, "dy", S(4, NB, 6, 8, 33), V_UNIF, -1, 1), &a);
 }
 
+/* At most RT_CONV_FEW_OUT outputs in f32: vectors along the input
+ * channels (37: full vectors and a partial one, full chunks and single
+ * vectors), 'same' and stride 2; the input gradient of such a
+ * convolution as a blocked one with one input channel. */
+static Node *c_conv_few_wide_c(T *t)
+{
+    Attrs a = win(1, 1, 1, 1, 1, 1, 1, 1);
+    return OP2(t, OP_CONV2D, P(t, "x", S(4, NB, 5, 13, 37), V_UNIF, -1, 1), P(t, "k", S(4, 3, 3, 37, 1), V_UNIF, -1, 1),
+               &a);
+}
+
+static Node *c_conv_few_s2(T *t)
+{
+    Attrs a = win(1, 1, 2, 2, 1, 0, 1, 1);
+    return OP2(t, OP_CONV2D, P(t, "x", S(4, NB, 7, 12, 20), V_UNIF, -1, 1), P(t, "k", S(4, 3, 3, 20, 3), V_UNIF, -1, 1),
+               &a);
+}
+
+static Node *c_conv_few_grad_kernel_wide_c(T *t)
+{
+    Attrs a = win(1, 1, 1, 1, 1, 1, 1, 1);
+    a.shape = S(4, 3, 3, 37, 1);
+    return OP2(t, OP_CONV2D_GRAD_KERNEL, P(t, "x", S(4, NB, 5, 13, 37), V_UNIF, -1, 1),
+               P(t, "dy", S(4, NB, 5, 13, 1), V_UNIF, -1, 1), &a);
+}
+
+static Node *c_conv_few_grad_kernel_s2(T *t)
+{
+    Attrs a = win(1, 1, 2, 2, 1, 0, 1, 1);
+    a.shape = S(4, 3, 3, 20, 3);
+    return OP2(t, OP_CONV2D_GRAD_KERNEL, P(t, "x", S(4, NB, 7, 12, 20), V_UNIF, -1, 1),
+               P(t, "dy", S(4, NB, 3, 6, 3), V_UNIF, -1, 1), &a);
+}
+
+static Node *c_conv_few_grad_input_wide_c(T *t)
+{
+    return grad_input(t, win(1, 1, 1, 1, 1, 1, 1, 1), S(4, NB, 5, 13, 37), S(4, NB, 5, 13, 1), S(4, 3, 3, 37, 1));
+}
+
 static Node *c_max_pool(T *t)
 {
     Attrs a = win(2, 2, 2, 2, 0, 0, 0, 0);
@@ -727,6 +766,11 @@ static const Case cases[] = {
     {"conv2d_blocked_grad_input_valid", OP_CONV2D_GRAD_INPUT, c_conv_blocked_grad_input_valid, TOL_BLAS, false,
      true},
     {"conv2d_blocked_grad_kernel", OP_CONV2D_GRAD_KERNEL, c_conv_blocked_grad_kernel, TOL_BLAS, false, true},
+    {"conv2d_few_wide_c", OP_CONV2D, c_conv_few_wide_c, TOL_BLAS, false, false},
+    {"conv2d_few_s2", OP_CONV2D, c_conv_few_s2, TOL_BLAS, false, false},
+    {"conv2d_few_grad_kernel_wide_c", OP_CONV2D_GRAD_KERNEL, c_conv_few_grad_kernel_wide_c, TOL_BLAS, false, true},
+    {"conv2d_few_grad_kernel_s2", OP_CONV2D_GRAD_KERNEL, c_conv_few_grad_kernel_s2, TOL_BLAS, false, true},
+    {"conv2d_few_grad_input_wide_c", OP_CONV2D_GRAD_INPUT, c_conv_few_grad_input_wide_c, TOL_BLAS, false, true},
     {"conv2d_blocked_grad_kernel_s2", OP_CONV2D_GRAD_KERNEL, c_conv_blocked_grad_kernel_s2, TOL_BLAS, false, true},
     {"max_pool2d", OP_MAX_POOL2D, c_max_pool, TOL_EXACT, true, false},
     {"max_pool2d_pad", OP_MAX_POOL2D, c_max_pool_pad, TOL_EXACT, true, true},
