@@ -461,14 +461,18 @@ class Bench:
     # an order of magnitude; passive waiting costs a little on an idle one.
     # 'auto' times a short MLP b128 run both ways and keeps the faster.
     def calibrate_torch(self):
+        """Calibrated with the first PyTorch selected (1.13 by default); the
+        choice applies to PyTorch 2 too (its wheels bundle libgomp)."""
         if self.torch_wait != "auto":
             return
+        fw = next(f for f in ("torch", "torch2", "torch2c") if f in self.a.frameworks)
+        env = self.a.envs[0] if fw == "torch" else self.a.peer_envs[0]
         times = {"default": [], "passive": []}
         for _ in range(2):
             for pol in ("default", "passive"):
                 self.torch_wait = pol
-                cmd = self.train_cmd("torch", "mlp_b128", 2, 3200, False)
-                res = run_child(cmd, self.fw_env("torch", self.a.envs[0]), cwd=self.tmp)
+                cmd = self.train_cmd(fw, "mlp_b128", 2, 3200, False)
+                res = run_child(cmd, self.fw_env(fw, env), cwd=self.tmp)
                 out = parse_training(res, 128, 2)
                 if out.get("ms_per_step"):
                     times[pol].append(out["ms_per_step"])
@@ -486,7 +490,7 @@ class Bench:
         if "modelc" in a.frameworks:
             self.modelc_version = tool_version([a.modelc, "--version"])
             self.check_modelc_params()
-        if "torch" in a.frameworks:
+        if {"torch", "torch2", "torch2c"} & set(a.frameworks):
             self.calibrate_torch()
         configs = []
         for fw in a.frameworks:
@@ -1072,7 +1076,8 @@ def build_result(a, b, started, before, complete):
             "modelc": a.modelc if "modelc" in a.frameworks else None,
             "modelc_version": b.modelc_version,
             "jemalloc": JEMALLOC,
-            "torch_omp_wait": b.torch_wait if "torch" in a.frameworks else None,
+            "torch_omp_wait": (b.torch_wait if {"torch", "torch2", "torch2c"} & set(a.frameworks)
+                               else None),
             "torch_omp_wait_calibration": b.torch_wait_calibration,
             "cpu_pressure_before": before[1],
             "cpu_pressure_after": cpu_pressure(),
