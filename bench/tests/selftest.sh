@@ -2,8 +2,10 @@
 # Self-test of the harness's plumbing, with the modelc stand-in
 # (tests/fake_modelc.py) and no peers, so it takes seconds: the modelc
 # protocol is parsed, the GEMM floor runs, JSON and table are written, and
-# a failing modelc command is reported instead of stopping the run.
-# Usage: bench/tests/selftest.sh   (needs bench/build/gemm_floor: run.sh builds it)
+# a failing modelc command is reported instead of stopping the run; the
+# peak FMA timer runs and the GFLOP columns are derived from it.
+# Usage: bench/tests/selftest.sh   (needs bench/build/gemm_floor and bench/build/peak_fma:
+# run.sh builds them)
 set -eu
 
 here=$(cd "$(dirname "$0")/.." && pwd)
