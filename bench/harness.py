@@ -1,5 +1,8 @@
-"""The benchmark harness: measures modelc, PyTorch and JAX side by side on
-the Fashion-MNIST models in one run and writes a table and JSON.
+"""The benchmark harness: measures modelc, PyTorch 1.13 (Debian), PyTorch 2
+(eager with fused Adam, and torch.compile), Keras 3 on TensorFlow (with
+and without jit_compile) and JAX side by side on the Fashion-MNIST models
+and the S0 seed model in one run, against the machine's measured peak FMA
+rate, and writes a table and JSON.
 
 Every measurement is a fresh process (so start-up time and peak RSS are
 per process), repetitions are interleaved (rep 1 of every configuration,
@@ -29,8 +32,31 @@ import common  # noqa: E402  (its top level needs no NumPy)
 
 TORCH_PY = "/usr/bin/python3"
 JAX_PY = os.path.join(HERE, ".venv", "bin", "python")
+TORCH2_PY = os.path.join(HERE, ".venv-torch2", "bin", "python")
+KERAS_PY = os.path.join(HERE, ".venv-keras", "bin", "python")
 JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 GEMM_FLOOR = os.path.join(HERE, "build", "gemm_floor")
+PEAK_FMA = os.path.join(HERE, "build", "peak_fma")
+
+# The peers: interpreter, worker script, the worker's own options.
+PEERS = {
+    "torch": (TORCH_PY, "torch_worker.py", []),
+    "torch2": (TORCH2_PY, "torch_worker.py", ["--fused-adam"]),
+    "torch2c": (TORCH2_PY, "torch_worker.py", ["--fused-adam", "--compile"]),
+    "keras": (KERAS_PY, "keras_worker.py", []),
+    "keras_xla": (KERAS_PY, "keras_worker.py", ["--jit-compile"]),
+    "jax": (JAX_PY, "jax_worker.py", []),
+}
+FRAMEWORKS = ["modelc"] + list(PEERS)
+# Frameworks whose first training call compiles (compile ms = first call
+# minus a steady step); the eager ones report none.
+COMPILING_PEERS = {"torch2c", "keras", "keras_xla", "jax"}
+# Peers that do not use the system's OpenBLAS: run in the first
+# --peer-envs environment only (PyTorch 1.13 runs in every --envs one).
+NON_OPENBLAS = {"torch2", "torch2c", "keras", "keras_xla", "jax"}
+# Peers pinned with taskset when --threads is below the core count (their
+# runtimes size thread pools by the CPUs they may use).
+PINNED = {"jax", "keras", "keras_xla"}
 
 # OpenBLAS environments: the machine's setting, and OpenBLAS' own choice.
 ENVS = {"haswell": {"OPENBLAS_CORETYPE": "Haswell"}, "unset": {"OPENBLAS_CORETYPE": None}}
@@ -40,13 +66,15 @@ ENVS = {"haswell": {"OPENBLAS_CORETYPE": "Haswell"}, "unset": {"OPENBLAS_CORETYP
 # when it is idle: the MLPs get 256/100/50 steps, the CNNs 10 (each step
 # is long, and the median over the repetitions steadies it).
 LIMITS = {"mlp_b32": 8192, "mlp_b128": 12800, "mlp_b512": 25600,
-          "cnn_b128": 1280, "cnn_bn_b128": 1280}
+          "cnn_b128": 1280, "cnn_bn_b128": 1280, "s0_b32": 320}
 QUICK_LIMITS = {"mlp_b32": 4096, "mlp_b128": 6400, "mlp_b512": 12288,
-                "cnn_b128": 768, "cnn_bn_b128": 768}
-# Test images for the inference figure (batches of 1000).
-INFER_LIMITS = {"mlp": 10000, "cnn": 2000, "cnn_bn": 2000}
+                "cnn_b128": 768, "cnn_bn_b128": 768, "s0_b32": 192}
+# Test images for the inference figure (batches of common.INFER_BATCHES:
+# 1000, S0 32), and for the batch-1 latency figure.
+INFER_LIMITS = {"mlp": 10000, "cnn": 2000, "cnn_bn": 2000, "s0": 320}
+INFER1_LIMITS = {"mlp": 500, "cnn": 200, "cnn_bn": 200, "s0": 50}
 # Cases whose training run also times inference (one per architecture).
-INFER_CASES = {"mlp_b128", "cnn_b128", "cnn_bn_b128"}
+INFER_CASES = {"mlp_b128", "cnn_b128", "cnn_bn_b128", "s0_b32"}
 # Cases timed over one full epoch (60000 examples) including compile.
 EPOCH_CASES = ["mlp_b128", "cnn_b128", "cnn_bn_b128"]
 
@@ -73,6 +101,8 @@ def child_env(env_name, threads, extra=None):
             e[k] = v
     e["OMP_NUM_THREADS"] = str(threads)
     e["OPENBLAS_NUM_THREADS"] = str(threads)
+    e["MKL_NUM_THREADS"] = str(threads)
+    e["TF_CPP_MIN_LOG_LEVEL"] = "2"
     e.pop("LD_PRELOAD", None)
     e["PYTHONDONTWRITEBYTECODE"] = "1"
     e.update(extra or {})
@@ -151,6 +181,7 @@ def parse_training(res, batch, epochs):
     _, info = find_event(lines, lambda o: o.get("event") == "info")
     _, params = find_event(lines, lambda o: o.get("event") == "params")
     _, infer = find_event(lines, lambda o: o.get("event") == "infer")
+    _, infer1 = find_event(lines, lambda o: o.get("event") == "infer1")
     ep = {o["epoch"]: (t, o) for t, o in lines if isinstance(o.get("epoch"), int)}
     if first:
         out["first_step_ms"] = t_first
@@ -164,6 +195,8 @@ def parse_training(res, batch, epochs):
     _, trained = find_event(lines, lambda o: o.get("event") == "trained")
     if params:
         out["trainable_params"] = params.get("trainable")
+    if infer1:
+        out["infer1"] = infer1
     if infer:
         out["infer"] = infer
         # inference ran in the same process: take the peak before it
@@ -214,7 +247,9 @@ class Bench:
             log("%s %s %s [%s] rep %d: %s" % (kind, fw, case, env, rep, out["error"]))
         else:
             brief = ""
-            if "ms_per_step" in out:
+            if kind == "peak":
+                brief = "peak FMA %s GFLOP/s (threads: GFLOP/s)" % out.get("gflops")
+            elif "ms_per_step" in out:
                 brief = "%.3f ms/step" % out["ms_per_step"]
             elif "samples_per_s" in out:
                 brief = "%.0f samples/s" % out["samples_per_s"]
@@ -226,6 +261,18 @@ class Bench:
         return (kind, fw, case, env) in self.broken
 
     # -- training (steady state), one process
+    def data_args(self, arch):
+        """The S0 model's generated images (written once per run: the same
+        bytes for modelc and every peer); Fashion-MNIST needs nothing."""
+        if common.ARCHS[arch]["kind"] != "s0":
+            return []
+        path = os.path.join(self.tmp, "s0_images.npy")
+        if not os.path.exists(path):
+            n = max(max(LIMITS["s0_b32"], QUICK_LIMITS["s0_b32"]), INFER_LIMITS["s0"],
+                    INFER1_LIMITS["s0"])
+            common.write_s0_images(path, n)
+        return ["--data", path]
+
     def train_cmd(self, fw, case, epochs, limit, infer):
         _, arch, batch = case_spec(case)
         t = self.a.threads
@@ -233,27 +280,32 @@ class Bench:
             return [self.a.modelc, "train", os.path.join(ROOT, common.ARCHS[arch]["mdl"]),
                     "--epochs", str(epochs), "--batch", str(batch), "--limit", str(limit),
                     "--no-test", "--no-progress", "--json", "--threads", str(t),
-                    "--no-cache"]  # every run compiles cold: no object cache
-        py, script = (TORCH_PY, "torch_worker.py") if fw == "torch" else (JAX_PY, "jax_worker.py")
+                    "--no-cache"] + self.data_args(arch)  # cold compiles: no object cache
+        py, script, opts = PEERS[fw]
         cmd = [py, os.path.join(HERE, script), "--model", arch, "--batch", str(batch),
                "--limit", str(limit), "--epochs", str(epochs), "--threads", str(t)]
+        cmd += opts + self.data_args(arch)
         if epochs > 1:
             cmd += ["--warmup-steps", str(PEER_WARMUP_STEPS)]
         if infer:
-            cmd += ["--infer", str(INFER_LIMITS[arch])]
-        if fw == "jax" and t < (os.cpu_count() or t):
+            cmd += ["--infer", str(INFER_LIMITS[arch]),
+                    "--infer-batch", str(common.INFER_BATCHES[arch]),
+                    "--infer1", str(INFER1_LIMITS[arch])]
+        if fw in PINNED and t < (os.cpu_count() or t):
             cmd = ["taskset", "-c", "0-%d" % (t - 1)] + cmd
         return cmd
 
     def fw_env(self, fw, env):
         t = self.a.threads
         extra = {}
-        if fw == "torch":
+        if fw in ("torch", "torch2", "torch2c"):
             extra["LD_PRELOAD"] = JEMALLOC
             if self.torch_wait == "passive":
                 extra["OMP_WAIT_POLICY"] = "PASSIVE"
         if fw == "jax":
             extra.update(jax_thread_env(t))
+        if fw in ("keras", "keras_xla"):
+            extra["KERAS_BACKEND"] = "tensorflow"
         return child_env(env, t, extra)
 
     def train(self, fw, case, env, rep):
@@ -264,8 +316,10 @@ class Bench:
         cmd = self.train_cmd(fw, case, 2, self.limit(case), infer)
         res = run_child(cmd, self.fw_env(fw, env), cwd=self.tmp)
         out = parse_training(res, batch, 2)
-        if fw == "jax" and "first_call_ms" in out and "ms_per_step" in out:
-            # JAX compiles inside the first call of the jitted step.
+        if fw in COMPILING_PEERS and "first_call_ms" in out and "ms_per_step" in out:
+            # JAX, torch.compile and Keras compile inside the first call of
+            # the train step (Keras: tracing into a tf.function, with
+            # jit_compile also XLA).
             out["compile_ms"] = out["first_call_ms"] - out["ms_per_step"]
         if out.get("trainable_params") is not None:
             want = common.expected_params(case_spec(case)[1])
@@ -297,18 +351,22 @@ class Bench:
             log("modelc init %s: %s" % (arch, res.get("error") or "no weights written"))
         return self.weights[arch]
 
-    def modelc_eval(self, case, env, rep):
-        if self.skip("infer", "modelc", case, env):
+    def modelc_eval(self, case, env, rep, kind="infer"):
+        """modelc eval at the inference batch ("infer") or at batch 1
+        ("infer1", over INFER1_LIMITS examples)."""
+        if self.skip(kind, "modelc", case, env):
             return
         arch = case_spec(case)[1]
         w = self.modelc_weights(arch)
         if w is None:
-            self.record("infer", "modelc", case, env, rep, {"error": "modelc init failed"})
+            self.record(kind, "modelc", case, env, rep, {"error": "modelc init failed"})
             return
+        batch, limit = ((1, INFER1_LIMITS[arch]) if kind == "infer1"
+                        else (common.INFER_BATCHES[arch], INFER_LIMITS[arch]))
         cmd = [self.a.modelc, "eval", os.path.join(ROOT, common.ARCHS[arch]["mdl"]),
-               "--weights", w, "--batch", str(common.INFER_BATCH),
-               "--limit", str(INFER_LIMITS[arch]), "--json",
-               "--threads", str(self.a.threads)]
+               "--weights", w, "--batch", str(batch),
+               "--limit", str(limit), "--json",
+               "--threads", str(self.a.threads)] + self.data_args(arch)
         res = run_child(cmd, child_env(env, self.a.threads), cwd=self.tmp)
         out = {"rc": res["rc"], "wall_ms": res["wall_ms"], "maxrss_kb": res["maxrss_kb"],
                "cmd": cmd}
@@ -320,7 +378,7 @@ class Bench:
             out["error"] = res["error"]
         elif not ev:
             out["error"] = "no samples_per_s line in the output"
-        self.record("infer", "modelc", case, env, rep, out)
+        self.record(kind, "modelc", case, env, rep, out)
 
     # -- GEMM floor
     def floor(self, env, rep):
@@ -356,6 +414,27 @@ class Bench:
             out["error"] = err
         self.record("floor", "openblas", "all", env, rep, out)
 
+    # -- the machine's peak FMA rate (bench/peak_fma.c), at 1 and --threads
+    def peak(self, rep):
+        if self.skip("peak", "cpu", "all", "-"):
+            return
+        threads = sorted({1, self.a.threads})
+        cmd = [PEAK_FMA, "-t", ",".join(map(str, threads)), "-r", "5", "-m", "200"]
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
+            err = None if p.returncode == 0 else "exit code %d: %s" % (p.returncode,
+                                                                      p.stderr.strip()[-300:])
+            res = [json.loads(ln) for ln in p.stdout.splitlines() if ln.startswith("{")]
+        except (OSError, ValueError, subprocess.TimeoutExpired) as ex:
+            err, res = str(ex), []
+        out = {"cmd": cmd, "gflops": {str(o["threads"]): o["gflops"] for o in res},
+               "isa": res[0]["isa"] if res else None}
+        if err:
+            out["error"] = err
+        elif str(self.a.threads) not in out["gflops"]:
+            out["error"] = "no figure for %d threads" % self.a.threads
+        self.record("peak", "cpu", "all", "-", rep, out)
+
     # -- modelc's own parameter count must equal the peers'
     def check_modelc_params(self):
         self.param_check = {}
@@ -382,14 +461,18 @@ class Bench:
     # an order of magnitude; passive waiting costs a little on an idle one.
     # 'auto' times a short MLP b128 run both ways and keeps the faster.
     def calibrate_torch(self):
+        """Calibrated with the first PyTorch selected (1.13 by default); the
+        choice applies to PyTorch 2 too (its wheels bundle libgomp)."""
         if self.torch_wait != "auto":
             return
+        fw = next(f for f in ("torch", "torch2", "torch2c") if f in self.a.frameworks)
+        env = self.a.envs[0] if fw == "torch" else self.a.peer_envs[0]
         times = {"default": [], "passive": []}
         for _ in range(2):
             for pol in ("default", "passive"):
                 self.torch_wait = pol
-                cmd = self.train_cmd("torch", "mlp_b128", 2, 3200, False)
-                res = run_child(cmd, self.fw_env("torch", self.a.envs[0]), cwd=self.tmp)
+                cmd = self.train_cmd(fw, "mlp_b128", 2, 3200, False)
+                res = run_child(cmd, self.fw_env(fw, env), cwd=self.tmp)
                 out = parse_training(res, 128, 2)
                 if out.get("ms_per_step"):
                     times[pol].append(out["ms_per_step"])
@@ -407,15 +490,16 @@ class Bench:
         if "modelc" in a.frameworks:
             self.modelc_version = tool_version([a.modelc, "--version"])
             self.check_modelc_params()
-        if "torch" in a.frameworks:
+        if {"torch", "torch2", "torch2c"} & set(a.frameworks):
             self.calibrate_torch()
         configs = []
         for fw in a.frameworks:
-            envs = a.jax_envs if fw == "jax" else a.envs
+            envs = a.peer_envs if fw in NON_OPENBLAS else a.envs
             for env in envs:
                 configs.append((fw, env))
         for rep in range(1, a.reps + 1):
             log("repetition %d of %d" % (rep, a.reps))
+            self.peak(rep)
             for env in a.envs:
                 self.floor(env, rep)
             for case in cases:
@@ -423,6 +507,7 @@ class Bench:
                     self.train(fw, case, env, rep)
                     if fw == "modelc" and case in INFER_CASES:
                         self.modelc_eval(case, env, rep)
+                        self.modelc_eval(case, env, rep, "infer1")
             self.on_progress()
         epoch_fws = [fw for fw in a.frameworks if fw in ("jax", "modelc")]
         if a.epoch_reps > 0 and epoch_fws:
@@ -433,7 +518,7 @@ class Bench:
                 for case in [c for c in EPOCH_CASES if c in cases]:
                     # one environment each: the comparison is with JAX,
                     # which does not use OpenBLAS
-                    todo = [(fw, a.jax_envs[0] if fw == "jax" else a.envs[0]) for fw in epoch_fws]
+                    todo = [(fw, a.peer_envs[0] if fw == "jax" else a.envs[0]) for fw in epoch_fws]
                     # a busy machine can make an epoch last many minutes:
                     # then both sides keep their estimates
                     long = [(fw, est.get((case, fw, env))) for fw, env in todo
@@ -484,10 +569,12 @@ def summarize(b):
     """Medians over the repetitions, per (case, framework, env)."""
     rows = {}
     for r in b.runs:
-        if r["kind"] not in ("train", "infer", "epoch1") or r.get("error"):
+        if r["kind"] not in ("train", "infer", "infer1", "epoch1") or r.get("error"):
             continue
         key = (r["case"], r["framework"], r["env"])
-        rows.setdefault(key, {"train": [], "infer": [], "epoch1": []})[r["kind"]].append(r)
+        rows.setdefault(key, {"train": [], "infer": [], "infer1": [],
+                              "epoch1": []})[r["kind"]].append(r)
+    peak = peak_gflops(b)
     floors = {}
     for r in b.runs:
         if r["kind"] == "floor" and not r.get("error"):
@@ -506,12 +593,25 @@ def summarize(b):
         s["infer_samples_per_s"] = median(
             (r.get("samples_per_s") if r["kind"] == "infer" else r["infer"].get("samples_per_s"))
             for r in infer_runs)
+        infer1_runs = g["infer1"] or [r for r in tr if r.get("infer1")]
+        s["infer1_samples_per_s"] = median(
+            (r.get("samples_per_s") if r["kind"] == "infer1" else r["infer1"].get("samples_per_s"))
+            for r in infer1_runs)
+        s["infer1_ms"] = 1000.0 / s["infer1_samples_per_s"] if s["infer1_samples_per_s"] else None
+        arch, batch = case_spec(case)[1], case_spec(case)[2]
+        s["gflop_per_step"] = common.step_gflop(arch, batch)
+        s["gflops"] = (s["gflop_per_step"] / s["ms_per_step"] * 1000.0
+                       if s["ms_per_step"] else None)
+        s["pct_peak"] = 100.0 * s["gflops"] / peak if s["gflops"] and peak else None
+        if s["infer_samples_per_s"]:
+            s["infer_gflops"] = common.forward_gflop(arch, 1) * s["infer_samples_per_s"]
         s["epoch1_s"] = median((r.get("epoch1_end_ms") or 0) / 1000.0 or None for r in ep)
         s["epoch1_reps"] = len(ep)
         # start -> first step, then the other steps of a 60000-example epoch
         # at the steady rate: what a 1-epoch run costs, from the medians
         batch = case_spec(case)[2]
-        if s["first_step_ms"] and s["ms_per_step"]:
+        # (Fashion-MNIST cases only: the S0 case's data set is generated)
+        if s["first_step_ms"] and s["ms_per_step"] and case_spec(case)[1] != "s0":
             s["epoch1_est_s"] = (s["first_step_ms"] +
                                  (60000 // batch - 1) * s["ms_per_step"]) / 1000.0
         fl = median(floors.get((case, env), []))
@@ -534,11 +634,35 @@ def summarize(b):
         tb = best.get(s["case"])
         if tb and s["samples_per_s"]:
             s["x_torch_best"] = s["samples_per_s"] / tb["samples_per_s"]
+    # the best peer per case (any framework but modelc, any environment),
+    # for training, inference at the inference batch, and at batch 1
+    for key, col in (("samples_per_s", "x_best_peer"), ("infer_samples_per_s", "infer_x_best_peer"),
+                     ("infer1_samples_per_s", "infer1_x_best_peer")):
+        bp = {}
+        for s in summary:
+            if s["framework"] != "modelc" and s.get(key):
+                if s["case"] not in bp or s[key] > bp[s["case"]][key]:
+                    bp[s["case"]] = s
+        for s in summary:
+            p = bp.get(s["case"])
+            if p and s.get(key):
+                s[col] = s[key] / p[key]
+                s[col.replace("x_", "") + "_name"] = "%s [%s]" % (p["framework"], p["env"])
     order = {c: i for i, (c, _, _) in enumerate(common.CASES)}
-    fworder = {"modelc": 0, "torch": 1, "jax": 2}
+    fworder = {fw: i for i, fw in enumerate(FRAMEWORKS)}
     summary.sort(key=lambda s: (order.get(s["case"], 99), fworder.get(s["framework"], 9), s["env"]))
     return summary, {c: {"env": s["env"], "samples_per_s": s["samples_per_s"]}
                      for c, s in best.items()}
+
+
+def peak_gflops(b, threads=None):
+    """The machine's peak FMA GFLOP/s at `threads` (default --threads):
+    the highest of the repetitions' peak_fma figures (each already the
+    best of its trials): a ceiling, so the least disturbed measurement."""
+    t = str(threads or b.a.threads)
+    vals = [r["gflops"].get(t) for r in b.runs if r["kind"] == "peak" and not r.get("error")]
+    vals = [v for v in vals if v]
+    return max(vals) if vals else None
 
 
 def floor_medians(b):
@@ -612,6 +736,24 @@ def targets(summary):
             add("inference samples/s vs PyTorch", c,
                 ratio(m(c).get("infer_samples_per_s"), t(c).get("infer_samples_per_s")),
                 ">= 2x", lambda v: v >= 2)
+        # issue 16: against the best peer (any framework, any environment)
+        for c in ("cnn_b128", "cnn_bn_b128", "s0_b32"):
+            add("samples/s vs best peer", c, m(c).get("x_best_peer"), ">= 1.5x",
+                lambda v: v >= 1.5, m(c).get("best_peer_name", ""))
+        for c in ("cnn_b128", "cnn_bn_b128"):
+            add("% of peak FMA", c, m(c).get("pct_peak"), ">= 60", lambda v: v >= 60)
+        t2 = next((s for s in summary if s["case"] == "mlp_b128" and s["framework"] == "torch2"), {})
+        add("samples/s vs PyTorch 2 fused Adam", "mlp_b128",
+            ratio(m("mlp_b128").get("samples_per_s"), t2.get("samples_per_s")),
+            ">= 1.5x", lambda v: v >= 1.5)
+        add("step time vs GEMM floor (issue 16)", "mlp_b128", m("mlp_b128").get("floor_ratio"),
+            "<= 1.2x", lambda v: v <= 1.2)
+        for c in sorted(INFER_CASES, key=lambda c: cases.index(c) if c in cases else 99):
+            add("inference (batch %d) vs best peer" % common.INFER_BATCHES[case_spec(c)[1]], c,
+                m(c).get("infer_x_best_peer"), ">= 1.5x", lambda v: v >= 1.5,
+                m(c).get("infer_best_peer_name", ""))
+            add("inference batch 1 vs best peer", c, m(c).get("infer1_x_best_peer"), ">= 1.5x",
+                lambda v: v >= 1.5, m(c).get("infer1_best_peer_name", ""))
     return out
 
 
@@ -653,6 +795,14 @@ def render(result):
                        pb["avg60"], pa["avg60"],
                        "  -- the machine was busy: figures are noisy"
                        if max(pb["avg60"], pa["avg60"]) > 25 else ""))
+    out.append("lscpu model name: %s; OPENBLAS_CORETYPE in the harness's environment: %s" % (
+        meta.get("lscpu_model_name") or "-", meta.get("openblas_coretype_env") or "(unset)"))
+    pk = result.get("peak_fma") or {}
+    if pk.get("gflops"):
+        out.append("peak fp32 FMA (bench/peak_fma.c, %s, best of %d measurements): %s" % (
+            pk.get("isa"), pk.get("runs", 0), ", ".join(
+                "%s thread%s %.0f GFLOP/s" % (t, "" if t == "1" else "s", v)
+                for t, v in sorted(pk["gflops"].items(), key=lambda kv: int(kv[0])))))
     out.append("modelc: %s (%s)" % (meta["modelc"] or "not measured", meta["modelc_version"] or "-"))
     for s in result["summary"]:
         info = s.get("info") or {}
@@ -664,6 +814,27 @@ def render(result):
                     for p in info.get("blas", [])
                     if "blas" in os.path.basename(p)) or "?"))
             break
+    seen = set()
+    for s in result["summary"]:
+        info = s.get("info") or {}
+        fw = s["framework"]
+        if fw in seen or not info:
+            continue
+        if fw in ("torch2", "torch2c"):
+            seen.add(fw)
+            out.append("%s: PyTorch %s (PyPI), %d threads, jemalloc, OMP_WAIT_POLICY %s, "
+                       "Adam(fused=True)%s, convs %s, MKL %s" % (
+                           fw, info.get("version"), info.get("threads", 0),
+                           meta.get("torch_omp_wait"),
+                           ", torch.compile (Inductor)" if info.get("compile") else ", eager",
+                           info.get("onednn") or "native", "yes" if info.get("mkl") else "no"))
+        if fw in ("keras", "keras_xla"):
+            seen.add(fw)
+            out.append("%s: Keras %s on TensorFlow %s, train_on_batch, jit_compile=%s, "
+                       "intra/inter-op threads %s/%s" % (
+                           fw, info.get("version"), info.get("tensorflow"),
+                           info.get("jit_compile"), info.get("intra_op_threads"),
+                           info.get("inter_op_threads")))
     for s in result["summary"]:
         info = s.get("info") or {}
         if s["framework"] == "jax" and info:
@@ -674,15 +845,19 @@ def render(result):
     rows = []
     for s in result["summary"]:
         rows.append([s["case"], s["framework"], s["env"], fmt(s["samples_per_s"], 0),
-                     fmt(s["ms_per_step"], 3), fmt(s.get("x_torch_best"), 2),
-                     fmt(s["infer_samples_per_s"], 0), fmt(s["first_step_ms"], 0),
+                     fmt(s["ms_per_step"], 3), fmt(s.get("gflop_per_step"), 3),
+                     fmt(s.get("gflops"), 1), fmt(s.get("pct_peak"), 1),
+                     fmt(s.get("x_best_peer"), 2), fmt(s.get("x_torch_best"), 2),
+                     fmt(s["infer_samples_per_s"], 0), fmt(s.get("infer1_ms"), 3),
+                     fmt(s["first_step_ms"], 0),
                      fmt(s["compile_ms"], 0), fmt(s["peak_rss_mb"], 0),
                      fmt(s.get("gemm_floor_ms"), 3) if s["framework"] == "modelc" else "",
                      fmt(s.get("floor_ratio"), 2) if s["framework"] == "modelc" else "",
                      fmt(s.get("epoch1_s"), 2) if s.get("epoch1_s")
                      else ("~" + fmt(s.get("epoch1_est_s"), 1) if s.get("epoch1_est_s") else "-")])
-    out.append(table(["case", "framework", "env", "samples/s", "ms/step", "x torch-best",
-                      "infer/s", "start->1st ms", "compile ms", "RSS MB", "floor ms",
+    out.append(table(["case", "framework", "env", "samples/s", "ms/step", "GFLOP/step",
+                      "GFLOP/s", "% peak", "x best peer", "x torch-best",
+                      "infer/s", "b1 ms", "start->1st ms", "compile ms", "RSS MB", "floor ms",
                       "x floor", "1-epoch s"], rows))
     out.append("")
     fl = result.get("gemm_floor") or {}
@@ -757,6 +932,27 @@ def cpu_name():
     return platform.processor() or "unknown"
 
 
+def lscpu_model_name():
+    """lscpu's "Model name" (may differ from /proc/cpuinfo's under a VM)."""
+    try:
+        p = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=30,
+                           env=dict(os.environ, LC_ALL="C"))
+        for ln in p.stdout.splitlines():
+            if ln.startswith("Model name:"):
+                return ln.split(":", 1)[1].strip()
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return None
+
+
+def peak_summary(b):
+    runs = [r for r in b.runs if r["kind"] == "peak" and not r.get("error")]
+    threads = sorted({t for r in runs for t in r["gflops"]}, key=int)
+    return {"isa": runs[0]["isa"] if runs else None, "runs": len(runs),
+            "gflops": {t: peak_gflops(b, int(t)) for t in threads},
+            "all": {t: [r["gflops"].get(t) for r in runs] for t in threads}}
+
+
 def cpu_flags():
     try:
         with open("/proc/cpuinfo") as f:
@@ -793,7 +989,9 @@ def tool_version(cmd):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description="modelc vs PyTorch vs JAX on Fashion-MNIST")
+    p = argparse.ArgumentParser(
+        description="modelc vs PyTorch 1.13 and 2, Keras/TensorFlow and JAX on the "
+                    "Fashion-MNIST models and the S0 seed model")
     p.add_argument("--reps", type=int, default=None, help="repetitions (default 5, quick 2)")
     p.add_argument("--epoch-reps", type=int, default=None,
                    help="repetitions of the full-epoch runs (default 1, quick 0: 0 estimates "
@@ -803,11 +1001,14 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="fewer, shorter runs")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--modelc", default=os.path.join(ROOT, "build", "modelc"))
-    p.add_argument("--frameworks", default="modelc,torch,jax")
+    p.add_argument("--frameworks", default=",".join(FRAMEWORKS),
+                   help="any of %s (default all)" % ", ".join(FRAMEWORKS))
     p.add_argument("--cases", default=",".join(c for c, _, _ in common.CASES))
     p.add_argument("--envs", default="haswell,unset",
                    help="OpenBLAS environments for modelc and PyTorch")
-    p.add_argument("--jax-envs", default="haswell")
+    p.add_argument("--peer-envs", "--jax-envs", dest="peer_envs", default="haswell",
+                   help="environments for the peers that do not use OpenBLAS (%s)" %
+                        ", ".join(sorted(NON_OPENBLAS)))
     p.add_argument("--torch-omp-wait", default="auto", choices=("auto", "default", "passive"),
                    help="PyTorch's OMP_WAIT_POLICY: libgomp's default, PASSIVE, or the "
                         "faster of the two on a short run (auto)")
@@ -818,14 +1019,14 @@ def main(argv=None):
     a.frameworks = [x for x in a.frameworks.split(",") if x]
     a.cases = [x for x in a.cases.split(",") if x]
     a.envs = [x for x in a.envs.split(",") if x]
-    a.jax_envs = [x for x in a.jax_envs.split(",") if x]
+    a.peer_envs = [x for x in a.peer_envs.split(",") if x]
     for fw in a.frameworks:
-        if fw not in ("modelc", "torch", "jax"):
-            p.error("unknown framework %r" % fw)
+        if fw not in FRAMEWORKS:
+            p.error("unknown framework %r (one of %s)" % (fw, ", ".join(FRAMEWORKS)))
     for c in a.cases:
         if c not in LIMITS:
             p.error("unknown case %r (one of %s)" % (c, ", ".join(LIMITS)))
-    for e in a.envs + a.jax_envs:
+    for e in a.envs + a.peer_envs:
         if e not in ENVS:
             p.error("unknown environment %r (one of %s)" % (e, ", ".join(ENVS)))
     if a.reps < 1 or a.threads < 1:
@@ -862,15 +1063,22 @@ def build_result(a, b, started, before, complete):
             "duration_s": time.time() - started,
             "threads": a.threads, "reps": a.reps, "epoch_reps": a.epoch_reps,
             "quick": a.quick, "cases": a.cases, "frameworks": a.frameworks,
-            "envs": a.envs, "jax_envs": a.jax_envs,
+            "envs": a.envs, "peer_envs": a.peer_envs,
             "limits": {c: b.limit(c) for c in a.cases},
             "cpu": cpu_name(), "cpu_flags": cpu_flags(), "nproc": os.cpu_count(),
+            "lscpu_model_name": lscpu_model_name(),
+            "openblas_coretype_env": os.environ.get("OPENBLAS_CORETYPE"),
+            "openblas_coretype_per_env": {e: ENVS[e].get("OPENBLAS_CORETYPE") for e in a.envs},
+            "infer_batches": {c: common.INFER_BATCHES[case_spec(c)[1]] for c in a.cases},
+            "infer1_examples": {c: INFER1_LIMITS[case_spec(c)[1]] for c in a.cases
+                                if c in INFER_CASES},
             "loadavg_before": "%.2f" % before[0],
             "loadavg_after": "%.2f" % os.getloadavg()[0],
             "modelc": a.modelc if "modelc" in a.frameworks else None,
             "modelc_version": b.modelc_version,
             "jemalloc": JEMALLOC,
-            "torch_omp_wait": b.torch_wait if "torch" in a.frameworks else None,
+            "torch_omp_wait": (b.torch_wait if {"torch", "torch2", "torch2c"} & set(a.frameworks)
+                               else None),
             "torch_omp_wait_calibration": b.torch_wait_calibration,
             "cpu_pressure_before": before[1],
             "cpu_pressure_after": cpu_pressure(),
@@ -880,6 +1088,7 @@ def build_result(a, b, started, before, complete):
         "param_check": b.param_check,
         "summary": summary,
         "torch_best": best,
+        "peak_fma": peak_summary(b),
         "gemm_floor": floor_medians(b),
         "targets": targets(summary),
         "errors": errors,

@@ -1,4 +1,4 @@
-"""JAX side of the benchmark: the Fashion-MNIST models written directly in
+"""JAX side of the benchmark: the benchmark's models written directly in
 jax.numpy/lax (NHWC, HWIO as the .mdl files), one jax.jit'd training
 step (forward, grad, Adam as Keras defines it), printed through the
 harness's JSON-line protocol (see common.py).
@@ -37,6 +37,11 @@ def init_params(jax, arch_name, seed):
         for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
             dense("dense%d" % (i + 1), a, b)
         return p, state
+    if arch["kind"] == "s0":
+        f, cin = arch["filters"], arch["cin"]
+        p["conv1.k"] = glorot(jax, next(keys), (3, 3, cin, f), 9 * cin, 9 * f)
+        p["conv2.k"] = glorot(jax, next(keys), (3, 3, f, 1), 9 * f, 9)
+        return p, state
     for name, cin, cout in (("conv1", 1, 32), ("conv2", 32, 64)):
         p[name + ".k"] = glorot(jax, next(keys), (3, 3, cin, cout), 9 * cin, 9 * cout)
         if arch["bn"]:
@@ -69,8 +74,16 @@ def make_forward(jax, arch_name):
             return h, state
         return forward
 
-    pad = "SAME" if arch["padding"] == "same" else "VALID"
     dn = ("NHWC", "HWIO", "NHWC")
+    if arch["kind"] == "s0":
+        def forward(p, state, x, key, train):
+            h = jnp.tanh(lax.conv_general_dilated(x, p["conv1.k"], (1, 1), "SAME",
+                                                  dimension_numbers=dn))
+            z = lax.conv_general_dilated(h, p["conv2.k"], (1, 1), "SAME", dimension_numbers=dn)
+            return jax.nn.sigmoid(z), state
+        return forward
+
+    pad = "SAME" if arch["padding"] == "same" else "VALID"
 
     def conv_block(name, p, state, h, train, new_state):
         h = lax.conv_general_dilated(h, p[name + ".k"], (1, 1), pad, dimension_numbers=dn)
@@ -110,13 +123,18 @@ def make_forward(jax, arch_name):
     return forward
 
 
-def make_step(jax, forward):
+def make_step(jax, forward, kind):
     import jax.numpy as jnp
     a = common.ADAM
 
     def loss_fn(p, state, x, y, key):
-        logits, new_state = forward(p, state, x, key, True)
-        logp = jax.nn.log_softmax(logits)
+        out, new_state = forward(p, state, x, key, True)
+        if kind == "s0":
+            # binary cross-entropy from probabilities, as Keras and modelc
+            q = jnp.clip(out, 1e-7, 1 - 1e-7)
+            loss = -jnp.mean(y * jnp.log(q + 1e-7) + (1 - y) * jnp.log(1 - q + 1e-7))
+            return loss, new_state
+        logp = jax.nn.log_softmax(out)
         loss = -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
         return loss, new_state
 
@@ -152,9 +170,9 @@ def main():
     assert nparams == want, "parameter count %d != %d" % (nparams, want)
     em.emit(event="params", trainable=nparams)
 
-    x, y = common.load_fashion("train", args.limit)
+    x, y = common.load_data(args.model, "train", args.limit, args.data)
     forward = make_forward(jax, args.model)
-    step = make_step(jax, forward)
+    step = make_step(jax, forward, common.ARCHS[args.model]["kind"])
     m0 = jax.tree_util.tree_map(jnp.zeros_like, params)
     v0 = jax.tree_util.tree_map(jnp.zeros_like, params)
     carry = [params, m0, v0, state, jnp.zeros((), jnp.float32), jax.random.PRNGKey(args.seed)]
@@ -166,30 +184,30 @@ def main():
 
     common.run_epochs(em, args, x, y, train_step, lambda l: l.block_until_ready())
 
-    if args.infer:
-        infer(em, jax, forward, carry[0], carry[3], args.infer)
+    if args.infer or args.infer1:
+        infer(em, jax, forward, carry[0], carry[3], args)
 
 
-def infer(em, jax, forward, params, state, limit):
+def infer(em, jax, forward, params, state, args):
+    """Inference with a jitted forward (compiled in the warm-up call) at
+    --infer-batch over --infer test examples, then at batch 1 over --infer1."""
     import numpy as np
-    x, y = common.load_fashion("test", limit)
+    x, _ = common.load_data(args.model, "test", max(args.infer, args.infer1), args.data)
     key = jax.random.PRNGKey(0)
+    s0 = common.ARCHS[args.model]["kind"] == "s0"
 
     @jax.jit
     def predict(p, s, xb):
-        return jax.nn.softmax(forward(p, s, xb, key, False)[0])
+        out = forward(p, s, xb, key, False)[0]
+        return out if s0 else jax.nn.softmax(out)
 
-    b = common.INFER_BATCH
-    t = time.perf_counter()
-    predict(params, state, x[:b]).block_until_ready()  # compile
-    compile_ms = (time.perf_counter() - t) * 1000.0
-    t = time.perf_counter()
-    outs = [predict(params, state, x[i:i + b]) for i in range(0, x.shape[0], b)]
-    probs = np.concatenate([np.asarray(o) for o in outs])
-    sec = time.perf_counter() - t
-    acc = float((probs.argmax(1) == y).mean())
-    em.emit(event="infer", examples=int(x.shape[0]), seconds=sec,
-            samples_per_s=x.shape[0] / sec, accuracy=acc, compile_ms=compile_ms)
+    def run(xb):
+        return predict(params, state, xb)
+
+    if args.infer:
+        common.run_inference(em, "infer", run, x[:args.infer], args.infer_batch, np.asarray)
+    if args.infer1:
+        common.run_inference(em, "infer1", run, x[:args.infer1], 1, np.asarray, warmup=3)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
-"""PyTorch side of the benchmark: trains one of the Fashion-MNIST models
+"""PyTorch side of the benchmark: trains one of the benchmark's models
 (the same architecture, batch, data and Adam settings as the .mdl files)
 and prints the harness's JSON-line protocol (see common.py).
 
-Run with Debian's /usr/bin/python3 (python3-torch); the harness adds
-LD_PRELOAD=libjemalloc and OMP/OpenBLAS thread counts.
+Run with Debian's /usr/bin/python3 (python3-torch 1.13), or with
+bench/.venv-torch2/bin/python (PyTorch 2.x from PyPI) and --fused-adam
+(torch.optim.Adam(fused=True)) and optionally --compile (torch.compile of
+the model: forward and backward graphs compiled by Inductor); the harness
+adds LD_PRELOAD=libjemalloc and OMP/MKL/OpenBLAS thread counts.
 """
 
 import os
@@ -17,6 +20,10 @@ import common  # noqa: E402
 def build_model(torch, arch_name):
     nn = torch.nn
     arch = common.ARCHS[arch_name]
+    if arch["kind"] == "s0":
+        f = arch["filters"]
+        return nn.Sequential(nn.Conv2d(arch["cin"], f, 3, padding=1, bias=False), nn.Tanh(),
+                             nn.Conv2d(f, 1, 3, padding=1, bias=False), nn.Sigmoid())
     if arch["kind"] == "mlp":
         layers = [nn.Flatten()]
         sizes = [784] + arch["hidden"]
@@ -56,18 +63,32 @@ def keras_init(torch, model):
                 torch.nn.init.zeros_(mod.bias)
 
 
+def bce(torch, p, y):
+    """Binary cross-entropy from probabilities as Keras (and modelc's
+    binary_crossentropy) computes it: p clipped to [1e-7, 1 - 1e-7]."""
+    p = p.clamp(1e-7, 1 - 1e-7)
+    return -(y * torch.log(p + 1e-7) + (1 - y) * torch.log(1 - p + 1e-7)).mean()
+
+
 def main():
     t_main = time.time()
-    args = common.common_args()
+    def extra(p):
+        p.add_argument("--fused-adam", action="store_true",
+                       help="torch.optim.Adam(fused=True) (PyTorch 2)")
+        p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    args = common.common_args(extra=extra)
+    fused, compiled = args.fused_adam, args.compile
     em = common.Emitter()
     import numpy as np
     import torch
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     em.emit(event="info", framework="torch", version=torch.__version__,
-            threads=torch.get_num_threads(),
+            threads=torch.get_num_threads(), fused_adam=fused, compile=compiled,
             mkldnn=bool(torch.backends.mkldnn.is_available()),
-            onednn=onednn_version(torch), blas=blas_library(), import_ms=(time.time() - t_main) * 1000.0)
+            onednn=onednn_version(torch), blas=blas_library(),
+            mkl=bool(torch.backends.mkl.is_available()),
+            import_ms=(time.time() - t_main) * 1000.0)
 
     arch = common.ARCHS[args.model]
     model = build_model(torch, args.model)
@@ -77,48 +98,63 @@ def main():
     assert nparams == want, "parameter count %d != %d" % (nparams, want)
     em.emit(event="params", trainable=nparams)
 
-    x, y = common.load_fashion("train", args.limit)
-    if arch["kind"] == "cnn":
+    x, y = common.load_data(args.model, "train", args.limit, args.data)
+    if arch["kind"] in ("cnn", "s0"):
         x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))  # NCHW
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+    if arch["kind"] == "s0":
+        y = np.ascontiguousarray(y.transpose(0, 3, 1, 2))
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    else:
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
 
+    opt_kw = {"fused": True} if fused else {}
     opt = torch.optim.Adam(model.parameters(), lr=common.ADAM["lr"],
                            betas=(common.ADAM["beta1"], common.ADAM["beta2"]),
-                           eps=common.ADAM["eps"])
-    lossf = torch.nn.CrossEntropyLoss()
+                           eps=common.ADAM["eps"], **opt_kw)
+    if arch["kind"] == "s0":
+        def lossf(p, yb):
+            return bce(torch, p, yb)
+    else:
+        lossf = torch.nn.CrossEntropyLoss()
     model.train()
+    net = torch.compile(model) if compiled else model
 
     def step(xb, yb):
         opt.zero_grad(set_to_none=True)
-        loss = lossf(model(xb), yb)
+        loss = lossf(net(xb), yb)
         loss.backward()
         opt.step()
         return loss.detach()
 
     common.run_epochs(em, args, xt, yt, step, lambda l: l.item())
 
-    if args.infer:
-        infer(em, torch, model, arch, args.infer)
+    if args.infer or args.infer1:
+        infer(em, torch, net, model, args)
 
 
-def infer(em, torch, model, arch, limit):
+def infer(em, torch, net, model, args):
+    """Inference (model.eval(), inference_mode) at --infer-batch over the
+    first --infer test examples, then at batch 1 over --infer1 of them;
+    the outputs are probabilities (softmax, or the S0 model's sigmoid)."""
     import numpy as np
-    x, y = common.load_fashion("test", limit)
-    if arch["kind"] == "cnn":
+    arch = common.ARCHS[args.model]
+    x, _ = common.load_data(args.model, "test", max(args.infer, args.infer1), args.data)
+    if arch["kind"] in ("cnn", "s0"):
         x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
     xt = torch.from_numpy(x)
     model.eval()
-    b = common.INFER_BATCH
+
+    def predict(xb):
+        out = net(xb)
+        return out if arch["kind"] == "s0" else torch.softmax(out, dim=1)
+
     with torch.inference_mode():
-        model(xt[:b])  # warm-up
-        t = time.perf_counter()
-        correct = 0
-        for i in range(0, xt.shape[0], b):
-            p = torch.softmax(model(xt[i:i + b]), dim=1)
-            correct += int((p.argmax(1).numpy() == y[i:i + b]).sum())
-        sec = time.perf_counter() - t
-    em.emit(event="infer", examples=int(xt.shape[0]), seconds=sec,
-            samples_per_s=xt.shape[0] / sec, accuracy=correct / xt.shape[0])
+        if args.infer:
+            common.run_inference(em, "infer", predict, xt[:args.infer], args.infer_batch,
+                                 lambda o: o.numpy())
+        if args.infer1:
+            common.run_inference(em, "infer1", predict, xt[:args.infer1], 1,
+                                 lambda o: o.numpy(), warmup=3)
 
 
 def onednn_version(torch):

@@ -59,6 +59,8 @@ def main():
     p.add_argument("--batch", type=int, required=True)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--data")
+    p.add_argument("--no-cache", action="store_true")
     if cmd == "train":
         p.add_argument("--epochs", type=int, required=True)
         p.add_argument("--limit", type=int, required=True)
@@ -83,7 +85,11 @@ def main():
         a = p.parse_args(argv[1:])
         arch_of(a.model)
         time.sleep(0.05)
-        say(examples=min(a.limit, 10000), seconds=0.05, samples_per_s=200000.0, loss=2.3, accuracy=0.1)
+        if a.batch == 1:
+            say(examples=a.limit, seconds=0.05, samples_per_s=2000.0, loss=2.3)
+        else:
+            say(examples=min(a.limit, 10000), seconds=0.05, samples_per_s=200000.0, loss=2.3,
+                accuracy=0.1)
         return 0
     sys.stderr.write("fake modelc: unknown command '%s'\n" % cmd)
     return 2

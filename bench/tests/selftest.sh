@@ -2,8 +2,10 @@
 # Self-test of the harness's plumbing, with the modelc stand-in
 # (tests/fake_modelc.py) and no peers, so it takes seconds: the modelc
 # protocol is parsed, the GEMM floor runs, JSON and table are written, and
-# a failing modelc command is reported instead of stopping the run.
-# Usage: bench/tests/selftest.sh   (needs bench/build/gemm_floor: run.sh builds it)
+# a failing modelc command is reported instead of stopping the run; the
+# peak FMA timer runs and the GFLOP columns are derived from it.
+# Usage: bench/tests/selftest.sh   (needs bench/build/gemm_floor and bench/build/peak_fma:
+# run.sh builds them)
 set -eu
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,6 +40,10 @@ check "peak RSS of the child" "all(s['peak_rss_mb'] > 1 for s in r['summary'])"
 check "GEMM floor per case and env" "all(s['gemm_floor_ms'] > 0 and s['floor_ratio'] > 0 for s in r['summary'])"
 check "one-epoch runs in the first env, estimates elsewhere" "all((s['epoch1_s'] or 0) > 0 if s['env'] == 'haswell' else (s['epoch1_s'] is None and s['epoch1_est_s'] > 0) for s in r['summary'])"
 check "parameter counts agreed" "all(v['modelc'] == v['expected'] for v in r['param_check'].values())"
+check "inference at batch 1 from modelc eval" "all(s['infer1_samples_per_s'] == 2000.0 and s['infer1_ms'] == 0.5 for s in r['summary'])"
+check "peak FMA measured at 1 and 2 threads" "r['peak_fma']['gflops']['1'] > 0 and r['peak_fma']['gflops']['2'] > 0"
+check "GFLOP per step, GFLOP/s and % of peak" "all(s['gflop_per_step'] > 0 and abs(s['gflops'] - s['gflop_per_step'] / 0.4 * 1000) < 1e-6 and s['pct_peak'] > 0 for s in r['summary'])"
+check "lscpu model name recorded" "r['meta']['lscpu_model_name']"
 check "no errors" "r['errors'] == []"
 check "complete run" "r['meta']['complete'] is True"
 check "targets judged" "any(t['met'] is True for t in r['targets'])"
