@@ -53,8 +53,8 @@ typedef struct ConvIsa {
 #define VL 1
 #define VEC float
 #define NVMAX 2
-#define PB1 14
-#define PB2 12
+#define PB1 8
+#define PB2 5
 #define FEWPB 2
 #define CV1 6
 #define CV2 4
@@ -122,8 +122,8 @@ static inline float sse_hsum(__m128 v)
 #define VL 4
 #define VEC __m128
 #define NVMAX 2
-#define PB1 14
-#define PB2 12
+#define PB1 8
+#define PB2 5
 #define FEWPB 2
 #define CV1 6
 #define CV2 4
@@ -182,8 +182,8 @@ __attribute__((target("avx2,fma"))) static inline float avx2_hsum(__m256 v)
 #define VL 8
 #define VEC __m256
 #define NVMAX 2
-#define PB1 14
-#define PB2 12
+#define PB1 8
+#define PB2 5
 #define FEWPB 2
 #define CV1 6
 #define CV2 4
