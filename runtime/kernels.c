@@ -61,6 +61,8 @@ static GemmCut gemm_cut(int64_t m, int64_t n, int64_t k)
     double work = (double)m * (double)n * (double)k / (double)RT_GEMM_GRAIN;
     int64_t p = work >= RT_GEMM_PARTS ? RT_GEMM_PARTS : work >= 1 ? (int64_t)work : 1;
     int64_t most = dim / RT_GEMM_SIDE;
+    if (most < 2 && dim >= 2 * RT_GEMM_SIDE_MIN)
+        most = 2; /* two threads rather than one, at twice the packing */
     if (p > most)
         p = most > 1 ? most : 1;
     g.part = (dim + p - 1) / p;

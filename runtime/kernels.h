@@ -83,13 +83,16 @@ void rt_dropout_mask_f64(const RtCtx *c, uint64_t stream, double rate, int64_t n
  * C is cut along its longer side into at most RT_GEMM_PARTS parts of a
  * multiple of RT_GEMM_ALIGN rows or columns, with at least RT_GEMM_SIDE
  * of them (every part packs the other operand again, k x the other side,
- * so that is at most 1/RT_GEMM_SIDE of its multiply-adds) and at least
+ * so that is at most 1/RT_GEMM_SIDE of its multiply-adds; a side of
+ * 2 * RT_GEMM_SIDE_MIN to 2 * RT_GEMM_SIDE still goes in two parts, such
+ * as the batch-128 GEMM of a dense layer on a large input) and at least
  * RT_GEMM_GRAIN multiply-adds each (one part below that); each part is
  * one single-threaded BLAS call, a task on the context's pool. The cut
  * depends only on the shape, so results do not depend on the threads. */
 #define RT_GEMM_PARTS 4
 #define RT_GEMM_ALIGN 16
 #define RT_GEMM_SIDE 128
+#define RT_GEMM_SIDE_MIN 64
 #define RT_GEMM_GRAIN ((int64_t)1 << 20)
 void rt_gemm_f32(const RtCtx *ctx, int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, float alpha,
                  const float *a, const float *b, float beta, float *c);
