@@ -82,6 +82,11 @@ static bool check_node(Node *v, Diags *d)
                    ir_ops[v->op].name);
         return false;
     }
+    if (v->op == OP_LOOP) {
+        diag_error(d, v->loc, "loop: the LLVM backend does not compile loops (recurrent layers) yet; "
+                              "run this model with --backend interp");
+        return false;
+    }
     if (v->op == OP_PHASE) {
         diag_error(d, v->loc, "phase node '%s' reached code generation: specialize the graph first",
                    v->a.name ? v->a.name : "?");

@@ -821,7 +821,7 @@ END_TEST
 START_TEST(op_table_covered)
 {
     for (int op = 0; op < OP_COUNT; op++) {
-        bool found = op == OP_PHASE || op == OP_FUSED || op == OP_RESULT;
+        bool found = op == OP_PHASE || op == OP_FUSED || op == OP_RESULT || op == OP_LOOP;
         for (int i = 0; i < ARRAY_LEN(cases) && !found; i++)
             found = (int)cases[i].op == op;
         ck_assert_msg(found, "op %s has no JIT test case", ir_ops[op].name);
