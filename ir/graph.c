@@ -163,6 +163,8 @@ static const char *init_names[INIT_COUNT] = {
     [INIT_HE_NORMAL] = "he_normal",
     [INIT_LECUN_NORMAL] = "lecun_normal",
     [INIT_LECUN_UNIFORM] = "lecun_uniform",
+    [INIT_ORTHOGONAL] = "orthogonal",
+    [INIT_UNIT_FORGET_BIAS] = "unit_forget_bias",
 };
 
 const char *ir_init_name(InitKind k)

@@ -71,6 +71,8 @@ typedef enum {
     INIT_HE_NORMAL,
     INIT_LECUN_NORMAL,
     INIT_LECUN_UNIFORM,
+    INIT_ORTHOGONAL,       /* rows (or columns, whichever are fewer) orthonormal (Keras, gain 1) */
+    INIT_UNIT_FORGET_BIAS, /* an LSTM bias [4U]: ones in the forget gate's quarter, zeros elsewhere */
     INIT_COUNT
 } InitKind;
 
