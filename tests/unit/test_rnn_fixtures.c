@@ -2,13 +2,15 @@
  * (tests/rnn/, written by tests/rnn/gen_fixtures.py, which documents how
  * Keras's weights map onto PyTorch's): for each case the layer's output,
  * the loss sum(out * r) and the gradients of every parameter and of the
- * input sequence, evaluated in f64 by the interpreter. */
+ * input sequence, evaluated in f64 by the interpreter and by the JIT
+ * (the compiled recipes, loop bodies fused). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/interp/interp.h"
+#include "backend/llvm/jit.h"
 #include "frontend/frontend.h"
 #include "passes/passes.h"
 #include "runtime/io/io.h"
@@ -70,10 +72,12 @@ static void expect_close(const char *name, const char *what, const Tensor *got, 
     }
 }
 
-/* Run recipe fn and compare each output with "expect.<output name>". */
-static int check_recipe(Fixture *f, const char *name, FnKind fn)
+/* Run recipe fn (compiled by the JIT, or interpreted unfused) and compare
+ * each output with "expect.<output name>". */
+static int check_recipe(Fixture *f, const char *name, FnKind fn, bool jit)
 {
     RecipeOpts o = ps_recipe_opts(fn);
+    o.fuse = jit;
     const char *wrt[1] = {"x"};
     if (fn == FN_GRAD) {
         o.wrt = wrt;
@@ -82,8 +86,18 @@ static int check_recipe(Fixture *f, const char *name, FnKind fn)
     Graph *g = ps_recipe(f->src, &o, &f->d);
     ck_assert_msg(g != NULL, "%s: %s", name, f->d.n ? f->d.v[0].msg : "?");
     Tensor **outs = xcalloc((size_t)g->nouts + 1, sizeof(Tensor *));
-    ck_assert_msg(be_interp_run(g, &f->params, &f->inputs, NULL, outs, &f->d), "%s: %s", name,
-                  f->d.n ? f->d.v[0].msg : "?");
+    bool ok;
+    if (jit) {
+        JitOpts jo;
+        be_jit_opts_default(&jo);
+        JitModule *m = be_jit_compile(g, &jo, &f->d);
+        ck_assert_msg(m != NULL, "%s: %s", name, f->d.n ? f->d.v[0].msg : "?");
+        ok = be_jit_run(m, &f->params, &f->inputs, NULL, outs, &f->d);
+        be_jit_free(m);
+    } else {
+        ok = be_interp_run(g, &f->params, &f->inputs, NULL, outs, &f->d);
+    }
+    ck_assert_msg(ok, "%s: %s", name, f->d.n ? f->d.v[0].msg : "?");
     int checked = 0;
     for (int i = 0; i < g->nouts; i++) {
         char key[160];
@@ -101,9 +115,11 @@ START_TEST(against_pytorch)
 {
     Fixture f;
     load(&f, cases[_i]);
-    ck_assert_int_eq(check_recipe(&f, cases[_i], FN_PREDICT), 1);
-    /* the loss, three parameters and x */
-    ck_assert_int_eq(check_recipe(&f, cases[_i], FN_GRAD), 5);
+    for (int jit = 0; jit < 2; jit++) {
+        ck_assert_int_eq(check_recipe(&f, cases[_i], FN_PREDICT, jit), 1);
+        /* the loss, three parameters and x */
+        ck_assert_int_eq(check_recipe(&f, cases[_i], FN_GRAD, jit), 5);
+    }
     unload(&f);
 }
 END_TEST
