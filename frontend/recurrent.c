@@ -11,7 +11,7 @@ typedef enum { CELL_RNN, CELL_GRU, CELL_LSTM } CellKind;
 static const char *const cell_fn[] = {"simple_rnn", "gru", "lstm"};
 static const int cell_gates[] = {1, 3, 4};
 
-enum { R_X, R_UNITS, R_ACT, R_SEQ, R_BACK, R_BIAS, R_KINIT, R_RINIT, R_BINIT, R_NAME, R_TRAIN };
+enum { R_X, R_UNITS, R_ACT, R_SEQ, R_BACK, R_BIAS, R_KINIT, R_RINIT, R_BINIT, R_NAME, R_TRAIN, R_INIT };
 static const ParamSpec rnn_spec[] = {
     {"x", A_TENSOR, true},
     {"units", A_INT, true},
@@ -24,6 +24,7 @@ static const ParamSpec rnn_spec[] = {
     {"bias_init|bias_initializer", A_ANY, false},
     {"name", A_STR, false},
     {"trainable", A_BOOL, false},
+    {"initial_state", A_ANY, false},
 };
 
 /* The layer's settings and the body graph being built (c->g while the
@@ -192,6 +193,41 @@ static Node *sequence_input(FeCtx *c, CallArgs *a, const char *fn)
     return x;
 }
 
+/* initial_state=: the states [batch, units] the loop starts from (h, or
+ * [h, c] for an LSTM); zeros when absent. False after an error. */
+static bool initial_states(FeCtx *c, CallArgs *a, const Node *x, int64_t units, int nc, Node **h0)
+{
+    const Expr *e = a->v[R_INIT];
+    int64_t dims[2] = {x->shape.d[0], units};
+    Shape want = ir_shape(2, dims);
+    if (!e) {
+        Attrs zs = ir_attrs();
+        zs.shape = want;
+        Node *zero = fe_const_like(c, (Node *)x, 0, a->call->loc);
+        h0[0] = h0[1] = fe_op(c, OP_BROADCAST, &zero, 1, &zs, a->call->loc);
+        return h0[0] != NULL;
+    }
+    const Expr *const *items = e->k == E_LIST ? (const Expr *const *)e->items : &e;
+    int n = e->k == E_LIST ? e->nitems : 1;
+    if (n != nc) {
+        fe_error_expr(c, e, "initial_state of %s() is %s, got %d tensor%s", a->fn,
+                      nc == 2 ? "a list [h, c] of two tensors" : "one tensor h", n, n == 1 ? "" : "s");
+        return false;
+    }
+    for (int k = 0; k < nc; k++) {
+        h0[k] = fe_tensor(c, items[k], x->dt);
+        if (!h0[k])
+            return false;
+        char t1[128], t2[128];
+        if (h0[k]->dt != x->dt || !ir_shape_eq(&h0[k]->shape, &want)) {
+            fe_error_expr(c, items[k], "initial state of %s() must be %s, got %s", a->fn,
+                          ir_type_str(x->dt, &want, t1, sizeof t1), fe_type_str(h0[k], t2, sizeof t2));
+            return false;
+        }
+    }
+    return true;
+}
+
 static Val recurrent(FeCtx *c, const Expr *e, CellKind kind)
 {
     const char *fn = cell_fn[kind];
@@ -227,15 +263,15 @@ static Val recurrent(FeCtx *c, const Expr *e, CellKind kind)
     Graph *body = cell_body(&l, x, w, nw);
     if (!body)
         return fe_err_val();
-    int64_t dims[2] = {x->shape.d[0], units};
-    Attrs zs = ir_attrs();
-    zs.shape = ir_shape(2, dims);
-    Node *zero = fe_const_like(c, x, 0, e->loc);
-    Node *h0 = fe_op(c, OP_BROADCAST, &zero, 1, &zs, e->loc);
     int nc = kind == CELL_LSTM ? 2 : 1, nin = 0;
+    Node *h0[2];
+    if (!initial_states(c, &a, x, units, nc, h0)) {
+        ir_graph_free(body);
+        return fe_err_val();
+    }
     Node *in[6];
     for (int k = 0; k < nc; k++)
-        in[nin++] = h0;
+        in[nin++] = h0[k];
     in[nin++] = x;
     for (int k = 0; k < nw; k++)
         in[nin++] = w[k];

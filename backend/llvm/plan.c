@@ -83,6 +83,11 @@ static bool check_node(Node *v, Diags *d)
         return false;
     }
     if (v->op == OP_LOOP) {
+        if (v->nin + v->sub->nouts + 1 > CG_MAXARGS - 2) {
+            diag_error(d, v->loc, "loop with %d operands and %d results: one kernel takes at most %d buffers",
+                       v->nin, v->sub->nouts, CG_MAXARGS - 2);
+            return false;
+        }
         LoopPlan lp;
         if (!plan_loop(&lp, v, d))
             return false;

@@ -875,6 +875,40 @@ START_TEST(op_table_covered)
 }
 END_TEST
 
+/* A loop kernel takes every operand and result buffer: more than a
+ * kernel's parameters is an error, not a crash. */
+START_TEST(loop_too_many_buffers)
+{
+    T t;
+    memset(&t, 0, sizeof t);
+    t.g = ir_graph_new("wide");
+    diags_init(&t.d);
+    t.dt = DT_F32;
+    Graph *b = ir_graph_new("body");
+    Node *in[40];
+    int n = 0;
+    in[n++] = P(&t, "h0", S(2, NB, 2, 0, 0), V_UNIF, -1, 1);
+    in[n++] = P(&t, "x", S(3, NB, 3, 2, 0), V_UNIF, -1, 1);
+    Node *h = ir_input(b, "h", DT_F32, S(2, NB, 2, 0, 0), TL);
+    ir_input(b, "x", DT_F32, S(2, NB, 2, 0, 0), TL);
+    while (n < 28) {
+        char name[16];
+        snprintf(name, sizeof name, "w%d", n);
+        in[n++] = ir_param(t.g, name, DT_F32, S(1, 2, 0, 0, 0), (Init){INIT_ZEROS, 0, 0}, true, ROLE_WEIGHT, TL);
+        ir_input(b, name, DT_F32, S(1, 2, 0, 0, 0), TL);
+    }
+    ir_add_output(b, OUT_UPDATE, NULL, h, h, false);
+    ir_add_output(b, OUT_VALUE, NULL, h, NULL, false);
+    ir_add_output(b, OUT_VALUE, NULL, h, NULL, false);
+    Node *l = ir_loop(t.g, b, in, n, 1, false, TL, &t.d);
+    ck_assert_ptr_nonnull(l);
+    ir_add_output(t.g, OUT_VALUE, "y", l, NULL, false);
+    ck_assert(!be_jit_check(t.g, &t.d));
+    ck_assert_str_eq(t.d.v[t.d.n - 1].msg, "loop with 28 operands and 3 results: one kernel takes at most 30 buffers");
+    done(&t);
+}
+END_TEST
+
 /* ---- fused nodes and phase, from IR text ---- */
 
 static Graph *parse(const char *text, Diags *d)
@@ -1150,6 +1184,7 @@ int main(void)
     tcase_set_timeout(t, 300);
     tcase_add_loop_test(t, op_case, 0, ARRAY_LEN(cases));
     tcase_add_test(t, op_table_covered);
+    tcase_add_test(t, loop_too_many_buffers);
     tcase_add_test(t, fused_broadcast_body);
     tcase_add_test(t, fused_chain_f64);
     tcase_add_test(t, fused_softmax_rows);

@@ -1,8 +1,8 @@
 /* simple_rnn, gru and lstm against reference values from PyTorch
  * (tests/rnn/, written by tests/rnn/gen_fixtures.py, which documents how
  * Keras's weights map onto PyTorch's): for each case the layer's output,
- * the loss sum(out * r) and the gradients of every parameter and of the
- * input sequence, evaluated in f64 by the interpreter and by the JIT
+ * the loss sum(out * r) and the gradients of every parameter, of the
+ * input sequence and of the initial states where a case gives them, evaluated in f64 by the interpreter and by the JIT
  * (the compiled recipes, loop bodies fused). */
 #include <math.h>
 #include <stdio.h>
@@ -17,7 +17,8 @@
 #include "testutil.h"
 
 static const char *const cases[] = {
-    "simple_rnn", "simple_rnn_relu_seq_back", "gru_seq", "gru_back", "lstm", "lstm_seq_back", "lstm_n1_t1",
+    "simple_rnn", "simple_rnn_relu_seq_back", "gru_seq", "gru_back", "gru_init",
+    "lstm",       "lstm_seq_back",            "lstm_n1_t1", "lstm_init_back",
 };
 
 typedef struct Fixture {
@@ -43,7 +44,7 @@ static void load(Fixture *f, const char *name)
         const char *k = f->all.names[i];
         if (strncmp(k, "expect.", 7) == 0)
             continue;
-        bool input = strcmp(k, "x") == 0 || strcmp(k, "r") == 0;
+        bool input = strcmp(k, "x") == 0 || strcmp(k, "r") == 0 || strcmp(k, "h0") == 0 || strcmp(k, "c0") == 0;
         rt_map_put(input ? &f->inputs : &f->params, k, rt_tensor_clone(f->all.t[i]));
     }
 }
@@ -78,10 +79,10 @@ static int check_recipe(Fixture *f, const char *name, FnKind fn, bool jit)
 {
     RecipeOpts o = ps_recipe_opts(fn);
     o.fuse = jit;
-    const char *wrt[1] = {"x"};
-    if (fn == FN_GRAD) {
+    const char *wrt[3] = {"x", "h0", "c0"};
+    if (fn == FN_GRAD) { /* x, and the initial states the case has */
         o.wrt = wrt;
-        o.nwrt = 1;
+        o.nwrt = 1 + (rt_map_get(&f->inputs, "h0") != NULL) + (rt_map_get(&f->inputs, "c0") != NULL);
     }
     Graph *g = ps_recipe(f->src, &o, &f->d);
     ck_assert_msg(g != NULL, "%s: %s", name, f->d.n ? f->d.v[0].msg : "?");
@@ -117,8 +118,9 @@ START_TEST(against_pytorch)
     load(&f, cases[_i]);
     for (int jit = 0; jit < 2; jit++) {
         ck_assert_int_eq(check_recipe(&f, cases[_i], FN_PREDICT, jit), 1);
-        /* the loss, three parameters and x */
-        ck_assert_int_eq(check_recipe(&f, cases[_i], FN_GRAD, jit), 5);
+        /* the loss, three parameters, x and the initial states */
+        int states = (rt_map_get(&f.inputs, "h0") != NULL) + (rt_map_get(&f.inputs, "c0") != NULL);
+        ck_assert_int_eq(check_recipe(&f, cases[_i], FN_GRAD, jit), 5 + states);
     }
     unload(&f);
 }
