@@ -460,6 +460,11 @@ static Val bn_fn(FeCtx *c, const Expr *e, const Builtin *b)
     return fe_layer_batchnorm(c, e);
 }
 
+static Val rnn_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    return fe_layer_recurrent(c, e, b->which);
+}
+
 static Val dropout_fn(FeCtx *c, const Expr *e, const Builtin *b)
 {
     (void)b;
@@ -533,6 +538,9 @@ static const Builtin builtins[] = {
     SP("avg_pool2d", pool_fn, OP_AVG_POOL2D, 0),
     SP("batchnorm", bn_fn, OP_PHASE, 0),
     SP("dropout", dropout_fn, OP_PHASE, 0),
+    SP("simple_rnn", rnn_fn, OP_LOOP, 0),
+    SP("gru", rnn_fn, OP_LOOP, 1),
+    SP("lstm", rnn_fn, OP_LOOP, 2),
     SP("mse", loss_fn, OP_SUB, LOSS_MSE),
     SP("mean_squared_error", loss_fn, OP_SUB, LOSS_MSE),
     SP("mae", loss_fn, OP_SUB, LOSS_MAE),

@@ -312,6 +312,13 @@ Val fe_layer_conv2d(FeCtx *c, const Expr *e); /* layer or primitive */
 Val fe_layer_pool(FeCtx *c, const Expr *e, Op op);
 Val fe_layer_batchnorm(FeCtx *c, const Expr *e);
 Val fe_layer_dropout(FeCtx *c, const Expr *e);
+/* The layer's name from argument i (`name=`) or the first free of base,
+ * base_1, ...; and one of its parameters, "<layer>.<what>". */
+const char *fe_layer_name(FeCtx *c, CallArgs *a, int i, const char *base);
+Node *fe_layer_param(FeCtx *c, const char *layer, const char *what, DType dt, Shape s, Init init, bool trainable,
+                     ParamRole role, SrcLoc loc);
+/* recurrent layers (recurrent.c): which = 0 simple_rnn, 1 gru, 2 lstm */
+Val fe_layer_recurrent(FeCtx *c, const Expr *e, int which);
 /* TF "same" padding for one spatial axis; false when a pad would not fit
  * the int of a pad attribute. */
 bool fe_same_pad(int64_t in, int64_t k, int stride, int *lo, int *hi);

@@ -438,3 +438,14 @@ Val fe_layer_dropout(FeCtx *c, const Expr *e)
     Node *in[2] = {train, x};
     return fe_tensor_val(fe_op(c, OP_PHASE, in, 2, &ph, e->loc));
 }
+
+const char *fe_layer_name(FeCtx *c, CallArgs *a, int i, const char *base)
+{
+    return layer_name(c, a, i, base);
+}
+
+Node *fe_layer_param(FeCtx *c, const char *layer, const char *what, DType dt, Shape s, Init init, bool trainable,
+                     ParamRole role, SrcLoc loc)
+{
+    return layer_param(c, layer, what, dt, s, init, trainable, role, loc);
+}

@@ -96,7 +96,7 @@ static void dot_node(FILE *f, const Graph *g, const ValueNames *vn, int i)
         if (at.s)
             dot_escape(f, at.s);
         sb_free(&at);
-        if (n->op == OP_FUSED)
+        if (n->op == OP_FUSED || n->op == OP_LOOP)
             dot_fused_ops(f, n->sub);
         fprintf(f, "\\n%s\"", type);
         if (n->op == OP_FUSED)

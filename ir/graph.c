@@ -13,7 +13,7 @@ const OpInfo ir_ops[OP_COUNT] = {
 
 /* A new row of ops.def: go through the checklist for adding an op
  * (HACKING.md), then count it here. */
-_Static_assert(OP_COUNT == 57, "ops.def gained or lost an op");
+_Static_assert(OP_COUNT == 58, "ops.def gained or lost an op");
 
 int ir_op_from_name(const char *s)
 {
@@ -163,6 +163,8 @@ static const char *init_names[INIT_COUNT] = {
     [INIT_HE_NORMAL] = "he_normal",
     [INIT_LECUN_NORMAL] = "lecun_normal",
     [INIT_LECUN_UNIFORM] = "lecun_uniform",
+    [INIT_ORTHOGONAL] = "orthogonal",
+    [INIT_UNIT_FORGET_BIAS] = "unit_forget_bias",
 };
 
 const char *ir_init_name(InitKind k)
@@ -324,11 +326,20 @@ Node *ir_binary(Graph *g, Op op, Node *x, Node *y, SrcLoc loc, Diags *d)
     return ir_op(g, op, in, 2, NULL, loc, d);
 }
 
-/* Body inputs in order must have the operands' dtypes and shapes. */
-static bool fused_body_matches(Graph *body, Node **in, int nin, SrcLoc loc, Diags *d)
+/* Body inputs in order must have the dtypes and shapes
+ * ir_body_input_shape gives for the operands of n (its sub the body). */
+static bool body_matches(const Node *n, SrcLoc loc, Diags *d)
 {
+    Graph *body = n->sub;
+    const char *what = ir_ops[n->op].name;
     if (!body || body->nouts < 1) {
-        diag_error(d, loc, "fused node without a body output");
+        diag_error(d, loc, "%s node without a body output", what);
+        return false;
+    }
+    if (n->op == OP_LOOP && (ir_loop_ncarry(n) < 1 || ir_loop_ncarry(n) + n->a.nseq > n->nin)) {
+        diag_error(d, loc, "loop with %d carried state%s and %d sequence%s has %d operand%s", ir_loop_ncarry(n),
+                   ir_loop_ncarry(n) == 1 ? "" : "s", n->a.nseq, n->a.nseq == 1 ? "" : "s", n->nin,
+                   n->nin == 1 ? "" : "s");
         return false;
     }
     int k = 0;
@@ -336,40 +347,101 @@ static bool fused_body_matches(Graph *body, Node **in, int nin, SrcLoc loc, Diag
         Node *b = body->nodes[i];
         if (b->op != OP_INPUT)
             continue;
-        if (k < nin && (b->dt != in[k]->dt || !ir_shape_eq(&b->shape, &in[k]->shape))) {
+        Shape want = k < n->nin ? ir_body_input_shape(n, k) : b->shape;
+        if (k < n->nin && (b->dt != n->in[k]->dt || !ir_shape_eq(&b->shape, &want))) {
             char t1[128], t2[128];
-            diag_error(d, loc, "fused body input %d is %s but operand %d is %s", k,
-                       ir_type_str(b->dt, &b->shape, t1, sizeof t1), k,
-                       ir_type_str(in[k]->dt, &in[k]->shape, t2, sizeof t2));
+            diag_error(d, loc, "%s body input %d is %s but operand %d %s %s", what, k,
+                       ir_type_str(b->dt, &b->shape, t1, sizeof t1), k, n->op == OP_LOOP ? "gives" : "is",
+                       ir_type_str(n->in[k]->dt, &want, t2, sizeof t2));
             return false;
         }
         k++;
     }
-    if (k != nin) {
-        diag_error(d, loc, "fused body has %d input%s but the node has %d operand%s", k,
-                   k == 1 ? "" : "s", nin, nin == 1 ? "" : "s");
+    if (k != n->nin) {
+        diag_error(d, loc, "%s body has %d input%s but the node has %d operand%s", what, k,
+                   k == 1 ? "" : "s", n->nin, n->nin == 1 ? "" : "s");
         return false;
     }
     return true;
 }
 
-Node *ir_fused(Graph *g, Graph *body, Node **in, int nin, SrcLoc loc, Diags *d)
+static Node *body_node(Graph *g, Op op, Graph *body, Node **in, int nin, const Attrs *a, SrcLoc loc, Diags *d)
 {
     for (int i = 0; i < nin; i++)
         if (!in[i]) {
             ir_graph_free(body);
             return NULL;
         }
-    if (!fused_body_matches(body, in, nin, loc, d)) {
+    Node tmp = {.op = op, .nin = nin, .in = in, .a = a ? *a : ir_attrs(), .sub = body};
+    if (op == OP_LOOP && !ir_infer(&tmp, d)) {
         ir_graph_free(body);
         return NULL;
     }
-    Node *n = new_node(g, OP_FUSED, in, nin, NULL, loc);
+    if (!body_matches(&tmp, loc, d)) {
+        ir_graph_free(body);
+        return NULL;
+    }
+    Node *n = new_node(g, op, in, nin, a, loc);
     n->sub = body;
     bool ok = ir_infer(n, d);
     MC_ASSERT(ok); /* a body with an output always gives a type */
     append(g, n);
     return n;
+}
+
+Node *ir_fused(Graph *g, Graph *body, Node **in, int nin, SrcLoc loc, Diags *d)
+{
+    return body_node(g, OP_FUSED, body, in, nin, NULL, loc, d);
+}
+
+Node *ir_loop(Graph *g, Graph *body, Node **in, int nin, int nseq, bool reverse, SrcLoc loc, Diags *d)
+{
+    Attrs a = ir_attrs();
+    a.nseq = nseq;
+    a.reverse = reverse;
+    return body_node(g, OP_LOOP, body, in, nin, &a, loc, d);
+}
+
+int ir_loop_ncarry(const Node *loop)
+{
+    int k = 0;
+    while (loop->sub && k < loop->sub->nouts && loop->sub->outs[k].kind == OUT_UPDATE)
+        k++;
+    return k;
+}
+
+int64_t ir_loop_steps(const Node *loop)
+{
+    int k = ir_loop_ncarry(loop);
+    return k < loop->nin && loop->in[k]->shape.rank >= 2 ? loop->in[k]->shape.d[1] : 0;
+}
+
+Shape ir_body_input_shape(const Node *n, int k)
+{
+    Shape s = n->in[k]->shape;
+    int c = n->op == OP_LOOP ? ir_loop_ncarry(n) : 0;
+    if (n->op == OP_LOOP && k >= c && k < c + n->a.nseq && s.rank >= 2) {
+        for (int i = 1; i + 1 < s.rank; i++)
+            s.d[i] = s.d[i + 1];
+        s.d[--s.rank] = 0;
+    }
+    return s;
+}
+
+bool ir_loop_result_type(const Node *n, int j, DType *dt, Shape *s)
+{
+    const Node *v = n->sub->outs[j].val;
+    *dt = v->dt;
+    *s = v->shape;
+    if (j < ir_loop_ncarry(n))
+        return true;
+    if (s->rank < 1 || s->rank >= IR_MAXRANK)
+        return false;
+    for (int i = s->rank; i > 1; i--)
+        s->d[i] = s->d[i - 1];
+    s->d[1] = ir_loop_steps(n);
+    s->rank++;
+    return true;
 }
 
 Node *ir_fused_anchor(const Node *fused)

@@ -71,6 +71,8 @@ typedef enum {
     INIT_HE_NORMAL,
     INIT_LECUN_NORMAL,
     INIT_LECUN_UNIFORM,
+    INIT_ORTHOGONAL,       /* rows (or columns, whichever are fewer) orthonormal (Keras, gain 1) */
+    INIT_UNIT_FORGET_BIAS, /* an LSTM bias [4U]: ones in the forget gate's quarter, zeros elsewhere */
     INIT_COUNT
 } InitKind;
 
@@ -148,7 +150,9 @@ typedef struct Attrs {
     DType to;             /* cast target */
     int depth;            /* one_hot */
     uint32_t stream;      /* dropout_mask: RNG stream id */
-    int index;            /* result: which body output of the fused operand (>= 1) */
+    int index;            /* result: which body output of the fused or loop operand (>= 1) */
+    int nseq;             /* loop: number of sequence operands (after the carried states) */
+    bool reverse;         /* loop: steps run from the last time index to the first */
     const char *name;     /* input/param name; phase: layer name */
     Init init;            /* param initializer */
     bool trainable;       /* param */
@@ -170,7 +174,7 @@ typedef struct Node {
     Attrs a;
     const char *label; /* user binding name, for printing (may be NULL) */
     SrcLoc loc;
-    Graph *sub; /* FUSED: body graph; its INPUT nodes are the operands in order */
+    Graph *sub; /* FUSED, LOOP: body graph; its INPUT nodes are the operands in order */
     void *aux;  /* scratch for passes; not preserved */
     int iaux;   /* scratch for passes; not preserved */
 } Node;
@@ -285,6 +289,24 @@ int ir_fused_input_index(const Node *fused, const Node *x);
 /* The operand that side result j (j >= 1) of a fused node overwrites:
  * the input its body output j updates. */
 int ir_fused_side_operand(const Node *fused, int j);
+/* A loop node (docs/ops.md, "loop") over operands in[0..nin): the
+ * carried states, then nseq sequences, then invariants; body as for
+ * ir_fused but with each sequence's body input one step of it (axis 1
+ * dropped). Takes ownership of body; on a mismatch a diagnostic is
+ * emitted at loc, body is freed and NULL returned. */
+Node *ir_loop(Graph *g, Graph *body, Node **in, int nin, int nseq, bool reverse, SrcLoc loc, Diags *d);
+/* Number of carried states of a loop: the update outputs its body's
+ * outputs begin with. */
+int ir_loop_ncarry(const Node *loop);
+/* The number of steps of a loop: axis 1 of its first sequence operand. */
+int64_t ir_loop_steps(const Node *loop);
+/* The shape body input k of fused or loop node n has: operand k's, with
+ * axis 1 dropped for a loop's sequence operand. */
+Shape ir_body_input_shape(const Node *n, int k);
+/* The dtype and shape of result j of loop n (j = 0: its value): body
+ * output j's, with the steps inserted as axis 1 for a per-step result.
+ * False when the shape cannot be formed (rank too large). */
+bool ir_loop_result_type(const Node *n, int j, DType *dt, Shape *s);
 Node *ir_find_param(Graph *g, const char *name);
 const char *ir_intern_file(Graph *g, const char *file);
 Node *ir_find_input(Graph *g, const char *name);

@@ -59,7 +59,9 @@ enum {
     TA_NAME = 1 << 14,    /* name="bn1" */
     TA_ALPHA = 1 << 15,   /* alpha=0.5 (matmul result scale) */
     TA_INDEX = 1 << 16,   /* index=1 (result) */
-    TA_COUNT = 17
+    TA_SEQ = 1 << 17,     /* seq=1 (loop: sequence operands) */
+    TA_REVERSE = 1 << 18, /* reverse=true (loop) */
+    TA_COUNT = 19
 };
 
 extern const char *const ir_attr_names[TA_COUNT]; /* indexed by bit number */
@@ -68,7 +70,7 @@ extern const char *const ir_attr_names[TA_COUNT]; /* indexed by bit number */
 void ir_put_attrs(StrBuf *b, const Node *n);
 unsigned ir_attr_mask(Op op);                     /* attributes op may carry: ops.def */
 /* Attributes printed even when they hold the default value. */
-#define TA_ALWAYS (TA_AXES | TA_AXIS | TA_SHAPE | TA_SLICE | TA_WINDOW | TA_VALUE | TA_TO | TA_DEPTH | TA_STREAM)
+#define TA_ALWAYS (TA_AXES | TA_AXIS | TA_SHAPE | TA_SLICE | TA_WINDOW | TA_VALUE | TA_TO | TA_DEPTH | TA_STREAM | TA_SEQ)
 /* Number of begin/end/step entries a slice op carries. */
 int ir_slice_rank(const Node *n);
 

@@ -132,6 +132,7 @@ void ir_names_free(ValueNames *vn)
 const char *const ir_attr_names[TA_COUNT] = {
     "axes", "axis", "keepdims", "shape", "slice", "window", "stride", "pad",
     "ta",   "tb",   "value",    "to",    "depth", "stream", "name", "alpha", "index",
+    "seq",  "reverse",
 };
 const char *const ir_out_kind_names[5] = {
     [OUT_LOSS] = "loss",     [OUT_METRIC] = "metric", [OUT_VALUE] = "value",
@@ -262,6 +263,8 @@ static bool attr_set(const Node *n, unsigned bit, const Attrs *def)
         return a->ta;
     case TA_TB:
         return a->tb;
+    case TA_REVERSE:
+        return a->reverse;
     case TA_NAME:
         return a->name != NULL;
     case TA_ALPHA:
@@ -284,6 +287,7 @@ static void put_attr(StrBuf *b, const Node *n, unsigned bit)
     case TA_KEEPDIMS:
     case TA_TA:
     case TA_TB:
+    case TA_REVERSE:
         sb_puts(b, "true");
         break;
     case TA_SHAPE:
@@ -318,6 +322,9 @@ static void put_attr(StrBuf *b, const Node *n, unsigned bit)
         break;
     case TA_INDEX:
         sb_printf(b, "%d", a->index);
+        break;
+    case TA_SEQ:
+        sb_printf(b, "%d", a->nseq);
         break;
     case TA_NAME:
         put_string(b, a->name);
@@ -443,7 +450,7 @@ static void print_node(Printer *p, Graph *g, const ValueNames *vn, int i, int de
     sb_puts(b, " : ");
     put_type(b, n->dt, &n->shape);
     put_loc(p, start, n->loc);
-    if (n->op == OP_FUSED && n->sub) {
+    if ((n->op == OP_FUSED || n->op == OP_LOOP) && n->sub) {
         sb_puts(b, " {\n");
         print_graph_body(p, n->sub, depth + 1);
         indent(b, depth);

@@ -534,20 +534,65 @@ static bool infer_fused(Node *n, Diags *d)
     return true;
 }
 
+/* loop: the carried states, then a->nseq sequences sharing axis 1 (the
+ * steps, at least one), then invariants; the value is the final carried
+ * state 0 (the body's checks are the verifier's and ir_loop's). */
+static bool infer_loop(Node *n, Diags *d)
+{
+    Graph *s = n->sub;
+    int nc = ir_loop_ncarry(n);
+    if (!s || nc < 1) {
+        diag_error(d, n->loc, "loop body has no update output (a carried state)");
+        return false;
+    }
+    if (n->a.nseq < 1 || nc + n->a.nseq > n->nin) {
+        diag_error(d, n->loc, "loop needs %d carried state%s and at least one sequence, has %d operand%s with seq=%d",
+                   nc, nc == 1 ? "" : "s", n->nin, n->nin == 1 ? "" : "s", n->a.nseq);
+        return false;
+    }
+    int64_t t = -1;
+    for (int k = nc; k < nc + n->a.nseq; k++) {
+        const Node *x = n->in[k];
+        char ty0[TYBUF], ty1[TYBUF];
+        if (x->shape.rank < 2 || x->shape.d[1] == IR_DIM_N || x->shape.d[1] < 1) {
+            diag_error(d, n->loc, "loop: sequence operand %d is %s; a sequence has its steps (at least one) as axis 1",
+                       k, ty(x, ty0));
+            return false;
+        }
+        if (t >= 0 && x->shape.d[1] != t) {
+            diag_error(d, n->loc, "loop: sequences differ in length: %s and %s", ty(n->in[nc], ty0), ty(x, ty1));
+            return false;
+        }
+        t = x->shape.d[1];
+    }
+    n->dt = s->outs[0].val->dt;
+    n->shape = s->outs[0].val->shape;
+    return true;
+}
+
 /* result(f){index=k}: the type of fused f's body output k, a fresh
- * result (not an update of one of its operands). */
+ * result (not an update of one of its operands), or of loop f's result
+ * k (ir_loop_result_type). */
 static bool infer_result(Node *n, Diags *d)
 {
     const Node *f = n->in[0];
     int k = n->a.index;
-    if (f->op != OP_FUSED || !f->sub) {
-        diag_error(d, n->loc, "result reads %s, not a fused node", ir_ops[f->op].name);
+    if ((f->op != OP_FUSED && f->op != OP_LOOP) || !f->sub) {
+        diag_error(d, n->loc, "result reads %s, not a fused node or a loop", ir_ops[f->op].name);
         return false;
     }
     if (k < 1 || k >= f->sub->nouts) {
-        diag_error(d, n->loc, "result index %d: the fused node has %d result%s besides its value", k,
-                   f->sub->nouts - 1, f->sub->nouts == 2 ? "" : "s");
+        diag_error(d, n->loc, "result index %d: the %s node has %d result%s besides its value", k,
+                   ir_ops[f->op].name, f->sub->nouts - 1, f->sub->nouts == 2 ? "" : "s");
         return false;
+    }
+    if (f->op == OP_LOOP) {
+        if (!ir_loop_result_type(f, k, &n->dt, &n->shape)) {
+            diag_error(d, n->loc, "result %d of the loop: a per-step result needs a rank from 1 to %d", k,
+                       IR_MAXRANK - 1);
+            return false;
+        }
+        return true;
     }
     const Output *o = &f->sub->outs[k];
     if (o->kind != OUT_VALUE || o->target) {
@@ -663,6 +708,8 @@ static bool infer_rule(Node *n, Diags *d)
             return infer_fused(n, d);
         case OP_RESULT:
             return infer_result(n, d);
+        case OP_LOOP:
+            return infer_loop(n, d);
         default:
             break;
         }

@@ -728,6 +728,10 @@ static bool parse_attr_value(Parser *P, Attrs *a, unsigned bit, AttrCtx *cx)
         return a->name != NULL;
     case TA_INDEX:
         return parse_small_int(P, 1, "a result index", &a->index);
+    case TA_SEQ:
+        return parse_small_int(P, 1, "a sequence count", &a->nseq);
+    case TA_REVERSE:
+        return parse_bool(P, &a->reverse);
     default:
         ICE("unknown attribute bit %u", bit);
     }
@@ -953,17 +957,20 @@ static bool check_type(Parser *P, Node *tmp, const Tok *at, const Tok *type_tok,
 
 static bool parse_items(Parser *P, Graph *g, Scope *sc, bool top);
 
-/* body := '{' item* '}' for a fused node; checks inputs against operands. */
-static Graph *parse_body(Parser *P, Node **in, int nin, const Tok *at)
+/* body := '{' item* '}' for a fused or loop node; checks inputs against
+ * the operands (a loop's sequences one step each). */
+static Graph *parse_body(Parser *P, Node *tmp, const Tok *at)
 {
+    bool loop = tmp->op == OP_LOOP;
+    const char *what = ir_ops[tmp->op].name;
     Tok open = P->tok;
-    if (!expect(P, '{', "to start the fused body"))
+    if (!expect(P, '{', loop ? "to start the loop body" : "to start the fused body"))
         return NULL;
     if (P->depth >= MAX_NESTING) {
-        err_at(P, &open, "fused bodies nested more than %d deep", MAX_NESTING);
+        err_at(P, &open, "%s bodies nested more than %d deep", what, MAX_NESTING);
         return NULL;
     }
-    Graph *body = ir_graph_new("fused");
+    Graph *body = ir_graph_new(what);
     Scope sc;
     scope_init(&sc);
     P->depth++;
@@ -971,30 +978,37 @@ static Graph *parse_body(Parser *P, Node **in, int nin, const Tok *at)
     P->depth--;
     scope_free(&sc);
     Tok close = P->tok;
-    ok = ok && expect(P, '}', "to end the fused body");
+    ok = ok && expect(P, '}', loop ? "to end the loop body" : "to end the fused body");
+    if (ok && body->nouts < 1) {
+        err_at(P, &close, "%s body has no output", what);
+        ok = false;
+    }
+    tmp->sub = body;
+    if (ok && loop && ir_loop_ncarry(tmp) < 1) {
+        err_at(P, &close, "loop body has no update output (a carried state)");
+        ok = false;
+    }
     int k = 0;
     for (int i = 0; ok && i < body->nnodes; i++) {
         Node *b = body->nodes[i];
         if (b->op != OP_INPUT)
             continue;
-        if (k < nin && (b->dt != in[k]->dt || !ir_shape_eq(&b->shape, &in[k]->shape))) {
+        Shape want = k < tmp->nin ? ir_body_input_shape(tmp, k) : b->shape;
+        if (k < tmp->nin && (b->dt != tmp->in[k]->dt || !ir_shape_eq(&b->shape, &want))) {
             char t1[160], t2[160];
             put_type(t1, b->dt, &b->shape);
-            put_type(t2, in[k]->dt, &in[k]->shape);
-            err_at(P, at, "fused body input %d is %s but operand %d is %s", k, t1, k, t2);
+            put_type(t2, tmp->in[k]->dt, &want);
+            err_at(P, at, "%s body input %d is %s but operand %d %s %s", what, k, t1, k, loop ? "gives" : "is", t2);
             ok = false;
         }
         k++;
     }
-    if (ok && k != nin) {
-        err_at(P, at, "fused body has %d input%s but the node has %d operand%s", k, k == 1 ? "" : "s",
-               nin, nin == 1 ? "" : "s");
+    if (ok && k != tmp->nin) {
+        err_at(P, at, "%s body has %d input%s but the node has %d operand%s", what, k, k == 1 ? "" : "s",
+               tmp->nin, tmp->nin == 1 ? "" : "s");
         ok = false;
     }
-    if (ok && body->nouts < 1) {
-        err_at(P, &close, "fused body has no output");
-        ok = false;
-    }
+    tmp->sub = NULL;
     if (!ok) {
         ir_graph_free(body);
         return NULL;
@@ -1040,7 +1054,7 @@ static Node *parse_op(Parser *P, Graph *g, const Scope *sc, Op op, const Tok *at
     Tok type_tok;
     if (!parse_type(P, &t, &s, &type_tok) || !parse_loc(P, &loc))
         goto out;
-    if (op == OP_FUSED && !(tmp.sub = parse_body(P, in, tmp.nin, at)))
+    if ((op == OP_FUSED || op == OP_LOOP) && !(tmp.sub = parse_body(P, &tmp, at)))
         goto out;
     if (!check_type(P, &tmp, at, &type_tok, t, &s)) {
         ir_graph_free(tmp.sub);

@@ -286,6 +286,75 @@ static bool check_fused(Verifier *V, int i)
     return ok;
 }
 
+/* A loop body: a valid graph without parameters, random or phase ops,
+ * whose inputs match the operands (sequences one step each, see
+ * ir_body_input_shape); its outputs are first the updates of the carried
+ * states, output j of body input j with that input's type, then per-step
+ * results (plain values of rank 1 or more). */
+static bool check_loop(Verifier *V, int i)
+{
+    Node *n = V->g->nodes[i];
+    Graph *b = n->sub;
+    if (!b) {
+        verr(V, i, "loop without a body");
+        return false;
+    }
+    char *where = arena_printf(V->vn.arena, "%sin the body of loop %%%s: ", V->where, V->vn.v[i]);
+    if (!verify_graph(b, V->d, where)) {
+        V->ok = false;
+        return false;
+    }
+    int nc = ir_loop_ncarry(n);
+    if (nc < 1) {
+        verr(V, i, "loop body has no update output (a carried state)");
+        return false;
+    }
+    bool ok = true;
+    int k = 0;
+    Node **inputs = xcalloc((size_t)b->nnodes + 1, sizeof(Node *));
+    for (int j = 0; j < b->nnodes; j++) {
+        Node *x = b->nodes[j];
+        if (x->op == OP_PARAM || x->op == OP_PHASE || ir_op_has(x->op, OPF_RANDOM)) {
+            verr(V, i, "loop body contains %s; a loop body takes parameters as operands and has no %s",
+                 ir_ops[x->op].name, x->op == OP_PARAM ? "parameters" : "random or mode-dependent ops");
+            ok = false;
+        }
+        if (x->op != OP_INPUT)
+            continue;
+        char t1[160], t2[160];
+        if (k < n->nin) {
+            Shape want = ir_body_input_shape(n, k);
+            if (x->dt != n->in[k]->dt || !ir_shape_eq(&x->shape, &want)) {
+                verr(V, i, "loop body input %d is %s but operand %d gives %s", k, type_str(x, t1), k,
+                     ir_type_str(n->in[k]->dt, &want, t2, sizeof t2));
+                ok = false;
+            }
+        }
+        inputs[k++] = x;
+    }
+    if (k != n->nin) {
+        verr(V, i, "loop body has %d input%s for %d operand%s", k, k == 1 ? "" : "s", n->nin, n->nin == 1 ? "" : "s");
+        ok = false;
+    }
+    for (int j = 0; ok && j < b->nouts; j++) {
+        const Output *o = &b->outs[j];
+        if (j < nc && o->target != inputs[j]) {
+            verr(V, i, "loop body output %d updates %s, not body input %d (the carried states lead the operands)", j,
+                 o->target && o->target->op == OP_INPUT ? "another input" : "no input", j);
+            ok = false;
+        } else if (j >= nc && (o->kind != OUT_VALUE || o->target || o->part || o->train_only)) {
+            verr(V, i, "loop body output %d must be a plain per-step value: the updates of the carried states come first", j);
+            ok = false;
+        } else if (j >= nc && (o->val->shape.rank < 1 || o->val->shape.rank >= IR_MAXRANK)) {
+            verr(V, i, "loop body output %d is a per-step result of rank %d; it needs a rank from 1 to %d", j,
+                 o->val->shape.rank, IR_MAXRANK - 1);
+            ok = false;
+        }
+    }
+    xfree(inputs);
+    return ok;
+}
+
 /* Shape inference on a copy of node i must reproduce its dtype and shape. */
 static void check_type(Verifier *V, int i)
 {
@@ -338,11 +407,13 @@ static void check_node(Verifier *V, int i, NameSet *inputs, NameSet *params)
         return;
     }
     check_leaf_name(V, i, inputs, params);
-    if (n->sub && n->op != OP_FUSED)
-        verr(V, i, "has a fused body but is not a fused node");
+    if (n->sub && n->op != OP_FUSED && n->op != OP_LOOP)
+        verr(V, i, "has a body but is not a fused node or a loop");
     if (!check_operands(V, i))
         return;
     if (n->op == OP_FUSED && !check_fused(V, i))
+        return;
+    if (n->op == OP_LOOP && !check_loop(V, i))
         return;
     check_type(V, i);
 }

@@ -33,6 +33,7 @@ typedef struct AD {
     int broken;     /* the op whose rule the test hook breaks, or -1 */
     bool breaking;  /* the node being differentiated has that op */
     bool failed;
+    Node ***parts;  /* by node id: gradients of a loop's results 1.. (result nodes) */
 } AD;
 
 typedef void (*GradRule)(AD *c, Node *y, Node *gy);
@@ -639,10 +640,277 @@ static void grad_fused(AD *c, Node *y, Node *gy)
     c->failed = true;
 }
 
+/* A loop's result j: its gradient waits for the loop's rule (which runs
+ * later, walking backwards), and the loop gets a gradient of its value
+ * (zeros when nothing reads it) so that the rule runs. */
 static void grad_result(AD *c, Node *y, Node *gy)
 {
-    (void)gy;
-    grad_after_fuse(c, y);
+    Node *f = y->in[0];
+    if (f->op != OP_LOOP) {
+        grad_after_fuse(c, y);
+        return;
+    }
+    if (!wants(c, f))
+        return;
+    if (!c->parts)
+        c->parts = xcalloc((size_t)c->nfwd, sizeof(Node **));
+    Node **p = c->parts[f->id];
+    if (!p)
+        p = c->parts[f->id] = xcalloc((size_t)f->sub->nouts, sizeof(Node *));
+    int j = y->a.index;
+    p[j] = p[j] ? bin(c, OP_ADD, p[j], gy) : gy;
+    if (!c->grad[f->id])
+        c->grad[f->id] = broadcast_to(c, cst(c, f, 0), &f->shape);
+}
+
+/* ---- loops: the adjoint is a reverse loop over the saved states ---- */
+
+static Node *zeros_like(AD *c, const Node *x)
+{
+    return broadcast_to(c, cst(c, x, 0), &x->shape);
+}
+
+static Node *result_of(AD *c, Node *f, int j)
+{
+    if (j == 0)
+        return f;
+    Attrs a = ir_attrs();
+    a.index = j;
+    return build(c, OP_RESULT, &f, 1, &a);
+}
+
+/* Copy forward body node x into b->g with operands from map. */
+static Node *clone_body_node(AD *b, Node *x, Node **map)
+{
+    Node **in = xmalloc(((size_t)x->nin + 1) * sizeof(Node *));
+    for (int j = 0; j < x->nin; j++)
+        in[j] = map[x->in[j]->id];
+    Node *r;
+    b->loc = x->loc;
+    if (x->op == OP_CONST) {
+        r = ir_const(b->g, x->dt, x->a.value, x->loc);
+    } else if (x->sub) {
+        Diags scratch;
+        diags_init(&scratch);
+        r = x->op == OP_LOOP ? ir_loop(b->g, ir_clone(x->sub), in, x->nin, x->a.nseq, x->a.reverse, x->loc, &scratch)
+                             : ir_fused(b->g, ir_clone(x->sub), in, x->nin, x->loc, &scratch);
+        if (!r)
+            ICE("autodiff could not copy a %s body: %s", ir_ops[x->op].name, scratch.n ? scratch.v[0].msg : "?");
+        diags_free(&scratch);
+    } else {
+        r = build(b, x->op, in, x->nin, &x->a);
+    }
+    r->label = x->label;
+    xfree(in);
+    return r;
+}
+
+static const GradRule grad_rules[OP_COUNT];
+
+/* Reverse mode inside a body graph b->g whose first b->nfwd nodes are
+ * the forward computation: gradients seeded at some of them (b->grad),
+ * flowing to the nodes marked in b->dep's targets. */
+static void body_backward(AD *b)
+{
+    for (int i = 0; i < b->nfwd; i++) {
+        Node *n = b->g->nodes[i];
+        if (b->dep[i] || !ir_op_has(n->op, OPF_DIFF) || !ir_dtype_is_float(n->dt))
+            continue;
+        for (int j = 0; j < n->nin && !b->dep[i]; j++)
+            b->dep[i] = b->dep[n->in[j]->id];
+    }
+    for (int i = b->nfwd - 1; i >= 0; i--)
+        if (b->needed[i])
+            for (int j = 0; j < b->g->nodes[i]->nin; j++)
+                b->needed[b->g->nodes[i]->in[j]->id] = true;
+    for (int i = b->nfwd - 1; i >= 0 && !b->failed; i--) {
+        Node *n = b->g->nodes[i];
+        if (!b->grad[i] || !b->needed[i] || !b->dep[i])
+            continue;
+        b->loc = n->loc;
+        b->breaking = (int)n->op == b->broken;
+        grad_rules[n->op](b, n, b->grad[i]);
+        b->breaking = false;
+    }
+}
+
+/* What the adjoint loop of loop L reads and writes. */
+typedef struct LoopAdj {
+    Node *L;
+    int nc, ns, ni, nout; /* carried, sequences, invariants, body outputs before saving */
+    Node **gout;          /* gradient of each result (NULL: none) */
+    bool *want;           /* by operand: its gradient is sent */
+    int nacc, ngs;        /* invariants with a gradient, per-step results with one */
+} LoopAdj;
+
+/* The backward body: inputs are the carried gradients of the states and
+ * the sums of the invariants' gradients; then the sequences, the saved
+ * states before each step and the gradients of the per-step results;
+ * then the invariants. The forward body is copied after them and
+ * differentiated; its outputs are the updated carried gradients, then
+ * the gradient of each sequence that wants one. */
+static Graph *adjoint_body(AD *c, LoopAdj *A, Diags *d)
+{
+    Node *L = A->L;
+    Graph *F = L->sub, *G = ir_graph_new("loop_grad");
+    Node **fin = xcalloc((size_t)L->nin + 1, sizeof(Node *));
+    for (int i = 0, k = 0; i < F->nnodes; i++)
+        if (F->nodes[i]->op == OP_INPUT)
+            fin[k++] = F->nodes[i];
+    Node **dh = xcalloc((size_t)A->nc + 1, sizeof(Node *)), **acc = xcalloc((size_t)A->ni + 1, sizeof(Node *));
+    Node **map = xcalloc((size_t)F->nnodes + 1, sizeof(Node *)), **gs = xcalloc((size_t)A->nout + 1, sizeof(Node *));
+    SrcLoc none = {0};
+    for (int j = 0; j < A->nc; j++)
+        dh[j] = ir_input(G, arena_printf(G->arena, "d%s", fin[j]->a.name), fin[j]->dt, fin[j]->shape, none);
+    for (int m = 0; m < A->ni; m++)
+        if (A->want[A->nc + A->ns + m]) {
+            Node *w = fin[A->nc + A->ns + m];
+            acc[m] = ir_input(G, arena_printf(G->arena, "d%s", w->a.name), w->dt, w->shape, none);
+        }
+    for (int s = 0; s < A->ns; s++)
+        map[fin[A->nc + s]->id] = ir_input(G, fin[A->nc + s]->a.name, fin[A->nc + s]->dt, fin[A->nc + s]->shape, none);
+    for (int j = 0; j < A->nc; j++)
+        map[fin[j]->id] = ir_input(G, fin[j]->a.name, fin[j]->dt, fin[j]->shape, none);
+    for (int k = A->nc; k < A->nout; k++)
+        if (A->gout[k]) {
+            Node *v = F->outs[k].val;
+            gs[k] = ir_input(G, arena_printf(G->arena, "dout%d", k), v->dt, v->shape, none);
+        }
+    for (int m = 0; m < A->ni; m++) {
+        Node *w = fin[A->nc + A->ns + m];
+        map[w->id] = ir_input(G, w->a.name, w->dt, w->shape, none);
+    }
+    AD b = {.g = G, .d = d, .broken = c->broken};
+    for (int i = 0; i < F->nnodes; i++) {
+        F->nodes[i]->id = i;
+        if (F->nodes[i]->op != OP_INPUT)
+            map[i] = clone_body_node(&b, F->nodes[i], map);
+    }
+    b.nfwd = G->nnodes;
+    b.grad = xcalloc((size_t)b.nfwd, sizeof(Node *));
+    b.needed = xcalloc((size_t)b.nfwd, sizeof(bool));
+    b.dep = xcalloc((size_t)b.nfwd, sizeof(bool));
+    for (int k = 0; k < A->nout; k++) {
+        Node *seed = k < A->nc ? dh[k] : gs[k], *at = map[F->outs[k].val->id];
+        if (!seed)
+            continue;
+        b.loc = at->loc;
+        b.grad[at->id] = b.grad[at->id] ? bin(&b, OP_ADD, b.grad[at->id], seed) : seed;
+        b.needed[at->id] = true;
+    }
+    for (int k = 0; k < L->nin; k++)
+        if (k < A->nc || A->want[k])
+            b.dep[map[fin[k]->id]->id] = true;
+    body_backward(&b);
+    for (int j = 0; j < A->nc; j++) {
+        Node *h = map[fin[j]->id], *g = b.grad[h->id] ? b.grad[h->id] : zeros_like(&b, h);
+        ir_add_output(G, OUT_UPDATE, NULL, g, dh[j], false);
+    }
+    for (int m = 0; m < A->ni; m++) {
+        if (!acc[m])
+            continue;
+        Node *w = map[fin[A->nc + A->ns + m]->id];
+        Node *g = b.grad[w->id] ? bin(&b, OP_ADD, acc[m], b.grad[w->id]) : acc[m];
+        ir_add_output(G, OUT_UPDATE, NULL, g, acc[m], false);
+    }
+    for (int s = 0; s < A->ns; s++) {
+        if (!A->want[A->nc + s])
+            continue;
+        Node *x = map[fin[A->nc + s]->id];
+        ir_add_output(G, OUT_VALUE, NULL, b.grad[x->id] ? b.grad[x->id] : zeros_like(&b, x), NULL, false);
+    }
+    c->failed |= b.failed;
+    if (b.parts)
+        for (int i = 0; i < b.nfwd; i++)
+            xfree(b.parts[i]);
+    xfree(b.parts);
+    xfree(b.grad);
+    xfree(b.needed);
+    xfree(b.dep);
+    xfree(fin);
+    xfree(dh);
+    xfree(acc);
+    xfree(map);
+    xfree(gs);
+    return G;
+}
+
+/* The forward loop also returns the carried states before each step
+ * (results nout.., stacked), which the adjoint reads in reverse. */
+static Node **save_states(AD *c, LoopAdj *A)
+{
+    Node *L = A->L;
+    Graph *F = L->sub;
+    Node **saved = xcalloc((size_t)A->nc, sizeof(Node *));
+    for (int j = 0, k = 0; j < F->nnodes && k < A->nc; j++)
+        if (F->nodes[j]->op == OP_INPUT)
+            ir_add_output(F, OUT_VALUE, NULL, F->nodes[j], NULL, false), k++;
+    for (int j = 0; j < A->nc; j++)
+        saved[j] = result_of(c, L, A->nout + j);
+    return saved;
+}
+
+static void grad_loop(AD *c, Node *L, Node *gy)
+{
+    Graph *F = L->sub;
+    LoopAdj A = {L, ir_loop_ncarry(L), L->a.nseq, 0, F->nouts, NULL, NULL, 0, 0};
+    A.ni = L->nin - A.nc - A.ns;
+    for (int j = 0; j < A.nc; j++)
+        if (F->outs[j].val->shape.rank < 1 || F->outs[j].val->shape.rank >= IR_MAXRANK) {
+            diag_error(c->d, L->loc, "cannot differentiate a loop whose carried state %d has rank %d", j,
+                       F->outs[j].val->shape.rank);
+            c->failed = true;
+            return;
+        }
+    A.gout = xcalloc((size_t)A.nout, sizeof(Node *));
+    A.want = xcalloc((size_t)L->nin, sizeof(bool));
+    A.gout[0] = gy;
+    for (int j = 1; j < A.nout; j++)
+        A.gout[j] = c->parts && c->parts[L->id] ? c->parts[L->id][j] : NULL;
+    for (int k = 0; k < L->nin; k++)
+        A.want[k] = wants(c, L->in[k]);
+    for (int m = 0; m < A.ni; m++)
+        A.nacc += A.want[A.nc + A.ns + m];
+    for (int k = A.nc; k < A.nout; k++)
+        A.ngs += A.gout[k] != NULL;
+    Node **saved = save_states(c, &A);
+    Graph *G = adjoint_body(c, &A, c->d);
+    int nops = 0, cap = A.nc + A.nacc + A.ns + A.nc + A.ngs + A.ni;
+    Node **ops = xcalloc((size_t)cap + 1, sizeof(Node *));
+    for (int j = 0; j < A.nc; j++)
+        ops[nops++] = A.gout[j] ? A.gout[j] : zeros_like(c, L->in[j]);
+    for (int m = 0; m < A.ni; m++)
+        if (A.want[A.nc + A.ns + m])
+            ops[nops++] = zeros_like(c, L->in[A.nc + A.ns + m]);
+    for (int s = 0; s < A.ns; s++)
+        ops[nops++] = L->in[A.nc + s];
+    for (int j = 0; j < A.nc; j++)
+        ops[nops++] = saved[j];
+    for (int k = A.nc; k < A.nout; k++)
+        if (A.gout[k])
+            ops[nops++] = A.gout[k];
+    for (int m = 0; m < A.ni; m++)
+        ops[nops++] = L->in[A.nc + A.ns + m];
+    Diags scratch;
+    diags_init(&scratch);
+    Node *R = ir_loop(c->g, G, ops, nops, A.ns + A.nc + A.ngs, !L->a.reverse, L->loc, &scratch);
+    if (!R)
+        ICE("autodiff built an ill-typed adjoint loop: %s", scratch.n ? scratch.v[0].msg : "?");
+    diags_free(&scratch);
+    int r = 0;
+    for (int j = 0; j < A.nc; j++, r++)
+        if (A.want[j])
+            send(c, L->in[j], result_of(c, R, r));
+    for (int m = 0; m < A.ni; m++)
+        if (A.want[A.nc + A.ns + m])
+            send(c, L->in[A.nc + A.ns + m], result_of(c, R, r++));
+    for (int s = 0; s < A.ns; s++)
+        if (A.want[A.nc + s])
+            send(c, L->in[A.nc + s], result_of(c, R, r++));
+    xfree(ops);
+    xfree(saved);
+    xfree(A.gout);
+    xfree(A.want);
 }
 
 static const GradRule grad_rules[OP_COUNT] = {
@@ -810,6 +1078,10 @@ bool ps_autodiff(Graph *g, const char *const *wrt, int nwrt, Diags *d)
                 add_grad_output(&c, wrt_nodes[i]);
         }
     }
+    if (c.parts)
+        for (int i = 0; i < c.nfwd; i++)
+            xfree(c.parts[i]);
+    xfree(c.parts);
     xfree(c.grad);
     xfree(c.needed);
     xfree(c.dep);

@@ -791,7 +791,38 @@ static void splice(Fuser *f)
     ir_remove_dead(g);
 }
 
+static bool fuse_graph(Graph *g, Diags *d);
+
+/* A loop body fuses as a graph of its own whose carried-state updates
+ * are plain outputs for the time being. */
+static bool fuse_loop_body(Node *v, Diags *d)
+{
+    Graph *b = v->sub;
+    int nc = ir_loop_ncarry(v);
+    Node **carried = xcalloc((size_t)nc + 1, sizeof(Node *));
+    for (int j = 0; j < nc; j++) {
+        carried[j] = b->outs[j].target;
+        b->outs[j].kind = OUT_VALUE;
+        b->outs[j].target = NULL;
+    }
+    bool ok = fuse_graph(b, d);
+    for (int j = 0; j < nc; j++) {
+        b->outs[j].kind = OUT_UPDATE;
+        b->outs[j].target = carried[j];
+    }
+    xfree(carried);
+    return ok;
+}
+
 bool ps_fuse(Graph *g, Diags *d)
+{
+    for (int i = 0; i < g->nnodes; i++)
+        if (g->nodes[i]->op == OP_LOOP && !fuse_loop_body(g->nodes[i], d))
+            return false;
+    return fuse_graph(g, d);
+}
+
+static bool fuse_graph(Graph *g, Diags *d)
 {
     ps_fuse_softmax(g, d);
     fold_conv_scales(g);

@@ -405,7 +405,7 @@ static bool rewrite_sweep(Graph *g)
     for (int i = 0; i < g->nnodes; i++) {
         Node *n = g->nodes[i];
         resolve_operands(n);
-        if (n->op == OP_FUSED || ir_ops[n->op].cls == OPC_LEAF)
+        if (n->sub || ir_ops[n->op].cls == OPC_LEAF)
             continue;
         s.n = n;
         Node *r = rewrite(&s, n);
@@ -443,7 +443,8 @@ static bool attrs_equal(const Attrs *x, const Attrs *y)
         return false;
     if (x->ta != y->ta || x->tb != y->tb || memcmp(&x->value, &y->value, sizeof(double)) ||
         memcmp(&x->alpha, &y->alpha, sizeof(double)) ||
-        x->to != y->to || x->depth != y->depth || x->stream != y->stream || x->index != y->index)
+        x->to != y->to || x->depth != y->depth || x->stream != y->stream || x->index != y->index ||
+        x->nseq != y->nseq || x->reverse != y->reverse)
         return false;
     if ((x->name == NULL) != (y->name == NULL) || (x->name && strcmp(x->name, y->name)))
         return false;
@@ -452,7 +453,7 @@ static bool attrs_equal(const Attrs *x, const Attrs *y)
 
 static bool cse_candidate(const Node *n)
 {
-    if (n->op == OP_FUSED || ir_op_has(n->op, OPF_RANDOM))
+    if (n->sub || ir_op_has(n->op, OPF_RANDOM))
         return false;
     return n->op == OP_CONST || ir_ops[n->op].cls != OPC_LEAF;
 }
@@ -518,7 +519,9 @@ static bool cse(Graph *g)
 
 bool ps_simplify(Graph *g, Diags *d)
 {
-    (void)d;
+    for (int i = 0; i < g->nnodes; i++) /* a loop body is simplified as a graph of its own */
+        if (g->nodes[i]->op == OP_LOOP && g->nodes[i]->sub)
+            ps_simplify(g->nodes[i]->sub, d);
     for (int iter = 0; iter < 100; iter++) {
         bool changed = rewrite_sweep(g);
         ir_toposort(g);

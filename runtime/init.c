@@ -56,6 +56,50 @@ static void fill_trunc(Tensor *t, double mean, double std, uint64_t seed, uint64
         rt_set(t, i, mean + std * trunc_normal(seed, stream, i));
 }
 
+/* Keras's orthogonal: a normal matrix of rows = the product of all axes
+ * but the last and cols = the last, its fewer vectors (rows or columns)
+ * made orthonormal, by Gram-Schmidt here (Q of QR with R's diagonal
+ * positive). */
+static void fill_orthogonal(Tensor *t, uint64_t seed, uint64_t stream)
+{
+    int64_t cols = t->rank ? t->dims[t->rank - 1] : 1, rows = t->numel / (cols ? cols : 1);
+    bool wide = rows < cols;
+    int64_t m = wide ? cols : rows, n = wide ? rows : cols; /* q: m x n, orthonormal columns */
+    double *q = xmalloc((size_t)(m * n) * sizeof(double));
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++) {
+            double z = rt_normal(seed, stream, 0, (uint64_t)(i * cols + j));
+            q[wide ? j * n + i : i * n + j] = z;
+        }
+    for (int64_t j = 0; j < n; j++) {
+        for (int64_t k = 0; k < j; k++) {
+            double dot = 0;
+            for (int64_t i = 0; i < m; i++)
+                dot += q[i * n + k] * q[i * n + j];
+            for (int64_t i = 0; i < m; i++)
+                q[i * n + j] -= dot * q[i * n + k];
+        }
+        double norm = 0;
+        for (int64_t i = 0; i < m; i++)
+            norm += q[i * n + j] * q[i * n + j];
+        norm = norm > 0 ? 1 / sqrt(norm) : 0;
+        for (int64_t i = 0; i < m; i++)
+            q[i * n + j] *= norm;
+    }
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++)
+            rt_set(t, i * cols + j, wide ? q[j * n + i] : q[i * n + j]);
+    xfree(q);
+}
+
+/* Zeros, with ones in the second quarter (an LSTM's forget gate). */
+static void fill_unit_forget(Tensor *t)
+{
+    int64_t u = t->numel / 4;
+    for (int64_t i = 0; i < t->numel; i++)
+        rt_set(t, i, i >= u && i < 2 * u ? 1 : 0);
+}
+
 void rt_init_tensor(Tensor *t, Init init, uint64_t seed, uint64_t stream)
 {
     if (t->numel == 0)
@@ -109,6 +153,12 @@ void rt_init_tensor(Tensor *t, Init init, uint64_t seed, uint64_t stream)
         fill_uniform(t, -lim, lim, seed, stream);
         return;
     }
+    case INIT_ORTHOGONAL:
+        fill_orthogonal(t, seed, stream);
+        return;
+    case INIT_UNIT_FORGET_BIAS:
+        fill_unit_forget(t);
+        return;
     case INIT_COUNT:
         break;
     }

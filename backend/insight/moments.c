@@ -205,6 +205,13 @@ Moment ps_init_moment(const Node *p)
     case INIT_LECUN_NORMAL:
     case INIT_LECUN_UNIFORM:
         return mom(0, 1 / fi);
+    case INIT_ORTHOGONAL: { /* unit rows or columns: 1 / the longer side */
+        double cols = p->shape.rank ? (double)p->shape.d[p->shape.rank - 1] : 1;
+        double rows = p->shape.rank >= 2 ? fi : 1;
+        return mom(0, 1 / (rows > cols ? rows : cols));
+    }
+    case INIT_UNIT_FORGET_BIAS:
+        return mom(0.25, 0.25);
     default:
         return unknown;
     }

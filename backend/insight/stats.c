@@ -117,6 +117,9 @@ static Node *add_probe(Graph *g, Node *x, const char *name)
     diags_free(&scratch);
     ir_replace_uses(g, x, sum);
     sum->in[0] = x;
+    for (int i = 0; i < g->nnodes; i++) /* a loop's other results stay its own */
+        if (g->nodes[i]->op == OP_RESULT && g->nodes[i]->in[0] == sum)
+            g->nodes[i]->in[0] = x;
     return p;
 }
 

@@ -237,7 +237,7 @@ static bool eval_node(Interp *ip, Eval *e, Node *nd)
         MC_ASSERT(in[j]);
     }
     Tensor *out = alloc_value(ip, nd);
-    if (nd->op == OP_FUSED && nd->sub->nouts > 1)
+    if ((nd->op == OP_FUSED || nd->op == OP_LOOP) && nd->sub->nouts > 1)
         ip->parts = e->parts[nd->id] = xcalloc((size_t)nd->sub->nouts, sizeof(Tensor *));
     ip->results = (Tensor *const *const *)e->parts;
     bool ok = out && op_fns[nd->op](ip, nd, in, out);
@@ -292,6 +292,123 @@ INTERP_FN(fused)
     return ok;
 }
 
+/* ---- loops ---- */
+
+/* Rows and row bytes of a sequence x [d0, T, rest...] around axis 1. */
+static void seq_geometry(const Tensor *x, int64_t *rows, size_t *row_bytes)
+{
+    int64_t inner = 1;
+    for (int k = 2; k < x->rank; k++)
+        inner *= x->dims[k];
+    *rows = x->dims[0];
+    *row_bytes = (size_t)inner * (size_t)ir_dtype_size(x->dt);
+}
+
+/* s = x[:, t] (s has x's shape without axis 1), or x[:, t] = s. */
+static void seq_copy(Tensor *x, int64_t t, Tensor *s, bool put)
+{
+    int64_t rows;
+    size_t rb;
+    seq_geometry(x, &rows, &rb);
+    char *xp = x->data, *sp = s->data;
+    for (int64_t r = 0; r < rows; r++) {
+        char *row = xp + ((size_t)(r * x->dims[1] + t)) * rb;
+        if (put)
+            memcpy(row, sp + (size_t)r * rb, rb);
+        else
+            memcpy(sp + (size_t)r * rb, row, rb);
+    }
+}
+
+static Tensor *step_of(const Tensor *x)
+{
+    int64_t dims[IR_MAXRANK];
+    dims[0] = x->dims[0];
+    for (int k = 2; k < x->rank; k++)
+        dims[k - 1] = x->dims[k];
+    return rt_tensor_new(x->dt, x->rank - 1, dims);
+}
+
+static Tensor *stacked_of(const Tensor *s, int64_t steps)
+{
+    int64_t dims[IR_MAXRANK];
+    dims[0] = s->dims[0];
+    dims[1] = steps;
+    for (int k = 1; k < s->rank; k++)
+        dims[k + 1] = s->dims[k];
+    return rt_tensor_new(s->dt, s->rank + 1, dims);
+}
+
+/* One step of loop nd: the body on args; carried states replaced by
+ * their updates, per-step results stored at time index t of res. */
+static bool loop_step(Interp *ip, const Node *nd, Tensor **args, Tensor **res, int64_t t)
+{
+    Graph *s = nd->sub;
+    int nc = ir_loop_ncarry(nd);
+    Eval e;
+    eval_init(&e, s, false);
+    bool ok = bind_fused(ip, nd, &e, args) && eval_nodes(ip, &e);
+    Tensor **next = xcalloc((size_t)nc, sizeof(Tensor *));
+    for (int j = 0; ok && j < s->nouts; j++) {
+        const Tensor *v = e.vals[s->outs[j].val->id];
+        if (j < nc) {
+            next[j] = rt_tensor_clone(v);
+            continue;
+        }
+        if (!res[j])
+            res[j] = stacked_of(v, ir_loop_steps(nd));
+        seq_copy(res[j], t, (Tensor *)v, true);
+    }
+    eval_free(&e);
+    for (int j = 0; ok && j < nc; j++) { /* the body's values may be the old states */
+        rt_tensor_free(args[j]);
+        args[j] = next[j];
+    }
+    xfree(next);
+    return ok;
+}
+
+INTERP_FN(loop)
+{
+    Graph *s = nd->sub;
+    int nc = ir_loop_ncarry(nd), ns = nd->a.nseq;
+    int64_t steps = ir_loop_steps(nd);
+    Tensor **parts = ip->parts;
+    ip->parts = NULL;
+    Tensor **args = xcalloc((size_t)nd->nin, sizeof(Tensor *));
+    Tensor **res = xcalloc((size_t)s->nouts, sizeof(Tensor *));
+    for (int k = 0; k < nd->nin; k++)
+        args[k] = k < nc ? rt_tensor_clone(in[k]) : k < nc + ns ? step_of(in[k]) : in[k];
+    bool ok = true;
+    for (int64_t i = 0; ok && i < steps; i++) {
+        int64_t t = nd->a.reverse ? steps - 1 - i : i;
+        for (int k = nc; k < nc + ns; k++)
+            seq_copy(in[k], t, args[k], false);
+        ok = loop_step(ip, nd, args, res, t);
+    }
+    if (ok) {
+        MC_ASSERT(args[0]->dt == out->dt && args[0]->numel == out->numel);
+        if (out->numel)
+            memcpy(out->data, args[0]->data, (size_t)out->numel * (size_t)ir_dtype_size(out->dt));
+        for (int j = 1; parts && j < s->nouts; j++) {
+            parts[j] = j < nc ? args[j] : res[j];
+            if (j < nc)
+                args[j] = NULL;
+            else
+                res[j] = NULL;
+        }
+    }
+    for (int k = 0; k < nc + ns; k++)
+        if (args[k])
+            rt_tensor_free(args[k]);
+    for (int j = 0; j < s->nouts; j++)
+        if (res[j])
+            rt_tensor_free(res[j]);
+    xfree(args);
+    xfree(res);
+    return ok;
+}
+
 INTERP_FN(result)
 {
     (void)in;
@@ -299,7 +416,8 @@ INTERP_FN(result)
     Tensor *const *p = ip->results ? ip->results[f->id] : NULL;
     const Tensor *r = p && nd->a.index >= 1 && nd->a.index < f->sub->nouts ? p[nd->a.index] : NULL;
     if (!r) {
-        diag_error(ip->d, nd->loc, "result %d of a fused node that did not compute it", nd->a.index);
+        diag_error(ip->d, nd->loc, "result %d of a %s node that did not compute it", nd->a.index,
+                   ir_ops[f->op].name);
         return false;
     }
     MC_ASSERT(r->dt == out->dt && r->numel == out->numel);

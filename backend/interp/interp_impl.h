@@ -32,7 +32,7 @@ typedef bool (*InterpFn)(Interp *ip, const Node *nd, Tensor *const *in, Tensor *
  * leaves and select in ops_elem.c (INPUT and PARAM are bound by the
  * driver), reductions and shape ops in ops_shape.c, linear algebra,
  * convolution, pooling, softmax (and the fused softmax cross-entropy
- * rows), one_hot and dropout in ops_nn.c, phase, fused and result in
+ * rows), one_hot and dropout in ops_nn.c, phase, fused, loop and result in
  * interp.c. */
 #define INTERP_ROUTINE_OPC_LEAF(name) interp_##name
 #define INTERP_ROUTINE_OPC_UNARY(name) interp_elementwise

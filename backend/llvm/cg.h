@@ -60,6 +60,7 @@ typedef struct Step {
     int out;      /* destination slot */
     int src;      /* COPY: source slot */
     int scratch;  /* KERNEL: scratch slot, -1 if none */
+    int scratch2; /* KERNEL: a loop's second scratch slot (its body's buffers whose size is a multiple of N), -1 */
 } Step;
 
 typedef struct Plan {
@@ -97,6 +98,22 @@ int plan_split_kind(const Plan *p, int s, const Shape *view);
 bool plan_batch_reduction(const Plan *p, const Node *v);
 
 bool plan_build(Plan *p, Graph *g, Diags *d);
+/* The body of loop v as planned on its own (loop.c): a copy whose
+ * carried-state updates are plain outputs, its plan, and where each of
+ * its buffers lives in the loop's two scratch regions: bytes of the
+ * constant region (scratch) and per unit of N (scratch2); off[s] is slot
+ * s's offset in its region (region[s] 0 or 1; -1 for an invariant
+ * operand's slot, which is the loop operand's buffer). */
+typedef struct LoopPlan {
+    Graph *body;
+    Plan plan;
+    int64_t *off;
+    int *region;
+    int *input_slot; /* body input k -> its slot */
+    int64_t bytes[2];
+} LoopPlan;
+bool plan_loop(LoopPlan *lp, const Node *v, Diags *d);
+void plan_loop_free(LoopPlan *lp);
 /* The slot of fresh result j (>= 1) of fused kernel v, or -1 when body
  * output j is a side update (written into its parameter operand). */
 int plan_part_slot(const Plan *p, const Node *v, int j);
@@ -119,6 +136,7 @@ typedef struct Cg {
     LLVMValueRef fn, ctxp, n;
     bool flat; /* an elementwise kernel over N elements of a flat buffer (codegen.c) */
     bool partial; /* a batch reduction's kernel: a mean is left a sum (plan_batch_reduction) */
+    const char *prefix; /* of kernel names: "" for the module's plan, "kI.loop." for a loop body's */
     LLVMBasicBlockRef alloca_bb;
     int nk;
     int kslot[CG_MAXARGS];
@@ -181,6 +199,11 @@ void cg_bcast_strides(const Shape *s, const Shape *out, Mono *st);
 
 /* ---- kernel emitters ---- */
 void cg_elementwise(Cg *c, const Step *st);     /* elem.c: unary/binary/select/broadcast/fused */
+void cg_loop(Cg *c, const Step *st);            /* loop.c: the loop over the body's own entry */
+/* The kernels of plan p and an internal entry function `entry_name`
+ * calling them, added to c's module; kernel names start with prefix
+ * (codegen.c). */
+LLVMValueRef cg_emit_plan(Cg *outer, const Plan *p, const char *prefix, const char *entry_name);
 void cg_fill(Cg *c, const Step *st);            /* const materialisation */
 void cg_transpose(Cg *c, const Step *st);
 void cg_slice(Cg *c, const Step *st);

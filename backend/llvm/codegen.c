@@ -18,7 +18,7 @@ int cg_step_slots(const Plan *p, const Step *st, int *slots)
         slots[n++] = st->src;
         return n;
     }
-    for (int j = 1; st->node->op == OP_FUSED && j < st->node->sub->nouts; j++)
+    for (int j = 1; st->node->sub && j < st->node->sub->nouts; j++)
         if (plan_part_slot(p, st->node, j) >= 0) {
             MC_ASSERT(n < CG_MAXARGS - 1);
             slots[n++] = plan_part_slot(p, st->node, j);
@@ -35,6 +35,8 @@ int cg_step_slots(const Plan *p, const Step *st, int *slots)
     }
     if (st->scratch >= 0)
         slots[n++] = st->scratch;
+    if (st->scratch2 >= 0)
+        slots[n++] = st->scratch2;
     return n;
 }
 
@@ -102,6 +104,9 @@ static void emit_kernel_body(Cg *c, const Step *st)
     case OP_BROADCAST:
         cg_elementwise(c, st);
         return;
+    case OP_LOOP:
+        cg_loop(c, st);
+        return;
     default:
         if (ir_op_is_elementwise(v->op)) {
             cg_elementwise(c, st);
@@ -113,8 +118,8 @@ static void emit_kernel_body(Cg *c, const Step *st)
 
 static LLVMValueRef emit_kernel(Cg *c, int i, const Step *st, const int *slots, int ns)
 {
-    char name[64];
-    snprintf(name, sizeof name, "k%d.%s%s", i, ir_ops[st->node->op].name,
+    char name[256];
+    snprintf(name, sizeof name, "%sk%d.%s%s", c->prefix ? c->prefix : "", i, ir_ops[st->node->op].name,
              ir_fused_softmax(st->node) ? "_softmax_xent" : "");
     cg_kernel_begin(c, name, slots, ns);
     emit_kernel_body(c, st);
@@ -227,8 +232,8 @@ static LLVMValueRef emit_rows_thunk(Cg *c, int i, LLVMValueRef kfn, const int *k
                                     const Step *part)
 {
     LLVMTypeRef pt[3] = {c->ptr, c->i64, c->i64};
-    char name[64];
-    snprintf(name, sizeof name, "k%d.%s", i, flat ? "flat" : part ? "part" : "rows");
+    char name[256];
+    snprintf(name, sizeof name, "%sk%d.%s", c->prefix ? c->prefix : "", i, flat ? "flat" : part ? "part" : "rows");
     LLVMValueRef f = LLVMAddFunction(c->mod, name, LLVMFunctionType(c->vd, pt, 3, 0));
     LLVMSetLinkage(f, LLVMInternalLinkage);
     LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->cx, f, "entry"));
@@ -326,12 +331,12 @@ LLVMModuleRef cg_build_module(LLVMContextRef cx, const Plan *p, bool profile, Di
     return cg_build_part(cx, p, 0, p->nsteps, "entry", profile, d);
 }
 
-LLVMModuleRef cg_build_part(LLVMContextRef cx, const Plan *p, int lo, int hi, const char *entry_name,
-                            bool profile, Diags *d)
+/* The kernels of steps [lo, hi) of c's plan and the entry calling them. */
+static LLVMValueRef build_entry(Cg *c, int lo, int hi, const char *entry_name, bool profile)
 {
-    LLVMModuleRef mod = LLVMModuleCreateWithNameInContext(p->g->name, cx);
-    Cg c;
-    cg_init(&c, cx, mod, p);
+    const Plan *p = c->plan;
+    LLVMContextRef cx = c->cx;
+    LLVMModuleRef mod = c->mod;
     LLVMValueRef *kfn = xcalloc((size_t)p->nsteps + 1, sizeof(LLVMValueRef));
     LLVMValueRef *rowfn = xcalloc((size_t)p->nsteps + 1, sizeof(LLVMValueRef));
     int64_t *rows = xcalloc((size_t)p->nsteps + 1, sizeof(int64_t));
@@ -343,72 +348,93 @@ LLVMModuleRef cg_build_part(LLVMContextRef cx, const Plan *p, int lo, int hi, co
             const Step *st = &p->steps[i];
             bool part = st->scratch >= 0 && plan_batch_reduction(p, st->node);
             flat[i] = flat_elems(p, st);
-            c.flat = flat[i] > 0;
-            c.partial = part;
-            kfn[i] = emit_kernel(&c, i, st, slots, ns);
-            c.flat = c.partial = false;
+            c->flat = flat[i] > 0;
+            c->partial = part;
+            kfn[i] = emit_kernel(c, i, st, slots, ns);
+            c->flat = c->partial = false;
             rows[i] = flat[i] ? CG_ROW_GRAIN : part ? -1 : row_chunk(p, st);
             if (rows[i]) {
                 int ks[CG_MAXARGS], nk = kernel_slots(p, st, ks);
-                rowfn[i] = emit_rows_thunk(&c, i, kfn[i], ks, nk, flat[i] > 0, part ? st : NULL);
+                rowfn[i] = emit_rows_thunk(c, i, kfn[i], ks, nk, flat[i] > 0, part ? st : NULL);
             }
         }
 
-    LLVMTypeRef pt[3] = {c.ptr, c.i64, c.ptr};
-    LLVMTypeRef fty = LLVMFunctionType(c.vd, pt, 3, 0);
+    LLVMTypeRef pt[3] = {c->ptr, c->i64, c->ptr};
+    LLVMTypeRef fty = LLVMFunctionType(c->vd, pt, 3, 0);
     LLVMValueRef entry = LLVMAddFunction(mod, entry_name, fty);
     LLVMValueRef ctxp = LLVMGetParam(entry, 0), bufs = LLVMGetParam(entry, 2);
     LLVMSetValueName2(ctxp, "ctx", 3);
     LLVMSetValueName2(LLVMGetParam(entry, 1), "N", 1);
     LLVMSetValueName2(bufs, "bufs", 4);
-    c.alloca_bb = LLVMAppendBasicBlockInContext(cx, entry, "allocas"); /* for cg_alloca */
-    LLVMPositionBuilderAtEnd(c.b, LLVMAppendBasicBlockInContext(cx, entry, "entry"));
-    c.fn = entry;
-    c.n = LLVMGetParam(entry, 1);
+    c->alloca_bb = LLVMAppendBasicBlockInContext(cx, entry, "allocas"); /* for cg_alloca */
+    LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(cx, entry, "entry"));
+    c->fn = entry;
+    c->n = LLVMGetParam(entry, 1);
     LLVMValueRef *bp = xcalloc((size_t)p->nslots + 1, sizeof(LLVMValueRef));
     for (int s = 0; s < p->nslots; s++) {
-        LLVMValueRef idx = cg_i64(&c, s);
-        LLVMValueRef at = LLVMBuildInBoundsGEP2(c.b, c.ptr, bufs, &idx, 1, "");
+        LLVMValueRef idx = cg_i64(c, s);
+        LLVMValueRef at = LLVMBuildInBoundsGEP2(c->b, c->ptr, bufs, &idx, 1, "");
         char nm[24];
         snprintf(nm, sizeof nm, "b%d", s);
-        bp[s] = LLVMBuildLoad2(c.b, c.ptr, at, nm);
+        bp[s] = LLVMBuildLoad2(c->b, c->ptr, at, nm);
     }
     if (profile && lo == 0)
-        prof_call(&c, ctxp, -1);
+        prof_call(c, ctxp, -1);
     for (int i = lo; i < hi; i++) {
         const Step *st = &p->steps[i];
         if (st->kind == STEP_COPY) {
-            LLVMBuildMemCpy(c.b, bp[st->out], 16, bp[st->src], 16, slot_bytes(&c, &p->slots[st->src]));
+            LLVMBuildMemCpy(c->b, bp[st->out], 16, bp[st->src], 16, slot_bytes(c, &p->slots[st->src]));
             if (profile)
-                prof_call(&c, ctxp, i);
+                prof_call(c, ctxp, i);
             continue;
         }
         int ks[CG_MAXARGS], nk = kernel_slots(p, st, ks);
         if (rows[i] < 0) {
-            LLVMValueRef chunk = part_chunk(&c);
-            call_rows(&c, ctxp, c.n, rowfn[i], chunk, bp, ks, nk, true);
-            cg_reduce_combine(&c, st, bp[st->scratch], bp[st->out], chunk);
+            LLVMValueRef chunk = part_chunk(c);
+            call_rows(c, ctxp, c->n, rowfn[i], chunk, bp, ks, nk, true);
+            cg_reduce_combine(c, st, bp[st->scratch], bp[st->out], chunk);
         } else if (rows[i]) {
-            call_rows(&c, ctxp, flat[i] ? cg_i64(&c, flat[i]) : c.n, rowfn[i], cg_i64(&c, rows[i]), bp, ks, nk,
+            call_rows(c, ctxp, flat[i] ? cg_i64(c, flat[i]) : c->n, rowfn[i], cg_i64(c, rows[i]), bp, ks, nk,
                       false);
         } else {
             LLVMValueRef args[CG_MAXARGS + 2];
             int na = 0;
             args[na++] = ctxp;
-            args[na++] = c.n;
+            args[na++] = c->n;
             for (int j = 0; j < nk; j++)
                 args[na++] = bp[ks[j]];
-            LLVMBuildCall2(c.b, LLVMGlobalGetValueType(kfn[i]), kfn[i], args, (unsigned)na, "");
+            LLVMBuildCall2(c->b, LLVMGlobalGetValueType(kfn[i]), kfn[i], args, (unsigned)na, "");
         }
         if (profile)
-            prof_call(&c, ctxp, i);
+            prof_call(c, ctxp, i);
     }
-    cg_kernel_end(&c); /* return; the allocas branch to the entry */
+    cg_kernel_end(c); /* return; the allocas branch to the entry */
     xfree(bp);
     xfree(kfn);
     xfree(rowfn);
     xfree(rows);
     xfree(flat);
+    return entry;
+}
+
+LLVMValueRef cg_emit_plan(Cg *outer, const Plan *p, const char *prefix, const char *entry_name)
+{
+    Cg c;
+    cg_init(&c, outer->cx, outer->mod, p);
+    c.prefix = prefix;
+    LLVMValueRef entry = build_entry(&c, 0, p->nsteps, entry_name, false);
+    LLVMSetLinkage(entry, LLVMInternalLinkage);
+    cg_dispose(&c);
+    return entry;
+}
+
+LLVMModuleRef cg_build_part(LLVMContextRef cx, const Plan *p, int lo, int hi, const char *entry_name,
+                            bool profile, Diags *d)
+{
+    LLVMModuleRef mod = LLVMModuleCreateWithNameInContext(p->g->name, cx);
+    Cg c;
+    cg_init(&c, cx, mod, p);
+    build_entry(&c, lo, hi, entry_name, profile);
     cg_dispose(&c);
 
     char *msg = NULL;

@@ -247,12 +247,30 @@ static bool has_n(const Shape *s)
  * 0.5 ms (measured per kernel on fashion_mlp): runtime calls are nearly
  * free, loops whose trip count depends on N cost more (runtime checks and
  * remainder loops), exp/tanh polynomials and softmax rows most. */
+static int node_cost(const Node *v);
+
+/* A loop: its body's kernels, each compiled once. */
+static int body_cost(const Graph *body)
+{
+    int c = 8;
+    for (int i = 0; i < body->nnodes; i++) {
+        const Node *x = body->nodes[i];
+        if (ir_ops[x->op].cls != OPC_LEAF && x->op != OP_RESHAPE && x->op != OP_RESULT)
+            c += node_cost(x);
+    }
+    return c;
+}
+
 static int step_cost(const Step *st)
 {
-    if (st->kind == STEP_COPY)
-        return 0;
-    const Node *v = st->node;
+    return st->kind == STEP_COPY ? 0 : node_cost(st->node);
+}
+
+static int node_cost(const Node *v)
+{
     switch (v->op) {
+    case OP_LOOP:
+        return body_cost(v->sub);
     case OP_MATMUL:
     case OP_CONV2D:
     case OP_CONV2D_GRAD_INPUT:
@@ -282,11 +300,24 @@ static int step_cost(const Step *st)
     return c;
 }
 
+/* A kernel, and a loop's kernel with those of its body. */
+static int kernels_of(const Node *v)
+{
+    int k = 1;
+    for (int i = 0; v->op == OP_LOOP && i < v->sub->nnodes; i++) {
+        const Node *x = v->sub->nodes[i];
+        if (ir_ops[x->op].cls != OPC_LEAF && x->op != OP_RESHAPE && x->op != OP_RESULT)
+            k += kernels_of(x);
+    }
+    return k;
+}
+
 static int count_kernels(const Plan *p)
 {
     int k = 0;
     for (int i = 0; i < p->nsteps; i++)
-        k += p->steps[i].kind == STEP_KERNEL;
+        if (p->steps[i].kind == STEP_KERNEL)
+            k += kernels_of(p->steps[i].node);
     return k;
 }
 
@@ -320,12 +351,10 @@ static void split(const Plan *p, Part *parts, int n)
             parts[++k].lo = i + 1;
         }
     }
-    for (k = k + 1; k < n; k++) /* fewer cuts than parts: empty tail parts */
-        parts[k].lo = p->nsteps;
-    parts[n - 1].hi = p->nsteps;
-    for (int j = 0; j < n - 1; j++)
-        if (parts[j].hi < parts[j].lo)
-            parts[j].hi = parts[j].lo;
+    parts[k].hi = p->nsteps; /* the last part cut runs to the end */
+    for (int j = k + 1; j < n; j++) /* fewer cuts than parts (a step costing more than a part's
+                                     * share, such as a loop): empty tail parts */
+        parts[j].lo = parts[j].hi = p->nsteps;
 }
 
 /* ---- parts for an object file (aot.c) ---- */

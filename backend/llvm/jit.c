@@ -220,7 +220,7 @@ static void describe_temps(JitModule *m, const Plan *p)
             out->what = node_what(m, st->node, "");
             out->where = keep_loc(m, st->node->loc);
         }
-        for (int j = 1; st->node->op == OP_FUSED && j < st->node->sub->nouts; j++) {
+        for (int j = 1; st->node->sub && j < st->node->sub->nouts; j++) {
             int ps = plan_part_slot(p, st->node, j);
             if (ps >= 0 && !m->slots[ps].what) {
                 char pre[32];
@@ -232,6 +232,10 @@ static void describe_temps(JitModule *m, const Plan *p)
         if (st->scratch >= 0 && !m->slots[st->scratch].what) {
             m->slots[st->scratch].what = node_what(m, st->node, "scratch of ");
             m->slots[st->scratch].where = keep_loc(m, st->node->loc);
+        }
+        if (st->scratch2 >= 0 && !m->slots[st->scratch2].what) {
+            m->slots[st->scratch2].what = node_what(m, st->node, "body buffers of ");
+            m->slots[st->scratch2].where = keep_loc(m, st->node->loc);
         }
     }
 }

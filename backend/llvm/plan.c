@@ -82,6 +82,17 @@ static bool check_node(Node *v, Diags *d)
                    ir_ops[v->op].name);
         return false;
     }
+    if (v->op == OP_LOOP) {
+        if (v->nin + v->sub->nouts + 1 > CG_MAXARGS - 2) {
+            diag_error(d, v->loc, "loop with %d operands and %d results: one kernel takes at most %d buffers",
+                       v->nin, v->sub->nouts, CG_MAXARGS - 2);
+            return false;
+        }
+        LoopPlan lp;
+        if (!plan_loop(&lp, v, d))
+            return false;
+        plan_loop_free(&lp);
+    }
     if (v->op == OP_PHASE) {
         diag_error(d, v->loc, "phase node '%s' reached code generation: specialize the graph first",
                    v->a.name ? v->a.name : "?");
@@ -143,7 +154,7 @@ static int add_slot(Plan *p, JitBufKind kind, const char *name, DType dt, Shape 
 
 static int add_step(Plan *p, StepKind kind, Node *v, int out, int src, int scratch)
 {
-    Step s = {kind, v, out, src, scratch};
+    Step s = {kind, v, out, src, scratch, -1};
     VEC_PUSH(p->steps, p->nsteps, p->stepcap, s);
     return p->nsteps - 1;
 }
@@ -264,7 +275,7 @@ static bool is_kernel(Node *v)
 
 int plan_part_slot(const Plan *p, const Node *v, int j)
 {
-    MC_ASSERT(v->op == OP_FUSED && j >= 1 && j < v->sub->nouts && p->node_part[v->id] >= 0);
+    MC_ASSERT((v->op == OP_FUSED || v->op == OP_LOOP) && j >= 1 && j < v->sub->nouts && p->node_part[v->id] >= 0);
     return p->part_slot[p->node_part[v->id] + j - 1];
 }
 
@@ -334,7 +345,9 @@ static void compute_live_ranges(Plan *p)
         }
         if (st->scratch >= 0)
             live_write(p, st->scratch, i);
-        for (int j = 1; st->node->op == OP_FUSED && j < st->node->sub->nouts; j++)
+        if (st->scratch2 >= 0)
+            live_write(p, st->scratch2, i);
+        for (int j = 1; st->node->sub && j < st->node->sub->nouts; j++)
             if (plan_part_slot(p, st->node, j) >= 0)
                 live_write(p, plan_part_slot(p, st->node, j), i);
         for (int j = 0; j < st->node->nin; j++) {
@@ -423,12 +436,18 @@ static void decide_updates(Builder *b)
 static void add_parts(Plan *p, Node *v)
 {
     p->node_part[v->id] = -1;
-    if (v->op != OP_FUSED || v->sub->nouts < 2)
+    if (!v->sub || v->sub->nouts < 2)
         return;
     p->node_part[v->id] = p->nparts;
     for (int j = 1; j < v->sub->nouts; j++) {
-        const Node *x = v->sub->outs[j].val;
-        int s = ir_fused_fresh(v, j) ? add_slot(p, JIT_BUF_TEMP, NULL, x->dt, x->shape, mono_numel(&x->shape)) : -1;
+        DType dt;
+        Shape sh;
+        int s = -1;
+        if (v->op == OP_LOOP && ir_loop_result_type(v, j, &dt, &sh))
+            s = add_slot(p, JIT_BUF_TEMP, NULL, dt, sh, mono_numel(&sh));
+        else if (v->op == OP_FUSED && ir_fused_fresh(v, j))
+            s = add_slot(p, JIT_BUF_TEMP, NULL, v->sub->outs[j].val->dt, v->sub->outs[j].val->shape,
+                         mono_numel(&v->sub->outs[j].val->shape));
         VEC_PUSH(p->part_slot, p->nparts, p->partcap, s);
     }
 }
@@ -499,6 +518,25 @@ static void plan_outputs(Builder *b)
     }
 }
 
+/* A loop's body buffers: two scratch regions, counted in f64 elements. */
+static void loop_scratch(Plan *p, Step *st, Node *v)
+{
+    LoopPlan lp;
+    Diags scratch;
+    diags_init(&scratch);
+    if (!plan_loop(&lp, v, &scratch))
+        ICE("a loop checked by plan_build cannot be planned: %s", scratch.n ? scratch.v[0].msg : "?");
+    diags_free(&scratch);
+    int64_t e0 = (lp.bytes[0] + 7) / 8, e1 = (lp.bytes[1] + 7) / 8;
+    st->scratch = add_slot(p, JIT_BUF_TEMP, NULL, DT_F64, ir_shape1(e0 ? e0 : 1), mono(e0 ? e0 : 1));
+    if (e1) {
+        Mono m = {e1, 1};
+        int64_t d[2] = {IR_DIM_N, e1};
+        st->scratch2 = add_slot(p, JIT_BUF_TEMP, NULL, DT_F64, ir_shape(2, d), m);
+    }
+    plan_loop_free(&lp);
+}
+
 static void add_kernels(Builder *b)
 {
     for (int i = 0; i < b->g->nnodes; i++) {
@@ -509,7 +547,9 @@ static void add_kernels(Builder *b)
         if (plan_batch_reduction(b->p, v)) /* the partial results */
             sc = CG_RED_TASKS * ir_shape_numel(&v->shape, 0);
         int scratch = sc > 0 ? add_slot(b->p, JIT_BUF_TEMP, NULL, v->dt, ir_shape1(sc), mono(sc)) : -1;
-        add_step(b->p, STEP_KERNEL, v, b->p->node_slot[i], -1, scratch);
+        int k = add_step(b->p, STEP_KERNEL, v, b->p->node_slot[i], -1, scratch);
+        if (v->op == OP_LOOP)
+            loop_scratch(b->p, &b->p->steps[k], v);
     }
 }
 

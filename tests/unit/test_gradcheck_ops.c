@@ -414,6 +414,60 @@ static Node *c_batchnorm(T *t)
 }
 
 /* S3: loss on an indexed element, (x[0,0] - 2*o[0,0])^2. */
+/* A two-state cell over h, c [N,3], x_t [N,2], w [2,3], u [3,3]:
+ * s = x_t w + h u, c' = c * sigmoid(s) + tanh(s), h' = tanh(c') * sigmoid(s);
+ * both carried, h' also per step. */
+static Graph *cell_body(void)
+{
+    Graph *b = ir_graph_new("cell");
+    Diags d;
+    diags_init(&d);
+    Node *h = ir_input(b, "h", DT_F64, S2(IR_DIM_N, 3), TL), *c = ir_input(b, "c", DT_F64, S2(IR_DIM_N, 3), TL);
+    Node *x = ir_input(b, "x", DT_F64, S2(IR_DIM_N, 2), TL);
+    Node *w = ir_input(b, "w", DT_F64, S2(2, 3), TL), *u = ir_input(b, "u", DT_F64, S2(3, 3), TL);
+    Node *s = ir_binary(b, OP_ADD, ir_binary(b, OP_MATMUL, x, w, TL, &d), ir_binary(b, OP_MATMUL, h, u, TL, &d), TL, &d);
+    Node *g = ir_unary(b, OP_SIGMOID, s, TL, &d);
+    Node *cn = ir_binary(b, OP_ADD, ir_binary(b, OP_MUL, c, g, TL, &d), ir_unary(b, OP_TANH, s, TL, &d), TL, &d);
+    Node *hn = ir_binary(b, OP_MUL, ir_unary(b, OP_TANH, cn, TL, &d), g, TL, &d);
+    ck_assert_int_eq(d.nerrors, 0);
+    ir_add_output(b, OUT_UPDATE, NULL, hn, h, false);
+    ir_add_output(b, OUT_UPDATE, NULL, cn, c, false);
+    ir_add_output(b, OUT_VALUE, NULL, hn, NULL, false);
+    diags_free(&d);
+    return b;
+}
+
+/* The cell as a loop over x [N,4,2] from initial states h0, c0; every
+ * operand is differentiated (the sequence and h0 as inputs). */
+static Node *cell_loop(T *t, bool reverse)
+{
+    Node *in[5] = {W(t, "h0", S2(IR_DIM_N, 3), -1, 1), P(t, "c0", S2(1, 3), V_RANGE, -1, 1),
+                   W(t, "x", S3(IR_DIM_N, 4, 2), -1, 1), P(t, "w", S2(2, 3), V_RANGE, -1, 1),
+                   P(t, "u", S2(3, 3), V_RANGE, -0.8, 0.8)};
+    Attrs a = ir_attrs();
+    a.shape = S2(IR_DIM_N, 3);
+    in[1] = OPA(t, OP_BROADCAST, in[1], NULL, &a);
+    return ir_loop(t->g, cell_body(), in, 5, 1, reverse, TL, &t->d);
+}
+
+/* The states after each step (result 2) feed the loss. */
+static Node *c_loop_steps(T *t)
+{
+    Node *l = cell_loop(t, false);
+    Attrs a = ir_attrs();
+    a.index = 2;
+    return l ? OPA(t, OP_RESULT, l, NULL, &a) : NULL;
+}
+
+/* Backwards; the final states (the value, result 1) feed the loss. */
+static Node *c_loop_final(T *t)
+{
+    Node *l = cell_loop(t, true);
+    Attrs a = ir_attrs();
+    a.index = 1;
+    return l ? B(t, OP_MUL, l, OPA(t, OP_RESULT, l, NULL, &a)) : NULL;
+}
+
 static Node *c_indexing(T *t)
 {
     Node *x = D(t, "x", S2(IR_DIM_N, 1), V_RANGE, -1, 1);
@@ -483,6 +537,8 @@ static const Case cases[] = {
     {"binary cross-entropy from logits", OP_COUNT, c_bce_logits, 0, 0, 0},
     {"batchnorm (training)", OP_COUNT, c_batchnorm, 0, 0, 0},
     {"indexing loss (S3)", OP_COUNT, c_indexing, 0, 0, 0},
+    {"loop, states after each step", OP_LOOP, c_loop_steps, 0, 0, 0},
+    {"loop backwards, final states", OP_LOOP, c_loop_final, 0, 0, 0},
 };
 
 /* Ops with OPF_DIFF whose differentiation is an error, checked below. */

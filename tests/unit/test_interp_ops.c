@@ -1073,13 +1073,80 @@ START_TEST(result_errors)
     Attrs a = ir_attrs();
     a.index = 1;
     ck_assert_ptr_null(ir_op(g, OP_RESULT, &x, 1, &a, L, &d));
-    ck_assert_str_eq(d.v[d.n - 1].msg, "result reads input, not a fused node");
+    ck_assert_str_eq(d.v[d.n - 1].msg, "result reads input, not a fused node or a loop");
     Graph *sub = ir_graph_new("body");
     Node *bx = ir_input(sub, "0", DT, ir_shape1(2), L);
     ir_add_output(sub, OUT_VALUE, NULL, ir_unary(sub, OP_NEG, bx, L, &d), NULL, false);
     Node *f = fused(sub, &x, 1);
     ck_assert_ptr_null(ir_op(g, OP_RESULT, &f, 1, &a, L, &d));
     ck_assert_str_eq(d.v[d.n - 1].msg, "result index 1: the fused node has 0 results besides its value");
+}
+END_TEST
+
+/* A loop h' = h * w + x_t over x [N, 3, 1], h0 [N, 1], w [1]: its value
+ * is the final h, result 1 the h after each step, stacked at the step's
+ * time index (also when it runs backwards). */
+static Node *scan_loop(Node *h0, Node *x, Node *w, bool reverse)
+{
+    Graph *sub = ir_graph_new("body");
+    Shape s = ir_shape2(IR_DIM_N, 1);
+    Node *bh = ir_input(sub, "h", DT, s, L), *bx = ir_input(sub, "x", DT, s, L);
+    Node *bw = ir_input(sub, "w", DT, ir_shape1(1), L);
+    Node *hn = ir_binary(sub, OP_ADD, ir_binary(sub, OP_MUL, bh, bw, L, &d), bx, L, &d);
+    ir_add_output(sub, OUT_UPDATE, NULL, hn, bh, false);
+    ir_add_output(sub, OUT_VALUE, NULL, hn, NULL, false);
+    Node *ins[3] = {h0, x, w};
+    Node *n = ir_loop(g, sub, ins, 3, 1, reverse, L, &d);
+    if (!n) {
+        diags_print(&d, stderr);
+        ck_abort_msg("ir_loop failed");
+    }
+    return n;
+}
+
+START_TEST(loop_steps)
+{
+    FOR_DTYPES {
+        Node *x = inp_n("x", 3, D(IR_DIM_N, 3, 1), 2, V(1, 2, 3, 4, 5, 6));
+        Node *h0 = inp_n("h0", 2, D(IR_DIM_N, 1), 2, V(0, 100));
+        Node *w = inp("w", 1, D(1), V(2));
+        Attrs r1 = ir_attrs();
+        r1.index = 1;
+        Node *fwd = scan_loop(h0, x, w, false), *back = scan_loop(h0, x, w, true);
+        Node *fs = op1(OP_RESULT, fwd, &r1), *bs = op1(OP_RESULT, back, &r1);
+        ck_assert(ir_verify(g, &d));
+        /* row 0: 0 -> 1 -> 4 -> 11; row 1: 100 -> 204 -> 413 -> 832 */
+        expect_exact(eval(fwd), 2, D(2, 1), V(11, 832));
+        expect_exact(eval(fs), 3, D(2, 3, 1), V(1, 4, 11, 204, 413, 832));
+        /* backwards: row 0: 3, 8, 17 at t = 2, 1, 0; row 1: 206, 417, 838 */
+        expect_exact(eval(back), 2, D(2, 1), V(17, 838));
+        expect_exact(eval(bs), 3, D(2, 3, 1), V(17, 8, 3, 838, 417, 206));
+    }
+}
+END_TEST
+
+/* Shape rule of a loop: sequences need their steps on axis 1. */
+START_TEST(loop_errors)
+{
+    begin(DT_F32);
+    Node *x = inp_n("x", 1, D(IR_DIM_N), 2, V(1, 2));
+    Node *h0 = inp_n("h0", 2, D(IR_DIM_N, 1), 2, V(0, 1));
+    Node *w = inp("w", 1, D(1), V(2));
+    Graph *sub = ir_graph_new("body");
+    Node *bh = ir_input(sub, "h", DT, ir_shape2(IR_DIM_N, 1), L);
+    ir_add_output(sub, OUT_UPDATE, NULL, bh, bh, false);
+    Node *ins[3] = {h0, x, w};
+    ck_assert_ptr_null(ir_loop(g, sub, ins, 3, 1, false, L, &d));
+    ck_assert_str_eq(d.v[d.n - 1].msg, "loop: sequence operand 1 is f32[N]; a sequence has its steps (at least one) as axis 1");
+    Node *x3 = inp_n("x3", 3, D(IR_DIM_N, 2, 1), 2, V(1, 2, 3, 4));
+    sub = ir_graph_new("body");
+    bh = ir_input(sub, "h", DT, ir_shape2(IR_DIM_N, 1), L);
+    ir_input(sub, "x", DT, ir_shape2(IR_DIM_N, 2), L);
+    ir_input(sub, "w", DT, ir_shape1(1), L);
+    ir_add_output(sub, OUT_UPDATE, NULL, bh, bh, false);
+    ins[1] = x3;
+    ck_assert_ptr_null(ir_loop(g, sub, ins, 3, 1, false, L, &d));
+    ck_assert_str_eq(d.v[d.n - 1].msg, "loop body input 1 is f32[N,2] but operand 1 gives f32[N,1]");
 }
 END_TEST
 
@@ -1122,6 +1189,8 @@ static Suite *suite(void)
     TCase *t = tcase_create("ops");
     tcase_add_checked_fixture(t, NULL, teardown);
     tcase_add_test(t, leaves);
+    tcase_add_test(t, loop_steps);
+    tcase_add_test(t, loop_errors);
     tcase_add_test(t, const_i32);
     tcase_add_test(t, unary_exact);
     tcase_add_test(t, unary_transcendental);

@@ -414,8 +414,8 @@ START_TEST(big_graph)
     ck_assert_ptr_nonnull(strstr(s, "\n  output loss \"loss\" = %loss\n"
                                     "  output metric \"accuracy\" = %loss train_only\n"
                                     "  output value \"probs\" = %x\n"
-                                    "  output grad \"grad.bn.moving_var\" = %139 wrt %bn.moving_var\n"
-                                    "  output update \"bn.moving_var\" = %139 of %bn.moving_var train_only\n}\n"));
+                                    "  output grad \"grad.bn.moving_var\" = %143 wrt %bn.moving_var\n"
+                                    "  output update \"bn.moving_var\" = %143 of %bn.moving_var train_only\n}\n"));
     free(s);
     ir_graph_free(h);
     ir_graph_free(g);
@@ -472,7 +472,7 @@ START_TEST(dot_output)
     ck_assert_ptr_nonnull(strstr(buf, "  n6 [label=\"%h = exp\\nf32[N,3]\", tooltip=\"m.mdl:14:3\"];\n"
                                       "  n5 -> n6;\n"));
     ck_assert_ptr_nonnull(strstr(buf, "  out3 [shape=ellipse, fillcolor=\"#fff3b0\", label=\"grad grad.bn.moving_var\"];\n"
-                                      "  n139 -> out3;\n"
+                                      "  n143 -> out3;\n"
                                       "  out3 -> n1 [style=dashed, constraint=false, label=\"wrt\"];\n"));
     ck_assert_ptr_nonnull(strstr(buf, "= fused\\nmul, const, add, tanh\\nf32[N,3]\", fillcolor=\"#f0d8f8\""));
     ck_assert(len > 2 && strcmp(buf + len - 2, "}\n") == 0);

@@ -90,6 +90,26 @@ static inline Graph *tx_softmax_body(Shape s)
     return b;
 }
 
+/* A loop body over h [N,3], x_t [N,2], w [2,3]: h' = tanh(x_t w + h),
+ * carried and per-step. */
+static inline Graph *tx_loop_body(void)
+{
+    Graph *b = ir_graph_new("loop");
+    Diags d;
+    diags_init(&d);
+    Node *h = ir_input(b, "h", DT_F32, tx_shape(2, IR_DIM_N, 3, 0, 0), tx_loc(7, 1));
+    Node *x = ir_input(b, "x", DT_F32, tx_shape(2, IR_DIM_N, 2, 0, 0), tx_loc(7, 2));
+    Node *w = ir_input(b, "w", DT_F32, tx_shape(2, 2, 3, 0, 0), tx_loc(7, 3));
+    Node *m = ir_binary(b, OP_MATMUL, x, w, tx_loc(7, 4), &d);
+    Node *t = ir_unary(b, OP_TANH, ir_binary(b, OP_ADD, m, h, tx_loc(7, 5), &d), tx_loc(7, 6), &d);
+    t->label = "h_next";
+    ck_assert_int_eq(d.nerrors, 0);
+    ir_add_output(b, OUT_UPDATE, NULL, t, h, false);
+    ir_add_output(b, OUT_VALUE, NULL, t, NULL, false);
+    diags_free(&d);
+    return b;
+}
+
 static inline Node *tx_op(Graph *g, Op op, Node **in, int nin, const Attrs *a)
 {
     Diags d;
@@ -258,6 +278,17 @@ static inline Node *tx_op_case(Graph *g, Op op)
         in[0] = tx_in(g, "x", nx3);
         in[1] = tx_in(g, "y", ir_shape1(3));
         return tx_fused(g, in, 2, tx_body(nx3, ir_shape1(3)), tx_loc(40, 1));
+    case OP_LOOP: {
+        Diags d;
+        diags_init(&d);
+        in[0] = tx_in(g, "h", nx3);
+        in[1] = tx_in(g, "x", tx_shape(3, IR_DIM_N, 5, 2, 0));
+        in[2] = tx_in(g, "w", tx_shape(2, 2, 3, 0, 0));
+        Node *n = ir_loop(g, tx_loop_body(), in, 3, 1, true, tx_loc(42, 1), &d);
+        ck_assert_msg(n != NULL, "loop: %s", d.n ? d.v[0].msg : "?");
+        diags_free(&d);
+        return n;
+    }
     case OP_RESULT:
         in[0] = tx_in(g, "x", nx3);
         in[1] = tx_in(g, "i", nx3);

@@ -82,9 +82,9 @@ static const ErrCase cases[] = {
      "t.ir:4:8: verifier: %u (fused): body output 1 must be an update of a body input or a fresh result: a sum "
      "or mean of the value of a GEMM epilogue or softmax row kernel, or its log_softmax_dot"},
     {HEAD "  %a = neg(%x) : f32[N,3]\n  %r = result(%a) {index=1} : f32[N,3]\n}\n",
-     "t.ir:5:8: result reads neg, not a fused node"},
+     "t.ir:5:8: result reads neg, not a fused node or a loop"},
     {HEAD "  %a = neg(%x) : f32[N,3]\n  %r = result(%a) : f32[N,3]\n}\n",
-     "t.ir:5:8: result reads neg, not a fused node"},
+     "t.ir:5:8: result reads neg, not a fused node or a loop"},
     {HEAD "  %r = result(%x) {index=0} : f32[N,3]\n}\n",
      "t.ir:4:26: a result index out of range: 0 (expected 1 to 2147483647)"},
     {"nothing here\n", "t.ir:1:1: expected 'graph' at the start of IR text, got 'nothing'"},

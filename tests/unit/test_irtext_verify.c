@@ -221,7 +221,7 @@ START_TEST(body_on_plain_node)
 {
     Base B = base();
     B.y->sub = ir_graph_new("stray");
-    expect_error(B.g, "5:7: verifier: %y (add): has a fused body but is not a fused node");
+    expect_error(B.g, "5:7: verifier: %y (add): has a body but is not a fused node or a loop");
     ir_graph_free(B.y->sub);
     B.y->sub = NULL;
     ir_graph_free(B.g);

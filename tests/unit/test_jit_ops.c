@@ -293,6 +293,50 @@ static Node *c_concat_last(T *t)
     return ir_op(t->g, OP_CONCAT, in, 2, &a, TL, &t->d);
 }
 
+/* ---- loops ---- */
+
+/* A two-state cell over h, c [N,5], x_t [N,3], w [3,5], u [5,5]:
+ * s = x_t w + h u, c' = c * sigmoid(s) + tanh(s), h' = tanh(c') * sigmoid(s);
+ * both carried, h' also per step. */
+static Node *cell_loop(T *t, int64_t steps, bool reverse)
+{
+    Graph *b = ir_graph_new("cell");
+    Node *h = ir_input(b, "h", t->dt, S(2, NB, 5, 0, 0), TL), *c = ir_input(b, "c", t->dt, S(2, NB, 5, 0, 0), TL);
+    Node *x = ir_input(b, "x", t->dt, S(2, NB, 3, 0, 0), TL);
+    Node *w = ir_input(b, "w", t->dt, S(2, 3, 5, 0, 0), TL), *u = ir_input(b, "u", t->dt, S(2, 5, 5, 0, 0), TL);
+    Node *s = ir_binary(b, OP_ADD, ir_binary(b, OP_MATMUL, x, w, TL, &t->d), ir_binary(b, OP_MATMUL, h, u, TL, &t->d),
+                        TL, &t->d);
+    Node *g = ir_unary(b, OP_SIGMOID, s, TL, &t->d);
+    Node *cn = ir_binary(b, OP_ADD, ir_binary(b, OP_MUL, c, g, TL, &t->d), ir_unary(b, OP_TANH, s, TL, &t->d), TL,
+                         &t->d);
+    Node *hn = ir_binary(b, OP_MUL, ir_unary(b, OP_TANH, cn, TL, &t->d), g, TL, &t->d);
+    ir_add_output(b, OUT_UPDATE, NULL, hn, h, false);
+    ir_add_output(b, OUT_UPDATE, NULL, cn, c, false);
+    ir_add_output(b, OUT_VALUE, NULL, hn, NULL, false);
+    Node *in[5] = {P(t, "h0", S(2, NB, 5, 0, 0), V_UNIF, -1, 1), P(t, "c0", S(2, NB, 5, 0, 0), V_UNIF, -1, 1),
+                   P(t, "x", S(3, NB, steps, 3, 0), V_UNIF, -1, 1), P(t, "w", S(2, 3, 5, 0, 0), V_UNIF, -0.8, 0.8),
+                   P(t, "u", S(2, 5, 5, 0, 0), V_UNIF, -0.6, 0.6)};
+    return ir_loop(t->g, b, in, 5, 1, reverse, TL, &t->d);
+}
+
+/* Seven steps; the states after each step (result 2). */
+static Node *c_loop_steps(T *t)
+{
+    Node *l = cell_loop(t, 7, false);
+    Attrs a = ir_attrs();
+    a.index = 2;
+    return l ? ir_op(t->g, OP_RESULT, &l, 1, &a, TL, &t->d) : NULL;
+}
+
+/* One step backwards; h times the final c (result 1). */
+static Node *c_loop_one_step(T *t)
+{
+    Node *l = cell_loop(t, 1, true);
+    Attrs a = ir_attrs();
+    a.index = 1;
+    return l ? ir_binary(t->g, OP_MUL, l, ir_op(t->g, OP_RESULT, &l, 1, &a, TL, &t->d), TL, &t->d) : NULL;
+}
+
 /* ---- matmul, conv, pool ---- */
 
 static Node *mm(T *t, bool ta, bool tb)
@@ -741,6 +785,8 @@ static const Case cases[] = {
     {"slice_grad", OP_SLICE_GRAD, c_slice_grad, TOL_EXACT, true, false},
     {"concat", OP_CONCAT, c_concat, TOL_EXACT, true, false},
     {"concat_last", OP_CONCAT, c_concat_last, TOL_EXACT, false, false},
+    {"loop, every step", OP_LOOP, c_loop_steps, TOL_BLAS, false, false},
+    {"loop backwards, one step", OP_LOOP, c_loop_one_step, TOL_BLAS, false, false},
     {"matmul", OP_MATMUL, c_matmul, TOL_BLAS, false, false},
     {"matmul_ta", OP_MATMUL, c_matmul_ta, TOL_BLAS, false, false},
     {"matmul_tb", OP_MATMUL, c_matmul_tb, TOL_BLAS, false, false},
@@ -932,6 +978,40 @@ START_TEST(op_table_covered)
             found = (int)cases[i].op == op;
         ck_assert_msg(found, "op %s has no JIT test case", ir_ops[op].name);
     }
+}
+END_TEST
+
+/* A loop kernel takes every operand and result buffer: more than a
+ * kernel's parameters is an error, not a crash. */
+START_TEST(loop_too_many_buffers)
+{
+    T t;
+    memset(&t, 0, sizeof t);
+    t.g = ir_graph_new("wide");
+    diags_init(&t.d);
+    t.dt = DT_F32;
+    Graph *b = ir_graph_new("body");
+    Node *in[40];
+    int n = 0;
+    in[n++] = P(&t, "h0", S(2, NB, 2, 0, 0), V_UNIF, -1, 1);
+    in[n++] = P(&t, "x", S(3, NB, 3, 2, 0), V_UNIF, -1, 1);
+    Node *h = ir_input(b, "h", DT_F32, S(2, NB, 2, 0, 0), TL);
+    ir_input(b, "x", DT_F32, S(2, NB, 2, 0, 0), TL);
+    while (n < 28) {
+        char name[16];
+        snprintf(name, sizeof name, "w%d", n);
+        in[n++] = ir_param(t.g, name, DT_F32, S(1, 2, 0, 0, 0), (Init){INIT_ZEROS, 0, 0}, true, ROLE_WEIGHT, TL);
+        ir_input(b, name, DT_F32, S(1, 2, 0, 0, 0), TL);
+    }
+    ir_add_output(b, OUT_UPDATE, NULL, h, h, false);
+    ir_add_output(b, OUT_VALUE, NULL, h, NULL, false);
+    ir_add_output(b, OUT_VALUE, NULL, h, NULL, false);
+    Node *l = ir_loop(t.g, b, in, n, 1, false, TL, &t.d);
+    ck_assert_ptr_nonnull(l);
+    ir_add_output(t.g, OUT_VALUE, "y", l, NULL, false);
+    ck_assert(!be_jit_check(t.g, &t.d));
+    ck_assert_str_eq(t.d.v[t.d.n - 1].msg, "loop with 28 operands and 3 results: one kernel takes at most 30 buffers");
+    done(&t);
 }
 END_TEST
 
@@ -1210,6 +1290,7 @@ int main(void)
     tcase_set_timeout(t, 300);
     tcase_add_loop_test(t, op_case, 0, ARRAY_LEN(cases));
     tcase_add_test(t, op_table_covered);
+    tcase_add_test(t, loop_too_many_buffers);
     tcase_add_test(t, fused_broadcast_body);
     tcase_add_test(t, fused_chain_f64);
     tcase_add_test(t, fused_softmax_rows);

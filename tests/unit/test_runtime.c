@@ -280,6 +280,41 @@ START_TEST(init_glorot_he_lecun)
 }
 END_TEST
 
+/* orthogonal: the fewer of rows and columns orthonormal, of a [4, 12]
+ * recurrent kernel (rows) and of a [12, 4] matrix (columns); the same
+ * seed gives the same matrix. unit_forget_bias: ones in the second
+ * quarter only. */
+static double dot_of(const Tensor *t, int64_t cols, int64_t a, int64_t b, bool rows, int64_t len)
+{
+    double s = 0;
+    for (int64_t k = 0; k < len; k++)
+        s += rows ? rt_get(t, a * cols + k) * rt_get(t, b * cols + k) : rt_get(t, k * cols + a) * rt_get(t, k * cols + b);
+    return s;
+}
+
+START_TEST(init_orthogonal_forget)
+{
+    Tensor *w = init2(DT_F64, 4, 12, (Init){INIT_ORTHOGONAL, 0, 0}, 7, 3);
+    Tensor *v = init2(DT_F64, 12, 4, (Init){INIT_ORTHOGONAL, 0, 0}, 7, 3);
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++) {
+            ck_assert_double_eq_tol(dot_of(w, 12, a, b, true, 12), a == b, 1e-12);
+            ck_assert_double_eq_tol(dot_of(v, 4, a, b, false, 12), a == b, 1e-12);
+        }
+    Tensor *w2 = init2(DT_F64, 4, 12, (Init){INIT_ORTHOGONAL, 0, 0}, 7, 3);
+    for (int64_t i = 0; i < w->numel; i++)
+        ck_assert(rt_get(w, i) == rt_get(w2, i));
+    Tensor *f = rt_tensor_new(DT_F32, 1, (int64_t[]){12});
+    rt_init_tensor(f, (Init){INIT_UNIT_FORGET_BIAS, 0, 0}, 1, 1);
+    for (int64_t i = 0; i < 12; i++)
+        ck_assert(rt_get(f, i) == (i >= 3 && i < 6 ? 1 : 0));
+    rt_tensor_free(w);
+    rt_tensor_free(v);
+    rt_tensor_free(w2);
+    rt_tensor_free(f);
+}
+END_TEST
+
 START_TEST(init_parametric)
 {
     Tensor *t = init2(DT_F64, 100, 1000, (Init){INIT_NORMAL, 1.0, 2.0}, 5, 1);
@@ -411,6 +446,7 @@ static Suite *suite(void)
     tcase_add_test(t, normal_draws);
     tcase_add_test(t, init_glorot_he_lecun);
     tcase_add_test(t, init_parametric);
+    tcase_add_test(t, init_orthogonal_forget);
     tcase_add_test(t, init_determinism);
     tcase_add_test(t, name_stream_fnv1a);
     tcase_add_test(t, init_params_graph);
