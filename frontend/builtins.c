@@ -435,6 +435,28 @@ static Val one_hot_fn(FeCtx *c, const Expr *e, const Builtin *b)
     return fe_tensor_val(fe_op(c, OP_ONE_HOT, &x, 1, &at, e->loc));
 }
 
+/* gather(x, indices, axis=0): indices are i32 or integral floats */
+static Val gather_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    static const ParamSpec spec[] = {{"x", A_TENSOR, true}, {"indices", A_TENSOR, true}, {"axis", A_INT, false}};
+    CallArgs a;
+    int64_t ax;
+    if (!fe_bind_args(c, e, b->name, spec, 3, &a) || !fe_arg_int(c, &a, 2, 0, INT32_MIN, INT32_MAX, &ax))
+        return fe_err_val();
+    Node *in[2] = {fe_arg_tensor(c, &a, 0, DT_COUNT), fe_arg_tensor(c, &a, 1, DT_I32)};
+    Attrs at = ir_attrs();
+    at.naxes = 1;
+    if (!in[0] || !in[1] || !fe_norm_axis(c, a.v[2] ? a.v[2] : e, ax, in[0], &at.axes[0]))
+        return fe_err_val();
+    if (!ir_dtype_is_float(in[0]->dt)) {
+        char t[128];
+        fe_error(c, a.v[0]->start, 1, "gather() takes values from a float tensor, got %s",
+                 fe_type_str(in[0], t, sizeof t));
+        return fe_err_val();
+    }
+    return fe_tensor_val(fe_op(c, OP_GATHER, in, 2, &at, e->loc));
+}
+
 /* ---- routing to layers, losses and metrics ---- */
 
 static Val dense_fn(FeCtx *c, const Expr *e, const Builtin *b)
@@ -527,6 +549,7 @@ static const Builtin builtins[] = {
     SP("concat", concat_fn, OP_CONCAT, 0),
     SP("cast", cast_fn, OP_CAST, 0),
     SP("one_hot", one_hot_fn, OP_ONE_HOT, 0),
+    SP("gather", gather_fn, OP_GATHER, 0),
     SP("dense", dense_fn, OP_MATMUL, 0),
     SP("conv2d", conv_fn, OP_CONV2D, 0),
     SP("max_pool2d", pool_fn, OP_MAX_POOL2D, 0),

@@ -513,6 +513,60 @@ static bool infer_softmax_pair(Node *n, Diags *d)
     return true;
 }
 
+/* The result of gathering along axis axes[0] of shape x with indices of
+ * shape ix: x[:axis] + ix + x[axis+1:], with N (if any) first. */
+static bool gather_shape(Node *n, const Shape *x, const Shape *ix, Shape *out, Diags *d)
+{
+    int ax = n->a.axes[0];
+    char t1[96], t2[96];
+    if (ax < 0 || ax >= x->rank) {
+        diag_error(d, n->loc, "%s: axis %d out of range for %s", ir_ops[n->op].name, ax,
+                   ir_shape_str(x, t1, sizeof t1));
+        return false;
+    }
+    if (x->d[ax] == IR_DIM_N) {
+        diag_error(d, n->loc, "%s along the batch dimension N is not supported", ir_ops[n->op].name);
+        return false;
+    }
+    if (x->rank - 1 + ix->rank > IR_MAXRANK) {
+        diag_error(d, n->loc, "%s of %s with indices %s: the result has more than %d dimensions",
+                   ir_ops[n->op].name, ir_shape_str(x, t1, sizeof t1), ir_shape_str(ix, t2, sizeof t2),
+                   IR_MAXRANK);
+        return false;
+    }
+    *out = ir_shape0();
+    for (int k = 0; k < ax; k++)
+        out->d[out->rank++] = x->d[k];
+    for (int k = 0; k < ix->rank; k++)
+        out->d[out->rank++] = ix->d[k];
+    for (int k = ax + 1; k < x->rank; k++)
+        out->d[out->rank++] = x->d[k];
+    for (int k = 1; k < out->rank; k++)
+        if (out->d[k] == IR_DIM_N) {
+            char t3[96];
+            diag_error(d, n->loc, "%s of %s with indices %s would give %s: only the first dimension may be N",
+                       ir_ops[n->op].name, ir_shape_str(x, t1, sizeof t1), ir_shape_str(ix, t2, sizeof t2),
+                       ir_shape_str(out, t3, sizeof t3));
+            return false;
+        }
+    return true;
+}
+
+/* gather (x, indices) and gather_grad (gy, indices) -> shape */
+static bool infer_gather(Node *n, Diags *d)
+{
+    Node *v = n->in[0], *ix = n->in[1];
+    if (!need_float(n, v, d))
+        return false;
+    if (n->op == OP_GATHER)
+        return gather_shape(n, &v->shape, &ix->shape, &n->shape, d);
+    Shape y;
+    if (!gather_shape(n, &n->a.shape, &ix->shape, &y, d) || !expect_shape(n, &v->shape, &y, "output gradient", d))
+        return false;
+    n->shape = n->a.shape;
+    return true;
+}
+
 static bool infer_leaf(Node *n, Diags *d)
 {
     (void)d;
@@ -641,6 +695,9 @@ static bool infer_rule(Node *n, Diags *d)
             n->dt = n->a.to;
             return ir_dtype_is_float(n->dt);
         }
+        case OP_GATHER:
+        case OP_GATHER_GRAD:
+            return infer_gather(n, d);
         case OP_DROPOUT_MASK:
             if (!need_float(n, n->in[0], d))
                 return false;

@@ -119,3 +119,26 @@ void cg_dropout_mask(Cg *c, const Step *st)
     char name[32];
     cg_call(c, typed(v->dt, "rt_dropout_mask", name, sizeof name), c->vd, pt, 5, args);
 }
+
+/* gather (x, idx) and gather_grad (gy, idx): the gathered tensor (x, or
+ * the result) as [outer, len, inner] around the axis. */
+void cg_gather(Cg *c, const Step *st)
+{
+    Node *v = st->node;
+    const Shape *x = v->op == OP_GATHER ? &v->in[0]->shape : &v->shape;
+    int ax = v->a.axes[0];
+    Mono outer = mono(1), inner = mono(1);
+    for (int k = 0; k < ax; k++)
+        outer = mono_mul(outer, mono_dim(x->d[k]));
+    for (int k = ax + 1; k < x->rank; k++)
+        inner = mono_mul(inner, mono_dim(x->d[k]));
+    LLVMValueRef vals[RT_GATHER_GEOM_FIELDS] = {cg_mono(c, outer), cg_i64(c, x->d[ax]), cg_mono(c, inner),
+                                                cg_mono(c, mono_numel(&v->in[1]->shape)),
+                                                cg_i64(c, v->in[1]->dt), cg_i64(c, c->step)};
+    LLVMTypeRef pt[5] = {c->ptr, c->ptr, c->ptr, c->ptr, c->ptr};
+    LLVMValueRef args[5] = {c->ctxp, geom(c, vals, RT_GATHER_GEOM_FIELDS), operand(c, v, 0), operand(c, v, 1),
+                            cg_buf(c, st->out)};
+    char name[32];
+    cg_call(c, typed(v->dt, v->op == OP_GATHER ? "rt_gather" : "rt_gather_grad", name, sizeof name), c->vd, pt, 5,
+            args);
+}

@@ -119,6 +119,7 @@ typedef struct Cg {
     LLVMValueRef fn, ctxp, n;
     bool flat; /* an elementwise kernel over N elements of a flat buffer (codegen.c) */
     bool partial; /* a batch reduction's kernel: a mean is left a sum (plan_batch_reduction) */
+    int step;     /* the plan step of the kernel being built (run-time faults name it) */
     LLVMBasicBlockRef alloca_bb;
     int nk;
     int kslot[CG_MAXARGS];
@@ -188,6 +189,7 @@ void cg_slice_grad(Cg *c, const Step *st);
 void cg_concat(Cg *c, const Step *st);
 void cg_one_hot(Cg *c, const Step *st);
 void cg_dropout_mask(Cg *c, const Step *st);       /* calls.c */
+void cg_gather(Cg *c, const Step *st);             /* calls.c: gather, gather_grad */
 void cg_reduce(Cg *c, const Step *st);          /* reduce.c */
 void cg_argmax(Cg *c, const Step *st);
 void cg_softmax(Cg *c, const Step *st);         /* and log_softmax, log_softmax_dot/_grad */

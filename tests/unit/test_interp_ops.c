@@ -920,6 +920,56 @@ START_TEST(one_hot)
 }
 END_TEST
 
+START_TEST(gather)
+{
+    FOR_DTYPES {
+        Node *x = inp("x", 2, D(3, 2), V(1, 2, 3, 4, 5, 6));
+        Node *i = inp_dt("i", DT_I32, 1, D(3), V(2, 0, 2));
+        Node *f = inp("f", 2, D(1, 3), V(1, 1, 0));
+        Attrs a0 = axes(1, (int[]){0}, false), a1 = axes(1, (int[]){1}, false);
+        expect_exact(eval(op2(OP_GATHER, x, i, &a0)), 2, D(3, 2), V(5, 6, 1, 2, 5, 6));
+        expect_exact(eval(op2(OP_GATHER, x, f, &a1)), 3, D(3, 1, 3), V(2, 2, 1, 4, 4, 3, 6, 6, 5));
+        /* the adjoint adds the rows of repeated indices, zeros elsewhere */
+        Attrs s = a0;
+        s.shape = ir_shape2(3, 2);
+        expect_exact(eval(op2(OP_GATHER_GRAD, x, i, &s)), 2, D(3, 2), V(3, 4, 0, 0, 6, 8));
+        Attrs s1 = a1;
+        s1.shape = ir_shape2(3, 2);
+        Node *gy = inp("gy", 3, D(3, 1, 3), V(1, 2, 3, 4, 5, 6, 7, 8, 9));
+        expect_exact(eval(op2(OP_GATHER_GRAD, gy, f, &s1)), 2, D(3, 2), V(3, 3, 6, 9, 9, 15));
+    }
+}
+END_TEST
+
+/* An index outside the axis, negative or not an integer is an error at
+ * the op's line, in both ops. */
+START_TEST(gather_bad_index)
+{
+    const double bad[3] = {3, -1, 0.5};
+    const char *want[3] = {"gather: index 3 is not an integer in [0, 3), the range of the gathered axis",
+                           "gather_grad: index -1 is not an integer in [0, 3), the range of the gathered axis",
+                           "gather: index 0.5 is not an integer in [0, 3), the range of the gathered axis"};
+    for (int k = 0; k < 3; k++) {
+        begin(DT_F64);
+        Node *x = inp("x", 2, D(3, 2), V(1, 2, 3, 4, 5, 6));
+        Node *i = inp("i", 1, D(2), V(1, bad[k]));
+        Attrs a = axes(1, (int[]){0}, false);
+        a.shape = ir_shape2(3, 2);
+        Node *y = k == 1 ? op2(OP_GATHER_GRAD, op2(OP_GATHER, x, inp("j", 1, D(2), V(0, 1)), &a), i, &a)
+                         : op2(OP_GATHER, x, i, &a);
+        y->loc = (SrcLoc){NULL, 7, 9};
+        ir_add_output(g, OUT_VALUE, "y", y, NULL, false);
+        Tensor *out = NULL;
+        RunOpts o = {7, 3};
+        ck_assert(!be_interp_run(g, &params, &inputs, &o, &out, &d));
+        ck_assert_int_eq(d.nerrors, 1);
+        ck_assert_str_eq(d.v[0].msg, want[k]);
+        ck_assert_int_eq(d.v[0].loc.line, 7);
+        ck_assert_int_eq(d.v[0].loc.col, 9);
+    }
+}
+END_TEST
+
 enum { NDROP = 100000 };
 
 static Tensor *mask_for(uint64_t seed, uint64_t step, uint32_t stream, double rate)
@@ -1155,6 +1205,8 @@ static Suite *suite(void)
     tcase_add_test(t, log_softmax_grad);
     tcase_add_test(t, softmax_rows_match_composition);
     tcase_add_test(t, one_hot);
+    tcase_add_test(t, gather);
+    tcase_add_test(t, gather_bad_index);
     tcase_add_test(t, dropout_mask);
     tcase_add_test(t, fused_body);
     tcase_add_test(t, fused_results);
