@@ -465,6 +465,12 @@ static Val dense_fn(FeCtx *c, const Expr *e, const Builtin *b)
     return fe_layer_dense(c, e);
 }
 
+static Val embedding_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    (void)b;
+    return fe_layer_embedding(c, e);
+}
+
 static Val conv_fn(FeCtx *c, const Expr *e, const Builtin *b)
 {
     (void)b;
@@ -551,6 +557,7 @@ static const Builtin builtins[] = {
     SP("one_hot", one_hot_fn, OP_ONE_HOT, 0),
     SP("gather", gather_fn, OP_GATHER, 0),
     SP("dense", dense_fn, OP_MATMUL, 0),
+    SP("embedding", embedding_fn, OP_GATHER, 0),
     SP("conv2d", conv_fn, OP_CONV2D, 0),
     SP("max_pool2d", pool_fn, OP_MAX_POOL2D, 0),
     SP("avg_pool2d", pool_fn, OP_AVG_POOL2D, 0),

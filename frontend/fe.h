@@ -308,6 +308,7 @@ Node *fe_activate(FeCtx *c, Node *x, Activation act, SrcLoc loc);
 
 /* layers (layers.c) */
 Val fe_layer_dense(FeCtx *c, const Expr *e);
+Val fe_layer_embedding(FeCtx *c, const Expr *e);
 Val fe_layer_conv2d(FeCtx *c, const Expr *e); /* layer or primitive */
 Val fe_layer_pool(FeCtx *c, const Expr *e, Op op);
 Val fe_layer_batchnorm(FeCtx *c, const Expr *e);

@@ -1,5 +1,5 @@
 /* Layer sugar lowered to primitives with Keras defaults and names:
- * dense, conv2d (layer and primitive forms), max/avg pooling, batchnorm
+ * dense, embedding, conv2d (layer and primitive forms), max/avg pooling, batchnorm
  * (both modes joined by a PHASE node, plus moving-statistics updates)
  * and dropout (PHASE of a masked and an identity operand). */
 #include "fe.h"
@@ -144,6 +144,48 @@ Val fe_layer_dense(FeCtx *c, const Expr *e)
         y = fe_op2(c, OP_ADD, y, b, e->loc);
     }
     return fe_tensor_val(fe_activate(c, y, act, e->loc));
+}
+
+/* ---- embedding ---- */
+
+enum { EM_TOKENS, EM_IN, EM_OUT, EM_INIT, EM_DTYPE, EM_NAME, EM_TRAIN };
+static const ParamSpec embedding_spec[] = {
+    {"tokens|x|inputs", A_TENSOR, true}, {"input_dim", A_INT, true}, {"output_dim", A_INT, true},
+    {"embeddings_init|embeddings_initializer", A_ANY, false}, {"dtype", A_WORD, false},
+    {"name", A_STR, false}, {"trainable", A_BOOL, false},
+};
+
+/* embedding(tokens, input_dim, output_dim): gather(<name>.embeddings,
+ * tokens) with the table [input_dim, output_dim] initialised uniform in
+ * [-0.05, 0.05] (Keras's "uniform") */
+Val fe_layer_embedding(FeCtx *c, const Expr *e)
+{
+    CallArgs a;
+    int64_t in, out;
+    Init init;
+    DType dt;
+    bool trainable;
+    if (!fe_bind_args(c, e, "embedding", embedding_spec, ARRAY_LEN(embedding_spec), &a) ||
+        !fe_arg_int(c, &a, EM_IN, 0, 1, INT32_MAX, &in) || !fe_arg_int(c, &a, EM_OUT, 0, 1, INT32_MAX, &out) ||
+        !fe_arg_init(c, &a, EM_INIT, INIT_UNIFORM, &init) || !fe_arg_dtype(c, &a, EM_DTYPE, DT_F32, &dt) ||
+        !fe_arg_bool(c, &a, EM_TRAIN, true, &trainable))
+        return fe_err_val();
+    if (!a.v[EM_INIT])
+        init = (Init){INIT_UNIFORM, -0.05, 0.05};
+    if (!ir_dtype_is_float(dt)) {
+        fe_error(c, a.v[EM_DTYPE]->start, a.v[EM_DTYPE]->span, "embedding() tables are f32 or f64, not %s",
+                 ir_dtype_name(dt));
+        return fe_err_val();
+    }
+    Node *tokens = fe_arg_tensor(c, &a, EM_TOKENS, DT_I32);
+    const char *name = tokens ? layer_name(c, &a, EM_NAME, "embedding") : NULL;
+    if (!name)
+        return fe_err_val();
+    Node *w = layer_param(c, name, "embeddings", dt, ir_shape2(in, out), init, trainable, ROLE_WEIGHT, e->loc);
+    Node *ops[2] = {w, tokens};
+    Attrs at = ir_attrs();
+    at.naxes = 1;
+    return w ? fe_tensor_val(fe_op(c, OP_GATHER, ops, 2, &at, e->loc)) : fe_err_val();
 }
 
 /* ---- convolution ---- */

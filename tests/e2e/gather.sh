@@ -1,5 +1,5 @@
 #!/bin/bash
-# gather: symbolic gradients against central differences in f64 with
+# gather and the embedding layer: symbolic gradients against central differences in f64 with
 # ids drawn below the table's rows by modelc gradcheck and grad (several
 # seeds), and an id outside the table at run time: an error naming the
 # op and its model line from the interpreter and from compiled code
@@ -17,6 +17,11 @@ for seed in 1 2 3; do
         "$MODELC" grad "$m" --seed "$seed" --backend "$b" -o "$t/g.st" > "$t/out" 2>&1 ||
             fail "grad $b seed $seed: $(cat "$t/out")"
     done
+done
+for seed in 1 2; do
+    "$MODELC" gradcheck tests/e2e/models/embedding.mdl --seed "$seed" > "$t/out" 2>&1 ||
+        fail "embedding seed $seed: $(cat "$t/out")"
+    grep -q "passed: 4 of 4 parameters match" "$t/out" || fail "embedding seed $seed: $(cat "$t/out")"
 done
 # ids up to 49 for a table of 5 rows
 "$MODELC" ir --no-loc "$m" > "$t/m.ir"
