@@ -158,7 +158,8 @@ static Val matmul_fn(FeCtx *c, const Expr *e, const Builtin *b)
     if (!fe_bind_args(c, e, b->name, spec, 4, &a) || !fe_arg_bool(c, &a, 2, false, &at.ta) ||
         !fe_arg_bool(c, &a, 3, false, &at.tb))
         return fe_err_val();
-    Node *in[2] = {fe_arg_tensor(c, &a, 0, DT_COUNT), fe_arg_tensor(c, &a, 1, DT_COUNT)};
+    Node *in[2] = {fe_arg_tensor(c, &a, 0, DT_COUNT), NULL};
+    in[1] = fe_arg_tensor(c, &a, 1, in[0] ? in[0]->dt : DT_COUNT);
     return fe_tensor_val(fe_op(c, OP_MATMUL, in, 2, &at, e->loc));
 }
 
@@ -457,6 +458,83 @@ static Val gather_fn(FeCtx *c, const Expr *e, const Builtin *b)
     return fe_tensor_val(fe_op(c, OP_GATHER, in, 2, &at, e->loc));
 }
 
+/* One [before, after] pair of pad(): non-negative integers. */
+static bool pad_pair(FeCtx *c, const Expr *e, int64_t *out)
+{
+    if (e->k != E_LIST || e->nitems != 2) {
+        fe_error(c, e->start, 1, "pad(): each axis needs a pair [before, after]");
+        return false;
+    }
+    for (int k = 0; k < 2; k++) {
+        Val v;
+        const Expr *it = e->items[k];
+        if (it->k == E_LIST || it->k == E_STR || !fe_const_num(c, it, &v) || !v.is_int || v.i < 0 || v.i > INT32_MAX) {
+            fe_error(c, it->start, 1, "pad(): padding must be a non-negative integer");
+            return false;
+        }
+        out[k] = v.i;
+    }
+    return true;
+}
+
+/* pad(x, pad_width, constant_values=0): pad_width lists one [before,
+ * after] per axis (the batch axis N only [0, 0]). Lowered to slice_grad
+ * (x placed into zeros) plus, for a nonzero constant, the constant times
+ * 1 - slice_grad(ones). */
+static Val pad_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    static const ParamSpec spec[] = {
+        {"x", A_TENSOR, true}, {"pad_width|paddings", A_ANY, true}, {"constant_values|value", A_NUM, false}};
+    CallArgs a;
+    double cv;
+    if (!fe_bind_args(c, e, b->name, spec, 3, &a) || !fe_arg_num(c, &a, 2, 0, &cv))
+        return fe_err_val();
+    Node *x = fe_arg_tensor(c, &a, 0, DT_COUNT);
+    if (!x)
+        return fe_err_val();
+    const Expr *pw = a.v[1];
+    char t[128];
+    if (pw->k != E_LIST || pw->nitems != x->shape.rank) {
+        fe_error(c, pw->start, 1, "pad() of %s needs a list of %d pairs [before, after], one per axis",
+                 fe_type_str(x, t, sizeof t), x->shape.rank);
+        return fe_err_val();
+    }
+    if (!ir_dtype_is_float(x->dt)) {
+        fe_error_expr(c, e, "pad() needs a float tensor, got %s", fe_type_str(x, t, sizeof t));
+        return fe_err_val();
+    }
+    Attrs at = ir_attrs();
+    at.shape = x->shape;
+    for (int k = 0; k < x->shape.rank; k++) {
+        int64_t p[2];
+        if (!pad_pair(c, pw->items[k], p))
+            return fe_err_val();
+        at.begin[k] = p[0];
+        at.end[k] = p[0] + x->shape.d[k];
+        if (x->shape.d[k] == IR_DIM_N) {
+            if (p[0] || p[1]) {
+                fe_error(c, pw->items[k]->start, 1, "pad(): the batch axis N cannot be padded");
+                return fe_err_val();
+            }
+            at.end[k] = INT64_MAX;
+        } else if (__builtin_add_overflow(at.end[k], p[1], &at.shape.d[k])) {
+            fe_error(c, pw->items[k]->start, 1, "pad(): the padded size overflows");
+            return fe_err_val();
+        }
+    }
+    SrcLoc l = e->loc;
+    Node *y = fe_op(c, OP_SLICE_GRAD, &x, 1, &at, l);
+    if (!y || cv == 0)
+        return y ? fe_tensor_val(y) : fe_err_val();
+    Attrs bc = ir_attrs();
+    bc.shape = x->shape;
+    Node *one = fe_const_like(c, x, 1, l);
+    Node *ones = fe_op(c, OP_BROADCAST, &one, 1, &bc, l);
+    Node *inside = fe_op(c, OP_SLICE_GRAD, &ones, 1, &at, l);
+    Node *border = fe_op2(c, OP_SUB, fe_const_like(c, x, 1, l), inside, l);
+    return fe_tensor_val(fe_op2(c, OP_ADD, y, fe_op2(c, OP_MUL, border, fe_const_like(c, x, cv, l), l), l));
+}
+
 /* ---- routing to layers, losses and metrics ---- */
 
 static Val dense_fn(FeCtx *c, const Expr *e, const Builtin *b)
@@ -469,6 +547,23 @@ static Val embedding_fn(FeCtx *c, const Expr *e, const Builtin *b)
 {
     (void)b;
     return fe_layer_embedding(c, e);
+}
+
+static Val layer_norm_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    (void)b;
+    return fe_layer_layer_norm(c, e);
+}
+
+static Val global_pool_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    return fe_layer_global_pool(c, e, b->op);
+}
+
+static Val upsampling_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    (void)b;
+    return fe_layer_upsampling2d(c, e);
 }
 
 static Val conv_fn(FeCtx *c, const Expr *e, const Builtin *b)
@@ -556,8 +651,14 @@ static const Builtin builtins[] = {
     SP("cast", cast_fn, OP_CAST, 0),
     SP("one_hot", one_hot_fn, OP_ONE_HOT, 0),
     SP("gather", gather_fn, OP_GATHER, 0),
+    SP("pad", pad_fn, OP_SLICE_GRAD, 0),
     SP("dense", dense_fn, OP_MATMUL, 0),
     SP("embedding", embedding_fn, OP_GATHER, 0),
+    SP("layer_norm", layer_norm_fn, OP_RSQRT, 0),
+    SP("layernorm", layer_norm_fn, OP_RSQRT, 0),
+    SP("global_avg_pool2d", global_pool_fn, OP_REDUCE_MEAN, 0),
+    SP("global_max_pool2d", global_pool_fn, OP_REDUCE_MAX, 0),
+    SP("upsampling2d", upsampling_fn, OP_BROADCAST, 0),
     SP("conv2d", conv_fn, OP_CONV2D, 0),
     SP("max_pool2d", pool_fn, OP_MAX_POOL2D, 0),
     SP("avg_pool2d", pool_fn, OP_AVG_POOL2D, 0),

@@ -309,6 +309,9 @@ Node *fe_activate(FeCtx *c, Node *x, Activation act, SrcLoc loc);
 /* layers (layers.c) */
 Val fe_layer_dense(FeCtx *c, const Expr *e);
 Val fe_layer_embedding(FeCtx *c, const Expr *e);
+Val fe_layer_layer_norm(FeCtx *c, const Expr *e);
+Val fe_layer_global_pool(FeCtx *c, const Expr *e, Op op); /* OP_REDUCE_MEAN or OP_REDUCE_MAX */
+Val fe_layer_upsampling2d(FeCtx *c, const Expr *e);
 Val fe_layer_conv2d(FeCtx *c, const Expr *e); /* layer or primitive */
 Val fe_layer_pool(FeCtx *c, const Expr *e, Op op);
 Val fe_layer_batchnorm(FeCtx *c, const Expr *e);

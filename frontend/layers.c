@@ -131,12 +131,12 @@ Val fe_layer_dense(FeCtx *c, const Expr *e)
         !fe_arg_init(c, &a, D_BINIT, INIT_ZEROS, &bi) ||
         !fe_arg_bool(c, &a, D_TRAIN, true, &trainable))
         return fe_err_val();
-    Node *x = float_input(c, &a, "dense", 2, 2);
+    Node *x = float_input(c, &a, "dense", 2, IR_MAXRANK);
     const char *name = x ? layer_name(c, &a, D_NAME, "dense") : NULL;
     if (!name)
         return fe_err_val();
-    Node *w = layer_param(c, name, "kernel", x->dt, ir_shape2(x->shape.d[1], units), ki, trainable,
-                          ROLE_WEIGHT, e->loc);
+    Node *w = layer_param(c, name, "kernel", x->dt, ir_shape2(x->shape.d[x->shape.rank - 1], units), ki,
+                          trainable, ROLE_WEIGHT, e->loc);
     Node *y = fe_op2(c, OP_MATMUL, x, w, e->loc);
     if (bias) {
         Node *b = layer_param(c, name, "bias", x->dt, ir_shape1(units), bi, trainable, ROLE_WEIGHT,
@@ -186,6 +186,144 @@ Val fe_layer_embedding(FeCtx *c, const Expr *e)
     Attrs at = ir_attrs();
     at.naxes = 1;
     return w ? fe_tensor_val(fe_op(c, OP_GATHER, ops, 2, &at, e->loc)) : fe_err_val();
+}
+
+/* ---- layer normalization ---- */
+
+enum { LN_X, LN_AXIS, LN_EPS, LN_CENTER, LN_SCALE, LN_NAME, LN_TRAIN };
+static const ParamSpec layer_norm_spec[] = {
+    {"x", A_TENSOR, true},        {"axis|axes", A_ANY, false}, {"epsilon|eps", A_NUM, false},
+    {"center", A_BOOL, false},    {"scale", A_BOOL, false},    {"name", A_STR, false},
+    {"trainable", A_BOOL, false},
+};
+
+/* A parameter over the normalised axes red[] of x, reshaped to broadcast
+ * against x (1 on the other axes after the first normalised one). */
+static Node *norm_param(FeCtx *c, const char *name, const char *what, Node *x, const bool *red, Init init,
+                        bool trainable, SrcLoc loc)
+{
+    Shape ps = ir_shape0(), bs = ir_shape0();
+    int first = -1;
+    for (int k = 0; k < x->shape.rank; k++) {
+        if (red[k]) {
+            ps.d[ps.rank++] = x->shape.d[k];
+            if (first < 0)
+                first = k;
+        }
+        if (first >= 0)
+            bs.d[bs.rank++] = red[k] ? x->shape.d[k] : 1;
+    }
+    Node *p = layer_param(c, name, what, x->dt, ps, init, trainable, ROLE_WEIGHT, loc);
+    if (!p || ir_shape_eq(&ps, &bs))
+        return p;
+    Attrs at = ir_attrs();
+    at.shape = bs;
+    return fe_op(c, OP_RESHAPE, &p, 1, &at, loc);
+}
+
+/* layer_norm(x, axis=-1, epsilon=1e-3): per example, over the axes,
+ * (x - mean) * rsqrt(var + epsilon) * gamma + beta (Keras's
+ * LayerNormalization: biased variance, gamma ones, beta zeros) */
+Val fe_layer_layer_norm(FeCtx *c, const Expr *e)
+{
+    CallArgs a;
+    double eps;
+    bool center, scale, trainable;
+    if (!fe_bind_args(c, e, "layer_norm", layer_norm_spec, ARRAY_LEN(layer_norm_spec), &a) ||
+        !fe_arg_num(c, &a, LN_EPS, 1e-3, &eps) || !fe_arg_bool(c, &a, LN_CENTER, true, &center) ||
+        !fe_arg_bool(c, &a, LN_SCALE, true, &scale) || !fe_arg_bool(c, &a, LN_TRAIN, true, &trainable))
+        return fe_err_val();
+    if (eps <= 0) {
+        fe_error(c, a.v[LN_EPS]->start, 1, "argument 'epsilon' of layer_norm() must be positive, got %g", eps);
+        return fe_err_val();
+    }
+    Node *x = float_input(c, &a, "layer_norm", 1, IR_MAXRANK);
+    Attrs red = ir_attrs();
+    red.keepdims = true;
+    if (!x)
+        return fe_err_val();
+    if (!a.v[LN_AXIS]) {
+        red.naxes = 1;
+        red.axes[0] = x->shape.rank - 1;
+    } else if (!fe_arg_axes(c, &a, LN_AXIS, x, red.axes, &red.naxes)) {
+        return fe_err_val();
+    }
+    bool on[IR_MAXRANK] = {false};
+    for (int k = 0; k < red.naxes; k++) {
+        if (x->shape.d[red.axes[k]] == IR_DIM_N) {
+            const Expr *at = a.v[LN_AXIS] ? a.v[LN_AXIS] : e;
+            fe_error(c, at->start, 1, "layer_norm() normalises each example: its axes cannot include N");
+            return fe_err_val();
+        }
+        on[red.axes[k]] = true;
+    }
+    const char *name = layer_name(c, &a, LN_NAME, "layer_norm");
+    if (!name)
+        return fe_err_val();
+    SrcLoc l = e->loc;
+    Node *mean = fe_op(c, OP_REDUCE_MEAN, &x, 1, &red, l);
+    Node *xc = fe_op2(c, OP_SUB, x, mean, l);
+    Node *sq = fe_op1(c, OP_SQUARE, xc, l);
+    Node *var = fe_op(c, OP_REDUCE_MEAN, &sq, 1, &red, l);
+    Node *y = fe_op2(c, OP_MUL, xc, fe_op1(c, OP_RSQRT, fe_op2(c, OP_ADD, var, fe_const_like(c, x, eps, l), l), l), l);
+    if (scale)
+        y = fe_op2(c, OP_MUL, y, norm_param(c, name, "gamma", x, on, (Init){INIT_ONES, 0, 0}, trainable, l), l);
+    if (center)
+        y = fe_op2(c, OP_ADD, y, norm_param(c, name, "beta", x, on, (Init){INIT_ZEROS, 0, 0}, trainable, l), l);
+    return y ? fe_tensor_val(y) : fe_err_val();
+}
+
+/* ---- global pooling, upsampling ---- */
+
+/* global_avg_pool2d(x, keepdims=false) / global_max_pool2d: the mean or
+ * maximum over H and W of an NHWC input */
+Val fe_layer_global_pool(FeCtx *c, const Expr *e, Op op)
+{
+    static const ParamSpec spec[] = {{"x", A_TENSOR, true}, {"keepdims", A_BOOL, false}};
+    const char *fn = op == OP_REDUCE_MEAN ? "global_avg_pool2d" : "global_max_pool2d";
+    CallArgs a;
+    Attrs at = ir_attrs();
+    if (!fe_bind_args(c, e, fn, spec, 2, &a) || !fe_arg_bool(c, &a, 1, false, &at.keepdims))
+        return fe_err_val();
+    Node *x = float_input(c, &a, fn, 4, 4);
+    if (!x)
+        return fe_err_val();
+    at.naxes = 2;
+    at.axes[0] = 1;
+    at.axes[1] = 2;
+    return fe_tensor_val(fe_op(c, op, &x, 1, &at, e->loc));
+}
+
+/* upsampling2d(x, size=2): nearest neighbour, each pixel repeated
+ * size[0] x size[1] times: reshape [N,H,1,W,1,C], broadcast
+ * [N,H,sh,W,sw,C], reshape [N,H*sh,W*sw,C] */
+Val fe_layer_upsampling2d(FeCtx *c, const Expr *e)
+{
+    static const ParamSpec spec[] = {{"x", A_TENSOR, true}, {"size", A_ANY, false}};
+    CallArgs a;
+    int sz[2];
+    if (!fe_bind_args(c, e, "upsampling2d", spec, 2, &a) || !fe_arg_pair(c, &a, 1, 2, sz))
+        return fe_err_val();
+    Node *x = float_input(c, &a, "upsampling2d", 4, 4);
+    if (!x)
+        return fe_err_val();
+    const int64_t *d = x->shape.d;
+    int64_t h, w;
+    if (mul_overflow_i64(d[1], sz[0], &h) || mul_overflow_i64(d[2], sz[1], &w)) {
+        fe_error_expr(c, e, "upsampling2d(): the upsampled size overflows");
+        return fe_err_val();
+    }
+    Attrs r1 = ir_attrs(), b = ir_attrs(), r2 = ir_attrs();
+    int64_t s1[6] = {d[0], d[1], 1, d[2], 1, d[3]}, s2[6] = {d[0], d[1], sz[0], d[2], sz[1], d[3]};
+    int64_t s3[4] = {d[0], h, w, d[3]};
+    r1.shape = ir_shape(6, s1);
+    b.shape = ir_shape(6, s2);
+    r2.shape = ir_shape(4, s3);
+    SrcLoc l = e->loc;
+    Node *y = fe_op(c, OP_RESHAPE, &x, 1, &r1, l);
+    y = y ? fe_op(c, OP_BROADCAST, &y, 1, &b, l) : NULL;
+    y = y ? fe_op(c, OP_RESHAPE, &y, 1, &r2, l) : NULL;
+    return y ? fe_tensor_val(y) : fe_err_val();
 }
 
 /* ---- convolution ---- */

@@ -316,16 +316,22 @@ static bool infer_concat(Node *n, Diags *d)
     return true;
 }
 
+/* matmul of two matrices, or of stacks of them: the last two axes are
+ * the matrices, the ones before them (batch axes) broadcast like NumPy.
+ * Batched, N may only be the result's first axis. */
 static bool infer_matmul(Node *n, Diags *d)
 {
     Node *a = n->in[0], *b = n->in[1];
+    const Shape *as = &a->shape, *bs = &b->shape;
+    int ra = as->rank, rb = bs->rank;
     char t1[TYBUF], t2[TYBUF];
-    if (a->shape.rank != 2 || b->shape.rank != 2) {
-        diag_error(d, n->loc, "matmul needs two matrices, got %s and %s", ty(a, t1), ty(b, t2));
+    if (ra < 2 || rb < 2) {
+        diag_error(d, n->loc, "matmul needs two matrices or stacks of matrices (rank 2 or more), got %s and %s",
+                   ty(a, t1), ty(b, t2));
         return false;
     }
-    int64_t m = a->shape.d[n->a.ta ? 1 : 0], k1 = a->shape.d[n->a.ta ? 0 : 1];
-    int64_t k2 = b->shape.d[n->a.tb ? 1 : 0], nn = b->shape.d[n->a.tb ? 0 : 1];
+    int64_t m = as->d[n->a.ta ? ra - 1 : ra - 2], k1 = as->d[n->a.ta ? ra - 2 : ra - 1];
+    int64_t k2 = bs->d[n->a.tb ? rb - 1 : rb - 2], nn = bs->d[n->a.tb ? rb - 2 : rb - 1];
     if (k1 != k2) {
         char d1[24], d2[24];
         dim_str(k1, d1);
@@ -334,7 +340,33 @@ static bool infer_matmul(Node *n, Diags *d)
                    ty(b, t2), d1, d2);
         return false;
     }
-    n->shape = ir_shape2(m, nn);
+    int nb = (ra > rb ? ra : rb) - 2;
+    Shape out = ir_shape0();
+    out.rank = nb + 2;
+    for (int k = 0; k < nb; k++) {
+        int ka = k - (nb - (ra - 2)), kb = k - (nb - (rb - 2));
+        int64_t da = ka >= 0 ? as->d[ka] : 1, db = kb >= 0 ? bs->d[kb] : 1;
+        if (da != db && da != 1 && db != 1) {
+            char d1[24], d2[24];
+            dim_str(da, d1);
+            dim_str(db, d2);
+            diag_error(d, n->loc, "matmul of %s and %s: batch dimensions %s and %s differ", ty(a, t1), ty(b, t2),
+                       d1, d2);
+            return false;
+        }
+        out.d[k] = da == 1 ? db : da;
+    }
+    out.d[nb] = m;
+    out.d[nb + 1] = nn;
+    bool n_ok = true;
+    for (int k = 1; nb > 0 && k < out.rank; k++)
+        n_ok &= out.d[k] != IR_DIM_N;
+    if (nb > 0 && (!n_ok || k1 == IR_DIM_N)) {
+        diag_error(d, n->loc, "batched matmul of %s and %s: N may only be the first batch dimension", ty(a, t1),
+                   ty(b, t2));
+        return false;
+    }
+    n->shape = out;
     return true;
 }
 

@@ -68,9 +68,39 @@ static Geom pool_geom(const Node *nd, const Tensor *x, const Tensor *y)
 #define KERN_FILE "kern_nn.inc"
 #include "kern_instantiate.inc"
 
+/* Element offset of the matrix of t (rank >= 2) at batch index c of a
+ * result with nb batch axes, t's batch axes broadcast (right-aligned). */
+static int64_t batch_offset(const Tensor *t, int nb, const int64_t *c)
+{
+    int tb = t->rank - 2;
+    int64_t off = 0, stride = t->dims[t->rank - 2] * t->dims[t->rank - 1];
+    for (int k = tb - 1; k >= 0; k--) {
+        int64_t ck = c[k + nb - tb];
+        off += (t->dims[k] == 1 ? 0 : ck) * stride;
+        stride *= t->dims[k];
+    }
+    return off;
+}
+
+/* One GEMM per matrix of the result, batch index row-major. */
 INTERP_FN(matmul)
 {
-    IX_BY_DTYPE(out->dt, matmul, in[0], in[1], nd->a.ta, nd->a.tb, nd->a.alpha, out);
+    const Tensor *a = in[0], *b = in[1];
+    bool ta = nd->a.ta, tb = nd->a.tb;
+    int nb = out->rank - 2;
+    int64_t m = out->dims[nb], n = out->dims[nb + 1], k = a->dims[a->rank - (ta ? 2 : 1)];
+    int64_t lda = a->dims[a->rank - 1], ldb = b->dims[b->rank - 1], count = 1, c[IR_MAXRANK] = {0};
+    for (int i = 0; i < nb; i++)
+        count *= out->dims[i];
+    size_t es = (size_t)ir_dtype_size(out->dt);
+    for (int64_t i = 0; i < count; i++) {
+        const char *x = (const char *)a->data + (size_t)batch_offset(a, nb, c) * es;
+        const char *y = (const char *)b->data + (size_t)batch_offset(b, nb, c) * es;
+        char *z = (char *)out->data + (size_t)(i * m * n) * es;
+        IX_BY_DTYPE(out->dt, matmul, (const void *)x, (const void *)y, m, n, k, lda, ldb, ta, tb, nd->a.alpha,
+                    (void *)z);
+        ix_next(nb, out->dims, c);
+    }
     return true;
 }
 

@@ -303,6 +303,23 @@ static Node *matmul_case(T *t, bool ta, bool tb)
     return OPA(t, OP_MATMUL, x, y, &a);
 }
 
+/* batch axes [2,1] and [3] broadcast: the gradients sum over them */
+static Node *c_matmul_batched(T *t)
+{
+    Attrs a = ir_attrs();
+    a.tb = true;
+    Node *x = P(t, "a", ir_shape(4, (int64_t[]){2, 1, 2, 3}), V_RANGE, -1, 1);
+    Node *y = P(t, "b", S3(3, 4, 3), V_RANGE, -1, 1);
+    return OPA(t, OP_MATMUL, x, y, &a);
+}
+
+/* a stack over N times a matrix (a dense layer on a sequence) */
+static Node *c_matmul_stack(T *t)
+{
+    Node *x = P(t, "a", S3(IR_DIM_N, 2, 3), V_RANGE, -1, 1);
+    return OPA(t, OP_MATMUL, x, P(t, "b", S2(3, 4), V_RANGE, -1, 1), NULL);
+}
+
 static Node *c_matmul(T *t) { return matmul_case(t, false, false); }
 static Node *c_matmul_ta(T *t) { return matmul_case(t, true, false); }
 static Node *c_matmul_tb(T *t) { return matmul_case(t, false, true); }
@@ -497,6 +514,8 @@ static const Case cases[] = {
     {"matmul ta", OP_MATMUL, c_matmul_ta, 0, 0, 0},
     {"matmul tb", OP_MATMUL, c_matmul_tb, 0, 0, 0},
     {"matmul ta tb", OP_MATMUL, c_matmul_ta_tb, 0, 0, 0},
+    {"matmul batched", OP_MATMUL, c_matmul_batched, 0, 0, 0},
+    {"matmul stack", OP_MATMUL, c_matmul_stack, 0, 0, 0},
     {"conv2d", OP_CONV2D, c_conv2d, 0, 0, 0},
     {"conv2d alpha", OP_CONV2D, c_conv2d_alpha, 0, 0, 0},
     {"conv2d_grad_input", OP_CONV2D_GRAD_INPUT, c_conv2d_grad_input, 0, 0, 0},

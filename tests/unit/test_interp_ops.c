@@ -592,6 +592,28 @@ START_TEST(matmul)
 }
 END_TEST
 
+/* stacks of matrices: one GEMM per matrix, batch axes broadcast */
+START_TEST(matmul_batched)
+{
+    FOR_DTYPES {
+        Node *a = inp("a", 3, D(2, 2, 3), V(1, 2, 3, 4, 5, 6, 1, 0, 0, 0, 1, 0));
+        Node *b = inp("b", 2, D(3, 2), V(7, 8, 9, 10, 11, 12));
+        expect_exact(eval(op2(OP_MATMUL, a, b, NULL)), 3, D(2, 2, 2), V(58, 64, 139, 154, 7, 8, 9, 10));
+        /* [1,2,2] against [3,2,2] with tb: the one left matrix meets each right one */
+        Node *l = inp("l", 3, D(1, 2, 2), V(1, 2, 3, 4));
+        Node *r = inp("r", 3, D(3, 2, 2), V(1, 0, 0, 1, 0, 1, 1, 0, 2, 0, 0, 3));
+        Attrs tb = ir_attrs();
+        tb.tb = true;
+        expect_exact(eval(op2(OP_MATMUL, l, r, &tb)), 3, D(3, 2, 2), V(1, 2, 3, 4, 2, 1, 4, 3, 2, 6, 6, 12));
+        /* ta on a stack over N */
+        Node *x = inp_n("x", 3, D(IR_DIM_N, 2, 1), 2, V(1, 2, 3, 4));
+        Attrs ta = ir_attrs();
+        ta.ta = true;
+        expect_exact(eval(op2(OP_MATMUL, x, x, &ta)), 3, D(2, 1, 1), V(5, 25));
+    }
+}
+END_TEST
+
 /* ---- convolution ---- */
 
 static const double x16[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
@@ -1192,6 +1214,7 @@ static Suite *suite(void)
     tcase_add_test(t, slice_grad);
     tcase_add_test(t, concat);
     tcase_add_test(t, matmul);
+    tcase_add_test(t, matmul_batched);
     tcase_add_test(t, conv2d);
     tcase_add_test(t, conv2d_channels_batch);
     tcase_add_test(t, conv2d_grads);

@@ -581,6 +581,31 @@ static Node *c_gather_grad(T *t)
     return OP2(t, OP_GATHER_GRAD, P(t, "g", S(3, 3, 7, 5, 0), V_UNIF, -1, 1), ix, &a);
 }
 
+/* a stack over N times a matrix: one GEMM over the stacked rows */
+static Node *c_matmul_stack(T *t)
+{
+    return OP2(t, OP_MATMUL, P(t, "a", S(3, NB, 3, 5, 0), V_UNIF, -1, 1), P(t, "b", S(2, 5, 4, 0, 0), V_UNIF, -1, 1),
+               NULL);
+}
+
+/* two stacks over N, the right one transposed */
+static Node *c_matmul_stacks(T *t)
+{
+    Attrs a = ir_attrs();
+    a.tb = true;
+    return OP2(t, OP_MATMUL, P(t, "a", S(3, NB, 3, 5, 0), V_UNIF, -1, 1), P(t, "b", S(3, NB, 2, 5, 0), V_UNIF, -1, 1),
+               &a);
+}
+
+/* batch axes [2,1] and [3] broadcast to [2,3]; the left ones transposed */
+static Node *c_matmul_bcast(T *t)
+{
+    Attrs a = ir_attrs();
+    a.ta = true;
+    return OP2(t, OP_MATMUL, P(t, "a", S(4, 2, 1, 5, 3), V_UNIF, -1, 1), P(t, "b", S(3, 3, 5, 4, 0), V_UNIF, -1, 1),
+               &a);
+}
+
 static Node *c_dropout(T *t)
 {
     Attrs a = ir_attrs();
@@ -682,6 +707,9 @@ static const Case cases[] = {
     {"matmul_tb", OP_MATMUL, c_matmul_tb, TOL_BLAS, false, false},
     {"matmul_ta_tb", OP_MATMUL, c_matmul_tatb, TOL_BLAS, false, false},
     {"matmul_over_n", OP_MATMUL, c_matmul_over_n, TOL_BLAS, false, false},
+    {"matmul_stack", OP_MATMUL, c_matmul_stack, TOL_BLAS, false, false},
+    {"matmul_stacks", OP_MATMUL, c_matmul_stacks, TOL_BLAS, false, false},
+    {"matmul_bcast", OP_MATMUL, c_matmul_bcast, TOL_BLAS, false, false},
     {"conv2d_same", OP_CONV2D, c_conv_same, TOL_BLAS, false, false},
     {"conv2d_strided", OP_CONV2D, c_conv_strided, TOL_BLAS, false, false},
     {"conv2d_1x1", OP_CONV2D, c_conv_1x1, TOL_BLAS, false, false},

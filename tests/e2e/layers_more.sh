@@ -1,0 +1,48 @@
+#!/bin/bash
+# Sequence and image functions that lower to existing ops: a model with
+# an embedding, dense on a sequence and batched matmul (attention
+# scores), and one with upsampling2d, pad, global pooling, layer_norm and
+# a tensor literal. Symbolic gradients against central differences in
+# f64 (several seeds), the JIT's gradients against the interpreter's,
+# and the errors of bad arguments (exit 1, a position).
+set -euo pipefail
+: "${MODELC:?}"
+t=$(mktemp -d)
+trap 'rm -rf "$t"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+for m in sequence:6 image_seq:8; do
+    f=tests/e2e/models/${m%:*}.mdl
+    for seed in 1 2 3; do
+        "$MODELC" gradcheck "$f" --seed "$seed" > "$t/out" 2>&1 || fail "$f seed $seed: $(cat "$t/out")"
+        grep -q "passed: ${m#*:} of ${m#*:} parameters match" "$t/out" || fail "$f seed $seed: $(cat "$t/out")"
+    done
+    "$MODELC" grad "$f" --backend interp -o "$t/interp.st" > /dev/null
+    "$MODELC" grad "$f" --backend jit -o "$t/jit.st" > /dev/null
+    python3 tests/e2e/jit_compare.py "$t/interp.st" "$t/jit.st" || fail "$f: JIT gradients differ"
+done
+bad() { # model text, expected message
+    printf '%s\n' "$1" > "$t/bad.mdl"
+    set +e
+    "$MODELC" check "$t/bad.mdl" > "$t/err" 2>&1
+    rc=$?
+    set -e
+    [ "$rc" = 1 ] || fail "exit $rc for: $1"
+    grep -qF "$2" "$t/err" || fail "expected '$2' for: $1, got: $(cat "$t/err")"
+    grep -qE "bad.mdl:[0-9]+:[0-9]+" "$t/err" || fail "no position for: $1"
+}
+bad $'input x: f32[N, 3]\noutput y = layer_norm(x, axis=0)' "layer_norm() normalises each example: its axes cannot include N"
+bad $'input x: f32[N, 3]\noutput y = layer_norm(x, epsilon=0)' "argument 'epsilon' of layer_norm() must be positive"
+bad $'input x: f32[N, 3]\noutput y = global_avg_pool2d(x)' "global_avg_pool2d() needs an NHWC input of rank 4"
+bad $'input x: f32[N, 3]\noutput y = upsampling2d(x)' "upsampling2d() needs an NHWC input of rank 4"
+bad $'input x: f32[N, 2, 2, 1]\noutput y = upsampling2d(x, size=0)' "argument 'size' of upsampling2d() must be a positive integer"
+bad $'input x: f32[N, 3]\noutput y = pad(x, [[0, 0]])' "pad() of f32[N,3] needs a list of 2 pairs [before, after], one per axis"
+bad $'input x: f32[N, 3]\noutput y = pad(x, [[1, 0], [0, 0]])' "pad(): the batch axis N cannot be padded"
+bad $'input x: f32[N, 3]\noutput y = pad(x, [[0, 0], [0, -1]])' "pad(): padding must be a non-negative integer"
+bad $'input x: f32[N, 3]\noutput y = x + [[1.0, 2.0], [3.0]]' "the items of a tensor literal differ in shape"
+bad $'input x: f32[N, 3]\noutput y = x + [1.0, x]' "expected a constant number, found a tensor"
+bad $'input x: f32[N, 3]\noutput y = x + [1.0, relu(x)]' "a tensor literal holds numbers only; stack() joins tensors"
+bad $'input x: f32[N, 3]\noutput y = x + []' "an empty list is not a tensor"
+bad $'input x: f32[N, 2, 3]\ninput z: f32[N, 4, 3]\noutput y = x @ z' "inner dimensions 3 and 4 differ"
+bad $'input x: f32[N, 2, 3]\ninput z: f32[2, 3, 4]\noutput y = x @ z' "batch dimensions N and 2 differ"
+bad $'input x: f32[N]\noutput y = dense(x, 3)' "dense() needs an input of rank 2 or more"
+echo "ok: layers_more"
