@@ -566,6 +566,18 @@ static Val upsampling_fn(FeCtx *c, const Expr *e, const Builtin *b)
     return fe_layer_upsampling2d(c, e);
 }
 
+static Val conv1d_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    (void)b;
+    return fe_layer_conv1d(c, e);
+}
+
+static Val conv_transpose_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    (void)b;
+    return fe_layer_conv2d_transpose(c, e);
+}
+
 static Val conv_fn(FeCtx *c, const Expr *e, const Builtin *b)
 {
     (void)b;
@@ -660,6 +672,8 @@ static const Builtin builtins[] = {
     SP("global_max_pool2d", global_pool_fn, OP_REDUCE_MAX, 0),
     SP("upsampling2d", upsampling_fn, OP_BROADCAST, 0),
     SP("conv2d", conv_fn, OP_CONV2D, 0),
+    SP("conv1d", conv1d_fn, OP_CONV2D, 0),
+    SP("conv2d_transpose", conv_transpose_fn, OP_CONV2D_GRAD_INPUT, 0),
     SP("max_pool2d", pool_fn, OP_MAX_POOL2D, 0),
     SP("avg_pool2d", pool_fn, OP_AVG_POOL2D, 0),
     SP("batchnorm", bn_fn, OP_PHASE, 0),

@@ -312,6 +312,8 @@ Val fe_layer_embedding(FeCtx *c, const Expr *e);
 Val fe_layer_layer_norm(FeCtx *c, const Expr *e);
 Val fe_layer_global_pool(FeCtx *c, const Expr *e, Op op); /* OP_REDUCE_MEAN or OP_REDUCE_MAX */
 Val fe_layer_upsampling2d(FeCtx *c, const Expr *e);
+Val fe_layer_conv1d(FeCtx *c, const Expr *e);
+Val fe_layer_conv2d_transpose(FeCtx *c, const Expr *e);
 Val fe_layer_conv2d(FeCtx *c, const Expr *e); /* layer or primitive */
 Val fe_layer_pool(FeCtx *c, const Expr *e, Op op);
 Val fe_layer_batchnorm(FeCtx *c, const Expr *e);

@@ -476,6 +476,123 @@ Val fe_layer_conv2d(FeCtx *c, const Expr *e)
     return fe_err_val();
 }
 
+/* ---- conv1d, conv2d_transpose ---- */
+
+static const char *const padding_words_1d[] = {"valid", "same", "causal", NULL};
+
+/* The reshape of x to shape s (d[] of rank r). */
+static Node *reshaped(FeCtx *c, Node *x, int r, const int64_t *d, SrcLoc loc)
+{
+    Attrs at = ir_attrs();
+    at.shape = ir_shape(r, d);
+    return x ? fe_op(c, OP_RESHAPE, &x, 1, &at, loc) : NULL;
+}
+
+/* Bias and activation of a convolution layer's result y. */
+static Val conv_finish(FeCtx *c, Node *y, const char *name, bool bias, int64_t filters, Init bi, bool trainable,
+                       Activation act, SrcLoc loc)
+{
+    if (bias && y) {
+        Node *b = layer_param(c, name, "bias", y->dt, ir_shape1(filters), bi, trainable, ROLE_WEIGHT, loc);
+        y = b ? fe_op2(c, OP_ADD, y, b, loc) : NULL;
+    }
+    return y ? fe_tensor_val(fe_activate(c, y, act, loc)) : fe_err_val();
+}
+
+/* conv1d(x, filters, kernel, stride=1, padding="valid", ...): on
+ * [N, T, C], kernel <name>.kernel [kernel, C, filters] (Keras's layout);
+ * lowered to conv2d of the [N, 1, T, C] view with the [1, kernel, C,
+ * filters] view of the kernel, reshaped back to [N, T', filters].
+ * padding "causal" pads kernel - 1 steps in front only. */
+Val fe_layer_conv1d(FeCtx *c, const Expr *e)
+{
+    CallArgs a;
+    int64_t filters, k, stride;
+    int pad;
+    Activation act;
+    bool bias, trainable;
+    Init ki, bi;
+    if (!fe_bind_args(c, e, "conv1d", conv_spec, ARRAY_LEN(conv_spec), &a) ||
+        !fe_arg_int(c, &a, C_FILTERS, 0, 1, INT32_MAX, &filters) || !fe_arg_int(c, &a, C_KERNEL, 0, 1, 1 << 20, &k) ||
+        !fe_arg_int(c, &a, C_STRIDE, 1, 1, 1 << 20, &stride) ||
+        !fe_arg_word(c, &a, C_PAD, padding_words_1d, 0, &pad) || !fe_arg_activation(c, &a, C_ACT, &act) ||
+        !fe_arg_bool(c, &a, C_BIAS, true, &bias) || !fe_arg_init(c, &a, C_KINIT, INIT_GLOROT_UNIFORM, &ki) ||
+        !fe_arg_init(c, &a, C_BINIT, INIT_ZEROS, &bi) || !fe_arg_bool(c, &a, C_TRAIN, true, &trainable))
+        return fe_err_val();
+    Node *x = float_input(c, &a, "conv1d", 3, 3);
+    const char *name = x ? layer_name(c, &a, C_NAME, "conv1d") : NULL;
+    if (!name)
+        return fe_err_val();
+    const int64_t *d = x->shape.d;
+    Attrs at = ir_attrs();
+    at.stride[1] = (int)stride;
+    if (pad == 1 && !fe_same_pad(d[1], k, (int)stride, &at.pad[2], &at.pad[3])) {
+        fe_error_expr(c, e, "padding=\"same\" for a kernel of %lld needs too much padding", (long long)k);
+        return fe_err_val();
+    }
+    if (pad == 2)
+        at.pad[2] = (int)(k - 1);
+    int64_t kd[3] = {k, d[2], filters};
+    Node *w = layer_param(c, name, "kernel", x->dt, ir_shape(3, kd), ki, trainable, ROLE_WEIGHT, e->loc);
+    int64_t xv[4] = {d[0], 1, d[1], d[2]}, wv[4] = {1, k, d[2], filters};
+    Node *in[2] = {reshaped(c, x, 4, xv, e->loc), reshaped(c, w, 4, wv, e->loc)};
+    Node *y = in[0] && in[1] ? fe_op(c, OP_CONV2D, in, 2, &at, e->loc) : NULL;
+    if (y) {
+        int64_t yv[3] = {d[0], y->shape.d[2], filters};
+        y = reshaped(c, y, 3, yv, e->loc);
+    }
+    return conv_finish(c, y, name, bias, filters, bi, trainable, act, e->loc);
+}
+
+/* The output size of a transposed convolution along one axis, and its
+ * pads (those of the convolution it is the adjoint of). */
+static bool transpose_size(int64_t in, int k, int s, bool same, int64_t *out, int *lo, int *hi)
+{
+    *lo = *hi = 0;
+    if (same)
+        return !mul_overflow_i64(in, s, out) && *out <= IR_MAX_ELEMS && fe_same_pad(*out, k, s, lo, hi);
+    return !mul_overflow_i64(in - 1, s, out) && !__builtin_add_overflow(*out, (int64_t)k, out) && *out <= IR_MAX_ELEMS;
+}
+
+/* conv2d_transpose(x, filters, kernel, stride=1, padding="valid", ...):
+ * the adjoint of a convolution, conv2d_grad_input(x, <name>.kernel) with
+ * the kernel [kh, kw, filters, C] (Keras's layout); the output is
+ * [N, (H-1)*s + kh, (W-1)*s + kw, filters] ("valid") or [N, H*s, W*s,
+ * filters] ("same"). */
+Val fe_layer_conv2d_transpose(FeCtx *c, const Expr *e)
+{
+    CallArgs a;
+    int64_t filters;
+    int k[2], pad;
+    Activation act;
+    bool bias, trainable;
+    Init ki, bi;
+    Attrs at = ir_attrs();
+    if (!fe_bind_args(c, e, "conv2d_transpose", conv_spec, ARRAY_LEN(conv_spec), &a) ||
+        !fe_arg_int(c, &a, C_FILTERS, 0, 1, INT32_MAX, &filters) || !fe_arg_pair(c, &a, C_KERNEL, 3, k) ||
+        !fe_arg_pair(c, &a, C_STRIDE, 1, at.stride) || !fe_arg_word(c, &a, C_PAD, padding_words, 0, &pad) ||
+        !fe_arg_activation(c, &a, C_ACT, &act) || !fe_arg_bool(c, &a, C_BIAS, true, &bias) ||
+        !fe_arg_init(c, &a, C_KINIT, INIT_GLOROT_UNIFORM, &ki) || !fe_arg_init(c, &a, C_BINIT, INIT_ZEROS, &bi) ||
+        !fe_arg_bool(c, &a, C_TRAIN, true, &trainable))
+        return fe_err_val();
+    Node *x = float_input(c, &a, "conv2d_transpose", 4, 4);
+    const char *name = x ? layer_name(c, &a, C_NAME, "conv2d_transpose") : NULL;
+    if (!name)
+        return fe_err_val();
+    int64_t od[4] = {x->shape.d[0], 0, 0, filters};
+    if (!transpose_size(x->shape.d[1], k[0], at.stride[0], pad == 1, &od[1], &at.pad[0], &at.pad[1]) ||
+        !transpose_size(x->shape.d[2], k[1], at.stride[1], pad == 1, &od[2], &at.pad[2], &at.pad[3])) {
+        fe_error_expr(c, e, "conv2d_transpose(): the output size overflows");
+        return fe_err_val();
+    }
+    at.shape = ir_shape(4, od);
+    int64_t kd[4] = {k[0], k[1], filters, x->shape.d[3]};
+    Node *w = layer_param(c, name, "kernel", x->dt, ir_shape(4, kd), ki, trainable, ROLE_WEIGHT, e->loc);
+    Node *in[2] = {x, w};
+    Node *y = w ? fe_op(c, OP_CONV2D_GRAD_INPUT, in, 2, &at, e->loc) : NULL;
+    return conv_finish(c, y, name, bias, filters, bi, trainable, act, e->loc);
+}
+
 /* ---- pooling ---- */
 
 /* max_pool2d(x, pool=2, stride=pool, padding="valid"), avg_pool2d(...) */

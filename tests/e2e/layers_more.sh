@@ -1,8 +1,8 @@
 #!/bin/bash
 # Sequence and image functions that lower to existing ops: a model with
 # an embedding, dense on a sequence and batched matmul (attention
-# scores), and one with upsampling2d, pad, global pooling, layer_norm and
-# a tensor literal. Symbolic gradients against central differences in
+# scores), one with upsampling2d, pad, global pooling, layer_norm and
+# a tensor literal, one with conv1d and conv2d_transpose. Symbolic gradients against central differences in
 # f64 (several seeds), the JIT's gradients against the interpreter's,
 # and the errors of bad arguments (exit 1, a position).
 set -euo pipefail
@@ -10,7 +10,7 @@ set -euo pipefail
 t=$(mktemp -d)
 trap 'rm -rf "$t"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
-for m in sequence:6 image_seq:8; do
+for m in sequence:6 image_seq:8 conv_more:10; do
     f=tests/e2e/models/${m%:*}.mdl
     for seed in 1 2 3; do
         "$MODELC" gradcheck "$f" --seed "$seed" > "$t/out" 2>&1 || fail "$f seed $seed: $(cat "$t/out")"
@@ -45,4 +45,10 @@ bad $'input x: f32[N, 3]\noutput y = x + []' "an empty list is not a tensor"
 bad $'input x: f32[N, 2, 3]\ninput z: f32[N, 4, 3]\noutput y = x @ z' "inner dimensions 3 and 4 differ"
 bad $'input x: f32[N, 2, 3]\ninput z: f32[2, 3, 4]\noutput y = x @ z' "batch dimensions N and 2 differ"
 bad $'input x: f32[N]\noutput y = dense(x, 3)' "dense() needs an input of rank 2 or more"
+bad $'input x: f32[N, 4, 4, 1]\noutput y = conv1d(x, 2, 3)' "conv1d() needs an input of rank 3 or more, got f32[N,4,4,1]"
+bad $'input x: f32[N, 4, 1]\noutput y = conv1d(x, 2, [3, 3])' "argument 'kernel' of conv1d() must be an integer"
+bad $'input x: f32[N, 4, 1]\noutput y = conv1d(x, 2, 3, padding="full")' 'padding'
+bad $'input x: f32[N, 4, 1]\noutput y = conv1d(x, 2, 5)' "window 1x5 is larger than the padded input 1x4"
+bad $'input x: f32[N, 4, 1]\noutput y = conv2d_transpose(x, 2, 3)' "conv2d_transpose() needs an NHWC input of rank 4"
+bad $'input x: f32[N, 4, 4, 1]\noutput y = conv2d_transpose(x, 0, 3)' "argument 'filters' of conv2d_transpose() must be at least 1"
 echo "ok: layers_more"

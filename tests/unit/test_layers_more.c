@@ -1,6 +1,7 @@
 /* The sequence and image functions of the model language that lower to
  * existing ops (layer_norm, global pooling, upsampling2d, pad, tensor
- * literals, gather with a literal, batched matmul, dense on a sequence):
+ * literals, gather with a literal, batched matmul, dense on a sequence,
+ * conv1d, conv2d_transpose):
  * interpreter values against numbers worked out by hand in f32 and f64,
  * and the JIT (fused) against the interpreter with N = 1 and N = 3. */
 #include "test_jit_util.h"
@@ -11,7 +12,7 @@ typedef struct Case {
     int nin;
     double in[12];    /* x for N = 1 */
     int nout;
-    double out[12];   /* the output for N = 1 */
+    double out[16];   /* the output for N = 1 */
 } Case;
 
 #define LN(v) ((v) / sqrt(1.25 + 1e-3))
@@ -30,6 +31,14 @@ static const Case cases[] = {
     {"[N, 3]", "gather(x, [2, 0, 2], axis=1)", 3, {1, 2, 3}, 3, {3, 1, 3}},
     {"[N, 2, 2]", "x @ [[1.0, 0.0], [0.0, 2.0]]", 4, {1, 2, 3, 4}, 4, {1, 4, 3, 8}},
     {"[N, 2, 2]", "matmul(x, x, transpose_a=true)", 4, {1, 2, 3, 4}, 4, {10, 14, 14, 20}},
+    {"[N, 3, 1]", "conv1d(x, 1, 2, kernel_init=ones)", 3, {1, 2, 3}, 2, {3, 5}},
+    {"[N, 3, 1]", "conv1d(x, 1, 2, padding=same, kernel_init=ones)", 3, {1, 2, 3}, 3, {3, 5, 3}},
+    {"[N, 3, 1]", "conv1d(x, 1, 2, padding=causal, kernel_init=ones)", 3, {1, 2, 3}, 3, {1, 3, 5}},
+    {"[N, 4, 1]", "conv1d(x, 2, 2, stride=2, kernel_init=ones)", 4, {1, 2, 3, 4}, 4, {3, 3, 7, 7}},
+    {"[N, 2, 2, 1]", "conv2d_transpose(x, 1, 2, kernel_init=ones)", 4, {1, 2, 3, 4}, 9, {1, 3, 2, 4, 10, 6, 3, 7, 4}},
+    {"[N, 2, 2, 1]", "conv2d_transpose(x, 1, 2, stride=2, kernel_init=ones)", 4, {1, 2, 3, 4}, 16,
+     {1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4}},
+    {"[N, 2, 2, 1]", "conv2d_transpose(x, 1, 2, padding=same, kernel_init=ones)", 4, {1, 2, 3, 4}, 4, {1, 3, 4, 10}},
 };
 
 static Graph *predict_graph(const Case *c, const char *dt, bool fuse)
@@ -54,7 +63,7 @@ START_TEST(values)
         rt_map_init(&params);
         rt_map_init(&inputs);
         rt_map_put(&inputs, "x", t);
-        for (int i = 0; i < g->nnodes; i++) { /* layer_norm's gamma (ones) and beta (zeros) */
+        for (int i = 0; i < g->nnodes; i++) { /* ones and zeros as initialised */
             const Node *p = g->nodes[i];
             if (p->op != OP_PARAM)
                 continue;
@@ -126,6 +135,10 @@ START_TEST(shapes)
         {"[N, 6, 6, 3]", "upsampling2d(x, size=3)", "f64[N,18,18,3]"},
         {"[N, 6, 6, 3]", "global_avg_pool2d(x, keepdims=true)", "f64[N,1,1,3]"},
         {"[N, 4]", "x * [[[1.0, 2.0, 3.0, 4.0]]]", "f64[1,N,4]"},
+        {"[N, 9, 3]", "conv1d(x, 4, 3, stride=2, padding=same)", "f64[N,5,4]"},
+        {"[N, 9, 3]", "conv1d(x, 4, 3, padding=causal)", "f64[N,9,4]"},
+        {"[N, 5, 4, 3]", "conv2d_transpose(x, 2, [3, 2], stride=2)", "f64[N,11,8,2]"},
+        {"[N, 5, 4, 3]", "conv2d_transpose(x, 2, 3, stride=2, padding=same)", "f64[N,10,8,2]"},
     };
     for (int k = 0; k < ARRAY_LEN(want); k++) {
         Case c = {want[k][0], want[k][1], 0, {0}, 0, {0}};
