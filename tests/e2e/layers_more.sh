@@ -51,4 +51,8 @@ bad $'input x: f32[N, 4, 1]\noutput y = conv1d(x, 2, 3, padding="full")' 'paddin
 bad $'input x: f32[N, 4, 1]\noutput y = conv1d(x, 2, 5)' "window 1x5 is larger than the padded input 1x4"
 bad $'input x: f32[N, 4, 1]\noutput y = conv2d_transpose(x, 2, 3)' "conv2d_transpose() needs an NHWC input of rank 4"
 bad $'input x: f32[N, 4, 4, 1]\noutput y = conv2d_transpose(x, 0, 3)' "argument 'filters' of conv2d_transpose() must be at least 1"
+bad $'input x: f32[N, 3]\ninput y: i32[N]\nloss = sparse_categorical_crossentropy(y, x, label_smoothing=2)' "label_smoothing must be in [0, 1], got 2"
+bad $'input x: f32[N, 3]\ninput y: i32[N]\nloss = sparse_categorical_crossentropy(y, x, class_weight=[1, 2])' "class_weight needs a list of 3 weights, one per class"
+bad $'input x: f32[N, 1]\ninput y: f32[N, 1]\nloss = binary_crossentropy(y, x, class_weight=[1, 2, 3])' "class_weight needs a list of 2 weights, one per class"
+bad $'input x: f32[N, 1]\ninput y: f32[N, 1]\nloss = mse(y, x, label_smoothing=0.1)' "label_smoothing"
 echo "ok: layers_more"

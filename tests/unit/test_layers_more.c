@@ -151,6 +151,64 @@ START_TEST(shapes)
 }
 END_TEST
 
+/* label_smoothing and class_weight of the cross-entropies, by hand:
+ * logits [0, 0, ln 2] are the probabilities [1/4, 1/4, 1/2]; a binary
+ * logit ln 3 the probability 3/4. */
+START_TEST(loss_options)
+{
+    const double l2 = log(2.0), l3 = log(3.0), l43 = log(4.0 / 3.0);
+    struct {
+        const char *call;
+        double want;
+    } cases[] = {
+        {"sparse_categorical_crossentropy(y, z, from_logits=true)", (l2 + 2 * l2) / 2},
+        {"sparse_categorical_crossentropy(y, z, from_logits=true, label_smoothing=0.3)",
+         (1.2 * l2 + (0.8 * 2 * l2 + 0.1 * 2 * l2 + 0.1 * l2)) / 2},
+        {"sparse_categorical_crossentropy(y, z, from_logits=true, class_weight=[1, 1, 3])", (3 * l2 + 2 * l2) / 2},
+        {"categorical_crossentropy(one_hot(y, 3, f64), softmax(z), class_weight=[0.5, 1, 1])", (l2 + 0.5 * 2 * l2) / 2},
+        {"binary_crossentropy(b, zb, from_logits=true)", (l43 + (l3 + l43)) / 2},
+        {"binary_crossentropy(b, zb, from_logits=true, label_smoothing=0.2)", ((0.1 * l3 + l43) + (0.9 * l3 + l43)) / 2},
+        {"binary_crossentropy(b, zb, from_logits=true, class_weight=[2, 5])", (5 * l43 + 2 * (l3 + l43)) / 2},
+    };
+    for (int k = 0; k < ARRAY_LEN(cases); k++) {
+        char src[400];
+        snprintf(src, sizeof src, "input z: f64[N, 3]\ninput y: i32[N]\ninput zb: f64[N, 1]\ninput b: f64[N, 1]\n"
+                                  "output l = %s\n", cases[k].call);
+        Graph *g = tj_recipe(src, FN_PREDICT, false);
+        TensorMap params, inputs;
+        rt_map_init(&params);
+        rt_map_init(&inputs);
+        Shape sz = ir_shape2(IR_DIM_N, 3), sy = ir_shape1(IR_DIM_N), sb = ir_shape2(IR_DIM_N, 1);
+        Tensor *z = rt_tensor_for(DT_F64, &sz, 2), *y = rt_tensor_for(DT_I32, &sy, 2);
+        Tensor *zb = rt_tensor_for(DT_F64, &sb, 2), *b = rt_tensor_for(DT_F64, &sb, 2);
+        for (int i = 0; i < 6; i++)
+            rt_set(z, i, i % 3 == 2 ? l2 : 0);
+        rt_set(y, 0, 2);
+        rt_set(y, 1, 0);
+        rt_set(zb, 0, l3);
+        rt_set(zb, 1, l3);
+        rt_set(b, 0, 1);
+        rt_set(b, 1, 0);
+        rt_map_put(&inputs, "z", z);
+        rt_map_put(&inputs, "y", y);
+        rt_map_put(&inputs, "zb", zb);
+        rt_map_put(&inputs, "b", b);
+        Tensor *out[2] = {NULL, NULL};
+        Diags d;
+        diags_init(&d);
+        RunOpts ro = {1, 0};
+        ck_assert(be_interp_run(g, &params, &inputs, &ro, out, &d));
+        ck_assert_msg(fabs(rt_get(out[0], 0) - cases[k].want) < 1e-14, "%s: %.17g, want %.17g", cases[k].call,
+                      rt_get(out[0], 0), cases[k].want);
+        rt_tensor_free(out[0]);
+        diags_free(&d);
+        rt_map_free(&inputs);
+        rt_map_free(&params);
+        ir_graph_free(g);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("layers_more");
@@ -159,6 +217,7 @@ int main(void)
     tcase_add_loop_test(t, values, 0, ARRAY_LEN(cases));
     tcase_add_loop_test(t, jit_matches_interp, 0, ARRAY_LEN(cases));
     tcase_add_test(t, shapes);
+    tcase_add_test(t, loss_options);
     suite_add_tcase(s, t);
     return tu_run(s);
 }
