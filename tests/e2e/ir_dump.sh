@@ -12,7 +12,12 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 n=0
 for m in examples/*.mdl examples/*/*.mdl; do
     data=()
-    case "$m" in examples/s3_vanishing/*) data=(--data uniform:16) ;; esac
+    case "$m" in
+    examples/s3_vanishing/*) data=(--data uniform:16) ;;
+    examples/seq_classify/*)
+        [ -s "$t/seq/train.csv" ] || { mkdir -p "$t/seq" && python3 examples/seq_classify/make_data.py "$t/seq"; }
+        data=(--data "$t/seq/train.csv" --test-data "$t/seq/test.csv" --label-column label) ;;
+    esac
     rm -rf "$t/d" && mkdir "$t/d"
     "$MODELC" train "$m" "${data[@]}" --limit 16 --batch 8 --epochs 1 --no-warn \
         --dump-ir "$t/d" > "$t/out" 2>&1 || fail "$m: $(cat "$t/out")"
