@@ -231,6 +231,13 @@ static Val reshape_fn(FeCtx *c, const Expr *e, const Builtin *b)
         bool xn, tn;
         int64_t have = static_count(&x->shape, &xn), known = static_count(&t, &tn);
         char buf[128];
+        if (xn && !tn && have >= 0 && known > 0 && have % known == 0) {
+            fe_error(c, a.v[1]->items[infer]->start, 1,
+                     "reshaping %s with -1 here would fold the batch dimension N into it (N*%lld rows): a shape "
+                     "cannot say that; dense() and @ act on the last axes of a stack directly, or keep N first",
+                     fe_type_str(x, buf, sizeof buf), (long long)(have / known));
+            return fe_err_val();
+        }
         if (have < 0 || known < 0 || xn != tn || have % known != 0) {
             fe_error(c, a.v[1]->items[infer]->start, 1,
                      "cannot infer the -1 dimension when reshaping %s: %s", fe_type_str(x, buf, sizeof buf),
