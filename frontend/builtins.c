@@ -692,6 +692,9 @@ static const Builtin builtins[] = {
     SP("binary_crossentropy", loss_fn, OP_LOG, LOSS_BCE),
     SP("categorical_crossentropy", loss_fn, OP_LOG, LOSS_CCE),
     SP("sparse_categorical_crossentropy", loss_fn, OP_LOG, LOSS_SCCE),
+    SP("huber", loss_fn, OP_MINIMUM, LOSS_HUBER),
+    SP("kl_divergence", loss_fn, OP_LOG, LOSS_KLD),
+    SP("kld", loss_fn, OP_LOG, LOSS_KLD),
     SP("accuracy", metric_fn, OP_EQ, METRIC_ACCURACY),
     SP("binary_accuracy", metric_fn, OP_EQ, METRIC_BINARY_ACCURACY),
 };

@@ -325,7 +325,7 @@ bool fe_same_pad(int64_t in, int64_t k, int stride, int *lo, int *hi);
 /* losses and metrics (losses.c) */
 Val fe_loss(FeCtx *c, const Expr *e, int which);
 Val fe_metric(FeCtx *c, const Expr *e, int which);
-enum { LOSS_MSE, LOSS_MAE, LOSS_BCE, LOSS_CCE, LOSS_SCCE };
+enum { LOSS_MSE, LOSS_MAE, LOSS_BCE, LOSS_CCE, LOSS_SCCE, LOSS_HUBER, LOSS_KLD };
 enum { METRIC_ACCURACY, METRIC_BINARY_ACCURACY };
 
 /* the train block (train.c) */

@@ -24,6 +24,8 @@ static const char *const loss_names[] = {
     [LOSS_BCE] = "binary_crossentropy",
     [LOSS_CCE] = "categorical_crossentropy",
     [LOSS_SCCE] = "sparse_categorical_crossentropy",
+    [LOSS_HUBER] = "huber",
+    [LOSS_KLD] = "kl_divergence",
 };
 
 static Node *cnst(FeCtx *c, Node *like, double v, SrcLoc loc)
@@ -69,6 +71,28 @@ static Node *regression_loss(FeCtx *c, Node *y, Node *p, bool absolute, SrcLoc l
     Node *d = fe_op2(c, OP_SUB, y, p, loc);
     d = fe_op1(c, absolute ? OP_ABS : OP_SQUARE, d, loc);
     return fe_reduce_all(c, OP_REDUCE_MEAN, d, loc);
+}
+
+/* huber(y, p, delta=1): with a = |y - p| and q = min(a, delta), the mean
+ * of q^2 / 2 + delta (a - q): a^2 / 2 up to delta, linear beyond */
+static Node *huber(FeCtx *c, Node *y, Node *p, double delta, SrcLoc loc)
+{
+    Node *a = fe_op1(c, OP_ABS, fe_op2(c, OP_SUB, y, p, loc), loc);
+    Node *q = fe_op2(c, OP_MINIMUM, a, cnst(c, a, delta, loc), loc);
+    Node *quad = fe_op2(c, OP_MUL, fe_op1(c, OP_SQUARE, q, loc), cnst(c, a, 0.5, loc), loc);
+    Node *lin = fe_op2(c, OP_MUL, fe_op2(c, OP_SUB, a, q, loc), cnst(c, a, delta, loc), loc);
+    return fe_reduce_all(c, OP_REDUCE_MEAN, fe_op2(c, OP_ADD, quad, lin, loc), loc);
+}
+
+/* kl_divergence(y, p): y and p clipped to [1e-7, 1], the mean over the
+ * rows of sum(y log(y / p), -1) (Keras's) */
+static Node *kl_divergence(FeCtx *c, Node *y, Node *p, SrcLoc loc)
+{
+    Node *yc = fe_op2(c, OP_MINIMUM, fe_op2(c, OP_MAXIMUM, y, cnst(c, y, CE_EPS, loc), loc), cnst(c, y, 1, loc), loc);
+    Node *pc = fe_op2(c, OP_MINIMUM, fe_op2(c, OP_MAXIMUM, p, cnst(c, p, CE_EPS, loc), loc), cnst(c, p, 1, loc), loc);
+    Node *t = fe_op2(c, OP_MUL, yc, fe_op1(c, OP_LOG, fe_op2(c, OP_DIV, yc, pc, loc), loc), loc);
+    Node *per = fe_reduce_axis(c, OP_REDUCE_SUM, t, p->shape.rank - 1, false, loc);
+    return fe_reduce_all(c, OP_REDUCE_MEAN, per, loc);
 }
 
 /* The input of a sigmoid or last-axis softmax that produced p, else NULL:
@@ -200,12 +224,42 @@ static Node *smoothed(FeCtx *c, Node *y, double s, double k, SrcLoc loc)
     return fe_op2(c, OP_ADD, fe_op2(c, OP_MUL, y, cnst(c, y, 1 - s, loc), loc), cnst(c, y, s / k, loc), loc);
 }
 
+/* huber(y, p, delta=1.0), kl_divergence(y, p) */
+static Val regression_other(FeCtx *c, const Expr *e, int which)
+{
+    static const ParamSpec spec[] = {
+        {"y_true|labels|targets", A_TENSOR, true},
+        {"y_pred|logits|predictions", A_TENSOR, true},
+        {"delta", A_NUM, false},
+    };
+    const char *fn = e->str;
+    CallArgs a;
+    double delta;
+    if (!fe_bind_args(c, e, fn, spec, which == LOSS_HUBER ? 3 : 2, &a) || !fe_arg_num(c, &a, 2, 1.0, &delta))
+        return fe_err_val();
+    if (!(delta > 0)) {
+        fe_error(c, a.v[2]->start, 1, "huber(): delta must be positive, got %g", delta);
+        return fe_err_val();
+    }
+    Node *y = fe_arg_tensor(c, &a, 0, DT_COUNT);
+    Node *p = pred_arg(c, &a, fn);
+    if (!y || !p || !same_as_pred(c, &a, fn, y, p))
+        return fe_err_val();
+    if (which == LOSS_KLD && p->shape.rank < 1) {
+        fe_error_expr(c, e, "kl_divergence(): predictions need a class axis");
+        return fe_err_val();
+    }
+    return fe_tensor_val(which == LOSS_HUBER ? huber(c, y, p, delta, e->loc) : kl_divergence(c, y, p, e->loc));
+}
+
 Val fe_loss(FeCtx *c, const Expr *e, int which)
 {
     const char *fn = e->str;
     CallArgs a;
     bool from_logits;
     double smooth;
+    if (which == LOSS_HUBER || which == LOSS_KLD)
+        return regression_other(c, e, which);
     int nspec = which == LOSS_MSE || which == LOSS_MAE ? 2 : 5;
     if (!fe_bind_args(c, e, fn, loss_spec, nspec, &a) ||
         !fe_arg_bool(c, &a, L_LOGITS, false, &from_logits) || !fe_arg_num(c, &a, L_SMOOTH, 0, &smooth))

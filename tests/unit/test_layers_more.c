@@ -151,7 +151,8 @@ START_TEST(shapes)
 }
 END_TEST
 
-/* label_smoothing and class_weight of the cross-entropies, by hand:
+/* label_smoothing and class_weight of the cross-entropies, huber and
+ * kl_divergence, by hand:
  * logits [0, 0, ln 2] are the probabilities [1/4, 1/4, 1/2]; a binary
  * logit ln 3 the probability 3/4. */
 START_TEST(loss_options)
@@ -169,6 +170,10 @@ START_TEST(loss_options)
         {"binary_crossentropy(b, zb, from_logits=true)", (l43 + (l3 + l43)) / 2},
         {"binary_crossentropy(b, zb, from_logits=true, label_smoothing=0.2)", ((0.1 * l3 + l43) + (0.9 * l3 + l43)) / 2},
         {"binary_crossentropy(b, zb, from_logits=true, class_weight=[2, 5])", (5 * l43 + 2 * (l3 + l43)) / 2},
+        {"huber(b, zb)", (0.5 * (l3 - 1) * (l3 - 1) + (0.5 + (l3 - 1))) / 2},
+        {"huber(b, zb, delta=2)", (0.5 * (l3 - 1) * (l3 - 1) + 0.5 * l3 * l3) / 2},
+        {"kl_divergence(one_hot(y, 3, f64), softmax(z))",
+         (l2 + 2e-7 * log(4e-7) + (log(4.0) + 1e-7 * log(4e-7) + 1e-7 * log(2e-7))) / 2},
     };
     for (int k = 0; k < ARRAY_LEN(cases); k++) {
         char src[400];
