@@ -200,6 +200,8 @@ typedef struct FeCtx {
     StrMap params;       /* parameter name -> node id */
     StrMap outputs;      /* names of value and metric outputs */
     int errors_at_start; /* d->nerrors when lowering started */
+    Node **penalties;    /* kernel regularizers' terms, added to the loss */
+    int npenalties, cappenalties;
 } FeCtx;
 
 /* Diagnostics with a caret span. */
@@ -307,6 +309,10 @@ bool fe_arg_activation(FeCtx *c, CallArgs *a, int i, Activation *out);
 Node *fe_activate(FeCtx *c, Node *x, Activation act, SrcLoc loc);
 
 /* layers (layers.c) */
+/* kernel_regularizer=l2(f) / l1(f) / l1_l2(l1=, l2=) / none of layer
+ * argument e on kernel w: the penalty f * sum(w^2) (and/or abs) is kept
+ * for the loss (FeCtx.penalties). False after an error. */
+bool fe_regularize(FeCtx *c, const Expr *e, Node *w, SrcLoc loc);
 Val fe_layer_dense(FeCtx *c, const Expr *e);
 Val fe_layer_embedding(FeCtx *c, const Expr *e);
 Val fe_layer_layer_norm(FeCtx *c, const Expr *e);

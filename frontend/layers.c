@@ -108,13 +108,78 @@ static Node *float_input(FeCtx *c, CallArgs *a, const char *fn, int min_rank, in
     return x;
 }
 
+/* ---- kernel regularizers ---- */
+
+/* The factor of argument `kw` (or positional k) of regularizer call r,
+ * def when absent. */
+static bool reg_factor(FeCtx *c, const Expr *r, const char *kw, int k, double def, double *out)
+{
+    *out = def;
+    for (int i = 0; i < r->nargs; i++) {
+        const Arg *g = &r->args[i];
+        if (g->kw ? strcmp(g->kw, kw) != 0 : i != k)
+            continue;
+        Val v;
+        if (g->val->k == E_LIST || g->val->k == E_STR || !fe_const_num(c, g->val, &v) || !(v.num >= 0)) {
+            fe_error_expr(c, g->val, "%s(): the factor must be a number >= 0", r->str);
+            return false;
+        }
+        *out = v.num;
+    }
+    return true;
+}
+
+/* factor * sum(f(w)) over every axis, f = square or abs */
+static Node *penalty(FeCtx *c, Node *w, Op f, double factor, SrcLoc loc)
+{
+    Node *t = fe_reduce_all(c, OP_REDUCE_SUM, fe_op1(c, f, w, loc), loc);
+    return fe_op2(c, OP_MUL, t, fe_const_like(c, w, factor, loc), loc);
+}
+
+bool fe_regularize(FeCtx *c, const Expr *e, Node *w, SrcLoc loc)
+{
+    if (!e || e->k == E_NONE)
+        return true;
+    bool l1 = e->k == E_CALL && !strcmp(e->str, "l1"), l2 = e->k == E_CALL && !strcmp(e->str, "l2");
+    bool both = e->k == E_CALL && !strcmp(e->str, "l1_l2");
+    if (!l1 && !l2 && !both) {
+        fe_error_expr(c, e, "kernel_regularizer must be l2(factor), l1(factor), l1_l2(l1=, l2=) or none");
+        return false;
+    }
+    for (int i = 0; i < e->nargs; i++)
+        if ((e->args[i].kw && strcmp(e->args[i].kw, l1 ? "l1" : "l2") && !(both && !strcmp(e->args[i].kw, "l1"))) ||
+            i >= (both ? 2 : 1)) {
+            fe_error_expr(c, e->args[i].val, "%s() takes %s", e->str, both ? "l1= and l2=" : l1 ? "one factor, l1=" : "one factor, l2=");
+            return false;
+        }
+    double f1 = 0, f2 = 0;
+    if ((l1 || both) && !reg_factor(c, e, "l1", 0, 0.01, &f1))
+        return false;
+    if ((l2 || both) && !reg_factor(c, e, "l2", both ? 1 : 0, 0.01, &f2))
+        return false;
+    Node *p = NULL;
+    if (f1 > 0)
+        p = penalty(c, w, OP_ABS, f1, e->loc);
+    if (f2 > 0) {
+        Node *q = penalty(c, w, OP_SQUARE, f2, e->loc);
+        p = p ? fe_op2(c, OP_ADD, p, q, e->loc) : q;
+    }
+    (void)loc;
+    if (p) {
+        p->label = arena_printf(c->g->arena, "%s_regularizer", w->a.name);
+        VEC_PUSH(c->penalties, c->npenalties, c->cappenalties, p);
+    }
+    return true;
+}
+
 /* ---- dense ---- */
 
-enum { D_X, D_UNITS, D_ACT, D_BIAS, D_KINIT, D_BINIT, D_NAME, D_TRAIN };
+enum { D_X, D_UNITS, D_ACT, D_BIAS, D_KINIT, D_BINIT, D_NAME, D_TRAIN, D_KREG };
 static const ParamSpec dense_spec[] = {
     {"x", A_TENSOR, true},          {"units", A_INT, true},         {"activation", A_WORD, false},
     {"use_bias", A_BOOL, false},    {"kernel_init|kernel_initializer", A_ANY, false},
     {"bias_init|bias_initializer", A_ANY, false}, {"name", A_STR, false}, {"trainable", A_BOOL, false},
+    {"kernel_regularizer", A_ANY, false},
 };
 
 Val fe_layer_dense(FeCtx *c, const Expr *e)
@@ -137,6 +202,8 @@ Val fe_layer_dense(FeCtx *c, const Expr *e)
         return fe_err_val();
     Node *w = layer_param(c, name, "kernel", x->dt, ir_shape2(x->shape.d[x->shape.rank - 1], units), ki,
                           trainable, ROLE_WEIGHT, e->loc);
+    if (!w || !fe_regularize(c, a.v[D_KREG], w, e->loc))
+        return fe_err_val();
     Node *y = fe_op2(c, OP_MATMUL, x, w, e->loc);
     if (bias) {
         Node *b = layer_param(c, name, "bias", x->dt, ir_shape1(units), bi, trainable, ROLE_WEIGHT,
@@ -400,7 +467,7 @@ static Val conv_primitive(FeCtx *c, const Expr *e)
     return fe_tensor_val(fe_op(c, OP_CONV2D, in, 2, &at, e->loc));
 }
 
-enum { C_X, C_FILTERS, C_KERNEL, C_STRIDE, C_PAD, C_ACT, C_BIAS, C_KINIT, C_BINIT, C_NAME, C_TRAIN };
+enum { C_X, C_FILTERS, C_KERNEL, C_STRIDE, C_PAD, C_ACT, C_BIAS, C_KINIT, C_BINIT, C_NAME, C_TRAIN, C_KREG };
 static const ParamSpec conv_spec[] = {
     {"x", A_TENSOR, true},
     {"filters", A_INT, true},
@@ -413,6 +480,7 @@ static const ParamSpec conv_spec[] = {
     {"bias_init|bias_initializer", A_ANY, false},
     {"name", A_STR, false},
     {"trainable", A_BOOL, false},
+    {"kernel_regularizer", A_ANY, false},
 };
 
 /* conv2d(x, filters, kernel, stride=1, padding="valid", ...): the layer */
@@ -441,7 +509,7 @@ static Val conv_layer(FeCtx *c, const Expr *e)
     int64_t kd[4] = {k[0], k[1], x->shape.d[3], filters};
     Node *w = layer_param(c, name, "kernel", x->dt, ir_shape(4, kd), ki, trainable, ROLE_WEIGHT,
                           e->loc);
-    if (!set_padding(c, e, &at, x, k[0], k[1], pad == 1))
+    if (!w || !fe_regularize(c, a.v[C_KREG], w, e->loc) || !set_padding(c, e, &at, x, k[0], k[1], pad == 1))
         return fe_err_val();
     Node *in[2] = {x, w};
     Node *y = fe_op(c, OP_CONV2D, in, 2, &at, e->loc);
@@ -534,6 +602,8 @@ Val fe_layer_conv1d(FeCtx *c, const Expr *e)
         at.pad[2] = (int)(k - 1);
     int64_t kd[3] = {k, d[2], filters};
     Node *w = layer_param(c, name, "kernel", x->dt, ir_shape(3, kd), ki, trainable, ROLE_WEIGHT, e->loc);
+    if (!w || !fe_regularize(c, a.v[C_KREG], w, e->loc))
+        return fe_err_val();
     int64_t xv[4] = {d[0], 1, d[1], d[2]}, wv[4] = {1, k, d[2], filters};
     Node *in[2] = {reshaped(c, x, 4, xv, e->loc), reshaped(c, w, 4, wv, e->loc)};
     Node *y = in[0] && in[1] ? fe_op(c, OP_CONV2D, in, 2, &at, e->loc) : NULL;
@@ -588,8 +658,10 @@ Val fe_layer_conv2d_transpose(FeCtx *c, const Expr *e)
     at.shape = ir_shape(4, od);
     int64_t kd[4] = {k[0], k[1], filters, x->shape.d[3]};
     Node *w = layer_param(c, name, "kernel", x->dt, ir_shape(4, kd), ki, trainable, ROLE_WEIGHT, e->loc);
+    if (!w || !fe_regularize(c, a.v[C_KREG], w, e->loc))
+        return fe_err_val();
     Node *in[2] = {x, w};
-    Node *y = w ? fe_op(c, OP_CONV2D_GRAD_INPUT, in, 2, &at, e->loc) : NULL;
+    Node *y = fe_op(c, OP_CONV2D_GRAD_INPUT, in, 2, &at, e->loc);
     return conv_finish(c, y, name, bias, filters, bi, trainable, act, e->loc);
 }
 

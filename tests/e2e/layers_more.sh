@@ -2,7 +2,8 @@
 # Sequence and image functions that lower to existing ops: a model with
 # an embedding, dense on a sequence and batched matmul (attention
 # scores), one with upsampling2d, pad, global pooling, layer_norm and
-# a tensor literal, one with conv1d and conv2d_transpose. Symbolic gradients against central differences in
+# a tensor literal, one with conv1d and conv2d_transpose (kernel
+# regularizers on three layers). Symbolic gradients against central differences in
 # f64 (several seeds), the JIT's gradients against the interpreter's,
 # and the errors of bad arguments (exit 1, a position).
 set -euo pipefail
@@ -58,4 +59,5 @@ bad $'input x: f32[N, 1]\ninput y: f32[N, 1]\nloss = mse(y, x, label_smoothing=0
 bad $'input x: f32[N, 5, 50]\noutput y = reshape(x, [-1, 50])' "would fold the batch dimension N into it (N*5 rows)"
 bad $'input x: f32[N, 3]\ninput y: f32[N, 3]\nloss = huber(y, x, delta=0)' "huber(): delta must be positive, got 0"
 bad $'input x: f32[N, 3]\ninput y: f32[N, 2]\nloss = kl_divergence(y, x)' "must have the same shape"
+bad $'input x: f32[N, 3]\nh = dense(x, 2, kernel_regularizer=l2)\nloss = mean(h)' "kernel_regularizer must be l2(factor), l1(factor), l1_l2(l1=, l2=) or none"
 echo "ok: layers_more"

@@ -319,6 +319,31 @@ START_TEST(embedding_lowering)
 }
 END_TEST
 
+START_TEST(regularizer_lowering)
+{
+    Graph *g = ok("input x: f32[N, 4]\n"
+                  "h = dense(x, 3, kernel_regularizer=l2(1e-4))\n"
+                  "loss = mean(h)\n");
+    Node *l = g->outs[0].val;
+    ck_assert_int_eq(g->outs[0].kind, OUT_LOSS);
+    ck_assert_int_eq(l->op, OP_ADD);
+    ck_assert_str_eq(l->label, "regularized_loss");
+    ck_assert_str_eq(l->in[0]->label, "loss");
+    ck_assert_str_eq(l->in[1]->label, "dense.kernel_regularizer");
+    ck_assert_int_eq(l->in[1]->loc.line, 2);
+    ir_graph_free(g);
+    char *e = errors("input x: f32[N, 4]\nh = dense(x, 3, kernel_regularizer=l3(1))\nloss = mean(h)\n");
+    ck_assert_str_eq(e, "2:36: kernel_regularizer must be l2(factor), l1(factor), l1_l2(l1=, l2=) or none");
+    free(e);
+    e = errors("input x: f32[N, 4]\nh = dense(x, 3, kernel_regularizer=l2(-1))\nloss = mean(h)\n");
+    ck_assert_str_eq(e, "2:39: l2(): the factor must be a number >= 0");
+    free(e);
+    e = errors("input x: f32[N, 4]\nh = dense(x, 3, kernel_regularizer=l2(l1=1))\nloss = mean(h)\n");
+    ck_assert_str_eq(e, "2:42: l2() takes one factor, l2=");
+    free(e);
+}
+END_TEST
+
 START_TEST(batchnorm_lowering)
 {
     Graph *g = ok("input x: f64[N, 6, 6, 3]\n"
@@ -648,6 +673,7 @@ int main(void)
     tcase_add_test(t, same_padding);
     tcase_add_test(t, dense_and_names);
     tcase_add_test(t, embedding_lowering);
+    tcase_add_test(t, regularizer_lowering);
     tcase_add_test(t, batchnorm_lowering);
     tcase_add_test(t, dropout_lowering);
     tcase_add_test(t, literals_adopt_dtype);

@@ -214,6 +214,46 @@ START_TEST(loss_options)
 }
 END_TEST
 
+/* kernel_regularizer: the penalties join the loss, by hand on a kernel
+ * of ones ([2, 3], so sum(w^2) = sum(|w|) = 6) */
+START_TEST(regularizers)
+{
+    const char *regs[4] = {"l2(0.5)", "l1(0.25)", "l1_l2(l1=0.1, l2=0.5)", "l2()"};
+    const double want[4] = {3, 1.5, 3.6, 0.06};
+    for (int k = 0; k < 4; k++) {
+        char src[300];
+        snprintf(src, sizeof src,
+                 "input x: f64[N, 2]\nh = dense(x, 3, use_bias=false, kernel_init=ones, kernel_regularizer=%s)\n"
+                 "loss = mean(h) * 0\n",
+                 regs[k]);
+        Graph *g = tj_recipe(src, FN_LOSS, false);
+        TensorMap params, inputs;
+        rt_map_init(&params);
+        rt_map_init(&inputs);
+        Shape sx = ir_shape2(IR_DIM_N, 2), sw = ir_shape2(2, 3);
+        Tensor *x = rt_tensor_for(DT_F64, &sx, 1), *w = rt_tensor_for(DT_F64, &sw, 1);
+        for (int i = 0; i < 6; i++)
+            rt_set(w, i, 1);
+        rt_map_put(&inputs, "x", x);
+        rt_map_put(&params, "dense.kernel", w);
+        Tensor *out[4] = {NULL};
+        Diags d;
+        diags_init(&d);
+        RunOpts ro = {1, 0};
+        ck_assert_int_le(g->nouts, 4);
+        ck_assert(be_interp_run(g, &params, &inputs, &ro, out, &d));
+        ck_assert_int_eq(g->outs[0].kind, OUT_LOSS);
+        ck_assert_msg(fabs(rt_get(out[0], 0) - want[k]) < 1e-14, "%s: %.17g", regs[k], rt_get(out[0], 0));
+        for (int i = 0; i < g->nouts; i++)
+            rt_tensor_free(out[i]);
+        diags_free(&d);
+        rt_map_free(&inputs);
+        rt_map_free(&params);
+        ir_graph_free(g);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("layers_more");
@@ -223,6 +263,7 @@ int main(void)
     tcase_add_loop_test(t, jit_matches_interp, 0, ARRAY_LEN(cases));
     tcase_add_test(t, shapes);
     tcase_add_test(t, loss_options);
+    tcase_add_test(t, regularizers);
     suite_add_tcase(s, t);
     return tu_run(s);
 }
