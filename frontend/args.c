@@ -295,7 +295,7 @@ Node *fe_arg_tensor(FeCtx *c, CallArgs *a, int i, DType like)
     const Expr *e = a->v[i];
     if (!e)
         return NULL;
-    if (e->k == E_STR || e->k == E_BOOL || e->k == E_NONE || e->k == E_LIST) {
+    if (e->k == E_STR || e->k == E_BOOL || e->k == E_NONE) {
         arg_error(c, a, i, "must be a tensor");
         return NULL;
     }

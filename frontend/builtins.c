@@ -158,7 +158,8 @@ static Val matmul_fn(FeCtx *c, const Expr *e, const Builtin *b)
     if (!fe_bind_args(c, e, b->name, spec, 4, &a) || !fe_arg_bool(c, &a, 2, false, &at.ta) ||
         !fe_arg_bool(c, &a, 3, false, &at.tb))
         return fe_err_val();
-    Node *in[2] = {fe_arg_tensor(c, &a, 0, DT_COUNT), fe_arg_tensor(c, &a, 1, DT_COUNT)};
+    Node *in[2] = {fe_arg_tensor(c, &a, 0, DT_COUNT), NULL};
+    in[1] = fe_arg_tensor(c, &a, 1, in[0] ? in[0]->dt : DT_COUNT);
     return fe_tensor_val(fe_op(c, OP_MATMUL, in, 2, &at, e->loc));
 }
 
@@ -230,6 +231,13 @@ static Val reshape_fn(FeCtx *c, const Expr *e, const Builtin *b)
         bool xn, tn;
         int64_t have = static_count(&x->shape, &xn), known = static_count(&t, &tn);
         char buf[128];
+        if (xn && !tn && have >= 0 && known > 0 && have % known == 0) {
+            fe_error(c, a.v[1]->items[infer]->start, 1,
+                     "reshaping %s with -1 here would fold the batch dimension N into it (N*%lld rows): a shape "
+                     "cannot say that; dense() and @ act on the last axes of a stack directly, or keep N first",
+                     fe_type_str(x, buf, sizeof buf), (long long)(have / known));
+            return fe_err_val();
+        }
         if (have < 0 || known < 0 || xn != tn || have % known != 0) {
             fe_error(c, a.v[1]->items[infer]->start, 1,
                      "cannot infer the -1 dimension when reshaping %s: %s", fe_type_str(x, buf, sizeof buf),
@@ -435,12 +443,146 @@ static Val one_hot_fn(FeCtx *c, const Expr *e, const Builtin *b)
     return fe_tensor_val(fe_op(c, OP_ONE_HOT, &x, 1, &at, e->loc));
 }
 
+/* gather(x, indices, axis=0): indices are i32 or integral floats */
+static Val gather_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    static const ParamSpec spec[] = {{"x", A_TENSOR, true}, {"indices", A_TENSOR, true}, {"axis", A_INT, false}};
+    CallArgs a;
+    int64_t ax;
+    if (!fe_bind_args(c, e, b->name, spec, 3, &a) || !fe_arg_int(c, &a, 2, 0, INT32_MIN, INT32_MAX, &ax))
+        return fe_err_val();
+    Node *in[2] = {fe_arg_tensor(c, &a, 0, DT_COUNT), fe_arg_tensor(c, &a, 1, DT_I32)};
+    Attrs at = ir_attrs();
+    at.naxes = 1;
+    if (!in[0] || !in[1] || !fe_norm_axis(c, a.v[2] ? a.v[2] : e, ax, in[0], &at.axes[0]))
+        return fe_err_val();
+    if (!ir_dtype_is_float(in[0]->dt)) {
+        char t[128];
+        fe_error(c, a.v[0]->start, 1, "gather() takes values from a float tensor, got %s",
+                 fe_type_str(in[0], t, sizeof t));
+        return fe_err_val();
+    }
+    return fe_tensor_val(fe_op(c, OP_GATHER, in, 2, &at, e->loc));
+}
+
+/* One [before, after] pair of pad(): non-negative integers. */
+static bool pad_pair(FeCtx *c, const Expr *e, int64_t *out)
+{
+    if (e->k != E_LIST || e->nitems != 2) {
+        fe_error(c, e->start, 1, "pad(): each axis needs a pair [before, after]");
+        return false;
+    }
+    for (int k = 0; k < 2; k++) {
+        Val v;
+        const Expr *it = e->items[k];
+        if (it->k == E_LIST || it->k == E_STR || !fe_const_num(c, it, &v) || !v.is_int || v.i < 0 || v.i > INT32_MAX) {
+            fe_error(c, it->start, 1, "pad(): padding must be a non-negative integer");
+            return false;
+        }
+        out[k] = v.i;
+    }
+    return true;
+}
+
+/* pad(x, pad_width, constant_values=0): pad_width lists one [before,
+ * after] per axis (the batch axis N only [0, 0]). Lowered to slice_grad
+ * (x placed into zeros) plus, for a nonzero constant, the constant times
+ * 1 - slice_grad(ones). */
+static Val pad_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    static const ParamSpec spec[] = {
+        {"x", A_TENSOR, true}, {"pad_width|paddings", A_ANY, true}, {"constant_values|value", A_NUM, false}};
+    CallArgs a;
+    double cv;
+    if (!fe_bind_args(c, e, b->name, spec, 3, &a) || !fe_arg_num(c, &a, 2, 0, &cv))
+        return fe_err_val();
+    Node *x = fe_arg_tensor(c, &a, 0, DT_COUNT);
+    if (!x)
+        return fe_err_val();
+    const Expr *pw = a.v[1];
+    char t[128];
+    if (pw->k != E_LIST || pw->nitems != x->shape.rank) {
+        fe_error(c, pw->start, 1, "pad() of %s needs a list of %d pairs [before, after], one per axis",
+                 fe_type_str(x, t, sizeof t), x->shape.rank);
+        return fe_err_val();
+    }
+    if (!ir_dtype_is_float(x->dt)) {
+        fe_error_expr(c, e, "pad() needs a float tensor, got %s", fe_type_str(x, t, sizeof t));
+        return fe_err_val();
+    }
+    Attrs at = ir_attrs();
+    at.shape = x->shape;
+    for (int k = 0; k < x->shape.rank; k++) {
+        int64_t p[2];
+        if (!pad_pair(c, pw->items[k], p))
+            return fe_err_val();
+        at.begin[k] = p[0];
+        at.end[k] = p[0] + x->shape.d[k];
+        if (x->shape.d[k] == IR_DIM_N) {
+            if (p[0] || p[1]) {
+                fe_error(c, pw->items[k]->start, 1, "pad(): the batch axis N cannot be padded");
+                return fe_err_val();
+            }
+            at.end[k] = INT64_MAX;
+        } else if (__builtin_add_overflow(at.end[k], p[1], &at.shape.d[k])) {
+            fe_error(c, pw->items[k]->start, 1, "pad(): the padded size overflows");
+            return fe_err_val();
+        }
+    }
+    SrcLoc l = e->loc;
+    Node *y = fe_op(c, OP_SLICE_GRAD, &x, 1, &at, l);
+    if (!y || cv == 0)
+        return y ? fe_tensor_val(y) : fe_err_val();
+    Attrs bc = ir_attrs();
+    bc.shape = x->shape;
+    Node *one = fe_const_like(c, x, 1, l);
+    Node *ones = fe_op(c, OP_BROADCAST, &one, 1, &bc, l);
+    Node *inside = fe_op(c, OP_SLICE_GRAD, &ones, 1, &at, l);
+    Node *border = fe_op2(c, OP_SUB, fe_const_like(c, x, 1, l), inside, l);
+    return fe_tensor_val(fe_op2(c, OP_ADD, y, fe_op2(c, OP_MUL, border, fe_const_like(c, x, cv, l), l), l));
+}
+
 /* ---- routing to layers, losses and metrics ---- */
 
 static Val dense_fn(FeCtx *c, const Expr *e, const Builtin *b)
 {
     (void)b;
     return fe_layer_dense(c, e);
+}
+
+static Val embedding_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    (void)b;
+    return fe_layer_embedding(c, e);
+}
+
+static Val layer_norm_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    (void)b;
+    return fe_layer_layer_norm(c, e);
+}
+
+static Val global_pool_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    return fe_layer_global_pool(c, e, b->op);
+}
+
+static Val upsampling_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    (void)b;
+    return fe_layer_upsampling2d(c, e);
+}
+
+static Val conv1d_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    (void)b;
+    return fe_layer_conv1d(c, e);
+}
+
+static Val conv_transpose_fn(FeCtx *c, const Expr *e, const Builtin *b)
+{
+    (void)b;
+    return fe_layer_conv2d_transpose(c, e);
 }
 
 static Val conv_fn(FeCtx *c, const Expr *e, const Builtin *b)
@@ -532,8 +674,18 @@ static const Builtin builtins[] = {
     SP("concat", concat_fn, OP_CONCAT, 0),
     SP("cast", cast_fn, OP_CAST, 0),
     SP("one_hot", one_hot_fn, OP_ONE_HOT, 0),
+    SP("gather", gather_fn, OP_GATHER, 0),
+    SP("pad", pad_fn, OP_SLICE_GRAD, 0),
     SP("dense", dense_fn, OP_MATMUL, 0),
+    SP("embedding", embedding_fn, OP_GATHER, 0),
+    SP("layer_norm", layer_norm_fn, OP_RSQRT, 0),
+    SP("layernorm", layer_norm_fn, OP_RSQRT, 0),
+    SP("global_avg_pool2d", global_pool_fn, OP_REDUCE_MEAN, 0),
+    SP("global_max_pool2d", global_pool_fn, OP_REDUCE_MAX, 0),
+    SP("upsampling2d", upsampling_fn, OP_BROADCAST, 0),
     SP("conv2d", conv_fn, OP_CONV2D, 0),
+    SP("conv1d", conv1d_fn, OP_CONV2D, 0),
+    SP("conv2d_transpose", conv_transpose_fn, OP_CONV2D_GRAD_INPUT, 0),
     SP("max_pool2d", pool_fn, OP_MAX_POOL2D, 0),
     SP("avg_pool2d", pool_fn, OP_AVG_POOL2D, 0),
     SP("batchnorm", bn_fn, OP_PHASE, 0),
@@ -548,6 +700,9 @@ static const Builtin builtins[] = {
     SP("binary_crossentropy", loss_fn, OP_LOG, LOSS_BCE),
     SP("categorical_crossentropy", loss_fn, OP_LOG, LOSS_CCE),
     SP("sparse_categorical_crossentropy", loss_fn, OP_LOG, LOSS_SCCE),
+    SP("huber", loss_fn, OP_MINIMUM, LOSS_HUBER),
+    SP("kl_divergence", loss_fn, OP_LOG, LOSS_KLD),
+    SP("kld", loss_fn, OP_LOG, LOSS_KLD),
     SP("accuracy", metric_fn, OP_EQ, METRIC_ACCURACY),
     SP("binary_accuracy", metric_fn, OP_EQ, METRIC_BINARY_ACCURACY),
 };

@@ -281,8 +281,54 @@ bool fe_const_num(FeCtx *c, const Expr *e, Val *out)
 
 /* ---- tensors ---- */
 
+/* A tensor literal: a list of numbers is a vector, a list of equally
+ * shaped lists stacks them; dtype dt (float). Lowered to scalar
+ * constants reshaped to [1, ...] and concatenated along axis 0. */
+static Node *literal(FeCtx *c, const Expr *e, DType dt, int depth)
+{
+    if (e->nitems == 0 || depth >= IR_MAXRANK) {
+        fe_error(c, e->start, 1, e->nitems ? "a tensor literal has at most %d dimensions" : "an empty list is not a tensor",
+                 IR_MAXRANK);
+        return NULL;
+    }
+    Node **in = arena_alloc(c->a, (size_t)e->nitems * sizeof(Node *));
+    for (int i = 0; i < e->nitems; i++) {
+        const Expr *it = e->items[i];
+        Val v;
+        if (it->k == E_LIST) {
+            in[i] = literal(c, it, dt, depth + 1);
+        } else if (it->k == E_STR || it->k == E_BOOL || it->k == E_NONE || it->k == E_CALL || it->k == E_INDEX) {
+            fe_error_expr(c, it, "a tensor literal holds numbers only; stack() joins tensors");
+            return NULL;
+        } else {
+            in[i] = fe_const_num(c, it, &v) ? ir_const(c->g, dt, v.num, it->loc) : NULL;
+        }
+        if (!in[i])
+            return NULL;
+        if (i > 0 && !ir_shape_eq(&in[i]->shape, &in[0]->shape)) {
+            fe_error_expr(c, it, "the items of a tensor literal differ in shape");
+            return NULL;
+        }
+    }
+    for (int i = 0; i < e->nitems; i++) {
+        Attrs r = ir_attrs();
+        r.shape.rank = in[i]->shape.rank + 1;
+        r.shape.d[0] = 1;
+        for (int k = 0; k < in[i]->shape.rank; k++)
+            r.shape.d[k + 1] = in[i]->shape.d[k];
+        in[i] = fe_op(c, OP_RESHAPE, &in[i], 1, &r, e->loc);
+    }
+    if (e->nitems == 1)
+        return in[0];
+    Attrs at = ir_attrs();
+    at.naxes = 1;
+    return fe_op(c, OP_CONCAT, in, e->nitems, &at, e->loc);
+}
+
 Node *fe_tensor(FeCtx *c, const Expr *e, DType like)
 {
+    if (e->k == E_LIST)
+        return literal(c, e, like == DT_F64 ? DT_F64 : DT_F32, 0);
     Val v = fe_expr(c, e);
     if (v.k == V_NUM)
         return ir_const(c->g, like == DT_COUNT ? DT_F32 : like, v.num, e->loc);
@@ -331,10 +377,24 @@ Val fe_binary(FeCtx *c, Op op, Val x, Val y, SrcLoc loc)
     return fe_tensor_val(fe_op2(c, op, a, b, loc));
 }
 
+/* One operand of a binary operator: a tensor literal takes the dtype of
+ * the other operand when that is a float tensor, as a number does. */
+static Val operand(FeCtx *c, const Expr *e, const Val *other)
+{
+    if (e->k != E_LIST)
+        return fe_expr(c, e);
+    DType dt = other && other->k == V_TENSOR && ir_dtype_is_float(other->n->dt) ? other->n->dt : DT_F32;
+    Node *t = fe_tensor(c, e, dt);
+    return t ? fe_tensor_val(t) : fe_err_val();
+}
+
 static Val lower_binary(FeCtx *c, const Expr *e)
 {
-    Val x = fe_expr(c, e->a);
-    Val y = fe_expr(c, e->b);
+    bool right_first = e->a->k == E_LIST && e->b->k != E_LIST;
+    Val y = right_first ? fe_expr(c, e->b) : fe_err_val();
+    Val x = operand(c, e->a, right_first ? &y : NULL);
+    if (!right_first)
+        y = operand(c, e->b, &x);
     if (x.k == V_ERR || y.k == V_ERR)
         return fe_err_val();
     if (x.k == V_NUM && y.k == V_NUM)
@@ -506,9 +566,10 @@ Val fe_expr(FeCtx *c, const Expr *e)
     case E_NONE:
         fe_error_expr(c, e, "expected a tensor or a number, found 'none'");
         return fe_err_val();
-    case E_LIST:
-        fe_error_expr(c, e, "a list is not a tensor; lists are only call arguments");
-        return fe_err_val();
+    case E_LIST: {
+        Node *t = literal(c, e, DT_F32, 0);
+        return t ? fe_tensor_val(t) : fe_err_val();
+    }
     }
     ICE("bad expression kind");
 }

@@ -200,6 +200,8 @@ typedef struct FeCtx {
     StrMap params;       /* parameter name -> node id */
     StrMap outputs;      /* names of value and metric outputs */
     int errors_at_start; /* d->nerrors when lowering started */
+    Node **penalties;    /* kernel regularizers' terms, added to the loss */
+    int npenalties, cappenalties;
 } FeCtx;
 
 /* Diagnostics with a caret span. */
@@ -307,7 +309,17 @@ bool fe_arg_activation(FeCtx *c, CallArgs *a, int i, Activation *out);
 Node *fe_activate(FeCtx *c, Node *x, Activation act, SrcLoc loc);
 
 /* layers (layers.c) */
+/* kernel_regularizer=l2(f) / l1(f) / l1_l2(l1=, l2=) / none of layer
+ * argument e on kernel w: the penalty f * sum(w^2) (and/or abs) is kept
+ * for the loss (FeCtx.penalties). False after an error. */
+bool fe_regularize(FeCtx *c, const Expr *e, Node *w, SrcLoc loc);
 Val fe_layer_dense(FeCtx *c, const Expr *e);
+Val fe_layer_embedding(FeCtx *c, const Expr *e);
+Val fe_layer_layer_norm(FeCtx *c, const Expr *e);
+Val fe_layer_global_pool(FeCtx *c, const Expr *e, Op op); /* OP_REDUCE_MEAN or OP_REDUCE_MAX */
+Val fe_layer_upsampling2d(FeCtx *c, const Expr *e);
+Val fe_layer_conv1d(FeCtx *c, const Expr *e);
+Val fe_layer_conv2d_transpose(FeCtx *c, const Expr *e);
 Val fe_layer_conv2d(FeCtx *c, const Expr *e); /* layer or primitive */
 Val fe_layer_pool(FeCtx *c, const Expr *e, Op op);
 Val fe_layer_batchnorm(FeCtx *c, const Expr *e);
@@ -326,7 +338,7 @@ bool fe_same_pad(int64_t in, int64_t k, int stride, int *lo, int *hi);
 /* losses and metrics (losses.c) */
 Val fe_loss(FeCtx *c, const Expr *e, int which);
 Val fe_metric(FeCtx *c, const Expr *e, int which);
-enum { LOSS_MSE, LOSS_MAE, LOSS_BCE, LOSS_CCE, LOSS_SCCE };
+enum { LOSS_MSE, LOSS_MAE, LOSS_BCE, LOSS_CCE, LOSS_SCCE, LOSS_HUBER, LOSS_KLD };
 enum { METRIC_ACCURACY, METRIC_BINARY_ACCURACY };
 
 /* the train block (train.c) */

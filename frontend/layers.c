@@ -1,5 +1,5 @@
 /* Layer sugar lowered to primitives with Keras defaults and names:
- * dense, conv2d (layer and primitive forms), max/avg pooling, batchnorm
+ * dense, embedding, conv2d (layer and primitive forms), max/avg pooling, batchnorm
  * (both modes joined by a PHASE node, plus moving-statistics updates)
  * and dropout (PHASE of a masked and an identity operand). */
 #include "fe.h"
@@ -108,13 +108,78 @@ static Node *float_input(FeCtx *c, CallArgs *a, const char *fn, int min_rank, in
     return x;
 }
 
+/* ---- kernel regularizers ---- */
+
+/* The factor of argument `kw` (or positional k) of regularizer call r,
+ * def when absent. */
+static bool reg_factor(FeCtx *c, const Expr *r, const char *kw, int k, double def, double *out)
+{
+    *out = def;
+    for (int i = 0; i < r->nargs; i++) {
+        const Arg *g = &r->args[i];
+        if (g->kw ? strcmp(g->kw, kw) != 0 : i != k)
+            continue;
+        Val v;
+        if (g->val->k == E_LIST || g->val->k == E_STR || !fe_const_num(c, g->val, &v) || !(v.num >= 0)) {
+            fe_error_expr(c, g->val, "%s(): the factor must be a number >= 0", r->str);
+            return false;
+        }
+        *out = v.num;
+    }
+    return true;
+}
+
+/* factor * sum(f(w)) over every axis, f = square or abs */
+static Node *penalty(FeCtx *c, Node *w, Op f, double factor, SrcLoc loc)
+{
+    Node *t = fe_reduce_all(c, OP_REDUCE_SUM, fe_op1(c, f, w, loc), loc);
+    return fe_op2(c, OP_MUL, t, fe_const_like(c, w, factor, loc), loc);
+}
+
+bool fe_regularize(FeCtx *c, const Expr *e, Node *w, SrcLoc loc)
+{
+    if (!e || e->k == E_NONE)
+        return true;
+    bool l1 = e->k == E_CALL && !strcmp(e->str, "l1"), l2 = e->k == E_CALL && !strcmp(e->str, "l2");
+    bool both = e->k == E_CALL && !strcmp(e->str, "l1_l2");
+    if (!l1 && !l2 && !both) {
+        fe_error_expr(c, e, "kernel_regularizer must be l2(factor), l1(factor), l1_l2(l1=, l2=) or none");
+        return false;
+    }
+    for (int i = 0; i < e->nargs; i++)
+        if ((e->args[i].kw && strcmp(e->args[i].kw, l1 ? "l1" : "l2") && !(both && !strcmp(e->args[i].kw, "l1"))) ||
+            i >= (both ? 2 : 1)) {
+            fe_error_expr(c, e->args[i].val, "%s() takes %s", e->str, both ? "l1= and l2=" : l1 ? "one factor, l1=" : "one factor, l2=");
+            return false;
+        }
+    double f1 = 0, f2 = 0;
+    if ((l1 || both) && !reg_factor(c, e, "l1", 0, 0.01, &f1))
+        return false;
+    if ((l2 || both) && !reg_factor(c, e, "l2", both ? 1 : 0, 0.01, &f2))
+        return false;
+    Node *p = NULL;
+    if (f1 > 0)
+        p = penalty(c, w, OP_ABS, f1, e->loc);
+    if (f2 > 0) {
+        Node *q = penalty(c, w, OP_SQUARE, f2, e->loc);
+        p = p ? fe_op2(c, OP_ADD, p, q, e->loc) : q;
+    }
+    (void)loc;
+    if (p) {
+        p->label = arena_printf(c->g->arena, "%s_regularizer", w->a.name);
+        VEC_PUSH(c->penalties, c->npenalties, c->cappenalties, p);
+    }
+    return true;
+}
+
 /* ---- dense ---- */
 
-enum { D_X, D_UNITS, D_ACT, D_BIAS, D_KINIT, D_BINIT, D_NAME, D_TRAIN };
+enum { D_X, D_UNITS, D_ACT, D_BIAS, D_KINIT, D_BINIT, D_NAME, D_TRAIN, D_KREG };
 static const ParamSpec dense_spec[] = {
     {"x", A_TENSOR, true},          {"units", A_INT, true},         {"activation", A_WORD, false},
     {"use_bias", A_BOOL, false},    {"kernel_init|kernel_initializer", A_ANY, false},
     {"bias_init|bias_initializer", A_ANY, false}, {"name", A_STR, false}, {"trainable", A_BOOL, false},
+    {"kernel_regularizer", A_ANY, false},
 };
 
 Val fe_layer_dense(FeCtx *c, const Expr *e)
@@ -131,12 +196,14 @@ Val fe_layer_dense(FeCtx *c, const Expr *e)
         !fe_arg_init(c, &a, D_BINIT, INIT_ZEROS, &bi) ||
         !fe_arg_bool(c, &a, D_TRAIN, true, &trainable))
         return fe_err_val();
-    Node *x = float_input(c, &a, "dense", 2, 2);
+    Node *x = float_input(c, &a, "dense", 2, IR_MAXRANK);
     const char *name = x ? layer_name(c, &a, D_NAME, "dense") : NULL;
     if (!name)
         return fe_err_val();
-    Node *w = layer_param(c, name, "kernel", x->dt, ir_shape2(x->shape.d[1], units), ki, trainable,
-                          ROLE_WEIGHT, e->loc);
+    Node *w = layer_param(c, name, "kernel", x->dt, ir_shape2(x->shape.d[x->shape.rank - 1], units), ki,
+                          trainable, ROLE_WEIGHT, e->loc);
+    if (!w || !fe_regularize(c, a.v[D_KREG], w, e->loc))
+        return fe_err_val();
     Node *y = fe_op2(c, OP_MATMUL, x, w, e->loc);
     if (bias) {
         Node *b = layer_param(c, name, "bias", x->dt, ir_shape1(units), bi, trainable, ROLE_WEIGHT,
@@ -144,6 +211,186 @@ Val fe_layer_dense(FeCtx *c, const Expr *e)
         y = fe_op2(c, OP_ADD, y, b, e->loc);
     }
     return fe_tensor_val(fe_activate(c, y, act, e->loc));
+}
+
+/* ---- embedding ---- */
+
+enum { EM_TOKENS, EM_IN, EM_OUT, EM_INIT, EM_DTYPE, EM_NAME, EM_TRAIN };
+static const ParamSpec embedding_spec[] = {
+    {"tokens|x|inputs", A_TENSOR, true}, {"input_dim", A_INT, true}, {"output_dim", A_INT, true},
+    {"embeddings_init|embeddings_initializer", A_ANY, false}, {"dtype", A_WORD, false},
+    {"name", A_STR, false}, {"trainable", A_BOOL, false},
+};
+
+/* embedding(tokens, input_dim, output_dim): gather(<name>.embeddings,
+ * tokens) with the table [input_dim, output_dim] initialised uniform in
+ * [-0.05, 0.05] (Keras's "uniform") */
+Val fe_layer_embedding(FeCtx *c, const Expr *e)
+{
+    CallArgs a;
+    int64_t in, out;
+    Init init;
+    DType dt;
+    bool trainable;
+    if (!fe_bind_args(c, e, "embedding", embedding_spec, ARRAY_LEN(embedding_spec), &a) ||
+        !fe_arg_int(c, &a, EM_IN, 0, 1, INT32_MAX, &in) || !fe_arg_int(c, &a, EM_OUT, 0, 1, INT32_MAX, &out) ||
+        !fe_arg_init(c, &a, EM_INIT, INIT_UNIFORM, &init) || !fe_arg_dtype(c, &a, EM_DTYPE, DT_F32, &dt) ||
+        !fe_arg_bool(c, &a, EM_TRAIN, true, &trainable))
+        return fe_err_val();
+    if (!a.v[EM_INIT])
+        init = (Init){INIT_UNIFORM, -0.05, 0.05};
+    if (!ir_dtype_is_float(dt)) {
+        fe_error(c, a.v[EM_DTYPE]->start, a.v[EM_DTYPE]->span, "embedding() tables are f32 or f64, not %s",
+                 ir_dtype_name(dt));
+        return fe_err_val();
+    }
+    Node *tokens = fe_arg_tensor(c, &a, EM_TOKENS, DT_I32);
+    const char *name = tokens ? layer_name(c, &a, EM_NAME, "embedding") : NULL;
+    if (!name)
+        return fe_err_val();
+    Node *w = layer_param(c, name, "embeddings", dt, ir_shape2(in, out), init, trainable, ROLE_WEIGHT, e->loc);
+    Node *ops[2] = {w, tokens};
+    Attrs at = ir_attrs();
+    at.naxes = 1;
+    return w ? fe_tensor_val(fe_op(c, OP_GATHER, ops, 2, &at, e->loc)) : fe_err_val();
+}
+
+/* ---- layer normalization ---- */
+
+enum { LN_X, LN_AXIS, LN_EPS, LN_CENTER, LN_SCALE, LN_NAME, LN_TRAIN };
+static const ParamSpec layer_norm_spec[] = {
+    {"x", A_TENSOR, true},        {"axis|axes", A_ANY, false}, {"epsilon|eps", A_NUM, false},
+    {"center", A_BOOL, false},    {"scale", A_BOOL, false},    {"name", A_STR, false},
+    {"trainable", A_BOOL, false},
+};
+
+/* A parameter over the normalised axes red[] of x, reshaped to broadcast
+ * against x (1 on the other axes after the first normalised one). */
+static Node *norm_param(FeCtx *c, const char *name, const char *what, Node *x, const bool *red, Init init,
+                        bool trainable, SrcLoc loc)
+{
+    Shape ps = ir_shape0(), bs = ir_shape0();
+    int first = -1;
+    for (int k = 0; k < x->shape.rank; k++) {
+        if (red[k]) {
+            ps.d[ps.rank++] = x->shape.d[k];
+            if (first < 0)
+                first = k;
+        }
+        if (first >= 0)
+            bs.d[bs.rank++] = red[k] ? x->shape.d[k] : 1;
+    }
+    Node *p = layer_param(c, name, what, x->dt, ps, init, trainable, ROLE_WEIGHT, loc);
+    if (!p || ir_shape_eq(&ps, &bs))
+        return p;
+    Attrs at = ir_attrs();
+    at.shape = bs;
+    return fe_op(c, OP_RESHAPE, &p, 1, &at, loc);
+}
+
+/* layer_norm(x, axis=-1, epsilon=1e-3): per example, over the axes,
+ * (x - mean) * rsqrt(var + epsilon) * gamma + beta (Keras's
+ * LayerNormalization: biased variance, gamma ones, beta zeros) */
+Val fe_layer_layer_norm(FeCtx *c, const Expr *e)
+{
+    CallArgs a;
+    double eps;
+    bool center, scale, trainable;
+    if (!fe_bind_args(c, e, "layer_norm", layer_norm_spec, ARRAY_LEN(layer_norm_spec), &a) ||
+        !fe_arg_num(c, &a, LN_EPS, 1e-3, &eps) || !fe_arg_bool(c, &a, LN_CENTER, true, &center) ||
+        !fe_arg_bool(c, &a, LN_SCALE, true, &scale) || !fe_arg_bool(c, &a, LN_TRAIN, true, &trainable))
+        return fe_err_val();
+    if (eps <= 0) {
+        fe_error(c, a.v[LN_EPS]->start, 1, "argument 'epsilon' of layer_norm() must be positive, got %g", eps);
+        return fe_err_val();
+    }
+    Node *x = float_input(c, &a, "layer_norm", 1, IR_MAXRANK);
+    Attrs red = ir_attrs();
+    red.keepdims = true;
+    if (!x)
+        return fe_err_val();
+    if (!a.v[LN_AXIS]) {
+        red.naxes = 1;
+        red.axes[0] = x->shape.rank - 1;
+    } else if (!fe_arg_axes(c, &a, LN_AXIS, x, red.axes, &red.naxes)) {
+        return fe_err_val();
+    }
+    bool on[IR_MAXRANK] = {false};
+    for (int k = 0; k < red.naxes; k++) {
+        if (x->shape.d[red.axes[k]] == IR_DIM_N) {
+            const Expr *at = a.v[LN_AXIS] ? a.v[LN_AXIS] : e;
+            fe_error(c, at->start, 1, "layer_norm() normalises each example: its axes cannot include N");
+            return fe_err_val();
+        }
+        on[red.axes[k]] = true;
+    }
+    const char *name = layer_name(c, &a, LN_NAME, "layer_norm");
+    if (!name)
+        return fe_err_val();
+    SrcLoc l = e->loc;
+    Node *mean = fe_op(c, OP_REDUCE_MEAN, &x, 1, &red, l);
+    Node *xc = fe_op2(c, OP_SUB, x, mean, l);
+    Node *sq = fe_op1(c, OP_SQUARE, xc, l);
+    Node *var = fe_op(c, OP_REDUCE_MEAN, &sq, 1, &red, l);
+    Node *y = fe_op2(c, OP_MUL, xc, fe_op1(c, OP_RSQRT, fe_op2(c, OP_ADD, var, fe_const_like(c, x, eps, l), l), l), l);
+    if (scale)
+        y = fe_op2(c, OP_MUL, y, norm_param(c, name, "gamma", x, on, (Init){INIT_ONES, 0, 0}, trainable, l), l);
+    if (center)
+        y = fe_op2(c, OP_ADD, y, norm_param(c, name, "beta", x, on, (Init){INIT_ZEROS, 0, 0}, trainable, l), l);
+    return y ? fe_tensor_val(y) : fe_err_val();
+}
+
+/* ---- global pooling, upsampling ---- */
+
+/* global_avg_pool2d(x, keepdims=false) / global_max_pool2d: the mean or
+ * maximum over H and W of an NHWC input */
+Val fe_layer_global_pool(FeCtx *c, const Expr *e, Op op)
+{
+    static const ParamSpec spec[] = {{"x", A_TENSOR, true}, {"keepdims", A_BOOL, false}};
+    const char *fn = op == OP_REDUCE_MEAN ? "global_avg_pool2d" : "global_max_pool2d";
+    CallArgs a;
+    Attrs at = ir_attrs();
+    if (!fe_bind_args(c, e, fn, spec, 2, &a) || !fe_arg_bool(c, &a, 1, false, &at.keepdims))
+        return fe_err_val();
+    Node *x = float_input(c, &a, fn, 4, 4);
+    if (!x)
+        return fe_err_val();
+    at.naxes = 2;
+    at.axes[0] = 1;
+    at.axes[1] = 2;
+    return fe_tensor_val(fe_op(c, op, &x, 1, &at, e->loc));
+}
+
+/* upsampling2d(x, size=2): nearest neighbour, each pixel repeated
+ * size[0] x size[1] times: reshape [N,H,1,W,1,C], broadcast
+ * [N,H,sh,W,sw,C], reshape [N,H*sh,W*sw,C] */
+Val fe_layer_upsampling2d(FeCtx *c, const Expr *e)
+{
+    static const ParamSpec spec[] = {{"x", A_TENSOR, true}, {"size", A_ANY, false}};
+    CallArgs a;
+    int sz[2];
+    if (!fe_bind_args(c, e, "upsampling2d", spec, 2, &a) || !fe_arg_pair(c, &a, 1, 2, sz))
+        return fe_err_val();
+    Node *x = float_input(c, &a, "upsampling2d", 4, 4);
+    if (!x)
+        return fe_err_val();
+    const int64_t *d = x->shape.d;
+    int64_t h, w;
+    if (mul_overflow_i64(d[1], sz[0], &h) || mul_overflow_i64(d[2], sz[1], &w)) {
+        fe_error_expr(c, e, "upsampling2d(): the upsampled size overflows");
+        return fe_err_val();
+    }
+    Attrs r1 = ir_attrs(), b = ir_attrs(), r2 = ir_attrs();
+    int64_t s1[6] = {d[0], d[1], 1, d[2], 1, d[3]}, s2[6] = {d[0], d[1], sz[0], d[2], sz[1], d[3]};
+    int64_t s3[4] = {d[0], h, w, d[3]};
+    r1.shape = ir_shape(6, s1);
+    b.shape = ir_shape(6, s2);
+    r2.shape = ir_shape(4, s3);
+    SrcLoc l = e->loc;
+    Node *y = fe_op(c, OP_RESHAPE, &x, 1, &r1, l);
+    y = y ? fe_op(c, OP_BROADCAST, &y, 1, &b, l) : NULL;
+    y = y ? fe_op(c, OP_RESHAPE, &y, 1, &r2, l) : NULL;
+    return y ? fe_tensor_val(y) : fe_err_val();
 }
 
 /* ---- convolution ---- */
@@ -220,7 +467,7 @@ static Val conv_primitive(FeCtx *c, const Expr *e)
     return fe_tensor_val(fe_op(c, OP_CONV2D, in, 2, &at, e->loc));
 }
 
-enum { C_X, C_FILTERS, C_KERNEL, C_STRIDE, C_PAD, C_ACT, C_BIAS, C_KINIT, C_BINIT, C_NAME, C_TRAIN };
+enum { C_X, C_FILTERS, C_KERNEL, C_STRIDE, C_PAD, C_ACT, C_BIAS, C_KINIT, C_BINIT, C_NAME, C_TRAIN, C_KREG };
 static const ParamSpec conv_spec[] = {
     {"x", A_TENSOR, true},
     {"filters", A_INT, true},
@@ -233,6 +480,7 @@ static const ParamSpec conv_spec[] = {
     {"bias_init|bias_initializer", A_ANY, false},
     {"name", A_STR, false},
     {"trainable", A_BOOL, false},
+    {"kernel_regularizer", A_ANY, false},
 };
 
 /* conv2d(x, filters, kernel, stride=1, padding="valid", ...): the layer */
@@ -261,7 +509,7 @@ static Val conv_layer(FeCtx *c, const Expr *e)
     int64_t kd[4] = {k[0], k[1], x->shape.d[3], filters};
     Node *w = layer_param(c, name, "kernel", x->dt, ir_shape(4, kd), ki, trainable, ROLE_WEIGHT,
                           e->loc);
-    if (!set_padding(c, e, &at, x, k[0], k[1], pad == 1))
+    if (!w || !fe_regularize(c, a.v[C_KREG], w, e->loc) || !set_padding(c, e, &at, x, k[0], k[1], pad == 1))
         return fe_err_val();
     Node *in[2] = {x, w};
     Node *y = fe_op(c, OP_CONV2D, in, 2, &at, e->loc);
@@ -294,6 +542,127 @@ Val fe_layer_conv2d(FeCtx *c, const Expr *e)
     fe_error_expr(c, e, "conv2d() needs a kernel tensor, conv2d(x, w), or a number of filters, "
                         "conv2d(x, 32, 3)");
     return fe_err_val();
+}
+
+/* ---- conv1d, conv2d_transpose ---- */
+
+static const char *const padding_words_1d[] = {"valid", "same", "causal", NULL};
+
+/* The reshape of x to shape s (d[] of rank r). */
+static Node *reshaped(FeCtx *c, Node *x, int r, const int64_t *d, SrcLoc loc)
+{
+    Attrs at = ir_attrs();
+    at.shape = ir_shape(r, d);
+    return x ? fe_op(c, OP_RESHAPE, &x, 1, &at, loc) : NULL;
+}
+
+/* Bias and activation of a convolution layer's result y. */
+static Val conv_finish(FeCtx *c, Node *y, const char *name, bool bias, int64_t filters, Init bi, bool trainable,
+                       Activation act, SrcLoc loc)
+{
+    if (bias && y) {
+        Node *b = layer_param(c, name, "bias", y->dt, ir_shape1(filters), bi, trainable, ROLE_WEIGHT, loc);
+        y = b ? fe_op2(c, OP_ADD, y, b, loc) : NULL;
+    }
+    return y ? fe_tensor_val(fe_activate(c, y, act, loc)) : fe_err_val();
+}
+
+/* conv1d(x, filters, kernel, stride=1, padding="valid", ...): on
+ * [N, T, C], kernel <name>.kernel [kernel, C, filters] (Keras's layout);
+ * lowered to conv2d of the [N, 1, T, C] view with the [1, kernel, C,
+ * filters] view of the kernel, reshaped back to [N, T', filters].
+ * padding "causal" pads kernel - 1 steps in front only. */
+Val fe_layer_conv1d(FeCtx *c, const Expr *e)
+{
+    CallArgs a;
+    int64_t filters, k, stride;
+    int pad;
+    Activation act;
+    bool bias, trainable;
+    Init ki, bi;
+    if (!fe_bind_args(c, e, "conv1d", conv_spec, ARRAY_LEN(conv_spec), &a) ||
+        !fe_arg_int(c, &a, C_FILTERS, 0, 1, INT32_MAX, &filters) || !fe_arg_int(c, &a, C_KERNEL, 0, 1, 1 << 20, &k) ||
+        !fe_arg_int(c, &a, C_STRIDE, 1, 1, 1 << 20, &stride) ||
+        !fe_arg_word(c, &a, C_PAD, padding_words_1d, 0, &pad) || !fe_arg_activation(c, &a, C_ACT, &act) ||
+        !fe_arg_bool(c, &a, C_BIAS, true, &bias) || !fe_arg_init(c, &a, C_KINIT, INIT_GLOROT_UNIFORM, &ki) ||
+        !fe_arg_init(c, &a, C_BINIT, INIT_ZEROS, &bi) || !fe_arg_bool(c, &a, C_TRAIN, true, &trainable))
+        return fe_err_val();
+    Node *x = float_input(c, &a, "conv1d", 3, 3);
+    const char *name = x ? layer_name(c, &a, C_NAME, "conv1d") : NULL;
+    if (!name)
+        return fe_err_val();
+    const int64_t *d = x->shape.d;
+    Attrs at = ir_attrs();
+    at.stride[1] = (int)stride;
+    if (pad == 1 && !fe_same_pad(d[1], k, (int)stride, &at.pad[2], &at.pad[3])) {
+        fe_error_expr(c, e, "padding=\"same\" for a kernel of %lld needs too much padding", (long long)k);
+        return fe_err_val();
+    }
+    if (pad == 2)
+        at.pad[2] = (int)(k - 1);
+    int64_t kd[3] = {k, d[2], filters};
+    Node *w = layer_param(c, name, "kernel", x->dt, ir_shape(3, kd), ki, trainable, ROLE_WEIGHT, e->loc);
+    if (!w || !fe_regularize(c, a.v[C_KREG], w, e->loc))
+        return fe_err_val();
+    int64_t xv[4] = {d[0], 1, d[1], d[2]}, wv[4] = {1, k, d[2], filters};
+    Node *in[2] = {reshaped(c, x, 4, xv, e->loc), reshaped(c, w, 4, wv, e->loc)};
+    Node *y = in[0] && in[1] ? fe_op(c, OP_CONV2D, in, 2, &at, e->loc) : NULL;
+    if (y) {
+        int64_t yv[3] = {d[0], y->shape.d[2], filters};
+        y = reshaped(c, y, 3, yv, e->loc);
+    }
+    return conv_finish(c, y, name, bias, filters, bi, trainable, act, e->loc);
+}
+
+/* The output size of a transposed convolution along one axis, and its
+ * pads (those of the convolution it is the adjoint of). */
+static bool transpose_size(int64_t in, int k, int s, bool same, int64_t *out, int *lo, int *hi)
+{
+    *lo = *hi = 0;
+    if (same)
+        return !mul_overflow_i64(in, s, out) && *out <= IR_MAX_ELEMS && fe_same_pad(*out, k, s, lo, hi);
+    return !mul_overflow_i64(in - 1, s, out) && !__builtin_add_overflow(*out, (int64_t)k, out) && *out <= IR_MAX_ELEMS;
+}
+
+/* conv2d_transpose(x, filters, kernel, stride=1, padding="valid", ...):
+ * the adjoint of a convolution, conv2d_grad_input(x, <name>.kernel) with
+ * the kernel [kh, kw, filters, C] (Keras's layout); the output is
+ * [N, (H-1)*s + kh, (W-1)*s + kw, filters] ("valid") or [N, H*s, W*s,
+ * filters] ("same"). */
+Val fe_layer_conv2d_transpose(FeCtx *c, const Expr *e)
+{
+    CallArgs a;
+    int64_t filters;
+    int k[2], pad;
+    Activation act;
+    bool bias, trainable;
+    Init ki, bi;
+    Attrs at = ir_attrs();
+    if (!fe_bind_args(c, e, "conv2d_transpose", conv_spec, ARRAY_LEN(conv_spec), &a) ||
+        !fe_arg_int(c, &a, C_FILTERS, 0, 1, INT32_MAX, &filters) || !fe_arg_pair(c, &a, C_KERNEL, 3, k) ||
+        !fe_arg_pair(c, &a, C_STRIDE, 1, at.stride) || !fe_arg_word(c, &a, C_PAD, padding_words, 0, &pad) ||
+        !fe_arg_activation(c, &a, C_ACT, &act) || !fe_arg_bool(c, &a, C_BIAS, true, &bias) ||
+        !fe_arg_init(c, &a, C_KINIT, INIT_GLOROT_UNIFORM, &ki) || !fe_arg_init(c, &a, C_BINIT, INIT_ZEROS, &bi) ||
+        !fe_arg_bool(c, &a, C_TRAIN, true, &trainable))
+        return fe_err_val();
+    Node *x = float_input(c, &a, "conv2d_transpose", 4, 4);
+    const char *name = x ? layer_name(c, &a, C_NAME, "conv2d_transpose") : NULL;
+    if (!name)
+        return fe_err_val();
+    int64_t od[4] = {x->shape.d[0], 0, 0, filters};
+    if (!transpose_size(x->shape.d[1], k[0], at.stride[0], pad == 1, &od[1], &at.pad[0], &at.pad[1]) ||
+        !transpose_size(x->shape.d[2], k[1], at.stride[1], pad == 1, &od[2], &at.pad[2], &at.pad[3])) {
+        fe_error_expr(c, e, "conv2d_transpose(): the output size overflows");
+        return fe_err_val();
+    }
+    at.shape = ir_shape(4, od);
+    int64_t kd[4] = {k[0], k[1], filters, x->shape.d[3]};
+    Node *w = layer_param(c, name, "kernel", x->dt, ir_shape(4, kd), ki, trainable, ROLE_WEIGHT, e->loc);
+    if (!w || !fe_regularize(c, a.v[C_KREG], w, e->loc))
+        return fe_err_val();
+    Node *in[2] = {x, w};
+    Node *y = fe_op(c, OP_CONV2D_GRAD_INPUT, in, 2, &at, e->loc);
+    return conv_finish(c, y, name, bias, filters, bi, trainable, act, e->loc);
 }
 
 /* ---- pooling ---- */

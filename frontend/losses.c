@@ -13,7 +13,10 @@ static const ParamSpec loss_spec[] = {
     {"y_true|labels|targets", A_TENSOR, true},
     {"y_pred|logits|predictions", A_TENSOR, true},
     {"from_logits", A_BOOL, false},
+    {"label_smoothing", A_NUM, false},
+    {"class_weight", A_ANY, false},
 };
+enum { L_Y, L_P, L_LOGITS, L_SMOOTH, L_WEIGHT };
 
 static const char *const loss_names[] = {
     [LOSS_MSE] = "mse",
@@ -21,6 +24,8 @@ static const char *const loss_names[] = {
     [LOSS_BCE] = "binary_crossentropy",
     [LOSS_CCE] = "categorical_crossentropy",
     [LOSS_SCCE] = "sparse_categorical_crossentropy",
+    [LOSS_HUBER] = "huber",
+    [LOSS_KLD] = "kl_divergence",
 };
 
 static Node *cnst(FeCtx *c, Node *like, double v, SrcLoc loc)
@@ -68,6 +73,28 @@ static Node *regression_loss(FeCtx *c, Node *y, Node *p, bool absolute, SrcLoc l
     return fe_reduce_all(c, OP_REDUCE_MEAN, d, loc);
 }
 
+/* huber(y, p, delta=1): with a = |y - p| and q = min(a, delta), the mean
+ * of q^2 / 2 + delta (a - q): a^2 / 2 up to delta, linear beyond */
+static Node *huber(FeCtx *c, Node *y, Node *p, double delta, SrcLoc loc)
+{
+    Node *a = fe_op1(c, OP_ABS, fe_op2(c, OP_SUB, y, p, loc), loc);
+    Node *q = fe_op2(c, OP_MINIMUM, a, cnst(c, a, delta, loc), loc);
+    Node *quad = fe_op2(c, OP_MUL, fe_op1(c, OP_SQUARE, q, loc), cnst(c, a, 0.5, loc), loc);
+    Node *lin = fe_op2(c, OP_MUL, fe_op2(c, OP_SUB, a, q, loc), cnst(c, a, delta, loc), loc);
+    return fe_reduce_all(c, OP_REDUCE_MEAN, fe_op2(c, OP_ADD, quad, lin, loc), loc);
+}
+
+/* kl_divergence(y, p): y and p clipped to [1e-7, 1], the mean over the
+ * rows of sum(y log(y / p), -1) (Keras's) */
+static Node *kl_divergence(FeCtx *c, Node *y, Node *p, SrcLoc loc)
+{
+    Node *yc = fe_op2(c, OP_MINIMUM, fe_op2(c, OP_MAXIMUM, y, cnst(c, y, CE_EPS, loc), loc), cnst(c, y, 1, loc), loc);
+    Node *pc = fe_op2(c, OP_MINIMUM, fe_op2(c, OP_MAXIMUM, p, cnst(c, p, CE_EPS, loc), loc), cnst(c, p, 1, loc), loc);
+    Node *t = fe_op2(c, OP_MUL, yc, fe_op1(c, OP_LOG, fe_op2(c, OP_DIV, yc, pc, loc), loc), loc);
+    Node *per = fe_reduce_axis(c, OP_REDUCE_SUM, t, p->shape.rank - 1, false, loc);
+    return fe_reduce_all(c, OP_REDUCE_MEAN, per, loc);
+}
+
 /* The input of a sigmoid or last-axis softmax that produced p, else NULL:
  * like Keras, cross-entropy of such probabilities uses the logits. */
 static Node *logits_of(Node *p, Op op)
@@ -79,7 +106,13 @@ static Node *logits_of(Node *p, Op op)
     return p->in[0];
 }
 
-static Node *bce(FeCtx *c, Node *y, Node *p, bool from_logits, SrcLoc loc)
+/* Per-element or per-row loss times the weights w (when given). */
+static Node *weighted(FeCtx *c, Node *per, Node *w, SrcLoc loc)
+{
+    return w ? fe_op2(c, OP_MUL, per, w, loc) : per;
+}
+
+static Node *bce(FeCtx *c, Node *y, Node *p, bool from_logits, Node *w, SrcLoc loc)
 {
     Node *z = from_logits ? p : logits_of(p, OP_SIGMOID);
     Node *per;
@@ -101,12 +134,12 @@ static Node *bce(FeCtx *c, Node *y, Node *p, bool from_logits, SrcLoc loc)
                          fe_op2(c, OP_MUL, fe_op2(c, OP_SUB, one, y, loc), lq, loc), loc);
         per = fe_op1(c, OP_NEG, s, loc);
     }
-    return fe_reduce_all(c, OP_REDUCE_MEAN, per, loc);
+    return fe_reduce_all(c, OP_REDUCE_MEAN, weighted(c, per, w, loc), loc);
 }
 
 /* -mean(sum(y * log q, axis=-1)) with q = log_softmax(logits) or the
  * clipped, renormalised probabilities. */
-static Node *cce(FeCtx *c, Node *y, Node *p, bool from_logits, SrcLoc loc)
+static Node *cce(FeCtx *c, Node *y, Node *p, bool from_logits, Node *w, SrcLoc loc)
 {
     int last = p->shape.rank - 1;
     Node *z = from_logits ? p : logits_of(p, OP_SOFTMAX);
@@ -121,7 +154,7 @@ static Node *cce(FeCtx *c, Node *y, Node *p, bool from_logits, SrcLoc loc)
         logq = fe_op1(c, OP_LOG, clip_probs(c, fe_op2(c, OP_DIV, p, sum, loc), loc), loc);
     }
     Node *per = fe_reduce_axis(c, OP_REDUCE_SUM, fe_op2(c, OP_MUL, y, logq, loc), last, false, loc);
-    return fe_op1(c, OP_NEG, fe_reduce_all(c, OP_REDUCE_MEAN, per, loc), loc);
+    return fe_op1(c, OP_NEG, fe_reduce_all(c, OP_REDUCE_MEAN, weighted(c, per, w, loc), loc), loc);
 }
 
 /* Sparse labels: shape of p without its class axis (or with a trailing 1),
@@ -157,37 +190,123 @@ static Node *sparse_targets(FeCtx *c, CallArgs *a, const char *fn, Node *y, Node
     return fe_op(c, OP_ONE_HOT, &y, 1, &oh, loc);
 }
 
+/* class_weight=[w0, w1, ...]: one weight per class of targets y (one-hot
+ * over the last axis, or binary 0/1 when binary): the weight of each row
+ * (each element when binary), as Keras's class_weight. */
+static Node *class_weights(FeCtx *c, CallArgs *a, const char *fn, Node *y, Node *p, bool binary, SrcLoc loc)
+{
+    const Expr *e = a->v[L_WEIGHT];
+    int64_t k = binary ? 2 : p->shape.d[p->shape.rank - 1];
+    if (e->k != E_LIST || e->nitems != k) {
+        fe_error(c, e->start, 1, "%s(): class_weight needs a list of %lld weights, one per class", fn, (long long)k);
+        return NULL;
+    }
+    Node *w = fe_tensor(c, e, p->dt);
+    if (!w)
+        return NULL;
+    if (binary) { /* w0 + y * (w1 - w0) */
+        Attrs s0 = ir_attrs(), s1 = ir_attrs();
+        s0.end[0] = 1;
+        s1.begin[0] = 1;
+        s1.end[0] = 2;
+        Node *w0 = fe_op(c, OP_SLICE, &w, 1, &s0, loc), *w1 = fe_op(c, OP_SLICE, &w, 1, &s1, loc);
+        return fe_op2(c, OP_ADD, w0, fe_op2(c, OP_MUL, y, fe_op2(c, OP_SUB, w1, w0, loc), loc), loc);
+    }
+    return fe_reduce_axis(c, OP_REDUCE_SUM, fe_op2(c, OP_MUL, y, w, loc), p->shape.rank - 1, false, loc);
+}
+
+/* label_smoothing=s: targets y (1 - s) + s / k, k the classes (2 when
+ * binary). */
+static Node *smoothed(FeCtx *c, Node *y, double s, double k, SrcLoc loc)
+{
+    if (s == 0)
+        return y;
+    return fe_op2(c, OP_ADD, fe_op2(c, OP_MUL, y, cnst(c, y, 1 - s, loc), loc), cnst(c, y, s / k, loc), loc);
+}
+
+/* huber(y, p, delta=1.0), kl_divergence(y, p) */
+static Val regression_other(FeCtx *c, const Expr *e, int which)
+{
+    static const ParamSpec spec[] = {
+        {"y_true|labels|targets", A_TENSOR, true},
+        {"y_pred|logits|predictions", A_TENSOR, true},
+        {"delta", A_NUM, false},
+    };
+    const char *fn = e->str;
+    CallArgs a;
+    double delta;
+    if (!fe_bind_args(c, e, fn, spec, which == LOSS_HUBER ? 3 : 2, &a) || !fe_arg_num(c, &a, 2, 1.0, &delta))
+        return fe_err_val();
+    if (!(delta > 0)) {
+        fe_error(c, a.v[2]->start, 1, "huber(): delta must be positive, got %g", delta);
+        return fe_err_val();
+    }
+    Node *y = fe_arg_tensor(c, &a, 0, DT_COUNT);
+    Node *p = pred_arg(c, &a, fn);
+    if (!y || !p || !same_as_pred(c, &a, fn, y, p))
+        return fe_err_val();
+    if (which == LOSS_KLD && p->shape.rank < 1) {
+        fe_error_expr(c, e, "kl_divergence(): predictions need a class axis");
+        return fe_err_val();
+    }
+    return fe_tensor_val(which == LOSS_HUBER ? huber(c, y, p, delta, e->loc) : kl_divergence(c, y, p, e->loc));
+}
+
 Val fe_loss(FeCtx *c, const Expr *e, int which)
 {
     const char *fn = e->str;
     CallArgs a;
     bool from_logits;
-    int nspec = which == LOSS_MSE || which == LOSS_MAE ? 2 : 3;
+    double smooth;
+    if (which == LOSS_HUBER || which == LOSS_KLD)
+        return regression_other(c, e, which);
+    int nspec = which == LOSS_MSE || which == LOSS_MAE ? 2 : 5;
     if (!fe_bind_args(c, e, fn, loss_spec, nspec, &a) ||
-        !fe_arg_bool(c, &a, 2, false, &from_logits))
+        !fe_arg_bool(c, &a, L_LOGITS, false, &from_logits) || !fe_arg_num(c, &a, L_SMOOTH, 0, &smooth))
         return fe_err_val();
+    if (!(smooth >= 0 && smooth <= 1)) {
+        fe_error(c, a.v[L_SMOOTH]->start, 1, "%s(): label_smoothing must be in [0, 1], got %g", fn, smooth);
+        return fe_err_val();
+    }
     Node *y = fe_arg_tensor(c, &a, 0, DT_COUNT);
     Node *p = pred_arg(c, &a, fn);
     if (!y || !p)
         return fe_err_val();
     if (which == LOSS_SCCE) {
         y = sparse_targets(c, &a, fn, y, p, e->loc);
-        return fe_tensor_val(y ? cce(c, y, p, from_logits, e->loc) : NULL);
+        Node *w = y && nspec > 2 && a.v[L_WEIGHT] ? class_weights(c, &a, fn, y, p, false, e->loc) : NULL;
+        if (!y || (a.v[L_WEIGHT] && !w))
+            return fe_err_val();
+        y = smoothed(c, y, smooth, (double)p->shape.d[p->shape.rank - 1], e->loc);
+        return fe_tensor_val(cce(c, y, p, from_logits, w, e->loc));
     }
     if (!same_as_pred(c, &a, fn, y, p))
         return fe_err_val();
+    Node *w = NULL;
+    if (nspec > 2 && a.v[L_WEIGHT]) {
+        if (which == LOSS_CCE && p->shape.rank < 1) {
+            fe_error_expr(c, e, "%s(): predictions need a class axis", loss_names[which]);
+            return fe_err_val();
+        }
+        w = class_weights(c, &a, fn, y, p, which == LOSS_BCE, e->loc);
+        if (!w)
+            return fe_err_val();
+    }
+    if (which == LOSS_BCE || which == LOSS_CCE)
+        y = smoothed(c, y, smooth, which == LOSS_BCE ? 2.0 : (double)p->shape.d[p->shape.rank > 0 ? p->shape.rank - 1 : 0],
+                     e->loc);
     switch (which) {
     case LOSS_MSE:
     case LOSS_MAE:
         return fe_tensor_val(regression_loss(c, y, p, which == LOSS_MAE, e->loc));
     case LOSS_BCE:
-        return fe_tensor_val(bce(c, y, p, from_logits, e->loc));
+        return fe_tensor_val(bce(c, y, p, from_logits, w, e->loc));
     case LOSS_CCE:
         if (p->shape.rank < 1) {
             fe_error_expr(c, e, "%s(): predictions need a class axis", loss_names[which]);
             return fe_err_val();
         }
-        return fe_tensor_val(cce(c, y, p, from_logits, e->loc));
+        return fe_tensor_val(cce(c, y, p, from_logits, w, e->loc));
     default:
         ICE("bad loss");
     }

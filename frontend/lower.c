@@ -375,7 +375,13 @@ static void finish_loss(FeCtx *c)
     Binding *b = fe_lookup(c, "loss");
     if (!b || b->kind != B_VALUE || !require_scalar(c, s->val, b->v, "the loss"))
         return;
-    set_label(c, b->v, "loss");
+    for (int i = 0; i < c->npenalties; i++) {
+        Node *sum = fe_op2(c, OP_ADD, b->v.n, c->penalties[i], c->penalties[i]->loc);
+        if (!sum)
+            return;
+        b->v = fe_tensor_val(sum);
+    }
+    set_label(c, b->v, c->npenalties ? "regularized_loss" : "loss");
     for (int i = 0; i < c->g->nouts; i++)
         if (strcmp(c->g->outs[i].name, "loss") == 0) {
             fe_error(c, s->nameloc, s->namespan, "duplicate output name 'loss'");
@@ -459,6 +465,7 @@ static Graph *lower_program(const char *path, const Program *prog, Arena *a, Run
     xfree(c.b);
     xfree(c.layers);
     xfree(c.layer_locs);
+    xfree(c.penalties);
     strmap_free(&c.bindings);
     strmap_free(&c.layer_index);
     strmap_free(&c.layer_next);

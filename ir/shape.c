@@ -316,16 +316,22 @@ static bool infer_concat(Node *n, Diags *d)
     return true;
 }
 
+/* matmul of two matrices, or of stacks of them: the last two axes are
+ * the matrices, the ones before them (batch axes) broadcast like NumPy.
+ * Batched, N may only be the result's first axis. */
 static bool infer_matmul(Node *n, Diags *d)
 {
     Node *a = n->in[0], *b = n->in[1];
+    const Shape *as = &a->shape, *bs = &b->shape;
+    int ra = as->rank, rb = bs->rank;
     char t1[TYBUF], t2[TYBUF];
-    if (a->shape.rank != 2 || b->shape.rank != 2) {
-        diag_error(d, n->loc, "matmul needs two matrices, got %s and %s", ty(a, t1), ty(b, t2));
+    if (ra < 2 || rb < 2) {
+        diag_error(d, n->loc, "matmul needs two matrices or stacks of matrices (rank 2 or more), got %s and %s",
+                   ty(a, t1), ty(b, t2));
         return false;
     }
-    int64_t m = a->shape.d[n->a.ta ? 1 : 0], k1 = a->shape.d[n->a.ta ? 0 : 1];
-    int64_t k2 = b->shape.d[n->a.tb ? 1 : 0], nn = b->shape.d[n->a.tb ? 0 : 1];
+    int64_t m = as->d[n->a.ta ? ra - 1 : ra - 2], k1 = as->d[n->a.ta ? ra - 2 : ra - 1];
+    int64_t k2 = bs->d[n->a.tb ? rb - 1 : rb - 2], nn = bs->d[n->a.tb ? rb - 2 : rb - 1];
     if (k1 != k2) {
         char d1[24], d2[24];
         dim_str(k1, d1);
@@ -334,7 +340,33 @@ static bool infer_matmul(Node *n, Diags *d)
                    ty(b, t2), d1, d2);
         return false;
     }
-    n->shape = ir_shape2(m, nn);
+    int nb = (ra > rb ? ra : rb) - 2;
+    Shape out = ir_shape0();
+    out.rank = nb + 2;
+    for (int k = 0; k < nb; k++) {
+        int ka = k - (nb - (ra - 2)), kb = k - (nb - (rb - 2));
+        int64_t da = ka >= 0 ? as->d[ka] : 1, db = kb >= 0 ? bs->d[kb] : 1;
+        if (da != db && da != 1 && db != 1) {
+            char d1[24], d2[24];
+            dim_str(da, d1);
+            dim_str(db, d2);
+            diag_error(d, n->loc, "matmul of %s and %s: batch dimensions %s and %s differ", ty(a, t1), ty(b, t2),
+                       d1, d2);
+            return false;
+        }
+        out.d[k] = da == 1 ? db : da;
+    }
+    out.d[nb] = m;
+    out.d[nb + 1] = nn;
+    bool n_ok = true;
+    for (int k = 1; nb > 0 && k < out.rank; k++)
+        n_ok &= out.d[k] != IR_DIM_N;
+    if (nb > 0 && (!n_ok || k1 == IR_DIM_N)) {
+        diag_error(d, n->loc, "batched matmul of %s and %s: N may only be the first batch dimension", ty(a, t1),
+                   ty(b, t2));
+        return false;
+    }
+    n->shape = out;
     return true;
 }
 
@@ -513,6 +545,60 @@ static bool infer_softmax_pair(Node *n, Diags *d)
     return true;
 }
 
+/* The result of gathering along axis axes[0] of shape x with indices of
+ * shape ix: x[:axis] + ix + x[axis+1:], with N (if any) first. */
+static bool gather_shape(Node *n, const Shape *x, const Shape *ix, Shape *out, Diags *d)
+{
+    int ax = n->a.axes[0];
+    char t1[96], t2[96];
+    if (ax < 0 || ax >= x->rank) {
+        diag_error(d, n->loc, "%s: axis %d out of range for %s", ir_ops[n->op].name, ax,
+                   ir_shape_str(x, t1, sizeof t1));
+        return false;
+    }
+    if (x->d[ax] == IR_DIM_N) {
+        diag_error(d, n->loc, "%s along the batch dimension N is not supported", ir_ops[n->op].name);
+        return false;
+    }
+    if (x->rank - 1 + ix->rank > IR_MAXRANK) {
+        diag_error(d, n->loc, "%s of %s with indices %s: the result has more than %d dimensions",
+                   ir_ops[n->op].name, ir_shape_str(x, t1, sizeof t1), ir_shape_str(ix, t2, sizeof t2),
+                   IR_MAXRANK);
+        return false;
+    }
+    *out = ir_shape0();
+    for (int k = 0; k < ax; k++)
+        out->d[out->rank++] = x->d[k];
+    for (int k = 0; k < ix->rank; k++)
+        out->d[out->rank++] = ix->d[k];
+    for (int k = ax + 1; k < x->rank; k++)
+        out->d[out->rank++] = x->d[k];
+    for (int k = 1; k < out->rank; k++)
+        if (out->d[k] == IR_DIM_N) {
+            char t3[96];
+            diag_error(d, n->loc, "%s of %s with indices %s would give %s: only the first dimension may be N",
+                       ir_ops[n->op].name, ir_shape_str(x, t1, sizeof t1), ir_shape_str(ix, t2, sizeof t2),
+                       ir_shape_str(out, t3, sizeof t3));
+            return false;
+        }
+    return true;
+}
+
+/* gather (x, indices) and gather_grad (gy, indices) -> shape */
+static bool infer_gather(Node *n, Diags *d)
+{
+    Node *v = n->in[0], *ix = n->in[1];
+    if (!need_float(n, v, d))
+        return false;
+    if (n->op == OP_GATHER)
+        return gather_shape(n, &v->shape, &ix->shape, &n->shape, d);
+    Shape y;
+    if (!gather_shape(n, &n->a.shape, &ix->shape, &y, d) || !expect_shape(n, &v->shape, &y, "output gradient", d))
+        return false;
+    n->shape = n->a.shape;
+    return true;
+}
+
 static bool infer_leaf(Node *n, Diags *d)
 {
     (void)d;
@@ -686,6 +772,9 @@ static bool infer_rule(Node *n, Diags *d)
             n->dt = n->a.to;
             return ir_dtype_is_float(n->dt);
         }
+        case OP_GATHER:
+        case OP_GATHER_GRAD:
+            return infer_gather(n, d);
         case OP_DROPOUT_MASK:
             if (!need_float(n, n->in[0], d))
                 return false;

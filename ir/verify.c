@@ -209,7 +209,7 @@ static bool check_body_node(Verifier *V, int i, Node *x, int *anchors, int *rows
         }
     } else if (x->op == OP_MATMUL) {
         if (++*anchors > 1 || x->in[0]->op != OP_INPUT || x->in[1]->op != OP_INPUT ||
-            !ir_shape_eq(&x->shape, &n->shape)) {
+            !ir_shape_eq(&x->shape, &n->shape) || x->shape.rank != 2) {
             verr(V, i, "body contains a matmul that cannot be its GEMM (one at most, reading "
                        "two body inputs, with the fused result's shape)");
             return false;

@@ -477,6 +477,26 @@ static void grad_concat(AD *c, Node *y, Node *gy)
     }
 }
 
+/* The indices get no gradient (the result is piecewise constant in them). */
+static void grad_gather(AD *c, Node *y, Node *gy)
+{
+    Attrs a = ir_attrs();
+    a.naxes = 1;
+    a.axes[0] = y->a.axes[0];
+    a.shape = y->in[0]->shape;
+    Node *in[2] = {gy, y->in[1]};
+    send(c, y->in[0], build(c, OP_GATHER_GRAD, in, 2, &a));
+}
+
+static void grad_gather_grad(AD *c, Node *y, Node *gy)
+{
+    Attrs a = ir_attrs();
+    a.naxes = 1;
+    a.axes[0] = y->a.axes[0];
+    Node *in[2] = {gy, y->in[1]};
+    send(c, y->in[0], build(c, OP_GATHER, in, 2, &a));
+}
+
 static Node *matmul(AD *c, Node *a, Node *b, bool ta, bool tb, double alpha)
 {
     Attrs at = ir_attrs();

@@ -320,8 +320,8 @@ static void new_group(Fuser *f, Node *root)
  * incoming gradient in the backward pass). One per group. */
 static void try_anchor(Fuser *f, Node *p, IntVec *gs)
 {
-    if (!user_groups(f, p, gs) || gs->n != 1)
-        return;
+    if (p->shape.rank != 2 || !user_groups(f, p, gs) || gs->n != 1)
+        return; /* a batched matmul is a loop of GEMMs: no epilogue */
     Group *gr = &f->grp[gs->v[0]];
     if (gr->anchor || p->dt != gr->root->dt || !ir_shape_eq(&p->shape, &gr->root->shape))
         return;

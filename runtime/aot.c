@@ -549,6 +549,9 @@ int rt_aot_run(RtAot *c, int fn, int64_t n, const void *const *inputs, double lr
     ctx.pool = c->pool;
     rt_ctx_apply_threads(&ctx);
     c->m->entries[fn](&ctx, n, f->table);
+    if (ctx.fault_step)
+        return fail(c, "%s: index %g is not an integer in [0, %lld), the range of the gathered axis (kernel %d)", f->name,
+                    ctx.fault_value, (long long)ctx.fault_bound, (int)ctx.fault_step - 1);
     double loss = 0;
     for (int i = 0; i < f->nouts; i++) {
         const AotOut *o = &f->outs[i];

@@ -244,6 +244,44 @@ static uint64_t dropout_threshold(double rate)
 #define RT_VEC_CLONES
 #endif
 
+void rt_fault(RtCtx *c, int64_t step, double value, int64_t bound)
+{
+    if (c->fault_step)
+        return;
+    c->fault_step = (int32_t)step + 1;
+    c->fault_value = value;
+    c->fault_bound = bound;
+}
+
+static double gather_raw(const RtGatherGeom *g, const void *idx, int64_t j)
+{
+    switch (g->idt) {
+    case 0:
+        return ((const float *)idx)[j];
+    case 1:
+        return ((const double *)idx)[j];
+    default:
+        return ((const int32_t *)idx)[j];
+    }
+}
+
+int64_t rt_gather_index(const RtGatherGeom *g, const void *idx, int64_t j)
+{
+    double v = gather_raw(g, idx, j);
+    return v >= 0 && v < (double)g->len && v == floor(v) ? (int64_t)v : -1;
+}
+
+/* Are all indices good? Records the first bad one. */
+static bool gather_check(RtCtx *c, const RtGatherGeom *g, const void *idx)
+{
+    for (int64_t j = 0; j < g->nidx; j++)
+        if (rt_gather_index(g, idx, j) < 0) {
+            rt_fault(c, g->step, gather_raw(g, idx, j), g->len);
+            return false;
+        }
+    return true;
+}
+
 /* The clipped window [y0,y1) x [x0,x1) of output pixel (oy, ox). */
 typedef struct PoolWin {
     int64_t y0, y1, x0, x1;

@@ -20,6 +20,13 @@ typedef struct RtCtx {
     int threads;    /* threads asked for; 0 = number of cores (the pool runs them) */
     RtProf *prof;   /* per-kernel times (a profiling entry); NULL = none */
     RtPool *pool;   /* threads for runtime and row-parallel kernels; NULL = serial */
+    /* The first run-time fault of a run (an index out of range): the
+     * step (kernel) that met it plus 1 (0: none), the index and the
+     * length of the axis it indexes. The kernel leaves zeros where the
+     * bad index pointed and the run goes on; the caller reports it. */
+    int32_t fault_step;
+    double fault_value;
+    int64_t fault_bound;
 } RtCtx;
 
 void rt_ctx_init(RtCtx *c, int threads);
@@ -180,5 +187,26 @@ void rt_avg_pool2d_f32(const RtCtx *ctx, const RtPoolGeom *g, const float *x, fl
 void rt_avg_pool2d_f64(const RtCtx *ctx, const RtPoolGeom *g, const double *x, double *y);
 void rt_avg_pool2d_grad_f32(const RtCtx *ctx, const RtPoolGeom *g, const float *dy, float *dx);
 void rt_avg_pool2d_grad_f64(const RtCtx *ctx, const RtPoolGeom *g, const double *dy, double *dx);
+
+/* Gather geometry: the gathered tensor as [outer, len, inner] around the
+ * axis, nidx indices of dtype idt (0 f32, 1 f64, 2 i32: DType's values),
+ * and the plan step of the kernel (for the fault). */
+typedef struct RtGatherGeom {
+    int64_t outer, len, inner, nidx, idt, step;
+} RtGatherGeom;
+#define RT_GATHER_GEOM_FIELDS 6
+
+/* Index j of a gather as an offset in [0, len), or -1 (not an integer,
+ * out of range, NaN). */
+int64_t rt_gather_index(const RtGatherGeom *g, const void *idx, int64_t j);
+/* Record a fault in c unless one is recorded already. */
+void rt_fault(RtCtx *c, int64_t step, double value, int64_t bound);
+/* y[o, j, :] = x[o, idx[j], :]; a bad index is a fault (y stays zero
+ * there). */
+void rt_gather_f32(RtCtx *c, const RtGatherGeom *g, const float *x, const void *idx, float *y);
+void rt_gather_f64(RtCtx *c, const RtGatherGeom *g, const double *x, const void *idx, double *y);
+/* gx = 0, then gx[o, idx[j], :] += gy[o, j, :] for o, then j ascending. */
+void rt_gather_grad_f32(RtCtx *c, const RtGatherGeom *g, const float *gy, const void *idx, float *gx);
+void rt_gather_grad_f64(RtCtx *c, const RtGatherGeom *g, const double *gy, const void *idx, double *gx);
 
 #endif

@@ -1,5 +1,5 @@
-/* Type-generic bodies of the GEMM, convolution, pooling and dropout
- * kernels, included by kernels.c once per element type with T
+/* Type-generic bodies of the GEMM, convolution, pooling, dropout and
+ * gather kernels, included by kernels.c once per element type with T
  * (float/double), SFX (f32/f64) and BLAS_GEMM (cblas_sgemm/dgemm)
  * defined. Work is split into tasks per image, per fixed block of
  * elements or per part of a GEMM (gemm_cut) that write disjoint outputs,
@@ -506,6 +506,35 @@ void FN(rt_dropout_mask)(const RtCtx *c, uint64_t stream, double rate, int64_t n
 {
     FN(Dropout) a = {c, dropout_key(c->seed, stream), dropout_threshold(rate), (T)1 / ((T)1 - (T)rate), n, out};
     rt_parallel(c, (n + RT_DROPOUT_BLOCK - 1) / RT_DROPOUT_BLOCK, FN(dropout_task), &a);
+}
+
+
+void FN(rt_gather)(RtCtx *c, const RtGatherGeom *g, const T *x, const void *idx, T *y)
+{
+    if (!gather_check(c, g, idx)) {
+        memset(y, 0, (size_t)(g->outer * g->nidx * g->inner) * sizeof(T));
+        return;
+    }
+    size_t row = (size_t)g->inner * sizeof(T);
+    for (int64_t o = 0; o < g->outer; o++)
+        for (int64_t j = 0; j < g->nidx; j++)
+            if (row)
+                memcpy(y + (o * g->nidx + j) * g->inner, x + (o * g->len + rt_gather_index(g, idx, j)) * g->inner,
+                       row);
+}
+
+void FN(rt_gather_grad)(RtCtx *c, const RtGatherGeom *g, const T *gy, const void *idx, T *gx)
+{
+    memset(gx, 0, (size_t)(g->outer * g->len * g->inner) * sizeof(T));
+    if (!gather_check(c, g, idx))
+        return;
+    for (int64_t o = 0; o < g->outer; o++)
+        for (int64_t j = 0; j < g->nidx; j++) {
+            const T *src = gy + (o * g->nidx + j) * g->inner;
+            T *dst = gx + (o * g->len + rt_gather_index(g, idx, j)) * g->inner;
+            for (int64_t i = 0; i < g->inner; i++)
+                dst[i] += src[i];
+        }
 }
 
 #undef FN

@@ -492,7 +492,7 @@ static bool jit_run(mc_model *m, JitModule *jm, JitWorkspace **cache, int64_t n)
     ctx.step = (uint64_t)m->step;
     be_jit_step(w, &ctx);
     m->cur_ws = w;
-    return true;
+    return be_jit_faults_ok(jm, &ctx, &m->d);
 }
 
 /* Read scalar output i of the last run. */

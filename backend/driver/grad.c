@@ -87,22 +87,31 @@ bool gc_load_inputs(const Graph *g, const char *path, TensorMap *m, Diags *d)
     return ok;
 }
 
-/* Depth of the one_hot that input x feeds (through casts and reshapes),
- * or 0. */
-static int label_classes(const Graph *g, const Node *x)
+/* Does value s come from input x through ops that keep its values
+ * (casts, reshapes, slices, broadcasts, transposes)? */
+static bool carries(const Node *s, const Node *x)
 {
+    while (s->op == OP_CAST || s->op == OP_RESHAPE || s->op == OP_SLICE || s->op == OP_BROADCAST ||
+           s->op == OP_TRANSPOSE)
+        s = s->in[0];
+    return s == x;
+}
+
+/* The number of values input x may take as an index: the smallest depth
+ * of a one_hot and length of a gathered axis it feeds, or 0. */
+static int64_t label_classes(const Graph *g, const Node *x)
+{
+    int64_t k = 0;
     for (int i = 0; i < g->nnodes; i++) {
         const Node *n = g->nodes[i];
-        if (n->op != OP_ONE_HOT)
-            continue;
-        const Node *s = n->in[0];
-        while (s->op == OP_CAST || s->op == OP_RESHAPE || s->op == OP_SLICE ||
-               s->op == OP_BROADCAST || s->op == OP_TRANSPOSE)
-            s = s->in[0];
-        if (s == x)
-            return n->a.depth;
+        int64_t c = n->op == OP_ONE_HOT && carries(n->in[0], x) ? n->a.depth
+                    : (n->op == OP_GATHER || n->op == OP_GATHER_GRAD) && carries(n->in[1], x)
+                        ? (n->op == OP_GATHER ? n->in[0]->shape : n->shape).d[n->a.axes[0]]
+                        : 0;
+        if (c > 0 && (k == 0 || c < k))
+            k = c;
     }
-    return 0;
+    return k;
 }
 
 bool gc_random_inputs(const Graph *g, int64_t batch, uint64_t seed, TensorMap *m, Diags *d)
@@ -120,7 +129,7 @@ bool gc_random_inputs(const Graph *g, int64_t batch, uint64_t seed, TensorMap *m
             return false;
         }
         uint64_t stream = rt_name_stream(x->a.name);
-        int classes = label_classes(g, x);
+        int64_t classes = label_classes(g, x);
         if (!classes && !ir_dtype_is_float(x->dt))
             classes = 2;
         for (int64_t k = 0; k < t->numel; k++) {

@@ -19,9 +19,10 @@ bool gc_load_params(const Graph *g, const char *path, uint64_t seed, TensorMap *
 bool gc_load_inputs(const Graph *g, const char *path, TensorMap *m, Diags *d);
 
 /* A random batch of `batch` examples: floats uniform in [0,1); labels
- * (inputs feeding a one_hot, and integer inputs) uniform integers in
- * [0, classes) where classes is the one_hot's depth (2 when there is
- * none). An input too large for memory is an error at its declaration. */
+ * and indices (inputs feeding a one_hot or the indices of a gather, and
+ * integer inputs) uniform integers in [0, classes) where classes is the
+ * smallest one_hot depth or gathered axis length they feed (2 when there
+ * is none). An input too large for memory is an error at its declaration. */
 bool gc_random_inputs(const Graph *g, int64_t batch, uint64_t seed, TensorMap *m, Diags *d);
 
 /* The weights of a gradient check: every parameter initialised with

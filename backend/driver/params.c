@@ -100,19 +100,20 @@ static char *init_str(Arena *a, const Init *in)
     }
 }
 
-static void print_rows(const Row *rows, int n, FILE *out)
+/* The first nc columns, left-aligned but the last; a rule under row 0. */
+static void print_rows(const Row *rows, int n, int nc, FILE *out)
 {
     int w[6] = {0};
     for (int i = 0; i < n; i++)
-        for (int k = 0; k < 6; k++) {
+        for (int k = 0; k < nc; k++) {
             int l = (int)strlen(rows[i].cols[k]);
             if (l > w[k])
                 w[k] = l;
         }
     for (int i = 0; i < n; i++) {
-        for (int k = 0; k < 6; k++) {
+        for (int k = 0; k < nc; k++) {
             const char *s = rows[i].cols[k];
-            if (k == 5)
+            if (k == nc - 1)
                 fprintf(out, "%*s", w[k], s);
             else
                 fprintf(out, "%-*s  ", w[k], s);
@@ -120,8 +121,8 @@ static void print_rows(const Row *rows, int n, FILE *out)
         fputc('\n', out);
         if (i == 0) {
             int total = 0;
-            for (int k = 0; k < 6; k++)
-                total += w[k] + (k < 5 ? 2 : 0);
+            for (int k = 0; k < nc; k++)
+                total += w[k] + (k < nc - 1 ? 2 : 0);
             for (int k = 0; k < total; k++)
                 fputc('-', out);
             fputc('\n', out);
@@ -161,7 +162,7 @@ static void print_table(Graph *g, const mc_params_options *o, FILE *out)
     }
     fprintf(out, "Model: %s\n\n", g->name);
     if (n > 1)
-        print_rows(rows, n, out);
+        print_rows(rows, n, 6, out);
     else
         fputs("(no parameters)\n", out);
     fprintf(out, "\nTrainable params:     %lld\n", (long long)trainable);
@@ -176,14 +177,94 @@ static void print_table(Graph *g, const mc_params_options *o, FILE *out)
     arena_free(a);
 }
 
+/* ---- layers and their output shapes (Keras's summary()) ---- */
+
+static bool same_loc(SrcLoc a, SrcLoc b)
+{
+    return a.line == b.line && a.col == b.col && (a.file == b.file || (a.file && b.file && !strcmp(a.file, b.file)));
+}
+
+/* The value a layer produces: the last node lowered from its call (the
+ * location of its parameters) that something else reads, another
+ * layer's node or an output other than a state update. */
+static const Node *layer_output(const Graph *g, const Node *param, const bool *read_outside)
+{
+    const Node *best = NULL;
+    for (int i = param->id + 1; i < g->nnodes; i++) {
+        const Node *n = g->nodes[i];
+        if (n->op != OP_PARAM && same_loc(n->loc, param->loc) && read_outside[i])
+            best = n;
+    }
+    return best;
+}
+
+/* Does a node lowered from another call, or an output (not an update),
+ * read node i? */
+static bool *outside_reads(const Graph *g)
+{
+    bool *r = xcalloc((size_t)g->nnodes + 1, sizeof(bool));
+    for (int i = 0; i < g->nnodes; i++)
+        for (int j = 0; j < g->nodes[i]->nin; j++) {
+            const Node *x = g->nodes[i]->in[j];
+            if (!same_loc(x->loc, g->nodes[i]->loc))
+                r[x->id] = true;
+        }
+    for (int i = 0; i < g->nouts; i++)
+        if (g->outs[i].kind != OUT_UPDATE)
+            r[g->outs[i].val->id] = true;
+    return r;
+}
+
+/* One row per layer (parameters named <layer>.<what>), in the order of
+ * their first parameter: its output type and parameter count. */
+static void print_layers(Graph *g, FILE *out)
+{
+    Arena *a = arena_new();
+    Row *rows = xcalloc((size_t)g->nnodes + 1, sizeof(Row));
+    int n = 0;
+    rows[n++] = (Row){{"layer", "output", "params", "", "", ""}};
+    for (int i = 0; i < g->nnodes; i++)
+        g->nodes[i]->id = i;
+    bool *outside = outside_reads(g);
+    for (int i = 0; i < g->nnodes; i++) {
+        const Node *p = g->nodes[i];
+        const char *dot = p->op == OP_PARAM ? strrchr(p->a.name, '.') : NULL;
+        if (!dot)
+            continue;
+        char *layer = arena_strndup(a, p->a.name, (size_t)(dot - p->a.name));
+        int seen = -1;
+        for (int k = 1; k < n && seen < 0; k++)
+            if (!strcmp(rows[k].cols[0], layer))
+                seen = k;
+        int64_t cnt = ir_shape_numel(&p->shape, 1);
+        if (seen >= 0) {
+            rows[seen].cols[2] = arena_printf(a, "%lld", atoll(rows[seen].cols[2]) + (long long)cnt);
+            continue;
+        }
+        const Node *y = layer_output(g, p, outside);
+        char ty[128];
+        rows[n++] = (Row){{layer, y ? arena_strdup(a, ir_type_str(y->dt, &y->shape, ty, sizeof ty)) : "?",
+                           arena_printf(a, "%lld", (long long)cnt), "", "", ""}};
+    }
+    if (n > 1) {
+        fputc('\n', out);
+        print_rows(rows, n, 3, out);
+    }
+    xfree(outside);
+    xfree(rows);
+    arena_free(a);
+}
+
 static int print_params_cmd(const char *path, const mc_params_options *o, FILE *out, FILE *err)
 {
     Diags d;
     diags_init(&d);
     RunSettings run;
     Graph *g = mc_load_source(path, &run, &d, err);
-    if (g)
+    if (g) {
         print_table(g, o, out);
+        print_layers(g, out);
+    }
     ir_graph_free(g);
     diags_free(&d);
     return g ? 0 : 1;

@@ -1,11 +1,13 @@
 /* Interpreter routines for matmul, 2-D convolution (NHWC data, HWIO
  * kernels) and its two adjoints, max/avg pooling and their adjoints,
  * softmax, log_softmax and the fused softmax cross-entropy rows
- * (log_softmax_dot, log_softmax_grad), one_hot and the dropout mask. */
+ * (log_softmax_dot, log_softmax_grad), one_hot, gather and its adjoint,
+ * and the dropout mask. */
 #include "backend/interp/interp_impl.h"
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Geometry of a window op: input x [n,h,w,c], output y [n,oh,ow,oc],
  * window kh x kw (kernel [kh,kw,c,oc] for conv), strides and the top/left
@@ -66,9 +68,39 @@ static Geom pool_geom(const Node *nd, const Tensor *x, const Tensor *y)
 #define KERN_FILE "kern_nn.inc"
 #include "kern_instantiate.inc"
 
+/* Element offset of the matrix of t (rank >= 2) at batch index c of a
+ * result with nb batch axes, t's batch axes broadcast (right-aligned). */
+static int64_t batch_offset(const Tensor *t, int nb, const int64_t *c)
+{
+    int tb = t->rank - 2;
+    int64_t off = 0, stride = t->dims[t->rank - 2] * t->dims[t->rank - 1];
+    for (int k = tb - 1; k >= 0; k--) {
+        int64_t ck = c[k + nb - tb];
+        off += (t->dims[k] == 1 ? 0 : ck) * stride;
+        stride *= t->dims[k];
+    }
+    return off;
+}
+
+/* One GEMM per matrix of the result, batch index row-major. */
 INTERP_FN(matmul)
 {
-    IX_BY_DTYPE(out->dt, matmul, in[0], in[1], nd->a.ta, nd->a.tb, nd->a.alpha, out);
+    const Tensor *a = in[0], *b = in[1];
+    bool ta = nd->a.ta, tb = nd->a.tb;
+    int nb = out->rank - 2;
+    int64_t m = out->dims[nb], n = out->dims[nb + 1], k = a->dims[a->rank - (ta ? 2 : 1)];
+    int64_t lda = a->dims[a->rank - 1], ldb = b->dims[b->rank - 1], count = 1, c[IR_MAXRANK] = {0};
+    for (int i = 0; i < nb; i++)
+        count *= out->dims[i];
+    size_t es = (size_t)ir_dtype_size(out->dt);
+    for (int64_t i = 0; i < count; i++) {
+        const char *x = (const char *)a->data + (size_t)batch_offset(a, nb, c) * es;
+        const char *y = (const char *)b->data + (size_t)batch_offset(b, nb, c) * es;
+        char *z = (char *)out->data + (size_t)(i * m * n) * es;
+        IX_BY_DTYPE(out->dt, matmul, (const void *)x, (const void *)y, m, n, k, lda, ldb, ta, tb, nd->a.alpha,
+                    (void *)z);
+        ix_next(nb, out->dims, c);
+    }
     return true;
 }
 
@@ -200,6 +232,71 @@ INTERP_FN(one_hot)
         for (int64_t k = 0; k < depth; k++)
             ix_store(out, i * depth + k, v == (double)k ? 1.0 : 0.0);
     }
+    return true;
+}
+
+/* The gathered tensor (x, or the result of gather_grad) seen as [outer,
+ * len, inner] around the axis; nidx indices. */
+typedef struct GatherGeom {
+    int64_t outer, len, inner, nidx;
+} GatherGeom;
+
+static GatherGeom gather_geom(const Node *nd, const int64_t *dims, int rank, const Tensor *ix)
+{
+    int ax = nd->a.axes[0];
+    GatherGeom g = {1, dims[ax], 1, ix->numel};
+    for (int k = 0; k < ax; k++)
+        g.outer *= dims[k];
+    for (int k = ax + 1; k < rank; k++)
+        g.inner *= dims[k];
+    return g;
+}
+
+/* The indices as offsets along the axis (xmalloc'd), or NULL after a
+ * diagnostic at nd naming the first one outside [0, len) or not an
+ * integer. */
+static int64_t *gather_offsets(Interp *ip, const Node *nd, const Tensor *ix, int64_t len)
+{
+    int64_t *at = xmalloc((size_t)(ix->numel + 1) * sizeof(int64_t));
+    for (int64_t j = 0; j < ix->numel; j++) {
+        double v = ix_load(ix, j);
+        if (!(v >= 0 && v < (double)len && v == floor(v))) {
+            diag_error(ip->d, nd->loc, "%s: index %g is not an integer in [0, %lld), the range of the gathered axis",
+                       ir_ops[nd->op].name, v, (long long)len);
+            xfree(at);
+            return NULL;
+        }
+        at[j] = (int64_t)v;
+    }
+    return at;
+}
+
+/* out[o, j, :] = x[o, at[j], :] */
+INTERP_FN(gather)
+{
+    const Tensor *x = in[0];
+    GatherGeom g = gather_geom(nd, x->dims, x->rank, in[1]);
+    int64_t *at = gather_offsets(ip, nd, in[1], g.len);
+    if (!at)
+        return false;
+    size_t row = (size_t)g.inner * (size_t)ir_dtype_size(x->dt);
+    for (int64_t o = 0; o < g.outer; o++)
+        for (int64_t j = 0; j < g.nidx; j++)
+            if (row)
+                memcpy((char *)out->data + (size_t)(o * g.nidx + j) * row,
+                       (const char *)x->data + (size_t)(o * g.len + at[j]) * row, row);
+    xfree(at);
+    return true;
+}
+
+INTERP_FN(gather_grad) /* (gy, indices) -> zeros of shape with gy added at the indices */
+{
+    GatherGeom g = gather_geom(nd, out->dims, out->rank, in[1]);
+    int64_t *at = gather_offsets(ip, nd, in[1], g.len);
+    if (!at)
+        return false;
+    IX_BY_DTYPE(out->dt, gather_add, in[0]->data, at, g.outer, g.len, g.inner, g.nidx, out->data);
+    xfree(at);
     return true;
 }
 

@@ -17,21 +17,73 @@ static const char *typed(DType t, const char *base, char *buf, size_t n)
     return buf;
 }
 
-/* out = alpha op(A) op(B) for the matmul node v (a graph node or the GEMM
- * of a fused body) with its operands in buffers pa and pb. */
-void cg_gemm(Cg *c, const Node *v, LLVMValueRef pa, LLVMValueRef pb, LLVMValueRef out)
+/* One GEMM: out = alpha op(A) op(B), m x n, inner size k. */
+static void gemm_call(Cg *c, const Node *v, Mono m, Mono n, Mono k, LLVMValueRef pa, LLVMValueRef pb,
+                      LLVMValueRef out)
 {
-    const Node *a = v->in[0];
-    bool ta = v->a.ta, tb = v->a.tb;
-    Mono m = mono_dim(v->shape.d[0]), n = mono_dim(v->shape.d[1]);
-    Mono k = mono_dim(a->shape.d[ta ? 0 : 1]);
     LLVMTypeRef ft = cg_type(c, v->dt);
     LLVMTypeRef pt[11] = {c->ptr, c->i32, c->i32, c->i64, c->i64, c->i64, ft, c->ptr, c->ptr, ft, c->ptr};
-    LLVMValueRef args[11] = {c->ctxp, LLVMConstInt(c->i32, ta, 0), LLVMConstInt(c->i32, tb, 0), cg_mono(c, m),
-                             cg_mono(c, n), cg_mono(c, k), cg_fconst(c, v->dt, v->a.alpha),
+    LLVMValueRef args[11] = {c->ctxp, LLVMConstInt(c->i32, v->a.ta, 0), LLVMConstInt(c->i32, v->a.tb, 0),
+                             cg_mono(c, m), cg_mono(c, n), cg_mono(c, k), cg_fconst(c, v->dt, v->a.alpha),
                              pa, pb, cg_fconst(c, v->dt, 0), out};
     char name[32];
     cg_call(c, typed(v->dt, "rt_gemm", name, sizeof name), c->vd, pt, 11, args);
+}
+
+typedef struct BatchGemm {
+    const Node *v;
+    Mono m, n, k;
+    LLVMValueRef p[3]; /* a, b, out */
+} BatchGemm;
+
+static void batch_gemm_body(Cg *c, void *ud, LLVMValueRef *offs)
+{
+    BatchGemm *g = ud;
+    LLVMValueRef at[3];
+    for (int i = 0; i < 3; i++)
+        at[i] = LLVMBuildInBoundsGEP2(c->b, cg_type(c, g->v->dt), g->p[i], &offs[i], 1, "");
+    gemm_call(c, g->v, g->m, g->n, g->k, at[0], at[1], at[2]);
+}
+
+/* Strides (elements) of operand shape s's matrices along the result's nb
+ * batch axes: 0 where s broadcasts. */
+static void batch_strides(const Shape *s, int nb, Mono *st)
+{
+    int sb = s->rank - 2;
+    Mono acc = mono_mul(mono_dim(s->d[s->rank - 2]), mono_dim(s->d[s->rank - 1]));
+    for (int k = nb - 1; k >= 0; k--) {
+        int ks = k - (nb - sb);
+        st[k] = ks < 0 || s->d[ks] == 1 ? mono(0) : acc;
+        if (ks >= 0)
+            acc = mono_mul(acc, mono_dim(s->d[ks]));
+    }
+}
+
+/* out = alpha op(A) op(B) for the matmul node v (a graph node or the GEMM
+ * of a fused body) with its operands in buffers pa and pb: one GEMM for
+ * matrices, and for a stack of them times a matrix (A's rows stacked);
+ * else one GEMM per matrix of the result in a loop over its batch axes. */
+void cg_gemm(Cg *c, const Node *v, LLVMValueRef pa, LLVMValueRef pb, LLVMValueRef out)
+{
+    const Shape *as = &v->in[0]->shape, *bs = &v->in[1]->shape, *os = &v->shape;
+    int nb = os->rank - 2;
+    Mono m = mono_dim(os->d[nb]), n = mono_dim(os->d[nb + 1]);
+    Mono k = mono_dim(as->d[as->rank - (v->a.ta ? 2 : 1)]);
+    if (nb == 0 || (bs->rank == 2 && !v->a.ta && as->rank == os->rank)) {
+        for (int i = 0; i < nb; i++)
+            m = mono_mul(m, mono_dim(os->d[i]));
+        gemm_call(c, v, m, n, k, pa, pb, out);
+        return;
+    }
+    BatchGemm g = {v, m, n, k, {pa, pb, out}};
+    Acc acc[3] = {{pa, NULL, {{0}}}, {pb, NULL, {{0}}}, {out, NULL, {{0}}}};
+    batch_strides(as, nb, acc[0].stride);
+    batch_strides(bs, nb, acc[1].stride);
+    batch_strides(os, nb, acc[2].stride);
+    Mono dims[IR_MAXRANK];
+    for (int i = 0; i < nb; i++)
+        dims[i] = mono_dim(os->d[i]);
+    cg_nest(c, nb, dims, 3, acc, batch_gemm_body, &g);
 }
 
 void cg_matmul(Cg *c, const Step *st)
@@ -118,4 +170,27 @@ void cg_dropout_mask(Cg *c, const Step *st)
                             cg_mono(c, mono_numel(&v->shape)), cg_buf(c, st->out)};
     char name[32];
     cg_call(c, typed(v->dt, "rt_dropout_mask", name, sizeof name), c->vd, pt, 5, args);
+}
+
+/* gather (x, idx) and gather_grad (gy, idx): the gathered tensor (x, or
+ * the result) as [outer, len, inner] around the axis. */
+void cg_gather(Cg *c, const Step *st)
+{
+    Node *v = st->node;
+    const Shape *x = v->op == OP_GATHER ? &v->in[0]->shape : &v->shape;
+    int ax = v->a.axes[0];
+    Mono outer = mono(1), inner = mono(1);
+    for (int k = 0; k < ax; k++)
+        outer = mono_mul(outer, mono_dim(x->d[k]));
+    for (int k = ax + 1; k < x->rank; k++)
+        inner = mono_mul(inner, mono_dim(x->d[k]));
+    LLVMValueRef vals[RT_GATHER_GEOM_FIELDS] = {cg_mono(c, outer), cg_i64(c, x->d[ax]), cg_mono(c, inner),
+                                                cg_mono(c, mono_numel(&v->in[1]->shape)),
+                                                cg_i64(c, v->in[1]->dt), cg_i64(c, c->step)};
+    LLVMTypeRef pt[5] = {c->ptr, c->ptr, c->ptr, c->ptr, c->ptr};
+    LLVMValueRef args[5] = {c->ctxp, geom(c, vals, RT_GATHER_GEOM_FIELDS), operand(c, v, 0), operand(c, v, 1),
+                            cg_buf(c, st->out)};
+    char name[32];
+    cg_call(c, typed(v->dt, v->op == OP_GATHER ? "rt_gather" : "rt_gather_grad", name, sizeof name), c->vd, pt, 5,
+            args);
 }

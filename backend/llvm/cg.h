@@ -137,6 +137,7 @@ typedef struct Cg {
     bool flat; /* an elementwise kernel over N elements of a flat buffer (codegen.c) */
     bool partial; /* a batch reduction's kernel: a mean is left a sum (plan_batch_reduction) */
     const char *prefix; /* of kernel names: "" for the module's plan, "kI.loop." for a loop body's */
+    int step;     /* the plan step of the kernel being built (run-time faults name it) */
     LLVMBasicBlockRef alloca_bb;
     int nk;
     int kslot[CG_MAXARGS];
@@ -211,6 +212,7 @@ void cg_slice_grad(Cg *c, const Step *st);
 void cg_concat(Cg *c, const Step *st);
 void cg_one_hot(Cg *c, const Step *st);
 void cg_dropout_mask(Cg *c, const Step *st);       /* calls.c */
+void cg_gather(Cg *c, const Step *st);             /* calls.c: gather, gather_grad */
 void cg_reduce(Cg *c, const Step *st);          /* reduce.c */
 void cg_argmax(Cg *c, const Step *st);
 void cg_softmax(Cg *c, const Step *st);         /* and log_softmax, log_softmax_dot/_grad */

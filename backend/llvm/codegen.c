@@ -65,6 +65,10 @@ static void emit_kernel_body(Cg *c, const Step *st)
     case OP_DROPOUT_MASK:
         cg_dropout_mask(c, st);
         return;
+    case OP_GATHER:
+    case OP_GATHER_GRAD:
+        cg_gather(c, st);
+        return;
     case OP_REDUCE_SUM:
     case OP_REDUCE_MEAN:
     case OP_REDUCE_MAX:
@@ -121,6 +125,7 @@ static LLVMValueRef emit_kernel(Cg *c, int i, const Step *st, const int *slots, 
     char name[256];
     snprintf(name, sizeof name, "%sk%d.%s%s", c->prefix ? c->prefix : "", i, ir_ops[st->node->op].name,
              ir_fused_softmax(st->node) ? "_softmax_xent" : "");
+    c->step = i;
     cg_kernel_begin(c, name, slots, ns);
     emit_kernel_body(c, st);
     cg_kernel_end(c);

@@ -179,6 +179,11 @@ bool be_jit_ready(const JitWorkspace *w, Diags *d);
  * ctx->pool is set;
  * a profiling module records into its profile unless ctx->prof is set. */
 void be_jit_step(JitWorkspace *w, RtCtx *ctx);
+/* After a step with ctx: true when no kernel met a run-time fault (an
+ * index out of range, RtCtx.fault_step); else false with a diagnostic at
+ * the kernel's node naming its op, the index and the axis length (the
+ * interpreter's message). */
+bool be_jit_faults_ok(const JitModule *m, const RtCtx *ctx, Diags *d);
 /* Output i's data after a step (valid until the next step). */
 void *be_jit_out_data(const JitWorkspace *w, int i);
 /* Number of elements of output i for this workspace's n. */

@@ -137,6 +137,18 @@ static bool copy_outputs(const JitModule *m, JitWorkspace *w, Tensor **outs, Dia
     return true;
 }
 
+bool be_jit_faults_ok(const JitModule *m, const RtCtx *ctx, Diags *d)
+{
+    if (!ctx->fault_step)
+        return true;
+    int i = ctx->fault_step - 1;
+    const JitKernelInfo *k = i < be_jit_nkernels(m) ? be_jit_kernel(m, i) : NULL;
+    SrcLoc none = {NULL, 0, 0};
+    diag_error(d, k ? jit_diag_loc(d, k->loc) : none, "%s: index %g is not an integer in [0, %lld), the range of the gathered axis",
+               k ? k->what : "gather", ctx->fault_value, (long long)ctx->fault_bound);
+    return false;
+}
+
 bool be_jit_run(JitModule *m, const TensorMap *params, const TensorMap *inputs, const RunOpts *o,
                 Tensor **outs, Diags *d)
 {
@@ -159,7 +171,7 @@ bool be_jit_run(JitModule *m, const TensorMap *params, const TensorMap *inputs, 
         ctx.seed = o ? o->seed : 0;
         ctx.step = o ? o->step : 0;
         be_jit_step(w, &ctx);
-        ok = copy_outputs(m, w, outs, d);
+        ok = be_jit_faults_ok(m, &ctx, d) && copy_outputs(m, w, outs, d);
     }
     for (int i = 0; i < nb; i++)
         rt_tensor_free(priv[i]);

@@ -2,9 +2,9 @@
 # `modelc compile`'s errors, and the compiled object's: a missing or
 # mismatching weights file, an unknown --fn, a batch above --batch-max or
 # other than --batch, a name that is not a C identifier, an unknown
-# target or CPU; usage errors exit 2, bad input 1, each with a clear
-# message. And --target: objects for another x86-64 CPU and for aarch64
-# that llvm-objdump reads.
+# target or CPU, an index outside a gathered axis at run time; usage
+# errors exit 2, bad input 1, each with a clear message. And --target:
+# objects for another x86-64 CPU and for aarch64 that llvm-objdump reads.
 set -uo pipefail
 fail() { echo "aot_errors: $*"; exit 1; }
 t=$(mktemp -d)
@@ -80,6 +80,15 @@ aot_build "$t/sl.o" "$t/sl.h" sl "$t/drvsl" || fail "build sl"
 "$t/drvsl" run predict 3 || fail "batch 3 of the slicing model fails"
 "$t/drvsl" run predict 2 2> "$t/err" && fail "batch 2 below the slice was accepted"
 grep -q "batch 2 is outside 3..8" "$t/err" || fail "unclear slice error: $(cat "$t/err")"
+
+# An index outside the gathered axis at run time: the call fails with
+# the message, no crash.
+printf 'model ga\ninput x: f32[N, 2]\nparam t: f32[3, 4] = ones\noutput y = gather(t, x * 0 + 7)\n' > "$t/ga.mdl"
+"$MODELC" compile "$t/ga.mdl" -o "$t/ga.o" --header "$t/ga.h" --batch-max 4 > /dev/null || fail "compile ga"
+aot_build "$t/ga.o" "$t/ga.h" ga "$t/drvga" || fail "build ga"
+"$t/drvga" run predict 2 2> "$t/err" && fail "an index outside the table was accepted"
+grep -q "predict: index 7 is not an integer in \[0, 3), the range of the gathered axis" "$t/err" ||
+    fail "unclear gather error: $(cat "$t/err")"
 
 # Other CPUs and targets: objects llvm-objdump reads.
 objdump=$(command -v llvm-objdump-19 || command -v "$(dirname "$FILECHECK")/llvm-objdump" || command -v llvm-objdump) ||

@@ -12,7 +12,15 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 n=0
 for m in examples/*.mdl examples/*/*.mdl; do
     data=()
-    case "$m" in examples/s3_vanishing/*) data=(--data uniform:16) ;; esac
+    case "$m" in
+    examples/s3_vanishing/*) data=(--data uniform:16) ;;
+    examples/transformer_block/*)
+        [ -s "$t/tb/train.csv" ] || { mkdir -p "$t/tb" && python3 examples/transformer_block/make_data.py "$t/tb"; }
+        data=(--data "$t/tb/train.csv" --test-data "$t/tb/test.csv" --label-column label) ;;
+    examples/seq_classify/*)
+        [ -s "$t/seq/train.csv" ] || { mkdir -p "$t/seq" && python3 examples/seq_classify/make_data.py "$t/seq"; }
+        data=(--data "$t/seq/train.csv" --test-data "$t/seq/test.csv" --label-column label) ;;
+    esac
     rm -rf "$t/d" && mkdir "$t/d"
     "$MODELC" train "$m" "${data[@]}" --limit 16 --batch 8 --epochs 1 --no-warn \
         --dump-ir "$t/d" > "$t/out" 2>&1 || fail "$m: $(cat "$t/out")"
@@ -26,7 +34,7 @@ for m in examples/*.mdl examples/*/*.mdl; do
     cmp "$t/again.ir" "$t/d/train_step.ir" || fail "$m: the dumped train_step.ir does not round-trip"
     n=$((n + 1))
 done
-[ "$n" -ge 17 ] || fail "only $n examples"
+[ "$n" -ge 20 ] || fail "only $n examples"
 
 # eval compiles only the evaluation function
 "$MODELC" init examples/fashion_mlp.mdl -o "$t/w.st" > /dev/null

@@ -285,6 +285,65 @@ START_TEST(dense_and_names)
 }
 END_TEST
 
+START_TEST(embedding_lowering)
+{
+    Graph *g = ok("input t: i32[N, 5]\n"
+                  "a = embedding(t, 11, 4)\n"
+                  "b = embedding(t, 7, 4, name=\"pos\", dtype=f64, embeddings_init=zeros, trainable=false)\n"
+                  "output a\noutput b\n");
+    char *p = param_names(g);
+    ck_assert_str_eq(p, "embedding.embeddings pos.embeddings");
+    free(p);
+    Node *w = ir_find_param(g, "embedding.embeddings");
+    ck_assert_str_eq(type_of(w), "f32[11,4]");
+    ck_assert_int_eq(w->a.init.kind, INIT_UNIFORM);
+    ck_assert(w->a.init.a == -0.05 && w->a.init.b == 0.05 && w->a.trainable);
+    Node *v = ir_find_param(g, "pos.embeddings");
+    ck_assert_str_eq(type_of(v), "f64[7,4]");
+    ck_assert(v->a.init.kind == INIT_ZEROS && !v->a.trainable);
+    Node *a = output(g, "a")->val;
+    ck_assert_int_eq(a->op, OP_GATHER);
+    ck_assert(a->in[0] == w && a->in[1] == ir_find_input(g, "t") && a->a.axes[0] == 0);
+    ck_assert_str_eq(type_of(a), "f32[N,5,4]");
+    ck_assert_str_eq(type_of(output(g, "b")->val), "f64[N,5,4]");
+    ir_graph_free(g);
+    char *e = errors("input t: i32[N, 5]\noutput a = embedding(t, 0, 4)\n");
+    ck_assert_str_eq(e, "2:25: argument 'input_dim' of embedding() must be at least 1, got 0");
+    free(e);
+    e = errors("input t: i32[N, 5]\noutput a = embedding(t, 3, 4, dtype=i32)\n");
+    ck_assert_str_eq(e, "2:37: embedding() tables are f32 or f64, not i32");
+    free(e);
+    e = errors("input t: i32[N, 5]\noutput a = embedding(t, 3)\n");
+    ck_assert_str_eq(e, "2:12: embedding() is missing its argument 'output_dim'");
+    free(e);
+}
+END_TEST
+
+START_TEST(regularizer_lowering)
+{
+    Graph *g = ok("input x: f32[N, 4]\n"
+                  "h = dense(x, 3, kernel_regularizer=l2(1e-4))\n"
+                  "loss = mean(h)\n");
+    Node *l = g->outs[0].val;
+    ck_assert_int_eq(g->outs[0].kind, OUT_LOSS);
+    ck_assert_int_eq(l->op, OP_ADD);
+    ck_assert_str_eq(l->label, "regularized_loss");
+    ck_assert_str_eq(l->in[0]->label, "loss");
+    ck_assert_str_eq(l->in[1]->label, "dense.kernel_regularizer");
+    ck_assert_int_eq(l->in[1]->loc.line, 2);
+    ir_graph_free(g);
+    char *e = errors("input x: f32[N, 4]\nh = dense(x, 3, kernel_regularizer=l3(1))\nloss = mean(h)\n");
+    ck_assert_str_eq(e, "2:36: kernel_regularizer must be l2(factor), l1(factor), l1_l2(l1=, l2=) or none");
+    free(e);
+    e = errors("input x: f32[N, 4]\nh = dense(x, 3, kernel_regularizer=l2(-1))\nloss = mean(h)\n");
+    ck_assert_str_eq(e, "2:39: l2(): the factor must be a number >= 0");
+    free(e);
+    e = errors("input x: f32[N, 4]\nh = dense(x, 3, kernel_regularizer=l2(l1=1))\nloss = mean(h)\n");
+    ck_assert_str_eq(e, "2:42: l2() takes one factor, l2=");
+    free(e);
+}
+END_TEST
+
 START_TEST(batchnorm_lowering)
 {
     Graph *g = ok("input x: f64[N, 6, 6, 3]\n"
@@ -613,6 +672,8 @@ int main(void)
     tcase_add_test(t, example_details);
     tcase_add_test(t, same_padding);
     tcase_add_test(t, dense_and_names);
+    tcase_add_test(t, embedding_lowering);
+    tcase_add_test(t, regularizer_lowering);
     tcase_add_test(t, batchnorm_lowering);
     tcase_add_test(t, dropout_lowering);
     tcase_add_test(t, literals_adopt_dtype);

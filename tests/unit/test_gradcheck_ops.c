@@ -14,7 +14,7 @@
 
 enum { BATCH = 3, MAXLEAF = 8 };
 
-typedef enum { V_RANGE, V_SIGNED, V_MASK } VKind;
+typedef enum { V_RANGE, V_SIGNED, V_MASK, V_INT } VKind; /* V_INT: integers in [lo, hi] */
 
 typedef struct Leaf {
     Node *n;
@@ -264,6 +264,33 @@ static Node *c_concat(T *t)
     return OPA(t, OP_CONCAT, X23(t, V_RANGE, -1, 1), P(t, "y", S2(2, 2), V_RANGE, -1, 1), &a);
 }
 
+/* indices with repeats: the adjoint adds the repeated rows */
+static Node *c_gather(T *t)
+{
+    Attrs a = ir_attrs();
+    a.naxes = 1;
+    a.axes[0] = 1;
+    Node *ix = D(t, "i", S2(2, 4), V_INT, 0, 4);
+    return OPA(t, OP_GATHER, P(t, "x", S3(2, 5, 3), V_RANGE, -1, 1), ix, &a);
+}
+
+static Node *c_gather_batch(T *t)
+{
+    Attrs a = ir_attrs();
+    a.naxes = 1;
+    Node *ix = D(t, "i", ir_shape(2, (int64_t[]){IR_DIM_N, 2}), V_INT, 0, 5);
+    return OPA(t, OP_GATHER, P(t, "x", S2(6, 4), V_RANGE, -1, 1), ix, &a);
+}
+
+static Node *c_gather_grad(T *t)
+{
+    Attrs a = ir_attrs();
+    a.naxes = 1;
+    a.shape = S2(4, 3);
+    Node *ix = D(t, "i", S1(5), V_INT, 0, 3);
+    return OPA(t, OP_GATHER_GRAD, P(t, "g", S2(5, 3), V_RANGE, -1, 1), ix, &a);
+}
+
 /* ---- cases: matmul, convolution, pooling, softmax ---- */
 
 static Node *matmul_case(T *t, bool ta, bool tb)
@@ -274,6 +301,23 @@ static Node *matmul_case(T *t, bool ta, bool tb)
     Node *x = P(t, "a", ta ? S2(3, 2) : S2(2, 3), V_RANGE, -1, 1);
     Node *y = P(t, "b", tb ? S2(4, 3) : S2(3, 4), V_RANGE, -1, 1);
     return OPA(t, OP_MATMUL, x, y, &a);
+}
+
+/* batch axes [2,1] and [3] broadcast: the gradients sum over them */
+static Node *c_matmul_batched(T *t)
+{
+    Attrs a = ir_attrs();
+    a.tb = true;
+    Node *x = P(t, "a", ir_shape(4, (int64_t[]){2, 1, 2, 3}), V_RANGE, -1, 1);
+    Node *y = P(t, "b", S3(3, 4, 3), V_RANGE, -1, 1);
+    return OPA(t, OP_MATMUL, x, y, &a);
+}
+
+/* a stack over N times a matrix (a dense layer on a sequence) */
+static Node *c_matmul_stack(T *t)
+{
+    Node *x = P(t, "a", S3(IR_DIM_N, 2, 3), V_RANGE, -1, 1);
+    return OPA(t, OP_MATMUL, x, P(t, "b", S2(3, 4), V_RANGE, -1, 1), NULL);
 }
 
 static Node *c_matmul(T *t) { return matmul_case(t, false, false); }
@@ -517,10 +561,15 @@ static const Case cases[] = {
     {"slice", OP_SLICE, c_slice, 0, 0, 0},
     {"slice_grad", OP_SLICE_GRAD, c_slice_grad, 0, 0, 0},
     {"concat", OP_CONCAT, c_concat, 0, 0, 0},
+    {"gather", OP_GATHER, c_gather, 0, 0, 0},
+    {"gather over N", OP_GATHER, c_gather_batch, 0, 0, 0},
+    {"gather_grad", OP_GATHER_GRAD, c_gather_grad, 0, 0, 0},
     {"matmul", OP_MATMUL, c_matmul, 0, 0, 0},
     {"matmul ta", OP_MATMUL, c_matmul_ta, 0, 0, 0},
     {"matmul tb", OP_MATMUL, c_matmul_tb, 0, 0, 0},
     {"matmul ta tb", OP_MATMUL, c_matmul_ta_tb, 0, 0, 0},
+    {"matmul batched", OP_MATMUL, c_matmul_batched, 0, 0, 0},
+    {"matmul stack", OP_MATMUL, c_matmul_stack, 0, 0, 0},
     {"conv2d", OP_CONV2D, c_conv2d, 0, 0, 0},
     {"conv2d alpha", OP_CONV2D, c_conv2d_alpha, 0, 0, 0},
     {"conv2d_grad_input", OP_CONV2D_GRAD_INPUT, c_conv2d_grad_input, 0, 0, 0},
@@ -554,6 +603,9 @@ static void fill(Tensor *x, const Leaf *l, uint64_t stream)
         switch (l->kind) {
         case V_MASK:
             v = u < 0.5 ? 0 : 1;
+            break;
+        case V_INT:
+            v = floor(l->lo + (l->hi - l->lo + 1) * u);
             break;
         case V_SIGNED: {
             double m = l->lo + (l->hi - l->lo) * rt_uniform(42, stream, 1, (uint64_t)i);

@@ -592,6 +592,28 @@ START_TEST(matmul)
 }
 END_TEST
 
+/* stacks of matrices: one GEMM per matrix, batch axes broadcast */
+START_TEST(matmul_batched)
+{
+    FOR_DTYPES {
+        Node *a = inp("a", 3, D(2, 2, 3), V(1, 2, 3, 4, 5, 6, 1, 0, 0, 0, 1, 0));
+        Node *b = inp("b", 2, D(3, 2), V(7, 8, 9, 10, 11, 12));
+        expect_exact(eval(op2(OP_MATMUL, a, b, NULL)), 3, D(2, 2, 2), V(58, 64, 139, 154, 7, 8, 9, 10));
+        /* [1,2,2] against [3,2,2] with tb: the one left matrix meets each right one */
+        Node *l = inp("l", 3, D(1, 2, 2), V(1, 2, 3, 4));
+        Node *r = inp("r", 3, D(3, 2, 2), V(1, 0, 0, 1, 0, 1, 1, 0, 2, 0, 0, 3));
+        Attrs tb = ir_attrs();
+        tb.tb = true;
+        expect_exact(eval(op2(OP_MATMUL, l, r, &tb)), 3, D(3, 2, 2), V(1, 2, 3, 4, 2, 1, 4, 3, 2, 6, 6, 12));
+        /* ta on a stack over N */
+        Node *x = inp_n("x", 3, D(IR_DIM_N, 2, 1), 2, V(1, 2, 3, 4));
+        Attrs ta = ir_attrs();
+        ta.ta = true;
+        expect_exact(eval(op2(OP_MATMUL, x, x, &ta)), 3, D(2, 1, 1), V(5, 25));
+    }
+}
+END_TEST
+
 /* ---- convolution ---- */
 
 static const double x16[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
@@ -920,6 +942,56 @@ START_TEST(one_hot)
 }
 END_TEST
 
+START_TEST(gather)
+{
+    FOR_DTYPES {
+        Node *x = inp("x", 2, D(3, 2), V(1, 2, 3, 4, 5, 6));
+        Node *i = inp_dt("i", DT_I32, 1, D(3), V(2, 0, 2));
+        Node *f = inp("f", 2, D(1, 3), V(1, 1, 0));
+        Attrs a0 = axes(1, (int[]){0}, false), a1 = axes(1, (int[]){1}, false);
+        expect_exact(eval(op2(OP_GATHER, x, i, &a0)), 2, D(3, 2), V(5, 6, 1, 2, 5, 6));
+        expect_exact(eval(op2(OP_GATHER, x, f, &a1)), 3, D(3, 1, 3), V(2, 2, 1, 4, 4, 3, 6, 6, 5));
+        /* the adjoint adds the rows of repeated indices, zeros elsewhere */
+        Attrs s = a0;
+        s.shape = ir_shape2(3, 2);
+        expect_exact(eval(op2(OP_GATHER_GRAD, x, i, &s)), 2, D(3, 2), V(3, 4, 0, 0, 6, 8));
+        Attrs s1 = a1;
+        s1.shape = ir_shape2(3, 2);
+        Node *gy = inp("gy", 3, D(3, 1, 3), V(1, 2, 3, 4, 5, 6, 7, 8, 9));
+        expect_exact(eval(op2(OP_GATHER_GRAD, gy, f, &s1)), 2, D(3, 2), V(3, 3, 6, 9, 9, 15));
+    }
+}
+END_TEST
+
+/* An index outside the axis, negative or not an integer is an error at
+ * the op's line, in both ops. */
+START_TEST(gather_bad_index)
+{
+    const double bad[3] = {3, -1, 0.5};
+    const char *want[3] = {"gather: index 3 is not an integer in [0, 3), the range of the gathered axis",
+                           "gather_grad: index -1 is not an integer in [0, 3), the range of the gathered axis",
+                           "gather: index 0.5 is not an integer in [0, 3), the range of the gathered axis"};
+    for (int k = 0; k < 3; k++) {
+        begin(DT_F64);
+        Node *x = inp("x", 2, D(3, 2), V(1, 2, 3, 4, 5, 6));
+        Node *i = inp("i", 1, D(2), V(1, bad[k]));
+        Attrs a = axes(1, (int[]){0}, false);
+        a.shape = ir_shape2(3, 2);
+        Node *y = k == 1 ? op2(OP_GATHER_GRAD, op2(OP_GATHER, x, inp("j", 1, D(2), V(0, 1)), &a), i, &a)
+                         : op2(OP_GATHER, x, i, &a);
+        y->loc = (SrcLoc){NULL, 7, 9};
+        ir_add_output(g, OUT_VALUE, "y", y, NULL, false);
+        Tensor *out = NULL;
+        RunOpts o = {7, 3};
+        ck_assert(!be_interp_run(g, &params, &inputs, &o, &out, &d));
+        ck_assert_int_eq(d.nerrors, 1);
+        ck_assert_str_eq(d.v[0].msg, want[k]);
+        ck_assert_int_eq(d.v[0].loc.line, 7);
+        ck_assert_int_eq(d.v[0].loc.col, 9);
+    }
+}
+END_TEST
+
 enum { NDROP = 100000 };
 
 static Tensor *mask_for(uint64_t seed, uint64_t step, uint32_t stream, double rate)
@@ -1211,6 +1283,7 @@ static Suite *suite(void)
     tcase_add_test(t, slice_grad);
     tcase_add_test(t, concat);
     tcase_add_test(t, matmul);
+    tcase_add_test(t, matmul_batched);
     tcase_add_test(t, conv2d);
     tcase_add_test(t, conv2d_channels_batch);
     tcase_add_test(t, conv2d_grads);
@@ -1224,6 +1297,8 @@ static Suite *suite(void)
     tcase_add_test(t, log_softmax_grad);
     tcase_add_test(t, softmax_rows_match_composition);
     tcase_add_test(t, one_hot);
+    tcase_add_test(t, gather);
+    tcase_add_test(t, gather_bad_index);
     tcase_add_test(t, dropout_mask);
     tcase_add_test(t, fused_body);
     tcase_add_test(t, fused_results);

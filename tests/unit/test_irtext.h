@@ -264,6 +264,19 @@ static inline Node *tx_op_case(Graph *g, Op op)
         a.to = DT_F64;
         in[0] = tx_in(g, "label", ir_shape1(IR_DIM_N));
         return tx_op(g, op, in, 1, &a);
+    case OP_GATHER:
+        a.naxes = 1;
+        a.axes[0] = 1;
+        in[0] = tx_in(g, "table", tx_shape(3, 4, 9, 3, 0));
+        in[1] = ir_input(g, "ids", DT_I32, ir_shape2(2, 3), tx_loc(2, 5));
+        return tx_op(g, op, in, 2, &a);
+    case OP_GATHER_GRAD:
+        a.naxes = 1;
+        a.axes[0] = 0;
+        a.shape = ir_shape2(9, 5);
+        in[0] = tx_in(g, "dy", tx_shape(3, IR_DIM_N, 3, 5, 0));
+        in[1] = tx_in(g, "ids", nx3);
+        return tx_op(g, op, in, 2, &a);
     case OP_DROPOUT_MASK:
         a.value = 0.25;
         a.stream = 7;

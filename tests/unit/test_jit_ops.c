@@ -689,6 +689,60 @@ static Node *c_one_hot_float(T *t)
     return OP1(t, OP_ONE_HOT, y, &a);
 }
 
+/* rows of a table by i32 ids [N, 3]; the adjoint adds repeated rows */
+static Node *c_gather_rows(T *t)
+{
+    Attrs a = ir_attrs();
+    a.naxes = 1;
+    Node *ix = X(t, "i", DT_I32, S(2, NB, 3, 0, 0), V_INT, 0, 6);
+    return OP2(t, OP_GATHER, P(t, "w", S(2, 7, 5, 0, 0), V_UNIF, -1, 1), ix, &a);
+}
+
+/* a middle axis of an N-leading tensor by float indices */
+static Node *c_gather_mid(T *t)
+{
+    Attrs a = ir_attrs();
+    a.naxes = 1;
+    a.axes[0] = 2;
+    Node *ix = X(t, "i", t->dt, S(2, 2, 3, 0, 0), V_INT, 0, 3);
+    return OP2(t, OP_GATHER, P(t, "x", S(4, NB, 3, 4, 3), V_UNIF, -1, 1), ix, &a);
+}
+
+static Node *c_gather_grad(T *t)
+{
+    Attrs a = ir_attrs();
+    a.naxes = 1;
+    a.axes[0] = 1;
+    a.shape = S(3, 3, 4, 5, 0);
+    Node *ix = X(t, "i", DT_I32, S(1, 7, 0, 0, 0), V_INT, 0, 3);
+    return OP2(t, OP_GATHER_GRAD, P(t, "g", S(3, 3, 7, 5, 0), V_UNIF, -1, 1), ix, &a);
+}
+
+/* a stack over N times a matrix: one GEMM over the stacked rows */
+static Node *c_matmul_stack(T *t)
+{
+    return OP2(t, OP_MATMUL, P(t, "a", S(3, NB, 3, 5, 0), V_UNIF, -1, 1), P(t, "b", S(2, 5, 4, 0, 0), V_UNIF, -1, 1),
+               NULL);
+}
+
+/* two stacks over N, the right one transposed */
+static Node *c_matmul_stacks(T *t)
+{
+    Attrs a = ir_attrs();
+    a.tb = true;
+    return OP2(t, OP_MATMUL, P(t, "a", S(3, NB, 3, 5, 0), V_UNIF, -1, 1), P(t, "b", S(3, NB, 2, 5, 0), V_UNIF, -1, 1),
+               &a);
+}
+
+/* batch axes [2,1] and [3] broadcast to [2,3]; the left ones transposed */
+static Node *c_matmul_bcast(T *t)
+{
+    Attrs a = ir_attrs();
+    a.ta = true;
+    return OP2(t, OP_MATMUL, P(t, "a", S(4, 2, 1, 5, 3), V_UNIF, -1, 1), P(t, "b", S(3, 3, 5, 4, 0), V_UNIF, -1, 1),
+               &a);
+}
+
 static Node *c_dropout(T *t)
 {
     Attrs a = ir_attrs();
@@ -792,6 +846,9 @@ static const Case cases[] = {
     {"matmul_tb", OP_MATMUL, c_matmul_tb, TOL_BLAS, false, false},
     {"matmul_ta_tb", OP_MATMUL, c_matmul_tatb, TOL_BLAS, false, false},
     {"matmul_over_n", OP_MATMUL, c_matmul_over_n, TOL_BLAS, false, false},
+    {"matmul_stack", OP_MATMUL, c_matmul_stack, TOL_BLAS, false, false},
+    {"matmul_stacks", OP_MATMUL, c_matmul_stacks, TOL_BLAS, false, false},
+    {"matmul_bcast", OP_MATMUL, c_matmul_bcast, TOL_BLAS, false, false},
     {"conv2d_same", OP_CONV2D, c_conv_same, TOL_BLAS, false, false},
     {"conv2d_strided", OP_CONV2D, c_conv_strided, TOL_BLAS, false, false},
     {"conv2d_1x1", OP_CONV2D, c_conv_1x1, TOL_BLAS, false, false},
@@ -843,6 +900,9 @@ static const Case cases[] = {
     {"log_softmax_grad_dominant", OP_LOG_SOFTMAX_GRAD, c_lsm_grad_dominant, TOL_SUM, false, true},
     {"one_hot_i32", OP_ONE_HOT, c_one_hot_i32, TOL_EXACT, false, true},
     {"one_hot_float", OP_ONE_HOT, c_one_hot_float, TOL_EXACT, true, true},
+    {"gather_rows", OP_GATHER, c_gather_rows, TOL_EXACT, true, false},
+    {"gather_mid", OP_GATHER, c_gather_mid, TOL_EXACT, true, false},
+    {"gather_grad", OP_GATHER_GRAD, c_gather_grad, TOL_EXACT, false, false},
     {"dropout_mask", OP_DROPOUT_MASK, c_dropout, TOL_EXACT, false, false},
     {"dropout_mask_long", OP_DROPOUT_MASK, c_dropout_long, TOL_EXACT, false, true},
     {"input", OP_INPUT, c_input, TOL_EXACT, false, true},
