@@ -484,6 +484,14 @@ void FN(rt_dropout_mask)(const RtCtx *c, uint64_t stream, double rate, int64_t n
     rt_parallel(c, (n + RT_DROPOUT_BLOCK - 1) / RT_DROPOUT_BLOCK, FN(dropout_task), &a);
 }
 
+void FN(rt_replica_mean)(const RtCtx *c, int64_t n, const T *x, T *out)
+{
+    if (out != x)
+        memmove(out, x, (size_t)n * sizeof(T));
+    if (c->replica)
+        c->replica->mean(c->replica->env, out, n, sizeof(T) == sizeof(double));
+}
+
 #undef FN
 #undef CAT
 #undef CAT_

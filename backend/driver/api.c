@@ -490,6 +490,7 @@ static bool jit_run(mc_model *m, JitModule *jm, JitWorkspace **cache, int64_t n)
     rt_ctx_init(&ctx, m->opt.threads);
     ctx.seed = m->seed;
     ctx.step = (uint64_t)m->step;
+    ctx.replica = m->replica;
     be_jit_step(w, &ctx);
     m->cur_ws = w;
     return true;

@@ -16,6 +16,7 @@
 #include "data.h"
 #include "backend/interp/interp.h"
 #include "backend/llvm/jit.h"
+#include "runtime/kernels.h"
 
 #ifdef MODELC_MPI
 #include <mpi.h>
@@ -39,6 +40,15 @@ typedef struct Dist {
     size_t ngathered;  /* its bytes */
     double *stats;     /* rows, loss, metrics, a non-finite flag per rank */
     double reduce_ms;  /* time in the step's sums so far */
+    /* replica_mean (sync_batchnorm): the sums train_grad makes while it runs */
+    RtReplica replica;
+    int nscript;       /* replica_mean nodes of train_grad, in the order they run */
+    int64_t *script;   /* the element count of each */
+    DType *script_dt;  /* and its dtype */
+    void *zeros;       /* a process without rows sums these instead */
+    int ncalls;        /* replica_mean calls of the running step */
+    double weight;     /* this process's share of the global batch's rows */
+    bool replica_failed;
 } Dist;
 
 int mc_dist_launched(void)
@@ -278,6 +288,27 @@ static bool size_bucket(mc_model *m, Dist *t)
     return true;
 }
 
+/* The sums train_grad makes while it runs (replica_mean, from the train
+ * block's sync_batchnorm): both backends run the nodes in graph order, on
+ * the calling thread, so every process makes them in this order. */
+static void find_replicas(Dist *t, const Graph *g)
+{
+    int64_t most = 1;
+    for (int i = 0; i < g->nnodes; i++)
+        t->nscript += g->nodes[i]->op == OP_REPLICA_MEAN;
+    t->script = xcalloc((size_t)t->nscript + 1, sizeof(int64_t));
+    t->script_dt = xcalloc((size_t)t->nscript + 1, sizeof(DType));
+    for (int i = 0, k = 0; i < g->nnodes; i++) {
+        const Node *v = g->nodes[i];
+        if (v->op != OP_REPLICA_MEAN)
+            continue;
+        t->script[k] = ir_dims_numel(v->shape.rank, v->shape.d);
+        t->script_dt[k++] = v->dt;
+        most = t->script[k - 1] > most ? t->script[k - 1] : most;
+    }
+    t->zeros = xcalloc((size_t)most, sizeof(double));
+}
+
 static void find_outputs(mc_model *m)
 {
     const Graph *g = m->ggrad;
@@ -314,6 +345,7 @@ bool mc_dist_setup(mc_model *m)
     if (!size_bucket(m, t))
         return false;
     find_outputs(m);
+    find_replicas(t, m->ggrad);
     t->stats = xcalloc((size_t)(2 + MC_MAX_METRICS + t->size), sizeof(double));
     uint64_t h = graph_hash(0xcbf29ce484222325ull, m, m->ggrad);
     t->model_hash = fnv(graph_hash(h, m, m->gapply), &m->seed, sizeof m->seed);
@@ -343,6 +375,9 @@ void mc_dist_free(mc_model *m)
     xfree(t->bucket);
     xfree(t->gathered);
     xfree(t->stats);
+    xfree(t->script);
+    xfree(t->script_dt);
+    xfree(t->zeros);
     xfree(t);
     m->dist = NULL;
 }
@@ -367,7 +402,12 @@ void mc_dist_finish(mc_model *m)
 int64_t mc_dist_reduce_bytes(const mc_model *m)
 {
     const Dist *t = m->dist;
-    return t ? t->nbucket * ir_dtype_size(t->dt) : 0;
+    if (!t)
+        return 0;
+    int64_t b = t->nbucket * ir_dtype_size(t->dt);
+    for (int i = 0; i < t->nscript; i++)
+        b += t->script[i] * ir_dtype_size(t->script_dt[i]);
+    return b;
 }
 
 double mc_dist_reduce_ms(const mc_model *m)
@@ -540,22 +580,78 @@ static bool unpack(mc_model *m)
     return true;
 }
 
+/* ---- replica_mean: the sums made while train_grad runs ---- */
+
+/* data = the sum over the processes of weight * data: every process
+ * weights its value by its share of the rows (RtReplica.mean). */
+static void replica_mean(void *env, void *data, int64_t n, int f64)
+{
+    mc_model *m = env;
+    Dist *t = m->dist;
+    DType dt = f64 ? DT_F64 : DT_F32;
+    if (t->ncalls >= t->nscript || t->script[t->ncalls] != n || t->script_dt[t->ncalls] != dt)
+        ICE("replica_mean call %d of %lld elements is not the %d-th of train_grad's graph", t->ncalls + 1,
+            (long long)n, t->ncalls + 1);
+    t->ncalls++;
+    if (t->replica_failed)
+        return;
+    scaled(data, data, n, dt, t->weight);
+    double t0 = mc_now_ms();
+    t->replica_failed = !comm_sum(m, data, n, dt);
+    t->reduce_ms += mc_now_ms() - t0;
+}
+
+/* A process without rows this step takes part in the sums of the others
+ * with zeros. */
+static bool replica_zeros(mc_model *m)
+{
+    Dist *t = m->dist;
+    for (int i = 0; i < t->nscript; i++) {
+        memset(t->zeros, 0, (size_t)t->script[i] * (size_t)ir_dtype_size(t->script_dt[i]));
+        replica_mean(m, t->zeros, t->script[i], t->script_dt[i] == DT_F64);
+    }
+    return !t->replica_failed;
+}
+
+/* This process's share of the global batch (n of its rows), which
+ * replica_mean weights by: one sum before the step, only when train_grad
+ * has replica_mean nodes. */
+static bool replica_weight(mc_model *m, int64_t n)
+{
+    Dist *t = m->dist;
+    double rows = (double)n;
+    t->ncalls = 0;
+    t->replica_failed = false;
+    if (t->nscript == 0)
+        return true;
+    if (!comm_sum(m, &rows, 1, DT_F64))
+        return false;
+    t->weight = rows > 0 ? (double)n / rows : 0;
+    return true;
+}
+
 /* Dropout masks of rank r come from (seed ^ r * 0x9E3779B97F4A7C15,
  * stream, step): rank 0 draws one process's masks, the others their own
  * (m->seed itself, which orders the examples, is the same everywhere). */
 static bool run_grad(mc_model *m, int64_t n, Tensor **outs)
 {
+    Dist *t = m->dist;
     uint64_t seed = m->seed;
-    m->seed ^= (uint64_t)m->dist->rank * 0x9E3779B97F4A7C15ull;
+    m->seed ^= (uint64_t)t->rank * 0x9E3779B97F4A7C15ull;
+    t->replica = (RtReplica){m, replica_mean};
     bool ok;
     if (m->jgrad) {
+        m->replica = &t->replica;
         ok = mc_jit_run(m, m->jgrad, m->wgrad, n);
+        m->replica = NULL;
     } else {
         RunOpts ro = {m->seed, (uint64_t)m->step};
-        ok = be_interp_run(m->ggrad, &m->params, &m->batch, &ro, outs, &m->d);
+        ok = be_interp_run_replica(m->ggrad, &m->params, &m->batch, &ro, &t->replica, outs, &m->d);
     }
     m->seed = seed;
-    return ok;
+    if (ok && t->ncalls != t->nscript)
+        ICE("train_grad made %d of its %d replica_mean sums", t->ncalls, t->nscript);
+    return ok && !t->replica_failed;
 }
 
 static bool run_apply(mc_model *m, double lr)
@@ -613,6 +709,10 @@ bool mc_dist_train_step(mc_model *m, const mc_tensor *batch, int nbatch, double 
     double *st = t->stats, l = 0;
     memset(st, 0, (size_t)ns * sizeof(double));
     Tensor **outs = n > 0 && !m->jgrad ? xcalloc((size_t)m->ggrad->nouts + 1, sizeof(Tensor *)) : NULL;
+    if (!replica_weight(m, n) || (n == 0 && !replica_zeros(m))) {
+        free_outs(m, outs);
+        return mc_fail(m);
+    }
     if (n > 0) {
         if (!run_grad(m, n, outs)) {
             free_outs(m, outs);

@@ -1,11 +1,14 @@
 /* Interpreter routines for matmul, 2-D convolution (NHWC data, HWIO
  * kernels) and its two adjoints, max/avg pooling and their adjoints,
  * softmax, log_softmax and the fused softmax cross-entropy rows
- * (log_softmax_dot, log_softmax_grad), one_hot and the dropout mask. */
+ * (log_softmax_dot, log_softmax_grad), one_hot, the dropout mask and the
+ * mean over the processes of a data-parallel job (replica_mean). */
 #include "backend/interp/interp_impl.h"
+#include "runtime/kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Geometry of a window op: input x [n,h,w,c], output y [n,oh,ow,oc],
  * window kh x kw (kernel [kh,kw,c,oc] for conv), strides and the top/left
@@ -200,6 +203,14 @@ INTERP_FN(one_hot)
         for (int64_t k = 0; k < depth; k++)
             ix_store(out, i * depth + k, v == (double)k ? 1.0 : 0.0);
     }
+    return true;
+}
+
+INTERP_FN(replica_mean)
+{
+    memcpy(out->data, in[0]->data, (size_t)out->numel * (size_t)ir_dtype_size(out->dt));
+    if (ip->replica)
+        ip->replica->mean(ip->replica->env, out->data, out->numel, out->dt == DT_F64);
     return true;
 }
 

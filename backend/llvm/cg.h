@@ -188,6 +188,7 @@ void cg_slice_grad(Cg *c, const Step *st);
 void cg_concat(Cg *c, const Step *st);
 void cg_one_hot(Cg *c, const Step *st);
 void cg_dropout_mask(Cg *c, const Step *st);       /* calls.c */
+void cg_replica_mean(Cg *c, const Step *st);       /* calls.c */
 void cg_reduce(Cg *c, const Step *st);          /* reduce.c */
 void cg_argmax(Cg *c, const Step *st);
 void cg_softmax(Cg *c, const Step *st);         /* and log_softmax, log_softmax_dot/_grad */

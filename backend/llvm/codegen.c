@@ -63,6 +63,9 @@ static void emit_kernel_body(Cg *c, const Step *st)
     case OP_DROPOUT_MASK:
         cg_dropout_mask(c, st);
         return;
+    case OP_REPLICA_MEAN:
+        cg_replica_mean(c, st);
+        return;
     case OP_REDUCE_SUM:
     case OP_REDUCE_MEAN:
     case OP_REDUCE_MAX:

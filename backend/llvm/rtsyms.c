@@ -28,6 +28,8 @@ static const JitRtSym syms[] = {
     SYM(rt_avg_pool2d_grad_f64),
     SYM(rt_dropout_mask_f32),
     SYM(rt_dropout_mask_f64),
+    SYM(rt_replica_mean_f32),
+    SYM(rt_replica_mean_f64),
     SYM(rt_parallel_rows),
     SYM(rt_parallel_parts),
     SYM(rt_prof_begin),
