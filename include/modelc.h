@@ -221,7 +221,9 @@ bool mc_write_tensors(const char *path, const mc_tensor *t, int n, const char *m
  * of the rows (so the result is the gradient of the global batch's mean
  * loss), and applies the same update on every process; the loss and
  * metrics it gives are the global batch's. Batchnorm normalises with each
- * process's own batch statistics. */
+ * process's own batch statistics, or with the global batch's when the
+ * train block says sync_batchnorm = true. The telemetry
+ * (mc_telemetry_value) is the update's, from the summed gradients. */
 
 /* The number of processes of the MPI job this process was started in
  * (mpirun's environment), 0 when it was not started by an MPI launcher. */
@@ -267,7 +269,9 @@ double mc_telemetry_value(const mc_model *m, int i);
 /* With mc_options.profile: a table of the time each kernel of the
  * compiled training step took over all training steps so far, slowest
  * first, naming the op (or fused group) and its model source line. ""
- * without profiling. Owned by m, valid until the next call or mc_free. */
+ * without profiling. Owned by m, valid until the next call or mc_free.
+ * With mc_options.distributed it is collective (every process calls it):
+ * the two halves of the step, their times summed over the processes. */
 const char *mc_profile_report(mc_model *m);
 
 #ifdef __cplusplus

@@ -238,11 +238,11 @@ static int run_epochs(Run *r)
                 if (!stepped && mc_dist_rank(m) == 0) { /* every process fails alike */
                     fprintf(stderr, "modelc train: epoch %d, batch %lld: ", epoch + 1, (long long)bi + 1);
                     fail_model(m);
-                    if (!isfinite(loss))
-                        mc_watch_step_failed(r->tw, epoch + 1, bi, lr);
                 }
-                if (!stepped && !isfinite(loss) && mc_dist_size(m) > 1) {
-                    double done = 0; /* all stop at this step: wait for rank 0's report */
+                if (!stepped && !isfinite(loss)) /* under mpirun the first rank at fault searches */
+                    mc_watch_step_failed(r->tw, epoch + 1, bi, lr);
+                if ((stepped || !isfinite(loss)) && mc_dist_size(m) > 1) {
+                    double done = 0; /* all stop at this step: wait for the op-by-op report */
                     mc_dist_sum(m, &done, 1);
                 }
                 stopped(a->save);
@@ -503,7 +503,7 @@ static int check_outputs(const TrainArgs *a)
 }
 
 /* Under mpirun (data-parallel training): the options that apply, and the
- * ones that do not yet. */
+ * one that does not yet. */
 static int dist_options(const TrainArgs *a, mc_options *mo)
 {
     int k = mc_dist_launched();
@@ -516,10 +516,8 @@ static int dist_options(const TrainArgs *a, mc_options *mo)
     mo->deterministic_reduce = a->deterministic_reduce;
     if (a->deterministic_reduce && !mo->distributed)
         return cli_usage_error("train", "--deterministic-reduce applies only to a run started by mpirun");
-    const char *no = a->watch_set ? "--watch" : a->check_numerics ? "--check-numerics" : a->plot_dir ? "--plot-dir"
-                   : a->profile ? "--profile" : a->dump_ir ? "--dump-ir" : a->train_mode ? "--train-mode" : NULL;
-    if (mo->distributed && no)
-        return cli_usage_error("train", "%s is not supported under mpirun yet", no);
+    if (mo->distributed && a->train_mode)
+        return cli_usage_error("train", "--train-mode is not supported under mpirun yet");
     return 0;
 }
 
@@ -669,8 +667,10 @@ static int cmd_train_args(int argc, char **argv)
     }
     if (!rc && !a.no_warn)
         mc_static_warnings(m, r.train, stderr);
-    mc_watch_options wo = {.every = a.watch, .plot_dir = a.plot_dir, .check_numerics = a.check_numerics,
-                           .json = a.json, .batch = a.batch};
+    /* under mpirun rank 0 watches and plots: the parameters and the telemetry
+     * (from the summed gradients) are the same on every process */
+    mc_watch_options wo = {.every = rank == 0 ? a.watch : -1, .plot_dir = rank == 0 ? a.plot_dir : NULL,
+                           .check_numerics = a.check_numerics, .json = a.json, .batch = a.batch};
     if (!rc && !(r.tw = mc_watch_new(m, &wo, r.train, stdout, stderr)))
         rc = 1;
     if (!rc && a.log && !(r.log = open_log(a.log, m, r.have_val, r.tw))) {
@@ -707,9 +707,11 @@ static int cmd_train_args(int argc, char **argv)
             printf("\n");
         }
     }
-    if (a.profile) {
+    if (a.profile && (rc == 0 || mc_dist_size(m) == 1)) { /* under mpirun the report is collective */
         fflush(stdout);
-        fputs(mc_profile_report(m), stderr);
+        const char *report = mc_profile_report(m);
+        if (rank == 0)
+            fputs(report, stderr);
     }
     if (r.log)
         fclose(r.log);

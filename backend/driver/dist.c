@@ -38,7 +38,9 @@ typedef struct Dist {
     void *bucket;
     void *gathered;    /* deterministic: rank 0 receives size buckets here */
     size_t ngathered;  /* its bytes */
-    double *stats;     /* rows, loss, metrics, a non-finite flag per rank */
+    double *stats;     /* rows, loss, metrics, two non-finite flags per rank (loss, gradients) */
+    int *bad;          /* after a step, per rank: 1 its loss, 2 its gradients were not finite */
+    int *tel_of;       /* per output of apply: its index among m's telemetry, or -1 */
     double reduce_ms;  /* time in the step's sums so far */
     /* replica_mean (sync_batchnorm): the sums train_grad makes while it runs */
     RtReplica replica;
@@ -330,6 +332,7 @@ static JitModule *compile(mc_model *m, Graph *g)
     jo.cache_dir = m->opt.cache_dir;
     jo.time_passes = m->timer != NULL;
     jo.timer = m->timer;
+    jo.profile = m->opt.profile;
     return be_jit_compile(g, &jo, &m->d);
 }
 
@@ -346,9 +349,12 @@ bool mc_dist_setup(mc_model *m)
         return false;
     find_outputs(m);
     find_replicas(t, m->ggrad);
-    t->stats = xcalloc((size_t)(2 + MC_MAX_METRICS + t->size), sizeof(double));
+    t->stats = xcalloc((size_t)(2 + MC_MAX_METRICS + 2 * t->size), sizeof(double));
+    t->bad = xcalloc((size_t)t->size, sizeof(int));
     uint64_t h = graph_hash(0xcbf29ce484222325ull, m, m->ggrad);
     t->model_hash = fnv(graph_hash(h, m, m->gapply), &m->seed, sizeof m->seed);
+    if (!mc_compiling(m, FN_TRAIN_GRAD, m->ggrad) || !mc_compiling(m, FN_APPLY, m->gapply))
+        return false;
     if (m->opt.backend == MC_BACKEND_JIT &&
         (!(m->jgrad = compile(m, m->ggrad)) || !(m->japply = compile(m, m->gapply))))
         return false;
@@ -377,6 +383,8 @@ void mc_dist_free(mc_model *m)
     xfree(t->stats);
     xfree(t->script);
     xfree(t->script_dt);
+    xfree(t->bad);
+    xfree(t->tel_of);
     xfree(t->zeros);
     xfree(t);
     m->dist = NULL;
@@ -397,6 +405,47 @@ void mc_dist_finish(mc_model *m)
     }
 #endif
     t->finished = true;
+}
+
+/* jm's profile summed over the processes (collective), printed, then
+ * this process's own figures again: times per call and per step are the
+ * means over the processes. */
+static void profile_print(mc_model *m, JitModule *jm, const char *title, FILE *f)
+{
+    RtProf *p = jm ? be_jit_profile(jm) : NULL;
+    if (!p)
+        return;
+    int64_t *own = xcalloc((size_t)(2 * p->n + 1), sizeof(int64_t));
+    double *v = xcalloc((size_t)(2 * p->n + 1), sizeof(double));
+    for (int i = 0; i < p->n; i++) {
+        own[i] = p->ns[i];
+        own[p->n + i] = p->calls[i];
+    }
+    own[2 * p->n] = p->runs;
+    for (int i = 0; i <= 2 * p->n; i++)
+        v[i] = (double)own[i];
+    bool ok = comm_sum(m, v, 2 * p->n + 1, DT_F64);
+    for (int i = 0; ok && i < p->n; i++) {
+        p->ns[i] = (int64_t)v[i];
+        p->calls[i] = (int64_t)v[p->n + i];
+    }
+    p->runs = ok ? (int64_t)v[2 * p->n] : p->runs;
+    char t[160];
+    snprintf(t, sizeof t, "%s, summed over %d processes", title, m->dist->size);
+    be_jit_profile_print(jm, t, f);
+    for (int i = 0; i < p->n; i++) {
+        p->ns[i] = own[i];
+        p->calls[i] = own[p->n + i];
+    }
+    p->runs = own[2 * p->n];
+    xfree(own);
+    xfree(v);
+}
+
+void mc_dist_profile_print(mc_model *m, FILE *f)
+{
+    profile_print(m, m->jgrad, "training step, first half (train_grad)", f);
+    profile_print(m, m->japply, "training step, second half (apply)", f);
 }
 
 int64_t mc_dist_reduce_bytes(const mc_model *m)
@@ -580,6 +629,77 @@ static bool unpack(mc_model *m)
     return true;
 }
 
+/* False when a gradient of train_grad's last run holds a NaN or Inf. */
+static bool grads_finite(mc_model *m, Tensor **outs)
+{
+    const Graph *g = m->ggrad;
+    for (int i = 0; i < g->nouts; i++) {
+        if (g->outs[i].kind != OUT_GRAD)
+            continue;
+        int64_t n = ir_dims_numel(g->outs[i].target->shape.rank, g->outs[i].target->shape.d);
+        const void *v = grad_out(m, outs, i);
+        for (int64_t k = 0; k < n; k++)
+            if (!isfinite(m->dist->dt == DT_F64 ? ((const double *)v)[k] : ((const float *)v)[k]))
+                return false;
+    }
+    return true;
+}
+
+/* The telemetry (mc_options.telemetry) is the update's, computed by apply
+ * from the summed gradients: the same on every process. */
+static void take_telemetry(mc_model *m, Tensor **outs)
+{
+    const Graph *g = m->gapply;
+    Dist *t = m->dist;
+    if (!t->tel_of) {
+        t->tel_of = xcalloc((size_t)g->nouts + 1, sizeof(int));
+        for (int i = 0; i < g->nouts; i++) {
+            t->tel_of[i] = -1;
+            for (int k = 0; k < m->ntel; k++)
+                if (g->outs[i].name && strcmp(g->outs[i].name + strlen("telemetry."), m->tel_name[k]) == 0 &&
+                    strncmp(g->outs[i].name, "telemetry.", 10) == 0)
+                    t->tel_of[i] = k;
+        }
+    }
+    for (int i = 0; i < g->nouts; i++) {
+        if (t->tel_of[i] < 0)
+            continue;
+        double v;
+        if (m->japply) {
+            const void *p = be_jit_out_data(m->cur_ws, i);
+            v = be_jit_out_dtype(m->japply, i) == DT_F64 ? *(const double *)p : *(const float *)p;
+        } else {
+            v = rt_get(outs[i], 0);
+        }
+        m->tel_val[t->tel_of[i]] = v;
+    }
+}
+
+int mc_dist_culprit(const mc_model *m)
+{
+    const Dist *t = m->dist;
+    for (int want = 1; t && want <= 2; want++)
+        for (int r = 0; r < t->size; r++)
+            if (t->bad[r] & want)
+                return r;
+    return 0;
+}
+
+uint64_t mc_dist_seed(const mc_model *m)
+{
+    return m->seed ^ (uint64_t)mc_dist_rank(m) * 0x9E3779B97F4A7C15ull;
+}
+
+void mc_dist_bad_ranks(const mc_model *m, int which, char *buf, size_t n)
+{
+    const Dist *t = m->dist;
+    size_t len = 0;
+    buf[0] = 0;
+    for (int r = 0; t && r < t->size && len < n; r++)
+        if (t->bad[r] & which)
+            len += (size_t)snprintf(buf + len, n - len, "%s%d", len ? ", " : "", r);
+}
+
 /* ---- replica_mean: the sums made while train_grad runs ---- */
 
 /* data = the sum over the processes of weight * data: every process
@@ -631,13 +751,14 @@ static bool replica_weight(mc_model *m, int64_t n)
 }
 
 /* Dropout masks of rank r come from (seed ^ r * 0x9E3779B97F4A7C15,
- * stream, step): rank 0 draws one process's masks, the others their own
- * (m->seed itself, which orders the examples, is the same everywhere). */
+ * stream, step) (mc_dist_seed): rank 0 draws one process's masks, the
+ * others their own (m->seed itself, which orders the examples, is the same
+ * everywhere). */
 static bool run_grad(mc_model *m, int64_t n, Tensor **outs)
 {
     Dist *t = m->dist;
     uint64_t seed = m->seed;
-    m->seed ^= (uint64_t)t->rank * 0x9E3779B97F4A7C15ull;
+    m->seed = mc_dist_seed(m);
     t->replica = (RtReplica){m, replica_mean};
     bool ok;
     if (m->jgrad) {
@@ -657,14 +778,20 @@ static bool run_grad(mc_model *m, int64_t n, Tensor **outs)
 static bool run_apply(mc_model *m, double lr)
 {
     mc_stage_lr(m, m->gapply, lr);
-    if (m->japply)
-        return mc_jit_run(m, m->japply, m->wapply, 0);
+    if (m->japply) {
+        if (!mc_jit_run(m, m->japply, m->wapply, 0))
+            return false;
+        take_telemetry(m, NULL);
+        return true;
+    }
     Graph *g = m->gapply;
     Tensor **outs = xcalloc((size_t)g->nouts + 1, sizeof(Tensor *));
     if (m->lr)
         rt_map_put(&m->batch, "optimizer.lr", rt_tensor_clone(m->lr));
     RunOpts ro = {m->seed, (uint64_t)m->step};
     bool ok = be_interp_run(g, &m->params, &m->batch, &ro, outs, &m->d);
+    if (ok)
+        take_telemetry(m, outs);
     for (int i = 0; i < g->nouts; i++) {
         if (ok && g->outs[i].kind == OUT_UPDATE)
             rt_map_put(&m->params, g->outs[i].target->a.name, outs[i]);
@@ -705,7 +832,7 @@ bool mc_dist_train_step(mc_model *m, const mc_tensor *batch, int nbatch, double 
             return false;
         n = mc_batch_rows(m, m->ggrad);
     }
-    int nm = m->nmetrics, ns = 2 + nm + t->size;
+    int nm = m->nmetrics, ns = 2 + nm + 2 * t->size;
     double *st = t->stats, l = 0;
     memset(st, 0, (size_t)ns * sizeof(double));
     Tensor **outs = n > 0 && !m->jgrad ? xcalloc((size_t)m->ggrad->nouts + 1, sizeof(Tensor *)) : NULL;
@@ -723,6 +850,7 @@ bool mc_dist_train_step(mc_model *m, const mc_tensor *batch, int nbatch, double 
         for (int i = 0; i < nm; i++)
             st[2 + i] = (double)n * grad_scalar(m, outs, m->grad_metric_out[i]);
         st[2 + nm + t->rank] = !isfinite(l);
+        st[2 + nm + t->size + t->rank] = m->opt.telemetry && !grads_finite(m, outs);
     }
     st[0] = (double)n;
     double t0 = mc_now_ms();
@@ -732,6 +860,8 @@ bool mc_dist_train_step(mc_model *m, const mc_tensor *batch, int nbatch, double 
         free_outs(m, outs);
         return mc_fail(m);
     }
+    for (int r = 0; r < t->size; r++)
+        t->bad[r] = (st[2 + nm + r] != 0) | (st[2 + nm + t->size + r] != 0) << 1;
     double total = st[0];
     *loss = total > 0 ? st[1] / total : NAN;
     if (total <= 0 || !isfinite(*loss)) {
