@@ -53,6 +53,8 @@ typedef struct mc_options {
                              see "Data-parallel training" below */
     bool deterministic_reduce; /* distributed: sum the gradients in rank order (bit-reproducible
                                   from run to run) instead of MPI_Allreduce's order */
+    double dist_timeout;  /* distributed: seconds a process waits in a sum for the others before
+                             it gives up, naming those that do not answer; 0 = 300 */
 } mc_options;
 
 void mc_options_default(mc_options *o);
@@ -249,6 +251,10 @@ void mc_dist_shard(const mc_model *m, int64_t start, int64_t count, int64_t *my_
 bool mc_dist_start(mc_model *m, const mc_data *train, const void *settings, size_t nsettings, bool ok);
 /* Sum v[0..n) over all processes, in place. */
 bool mc_dist_sum(mc_model *m, double *v, int n);
+/* Whether this process prints the job's messages: rank 0, or, once a
+ * process stopped answering (mc_options.dist_timeout), the first process
+ * that still answers. */
+bool mc_dist_reports(const mc_model *m);
 /* The bytes of gradients and state summed per step, and the milliseconds
  * spent summing (and waiting for the other processes) so far; 0 unless
  * distributed. */

@@ -25,6 +25,8 @@ typedef struct TrainArgs {
     const char *plot_dir, *dump_ir;
     bool check_numerics, no_warn;
     bool deterministic_reduce; /* under mpirun: gradients summed in rank order */
+    double dist_timeout;       /* under mpirun: seconds to wait for the others */
+    bool dist_timeout_set;
     bool epochs_set, batch_set, lr_set, watch_set; /* given on the command line */
 } TrainArgs;
 
@@ -235,7 +237,7 @@ static int run_epochs(Run *r)
                 if (tty)
                     printf("\n");
                 fflush(stdout);
-                if (!stepped && mc_dist_rank(m) == 0) { /* every process fails alike */
+                if (!stepped && mc_dist_reports(m)) { /* every process fails alike */
                     fprintf(stderr, "modelc train: epoch %d, batch %lld: ", epoch + 1, (long long)bi + 1);
                     fail_model(m);
                 }
@@ -514,8 +516,11 @@ static int dist_options(const TrainArgs *a, mc_options *mo)
     }
     mo->distributed = k > 0 && mc_dist_built();
     mo->deterministic_reduce = a->deterministic_reduce;
+    mo->dist_timeout = a->dist_timeout;
     if (a->deterministic_reduce && !mo->distributed)
         return cli_usage_error("train", "--deterministic-reduce applies only to a run started by mpirun");
+    if (a->dist_timeout_set && !(a->dist_timeout > 0 && isfinite(a->dist_timeout)))
+        return cli_usage_error("train", "--dist-timeout must be a positive number of seconds, got %g", a->dist_timeout);
     if (mo->distributed && a->train_mode)
         return cli_usage_error("train", "--train-mode is not supported under mpirun yet");
     return 0;
@@ -567,6 +572,9 @@ static int cmd_train_args(int argc, char **argv)
         {"profile", CLI_FLAG, &a.profile, NULL, "time every kernel of the training step; table on stderr at the end", NULL},
         {"deterministic-reduce", CLI_FLAG, &a.deterministic_reduce, NULL,
          "under mpirun: sum the gradients in rank order on rank 0, so a run is bit-reproducible", NULL},
+        {"dist-timeout", CLI_DOUBLE, &a.dist_timeout, "SECONDS",
+         "under mpirun: stop when the other processes have not answered for SECONDS (default 300)",
+         &a.dist_timeout_set},
     };
     CliCmd c = {
         "train", "FILE [options]",
@@ -661,7 +669,7 @@ static int cmd_train_args(int argc, char **argv)
         rc = init_params(&r);
     double settings[3] = {a.epochs, a.batch, a.lr};
     if (!mc_dist_start(m, r.train, settings, sizeof settings, rc == 0)) {
-        if (rc == 0 && rank == 0)
+        if (rc == 0 && mc_dist_reports(m))
             fail_model(m);
         rc = 1;
     }

@@ -3,14 +3,17 @@
  * apply), runs train_grad on its share of each global batch, and the
  * gradients and batchnorm state updates of all processes, weighted by
  * their shares of the rows, are summed between the two halves (packed into
- * buckets, one MPI_Allreduce each, or with deterministic_reduce gathered
+ * buckets, one all-reduce each, or with deterministic_reduce gathered
  * to rank 0, summed in rank order and broadcast); then every process
- * applies the same update. MPI is used here only: built without it
+ * applies the same update. Every collective is non-blocking and polled,
+ * so a process that stops answering is named after a timeout instead of
+ * hanging the others. MPI is used here only: built without it
  * (MODELC_MPI unset), a job has one process and mc_options.distributed is
  * an error. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api_internal.h"
 #include "data.h"
@@ -23,6 +26,8 @@
 #endif
 
 #define BUCKET_ELEMS ((int64_t)1 << 22) /* elements per reduction: 16 MiB of f32 */
+#define DEFAULT_TIMEOUT_S 300.0         /* mc_options.dist_timeout = 0 */
+#define TAG_ALIVE 7301                  /* the hang check's messages (1 asks, 2 answers) */
 
 typedef struct Dist {
     int rank, size;
@@ -51,6 +56,8 @@ typedef struct Dist {
     int ncalls;        /* replica_mean calls of the running step */
     double weight;     /* this process's share of the global batch's rows */
     bool replica_failed;
+    double timeout_ms;  /* how long a sum may wait for the others */
+    int reporter;       /* who prints the job's messages (mc_dist_reports) */
 } Dist;
 
 int mc_dist_launched(void)
@@ -135,14 +142,107 @@ static bool comm_init(mc_model *m, Dist *t)
 #endif
 }
 
+/* ---- waiting, with a bound ----
+ * Every sum is a non-blocking collective that this process polls. A
+ * process that waits longer than the timeout asks the others whether they
+ * are alive (TAG_ALIVE); the ones that answer within a grace period are
+ * waiting too (they answer while they poll), the others hang, were
+ * stopped or are far behind: they are named, and this process gives up. */
+
+#ifdef MODELC_MPI
+static void reply_alive(mc_model *m, int *answered)
+{
+    Dist *t = m->dist;
+    int flag = 1;
+    while (flag) {
+        MPI_Status st;
+        int msg = 0;
+        if (MPI_Iprobe(MPI_ANY_SOURCE, TAG_ALIVE, t->comm, &flag, &st) != MPI_SUCCESS || !flag)
+            return;
+        MPI_Recv(&msg, 1, MPI_INT, st.MPI_SOURCE, TAG_ALIVE, t->comm, MPI_STATUS_IGNORE);
+        if (msg == 1) {
+            int yes = 2;
+            MPI_Send(&yes, 1, MPI_INT, st.MPI_SOURCE, TAG_ALIVE, t->comm);
+        } else if (answered) {
+            answered[st.MPI_SOURCE] = 1;
+        }
+    }
+}
+
+static void nap(void)
+{
+    struct timespec ts = {0, 20000};
+    nanosleep(&ts, NULL);
+}
+
+/* The time is up: who still answers? A diagnostic naming the others. */
+static bool hung(mc_model *m, const char *what)
+{
+    Dist *t = m->dist;
+    int *answered = xcalloc((size_t)t->size, sizeof(int));
+    answered[t->rank] = 1;
+    int ask = 1;
+    for (int r = 0; r < t->size; r++)
+        if (r != t->rank)
+            MPI_Send(&ask, 1, MPI_INT, r, TAG_ALIVE, t->comm);
+    double grace = t->timeout_ms < 10000 ? t->timeout_ms : 10000, t0 = mc_now_ms();
+    int n = 1;
+    while (n < t->size && mc_now_ms() - t0 < grace) {
+        reply_alive(m, answered);
+        n = 0;
+        for (int r = 0; r < t->size; r++)
+            n += answered[r];
+        nap();
+    }
+    StrBuf silent;
+    sb_init(&silent);
+    t->reporter = -1;
+    for (int r = 0; r < t->size; r++) {
+        if (!answered[r])
+            sb_printf(&silent, "%s%d", silent.len ? ", " : "", r);
+        else if (t->reporter < 0)
+            t->reporter = r;
+    }
+    diag_error(&m->d, (SrcLoc){0},
+               "rank %d waited %.0f s for the other processes in %s at step %lld; no answer from rank %s: a "
+               "process hangs, was stopped or is far behind (the bound is mc_options.dist_timeout, modelc "
+               "train --dist-timeout)",
+               t->rank, t->timeout_ms / 1e3, what, (long long)m->step + 1, silent.len ? silent.s : "?");
+    sb_free(&silent);
+    xfree(answered);
+    return false;
+}
+
+/* Wait for the collective req, answering the others' questions. */
+static bool comm_wait(mc_model *m, MPI_Request *req, const char *what)
+{
+    double start = 0;
+    for (long spin = 0;; spin++) {
+        int done = 0;
+        if (!mpi_ok(m, MPI_Test(req, &done, MPI_STATUS_IGNORE), what))
+            return false;
+        if (done)
+            return true;
+        if (spin < 4096)
+            continue;
+        if (spin == 4096)
+            start = mc_now_ms();
+        reply_alive(m, NULL);
+        if (mc_now_ms() - start > m->dist->timeout_ms)
+            return hung(m, what);
+        nap();
+    }
+}
+
 /* v[i] = the sum over ranks of v[i] in rank order, on `cnt` elements;
  * rank 0 gathers, sums and broadcasts. */
-#ifdef MODELC_MPI
 static bool ordered_sum(mc_model *m, void *v, int cnt, DType dt)
 {
     Dist *t = m->dist;
     MPI_Datatype ty = mpi_type(dt);
-    if (!mpi_ok(m, MPI_Gather(v, cnt, ty, t->gathered, cnt, ty, 0, t->comm), "MPI_Gather"))
+    MPI_Request req;
+    if (!mpi_ok(m, MPI_Igather(v, cnt, ty, t->gathered, cnt, ty, 0, t->comm, &req), "MPI_Igather") ||
+        !comm_wait(m, &req, "MPI_Igather"))
         return false;
     if (t->rank == 0) {
         if (dt == DT_F64) {
@@ -165,7 +265,15 @@ static bool ordered_sum(mc_model *m, void *v, int cnt, DType dt)
             }
         }
     }
-    return mpi_ok(m, MPI_Bcast(v, cnt, ty, 0, t->comm), "MPI_Bcast");
+    return mpi_ok(m, MPI_Ibcast(v, cnt, ty, 0, t->comm, &req), "MPI_Ibcast") && comm_wait(m, &req, "MPI_Ibcast");
+}
+
+static bool allreduce(mc_model *m, void *p, int cnt, DType dt)
+{
+    MPI_Request req;
+    return mpi_ok(m, MPI_Iallreduce(MPI_IN_PLACE, p, cnt, mpi_type(dt), MPI_SUM, m->dist->comm, &req),
+                  "MPI_Iallreduce") &&
+           comm_wait(m, &req, "MPI_Iallreduce");
 }
 #endif
 
@@ -186,10 +294,7 @@ static bool comm_sum(mc_model *m, void *v, int64_t n, DType dt)
     for (int64_t off = 0; off < n; off += BUCKET_ELEMS) {
         int cnt = (int)(n - off < BUCKET_ELEMS ? n - off : BUCKET_ELEMS);
         char *p = (char *)v + (size_t)off * es;
-        bool ok = t->deterministic ? ordered_sum(m, p, cnt, dt)
-                                   : mpi_ok(m, MPI_Allreduce(MPI_IN_PLACE, p, cnt, mpi_type(dt), MPI_SUM, t->comm),
-                                            "MPI_Allreduce");
-        if (!ok)
+        if (!(t->deterministic ? ordered_sum(m, p, cnt, dt) : allreduce(m, p, cnt, dt)))
             return false;
     }
 #endif
@@ -203,7 +308,9 @@ static bool comm_bcast(mc_model *m, void *v, int64_t bytes)
     const int64_t chunk = (int64_t)1 << 30;
     for (int64_t off = 0; off < bytes; off += chunk) {
         int cnt = (int)(bytes - off < chunk ? bytes - off : chunk);
-        if (!mpi_ok(m, MPI_Bcast((char *)v + off, cnt, MPI_BYTE, 0, m->dist->comm), "MPI_Bcast"))
+        MPI_Request req;
+        if (!mpi_ok(m, MPI_Ibcast((char *)v + off, cnt, MPI_BYTE, 0, m->dist->comm, &req), "MPI_Ibcast") ||
+            !comm_wait(m, &req, "MPI_Ibcast"))
             return false;
     }
 #endif
@@ -214,11 +321,19 @@ static bool comm_bcast(mc_model *m, void *v, int64_t bytes)
 static bool comm_allgather(mc_model *m, const uint64_t *v, int n, uint64_t *all)
 {
 #ifdef MODELC_MPI
-    return mpi_ok(m, MPI_Allgather(v, n, MPI_UINT64_T, all, n, MPI_UINT64_T, m->dist->comm), "MPI_Allgather");
+    MPI_Request req;
+    return mpi_ok(m, MPI_Iallgather(v, n, MPI_UINT64_T, all, n, MPI_UINT64_T, m->dist->comm, &req),
+                  "MPI_Iallgather") &&
+           comm_wait(m, &req, "MPI_Iallgather");
 #else
     memcpy(all, v, (size_t)n * sizeof *v);
     return true;
 #endif
+}
+
+bool mc_dist_reports(const mc_model *m)
+{
+    return m->dist ? m->dist->reporter == m->dist->rank : true;
 }
 
 /* ---- setup ---- */
@@ -341,6 +456,7 @@ bool mc_dist_setup(mc_model *m)
     Dist *t = m->dist = xcalloc(1, sizeof *t);
     t->deterministic = m->opt.deterministic_reduce;
     t->size = 1;
+    t->timeout_ms = 1e3 * (m->opt.dist_timeout > 0 ? m->opt.dist_timeout : DEFAULT_TIMEOUT_S);
     if (!comm_init(m, t))
         return false;
     if (!(m->ggrad = recipe(m, FN_TRAIN_GRAD)) || !(m->gapply = recipe(m, FN_APPLY)))
