@@ -55,6 +55,9 @@ typedef struct mc_options {
                                   from run to run) instead of MPI_Allreduce's order */
     double dist_timeout;  /* distributed: seconds a process waits in a sum for the others before
                              it gives up, naming those that do not answer; 0 = 300 */
+    double dist_bucket_mb; /* distributed, JIT: the gradients are summed in buckets of about this
+                              many MiB, each started as soon as the backward pass has finished its
+                              gradients; 0 = 4 */
 } mc_options;
 
 void mc_options_default(mc_options *o);
@@ -255,6 +258,11 @@ bool mc_dist_sum(mc_model *m, double *v, int n);
  * process stopped answering (mc_options.dist_timeout), the first process
  * that still answers. */
 bool mc_dist_reports(const mc_model *m);
+/* The buckets whose sums started so far, and how many of them started
+ * while the backward pass was still running (mc_options.dist_bucket_mb);
+ * 0 and 0 when the sums do not overlap it (one process, the interpreter,
+ * deterministic_reduce or sync_batchnorm). */
+void mc_dist_overlap(const mc_model *m, int64_t *buckets, int64_t *early);
 /* The bytes of gradients and state summed per step, and the milliseconds
  * spent summing (and waiting for the other processes) so far; 0 unless
  * distributed. */

@@ -31,7 +31,18 @@ typedef struct RtCtx {
     RtProf *prof;   /* per-kernel times (a profiling entry); NULL = none */
     RtPool *pool;   /* threads for runtime and row-parallel kernels; NULL = serial */
     const RtReplica *replica; /* the data-parallel job; NULL = one process */
+    const struct RtReady *ready; /* step_done's listener; NULL = none */
 } RtCtx;
+
+/* An entry compiled with JitOpts.step_done calls rt_step_done(ctx, i)
+ * after each step i that finishes one of its outputs; the data-parallel
+ * driver listens (done(env, i)) to start summing gradients while the
+ * backward pass still runs. On the calling thread. */
+typedef struct RtReady {
+    void *env;
+    void (*done)(void *env, int64_t step);
+} RtReady;
+void rt_step_done(const RtCtx *c, int64_t step);
 
 void rt_ctx_init(RtCtx *c, int threads);
 /* Number of threads `threads` stands for (0 -> number of cores). */

@@ -27,6 +27,8 @@ typedef struct TrainArgs {
     bool deterministic_reduce; /* under mpirun: gradients summed in rank order */
     double dist_timeout;       /* under mpirun: seconds to wait for the others */
     bool dist_timeout_set;
+    double bucket_mb;          /* under mpirun: MiB per overlapped sum */
+    bool bucket_mb_set;
     bool epochs_set, batch_set, lr_set, watch_set; /* given on the command line */
 } TrainArgs;
 
@@ -217,6 +219,8 @@ static int run_epochs(Run *r)
         mc_shuffle(m, epoch, perm, n);
         EpochStats s = {0};
         double t0 = cli_now_ms(), lr = a->lr, reduce0 = mc_dist_reduce_ms(m);
+        int64_t buckets0, early0;
+        mc_dist_overlap(m, &buckets0, &early0);
         for (int64_t bi = 0; bi < nb; bi++) {
             const mc_tensor *v = NULL;
             int nv = 0;
@@ -295,9 +299,14 @@ static int run_epochs(Run *r)
                    epoch + 1, (long long)mc_step(m), lr, secs, nb ? 1e3 * secs / (double)nb : 0.0,
                    (long long)s.seen);
             json_metrics(stdout, m, "", tl, tm);
-            if (mc_dist_size(m) > 1)
-                printf(", \"allreduce_ms\": %.3f, \"allreduce_bytes_per_step\": %lld",
-                       mc_dist_reduce_ms(m) - reduce0, (long long)mc_dist_reduce_bytes(m));
+            if (mc_dist_size(m) > 1) {
+                int64_t buckets, early;
+                mc_dist_overlap(m, &buckets, &early);
+                printf(", \"allreduce_ms\": %.3f, \"allreduce_bytes_per_step\": %lld, \"allreduce_buckets\": %lld, "
+                       "\"allreduce_buckets_in_backward\": %lld",
+                       mc_dist_reduce_ms(m) - reduce0, (long long)mc_dist_reduce_bytes(m),
+                       (long long)(buckets - buckets0), (long long)(early - early0));
+            }
             if (r->have_val)
                 json_metrics(stdout, m, "val_", vl, vm);
             if (a->eval_train)
@@ -521,6 +530,9 @@ static int dist_options(const TrainArgs *a, mc_options *mo)
         return cli_usage_error("train", "--deterministic-reduce applies only to a run started by mpirun");
     if (a->dist_timeout_set && !(a->dist_timeout > 0 && isfinite(a->dist_timeout)))
         return cli_usage_error("train", "--dist-timeout must be a positive number of seconds, got %g", a->dist_timeout);
+    if (a->bucket_mb_set && !(a->bucket_mb > 0 && isfinite(a->bucket_mb)))
+        return cli_usage_error("train", "--bucket-mb must be a positive number, got %g", a->bucket_mb);
+    mo->dist_bucket_mb = a->bucket_mb;
     if (mo->distributed && a->train_mode)
         return cli_usage_error("train", "--train-mode is not supported under mpirun yet");
     return 0;
@@ -575,6 +587,9 @@ static int cmd_train_args(int argc, char **argv)
         {"dist-timeout", CLI_DOUBLE, &a.dist_timeout, "SECONDS",
          "under mpirun: stop when the other processes have not answered for SECONDS (default 300)",
          &a.dist_timeout_set},
+        {"bucket-mb", CLI_DOUBLE, &a.bucket_mb, "MB",
+         "under mpirun: sum the gradients in buckets of about MB MiB, each started while the backward pass "
+         "still runs (default 4)", &a.bucket_mb_set},
     };
     CliCmd c = {
         "train", "FILE [options]",

@@ -491,8 +491,9 @@ static bool jit_run(mc_model *m, JitModule *jm, JitWorkspace **cache, int64_t n)
     ctx.seed = m->seed;
     ctx.step = (uint64_t)m->step;
     ctx.replica = m->replica;
+    ctx.ready = m->ready;
+    m->cur_ws = w; /* also for ctx.ready's listener, while the step runs */
     be_jit_step(w, &ctx);
-    m->cur_ws = w;
     return true;
 }
 

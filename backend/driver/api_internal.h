@@ -59,6 +59,7 @@ struct mc_model {
     struct JitWorkspace *wgrad[MC_NWS], *wapply[MC_NWS];
     int grad_loss_out, grad_metric_out[MC_MAX_METRICS]; /* in ggrad->outs */
     const struct RtReplica *replica; /* replica_mean's job while dist.c runs train_grad */
+    const struct RtReady *ready;     /* rt_step_done's listener while dist.c runs train_grad */
     bool broken;     /* a call ran out of memory: the model only answers mc_free */
     MemSet orphans;  /* that call's blocks, freed by mc_free after the model's own */
 };

@@ -55,8 +55,20 @@ typedef struct Dist {
     void *zeros;       /* a process without rows sums these instead */
     int ncalls;        /* replica_mean calls of the running step */
     double weight;     /* this process's share of the global batch's rows */
-    bool replica_failed;
+    bool sum_failed;   /* a sum made while train_grad ran failed */
     double timeout_ms;  /* how long a sum may wait for the others */
+    /* the packed buffer: one slice per gradient and state output of
+     * train_grad, in output order, or with overlap in the order train_grad
+     * finishes them, cut into buckets summed as soon as they are complete */
+    int nslices;
+    struct Slice *slices;
+    int nbuckets;
+    struct Bucket *buckets;
+    bool overlap;       /* buckets start while train_grad runs (JIT, all-reduce) */
+    int next_slice;     /* overlap: slices packed in the running step */
+    double step_weight; /* overlap: this step's w */
+    RtReady ready;
+    int64_t nstarted, nearly; /* buckets started so far, and while train_grad ran */
     int reporter;       /* who prints the job's messages (mc_dist_reports) */
 } Dist;
 
@@ -147,7 +159,8 @@ static bool comm_init(mc_model *m, Dist *t)
  * process that waits longer than the timeout asks the others whether they
  * are alive (TAG_ALIVE); the ones that answer within a grace period are
  * waiting too (they answer while they poll), the others hang, were
- * stopped or are far behind: they are named, and this process gives up. */
+ * stopped or are far behind: they are named, and this process gives up.
+ * The first process that answered reports (mc_dist_reports). */
 
 #ifdef MODELC_MPI
 static void reply_alive(mc_model *m, int *answered)
@@ -210,6 +223,10 @@ static bool hung(mc_model *m, const char *what)
                t->rank, t->timeout_ms / 1e3, what, (long long)m->step + 1, silent.len ? silent.s : "?");
     sb_free(&silent);
     xfree(answered);
+    /* the reporter prints the message; the others give it one more grace
+     * period before they fail (the first process to exit ends the job) */
+    for (t0 = mc_now_ms(); t->reporter != t->rank && mc_now_ms() - t0 < grace; nap())
+        reply_alive(m, NULL);
     return false;
 }
 
@@ -373,6 +390,33 @@ static bool is_state(const Output *o)
     return o->kind == OUT_UPDATE && o->target->a.role == ROLE_STATE;
 }
 
+/* A gradient or state output of train_grad in the packed buffer. */
+typedef struct Slice {
+    int out;     /* index in train_grad's outputs */
+    int64_t off; /* elements before it in the buffer */
+    int64_t n;
+    int step;    /* overlap: the JIT step after which it is final */
+} Slice;
+
+/* Slices [first, last) summed together; overlap only. */
+typedef struct Bucket {
+    int first, last;
+    int nreq; /* one all-reduce per BUCKET_ELEMS */
+#ifdef MODELC_MPI
+    MPI_Request *req;
+#endif
+    bool started;
+} Bucket;
+
+static void slice_offsets(Dist *t)
+{
+    int64_t off = 0;
+    for (int k = 0; k < t->nslices; k++) {
+        t->slices[k].off = off;
+        off += t->slices[k].n;
+    }
+}
+
 /* The packed gradients and states: their dtype and element count. */
 static bool size_bucket(mc_model *m, Dist *t)
 {
@@ -402,7 +446,52 @@ static bool size_bucket(mc_model *m, Dist *t)
         return false;
     }
     t->bucket = xcalloc((size_t)t->nbucket + 1, (size_t)ir_dtype_size(t->dt));
+    t->slices = xcalloc((size_t)g->nouts + 1, sizeof(Slice));
+    for (int i = 0; i < g->nouts; i++)
+        if (g->outs[i].kind == OUT_GRAD || is_state(&g->outs[i]))
+            t->slices[t->nslices++] =
+                (Slice){i, 0, ir_dims_numel(g->outs[i].target->shape.rank, g->outs[i].target->shape.d), -1};
+    slice_offsets(t);
     return true;
+}
+
+static int by_step(const void *a, const void *b)
+{
+    const Slice *x = a, *y = b;
+    return x->step != y->step ? (x->step > y->step) - (x->step < y->step) : (x->out > y->out) - (x->out < y->out);
+}
+
+/* Overlap (DDP's buckets): with the JIT and the all-reduce, the slices go
+ * in the order train_grad finishes them (its entry calls rt_step_done),
+ * cut into buckets of about bucket_bytes; each bucket's all-reduce starts
+ * when its last slice is final, while the backward pass goes on. Not with
+ * replica_mean (its sums would interleave with the buckets', and a
+ * process without rows could not repeat that order). */
+static void plan_overlap(mc_model *m, Dist *t)
+{
+    if (!m->jgrad || t->deterministic || t->size == 1 || t->nscript > 0)
+        return;
+    for (int k = 0; k < t->nslices; k++)
+        t->slices[k].step = be_jit_out_step(m->jgrad, t->slices[k].out);
+    qsort(t->slices, (size_t)t->nslices, sizeof(Slice), by_step);
+    slice_offsets(t);
+    double mb = m->opt.dist_bucket_mb > 0 ? m->opt.dist_bucket_mb : 4;
+    int64_t cap = (int64_t)(mb * 1048576.0) / ir_dtype_size(t->dt);
+    cap = cap < 1 ? 1 : cap;
+    t->buckets = xcalloc((size_t)t->nslices + 1, sizeof(Bucket));
+    for (int k = 0; k < t->nslices;) {
+        Bucket *b = &t->buckets[t->nbuckets++];
+        b->first = k;
+        int64_t n = 0;
+        while (k < t->nslices && (k == b->first || n + t->slices[k].n <= cap))
+            n += t->slices[k++].n;
+        b->last = k;
+        b->nreq = (int)((n + BUCKET_ELEMS - 1) / BUCKET_ELEMS);
+#ifdef MODELC_MPI
+        b->req = xcalloc((size_t)b->nreq + 1, sizeof(MPI_Request));
+#endif
+    }
+    t->overlap = true;
 }
 
 /* The sums train_grad makes while it runs (replica_mean, from the train
@@ -448,6 +537,7 @@ static JitModule *compile(mc_model *m, Graph *g)
     jo.time_passes = m->timer != NULL;
     jo.timer = m->timer;
     jo.profile = m->opt.profile;
+    jo.step_done = g == m->ggrad;
     return be_jit_compile(g, &jo, &m->d);
 }
 
@@ -474,6 +564,7 @@ bool mc_dist_setup(mc_model *m)
     if (m->opt.backend == MC_BACKEND_JIT &&
         (!(m->jgrad = compile(m, m->ggrad)) || !(m->japply = compile(m, m->gapply))))
         return false;
+    plan_overlap(m, t);
     return true;
 }
 
@@ -501,6 +592,12 @@ void mc_dist_free(mc_model *m)
     xfree(t->script_dt);
     xfree(t->bad);
     xfree(t->tel_of);
+    xfree(t->slices);
+#ifdef MODELC_MPI
+    for (int b = 0; b < t->nbuckets; b++)
+        xfree(t->buckets[b].req);
+#endif
+    xfree(t->buckets);
     xfree(t->zeros);
     xfree(t);
     m->dist = NULL;
@@ -693,40 +790,36 @@ static void scaled(void *dst, const void *src, int64_t n, DType dt, double w)
     }
 }
 
+/* Slice k of the packed buffer: this process's gradient or new state
+ * weighted by its share w (zeros without a run). */
+static void pack_slice(mc_model *m, Tensor **outs, int k, bool ran, double w)
+{
+    Dist *t = m->dist;
+    const Slice *sl = &t->slices[k];
+    const Output *o = &m->ggrad->outs[sl->out];
+    const void *src = NULL;
+    if (ran && o->kind == OUT_GRAD)
+        src = grad_out(m, outs, sl->out);
+    else if (ran) /* the JIT updated the state in place */
+        src = m->jgrad ? rt_map_get(&m->params, o->target->a.name)->data : outs[sl->out]->data;
+    scaled((char *)t->bucket + (size_t)sl->off * (size_t)ir_dtype_size(t->dt), src, sl->n, t->dt, w);
+}
+
 /* The gradients and the new state, weighted by this rank's share w. */
 static void pack(mc_model *m, Tensor **outs, bool ran, double w)
 {
-    const Graph *g = m->ggrad;
-    Dist *t = m->dist;
-    size_t es = (size_t)ir_dtype_size(t->dt);
-    int64_t off = 0;
-    for (int i = 0; i < g->nouts; i++) {
-        const Output *o = &g->outs[i];
-        if (o->kind != OUT_GRAD && !is_state(o))
-            continue;
-        int64_t n = ir_dims_numel(o->target->shape.rank, o->target->shape.d);
-        const void *src = NULL;
-        if (ran && o->kind == OUT_GRAD)
-            src = grad_out(m, outs, i);
-        else if (ran) /* the JIT updated the state in place */
-            src = m->jgrad ? rt_map_get(&m->params, o->target->a.name)->data : outs[i]->data;
-        scaled((char *)t->bucket + (size_t)off * es, src, n, t->dt, w);
-        off += n;
-    }
+    for (int k = 0; k < m->dist->nslices; k++)
+        pack_slice(m, outs, k, ran, w);
 }
 
 /* The summed gradients become apply's inputs, the summed state the
  * parameters' values. */
 static bool unpack(mc_model *m)
 {
-    const Graph *g = m->ggrad;
     Dist *t = m->dist;
     size_t es = (size_t)ir_dtype_size(t->dt);
-    int64_t off = 0;
-    for (int i = 0; i < g->nouts; i++) {
-        const Output *o = &g->outs[i];
-        if (o->kind != OUT_GRAD && !is_state(o))
-            continue;
+    for (int k = 0; k < t->nslices; k++) {
+        const Output *o = &m->ggrad->outs[t->slices[k].out];
         Tensor *p = rt_map_get(&m->params, o->target->a.name), *dst = p;
         if (!p) {
             mc_set_error(m, "parameter '%s' has no value", o->target->a.name);
@@ -739,10 +832,101 @@ static bool unpack(mc_model *m)
                 rt_map_put(&m->batch, o->name, dst);
             }
         }
-        memcpy(dst->data, (char *)t->bucket + (size_t)off * es, (size_t)dst->numel * es);
-        off += dst->numel;
+        memcpy(dst->data, (char *)t->bucket + (size_t)t->slices[k].off * es, (size_t)dst->numel * es);
     }
     return true;
+}
+
+/* ---- overlap: buckets summed while train_grad runs ---- */
+
+/* Start bucket b's all-reduce (non-blocking). */
+static bool start_bucket(mc_model *m, Bucket *b, bool early)
+{
+    Dist *t = m->dist;
+    b->started = true;
+    t->nstarted++;
+    t->nearly += early && t->next_slice < t->nslices; /* gradients were still to come */
+#ifdef MODELC_MPI
+    size_t es = (size_t)ir_dtype_size(t->dt);
+    int64_t off = t->slices[b->first].off, end = off;
+    for (int k = b->first; k < b->last; k++)
+        end += t->slices[k].n;
+    for (int r = 0; off < end; off += BUCKET_ELEMS, r++) {
+        int cnt = (int)(end - off < BUCKET_ELEMS ? end - off : BUCKET_ELEMS);
+        if (!mpi_ok(m, MPI_Iallreduce(MPI_IN_PLACE, (char *)t->bucket + (size_t)off * es, cnt, mpi_type(t->dt),
+                                      MPI_SUM, t->comm, &b->req[r]),
+                    "MPI_Iallreduce"))
+            return false;
+    }
+#endif
+    return true;
+}
+
+/* Pack the slices final by `step` (all with step < 0: before the run) and
+ * start the buckets they complete, in bucket order. */
+static bool slices_done(mc_model *m, int64_t step, bool early)
+{
+    Dist *t = m->dist;
+    while (t->next_slice < t->nslices && t->slices[t->next_slice].step <= step)
+        pack_slice(m, NULL, t->next_slice++, true, t->step_weight);
+    bool ok = true;
+    for (int b = 0; ok && b < t->nbuckets; b++)
+        if (!t->buckets[b].started && t->buckets[b].last <= t->next_slice)
+            ok = start_bucket(m, &t->buckets[b], early);
+#ifdef MODELC_MPI
+    for (int b = 0; ok && b < t->nbuckets; b++) /* Open MPI progresses them inside MPI calls */
+        for (int r = 0; t->buckets[b].started && r < t->buckets[b].nreq; r++) {
+            int flag;
+            MPI_Test(&t->buckets[b].req[r], &flag, MPI_STATUS_IGNORE);
+        }
+#endif
+    return ok;
+}
+
+/* rt_step_done's listener while train_grad runs. */
+static void step_done(void *env, int64_t step)
+{
+    mc_model *m = env;
+    if (!m->dist->sum_failed && !slices_done(m, step, true))
+        m->dist->sum_failed = true;
+}
+
+/* Before train_grad runs: the step's weight (the slices final before its
+ * first step are packed at the first rt_step_done, once its workspace is
+ * bound). */
+static void overlap_begin(mc_model *m, double w)
+{
+    Dist *t = m->dist;
+    t->next_slice = 0;
+    t->step_weight = w;
+    for (int b = 0; b < t->nbuckets; b++)
+        t->buckets[b].started = false;
+    t->ready = (RtReady){m, step_done};
+}
+
+/* After it (or instead of it, without rows): the rest, then every bucket's
+ * sum. */
+static bool overlap_end(mc_model *m, bool ran)
+{
+    Dist *t = m->dist;
+    while (t->next_slice < t->nslices)
+        pack_slice(m, NULL, t->next_slice++, ran, t->step_weight);
+    for (int b = 0; b < t->nbuckets; b++)
+        if (!t->buckets[b].started && !start_bucket(m, &t->buckets[b], false))
+            return false;
+#ifdef MODELC_MPI
+    for (int b = 0; b < t->nbuckets; b++)
+        for (int r = 0; r < t->buckets[b].nreq; r++)
+            if (!comm_wait(m, &t->buckets[b].req[r], "MPI_Iallreduce"))
+                return false;
+#endif
+    return true;
+}
+
+void mc_dist_overlap(const mc_model *m, int64_t *buckets, int64_t *early)
+{
+    *buckets = m->dist ? m->dist->nstarted : 0;
+    *early = m->dist ? m->dist->nearly : 0;
 }
 
 /* False when a gradient of train_grad's last run holds a NaN or Inf. */
@@ -829,11 +1013,11 @@ static void replica_mean(void *env, void *data, int64_t n, int f64)
         ICE("replica_mean call %d of %lld elements is not the %d-th of train_grad's graph", t->ncalls + 1,
             (long long)n, t->ncalls + 1);
     t->ncalls++;
-    if (t->replica_failed)
+    if (t->sum_failed)
         return;
     scaled(data, data, n, dt, t->weight);
     double t0 = mc_now_ms();
-    t->replica_failed = !comm_sum(m, data, n, dt);
+    t->sum_failed = !comm_sum(m, data, n, dt);
     t->reduce_ms += mc_now_ms() - t0;
 }
 
@@ -846,19 +1030,19 @@ static bool replica_zeros(mc_model *m)
         memset(t->zeros, 0, (size_t)t->script[i] * (size_t)ir_dtype_size(t->script_dt[i]));
         replica_mean(m, t->zeros, t->script[i], t->script_dt[i] == DT_F64);
     }
-    return !t->replica_failed;
+    return !t->sum_failed;
 }
 
 /* This process's share of the global batch (n of its rows), which
- * replica_mean weights by: one sum before the step, only when train_grad
- * has replica_mean nodes. */
+ * replica_mean and the overlapped buckets weight by: one sum before the
+ * step, only when train_grad has replica_mean nodes or overlaps. */
 static bool replica_weight(mc_model *m, int64_t n)
 {
     Dist *t = m->dist;
     double rows = (double)n;
     t->ncalls = 0;
-    t->replica_failed = false;
-    if (t->nscript == 0)
+    t->sum_failed = false;
+    if (t->nscript == 0 && !t->overlap)
         return true;
     if (!comm_sum(m, &rows, 1, DT_F64))
         return false;
@@ -879,8 +1063,10 @@ static bool run_grad(mc_model *m, int64_t n, Tensor **outs)
     bool ok;
     if (m->jgrad) {
         m->replica = &t->replica;
+        m->ready = t->overlap ? &t->ready : NULL;
         ok = mc_jit_run(m, m->jgrad, m->wgrad, n);
         m->replica = NULL;
+        m->ready = NULL;
     } else {
         RunOpts ro = {m->seed, (uint64_t)m->step};
         ok = be_interp_run_replica(m->ggrad, &m->params, &m->batch, &ro, &t->replica, outs, &m->d);
@@ -888,7 +1074,7 @@ static bool run_grad(mc_model *m, int64_t n, Tensor **outs)
     m->seed = seed;
     if (ok && t->ncalls != t->nscript)
         ICE("train_grad made %d of its %d replica_mean sums", t->ncalls, t->nscript);
-    return ok && !t->replica_failed;
+    return ok && !t->sum_failed;
 }
 
 static bool run_apply(mc_model *m, double lr)
@@ -956,6 +1142,8 @@ bool mc_dist_train_step(mc_model *m, const mc_tensor *batch, int nbatch, double 
         free_outs(m, outs);
         return mc_fail(m);
     }
+    if (t->overlap)
+        overlap_begin(m, t->weight);
     if (n > 0) {
         if (!run_grad(m, n, outs)) {
             free_outs(m, outs);
@@ -970,7 +1158,8 @@ bool mc_dist_train_step(mc_model *m, const mc_tensor *batch, int nbatch, double 
     }
     st[0] = (double)n;
     double t0 = mc_now_ms();
-    bool summed = comm_sum(m, st, ns, DT_F64);
+    bool summed = !t->overlap || overlap_end(m, n > 0);
+    summed = summed && comm_sum(m, st, ns, DT_F64);
     t->reduce_ms += mc_now_ms() - t0;
     if (!summed) {
         free_outs(m, outs);
@@ -988,11 +1177,13 @@ bool mc_dist_train_step(mc_model *m, const mc_tensor *batch, int nbatch, double 
             bad_loss(m, *loss, st + 2 + nm);
         return false;
     }
-    pack(m, outs, n > 0, (double)n / total);
+    if (!t->overlap) {
+        pack(m, outs, n > 0, (double)n / total);
+        t0 = mc_now_ms();
+        summed = comm_sum(m, t->bucket, t->nbucket, t->dt);
+        t->reduce_ms += mc_now_ms() - t0;
+    }
     free_outs(m, outs);
-    t0 = mc_now_ms();
-    summed = comm_sum(m, t->bucket, t->nbucket, t->dt);
-    t->reduce_ms += mc_now_ms() - t0;
     if (!summed || !unpack(m) || !run_apply(m, lr))
         return m->d.nerrors ? mc_fail(m) : false;
     for (int i = 0; metrics && i < nm; i++)

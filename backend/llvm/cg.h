@@ -73,6 +73,7 @@ typedef struct Plan {
     int *part_slot; /* slots of fused kernels' fresh results (-1 for side updates) */
     int nparts, partcap;
     int *out_slot;  /* by output index */
+    bool step_done; /* the entry calls rt_step_done after each step that finishes an output */
     Node *needs_n;  /* first computed node whose type contains N, or NULL */
     NCheck *nchecks;
     int nnchecks, nncheckcap;
@@ -97,6 +98,11 @@ int plan_split_kind(const Plan *p, int s, const Shape *view);
 bool plan_batch_reduction(const Plan *p, const Node *v);
 
 bool plan_build(Plan *p, Graph *g, Diags *d);
+/* The step after which output i holds its final value (the last step that
+ * writes its slot), -1 when no step does; and whether step s is that
+ * step for some output. */
+int plan_out_step(const Plan *p, int i);
+bool plan_out_step_finishes(const Plan *p, int s);
 /* The slot of fresh result j (>= 1) of fused kernel v, or -1 when body
  * output j is a side update (written into its parameter operand). */
 int plan_part_slot(const Plan *p, const Node *v, int j);

@@ -324,6 +324,16 @@ static void prof_call(Cg *c, LLVMValueRef ctxp, int i)
         cg_call(c, "rt_prof_tick", c->vd, pt, 2, args);
 }
 
+/* With Plan.step_done: rt_step_done(ctx, i) after a step that finishes an output. */
+static void done_call(Cg *c, LLVMValueRef ctxp, int i)
+{
+    if (!c->plan->step_done || !plan_out_step_finishes(c->plan, i))
+        return;
+    LLVMTypeRef pt[2] = {c->ptr, c->i64};
+    LLVMValueRef args[2] = {ctxp, cg_i64(c, i)};
+    cg_call(c, "rt_step_done", c->vd, pt, 2, args);
+}
+
 LLVMModuleRef cg_build_module(LLVMContextRef cx, const Plan *p, bool profile, Diags *d)
 {
     return cg_build_part(cx, p, 0, p->nsteps, "entry", profile, d);
@@ -384,6 +394,7 @@ LLVMModuleRef cg_build_part(LLVMContextRef cx, const Plan *p, int lo, int hi, co
             LLVMBuildMemCpy(c.b, bp[st->out], 16, bp[st->src], 16, slot_bytes(&c, &p->slots[st->src]));
             if (profile)
                 prof_call(&c, ctxp, i);
+            done_call(&c, ctxp, i);
             continue;
         }
         int ks[CG_MAXARGS], nk = kernel_slots(p, st, ks);
@@ -405,6 +416,7 @@ LLVMModuleRef cg_build_part(LLVMContextRef cx, const Plan *p, int lo, int hi, co
         }
         if (profile)
             prof_call(&c, ctxp, i);
+        done_call(&c, ctxp, i);
     }
     cg_kernel_end(&c); /* return; the allocas branch to the entry */
     xfree(bp);

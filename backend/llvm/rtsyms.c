@@ -34,6 +34,7 @@ static const JitRtSym syms[] = {
     SYM(rt_parallel_parts),
     SYM(rt_prof_begin),
     SYM(rt_prof_tick),
+    SYM(rt_step_done),
 };
 
 const JitRtSym *jit_rt_syms(int *n)
