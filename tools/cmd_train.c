@@ -513,8 +513,8 @@ static int check_outputs(const TrainArgs *a)
            (a->dump_ir && cli_check_dump_dir("--dump-ir", a->dump_ir, "train_step"));
 }
 
-/* Under mpirun (data-parallel training): the options that apply, and the
- * one that does not yet. */
+/* Under mpirun (data-parallel training): the options that apply only
+ * there, and whether modelc can be one of several processes. */
 static int dist_options(const TrainArgs *a, mc_options *mo)
 {
     int k = mc_dist_launched();
@@ -533,8 +533,6 @@ static int dist_options(const TrainArgs *a, mc_options *mo)
     if (a->bucket_mb_set && !(a->bucket_mb > 0 && isfinite(a->bucket_mb)))
         return cli_usage_error("train", "--bucket-mb must be a positive number, got %g", a->bucket_mb);
     mo->dist_bucket_mb = a->bucket_mb;
-    if (mo->distributed && a->train_mode)
-        return cli_usage_error("train", "--train-mode is not supported under mpirun yet");
     return 0;
 }
 
