@@ -956,8 +956,8 @@ static void take_telemetry(mc_model *m, Tensor **outs)
         for (int i = 0; i < g->nouts; i++) {
             t->tel_of[i] = -1;
             for (int k = 0; k < m->ntel; k++)
-                if (g->outs[i].name && strcmp(g->outs[i].name + strlen("telemetry."), m->tel_name[k]) == 0 &&
-                    strncmp(g->outs[i].name, "telemetry.", 10) == 0)
+                if (g->outs[i].name && strncmp(g->outs[i].name, "telemetry.", 10) == 0 &&
+                    strcmp(g->outs[i].name + 10, m->tel_name[k]) == 0)
                     t->tel_of[i] = k;
         }
     }
