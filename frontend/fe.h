@@ -202,6 +202,7 @@ typedef struct FeCtx {
     int errors_at_start; /* d->nerrors when lowering started */
     Node **penalties;    /* kernel regularizers' terms, added to the loss */
     int npenalties, cappenalties;
+    bool sync_batchnorm; /* the train block's: batch statistics over the processes */
 } FeCtx;
 
 /* Diagnostics with a caret span. */
@@ -344,6 +345,9 @@ enum { METRIC_ACCURACY, METRIC_BINARY_ACCURACY };
 /* the train block (train.c) */
 bool fe_train_block(FeCtx *c, const Stmt *s);
 void fe_check_freeze(FeCtx *c, const Stmt *s);
+/* `sync_batchnorm = true` in the train block s (NULL: none), read before
+ * the layers are lowered; its checks come with the block's. */
+bool fe_train_sync_batchnorm(const Stmt *s);
 
 /* edit distance for "did you mean" hints (args.c) */
 const char *fe_closest(const char *s, const char *const *cands, int n);

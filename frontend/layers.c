@@ -717,6 +717,14 @@ static Node *moving_average(FeCtx *c, Node *moving, Node *batch, double momentum
     return fe_op2(c, OP_ADD, a, b, loc);
 }
 
+/* The mean over the batch (and the spatial axes); with the train block's
+ * sync_batchnorm, over the global batch of a data-parallel job. */
+static Node *batch_stat(FeCtx *c, Node *x, const Attrs *red, SrcLoc loc)
+{
+    Node *m = fe_op(c, OP_REDUCE_MEAN, &x, 1, red, loc);
+    return c->sync_batchnorm ? fe_op1(c, OP_REPLICA_MEAN, m, loc) : m;
+}
+
 static void bn_params(FeCtx *c, const char *name, Node *x, bool trainable, SrcLoc loc, BnParams *p)
 {
     Shape s = ir_shape1(x->shape.d[x->shape.rank - 1]);
@@ -760,10 +768,10 @@ Val fe_layer_batchnorm(FeCtx *c, const Expr *e)
     red.naxes = x->shape.rank - 1;
     for (int i = 0; i < red.naxes; i++)
         red.axes[i] = i;
-    Node *mean_b = fe_op(c, OP_REDUCE_MEAN, &x, 1, &red, loc);
+    Node *mean_b = batch_stat(c, x, &red, loc);
     Node *xc = fe_op2(c, OP_SUB, x, mean_b, loc);
     Node *sq = fe_op1(c, OP_SQUARE, xc, loc);
-    Node *var_b = fe_op(c, OP_REDUCE_MEAN, &sq, 1, &red, loc);
+    Node *var_b = batch_stat(c, sq, &red, loc);
     Node *train = bn_normalize(c, xc, var_b, &p, eps, loc);
     Node *infer = bn_normalize(c, fe_op2(c, OP_SUB, x, p.mean, loc), p.var, &p, eps, loc);
     Attrs ph = ir_attrs();

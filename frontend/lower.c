@@ -459,6 +459,7 @@ static Graph *lower_program(const char *path, const Program *prog, Arena *a, Run
         if (prog->stmts[i]->k == S_MODEL)
             m = prog->stmts[i];
     c.g = ir_graph_new(m ? m->name : file_stem(a, path));
+    c.sync_batchnorm = fe_train_sync_batchnorm(find_stmt(&c, S_TRAIN, 0));
     for (c.cur = 0; c.cur < prog->n; c.cur++)
         lower_stmt(&c, prog->stmts[c.cur]);
     finish(&c);

@@ -1,5 +1,6 @@
 /* The `train { ... }` block: optimizer, batch size, epochs, clipping,
- * weight decay, learning-rate schedule, freeze patterns and seed, checked
+ * weight decay, learning-rate schedule, freeze patterns, seed and
+ * sync_batchnorm, checked
  * and stored: the update rule in the graph's TrainConfig, the run settings
  * (batch, epochs, schedule, seed) in the RunSettings beside it. */
 #include "fe.h"
@@ -184,7 +185,25 @@ static bool freeze(FeCtx *c, const TrainItem *it, TrainConfig *t)
 }
 
 static const char *const settings[] = {"optimizer", "batch", "epochs", "clip_value", "clip_norm",
-                                       "weight_decay", "schedule", "freeze", "seed"};
+                                       "weight_decay", "schedule", "freeze", "seed", "sync_batchnorm"};
+
+/* sync_batchnorm = true | false. Lowering the layers read it already
+ * (fe_train_sync_batchnorm): here it is only checked. */
+static bool item_bool(FeCtx *c, const TrainItem *it)
+{
+    if (it->val->k == E_BOOL)
+        return true;
+    fe_error(c, it->val->start, 1, "train setting '%s' must be true or false", it->key);
+    return false;
+}
+
+bool fe_train_sync_batchnorm(const Stmt *s)
+{
+    for (int i = 0; s && i < s->nitems; i++)
+        if (strcmp(s->items[i].key, "sync_batchnorm") == 0)
+            return s->items[i].val->k == E_BOOL && s->items[i].val->ival != 0;
+    return false;
+}
 
 static bool setting(FeCtx *c, const TrainItem *it, TrainConfig *t)
 {
@@ -217,6 +236,8 @@ static bool setting(FeCtx *c, const TrainItem *it, TrainConfig *t)
         c->run->seed = (uint64_t)v;
         return ok;
     }
+    if (strcmp(k, "sync_batchnorm") == 0)
+        return item_bool(c, it);
     const char *hint = fe_closest(k, settings, ARRAY_LEN(settings));
     if (hint)
         fe_error(c, it->loc, it->span, "unknown train setting '%s'; did you mean '%s'?", k, hint);

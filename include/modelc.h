@@ -53,6 +53,11 @@ typedef struct mc_options {
                              see "Data-parallel training" below */
     bool deterministic_reduce; /* distributed: sum the gradients in rank order (bit-reproducible
                                   from run to run) instead of MPI_Allreduce's order */
+    double dist_timeout;  /* distributed: seconds a process waits in a sum for the others before
+                             it gives up, naming those that do not answer; 0 = 300 */
+    double dist_bucket_mb; /* distributed, JIT: the gradients are summed in buckets of about this
+                              many MiB, each started as soon as the backward pass has finished its
+                              gradients; 0 = 4 */
 } mc_options;
 
 void mc_options_default(mc_options *o);
@@ -221,7 +226,9 @@ bool mc_write_tensors(const char *path, const mc_tensor *t, int n, const char *m
  * of the rows (so the result is the gradient of the global batch's mean
  * loss), and applies the same update on every process; the loss and
  * metrics it gives are the global batch's. Batchnorm normalises with each
- * process's own batch statistics. */
+ * process's own batch statistics, or with the global batch's when the
+ * train block says sync_batchnorm = true. The telemetry
+ * (mc_telemetry_value) is the update's, from the summed gradients. */
 
 /* The number of processes of the MPI job this process was started in
  * (mpirun's environment), 0 when it was not started by an MPI launcher. */
@@ -247,6 +254,15 @@ void mc_dist_shard(const mc_model *m, int64_t start, int64_t count, int64_t *my_
 bool mc_dist_start(mc_model *m, const mc_data *train, const void *settings, size_t nsettings, bool ok);
 /* Sum v[0..n) over all processes, in place. */
 bool mc_dist_sum(mc_model *m, double *v, int n);
+/* Whether this process prints the job's messages: rank 0, or, once a
+ * process stopped answering (mc_options.dist_timeout), the first process
+ * that still answers. */
+bool mc_dist_reports(const mc_model *m);
+/* The buckets whose sums started so far, and how many of them started
+ * while the backward pass was still running (mc_options.dist_bucket_mb);
+ * 0 and 0 when the sums do not overlap it (one process, the interpreter,
+ * deterministic_reduce or sync_batchnorm). */
+void mc_dist_overlap(const mc_model *m, int64_t *buckets, int64_t *early);
 /* The bytes of gradients and state summed per step, and the milliseconds
  * spent summing (and waiting for the other processes) so far; 0 unless
  * distributed. */
@@ -267,7 +283,9 @@ double mc_telemetry_value(const mc_model *m, int i);
 /* With mc_options.profile: a table of the time each kernel of the
  * compiled training step took over all training steps so far, slowest
  * first, naming the op (or fused group) and its model source line. ""
- * without profiling. Owned by m, valid until the next call or mc_free. */
+ * without profiling. Owned by m, valid until the next call or mc_free.
+ * With mc_options.distributed it is collective (every process calls it):
+ * the two halves of the step, their times summed over the processes. */
 const char *mc_profile_report(mc_model *m);
 
 #ifdef __cplusplus

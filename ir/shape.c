@@ -784,6 +784,17 @@ static bool infer_rule(Node *n, Diags *d)
             }
             n->shape = n->in[0]->shape;
             return true;
+        case OP_REPLICA_MEAN:
+            if (!need_float(n, n->in[0], d))
+                return false;
+            for (int k = 0; k < n->in[0]->shape.rank; k++)
+                if (n->in[0]->shape.d[k] == IR_DIM_N) {
+                    diag_error(d, n->loc, "replica_mean: the operand must not have the batch axis N (every process "
+                                          "must contribute the same number of elements)");
+                    return false;
+                }
+            n->shape = n->in[0]->shape;
+            return true;
         case OP_PHASE:
             if (!same_dtype(n, d))
                 return false;

@@ -653,6 +653,15 @@ static void grad_phase(AD *c, Node *y, Node *gy)
     c->failed = true;
 }
 
+/* The weighted mean over the processes is its own adjoint: each process
+ * differentiates its own loss and its gradients are weighted by its share
+ * w_r before they are summed, so the gradient that reaches x on process r
+ * is the mean of the processes' incoming gradients (docs/ops.md). */
+static void grad_replica_mean(AD *c, Node *y, Node *gy)
+{
+    send(c, y->in[0], un(c, OP_REPLICA_MEAN, gy));
+}
+
 static void grad_fused(AD *c, Node *y, Node *gy)
 {
     (void)gy;

@@ -14,6 +14,16 @@
 typedef struct RtProf RtProf;
 typedef struct RtPool RtPool;
 
+/* The processes of a data-parallel job, as replica_mean sees them:
+ * mean(env, data, n, f64) replaces data[0..n) (doubles when f64, floats
+ * otherwise) by its mean over the processes, weighted by each process's
+ * share of the global batch's rows (docs/ops.md). The driver provides it;
+ * without one (a single process) replica_mean is the identity. */
+typedef struct RtReplica {
+    void *env;
+    void (*mean)(void *env, void *data, int64_t n, int f64);
+} RtReplica;
+
 typedef struct RtCtx {
     uint64_t seed;  /* RNG seed for dropout masks */
     uint64_t step;  /* training step (RNG counter) */
@@ -27,7 +37,19 @@ typedef struct RtCtx {
     int32_t fault_step;
     double fault_value;
     int64_t fault_bound;
+    const RtReplica *replica; /* the data-parallel job; NULL = one process */
+    const struct RtReady *ready; /* step_done's listener; NULL = none */
 } RtCtx;
+
+/* An entry compiled with JitOpts.step_done calls rt_step_done(ctx, i)
+ * after each step i that finishes one of its outputs; the data-parallel
+ * driver listens (done(env, i)) to start summing gradients while the
+ * backward pass still runs. On the calling thread. */
+typedef struct RtReady {
+    void *env;
+    void (*done)(void *env, int64_t step);
+} RtReady;
+void rt_step_done(const RtCtx *c, int64_t step);
 
 void rt_ctx_init(RtCtx *c, int threads);
 /* Number of threads `threads` stands for (0 -> number of cores). */
@@ -84,6 +106,12 @@ double rt_dropout_uniform(const RtCtx *c, uint64_t stream, uint64_t idx);
 #define RT_DROPOUT_BLOCK 8192
 void rt_dropout_mask_f32(const RtCtx *c, uint64_t stream, double rate, int64_t n, float *out);
 void rt_dropout_mask_f64(const RtCtx *c, uint64_t stream, double rate, int64_t n, double *out);
+
+/* out = x (n elements), then replaced by its weighted mean over the
+ * processes through c->replica (docs/ops.md, replica_mean). Runs on the
+ * calling thread: the job's communication happens there. */
+void rt_replica_mean_f32(const RtCtx *c, int64_t n, const float *x, float *out);
+void rt_replica_mean_f64(const RtCtx *c, int64_t n, const double *x, double *out);
 
 /* C[m,n] = alpha * op(A) @ op(B) + beta * C, op = transpose when ta/tb.
  * A is [m,k] ([k,m] if ta), B is [k,n] ([n,k] if tb). Any size may be 0.

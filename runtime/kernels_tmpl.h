@@ -537,6 +537,14 @@ void FN(rt_gather_grad)(RtCtx *c, const RtGatherGeom *g, const T *gy, const void
         }
 }
 
+void FN(rt_replica_mean)(const RtCtx *c, int64_t n, const T *x, T *out)
+{
+    if (out != x)
+        memmove(out, x, (size_t)n * sizeof(T));
+    if (c->replica)
+        c->replica->mean(c->replica->env, out, n, sizeof(T) == sizeof(double));
+}
+
 #undef FN
 #undef CAT
 #undef CAT_

@@ -47,6 +47,12 @@ void rt_prof_begin(RtCtx *c)
     c->prof->last = now_ns();
 }
 
+void rt_step_done(const RtCtx *c, int64_t step)
+{
+    if (c->ready)
+        c->ready->done(c->ready->env, step);
+}
+
 void rt_prof_tick(RtCtx *c, int32_t i)
 {
     RtProf *p = c->prof;

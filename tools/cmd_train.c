@@ -25,6 +25,10 @@ typedef struct TrainArgs {
     const char *plot_dir, *dump_ir;
     bool check_numerics, no_warn;
     bool deterministic_reduce; /* under mpirun: gradients summed in rank order */
+    double dist_timeout;       /* under mpirun: seconds to wait for the others */
+    bool dist_timeout_set;
+    double bucket_mb;          /* under mpirun: MiB per overlapped sum */
+    bool bucket_mb_set;
     bool epochs_set, batch_set, lr_set, watch_set; /* given on the command line */
 } TrainArgs;
 
@@ -215,6 +219,8 @@ static int run_epochs(Run *r)
         mc_shuffle(m, epoch, perm, n);
         EpochStats s = {0};
         double t0 = cli_now_ms(), lr = a->lr, reduce0 = mc_dist_reduce_ms(m);
+        int64_t buckets0, early0;
+        mc_dist_overlap(m, &buckets0, &early0);
         for (int64_t bi = 0; bi < nb; bi++) {
             const mc_tensor *v = NULL;
             int nv = 0;
@@ -235,14 +241,14 @@ static int run_epochs(Run *r)
                 if (tty)
                     printf("\n");
                 fflush(stdout);
-                if (!stepped && mc_dist_rank(m) == 0) { /* every process fails alike */
+                if (!stepped && mc_dist_reports(m)) { /* every process fails alike */
                     fprintf(stderr, "modelc train: epoch %d, batch %lld: ", epoch + 1, (long long)bi + 1);
                     fail_model(m);
-                    if (!isfinite(loss))
-                        mc_watch_step_failed(r->tw, epoch + 1, bi, lr);
                 }
-                if (!stepped && !isfinite(loss) && mc_dist_size(m) > 1) {
-                    double done = 0; /* all stop at this step: wait for rank 0's report */
+                if (!stepped && !isfinite(loss)) /* under mpirun the first rank at fault searches */
+                    mc_watch_step_failed(r->tw, epoch + 1, bi, lr);
+                if ((stepped || !isfinite(loss)) && mc_dist_size(m) > 1) {
+                    double done = 0; /* all stop at this step: wait for the op-by-op report */
                     mc_dist_sum(m, &done, 1);
                 }
                 stopped(a->save);
@@ -293,9 +299,14 @@ static int run_epochs(Run *r)
                    epoch + 1, (long long)mc_step(m), lr, secs, nb ? 1e3 * secs / (double)nb : 0.0,
                    (long long)s.seen);
             json_metrics(stdout, m, "", tl, tm);
-            if (mc_dist_size(m) > 1)
-                printf(", \"allreduce_ms\": %.3f, \"allreduce_bytes_per_step\": %lld",
-                       mc_dist_reduce_ms(m) - reduce0, (long long)mc_dist_reduce_bytes(m));
+            if (mc_dist_size(m) > 1) {
+                int64_t buckets, early;
+                mc_dist_overlap(m, &buckets, &early);
+                printf(", \"allreduce_ms\": %.3f, \"allreduce_bytes_per_step\": %lld, \"allreduce_buckets\": %lld, "
+                       "\"allreduce_buckets_in_backward\": %lld",
+                       mc_dist_reduce_ms(m) - reduce0, (long long)mc_dist_reduce_bytes(m),
+                       (long long)(buckets - buckets0), (long long)(early - early0));
+            }
             if (r->have_val)
                 json_metrics(stdout, m, "val_", vl, vm);
             if (a->eval_train)
@@ -502,8 +513,8 @@ static int check_outputs(const TrainArgs *a)
            (a->dump_ir && cli_check_dump_dir("--dump-ir", a->dump_ir, "train_step"));
 }
 
-/* Under mpirun (data-parallel training): the options that apply, and the
- * ones that do not yet. */
+/* Under mpirun (data-parallel training): the options that apply only
+ * there, and whether modelc can be one of several processes. */
 static int dist_options(const TrainArgs *a, mc_options *mo)
 {
     int k = mc_dist_launched();
@@ -514,12 +525,14 @@ static int dist_options(const TrainArgs *a, mc_options *mo)
     }
     mo->distributed = k > 0 && mc_dist_built();
     mo->deterministic_reduce = a->deterministic_reduce;
+    mo->dist_timeout = a->dist_timeout;
     if (a->deterministic_reduce && !mo->distributed)
         return cli_usage_error("train", "--deterministic-reduce applies only to a run started by mpirun");
-    const char *no = a->watch_set ? "--watch" : a->check_numerics ? "--check-numerics" : a->plot_dir ? "--plot-dir"
-                   : a->profile ? "--profile" : a->dump_ir ? "--dump-ir" : a->train_mode ? "--train-mode" : NULL;
-    if (mo->distributed && no)
-        return cli_usage_error("train", "%s is not supported under mpirun yet", no);
+    if (a->dist_timeout_set && !(a->dist_timeout > 0 && isfinite(a->dist_timeout)))
+        return cli_usage_error("train", "--dist-timeout must be a positive number of seconds, got %g", a->dist_timeout);
+    if (a->bucket_mb_set && !(a->bucket_mb > 0 && isfinite(a->bucket_mb)))
+        return cli_usage_error("train", "--bucket-mb must be a positive number, got %g", a->bucket_mb);
+    mo->dist_bucket_mb = a->bucket_mb;
     return 0;
 }
 
@@ -569,6 +582,12 @@ static int cmd_train_args(int argc, char **argv)
         {"profile", CLI_FLAG, &a.profile, NULL, "time every kernel of the training step; table on stderr at the end", NULL},
         {"deterministic-reduce", CLI_FLAG, &a.deterministic_reduce, NULL,
          "under mpirun: sum the gradients in rank order on rank 0, so a run is bit-reproducible", NULL},
+        {"dist-timeout", CLI_DOUBLE, &a.dist_timeout, "SECONDS",
+         "under mpirun: stop when the other processes have not answered for SECONDS (default 300)",
+         &a.dist_timeout_set},
+        {"bucket-mb", CLI_DOUBLE, &a.bucket_mb, "MB",
+         "under mpirun: sum the gradients in buckets of about MB MiB, each started while the backward pass "
+         "still runs (default 4)", &a.bucket_mb_set},
     };
     CliCmd c = {
         "train", "FILE [options]",
@@ -663,14 +682,16 @@ static int cmd_train_args(int argc, char **argv)
         rc = init_params(&r);
     double settings[3] = {a.epochs, a.batch, a.lr};
     if (!mc_dist_start(m, r.train, settings, sizeof settings, rc == 0)) {
-        if (rc == 0 && rank == 0)
+        if (rc == 0 && mc_dist_reports(m))
             fail_model(m);
         rc = 1;
     }
     if (!rc && !a.no_warn)
         mc_static_warnings(m, r.train, stderr);
-    mc_watch_options wo = {.every = a.watch, .plot_dir = a.plot_dir, .check_numerics = a.check_numerics,
-                           .json = a.json, .batch = a.batch};
+    /* under mpirun rank 0 watches and plots: the parameters and the telemetry
+     * (from the summed gradients) are the same on every process */
+    mc_watch_options wo = {.every = rank == 0 ? a.watch : -1, .plot_dir = rank == 0 ? a.plot_dir : NULL,
+                           .check_numerics = a.check_numerics, .json = a.json, .batch = a.batch};
     if (!rc && !(r.tw = mc_watch_new(m, &wo, r.train, stdout, stderr)))
         rc = 1;
     if (!rc && a.log && !(r.log = open_log(a.log, m, r.have_val, r.tw))) {
@@ -707,9 +728,11 @@ static int cmd_train_args(int argc, char **argv)
             printf("\n");
         }
     }
-    if (a.profile) {
+    if (a.profile && (rc == 0 || mc_dist_size(m) == 1)) { /* under mpirun the report is collective */
         fflush(stdout);
-        fputs(mc_profile_report(m), stderr);
+        const char *report = mc_profile_report(m);
+        if (rank == 0)
+            fputs(report, stderr);
     }
     if (r.log)
         fclose(r.log);

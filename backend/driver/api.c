@@ -94,10 +94,10 @@ static Graph *recipe(mc_model *m, FnKind fn, Mode mode)
 }
 
 /* A function is about to be compiled (JIT) or first run (interpreter):
- * mc_options.dump_ir writes it, once. */
+ * mc_options.dump_ir writes it, once (under mpirun, rank 0 alone). */
 static bool compiling(mc_model *m, FnKind fn, const Graph *g)
 {
-    if (!m->opt.dump_ir || (m->dumped & (1u << fn)))
+    if (!m->opt.dump_ir || (m->dumped & (1u << fn)) || mc_dist_rank(m) != 0)
         return true;
     m->dumped |= 1u << fn;
     return dump_ir(m, g, fn);
@@ -490,8 +490,10 @@ static bool jit_run(mc_model *m, JitModule *jm, JitWorkspace **cache, int64_t n)
     rt_ctx_init(&ctx, m->opt.threads);
     ctx.seed = m->seed;
     ctx.step = (uint64_t)m->step;
+    ctx.replica = m->replica;
+    ctx.ready = m->ready;
+    m->cur_ws = w; /* also for ctx.ready's listener, while the step runs */
     be_jit_step(w, &ctx);
-    m->cur_ws = w;
     return be_jit_faults_ok(jm, &ctx, &m->d);
 }
 
@@ -735,6 +737,8 @@ const char *mc_profile_report(mc_model *m)
     m->profile_report = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&m->profile_report, &len);
+    if (m->dist)
+        mc_dist_profile_print(m, f);
     if (m->jtrain)
         be_jit_profile_print(m->jtrain, "training step", f);
     fclose(f);
@@ -919,6 +923,11 @@ int64_t mc_batch_rows(const mc_model *m, const Graph *g)
 bool mc_fail(mc_model *m)
 {
     return fail(m);
+}
+
+bool mc_compiling(mc_model *m, FnKind fn, const Graph *g)
+{
+    return compiling(m, fn, g);
 }
 
 /* ---- the calls on a model, each under a memory guard ---- */

@@ -58,6 +58,8 @@ struct mc_model {
     struct JitModule *jgrad, *japply;
     struct JitWorkspace *wgrad[MC_NWS], *wapply[MC_NWS];
     int grad_loss_out, grad_metric_out[MC_MAX_METRICS]; /* in ggrad->outs */
+    const struct RtReplica *replica; /* replica_mean's job while dist.c runs train_grad */
+    const struct RtReady *ready;     /* rt_step_done's listener while dist.c runs train_grad */
     bool broken;     /* a call ran out of memory: the model only answers mc_free */
     MemSet orphans;  /* that call's blocks, freed by mc_free after the model's own */
 };
@@ -76,6 +78,20 @@ bool mc_dist_setup(mc_model *m);
 bool mc_dist_train_step(mc_model *m, const mc_tensor *batch, int nbatch, double lr, double *loss,
                         double *metrics);
 void mc_dist_free(mc_model *m);
+/* After a step that stopped on a non-finite value: the lowest rank whose
+ * own loss, else whose own gradients (with mc_options.telemetry), were
+ * not finite; 0 when none was or not distributed. The ranks with
+ * `which` (1: the loss, 2: the gradients) as text "1, 3" in buf. */
+int mc_dist_culprit(const mc_model *m);
+void mc_dist_bad_ranks(const mc_model *m, int which, char *buf, size_t n);
+/* The seed of this process's dropout masks: m->seed ^ rank * 0x9E3779B97F4A7C15. */
+uint64_t mc_dist_seed(const mc_model *m);
+/* mc_profile_report under mpirun (collective): both halves of the step,
+ * their kernel times summed over the processes. */
+void mc_dist_profile_print(mc_model *m, FILE *f);
+/* A function is about to be compiled or first run: mc_options.dump_ir
+ * writes it (once, on rank 0); false with a diagnostic when it cannot. */
+bool mc_compiling(mc_model *m, FnKind fn, const Graph *g);
 void mc_set_error(mc_model *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- what the inspection commands share (include/modelc_inspect.h) ---- */

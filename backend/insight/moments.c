@@ -328,6 +328,7 @@ static Moment other_moment(const Node *n, const Moment *m, int batch)
     case OP_DROPOUT_MASK:
         return mom(1, 1 / (1 - n->a.value));
     case OP_PHASE:
+    case OP_REPLICA_MEAN:
         return x;
     default:
         return unknown;

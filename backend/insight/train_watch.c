@@ -230,7 +230,10 @@ static const char *nonfinite_telemetry(const mc_watch *t)
     return NULL;
 }
 
-/* Restore the parameters from before the step and re-run it op by op. */
+/* Restore the parameters from before the step and re-run it op by op.
+ * Under mpirun every process restores, and the first process whose own
+ * loss (else gradients) was not finite re-runs its share of the batch with
+ * its own dropout masks (mc_dist_culprit, mc_dist_seed). */
 static void explain(mc_watch *t, double lr)
 {
     if (!t->snap_valid)
@@ -239,12 +242,18 @@ static void explain(mc_watch *t, double lr)
     if (t->reported)
         return;
     t->reported = true;
+    int rank = mc_dist_rank(t->m);
+    if (rank != mc_dist_culprit(t->m))
+        return;
     fflush(t->out);
+    char share[64] = "";
+    if (mc_dist_size(t->m) > 1)
+        snprintf(share, sizeof share, " and rank %d's share of the batch", rank);
     fprintf(t->err,
             "modelc train: no update applied; step %lld re-run op by op with the interpreter on "
-            "the parameters before it:\n",
-            (long long)t->snap_step + 1);
-    RunOpts ro = {t->m->seed, (uint64_t)t->snap_step};
+            "the parameters before it%s:\n",
+            (long long)t->snap_step + 1, share);
+    RunOpts ro = {mc_dist_seed(t->m), (uint64_t)t->snap_step};
     NumericsOpts no = {t->m->opt.train_mode == MC_MODE_INFER ? MODE_INFER : MODE_TRAIN, true, lr};
     Diags d;
     diags_init(&d);
@@ -262,6 +271,28 @@ static void explain(mc_watch *t, double lr)
                 "modelc train: the interpreter computes step %lld without a NaN or Inf: the "
                 "compiled step and the reference disagree here\n",
                 (long long)t->snap_step + 1);
+}
+
+/* What --check-numerics found (printed by rank 0 under mpirun, where the
+ * gradients are the processes' sum: the message names the processes whose
+ * own gradients were not finite). */
+static void report_nonfinite(const mc_watch *t, int epoch, int64_t bi, const char *bad_grad, const char *bad)
+{
+    char ranks[160] = "", where[200] = "";
+    mc_dist_bad_ranks(t->m, 2, ranks, sizeof ranks);
+    if (mc_dist_size(t->m) > 1)
+        snprintf(where, sizeof where, " (summed over %d processes; not finite on rank %s)", mc_dist_size(t->m),
+                 ranks[0] ? ranks : "?");
+    long long b = (long long)bi + 1, step = (long long)t->snap_step + 1;
+    if (bad_grad && strncmp(bad_grad, "grad_sq.", 8) == 0)
+        fprintf(t->err, "modelc train: epoch %d, batch %lld: step %lld: the gradient of '%s' is not finite%s\n",
+                epoch, b, step, bad_grad + 8, where);
+    else if (bad_grad)
+        fprintf(t->err, "modelc train: epoch %d, batch %lld: step %lld: telemetry '%s' is not finite%s\n", epoch,
+                b, step, bad_grad, where);
+    else
+        fprintf(t->err, "modelc train: epoch %d, batch %lld: step %lld made parameter '%s' non-finite\n", epoch,
+                b, step, bad);
 }
 
 bool mc_watch_after_step(mc_watch *t, int epoch, int64_t bi, double lr)
@@ -284,16 +315,8 @@ bool mc_watch_after_step(mc_watch *t, int epoch, int64_t bi, double lr)
     if (!bad_grad && !bad)
         return true;
     fflush(t->out);
-    if (bad_grad && strncmp(bad_grad, "grad_sq.", 8) == 0)
-        fprintf(t->err, "modelc train: epoch %d, batch %lld: step %lld: the gradient of '%s' is not finite\n",
-                epoch, (long long)bi + 1, (long long)t->snap_step + 1, bad_grad + 8);
-    else if (bad_grad)
-        fprintf(t->err, "modelc train: epoch %d, batch %lld: step %lld: telemetry '%s' is not finite\n",
-                epoch, (long long)bi + 1, (long long)t->snap_step + 1, bad_grad);
-    else
-        fprintf(t->err,
-                "modelc train: epoch %d, batch %lld: step %lld made parameter '%s' non-finite\n",
-                epoch, (long long)bi + 1, (long long)t->snap_step + 1, bad);
+    if (mc_dist_rank(t->m) == 0)
+        report_nonfinite(t, epoch, bi, bad_grad, bad);
     explain(t, lr);
     return false;
 }
@@ -311,9 +334,10 @@ bool mc_watch_params_finite(mc_watch *t, int epoch, double lr)
     if (!bad)
         return true;
     fflush(t->out);
-    fprintf(t->err,
-            "modelc train: after epoch %d parameter '%s' is not finite; no checkpoint written\n",
-            epoch, bad);
+    if (mc_dist_rank(t->m) == 0)
+        fprintf(t->err,
+                "modelc train: after epoch %d parameter '%s' is not finite; no checkpoint written\n",
+                epoch, bad);
     explain(t, lr);
     return false;
 }

@@ -436,19 +436,19 @@ INTERP_FN(phase)
 /* ---- entry points ---- */
 
 static bool run(Graph *g, const TensorMap *params, const TensorMap *inputs, const RunOpts *o,
-                bool all, Eval *e, Diags *d)
+                const struct RtReplica *replica, bool all, Eval *e, Diags *d)
 {
     static const RunOpts no_opts = {0, 0};
-    Interp ip = {o ? o : &no_opts, params, -1, NULL, d, NULL, NULL};
+    Interp ip = {o ? o : &no_opts, params, -1, NULL, d, NULL, NULL, replica};
     eval_init(e, g, all);
     return bind_graph(&ip, e, inputs) && eval_nodes(&ip, e);
 }
 
-bool be_interp_run_peak(Graph *g, const TensorMap *params, const TensorMap *inputs,
-                        const RunOpts *o, Tensor **outs, int64_t *peak, Diags *d)
+static bool run_outs(Graph *g, const TensorMap *params, const TensorMap *inputs, const RunOpts *o,
+                     const struct RtReplica *replica, Tensor **outs, int64_t *peak, Diags *d)
 {
     Eval e;
-    bool ok = run(g, params, inputs, o, false, &e, d);
+    bool ok = run(g, params, inputs, o, replica, false, &e, d);
     for (int i = 0; i < g->nouts; i++) {
         const Output *out = &g->outs[i];
         outs[i] = ok ? rt_tensor_clone(out->part ? e.parts[out->val->id][out->part] : e.vals[out->val->id])
@@ -460,10 +460,22 @@ bool be_interp_run_peak(Graph *g, const TensorMap *params, const TensorMap *inpu
     return ok;
 }
 
+bool be_interp_run_peak(Graph *g, const TensorMap *params, const TensorMap *inputs,
+                        const RunOpts *o, Tensor **outs, int64_t *peak, Diags *d)
+{
+    return run_outs(g, params, inputs, o, NULL, outs, peak, d);
+}
+
 bool be_interp_run(Graph *g, const TensorMap *params, const TensorMap *inputs, const RunOpts *o,
                    Tensor **outs, Diags *d)
 {
-    return be_interp_run_peak(g, params, inputs, o, outs, NULL, d);
+    return run_outs(g, params, inputs, o, NULL, outs, NULL, d);
+}
+
+bool be_interp_run_replica(Graph *g, const TensorMap *params, const TensorMap *inputs, const RunOpts *o,
+                           const struct RtReplica *replica, Tensor **outs, Diags *d)
+{
+    return run_outs(g, params, inputs, o, replica, outs, NULL, d);
 }
 
 bool be_interp_run_all(Graph *g, const TensorMap *params, const TensorMap *inputs,
@@ -471,7 +483,7 @@ bool be_interp_run_all(Graph *g, const TensorMap *params, const TensorMap *input
 {
     Eval e;
     *vals = NULL;
-    if (!run(g, params, inputs, o, true, &e, d)) {
+    if (!run(g, params, inputs, o, NULL, true, &e, d)) {
         eval_free(&e);
         return false;
     }

@@ -13,6 +13,12 @@
  * reported as errors and false is returned. */
 bool be_interp_run(Graph *g, const TensorMap *params, const TensorMap *inputs,
                    const RunOpts *o, Tensor **outs, Diags *d);
+/* be_interp_run on one process of a data-parallel job: replica_mean takes
+ * the mean over the processes through `replica` (runtime/kernels.h);
+ * be_interp_run's replica_mean is the identity. */
+struct RtReplica;
+bool be_interp_run_replica(Graph *g, const TensorMap *params, const TensorMap *inputs, const RunOpts *o,
+                           const struct RtReplica *replica, Tensor **outs, Diags *d);
 
 /* Evaluate every node (for stats/NaN origin): vals[i] for g->nodes[i];
  * caller frees with be_interp_free_values. */

@@ -17,6 +17,7 @@ typedef struct Interp {
     Tensor **parts; /* set while a fused node with side results runs: they go to parts[1..] */
     Tensor *const *const *results; /* by node id, of the graph being evaluated: a fused
                                     * node's results 1.. (read by result nodes) */
+    const struct RtReplica *replica; /* replica_mean's job; NULL = one process */
 } Interp;
 
 /* Compute node nd into out, which is allocated (zeroed) with nd's dtype and

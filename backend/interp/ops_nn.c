@@ -2,8 +2,10 @@
  * kernels) and its two adjoints, max/avg pooling and their adjoints,
  * softmax, log_softmax and the fused softmax cross-entropy rows
  * (log_softmax_dot, log_softmax_grad), one_hot, gather and its adjoint,
- * and the dropout mask. */
+ * the dropout mask and the mean over the processes of a data-parallel job
+ * (replica_mean). */
 #include "backend/interp/interp_impl.h"
+#include "runtime/kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -297,6 +299,14 @@ INTERP_FN(gather_grad) /* (gy, indices) -> zeros of shape with gy added at the i
         return false;
     IX_BY_DTYPE(out->dt, gather_add, in[0]->data, at, g.outer, g.len, g.inner, g.nidx, out->data);
     xfree(at);
+    return true;
+}
+
+INTERP_FN(replica_mean)
+{
+    memcpy(out->data, in[0]->data, (size_t)out->numel * (size_t)ir_dtype_size(out->dt));
+    if (ip->replica)
+        ip->replica->mean(ip->replica->env, out->data, out->numel, out->dt == DT_F64);
     return true;
 }
 

@@ -160,6 +160,17 @@ void cg_pool(Cg *c, const Step *st)
     cg_call(c, typed(v->dt, base, name, sizeof name), c->vd, pt, na, args);
 }
 
+/* out = the mean of the operand over the processes of a data-parallel job,
+ * one call on the entry's thread (docs/ops.md, replica_mean). */
+void cg_replica_mean(Cg *c, const Step *st)
+{
+    Node *v = st->node;
+    LLVMTypeRef pt[4] = {c->ptr, c->i64, c->ptr, c->ptr};
+    LLVMValueRef args[4] = {c->ctxp, cg_mono(c, mono_numel(&v->shape)), operand(c, v, 0), cg_buf(c, st->out)};
+    char name[32];
+    cg_call(c, typed(v->dt, "rt_replica_mean", name, sizeof name), c->vd, pt, 4, args);
+}
+
 /* mask[i] = rt_uniform(seed, stream, step, i) >= rate ? scale : 0, the
  * whole mask in one call (docs/ops.md, dropout_mask). */
 void cg_dropout_mask(Cg *c, const Step *st)

@@ -74,6 +74,7 @@ typedef struct Plan {
     int *part_slot; /* slots of fused kernels' fresh results (-1 for side updates) */
     int nparts, partcap;
     int *out_slot;  /* by output index */
+    bool step_done; /* the entry calls rt_step_done after each step that finishes an output */
     Node *needs_n;  /* first computed node whose type contains N, or NULL */
     NCheck *nchecks;
     int nnchecks, nncheckcap;
@@ -114,6 +115,11 @@ typedef struct LoopPlan {
 } LoopPlan;
 bool plan_loop(LoopPlan *lp, const Node *v, Diags *d);
 void plan_loop_free(LoopPlan *lp);
+/* The step after which output i holds its final value (the last step that
+ * writes its slot), -1 when no step does; and whether step s is that
+ * step for some output. */
+int plan_out_step(const Plan *p, int i);
+bool plan_out_step_finishes(const Plan *p, int s);
 /* The slot of fresh result j (>= 1) of fused kernel v, or -1 when body
  * output j is a side update (written into its parameter operand). */
 int plan_part_slot(const Plan *p, const Node *v, int j);
@@ -213,6 +219,7 @@ void cg_concat(Cg *c, const Step *st);
 void cg_one_hot(Cg *c, const Step *st);
 void cg_dropout_mask(Cg *c, const Step *st);       /* calls.c */
 void cg_gather(Cg *c, const Step *st);             /* calls.c: gather, gather_grad */
+void cg_replica_mean(Cg *c, const Step *st);       /* calls.c */
 void cg_reduce(Cg *c, const Step *st);          /* reduce.c */
 void cg_argmax(Cg *c, const Step *st);
 void cg_softmax(Cg *c, const Step *st);         /* and log_softmax, log_softmax_dot/_grad */

@@ -69,6 +69,9 @@ static void emit_kernel_body(Cg *c, const Step *st)
     case OP_GATHER_GRAD:
         cg_gather(c, st);
         return;
+    case OP_REPLICA_MEAN:
+        cg_replica_mean(c, st);
+        return;
     case OP_REDUCE_SUM:
     case OP_REDUCE_MEAN:
     case OP_REDUCE_MAX:
@@ -331,6 +334,16 @@ static void prof_call(Cg *c, LLVMValueRef ctxp, int i)
         cg_call(c, "rt_prof_tick", c->vd, pt, 2, args);
 }
 
+/* With Plan.step_done: rt_step_done(ctx, i) after a step that finishes an output. */
+static void done_call(Cg *c, LLVMValueRef ctxp, int i)
+{
+    if (!c->plan->step_done || !plan_out_step_finishes(c->plan, i))
+        return;
+    LLVMTypeRef pt[2] = {c->ptr, c->i64};
+    LLVMValueRef args[2] = {ctxp, cg_i64(c, i)};
+    cg_call(c, "rt_step_done", c->vd, pt, 2, args);
+}
+
 LLVMModuleRef cg_build_module(LLVMContextRef cx, const Plan *p, bool profile, Diags *d)
 {
     return cg_build_part(cx, p, 0, p->nsteps, "entry", profile, d);
@@ -391,6 +404,7 @@ static LLVMValueRef build_entry(Cg *c, int lo, int hi, const char *entry_name, b
             LLVMBuildMemCpy(c->b, bp[st->out], 16, bp[st->src], 16, slot_bytes(c, &p->slots[st->src]));
             if (profile)
                 prof_call(c, ctxp, i);
+            done_call(c, ctxp, i);
             continue;
         }
         int ks[CG_MAXARGS], nk = kernel_slots(p, st, ks);
@@ -412,6 +426,7 @@ static LLVMValueRef build_entry(Cg *c, int lo, int hi, const char *entry_name, b
         }
         if (profile)
             prof_call(c, ctxp, i);
+        done_call(c, ctxp, i);
     }
     cg_kernel_end(c); /* return; the allocas branch to the entry */
     xfree(bp);

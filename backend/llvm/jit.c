@@ -47,6 +47,7 @@ struct JitModule {
     DType *out_dt;
     Shape *out_shape;
     int *out_slot;
+    int *out_step; /* be_jit_out_step */
     bool needs_n;
     JitNReq nreq0; /* the first node needing N */
     int nreqs;
@@ -272,6 +273,7 @@ static void describe(JitModule *m, const Plan *p)
     m->out_dt = arena_alloc(m->arena, n * sizeof(DType));
     m->out_shape = arena_alloc(m->arena, n * sizeof(Shape));
     m->out_slot = arena_alloc(m->arena, n * sizeof(int));
+    m->out_step = arena_alloc(m->arena, n * sizeof(int));
     for (int i = 0; i < g->nouts; i++) {
         const Output *o = &g->outs[i];
         m->outs[i].kind = o->kind;
@@ -280,6 +282,7 @@ static void describe(JitModule *m, const Plan *p)
         m->out_dt[i] = o->val->dt;
         m->out_shape[i] = o->val->shape;
         m->out_slot[i] = p->out_slot[i];
+        m->out_step[i] = plan_out_step(p, i);
     }
 }
 
@@ -295,6 +298,7 @@ JitModule *be_jit_compile(Graph *g, const JitOpts *o, Diags *d)
     Plan p;
     double t0 = mc_now_ms();
     bool ok = plan_build(&p, g, d);
+    p.step_done = m->opts.step_done;
     timer_add(t, "llvm: plan", mc_now_ms() - t0);
     if (ok) {
         describe(m, &p);
@@ -368,6 +372,11 @@ const Shape *be_jit_out_shape(const JitModule *m, int i)
 int be_jit_out_buf(const JitModule *m, int i)
 {
     return m->out_slot[i];
+}
+
+int be_jit_out_step(const JitModule *m, int i)
+{
+    return m->out_step[i];
 }
 
 JitEntryFn be_jit_entry(const JitModule *m)

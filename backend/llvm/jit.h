@@ -65,6 +65,8 @@ typedef struct JitOpts {
     int jobs;         /* compile threads (module parts); 0 = up to 2 on a multi-core host */
     const char *cache_dir; /* object cache directory (see be_jit_default_cache_dir); NULL = none */
     bool profile;     /* the entry times every kernel (be_jit_profile); off: no cost */
+    bool step_done;   /* the entry calls rt_step_done(ctx, i) after each step i that finishes an
+                         output (be_jit_out_step), for ctx->ready */
 } JitOpts;
 
 void be_jit_opts_default(JitOpts *o);
@@ -116,6 +118,9 @@ int be_jit_find_buf(const JitModule *m, JitBufKind kind, const char *name);
 int be_jit_nouts(const JitModule *m);
 const Output *be_jit_out(const JitModule *m, int i); /* val/target are NULL */
 DType be_jit_out_dtype(const JitModule *m, int i);
+/* The step after which output i holds its final value, -1 when it is
+ * final before the first (rt_step_done's argument). */
+int be_jit_out_step(const JitModule *m, int i);
 const Shape *be_jit_out_shape(const JitModule *m, int i);
 int be_jit_out_buf(const JitModule *m, int i);
 JitEntryFn be_jit_entry(const JitModule *m);

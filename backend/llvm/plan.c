@@ -568,6 +568,46 @@ static void add_update_copies(Builder *b)
     }
 }
 
+/* Does step i write slot s? A fused kernel with a side update writes
+ * into a parameter operand: counted as writing all its operands. */
+static bool step_writes(const Plan *p, int i, int s)
+{
+    const Step *st = &p->steps[i];
+    if (st->out == s)
+        return true;
+    if (st->kind == STEP_COPY)
+        return false;
+    if (st->scratch == s)
+        return true;
+    bool side = false;
+    for (int j = 1; st->node->op == OP_FUSED && j < st->node->sub->nouts; j++) {
+        int ps = plan_part_slot(p, st->node, j);
+        side |= ps < 0;
+        if (ps == s)
+            return true;
+    }
+    for (int j = 0; side && j < st->node->nin; j++)
+        if (p->node_slot[st->node->in[j]->id] == s)
+            return true;
+    return false;
+}
+
+int plan_out_step(const Plan *p, int i)
+{
+    for (int s = p->nsteps - 1; s >= 0; s--)
+        if (step_writes(p, s, p->out_slot[i]))
+            return s;
+    return -1;
+}
+
+bool plan_out_step_finishes(const Plan *p, int s)
+{
+    for (int i = 0; i < p->g->nouts; i++)
+        if (plan_out_step(p, i) == s)
+            return true;
+    return false;
+}
+
 bool plan_build(Plan *p, Graph *g, Diags *d)
 {
     memset(p, 0, sizeof *p);

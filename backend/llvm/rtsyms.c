@@ -32,10 +32,13 @@ static const JitRtSym syms[] = {
     SYM(rt_gather_f64),
     SYM(rt_gather_grad_f32),
     SYM(rt_gather_grad_f64),
+    SYM(rt_replica_mean_f32),
+    SYM(rt_replica_mean_f64),
     SYM(rt_parallel_rows),
     SYM(rt_parallel_parts),
     SYM(rt_prof_begin),
     SYM(rt_prof_tick),
+    SYM(rt_step_done),
 };
 
 const JitRtSym *jit_rt_syms(int *n)

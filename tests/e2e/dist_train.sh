@@ -186,9 +186,4 @@ set +e
 rc=$?
 set -e
 [ $rc -eq 2 ] && grep -q "applies only to a run started by mpirun" "$t/u1" || fail "--deterministic-reduce alone"
-set +e
-mpi 1 "$MODELC" train "$t/mlp.mdl" "${common[@]}" --watch > /dev/null 2> "$t/u2"
-rc=$?
-set -e
-[ $rc -ne 0 ] && grep -q "\-\-watch is not supported under mpirun yet" "$t/u2" || fail "--watch under mpirun"
 echo "dist_train: ok"

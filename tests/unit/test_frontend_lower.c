@@ -565,6 +565,40 @@ END_TEST
 
 /* ---- train block ---- */
 
+/* sync_batchnorm, read before the layers above the block are lowered:
+ * each batchnorm's mean and variance become replica_mean of the local
+ * reduce_mean (and nothing else changes); false or absent, none. */
+START_TEST(sync_batchnorm)
+{
+    static const char *const setting[3] = {"  sync_batchnorm = true\n", "  sync_batchnorm = false\n", ""};
+    int nodes[3];
+    for (int k = 0; k < 3; k++) {
+        char src[512];
+        snprintf(src, sizeof src,
+                 "input x: f32[N, 6, 6, 2]\n"
+                 "h = batchnorm(conv2d(x, 4, 3))\n"
+                 "h = batchnorm(dense(flatten(h), 5))\n"
+                 "loss = mean(h)\n"
+                 "train {\n"
+                 "  batch = 8\n"
+                 "%s"
+                 "}\n",
+                 setting[k]);
+        Graph *g = ok(src);
+        nodes[k] = g->nnodes;
+        ck_assert_int_eq(count_op(g, OP_REPLICA_MEAN), k == 0 ? 4 : 0);
+        for (int i = 0; k == 0 && i < 4; i++) {
+            Node *r = nth_op(g, OP_REPLICA_MEAN, i);
+            ck_assert_int_eq(r->in[0]->op, OP_REDUCE_MEAN);
+            ck_assert_int_eq(r->shape.rank, 1);
+        }
+        ir_graph_free(g);
+    }
+    ck_assert_int_eq(nodes[0], nodes[2] + 4);
+    ck_assert_int_eq(nodes[1], nodes[2]);
+}
+END_TEST
+
 /* Compile with the run settings the train block gives. */
 static Graph *ok_run(const char *src, RunSettings *run)
 {
@@ -683,6 +717,7 @@ int main(void)
     tcase_add_test(t, sparse_ce_and_accuracy);
     tcase_add_test(t, cross_entropy_forms);
     tcase_add_test(t, train_block);
+    tcase_add_test(t, sync_batchnorm);
     tcase_add_test(t, error_recovery);
     tcase_add_test(t, error_limit);
     suite_add_tcase(s, t);

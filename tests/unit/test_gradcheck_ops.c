@@ -457,6 +457,19 @@ static Node *c_batchnorm(T *t)
     return B(t, OP_ADD, B(t, OP_MUL, B(t, OP_MUL, xc, inv), gamma), beta);
 }
 
+/* batchnorm with sync_batchnorm: its statistics go through replica_mean
+ * (the identity in one process, with itself as its gradient rule) */
+static Node *c_sync_batchnorm(T *t)
+{
+    Node *x = W(t, "x", S2(IR_DIM_N, 3), -2, 2);
+    Node *gamma = P(t, "gamma", S1(3), V_RANGE, 0.5, 1.5);
+    Node *mean = U(t, OP_REPLICA_MEAN, reduce(t, OP_REDUCE_MEAN, x, 1, 0, 0, false));
+    Node *xc = B(t, OP_SUB, x, mean);
+    Node *var = U(t, OP_REPLICA_MEAN, reduce(t, OP_REDUCE_MEAN, U(t, OP_SQUARE, xc), 1, 0, 0, false));
+    Node *inv = U(t, OP_RSQRT, B(t, OP_ADD, var, ir_const(t->g, DT_F64, 1e-3, TL)));
+    return B(t, OP_MUL, B(t, OP_MUL, xc, inv), gamma);
+}
+
 /* S3: loss on an indexed element, (x[0,0] - 2*o[0,0])^2. */
 /* A two-state cell over h, c [N,3], x_t [N,2], w [2,3], u [3,3]:
  * s = x_t w + h u, c' = c * sigmoid(s) + tanh(s), h' = tanh(c') * sigmoid(s);
@@ -585,6 +598,7 @@ static const Case cases[] = {
     {"softmax cross-entropy", OP_COUNT, c_softmax_ce, 0, 0, 0},
     {"binary cross-entropy from logits", OP_COUNT, c_bce_logits, 0, 0, 0},
     {"batchnorm (training)", OP_COUNT, c_batchnorm, 0, 0, 0},
+    {"replica_mean (sync_batchnorm)", OP_REPLICA_MEAN, c_sync_batchnorm, 0, 0, 0},
     {"indexing loss (S3)", OP_COUNT, c_indexing, 0, 0, 0},
     {"loop, states after each step", OP_LOOP, c_loop_steps, 0, 0, 0},
     {"loop backwards, final states", OP_LOOP, c_loop_final, 0, 0, 0},

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "backend/interp/interp.h"
+#include "runtime/kernels.h"
 #include "testutil.h"
 
 /* no file name: ir_intern_file passes NULL to memcpy for a graph's first file */
@@ -1052,6 +1053,58 @@ START_TEST(dropout_mask)
 }
 END_TEST
 
+/* ---- replica_mean ---- */
+
+/* A stand-in for a job of processes: the mean of data with two other
+ * processes holding 1 and 2 more in every element, in equal shares. */
+typedef struct FakeJob {
+    int calls;
+    int64_t n;
+    int f64;
+} FakeJob;
+
+static void fake_mean(void *env, void *data, int64_t n, int f64)
+{
+    FakeJob *j = env;
+    j->calls++;
+    j->n = n;
+    j->f64 = f64;
+    for (int64_t i = 0; i < n; i++) {
+        if (f64)
+            ((double *)data)[i] = (3 * ((double *)data)[i] + 3) / 3;
+        else
+            ((float *)data)[i] = (3 * ((float *)data)[i] + 3) / 3;
+    }
+}
+
+START_TEST(replica_mean)
+{
+    FOR_DTYPES {
+        static const double xv[6] = {1, -2, 0.5, 4, -8, 16};
+        Node *x = inp("x", 2, D(2, 3), xv);
+        Tensor *y = eval(op1(OP_REPLICA_MEAN, x, NULL));
+        expect_exact(y, 2, D(2, 3), xv); /* one process: x itself */
+        FakeJob job = {0, 0, -1};
+        RtReplica rep = {&job, fake_mean};
+        RunOpts o = {7, 3};
+        Tensor *outs[2];
+        ck_assert(be_interp_run_replica(g, &params, &inputs, &o, &rep, outs, &d));
+        ck_assert_int_eq(job.calls, 1);
+        ck_assert_int_eq(job.n, 6);
+        ck_assert_int_eq(job.f64, DT == DT_F64);
+        double want[6];
+        for (int i = 0; i < 6; i++)
+            want[i] = xv[i] + 1;
+        expect_exact(outs[0], 2, D(2, 3), want);
+        rt_tensor_free(outs[0]);
+        /* every process must give as many elements: no batch axis */
+        Node *xn = inp_n("xn", 2, D(1, 3), 2, xv);
+        ck_assert_ptr_null(ir_op(g, OP_REPLICA_MEAN, &xn, 1, NULL, L, &d));
+        ck_assert_int_gt(d.nerrors, 0);
+    }
+}
+END_TEST
+
 /* ---- fused bodies and phase ---- */
 
 /* A FUSED node over ins whose body is built by the caller in sub. */
@@ -1300,6 +1353,7 @@ static Suite *suite(void)
     tcase_add_test(t, gather);
     tcase_add_test(t, gather_bad_index);
     tcase_add_test(t, dropout_mask);
+    tcase_add_test(t, replica_mean);
     tcase_add_test(t, fused_body);
     tcase_add_test(t, fused_results);
     tcase_add_test(t, result_errors);

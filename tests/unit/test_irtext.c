@@ -161,6 +161,7 @@ START_TEST(printed_forms)
         {OP_GATHER_GRAD, "%2 = gather_grad(%dy, %ids) {axis=0, shape=[9,5]} : f32[9,5]"},
         {OP_DROPOUT_MASK, "%1 = dropout_mask(%x) {value=0.25, stream=7} : f32[N,3]"},
         {OP_PHASE, "%2 = phase(%t, %i) {name=\"bn1\"} : f32[N,3]"},
+        {OP_REPLICA_MEAN, "%1 = replica_mean(%m) : f32[3]"},
         {OP_ELU, "%1 = elu(%x) {value=0.7} : f32[N,3]"},
         {OP_CAST, "%1 = cast(%x) {to=f64} : f64[N,3]"},
         {OP_TRANSPOSE, "%1 = transpose(%x) {axes=[2,0,1]} : f32[4,2,3]"},
@@ -416,8 +417,8 @@ START_TEST(big_graph)
     ck_assert_ptr_nonnull(strstr(s, "\n  output loss \"loss\" = %loss\n"
                                     "  output metric \"accuracy\" = %loss train_only\n"
                                     "  output value \"probs\" = %x\n"
-                                    "  output grad \"grad.bn.moving_var\" = %149 wrt %bn.moving_var\n"
-                                    "  output update \"bn.moving_var\" = %149 of %bn.moving_var train_only\n}\n"));
+                                    "  output grad \"grad.bn.moving_var\" = %151 wrt %bn.moving_var\n"
+                                    "  output update \"bn.moving_var\" = %151 of %bn.moving_var train_only\n}\n"));
     free(s);
     ir_graph_free(h);
     ir_graph_free(g);
@@ -474,7 +475,7 @@ START_TEST(dot_output)
     ck_assert_ptr_nonnull(strstr(buf, "  n6 [label=\"%h = exp\\nf32[N,3]\", tooltip=\"m.mdl:14:3\"];\n"
                                       "  n5 -> n6;\n"));
     ck_assert_ptr_nonnull(strstr(buf, "  out3 [shape=ellipse, fillcolor=\"#fff3b0\", label=\"grad grad.bn.moving_var\"];\n"
-                                      "  n149 -> out3;\n"
+                                      "  n151 -> out3;\n"
                                       "  out3 -> n1 [style=dashed, constraint=false, label=\"wrt\"];\n"));
     ck_assert_ptr_nonnull(strstr(buf, "= fused\\nmul, const, add, tanh\\nf32[N,3]\", fillcolor=\"#f0d8f8\""));
     ck_assert(len > 2 && strcmp(buf + len - 2, "}\n") == 0);

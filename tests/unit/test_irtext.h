@@ -282,6 +282,9 @@ static inline Node *tx_op_case(Graph *g, Op op)
         a.stream = 7;
         in[0] = tx_in(g, "x", nx3);
         return tx_op(g, op, in, 1, &a);
+    case OP_REPLICA_MEAN:
+        in[0] = tx_in(g, "m", ir_shape1(3));
+        return tx_op(g, op, in, 1, &a);
     case OP_PHASE:
         a.name = "bn1";
         in[0] = tx_in(g, "t", nx3);

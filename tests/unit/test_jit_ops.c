@@ -762,6 +762,15 @@ static Node *c_dropout_long(T *t)
     return ir_binary(t->g, OP_MUL, x, OP1(t, OP_DROPOUT_MASK, x, &a), TL, &t->d);
 }
 
+/* the batch statistic of sync_batchnorm, added back to every row: one
+ * process, so the mean over the processes is the value itself */
+static Node *c_replica_mean(T *t)
+{
+    Node *m = red(t, OP_REDUCE_MEAN, S(2, NB, 5, 0, 0), 1, 0, 0, false);
+    Node *x = X(t, "z", t->dt, S(2, NB, 5, 0, 0), V_UNIF, -1, 1);
+    return ir_binary(t->g, OP_SUB, x, OP1(t, OP_REPLICA_MEAN, m, NULL), TL, &t->d);
+}
+
 static Node *c_input(T *t) { return X(t, "x", t->dt, S(2, NB, 3, 0, 0), V_UNIF, -1, 1); }
 static Node *c_param(T *t) { return P(t, "w", S(2, 2, 3, 0, 0), V_UNIF, -1, 1); }
 
@@ -905,6 +914,7 @@ static const Case cases[] = {
     {"gather_grad", OP_GATHER_GRAD, c_gather_grad, TOL_EXACT, false, false},
     {"dropout_mask", OP_DROPOUT_MASK, c_dropout, TOL_EXACT, false, false},
     {"dropout_mask_long", OP_DROPOUT_MASK, c_dropout_long, TOL_EXACT, false, true},
+    {"replica_mean", OP_REPLICA_MEAN, c_replica_mean, TOL_SUM, true, false},
     {"input", OP_INPUT, c_input, TOL_EXACT, false, true},
     {"param", OP_PARAM, c_param, TOL_EXACT, false, false},
     {"const", OP_CONST, c_const, TOL_EXACT, false, false},
