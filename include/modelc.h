@@ -270,6 +270,22 @@ double mc_telemetry_value(const mc_model *m, int i);
  * without profiling. Owned by m, valid until the next call or mc_free. */
 const char *mc_profile_report(mc_model *m);
 
+/* ---- ONNX (docs/onnx.md) ----
+ * mc_compile, mc_data_load and the inspection functions take a `.onnx`
+ * file like a model file: it is imported as below, its inputs and outputs
+ * keep their ONNX names, and mc_init_params gives its parameters the
+ * initializers' values. */
+
+/* Translate the ONNX model in `path` into model-language text: *mdl
+ * receives the text, and unless weights_out is NULL the initializers are
+ * written there (safetensors) under the text's parameter names, in its
+ * layouts (HWIO kernels, [in, out] dense kernels). False with *err a
+ * message naming the file (and the node and op) on an unsupported or
+ * malformed model. Free *mdl and *err with free(). */
+bool mc_onnx_import(const char *path, const char *weights_out, char **mdl, char **err);
+/* The ONNX operators the importer translates, one per line (free() it). */
+char *mc_onnx_ops(void);
+
 #ifdef __cplusplus
 }
 #endif
