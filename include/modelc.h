@@ -285,6 +285,12 @@ const char *mc_profile_report(mc_model *m);
 bool mc_onnx_import(const char *path, const char *weights_out, char **mdl, char **err);
 /* The ONNX operators the importer translates, one per line (free() it). */
 char *mc_onnx_ops(void);
+/* Write m's inference graph (its predict function, unfused) with m's
+ * current parameter values as an ONNX model of opset 13 to path. Inputs
+ * and outputs keep the model's names and layouts (NHWC images);
+ * convolutions and pooling run NCHW between transposes. False
+ * (mc_last_error) when the graph has an op without an ONNX form. */
+bool mc_export_onnx(mc_model *m, const char *path);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "api_internal.h"
+#include "frontend/onnx/onnx.h"
 #include "data.h"
 #include "backend/interp/interp.h"
 #include "backend/llvm/jit.h"
@@ -938,6 +939,21 @@ bool mc_fail(mc_model *m)
             ok = call;                                                                             \
         return mem_guard_pop(&g) ? ok : out_of_memory(m, &g);                                      \
     } while (0)
+
+static bool export_onnx(mc_model *m, const char *path)
+{
+    RecipeOpts o = ps_recipe_opts(FN_PREDICT);
+    o.fuse = false;
+    Graph *g = ps_recipe(m->src, &o, &m->d);
+    bool ok = g && fe_onnx_export(g, &m->params, path, &m->d);
+    ir_graph_free(g);
+    return ok ? true : fail(m);
+}
+
+bool mc_export_onnx(mc_model *m, const char *path)
+{
+    GUARDED(m, "exporting the model to ONNX", export_onnx(m, path));
+}
 
 bool mc_init_params(mc_model *m, uint64_t seed)
 {

@@ -38,8 +38,10 @@ typedef struct Val {
     int rank;
     int64_t dims[MAXR]; /* ONNX order; dims[0] == BATCH on the batch axis */
     Const *k;
+    const char *origin; /* k: the initializer it was computed from by a layout change */
     bool from_init;    /* k is an initializer */
     int64_t flat_c;    /* flattened from NHWC: features in (h, w, c) order of c channels */
+    int64_t prepad[4]; /* zeros a Pad added for the Conv reading it: ONNX's top, left, bottom, right */
 } Val;
 
 typedef struct Imp {
@@ -105,17 +107,18 @@ static const char *const reserved[] = {"N", "true", "false", "none", "True", "Fa
                                        "avg_pool2d", "flatten", "reshape", "transpose", "concat",
                                        "mean", "sum", "max", "min", "softmax", "log_softmax", "relu",
                                        "sigmoid", "tanh", "exp", "log", "sqrt", "abs", "clip", "elu",
-                                       "selu", "softplus", "leaky_relu", "matmul", "cast", NULL};
+                                       "selu", "softplus", "leaky_relu", "matmul", "cast", "where",
+                                       "maximum", "minimum", "hard_sigmoid", "hard_silu", "erf",
+                                       "sign", "softsign", "pow", "square", "rsqrt", NULL};
 
-static bool id_used(Imp *I, const char *s)
+static bool is_reserved(const char *s);
+
+static bool id_used(Imp *I, const char *s, bool layer)
 {
     for (int i = 0; i < I->nids; i++)
         if (strcmp(I->ids[i], s) == 0)
             return true;
-    for (int i = 0; reserved[i]; i++)
-        if (strcmp(reserved[i], s) == 0)
-            return true;
-    return false;
+    return !layer && is_reserved(s);
 }
 
 static char *claim(Imp *I, const char *s)
@@ -153,13 +156,12 @@ static char *ident_from(Imp *I, const char *s, const char *fallback, bool layer)
         snprintf(t, sizeof t, "%s%s%s", fallback, base[0] ? "_" : "", base);
         snprintf(base, sizeof base, "%s", t);
     }
-    (void)layer;
-    if (!id_used(I, base))
+    if (!id_used(I, base, layer))
         return claim(I, base);
     char buf[120];
     for (int k = 1;; k++) {
         snprintf(buf, sizeof buf, "%s_%d", base, k);
-        if (!id_used(I, buf))
+        if (!id_used(I, buf, layer))
             return claim(I, buf);
     }
 }
@@ -169,7 +171,7 @@ static char *fresh(Imp *I)
     char buf[32];
     do
         snprintf(buf, sizeof buf, "t%d", ++I->tmp);
-    while (id_used(I, buf));
+    while (id_used(I, buf, false));
     return claim(I, buf);
 }
 
@@ -293,13 +295,22 @@ static Const *tensor_const(Imp *I, const Onnx__TensorProto *t, const char *what)
         fail(I, "%s: element type %d is not supported (float, double, int32, int64, bool are)", what, dt);
         return NULL;
     }
+    size_t have = t->has_raw_data ? t->raw_data.len / esize
+                  : dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT    ? t->n_float_data
+                  : dt == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE ? t->n_double_data
+                  : dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT64  ? t->n_int64_data
+                                                                : t->n_int32_data;
+    if (t->has_raw_data && t->raw_data.len != (size_t)n * esize) {
+        fail(I, "%s: raw data holds %zu bytes, its shape needs %lld", what, t->raw_data.len,
+             (long long)n * (long long)esize);
+        return NULL;
+    }
+    if (have != (size_t)n) {
+        fail(I, "%s holds %zu values, its shape needs %lld", what, have, (long long)n);
+        return NULL;
+    }
     Const *k = const_new(I, is_int, (int)t->n_dims, t->dims);
     if (t->has_raw_data) {
-        if (t->raw_data.len != (size_t)n * esize) {
-            fail(I, "%s: raw data holds %zu bytes, its shape needs %lld", what, t->raw_data.len,
-                 (long long)n * (long long)esize);
-            return NULL;
-        }
         const unsigned char *p = t->raw_data.data;
         for (int64_t i = 0; i < n; i++, p += esize) {
             switch (dt) {
@@ -321,14 +332,6 @@ static Const *tensor_const(Imp *I, const Onnx__TensorProto *t, const char *what)
             }
         }
         return k;
-    }
-    size_t have = dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT    ? t->n_float_data
-                  : dt == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE ? t->n_double_data
-                  : dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT64  ? t->n_int64_data
-                                                                : t->n_int32_data;
-    if (have != (size_t)n) {
-        fail(I, "%s holds %zu values, its shape needs %lld", what, have, (long long)n);
-        return NULL;
     }
     for (int64_t i = 0; i < n; i++)
         switch (dt) {
@@ -402,7 +405,8 @@ static const char *attr_str(const Onnx__NodeProto *n, const char *name, char *bu
     if (!a || !a->has_s)
         return NULL;
     size_t k = a->s.len < len - 1 ? a->s.len : len - 1;
-    memcpy(buf, a->s.data, k);
+    if (k)
+        memcpy(buf, a->s.data, k);
     buf[k] = 0;
     return buf;
 }
@@ -676,12 +680,25 @@ static bool all_const(Imp *I, const Onnx__NodeProto *n)
     return n->n_input > 0;
 }
 
+/* A float as an integer, where it is one of reasonable size. */
+static bool as_int(Imp *I, double x, int64_t *out)
+{
+    if (!(fabs(x) < 9e15) || x != floor(x))
+        return fail(I, "%g is not an integer of a supported size", x);
+    *out = (int64_t)x;
+    return true;
+}
+
 static bool ints_of(Imp *I, Val *v, int64_t *out, int max, int *cnt, const char *what)
 {
     if (!v || !v->k || v->k->rank > 1 || v->k->n > max)
         return fail(I, "%s must be a constant list of at most %d integers", what, max);
-    for (int64_t i = 0; i < v->k->n; i++)
-        out[i] = v->k->is_int ? v->k->i[i] : (int64_t)v->k->f[i];
+    for (int64_t i = 0; i < v->k->n; i++) {
+        if (v->k->is_int)
+            out[i] = v->k->i[i];
+        else if (!as_int(I, v->k->f[i], &out[i]))
+            return false;
+    }
     *cnt = (int)v->k->n;
     return true;
 }
@@ -709,10 +726,12 @@ static bool op_identity(Imp *I, int idx, const Onnx__NodeProto *n)
         if (x->k && !x->id) {
             Const *k = const_new(I, to != 1 && to != 11 && to != 10, x->k->rank, x->k->dims);
             for (int64_t i = 0; i < k->n; i++)
-                if (k->is_int)
-                    k->i[i] = x->k->is_int ? x->k->i[i] : (int64_t)x->k->f[i];
-                else
+                if (!k->is_int)
                     k->f[i] = (float)kget(x->k, i);
+                else if (x->k->is_int)
+                    k->i[i] = x->k->i[i];
+                else if (!as_int(I, trunc(x->k->f[i]), &k->i[i]))
+                    return false;
             return fold_out(I, n, k) != NULL;
         }
         if (to != 1)
@@ -919,7 +938,7 @@ static bool reshape_target(Imp *I, const Val *x, const int64_t *t, int cnt, int6
         } else if (d[i] == BATCH) {
             if (i != 0)
                 return fail(I, "the batch size can only be the first dimension");
-        } else if (d[i] < 0) {
+        } else if (d[i] < 0 || d[i] > MAX_ELEMS || (d[i] && known > MAX_ELEMS / d[i])) {
             return fail(I, "the shape has an entry %lld", (long long)d[i]);
         } else {
             known *= d[i];
@@ -1137,11 +1156,20 @@ static bool op_binary(Imp *I, int idx, const Onnx__NodeProto *n)
     if (!a || !b)
         return false;
     const char *op = n->op_type;
-    char sym = op[0] == 'A' ? '+' : op[0] == 'S' ? '-' : op[0] == 'M' ? '*' : op[0] == 'D' ? '/' : '^';
+    char sym = strcmp(op, "Add") == 0 || strcmp(op, "Sum") == 0 ? '+'
+               : strcmp(op, "Sub") == 0                          ? '-'
+               : strcmp(op, "Mul") == 0                          ? '*'
+               : strcmp(op, "Div") == 0                          ? '/'
+                                                                 : '^';
     Val shape = {0};
     if (!broadcast(I, a, b, &shape))
         return false;
-    if (all_const(I, n) && (a->k->n <= 64 || a->k->is_int)) {
+    if (all_const(I, n)) {
+        int64_t total;
+        if (!dims_ok(I, "the result", shape.rank, shape.dims, &total))
+            return false;
+        if (total > (1 << 24))
+            return fail(I, "computing a constant of %lld values at import is not supported", (long long)total);
         Const *k = const_new(I, a->k->is_int && b->k->is_int, shape.rank, shape.dims);
         for (int64_t i = 0; i < k->n; i++) {
             /* the index of i in each operand under broadcasting */
@@ -1164,10 +1192,21 @@ static bool op_binary(Imp *I, int idx, const Onnx__NodeProto *n)
                 int64_t p = a->k->i[ia], q = b->k->i[ib];
                 if (p == BATCH || q == BATCH)
                     return fail(I, "arithmetic on the batch size is not supported");
-                if (sym == '/' && q == 0)
-                    return fail(I, "integer division by zero");
-                k->i[i] = sym == '+' ? p + q : sym == '-' ? p - q : sym == '*' ? p * q : sym == '/' ? p / q
-                                                                                                    : (int64_t)pow((double)p, (double)q);
+                if (sym == '/' && (q == 0 || (p == INT64_MIN && q == -1)))
+                    return fail(I, "integer division by zero or overflow");
+                bool over = false;
+                if (sym == '+')
+                    over = __builtin_add_overflow(p, q, &k->i[i]);
+                else if (sym == '-')
+                    over = __builtin_sub_overflow(p, q, &k->i[i]);
+                else if (sym == '*')
+                    over = __builtin_mul_overflow(p, q, &k->i[i]);
+                else if (sym == '/')
+                    k->i[i] = p / q;
+                else if (!as_int(I, pow((double)p, (double)q), &k->i[i]))
+                    return false;
+                if (over)
+                    return fail(I, "integer overflow computing a constant");
             } else {
                 k->f[i] = (float)(sym == '+' ? x + y : sym == '-' ? x - y : sym == '*' ? x * y : sym == '/' ? x / y
                                                                                                       : pow(x, y));
@@ -1194,13 +1233,95 @@ static bool op_binary(Imp *I, int idx, const Onnx__NodeProto *n)
     return true;
 }
 
+/* A unary op on a float constant, computed now. */
+static bool fold_unary(Imp *I, const Onnx__NodeProto *n, Val *x)
+{
+    const char *op = n->op_type;
+    if (x->k->is_int)
+        return fail(I, "%s of an integer constant is not supported", op);
+    Const *k = const_new(I, false, x->k->rank, x->k->dims);
+    for (int64_t i = 0; i < k->n; i++) {
+        double v = x->k->f[i];
+        if (strcmp(op, "Sqrt") == 0)
+            v = sqrt(v);
+        else if (strcmp(op, "Reciprocal") == 0)
+            v = 1 / v;
+        else if (strcmp(op, "Neg") == 0)
+            v = -v;
+        else if (strcmp(op, "Exp") == 0)
+            v = exp(v);
+        else if (strcmp(op, "Log") == 0)
+            v = log(v);
+        else if (strcmp(op, "Abs") == 0)
+            v = fabs(v);
+        else if (strcmp(op, "Relu") == 0)
+            v = v > 0 ? v : 0;
+        else if (strcmp(op, "Tanh") == 0)
+            v = tanh(v);
+        else if (strcmp(op, "Sigmoid") == 0)
+            v = 1 / (1 + exp(-v));
+        else
+            return fail(I, "%s of a constant is not supported", op);
+        k->f[i] = (float)v;
+    }
+    return fold_out(I, n, k) != NULL;
+}
+
+/* Comparisons (1 and 0 as floats), Max and Min of two, Where. */
+static bool op_compare(Imp *I, int idx, const Onnx__NodeProto *n)
+{
+    (void)idx;
+    static const struct {
+        const char *op, *fmt;
+    } forms[] = {{"Greater", "%s > %s"}, {"Less", "%s < %s"}, {"GreaterOrEqual", "%s >= %s"},
+                 {"LessOrEqual", "%s <= %s"}, {"Equal", "%s == %s"}, {"Max", "maximum(%s, %s)"},
+                 {"Min", "minimum(%s, %s)"}, {"Where", "where(%s, %s, %s)"}};
+    const char *fmt = NULL;
+    for (int i = 0; i < ARRAY_LEN(forms); i++)
+        if (strcmp(forms[i].op, n->op_type) == 0)
+            fmt = forms[i].fmt;
+    size_t k = strcmp(n->op_type, "Where") == 0 ? 3 : 2;
+    if (!need_inputs(I, n, k, k) || !only_attrs(I, n, NULL))
+        return false;
+    Val *v[3], shape = {0};
+    for (size_t i = 0; i < k; i++)
+        if (!(v[i] = in_val(I, n, i)))
+            return false;
+    if (!broadcast(I, v[0], v[1], &shape) || (k == 3 && !broadcast(I, &shape, v[2], &shape)))
+        return false;
+    bool all_k = true, nhwc = shape.rank == 4, any_nhwc = false;
+    for (size_t i = 0; i < k; i++) {
+        all_k &= v[i]->k && !v[i]->id;
+        nhwc &= v[i]->nhwc || (v[i]->k && !v[i]->id);
+        any_nhwc |= v[i]->nhwc;
+    }
+    if (all_k)
+        return fail(I, "%s of constants is not supported", n->op_type);
+    nhwc &= any_nhwc;
+    char buf[3][64];
+    const char *id[3] = {"", "", ""};
+    for (size_t i = 0; i < k; i++)
+        if (!(id[i] = elem_operand(I, v[i], nhwc, shape.rank, buf[i], sizeof buf[i])))
+            return false;
+    Val *o = out_val(I, n);
+    if (!o)
+        return false;
+    set_shape(o, shape.rank, shape.dims);
+    o->nhwc = nhwc;
+    o->id = fresh(I);
+    emit(I, "%s = ", o->id);
+    emit(I, fmt, id[0], id[1], id[2]);
+    emit(I, "\n");
+    return true;
+}
+
 static bool unary_emit(Imp *I, const Onnx__NodeProto *n, const char *fn, const char *extra)
 {
     Val *x = in_val(I, n, 0);
     if (!x)
         return false;
     if (x->k && !x->id)
-        return fail(I, "%s of a constant is not supported", n->op_type);
+        return fold_unary(I, n, x);
     Val *o = out_val(I, n);
     if (!o)
         return false;
@@ -1215,7 +1336,7 @@ static const struct {
     const char *onnx, *fn;
 } unaries[] = {{"Relu", "relu"}, {"Sigmoid", "sigmoid"}, {"Tanh", "tanh"}, {"Exp", "exp"},
                {"Log", "log"},   {"Sqrt", "sqrt"},       {"Abs", "abs"},   {"Softplus", "softplus"},
-               {"Softsign", "softsign"}, {"Erf", "erf"},  {"Sign", "sign"}, {"Neg", "-"},
+               {"Softsign", "softsign"}, {"Erf", "erf"},  {"Sign", "sign"}, {"Neg", "-"}, {"Reciprocal", "1 /"},
                {NULL, NULL}};
 
 static bool op_unary(Imp *I, int idx, const Onnx__NodeProto *n)
@@ -1250,15 +1371,17 @@ static bool op_unary(Imp *I, int idx, const Onnx__NodeProto *n)
             return fail(I, "only the default alpha and gamma are supported");
         fn = "selu";
     }
-    if (strcmp(fn, "-") == 0) {
+    if (strcmp(fn, "-") == 0 || strcmp(fn, "1 /") == 0) {
         Val *x = in_val(I, n, 0);
-        Val *o = x && x->id ? out_val(I, n) : NULL;
+        if (x && x->k && !x->id)
+            return fold_unary(I, n, x);
+        Val *o = x ? out_val(I, n) : NULL;
         if (!o)
-            return x && !x->id ? fail(I, "Neg of a constant is not supported") : false;
+            return false;
         set_shape(o, x->rank, x->dims);
         o->nhwc = x->nhwc;
         o->id = fresh(I);
-        emit(I, "%s = -%s\n", o->id, x->id);
+        emit(I, "%s = %s%s\n", o->id, fn[0] == '-' ? "-" : "1 / ", x->id);
         return true;
     }
     return unary_emit(I, n, fn, extra);
@@ -1323,20 +1446,40 @@ static bool op_clip(Imp *I, int idx, const Onnx__NodeProto *n)
 
 /* ---- layers ---- */
 
+static bool is_reserved(const char *s)
+{
+    for (int i = 0; reserved[i]; i++)
+        if (strcmp(reserved[i], s) == 0)
+            return true;
+    return false;
+}
+
+/* A layer's name from its weight's ("fc1.weight" gives fc1): letters,
+ * digits and '_' (other characters become '_'), unique; kind_N when the
+ * weight's name says nothing. */
 static const char *layer_name(Imp *I, const char *wname, const char *kind)
 {
     char base[96];
     snprintf(base, sizeof base, "%s", wname ? wname : "");
     size_t L = strlen(base);
-    const char *suf[] = {".weight", "_weight", ".kernel", NULL};
+    const char *suf[] = {".weight", "_weight", ".kernel", ".gamma", NULL};
     for (int i = 0; suf[i]; i++) {
         size_t k = strlen(suf[i]);
         if (L > k && strcmp(base + L - k, suf[i]) == 0)
             base[L - k] = 0;
     }
-    if (strncmp(base, "onnx::", 6) == 0 || strchr(base, ':'))
+    if (strncmp(base, "onnx::", 6) == 0 || strchr(base, ':') || base[0] == '_')
         base[0] = 0;
+    if (!base[0] || is_reserved(base))
+        return ident_from(I, base, kind, true);
     return ident_from(I, base, kind, true);
+}
+
+/* The identifier of a layer's value: its name unless that is a word of
+ * the language. */
+static char *layer_value(Imp *I, const char *name)
+{
+    return is_reserved(name) ? fresh(I) : (char *)name;
 }
 
 /* An activation the layer can take: the sole reader of out being Relu,
@@ -1416,7 +1559,7 @@ static bool op_gemm(Imp *I, int idx, const Onnx__NodeProto *n)
             return fail(I, "C must be a constant of %lld values", (long long)units);
         bias = c->k;
         bias_name = c->onnx;
-    } else if (!gemm && (bias_node = sole_consumer(I, out, idx)) >= 0 &&
+    } else if (beta == 1 && (bias_node = sole_consumer(I, out, idx)) >= 0 &&
                strcmp(op_of(I, bias_node), "Add") == 0) {
         const Onnx__NodeProto *add = I->g->node[bias_node];
         Val *other = NULL;
@@ -1434,11 +1577,11 @@ static bool op_gemm(Imp *I, int idx, const Onnx__NodeProto *n)
     const char *x = operand(I, a, false);
     if (!x)
         return false;
-    const char *name = layer_name(I, b->onnx, "fc");
+    const char *name = layer_name(I, b->origin ? b->origin : b->onnx, "fc");
     Val *o;
     int64_t d[2] = {a->dims[0], units};
     const char *act = finish_layer(I, idx, out, &o, 2, d);
-    o->id = (char *)name;
+    o->id = layer_value(I, name);
     emit(I, "%s = dense(%s, %lld%s%s%s, name=\"%s\")\n", o->id, x, (long long)units,
          act ? ", activation=" : "", act ? act : "", bias ? "" : ", use_bias=false", name);
     char pn[200];
@@ -1461,6 +1604,7 @@ static bool op_gemm(Imp *I, int idx, const Onnx__NodeProto *n)
 typedef struct Window {
     int64_t k[2], s[2];
     bool same;
+    int64_t pad[4]; /* explicit: top, bottom, left, right (ONNX's begins then ends) */
 } Window;
 
 static bool same_pad(int64_t in, int64_t k, int64_t s, int64_t *lo, int64_t *hi)
@@ -1505,8 +1649,14 @@ static bool window(Imp *I, const Onnx__NodeProto *n, const Val *x, const int64_t
         memcpy(pads, v, sizeof pads);
     else if (cnt >= 0)
         return fail(I, "pads must have 4 values");
+    bool prepadded = x->prepad[0] || x->prepad[1] || x->prepad[2] || x->prepad[3];
+    for (int i = 0; i < 4; i++)
+        pads[i] += x->prepad[i];
     w->same = false;
+    memset(w->pad, 0, sizeof w->pad);
     if (auto_pad && strcmp(auto_pad, "NOTSET") != 0) {
+        if (prepadded)
+            return fail(I, "auto_pad after a Pad is not supported");
         if (strcmp(auto_pad, "SAME_UPPER") == 0)
             w->same = true;
         else if (strcmp(auto_pad, "VALID") != 0)
@@ -1524,10 +1674,14 @@ static bool window(Imp *I, const Onnx__NodeProto *n, const Val *x, const int64_t
         w->same = true;
         return true;
     }
-    return fail(I, "pads [%lld, %lld, %lld, %lld] are not supported: only none, or \"same\" padding "
-                   "([%lld, %lld, %lld, %lld] for this input)",
-                (long long)pads[0], (long long)pads[1], (long long)pads[2], (long long)pads[3],
-                (long long)t, (long long)l, (long long)b, (long long)r);
+    for (int i = 0; i < 4; i++)
+        if (pads[i] < 0 || pads[i] > 1 << 20)
+            return fail(I, "pads must be from 0 to %d", 1 << 20);
+    w->pad[0] = pads[0];
+    w->pad[1] = pads[2];
+    w->pad[2] = pads[1];
+    w->pad[3] = pads[3];
+    return true;
 }
 
 static bool window_out(Imp *I, const Val *x, const Window *w, int64_t *oh, int64_t *ow)
@@ -1539,8 +1693,10 @@ static bool window_out(Imp *I, const Val *x, const Window *w, int64_t *oh, int64
         *oh = (H + w->s[0] - 1) / w->s[0];
         *ow = (W + w->s[1] - 1) / w->s[1];
     } else {
+        H += w->pad[0] + w->pad[1];
+        W += w->pad[2] + w->pad[3];
         if (H < w->k[0] || W < w->k[1])
-            return fail(I, "the window is larger than the input");
+            return fail(I, "the window is larger than the padded input");
         *oh = (H - w->k[0]) / w->s[0] + 1;
         *ow = (W - w->k[1]) / w->s[1] + 1;
     }
@@ -1556,6 +1712,9 @@ static void window_args(const Window *w, char *buf, size_t n)
                               (long long)w->s[0], (long long)w->s[1]);
     if (w->same && k < n)
         snprintf(buf + k, n - k, ", padding=\"same\"");
+    else if ((w->pad[0] || w->pad[1] || w->pad[2] || w->pad[3]) && k < n)
+        snprintf(buf + k, n - k, ", padding=[%lld, %lld, %lld, %lld]", (long long)w->pad[0],
+                 (long long)w->pad[1], (long long)w->pad[2], (long long)w->pad[3]);
 }
 
 static bool op_conv(Imp *I, int idx, const Onnx__NodeProto *n)
@@ -1586,12 +1745,12 @@ static bool op_conv(Imp *I, int idx, const Onnx__NodeProto *n)
     const char *xi = operand(I, x, true);
     if (!xi)
         return false;
-    const char *name = layer_name(I, w->onnx, "conv");
+    const char *name = layer_name(I, w->origin ? w->origin : w->onnx, "conv");
     Val *o;
     int64_t d[4] = {BATCH, O, oh, ow};
     const char *act = finish_layer(I, idx, n->output[0], &o, 4, d);
     o->nhwc = true;
-    o->id = (char *)name;
+    o->id = layer_value(I, name);
     char ks[64], wa[96];
     if (win.k[0] == win.k[1])
         snprintf(ks, sizeof ks, "%lld", (long long)win.k[0]);
@@ -1635,10 +1794,12 @@ static bool op_pool(Imp *I, int idx, const Onnx__NodeProto *n)
     int64_t oh, ow;
     if (!window(I, n, x, ks, &win) || !window_out(I, x, &win, &oh, &ow))
         return false;
-    if (cip && win.same && !maxp)
+    bool padded = win.same || win.pad[0] || win.pad[1] || win.pad[2] || win.pad[3];
+    if (cip && padded && !maxp)
         return fail(I, "count_include_pad = 1 with padding is not supported");
     if (ceil_mode && !win.same &&
-        ((x->dims[2] - win.k[0]) % win.s[0] || (x->dims[3] - win.k[1]) % win.s[1]))
+        ((x->dims[2] + win.pad[0] + win.pad[1] - win.k[0]) % win.s[0] ||
+         (x->dims[3] + win.pad[2] + win.pad[3] - win.k[1]) % win.s[1]))
         return fail(I, "ceil_mode = 1 is supported only where it does not change the output size");
     const char *xi = operand(I, x, true);
     Val *o = xi ? out_val(I, n) : NULL;
@@ -1658,10 +1819,13 @@ static bool op_pool(Imp *I, int idx, const Onnx__NodeProto *n)
         w2.s[0] = w2.s[1] = 1;
         window_args(&w2, wa, sizeof wa);
     } else {
-        if (win.s[0] == 1 && win.s[1] == 1)
-            snprintf(wa, sizeof wa, ", stride=1%s", win.same ? ", padding=\"same\"" : "");
-        else
-            window_args(&win, wa, sizeof wa);
+        window_args(&win, wa, sizeof wa);
+        if (win.s[0] == 1 && win.s[1] == 1) { /* the pools' stride defaults to the window */
+            char rest[96];
+            memcpy(rest, wa, sizeof rest);
+            memcpy(wa, ", stride=1", 11);
+            strncat(wa, rest, sizeof wa - strlen(wa) - 1);
+        }
     }
     emit(I, "%s = %s(%s, %s%s)\n", o->id, maxp ? "max_pool2d" : "avg_pool2d", xi, ps, wa);
     return true;
@@ -1729,7 +1893,7 @@ static bool op_batchnorm(Imp *I, int idx, const Onnx__NodeProto *n)
         return false;
     set_shape(o, x->rank, x->dims);
     o->nhwc = x->rank == 4;
-    o->id = (char *)name;
+    o->id = layer_value(I, name);
     emit(I, "%s = batchnorm(%s, momentum=%s, epsilon=%s, name=\"%s\")\n", o->id, xi, num[0], num[1], name);
     static const char *const what[4] = {"gamma", "beta", "moving_mean", "moving_var"};
     for (int i = 0; i < 4; i++) {
@@ -1773,13 +1937,26 @@ static bool op_transpose(Imp *I, int idx, const Onnx__NodeProto *n)
         int p[MAXR];
         for (int i = 0; i < cnt; i++)
             p[i] = (int)perm[i];
-        if (x->k->is_int)
-            return fail(I, "transposing integer constants is not supported");
-        Const *k = const_new(I, false, cnt, d);
+        Const *k = const_new(I, x->k->is_int, cnt, d);
         int64_t od[MAXR];
-        float *y = permute(I, x->k->f, cnt, x->k->dims, p, od);
-        memcpy(k->f, y, (size_t)k->n * sizeof(float));
-        return fold_out(I, n, k) != NULL;
+        if (x->k->is_int) {
+            /* the same walk over a copy of the integers as floats would lose them: index map */
+            float *pos = arena_alloc(I->a, (size_t)(x->k->n ? x->k->n : 1) * sizeof(float));
+            if (x->k->n > (1 << 24))
+                return fail(I, "transposing an integer constant this large is not supported");
+            for (int64_t i = 0; i < x->k->n; i++)
+                pos[i] = (float)i;
+            float *y = permute(I, pos, cnt, x->k->dims, p, od);
+            for (int64_t i = 0; i < k->n; i++)
+                k->i[i] = x->k->i[(int64_t)y[i]];
+        } else {
+            float *y = permute(I, x->k->f, cnt, x->k->dims, p, od);
+            memcpy(k->f, y, (size_t)k->n * sizeof(float));
+        }
+        Val *o = fold_out(I, n, k);
+        if (o)
+            o->origin = x->origin ? x->origin : x->onnx;
+        return o != NULL;
     }
     /* physical axes of the result relative to x's physical layout */
     int q[MAXR];
@@ -1789,14 +1966,17 @@ static bool op_transpose(Imp *I, int idx, const Onnx__NodeProto *n)
     if (!o)
         return false;
     set_shape(o, cnt, d);
-    bool ident = true;
-    for (int i = 0; i < cnt; i++)
+    bool ident = true, ident_nhwc = cnt == 4;
+    for (int i = 0; i < cnt; i++) {
         ident &= q[i] == i;
-    if (ident) {
+        if (cnt == 4)
+            ident_nhwc &= q[to_nhwc[i]] == i;
+    }
+    if (ident || ident_nhwc) { /* the same data: x read in its own or the other layout */
         o->id = x->id;
+        o->nhwc = !ident;
         return true;
     }
-    /* NCHW -> NHWC of a logical value: the result is x in NHWC, logically transposed */
     o->id = fresh(I);
     emit(I, "%s = transpose(%s, [", o->id, x->id);
     for (int i = 0; i < cnt; i++)
@@ -1818,6 +1998,53 @@ static bool emit_subscript(Imp *I, Val *x, Val *o, char (*sub)[64])
         emit(I, "%s%s", j ? ", " : "", sub[x->nhwc ? to_nhwc[j] : j]);
     emit(I, "]\n");
     return true;
+}
+
+/* Slice of a constant, with ONNX's clamping and negative steps. */
+static bool slice_const(Imp *I, const Onnx__NodeProto *n, Val *x, const int64_t *st, const int64_t *en,
+                        const int64_t *ax, const int64_t *sp, int ns)
+{
+    const Const *c = x->k;
+    int64_t b[MAXR], step[MAXR], d[MAXR];
+    for (int i = 0; i < c->rank; i++) {
+        b[i] = 0;
+        step[i] = 1;
+        d[i] = c->dims[i];
+    }
+    for (int i = 0; i < ns; i++) {
+        int a = norm_axis(ax ? ax[i] : i, c->rank);
+        int64_t dim = c->dims[a], k = sp ? sp[i] : 1;
+        if (a < 0 || a >= c->rank || k == 0 || k == INT64_MIN)
+            return fail(I, "axis or step out of range");
+        int64_t lo = st[i] < 0 ? (st[i] < -dim ? 0 : st[i] + dim) : st[i];
+        int64_t hi = en[i] < 0 ? (en[i] < -dim ? -1 : en[i] + dim) : en[i];
+        if (k > 0) {
+            lo = lo > dim ? dim : lo;
+            hi = hi < 0 ? 0 : hi > dim ? dim : hi;
+            d[a] = hi > lo ? (hi - lo - 1) / k + 1 : 0;
+        } else {
+            lo = lo > dim - 1 ? dim - 1 : lo;
+            hi = hi > dim - 1 ? dim - 1 : hi;
+            d[a] = lo > hi ? (lo - hi - 1) / -k + 1 : 0;
+        }
+        b[a] = lo;
+        step[a] = k;
+    }
+    Const *k = const_new(I, c->is_int, c->rank, d);
+    for (int64_t o = 0; o < k->n; o++) {
+        int64_t src = 0, r = o, stride = 1;
+        for (int j = c->rank - 1; j >= 0; j--) {
+            int64_t q = r % d[j];
+            r /= d[j];
+            src += (b[j] + q * step[j]) * stride;
+            stride *= c->dims[j];
+        }
+        if (k->is_int)
+            k->i[o] = c->i[src];
+        else
+            k->f[o] = c->f[src];
+    }
+    return fold_out(I, n, k) != NULL;
 }
 
 static bool op_slice(Imp *I, int idx, const Onnx__NodeProto *n)
@@ -1843,6 +2070,8 @@ static bool op_slice(Imp *I, int idx, const Onnx__NodeProto *n)
     }
     if (ns != ne || ns < 0 || (na >= 0 && na != ns) || (np >= 0 && np != ns))
         return fail(I, "starts, ends, axes and steps differ in length");
+    if (x->k && !x->id)
+        return slice_const(I, n, x, st, en, na >= 0 ? ax : NULL, np >= 0 ? sp : NULL, ns);
     int64_t d[MAXR];
     char sub[MAXR][64];
     memcpy(d, x->dims, sizeof d);
@@ -1866,14 +2095,14 @@ static bool op_slice(Imp *I, int idx, const Onnx__NodeProto *n)
         e = e < 0 ? 0 : e > dim ? dim : e;
         if (e <= b)
             return fail(I, "an empty slice is not supported");
+        if (step > e - b)
+            step = e - b; /* one element either way */
         d[a] = (e - b + step - 1) / step;
         if (step == 1)
             snprintf(sub[a], sizeof sub[a], "%lld:%lld", (long long)b, (long long)e);
         else
             snprintf(sub[a], sizeof sub[a], "%lld:%lld:%lld", (long long)b, (long long)e, (long long)step);
     }
-    if (x->k && !x->id)
-        return fail(I, "slicing a constant is not supported");
     Val *o = out_val(I, n);
     if (!o)
         return false;
@@ -1910,21 +2139,163 @@ static bool gather_value(Imp *I, const Onnx__NodeProto *n, Val *x, Val *ix, int6
     return lx.id && emit_subscript(I, &lx, o, sub);
 }
 
+/* Pad by nothing is the identity; zeros around the spatial axes of an
+ * image read only by a Conv become the Conv's padding. */
 static bool op_pad(Imp *I, int idx, const Onnx__NodeProto *n)
 {
-    (void)idx;
     if (!need_inputs(I, n, 1, 4) || !only_attrs(I, n, (const char *[]){"mode", "pads", "value", NULL}))
         return false;
     int64_t pads[2 * MAXR];
     int cnt;
-    if (!attr_ints(I, n, "pads", pads, 2 * MAXR, &cnt))
+    double value;
+    char mode[32];
+    Val *x = in_val(I, n, 0);
+    if (!x || !attr_ints(I, n, "pads", pads, 2 * MAXR, &cnt) || !attr_float(I, n, "value", 0, &value))
         return false;
     if (cnt < 0 && n->n_input > 1 && !ints_of(I, in_val(I, n, 1), pads, 2 * MAXR, &cnt, "pads"))
         return false;
+    Val *cv = in_val(I, n, 2);
+    if (cv && cv->k && !cv->id && cv->k->n == 1)
+        value = kget(cv->k, 0);
+    else if (cv)
+        return fail(I, "the padding value must be a constant");
+    const char *m = attr_str(n, "mode", mode, sizeof mode);
+    bool any = false;
     for (int i = 0; i < cnt; i++)
-        if (pads[i])
-            return fail(I, "only padding by nothing is supported (pad inside Conv or the pools instead)");
-    return op_identity(I, idx, n);
+        any |= pads[i] != 0;
+    if (!any)
+        return op_identity(I, idx, n);
+    int next = sole_consumer(I, n->output[0], idx);
+    bool spatial = x->rank == 4 && cnt == 8 && !pads[0] && !pads[1] && !pads[4] && !pads[5];
+    for (int i = 0; i < cnt; i++)
+        spatial &= pads[i] >= 0 && pads[i] <= 1 << 20;
+    if (!spatial || (m && strcmp(m, "constant") != 0) || value != 0 || next < 0 ||
+        strcmp(op_of(I, next), "Conv") != 0 || strcmp(I->g->node[next]->input[0], n->output[0]) != 0)
+        return fail(I, "only zeros around the height and width of an image read by one Conv are "
+                       "supported");
+    Val *o = out_val(I, n);
+    if (!o)
+        return false;
+    const char *onnx = o->onnx;
+    *o = *x;
+    o->onnx = onnx;
+    o->other_id = NULL;
+    o->prepad[0] += pads[2];
+    o->prepad[1] += pads[3];
+    o->prepad[2] += pads[6];
+    o->prepad[3] += pads[7];
+    return true;
+}
+
+/* HardSigmoid, HardSwish, PRelu: their formulas. */
+static bool op_hard(Imp *I, int idx, const Onnx__NodeProto *n)
+{
+    (void)idx;
+    bool prelu = strcmp(n->op_type, "PRelu") == 0, swish = strcmp(n->op_type, "HardSwish") == 0;
+    if (!need_inputs(I, n, prelu ? 2 : 1, prelu ? 2 : 1) ||
+        !only_attrs(I, n, (const char *[]){"alpha", "beta", NULL}))
+        return false;
+    Val *x = in_val(I, n, 0);
+    if (!x)
+        return false;
+    if (x->k && !x->id)
+        return fail(I, "%s of a constant is not supported", n->op_type);
+    if (prelu) {
+        Val *slope = in_val(I, n, 1), shape = {0};
+        char buf[64];
+        if (!slope || !broadcast(I, x, slope, &shape))
+            return false;
+        if (shape.rank != x->rank)
+            return fail(I, "the slope must broadcast to the input's shape");
+        const char *sl = elem_operand(I, slope, x->nhwc, x->rank, buf, sizeof buf);
+        Val *o = sl ? out_val(I, n) : NULL;
+        if (!o)
+            return false;
+        set_shape(o, x->rank, x->dims);
+        o->nhwc = x->nhwc;
+        o->id = fresh(I);
+        emit(I, "%s = where(%s > 0, %s, %s * %s)\n", o->id, x->id, x->id, x->id, sl);
+        return true;
+    }
+    if (swish)
+        return unary_emit(I, n, "hard_silu", NULL);
+    double alpha, beta;
+    char a[48], b[48], extra[120];
+    if (!attr_float(I, n, "alpha", 0.2, &alpha) || !attr_float(I, n, "beta", 0.5, &beta) ||
+        !number(I, alpha, a, sizeof a) || !number(I, beta, b, sizeof b))
+        return false;
+    if (fabs(alpha - 1.0 / 6) < 1e-7 && beta == 0.5)
+        return unary_emit(I, n, "hard_sigmoid", NULL);
+    Val *o = out_val(I, n);
+    if (!o)
+        return false;
+    set_shape(o, x->rank, x->dims);
+    o->nhwc = x->nhwc;
+    o->id = fresh(I);
+    snprintf(extra, sizeof extra, "%s * %s + %s", x->id, a, b);
+    emit(I, "%s = clip(%s, 0, 1)\n", o->id, extra);
+    return true;
+}
+
+/* Sum of any number of values: one chain of additions. */
+static bool op_sum(Imp *I, int idx, const Onnx__NodeProto *n)
+{
+    if (!only_attrs(I, n, NULL) || !need_inputs(I, n, 1, 64))
+        return false;
+    if (n->n_input == 1)
+        return op_identity(I, idx, n);
+    if (n->n_input == 2)
+        return op_binary(I, idx, n);
+    Val shape = {0}, *v;
+    StrBuf b;
+    sb_init(&b);
+    bool ok = true;
+    for (size_t i = 0; i < n->n_input && ok; i++) {
+        char num[64];
+        const char *id = NULL;
+        ok = (v = in_val(I, n, i)) != NULL && (i == 0 ? (shape = *v, true) : broadcast(I, &shape, v, &shape)) &&
+             (id = elem_operand(I, v, false, 0, num, sizeof num)) != NULL;
+        if (ok)
+            sb_printf(&b, "%s%s", i ? " + " : "", id);
+    }
+    Val *o = ok ? out_val(I, n) : NULL;
+    if (o) {
+        set_shape(o, shape.rank, shape.dims);
+        o->id = fresh(I);
+        emit(I, "%s = %s\n", o->id, b.s);
+    }
+    sb_free(&b);
+    return o != NULL;
+}
+
+/* ConstantOfShape of a constant shape, computed now. */
+static bool op_constant_of_shape(Imp *I, int idx, const Onnx__NodeProto *n)
+{
+    (void)idx;
+    if (!need_inputs(I, n, 1, 1) || !only_attrs(I, n, (const char *[]){"value", NULL}))
+        return false;
+    int64_t d[MAXR], total;
+    int cnt;
+    if (!ints_of(I, in_val(I, n, 0), d, MAXR, &cnt, "the shape"))
+        return false;
+    for (int i = 0; i < cnt; i++)
+        if (d[i] == BATCH)
+            return fail(I, "a constant with the batch size in its shape is not supported");
+    if (!dims_ok(I, "the result", cnt, d, &total))
+        return false;
+    if (total > (1 << 24))
+        return fail(I, "a constant of %lld values is not supported", (long long)total);
+    const Onnx__AttributeProto *a = attr(n, "value");
+    Const *v = a && a->t ? tensor_const(I, a->t, "its value") : NULL;
+    if (a && (!v || v->n != 1))
+        return v ? fail(I, "the value must hold one element") : false;
+    Const *k = const_new(I, v && v->is_int, cnt, d);
+    for (int64_t i = 0; i < k->n; i++)
+        if (k->is_int)
+            k->i[i] = v->i[0];
+        else
+            k->f[i] = v ? v->f[0] : 0;
+    return fold_out(I, n, k) != NULL;
 }
 
 static bool op_reduce(Imp *I, int idx, const Onnx__NodeProto *n)
@@ -2010,8 +2381,17 @@ static const struct {
     {"Sqrt", op_unary},
     {"Abs", op_unary},
     {"Neg", op_unary},
+    {"Reciprocal", op_unary},
     {"Erf", op_unary},
     {"Sign", op_unary},
+    {"Greater", op_compare},
+    {"Less", op_compare},
+    {"GreaterOrEqual", op_compare},
+    {"LessOrEqual", op_compare},
+    {"Equal", op_compare},
+    {"Max", op_compare},
+    {"Min", op_compare},
+    {"Where", op_compare},
     {"Softmax", op_softmax},
     {"LogSoftmax", op_softmax},
     {"Clip", op_clip},
@@ -2033,6 +2413,11 @@ static const struct {
     {"Gather", op_gather},
     {"Slice", op_slice},
     {"Pad", op_pad},
+    {"HardSigmoid", op_hard},
+    {"HardSwish", op_hard},
+    {"PRelu", op_hard},
+    {"Sum", op_sum},
+    {"ConstantOfShape", op_constant_of_shape},
 };
 
 char *fe_onnx_op_list(void)
@@ -2214,6 +2599,62 @@ static bool translate(Imp *I, const Onnx__ModelProto *m, OnnxImport *im)
     return translate_nodes(I) && graph_outputs(I, im);
 }
 
+/* protobuf-c decodes nested messages recursively: a file nesting them
+ * deeper than any model does (graphs in attributes of nodes of graphs,
+ * types of sequences of types) is refused before it can exhaust the
+ * stack. Without the schema, every length-delimited field whose bytes
+ * read as a message counts as one; a field that does not read as one
+ * ends the scan of its level, which is all this check needs. */
+#define MAX_NESTING 64
+
+static bool varint(const unsigned char *p, size_t n, size_t *i, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (*i >= n)
+            return false;
+        unsigned char b = p[(*i)++];
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return true;
+    }
+    return false;
+}
+
+static bool nesting_ok(const unsigned char *p, size_t n, int depth)
+{
+    if (depth > MAX_NESTING)
+        return false;
+    size_t i = 0;
+    while (i < n) {
+        uint64_t key, v;
+        if (!varint(p, n, &i, &key))
+            return true;
+        switch (key & 7) {
+        case 0:
+            if (!varint(p, n, &i, &v))
+                return true;
+            break;
+        case 1:
+        case 5:
+            if (n - i < ((key & 7) == 1 ? 8u : 4u))
+                return true;
+            i += (key & 7) == 1 ? 8 : 4;
+            break;
+        case 2:
+            if (!varint(p, n, &i, &v) || v > n - i)
+                return true;
+            if (!nesting_ok(p + i, (size_t)v, depth + 1))
+                return false;
+            i += (size_t)v;
+            break;
+        default:
+            return true;
+        }
+    }
+    return true;
+}
+
 bool fe_onnx_import(const char *path, const unsigned char *buf, size_t len, OnnxImport *out, Diags *d)
 {
     memset(out, 0, sizeof *out);
@@ -2225,9 +2666,12 @@ bool fe_onnx_import(const char *path, const unsigned char *buf, size_t len, Onnx
     I.a = arena_new();
     I.w = &out->weights;
     sb_init(&I.out);
-    Onnx__ModelProto *m = onnx__model_proto__unpack(&pb_allocator, len, buf);
+    Onnx__ModelProto *m = NULL;
     bool ok;
-    if (!m)
+    if (!nesting_ok(buf, len, 0))
+        ok = fail(&I, "messages nested more than %d deep: not an ONNX model this importer reads",
+                  MAX_NESTING);
+    else if (!(m = onnx__model_proto__unpack(&pb_allocator, len, buf)))
         ok = fail(&I, "not a valid ONNX model (the protobuf message is malformed or truncated)");
     else
         ok = translate(&I, m, out);

@@ -24,4 +24,8 @@ void fe_onnx_import_free(OnnxImport *im);
 /* The ops the importer translates, one per line (xmalloc'd). */
 char *fe_onnx_op_list(void);
 
+/* export.c: write the inference graph g (the predict recipe, unfused)
+ * with the parameter values in params as an ONNX model (opset 13). */
+bool fe_onnx_export(const Graph *g, const TensorMap *params, const char *path, Diags *d);
+
 #endif

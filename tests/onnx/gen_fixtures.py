@@ -76,20 +76,22 @@ class Cnn(nn.Module):  # Conv(+Relu), BatchNormalization, MaxPool, view(x.size(0
         return F.log_softmax(self.fc(h), dim=1)
 
 
-class Resnet(nn.Module):  # Conv+BN folded, residual Add, Concat, AveragePool, GlobalAveragePool, Flatten
-    def __init__(self):
+class Resnet(nn.Module):  # Conv+BN folded, residual Add, Concat, strided and padded Conv and pools,
+    def __init__(self):   # GlobalAveragePool, Flatten
         super().__init__()
         self.stem = nn.Conv2d(3, 4, 3, padding=1, bias=False)
         self.bn = nn.BatchNorm2d(4)
         self.a = nn.Conv2d(4, 4, 3, padding=1)
         self.b = nn.Conv2d(4, 2, 1)
+        self.down = nn.Conv2d(6, 6, 3, stride=2, padding=1)
         self.head = nn.Linear(6, 4)
 
     def forward(self, x):
         h = F.relu(self.bn(self.stem(x)))
         h = h + F.leaky_relu(self.a(h), 0.1)
         h = torch.cat([h, torch.sigmoid(self.b(h))], dim=1)
-        h = F.avg_pool2d(h, 2)
+        h = F.max_pool2d(F.relu(self.down(h)), 3, stride=1, padding=1)
+        h = F.avg_pool2d(h, 2, stride=1, padding=1, count_include_pad=False)
         h = F.adaptive_avg_pool2d(h, 1)
         h = torch.flatten(h, 1)
         return self.head(h) * 0.5 - 1.0
@@ -128,6 +130,42 @@ class Grouped(nn.Module):  # Conv with group = 2: an attribute value not support
         return self.conv(x)
 
 
+class Acts(nn.Module):  # Pad folded into Conv, PRelu, HardSwish, HardSigmoid
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3, stride=2)
+        self.prelu = nn.PReLU(3, init=0.3)
+
+    def forward(self, x):
+        h = self.prelu(self.conv(F.pad(x, (1, 2, 0, 1))))
+        return F.hardswish(h) + F.hardsigmoid(h) * 2.0
+
+
+def helper_model():  # Sum of three, ConstantOfShape, Max and Min of two, Where (onnx.helper)
+    from onnx import TensorProto, helper
+    nodes = [
+        helper.make_node("Sum", ["x", "x", "x"], ["s"]),
+        helper.make_node("Constant", [], ["shape"], value=helper.make_tensor("v", TensorProto.INT64, [1], [3])),
+        helper.make_node("ConstantOfShape", ["shape"], ["c"],
+                         value=helper.make_tensor("w", TensorProto.FLOAT, [1], [0.25])),
+        helper.make_node("Max", ["s", "c"], ["m"]),
+        helper.make_node("Min", ["m", "x"], ["k"]),
+        helper.make_node("Greater", ["x", "c"], ["g"]),
+        helper.make_node("Where", ["g", "k", "s"], ["y"]),
+    ]
+    graph = helper.make_graph(nodes, "misc", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    x = np.random.RandomState(0).randn(4, 3).astype(np.float32)
+    s = 3 * x
+    k = np.minimum(np.maximum(s, 0.25), x)
+    y = np.where(x > 0.25, k, s)
+    with open(os.path.join(HERE, "misc.onnx"), "wb") as f:
+        f.write(model.SerializeToString())
+    write_safetensors(os.path.join(HERE, "misc.x.safetensors"), {"x": x})
+    write_safetensors(os.path.join(HERE, "misc.y.safetensors"), {"y": y})
+
+
 def export(name, model, shape, input_names, output_names, seed=0, opset=13):
     torch.manual_seed(seed)
     model.eval()
@@ -157,6 +195,10 @@ def main():
     export("resnet", res, (2, 3, 6, 6), ["x"], ["y"], opset=17)
     torch.manual_seed(0)
     export("ops", Ops(), (3, 4), ["x"], ["mean", "range"])
+    torch.manual_seed(0)
+    export("acts", Acts(), (2, 2, 7, 6), ["x"], ["y"])
+    helper_model()
+    torch.manual_seed(0)
     for name, model, shape in (("unsupported", Unsupported(), (2, 3)), ("grouped", Grouped(), (1, 2, 5, 5))):
         torch.onnx.export(model, torch.zeros(*shape), os.path.join(HERE, name + ".onnx"),
                           input_names=["x"], output_names=["y"], opset_version=13)

@@ -43,8 +43,8 @@ static bool import(const unsigned char *b, size_t n, const char *first_msg)
 
 START_TEST(good_fixtures)
 {
-    static const char *const files[] = {"mlp", "cnn", "resnet", "ops"};
-    for (int i = 0; i < 4; i++) {
+    static const char *const files[] = {"mlp", "cnn", "resnet", "ops", "acts", "misc"};
+    for (int i = 0; i < 6; i++) {
         char p[64];
         snprintf(p, sizeof p, "tests/onnx/%s.onnx", files[i]);
         size_t n;
@@ -110,6 +110,30 @@ START_TEST(corrupt_headers)
 }
 END_TEST
 
+/* Messages nested 100000 deep (graph { node { attribute { g { ... } } } }
+ * would take protobuf-c's recursion that deep): refused up front. */
+START_TEST(deep_nesting)
+{
+    enum { LEVELS = 100000 };
+    size_t cap = (size_t)LEVELS * 8 + 16, start = cap;
+    unsigned char *b = malloc(cap);
+    for (int k = 0; k < LEVELS; k++) {
+        size_t len = cap - start;
+        unsigned char v[10];
+        int nv = 0;
+        do {
+            v[nv++] = (unsigned char)((len & 0x7f) | (len > 0x7f ? 0x80 : 0));
+            len >>= 7;
+        } while (len);
+        start -= (size_t)nv;
+        memcpy(b + start, v, (size_t)nv);
+        b[--start] = 0x3a; /* field 7, length-delimited */
+    }
+    import(b + start, cap - start, "messages nested more than 64 deep: not an ONNX model this importer reads");
+    free(b);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("onnx");
@@ -119,6 +143,7 @@ static Suite *suite(void)
     tcase_add_test(t, truncated_everywhere);
     tcase_add_test(t, bit_flips);
     tcase_add_test(t, corrupt_headers);
+    tcase_add_test(t, deep_nesting);
     suite_add_tcase(s, t);
     return s;
 }
