@@ -653,8 +653,11 @@ static bool broadcast(Imp *I, const Val *a, const Val *b, Val *out)
     return true;
 }
 
+/* An axis in [0, rank) from one in [-rank, rank); -1 when out of range. */
 static int norm_axis(int64_t ax, int rank)
 {
+    if (ax < -(int64_t)rank || ax >= rank)
+        return -1;
     return (int)(ax < 0 ? ax + rank : ax);
 }
 
@@ -1267,6 +1270,44 @@ static bool fold_unary(Imp *I, const Onnx__NodeProto *n, Val *x)
     return fold_out(I, n, k) != NULL;
 }
 
+/* Max or Min of one value (itself) or of three or more: nested. */
+static bool max_min_chain(Imp *I, int idx, const Onnx__NodeProto *n)
+{
+    if (!only_attrs(I, n, NULL) || !need_inputs(I, n, 1, 64))
+        return false;
+    if (n->n_input == 1)
+        return op_identity(I, idx, n);
+    const char *fn = strcmp(n->op_type, "Max") == 0 ? "maximum" : "minimum";
+    Val shape = {0}, *v;
+    StrBuf b;
+    sb_init(&b);
+    bool ok = true;
+    for (size_t i = 0; i < n->n_input && ok; i++) {
+        char num[64];
+        const char *id = NULL;
+        ok = (v = in_val(I, n, i)) != NULL && (i == 0 ? (shape = *v, true) : broadcast(I, &shape, v, &shape)) &&
+             (id = elem_operand(I, v, false, 0, num, sizeof num)) != NULL;
+        if (ok)
+        {
+            if (i + 1 < n->n_input)
+                sb_printf(&b, "%s(%s, ", fn, id);
+            else
+                sb_puts(&b, id);
+        }
+    }
+    Val *o = ok ? out_val(I, n) : NULL;
+    if (o) {
+        set_shape(o, shape.rank, shape.dims);
+        o->id = fresh(I);
+        emit(I, "%s = %s", o->id, b.s);
+        for (size_t i = 1; i < n->n_input; i++)
+            emit(I, ")");
+        emit(I, "\n");
+    }
+    sb_free(&b);
+    return o != NULL;
+}
+
 /* Comparisons (1 and 0 as floats), Max and Min of two, Where. */
 static bool op_compare(Imp *I, int idx, const Onnx__NodeProto *n)
 {
@@ -1281,6 +1322,9 @@ static bool op_compare(Imp *I, int idx, const Onnx__NodeProto *n)
         if (strcmp(forms[i].op, n->op_type) == 0)
             fmt = forms[i].fmt;
     size_t k = strcmp(n->op_type, "Where") == 0 ? 3 : 2;
+    bool maxmin = strcmp(n->op_type, "Max") == 0 || strcmp(n->op_type, "Min") == 0;
+    if (maxmin && n->n_input != 2)
+        return max_min_chain(I, idx, n);
     if (!need_inputs(I, n, k, k) || !only_attrs(I, n, NULL))
         return false;
     Val *v[3], shape = {0};
@@ -2013,9 +2057,10 @@ static bool slice_const(Imp *I, const Onnx__NodeProto *n, Val *x, const int64_t 
     }
     for (int i = 0; i < ns; i++) {
         int a = norm_axis(ax ? ax[i] : i, c->rank);
-        int64_t dim = c->dims[a], k = sp ? sp[i] : 1;
+        int64_t k = sp ? sp[i] : 1;
         if (a < 0 || a >= c->rank || k == 0 || k == INT64_MIN)
             return fail(I, "axis or step out of range");
+        int64_t dim = c->dims[a];
         int64_t lo = st[i] < 0 ? (st[i] < -dim ? 0 : st[i] + dim) : st[i];
         int64_t hi = en[i] < 0 ? (en[i] < -dim ? -1 : en[i] + dim) : en[i];
         if (k > 0) {
@@ -2442,8 +2487,8 @@ static bool check_opset(Imp *I, const Onnx__ModelProto *m)
     }
     if (I->opset < 0)
         return fail(I, "the model imports no version of the standard operator set");
-    if (I->opset < 7 || I->opset > 18)
-        return fail(I, "opset %lld is not supported (7 to 18 are)", (long long)I->opset);
+    if (I->opset < 1 || I->opset > 18)
+        return fail(I, "opset %lld is not supported (1 to 18 are)", (long long)I->opset);
     return true;
 }
 
