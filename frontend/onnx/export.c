@@ -103,7 +103,8 @@ static void attr_ints(Ex *e, Onnx__NodeProto *n, const char *name, const int64_t
     Onnx__AttributeProto *a = new_attr(e, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
     a->n_ints = (size_t)cnt;
     a->ints = arena_alloc(e->a, (size_t)(cnt + 1) * sizeof(int64_t));
-    memcpy(a->ints, v, (size_t)cnt * sizeof(int64_t));
+    if (cnt)
+        memcpy(a->ints, v, (size_t)cnt * sizeof(int64_t));
 }
 
 static int elem_type(DType dt)
@@ -127,13 +128,15 @@ static const char *init_raw(Ex *e, const char *name, int type, int rank, const i
     t->name = arena_strdup(e->a, name);
     t->n_dims = (size_t)rank;
     t->dims = arena_alloc(e->a, (size_t)(rank + 1) * sizeof(int64_t));
-    memcpy(t->dims, dims, (size_t)rank * sizeof(int64_t));
+    if (rank)
+        memcpy(t->dims, dims, (size_t)rank * sizeof(int64_t));
     t->has_data_type = true;
     t->data_type = type;
     t->has_raw_data = true;
     t->raw_data.len = bytes;
     t->raw_data.data = arena_alloc(e->a, bytes ? bytes : 1);
-    memcpy(t->raw_data.data, data, bytes);
+    if (bytes)
+        memcpy(t->raw_data.data, data, bytes);
     if (e->ni == e->icap) {
         e->icap = e->icap ? 2 * e->icap : 64;
         e->inits = xrealloc(e->inits, e->icap * sizeof *e->inits);
