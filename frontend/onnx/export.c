@@ -27,6 +27,7 @@ typedef struct Ex {
     const char **name; /* ONNX value name of each IR node */
     const Graph *g;
     int *uses;         /* readers of each IR node (operands and outputs) */
+    bool *inner;       /* nodes inside a recognised batch normalization */
     const TensorMap *params;
 } Ex;
 
@@ -329,6 +330,80 @@ static const char *export_conv(Ex *e, const Node *x, const char *a, const char *
     return o;
 }
 
+static bool is_vec_param(const Node *p, int64_t c)
+{
+    return p->op == OP_PARAM && p->shape.rank == 1 && p->shape.d[0] == c;
+}
+
+/* The operand of binary node x that is not `other`, or NULL when x does
+ * not read it (either order). */
+static const Node *other_in(const Node *x, const Node *other)
+{
+    return x->in[0] == other ? x->in[1] : x->in[1] == other ? x->in[0] : NULL;
+}
+
+/* Inference batch normalization as the frontend lowers it:
+ *   add(mul(mul(sub(x, mean), rsqrt(add(var, eps))), gamma), beta)
+ * over the last axis, each inner value read once. Fills bn[] with x,
+ * gamma, beta, mean, var and *eps; marks the inner nodes. */
+static bool match_bn(Ex *e, const Node *root, const Node **bn, double *eps)
+{
+    if (root->op != OP_ADD || root->shape.rank < 2)
+        return false;
+    int64_t c = root->shape.d[root->shape.rank - 1];
+    for (int k = 0; k < 2; k++) {
+        const Node *m2 = root->in[k], *beta = root->in[1 - k];
+        if (m2->op != OP_MUL || !is_vec_param(beta, c) || e->uses[m2->id] != 1)
+            continue;
+        for (int j = 0; j < 2; j++) {
+            const Node *m1 = m2->in[j], *gamma = m2->in[1 - j];
+            if (m1->op != OP_MUL || !is_vec_param(gamma, c) || e->uses[m1->id] != 1)
+                continue;
+            for (int i = 0; i < 2; i++) {
+                const Node *sub = m1->in[i], *rs = m1->in[1 - i];
+                if (sub->op != OP_SUB || rs->op != OP_RSQRT || e->uses[sub->id] != 1 || e->uses[rs->id] != 1)
+                    continue;
+                const Node *ad = rs->in[0], *mean = sub->in[1];
+                if (ad->op != OP_ADD || e->uses[ad->id] != 1 || !is_vec_param(mean, c))
+                    continue;
+                const Node *var = ad->in[0]->op == OP_PARAM ? ad->in[0] : ad->in[1];
+                const Node *k_eps = other_in(ad, var);
+                if (!is_vec_param(var, c) || !k_eps || k_eps->op != OP_CONST || k_eps->shape.rank != 0)
+                    continue;
+                bn[0] = sub->in[0];
+                bn[1] = gamma;
+                bn[2] = beta;
+                bn[3] = mean;
+                bn[4] = var;
+                *eps = k_eps->a.value;
+                e->inner[m2->id] = e->inner[m1->id] = e->inner[sub->id] = e->inner[rs->id] = true;
+                e->inner[ad->id] = true;
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* BatchNormalization (inference) on NCHW: images between transposes. */
+static const char *export_bn(Ex *e, const Node *root, const Node *const *bn, double eps)
+{
+    for (int i = 1; i < 5; i++)
+        if (!e->name[bn[i]->id] && !(e->name[bn[i]->id] = param_init(e, bn[i], e->params)))
+            return NULL;
+    bool image = bn[0]->shape.rank == 4;
+    if (bn[0]->shape.rank != 2 && !image)
+        return NULL;
+    const char *w[5] = {e->name[bn[0]->id], e->name[bn[1]->id], e->name[bn[2]->id], e->name[bn[3]->id],
+                        e->name[bn[4]->id]};
+    if (image)
+        w[0] = transpose(e, w[0], nhwc_to_nchw, 4);
+    const char *o = tmp(e);
+    attr_f(e, node(e, "BatchNormalization", w, 5, o), "epsilon", eps);
+    (void)root;
+    return image ? transpose(e, o, nchw_to_nhwc, 4) : o;
+}
+
 /* The ONNX value computing node x; its operands are e->name[...]. */
 static const char *export_node(Ex *e, const Node *x, const TensorMap *params)
 {
@@ -545,12 +620,19 @@ bool fe_onnx_export(const Graph *g, const TensorMap *params, const char *path, D
             e.uses[g->nodes[i]->in[j]->id]++;
     for (int i = 0; i < g->nouts; i++)
         e.uses[g->outs[i].val->id]++;
+    e.inner = arena_alloc(e.a, (size_t)(g->nnodes + 1) * sizeof *e.inner);
+    const Node **bn = arena_alloc(e.a, (size_t)(g->nnodes + 1) * 5 * sizeof *bn);
+    double *eps = arena_alloc(e.a, (size_t)(g->nnodes + 1) * sizeof *eps);
+    bool *is_bn = arena_alloc(e.a, (size_t)(g->nnodes + 1) * sizeof *is_bn);
+    for (int i = g->nnodes - 1; i >= 0; i--)
+        if (!e.inner[i] && (g->nodes[i]->shape.rank == 2 || g->nodes[i]->shape.rank == 4))
+            is_bn[i] = match_bn(&e, g->nodes[i], bn + 5 * i, &eps[i]);
     bool ok = true;
     for (int i = 0; i < g->nnodes && ok; i++) {
         const Node *x = g->nodes[i];
-        if (e.name[x->id])
-            continue; /* taken along by an earlier node */
-        e.name[x->id] = export_node(&e, x, params);
+        if (e.name[x->id] || e.inner[x->id])
+            continue; /* taken along by another node */
+        e.name[x->id] = is_bn[i] ? export_bn(&e, x, bn + 5 * i, eps[i]) : export_node(&e, x, params);
         ok = e.name[x->id] != NULL;
     }
     for (int i = 0; ok && i < g->nouts; i++)

@@ -1,7 +1,7 @@
 #!/bin/bash
 # ONNX export: the example classifiers, exported with random weights and
 # imported back, predict what the model file predicts (inputs and outputs
-# under the model's names); ONNX's own checker accepts every exported file
+# under the model's names) and read as the same layers; ONNX's own checker accepts every exported file
 # (when Debian's python3-onnx is installed); the PyTorch fixtures survive
 # import -> export -> import; an op without an ONNX form is an error
 # naming it.
@@ -79,6 +79,14 @@ python3 tests/e2e/jit_compare.py tests/onnx/cnn.y.safetensors "$t/tuned2.y.safet
 ! grep -q transpose "$t/cnn.mdl" || fail "re-imported CNN keeps transposes: $(cat "$t/cnn.mdl")"
 grep -q '^t1 = conv2d(x, 32, 3, activation=relu, name="conv2d")$' "$t/cnn.mdl" ||
     fail "re-imported CNN: $(cat "$t/cnn.mdl")"
+
+# batch normalization goes out as BatchNormalization and comes back as the layer
+"$MODELC" export examples/fashion_cnn_bn.mdl -o "$t/bn.onnx"
+"$MODELC" import "$t/bn.onnx" -o "$t/bn.mdl"
+grep -q '^t2 = batchnorm(t1, momentum=0.9, epsilon=0.001, name="batchnorm")$' "$t/bn.mdl" ||
+    fail "re-imported CNN with batchnorm: $(cat "$t/bn.mdl")"
+[ "$(grep -c '= batchnorm(' "$t/bn.mdl")" = 2 ] && ! grep -q transpose "$t/bn.mdl" ||
+    fail "re-imported CNN with batchnorm: $(cat "$t/bn.mdl")"
 
 # errors
 cat >"$t/oh.mdl" <<'MDL'
