@@ -1091,6 +1091,8 @@ static bool op_concat(Imp *I, int idx, const Onnx__NodeProto *n)
             total += v->k->n;
             is_int &= v->k->is_int;
         }
+        if (total > (1 << 16))
+            return fail(I, "concatenating constants of %lld values is not supported", (long long)total);
         Const *k = const_new(I, is_int, 1, &total);
         int64_t at = 0;
         for (size_t i = 0; i < n->n_input; i++) {
@@ -1171,7 +1173,8 @@ static bool op_binary(Imp *I, int idx, const Onnx__NodeProto *n)
         int64_t total;
         if (!dims_ok(I, "the result", shape.rank, shape.dims, &total))
             return false;
-        if (total > (1 << 24))
+        /* no larger than an operand (the file's own data) or a small table */
+        if (total > (1 << 16) && total > a->k->n && total > b->k->n)
             return fail(I, "computing a constant of %lld values at import is not supported", (long long)total);
         Const *k = const_new(I, a->k->is_int && b->k->is_int, shape.rank, shape.dims);
         for (int64_t i = 0; i < k->n; i++) {
@@ -2328,7 +2331,7 @@ static bool op_constant_of_shape(Imp *I, int idx, const Onnx__NodeProto *n)
             return fail(I, "a constant with the batch size in its shape is not supported");
     if (!dims_ok(I, "the result", cnt, d, &total))
         return false;
-    if (total > (1 << 24))
+    if (total > (1 << 16))
         return fail(I, "a constant of %lld values is not supported", (long long)total);
     const Onnx__AttributeProto *a = attr(n, "value");
     Const *v = a && a->t ? tensor_const(I, a->t, "its value") : NULL;
