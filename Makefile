@@ -38,7 +38,7 @@ test-asan: asan
 # copy of its corpus; new inputs stay in build-fuzz/corpus.
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= mdl ir safetensors json npy idx csv
+FUZZ_TARGETS ?= mdl ir safetensors json npy idx csv onnx
 fuzz: deps
 	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMODELC_FUZZ=ON \
 	  -DMODELC_SANITIZE=ON -DMODELC_WERROR=OFF >/dev/null

@@ -331,6 +331,33 @@ bool fe_arg_pair(FeCtx *c, CallArgs *a, int i, int def, int out[2])
     return true;
 }
 
+bool fe_arg_padding(FeCtx *c, CallArgs *a, int i, int *mode, int pads[4])
+{
+    static const char *const words[] = {"valid", "same", NULL};
+    const Expr *e = a->v[i];
+    memset(pads, 0, 4 * sizeof *pads);
+    if (!e || e->k != E_LIST)
+        return fe_arg_word(c, a, i, words, 0, mode);
+    *mode = 2;
+    if (e->nitems != 4) {
+        arg_error(c, a, i, "must be \"valid\", \"same\" or a list of four amounts [top, bottom, left, "
+                           "right], got %d item%s",
+                  e->nitems, e->nitems == 1 ? "" : "s");
+        return false;
+    }
+    for (int k = 0; k < 4; k++) {
+        Val v;
+        int errs = c->d->nerrors;
+        if (!const_num_quiet(c, e->items[k], &v) || !v.is_int || v.i < 0 || v.i > 1 << 20) {
+            if (c->d->nerrors == errs)
+                arg_error(c, a, i, "must hold integer amounts from 0 to %d", 1 << 20);
+            return false;
+        }
+        pads[k] = (int)v.i;
+    }
+    return true;
+}
+
 /* ---- axes ---- */
 
 bool fe_norm_axis(FeCtx *c, const Expr *e, int64_t ax, const Node *x, int *out)

@@ -280,6 +280,9 @@ bool fe_arg_str(FeCtx *c, CallArgs *a, int i, const char **out); /* NULL when ab
 Node *fe_arg_tensor(FeCtx *c, CallArgs *a, int i, DType like);
 /* One int or a list of two ints, e.g. kernel=3 or kernel=[3, 3]. */
 bool fe_arg_pair(FeCtx *c, CallArgs *a, int i, int def, int out[2]);
+/* padding="valid" (*mode 0), "same" (1) or [top, bottom, left, right]
+ * (2, the amounts in pads). */
+bool fe_arg_padding(FeCtx *c, CallArgs *a, int i, int *mode, int pads[4]);
 /* Axis list normalised against rank (axis=1, axis=[0, 1], axes=[..]). */
 bool fe_arg_axes(FeCtx *c, CallArgs *a, int i, const Node *x, int *axes, int *naxes);
 bool fe_norm_axis(FeCtx *c, const Expr *e, int64_t ax, const Node *x, int *out);

@@ -408,15 +408,14 @@ bool fe_same_pad(int64_t in, int64_t k, int stride, int *lo, int *hi)
     return true;
 }
 
-static const char *const padding_words[] = {"valid", "same", NULL};
-
-/* The pads of a window op on x; false after an error at e when 'same'
- * padding would not fit the pad attributes (a window far larger than x). */
+/* The pads of a window op on x (mode and pads from fe_arg_padding);
+ * false after an error at e when 'same' padding would not fit the pad
+ * attributes (a window far larger than x). */
 static bool set_padding(FeCtx *c, const Expr *e, Attrs *at, const Node *x, int64_t kh, int64_t kw,
-                        bool same)
+                        int mode, const int *pads)
 {
-    memset(at->pad, 0, sizeof at->pad);
-    if (!same || x->shape.rank != 4)
+    memcpy(at->pad, pads, sizeof at->pad);
+    if (mode != 1 || x->shape.rank != 4)
         return true;
     if (fe_same_pad(x->shape.d[1], kh, at->stride[0], &at->pad[0], &at->pad[1]) &&
         fe_same_pad(x->shape.d[2], kw, at->stride[1], &at->pad[2], &at->pad[3]))
@@ -451,18 +450,18 @@ static Val conv_primitive(FeCtx *c, const Expr *e)
     static const ParamSpec spec[] = {{"x", A_TENSOR, true},
                                      {"w|kernel", A_TENSOR, true},
                                      {"stride|strides", A_ANY, false},
-                                     {"padding", A_WORD, false}};
+                                     {"padding", A_ANY, false}};
     CallArgs a;
     Attrs at = ir_attrs();
-    int pad;
+    int pad, pads[4];
     if (!fe_bind_args(c, e, "conv2d", spec, 4, &a) || !fe_arg_pair(c, &a, 2, 1, at.stride) ||
-        !fe_arg_word(c, &a, 3, padding_words, 0, &pad))
+        !fe_arg_padding(c, &a, 3, &pad, pads))
         return fe_err_val();
     Node *in[2] = {fe_arg_tensor(c, &a, 0, DT_COUNT), fe_arg_tensor(c, &a, 1, DT_COUNT)};
     if (!in[0] || !in[1])
         return fe_err_val();
     if (in[1]->shape.rank == 4 &&
-        !set_padding(c, e, &at, in[0], in[1]->shape.d[0], in[1]->shape.d[1], pad == 1))
+        !set_padding(c, e, &at, in[0], in[1]->shape.d[0], in[1]->shape.d[1], pad, pads))
         return fe_err_val();
     return fe_tensor_val(fe_op(c, OP_CONV2D, in, 2, &at, e->loc));
 }
@@ -473,7 +472,7 @@ static const ParamSpec conv_spec[] = {
     {"filters", A_INT, true},
     {"kernel|kernel_size", A_ANY, true},
     {"stride|strides", A_ANY, false},
-    {"padding", A_WORD, false},
+    {"padding", A_ANY, false},
     {"activation", A_WORD, false},
     {"use_bias", A_BOOL, false},
     {"kernel_init|kernel_initializer", A_ANY, false},
@@ -488,7 +487,7 @@ static Val conv_layer(FeCtx *c, const Expr *e)
 {
     CallArgs a;
     int64_t filters;
-    int k[2], pad;
+    int k[2], pad, pads[4];
     Activation act;
     bool bias, trainable;
     Init ki, bi;
@@ -496,7 +495,7 @@ static Val conv_layer(FeCtx *c, const Expr *e)
     if (!fe_bind_args(c, e, "conv2d", conv_spec, ARRAY_LEN(conv_spec), &a) ||
         !fe_arg_int(c, &a, C_FILTERS, 0, 1, INT32_MAX, &filters) ||
         !fe_arg_pair(c, &a, C_KERNEL, 3, k) || !fe_arg_pair(c, &a, C_STRIDE, 1, at.stride) ||
-        !fe_arg_word(c, &a, C_PAD, padding_words, 0, &pad) ||
+        !fe_arg_padding(c, &a, C_PAD, &pad, pads) ||
         !fe_arg_activation(c, &a, C_ACT, &act) || !fe_arg_bool(c, &a, C_BIAS, true, &bias) ||
         !fe_arg_init(c, &a, C_KINIT, INIT_GLOROT_UNIFORM, &ki) ||
         !fe_arg_init(c, &a, C_BINIT, INIT_ZEROS, &bi) ||
@@ -509,7 +508,7 @@ static Val conv_layer(FeCtx *c, const Expr *e)
     int64_t kd[4] = {k[0], k[1], x->shape.d[3], filters};
     Node *w = layer_param(c, name, "kernel", x->dt, ir_shape(4, kd), ki, trainable, ROLE_WEIGHT,
                           e->loc);
-    if (!w || !fe_regularize(c, a.v[C_KREG], w, e->loc) || !set_padding(c, e, &at, x, k[0], k[1], pad == 1))
+    if (!w || !fe_regularize(c, a.v[C_KREG], w, e->loc) || !set_padding(c, e, &at, x, k[0], k[1], pad, pads))
         return fe_err_val();
     Node *in[2] = {x, w};
     Node *y = fe_op(c, OP_CONV2D, in, 2, &at, e->loc);
@@ -546,6 +545,7 @@ Val fe_layer_conv2d(FeCtx *c, const Expr *e)
 
 /* ---- conv1d, conv2d_transpose ---- */
 
+static const char *const padding_words[] = {"valid", "same", NULL}; /* conv2d_transpose: no list */
 static const char *const padding_words_1d[] = {"valid", "same", "causal", NULL};
 
 /* The reshape of x to shape s (d[] of rank r). */
@@ -673,13 +673,13 @@ Val fe_layer_pool(FeCtx *c, const Expr *e, Op op)
     static const ParamSpec spec[] = {{"x", A_TENSOR, true},
                                      {"pool|pool_size", A_ANY, false},
                                      {"stride|strides", A_ANY, false},
-                                     {"padding", A_WORD, false}};
+                                     {"padding", A_ANY, false}};
     const char *fn = op == OP_MAX_POOL2D ? "max_pool2d" : "avg_pool2d";
     CallArgs a;
     Attrs at = ir_attrs();
-    int pad;
+    int pad, pads[4];
     if (!fe_bind_args(c, e, fn, spec, 4, &a) || !fe_arg_pair(c, &a, 1, 2, at.window) ||
-        !fe_arg_word(c, &a, 3, padding_words, 0, &pad))
+        !fe_arg_padding(c, &a, 3, &pad, pads))
         return fe_err_val();
     if (!a.v[2]) {
         at.stride[0] = at.window[0];
@@ -690,7 +690,7 @@ Val fe_layer_pool(FeCtx *c, const Expr *e, Op op)
     Node *x = float_input(c, &a, fn, 4, 4);
     if (!x)
         return fe_err_val();
-    if (!set_padding(c, e, &at, x, at.window[0], at.window[1], pad == 1))
+    if (!set_padding(c, e, &at, x, at.window[0], at.window[1], pad, pads))
         return fe_err_val();
     return fe_tensor_val(fe_op(c, op, &x, 1, &at, e->loc));
 }

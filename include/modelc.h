@@ -288,6 +288,28 @@ double mc_telemetry_value(const mc_model *m, int i);
  * the two halves of the step, their times summed over the processes. */
 const char *mc_profile_report(mc_model *m);
 
+/* ---- ONNX (docs/onnx.md) ----
+ * mc_compile, mc_data_load and the inspection functions take a `.onnx`
+ * file like a model file: it is imported as below, its inputs and outputs
+ * keep their ONNX names, and mc_init_params gives its parameters the
+ * initializers' values. */
+
+/* Translate the ONNX model in `path` into model-language text: *mdl
+ * receives the text, and unless weights_out is NULL the initializers are
+ * written there (safetensors) under the text's parameter names, in its
+ * layouts (HWIO kernels, [in, out] dense kernels). False with *err a
+ * message naming the file (and the node and op) on an unsupported or
+ * malformed model. Free *mdl and *err with free(). */
+bool mc_onnx_import(const char *path, const char *weights_out, char **mdl, char **err);
+/* The ONNX operators the importer translates, one per line (free() it). */
+char *mc_onnx_ops(void);
+/* Write m's inference graph (its predict function, unfused) with m's
+ * current parameter values as an ONNX model of opset 13 to path. Inputs
+ * and outputs keep the model's names and layouts (NHWC images);
+ * convolutions and pooling run NCHW between transposes. False
+ * (mc_last_error) when the graph has an op without an ONNX form. */
+bool mc_export_onnx(mc_model *m, const char *path);
+
 #ifdef __cplusplus
 }
 #endif

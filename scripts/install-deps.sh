@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the Debian packages modelc needs, only those that are missing.
 set -e
-PKGS="llvm-19-dev llvm-19-tools libopenblas-dev check zlib1g-dev cmake pkg-config make gcc dataset-fashion-mnist libopenmpi-dev openmpi-bin"
+PKGS="llvm-19-dev llvm-19-tools libopenblas-dev check zlib1g-dev cmake pkg-config make gcc dataset-fashion-mnist libopenmpi-dev openmpi-bin protobuf-c-compiler libprotobuf-c-dev libonnx-dev python3-onnx libonnx-testdata"
 missing=""
 for p in $PKGS; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -26,7 +26,7 @@ static bool has_suffix(const char *s, const char *suf)
 static int parse(PredictArgs *a, int argc, char **argv, const char **file)
 {
     const CliOpt opts[] = {
-        {"weights", CLI_STR, &a->weights, "W.safetensors", "parameter values (required)", NULL},
+        {"weights", CLI_STR, &a->weights, "W.safetensors", "parameter values (required, except for .onnx models: their initializers)", NULL},
         {"inputs", CLI_STR, &a->inputs, "X",
          "the model's inputs (required): .safetensors, .npy, .csv, or any source --data of train takes", NULL},
         {"output", CLI_STR, &a->output, "Y", "where to write the outputs: .safetensors, .npy or .csv (also -o)", NULL},
@@ -48,7 +48,7 @@ static int parse(PredictArgs *a, int argc, char **argv, const char **file)
         return rc < 0 ? -1 : rc;
     *file = pos[0];
     free(pos);
-    if (!a->weights)
+    if (!a->weights && !has_suffix(*file, ".onnx"))
         return cli_usage_error("predict", "missing --weights W.safetensors");
     if (!a->inputs)
         return cli_usage_error("predict", "missing --inputs X.safetensors");
@@ -130,7 +130,7 @@ static bool fail(mc_model *m)
 
 static bool predict(mc_model *m, const char *file, const PredictArgs *a)
 {
-    if (!mc_init_params(m, 0) || !mc_load(m, a->weights, NULL, true))
+    if (!mc_init_params(m, 0) || (a->weights && !mc_load(m, a->weights, NULL, true)))
         return fail(m);
     mc_data_options o;
     mc_data_options_default(&o);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "api_internal.h"
+#include "frontend/onnx/onnx.h"
 #include "data.h"
 #include "backend/interp/interp.h"
 #include "backend/llvm/jit.h"
@@ -196,8 +197,9 @@ static mc_model *compile(mc_model *m, const char *path, const mc_options *o)
     rt_map_init(&m->params);
     rt_map_init(&m->batch);
     rt_map_init(&m->pred);
+    rt_map_init(&m->imported);
     double t0 = mc_now_ms();
-    m->src = fe_load_model(path, &m->run, &m->d);
+    m->src = fe_load_model_weights(path, &m->run, &m->imported, &m->d);
     timer_add(timer, "frontend", mc_now_ms() - t0);
     if (m->src) {
         Graph *g = m->src;
@@ -329,6 +331,7 @@ static void destroy(mc_model *m)
     xfree(m->pred_view);
     ir_graph_free(m->src);
     rt_map_free(&m->params);
+    rt_map_free(&m->imported);
     rt_map_free(&m->batch);
     rt_tensor_free(m->lr);
     xfree(m->tel_out);
@@ -370,6 +373,9 @@ static bool init_params(mc_model *m, uint64_t seed)
     bool ok = rt_init_params(mc_param_graph(m), &m->params, seed, true, &m->d) &&
               (!m->geval || rt_init_params(m->geval, &m->params, seed, false, &m->d)) &&
               rt_init_params(m->src, &m->params, seed, false, &m->d);
+    for (int i = 0; ok && i < m->imported.n; i++)
+        if (rt_map_get(&m->params, m->imported.names[i]))
+            rt_map_put(&m->params, m->imported.names[i], rt_tensor_clone(m->imported.t[i]));
     m->step = 0;
     return ok ? true : fail(m);
 }
@@ -942,6 +948,21 @@ bool mc_compiling(mc_model *m, FnKind fn, const Graph *g)
             ok = call;                                                                             \
         return mem_guard_pop(&g) ? ok : out_of_memory(m, &g);                                      \
     } while (0)
+
+static bool export_onnx(mc_model *m, const char *path)
+{
+    RecipeOpts o = ps_recipe_opts(FN_PREDICT);
+    o.fuse = false;
+    Graph *g = ps_recipe(m->src, &o, &m->d);
+    bool ok = g && fe_onnx_export(g, &m->params, path, &m->d);
+    ir_graph_free(g);
+    return ok ? true : fail(m);
+}
+
+bool mc_export_onnx(mc_model *m, const char *path)
+{
+    GUARDED(m, "exporting the model to ONNX", export_onnx(m, path));
+}
 
 bool mc_init_params(mc_model *m, uint64_t seed)
 {

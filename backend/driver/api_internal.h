@@ -34,6 +34,7 @@ struct mc_model {
     Graph *geval;  /* inference mode: loss, metrics, outputs */
     Graph *gpredict; /* inference mode: the output values (built on first mc_predict) */
     TensorMap params; /* weights, state and optimizer slots by name */
+    TensorMap imported; /* an ONNX model's initializers: its parameters' initial values */
     TensorMap batch;  /* staged inputs of the current batch */
     Tensor *lr;
     uint64_t seed;

@@ -1,0 +1,31 @@
+/* ONNX in and out: an ONNX model becomes model-language text plus its
+ * initializers as named tensors (import.c); a graph and its parameters
+ * become an ONNX inference model (export.c). The protobuf-c reader and
+ * writer generated from onnx.proto are seen by this room only. */
+#ifndef MODELC_ONNX_H
+#define MODELC_ONNX_H
+
+#include "ir/ir.h"
+#include "runtime/runtime.h"
+
+/* The result of an import. */
+typedef struct OnnxImport {
+    char *mdl;         /* model-language text (xmalloc'd) */
+    TensorMap weights; /* initializers under the text's parameter names, in its layouts */
+    int nrenamed;      /* inputs and outputs whose ONNX names are not identifiers */
+    char **mdl_name, **onnx_name;
+} OnnxImport;
+
+/* import.c: translate the ONNX model in buf (len bytes, read from path).
+ * Every problem (a malformed file, an unsupported op, attribute or opset)
+ * is an error naming path and, where one applies, the node and its op. */
+bool fe_onnx_import(const char *path, const unsigned char *buf, size_t len, OnnxImport *out, Diags *d);
+void fe_onnx_import_free(OnnxImport *im);
+/* The ops the importer translates, one per line (xmalloc'd). */
+char *fe_onnx_op_list(void);
+
+/* export.c: write the inference graph g (the predict recipe, unfused)
+ * with the parameter values in params as an ONNX model (opset 13). */
+bool fe_onnx_export(const Graph *g, const TensorMap *params, const char *path, Diags *d);
+
+#endif

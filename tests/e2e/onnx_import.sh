@@ -1,0 +1,81 @@
+#!/bin/bash
+# ONNX import: each fixture of tests/onnx (exported from PyTorch by
+# tests/onnx/gen_fixtures.py) predicts what PyTorch computed, read as
+# .onnx directly (inputs and outputs under their ONNX names, the
+# initializers as weights) on both backends, and through the written
+# .mdl and weights; check and ir take .onnx files; unsupported ops and
+# attributes, and damaged files, fail with exit 1 naming the file and
+# the node.
+set -euo pipefail
+: "${MODELC:?MODELC not set}"
+cd "$(dirname "$0")/../.."
+t=$(mktemp -d)
+trap 'rm -rf "$t"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+cmp() { python3 tests/e2e/jit_compare.py "$1" "$2" || fail "$3: outputs differ from PyTorch's"; }
+
+for m in mlp cnn resnet ops acts misc; do
+    f=tests/onnx/$m
+    for b in jit interp; do
+        "$MODELC" predict $f.onnx --backend $b --inputs $f.x.safetensors -o "$t/$m.$b.safetensors"
+        cmp $f.y.safetensors "$t/$m.$b.safetensors" "$m ($b)"
+    done
+    "$MODELC" import $f.onnx -o "$t/$m.mdl" --weights-out "$t/$m.w.safetensors"
+    "$MODELC" check "$t/$m.mdl" >/dev/null
+    "$MODELC" predict "$t/$m.mdl" --weights "$t/$m.w.safetensors" --inputs $f.x.safetensors -o "$t/$m.mdl.safetensors"
+    # outputs of the .mdl go by its identifiers: compare values by position
+    python3 - "$f.y.safetensors" "$t/$m.mdl.safetensors" <<'PY' || fail "$m (.mdl): outputs differ"
+import sys
+sys.path.insert(0, "tests/e2e")
+from jit_compare import read
+e, g = read(sys.argv[1]), read(sys.argv[2])
+assert len(e) == len(g), (sorted(e), sorted(g))
+for (ne, (de, se, ve)), (ng, (dg, sg, vg)) in zip(sorted(e.items()), sorted(g.items())):
+    assert se == sg, (ne, se, ng, sg)
+    scale = max(abs(v) for v in ve) or 1.0
+    assert max(abs(a - b) for a, b in zip(ve, vg)) <= 1e-4 * scale, ne
+PY
+    out=$("$MODELC" check $f.onnx)
+    [[ "$out" == "$f.onnx: ok ("* ]] || fail "check $m: $out"
+done
+
+# the generated text: layers, the NCHW input kept at the boundary
+"$MODELC" import tests/onnx/cnn.onnx -o "$t/cnn.mdl"
+grep -q '^input image: f32\[N, 2, 8, 8\]$' "$t/cnn.mdl" || fail "cnn: input declaration"
+grep -q '^t1 = transpose(image, \[0, 2, 3, 1\])$' "$t/cnn.mdl" || fail "cnn: NHWC transpose"
+grep -q 'conv2d(t1, 4, 3, padding="same", activation=relu, name="conv1")' "$t/cnn.mdl" || fail "cnn: conv1"
+grep -q 'batchnorm(conv1, momentum=0.9, epsilon=1e-05, name="bn1")' "$t/cnn.mdl" || fail "cnn: bn1"
+grep -q 'dense(t3, 5, name="fc")' "$t/cnn.mdl" || fail "cnn: fc"
+[ "$(grep -c transpose "$t/cnn.mdl")" = 1 ] || fail "cnn: the flatten should permute fc's rows, not transpose"
+"$MODELC" import tests/onnx/mlp.onnx -o - | grep -q '^input input_1: f32\[N, 6\]$' || fail "mlp: renamed input"
+# ir prints the ONNX names of inputs
+"$MODELC" ir tests/onnx/mlp.onnx | grep -q 'input "input.1"' || fail "ir: ONNX input name"
+"$MODELC" import --list-ops | grep -qx Conv || fail "--list-ops"
+
+# errors: exit 1, the file, the node and the op
+expect_err() { # want-substring command...
+    local want=$1; shift
+    set +e
+    out=$("$@" 2>&1)
+    rc=$?
+    set -e
+    [ $rc = 1 ] || fail "$*: exit $rc, expected 1: $out"
+    [[ "$out" == *"$want"* ]] || fail "$*: got '$out', expected '$want'"
+}
+expect_err "tests/onnx/unsupported.onnx: error: node '/Sin' (Sin): operator Sin is not supported" \
+    "$MODELC" import tests/onnx/unsupported.onnx -o "$t/u.mdl"
+expect_err "tests/onnx/grouped.onnx: error: node '/conv/Conv' (Conv): group = 2 is not supported (only 1)" \
+    "$MODELC" check tests/onnx/grouped.onnx
+head -c 700 tests/onnx/cnn.onnx >"$t/cut.onnx"
+expect_err "$t/cut.onnx: error: not a valid ONNX model" "$MODELC" predict "$t/cut.onnx" --inputs tests/onnx/cnn.x.safetensors -o "$t/y.safetensors"
+printf 'not a model' >"$t/text.onnx"
+expect_err "$t/text.onnx: error: not a valid ONNX model" "$MODELC" import "$t/text.onnx" -o "$t/x.mdl"
+expect_err "$t/missing.onnx: error: cannot read file" "$MODELC" import "$t/missing.onnx" -o "$t/x.mdl"
+
+# usage errors: exit 2
+set +e
+"$MODELC" import tests/onnx/mlp.onnx >/dev/null 2>&1; rc1=$?
+"$MODELC" import -o "$t/x.mdl" >/dev/null 2>&1; rc2=$?
+set -e
+[ $rc1 = 2 ] && [ $rc2 = 2 ] || fail "usage errors exit $rc1 $rc2, expected 2"
+echo ok

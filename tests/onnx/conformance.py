@@ -1,0 +1,141 @@
+"""ONNX's node tests (Debian's libonnx-testdata) through modelc.
+
+    conformance.py MODELC DATA_DIR EXPECTED_PASSING [--update]
+
+A node test is applicable when every operator of its graph is one that
+`modelc import --list-ops` prints. Each applicable test's inputs
+(test_data_set_0/input_*.pb) run through `modelc predict model.onnx` on
+the JIT and on the interpreter, and each output is compared with
+output_*.pb under ONNX's backend-test tolerances (rtol 1e-3, atol 1e-7).
+Prints passed / applicable / total and every applicable test that fails
+with its reason. Exit status 1 when a test listed in EXPECTED_PASSING (one
+name per line) no longer passes; --update rewrites that list instead.
+"""
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+RTOL, ATOL = 1e-3, 1e-7
+
+
+def write_safetensors(path, tensors):
+    header, blobs, off = {}, [], 0
+    for name, arr in tensors.items():
+        b = np.ascontiguousarray(arr, dtype=np.float32).tobytes()
+        header[name] = {"dtype": "F32", "shape": list(arr.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        blob = f.read()
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + n])
+    header.pop("__metadata__", None)
+    out = {}
+    for name, info in header.items():
+        dt = {"F32": np.float32, "F64": np.float64, "I32": np.int32}[info["dtype"]]
+        b, e = info["data_offsets"]
+        out[name] = np.frombuffer(blob[8 + n + b:8 + n + e], dtype=dt).reshape(info["shape"])
+    return out
+
+
+def load_pb(path):
+    t = onnx.TensorProto()
+    with open(path, "rb") as f:
+        t.ParseFromString(f.read())
+    return t.name, numpy_helper.to_array(t)
+
+
+def run_test(modelc, d, tmp):
+    """None when the test passes, otherwise the reason."""
+    model = onnx.load(os.path.join(d, "model.onnx"))
+    inits = {t.name for t in model.graph.initializer}
+    ins = [i.name for i in model.graph.input if i.name not in inits]
+    outs = [o.name for o in model.graph.output]
+    ds = os.path.join(d, "test_data_set_0")
+    xs, ys = {}, {}
+    for k, name in enumerate(ins):
+        _, a = load_pb(os.path.join(ds, "input_%d.pb" % k))
+        if a.dtype != np.float32:
+            return "input %s is %s" % (name, a.dtype)
+        xs[name] = a
+    for k, name in enumerate(outs):
+        _, a = load_pb(os.path.join(ds, "output_%d.pb" % k))
+        ys[name] = a
+    xp, yp = os.path.join(tmp, "x.safetensors"), os.path.join(tmp, "y.safetensors")
+    write_safetensors(xp, xs)
+    for backend in ("jit", "interp"):
+        if os.path.exists(yp):
+            os.remove(yp)
+        r = subprocess.run([modelc, "predict", os.path.join(d, "model.onnx"), "--inputs", xp, "-o", yp,
+                            "--backend", backend, "--threads", "1"], capture_output=True, text=True)
+        if r.returncode != 0:
+            msg = (r.stderr or r.stdout).strip().splitlines()
+            return msg[0] if msg else "exit %d" % r.returncode
+        got = read_safetensors(yp)
+        for name, want in ys.items():
+            if name not in got:
+                return "no output %s" % name
+            g = got[name]
+            if want.dtype == np.bool_:
+                want = want.astype(np.float32)
+            if tuple(g.shape) != tuple(want.shape):
+                return "%s: output %s is %s, expected %s" % (backend, name, list(g.shape), list(want.shape))
+            if not np.allclose(g.astype(np.float64), want.astype(np.float64), rtol=RTOL, atol=ATOL,
+                               equal_nan=True):
+                err = np.max(np.abs(g.astype(np.float64) - want.astype(np.float64)))
+                return "%s: output %s differs (max abs error %.3g)" % (backend, name, err)
+    return None
+
+
+def main():
+    modelc, data, expected_path = sys.argv[1], sys.argv[2], sys.argv[3]
+    update = "--update" in sys.argv[4:]
+    supported = set(subprocess.run([modelc, "import", "--list-ops"], capture_output=True, text=True,
+                                   check=True).stdout.split())
+    tests = sorted(t for t in os.listdir(data) if os.path.exists(os.path.join(data, t, "model.onnx")))
+    passed, failed, applicable = [], [], 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for t in tests:
+            d = os.path.join(data, t)
+            model = onnx.load(os.path.join(d, "model.onnx"))
+            ops = {n.op_type for n in model.graph.node}
+            if not ops or not ops <= supported or any(n.domain not in ("", "ai.onnx") for n in model.graph.node):
+                continue
+            applicable += 1
+            try:
+                why = run_test(modelc, d, tmp)
+            except Exception as e:  # inputs that are sequences or optionals, not tensors
+                why = "the test data cannot be read as tensors (%s)" % type(e).__name__
+            (passed if why is None else failed).append((t, why))
+    print("ONNX node tests: %d passed / %d applicable / %d total" % (len(passed), applicable, len(tests)))
+    for t, why in failed:
+        print("  FAIL %s: %s" % (t, why))
+    names = [t for t, _ in passed]
+    if update:
+        with open(expected_path, "w") as f:
+            f.write("".join(n + "\n" for n in names))
+        return 0
+    with open(expected_path) as f:
+        expected = [l.strip() for l in f if l.strip()]
+    lost = sorted(set(expected) - set(names))
+    for t in lost:
+        print("REGRESSION: %s passed before" % t)
+    return 1 if lost else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
