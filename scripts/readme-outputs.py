@@ -41,7 +41,8 @@ thrown away), with `modelc` on PATH being $MODELC (default build/modelc) and
 a temporary XDG_CACHE_HOME. What legitimately varies between runs is masked
 before comparing, in the shown text and in the new output alike: durations
 (`12.4s`, `124.2ms/step`, `261 ms`), and paths under /tmp. With --update a
-block whose masked text is unchanged keeps its old text.
+line whose masked text is unchanged keeps its old text. Trailing blanks of
+output lines are dropped.
 
 Exit status: 0 when every checked block matches (or was rewritten), 1 on
 drift (a diff naming the file and line of each drifted block) or when a
@@ -246,7 +247,7 @@ def run_block(block, modelc):
                 continue
             p = subprocess.run(["bash", "-c", "set -o pipefail\n" + c.text], cwd=work, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-            got = p.stdout.decode("utf-8", "replace").rstrip("\n")
+            got = "\n".join(x.rstrip() for x in p.stdout.decode("utf-8", "replace").rstrip("\n").split("\n"))
             if p.returncode != c.status:
                 raise RuntimeError("%s:%d: `%s` exited with %d (expected %d):\n%s" %
                                    (block.path, c.line, c.text, p.returncode, c.status, got))
@@ -288,6 +289,17 @@ def masked(lines, block):
             ln = m.sub("<masked>", ln)
         res.append(ln)
     return res
+
+
+def keep_masked_equal(old, new, block):
+    """The new lines, with those equal to an old line but for masked parts
+    kept as they were (no churn from timings)."""
+    out = list(new)
+    sm = difflib.SequenceMatcher(None, masked(old, block), masked(new, block), autojunk=False)
+    for tag, i1, i2, j1, j2 in sm.get_opcodes():
+        if tag == "equal":
+            out[j1:j2] = old[i1:i2]
+    return out
 
 
 def main():
@@ -347,7 +359,7 @@ def main():
                         [x + "\n" for x in old], [x + "\n" for x in new],
                         "%s:%d (shown)" % (rel, b.start + 1), "current build"))
             elif not same:
-                text[b.start:b.end] = new
+                text[b.start:b.end] = keep_masked_equal(old, new, b)
                 changed = True
                 updated += 1
         if a.list:
