@@ -14,6 +14,7 @@ when rendered) that says how to make it:
     ...the generated text...
     ```
 
+A marker and its block may be indented alike (a block inside a list item).
 The first line is `<!-- output checked` (the output depends only on the
 build: IR text, check, params, diagnostics, anything that runs on the
 interpreter; --check compares it) or `<!-- output cpu` (runs JIT code, whose
@@ -26,8 +27,8 @@ results depend on the host CPU: --update regenerates it, --check skips it);
     run: CMD       run CMD; the block shows its output only
     setup: CMD     run CMD; nothing shown (files for the next commands)
     lines: SPEC    keep these lines of the last command's output: N, N-M,
-                   N- (to the end), `end`, `end-K`; "..." marks what is left
-                   out
+                   N- (to the end), `end`, `end-K`; a line "..." stands for
+                   the lines left out before or between them
     note: RE => T  append T to the first kept line matching the regex RE (the
                    notes of one command's output aligned in one column)
     status: N      the last command's expected exit status (default 0)
@@ -91,6 +92,7 @@ class Block:
         self.masks = []
         self.start = None               # index of the first content line
         self.end = None                 # index of the closing fence
+        self.indent = ""                # of the marker and fence (in a list)
 
     def where(self):
         return "%s:%d" % (os.path.relpath(self.path, ROOT), self.marker_line)
@@ -184,8 +186,6 @@ def select_lines(lines, spec):
             out.append("...")
         out.append(lines[k - 1])
         prev = k
-    if prev != n:
-        out.append("...")
     return out
 
 
@@ -195,22 +195,24 @@ def find_blocks(path):
     blocks = []
     i = 0
     while i < len(text):
-        if not text[i].startswith("<!-- output"):
+        if not text[i].lstrip().startswith("<!-- output"):
             i += 1
             continue
         b = Block(path, i + 1)
-        body = [text[i][len("<!-- "):]]
+        b.indent = text[i][:len(text[i]) - len(text[i].lstrip())]
+        body = [text[i].strip()[len("<!-- "):]]
         j = i + 1
         while j < len(text) and text[j].strip() != "-->":
-            body.append(text[j])
+            body.append(text[j][len(b.indent):] if text[j].startswith(b.indent) else text[j])
             j += 1
         if j == len(text):
             raise MarkerError("%s: marker not closed by a line `-->`" % b.where())
         parse_marker(b, body, i + 1)
-        if j + 1 >= len(text) or not text[j + 1].startswith("```"):
+        fence = b.indent + "```"
+        if j + 1 >= len(text) or not text[j + 1].startswith(fence):
             raise MarkerError("%s: the marker must be followed by a fenced block" % b.where())
         k = j + 2
-        while k < len(text) and not text[k].startswith("```"):
+        while k < len(text) and not text[k].startswith(fence):
             k += 1
         if k == len(text):
             raise MarkerError("%s: fenced block not closed" % b.where())
@@ -218,6 +220,14 @@ def find_blocks(path):
         blocks.append(b)
         i = k + 1
     return text, blocks
+
+
+def unindent(lines, indent):
+    return [x[len(indent):] if x.startswith(indent) else x.lstrip() for x in lines]
+
+
+def indent_lines(lines, indent):
+    return [indent + x if x else x for x in lines]
 
 
 def make_workdir(modelc):
@@ -291,6 +301,24 @@ def masked(lines, block):
     return res
 
 
+def report_drift(path, block, old, new):
+    """file:line of the first drifted line, then a unified diff whose
+    line numbers on the shown side are the file's."""
+    rel = os.path.relpath(path, ROOT)
+    if rel.startswith(".."):
+        rel = path
+    sm = difflib.SequenceMatcher(None, masked(old, block), masked(new, block), autojunk=False)
+    first = next(i1 for tag, i1, _, _, _ in sm.get_opcodes() if tag != "equal")
+    print("%s:%d: shown output differs from the current build (%s):" %
+          (rel, block.start + 1 + first, block.summary()))
+    for ln in difflib.unified_diff([x + "\n" for x in old], [x + "\n" for x in new],
+                                   "%s (shown)" % rel, "current build"):
+        m = re.match(r"@@ -(\d+)(.*)$", ln)
+        if m:
+            ln = "@@ -%d%s\n" % (int(m.group(1)) + block.start, m.group(2))
+        sys.stdout.write(ln)
+
+
 def keep_masked_equal(old, new, block):
     """The new lines, with those equal to an old line but for masked parts
     kept as they were (no churn from timings)."""
@@ -346,20 +374,15 @@ def main():
                 print("readme-outputs: %s" % e, file=sys.stderr)
                 failed += 1
                 continue
-            old = text[b.start:b.end]
+            old = unindent(text[b.start:b.end], b.indent)
             same = masked(old, b) == masked(new, b)
             if a.check:
                 checked += 1
                 if not same:
                     drift += 1
-                    rel = os.path.relpath(path, ROOT)
-                    print("%s:%d: shown output differs from the current build (%s):" %
-                          (rel, b.start + 1, b.summary()))
-                    sys.stdout.writelines(difflib.unified_diff(
-                        [x + "\n" for x in old], [x + "\n" for x in new],
-                        "%s:%d (shown)" % (rel, b.start + 1), "current build"))
+                    report_drift(path, b, old, new)
             elif not same:
-                text[b.start:b.end] = keep_masked_equal(old, new, b)
+                text[b.start:b.end] = indent_lines(keep_masked_equal(old, new, b), b.indent)
                 changed = True
                 updated += 1
         if a.list:
