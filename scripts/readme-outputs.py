@@ -39,7 +39,7 @@ Commands run in bash, stdout and stderr into one stream, in a fresh
 temporary directory holding links to the repository's top-level entries (so
 `examples/...` prints as in the repository and files the commands write are
 thrown away), with `modelc` on PATH being $MODELC (default build/modelc) and
-a temporary XDG_CACHE_HOME. What legitimately varies between runs is masked
+a temporary XDG_CACHE_HOME (MODELC_CONV_ISA unset). What legitimately varies between runs is masked
 before comparing, in the shown text and in the new output alike: durations
 (`12.4s`, `124.2ms/step`, `261 ms`), and paths under /tmp. With --update a
 line whose masked text is unchanged keeps its old text. Trailing blanks of

@@ -37,6 +37,8 @@ sed -i 's/loss: 0.5$/loss: 0.6/' "$tmp/mask.md"
 rc=0
 python3 scripts/readme-outputs.py --check "$tmp/mask.md" > "$tmp/out" 2>&1 || rc=$?
 [ $rc -eq 1 ] || fail "a changed loss: expected exit 1, got $rc"
+sed -i 's/^-->$/mask: loss: [0-9.]+\n-->/' "$tmp/mask.md"
+python3 scripts/readme-outputs.py --check "$tmp/mask.md" || fail "a block's own mask: loss still compared"
 
 # --update rewrites the block; a marker it cannot read is exit 2.
 python3 scripts/readme-outputs.py --update --match "modelc check examples/s0_reparam" "$tmp/README.md" > /dev/null
