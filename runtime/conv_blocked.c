@@ -71,28 +71,6 @@ typedef struct ConvIsa {
 #define V_LOADN(p, n) ((void)(n), *(p))
 #define V_STOREN(p, v, n) ((void)(n), *(p) = (v))
 #include "conv_isa.inc"
-#undef ISA
-#undef TARGET
-#undef VL
-#undef VEC
-#undef NVMAX
-#undef PB1
-#undef PB2
-#undef V_ZERO
-#undef V_LOAD
-#undef V_BCAST
-#undef V_FMA
-#undef V_MUL
-#undef V_ADD
-#undef V_HSUM
-#undef FEWPB
-#undef CV1
-#undef CV2
-#undef CV3
-#undef CV4
-#undef V_STORE
-#undef V_LOADN
-#undef V_STOREN
 
 #if defined(__x86_64__)
 /* ---- SSE2, every x86-64 ---- */
@@ -140,28 +118,6 @@ static inline float sse_hsum(__m128 v)
 #define V_LOADN(p, n) sse_loadn(p, n)
 #define V_STOREN(p, v, n) sse_storen(p, v, n)
 #include "conv_isa.inc"
-#undef ISA
-#undef TARGET
-#undef VL
-#undef VEC
-#undef NVMAX
-#undef PB1
-#undef PB2
-#undef V_ZERO
-#undef V_LOAD
-#undef V_BCAST
-#undef V_FMA
-#undef V_MUL
-#undef V_ADD
-#undef V_HSUM
-#undef FEWPB
-#undef CV1
-#undef CV2
-#undef CV3
-#undef CV4
-#undef V_STORE
-#undef V_LOADN
-#undef V_STOREN
 
 /* ---- AVX2 + FMA: 16 registers of 8 floats ---- */
 __attribute__((target("avx2,fma"))) static inline __m256i avx2_mask(int n)
@@ -200,28 +156,6 @@ __attribute__((target("avx2,fma"))) static inline float avx2_hsum(__m256 v)
 #define V_LOADN(p, n) _mm256_maskload_ps(p, avx2_mask(n))
 #define V_STOREN(p, v, n) _mm256_maskstore_ps(p, avx2_mask(n), v)
 #include "conv_isa.inc"
-#undef ISA
-#undef TARGET
-#undef VL
-#undef VEC
-#undef NVMAX
-#undef PB1
-#undef PB2
-#undef V_ZERO
-#undef V_LOAD
-#undef V_BCAST
-#undef V_FMA
-#undef V_MUL
-#undef V_ADD
-#undef V_HSUM
-#undef FEWPB
-#undef CV1
-#undef CV2
-#undef CV3
-#undef CV4
-#undef V_STORE
-#undef V_LOADN
-#undef V_STOREN
 
 /* ---- AVX-512: 32 registers of 16 floats, masked tails ---- */
 #define ISA avx512
@@ -249,30 +183,6 @@ __attribute__((target("avx2,fma"))) static inline float avx2_hsum(__m256 v)
 #define V_LOADN(p, n) _mm512_maskz_loadu_ps((__mmask16)((1u << (n)) - 1u), p)
 #define V_STOREN(p, v, n) _mm512_mask_storeu_ps(p, (__mmask16)((1u << (n)) - 1u), v)
 #include "conv_isa.inc"
-#undef ISA
-#undef TARGET
-#undef VL
-#undef VEC
-#undef NVMAX
-#undef PB1
-#undef PB2
-#undef PB3
-#undef PB4
-#undef V_ZERO
-#undef V_LOAD
-#undef V_BCAST
-#undef V_FMA
-#undef V_MUL
-#undef V_ADD
-#undef V_HSUM
-#undef FEWPB
-#undef CV1
-#undef CV2
-#undef CV3
-#undef CV4
-#undef V_STORE
-#undef V_LOADN
-#undef V_STOREN
 #endif
 
 /* The best instruction set this CPU has, or the one MODELC_CONV_ISA
@@ -384,7 +294,9 @@ static void pack(const RtConvGeom *g, const float *k, bool flipped, Blocks b, fl
                 }
 }
 
-typedef struct FwdJob {
+typedef struct FwdJob FwdJob;
+struct FwdJob {
+    void (*row)(const FwdJob *j, const float *x, float *y, int64_t oy);
     const ConvIsa *I;
     RtConvGeom g; /* the convolution computed (for an input gradient, the flipped one) */
     const float *x, *kp;
@@ -392,7 +304,7 @@ typedef struct FwdJob {
     float alpha;
     Blocks b;
     int64_t rows, groups;
-} FwdJob;
+};
 
 static void fwd_row(const FwdJob *j, const float *x, float *y, int64_t oy)
 {
@@ -428,6 +340,8 @@ static void fwd_row(const FwdJob *j, const float *x, float *y, int64_t oy)
     }
 }
 
+/* Task t: rows [r0, r1) of image n, one row at a time (fwd_row or, for
+ * few outputs, few_row). */
 static void fwd_task(void *arg, int64_t t)
 {
     const FwdJob *j = arg;
@@ -436,7 +350,17 @@ static void fwd_task(void *arg, int64_t t)
     const float *x = j->x + n * g->h * g->w * g->c;
     float *y = j->y + n * g->oh * g->ow * g->o;
     for (int64_t oy = r0; oy < r1; oy++)
-        fwd_row(j, x, y, oy);
+        j->row(j, x, y, oy);
+}
+
+/* Output rows in groups, so every thread gets several tasks even for
+ * one image (the split does not change any output element). */
+static void row_groups(const RtCtx *ctx, FwdJob *j)
+{
+    int64_t threads = rt_pool_threads(ctx->pool), oh = j->g.oh;
+    j->groups = clamp((4 * threads + j->g.n - 1) / j->g.n, 1, oh);
+    j->rows = (oh + j->groups - 1) / j->groups;
+    j->groups = (oh + j->rows - 1) / j->rows;
 }
 
 /* y = alpha conv(x, kp) for geometry g, kp packed in blocks b */
@@ -445,13 +369,8 @@ static void run_fwd(const RtCtx *ctx, const ConvIsa *I, const RtConvGeom *g, con
 {
     if (g->n <= 0 || g->oh <= 0 || g->ow <= 0 || g->o <= 0)
         return;
-    FwdJob j = {I, *g, x, kp, y, alpha, b, 1, 1};
-    int64_t threads = rt_pool_threads(ctx->pool);
-    /* rows in groups so every thread gets several tasks even for one image */
-    int64_t want = (4 * threads + g->n - 1) / g->n;
-    j.groups = clamp(want, 1, g->oh);
-    j.rows = (g->oh + j.groups - 1) / j.groups;
-    j.groups = (g->oh + j.rows - 1) / j.rows;
+    FwdJob j = {fwd_row, I, *g, x, kp, y, alpha, b, 1, 1};
+    row_groups(ctx, &j);
     rt_parallel(ctx, g->n * j.groups, fwd_task, &j);
 }
 
@@ -481,6 +400,27 @@ void rt_conv_blocked_grad_input(const RtCtx *ctx, const RtConvGeom *g, const flo
 
 #define GK_BAND 128
 
+/* The output pixels of image n whose tap (ky, kx) lies inside the image,
+ * within the band of rows [r0, r1): rows [y0, y1), columns [x0, x1);
+ * first when they start the tile's sum. False when the band has nothing
+ * to do (a tile with no pixels at all is still zeroed once, by r0 = 0). */
+typedef struct TapBand {
+    int64_t y0, y1, x0, x1;
+    bool first;
+} TapBand;
+
+static bool tap_band(const RtConvGeom *g, int64_t ky, int64_t kx, int64_t n, int64_t r0, int64_t r1, TapBand *t)
+{
+    int64_t oy0 = clamp(cdiv(g->pt - ky, g->sh), 0, g->oh);
+    int64_t oy1 = clamp(fdiv(g->h - 1 + g->pt - ky, g->sh) + 1, oy0, g->oh);
+    t->x0 = clamp(cdiv(g->pl - kx, g->sw), 0, g->ow);
+    t->x1 = clamp(fdiv(g->w - 1 + g->pl - kx, g->sw) + 1, t->x0, g->ow);
+    t->y0 = clamp(r0, oy0, oy1);
+    t->y1 = clamp(r1, t->y0, oy1);
+    t->first = n == 0 && t->y0 == oy0;
+    return t->y0 < t->y1 || (t->first && r0 == 0);
+}
+
 typedef struct GkJob GkJob;
 struct GkJob {
     void (*tile)(const GkJob *j, int64_t t, int64_t n, int64_t r0, int64_t r1);
@@ -504,16 +444,9 @@ static void gk_tile_at(const GkJob *j, int64_t t, int64_t n, int64_t r0, int64_t
     int64_t o0 = bi * j->b.obw, width = g->o - o0 < j->b.obw ? g->o - o0 : j->b.obw;
     int nvb = (int)((width + j->I->vl - 1) / j->I->vl), last = (int)(width - (int64_t)(nvb - 1) * j->I->vl);
     const int *size = j->I->size[nvb - 1];
-    /* output pixels whose tap lies inside the image, within the band of
-     * rows [r0, r1) */
-    int64_t oy0 = clamp(cdiv(g->pt - ky, g->sh), 0, g->oh);
-    int64_t oy1 = clamp(fdiv(g->h - 1 + g->pt - ky, g->sh) + 1, oy0, g->oh);
-    int64_t ox0 = clamp(cdiv(g->pl - kx, g->sw), 0, g->ow);
-    int64_t ox1 = clamp(fdiv(g->w - 1 + g->pl - kx, g->sw) + 1, ox0, g->ow);
-    int64_t y0 = clamp(r0, oy0, oy1), y1 = clamp(r1, y0, oy1);
-    bool first = n == 0 && y0 == oy0;
-    if (y0 == y1 && !(first && r0 == 0))
-        return; /* nothing here; a tile with no pixels at all is zeroed once */
+    TapBand tb;
+    if (!tap_band(g, ky, kx, n, r0, r1, &tb))
+        return;
     const float *x = j->x + n * g->h * g->w * g->c;
     const float *dy = j->dy + n * g->oh * g->ow * g->o + o0;
     float *dk = j->dk + (ky * g->kw + kx) * g->c * g->o + o0;
@@ -522,8 +455,8 @@ static void gk_tile_at(const GkJob *j, int64_t t, int64_t n, int64_t r0, int64_t
         int s = 0;
         while (s < NSIZES - 1 && ci + size[s] > c1)
             s++;
-        j->I->gk[nvb - 1][s](x, xo + ci, g->sw * g->c, g->sh * g->w * g->c, dy, g->o, g->ow, y0, y1, ox0, ox1,
-                             dk + ci * g->o, first, last);
+        j->I->gk[nvb - 1][s](x, xo + ci, g->sw * g->c, g->sh * g->w * g->c, dy, g->o, g->ow, tb.y0, tb.y1, tb.x0,
+                             tb.x1, dk + ci * g->o, tb.first, last);
         ci += size[s];
     }
 }
@@ -590,17 +523,6 @@ static void few_row(const FwdJob *j, const float *x, float *y, int64_t oy)
     }
 }
 
-static void few_task(void *arg, int64_t t)
-{
-    const FwdJob *j = arg;
-    const RtConvGeom *g = &j->g;
-    int64_t n = t / j->groups, r0 = t % j->groups * j->rows, r1 = r0 + j->rows < g->oh ? r0 + j->rows : g->oh;
-    const float *x = j->x + n * g->h * g->w * g->c;
-    float *y = j->y + n * g->oh * g->ow * g->o;
-    for (int64_t oy = r0; oy < r1; oy++)
-        few_row(j, x, y, oy);
-}
-
 void rt_conv_blocked_few(const RtCtx *ctx, const RtConvGeom *g, const float *x, const float *k, float *y,
                          float *scratch, float alpha)
 {
@@ -612,13 +534,9 @@ void rt_conv_blocked_few(const RtCtx *ctx, const RtConvGeom *g, const float *x, 
         for (int64_t t = 0; t < taps; t++)
             for (int64_t ci = 0; ci < g->c; ci++)
                 scratch[(co * taps + t) * g->c + ci] = k[(t * g->c + ci) * g->o + co];
-    FwdJob j = {isa(), *g, x, scratch, y, alpha, {0, 0, 0}, 1, 1};
-    int64_t threads = rt_pool_threads(ctx->pool);
-    int64_t want = (4 * threads + g->n - 1) / g->n;
-    j.groups = clamp(want, 1, g->oh);
-    j.rows = (g->oh + j.groups - 1) / j.groups;
-    j.groups = (g->oh + j.rows - 1) / j.rows;
-    rt_parallel(ctx, g->n * j.groups, few_task, &j);
+    FwdJob j = {few_row, isa(), *g, x, scratch, y, alpha, {0, 0, 0}, 1, 1};
+    row_groups(ctx, &j);
+    rt_parallel(ctx, g->n * j.groups, fwd_task, &j);
 }
 
 /* Tile t: tap (ky, kx) and a chunk of the input channels: a full chunk of
@@ -631,20 +549,15 @@ static void gkc_tile_at(const GkJob *j, int64_t t, int64_t n, int64_t r0, int64_
     bool full = ch < j->nfull;
     int64_t ci0 = full ? ch * j->chunk : j->nfull * j->chunk + (ch - j->nfull) * vl;
     int lanes = full ? (int)vl : (int)(g->c - ci0 < vl ? g->c - ci0 : vl);
-    int64_t oy0 = clamp(cdiv(g->pt - ky, g->sh), 0, g->oh);
-    int64_t oy1 = clamp(fdiv(g->h - 1 + g->pt - ky, g->sh) + 1, oy0, g->oh);
-    int64_t ox0 = clamp(cdiv(g->pl - kx, g->sw), 0, g->ow);
-    int64_t ox1 = clamp(fdiv(g->w - 1 + g->pl - kx, g->sw) + 1, ox0, g->ow);
-    int64_t y0 = clamp(r0, oy0, oy1), y1 = clamp(r1, y0, oy1);
-    bool first = n == 0 && y0 == oy0;
-    if (y0 == y1 && !(first && r0 == 0))
+    TapBand tb;
+    if (!tap_band(g, ky, kx, n, r0, r1, &tb))
         return;
     const float *x = j->x + n * g->h * g->w * g->c;
     const float *dy = j->dy + n * g->oh * g->ow * g->o;
     float *dk = j->dk + ((ky * g->kw + kx) * g->c + ci0) * g->o;
     int64_t xo = ((ky - g->pt) * g->w + (kx - g->pl)) * g->c + ci0;
-    j->I->gkc[g->o - 1][full ? 0 : 1](x, xo, g->sw * g->c, g->sh * g->w * g->c, dy, g->ow, y0, y1, ox0, ox1, dk,
-                                       first, lanes);
+    j->I->gkc[g->o - 1][full ? 0 : 1](x, xo, g->sw * g->c, g->sh * g->w * g->c, dy, g->ow, tb.y0, tb.y1, tb.x0,
+                                       tb.x1, dk, tb.first, lanes);
 }
 
 void rt_conv_blocked_few_grad_kernel(const RtCtx *ctx, const RtConvGeom *g, const float *x, const float *dy,
