@@ -278,7 +278,7 @@ static void explain(mc_watch *t, double lr)
  * own gradients were not finite). */
 static void report_nonfinite(const mc_watch *t, int epoch, int64_t bi, const char *bad_grad, const char *bad)
 {
-    char ranks[160] = "", where[200] = "";
+    char ranks[160] = "", where[240] = "";
     mc_dist_bad_ranks(t->m, 2, ranks, sizeof ranks);
     if (mc_dist_size(t->m) > 1)
         snprintf(where, sizeof where, " (summed over %d processes; not finite on rank %s)", mc_dist_size(t->m),
