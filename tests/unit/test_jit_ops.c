@@ -444,6 +444,19 @@ static Node *grad_input(T *t, Attrs a, Shape x, Shape dy, Shape k)
     return OP2(t, OP_CONV2D_GRAD_INPUT, P(t, "dy", dy, V_UNIF, -1, 1), P(t, "k", k, V_UNIF, -1, 1), &a);
 }
 
+/* A convolution of x by a kernel of shape k, and the kernel gradient of
+ * one from x and dy, with the window attributes a. */
+static Node *conv(T *t, Attrs a, Shape x, Shape k)
+{
+    return OP2(t, OP_CONV2D, P(t, "x", x, V_UNIF, -1, 1), P(t, "k", k, V_UNIF, -1, 1), &a);
+}
+
+static Node *grad_kernel(T *t, Attrs a, Shape x, Shape dy, Shape k)
+{
+    a.shape = k;
+    return OP2(t, OP_CONV2D_GRAD_KERNEL, P(t, "x", x, V_UNIF, -1, 1), P(t, "dy", dy, V_UNIF, -1, 1), &a);
+}
+
 static Node *c_conv_grad_input_s1(T *t)
 {
     return grad_input(t, win(1, 1, 1, 1, 1, 1, 1, 1), S(4, NB, 5, 6, 8), S(4, NB, 5, 6, 9), S(4, 3, 3, 8, 9));
@@ -480,23 +493,17 @@ static Node *c_conv_widepad(T *t)
  * block of four vectors and a narrower last one, stride 2, 'valid'. */
 static Node *c_conv_blocked_same(T *t)
 {
-    Attrs a = win(1, 1, 1, 1, 1, 1, 1, 1);
-    return OP2(t, OP_CONV2D, P(t, "x", S(4, NB, 5, 17, 19), V_UNIF, -1, 1),
-               P(t, "k", S(4, 3, 3, 19, 70), V_UNIF, -1, 1), &a);
+    return conv(t, win(1, 1, 1, 1, 1, 1, 1, 1), S(4, NB, 5, 17, 19), S(4, 3, 3, 19, 70));
 }
 
 static Node *c_conv_blocked_s2(T *t)
 {
-    Attrs a = win(1, 1, 2, 2, 1, 1, 0, 1);
-    return OP2(t, OP_CONV2D, P(t, "x", S(4, NB, 11, 16, 12), V_UNIF, -1, 1),
-               P(t, "k", S(4, 3, 3, 12, 33), V_UNIF, -1, 1), &a);
+    return conv(t, win(1, 1, 2, 2, 1, 1, 0, 1), S(4, NB, 11, 16, 12), S(4, 3, 3, 12, 33));
 }
 
 static Node *c_conv_blocked_valid(T *t)
 {
-    Attrs a = win(1, 1, 1, 1, 0, 0, 0, 0);
-    return OP2(t, OP_CONV2D, P(t, "x", S(4, NB, 6, 23, 5), V_UNIF, -1, 1),
-               P(t, "k", S(4, 2, 3, 5, 9), V_UNIF, -1, 1), &a);
+    return conv(t, win(1, 1, 1, 1, 0, 0, 0, 0), S(4, NB, 6, 23, 5), S(4, 2, 3, 5, 9));
 }
 
 static Node *c_conv_blocked_grad_input(T *t)
@@ -513,18 +520,12 @@ static Node *c_conv_blocked_grad_input_valid(T *t)
 
 static Node *c_conv_blocked_grad_kernel(T *t)
 {
-    Attrs a = win(1, 1, 1, 1, 1, 1, 1, 1);
-    a.shape = S(4, 3, 3, 19, 70);
-    return OP2(t, OP_CONV2D_GRAD_KERNEL, P(t, "x", S(4, NB, 5, 17, 19), V_UNIF, -1, 1),
-               P(t, "dy", S(4, NB, 5, 17, 70), V_UNIF, -1, 1), &a);
+    return grad_kernel(t, win(1, 1, 1, 1, 1, 1, 1, 1), S(4, NB, 5, 17, 19), S(4, NB, 5, 17, 70), S(4, 3, 3, 19, 70));
 }
 
 static Node *c_conv_blocked_grad_kernel_s2(T *t)
 {
-    Attrs a = win(1, 1, 2, 2, 1, 1, 0, 1);
-    a.shape = S(4, 3, 3, 12, 33);
-    return OP2(t, OP_CONV2D_GRAD_KERNEL, P(t, "x", S(4, NB, 11, 16, 12), V_UNIF, -1, 1),
-               P(t, "dy", S(4, NB, 6, 8, 33), V_UNIF, -1, 1), &a);
+    return grad_kernel(t, win(1, 1, 2, 2, 1, 1, 0, 1), S(4, NB, 11, 16, 12), S(4, NB, 6, 8, 33), S(4, 3, 3, 12, 33));
 }
 
 /* At most RT_CONV_FEW_OUT outputs in f32: vectors along the input
@@ -533,32 +534,22 @@ static Node *c_conv_blocked_grad_kernel_s2(T *t)
  * convolution as a blocked one with one input channel. */
 static Node *c_conv_few_wide_c(T *t)
 {
-    Attrs a = win(1, 1, 1, 1, 1, 1, 1, 1);
-    return OP2(t, OP_CONV2D, P(t, "x", S(4, NB, 5, 13, 37), V_UNIF, -1, 1), P(t, "k", S(4, 3, 3, 37, 1), V_UNIF, -1, 1),
-               &a);
+    return conv(t, win(1, 1, 1, 1, 1, 1, 1, 1), S(4, NB, 5, 13, 37), S(4, 3, 3, 37, 1));
 }
 
 static Node *c_conv_few_s2(T *t)
 {
-    Attrs a = win(1, 1, 2, 2, 1, 0, 1, 1);
-    return OP2(t, OP_CONV2D, P(t, "x", S(4, NB, 7, 12, 20), V_UNIF, -1, 1), P(t, "k", S(4, 3, 3, 20, 3), V_UNIF, -1, 1),
-               &a);
+    return conv(t, win(1, 1, 2, 2, 1, 0, 1, 1), S(4, NB, 7, 12, 20), S(4, 3, 3, 20, 3));
 }
 
 static Node *c_conv_few_grad_kernel_wide_c(T *t)
 {
-    Attrs a = win(1, 1, 1, 1, 1, 1, 1, 1);
-    a.shape = S(4, 3, 3, 37, 1);
-    return OP2(t, OP_CONV2D_GRAD_KERNEL, P(t, "x", S(4, NB, 5, 13, 37), V_UNIF, -1, 1),
-               P(t, "dy", S(4, NB, 5, 13, 1), V_UNIF, -1, 1), &a);
+    return grad_kernel(t, win(1, 1, 1, 1, 1, 1, 1, 1), S(4, NB, 5, 13, 37), S(4, NB, 5, 13, 1), S(4, 3, 3, 37, 1));
 }
 
 static Node *c_conv_few_grad_kernel_s2(T *t)
 {
-    Attrs a = win(1, 1, 2, 2, 1, 0, 1, 1);
-    a.shape = S(4, 3, 3, 20, 3);
-    return OP2(t, OP_CONV2D_GRAD_KERNEL, P(t, "x", S(4, NB, 7, 12, 20), V_UNIF, -1, 1),
-               P(t, "dy", S(4, NB, 3, 6, 3), V_UNIF, -1, 1), &a);
+    return grad_kernel(t, win(1, 1, 2, 2, 1, 0, 1, 1), S(4, NB, 7, 12, 20), S(4, NB, 3, 6, 3), S(4, 3, 3, 20, 3));
 }
 
 static Node *c_conv_few_grad_input_wide_c(T *t)
