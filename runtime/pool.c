@@ -99,13 +99,58 @@ int rt_pool_threads(const RtPool *p)
 
 static void pool_run(RtPool *p, int64_t ntasks, RtTaskFn fn, void *arg);
 
-/* Tasks share a job with other threads: a jump out of one (running out of
- * memory under a MemGuard) would leave them waiting, so none is taken. */
+/* Running out of memory in a task. Tasks share a job with other threads:
+ * a jump out of one would leave the others waiting. So when the caller
+ * runs under a MemGuard, every task runs under a guard of its own
+ * (mem_run_caught); a task that runs out frees its blocks, the tasks not
+ * yet started are skipped, and once the job is over the failure is raised
+ * on the caller's guard. */
+typedef struct Caught {
+    RtTaskFn fn;
+    void *arg;
+    MemGuard *owner; /* the caller's guard, suspended */
+    atomic_bool failed;
+    _Atomic size_t bytes;
+} Caught;
+
+typedef struct CaughtTask {
+    Caught *job;
+    int64_t t;
+} CaughtTask;
+
+static void caught_body(void *arg)
+{
+    const CaughtTask *c = arg;
+    c->job->fn(c->job->arg, c->t);
+}
+
+static void caught_task(void *arg, int64_t t)
+{
+    Caught *j = arg;
+    if (atomic_load(&j->failed))
+        return;
+    CaughtTask c = {j, t};
+    size_t bytes = 0;
+    if (!mem_run_caught(caught_body, &c, j->owner, &bytes)) {
+        atomic_store(&j->bytes, bytes);
+        atomic_store(&j->failed, true);
+    }
+}
+
 void rt_pool_run(RtPool *p, int64_t ntasks, RtTaskFn fn, void *arg)
 {
     MemGuard *guard = mem_guard_suspend();
-    pool_run(p, ntasks, fn, arg);
+    if (!guard) {
+        pool_run(p, ntasks, fn, arg);
+        return;
+    }
+    Caught j = {.fn = fn, .arg = arg, .owner = guard};
+    atomic_init(&j.failed, false);
+    atomic_init(&j.bytes, 0);
+    pool_run(p, ntasks, caught_task, &j);
     mem_guard_resume(guard);
+    if (atomic_load(&j.failed))
+        mem_raise(atomic_load(&j.bytes));
 }
 
 static void pool_run(RtPool *p, int64_t ntasks, RtTaskFn fn, void *arg)

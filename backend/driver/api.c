@@ -736,19 +736,17 @@ static bool load(mc_model *m, const char *path, const char *only, bool strict)
     return ok ? true : fail(m);
 }
 
-const char *mc_profile_report(mc_model *m)
+static bool profile_report(mc_model *m)
 {
-    xfree(m->profile_report);
-    xfree(m->time_report);
-    m->profile_report = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&m->profile_report, &len);
-    if (m->dist)
+    MemStream s;
+    FILE *f = mem_stream_open(&s);
+    if (f && m->dist)
         mc_dist_profile_print(m, f);
-    if (m->jtrain)
+    if (f && m->jtrain)
         be_jit_profile_print(m->jtrain, "training step", f);
-    fclose(f);
-    return m->profile_report ? m->profile_report : "";
+    xfree(m->profile_report);
+    m->profile_report = mem_stream_close(&s);
+    return true;
 }
 
 mc_train_config mc_train_defaults(const mc_model *m)
@@ -891,17 +889,18 @@ bool mc_is_compiled(const mc_model *m, const char *fn)
     return false;
 }
 
-const char *mc_time_report(mc_model *m)
+static bool time_report(mc_model *m)
 {
     xfree(m->time_report);
     m->time_report = NULL;
     if (!m->timer)
-        return "";
-    size_t len = 0;
-    FILE *f = open_memstream(&m->time_report, &len);
-    timer_print(m->timer, f);
-    fclose(f);
-    return m->time_report ? m->time_report : "";
+        return true;
+    MemStream s;
+    FILE *f = mem_stream_open(&s);
+    if (f)
+        timer_print(m->timer, f);
+    m->time_report = mem_stream_close(&s);
+    return true;
 }
 
 /* ---- the pieces of a step, for the data-parallel step (dist.c) ---- */
@@ -999,6 +998,32 @@ bool mc_save(mc_model *m, const char *path)
 bool mc_load(mc_model *m, const char *path, const char *only, bool strict)
 {
     GUARDED(m, "loading the parameters", load(m, path, only, strict));
+}
+
+/* The reports: "" when there is none, or when writing one ran out of
+ * memory (then mc_last_error says so). */
+static const char *report(mc_model *m, bool (*write)(mc_model *), char *const *text)
+{
+    if (!usable(m))
+        return "";
+    MemGuard g;
+    if (MEM_TRY(&g, "writing a report"))
+        write(m);
+    if (!mem_guard_pop(&g)) {
+        out_of_memory(m, &g);
+        return "";
+    }
+    return *text ? *text : "";
+}
+
+const char *mc_profile_report(mc_model *m)
+{
+    return report(m, profile_report, &m->profile_report);
+}
+
+const char *mc_time_report(mc_model *m)
+{
+    return report(m, time_report, &m->time_report);
 }
 
 bool mc_predict(mc_model *m, const mc_tensor *batch, int nbatch, const mc_tensor **outs, int *nouts)

@@ -129,6 +129,8 @@ void mc_watch_options_default(mc_watch_options *o)
     o->batch = MC_WATCH_SAMPLE;
 }
 
+static void watch_free(mc_watch *t);
+
 static mc_watch *watch_new(mc_model *m, const mc_watch_options *o, const Dataset *train, FILE *out,
                            FILE *err, Diags *d)
 {
@@ -147,7 +149,7 @@ static mc_watch *watch_new(mc_model *m, const mc_watch_options *o, const Dataset
         WatchOpts wo = {1, m->seed, !t->watching || o->json};
         t->w = ins_watch_new(m->src, &wo, d);
         if (!t->w) {
-            mc_watch_free(t);
+            watch_free(t);
             return NULL;
         }
         take_sample(t, train);
@@ -156,7 +158,8 @@ static mc_watch *watch_new(mc_model *m, const mc_watch_options *o, const Dataset
     return t;
 }
 
-mc_watch *mc_watch_new(mc_model *m, const mc_watch_options *o, const mc_data *train, FILE *out, FILE *err)
+static mc_watch *watch_new_diags(mc_model *m, const mc_watch_options *o, const mc_data *train, FILE *out,
+                                 FILE *err)
 {
     Diags d;
     diags_init(&d);
@@ -167,7 +170,7 @@ mc_watch *mc_watch_new(mc_model *m, const mc_watch_options *o, const mc_data *tr
     return t;
 }
 
-void mc_watch_free(mc_watch *t)
+static void watch_free(mc_watch *t)
 {
     if (!t)
         return;
@@ -188,11 +191,12 @@ void mc_watch_csv_header(const mc_watch *t, FILE *f)
 
 /* ---- the NaN/Inf guard ---- */
 
-void mc_watch_before_step(mc_watch *t)
+static bool before_step(mc_watch *t)
 {
     copy_into(&t->snap, &t->m->params);
     t->snap_step = t->m->step;
     t->snap_valid = true;
+    return true;
 }
 
 static bool tensor_finite(const Tensor *x, int64_t *first)
@@ -295,7 +299,7 @@ static void report_nonfinite(const mc_watch *t, int epoch, int64_t bi, const cha
                 b, step, bad);
 }
 
-bool mc_watch_after_step(mc_watch *t, int epoch, int64_t bi, double lr)
+static bool after_step(mc_watch *t, int epoch, int64_t bi, double lr)
 {
     mc_model *m = t->m;
     if (t->w && mc_num_telemetry(m)) {
@@ -321,14 +325,15 @@ bool mc_watch_after_step(mc_watch *t, int epoch, int64_t bi, double lr)
     return false;
 }
 
-void mc_watch_step_failed(mc_watch *t, int epoch, int64_t bi, double lr)
+static bool step_failed(mc_watch *t, int epoch, int64_t bi, double lr)
 {
     (void)epoch;
     (void)bi;
     explain(t, lr);
+    return true;
 }
 
-bool mc_watch_params_finite(mc_watch *t, int epoch, double lr)
+static bool params_finite(mc_watch *t, int epoch, double lr)
 {
     const char *bad = nonfinite_param(t);
     if (!bad)
@@ -349,7 +354,7 @@ bool mc_watch_record_due(const mc_watch *t, int64_t step)
     return t->watching && t->o.every > 0 && step % t->o.every == 0;
 }
 
-bool mc_watch_record(mc_watch *t, int epoch, int64_t step, double x, bool epoch_end)
+static bool record(mc_watch *t, int epoch, int64_t step, double x, bool epoch_end)
 {
     if (!t->w)
         return true;
@@ -382,13 +387,14 @@ void mc_watch_json(const mc_watch *t, FILE *f)
     ins_watch_json(t->w, f);
 }
 
-void mc_watch_metric(mc_watch *t, int epoch, const char *name, double value)
+static bool metric(mc_watch *t, int epoch, const char *name, double value)
 {
     if (t->w)
         ins_watch_metric(t->w, epoch, name, value);
+    return true;
 }
 
-bool mc_watch_finish(mc_watch *t)
+static bool finish(mc_watch *t)
 {
     if (!t->o.plot_dir || !t->w)
         return true;
@@ -400,4 +406,111 @@ bool mc_watch_finish(mc_watch *t)
     if (ok && !t->o.json)
         fprintf(t->out, "wrote curves to %s/\n", t->o.plot_dir);
     return ok;
+}
+
+/* ---- running out of memory ----
+ * Each call runs under a memory guard. A call that runs out prints the
+ * error, leaves the model broken (its next call fails, so training
+ * stops) and the call's blocks with the model: some may hang from the
+ * watch, which mc_watch_free frees first, handing the rest back. */
+
+static bool watch_out_of_memory(mc_model *m, MemGuard *g, FILE *err)
+{
+    char msg[200];
+    mem_error(g, msg, sizeof msg);
+    m->broken = true;
+    m->orphans = g->live;
+    mc_set_error(m, "error: %s", msg);
+    fprintf(err, "modelc train: error: %s\n", msg);
+    return false;
+}
+
+#define WATCH_CALL(m, err, what, call)                                                             \
+    do {                                                                                           \
+        if ((m)->broken)                                                                           \
+            return false;                                                                          \
+        MemGuard g_;                                                                               \
+        volatile bool ok_ = false;                                                                 \
+        if (MEM_TRY(&g_, what))                                                                    \
+            ok_ = call;                                                                            \
+        return mem_guard_pop(&g_) ? ok_ : watch_out_of_memory(m, &g_, err);                        \
+    } while (0)
+
+mc_watch *mc_watch_new(mc_model *m, const mc_watch_options *o, const mc_data *train, FILE *out, FILE *err)
+{
+    if (m->broken)
+        return NULL;
+    mc_watch *volatile res = NULL;
+    MemGuard g;
+    if (MEM_TRY(&g, "setting up the training watch"))
+        res = watch_new_diags(m, o, train, out, err);
+    if (mem_guard_pop(&g))
+        return res;
+    watch_out_of_memory(m, &g, err); /* the partial watch is among the orphans */
+    return NULL;
+}
+
+void mc_watch_free(mc_watch *t)
+{
+    if (!t)
+        return;
+    if (!t->m->broken) {
+        watch_free(t);
+        return;
+    }
+    mc_model *m = t->m;
+    MemGuard g;
+    mem_collect_begin(&g, &m->orphans);
+    watch_free(t);
+    mem_collect_keep(&g, &m->orphans);
+}
+
+static bool guarded_before_step(mc_watch *t)
+{
+    WATCH_CALL(t->m, t->err, "keeping the parameters before a step", before_step(t));
+}
+
+void mc_watch_before_step(mc_watch *t)
+{
+    guarded_before_step(t);
+}
+
+bool mc_watch_after_step(mc_watch *t, int epoch, int64_t bi, double lr)
+{
+    WATCH_CALL(t->m, t->err, "watching a step", after_step(t, epoch, bi, lr));
+}
+
+static bool guarded_step_failed(mc_watch *t, int epoch, int64_t bi, double lr)
+{
+    WATCH_CALL(t->m, t->err, "explaining a failed step", step_failed(t, epoch, bi, lr));
+}
+
+void mc_watch_step_failed(mc_watch *t, int epoch, int64_t bi, double lr)
+{
+    guarded_step_failed(t, epoch, bi, lr);
+}
+
+bool mc_watch_params_finite(mc_watch *t, int epoch, double lr)
+{
+    WATCH_CALL(t->m, t->err, "checking the parameters", params_finite(t, epoch, lr));
+}
+
+bool mc_watch_record(mc_watch *t, int epoch, int64_t step, double x, bool epoch_end)
+{
+    WATCH_CALL(t->m, t->err, "taking a watch record", record(t, epoch, step, x, epoch_end));
+}
+
+static bool guarded_metric(mc_watch *t, int epoch, const char *name, double value)
+{
+    WATCH_CALL(t->m, t->err, "recording a metric", metric(t, epoch, name, value));
+}
+
+void mc_watch_metric(mc_watch *t, int epoch, const char *name, double value)
+{
+    guarded_metric(t, epoch, name, value);
+}
+
+bool mc_watch_finish(mc_watch *t)
+{
+    WATCH_CALL(t->m, t->err, "drawing the training curves", finish(t));
 }

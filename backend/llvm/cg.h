@@ -148,6 +148,7 @@ typedef struct Cg {
     int nk;
     int kslot[CG_MAXARGS];
     LLVMValueRef kptr[CG_MAXARGS];
+    MemCleanup on_jump; /* disposes b if the allocator jumps out */
 } Cg;
 
 void cg_init(Cg *c, LLVMContextRef cx, LLVMModuleRef mod, const Plan *p);

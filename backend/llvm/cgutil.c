@@ -5,6 +5,11 @@
 
 #include <string.h>
 
+static void builder_drop(void *b)
+{
+    LLVMDisposeBuilder(b);
+}
+
 void cg_init(Cg *c, LLVMContextRef cx, LLVMModuleRef mod, const Plan *p)
 {
     memset(c, 0, sizeof *c);
@@ -19,10 +24,12 @@ void cg_init(Cg *c, LLVMContextRef cx, LLVMModuleRef mod, const Plan *p)
     c->ptr = LLVMPointerTypeInContext(cx, 0);
     c->vd = LLVMVoidTypeInContext(cx);
     c->plan = p;
+    mem_cleanup_push(&c->on_jump, builder_drop, c->b);
 }
 
 void cg_dispose(Cg *c)
 {
+    mem_cleanup_pop(&c->on_jump);
     LLVMDisposeBuilder(c->b);
 }
 

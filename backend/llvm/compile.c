@@ -105,6 +105,14 @@ typedef struct Part {
     bool cached;
     double ms[3]; /* build IR, optimise, codegen */
     char err[512];
+    /* while the part is built */
+    LLVMContextRef cx;
+    LLVMTargetMachineRef tm;
+    LLVMModuleRef mod;
+    /* running out of memory (compile_part) */
+    MemGuard *owner; /* the caller's guard, or NULL */
+    bool oom;
+    size_t oom_bytes;
 } Part;
 
 void jit_set_target(LLVMModuleRef mod, LLVMTargetMachineRef tm)
@@ -200,35 +208,63 @@ static bool emit(Part *t, LLVMModuleRef mod, LLVMTargetMachineRef tm)
     return false;
 }
 
-/* Parts run on the compile's threads, where a jump back to the caller's
- * memory guard would leave LLVM's objects and the other parts behind:
- * their allocations are not recovered (mem_guard_suspend). */
-static void *compile_part(void *arg)
+/* LLVM's objects of a part, released when the allocator jumps out of it. */
+static void part_drop(void *arg)
 {
     Part *t = arg;
-    MemGuard *guard = mem_guard_suspend();
+    if (t->mod)
+        LLVMDisposeModule(t->mod);
+    if (t->tm)
+        LLVMDisposeTargetMachine(t->tm);
+    if (t->cx)
+        LLVMContextDispose(t->cx);
+    t->mod = NULL;
+    t->tm = NULL;
+    t->cx = NULL;
+}
+
+static void part_body(void *arg)
+{
+    Part *t = arg;
+    MemCleanup on_jump;
+    mem_cleanup_push(&on_jump, part_drop, t);
     double t0 = mc_now_ms();
-    LLVMContextRef cx = LLVMContextCreate();
-    LLVMTargetMachineRef tm = host_tm(t->host);
-    LLVMModuleRef mod = build_part(t, cx, tm);
+    t->cx = LLVMContextCreate();
+    t->tm = host_tm(t->host);
+    t->mod = build_part(t, t->cx, t->tm);
     char key[JIT_KEY_LEN + 1] = "";
     if (t->o->cache_dir) {
-        part_key(t, mod, key);
+        part_key(t, t->mod, key);
         t->obj = objcache_load(t->o->cache_dir, key);
         t->cached = t->obj != NULL;
     }
     double t1 = mc_now_ms();
     t->ms[0] = t1 - t0;
-    if (!t->obj && jit_optimise(mod, tm, t->o->opt_level, t->err, sizeof t->err)) {
+    if (!t->obj && jit_optimise(t->mod, t->tm, t->o->opt_level, t->err, sizeof t->err)) {
         double t2 = mc_now_ms();
         t->ms[1] = t2 - t1;
-        if (emit(t, mod, tm) && t->o->cache_dir)
+        if (emit(t, t->mod, t->tm) && t->o->cache_dir)
             objcache_store(t->o->cache_dir, key, LLVMGetBufferStart(t->obj), LLVMGetBufferSize(t->obj), t->idx);
         t->ms[2] = mc_now_ms() - t2;
     }
-    LLVMDisposeModule(mod);
-    LLVMDisposeTargetMachine(tm);
-    LLVMContextDispose(cx);
+    mem_cleanup_pop(&on_jump);
+    part_drop(t);
+}
+
+/* Parts run on the compile's threads, where a jump back to the caller's
+ * memory guard would leave the other parts behind. Under a caller's
+ * guard (t->owner) each part runs under a guard of its own
+ * (mem_run_caught): a part that runs out of memory releases its blocks
+ * and LLVM objects, and jit_compile_plan raises the failure on the
+ * caller's guard once every part is done. */
+static void *compile_part(void *arg)
+{
+    Part *t = arg;
+    MemGuard *guard = mem_guard_suspend();
+    if (!t->owner)
+        part_body(t);
+    else if (!mem_run_caught(part_body, t, t->owner, &t->oom_bytes))
+        t->oom = true;
     mem_guard_resume(guard);
     return NULL;
 }
@@ -493,8 +529,10 @@ bool jit_compile_plan(const Plan *p, const JitOpts *o, LLVMOrcLLJITRef *jit, Jit
     pthread_t *th = xcalloc((size_t)n, sizeof *th);
     bool *started = xcalloc((size_t)n, sizeof *started);
     double t0 = mc_now_ms();
+    MemGuard *owner = mem_guard_current();
     for (int i = 0; i < n; i++) {
         Part *q = &parts[i];
+        q->owner = owner;
         q->p = p;
         q->o = o;
         q->host = &h;
@@ -511,6 +549,14 @@ bool jit_compile_plan(const Plan *p, const JitOpts *o, LLVMOrcLLJITRef *jit, Jit
             compile_part(&parts[i]); /* no thread: compile here */
     }
     double t1 = mc_now_ms();
+    for (int i = 0; i < n; i++)
+        if (parts[i].oom) {
+            size_t bytes = parts[i].oom_bytes;
+            for (int k = 0; k < n; k++)
+                if (parts[k].obj)
+                    LLVMDisposeMemoryBuffer(parts[k].obj);
+            mem_raise(bytes); /* the caller's guard: host_free_on_jump releases h */
+        }
     bool ok = true;
     for (int i = 0; i < n; i++) {
         st->cached_parts += parts[i].cached;

@@ -73,6 +73,21 @@ void mem_set_free_all(MemSet *s);
  * frees are taken out, and mem_collect_end frees the others. */
 void mem_collect_begin(MemGuard *g, MemSet *orphans);
 void mem_collect_end(MemGuard *g);
+/* Ends a collection without freeing: the blocks the destructor did not
+ * free go back to *orphans (an object freed before the one that holds
+ * the orphans, such as a model's training watch). */
+void mem_collect_keep(MemGuard *g, MemSet *orphans);
+/* The innermost guard of this thread fails as if an allocation of n
+ * bytes had (a failure caught on another thread, passed on); outside any
+ * guard it is an internal error. */
+_Noreturn void mem_raise(size_t n);
+/* Runs fn(arg) under a guard of its own on a thread that shares a job
+ * with others (a worker of the thread pool, a compile thread) for the
+ * owner, the suspended guard of the job's caller: the blocks fn leaves
+ * live become the owner's (under a lock: tasks end on several threads).
+ * Running out of memory in fn frees fn's blocks and returns false with
+ * *bytes the failed request, for the owner to mem_raise after the job. */
+bool mem_run_caught(void (*fn)(void *arg), void *arg, MemGuard *owner, size_t *bytes);
 /* c (the caller's, alive until mem_cleanup_pop) runs fn(arg) if the
  * innermost guard catches a failure in between; nothing outside guards. */
 void mem_cleanup_push(MemCleanup *c, void (*fn)(void *), void *arg);
@@ -91,6 +106,7 @@ char *mem_stream_close(MemStream *s);  /* the text (free it), NULL if none */
 /* No recovery on this thread in between (worker threads share a job:
  * a jump out of one would leave the others waiting). */
 MemGuard *mem_guard_suspend(void);
+MemGuard *mem_guard_current(void); /* this thread's innermost guard, or NULL */
 void mem_guard_resume(MemGuard *g);
 
 /* Test hook: the k-th allocation counted from now fails (k = 0: none).

@@ -14,6 +14,8 @@ static atomic_long g_fail_at;           /* 0: no injected failure */
 static atomic_long g_count;             /* allocations counted since mem_fail_at */
 static pthread_once_t g_env_once = PTHREAD_ONCE_INIT;
 
+static _Noreturn void out_of_memory(size_t n);
+
 /* ---- the set of live blocks: open addressing, linear probing ---- */
 
 static size_t slot_of(const MemSet *s, const void *p)
@@ -162,6 +164,39 @@ void mem_collect_end(MemGuard *g)
     mem_set_free_all(&g->live);
 }
 
+void mem_collect_keep(MemGuard *g, MemSet *orphans)
+{
+    if (g_guard != g)
+        ICE("memory guards popped out of order");
+    g_guard = g->up;
+    *orphans = g->live;
+    memset(&g->live, 0, sizeof g->live);
+}
+
+static pthread_mutex_t g_adopt = PTHREAD_MUTEX_INITIALIZER; /* owners' sets, in mem_run_caught */
+
+bool mem_run_caught(void (*fn)(void *arg), void *arg, MemGuard *owner, size_t *bytes)
+{
+    MemGuard g;
+    if (MEM_TRY(&g, owner ? owner->what : "running a task"))
+        fn(arg);
+    if (g_guard != &g)
+        ICE("memory guards popped out of order");
+    g_guard = g.up;
+    if (g.failed) {
+        mem_set_free_all(&g.live);
+        *bytes = g.bytes;
+        return false;
+    }
+    pthread_mutex_lock(&g_adopt);
+    for (size_t i = 0; owner && i < g.live.cap; i++)
+        if (g.live.v[i] && !set_add(&owner->live, g.live.v[i]))
+            ICE("out of memory tracking allocations");
+    pthread_mutex_unlock(&g_adopt);
+    free(g.live.v);
+    return true;
+}
+
 void mem_fclose(void *f)
 {
     fclose(f);
@@ -201,9 +236,19 @@ MemGuard *mem_guard_suspend(void)
     return g;
 }
 
+MemGuard *mem_guard_current(void)
+{
+    return g_guard;
+}
+
 void mem_guard_resume(MemGuard *g)
 {
     g_guard = g;
+}
+
+void mem_raise(size_t n)
+{
+    out_of_memory(n);
 }
 
 void mem_error(const MemGuard *g, char *buf, size_t n)

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Running out of memory in `modelc train` (compile, data loading on its
-# own thread, initialisation, training, evaluation, saving): with the k-th
+# own thread, initialisation, training under the watch with its NaN guard,
+# per-kernel profile and compile timings, evaluation, saving): with the k-th
 # allocation failing (MODELC_FAIL_ALLOC=k) for a sample of k over the whole
 # run, the command either completes or exits 1 with an "out of memory"
 # message, never crashes or reports an internal error. The library's own
@@ -13,7 +14,8 @@ trap 'rm -rf "$t"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 run() {
     MODELC_FAIL_ALLOC=$1 "$MODELC" train tests/data/oom/mlp.mdl --data tests/data/oom/tiny.csv \
-        --val-split 0.25 --threads 1 --no-cache --no-progress --save "$t/w.safetensors" >"$t/out" 2>"$t/err"
+        --val-split 0.25 --threads 2 --no-cache --no-progress --save "$t/w.safetensors" \
+        --watch 2 --check-numerics --profile --time-passes >"$t/out" 2>"$t/err"
 }
 completed=0 failed=0 k=1
 while [ "$k" -le 100000 ]; do

@@ -1,5 +1,7 @@
-/* Running out of memory: a whole training run over the public API (compile,
- * load and split a CSV file, initialise, train, evaluate, predict, save)
+/* Running out of memory: a whole training run over the public API (compile
+ * with per-kernel profiling and stage timings, load and split a CSV file,
+ * initialise, train under the training watch with its NaN guard and
+ * records, evaluate, predict, the reports, save)
  * with the k-th allocation failing, for k = 1, 2, 3, ... (every k up to
  * DENSE, then in steps of 3%; every k with MODELC_OOM_DENSE=1 in the
  * environment) past the run's last allocation. Every run either
@@ -11,6 +13,8 @@
 
 #include "ir/base/base.h"
 #include "modelc.h"
+#include "modelc_inspect.h"
+#include "runtime/kernels.h"
 #include "testutil.h"
 
 #define MODEL "tests/data/oom/mlp.mdl"
@@ -25,20 +29,28 @@ static bool failed(const char *msg)
     return false;
 }
 
-static bool train_epochs(mc_model *m, mc_data *tr, mc_data *val)
+static bool train_epochs(mc_model *m, mc_watch *w, mc_data *tr, mc_data *val)
 {
     int64_t n = mc_data_count(tr), perm[64];
     for (int e = 0; e < 2; e++) {
         mc_shuffle(m, e, perm, n);
+        double loss = 0;
         for (int64_t s = 0; s < n; s += 4) {
             const mc_tensor *v;
             int nv;
-            double loss;
             if (mc_data_batch(tr, perm, s, 4, &v, &nv) < 0)
                 return failed(mc_data_error(tr));
+            mc_watch_before_step(w);
             if (!mc_train_step(m, v, nv, 1e-2, &loss))
                 return failed(mc_last_error(m));
+            if (!mc_watch_after_step(w, e, s / 4, 1e-2))
+                return failed(mc_last_error(m));
+            if (mc_watch_record_due(w, mc_step(m)) && !mc_watch_record(w, e + 1, mc_step(m), e + 0.5, false))
+                return failed(mc_last_error(m));
         }
+        mc_watch_metric(w, e + 1, "loss", loss);
+        if (!mc_watch_record(w, e + 1, mc_step(m), e + 1, true) || !mc_watch_params_finite(w, e + 1, 1e-2))
+            return failed(mc_last_error(m));
     }
     const mc_tensor *v, *outs;
     int nv, nouts;
@@ -47,6 +59,10 @@ static bool train_epochs(mc_model *m, mc_data *tr, mc_data *val)
         return failed(mc_data_error(val));
     if (!mc_eval_batch(m, v, nv, &loss, met, MC_MAX_METRICS) || !mc_predict(m, v, nv, &outs, &nouts))
         return failed(mc_last_error(m));
+    if (!mc_watch_finish(w))
+        return failed(mc_last_error(m));
+    mc_profile_report(m);
+    mc_time_report(m);
     return true;
 }
 
@@ -57,6 +73,9 @@ static bool run(mc_backend backend, const char *save_to)
     mc_options_default(&o);
     o.backend = backend;
     o.threads = 1;
+    o.telemetry = true;
+    o.profile = true;
+    o.time_passes = true;
     mc_model *m = mc_compile(MODEL, &o);
     if (!m)
         return failed(mc_last_error(NULL));
@@ -75,9 +94,23 @@ static bool run(mc_backend backend, const char *save_to)
     free(err);
     if (ok && !mc_init_params(m, 3))
         ok = failed(mc_last_error(m));
-    ok = ok && train_epochs(m, tr, val);
+    mc_watch *w = NULL;
+    FILE *sink = fopen("/dev/null", "w");
+    ck_assert(sink != NULL);
+    if (ok) {
+        mc_watch_options wo;
+        mc_watch_options_default(&wo);
+        wo.every = 2;
+        wo.check_numerics = true;
+        wo.batch = 4;
+        if (!(w = mc_watch_new(m, &wo, tr, sink, sink)))
+            ok = failed(mc_last_error(m));
+    }
+    ok = ok && train_epochs(m, w, tr, val);
     if (ok && !mc_save(m, save_to))
         ok = failed(mc_last_error(m));
+    mc_watch_free(w);
+    fclose(sink);
     mc_data_free(val);
     mc_data_free(tr);
     mc_free(m);
@@ -134,6 +167,58 @@ START_TEST(oom_walk_jit)
 }
 END_TEST
 
+/* Tasks of the thread pool that allocate: under a caller's guard, the
+ * k-th allocation failing in any task (on either thread) comes back to
+ * the caller's MEM_TRY once the job is over, with the blocks of the
+ * failed task freed and those of the others still the caller's. */
+typedef struct Blocks {
+    void *p[64][3];
+} Blocks;
+
+static void alloc_task(void *arg, int64_t t)
+{
+    Blocks *b = arg;
+    for (int i = 0; i < 3; i++)
+        b->p[t][i] = xmalloc(16 + (size_t)t);
+}
+
+/* One job with the k-th allocation failing; true when it completed. */
+static bool pool_job(RtPool *pool, long k, Blocks *b, MemGuard *g)
+{
+    memset(b, 0, sizeof *b);
+    mem_fail_at(k);
+    if (MEM_TRY(g, "running the pool's tasks"))
+        rt_pool_run(pool, 64, alloc_task, b);
+    mem_fail_at(0);
+    return mem_guard_pop(g);
+}
+
+START_TEST(oom_pool_tasks)
+{
+    RtPool *pool = rt_pool_new(2);
+    static Blocks b;
+    int caught = 0;
+    for (long k = 1; k <= 64 * 3 + 1; k++) {
+        MemGuard g;
+        if (pool_job(pool, k, &b, &g)) {
+            ck_assert_int_eq(k, 64 * 3 + 1); /* only past the last allocation */
+            for (int t = 0; t < 64; t++)
+                for (int i = 0; i < 3; i++)
+                    xfree(b.p[t][i]);
+            continue;
+        }
+        caught++;
+        ck_assert(g.bytes >= 16 && g.bytes < 16 + 64);
+        char msg[200];
+        mem_error(&g, msg, sizeof msg);
+        ck_assert_msg(strstr(msg, "while running the pool's tasks") != NULL, "%s", msg);
+        mem_set_free_all(&g.live); /* the blocks of the tasks that completed */
+    }
+    ck_assert_int_eq(caught, 64 * 3);
+    rt_pool_free(pool);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("oom");
@@ -141,6 +226,7 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, oom_walk_interp);
     tcase_add_test(tc, oom_walk_jit);
+    tcase_add_test(tc, oom_pool_tasks);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
