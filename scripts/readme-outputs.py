@@ -19,7 +19,8 @@ The first line is `<!-- output checked` (the output depends only on the
 build: IR text, check, params, diagnostics, anything that runs on the
 interpreter; --check compares it) or `<!-- output cpu` (runs JIT code, whose
 results depend on the host CPU: --update regenerates it, --check skips it);
-`slow` after either lets --skip-slow leave the block alone. Then, in order:
+`slow` after either lets --skip-slow leave the block alone (--only-slow
+checks those alone: tests/e2e/readme_outputs_slow.sh). Then, in order:
 
     $ CMD          run CMD; the block shows `$ CMD` and its output (a line
                    ending in a backslash continues on the next one, shown as
@@ -336,7 +337,9 @@ def main():
     mode.add_argument("--check", action="store_true", help="compare the checked blocks (exit 1 on drift)")
     mode.add_argument("--update", action="store_true", help="rewrite the blocks in place")
     ap.add_argument("--checked-only", action="store_true", help="with --update: leave `cpu` blocks alone")
-    ap.add_argument("--skip-slow", action="store_true", help="leave `slow` blocks alone")
+    slow = ap.add_mutually_exclusive_group()
+    slow.add_argument("--skip-slow", action="store_true", help="leave `slow` blocks alone")
+    slow.add_argument("--only-slow", action="store_true", help="only the `slow` blocks")
     ap.add_argument("--match", help="only blocks whose first command contains this text")
     ap.add_argument("--list", action="store_true", help="list the blocks and exit")
     ap.add_argument("files", nargs="*", help="default: README.md and examples/*/README.md")
@@ -364,7 +367,7 @@ def main():
                 continue
             if a.match and a.match not in b.summary():
                 continue
-            if b.slow and a.skip_slow:
+            if b.slow and a.skip_slow or not b.slow and a.only_slow:
                 continue
             if b.kind == "cpu" and (a.check or a.checked_only):
                 continue

@@ -3,7 +3,7 @@
 # run no JIT code (IR text, check, params, diagnostics, the interpreter)
 # are what the current build prints: scripts/readme-outputs.py --check
 # (`--update` regenerates every marked block, JIT runs included). Blocks
-# marked slow (minutes of interpreter time) are left to --update. A
+# marked slow (minutes of interpreter time) are readme_outputs_slow.sh's. A
 # changed line in a checked block, and a malformed marker, are caught.
 set -euo pipefail
 : "${MODELC:?MODELC not set}"
