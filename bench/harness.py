@@ -17,6 +17,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -91,6 +92,19 @@ def log(msg):
 
 
 # ---------------------------------------------------------------- processes
+
+def modelc_blas_core(modelc, env):
+    """The OpenBLAS kernel set modelc runs on (`modelc --version`: it
+    re-selects OpenBLAS's kernels when they fall below the CPU's
+    instruction set), so that the GEMM floor is timed on the same kernels."""
+    try:
+        out = subprocess.run([modelc, "--version"], capture_output=True, text=True, env=env,
+                             timeout=60).stdout
+    except OSError:
+        return None
+    m = re.search(r"^BLAS: OpenBLAS (\S+) kernels", out, re.M)
+    return m.group(1) if m else None
+
 
 def child_env(env_name, threads, extra=None):
     e = dict(os.environ)
@@ -390,6 +404,9 @@ class Bench:
                 lines.append("%s/%s %d %d %d %d %d" % ((case,) + s))
         cmd = [GEMM_FLOOR, "-t", str(self.a.threads), "-b", "3"]
         env_vars = child_env(env, self.a.threads)
+        core = modelc_blas_core(self.a.modelc, env_vars)
+        if core and "OPENBLAS_CORETYPE" not in env_vars:
+            env_vars["OPENBLAS_CORETYPE"] = core  # the kernels modelc's GEMMs run on
         env_vars["BENCH_T0"] = repr(time.time())
         try:
             p = subprocess.run(cmd, input="\n".join(lines) + "\n", capture_output=True,

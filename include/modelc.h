@@ -70,6 +70,11 @@ bool mc_default_cache_dir(char *buf, size_t n);
 mc_model *mc_compile(const char *path, const mc_options *o);
 void mc_free(mc_model *m);
 const char *mc_last_error(const mc_model *m); /* also valid for m == NULL after mc_compile */
+/* The BLAS kernels compiled code calls, in words ("OpenBLAS SkylakeX
+ * kernels ..."): OpenBLAS's choice for this CPU, re-selected by the CPU's
+ * instruction set when it fell below AVX2 on a CPU with AVX2 and FMA
+ * (MODELC_BLAS_AS_LOADED=1 in the environment keeps the library's). */
+const char *mc_blas_info(void);
 /* Warnings of the compilation (file:line:col, source line, notes), "" if none. */
 const char *mc_warnings(const mc_model *m);
 

@@ -7,13 +7,85 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <cblas.h>
 
 #include "ir/base/base.h"
 #include "runtime.h"
+
+/* ---- OpenBLAS's kernels ----
+ * An OpenBLAS built for many CPUs (Debian's is) picks its kernels by the
+ * CPU's family and model when it loads. A CPU newer than the library gets
+ * its generic SSE3 kernels ("Prescott"): on an Intel Xeon of family 6,
+ * model 207 with AVX-512, OpenBLAS 0.3.21 does, and its SGEMM runs at 31
+ * GFLOP/s on one core where its SkylakeX kernels reach 140. So when the
+ * library loads, unless the user chose (OPENBLAS_CORETYPE), kernels below
+ * AVX2 on a CPU with AVX2 and FMA are re-selected for the CPU's
+ * instruction set: SkylakeX with AVX-512 F, BW, VL and DQ, else Haswell.
+ * A choice of AVX2 kernels or better is the library's and stays. This
+ * uses OpenBLAS's own re-selection (gotoblas_dynamic_quit/_init, which
+ * read OPENBLAS_CORETYPE), present only in such builds (weak symbols);
+ * it runs in a constructor, before any other thread of the process can
+ * read the environment, and leaves the environment as it found it. */
+extern void gotoblas_dynamic_init(void) __attribute__((weak));
+extern void gotoblas_dynamic_quit(void) __attribute__((weak));
+extern char *openblas_get_corename(void) __attribute__((weak));
+
+static char g_blas_picked[32]; /* what OpenBLAS picked, when re-selected */
+
+/* Does the kernel set `core` use AVX2 or better? */
+static bool core_has_avx2(const char *core)
+{
+    static const char *const avx2[] = {"haswell",    "zen",       "skylakex", "cooperlake",
+                                       "sapphirerapids", "icelake", "tigerlake", "alderlake"};
+    for (size_t i = 0; i < sizeof avx2 / sizeof *avx2; i++)
+        if (strncasecmp(core, avx2[i], strlen(avx2[i])) == 0)
+            return true;
+    return false;
+}
+
+static const char *cpu_blas_core(void)
+{
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+        return NULL;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        return "SkylakeX";
+    return "Haswell";
+}
+
+__attribute__((constructor)) static void blas_select(void)
+{
+    if (!gotoblas_dynamic_init || !gotoblas_dynamic_quit || !openblas_get_corename ||
+        getenv("OPENBLAS_CORETYPE") || getenv("MODELC_BLAS_AS_LOADED"))
+        return;
+    const char *picked = openblas_get_corename(), *want = cpu_blas_core();
+    if (!picked || !want || core_has_avx2(picked))
+        return;
+    snprintf(g_blas_picked, sizeof g_blas_picked, "%s", picked);
+    if (setenv("OPENBLAS_CORETYPE", want, 1) != 0)
+        return;
+    gotoblas_dynamic_quit();
+    gotoblas_dynamic_init();
+    unsetenv("OPENBLAS_CORETYPE");
+}
+
+const char *rt_blas_core(char *buf, size_t n)
+{
+    const char *core = openblas_get_corename ? openblas_get_corename() : NULL;
+    if (!core)
+        snprintf(buf, n, "a BLAS without OpenBLAS's kernel selection");
+    else if (g_blas_picked[0])
+        snprintf(buf, n, "OpenBLAS %s kernels (it picked %s for this CPU; re-selected by instruction set)",
+                 core, g_blas_picked);
+    else
+        snprintf(buf, n, "OpenBLAS %s kernels", core);
+    return buf;
+}
 
 void rt_ctx_init(RtCtx *c, int threads)
 {

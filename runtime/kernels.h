@@ -6,6 +6,7 @@
 #ifndef MODELC_KERNELS_H
 #define MODELC_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Everything a compiled step reads besides its buffers. The layout is
@@ -52,6 +53,10 @@ typedef struct RtReady {
 void rt_step_done(const RtCtx *c, int64_t step);
 
 void rt_ctx_init(RtCtx *c, int threads);
+/* The BLAS kernels in use, in words (kernels.c: OpenBLAS's choice is
+ * re-selected by instruction set when it fell below AVX2 on a CPU with
+ * AVX2; MODELC_BLAS_AS_LOADED=1 keeps it). */
+const char *rt_blas_core(char *buf, size_t n);
 /* Number of threads `threads` stands for (0 -> number of cores). */
 int rt_threads_resolve(int threads);
 /* Keep OpenBLAS single-threaded (a process-wide setting, changed only

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "modelc.h"
 
 #define CMD(name, summary) int cmd_##name(int argc, char **argv) __attribute__((weak));
 #include "commands.def"
@@ -102,7 +103,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(c, "--version") == 0) {
-        printf("modelc %s\n", MODELC_VERSION);
+        printf("modelc %s\nBLAS: %s\n", MODELC_VERSION, mc_blas_info());
         return 0;
     }
     const Command *cmd = find_command(c);

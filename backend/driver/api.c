@@ -749,6 +749,12 @@ static bool profile_report(mc_model *m)
     return true;
 }
 
+const char *mc_blas_info(void)
+{
+    static char buf[160];
+    return rt_blas_core(buf, sizeof buf);
+}
+
 mc_train_config mc_train_defaults(const mc_model *m)
 {
     return (mc_train_config){m->run.epochs, m->run.batch, m->src->train.lr, m->seed};
