@@ -149,6 +149,7 @@ typedef struct WatchOpts {
     int every;           /* ins_watch_epoch: record every `every` epochs (default 1) */
     uint64_t seed;       /* dropout masks of the sample evaluations */
     bool quiet;          /* only warnings, no summary lines */
+    RtEvents *events;    /* TensorBoard: each record's figures and histograms go there too */
 } WatchOpts;
 
 typedef struct Watch Watch;

@@ -37,6 +37,7 @@ struct mc_watch {
     int64_t snap_step;   /* mc_step before the current step */
     bool snap_valid;
     bool reported;       /* the NaN report was printed (once) */
+    RtEvents *tb;        /* TensorBoard event file, or NULL */
 };
 
 /* ---- static warnings ---- */
@@ -143,8 +144,12 @@ static mc_watch *watch_new(mc_model *m, const mc_watch_options *o, const Dataset
         t->o.batch = MC_WATCH_SAMPLE;
     rt_map_init(&t->snap);
     rt_map_init(&t->at_record);
+    if (o->tensorboard && !(t->tb = rt_events_open(o->tensorboard, d))) {
+        mc_watch_free(t);
+        return NULL;
+    }
     if (t->watching || o->plot_dir) {
-        WatchOpts wo = {1, m->seed, !t->watching || o->json};
+        WatchOpts wo = {1, m->seed, !t->watching || o->json, t->watching ? t->tb : NULL};
         t->w = ins_watch_new(m->src, &wo, d);
         if (!t->w) {
             mc_watch_free(t);
@@ -172,6 +177,7 @@ void mc_watch_free(mc_watch *t)
     if (!t)
         return;
     ins_watch_free(t->w);
+    rt_events_close(t->tb, NULL);
     for (int k = 0; k < t->nsample; k++)
         rt_map_free(&t->sample[k]);
     xfree(t->sample);
@@ -386,6 +392,39 @@ void mc_watch_metric(mc_watch *t, int epoch, const char *name, double value)
 {
     if (t->w)
         ins_watch_metric(t->w, epoch, name, value);
+    if (t->tb) {
+        char tag[300];
+        snprintf(tag, sizeof tag, "epoch/%s", name);
+        rt_events_scalar(t->tb, tag, epoch, value);
+    }
+}
+
+/* ---- TensorBoard ---- */
+
+void mc_watch_step_loss(mc_watch *t, int64_t step, double loss, double lr)
+{
+    if (!t->tb)
+        return;
+    rt_events_scalar(t->tb, "step/loss", step, loss);
+    rt_events_scalar(t->tb, "step/lr", step, lr);
+}
+
+bool mc_watch_epoch_end(mc_watch *t, int epoch, double lr)
+{
+    if (!t->tb)
+        return true;
+    rt_events_scalar(t->tb, "epoch/lr", epoch, lr);
+    Diags d;
+    diags_init(&d);
+    bool ok = rt_events_flush(t->tb, &d);
+    diags_print(&d, t->err);
+    diags_free(&d);
+    return ok;
+}
+
+const char *mc_watch_events_path(const mc_watch *t)
+{
+    return t && t->tb ? rt_events_path(t->tb) : NULL;
 }
 
 bool mc_watch_finish(mc_watch *t)
