@@ -194,6 +194,8 @@ typedef struct mc_stats_options {
     bool hist;            /* text histograms */
     bool json;            /* one JSON object instead of tables */
     bool no_warn;         /* no static warnings before the tables */
+    const char *tensorboard; /* also write the statistics as TensorBoard events into this
+                                directory: step 0, the compared checkpoint's step 1 */
     bool numerics;        /* instead: one step on the first batch, naming the first op
                              that produces a NaN or Inf (then 1) */
     mc_mode mode;         /* the mode of that step (DEFAULT: training) */

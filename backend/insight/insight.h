@@ -143,6 +143,11 @@ double ins_update_ratio(const Tensor *before, const Tensor *after);
 void ins_print_update_ratios(const Graph *g, const TensorMap *before, const TensorMap *after,
                              FILE *f);
 
+/* TensorBoard (watch.c): per-layer gradient norms (grad_norm/LAYER) and
+ * histograms of weights, gradients (weights/PARAM, gradients/PARAM) and
+ * activations (activations/LAYER) of statistics kept with hist. */
+void ins_tb_stats(RtEvents *ev, const InsStats *s, int64_t step);
+
 /* ---- watching a training run (watch.c) ---- */
 
 typedef struct WatchOpts {

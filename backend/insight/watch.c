@@ -519,25 +519,28 @@ static void tb_scalar(RtEvents *ev, const char *kind, const char *name, int64_t 
 {
     char tag[512];
     snprintf(tag, sizeof tag, "%s/%s", kind, name);
-    if (isfinite(v))
+    if (isfinite(v) && v >= 0)
         rt_events_scalar(ev, tag, step, v);
 }
 
-/* A record's figures: per-layer gradient norms, per-parameter update
- * ratios, histograms of weights, their gradients and layer activations. */
-static void tb_record(const Watch *w, const InsStats *s, int64_t step)
+void ins_tb_stats(RtEvents *ev, const InsStats *s, int64_t step)
 {
-    RtEvents *ev = w->o.events;
-    for (int i = 0; i < w->nlayers; i++)
-        tb_scalar(ev, "grad_norm", w->layers[i].name, step, w->layers[i].grad_norm);
-    for (int i = 0; i < w->nparams; i++)
-        tb_scalar(ev, "update_ratio", w->params[i].name, step, w->params[i].update_ratio);
+    for (int i = 0; i < s->nlayers; i++)
+        tb_scalar(ev, "grad_norm", s->layers[i].name, step, ins_layer_grad_norm(&s->layers[i], s->batches));
     for (int i = 0; i < s->nparams; i++) {
         tb_histo(ev, "weights", s->params[i].name, step, &s->params[i].w);
         tb_histo(ev, "gradients", s->params[i].name, step, &s->params[i].g);
     }
     for (int i = 0; i < s->nlayers; i++)
         tb_histo(ev, "activations", s->layers[i].name, step, &s->layers[i].out);
+}
+
+/* A record's figures: per-parameter update ratios, then ins_tb_stats. */
+static void tb_record(const Watch *w, const InsStats *s, int64_t step)
+{
+    for (int i = 0; i < w->nparams; i++)
+        tb_scalar(w->o.events, "update_ratio", w->params[i].name, step, w->params[i].update_ratio);
+    ins_tb_stats(w->o.events, s, step);
 }
 
 bool ins_watch_record(Watch *w, const WatchPoint *pt, const TensorMap *before,

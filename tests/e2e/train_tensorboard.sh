@@ -5,7 +5,8 @@
 # the file_version record first, step/loss and step/lr at every step,
 # epoch metrics equal to the JSON lines, and with --watch the per-layer
 # gradient norms, update ratios and histograms; a flipped byte is
-# detected; an unwritable DIR stops before training.
+# detected; an unwritable DIR stops before training. `modelc stats
+# --tensorboard` writes its statistics the same way.
 set -euo pipefail
 : "${MODELC:?MODELC not set}"
 cd "$(dirname "$0")/../.."
@@ -84,8 +85,25 @@ python3 $reader "$tmp/tb2"/* >"$tmp/ev2" || fail "reader, no watch"
 [ "$(grep -c ' scalar step/loss ' "$tmp/ev2")" = 2 ] || fail "2 step losses expected"
 if grep -q histo "$tmp/ev2"; then fail "histograms without --watch"; fi
 
-# an unwritable DIR: a clear error before training
+# modelc stats --tensorboard: the statistics at step 0, the compared checkpoint's at step 1
+"$MODELC" train examples/fashion_mlp.mdl --limit 128 --batch 64 --epochs 1 --no-test --save "$tmp/ck.safetensors" \
+  >/dev/null 2>&1 || fail "train for stats"
+"$MODELC" stats examples/fashion_mlp.mdl --limit 128 --batches 2 --no-warn --compare "$tmp/ck.safetensors" \
+  --tensorboard "$tmp/tb3" >"$tmp/stats.out" 2>&1 || { cat "$tmp/stats.out"; fail "stats"; }
+grep -q "^wrote TensorBoard events to $tmp/tb3/\$" "$tmp/stats.out" || fail "stats: wrote line"
+python3 $reader "$tmp/tb3"/* >"$tmp/ev3" || fail "reader, stats"
+for s in 0 1; do
+  grep -q "^$s histo weights/dense.kernel num=200704 " "$tmp/ev3" || fail "stats: weights at step $s"
+  grep -q "^$s histo activations/dense_2 num=1280 .* count=1280\$" "$tmp/ev3" || fail "stats: activations at $s"
+  grep -q "^$s scalar grad_norm/dense_1 [0-9]" "$tmp/ev3" || fail "stats: grad norm at $s"
+done
 touch "$tmp/file"
+if "$MODELC" stats examples/fashion_mlp.mdl --limit 64 --tensorboard "$tmp/file/tb" >/dev/null 2>"$tmp/err"; then
+  fail "stats: unwritable dir accepted"
+fi
+grep -q -- "--tensorboard" "$tmp/err" || fail "stats: message names the option"
+
+# an unwritable DIR: a clear error before training
 if "$MODELC" train examples/fashion_mlp.mdl --limit 64 --epochs 1 --no-test \
   --tensorboard "$tmp/file/tb" >"$tmp/out" 2>"$tmp/err"; then fail "unwritable dir accepted"; fi
 grep -q -- "--tensorboard" "$tmp/err" || { cat "$tmp/err"; fail "message names the option"; }
