@@ -39,9 +39,13 @@ static void usage(FILE *f)
           "A compiler and trainer for small neural-network model files (*.mdl).\n\n"
           "commands:\n",
           f);
+    int w = 0;
+    for (int i = 0; i < ARRAY_LEN(commands); i++)
+        if (commands[i].run && (int)strlen(commands[i].name) > w)
+            w = (int)strlen(commands[i].name);
     for (int i = 0; i < ARRAY_LEN(commands); i++)
         if (commands[i].run)
-            fprintf(f, "  %-10s %s\n", shown(commands[i].name), commands[i].summary);
+            fprintf(f, "  %-*s %s\n", w, shown(commands[i].name), commands[i].summary);
     fputs("\nRun 'modelc COMMAND --help' or 'modelc help COMMAND' for a command's options.\n"
           "  --version  print the version\n",
           f);
