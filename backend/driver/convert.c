@@ -78,6 +78,27 @@ static const Node *consumer(const Graph *g, const Node *p, Op op, int slot)
     return NULL;
 }
 
+/* The [N, H, W, C] value (C > 1) whose flatten x is, through elementwise
+ * ops that keep x's shape (an activation, dropout's mask and its
+ * training/inference phase), or NULL. */
+static const Node *flattened(const Node *x, int depth)
+{
+    if (x->op == OP_RESHAPE && x->nin == 1 && x->in[0]->shape.rank == 4 && x->in[0]->shape.d[3] > 1)
+        return x->in[0];
+    if (depth == 0 || (!ir_op_is_elementwise(x->op) && x->op != OP_PHASE))
+        return NULL;
+    for (int i = 0; i < x->nin; i++) {
+        const Node *y = x->in[i];
+        const Node *f = y->shape.rank == x->shape.rank &&
+                                memcmp(y->shape.d, x->shape.d, sizeof(int64_t) * (size_t)x->shape.rank) == 0
+                            ? flattened(y, depth - 1)
+                            : NULL;
+        if (f)
+            return f;
+    }
+    return NULL;
+}
+
 static void classify(const Graph *g, Layer *l)
 {
     if (find_what(l->what, l->np, "moving_mean") >= 0 && find_what(l->what, l->np, "gamma") >= 0) {
@@ -90,9 +111,9 @@ static void classify(const Graph *g, Layer *l)
     const Node *mm = consumer(g, l->p[k], OP_MATMUL, 1);
     if (l->p[k]->shape.rank == 2 && mm) {
         l->kind = LK_DENSE;
-        const Node *x = mm->in[0];
-        if (x->op == OP_RESHAPE && x->nin == 1 && x->in[0]->shape.rank == 4 && x->in[0]->shape.d[3] > 1) {
-            const Shape *s = &x->in[0]->shape;
+        const Node *x = flattened(mm->in[0], 8);
+        if (x) {
+            const Shape *s = &x->shape;
             l->flat_c = s->d[3];
             l->flat_hw = s->d[1] * s->d[2];
         }

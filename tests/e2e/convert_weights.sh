@@ -59,6 +59,16 @@ grep -q '^batch_normalization/moving_variance \[3\] -> batchnorm.moving_var \[3\
 "$MODELC" predict $model --weights "$tmp/k.safetensors" --inputs $f/x.safetensors -o "$tmp/k.y.safetensors" >/dev/null
 compare $f/y.safetensors "$tmp/k.y.safetensors" || fail "keras weights: predictions differ"
 
+# a dropout (or an activation) between the flatten and the dense layer
+sed 's/^h = flatten(h)$/h = relu(dropout(flatten(h), 0.5))/' $model >"$tmp/drop.mdl"
+grep -q dropout "$tmp/drop.mdl" || fail "drop.mdl"
+"$MODELC" convert-weights "$tmp/drop.mdl" $f/torch.safetensors --from torch -o "$tmp/d.safetensors" >"$tmp/d.out" \
+  || fail "conversion with dropout"
+grep -q '^fc1.weight \[5,27\] -> dense.kernel \[27,5\] (transposed, rows permuted' "$tmp/d.out" \
+  || fail "flatten through dropout not seen"
+"$MODELC" predict "$tmp/drop.mdl" --weights "$tmp/d.safetensors" --inputs $f/x.safetensors -o "$tmp/d.y.safetensors" >/dev/null
+compare $f/y.safetensors "$tmp/d.y.safetensors" || fail "dropout model: predictions differ"
+
 # the layout notes in the checkpoint
 python3 tests/data/safetensors_py.py dump "$tmp/t.safetensors" >"$tmp/dump"
 grep -q 'layout.conv2d.kernel.*HWIO' "$tmp/dump" || fail "layout metadata"
