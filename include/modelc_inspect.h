@@ -194,6 +194,8 @@ typedef struct mc_stats_options {
     bool hist;            /* text histograms */
     bool json;            /* one JSON object instead of tables */
     bool no_warn;         /* no static warnings before the tables */
+    const char *tensorboard; /* also write the statistics as TensorBoard events into this
+                                directory: step 0, the compared checkpoint's step 1 */
     bool numerics;        /* instead: one step on the first batch, naming the first op
                              that produces a NaN or Inf (then 1) */
     mc_mode mode;         /* the mode of that step (DEFAULT: training) */
@@ -230,6 +232,8 @@ typedef struct mc_watch_options {
     bool check_numerics;  /* check every step's gradients and new parameters for NaN/Inf */
     bool json;            /* the run prints JSON lines on out: the watch's text goes to err */
     int batch;            /* the training batch size */
+    const char *tensorboard; /* write TensorBoard event files into this directory (created
+                                when missing), or NULL */
 } mc_watch_options;
 
 void mc_watch_options_default(mc_watch_options *o);
@@ -270,8 +274,39 @@ void mc_watch_csv_row(const mc_watch *w, FILE *f);
 void mc_watch_json(const mc_watch *w, FILE *f);
 /* A per-epoch metric ("loss", "accuracy", "val_loss", ...) for the curves. */
 void mc_watch_metric(mc_watch *w, int epoch, const char *name, double value);
+/* TensorBoard (mc_watch_options.tensorboard): after each step its loss
+ * and learning rate (tags step/loss, step/lr at the global step); at the
+ * end of an epoch the epoch's learning rate (epoch/lr; the metrics given
+ * to mc_watch_metric are epoch/NAME, all at step = the epoch number), then
+ * the buffered events are written. Each watch record adds
+ * grad_norm/LAYER and update_ratio/PARAM scalars and weights/PARAM,
+ * gradients/PARAM and activations/LAYER histograms at the global step.
+ * mc_watch_epoch_end returns false after printing why the file could not
+ * be written. mc_watch_events_path: the event file, or NULL. */
+void mc_watch_step_loss(mc_watch *w, int64_t step, double loss, double lr);
+bool mc_watch_epoch_end(mc_watch *w, int epoch, double lr);
+const char *mc_watch_events_path(const mc_watch *w);
 /* At the end of training: the pictures in plot_dir (created when missing). */
 bool mc_watch_finish(mc_watch *w);
+
+/* ---- modelc convert-weights: PyTorch or Keras weights as a checkpoint ---- */
+
+typedef enum { MC_FROM_TORCH, MC_FROM_KERAS } mc_weights_from;
+
+typedef struct mc_convert_options {
+    mc_weights_from from; /* the naming and layouts of the input */
+    const char *input;    /* safetensors: a PyTorch state_dict or Keras weights */
+    const char *output;   /* the checkpoint to write */
+} mc_convert_options;
+
+/* Map the input's tensors onto the parameters of the model at path: by
+ * layer name where the names match, otherwise in order with kinds and
+ * shapes checked; PyTorch's [out, in] and OIHW kernels transposed, a dense
+ * kernel after a flatten of a convolution's output permuted from NCHW to
+ * NHWC order. One line per tensor on out ("fc1.weight [256,784] ->
+ * dense.kernel [784,256] (transposed)"); an ambiguity or shape mismatch is
+ * an error naming the input. Returns 0, or 1 after printing why. */
+int mc_convert_weights(const char *path, const mc_convert_options *o, FILE *out, FILE *err);
 
 /* ---- modelc compile: an object file and a C header (ahead of time) ---- */
 

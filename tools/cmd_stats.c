@@ -33,6 +33,9 @@ static int parse(StatsArgs *a, mc_stats_options *o, int argc, char **argv, const
          &o->seed_set},
         {"hist", CLI_FLAG, &o->hist, NULL, "draw text histograms", NULL},
         {"plot", CLI_STR, &o->plot, "OUT", "draw histograms to OUT.svg or OUT.png", NULL},
+        {"tensorboard", CLI_STR, &o->tensorboard, "DIR",
+         "also write per-layer gradient norms and histograms of weights, gradients and activations as "
+         "TensorBoard events into DIR (step 0; the --compare checkpoint's at step 1)", NULL},
         {"compare", CLI_STR, &o->compare, "CKPT2", "compare with a second checkpoint (after)", NULL},
         {"json", CLI_FLAG, &o->json, NULL, "print JSON instead of tables", NULL},
         {"no-warn", CLI_FLAG, &o->no_warn, NULL, "skip the static warnings before the tables", NULL},
@@ -85,7 +88,8 @@ int cmd_stats(int argc, char **argv)
     int rc = parse(&a, &o, argc, argv, &file);
     if (rc)
         return rc < 0 ? 0 : rc;
-    if (o.plot && cli_check_output_file("--plot", o.plot))
+    if ((o.plot && cli_check_output_file("--plot", o.plot)) ||
+        (o.tensorboard && cli_check_output_dir("--tensorboard", o.tensorboard)))
         return 1;
     mc_options mo;
     mc_options_default(&mo);

@@ -22,7 +22,7 @@ typedef struct TrainArgs {
     bool json, eval_train, time_passes, no_progress, no_test, no_cache, profile;
     int threads;
     int watch; /* -1 off, 0 every epoch, K every K steps */
-    const char *plot_dir, *dump_ir;
+    const char *plot_dir, *dump_ir, *tensorboard;
     bool check_numerics, no_warn;
     bool deterministic_reduce; /* under mpirun: gradients summed in rank order */
     double dist_timeout;       /* under mpirun: seconds to wait for the others */
@@ -260,6 +260,7 @@ static int run_epochs(Run *r)
                 fflush(stdout);
             }
             r->first_step_done = true;
+            mc_watch_step_loss(r->tw, mc_step(m), loss, lr);
             s.loss += loss * (double)rows;
             for (int i = 0; i < mc_num_metrics(m); i++)
                 s.metric[i] += met[i] * (double)rows;
@@ -348,6 +349,10 @@ static int run_epochs(Run *r)
             mc_watch_csv_row(r->tw, r->log);
             fputc('\n', r->log);
             fflush(r->log);
+        }
+        if (!mc_watch_epoch_end(r->tw, epoch + 1, lr)) {
+            rc = 1;
+            break;
         }
         if (a->save && !mc_watch_params_finite(r->tw, epoch + 1, lr)) {
             stopped(a->save);
@@ -510,6 +515,7 @@ static int check_outputs(const TrainArgs *a)
     return (a->save && cli_check_output_file("--save", a->save)) ||
            (a->log && cli_check_output_file("--log", a->log)) ||
            (a->plot_dir && cli_check_output_dir("--plot-dir", a->plot_dir)) ||
+           (a->tensorboard && cli_check_output_dir("--tensorboard", a->tensorboard)) ||
            (a->dump_ir && cli_check_dump_dir("--dump-ir", a->dump_ir, "train_step"));
 }
 
@@ -573,6 +579,10 @@ static int cmd_train_args(int argc, char **argv)
          &a.watch_set},
         {"plot-dir", CLI_STR, &a.plot_dir, "DIR",
          "at the end draw loss/metric curves and per-layer gradient norms (SVG and PNG) into DIR", NULL},
+        {"tensorboard", CLI_STR, &a.tensorboard, "DIR",
+         "write TensorBoard event files into DIR: loss and learning rate per step, metrics per epoch; "
+         "with --watch also per-layer gradient norms, update ratios and histograms of weights, "
+         "gradients and activations at each record", NULL},
         {"check-numerics", CLI_FLAG, &a.check_numerics, NULL,
          "check every step's gradients and new parameters for NaN/Inf (the loss is always checked)", NULL},
         {"no-warn", CLI_FLAG, &a.no_warn, NULL, "skip the static warnings before training", NULL},
@@ -691,7 +701,8 @@ static int cmd_train_args(int argc, char **argv)
     /* under mpirun rank 0 watches and plots: the parameters and the telemetry
      * (from the summed gradients) are the same on every process */
     mc_watch_options wo = {.every = rank == 0 ? a.watch : -1, .plot_dir = rank == 0 ? a.plot_dir : NULL,
-                           .check_numerics = a.check_numerics, .json = a.json, .batch = a.batch};
+                           .check_numerics = a.check_numerics, .json = a.json, .batch = a.batch,
+                           .tensorboard = rank == 0 ? a.tensorboard : NULL};
     if (!rc && !(r.tw = mc_watch_new(m, &wo, r.train, stdout, stderr)))
         rc = 1;
     if (!rc && a.log && !(r.log = open_log(a.log, m, r.have_val, r.tw))) {

@@ -22,15 +22,31 @@ static const Command commands[] = {
 #undef CMD
 };
 
+/* A command's name as typed: its function's, with '-' for '_'
+ * (convert_weights is `modelc convert-weights`). */
+static const char *shown(const char *name)
+{
+    static char buf[64];
+    snprintf(buf, sizeof buf, "%s", name);
+    for (char *p = buf; *p; p++)
+        if (*p == '_')
+            *p = '-';
+    return buf;
+}
+
 static void usage(FILE *f)
 {
     fputs("usage: modelc COMMAND [options] [args]\n\n"
           "A compiler and trainer for small neural-network model files (*.mdl).\n\n"
           "commands:\n",
           f);
+    int w = 0;
+    for (int i = 0; i < ARRAY_LEN(commands); i++)
+        if (commands[i].run && (int)strlen(commands[i].name) > w)
+            w = (int)strlen(commands[i].name);
     for (int i = 0; i < ARRAY_LEN(commands); i++)
         if (commands[i].run)
-            fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+            fprintf(f, "  %-*s %s\n", w, shown(commands[i].name), commands[i].summary);
     fputs("\nRun 'modelc COMMAND --help' or 'modelc help COMMAND' for a command's options.\n"
           "  --version  print the version\n",
           f);
@@ -39,7 +55,7 @@ static void usage(FILE *f)
 static const Command *find_command(const char *name)
 {
     for (int i = 0; i < ARRAY_LEN(commands); i++)
-        if (strcmp(commands[i].name, name) == 0)
+        if (strcmp(shown(commands[i].name), name) == 0)
             return &commands[i];
     return NULL;
 }
@@ -48,10 +64,14 @@ static const Command *find_command(const char *name)
 static int unknown_command(const char *name)
 {
     const char *names[ARRAY_LEN(commands) + 1];
+    char typed[ARRAY_LEN(commands)][64];
     int n = 0;
     for (int i = 0; i < ARRAY_LEN(commands); i++)
-        if (commands[i].run)
-            names[n++] = commands[i].name;
+        if (commands[i].run) {
+            snprintf(typed[n], sizeof typed[n], "%s", shown(commands[i].name));
+            names[n] = typed[n];
+            n++;
+        }
     names[n++] = "help";
     const char *hint = cli_closest(name, names, n);
     if (hint)
@@ -65,7 +85,7 @@ static int unknown_command(const char *name)
 static int run(const Command *c, int argc, char **argv)
 {
     if (!c->run) {
-        fprintf(stderr, "modelc: command '%s' is not available in this build\n", c->name);
+        fprintf(stderr, "modelc: command '%s' is not available in this build\n", shown(c->name));
         return 2;
     }
     return c->run(argc, argv);

@@ -640,6 +640,7 @@ static bool save(mc_model *m, const char *path)
     rt_meta_set(&meta, "step", buf);
     snprintf(buf, sizeof buf, "%d", m->epoch);
     rt_meta_set(&meta, "epoch", buf);
+    mc_layout_metadata(m->src, &meta);
     bool ok = rt_safetensors_write(path, &m->params, &meta, &m->d);
     rt_meta_free(&meta);
     return ok ? true : fail(m);

@@ -12,6 +12,7 @@
 #include "passes/passes.h"
 #include "modelc.h"
 #include "runtime/runtime.h"
+#include "runtime/io/io.h"
 
 #define MC_NWS 2 /* cached workspaces per graph: the full and the last partial batch */
 
@@ -118,6 +119,11 @@ void mc_set_error(mc_model *m, const char *fmt, ...) __attribute__((format(print
 /* Load a model (.mdl or .ir) and print its diagnostics to err; NULL on
  * error. The caller owns d (diags_init / diags_free). */
 Graph *mc_load_source(const char *path, RunSettings *run, Diags *d, FILE *err); /* run may be NULL */
+/* convert.c: the notes a checkpoint of g carries in its __metadata__:
+ * "layers" (the layers with parameters, in order), "layout.NAME" (IO for
+ * a dense kernel, HWIO for a convolution's, C otherwise) and "torch.NAME"
+ * (the PyTorch parameter it is and how: "weight: transpose", ...). */
+void mc_layout_metadata(const Graph *g, Metadata *meta);
 /* The mode a function is specialized for: o's with MC_MODE_TRAIN or
  * MC_MODE_INFER, otherwise def. */
 Mode mc_mode_of(mc_mode m, Mode def);

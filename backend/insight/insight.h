@@ -143,12 +143,18 @@ double ins_update_ratio(const Tensor *before, const Tensor *after);
 void ins_print_update_ratios(const Graph *g, const TensorMap *before, const TensorMap *after,
                              FILE *f);
 
+/* TensorBoard (watch.c): per-layer gradient norms (grad_norm/LAYER) and
+ * histograms of weights, gradients (weights/PARAM, gradients/PARAM) and
+ * activations (activations/LAYER) of statistics kept with hist. */
+void ins_tb_stats(RtEvents *ev, const InsStats *s, int64_t step);
+
 /* ---- watching a training run (watch.c) ---- */
 
 typedef struct WatchOpts {
     int every;           /* ins_watch_epoch: record every `every` epochs (default 1) */
     uint64_t seed;       /* dropout masks of the sample evaluations */
     bool quiet;          /* only warnings, no summary lines */
+    RtEvents *events;    /* TensorBoard: each record's figures and histograms go there too */
 } WatchOpts;
 
 typedef struct Watch Watch;

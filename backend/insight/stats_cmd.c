@@ -43,7 +43,7 @@ static bool run_stats(InsModel *m, const Graph *src, const mc_stats_options *a, 
     rt_map_init(&params);
     rt_map_init(&b);
     bool ok = gc_load_params(src, ckpt, seed, &params, d);
-    ins_stats_init(s, m, a->hist || a->plot);
+    ins_stats_init(s, m, a->hist || a->plot || a->tensorboard);
     RunOpts ro = {seed, 0};
     for (int k = 0; ok && k < a->batches; k++) {
         if (rt_dataset_batch(ds, NULL, k * batch, batch, &b) <= 0)
@@ -68,6 +68,18 @@ static bool report(const mc_stats_options *a, InsStats *s1, InsStats *s2, FILE *
         if (s2)
             fputs("histograms: before (left) | after (right)\n\n", out);
         ins_stats_print_hist(s1, s2, out, 20, 40);
+    }
+    if (a->tensorboard) {
+        RtEvents *ev = rt_events_open(a->tensorboard, d);
+        if (!ev)
+            return false;
+        ins_tb_stats(ev, s1, 0);
+        if (s2)
+            ins_tb_stats(ev, s2, 1);
+        if (!rt_events_close(ev, d))
+            return false;
+        if (!a->json)
+            fprintf(out, "wrote TensorBoard events to %s/\n", a->tensorboard);
     }
     if (a->plot) {
         if (!ins_stats_plot(s1, s2, a->plot, d))

@@ -37,6 +37,7 @@ struct mc_watch {
     int64_t snap_step;   /* mc_step before the current step */
     bool snap_valid;
     bool reported;       /* the NaN report was printed (once) */
+    RtEvents *tb;        /* TensorBoard event file, or NULL */
 };
 
 /* ---- static warnings ---- */
@@ -145,8 +146,12 @@ static mc_watch *watch_new(mc_model *m, const mc_watch_options *o, const Dataset
         t->o.batch = MC_WATCH_SAMPLE;
     rt_map_init(&t->snap);
     rt_map_init(&t->at_record);
+    if (o->tensorboard && !(t->tb = rt_events_open(o->tensorboard, d))) {
+        watch_free(t);
+        return NULL;
+    }
     if (t->watching || o->plot_dir) {
-        WatchOpts wo = {1, m->seed, !t->watching || o->json};
+        WatchOpts wo = {1, m->seed, !t->watching || o->json, t->watching ? t->tb : NULL};
         t->w = ins_watch_new(m->src, &wo, d);
         if (!t->w) {
             watch_free(t);
@@ -175,6 +180,7 @@ static void watch_free(mc_watch *t)
     if (!t)
         return;
     ins_watch_free(t->w);
+    rt_events_close(t->tb, NULL);
     for (int k = 0; k < t->nsample; k++)
         rt_map_free(&t->sample[k]);
     xfree(t->sample);
@@ -391,7 +397,41 @@ static bool metric(mc_watch *t, int epoch, const char *name, double value)
 {
     if (t->w)
         ins_watch_metric(t->w, epoch, name, value);
+    if (t->tb) {
+        char tag[300];
+        snprintf(tag, sizeof tag, "epoch/%s", name);
+        rt_events_scalar(t->tb, tag, epoch, value);
+    }
     return true;
+}
+
+/* ---- TensorBoard ---- */
+
+static bool step_loss(mc_watch *t, int64_t step, double loss, double lr)
+{
+    if (!t->tb)
+        return true;
+    rt_events_scalar(t->tb, "step/loss", step, loss);
+    rt_events_scalar(t->tb, "step/lr", step, lr);
+    return true;
+}
+
+static bool epoch_end(mc_watch *t, int epoch, double lr)
+{
+    if (!t->tb)
+        return true;
+    rt_events_scalar(t->tb, "epoch/lr", epoch, lr);
+    Diags d;
+    diags_init(&d);
+    bool ok = rt_events_flush(t->tb, &d);
+    diags_print(&d, t->err);
+    diags_free(&d);
+    return ok;
+}
+
+const char *mc_watch_events_path(const mc_watch *t)
+{
+    return t && t->tb ? rt_events_path(t->tb) : NULL;
 }
 
 static bool finish(mc_watch *t)
@@ -513,4 +553,19 @@ void mc_watch_metric(mc_watch *t, int epoch, const char *name, double value)
 bool mc_watch_finish(mc_watch *t)
 {
     WATCH_CALL(t->m, t->err, "drawing the training curves", finish(t));
+}
+
+static bool guarded_step_loss(mc_watch *t, int64_t step, double loss, double lr)
+{
+    WATCH_CALL(t->m, t->err, "writing TensorBoard events", step_loss(t, step, loss, lr));
+}
+
+void mc_watch_step_loss(mc_watch *t, int64_t step, double loss, double lr)
+{
+    guarded_step_loss(t, step, loss, lr);
+}
+
+bool mc_watch_epoch_end(mc_watch *t, int epoch, double lr)
+{
+    WATCH_CALL(t->m, t->err, "writing TensorBoard events", epoch_end(t, epoch, lr));
 }

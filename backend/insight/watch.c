@@ -503,12 +503,52 @@ static void record_params(Watch *w, const InsStats *s, const TensorMap *before,
     }
 }
 
+/* ---- TensorBoard ---- */
+
+static void tb_histo(RtEvents *ev, const char *kind, const char *name, int64_t step, const InsAcc *a)
+{
+    if (!a->count || !a->nsamples)
+        return;
+    char tag[512];
+    snprintf(tag, sizeof tag, "%s/%s", kind, name);
+    RtHisto h = {a->samples, a->nsamples, (double)a->count, a->min, a->max, a->sum, a->sumsq};
+    rt_events_histo(ev, tag, step, &h);
+}
+
+static void tb_scalar(RtEvents *ev, const char *kind, const char *name, int64_t step, double v)
+{
+    char tag[512];
+    snprintf(tag, sizeof tag, "%s/%s", kind, name);
+    if (isfinite(v) && v >= 0)
+        rt_events_scalar(ev, tag, step, v);
+}
+
+void ins_tb_stats(RtEvents *ev, const InsStats *s, int64_t step)
+{
+    for (int i = 0; i < s->nlayers; i++)
+        tb_scalar(ev, "grad_norm", s->layers[i].name, step, ins_layer_grad_norm(&s->layers[i], s->batches));
+    for (int i = 0; i < s->nparams; i++) {
+        tb_histo(ev, "weights", s->params[i].name, step, &s->params[i].w);
+        tb_histo(ev, "gradients", s->params[i].name, step, &s->params[i].g);
+    }
+    for (int i = 0; i < s->nlayers; i++)
+        tb_histo(ev, "activations", s->layers[i].name, step, &s->layers[i].out);
+}
+
+/* A record's figures: per-parameter update ratios, then ins_tb_stats. */
+static void tb_record(const Watch *w, const InsStats *s, int64_t step)
+{
+    for (int i = 0; i < w->nparams; i++)
+        tb_scalar(w->o.events, "update_ratio", w->params[i].name, step, w->params[i].update_ratio);
+    ins_tb_stats(w->o.events, s, step);
+}
+
 bool ins_watch_record(Watch *w, const WatchPoint *pt, const TensorMap *before,
                       const TensorMap *after, const TensorMap *batches, int nbatches, FILE *log,
                       Diags *d)
 {
     InsStats s;
-    ins_stats_init(&s, w->m, false);
+    ins_stats_init(&s, w->m, w->o.events != NULL);
     RunOpts ro = {w->o.seed, (uint64_t)(pt->step >= 0 ? pt->step : pt->epoch)};
     bool ok = true;
     for (int k = 0; k < nbatches && ok; k++)
@@ -521,6 +561,8 @@ bool ins_watch_record(Watch *w, const WatchPoint *pt, const TensorMap *before,
         record_params(w, &s, before, after);
         collect_warnings(w, pre);
         w->recorded = true;
+        if (w->o.events)
+            tb_record(w, &s, pt->step >= 0 ? pt->step : pt->epoch);
         if (log && !w->o.quiet) {
             print_updates(w, pre, log);
             print_norms(w, pre, log);

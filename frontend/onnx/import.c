@@ -1030,6 +1030,11 @@ static bool read_by_dense_only(Imp *I, const char *name, int after)
     return readers > 0;
 }
 
+int64_t fe_onnx_nhwc_row(int64_t i, int64_t c, int64_t hw)
+{
+    return c ? (i % hw) * c + i / hw : i;
+}
+
 static bool flatten_like(Imp *I, int idx, Val *x, Val *o)
 {
     int64_t d[2] = {BATCH, x->dims[1] * x->dims[2] * x->dims[3]};
@@ -1594,7 +1599,7 @@ static bool op_gemm(Imp *I, int idx, const Onnx__NodeProto *n)
     for (int64_t i = 0; i < in; i++)
         for (int64_t u = 0; u < units; u++) {
             float v = tb ? b->k->f[u * in + i] : b->k->f[i * units + u];
-            int64_t row = C ? (i % HW) * C + i / HW : i; /* NCHW feature i is NHWC row */
+            int64_t row = fe_onnx_nhwc_row(i, C, HW);
             k[row * units + u] = (float)(alpha * v);
         }
     const char *bias_name = NULL;

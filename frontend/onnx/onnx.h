@@ -21,6 +21,11 @@ typedef struct OnnxImport {
  * is an error naming path and, where one applies, the node and its op. */
 bool fe_onnx_import(const char *path, const unsigned char *buf, size_t len, OnnxImport *out, Diags *d);
 void fe_onnx_import_free(OnnxImport *im);
+/* The row of a dense kernel (its rows in modelc's NHWC flatten order)
+ * that holds feature i of an NCHW flatten (PyTorch's, ONNX's) of c
+ * channels at hw positions; c = 0: no flatten, row i. The importer and
+ * modelc convert-weights permute with it. */
+int64_t fe_onnx_nhwc_row(int64_t i, int64_t c, int64_t hw);
 /* The ops the importer translates, one per line (xmalloc'd). */
 char *fe_onnx_op_list(void);
 

@@ -24,6 +24,10 @@ const char *rt_meta_get(const Metadata *m, const char *key);
 bool rt_safetensors_read(const char *path, TensorMap *out, Metadata *meta, Diags *d);
 bool rt_safetensors_read_mem(const char *path, const unsigned char *buf, size_t len,
                              TensorMap *out, Metadata *meta, Diags *d);
+/* The same, skipping tensors whose name ends in `skip` (of any dtype;
+ * only their place in the data is checked): PyTorch's int64
+ * ".num_batches_tracked". */
+bool rt_safetensors_read_skip(const char *path, const char *skip, TensorMap *out, Metadata *meta, Diags *d);
 /* Write atomically: temp file, fsync, rename, fsync directory; on failure
  * the old file is untouched. Tensors sorted by name, contiguous, metadata
  * first, the header padded with spaces to a multiple of 8 bytes. */
@@ -41,6 +45,32 @@ bool rt_check_params(const Graph *g, const TensorMap *m, const char *file, bool 
 #define RT_FORMAT_VERSION "1"
 #define RT_META_MODEL "model"
 #define RT_META_SEED "seed"
+
+/* ---- TensorBoard event files (tfevents.c) ---- */
+typedef struct RtEvents RtEvents;
+/* Create dir when missing (one level) and start
+ * dir/events.out.tfevents.<time>.<host>.<pid> with its file_version
+ * record; NULL with a diagnostic naming the file. */
+RtEvents *rt_events_open(const char *dir, Diags *d);
+const char *rt_events_path(const RtEvents *e);
+/* One Event with a Summary of one value, kept until the next flush. */
+void rt_events_scalar(RtEvents *e, const char *tag, int64_t step, double value);
+/* A histogram of `count` values (min, max, sum, sum of squares over all of
+ * them) from nsamples of them, each standing for count / nsamples values. */
+typedef struct RtHisto {
+    const double *samples;
+    int nsamples;
+    double count, min, max, sum, sumsq;
+} RtHisto;
+void rt_events_histo(RtEvents *e, const char *tag, int64_t step, const RtHisto *h);
+/* Write the records kept so far (false with a diagnostic; d may be NULL). */
+bool rt_events_flush(RtEvents *e, Diags *d);
+/* Flush, close and free (NULL is accepted). */
+bool rt_events_close(RtEvents *e, Diags *d);
+/* CRC32C (Castagnoli) continuing from crc (0 to start), and the masked
+ * form TFRecords store. */
+uint32_t rt_crc32c(uint32_t crc, const void *p, size_t n);
+uint32_t rt_crc32c_mask(uint32_t crc);
 
 /* ---- data sets (dataset.c): N examples as named tensors whose leading
  * dimension is N ("x" inputs, "y" labels or targets) ---- */

@@ -90,6 +90,7 @@ typedef struct StEntry {
     int rank;
     int64_t dims[IR_MAXRANK];
     int64_t begin, end;
+    bool skipped; /* only its place in the data is checked */
 } StEntry;
 
 typedef struct StReader {
@@ -98,6 +99,7 @@ typedef struct StReader {
     size_t hstart; /* file offset of the JSON header (8) */
     size_t dstart; /* file offset of the data */
     size_t dlen;
+    const char *skip; /* names ending in it are skipped, or NULL */
 } StReader;
 
 static bool st_err(StReader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -231,6 +233,16 @@ static bool read_entry(StReader *r, const JsonValue *obj, int k, StEntry *e)
         if (!json_get(v, fields[i]))
             return st_err(r, "tensor '%s': missing field '%s' (byte %zu)", name, fields[i],
                           r->hstart + v->off);
+    size_t nl = strlen(name), sl = r->skip ? strlen(r->skip) : 0;
+    if (r->skip && nl >= sl && strcmp(name + nl - sl, r->skip) == 0) {
+        e->skipped = true;
+        if (!read_offsets(r, e, json_get(v, "data_offsets")))
+            return false;
+        if ((uint64_t)e->end > r->dlen)
+            return st_err(r, "tensor '%s': data_offsets [%lld, %lld] run past the end of the data (%zu bytes)",
+                          e->name, (long long)e->begin, (long long)e->end, r->dlen);
+        return true;
+    }
     return read_dtype(r, e, json_get(v, "dtype")) && read_shape(r, e, json_get(v, "shape")) &&
            read_offsets(r, e, json_get(v, "data_offsets")) && check_entry_size(r, e);
 }
@@ -301,6 +313,8 @@ static bool parse_entries(StReader *r, const JsonValue *root, const unsigned cha
     }
     ok = ok && check_layout(r, e, n);
     for (int i = 0; i < n && ok; i++) {
+        if (e[i].skipped)
+            continue;
         Tensor *t = rt_tensor_new(e[i].dt, e[i].rank, e[i].dims);
         if (!t) {
             ok = st_err(r, "tensor '%s': cannot allocate %lld bytes", e[i].name,
@@ -314,10 +328,10 @@ static bool parse_entries(StReader *r, const JsonValue *root, const unsigned cha
     return ok;
 }
 
-bool rt_safetensors_read_mem(const char *path, const unsigned char *buf, size_t len,
-                             TensorMap *out, Metadata *meta, Diags *d)
+static bool read_mem(const char *path, const unsigned char *buf, size_t len, const char *skip,
+                     TensorMap *out, Metadata *meta, Diags *d)
 {
-    StReader r = {d, rt_file_loc(d, path), 8, 0, 0};
+    StReader r = {d, rt_file_loc(d, path), 8, 0, 0, skip};
     uint64_t hlen = 0;
     if (!read_header(&r, buf, len, &hlen))
         return false;
@@ -347,6 +361,25 @@ bool rt_safetensors_read_mem(const char *path, const unsigned char *buf, size_t 
         rt_meta_free(&tmeta);
     }
     arena_free(a);
+    return ok;
+}
+
+bool rt_safetensors_read_mem(const char *path, const unsigned char *buf, size_t len,
+                             TensorMap *out, Metadata *meta, Diags *d)
+{
+    return read_mem(path, buf, len, NULL, out, meta, d);
+}
+
+bool rt_safetensors_read_skip(const char *path, const char *skip, TensorMap *out, Metadata *meta, Diags *d)
+{
+    size_t len;
+    char *buf = read_file(path, &len);
+    if (!buf) {
+        diag_error(d, rt_file_loc(d, path), "cannot read: %s", strerror(errno));
+        return false;
+    }
+    bool ok = read_mem(path, (const unsigned char *)buf, len, skip, out, meta, d);
+    xfree(buf);
     return ok;
 }
 

@@ -52,7 +52,7 @@ static Run watch_s3(const char *path, int epochs, int steps, bool plots, const c
     rt_init_params(g, &params, 5, false, NULL);
     Dataset ds;
     ck_assert(rt_dataset_uniform(&ds, epochs * steps, DT_F32, "x", NULL, -1, 1, 5));
-    WatchOpts wo = {1, 5, false};
+    WatchOpts wo = {1, 5, false, NULL};
     Watch *w = ins_watch_new(src, &wo, &d);
     ck_assert_ptr_nonnull(w);
     Capture cap;
@@ -152,7 +152,7 @@ END_TEST
 START_TEST(clip_counts)
 {
     Graph *g = ti_load("examples/s3_vanishing/two_layer.mdl", &d);
-    WatchOpts wo = {1, 5, true};
+    WatchOpts wo = {1, 5, true, NULL};
     Watch *w = ins_watch_new(g, &wo, &d);
     TensorMap gr, b;
     rt_map_init(&gr);

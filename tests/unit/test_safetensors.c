@@ -623,6 +623,41 @@ START_TEST(python_interop)
 }
 END_TEST
 
+/* PyTorch's int64 num_batches_tracked is refused, or skipped when asked,
+ * its place in the data still checked. */
+START_TEST(skip_suffix)
+{
+    const char *path = "tests/interop/torch.safetensors";
+    TensorMap m;
+    rt_map_init(&m);
+    Diags d;
+    diags_init(&d);
+    ck_assert(!rt_safetensors_read(path, &m, NULL, &d));
+    ck_assert_ptr_nonnull(strstr(d.v[0].msg, "'bn.num_batches_tracked': dtype I64 is not supported"));
+    diags_free(&d);
+    diags_init(&d);
+    ck_assert(rt_safetensors_read_skip(path, ".num_batches_tracked", &m, NULL, &d));
+    ck_assert_int_eq(m.n, 10);
+    ck_assert_ptr_null(rt_map_get(&m, "bn.num_batches_tracked"));
+    ck_assert_ptr_nonnull(rt_map_get(&m, "bn.running_var"));
+    ck_assert_str_eq(m.names[0], "conv.weight"); /* in the order of the data */
+    ck_assert_str_eq(m.names[9], "fc2.bias");
+    rt_map_free(&m);
+    diags_free(&d);
+}
+END_TEST
+
+/* The CRC32C check value and TFRecord's mask. */
+START_TEST(crc32c_check_value)
+{
+    ck_assert_uint_eq(rt_crc32c(0, "123456789", 9), 0xE3069283u);
+    ck_assert_uint_eq(rt_crc32c(rt_crc32c(0, "1234", 4), "56789", 5), 0xE3069283u);
+    ck_assert_uint_eq(rt_crc32c(0, "", 0), 0);
+    uint32_t c = 0xE3069283u;
+    ck_assert_uint_eq(rt_crc32c_mask(c), (((c >> 15) | (c << 17)) + 0xa282ead8u) & 0xffffffffu);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("safetensors");
@@ -639,6 +674,8 @@ static Suite *suite(void)
     tcase_add_test(t, atomic_failures);
     tcase_add_test(t, check_params);
     tcase_add_test(t, python_interop);
+    tcase_add_test(t, skip_suffix);
+    tcase_add_test(t, crc32c_check_value);
     suite_add_tcase(s, t);
     return s;
 }
