@@ -490,6 +490,10 @@ bool mc_cb_epoch_end(mc_model *m, int epoch, double lr0, const char *const *name
     bool ok = mc_dist_bcast(m, vals, (int64_t)n * (int64_t)sizeof(double));
     double v;
     *nev = 0;
+    if (ok && r->ckpt.monitor && (!r->ckpt.path || !*r->ckpt.path)) {
+        mc_set_error(m, "error: checkpoint needs a path\n");
+        ok = false;
+    }
     if (ok && r->ckpt.monitor)
         ok = lookup(m, r->ckpt.monitor, names, vals, n, &v) && checkpoint(m, epoch, v, ev, nev);
     if (ok && r->rlr.monitor && (ok = lookup(m, r->rlr.monitor, names, vals, n, &v)))
