@@ -307,7 +307,10 @@ static int run_epochs(Run *r)
     }
     int rc = 0;
     if (mc_stop_training(m)) {
-        printf("early stopping ended the run of this checkpoint at epoch %d; nothing to resume\n", mc_epoch(m));
+        if (a->json)
+            printf("{\"event\": \"nothing_to_resume\", \"stopped_epoch\": %d}\n", mc_epoch(m));
+        else
+            printf("early stopping ended the run of this checkpoint at epoch %d; nothing to resume\n", mc_epoch(m));
         free(perm);
         return mc_watch_finish(r->tw) ? 0 : 1;
     }

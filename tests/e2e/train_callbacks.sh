@@ -68,6 +68,8 @@ python3 "$t/st.py" "$t/es.st" "$t/one.st" same
 # a checkpoint of a stopped run has nothing left to train
 "$MODELC" train "$t/es.mdl" "${data[@]}" --epochs 10 --resume "$t/es.st" > "$t/es2.out"
 grep -q "early stopping ended the run of this checkpoint at epoch 3; nothing to resume" "$t/es2.out"
+"$MODELC" train "$t/es.mdl" "${data[@]}" --epochs 10 --resume "$t/es.st" --json > "$t/es3.out"
+grep -qx '{"event": "nothing_to_resume", "stopped_epoch": 3}' "$t/es3.out"
 # without restore_best_weights the last epoch's weights stay
 model es_keep '  callbacks = early_stopping(patience=2, min_delta=1)'
 "$MODELC" train "$t/es_keep.mdl" "${data[@]}" --epochs 10 --save "$t/keep.st" > "$t/keep.out"
@@ -96,6 +98,12 @@ grep -qx "epoch 3: val_loss did not improve for 1 epoch; reducing the learning r
 [ "$(grep -c "reducing the learning rate" "$t/rlr.out")" -eq 2 ] || fail "min_lr did not hold"
 [ "$(cut -d, -f3 "$t/rlr.csv" | tail -n +2 | tr '\n' ' ')" = "0.01 0.01 0.005 0.003 0.003 " ] ||
   fail "learning rates $(cut -d, -f3 "$t/rlr.csv" | tr '\n' ' ')"
+
+# --warmup N: the rate rises from 0 over N steps (8 steps per epoch here;
+# the log shows each epoch's last step: 7/12 and 15/12 -> capped at 1)
+"$MODELC" train "$base" "${data[@]}" --epochs 2 --warmup 12 --log "$t/warm.csv" > /dev/null
+[ "$(cut -d, -f3 "$t/warm.csv" | tail -n +2 | tr '\n' ' ')" = "0.00583333333 0.01 " ] ||
+  fail "warm-up rates $(cut -d, -f3 "$t/warm.csv" | tr '\n' ' ')"
 
 # 4. Interrupted after 3 of 6 epochs and resumed: the same bytes and the
 # same decisions as the uninterrupted run, with an exponential schedule,
