@@ -348,6 +348,7 @@ enum { METRIC_ACCURACY, METRIC_BINARY_ACCURACY };
 /* the train block (train.c) */
 bool fe_train_block(FeCtx *c, const Stmt *s);
 void fe_check_freeze(FeCtx *c, const Stmt *s);
+void fe_check_callbacks(FeCtx *c, const Stmt *s);
 /* `sync_batchnorm = true` in the train block s (NULL: none), read before
  * the layers are lowered; its checks come with the block's. */
 bool fe_train_sync_batchnorm(const Stmt *s);

@@ -416,8 +416,10 @@ static void finish(FeCtx *c)
     finish_loss(c);
     finish_outputs(c);
     const Stmt *t = find_stmt(c, S_TRAIN, 0);
-    if (t)
+    if (t) {
         fe_check_freeze(c, t);
+        fe_check_callbacks(c, t);
+    }
     if (c->d->nerrors == c->errors_at_start && c->g->nouts == 0) {
         SrcLoc l = c->prog->stmts[0]->loc;
         fe_error(c, l, 1, "the model computes nothing: assign 'loss = ...' or declare 'output NAME = ...'");

@@ -160,12 +160,104 @@ mc_train_config mc_train_defaults(const mc_model *m);
  * after a resume and for any thread count. */
 void mc_shuffle(const mc_model *m, int epoch, int64_t *perm, int64_t n);
 
-/* The learning rate of the model's schedule (train { schedule }) for the
- * next step: base lr0, the current epoch (0-based) of `epochs`, at step
- * mc_step(m) with steps_per_epoch steps per epoch (cosine decays over all
- * epochs * steps_per_epoch steps; step multiplies by gamma every k
- * epochs; constant returns lr0). */
+/* The learning rate of the model's schedule (train { schedule, warmup })
+ * for the next step: base lr0, the current epoch (0-based) of `epochs`, at
+ * step s = mc_step(m) with steps_per_epoch steps per epoch. constant
+ * returns lr0; step multiplies by gamma every k epochs; exponential is
+ * lr0 * decay_rate^(s / decay_steps) (the exponent floored with
+ * staircase); cosine decays over the horizon H: lr0 * (1 + cos(pi *
+ * min(s / H, 1))) / 2, with H = mc_lr_horizon(m), or epochs *
+ * steps_per_epoch while that is 0. A warm-up of W steps multiplies by
+ * s / W while s < W. When reduce_lr_on_plateau has lowered the learning
+ * rate, its value takes lr0's place. */
 double mc_lr_at(const mc_model *m, double lr0, int epoch, int epochs, int64_t steps_per_epoch);
+/* The cosine schedule's horizon in steps: 0 after mc_init_params, fixed by
+ * the training loop when a run starts (mc_set_lr_horizon), saved in the
+ * checkpoint and read back by mc_load, so a resumed run decays over the
+ * same steps whatever its own epoch count. */
+int64_t mc_lr_horizon(const mc_model *m);
+void mc_set_lr_horizon(mc_model *m, int64_t steps);
+
+/* ---- Callbacks (train { callbacks = [...] }), Keras 3's rules ----
+ * Their state (best value, epochs waited, cooldown, the lowered learning
+ * rate, the best weights) lives in the model: mc_save writes it into the
+ * checkpoint and mc_load reads it back, so a resumed run decides exactly
+ * as an uninterrupted one. */
+typedef enum { MC_MONITOR_AUTO, MC_MONITOR_MIN, MC_MONITOR_MAX } mc_monitor_mode;
+
+typedef struct mc_early_stopping {
+    bool on;
+    const char *monitor; /* "val_loss", "loss", a metric, "val_<metric>" */
+    double min_delta;    /* an improvement must exceed it (>= 0) */
+    int patience;        /* epochs without improvement before stopping */
+    mc_monitor_mode mode; /* AUTO: max for accuracy-like names, min otherwise */
+    bool restore_best_weights;
+} mc_early_stopping;
+
+typedef struct mc_checkpoint {
+    bool on;
+    const char *path;   /* written atomically, as mc_save */
+    const char *monitor;
+    bool save_best_only; /* false: every epoch */
+    mc_monitor_mode mode;
+} mc_checkpoint;
+
+typedef struct mc_reduce_lr {
+    bool on;
+    const char *monitor;
+    double factor; /* in (0, 1) */
+    int patience;
+    mc_monitor_mode mode;
+    double min_delta;
+    int cooldown;  /* epochs after a reduction in which nothing is counted */
+    double min_lr;
+} mc_reduce_lr;
+
+typedef struct mc_callbacks {
+    int warmup; /* steps of linear warm-up (train { warmup }) */
+    mc_early_stopping early_stopping;
+    mc_checkpoint checkpoint;
+    mc_reduce_lr reduce_lr;
+} mc_callbacks;
+
+/* The model's train block's callbacks and warm-up; those that are off
+ * hold Keras's defaults. */
+void mc_callbacks_get(const mc_model *m, mc_callbacks *c);
+/* Replace them (strings are copied). Checks every value and that each
+ * monitor is the loss or a metric, maybe with "val_", which needs
+ * have_val: false with mc_last_error otherwise. */
+bool mc_callbacks_set(mc_model *m, const mc_callbacks *c, bool have_val);
+
+/* What a callback did at the end of an epoch. */
+typedef struct mc_callback_event {
+    const char *callback; /* "early_stopping", "checkpoint", "reduce_lr_on_plateau" */
+    const char *monitor;
+    int epoch;            /* 1-based */
+    double value;         /* the monitored value of this epoch */
+    double best;          /* the best value so far */
+    int best_epoch;       /* early_stopping: the epoch of the best value */
+    int wait;             /* epochs without improvement */
+    double lr;            /* reduce_lr_on_plateau: the new learning rate */
+    bool stop, restored;  /* early_stopping: training stops; the best weights are back */
+    const char *path;     /* checkpoint: the file written */
+    char text[320];       /* one line saying it, e.g. "epoch 5: reducing the learning rate to 0.0001" */
+} mc_callback_event;
+#define MC_MAX_CALLBACK_EVENTS 3
+
+/* After epoch `epoch` (1-based) with the epoch's values names[i] =
+ * values[i] ("loss", the metrics, "val_loss", "val_<metric>"): run the
+ * callbacks (checkpoint, then reduce_lr_on_plateau, then early_stopping):
+ * checkpoint writes its file (rank 0 only under mpirun), early stopping may
+ * put the best weights back. ev receives *nev <= MC_MAX_CALLBACK_EVENTS
+ * events. Under mpirun every process must call it: all decide on rank
+ * 0's values. lr0 is the base learning rate (as for mc_lr_at). False with
+ * mc_last_error when a monitored value is missing or a file cannot be
+ * written. */
+bool mc_callbacks_epoch_end(mc_model *m, int epoch, double lr0, const char *const *names, const double *values,
+                            int n, mc_callback_event *ev, int *nev);
+/* True once early stopping has stopped training (also after mc_load of
+ * the checkpoint of a run it stopped). */
+bool mc_stop_training(const mc_model *m);
 
 /* Completed epochs: 0 after mc_init_params, read from a checkpoint by
  * mc_load, saved by mc_save. A training loop sets it after each epoch. */

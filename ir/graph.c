@@ -235,7 +235,48 @@ void ir_run_defaults(RunSettings *r)
     r->sched = SCHED_CONSTANT;
     r->sched_step = 1;
     r->sched_gamma = 0.1;
+    r->decay_steps = 1;
+    r->decay_rate = 0.96;
     r->seed = 0;
+    ir_es_defaults(r);
+    ir_ckpt_defaults(r);
+    ir_rlr_defaults(r);
+    r->es.monitor = r->ckpt.monitor = r->rlr.monitor = NULL;
+}
+
+void ir_es_defaults(RunSettings *r)
+{
+    r->es.monitor = "val_loss";
+    r->es.patience = 0;
+    r->es.min_delta = 0;
+    r->es.mode = MON_AUTO;
+    r->es.restore_best = false;
+}
+
+void ir_ckpt_defaults(RunSettings *r)
+{
+    r->ckpt.monitor = "val_loss";
+    r->ckpt.path = NULL;
+    r->ckpt.best_only = false;
+    r->ckpt.mode = MON_AUTO;
+}
+
+void ir_rlr_defaults(RunSettings *r)
+{
+    r->rlr.monitor = "val_loss";
+    r->rlr.factor = 0.1;
+    r->rlr.patience = 10;
+    r->rlr.mode = MON_AUTO;
+    r->rlr.min_delta = 1e-4;
+    r->rlr.min_lr = 0;
+    r->rlr.cooldown = 0;
+}
+
+bool ir_monitor_max(const char *monitor)
+{
+    const char *n = strncmp(monitor, "val_", 4) == 0 ? monitor + 4 : monitor;
+    return strstr(n, "acc") || strstr(n, "auc") || strncmp(n, "precision", 9) == 0 ||
+           strncmp(n, "recall", 6) == 0 || strncmp(n, "f1", 2) == 0;
 }
 
 Graph *ir_graph_new(const char *name)

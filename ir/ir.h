@@ -199,7 +199,10 @@ typedef struct Output {
 
 /* ---- training configuration (the model's `train` block) ---- */
 typedef enum { OPT_SGD, OPT_ADAM, OPT_RMSPROP } OptKind;
-typedef enum { SCHED_CONSTANT, SCHED_STEP, SCHED_COSINE } SchedKind;
+typedef enum { SCHED_CONSTANT, SCHED_STEP, SCHED_COSINE, SCHED_EXPONENTIAL } SchedKind;
+/* How a callback's monitored quantity improves: auto = max for accuracy-like
+ * names (ir_monitor_max), min otherwise. */
+typedef enum { MON_AUTO, MON_MIN, MON_MAX } MonitorMode;
 
 /* The update rule: compiled into the training step by the optimizer pass,
  * so it belongs to the graph. */
@@ -230,10 +233,46 @@ typedef struct RunSettings {
     SchedKind sched;
     int sched_step;     /* step schedule: every k epochs */
     double sched_gamma; /* step schedule factor */
+    int decay_steps;    /* exponential schedule: lr0 * decay_rate^(step / decay_steps) */
+    double decay_rate;
+    bool staircase;     /* exponential: floor(step / decay_steps) */
+    int warmup;         /* steps of linear warm-up from 0 (0 = none) */
     uint64_t seed;
+    /* callbacks (train { callbacks = [...] }): each is off while its
+     * monitor is NULL */
+    struct {
+        const char *monitor;
+        int patience;
+        double min_delta;
+        MonitorMode mode;
+        bool restore_best;
+    } es; /* early_stopping */
+    struct {
+        const char *monitor;
+        const char *path;
+        bool best_only;
+        MonitorMode mode;
+    } ckpt; /* checkpoint */
+    struct {
+        const char *monitor;
+        double factor;
+        int patience;
+        MonitorMode mode;
+        double min_delta;
+        double min_lr;
+        int cooldown;
+    } rlr; /* reduce_lr_on_plateau */
 } RunSettings;
 
 void ir_run_defaults(RunSettings *r);
+/* The callbacks' defaults (Keras 3's), for a callback being switched on. */
+void ir_es_defaults(RunSettings *r);
+void ir_ckpt_defaults(RunSettings *r);
+void ir_rlr_defaults(RunSettings *r);
+/* Whether monitor (a loss or metric name, maybe val_-prefixed) improves
+ * upwards under mode auto: names containing "acc" or "auc", and
+ * precision, recall and f1 scores. */
+bool ir_monitor_max(const char *monitor);
 
 struct Graph {
     Arena *arena;

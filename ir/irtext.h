@@ -77,7 +77,8 @@ int ir_slice_rank(const Node *n);
 /* ---- keywords ---- */
 extern const char *const ir_out_kind_names[5]; /* loss metric value grad update */
 extern const char *const ir_opt_names[3];      /* sgd adam rmsprop */
-extern const char *const ir_sched_names[3];    /* constant step cosine */
+extern const char *const ir_sched_names[4];    /* constant step cosine exponential */
+extern const char *const ir_monitor_mode_names[3]; /* auto min max */
 /* Parameters an initializer takes in text: constant(a), normal(a, b), ... */
 int ir_init_arity(InitKind k);
 /* Index of s in a table of n names, or -1. */

@@ -139,8 +139,11 @@ const char *const ir_out_kind_names[5] = {
     [OUT_GRAD] = "grad",     [OUT_UPDATE] = "update",
 };
 const char *const ir_opt_names[3] = {[OPT_SGD] = "sgd", [OPT_ADAM] = "adam", [OPT_RMSPROP] = "rmsprop"};
-const char *const ir_sched_names[3] = {
-    [SCHED_CONSTANT] = "constant", [SCHED_STEP] = "step", [SCHED_COSINE] = "cosine"};
+const char *const ir_sched_names[4] = {[SCHED_CONSTANT] = "constant",
+                                       [SCHED_STEP] = "step",
+                                       [SCHED_COSINE] = "cosine",
+                                       [SCHED_EXPONENTIAL] = "exponential"};
+const char *const ir_monitor_mode_names[3] = {[MON_AUTO] = "auto", [MON_MIN] = "min", [MON_MAX] = "max"};
 
 int ir_keyword_index(const char *const *tab, int n, const char *s)
 {
@@ -511,6 +514,42 @@ static void put_field_i(StrBuf *b, const char *k, long long v, long long def, bo
         sb_printf(b, " %s=%lld", k, v);
 }
 
+static const char *mode_name(MonitorMode m)
+{
+    return m >= MON_AUTO && m <= MON_MAX ? ir_monitor_mode_names[m] : "?";
+}
+
+/* The callbacks that are on, every field of each. */
+static void print_callbacks(StrBuf *b, const RunSettings *r)
+{
+    if (r->es.monitor) {
+        sb_puts(b, " es_monitor=");
+        put_string(b, r->es.monitor);
+        put_field_d(b, "es_min_delta", r->es.min_delta, 0, true);
+        put_field_i(b, "es_patience", r->es.patience, 0, true);
+        sb_printf(b, " es_mode=%s es_restore_best=%s", mode_name(r->es.mode),
+                  r->es.restore_best ? "true" : "false");
+    }
+    if (r->ckpt.monitor) {
+        sb_puts(b, " ckpt_path=");
+        put_string(b, r->ckpt.path ? r->ckpt.path : "");
+        sb_puts(b, " ckpt_monitor=");
+        put_string(b, r->ckpt.monitor);
+        sb_printf(b, " ckpt_best_only=%s ckpt_mode=%s", r->ckpt.best_only ? "true" : "false",
+                  mode_name(r->ckpt.mode));
+    }
+    if (r->rlr.monitor) {
+        sb_puts(b, " rlr_monitor=");
+        put_string(b, r->rlr.monitor);
+        put_field_d(b, "rlr_factor", r->rlr.factor, 0, true);
+        put_field_i(b, "rlr_patience", r->rlr.patience, 0, true);
+        sb_printf(b, " rlr_mode=%s", mode_name(r->rlr.mode));
+        put_field_d(b, "rlr_min_delta", r->rlr.min_delta, 0, true);
+        put_field_i(b, "rlr_cooldown", r->rlr.cooldown, 0, true);
+        put_field_d(b, "rlr_min_lr", r->rlr.min_lr, 0, true);
+    }
+}
+
 static void print_train(Printer *p, const TrainConfig *t, const RunSettings *run)
 {
     StrBuf *b = p->out;
@@ -540,10 +579,17 @@ static void print_train(Printer *p, const TrainConfig *t, const RunSettings *run
         bool step = run->sched == SCHED_STEP;
         if (run->sched != rd.sched)
             sb_printf(b, " schedule=%s",
-                      run->sched >= 0 && run->sched <= SCHED_COSINE ? ir_sched_names[run->sched] : "?");
+                      run->sched >= 0 && run->sched <= SCHED_EXPONENTIAL ? ir_sched_names[run->sched] : "?");
         put_field_i(b, "sched_step", run->sched_step, rd.sched_step, step);
         put_field_d(b, "sched_gamma", run->sched_gamma, rd.sched_gamma, step);
+        bool expo = run->sched == SCHED_EXPONENTIAL;
+        put_field_i(b, "decay_steps", run->decay_steps, rd.decay_steps, expo);
+        put_field_d(b, "decay_rate", run->decay_rate, rd.decay_rate, expo);
+        if (expo || run->staircase != rd.staircase)
+            sb_printf(b, " staircase=%s", run->staircase ? "true" : "false");
+        put_field_i(b, "warmup", run->warmup, rd.warmup, false);
         sb_printf(b, " seed=%llu", (unsigned long long)run->seed);
+        print_callbacks(b, run);
     }
     if (t->nfreeze > 0) {
         sb_puts(b, " freeze=[");

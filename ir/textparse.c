@@ -1219,7 +1219,7 @@ static bool parse_keyword(Parser *P, const char *const *tab, int n, const char *
     return *out >= 0;
 }
 
-typedef enum { TF_DOUBLE, TF_INT, TF_BOOL, TF_OPT, TF_SCHED, TF_SEED, TF_FREEZE } TrainFieldKind;
+typedef enum { TF_DOUBLE, TF_INT, TF_BOOL, TF_OPT, TF_SCHED, TF_SEED, TF_FREEZE, TF_STR, TF_MODE } TrainFieldKind;
 
 /* The settings of a train block and where they live: in the graph's
  * TrainConfig (the update rule) or in the RunSettings beside it. */
@@ -1245,9 +1245,30 @@ static const struct {
     {"schedule", TF_SCHED, true, offsetof(RunSettings, sched)},
     {"sched_step", TF_INT, true, offsetof(RunSettings, sched_step)},
     {"sched_gamma", TF_DOUBLE, true, offsetof(RunSettings, sched_gamma)},
+    {"decay_steps", TF_INT, true, offsetof(RunSettings, decay_steps)},
+    {"decay_rate", TF_DOUBLE, true, offsetof(RunSettings, decay_rate)},
+    {"staircase", TF_BOOL, true, offsetof(RunSettings, staircase)},
+    {"warmup", TF_INT, true, offsetof(RunSettings, warmup)},
     {"seed", TF_SEED, true, offsetof(RunSettings, seed)},
     {"freeze", TF_FREEZE, false, offsetof(TrainConfig, freeze)},
+    {"es_monitor", TF_STR, true, offsetof(RunSettings, es.monitor)},
+    {"es_min_delta", TF_DOUBLE, true, offsetof(RunSettings, es.min_delta)},
+    {"es_patience", TF_INT, true, offsetof(RunSettings, es.patience)},
+    {"es_mode", TF_MODE, true, offsetof(RunSettings, es.mode)},
+    {"es_restore_best", TF_BOOL, true, offsetof(RunSettings, es.restore_best)},
+    {"ckpt_path", TF_STR, true, offsetof(RunSettings, ckpt.path)},
+    {"ckpt_monitor", TF_STR, true, offsetof(RunSettings, ckpt.monitor)},
+    {"ckpt_best_only", TF_BOOL, true, offsetof(RunSettings, ckpt.best_only)},
+    {"ckpt_mode", TF_MODE, true, offsetof(RunSettings, ckpt.mode)},
+    {"rlr_monitor", TF_STR, true, offsetof(RunSettings, rlr.monitor)},
+    {"rlr_factor", TF_DOUBLE, true, offsetof(RunSettings, rlr.factor)},
+    {"rlr_patience", TF_INT, true, offsetof(RunSettings, rlr.patience)},
+    {"rlr_mode", TF_MODE, true, offsetof(RunSettings, rlr.mode)},
+    {"rlr_min_delta", TF_DOUBLE, true, offsetof(RunSettings, rlr.min_delta)},
+    {"rlr_cooldown", TF_INT, true, offsetof(RunSettings, rlr.cooldown)},
+    {"rlr_min_lr", TF_DOUBLE, true, offsetof(RunSettings, rlr.min_lr)},
 };
+_Static_assert(ARRAY_LEN(train_fields) <= 64, "parse_train's seen mask");
 
 static bool parse_seed(Parser *P, uint64_t *seed)
 {
@@ -1280,7 +1301,13 @@ static bool parse_train_value(Parser *P, Graph *g, int key)
     case TF_OPT:
         return parse_keyword(P, ir_opt_names, 3, name, &e) && (g->train.opt = (OptKind)e, true);
     case TF_SCHED:
-        return parse_keyword(P, ir_sched_names, 3, name, &e) && (P->run->sched = (SchedKind)e, true);
+        return parse_keyword(P, ir_sched_names, 4, name, &e) && (P->run->sched = (SchedKind)e, true);
+    case TF_MODE:
+        return parse_keyword(P, ir_monitor_mode_names, 3, name, &e) && (*(MonitorMode *)field = (MonitorMode)e, true);
+    case TF_STR: {
+        const char *s = expect_string(P, "a quoted string");
+        return s && (*(const char **)field = arena_strdup(g->arena, s), true);
+    }
     case TF_SEED:
         return parse_seed(P, field);
     case TF_FREEZE:
@@ -1304,7 +1331,7 @@ static bool parse_train(Parser *P, Graph *g, bool top)
     next(P);
     if (!expect(P, '{', "after 'train'"))
         return false;
-    unsigned long seen = 0;
+    unsigned long long seen = 0;
     while (!P->failed && !is_punct(P, '}')) {
         Tok kt = P->tok;
         const char *k = expect_ident(P, "a train setting or '}'");
@@ -1318,11 +1345,11 @@ static bool parse_train(Parser *P, Graph *g, bool top)
             err_at(P, &kt, "unknown train setting '%s'", k);
             return false;
         }
-        if (seen & (1ul << i)) {
+        if (seen & (1ull << i)) {
             err_at(P, &kt, "duplicate train setting '%s'", k);
             return false;
         }
-        seen |= 1ul << i;
+        seen |= 1ull << i;
         if (!expect(P, '=', "after the train setting") || !parse_train_value(P, g, i))
             return false;
         accept(P, ',');

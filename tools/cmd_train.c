@@ -1,6 +1,7 @@
 /* modelc train: compile the training step, then run epochs over the data
  * through the public C API with a Keras-style progress line, validation,
- * checkpoints (atomic, every epoch), resume and machine-readable logs.
+ * checkpoints (atomic, every epoch), resume, callbacks (early stopping, best
+ * checkpoint, reduce on plateau) and machine-readable logs.
  * Static warnings, watching, curves and the NaN/Inf guard are the
  * library's (mc_watch in modelc_inspect.h). */
 #include <math.h>
@@ -30,6 +31,12 @@ typedef struct TrainArgs {
     double bucket_mb;          /* under mpirun: MiB per overlapped sum */
     bool bucket_mb_set;
     bool epochs_set, batch_set, lr_set, watch_set; /* given on the command line */
+    int warmup, es_patience;           /* --warmup, --early-stopping */
+    double rlr_factor;                 /* --reduce-lr-on-plateau */
+    const char *save_best, *monitor;   /* --save-best, --monitor */
+    bool warmup_set, es_set, rlr_set;
+    mc_callbacks cb;                   /* the train block's, with the options applied */
+    bool any_cb;                       /* some callback is on */
 } TrainArgs;
 
 typedef struct EpochStats {
@@ -98,7 +105,7 @@ static bool evaluate(mc_model *m, mc_data *ds, int batch, double *loss, double *
     return true;
 }
 
-static FILE *open_log(const char *path, mc_model *m, bool val, const mc_watch *tw)
+static FILE *open_log(const char *path, mc_model *m, bool val, const mc_watch *tw, bool callbacks)
 {
     FILE *f = fopen(path, "w");
     if (!f)
@@ -113,6 +120,8 @@ static FILE *open_log(const char *path, mc_model *m, bool val, const mc_watch *t
     }
     fprintf(f, ",seconds");
     mc_watch_csv_header(tw, f);
+    if (callbacks)
+        fprintf(f, ",callbacks");
     fputc('\n', f);
     return f;
 }
@@ -163,6 +172,8 @@ static bool record_mid_epoch(Run *r, int epoch, int64_t bi, int64_t nb, const Ep
             fputc(',', r->log);
         fprintf(r->log, ",%.3f", secs);
         mc_watch_csv_row(r->tw, r->log);
+        if (r->a->any_cb)
+            fputc(',', r->log);
         fputc('\n', r->log);
         fflush(r->log);
     }
@@ -193,6 +204,88 @@ static void epoch_metrics(Run *r, int epoch, double tl, const double *tm, double
     }
 }
 
+/* The epoch's values by name for the callbacks' monitors. */
+static bool run_callbacks(Run *r, int epoch, double tl, const double *tm, double vl, const double *vm,
+                          mc_callback_event *ev, int *nev)
+{
+    mc_model *m = r->m;
+    int nm = mc_num_metrics(m), n = 0;
+    const char *names[2 * (MC_MAX_METRICS + 1)];
+    double vals[2 * (MC_MAX_METRICS + 1)];
+    char vnames[MC_MAX_METRICS][128];
+    names[n] = "loss";
+    vals[n++] = tl;
+    for (int i = 0; i < nm; i++) {
+        names[n] = mc_metric_name(m, i);
+        vals[n++] = tm[i];
+    }
+    if (r->have_val) {
+        names[n] = "val_loss";
+        vals[n++] = vl;
+        for (int i = 0; i < nm; i++) {
+            snprintf(vnames[i], sizeof vnames[i], "val_%s", mc_metric_name(m, i));
+            names[n] = vnames[i];
+            vals[n++] = vm[i];
+        }
+    }
+    return mc_callbacks_epoch_end(m, epoch, r->a->lr, names, vals, n, ev, nev);
+}
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            fputc('\\', f);
+        if ((unsigned char)*s >= 32)
+            fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static void print_events(Run *r, const mc_callback_event *ev, int nev)
+{
+    for (int i = 0; i < nev; i++) {
+        const mc_callback_event *e = &ev[i];
+        if (!r->a->json) {
+            printf("%s\n", e->text);
+            continue;
+        }
+        printf("{\"event\": \"%s\", \"epoch\": %d, \"monitor\": ", e->callback, e->epoch);
+        json_str(stdout, e->monitor);
+        printf(", \"value\": %.9g, \"best\": %.9g", e->value, e->best);
+        if (strcmp(e->callback, "early_stopping") == 0)
+            printf(", \"best_epoch\": %d, \"wait\": %d, \"restored\": %s", e->best_epoch, e->wait,
+                   e->restored ? "true" : "false");
+        else if (strcmp(e->callback, "reduce_lr_on_plateau") == 0)
+            printf(", \"wait\": %d, \"lr\": %.9g", e->wait, e->lr);
+        else {
+            printf(", \"path\": ");
+            json_str(stdout, e->path);
+        }
+        printf(", \"message\": ");
+        json_str(stdout, e->text);
+        printf("}\n");
+    }
+    fflush(stdout);
+}
+
+/* The CSV column "callbacks": the events' lines, quoted. */
+static void log_events(FILE *f, const mc_callback_event *ev, int nev)
+{
+    fputs(",\"", f);
+    for (int i = 0; i < nev; i++) {
+        if (i)
+            fputs("; ", f);
+        for (const char *p = ev[i].text; *p; p++) {
+            if (*p == '"')
+                fputc('"', f);
+            fputc(*p, f);
+        }
+    }
+    fputc('"', f);
+}
+
 static void stopped(const char *save)
 {
     if (save && access(save, F_OK) == 0)
@@ -213,7 +306,24 @@ static int run_epochs(Run *r)
         return 1;
     }
     int rc = 0;
-    for (int epoch = mc_epoch(m); epoch < a->epochs && rc == 0; epoch++) {
+    if (mc_stop_training(m)) {
+        if (a->json)
+            printf("{\"event\": \"nothing_to_resume\", \"stopped_epoch\": %d}\n", mc_epoch(m));
+        else
+            printf("early stopping ended the run of this checkpoint at epoch %d; nothing to resume\n", mc_epoch(m));
+        free(perm);
+        return mc_watch_finish(r->tw) ? 0 : 1;
+    }
+    int64_t horizon = (int64_t)a->epochs * nb;
+    if (mc_lr_horizon(m) == 0)
+        mc_set_lr_horizon(m, horizon);
+    else if (mc_lr_horizon(m) != horizon && mc_dist_reports(m))
+        fprintf(stderr,
+                "modelc train: note: the cosine schedule keeps the horizon of the checkpoint's run, %lld steps "
+                "(this run's epochs and batches give %lld)\n",
+                (long long)mc_lr_horizon(m), (long long)horizon);
+    bool stop = false;
+    for (int epoch = mc_epoch(m); epoch < a->epochs && rc == 0 && !stop; epoch++) {
         if (!a->json)
             printf("Epoch %d/%d\n", epoch + 1, a->epochs);
         mc_shuffle(m, epoch, perm, n);
@@ -290,6 +400,14 @@ static int run_epochs(Run *r)
             break;
         }
         epoch_metrics(r, epoch + 1, tl, tm, vl, vm);
+        mc_callback_event ev[MC_MAX_CALLBACK_EVENTS];
+        int nev = 0;
+        if (a->any_cb && !run_callbacks(r, epoch + 1, tl, tm, vl, vm, ev, &nev)) {
+            rc = fail_model(m);
+            break;
+        }
+        for (int i = 0; i < nev; i++)
+            stop |= ev[i].stop;
         if (a->json && !mc_watch_record(r->tw, epoch + 1, mc_step(m), epoch + 1, true)) {
             rc = 1;
             break;
@@ -331,6 +449,7 @@ static int run_epochs(Run *r)
                 printf("\n");
             }
         }
+        print_events(r, ev, nev);
         fflush(stdout);
         if (!a->json && !mc_watch_record(r->tw, epoch + 1, mc_step(m), epoch + 1, true)) {
             rc = 1;
@@ -347,6 +466,8 @@ static int run_epochs(Run *r)
             }
             fprintf(r->log, ",%.3f", secs);
             mc_watch_csv_row(r->tw, r->log);
+            if (a->any_cb)
+                log_events(r->log, ev, nev);
             fputc('\n', r->log);
             fflush(r->log);
         }
@@ -447,6 +568,47 @@ static int init_params(Run *r)
     return 0;
 }
 
+/* The train block's callbacks with the command line's options applied,
+ * checked (monitors, validation data) before training starts. A callback
+ * the command line switches on keeps the train block's settings for it, or
+ * Keras's defaults; --early-stopping restores the best weights unless the
+ * train block's early_stopping says restore_best_weights=false. */
+static int set_callbacks(Run *r)
+{
+    TrainArgs *a = r->a;
+    mc_callbacks *c = &a->cb;
+    mc_callbacks_get(r->m, c);
+    if (a->warmup_set)
+        c->warmup = a->warmup;
+    if (a->es_set) {
+        if (!c->early_stopping.on)
+            c->early_stopping.restore_best_weights = true;
+        c->early_stopping.on = true;
+        c->early_stopping.patience = a->es_patience;
+        if (a->monitor)
+            c->early_stopping.monitor = a->monitor;
+    }
+    if (a->rlr_set) {
+        c->reduce_lr.on = true;
+        c->reduce_lr.factor = a->rlr_factor;
+        if (a->monitor)
+            c->reduce_lr.monitor = a->monitor;
+    }
+    if (a->save_best) {
+        c->checkpoint.on = true;
+        c->checkpoint.path = a->save_best;
+        c->checkpoint.save_best_only = true;
+        if (a->monitor)
+            c->checkpoint.monitor = a->monitor;
+    }
+    a->any_cb = c->early_stopping.on || c->checkpoint.on || c->reduce_lr.on;
+    if (!mc_callbacks_set(r->m, c, r->have_val)) {
+        fprintf(stderr, "modelc train: ");
+        return fail_model(r->m);
+    }
+    return 0;
+}
+
 static int cmd_train_args(int argc, char **argv);
 
 /* `--watch` takes an optional K: "--watch", "--watch K" (K digits) and
@@ -506,6 +668,16 @@ static int check_ranges(const TrainArgs *a)
         return cli_usage_error("train", "--threads must not be negative, got %d", a->threads);
     if (a->watch_set && a->watch < 0)
         return cli_usage_error("train", "--watch K needs K >= 1 steps, got %d", a->watch);
+    if (a->warmup_set && a->warmup < 0)
+        return cli_usage_error("train", "--warmup must be at least 0 steps, got %d", a->warmup);
+    if (a->es_set && a->es_patience < 0)
+        return cli_usage_error("train", "--early-stopping PATIENCE must be at least 0, got %d", a->es_patience);
+    if (a->rlr_set && !(a->rlr_factor > 0 && a->rlr_factor < 1))
+        return cli_usage_error("train", "--reduce-lr-on-plateau FACTOR must be in (0, 1), got %g", a->rlr_factor);
+    if (a->monitor && !*a->monitor)
+        return cli_usage_error("train", "--monitor needs a name such as val_loss");
+    if (a->monitor && !a->es_set && !a->rlr_set && !a->save_best)
+        return cli_usage_error("train", "--monitor applies to --early-stopping, --reduce-lr-on-plateau and --save-best");
     return data_args_check("train", &a->data);
 }
 
@@ -513,6 +685,7 @@ static int check_ranges(const TrainArgs *a)
 static int check_outputs(const TrainArgs *a)
 {
     return (a->save && cli_check_output_file("--save", a->save)) ||
+           (a->save_best && cli_check_output_file("--save-best", a->save_best)) ||
            (a->log && cli_check_output_file("--log", a->log)) ||
            (a->plot_dir && cli_check_output_dir("--plot-dir", a->plot_dir)) ||
            (a->tensorboard && cli_check_output_dir("--tensorboard", a->tensorboard)) ||
@@ -561,6 +734,20 @@ static int cmd_train_args(int argc, char **argv)
         {"only", CLI_STR, &a.only, "PATTERN", "with --init-from: load only matching tensors", NULL},
         {"save", CLI_STR, &a.save, "CKPT", "write a checkpoint (atomically) after every epoch", NULL},
         {"resume", CLI_STR, &a.resume, "CKPT", "continue training from a checkpoint", NULL},
+        {"warmup", CLI_INT, &a.warmup, "N",
+         "raise the learning rate linearly from 0 over the first N steps (default: the model's train block)",
+         &a.warmup_set},
+        {"early-stopping", CLI_INT, &a.es_patience, "PATIENCE",
+         "stop when the monitored value has not improved for PATIENCE epochs (restoring the best weights "
+         "unless the train block's early_stopping says otherwise)", &a.es_set},
+        {"reduce-lr-on-plateau", CLI_DOUBLE, &a.rlr_factor, "FACTOR",
+         "multiply the learning rate by FACTOR when the monitored value stops improving "
+         "(patience and the rest: the train block's reduce_lr_on_plateau, else Keras's defaults)", &a.rlr_set},
+        {"save-best", CLI_STR, &a.save_best, "CKPT",
+         "write a checkpoint (atomically) whenever the monitored value is the best so far", NULL},
+        {"monitor", CLI_STR, &a.monitor, "NAME",
+         "what --early-stopping, --reduce-lr-on-plateau and --save-best watch: val_loss (default), loss, a "
+         "metric or val_<metric>", NULL},
         {"log", CLI_STR, &a.log, "FILE.csv", "write per-epoch metrics as CSV", NULL},
         {"json", CLI_FLAG, &a.json, NULL, "print per-epoch metrics as JSON lines", NULL},
         {"eval-train", CLI_FLAG, &a.eval_train, NULL,
@@ -689,8 +876,14 @@ static int cmd_train_args(int argc, char **argv)
     if (r.data_err)
         fputs(r.data_err, stderr);
     if (!rc)
+        rc = set_callbacks(&r);
+    if (!rc)
         rc = init_params(&r);
-    double settings[3] = {a.epochs, a.batch, a.lr};
+    double settings[8] = {a.epochs, a.batch, a.lr, a.cb.warmup, a.es_set ? a.es_patience : -1,
+                          a.rlr_set ? a.rlr_factor : -1, a.save_best != NULL, 0};
+    if (a.monitor) /* the same option on every process */
+        for (const char *p = a.monitor; *p; p++)
+            settings[7] = settings[7] * 31 + (unsigned char)*p;
     if (!mc_dist_start(m, r.train, settings, sizeof settings, rc == 0)) {
         if (rc == 0 && mc_dist_reports(m))
             fail_model(m);
@@ -705,7 +898,7 @@ static int cmd_train_args(int argc, char **argv)
                            .tensorboard = rank == 0 ? a.tensorboard : NULL};
     if (!rc && !(r.tw = mc_watch_new(m, &wo, r.train, stdout, stderr)))
         rc = 1;
-    if (!rc && a.log && !(r.log = open_log(a.log, m, r.have_val, r.tw))) {
+    if (!rc && a.log && !(r.log = open_log(a.log, m, r.have_val, r.tw, a.any_cb))) {
         fprintf(stderr, "modelc train: cannot write %s\n", a.log);
         rc = 1;
     }

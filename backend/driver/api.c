@@ -198,6 +198,8 @@ static mc_model *compile(mc_model *m, const char *path, const mc_options *o)
     rt_map_init(&m->batch);
     rt_map_init(&m->pred);
     rt_map_init(&m->imported);
+    rt_map_init(&m->best_weights);
+    m->cb = (CallbackState){.es_best = NAN, .ck_best = NAN, .rl_best = NAN};
     double t0 = mc_now_ms();
     m->src = fe_load_model_weights(path, &m->run, &m->imported, &m->d);
     timer_add(timer, "frontend", mc_now_ms() - t0);
@@ -331,6 +333,7 @@ static void destroy(mc_model *m)
     xfree(m->pred_view);
     ir_graph_free(m->src);
     rt_map_free(&m->params);
+    rt_map_free(&m->best_weights);
     rt_map_free(&m->imported);
     rt_map_free(&m->batch);
     rt_tensor_free(m->lr);
@@ -377,6 +380,8 @@ static bool init_params(mc_model *m, uint64_t seed)
         if (rt_map_get(&m->params, m->imported.names[i]))
             rt_map_put(&m->params, m->imported.names[i], rt_tensor_clone(m->imported.t[i]));
     m->step = 0;
+    m->epoch = 0;
+    mc_cb_reset(m);
     return ok ? true : fail(m);
 }
 
@@ -641,7 +646,11 @@ static bool save(mc_model *m, const char *path)
     snprintf(buf, sizeof buf, "%d", m->epoch);
     rt_meta_set(&meta, "epoch", buf);
     mc_layout_metadata(m->src, &meta);
-    bool ok = rt_safetensors_write(path, &m->params, &meta, &m->d);
+    mc_cb_save_meta(m, &meta);
+    TensorMap all;
+    mc_cb_save_map(m, &all);
+    bool ok = rt_safetensors_write(path, &all, &meta, &m->d);
+    mc_cb_free_save_map(&all);
     rt_meta_free(&meta);
     return ok ? true : fail(m);
 }
@@ -654,7 +663,8 @@ static bool check_loaded(mc_model *m, const TensorMap *in, const char *path)
     SrcLoc loc = {diags_intern_file(&m->d, path), 0, 0};
     const Graph *pg = mc_param_graph(m);
     for (int i = 0; i < in->n; i++)
-        if (!ir_find_param((Graph *)pg, in->names[i]) && !ir_find_param(m->src, in->names[i]))
+        if (!mc_cb_is_state_tensor(in->names[i]) && !ir_find_param((Graph *)pg, in->names[i]) &&
+            !ir_find_param(m->src, in->names[i]))
             diag_error(&m->d, loc, "tensor '%s' is not a parameter of model '%s'", in->names[i],
                        m->src->name);
     for (int i = 0; i < m->src->nnodes; i++) {
@@ -694,8 +704,19 @@ static bool load(mc_model *m, const char *path, const char *only, bool strict)
     if (ok && !only && strict)
         ok = check_loaded(m, &in, path);
     int loaded = 0;
+    if (ok && !only)
+        rt_map_free(&m->best_weights);
     for (int i = 0; ok && i < in.n; i++) {
         const char *name = in.names[i];
+        if (mc_cb_is_state_tensor(name)) {
+            if (!only) { /* the callbacks' state comes with the step and epoch */
+                char *own = xstrdup(name);
+                mc_cb_take_state_tensor(m, own, rt_map_take(&in, own));
+                xfree(own);
+                i--;
+            }
+            continue;
+        }
         if ((only && !wanted(only, name)) ||
             (!ir_find_param((Graph *)pg, name) && !ir_find_param(m->src, name)))
             continue; /* not asked for, or not part of this model */
@@ -730,6 +751,7 @@ static bool load(mc_model *m, const char *path, const char *only, bool strict)
         const char *e = rt_meta_get(&meta, "epoch");
         m->step = s ? strtoll(s, NULL, 10) : 0;
         m->epoch = e ? atoi(e) : 0;
+        mc_cb_load_meta(m, &meta);
     }
     rt_map_free(&in);
     rt_meta_free(&meta);
@@ -765,22 +787,6 @@ void mc_shuffle(const mc_model *m, int epoch, int64_t *perm, int64_t n)
 {
     rt_perm_identity(perm, n);
     rt_shuffle(perm, n, m->seed, (uint64_t)epoch);
-}
-
-double mc_lr_at(const mc_model *m, double lr0, int epoch, int epochs, int64_t steps_per_epoch)
-{
-    const RunSettings *t = &m->run;
-    switch (t->sched) {
-    case SCHED_STEP:
-        return lr0 * pow(t->sched_gamma, (double)(epoch / (t->sched_step > 0 ? t->sched_step : 1)));
-    case SCHED_COSINE: {
-        double total = (double)epochs * (double)steps_per_epoch;
-        double frac = total > 0 ? (double)m->step / total : 0;
-        return lr0 * 0.5 * (1 + cos(M_PI * (frac > 1 ? 1 : frac)));
-    }
-    default:
-        return lr0;
-    }
 }
 
 int mc_epoch(const mc_model *m)
@@ -1038,4 +1044,16 @@ bool mc_predict(mc_model *m, const mc_tensor *batch, int nbatch, const mc_tensor
     *outs = NULL;
     *nouts = 0;
     GUARDED(m, "predicting", predict(m, batch, nbatch, outs, nouts));
+}
+
+bool mc_callbacks_set(mc_model *m, const mc_callbacks *c, bool have_val)
+{
+    GUARDED(m, "setting the callbacks", mc_cb_set(m, c, have_val));
+}
+
+bool mc_callbacks_epoch_end(mc_model *m, int epoch, double lr0, const char *const *names, const double *values,
+                            int n, mc_callback_event *ev, int *nev)
+{
+    *nev = 0;
+    GUARDED(m, "running the callbacks", mc_cb_epoch_end(m, epoch, lr0, names, values, n, ev, nev));
 }

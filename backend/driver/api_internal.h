@@ -20,6 +20,16 @@ struct JitModule;
 struct JitWorkspace;
 struct Dist;
 
+/* The callbacks' state (callbacks.c); a best of NaN: none yet. */
+typedef struct CallbackState {
+    double es_best;
+    int es_best_epoch, es_wait, es_stopped; /* es_stopped: the epoch early stopping ended, 0 */
+    double ck_best;
+    double rl_best;
+    int rl_wait, rl_cooldown;
+    double rl_lr; /* the learning rate reduce_lr_on_plateau set, 0 = none */
+} CallbackState;
+
 struct mc_model {
     mc_options opt;
     Diags d;
@@ -41,6 +51,9 @@ struct mc_model {
     uint64_t seed;
     int64_t step;
     int epoch;
+    int64_t lr_horizon;     /* the cosine schedule's steps (mc_lr_horizon), 0 = not fixed */
+    CallbackState cb;
+    TensorMap best_weights; /* early_stopping(restore_best_weights): the best epoch's weights */
     int loss_out, eval_loss_out;
     int nmetrics;
     int metric_out[MC_MAX_METRICS];       /* in geval->outs */
@@ -67,6 +80,22 @@ struct mc_model {
 };
 
 const Graph *mc_param_graph(const mc_model *m);
+
+/* callbacks.c: the callbacks' settings and state, in checkpoints as
+ * metadata and as tensors callbacks.best_weights.<param>. */
+bool mc_cb_set(mc_model *m, const mc_callbacks *c, bool have_val);
+bool mc_cb_epoch_end(mc_model *m, int epoch, double lr0, const char *const *names, const double *values, int n,
+                     mc_callback_event *ev, int *nev);
+void mc_cb_reset(mc_model *m);
+void mc_cb_save_meta(const mc_model *m, Metadata *meta);
+void mc_cb_load_meta(mc_model *m, const Metadata *meta);
+bool mc_cb_is_state_tensor(const char *name);
+void mc_cb_take_state_tensor(mc_model *m, const char *name, Tensor *t);
+void mc_cb_save_map(const mc_model *m, TensorMap *out);
+void mc_cb_free_save_map(TensorMap *map);
+void mc_cb_alloc_best(mc_model *m);
+/* dist.c: rank 0's bytes to every process (nothing unless distributed). */
+bool mc_dist_bcast(mc_model *m, void *v, int64_t bytes);
 
 /* api.c's pieces of a step, for the data-parallel step (dist.c). */
 bool mc_stage_batch(mc_model *m, const mc_tensor *b, int nb);

@@ -677,6 +677,13 @@ double mc_dist_reduce_ms(const mc_model *m)
     return m->dist ? m->dist->reduce_ms : 0;
 }
 
+bool mc_dist_bcast(mc_model *m, void *v, int64_t bytes)
+{
+    if (!m->dist)
+        return true;
+    return comm_bcast(m, v, bytes) || mc_fail(m);
+}
+
 bool mc_dist_sum(mc_model *m, double *v, int n)
 {
     if (!m->dist)
@@ -745,14 +752,21 @@ bool mc_dist_start(mc_model *m, const mc_data *train, const void *settings, size
     xfree(all);
     if (!good)
         return m->d.nerrors ? mc_fail(m) : false;
-    int64_t se[2] = {m->step, m->epoch};
-    bool sent = comm_bcast(m, se, sizeof se);
+    int64_t se[4] = {m->step, m->epoch, m->lr_horizon, m->best_weights.n};
+    bool sent = comm_bcast(m, se, sizeof se) && comm_bcast(m, &m->cb, sizeof m->cb);
     for (int i = 0; sent && i < m->params.n; i++)
         sent = comm_bcast(m, m->params.t[i]->data, rt_tensor_bytes(m->params.t[i]));
+    if (sent && se[3] > 0) /* rank 0's best weights (a resumed early_stopping), in the parameters' order */
+        mc_cb_alloc_best(m);
+    for (int i = 0; sent && se[3] > 0 && i < m->params.n; i++) {
+        Tensor *b = rt_map_get(&m->best_weights, m->params.names[i]);
+        sent = !b || comm_bcast(m, b->data, rt_tensor_bytes(b));
+    }
     if (!sent)
         return mc_fail(m);
     m->step = se[0];
     m->epoch = (int)se[1];
+    m->lr_horizon = se[2];
     return true;
 }
 

@@ -460,12 +460,159 @@ START_TEST(f32_step_counter_loads)
 }
 END_TEST
 
+/* A model with the given train block settings, in a temporary file;
+ * compiled for the interpreter with parameters initialised. */
+static mc_model *with_train(const char *settings, char *path)
+{
+    strcpy(path, "/tmp/modelc_sched_XXXXXX.mdl");
+    int fd = mkstemps(path, 4);
+    ck_assert(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "input x: f32[N, 4]\ninput y: i32[N]\nlogits = dense(x, 3)\n"
+               "loss = sparse_categorical_crossentropy(y, logits, from_logits=true)\n"
+               "metric accuracy = accuracy(y, logits)\n"
+               "train {\n  optimizer = sgd(lr=0.01)\n%s\n}\n", settings);
+    fclose(f);
+    mc_options o;
+    mc_options_default(&o);
+    o.backend = MC_BACKEND_INTERP;
+    mc_model *m = mc_compile(path, &o);
+    ck_assert_msg(m != NULL, "%s", mc_last_error(NULL));
+    ck_assert(mc_init_params(m, 1));
+    return m;
+}
+
+/* Put the model at step `step` (a checkpoint with that step, loaded). */
+static void at_step(mc_model *m, int64_t step)
+{
+    char p[] = "/tmp/modelc_step_XXXXXX";
+    ck_assert(mkstemp(p) >= 0);
+    ck_assert(mc_save(m, p));
+    Diags d;
+    diags_init(&d);
+    TensorMap ck;
+    Metadata meta;
+    rt_map_init(&ck);
+    rt_meta_init(&meta);
+    ck_assert(rt_safetensors_read(p, &ck, &meta, &d));
+    char buf[32];
+    snprintf(buf, sizeof buf, "%lld", (long long)step);
+    rt_meta_set(&meta, "step", buf);
+    ck_assert(rt_safetensors_write(p, &ck, &meta, &d));
+    ck_assert_msg(mc_load(m, p, NULL, true), "%s", mc_last_error(m));
+    ck_assert_int_eq(mc_step(m), step);
+    rt_map_free(&ck);
+    rt_meta_free(&meta);
+    diags_free(&d);
+    remove(p);
+}
+
+static void lr_is(mc_model *m, int64_t step, double want)
+{
+    at_step(m, step);
+    double got = mc_lr_at(m, 0.01, 0, 1, 10);
+    ck_assert_msg(fabs(got - want) <= 1e-15 * want, "step %lld: lr %.17g, want %.17g", (long long)step, got, want);
+}
+
+/* Keras's ExponentialDecay (lr0 * rate^(step / decay_steps), floored
+ * with staircase), the linear warm-up from 0 and the cosine schedule over
+ * a horizon the checkpoint keeps, against values computed by hand. */
+START_TEST(schedules_follow_keras)
+{
+    char path[64];
+    mc_model *m = with_train("  schedule = exponential(decay_steps=10, decay_rate=0.5)", path);
+    lr_is(m, 0, 0.01);
+    lr_is(m, 5, 0.007071067811865476);
+    lr_is(m, 10, 0.005);
+    lr_is(m, 37, 0.0007694652583405726);
+    mc_free(m);
+    remove(path);
+
+    m = with_train("  schedule = exponential(10, 0.5, staircase=true)", path);
+    lr_is(m, 9, 0.01);
+    lr_is(m, 10, 0.005);
+    lr_is(m, 37, 0.00125);
+    mc_free(m);
+    remove(path);
+
+    m = with_train("  schedule = exponential(decay_steps=10, decay_rate=0.5)\n  warmup = 20", path);
+    at_step(m, 0);
+    ck_assert(mc_lr_at(m, 0.01, 0, 1, 10) == 0);
+    lr_is(m, 5, 0.001767766952966369);
+    lr_is(m, 19, 0.0025454619735236963);
+    lr_is(m, 20, 0.0025);
+    mc_free(m);
+    remove(path);
+
+    /* cosine: the horizon comes from the checkpoint, not from this call's epochs */
+    m = with_train("  schedule = cosine", path);
+    mc_set_lr_horizon(m, 100);
+    lr_is(m, 25, 0.008535533905932738);
+    lr_is(m, 100, 0);
+    lr_is(m, 150, 0);
+    ck_assert_int_eq(mc_lr_horizon(m), 100);
+    mc_free(m);
+    remove(path);
+}
+END_TEST
+
+/* The callbacks' decisions on given epoch values: Keras 3's rules. */
+START_TEST(callback_decisions)
+{
+    char path[64];
+    mc_model *m = with_train("  callbacks = [early_stopping(patience=2, min_delta=0.01, restore_best_weights=true),\n"
+                             "               reduce_lr_on_plateau(monitor=\"val_accuracy\", factor=0.5, patience=1)]",
+                             path);
+    mc_callbacks c;
+    mc_callbacks_get(m, &c);
+    ck_assert(c.early_stopping.on && c.early_stopping.patience == 2 && c.reduce_lr.on && !c.checkpoint.on);
+    /* val_ monitors need validation data */
+    ck_assert(!mc_callbacks_set(m, &c, false));
+    ck_assert_ptr_nonnull(strstr(mc_last_error(m), "no validation data"));
+    c.reduce_lr.monitor = "val_acc";
+    ck_assert(!mc_callbacks_set(m, &c, true));
+    ck_assert_ptr_nonnull(strstr(mc_last_error(m), "unknown monitor \"val_acc\""));
+    c.reduce_lr.monitor = "val_accuracy";
+    ck_assert_msg(mc_callbacks_set(m, &c, true), "%s", mc_last_error(m));
+    const char *names[4] = {"loss", "accuracy", "val_loss", "val_accuracy"};
+    /* val_loss: 1.0 (best), 0.995 (not by min_delta), 0.98 (best), 0.975, 0.99: stop at 5;
+     * val_accuracy (max): 0.5, 0.6, 0.6, 0.55, 0.7: reduce at 3 and at 4 */
+    double vl[5] = {1.0, 0.995, 0.98, 0.975, 0.99}, va[5] = {0.5, 0.6, 0.6, 0.55, 0.7};
+    int reduced_at[5] = {0}, stop_at = 0;
+    for (int e = 1; e <= 5 && !stop_at; e++) {
+        double v[4] = {1, 0.5, vl[e - 1], va[e - 1]};
+        mc_callback_event ev[MC_MAX_CALLBACK_EVENTS];
+        int nev;
+        ck_assert_msg(mc_callbacks_epoch_end(m, e, 0.01, names, v, 4, ev, &nev), "%s", mc_last_error(m));
+        for (int i = 0; i < nev; i++) {
+            if (strcmp(ev[i].callback, "reduce_lr_on_plateau") == 0)
+                reduced_at[e - 1] = 1;
+            if (ev[i].stop) {
+                stop_at = e;
+                ck_assert_int_eq(ev[i].best_epoch, 3);
+                ck_assert(ev[i].restored);
+                ck_assert_str_eq(ev[i].text, "epoch 5: val_loss did not improve for 2 epochs; stopping, "
+                                             "restoring the weights of epoch 3 (val_loss 0.9800)");
+            }
+        }
+    }
+    ck_assert_int_eq(stop_at, 5);
+    ck_assert(mc_stop_training(m));
+    ck_assert(!reduced_at[0] && !reduced_at[1] && reduced_at[2] && reduced_at[3] && !reduced_at[4]);
+    ck_assert(mc_lr_at(m, 0.01, 0, 1, 10) == 0.01 * 0.5 * 0.5);
+    mc_free(m);
+    remove(path);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("api");
     TCase *t = tcase_create("api");
     tcase_set_timeout(t, 600);
     tcase_add_test(t, errors_are_reported);
+    tcase_add_test(t, schedules_follow_keras);
+    tcase_add_test(t, callback_decisions);
     tcase_add_test(t, hand_loop_equals_cli);
     tcase_add_test(t, train_in_inference_mode_warns);
     tcase_add_test(t, eval_in_training_mode_warns);

@@ -653,6 +653,45 @@ START_TEST(train_block)
 }
 END_TEST
 
+/* Schedules, warm-up and callbacks: Keras's defaults for what is not
+ * given, both spellings of restore_best_weights and save_best_only. */
+START_TEST(train_callbacks)
+{
+    RunSettings r;
+    Graph *g = ok_run("input x: f32[N, 4]\ninput y: i32[N]\nloss = mean(x)\n"
+                      "train {\n  schedule = exponential(100, 0.5, staircase=true)\n  warmup = 20\n"
+                      "  callbacks = [early_stopping(patience=3, restore_best=true),\n"
+                      "               reduce_lr_on_plateau(\"val_accuracy\", factor=0.5, cooldown=1),\n"
+                      "               checkpoint(\"best.st\", save_best_only=true, mode=\"min\")]\n}\n"
+                      "metric accuracy = accuracy(y, x)\n",
+                      &r);
+    ck_assert(r.sched == SCHED_EXPONENTIAL && r.decay_steps == 100 && r.decay_rate == 0.5 && r.staircase);
+    ck_assert_int_eq(r.warmup, 20);
+    ck_assert_str_eq(r.es.monitor, "val_loss");
+    ck_assert(r.es.patience == 3 && r.es.min_delta == 0 && r.es.mode == MON_AUTO && r.es.restore_best);
+    ck_assert_str_eq(r.rlr.monitor, "val_accuracy");
+    ck_assert(r.rlr.factor == 0.5 && r.rlr.patience == 10 && r.rlr.min_delta == 1e-4 && r.rlr.cooldown == 1 &&
+              r.rlr.min_lr == 0 && r.rlr.mode == MON_AUTO);
+    ck_assert_str_eq(r.ckpt.path, "best.st");
+    ck_assert_str_eq(r.ckpt.monitor, "val_loss");
+    ck_assert(r.ckpt.best_only && r.ckpt.mode == MON_MIN);
+    ir_graph_free(g);
+
+    g = ok_run("input x: f32[N, 4]\nloss = mean(x)\ntrain {\n"
+               "  callbacks = early_stopping(monitor=\"loss\", min_delta=0.01, restore_best_weights=true)\n}\n",
+               &r);
+    ck_assert(r.sched == SCHED_CONSTANT && r.warmup == 0);
+    ck_assert_str_eq(r.es.monitor, "loss");
+    ck_assert(r.es.patience == 0 && r.es.min_delta == 0.01 && r.es.restore_best);
+    ck_assert_ptr_null(r.rlr.monitor);
+    ck_assert_ptr_null(r.ckpt.monitor);
+    ir_graph_free(g);
+
+    ck_assert(!ir_monitor_max("val_loss") && !ir_monitor_max("loss") && !ir_monitor_max("mae"));
+    ck_assert(ir_monitor_max("accuracy") && ir_monitor_max("val_accuracy") && ir_monitor_max("val_auc"));
+}
+END_TEST
+
 /* ---- errors ---- */
 
 START_TEST(error_recovery)
@@ -717,6 +756,7 @@ int main(void)
     tcase_add_test(t, sparse_ce_and_accuracy);
     tcase_add_test(t, cross_entropy_forms);
     tcase_add_test(t, train_block);
+    tcase_add_test(t, train_callbacks);
     tcase_add_test(t, sync_batchnorm);
     tcase_add_test(t, error_recovery);
     tcase_add_test(t, error_limit);

@@ -261,6 +261,75 @@ START_TEST(train_block)
 }
 END_TEST
 
+/* The schedule's and the callbacks' run settings print and parse back:
+ * every field, strings with quotes and a default that differs. */
+START_TEST(train_callbacks_roundtrip)
+{
+    Graph *g = ir_graph_new("m");
+    g->has_train = true;
+    RunSettings ra, rb;
+    ir_run_defaults(&ra);
+    ra.sched = SCHED_EXPONENTIAL;
+    ra.decay_steps = 250;
+    ra.decay_rate = 0.3;
+    ra.staircase = true;
+    ra.warmup = 17;
+    ir_es_defaults(&ra);
+    ra.es.monitor = "val_accuracy";
+    ra.es.patience = 4;
+    ra.es.min_delta = 0.125;
+    ra.es.mode = MON_MAX;
+    ra.es.restore_best = true;
+    ir_ckpt_defaults(&ra);
+    ra.ckpt.path = "dir/\"best\".st";
+    ra.ckpt.best_only = true;
+    ir_rlr_defaults(&ra);
+    ra.rlr.monitor = "loss";
+    ra.rlr.factor = 0.25;
+    ra.rlr.patience = 1;
+    ra.rlr.mode = MON_MIN;
+    ra.rlr.min_delta = 1e-3;
+    ra.rlr.cooldown = 2;
+    ra.rlr.min_lr = 1e-5;
+    char *t1 = ir_print_str_model(g, &ra, 0);
+    ck_assert_str_eq(t1, "graph m {\n"
+                         "  train { optimizer=adam lr=0.001 beta1=0.9 beta2=0.999 eps=1e-07 batch=32 epochs=1 "
+                         "schedule=exponential decay_steps=250 decay_rate=0.3 staircase=true warmup=17 seed=0 "
+                         "es_monitor=\"val_accuracy\" es_min_delta=0.125 es_patience=4 es_mode=max "
+                         "es_restore_best=true ckpt_path=\"dir/\\\"best\\\".st\" ckpt_monitor=\"val_loss\" "
+                         "ckpt_best_only=true ckpt_mode=auto rlr_monitor=\"loss\" rlr_factor=0.25 rlr_patience=1 "
+                         "rlr_mode=min rlr_min_delta=0.001 rlr_cooldown=2 rlr_min_lr=1e-05 }\n"
+                         "}\n");
+    Diags d;
+    diags_init(&d);
+    Graph *h = ir_parse_model("t.ir", t1, strlen(t1), &rb, &d);
+    ck_assert_ptr_nonnull(h);
+    char *t2 = ir_print_str_model(h, &rb, 0);
+    ck_assert_str_eq(t1, t2);
+    ck_assert(rb.sched == SCHED_EXPONENTIAL && rb.decay_steps == 250 && same_double(rb.decay_rate, 0.3));
+    ck_assert(rb.staircase && rb.warmup == 17);
+    ck_assert_str_eq(rb.es.monitor, "val_accuracy");
+    ck_assert(rb.es.patience == 4 && rb.es.mode == MON_MAX && rb.es.restore_best);
+    ck_assert_str_eq(rb.ckpt.path, "dir/\"best\".st");
+    ck_assert(rb.rlr.cooldown == 2 && same_double(rb.rlr.min_lr, 1e-5) && rb.rlr.mode == MON_MIN);
+    free(t1);
+    free(t2);
+    ir_graph_free(h);
+    /* callbacks that are off print nothing */
+    ir_run_defaults(&ra);
+    t1 = ir_print_str_model(g, &ra, 0);
+    ck_assert_ptr_null(strstr(t1, "es_"));
+    ck_assert_ptr_null(strstr(t1, "rlr_"));
+    free(t1);
+    /* a bad mode is a located error */
+    const char *bad = "graph m {\n  train { es_monitor=\"loss\" es_mode=up }\n}\n";
+    ck_assert_ptr_null(ir_parse_model("t.ir", bad, strlen(bad), &rb, &d));
+    ck_assert(d.nerrors > 0);
+    diags_free(&d);
+    ir_graph_free(g);
+}
+END_TEST
+
 /* Labels become value names; repeated ones get .1, .2; odd ones are
  * made valid; the parsed graph prints the same names. */
 START_TEST(labels_and_names)
@@ -515,6 +584,7 @@ int main(void)
     tcase_add_test(t, printed_forms);
     tcase_add_test(t, doubles_exact);
     tcase_add_test(t, train_block);
+    tcase_add_test(t, train_callbacks_roundtrip);
     tcase_add_test(t, labels_and_names);
     tcase_add_test(t, leaf_names_sanitised);
     tcase_add_test(t, locations);
