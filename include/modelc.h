@@ -174,7 +174,10 @@ typedef struct mc_data mc_data;
 typedef struct mc_data_options {
     const char *const *sources; /* NULL: Fashion-MNIST. Otherwise "fashion-mnist", a directory
                                    of IDX files, a .csv/.csv.gz, one or two .npy (x, y), a
-                                   .safetensors file, or "uniform:N" (generated) */
+                                   .safetensors file, "text:FILE" (a character-level data
+                                   set: windows of bytes for the model's i32[N, T] input, the
+                                   next bytes as labels; README "Text data"), or "uniform:N"
+                                   (generated) */
     int nsources;
     const char *split;   /* "train" (default) or "test" */
     bool no_scale;       /* keep 8-bit pixels in 0..255 (default: scaled to [0, 1]) */
