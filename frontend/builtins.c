@@ -719,6 +719,8 @@ static const Builtin builtins[] = {
     SP("kld", loss_fn, OP_LOG, LOSS_KLD),
     SP("accuracy", metric_fn, OP_EQ, METRIC_ACCURACY),
     SP("binary_accuracy", metric_fn, OP_EQ, METRIC_BINARY_ACCURACY),
+    SP("top_k_accuracy", metric_fn, OP_LT, METRIC_TOP_K),
+    SP("sparse_top_k_categorical_accuracy", metric_fn, OP_LT, METRIC_TOP_K),
 };
 
 static const Builtin *find(const char *name)

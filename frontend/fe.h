@@ -343,7 +343,7 @@ bool fe_same_pad(int64_t in, int64_t k, int stride, int *lo, int *hi);
 Val fe_loss(FeCtx *c, const Expr *e, int which);
 Val fe_metric(FeCtx *c, const Expr *e, int which);
 enum { LOSS_MSE, LOSS_MAE, LOSS_BCE, LOSS_CCE, LOSS_SCCE, LOSS_HUBER, LOSS_KLD };
-enum { METRIC_ACCURACY, METRIC_BINARY_ACCURACY };
+enum { METRIC_ACCURACY, METRIC_BINARY_ACCURACY, METRIC_TOP_K };
 
 /* the train block (train.c) */
 bool fe_train_block(FeCtx *c, const Stmt *s);
