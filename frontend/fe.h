@@ -145,6 +145,12 @@ typedef struct Stmt {
     bool frozen;    /* param `frozen` */
     SrcLoc flagloc;
     Expr *val;      /* assign, metric, output (NULL: `output NAME`) */
+    struct StmtName {
+        const char *name;
+        SrcLoc loc;
+        int span;
+    } *more;        /* assign `a, b, c = ...`: the names after the first */
+    int nmore;
     TrainItem *items;
     int nitems;
 } Stmt;
@@ -203,6 +209,11 @@ typedef struct FeCtx {
     Node **penalties;    /* kernel regularizers' terms, added to the loss */
     int npenalties, cappenalties;
     bool sync_batchnorm; /* the train block's: batch statistics over the processes */
+    /* A statement `a, b, ... = call(...)`: its call (the one expression
+     * that may give several values) and the values it gave. */
+    const Expr *multi_expr;
+    Node *multi[4];
+    int nmulti;
 } FeCtx;
 
 /* Diagnostics with a caret span. */
