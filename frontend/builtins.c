@@ -231,6 +231,20 @@ static Val reshape_fn(FeCtx *c, const Expr *e, const Builtin *b)
         bool xn, tn;
         int64_t have = static_count(&x->shape, &xn), known = static_count(&t, &tn);
         char buf[128];
+        /* A -1 absorbs N when it stands for N exactly: the other
+         * dimensions hold all of x's static elements, and it comes first
+         * (where N may be). A -1 that would be N*k (k > 1) cannot be: a
+         * shape has the one batch symbol N, never a multiple of it. */
+        if (xn && !tn && have >= 0 && known > 0 && have == known && infer == 0) {
+            t.d[0] = IR_DIM_N;
+            return fe_tensor_val(reshape_to(c, x, t, e->loc));
+        }
+        if (xn && !tn && have >= 0 && known > 0 && have == known) {
+            fe_error(c, a.v[1]->items[infer]->start, 1,
+                     "reshaping %s, this -1 would be the batch dimension N, which may only be the first dimension",
+                     fe_type_str(x, buf, sizeof buf));
+            return fe_err_val();
+        }
         if (xn && !tn && have >= 0 && known > 0 && have % known == 0) {
             fe_error(c, a.v[1]->items[infer]->start, 1,
                      "reshaping %s with -1 here would fold the batch dimension N into it (N*%lld rows): a shape "
@@ -241,7 +255,7 @@ static Val reshape_fn(FeCtx *c, const Expr *e, const Builtin *b)
         if (have < 0 || known < 0 || xn != tn || have % known != 0) {
             fe_error(c, a.v[1]->items[infer]->start, 1,
                      "cannot infer the -1 dimension when reshaping %s: %s", fe_type_str(x, buf, sizeof buf),
-                     xn != tn ? "N must appear in both shapes" : "the sizes do not divide");
+                     tn && !xn ? "N must appear in both shapes" : "the sizes do not divide");
             return fe_err_val();
         }
         t.d[infer] = have / known;
@@ -705,6 +719,8 @@ static const Builtin builtins[] = {
     SP("kld", loss_fn, OP_LOG, LOSS_KLD),
     SP("accuracy", metric_fn, OP_EQ, METRIC_ACCURACY),
     SP("binary_accuracy", metric_fn, OP_EQ, METRIC_BINARY_ACCURACY),
+    SP("top_k_accuracy", metric_fn, OP_LT, METRIC_TOP_K),
+    SP("sparse_top_k_categorical_accuracy", metric_fn, OP_LT, METRIC_TOP_K),
 };
 
 static const Builtin *find(const char *name)

@@ -145,6 +145,12 @@ typedef struct Stmt {
     bool frozen;    /* param `frozen` */
     SrcLoc flagloc;
     Expr *val;      /* assign, metric, output (NULL: `output NAME`) */
+    struct StmtName {
+        const char *name;
+        SrcLoc loc;
+        int span;
+    } *more;        /* assign `a, b, c = ...`: the names after the first */
+    int nmore;
     TrainItem *items;
     int nitems;
 } Stmt;
@@ -203,6 +209,11 @@ typedef struct FeCtx {
     Node **penalties;    /* kernel regularizers' terms, added to the loss */
     int npenalties, cappenalties;
     bool sync_batchnorm; /* the train block's: batch statistics over the processes */
+    /* A statement `a, b, ... = call(...)`: its call (the one expression
+     * that may give several values) and the values it gave. */
+    const Expr *multi_expr;
+    Node *multi[4];
+    int nmulti;
 } FeCtx;
 
 /* Diagnostics with a caret span. */
@@ -343,7 +354,7 @@ bool fe_same_pad(int64_t in, int64_t k, int stride, int *lo, int *hi);
 Val fe_loss(FeCtx *c, const Expr *e, int which);
 Val fe_metric(FeCtx *c, const Expr *e, int which);
 enum { LOSS_MSE, LOSS_MAE, LOSS_BCE, LOSS_CCE, LOSS_SCCE, LOSS_HUBER, LOSS_KLD };
-enum { METRIC_ACCURACY, METRIC_BINARY_ACCURACY };
+enum { METRIC_ACCURACY, METRIC_BINARY_ACCURACY, METRIC_TOP_K };
 
 /* the train block (train.c) */
 bool fe_train_block(FeCtx *c, const Stmt *s);

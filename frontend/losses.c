@@ -361,6 +361,33 @@ static Node *accuracy(FeCtx *c, CallArgs *a, Node *y, Node *p, SrcLoc loc)
     return fe_reduce_all(c, OP_REDUCE_MEAN, fe_op2(c, OP_EQ, pred, truth, loc), loc);
 }
 
+/* Keras's top-k categorical accuracy (tf.math.in_top_k): a row is a hit
+ * when fewer than k classes score strictly higher than its true class, so
+ * classes tied with it at the boundary all count as in the top k. */
+static Node *top_k_accuracy(FeCtx *c, CallArgs *a, const char *fn, Node *y, Node *p, int64_t k, SrcLoc loc)
+{
+    int r = p->shape.rank;
+    char t1[128];
+    if (r < 1 || p->shape.d[r - 1] < 2 || p->shape.d[r - 1] == IR_DIM_N) {
+        fe_error(c, a->v[1]->start, 1, "%s() needs scores for two or more classes, got %s", fn,
+                 fe_type_str(p, t1, sizeof t1));
+        return NULL;
+    }
+    Node *t = y;
+    if (ir_shape_eq(&y->shape, &p->shape)) {
+        Attrs cast = ir_attrs();
+        cast.to = p->dt;
+        if (y->dt != p->dt)
+            t = fe_op(c, OP_CAST, &y, 1, &cast, loc);
+    } else if (!(t = sparse_targets(c, a, fn, y, p, loc))) {
+        return NULL;
+    }
+    Node *truth = fe_reduce_axis(c, OP_REDUCE_SUM, fe_op2(c, OP_MUL, t, p, loc), r - 1, true, loc);
+    Node *above = fe_reduce_axis(c, OP_REDUCE_SUM, fe_op2(c, OP_GT, p, truth, loc), r - 1, false, loc);
+    Node *hit = fe_op2(c, OP_LT, above, cnst(c, above, (double)k, loc), loc);
+    return fe_reduce_all(c, OP_REDUCE_MEAN, hit, loc);
+}
+
 Val fe_metric(FeCtx *c, const Expr *e, int which)
 {
     static const ParamSpec spec[] = {
@@ -368,16 +395,30 @@ Val fe_metric(FeCtx *c, const Expr *e, int which)
         {"y_pred|logits|predictions", A_TENSOR, true},
         {"threshold", A_NUM, false},
     };
+    static const ParamSpec spec_k[] = {
+        {"y_true|labels|targets", A_TENSOR, true},
+        {"y_pred|logits|predictions", A_TENSOR, true},
+        {"k", A_NUM, false},
+    };
     const char *fn = e->str;
     CallArgs a;
-    double thr;
-    if (!fe_bind_args(c, e, fn, spec, which == METRIC_BINARY_ACCURACY ? 3 : 2, &a) ||
-        !fe_arg_num(c, &a, 2, 0.5, &thr))
+    double thr = 0.5;
+    int64_t k = 5;
+    if (which == METRIC_TOP_K) {
+        if (!fe_bind_args(c, e, fn, spec_k, 3, &a) || !fe_arg_int(c, &a, 2, 5, 1, INT32_MAX, &k))
+            return fe_err_val();
+    } else if (!fe_bind_args(c, e, fn, spec, which == METRIC_BINARY_ACCURACY ? 3 : 2, &a) ||
+               !fe_arg_num(c, &a, 2, 0.5, &thr)) {
         return fe_err_val();
+    }
     Node *y = fe_arg_tensor(c, &a, 0, DT_COUNT);
     Node *p = pred_arg(c, &a, fn);
     if (!y || !p)
         return fe_err_val();
+    if (which == METRIC_TOP_K) {
+        Node *r = top_k_accuracy(c, &a, fn, y, p, k, e->loc);
+        return r ? fe_tensor_val(r) : fe_err_val();
+    }
     if (which == METRIC_ACCURACY)
         return fe_tensor_val(accuracy(c, &a, y, p, e->loc));
     if (!same_as_pred(c, &a, fn, y, p))

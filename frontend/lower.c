@@ -210,8 +210,56 @@ static void set_label(FeCtx *c, Val v, const char *name)
     v.n->label = arena_strdup(c->g->arena, name);
 }
 
+/* a, b, c = call(...): the call gives as many values (a recurrent layer
+ * with return_state=true), bound in order. */
+static void lower_multi_assign(FeCtx *c, const Stmt *s)
+{
+    int n = 1 + s->nmore;
+    bool ok = true;
+    for (int i = 0; i < n; i++) {
+        Stmt one = *s;
+        if (i > 0) {
+            one.name = s->more[i - 1].name;
+            one.nameloc = s->more[i - 1].loc;
+            one.namespan = s->more[i - 1].span;
+        }
+        for (int j = 0; ok && j < i; j++)
+            if (strcmp(j ? s->more[j - 1].name : s->name, one.name) == 0) {
+                fe_error(c, one.nameloc, one.namespan, "'%s' is assigned twice in one statement", one.name);
+                ok = false;
+            }
+        ok = ok && check_new_name(c, &one, false);
+    }
+    c->multi_expr = s->val;
+    c->nmulti = 0;
+    Val v = ok ? fe_expr(c, s->val) : fe_err_val();
+    c->multi_expr = NULL;
+    if (v.k != V_ERR && c->nmulti != n) {
+        if (c->nmulti == 0)
+            error_at_start(c, s->val,
+                           "assigning %d names needs a call that gives %d values (lstm, gru or simple_rnn "
+                           "with return_state=true)", n, n);
+        else
+            error_at_start(c, s->val, "this call gives %d values (the output and the final state%s), not %d",
+                           c->nmulti, c->nmulti > 2 ? "s h and c" : " h", n);
+        v = fe_err_val();
+    }
+    for (int i = 0; i < n; i++) {
+        const char *name = i ? s->more[i - 1].name : s->name;
+        Val vi = v.k == V_ERR ? v : fe_tensor_val(c->multi[i]);
+        if (v.k != V_ERR)
+            set_label(c, vi, name);
+        if (v.k != V_ERR || (!fe_lookup(c, name) && !is_reserved(name)))
+            fe_bind(c, name, B_VALUE, vi, i ? s->more[i - 1].loc : s->nameloc);
+    }
+}
+
 static void lower_assign(FeCtx *c, const Stmt *s)
 {
+    if (s->nmore) {
+        lower_multi_assign(c, s);
+        return;
+    }
     if (!check_new_name(c, s, false)) {
         if (!fe_lookup(c, s->name) && !is_reserved(s->name))
             fe_bind(c, s->name, B_VALUE, fe_err_val(), s->nameloc);

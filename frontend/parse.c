@@ -822,8 +822,25 @@ static Stmt *parse_stmt(Parser *p)
         s->name = t->str;
         s->nameloc = t->loc;
         s->namespan = t->len;
+        while (at(p, T_COMMA) && !p->err) { /* a, b, c = call(...) */
+            next(p);
+            Token *u = peek(p);
+            if (u->k != T_IDENT) {
+                perr_tok(p, u, "expected a name after ',', found %s", describe(p, u));
+                break;
+            }
+            next(p);
+            struct StmtName *m = arena_alloc(p->a, (size_t)(s->nmore + 1) * sizeof *m);
+            if (s->nmore)
+                memcpy(m, s->more, (size_t)s->nmore * sizeof *m);
+            m[s->nmore] = (struct StmtName){u->str, u->loc, u->len};
+            s->more = m;
+            s->nmore++;
+        }
         Token *eq = peek(p);
-        if (eq->k == T_LPAREN)
+        if (p->err)
+            ;
+        else if (eq->k == T_LPAREN && !s->nmore)
             perr_tok(p, t, "the value of '%s(...)' must be bound to a name, e.g. 'h = %s(...)'",
                      t->str, t->str);
         else if (eq->k != T_ASSIGN)

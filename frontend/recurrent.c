@@ -11,7 +11,7 @@ typedef enum { CELL_RNN, CELL_GRU, CELL_LSTM } CellKind;
 static const char *const cell_fn[] = {"simple_rnn", "gru", "lstm"};
 static const int cell_gates[] = {1, 3, 4};
 
-enum { R_X, R_UNITS, R_ACT, R_SEQ, R_BACK, R_BIAS, R_KINIT, R_RINIT, R_BINIT, R_NAME, R_TRAIN, R_INIT };
+enum { R_X, R_UNITS, R_ACT, R_SEQ, R_BACK, R_BIAS, R_KINIT, R_RINIT, R_BINIT, R_NAME, R_TRAIN, R_INIT, R_STATE };
 static const ParamSpec rnn_spec[] = {
     {"x", A_TENSOR, true},
     {"units", A_INT, true},
@@ -25,6 +25,7 @@ static const ParamSpec rnn_spec[] = {
     {"name", A_STR, false},
     {"trainable", A_BOOL, false},
     {"initial_state", A_ANY, false},
+    {"return_state", A_BOOL, false},
 };
 
 /* The layer's settings and the body graph being built (c->g while the
@@ -233,7 +234,7 @@ static Val recurrent(FeCtx *c, const Expr *e, CellKind kind)
     const char *fn = cell_fn[kind];
     CallArgs a;
     int64_t units;
-    bool seq, back, trainable;
+    bool seq, back, trainable, state;
     Init ki, ri, bi;
     Cell l = {.c = c, .kind = kind, .loc = e->loc, .act = ACT_TANH};
     if (!fe_bind_args(c, e, fn, rnn_spec, ARRAY_LEN(rnn_spec), &a) ||
@@ -242,8 +243,14 @@ static Val recurrent(FeCtx *c, const Expr *e, CellKind kind)
         !fe_arg_bool(c, &a, R_BACK, false, &back) || !fe_arg_bool(c, &a, R_BIAS, true, &l.bias) ||
         !fe_arg_init(c, &a, R_KINIT, INIT_GLOROT_UNIFORM, &ki) || !fe_arg_init(c, &a, R_RINIT, INIT_ORTHOGONAL, &ri) ||
         !fe_arg_init(c, &a, R_BINIT, kind == CELL_LSTM && !a.v[R_BINIT] ? INIT_UNIT_FORGET_BIAS : INIT_ZEROS, &bi) ||
-        !fe_arg_bool(c, &a, R_TRAIN, true, &trainable))
+        !fe_arg_bool(c, &a, R_TRAIN, true, &trainable) || !fe_arg_bool(c, &a, R_STATE, false, &state))
         return fe_err_val();
+    if (state && c->multi_expr != e) {
+        fe_error_expr(c, a.v[R_STATE], "return_state=true gives %d values: assign them to as many names, "
+                                       "e.g. '%s = %s(...)'",
+                      kind == CELL_LSTM ? 3 : 2, kind == CELL_LSTM ? "seq, h, c" : "seq, h", fn);
+        return fe_err_val();
+    }
     l.units = units;
     Node *x = sequence_input(c, &a, fn);
     const char *name = x ? fe_layer_name(c, &a, R_NAME, fn) : NULL;
@@ -279,11 +286,23 @@ static Val recurrent(FeCtx *c, const Expr *e, CellKind kind)
     if (!loop)
         return fe_err_val();
     loop->label = name;
-    if (!seq)
-        return fe_tensor_val(loop);
-    Attrs r = ir_attrs();
-    r.index = nc;
-    return fe_tensor_val(fe_op(c, OP_RESULT, &loop, 1, &r, e->loc));
+    Node *out = loop;
+    if (seq) {
+        Attrs r = ir_attrs();
+        r.index = nc;
+        out = fe_op(c, OP_RESULT, &loop, 1, &r, e->loc);
+    }
+    if (state) { /* Keras's [output, h] or [output, h, c] */
+        c->multi[0] = out;
+        c->multi[1] = loop;
+        if (nc == 2) {
+            Attrs r = ir_attrs();
+            r.index = 1;
+            c->multi[2] = fe_op(c, OP_RESULT, &loop, 1, &r, e->loc);
+        }
+        c->nmulti = 1 + nc;
+    }
+    return fe_tensor_val(out);
 }
 
 Val fe_layer_recurrent(FeCtx *c, const Expr *e, int which)

@@ -139,6 +139,13 @@ bool mc_get_param(mc_model *m, const char *name, mc_tensor *out);
 /* Whether the JIT has compiled function fn ("train_step", "eval",
  * "predict") so far; always false with the interpreter. */
 bool mc_is_compiled(const mc_model *m, const char *fn);
+/* The model's inputs (its `input` lines; not the learning rate the
+ * optimizer reads), in declaration order: *out receives the name, dtype,
+ * rank and dimensions, -1 standing for the batch dimension N, and data
+ * NULL; the name and dimensions are owned by m. False when i is out of
+ * range. */
+int mc_num_inputs(const mc_model *m);
+bool mc_input_info(const mc_model *m, int i, mc_tensor *out);
 int mc_num_metrics(const mc_model *m);
 const char *mc_metric_name(const mc_model *m, int i);
 int64_t mc_step(const mc_model *m);
@@ -271,7 +278,10 @@ typedef struct mc_data mc_data;
 typedef struct mc_data_options {
     const char *const *sources; /* NULL: Fashion-MNIST. Otherwise "fashion-mnist", a directory
                                    of IDX files, a .csv/.csv.gz, one or two .npy (x, y), a
-                                   .safetensors file, or "uniform:N" (generated) */
+                                   .safetensors file, "text:FILE" (a character-level data
+                                   set: windows of bytes for the model's i32[N, T] input, the
+                                   next bytes as labels; README "Text data"), or "uniform:N"
+                                   (generated) */
     int nsources;
     const char *split;   /* "train" (default) or "test" */
     bool no_scale;       /* keep 8-bit pixels in 0..255 (default: scaled to [0, 1]) */

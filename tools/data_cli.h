@@ -21,8 +21,8 @@ typedef struct DataArgs {
 
 #define DATA_CLI_OPTS(a)                                                                             \
     {"data", CLI_MULTI, &(a).data, "SRC",                                                            \
-     "fashion-mnist (default), a directory of IDX files, CSV/NPY/safetensors files, or "             \
-     "uniform:N",                                                                                    \
+     "fashion-mnist (default), a directory of IDX files, CSV/NPY/safetensors files, "                \
+     "text:FILE (characters), or uniform:N",                                                         \
      NULL},                                                                                          \
         {"val-data", CLI_STR, &(a).val_data, "SRC", "validation data (same forms as --data)", NULL}, \
         {"val-split", CLI_DOUBLE, &(a).val_split, "F",                                               \

@@ -390,6 +390,34 @@ int64_t mc_step(const mc_model *m)
     return m->step;
 }
 
+static const Node *model_input(const mc_model *m, int i)
+{
+    for (int k = 0; k < m->src->nnodes; k++) {
+        const Node *n = m->src->nodes[k];
+        if (n->op == OP_INPUT && strcmp(n->a.name, "optimizer.lr") != 0 && i-- == 0)
+            return n;
+    }
+    return NULL;
+}
+
+int mc_num_inputs(const mc_model *m)
+{
+    int i = 0;
+    while (model_input(m, i))
+        i++;
+    return i;
+}
+
+bool mc_input_info(const mc_model *m, int i, mc_tensor *out)
+{
+    const Node *n = i >= 0 ? model_input(m, i) : NULL;
+    if (!n)
+        return false;
+    _Static_assert(IR_DIM_N == -1, "mc_input_info gives N as -1");
+    *out = (mc_tensor){n->a.name, n->dt == DT_F64 ? 1 : n->dt == DT_I32 ? 2 : 0, n->shape.rank, n->shape.d, NULL};
+    return true;
+}
+
 int mc_num_metrics(const mc_model *m)
 {
     return m->nmetrics;

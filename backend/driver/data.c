@@ -42,6 +42,37 @@ static DType model_float(const Graph *g)
     return DT_F32;
 }
 
+/* text:FILE binds to the model's inputs by their types: the first i32
+ * input [N, T] takes the windows of T characters, the next i32 input
+ * ([N, T] or [N]) the characters that follow. */
+static bool load_text(const Graph *g, const char *path, RtLoadOpts *o, Dataset *out, Diags *d)
+{
+    const Node *x = NULL, *y = NULL;
+    for (int i = 0; i < g->nnodes && !y; i++) {
+        const Node *n = g->nodes[i];
+        if (n->op != OP_INPUT || n->dt != DT_I32 || strcmp(n->a.name, "optimizer.lr") == 0)
+            continue;
+        if (!x && n->shape.rank == 2 && n->shape.d[0] == IR_DIM_N && n->shape.d[1] > 0)
+            x = n;
+        else if (x && n->shape.d[0] == IR_DIM_N &&
+                 (n->shape.rank == 1 || (n->shape.rank == 2 && n->shape.d[1] == x->shape.d[1])))
+            y = n;
+    }
+    if (!x) {
+        rt_dataset_init(out);
+        diag_error(d, file_loc(d, path), "text data needs a model input of type i32[N, T] to take the "
+                                         "windows of T character ids; the model has none");
+        return false;
+    }
+    o->seq_len = x->shape.d[1];
+    o->seq_labels = y && y->shape.rank == 2;
+    o->x_name = x->a.name;
+    o->y_name = y ? y->a.name : "y";
+    int cls = label_classes(g);
+    o->classes = cls > 0 ? cls : 256;
+    return rt_load_text(path, o, out, d);
+}
+
 static bool load_raw(const DataOpts *a, const char *const *src, int nsrc, const char *split,
                      const Graph *g, uint64_t seed, Dataset *out, bool *have, Diags *d)
 {
@@ -81,6 +112,8 @@ static bool load_raw(const DataOpts *a, const char *const *src, int nsrc, const 
         *have = false;
         return true;
     }
+    if (strncmp(s, "text:", 5) == 0)
+        return load_text(g, s + 5, &o, out, d);
     if (suffix(s, ".csv") || suffix(s, ".csv.gz"))
         return rt_load_csv(s, &o, out, d);
     if (suffix(s, ".npy"))
@@ -88,7 +121,7 @@ static bool load_raw(const DataOpts *a, const char *const *src, int nsrc, const 
     if (suffix(s, ".safetensors"))
         return rt_load_safetensors_dataset(s, &o, out, d);
     diag_error(d, file_loc(d, s), "unknown data format (expected a directory of IDX files, "
-                                  ".csv, .csv.gz, .npy, .safetensors, fashion-mnist or uniform:N)");
+                                  ".csv, .csv.gz, .npy, .safetensors, text:FILE, fashion-mnist or uniform:N)");
     return false;
 }
 

@@ -112,6 +112,9 @@ typedef struct RtLoadOpts {
     int csv_label_index;     /* label column by 0-based index when csv_label is NULL; -1 none [0] */
     int64_t limit;      /* IDX: read (and inflate) only the first limit examples, 0 = all [0];
                          * the other loaders read everything (callers slice) */
+    int64_t seq_len;    /* text: characters per window, T [0] */
+    bool seq_labels;    /* text: labels i32[N,T] (the next character at every position)
+                         * instead of i32[N] (the one after the window) [false] */
 } RtLoadOpts;
 void rt_load_opts_default(RtLoadOpts *o);
 /* Every loader initialises `out` itself; on failure it is left empty. */
@@ -197,5 +200,17 @@ bool rt_npy_write(const char *path, const Tensor *t, Diags *d); /* atomic, versi
  * classes == 0). */
 bool rt_load_npy(const char *x_path, const char *y_path, const RtLoadOpts *o, Dataset *out,
                  Diags *d);
+
+/* ---- plain text (text.c), gzip-compressed or plain ---- */
+/* A character-level data set: each byte is a character id (its value,
+ * which must be below o->classes when that is under 256). Example i is
+ * the window of bytes [iT, iT+T) as x = i32[N,T] (T = o->seq_len); its
+ * label is the byte after each position, y = i32[N,T] (o->seq_labels),
+ * or the byte after the window, y = i32[N]. N = (bytes - 1) / T: the
+ * windows do not overlap and the last partial one is dropped. An empty
+ * file or one shorter than T + 1 bytes is an error naming the file; a
+ * NUL byte (a binary file) or a byte out of range one at its line and
+ * column. */
+bool rt_load_text(const char *path, const RtLoadOpts *o, Dataset *out, Diags *d);
 
 #endif

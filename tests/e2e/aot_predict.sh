@@ -10,7 +10,8 @@ trap 'rm -rf "$t"' EXIT
 . tests/aot/build.sh
 
 for f in examples/*.mdl examples/*/*.mdl; do
-    name=$(basename "${f%.mdl}")
+    name=${f#examples/} # the folder too: several examples are model.mdl
+    name=${name%.mdl}
     name=${name//[^A-Za-z0-9_]/_}
     d="$t/$name"
     mkdir -p "$d/out"

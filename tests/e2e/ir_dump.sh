@@ -17,6 +17,9 @@ for m in examples/*.mdl examples/*/*.mdl; do
     examples/transformer_block/*)
         [ -s "$t/tb/train.csv" ] || { mkdir -p "$t/tb" && python3 examples/transformer_block/make_data.py "$t/tb"; }
         data=(--data "$t/tb/train.csv" --test-data "$t/tb/test.csv" --label-column label) ;;
+    examples/char_lstm/*)
+        [ -s "$t/text.txt" ] || for i in $(seq 1 40); do echo "line $i of a text to read"; done > "$t/text.txt"
+        data=(--data "text:$t/text.txt" --val-split 0.25) ;;
     examples/seq_classify/*)
         [ -s "$t/seq/train.csv" ] || { mkdir -p "$t/seq" && python3 examples/seq_classify/make_data.py "$t/seq"; }
         data=(--data "$t/seq/train.csv" --test-data "$t/seq/test.csv" --label-column label) ;;

@@ -395,6 +395,41 @@ START_TEST(predict_outputs)
 }
 END_TEST
 
+/* mc_input_info: the model's inputs in declaration order, N as -1,
+ * without the optimizer's learning rate. */
+START_TEST(input_info)
+{
+    mc_options o;
+    mc_options_default(&o);
+    mc_model *m = mc_compile("examples/char_lstm/model.mdl", &o);
+    ck_assert_msg(m != NULL, "%s", mc_last_error(NULL));
+    ck_assert_int_eq(mc_num_inputs(m), 2);
+    const char *names[2] = {"x", "y"};
+    for (int i = 0; i < 2; i++) {
+        mc_tensor t;
+        ck_assert(mc_input_info(m, i, &t));
+        ck_assert_str_eq(t.name, names[i]);
+        ck_assert_int_eq(t.dtype, 2);
+        ck_assert_int_eq(t.rank, 2);
+        ck_assert_int_eq(t.dims[0], -1);
+        ck_assert_int_eq(t.dims[1], 64);
+        ck_assert_ptr_null(t.data);
+    }
+    mc_tensor t;
+    ck_assert(!mc_input_info(m, 2, &t));
+    ck_assert(!mc_input_info(m, -1, &t));
+    mc_free(m);
+    m = mc_compile("examples/fashion_mlp.mdl", &o);
+    ck_assert(mc_input_info(m, 0, &t));
+    ck_assert_str_eq(t.name, "x");
+    ck_assert_int_eq(t.dtype, 0);
+    ck_assert_int_eq(t.rank, 4);
+    ck_assert_int_eq(t.dims[3], 1);
+    ck_assert_int_eq(mc_num_inputs(m), 2);
+    mc_free(m);
+}
+END_TEST
+
 /* Without mc_options.distributed a model is a job of one process: its
  * share of a batch is the batch, the start check passes `ok` through,
  * sums leave the values alone and nothing is summed per step. */
@@ -618,6 +653,7 @@ int main(void)
     tcase_add_test(t, eval_in_training_mode_warns);
     tcase_add_test(t, prepare_eval);
     tcase_add_test(t, predict_outputs);
+    tcase_add_test(t, input_info);
     tcase_add_test(t, one_process_job);
     tcase_add_test(t, f32_step_counter_loads);
     suite_add_tcase(s, t);

@@ -49,7 +49,7 @@ static inline bool tf_has(const char *s, const char *part)
 
 /* Values for every leaf by its name: labels are class indices, targets
  * 0/1 masks, variances and Adam's second moments positive, the learning
- * rate small, anything else uniform in [-1, 1] (with specials: often NaN,
+ * rate and recurrent kernels small, anything else uniform in [-1, 1] (with specials: often NaN,
  * infinities, signed zeros and other special values). */
 static inline void tf_fill(Graph *g, int64_t n, uint64_t seed, bool specials, TensorMap *params,
                            TensorMap *inputs)
@@ -72,6 +72,13 @@ static inline void tf_fill(Graph *g, int64_t n, uint64_t seed, bool specials, Te
             sp = (LeafSpec){s, V_UNIF, 3, 3};
         else if (tf_has(s, "optimizer.v.") || tf_has(s, "optimizer.rms.") || tf_has(s, "var"))
             sp = (LeafSpec){s, V_UNIF, 0.25, 1};
+        else if (tf_has(s, "recurrent_kernel") && !tf_has(s, "optimizer."))
+            /* A recurrence h' = tanh(h W + ...) with W in [-1, 1] over
+             * hundreds of units is chaotic: it amplifies rounding
+             * differences of one ulp to O(1) within tens of steps, so
+             * no two evaluation orders would agree. Small weights keep
+             * it contracting. */
+            sp = (LeafSpec){s, V_UNIF, -0.05, 0.05};
         else if (specials)
             sp.kind = V_SPECIAL;
         else if (strcmp(s, "x") == 0)

@@ -1312,6 +1312,124 @@ START_TEST(uniform_dataset)
 }
 END_TEST
 
+
+/* ---- plain text ---- */
+
+static void text_opts(RtLoadOpts *o, int64_t T, bool seq, int classes)
+{
+    rt_load_opts_default(o);
+    o->seq_len = T;
+    o->seq_labels = seq;
+    o->classes = classes;
+}
+
+START_TEST(text_valid)
+{
+    RtLoadOpts o;
+    Diags d;
+    diags_init(&d);
+    Dataset ds;
+    /* 11 bytes, T = 3: (11 - 1) / 3 = 3 windows; the last byte is only a label. */
+    char *p = put_str("t.txt", "abcdefghij\n");
+    text_opts(&o, 3, true, 128);
+    ck_assert(rt_load_text(p, &o, &ds, &d));
+    ck_assert_int_eq(ds.n, 3);
+    const DataCol *x = col(&ds, "x"), *y = col(&ds, "y");
+    ck_assert_int_eq(x->t->dt, DT_I32);
+    ck_assert_int_eq(x->t->rank, 2);
+    ck_assert_int_eq(x->t->dims[1], 3);
+    ck_assert_int_eq(y->t->rank, 2);
+    const char *want_x = "abcdefghi", *want_y = "bcdefghij";
+    for (int i = 0; i < 9; i++) {
+        ck_assert_int_eq((int)rt_col_get(x, i), want_x[i]);
+        ck_assert_int_eq((int)rt_col_get(y, i), want_y[i]);
+    }
+    rt_dataset_free(&ds);
+    /* Labels [N]: the byte after each window; names from the options. */
+    text_opts(&o, 4, false, 0);
+    o.x_name = "chars", o.y_name = "next";
+    ck_assert(rt_load_text(p, &o, &ds, &d));
+    ck_assert_int_eq(ds.n, 2);
+    const DataCol *nx = col(&ds, "next");
+    ck_assert_int_eq(nx->t->rank, 1);
+    ck_assert_int_eq((int)rt_col_get(nx, 0), 'e');
+    ck_assert_int_eq((int)rt_col_get(nx, 1), 'i');
+    ck_assert_int_eq((int)rt_col_get(col(&ds, "chars"), 4), 'e');
+    rt_dataset_free(&ds);
+    free(p);
+    /* Exactly T + 1 bytes: one example; gzip-compressed text reads the same. */
+    p = put_str("t.txt.gz", "hello");
+    text_opts(&o, 4, true, 256);
+    ck_assert(rt_load_text(p, &o, &ds, &d));
+    ck_assert_int_eq(ds.n, 1);
+    ck_assert_int_eq((int)rt_col_get(col(&ds, "y"), 3), 'o');
+    rt_dataset_free(&ds);
+    free(p);
+    /* Bytes above 0x7f are ids when the vocabulary has 256. */
+    p = put("hi.txt", "\xc3\xa9t\xc3\xa9", 5);
+    text_opts(&o, 2, true, 256);
+    ck_assert(rt_load_text(p, &o, &ds, &d));
+    ck_assert_int_eq((int)rt_col_get(col(&ds, "x"), 0), 0xc3);
+    rt_dataset_free(&ds);
+    free(p);
+    ck_assert_int_eq(d.nerrors, 0);
+    diags_free(&d);
+}
+END_TEST
+
+static void expect_text_fail(const char *name, const void *buf, size_t len, int64_t T, int classes,
+                             const char *want)
+{
+    Diags d;
+    diags_init(&d);
+    Dataset ds;
+    RtLoadOpts o;
+    text_opts(&o, T, true, classes);
+    char *p = put(name, buf, len);
+    ck_assert_msg(!rt_load_text(p, &o, &ds, &d), "%s loaded", name);
+    ck_assert_int_eq(ds.n, 0);
+    ck_assert_int_eq(ds.ncols, 0);
+    th_expect_diag(&d, want);
+    diags_free(&d);
+    free(p);
+}
+
+START_TEST(text_corrupt)
+{
+    expect_text_fail("empty.txt", "", 0, 4, 128, "empty.txt: error: empty text file: no characters to learn from");
+    expect_text_fail("short.txt", "abcd", 4, 4, 128,
+                     "short.txt: error: text of 4 bytes is too short: one example needs 5 (a window of 4 "
+                     "characters and the one after it)");
+    expect_text_fail("bin.txt", "ab\ncd\0ef", 8, 2, 256,
+                     "bin.txt:2:3: error: NUL byte (offset 5): text holds none; is it a binary file?");
+    expect_text_fail("utf8.txt", "caf\xc3\xa9\n", 6, 2, 128,
+                     "utf8.txt:1:4: error: byte 0xc3 (offset 3) is not a character id of the model: its "
+                     "vocabulary has 128 ids (bytes 0x00 to 0x7f); the file is not 7-bit ASCII text");
+    expect_text_fail("small.txt", "abz", 3, 1, 100,
+                     "small.txt:1:3: error: byte 0x7a (offset 2) is not a character id of the model: its "
+                     "vocabulary has 100 ids (bytes 0x00 to 0x63)");
+    expect_text_fail("t.txt", "abc", 3, 0, 128, "t.txt: error: text data needs a window length of at least 1, got 0");
+    /* A file that is not there, and corrupt gzip data, name the file. */
+    Diags d;
+    diags_init(&d);
+    Dataset ds;
+    RtLoadOpts o;
+    text_opts(&o, 2, true, 128);
+    char *p = th_path(tmp, "missing.txt");
+    ck_assert(!rt_load_text(p, &o, &ds, &d));
+    th_expect_diag(&d, "missing.txt: error");
+    free(p);
+    unsigned char gz[64];
+    memcpy(gz, "\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03", 10);
+    memset(gz + 10, 0xff, sizeof gz - 10);
+    p = put("bad.txt", gz, sizeof gz);
+    ck_assert(!rt_load_text(p, &o, &ds, &d));
+    th_expect_diag(&d, "bad.txt");
+    diags_free(&d);
+    free(p);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("loaders");
@@ -1338,6 +1456,8 @@ static Suite *suite(void)
     tcase_add_test(t, split_and_slice);
     tcase_add_test(t, uniform_dataset);
     tcase_add_test(t, byte_batches);
+    tcase_add_test(t, text_valid);
+    tcase_add_test(t, text_corrupt);
     suite_add_tcase(s, t);
     return s;
 }
