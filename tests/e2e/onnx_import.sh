@@ -64,8 +64,9 @@ expect_err() { # want-substring command...
 }
 expect_err "tests/onnx/unsupported.onnx: error: node '/Sin' (Sin): operator Sin is not supported" \
     "$MODELC" import tests/onnx/unsupported.onnx -o "$t/u.mdl"
-expect_err "tests/onnx/grouped.onnx: error: node '/conv/Conv' (Conv): group = 2 is not supported (only 1)" \
-    "$MODELC" check tests/onnx/grouped.onnx
+"$MODELC" import tests/onnx/mlp.onnx -o "$t/m.mdl" --weights-out "$t/m.w.safetensors"
+expect_err "tests/onnx/mlp.onnx: error: 'fc1.bias' given a value is no input of the graph" \
+    "$MODELC" import tests/onnx/mlp.onnx --constants "$t/m.w.safetensors" -o "$t/x.mdl"
 head -c 700 tests/onnx/cnn.onnx >"$t/cut.onnx"
 expect_err "$t/cut.onnx: error: not a valid ONNX model" "$MODELC" predict "$t/cut.onnx" --inputs tests/onnx/cnn.x.safetensors -o "$t/y.safetensors"
 printf 'not a model' >"$t/text.onnx"
