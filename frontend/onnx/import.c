@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "onnx.pb-c.h"
 
@@ -2622,6 +2623,410 @@ static bool op_reduce(Imp *I, int idx, const Onnx__NodeProto *n)
     return true;
 }
 
+
+/* ConvTranspose onto conv2d_transpose ("valid": the full output), the
+ * kernel [C, O/group, kh, kw] in Keras's [kh, kw, O, C] (groups on the
+ * block diagonal, dilations as zeros between the taps); ONNX's pads crop
+ * the full output, output_padding extends its end, the bias added last. */
+static bool op_conv_transpose(Imp *I, int idx, const Onnx__NodeProto *n)
+{
+    if (!need_inputs(I, n, 2, 3) ||
+        !only_attrs(I, n, (const char *[]){"kernel_shape", "strides", "pads", "dilations", "group", "auto_pad",
+                                           "output_padding", "output_shape", NULL}))
+        return false;
+    Val *x = in_val(I, n, 0), *w = in_val(I, n, 1), *b = in_val(I, n, 2);
+    int64_t group, v[8], st[2] = {1, 1}, dil[2] = {1, 1}, pads[4] = {0, 0, 0, 0}, opad[2] = {0, 0}, oshape[2];
+    int cnt, ocnt;
+    if (!x || !w || (n->n_input > 2 && n->input[2][0] && !b) || !attr_int(I, n, "group", 1, &group))
+        return false;
+    if (x->rank != 4 || !examples_first(I, x) || x->dims[2] < 0 || x->dims[3] < 0)
+        return fail(I, "only 2-D transposed convolutions of [N, C, H, W] values are supported");
+    if (!w->k || w->id || w->k->is_int || w->rank != 4)
+        return fail(I, "the weights must be a constant [C, O, kh, kw] tensor");
+    int64_t C = x->dims[1], Og = w->dims[1], kh = w->dims[2], kw = w->dims[3];
+    if (group < 1 || w->dims[0] != C || C % group)
+        return fail(I, "'%s' has %lld channels, the weights expect %lld in %lld group%s", x->onnx, (long long)C,
+                    (long long)w->dims[0], (long long)group, group == 1 ? "" : "s");
+    int64_t O = Og * group;
+    if (b && (!b->k || b->id || b->k->is_int || b->k->n != O))
+        return fail(I, "the bias must be a constant of %lld values", (long long)O);
+    if (!attr_ints(I, n, "strides", v, 2, &cnt))
+        return false;
+    for (int i = 0; i < cnt; i++)
+        st[i] = v[i];
+    if (!attr_ints(I, n, "dilations", v, 2, &cnt))
+        return false;
+    for (int i = 0; i < cnt; i++)
+        dil[i] = v[i];
+    if (!attr_ints(I, n, "output_padding", v, 2, &cnt))
+        return false;
+    for (int i = 0; i < cnt; i++)
+        opad[i] = v[i];
+    if (!attr_ints(I, n, "pads", v, 4, &cnt))
+        return false;
+    if (cnt >= 0 && cnt != 4)
+        return fail(I, "pads must have 4 values");
+    for (int i = 0; i < cnt; i++)
+        pads[i] = v[i];
+    if (!attr_ints(I, n, "output_shape", oshape, 2, &ocnt))
+        return false;
+    for (int a = 0; a < 2; a++)
+        if (st[a] < 1 || st[a] > 1 << 10 || dil[a] < 1 || dil[a] > 1 << 10 || opad[a] < 0 || opad[a] >= st[a] ||
+            pads[a] < 0 || pads[a + 2] < 0 || pads[a] > 1 << 20 || pads[a + 2] > 1 << 20)
+            return fail(I, "strides, dilations, pads or output_padding out of range");
+    int64_t K[2] = {(kh - 1) * dil[0] + 1, (kw - 1) * dil[1] + 1}, full[2], out[2];
+    char ap[32];
+    const char *auto_pad = attr_str(n, "auto_pad", ap, sizeof ap);
+    bool same = auto_pad && strncmp(auto_pad, "SAME_", 5) == 0;
+    if (auto_pad && !same && strcmp(auto_pad, "NOTSET") != 0 && strcmp(auto_pad, "VALID") != 0)
+        return fail(I, "auto_pad %s is not supported", auto_pad);
+    for (int a = 0; a < 2; a++) {
+        full[a] = (x->dims[2 + a] - 1) * st[a] + K[a];
+        if (ocnt == 2 || same) { /* pads from the output size asked for */
+            int64_t want = ocnt == 2 ? oshape[a] : x->dims[2 + a] * st[a];
+            int64_t total = full[a] + opad[a] - want;
+            if (want < 1 || want > full[a] + (1 << 20))
+                return fail(I, "output_shape %lld cannot be reached", (long long)want);
+            bool lower = same && strcmp(auto_pad, "SAME_LOWER") == 0;
+            pads[a] = total < 0 ? 0 : lower ? total - total / 2 : total / 2;
+            pads[a + 2] = total - pads[a]; /* negative: zeros added at the end */
+        }
+        out[a] = full[a] - pads[a] - pads[a + 2] + opad[a];
+        if (out[a] < 1)
+            return fail(I, "the output would be empty");
+    }
+    if (C * O * K[0] * K[1] > (int64_t)1 << 24)
+        return fail(I, "the kernel would hold %lld values; at most %d are supported",
+                    (long long)(C * O * K[0] * K[1]), 1 << 24);
+    int64_t kd[4] = {K[0], K[1], O, C};
+    size_t kn = (size_t)(K[0] * K[1] * O * C);
+    float *kern = arena_alloc(I->a, kn * sizeof(float));
+    memset(kern, 0, kn * sizeof(float));
+    int64_t Cg = C / group;
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t o = 0; o < Og; o++)
+            for (int64_t i = 0; i < kh; i++)
+                for (int64_t j = 0; j < kw; j++) {
+                    int64_t oo = (c / Cg) * Og + o;
+                    kern[((i * dil[0] * K[1] + j * dil[1]) * O + oo) * C + c] = w->k->f[((c * Og + o) * kh + i) * kw + j];
+                }
+    const char *xi = operand(I, x, true);
+    if (!xi)
+        return false;
+    const char *name = layer_name(I, w->origin ? w->origin : w->onnx, "conv_transpose");
+    bool crop = pads[0] || pads[1] || pads[2] || pads[3] || opad[0] || opad[1];
+    char ks[64], ss[64], pn[200];
+    snprintf(ks, sizeof ks, K[0] == K[1] ? "%lld" : "[%lld, %lld]", (long long)K[0], (long long)K[1]);
+    if (st[0] == 1 && st[1] == 1)
+        ss[0] = 0;
+    else
+        snprintf(ss, sizeof ss, st[0] == st[1] ? ", stride=%lld" : ", stride=[%lld, %lld]", (long long)st[0],
+                 (long long)st[1]);
+    Val *o = out_val(I, n);
+    if (!o)
+        return false;
+    int64_t d[4] = {x->dims[0], O, out[0], out[1]};
+    set_shape(o, 4, d);
+    o->nhwc = true;
+    char *full_id = crop ? fresh(I) : layer_value(I, name);
+    emit(I, "%s = conv2d_transpose(%s, %lld, %s%s%s, name=\"%s\")\n", full_id, xi, (long long)O, ks, ss,
+         b && !crop ? "" : ", use_bias=false", name);
+    snprintf(pn, sizeof pn, "%s.kernel", name);
+    put_tensor(I, pn, 4, kd, kern);
+    if (!crop) {
+        o->id = full_id;
+        if (b) {
+            snprintf(pn, sizeof pn, "%s.bias", name);
+            put_tensor(I, pn, 1, &O, b->k->f);
+        }
+        return true;
+    }
+    /* crop the pads; output_padding beyond them extends with zeros */
+    char *cur = fresh(I);
+    int64_t e0 = full[0] - pads[2] + opad[0], e1 = full[1] - pads[3] + opad[1];
+    emit(I, "%s = %s[:, %lld:%lld, %lld:%lld, :]\n", cur, full_id, (long long)pads[0],
+         (long long)(e0 < full[0] ? e0 : full[0]), (long long)pads[1], (long long)(e1 < full[1] ? e1 : full[1]));
+    if (e0 > full[0] || e1 > full[1]) {
+        char *p = fresh(I);
+        emit(I, "%s = pad(%s, [[0, 0], [0, %lld], [0, %lld], [0, 0]])\n", p, cur,
+             (long long)(e0 > full[0] ? e0 - full[0] : 0), (long long)(e1 > full[1] ? e1 - full[1] : 0));
+        cur = p;
+    }
+    if (b) {
+        const char *bi = operand(I, b, false);
+        if (!bi)
+            return false;
+        char *t = fresh(I);
+        emit(I, "%s = %s + %s\n", t, cur, bi);
+        cur = t;
+    }
+    o->id = cur;
+    (void)idx;
+    return true;
+}
+
+/* Does a node after idx, or a graph output, read value name? */
+static bool is_read(Imp *I, const char *name, int idx)
+{
+    for (size_t i = (size_t)idx + 1; i < I->g->n_node; i++)
+        for (size_t j = 0; j < I->g->node[i]->n_input; j++)
+            if (strcmp(I->g->node[i]->input[j], name) == 0)
+                return true;
+    for (size_t i = 0; i < I->g->n_output; i++)
+        if (I->g->output[i]->name && strcmp(I->g->output[i]->name, name) == 0)
+            return true;
+    return false;
+}
+
+/* Expand: a constant broadcast now; a value plus zeros of the shape. */
+static bool op_expand(Imp *I, int idx, const Onnx__NodeProto *n)
+{
+    (void)idx;
+    if (!need_inputs(I, n, 2, 2) || !only_attrs(I, n, NULL))
+        return false;
+    Val *x = in_val(I, n, 0), *sv = in_val(I, n, 1);
+    int64_t t[MAXR];
+    int cnt;
+    if (!x || !ints_of(I, sv, t, MAXR, &cnt, "the shape"))
+        return false;
+    Val target = {0}, shape = {0};
+    target.onnx = sv->onnx;
+    set_shape(&target, cnt, t);
+    for (int i = 0; i < cnt; i++)
+        if (t[i] == BATCH || t[i] < 1)
+            return fail(I, "the shape must be positive sizes");
+    if (!broadcast(I, x, &target, &shape))
+        return false;
+    int64_t total;
+    if (!dims_ok(I, "the result", shape.rank, shape.dims, &total))
+        return false;
+    if (total > (1 << 16))
+        return fail(I, "expanding to %lld values is not supported", (long long)total);
+    Const *z = const_new(I, x->k && !x->id && x->k->is_int, shape.rank, shape.dims);
+    for (int64_t i = 0; i < z->n; i++) {
+        if (!x->k || x->id) {
+            z->f[i] = 0;
+            continue;
+        }
+        int64_t src = 0, r = i, stride = 1;
+        for (int d = shape.rank - 1; d >= 0; d--) {
+            int64_t c = r % shape.dims[d];
+            r /= shape.dims[d];
+            int dx = d - (shape.rank - x->rank);
+            if (dx >= 0) {
+                src += (x->dims[dx] == 1 ? 0 : c) * stride;
+                stride *= x->dims[dx];
+            }
+        }
+        if (z->is_int)
+            z->i[i] = x->k->i[src];
+        else
+            z->f[i] = (float)kget(x->k, src);
+    }
+    if (x->k && !x->id)
+        return fold_out(I, n, z) != NULL;
+    Val zv = {0};
+    zv.onnx = n->output[0];
+    val_from_const(&zv, z);
+    const char *xi = operand(I, x, false), *zi = xi ? operand(I, &zv, false) : NULL;
+    Val *o = zi ? out_val(I, n) : NULL;
+    if (!o)
+        return false;
+    set_shape(o, shape.rank, shape.dims);
+    o->id = fresh(I);
+    emit(I, "%s = %s + %s\n", o->id, xi, zi);
+    return true;
+}
+
+/* LSTM, GRU and RNN onto the lstm, gru and simple_rnn layers (one
+ * direction, Keras's gate orders: LSTM i, f, c, o from ONNX's i, o, f, c;
+ * GRU z, r, h as ONNX with linear_before_reset = 1). The layer returns the
+ * sequence [B, T, H]; Y and Y_h are views of it. */
+static bool op_recurrent(Imp *I, int idx, const Onnx__NodeProto *n)
+{
+    (void)idx;
+    const char *op = n->op_type;
+    bool lstm = strcmp(op, "LSTM") == 0, gru = strcmp(op, "GRU") == 0;
+    int G = lstm ? 4 : gru ? 3 : 1;
+    if (!need_inputs(I, n, 3, lstm ? 8 : 6) ||
+        !only_attrs(I, n, (const char *[]){"activations", "activation_alpha", "activation_beta", "clip",
+                                           "direction", "hidden_size", "input_forget", "layout",
+                                           "linear_before_reset", NULL}))
+        return false;
+    Val *x = in_val(I, n, 0), *w = in_val(I, n, 1), *r = in_val(I, n, 2), *b = in_val(I, n, 3);
+    Val *sl = in_val(I, n, 4), *h0 = in_val(I, n, 5), *c0 = lstm ? in_val(I, n, 6) : NULL;
+    Val *peep = lstm ? in_val(I, n, 7) : NULL;
+    int64_t hidden, layout, lbr, input_forget;
+    char dir[32];
+    const char *direction = attr_str(n, "direction", dir, sizeof dir);
+    if (!x || !w || !r || !attr_int(I, n, "hidden_size", -1, &hidden) || !attr_int(I, n, "layout", 0, &layout) ||
+        !attr_int(I, n, "linear_before_reset", 0, &lbr) || !attr_int(I, n, "input_forget", 0, &input_forget))
+        return false;
+    if (direction && strcmp(direction, "forward") != 0 && strcmp(direction, "reverse") != 0)
+        return fail(I, "direction %s is not supported (forward and reverse are)", direction);
+    bool reverse = direction && strcmp(direction, "reverse") == 0;
+    if (attr(n, "clip") || input_forget)
+        return fail(I, "clip and input_forget are not supported");
+    if (gru && !lbr)
+        return fail(I, "linear_before_reset = 0 is not supported (the gru layer resets after the "
+                       "recurrent product, as PyTorch's GRU exports with linear_before_reset = 1)");
+    const Onnx__AttributeProto *acts = attr(n, "activations");
+    if (acts) {
+        static const char *const def[3][4] = {{"Tanh"}, {"Sigmoid", "Tanh"}, {"Sigmoid", "Tanh", "Tanh"}};
+        const char *const *want = def[lstm ? 2 : gru ? 1 : 0];
+        for (size_t i = 0; i < acts->n_strings; i++) {
+            char a[32];
+            size_t k = acts->strings[i].len < sizeof a - 1 ? acts->strings[i].len : sizeof a - 1;
+            memcpy(a, acts->strings[i].data, k);
+            a[k] = 0;
+            if (!want[i] || strcasecmp(a, want[i]) != 0)
+                return fail(I, "activations other than the defaults are not supported");
+        }
+    }
+    if (attr(n, "activation_alpha") || attr(n, "activation_beta"))
+        return fail(I, "activation_alpha and activation_beta are not supported");
+    if (layout != 0 && layout != 1)
+        return fail(I, "layout %lld is not supported", (long long)layout);
+    if (x->rank != 3 || x->dims[2] < 0 || (layout == 0 && (x->dims[0] == BATCH || x->dims[1] < 0)) ||
+        (layout == 1 && x->dims[1] < 1))
+        return fail(I, "X must be [T, B, I] (layout 0) with a fixed batch size, or [B, T, I] (layout 1)");
+    int64_t B = layout ? x->dims[0] : x->dims[1], T = layout ? x->dims[1] : x->dims[0], In = x->dims[2];
+    int64_t H = hidden > 0 ? hidden : w->rank == 3 ? w->dims[1] / G : -1;
+    if (w->rank != 3 || w->dims[0] != 1 || w->dims[1] != G * H || w->dims[2] != In || !w->k || w->id ||
+        r->rank != 3 || r->dims[0] != 1 || r->dims[1] != G * H || r->dims[2] != H || !r->k || r->id ||
+        (b && (b->rank != 2 || b->dims[0] != 1 || b->dims[1] != 2 * G * H || !b->k || b->id)))
+        return fail(I, "W, R and B must be constants of one direction ([1, %d*H, I], [1, %d*H, H], [1, %d*H]); "
+                       "bidirectional layers are not supported", G, G, 2 * G);
+    if (H < 1 || T < 1 || G * H * (In + H) > MAX_ELEMS / 4)
+        return fail(I, "hidden_size %lld is out of range", (long long)H);
+    if (peep) {
+        bool zero = peep->k && !peep->id && !peep->k->is_int;
+        for (int64_t i = 0; zero && i < peep->k->n; i++)
+            zero = peep->k->f[i] == 0;
+        if (!zero)
+            return fail(I, "peephole weights are not supported");
+    }
+    if (sl) {
+        bool full = sl->k && !sl->id;
+        for (int64_t i = 0; full && i < sl->k->n; i++)
+            full = kget(sl->k, i) == T;
+        if (!full)
+            return fail(I, "sequence_lens other than the full length %lld are not supported", (long long)T);
+    }
+    /* ONNX gate g of Keras's column block k */
+    static const int lstm_gate[4] = {0, 2, 3, 1}; /* i, f, c, o from i, o, f, c */
+    float *kern = arena_alloc(I->a, (size_t)(In * G * H) * sizeof(float));
+    float *rec = arena_alloc(I->a, (size_t)(H * G * H) * sizeof(float));
+    float *bias = arena_alloc(I->a, (size_t)(2 * G * H) * sizeof(float));
+    for (int kb = 0; kb < G; kb++) {
+        int og = lstm ? lstm_gate[kb] : kb;
+        for (int64_t j = 0; j < H; j++) {
+            int64_t row = og * H + j, col = kb * H + j;
+            for (int64_t i = 0; i < In; i++)
+                kern[i * G * H + col] = w->k->f[row * In + i];
+            for (int64_t i = 0; i < H; i++)
+                rec[i * G * H + col] = r->k->f[row * H + i];
+            float wb = b ? b->k->f[row] : 0, rb = b ? b->k->f[G * H + row] : 0;
+            if (gru) {
+                bias[col] = wb;
+                bias[G * H + col] = rb;
+            } else {
+                bias[col] = wb + rb;
+            }
+        }
+    }
+    const char *xi = operand(I, x, false);
+    if (!xi)
+        return false;
+    if (layout == 0) {
+        char *t = fresh(I);
+        emit(I, "%s = transpose(%s, [1, 0, 2])\n", t, xi);
+        xi = t;
+    }
+    char init[200] = "";
+    Val *st[2] = {h0, c0};
+    const char *sid[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++) {
+        Val *v = st[k];
+        if (!v)
+            continue;
+        if (v->rank != 3 || v->dims[0] != 1 || v->dims[1] != B || v->dims[2] != H)
+            return fail(I, "the initial state must be [1, %lld, %lld]", (long long)B, (long long)H);
+        bool zeros = v->k && !v->id && !v->k->is_int;
+        for (int64_t i = 0; zeros && i < v->k->n; i++)
+            zeros = v->k->f[i] == 0;
+        if (zeros) /* the layer's own start */
+            continue;
+        const char *vi = operand(I, v, false);
+        if (!vi)
+            return false;
+        char *t = fresh(I);
+        emit(I, "%s = %s[0]\n", t, vi);
+        sid[k] = t;
+    }
+    if (lstm && (sid[0] || sid[1])) {
+        if (!sid[0] || !sid[1])
+            return fail(I, "initial_h and initial_c must be given together");
+        snprintf(init, sizeof init, ", initial_state=[%s, %s]", sid[0], sid[1]);
+    } else if (sid[0]) {
+        snprintf(init, sizeof init, ", initial_state=%s", sid[0]);
+    }
+    const char *name = layer_name(I, w->origin ? w->origin : w->onnx, lstm ? "lstm" : gru ? "gru" : "rnn");
+    char *seq = fresh(I);
+    emit(I, "%s = %s(%s, %lld, return_sequences=true%s%s, name=\"%s\")\n", seq, lstm ? "lstm" : gru ? "gru" : "simple_rnn",
+         xi, (long long)H, reverse ? ", go_backwards=true" : "", init, name);
+    char pn[200];
+    int64_t kd[2] = {In, G * H}, rd[2] = {H, G * H}, bd[2] = {2, G * H};
+    snprintf(pn, sizeof pn, "%s.kernel", name);
+    put_tensor(I, pn, 2, kd, kern);
+    snprintf(pn, sizeof pn, "%s.recurrent_kernel", name);
+    put_tensor(I, pn, 2, rd, rec);
+    snprintf(pn, sizeof pn, "%s.bias", name);
+    if (gru)
+        put_tensor(I, pn, 2, bd, bias);
+    else
+        put_tensor(I, pn, 1, bd + 1, bias);
+    /* Y: [T, 1, B, H] (layout 1: [B, T, 1, H]); Y_h: [1, B, H] ([B, 1, H]) */
+    char bs[32];
+    if (B == BATCH)
+        snprintf(bs, sizeof bs, "N");
+    else
+        snprintf(bs, sizeof bs, "%lld", (long long)B);
+    if (n->n_output > 0 && n->output[0][0]) {
+        Val *y = define(I, n->output[0]);
+        y->id = fresh(I);
+        if (layout == 0) {
+            int64_t d[4] = {T, 1, B, H};
+            set_shape(y, 4, d);
+            char *t = fresh(I);
+            emit(I, "%s = transpose(%s, [1, 0, 2])\n", t, seq);
+            emit(I, "%s = reshape(%s, [%lld, 1, %s, %lld])\n", y->id, t, (long long)T, bs, (long long)H);
+        } else {
+            int64_t d[4] = {B, T, 1, H};
+            set_shape(y, 4, d);
+            emit(I, "%s = reshape(%s, [%s, %lld, 1, %lld])\n", y->id, seq, bs, (long long)T, (long long)H);
+        }
+    }
+    if (n->n_output > 1 && n->output[1][0]) {
+        Val *y = define(I, n->output[1]);
+        char *t = fresh(I);
+        y->id = fresh(I);
+        emit(I, "%s = %s[:, %lld, :]\n", t, seq, (long long)(reverse ? 0 : T - 1));
+        if (layout == 0) {
+            int64_t d[3] = {1, B, H};
+            set_shape(y, 3, d);
+            emit(I, "%s = reshape(%s, [1, %s, %lld])\n", y->id, t, bs, (long long)H);
+        } else {
+            int64_t d[3] = {B, 1, H};
+            set_shape(y, 3, d);
+            emit(I, "%s = reshape(%s, [%s, 1, %lld])\n", y->id, t, bs, (long long)H);
+        }
+    }
+    if (n->n_output > 2 && n->output[2][0] && is_read(I, n->output[2], idx))
+        return fail(I, "the cell state output Y_c is not supported");
+    return true;
+}
+
 static const struct {
     const char *op;
     OpFn fn;
@@ -2629,6 +3034,10 @@ static const struct {
     {"Gemm", op_gemm},
     {"MatMul", op_gemm},
     {"Conv", op_conv},
+    {"ConvTranspose", op_conv_transpose},
+    {"LSTM", op_recurrent},
+    {"GRU", op_recurrent},
+    {"RNN", op_recurrent},
     {"BatchNormalization", op_batchnorm},
     {"MaxPool", op_pool},
     {"AveragePool", op_pool},
@@ -2689,6 +3098,7 @@ static const struct {
     {"PRelu", op_hard},
     {"Sum", op_sum},
     {"ConstantOfShape", op_constant_of_shape},
+    {"Expand", op_expand},
 };
 
 char *fe_onnx_op_list(void)
@@ -2811,7 +3221,10 @@ static bool translate_nodes(Imp *I)
     char desc[300];
     for (size_t i = 0; i < g->n_node; i++) {
         const Onnx__NodeProto *n = g->node[i];
-        if (!n->op_type || n->n_output < 1 || !n->output[0][0]) {
+        bool any_out = false;
+        for (size_t k = 0; k < n->n_output; k++)
+            any_out |= n->output[k][0] != 0;
+        if (!n->op_type || !any_out) {
             snprintf(desc, sizeof desc, "node %zu", i);
             I->node_desc = desc;
             return fail(I, "has no operator or no output");

@@ -6,8 +6,8 @@ A node test is applicable when every operator of its graph is one that
 `modelc import --list-ops` prints. Each applicable test's inputs
 (test_data_set_0/input_*.pb, written as F32, F64 or I32 for integers and
 bool) run through `modelc predict model.onnx` on the JIT and on the
-interpreter; inputs an operator reads as a shape, axes or pads
-(SHAPE_INPUTS) are given at import instead (`modelc import --constants`,
+interpreter; inputs an operator reads as a shape, axes or pads, or as the
+weights of a layer (CONST_INPUTS) are given at import instead (`modelc import --constants`,
 then `modelc predict` of the written model). Each output is compared with
 output_*.pb under ONNX's backend-test tolerances (rtol 1e-3, atol 1e-7).
 Prints passed / applicable / total and every applicable test that fails
@@ -73,19 +73,22 @@ def load_pb(path):
     return t.name, numpy_helper.to_array(t)
 
 
-# Operator inputs that hold shapes, axes, pads or fill values: modelc's
-# shapes are static, so a node test that feeds one as a graph input gives
-# its value at import (`modelc import --constants`), as an exporter would
-# have given an initializer.
-SHAPE_INPUTS = {"Reshape": {1}, "Slice": {1, 2, 3, 4}, "Squeeze": {1}, "Unsqueeze": {1}, "ReduceSum": {1},
-                "ReduceMean": {1}, "ReduceMax": {1}, "ReduceMin": {1}, "Pad": {1, 2}, "ConstantOfShape": {0}}
+# Operator inputs that modelc needs at import: shapes, axes, pads and
+# fill values (its shapes are static), and the weights of the layers it
+# compiles as parameters (ConvTranspose, LSTM, GRU, RNN: W, R, B,
+# sequence_lens, peepholes). A node test that feeds one as a graph input
+# gives its value at import (`modelc import --constants`), as an exporter
+# would have given an initializer.
+CONST_INPUTS = {"Reshape": {1}, "Slice": {1, 2, 3, 4}, "Squeeze": {1}, "Unsqueeze": {1}, "ReduceSum": {1},
+                "ReduceMean": {1}, "ReduceMax": {1}, "ReduceMin": {1}, "Pad": {1, 2}, "ConstantOfShape": {0}, "Expand": {1},
+                "ConvTranspose": {1, 2}, "LSTM": {1, 2, 3, 4, 7}, "GRU": {1, 2, 3, 4}, "RNN": {1, 2, 3, 4}}
 
 
-def shape_inputs(model):
+def const_inputs(model):
     names = set()
     for n in model.graph.node:
         for k, name in enumerate(n.input):
-            if k in SHAPE_INPUTS.get(n.op_type, ()):
+            if k in CONST_INPUTS.get(n.op_type, ()):
                 names.add(name)
     return names
 
@@ -109,7 +112,7 @@ def run_test(modelc, d, tmp):
         _, a = load_pb(os.path.join(ds, "output_%d.pb" % k))
         ys[name] = a
     xp, yp = os.path.join(tmp, "x.safetensors"), os.path.join(tmp, "y.safetensors")
-    bound = {k: v for k, v in xs.items() if k in shape_inputs(model)}
+    bound = {k: v for k, v in xs.items() if k in const_inputs(model)}
     model_file, weights = os.path.join(d, "model.onnx"), []
     if bound:
         cp, model_file, wp = [os.path.join(tmp, f) for f in ("c.safetensors", "m.mdl", "w.safetensors")]
