@@ -1001,7 +1001,7 @@ static bool reshape_target(Imp *I, const Val *x, const int64_t *t, int cnt, int6
      * with the rest fixed, is the batch axis of a model exported with a
      * fixed batch. */
     if (is_batch_first(x) && cnt > 0 && d[0] != BATCH) {
-        if (infer == 0) {
+        if (infer == 0 && known == xn) {
             d[0] = BATCH;
             infer = -1;
         } else if (infer < 0 && known > 0 && known / d[0] == xn) {
@@ -2442,9 +2442,30 @@ static bool op_pad(Imp *I, int idx, const Onnx__NodeProto *n)
     for (int i = 0; i < cnt; i++)
         spatial &= pads[i] >= 0 && pads[i] <= 1 << 20;
     if (!spatial || (m && strcmp(m, "constant") != 0) || value != 0 || next < 0 ||
-        strcmp(op_of(I, next), "Conv") != 0 || strcmp(I->g->node[next]->input[0], n->output[0]) != 0)
-        return fail(I, "only zeros around the height and width of an image read by one Conv are "
-                       "supported");
+        strcmp(op_of(I, next), "Conv") != 0 || strcmp(I->g->node[next]->input[0], n->output[0]) != 0) {
+        /* otherwise pad() of the value in its ONNX layout */
+        if ((m && strcmp(m, "constant") != 0) || cnt != 2 * x->rank)
+            return fail(I, "only constant padding of every axis is supported (mode %s)", m ? m : "constant");
+        int64_t d[MAXR];
+        for (int i = 0; i < x->rank; i++) {
+            if (pads[i] < 0 || pads[i + x->rank] < 0 || pads[i] > 1 << 20 || pads[i + x->rank] > 1 << 20 ||
+                ((pads[i] || pads[i + x->rank]) && x->dims[i] == BATCH))
+                return fail(I, "pads must be from 0 to %d, and none along the batch axis", 1 << 20);
+            d[i] = x->dims[i] == BATCH ? BATCH : x->dims[i] + pads[i] + pads[i + x->rank];
+        }
+        char num[48];
+        const char *xi = number(I, value, num, sizeof num) ? operand(I, x, false) : NULL;
+        Val *o = xi ? out_val(I, n) : NULL;
+        if (!o)
+            return false;
+        set_shape(o, x->rank, d);
+        o->id = fresh(I);
+        emit(I, "%s = pad(%s, [", o->id, xi);
+        for (int i = 0; i < x->rank; i++)
+            emit(I, "%s[%lld, %lld]", i ? ", " : "", (long long)pads[i], (long long)pads[i + x->rank]);
+        emit(I, "]%s%s)\n", value != 0 ? ", constant_values=" : "", value != 0 ? num : "");
+        return true;
+    }
     Val *o = out_val(I, n);
     if (!o)
         return false;
@@ -2826,7 +2847,7 @@ static bool op_expand(Imp *I, int idx, const Onnx__NodeProto *n)
     if (x->k && !x->id)
         return fold_out(I, n, z) != NULL;
     Val zv = {0};
-    zv.onnx = n->output[0];
+    zv.onnx = "zeros";
     val_from_const(&zv, z);
     const char *xi = operand(I, x, false), *zi = xi ? operand(I, &zv, false) : NULL;
     Val *o = zi ? out_val(I, n) : NULL;
