@@ -1959,9 +1959,10 @@ static bool op_conv(Imp *I, int idx, const Onnx__NodeProto *n)
     /* the kernel as one dense convolution: groups on the block diagonal
      * (zeros between them), dilations as zeros between the taps */
     int64_t kh = w->dims[2], kw = w->dims[3], KH = win.k[0], KW = win.k[1];
-    if (C * O * KH * KW > MAX_ELEMS / 4 || (group > 1 && C * O * KH * KW > (int64_t)1 << 24))
-        return fail(I, "the grouped or dilated kernel would hold %lld values; at most %d are supported",
-                    (long long)(C * O * KH * KW), 1 << 24);
+    double kvals = (double)C * (double)O * (double)KH * (double)KW;
+    if ((group > 1 || KH != kh || KW != kw) && kvals > (double)(1 << 24))
+        return fail(I, "the grouped or dilated kernel would hold %.0f values; at most %d are supported", kvals,
+                    1 << 24);
     int64_t kd[4] = {KH, KW, C, O};
     float *kern = arena_alloc(I->a, (size_t)(KH * KW * C * O) * sizeof(float));
     memset(kern, 0, (size_t)(KH * KW * C * O) * sizeof(float));
@@ -2716,9 +2717,9 @@ static bool op_conv_transpose(Imp *I, int idx, const Onnx__NodeProto *n)
         if (out[a] < 1)
             return fail(I, "the output would be empty");
     }
-    if (C * O * K[0] * K[1] > (int64_t)1 << 24)
-        return fail(I, "the kernel would hold %lld values; at most %d are supported",
-                    (long long)(C * O * K[0] * K[1]), 1 << 24);
+    double kvals = (double)C * (double)O * (double)K[0] * (double)K[1];
+    if (kvals > (double)(1 << 24))
+        return fail(I, "the kernel would hold %.0f values; at most %d are supported", kvals, 1 << 24);
     int64_t kd[4] = {K[0], K[1], O, C};
     size_t kn = (size_t)(K[0] * K[1] * O * C);
     float *kern = arena_alloc(I->a, kn * sizeof(float));
@@ -2859,6 +2860,82 @@ static bool op_expand(Imp *I, int idx, const Onnx__NodeProto *n)
     return true;
 }
 
+static bool recurrent_outputs(Imp *I, const Onnx__NodeProto *n, int idx, const char *seq, int64_t B, int64_t T,
+                              int64_t H, int64_t layout, bool reverse);
+
+/* A constant of the import declared as a parameter under name. */
+static const char *declare(Imp *I, const char *name, int rank, const int64_t *dims, const float *data)
+{
+    Val v = {0};
+    v.onnx = name;
+    v.from_init = true;
+    Const *k = const_new(I, false, rank, dims);
+    memcpy(k->f, data, (size_t)k->n * sizeof(float));
+    val_from_const(&v, k);
+    return operand(I, &v, false);
+}
+
+/* GRU with linear_before_reset = 0 (the reset gate applied to the state
+ * before its product), which the gru layer does not compute: its steps
+ * written out, h' = (1 - z) * tanh(x W_h + (r * h) R_h + b_h) + z * h.
+ * The sequence [B, T, H] in time order; NULL after an error. */
+static const char *gru_steps(Imp *I, const char *name, const char *xi, int64_t B, int64_t T, int64_t In,
+                             int64_t H, const float *kern, const float *rec, const float *bias, const char *h0,
+                             bool reverse)
+{
+    if (B == BATCH && !h0)
+        return fail(I, "linear_before_reset = 0 needs a fixed batch size or an initial state"), NULL;
+    char pn[160];
+    int64_t kd[2] = {In, 3 * H}, rd[2] = {H, 3 * H}, bd = 3 * H, zd[2] = {B, H};
+    snprintf(pn, sizeof pn, "%s_kernel", name);
+    const char *K = declare(I, pn, 2, kd, kern);
+    snprintf(pn, sizeof pn, "%s_recurrent_kernel", name);
+    const char *R = K ? declare(I, pn, 2, rd, rec) : NULL;
+    snprintf(pn, sizeof pn, "%s_input_bias", name);
+    const char *bx = R ? declare(I, pn, 1, &bd, bias) : NULL;
+    snprintf(pn, sizeof pn, "%s_recurrent_bias", name);
+    const char *bh = bx ? declare(I, pn, 1, &bd, bias + 3 * H) : NULL;
+    if (!bh)
+        return NULL;
+    const char *h = h0;
+    if (!h) {
+        float *z = arena_alloc(I->a, (size_t)(B * H) * sizeof(float));
+        memset(z, 0, (size_t)(B * H) * sizeof(float));
+        snprintf(pn, sizeof pn, "%s_zeros", name);
+        Val v = {0};
+        v.onnx = pn;
+        Const *k = const_new(I, false, 2, zd);
+        memcpy(k->f, z, (size_t)k->n * sizeof(float));
+        val_from_const(&v, k);
+        if (!(h = operand(I, &v, false)))
+            return NULL;
+    }
+    char *Rh = fresh(I), *bhh = fresh(I);
+    emit(I, "%s = %s[:, %lld:%lld]\n", Rh, R, (long long)(2 * H), (long long)(3 * H));
+    emit(I, "%s = %s[%lld:%lld]\n", bhh, bh, (long long)(2 * H), (long long)(3 * H));
+    char **step = arena_alloc(I->a, (size_t)T * sizeof *step);
+    for (int64_t s = 0; s < T; s++) {
+        int64_t t = reverse ? T - 1 - s : s;
+        char *g = fresh(I), *hr = fresh(I), *z = fresh(I), *r = fresh(I), *hh = fresh(I), *hn = fresh(I);
+        emit(I, "%s = %s[:, %lld, :] @ %s + %s\n", g, xi, (long long)t, K, bx);
+        emit(I, "%s = %s @ %s + %s\n", hr, h, R, bh);
+        emit(I, "%s = sigmoid(%s[:, 0:%lld] + %s[:, 0:%lld])\n", z, g, (long long)H, hr, (long long)H);
+        emit(I, "%s = sigmoid(%s[:, %lld:%lld] + %s[:, %lld:%lld])\n", r, g, (long long)H, (long long)(2 * H), hr,
+             (long long)H, (long long)(2 * H));
+        emit(I, "%s = tanh(%s[:, %lld:%lld] + (%s * %s) @ %s + %s)\n", hh, g, (long long)(2 * H),
+             (long long)(3 * H), r, h, Rh, bhh);
+        emit(I, "%s = (1 - %s) * %s + %s * %s\n", hn, z, hh, z, h);
+        step[t] = hn;
+        h = hn;
+    }
+    char *seq = fresh(I);
+    emit(I, "%s = stack([", seq);
+    for (int64_t t = 0; t < T; t++)
+        emit(I, "%s%s", t ? ", " : "", step[t]);
+    emit(I, "], axis=1)\n");
+    return seq;
+}
+
 /* LSTM, GRU and RNN onto the lstm, gru and simple_rnn layers (one
  * direction, Keras's gate orders: LSTM i, f, c, o from ONNX's i, o, f, c;
  * GRU z, r, h as ONNX with linear_before_reset = 1). The layer returns the
@@ -2888,9 +2965,6 @@ static bool op_recurrent(Imp *I, int idx, const Onnx__NodeProto *n)
     bool reverse = direction && strcmp(direction, "reverse") == 0;
     if (attr(n, "clip") || input_forget)
         return fail(I, "clip and input_forget are not supported");
-    if (gru && !lbr)
-        return fail(I, "linear_before_reset = 0 is not supported (the gru layer resets after the "
-                       "recurrent product, as PyTorch's GRU exports with linear_before_reset = 1)");
     const Onnx__AttributeProto *acts = attr(n, "activations");
     if (acts) {
         static const char *const def[3][4] = {{"Tanh"}, {"Sigmoid", "Tanh"}, {"Sigmoid", "Tanh", "Tanh"}};
@@ -2912,6 +2986,8 @@ static bool op_recurrent(Imp *I, int idx, const Onnx__NodeProto *n)
         (layout == 1 && x->dims[1] < 1))
         return fail(I, "X must be [T, B, I] (layout 0) with a fixed batch size, or [B, T, I] (layout 1)");
     int64_t B = layout ? x->dims[0] : x->dims[1], T = layout ? x->dims[1] : x->dims[0], In = x->dims[2];
+    if (hidden > MAX_ELEMS)
+        return fail(I, "hidden_size %lld is out of range", (long long)hidden);
     int64_t H = hidden > 0 ? hidden : w->rank == 3 ? w->dims[1] / G : -1;
     if (w->rank != 3 || w->dims[0] != 1 || w->dims[1] != G * H || w->dims[2] != In || !w->k || w->id ||
         r->rank != 3 || r->dims[0] != 1 || r->dims[1] != G * H || r->dims[2] != H || !r->k || r->id ||
@@ -2993,6 +3069,12 @@ static bool op_recurrent(Imp *I, int idx, const Onnx__NodeProto *n)
         snprintf(init, sizeof init, ", initial_state=%s", sid[0]);
     }
     const char *name = layer_name(I, w->origin ? w->origin : w->onnx, lstm ? "lstm" : gru ? "gru" : "rnn");
+    if (gru && !lbr) {
+        if (T > 256)
+            return fail(I, "linear_before_reset = 0 is written out step by step, for at most 256 steps");
+        const char *seq = gru_steps(I, name, xi, B, T, In, H, kern, rec, bias, sid[0], reverse);
+        return seq && recurrent_outputs(I, n, idx, seq, B, T, H, layout, reverse);
+    }
     char *seq = fresh(I);
     emit(I, "%s = %s(%s, %lld, return_sequences=true%s%s, name=\"%s\")\n", seq, lstm ? "lstm" : gru ? "gru" : "simple_rnn",
          xi, (long long)H, reverse ? ", go_backwards=true" : "", init, name);
@@ -3007,7 +3089,14 @@ static bool op_recurrent(Imp *I, int idx, const Onnx__NodeProto *n)
         put_tensor(I, pn, 2, bd, bias);
     else
         put_tensor(I, pn, 1, bd + 1, bias);
-    /* Y: [T, 1, B, H] (layout 1: [B, T, 1, H]); Y_h: [1, B, H] ([B, 1, H]) */
+    return recurrent_outputs(I, n, idx, seq, B, T, H, layout, reverse);
+}
+
+/* Y: [T, 1, B, H] (layout 1: [B, T, 1, H]); Y_h: [1, B, H] ([B, 1, H]),
+ * views of the sequence seq [B, T, H]. */
+static bool recurrent_outputs(Imp *I, const Onnx__NodeProto *n, int idx, const char *seq, int64_t B, int64_t T,
+                              int64_t H, int64_t layout, bool reverse)
+{
     char bs[32];
     if (B == BATCH)
         snprintf(bs, sizeof bs, "N");
