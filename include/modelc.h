@@ -408,6 +408,13 @@ const char *mc_profile_report(mc_model *m);
  * message naming the file (and the node and op) on an unsupported or
  * malformed model. Free *mdl and *err with free(). */
 bool mc_onnx_import(const char *path, const char *weights_out, char **mdl, char **err);
+/* mc_onnx_import with values for some of the graph's inputs: the tensors
+ * of the safetensors file `constants` (NULL: none), each named as a graph
+ * input, are taken as constants, as if they were initializers that are
+ * not parameters: shapes, axes or pads a graph reads from its inputs,
+ * which the model's static shapes need at import. */
+bool mc_onnx_import_bound(const char *path, const char *constants, const char *weights_out, char **mdl,
+                          char **err);
 /* The ONNX operators the importer translates, one per line (free() it). */
 char *mc_onnx_ops(void);
 /* Write m's inference graph (its predict function, unfused) with m's

@@ -10,11 +10,13 @@
 
 int cmd_import(int argc, char **argv)
 {
-    const char *output = NULL, *weights = NULL;
+    const char *output = NULL, *weights = NULL, *constants = NULL;
     bool list = false;
     const CliOpt opts[] = {
         {"output", CLI_STR, &output, "model.mdl", "where to write the model file (also -o; - for stdout)", NULL},
         {"weights-out", CLI_STR, &weights, "W.safetensors", "where to write the initializers", NULL},
+        {"constants", CLI_STR, &constants, "C.safetensors",
+         "values for graph inputs the import takes as constants (shapes, axes, pads given as inputs)", NULL},
         {"list-ops", CLI_FLAG, &list, NULL, "print the ONNX operators the import translates", NULL},
     };
     const CliCmd cmd = {"import", "model.onnx -o model.mdl [--weights-out W.safetensors]",
@@ -46,7 +48,7 @@ int cmd_import(int argc, char **argv)
     if (weights && cli_check_output_file("--weights-out", weights))
         return 1;
     char *mdl, *err;
-    if (!mc_onnx_import(file, weights, &mdl, &err)) {
+    if (!mc_onnx_import_bound(file, constants, weights, &mdl, &err)) {
         fputs(err, stderr);
         free(err);
         return 1;

@@ -42,6 +42,11 @@ static DType model_float(const Graph *g)
     return DT_F32;
 }
 
+static bool is_model_input(const Node *n)
+{
+    return n->op == OP_INPUT && strcmp(n->a.name, "optimizer.lr") != 0;
+}
+
 /* text:FILE binds to the model's inputs by their types: the first i32
  * input [N, T] takes the windows of T characters, the next i32 input
  * ([N, T] or [N]) the characters that follow. */
@@ -50,7 +55,7 @@ static bool load_text(const Graph *g, const char *path, RtLoadOpts *o, Dataset *
     const Node *x = NULL, *y = NULL;
     for (int i = 0; i < g->nnodes && !y; i++) {
         const Node *n = g->nodes[i];
-        if (n->op != OP_INPUT || n->dt != DT_I32 || strcmp(n->a.name, "optimizer.lr") == 0)
+        if (!is_model_input(n) || n->dt != DT_I32)
             continue;
         if (!x && n->shape.rank == 2 && n->shape.d[0] == IR_DIM_N && n->shape.d[1] > 0)
             x = n;
@@ -83,6 +88,14 @@ static bool load_raw(const DataOpts *a, const char *const *src, int nsrc, const 
     int cls = label_classes(g);
     o.classes = cls > 0 ? cls : 10;
     o.limit = a->limit; /* the IDX loader stops there; the others are sliced afterwards */
+    const char *whole[16];
+    const Graph *gi = a->all_inputs ? a->all_inputs : g;
+    for (int i = 0; i < gi->nnodes && o.nwhole < (int)ARRAY_LEN(whole); i++) {
+        const Node *n = gi->nodes[i];
+        if (is_model_input(n) && (n->shape.rank == 0 || n->shape.d[0] != IR_DIM_N))
+            whole[o.nwhole++] = n->a.name;
+    }
+    o.whole = whole;
     if (a->label_col) {
         char *end;
         long idx = strtol(a->label_col, &end, 10);
@@ -118,17 +131,17 @@ static bool load_raw(const DataOpts *a, const char *const *src, int nsrc, const 
         return rt_load_csv(s, &o, out, d);
     if (suffix(s, ".npy"))
         return rt_load_npy(s, nsrc > 1 ? src[1] : NULL, &o, out, d);
-    if (suffix(s, ".safetensors"))
+    if (suffix(s, ".safetensors")) {
+        const Node *y = ir_find_input((Graph *)gi, o.y_name);
+        if (y && y->shape.rank != 1) /* an input named y that is no list of class labels */
+            o.classes = 0;
         return rt_load_safetensors_dataset(s, &o, out, d);
+    }
     diag_error(d, file_loc(d, s), "unknown data format (expected a directory of IDX files, "
                                   ".csv, .csv.gz, .npy, .safetensors, text:FILE, fashion-mnist or uniform:N)");
     return false;
 }
 
-static bool is_model_input(const Node *n)
-{
-    return n->op == OP_INPUT && strcmp(n->a.name, "optimizer.lr") != 0;
-}
 
 /* Fit column c of the loaded data to input node n (dtype, one-hot,
  * per-example reshape) and add it to out under the input's name. Except
@@ -152,7 +165,19 @@ static bool fit(DataCol *c, const Node *n, Dataset *out, Diags *d)
         }
         return rt_dataset_add(out, n->a.name, r);
     }
-    if (per != have || s->rank == 0 || s->d[0] != IR_DIM_N) {
+    if (s->rank == 0 || s->d[0] != IR_DIM_N) { /* no batch axis: the tensor of exactly this shape */
+        bool same = c->whole && !c->bytes && t->rank == s->rank;
+        for (int k = 0; same && k < s->rank; k++)
+            same = t->dims[k] == s->d[k];
+        if (!same) {
+            diag_error(d, n->loc, "input '%s' is %s (no batch axis) but the data '%s' is %s", n->a.name,
+                       ir_type_str(n->dt, s, b2, sizeof b2), c->name, rt_tensor_type_str(t, b1, sizeof b1));
+            return false;
+        }
+        rt_col_cast(c, n->dt);
+        return rt_dataset_take(out, n->a.name, c);
+    }
+    if (per != have || c->whole) {
         diag_error(d, n->loc, "input '%s' is %s but the data '%s' is %s", n->a.name,
                    ir_type_str(n->dt, s, b2, sizeof b2), c->name, rt_tensor_type_str(t, b1, sizeof b1));
         return false;
@@ -315,14 +340,15 @@ static mc_data *load_set(const char *model, const mc_data_options *o, char **err
     RunSettings run;
     Graph *g = fe_load_model(model, &run, &d);
     int first = g ? d.n : 0; /* the model's warnings are the compile's to print */
-    DataOpts a = {o->sources, o->nsources, o->no_scale, o->limit, o->label_column, o->prediction};
+    DataOpts a = {o->sources, o->nsources, o->no_scale, o->limit, o->label_column, o->prediction, NULL};
+    Graph *src = NULL;
     if (g && o->prediction) { /* the inputs the output values read */
         RecipeOpts ro = ps_recipe_opts(FN_PREDICT);
         ro.fuse = false;
         ro.stop_after = "outputs";
-        Graph *p = ps_recipe(g, &ro, &d);
-        ir_graph_free(g);
-        g = p;
+        src = g;
+        g = ps_recipe(g, &ro, &d);
+        a.all_inputs = src;
     }
     mc_data *m = xcalloc(1, sizeof *m);
     rt_map_init(&m->batch);
@@ -336,6 +362,8 @@ static mc_data *load_set(const char *model, const mc_data_options *o, char **err
         m = NULL;
     }
     ir_graph_free(g);
+    if (src)
+        ir_graph_free(src);
     diags_free(&d);
     return m;
 }

@@ -16,6 +16,7 @@ typedef struct DataOpts {
     int64_t limit;    /* only the first K examples (0 = all) */
     const char *label_col; /* CSV label column, a name or an index */
     bool used_only;   /* bind only the inputs some node of the graph reads */
+    const Graph *all_inputs; /* the model before pruning (its inputs without N are read whole) [the graph] */
 } DataOpts;
 
 /* Load the data for split "train" or "test" (the test split exists only

@@ -18,18 +18,22 @@ static char *diag_text(Diags *d)
     return t ? t : xstrdup("error: ONNX import failed\n");
 }
 
-static bool import(const char *path, const char *weights_out, char **mdl, char **err)
+static bool import(const char *path, const char *constants, const char *weights_out, char **mdl, char **err)
 {
     Diags d;
     diags_init(&d);
     size_t len;
+    TensorMap bound;
+    rt_map_init(&bound);
     char *bytes = read_file(path, &len);
     OnnxImport im;
     bool ok = false;
     if (!bytes) {
         SrcLoc loc = {diags_intern_file(&d, path), 0, 0};
         diag_error(&d, loc, "cannot read file: %s", strerror(errno));
-    } else if (fe_onnx_import(path, (const unsigned char *)bytes, len, &im, &d)) {
+    } else if (constants && !rt_safetensors_read(constants, &bound, NULL, &d)) {
+        ok = false;
+    } else if (fe_onnx_import_bound(path, (const unsigned char *)bytes, len, constants ? &bound : NULL, &im, &d)) {
         ok = true;
         if (weights_out) {
             Metadata meta;
@@ -47,6 +51,7 @@ static bool import(const char *path, const char *weights_out, char **mdl, char *
         fe_onnx_import_free(&im);
     }
     xfree(bytes);
+    rt_map_free(&bound);
     if (!ok)
         *err = diag_text(&d);
     diags_free(&d);
@@ -55,11 +60,17 @@ static bool import(const char *path, const char *weights_out, char **mdl, char *
 
 bool mc_onnx_import(const char *path, const char *weights_out, char **mdl, char **err)
 {
+    return mc_onnx_import_bound(path, NULL, weights_out, mdl, err);
+}
+
+bool mc_onnx_import_bound(const char *path, const char *constants, const char *weights_out, char **mdl,
+                          char **err)
+{
     MemGuard g;
     volatile bool ok = false;
     *mdl = *err = NULL;
     if (MEM_TRY(&g, "importing an ONNX model"))
-        ok = import(path, weights_out, mdl, err);
+        ok = import(path, constants, weights_out, mdl, err);
     if (mem_guard_pop(&g))
         return ok;
     mem_set_free_all(&g.live);

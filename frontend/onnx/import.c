@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "onnx.pb-c.h"
 
@@ -61,6 +62,9 @@ typedef struct Imp {
     const Onnx__GraphProto *g;
     bool *skip; /* nodes folded into an earlier one */
     const char *node_desc;
+    bool fixed;  /* every input at its own fixed shape: no batch axis N anywhere */
+    const TensorMap *bound; /* values given at import for graph inputs (NULL: none) */
+    int reached; /* the node being translated (n_node: the outputs), for choosing between readings */
 } Imp;
 
 /* ---- errors ---- */
@@ -634,6 +638,12 @@ static bool is_batch_first(const Val *v)
     return v->rank >= 1 && v->dims[0] == BATCH;
 }
 
+/* The first axis holds examples: N, or any axis in the fixed reading. */
+static bool examples_first(const Imp *I, const Val *v)
+{
+    return is_batch_first(v) || (I->fixed && v->rank >= 1);
+}
+
 /* Numpy broadcasting of two shapes. */
 static bool broadcast(Imp *I, const Val *a, const Val *b, Val *out)
 {
@@ -718,9 +728,20 @@ static bool op_identity(Imp *I, int idx, const Onnx__NodeProto *n)
     Val *x = in_val(I, n, 0);
     if (!x)
         return false;
-    if (strcmp(n->op_type, "Dropout") == 0 && n->n_output > 1 && n->output[1][0] &&
-        lookup(I, n->output[1]) == NULL) {
-        /* the mask output: fine as long as nothing reads it (checked when read) */
+    if (strcmp(n->op_type, "Dropout") == 0 && n->n_output > 1 && n->output[1][0]) {
+        /* the mask of inference: every element kept */
+        Val *m = define(I, n->output[1]);
+        if (x->k && !x->id) {
+            Const *k = const_new(I, false, x->k->rank, x->k->dims);
+            for (int64_t i = 0; i < k->n; i++)
+                k->f[i] = 1;
+            val_from_const(m, k);
+        } else {
+            set_shape(m, x->rank, x->dims);
+            m->nhwc = x->nhwc;
+            m->id = fresh(I);
+            emit(I, "%s = where(%s == %s, 1, 1)\n", m->id, x->id, x->id);
+        }
     }
     if (strcmp(n->op_type, "Cast") == 0) {
         int64_t to;
@@ -737,8 +758,9 @@ static bool op_identity(Imp *I, int idx, const Onnx__NodeProto *n)
                     return false;
             return fold_out(I, n, k) != NULL;
         }
-        if (to != 1)
-            return fail(I, "Cast to element type %lld is not supported (only to float)", (long long)to);
+        if (to != 1 && to != 10 && to != 11) /* float16 and double computed as float */
+            return fail(I, "Cast to element type %lld is not supported (only to float, float16, double)",
+                        (long long)to);
     }
     Val *o = out_val(I, n);
     if (!o)
@@ -784,17 +806,22 @@ static bool op_constant(Imp *I, int idx, const Onnx__NodeProto *n)
 static bool op_shape(Imp *I, int idx, const Onnx__NodeProto *n)
 {
     (void)idx;
-    if (!need_inputs(I, n, 1, 1) || !only_attrs(I, n, NULL))
+    if (!need_inputs(I, n, 1, 1) || !only_attrs(I, n, (const char *[]){"start", "end", NULL}))
         return false;
     Val *x = in_val(I, n, 0);
-    if (!x)
+    int64_t start, end;
+    if (!x || !attr_int(I, n, "start", 0, &start) || !attr_int(I, n, "end", x->rank, &end))
         return false;
-    int64_t r = x->rank;
+    start = start < 0 ? start + x->rank : start;
+    end = end < 0 ? end + x->rank : end;
+    start = start < 0 ? 0 : start > x->rank ? x->rank : start;
+    end = end < start ? start : end > x->rank ? x->rank : end;
+    int64_t r = end - start;
     Const *k = const_new(I, true, 1, &r);
-    for (int i = 0; i < x->rank; i++) {
+    for (int64_t i = start; i < end; i++) {
         if (x->dims[i] < 0 && x->dims[i] != BATCH)
-            return fail(I, "dimension %d of '%s' is unknown", i, x->onnx);
-        k->i[i] = x->dims[i];
+            return fail(I, "dimension %lld of '%s' is unknown", (long long)i, x->onnx);
+        k->i[i - start] = x->dims[i];
     }
     return fold_out(I, n, k) != NULL;
 }
@@ -810,8 +837,31 @@ static bool op_gather(Imp *I, int idx, const Onnx__NodeProto *n)
     int64_t axis;
     if (!x || !ix || !attr_int(I, n, "axis", 0, &axis))
         return false;
-    if (!all_const(I, n))
+    if (!all_const(I, n) && (ix->k && !ix->id))
         return gather_value(I, n, x, ix, axis);
+    if (!all_const(I, n)) { /* indices computed at run time: gather, negative ones counted from the end */
+        int a = norm_axis(axis, x->rank);
+        if (a < 0 || x->dims[a] == BATCH || x->rank + ix->rank - 1 > MAXR || (ix->rank && ix->dims[0] == BATCH))
+            return fail(I, "Gather along axis %lld of '%s' is not supported", (long long)axis, x->onnx);
+        const char *xi = operand(I, x, false), *ii = xi ? operand(I, ix, false) : NULL;
+        Val *o = ii ? out_val(I, n) : NULL;
+        if (!o)
+            return false;
+        int64_t d[MAXR];
+        int r = 0;
+        for (int j = 0; j < x->rank; j++)
+            if (j != a)
+                d[r++] = x->dims[j];
+            else
+                for (int q = 0; q < ix->rank; q++)
+                    d[r++] = ix->dims[q];
+        set_shape(o, r, d);
+        char *w = fresh(I);
+        o->id = fresh(I);
+        emit(I, "%s = where(%s < 0, %s + %lld, %s)\n", w, ii, ii, (long long)x->dims[a], ii);
+        emit(I, "%s = gather(%s, %s, axis=%d)\n", o->id, xi, w, a);
+        return true;
+    }
     if (x->k->rank != 1 || (axis != 0 && axis != -1))
         return fail(I, "Gather is supported on lists (rank 1) only");
     if (!ix->k->is_int)
@@ -951,7 +1001,7 @@ static bool reshape_target(Imp *I, const Val *x, const int64_t *t, int cnt, int6
      * with the rest fixed, is the batch axis of a model exported with a
      * fixed batch. */
     if (is_batch_first(x) && cnt > 0 && d[0] != BATCH) {
-        if (infer == 0) {
+        if (infer == 0 && known == xn) {
             d[0] = BATCH;
             infer = -1;
         } else if (infer < 0 && known > 0 && known / d[0] == xn) {
@@ -1037,7 +1087,7 @@ int64_t fe_onnx_nhwc_row(int64_t i, int64_t c, int64_t hw)
 
 static bool flatten_like(Imp *I, int idx, Val *x, Val *o)
 {
-    int64_t d[2] = {BATCH, x->dims[1] * x->dims[2] * x->dims[3]};
+    int64_t d[2] = {x->dims[0], x->dims[1] * x->dims[2] * x->dims[3]};
     bool spatial = x->dims[2] * x->dims[3] > 1;
     if (x->nhwc && (!spatial || read_by_dense_only(I, o->onnx, idx))) {
         set_shape(o, 2, d);
@@ -1057,7 +1107,8 @@ static bool op_flatten(Imp *I, int idx, const Onnx__NodeProto *n)
     int64_t axis;
     if (!x || !attr_int(I, n, "axis", 1, &axis))
         return false;
-    if (norm_axis(axis, x->rank) != 1 || !is_batch_first(x))
+    int ax = axis == x->rank ? x->rank : norm_axis(axis, x->rank);
+    if (ax < 0 || (is_batch_first(x) && ax != 1))
         return fail(I, "only axis 1 (keep the batch axis) is supported");
     for (int i = 1; i < x->rank; i++)
         if (x->dims[i] < 0)
@@ -1065,6 +1116,12 @@ static bool op_flatten(Imp *I, int idx, const Onnx__NodeProto *n)
     Val *o = out_val(I, n);
     if (!o)
         return false;
+    if (!is_batch_first(x)) { /* [d0 * ... * d(ax-1), the rest] */
+        int64_t d[2] = {1, 1};
+        for (int i = 0; i < x->rank; i++)
+            d[i >= ax] *= x->dims[i];
+        return emit_reshape(I, x, o, 2, d);
+    }
     if (x->rank == 4)
         return flatten_like(I, idx, x, o);
     int64_t d[2] = {BATCH, 1};
@@ -1419,8 +1476,18 @@ static bool op_unary(Imp *I, int idx, const Onnx__NodeProto *n)
             !attr_float(I, n, "alpha", 1.67326319217681884765625, &alpha) ||
             !attr_float(I, n, "gamma", 1.05070102214813232421875, &gamma))
             return false;
-        if (fabs(alpha - 1.6732632423543772) > 1e-6 || fabs(gamma - 1.0507009873554805) > 1e-6)
-            return fail(I, "only the default alpha and gamma are supported");
+        if (fabs(alpha - 1.6732632423543772) > 1e-6 || fabs(gamma - 1.0507009873554805) > 1e-6) {
+            char na[48], ng[48];
+            Val *x = in_val(I, n, 0);
+            Val *o = x && number(I, alpha, na, sizeof na) && number(I, gamma, ng, sizeof ng) ? out_val(I, n) : NULL;
+            if (!o || (x->k && !x->id))
+                return o ? fail(I, "Selu of a constant is not supported") : false;
+            set_shape(o, x->rank, x->dims);
+            o->nhwc = x->nhwc;
+            o->id = fresh(I);
+            emit(I, "%s = %s * elu(%s, alpha=%s)\n", o->id, ng, x->id, na);
+            return true;
+        }
         fn = "selu";
     }
     if (strcmp(fn, "-") == 0 || strcmp(fn, "1 /") == 0) {
@@ -1464,6 +1531,34 @@ static bool op_softmax(Imp *I, int idx, const Onnx__NodeProto *n)
     return unary_emit(I, n, n->op_type[0] == 'L' ? "log_softmax" : "softmax", extra);
 }
 
+/* Clip with a bound computed at run time: maximum, then minimum. */
+static bool clip_runtime(Imp *I, const Onnx__NodeProto *n)
+{
+    Val *x = in_val(I, n, 0);
+    if (!x)
+        return false;
+    const char *cur = operand(I, x, x->nhwc);
+    for (size_t i = 1; i < n->n_input && cur; i++) {
+        Val *b = in_val(I, n, i);
+        char buf[64];
+        const char *bi = b ? elem_operand(I, b, false, 0, buf, sizeof buf) : NULL;
+        if (!b)
+            continue;
+        if (!bi)
+            return false;
+        char *t = fresh(I);
+        emit(I, "%s = %s(%s, %s)\n", t, i == 1 ? "maximum" : "minimum", cur, bi);
+        cur = t;
+    }
+    Val *o = cur ? out_val(I, n) : NULL;
+    if (!o)
+        return false;
+    set_shape(o, x->rank, x->dims);
+    o->nhwc = x->nhwc;
+    o->id = (char *)cur;
+    return true;
+}
+
 static bool op_clip(Imp *I, int idx, const Onnx__NodeProto *n)
 {
     (void)idx;
@@ -1476,8 +1571,11 @@ static bool op_clip(Imp *I, int idx, const Onnx__NodeProto *n)
         Val *b = in_val(I, n, i);
         if (!b)
             continue;
-        if (!b->k || b->id || b->k->n != 1)
-            return fail(I, "min and max must be constant scalars");
+        if (!b->k || b->id || b->k->n != 1) {
+            if (b->rank != 0)
+                return fail(I, "min and max must be scalars");
+            return clip_runtime(I, n);
+        }
         if (i == 1)
             lo = kget(b->k, 0);
         else
@@ -1575,18 +1673,42 @@ static bool op_gemm(Imp *I, int idx, const Onnx__NodeProto *n)
         !attr_int(I, n, "transB", 0, &tb) || !attr_float(I, n, "alpha", 1, &alpha) ||
         !attr_float(I, n, "beta", 1, &beta))
         return false;
-    if (!b->k || b->id || b->k->is_int || b->rank != 2 || ta || a->rank != 2) {
-        if (gemm || a->rank != 2 || b->rank != 2)
-            return fail(I, "only a rank-2 value times a constant matrix is supported (dense), or "
-                           "MatMul of two rank-2 values");
+    if (!b->k || b->id || b->k->is_int || b->rank != 2 || ta || a->rank != 2 ||
+        (c && (!c->k || c->id || c->k->n != (tb ? b->dims[0] : b->dims[1])))) {
+        /* A' B' (alpha, beta, C): matrix products of values */
+        if (gemm ? a->rank != 2 || b->rank != 2 : a->rank < 2 || b->rank < 2)
+            return fail(I, "%s of values of rank %d and %d is not supported", n->op_type, a->rank, b->rank);
+        Val shape = {0}, ab = *a, bb = *b;
+        ab.rank -= 2;
+        bb.rank -= 2;
+        if (!broadcast(I, &ab, &bb, &shape))
+            return false;
+        int64_t m = a->dims[a->rank - (ta ? 1 : 2)], k = a->dims[a->rank - (ta ? 2 : 1)];
+        int64_t k2 = b->dims[b->rank - (tb ? 1 : 2)], nn = b->dims[b->rank - (tb ? 2 : 1)];
+        if (k != k2 || (shape.rank && (a->rank != b->rank || (a->dims[0] == BATCH) != (b->dims[0] == BATCH))))
+            return fail(I, "the shapes of '%s' and '%s' do not multiply", a->onnx, b->onnx);
+        shape.dims[shape.rank] = m;
+        shape.dims[shape.rank + 1] = nn;
+        char num[2][48], cb[64];
+        if (!number(I, alpha, num[0], sizeof num[0]) || !number(I, beta, num[1], sizeof num[1]))
+            return false;
         const char *x = operand(I, a, false), *y = x ? operand(I, b, false) : NULL;
-        Val *o = y ? out_val(I, n) : NULL;
+        const char *z = y && c ? elem_operand(I, c, false, 2, cb, sizeof cb) : "";
+        Val *o = z ? out_val(I, n) : NULL;
         if (!o)
             return false;
-        int64_t d[2] = {a->dims[0], b->dims[1]};
-        set_shape(o, 2, d);
+        set_shape(o, shape.rank + 2, shape.dims);
         o->id = fresh(I);
-        emit(I, "%s = %s @ %s\n", o->id, x, y);
+        emit(I, "%s = ", o->id);
+        if (alpha != 1)
+            emit(I, "%s * ", num[0]);
+        if (ta || tb)
+            emit(I, "matmul(%s, %s%s%s)", x, y, ta ? ", transpose_a=true" : "", tb ? ", transpose_b=true" : "");
+        else
+            emit(I, "%s @ %s", x, y);
+        if (c && beta != 0)
+            emit(I, " + %s%s%s", beta != 1 ? num[1] : "", beta != 1 ? " * " : "", z);
+        emit(I, "\n");
         return true;
     }
     int64_t in = tb ? b->dims[1] : b->dims[0], units = tb ? b->dims[0] : b->dims[1];
@@ -1654,7 +1776,8 @@ static bool op_gemm(Imp *I, int idx, const Onnx__NodeProto *n)
 /* Window attributes shared by Conv and the pools: kernel, strides, and
  * pads as "valid" or "same" (TensorFlow's rule) for the input's size. */
 typedef struct Window {
-    int64_t k[2], s[2];
+    int64_t k[2], s[2]; /* k: the kernel's extent, dilations included */
+    int64_t dil[2];
     bool same;
     int64_t pad[4]; /* explicit: top, bottom, left, right (ONNX's begins then ends) */
 } Window;
@@ -1689,9 +1812,15 @@ static bool window(Imp *I, const Onnx__NodeProto *n, const Val *x, const int64_t
         return fail(I, "kernel sizes and strides must be positive");
     if (!attr_ints(I, n, "dilations", v, 2, &cnt))
         return false;
-    for (int i = 0; i < cnt; i++)
-        if (v[i] != 1)
-            return fail(I, "dilations other than 1 are not supported");
+    w->dil[0] = w->dil[1] = 1;
+    if (cnt >= 0 && cnt != 2)
+        return fail(I, "dilations must have 2 values");
+    for (int i = 0; i < cnt; i++) {
+        if (v[i] < 1 || v[i] > 1 << 10)
+            return fail(I, "dilations must be from 1 to %d", 1 << 10);
+        w->dil[i] = v[i];
+        w->k[i] = (w->k[i] - 1) * v[i] + 1;
+    }
     char ap[32];
     const char *auto_pad = attr_str(n, "auto_pad", ap, sizeof ap);
     int64_t pads[4] = {0, 0, 0, 0};
@@ -1709,10 +1838,16 @@ static bool window(Imp *I, const Onnx__NodeProto *n, const Val *x, const int64_t
     if (auto_pad && strcmp(auto_pad, "NOTSET") != 0) {
         if (prepadded)
             return fail(I, "auto_pad after a Pad is not supported");
-        if (strcmp(auto_pad, "SAME_UPPER") == 0)
+        if (strcmp(auto_pad, "SAME_UPPER") == 0) {
             w->same = true;
-        else if (strcmp(auto_pad, "VALID") != 0)
+        } else if (strcmp(auto_pad, "SAME_LOWER") == 0) { /* the larger half before */
+            if (x->dims[2] < 0 || x->dims[3] < 0)
+                return fail(I, "padding needs the spatial size of '%s'", x->onnx);
+            same_pad(x->dims[2], w->k[0], w->s[0], &w->pad[1], &w->pad[0]);
+            same_pad(x->dims[3], w->k[1], w->s[1], &w->pad[3], &w->pad[2]);
+        } else if (strcmp(auto_pad, "VALID") != 0) {
             return fail(I, "auto_pad %s is not supported", auto_pad);
+        }
         return true;
     }
     if (!pads[0] && !pads[1] && !pads[2] && !pads[3])
@@ -1769,6 +1904,40 @@ static void window_args(const Window *w, char *buf, size_t n)
                  (long long)w->pad[1], (long long)w->pad[2], (long long)w->pad[3]);
 }
 
+/* Conv with weights computed at run time (a graph input): the primitive
+ * conv2d of the NHWC value with the kernel transposed to HWIO. */
+static bool conv_runtime(Imp *I, int idx, const Onnx__NodeProto *n, Val *x, Val *w, Val *b, int64_t group)
+{
+    (void)idx;
+    if (w->rank != 4 || w->dims[0] < 0 || w->dims[1] != x->dims[1])
+        return fail(I, "the weights must be a [O, I, kh, kw] tensor of '%s''s %lld channels", x->onnx,
+                    (long long)x->dims[1]);
+    if (group != 1)
+        return fail(I, "group = %lld needs constant weights", (long long)group);
+    Window win;
+    int64_t oh, ow, O = w->dims[0];
+    if (!window(I, n, x, w->dims + 2, &win) || !window_out(I, x, &win, &oh, &ow))
+        return false;
+    if (win.dil[0] != 1 || win.dil[1] != 1)
+        return fail(I, "dilations need constant weights");
+    if (b && (b->rank != 1 || b->dims[0] != O))
+        return fail(I, "the bias must have %lld values", (long long)O);
+    const char *xi = operand(I, x, true), *wi = xi ? operand(I, w, false) : NULL;
+    const char *bi = wi && b ? operand(I, b, false) : "";
+    Val *o = bi ? out_val(I, n) : NULL;
+    if (!o)
+        return false;
+    int64_t d[4] = {x->dims[0], O, oh, ow};
+    set_shape(o, 4, d);
+    o->nhwc = true;
+    o->id = fresh(I);
+    char wa[96], *k = fresh(I);
+    window_args(&win, wa, sizeof wa);
+    emit(I, "%s = transpose(%s, [2, 3, 1, 0])\n", k, wi);
+    emit(I, "%s = conv2d(%s, %s%s)%s%s\n", o->id, xi, k, wa, b ? " + " : "", bi);
+    return true;
+}
+
 static bool op_conv(Imp *I, int idx, const Onnx__NodeProto *n)
 {
     if (!need_inputs(I, n, 2, 3) ||
@@ -1778,42 +1947,55 @@ static bool op_conv(Imp *I, int idx, const Onnx__NodeProto *n)
     int64_t group;
     if (!x || !w || (n->n_input > 2 && n->input[2][0] && !b) || !attr_int(I, n, "group", 1, &group))
         return false;
-    if (x->rank != 4 || !is_batch_first(x))
+    if (x->rank != 4 || !examples_first(I, x))
         return fail(I, "only 2-D convolutions of [N, C, H, W] values are supported");
     if (!w->k || w->id || w->k->is_int || w->rank != 4)
-        return fail(I, "the weights must be a constant [O, I, kh, kw] tensor");
-    if (group != 1)
-        return fail(I, "group = %lld is not supported (only 1)", (long long)group);
-    int64_t O = w->dims[0], C = w->dims[1];
-    if (x->dims[1] != C)
-        return fail(I, "'%s' has %lld channels, the weights expect %lld", x->onnx, (long long)x->dims[1],
-                    (long long)C);
+        return conv_runtime(I, idx, n, x, w, b, group);
+    int64_t O = w->dims[0], Cg = w->dims[1], C = x->dims[1];
+    if (group < 1 || group > C || C % group || O % group || Cg * group != C)
+        return fail(I, "'%s' has %lld channels, the weights expect %lld in %lld group%s", x->onnx,
+                    (long long)C, (long long)Cg * group, (long long)group, group == 1 ? "" : "s");
     Window win;
     int64_t oh, ow;
     if (!window(I, n, x, w->dims + 2, &win) || !window_out(I, x, &win, &oh, &ow))
         return false;
     if (b && (!b->k || b->id || b->k->is_int || b->k->n != O))
         return fail(I, "the bias must be a constant of %lld values", (long long)O);
+    /* the kernel as one dense convolution: groups on the block diagonal
+     * (zeros between them), dilations as zeros between the taps */
+    int64_t kh = w->dims[2], kw = w->dims[3], KH = win.k[0], KW = win.k[1];
+    double kvals = (double)C * (double)O * (double)KH * (double)KW;
+    if ((group > 1 || KH != kh || KW != kw) && kvals > (double)(1 << 24))
+        return fail(I, "the grouped or dilated kernel would hold %.0f values; at most %d are supported", kvals,
+                    1 << 24);
+    int64_t kd[4] = {KH, KW, C, O};
+    float *kern = arena_alloc(I->a, (size_t)(KH * KW * C * O) * sizeof(float));
+    memset(kern, 0, (size_t)(KH * KW * C * O) * sizeof(float));
+    int64_t Og = O / group;
+    for (int64_t o = 0; o < O; o++)
+        for (int64_t c = 0; c < Cg; c++)
+            for (int64_t i = 0; i < kh; i++)
+                for (int64_t j = 0; j < kw; j++) {
+                    int64_t ci = (o / Og) * Cg + c, hi = i * win.dil[0], wj = j * win.dil[1];
+                    kern[((hi * KW + wj) * C + ci) * O + o] = w->k->f[((o * Cg + c) * kh + i) * kw + j];
+                }
     const char *xi = operand(I, x, true);
     if (!xi)
         return false;
     const char *name = layer_name(I, w->origin ? w->origin : w->onnx, "conv");
     Val *o;
-    int64_t d[4] = {BATCH, O, oh, ow};
+    int64_t d[4] = {x->dims[0], O, oh, ow};
     const char *act = finish_layer(I, idx, n->output[0], &o, 4, d);
     o->nhwc = true;
     o->id = layer_value(I, name);
     char ks[64], wa[96];
-    if (win.k[0] == win.k[1])
-        snprintf(ks, sizeof ks, "%lld", (long long)win.k[0]);
+    if (KH == KW)
+        snprintf(ks, sizeof ks, "%lld", (long long)KH);
     else
-        snprintf(ks, sizeof ks, "[%lld, %lld]", (long long)win.k[0], (long long)win.k[1]);
+        snprintf(ks, sizeof ks, "[%lld, %lld]", (long long)KH, (long long)KW);
     window_args(&win, wa, sizeof wa);
     emit(I, "%s = conv2d(%s, %lld, %s%s%s%s%s, name=\"%s\")\n", o->id, xi, (long long)O, ks, wa,
          act ? ", activation=" : "", act ? act : "", b ? "" : ", use_bias=false", name);
-    static const int oihw_to_hwio[4] = {2, 3, 1, 0};
-    int64_t kd[4];
-    float *kern = permute(I, w->k->f, 4, w->dims, oihw_to_hwio, kd);
     char pn[200];
     snprintf(pn, sizeof pn, "%s.kernel", name);
     put_tensor(I, pn, 4, kd, kern);
@@ -1840,24 +2022,49 @@ static bool op_pool(Imp *I, int idx, const Onnx__NodeProto *n)
     if (!x || !attr_ints(I, n, "kernel_shape", ks, 2, &cnt) || !attr_int(I, n, "ceil_mode", 0, &ceil_mode) ||
         !attr_int(I, n, "count_include_pad", 0, &cip))
         return false;
-    if (x->rank != 4 || !is_batch_first(x) || cnt != 2)
+    if (x->rank != 4 || !examples_first(I, x) || cnt != 2)
         return fail(I, "only 2-D pooling of [N, C, H, W] values is supported");
     Window win;
     int64_t oh, ow;
     if (!window(I, n, x, ks, &win) || !window_out(I, x, &win, &oh, &ow))
         return false;
+    if (win.dil[0] != 1 || win.dil[1] != 1)
+        return fail(I, "dilations other than 1 are not supported in pooling");
     bool padded = win.same || win.pad[0] || win.pad[1] || win.pad[2] || win.pad[3];
-    if (cip && padded && !maxp)
-        return fail(I, "count_include_pad = 1 with padding is not supported");
-    if (ceil_mode && !win.same &&
-        ((x->dims[2] + win.pad[0] + win.pad[1] - win.k[0]) % win.s[0] ||
-         (x->dims[3] + win.pad[2] + win.pad[3] - win.k[1]) % win.s[1]))
-        return fail(I, "ceil_mode = 1 is supported only where it does not change the output size");
+    if (ceil_mode && !win.same) { /* the last window may start in the input and end past it */
+        int64_t ext[2];
+        for (int a = 0; a < 2; a++) {
+            int64_t in = x->dims[2 + a] + win.pad[2 * a] + win.pad[2 * a + 1];
+            int64_t out = (in - win.k[a] + win.s[a] - 1) / win.s[a] + 1;
+            if ((out - 1) * win.s[a] >= x->dims[2 + a] + win.pad[2 * a])
+                out--; /* a window starting in the end padding is dropped */
+            ext[a] = (out - 1) * win.s[a] + win.k[a] - in;
+            if (ext[a] > 0 && cip && !maxp)
+                return fail(I, "ceil_mode = 1 with count_include_pad = 1 is not supported");
+        }
+        win.pad[1] += ext[0] > 0 ? ext[0] : 0;
+        win.pad[3] += ext[1] > 0 ? ext[1] : 0;
+        if (!window_out(I, x, &win, &oh, &ow))
+            return false;
+    }
     const char *xi = operand(I, x, true);
+    if (xi && cip && padded && !maxp) { /* the zeros counted: padded first */
+        int64_t t = win.pad[0], b = win.pad[1], l = win.pad[2], r = win.pad[3];
+        if (win.same) {
+            same_pad(x->dims[2], win.k[0], win.s[0], &t, &b);
+            same_pad(x->dims[3], win.k[1], win.s[1], &l, &r);
+        }
+        char *p = fresh(I);
+        emit(I, "%s = pad(%s, [[0, 0], [%lld, %lld], [%lld, %lld], [0, 0]])\n", p, xi, (long long)t,
+             (long long)b, (long long)l, (long long)r);
+        xi = p;
+        win.same = false;
+        memset(win.pad, 0, sizeof win.pad);
+    }
     Val *o = xi ? out_val(I, n) : NULL;
     if (!o)
         return false;
-    int64_t d[4] = {BATCH, x->dims[1], oh, ow};
+    int64_t d[4] = {x->dims[0], x->dims[1], oh, ow};
     set_shape(o, 4, d);
     o->nhwc = true;
     o->id = fresh(I);
@@ -1891,13 +2098,13 @@ static bool op_global_pool(Imp *I, int idx, const Onnx__NodeProto *n)
     Val *x = in_val(I, n, 0);
     if (!x)
         return false;
-    if (x->rank != 4 || !is_batch_first(x))
+    if (x->rank != 4 || !examples_first(I, x))
         return fail(I, "only [N, C, H, W] values are supported");
     const char *xi = operand(I, x, true);
     Val *o = xi ? out_val(I, n) : NULL;
     if (!o)
         return false;
-    int64_t d[4] = {BATCH, x->dims[1], 1, 1};
+    int64_t d[4] = {x->dims[0], x->dims[1], 1, 1};
     set_shape(o, 4, d);
     o->nhwc = true;
     o->id = fresh(I);
@@ -1923,15 +2130,33 @@ static bool op_batchnorm(Imp *I, int idx, const Onnx__NodeProto *n)
     Val *x = in_val(I, n, 0), *p[4];
     if (!x)
         return false;
-    if (!(x->rank == 4 || x->rank == 2) || !is_batch_first(x))
+    if (!(x->rank == 4 || x->rank == 2) || !examples_first(I, x))
         return fail(I, "only [N, C] and [N, C, H, W] values are supported");
     int64_t C = x->dims[1];
+    bool runtime = false;
     for (int i = 0; i < 4; i++) {
         p[i] = in_val(I, n, (size_t)i + 1);
         if (!p[i])
             return false;
-        if (!p[i]->k || p[i]->id || p[i]->k->is_int || p[i]->k->n != C)
-            return fail(I, "scale, bias, mean and variance must be constants of %lld values", (long long)C);
+        if (p[i]->rank != 1 || p[i]->dims[0] != C)
+            return fail(I, "scale, bias, mean and variance must have %lld values", (long long)C);
+        runtime |= !p[i]->k || p[i]->id || p[i]->k->is_int;
+    }
+    if (runtime) { /* statistics computed at run time: the inference formula, on the channels axis last */
+        const char *xi = operand(I, x, true), *pi[4];
+        char num[48];
+        for (int i = 0; i < 4; i++)
+            if (!xi || !(pi[i] = operand(I, p[i], false)))
+                return false;
+        Val *o = number(I, eps, num, sizeof num) ? out_val(I, n) : NULL;
+        if (!o)
+            return false;
+        set_shape(o, x->rank, x->dims);
+        o->nhwc = x->rank == 4;
+        o->id = fresh(I);
+        emit(I, "%s = (%s - %s) * (%s * rsqrt(%s + %s)) + %s\n", o->id, xi, pi[2], pi[0], pi[3], num, pi[1]);
+        (void)idx;
+        return true;
     }
     const char *xi = operand(I, x, true);
     if (!xi)
@@ -2223,9 +2448,30 @@ static bool op_pad(Imp *I, int idx, const Onnx__NodeProto *n)
     for (int i = 0; i < cnt; i++)
         spatial &= pads[i] >= 0 && pads[i] <= 1 << 20;
     if (!spatial || (m && strcmp(m, "constant") != 0) || value != 0 || next < 0 ||
-        strcmp(op_of(I, next), "Conv") != 0 || strcmp(I->g->node[next]->input[0], n->output[0]) != 0)
-        return fail(I, "only zeros around the height and width of an image read by one Conv are "
-                       "supported");
+        strcmp(op_of(I, next), "Conv") != 0 || strcmp(I->g->node[next]->input[0], n->output[0]) != 0) {
+        /* otherwise pad() of the value in its ONNX layout */
+        if ((m && strcmp(m, "constant") != 0) || cnt != 2 * x->rank)
+            return fail(I, "only constant padding of every axis is supported (mode %s)", m ? m : "constant");
+        int64_t d[MAXR];
+        for (int i = 0; i < x->rank; i++) {
+            if (pads[i] < 0 || pads[i + x->rank] < 0 || pads[i] > 1 << 20 || pads[i + x->rank] > 1 << 20 ||
+                ((pads[i] || pads[i + x->rank]) && x->dims[i] == BATCH))
+                return fail(I, "pads must be from 0 to %d, and none along the batch axis", 1 << 20);
+            d[i] = x->dims[i] == BATCH ? BATCH : x->dims[i] + pads[i] + pads[i + x->rank];
+        }
+        char num[48];
+        const char *xi = number(I, value, num, sizeof num) ? operand(I, x, false) : NULL;
+        Val *o = xi ? out_val(I, n) : NULL;
+        if (!o)
+            return false;
+        set_shape(o, x->rank, d);
+        o->id = fresh(I);
+        emit(I, "%s = pad(%s, [", o->id, xi);
+        for (int i = 0; i < x->rank; i++)
+            emit(I, "%s[%lld, %lld]", i ? ", " : "", (long long)pads[i], (long long)pads[i + x->rank]);
+        emit(I, "]%s%s)\n", value != 0 ? ", constant_values=" : "", value != 0 ? num : "");
+        return true;
+    }
     Val *o = out_val(I, n);
     if (!o)
         return false;
@@ -2404,6 +2650,498 @@ static bool op_reduce(Imp *I, int idx, const Onnx__NodeProto *n)
     return true;
 }
 
+
+/* ConvTranspose onto conv2d_transpose ("valid": the full output), the
+ * kernel [C, O/group, kh, kw] in Keras's [kh, kw, O, C] (groups on the
+ * block diagonal, dilations as zeros between the taps); ONNX's pads crop
+ * the full output, output_padding extends its end, the bias added last. */
+static bool op_conv_transpose(Imp *I, int idx, const Onnx__NodeProto *n)
+{
+    if (!need_inputs(I, n, 2, 3) ||
+        !only_attrs(I, n, (const char *[]){"kernel_shape", "strides", "pads", "dilations", "group", "auto_pad",
+                                           "output_padding", "output_shape", NULL}))
+        return false;
+    Val *x = in_val(I, n, 0), *w = in_val(I, n, 1), *b = in_val(I, n, 2);
+    int64_t group, v[8], st[2] = {1, 1}, dil[2] = {1, 1}, pads[4] = {0, 0, 0, 0}, opad[2] = {0, 0}, oshape[2];
+    int cnt, ocnt;
+    if (!x || !w || (n->n_input > 2 && n->input[2][0] && !b) || !attr_int(I, n, "group", 1, &group))
+        return false;
+    if (x->rank != 4 || !examples_first(I, x) || x->dims[2] < 0 || x->dims[3] < 0)
+        return fail(I, "only 2-D transposed convolutions of [N, C, H, W] values are supported");
+    if (!w->k || w->id || w->k->is_int || w->rank != 4)
+        return fail(I, "the weights must be a constant [C, O, kh, kw] tensor");
+    int64_t C = x->dims[1], Og = w->dims[1], kh = w->dims[2], kw = w->dims[3];
+    if (group < 1 || w->dims[0] != C || C % group)
+        return fail(I, "'%s' has %lld channels, the weights expect %lld in %lld group%s", x->onnx, (long long)C,
+                    (long long)w->dims[0], (long long)group, group == 1 ? "" : "s");
+    int64_t O = Og * group;
+    if (b && (!b->k || b->id || b->k->is_int || b->k->n != O))
+        return fail(I, "the bias must be a constant of %lld values", (long long)O);
+    if (!attr_ints(I, n, "strides", v, 2, &cnt))
+        return false;
+    for (int i = 0; i < cnt; i++)
+        st[i] = v[i];
+    if (!attr_ints(I, n, "dilations", v, 2, &cnt))
+        return false;
+    for (int i = 0; i < cnt; i++)
+        dil[i] = v[i];
+    if (!attr_ints(I, n, "output_padding", v, 2, &cnt))
+        return false;
+    for (int i = 0; i < cnt; i++)
+        opad[i] = v[i];
+    if (!attr_ints(I, n, "pads", v, 4, &cnt))
+        return false;
+    if (cnt >= 0 && cnt != 4)
+        return fail(I, "pads must have 4 values");
+    for (int i = 0; i < cnt; i++)
+        pads[i] = v[i];
+    if (!attr_ints(I, n, "output_shape", oshape, 2, &ocnt))
+        return false;
+    for (int a = 0; a < 2; a++)
+        if (st[a] < 1 || st[a] > 1 << 10 || dil[a] < 1 || dil[a] > 1 << 10 || opad[a] < 0 || opad[a] >= st[a] ||
+            pads[a] < 0 || pads[a + 2] < 0 || pads[a] > 1 << 20 || pads[a + 2] > 1 << 20)
+            return fail(I, "strides, dilations, pads or output_padding out of range");
+    int64_t K[2] = {(kh - 1) * dil[0] + 1, (kw - 1) * dil[1] + 1}, full[2], out[2];
+    char ap[32];
+    const char *auto_pad = attr_str(n, "auto_pad", ap, sizeof ap);
+    bool same = auto_pad && strncmp(auto_pad, "SAME_", 5) == 0;
+    if (auto_pad && !same && strcmp(auto_pad, "NOTSET") != 0 && strcmp(auto_pad, "VALID") != 0)
+        return fail(I, "auto_pad %s is not supported", auto_pad);
+    for (int a = 0; a < 2; a++) {
+        full[a] = (x->dims[2 + a] - 1) * st[a] + K[a];
+        if (ocnt == 2 || same) { /* pads from the output size asked for */
+            int64_t want = ocnt == 2 ? oshape[a] : x->dims[2 + a] * st[a];
+            int64_t total = full[a] + opad[a] - want;
+            if (want < 1 || want > full[a] + (1 << 20))
+                return fail(I, "output_shape %lld cannot be reached", (long long)want);
+            bool lower = same && strcmp(auto_pad, "SAME_LOWER") == 0;
+            pads[a] = total < 0 ? 0 : lower ? total - total / 2 : total / 2;
+            pads[a + 2] = total - pads[a]; /* negative: zeros added at the end */
+        }
+        out[a] = full[a] - pads[a] - pads[a + 2] + opad[a];
+        if (out[a] < 1)
+            return fail(I, "the output would be empty");
+    }
+    double kvals = (double)C * (double)O * (double)K[0] * (double)K[1];
+    if (kvals > (double)(1 << 24))
+        return fail(I, "the kernel would hold %.0f values; at most %d are supported", kvals, 1 << 24);
+    int64_t kd[4] = {K[0], K[1], O, C};
+    size_t kn = (size_t)(K[0] * K[1] * O * C);
+    float *kern = arena_alloc(I->a, kn * sizeof(float));
+    memset(kern, 0, kn * sizeof(float));
+    int64_t Cg = C / group;
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t o = 0; o < Og; o++)
+            for (int64_t i = 0; i < kh; i++)
+                for (int64_t j = 0; j < kw; j++) {
+                    int64_t oo = (c / Cg) * Og + o;
+                    kern[((i * dil[0] * K[1] + j * dil[1]) * O + oo) * C + c] = w->k->f[((c * Og + o) * kh + i) * kw + j];
+                }
+    const char *xi = operand(I, x, true);
+    if (!xi)
+        return false;
+    const char *name = layer_name(I, w->origin ? w->origin : w->onnx, "conv_transpose");
+    bool crop = pads[0] || pads[1] || pads[2] || pads[3] || opad[0] || opad[1];
+    char ks[64], ss[64], pn[200];
+    snprintf(ks, sizeof ks, K[0] == K[1] ? "%lld" : "[%lld, %lld]", (long long)K[0], (long long)K[1]);
+    if (st[0] == 1 && st[1] == 1)
+        ss[0] = 0;
+    else
+        snprintf(ss, sizeof ss, st[0] == st[1] ? ", stride=%lld" : ", stride=[%lld, %lld]", (long long)st[0],
+                 (long long)st[1]);
+    Val *o = out_val(I, n);
+    if (!o)
+        return false;
+    int64_t d[4] = {x->dims[0], O, out[0], out[1]};
+    set_shape(o, 4, d);
+    o->nhwc = true;
+    char *full_id = crop ? fresh(I) : layer_value(I, name);
+    emit(I, "%s = conv2d_transpose(%s, %lld, %s%s%s, name=\"%s\")\n", full_id, xi, (long long)O, ks, ss,
+         b && !crop ? "" : ", use_bias=false", name);
+    snprintf(pn, sizeof pn, "%s.kernel", name);
+    put_tensor(I, pn, 4, kd, kern);
+    if (!crop) {
+        o->id = full_id;
+        if (b) {
+            snprintf(pn, sizeof pn, "%s.bias", name);
+            put_tensor(I, pn, 1, &O, b->k->f);
+        }
+        return true;
+    }
+    /* crop the pads; output_padding beyond them extends with zeros */
+    char *cur = fresh(I);
+    int64_t e0 = full[0] - pads[2] + opad[0], e1 = full[1] - pads[3] + opad[1];
+    emit(I, "%s = %s[:, %lld:%lld, %lld:%lld, :]\n", cur, full_id, (long long)pads[0],
+         (long long)(e0 < full[0] ? e0 : full[0]), (long long)pads[1], (long long)(e1 < full[1] ? e1 : full[1]));
+    if (e0 > full[0] || e1 > full[1]) {
+        char *p = fresh(I);
+        emit(I, "%s = pad(%s, [[0, 0], [0, %lld], [0, %lld], [0, 0]])\n", p, cur,
+             (long long)(e0 > full[0] ? e0 - full[0] : 0), (long long)(e1 > full[1] ? e1 - full[1] : 0));
+        cur = p;
+    }
+    if (b) {
+        const char *bi = operand(I, b, false);
+        if (!bi)
+            return false;
+        char *t = fresh(I);
+        emit(I, "%s = %s + %s\n", t, cur, bi);
+        cur = t;
+    }
+    o->id = cur;
+    (void)idx;
+    return true;
+}
+
+/* Does a node after idx, or a graph output, read value name? */
+static bool is_read(Imp *I, const char *name, int idx)
+{
+    for (size_t i = (size_t)idx + 1; i < I->g->n_node; i++)
+        for (size_t j = 0; j < I->g->node[i]->n_input; j++)
+            if (strcmp(I->g->node[i]->input[j], name) == 0)
+                return true;
+    for (size_t i = 0; i < I->g->n_output; i++)
+        if (I->g->output[i]->name && strcmp(I->g->output[i]->name, name) == 0)
+            return true;
+    return false;
+}
+
+/* Expand: a constant broadcast now; a value plus zeros of the shape. */
+static bool op_expand(Imp *I, int idx, const Onnx__NodeProto *n)
+{
+    (void)idx;
+    if (!need_inputs(I, n, 2, 2) || !only_attrs(I, n, NULL))
+        return false;
+    Val *x = in_val(I, n, 0), *sv = in_val(I, n, 1);
+    int64_t t[MAXR];
+    int cnt;
+    if (!x || !ints_of(I, sv, t, MAXR, &cnt, "the shape"))
+        return false;
+    Val target = {0}, shape = {0};
+    target.onnx = sv->onnx;
+    set_shape(&target, cnt, t);
+    for (int i = 0; i < cnt; i++)
+        if (t[i] == BATCH || t[i] < 1)
+            return fail(I, "the shape must be positive sizes");
+    if (!broadcast(I, x, &target, &shape))
+        return false;
+    int64_t total;
+    if (!dims_ok(I, "the result", shape.rank, shape.dims, &total))
+        return false;
+    if (total > (1 << 16))
+        return fail(I, "expanding to %lld values is not supported", (long long)total);
+    Const *z = const_new(I, x->k && !x->id && x->k->is_int, shape.rank, shape.dims);
+    for (int64_t i = 0; i < z->n; i++) {
+        if (!x->k || x->id) {
+            z->f[i] = 0;
+            continue;
+        }
+        int64_t src = 0, r = i, stride = 1;
+        for (int d = shape.rank - 1; d >= 0; d--) {
+            int64_t c = r % shape.dims[d];
+            r /= shape.dims[d];
+            int dx = d - (shape.rank - x->rank);
+            if (dx >= 0) {
+                src += (x->dims[dx] == 1 ? 0 : c) * stride;
+                stride *= x->dims[dx];
+            }
+        }
+        if (z->is_int)
+            z->i[i] = x->k->i[src];
+        else
+            z->f[i] = (float)kget(x->k, src);
+    }
+    if (x->k && !x->id)
+        return fold_out(I, n, z) != NULL;
+    Val zv = {0};
+    zv.onnx = "zeros";
+    val_from_const(&zv, z);
+    const char *xi = operand(I, x, false), *zi = xi ? operand(I, &zv, false) : NULL;
+    Val *o = zi ? out_val(I, n) : NULL;
+    if (!o)
+        return false;
+    set_shape(o, shape.rank, shape.dims);
+    o->id = fresh(I);
+    emit(I, "%s = %s + %s\n", o->id, xi, zi);
+    return true;
+}
+
+static bool recurrent_outputs(Imp *I, const Onnx__NodeProto *n, int idx, const char *seq, int64_t B, int64_t T,
+                              int64_t H, int64_t layout, bool reverse);
+
+/* A constant of the import declared as a parameter under name. */
+static const char *declare(Imp *I, const char *name, int rank, const int64_t *dims, const float *data)
+{
+    Val v = {0};
+    v.onnx = name;
+    v.from_init = true;
+    Const *k = const_new(I, false, rank, dims);
+    memcpy(k->f, data, (size_t)k->n * sizeof(float));
+    val_from_const(&v, k);
+    return operand(I, &v, false);
+}
+
+/* GRU with linear_before_reset = 0 (the reset gate applied to the state
+ * before its product), which the gru layer does not compute: its steps
+ * written out, h' = (1 - z) * tanh(x W_h + (r * h) R_h + b_h) + z * h.
+ * The sequence [B, T, H] in time order; NULL after an error. */
+static const char *gru_steps(Imp *I, const char *name, const char *xi, int64_t B, int64_t T, int64_t In,
+                             int64_t H, const float *kern, const float *rec, const float *bias, const char *h0,
+                             bool reverse)
+{
+    if (B == BATCH && !h0)
+        return fail(I, "linear_before_reset = 0 needs a fixed batch size or an initial state"), NULL;
+    char pn[160];
+    int64_t kd[2] = {In, 3 * H}, rd[2] = {H, 3 * H}, bd = 3 * H, zd[2] = {B, H};
+    snprintf(pn, sizeof pn, "%s_kernel", name);
+    const char *K = declare(I, pn, 2, kd, kern);
+    snprintf(pn, sizeof pn, "%s_recurrent_kernel", name);
+    const char *R = K ? declare(I, pn, 2, rd, rec) : NULL;
+    snprintf(pn, sizeof pn, "%s_input_bias", name);
+    const char *bx = R ? declare(I, pn, 1, &bd, bias) : NULL;
+    snprintf(pn, sizeof pn, "%s_recurrent_bias", name);
+    const char *bh = bx ? declare(I, pn, 1, &bd, bias + 3 * H) : NULL;
+    if (!bh)
+        return NULL;
+    const char *h = h0;
+    if (!h) {
+        float *z = arena_alloc(I->a, (size_t)(B * H) * sizeof(float));
+        memset(z, 0, (size_t)(B * H) * sizeof(float));
+        snprintf(pn, sizeof pn, "%s_zeros", name);
+        Val v = {0};
+        v.onnx = pn;
+        Const *k = const_new(I, false, 2, zd);
+        memcpy(k->f, z, (size_t)k->n * sizeof(float));
+        val_from_const(&v, k);
+        if (!(h = operand(I, &v, false)))
+            return NULL;
+    }
+    char *Rh = fresh(I), *bhh = fresh(I);
+    emit(I, "%s = %s[:, %lld:%lld]\n", Rh, R, (long long)(2 * H), (long long)(3 * H));
+    emit(I, "%s = %s[%lld:%lld]\n", bhh, bh, (long long)(2 * H), (long long)(3 * H));
+    char **step = arena_alloc(I->a, (size_t)T * sizeof *step);
+    for (int64_t s = 0; s < T; s++) {
+        int64_t t = reverse ? T - 1 - s : s;
+        char *g = fresh(I), *hr = fresh(I), *z = fresh(I), *r = fresh(I), *hh = fresh(I), *hn = fresh(I);
+        emit(I, "%s = %s[:, %lld, :] @ %s + %s\n", g, xi, (long long)t, K, bx);
+        emit(I, "%s = %s @ %s + %s\n", hr, h, R, bh);
+        emit(I, "%s = sigmoid(%s[:, 0:%lld] + %s[:, 0:%lld])\n", z, g, (long long)H, hr, (long long)H);
+        emit(I, "%s = sigmoid(%s[:, %lld:%lld] + %s[:, %lld:%lld])\n", r, g, (long long)H, (long long)(2 * H), hr,
+             (long long)H, (long long)(2 * H));
+        emit(I, "%s = tanh(%s[:, %lld:%lld] + (%s * %s) @ %s + %s)\n", hh, g, (long long)(2 * H),
+             (long long)(3 * H), r, h, Rh, bhh);
+        emit(I, "%s = (1 - %s) * %s + %s * %s\n", hn, z, hh, z, h);
+        step[t] = hn;
+        h = hn;
+    }
+    char *seq = fresh(I);
+    emit(I, "%s = stack([", seq);
+    for (int64_t t = 0; t < T; t++)
+        emit(I, "%s%s", t ? ", " : "", step[t]);
+    emit(I, "], axis=1)\n");
+    return seq;
+}
+
+/* LSTM, GRU and RNN onto the lstm, gru and simple_rnn layers (one
+ * direction, Keras's gate orders: LSTM i, f, c, o from ONNX's i, o, f, c;
+ * GRU z, r, h as ONNX with linear_before_reset = 1). The layer returns the
+ * sequence [B, T, H]; Y and Y_h are views of it. */
+static bool op_recurrent(Imp *I, int idx, const Onnx__NodeProto *n)
+{
+    (void)idx;
+    const char *op = n->op_type;
+    bool lstm = strcmp(op, "LSTM") == 0, gru = strcmp(op, "GRU") == 0;
+    int G = lstm ? 4 : gru ? 3 : 1;
+    if (!need_inputs(I, n, 3, lstm ? 8 : 6) ||
+        !only_attrs(I, n, (const char *[]){"activations", "activation_alpha", "activation_beta", "clip",
+                                           "direction", "hidden_size", "input_forget", "layout",
+                                           "linear_before_reset", NULL}))
+        return false;
+    Val *x = in_val(I, n, 0), *w = in_val(I, n, 1), *r = in_val(I, n, 2), *b = in_val(I, n, 3);
+    Val *sl = in_val(I, n, 4), *h0 = in_val(I, n, 5), *c0 = lstm ? in_val(I, n, 6) : NULL;
+    Val *peep = lstm ? in_val(I, n, 7) : NULL;
+    int64_t hidden, layout, lbr, input_forget;
+    char dir[32];
+    const char *direction = attr_str(n, "direction", dir, sizeof dir);
+    if (!x || !w || !r || !attr_int(I, n, "hidden_size", -1, &hidden) || !attr_int(I, n, "layout", 0, &layout) ||
+        !attr_int(I, n, "linear_before_reset", 0, &lbr) || !attr_int(I, n, "input_forget", 0, &input_forget))
+        return false;
+    if (direction && strcmp(direction, "forward") != 0 && strcmp(direction, "reverse") != 0)
+        return fail(I, "direction %s is not supported (forward and reverse are)", direction);
+    bool reverse = direction && strcmp(direction, "reverse") == 0;
+    if (attr(n, "clip") || input_forget)
+        return fail(I, "clip and input_forget are not supported");
+    const Onnx__AttributeProto *acts = attr(n, "activations");
+    if (acts) {
+        static const char *const def[3][4] = {{"Tanh"}, {"Sigmoid", "Tanh"}, {"Sigmoid", "Tanh", "Tanh"}};
+        const char *const *want = def[lstm ? 2 : gru ? 1 : 0];
+        for (size_t i = 0; i < acts->n_strings; i++) {
+            char a[32];
+            size_t k = acts->strings[i].len < sizeof a - 1 ? acts->strings[i].len : sizeof a - 1;
+            memcpy(a, acts->strings[i].data, k);
+            a[k] = 0;
+            if (!want[i] || strcasecmp(a, want[i]) != 0)
+                return fail(I, "activations other than the defaults are not supported");
+        }
+    }
+    if (attr(n, "activation_alpha") || attr(n, "activation_beta"))
+        return fail(I, "activation_alpha and activation_beta are not supported");
+    if (layout != 0 && layout != 1)
+        return fail(I, "layout %lld is not supported", (long long)layout);
+    if (x->rank != 3 || x->dims[2] < 0 || (layout == 0 && (x->dims[0] == BATCH || x->dims[1] < 0)) ||
+        (layout == 1 && x->dims[1] < 1))
+        return fail(I, "X must be [T, B, I] (layout 0) with a fixed batch size, or [B, T, I] (layout 1)");
+    int64_t B = layout ? x->dims[0] : x->dims[1], T = layout ? x->dims[1] : x->dims[0], In = x->dims[2];
+    if (hidden > MAX_ELEMS)
+        return fail(I, "hidden_size %lld is out of range", (long long)hidden);
+    int64_t H = hidden > 0 ? hidden : w->rank == 3 ? w->dims[1] / G : -1;
+    if (w->rank != 3 || w->dims[0] != 1 || w->dims[1] != G * H || w->dims[2] != In || !w->k || w->id ||
+        r->rank != 3 || r->dims[0] != 1 || r->dims[1] != G * H || r->dims[2] != H || !r->k || r->id ||
+        (b && (b->rank != 2 || b->dims[0] != 1 || b->dims[1] != 2 * G * H || !b->k || b->id)))
+        return fail(I, "W, R and B must be constants of one direction ([1, %d*H, I], [1, %d*H, H], [1, %d*H]); "
+                       "bidirectional layers are not supported", G, G, 2 * G);
+    if (H < 1 || T < 1 || G * H * (In + H) > MAX_ELEMS / 4)
+        return fail(I, "hidden_size %lld is out of range", (long long)H);
+    if (peep) {
+        bool zero = peep->k && !peep->id && !peep->k->is_int;
+        for (int64_t i = 0; zero && i < peep->k->n; i++)
+            zero = peep->k->f[i] == 0;
+        if (!zero)
+            return fail(I, "peephole weights are not supported");
+    }
+    if (sl) {
+        bool full = sl->k && !sl->id;
+        for (int64_t i = 0; full && i < sl->k->n; i++)
+            full = kget(sl->k, i) == T;
+        if (!full)
+            return fail(I, "sequence_lens other than the full length %lld are not supported", (long long)T);
+    }
+    /* ONNX gate g of Keras's column block k */
+    static const int lstm_gate[4] = {0, 2, 3, 1}; /* i, f, c, o from i, o, f, c */
+    float *kern = arena_alloc(I->a, (size_t)(In * G * H) * sizeof(float));
+    float *rec = arena_alloc(I->a, (size_t)(H * G * H) * sizeof(float));
+    float *bias = arena_alloc(I->a, (size_t)(2 * G * H) * sizeof(float));
+    for (int kb = 0; kb < G; kb++) {
+        int og = lstm ? lstm_gate[kb] : kb;
+        for (int64_t j = 0; j < H; j++) {
+            int64_t row = og * H + j, col = kb * H + j;
+            for (int64_t i = 0; i < In; i++)
+                kern[i * G * H + col] = w->k->f[row * In + i];
+            for (int64_t i = 0; i < H; i++)
+                rec[i * G * H + col] = r->k->f[row * H + i];
+            float wb = b ? b->k->f[row] : 0, rb = b ? b->k->f[G * H + row] : 0;
+            if (gru) {
+                bias[col] = wb;
+                bias[G * H + col] = rb;
+            } else {
+                bias[col] = wb + rb;
+            }
+        }
+    }
+    const char *xi = operand(I, x, false);
+    if (!xi)
+        return false;
+    if (layout == 0) {
+        char *t = fresh(I);
+        emit(I, "%s = transpose(%s, [1, 0, 2])\n", t, xi);
+        xi = t;
+    }
+    char init[200] = "";
+    Val *st[2] = {h0, c0};
+    const char *sid[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++) {
+        Val *v = st[k];
+        if (!v)
+            continue;
+        if (v->rank != 3 || v->dims[0] != 1 || v->dims[1] != B || v->dims[2] != H)
+            return fail(I, "the initial state must be [1, %lld, %lld]", (long long)B, (long long)H);
+        bool zeros = v->k && !v->id && !v->k->is_int;
+        for (int64_t i = 0; zeros && i < v->k->n; i++)
+            zeros = v->k->f[i] == 0;
+        if (zeros) /* the layer's own start */
+            continue;
+        const char *vi = operand(I, v, false);
+        if (!vi)
+            return false;
+        char *t = fresh(I);
+        emit(I, "%s = %s[0]\n", t, vi);
+        sid[k] = t;
+    }
+    if (lstm && (sid[0] || sid[1])) {
+        if (!sid[0] || !sid[1])
+            return fail(I, "initial_h and initial_c must be given together");
+        snprintf(init, sizeof init, ", initial_state=[%s, %s]", sid[0], sid[1]);
+    } else if (sid[0]) {
+        snprintf(init, sizeof init, ", initial_state=%s", sid[0]);
+    }
+    const char *name = layer_name(I, w->origin ? w->origin : w->onnx, lstm ? "lstm" : gru ? "gru" : "rnn");
+    if (gru && !lbr) {
+        if (T > 256)
+            return fail(I, "linear_before_reset = 0 is written out step by step, for at most 256 steps");
+        const char *seq = gru_steps(I, name, xi, B, T, In, H, kern, rec, bias, sid[0], reverse);
+        return seq && recurrent_outputs(I, n, idx, seq, B, T, H, layout, reverse);
+    }
+    char *seq = fresh(I);
+    emit(I, "%s = %s(%s, %lld, return_sequences=true%s%s, name=\"%s\")\n", seq, lstm ? "lstm" : gru ? "gru" : "simple_rnn",
+         xi, (long long)H, reverse ? ", go_backwards=true" : "", init, name);
+    char pn[200];
+    int64_t kd[2] = {In, G * H}, rd[2] = {H, G * H}, bd[2] = {2, G * H};
+    snprintf(pn, sizeof pn, "%s.kernel", name);
+    put_tensor(I, pn, 2, kd, kern);
+    snprintf(pn, sizeof pn, "%s.recurrent_kernel", name);
+    put_tensor(I, pn, 2, rd, rec);
+    snprintf(pn, sizeof pn, "%s.bias", name);
+    if (gru)
+        put_tensor(I, pn, 2, bd, bias);
+    else
+        put_tensor(I, pn, 1, bd + 1, bias);
+    return recurrent_outputs(I, n, idx, seq, B, T, H, layout, reverse);
+}
+
+/* Y: [T, 1, B, H] (layout 1: [B, T, 1, H]); Y_h: [1, B, H] ([B, 1, H]),
+ * views of the sequence seq [B, T, H]. */
+static bool recurrent_outputs(Imp *I, const Onnx__NodeProto *n, int idx, const char *seq, int64_t B, int64_t T,
+                              int64_t H, int64_t layout, bool reverse)
+{
+    char bs[32];
+    if (B == BATCH)
+        snprintf(bs, sizeof bs, "N");
+    else
+        snprintf(bs, sizeof bs, "%lld", (long long)B);
+    if (n->n_output > 0 && n->output[0][0]) {
+        Val *y = define(I, n->output[0]);
+        y->id = fresh(I);
+        if (layout == 0) {
+            int64_t d[4] = {T, 1, B, H};
+            set_shape(y, 4, d);
+            char *t = fresh(I);
+            emit(I, "%s = transpose(%s, [1, 0, 2])\n", t, seq);
+            emit(I, "%s = reshape(%s, [%lld, 1, %s, %lld])\n", y->id, t, (long long)T, bs, (long long)H);
+        } else {
+            int64_t d[4] = {B, T, 1, H};
+            set_shape(y, 4, d);
+            emit(I, "%s = reshape(%s, [%s, %lld, 1, %lld])\n", y->id, seq, bs, (long long)T, (long long)H);
+        }
+    }
+    if (n->n_output > 1 && n->output[1][0]) {
+        Val *y = define(I, n->output[1]);
+        char *t = fresh(I);
+        y->id = fresh(I);
+        emit(I, "%s = %s[:, %lld, :]\n", t, seq, (long long)(reverse ? 0 : T - 1));
+        if (layout == 0) {
+            int64_t d[3] = {1, B, H};
+            set_shape(y, 3, d);
+            emit(I, "%s = reshape(%s, [1, %s, %lld])\n", y->id, t, bs, (long long)H);
+        } else {
+            int64_t d[3] = {B, 1, H};
+            set_shape(y, 3, d);
+            emit(I, "%s = reshape(%s, [%s, 1, %lld])\n", y->id, t, bs, (long long)H);
+        }
+    }
+    if (n->n_output > 2 && n->output[2][0] && is_read(I, n->output[2], idx))
+        return fail(I, "the cell state output Y_c is not supported");
+    return true;
+}
+
 static const struct {
     const char *op;
     OpFn fn;
@@ -2411,6 +3149,10 @@ static const struct {
     {"Gemm", op_gemm},
     {"MatMul", op_gemm},
     {"Conv", op_conv},
+    {"ConvTranspose", op_conv_transpose},
+    {"LSTM", op_recurrent},
+    {"GRU", op_recurrent},
+    {"RNN", op_recurrent},
     {"BatchNormalization", op_batchnorm},
     {"MaxPool", op_pool},
     {"AveragePool", op_pool},
@@ -2471,6 +3213,7 @@ static const struct {
     {"PRelu", op_hard},
     {"Sum", op_sum},
     {"ConstantOfShape", op_constant_of_shape},
+    {"Expand", op_expand},
 };
 
 char *fe_onnx_op_list(void)
@@ -2500,6 +3243,42 @@ static bool check_opset(Imp *I, const Onnx__ModelProto *m)
     return true;
 }
 
+/* The model-language dtype of an ONNX input's element type: f32 for
+ * float (and float16, bfloat16, read as f32), f64 for double, i32 for the
+ * integer types and bool (cast to f32 where the graph computes with them);
+ * NULL for others (strings, complex). */
+static const char *input_dtype(int32_t t)
+{
+    switch (t) {
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16: return "f32";
+    case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE: return "f64";
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT8:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT16:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT32:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT8:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT16:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT32:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT64:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__BOOL: return "i32";
+    default: return NULL;
+    }
+}
+
+/* Does input vi have a known positive size along axis i? */
+static bool dim_known(const Onnx__ValueInfoProto *vi, size_t i, int64_t *size)
+{
+    const Onnx__TypeProto *t = vi->type;
+    if (!t || t->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !t->tensor_type || !t->tensor_type->shape ||
+        i >= t->tensor_type->shape->n_dim)
+        return false;
+    const Onnx__TensorShapeProto__Dimension *d = t->tensor_type->shape->dim[i];
+    *size = d->dim_value;
+    return d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && d->dim_value > 0;
+}
+
 static bool graph_input(Imp *I, const Onnx__ValueInfoProto *vi, OnnxImport *im)
 {
     const char *name = vi->name ? vi->name : "";
@@ -2509,9 +3288,10 @@ static bool graph_input(Imp *I, const Onnx__ValueInfoProto *vi, OnnxImport *im)
     if (!t || t->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !t->tensor_type ||
         !t->tensor_type->shape)
         return fail(I, "input '%s' is not a tensor of known rank", name);
-    if (t->tensor_type->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
-        return fail(I, "input '%s' has element type %d; only float inputs are supported", name,
-                    t->tensor_type->elem_type);
+    const char *dt = input_dtype(t->tensor_type->elem_type);
+    if (!dt)
+        return fail(I, "input '%s' has element type %d; float, double, integer and bool inputs are supported",
+                    name, t->tensor_type->elem_type);
     const Onnx__TensorShapeProto *s = t->tensor_type->shape;
     if (s->n_dim > MAXR)
         return fail(I, "input '%s' has rank %zu; at most %d is supported", name, s->n_dim, MAXR);
@@ -2519,20 +3299,20 @@ static bool graph_input(Imp *I, const Onnx__ValueInfoProto *vi, OnnxImport *im)
     v->rank = (int)s->n_dim;
     int64_t n = 1;
     for (size_t i = 0; i < s->n_dim; i++) {
-        const Onnx__TensorShapeProto__Dimension *d = s->dim[i];
-        bool known = d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && d->dim_value > 0;
-        if (i == 0) {
+        int64_t size = 0;
+        bool known = dim_known(vi, i, &size);
+        if (i == 0 && !I->fixed) {
             v->dims[0] = BATCH;
             continue;
         }
         if (!known)
             return fail(I, "dimension %zu of input '%s' is not a fixed positive size", i, name);
-        if (n > MAX_ELEMS / d->dim_value)
+        if (n > MAX_ELEMS / size)
             return fail(I, "input '%s' is too large", name);
-        n *= d->dim_value;
-        v->dims[i] = d->dim_value;
+        n *= size;
+        v->dims[i] = size;
     }
-    if (v->rank == 0)
+    if (v->rank == 0 && !I->fixed)
         return fail(I, "input '%s' is a scalar; inputs need a batch axis", name);
     v->id = ident_from(I, name, "x", false);
     if (strcmp(v->id, name) != 0) {
@@ -2540,8 +3320,13 @@ static bool graph_input(Imp *I, const Onnx__ValueInfoProto *vi, OnnxImport *im)
         im->onnx_name[im->nrenamed++] = xstrdup(name);
     }
     char sh[160];
-    shape_str(v->rank, v->dims, true, sh, sizeof sh);
-    emit(I, "input %s: f32%s\n", v->id, sh);
+    shape_str(v->rank, v->dims, !I->fixed, sh, sizeof sh);
+    emit(I, "input %s: %s%s\n", v->id, dt, sh);
+    if (strcmp(dt, "f32") != 0) { /* computed with as f32 */
+        const char *in = v->id;
+        v->id = fresh(I);
+        emit(I, "%s = cast(%s, f32)\n", v->id, in);
+    }
     return true;
 }
 
@@ -2551,7 +3336,10 @@ static bool translate_nodes(Imp *I)
     char desc[300];
     for (size_t i = 0; i < g->n_node; i++) {
         const Onnx__NodeProto *n = g->node[i];
-        if (!n->op_type || n->n_output < 1 || !n->output[0][0]) {
+        bool any_out = false;
+        for (size_t k = 0; k < n->n_output; k++)
+            any_out |= n->output[k][0] != 0;
+        if (!n->op_type || !any_out) {
             snprintf(desc, sizeof desc, "node %zu", i);
             I->node_desc = desc;
             return fail(I, "has no operator or no output");
@@ -2564,6 +3352,7 @@ static bool translate_nodes(Imp *I)
         if (!n->name || !n->name[0])
             snprintf(desc, sizeof desc, "node %zu (%s)", i, op);
         I->node_desc = desc;
+        I->reached = (int)i;
         if (I->skip[i])
             continue;
         if (n->domain && n->domain[0] && strcmp(n->domain, "ai.onnx") != 0)
@@ -2578,6 +3367,7 @@ static bool translate_nodes(Imp *I)
             return false;
     }
     I->node_desc = NULL;
+    I->reached = (int)g->n_node;
     return true;
 }
 
@@ -2592,11 +3382,18 @@ static bool graph_outputs(Imp *I, OnnxImport *im)
             return fail(I, "output '%s' is not computed by the graph", name);
         if (v->flat_c)
             return fail(I, "output '%s' cannot be kept in NHWC order", name);
+        if (v->k && !v->id && v->k->is_int) { /* an integer constant output: its values as floats */
+            Const *f = const_new(I, false, v->k->rank, v->k->dims);
+            for (int64_t j = 0; j < f->n; j++)
+                if (v->k->i[j] == BATCH)
+                    return fail(I, "output '%s' holds the batch size", name);
+                else
+                    f->f[j] = (float)v->k->i[j];
+            v->k = f;
+        }
         const char *id = operand(I, v, false);
         if (!id)
             return false;
-        if (v->k && !v->k->is_int && !v->from_init)
-            return fail(I, "output '%s' is a constant", name);
         char *oid = ident_from(I, name, "y", false);
         if (strcmp(oid, name) != 0) {
             im->mdl_name[im->nrenamed] = xstrdup(oid);
@@ -2645,6 +3442,26 @@ static bool translate(Imp *I, const Onnx__ModelProto *m, OnnxImport *im)
     }
     if (g->n_sparse_initializer)
         return fail(I, "sparse initializers are not supported");
+    for (size_t i = 0; I->bound && i < g->n_input; i++) {
+        const char *name = g->input[i]->name ? g->input[i]->name : "";
+        const Tensor *t = rt_map_get((TensorMap *)I->bound, name);
+        if (!t || lookup(I, name))
+            continue;
+        Const *k = const_new(I, t->dt == DT_I32, t->rank, t->dims);
+        for (int64_t j = 0; j < k->n; j++)
+            if (k->is_int)
+                k->i[j] = (int64_t)rt_get(t, j);
+            else
+                k->f[j] = (float)rt_get(t, j);
+        val_from_const(define(I, name), k);
+    }
+    for (int i = 0; I->bound && i < I->bound->n; i++) {
+        bool found = false;
+        for (size_t j = 0; j < g->n_input && !found; j++)
+            found = g->input[j]->name && strcmp(g->input[j]->name, I->bound->names[i]) == 0;
+        if (!found)
+            return fail(I, "'%s' given a value is no input of the graph", I->bound->names[i]);
+    }
     for (size_t i = 0; i < g->n_input; i++)
         if (!graph_input(I, g->input[i], im))
             return false;
@@ -2708,7 +3525,10 @@ static bool nesting_ok(const unsigned char *p, size_t n, int depth)
     return true;
 }
 
-bool fe_onnx_import(const char *path, const unsigned char *buf, size_t len, OnnxImport *out, Diags *d)
+/* One reading of model m: with the batch axis N first in every input, or
+ * (fixed) at the inputs' own shapes. *reached: how far it got. */
+static bool attempt(const char *path, const Onnx__ModelProto *m, bool fixed, const TensorMap *bound,
+                    OnnxImport *out, Diags *d, int *reached)
 {
     memset(out, 0, sizeof *out);
     rt_map_init(&out->weights);
@@ -2718,18 +3538,12 @@ bool fe_onnx_import(const char *path, const unsigned char *buf, size_t len, Onnx
     I.d = d;
     I.a = arena_new();
     I.w = &out->weights;
+    I.fixed = fixed;
+    I.bound = bound;
+    I.reached = -1;
     sb_init(&I.out);
-    Onnx__ModelProto *m = NULL;
-    bool ok;
-    if (!nesting_ok(buf, len, 0))
-        ok = fail(&I, "messages nested more than %d deep: not an ONNX model this importer reads",
-                  MAX_NESTING);
-    else if (!(m = onnx__model_proto__unpack(&pb_allocator, len, buf)))
-        ok = fail(&I, "not a valid ONNX model (the protobuf message is malformed or truncated)");
-    else
-        ok = translate(&I, m, out);
-    if (m)
-        onnx__model_proto__free_unpacked(m, &pb_allocator);
+    bool ok = translate(&I, m, out);
+    *reached = ok ? INT32_MAX : I.reached;
     out->mdl = sb_take(&I.out);
     xfree(I.v);
     xfree(I.slot);
@@ -2737,6 +3551,100 @@ bool fe_onnx_import(const char *path, const unsigned char *buf, size_t len, Onnx
     arena_free(I.a);
     if (!ok)
         fe_onnx_import_free(out);
+    return ok;
+}
+
+/* Which readings fit the inputs: a symbolic first dimension anywhere
+ * means the batch reading; inputs all of fixed size with one first
+ * dimension may be either (an exporter's fixed batch size, or a graph
+ * that works on whole tensors); otherwise only the fixed reading. */
+static void readings(const Onnx__ModelProto *m, const TensorMap *bound, bool *batch, bool *fixed)
+{
+    const Onnx__GraphProto *g = m->graph;
+    bool symbolic = false, same = true, any = false;
+    int64_t first = -1;
+    *batch = true;
+    *fixed = false;
+    if (!g)
+        return;
+    for (size_t i = 0; i < g->n_input; i++) {
+        const Onnx__ValueInfoProto *vi = g->input[i];
+        bool init = false;
+        for (size_t k = 0; k < g->n_initializer && !init; k++)
+            init = vi->name && g->initializer[k]->name && strcmp(vi->name, g->initializer[k]->name) == 0;
+        if (init || (bound && vi->name && rt_map_get((TensorMap *)bound, vi->name)))
+            continue;
+        const Onnx__TypeProto *t = vi->type;
+        if (!t || t->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !t->tensor_type ||
+            !t->tensor_type->shape)
+            return;
+        const Onnx__TensorShapeProto *s = t->tensor_type->shape;
+        for (size_t k = 0; k < s->n_dim; k++) {
+            int64_t size;
+            if (!dim_known(vi, k, &size))
+                symbolic = true;
+            else if (k == 0 && first >= 0 && size != first)
+                same = false;
+            else if (k == 0)
+                first = size;
+        }
+        same &= s->n_dim > 0;
+        any = true;
+    }
+    if (symbolic || !any)
+        return;
+    *fixed = true;
+    *batch = same;
+}
+
+static void copy_diags(const Diags *from, Diags *to)
+{
+    for (int i = 0; i < from->n; i++) {
+        SrcLoc loc = from->v[i].loc;
+        loc.file = diags_intern_file(to, loc.file);
+        diag_error(to, loc, "%s", from->v[i].msg);
+    }
+}
+
+bool fe_onnx_import(const char *path, const unsigned char *buf, size_t len, OnnxImport *out, Diags *d)
+{
+    return fe_onnx_import_bound(path, buf, len, NULL, out, d);
+}
+
+bool fe_onnx_import_bound(const char *path, const unsigned char *buf, size_t len, const TensorMap *bound,
+                          OnnxImport *out, Diags *d)
+{
+    memset(out, 0, sizeof *out);
+    rt_map_init(&out->weights);
+    Imp I = {0};
+    I.file = diags_intern_file(d, path);
+    I.d = d;
+    if (!nesting_ok(buf, len, 0))
+        return fail(&I, "messages nested more than %d deep: not an ONNX model this importer reads", MAX_NESTING);
+    Onnx__ModelProto *m = onnx__model_proto__unpack(&pb_allocator, len, buf);
+    if (!m)
+        return fail(&I, "not a valid ONNX model (the protobuf message is malformed or truncated)");
+    bool batch, fixed, ok;
+    readings(m, bound, &batch, &fixed);
+    if (batch && fixed) {
+        /* the batch reading first (what an exporter with a fixed batch
+         * size means), then the fixed one; when both fail, the messages
+         * of the one that got further */
+        Diags s1, s2;
+        int r1, r2;
+        diags_init(&s1);
+        diags_init(&s2);
+        r2 = -1;
+        ok = attempt(path, m, false, bound, out, &s1, &r1) || attempt(path, m, true, bound, out, &s2, &r2);
+        if (!ok)
+            copy_diags(r1 >= r2 ? &s1 : &s2, d);
+        diags_free(&s1);
+        diags_free(&s2);
+    } else {
+        int r;
+        ok = attempt(path, m, fixed, bound, out, d, &r);
+    }
+    onnx__model_proto__free_unpacked(m, &pb_allocator);
     return ok;
 }
 

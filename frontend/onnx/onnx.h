@@ -20,6 +20,12 @@ typedef struct OnnxImport {
  * Every problem (a malformed file, an unsupported op, attribute or opset)
  * is an error naming path and, where one applies, the node and its op. */
 bool fe_onnx_import(const char *path, const unsigned char *buf, size_t len, OnnxImport *out, Diags *d);
+/* The same with values for some graph inputs (bound: tensors named as
+ * the inputs, NULL for none), which the import takes as constants: shapes
+ * and axes that a graph reads from its inputs. A name that is no input of
+ * the graph is an error. */
+bool fe_onnx_import_bound(const char *path, const unsigned char *buf, size_t len, const TensorMap *bound,
+                          OnnxImport *out, Diags *d);
 void fe_onnx_import_free(OnnxImport *im);
 /* The row of a dense kernel (its rows in modelc's NHWC flatten order)
  * that holds feature i of an NCHW flatten (PyTorch's, ONNX's) of c

@@ -61,24 +61,39 @@ const DataCol *rt_dataset_col(const Dataset *ds, const char *name)
 
 /* Add column (t, b) as name, replacing a column of the same name; frees
  * both when t is a scalar or has another example count. */
-static bool put(Dataset *ds, const char *name, Tensor *t, RtBytes *b)
+static bool put_col(Dataset *ds, const char *name, Tensor *t, RtBytes *b, bool whole)
 {
-    if (t->rank == 0 || (ds->ncols > 0 && t->dims[0] != ds->n)) {
-        DataCol bad = {NULL, t, b};
+    int i = rt_dataset_find(ds, name);
+    bool replaces_row = i >= 0 && !ds->cols[i].whole;
+    if (!whole && (t->rank == 0 || (ds->nrows - replaces_row > 0 && t->dims[0] != ds->n))) {
+        DataCol bad = {NULL, t, b, false};
         col_free(&bad);
         return false;
     }
-    if (ds->ncols == 0)
-        ds->n = t->dims[0];
-    DataCol c = {xstrdup(name), t, b};
-    int i = rt_dataset_find(ds, name);
     if (i >= 0) {
+        ds->nrows -= replaces_row;
         col_free(&ds->cols[i]);
-        ds->cols[i] = c;
-    } else {
-        VEC_PUSH(ds->cols, ds->ncols, ds->cap, c);
     }
+    if (!whole && ds->nrows++ == 0)
+        ds->n = t->dims[0];
+    else if (whole && ds->nrows == 0)
+        ds->n = 1;
+    DataCol c = {xstrdup(name), t, b, whole};
+    if (i >= 0)
+        ds->cols[i] = c;
+    else
+        VEC_PUSH(ds->cols, ds->ncols, ds->cap, c);
     return true;
+}
+
+static bool put(Dataset *ds, const char *name, Tensor *t, RtBytes *b)
+{
+    return put_col(ds, name, t, b, false);
+}
+
+bool rt_dataset_add_whole(Dataset *ds, const char *name, Tensor *t)
+{
+    return t && put_col(ds, name, t, NULL, true);
 }
 
 bool rt_dataset_add(Dataset *ds, const char *name, Tensor *t)
@@ -112,7 +127,8 @@ bool rt_dataset_add_bytes(Dataset *ds, const char *name, DType dt, int rank,
 
 bool rt_dataset_take(Dataset *ds, const char *name, DataCol *c)
 {
-    bool ok = put(ds, name, c->t, c->bytes);
+    MC_ASSERT(!c->whole || !c->bytes);
+    bool ok = put_col(ds, name, c->t, c->bytes, c->whole);
     c->t = NULL;
     c->bytes = NULL;
     return ok;
@@ -182,6 +198,10 @@ static Tensor *rows_like(const Tensor *t, int64_t rows)
 /* Rows [begin, begin+count) of c added to out as a column of the same kind. */
 static void slice_col(const DataCol *c, int64_t begin, int64_t count, Dataset *out)
 {
+    if (c->whole) {
+        rt_dataset_add_whole(out, c->name, rt_tensor_clone(c->t));
+        return;
+    }
     size_t rb = row_elems(c->t) * elem_bytes(c);
     const char *src = col_data(c) + (size_t)begin * rb;
     if (!c->bytes) {
@@ -209,7 +229,7 @@ void rt_dataset_slice(const Dataset *ds, int64_t begin, int64_t count, Dataset *
         count = ds->n - begin;
     for (int i = 0; i < ds->ncols; i++)
         slice_col(&ds->cols[i], begin, count, out);
-    out->n = count;
+    out->n = ds->nrows ? count : ds->n;
 }
 
 bool rt_dataset_split(const Dataset *ds, double val_frac, Dataset *train, Dataset *val,
@@ -330,6 +350,17 @@ int64_t rt_dataset_batch(const Dataset *ds, const int64_t *perm, int64_t start, 
     for (int i = 0; i < ds->ncols; i++) {
         const DataCol *c = &ds->cols[i];
         Tensor *o = rt_map_get(out, c->name);
+        if (c->whole) {
+            if (!o || o->dt != c->t->dt || o->numel != c->t->numel || o->rank != c->t->rank) {
+                o = rt_tensor_clone(c->t);
+                if (!o)
+                    ICE("cannot allocate a data set tensor");
+                rt_map_put(out, c->name, o);
+            } else {
+                memcpy(o->data, c->t->data, (size_t)rt_tensor_bytes(c->t));
+            }
+            continue;
+        }
         if (!fits(o, c->t, rows)) {
             o = rows_like(c->t, rows);
             rt_map_put(out, c->name, o);
@@ -417,20 +448,35 @@ bool rt_load_safetensors_dataset(const char *path, const RtLoadOpts *o, Dataset 
     bool ok = m.n > 0;
     if (!ok)
         diag_error(d, loc, "the file contains no tensors");
+    int first = -1; /* the first tensor with an example axis */
     for (int i = 0; ok && i < m.n; i++) {
         const Tensor *t = m.t[i];
+        bool whole = false;
+        for (int k = 0; k < o->nwhole; k++)
+            whole |= strcmp(o->whole[k], m.names[i]) == 0;
+        if (whole)
+            continue;
+        if (first < 0)
+            first = i;
         if (t->rank == 0) {
             diag_error(d, loc, "tensor '%s' is a scalar; data set tensors need a leading "
                                "example dimension",
                        m.names[i]);
             ok = false;
-        } else if (t->dims[0] != m.t[0]->dims[0]) {
+        } else if (t->dims[0] != m.t[first]->dims[0]) {
             diag_error(d, loc, "tensor '%s' has %lld examples, but '%s' has %lld", m.names[i],
-                       (long long)t->dims[0], m.names[0], (long long)m.t[0]->dims[0]);
+                       (long long)t->dims[0], m.names[first], (long long)m.t[first]->dims[0]);
             ok = false;
         }
     }
     for (int i = 0; ok && i < m.n; i++) {
+        bool whole = false;
+        for (int k = 0; k < o->nwhole; k++)
+            whole |= strcmp(o->whole[k], m.names[i]) == 0;
+        if (whole) {
+            rt_dataset_add_whole(out, m.names[i], rt_tensor_clone(m.t[i]));
+            continue;
+        }
         Tensor *c = dataset_tensor(m.t[i], m.names[i], o, loc, d);
         ok = c != NULL;
         if (ok)

@@ -91,11 +91,12 @@ typedef struct DataCol {
     char *name;
     Tensor *t;
     RtBytes *bytes;
+    bool whole; /* no example axis: the same tensor in every batch (an input without N) */
 } DataCol;
 
 typedef struct Dataset {
-    int64_t n;
-    int ncols, cap;
+    int64_t n; /* examples: the leading dimension of the tensors that are not whole (1 when all are) */
+    int ncols, cap, nrows; /* nrows: the columns that are not whole */
     DataCol *cols;
 } Dataset;
 
@@ -115,6 +116,8 @@ typedef struct RtLoadOpts {
     int64_t seq_len;    /* text: characters per window, T [0] */
     bool seq_labels;    /* text: labels i32[N,T] (the next character at every position)
                          * instead of i32[N] (the one after the window) [false] */
+    const char *const *whole; /* safetensors: names of tensors without an example axis, */
+    int nwhole;               /* for inputs without N (added as whole columns) [none] */
 } RtLoadOpts;
 void rt_load_opts_default(RtLoadOpts *o);
 /* Every loader initialises `out` itself; on failure it is left empty. */
@@ -134,6 +137,10 @@ bool rt_dataset_add_bytes(Dataset *ds, const char *name, DType dt, int rank,
  * keeps its name and is left without data (only rt_dataset_free and
  * rt_dataset_find may be used on its data set after that). */
 bool rt_dataset_take(Dataset *ds, const char *name, DataCol *c);
+/* Add (taking ownership) a tensor of any shape, scalars too, without an
+ * example axis: every batch and slice holds all of it (an input whose
+ * shape has no N). A data set of whole columns only has one example. */
+bool rt_dataset_add_whole(Dataset *ds, const char *name, Tensor *t);
 /* Index of the column named name, or -1; the column itself, or NULL. */
 int rt_dataset_find(const Dataset *ds, const char *name);
 const DataCol *rt_dataset_col(const Dataset *ds, const char *name);

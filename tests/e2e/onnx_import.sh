@@ -14,7 +14,7 @@ trap 'rm -rf "$t"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 cmp() { python3 tests/e2e/jit_compare.py "$1" "$2" || fail "$3: outputs differ from PyTorch's"; }
 
-for m in mlp cnn resnet ops acts misc; do
+for m in mlp cnn resnet ops acts misc convs recurrent; do
     f=tests/onnx/$m
     for b in jit interp; do
         "$MODELC" predict $f.onnx --backend $b --inputs $f.x.safetensors -o "$t/$m.$b.safetensors"
@@ -48,6 +48,24 @@ grep -q 'batchnorm(conv1, momentum=0.9, epsilon=1e-05, name="bn1")' "$t/cnn.mdl"
 grep -q 'dense(t3, 5, name="fc")' "$t/cnn.mdl" || fail "cnn: fc"
 [ "$(grep -c transpose "$t/cnn.mdl")" = 1 ] || fail "cnn: the flatten should permute fc's rows, not transpose"
 "$MODELC" import tests/onnx/mlp.onnx -o - | grep -q '^input input_1: f32\[N, 6\]$' || fail "mlp: renamed input"
+# grouped and dilated Conv as one conv2d, ConvTranspose as conv2d_transpose;
+# LSTM, GRU, RNN as the recurrent layers
+"$MODELC" import tests/onnx/convs.onnx -o "$t/convs.mdl"
+grep -q 'conv2d(t1, 6, 5, padding="same", activation=relu, name="conv")' "$t/convs.mdl" || fail "convs: conv"
+grep -q 'conv2d_transpose(conv, 3, 3, stride=2, use_bias=false, name="up")' "$t/convs.mdl" || fail "convs: up"
+"$MODELC" import tests/onnx/recurrent.onnx -o "$t/rec.mdl"
+for l in 'lstm(t[0-9]*, 4, return_sequences=true, name="lstm")' 'gru(t[0-9]*, 4, return_sequences=true, name="gru")' \
+    'simple_rnn(t[0-9]*, 5, return_sequences=true, name="rnn")'; do
+    grep -q "$l" "$t/rec.mdl" || fail "recurrent: $l"
+done
+# a graph of whole tensors: inputs without N; its shape input given at import
+f=tests/onnx/fixed
+"$MODELC" import $f.onnx --constants $f.c.safetensors -o "$t/fixed.mdl" --weights-out "$t/fixed.w.safetensors"
+grep -q '^input w: f32\[4, 2\]$' "$t/fixed.mdl" || fail "fixed: weight input"
+for b in jit interp; do
+    "$MODELC" predict "$t/fixed.mdl" --weights "$t/fixed.w.safetensors" --inputs $f.x.safetensors -o "$t/fixed.$b.safetensors" --backend $b
+    cmp $f.y.safetensors "$t/fixed.$b.safetensors" "fixed ($b)"
+done
 # ir prints the ONNX names of inputs
 "$MODELC" ir tests/onnx/mlp.onnx | grep -q 'input "input.1"' || fail "ir: ONNX input name"
 "$MODELC" import --list-ops | grep -qx Conv || fail "--list-ops"
@@ -64,8 +82,11 @@ expect_err() { # want-substring command...
 }
 expect_err "tests/onnx/unsupported.onnx: error: node '/Sin' (Sin): operator Sin is not supported" \
     "$MODELC" import tests/onnx/unsupported.onnx -o "$t/u.mdl"
-expect_err "tests/onnx/grouped.onnx: error: node '/conv/Conv' (Conv): group = 2 is not supported (only 1)" \
-    "$MODELC" check tests/onnx/grouped.onnx
+expect_err "tests/onnx/fixed.onnx: error: node 5 (Reshape): the shape must be a constant list" \
+    "$MODELC" check tests/onnx/fixed.onnx
+"$MODELC" import tests/onnx/mlp.onnx -o "$t/m.mdl" --weights-out "$t/m.w.safetensors"
+expect_err "tests/onnx/mlp.onnx: error: 'fc1.bias' given a value is no input of the graph" \
+    "$MODELC" import tests/onnx/mlp.onnx --constants "$t/m.w.safetensors" -o "$t/x.mdl"
 head -c 700 tests/onnx/cnn.onnx >"$t/cut.onnx"
 expect_err "$t/cut.onnx: error: not a valid ONNX model" "$MODELC" predict "$t/cut.onnx" --inputs tests/onnx/cnn.x.safetensors -o "$t/y.safetensors"
 printf 'not a model' >"$t/text.onnx"

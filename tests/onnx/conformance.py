@@ -4,8 +4,11 @@
 
 A node test is applicable when every operator of its graph is one that
 `modelc import --list-ops` prints. Each applicable test's inputs
-(test_data_set_0/input_*.pb) run through `modelc predict model.onnx` on
-the JIT and on the interpreter, and each output is compared with
+(test_data_set_0/input_*.pb, written as F32, F64 or I32 for integers and
+bool) run through `modelc predict model.onnx` on the JIT and on the
+interpreter; inputs an operator reads as a shape, axes or pads, or as the
+weights of a layer (CONST_INPUTS) are given at import instead (`modelc import --constants`,
+then `modelc predict` of the written model). Each output is compared with
 output_*.pb under ONNX's backend-test tolerances (rtol 1e-3, atol 1e-7).
 Prints passed / applicable / total and every applicable test that fails
 with its reason. Exit status 1 when a test listed in EXPECTED_PASSING (one
@@ -25,11 +28,22 @@ from onnx import numpy_helper
 RTOL, ATOL = 1e-3, 1e-7
 
 
+def st_dtype(arr):
+    """The safetensors type an input is written as: F64 for double, I32 for
+    integers and bool (modelc's i32 inputs), F32 for the other floats."""
+    if arr.dtype == np.float64:
+        return "F64", np.float64
+    if arr.dtype == np.bool_ or np.issubdtype(arr.dtype, np.integer):
+        return "I32", np.int32
+    return "F32", np.float32
+
+
 def write_safetensors(path, tensors):
     header, blobs, off = {}, [], 0
     for name, arr in tensors.items():
-        b = np.ascontiguousarray(arr, dtype=np.float32).tobytes()
-        header[name] = {"dtype": "F32", "shape": list(arr.shape), "data_offsets": [off, off + len(b)]}
+        code, dt = st_dtype(arr)
+        b = np.ascontiguousarray(arr, dtype=dt).tobytes()
+        header[name] = {"dtype": code, "shape": list(arr.shape), "data_offsets": [off, off + len(b)]}
         blobs.append(b)
         off += len(b)
     h = json.dumps(header, separators=(",", ":")).encode()
@@ -59,6 +73,26 @@ def load_pb(path):
     return t.name, numpy_helper.to_array(t)
 
 
+# Operator inputs that modelc needs at import: shapes, axes, pads and
+# fill values (its shapes are static), and the weights of the layers it
+# compiles as parameters (ConvTranspose, LSTM, GRU, RNN: W, R, B,
+# sequence_lens, peepholes). A node test that feeds one as a graph input
+# gives its value at import (`modelc import --constants`), as an exporter
+# would have given an initializer.
+CONST_INPUTS = {"Reshape": {1}, "Slice": {1, 2, 3, 4}, "Squeeze": {1}, "Unsqueeze": {1}, "ReduceSum": {1},
+                "ReduceMean": {1}, "ReduceMax": {1}, "ReduceMin": {1}, "Pad": {1, 2}, "ConstantOfShape": {0}, "Expand": {1},
+                "ConvTranspose": {1, 2}, "LSTM": {1, 2, 3, 4, 7}, "GRU": {1, 2, 3, 4}, "RNN": {1, 2, 3, 4}}
+
+
+def const_inputs(model):
+    names = set()
+    for n in model.graph.node:
+        for k, name in enumerate(n.input):
+            if k in CONST_INPUTS.get(n.op_type, ()):
+                names.add(name)
+    return names
+
+
 def run_test(modelc, d, tmp):
     """None when the test passes, otherwise the reason."""
     model = onnx.load(os.path.join(d, "model.onnx"))
@@ -69,19 +103,33 @@ def run_test(modelc, d, tmp):
     xs, ys = {}, {}
     for k, name in enumerate(ins):
         _, a = load_pb(os.path.join(ds, "input_%d.pb" % k))
-        if a.dtype != np.float32:
+        if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_):
             return "input %s is %s" % (name, a.dtype)
+        if np.issubdtype(a.dtype, np.integer) and a.size and (a.min() < -2**31 or a.max() >= 2**31):
+            return "input %s holds integers beyond 32 bits" % name
         xs[name] = a
     for k, name in enumerate(outs):
         _, a = load_pb(os.path.join(ds, "output_%d.pb" % k))
         ys[name] = a
     xp, yp = os.path.join(tmp, "x.safetensors"), os.path.join(tmp, "y.safetensors")
+    bound = {k: v for k, v in xs.items() if k in const_inputs(model)}
+    model_file, weights = os.path.join(d, "model.onnx"), []
+    if bound:
+        cp, model_file, wp = [os.path.join(tmp, f) for f in ("c.safetensors", "m.mdl", "w.safetensors")]
+        write_safetensors(cp, bound)
+        r = subprocess.run([modelc, "import", os.path.join(d, "model.onnx"), "--constants", cp, "-o", model_file,
+                            "--weights-out", wp], capture_output=True, text=True)
+        if r.returncode != 0:
+            msg = (r.stderr or r.stdout).strip().splitlines()
+            return msg[0] if msg else "exit %d" % r.returncode
+        xs = {k: v for k, v in xs.items() if k not in bound}
+        weights = ["--weights", wp]
     write_safetensors(xp, xs)
     for backend in ("jit", "interp"):
         if os.path.exists(yp):
             os.remove(yp)
-        r = subprocess.run([modelc, "predict", os.path.join(d, "model.onnx"), "--inputs", xp, "-o", yp,
-                            "--backend", backend, "--threads", "1"], capture_output=True, text=True)
+        r = subprocess.run([modelc, "predict", model_file, "--inputs", xp, "-o", yp, "--backend", backend,
+                            "--threads", "1"] + weights, capture_output=True, text=True)
         if r.returncode != 0:
             msg = (r.stderr or r.stdout).strip().splitlines()
             return msg[0] if msg else "exit %d" % r.returncode

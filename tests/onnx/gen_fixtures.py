@@ -26,9 +26,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def write_safetensors(path, tensors):
     header, blobs, off = {}, [], 0
     for name, arr in tensors.items():
-        a = np.ascontiguousarray(arr, dtype=np.float32)
+        ints = np.issubdtype(np.asarray(arr).dtype, np.integer)
+        a = np.ascontiguousarray(arr, dtype=np.int32 if ints else np.float32)
         b = a.tobytes()
-        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        header[name] = {"dtype": "I32" if ints else "F32", "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
         blobs.append(b)
         off += len(b)
     h = json.dumps(header, separators=(",", ":")).encode()
@@ -121,7 +122,63 @@ class Unsupported(nn.Module):  # Sin: no translation
         return torch.sin(x) + 1.0
 
 
-class Grouped(nn.Module):  # Conv with group = 2: an attribute value not supported
+class Convs(nn.Module):  # grouped and dilated Conv, ConvTranspose (strided, padded, grouped)
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 6, 3, groups=2, dilation=2, padding=2)
+        self.up = nn.ConvTranspose2d(6, 3, 3, stride=2, padding=1, output_padding=1)
+        self.up2 = nn.ConvTranspose2d(6, 4, 2, stride=2, groups=2, bias=False)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x))
+        return self.up(h), self.up2(h)
+
+
+class Recurrent(nn.Module):  # LSTM, GRU and RNN (one direction, batch first)
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(3, 4, batch_first=True)
+        self.gru = nn.GRU(3, 4, batch_first=True)
+        self.rnn = nn.RNN(3, 5, batch_first=True)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        seq, _ = self.lstm(x)
+        g, _ = self.gru(x)
+        _, h = self.rnn(x)
+        return self.fc(seq[:, -1]), g, h[0]
+
+
+def fixed_model():  # a graph on whole tensors: broadcasting, Concat and Softmax on axis 0,
+    # a weight and a shape given as graph inputs (onnx.helper, NumPy's values)
+    from onnx import TensorProto, helper
+    nodes = [
+        helper.make_node("Add", ["a", "b"], ["s"]),
+        helper.make_node("Concat", ["s", "a"], ["c"], axis=0),
+        helper.make_node("MatMul", ["c", "w"], ["m"]),
+        helper.make_node("Transpose", ["m"], ["t"]),
+        helper.make_node("Softmax", ["t"], ["y"], axis=0),
+        helper.make_node("Reshape", ["m", "shape"], ["r"]),
+    ]
+    f = TensorProto.FLOAT
+    graph = helper.make_graph(
+        nodes, "fixed",
+        [helper.make_tensor_value_info("a", f, [3, 4]), helper.make_tensor_value_info("b", f, [4]),
+         helper.make_tensor_value_info("w", f, [4, 2]), helper.make_tensor_value_info("shape", TensorProto.INT64, [2])],
+        [helper.make_tensor_value_info("y", f, [2, 6]), helper.make_tensor_value_info("r", f, [3, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    rs = np.random.RandomState(1)
+    a, b, w = (rs.randn(*d).astype(np.float32) for d in ((3, 4), (4,), (4, 2)))
+    m = np.concatenate([a + b, a], axis=0) @ w
+    e = np.exp(m.T - m.T.max(axis=0))
+    with open(os.path.join(HERE, "fixed.onnx"), "wb") as fh:
+        fh.write(model.SerializeToString())
+    write_safetensors(os.path.join(HERE, "fixed.x.safetensors"), {"a": a, "b": b, "w": w})
+    write_safetensors(os.path.join(HERE, "fixed.c.safetensors"), {"shape": np.array([3, 4], dtype=np.int64)})
+    write_safetensors(os.path.join(HERE, "fixed.y.safetensors"), {"y": e / e.sum(axis=0), "r": m.reshape(3, 4)})
+
+
+class Grouped(nn.Module):  # Conv with group = 2
     def __init__(self):
         super().__init__()
         self.conv = nn.Conv2d(2, 2, 3, groups=2)
@@ -166,7 +223,7 @@ def helper_model():  # Sum of three, ConstantOfShape, Max and Min of two, Where 
     write_safetensors(os.path.join(HERE, "misc.y.safetensors"), {"y": y})
 
 
-def export(name, model, shape, input_names, output_names, seed=0, opset=13):
+def export(name, model, shape, input_names, output_names, seed=0, opset=13, dynamic=True):
     torch.manual_seed(seed)
     model.eval()
     x = torch.randn(*shape)
@@ -174,7 +231,7 @@ def export(name, model, shape, input_names, output_names, seed=0, opset=13):
         ys = model(x)
     if not isinstance(ys, tuple):
         ys = (ys,)
-    axes = {n: {0: "batch"} for n in input_names + output_names}
+    axes = {n: {0: "batch"} for n in input_names + output_names} if dynamic else None
     torch.onnx.export(model, x, os.path.join(HERE, name + ".onnx"), input_names=input_names,
                       output_names=output_names, dynamic_axes=axes, opset_version=opset)
     write_safetensors(os.path.join(HERE, name + ".x.safetensors"), {input_names[0]: x.numpy()})
@@ -198,6 +255,11 @@ def main():
     torch.manual_seed(0)
     export("acts", Acts(), (2, 2, 7, 6), ["x"], ["y"])
     helper_model()
+    torch.manual_seed(0)
+    export("convs", Convs(), (2, 4, 5, 6), ["x"], ["out_a", "out_b"])
+    torch.manual_seed(0)
+    export("recurrent", Recurrent(), (2, 5, 3), ["x"], ["lstm_fc", "gru_seq", "rnn_h"], dynamic=False)
+    fixed_model()
     torch.manual_seed(0)
     for name, model, shape in (("unsupported", Unsupported(), (2, 3)), ("grouped", Grouped(), (1, 2, 5, 5))):
         torch.onnx.export(model, torch.zeros(*shape), os.path.join(HERE, name + ".onnx"),

@@ -993,6 +993,68 @@ END_TEST
 
 /* ---- safetensors data sets ---- */
 
+/* Tensors named in RtLoadOpts.whole (inputs without N) keep their shape,
+ * scalars and other example counts included, and every batch and slice
+ * holds all of them; a data set of whole tensors only has one example. */
+START_TEST(safetensors_whole_columns)
+{
+    TensorMap m;
+    rt_map_init(&m);
+    int64_t xd[2] = {4, 3}, wd[2] = {3, 2};
+    Tensor *x = rt_tensor_new(DT_F32, 2, xd), *w = rt_tensor_new(DT_F32, 2, wd), *s = rt_tensor_new(DT_F32, 0, NULL);
+    for (int i = 0; i < 12; i++)
+        rt_set(x, i, i);
+    for (int i = 0; i < 6; i++)
+        rt_set(w, i, 10 + i);
+    rt_set(s, 0, 7);
+    rt_map_put(&m, "x", x);
+    rt_map_put(&m, "w", w);
+    rt_map_put(&m, "s", s);
+    char *p = th_path(tmp, "whole.safetensors");
+    Diags d;
+    diags_init(&d);
+    ck_assert(rt_safetensors_write(p, &m, NULL, &d));
+    RtLoadOpts o;
+    rt_load_opts_default(&o);
+    const char *whole[2] = {"w", "s"};
+    o.whole = whole;
+    o.nwhole = 2;
+    Dataset ds, part;
+    ck_assert(rt_load_safetensors_dataset(p, &o, &ds, &d));
+    ck_assert_int_eq(ds.n, 4);
+    ck_assert(col(&ds, "w")->whole && !col(&ds, "x")->whole);
+    TensorMap b;
+    rt_map_init(&b);
+    int64_t perm[4] = {3, 1, 0, 2};
+    ck_assert_int_eq(rt_dataset_batch(&ds, perm, 1, 2, &b), 2);
+    ck_assert_int_eq(rt_map_get(&b, "x")->dims[0], 2);
+    ck_assert(rt_get(rt_map_get(&b, "x"), 0) == 3);
+    Tensor *bw = rt_map_get(&b, "w");
+    ck_assert(bw->rank == 2 && bw->dims[0] == 3 && rt_get(bw, 5) == 15);
+    ck_assert(rt_map_get(&b, "s")->rank == 0 && rt_get(rt_map_get(&b, "s"), 0) == 7);
+    rt_dataset_slice(&ds, 1, 2, &part);
+    ck_assert_int_eq(part.n, 2);
+    ck_assert(col(&part, "w")->t->dims[0] == 3);
+    rt_dataset_free(&part);
+    rt_dataset_free(&ds);
+    rt_map_free(&b);
+    /* whole tensors only: one example */
+    rt_dataset_init(&ds);
+    ck_assert(rt_dataset_add_whole(&ds, "w", rt_tensor_clone(w)));
+    ck_assert_int_eq(ds.n, 1);
+    ck_assert(rt_dataset_add(&ds, "x", rt_tensor_clone(x)));
+    ck_assert_int_eq(ds.n, 4);
+    rt_dataset_free(&ds);
+    /* without the names, the scalar is an error as before */
+    o.nwhole = 0;
+    ck_assert(!rt_load_safetensors_dataset(p, &o, &ds, &d));
+    th_expect_diag(&d, "tensor 's' is a scalar; data set tensors need a leading example dimension");
+    rt_map_free(&m);
+    diags_free(&d);
+    free(p);
+}
+END_TEST
+
 START_TEST(safetensors_dataset)
 {
     TensorMap m;
@@ -1452,6 +1514,7 @@ static Suite *suite(void)
     tcase_add_test(t, shape_overflow);
     tcase_add_test(t, bit_flips);
     tcase_add_test(t, safetensors_dataset);
+    tcase_add_test(t, safetensors_whole_columns);
     tcase_add_test(t, shuffle_and_batches);
     tcase_add_test(t, split_and_slice);
     tcase_add_test(t, uniform_dataset);

@@ -43,8 +43,8 @@ static bool import(const unsigned char *b, size_t n, const char *first_msg)
 
 START_TEST(good_fixtures)
 {
-    static const char *const files[] = {"mlp", "cnn", "resnet", "ops", "acts", "misc"};
-    for (int i = 0; i < 6; i++) {
+    static const char *const files[] = {"mlp", "cnn", "resnet", "ops", "acts", "misc", "convs", "recurrent"};
+    for (int i = 0; i < 8; i++) {
         char p[64];
         snprintf(p, sizeof p, "tests/onnx/%s.onnx", files[i]);
         size_t n;
@@ -85,6 +85,62 @@ START_TEST(bit_flips)
             b[k] ^= (unsigned char)(1u << bit);
         }
     ck_assert_int_gt(rejected, 0);
+    free(b);
+}
+END_TEST
+
+/* The layers a graph of whole tensors, ConvTranspose and the recurrent
+ * ops bring: every truncation and bit flip of their fixtures translates
+ * or fails with located errors. */
+START_TEST(new_ops_damaged)
+{
+    static const char *const files[] = {"convs", "recurrent", "fixed"};
+    for (int f = 0; f < 3; f++) {
+        char p[64];
+        snprintf(p, sizeof p, "tests/onnx/%s.onnx", files[f]);
+        size_t n;
+        unsigned char *b = slurp(p, &n);
+        int rejected = 0;
+        for (size_t k = 0; k < n; k++)
+            rejected += !import(b, k, NULL);
+        for (size_t k = 0; k < n; k += 3)
+            for (int bit = 0; bit < 8; bit++) {
+                b[k] ^= (unsigned char)(1u << bit);
+                rejected += !import(b, n, NULL);
+                b[k] ^= (unsigned char)(1u << bit);
+            }
+        ck_assert_int_gt(rejected, (int)(n * 9 / 10));
+        free(b);
+    }
+}
+END_TEST
+
+/* A shape given as a graph input needs its value at import. */
+START_TEST(bound_inputs)
+{
+    size_t n;
+    unsigned char *b = slurp("tests/onnx/fixed.onnx", &n);
+    import(b, n, "node 5 (Reshape): the shape must be a constant list of at most 6 integers");
+    TensorMap m;
+    rt_map_init(&m);
+    int64_t two = 2;
+    Tensor *shape = rt_tensor_new(DT_I32, 1, &two);
+    rt_set(shape, 0, 3);
+    rt_set(shape, 1, 4);
+    rt_map_put(&m, "shape", shape);
+    Diags d;
+    diags_init(&d);
+    OnnxImport im;
+    ck_assert(fe_onnx_import_bound("fixed.onnx", b, n, &m, &im, &d));
+    ck_assert(strstr(im.mdl, "input a: f32[3, 4]\n") != NULL);
+    ck_assert(strstr(im.mdl, "concat([t1, a], axis=0)") != NULL);
+    ck_assert(strstr(im.mdl, "reshape(t3, [3, 4])") != NULL);
+    fe_onnx_import_free(&im);
+    rt_map_put(&m, "nope", rt_tensor_new(DT_F32, 1, &two));
+    ck_assert(!fe_onnx_import_bound("fixed.onnx", b, n, &m, &im, &d));
+    ck_assert_str_eq(d.v[d.n - 1].msg, "'nope' given a value is no input of the graph");
+    diags_free(&d);
+    rt_map_free(&m);
     free(b);
 }
 END_TEST
@@ -143,6 +199,8 @@ static Suite *suite(void)
     tcase_add_test(t, truncated_everywhere);
     tcase_add_test(t, bit_flips);
     tcase_add_test(t, corrupt_headers);
+    tcase_add_test(t, new_ops_damaged);
+    tcase_add_test(t, bound_inputs);
     tcase_add_test(t, deep_nesting);
     suite_add_tcase(s, t);
     return s;
