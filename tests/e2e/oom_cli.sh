@@ -1,7 +1,8 @@
 #!/bin/bash
 # Running out of memory in `modelc train` (compile, data loading on its
 # own thread, initialisation, training under the watch with its NaN guard,
-# per-kernel profile and compile timings, evaluation, saving): with the k-th
+# TensorBoard events, early stopping and the best checkpoint, per-kernel
+# profile and compile timings, evaluation, saving): with the k-th
 # allocation failing (MODELC_FAIL_ALLOC=k) for a sample of k over the whole
 # run, the command either completes or exits 1 with an "out of memory"
 # message, never crashes or reports an internal error. The library's own
@@ -15,7 +16,8 @@ fail() { echo "FAIL: $*"; exit 1; }
 run() {
     MODELC_FAIL_ALLOC=$1 "$MODELC" train tests/data/oom/mlp.mdl --data tests/data/oom/tiny.csv \
         --val-split 0.25 --threads 2 --no-cache --no-progress --save "$t/w.safetensors" \
-        --watch 2 --check-numerics --profile --time-passes >"$t/out" 2>"$t/err"
+        --watch 2 --check-numerics --profile --time-passes --tensorboard "$t/tb" \
+        --early-stopping 1 --save-best "$t/best.safetensors" >"$t/out" 2>"$t/err"
 }
 completed=0 failed=0 k=1
 while [ "$k" -le 100000 ]; do
