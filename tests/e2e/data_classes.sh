@@ -85,6 +85,10 @@ usage "-1" "'-1': expected a class number at character 1"
 rc=0
 "$MODELC" train "$t/m.mdl" --data-classes 4-0 > /dev/null 2> "$t/err" || rc=$?
 [ $rc -eq 2 ] && grep -qF "modelc train: --data-classes '4-0': the range 4-0" "$t/err" || fail "train usage: $(cat "$t/err")"
+rc=0
+"$MODELC" stats "$t/m.mdl" --data-classes 3-x > /dev/null 2> "$t/err" || rc=$?
+[ $rc -eq 2 ] && grep -qF "modelc stats: --data-classes '3-x': expected a class number at character 3" "$t/err" ||
+  fail "stats usage: $(cat "$t/err")"
 
 # Data errors (exit 1) name the data.
 rc=0
