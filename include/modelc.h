@@ -292,9 +292,18 @@ typedef struct mc_data_options {
     int stream;          /* uniform:N: 0 training, 1 validation, 2 test data draw different
                             samples (seed + stream) */
     bool prediction;     /* bind only the inputs the output values read (no labels) */
+    const char *classes; /* keep only the examples whose class label is in this set, before
+                            limit: "0-4", "5,7,9", "0-2,8" (labels keep their values); NULL
+                            or "" = all. An error when the data has no column of class
+                            labels or no example is kept */
 } mc_data_options;
 
 void mc_data_options_default(mc_data_options *o);
+/* Check a class set as mc_data_options.classes takes it: comma-separated
+ * class numbers (0 to 65535) and ranges A-B with A <= B. True when it is
+ * one; otherwise false with a message naming the character where it goes
+ * wrong written to msg (size bytes). */
+bool mc_data_classes_check(const char *spec, char *msg, size_t size);
 
 /* Load a data set and bind its tensors to the inputs of the model in the
  * file `model` by name (else by kind: labels to the integer input),

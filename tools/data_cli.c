@@ -15,6 +15,7 @@ void data_options(const DataArgs *a, const mc_options *mo, const char *const *sr
     o->no_scale = a->no_scale;
     o->limit = a->limit;
     o->label_column = a->label_col;
+    o->classes = a->classes;
     o->seed = mo->seed;
     o->seed_set = mo->seed_set;
     o->stream = stream;
@@ -26,6 +27,9 @@ int data_args_check(const char *cmd, const DataArgs *a)
         return cli_usage_error(cmd, "--limit must be at least 1, got %d", a->limit);
     if (a->val_split_set && !(a->val_split >= 0 && a->val_split < 1))
         return cli_usage_error(cmd, "--val-split must be in [0, 1), got %g", a->val_split);
+    char msg[200];
+    if (a->classes && !mc_data_classes_check(a->classes, msg, sizeof msg))
+        return cli_usage_error(cmd, "--data-classes %s", msg);
     return 0;
 }
 

@@ -16,6 +16,7 @@ typedef struct DataArgs {
     bool no_scale;
     int limit;           /* use only the first K examples (0 = all) */
     const char *label_col;
+    const char *classes; /* --data-classes: keep the examples of these classes */
     bool val_split_set, limit_set;
 } DataArgs;
 
@@ -29,7 +30,11 @@ typedef struct DataArgs {
          "hold out the last fraction F of the training data for validation", &(a).val_split_set},    \
         {"no-scale", CLI_FLAG, &(a).no_scale, NULL, "keep 8-bit pixels in 0..255", NULL},            \
         {"limit", CLI_INT, &(a).limit, "K", "use only the first K examples", &(a).limit_set},        \
-        {"label-column", CLI_STR, &(a).label_col, "NAME|INDEX", "CSV label column", NULL}
+        {"label-column", CLI_STR, &(a).label_col, "NAME|INDEX", "CSV label column", NULL},           \
+        {"data-classes", CLI_STR, &(a).classes, "SET",                                               \
+         "keep only the examples whose label is in SET (0-4, 5,7,9; labels keep their values; "      \
+         "before --limit)",                                                                          \
+         NULL}
 
 /* The mc_data_options of the command line: sources src (NULL: --data),
  * the split, and the stream of generated data (0 train, 1 validation,
@@ -38,7 +43,8 @@ void data_options(const DataArgs *a, const mc_options *mo, const char *const *sr
                   const char *split, int stream, mc_data_options *o);
 
 /* The usage error (exit 2) for an out-of-range data option of command
- * cmd (--limit below 1, --val-split outside [0, 1)), or 0. */
+ * cmd (--limit below 1, --val-split outside [0, 1), a malformed
+ * --data-classes), or 0. */
 int data_args_check(const char *cmd, const DataArgs *a);
 
 /* fn(ctx) on a second thread at a lower priority, so decompression and

@@ -87,7 +87,9 @@ static bool load_raw(const DataOpts *a, const char *const *src, int nsrc, const 
     o.scale = !a->no_scale;
     int cls = label_classes(g);
     o.classes = cls > 0 ? cls : 10;
-    o.limit = a->limit; /* the IDX loader stops there; the others are sliced afterwards */
+    /* the IDX loader stops there; the others are sliced afterwards (after
+       the class filter, which must see every example first) */
+    o.limit = a->classes && *a->classes ? 0 : a->limit;
     const char *whole[16];
     const Graph *gi = a->all_inputs ? a->all_inputs : g;
     for (int i = 0; i < gi->nnodes && o.nwhole < (int)ARRAY_LEN(whole); i++) {
@@ -246,6 +248,127 @@ static bool bind(const Graph *g, bool used_only, Dataset *raw, Dataset *out, Dia
     return true;
 }
 
+/* ---- the class filter (--data-classes) ---- */
+
+#define MAX_CLASS 65535
+
+/* Parse a class set "0-4,7" into set (MAX_CLASS + 1 flags; NULL: only
+ * check). False with a message naming the character where it goes wrong. */
+static bool classes_parse(const char *spec, unsigned char *set, char *msg, size_t size)
+{
+    const char *p = spec;
+    for (;;) {
+        const char *item = p;
+        long v[2];
+        for (int k = 0; k < 2; k++) {
+            if (*p < '0' || *p > '9') {
+                snprintf(msg, size, "'%s': expected a class number at character %d", spec,
+                         (int)(p - spec) + 1);
+                return false;
+            }
+            const char *at = p;
+            long x = 0;
+            while (*p >= '0' && *p <= '9' && x <= MAX_CLASS)
+                x = x * 10 + (*p++ - '0');
+            if (x > MAX_CLASS) {
+                snprintf(msg, size, "'%s': class %.*s... at character %d is above %d", spec,
+                         (int)(p - at), at, (int)(at - spec) + 1, MAX_CLASS);
+                return false;
+            }
+            v[k] = v[1] = x;
+            if (k == 0 && *p != '-')
+                break;
+            if (k == 0)
+                p++;
+            else if (v[1] < v[0]) {
+                snprintf(msg, size, "'%s': the range %ld-%ld at character %d is empty (the first "
+                                    "class must not be above the last)",
+                         spec, v[0], v[1], (int)(item - spec) + 1);
+                return false;
+            }
+        }
+        for (long c = v[0]; set && c <= v[1]; c++)
+            set[c] = 1;
+        if (!*p)
+            return true;
+        if (*p != ',') {
+            snprintf(msg, size, "'%s': expected ',' or '-' at character %d", spec, (int)(p - spec) + 1);
+            return false;
+        }
+        p++;
+    }
+}
+
+bool mc_data_classes_check(const char *spec, char *msg, size_t size)
+{
+    return classes_parse(spec, NULL, msg, size);
+}
+
+/* The column of class labels: the one named y, else the only column of
+ * i32[N]. */
+static const DataCol *label_col(const Dataset *ds)
+{
+    const DataCol *c = rt_dataset_col(ds, "y"), *found = NULL;
+    if (c && !c->whole)
+        return c;
+    for (int i = 0; i < ds->ncols; i++) {
+        c = &ds->cols[i];
+        if (c->whole || c->t->rank != 1 || c->t->dt != DT_I32)
+            continue;
+        if (found)
+            return NULL;
+        found = c;
+    }
+    return found;
+}
+
+/* Keep the examples of raw whose label is in the set a->classes. */
+static bool filter_classes(const DataOpts *a, const char *where, Dataset *raw, Diags *d)
+{
+    char msg[200];
+    unsigned char *set = xcalloc(MAX_CLASS + 1, 1);
+    if (!classes_parse(a->classes, set, msg, sizeof msg)) {
+        diag_error(d, (SrcLoc){0}, "--data-classes %s", msg);
+        xfree(set);
+        return false;
+    }
+    const DataCol *y = label_col(raw);
+    if (!y || y->t->rank != 1) {
+        diag_error(d, file_loc(d, where), "--data-classes needs a column of class labels (y, or the "
+                                          "only i32[N] column); this data has none");
+        xfree(set);
+        return false;
+    }
+    int64_t *rows = xmalloc((size_t)(raw->n > 0 ? raw->n : 1) * sizeof *rows), kept = 0;
+    for (int64_t i = 0; i < raw->n; i++) {
+        double v = rt_col_get(y, i);
+        if (!(v >= 0 && v <= MAX_CLASS && v == (double)(int64_t)v)) {
+            diag_error(d, file_loc(d, where), "--data-classes: example %lld has label %g in '%s', not "
+                                              "a class number",
+                       (long long)i, v, y->name);
+            xfree(rows);
+            xfree(set);
+            return false;
+        }
+        if (set[(int64_t)v])
+            rows[kept++] = i;
+    }
+    xfree(set);
+    if (kept == 0) {
+        diag_error(d, file_loc(d, where), "--data-classes %s: none of the %lld examples has one of "
+                                          "these labels",
+                   a->classes, (long long)raw->n);
+        xfree(rows);
+        return false;
+    }
+    Dataset sel;
+    rt_dataset_select(raw, rows, kept, &sel);
+    xfree(rows);
+    rt_dataset_free(raw);
+    *raw = sel;
+    return true;
+}
+
 bool data_load_src(const DataOpts *a, const char *const *src, int nsrc, const char *split,
                    const Graph *g, uint64_t seed, Dataset *out, bool *have, Diags *d)
 {
@@ -253,6 +376,10 @@ bool data_load_src(const DataOpts *a, const char *const *src, int nsrc, const ch
     rt_dataset_init(&raw);
     rt_dataset_init(out);
     bool ok = load_raw(a, src, nsrc, split, g, seed, &raw, have, d);
+    if (ok && *have && a->classes && *a->classes) {
+        const char *s = nsrc ? src[0] : "fashion-mnist";
+        ok = filter_classes(a, strcmp(s, "fashion-mnist") == 0 ? FASHION_DIR : s, &raw, d);
+    }
     if (ok && *have && a->limit > 0 && raw.n > a->limit) {
         Dataset cut;
         rt_dataset_slice(&raw, 0, a->limit, &cut);
@@ -340,7 +467,8 @@ static mc_data *load_set(const char *model, const mc_data_options *o, char **err
     RunSettings run;
     Graph *g = fe_load_model(model, &run, &d);
     int first = g ? d.n : 0; /* the model's warnings are the compile's to print */
-    DataOpts a = {o->sources, o->nsources, o->no_scale, o->limit, o->label_column, o->prediction, NULL};
+    DataOpts a = {o->sources, o->nsources, o->no_scale, o->limit, o->label_column, o->prediction, NULL,
+                  o->classes};
     Graph *src = NULL;
     if (g && o->prediction) { /* the inputs the output values read */
         RecipeOpts ro = ps_recipe_opts(FN_PREDICT);

@@ -17,6 +17,8 @@ typedef struct DataOpts {
     const char *label_col; /* CSV label column, a name or an index */
     bool used_only;   /* bind only the inputs some node of the graph reads */
     const Graph *all_inputs; /* the model before pruning (its inputs without N are read whole) [the graph] */
+    const char *classes; /* keep only the examples whose class label is in this set ("0-4,7"),
+                            before limit; NULL or "" = all */
 } DataOpts;
 
 /* Load the data for split "train" or "test" (the test split exists only

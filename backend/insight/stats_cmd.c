@@ -30,7 +30,7 @@ static bool load_data(const mc_stats_options *a, const Graph *g, uint64_t seed, 
 {
     bool have;
     DataOpts o = {a->data.sources, a->data.nsources, a->data.no_scale, a->data.limit, a->data.label_column,
-                  false, NULL};
+                  false, NULL, a->data.classes};
     return data_load(&o, "train", g, seed, ds, &have, d);
 }
 

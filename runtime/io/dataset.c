@@ -232,6 +232,40 @@ void rt_dataset_slice(const Dataset *ds, int64_t begin, int64_t count, Dataset *
     out->n = ds->nrows ? count : ds->n;
 }
 
+void rt_dataset_select(const Dataset *ds, const int64_t *rows, int64_t count, Dataset *out)
+{
+    rt_dataset_init(out);
+    for (int i = 0; i < ds->ncols; i++) {
+        const DataCol *c = &ds->cols[i];
+        if (c->whole) {
+            rt_dataset_add_whole(out, c->name, rt_tensor_clone(c->t));
+            continue;
+        }
+        size_t rb = row_elems(c->t) * elem_bytes(c);
+        const char *src = col_data(c);
+        char *dst;
+        Tensor *r = NULL;
+        unsigned char *bytes = NULL;
+        if (c->bytes)
+            dst = (char *)(bytes = xmalloc((size_t)count * rb + 1));
+        else
+            dst = (r = rows_like(c->t, count))->data;
+        for (int64_t k = 0; k < count; k++) {
+            MC_ASSERT(rows[k] >= 0 && rows[k] < ds->n);
+            memcpy(dst + (size_t)k * rb, src + (size_t)rows[k] * rb, rb);
+        }
+        if (!c->bytes) {
+            rt_dataset_add(out, c->name, r);
+            continue;
+        }
+        int64_t dims[IR_MAXRANK];
+        memcpy(dims, c->t->dims, sizeof dims);
+        dims[0] = count;
+        rt_dataset_add_bytes(out, c->name, c->t->dt, c->t->rank, dims, bytes, c->bytes->value);
+    }
+    out->n = ds->nrows ? count : ds->n;
+}
+
 bool rt_dataset_split(const Dataset *ds, double val_frac, Dataset *train, Dataset *val,
                       Diags *d)
 {

@@ -154,6 +154,9 @@ void rt_col_cast(DataCol *c, DType dt);
 int64_t rt_dataset_bytes(const Dataset *ds);
 /* Examples [begin, begin+count) of ds copied into out (initialised here). */
 void rt_dataset_slice(const Dataset *ds, int64_t begin, int64_t count, Dataset *out);
+/* Examples rows[0], ..., rows[count-1] of ds, in that order, copied into
+ * out (initialised here); whole columns are copied as they are. */
+void rt_dataset_select(const Dataset *ds, const int64_t *rows, int64_t count, Dataset *out);
 /* Keras validation_split: train gets the first floor(n*(1-val_frac))
  * examples, val the rest (taken before any shuffling). An error when
  * val_frac is not in (0,1) or either part would be empty. */

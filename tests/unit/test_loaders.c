@@ -1036,6 +1036,28 @@ START_TEST(safetensors_whole_columns)
     ck_assert_int_eq(part.n, 2);
     ck_assert(col(&part, "w")->t->dims[0] == 3);
     rt_dataset_free(&part);
+    /* rows picked in any order, repeated; whole tensors as they are */
+    rt_dataset_select(&ds, (const int64_t[]){3, 0, 3}, 3, &part);
+    ck_assert_int_eq(part.n, 3);
+    ck_assert(!col(&part, "x")->whole && col(&part, "x")->t->dims[0] == 3);
+    ck_assert(rt_get(col(&part, "x")->t, 0) == 9 && rt_get(col(&part, "x")->t, 3) == 0 &&
+              rt_get(col(&part, "x")->t, 8) == 11);
+    ck_assert(col(&part, "w")->whole && col(&part, "w")->t->dims[0] == 3 && rt_get(col(&part, "w")->t, 5) == 15);
+    rt_dataset_free(&part);
+    /* 8-bit data stays bytes */
+    double value[256];
+    for (int i = 0; i < 256; i++)
+        value[i] = i / 2.0;
+    unsigned char *bytes = xmalloc(8);
+    for (int i = 0; i < 8; i++)
+        bytes[i] = (unsigned char)(10 * i);
+    ck_assert(rt_dataset_add_bytes(&ds, "b", DT_F32, 2, (const int64_t[]){4, 2}, bytes, value));
+    rt_dataset_select(&ds, (const int64_t[]){2, 1}, 2, &part);
+    const DataCol *bc = col(&part, "b");
+    ck_assert(bc->bytes && bc->t->dims[0] == 2 && bc->t->dims[1] == 2);
+    ck_assert(rt_col_get(bc, 0) == 20 && rt_col_get(bc, 1) == 25 && rt_col_get(bc, 2) == 10 &&
+              rt_col_get(bc, 3) == 15);
+    rt_dataset_free(&part);
     rt_dataset_free(&ds);
     rt_map_free(&b);
     /* whole tensors only: one example */
