@@ -6,14 +6,7 @@
 # crash, no internal error on either rank.
 set -euo pipefail
 : "${MODELC:?}"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-if ! command -v mpirun > /dev/null; then
-    echo "SKIP: mpirun not found (scripts/install-deps.sh installs openmpi-bin)"
-    exit 0
-fi
-t=$(mktemp -d)
-trap 'rm -rf "$t"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
+. "$(dirname "$0")/lib/mpi.sh"
 cat > "$t/rank.sh" <<'SH'
 #!/bin/bash
 if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then export MODELC_FAIL_ALLOC=$FAIL_AT; fi

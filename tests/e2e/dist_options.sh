@@ -11,20 +11,7 @@
 # --train-mode infer trains what one process trains.
 set -euo pipefail
 : "${MODELC:?}"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-if ! command -v mpirun > /dev/null; then
-    echo "SKIP: mpirun not found (scripts/install-deps.sh installs openmpi-bin)"
-    exit 0
-fi
-t=$(mktemp -d)
-trap 'rm -rf "$t"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
-mpi() {
-    local k=$1
-    shift
-    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-        mpirun --allow-run-as-root --oversubscribe --bind-to none -np "$k" "$@"
-}
+. "$(dirname "$0")/lib/mpi.sh"
 python3 - "$t" <<'PY'
 import json, random, struct, sys
 def write(path, x, y=None):

@@ -9,27 +9,10 @@
 # the rank; --resume continues with another number of processes.
 set -euo pipefail
 : "${MODELC:?}"
-fail() { echo "FAIL: $*" >&2; exit 1; }
+. "$(dirname "$0")/lib/mpi.sh"
 # MPI stays in the driver: one file includes mpi.h, and not the runtime
 users=$(grep -rlE '#include <mpi.h>' ir frontend passes backend runtime tools include || true)
 [ "$users" = backend/driver/dist.c ] || fail "mpi.h is included by: $users"
-if ! command -v mpirun > /dev/null; then
-    echo "SKIP: mpirun not found (scripts/install-deps.sh installs openmpi-bin)"
-    exit 0
-fi
-t=$(mktemp -d)
-trap 'rm -rf "$t"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
-# In the sanitizer build, leak checks are off for the processes mpirun
-# starts: Open MPI keeps what MPI_Init allocates, and its stacks end in
-# unsymbolized frames that no suppression can tell from modelc's
-# (address and undefined-behaviour checks stay on).
-mpi() {
-    local k=$1
-    shift
-    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-        mpirun --allow-run-as-root --oversubscribe --bind-to none -np "$k" "$@"
-}
 
 python3 - "$t" <<'PY'
 import json, random, struct, sys
