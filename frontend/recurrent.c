@@ -285,7 +285,7 @@ static Val recurrent(FeCtx *c, const Expr *e, CellKind kind)
     Node *loop = ir_loop(c->g, body, in, nin, 1, back, e->loc, c->d);
     if (!loop)
         return fe_err_val();
-    loop->label = name;
+    loop->label = name ? arena_strdup(c->g->arena, name) : NULL; /* name may live in the AST */
     Node *out = loop;
     if (seq) {
         Attrs r = ir_attrs();
