@@ -195,7 +195,7 @@ static void write_header(FILE *f, const char *path, const char *name, const mc_a
                 NAME, (long long)batch);
     fprintf(f, " * Tensors are dense row-major arrays; N in a shape is the batch. For\n"
                " * each input and output X of function F: <MODEL>_<F>_<X>_RANK, _DIMS (an\n"
-               " * initializer, -1 for N) and _PER_EXAMPLE (elements per example).\n *\n"
+               " * initializer, -1 for N, -k for N*k) and _PER_EXAMPLE (elements per example).\n *\n"
                " * Results: 0, or -1 with %s_error(ctx) saying why. Results are the\n"
                " * bits modelc's JIT computes for the same function and batch, for any\n"
                " * number of threads (%s_set_threads; default: one per core). */\n",

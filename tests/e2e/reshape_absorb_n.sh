@@ -124,6 +124,9 @@ for m in td pt td64; do
         python3 tests/e2e/jit_compare.py "$t/pi.safetensors" "$t/pj.safetensors" || fail "$m N=$n: JIT predictions differ"
     done
 done
+# The memory plan sizes N*5 rows: %h is f32[N*5,4], 240 bytes for N = 3.
+"$MODELC" llvm "$t/pt.mdl" --memory-plan --batch 3 > "$t/plan"
+grep -Eq '^ +[0-9]+ +240 +\[[0-9,]+\] +%h = fused' "$t/plan" || fail "memory plan: $(cat "$t/plan")"
 # A batch whose rows the JIT splits over threads (N*5 rows of 300).
 cat > "$t/wide.mdl" <<'MDL'
 model wide
@@ -163,4 +166,6 @@ ir_bad $'graph g {\n  %x = input "x" : f32[N*0,3]\n  output value "y" = %x\n}' "
 ir_bad $'graph g {\n  %x = input "x" : f32[N*,3]\n  output value "y" = %x\n}' "bad.ir:2:26: error:"
 ir_bad $'graph g {\n  %x = input "x" : f32[N,3]\n  %y = reshape(%x) {shape=[N*2,3]} : f32[N*2,3]\n  output value "y" = %y\n}' \
     "cannot reshape f32[N,3] to [N*2,3]: element counts differ"
+ir_bad $'graph g {\n  %x = input "x" : f32[N*2,3]\n  output value "y" = %x\n}' \
+    "a graph's inputs may have the batch dimension N but not a multiple of it"
 echo "ok: reshape_absorb_n"
