@@ -407,7 +407,7 @@ static void back_matmul(Back *b, const Node *y, double dy)
     int64_t cols = ws->d[y->a.tb ? ws->rank - 2 : ws->rank - 1];
     int64_t rows = as->d[y->a.ta ? as->rank - 1 : as->rank - 2];
     give(b, a, dy * (double)cols * b->f[w->id].m2);
-    give(b, w, dy * (double)(ir_dim_eval(rows, 1)) * b->f[a->id].m2);
+    give(b, w, dy * (double)ir_dim_eval(rows, 1) * b->f[a->id].m2); /* rows per example */
 }
 
 static void back_conv(Back *b, const Node *y, double dy)

@@ -152,6 +152,13 @@ for be in jit interp; do
     grep '"loss"' "$t/train.$be" | grep -q '"acc": ' || fail "train $be: no accuracy: $(cat "$t/train.$be")"
 done
 
+# The loss and the metric over N*5 rows: the same on both backends.
+for be in jit interp; do
+    "$MODELC" eval "$t/pt.mdl" --backend "$be" --weights "$t/jit.st" --data "$t/data.safetensors" --json 2>&1 |
+        grep -o '"loss": [0-9.]*, "acc": [0-9.]*' > "$t/eval.$be" || fail "eval $be"
+done
+cmp "$t/eval.jit" "$t/eval.interp" || fail "eval differs: $(cat "$t/eval.jit" "$t/eval.interp")"
+
 # IR text: N*k parses back; a factor must be a positive integer.
 ir_bad() { # IR text, expected message
     printf '%s\n' "$1" > "$t/bad.ir"
