@@ -63,7 +63,7 @@ int64_t ir_shape_numel(const Shape *s, int64_t n);
 #define IR_MAX_ELEMS_STR "2^45"
 /* The one size check of a shape, for every shape read from a model file,
  * IR text or a data file and every shape an op infers: each dimension is
- * N or non-negative, and the product of the dimensions with N and 0
+ * N*k (k >= 1) or non-negative, and the product of the dimensions with N and 0
  * counted as 1 (so every stride is bounded too) is at most IR_MAX_ELEMS.
  * Returns the number of elements with N := 1, or -1 for a shape that
  * fails the check. Never overflows. */
