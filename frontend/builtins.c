@@ -201,9 +201,9 @@ static int64_t static_count(const Shape *s, bool *has_n)
     int64_t p = 1;
     *has_n = false;
     for (int i = 0; i < s->rank; i++) {
-        if (s->d[i] == IR_DIM_N)
+        if (ir_dim_is_batch(s->d[i]))
             *has_n = true;
-        else if (mul_overflow_i64(p, s->d[i], &p))
+        if (mul_overflow_i64(p, ir_dim_factor(s->d[i]), &p))
             return -1;
     }
     return p;
@@ -231,25 +231,31 @@ static Val reshape_fn(FeCtx *c, const Expr *e, const Builtin *b)
         bool xn, tn;
         int64_t have = static_count(&x->shape, &xn), known = static_count(&t, &tn);
         char buf[128];
-        /* A -1 absorbs N when it stands for N exactly: the other
-         * dimensions hold all of x's static elements, and it comes first
-         * (where N may be). A -1 that would be N*k (k > 1) cannot be: a
-         * shape has the one batch symbol N, never a multiple of it. */
-        if (xn && !tn && have >= 0 && known > 0 && have == known && infer == 0) {
-            t.d[0] = IR_DIM_N;
+        /* A -1 where the target has no N absorbs x's batch dimension: it
+         * is N*k with k = (x's elements per N) / (the other dimensions),
+         * plain N when k is 1. Like N it may only come first. */
+        if (xn && !tn && have >= 0 && known > 0 && have % known == 0) {
+            int64_t k = have / known;
+            if (infer != 0) {
+                char nk[32];
+                if (k == 1)
+                    snprintf(nk, sizeof nk, "N");
+                else
+                    snprintf(nk, sizeof nk, "N*%lld", (long long)k);
+                fe_error(c, a.v[1]->items[infer]->start, 1,
+                         "reshaping %s, this -1 would be the batch dimension %s, which may only be the first "
+                         "dimension",
+                         fe_type_str(x, buf, sizeof buf), nk);
+                return fe_err_val();
+            }
+            t.d[0] = ir_dim_batch(k);
             return fe_tensor_val(reshape_to(c, x, t, e->loc));
         }
-        if (xn && !tn && have >= 0 && known > 0 && have == known) {
+        if (xn && !tn && have >= 0 && known > 0) {
             fe_error(c, a.v[1]->items[infer]->start, 1,
-                     "reshaping %s, this -1 would be the batch dimension N, which may only be the first dimension",
-                     fe_type_str(x, buf, sizeof buf));
-            return fe_err_val();
-        }
-        if (xn && !tn && have >= 0 && known > 0 && have % known == 0) {
-            fe_error(c, a.v[1]->items[infer]->start, 1,
-                     "reshaping %s with -1 here would fold the batch dimension N into it (N*%lld rows): a shape "
-                     "cannot say that; dense() and @ act on the last axes of a stack directly, or keep N first",
-                     fe_type_str(x, buf, sizeof buf), (long long)(have / known));
+                     "cannot infer the -1 dimension when reshaping %s: it would be N*%lld/%lld, not a whole "
+                     "multiple of the batch dimension N",
+                     fe_type_str(x, buf, sizeof buf), (long long)have, (long long)known);
             return fe_err_val();
         }
         if (have < 0 || known < 0 || xn != tn || have % known != 0) {
@@ -284,7 +290,7 @@ static Val squeeze_fn(FeCtx *c, const Expr *e, const Builtin *b)
             if (x->shape.d[axes[k]] != 1) {
                 char t[128];
                 fe_error(c, a.v[1]->start, a.v[1]->span, "squeeze(): axis %d of %s has size %s, not 1", axes[k],
-                         fe_type_str(x, t, sizeof t), x->shape.d[axes[k]] == IR_DIM_N ? "N" : "other than 1");
+                         fe_type_str(x, t, sizeof t), ir_dim_is_batch(x->shape.d[axes[k]]) ? "N" : "other than 1");
                 return fe_err_val();
             }
             drop[axes[k]] = true;
@@ -352,7 +358,7 @@ static Val flatten_fn(FeCtx *c, const Expr *e, const Builtin *b)
     }
     int64_t p = 1;
     for (int i = 1; i < x->shape.rank; i++) {
-        if (x->shape.d[i] == IR_DIM_N || mul_overflow_i64(p, x->shape.d[i], &p)) {
+        if (ir_dim_is_batch(x->shape.d[i]) || mul_overflow_i64(p, x->shape.d[i], &p)) {
             fe_error_expr(c, e, "flatten(): the flattened size overflows");
             return fe_err_val();
         }
@@ -532,7 +538,7 @@ static Val pad_fn(FeCtx *c, const Expr *e, const Builtin *b)
             return fe_err_val();
         at.begin[k] = p[0];
         at.end[k] = p[0] + x->shape.d[k];
-        if (x->shape.d[k] == IR_DIM_N) {
+        if (ir_dim_is_batch(x->shape.d[k])) {
             if (p[0] || p[1]) {
                 fe_error(c, pw->items[k]->start, 1, "pad(): the batch axis N cannot be padded");
                 return fe_err_val();

@@ -454,7 +454,7 @@ static bool subscript(FeCtx *c, const Subscript *s, Node *x, int k, Attrs *a, bo
         fe_error(c, s->step->loc, s->step->span, "slice step must be positive, got %lld", (long long)st);
         return false;
     }
-    if (dim == IR_DIM_N) {
+    if (ir_dim_is_batch(dim)) {
         if (lo < 0 || (s->hi && hi < 0)) {
             fe_error(c, s->loc, 1, "negative indices are not allowed on the batch dimension N");
             return false;
@@ -499,7 +499,7 @@ static bool subscript(FeCtx *c, const Subscript *s, Node *x, int k, Attrs *a, bo
 static bool whole_axis(const Attrs *a, const Shape *s, int k)
 {
     return a->begin[k] == 0 && a->step[k] == 1 &&
-           (a->end[k] == INT64_MAX || (s->d[k] != IR_DIM_N && a->end[k] == s->d[k]));
+           (a->end[k] == INT64_MAX || (!ir_dim_is_batch(s->d[k]) && a->end[k] == s->d[k]));
 }
 
 static Val lower_index(FeCtx *c, const Expr *e)

@@ -317,7 +317,7 @@ Val fe_layer_layer_norm(FeCtx *c, const Expr *e)
     }
     bool on[IR_MAXRANK] = {false};
     for (int k = 0; k < red.naxes; k++) {
-        if (x->shape.d[red.axes[k]] == IR_DIM_N) {
+        if (ir_dim_is_batch(x->shape.d[red.axes[k]])) {
             const Expr *at = a.v[LN_AXIS] ? a.v[LN_AXIS] : e;
             fe_error(c, at->start, 1, "layer_norm() normalises each example: its axes cannot include N");
             return fe_err_val();

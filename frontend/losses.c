@@ -167,7 +167,7 @@ static Node *sparse_targets(FeCtx *c, CallArgs *a, const char *fn, Node *y, Node
     Shape ys = y->shape;
     if (ys.rank == p->shape.rank && ys.d[ys.rank - 1] == 1)
         ys.rank--;
-    if (p->shape.rank < 1 || !ir_shape_eq(&ys, &want) || p->shape.d[p->shape.rank - 1] == IR_DIM_N) {
+    if (p->shape.rank < 1 || !ir_shape_eq(&ys, &want) || ir_dim_is_batch(p->shape.d[p->shape.rank - 1])) {
         fe_error(c, a->v[0]->start, 1,
                  "%s(): labels %s do not match predictions %s (expected one class index per row)",
                  fn, fe_type_str(y, t1, sizeof t1), fe_type_str(p, t2, sizeof t2));
@@ -368,7 +368,7 @@ static Node *top_k_accuracy(FeCtx *c, CallArgs *a, const char *fn, Node *y, Node
 {
     int r = p->shape.rank;
     char t1[128];
-    if (r < 1 || p->shape.d[r - 1] < 2 || p->shape.d[r - 1] == IR_DIM_N) {
+    if (r < 1 || p->shape.d[r - 1] < 2 || ir_dim_is_batch(p->shape.d[r - 1])) {
         fe_error(c, a->v[1]->start, 1, "%s() needs scores for two or more classes, got %s", fn,
                  fe_type_str(p, t1, sizeof t1));
         return NULL;

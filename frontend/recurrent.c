@@ -186,7 +186,7 @@ static Node *sequence_input(FeCtx *c, CallArgs *a, const char *fn)
                       fe_type_str(x, t, sizeof t));
         return NULL;
     }
-    if (x->shape.d[1] == IR_DIM_N || x->shape.d[1] < 1 || x->shape.d[2] == IR_DIM_N) {
+    if (ir_dim_is_batch(x->shape.d[1]) || x->shape.d[1] < 1 || ir_dim_is_batch(x->shape.d[2])) {
         fe_error_expr(c, a->call, "%s() needs at least one time step and fixed time and feature sizes, got %s", fn,
                       fe_type_str(x, t, sizeof t));
         return NULL;

@@ -87,16 +87,26 @@ bool ir_shape_eq(const Shape *a, const Shape *b)
 bool ir_shape_has_n(const Shape *s)
 {
     for (int i = 0; i < s->rank; i++)
-        if (s->d[i] == IR_DIM_N)
+        if (ir_dim_is_batch(s->d[i]))
             return true;
     return false;
+}
+
+int64_t ir_dim_eval(int64_t d, int64_t n)
+{
+    int64_t v;
+    if (d >= 0)
+        return d;
+    if (n < 0 || mul_overflow_i64(-d, n, &v))
+        return -1;
+    return v;
 }
 
 int64_t ir_shape_numel(const Shape *s, int64_t n)
 {
     int64_t p = 1;
     for (int i = 0; i < s->rank; i++) {
-        int64_t d = s->d[i] == IR_DIM_N ? n : s->d[i];
+        int64_t d = ir_dim_eval(s->d[i], n);
         if (d < 0 || mul_overflow_i64(p, d, &p))
             return -1;
     }
@@ -108,9 +118,9 @@ int64_t ir_dims_numel(int rank, const int64_t *d)
     int64_t extent = 1;
     bool empty = false;
     for (int i = 0; i < rank; i++) {
-        int64_t k = d[i] == IR_DIM_N ? 1 : d[i];
-        if (k < 0)
+        if (d[i] < -IR_MAX_ELEMS)
             return -1;
+        int64_t k = ir_dim_factor(d[i]);
         if (k == 0) {
             empty = true;
             continue;
@@ -134,6 +144,8 @@ char *ir_shape_str(const Shape *s, char *buf, size_t n)
     for (int i = 0; i < s->rank && k < n; i++) {
         if (s->d[i] == IR_DIM_N)
             k += (size_t)snprintf(buf + k, n - k, "%sN", i ? "," : "");
+        else if (ir_dim_is_batch(s->d[i]))
+            k += (size_t)snprintf(buf + k, n - k, "%sN*%lld", i ? "," : "", (long long)ir_dim_factor(s->d[i]));
         else
             k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? "," : "", (long long)s->d[i]);
     }

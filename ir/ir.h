@@ -9,6 +9,24 @@
 
 #define IR_MAXRANK 6
 #define IR_DIM_N (-1) /* the symbolic batch dimension */
+/* A dimension is a size (>= 0) or a multiple N*k of the batch symbol
+ * (k >= 1), stored as -k: IR_DIM_N is N*1. Inputs bind N itself; N*k
+ * arises where reshape folds N together with other dimensions. These
+ * helpers are the one place that knows the encoding. */
+static inline bool ir_dim_is_batch(int64_t d) /* N or N*k */
+{
+    return d < 0;
+}
+static inline int64_t ir_dim_batch(int64_t k) /* N*k, k >= 1 */
+{
+    return -k;
+}
+static inline int64_t ir_dim_factor(int64_t d) /* k of N*k, or the size itself */
+{
+    return d < 0 ? -d : d;
+}
+/* The dimension with N := n (n >= 0); -1 on overflow. */
+int64_t ir_dim_eval(int64_t d, int64_t n);
 /* Sums add their terms left to right in blocks of this many and combine
  * the block sums pairwise (docs/ops.md, "Sums"). */
 #define IR_SUM_BLOCK 16
@@ -45,7 +63,7 @@ int64_t ir_shape_numel(const Shape *s, int64_t n);
 #define IR_MAX_ELEMS_STR "2^45"
 /* The one size check of a shape, for every shape read from a model file,
  * IR text or a data file and every shape an op infers: each dimension is
- * N or non-negative, and the product of the dimensions with N and 0
+ * N*k (k >= 1) or non-negative, and the product of the dimensions with N and 0
  * counted as 1 (so every stride is bounded too) is at most IR_MAX_ELEMS.
  * Returns the number of elements with N := 1, or -1 for a shape that
  * fails the check. Never overflows. */

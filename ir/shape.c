@@ -16,6 +16,8 @@ static void dim_str(int64_t d, char *buf)
 {
     if (d == IR_DIM_N)
         strcpy(buf, "N");
+    else if (ir_dim_is_batch(d))
+        snprintf(buf, 24, "N*%lld", (long long)ir_dim_factor(d));
     else
         snprintf(buf, 24, "%lld", (long long)d);
 }
@@ -122,9 +124,9 @@ static int64_t count_static(const Shape *s, int *nn, bool *ovf)
     *nn = 0;
     *ovf = false;
     for (int i = 0; i < s->rank; i++) {
-        if (s->d[i] == IR_DIM_N)
+        if (ir_dim_is_batch(s->d[i]))
             (*nn)++;
-        else if (s->d[i] < 0 || mul_overflow_i64(p, s->d[i], &p))
+        if (mul_overflow_i64(p, ir_dim_factor(s->d[i]), &p))
             *ovf = true;
     }
     return p;
@@ -193,7 +195,7 @@ static bool batch_rows_fit(Node *n, const Shape *s, int64_t e, Diags *d)
 {
     Shape at = *s;
     for (int k = 0; k < at.rank; k++)
-        if (at.d[k] == IR_DIM_N)
+        if (ir_dim_is_batch(at.d[k]))
             at.d[k] = e;
     if (ir_shape_valid(&at))
         return true;
@@ -225,9 +227,9 @@ static bool slice_dim(Node *n, const Shape *s, int k, int64_t *out, Diags *d)
         diag_error(d, n->loc, "slice step must be positive, got %lld on axis %d", (long long)st, k);
         return false;
     }
-    if (dim == IR_DIM_N) {
+    if (ir_dim_is_batch(dim)) {
         if (e == INT64_MAX && b == 0 && st == 1) {
-            *out = IR_DIM_N;
+            *out = dim;
             return true;
         }
         if (e == INT64_MAX || b < 0 || e < b) {
@@ -301,7 +303,7 @@ static bool infer_concat(Node *n, Diags *d)
                        ty(n->in[0], t1), ty(n->in[i], t2), ax);
             return false;
         }
-        if (s->d[ax] == IR_DIM_N || out.d[ax] == IR_DIM_N) {
+        if (ir_dim_is_batch(s->d[ax]) || ir_dim_is_batch(out.d[ax])) {
             diag_error(d, n->loc, "concat along the batch dimension N is not supported");
             return false;
         }
@@ -360,8 +362,8 @@ static bool infer_matmul(Node *n, Diags *d)
     out.d[nb + 1] = nn;
     bool n_ok = true;
     for (int k = 1; nb > 0 && k < out.rank; k++)
-        n_ok &= out.d[k] != IR_DIM_N;
-    if (nb > 0 && (!n_ok || k1 == IR_DIM_N)) {
+        n_ok &= !ir_dim_is_batch(out.d[k]);
+    if (nb > 0 && (!n_ok || ir_dim_is_batch(k1))) {
         diag_error(d, n->loc, "batched matmul of %s and %s: N may only be the first batch dimension", ty(a, t1),
                    ty(b, t2));
         return false;
@@ -379,7 +381,7 @@ static bool check_nhwc(Node *n, Node *x, Diags *d)
         return false;
     }
     for (int k = 1; k < 4; k++)
-        if (x->shape.d[k] == IR_DIM_N) {
+        if (ir_dim_is_batch(x->shape.d[k])) {
             diag_error(d, n->loc, "%s: only the first dimension may be N", ir_ops[n->op].name);
             return false;
         }
@@ -556,7 +558,7 @@ static bool gather_shape(Node *n, const Shape *x, const Shape *ix, Shape *out, D
                    ir_shape_str(x, t1, sizeof t1));
         return false;
     }
-    if (x->d[ax] == IR_DIM_N) {
+    if (ir_dim_is_batch(x->d[ax])) {
         diag_error(d, n->loc, "%s along the batch dimension N is not supported", ir_ops[n->op].name);
         return false;
     }
@@ -574,7 +576,7 @@ static bool gather_shape(Node *n, const Shape *x, const Shape *ix, Shape *out, D
     for (int k = ax + 1; k < x->rank; k++)
         out->d[out->rank++] = x->d[k];
     for (int k = 1; k < out->rank; k++)
-        if (out->d[k] == IR_DIM_N) {
+        if (ir_dim_is_batch(out->d[k])) {
             char t3[96];
             diag_error(d, n->loc, "%s of %s with indices %s would give %s: only the first dimension may be N",
                        ir_ops[n->op].name, ir_shape_str(x, t1, sizeof t1), ir_shape_str(ix, t2, sizeof t2),
@@ -640,7 +642,7 @@ static bool infer_loop(Node *n, Diags *d)
     for (int k = nc; k < nc + n->a.nseq; k++) {
         const Node *x = n->in[k];
         char ty0[TYBUF], ty1[TYBUF];
-        if (x->shape.rank < 2 || x->shape.d[1] == IR_DIM_N || x->shape.d[1] < 1) {
+        if (x->shape.rank < 2 || ir_dim_is_batch(x->shape.d[1]) || x->shape.d[1] < 1) {
             diag_error(d, n->loc, "loop: sequence operand %d is %s; a sequence has its steps (at least one) as axis 1",
                        k, ty(x, ty0));
             return false;
@@ -788,7 +790,7 @@ static bool infer_rule(Node *n, Diags *d)
             if (!need_float(n, n->in[0], d))
                 return false;
             for (int k = 0; k < n->in[0]->shape.rank; k++)
-                if (n->in[0]->shape.d[k] == IR_DIM_N) {
+                if (ir_dim_is_batch(n->in[0]->shape.d[k])) {
                     diag_error(d, n->loc, "replica_mean: the operand must not have the batch axis N (every process "
                                           "must contribute the same number of elements)");
                     return false;
@@ -821,8 +823,57 @@ static bool infer_rule(Node *n, Diags *d)
 /* Every rule's result passes the one size check (ir_dims_numel): a rule
  * may combine valid operands into a shape too large (broadcasting,
  * matmul, concat, one_hot, a reshape or broadcast target). */
+/* Ops whose kernels count the batch in rows of N (windows, gathers, loops
+ * over steps, slices and concatenations with their offsets) take N but
+ * not a multiple N*k (k > 1) of it, which only reshape makes. */
+static bool takes_n_multiple(int op)
+{
+    switch (op) {
+    case OP_CONV2D:
+    case OP_CONV2D_GRAD_INPUT:
+    case OP_CONV2D_GRAD_KERNEL:
+    case OP_MAX_POOL2D:
+    case OP_MAX_POOL2D_GRAD:
+    case OP_AVG_POOL2D:
+    case OP_AVG_POOL2D_GRAD:
+    case OP_GATHER:
+    case OP_GATHER_GRAD:
+    case OP_LOOP:
+    case OP_SLICE:
+    case OP_SLICE_GRAD:
+    case OP_CONCAT:
+    case OP_REPLICA_MEAN:
+        return false;
+    default:
+        return true;
+    }
+}
+
+static bool has_n_multiple(const Shape *s)
+{
+    for (int k = 0; k < s->rank; k++)
+        if (ir_dim_is_batch(s->d[k]) && s->d[k] != IR_DIM_N)
+            return true;
+    return false;
+}
+
 bool ir_infer(Node *n, Diags *d)
 {
+    if (!takes_n_multiple(n->op)) {
+        bool multi = n->op == OP_SLICE_GRAD && has_n_multiple(&n->a.shape);
+        for (int i = 0; i < n->nin; i++)
+            multi |= has_n_multiple(&n->in[i]->shape);
+        if (multi) {
+            char t[TYBUF];
+            ir_shape_str(&n->a.shape, t, sizeof t);
+            for (int i = n->nin - 1; i >= 0; i--)
+                if (has_n_multiple(&n->in[i]->shape))
+                    ty(n->in[i], t);
+            diag_error(d, n->loc, "%s of %s: a multiple of the batch dimension N (made by reshape) is not "
+                                  "supported here; reshape back to N first", ir_ops[n->op].name, t);
+            return false;
+        }
+    }
     if (!infer_rule(n, d))
         return false;
     if (ir_shape_valid(&n->shape))

@@ -290,7 +290,7 @@ static void next(Parser *P)
     } else if (number_start(P)) {
         t->kind = T_NUM;
         lex_number(P);
-    } else if (strchr("{}()[],=:", c)) {
+    } else if (strchr("{}()[],=:*", c)) {
         t->kind = T_PUNCT;
         P->cur++;
     } else {
@@ -553,6 +553,12 @@ static bool parse_dims(Parser *P, Shape *s)
         if (is_ident(P, "N")) {
             s->d[s->rank++] = IR_DIM_N;
             next(P);
+            if (accept(P, '*')) { /* N*k, k >= 1 */
+                int64_t k;
+                if (!parse_int(P, 1, IR_MAX_ELEMS, "the factor of N (a positive integer)", &k))
+                    return false;
+                s->d[s->rank - 1] = ir_dim_batch(k);
+            }
         } else if (!parse_int(P, 0, IR_MAX_ELEMS, "a dimension (an integer or N)", &s->d[s->rank++])) {
             return false;
         }

@@ -375,6 +375,15 @@ static void check_leaf_name(Verifier *V, int i, NameSet *inputs, NameSet *params
     Node *n = V->g->nodes[i];
     if (n->op != OP_INPUT && n->op != OP_PARAM)
         return;
+    /* A graph's own inputs and parameters bind N itself; a multiple N*k
+     * is made by reshape (a fused or loop body's operands may have one). */
+    for (int k = 0; !V->where[0] && k < n->shape.rank; k++)
+        if (ir_dim_is_batch(n->shape.d[k]) && n->shape.d[k] != IR_DIM_N) {
+            char t[128];
+            verr(V, i, "has type %s: a graph's %s may have the batch dimension N but not a multiple of it",
+                 type_str(n, t), n->op == OP_INPUT ? "inputs" : "parameters");
+            break;
+        }
     NameSet *s = n->op == OP_INPUT ? inputs : params;
     if (!n->a.name) {
         verr(V, i, "has no name");

@@ -187,10 +187,9 @@ static Node *inv_count(AD *c, const Node *r)
     int nn = 0;
     for (int i = 0; i < r->a.naxes; i++) {
         int64_t dim = xs->d[r->a.axes[i]];
-        if (dim == IR_DIM_N)
-            nn++;
-        else
-            cnt *= dim;
+        if (ir_dim_is_batch(dim))
+            nn++; /* N*k: the factor k counts statically */
+        cnt *= ir_dim_factor(dim);
     }
     Node *s = cst(c, r, 1.0 / (double)cnt);
     if (nn == 0)

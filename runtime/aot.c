@@ -20,7 +20,7 @@ typedef struct AotTensor {
     char *name;
     int dt; /* 0 f32, 1 f64, 2 i32 */
     int rank;
-    int64_t dims[AOT_MAXRANK]; /* -1: N */
+    int64_t dims[AOT_MAXRANK]; /* -1: N, -k: N*k */
 } AotTensor;
 
 typedef struct AotParam {
@@ -96,7 +96,7 @@ static int64_t numel(const AotTensor *t, int64_t n)
 {
     int64_t e = 1;
     for (int k = 0; k < t->rank; k++)
-        e *= t->dims[k] < 0 ? n : t->dims[k];
+        e *= t->dims[k] < 0 ? -t->dims[k] * n : t->dims[k]; /* -k: N*k */
     return e;
 }
 

@@ -94,7 +94,7 @@ Tensor *rt_tensor_for(DType dt, const Shape *s, int64_t n)
 {
     int64_t dims[IR_MAXRANK];
     for (int i = 0; i < s->rank; i++)
-        dims[i] = s->d[i] == IR_DIM_N ? n : s->d[i];
+        dims[i] = ir_dim_eval(s->d[i], n);
     return rt_tensor_new(dt, s->rank, dims);
 }
 
@@ -160,12 +160,15 @@ bool rt_tensor_matches(const Tensor *t, const Shape *s, int64_t n_in, int64_t *n
     if (t->rank != s->rank)
         return false;
     for (int i = 0; i < s->rank; i++) {
-        if (s->d[i] != IR_DIM_N) {
+        int64_t f = ir_dim_factor(s->d[i]);
+        if (!ir_dim_is_batch(s->d[i])) {
             if (t->dims[i] != s->d[i])
                 return false;
+        } else if (t->dims[i] % f != 0) {
+            return false;
         } else if (bound < 0) {
-            bound = t->dims[i];
-        } else if (t->dims[i] != bound) {
+            bound = t->dims[i] / f;
+        } else if (t->dims[i] / f != bound) {
             return false;
         }
     }

@@ -92,11 +92,10 @@ static void dims_macro(FILE *f, const char *NAME, const char *FN, const char *ar
     if (a->shape.rank > 0)
         fprintf(f, "#define %s_%s_%s_DIMS {", NAME, FN, A);
     for (int k = 0; k < a->shape.rank; k++) {
-        bool n = a->shape.d[k] == IR_DIM_N;
-        fprintf(f, "%s%lld%s", k ? ", " : "", n ? -1LL : (long long)a->shape.d[k], k == a->shape.rank - 1 ? "}\n" : "");
+        bool n = ir_dim_is_batch(a->shape.d[k]); /* N is -1, N*k is -k */
+        fprintf(f, "%s%lld%s", k ? ", " : "", (long long)a->shape.d[k], k == a->shape.rank - 1 ? "}\n" : "");
         batched |= n;
-        if (!n)
-            per *= a->shape.d[k];
+        per *= ir_dim_factor(a->shape.d[k]);
     }
     fprintf(f, "#define %s_%s_%s_%s %lld\n", NAME, FN, A, batched ? "PER_EXAMPLE" : "ELEMS", (long long)per);
 }
@@ -196,7 +195,7 @@ static void write_header(FILE *f, const char *path, const char *name, const mc_a
                 NAME, (long long)batch);
     fprintf(f, " * Tensors are dense row-major arrays; N in a shape is the batch. For\n"
                " * each input and output X of function F: <MODEL>_<F>_<X>_RANK, _DIMS (an\n"
-               " * initializer, -1 for N) and _PER_EXAMPLE (elements per example).\n *\n"
+               " * initializer, -1 for N, -k for N*k) and _PER_EXAMPLE (elements per example).\n *\n"
                " * Results: 0, or -1 with %s_error(ctx) saying why. Results are the\n"
                " * bits modelc's JIT computes for the same function and batch, for any\n"
                " * number of threads (%s_set_threads; default: one per core). */\n",

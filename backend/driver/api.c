@@ -858,7 +858,7 @@ static Tensor *jit_output(mc_model *m, int i, int64_t n)
     const Shape *s = be_jit_out_shape(m->jpredict, i);
     int64_t dims[IR_MAXRANK];
     for (int k = 0; k < s->rank; k++)
-        dims[k] = s->d[k] == IR_DIM_N ? n : s->d[k];
+        dims[k] = ir_dim_eval(s->d[k], n);
     Tensor *t = rt_tensor_new(be_jit_out_dtype(m->jpredict, i), s->rank, dims);
     if (t)
         memcpy(t->data, be_jit_out_data(m->cur_ws, i), (size_t)rt_tensor_bytes(t));

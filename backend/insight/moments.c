@@ -256,7 +256,7 @@ static double reduce_count(const Node *n, int batch)
     double c = 1;
     for (int i = 0; i < n->a.naxes; i++) {
         int64_t d = s->d[n->a.axes[i]];
-        c *= d == IR_DIM_N ? (batch > 0 ? batch : 1) : (double)d;
+        c *= ir_dim_is_batch(d) ? (double)ir_dim_factor(d) * (batch > 0 ? batch : 1) : (double)d;
     }
     return c;
 }
@@ -407,7 +407,7 @@ static void back_matmul(Back *b, const Node *y, double dy)
     int64_t cols = ws->d[y->a.tb ? ws->rank - 2 : ws->rank - 1];
     int64_t rows = as->d[y->a.ta ? as->rank - 1 : as->rank - 2];
     give(b, a, dy * (double)cols * b->f[w->id].m2);
-    give(b, w, dy * (double)(rows == IR_DIM_N ? 1 : rows) * b->f[a->id].m2);
+    give(b, w, dy * (double)ir_dim_eval(rows, 1) * b->f[a->id].m2); /* rows per example */
 }
 
 static void back_conv(Back *b, const Node *y, double dy)

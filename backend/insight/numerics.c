@@ -271,7 +271,7 @@ static void index_str(char *buf, size_t n, const Node *x, int64_t nb, int64_t fl
     int64_t dims[IR_MAXRANK], idx[IR_MAXRANK];
     int r = x->shape.rank;
     for (int k = 0; k < r; k++)
-        dims[k] = x->shape.d[k] == IR_DIM_N ? nb : x->shape.d[k];
+        dims[k] = ir_dim_eval(x->shape.d[k], nb);
     for (int k = r - 1; k >= 0; k--) {
         idx[k] = dims[k] ? flat % dims[k] : 0;
         flat = dims[k] ? flat / dims[k] : 0;
@@ -297,8 +297,8 @@ static void describe(char *buf, size_t n, const Node *x, int64_t nb)
     char ty[128];
     Shape sh = x->shape;
     for (int k = 0; k < sh.rank; k++)
-        if (sh.d[k] == IR_DIM_N)
-            sh.d[k] = nb;
+        if (ir_dim_is_batch(sh.d[k]))
+            sh.d[k] = ir_dim_eval(sh.d[k], nb);
     ir_type_str(x->dt, &sh, ty, sizeof ty);
     if (x->op == OP_PARAM || x->op == OP_INPUT)
         snprintf(buf, n, "%s '%s' %s", x->op == OP_PARAM ? "parameter" : "input", x->a.name, ty);

@@ -58,11 +58,11 @@ static Attrs concrete_attrs(const Node *n, const Tensor *y)
     Attrs a = n->a;
     int64_t nb = -1;
     for (int k = 0; k < n->shape.rank && k < y->rank; k++)
-        if (n->shape.d[k] == IR_DIM_N)
-            nb = y->dims[k];
+        if (ir_dim_is_batch(n->shape.d[k]))
+            nb = y->dims[k] / ir_dim_factor(n->shape.d[k]);
     for (int k = 0; k < a.shape.rank && nb >= 0; k++)
-        if (a.shape.d[k] == IR_DIM_N)
-            a.shape.d[k] = nb;
+        if (ir_dim_is_batch(a.shape.d[k]))
+            a.shape.d[k] = ir_dim_eval(a.shape.d[k], nb);
     return a;
 }
 

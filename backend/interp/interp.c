@@ -117,11 +117,14 @@ static bool check_leaf(Interp *ip, const Node *nd, const Tensor *t)
     bool ok = t->dt == nd->dt && t->rank == nd->shape.rank, batch = false;
     int64_t n = ip->n;
     for (int k = 0; ok && k < t->rank; k++) {
-        if (nd->shape.d[k] != IR_DIM_N) {
+        int64_t f = ir_dim_factor(nd->shape.d[k]);
+        if (!ir_dim_is_batch(nd->shape.d[k])) {
             ok = nd->shape.d[k] == t->dims[k];
+        } else if (t->dims[k] % f != 0) {
+            ok = false;
         } else if (n < 0) {
-            n = t->dims[k];
-        } else if (t->dims[k] != n) {
+            n = t->dims[k] / f;
+        } else if (t->dims[k] / f != n) {
             ok = false;
             batch = ip->n >= 0;
         }
@@ -195,14 +198,14 @@ static Tensor *alloc_value(Interp *ip, const Node *nd)
     int64_t dims[IR_MAXRANK];
     for (int k = 0; k < nd->shape.rank; k++) {
         dims[k] = nd->shape.d[k];
-        if (dims[k] != IR_DIM_N)
+        if (!ir_dim_is_batch(dims[k]))
             continue;
         if (ip->n < 0) {
             diag_error(ip->d, nd->loc, "%s of type %s needs the batch size N, but no input binds it",
                        ir_ops[nd->op].name, ir_type_str(nd->dt, &nd->shape, ty, sizeof ty));
             return NULL;
         }
-        dims[k] = ip->n;
+        dims[k] = ir_dim_eval(dims[k], ip->n);
     }
     Tensor *t = rt_tensor_new(nd->dt, nd->shape.rank, dims);
     char why[96];

@@ -30,7 +30,7 @@ static void put_shape(StrBuf *b, DType dt, const Shape *s)
 {
     sb_printf(b, " %s %d", dt_name(dt), s->rank);
     for (int k = 0; k < s->rank; k++)
-        sb_printf(b, " %lld", s->d[k] == IR_DIM_N ? -1LL : (long long)s->d[k]);
+        sb_printf(b, " %lld", (long long)s->d[k]); /* N is -1, N*k is -k */
 }
 
 /* ---- the target ---- */

@@ -19,7 +19,7 @@ typedef struct Mono {
 } Mono;
 
 Mono mono(int64_t c);
-Mono mono_dim(int64_t d); /* IR_DIM_N -> N */
+Mono mono_dim(int64_t d); /* N*k -> k N */
 Mono mono_mul(Mono a, Mono b);
 bool mono_eq(Mono a, Mono b);
 bool mono_is(Mono a, int64_t c); /* constant c */
@@ -87,8 +87,8 @@ typedef struct Plan {
 #define CG_ROW_MIN 1024
 #define CG_RED_TASKS 8
 bool plan_has_n_after(const Shape *s, int from); /* an N among dims [from, rank) */
-bool plan_n_leading(const Shape *s);             /* leads with N, has no other N */
-int64_t plan_row_elems(const Shape *s);          /* elements per row of an N-leading shape */
+bool plan_n_leading(const Shape *s);             /* leads with N or N*k, has no other N */
+int64_t plan_row_elems(const Shape *s);          /* elements per example of an N-leading shape */
 /* Does a buffer seen as shape `view` in slot s split by rows (1), stay
  * whole (0), or neither (-1)? */
 int plan_split_kind(const Plan *p, int s, const Shape *view);

@@ -274,7 +274,7 @@ static void *compile_part(void *arg)
 static bool has_n(const Shape *s)
 {
     for (int k = 0; k < s->rank; k++)
-        if (s->d[k] == IR_DIM_N)
+        if (ir_dim_is_batch(s->d[k]))
             return true;
     return false;
 }

@@ -380,7 +380,7 @@ static void slice_view(Cg *c, Acc *a, LLVMValueRef base, const Shape *s, const A
     a->off = cg_i64(c, 0);
     for (int k = 0; k < s->rank; k++) {
         int64_t step = at->step[k];
-        if (at->end[k] != INT64_MAX || s->d[k] != IR_DIM_N) /* a whole N axis has step 1 */
+        if (at->end[k] != INT64_MAX || !ir_dim_is_batch(s->d[k])) /* a whole N axis has step 1 */
             step = ir_slice_step(at->begin[k], at->end[k] == INT64_MAX ? s->d[k] : at->end[k], step);
         a->stride[k] = mono_mul(own[k], mono(step));
         if (at->begin[k])

@@ -438,8 +438,8 @@ static void shape_at(const Shape *s, int64_t n, Shape *out)
 {
     *out = *s;
     for (int k = 0; k < s->rank; k++)
-        if (s->d[k] == IR_DIM_N)
-            out->d[k] = n;
+        if (ir_dim_is_batch(s->d[k]))
+            out->d[k] = ir_dim_eval(s->d[k], n);
 }
 
 bool be_jit_check_n(const JitModule *m, int64_t n, Diags *d)

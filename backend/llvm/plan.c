@@ -16,7 +16,7 @@ Mono mono(int64_t c)
 
 Mono mono_dim(int64_t d)
 {
-    Mono m = {d == IR_DIM_N ? 1 : d, d == IR_DIM_N ? 1 : 0};
+    Mono m = {ir_dim_factor(d), ir_dim_is_batch(d) ? 1 : 0};
     return m;
 }
 
@@ -180,19 +180,19 @@ int64_t plan_conv_chunk(const Node *v)
 bool plan_has_n_after(const Shape *s, int from)
 {
     for (int k = from; k < s->rank; k++)
-        if (s->d[k] == IR_DIM_N)
+        if (ir_dim_is_batch(s->d[k]))
             return true;
     return false;
 }
 
 bool plan_n_leading(const Shape *s)
 {
-    return s->rank >= 1 && s->d[0] == IR_DIM_N && !plan_has_n_after(s, 1);
+    return s->rank >= 1 && ir_dim_is_batch(s->d[0]) && !plan_has_n_after(s, 1);
 }
 
 int64_t plan_row_elems(const Shape *s)
 {
-    int64_t row = 1;
+    int64_t row = s->rank >= 1 ? ir_dim_factor(s->d[0]) : 1; /* N*k: k rows per example */
     for (int k = 1; k < s->rank; k++)
         row *= s->d[k];
     return row;
@@ -363,7 +363,7 @@ static void compute_live_ranges(Plan *p)
 static void add_ncheck(Plan *p, Node *v, const Shape *whole)
 {
     for (int k = 0; k < whole->rank; k++)
-        if (whole->d[k] == IR_DIM_N && v->a.end[k] != INT64_MAX) {
+        if (ir_dim_is_batch(whole->d[k]) && v->a.end[k] != INT64_MAX) {
             NCheck c = {v, k, whole};
             VEC_PUSH(p->nchecks, p->nnchecks, p->nncheckcap, c);
         }

@@ -60,11 +60,14 @@ static bool check_leaf(Binder *bd, int i, const Tensor *t, Diags *d)
     bool ok = t->dt == b->dt && t->rank == b->shape.rank, batch = false;
     int64_t n = bd->n;
     for (int k = 0; ok && k < t->rank; k++) {
-        if (b->shape.d[k] != IR_DIM_N) {
+        int64_t f = ir_dim_factor(b->shape.d[k]);
+        if (!ir_dim_is_batch(b->shape.d[k])) {
             ok = b->shape.d[k] == t->dims[k];
+        } else if (t->dims[k] % f != 0) {
+            ok = false;
         } else if (n < 0) {
-            n = t->dims[k];
-        } else if (t->dims[k] != n) {
+            n = t->dims[k] / f;
+        } else if (t->dims[k] / f != n) {
             ok = false;
             batch = bd->n >= 0;
         }
@@ -120,7 +123,7 @@ static bool copy_outputs(const JitModule *m, JitWorkspace *w, Tensor **outs, Dia
             int64_t dims[IR_MAXRANK];
             const Shape *s = be_jit_out_shape(m, i);
             for (int k = 0; k < s->rank; k++)
-                dims[k] = s->d[k] == IR_DIM_N ? n : s->d[k];
+                dims[k] = ir_dim_eval(s->d[k], n);
             char why[96];
             diag_error(d, none, "output '%s' for N = %lld: %s", be_jit_out(m, i)->name, (long long)n,
                        rt_tensor_failure(be_jit_out_dtype(m, i), s->rank, dims, why, sizeof why));

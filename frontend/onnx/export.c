@@ -206,9 +206,14 @@ static Onnx__ValueInfoProto *value_info(Ex *e, const char *name, DType dt, const
     for (int i = 0; i < s->rank; i++) {
         Onnx__TensorShapeProto__Dimension *d = arena_alloc(e->a, sizeof *d);
         onnx__tensor_shape_proto__dimension__init(d);
-        if (s->d[i] == IR_DIM_N) {
+        if (ir_dim_is_batch(s->d[i])) {
             d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
-            d->dim_param = arena_strdup(e->a, "N");
+            char nk[32];
+            if (s->d[i] == IR_DIM_N)
+                snprintf(nk, sizeof nk, "N");
+            else
+                snprintf(nk, sizeof nk, "N*%lld", (long long)ir_dim_factor(s->d[i]));
+            d->dim_param = arena_strdup(e->a, nk);
         } else {
             d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
             d->dim_value = s->d[i];
@@ -487,7 +492,12 @@ static const char *export_node(Ex *e, const Node *x, const TensorMap *params)
     case OP_RESHAPE: {
         int64_t s[IR_MAXRANK];
         for (int i = 0; i < x->a.shape.rank; i++)
-            s[i] = x->a.shape.d[i] == IR_DIM_N ? 0 : x->a.shape.d[i];
+            /* 0 copies the operand's N at the same place; otherwise the
+             * one batch dimension (N*k, or N from N*k) is Reshape's -1 */
+            s[i] = !ir_dim_is_batch(x->a.shape.d[i]) ? x->a.shape.d[i]
+                   : x->a.shape.d[i] == IR_DIM_N && i < x->in[0]->shape.rank && x->in[0]->shape.d[i] == IR_DIM_N
+                       ? 0
+                       : -1;
         return bin(e, "Reshape", a, ints_init(e, s, x->a.shape.rank));
     }
     case OP_TRANSPOSE: {
@@ -502,7 +512,7 @@ static const char *export_node(Ex *e, const Node *x, const TensorMap *params)
         for (int i = 0; i < r; i++) {
             ax[i] = i;
             st[i] = x->a.begin[i];
-            en[i] = x->in[0]->shape.d[i] == IR_DIM_N ? INT64_MAX : x->a.end[i];
+            en[i] = ir_dim_is_batch(x->in[0]->shape.d[i]) ? INT64_MAX : x->a.end[i];
             sp[i] = x->a.step[i] ? x->a.step[i] : 1;
         }
         const char *w[5] = {a, ints_init(e, st, r), ints_init(e, en, r), ints_init(e, ax, r), ints_init(e, sp, r)};

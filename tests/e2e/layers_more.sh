@@ -56,7 +56,7 @@ bad $'input x: f32[N, 3]\ninput y: i32[N]\nloss = sparse_categorical_crossentrop
 bad $'input x: f32[N, 3]\ninput y: i32[N]\nloss = sparse_categorical_crossentropy(y, x, class_weight=[1, 2])' "class_weight needs a list of 3 weights, one per class"
 bad $'input x: f32[N, 1]\ninput y: f32[N, 1]\nloss = binary_crossentropy(y, x, class_weight=[1, 2, 3])' "class_weight needs a list of 2 weights, one per class"
 bad $'input x: f32[N, 1]\ninput y: f32[N, 1]\nloss = mse(y, x, label_smoothing=0.1)' "label_smoothing"
-bad $'input x: f32[N, 5, 50]\noutput y = reshape(x, [-1, 50])' "would fold the batch dimension N into it (N*5 rows)"
+bad $'input x: f32[N, 5, 50]\noutput y = reshape(x, [-1, 7])' "it would be N*250/7, not a whole multiple of the batch dimension N"
 bad $'input x: f32[N, 3]\ninput y: f32[N, 3]\nloss = huber(y, x, delta=0)' "huber(): delta must be positive, got 0"
 bad $'input x: f32[N, 3]\ninput y: f32[N, 2]\nloss = kl_divergence(y, x)' "must have the same shape"
 bad $'input x: f32[N, 3]\nh = dense(x, 2, kernel_regularizer=l2)\nloss = mean(h)' "kernel_regularizer must be l2(factor), l1(factor), l1_l2(l1=, l2=) or none"

@@ -471,6 +471,61 @@ START_TEST(fused_nesting)
 }
 END_TEST
 
+/* A multiple N*k of the batch dimension (reshape's [N,5,6] -> [N*5,6]
+ * and back) prints as N*5, parses back to the same dimension, and is
+ * neither N nor a size. */
+START_TEST(batch_multiple_roundtrips)
+{
+    Graph *g = ir_graph_new("td");
+    Diags d;
+    diags_init(&d);
+    int64_t xd[3] = {IR_DIM_N, 5, 6};
+    Node *x = tx_in(g, "x", ir_shape(3, xd));
+    Attrs a = ir_attrs();
+    a.shape = ir_shape2(ir_dim_batch(5), 6);
+    Node *h = ir_op(g, OP_RESHAPE, &x, 1, &a, tx_loc(3, 5), &d);
+    ck_assert_ptr_nonnull(h);
+    ck_assert_int_eq(h->shape.d[0], ir_dim_batch(5));
+    Node *t = ir_op(g, OP_TANH, &h, 1, NULL, tx_loc(4, 5), &d);
+    a.shape = ir_shape(3, xd);
+    Node *y = ir_op(g, OP_RESHAPE, &t, 1, &a, tx_loc(5, 5), &d);
+    ck_assert_ptr_nonnull(y);
+    ir_add_output(g, OUT_VALUE, "y", y, NULL, false);
+    char *p = ir_print_str_opts(g, IR_PRINT_NO_LOC);
+    ck_assert_str_eq(p, "graph td {\n"
+                        "  %x = input \"x\" : f32[N,5,6]\n"
+                        "  %1 = reshape(%x) {shape=[N*5,6]} : f32[N*5,6]\n"
+                        "  %2 = tanh(%1) : f32[N*5,6]\n"
+                        "  %3 = reshape(%2) {shape=[N,5,6]} : f32[N,5,6]\n"
+                        "  output value \"y\" = %3\n"
+                        "}\n");
+    Graph *r = roundtrip(g);
+    check_same_graph(g, r);
+    ck_assert_int_eq(r->nodes[1]->shape.d[0], ir_dim_batch(5));
+    ck_assert_int_eq(r->nodes[1]->a.shape.d[0], ir_dim_batch(5));
+    /* N*1 is N */
+    Graph *one = parse_str("graph o {\n  %x = input \"x\" : f32[N*1,3]\n  output value \"y\" = %x\n}\n", &d);
+    ck_assert_ptr_nonnull(one);
+    ck_assert_int_eq(one->nodes[0]->shape.d[0], IR_DIM_N);
+    /* evaluation and the size check */
+    ck_assert_int_eq(ir_dim_eval(ir_dim_batch(5), 3), 15);
+    ck_assert_int_eq(ir_dim_eval(IR_DIM_N, 3), 3);
+    ck_assert_int_eq(ir_dim_eval(7, 3), 7);
+    ck_assert_int_eq(ir_dim_eval(ir_dim_batch(INT64_C(1) << 40), INT64_C(1) << 40), -1);
+    ck_assert_int_eq(ir_shape_numel(&h->shape, 3), 90);
+    ck_assert_int_eq(ir_dims_numel(h->shape.rank, h->shape.d), 30);
+    /* N and N*5 do not broadcast */
+    Node *in2[2] = {h, tx_in(g, "b", ir_shape2(IR_DIM_N, 6))};
+    ck_assert_ptr_null(ir_op(g, OP_ADD, in2, 2, NULL, tx_loc(6, 5), &d));
+    ck_assert_ptr_nonnull(strstr(d.v[d.n - 1].msg, "dimensions N*5 and N differ"));
+    free(p);
+    diags_free(&d);
+    ir_graph_free(one);
+    ir_graph_free(r);
+    ir_graph_free(g);
+}
+END_TEST
+
 START_TEST(big_graph)
 {
     Graph *g = tx_big_graph();
@@ -582,6 +637,7 @@ int main(void)
     tcase_set_timeout(t, 60);
     tcase_add_test(t, every_op_roundtrips);
     tcase_add_test(t, printed_forms);
+    tcase_add_test(t, batch_multiple_roundtrips);
     tcase_add_test(t, doubles_exact);
     tcase_add_test(t, train_block);
     tcase_add_test(t, train_callbacks_roundtrip);

@@ -134,7 +134,11 @@ START_TEST(size_limit)
     ck_assert_int_eq(ir_dims_numel(6, huge), -1);
     int64_t wraps[3] = {1LL << 62, 4, 0}; /* a product that wraps to zero */
     ck_assert_int_eq(ir_dims_numel(3, wraps), -1);
-    int64_t negative[2] = {4, -5};
+    int64_t multiple[2] = {4, ir_dim_batch(5)}; /* N*5 counts 5 */
+    ck_assert_int_eq(ir_dims_numel(2, multiple), 20);
+    int64_t multiple_over[2] = {ir_dim_batch(1LL << 40), 1LL << 6};
+    ck_assert_int_eq(ir_dims_numel(2, multiple_over), -1);
+    int64_t negative[2] = {4, INT64_MIN}; /* no factor of N */
     ck_assert_int_eq(ir_dims_numel(2, negative), -1);
     ck_assert_int_eq(ir_dims_numel(0, NULL), 1);
     Shape s = ir_shape(3, ok);
