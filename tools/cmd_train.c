@@ -352,8 +352,12 @@ static int run_epochs(Run *r)
                     printf("\n");
                 fflush(stdout);
                 if (!stepped && mc_dist_reports(m)) { /* every process fails alike */
-                    fprintf(stderr, "modelc train: epoch %d, batch %lld: ", epoch + 1, (long long)bi + 1);
-                    fail_model(m);
+                    /* one write: under mpirun another process's report must not
+                     * land between the prefix and the message */
+                    const char *e = mc_last_error(m);
+                    size_t len = strlen(e);
+                    fprintf(stderr, "modelc train: epoch %d, batch %lld: %s%s", epoch + 1, (long long)bi + 1, e,
+                            len && e[len - 1] == '\n' ? "" : "\n");
                 }
                 if (!stepped && !isfinite(loss)) /* under mpirun the first rank at fault searches */
                     mc_watch_step_failed(r->tw, epoch + 1, bi, lr);
