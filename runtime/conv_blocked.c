@@ -304,6 +304,7 @@ struct FwdJob {
     float alpha;
     Blocks b;
     int64_t rows, groups;
+    const RtEpilogue *epi; /* whole images per task, each followed by it (rt_epilogue_take) */
 };
 
 static void fwd_row(const FwdJob *j, const float *x, float *y, int64_t oy)
@@ -351,12 +352,20 @@ static void fwd_task(void *arg, int64_t t)
     float *y = j->y + n * g->oh * g->ow * g->o;
     for (int64_t oy = r0; oy < r1; oy++)
         j->row(j, x, y, oy);
+    if (j->epi)
+        j->epi->fn(j->epi->env, n, n + 1);
 }
 
 /* Output rows in groups, so every thread gets several tasks even for
  * one image (the split does not change any output element). */
 static void row_groups(const RtCtx *ctx, FwdJob *j)
 {
+    j->epi = rt_epilogue_take(ctx, j->g.n);
+    if (j->epi) {
+        j->groups = 1;
+        j->rows = j->g.oh;
+        return;
+    }
     int64_t threads = rt_pool_threads(ctx->pool), oh = j->g.oh;
     j->groups = clamp((4 * threads + j->g.n - 1) / j->g.n, 1, oh);
     j->rows = (oh + j->groups - 1) / j->groups;
@@ -369,7 +378,7 @@ static void run_fwd(const RtCtx *ctx, const ConvIsa *I, const RtConvGeom *g, con
 {
     if (g->n <= 0 || g->oh <= 0 || g->ow <= 0 || g->o <= 0)
         return;
-    FwdJob j = {fwd_row, I, *g, x, kp, y, alpha, b, 1, 1};
+    FwdJob j = {fwd_row, I, *g, x, kp, y, alpha, b, 1, 1, NULL};
     row_groups(ctx, &j);
     rt_parallel(ctx, g->n * j.groups, fwd_task, &j);
 }
@@ -534,7 +543,7 @@ void rt_conv_blocked_few(const RtCtx *ctx, const RtConvGeom *g, const float *x, 
         for (int64_t t = 0; t < taps; t++)
             for (int64_t ci = 0; ci < g->c; ci++)
                 scratch[(co * taps + t) * g->c + ci] = k[(t * g->c + ci) * g->o + co];
-    FwdJob j = {few_row, isa(), *g, x, scratch, y, alpha, {0, 0, 0}, 1, 1};
+    FwdJob j = {few_row, isa(), *g, x, scratch, y, alpha, {0, 0, 0}, 1, 1, NULL};
     row_groups(ctx, &j);
     rt_parallel(ctx, g->n * j.groups, fwd_task, &j);
 }

@@ -93,6 +93,31 @@ void rt_ctx_init(RtCtx *c, int threads)
     c->threads = threads;
 }
 
+void rt_epilogue_begin(RtCtx *c, RtRowsFn fn, void *env, int64_t chunk)
+{
+    c->epi_at = (RtEpilogue){fn, env, chunk, 1};
+    c->epi = &c->epi_at;
+}
+
+void rt_epilogue_end(RtCtx *c, int64_t n)
+{
+    RtEpilogue *e = c->epi;
+    c->epi = NULL;
+    if (e && e->pending) {
+        e->pending = 0;
+        rt_parallel_rows(c, n, e->chunk, e->fn, e->env);
+    }
+}
+
+const RtEpilogue *rt_epilogue_take(const RtCtx *c, int64_t n)
+{
+    RtEpilogue *e = c->epi;
+    if (!e || !e->pending || n < 2 * (int64_t)rt_pool_threads(c->pool))
+        return NULL;
+    e->pending = 0;
+    return e;
+}
+
 int rt_threads_resolve(int threads)
 {
     if (threads > 0)
@@ -365,6 +390,14 @@ static PoolWin pool_window(const RtPoolGeom *g, int64_t oy, int64_t ox)
     PoolWin w = {y < 0 ? 0 : y, y + g->kh > g->h ? g->h : y + g->kh, x < 0 ? 0 : x,
                  x + g->kw > g->w ? g->w : x + g->kw};
     return w;
+}
+
+/* Do the windows cover the image exactly once (stride = window, no
+ * padding, no rows or columns left over)? */
+static bool pool_tiles(const RtPoolGeom *g)
+{
+    return g->sh == g->kh && g->sw == g->kw && g->pt == 0 && g->pl == 0 && g->oh * g->kh == g->h &&
+           g->ow * g->kw == g->w;
 }
 
 #define T float

@@ -40,7 +40,15 @@ typedef struct RtCtx {
     int64_t fault_bound;
     const RtReplica *replica; /* the data-parallel job; NULL = one process */
     const struct RtReady *ready; /* step_done's listener; NULL = none */
+    struct RtEpilogue *epi;      /* the pending epilogue (rt_epilogue_begin); NULL = none */
+    struct RtEpilogue {
+        void (*fn)(void *env, int64_t lo, int64_t hi);
+        void *env;
+        int64_t chunk;
+        int pending;
+    } epi_at;
 } RtCtx;
+typedef struct RtEpilogue RtEpilogue;
 
 /* An entry compiled with JitOpts.step_done calls rt_step_done(ctx, i)
  * after each step i that finishes one of its outputs; the data-parallel
@@ -101,6 +109,22 @@ void rt_parallel_rows(const RtCtx *c, int64_t n, int64_t chunk, RtRowsFn fn, voi
 /* The same, but one call per chunk even without a pool (a generated
  * reduction over the batch axis writes one partial result per chunk). */
 void rt_parallel_parts(const RtCtx *c, int64_t n, int64_t chunk, RtRowsFn fn, void *env);
+
+/* Epilogues: a generated entry runs a row-parallel kernel that reads
+ * the result of a convolution or pooling gradient right after it as
+ * rt_epilogue_begin(ctx, rows thunk, env, chunk); the runtime call;
+ * rt_epilogue_end(ctx, n). A runtime kernel that computes its result
+ * image by image takes the epilogue (rt_epilogue_take) and runs
+ * fn(env, b, b + 1) right after image b, while the image is in cache;
+ * otherwise rt_epilogue_end runs it over all n rows as
+ * rt_parallel_rows would. Rows are independent in such kernels, so the
+ * results are the same either way. */
+void rt_epilogue_begin(RtCtx *c, RtRowsFn fn, void *env, int64_t chunk);
+void rt_epilogue_end(RtCtx *c, int64_t n);
+/* The pending epilogue, now the caller's to run on every image of a
+ * batch of n, or NULL: none pending, or a batch too small to keep every
+ * thread busy with whole images (n < 2 threads). */
+const RtEpilogue *rt_epilogue_take(const RtCtx *c, int64_t n);
 
 /* rt_uniform(ctx->seed, stream, ctx->step, idx) (runtime/rng.c): the
  * uniform number behind element idx of a dropout mask. */

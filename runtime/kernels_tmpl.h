@@ -331,6 +331,7 @@ typedef struct FN(PoolArgs) {
     const RtPoolGeom *g;
     const T *x, *dy;
     T *out;
+    const RtEpilogue *epi; /* run on each image after it (rt_epilogue_take), or NULL */
 } FN(PoolArgs);
 
 /* The max-pool rule, branch-free so the channel loops vectorize: a later
@@ -367,16 +368,19 @@ RT_VEC_CLONES static void FN(max_pool_task)(void *arg, int64_t b)
 
 void FN(rt_max_pool2d)(const RtCtx *c, const RtPoolGeom *g, const T *x, T *y)
 {
-    FN(PoolArgs) a = {g, x, NULL, y};
+    FN(PoolArgs) a = {g, x, NULL, y, NULL};
     rt_parallel(c, g->n, FN(max_pool_task), &a);
 }
 
 /* Per output pixel: the first maximum of each channel's window (best
  * value and its window position, kept for all channels at once so the
- * channel loop vectorizes), then dx at that position += dy. */
+ * channel loops vectorize), then dx at each window position += dy where
+ * that position won (a select per position, no scatter); stored, not
+ * added, when the windows tile the image (each position in exactly one
+ * window: pool_tiles). */
 RT_VEC_CLONES static void FN(max_pool_grad_pixel)(const RtPoolGeom *g, PoolWin w, const T *restrict x,
                                                   const T *restrict dyo, T *restrict dx, T *restrict best,
-                                                  int32_t *restrict at)
+                                                  int32_t *restrict at, bool tiled)
 {
     int64_t ww = w.x1 - w.x0;
     const T *x0 = x + (w.y0 * g->w + w.x0) * g->c;
@@ -395,10 +399,17 @@ RT_VEC_CLONES static void FN(max_pool_grad_pixel)(const RtPoolGeom *g, PoolWin w
                 at[ci] = up ? p : at[ci];
             }
         }
-    for (int64_t ci = 0; ci < g->c; ci++) {
-        int64_t iy = w.y0 + at[ci] / ww, ix = w.x0 + at[ci] % ww;
-        dx[(iy * g->w + ix) * g->c + ci] += dyo[ci];
-    }
+    for (int64_t iy = w.y0; iy < w.y1; iy++)
+        for (int64_t ix = w.x0; ix < w.x1; ix++) {
+            int32_t p = (int32_t)((iy - w.y0) * ww + (ix - w.x0));
+            T *restrict di = dx + (iy * g->w + ix) * g->c;
+            if (tiled)
+                for (int64_t ci = 0; ci < g->c; ci++)
+                    di[ci] = at[ci] == p ? dyo[ci] : (T)0;
+            else
+                for (int64_t ci = 0; ci < g->c; ci++)
+                    di[ci] += at[ci] == p ? dyo[ci] : (T)0;
+        }
 }
 
 static void FN(max_pool_grad_task)(void *arg, int64_t b)
@@ -407,22 +418,26 @@ static void FN(max_pool_grad_task)(void *arg, int64_t b)
     const RtPoolGeom *g = a->g;
     T *dx = a->out + b * g->h * g->w * g->c;
     const T *x = a->x + b * g->h * g->w * g->c;
-    memset(dx, 0, (size_t)(g->h * g->w * g->c) * sizeof(T));
+    bool tiled = pool_tiles(g);
+    if (!tiled)
+        memset(dx, 0, (size_t)(g->h * g->w * g->c) * sizeof(T));
     T *best = xmalloc((size_t)(g->c + 1) * sizeof(T));
     int32_t *at = xmalloc((size_t)(g->c + 1) * sizeof(int32_t));
     for (int64_t oy = 0; oy < g->oh; oy++)
         for (int64_t ox = 0; ox < g->ow; ox++) {
             PoolWin w = pool_window(g, oy, ox);
             if (w.y0 < w.y1 && w.x0 < w.x1)
-                FN(max_pool_grad_pixel)(g, w, x, a->dy + ((b * g->oh + oy) * g->ow + ox) * g->c, dx, best, at);
+                FN(max_pool_grad_pixel)(g, w, x, a->dy + ((b * g->oh + oy) * g->ow + ox) * g->c, dx, best, at, tiled);
         }
     xfree(best);
     xfree(at);
+    if (a->epi)
+        a->epi->fn(a->epi->env, b, b + 1);
 }
 
 void FN(rt_max_pool2d_grad)(const RtCtx *c, const RtPoolGeom *g, const T *x, const T *dy, T *dx)
 {
-    FN(PoolArgs) a = {g, x, dy, dx};
+    FN(PoolArgs) a = {g, x, dy, dx, rt_epilogue_take(c, g->n)};
     rt_parallel(c, g->n, FN(max_pool_grad_task), &a);
 }
 
@@ -450,7 +465,7 @@ static void FN(avg_pool_task)(void *arg, int64_t b)
 
 void FN(rt_avg_pool2d)(const RtCtx *c, const RtPoolGeom *g, const T *x, T *y)
 {
-    FN(PoolArgs) a = {g, x, NULL, y};
+    FN(PoolArgs) a = {g, x, NULL, y, NULL};
     rt_parallel(c, g->n, FN(avg_pool_task), &a);
 }
 
@@ -477,7 +492,7 @@ static void FN(avg_pool_grad_task)(void *arg, int64_t b)
 
 void FN(rt_avg_pool2d_grad)(const RtCtx *c, const RtPoolGeom *g, const T *dy, T *dx)
 {
-    FN(PoolArgs) a = {g, NULL, dy, dx};
+    FN(PoolArgs) a = {g, NULL, dy, dx, NULL};
     rt_parallel(c, g->n, FN(avg_pool_grad_task), &a);
 }
 

@@ -61,6 +61,7 @@ typedef struct Step {
     int src;      /* COPY: source slot */
     int scratch;  /* KERNEL: scratch slot, -1 if none */
     int scratch2; /* KERNEL: a loop's second scratch slot (its body's buffers whose size is a multiple of N), -1 */
+    bool epilogue; /* KERNEL: runs inside the previous step, image by image (plan_epilogues) */
 } Step;
 
 typedef struct Plan {
@@ -87,6 +88,8 @@ typedef struct Plan {
 #define CG_ROW_MIN 1024
 #define CG_RED_TASKS 8
 bool plan_has_n_after(const Shape *s, int from); /* an N among dims [from, rank) */
+/* Rows per task of a row-parallel step, 0 for other steps (codegen.c). */
+int64_t cg_row_chunk(const Plan *p, const Step *st);
 bool plan_n_leading(const Shape *s);             /* leads with N or N*k, has no other N */
 int64_t plan_row_elems(const Shape *s);          /* elements per example of an N-leading shape */
 /* Does a buffer seen as shape `view` in slot s split by rows (1), stay

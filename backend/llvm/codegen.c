@@ -174,8 +174,8 @@ static bool row_parallel_op(const Node *v)
 }
 
 /* Rows per task of a row-parallel step (by its widest row: a reduction's
- * input), 0 for other steps. */
-static int64_t row_chunk(const Plan *p, const Step *st)
+ * input), 0 for other steps (cg.h). */
+int64_t cg_row_chunk(const Plan *p, const Step *st)
 {
     if (st->kind != STEP_KERNEL || st->scratch >= 0 || !row_parallel_op(st->node))
         return 0;
@@ -293,8 +293,8 @@ static int kernel_slots(const Plan *p, const Step *st, int *out)
 /* rt_parallel_rows(ctx, total, chunk, thunk, env) with env = {ctx,
  * buffers}; for a batch reduction's parts (part_chunk not NULL)
  * rt_parallel_parts with env = {ctx, buffers, chunk}. */
-static void call_rows(Cg *c, LLVMValueRef ctxp, LLVMValueRef total, LLVMValueRef thunk, LLVMValueRef chunk,
-                      const LLVMValueRef *bp, const int *ks, int nk, bool parts)
+static LLVMValueRef rows_env(Cg *c, LLVMValueRef ctxp, LLVMValueRef chunk, const LLVMValueRef *bp, const int *ks,
+                             int nk, bool parts)
 {
     LLVMValueRef env = LLVMBuildAlloca(c->b, LLVMArrayType2(c->ptr, (uint64_t)nk + 2), "env");
     for (int j = 0; j <= nk + parts; j++) {
@@ -303,6 +303,13 @@ static void call_rows(Cg *c, LLVMValueRef ctxp, LLVMValueRef total, LLVMValueRef
         LLVMValueRef v = j == 0 ? ctxp : j <= nk ? bp[ks[j - 1]] : LLVMBuildIntToPtr(c->b, chunk, c->ptr, "");
         LLVMBuildStore(c->b, v, at);
     }
+    return env;
+}
+
+static void call_rows(Cg *c, LLVMValueRef ctxp, LLVMValueRef total, LLVMValueRef thunk, LLVMValueRef chunk,
+                      const LLVMValueRef *bp, const int *ks, int nk, bool parts)
+{
+    LLVMValueRef env = rows_env(c, ctxp, chunk, bp, ks, nk, parts);
     LLVMTypeRef pt[5] = {c->ptr, c->i64, c->i64, c->ptr, c->ptr};
     LLVMValueRef a[5] = {ctxp, total, chunk, thunk, env};
     cg_call(c, parts ? "rt_parallel_parts" : "rt_parallel_rows", c->vd, pt, 5, a);
@@ -370,7 +377,7 @@ static LLVMValueRef build_entry(Cg *c, int lo, int hi, const char *entry_name, b
             c->partial = part;
             kfn[i] = emit_kernel(c, i, st, slots, ns);
             c->flat = c->partial = false;
-            rows[i] = flat[i] ? CG_ROW_GRAIN : part ? -1 : row_chunk(p, st);
+            rows[i] = flat[i] ? CG_ROW_GRAIN : part ? -1 : cg_row_chunk(p, st);
             if (rows[i]) {
                 int ks[CG_MAXARGS], nk = kernel_slots(p, st, ks);
                 rowfn[i] = emit_rows_thunk(c, i, kfn[i], ks, nk, flat[i] > 0, part ? st : NULL);
@@ -408,7 +415,27 @@ static LLVMValueRef build_entry(Cg *c, int lo, int hi, const char *entry_name, b
             continue;
         }
         int ks[CG_MAXARGS], nk = kernel_slots(p, st, ks);
-        if (rows[i] < 0) {
+        const Step *ep = i + 1 < hi && p->steps[i + 1].epilogue ? &p->steps[i + 1] : NULL;
+        if (st->epilogue && i > lo) {
+            /* ran inside the previous step */
+        } else if (ep) { /* rt_epilogue_begin(ctx, rows thunk, env, chunk); kernel; rt_epilogue_end(ctx, N) */
+            MC_ASSERT(rows[i + 1] > 0 && !flat[i + 1]);
+            int eks[CG_MAXARGS], enk = kernel_slots(p, ep, eks);
+            LLVMValueRef chunk = cg_i64(c, rows[i + 1]);
+            LLVMValueRef a[4] = {ctxp, rowfn[i + 1], rows_env(c, ctxp, chunk, bp, eks, enk, false), chunk};
+            LLVMTypeRef bt[4] = {c->ptr, c->ptr, c->ptr, c->i64};
+            cg_call(c, "rt_epilogue_begin", c->vd, bt, 4, a);
+            LLVMValueRef args[CG_MAXARGS + 2];
+            int na = 0;
+            args[na++] = ctxp;
+            args[na++] = c->n;
+            for (int j = 0; j < nk; j++)
+                args[na++] = bp[ks[j]];
+            LLVMBuildCall2(c->b, LLVMGlobalGetValueType(kfn[i]), kfn[i], args, (unsigned)na, "");
+            LLVMValueRef e[2] = {ctxp, c->n};
+            LLVMTypeRef et[2] = {c->ptr, c->i64};
+            cg_call(c, "rt_epilogue_end", c->vd, et, 2, e);
+        } else if (rows[i] < 0) {
             LLVMValueRef chunk = part_chunk(c);
             call_rows(c, ctxp, c->n, rowfn[i], chunk, bp, ks, nk, true);
             cg_reduce_combine(c, st, bp[st->scratch], bp[st->out], chunk);

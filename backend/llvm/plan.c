@@ -154,7 +154,7 @@ static int add_slot(Plan *p, JitBufKind kind, const char *name, DType dt, Shape 
 
 static int add_step(Plan *p, StepKind kind, Node *v, int out, int src, int scratch)
 {
-    Step s = {kind, v, out, src, scratch, -1};
+    Step s = {kind, v, out, src, scratch, -1, false};
     VEC_PUSH(p->steps, p->nsteps, p->stepcap, s);
     return p->nsteps - 1;
 }
@@ -334,30 +334,117 @@ static void live_write(Plan *p, int slot, int step)
     live_read(p, slot, step);
 }
 
+/* Step st's buffers are live at step `at` (its own index, or its
+ * partner's when it is an epilogue or has one: the two run interleaved,
+ * so no buffer of one may share memory with a buffer of the other). */
+static void step_live(Plan *p, const Step *st, int at)
+{
+    live_write(p, st->out, at);
+    if (st->kind == STEP_COPY) {
+        live_read(p, st->src, at);
+        return;
+    }
+    if (st->scratch >= 0)
+        live_write(p, st->scratch, at);
+    if (st->scratch2 >= 0)
+        live_write(p, st->scratch2, at);
+    for (int j = 1; st->node->sub && j < st->node->sub->nouts; j++)
+        if (plan_part_slot(p, st->node, j) >= 0)
+            live_write(p, plan_part_slot(p, st->node, j), at);
+    for (int j = 0; j < st->node->nin; j++) {
+        int s = p->node_slot[st->node->in[j]->id];
+        if (s >= 0)
+            live_read(p, s, at);
+    }
+}
+
+static bool step_writes(const Plan *p, int i, int s);
+
 static void compute_live_ranges(Plan *p)
 {
     for (int i = 0; i < p->nsteps; i++) {
-        Step *st = &p->steps[i];
-        live_write(p, st->out, i);
-        if (st->kind == STEP_COPY) {
-            live_read(p, st->src, i);
-            continue;
-        }
-        if (st->scratch >= 0)
-            live_write(p, st->scratch, i);
-        if (st->scratch2 >= 0)
-            live_write(p, st->scratch2, i);
-        for (int j = 1; st->node->sub && j < st->node->sub->nouts; j++)
-            if (plan_part_slot(p, st->node, j) >= 0)
-                live_write(p, plan_part_slot(p, st->node, j), i);
-        for (int j = 0; j < st->node->nin; j++) {
-            int s = p->node_slot[st->node->in[j]->id];
-            if (s >= 0)
-                live_read(p, s, i);
+        step_live(p, &p->steps[i], i);
+        if (p->steps[i].epilogue) {
+            step_live(p, &p->steps[i], i - 1);
+            step_live(p, &p->steps[i - 1], i);
         }
     }
     for (int i = 0; i < p->g->nouts; i++)
         live_read(p, p->out_slot[i], p->nsteps);
+}
+
+static bool epilogue_producer(const Step *a)
+{
+    if (a->kind != STEP_KERNEL || a->epilogue)
+        return false;
+    Op op = a->node->op;
+    return op == OP_CONV2D || op == OP_CONV2D_GRAD_INPUT || op == OP_MAX_POOL2D_GRAD;
+}
+
+/* Can step j run inside step i (its producer, i < j) as its epilogue,
+ * moved to right after it? A row-parallel kernel reading i's result,
+ * writing nothing step i reads, and reading nothing a step between them
+ * writes. */
+static bool epilogue_fits(const Plan *p, int i, int j)
+{
+    const Step *a = &p->steps[i], *e = &p->steps[j];
+    if (e->kind != STEP_KERNEL || !plan_n_leading(&p->slots[a->out].shape) || cg_row_chunk(p, e) <= 0)
+        return false;
+    bool reads = false;
+    for (int k = 0; k < e->node->nin; k++) {
+        int s = p->node_slot[e->node->in[k]->id];
+        reads |= s == a->out;
+        for (int m = i + 1; s >= 0 && m < j; m++)
+            if (step_writes(p, m, s))
+                return false;
+    }
+    for (int k = 0; k < a->node->nin; k++) {
+        int s = p->node_slot[a->node->in[k]->id];
+        if (s >= 0 && step_writes(p, j, s))
+            return false;
+    }
+    return reads;
+}
+
+/* Does step j read slot s? */
+static bool step_reads(const Plan *p, int j, int s)
+{
+    const Step *st = &p->steps[j];
+    if (st->kind == STEP_COPY)
+        return st->src == s;
+    for (int k = 0; k < st->node->nin; k++)
+        if (p->node_slot[st->node->in[k]->id] == s)
+            return true;
+    return false;
+}
+
+/* Steps that run as the previous step's epilogue (Step.epilogue): a
+ * row-parallel kernel reading the result of a convolution, its input
+ * gradient or a max-pool gradient (epilogue_fits), the first step to read
+ * that result, moved to right after it when other steps came between
+ * (the kernel gradient that the backward pass computes between an input
+ * gradient and the activation's gradient applied to it). The runtime
+ * runs it image by image right after each image of that result
+ * (rt_epilogue_begin in kernels.h). MODELC_NO_EPILOGUE=1 keeps every
+ * step on its own, in graph order. */
+static void plan_epilogues(Plan *p)
+{
+    const char *off = getenv("MODELC_NO_EPILOGUE");
+    if (off && *off && strcmp(off, "0") != 0)
+        return;
+    for (int i = 0; i + 1 < p->nsteps; i++) {
+        if (!epilogue_producer(&p->steps[i]))
+            continue;
+        int j = i + 1;
+        while (j < p->nsteps && !step_reads(p, j, p->steps[i].out))
+            j++;
+        if (j == p->nsteps || !epilogue_fits(p, i, j))
+            continue;
+        Step e = p->steps[j];
+        memmove(&p->steps[i + 2], &p->steps[i + 1], (size_t)(j - i - 1) * sizeof e);
+        p->steps[i + 1] = e;
+        p->steps[i + 1].epilogue = true;
+    }
 }
 
 static void add_ncheck(Plan *p, Node *v, const Shape *whole)
@@ -637,6 +724,7 @@ bool plan_build(Plan *p, Graph *g, Diags *d)
         plan_outputs(&b); /* snapshot copies come first */
         add_kernels(&b);
         add_update_copies(&b);
+        plan_epilogues(p);
         compute_live_ranges(p);
         find_n_requirements(p);
     } else {

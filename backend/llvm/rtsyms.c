@@ -36,6 +36,8 @@ static const JitRtSym syms[] = {
     SYM(rt_replica_mean_f64),
     SYM(rt_parallel_rows),
     SYM(rt_parallel_parts),
+    SYM(rt_epilogue_begin),
+    SYM(rt_epilogue_end),
     SYM(rt_prof_begin),
     SYM(rt_prof_tick),
     SYM(rt_step_done),

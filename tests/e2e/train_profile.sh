@@ -2,8 +2,8 @@
 # modelc train --profile times every kernel of the compiled training step
 # and prints one table row per kernel (and copy) of the entry, slowest
 # first, naming the op or fused group, the value it computes and its
-# source line; the calls match the steps run and the shares add up to
-# 100%. Without --profile no table appears; the interpreter refuses it.
+# source line (a kernel run as another's epilogue named on both rows);
+# the calls match the steps run and the shares add up to 100%. Without --profile no table appears; the interpreter refuses it.
 set -euo pipefail
 : "${MODELC:?}" "${FILECHECK:?}"
 t=$(mktemp -d)
@@ -16,7 +16,8 @@ m=examples/fashion_cnn_bn.mdl
 # PROF-NEXT: {{^}} # kernel value source calls ms/call total ms share{{$}}
 # PROF-DAG: {{^ [0-9]+}} conv2d_grad_input %{{[0-9a-z_.]+}} examples/fashion_cnn_bn.mdl:14 3 {{[0-9]+\.[0-9]{4} [0-9]+\.[0-9]{3} [0-9]+\.[0-9]%$}}
 # PROF-DAG: {{^ [0-9]+}} conv2d %h.3 examples/fashion_cnn_bn.mdl:14 3 {{[0-9]}}
-# PROF-DAG: {{^ [0-9]+}} max_pool2d_grad %{{[0-9]+}} examples/fashion_cnn_bn.mdl:13 3 {{[0-9]}}
+# PROF-DAG: {{^ [0-9]+}} max_pool2d_grad+#[[E:[0-9]+]] %{{[0-9]+}} examples/fashion_cnn_bn.mdl:13 3 {{[0-9]}}
+# PROF-DAG: {{^ }}[[E]] fused{gt,mul} (in #{{[0-9]+}}) %{{[0-9]+}} examples/fashion_cnn_bn.mdl:12 3 {{[0-9]}}
 # PROF-DAG: {{^ [0-9]+}} dropout_mask %{{[0-9]+}} examples/fashion_cnn_bn.mdl:19 3 {{[0-9]}}
 # PROF-DAG: {{^ [0-9]+}} fused{sub,mul,mul,add,relu} %h.1 examples/fashion_cnn_bn.mdl:12 3 {{[0-9]}}
 # PROF-DAG: {{^ [0-9]+}} fused{matmul,add,relu} %h.7 examples/fashion_cnn_bn.mdl:18 3 {{[0-9]}}

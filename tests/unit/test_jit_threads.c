@@ -5,8 +5,10 @@
  * GEMMs and their epilogues) give bit-identical outputs with 1 and with 3
  * threads, for batch sizes that leave a partial last task and an empty
  * batch; they match the interpreter. */
+#include <stdlib.h>
 #include <string.h>
 
+#include "backend/llvm/cg.h"
 #include "test_jit_util.h"
 
 static JitModule *compile_threads(Graph *g, int threads, Diags *d)
@@ -277,6 +279,89 @@ START_TEST(gemm_parts)
 }
 END_TEST
 
+/* Epilogues (plan_epilogues, rt_epilogue_begin): a row-parallel kernel
+ * reading the result of the step just before it (a blocked convolution,
+ * a few-output one, an input gradient, a max-pool gradient; an f64
+ * convolution, whose runtime call leaves it to rt_epilogue_end) runs
+ * image by image inside it, moved there past a kernel gradient. Same bits as every step on its own
+ * (MODELC_NO_EPILOGUE=1), for any threads, and as the interpreter. */
+static const char epilogue_graph[] =
+    "graph t {\n"
+    "  %x = input \"x\" : f32[N,24,23,6]\n"
+    "  %k = param \"k\" : f32[3,3,6,20]\n"
+    "  %k2 = param \"k2\" : f32[3,3,6,2]\n"
+    "  %b = param \"b\" : f32[20]\n"
+    "  %dy = input \"dy\" : f32[N,24,23,20]\n"
+    "  %xd = input \"xd\" : f64[N,16,16,3]\n"
+    "  %kd = param \"kd\" : f64[3,3,3,7]\n"
+    "  %y = conv2d(%x, %k) {pad=[1,1,1,1]} : f32[N,24,23,20]\n"
+    "  %yb = add(%y, %b) : f32[N,24,23,20]\n"
+    "  %y2 = conv2d(%x, %k2) {pad=[1,1,1,1]} : f32[N,24,23,2]\n"
+    "  %s2 = sigmoid(%y2) : f32[N,24,23,2]\n"
+    "  %dx = conv2d_grad_input(%dy, %k) {shape=[N,24,23,6], pad=[1,1,1,1]} : f32[N,24,23,6]\n"
+    "  %dk = conv2d_grad_kernel(%x, %dy) {shape=[3,3,6,20], pad=[1,1,1,1]} : f32[3,3,6,20]\n"
+    "  %t = tanh(%dx) : f32[N,24,23,6]\n"
+    "  %p = max_pool2d(%yb) {window=[2,2], stride=[2,2]} : f32[N,12,11,20]\n"
+    "  %g = max_pool2d_grad(%yb, %p) {window=[2,2], stride=[2,2]} : f32[N,24,23,20]\n"
+    "  %m = mul(%g, %yb) : f32[N,24,23,20]\n"
+    "  %yd = conv2d(%xd, %kd) : f64[N,14,14,7]\n"
+    "  %rd = relu(%yd) : f64[N,14,14,7]\n"
+    "  output value \"yb\" = %yb\n"
+    "  output value \"s2\" = %s2\n"
+    "  output value \"t\" = %t\n"
+    "  output value \"m\" = %m\n"
+    "  output value \"rd\" = %rd\n"
+    "  output value \"dk\" = %dk\n"
+    "}\n";
+
+START_TEST(epilogues)
+{
+    static const int64_t ns[5] = {37, 6, 5, 1, 0};
+    check_threads_at("epilogues", epilogue_graph, exact, gemm_tol, ns, 5);
+    Diags d;
+    diags_init(&d);
+    /* the plan runs each of the five as an epilogue */
+    Graph *g = parse(epilogue_graph, &d);
+    Plan p;
+    ck_assert(plan_build(&p, g, &d));
+    int n = 0;
+    for (int i = 0; i < p.nsteps; i++)
+        if (p.steps[i].epilogue) {
+            n++;
+            Op op = p.steps[i - 1].node->op;
+            ck_assert(op == OP_CONV2D || op == OP_CONV2D_GRAD_INPUT || op == OP_MAX_POOL2D_GRAD);
+        }
+    ck_assert_int_eq(n, 5);
+    plan_free(&p);
+    /* bit for bit the same as without them */
+    JitModule *with = compile_threads(g, 2, &d);
+    setenv("MODELC_NO_EPILOGUE", "1", 1);
+    JitModule *without = compile_threads(g, 2, &d);
+    unsetenv("MODELC_NO_EPILOGUE");
+    for (int i = 0; i < 4; i++) {
+        TensorMap params, inputs;
+        rt_map_init(&params);
+        rt_map_init(&inputs);
+        tj_fill(g, NULL, 0, ns[i], (uint64_t)(i + 3), &params, &inputs);
+        RunOpts ro = {42, 3};
+        Tensor *a[7] = {0}, *b[7] = {0};
+        ck_assert(be_jit_run(with, &params, &inputs, &ro, a, &d));
+        ck_assert(be_jit_run(without, &params, &inputs, &ro, b, &d));
+        for (int k = 0; k < g->nouts; k++)
+            ck_assert_msg(memcmp(a[k]->data, b[k]->data, (size_t)rt_tensor_bytes(a[k])) == 0,
+                          "output %d, N = %lld: epilogue changes bits", k, (long long)ns[i]);
+        tj_free_outs(a, g->nouts);
+        tj_free_outs(b, g->nouts);
+        rt_map_free(&params);
+        rt_map_free(&inputs);
+    }
+    be_jit_free(with);
+    be_jit_free(without);
+    ir_graph_free(g);
+    diags_free(&d);
+}
+END_TEST
+
 /* The pool itself: every task runs once, whatever the thread count. */
 typedef struct Count {
     int64_t hits[1000];
@@ -338,6 +423,7 @@ int main(void)
     tcase_add_test(t, pool_runs_every_task_once);
     tcase_add_test(t, pool_nested_jobs);
     tcase_add_test(t, elementwise_rows);
+    tcase_add_test(t, epilogues);
     tcase_add_test(t, batch_reductions);
     tcase_add_test(t, flat_update_loops);
     tcase_add_test(t, pooling_images);
