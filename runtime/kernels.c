@@ -244,8 +244,10 @@ static uint64_t dropout_key(uint64_t seed, uint64_t stream)
 /* keep[j] = rt_uniform(seed, stream, step, idx + j) >= rate for
  * j < RT_PHILOX_LANES, as all-ones or zero: with x the 64-bit Philox
  * output word pair behind the uniform (u = (x >> 11) * 2^-53), u >= rate
- * <=> x >> 11 >= thresh <=> x >= thresh << 11 (dropout_threshold). */
-#define RT_PHILOX_LANES 8
+ * <=> x >> 11 >= thresh <=> x >= thresh << 11 (dropout_threshold). The
+ * vector versions run the lanes as several independent registers, so
+ * the rounds' multiplies overlap instead of waiting on each other. */
+#define RT_PHILOX_LANES 64
 static void dropout_keep_scalar(uint64_t key, uint64_t step, uint64_t idx, uint64_t thresh, uint32_t *keep)
 {
     for (int j = 0; j < RT_PHILOX_LANES; j++) {
@@ -284,42 +286,130 @@ __attribute__((target("avx2"))) static inline __m256i gt_u32(__m256i a, __m256i 
     return _mm256_cmpgt_epi32(_mm256_xor_si256(a, sign), _mm256_xor_si256(b, sign));
 }
 
-/* The same 8 lanes in AVX2 registers: one lane per 32-bit element. */
+/* AVX2: 8 registers of 8 lanes, one lane per 32-bit element. */
+#define AVX2_REGS (RT_PHILOX_LANES / 8)
 __attribute__((target("avx2"))) static void dropout_keep_avx2(uint64_t key, uint64_t step, uint64_t idx,
                                                               uint64_t thresh, uint32_t *keep)
 {
-    uint32_t lo[8], hi[8];
-    for (int j = 0; j < 8; j++) {
+    uint32_t lo[RT_PHILOX_LANES], hi[RT_PHILOX_LANES];
+    for (int j = 0; j < RT_PHILOX_LANES; j++) {
         lo[j] = (uint32_t)(idx + (uint64_t)j);
         hi[j] = (uint32_t)((idx + (uint64_t)j) >> 32);
     }
-    __m256i c0 = _mm256_loadu_si256((const __m256i *)lo), c1 = _mm256_loadu_si256((const __m256i *)hi);
-    __m256i c2 = _mm256_set1_epi32((int)(uint32_t)step), c3 = _mm256_set1_epi32((int)(uint32_t)(step >> 32));
+    __m256i c0[AVX2_REGS], c1[AVX2_REGS], c2[AVX2_REGS], c3[AVX2_REGS];
+    for (int v = 0; v < AVX2_REGS; v++) {
+        c0[v] = _mm256_loadu_si256((const __m256i *)(lo + 8 * v));
+        c1[v] = _mm256_loadu_si256((const __m256i *)(hi + 8 * v));
+        c2[v] = _mm256_set1_epi32((int)(uint32_t)step);
+        c3[v] = _mm256_set1_epi32((int)(uint32_t)(step >> 32));
+    }
     __m256i m0 = _mm256_set1_epi32((int)0xD2511F53u), m1 = _mm256_set1_epi32((int)0xCD9E8D57u);
     uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
     for (int r = 0; r < 10; r++) {
-        __m256i hi0, lo0, hi1, lo1;
-        mul_hilo(c0, m0, &hi0, &lo0);
-        mul_hilo(c2, m1, &hi1, &lo1);
-        __m256i n0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), _mm256_set1_epi32((int)k0));
-        __m256i n2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), _mm256_set1_epi32((int)k1));
-        c1 = lo1;
-        c3 = lo0;
-        c0 = n0;
-        c2 = n2;
+        __m256i kk0 = _mm256_set1_epi32((int)k0), kk1 = _mm256_set1_epi32((int)k1);
+        for (int v = 0; v < AVX2_REGS; v++) {
+            __m256i hi0, lo0, hi1, lo1;
+            mul_hilo(c0[v], m0, &hi0, &lo0);
+            mul_hilo(c2[v], m1, &hi1, &lo1);
+            __m256i n0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1[v]), kk0);
+            __m256i n2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3[v]), kk1);
+            c1[v] = lo1;
+            c3[v] = lo0;
+            c0[v] = n0;
+            c2[v] = n2;
+        }
         k0 += 0x9E3779B9u;
         k1 += 0xBB67AE85u;
     }
     uint64_t t = thresh << 11; /* thresh < 2^53 */
     __m256i th = _mm256_set1_epi32((int)(uint32_t)(t >> 32)), tl = _mm256_set1_epi32((int)(uint32_t)t);
-    __m256i ge_lo = _mm256_andnot_si256(gt_u32(tl, c0), _mm256_set1_epi32(-1));
-    __m256i k = _mm256_or_si256(gt_u32(c1, th), _mm256_and_si256(_mm256_cmpeq_epi32(c1, th), ge_lo));
-    _mm256_storeu_si256((__m256i *)keep, k);
+    for (int v = 0; v < AVX2_REGS; v++) {
+        __m256i ge_lo = _mm256_andnot_si256(gt_u32(tl, c0[v]), _mm256_set1_epi32(-1));
+        __m256i k = _mm256_or_si256(gt_u32(c1[v], th), _mm256_and_si256(_mm256_cmpeq_epi32(c1[v], th), ge_lo));
+        _mm256_storeu_si256((__m256i *)(keep + 8 * v), k);
+    }
+}
+
+/* AVX-512: 4 registers of 16 lanes. */
+#define AVX512_REGS (RT_PHILOX_LANES / 16)
+__attribute__((target("avx512f"))) static inline void mul_hilo16(__m512i a, __m512i m, __m512i *hi, __m512i *lo)
+{
+    __m512i even = _mm512_mul_epu32(a, m), odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
+    *hi = _mm512_mask_blend_epi32((__mmask16)0xAAAA, _mm512_srli_epi64(even, 32), odd);
+    *lo = _mm512_mask_blend_epi32((__mmask16)0xAAAA, even, _mm512_slli_epi64(odd, 32));
+}
+
+__attribute__((target("avx512f"))) static void dropout_keep_avx512(uint64_t key, uint64_t step, uint64_t idx,
+                                                                   uint64_t thresh, uint32_t *keep)
+{
+    uint32_t lo[RT_PHILOX_LANES], hi[RT_PHILOX_LANES];
+    for (int j = 0; j < RT_PHILOX_LANES; j++) {
+        lo[j] = (uint32_t)(idx + (uint64_t)j);
+        hi[j] = (uint32_t)((idx + (uint64_t)j) >> 32);
+    }
+    __m512i c0[AVX512_REGS], c1[AVX512_REGS], c2[AVX512_REGS], c3[AVX512_REGS];
+    for (int v = 0; v < AVX512_REGS; v++) {
+        c0[v] = _mm512_loadu_si512(lo + 16 * v);
+        c1[v] = _mm512_loadu_si512(hi + 16 * v);
+        c2[v] = _mm512_set1_epi32((int)(uint32_t)step);
+        c3[v] = _mm512_set1_epi32((int)(uint32_t)(step >> 32));
+    }
+    __m512i m0 = _mm512_set1_epi32((int)0xD2511F53u), m1 = _mm512_set1_epi32((int)0xCD9E8D57u);
+    uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
+    for (int r = 0; r < 10; r++) {
+        __m512i kk0 = _mm512_set1_epi32((int)k0), kk1 = _mm512_set1_epi32((int)k1);
+        for (int v = 0; v < AVX512_REGS; v++) {
+            __m512i hi0, lo0, hi1, lo1;
+            mul_hilo16(c0[v], m0, &hi0, &lo0);
+            mul_hilo16(c2[v], m1, &hi1, &lo1);
+            __m512i n0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1[v]), kk0);
+            __m512i n2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3[v]), kk1);
+            c1[v] = lo1;
+            c3[v] = lo0;
+            c0[v] = n0;
+            c2[v] = n2;
+        }
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    uint64_t t = thresh << 11; /* thresh < 2^53 */
+    __m512i th = _mm512_set1_epi32((int)(uint32_t)(t >> 32)), tl = _mm512_set1_epi32((int)(uint32_t)t);
+    for (int v = 0; v < AVX512_REGS; v++) {
+        /* x >= t: hi > th, or hi == th and lo >= tl (unsigned) */
+        __mmask16 k = _mm512_cmpgt_epu32_mask(c1[v], th) |
+                      (_mm512_cmpeq_epu32_mask(c1[v], th) & _mm512_cmpge_epu32_mask(c0[v], tl));
+        _mm512_storeu_si512(keep + 16 * v, _mm512_maskz_set1_epi32(k, -1));
+    }
+}
+
+/* The instruction set of the keep masks, or the one MODELC_PHILOX_ISA
+ * names (avx512, avx2; scalar or sse2 for the portable loop) when the
+ * CPU has it: the tests compare every set the machine can run with
+ * rt_uniform. */
+static int philox_isa(void)
+{
+    static int chosen = -1;
+    int c = __atomic_load_n(&chosen, __ATOMIC_RELAXED);
+    if (c < 0) {
+        __builtin_cpu_init();
+        int cap = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+        const char *want = getenv("MODELC_PHILOX_ISA");
+        c = cap;
+        if (want && (strcmp(want, "scalar") == 0 || strcmp(want, "sse2") == 0))
+            c = 0;
+        else if (want && strcmp(want, "avx2") == 0 && cap >= 1)
+            c = 1;
+        __atomic_store_n(&chosen, c, __ATOMIC_RELAXED);
+    }
+    return c;
 }
 
 static void dropout_keep(uint64_t key, uint64_t step, uint64_t idx, uint64_t thresh, uint32_t *keep)
 {
-    if (__builtin_cpu_supports("avx2"))
+    int isa = philox_isa();
+    if (isa == 2)
+        dropout_keep_avx512(key, step, idx, thresh, keep);
+    else if (isa == 1)
         dropout_keep_avx2(key, step, idx, thresh, keep);
     else
         dropout_keep_scalar(key, step, idx, thresh, keep);

@@ -512,8 +512,8 @@ static void FN(dropout_task)(void *arg, int64_t t)
     for (int64_t i0 = lo; i0 < hi; i0 += RT_PHILOX_LANES) {
         dropout_keep(a->key, a->c->step, (uint64_t)i0, a->thresh, keep);
         int64_t m = hi - i0 < RT_PHILOX_LANES ? hi - i0 : RT_PHILOX_LANES;
-        for (int64_t j = 0; j < m; j++)
-            a->out[i0 + j] = keep[j] ? a->scale : (T)0;
+        for (int64_t j = 0; j < m; j++) /* branch-free: a random mask mispredicts */
+            a->out[i0 + j] = a->scale * (T)(keep[j] & 1u);
     }
 }
 

@@ -192,7 +192,10 @@ START_TEST(dropout_blocks)
     check_threads("dropout", "graph t {\n"
                              "  %x = input \"x\" : f64[N,2051]\n"
                              "  %m = dropout_mask(%x) {value=0.4, stream=5} : f64[N,2051]\n"
+                             "  %xf = input \"xf\" : f32[N,1037]\n"
+                             "  %mf = dropout_mask(%xf) {value=0.25, stream=6} : f32[N,1037]\n"
                              "  output value \"m\" = %m\n"
+                             "  output value \"mf\" = %mf\n"
                              "}\n",
                   exact, exact);
 }
