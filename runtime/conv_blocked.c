@@ -353,7 +353,7 @@ static void fwd_task(void *arg, int64_t t)
     for (int64_t oy = r0; oy < r1; oy++)
         j->row(j, x, y, oy);
     if (j->epi)
-        j->epi->fn(j->epi->env, n, n + 1);
+        rt_epilogue_run(j->epi, n);
 }
 
 /* Output rows in groups, so every thread gets several tasks even for

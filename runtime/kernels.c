@@ -95,8 +95,17 @@ void rt_ctx_init(RtCtx *c, int threads)
 
 void rt_epilogue_begin(RtCtx *c, RtRowsFn fn, void *env, int64_t chunk)
 {
-    c->epi_at = (RtEpilogue){fn, env, chunk, 1};
-    c->epi = &c->epi_at;
+    if (!c->epi) {
+        c->epi_at.n = 0;
+        c->epi = &c->epi_at;
+    }
+    RtEpilogue *e = c->epi;
+    MC_ASSERT(e->n < RT_EPILOGUES);
+    e->k[e->n].fn = fn;
+    e->k[e->n].env = env;
+    e->k[e->n].chunk = chunk;
+    e->n++;
+    e->pending = 1;
 }
 
 void rt_epilogue_end(RtCtx *c, int64_t n)
@@ -105,7 +114,8 @@ void rt_epilogue_end(RtCtx *c, int64_t n)
     c->epi = NULL;
     if (e && e->pending) {
         e->pending = 0;
-        rt_parallel_rows(c, n, e->chunk, e->fn, e->env);
+        for (int i = 0; i < e->n; i++)
+            rt_parallel_rows(c, n, e->k[i].chunk, e->k[i].fn, e->k[i].env);
     }
 }
 
@@ -116,6 +126,12 @@ const RtEpilogue *rt_epilogue_take(const RtCtx *c, int64_t n)
         return NULL;
     e->pending = 0;
     return e;
+}
+
+void rt_epilogue_run(const RtEpilogue *e, int64_t b)
+{
+    for (int i = 0; i < e->n; i++)
+        e->k[i].fn(e->k[i].env, b, b + 1);
 }
 
 int rt_threads_resolve(int threads)

@@ -40,14 +40,17 @@ typedef struct RtCtx {
     int64_t fault_bound;
     const RtReplica *replica; /* the data-parallel job; NULL = one process */
     const struct RtReady *ready; /* step_done's listener; NULL = none */
-    struct RtEpilogue *epi;      /* the pending epilogue (rt_epilogue_begin); NULL = none */
+    struct RtEpilogue *epi;      /* the pending epilogues (rt_epilogue_begin); NULL = none */
     struct RtEpilogue {
-        void (*fn)(void *env, int64_t lo, int64_t hi);
-        void *env;
-        int64_t chunk;
-        int pending;
+        int n, pending;
+        struct {
+            void (*fn)(void *env, int64_t lo, int64_t hi);
+            void *env;
+            int64_t chunk;
+        } k[4];
     } epi_at;
 } RtCtx;
+#define RT_EPILOGUES 4 /* kernels one call can run after each image */
 typedef struct RtEpilogue RtEpilogue;
 
 /* An entry compiled with JitOpts.step_done calls rt_step_done(ctx, i)
@@ -110,21 +113,24 @@ void rt_parallel_rows(const RtCtx *c, int64_t n, int64_t chunk, RtRowsFn fn, voi
  * reduction over the batch axis writes one partial result per chunk). */
 void rt_parallel_parts(const RtCtx *c, int64_t n, int64_t chunk, RtRowsFn fn, void *env);
 
-/* Epilogues: a generated entry runs a row-parallel kernel that reads
- * the result of a convolution or pooling gradient right after it as
- * rt_epilogue_begin(ctx, rows thunk, env, chunk); the runtime call;
- * rt_epilogue_end(ctx, n). A runtime kernel that computes its result
- * image by image takes the epilogue (rt_epilogue_take) and runs
- * fn(env, b, b + 1) right after image b, while the image is in cache;
- * otherwise rt_epilogue_end runs it over all n rows as
- * rt_parallel_rows would. Rows are independent in such kernels, so the
- * results are the same either way. */
+/* Epilogues: a generated entry runs kernels that read the result of a
+ * convolution or pooling gradient (a row-parallel kernel, or pooling,
+ * and then kernels reading theirs) right after it as
+ * rt_epilogue_begin(ctx, rows thunk, env, chunk) for each, in order; the
+ * runtime call; rt_epilogue_end(ctx, n). A runtime kernel that computes
+ * its result image by image takes them (rt_epilogue_take) and runs
+ * rt_epilogue_run(e, b) right after image b: each fn(env, b, b + 1) in
+ * order, while the image is in cache; otherwise rt_epilogue_end runs
+ * each over all n rows in turn as rt_parallel_rows would (chunk rows per
+ * task). Rows are independent in such kernels, so the results are the
+ * same either way. */
 void rt_epilogue_begin(RtCtx *c, RtRowsFn fn, void *env, int64_t chunk);
 void rt_epilogue_end(RtCtx *c, int64_t n);
-/* The pending epilogue, now the caller's to run on every image of a
+/* The pending epilogues, now the caller's to run on every image of a
  * batch of n, or NULL: none pending, or a batch too small to keep every
  * thread busy with whole images (n < 2 threads). */
 const RtEpilogue *rt_epilogue_take(const RtCtx *c, int64_t n);
+void rt_epilogue_run(const RtEpilogue *e, int64_t b);
 
 /* rt_uniform(ctx->seed, stream, ctx->step, idx) (runtime/rng.c): the
  * uniform number behind element idx of a dropout mask. */

@@ -432,7 +432,7 @@ static void FN(max_pool_grad_task)(void *arg, int64_t b)
     xfree(best);
     xfree(at);
     if (a->epi)
-        a->epi->fn(a->epi->env, b, b + 1);
+        rt_epilogue_run(a->epi, b);
 }
 
 void FN(rt_max_pool2d_grad)(const RtCtx *c, const RtPoolGeom *g, const T *x, const T *dy, T *dx)

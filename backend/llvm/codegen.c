@@ -378,6 +378,8 @@ static LLVMValueRef build_entry(Cg *c, int lo, int hi, const char *entry_name, b
             kfn[i] = emit_kernel(c, i, st, slots, ns);
             c->flat = c->partial = false;
             rows[i] = flat[i] ? CG_ROW_GRAIN : part ? -1 : cg_row_chunk(p, st);
+            if (st->epilogue && !rows[i])
+                rows[i] = 1; /* pooling as an epilogue: an image per task when run on its own */
             if (rows[i]) {
                 int ks[CG_MAXARGS], nk = kernel_slots(p, st, ks);
                 rowfn[i] = emit_rows_thunk(c, i, kfn[i], ks, nk, flat[i] > 0, part ? st : NULL);
@@ -415,16 +417,20 @@ static LLVMValueRef build_entry(Cg *c, int lo, int hi, const char *entry_name, b
             continue;
         }
         int ks[CG_MAXARGS], nk = kernel_slots(p, st, ks);
-        const Step *ep = i + 1 < hi && p->steps[i + 1].epilogue ? &p->steps[i + 1] : NULL;
+        int nep = 0; /* epilogues of this step: steps i + 1 .. i + nep */
+        while (!st->epilogue && i + nep + 1 < hi && p->steps[i + nep + 1].epilogue)
+            nep++;
         if (st->epilogue && i > lo) {
-            /* ran inside the previous step */
-        } else if (ep) { /* rt_epilogue_begin(ctx, rows thunk, env, chunk); kernel; rt_epilogue_end(ctx, N) */
-            MC_ASSERT(rows[i + 1] > 0 && !flat[i + 1]);
-            int eks[CG_MAXARGS], enk = kernel_slots(p, ep, eks);
-            LLVMValueRef chunk = cg_i64(c, rows[i + 1]);
-            LLVMValueRef a[4] = {ctxp, rowfn[i + 1], rows_env(c, ctxp, chunk, bp, eks, enk, false), chunk};
-            LLVMTypeRef bt[4] = {c->ptr, c->ptr, c->ptr, c->i64};
-            cg_call(c, "rt_epilogue_begin", c->vd, bt, 4, a);
+            /* ran inside the step that produced its operand */
+        } else if (nep) { /* rt_epilogue_begin(ctx, rows thunk, env, chunk) each; kernel; rt_epilogue_end(ctx, N) */
+            for (int e = i + 1; e <= i + nep; e++) {
+                MC_ASSERT(rows[e] > 0 && !flat[e]);
+                int eks[CG_MAXARGS], enk = kernel_slots(p, &p->steps[e], eks);
+                LLVMValueRef chunk = cg_i64(c, rows[e]);
+                LLVMValueRef a[4] = {ctxp, rowfn[e], rows_env(c, ctxp, chunk, bp, eks, enk, false), chunk};
+                LLVMTypeRef bt[4] = {c->ptr, c->ptr, c->ptr, c->i64};
+                cg_call(c, "rt_epilogue_begin", c->vd, bt, 4, a);
+            }
             LLVMValueRef args[CG_MAXARGS + 2];
             int na = 0;
             args[na++] = ctxp;

@@ -364,10 +364,15 @@ static void compute_live_ranges(Plan *p)
 {
     for (int i = 0; i < p->nsteps; i++) {
         step_live(p, &p->steps[i], i);
-        if (p->steps[i].epilogue) {
-            step_live(p, &p->steps[i], i - 1);
-            step_live(p, &p->steps[i - 1], i);
-        }
+        /* a producer and its epilogues run interleaved: each one's
+         * buffers are live at every step of the chain */
+        int last = i;
+        while (!p->steps[i].epilogue && last + 1 < p->nsteps && p->steps[last + 1].epilogue)
+            last++;
+        for (int a = i; a <= last; a++)
+            for (int b = i; b <= last; b++)
+                if (a != b)
+                    step_live(p, &p->steps[a], b);
     }
     for (int i = 0; i < p->g->nouts; i++)
         live_read(p, p->out_slot[i], p->nsteps);
@@ -381,27 +386,46 @@ static bool epilogue_producer(const Step *a)
     return op == OP_CONV2D || op == OP_CONV2D_GRAD_INPUT || op == OP_MAX_POOL2D_GRAD;
 }
 
-/* Can step j run inside step i (its producer, i < j) as its epilogue,
- * moved to right after it? A row-parallel kernel reading i's result,
- * writing nothing step i reads, and reading nothing a step between them
- * writes. */
-static bool epilogue_fits(const Plan *p, int i, int j)
+/* A kernel that computes rows [lo, hi) of its result when run with
+ * N = hi - lo on buffers offset by lo rows: a row-parallel generated
+ * kernel, or pooling (image by image) on N-leading buffers. */
+static bool epilogue_kind(const Plan *p, const Step *e)
 {
-    const Step *a = &p->steps[i], *e = &p->steps[j];
-    if (e->kind != STEP_KERNEL || !plan_n_leading(&p->slots[a->out].shape) || cg_row_chunk(p, e) <= 0)
+    if (e->kind != STEP_KERNEL || e->scratch >= 0)
+        return false;
+    if (cg_row_chunk(p, e) > 0)
+        return true;
+    if (e->node->op != OP_MAX_POOL2D && e->node->op != OP_AVG_POOL2D)
+        return false;
+    return plan_n_leading(&p->slots[e->out].shape) && p->node_slot[e->node->in[0]->id] >= 0 &&
+           plan_n_leading(&e->node->in[0]->shape);
+}
+
+/* Can step j run as an epilogue of the chain of steps [i, last] (a
+ * producer and its epilogues so far), moved to right after it? A kernel
+ * of epilogue_kind reading the chain's last result, writing nothing a
+ * step of the chain reads, and reading nothing a step between them
+ * writes. */
+static bool epilogue_fits(const Plan *p, int i, int last, int j)
+{
+    const Step *e = &p->steps[j];
+    if (!plan_n_leading(&p->slots[p->steps[last].out].shape) || !epilogue_kind(p, e))
         return false;
     bool reads = false;
     for (int k = 0; k < e->node->nin; k++) {
         int s = p->node_slot[e->node->in[k]->id];
-        reads |= s == a->out;
-        for (int m = i + 1; s >= 0 && m < j; m++)
+        reads |= s == p->steps[last].out;
+        for (int m = last + 1; s >= 0 && m < j; m++)
             if (step_writes(p, m, s))
                 return false;
     }
-    for (int k = 0; k < a->node->nin; k++) {
-        int s = p->node_slot[a->node->in[k]->id];
-        if (s >= 0 && step_writes(p, j, s))
-            return false;
+    for (int c = i; c <= last; c++) {
+        const Node *a = p->steps[c].node;
+        for (int k = 0; k < a->nin; k++) {
+            int s = p->node_slot[a->in[k]->id];
+            if (s >= 0 && step_writes(p, j, s))
+                return false;
+        }
     }
     return reads;
 }
@@ -418,13 +442,14 @@ static bool step_reads(const Plan *p, int j, int s)
     return false;
 }
 
-/* Steps that run as the previous step's epilogue (Step.epilogue): a
- * row-parallel kernel reading the result of a convolution, its input
- * gradient or a max-pool gradient (epilogue_fits), the first step to read
- * that result, moved to right after it when other steps came between
- * (the kernel gradient that the backward pass computes between an input
- * gradient and the activation's gradient applied to it). The runtime
- * runs it image by image right after each image of that result
+/* Steps that run inside a producer (a convolution, its input gradient or
+ * a max-pool gradient) as its epilogues (Step.epilogue): the first step
+ * to read the producer's result when it fits (epilogue_fits), then the
+ * first to read that one's, and so on (up to RT_EPILOGUES), each moved
+ * to right after the chain when other steps came between (the kernel
+ * gradient that the backward pass computes between an input gradient and
+ * the activation's gradient applied to it). The runtime runs them image
+ * by image right after each image of the producer's result
  * (rt_epilogue_begin in kernels.h). MODELC_NO_EPILOGUE=1 keeps every
  * step on its own, in graph order. */
 static void plan_epilogues(Plan *p)
@@ -435,15 +460,17 @@ static void plan_epilogues(Plan *p)
     for (int i = 0; i + 1 < p->nsteps; i++) {
         if (!epilogue_producer(&p->steps[i]))
             continue;
-        int j = i + 1;
-        while (j < p->nsteps && !step_reads(p, j, p->steps[i].out))
-            j++;
-        if (j == p->nsteps || !epilogue_fits(p, i, j))
-            continue;
-        Step e = p->steps[j];
-        memmove(&p->steps[i + 2], &p->steps[i + 1], (size_t)(j - i - 1) * sizeof e);
-        p->steps[i + 1] = e;
-        p->steps[i + 1].epilogue = true;
+        for (int last = i; last + 1 < p->nsteps && last - i < RT_EPILOGUES; last++) {
+            int j = last + 1;
+            while (j < p->nsteps && !step_reads(p, j, p->steps[last].out))
+                j++;
+            if (j == p->nsteps || !epilogue_fits(p, i, last, j))
+                break;
+            Step e = p->steps[j];
+            memmove(&p->steps[last + 2], &p->steps[last + 1], (size_t)(j - last - 1) * sizeof e);
+            p->steps[last + 1] = e;
+            p->steps[last + 1].epilogue = true;
+        }
     }
 }
 

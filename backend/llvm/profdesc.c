@@ -60,11 +60,14 @@ JitKernelInfo *jit_describe_steps(Arena *a, const Plan *p)
         k[i].loc = keep(a, v->loc);
     }
     /* an epilogue's time is its producer's: name both sides */
-    for (int i = 1; i < p->nsteps; i++)
-        if (p->steps[i].epilogue) {
-            k[i].what = arena_printf(a, "%s (in #%d)", k[i].what, i - 1);
-            k[i - 1].what = arena_printf(a, "%s+#%d", k[i - 1].what, i);
+    for (int i = 1, prod = 0; i < p->nsteps; i++) {
+        if (!p->steps[i].epilogue) {
+            prod = i;
+            continue;
         }
+        k[i].what = arena_printf(a, "%s (in #%d)", k[i].what, prod);
+        k[prod].what = arena_printf(a, "%s+#%d", k[prod].what, i);
+    }
     ir_names_free(&vn);
     return k;
 }

@@ -286,7 +286,8 @@ END_TEST
  * reading the result of the step just before it (a blocked convolution,
  * a few-output one, an input gradient, a max-pool gradient; an f64
  * convolution, whose runtime call leaves it to rt_epilogue_end) runs
- * image by image inside it, moved there past a kernel gradient. Same bits as every step on its own
+ * image by image inside it, moved there past a kernel gradient; a
+ * pooling of that kernel's result after it. Same bits as every step on its own
  * (MODELC_NO_EPILOGUE=1), for any threads, and as the interpreter. */
 static const char epilogue_graph[] =
     "graph t {\n"
@@ -327,14 +328,19 @@ START_TEST(epilogues)
     Graph *g = parse(epilogue_graph, &d);
     Plan p;
     ck_assert(plan_build(&p, g, &d));
-    int n = 0;
-    for (int i = 0; i < p.nsteps; i++)
-        if (p.steps[i].epilogue) {
-            n++;
-            Op op = p.steps[i - 1].node->op;
-            ck_assert(op == OP_CONV2D || op == OP_CONV2D_GRAD_INPUT || op == OP_MAX_POOL2D_GRAD);
+    int n = 0, pools = 0;
+    for (int i = 0, prod = -1; i < p.nsteps; i++) {
+        if (!p.steps[i].epilogue) {
+            prod = i;
+            continue;
         }
-    ck_assert_int_eq(n, 5);
+        n++;
+        pools += p.steps[i].node->op == OP_MAX_POOL2D;
+        Op op = p.steps[prod].node->op;
+        ck_assert(op == OP_CONV2D || op == OP_CONV2D_GRAD_INPUT || op == OP_MAX_POOL2D_GRAD);
+    }
+    ck_assert_int_eq(n, 6); /* the max_pool2d after the bias: a chain of two */
+    ck_assert_int_eq(pools, 1);
     plan_free(&p);
     /* bit for bit the same as without them */
     JitModule *with = compile_threads(g, 2, &d);
