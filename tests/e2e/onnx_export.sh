@@ -115,8 +115,9 @@ MDL
 export_case rnn 1 <<'MDL'
 model rnn
 input x: f32[N, 5, 3]
+input h0: f32[N, 3]
 a = lstm(x, 4, return_sequences=true, go_backwards=true, name="a")
-b = gru(a, 3, name="b")
+b = gru(a, 3, initial_state=h0, name="b")
 c = simple_rnn(x, 2, return_sequences=true, name="c")
 output y = dense(b, 2, name="fc")
 output c = c
