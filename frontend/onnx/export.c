@@ -4,8 +4,8 @@
  * convolution (transposed too) and pooling is wrapped in the two
  * transposes ONNX's NCHW operators need, and HWIO kernels are transposed
  * to OIHW by a node on the initializer. The loop of a recurrent layer is
- * one LSTM, GRU or RNN node (layout 1: batch first), its weights permuted
- * to ONNX's gate order by nodes on the initializers. Every output value
+ * one LSTM, GRU or RNN node (layout 1: batch first), its weights written
+ * as initializers in ONNX's layout and gate order. Every output value
  * gets an Identity under its name. */
 #include "onnx.h"
 
@@ -30,7 +30,8 @@ typedef struct Ex {
     const char **name; /* ONNX value name of each IR node */
     const Graph *g;
     int *uses;         /* readers of each IR node (operands and outputs) */
-    bool *inner;       /* nodes inside a recognised batch normalization, zero initial states */
+    bool *inner;       /* nodes exported with another: inside a batch normalization, a recurrent
+                        * layer's zero initial states and its weights */
     const char *(*res)[3]; /* a recurrent layer's ONNX outputs Y, Y_h, Y_c by loop node */
     const TensorMap *params;
 } Ex;
@@ -448,7 +449,8 @@ static const char *squeeze(Ex *e, const char *x, int64_t axis)
  * (which 2) from the parameter p: kernels transposed, the LSTM's gate
  * blocks from Keras's i, f, c, o to ONNX's i, o, f, c, its bias (and
  * the simple RNN's) as W's bias with R's zero, the GRU's two rows as
- * they are. The initializer keeps p's name when only layers read p. */
+ * they are. The initializer keeps p's name when only layers read p (the
+ * first of them). */
 static const char *rnn_weight(Ex *e, const Node *p, int kind, int which, int64_t H)
 {
     Tensor *t = rt_map_get(e->params, p->a.name);
@@ -472,9 +474,11 @@ static const char *rnn_weight(Ex *e, const Node *p, int kind, int which, int64_t
                            es);
         }
     }
-    const char *name = e->inner[p->id] ? p->a.name : tmp(e);
-    const char *o = init_raw(e, name, elem_type(p->dt), which == 2 ? 2 : 3, dims, dst,
+    bool own = e->inner[p->id] && !e->name[p->id]; /* the first of the layers reading p */
+    const char *o = init_raw(e, own ? p->a.name : tmp(e), elem_type(p->dt), which == 2 ? 2 : 3, dims, dst,
                              (size_t)(dims[1] * rows) * es);
+    if (own)
+        e->name[p->id] = o;
     if (c != t)
         rt_tensor_free(c);
     return o;
@@ -522,8 +526,7 @@ static const char *export_recurrent(Ex *e, const Node *x, int kind, const char *
                            NULL;
                 int64_t d[3] = {B, 1, H};
                 size_t bytes = (size_t)(B * H) * dt_size(x->dt);
-                void *z = arena_alloc(e->a, bytes);
-                memset(z, 0, bytes);
+                void *z = arena_alloc(e->a, bytes); /* zeroed */
                 in[5 + k] = init_raw(e, tmp(e), elem_type(x->dt), 3, d, z, bytes);
             }
         }
@@ -971,19 +974,17 @@ bool fe_onnx_export(const Graph *g, const TensorMap *params, const char *path, D
      * and its weights go out in ONNX's layout: neither is exported as it
      * is when only such layers read it */
     e.res = arena_alloc(e.a, (size_t)(g->nnodes + 1) * sizeof *e.res);
-    memset(e.res, 0, (size_t)(g->nnodes + 1) * sizeof *e.res);
-    int *zero_reads = arena_alloc(e.a, (size_t)(g->nnodes + 1) * sizeof *zero_reads);
-    memset(zero_reads, 0, (size_t)(g->nnodes + 1) * sizeof *zero_reads);
+    int *taken_reads = arena_alloc(e.a, (size_t)(g->nnodes + 1) * sizeof *taken_reads);
     for (int i = 0; i < g->nnodes; i++) {
         const char *act;
         int kind = rnn_kind(g->nodes[i], &act);
         int nc = kind == RNN_LSTM ? 2 : 1;
         for (int k = 0; kind >= 0 && k < g->nodes[i]->nin; k++)
             if (k < nc ? zero_state(g->nodes[i]->in[k]) : k > nc && g->nodes[i]->in[k]->op == OP_PARAM)
-                zero_reads[g->nodes[i]->in[k]->id]++;
+                taken_reads[g->nodes[i]->in[k]->id]++;
     }
     for (int i = 0; i < g->nnodes; i++)
-        if (zero_reads[i] && zero_reads[i] == e.uses[i])
+        if (taken_reads[i] && taken_reads[i] == e.uses[i])
             e.inner[i] = true;
     bool ok = true;
     for (int i = 0; i < g->nnodes && ok; i++) {
