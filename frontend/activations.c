@@ -35,6 +35,14 @@ static const struct {
     {"hard_silu", ACT_HARD_SILU}, {"hard_swish", ACT_HARD_SILU},
 };
 
+const char *fe_activation_word(Activation act)
+{
+    for (int k = 0; k < ARRAY_LEN(act_words); k++)
+        if (act_words[k].act == act)
+            return act_words[k].word;
+    return "?";
+}
+
 bool fe_arg_activation(FeCtx *c, CallArgs *a, int i, Activation *out)
 {
     const char *words[ARRAY_LEN(act_words) + 1];

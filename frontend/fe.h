@@ -321,6 +321,7 @@ typedef enum {
 Node *fe_activate_param(FeCtx *c, Node *x, Activation act, double param, SrcLoc loc);
 double fe_activation_default(Activation act);
 bool fe_arg_activation(FeCtx *c, CallArgs *a, int i, Activation *out);
+const char *fe_activation_word(Activation act); /* "relu"; ACT_NONE is "none" */
 Node *fe_activate(FeCtx *c, Node *x, Activation act, SrcLoc loc);
 
 /* layers (layers.c) */

@@ -4,6 +4,7 @@
  * with reset_after (two biases), LSTM i, f, c, o with a unit forget bias. */
 #include "fe.h"
 
+#include <stdio.h>
 #include <string.h>
 
 typedef enum { CELL_RNN, CELL_GRU, CELL_LSTM } CellKind;
@@ -132,11 +133,15 @@ static void lstm_step(Cell *l, Node **out)
 }
 
 /* The body graph: inputs h (and c), x_t, kernel, recurrent_kernel, bias;
- * outputs the updated states, then h' per step. NULL after an error. */
+ * outputs the updated states, then h' per step. NULL after an error.
+ * Its name is the layer's kind and activation, "lstm:tanh" (ONNX export
+ * reads it back: frontend/onnx/export.c). */
 static Graph *cell_body(Cell *l, const Node *x, Node *const *w, int nw)
 {
     FeCtx *c = l->c;
-    Graph *outer = c->g, *body = ir_graph_new(cell_fn[l->kind]);
+    char bname[64];
+    snprintf(bname, sizeof bname, "%s:%s", cell_fn[l->kind], fe_activation_word(l->act));
+    Graph *outer = c->g, *body = ir_graph_new(bname);
     int64_t dims[2] = {x->shape.d[0], l->units};
     Shape hs = ir_shape(2, dims), xs = ir_shape2(x->shape.d[0], x->shape.d[2]);
     l->h = ir_input(body, "h", x->dt, hs, l->loc);

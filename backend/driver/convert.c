@@ -4,12 +4,18 @@
  * (mc_layout_metadata).
  *
  * The model's parameters form layers (the part of a name before its last
- * dot): dense (kernel [in, units], bias), conv2d (kernel HWIO, bias) and
- * batchnorm (gamma, beta, moving_mean, moving_var). The file's tensors
- * form modules the same way (PyTorch: fc1.weight; Keras: dense/kernel).
- * A module whose name is a layer's (Keras's batch_normalization is
- * modelc's batchnorm) is that layer; the others are paired with the
- * remaining layers in order, and their kinds must agree. PyTorch's
+ * dot): dense (kernel [in, units], bias), conv2d (kernel HWIO, bias),
+ * batchnorm (gamma, beta, moving_mean, moving_var), embedding
+ * (embeddings), layer_norm (gamma, beta) and the recurrent layers (kernel,
+ * recurrent_kernel, bias; the gate count tells simple_rnn, gru and lstm
+ * apart). The file's tensors form modules the same way (PyTorch:
+ * fc1.weight; Keras: dense/kernel, lstm/lstm_cell/kernel). A module whose
+ * name is a layer's (Keras's batch_normalization is modelc's batchnorm,
+ * layer_normalization its layer_norm) is that layer; the others are
+ * paired with the remaining layers in order, and their kinds must agree.
+ * PyTorch's one-layer RNN, GRU and LSTM have their two biases summed (the
+ * GRU's kept as two rows) and the GRU's gate blocks reordered from r, z, n
+ * to Keras's z, r, h. PyTorch's
  * weights are transposed ([out, in] to [in, out]; OIHW to HWIO), and the
  * rows of a dense kernel fed by a flatten of a convolution's NHWC output
  * are permuted from PyTorch's NCHW flatten order (fe_onnx_nhwc_row, as
@@ -24,9 +30,21 @@
 #include "runtime/io/io.h"
 #include "runtime/io/rtio.h"
 
-typedef enum { LK_OTHER, LK_DENSE, LK_CONV, LK_BN } LayerKind;
+typedef enum { LK_OTHER, LK_DENSE, LK_CONV, LK_BN, LK_EMB, LK_LN, LK_RNN, LK_GRU, LK_LSTM } LayerKind;
 
-static const char *const kind_names[] = {"other", "dense", "conv2d", "batchnorm"};
+static const char *const kind_names[] = {"other", "dense", "conv2d", "batchnorm", "embedding", "layer_norm",
+                                         "simple_rnn", "gru", "lstm"};
+
+static bool recurrent_kind(LayerKind k)
+{
+    return k == LK_RNN || k == LK_GRU || k == LK_LSTM;
+}
+
+/* The recurrent kind of G gates (1, 3, 4), or LK_OTHER. */
+static LayerKind gates_kind(int64_t G)
+{
+    return G == 1 ? LK_RNN : G == 3 ? LK_GRU : G == 4 ? LK_LSTM : LK_OTHER;
+}
 
 #define MAX_LAYER_PARAMS 8
 
@@ -78,6 +96,15 @@ static const Node *consumer(const Graph *g, const Node *p, Op op, int slot)
     return NULL;
 }
 
+static bool consumer_any(const Graph *g, const Node *p, Op op)
+{
+    for (int i = 0; i < g->nnodes; i++)
+        for (int j = 0; g->nodes[i]->op == op && j < g->nodes[i]->nin; j++)
+            if (g->nodes[i]->in[j] == p)
+                return true;
+    return false;
+}
+
 /* The [N, H, W, C] value (C > 1) whose flatten x is, through elementwise
  * ops that keep x's shape (an activation, dropout's mask and its
  * training/inference phase), or NULL. */
@@ -103,6 +130,24 @@ static void classify(const Graph *g, Layer *l)
 {
     if (find_what(l->what, l->np, "moving_mean") >= 0 && find_what(l->what, l->np, "gamma") >= 0) {
         l->kind = LK_BN;
+        return;
+    }
+    int e = find_what(l->what, l->np, "embeddings");
+    if (e >= 0 && l->np == 1 && l->p[e]->shape.rank == 2 && consumer(g, l->p[e], OP_GATHER, 0)) {
+        l->kind = LK_EMB;
+        return;
+    }
+    if (find_what(l->what, l->np, "moving_mean") < 0 &&
+        (find_what(l->what, l->np, "gamma") >= 0 || find_what(l->what, l->np, "beta") >= 0) &&
+        l->np == (find_what(l->what, l->np, "gamma") >= 0) + (find_what(l->what, l->np, "beta") >= 0)) {
+        l->kind = LK_LN;
+        return;
+    }
+    int rk = find_what(l->what, l->np, "recurrent_kernel");
+    if (rk >= 0) { /* [units, G*units], read by the layer's loop */
+        const Shape *s = &l->p[rk]->shape;
+        if (s->rank == 2 && s->d[0] > 0 && s->d[1] % s->d[0] == 0 && consumer_any(g, l->p[rk], OP_LOOP))
+            l->kind = gates_kind(s->d[1] / s->d[0]);
         return;
     }
     int k = find_what(l->what, l->np, "kernel");
@@ -180,9 +225,41 @@ static const char *torch_what(LayerKind k, const char *what)
                 return bn[i][1];
         return NULL;
     }
-    if (strcmp(what, "kernel") == 0)
+    if (k == LK_LN)
+        return strcmp(what, "gamma") == 0 ? "weight" : strcmp(what, "beta") == 0 ? "bias" : NULL;
+    if (strcmp(what, "kernel") == 0 || strcmp(what, "embeddings") == 0)
         return "weight";
     return strcmp(what, "bias") == 0 ? "bias" : NULL;
+}
+
+/* modelc's layout of parameter `what` of a layer of kind k. */
+static const char *layout_of(LayerKind k, const char *what)
+{
+    bool kernel = strcmp(what, "kernel") == 0, rec = strcmp(what, "recurrent_kernel") == 0;
+    switch (k) {
+    case LK_CONV: return kernel ? "HWIO" : "C";
+    case LK_DENSE: return kernel ? "IO" : "C";
+    case LK_EMB: return "IO";
+    case LK_LSTM: return kernel || rec ? "IO (gates i,f,c,o)" : "C (gates i,f,c,o)";
+    case LK_GRU: return kernel || rec ? "IO (gates z,r,h)" : "2,C (input and recurrent bias; gates z,r,h)";
+    case LK_RNN: return kernel || rec ? "IO" : "C";
+    default: return "C";
+    }
+}
+
+/* The PyTorch parameter(s) of a recurrent layer's `what` and how to get
+ * them, or NULL. */
+static const char *torch_recurrent(LayerKind k, const char *what)
+{
+    bool gru = k == LK_GRU;
+    if (strcmp(what, "kernel") == 0)
+        return gru ? "weight_ih_l0: transpose, gate blocks z,r,h to r,z,n" : "weight_ih_l0: transpose";
+    if (strcmp(what, "recurrent_kernel") == 0)
+        return gru ? "weight_hh_l0: transpose, gate blocks z,r,h to r,z,n" : "weight_hh_l0: transpose";
+    if (strcmp(what, "bias") == 0)
+        return gru ? "bias_ih_l0: row 0, bias_hh_l0: row 1, gate blocks z,r,h to r,z,n"
+                   : "bias_ih_l0 (bias_hh_l0: zeros)";
+    return NULL;
 }
 
 void mc_layout_metadata(const Graph *g, Metadata *meta)
@@ -198,12 +275,15 @@ void mc_layout_metadata(const Graph *g, Metadata *meta)
         for (int j = 0; j < l->np && l->kind != LK_OTHER; j++) {
             bool kernel = strcmp(l->what[j], "kernel") == 0;
             snprintf(key, sizeof key, "layout.%s", l->p[j]->a.name);
-            rt_meta_set(meta, key, kernel ? (l->kind == LK_CONV ? "HWIO" : "IO") : "C");
-            const char *tw = torch_what(l->kind, l->what[j]);
+            rt_meta_set(meta, key, layout_of(l->kind, l->what[j]));
+            const char *tw = recurrent_kind(l->kind) ? torch_recurrent(l->kind, l->what[j])
+                                                     : torch_what(l->kind, l->what[j]);
             if (!tw)
                 continue;
             snprintf(key, sizeof key, "torch.%s", l->p[j]->a.name);
-            if (kernel && l->kind == LK_CONV)
+            if (recurrent_kind(l->kind))
+                snprintf(val, sizeof val, "%s", tw);
+            else if (kernel && l->kind == LK_CONV)
                 snprintf(val, sizeof val, "%s: permute 3,2,0,1 (HWIO to OIHW)", tw);
             else if (kernel && l->flat_c)
                 snprintf(val, sizeof val, "%s: transpose, columns from NHWC to NCHW flatten order (%lld channels)",
@@ -248,15 +328,29 @@ static char *match_name(const Conv *c, const char *prefix)
     if (c->from == MC_FROM_TORCH)
         return xstrdup(prefix);
     const char *last = strrchr(prefix, '/');
-    last = last ? last + 1 : prefix;
-    const char *bn = "batch_normalization";
-    if (strncmp(last, bn, strlen(bn)) == 0) {
-        StrBuf b;
-        sb_init(&b);
-        sb_printf(&b, "batchnorm%s", last + strlen(bn));
-        return sb_take(&b);
+    size_t len = strlen(last ? last + 1 : prefix);
+    if (last && len > 5 && strcmp(last + 1 + len - 5, "_cell") == 0) { /* lstm/lstm_cell: the layer's name */
+        const char *prev = last;
+        while (prev > prefix && prev[-1] != '/')
+            prev--;
+        len = (size_t)(last - prev);
+        last = prev;
+    } else {
+        last = last ? last + 1 : prefix;
     }
-    return xstrdup(last);
+    static const char *const renamed[][2] = {{"batch_normalization", "batchnorm"},
+                                             {"layer_normalization", "layer_norm"}};
+    StrBuf b;
+    sb_init(&b);
+    for (int i = 0; i < ARRAY_LEN(renamed); i++) {
+        size_t k = strlen(renamed[i][0]);
+        if (len >= k && strncmp(last, renamed[i][0], k) == 0) {
+            sb_printf(&b, "%s%.*s", renamed[i][1], (int)(len - k), last + k);
+            return sb_take(&b);
+        }
+    }
+    sb_printf(&b, "%.*s", (int)len, last);
+    return sb_take(&b);
 }
 
 static const Tensor *mod_tensor(const Conv *c, const Module *m, const char *what)
@@ -269,8 +363,20 @@ static void classify_module(const Conv *c, Module *m)
 {
     bool torch = c->from == MC_FROM_TORCH;
     const Tensor *w = mod_tensor(c, m, torch ? "weight" : "kernel");
+    const Tensor *b = mod_tensor(c, m, "bias");
+    const Tensor *rec = mod_tensor(c, m, torch ? "weight_hh_l0" : "recurrent_kernel");
     if (mod_tensor(c, m, torch ? "running_mean" : "moving_mean"))
         m->kind = LK_BN;
+    else if (rec) { /* [G*H, H] (Keras: [H, G*H]) */
+        int64_t H = rec->rank == 2 ? rec->dims[torch ? 1 : 0] : 0, GH = rec->rank == 2 ? rec->dims[torch ? 0 : 1] : 0;
+        m->kind = H > 0 && GH % H == 0 ? gates_kind(GH / H) : LK_OTHER;
+    } else if (!torch && mod_tensor(c, m, "embeddings"))
+        m->kind = LK_EMB;
+    else if (!torch && (mod_tensor(c, m, "gamma") || mod_tensor(c, m, "beta")))
+        m->kind = LK_LN;
+    else if (torch && w && ((b && b->rank == w->rank && !memcmp(b->dims, w->dims, sizeof(int64_t) * (size_t)w->rank)) ||
+                            (!b && w->rank == 1)))
+        m->kind = LK_LN; /* LayerNorm: weight and bias of normalized_shape */
     else if (w && w->rank == 2)
         m->kind = LK_DENSE;
     else if (w && w->rank == 4)
@@ -396,7 +502,17 @@ static const char *target_what(const Conv *c, LayerKind k, const char *what)
                 return t[i][1];
         return NULL;
     }
-    if (strcmp(what, c->from == MC_FROM_TORCH ? "weight" : "kernel") == 0)
+    bool torch = c->from == MC_FROM_TORCH;
+    if (k == LK_EMB)
+        return strcmp(what, torch ? "weight" : "embeddings") == 0 ? "embeddings" : NULL;
+    if (k == LK_LN) {
+        if (strcmp(what, torch ? "weight" : "gamma") == 0)
+            return "gamma";
+        return strcmp(what, torch ? "bias" : "beta") == 0 ? "beta" : NULL;
+    }
+    if (recurrent_kind(k) && !torch && strcmp(what, "recurrent_kernel") == 0)
+        return "recurrent_kernel";
+    if (strcmp(what, torch ? "weight" : "kernel") == 0)
         return "kernel";
     return strcmp(what, "bias") == 0 ? "bias" : NULL;
 }
@@ -456,14 +572,139 @@ static const char *note(const Conv *c, const Layer *l, bool kernel, const Tensor
     return l->flat_c ? " (transposed, rows permuted from NCHW to NHWC flatten order)" : " (transposed)";
 }
 
+/* Stores t as parameter p, or an error when a tensor is there already. */
+static bool put_param(Conv *c, TensorMap *out, const Node *p, Tensor *t)
+{
+    if (rt_map_get(out, p->a.name)) {
+        rt_tensor_free(t);
+        diag_error(c->d, c->loc, "ambiguous: two tensors of the file map to '%s'", p->a.name);
+        return false;
+    }
+    rt_map_put(out, p->a.name, t);
+    return true;
+}
+
+/* A shape mismatch of file tensor `sname` (dims s, want in the file's
+ * layout) and parameter p. */
+static bool mismatch(Conv *c, const char *sname, const Tensor *s, const int64_t *want, int wrank, const Node *p)
+{
+    char ss[128], ws[128], ps[128];
+    dims_str(s->dims, s->rank, ss, sizeof ss);
+    dims_str(want, wrank, ws, sizeof ws);
+    dims_str(p->shape.d, p->shape.rank, ps, sizeof ps);
+    diag_error(c->d, c->loc, "shape mismatch: '%s' %s cannot be '%s' %s", sname, ss, p->a.name, ps);
+    diag_note(c->d, c->loc, "'%s' %s needs '%s' %s", p->a.name, ps, sname, ws);
+    return false;
+}
+
+/* PyTorch's one-layer, one-direction RNN, GRU or LSTM (weight_ih_l0
+ * [G*H, I], weight_hh_l0 [G*H, H], bias_ih_l0, bias_hh_l0 [G*H]) onto
+ * the layer: weights transposed, the GRU's gate blocks r, z, n to z, r, h;
+ * the two biases summed (the GRU's as the two rows of its bias). */
+static bool convert_torch_recurrent(Conv *c, const Module *m, TensorMap *out)
+{
+    static const char *const names[] = {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"};
+    const Layer *l = m->layer;
+    int ti[4] = {-1, -1, -1, -1};
+    for (int j = 0; j < m->nt; j++) {
+        int k = find_what(names, 4, m->what[j]);
+        if (k < 0) {
+            diag_error(c->d, c->loc, "'%s' has no counterpart in layer '%s' (%s): a modelc layer is one layer in one "
+                                     "direction (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0)",
+                       c->src.names[m->t[j]], l->name, kind_names[l->kind]);
+            return false;
+        }
+        ti[k] = m->t[j];
+    }
+    int kk = find_what(l->what, l->np, "kernel"), kr = find_what(l->what, l->np, "recurrent_kernel"),
+        kb = find_what(l->what, l->np, "bias");
+    if (ti[0] < 0 || ti[1] < 0 || (ti[2] < 0) != (ti[3] < 0) || kk < 0) {
+        diag_error(c->d, c->loc, "module '%s' needs weight_ih_l0 and weight_hh_l0, and bias_ih_l0 with bias_hh_l0",
+                   m->name);
+        return false;
+    }
+    if (ti[2] >= 0 && kb < 0) {
+        diag_error(c->d, c->loc, "'%s' has no counterpart in layer '%s' (%s, use_bias=false)", c->src.names[ti[2]],
+                   l->name, kind_names[l->kind]);
+        return false;
+    }
+    bool gru = l->kind == LK_GRU;
+    const Node *pk = l->p[kk], *pr = l->p[kr];
+    int64_t H = pr->shape.d[0], GH = pr->shape.d[1], G = GH / H, I = pk->shape.d[0];
+    static const int gru_block[3] = {1, 0, 2}; /* PyTorch's block of Keras's z, r, h */
+    const char *gates = gru ? ", gate blocks r,z,n to z,r,h" : "";
+    for (int w = 0; w < 2; w++) { /* kernel, recurrent kernel */
+        const Tensor *s = c->src.t[ti[w]];
+        const Node *p = w ? pr : pk;
+        int64_t in = w ? H : I, want[2] = {GH, in};
+        if (s->rank != 2 || s->dims[0] != GH || s->dims[1] != in)
+            return mismatch(c, c->src.names[ti[w]], s, want, 2, p);
+        Tensor *t = rt_tensor_try_for(p->dt, &p->shape);
+        if (!t)
+            return diag_error(c->d, c->loc, "'%s' is too large", p->a.name), false;
+        for (int64_t g = 0; g < G; g++) {
+            int64_t tb = gru ? gru_block[g] : g;
+            for (int64_t j = 0; j < H; j++)
+                for (int64_t i = 0; i < in; i++)
+                    rt_set(t, i * GH + g * H + j, rt_get(s, (tb * H + j) * in + i));
+        }
+        if (!put_param(c, out, p, t))
+            return false;
+        char ss[128], ps[128];
+        dims_str(s->dims, s->rank, ss, sizeof ss);
+        dims_str(p->shape.d, p->shape.rank, ps, sizeof ps);
+        fprintf(c->out, "%s %s -> %s %s (transposed%s)\n", c->src.names[ti[w]], ss, p->a.name, ps, gates);
+    }
+    if (ti[2] < 0)
+        return true;
+    const Node *p = l->p[kb];
+    for (int w = 2; w < 4; w++) {
+        const Tensor *s = c->src.t[ti[w]];
+        if (s->rank != 1 || s->dims[0] != GH)
+            return mismatch(c, c->src.names[ti[w]], s, &GH, 1, p);
+    }
+    const Tensor *bi = c->src.t[ti[2]], *bh = c->src.t[ti[3]];
+    Tensor *t = rt_tensor_try_for(p->dt, &p->shape);
+    if (!t)
+        return diag_error(c->d, c->loc, "'%s' is too large", p->a.name), false;
+    for (int64_t g = 0; g < G; g++) {
+        int64_t tb = gru ? gru_block[g] : g;
+        for (int64_t j = 0; j < H; j++) {
+            int64_t from = tb * H + j, to = g * H + j;
+            if (gru) {
+                rt_set(t, to, rt_get(bi, from));
+                rt_set(t, GH + to, rt_get(bh, from));
+            } else {
+                rt_set(t, to, rt_get(bi, from) + rt_get(bh, from));
+            }
+        }
+    }
+    if (!put_param(c, out, p, t))
+        return false;
+    char ss[128], ps[128];
+    dims_str(bi->dims, 1, ss, sizeof ss);
+    dims_str(p->shape.d, p->shape.rank, ps, sizeof ps);
+    fprintf(c->out, "%s %s + %s %s -> %s %s (%s%s)\n", c->src.names[ti[2]], ss, c->src.names[ti[3]], ss, p->a.name, ps,
+            gru ? "the two rows" : "summed", gates);
+    return true;
+}
+
 static bool convert_module(Conv *c, const Module *m, TensorMap *out)
 {
     Layer *l = m->layer;
-    if (m->kind != l->kind || l->kind == LK_OTHER) {
-        diag_error(c->d, c->loc, "module '%s' (%s) cannot be layer '%s' (%s)%s", m->name, kind_names[m->kind],
-                   l->name, kind_names[l->kind], l->kind == LK_OTHER ? ": convert-weights maps dense, conv2d and batchnorm layers" : "");
+    LayerKind mk = m->kind;
+    if (mk == LK_DENSE && l->kind == LK_EMB && c->from == MC_FROM_TORCH && m->nt == 1)
+        mk = LK_EMB; /* nn.Embedding: weight [num_embeddings, dim], as a Linear without bias */
+    if (mk != l->kind || l->kind == LK_OTHER) {
+        diag_error(c->d, c->loc, "module '%s' (%s) cannot be layer '%s' (%s)%s", m->name, kind_names[mk], l->name,
+                   kind_names[l->kind],
+                   l->kind == LK_OTHER ? ": convert-weights maps dense, conv2d, batchnorm, embedding, layer_norm, "
+                                         "simple_rnn, gru and lstm layers"
+                                       : "");
         return false;
     }
+    if (recurrent_kind(l->kind) && c->from == MC_FROM_TORCH)
+        return convert_torch_recurrent(c, m, out);
     for (int j = 0; j < m->nt; j++) {
         const char *sname = c->src.names[m->t[j]];
         const Tensor *s = c->src.t[m->t[j]];

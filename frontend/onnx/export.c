@@ -1,9 +1,12 @@
 /* ONNX export: an inference graph (the predict recipe, unfused) and its
- * parameter values become an ONNX model of opset 13. The graph keeps
+ * parameter values become an ONNX model of opset 14. The graph keeps
  * modelc's layouts at its inputs and outputs (NHWC images); each
- * convolution and pooling is wrapped in the two transposes ONNX's NCHW
- * operators need, and HWIO kernels are transposed to OIHW by a node on
- * the initializer. Every output value gets an Identity under its name. */
+ * convolution (transposed too) and pooling is wrapped in the two
+ * transposes ONNX's NCHW operators need, and HWIO kernels are transposed
+ * to OIHW by a node on the initializer. The loop of a recurrent layer is
+ * one LSTM, GRU or RNN node (layout 1: batch first), its weights written
+ * as initializers in ONNX's layout and gate order. Every output value
+ * gets an Identity under its name. */
 #include "onnx.h"
 
 #include <errno.h>
@@ -13,7 +16,7 @@
 
 #include "onnx.pb-c.h"
 
-#define OPSET 13
+#define OPSET 14
 
 typedef struct Ex {
     Arena *a;
@@ -27,7 +30,9 @@ typedef struct Ex {
     const char **name; /* ONNX value name of each IR node */
     const Graph *g;
     int *uses;         /* readers of each IR node (operands and outputs) */
-    bool *inner;       /* nodes inside a recognised batch normalization */
+    bool *inner;       /* nodes exported with another: inside a batch normalization, a recurrent
+                        * layer's zero initial states and its weights */
+    const char *(*res)[3]; /* a recurrent layer's ONNX outputs Y, Y_h, Y_c by loop node */
     const TensorMap *params;
 } Ex;
 
@@ -106,6 +111,34 @@ static void attr_ints(Ex *e, Onnx__NodeProto *n, const char *name, const int64_t
     a->ints = arena_alloc(e->a, (size_t)(cnt + 1) * sizeof(int64_t));
     if (cnt)
         memcpy(a->ints, v, (size_t)cnt * sizeof(int64_t));
+}
+
+static void attr_s(Ex *e, Onnx__NodeProto *n, const char *name, const char *v)
+{
+    Onnx__AttributeProto *a = new_attr(e, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
+    a->has_s = true;
+    a->s.len = strlen(v);
+    a->s.data = (uint8_t *)arena_strdup(e->a, v);
+}
+
+static void attr_strings(Ex *e, Onnx__NodeProto *n, const char *name, const char *const *v, int cnt)
+{
+    Onnx__AttributeProto *a = new_attr(e, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS);
+    a->n_strings = (size_t)cnt;
+    a->strings = arena_alloc(e->a, (size_t)(cnt + 1) * sizeof *a->strings);
+    for (int i = 0; i < cnt; i++) {
+        a->strings[i].len = strlen(v[i]);
+        a->strings[i].data = (uint8_t *)arena_strdup(e->a, v[i]);
+    }
+}
+
+/* Replaces node n's one output by the cnt outputs out[]. */
+static void set_outputs(Ex *e, Onnx__NodeProto *n, const char *const *out, int cnt)
+{
+    n->n_output = (size_t)cnt;
+    n->output = arena_alloc(e->a, (size_t)cnt * sizeof(char *));
+    for (int i = 0; i < cnt; i++)
+        n->output[i] = arena_strdup(e->a, out[i]);
 }
 
 static int elem_type(DType dt)
@@ -292,14 +325,18 @@ static const Node *sole_reader(Ex *e, const Node *x)
     return NULL;
 }
 
-/* conv2d between transposes to NCHW and back; a bias added next (a
- * vector of the output channels) becomes Conv's third input, and an
- * activation after it runs before the transpose back, so that the
- * pattern reads as one layer. The nodes taken along get the result's
- * name. */
+/* conv2d (or conv2d_grad_input, a transposed convolution) between
+ * transposes to NCHW and back; a bias added next (a vector of the output
+ * channels) becomes Conv's third input, and an activation after it runs
+ * before the transpose back, so that the pattern reads as one layer. The
+ * nodes taken along get the result's name. Both kernels go from
+ * [kh, kw, a, b] to [b, a, kh, kw]: Conv's OIHW from HWIO, and
+ * ConvTranspose's [C_in, C_out, kh, kw] from conv2d_transpose's
+ * [kh, kw, filters, C]. */
 static const char *export_conv(Ex *e, const Node *x, const char *a, const char *b)
 {
     static const int64_t hwio_to_oihw[4] = {3, 2, 0, 1};
+    bool tr = x->op == OP_CONV2D_GRAD_INPUT;
     const char *w[3] = {transpose(e, a, nhwc_to_nchw, 4), transpose(e, b, hwio_to_oihw, 4), NULL};
     int nw = 2;
     const Node *last = x, *r = x->a.alpha == 1 ? sole_reader(e, x) : NULL;
@@ -317,10 +354,28 @@ static const char *export_conv(Ex *e, const Node *x, const char *a, const char *
         }
     }
     const char *c = tmp(e);
-    Onnx__NodeProto *n = node(e, "Conv", w, nw, c);
+    Onnx__NodeProto *n = node(e, tr ? "ConvTranspose" : "Conv", w, nw, c);
     int64_t k[2] = {x->in[1]->shape.d[0], x->in[1]->shape.d[1]};
     attr_ints(e, n, "kernel_shape", k, 2);
-    pads_strides(e, n, &x->a);
+    if (!tr) {
+        pads_strides(e, n, &x->a);
+    } else {
+        /* ONNX's output (in - 1) * s + k + output_padding - begin - end
+         * is Attrs.shape: the rows past the full output are zeros */
+        int64_t st[2] = {x->a.stride[0], x->a.stride[1]}, pads[4] = {x->a.pad[0], x->a.pad[2], 0, 0}, op[2] = {0, 0};
+        bool extra = false;
+        for (int i = 0; i < 2; i++) {
+            int64_t full = (x->in[0]->shape.d[1 + i] - 1) * st[i] + k[i];
+            int64_t end = full - pads[i] - x->shape.d[1 + i];
+            pads[2 + i] = end > 0 ? end : 0;
+            op[i] = end < 0 ? -end : 0;
+            extra |= end < 0;
+        }
+        attr_ints(e, n, "strides", st, 2);
+        attr_ints(e, n, "pads", pads, 4);
+        if (extra)
+            attr_ints(e, n, "output_padding", op, 2);
+    }
     if (r && (r->op == OP_RELU || r->op == OP_SIGMOID || r->op == OP_TANH)) {
         c = un(e, r->op == OP_RELU ? "Relu" : r->op == OP_SIGMOID ? "Sigmoid" : "Tanh", c);
         last = r;
@@ -333,6 +388,173 @@ static const char *export_conv(Ex *e, const Node *x, const char *a, const char *
         e->name[t->id] = o;
     }
     return o;
+}
+
+/* ---- recurrent layers ---- */
+
+enum { RNN_SIMPLE, RNN_GRU, RNN_LSTM };
+
+/* The kind of recurrent layer loop x is (RNN_*), with its activation
+ * word in act; -1 when x is no loop of a recurrent layer. The lowering
+ * names the body "lstm:tanh" (frontend/recurrent.c); the operands are the
+ * carried states, the sequence, kernel, recurrent kernel and bias. */
+static int rnn_kind(const Node *x, const char **act)
+{
+    static const char *const kinds[] = {"simple_rnn", "gru", "lstm"};
+    if (x->op != OP_LOOP || !x->sub || !x->sub->name || x->a.nseq != 1)
+        return -1;
+    const char *colon = strchr(x->sub->name, ':');
+    int kind = -1;
+    for (int k = 0; colon && k < 3; k++)
+        if (strlen(kinds[k]) == (size_t)(colon - x->sub->name) && !strncmp(x->sub->name, kinds[k], strlen(kinds[k])))
+            kind = k;
+    if (kind < 0)
+        return -1;
+    *act = colon + 1;
+    int nc = kind == RNN_LSTM ? 2 : 1, G = kind == RNN_LSTM ? 4 : kind == RNN_GRU ? 3 : 1;
+    if (ir_loop_ncarry(x) != nc || (x->nin != nc + 3 && x->nin != nc + 4))
+        return -1;
+    const Shape *h = &x->in[0]->shape, *s = &x->in[nc]->shape, *k = &x->in[nc + 1]->shape,
+                *r = &x->in[nc + 2]->shape;
+    if (h->rank != 2 || s->rank != 3 || k->rank != 2 || r->rank != 2)
+        return -1;
+    int64_t H = h->d[1], GH = G * H;
+    if (k->d[0] != s->d[2] || k->d[1] != GH || r->d[0] != H || r->d[1] != GH)
+        return -1;
+    if (x->nin == nc + 4) {
+        const Shape *b = &x->in[nc + 3]->shape;
+        if (kind == RNN_GRU ? b->rank != 2 || b->d[0] != 2 || b->d[1] != GH : b->rank != 1 || b->d[0] != GH)
+            return -1;
+    }
+    return kind;
+}
+
+/* A carried state the layer starts from zeros: broadcast of 0. */
+static bool zero_state(const Node *s)
+{
+    return s->op == OP_BROADCAST && s->in[0]->op == OP_CONST && s->in[0]->a.value == 0;
+}
+
+static const char *unsqueeze(Ex *e, const char *x, int64_t axis)
+{
+    return bin(e, "Unsqueeze", x, ints_init(e, &axis, 1));
+}
+
+static const char *squeeze(Ex *e, const char *x, int64_t axis)
+{
+    return bin(e, "Squeeze", x, ints_init(e, &axis, 1));
+}
+
+/* ONNX's W [1, G*H, I], R [1, G*H, H] (which 0, 1) or B [1, 2*G*H]
+ * (which 2) from the parameter p: kernels transposed, the LSTM's gate
+ * blocks from Keras's i, f, c, o to ONNX's i, o, f, c, its bias (and
+ * the simple RNN's) as W's bias with R's zero, the GRU's two rows as
+ * they are. The initializer keeps p's name when only layers read p (the
+ * first of them). */
+static const char *rnn_weight(Ex *e, const Node *p, int kind, int which, int64_t H)
+{
+    Tensor *t = rt_map_get(e->params, p->a.name);
+    if (!t)
+        return xfail(e, "parameter '%s' has no value", p->a.name), NULL;
+    Tensor *c = t->dt == p->dt ? t : rt_tensor_cast(t, p->dt);
+    static const int lstm_block[4] = {0, 3, 1, 2}; /* Keras's block of ONNX's gate g */
+    int G = kind == RNN_LSTM ? 4 : kind == RNN_GRU ? 3 : 1;
+    int64_t GH = G * H, rows = which == 2 ? 1 : p->shape.d[0];
+    size_t es = dt_size(p->dt);
+    int64_t dims[3] = {1, which == 2 ? 2 * GH : GH, rows};
+    unsigned char *dst = arena_alloc(e->a, (size_t)(2 * GH * rows) * es), *src = c->data;
+    if (which == 2 && kind == RNN_GRU) {
+        memcpy(dst, src, (size_t)(2 * GH) * es);
+    } else {
+        for (int g = 0; g < G; g++) {
+            int64_t kb = kind == RNN_LSTM ? lstm_block[g] : g;
+            for (int64_t j = 0; j < H; j++)
+                for (int64_t i = 0; i < rows; i++)
+                    memcpy(dst + (size_t)((g * H + j) * rows + i) * es, src + (size_t)(i * GH + kb * H + j) * es,
+                           es);
+        }
+    }
+    bool own = e->inner[p->id] && !e->name[p->id]; /* the first of the layers reading p */
+    const char *o = init_raw(e, own ? p->a.name : tmp(e), elem_type(p->dt), which == 2 ? 2 : 3, dims, dst,
+                             (size_t)(dims[1] * rows) * es);
+    if (own)
+        e->name[p->id] = o;
+    if (c != t)
+        rt_tensor_free(c);
+    return o;
+}
+
+/* A recurrent layer's loop as one LSTM, GRU or RNN node with layout 1
+ * ([B, T, I] in, Y [B, T, 1, H], Y_h and Y_c [B, 1, H]); the loop's
+ * value (the last h) is Y_h without its direction axis, its results
+ * (OP_RESULT) Y and Y_c likewise. */
+static const char *export_recurrent(Ex *e, const Node *x, int kind, const char *act)
+{
+    static const char *const ops[] = {"RNN", "GRU", "LSTM"};
+    int nc = kind == RNN_LSTM ? 2 : 1;
+    int64_t H = x->in[0]->shape.d[1], B = x->in[0]->shape.d[0];
+    const char *onnx_act = !strcmp(act, "tanh") ? "Tanh" : !strcmp(act, "relu") ? "Relu"
+                           : !strcmp(act, "sigmoid")                            ? "Sigmoid"
+                                                                                : NULL;
+    if (!onnx_act)
+        return xfail(e, "%s layer '%s' with activation %s has no ONNX form (tanh, relu and sigmoid have)", ops[kind],
+                     x->label ? x->label : "?", act),
+               NULL;
+    const char *in[7] = {e->name[x->in[nc]->id], NULL, NULL, "", "", "", ""};
+    int nin = x->nin == nc + 4 ? 4 : 3;
+    for (int k = 0; k + 1 < nin; k++) {
+        const Node *p = x->in[nc + 1 + k];
+        if (p->op != OP_PARAM)
+            return xfail(e, "%s layer '%s' whose weights are computed has no ONNX form", ops[kind],
+                         x->label ? x->label : "?"),
+                   NULL;
+        if (!(in[1 + k] = rnn_weight(e, p, kind, k, H)))
+            return NULL;
+    }
+    bool given[2] = {false, false};
+    for (int k = 0; k < nc; k++)
+        given[k] = !zero_state(x->in[k]);
+    if (given[0] || given[1]) {
+        for (int k = 0; k < nc; k++) {
+            if (given[k]) {
+                in[5 + k] = unsqueeze(e, e->name[x->in[k]->id], 1);
+            } else { /* one LSTM state given: the other zeros of [B, 1, H] */
+                if (ir_dim_is_batch(B))
+                    return xfail(e, "LSTM layer '%s' with only one of its initial states given has no ONNX form "
+                                    "for a batch of N rows",
+                                 x->label ? x->label : "?"),
+                           NULL;
+                int64_t d[3] = {B, 1, H};
+                size_t bytes = (size_t)(B * H) * dt_size(x->dt);
+                void *z = arena_alloc(e->a, bytes); /* zeroed */
+                in[5 + k] = init_raw(e, tmp(e), elem_type(x->dt), 3, d, z, bytes);
+            }
+        }
+        nin = 5 + nc;
+    }
+    const char *out[3] = {tmp(e), tmp(e), kind == RNN_LSTM ? tmp(e) : NULL};
+    Onnx__NodeProto *n = node(e, ops[kind], in, nin, out[0]);
+    set_outputs(e, n, out, nc + 1);
+    attr_i(e, n, "hidden_size", H);
+    attr_i(e, n, "layout", 1);
+    if (x->a.reverse)
+        attr_s(e, n, "direction", "reverse");
+    if (kind == RNN_GRU)
+        attr_i(e, n, "linear_before_reset", 1);
+    if (strcmp(onnx_act, "Tanh") != 0) {
+        const char *acts[3] = {kind == RNN_SIMPLE ? onnx_act : "Sigmoid", onnx_act, onnx_act};
+        attr_strings(e, n, "activations", acts, kind == RNN_LSTM ? 3 : kind == RNN_GRU ? 2 : 1);
+    }
+    e->res[x->id][0] = out[0];
+    e->res[x->id][1] = out[1];
+    e->res[x->id][2] = out[2];
+    bool read = false; /* the last h by another reader than a result */
+    for (int i = x->id + 1; i < e->g->nnodes && !read; i++)
+        for (int j = 0; j < e->g->nodes[i]->nin; j++)
+            read |= e->g->nodes[i]->in[j] == x && e->g->nodes[i]->op != OP_RESULT;
+    for (int i = 0; i < e->g->nouts; i++)
+        read |= e->g->outs[i].val == x;
+    return read ? squeeze(e, out[1], 1) : out[1];
 }
 
 static bool is_vec_param(const Node *p, int64_t c)
@@ -407,6 +629,44 @@ static const char *export_bn(Ex *e, const Node *root, const Node *const *bn, dou
     attr_f(e, node(e, "BatchNormalization", w, 5, o), "epsilon", eps);
     (void)root;
     return image ? transpose(e, o, nchw_to_nhwc, 4) : o;
+}
+
+/* broadcast(x) to Attrs.shape: Expand, its shape a constant (1 where
+ * the operand has the same batch dimension, which Expand keeps) or, with
+ * another N in it, N taken from a graph input at run time. */
+static const char *export_broadcast(Ex *e, const Node *x, const char *a)
+{
+    int r = x->a.shape.rank, off = r - x->in[0]->shape.rank;
+    int64_t sh[IR_MAXRANK];
+    bool has_n = false;
+    for (int i = 0; i < r; i++) {
+        sh[i] = x->a.shape.d[i];
+        if (ir_dim_is_batch(sh[i]) && i >= off && x->in[0]->shape.d[i - off] == sh[i])
+            sh[i] = 1;
+        has_n |= ir_dim_is_batch(sh[i]);
+    }
+    if (!has_n)
+        return bin(e, "Expand", a, ints_init(e, sh, r));
+    const char *nsize = NULL; /* [N], int64 */
+    for (int i = 0; i < e->g->nnodes && !nsize; i++) {
+        const Node *in = e->g->nodes[i];
+        for (int k = 0; in->op == OP_INPUT && k < in->shape.rank && !nsize; k++)
+            if (in->shape.d[k] == IR_DIM_N) {
+                int64_t b = k, en = k + 1;
+                const char *w[3] = {un(e, "Shape", in->a.name), ints_init(e, &b, 1), ints_init(e, &en, 1)};
+                nsize = tmp(e);
+                node(e, "Slice", w, 3, nsize);
+            }
+    }
+    for (int i = 0; i < r; i++)
+        if (ir_dim_is_batch(sh[i]) && (sh[i] != IR_DIM_N || !nsize))
+            return xfail(e, "broadcast to N*k rows is not exported to ONNX"), NULL;
+    const char **parts = arena_alloc(e->a, (size_t)(r + 1) * sizeof *parts);
+    for (int i = 0; i < r; i++)
+        parts[i] = sh[i] == IR_DIM_N ? nsize : ints_init(e, &sh[i], 1);
+    const char *shape = tmp(e);
+    attr_i(e, node(e, "Concat", parts, r, shape), "axis", 0);
+    return bin(e, "Expand", a, shape);
 }
 
 /* The ONNX value computing node x; its operands are e->name[...]. */
@@ -530,8 +790,22 @@ static const char *export_node(Ex *e, const Node *x, const TensorMap *params)
     }
     case OP_MATMUL: {
         const char *o = tmp(e);
-        if (x->in[0]->shape.rank != 2 || x->in[1]->shape.rank != 2)
-            return xfail(e, "matmul of rank other than 2 is not exported"), NULL;
+        if (x->in[0]->shape.rank != 2 || x->in[1]->shape.rank != 2) { /* stacks of matrices */
+            const char *w[2] = {a, b};
+            for (int k = 0; k < 2; k++) {
+                int r = x->in[k]->shape.rank;
+                if (!(k ? x->a.tb : x->a.ta))
+                    continue;
+                int64_t p[IR_MAXRANK];
+                for (int i = 0; i < r; i++)
+                    p[i] = i;
+                p[r - 2] = r - 1;
+                p[r - 1] = r - 2;
+                w[k] = transpose(e, w[k], p, r);
+            }
+            node(e, "MatMul", w, 2, o);
+            return x->a.alpha != 1 ? bin(e, "Mul", o, scalar_init(e, x->dt, x->a.alpha)) : o;
+        }
         const char *w[2] = {a, b};
         Onnx__NodeProto *n = node(e, "Gemm", w, 2, o);
         if (x->a.ta)
@@ -543,7 +817,65 @@ static const char *export_node(Ex *e, const Node *x, const TensorMap *params)
         return o;
     }
     case OP_CONV2D:
+    case OP_CONV2D_GRAD_INPUT:
         return export_conv(e, x, a, b);
+    case OP_LOOP: {
+        const char *act;
+        int kind = rnn_kind(x, &act);
+        if (kind < 0)
+            break;
+        return export_recurrent(e, x, kind, act);
+    }
+    case OP_RESULT: {
+        const Node *l = x->in[0];
+        if (l->op != OP_LOOP || !e->res[l->id][0])
+            break;
+        int nc = ir_loop_ncarry(l);
+        if (x->a.index == nc)
+            return squeeze(e, e->res[l->id][0], 2);
+        if (x->a.index == 1 && nc == 2)
+            return squeeze(e, e->res[l->id][2], 1);
+        break;
+    }
+    case OP_BROADCAST:
+        return export_broadcast(e, x, a);
+    case OP_GATHER: {
+        const char *idx = b;
+        if (x->in[1]->dt != DT_I32) {
+            idx = tmp(e);
+            attr_i(e, node(e, "Cast", &b, 1, idx), "to", ONNX__TENSOR_PROTO__DATA_TYPE__INT64);
+        }
+        const char *w[2] = {a, idx}, *o = tmp(e);
+        attr_i(e, node(e, "Gather", w, 2, o), "axis", x->a.axes[0]);
+        return o;
+    }
+    case OP_ONE_HOT: { /* (x == k) for k in [0, depth), compared as doubles */
+        const char *xd = tmp(e), *u = tmp(e);
+        attr_i(e, node(e, "Cast", &a, 1, xd), "to", ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE);
+        int64_t last = -1, depth = x->a.depth;
+        const char *w[2] = {xd, ints_init(e, &last, 1)};
+        node(e, "Unsqueeze", w, 2, u);
+        double *ks = arena_alloc(e->a, (size_t)depth * sizeof *ks);
+        for (int64_t k = 0; k < depth; k++)
+            ks[k] = (double)k;
+        const char *range = init_raw(e, tmp(e), ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE, 1, &depth, ks,
+                                     (size_t)depth * sizeof *ks);
+        const char *eq = bin(e, "Equal", u, range), *o = tmp(e);
+        attr_i(e, node(e, "Cast", &eq, 1, o), "to", elem_type(x->dt));
+        return o;
+    }
+    case OP_SLICE_GRAD: { /* zeros around the operand: Pad, for steps of 1 */
+        int r = x->shape.rank;
+        int64_t pads[2 * IR_MAXRANK];
+        for (int i = 0; i < r; i++) {
+            if ((x->a.step[i] ? x->a.step[i] : 1) != 1)
+                return xfail(e, "slice_grad with a step other than 1 is not exported to ONNX"), NULL;
+            bool nb = ir_dim_is_batch(x->shape.d[i]);
+            pads[i] = nb ? 0 : x->a.begin[i];
+            pads[r + i] = nb ? 0 : x->shape.d[i] - x->a.begin[i] - x->in[0]->shape.d[i];
+        }
+        return bin(e, "Pad", a, ints_init(e, pads, 2 * r));
+    }
     case OP_MAX_POOL2D:
     case OP_AVG_POOL2D: {
         const char *t = transpose(e, a, nhwc_to_nchw, 4), *c = tmp(e);
@@ -560,9 +892,10 @@ static const char *export_node(Ex *e, const Node *x, const TensorMap *params)
         return o;
     }
     default:
-        xfail(e, "op %s is not exported to ONNX", ir_ops[x->op].name);
-        return NULL;
+        break;
     }
+    xfail(e, "op %s is not exported to ONNX", ir_ops[x->op].name);
+    return NULL;
 }
 
 static bool write_model(Ex *e, const Graph *g, const char *path)
@@ -637,6 +970,22 @@ bool fe_onnx_export(const Graph *g, const TensorMap *params, const char *path, D
     for (int i = g->nnodes - 1; i >= 0; i--)
         if (!e.inner[i] && (g->nodes[i]->shape.rank == 2 || g->nodes[i]->shape.rank == 4))
             is_bn[i] = match_bn(&e, g->nodes[i], bn + 5 * i, &eps[i]);
+    /* the zeros a recurrent layer starts from are ONNX's default state,
+     * and its weights go out in ONNX's layout: neither is exported as it
+     * is when only such layers read it */
+    e.res = arena_alloc(e.a, (size_t)(g->nnodes + 1) * sizeof *e.res);
+    int *taken_reads = arena_alloc(e.a, (size_t)(g->nnodes + 1) * sizeof *taken_reads);
+    for (int i = 0; i < g->nnodes; i++) {
+        const char *act;
+        int kind = rnn_kind(g->nodes[i], &act);
+        int nc = kind == RNN_LSTM ? 2 : 1;
+        for (int k = 0; kind >= 0 && k < g->nodes[i]->nin; k++)
+            if (k < nc ? zero_state(g->nodes[i]->in[k]) : k > nc && g->nodes[i]->in[k]->op == OP_PARAM)
+                taken_reads[g->nodes[i]->in[k]->id]++;
+    }
+    for (int i = 0; i < g->nnodes; i++)
+        if (taken_reads[i] && taken_reads[i] == e.uses[i])
+            e.inner[i] = true;
     bool ok = true;
     for (int i = 0; i < g->nnodes && ok; i++) {
         const Node *x = g->nodes[i];

@@ -3052,8 +3052,10 @@ static bool op_recurrent(Imp *I, int idx, const Onnx__NodeProto *n)
         Val *v = st[k];
         if (!v)
             continue;
-        if (v->rank != 3 || v->dims[0] != 1 || v->dims[1] != B || v->dims[2] != H)
-            return fail(I, "the initial state must be [1, %lld, %lld]", (long long)B, (long long)H);
+        /* [1, B, H]; layout 1: [B, 1, H] */
+        if (v->rank != 3 || v->dims[layout ? 1 : 0] != 1 || v->dims[layout ? 0 : 1] != B || v->dims[2] != H)
+            return fail(I, layout ? "the initial state must be [%lld, 1, %lld]" : "the initial state must be [1, %lld, %lld]",
+                        (long long)B, (long long)H);
         bool zeros = v->k && !v->id && !v->k->is_int;
         for (int64_t i = 0; zeros && i < v->k->n; i++)
             zeros = v->k->f[i] == 0;
@@ -3063,7 +3065,7 @@ static bool op_recurrent(Imp *I, int idx, const Onnx__NodeProto *n)
         if (!vi)
             return false;
         char *t = fresh(I);
-        emit(I, "%s = %s[0]\n", t, vi);
+        emit(I, layout ? "%s = %s[:, 0, :]\n" : "%s = %s[0]\n", t, vi);
         sid[k] = t;
     }
     if (lstm && (sid[0] || sid[1])) {

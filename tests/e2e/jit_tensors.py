@@ -11,7 +11,7 @@ import re
 import struct
 import sys
 
-LEAF = re.compile(r'^\s*%\S+ = (param|input) "([^"]+)".*: (f32|f64|i32)\[([^\]]*)\]')
+LEAF = re.compile(r'^  %\S+ = (param|input) "([^"]+)".*: (f32|f64|i32)\[([^\]]*)\]')  # not in loop bodies
 CODES = {"f32": ("F32", "f"), "f64": ("F64", "d"), "i32": ("I32", "i")}
 
 
