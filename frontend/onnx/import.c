@@ -1938,6 +1938,98 @@ static bool conv_runtime(Imp *I, int idx, const Onnx__NodeProto *n, Val *x, Val 
     return true;
 }
 
+/* A 1-D Conv or ConvTranspose ([N, C, L] values, [O, I, k] weights) as the
+ * 2-D op on a unit height: the input and weights viewed as [N, C, 1, L]
+ * and [O, I, 1, k], the window attributes given a leading 1 (pads 0), and
+ * the 2-D result viewed back as [N, O, L']. */
+static bool lift_1d(Imp *I, int idx, const Onnx__NodeProto *n, OpFn op2d)
+{
+    Val *x = in_val(I, n, 0), *w = in_val(I, n, 1);
+    if (!x || !w)
+        return false;
+    if (w->rank != 3)
+        return fail(I, "the weights of a 1-D convolution must be a [O, I, k] tensor");
+    if (n->n_output < 1 || !n->output[0][0])
+        return fail(I, "has no output");
+    const char *xname = x->onnx, *wname = w->onnx;
+    char *names[3], *outname;
+    for (int i = 0; i < 3; i++) {
+        names[i] = NULL;
+        if ((size_t)i < n->n_input) {
+            size_t len = strlen(n->input[i]) + 8;
+            names[i] = arena_alloc(I->a, len);
+            snprintf(names[i], len, n->input[i][0] && i < 2 ? "\x7f" "2d:%s" : "%s", n->input[i]);
+        }
+    }
+    size_t olen = strlen(n->output[0]) + 8;
+    outname = arena_alloc(I->a, olen);
+    snprintf(outname, olen, "\x7f" "2d:%s", n->output[0]);
+    /* the input viewed as [N, C, 1, L] */
+    int64_t d4[4] = {x->dims[0], x->dims[1], 1, x->dims[2]};
+    Val *x4 = define(I, names[0]);
+    x = lookup(I, xname); /* define may move the table */
+    if (!emit_reshape(I, x, x4, 4, d4))
+        return false;
+    Val *w4 = define(I, names[1]);
+    w = lookup(I, wname);
+    int64_t k4[4] = {w->dims[0], w->dims[1], 1, w->dims[2]};
+    if (w->k && !w->id) {
+        Const *k = arena_alloc(I->a, sizeof *k);
+        *k = *w->k;
+        k->rank = 4;
+        memcpy(k->dims, k4, sizeof k4);
+        val_from_const(w4, k);
+        w4->origin = w->origin ? w->origin : w->onnx;
+        w4->from_init = w->from_init;
+    } else if (!emit_reshape(I, w, w4, 4, k4)) {
+        return false;
+    }
+    /* the node with its window attributes lifted */
+    Onnx__NodeProto m = *n;
+    m.input = names;
+    m.n_input = n->n_input < 3 ? n->n_input : 3;
+    if (n->n_input > 3)
+        return fail(I, "has %zu inputs; expected 2 to 3", n->n_input);
+    m.output = &outname;
+    m.n_output = 1;
+    m.attribute = arena_alloc(I->a, (n->n_attribute + 1) * sizeof *m.attribute);
+    for (size_t i = 0; i < n->n_attribute; i++) {
+        const Onnx__AttributeProto *a = n->attribute[i];
+        const char *nm = a->name ? a->name : "";
+        m.attribute[i] = (Onnx__AttributeProto *)a;
+        if (!a->n_ints)
+            continue;
+        bool pads = strcmp(nm, "pads") == 0;
+        bool lifted = pads || strcmp(nm, "kernel_shape") == 0 || strcmp(nm, "strides") == 0 ||
+                      strcmp(nm, "dilations") == 0 || strcmp(nm, "output_padding") == 0 ||
+                      strcmp(nm, "output_shape") == 0;
+        if (!lifted)
+            continue;
+        if (a->n_ints != (pads ? 2u : 1u))
+            return fail(I, "attribute '%s' must have %d value%s for a 1-D convolution", nm, pads ? 2 : 1,
+                        pads ? "s" : "");
+        Onnx__AttributeProto *b = arena_alloc(I->a, sizeof *b);
+        *b = *a;
+        b->ints = arena_alloc(I->a, 4 * sizeof *b->ints);
+        if (pads) {
+            b->n_ints = 4;
+            b->ints[0] = b->ints[2] = 0;
+            b->ints[1] = a->ints[0];
+            b->ints[3] = a->ints[1];
+        } else {
+            b->n_ints = 2;
+            b->ints[0] = strcmp(nm, "output_padding") == 0 ? 0 : 1;
+            b->ints[1] = a->ints[0];
+        }
+        m.attribute[i] = b;
+    }
+    if (!op2d(I, idx, &m))
+        return false;
+    Val *o = define(I, n->output[0]), *o4 = lookup(I, outname);
+    int64_t od[3] = {o4->dims[0], o4->dims[1], o4->dims[3]};
+    return emit_reshape(I, o4, o, 3, od);
+}
+
 static bool op_conv(Imp *I, int idx, const Onnx__NodeProto *n)
 {
     if (!need_inputs(I, n, 2, 3) ||
@@ -1947,8 +2039,10 @@ static bool op_conv(Imp *I, int idx, const Onnx__NodeProto *n)
     int64_t group;
     if (!x || !w || (n->n_input > 2 && n->input[2][0] && !b) || !attr_int(I, n, "group", 1, &group))
         return false;
+    if (x->rank == 3 && examples_first(I, x))
+        return lift_1d(I, idx, n, op_conv);
     if (x->rank != 4 || !examples_first(I, x))
-        return fail(I, "only 2-D convolutions of [N, C, H, W] values are supported");
+        return fail(I, "only 1-D and 2-D convolutions of [N, C, L] and [N, C, H, W] values are supported");
     if (!w->k || w->id || w->k->is_int || w->rank != 4)
         return conv_runtime(I, idx, n, x, w, b, group);
     int64_t O = w->dims[0], Cg = w->dims[1], C = x->dims[1];
@@ -2006,6 +2100,175 @@ static bool op_conv(Imp *I, int idx, const Onnx__NodeProto *n)
     return true;
 }
 
+/* reshape of identifier src (a contiguous value) to dims; dims[0] may be
+ * BATCH. Returns the new identifier. */
+static const char *reshape_id(Imp *I, const char *src, int rank, const int64_t *dims)
+{
+    char *t = fresh(I);
+    emit(I, "%s = reshape(%s, [", t, src);
+    for (int i = 0; i < rank; i++)
+        if (dims[i] == BATCH)
+            emit(I, "N");
+        else
+            emit(I, "%s%lld", i ? ", " : "", (long long)dims[i]);
+    emit(I, "])\n");
+    return t;
+}
+
+/* Pooling of any rank (1-D, 3-D) and dilated pooling, one spatial axis at
+ * a time: max and average pooling over a box are separable (the average
+ * of the non-padding positions of a box is the average along one axis of
+ * the averages along the others). An axis without dilation is the 2-D
+ * pool of the value viewed as [N, P, L, Q] in NHWC with a [1, k] window;
+ * a dilated axis is the maximum or mean of its k strided slices. */
+static bool pool_axes(Imp *I, const Onnx__NodeProto *n, Val *x, bool maxp, const int64_t *ks, int nk,
+                      int64_t ceil_mode, int64_t cip)
+{
+    int r = x->rank, ns = r - 2;
+    int64_t v[2 * MAXR], s[MAXR], dil[MAXR], pb[MAXR], pe[MAXR];
+    int cnt;
+    if (nk != ns)
+        return fail(I, "kernel_shape has %d values for %d spatial axes", nk, ns);
+    for (int i = 0; i < ns; i++) {
+        s[i] = dil[i] = 1;
+        pb[i] = pe[i] = 0;
+        if (x->dims[2 + i] < 1)
+            return fail(I, "the spatial size of '%s' is unknown", x->onnx);
+    }
+    if (!attr_ints(I, n, "strides", v, MAXR, &cnt))
+        return false;
+    if (cnt >= 0 && cnt != ns)
+        return fail(I, "strides must have %d values", ns);
+    for (int i = 0; i < cnt; i++)
+        s[i] = v[i];
+    if (!attr_ints(I, n, "dilations", v, MAXR, &cnt))
+        return false;
+    if (cnt >= 0 && cnt != ns)
+        return fail(I, "dilations must have %d values", ns);
+    for (int i = 0; i < cnt; i++)
+        dil[i] = v[i];
+    if (!attr_ints(I, n, "pads", v, 2 * MAXR, &cnt))
+        return false;
+    if (cnt >= 0 && cnt != 2 * ns)
+        return fail(I, "pads must have %d values", 2 * ns);
+    for (int i = 0; i < cnt / 2; i++) {
+        pb[i] = v[i];
+        pe[i] = v[i + ns];
+    }
+    for (int i = 0; i < ns; i++)
+        if (ks[i] < 1 || ks[i] > 1 << 20 || s[i] < 1 || s[i] > 1 << 20 || dil[i] < 1 || dil[i] > 1 << 10 ||
+            pb[i] < 0 || pb[i] > 1 << 20 || pe[i] < 0 || pe[i] > 1 << 20)
+            return fail(I, "kernel sizes, strides and dilations must be positive, pads from 0 to %d", 1 << 20);
+    char ap[32];
+    const char *auto_pad = attr_str(n, "auto_pad", ap, sizeof ap);
+    if (auto_pad && strcmp(auto_pad, "NOTSET") != 0 && strcmp(auto_pad, "VALID") != 0 &&
+        strcmp(auto_pad, "SAME_UPPER") != 0 && strcmp(auto_pad, "SAME_LOWER") != 0)
+        return fail(I, "auto_pad %s is not supported", auto_pad);
+    bool same = auto_pad && strncmp(auto_pad, "SAME", 4) == 0;
+    if (auto_pad && strcmp(auto_pad, "NOTSET") != 0)
+        for (int i = 0; i < ns; i++)
+            pb[i] = pe[i] = 0;
+    const char *cur = operand(I, x, false);
+    if (!cur)
+        return false;
+    int64_t d[MAXR];
+    memcpy(d, x->dims, sizeof d);
+    for (int i = 0; i < ns; i++) {
+        int a = 2 + i;
+        int64_t L = d[a], K = (ks[i] - 1) * dil[i] + 1, lo = pb[i], hi = pe[i], O;
+        if (same) {
+            int64_t lo2, hi2;
+            same_pad(L, K, s[i], &lo2, &hi2);
+            lo = strcmp(auto_pad, "SAME_UPPER") == 0 ? lo2 : hi2;
+            hi = strcmp(auto_pad, "SAME_UPPER") == 0 ? hi2 : lo2;
+        }
+        int64_t in = L + lo + hi;
+        if (in < K)
+            return fail(I, "the window is larger than the padded input");
+        O = (in - K) / s[i] + 1;
+        if (ceil_mode && !same) {
+            O = (in - K + s[i] - 1) / s[i] + 1;
+            if ((O - 1) * s[i] >= L + lo)
+                O--; /* a window starting in the end padding is dropped */
+            int64_t ext = (O - 1) * s[i] + K - in;
+            if (ext > 0 && cip && !maxp)
+                return fail(I, "ceil_mode = 1 with count_include_pad = 1 is not supported");
+            hi += ext > 0 ? ext : 0;
+        }
+        if (ks[i] == 1 && s[i] == 1 && !lo && !hi)
+            continue;
+        char pads[MAXR][64];
+        if (cip && !maxp && (lo || hi)) { /* the zeros counted: padded first */
+            char *p = fresh(I);
+            emit(I, "%s = pad(%s, [", p, cur);
+            for (int j = 0; j < r; j++)
+                emit(I, "%s[%lld, %lld]", j ? ", " : "", (long long)(j == a ? lo : 0), (long long)(j == a ? hi : 0));
+            emit(I, "])\n");
+            cur = p;
+            d[a] = L = L + lo + hi;
+            lo = hi = 0;
+        }
+        if (dil[i] > 1) {
+            if (lo || hi)
+                return fail(I, "dilated pooling with padding is not supported");
+            if (ks[i] > 64)
+                return fail(I, "dilated pooling windows of more than 64 taps are not supported");
+            const char *acc = NULL;
+            for (int64_t j = 0; j < ks[i]; j++) {
+                for (int q = 0; q < r; q++)
+                    snprintf(pads[q], sizeof pads[q], ":");
+                snprintf(pads[a], sizeof pads[a], "%lld:%lld:%lld", (long long)(j * dil[i]),
+                         (long long)(j * dil[i] + (O - 1) * s[i] + 1), (long long)s[i]);
+                char *t = fresh(I);
+                emit(I, "%s = ", t);
+                if (acc)
+                    emit(I, maxp ? "maximum(%s, " : "%s + ", acc);
+                emit(I, "%s[", cur);
+                for (int q = 0; q < r; q++)
+                    emit(I, "%s%s", q ? ", " : "", pads[q]);
+                emit(I, "]%s\n", acc && maxp ? ")" : "");
+                acc = t;
+            }
+            if (!maxp) {
+                char *t = fresh(I);
+                emit(I, "%s = %s / %lld\n", t, acc, (long long)ks[i]);
+                acc = t;
+            }
+            cur = acc;
+            d[a] = O;
+            continue;
+        }
+        int64_t P = 1, Q = 1, v4[4];
+        for (int j = 1; j < a; j++)
+            P *= d[j];
+        for (int j = a + 1; j < r; j++)
+            Q *= d[j];
+        v4[0] = d[0];
+        v4[1] = P;
+        v4[2] = L;
+        v4[3] = Q;
+        const char *t4 = reshape_id(I, cur, 4, v4);
+        char *p = fresh(I);
+        emit(I, "%s = %s(%s, [1, %lld], stride=[1, %lld]", p, maxp ? "max_pool2d" : "avg_pool2d", t4,
+             (long long)ks[i], (long long)s[i]);
+        if (lo || hi)
+            emit(I, ", padding=[0, 0, %lld, %lld]", (long long)lo, (long long)hi);
+        emit(I, ")\n");
+        d[a] = O;
+        cur = reshape_id(I, p, r, d);
+    }
+    Val *o = out_val(I, n);
+    if (!o)
+        return false;
+    set_shape(o, r, d);
+    o->id = (char *)cur;
+    if (cur == x->id || cur == x->other_id) { /* nothing pooled: a copy under its own name */
+        o->id = fresh(I);
+        emit(I, "%s = %s\n", o->id, cur);
+    }
+    return true;
+}
+
 static bool op_pool(Imp *I, int idx, const Onnx__NodeProto *n)
 {
     (void)idx;
@@ -2017,13 +2280,20 @@ static bool op_pool(Imp *I, int idx, const Onnx__NodeProto *n)
     if (n->n_output > 1 && n->output[1][0])
         return fail(I, "the indices output is not supported");
     Val *x = in_val(I, n, 0);
-    int64_t ks[8], ceil_mode, cip;
+    int64_t ks[MAXR], ceil_mode, cip;
     int cnt;
-    if (!x || !attr_ints(I, n, "kernel_shape", ks, 2, &cnt) || !attr_int(I, n, "ceil_mode", 0, &ceil_mode) ||
-        !attr_int(I, n, "count_include_pad", 0, &cip))
+    int64_t dl[MAXR];
+    int ndl;
+    if (!x || !attr_ints(I, n, "kernel_shape", ks, MAXR, &cnt) || !attr_int(I, n, "ceil_mode", 0, &ceil_mode) ||
+        !attr_int(I, n, "count_include_pad", 0, &cip) || !attr_ints(I, n, "dilations", dl, MAXR, &ndl))
         return false;
-    if (x->rank != 4 || !examples_first(I, x) || cnt != 2)
-        return fail(I, "only 2-D pooling of [N, C, H, W] values is supported");
+    if (x->rank < 3 || !examples_first(I, x) || cnt != x->rank - 2)
+        return fail(I, "only pooling of [N, C, ...] values with one window size per spatial axis is supported");
+    bool dilated = false;
+    for (int i = 0; i < ndl; i++)
+        dilated |= dl[i] != 1;
+    if (x->rank != 4 || dilated)
+        return pool_axes(I, n, x, maxp, ks, cnt, ceil_mode, cip);
     Window win;
     int64_t oh, ow;
     if (!window(I, n, x, ks, &win) || !window_out(I, x, &win, &oh, &ow))
@@ -2666,8 +2936,10 @@ static bool op_conv_transpose(Imp *I, int idx, const Onnx__NodeProto *n)
     int cnt, ocnt;
     if (!x || !w || (n->n_input > 2 && n->input[2][0] && !b) || !attr_int(I, n, "group", 1, &group))
         return false;
+    if (x->rank == 3 && examples_first(I, x) && x->dims[2] > 0)
+        return lift_1d(I, idx, n, op_conv_transpose);
     if (x->rank != 4 || !examples_first(I, x) || x->dims[2] < 0 || x->dims[3] < 0)
-        return fail(I, "only 2-D transposed convolutions of [N, C, H, W] values are supported");
+        return fail(I, "only 1-D and 2-D transposed convolutions of [N, C, L] and [N, C, H, W] values are supported");
     if (!w->k || w->id || w->k->is_int || w->rank != 4)
         return fail(I, "the weights must be a constant [C, O, kh, kw] tensor");
     int64_t C = x->dims[1], Og = w->dims[1], kh = w->dims[2], kw = w->dims[3];

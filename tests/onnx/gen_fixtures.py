@@ -198,6 +198,23 @@ class Acts(nn.Module):  # Pad folded into Conv, PRelu, HardSwish, HardSigmoid
         return F.hardswish(h) + F.hardsigmoid(h) * 2.0
 
 
+class Spatial(nn.Module):  # 1-D Conv, pools and ConvTranspose; 3-D pools; a dilated 2-D pool
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(3, 4, 3, stride=2, padding=1)
+        self.pool = nn.MaxPool1d(3, stride=2, padding=1)
+        self.avg = nn.AvgPool1d(2, ceil_mode=True, count_include_pad=False)
+        self.up = nn.ConvTranspose1d(4, 2, 3, stride=2, padding=1, output_padding=1)
+        self.max3 = nn.MaxPool3d(2, stride=1, padding=1)
+        self.avg3 = nn.AvgPool3d((2, 3, 1), stride=(1, 2, 1), padding=(1, 1, 0), count_include_pad=False)
+        self.dil = nn.MaxPool2d(2, stride=1, dilation=2)
+
+    def forward(self, x):  # x: [N, 3, 24]
+        h = self.avg(self.pool(torch.relu(self.conv(x))))
+        v = x.view(x.size(0), 3, 4, 3, 2)
+        return self.up(h), self.avg3(self.max3(v)), self.dil(x.view(x.size(0), 3, 4, 6))
+
+
 def helper_model():  # Sum of three, ConstantOfShape, Max and Min of two, Where (onnx.helper)
     from onnx import TensorProto, helper
     nodes = [
@@ -240,6 +257,15 @@ def export(name, model, shape, input_names, output_names, seed=0, opset=13, dyna
 
 
 def main():
+    only = sys.argv[1:]
+    if only:  # regenerate the fixtures named
+        for name in only:
+            torch.manual_seed(0)
+            if name == "spatial":
+                export("spatial", Spatial(), (2, 3, 24), ["x"], ["out_1d", "out_3d", "out_dil"])
+            else:
+                raise SystemExit("unknown fixture %s" % name)
+        return 0
     torch.manual_seed(0)
     export("mlp", Mlp(), (3, 6), ["input.1"], ["probs"])
     torch.manual_seed(0)
@@ -260,6 +286,8 @@ def main():
     torch.manual_seed(0)
     export("recurrent", Recurrent(), (2, 5, 3), ["x"], ["lstm_fc", "gru_seq", "rnn_h"], dynamic=False)
     fixed_model()
+    torch.manual_seed(0)
+    export("spatial", Spatial(), (2, 3, 24), ["x"], ["out_1d", "out_3d", "out_dil"])
     torch.manual_seed(0)
     for name, model, shape in (("unsupported", Unsupported(), (2, 3)), ("grouped", Grouped(), (1, 2, 5, 5))):
         torch.onnx.export(model, torch.zeros(*shape), os.path.join(HERE, name + ".onnx"),
