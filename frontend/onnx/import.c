@@ -2547,6 +2547,61 @@ static bool emit_subscript(Imp *I, Val *x, Val *o, char (*sub)[64])
     return true;
 }
 
+/* gather(src, idx, axis=a) with the indices a frozen parameter: Pad's
+ * edge and reflect modes and Slice with negative steps pick positions
+ * along an axis. Returns the result's identifier. */
+static const char *gather_positions(Imp *I, const char *src, int a, const int64_t *idx, int64_t k)
+{
+    float *f = arena_alloc(I->a, (size_t)k * sizeof *f);
+    for (int64_t i = 0; i < k; i++)
+        f[i] = (float)idx[i];
+    char *p = fresh(I), *t = fresh(I);
+    emit(I, "param %s: f32[%lld] frozen\n", p, (long long)k);
+    put_tensor(I, p, 1, &k, f);
+    emit(I, "%s = gather(%s, %s, axis=%d)\n", t, src, p, a);
+    return t;
+}
+
+/* Pad in edge or reflect mode: along each padded axis, the positions
+ * [0, ..., 0, 0, 1, ..., L-1, L-1, ...] (edge) or [b, ..., 1, 0, 1, ...,
+ * L-1, L-2, ...] (reflect) gathered. */
+static bool pad_gather(Imp *I, const Onnx__NodeProto *n, Val *x, const int64_t *pads, bool reflect)
+{
+    int r = x->rank;
+    int64_t d[MAXR];
+    const char *cur = operand(I, x, false);
+    if (!cur)
+        return false;
+    for (int a = 0; a < r; a++) {
+        int64_t b = pads[a], e = pads[a + r], L = x->dims[a];
+        d[a] = L;
+        if (!b && !e)
+            continue;
+        if (L == BATCH)
+            return fail(I, "padding along the batch axis is not supported");
+        if (b < 0 || e < 0 || b > 1 << 16 || e > 1 << 16 || (reflect && (b >= L || e >= L)))
+            return fail(I, "pads must be from 0 to %s in %s mode", reflect ? "the axis size - 1" : "65536",
+                        reflect ? "reflect" : "edge");
+        d[a] = L + b + e;
+        int64_t *idx = arena_alloc(I->a, (size_t)d[a] * sizeof *idx);
+        for (int64_t i = 0; i < d[a]; i++) {
+            int64_t j = i - b;
+            if (reflect)
+                j = j < 0 ? -j : j >= L ? 2 * (L - 1) - j : j;
+            else
+                j = j < 0 ? 0 : j >= L ? L - 1 : j;
+            idx[i] = j;
+        }
+        cur = gather_positions(I, cur, a, idx, d[a]);
+    }
+    Val *o = out_val(I, n);
+    if (!o)
+        return false;
+    set_shape(o, r, d);
+    o->id = (char *)cur;
+    return true;
+}
+
 /* Slice of a constant, with ONNX's clamping and negative steps. */
 static bool slice_const(Imp *I, const Onnx__NodeProto *n, Val *x, const int64_t *st, const int64_t *en,
                         const int64_t *ax, const int64_t *sp, int ns)
@@ -2620,7 +2675,8 @@ static bool op_slice(Imp *I, int idx, const Onnx__NodeProto *n)
         return fail(I, "starts, ends, axes and steps differ in length");
     if (x->k && !x->id)
         return slice_const(I, n, x, st, en, na >= 0 ? ax : NULL, np >= 0 ? sp : NULL, ns);
-    int64_t d[MAXR];
+    int64_t d[MAXR], neg_lo[MAXR], neg_step[MAXR];
+    bool neg_axis[MAXR] = {false}, any_neg = false;
     char sub[MAXR][64];
     memcpy(d, x->dims, sizeof d);
     for (int i = 0; i < x->rank; i++)
@@ -2630,13 +2686,26 @@ static bool op_slice(Imp *I, int idx, const Onnx__NodeProto *n)
         int64_t step = np >= 0 ? sp[i] : 1;
         if (a < 0 || a >= x->rank)
             return fail(I, "axis %lld is out of range", (long long)(na >= 0 ? ax[i] : i));
-        if (step < 1)
-            return fail(I, "steps below 1 are not supported");
+        if (step == 0 || step == INT64_MIN)
+            return fail(I, "a step of 0 is not valid");
         int64_t dim = x->dims[a];
         if (dim == BATCH) {
             if (st[i] == 0 && en[i] >= INT32_MAX && step == 1)
                 continue;
             return fail(I, "slicing the batch axis is not supported");
+        }
+        if (step < 0) { /* the positions from the start down, gathered */
+            int64_t lo = st[i] < 0 ? (st[i] < -dim ? -1 : st[i] + dim) : st[i];
+            int64_t hi = en[i] < 0 ? (en[i] < -dim ? -1 : en[i] + dim) : en[i];
+            lo = lo > dim - 1 ? dim - 1 : lo;
+            hi = hi > dim - 1 ? dim - 1 : hi;
+            if (lo <= hi)
+                return fail(I, "an empty slice is not supported");
+            neg_axis[a] = true;
+            neg_lo[a] = lo;
+            neg_step[a] = step;
+            d[a] = (lo - hi - 1) / -step + 1;
+            continue;
         }
         int64_t b = st[i] < 0 ? st[i] + dim : st[i], e = en[i] < 0 ? en[i] + dim : en[i];
         b = b < 0 ? 0 : b > dim ? dim : b;
@@ -2651,11 +2720,45 @@ static bool op_slice(Imp *I, int idx, const Onnx__NodeProto *n)
         else
             snprintf(sub[a], sizeof sub[a], "%lld:%lld:%lld", (long long)b, (long long)e, (long long)step);
     }
+    for (int a = 0; a < x->rank; a++)
+        any_neg |= neg_axis[a];
+    if (!any_neg) {
+        Val *o = out_val(I, n);
+        if (!o)
+            return false;
+        set_shape(o, x->rank, d);
+        return emit_subscript(I, x, o, sub);
+    }
+    /* the positive steps as a subscript of the logical layout, then each
+     * negative one as a gather */
+    const char *cur = operand(I, x, false);
+    if (!cur)
+        return false;
+    bool sliced = false;
+    for (int a = 0; a < x->rank; a++)
+        sliced |= strcmp(sub[a], ":") != 0;
+    if (sliced) {
+        char *t = fresh(I);
+        emit(I, "%s = %s[", t, cur);
+        for (int a = 0; a < x->rank; a++)
+            emit(I, "%s%s", a ? ", " : "", sub[a]);
+        emit(I, "]\n");
+        cur = t;
+    }
+    for (int a = 0; a < x->rank; a++) {
+        if (!neg_axis[a])
+            continue;
+        int64_t *pos = arena_alloc(I->a, (size_t)d[a] * sizeof *pos);
+        for (int64_t i = 0; i < d[a]; i++)
+            pos[i] = neg_lo[a] + i * neg_step[a];
+        cur = gather_positions(I, cur, a, pos, d[a]);
+    }
     Val *o = out_val(I, n);
     if (!o)
         return false;
     set_shape(o, x->rank, d);
-    return emit_subscript(I, x, o, sub);
+    o->id = (char *)cur;
+    return true;
 }
 
 /* Gather of one constant index along an axis of a value: x[:, i] */
@@ -2713,6 +2816,11 @@ static bool op_pad(Imp *I, int idx, const Onnx__NodeProto *n)
         any |= pads[i] != 0;
     if (!any)
         return op_identity(I, idx, n);
+    if (m && (strcmp(m, "edge") == 0 || strcmp(m, "reflect") == 0)) {
+        if (cnt != 2 * x->rank)
+            return fail(I, "pads must have %d values", 2 * x->rank);
+        return pad_gather(I, n, x, pads, m[0] == 'r');
+    }
     int next = sole_consumer(I, n->output[0], idx);
     bool spatial = x->rank == 4 && cnt == 8 && !pads[0] && !pads[1] && !pads[4] && !pads[5];
     for (int i = 0; i < cnt; i++)

@@ -215,6 +215,13 @@ class Spatial(nn.Module):  # 1-D Conv, pools and ConvTranspose; 3-D pools; a dil
         return self.up(h), self.avg3(self.max3(v)), self.dil(x.view(x.size(0), 3, 4, 6))
 
 
+class PadModes(nn.Module):  # Pad in reflect and edge modes, Slice with a negative step (flip)
+    def forward(self, x):  # x: [N, 2, 5, 6]
+        a = F.pad(x, (1, 2, 2, 1), mode="reflect")
+        b = F.pad(torch.relu(x), (0, 3, 1, 0), mode="replicate")
+        return a[:, :, 1:7, :] * 0.5 + b, torch.flip(x, [2, 3])
+
+
 def helper_model():  # Sum of three, ConstantOfShape, Max and Min of two, Where (onnx.helper)
     from onnx import TensorProto, helper
     nodes = [
@@ -263,6 +270,8 @@ def main():
             torch.manual_seed(0)
             if name == "spatial":
                 export("spatial", Spatial(), (2, 3, 24), ["x"], ["out_1d", "out_3d", "out_dil"])
+            elif name == "padmodes":
+                export("padmodes", PadModes(), (2, 2, 5, 6), ["x"], ["y", "flipped"])
             else:
                 raise SystemExit("unknown fixture %s" % name)
         return 0
@@ -288,6 +297,8 @@ def main():
     fixed_model()
     torch.manual_seed(0)
     export("spatial", Spatial(), (2, 3, 24), ["x"], ["out_1d", "out_3d", "out_dil"])
+    torch.manual_seed(0)
+    export("padmodes", PadModes(), (2, 2, 5, 6), ["x"], ["y", "flipped"])
     torch.manual_seed(0)
     for name, model, shape in (("unsupported", Unsupported(), (2, 3)), ("grouped", Grouped(), (1, 2, 5, 5))):
         torch.onnx.export(model, torch.zeros(*shape), os.path.join(HERE, name + ".onnx"),
