@@ -3771,7 +3771,18 @@ static bool graph_outputs(Imp *I, OnnxImport *im)
                     f->f[j] = (float)v->k->i[j];
             v->k = f;
         }
-        const char *id = operand(I, v, false);
+        const char *id;
+        if (v->k && !v->id) { /* a constant output: its parameter leaves the output its name */
+            const char *onnx = v->onnx;
+            size_t len = strlen(name) + 8;
+            char *pn = arena_alloc(I->a, len);
+            snprintf(pn, len, "%s_const", name);
+            v->onnx = pn;
+            id = operand(I, v, false);
+            v->onnx = onnx;
+        } else {
+            id = operand(I, v, false);
+        }
         if (!id)
             return false;
         char *oid = ident_from(I, name, "y", false);

@@ -66,6 +66,15 @@ for b in jit interp; do
     "$MODELC" predict "$t/fixed.mdl" --weights "$t/fixed.w.safetensors" --inputs $f.x.safetensors -o "$t/fixed.$b.safetensors" --backend $b
     cmp $f.y.safetensors "$t/fixed.$b.safetensors" "fixed ($b)"
 done
+# a model without inputs runs without --inputs; as .onnx and as the written .mdl
+f=tests/onnx/noinput
+"$MODELC" import $f.onnx -o "$t/noinput.mdl" --weights-out "$t/noinput.w.safetensors"
+for b in jit interp; do
+    "$MODELC" predict $f.onnx -o "$t/noinput.$b.safetensors" --backend $b
+    cmp $f.y.safetensors "$t/noinput.$b.safetensors" "noinput ($b)"
+    "$MODELC" predict "$t/noinput.mdl" --weights "$t/noinput.w.safetensors" -o "$t/noinput.mdl.$b.safetensors" --backend $b
+    cmp $f.y.safetensors "$t/noinput.mdl.$b.safetensors" "noinput .mdl ($b)"
+done
 # ir prints the ONNX names of inputs
 "$MODELC" ir tests/onnx/mlp.onnx | grep -q 'input "input.1"' || fail "ir: ONNX input name"
 "$MODELC" import --list-ops | grep -qx Conv || fail "--list-ops"
@@ -97,6 +106,8 @@ expect_err "$t/missing.onnx: error: cannot read file" "$MODELC" import "$t/missi
 set +e
 "$MODELC" import tests/onnx/mlp.onnx >/dev/null 2>&1; rc1=$?
 "$MODELC" import -o "$t/x.mdl" >/dev/null 2>&1; rc2=$?
+out=$("$MODELC" predict tests/onnx/mlp.onnx -o "$t/x.safetensors" 2>&1); rc3=$?
 set -e
-[ $rc1 = 2 ] && [ $rc2 = 2 ] || fail "usage errors exit $rc1 $rc2, expected 2"
+[ $rc1 = 2 ] && [ $rc2 = 2 ] && [ $rc3 = 2 ] || fail "usage errors exit $rc1 $rc2 $rc3, expected 2"
+[[ "$out" == *"missing --inputs"* ]] || fail "predict without --inputs: $out"
 echo ok

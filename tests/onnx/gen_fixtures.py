@@ -247,6 +247,24 @@ def helper_model():  # Sum of three, ConstantOfShape, Max and Min of two, Where 
     write_safetensors(os.path.join(HERE, "misc.y.safetensors"), {"y": y})
 
 
+def noinput_model():  # a graph without inputs: Constant, ConstantOfShape of a constant shape, Add
+    from onnx import TensorProto, helper
+    c = np.arange(6, dtype=np.float32).reshape(2, 3) - 2.5
+    nodes = [
+        helper.make_node("Constant", [], ["c"], value=helper.make_tensor("v", TensorProto.FLOAT, [2, 3], c.ravel())),
+        helper.make_node("Constant", [], ["shape"], value=helper.make_tensor("s", TensorProto.INT64, [2], [2, 3])),
+        helper.make_node("ConstantOfShape", ["shape"], ["h"],
+                         value=helper.make_tensor("w", TensorProto.FLOAT, [1], [0.5])),
+        helper.make_node("Add", ["c", "h"], ["y"]),
+    ]
+    graph = helper.make_graph(nodes, "noinput", [], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3]),
+                                                     helper.make_tensor_value_info("c", TensorProto.FLOAT, [2, 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    with open(os.path.join(HERE, "noinput.onnx"), "wb") as f:
+        f.write(model.SerializeToString())
+    write_safetensors(os.path.join(HERE, "noinput.y.safetensors"), {"y": c + 0.5, "c": c})
+
+
 def export(name, model, shape, input_names, output_names, seed=0, opset=13, dynamic=True):
     torch.manual_seed(seed)
     model.eval()
@@ -270,6 +288,8 @@ def main():
             torch.manual_seed(0)
             if name == "spatial":
                 export("spatial", Spatial(), (2, 3, 24), ["x"], ["out_1d", "out_3d", "out_dil"])
+            elif name == "noinput":
+                noinput_model()
             elif name == "padmodes":
                 export("padmodes", PadModes(), (2, 2, 5, 6), ["x"], ["y", "flipped"])
             else:
@@ -290,6 +310,7 @@ def main():
     torch.manual_seed(0)
     export("acts", Acts(), (2, 2, 7, 6), ["x"], ["y"])
     helper_model()
+    noinput_model()
     torch.manual_seed(0)
     export("convs", Convs(), (2, 4, 5, 6), ["x"], ["out_a", "out_b"])
     torch.manual_seed(0)
