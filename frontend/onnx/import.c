@@ -2392,11 +2392,11 @@ static bool op_batchnorm(Imp *I, int idx, const Onnx__NodeProto *n)
     if (!attr_int(I, n, "training_mode", 0, &tm) || !attr_float(I, n, "epsilon", 1e-5, &eps) ||
         !attr_float(I, n, "momentum", 0.9, &mom))
         return false;
-    if (tm)
-        return fail(I, "training_mode = 1 is not supported");
-    for (size_t i = 1; i < n->n_output; i++)
+    for (size_t i = 1; i < n->n_output && !tm; i++)
         if (n->output[i][0])
-            return fail(I, "the running statistics outputs are not supported");
+            return fail(I, "the running statistics outputs need training_mode = 1");
+    if (n->n_output > 3)
+        return fail(I, "has %zu outputs; expected 1 to 3", n->n_output);
     Val *x = in_val(I, n, 0), *p[4];
     if (!x)
         return false;
@@ -2411,6 +2411,43 @@ static bool op_batchnorm(Imp *I, int idx, const Onnx__NodeProto *n)
         if (p[i]->rank != 1 || p[i]->dims[0] != C)
             return fail(I, "scale, bias, mean and variance must have %lld values", (long long)C);
         runtime |= !p[i]->k || p[i]->id || p[i]->k->is_int;
+    }
+    if (tm) { /* the batch's statistics (biased variance), and the running ones updated with them */
+        const char *xi = operand(I, x, true), *pi[4];
+        char num[2][48];
+        for (int i = 0; i < 4; i++)
+            if (!xi || !(pi[i] = operand(I, p[i], false)))
+                return false;
+        if (!number(I, eps, num[0], sizeof num[0]) || !number(I, mom, num[1], sizeof num[1]))
+            return false;
+        const char *axes = x->rank == 4 ? "0, 1, 2" : "0";
+        char *m = fresh(I), *v = fresh(I), *ids[3] = {fresh(I), NULL, NULL};
+        emit(I, "%s = mean(%s, axis=[%s])\n", m, xi, axes);
+        emit(I, "%s = mean(square(%s - %s), axis=[%s])\n", v, xi, m, axes);
+        emit(I, "%s = (%s - %s) * (%s * rsqrt(%s + %s)) + %s\n", ids[0], xi, m, pi[0], v, num[0], pi[1]);
+        for (int i = 1; i < 3; i++) {
+            if (i >= (int)n->n_output || !n->output[i][0])
+                continue;
+            ids[i] = fresh(I);
+            emit(I, "%s = %s * %s + %s * (1 - %s)\n", ids[i], pi[1 + i], num[1], i == 1 ? m : v, num[1]);
+        }
+        int rank = x->rank;
+        int64_t dims[MAXR];
+        memcpy(dims, x->dims, sizeof dims);
+        for (int i = 0; i < 3; i++) {
+            if (!ids[i])
+                continue;
+            Val *o = define(I, n->output[i]);
+            if (i == 0) {
+                set_shape(o, rank, dims);
+                o->nhwc = rank == 4;
+            } else {
+                set_shape(o, 1, &C);
+            }
+            o->id = ids[i];
+        }
+        (void)idx;
+        return true;
     }
     if (runtime) { /* statistics computed at run time: the inference formula, on the channels axis last */
         const char *xi = operand(I, x, true), *pi[4];
