@@ -2843,6 +2843,8 @@ static bool op_pad(Imp *I, int idx, const Onnx__NodeProto *n)
     if (cnt < 0 && n->n_input > 1 && !ints_of(I, in_val(I, n, 1), pads, 2 * MAXR, &cnt, "pads"))
         return false;
     Val *cv = in_val(I, n, 2);
+    if (!cv && n->n_input > 2 && n->input[2][0])
+        return false;
     if (cv && cv->k && !cv->id && cv->k->n == 1)
         value = kget(cv->k, 0);
     else if (cv)
@@ -3000,7 +3002,9 @@ static bool op_constant_of_shape(Imp *I, int idx, const Onnx__NodeProto *n)
     if (total > (1 << 16))
         return fail(I, "a constant of %lld values is not supported", (long long)total);
     const Onnx__AttributeProto *a = attr(n, "value");
-    Const *v = a && a->t ? tensor_const(I, a->t, "its value") : NULL;
+    if (a && !a->t)
+        return fail(I, "attribute 'value' must be a tensor");
+    Const *v = a ? tensor_const(I, a->t, "its value") : NULL;
     if (a && (!v || v->n != 1))
         return v ? fail(I, "the value must hold one element") : false;
     Const *k = const_new(I, v && v->is_int, cnt, d);
@@ -3282,8 +3286,8 @@ static bool op_expand(Imp *I, int idx, const Onnx__NodeProto *n)
     return true;
 }
 
-static bool recurrent_outputs(Imp *I, const Onnx__NodeProto *n, int idx, const char *seq, int64_t B, int64_t T,
-                              int64_t H, int64_t layout, bool reverse);
+static bool recurrent_outputs(Imp *I, const Onnx__NodeProto *n, int idx, const char *const *seq, int nd, int64_t B,
+                              int64_t T, int64_t H, int64_t layout, bool reverse);
 
 /* A constant of the import declared as a parameter under name. */
 static const char *declare(Imp *I, const char *name, int rank, const int64_t *dims, const float *data)
@@ -3297,6 +3301,68 @@ static const char *declare(Imp *I, const char *name, int rank, const int64_t *di
     return operand(I, &v, false);
 }
 
+/* The zero state [B, H] of a recurrent op written out step by step, a
+ * frozen parameter <name>_zeros. */
+static const char *zero_state(Imp *I, const char *name, int64_t B, int64_t H)
+{
+    char pn[160];
+    int64_t zd[2] = {B, H};
+    snprintf(pn, sizeof pn, "%s_zeros", name);
+    Val v = {0};
+    v.onnx = pn;
+    Const *k = const_new(I, false, 2, zd);
+    memset(k->f, 0, (size_t)k->n * sizeof(float));
+    val_from_const(&v, k);
+    return operand(I, &v, false);
+}
+
+/* LSTM with peepholes (which the layer does not compute) written out step
+ * by step: kern, rec and bias in Keras's gate order i, f, c, o; peep [3, H]
+ * in ONNX's i, o, f; the parameters <name>_kernel, <name>_recurrent_kernel,
+ * <name>_bias and <name>_peephole. */
+static const char *lstm_steps(Imp *I, const char *name, const char *xi, int64_t B, int64_t T, int64_t In,
+                              int64_t H, const float *kern, const float *rec, const float *bias, const float *peep,
+                              const char *h0, const char *c0, bool reverse)
+{
+    if (B == BATCH && (!h0 || !c0))
+        return fail(I, "peepholes need a fixed batch size or an initial state"), NULL;
+    char pn[160];
+    int64_t kd[2] = {In, 4 * H}, rd[2] = {H, 4 * H}, bd = 4 * H, pd[2] = {3, H};
+    snprintf(pn, sizeof pn, "%s_kernel", name);
+    const char *K = declare(I, pn, 2, kd, kern);
+    snprintf(pn, sizeof pn, "%s_recurrent_kernel", name);
+    const char *R = K ? declare(I, pn, 2, rd, rec) : NULL;
+    snprintf(pn, sizeof pn, "%s_bias", name);
+    const char *bi = R ? declare(I, pn, 1, &bd, bias) : NULL;
+    snprintf(pn, sizeof pn, "%s_peephole", name);
+    const char *P = bi ? declare(I, pn, 2, pd, peep) : NULL;
+    const char *h = P ? (h0 ? h0 : zero_state(I, name, B, H)) : NULL;
+    const char *c = h ? (c0 ? c0 : h0 ? zero_state(I, name, B, H) : h) : NULL;
+    if (!c)
+        return NULL;
+    long long h1 = (long long)H, h2 = 2 * h1, h3 = 3 * h1, h4 = 4 * h1;
+    char **step = arena_alloc(I->a, (size_t)T * sizeof *step);
+    for (int64_t s = 0; s < T; s++) {
+        int64_t t = reverse ? T - 1 - s : s;
+        char *g = fresh(I), *ig = fresh(I), *fg = fresh(I), *cn = fresh(I), *og = fresh(I), *hn = fresh(I);
+        emit(I, "%s = %s[:, %lld, :] @ %s + %s @ %s + %s\n", g, xi, (long long)t, K, h, R, bi);
+        emit(I, "%s = sigmoid(%s[:, 0:%lld] + %s[0] * %s)\n", ig, g, h1, P, c);
+        emit(I, "%s = sigmoid(%s[:, %lld:%lld] + %s[2] * %s)\n", fg, g, h1, h2, P, c);
+        emit(I, "%s = %s * %s + %s * tanh(%s[:, %lld:%lld])\n", cn, fg, c, ig, g, h2, h3);
+        emit(I, "%s = sigmoid(%s[:, %lld:%lld] + %s[1] * %s)\n", og, g, h3, h4, P, cn);
+        emit(I, "%s = %s * tanh(%s)\n", hn, og, cn);
+        step[t] = hn;
+        h = hn;
+        c = cn;
+    }
+    char *seq = fresh(I);
+    emit(I, "%s = stack([", seq);
+    for (int64_t t = 0; t < T; t++)
+        emit(I, "%s%s", t ? ", " : "", step[t]);
+    emit(I, "], axis=1)\n");
+    return seq;
+}
+
 /* GRU with linear_before_reset = 0 (the reset gate applied to the state
  * before its product), which the gru layer does not compute: its steps
  * written out, h' = (1 - z) * tanh(x W_h + (r * h) R_h + b_h) + z * h.
@@ -3308,7 +3374,7 @@ static const char *gru_steps(Imp *I, const char *name, const char *xi, int64_t B
     if (B == BATCH && !h0)
         return fail(I, "linear_before_reset = 0 needs a fixed batch size or an initial state"), NULL;
     char pn[160];
-    int64_t kd[2] = {In, 3 * H}, rd[2] = {H, 3 * H}, bd = 3 * H, zd[2] = {B, H};
+    int64_t kd[2] = {In, 3 * H}, rd[2] = {H, 3 * H}, bd = 3 * H;
     snprintf(pn, sizeof pn, "%s_kernel", name);
     const char *K = declare(I, pn, 2, kd, kern);
     snprintf(pn, sizeof pn, "%s_recurrent_kernel", name);
@@ -3319,19 +3385,9 @@ static const char *gru_steps(Imp *I, const char *name, const char *xi, int64_t B
     const char *bh = bx ? declare(I, pn, 1, &bd, bias + 3 * H) : NULL;
     if (!bh)
         return NULL;
-    const char *h = h0;
-    if (!h) {
-        float *z = arena_alloc(I->a, (size_t)(B * H) * sizeof(float));
-        memset(z, 0, (size_t)(B * H) * sizeof(float));
-        snprintf(pn, sizeof pn, "%s_zeros", name);
-        Val v = {0};
-        v.onnx = pn;
-        Const *k = const_new(I, false, 2, zd);
-        memcpy(k->f, z, (size_t)k->n * sizeof(float));
-        val_from_const(&v, k);
-        if (!(h = operand(I, &v, false)))
-            return NULL;
-    }
+    const char *h = h0 ? h0 : zero_state(I, name, B, H);
+    if (!h)
+        return NULL;
     char *Rh = fresh(I), *bhh = fresh(I);
     emit(I, "%s = %s[:, %lld:%lld]\n", Rh, R, (long long)(2 * H), (long long)(3 * H));
     emit(I, "%s = %s[%lld:%lld]\n", bhh, bh, (long long)(2 * H), (long long)(3 * H));
@@ -3382,8 +3438,10 @@ static bool op_recurrent(Imp *I, int idx, const Onnx__NodeProto *n)
     if (!x || !w || !r || !attr_int(I, n, "hidden_size", -1, &hidden) || !attr_int(I, n, "layout", 0, &layout) ||
         !attr_int(I, n, "linear_before_reset", 0, &lbr) || !attr_int(I, n, "input_forget", 0, &input_forget))
         return false;
-    if (direction && strcmp(direction, "forward") != 0 && strcmp(direction, "reverse") != 0)
-        return fail(I, "direction %s is not supported (forward and reverse are)", direction);
+    if (direction && strcmp(direction, "forward") != 0 && strcmp(direction, "reverse") != 0 &&
+        strcmp(direction, "bidirectional") != 0)
+        return fail(I, "direction %s is not supported (forward, reverse and bidirectional are)", direction);
+    int nd = direction && strcmp(direction, "bidirectional") == 0 ? 2 : 1;
     bool reverse = direction && strcmp(direction, "reverse") == 0;
     if (attr(n, "clip") || input_forget)
         return fail(I, "clip and input_forget are not supported");
@@ -3391,12 +3449,13 @@ static bool op_recurrent(Imp *I, int idx, const Onnx__NodeProto *n)
     if (acts) {
         static const char *const def[3][4] = {{"Tanh"}, {"Sigmoid", "Tanh"}, {"Sigmoid", "Tanh", "Tanh"}};
         const char *const *want = def[lstm ? 2 : gru ? 1 : 0];
+        size_t per = lstm ? 3 : gru ? 2 : 1; /* the list of each direction in turn */
         for (size_t i = 0; i < acts->n_strings; i++) {
             char a[32];
             size_t k = acts->strings[i].len < sizeof a - 1 ? acts->strings[i].len : sizeof a - 1;
             memcpy(a, acts->strings[i].data, k);
             a[k] = 0;
-            if (!want[i] || strcasecmp(a, want[i]) != 0)
+            if (i >= per * (size_t)nd || strcasecmp(a, want[i % per]) != 0)
                 return fail(I, "activations other than the defaults are not supported");
         }
     }
@@ -3411,19 +3470,22 @@ static bool op_recurrent(Imp *I, int idx, const Onnx__NodeProto *n)
     if (hidden > MAX_ELEMS)
         return fail(I, "hidden_size %lld is out of range", (long long)hidden);
     int64_t H = hidden > 0 ? hidden : w->rank == 3 ? w->dims[1] / G : -1;
-    if (w->rank != 3 || w->dims[0] != 1 || w->dims[1] != G * H || w->dims[2] != In || !w->k || w->id ||
-        r->rank != 3 || r->dims[0] != 1 || r->dims[1] != G * H || r->dims[2] != H || !r->k || r->id ||
-        (b && (b->rank != 2 || b->dims[0] != 1 || b->dims[1] != 2 * G * H || !b->k || b->id)))
-        return fail(I, "W, R and B must be constants of one direction ([1, %d*H, I], [1, %d*H, H], [1, %d*H]); "
-                       "bidirectional layers are not supported", G, G, 2 * G);
+    if (w->rank != 3 || w->dims[0] != nd || w->dims[1] != G * H || w->dims[2] != In || !w->k || w->id ||
+        r->rank != 3 || r->dims[0] != nd || r->dims[1] != G * H || r->dims[2] != H || !r->k || r->id ||
+        (b && (b->rank != 2 || b->dims[0] != nd || b->dims[1] != 2 * G * H || !b->k || b->id)))
+        return fail(I, "W, R and B must be constants of %d direction%s ([%d, %d*H, I], [%d, %d*H, H], [%d, %d*H])",
+                    nd, nd > 1 ? "s" : "", nd, G, nd, G, nd, 2 * G);
     if (H < 1 || T < 1 || G * H * (In + H) > MAX_ELEMS / 4)
         return fail(I, "hidden_size %lld is out of range", (long long)H);
+    bool peeps = false;
     if (peep) {
-        bool zero = peep->k && !peep->id && !peep->k->is_int;
-        for (int64_t i = 0; zero && i < peep->k->n; i++)
-            zero = peep->k->f[i] == 0;
-        if (!zero)
-            return fail(I, "peephole weights are not supported");
+        if (!peep->k || peep->id || peep->k->is_int || peep->rank != 2 || peep->dims[0] != nd ||
+            peep->dims[1] != 3 * H)
+            return fail(I, "the peephole weights must be a constant [%d, %lld]", nd, (long long)(3 * H));
+        for (int64_t i = 0; i < peep->k->n; i++)
+            peeps |= peep->k->f[i] != 0;
+        if (peeps && T > 256)
+            return fail(I, "peepholes are written out step by step, for at most 256 steps");
     }
     if (sl) {
         bool full = sl->k && !sl->id;
@@ -3432,28 +3494,8 @@ static bool op_recurrent(Imp *I, int idx, const Onnx__NodeProto *n)
         if (!full)
             return fail(I, "sequence_lens other than the full length %lld are not supported", (long long)T);
     }
-    /* ONNX gate g of Keras's column block k */
-    static const int lstm_gate[4] = {0, 2, 3, 1}; /* i, f, c, o from i, o, f, c */
-    float *kern = arena_alloc(I->a, (size_t)(In * G * H) * sizeof(float));
-    float *rec = arena_alloc(I->a, (size_t)(H * G * H) * sizeof(float));
-    float *bias = arena_alloc(I->a, (size_t)(2 * G * H) * sizeof(float));
-    for (int kb = 0; kb < G; kb++) {
-        int og = lstm ? lstm_gate[kb] : kb;
-        for (int64_t j = 0; j < H; j++) {
-            int64_t row = og * H + j, col = kb * H + j;
-            for (int64_t i = 0; i < In; i++)
-                kern[i * G * H + col] = w->k->f[row * In + i];
-            for (int64_t i = 0; i < H; i++)
-                rec[i * G * H + col] = r->k->f[row * H + i];
-            float wb = b ? b->k->f[row] : 0, rb = b ? b->k->f[G * H + row] : 0;
-            if (gru) {
-                bias[col] = wb;
-                bias[G * H + col] = rb;
-            } else {
-                bias[col] = wb + rb;
-            }
-        }
-    }
+    if (gru && !lbr && T > 256)
+        return fail(I, "linear_before_reset = 0 is written out step by step, for at most 256 steps");
     const char *xi = operand(I, x, false);
     if (!xi)
         return false;
@@ -3462,62 +3504,115 @@ static bool op_recurrent(Imp *I, int idx, const Onnx__NodeProto *n)
         emit(I, "%s = transpose(%s, [1, 0, 2])\n", t, xi);
         xi = t;
     }
-    char init[200] = "";
+    /* initial states: direction d of [nd, B, H] (layout 1: [B, nd, H]) */
     Val *st[2] = {h0, c0};
-    const char *sid[2] = {NULL, NULL};
+    const char *sid[2][2] = {{NULL, NULL}, {NULL, NULL}};
     for (int k = 0; k < 2; k++) {
         Val *v = st[k];
         if (!v)
             continue;
-        if (v->rank != 3 || v->dims[0] != 1 || v->dims[1] != B || v->dims[2] != H)
-            return fail(I, "the initial state must be [1, %lld, %lld]", (long long)B, (long long)H);
-        bool zeros = v->k && !v->id && !v->k->is_int;
-        for (int64_t i = 0; zeros && i < v->k->n; i++)
-            zeros = v->k->f[i] == 0;
-        if (zeros) /* the layer's own start */
+        bool ok = v->rank == 3 && (layout ? v->dims[0] == B && v->dims[1] == nd : v->dims[0] == nd && v->dims[1] == B) &&
+                  v->dims[2] == H;
+        if (!ok)
+            return fail(I, "the initial state must be [%lld, %lld, %lld]", layout ? (long long)B : (long long)nd,
+                        layout ? (long long)nd : (long long)B, (long long)H);
+        for (int d = 0; d < nd; d++) {
+            bool zeros = v->k && !v->id && !v->k->is_int;
+            for (int64_t i = 0; zeros && i < v->k->n; i++)
+                zeros = v->k->f[i] == 0;
+            if (zeros) /* the layer's own start */
+                continue;
+            const char *vi = operand(I, v, false);
+            if (!vi)
+                return false;
+            char *t = fresh(I);
+            if (layout)
+                emit(I, "%s = %s[:, %d, :]\n", t, vi, d);
+            else
+                emit(I, "%s = %s[%d]\n", t, vi, d);
+            sid[d][k] = t;
+        }
+    }
+    const char *kind = lstm ? "lstm" : gru ? "gru" : "rnn";
+    const char *name0 = layer_name(I, w->origin ? w->origin : w->onnx, kind), *seqs[2];
+    for (int d = 0; d < nd; d++) {
+        bool back = nd == 2 ? d == 1 : reverse;
+        const char *name = name0;
+        if (d == 1) {
+            char nm[160];
+            snprintf(nm, sizeof nm, "%s_reverse", name0);
+            name = layer_name(I, nm, kind);
+        }
+        /* ONNX gate g of Keras's column block k */
+        static const int lstm_gate[4] = {0, 2, 3, 1}; /* i, f, c, o from i, o, f, c */
+        const float *wf = w->k->f + (size_t)d * (size_t)(G * H * In), *rf = r->k->f + (size_t)d * (size_t)(G * H * H);
+        const float *bf = b ? b->k->f + (size_t)d * (size_t)(2 * G * H) : NULL;
+        float *kern = arena_alloc(I->a, (size_t)(In * G * H) * sizeof(float));
+        float *rec = arena_alloc(I->a, (size_t)(H * G * H) * sizeof(float));
+        float *bias = arena_alloc(I->a, (size_t)(2 * G * H) * sizeof(float));
+        for (int kb = 0; kb < G; kb++) {
+            int og = lstm ? lstm_gate[kb] : kb;
+            for (int64_t j = 0; j < H; j++) {
+                int64_t row = og * H + j, col = kb * H + j;
+                for (int64_t i = 0; i < In; i++)
+                    kern[i * G * H + col] = wf[row * In + i];
+                for (int64_t i = 0; i < H; i++)
+                    rec[i * G * H + col] = rf[row * H + i];
+                float wb = bf ? bf[row] : 0, rb = bf ? bf[G * H + row] : 0;
+                if (gru) {
+                    bias[col] = wb;
+                    bias[G * H + col] = rb;
+                } else {
+                    bias[col] = wb + rb;
+                }
+            }
+        }
+        const char *h0i = sid[d][0], *c0i = sid[d][1];
+        if (lstm && peeps) {
+            seqs[d] = lstm_steps(I, name, xi, B, T, In, H, kern, rec, bias, peep->k->f + (size_t)d * (size_t)(3 * H),
+                                 h0i, c0i, back);
+            if (!seqs[d])
+                return false;
             continue;
-        const char *vi = operand(I, v, false);
-        if (!vi)
-            return false;
-        char *t = fresh(I);
-        emit(I, "%s = %s[0]\n", t, vi);
-        sid[k] = t;
+        }
+        if (gru && !lbr) {
+            if (!(seqs[d] = gru_steps(I, name, xi, B, T, In, H, kern, rec, bias, h0i, back)))
+                return false;
+            continue;
+        }
+        char init[200] = "";
+        if (lstm && (h0i || c0i)) {
+            if (!h0i || !c0i)
+                return fail(I, "initial_h and initial_c must be given together");
+            snprintf(init, sizeof init, ", initial_state=[%s, %s]", h0i, c0i);
+        } else if (h0i) {
+            snprintf(init, sizeof init, ", initial_state=%s", h0i);
+        }
+        char *seq = fresh(I);
+        emit(I, "%s = %s(%s, %lld, return_sequences=true%s%s, name=\"%s\")\n", seq,
+             lstm ? "lstm" : gru ? "gru" : "simple_rnn", xi, (long long)H, back ? ", go_backwards=true" : "", init,
+             name);
+        char pn[200];
+        int64_t kd[2] = {In, G * H}, rd[2] = {H, G * H}, bd[2] = {2, G * H};
+        snprintf(pn, sizeof pn, "%s.kernel", name);
+        put_tensor(I, pn, 2, kd, kern);
+        snprintf(pn, sizeof pn, "%s.recurrent_kernel", name);
+        put_tensor(I, pn, 2, rd, rec);
+        snprintf(pn, sizeof pn, "%s.bias", name);
+        if (gru)
+            put_tensor(I, pn, 2, bd, bias);
+        else
+            put_tensor(I, pn, 1, bd + 1, bias);
+        seqs[d] = seq;
     }
-    if (lstm && (sid[0] || sid[1])) {
-        if (!sid[0] || !sid[1])
-            return fail(I, "initial_h and initial_c must be given together");
-        snprintf(init, sizeof init, ", initial_state=[%s, %s]", sid[0], sid[1]);
-    } else if (sid[0]) {
-        snprintf(init, sizeof init, ", initial_state=%s", sid[0]);
-    }
-    const char *name = layer_name(I, w->origin ? w->origin : w->onnx, lstm ? "lstm" : gru ? "gru" : "rnn");
-    if (gru && !lbr) {
-        if (T > 256)
-            return fail(I, "linear_before_reset = 0 is written out step by step, for at most 256 steps");
-        const char *seq = gru_steps(I, name, xi, B, T, In, H, kern, rec, bias, sid[0], reverse);
-        return seq && recurrent_outputs(I, n, idx, seq, B, T, H, layout, reverse);
-    }
-    char *seq = fresh(I);
-    emit(I, "%s = %s(%s, %lld, return_sequences=true%s%s, name=\"%s\")\n", seq, lstm ? "lstm" : gru ? "gru" : "simple_rnn",
-         xi, (long long)H, reverse ? ", go_backwards=true" : "", init, name);
-    char pn[200];
-    int64_t kd[2] = {In, G * H}, rd[2] = {H, G * H}, bd[2] = {2, G * H};
-    snprintf(pn, sizeof pn, "%s.kernel", name);
-    put_tensor(I, pn, 2, kd, kern);
-    snprintf(pn, sizeof pn, "%s.recurrent_kernel", name);
-    put_tensor(I, pn, 2, rd, rec);
-    snprintf(pn, sizeof pn, "%s.bias", name);
-    if (gru)
-        put_tensor(I, pn, 2, bd, bias);
-    else
-        put_tensor(I, pn, 1, bd + 1, bias);
-    return recurrent_outputs(I, n, idx, seq, B, T, H, layout, reverse);
+    return recurrent_outputs(I, n, idx, seqs, nd, B, T, H, layout, reverse);
 }
 
-/* Y: [T, 1, B, H] (layout 1: [B, T, 1, H]); Y_h: [1, B, H] ([B, 1, H]),
- * views of the sequence seq [B, T, H]. */
-static bool recurrent_outputs(Imp *I, const Onnx__NodeProto *n, int idx, const char *seq, int64_t B, int64_t T,
-                              int64_t H, int64_t layout, bool reverse)
+/* Y: [T, nd, B, H] (layout 1: [B, T, nd, H]); Y_h: [nd, B, H] ([B, nd, H]),
+ * views of the sequences seq[d] [B, T, H] of the nd directions (the
+ * backward one second; with one direction, reverse says which it is). */
+static bool recurrent_outputs(Imp *I, const Onnx__NodeProto *n, int idx, const char *const *seq, int nd, int64_t B,
+                              int64_t T, int64_t H, int64_t layout, bool reverse)
 {
     char bs[32];
     if (B == BATCH)
@@ -3525,34 +3620,43 @@ static bool recurrent_outputs(Imp *I, const Onnx__NodeProto *n, int idx, const c
     else
         snprintf(bs, sizeof bs, "%lld", (long long)B);
     if (n->n_output > 0 && n->output[0][0]) {
+        const char *src[2] = {seq[0], nd > 1 ? seq[1] : NULL};
+        if (layout == 0) /* [T, B, H] each */
+            for (int d = 0; d < nd; d++) {
+                char *t = fresh(I);
+                emit(I, "%s = transpose(%s, [1, 0, 2])\n", t, seq[d]);
+                src[d] = t;
+            }
+        char *id = fresh(I);
+        if (nd == 1 && layout == 0)
+            emit(I, "%s = reshape(%s, [%lld, 1, %s, %lld])\n", id, src[0], (long long)T, bs, (long long)H);
+        else if (nd == 1)
+            emit(I, "%s = reshape(%s, [%s, %lld, 1, %lld])\n", id, src[0], bs, (long long)T, (long long)H);
+        else
+            emit(I, "%s = stack([%s, %s], axis=%d)\n", id, src[0], src[1], layout == 0 ? 1 : 2);
         Val *y = define(I, n->output[0]);
-        y->id = fresh(I);
-        if (layout == 0) {
-            int64_t d[4] = {T, 1, B, H};
-            set_shape(y, 4, d);
-            char *t = fresh(I);
-            emit(I, "%s = transpose(%s, [1, 0, 2])\n", t, seq);
-            emit(I, "%s = reshape(%s, [%lld, 1, %s, %lld])\n", y->id, t, (long long)T, bs, (long long)H);
-        } else {
-            int64_t d[4] = {B, T, 1, H};
-            set_shape(y, 4, d);
-            emit(I, "%s = reshape(%s, [%s, %lld, 1, %lld])\n", y->id, seq, bs, (long long)T, (long long)H);
-        }
+        y->id = id;
+        int64_t d0[4] = {T, nd, B, H}, d1[4] = {B, T, nd, H};
+        set_shape(y, 4, layout == 0 ? d0 : d1);
     }
     if (n->n_output > 1 && n->output[1][0]) {
-        Val *y = define(I, n->output[1]);
-        char *t = fresh(I);
-        y->id = fresh(I);
-        emit(I, "%s = %s[:, %lld, :]\n", t, seq, (long long)(reverse ? 0 : T - 1));
-        if (layout == 0) {
-            int64_t d[3] = {1, B, H};
-            set_shape(y, 3, d);
-            emit(I, "%s = reshape(%s, [1, %s, %lld])\n", y->id, t, bs, (long long)H);
-        } else {
-            int64_t d[3] = {B, 1, H};
-            set_shape(y, 3, d);
-            emit(I, "%s = reshape(%s, [%s, 1, %lld])\n", y->id, t, bs, (long long)H);
+        const char *last[2];
+        for (int d = 0; d < nd; d++) {
+            bool back = nd == 2 ? d == 1 : reverse;
+            char *t = fresh(I);
+            emit(I, "%s = %s[:, %lld, :]\n", t, seq[d], (long long)(back ? 0 : T - 1));
+            last[d] = t;
         }
+        char *id = fresh(I);
+        if (nd == 1)
+            emit(I, layout == 0 ? "%s = reshape(%s, [1, %s, %lld])\n" : "%s = reshape(%s, [%s, 1, %lld])\n", id,
+                 last[0], bs, (long long)H);
+        else
+            emit(I, "%s = stack([%s, %s], axis=%d)\n", id, last[0], last[1], layout == 0 ? 0 : 1);
+        Val *y = define(I, n->output[1]);
+        y->id = id;
+        int64_t d0[3] = {nd, B, H}, d1[3] = {B, nd, H};
+        set_shape(y, 3, layout == 0 ? d0 : d1);
     }
     if (n->n_output > 2 && n->output[2][0] && is_read(I, n->output[2], idx))
         return fail(I, "the cell state output Y_c is not supported");

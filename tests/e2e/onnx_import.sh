@@ -14,7 +14,7 @@ trap 'rm -rf "$t"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 cmp() { python3 tests/e2e/jit_compare.py "$1" "$2" || fail "$3: outputs differ from PyTorch's"; }
 
-for m in mlp cnn resnet ops acts misc convs recurrent spatial padmodes; do
+for m in mlp cnn resnet ops acts misc convs recurrent bidirectional spatial padmodes; do
     f=tests/onnx/$m
     for b in jit interp; do
         "$MODELC" predict $f.onnx --backend $b --inputs $f.x.safetensors -o "$t/$m.$b.safetensors"
@@ -57,6 +57,12 @@ grep -q 'conv2d_transpose(conv, 3, 3, stride=2, use_bias=false, name="up")' "$t/
 for l in 'lstm(t[0-9]*, 4, return_sequences=true, name="lstm")' 'gru(t[0-9]*, 4, return_sequences=true, name="gru")' \
     'simple_rnn(t[0-9]*, 5, return_sequences=true, name="rnn")'; do
     grep -q "$l" "$t/rec.mdl" || fail "recurrent: $l"
+done
+# bidirectional: a forward and a go_backwards layer, stacked on ONNX's directions axis
+"$MODELC" import tests/onnx/bidirectional.onnx -o "$t/bi.mdl"
+for l in 'lstm(t[0-9]*, 4, return_sequences=true, go_backwards=true, name="lstm_reverse")' \
+    'gru(t[0-9]*, 5, return_sequences=true, go_backwards=true, name="gru_reverse")' 'stack(\[t[0-9]*, t[0-9]*\], axis=1)'; do
+    grep -q "$l" "$t/bi.mdl" || fail "bidirectional: $l"
 done
 # a graph of whole tensors: inputs without N; its shape input given at import
 f=tests/onnx/fixed

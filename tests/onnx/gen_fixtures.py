@@ -149,6 +149,20 @@ class Recurrent(nn.Module):  # LSTM, GRU and RNN (one direction, batch first)
         return self.fc(seq[:, -1]), g, h[0]
 
 
+class Bidirectional(nn.Module):  # bidirectional LSTM, GRU and RNN (batch first)
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(3, 4, batch_first=True, bidirectional=True)
+        self.gru = nn.GRU(3, 5, batch_first=True, bidirectional=True)
+        self.rnn = nn.RNN(3, 2, batch_first=True, bidirectional=True)
+
+    def forward(self, x):
+        seq, (h, _) = self.lstm(x)
+        g, gh = self.gru(x)
+        r, _ = self.rnn(x)
+        return seq, h, g, gh.transpose(0, 1), r
+
+
 def fixed_model():  # a graph on whole tensors: broadcasting, Concat and Softmax on axis 0,
     # a weight and a shape given as graph inputs (onnx.helper, NumPy's values)
     from onnx import TensorProto, helper
@@ -288,6 +302,9 @@ def main():
             torch.manual_seed(0)
             if name == "spatial":
                 export("spatial", Spatial(), (2, 3, 24), ["x"], ["out_1d", "out_3d", "out_dil"])
+            elif name == "bidirectional":
+                export("bidirectional", Bidirectional(), (2, 5, 3), ["x"],
+                       ["lstm_seq", "lstm_h", "gru_seq", "gru_h", "rnn_seq"], dynamic=False)
             elif name == "noinput":
                 noinput_model()
             elif name == "padmodes":
@@ -315,6 +332,9 @@ def main():
     export("convs", Convs(), (2, 4, 5, 6), ["x"], ["out_a", "out_b"])
     torch.manual_seed(0)
     export("recurrent", Recurrent(), (2, 5, 3), ["x"], ["lstm_fc", "gru_seq", "rnn_h"], dynamic=False)
+    torch.manual_seed(0)
+    export("bidirectional", Bidirectional(), (2, 5, 3), ["x"], ["lstm_seq", "lstm_h", "gru_seq", "gru_h", "rnn_seq"],
+           dynamic=False)
     fixed_model()
     torch.manual_seed(0)
     export("spatial", Spatial(), (2, 3, 24), ["x"], ["out_1d", "out_3d", "out_dil"])
