@@ -2121,17 +2121,21 @@ static const char *reshape_id(Imp *I, const char *src, int rank, const int64_t *
  * the averages along the others). An axis without dilation is the 2-D
  * pool of the value viewed as [N, P, L, Q] in NHWC with a [1, k] window;
  * a dilated axis is the maximum or mean of its k strided slices. */
-static bool pool_axes(Imp *I, const Onnx__NodeProto *n, Val *x, bool maxp, const int64_t *ks, int nk,
-                      int64_t ceil_mode, int64_t cip)
+/* The geometry of a pooling window along each spatial axis i: stride
+ * s[i], dilation dil[i], padding lo[i] before and hi[i] after (ceil_mode's
+ * extension included) and the output size O[i]. */
+static bool pool_geometry(Imp *I, const Onnx__NodeProto *n, const Val *x, bool maxp, const int64_t *ks, int nk,
+                          int64_t ceil_mode, int64_t cip, int64_t *s, int64_t *dil, int64_t *lo, int64_t *hi,
+                          int64_t *O)
 {
     int r = x->rank, ns = r - 2;
-    int64_t v[2 * MAXR], s[MAXR], dil[MAXR], pb[MAXR], pe[MAXR];
+    int64_t v[2 * MAXR];
     int cnt;
     if (nk != ns)
         return fail(I, "kernel_shape has %d values for %d spatial axes", nk, ns);
     for (int i = 0; i < ns; i++) {
         s[i] = dil[i] = 1;
-        pb[i] = pe[i] = 0;
+        lo[i] = hi[i] = 0;
         if (x->dims[2 + i] < 1)
             return fail(I, "the spatial size of '%s' is unknown", x->onnx);
     }
@@ -2152,12 +2156,12 @@ static bool pool_axes(Imp *I, const Onnx__NodeProto *n, Val *x, bool maxp, const
     if (cnt >= 0 && cnt != 2 * ns)
         return fail(I, "pads must have %d values", 2 * ns);
     for (int i = 0; i < cnt / 2; i++) {
-        pb[i] = v[i];
-        pe[i] = v[i + ns];
+        lo[i] = v[i];
+        hi[i] = v[i + ns];
     }
     for (int i = 0; i < ns; i++)
         if (ks[i] < 1 || ks[i] > 1 << 20 || s[i] < 1 || s[i] > 1 << 20 || dil[i] < 1 || dil[i] > 1 << 10 ||
-            pb[i] < 0 || pb[i] > 1 << 20 || pe[i] < 0 || pe[i] > 1 << 20)
+            lo[i] < 0 || lo[i] > 1 << 20 || hi[i] < 0 || hi[i] > 1 << 20)
             return fail(I, "kernel sizes, strides and dilations must be positive, pads from 0 to %d", 1 << 20);
     char ap[32];
     const char *auto_pad = attr_str(n, "auto_pad", ap, sizeof ap);
@@ -2167,7 +2171,39 @@ static bool pool_axes(Imp *I, const Onnx__NodeProto *n, Val *x, bool maxp, const
     bool same = auto_pad && strncmp(auto_pad, "SAME", 4) == 0;
     if (auto_pad && strcmp(auto_pad, "NOTSET") != 0)
         for (int i = 0; i < ns; i++)
-            pb[i] = pe[i] = 0;
+            lo[i] = hi[i] = 0;
+    for (int i = 0; i < ns; i++) {
+        int64_t L = x->dims[2 + i], K = (ks[i] - 1) * dil[i] + 1;
+        if (same) {
+            int64_t lo2, hi2;
+            same_pad(L, K, s[i], &lo2, &hi2);
+            lo[i] = strcmp(auto_pad, "SAME_UPPER") == 0 ? lo2 : hi2;
+            hi[i] = strcmp(auto_pad, "SAME_UPPER") == 0 ? hi2 : lo2;
+        }
+        int64_t in = L + lo[i] + hi[i];
+        if (in < K)
+            return fail(I, "the window is larger than the padded input");
+        O[i] = (in - K) / s[i] + 1;
+        if (ceil_mode && !same) {
+            O[i] = (in - K + s[i] - 1) / s[i] + 1;
+            if ((O[i] - 1) * s[i] >= L + lo[i])
+                O[i]--; /* a window starting in the end padding is dropped */
+            int64_t ext = (O[i] - 1) * s[i] + K - in;
+            if (ext > 0 && cip && !maxp)
+                return fail(I, "ceil_mode = 1 with count_include_pad = 1 is not supported");
+            hi[i] += ext > 0 ? ext : 0;
+        }
+    }
+    return true;
+}
+
+static bool pool_axes(Imp *I, const Onnx__NodeProto *n, Val *x, bool maxp, const int64_t *ks, int nk,
+                      int64_t ceil_mode, int64_t cip)
+{
+    int r = x->rank, ns = r - 2;
+    int64_t s[MAXR], dil[MAXR], plo[MAXR], phi[MAXR], PO[MAXR];
+    if (!pool_geometry(I, n, x, maxp, ks, nk, ceil_mode, cip, s, dil, plo, phi, PO))
+        return false;
     const char *cur = operand(I, x, false);
     if (!cur)
         return false;
@@ -2175,26 +2211,7 @@ static bool pool_axes(Imp *I, const Onnx__NodeProto *n, Val *x, bool maxp, const
     memcpy(d, x->dims, sizeof d);
     for (int i = 0; i < ns; i++) {
         int a = 2 + i;
-        int64_t L = d[a], K = (ks[i] - 1) * dil[i] + 1, lo = pb[i], hi = pe[i], O;
-        if (same) {
-            int64_t lo2, hi2;
-            same_pad(L, K, s[i], &lo2, &hi2);
-            lo = strcmp(auto_pad, "SAME_UPPER") == 0 ? lo2 : hi2;
-            hi = strcmp(auto_pad, "SAME_UPPER") == 0 ? hi2 : lo2;
-        }
-        int64_t in = L + lo + hi;
-        if (in < K)
-            return fail(I, "the window is larger than the padded input");
-        O = (in - K) / s[i] + 1;
-        if (ceil_mode && !same) {
-            O = (in - K + s[i] - 1) / s[i] + 1;
-            if ((O - 1) * s[i] >= L + lo)
-                O--; /* a window starting in the end padding is dropped */
-            int64_t ext = (O - 1) * s[i] + K - in;
-            if (ext > 0 && cip && !maxp)
-                return fail(I, "ceil_mode = 1 with count_include_pad = 1 is not supported");
-            hi += ext > 0 ? ext : 0;
-        }
+        int64_t L = d[a], lo = plo[i], hi = phi[i], O = PO[i];
         if (ks[i] == 1 && s[i] == 1 && !lo && !hi)
             continue;
         char pads[MAXR][64];
@@ -2269,6 +2286,118 @@ static bool pool_axes(Imp *I, const Onnx__NodeProto *n, Val *x, bool maxp, const
     return true;
 }
 
+/* MaxPool with its indices output: over the value padded with the most
+ * negative float, each window tap is a strided slice of it and of a
+ * constant holding each position's flattened NCHW index (ONNX's, row- or
+ * column-major over the spatial axes by storage_order; the batch axis
+ * fixed), and a chain of where(tap > best, ...) keeps the first maximal
+ * tap's value and index. The indices are floats holding integers. */
+static bool maxpool_indices(Imp *I, const Onnx__NodeProto *n, Val *x, const int64_t *ks, int nk, int64_t ceil_mode)
+{
+    int r = x->rank, ns = r - 2;
+    int64_t s[MAXR], dil[MAXR], lo[MAXR], hi[MAXR], O[MAXR], order;
+    if (!attr_int(I, n, "storage_order", 0, &order) ||
+        !pool_geometry(I, n, x, true, ks, nk, ceil_mode, 0, s, dil, lo, hi, O))
+        return false;
+    if (order != 0 && order != 1)
+        return fail(I, "storage_order must be 0 or 1");
+    if (x->dims[0] == BATCH || x->dims[1] < 1)
+        return fail(I, "the indices output needs a fixed batch size");
+    int64_t pd[MAXR], total = 1, taps = 1;
+    for (int a = 0; a < r; a++) {
+        pd[a] = a < 2 ? x->dims[a] : x->dims[a] + lo[a - 2] + hi[a - 2];
+        total *= pd[a];
+        if (total > 1 << 22)
+            return fail(I, "the indices output is supported for at most %d padded values", 1 << 22);
+    }
+    for (int i = 0; i < ns; i++)
+        taps *= ks[i];
+    if (taps > 256)
+        return fail(I, "the indices output is supported for windows of at most 256 taps");
+    const char *xi = operand(I, x, false);
+    if (!xi)
+        return false;
+    bool padded = false;
+    for (int i = 0; i < ns; i++)
+        padded |= lo[i] || hi[i];
+    if (padded) {
+        char *p = fresh(I);
+        emit(I, "%s = pad(%s, [[0, 0], [0, 0]", p, xi);
+        for (int i = 0; i < ns; i++)
+            emit(I, ", [%lld, %lld]", (long long)lo[i], (long long)hi[i]);
+        emit(I, "], constant_values=(-3.4e+38))\n");
+        xi = p;
+    }
+    /* each padded position's index in the unpadded input (0 in the padding) */
+    float *ix = arena_alloc(I->a, (size_t)total * sizeof *ix);
+    for (int64_t p = 0; p < total; p++) {
+        int64_t rem = p, c[MAXR];
+        for (int a = r - 1; a >= 0; a--) {
+            c[a] = rem % pd[a];
+            rem /= pd[a];
+        }
+        int64_t v = c[0] * x->dims[1] + c[1], sp = 0, stride = 1;
+        bool inside = true;
+        for (int k = 0; k < ns; k++) { /* row-major: the last axis fastest; column-major: the first */
+            int i = order ? k : ns - 1 - k;
+            int64_t q = c[2 + i] - lo[i];
+            inside &= q >= 0 && q < x->dims[2 + i];
+            sp += q * stride;
+            stride *= x->dims[2 + i];
+        }
+        ix[p] = inside ? (float)(v * stride + sp) : 0;
+    }
+    char *P = fresh(I);
+    emit(I, "param %s: f32[", P);
+    for (int a = 0; a < r; a++)
+        emit(I, "%s%lld", a ? ", " : "", (long long)pd[a]);
+    emit(I, "] frozen\n");
+    put_tensor(I, P, r, pd, ix);
+    const char *best = NULL, *bi = NULL;
+    for (int64_t t = 0; t < taps; t++) {
+        char sub[256];
+        size_t k = (size_t)snprintf(sub, sizeof sub, ":, :");
+        int64_t rem = t, off[MAXR];
+        for (int i = ns - 1; i >= 0; i--) { /* the tap's offsets, row-major over the window */
+            off[i] = rem % ks[i];
+            rem /= ks[i];
+        }
+        for (int i = 0; i < ns && k < sizeof sub; i++) {
+            int64_t b = off[i] * dil[i];
+            k += (size_t)snprintf(sub + k, sizeof sub - k, ", %lld:%lld:%lld", (long long)b,
+                                  (long long)(b + (O[i] - 1) * s[i] + 1), (long long)s[i]);
+        }
+        char *v = fresh(I), *j = fresh(I);
+        emit(I, "%s = %s[%s]\n", v, xi, sub);
+        emit(I, "%s = %s[%s]\n", j, P, sub);
+        if (!best) {
+            best = v;
+            bi = j;
+            continue;
+        }
+        char *m = fresh(I), *nb = fresh(I), *ni = fresh(I);
+        emit(I, "%s = %s > %s\n", m, v, best);
+        emit(I, "%s = where(%s, %s, %s)\n", nb, m, v, best);
+        emit(I, "%s = where(%s, %s, %s)\n", ni, m, j, bi);
+        best = nb;
+        bi = ni;
+    }
+    int64_t od[MAXR];
+    od[0] = x->dims[0];
+    od[1] = x->dims[1];
+    for (int i = 0; i < ns; i++)
+        od[2 + i] = O[i];
+    const char *ids[2] = {best, bi};
+    for (int k = 0; k < 2; k++) {
+        if (!n->output[k][0])
+            continue;
+        Val *o = define(I, n->output[k]);
+        set_shape(o, r, od);
+        o->id = (char *)ids[k];
+    }
+    return true;
+}
+
 static bool op_pool(Imp *I, int idx, const Onnx__NodeProto *n)
 {
     (void)idx;
@@ -2277,8 +2406,6 @@ static bool op_pool(Imp *I, int idx, const Onnx__NodeProto *n)
         !only_attrs(I, n, (const char *[]){"kernel_shape", "strides", "pads", "dilations", "auto_pad",
                                           "ceil_mode", "count_include_pad", "storage_order", NULL}))
         return false;
-    if (n->n_output > 1 && n->output[1][0])
-        return fail(I, "the indices output is not supported");
     Val *x = in_val(I, n, 0);
     int64_t ks[MAXR], ceil_mode, cip;
     int cnt;
@@ -2289,6 +2416,10 @@ static bool op_pool(Imp *I, int idx, const Onnx__NodeProto *n)
         return false;
     if (x->rank < 3 || !examples_first(I, x) || cnt != x->rank - 2)
         return fail(I, "only pooling of [N, C, ...] values with one window size per spatial axis is supported");
+    if (n->n_output > 2)
+        return fail(I, "has %zu outputs; expected 1 or 2", n->n_output);
+    if (n->n_output > 1 && n->output[1][0])
+        return maxp ? maxpool_indices(I, n, x, ks, cnt, ceil_mode) : fail(I, "has 2 outputs; expected 1");
     bool dilated = false;
     for (int i = 0; i < ndl; i++)
         dilated |= dl[i] != 1;

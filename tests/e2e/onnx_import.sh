@@ -14,7 +14,7 @@ trap 'rm -rf "$t"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 cmp() { python3 tests/e2e/jit_compare.py "$1" "$2" || fail "$3: outputs differ from PyTorch's"; }
 
-for m in mlp cnn resnet ops acts misc convs recurrent bidirectional spatial padmodes; do
+for m in mlp cnn resnet ops acts misc convs recurrent bidirectional spatial padmodes argmax; do
     f=tests/onnx/$m
     for b in jit interp; do
         "$MODELC" predict $f.onnx --backend $b --inputs $f.x.safetensors -o "$t/$m.$b.safetensors"

@@ -163,6 +163,16 @@ class Bidirectional(nn.Module):  # bidirectional LSTM, GRU and RNN (batch first)
         return seq, h, g, gh.transpose(0, 1), r
 
 
+class Argmax(nn.Module):  # MaxPool's indices output (PyTorch's per-channel ones: exported as a Sub of two)
+    def __init__(self):
+        super().__init__()
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1, return_indices=True)
+
+    def forward(self, x):
+        y, i = self.pool(x)
+        return y, i.float()
+
+
 def fixed_model():  # a graph on whole tensors: broadcasting, Concat and Softmax on axis 0,
     # a weight and a shape given as graph inputs (onnx.helper, NumPy's values)
     from onnx import TensorProto, helper
@@ -305,6 +315,8 @@ def main():
             elif name == "bidirectional":
                 export("bidirectional", Bidirectional(), (2, 5, 3), ["x"],
                        ["lstm_seq", "lstm_h", "gru_seq", "gru_h", "rnn_seq"], dynamic=False)
+            elif name == "argmax":
+                export("argmax", Argmax(), (2, 3, 7, 6), ["x"], ["y", "indices"], dynamic=False)
             elif name == "noinput":
                 noinput_model()
             elif name == "padmodes":
@@ -335,6 +347,8 @@ def main():
     torch.manual_seed(0)
     export("bidirectional", Bidirectional(), (2, 5, 3), ["x"], ["lstm_seq", "lstm_h", "gru_seq", "gru_h", "rnn_seq"],
            dynamic=False)
+    torch.manual_seed(0)
+    export("argmax", Argmax(), (2, 3, 7, 6), ["x"], ["y", "indices"], dynamic=False)
     fixed_model()
     torch.manual_seed(0)
     export("spatial", Spatial(), (2, 3, 24), ["x"], ["out_1d", "out_3d", "out_dil"])

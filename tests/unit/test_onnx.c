@@ -44,8 +44,8 @@ static bool import(const unsigned char *b, size_t n, const char *first_msg)
 
 START_TEST(good_fixtures)
 {
-    static const char *const files[] = {"mlp",       "cnn",     "resnet",  "ops",           "acts",   "misc",
-                                        "convs",     "recurrent", "spatial", "padmodes", "bidirectional", "noinput"};
+    static const char *const files[] = {"mlp",     "cnn",      "resnet",        "ops",     "acts",  "misc",   "convs",
+                                        "recurrent", "spatial", "padmodes", "bidirectional", "noinput", "argmax"};
     for (int i = 0; i < ARRAY_LEN(files); i++) {
         char p[64];
         snprintf(p, sizeof p, "tests/onnx/%s.onnx", files[i]);
@@ -97,7 +97,8 @@ END_TEST
  * or fails with located errors. */
 START_TEST(new_ops_damaged)
 {
-    static const char *const files[] = {"convs", "recurrent", "fixed", "spatial", "padmodes", "bidirectional", "noinput"};
+    static const char *const files[] = {"convs",         "recurrent", "fixed", "spatial", "padmodes",
+                                        "bidirectional", "noinput",   "argmax"};
     for (int f = 0; f < ARRAY_LEN(files); f++) {
         char p[64];
         snprintf(p, sizeof p, "tests/onnx/%s.onnx", files[f]);
