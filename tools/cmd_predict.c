@@ -28,7 +28,9 @@ static int parse(PredictArgs *a, int argc, char **argv, const char **file)
     const CliOpt opts[] = {
         {"weights", CLI_STR, &a->weights, "W.safetensors", "parameter values (required, except for .onnx models: their initializers)", NULL},
         {"inputs", CLI_STR, &a->inputs, "X",
-         "the model's inputs (required unless it has none): .safetensors, .npy, .csv, or any source --data of train takes", NULL},
+         "the model's inputs (required unless it has none): .safetensors, .npy, .csv, or any source --data of "
+         "train takes",
+         NULL},
         {"output", CLI_STR, &a->output, "Y", "where to write the outputs: .safetensors, .npy or .csv (also -o)", NULL},
         {"value", CLI_STR, &a->value, "NAME", "the output value to write to .npy/.csv (default: the only one)", NULL},
         {"backend", CLI_STR, &a->backend, "jit|interp", "evaluator (default jit)", NULL},

@@ -1956,14 +1956,14 @@ static bool lift_1d(Imp *I, int idx, const Onnx__NodeProto *n, OpFn op2d)
     for (int i = 0; i < 3; i++) {
         names[i] = NULL;
         if ((size_t)i < n->n_input) {
-            size_t len = strlen(n->input[i]) + 8;
+            size_t len = strlen(n->input[i]) + 16;
             names[i] = arena_alloc(I->a, len);
-            snprintf(names[i], len, n->input[i][0] && i < 2 ? "\x7f" "2d:%s" : "%s", n->input[i]);
+            snprintf(names[i], len, "%s%s", n->input[i], n->input[i][0] && i < 2 ? " (as 2-D)" : "");
         }
     }
-    size_t olen = strlen(n->output[0]) + 8;
+    size_t olen = strlen(n->output[0]) + 16;
     outname = arena_alloc(I->a, olen);
-    snprintf(outname, olen, "\x7f" "2d:%s", n->output[0]);
+    snprintf(outname, olen, "%s (as 2-D)", n->output[0]);
     /* the input viewed as [N, C, 1, L] */
     int64_t d4[4] = {x->dims[0], x->dims[1], 1, x->dims[2]};
     Val *x4 = define(I, names[0]);
@@ -2301,7 +2301,7 @@ static bool maxpool_indices(Imp *I, const Onnx__NodeProto *n, Val *x, const int6
         return false;
     if (order != 0 && order != 1)
         return fail(I, "storage_order must be 0 or 1");
-    if (x->dims[0] == BATCH || x->dims[1] < 1)
+    if (x->dims[0] == BATCH || x->dims[0] < 1 || x->dims[1] < 1)
         return fail(I, "the indices output needs a fixed batch size");
     int64_t pd[MAXR], total = 1, taps = 1;
     for (int a = 0; a < r; a++) {
@@ -2747,6 +2747,8 @@ static bool pad_gather(Imp *I, const Onnx__NodeProto *n, Val *x, const int64_t *
             continue;
         if (L == BATCH)
             return fail(I, "padding along the batch axis is not supported");
+        if (L < 1)
+            return fail(I, "the size of axis %d of '%s' is unknown", a, x->onnx);
         if (b < 0 || e < 0 || b > 1 << 16 || e > 1 << 16 || (reflect && (b >= L || e >= L)))
             return fail(I, "pads must be from 0 to %s in %s mode", reflect ? "the axis size - 1" : "65536",
                         reflect ? "reflect" : "edge");
@@ -3642,8 +3644,8 @@ static bool op_recurrent(Imp *I, int idx, const Onnx__NodeProto *n)
         Val *v = st[k];
         if (!v)
             continue;
-        bool ok = v->rank == 3 && (layout ? v->dims[0] == B && v->dims[1] == nd : v->dims[0] == nd && v->dims[1] == B) &&
-                  v->dims[2] == H;
+        bool ok = v->rank == 3 && v->dims[2] == H &&
+                  (layout ? v->dims[0] == B && v->dims[1] == nd : v->dims[0] == nd && v->dims[1] == B);
         if (!ok)
             return fail(I, "the initial state must be [%lld, %lld, %lld]", layout ? (long long)B : (long long)nd,
                         layout ? (long long)nd : (long long)B, (long long)H);
