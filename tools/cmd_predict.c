@@ -28,7 +28,9 @@ static int parse(PredictArgs *a, int argc, char **argv, const char **file)
     const CliOpt opts[] = {
         {"weights", CLI_STR, &a->weights, "W.safetensors", "parameter values (required, except for .onnx models: their initializers)", NULL},
         {"inputs", CLI_STR, &a->inputs, "X",
-         "the model's inputs (required): .safetensors, .npy, .csv, or any source --data of train takes", NULL},
+         "the model's inputs (required unless it has none): .safetensors, .npy, .csv, or any source --data of "
+         "train takes",
+         NULL},
         {"output", CLI_STR, &a->output, "Y", "where to write the outputs: .safetensors, .npy or .csv (also -o)", NULL},
         {"value", CLI_STR, &a->value, "NAME", "the output value to write to .npy/.csv (default: the only one)", NULL},
         {"backend", CLI_STR, &a->backend, "jit|interp", "evaluator (default jit)", NULL},
@@ -50,8 +52,6 @@ static int parse(PredictArgs *a, int argc, char **argv, const char **file)
     free(pos);
     if (!a->weights && !has_suffix(*file, ".onnx"))
         return cli_usage_error("predict", "missing --weights W.safetensors");
-    if (!a->inputs)
-        return cli_usage_error("predict", "missing --inputs X.safetensors");
     if (!a->output && !a->classes)
         return cli_usage_error("predict", "missing the output file (-o Y.safetensors|.npy|.csv)");
     if (a->output && !has_suffix(a->output, ".safetensors") && !has_suffix(a->output, ".npy") &&
@@ -87,7 +87,8 @@ static bool print_classes(const mc_tensor *outs, int n, const PredictArgs *a)
         }
         return true;
     }
-    fprintf(stderr, "%s: error: --classes needs an output value of shape [N, classes]\n", a->inputs);
+    fprintf(stderr, "%s: error: --classes needs an output value of shape [N, classes]\n",
+            a->inputs ? a->inputs : "predict");
     return false;
 }
 
@@ -132,6 +133,14 @@ static bool predict(mc_model *m, const char *file, const PredictArgs *a)
 {
     if (!mc_init_params(m, 0) || (a->weights && !mc_load(m, a->weights, NULL, true)))
         return fail(m);
+    if (!a->inputs) { /* a model without inputs (checked by the caller) */
+        const mc_tensor *outs;
+        int nouts;
+        bool ok = mc_predict(m, NULL, 0, &outs, &nouts) || fail(m);
+        if (ok && a->classes)
+            ok = print_classes(outs, nouts, a);
+        return ok && (!a->output || write_outputs(m, outs, nouts, a));
+    }
     mc_data_options o;
     mc_data_options_default(&o);
     const char *src[1] = {a->inputs};
@@ -180,6 +189,10 @@ int cmd_predict(int argc, char **argv)
     if (!m) {
         fputs(mc_last_error(NULL), stderr);
         return 1;
+    }
+    if (!a.inputs && mc_num_inputs(m) > 0) {
+        mc_free(m);
+        return cli_usage_error("predict", "missing --inputs X.safetensors");
     }
     fputs(mc_warnings(m), stderr);
     bool ok = predict(m, file, &a);

@@ -1938,6 +1938,98 @@ static bool conv_runtime(Imp *I, int idx, const Onnx__NodeProto *n, Val *x, Val 
     return true;
 }
 
+/* A 1-D Conv or ConvTranspose ([N, C, L] values, [O, I, k] weights) as the
+ * 2-D op on a unit height: the input and weights viewed as [N, C, 1, L]
+ * and [O, I, 1, k], the window attributes given a leading 1 (pads 0), and
+ * the 2-D result viewed back as [N, O, L']. */
+static bool lift_1d(Imp *I, int idx, const Onnx__NodeProto *n, OpFn op2d)
+{
+    Val *x = in_val(I, n, 0), *w = in_val(I, n, 1);
+    if (!x || !w)
+        return false;
+    if (w->rank != 3)
+        return fail(I, "the weights of a 1-D convolution must be a [O, I, k] tensor");
+    if (n->n_output < 1 || !n->output[0][0])
+        return fail(I, "has no output");
+    const char *xname = x->onnx, *wname = w->onnx;
+    char *names[3], *outname;
+    for (int i = 0; i < 3; i++) {
+        names[i] = NULL;
+        if ((size_t)i < n->n_input) {
+            size_t len = strlen(n->input[i]) + 16;
+            names[i] = arena_alloc(I->a, len);
+            snprintf(names[i], len, "%s%s", n->input[i], n->input[i][0] && i < 2 ? " (as 2-D)" : "");
+        }
+    }
+    size_t olen = strlen(n->output[0]) + 16;
+    outname = arena_alloc(I->a, olen);
+    snprintf(outname, olen, "%s (as 2-D)", n->output[0]);
+    /* the input viewed as [N, C, 1, L] */
+    int64_t d4[4] = {x->dims[0], x->dims[1], 1, x->dims[2]};
+    Val *x4 = define(I, names[0]);
+    x = lookup(I, xname); /* define may move the table */
+    if (!emit_reshape(I, x, x4, 4, d4))
+        return false;
+    Val *w4 = define(I, names[1]);
+    w = lookup(I, wname);
+    int64_t k4[4] = {w->dims[0], w->dims[1], 1, w->dims[2]};
+    if (w->k && !w->id) {
+        Const *k = arena_alloc(I->a, sizeof *k);
+        *k = *w->k;
+        k->rank = 4;
+        memcpy(k->dims, k4, sizeof k4);
+        val_from_const(w4, k);
+        w4->origin = w->origin ? w->origin : w->onnx;
+        w4->from_init = w->from_init;
+    } else if (!emit_reshape(I, w, w4, 4, k4)) {
+        return false;
+    }
+    /* the node with its window attributes lifted */
+    Onnx__NodeProto m = *n;
+    m.input = names;
+    m.n_input = n->n_input < 3 ? n->n_input : 3;
+    if (n->n_input > 3)
+        return fail(I, "has %zu inputs; expected 2 to 3", n->n_input);
+    m.output = &outname;
+    m.n_output = 1;
+    m.attribute = arena_alloc(I->a, (n->n_attribute + 1) * sizeof *m.attribute);
+    for (size_t i = 0; i < n->n_attribute; i++) {
+        const Onnx__AttributeProto *a = n->attribute[i];
+        const char *nm = a->name ? a->name : "";
+        m.attribute[i] = (Onnx__AttributeProto *)a;
+        if (!a->n_ints)
+            continue;
+        bool pads = strcmp(nm, "pads") == 0;
+        bool lifted = pads || strcmp(nm, "kernel_shape") == 0 || strcmp(nm, "strides") == 0 ||
+                      strcmp(nm, "dilations") == 0 || strcmp(nm, "output_padding") == 0 ||
+                      strcmp(nm, "output_shape") == 0;
+        if (!lifted)
+            continue;
+        if (a->n_ints != (pads ? 2u : 1u))
+            return fail(I, "attribute '%s' must have %d value%s for a 1-D convolution", nm, pads ? 2 : 1,
+                        pads ? "s" : "");
+        Onnx__AttributeProto *b = arena_alloc(I->a, sizeof *b);
+        *b = *a;
+        b->ints = arena_alloc(I->a, 4 * sizeof *b->ints);
+        if (pads) {
+            b->n_ints = 4;
+            b->ints[0] = b->ints[2] = 0;
+            b->ints[1] = a->ints[0];
+            b->ints[3] = a->ints[1];
+        } else {
+            b->n_ints = 2;
+            b->ints[0] = strcmp(nm, "output_padding") == 0 ? 0 : 1;
+            b->ints[1] = a->ints[0];
+        }
+        m.attribute[i] = b;
+    }
+    if (!op2d(I, idx, &m))
+        return false;
+    Val *o = define(I, n->output[0]), *o4 = lookup(I, outname);
+    int64_t od[3] = {o4->dims[0], o4->dims[1], o4->dims[3]};
+    return emit_reshape(I, o4, o, 3, od);
+}
+
 static bool op_conv(Imp *I, int idx, const Onnx__NodeProto *n)
 {
     if (!need_inputs(I, n, 2, 3) ||
@@ -1947,8 +2039,10 @@ static bool op_conv(Imp *I, int idx, const Onnx__NodeProto *n)
     int64_t group;
     if (!x || !w || (n->n_input > 2 && n->input[2][0] && !b) || !attr_int(I, n, "group", 1, &group))
         return false;
+    if (x->rank == 3 && examples_first(I, x))
+        return lift_1d(I, idx, n, op_conv);
     if (x->rank != 4 || !examples_first(I, x))
-        return fail(I, "only 2-D convolutions of [N, C, H, W] values are supported");
+        return fail(I, "only 1-D and 2-D convolutions of [N, C, L] and [N, C, H, W] values are supported");
     if (!w->k || w->id || w->k->is_int || w->rank != 4)
         return conv_runtime(I, idx, n, x, w, b, group);
     int64_t O = w->dims[0], Cg = w->dims[1], C = x->dims[1];
@@ -2006,6 +2100,304 @@ static bool op_conv(Imp *I, int idx, const Onnx__NodeProto *n)
     return true;
 }
 
+/* reshape of identifier src (a contiguous value) to dims; dims[0] may be
+ * BATCH. Returns the new identifier. */
+static const char *reshape_id(Imp *I, const char *src, int rank, const int64_t *dims)
+{
+    char *t = fresh(I);
+    emit(I, "%s = reshape(%s, [", t, src);
+    for (int i = 0; i < rank; i++)
+        if (dims[i] == BATCH)
+            emit(I, "N");
+        else
+            emit(I, "%s%lld", i ? ", " : "", (long long)dims[i]);
+    emit(I, "])\n");
+    return t;
+}
+
+/* Pooling of any rank (1-D, 3-D) and dilated pooling, one spatial axis at
+ * a time: max and average pooling over a box are separable (the average
+ * of the non-padding positions of a box is the average along one axis of
+ * the averages along the others). An axis without dilation is the 2-D
+ * pool of the value viewed as [N, P, L, Q] in NHWC with a [1, k] window;
+ * a dilated axis is the maximum or mean of its k strided slices. */
+/* The geometry of a pooling window along each spatial axis i: stride
+ * s[i], dilation dil[i], padding lo[i] before and hi[i] after (ceil_mode's
+ * extension included) and the output size O[i]. */
+static bool pool_geometry(Imp *I, const Onnx__NodeProto *n, const Val *x, bool maxp, const int64_t *ks, int nk,
+                          int64_t ceil_mode, int64_t cip, int64_t *s, int64_t *dil, int64_t *lo, int64_t *hi,
+                          int64_t *O)
+{
+    int r = x->rank, ns = r - 2;
+    int64_t v[2 * MAXR];
+    int cnt;
+    if (nk != ns)
+        return fail(I, "kernel_shape has %d values for %d spatial axes", nk, ns);
+    for (int i = 0; i < ns; i++) {
+        s[i] = dil[i] = 1;
+        lo[i] = hi[i] = 0;
+        if (x->dims[2 + i] < 1)
+            return fail(I, "the spatial size of '%s' is unknown", x->onnx);
+    }
+    if (!attr_ints(I, n, "strides", v, MAXR, &cnt))
+        return false;
+    if (cnt >= 0 && cnt != ns)
+        return fail(I, "strides must have %d values", ns);
+    for (int i = 0; i < cnt; i++)
+        s[i] = v[i];
+    if (!attr_ints(I, n, "dilations", v, MAXR, &cnt))
+        return false;
+    if (cnt >= 0 && cnt != ns)
+        return fail(I, "dilations must have %d values", ns);
+    for (int i = 0; i < cnt; i++)
+        dil[i] = v[i];
+    if (!attr_ints(I, n, "pads", v, 2 * MAXR, &cnt))
+        return false;
+    if (cnt >= 0 && cnt != 2 * ns)
+        return fail(I, "pads must have %d values", 2 * ns);
+    for (int i = 0; i < cnt / 2; i++) {
+        lo[i] = v[i];
+        hi[i] = v[i + ns];
+    }
+    for (int i = 0; i < ns; i++)
+        if (ks[i] < 1 || ks[i] > 1 << 20 || s[i] < 1 || s[i] > 1 << 20 || dil[i] < 1 || dil[i] > 1 << 10 ||
+            lo[i] < 0 || lo[i] > 1 << 20 || hi[i] < 0 || hi[i] > 1 << 20)
+            return fail(I, "kernel sizes, strides and dilations must be positive, pads from 0 to %d", 1 << 20);
+    char ap[32];
+    const char *auto_pad = attr_str(n, "auto_pad", ap, sizeof ap);
+    if (auto_pad && strcmp(auto_pad, "NOTSET") != 0 && strcmp(auto_pad, "VALID") != 0 &&
+        strcmp(auto_pad, "SAME_UPPER") != 0 && strcmp(auto_pad, "SAME_LOWER") != 0)
+        return fail(I, "auto_pad %s is not supported", auto_pad);
+    bool same = auto_pad && strncmp(auto_pad, "SAME", 4) == 0;
+    if (auto_pad && strcmp(auto_pad, "NOTSET") != 0)
+        for (int i = 0; i < ns; i++)
+            lo[i] = hi[i] = 0;
+    for (int i = 0; i < ns; i++) {
+        int64_t L = x->dims[2 + i], K = (ks[i] - 1) * dil[i] + 1;
+        if (same) {
+            int64_t lo2, hi2;
+            same_pad(L, K, s[i], &lo2, &hi2);
+            lo[i] = strcmp(auto_pad, "SAME_UPPER") == 0 ? lo2 : hi2;
+            hi[i] = strcmp(auto_pad, "SAME_UPPER") == 0 ? hi2 : lo2;
+        }
+        int64_t in = L + lo[i] + hi[i];
+        if (in < K)
+            return fail(I, "the window is larger than the padded input");
+        O[i] = (in - K) / s[i] + 1;
+        if (ceil_mode && !same) {
+            O[i] = (in - K + s[i] - 1) / s[i] + 1;
+            if ((O[i] - 1) * s[i] >= L + lo[i])
+                O[i]--; /* a window starting in the end padding is dropped */
+            int64_t ext = (O[i] - 1) * s[i] + K - in;
+            if (ext > 0 && cip && !maxp)
+                return fail(I, "ceil_mode = 1 with count_include_pad = 1 is not supported");
+            hi[i] += ext > 0 ? ext : 0;
+        }
+    }
+    return true;
+}
+
+static bool pool_axes(Imp *I, const Onnx__NodeProto *n, Val *x, bool maxp, const int64_t *ks, int nk,
+                      int64_t ceil_mode, int64_t cip)
+{
+    int r = x->rank, ns = r - 2;
+    int64_t s[MAXR], dil[MAXR], plo[MAXR], phi[MAXR], PO[MAXR];
+    if (!pool_geometry(I, n, x, maxp, ks, nk, ceil_mode, cip, s, dil, plo, phi, PO))
+        return false;
+    const char *cur = operand(I, x, false);
+    if (!cur)
+        return false;
+    int64_t d[MAXR];
+    memcpy(d, x->dims, sizeof d);
+    for (int i = 0; i < ns; i++) {
+        int a = 2 + i;
+        int64_t L = d[a], lo = plo[i], hi = phi[i], O = PO[i];
+        if (ks[i] == 1 && s[i] == 1 && !lo && !hi)
+            continue;
+        char pads[MAXR][64];
+        if (cip && !maxp && (lo || hi)) { /* the zeros counted: padded first */
+            char *p = fresh(I);
+            emit(I, "%s = pad(%s, [", p, cur);
+            for (int j = 0; j < r; j++)
+                emit(I, "%s[%lld, %lld]", j ? ", " : "", (long long)(j == a ? lo : 0), (long long)(j == a ? hi : 0));
+            emit(I, "])\n");
+            cur = p;
+            d[a] = L = L + lo + hi;
+            lo = hi = 0;
+        }
+        if (dil[i] > 1) {
+            if (lo || hi)
+                return fail(I, "dilated pooling with padding is not supported");
+            if (ks[i] > 64)
+                return fail(I, "dilated pooling windows of more than 64 taps are not supported");
+            const char *acc = NULL;
+            for (int64_t j = 0; j < ks[i]; j++) {
+                for (int q = 0; q < r; q++)
+                    snprintf(pads[q], sizeof pads[q], ":");
+                snprintf(pads[a], sizeof pads[a], "%lld:%lld:%lld", (long long)(j * dil[i]),
+                         (long long)(j * dil[i] + (O - 1) * s[i] + 1), (long long)s[i]);
+                char *t = fresh(I);
+                emit(I, "%s = ", t);
+                if (acc)
+                    emit(I, maxp ? "maximum(%s, " : "%s + ", acc);
+                emit(I, "%s[", cur);
+                for (int q = 0; q < r; q++)
+                    emit(I, "%s%s", q ? ", " : "", pads[q]);
+                emit(I, "]%s\n", acc && maxp ? ")" : "");
+                acc = t;
+            }
+            if (!maxp) {
+                char *t = fresh(I);
+                emit(I, "%s = %s / %lld\n", t, acc, (long long)ks[i]);
+                acc = t;
+            }
+            cur = acc;
+            d[a] = O;
+            continue;
+        }
+        int64_t P = 1, Q = 1, v4[4];
+        for (int j = 1; j < a; j++)
+            P *= d[j];
+        for (int j = a + 1; j < r; j++)
+            Q *= d[j];
+        v4[0] = d[0];
+        v4[1] = P;
+        v4[2] = L;
+        v4[3] = Q;
+        const char *t4 = reshape_id(I, cur, 4, v4);
+        char *p = fresh(I);
+        emit(I, "%s = %s(%s, [1, %lld], stride=[1, %lld]", p, maxp ? "max_pool2d" : "avg_pool2d", t4,
+             (long long)ks[i], (long long)s[i]);
+        if (lo || hi)
+            emit(I, ", padding=[0, 0, %lld, %lld]", (long long)lo, (long long)hi);
+        emit(I, ")\n");
+        d[a] = O;
+        cur = reshape_id(I, p, r, d);
+    }
+    Val *o = out_val(I, n);
+    if (!o)
+        return false;
+    set_shape(o, r, d);
+    o->id = (char *)cur;
+    if (cur == x->id || cur == x->other_id) { /* nothing pooled: a copy under its own name */
+        o->id = fresh(I);
+        emit(I, "%s = %s\n", o->id, cur);
+    }
+    return true;
+}
+
+/* MaxPool with its indices output: over the value padded with the most
+ * negative float, each window tap is a strided slice of it and of a
+ * constant holding each position's flattened NCHW index (ONNX's, row- or
+ * column-major over the spatial axes by storage_order; the batch axis
+ * fixed), and a chain of where(tap > best, ...) keeps the first maximal
+ * tap's value and index. The indices are floats holding integers. */
+static bool maxpool_indices(Imp *I, const Onnx__NodeProto *n, Val *x, const int64_t *ks, int nk, int64_t ceil_mode)
+{
+    int r = x->rank, ns = r - 2;
+    int64_t s[MAXR], dil[MAXR], lo[MAXR], hi[MAXR], O[MAXR], order;
+    if (!attr_int(I, n, "storage_order", 0, &order) ||
+        !pool_geometry(I, n, x, true, ks, nk, ceil_mode, 0, s, dil, lo, hi, O))
+        return false;
+    if (order != 0 && order != 1)
+        return fail(I, "storage_order must be 0 or 1");
+    if (x->dims[0] == BATCH || x->dims[0] < 1 || x->dims[1] < 1)
+        return fail(I, "the indices output needs a fixed batch size");
+    int64_t pd[MAXR], total = 1, taps = 1;
+    for (int a = 0; a < r; a++) {
+        pd[a] = a < 2 ? x->dims[a] : x->dims[a] + lo[a - 2] + hi[a - 2];
+        total *= pd[a];
+        if (total > 1 << 22)
+            return fail(I, "the indices output is supported for at most %d padded values", 1 << 22);
+    }
+    for (int i = 0; i < ns; i++)
+        taps *= ks[i];
+    if (taps > 256)
+        return fail(I, "the indices output is supported for windows of at most 256 taps");
+    const char *xi = operand(I, x, false);
+    if (!xi)
+        return false;
+    bool padded = false;
+    for (int i = 0; i < ns; i++)
+        padded |= lo[i] || hi[i];
+    if (padded) {
+        char *p = fresh(I);
+        emit(I, "%s = pad(%s, [[0, 0], [0, 0]", p, xi);
+        for (int i = 0; i < ns; i++)
+            emit(I, ", [%lld, %lld]", (long long)lo[i], (long long)hi[i]);
+        emit(I, "], constant_values=(-3.4e+38))\n");
+        xi = p;
+    }
+    /* each padded position's index in the unpadded input (0 in the padding) */
+    float *ix = arena_alloc(I->a, (size_t)total * sizeof *ix);
+    for (int64_t p = 0; p < total; p++) {
+        int64_t rem = p, c[MAXR];
+        for (int a = r - 1; a >= 0; a--) {
+            c[a] = rem % pd[a];
+            rem /= pd[a];
+        }
+        int64_t v = c[0] * x->dims[1] + c[1], sp = 0, stride = 1;
+        bool inside = true;
+        for (int k = 0; k < ns; k++) { /* row-major: the last axis fastest; column-major: the first */
+            int i = order ? k : ns - 1 - k;
+            int64_t q = c[2 + i] - lo[i];
+            inside &= q >= 0 && q < x->dims[2 + i];
+            sp += q * stride;
+            stride *= x->dims[2 + i];
+        }
+        ix[p] = inside ? (float)(v * stride + sp) : 0;
+    }
+    char *P = fresh(I);
+    emit(I, "param %s: f32[", P);
+    for (int a = 0; a < r; a++)
+        emit(I, "%s%lld", a ? ", " : "", (long long)pd[a]);
+    emit(I, "] frozen\n");
+    put_tensor(I, P, r, pd, ix);
+    const char *best = NULL, *bi = NULL;
+    for (int64_t t = 0; t < taps; t++) {
+        char sub[256];
+        size_t k = (size_t)snprintf(sub, sizeof sub, ":, :");
+        int64_t rem = t, off[MAXR];
+        for (int i = ns - 1; i >= 0; i--) { /* the tap's offsets, row-major over the window */
+            off[i] = rem % ks[i];
+            rem /= ks[i];
+        }
+        for (int i = 0; i < ns && k < sizeof sub; i++) {
+            int64_t b = off[i] * dil[i];
+            k += (size_t)snprintf(sub + k, sizeof sub - k, ", %lld:%lld:%lld", (long long)b,
+                                  (long long)(b + (O[i] - 1) * s[i] + 1), (long long)s[i]);
+        }
+        char *v = fresh(I), *j = fresh(I);
+        emit(I, "%s = %s[%s]\n", v, xi, sub);
+        emit(I, "%s = %s[%s]\n", j, P, sub);
+        if (!best) {
+            best = v;
+            bi = j;
+            continue;
+        }
+        char *m = fresh(I), *nb = fresh(I), *ni = fresh(I);
+        emit(I, "%s = %s > %s\n", m, v, best);
+        emit(I, "%s = where(%s, %s, %s)\n", nb, m, v, best);
+        emit(I, "%s = where(%s, %s, %s)\n", ni, m, j, bi);
+        best = nb;
+        bi = ni;
+    }
+    int64_t od[MAXR];
+    od[0] = x->dims[0];
+    od[1] = x->dims[1];
+    for (int i = 0; i < ns; i++)
+        od[2 + i] = O[i];
+    const char *ids[2] = {best, bi};
+    for (int k = 0; k < 2; k++) {
+        if (!n->output[k][0])
+            continue;
+        Val *o = define(I, n->output[k]);
+        set_shape(o, r, od);
+        o->id = (char *)ids[k];
+    }
+    return true;
+}
+
 static bool op_pool(Imp *I, int idx, const Onnx__NodeProto *n)
 {
     (void)idx;
@@ -2014,16 +2406,25 @@ static bool op_pool(Imp *I, int idx, const Onnx__NodeProto *n)
         !only_attrs(I, n, (const char *[]){"kernel_shape", "strides", "pads", "dilations", "auto_pad",
                                           "ceil_mode", "count_include_pad", "storage_order", NULL}))
         return false;
-    if (n->n_output > 1 && n->output[1][0])
-        return fail(I, "the indices output is not supported");
     Val *x = in_val(I, n, 0);
-    int64_t ks[8], ceil_mode, cip;
+    int64_t ks[MAXR], ceil_mode, cip;
     int cnt;
-    if (!x || !attr_ints(I, n, "kernel_shape", ks, 2, &cnt) || !attr_int(I, n, "ceil_mode", 0, &ceil_mode) ||
-        !attr_int(I, n, "count_include_pad", 0, &cip))
+    int64_t dl[MAXR];
+    int ndl;
+    if (!x || !attr_ints(I, n, "kernel_shape", ks, MAXR, &cnt) || !attr_int(I, n, "ceil_mode", 0, &ceil_mode) ||
+        !attr_int(I, n, "count_include_pad", 0, &cip) || !attr_ints(I, n, "dilations", dl, MAXR, &ndl))
         return false;
-    if (x->rank != 4 || !examples_first(I, x) || cnt != 2)
-        return fail(I, "only 2-D pooling of [N, C, H, W] values is supported");
+    if (x->rank < 3 || !examples_first(I, x) || cnt != x->rank - 2)
+        return fail(I, "only pooling of [N, C, ...] values with one window size per spatial axis is supported");
+    if (n->n_output > 2)
+        return fail(I, "has %zu outputs; expected 1 or 2", n->n_output);
+    if (n->n_output > 1 && n->output[1][0])
+        return maxp ? maxpool_indices(I, n, x, ks, cnt, ceil_mode) : fail(I, "has 2 outputs; expected 1");
+    bool dilated = false;
+    for (int i = 0; i < ndl; i++)
+        dilated |= dl[i] != 1;
+    if (x->rank != 4 || dilated)
+        return pool_axes(I, n, x, maxp, ks, cnt, ceil_mode, cip);
     Window win;
     int64_t oh, ow;
     if (!window(I, n, x, ks, &win) || !window_out(I, x, &win, &oh, &ow))
@@ -2122,11 +2523,11 @@ static bool op_batchnorm(Imp *I, int idx, const Onnx__NodeProto *n)
     if (!attr_int(I, n, "training_mode", 0, &tm) || !attr_float(I, n, "epsilon", 1e-5, &eps) ||
         !attr_float(I, n, "momentum", 0.9, &mom))
         return false;
-    if (tm)
-        return fail(I, "training_mode = 1 is not supported");
-    for (size_t i = 1; i < n->n_output; i++)
+    for (size_t i = 1; i < n->n_output && !tm; i++)
         if (n->output[i][0])
-            return fail(I, "the running statistics outputs are not supported");
+            return fail(I, "the running statistics outputs need training_mode = 1");
+    if (n->n_output > 3)
+        return fail(I, "has %zu outputs; expected 1 to 3", n->n_output);
     Val *x = in_val(I, n, 0), *p[4];
     if (!x)
         return false;
@@ -2141,6 +2542,43 @@ static bool op_batchnorm(Imp *I, int idx, const Onnx__NodeProto *n)
         if (p[i]->rank != 1 || p[i]->dims[0] != C)
             return fail(I, "scale, bias, mean and variance must have %lld values", (long long)C);
         runtime |= !p[i]->k || p[i]->id || p[i]->k->is_int;
+    }
+    if (tm) { /* the batch's statistics (biased variance), and the running ones updated with them */
+        const char *xi = operand(I, x, true), *pi[4];
+        char num[2][48];
+        for (int i = 0; i < 4; i++)
+            if (!xi || !(pi[i] = operand(I, p[i], false)))
+                return false;
+        if (!number(I, eps, num[0], sizeof num[0]) || !number(I, mom, num[1], sizeof num[1]))
+            return false;
+        const char *axes = x->rank == 4 ? "0, 1, 2" : "0";
+        char *m = fresh(I), *v = fresh(I), *ids[3] = {fresh(I), NULL, NULL};
+        emit(I, "%s = mean(%s, axis=[%s])\n", m, xi, axes);
+        emit(I, "%s = mean(square(%s - %s), axis=[%s])\n", v, xi, m, axes);
+        emit(I, "%s = (%s - %s) * (%s * rsqrt(%s + %s)) + %s\n", ids[0], xi, m, pi[0], v, num[0], pi[1]);
+        for (int i = 1; i < 3; i++) {
+            if (i >= (int)n->n_output || !n->output[i][0])
+                continue;
+            ids[i] = fresh(I);
+            emit(I, "%s = %s * %s + %s * (1 - %s)\n", ids[i], pi[1 + i], num[1], i == 1 ? m : v, num[1]);
+        }
+        int rank = x->rank;
+        int64_t dims[MAXR];
+        memcpy(dims, x->dims, sizeof dims);
+        for (int i = 0; i < 3; i++) {
+            if (!ids[i])
+                continue;
+            Val *o = define(I, n->output[i]);
+            if (i == 0) {
+                set_shape(o, rank, dims);
+                o->nhwc = rank == 4;
+            } else {
+                set_shape(o, 1, &C);
+            }
+            o->id = ids[i];
+        }
+        (void)idx;
+        return true;
     }
     if (runtime) { /* statistics computed at run time: the inference formula, on the channels axis last */
         const char *xi = operand(I, x, true), *pi[4];
@@ -2277,6 +2715,63 @@ static bool emit_subscript(Imp *I, Val *x, Val *o, char (*sub)[64])
     return true;
 }
 
+/* gather(src, idx, axis=a) with the indices a frozen parameter: Pad's
+ * edge and reflect modes and Slice with negative steps pick positions
+ * along an axis. Returns the result's identifier. */
+static const char *gather_positions(Imp *I, const char *src, int a, const int64_t *idx, int64_t k)
+{
+    float *f = arena_alloc(I->a, (size_t)k * sizeof *f);
+    for (int64_t i = 0; i < k; i++)
+        f[i] = (float)idx[i];
+    char *p = fresh(I), *t = fresh(I);
+    emit(I, "param %s: f32[%lld] frozen\n", p, (long long)k);
+    put_tensor(I, p, 1, &k, f);
+    emit(I, "%s = gather(%s, %s, axis=%d)\n", t, src, p, a);
+    return t;
+}
+
+/* Pad in edge or reflect mode: along each padded axis, the positions
+ * [0, ..., 0, 0, 1, ..., L-1, L-1, ...] (edge) or [b, ..., 1, 0, 1, ...,
+ * L-1, L-2, ...] (reflect) gathered. */
+static bool pad_gather(Imp *I, const Onnx__NodeProto *n, Val *x, const int64_t *pads, bool reflect)
+{
+    int r = x->rank;
+    int64_t d[MAXR];
+    const char *cur = operand(I, x, false);
+    if (!cur)
+        return false;
+    for (int a = 0; a < r; a++) {
+        int64_t b = pads[a], e = pads[a + r], L = x->dims[a];
+        d[a] = L;
+        if (!b && !e)
+            continue;
+        if (L == BATCH)
+            return fail(I, "padding along the batch axis is not supported");
+        if (L < 1)
+            return fail(I, "the size of axis %d of '%s' is unknown", a, x->onnx);
+        if (b < 0 || e < 0 || b > 1 << 16 || e > 1 << 16 || (reflect && (b >= L || e >= L)))
+            return fail(I, "pads must be from 0 to %s in %s mode", reflect ? "the axis size - 1" : "65536",
+                        reflect ? "reflect" : "edge");
+        d[a] = L + b + e;
+        int64_t *idx = arena_alloc(I->a, (size_t)d[a] * sizeof *idx);
+        for (int64_t i = 0; i < d[a]; i++) {
+            int64_t j = i - b;
+            if (reflect)
+                j = j < 0 ? -j : j >= L ? 2 * (L - 1) - j : j;
+            else
+                j = j < 0 ? 0 : j >= L ? L - 1 : j;
+            idx[i] = j;
+        }
+        cur = gather_positions(I, cur, a, idx, d[a]);
+    }
+    Val *o = out_val(I, n);
+    if (!o)
+        return false;
+    set_shape(o, r, d);
+    o->id = (char *)cur;
+    return true;
+}
+
 /* Slice of a constant, with ONNX's clamping and negative steps. */
 static bool slice_const(Imp *I, const Onnx__NodeProto *n, Val *x, const int64_t *st, const int64_t *en,
                         const int64_t *ax, const int64_t *sp, int ns)
@@ -2350,7 +2845,8 @@ static bool op_slice(Imp *I, int idx, const Onnx__NodeProto *n)
         return fail(I, "starts, ends, axes and steps differ in length");
     if (x->k && !x->id)
         return slice_const(I, n, x, st, en, na >= 0 ? ax : NULL, np >= 0 ? sp : NULL, ns);
-    int64_t d[MAXR];
+    int64_t d[MAXR], neg_lo[MAXR], neg_step[MAXR];
+    bool neg_axis[MAXR] = {false}, any_neg = false;
     char sub[MAXR][64];
     memcpy(d, x->dims, sizeof d);
     for (int i = 0; i < x->rank; i++)
@@ -2360,13 +2856,26 @@ static bool op_slice(Imp *I, int idx, const Onnx__NodeProto *n)
         int64_t step = np >= 0 ? sp[i] : 1;
         if (a < 0 || a >= x->rank)
             return fail(I, "axis %lld is out of range", (long long)(na >= 0 ? ax[i] : i));
-        if (step < 1)
-            return fail(I, "steps below 1 are not supported");
+        if (step == 0 || step == INT64_MIN)
+            return fail(I, "a step of 0 is not valid");
         int64_t dim = x->dims[a];
         if (dim == BATCH) {
             if (st[i] == 0 && en[i] >= INT32_MAX && step == 1)
                 continue;
             return fail(I, "slicing the batch axis is not supported");
+        }
+        if (step < 0) { /* the positions from the start down, gathered */
+            int64_t lo = st[i] < 0 ? (st[i] < -dim ? -1 : st[i] + dim) : st[i];
+            int64_t hi = en[i] < 0 ? (en[i] < -dim ? -1 : en[i] + dim) : en[i];
+            lo = lo > dim - 1 ? dim - 1 : lo;
+            hi = hi > dim - 1 ? dim - 1 : hi;
+            if (lo <= hi)
+                return fail(I, "an empty slice is not supported");
+            neg_axis[a] = true;
+            neg_lo[a] = lo;
+            neg_step[a] = step;
+            d[a] = (lo - hi - 1) / -step + 1;
+            continue;
         }
         int64_t b = st[i] < 0 ? st[i] + dim : st[i], e = en[i] < 0 ? en[i] + dim : en[i];
         b = b < 0 ? 0 : b > dim ? dim : b;
@@ -2381,11 +2890,45 @@ static bool op_slice(Imp *I, int idx, const Onnx__NodeProto *n)
         else
             snprintf(sub[a], sizeof sub[a], "%lld:%lld:%lld", (long long)b, (long long)e, (long long)step);
     }
+    for (int a = 0; a < x->rank; a++)
+        any_neg |= neg_axis[a];
+    if (!any_neg) {
+        Val *o = out_val(I, n);
+        if (!o)
+            return false;
+        set_shape(o, x->rank, d);
+        return emit_subscript(I, x, o, sub);
+    }
+    /* the positive steps as a subscript of the logical layout, then each
+     * negative one as a gather */
+    const char *cur = operand(I, x, false);
+    if (!cur)
+        return false;
+    bool sliced = false;
+    for (int a = 0; a < x->rank; a++)
+        sliced |= strcmp(sub[a], ":") != 0;
+    if (sliced) {
+        char *t = fresh(I);
+        emit(I, "%s = %s[", t, cur);
+        for (int a = 0; a < x->rank; a++)
+            emit(I, "%s%s", a ? ", " : "", sub[a]);
+        emit(I, "]\n");
+        cur = t;
+    }
+    for (int a = 0; a < x->rank; a++) {
+        if (!neg_axis[a])
+            continue;
+        int64_t *pos = arena_alloc(I->a, (size_t)d[a] * sizeof *pos);
+        for (int64_t i = 0; i < d[a]; i++)
+            pos[i] = neg_lo[a] + i * neg_step[a];
+        cur = gather_positions(I, cur, a, pos, d[a]);
+    }
     Val *o = out_val(I, n);
     if (!o)
         return false;
     set_shape(o, x->rank, d);
-    return emit_subscript(I, x, o, sub);
+    o->id = (char *)cur;
+    return true;
 }
 
 /* Gather of one constant index along an axis of a value: x[:, i] */
@@ -2433,6 +2976,8 @@ static bool op_pad(Imp *I, int idx, const Onnx__NodeProto *n)
     if (cnt < 0 && n->n_input > 1 && !ints_of(I, in_val(I, n, 1), pads, 2 * MAXR, &cnt, "pads"))
         return false;
     Val *cv = in_val(I, n, 2);
+    if (!cv && n->n_input > 2 && n->input[2][0])
+        return false;
     if (cv && cv->k && !cv->id && cv->k->n == 1)
         value = kget(cv->k, 0);
     else if (cv)
@@ -2443,6 +2988,11 @@ static bool op_pad(Imp *I, int idx, const Onnx__NodeProto *n)
         any |= pads[i] != 0;
     if (!any)
         return op_identity(I, idx, n);
+    if (m && (strcmp(m, "edge") == 0 || strcmp(m, "reflect") == 0)) {
+        if (cnt != 2 * x->rank)
+            return fail(I, "pads must have %d values", 2 * x->rank);
+        return pad_gather(I, n, x, pads, m[0] == 'r');
+    }
     int next = sole_consumer(I, n->output[0], idx);
     bool spatial = x->rank == 4 && cnt == 8 && !pads[0] && !pads[1] && !pads[4] && !pads[5];
     for (int i = 0; i < cnt; i++)
@@ -2585,7 +3135,9 @@ static bool op_constant_of_shape(Imp *I, int idx, const Onnx__NodeProto *n)
     if (total > (1 << 16))
         return fail(I, "a constant of %lld values is not supported", (long long)total);
     const Onnx__AttributeProto *a = attr(n, "value");
-    Const *v = a && a->t ? tensor_const(I, a->t, "its value") : NULL;
+    if (a && !a->t)
+        return fail(I, "attribute 'value' must be a tensor");
+    Const *v = a ? tensor_const(I, a->t, "its value") : NULL;
     if (a && (!v || v->n != 1))
         return v ? fail(I, "the value must hold one element") : false;
     Const *k = const_new(I, v && v->is_int, cnt, d);
@@ -2666,8 +3218,10 @@ static bool op_conv_transpose(Imp *I, int idx, const Onnx__NodeProto *n)
     int cnt, ocnt;
     if (!x || !w || (n->n_input > 2 && n->input[2][0] && !b) || !attr_int(I, n, "group", 1, &group))
         return false;
+    if (x->rank == 3 && examples_first(I, x) && x->dims[2] > 0)
+        return lift_1d(I, idx, n, op_conv_transpose);
     if (x->rank != 4 || !examples_first(I, x) || x->dims[2] < 0 || x->dims[3] < 0)
-        return fail(I, "only 2-D transposed convolutions of [N, C, H, W] values are supported");
+        return fail(I, "only 1-D and 2-D transposed convolutions of [N, C, L] and [N, C, H, W] values are supported");
     if (!w->k || w->id || w->k->is_int || w->rank != 4)
         return fail(I, "the weights must be a constant [C, O, kh, kw] tensor");
     int64_t C = x->dims[1], Og = w->dims[1], kh = w->dims[2], kw = w->dims[3];
@@ -2865,8 +3419,8 @@ static bool op_expand(Imp *I, int idx, const Onnx__NodeProto *n)
     return true;
 }
 
-static bool recurrent_outputs(Imp *I, const Onnx__NodeProto *n, int idx, const char *seq, int64_t B, int64_t T,
-                              int64_t H, int64_t layout, bool reverse);
+static bool recurrent_outputs(Imp *I, const Onnx__NodeProto *n, int idx, const char *const *seq, int nd, int64_t B,
+                              int64_t T, int64_t H, int64_t layout, bool reverse);
 
 /* A constant of the import declared as a parameter under name. */
 static const char *declare(Imp *I, const char *name, int rank, const int64_t *dims, const float *data)
@@ -2880,6 +3434,68 @@ static const char *declare(Imp *I, const char *name, int rank, const int64_t *di
     return operand(I, &v, false);
 }
 
+/* The zero state [B, H] of a recurrent op written out step by step, a
+ * frozen parameter <name>_zeros. */
+static const char *zero_state(Imp *I, const char *name, int64_t B, int64_t H)
+{
+    char pn[160];
+    int64_t zd[2] = {B, H};
+    snprintf(pn, sizeof pn, "%s_zeros", name);
+    Val v = {0};
+    v.onnx = pn;
+    Const *k = const_new(I, false, 2, zd);
+    memset(k->f, 0, (size_t)k->n * sizeof(float));
+    val_from_const(&v, k);
+    return operand(I, &v, false);
+}
+
+/* LSTM with peepholes (which the layer does not compute) written out step
+ * by step: kern, rec and bias in Keras's gate order i, f, c, o; peep [3, H]
+ * in ONNX's i, o, f; the parameters <name>_kernel, <name>_recurrent_kernel,
+ * <name>_bias and <name>_peephole. */
+static const char *lstm_steps(Imp *I, const char *name, const char *xi, int64_t B, int64_t T, int64_t In,
+                              int64_t H, const float *kern, const float *rec, const float *bias, const float *peep,
+                              const char *h0, const char *c0, bool reverse)
+{
+    if (B == BATCH && (!h0 || !c0))
+        return fail(I, "peepholes need a fixed batch size or an initial state"), NULL;
+    char pn[160];
+    int64_t kd[2] = {In, 4 * H}, rd[2] = {H, 4 * H}, bd = 4 * H, pd[2] = {3, H};
+    snprintf(pn, sizeof pn, "%s_kernel", name);
+    const char *K = declare(I, pn, 2, kd, kern);
+    snprintf(pn, sizeof pn, "%s_recurrent_kernel", name);
+    const char *R = K ? declare(I, pn, 2, rd, rec) : NULL;
+    snprintf(pn, sizeof pn, "%s_bias", name);
+    const char *bi = R ? declare(I, pn, 1, &bd, bias) : NULL;
+    snprintf(pn, sizeof pn, "%s_peephole", name);
+    const char *P = bi ? declare(I, pn, 2, pd, peep) : NULL;
+    const char *h = P ? (h0 ? h0 : zero_state(I, name, B, H)) : NULL;
+    const char *c = h ? (c0 ? c0 : h0 ? zero_state(I, name, B, H) : h) : NULL;
+    if (!c)
+        return NULL;
+    long long h1 = (long long)H, h2 = 2 * h1, h3 = 3 * h1, h4 = 4 * h1;
+    char **step = arena_alloc(I->a, (size_t)T * sizeof *step);
+    for (int64_t s = 0; s < T; s++) {
+        int64_t t = reverse ? T - 1 - s : s;
+        char *g = fresh(I), *ig = fresh(I), *fg = fresh(I), *cn = fresh(I), *og = fresh(I), *hn = fresh(I);
+        emit(I, "%s = %s[:, %lld, :] @ %s + %s @ %s + %s\n", g, xi, (long long)t, K, h, R, bi);
+        emit(I, "%s = sigmoid(%s[:, 0:%lld] + %s[0] * %s)\n", ig, g, h1, P, c);
+        emit(I, "%s = sigmoid(%s[:, %lld:%lld] + %s[2] * %s)\n", fg, g, h1, h2, P, c);
+        emit(I, "%s = %s * %s + %s * tanh(%s[:, %lld:%lld])\n", cn, fg, c, ig, g, h2, h3);
+        emit(I, "%s = sigmoid(%s[:, %lld:%lld] + %s[1] * %s)\n", og, g, h3, h4, P, cn);
+        emit(I, "%s = %s * tanh(%s)\n", hn, og, cn);
+        step[t] = hn;
+        h = hn;
+        c = cn;
+    }
+    char *seq = fresh(I);
+    emit(I, "%s = stack([", seq);
+    for (int64_t t = 0; t < T; t++)
+        emit(I, "%s%s", t ? ", " : "", step[t]);
+    emit(I, "], axis=1)\n");
+    return seq;
+}
+
 /* GRU with linear_before_reset = 0 (the reset gate applied to the state
  * before its product), which the gru layer does not compute: its steps
  * written out, h' = (1 - z) * tanh(x W_h + (r * h) R_h + b_h) + z * h.
@@ -2891,7 +3507,7 @@ static const char *gru_steps(Imp *I, const char *name, const char *xi, int64_t B
     if (B == BATCH && !h0)
         return fail(I, "linear_before_reset = 0 needs a fixed batch size or an initial state"), NULL;
     char pn[160];
-    int64_t kd[2] = {In, 3 * H}, rd[2] = {H, 3 * H}, bd = 3 * H, zd[2] = {B, H};
+    int64_t kd[2] = {In, 3 * H}, rd[2] = {H, 3 * H}, bd = 3 * H;
     snprintf(pn, sizeof pn, "%s_kernel", name);
     const char *K = declare(I, pn, 2, kd, kern);
     snprintf(pn, sizeof pn, "%s_recurrent_kernel", name);
@@ -2902,19 +3518,9 @@ static const char *gru_steps(Imp *I, const char *name, const char *xi, int64_t B
     const char *bh = bx ? declare(I, pn, 1, &bd, bias + 3 * H) : NULL;
     if (!bh)
         return NULL;
-    const char *h = h0;
-    if (!h) {
-        float *z = arena_alloc(I->a, (size_t)(B * H) * sizeof(float));
-        memset(z, 0, (size_t)(B * H) * sizeof(float));
-        snprintf(pn, sizeof pn, "%s_zeros", name);
-        Val v = {0};
-        v.onnx = pn;
-        Const *k = const_new(I, false, 2, zd);
-        memcpy(k->f, z, (size_t)k->n * sizeof(float));
-        val_from_const(&v, k);
-        if (!(h = operand(I, &v, false)))
-            return NULL;
-    }
+    const char *h = h0 ? h0 : zero_state(I, name, B, H);
+    if (!h)
+        return NULL;
     char *Rh = fresh(I), *bhh = fresh(I);
     emit(I, "%s = %s[:, %lld:%lld]\n", Rh, R, (long long)(2 * H), (long long)(3 * H));
     emit(I, "%s = %s[%lld:%lld]\n", bhh, bh, (long long)(2 * H), (long long)(3 * H));
@@ -2965,8 +3571,10 @@ static bool op_recurrent(Imp *I, int idx, const Onnx__NodeProto *n)
     if (!x || !w || !r || !attr_int(I, n, "hidden_size", -1, &hidden) || !attr_int(I, n, "layout", 0, &layout) ||
         !attr_int(I, n, "linear_before_reset", 0, &lbr) || !attr_int(I, n, "input_forget", 0, &input_forget))
         return false;
-    if (direction && strcmp(direction, "forward") != 0 && strcmp(direction, "reverse") != 0)
-        return fail(I, "direction %s is not supported (forward and reverse are)", direction);
+    if (direction && strcmp(direction, "forward") != 0 && strcmp(direction, "reverse") != 0 &&
+        strcmp(direction, "bidirectional") != 0)
+        return fail(I, "direction %s is not supported (forward, reverse and bidirectional are)", direction);
+    int nd = direction && strcmp(direction, "bidirectional") == 0 ? 2 : 1;
     bool reverse = direction && strcmp(direction, "reverse") == 0;
     if (attr(n, "clip") || input_forget)
         return fail(I, "clip and input_forget are not supported");
@@ -2974,12 +3582,13 @@ static bool op_recurrent(Imp *I, int idx, const Onnx__NodeProto *n)
     if (acts) {
         static const char *const def[3][4] = {{"Tanh"}, {"Sigmoid", "Tanh"}, {"Sigmoid", "Tanh", "Tanh"}};
         const char *const *want = def[lstm ? 2 : gru ? 1 : 0];
+        size_t per = lstm ? 3 : gru ? 2 : 1; /* the list of each direction in turn */
         for (size_t i = 0; i < acts->n_strings; i++) {
             char a[32];
             size_t k = acts->strings[i].len < sizeof a - 1 ? acts->strings[i].len : sizeof a - 1;
             memcpy(a, acts->strings[i].data, k);
             a[k] = 0;
-            if (!want[i] || strcasecmp(a, want[i]) != 0)
+            if (i >= per * (size_t)nd || strcasecmp(a, want[i % per]) != 0)
                 return fail(I, "activations other than the defaults are not supported");
         }
     }
@@ -2994,19 +3603,22 @@ static bool op_recurrent(Imp *I, int idx, const Onnx__NodeProto *n)
     if (hidden > MAX_ELEMS)
         return fail(I, "hidden_size %lld is out of range", (long long)hidden);
     int64_t H = hidden > 0 ? hidden : w->rank == 3 ? w->dims[1] / G : -1;
-    if (w->rank != 3 || w->dims[0] != 1 || w->dims[1] != G * H || w->dims[2] != In || !w->k || w->id ||
-        r->rank != 3 || r->dims[0] != 1 || r->dims[1] != G * H || r->dims[2] != H || !r->k || r->id ||
-        (b && (b->rank != 2 || b->dims[0] != 1 || b->dims[1] != 2 * G * H || !b->k || b->id)))
-        return fail(I, "W, R and B must be constants of one direction ([1, %d*H, I], [1, %d*H, H], [1, %d*H]); "
-                       "bidirectional layers are not supported", G, G, 2 * G);
+    if (w->rank != 3 || w->dims[0] != nd || w->dims[1] != G * H || w->dims[2] != In || !w->k || w->id ||
+        r->rank != 3 || r->dims[0] != nd || r->dims[1] != G * H || r->dims[2] != H || !r->k || r->id ||
+        (b && (b->rank != 2 || b->dims[0] != nd || b->dims[1] != 2 * G * H || !b->k || b->id)))
+        return fail(I, "W, R and B must be constants of %d direction%s ([%d, %d*H, I], [%d, %d*H, H], [%d, %d*H])",
+                    nd, nd > 1 ? "s" : "", nd, G, nd, G, nd, 2 * G);
     if (H < 1 || T < 1 || G * H * (In + H) > MAX_ELEMS / 4)
         return fail(I, "hidden_size %lld is out of range", (long long)H);
+    bool peeps = false;
     if (peep) {
-        bool zero = peep->k && !peep->id && !peep->k->is_int;
-        for (int64_t i = 0; zero && i < peep->k->n; i++)
-            zero = peep->k->f[i] == 0;
-        if (!zero)
-            return fail(I, "peephole weights are not supported");
+        if (!peep->k || peep->id || peep->k->is_int || peep->rank != 2 || peep->dims[0] != nd ||
+            peep->dims[1] != 3 * H)
+            return fail(I, "the peephole weights must be a constant [%d, %lld]", nd, (long long)(3 * H));
+        for (int64_t i = 0; i < peep->k->n; i++)
+            peeps |= peep->k->f[i] != 0;
+        if (peeps && T > 256)
+            return fail(I, "peepholes are written out step by step, for at most 256 steps");
     }
     if (sl) {
         bool full = sl->k && !sl->id;
@@ -3015,28 +3627,8 @@ static bool op_recurrent(Imp *I, int idx, const Onnx__NodeProto *n)
         if (!full)
             return fail(I, "sequence_lens other than the full length %lld are not supported", (long long)T);
     }
-    /* ONNX gate g of Keras's column block k */
-    static const int lstm_gate[4] = {0, 2, 3, 1}; /* i, f, c, o from i, o, f, c */
-    float *kern = arena_alloc(I->a, (size_t)(In * G * H) * sizeof(float));
-    float *rec = arena_alloc(I->a, (size_t)(H * G * H) * sizeof(float));
-    float *bias = arena_alloc(I->a, (size_t)(2 * G * H) * sizeof(float));
-    for (int kb = 0; kb < G; kb++) {
-        int og = lstm ? lstm_gate[kb] : kb;
-        for (int64_t j = 0; j < H; j++) {
-            int64_t row = og * H + j, col = kb * H + j;
-            for (int64_t i = 0; i < In; i++)
-                kern[i * G * H + col] = w->k->f[row * In + i];
-            for (int64_t i = 0; i < H; i++)
-                rec[i * G * H + col] = r->k->f[row * H + i];
-            float wb = b ? b->k->f[row] : 0, rb = b ? b->k->f[G * H + row] : 0;
-            if (gru) {
-                bias[col] = wb;
-                bias[G * H + col] = rb;
-            } else {
-                bias[col] = wb + rb;
-            }
-        }
-    }
+    if (gru && !lbr && T > 256)
+        return fail(I, "linear_before_reset = 0 is written out step by step, for at most 256 steps");
     const char *xi = operand(I, x, false);
     if (!xi)
         return false;
@@ -3045,64 +3637,115 @@ static bool op_recurrent(Imp *I, int idx, const Onnx__NodeProto *n)
         emit(I, "%s = transpose(%s, [1, 0, 2])\n", t, xi);
         xi = t;
     }
-    char init[200] = "";
+    /* initial states: direction d of [nd, B, H] (layout 1: [B, nd, H]) */
     Val *st[2] = {h0, c0};
-    const char *sid[2] = {NULL, NULL};
+    const char *sid[2][2] = {{NULL, NULL}, {NULL, NULL}};
     for (int k = 0; k < 2; k++) {
         Val *v = st[k];
         if (!v)
             continue;
-        /* [1, B, H]; layout 1: [B, 1, H] */
-        if (v->rank != 3 || v->dims[layout ? 1 : 0] != 1 || v->dims[layout ? 0 : 1] != B || v->dims[2] != H)
-            return fail(I, layout ? "the initial state must be [%lld, 1, %lld]" : "the initial state must be [1, %lld, %lld]",
-                        (long long)B, (long long)H);
-        bool zeros = v->k && !v->id && !v->k->is_int;
-        for (int64_t i = 0; zeros && i < v->k->n; i++)
-            zeros = v->k->f[i] == 0;
-        if (zeros) /* the layer's own start */
+        bool ok = v->rank == 3 && v->dims[2] == H &&
+                  (layout ? v->dims[0] == B && v->dims[1] == nd : v->dims[0] == nd && v->dims[1] == B);
+        if (!ok)
+            return fail(I, "the initial state must be [%lld, %lld, %lld]", layout ? (long long)B : (long long)nd,
+                        layout ? (long long)nd : (long long)B, (long long)H);
+        for (int d = 0; d < nd; d++) {
+            bool zeros = v->k && !v->id && !v->k->is_int;
+            for (int64_t i = 0; zeros && i < v->k->n; i++)
+                zeros = v->k->f[i] == 0;
+            if (zeros) /* the layer's own start */
+                continue;
+            const char *vi = operand(I, v, false);
+            if (!vi)
+                return false;
+            char *t = fresh(I);
+            if (layout)
+                emit(I, "%s = %s[:, %d, :]\n", t, vi, d);
+            else
+                emit(I, "%s = %s[%d]\n", t, vi, d);
+            sid[d][k] = t;
+        }
+    }
+    const char *kind = lstm ? "lstm" : gru ? "gru" : "rnn";
+    const char *name0 = layer_name(I, w->origin ? w->origin : w->onnx, kind), *seqs[2];
+    for (int d = 0; d < nd; d++) {
+        bool back = nd == 2 ? d == 1 : reverse;
+        const char *name = name0;
+        if (d == 1) {
+            char nm[160];
+            snprintf(nm, sizeof nm, "%s_reverse", name0);
+            name = layer_name(I, nm, kind);
+        }
+        /* ONNX gate g of Keras's column block k */
+        static const int lstm_gate[4] = {0, 2, 3, 1}; /* i, f, c, o from i, o, f, c */
+        const float *wf = w->k->f + (size_t)d * (size_t)(G * H * In), *rf = r->k->f + (size_t)d * (size_t)(G * H * H);
+        const float *bf = b ? b->k->f + (size_t)d * (size_t)(2 * G * H) : NULL;
+        float *kern = arena_alloc(I->a, (size_t)(In * G * H) * sizeof(float));
+        float *rec = arena_alloc(I->a, (size_t)(H * G * H) * sizeof(float));
+        float *bias = arena_alloc(I->a, (size_t)(2 * G * H) * sizeof(float));
+        for (int kb = 0; kb < G; kb++) {
+            int og = lstm ? lstm_gate[kb] : kb;
+            for (int64_t j = 0; j < H; j++) {
+                int64_t row = og * H + j, col = kb * H + j;
+                for (int64_t i = 0; i < In; i++)
+                    kern[i * G * H + col] = wf[row * In + i];
+                for (int64_t i = 0; i < H; i++)
+                    rec[i * G * H + col] = rf[row * H + i];
+                float wb = bf ? bf[row] : 0, rb = bf ? bf[G * H + row] : 0;
+                if (gru) {
+                    bias[col] = wb;
+                    bias[G * H + col] = rb;
+                } else {
+                    bias[col] = wb + rb;
+                }
+            }
+        }
+        const char *h0i = sid[d][0], *c0i = sid[d][1];
+        if (lstm && peeps) {
+            seqs[d] = lstm_steps(I, name, xi, B, T, In, H, kern, rec, bias, peep->k->f + (size_t)d * (size_t)(3 * H),
+                                 h0i, c0i, back);
+            if (!seqs[d])
+                return false;
             continue;
-        const char *vi = operand(I, v, false);
-        if (!vi)
-            return false;
-        char *t = fresh(I);
-        emit(I, layout ? "%s = %s[:, 0, :]\n" : "%s = %s[0]\n", t, vi);
-        sid[k] = t;
+        }
+        if (gru && !lbr) {
+            if (!(seqs[d] = gru_steps(I, name, xi, B, T, In, H, kern, rec, bias, h0i, back)))
+                return false;
+            continue;
+        }
+        char init[200] = "";
+        if (lstm && (h0i || c0i)) {
+            if (!h0i || !c0i)
+                return fail(I, "initial_h and initial_c must be given together");
+            snprintf(init, sizeof init, ", initial_state=[%s, %s]", h0i, c0i);
+        } else if (h0i) {
+            snprintf(init, sizeof init, ", initial_state=%s", h0i);
+        }
+        char *seq = fresh(I);
+        emit(I, "%s = %s(%s, %lld, return_sequences=true%s%s, name=\"%s\")\n", seq,
+             lstm ? "lstm" : gru ? "gru" : "simple_rnn", xi, (long long)H, back ? ", go_backwards=true" : "", init,
+             name);
+        char pn[200];
+        int64_t kd[2] = {In, G * H}, rd[2] = {H, G * H}, bd[2] = {2, G * H};
+        snprintf(pn, sizeof pn, "%s.kernel", name);
+        put_tensor(I, pn, 2, kd, kern);
+        snprintf(pn, sizeof pn, "%s.recurrent_kernel", name);
+        put_tensor(I, pn, 2, rd, rec);
+        snprintf(pn, sizeof pn, "%s.bias", name);
+        if (gru)
+            put_tensor(I, pn, 2, bd, bias);
+        else
+            put_tensor(I, pn, 1, bd + 1, bias);
+        seqs[d] = seq;
     }
-    if (lstm && (sid[0] || sid[1])) {
-        if (!sid[0] || !sid[1])
-            return fail(I, "initial_h and initial_c must be given together");
-        snprintf(init, sizeof init, ", initial_state=[%s, %s]", sid[0], sid[1]);
-    } else if (sid[0]) {
-        snprintf(init, sizeof init, ", initial_state=%s", sid[0]);
-    }
-    const char *name = layer_name(I, w->origin ? w->origin : w->onnx, lstm ? "lstm" : gru ? "gru" : "rnn");
-    if (gru && !lbr) {
-        if (T > 256)
-            return fail(I, "linear_before_reset = 0 is written out step by step, for at most 256 steps");
-        const char *seq = gru_steps(I, name, xi, B, T, In, H, kern, rec, bias, sid[0], reverse);
-        return seq && recurrent_outputs(I, n, idx, seq, B, T, H, layout, reverse);
-    }
-    char *seq = fresh(I);
-    emit(I, "%s = %s(%s, %lld, return_sequences=true%s%s, name=\"%s\")\n", seq, lstm ? "lstm" : gru ? "gru" : "simple_rnn",
-         xi, (long long)H, reverse ? ", go_backwards=true" : "", init, name);
-    char pn[200];
-    int64_t kd[2] = {In, G * H}, rd[2] = {H, G * H}, bd[2] = {2, G * H};
-    snprintf(pn, sizeof pn, "%s.kernel", name);
-    put_tensor(I, pn, 2, kd, kern);
-    snprintf(pn, sizeof pn, "%s.recurrent_kernel", name);
-    put_tensor(I, pn, 2, rd, rec);
-    snprintf(pn, sizeof pn, "%s.bias", name);
-    if (gru)
-        put_tensor(I, pn, 2, bd, bias);
-    else
-        put_tensor(I, pn, 1, bd + 1, bias);
-    return recurrent_outputs(I, n, idx, seq, B, T, H, layout, reverse);
+    return recurrent_outputs(I, n, idx, seqs, nd, B, T, H, layout, reverse);
 }
 
-/* Y: [T, 1, B, H] (layout 1: [B, T, 1, H]); Y_h: [1, B, H] ([B, 1, H]),
- * views of the sequence seq [B, T, H]. */
-static bool recurrent_outputs(Imp *I, const Onnx__NodeProto *n, int idx, const char *seq, int64_t B, int64_t T,
-                              int64_t H, int64_t layout, bool reverse)
+/* Y: [T, nd, B, H] (layout 1: [B, T, nd, H]); Y_h: [nd, B, H] ([B, nd, H]),
+ * views of the sequences seq[d] [B, T, H] of the nd directions (the
+ * backward one second; with one direction, reverse says which it is). */
+static bool recurrent_outputs(Imp *I, const Onnx__NodeProto *n, int idx, const char *const *seq, int nd, int64_t B,
+                              int64_t T, int64_t H, int64_t layout, bool reverse)
 {
     char bs[32];
     if (B == BATCH)
@@ -3110,34 +3753,43 @@ static bool recurrent_outputs(Imp *I, const Onnx__NodeProto *n, int idx, const c
     else
         snprintf(bs, sizeof bs, "%lld", (long long)B);
     if (n->n_output > 0 && n->output[0][0]) {
+        const char *src[2] = {seq[0], nd > 1 ? seq[1] : NULL};
+        if (layout == 0) /* [T, B, H] each */
+            for (int d = 0; d < nd; d++) {
+                char *t = fresh(I);
+                emit(I, "%s = transpose(%s, [1, 0, 2])\n", t, seq[d]);
+                src[d] = t;
+            }
+        char *id = fresh(I);
+        if (nd == 1 && layout == 0)
+            emit(I, "%s = reshape(%s, [%lld, 1, %s, %lld])\n", id, src[0], (long long)T, bs, (long long)H);
+        else if (nd == 1)
+            emit(I, "%s = reshape(%s, [%s, %lld, 1, %lld])\n", id, src[0], bs, (long long)T, (long long)H);
+        else
+            emit(I, "%s = stack([%s, %s], axis=%d)\n", id, src[0], src[1], layout == 0 ? 1 : 2);
         Val *y = define(I, n->output[0]);
-        y->id = fresh(I);
-        if (layout == 0) {
-            int64_t d[4] = {T, 1, B, H};
-            set_shape(y, 4, d);
-            char *t = fresh(I);
-            emit(I, "%s = transpose(%s, [1, 0, 2])\n", t, seq);
-            emit(I, "%s = reshape(%s, [%lld, 1, %s, %lld])\n", y->id, t, (long long)T, bs, (long long)H);
-        } else {
-            int64_t d[4] = {B, T, 1, H};
-            set_shape(y, 4, d);
-            emit(I, "%s = reshape(%s, [%s, %lld, 1, %lld])\n", y->id, seq, bs, (long long)T, (long long)H);
-        }
+        y->id = id;
+        int64_t d0[4] = {T, nd, B, H}, d1[4] = {B, T, nd, H};
+        set_shape(y, 4, layout == 0 ? d0 : d1);
     }
     if (n->n_output > 1 && n->output[1][0]) {
-        Val *y = define(I, n->output[1]);
-        char *t = fresh(I);
-        y->id = fresh(I);
-        emit(I, "%s = %s[:, %lld, :]\n", t, seq, (long long)(reverse ? 0 : T - 1));
-        if (layout == 0) {
-            int64_t d[3] = {1, B, H};
-            set_shape(y, 3, d);
-            emit(I, "%s = reshape(%s, [1, %s, %lld])\n", y->id, t, bs, (long long)H);
-        } else {
-            int64_t d[3] = {B, 1, H};
-            set_shape(y, 3, d);
-            emit(I, "%s = reshape(%s, [%s, 1, %lld])\n", y->id, t, bs, (long long)H);
+        const char *last[2];
+        for (int d = 0; d < nd; d++) {
+            bool back = nd == 2 ? d == 1 : reverse;
+            char *t = fresh(I);
+            emit(I, "%s = %s[:, %lld, :]\n", t, seq[d], (long long)(back ? 0 : T - 1));
+            last[d] = t;
         }
+        char *id = fresh(I);
+        if (nd == 1)
+            emit(I, layout == 0 ? "%s = reshape(%s, [1, %s, %lld])\n" : "%s = reshape(%s, [%s, 1, %lld])\n", id,
+                 last[0], bs, (long long)H);
+        else
+            emit(I, "%s = stack([%s, %s], axis=%d)\n", id, last[0], last[1], layout == 0 ? 0 : 1);
+        Val *y = define(I, n->output[1]);
+        y->id = id;
+        int64_t d0[3] = {nd, B, H}, d1[3] = {B, nd, H};
+        set_shape(y, 3, layout == 0 ? d0 : d1);
     }
     if (n->n_output > 2 && n->output[2][0] && is_read(I, n->output[2], idx))
         return fail(I, "the cell state output Y_c is not supported");
@@ -3393,7 +4045,18 @@ static bool graph_outputs(Imp *I, OnnxImport *im)
                     f->f[j] = (float)v->k->i[j];
             v->k = f;
         }
-        const char *id = operand(I, v, false);
+        const char *id;
+        if (v->k && !v->id) { /* a constant output: its parameter leaves the output its name */
+            const char *onnx = v->onnx;
+            size_t len = strlen(name) + 8;
+            char *pn = arena_alloc(I->a, len);
+            snprintf(pn, len, "%s_const", name);
+            v->onnx = pn;
+            id = operand(I, v, false);
+            v->onnx = onnx;
+        } else {
+            id = operand(I, v, false);
+        }
         if (!id)
             return false;
         char *oid = ident_from(I, name, "y", false);

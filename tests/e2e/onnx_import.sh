@@ -14,7 +14,7 @@ trap 'rm -rf "$t"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 cmp() { python3 tests/e2e/jit_compare.py "$1" "$2" || fail "$3: outputs differ from PyTorch's"; }
 
-for m in mlp cnn resnet ops acts misc convs recurrent; do
+for m in mlp cnn resnet ops acts misc convs recurrent bidirectional spatial padmodes argmax; do
     f=tests/onnx/$m
     for b in jit interp; do
         "$MODELC" predict $f.onnx --backend $b --inputs $f.x.safetensors -o "$t/$m.$b.safetensors"
@@ -58,6 +58,12 @@ for l in 'lstm(t[0-9]*, 4, return_sequences=true, name="lstm")' 'gru(t[0-9]*, 4,
     'simple_rnn(t[0-9]*, 5, return_sequences=true, name="rnn")'; do
     grep -q "$l" "$t/rec.mdl" || fail "recurrent: $l"
 done
+# bidirectional: a forward and a go_backwards layer, stacked on ONNX's directions axis
+"$MODELC" import tests/onnx/bidirectional.onnx -o "$t/bi.mdl"
+for l in 'lstm(t[0-9]*, 4, return_sequences=true, go_backwards=true, name="lstm_reverse")' \
+    'gru(t[0-9]*, 5, return_sequences=true, go_backwards=true, name="gru_reverse")' 'stack(\[t[0-9]*, t[0-9]*\], axis=1)'; do
+    grep -q "$l" "$t/bi.mdl" || fail "bidirectional: $l"
+done
 # a graph of whole tensors: inputs without N; its shape input given at import
 f=tests/onnx/fixed
 "$MODELC" import $f.onnx --constants $f.c.safetensors -o "$t/fixed.mdl" --weights-out "$t/fixed.w.safetensors"
@@ -65,6 +71,15 @@ grep -q '^input w: f32\[4, 2\]$' "$t/fixed.mdl" || fail "fixed: weight input"
 for b in jit interp; do
     "$MODELC" predict "$t/fixed.mdl" --weights "$t/fixed.w.safetensors" --inputs $f.x.safetensors -o "$t/fixed.$b.safetensors" --backend $b
     cmp $f.y.safetensors "$t/fixed.$b.safetensors" "fixed ($b)"
+done
+# a model without inputs runs without --inputs; as .onnx and as the written .mdl
+f=tests/onnx/noinput
+"$MODELC" import $f.onnx -o "$t/noinput.mdl" --weights-out "$t/noinput.w.safetensors"
+for b in jit interp; do
+    "$MODELC" predict $f.onnx -o "$t/noinput.$b.safetensors" --backend $b
+    cmp $f.y.safetensors "$t/noinput.$b.safetensors" "noinput ($b)"
+    "$MODELC" predict "$t/noinput.mdl" --weights "$t/noinput.w.safetensors" -o "$t/noinput.mdl.$b.safetensors" --backend $b
+    cmp $f.y.safetensors "$t/noinput.mdl.$b.safetensors" "noinput .mdl ($b)"
 done
 # ir prints the ONNX names of inputs
 "$MODELC" ir tests/onnx/mlp.onnx | grep -q 'input "input.1"' || fail "ir: ONNX input name"
@@ -97,6 +112,8 @@ expect_err "$t/missing.onnx: error: cannot read file" "$MODELC" import "$t/missi
 set +e
 "$MODELC" import tests/onnx/mlp.onnx >/dev/null 2>&1; rc1=$?
 "$MODELC" import -o "$t/x.mdl" >/dev/null 2>&1; rc2=$?
+out=$("$MODELC" predict tests/onnx/mlp.onnx -o "$t/x.safetensors" 2>&1); rc3=$?
 set -e
-[ $rc1 = 2 ] && [ $rc2 = 2 ] || fail "usage errors exit $rc1 $rc2, expected 2"
+[ $rc1 = 2 ] && [ $rc2 = 2 ] && [ $rc3 = 2 ] || fail "usage errors exit $rc1 $rc2 $rc3, expected 2"
+[[ "$out" == *"missing --inputs"* ]] || fail "predict without --inputs: $out"
 echo ok

@@ -3,15 +3,19 @@
     conformance.py MODELC DATA_DIR EXPECTED_PASSING [--update]
 
 A node test is applicable when every operator of its graph is one that
-`modelc import --list-ops` prints. Each applicable test's inputs
+`modelc import --list-ops` prints, unless it needs an element type modelc
+does not compute in (bfloat16, strings, sequences, optionals, integer
+division) or its outputs depend on the reference's random generator
+(Dropout in training mode with a ratio above 0): those are excluded, each
+printed with its reason and counted apart. Each applicable test's inputs
 (test_data_set_0/input_*.pb, written as F32, F64 or I32 for integers and
 bool) run through `modelc predict model.onnx` on the JIT and on the
 interpreter; inputs an operator reads as a shape, axes or pads, or as the
 weights of a layer (CONST_INPUTS) are given at import instead (`modelc import --constants`,
 then `modelc predict` of the written model). Each output is compared with
 output_*.pb under ONNX's backend-test tolerances (rtol 1e-3, atol 1e-7).
-Prints passed / applicable / total and every applicable test that fails
-with its reason. Exit status 1 when a test listed in EXPECTED_PASSING (one
+Prints passed / applicable / total, the excluded tests and every
+applicable test that fails with its reason. Exit status 1 when a test listed in EXPECTED_PASSING (one
 name per line) no longer passes; --update rewrites that list instead.
 """
 import json
@@ -93,6 +97,58 @@ def const_inputs(model):
     return names
 
 
+# Element types modelc does not compute in: a test with a graph input or
+# output, or a Cast to, of one of these is excluded (printed with its
+# reason, counted apart from the applicable tests), as is a Div of
+# integer operands (ONNX truncates; modelc divides in f32).
+OTHER_TYPES = {onnx.TensorProto.BFLOAT16: "bfloat16", onnx.TensorProto.STRING: "string"}
+INT_TYPES = {onnx.TensorProto.UINT8, onnx.TensorProto.INT8, onnx.TensorProto.UINT16, onnx.TensorProto.INT16,
+             onnx.TensorProto.UINT32, onnx.TensorProto.INT32, onnx.TensorProto.UINT64, onnx.TensorProto.INT64}
+
+
+def element_type_exclusion(model):
+    """The reason a test needs an element type modelc does not have, or None."""
+    types = {}
+    for vi in list(model.graph.input) + list(model.graph.output):
+        kind = vi.type.WhichOneof("value")
+        if kind != "tensor_type":
+            return "%s is a%s %s, not a tensor" % (vi.name, "n" if kind[0] in "aeiou" else "",
+                                                   kind.replace("_type", ""))
+        t = vi.type.tensor_type.elem_type
+        if t in OTHER_TYPES:
+            return "%s is %s" % (vi.name, OTHER_TYPES[t])
+        types[vi.name] = t
+    for n in model.graph.node:
+        if n.op_type == "Cast":
+            to = next((a.i for a in n.attribute if a.name == "to"), None)
+            if to in OTHER_TYPES:
+                return "a Cast to %s" % OTHER_TYPES[to]
+        if n.op_type == "Div" and all(types.get(i) in INT_TYPES for i in n.input):
+            return "a Div of %s operands (ONNX truncates; modelc divides in f32)" % \
+                onnx.TensorProto.DataType.Name(types[n.input[0]]).lower()
+    return None
+
+
+def random_exclusion(model, d):
+    """The reason a test's outputs depend on the reference's random generator,
+    or None: Dropout in training mode with a ratio above 0 (its mask)."""
+    ins = [i.name for i in model.graph.input]
+    ds = os.path.join(d, "test_data_set_0")
+
+    def value(name):
+        if name in ins:
+            return load_pb(os.path.join(ds, "input_%d.pb" % ins.index(name)))[1]
+        return None
+
+    for n in model.graph.node:
+        if n.op_type != "Dropout" or len(n.input) < 3 or not n.input[2]:
+            continue
+        training, ratio = value(n.input[2]), value(n.input[1]) if len(n.input) > 1 and n.input[1] else None
+        if training is not None and bool(training) and (ratio is None or float(ratio) > 0):
+            return "Dropout in training mode draws its mask from the reference's random generator"
+    return None
+
+
 def run_test(modelc, d, tmp):
     """None when the test passes, otherwise the reason."""
     model = onnx.load(os.path.join(d, "model.onnx"))
@@ -125,11 +181,12 @@ def run_test(modelc, d, tmp):
         xs = {k: v for k, v in xs.items() if k not in bound}
         weights = ["--weights", wp]
     write_safetensors(xp, xs)
+    feed = ["--inputs", xp] if xs else []  # a model without inputs runs without --inputs
     for backend in ("jit", "interp"):
         if os.path.exists(yp):
             os.remove(yp)
-        r = subprocess.run([modelc, "predict", model_file, "--inputs", xp, "-o", yp, "--backend", backend,
-                            "--threads", "1"] + weights, capture_output=True, text=True)
+        r = subprocess.run([modelc, "predict", model_file, "-o", yp, "--backend", backend,
+                            "--threads", "1"] + feed + weights, capture_output=True, text=True)
         if r.returncode != 0:
             msg = (r.stderr or r.stdout).strip().splitlines()
             return msg[0] if msg else "exit %d" % r.returncode
@@ -155,7 +212,7 @@ def main():
     supported = set(subprocess.run([modelc, "import", "--list-ops"], capture_output=True, text=True,
                                    check=True).stdout.split())
     tests = sorted(t for t in os.listdir(data) if os.path.exists(os.path.join(data, t, "model.onnx")))
-    passed, failed, applicable = [], [], 0
+    passed, failed, applicable, by_type, by_random = [], [], 0, [], []
     with tempfile.TemporaryDirectory() as tmp:
         for t in tests:
             d = os.path.join(data, t)
@@ -163,13 +220,26 @@ def main():
             ops = {n.op_type for n in model.graph.node}
             if not ops or not ops <= supported or any(n.domain not in ("", "ai.onnx") for n in model.graph.node):
                 continue
+            why = element_type_exclusion(model)
+            if why:
+                by_type.append((t, why))
+                continue
+            why = random_exclusion(model, d)
+            if why:
+                by_random.append((t, why))
+                continue
             applicable += 1
             try:
                 why = run_test(modelc, d, tmp)
             except Exception as e:  # inputs that are sequences or optionals, not tensors
                 why = "the test data cannot be read as tensors (%s)" % type(e).__name__
             (passed if why is None else failed).append((t, why))
-    print("ONNX node tests: %d passed / %d applicable / %d total" % (len(passed), applicable, len(tests)))
+    print("ONNX node tests: %d passed / %d applicable / %d total; excluded for element type: %d, "
+          "for random outputs: %d" % (len(passed), applicable, len(tests), len(by_type), len(by_random)))
+    for t, why in by_type:
+        print("  EXCLUDED %s: element type: %s" % (t, why))
+    for t, why in by_random:
+        print("  EXCLUDED %s: random: %s" % (t, why))
     for t, why in failed:
         print("  FAIL %s: %s" % (t, why))
     names = [t for t, _ in passed]

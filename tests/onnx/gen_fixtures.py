@@ -149,6 +149,30 @@ class Recurrent(nn.Module):  # LSTM, GRU and RNN (one direction, batch first)
         return self.fc(seq[:, -1]), g, h[0]
 
 
+class Bidirectional(nn.Module):  # bidirectional LSTM, GRU and RNN (batch first)
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(3, 4, batch_first=True, bidirectional=True)
+        self.gru = nn.GRU(3, 5, batch_first=True, bidirectional=True)
+        self.rnn = nn.RNN(3, 2, batch_first=True, bidirectional=True)
+
+    def forward(self, x):
+        seq, (h, _) = self.lstm(x)
+        g, gh = self.gru(x)
+        r, _ = self.rnn(x)
+        return seq, h, g, gh.transpose(0, 1), r
+
+
+class Argmax(nn.Module):  # MaxPool's indices output (PyTorch's per-channel ones: exported as a Sub of two)
+    def __init__(self):
+        super().__init__()
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1, return_indices=True)
+
+    def forward(self, x):
+        y, i = self.pool(x)
+        return y, i.float()
+
+
 def fixed_model():  # a graph on whole tensors: broadcasting, Concat and Softmax on axis 0,
     # a weight and a shape given as graph inputs (onnx.helper, NumPy's values)
     from onnx import TensorProto, helper
@@ -198,6 +222,30 @@ class Acts(nn.Module):  # Pad folded into Conv, PRelu, HardSwish, HardSigmoid
         return F.hardswish(h) + F.hardsigmoid(h) * 2.0
 
 
+class Spatial(nn.Module):  # 1-D Conv, pools and ConvTranspose; 3-D pools; a dilated 2-D pool
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(3, 4, 3, stride=2, padding=1)
+        self.pool = nn.MaxPool1d(3, stride=2, padding=1)
+        self.avg = nn.AvgPool1d(2, ceil_mode=True, count_include_pad=False)
+        self.up = nn.ConvTranspose1d(4, 2, 3, stride=2, padding=1, output_padding=1)
+        self.max3 = nn.MaxPool3d(2, stride=1, padding=1)
+        self.avg3 = nn.AvgPool3d((2, 3, 1), stride=(1, 2, 1), padding=(1, 1, 0), count_include_pad=False)
+        self.dil = nn.MaxPool2d(2, stride=1, dilation=2)
+
+    def forward(self, x):  # x: [N, 3, 24]
+        h = self.avg(self.pool(torch.relu(self.conv(x))))
+        v = x.view(x.size(0), 3, 4, 3, 2)
+        return self.up(h), self.avg3(self.max3(v)), self.dil(x.view(x.size(0), 3, 4, 6))
+
+
+class PadModes(nn.Module):  # Pad in reflect and edge modes, Slice with a negative step (flip)
+    def forward(self, x):  # x: [N, 2, 5, 6]
+        a = F.pad(x, (1, 2, 2, 1), mode="reflect")
+        b = F.pad(torch.relu(x), (0, 3, 1, 0), mode="replicate")
+        return a[:, :, 1:7, :] * 0.5 + b, torch.flip(x, [2, 3])
+
+
 def helper_model():  # Sum of three, ConstantOfShape, Max and Min of two, Where (onnx.helper)
     from onnx import TensorProto, helper
     nodes = [
@@ -223,6 +271,24 @@ def helper_model():  # Sum of three, ConstantOfShape, Max and Min of two, Where 
     write_safetensors(os.path.join(HERE, "misc.y.safetensors"), {"y": y})
 
 
+def noinput_model():  # a graph without inputs: Constant, ConstantOfShape of a constant shape, Add
+    from onnx import TensorProto, helper
+    c = np.arange(6, dtype=np.float32).reshape(2, 3) - 2.5
+    nodes = [
+        helper.make_node("Constant", [], ["c"], value=helper.make_tensor("v", TensorProto.FLOAT, [2, 3], c.ravel())),
+        helper.make_node("Constant", [], ["shape"], value=helper.make_tensor("s", TensorProto.INT64, [2], [2, 3])),
+        helper.make_node("ConstantOfShape", ["shape"], ["h"],
+                         value=helper.make_tensor("w", TensorProto.FLOAT, [1], [0.5])),
+        helper.make_node("Add", ["c", "h"], ["y"]),
+    ]
+    graph = helper.make_graph(nodes, "noinput", [], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3]),
+                                                     helper.make_tensor_value_info("c", TensorProto.FLOAT, [2, 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    with open(os.path.join(HERE, "noinput.onnx"), "wb") as f:
+        f.write(model.SerializeToString())
+    write_safetensors(os.path.join(HERE, "noinput.y.safetensors"), {"y": c + 0.5, "c": c})
+
+
 def export(name, model, shape, input_names, output_names, seed=0, opset=13, dynamic=True):
     torch.manual_seed(seed)
     model.eval()
@@ -240,6 +306,24 @@ def export(name, model, shape, input_names, output_names, seed=0, opset=13, dyna
 
 
 def main():
+    only = sys.argv[1:]
+    if only:  # regenerate the fixtures named
+        for name in only:
+            torch.manual_seed(0)
+            if name == "spatial":
+                export("spatial", Spatial(), (2, 3, 24), ["x"], ["out_1d", "out_3d", "out_dil"])
+            elif name == "bidirectional":
+                export("bidirectional", Bidirectional(), (2, 5, 3), ["x"],
+                       ["lstm_seq", "lstm_h", "gru_seq", "gru_h", "rnn_seq"], dynamic=False)
+            elif name == "argmax":
+                export("argmax", Argmax(), (2, 3, 7, 6), ["x"], ["y", "indices"], dynamic=False)
+            elif name == "noinput":
+                noinput_model()
+            elif name == "padmodes":
+                export("padmodes", PadModes(), (2, 2, 5, 6), ["x"], ["y", "flipped"])
+            else:
+                raise SystemExit("unknown fixture %s" % name)
+        return 0
     torch.manual_seed(0)
     export("mlp", Mlp(), (3, 6), ["input.1"], ["probs"])
     torch.manual_seed(0)
@@ -255,11 +339,21 @@ def main():
     torch.manual_seed(0)
     export("acts", Acts(), (2, 2, 7, 6), ["x"], ["y"])
     helper_model()
+    noinput_model()
     torch.manual_seed(0)
     export("convs", Convs(), (2, 4, 5, 6), ["x"], ["out_a", "out_b"])
     torch.manual_seed(0)
     export("recurrent", Recurrent(), (2, 5, 3), ["x"], ["lstm_fc", "gru_seq", "rnn_h"], dynamic=False)
+    torch.manual_seed(0)
+    export("bidirectional", Bidirectional(), (2, 5, 3), ["x"], ["lstm_seq", "lstm_h", "gru_seq", "gru_h", "rnn_seq"],
+           dynamic=False)
+    torch.manual_seed(0)
+    export("argmax", Argmax(), (2, 3, 7, 6), ["x"], ["y", "indices"], dynamic=False)
     fixed_model()
+    torch.manual_seed(0)
+    export("spatial", Spatial(), (2, 3, 24), ["x"], ["out_1d", "out_3d", "out_dil"])
+    torch.manual_seed(0)
+    export("padmodes", PadModes(), (2, 2, 5, 6), ["x"], ["y", "flipped"])
     torch.manual_seed(0)
     for name, model, shape in (("unsupported", Unsupported(), (2, 3)), ("grouped", Grouped(), (1, 2, 5, 5))):
         torch.onnx.export(model, torch.zeros(*shape), os.path.join(HERE, name + ".onnx"),

@@ -26,7 +26,8 @@ static bool import(const unsigned char *b, size_t n, const char *first_msg)
     diags_init(&d);
     OnnxImport im;
     bool ok = fe_onnx_import("bad.onnx", b, n, &im, &d);
-    ck_assert(ok == (d.nerrors == 0));
+    ck_assert_msg(ok == (d.nerrors == 0), "ok %d, %d errors, size %zu: %s", ok, d.nerrors, n,
+                  d.n ? d.v[0].msg : "");
     if (ok) {
         ck_assert(im.mdl != NULL && strstr(im.mdl, "output ") != NULL);
         fe_onnx_import_free(&im);
@@ -43,8 +44,9 @@ static bool import(const unsigned char *b, size_t n, const char *first_msg)
 
 START_TEST(good_fixtures)
 {
-    static const char *const files[] = {"mlp", "cnn", "resnet", "ops", "acts", "misc", "convs", "recurrent"};
-    for (int i = 0; i < 8; i++) {
+    static const char *const files[] = {"mlp",     "cnn",      "resnet",        "ops",     "acts",  "misc",   "convs",
+                                        "recurrent", "spatial", "padmodes", "bidirectional", "noinput", "argmax"};
+    for (int i = 0; i < ARRAY_LEN(files); i++) {
         char p[64];
         snprintf(p, sizeof p, "tests/onnx/%s.onnx", files[i]);
         size_t n;
@@ -89,13 +91,15 @@ START_TEST(bit_flips)
 }
 END_TEST
 
-/* The layers a graph of whole tensors, ConvTranspose and the recurrent
- * ops bring: every truncation and bit flip of their fixtures translates
+/* The layers a graph of whole tensors, ConvTranspose, the recurrent ops
+ * (bidirectional too), 1-D and 3-D windows, Pad's modes and negative
+ * steps bring: every truncation and bit flip of their fixtures translates
  * or fails with located errors. */
 START_TEST(new_ops_damaged)
 {
-    static const char *const files[] = {"convs", "recurrent", "fixed"};
-    for (int f = 0; f < 3; f++) {
+    static const char *const files[] = {"convs",         "recurrent", "fixed", "spatial", "padmodes",
+                                        "bidirectional", "noinput",   "argmax"};
+    for (int f = 0; f < ARRAY_LEN(files); f++) {
         char p[64];
         snprintf(p, sizeof p, "tests/onnx/%s.onnx", files[f]);
         size_t n;
