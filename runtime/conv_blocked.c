@@ -188,7 +188,7 @@ __attribute__((target("avx2,fma"))) static inline float avx2_hsum(__m256 v)
 /* The best instruction set this CPU has, or the one MODELC_CONV_ISA
  * names (avx512, avx2, sse2, scalar) when the CPU has it: the tests run
  * every set the machine can. */
-static const ConvIsa *pick_isa(void)
+static int pick_level(void)
 {
     const char *want = getenv("MODELC_CONV_ISA");
     int cap = 0; /* 0 scalar, 1 sse2, 2 avx2, 3 avx512 */
@@ -205,6 +205,23 @@ static const ConvIsa *pick_isa(void)
             if (strcmp(want, names[i]) == 0 && i < cap)
                 lvl = i;
     }
+    return lvl;
+}
+
+int rt_conv_isa_level(void)
+{
+    static int chosen = -1;
+    int l = __atomic_load_n(&chosen, __ATOMIC_ACQUIRE);
+    if (l < 0) {
+        l = pick_level();
+        __atomic_store_n(&chosen, l, __ATOMIC_RELEASE);
+    }
+    return l;
+}
+
+static const ConvIsa *pick_isa(void)
+{
+    int lvl = rt_conv_isa_level();
 #if defined(__x86_64__)
     if (lvl == 3)
         return &conv_isa_avx512;
@@ -212,6 +229,8 @@ static const ConvIsa *pick_isa(void)
         return &conv_isa_avx2;
     if (lvl == 1)
         return &conv_isa_sse2;
+#else
+    (void)lvl;
 #endif
     return &conv_isa_scalar;
 }

@@ -219,10 +219,14 @@ static bool conv_blocked(const RtConvGeom *g, int which)
 
 int64_t rt_conv_scratch(const RtConvGeom *g, int which, int elem_bytes)
 {
-    if (elem_bytes == (int)sizeof(float) && conv_blocked(g, which))
-        return which == RT_CONV_FWD          ? rt_conv_blocked_pack_size(g->kh, g->kw, g->c, g->o)
-               : which == RT_CONV_GRAD_INPUT ? rt_conv_blocked_pack_size(g->kh, g->kw, g->o, g->c)
-                                             : 0;
+    if (elem_bytes == (int)sizeof(float) && conv_blocked(g, which)) {
+        int64_t b = which == RT_CONV_FWD          ? rt_conv_blocked_pack_size(g->kh, g->kw, g->c, g->o)
+                    : which == RT_CONV_GRAD_INPUT ? rt_conv_blocked_pack_size(g->kh, g->kw, g->o, g->c)
+                                                  : 0;
+        /* room for either route, whichever MODELC_CONV_WINOGRAD picks */
+        int64_t w = rt_conv_wino_scratch(g, which);
+        return b < 0 || w < 0 ? -1 : b > w ? b : w;
+    }
     if (conv_is_direct(g) || conv_is_few(g))
         return 0;
     int64_t f[6] = {g->chunk, g->oh, g->ow, g->kh, g->kw, g->c}, n = 1;

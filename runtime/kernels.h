@@ -6,6 +6,7 @@
 #ifndef MODELC_KERNELS_H
 #define MODELC_KERNELS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -212,6 +213,49 @@ void rt_conv_blocked_few_grad_kernel(const RtCtx *ctx, const RtConvGeom *g, cons
 /* Floats of the packed kernel of a kh x kw x c x o convolution (-1 on
  * overflow). */
 int64_t rt_conv_blocked_pack_size(int64_t kh, int64_t kw, int64_t c, int64_t o);
+
+/* The instruction set of the f32 convolution micro-kernels: 0 portable
+ * C, 1 SSE2, 2 AVX2+FMA, 3 AVX-512; the best the CPU has, or the one
+ * MODELC_CONV_ISA names (chosen once per process). */
+int rt_conv_isa_level(void);
+
+/* Winograd convolutions (conv_winograd.c): 3x3, stride-1 f32
+ * convolutions with at least RT_CONV_WINO_MIN_C input and output channels
+ * run as F(m x m, 3 x 3) (m = 4, or 2 where docs/ops.md says): input
+ * tiles of (m+2) x (m+2) pixels and the kernel go to the Winograd domain,
+ * one small GEMM per tile position multiplies them over the channels,
+ * and the products come back as m x m output tiles. Every output element
+ * is one sum in an order fixed by the shape, whatever the split into
+ * tasks. MODELC_CONV_WINOGRAD=0 turns it off (the register-blocked loops
+ * run), =2 or =4 takes F(2x2,3x3) or F(4x4,3x3) for every pass.
+ *
+ * The forward convolution and the input gradient go in two steps:
+ * rt_conv_wino_prepare writes the transformed kernel into the scratch
+ * buffer (rt_conv_wino_scratch floats); rt_conv_wino_run then computes
+ * the g->n images of x (for RT_CONV_GRAD_INPUT, of dy) into y (dx),
+ * serially on the calling thread, reading the scratch buffer only: runs
+ * over different images (x and y offset by the caller, g->n the count)
+ * may execute at once. Its temporary buffers are its own (xmalloc). */
+#define RT_CONV_WINO_MIN_C 16
+/* Does `which` (RT_CONV_*) of g run as Winograd? (shape and switch) */
+bool rt_conv_wino_applies(const RtConvGeom *g, int which);
+/* The output tile m (2 or 4) `which` of g uses. */
+int rt_conv_wino_tile(const RtConvGeom *g, int which);
+/* Floats of the transformed kernel (0 for the kernel gradient and for
+ * shapes Winograd does not take, -1 on overflow); an upper bound over
+ * instruction sets and tiles, which depends on the shape only, not on
+ * MODELC_CONV_WINOGRAD (an object compiled ahead of time may run with
+ * another setting). */
+int64_t rt_conv_wino_scratch(const RtConvGeom *g, int which);
+void rt_conv_wino_prepare(const RtConvGeom *g, int which, const float *k, float *scratch);
+void rt_conv_wino_run(const RtConvGeom *g, int which, const float *x, const float *scratch, float *y, float alpha);
+/* The whole pass on the context's threads: y = alpha conv(x, k) for
+ * RT_CONV_FWD, dx = grad_input(dy, k) for RT_CONV_GRAD_INPUT. */
+void rt_conv_wino(const RtCtx *ctx, const RtConvGeom *g, int which, const float *x, const float *k, float *y,
+                  float *scratch, float alpha);
+/* dk = conv2d_grad_kernel(x, dy): sums of Winograd-domain products over
+ * fixed chunks of images (partial sums per chunk, added in chunk order). */
+void rt_conv_wino_grad_kernel(const RtCtx *ctx, const RtConvGeom *g, const float *x, const float *dy, float *dk);
 
 /* Elements of scratch convolution `which` (RT_CONV_*) needs in elements
  * of elem_bytes (0 when none; -1 when the count overflows int64). */

@@ -247,6 +247,10 @@ static void FN(conv_few_grad_kernel)(const RtConvGeom *g, const T *x, const T *d
 void FN(rt_conv2d)(const RtCtx *c, const RtConvGeom *g, const T *x, const T *k, T *y, T *col, double alpha)
 {
 #if CONV_BLOCKED
+    if (rt_conv_wino_applies(g, RT_CONV_FWD)) {
+        rt_conv_wino(c, g, RT_CONV_FWD, x, k, y, col, (float)alpha);
+        return;
+    }
     if (conv_blocked(g, RT_CONV_FWD)) {
         if (g->o <= RT_CONV_FEW_OUT)
             rt_conv_blocked_few(c, g, x, k, y, col, (float)alpha);
@@ -275,6 +279,10 @@ void FN(rt_conv2d)(const RtCtx *c, const RtConvGeom *g, const T *x, const T *k, 
 void FN(rt_conv2d_grad_input)(const RtCtx *c, const RtConvGeom *g, const T *dy, const T *k, T *dx, T *col)
 {
 #if CONV_BLOCKED
+    if (rt_conv_wino_applies(g, RT_CONV_GRAD_INPUT)) {
+        rt_conv_wino(c, g, RT_CONV_GRAD_INPUT, dy, k, dx, col, 1.0f);
+        return;
+    }
     if (conv_blocked(g, RT_CONV_GRAD_INPUT)) {
         rt_conv_blocked_grad_input(c, g, dy, k, dx, col);
         return;
@@ -302,6 +310,10 @@ void FN(rt_conv2d_grad_input)(const RtCtx *c, const RtConvGeom *g, const T *dy, 
 void FN(rt_conv2d_grad_kernel)(const RtCtx *c, const RtConvGeom *g, const T *x, const T *dy, T *dk, T *col)
 {
 #if CONV_BLOCKED
+    if (rt_conv_wino_applies(g, RT_CONV_GRAD_KERNEL)) {
+        rt_conv_wino_grad_kernel(c, g, x, dy, dk);
+        return;
+    }
     if (conv_blocked(g, RT_CONV_GRAD_KERNEL)) {
         if (g->o <= RT_CONV_FEW_OUT)
             rt_conv_blocked_few_grad_kernel(c, g, x, dy, dk);

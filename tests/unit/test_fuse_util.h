@@ -101,7 +101,7 @@ static inline bool tf_same(const char *what, const Tensor *got, const Tensor *wa
     for (int64_t i = 0; i < want->numel; i++)
         if (isfinite(rt_get(want, i)) && fabs(rt_get(want, i)) > big)
             big = fabs(rt_get(want, i));
-    Tol tol = {rtol * (big > 1 ? big : 1), rtol};
+    Tol tol = {rtol * (big > 1 ? big : 1), rtol, 0};
     for (int64_t i = 0; i < got->numel; i++)
         if (!tj_close(rt_get(got, i), rt_get(want, i), tol)) {
             fprintf(stderr, "%s: element %lld: %.17g, expected %.17g\n", what, (long long)i,

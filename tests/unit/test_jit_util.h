@@ -86,8 +86,11 @@ static inline void tj_fill(Graph *g, const LeafSpec *specs, int nspecs, int64_t 
     }
 }
 
+/* |a - b| <= atol + rtol |b| + mtol max |b| (the largest finite element
+ * of the expected tensor: an error that scales with the tensor's sums,
+ * as a Winograd convolution's does, not with each element). */
 typedef struct Tol {
-    double atol, rtol;
+    double atol, rtol, mtol;
 } Tol;
 
 /* Equal within tolerance; NaN and infinities must match exactly. */
@@ -109,6 +112,14 @@ static inline bool tj_same(const char *what, const Tensor *got, const Tensor *wa
         fprintf(stderr, "%s: type %s, expected %s\n", what, rt_tensor_type_str(got, a, sizeof a),
                 rt_tensor_type_str(want, b, sizeof b));
         return false;
+    }
+    if (tol.mtol > 0) {
+        double most = 0;
+        for (int64_t i = 0; i < want->numel; i++) {
+            double b = fabs(rt_get(want, i));
+            most = isfinite(b) && b > most ? b : most;
+        }
+        tol.atol += tol.mtol * most;
     }
     for (int64_t i = 0; i < got->numel; i++) {
         double a = rt_get(got, i), b = rt_get(want, i);

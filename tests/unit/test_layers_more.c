@@ -111,7 +111,7 @@ START_TEST(jit_matches_interp)
             RunOpts ro = {1, 0};
             char what[200];
             snprintf(what, sizeof what, "%s %s N %lld", c->call, dts[k], (long long)n);
-            Tol tol = k ? (Tol){1e-14, 1e-13} : (Tol){1e-6, 1e-5};
+            Tol tol = k ? (Tol){1e-14, 1e-13, 0} : (Tol){1e-6, 1e-5, 0};
             ck_assert(tj_check_run(what, g, m, &params, &inputs, &ro, tol));
             rt_map_free(&params);
             rt_map_free(&inputs);
