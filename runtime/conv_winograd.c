@@ -468,9 +468,10 @@ static void gk_chunk(void *arg, int64_t j)
     const Wg *q = J->q;
     int64_t n0 = j * q->n / J->nch, n1 = (j + 1) * q->n / J->nch, tpi = q->th * q->tw, total = (n1 - n0) * tpi;
     float *part = J->part + j * q->TT * q->c * q->os;
-    memset(part, 0, (size_t)(q->TT * q->c * q->os) * sizeof(float));
-    if (total <= 0)
+    if (total <= 0) {
+        memset(part, 0, (size_t)(q->TT * q->c * q->os) * sizeof(float));
         return;
+    }
     int64_t G = group_tiles(q);
     if (G > total)
         G = total;
@@ -487,8 +488,8 @@ static void gk_chunk(void *arg, int64_t j)
             I->dy[q->var](J->dy + ((n * q->oh + oy) * q->ow + ox) * q->o, q->o, q->ow * q->o, nr, nc,
                           e + i * q->os, G * q->os);
         }
-        for (int t = 0; t < q->TT; t++)
-            gemm(I, q->c, cnt, v + t * G * q->cs, 1, q->cs, e + t * G * q->os, part + t * q->c * q->os, q->os, true);
+        for (int t = 0; t < q->TT; t++) /* the first group starts the sums */
+            gemm(I, q->c, cnt, v + t * G * q->cs, 1, q->cs, e + t * G * q->os, part + t * q->c * q->os, q->os, g0 > 0);
     }
     xfree(v);
     xfree(e);
@@ -499,20 +500,27 @@ static void gk_finish(void *arg, int64_t ci)
 {
     const GkJob *J = arg;
     const Wg *q = J->q;
-    int64_t plane = q->TT * q->c * q->os;
+    int64_t plane = q->TT * q->c * q->os, os = q->os;
+    float *sum = xmalloc((size_t)(q->TT * os) * sizeof(float));
+    for (int t = 0; t < q->TT; t++) {
+        float *restrict st = sum + t * os;
+        const float *p = J->part + (t * q->c + ci) * os;
+        memcpy(st, p, (size_t)os * sizeof(float));
+        for (int64_t j = 1; j < J->nch; j++) {
+            const float *restrict pj = p + j * plane;
+            for (int64_t co = 0; co < os; co++)
+                st[co] += pj[co];
+        }
+    }
     double du[36], d[9];
     for (int64_t co = 0; co < q->o; co++) {
-        for (int t = 0; t < q->TT; t++) {
-            const float *p = J->part + (t * q->c + ci) * q->os + co;
-            double s = 0;
-            for (int64_t j = 0; j < J->nch; j++)
-                s += p[j * plane];
-            du[t] = s;
-        }
+        for (int t = 0; t < q->TT; t++)
+            du[t] = sum[t * os + co];
         kernel_tf_adj(q->T, du, d);
         for (int r = 0; r < 9; r++)
             J->dk[(r * q->c + ci) * q->o + co] = (float)d[r];
     }
+    xfree(sum);
 }
 
 void rt_conv_wino_grad_kernel(const RtCtx *ctx, const RtConvGeom *g, const float *x, const float *dy, float *dk)
