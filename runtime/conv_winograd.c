@@ -424,12 +424,11 @@ void rt_conv_wino(const RtCtx *ctx, const RtConvGeom *g, int which, const float 
     /* The split changes no output element: each is one GEMM sum over the
      * channels and one output transform. Several images per task when
      * they are small, tile rows of one image when the batch is small. */
-    int64_t threads = rt_pool_threads(ctx->pool), want = 4 * threads, tiles = q.th * q.tw;
+    int64_t threads = rt_pool_threads(ctx->pool), want = 4 * threads;
     RunJob j = {I, &q, x, scratch, y, alpha, 1, 1, q.th};
     int64_t ntasks;
-    if (q.n >= want) {
-        int64_t most = (q.n + want - 1) / want, fit = group_tiles(&q) / (tiles > 0 ? tiles : 1);
-        j.per = fit < 1 ? 1 : fit > most ? most : fit;
+    if (q.n >= want) { /* few tasks: each allocates its buffers once */
+        j.per = (q.n + want - 1) / want;
         ntasks = (q.n + j.per - 1) / j.per;
     } else {
         j.groups = (want + q.n - 1) / q.n;
