@@ -4,13 +4,15 @@
  * shapes (one image, channels no multiple of a vector, 'valid', 'same',
  * asymmetric and wide padding, outputs no multiple of the tile, images
  * smaller than a tile); runs over parts of the batch from one prepared
- * kernel; bit-identical results on 1, 2 and 3 threads; when it applies.
+ * kernel; bit-identical results on 1, 2 and 3 threads; when it applies;
+ * each allocation failing in turn under a guard, on two threads.
  * CMake runs it for every instruction set (MODELC_CONV_ISA) and with
  * MODELC_CONV_WINOGRAD=2 (the F(2x2,3x3) tiles). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ir/base/base.h"
 #include "runtime/kernels.h"
 #include "testutil.h"
 
@@ -247,6 +249,48 @@ START_TEST(when_it_applies)
 }
 END_TEST
 
+/* The k-th allocation of the three passes failing, on two threads: the
+ * failure comes back to the caller's MEM_TRY with the failed task's
+ * blocks freed (ASan's leak check sees the rest freed with the guard's
+ * live set), until k passes the last allocation. */
+START_TEST(out_of_memory)
+{
+    Shape4 sh = {"oom", 9, 10, 9, 17, 20, 1, 1, 10, 9};
+    RtConvGeom g = geom(&sh);
+    unsigned seed = 3u;
+    float *x = rnd(nx(&g), &seed, 1), *k = rnd(nk(&g), &seed, 0.2f), *dy = rnd(ny(&g), &seed, 1);
+    float *y = rnd(ny(&g), &seed, 1), *dx = rnd(nx(&g), &seed, 1), *dk = rnd(nk(&g), &seed, 1);
+    float *scratch = malloc((size_t)scratch_floats(&g) * sizeof(float));
+    RtCtx ctx;
+    rt_ctx_init(&ctx, 2);
+    ctx.pool = rt_pool_new(2);
+    int caught = 0;
+    bool done = false;
+    for (long at = 1; at < 1000 && !done; at++) {
+        MemGuard mg;
+        mem_fail_at(at);
+        if (MEM_TRY(&mg, "running a Winograd convolution")) {
+            rt_conv_wino(&ctx, &g, RT_CONV_FWD, x, k, y, scratch, 1.0f);
+            rt_conv_wino(&ctx, &g, RT_CONV_GRAD_INPUT, dy, k, dx, scratch, 1.0f);
+            rt_conv_wino_grad_kernel(&ctx, &g, x, dy, dk);
+        }
+        mem_fail_at(0);
+        done = mem_guard_pop(&mg);
+        if (!done) {
+            char msg[200];
+            mem_error(&mg, msg, sizeof msg);
+            ck_assert_msg(strstr(msg, "while running a Winograd convolution") != NULL, "%s", msg);
+            mem_set_free_all(&mg.live);
+            caught++;
+        }
+    }
+    ck_assert(done);
+    ck_assert_int_ge(caught, 3);
+    rt_pool_free(ctx.pool);
+    free(x), free(k), free(dy), free(y), free(dx), free(dk), free(scratch);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("conv_winograd");
@@ -257,6 +301,7 @@ static Suite *suite(void)
     tcase_add_loop_test(t, runs_over_parts, 0, nshapes);
     tcase_add_test(t, threads_bit_identical);
     tcase_add_test(t, when_it_applies);
+    tcase_add_test(t, out_of_memory);
     suite_add_tcase(s, t);
     return s;
 }
