@@ -352,18 +352,35 @@ static int64_t group_tiles(const Wg *q)
     return g < 8 ? 8 : g > 512 ? 512 : g;
 }
 
-/* Images [n0, n1), tile rows [r0, r1) of each, serially. */
-static void run_range(const WinoIsa *I, const Wg *q, const float *x, const float *u, float *y, float alpha,
-                      int64_t n0, int64_t n1, int64_t r0, int64_t r1)
+/* A run's buffers: transformed input tiles and their products, for
+ * groups of up to G tiles. */
+typedef struct RunBufs {
+    int64_t G;
+    float *v, *mm;
+} RunBufs;
+
+static RunBufs bufs_new(const Wg *q, int64_t tiles)
 {
-    int64_t rows = r1 - r0, total = (n1 - n0) * rows * q->tw;
-    if (total <= 0)
-        return;
-    int64_t G = group_tiles(q);
-    if (G > total)
-        G = total;
-    float *v = xmalloc((size_t)(q->TT * G * q->cs) * sizeof(float));
-    float *mm = xmalloc((size_t)(q->TT * G * q->os) * sizeof(float));
+    RunBufs b = {group_tiles(q), NULL, NULL};
+    if (b.G > tiles)
+        b.G = tiles > 0 ? tiles : 1;
+    b.v = xmalloc((size_t)(q->TT * b.G * q->cs) * sizeof(float));
+    b.mm = xmalloc((size_t)(q->TT * b.G * q->os) * sizeof(float));
+    return b;
+}
+
+static void bufs_free(RunBufs *b)
+{
+    xfree(b->v);
+    xfree(b->mm);
+}
+
+/* Images [n0, n1), tile rows [r0, r1) of each, serially. */
+static void run_range(const WinoIsa *I, const Wg *q, const RunBufs *b, const float *x, const float *u, float *y,
+                      float alpha, int64_t n0, int64_t n1, int64_t r0, int64_t r1)
+{
+    int64_t rows = r1 - r0, total = (n1 - n0) * rows * q->tw, G = b->G;
+    float *v = b->v, *mm = b->mm;
     for (int64_t g0 = 0; g0 < total; g0 += G) {
         int64_t cnt = total - g0 < G ? total - g0 : G;
         for (int64_t i = 0; i < cnt; i++) {
@@ -381,15 +398,17 @@ static void run_range(const WinoIsa *I, const Wg *q, const float *x, const float
                            nr, nc, alpha);
         }
     }
-    xfree(v);
-    xfree(mm);
 }
 
 void rt_conv_wino_run(const RtConvGeom *g, int which, const float *x, const float *scratch, float *y, float alpha)
 {
     const WinoIsa *I = wisa();
     Wg q = wg_make(g, which, I);
-    run_range(I, &q, x, scratch, y, alpha, 0, q.n, 0, q.th);
+    if (q.n <= 0 || q.th <= 0 || q.tw <= 0)
+        return;
+    RunBufs b = bufs_new(&q, q.n * q.th * q.tw);
+    run_range(I, &q, &b, x, scratch, y, alpha, 0, q.n, 0, q.th);
+    bufs_free(&b);
 }
 
 typedef struct RunJob {
@@ -399,18 +418,30 @@ typedef struct RunJob {
     float *y;
     float alpha;
     int64_t per, groups, rows; /* images per task, or tile-row groups of one image */
+    const RtEpilogue *epi;     /* run on each image after it (rt_epilogue_take), or NULL */
 } RunJob;
 
 static void run_task(void *arg, int64_t t)
 {
     const RunJob *j = arg;
+    const Wg *q = j->q;
     if (j->groups > 1) {
-        int64_t n = t / j->groups, r0 = t % j->groups * j->rows, r1 = r0 + j->rows < j->q->th ? r0 + j->rows : j->q->th;
-        run_range(j->I, j->q, j->x, j->u, j->y, j->alpha, n, n + 1, r0, r1);
-    } else {
-        int64_t n0 = t * j->per, n1 = n0 + j->per < j->q->n ? n0 + j->per : j->q->n;
-        run_range(j->I, j->q, j->x, j->u, j->y, j->alpha, n0, n1, 0, j->q->th);
+        int64_t n = t / j->groups, r0 = t % j->groups * j->rows, r1 = r0 + j->rows < q->th ? r0 + j->rows : q->th;
+        RunBufs b = bufs_new(q, (r1 - r0) * q->tw);
+        run_range(j->I, q, &b, j->x, j->u, j->y, j->alpha, n, n + 1, r0, r1);
+        bufs_free(&b);
+        return;
     }
+    int64_t n0 = t * j->per, n1 = n0 + j->per < q->n ? n0 + j->per : q->n;
+    RunBufs b = bufs_new(q, (j->epi ? 1 : n1 - n0) * q->th * q->tw);
+    if (j->epi) /* image by image, each followed by the epilogue */
+        for (int64_t n = n0; n < n1; n++) {
+            run_range(j->I, q, &b, j->x, j->u, j->y, j->alpha, n, n + 1, 0, q->th);
+            rt_epilogue_run(j->epi, n);
+        }
+    else
+        run_range(j->I, q, &b, j->x, j->u, j->y, j->alpha, n0, n1, 0, q->th);
+    bufs_free(&b);
 }
 
 void rt_conv_wino(const RtCtx *ctx, const RtConvGeom *g, int which, const float *x, const float *k, float *y,
@@ -422,12 +453,13 @@ void rt_conv_wino(const RtCtx *ctx, const RtConvGeom *g, int which, const float 
     if (q.n <= 0 || q.oh <= 0 || q.ow <= 0)
         return;
     /* The split changes no output element: each is one GEMM sum over the
-     * channels and one output transform. Several images per task when
-     * they are small, tile rows of one image when the batch is small. */
+     * channels and one output transform. Runs of images per task (each
+     * task allocates its buffers once), tile rows of one image when the
+     * batch is small. */
     int64_t threads = rt_pool_threads(ctx->pool), want = 4 * threads;
-    RunJob j = {I, &q, x, scratch, y, alpha, 1, 1, q.th};
+    RunJob j = {I, &q, x, scratch, y, alpha, 1, 1, q.th, rt_epilogue_take(ctx, q.n)};
     int64_t ntasks;
-    if (q.n >= want) { /* few tasks: each allocates its buffers once */
+    if (q.n >= want || j.epi) {
         j.per = (q.n + want - 1) / want;
         ntasks = (q.n + j.per - 1) / j.per;
     } else {

@@ -250,7 +250,8 @@ int64_t rt_conv_wino_scratch(const RtConvGeom *g, int which);
 void rt_conv_wino_prepare(const RtConvGeom *g, int which, const float *k, float *scratch);
 void rt_conv_wino_run(const RtConvGeom *g, int which, const float *x, const float *scratch, float *y, float alpha);
 /* The whole pass on the context's threads: y = alpha conv(x, k) for
- * RT_CONV_FWD, dx = grad_input(dy, k) for RT_CONV_GRAD_INPUT. */
+ * RT_CONV_FWD, dx = grad_input(dy, k) for RT_CONV_GRAD_INPUT; a pending
+ * epilogue (rt_epilogue_take) runs after each image. */
 void rt_conv_wino(const RtCtx *ctx, const RtConvGeom *g, int which, const float *x, const float *k, float *y,
                   float *scratch, float alpha);
 /* dk = conv2d_grad_kernel(x, dy): sums of Winograd-domain products over

@@ -335,14 +335,34 @@ static const char epilogue_graph[] =
     "  output value \"dk\" = %dk\n"
     "}\n";
 
-START_TEST(epilogues)
+/* The same with the convolutions Winograd runs (3x3, stride 1, 16 or
+ * more channels each way: runtime/conv_winograd.c). */
+static const char epilogue_wino_graph[] =
+    "graph t {\n"
+    "  %x = input \"x\" : f32[N,12,11,17]\n"
+    "  %k = param \"k\" : f32[3,3,17,20]\n"
+    "  %b = param \"b\" : f32[20]\n"
+    "  %dy = input \"dy\" : f32[N,12,11,20]\n"
+    "  %y = conv2d(%x, %k) {pad=[1,1,1,1]} : f32[N,12,11,20]\n"
+    "  %yb = add(%y, %b) : f32[N,12,11,20]\n"
+    "  %dx = conv2d_grad_input(%dy, %k) {shape=[N,12,11,17], pad=[1,1,1,1]} : f32[N,12,11,17]\n"
+    "  %dk = conv2d_grad_kernel(%x, %dy) {shape=[3,3,17,20], pad=[1,1,1,1]} : f32[3,3,17,20]\n"
+    "  %t = tanh(%dx) : f32[N,12,11,17]\n"
+    "  output value \"yb\" = %yb\n"
+    "  output value \"t\" = %t\n"
+    "  output value \"dk\" = %dk\n"
+    "}\n";
+
+/* A graph's epilogues (nepi of them, npools of them max-pools) on 1 and 3 threads, against the
+ * interpreter within tol, and bit for bit as without them. */
+static void check_epilogues(const char *name, const char *text, int nepi, int npools, Tol tol)
 {
     static const int64_t ns[5] = {37, 6, 5, 1, 0};
-    check_threads_at("epilogues", epilogue_graph, exact, gemm_tol, ns, 5);
+    check_threads_at(name, text, exact, tol, ns, 5);
     Diags d;
     diags_init(&d);
-    /* the plan runs each of the five as an epilogue */
-    Graph *g = parse(epilogue_graph, &d);
+    /* the plan runs each of them as an epilogue */
+    Graph *g = parse(text, &d);
     Plan p;
     ck_assert(plan_build(&p, g, &d));
     int n = 0, pools = 0;
@@ -356,8 +376,8 @@ START_TEST(epilogues)
         Op op = p.steps[prod].node->op;
         ck_assert(op == OP_CONV2D || op == OP_CONV2D_GRAD_INPUT || op == OP_MAX_POOL2D_GRAD);
     }
-    ck_assert_int_eq(n, 6); /* the max_pool2d after the bias: a chain of two */
-    ck_assert_int_eq(pools, 1);
+    ck_assert_int_eq(n, nepi);
+    ck_assert_int_eq(pools, npools);
     plan_free(&p);
     /* bit for bit the same as without them */
     JitModule *with = compile_threads(g, 2, &d);
@@ -385,6 +405,12 @@ START_TEST(epilogues)
     be_jit_free(without);
     ir_graph_free(g);
     diags_free(&d);
+}
+
+START_TEST(epilogues)
+{
+    check_epilogues("epilogues", epilogue_graph, 6, 1, gemm_tol); /* the max_pool2d after the bias: a chain of two */
+    check_epilogues("epilogues, Winograd", epilogue_wino_graph, 2, 0, (Tol){1e-4, 1e-4, 2e-5});
 }
 END_TEST
 
