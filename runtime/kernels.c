@@ -275,14 +275,14 @@ static void dropout_keep_scalar(uint64_t key, uint64_t step, uint64_t idx, uint6
         uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
         uint32_t c0 = (uint32_t)i, c1 = (uint32_t)(i >> 32), c2 = (uint32_t)step, c3 = (uint32_t)(step >> 32);
         for (int r = 0; r < 10; r++) {
-            uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
+            uint64_t p0 = (uint64_t)RT_PHILOX_M0 * c0, p1 = (uint64_t)RT_PHILOX_M1 * c2;
             uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
             c1 = (uint32_t)p1;
             c3 = (uint32_t)p0;
             c0 = n0;
             c2 = n2;
-            k0 += 0x9E3779B9u;
-            k1 += 0xBB67AE85u;
+            k0 += RT_PHILOX_W0;
+            k1 += RT_PHILOX_W1;
         }
         keep[j] = ((((uint64_t)c1 << 32) | c0) >> 11) >= thresh ? 0xFFFFFFFFu : 0;
     }
@@ -290,6 +290,15 @@ static void dropout_keep_scalar(uint64_t key, uint64_t step, uint64_t idx, uint6
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+
+/* The counters' low words idx + j, split into 32-bit halves. */
+static void philox_counters(uint64_t idx, uint32_t *lo, uint32_t *hi)
+{
+    for (int j = 0; j < RT_PHILOX_LANES; j++) {
+        lo[j] = (uint32_t)(idx + (uint64_t)j);
+        hi[j] = (uint32_t)((idx + (uint64_t)j) >> 32);
+    }
+}
 
 /* hi and lo 32-bit halves of the 8 products a[j] * m */
 __attribute__((target("avx2"))) static inline void mul_hilo(__m256i a, __m256i m, __m256i *hi, __m256i *lo)
@@ -312,10 +321,7 @@ __attribute__((target("avx2"))) static void dropout_keep_avx2(uint64_t key, uint
                                                               uint64_t thresh, uint32_t *keep)
 {
     uint32_t lo[RT_PHILOX_LANES], hi[RT_PHILOX_LANES];
-    for (int j = 0; j < RT_PHILOX_LANES; j++) {
-        lo[j] = (uint32_t)(idx + (uint64_t)j);
-        hi[j] = (uint32_t)((idx + (uint64_t)j) >> 32);
-    }
+    philox_counters(idx, lo, hi);
     __m256i c0[AVX2_REGS], c1[AVX2_REGS], c2[AVX2_REGS], c3[AVX2_REGS];
     for (int v = 0; v < AVX2_REGS; v++) {
         c0[v] = _mm256_loadu_si256((const __m256i *)(lo + 8 * v));
@@ -323,7 +329,7 @@ __attribute__((target("avx2"))) static void dropout_keep_avx2(uint64_t key, uint
         c2[v] = _mm256_set1_epi32((int)(uint32_t)step);
         c3[v] = _mm256_set1_epi32((int)(uint32_t)(step >> 32));
     }
-    __m256i m0 = _mm256_set1_epi32((int)0xD2511F53u), m1 = _mm256_set1_epi32((int)0xCD9E8D57u);
+    __m256i m0 = _mm256_set1_epi32((int)RT_PHILOX_M0), m1 = _mm256_set1_epi32((int)RT_PHILOX_M1);
     uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
     for (int r = 0; r < 10; r++) {
         __m256i kk0 = _mm256_set1_epi32((int)k0), kk1 = _mm256_set1_epi32((int)k1);
@@ -338,8 +344,8 @@ __attribute__((target("avx2"))) static void dropout_keep_avx2(uint64_t key, uint
             c0[v] = n0;
             c2[v] = n2;
         }
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
+        k0 += RT_PHILOX_W0;
+        k1 += RT_PHILOX_W1;
     }
     uint64_t t = thresh << 11; /* thresh < 2^53 */
     __m256i th = _mm256_set1_epi32((int)(uint32_t)(t >> 32)), tl = _mm256_set1_epi32((int)(uint32_t)t);
@@ -363,10 +369,7 @@ __attribute__((target("avx512f"))) static void dropout_keep_avx512(uint64_t key,
                                                                    uint64_t thresh, uint32_t *keep)
 {
     uint32_t lo[RT_PHILOX_LANES], hi[RT_PHILOX_LANES];
-    for (int j = 0; j < RT_PHILOX_LANES; j++) {
-        lo[j] = (uint32_t)(idx + (uint64_t)j);
-        hi[j] = (uint32_t)((idx + (uint64_t)j) >> 32);
-    }
+    philox_counters(idx, lo, hi);
     __m512i c0[AVX512_REGS], c1[AVX512_REGS], c2[AVX512_REGS], c3[AVX512_REGS];
     for (int v = 0; v < AVX512_REGS; v++) {
         c0[v] = _mm512_loadu_si512(lo + 16 * v);
@@ -374,7 +377,7 @@ __attribute__((target("avx512f"))) static void dropout_keep_avx512(uint64_t key,
         c2[v] = _mm512_set1_epi32((int)(uint32_t)step);
         c3[v] = _mm512_set1_epi32((int)(uint32_t)(step >> 32));
     }
-    __m512i m0 = _mm512_set1_epi32((int)0xD2511F53u), m1 = _mm512_set1_epi32((int)0xCD9E8D57u);
+    __m512i m0 = _mm512_set1_epi32((int)RT_PHILOX_M0), m1 = _mm512_set1_epi32((int)RT_PHILOX_M1);
     uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
     for (int r = 0; r < 10; r++) {
         __m512i kk0 = _mm512_set1_epi32((int)k0), kk1 = _mm512_set1_epi32((int)k1);
@@ -389,8 +392,8 @@ __attribute__((target("avx512f"))) static void dropout_keep_avx512(uint64_t key,
             c0[v] = n0;
             c2[v] = n2;
         }
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
+        k0 += RT_PHILOX_W0;
+        k1 += RT_PHILOX_W1;
     }
     uint64_t t = thresh << 11; /* thresh < 2^53 */
     __m512i th = _mm512_set1_epi32((int)(uint32_t)(t >> 32)), tl = _mm512_set1_epi32((int)(uint32_t)t);

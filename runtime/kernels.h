@@ -133,6 +133,13 @@ void rt_epilogue_end(RtCtx *c, int64_t n);
 const RtEpilogue *rt_epilogue_take(const RtCtx *c, int64_t n);
 void rt_epilogue_run(const RtEpilogue *e, int64_t b);
 
+/* Philox-4x32-10's multipliers and key increments (runtime/rng.c, and
+ * the dropout masks' vector rounds in kernels.c). */
+#define RT_PHILOX_M0 0xD2511F53u
+#define RT_PHILOX_M1 0xCD9E8D57u
+#define RT_PHILOX_W0 0x9E3779B9u
+#define RT_PHILOX_W1 0xBB67AE85u
+
 /* rt_uniform(ctx->seed, stream, ctx->step, idx) (runtime/rng.c): the
  * uniform number behind element idx of a dropout mask. */
 double rt_dropout_uniform(const RtCtx *c, uint64_t stream, uint64_t idx);

@@ -7,15 +7,12 @@
 
 #include <math.h>
 
-#define PHILOX_M0 0xD2511F53u
-#define PHILOX_M1 0xCD9E8D57u
-#define PHILOX_W0 0x9E3779B9u
-#define PHILOX_W1 0xBB67AE85u
+#include "kernels.h"
 
 static void philox_round(uint32_t c[4], const uint32_t k[2])
 {
-    uint64_t p0 = (uint64_t)PHILOX_M0 * c[0];
-    uint64_t p1 = (uint64_t)PHILOX_M1 * c[2];
+    uint64_t p0 = (uint64_t)RT_PHILOX_M0 * c[0];
+    uint64_t p1 = (uint64_t)RT_PHILOX_M1 * c[2];
     uint32_t hi0 = (uint32_t)(p0 >> 32), lo0 = (uint32_t)p0;
     uint32_t hi1 = (uint32_t)(p1 >> 32), lo1 = (uint32_t)p1;
     uint32_t n0 = hi1 ^ c[1] ^ k[0];
@@ -35,8 +32,8 @@ void rt_philox(uint64_t key, uint64_t ctr_hi, uint64_t ctr_lo, uint32_t out[4])
                      (uint32_t)(ctr_hi >> 32)};
     for (int r = 0; r < 10; r++) {
         if (r > 0) {
-            k[0] += PHILOX_W0;
-            k[1] += PHILOX_W1;
+            k[0] += RT_PHILOX_W0;
+            k[1] += RT_PHILOX_W1;
         }
         philox_round(c, k);
     }
