@@ -422,7 +422,9 @@ static LLVMValueRef build_entry(Cg *c, int lo, int hi, const char *entry_name, b
             nep++;
         if (st->epilogue && i > lo) {
             /* ran inside the step that produced its operand */
-        } else if (nep) { /* rt_epilogue_begin(ctx, rows thunk, env, chunk) each; kernel; rt_epilogue_end(ctx, N) */
+        } else {
+            /* a producer: rt_epilogue_begin(ctx, rows thunk, env, chunk) for each epilogue, its kernel,
+             * rt_epilogue_end(ctx, N) */
             for (int e = i + 1; e <= i + nep; e++) {
                 MC_ASSERT(rows[e] > 0 && !flat[e]);
                 int eks[CG_MAXARGS], enk = kernel_slots(p, &p->steps[e], eks);
@@ -431,31 +433,27 @@ static LLVMValueRef build_entry(Cg *c, int lo, int hi, const char *entry_name, b
                 LLVMTypeRef bt[4] = {c->ptr, c->ptr, c->ptr, c->i64};
                 cg_call(c, "rt_epilogue_begin", c->vd, bt, 4, a);
             }
-            LLVMValueRef args[CG_MAXARGS + 2];
-            int na = 0;
-            args[na++] = ctxp;
-            args[na++] = c->n;
-            for (int j = 0; j < nk; j++)
-                args[na++] = bp[ks[j]];
-            LLVMBuildCall2(c->b, LLVMGlobalGetValueType(kfn[i]), kfn[i], args, (unsigned)na, "");
-            LLVMValueRef e[2] = {ctxp, c->n};
-            LLVMTypeRef et[2] = {c->ptr, c->i64};
-            cg_call(c, "rt_epilogue_end", c->vd, et, 2, e);
-        } else if (rows[i] < 0) {
-            LLVMValueRef chunk = part_chunk(c);
-            call_rows(c, ctxp, c->n, rowfn[i], chunk, bp, ks, nk, true);
-            cg_reduce_combine(c, st, bp[st->scratch], bp[st->out], chunk);
-        } else if (rows[i]) {
-            call_rows(c, ctxp, flat[i] ? cg_i64(c, flat[i]) : c->n, rowfn[i], cg_i64(c, rows[i]), bp, ks, nk,
-                      false);
-        } else {
-            LLVMValueRef args[CG_MAXARGS + 2];
-            int na = 0;
-            args[na++] = ctxp;
-            args[na++] = c->n;
-            for (int j = 0; j < nk; j++)
-                args[na++] = bp[ks[j]];
-            LLVMBuildCall2(c->b, LLVMGlobalGetValueType(kfn[i]), kfn[i], args, (unsigned)na, "");
+            if (rows[i] < 0) {
+                LLVMValueRef chunk = part_chunk(c);
+                call_rows(c, ctxp, c->n, rowfn[i], chunk, bp, ks, nk, true);
+                cg_reduce_combine(c, st, bp[st->scratch], bp[st->out], chunk);
+            } else if (rows[i]) {
+                call_rows(c, ctxp, flat[i] ? cg_i64(c, flat[i]) : c->n, rowfn[i], cg_i64(c, rows[i]), bp, ks,
+                          nk, false);
+            } else {
+                LLVMValueRef args[CG_MAXARGS + 2];
+                int na = 0;
+                args[na++] = ctxp;
+                args[na++] = c->n;
+                for (int j = 0; j < nk; j++)
+                    args[na++] = bp[ks[j]];
+                LLVMBuildCall2(c->b, LLVMGlobalGetValueType(kfn[i]), kfn[i], args, (unsigned)na, "");
+            }
+            if (nep) {
+                LLVMValueRef e[2] = {ctxp, c->n};
+                LLVMTypeRef et[2] = {c->ptr, c->i64};
+                cg_call(c, "rt_epilogue_end", c->vd, et, 2, e);
+            }
         }
         if (profile)
             prof_call(c, ctxp, i);
