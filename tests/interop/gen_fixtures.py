@@ -37,7 +37,7 @@ def write_safetensors(path, tensors):
     header, blobs, off = {}, [], 0
     for name, arr in tensors.items():
         a = np.ascontiguousarray(arr)
-        dt = {np.float32: "F32", np.int64: "I64"}[a.dtype.type]
+        dt = {np.float32: "F32", np.int32: "I32", np.int64: "I64"}[a.dtype.type]
         b = a.tobytes()
         header[name] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
         blobs.append(b)

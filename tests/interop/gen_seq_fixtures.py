@@ -26,30 +26,11 @@ one layer each), seeded, and writes
 
 The test reads only these files and never imports torch.
 """
-import json
-import os
-import struct
-
 import numpy as np
 import torch
 import torch.nn as nn
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def write_safetensors(path, tensors):
-    header, blobs, off = {}, [], 0
-    for name, arr in tensors.items():
-        a = np.ascontiguousarray(arr)
-        dt = {np.float32: "F32", np.int32: "I32"}[a.dtype.type]
-        b = a.tobytes()
-        header[name] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    with open(os.path.join(HERE, path), "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+from gen_fixtures import write_safetensors
 
 
 class Seq(nn.Module):
