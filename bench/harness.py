@@ -380,6 +380,7 @@ class Bench:
         cmd = [self.a.modelc, "eval", os.path.join(ROOT, common.ARCHS[arch]["mdl"]),
                "--weights", w, "--batch", str(batch),
                "--limit", str(limit), "--json",
+               "--warmup", "3" if kind == "infer1" else "1",  # as the peers' warm-up calls
                "--threads", str(self.a.threads)] + self.data_args(arch)
         res = run_child(cmd, child_env(env, self.a.threads), cwd=self.tmp)
         out = {"rc": res["rc"], "wall_ms": res["wall_ms"], "maxrss_kb": res["maxrss_kb"],
@@ -387,7 +388,7 @@ class Bench:
         _, ev = find_event(res["lines"], lambda o: "samples_per_s" in o)
         if ev:
             out.update({k: ev.get(k) for k in ("examples", "seconds", "samples_per_s",
-                                               "compile_ms", "loss", "accuracy")})
+                                               "compile_ms", "warmup_ms", "loss", "accuracy")})
         if res.get("error"):
             out["error"] = res["error"]
         elif not ev:

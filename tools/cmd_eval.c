@@ -3,7 +3,9 @@
  * with --mode train in training mode (batch statistics, dropout; nothing
  * is updated; warns). The data loads on a second thread while the model
  * compiles; the inference function is compiled before the clock starts,
- * so "seconds" and "samples_per_s" time inference alone. */
+ * so "seconds" and "samples_per_s" time inference alone; --warmup K runs
+ * the first batch K times before the clock starts (the first run of a
+ * batch size allocates its workspace and the BLAS threads' buffers). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,7 +42,7 @@ int cmd_eval(int argc, char **argv)
     DataArgs da;
     memset(&da, 0, sizeof da);
     const char *weights = NULL, *split = "test", *backend = NULL, *mode = "infer", *dump_ir = NULL;
-    int batch = 0, threads = 0;
+    int batch = 0, threads = 0, warmup = 0;
     bool json = false, batch_set = false;
     CliOpt opts[] = {
         DATA_CLI_OPTS(da),
@@ -49,6 +51,8 @@ int cmd_eval(int argc, char **argv)
         {"batch", CLI_INT, &batch, "B", "batch size (default: the model's train block)", &batch_set},
         {"json", CLI_FLAG, &json, NULL, "print the result as one JSON object", NULL},
         {"threads", CLI_INT, &threads, "N", "threads (default: all cores)", NULL},
+        {"warmup", CLI_INT, &warmup, "K",
+         "evaluate the first batch K times before timing (not counted in the results; default 0)", NULL},
         {"backend", CLI_STR, &backend, "jit|interp", "execution backend (default jit)", NULL},
         {"dump-ir", CLI_STR, &dump_ir, "DIR", "write DIR/eval.ir: the IR of the function, as compiled", NULL},
         {"mode", CLI_STR, &mode, "infer|train",
@@ -72,6 +76,8 @@ int cmd_eval(int argc, char **argv)
         return cli_usage_error("eval", "--batch must be at least 1, got %d", batch);
     if (threads < 0)
         return cli_usage_error("eval", "--threads must not be negative, got %d", threads);
+    if (warmup < 0)
+        return cli_usage_error("eval", "--warmup must not be negative, got %d", warmup);
     if ((rc = data_args_check("eval", &da)))
         return rc;
     mc_options mo;
@@ -121,7 +127,20 @@ int cmd_eval(int argc, char **argv)
         fputs(mc_last_error(m), stderr);
         rc = 1;
     }
-    double compile_ms = cli_now_ms() - t_compile;
+    double compile_ms = cli_now_ms() - t_compile, t_warm = cli_now_ms();
+    for (int k = 0; k < warmup && rc == 0 && n > 0; k++) {
+        const mc_tensor *v;
+        int nv;
+        double l, mm[MC_MAX_METRICS];
+        if (mc_data_batch(ds, NULL, 0, batch, &v, &nv) < 0) {
+            fputs(mc_data_error(ds), stderr);
+            rc = 1;
+        } else if (!mc_eval_batch(m, v, nv, &l, mm, MC_MAX_METRICS)) {
+            fputs(mc_last_error(m), stderr);
+            rc = 1;
+        }
+    }
+    double warmup_ms = cli_now_ms() - t_warm;
     if (rc == 0) {
         double tl = 0, tm[MC_MAX_METRICS] = {0}, t0 = cli_now_ms();
         for (int64_t start = 0; start < n && rc == 0; start += batch) {
@@ -146,8 +165,8 @@ int cmd_eval(int argc, char **argv)
         double secs = (cli_now_ms() - t0) / 1e3, nn = (double)(n ? n : 1);
         if (rc == 0 && json) {
             printf("{\"examples\": %lld, \"seconds\": %.4f, \"samples_per_s\": %.1f, "
-                   "\"compile_ms\": %.3f, \"loss\": %.9g",
-                   (long long)n, secs, secs > 0 ? (double)n / secs : 0.0, compile_ms, tl / nn);
+                   "\"compile_ms\": %.3f, \"warmup_ms\": %.3f, \"loss\": %.9g",
+                   (long long)n, secs, secs > 0 ? (double)n / secs : 0.0, compile_ms, warmup_ms, tl / nn);
             for (int i = 0; i < mc_num_metrics(m); i++)
                 printf(", \"%s\": %.9g", mc_metric_name(m, i), tm[i] / nn);
             printf("}\n");

@@ -38,6 +38,7 @@ usage train val-split 1
 usage train val-split -0.5
 usage train watch -1
 usage eval threads -1 --weights w.st
+usage eval warmup -1 --weights w.st
 
 # The largest seed is a seed, not "unset".
 max=18446744073709551615

@@ -118,6 +118,15 @@ ev --weights "$t/w.st" --data "$t/good" --json > "$t/out" || fail "eval on good 
 grep -q '"examples": 50' "$t/out" || fail "eval: 50 test examples"
 # the inference compile is timed apart from the evaluation
 python3 -c "import json,sys; o=json.load(open(sys.argv[1])); assert o['compile_ms'] > 0 and o['seconds'] > 0 and o['samples_per_s'] > 0, o" "$t/out" || fail "eval --json: compile_ms"
+# warm-up batches are timed apart and change nothing in the results
+ev --weights "$t/w.st" --data "$t/good" --json --batch 16 > "$t/cold" || fail "eval --batch 16"
+ev --weights "$t/w.st" --data "$t/good" --json --batch 16 --warmup 2 > "$t/warm" || fail "eval --warmup 2"
+python3 -c "
+import json,sys
+a, b = (json.load(open(f)) for f in sys.argv[1:])
+assert b['warmup_ms'] > 0 and a['warmup_ms'] == 0, (a, b)
+assert b['examples'] == a['examples'] and b['loss'] == a['loss'] and b['accuracy'] == a['accuracy'], (a, b)
+" "$t/cold" "$t/warm" || fail "eval --warmup: results"
 echo "$t/cut/t10k-images-idx3-ubyte: $cut" > "$t/want"
 expect_fail "eval cut" "$t/want" ev --weights "$t/w.st" --data "$t/cut"
 ev --weights "$t/w.st" --data "$t/cut" --limit 60 > /dev/null || fail "eval cut, --limit 60 must load"
