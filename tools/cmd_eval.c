@@ -43,7 +43,7 @@ int cmd_eval(int argc, char **argv)
     memset(&da, 0, sizeof da);
     const char *weights = NULL, *split = "test", *backend = NULL, *mode = "infer", *dump_ir = NULL;
     int batch = 0, threads = 0, warmup = 0;
-    bool json = false, batch_set = false;
+    bool json = false, batch_set = false, profile = false;
     CliOpt opts[] = {
         DATA_CLI_OPTS(da),
         {"weights", CLI_STR, &weights, "W.safetensors", "parameters (required)", NULL},
@@ -54,6 +54,8 @@ int cmd_eval(int argc, char **argv)
         {"warmup", CLI_INT, &warmup, "K",
          "evaluate the first batch K times before timing (not counted in the results; default 0)", NULL},
         {"backend", CLI_STR, &backend, "jit|interp", "execution backend (default jit)", NULL},
+        {"profile", CLI_FLAG, &profile, NULL,
+         "time every kernel of the inference function over all batches (warm-up included); table on stderr", NULL},
         {"dump-ir", CLI_STR, &dump_ir, "DIR", "write DIR/eval.ir: the IR of the function, as compiled", NULL},
         {"mode", CLI_STR, &mode, "infer|train",
          "the graph to evaluate (default infer); train uses batch statistics and active dropout, "
@@ -93,6 +95,9 @@ int cmd_eval(int argc, char **argv)
         mo.backend = MC_BACKEND_INTERP;
     else if (backend && strcmp(backend, "jit") != 0)
         return cli_usage_error("eval", "--backend must be jit or interp, got '%s'", backend);
+    if (profile && mo.backend != MC_BACKEND_JIT)
+        return cli_usage_error("eval", "--profile needs the jit backend");
+    mo.profile = profile;
     if (dump_ir && cli_check_dump_dir("--dump-ir", dump_ir, "eval"))
         return 1;
     EvalData ed = {.da = &da, .mo = &mo, .model = file, .split = split};
@@ -177,6 +182,10 @@ int cmd_eval(int argc, char **argv)
                 printf(" - %s: %.4f", mc_metric_name(m, i), tm[i] / nn);
             printf("\n");
         }
+    }
+    if (profile && rc == 0) {
+        const char *report = mc_profile_report(m);
+        fputs(report ? report : mc_last_error(m), stderr);
     }
     mc_data_free(ds);
     mc_free(m);

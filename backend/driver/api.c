@@ -144,6 +144,7 @@ static JitModule *jit_eval(mc_model *m)
         return m->jeval;
     JitOpts jo;
     jit_opts(m, &jo);
+    jo.profile = m->opt.profile;
     if (compiling(m, FN_EVAL, m->geval))
         m->jeval = be_jit_compile(m->geval, &jo, &m->d);
     return m->jeval;
@@ -795,6 +796,8 @@ static bool profile_report(mc_model *m)
         mc_dist_profile_print(m, f);
     if (f && m->jtrain)
         be_jit_profile_print(m->jtrain, "training step", f);
+    if (f && m->jeval && m->opt.eval_only)
+        be_jit_profile_print(m->jeval, "inference", f);
     xfree(m->profile_report);
     m->profile_report = mem_stream_close(&s);
     return true;

@@ -149,7 +149,7 @@ static int64_t layout(const Plan *p, int64_t n, int64_t *off, Diags *d)
         off[i] = -1;
         if (s->kind != JIT_BUF_TEMP)
             continue;
-        int64_t e = mono_eval(s->elems, n), bytes;
+        int64_t e = plan_slot_elems(s->elems, s->tile_rows, n), bytes;
         if (e < 0 || mul_overflow_i64(e, ir_dtype_size(s->dt), &bytes) || bytes > INT64_MAX / 4) {
             diag_error(d, (SrcLoc){0}, "batch size %lld: buffer sizes overflow", (long long)n);
             goto out;

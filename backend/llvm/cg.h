@@ -43,7 +43,12 @@ typedef struct Slot {
     int first, last;  /* steps during which a temporary is live */
     bool used;        /* inputs/params: read by some needed node */
     SrcLoc loc;       /* inputs/params: the leaf's location */
+    int64_t tile_rows; /* a batch tile's own temporary: allocated for min(N, tile_rows) rows (plan_tiles), or 0 */
 } Slot;
+
+/* Elements of a slot allocated for batch size n: its size, or a batch
+ * tile's rows of it; -1 on overflow. */
+int64_t plan_slot_elems(Mono elems, int64_t tile_rows, int64_t n);
 
 /* A slice of the batch axis with a fixed range [begin:end): needs N >= end. */
 typedef struct NCheck {
@@ -62,6 +67,8 @@ typedef struct Step {
     int scratch;  /* KERNEL: scratch slot, -1 if none */
     int scratch2; /* KERNEL: a loop's second scratch slot (its body's buffers whose size is a multiple of N), -1 */
     bool epilogue; /* KERNEL: runs inside the previous step, image by image (plan_epilogues) */
+    int tile;          /* KERNEL: its batch tile (1, 2, ...; plan_tiles), 0 if none */
+    int64_t tile_rows; /* rows of the batch per pass of its tile */
 } Step;
 
 typedef struct Plan {
@@ -102,6 +109,16 @@ int plan_split_kind(const Plan *p, int s, const Shape *view);
 bool plan_batch_reduction(const Plan *p, const Node *v);
 
 bool plan_build(Plan *p, Graph *g, Diags *d);
+/* The same for a loop's body (loop.c): no batch tiles, as its buffers
+ * live in the loop's scratch regions. */
+bool plan_build_body(Plan *p, Graph *g, Diags *d);
+/* Batch tiles (plan_tiles.c): runs of consecutive steps that compute
+ * each example's rows from that example's rows alone (convolutions,
+ * pooling, row-parallel kernels and their gradients by input), run a few
+ * rows of the batch at a time through the whole run, so that the
+ * temporaries made and used only inside the run (Slot.tile_rows) hold a
+ * tile's rows instead of the batch's. MODELC_NO_TILE=1 turns them off. */
+void plan_tiles(Plan *p);
 /* The body of loop v as planned on its own (loop.c): a copy whose
  * carried-state updates are plain outputs, its plan, and where each of
  * its buffers lives in the loop's two scratch regions: bytes of the

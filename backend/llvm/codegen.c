@@ -296,7 +296,7 @@ static int kernel_slots(const Plan *p, const Step *st, int *out)
 static LLVMValueRef rows_env(Cg *c, LLVMValueRef ctxp, LLVMValueRef chunk, const LLVMValueRef *bp, const int *ks,
                              int nk, bool parts)
 {
-    LLVMValueRef env = LLVMBuildAlloca(c->b, LLVMArrayType2(c->ptr, (uint64_t)nk + 2), "env");
+    LLVMValueRef env = cg_alloca(c, LLVMArrayType2(c->ptr, (uint64_t)nk + 2), "env"); /* once, in the entry block */
     for (int j = 0; j <= nk + parts; j++) {
         LLVMValueRef idx = cg_i64(c, j);
         LLVMValueRef at = LLVMBuildInBoundsGEP2(c->b, c->ptr, env, &idx, 1, "");
@@ -356,6 +356,111 @@ LLVMModuleRef cg_build_module(LLVMContextRef cx, const Plan *p, bool profile, Di
     return cg_build_part(cx, p, 0, p->nsteps, "entry", profile, d);
 }
 
+/* The kernels of an entry being built (build_entry), by step. */
+typedef struct Kernels {
+    LLVMValueRef *kfn, *rowfn;
+    int64_t *rows, *flat;
+    LLVMValueRef ctxp;
+    int lo, hi; /* the entry's steps */
+    bool profile;
+    bool in_tile; /* emitting a batch tile's loop: rt_step_done after it */
+} Kernels;
+
+/* Step i's call (with its epilogues), on buffers bp and the batch c->n. */
+static void emit_step(Cg *c, const Kernels *k, int i, LLVMValueRef *bp)
+{
+    const Plan *p = c->plan;
+    const Step *st = &p->steps[i];
+    LLVMValueRef ctxp = k->ctxp;
+    int64_t *rows = k->rows, *flat = k->flat;
+    if (st->kind == STEP_COPY) {
+        LLVMBuildMemCpy(c->b, bp[st->out], 16, bp[st->src], 16, slot_bytes(c, &p->slots[st->src]));
+        if (k->profile)
+            prof_call(c, ctxp, i);
+        done_call(c, ctxp, i);
+        return;
+    }
+    int ks[CG_MAXARGS], nk = kernel_slots(p, st, ks);
+    int nep = 0; /* epilogues of this step: steps i + 1 .. i + nep */
+    while (!st->epilogue && i + nep + 1 < k->hi && p->steps[i + nep + 1].epilogue)
+        nep++;
+    if (st->epilogue && i > k->lo) {
+        /* ran inside the step that produced its operand */
+    } else {
+        /* a producer: rt_epilogue_begin(ctx, rows thunk, env, chunk) for each epilogue, its kernel,
+         * rt_epilogue_end(ctx, N) */
+        for (int e = i + 1; e <= i + nep; e++) {
+            MC_ASSERT(rows[e] > 0 && !flat[e]);
+            int eks[CG_MAXARGS], enk = kernel_slots(p, &p->steps[e], eks);
+            LLVMValueRef chunk = cg_i64(c, rows[e]);
+            LLVMValueRef a[4] = {ctxp, k->rowfn[e], rows_env(c, ctxp, chunk, bp, eks, enk, false), chunk};
+            LLVMTypeRef bt[4] = {c->ptr, c->ptr, c->ptr, c->i64};
+            cg_call(c, "rt_epilogue_begin", c->vd, bt, 4, a);
+        }
+        if (rows[i] < 0) {
+            LLVMValueRef chunk = part_chunk(c);
+            call_rows(c, ctxp, c->n, k->rowfn[i], chunk, bp, ks, nk, true);
+            cg_reduce_combine(c, st, bp[st->scratch], bp[st->out], chunk);
+        } else if (rows[i]) {
+            call_rows(c, ctxp, flat[i] ? cg_i64(c, flat[i]) : c->n, k->rowfn[i], cg_i64(c, rows[i]), bp, ks,
+                      nk, false);
+        } else {
+            LLVMValueRef args[CG_MAXARGS + 2];
+            int na = 0;
+            args[na++] = ctxp;
+            args[na++] = c->n;
+            for (int j = 0; j < nk; j++)
+                args[na++] = bp[ks[j]];
+            LLVMBuildCall2(c->b, LLVMGlobalGetValueType(k->kfn[i]), k->kfn[i], args, (unsigned)na, "");
+        }
+        if (nep) {
+            LLVMValueRef e[2] = {ctxp, c->n};
+            LLVMTypeRef et[2] = {c->ptr, c->i64};
+            cg_call(c, "rt_epilogue_end", c->vd, et, 2, e);
+        }
+    }
+    if (k->profile)
+        prof_call(c, ctxp, i);
+    if (!k->in_tile)
+        done_call(c, ctxp, i);
+}
+
+/* Steps [a, b) of a batch tile (plan_tiles): for (lo = 0; lo < N; lo +=
+ * R) the steps with N = min(R, N - lo), on the tile's own temporaries as
+ * they are and the other buffers leading with N offset by lo rows. */
+static void emit_tile(Cg *c, const Kernels *k, int a, int b, LLVMValueRef *bp)
+{
+    const Plan *p = c->plan;
+    LLVMValueRef n = c->n, r = cg_i64(c, p->steps[a].tile_rows);
+    LLVMValueRef count = LLVMBuildSDiv(c->b, LLVMBuildNSWAdd(c->b, n, cg_i64(c, p->steps[a].tile_rows - 1), ""),
+                                       r, "tiles");
+    Loop l;
+    LLVMValueRef t = cg_loop_begin(c, &l, count, "tile");
+    LLVMValueRef lo = LLVMBuildNSWMul(c->b, t, r, "tile.lo"), left = LLVMBuildNSWSub(c->b, n, lo, "");
+    c->n = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, left, r, ""), left, r, "tile.n");
+    LLVMValueRef *tb = xcalloc((size_t)p->nslots + 1, sizeof(LLVMValueRef));
+    memcpy(tb, bp, (size_t)p->nslots * sizeof(LLVMValueRef));
+    for (int i = a; i < b; i++) {
+        int slots[CG_MAXARGS], ns = cg_step_slots(p, &p->steps[i], slots);
+        for (int j = 0; j < ns; j++) {
+            const Slot *s = &p->slots[slots[j]];
+            if (tb[slots[j]] != bp[slots[j]] || s->tile_rows || !plan_n_leading(&s->shape))
+                continue;
+            LLVMValueRef off = LLVMBuildNSWMul(c->b, lo, cg_i64(c, s->elems.c * ir_dtype_size(s->dt)), "");
+            tb[slots[j]] = LLVMBuildInBoundsGEP2(c->b, LLVMInt8TypeInContext(c->cx), bp[slots[j]], &off, 1, "");
+        }
+    }
+    Kernels in = *k;
+    in.in_tile = true;
+    for (int i = a; i < b; i++)
+        emit_step(c, &in, i, tb);
+    xfree(tb);
+    c->n = n;
+    cg_loop_end(c, &l);
+    for (int i = a; i < b; i++)
+        done_call(c, k->ctxp, i);
+}
+
 /* The kernels of steps [lo, hi) of c's plan and the entry calling them. */
 static LLVMValueRef build_entry(Cg *c, int lo, int hi, const char *entry_name, bool profile)
 {
@@ -407,57 +512,16 @@ static LLVMValueRef build_entry(Cg *c, int lo, int hi, const char *entry_name, b
     }
     if (profile && lo == 0)
         prof_call(c, ctxp, -1);
+    const Kernels ks = {kfn, rowfn, rows, flat, ctxp, lo, hi, profile, false};
     for (int i = lo; i < hi; i++) {
-        const Step *st = &p->steps[i];
-        if (st->kind == STEP_COPY) {
-            LLVMBuildMemCpy(c->b, bp[st->out], 16, bp[st->src], 16, slot_bytes(c, &p->slots[st->src]));
-            if (profile)
-                prof_call(c, ctxp, i);
-            done_call(c, ctxp, i);
-            continue;
-        }
-        int ks[CG_MAXARGS], nk = kernel_slots(p, st, ks);
-        int nep = 0; /* epilogues of this step: steps i + 1 .. i + nep */
-        while (!st->epilogue && i + nep + 1 < hi && p->steps[i + nep + 1].epilogue)
-            nep++;
-        if (st->epilogue && i > lo) {
-            /* ran inside the step that produced its operand */
-        } else {
-            /* a producer: rt_epilogue_begin(ctx, rows thunk, env, chunk) for each epilogue, its kernel,
-             * rt_epilogue_end(ctx, N) */
-            for (int e = i + 1; e <= i + nep; e++) {
-                MC_ASSERT(rows[e] > 0 && !flat[e]);
-                int eks[CG_MAXARGS], enk = kernel_slots(p, &p->steps[e], eks);
-                LLVMValueRef chunk = cg_i64(c, rows[e]);
-                LLVMValueRef a[4] = {ctxp, rowfn[e], rows_env(c, ctxp, chunk, bp, eks, enk, false), chunk};
-                LLVMTypeRef bt[4] = {c->ptr, c->ptr, c->ptr, c->i64};
-                cg_call(c, "rt_epilogue_begin", c->vd, bt, 4, a);
-            }
-            if (rows[i] < 0) {
-                LLVMValueRef chunk = part_chunk(c);
-                call_rows(c, ctxp, c->n, rowfn[i], chunk, bp, ks, nk, true);
-                cg_reduce_combine(c, st, bp[st->scratch], bp[st->out], chunk);
-            } else if (rows[i]) {
-                call_rows(c, ctxp, flat[i] ? cg_i64(c, flat[i]) : c->n, rowfn[i], cg_i64(c, rows[i]), bp, ks,
-                          nk, false);
-            } else {
-                LLVMValueRef args[CG_MAXARGS + 2];
-                int na = 0;
-                args[na++] = ctxp;
-                args[na++] = c->n;
-                for (int j = 0; j < nk; j++)
-                    args[na++] = bp[ks[j]];
-                LLVMBuildCall2(c->b, LLVMGlobalGetValueType(kfn[i]), kfn[i], args, (unsigned)na, "");
-            }
-            if (nep) {
-                LLVMValueRef e[2] = {ctxp, c->n};
-                LLVMTypeRef et[2] = {c->ptr, c->i64};
-                cg_call(c, "rt_epilogue_end", c->vd, et, 2, e);
-            }
-        }
-        if (profile)
-            prof_call(c, ctxp, i);
-        done_call(c, ctxp, i);
+        int end = i + 1;
+        while (p->steps[i].tile && end < hi && p->steps[end].tile == p->steps[i].tile)
+            end++;
+        if (p->steps[i].tile)
+            emit_tile(c, &ks, i, end, bp);
+        else
+            emit_step(c, &ks, i, bp);
+        i = end - 1;
     }
     cg_kernel_end(c); /* return; the allocas branch to the entry */
     xfree(bp);

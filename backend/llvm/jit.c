@@ -19,6 +19,7 @@
 typedef struct JitSlot {
     JitBufInfo info;
     Mono elems;
+    int64_t tile_rows; /* Slot.tile_rows */
     int first, last;
     const char *what; /* temporaries: the value or scratch it holds */
     SrcLoc where;     /* temporaries: the source of the node computing it */
@@ -256,6 +257,7 @@ static void describe(JitModule *m, const Plan *p)
         t->info.used = s->used;
         t->info.loc = keep_loc(m, s->loc);
         t->elems = s->elems;
+        t->tile_rows = s->tile_rows;
         t->first = s->first;
         t->last = s->last;
     }
@@ -475,7 +477,7 @@ static int temp_intervals(const JitModule *m, int64_t n, BeInterval *pl, int *wh
         const JitSlot *s = &m->slots[i];
         if (s->info.kind != JIT_BUF_TEMP)
             continue;
-        int64_t e = mono_eval(s->elems, n), bytes;
+        int64_t e = plan_slot_elems(s->elems, s->tile_rows, n), bytes;
         if (e < 0 || mul_overflow_i64(e, ir_dtype_size(s->info.dt), &bytes) || bytes > INT64_MAX / 4) {
             diag_error(d, (SrcLoc){NULL, 0, 0}, "batch size %lld: buffer sizes overflow", (long long)n);
             return -1;
@@ -626,6 +628,8 @@ static void print_plan(FILE *f, const JitModule *m, int64_t n, BeInterval *pl, c
         snprintf(live, sizeof live, "[%d,%d]", r->iv->first, r->iv->last);
         fprintf(f, "%12lld %12lld  %-11s  %s", (long long)r->iv->off, (long long)r->iv->bytes, live,
                 r->s->what ? r->s->what : "?");
+        if (r->s->tile_rows)
+            fprintf(f, " [a batch tile's %lld rows]", (long long)r->s->tile_rows);
         if (r->s->where.file)
             fprintf(f, "  (%s:%d)", r->s->where.file, r->s->where.line);
         fputc('\n', f);

@@ -59,7 +59,7 @@ bool plan_loop(LoopPlan *lp, const Node *v, Diags *d)
 {
     memset(lp, 0, sizeof *lp);
     lp->body = plain_body(v);
-    if (!plan_build(&lp->plan, lp->body, d)) {
+    if (!plan_build_body(&lp->plan, lp->body, d)) {
         ir_graph_free(lp->body);
         lp->body = NULL;
         return false;

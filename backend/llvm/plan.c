@@ -147,14 +147,14 @@ bool plan_const_inline(const Plan *p, const Node *v)
 
 static int add_slot(Plan *p, JitBufKind kind, const char *name, DType dt, Shape shape, Mono elems)
 {
-    Slot s = {kind, name, dt, shape, elems, -1, -1, true, {NULL, 0, 0}};
+    Slot s = {kind, name, dt, shape, elems, -1, -1, true, {NULL, 0, 0}, 0};
     VEC_PUSH(p->slots, p->nslots, p->slotcap, s);
     return p->nslots - 1;
 }
 
 static int add_step(Plan *p, StepKind kind, Node *v, int out, int src, int scratch)
 {
-    Step s = {kind, v, out, src, scratch, -1, false};
+    Step s = {kind, v, out, src, scratch, -1, false, 0, 0};
     VEC_PUSH(p->steps, p->nsteps, p->stepcap, s);
     return p->nsteps - 1;
 }
@@ -722,7 +722,19 @@ bool plan_out_step_finishes(const Plan *p, int s)
     return false;
 }
 
+static bool build(Plan *p, Graph *g, bool tiles, Diags *d);
+
 bool plan_build(Plan *p, Graph *g, Diags *d)
+{
+    return build(p, g, true, d);
+}
+
+bool plan_build_body(Plan *p, Graph *g, Diags *d)
+{
+    return build(p, g, false, d);
+}
+
+static bool build(Plan *p, Graph *g, bool tiles, Diags *d)
 {
     memset(p, 0, sizeof *p);
     p->g = g;
@@ -753,6 +765,8 @@ bool plan_build(Plan *p, Graph *g, Diags *d)
         add_update_copies(&b);
         plan_epilogues(p);
         compute_live_ranges(p);
+        if (tiles)
+            plan_tiles(p);
         find_n_requirements(p);
     } else {
         plan_free(p);

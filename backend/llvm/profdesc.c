@@ -124,8 +124,9 @@ void be_jit_profile_print(const JitModule *m, const char *title, FILE *f)
     ww = ww > WHAT_MAX ? WHAT_MAX : ww;
     qsort(rows, (size_t)p->n, sizeof *rows, by_time_desc);
     double runs = p->runs > 0 ? (double)p->runs : 1;
-    fprintf(f, "profile: %s, %lld steps, %.3f ms/step in %d kernels\n", title, (long long)p->runs,
-            (double)total / 1e6 / runs, p->n);
+    const char *unit = strcmp(title, "inference") == 0 ? "batch" : "step"; /* what one run is */
+    fprintf(f, "profile: %s, %lld %s%s, %.3f ms/%s in %d kernels\n", title, (long long)p->runs, unit,
+            strcmp(unit, "batch") == 0 ? "es" : "s", (double)total / 1e6 / runs, unit, p->n);
     fprintf(f, "%4s  %-*s  %-*s  %-*s  %6s  %10s  %10s  %6s\n", "#", ww, "kernel", wv, "value", ws, "source",
             "calls", "ms/call", "total ms", "share");
     for (int r = 0; r < p->n; r++) {

@@ -414,6 +414,109 @@ START_TEST(epilogues)
 }
 END_TEST
 
+/* Batch tiles (plan_tiles): the convolutions, activations and pooling
+ * of an inference run a few rows of the batch at a time, their own
+ * temporaries (the convolutions' results, the first activation) a
+ * tile's rows; an input gradient and its epilogue the same. Same bits as
+ * without tiles (MODELC_NO_TILE=1), for any threads and batch sizes that
+ * leave a partial last tile, and as the interpreter; smaller
+ * workspaces. */
+static const char tile_graph[] =
+    "graph t {\n"
+    "  %x = input \"x\" : f32[N,14,13,3]\n"
+    "  %k1 = param \"k1\" : f32[3,3,3,17]\n"
+    "  %b1 = param \"b1\" : f32[17]\n"
+    "  %k2 = param \"k2\" : f32[3,3,17,20]\n"
+    "  %b2 = param \"b2\" : f32[20]\n"
+    "  %w = param \"w\" : f32[1260,5]\n"
+    "  %dy = input \"dy\" : f32[N,12,11,20]\n"
+    "  %c1 = conv2d(%x, %k1) {stride=[1,1]} : f32[N,12,11,17]\n"
+    "  %h1 = fused(%c1, %b1) : f32[N,12,11,17] {\n"
+    "    %a0 = input \"0\" : f32[N,12,11,17]\n"
+    "    %a1 = input \"1\" : f32[17]\n"
+    "    %2 = add(%a0, %a1) : f32[N,12,11,17]\n"
+    "    %3 = relu(%2) : f32[N,12,11,17]\n"
+    "    output %3\n"
+    "  }\n"
+    "  %c2 = conv2d(%h1, %k2) {pad=[1,1,1,1]} : f32[N,12,11,20]\n"
+    "  %h2 = fused(%c2, %b2) : f32[N,12,11,20] {\n"
+    "    %a0 = input \"0\" : f32[N,12,11,20]\n"
+    "    %a1 = input \"1\" : f32[20]\n"
+    "    %2 = add(%a0, %a1) : f32[N,12,11,20]\n"
+    "    %3 = tanh(%2) : f32[N,12,11,20]\n"
+    "    output %3\n"
+    "  }\n"
+    "  %p = max_pool2d(%h2) {window=[2,2], stride=[2,2]} : f32[N,6,5,20]\n"
+    "  %s = avg_pool2d(%h2) {window=[3,3], stride=[2,2]} : f32[N,5,5,20]\n"
+    "  %f = reshape(%p) {shape=[N,600]} : f32[N,600]\n"
+    "  %r = reduce_sum(%s) {axes=[3]} : f32[N,5,5]\n"
+    "  %dx = conv2d_grad_input(%dy, %k2) {shape=[N,12,11,17], pad=[1,1,1,1]} : f32[N,12,11,17]\n"
+    "  %t = tanh(%dx) : f32[N,12,11,17]\n"
+    "  %g = max_pool2d_grad(%t, %t) {window=[1,1], stride=[1,1]} : f32[N,12,11,17]\n"
+    "  output value \"f\" = %f\n"
+    "  output value \"r\" = %r\n"
+    "  output value \"g\" = %g\n"
+    "}\n";
+
+static int64_t workspace_bytes(JitModule *m, int64_t n, Diags *d)
+{
+    JitWorkspace *w = be_jit_workspace_new(m, n, d);
+    ck_assert_ptr_nonnull(w);
+    int64_t b = be_jit_workspace_bytes(w);
+    be_jit_workspace_free(w);
+    return b;
+}
+
+START_TEST(batch_tiles)
+{
+    static const int64_t ns[5] = {37, 8, 5, 1, 0};
+    setenv("MODELC_TILE_ROWS", "4", 1); /* 37 = 9 tiles of 4 and one of 1 */
+    check_threads_at("batch tiles", tile_graph, exact, (Tol){1e-4, 1e-4, 2e-5}, ns, 5);
+    Diags d;
+    diags_init(&d);
+    Graph *g = parse(tile_graph, &d);
+    Plan p;
+    ck_assert(plan_build(&p, g, &d));
+    int tiled = 0, own = 0;
+    for (int i = 0; i < p.nsteps; i++) {
+        tiled += p.steps[i].tile > 0;
+        ck_assert(!p.steps[i].tile || p.steps[i].tile_rows == 4);
+    }
+    for (int s = 0; s < p.nslots; s++)
+        own += p.slots[s].tile_rows > 0;
+    ck_assert_int_ge(tiled, 6);
+    ck_assert_int_ge(own, 3); /* %c1, %h1, %c2 at least */
+    plan_free(&p);
+    JitModule *with = compile_threads(g, 2, &d);
+    unsetenv("MODELC_TILE_ROWS");
+    setenv("MODELC_NO_TILE", "1", 1);
+    JitModule *without = compile_threads(g, 2, &d);
+    unsetenv("MODELC_NO_TILE");
+    ck_assert_int_lt(workspace_bytes(with, 37, &d), workspace_bytes(without, 37, &d));
+    for (int i = 0; i < 5; i++) {
+        TensorMap params, inputs;
+        rt_map_init(&params);
+        rt_map_init(&inputs);
+        tj_fill(g, NULL, 0, ns[i], (uint64_t)(i + 3), &params, &inputs);
+        RunOpts ro = {42, 3};
+        Tensor *a[4] = {0}, *b[4] = {0};
+        ck_assert(be_jit_run(with, &params, &inputs, &ro, a, &d));
+        ck_assert(be_jit_run(without, &params, &inputs, &ro, b, &d));
+        for (int k = 0; k < g->nouts; k++)
+            ck_assert_msg(memcmp(a[k]->data, b[k]->data, (size_t)rt_tensor_bytes(a[k])) == 0,
+                          "output %d, N = %lld: tiles change bits", k, (long long)ns[i]);
+        tj_free_outs(a, g->nouts);
+        tj_free_outs(b, g->nouts);
+        rt_map_free(&params);
+        rt_map_free(&inputs);
+    }
+    be_jit_free(with);
+    be_jit_free(without);
+    ir_graph_free(g);
+    diags_free(&d);
+}
+END_TEST
+
 /* The pool itself: every task runs once, whatever the thread count. */
 typedef struct Count {
     int64_t hits[1000];
@@ -476,6 +579,7 @@ int main(void)
     tcase_add_test(t, pool_nested_jobs);
     tcase_add_test(t, elementwise_rows);
     tcase_add_test(t, epilogues);
+    tcase_add_test(t, batch_tiles);
     tcase_add_test(t, batch_reductions);
     tcase_add_test(t, flat_update_loops);
     tcase_add_test(t, pooling_images);

@@ -1,0 +1,150 @@
+/* Batch tiles (cg.h, plan_tiles; docs/ops.md, "Batch tiles").
+ *
+ * A run of consecutive steps each of which computes an example's rows of
+ * its result from that example's rows of its operands (and from buffers
+ * without the batch axis: weights) gives the same bits when it runs
+ * TILE rows of the batch at a time through the whole run, each step with
+ * N = the tile's rows on buffers offset by the tile's first row. Then a
+ * temporary that only the run's steps write and read (a convolution's
+ * result that its bias and activation read, an activation that pooling
+ * reads, at inference) needs a tile's rows, not the batch's: at batch
+ * 1000 the CNN's two convolution results shrink from 233 MB to a few MB
+ * that stay in cache, instead of being written to memory and read back.
+ *
+ * Steps that join a run: convolutions and their input gradients, pooling
+ * and its gradients, and row-parallel kernels (cg_row_chunk), with every
+ * buffer leading with N or without N. Not: GEMMs (a few rows at a time
+ * would make them read their weights once per tile), reductions over the
+ * batch, loops. (A step that finishes an output tells the data-parallel
+ * driver so after the last tile.) A producer and its epilogues join together or not
+ * at all. A run becomes a tile only when it has temporaries of its own.
+ *
+ * The buffers of the run that are not its own (its inputs and results)
+ * are kept apart from every other buffer of the run for the whole run:
+ * the steps repeat once per tile.
+ *
+ * A tile has about TILE_BYTES of its own temporaries, and at least
+ * TILE_MIN_ROWS rows: a convolution's call costs some time of its own
+ * (its weights' transform, its threads), so tiles of a few images were
+ * slower than none on the CNN at batch 1000; 32 MB tiles ran it 1.25x
+ * faster than none (docs/ops.md). MODELC_TILE_ROWS=R sets the rows. */
+#include "cg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define TILE_BYTES ((int64_t)32 << 20) /* a tile's own temporaries, about */
+#define TILE_MIN_ROWS 16              /* enough images for every thread's share of a convolution */
+
+int64_t plan_slot_elems(Mono elems, int64_t tile_rows, int64_t n)
+{
+    return mono_eval(elems, tile_rows > 0 && n > tile_rows ? tile_rows : n);
+}
+
+static bool tile_op(const Plan *p, const Step *st)
+{
+    if (st->kind != STEP_KERNEL || st->scratch2 >= 0)
+        return false;
+    const Node *v = st->node;
+    if (v->sub && v->sub->nouts > 1)
+        return false; /* side results: a whole parameter, or sums over the batch */
+    switch (v->op) {
+    case OP_CONV2D:
+    case OP_CONV2D_GRAD_INPUT:
+    case OP_MAX_POOL2D:
+    case OP_AVG_POOL2D:
+    case OP_MAX_POOL2D_GRAD:
+    case OP_AVG_POOL2D_GRAD:
+        break;
+    default:
+        return cg_row_chunk(p, st) > 0;
+    }
+    if (st->scratch >= 0 && p->slots[st->scratch].elems.p != 0)
+        return false;
+    if (plan_split_kind(p, st->out, &v->shape) != 1)
+        return false;
+    for (int i = 0; i < v->nin; i++) {
+        int s = p->node_slot[v->in[i]->id];
+        if (s >= 0 && plan_split_kind(p, s, &v->in[i]->shape) < 0)
+            return false;
+    }
+    return true;
+}
+
+/* Bytes per example of the temporaries that only steps [a, b) use. */
+static int64_t own_row_bytes(const Plan *p, int a, int b)
+{
+    int64_t bytes = 0;
+    for (int s = 0; s < p->nslots; s++) {
+        const Slot *sl = &p->slots[s];
+        if (sl->kind == JIT_BUF_TEMP && sl->first >= a && sl->last < b && sl->elems.p == 1 &&
+            plan_n_leading(&sl->shape))
+            bytes += sl->elems.c * ir_dtype_size(sl->dt);
+    }
+    return bytes;
+}
+
+static void make_tile(Plan *p, int a, int b, int id, int64_t rows)
+{
+    for (int s = 0; s < p->nslots; s++) {
+        Slot *sl = &p->slots[s];
+        if (sl->kind == JIT_BUF_TEMP && sl->first >= a && sl->last < b && sl->elems.p == 1 &&
+            plan_n_leading(&sl->shape))
+            sl->tile_rows = rows;
+    }
+    for (int i = a; i < b; i++) {
+        p->steps[i].tile = id;
+        p->steps[i].tile_rows = rows;
+        int slots[CG_MAXARGS], ns = cg_step_slots(p, &p->steps[i], slots);
+        for (int k = 0; k < ns; k++) {
+            Slot *sl = &p->slots[slots[k]];
+            if (sl->kind != JIT_BUF_TEMP || sl->tile_rows)
+                continue;
+            if (sl->first > a)
+                sl->first = a;
+            if (sl->last < b - 1)
+                sl->last = b - 1;
+        }
+    }
+}
+
+void plan_tiles(Plan *p)
+{
+    const char *off = getenv("MODELC_NO_TILE");
+    if ((off && *off && strcmp(off, "0") != 0) || p->nsteps == 0)
+        return;
+    const char *fr = getenv("MODELC_TILE_ROWS"); /* rows per tile instead of the size rule (tests, tuning) */
+    int64_t force = fr ? atoll(fr) : 0;
+    bool *ok = xcalloc((size_t)p->nsteps, sizeof(bool));
+    for (int i = 0; i < p->nsteps; i++)
+        ok[i] = tile_op(p, &p->steps[i]);
+    for (int i = 0; i < p->nsteps; i++) { /* a producer and its epilogues: all or none */
+        int last = i;
+        while (last + 1 < p->nsteps && p->steps[last + 1].epilogue)
+            last++;
+        bool all = true;
+        for (int k = i; k <= last; k++)
+            all &= ok[k];
+        for (int k = i; k <= last; k++)
+            ok[k] = all;
+        i = last;
+    }
+    int id = 0;
+    for (int a = 0; a < p->nsteps;) {
+        if (!ok[a]) {
+            a++;
+            continue;
+        }
+        int b = a;
+        while (b < p->nsteps && ok[b])
+            b++;
+        int64_t row = own_row_bytes(p, a, b);
+        if (row > 0) {
+            int64_t rows = TILE_BYTES / row;
+            rows = rows < TILE_MIN_ROWS ? TILE_MIN_ROWS : rows;
+            make_tile(p, a, b, ++id, force > 0 ? force : rows);
+        }
+        a = b;
+    }
+    xfree(ok);
+}
