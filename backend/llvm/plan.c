@@ -452,6 +452,37 @@ static bool step_reads(const Plan *p, int j, int s)
  * by image right after each image of the producer's result
  * (rt_epilogue_begin in kernels.h). MODELC_NO_EPILOGUE=1 keeps every
  * step on its own, in graph order. */
+/* Can step m run before steps [i, m) (no slot one of them writes is
+ * used by the other)? A producer or an epilogue stays. */
+static bool can_hoist(const Plan *p, int i, int m)
+{
+    if (p->steps[m].epilogue || (m + 1 < p->nsteps && p->steps[m + 1].epilogue))
+        return false;
+    int ms[CG_MAXARGS], nm = cg_step_slots(p, &p->steps[m], ms);
+    for (int k = i; k < m; k++) {
+        int ks[CG_MAXARGS], nk = cg_step_slots(p, &p->steps[k], ks);
+        for (int a = 0; a < nm; a++)
+            if (step_writes(p, k, ms[a]))
+                return false;
+        for (int a = 0; a < nk; a++)
+            if (step_writes(p, m, ks[a]))
+                return false;
+    }
+    return true;
+}
+
+/* Does step m write a slot that step j reads? */
+static bool feeds(const Plan *p, int m, int j)
+{
+    const Node *v = p->steps[j].node;
+    for (int k = 0; k < v->nin; k++) {
+        int s = p->node_slot[v->in[k]->id];
+        if (s >= 0 && step_writes(p, m, s))
+            return true;
+    }
+    return false;
+}
+
 static void plan_epilogues(Plan *p)
 {
     const char *off = getenv("MODELC_NO_EPILOGUE");
@@ -464,7 +495,20 @@ static void plan_epilogues(Plan *p)
             int j = last + 1;
             while (j < p->nsteps && !step_reads(p, j, p->steps[last].out))
                 j++;
-            if (j == p->nsteps || !epilogue_fits(p, i, last, j))
+            if (j == p->nsteps)
+                break;
+            /* what the epilogue reads besides the chain's result and
+             * computes between (batchnorm's scale from its moving
+             * variance) goes before the producer when nothing depends */
+            for (int m = last + 1; m < j; m++)
+                if (feeds(p, m, j) && can_hoist(p, i, m)) {
+                    Step h = p->steps[m];
+                    memmove(&p->steps[i + 1], &p->steps[i], (size_t)(m - i) * sizeof h);
+                    p->steps[i] = h;
+                    i++;
+                    last++;
+                }
+            if (!epilogue_fits(p, i, last, j))
                 break;
             Step e = p->steps[j];
             memmove(&p->steps[last + 2], &p->steps[last + 1], (size_t)(j - last - 1) * sizeof e);

@@ -46,4 +46,21 @@ rc=0
 "$MODELC" train "$m" --limit 32 --epochs 1 --no-test --backend interp --profile > /dev/null 2> "$t/err" || rc=$?
 [ $rc -eq 2 ] || { echo "interp --profile: exit $rc"; exit 1; }
 grep -q -- "--profile needs the jit backend" "$t/err"
+rc=0
+"$MODELC" eval "$m" --weights w.st --backend interp --profile > /dev/null 2> "$t/err" || rc=$?
+[ $rc -eq 2 ] || { echo "eval interp --profile: exit $rc"; exit 1; }
+
+# modelc eval --profile: the inference function's kernels over every
+# batch, the warm-up ones too (3 + 2 batches of 20); with tiles of 16
+# rows each convolution's chain (batchnorm, relu and pooling as its
+# epilogues) runs twice per batch
+"$MODELC" init "$m" -o "$t/w.st" > /dev/null
+MODELC_TILE_ROWS=16 "$MODELC" eval "$m" --weights "$t/w.st" --limit 60 --batch 20 --warmup 2 --profile > "$t/out" 2> "$t/eprof"
+"$FILECHECK" --input-file "$t/eprof" "$0" --check-prefix=EVAL
+# EVAL: profile: inference, 5 batches, {{[0-9.]+}} ms/batch in {{[0-9]+}} kernels
+# EVAL-DAG: {{^ [0-9]+}} conv2d+#{{[0-9]+}}+#{{[0-9]+}} %h examples/fashion_cnn_bn.mdl:11 10 {{[0-9]}}
+# EVAL-DAG: {{^ [0-9]+}} conv2d+#{{[0-9]+}}+#{{[0-9]+}} %h.3 examples/fashion_cnn_bn.mdl:14 10 {{[0-9]}}
+# EVAL-DAG: {{^ [0-9]+}} max_pool2d (in #{{[0-9]+}}) %h.2 examples/fashion_cnn_bn.mdl:13 10 {{[0-9]}}
+# EVAL-DAG: {{^ [0-9]+}} fused{matmul,add,relu} %h.7 examples/fashion_cnn_bn.mdl:18 5 {{[0-9]}}
+grep -q "examples (inference mode)" "$t/out"
 echo "train_profile: ok"

@@ -353,6 +353,20 @@ static const char epilogue_wino_graph[] =
     "  output value \"dk\" = %dk\n"
     "}\n";
 
+/* Batchnorm at inference: the scale from the moving variance is computed
+ * between the convolution and the kernel applying it; it goes before the
+ * convolution, so that kernel is an epilogue. */
+static const char epilogue_hoist_graph[] =
+    "graph t {\n"
+    "  %x = input \"x\" : f32[N,18,18,5]\n"
+    "  %k = param \"k\" : f32[3,3,5,8]\n"
+    "  %v = param \"v\" : f32[8]\n"
+    "  %y = conv2d(%x, %k) : f32[N,16,16,8]\n"
+    "  %s = rsqrt(%v) : f32[8]\n"
+    "  %z = mul(%y, %s) : f32[N,16,16,8]\n"
+    "  output value \"z\" = %z\n"
+    "}\n";
+
 /* A graph's epilogues (nepi of them, npools of them max-pools) on 1 and 3 threads, against the
  * interpreter within tol, and bit for bit as without them. */
 static void check_epilogues(const char *name, const char *text, int nepi, int npools, Tol tol)
@@ -411,6 +425,7 @@ START_TEST(epilogues)
 {
     check_epilogues("epilogues", epilogue_graph, 6, 1, gemm_tol); /* the max_pool2d after the bias: a chain of two */
     check_epilogues("epilogues, Winograd", epilogue_wino_graph, 2, 0, (Tol){1e-4, 1e-4, 2e-5});
+    check_epilogues("epilogues, hoisted", epilogue_hoist_graph, 1, 0, gemm_tol);
 }
 END_TEST
 
