@@ -119,6 +119,12 @@ bool plan_build_body(Plan *p, Graph *g, Diags *d);
  * temporaries made and used only inside the run (Slot.tile_rows) hold a
  * tile's rows instead of the batch's. MODELC_NO_TILE=1 turns them off. */
 void plan_tiles(Plan *p);
+/* Before the live ranges: a kernel on weights alone (no batch axis)
+ * right after a step that can join a tile moves up to just after what
+ * it depends on, so that it does not cut a run in two. */
+void plan_tiles_order(Plan *p);
+/* Does step i write slot s? (plan.c) */
+bool plan_step_writes(const Plan *p, int i, int s);
 /* The body of loop v as planned on its own (loop.c): a copy whose
  * carried-state updates are plain outputs, its plan, and where each of
  * its buffers lives in the loop's two scratch regions: bytes of the

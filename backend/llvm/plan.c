@@ -750,6 +750,11 @@ static bool step_writes(const Plan *p, int i, int s)
     return false;
 }
 
+bool plan_step_writes(const Plan *p, int i, int s)
+{
+    return step_writes(p, i, s);
+}
+
 int plan_out_step(const Plan *p, int i)
 {
     for (int s = p->nsteps - 1; s >= 0; s--)
@@ -808,6 +813,8 @@ static bool build(Plan *p, Graph *g, bool tiles, Diags *d)
         add_kernels(&b);
         add_update_copies(&b);
         plan_epilogues(p);
+        if (tiles)
+            plan_tiles_order(p);
         compute_live_ranges(p);
         if (tiles)
             plan_tiles(p);

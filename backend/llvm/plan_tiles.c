@@ -71,6 +71,52 @@ static bool tile_op(const Plan *p, const Step *st)
     return true;
 }
 
+/* A kernel none of whose buffers has the batch axis (batchnorm's scale
+ * from its moving variance). */
+static bool weights_only(const Plan *p, const Step *st)
+{
+    if (st->kind != STEP_KERNEL || st->epilogue || st->scratch2 >= 0)
+        return false;
+    int slots[CG_MAXARGS], ns = cg_step_slots(p, st, slots);
+    for (int k = 0; k < ns; k++)
+        if (ir_shape_has_n(&p->slots[slots[k]].shape))
+            return false;
+    return true;
+}
+
+/* Does step k use a slot that step m writes, or write one m uses? */
+static bool depends(const Plan *p, int k, int m)
+{
+    int ks[CG_MAXARGS], nk = cg_step_slots(p, &p->steps[k], ks);
+    int ms[CG_MAXARGS], nm = cg_step_slots(p, &p->steps[m], ms);
+    for (int a = 0; a < nk; a++)
+        for (int b = 0; b < nm; b++)
+            if (ks[a] == ms[b] && (plan_step_writes(p, k, ks[a]) || plan_step_writes(p, m, ms[b])))
+                return true;
+    return false;
+}
+
+void plan_tiles_order(Plan *p)
+{
+    const char *off = getenv("MODELC_NO_TILE");
+    if (off && *off && strcmp(off, "0") != 0)
+        return;
+    for (int m = 1; m + 1 < p->nsteps; m++) {
+        if (!weights_only(p, &p->steps[m]) || p->steps[m + 1].epilogue || !tile_op(p, &p->steps[m - 1]))
+            continue;
+        int t = m; /* the earliest place after every step it depends on, not inside a chain */
+        while (t > 0 && !depends(p, t - 1, m))
+            t--;
+        while (t < m && p->steps[t].epilogue)
+            t++;
+        if (t == m)
+            continue;
+        Step h = p->steps[m];
+        memmove(&p->steps[t + 1], &p->steps[t], (size_t)(m - t) * sizeof h);
+        p->steps[t] = h;
+    }
+}
+
 /* Bytes per example of the temporaries that only steps [a, b) use. */
 static int64_t own_row_bytes(const Plan *p, int a, int b)
 {

@@ -432,7 +432,9 @@ END_TEST
 /* Batch tiles (plan_tiles): the convolutions, activations and pooling
  * of an inference run a few rows of the batch at a time, their own
  * temporaries (the convolutions' results, the first activation) a
- * tile's rows; an input gradient and its epilogue the same. Same bits as
+ * tile's rows, one tile for both convolutions (a kernel on weights alone
+ * between them moves before them); an input gradient and its epilogue
+ * the same. Same bits as
  * without tiles (MODELC_NO_TILE=1), for any threads and batch sizes that
  * leave a partial last tile, and as the interpreter; smaller
  * workspaces. */
@@ -453,11 +455,12 @@ static const char tile_graph[] =
     "    %3 = relu(%2) : f32[N,12,11,17]\n"
     "    output %3\n"
     "  }\n"
+    "  %sc = rsqrt(%b2) : f32[20]\n"
     "  %c2 = conv2d(%h1, %k2) {pad=[1,1,1,1]} : f32[N,12,11,20]\n"
-    "  %h2 = fused(%c2, %b2) : f32[N,12,11,20] {\n"
+    "  %h2 = fused(%c2, %sc) : f32[N,12,11,20] {\n"
     "    %a0 = input \"0\" : f32[N,12,11,20]\n"
     "    %a1 = input \"1\" : f32[20]\n"
-    "    %2 = add(%a0, %a1) : f32[N,12,11,20]\n"
+    "    %2 = mul(%a0, %a1) : f32[N,12,11,20]\n"
     "    %3 = tanh(%2) : f32[N,12,11,20]\n"
     "    output %3\n"
     "  }\n"
@@ -500,6 +503,16 @@ START_TEST(batch_tiles)
     for (int s = 0; s < p.nslots; s++)
         own += p.slots[s].tile_rows > 0;
     ck_assert_int_ge(tiled, 6);
+    /* the rsqrt on weights between the two convolutions moved before them: one tile */
+    int tc1 = -1, tc2 = -2;
+    for (int i = 0; i < p.nsteps; i++) {
+        const char *nm = p.steps[i].node->label;
+        if (nm && strcmp(nm, "c1") == 0)
+            tc1 = p.steps[i].tile;
+        if (nm && strcmp(nm, "c2") == 0)
+            tc2 = p.steps[i].tile;
+    }
+    ck_assert_int_eq(tc1, tc2);
     ck_assert_int_ge(own, 3); /* %c1, %h1, %c2 at least */
     plan_free(&p);
     JitModule *with = compile_threads(g, 2, &d);
