@@ -302,7 +302,8 @@ static Wg wg_make(const RtConvGeom *g, int which, const WinoIsa *I)
     return q;
 }
 
-void rt_conv_wino_prepare(const RtConvGeom *g, int which, const float *k, float *scratch)
+/* Input channels [c0, c1) of the transformed kernel. */
+static void prepare_range(const RtConvGeom *g, int which, const float *k, float *scratch, int64_t c0, int64_t c1)
 {
     const WinoIsa *I = wisa();
     Wg q = wg_make(g, which, I);
@@ -310,7 +311,7 @@ void rt_conv_wino_prepare(const RtConvGeom *g, int which, const float *k, float 
      * (HWIO), or for the input gradient k[2-ky][2-kx][co][ci] */
     int64_t s0 = g->kw * g->c * g->o, s1 = g->c * g->o;
     double u[36];
-    for (int64_t ci = 0; ci < q.c; ci++) {
+    for (int64_t ci = c0; ci < c1 && ci < q.c; ci++) {
         for (int64_t co = 0; co < q.o; co++) {
             if (which == RT_CONV_GRAD_INPUT)
                 kernel_tf(q.T, k + 2 * s0 + 2 * s1 + co * g->o + ci, -s0, -s1, u);
@@ -323,6 +324,34 @@ void rt_conv_wino_prepare(const RtConvGeom *g, int which, const float *k, float 
             for (int64_t co = q.o; co < q.os; co++)
                 scratch[(t * q.c + ci) * q.os + co] = 0;
     }
+}
+
+void rt_conv_wino_prepare(const RtConvGeom *g, int which, const float *k, float *scratch)
+{
+    prepare_range(g, which, k, scratch, 0, INT64_MAX);
+}
+
+/* The same on the context's threads, PREP_CHANNELS input channels per
+ * task (every element is computed the same way whichever task runs it). */
+#define PREP_CHANNELS 8
+typedef struct PrepJob {
+    const RtConvGeom *g;
+    int which;
+    const float *k;
+    float *scratch;
+} PrepJob;
+
+static void prepare_task(void *arg, int64_t t)
+{
+    const PrepJob *j = arg;
+    prepare_range(j->g, j->which, j->k, j->scratch, t * PREP_CHANNELS, (t + 1) * PREP_CHANNELS);
+}
+
+static void prepare(const RtCtx *ctx, const RtConvGeom *g, int which, const float *k, float *scratch)
+{
+    Wg q = wg_make(g, which, wisa());
+    PrepJob j = {g, which, k, scratch};
+    rt_parallel(ctx, (q.c + PREP_CHANNELS - 1) / PREP_CHANNELS, prepare_task, &j);
 }
 
 /* c[rows x os] (+)= a b through the micro-kernels: a(p, k) at
@@ -449,7 +478,7 @@ void rt_conv_wino(const RtCtx *ctx, const RtConvGeom *g, int which, const float 
 {
     const WinoIsa *I = wisa();
     Wg q = wg_make(g, which, I);
-    rt_conv_wino_prepare(g, which, k, scratch);
+    prepare(ctx, g, which, k, scratch);
     if (q.n <= 0 || q.oh <= 0 || q.ow <= 0)
         return;
     /* The split changes no output element: each is one GEMM sum over the

@@ -184,6 +184,23 @@ static GemmCut gemm_cut(int64_t m, int64_t n, int64_t k)
     return g;
 }
 
+/* A GEMM with one row (batch 1 through a dense layer) is a
+ * matrix-vector product, bound by reading B: columns of C in up to
+ * RT_GEMM_PARTS parts of RT_GEMM_ALIGN-multiples, one per RT_GEMV_GRAIN
+ * elements of B, so that both threads read half of the weights. */
+#define RT_GEMV_GRAIN ((int64_t)1 << 18)
+static GemmCut gemv_cut(int64_t n, int64_t k)
+{
+    GemmCut g = {false, 0, 1};
+    int64_t p = n * k / RT_GEMV_GRAIN, most = n / RT_GEMM_ALIGN;
+    p = p > RT_GEMM_PARTS ? RT_GEMM_PARTS : p < 1 ? 1 : p;
+    p = p > most ? (most > 1 ? most : 1) : p;
+    g.part = (n + p - 1) / p;
+    g.part = (g.part + RT_GEMM_ALIGN - 1) / RT_GEMM_ALIGN * RT_GEMM_ALIGN;
+    g.nparts = (n + g.part - 1) / g.part;
+    return g;
+}
+
 /* memset that accepts the NULL buffer of an empty tensor */
 static void zero(void *p, int64_t bytes)
 {
@@ -516,20 +533,24 @@ static bool pool_tiles(const RtPoolGeom *g)
 #define T float
 #define SFX f32
 #define BLAS_GEMM cblas_sgemm
+#define BLAS_GEMV cblas_sgemv
 #define CONV_BLOCKED 1
 #include "kernels_tmpl.h"
 #undef T
 #undef SFX
 #undef BLAS_GEMM
+#undef BLAS_GEMV
 #undef CONV_BLOCKED
 #undef CONV_BLOCKED
 
 #define T double
 #define SFX f64
 #define BLAS_GEMM cblas_dgemm
+#define BLAS_GEMV cblas_dgemv
 #define CONV_BLOCKED 0
 #include "kernels_tmpl.h"
 #undef T
 #undef SFX
 #undef BLAS_GEMM
+#undef BLAS_GEMV
 #undef CONV_BLOCKED

@@ -1,6 +1,7 @@
 /* Type-generic bodies of the GEMM, convolution, pooling, dropout and
  * gather kernels, included by kernels.c once per element type with T
- * (float/double), SFX (f32/f64) and BLAS_GEMM (cblas_sgemm/dgemm)
+ * (float/double), SFX (f32/f64), BLAS_GEMM (cblas_sgemm/dgemm) and
+ * BLAS_GEMV (cblas_sgemv/dgemv)
  * defined. Work is split into tasks per image, per fixed block of
  * elements or per part of a GEMM (gemm_cut) that write disjoint outputs,
  * so results do not depend on the thread count. Not a public header. */
@@ -36,6 +37,17 @@ static void FN(gemm_part)(void *arg, int64_t p)
         c += lo;
         n = len;
     }
+    if (g->m == 1) { /* a row times B: BLAS's matrix-vector product reads B once, unpacked */
+        if (g->beta == 0)
+            memset(c, 0, (size_t)n * sizeof(T)); /* not scaled: it may hold a NaN of the workspace's last use */
+        if (g->tb)
+            BLAS_GEMV(CblasRowMajor, CblasNoTrans, blas_dim(n), blas_dim(g->k), g->alpha, b, blas_dim(g->k), a, 1,
+                      g->beta, c, 1);
+        else
+            BLAS_GEMV(CblasRowMajor, CblasTrans, blas_dim(g->k), blas_dim(n), g->alpha, b, blas_dim(g->n), a, 1,
+                      g->beta, c, 1);
+        return;
+    }
     BLAS_GEMM(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans, blas_dim(m),
               blas_dim(n), blas_dim(g->k), g->alpha, a, blas_dim(g->ta ? g->m : g->k), b,
               blas_dim(g->tb ? g->k : g->n), g->beta, c, blas_dim(g->n));
@@ -51,7 +63,7 @@ void FN(rt_gemm)(const RtCtx *ctx, int32_t ta, int32_t tb, int64_t m, int64_t n,
             c[i] = beta == 0 ? (T)0 : beta * c[i];
         return;
     }
-    FN(Gemm) g = {ta, tb, m, n, k, alpha, beta, a, b, c, gemm_cut(m, n, k)};
+    FN(Gemm) g = {ta, tb, m, n, k, alpha, beta, a, b, c, m == 1 ? gemv_cut(n, k) : gemm_cut(m, n, k)};
     rt_parallel(ctx, g.cut.nparts, FN(gemm_part), &g);
 }
 

@@ -5,6 +5,7 @@
  * GEMMs and their epilogues) give bit-identical outputs with 1 and with 3
  * threads, for batch sizes that leave a partial last task and an empty
  * batch; they match the interpreter. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -545,6 +546,55 @@ START_TEST(batch_tiles)
 }
 END_TEST
 
+/* A GEMM with one row (a dense layer at batch 1) is BLAS's
+ * matrix-vector product on parts of the columns: every transpose, alpha
+ * and beta, a beta of 0 over a NaN, columns not a multiple of the part
+ * size and one part or four; the same bits on 1 and 3 threads, and the
+ * product within float rounding. */
+START_TEST(gemm_one_row)
+{
+    static const int64_t shapes[][2] = {{37, 5}, {130, 301}, {128, 9216}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (int tb = 0; tb < 2; tb++)
+            for (int bi = 0; bi < 2; bi++) {
+                int64_t n = shapes[si][0], k = shapes[si][1];
+                float *a = malloc((size_t)k * sizeof(float)), *b = malloc((size_t)(n * k) * sizeof(float));
+                float *c[2] = {malloc((size_t)n * sizeof(float)), malloc((size_t)n * sizeof(float))};
+                for (int64_t i = 0; i < k; i++)
+                    a[i] = (float)((i * 37 % 101) - 50) / 50.0f;
+                for (int64_t i = 0; i < n * k; i++)
+                    b[i] = (float)((i * 53 % 97) - 48) / 48.0f;
+                float beta = bi ? 0.5f : 0.0f;
+                for (int t = 0; t < 2; t++) {
+                    RtCtx ctx;
+                    rt_ctx_init(&ctx, t ? 3 : 1);
+                    ctx.pool = t ? rt_pool_new(3) : NULL;
+                    for (int64_t j = 0; j < n; j++)
+                        c[t][j] = bi ? (float)j : NAN;
+                    rt_gemm_f32(&ctx, (int32_t)(si % 2), tb, 1, n, k, 2.0f, a, b, beta, c[t]);
+                    if (ctx.pool)
+                        rt_pool_free(ctx.pool);
+                }
+                ck_assert_msg(memcmp(c[0], c[1], (size_t)n * sizeof(float)) == 0, "n %lld, k %lld, tb %d: threads",
+                              (long long)n, (long long)k, tb);
+                for (int64_t j = 0; j < n; j++) {
+                    double want = bi ? 0.5 * (double)j : 0, mag = 0;
+                    for (int64_t i = 0; i < k; i++) {
+                        double bv = b[tb ? j * k + i : i * n + j];
+                        want += 2.0 * a[i] * bv;
+                        mag += fabs(2.0 * a[i] * bv);
+                    }
+                    ck_assert_msg(fabs(c[0][j] - want) <= 1e-5 * mag + 1e-6, "n %lld, k %lld, tb %d, beta %g: C[%lld] %g, want %g",
+                                  (long long)n, (long long)k, tb, beta, (long long)j, c[0][j], want);
+                }
+                free(a);
+                free(b);
+                free(c[0]);
+                free(c[1]);
+            }
+}
+END_TEST
+
 /* The pool itself: every task runs once, whatever the thread count. */
 typedef struct Count {
     int64_t hits[1000];
@@ -608,6 +658,7 @@ int main(void)
     tcase_add_test(t, elementwise_rows);
     tcase_add_test(t, epilogues);
     tcase_add_test(t, batch_tiles);
+    tcase_add_test(t, gemm_one_row);
     tcase_add_test(t, batch_reductions);
     tcase_add_test(t, flat_update_loops);
     tcase_add_test(t, pooling_images);
