@@ -201,6 +201,20 @@ static GemmCut gemv_cut(int64_t n, int64_t k)
     return g;
 }
 
+/* The same product with B not transposed, when B is large: parts of
+ * B's rows instead (each read as one run), RT_GEMV_GRAIN elements or
+ * more each, at most RT_GEMM_PARTS (rt_gemm adds the partial rows in
+ * order). */
+static GemmCut gemv_row_cut(int64_t n, int64_t k)
+{
+    GemmCut g = {true, 0, 1};
+    int64_t p = n * k / RT_GEMV_GRAIN;
+    p = p > RT_GEMM_PARTS ? RT_GEMM_PARTS : p < 1 ? 1 : p;
+    g.part = (k + p - 1) / p;
+    g.nparts = (k + g.part - 1) / g.part;
+    return g;
+}
+
 /* memset that accepts the NULL buffer of an empty tensor */
 static void zero(void *p, int64_t bytes)
 {

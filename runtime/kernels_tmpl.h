@@ -53,6 +53,44 @@ static void FN(gemm_part)(void *arg, int64_t p)
               blas_dim(g->tb ? g->k : g->n), g->beta, c, blas_dim(g->n));
 }
 
+/* A row times a large B[k x n] (not transposed): parts of B's rows,
+ * each read front to back into its own partial row, added in order. */
+typedef struct FN(Gemv) {
+    int64_t n, k, part;
+    const T *a, *b;
+    T *parts;
+} FN(Gemv);
+
+static void FN(gemv_rows)(void *arg, int64_t p)
+{
+    const FN(Gemv) *g = arg;
+    int64_t lo = p * g->part, len = lo + g->part < g->k ? g->part : g->k - lo;
+    T *y = g->parts + p * g->n;
+    memset(y, 0, (size_t)g->n * sizeof(T));
+    BLAS_GEMV(CblasRowMajor, CblasTrans, blas_dim(len), blas_dim(g->n), 1, g->b + lo * g->n, blas_dim(g->n),
+              g->a + lo, 1, 0, y, 1);
+}
+
+static bool FN(gemv_by_rows)(const RtCtx *ctx, int64_t n, int64_t k, T alpha, const T *a, const T *b, T beta, T *c)
+{
+    GemmCut cut = gemv_row_cut(n, k);
+    if (cut.nparts < 2)
+        return false;
+    T *parts = malloc((size_t)(cut.nparts * n) * sizeof(T));
+    if (!parts)
+        return false; /* the column cut needs no memory */
+    FN(Gemv) g = {n, k, cut.part, a, b, parts};
+    rt_parallel(ctx, cut.nparts, FN(gemv_rows), &g);
+    for (int64_t j = 0; j < n; j++) {
+        T s = 0;
+        for (int64_t p = 0; p < cut.nparts; p++)
+            s += parts[p * n + j];
+        c[j] = (beta == 0 ? (T)0 : beta * c[j]) + alpha * s;
+    }
+    free(parts);
+    return true;
+}
+
 void FN(rt_gemm)(const RtCtx *ctx, int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, T alpha, const T *a,
                  const T *b, T beta, T *c)
 {
@@ -63,6 +101,8 @@ void FN(rt_gemm)(const RtCtx *ctx, int32_t ta, int32_t tb, int64_t m, int64_t n,
             c[i] = beta == 0 ? (T)0 : beta * c[i];
         return;
     }
+    if (m == 1 && !tb && FN(gemv_by_rows)(ctx, n, k, alpha, a, b, beta, c))
+        return;
     FN(Gemm) g = {ta, tb, m, n, k, alpha, beta, a, b, c, m == 1 ? gemv_cut(n, k) : gemm_cut(m, n, k)};
     rt_parallel(ctx, g.cut.nparts, FN(gemm_part), &g);
 }
