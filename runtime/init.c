@@ -40,8 +40,13 @@ static void fill_const(Tensor *t, double v)
 
 static void fill_uniform(Tensor *t, double lo, double hi, uint64_t seed, uint64_t stream)
 {
-    for (int64_t i = 0; i < t->numel; i++)
-        rt_set(t, i, lo + (hi - lo) * rt_uniform(seed, stream, 0, (uint64_t)i));
+    double u[256];
+    for (int64_t i0 = 0; i0 < t->numel; i0 += 256) {
+        int64_t n = t->numel - i0 < 256 ? t->numel - i0 : 256;
+        rt_uniform_fill(seed, stream, 0, (uint64_t)i0, n, u);
+        for (int64_t i = 0; i < n; i++)
+            rt_set(t, i0 + i, lo + (hi - lo) * u[i]);
+    }
 }
 
 static void fill_normal(Tensor *t, double mean, double std, uint64_t seed, uint64_t stream)

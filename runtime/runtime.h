@@ -52,6 +52,8 @@ void rt_philox(uint64_t key, uint64_t ctr_hi, uint64_t ctr_lo, uint32_t out[4]);
 /* Uniform in [0,1) for element idx of a stream; 24-bit (f32) resolution
  * is enough for masks, 53 bits are used. */
 double rt_uniform(uint64_t seed, uint64_t stream, uint64_t step, uint64_t idx);
+/* out[i] = rt_uniform(seed, stream, step, idx0 + i) for i < n, faster. */
+void rt_uniform_fill(uint64_t seed, uint64_t stream, uint64_t step, uint64_t idx0, int64_t n, double *out);
 double rt_normal(uint64_t seed, uint64_t stream, uint64_t step, uint64_t idx);
 
 /* ---- initializers (init.c) ---- */

@@ -180,6 +180,15 @@ START_TEST(uniform_draws)
     ck_assert(u != rt_uniform(1, 3, 3, 4));
     ck_assert(u != rt_uniform(1, 2, 4, 4));
     ck_assert(u != rt_uniform(1, 2, 3, 5));
+    /* the batched draws are the same values, from any start and count
+     * (counters crossing 2^32, a step above 2^32, a partial block) */
+    static const uint64_t starts[3] = {0, 5, 0xFFFFFFF0ull};
+    double blk[53];
+    for (int s = 0; s < 3; s++) {
+        rt_uniform_fill(42, 7, 0x100000003ull, starts[s], 53, blk);
+        for (int i = 0; i < 53; i++)
+            ck_assert(blk[i] == rt_uniform(42, 7, 0x100000003ull, starts[s] + (uint64_t)i));
+    }
 }
 END_TEST
 
