@@ -235,8 +235,9 @@ static int cannot_write(const char *opt, const char *path, const char *why)
 /* The directory holding path (at most n bytes). */
 static void parent_dir(const char *path, char *dir, size_t n)
 {
-    snprintf(dir, n, "%s", path);
-    size_t len = strlen(dir);
+    size_t len = strlen(path) < n - 1 ? strlen(path) : n - 1; /* cut to fit */
+    memcpy(dir, path, len);
+    dir[len] = 0;
     while (len > 1 && dir[len - 1] == '/')
         dir[--len] = 0;
     char *slash = strrchr(dir, '/');

@@ -176,7 +176,7 @@ double be_interp_elem(Op op, DType dt, double alpha, const double *x)
     if (op == OP_CAST)
         return be_interp_round(dt, x[0]);
     MC_ASSERT(ir_op_is_elementwise(op) && ir_dtype_is_float(dt));
-    double v[3];
+    double v[3] = {0, 0, 0}; /* operands past the arity are never read (zeroed for -O3's warning) */
     for (int i = 0; i < ir_ops[op].arity; i++)
         v[i] = be_interp_round(dt, x[i]);
     if (op == OP_SELECT)

@@ -155,10 +155,16 @@ static char *ident_from(Imp *I, const char *s, const char *fallback, bool layer)
         lead++;
     if (lead)
         memmove(base, base + lead, n - lead + 1);
-    if (!base[0] || (base[0] >= '0' && base[0] <= '9')) {
-        char t[96];
-        snprintf(t, sizeof t, "%s%s%s", fallback, base[0] ? "_" : "", base);
-        snprintf(base, sizeof base, "%s", t);
+    if (!base[0] || (base[0] >= '0' && base[0] <= '9')) { /* fallback[_base], cut to fit */
+        char t[sizeof base];
+        size_t len = strlen(fallback) < sizeof t - 1 ? strlen(fallback) : sizeof t - 1;
+        memcpy(t, fallback, len);
+        if (base[0] && len + 1 < sizeof t)
+            t[len++] = '_';
+        size_t rest = strlen(base) < sizeof t - 1 - len ? strlen(base) : sizeof t - 1 - len;
+        memcpy(t + len, base, rest);
+        t[len + rest] = 0;
+        memcpy(base, t, len + rest + 1);
     }
     if (!id_used(I, base, layer))
         return claim(I, base);
