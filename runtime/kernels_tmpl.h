@@ -76,7 +76,7 @@ static bool FN(gemv_by_rows)(const RtCtx *ctx, int64_t n, int64_t k, T alpha, co
     GemmCut cut = gemv_row_cut(n, k);
     if (cut.nparts < 2)
         return false;
-    T *parts = malloc((size_t)(cut.nparts * n) * sizeof(T));
+    T *parts = mem_aligned_alloc(64, (size_t)(cut.nparts * n) * sizeof(T), false);
     if (!parts)
         return false; /* the column cut needs no memory */
     FN(Gemv) g = {n, k, cut.part, a, b, parts};
@@ -87,7 +87,7 @@ static bool FN(gemv_by_rows)(const RtCtx *ctx, int64_t n, int64_t k, T alpha, co
             s += parts[p * n + j];
         c[j] = (beta == 0 ? (T)0 : beta * c[j]) + alpha * s;
     }
-    free(parts);
+    xfree(parts);
     return true;
 }
 
