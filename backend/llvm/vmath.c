@@ -12,14 +12,23 @@ static LLVMValueRef fc(Cg *c, double v)
     return LLVMConstReal(c->f32, v);
 }
 
+/* The approximations' multiplies and adds may fuse into FMAs
+ * (`contract`): their error bounds hold either way. */
+static LLVMValueRef contract(LLVMValueRef v)
+{
+    if (LLVMIsAInstruction(v))
+        LLVMSetFastMathFlags(v, LLVMFastMathAllowContract);
+    return v;
+}
+
 static LLVMValueRef fmul(Cg *c, LLVMValueRef a, LLVMValueRef b)
 {
-    return LLVMBuildFMul(c->b, a, b, "");
+    return contract(LLVMBuildFMul(c->b, a, b, ""));
 }
 
 static LLVMValueRef fadd(Cg *c, LLVMValueRef a, LLVMValueRef b)
 {
-    return LLVMBuildFAdd(c->b, a, b, "");
+    return contract(LLVMBuildFAdd(c->b, a, b, ""));
 }
 
 /* coefficients[0] * x^(n-1) + ... + coefficients[n-1], by Horner */
