@@ -151,7 +151,7 @@ const JitKernelInfo *be_jit_kernel(const JitModule *m, int i);
 RtProf *be_jit_profile(const JitModule *m);
 /* The profile as a table, slowest kernel first: kernel, value, source
  * line, calls, ms per call, total ms, share of the time in kernels.
- * Prints nothing for a module without profiling. */
+ * Prints nothing for a module without profiling or before its first run. */
 void be_jit_profile_print(const JitModule *m, const char *title, FILE *f);
 
 typedef struct JitWorkspace JitWorkspace;

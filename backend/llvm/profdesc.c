@@ -105,8 +105,8 @@ static int imax(int a, int b)
 void be_jit_profile_print(const JitModule *m, const char *title, FILE *f)
 {
     const RtProf *p = be_jit_profile(m);
-    if (!p)
-        return;
+    if (!p || p->runs == 0)
+        return; /* nothing ran (the data failed to load, say): no table of zeros */
     Row *rows = xcalloc((size_t)p->n + 1, sizeof *rows);
     int64_t total = 0;
     int ww = 6, wv = 5, ws = 6;

@@ -46,6 +46,12 @@ rc=0
 "$MODELC" train "$m" --limit 32 --epochs 1 --no-test --backend interp --profile > /dev/null 2> "$t/err" || rc=$?
 [ $rc -eq 2 ] || { echo "interp --profile: exit $rc"; exit 1; }
 grep -q -- "--profile needs the jit backend" "$t/err"
+# a run that stops before its first step prints its error, no table
+rc=0
+printf 'not images' > "$t/bad.npy"
+"$MODELC" train "$m" --data "$t/bad.npy" --epochs 1 --no-test --no-progress --profile > /dev/null 2> "$t/err" || rc=$?
+[ $rc -eq 1 ] || { echo "train --profile on bad data: exit $rc"; exit 1; }
+if grep -q "^profile:" "$t/err"; then echo "a profile table after a data error:"; cat "$t/err"; exit 1; fi
 rc=0
 "$MODELC" eval "$m" --weights w.st --backend interp --profile > /dev/null 2> "$t/err" || rc=$?
 [ $rc -eq 2 ] || { echo "eval interp --profile: exit $rc"; exit 1; }
