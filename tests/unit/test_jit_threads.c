@@ -368,6 +368,32 @@ static const char epilogue_hoist_graph[] =
     "  output value \"z\" = %z\n"
     "}\n";
 
+/* Modules `with` and `without` a planning feature give the same bits on
+ * every output, for batch sizes ns[0..nn). */
+static void same_bits(const char *feature, Graph *g, JitModule *with, JitModule *without, const int64_t *ns,
+                      int nn, Diags *d)
+{
+    for (int i = 0; i < nn; i++) {
+        TensorMap params, inputs;
+        rt_map_init(&params);
+        rt_map_init(&inputs);
+        tj_fill(g, NULL, 0, ns[i], (uint64_t)(i + 3), &params, &inputs);
+        RunOpts ro = {42, 3};
+        Tensor **a = calloc((size_t)g->nouts + 1, sizeof(Tensor *)), **b = calloc((size_t)g->nouts + 1, sizeof(Tensor *));
+        ck_assert(be_jit_run(with, &params, &inputs, &ro, a, d));
+        ck_assert(be_jit_run(without, &params, &inputs, &ro, b, d));
+        for (int k = 0; k < g->nouts; k++)
+            ck_assert_msg(memcmp(a[k]->data, b[k]->data, (size_t)rt_tensor_bytes(a[k])) == 0,
+                          "output %d, N = %lld: the %s change bits", k, (long long)ns[i], feature);
+        tj_free_outs(a, g->nouts);
+        tj_free_outs(b, g->nouts);
+        free(a);
+        free(b);
+        rt_map_free(&params);
+        rt_map_free(&inputs);
+    }
+}
+
 /* A graph's epilogues (nepi of them, npools of them max-pools) on 1 and 3 threads, against the
  * interpreter within tol, and bit for bit as without them. */
 static void check_epilogues(const char *name, const char *text, int nepi, int npools, Tol tol)
@@ -399,23 +425,7 @@ static void check_epilogues(const char *name, const char *text, int nepi, int np
     setenv("MODELC_NO_EPILOGUE", "1", 1);
     JitModule *without = compile_threads(g, 2, &d);
     unsetenv("MODELC_NO_EPILOGUE");
-    for (int i = 0; i < 4; i++) {
-        TensorMap params, inputs;
-        rt_map_init(&params);
-        rt_map_init(&inputs);
-        tj_fill(g, NULL, 0, ns[i], (uint64_t)(i + 3), &params, &inputs);
-        RunOpts ro = {42, 3};
-        Tensor *a[7] = {0}, *b[7] = {0};
-        ck_assert(be_jit_run(with, &params, &inputs, &ro, a, &d));
-        ck_assert(be_jit_run(without, &params, &inputs, &ro, b, &d));
-        for (int k = 0; k < g->nouts; k++)
-            ck_assert_msg(memcmp(a[k]->data, b[k]->data, (size_t)rt_tensor_bytes(a[k])) == 0,
-                          "output %d, N = %lld: epilogue changes bits", k, (long long)ns[i]);
-        tj_free_outs(a, g->nouts);
-        tj_free_outs(b, g->nouts);
-        rt_map_free(&params);
-        rt_map_free(&inputs);
-    }
+    same_bits("epilogues", g, with, without, ns, 4, &d);
     be_jit_free(with);
     be_jit_free(without);
     ir_graph_free(g);
@@ -522,23 +532,7 @@ START_TEST(batch_tiles)
     JitModule *without = compile_threads(g, 2, &d);
     unsetenv("MODELC_NO_TILE");
     ck_assert_int_lt(workspace_bytes(with, 37, &d), workspace_bytes(without, 37, &d));
-    for (int i = 0; i < 5; i++) {
-        TensorMap params, inputs;
-        rt_map_init(&params);
-        rt_map_init(&inputs);
-        tj_fill(g, NULL, 0, ns[i], (uint64_t)(i + 3), &params, &inputs);
-        RunOpts ro = {42, 3};
-        Tensor *a[4] = {0}, *b[4] = {0};
-        ck_assert(be_jit_run(with, &params, &inputs, &ro, a, &d));
-        ck_assert(be_jit_run(without, &params, &inputs, &ro, b, &d));
-        for (int k = 0; k < g->nouts; k++)
-            ck_assert_msg(memcmp(a[k]->data, b[k]->data, (size_t)rt_tensor_bytes(a[k])) == 0,
-                          "output %d, N = %lld: tiles change bits", k, (long long)ns[i]);
-        tj_free_outs(a, g->nouts);
-        tj_free_outs(b, g->nouts);
-        rt_map_free(&params);
-        rt_map_free(&inputs);
-    }
+    same_bits("tiles", g, with, without, ns, 5, &d);
     be_jit_free(with);
     be_jit_free(without);
     ir_graph_free(g);
