@@ -222,16 +222,18 @@ int64_t rt_conv_wino_scratch(const RtConvGeom *g, int which)
 
 /* ---- the kernel's transforms, in double ---- */
 
+/* G of F(4x4,3x3) (T = 6) or F(2x2,3x3) (T = 4): T rows of 3 */
+static const double G4[6][3] = {{1.0 / 4, 0, 0},
+                                {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                {0, 0, 1}};
+static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+
 /* u[T x T] = G k G^T for the 3x3 kernel k (k[r * ks0 + s * ks1]) */
 static void kernel_tf(int T, const float *k, int64_t ks0, int64_t ks1, double *u)
 {
-    static const double G4[6][3] = {{1.0 / 4, 0, 0},
-                                    {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-                                    {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                                    {1.0 / 24, 1.0 / 12, 1.0 / 6},
-                                    {1.0 / 24, -1.0 / 12, 1.0 / 6},
-                                    {0, 0, 1}};
-    static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
     const double(*G)[3] = T == 6 ? G4 : G2;
     double t[6][3];
     for (int i = 0; i < T; i++)
@@ -245,13 +247,6 @@ static void kernel_tf(int T, const float *k, int64_t ks0, int64_t ks1, double *u
 /* dk[3 x 3] = G^T du G */
 static void kernel_tf_adj(int T, const double *du, double *dk)
 {
-    static const double G4[6][3] = {{1.0 / 4, 0, 0},
-                                    {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-                                    {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                                    {1.0 / 24, 1.0 / 12, 1.0 / 6},
-                                    {1.0 / 24, -1.0 / 12, 1.0 / 6},
-                                    {0, 0, 1}};
-    static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
     const double(*G)[3] = T == 6 ? G4 : G2;
     double t[3][6];
     for (int r = 0; r < 3; r++)
