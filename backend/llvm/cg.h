@@ -123,8 +123,11 @@ void plan_tiles(Plan *p);
  * right after a step that can join a tile moves up to just after what
  * it depends on, so that it does not cut a run in two. */
 void plan_tiles_order(Plan *p);
-/* Does step i write slot s? (plan.c) */
-bool plan_step_writes(const Plan *p, int i, int s);
+/* Does step k use a slot that step m writes, or write one m uses?
+ * (plan.c) */
+bool plan_steps_depend(const Plan *p, int k, int m);
+/* Move step `from` to position `to` < from, the steps between one later. */
+void plan_move_step(Plan *p, int from, int to);
 /* The body of loop v as planned on its own (loop.c): a copy whose
  * carried-state updates are plain outputs, its plan, and where each of
  * its buffers lives in the loop's two scratch regions: bytes of the

@@ -442,32 +442,14 @@ static bool step_reads(const Plan *p, int j, int s)
     return false;
 }
 
-/* Steps that run inside a producer (a convolution, its input gradient or
- * a max-pool gradient) as its epilogues (Step.epilogue): the first step
- * to read the producer's result when it fits (epilogue_fits), then the
- * first to read that one's, and so on (up to RT_EPILOGUES), each moved
- * to right after the chain when other steps came between (the kernel
- * gradient that the backward pass computes between an input gradient and
- * the activation's gradient applied to it). The runtime runs them image
- * by image right after each image of the producer's result
- * (rt_epilogue_begin in kernels.h). MODELC_NO_EPILOGUE=1 keeps every
- * step on its own, in graph order. */
-/* Can step m run before steps [i, m) (no slot one of them writes is
- * used by the other)? A producer or an epilogue stays. */
+/* Can step m run before steps [i, m)? A producer or an epilogue stays. */
 static bool can_hoist(const Plan *p, int i, int m)
 {
     if (p->steps[m].epilogue || (m + 1 < p->nsteps && p->steps[m + 1].epilogue))
         return false;
-    int ms[CG_MAXARGS], nm = cg_step_slots(p, &p->steps[m], ms);
-    for (int k = i; k < m; k++) {
-        int ks[CG_MAXARGS], nk = cg_step_slots(p, &p->steps[k], ks);
-        for (int a = 0; a < nm; a++)
-            if (step_writes(p, k, ms[a]))
-                return false;
-        for (int a = 0; a < nk; a++)
-            if (step_writes(p, m, ks[a]))
-                return false;
-    }
+    for (int k = i; k < m; k++)
+        if (plan_steps_depend(p, k, m))
+            return false;
     return true;
 }
 
@@ -483,6 +465,16 @@ static bool feeds(const Plan *p, int m, int j)
     return false;
 }
 
+/* Steps that run inside a producer (a convolution, its input gradient or
+ * a max-pool gradient) as its epilogues (Step.epilogue): the first step
+ * to read the producer's result when it fits (epilogue_fits), then the
+ * first to read that one's, and so on (up to RT_EPILOGUES), each moved
+ * to right after the chain when other steps came between (the kernel
+ * gradient that the backward pass computes between an input gradient and
+ * the activation's gradient applied to it). The runtime runs them image
+ * by image right after each image of the producer's result
+ * (rt_epilogue_begin in kernels.h). MODELC_NO_EPILOGUE=1 keeps every
+ * step on its own, in graph order. */
 static void plan_epilogues(Plan *p)
 {
     const char *off = getenv("MODELC_NO_EPILOGUE");
@@ -502,17 +494,13 @@ static void plan_epilogues(Plan *p)
              * variance) goes before the producer when nothing depends */
             for (int m = last + 1; m < j; m++)
                 if (feeds(p, m, j) && can_hoist(p, i, m)) {
-                    Step h = p->steps[m];
-                    memmove(&p->steps[i + 1], &p->steps[i], (size_t)(m - i) * sizeof h);
-                    p->steps[i] = h;
+                    plan_move_step(p, m, i);
                     i++;
                     last++;
                 }
             if (!epilogue_fits(p, i, last, j))
                 break;
-            Step e = p->steps[j];
-            memmove(&p->steps[last + 2], &p->steps[last + 1], (size_t)(j - last - 1) * sizeof e);
-            p->steps[last + 1] = e;
+            plan_move_step(p, j, last + 1);
             p->steps[last + 1].epilogue = true;
         }
     }
@@ -750,9 +738,22 @@ static bool step_writes(const Plan *p, int i, int s)
     return false;
 }
 
-bool plan_step_writes(const Plan *p, int i, int s)
+bool plan_steps_depend(const Plan *p, int k, int m)
 {
-    return step_writes(p, i, s);
+    int ks[CG_MAXARGS], nk = cg_step_slots(p, &p->steps[k], ks);
+    int ms[CG_MAXARGS], nm = cg_step_slots(p, &p->steps[m], ms);
+    for (int a = 0; a < nk; a++)
+        for (int b = 0; b < nm; b++)
+            if (ks[a] == ms[b] && (step_writes(p, k, ks[a]) || step_writes(p, m, ms[b])))
+                return true;
+    return false;
+}
+
+void plan_move_step(Plan *p, int from, int to)
+{
+    Step h = p->steps[from];
+    memmove(&p->steps[to + 1], &p->steps[to], (size_t)(from - to) * sizeof h);
+    p->steps[to] = h;
 }
 
 int plan_out_step(const Plan *p, int i)

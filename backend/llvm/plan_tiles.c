@@ -84,60 +84,51 @@ static bool weights_only(const Plan *p, const Step *st)
     return true;
 }
 
-/* Does step k use a slot that step m writes, or write one m uses? */
-static bool depends(const Plan *p, int k, int m)
+static bool tiles_off(void)
 {
-    int ks[CG_MAXARGS], nk = cg_step_slots(p, &p->steps[k], ks);
-    int ms[CG_MAXARGS], nm = cg_step_slots(p, &p->steps[m], ms);
-    for (int a = 0; a < nk; a++)
-        for (int b = 0; b < nm; b++)
-            if (ks[a] == ms[b] && (plan_step_writes(p, k, ks[a]) || plan_step_writes(p, m, ms[b])))
-                return true;
-    return false;
+    const char *off = getenv("MODELC_NO_TILE");
+    return off && *off && strcmp(off, "0") != 0;
 }
 
 void plan_tiles_order(Plan *p)
 {
-    const char *off = getenv("MODELC_NO_TILE");
-    if (off && *off && strcmp(off, "0") != 0)
+    if (tiles_off())
         return;
     for (int m = 1; m + 1 < p->nsteps; m++) {
         if (!weights_only(p, &p->steps[m]) || p->steps[m + 1].epilogue || !tile_op(p, &p->steps[m - 1]))
             continue;
         int t = m; /* the earliest place after every step it depends on, not inside a chain */
-        while (t > 0 && !depends(p, t - 1, m))
+        while (t > 0 && !plan_steps_depend(p, t - 1, m))
             t--;
         while (t < m && p->steps[t].epilogue)
             t++;
-        if (t == m)
-            continue;
-        Step h = p->steps[m];
-        memmove(&p->steps[t + 1], &p->steps[t], (size_t)(m - t) * sizeof h);
-        p->steps[t] = h;
+        if (t < m)
+            plan_move_step(p, m, t);
     }
+}
+
+/* Is sl a temporary, of a row per example, that only steps [a, b) use? */
+static bool own_slot(const Slot *sl, int a, int b)
+{
+    return sl->kind == JIT_BUF_TEMP && sl->first >= a && sl->last < b && sl->elems.p == 1 &&
+           plan_n_leading(&sl->shape);
 }
 
 /* Bytes per example of the temporaries that only steps [a, b) use. */
 static int64_t own_row_bytes(const Plan *p, int a, int b)
 {
     int64_t bytes = 0;
-    for (int s = 0; s < p->nslots; s++) {
-        const Slot *sl = &p->slots[s];
-        if (sl->kind == JIT_BUF_TEMP && sl->first >= a && sl->last < b && sl->elems.p == 1 &&
-            plan_n_leading(&sl->shape))
-            bytes += sl->elems.c * ir_dtype_size(sl->dt);
-    }
+    for (int s = 0; s < p->nslots; s++)
+        if (own_slot(&p->slots[s], a, b))
+            bytes += p->slots[s].elems.c * ir_dtype_size(p->slots[s].dt);
     return bytes;
 }
 
 static void make_tile(Plan *p, int a, int b, int id, int64_t rows)
 {
-    for (int s = 0; s < p->nslots; s++) {
-        Slot *sl = &p->slots[s];
-        if (sl->kind == JIT_BUF_TEMP && sl->first >= a && sl->last < b && sl->elems.p == 1 &&
-            plan_n_leading(&sl->shape))
-            sl->tile_rows = rows;
-    }
+    for (int s = 0; s < p->nslots; s++)
+        if (own_slot(&p->slots[s], a, b))
+            p->slots[s].tile_rows = rows;
     for (int i = a; i < b; i++) {
         p->steps[i].tile = id;
         p->steps[i].tile_rows = rows;
@@ -156,8 +147,7 @@ static void make_tile(Plan *p, int a, int b, int id, int64_t rows)
 
 void plan_tiles(Plan *p)
 {
-    const char *off = getenv("MODELC_NO_TILE");
-    if ((off && *off && strcmp(off, "0") != 0) || p->nsteps == 0)
+    if (tiles_off() || p->nsteps == 0)
         return;
     const char *fr = getenv("MODELC_TILE_ROWS"); /* rows per tile instead of the size rule (tests, tuning) */
     int64_t force = fr ? atoll(fr) : 0;
