@@ -167,52 +167,53 @@ typedef struct GemmCut {
     int64_t part, nparts;
 } GemmCut;
 
+/* dim cut into about p parts (at most `most`, at least 1) of a
+ * multiple of `align`. */
+static GemmCut cut_dim(bool rows, int64_t dim, int64_t p, int64_t most, int64_t align)
+{
+    GemmCut g = {rows, 0, 1};
+    if (p > most)
+        p = most > 1 ? most : 1;
+    g.part = (dim + p - 1) / p;
+    g.part = (g.part + align - 1) / align * align;
+    g.nparts = (dim + g.part - 1) / g.part;
+    return g;
+}
+
 static GemmCut gemm_cut(int64_t m, int64_t n, int64_t k)
 {
-    GemmCut g = {m >= n, 0, 1};
-    int64_t dim = g.rows ? m : n;
+    bool rows = m >= n;
+    int64_t dim = rows ? m : n;
     double work = (double)m * (double)n * (double)k / (double)RT_GEMM_GRAIN;
     int64_t p = work >= RT_GEMM_PARTS ? RT_GEMM_PARTS : work >= 1 ? (int64_t)work : 1;
     int64_t most = dim / RT_GEMM_SIDE;
     if (most < 2 && dim >= 2 * RT_GEMM_SIDE_MIN)
         most = 2; /* two threads rather than one, at twice the packing */
-    if (p > most)
-        p = most > 1 ? most : 1;
-    g.part = (dim + p - 1) / p;
-    g.part = (g.part + RT_GEMM_ALIGN - 1) / RT_GEMM_ALIGN * RT_GEMM_ALIGN;
-    g.nparts = (dim + g.part - 1) / g.part;
-    return g;
+    return cut_dim(rows, dim, p, most, RT_GEMM_ALIGN);
 }
 
 /* A GEMM with one row (batch 1 through a dense layer) is a
- * matrix-vector product, bound by reading B: columns of C in up to
- * RT_GEMM_PARTS parts of RT_GEMM_ALIGN-multiples, one per RT_GEMV_GRAIN
- * elements of B, so that both threads read half of the weights. */
+ * matrix-vector product, bound by reading B: one part per RT_GEMV_GRAIN
+ * elements of B, at most RT_GEMM_PARTS, so that both threads read half
+ * of the weights. */
 #define RT_GEMV_GRAIN ((int64_t)1 << 18)
-static GemmCut gemv_cut(int64_t n, int64_t k)
+static int64_t gemv_parts(int64_t n, int64_t k)
 {
-    GemmCut g = {false, 0, 1};
-    int64_t p = n * k / RT_GEMV_GRAIN, most = n / RT_GEMM_ALIGN;
-    p = p > RT_GEMM_PARTS ? RT_GEMM_PARTS : p < 1 ? 1 : p;
-    p = p > most ? (most > 1 ? most : 1) : p;
-    g.part = (n + p - 1) / p;
-    g.part = (g.part + RT_GEMM_ALIGN - 1) / RT_GEMM_ALIGN * RT_GEMM_ALIGN;
-    g.nparts = (n + g.part - 1) / g.part;
-    return g;
+    int64_t p = n * k / RT_GEMV_GRAIN;
+    return p > RT_GEMM_PARTS ? RT_GEMM_PARTS : p < 1 ? 1 : p;
 }
 
-/* The same product with B not transposed, when B is large: parts of
- * B's rows instead (each read as one run), RT_GEMV_GRAIN elements or
- * more each, at most RT_GEMM_PARTS (rt_gemm adds the partial rows in
- * order). */
+/* Its columns of C in parts of RT_GEMM_ALIGN-multiples. */
+static GemmCut gemv_cut(int64_t n, int64_t k)
+{
+    return cut_dim(false, n, gemv_parts(n, k), n / RT_GEMM_ALIGN, RT_GEMM_ALIGN);
+}
+
+/* With B not transposed and large: parts of B's rows instead (each read
+ * as one run; rt_gemm adds the partial rows in order). */
 static GemmCut gemv_row_cut(int64_t n, int64_t k)
 {
-    GemmCut g = {true, 0, 1};
-    int64_t p = n * k / RT_GEMV_GRAIN;
-    p = p > RT_GEMM_PARTS ? RT_GEMM_PARTS : p < 1 ? 1 : p;
-    g.part = (k + p - 1) / p;
-    g.nparts = (k + g.part - 1) / g.part;
-    return g;
+    return cut_dim(true, k, gemv_parts(n, k), k, 1);
 }
 
 /* memset that accepts the NULL buffer of an empty tensor */
