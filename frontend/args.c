@@ -436,7 +436,7 @@ static bool dim_value(FeCtx *c, const Expr *e, int k, bool allow_infer, int64_t 
         *out = -2;
         return true;
     }
-    if (v.i < 1) {
+    if (v.i < 0) {
         fe_error(c, e->start, e->k == E_NUM ? e->span : 1, "dimension %lld must be positive",
                  (long long)v.i);
         return false;

@@ -258,10 +258,12 @@ static Val reshape_fn(FeCtx *c, const Expr *e, const Builtin *b)
                      fe_type_str(x, buf, sizeof buf), (long long)have, (long long)known);
             return fe_err_val();
         }
-        if (have < 0 || known < 0 || xn != tn || have % known != 0) {
+        if (have < 0 || known <= 0 || xn != tn || have % known != 0) {
             fe_error(c, a.v[1]->items[infer]->start, 1,
                      "cannot infer the -1 dimension when reshaping %s: %s", fe_type_str(x, buf, sizeof buf),
-                     tn && !xn ? "N must appear in both shapes" : "the sizes do not divide");
+                     tn && !xn ? "N must appear in both shapes"
+                     : known == 0 ? "the other dimensions hold no elements"
+                                  : "the sizes do not divide");
             return fe_err_val();
         }
         t.d[infer] = have / known;

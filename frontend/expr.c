@@ -483,8 +483,8 @@ static bool subscript(FeCtx *c, const Subscript *s, Node *x, int k, Attrs *a, bo
                 hi = dim;
             else if (hi < 0)
                 hi += dim;
-            if (lo < 0 || hi > dim || lo >= hi) {
-                fe_error(c, s->loc, 1, "slice %lld:%lld is empty or out of range for axis %d of %s",
+            if (lo < 0 || hi > dim || lo > hi) {
+                fe_error(c, s->loc, 1, "slice %lld:%lld is reversed or out of range for axis %d of %s",
                          (long long)lo, (long long)hi, k, fe_type_str(x, t, sizeof t));
                 return false;
             }

@@ -857,8 +857,43 @@ static bool has_n_multiple(const Shape *s)
     return false;
 }
 
+/* Empty tensors: a fixed dimension may be 0 (an empty slice, ONNX's
+ * shapes with a zero). Ops that map elements to elements, shape ops and
+ * outputs take empty operands; the others (reductions, matmul, windows,
+ * gathers, softmax, recurrent loops) would compute something from
+ * nothing, and an empty operand is an error there. */
+static bool takes_empty(int op)
+{
+    switch (ir_ops[op].cls) {
+    case OPC_LEAF:
+    case OPC_UNARY:
+    case OPC_BINARY:
+    case OPC_TERNARY:
+    case OPC_SHAPE:
+        return true;
+    default:
+        return op == OP_FUSED || op == OP_RESULT;
+    }
+}
+
+static bool has_zero_dim(const Shape *s)
+{
+    for (int k = 0; k < s->rank; k++)
+        if (s->d[k] == 0)
+            return true;
+    return false;
+}
+
 bool ir_infer(Node *n, Diags *d)
 {
+    if (!takes_empty(n->op))
+        for (int i = 0; i < n->nin; i++)
+            if (has_zero_dim(&n->in[i]->shape)) {
+                char t[TYBUF];
+                diag_error(d, n->loc, "%s of the empty tensor %s (a dimension is 0) is not supported",
+                           ir_ops[n->op].name, ty(n->in[i], t));
+                return false;
+            }
     if (!takes_n_multiple(n->op)) {
         bool multi = n->op == OP_SLICE_GRAD && has_n_multiple(&n->a.shape);
         for (int i = 0; i < n->nin; i++)

@@ -115,6 +115,9 @@ static Node *unbroadcast(AD *c, Node *gx, const Shape *s)
     int off = gs->rank - s->rank, axes[IR_MAXRANK], naxes = 0;
     MC_ASSERT(off >= 0);
     for (int k = 0; k < gs->rank; k++)
+        if (gs->d[k] == 0) /* a sum of nothing: zeros */
+            return broadcast_to(c, cst(c, gx, 0.0), s);
+    for (int k = 0; k < gs->rank; k++)
         if (k < off || (s->d[k - off] == 1 && gs->d[k] != 1))
             axes[naxes++] = k;
     Node *r = naxes ? sum_axes(c, gx, axes, naxes, off == 0) : gx;

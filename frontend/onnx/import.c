@@ -979,8 +979,9 @@ static bool emit_reshape(Imp *I, Val *x, Val *o, int rank, const int64_t *dims)
     return true;
 }
 
-/* The target of a Reshape with 0 (copy) and -1 (inferred) resolved. */
-static bool reshape_target(Imp *I, const Val *x, const int64_t *t, int cnt, int64_t *d)
+/* The target of a Reshape with 0 (copy, or an empty axis when allowzero)
+ * and -1 (inferred) resolved. */
+static bool reshape_target(Imp *I, const Val *x, const int64_t *t, int cnt, bool allowzero, int64_t *d)
 {
     int64_t known = 1, xn = 1;
     int infer = -1;
@@ -988,7 +989,7 @@ static bool reshape_target(Imp *I, const Val *x, const int64_t *t, int cnt, int6
         xn *= x->dims[i];
     for (int i = 0; i < cnt; i++) {
         d[i] = t[i];
-        if (t[i] == 0 && i < x->rank)
+        if (t[i] == 0 && i < x->rank && !allowzero)
             d[i] = x->dims[i];
         if (d[i] == -1) {
             if (infer >= 0)
@@ -1030,9 +1031,10 @@ static bool op_reshape(Imp *I, int idx, const Onnx__NodeProto *n)
     if (!need_inputs(I, n, 2, 2) || !only_attrs(I, n, (const char *[]){"allowzero", NULL}))
         return false;
     Val *x = in_val(I, n, 0), *s = in_val(I, n, 1);
-    int64_t t[MAXR], d[MAXR];
+    int64_t t[MAXR], d[MAXR], allowzero;
     int cnt;
-    if (!x || !ints_of(I, s, t, MAXR, &cnt, "the shape") || !reshape_target(I, x, t, cnt, d))
+    if (!x || !attr_int(I, n, "allowzero", 0, &allowzero) || !ints_of(I, s, t, MAXR, &cnt, "the shape") ||
+        !reshape_target(I, x, t, cnt, allowzero != 0, d))
         return false;
     if (x->k && !x->id) {
         Const *k = const_new(I, x->k->is_int, cnt, d);
@@ -2875,8 +2877,11 @@ static bool op_slice(Imp *I, int idx, const Onnx__NodeProto *n)
             int64_t hi = en[i] < 0 ? (en[i] < -dim ? -1 : en[i] + dim) : en[i];
             lo = lo > dim - 1 ? dim - 1 : lo;
             hi = hi > dim - 1 ? dim - 1 : hi;
-            if (lo <= hi)
-                return fail(I, "an empty slice is not supported");
+            if (lo <= hi) { /* nothing taken */
+                d[a] = 0;
+                snprintf(sub[a], sizeof sub[a], "0:0");
+                continue;
+            }
             neg_axis[a] = true;
             neg_lo[a] = lo;
             neg_step[a] = step;
@@ -2886,9 +2891,9 @@ static bool op_slice(Imp *I, int idx, const Onnx__NodeProto *n)
         int64_t b = st[i] < 0 ? st[i] + dim : st[i], e = en[i] < 0 ? en[i] + dim : en[i];
         b = b < 0 ? 0 : b > dim ? dim : b;
         e = e < 0 ? 0 : e > dim ? dim : e;
-        if (e <= b)
-            return fail(I, "an empty slice is not supported");
-        if (step > e - b)
+        if (e < b)
+            e = b; /* nothing taken */
+        if (step > e - b && e > b)
             step = e - b; /* one element either way */
         d[a] = (e - b + step - 1) / step;
         if (step == 1)
@@ -3927,7 +3932,7 @@ static const char *input_dtype(int32_t t)
     }
 }
 
-/* Does input vi have a known positive size along axis i? */
+/* Does input vi have a known size (0 for an empty axis) along axis i? */
 static bool dim_known(const Onnx__ValueInfoProto *vi, size_t i, int64_t *size)
 {
     const Onnx__TypeProto *t = vi->type;
@@ -3936,7 +3941,7 @@ static bool dim_known(const Onnx__ValueInfoProto *vi, size_t i, int64_t *size)
         return false;
     const Onnx__TensorShapeProto__Dimension *d = t->tensor_type->shape->dim[i];
     *size = d->dim_value;
-    return d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && d->dim_value > 0;
+    return d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && d->dim_value >= 0;
 }
 
 static bool graph_input(Imp *I, const Onnx__ValueInfoProto *vi, OnnxImport *im)
@@ -3961,26 +3966,25 @@ static bool graph_input(Imp *I, const Onnx__ValueInfoProto *vi, OnnxImport *im)
     for (size_t i = 0; i < s->n_dim; i++) {
         int64_t size = 0;
         bool known = dim_known(vi, i, &size);
-        if (i == 0 && !I->fixed) {
+        if (i == 0 && !I->fixed && !known) { /* a fixed first size: a whole tensor */
             v->dims[0] = BATCH;
             continue;
         }
         if (!known)
-            return fail(I, "dimension %zu of input '%s' is not a fixed positive size", i, name);
-        if (n > MAX_ELEMS / size)
+            return fail(I, "dimension %zu of input '%s' is not a fixed size", i, name);
+        if (size > MAX_ELEMS || (size && n > MAX_ELEMS / size))
             return fail(I, "input '%s' is too large", name);
         n *= size;
         v->dims[i] = size;
     }
-    if (v->rank == 0 && !I->fixed)
-        return fail(I, "input '%s' is a scalar; inputs need a batch axis", name);
+
     v->id = ident_from(I, name, "x", false);
     if (strcmp(v->id, name) != 0) {
         im->mdl_name[im->nrenamed] = xstrdup(v->id);
         im->onnx_name[im->nrenamed++] = xstrdup(name);
     }
     char sh[160];
-    shape_str(v->rank, v->dims, !I->fixed, sh, sizeof sh);
+    shape_str(v->rank, v->dims, is_batch_first(v), sh, sizeof sh);
     emit(I, "input %s: %s%s\n", v->id, dt, sh);
     if (strcmp(dt, "f32") != 0) { /* computed with as f32 */
         const char *in = v->id;

@@ -67,7 +67,7 @@ bad $'input x: f32[N, 5, 6]\nh = reshape(x, [-1, 6])\noutput y = concat([h, h], 
     "bad.mdl:3:12: error: concat of f32[N*5,6]: a multiple of the batch dimension N (made by reshape) is not supported here"
 bad $'input x: f32[N, 5, 6]\nh = reshape(x, [-1, 6])\noutput y = h[:, 1:3]' \
     "bad.mdl:3:13: error: slice of f32[N*5,6]: a multiple of the batch dimension N (made by reshape) is not supported here"
-bad $'input x: f32[N, 3, 4]\noutput y = reshape(x, [-1, 0])' "bad.mdl:2:28: error: dimension 0 must be positive"
+bad $'input x: f32[N, 3, 4]\noutput y = reshape(x, [-1, 0])' "bad.mdl:2:24: error: cannot infer the -1 dimension when reshaping f32[N,3,4]: the other dimensions hold no elements"
 
 # ---- the time-distributed pattern: [N, T, 6] -> [N*T, 6] -> dense -> [N, T, 4] ----
 cat > "$t/td.mdl" <<'MDL'
