@@ -1693,7 +1693,11 @@ static bool op_gemm(Imp *I, int idx, const Onnx__NodeProto *n)
             return false;
         int64_t m = a->dims[a->rank - (ta ? 1 : 2)], k = a->dims[a->rank - (ta ? 2 : 1)];
         int64_t k2 = b->dims[b->rank - (tb ? 1 : 2)], nn = b->dims[b->rank - (tb ? 2 : 1)];
-        if (k != k2 || (shape.rank && (a->rank != b->rank || (a->dims[0] == BATCH) != (b->dims[0] == BATCH))))
+        /* stacks of matrices: the batch axis only first, in both stacks
+         * when their ranks are equal, else in the longer one's */
+        bool nb_a = a->dims[0] == BATCH, nb_b = b->dims[0] == BATCH;
+        bool stacks_ok = a->rank == b->rank ? nb_a == nb_b : a->rank > b->rank ? !nb_b : !nb_a;
+        if (k != k2 || (shape.rank && !stacks_ok))
             return fail(I, "the shapes of '%s' and '%s' do not multiply", a->onnx, b->onnx);
         shape.dims[shape.rank] = m;
         shape.dims[shape.rank + 1] = nn;
@@ -3214,10 +3218,161 @@ static bool op_reduce(Imp *I, int idx, const Onnx__NodeProto *n)
 }
 
 
+/* The geometry of a transposed convolution along its ns spatial axes
+ * (kernel sizes k): strides st, dilations dil, output_padding opad and
+ * pads (ns begins, then ns ends; from output_shape or auto_pad SAME when
+ * given, an end negative for zeros added), the dilated kernel K, the
+ * full ("valid") output and the output after the pads. */
+static bool convt_geometry(Imp *I, const Onnx__NodeProto *n, const Val *x, const int64_t *k, int ns, int64_t *st,
+                           int64_t *dil, int64_t *opad, int64_t *pads, int64_t *K, int64_t *full, int64_t *out)
+{
+    int64_t v[2 * MAXR], oshape[MAXR];
+    int cnt, ocnt;
+    for (int a = 0; a < ns; a++) {
+        st[a] = dil[a] = 1;
+        opad[a] = pads[a] = pads[a + ns] = 0;
+    }
+    if (!attr_ints(I, n, "strides", v, ns, &cnt))
+        return false;
+    for (int i = 0; i < cnt; i++)
+        st[i] = v[i];
+    if (!attr_ints(I, n, "dilations", v, ns, &cnt))
+        return false;
+    for (int i = 0; i < cnt; i++)
+        dil[i] = v[i];
+    if (!attr_ints(I, n, "output_padding", v, ns, &cnt))
+        return false;
+    for (int i = 0; i < cnt; i++)
+        opad[i] = v[i];
+    if (!attr_ints(I, n, "pads", v, 2 * ns, &cnt))
+        return false;
+    if (cnt >= 0 && cnt != 2 * ns)
+        return fail(I, "pads must have %d values", 2 * ns);
+    for (int i = 0; i < cnt; i++)
+        pads[i] = v[i];
+    if (!attr_ints(I, n, "output_shape", oshape, ns, &ocnt))
+        return false;
+    for (int a = 0; a < ns; a++)
+        if (st[a] < 1 || st[a] > 1 << 10 || dil[a] < 1 || dil[a] > 1 << 10 || opad[a] < 0 || opad[a] >= st[a] ||
+            pads[a] < 0 || pads[a + ns] < 0 || pads[a] > 1 << 20 || pads[a + ns] > 1 << 20)
+            return fail(I, "strides, dilations, pads or output_padding out of range");
+    char ap[32];
+    const char *auto_pad = attr_str(n, "auto_pad", ap, sizeof ap);
+    bool same = auto_pad && strncmp(auto_pad, "SAME_", 5) == 0;
+    if (auto_pad && !same && strcmp(auto_pad, "NOTSET") != 0 && strcmp(auto_pad, "VALID") != 0)
+        return fail(I, "auto_pad %s is not supported", auto_pad);
+    for (int a = 0; a < ns; a++) {
+        K[a] = (k[a] - 1) * dil[a] + 1;
+        full[a] = (x->dims[2 + a] - 1) * st[a] + K[a];
+        if (ocnt == ns || same) { /* pads from the output size asked for */
+            int64_t want = ocnt == ns ? oshape[a] : x->dims[2 + a] * st[a];
+            int64_t total = full[a] + opad[a] - want;
+            if (want < 1 || want > full[a] + (1 << 20))
+                return fail(I, "output_shape %lld cannot be reached", (long long)want);
+            bool lower = same && strcmp(auto_pad, "SAME_LOWER") == 0;
+            pads[a] = total < 0 ? 0 : lower ? total - total / 2 : total / 2;
+            pads[a + ns] = total - pads[a]; /* negative: zeros added at the end */
+        }
+        out[a] = full[a] - pads[a] - pads[a + ns] + opad[a];
+        if (out[a] < 1)
+            return fail(I, "the output would be empty");
+    }
+    return true;
+}
+
+/* The [C, O/group, k...] weights of a transposed convolution as the
+ * kernel [K0, K1, R * O, C] of conv2d_transpose (groups on the block
+ * diagonal, dilations as zeros between the taps). A 3-D kernel's depth
+ * taps r go to R = k_depth blocks of O output channels (lead = 1 axis
+ * before the two of the 2-D kernel); a 2-D one has R = 1. */
+static float *convt_kernel(Imp *I, const Val *w, int64_t group, int lead, const int64_t *K, const int64_t *dil)
+{
+    int64_t C = w->dims[0], Og = w->dims[1], O = Og * group, Cg = C / group, R = lead ? w->dims[2] : 1;
+    int64_t kh = w->dims[2 + lead], kw = w->dims[3 + lead];
+    size_t kn = (size_t)(K[0] * K[1] * R * O * C);
+    float *kern = arena_alloc(I->a, kn * sizeof(float));
+    memset(kern, 0, kn * sizeof(float));
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t o = 0; o < Og; o++)
+            for (int64_t r = 0; r < R; r++)
+                for (int64_t i = 0; i < kh; i++)
+                    for (int64_t j = 0; j < kw; j++) {
+                        int64_t oo = r * O + (c / Cg) * Og + o;
+                        kern[((i * dil[0] * K[1] + j * dil[1]) * R * O + oo) * C + c] =
+                            w->k->f[(((c * Og + o) * R + r) * kh + i) * kw + j];
+                    }
+    return kern;
+}
+
+/* Checks shared by the 2-D and 3-D transposed convolutions: constant
+ * weights of rank r with x's channels, a constant bias of O values, and
+ * a kernel of at most 2^24 values. */
+static bool convt_weights(Imp *I, const Val *x, const Val *w, const Val *b, int64_t group, int rank,
+                          const char *layout, double kvals)
+{
+    if (!w->k || w->id || w->k->is_int || w->rank != rank)
+        return fail(I, "the weights must be a constant %s tensor", layout);
+    int64_t C = x->dims[1], O = w->dims[1] * group;
+    if (group < 1 || w->dims[0] != C || C % group)
+        return fail(I, "'%s' has %lld channels, the weights expect %lld in %lld group%s", x->onnx, (long long)C,
+                    (long long)w->dims[0], (long long)group, group == 1 ? "" : "s");
+    if (b && (!b->k || b->id || b->k->is_int || b->k->n != O))
+        return fail(I, "the bias must be a constant of %lld values", (long long)O);
+    if (kvals * (double)O > (double)(1 << 24))
+        return fail(I, "the kernel would hold %.0f values; at most %d are supported", kvals * (double)O, 1 << 24);
+    return true;
+}
+
+/* The full output src of a transposed convolution (channels last, rank - 2
+ * spatial axes) cropped by the pads and extended at the end with zeros
+ * by output_padding beyond them (or a negative end pad), the bias b
+ * added. Returns its identifier, NULL on an error. */
+static const char *convt_crop(Imp *I, const char *src, int rank, const int64_t *full, const int64_t *pads,
+                              const int64_t *opad, Val *b)
+{
+    int ns = rank - 2;
+    int64_t e[MAXR];
+    bool grow = false, cut = false;
+    for (int a = 0; a < ns; a++) {
+        e[a] = full[a] - pads[a + ns] + opad[a];
+        grow |= e[a] > full[a];
+        cut |= pads[a] || e[a] < full[a];
+    }
+    const char *cur = src;
+    if (cut) {
+        char *t = fresh(I);
+        emit(I, "%s = %s[:", t, src);
+        for (int a = 0; a < ns; a++)
+            emit(I, ", %lld:%lld", (long long)pads[a], (long long)(e[a] < full[a] ? e[a] : full[a]));
+        emit(I, ", :]\n");
+        cur = t;
+    }
+    if (grow) {
+        char *p = fresh(I);
+        emit(I, "%s = pad(%s, [[0, 0]", p, cur);
+        for (int a = 0; a < ns; a++)
+            emit(I, ", [0, %lld]", (long long)(e[a] > full[a] ? e[a] - full[a] : 0));
+        emit(I, ", [0, 0]])\n");
+        cur = p;
+    }
+    if (b) {
+        const char *bi = operand(I, b, false);
+        if (!bi)
+            return NULL;
+        char *t = fresh(I);
+        emit(I, "%s = %s + %s\n", t, cur, bi);
+        cur = t;
+    }
+    return cur;
+}
+
+static bool convt_3d(Imp *I, const Onnx__NodeProto *n, Val *x, Val *w, Val *b, int64_t group);
+
 /* ConvTranspose onto conv2d_transpose ("valid": the full output), the
- * kernel [C, O/group, kh, kw] in Keras's [kh, kw, O, C] (groups on the
- * block diagonal, dilations as zeros between the taps); ONNX's pads crop
- * the full output, output_padding extends its end, the bias added last. */
+ * kernel [C, O/group, kh, kw] in Keras's [kh, kw, O, C] (convt_kernel);
+ * ONNX's pads crop the full output, output_padding extends its end, the
+ * bias added last. 1-D ones are lifted to 2-D, 3-D ones go through
+ * convt_3d. */
 static bool op_conv_transpose(Imp *I, int idx, const Onnx__NodeProto *n)
 {
     if (!need_inputs(I, n, 2, 3) ||
@@ -3225,83 +3380,23 @@ static bool op_conv_transpose(Imp *I, int idx, const Onnx__NodeProto *n)
                                            "output_padding", "output_shape", NULL}))
         return false;
     Val *x = in_val(I, n, 0), *w = in_val(I, n, 1), *b = in_val(I, n, 2);
-    int64_t group, v[8], st[2] = {1, 1}, dil[2] = {1, 1}, pads[4] = {0, 0, 0, 0}, opad[2] = {0, 0}, oshape[2];
-    int cnt, ocnt;
+    int64_t group, st[2], dil[2], pads[4], opad[2], K[2], full[2], out[2];
     if (!x || !w || (n->n_input > 2 && n->input[2][0] && !b) || !attr_int(I, n, "group", 1, &group))
         return false;
     if (x->rank == 3 && examples_first(I, x) && x->dims[2] > 0)
         return lift_1d(I, idx, n, op_conv_transpose);
+    if (x->rank == 5 && examples_first(I, x) && x->dims[2] > 0 && x->dims[3] > 0 && x->dims[4] > 0)
+        return convt_3d(I, n, x, w, b, group);
     if (x->rank != 4 || !examples_first(I, x) || x->dims[2] < 0 || x->dims[3] < 0)
-        return fail(I, "only 1-D and 2-D transposed convolutions of [N, C, L] and [N, C, H, W] values are supported");
-    if (!w->k || w->id || w->k->is_int || w->rank != 4)
-        return fail(I, "the weights must be a constant [C, O, kh, kw] tensor");
-    int64_t C = x->dims[1], Og = w->dims[1], kh = w->dims[2], kw = w->dims[3];
-    if (group < 1 || w->dims[0] != C || C % group)
-        return fail(I, "'%s' has %lld channels, the weights expect %lld in %lld group%s", x->onnx, (long long)C,
-                    (long long)w->dims[0], (long long)group, group == 1 ? "" : "s");
-    int64_t O = Og * group;
-    if (b && (!b->k || b->id || b->k->is_int || b->k->n != O))
-        return fail(I, "the bias must be a constant of %lld values", (long long)O);
-    if (!attr_ints(I, n, "strides", v, 2, &cnt))
+        return fail(I, "only 1-D, 2-D and 3-D transposed convolutions of [N, C, L], [N, C, H, W] and "
+                       "[N, C, D, H, W] values are supported");
+    if (!convt_weights(I, x, w, b, group, 4, "[C, O, kh, kw]", 1.0) ||
+        !convt_geometry(I, n, x, w->dims + 2, 2, st, dil, opad, pads, K, full, out) ||
+        !convt_weights(I, x, w, b, group, 4, "[C, O, kh, kw]", (double)x->dims[1] * (double)K[0] * (double)K[1]))
         return false;
-    for (int i = 0; i < cnt; i++)
-        st[i] = v[i];
-    if (!attr_ints(I, n, "dilations", v, 2, &cnt))
-        return false;
-    for (int i = 0; i < cnt; i++)
-        dil[i] = v[i];
-    if (!attr_ints(I, n, "output_padding", v, 2, &cnt))
-        return false;
-    for (int i = 0; i < cnt; i++)
-        opad[i] = v[i];
-    if (!attr_ints(I, n, "pads", v, 4, &cnt))
-        return false;
-    if (cnt >= 0 && cnt != 4)
-        return fail(I, "pads must have 4 values");
-    for (int i = 0; i < cnt; i++)
-        pads[i] = v[i];
-    if (!attr_ints(I, n, "output_shape", oshape, 2, &ocnt))
-        return false;
-    for (int a = 0; a < 2; a++)
-        if (st[a] < 1 || st[a] > 1 << 10 || dil[a] < 1 || dil[a] > 1 << 10 || opad[a] < 0 || opad[a] >= st[a] ||
-            pads[a] < 0 || pads[a + 2] < 0 || pads[a] > 1 << 20 || pads[a + 2] > 1 << 20)
-            return fail(I, "strides, dilations, pads or output_padding out of range");
-    int64_t K[2] = {(kh - 1) * dil[0] + 1, (kw - 1) * dil[1] + 1}, full[2], out[2];
-    char ap[32];
-    const char *auto_pad = attr_str(n, "auto_pad", ap, sizeof ap);
-    bool same = auto_pad && strncmp(auto_pad, "SAME_", 5) == 0;
-    if (auto_pad && !same && strcmp(auto_pad, "NOTSET") != 0 && strcmp(auto_pad, "VALID") != 0)
-        return fail(I, "auto_pad %s is not supported", auto_pad);
-    for (int a = 0; a < 2; a++) {
-        full[a] = (x->dims[2 + a] - 1) * st[a] + K[a];
-        if (ocnt == 2 || same) { /* pads from the output size asked for */
-            int64_t want = ocnt == 2 ? oshape[a] : x->dims[2 + a] * st[a];
-            int64_t total = full[a] + opad[a] - want;
-            if (want < 1 || want > full[a] + (1 << 20))
-                return fail(I, "output_shape %lld cannot be reached", (long long)want);
-            bool lower = same && strcmp(auto_pad, "SAME_LOWER") == 0;
-            pads[a] = total < 0 ? 0 : lower ? total - total / 2 : total / 2;
-            pads[a + 2] = total - pads[a]; /* negative: zeros added at the end */
-        }
-        out[a] = full[a] - pads[a] - pads[a + 2] + opad[a];
-        if (out[a] < 1)
-            return fail(I, "the output would be empty");
-    }
-    double kvals = (double)C * (double)O * (double)K[0] * (double)K[1];
-    if (kvals > (double)(1 << 24))
-        return fail(I, "the kernel would hold %.0f values; at most %d are supported", kvals, 1 << 24);
+    int64_t C = x->dims[1], O = w->dims[1] * group;
     int64_t kd[4] = {K[0], K[1], O, C};
-    size_t kn = (size_t)(K[0] * K[1] * O * C);
-    float *kern = arena_alloc(I->a, kn * sizeof(float));
-    memset(kern, 0, kn * sizeof(float));
-    int64_t Cg = C / group;
-    for (int64_t c = 0; c < C; c++)
-        for (int64_t o = 0; o < Og; o++)
-            for (int64_t i = 0; i < kh; i++)
-                for (int64_t j = 0; j < kw; j++) {
-                    int64_t oo = (c / Cg) * Og + o;
-                    kern[((i * dil[0] * K[1] + j * dil[1]) * O + oo) * C + c] = w->k->f[((c * Og + o) * kh + i) * kw + j];
-                }
+    float *kern = convt_kernel(I, w, group, 0, K, dil);
     const char *xi = operand(I, x, true);
     if (!xi)
         return false;
@@ -3333,27 +3428,108 @@ static bool op_conv_transpose(Imp *I, int idx, const Onnx__NodeProto *n)
         }
         return true;
     }
-    /* crop the pads; output_padding beyond them extends with zeros */
-    char *cur = fresh(I);
-    int64_t e0 = full[0] - pads[2] + opad[0], e1 = full[1] - pads[3] + opad[1];
-    emit(I, "%s = %s[:, %lld:%lld, %lld:%lld, :]\n", cur, full_id, (long long)pads[0],
-         (long long)(e0 < full[0] ? e0 : full[0]), (long long)pads[1], (long long)(e1 < full[1] ? e1 : full[1]));
-    if (e0 > full[0] || e1 > full[1]) {
-        char *p = fresh(I);
-        emit(I, "%s = pad(%s, [[0, 0], [0, %lld], [0, %lld], [0, 0]])\n", p, cur,
-             (long long)(e0 > full[0] ? e0 - full[0] : 0), (long long)(e1 > full[1] ? e1 - full[1] : 0));
-        cur = p;
-    }
-    if (b) {
-        const char *bi = operand(I, b, false);
-        if (!bi)
-            return false;
-        char *t = fresh(I);
-        emit(I, "%s = %s + %s\n", t, cur, bi);
+    o->id = (char *)convt_crop(I, full_id, 4, full, pads, opad, b);
+    return o->id != NULL;
+}
+
+/* A 3-D ConvTranspose ([N, C, D, H, W] values, [C, O/group, kd, kh, kw]
+ * weights) as one conv2d_transpose. The input's depth slices, in NDHWC,
+ * are stacked along the height with g rows of zeros after each, enough
+ * that the slices' 2-D outputs stay apart ((H + g) * sh rows each, at
+ * least the 2-D output's height); the kernel's depth taps r are blocks
+ * of O output channels (convt_kernel). The output, cut back into depth
+ * slices, gets each tap's block to depth d * sd + r * dd: the slices
+ * spread by the depth stride with zeros between them, each block padded
+ * by its tap's offset, and the blocks added. Then the pads crop, the
+ * bias is added, and the result goes back to NCDHW. */
+static bool convt_3d(Imp *I, const Onnx__NodeProto *n, Val *x, Val *w, Val *b, int64_t group)
+{
+    int64_t st[3], dil[3], pads[6], opad[3], K[3], full[3], out[3];
+    if (!convt_weights(I, x, w, b, group, 5, "[C, O, kd, kh, kw]", 1.0) ||
+        !convt_geometry(I, n, x, w->dims + 2, 3, st, dil, opad, pads, K, full, out))
+        return false;
+    int64_t N = x->dims[0], C = x->dims[1], O = w->dims[1] * group, R = w->dims[2];
+    int64_t D = x->dims[2], H = x->dims[3], W = x->dims[4], sd = st[0], sh = st[1], sw = st[2];
+    if (!convt_weights(I, x, w, b, group, 5, "[C, O, kd, kh, kw]", (double)C * (double)R * (double)K[1] * (double)K[2]))
+        return false;
+    int64_t g = K[1] > sh ? (K[1] - 1) / sh : 0, slot = (H + g) * sh, Ht = (D * (H + g) - 1) * sh + K[1];
+    if ((double)D * (double)slot * (double)full[2] * (double)(R * O) > (double)MAX_ELEMS)
+        return fail(I, "the stacked depth slices would be too large");
+    const char *xi = operand(I, x, false);
+    if (!xi)
+        return false;
+    char *t = fresh(I);
+    emit(I, "%s = transpose(%s, [0, 2, 3, 4, 1])\n", t, xi);
+    const char *cur = t;
+    if (g) {
+        t = fresh(I);
+        emit(I, "%s = pad(%s, [[0, 0], [0, 0], [0, %lld], [0, 0], [0, 0]])\n", t, cur, (long long)g);
         cur = t;
     }
-    o->id = cur;
-    (void)idx;
+    cur = reshape_id(I, cur, 4, (int64_t[]){N, D * (H + g), W, C});
+    float *kern = convt_kernel(I, w, group, 1, K + 1, dil + 1);
+    const char *name = layer_name(I, w->origin ? w->origin : w->onnx, "conv_transpose");
+    char *up = layer_value(I, name), pn[200];
+    emit(I, "%s = conv2d_transpose(%s, %lld, [%lld, %lld], stride=[%lld, %lld], use_bias=false, name=\"%s\")\n", up,
+         cur, (long long)(R * O), (long long)K[1], (long long)K[2], (long long)sh, (long long)sw, name);
+    snprintf(pn, sizeof pn, "%s.kernel", name);
+    put_tensor(I, pn, 4, (int64_t[]){K[1], K[2], R * O, C}, kern);
+    cur = up;
+    if (Ht != D * slot) { /* the last slice's slot, whole */
+        t = fresh(I);
+        if (Ht > D * slot)
+            emit(I, "%s = %s[:, 0:%lld, :, :]\n", t, cur, (long long)(D * slot));
+        else
+            emit(I, "%s = pad(%s, [[0, 0], [0, %lld], [0, 0], [0, 0]])\n", t, cur, (long long)(D * slot - Ht));
+        cur = t;
+    }
+    cur = reshape_id(I, cur, 5, (int64_t[]){N, D, slot, full[2], R * O});
+    if (slot != full[1]) { /* each slice's rows */
+        t = fresh(I);
+        emit(I, "%s = %s[:, :, 0:%lld, :, :]\n", t, cur, (long long)full[1]);
+        cur = t;
+    }
+    int64_t Ds = (D - 1) * sd + 1;
+    if (sd > 1) { /* the depth slices sd apart */
+        cur = reshape_id(I, cur, 4, (int64_t[]){N, D, 1, full[1] * full[2] * R * O});
+        t = fresh(I);
+        emit(I, "%s = pad(%s, [[0, 0], [0, 0], [0, %lld], [0, 0]])\n", t, cur, (long long)(sd - 1));
+        cur = reshape_id(I, t, 5, (int64_t[]){N, D * sd, full[1], full[2], R * O});
+        t = fresh(I);
+        emit(I, "%s = %s[:, 0:%lld, :, :, :]\n", t, cur, (long long)Ds);
+        cur = t;
+    }
+    const char *acc = NULL;
+    for (int64_t r = 0; r < R; r++) {
+        const char *tap = cur;
+        if (R > 1) {
+            t = fresh(I);
+            emit(I, "%s = %s[:, :, :, :, %lld:%lld]\n", t, cur, (long long)(r * O), (long long)((r + 1) * O));
+            tap = t;
+        }
+        int64_t lo = r * dil[0], hi = K[0] - 1 - lo;
+        if (lo || hi) {
+            t = fresh(I);
+            emit(I, "%s = pad(%s, [[0, 0], [%lld, %lld], [0, 0], [0, 0], [0, 0]])\n", t, tap, (long long)lo,
+                 (long long)hi);
+            tap = t;
+        }
+        if (acc) {
+            t = fresh(I);
+            emit(I, "%s = %s + %s\n", t, acc, tap);
+            tap = t;
+        }
+        acc = tap;
+    }
+    const char *y = convt_crop(I, acc, 5, full, pads, opad, b);
+    if (!y)
+        return false;
+    Val *o = out_val(I, n);
+    if (!o)
+        return false;
+    set_shape(o, 5, (int64_t[]){N, O, out[0], out[1], out[2]});
+    o->id = fresh(I);
+    emit(I, "%s = transpose(%s, [0, 4, 1, 2, 3])\n", o->id, y);
     return true;
 }
 
@@ -3383,18 +3559,29 @@ static bool op_expand(Imp *I, int idx, const Onnx__NodeProto *n)
         return false;
     Val target = {0}, shape = {0};
     target.onnx = sv->onnx;
+    /* the batch size (an exporter's Shape of an input) only where x has
+     * its batch axis: x gives it, the zeros have 1 there */
+    bool batch = cnt >= 1 && t[0] == BATCH;
+    if (batch) {
+        if (x->rank != cnt || !is_batch_first(x))
+            return fail(I, "expanding to the batch size needs a value with the batch axis first");
+        t[0] = 1;
+    }
     set_shape(&target, cnt, t);
     for (int i = 0; i < cnt; i++)
         if (t[i] == BATCH || t[i] < 1)
             return fail(I, "the shape must be positive sizes");
     if (!broadcast(I, x, &target, &shape))
         return false;
-    int64_t total;
-    if (!dims_ok(I, "the result", shape.rank, shape.dims, &total))
+    int64_t total, zd[MAXR];
+    memcpy(zd, shape.dims, sizeof zd);
+    if (shape.rank >= 1 && shape.dims[0] == BATCH)
+        zd[0] = 1; /* from x */
+    if (!dims_ok(I, "the result", shape.rank, zd, &total))
         return false;
     if (total > (1 << 16))
         return fail(I, "expanding to %lld values is not supported", (long long)total);
-    Const *z = const_new(I, x->k && !x->id && x->k->is_int, shape.rank, shape.dims);
+    Const *z = const_new(I, x->k && !x->id && x->k->is_int, shape.rank, zd);
     for (int64_t i = 0; i < z->n; i++) {
         if (!x->k || x->id) {
             z->f[i] = 0;
@@ -3430,8 +3617,8 @@ static bool op_expand(Imp *I, int idx, const Onnx__NodeProto *n)
     return true;
 }
 
-static bool recurrent_outputs(Imp *I, const Onnx__NodeProto *n, int idx, const char *const *seq, int nd, int64_t B,
-                              int64_t T, int64_t H, int64_t layout, bool reverse);
+static bool recurrent_outputs(Imp *I, const Onnx__NodeProto *n, const char *const *seq, const char *const *cell,
+                              int nd, int64_t B, int64_t T, int64_t H, int64_t layout, bool reverse);
 
 /* A constant of the import declared as a parameter under name. */
 static const char *declare(Imp *I, const char *name, int rank, const int64_t *dims, const float *data)
@@ -3590,17 +3777,28 @@ static bool op_recurrent(Imp *I, int idx, const Onnx__NodeProto *n)
     if (attr(n, "clip") || input_forget)
         return fail(I, "clip and input_forget are not supported");
     const Onnx__AttributeProto *acts = attr(n, "activations");
+    /* each direction's list in turn: the gates' Sigmoid, then the state's
+     * activation (the LSTM's cell and output ones alike), the layer's
+     * activation= */
+    const char *act[2] = {"tanh", "tanh"};
     if (acts) {
-        static const char *const def[3][4] = {{"Tanh"}, {"Sigmoid", "Tanh"}, {"Sigmoid", "Tanh", "Tanh"}};
-        const char *const *want = def[lstm ? 2 : gru ? 1 : 0];
-        size_t per = lstm ? 3 : gru ? 2 : 1; /* the list of each direction in turn */
+        size_t per = lstm ? 3 : gru ? 2 : 1;
+        if (acts->n_strings != per * (size_t)nd)
+            return fail(I, "activations must list %zu functions", per * (size_t)nd);
         for (size_t i = 0; i < acts->n_strings; i++) {
             char a[32];
             size_t k = acts->strings[i].len < sizeof a - 1 ? acts->strings[i].len : sizeof a - 1;
             memcpy(a, acts->strings[i].data, k);
             a[k] = 0;
-            if (i >= per * (size_t)nd || strcasecmp(a, want[i % per]) != 0)
-                return fail(I, "activations other than the defaults are not supported");
+            size_t j = i % per, d = i / per;
+            const char *m = !strcasecmp(a, "Tanh") ? "tanh" : !strcasecmp(a, "Relu") ? "relu"
+                          : !strcasecmp(a, "Sigmoid") ? "sigmoid" : NULL;
+            bool gate = per > 1 && j == 0;
+            if (!m || (gate && strcmp(m, "sigmoid") != 0) || (j > 1 && strcmp(m, act[d]) != 0))
+                return fail(I, "activations %s: the gates' must be Sigmoid, the state's Tanh, Relu or Sigmoid "
+                               "(an LSTM's two alike)", a);
+            if (!gate)
+                act[d] = m;
         }
     }
     if (attr(n, "activation_alpha") || attr(n, "activation_beta"))
@@ -3678,7 +3876,10 @@ static bool op_recurrent(Imp *I, int idx, const Onnx__NodeProto *n)
         }
     }
     const char *kind = lstm ? "lstm" : gru ? "gru" : "rnn";
-    const char *name0 = layer_name(I, w->origin ? w->origin : w->onnx, kind), *seqs[2];
+    const char *name0 = layer_name(I, w->origin ? w->origin : w->onnx, kind), *seqs[2], *cells[2] = {NULL, NULL};
+    bool want_c = lstm && n->n_output > 2 && n->output[2][0] && is_read(I, n->output[2], idx);
+    if (want_c && peeps)
+        return fail(I, "the cell state output Y_c of an LSTM with peepholes is not supported");
     for (int d = 0; d < nd; d++) {
         bool back = nd == 2 ? d == 1 : reverse;
         const char *name = name0;
@@ -3712,6 +3913,9 @@ static bool op_recurrent(Imp *I, int idx, const Onnx__NodeProto *n)
             }
         }
         const char *h0i = sid[d][0], *c0i = sid[d][1];
+        if (((lstm && peeps) || (gru && !lbr)) && strcmp(act[d], "tanh") != 0)
+            return fail(I, "activations other than Tanh are not supported with %s",
+                        lstm ? "peepholes" : "linear_before_reset = 0");
         if (lstm && peeps) {
             seqs[d] = lstm_steps(I, name, xi, B, T, In, H, kern, rec, bias, peep->k->f + (size_t)d * (size_t)(3 * H),
                                  h0i, c0i, back);
@@ -3733,9 +3937,18 @@ static bool op_recurrent(Imp *I, int idx, const Onnx__NodeProto *n)
             snprintf(init, sizeof init, ", initial_state=%s", h0i);
         }
         char *seq = fresh(I);
-        emit(I, "%s = %s(%s, %lld, return_sequences=true%s%s, name=\"%s\")\n", seq,
-             lstm ? "lstm" : gru ? "gru" : "simple_rnn", xi, (long long)H, back ? ", go_backwards=true" : "", init,
-             name);
+        if (want_c) { /* the final cell state too */
+            char *h = fresh(I);
+            cells[d] = fresh(I);
+            emit(I, "%s, %s, %s = ", seq, h, cells[d]);
+        } else {
+            emit(I, "%s = ", seq);
+        }
+        char actarg[32] = "";
+        if (strcmp(act[d], "tanh") != 0)
+            snprintf(actarg, sizeof actarg, ", activation=%s", act[d]);
+        emit(I, "%s(%s, %lld%s, return_sequences=true%s%s%s, name=\"%s\")\n", lstm ? "lstm" : gru ? "gru" : "simple_rnn",
+             xi, (long long)H, actarg, want_c ? ", return_state=true" : "", back ? ", go_backwards=true" : "", init, name);
         char pn[200];
         int64_t kd[2] = {In, G * H}, rd[2] = {H, G * H}, bd[2] = {2, G * H};
         snprintf(pn, sizeof pn, "%s.kernel", name);
@@ -3749,14 +3962,33 @@ static bool op_recurrent(Imp *I, int idx, const Onnx__NodeProto *n)
             put_tensor(I, pn, 1, bd + 1, bias);
         seqs[d] = seq;
     }
-    return recurrent_outputs(I, n, idx, seqs, nd, B, T, H, layout, reverse);
+    return recurrent_outputs(I, n, seqs, want_c ? cells : NULL, nd, B, T, H, layout, reverse);
 }
 
-/* Y: [T, nd, B, H] (layout 1: [B, T, nd, H]); Y_h: [nd, B, H] ([B, nd, H]),
- * views of the sequences seq[d] [B, T, H] of the nd directions (the
- * backward one second; with one direction, reverse says which it is). */
-static bool recurrent_outputs(Imp *I, const Onnx__NodeProto *n, int idx, const char *const *seq, int nd, int64_t B,
-                              int64_t T, int64_t H, int64_t layout, bool reverse)
+/* A final state output (Y_h, Y_c) [nd, B, H] ([B, nd, H] for layout 1)
+ * under ONNX name out, from the directions' states st[d] [B, H]. */
+static void state_output(Imp *I, const char *out, const char *const *st, int nd, const char *bs, int64_t B,
+                         int64_t H, int64_t layout)
+{
+    char *id = fresh(I);
+    if (nd == 1)
+        emit(I, layout == 0 ? "%s = reshape(%s, [1, %s, %lld])\n" : "%s = reshape(%s, [%s, 1, %lld])\n", id, st[0],
+             bs, (long long)H);
+    else
+        emit(I, "%s = stack([%s, %s], axis=%d)\n", id, st[0], st[1], layout == 0 ? 0 : 1);
+    Val *y = define(I, out);
+    y->id = id;
+    int64_t d0[3] = {nd, B, H}, d1[3] = {B, nd, H};
+    set_shape(y, 3, layout == 0 ? d0 : d1);
+}
+
+/* Y: [T, nd, B, H] (layout 1: [B, T, nd, H]); Y_h and Y_c: [nd, B, H]
+ * ([B, nd, H]), views of the sequences seq[d] [B, T, H] of the nd
+ * directions (the backward one second; with one direction, reverse says
+ * which it is) and of their final cell states cell[d] (NULL: Y_c is not
+ * read). */
+static bool recurrent_outputs(Imp *I, const Onnx__NodeProto *n, const char *const *seq, const char *const *cell,
+                              int nd, int64_t B, int64_t T, int64_t H, int64_t layout, bool reverse)
 {
     char bs[32];
     if (B == BATCH)
@@ -3791,19 +4023,10 @@ static bool recurrent_outputs(Imp *I, const Onnx__NodeProto *n, int idx, const c
             emit(I, "%s = %s[:, %lld, :]\n", t, seq[d], (long long)(back ? 0 : T - 1));
             last[d] = t;
         }
-        char *id = fresh(I);
-        if (nd == 1)
-            emit(I, layout == 0 ? "%s = reshape(%s, [1, %s, %lld])\n" : "%s = reshape(%s, [%s, 1, %lld])\n", id,
-                 last[0], bs, (long long)H);
-        else
-            emit(I, "%s = stack([%s, %s], axis=%d)\n", id, last[0], last[1], layout == 0 ? 0 : 1);
-        Val *y = define(I, n->output[1]);
-        y->id = id;
-        int64_t d0[3] = {nd, B, H}, d1[3] = {B, nd, H};
-        set_shape(y, 3, layout == 0 ? d0 : d1);
+        state_output(I, n->output[1], last, nd, bs, B, H, layout);
     }
-    if (n->n_output > 2 && n->output[2][0] && is_read(I, n->output[2], idx))
-        return fail(I, "the cell state output Y_c is not supported");
+    if (cell)
+        state_output(I, n->output[2], cell, nd, bs, B, H, layout);
     return true;
 }
 

@@ -14,7 +14,7 @@ trap 'rm -rf "$t"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 cmp() { python3 tests/e2e/jit_compare.py "$1" "$2" || fail "$3: outputs differ from PyTorch's"; }
 
-for m in mlp cnn resnet ops acts misc convs recurrent bidirectional spatial padmodes argmax; do
+for m in mlp cnn resnet ops acts misc convs recurrent bidirectional spatial padmodes argmax convt3d; do
     f=tests/onnx/$m
     for b in jit interp; do
         "$MODELC" predict $f.onnx --backend $b --inputs $f.x.safetensors -o "$t/$m.$b.safetensors"
@@ -50,6 +50,12 @@ grep -q 'dense(t3, 5, name="fc")' "$t/cnn.mdl" || fail "cnn: fc"
 "$MODELC" import tests/onnx/mlp.onnx -o - | grep -q '^input input_1: f32\[N, 6\]$' || fail "mlp: renamed input"
 # grouped and dilated Conv as one conv2d, ConvTranspose as conv2d_transpose;
 # LSTM, GRU, RNN as the recurrent layers
+# a 3-D ConvTranspose as one conv2d_transpose over the stacked depth
+# slices, its depth taps as blocks of output channels
+"$MODELC" import tests/onnx/convt3d.onnx -o "$t/convt3d.mdl"
+grep -q '^up = conv2d_transpose(t3, 18, \[3, 3\], stride=\[1, 2\], use_bias=false, name="up")$' "$t/convt3d.mdl" ||
+    fail "convt3d: $(cat "$t/convt3d.mdl")"
+[ "$(grep -c conv2d_transpose "$t/convt3d.mdl")" = 2 ] || fail "convt3d: $(cat "$t/convt3d.mdl")"
 "$MODELC" import tests/onnx/convs.onnx -o "$t/convs.mdl"
 grep -q 'conv2d(t1, 6, 5, padding="same", activation=relu, name="conv")' "$t/convs.mdl" || fail "convs: conv"
 grep -q 'conv2d_transpose(conv, 3, 3, stride=2, use_bias=false, name="up")' "$t/convs.mdl" || fail "convs: up"

@@ -239,6 +239,17 @@ class Spatial(nn.Module):  # 1-D Conv, pools and ConvTranspose; 3-D pools; a dil
         return self.up(h), self.avg3(self.max3(v)), self.dil(x.view(x.size(0), 3, 4, 6))
 
 
+class Convt3d(nn.Module):  # 3-D ConvTranspose: strided, padded, grouped, dilated; and plain
+    def __init__(self):
+        super().__init__()
+        self.up = nn.ConvTranspose3d(4, 6, (3, 2, 3), stride=(2, 1, 2), padding=(1, 0, 1), output_padding=(1, 0, 0),
+                                     dilation=(1, 2, 1), groups=2)
+        self.plain = nn.ConvTranspose3d(4, 3, 2, bias=False)
+
+    def forward(self, x):  # x: [N, 4, 3, 4, 5]
+        return self.up(x), self.plain(x)
+
+
 class PadModes(nn.Module):  # Pad in reflect and edge modes, Slice with a negative step (flip)
     def forward(self, x):  # x: [N, 2, 5, 6]
         a = F.pad(x, (1, 2, 2, 1), mode="reflect")
@@ -319,6 +330,8 @@ def main():
                 export("argmax", Argmax(), (2, 3, 7, 6), ["x"], ["y", "indices"], dynamic=False)
             elif name == "noinput":
                 noinput_model()
+            elif name == "convt3d":
+                export("convt3d", Convt3d(), (2, 4, 3, 4, 5), ["x"], ["up", "plain"])
             elif name == "padmodes":
                 export("padmodes", PadModes(), (2, 2, 5, 6), ["x"], ["y", "flipped"])
             else:
@@ -354,6 +367,8 @@ def main():
     export("spatial", Spatial(), (2, 3, 24), ["x"], ["out_1d", "out_3d", "out_dil"])
     torch.manual_seed(0)
     export("padmodes", PadModes(), (2, 2, 5, 6), ["x"], ["y", "flipped"])
+    torch.manual_seed(0)
+    export("convt3d", Convt3d(), (2, 4, 3, 4, 5), ["x"], ["up", "plain"])
     torch.manual_seed(0)
     for name, model, shape in (("unsupported", Unsupported(), (2, 3)), ("grouped", Grouped(), (1, 2, 5, 5))):
         torch.onnx.export(model, torch.zeros(*shape), os.path.join(HERE, name + ".onnx"),
