@@ -997,7 +997,7 @@ static bool export_onnx(mc_model *m, const char *path)
     RecipeOpts o = ps_recipe_opts(FN_PREDICT);
     o.fuse = false;
     Graph *g = ps_recipe(m->src, &o, &m->d);
-    bool ok = g && fe_onnx_export(g, &m->params, path, &m->d);
+    bool ok = g && fe_onnx_export(g, m->src, &m->params, path, &m->d);
     ir_graph_free(g);
     return ok ? true : fail(m);
 }

@@ -34,6 +34,7 @@ typedef struct Ex {
                         * layer's zero initial states and its weights */
     const char *(*res)[3]; /* a recurrent layer's ONNX outputs Y, Y_h, Y_c by loop node */
     const TensorMap *params;
+    const Graph *src;      /* the model's source graph (its training updates), or NULL */
 } Ex;
 
 static bool xfail(Ex *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -612,7 +613,33 @@ static bool match_bn(Ex *e, const Node *root, const Node **bn, double *eps)
     return false;
 }
 
-/* BatchNormalization (inference) on NCHW: images between transposes. */
+/* The momentum of a batchnorm whose moving mean is param: its update in
+ * the source graph is momentum * moving + (1 - momentum) * batch
+ * (frontend/layers.c, moving_average). */
+static bool bn_momentum(const Graph *src, const Node *param, double *momentum)
+{
+    for (int i = 0; src && i < src->nouts; i++) {
+        const Output *o = &src->outs[i];
+        if (o->kind != OUT_UPDATE || !o->target || o->target->op != OP_PARAM ||
+            strcmp(o->target->a.name, param->a.name) != 0 || o->val->op != OP_ADD)
+            continue;
+        for (int k = 0; k < 2; k++) {
+            const Node *m = o->val->in[k];
+            if (m->op != OP_MUL)
+                continue;
+            for (int j = 0; j < 2; j++)
+                if (m->in[j]->op == OP_CONST && m->in[j]->shape.rank == 0 && m->in[1 - j]->op == OP_PARAM &&
+                    strcmp(m->in[1 - j]->a.name, param->a.name) == 0) {
+                    *momentum = m->in[j]->a.value;
+                    return true;
+                }
+        }
+    }
+    return false;
+}
+
+/* BatchNormalization (inference) on NCHW: images between transposes; the
+ * momentum of the training update too, when the source graph has it. */
 static const char *export_bn(Ex *e, const Node *root, const Node *const *bn, double eps)
 {
     for (int i = 1; i < 5; i++)
@@ -626,7 +653,11 @@ static const char *export_bn(Ex *e, const Node *root, const Node *const *bn, dou
     if (image)
         w[0] = transpose(e, w[0], nhwc_to_nchw, 4);
     const char *o = tmp(e);
-    attr_f(e, node(e, "BatchNormalization", w, 5, o), "epsilon", eps);
+    Onnx__NodeProto *nd = node(e, "BatchNormalization", w, 5, o);
+    attr_f(e, nd, "epsilon", eps);
+    double momentum;
+    if (bn_momentum(e->src, bn[3], &momentum))
+        attr_f(e, nd, "momentum", momentum);
     (void)root;
     return image ? transpose(e, o, nchw_to_nhwc, 4) : o;
 }
@@ -948,9 +979,10 @@ static bool write_model(Ex *e, const Graph *g, const char *path)
     return true;
 }
 
-bool fe_onnx_export(const Graph *g, const TensorMap *params, const char *path, Diags *d)
+bool fe_onnx_export(const Graph *g, const Graph *src, const TensorMap *params, const char *path, Diags *d)
 {
     Ex e = {0};
+    e.src = src;
     e.a = arena_new();
     e.d = d;
     e.file = diags_intern_file(d, path);

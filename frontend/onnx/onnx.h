@@ -36,7 +36,9 @@ int64_t fe_onnx_nhwc_row(int64_t i, int64_t c, int64_t hw);
 char *fe_onnx_op_list(void);
 
 /* export.c: write the inference graph g (the predict recipe, unfused)
- * with the parameter values in params as an ONNX model (opset 13). */
-bool fe_onnx_export(const Graph *g, const TensorMap *params, const char *path, Diags *d);
+ * with the parameter values in params as an ONNX model (opset 13); src,
+ * the model's source graph (or NULL), gives what the inference graph
+ * lacks: batchnorm's momentum. */
+bool fe_onnx_export(const Graph *g, const Graph *src, const TensorMap *params, const char *path, Diags *d);
 
 #endif
