@@ -13,15 +13,17 @@
  * name is a layer's (Keras's batch_normalization is modelc's batchnorm,
  * layer_normalization its layer_norm) is that layer; the others are
  * paired with the remaining layers in order, and their kinds must agree.
- * PyTorch's one-layer RNN, GRU and LSTM have their two biases summed (the
- * GRU's kept as two rows) and the GRU's gate blocks reordered from r, z, n
- * to Keras's z, r, h. PyTorch's
+ * PyTorch's RNN, GRU and LSTM are split into a module per layer and
+ * direction, each with its two biases summed (the GRU's kept as two
+ * rows) and the GRU's gate blocks reordered from r, z, n to Keras's
+ * z, r, h. PyTorch's
  * weights are transposed ([out, in] to [in, out]; OIHW to HWIO), and the
  * rows of a dense kernel fed by a flatten of a convolution's NHWC output
  * are permuted from PyTorch's NCHW flatten order (fe_onnx_nhwc_row, as
  * the ONNX importer does). */
 #include "modelc_inspect.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +58,7 @@ typedef struct Layer {
     const char *what[MAX_LAYER_PARAMS]; /* the part after the dot */
     int np;
     int64_t flat_c, flat_hw; /* dense after a flatten of [N, H, W, C]: C and H*W */
+    bool backwards;          /* a recurrent layer with go_backwards=true */
     bool matched;
 } Layer;
 
@@ -67,6 +70,7 @@ typedef struct Module {
     int t[MAX_LAYER_PARAMS]; /* indices into the file's map */
     const char *what[MAX_LAYER_PARAMS];
     int nt;
+    bool reverse; /* PyTorch: the reverse direction of a bidirectional module */
     Layer *layer;
 } Module;
 
@@ -96,13 +100,13 @@ static const Node *consumer(const Graph *g, const Node *p, Op op, int slot)
     return NULL;
 }
 
-static bool consumer_any(const Graph *g, const Node *p, Op op)
+static const Node *consumer_any(const Graph *g, const Node *p, Op op)
 {
     for (int i = 0; i < g->nnodes; i++)
         for (int j = 0; g->nodes[i]->op == op && j < g->nodes[i]->nin; j++)
             if (g->nodes[i]->in[j] == p)
-                return true;
-    return false;
+                return g->nodes[i];
+    return NULL;
 }
 
 /* The [N, H, W, C] value (C > 1) whose flatten x is, through elementwise
@@ -146,8 +150,11 @@ static void classify(const Graph *g, Layer *l)
     int rk = find_what(l->what, l->np, "recurrent_kernel");
     if (rk >= 0) { /* [units, G*units], read by the layer's loop */
         const Shape *s = &l->p[rk]->shape;
-        if (s->rank == 2 && s->d[0] > 0 && s->d[1] % s->d[0] == 0 && consumer_any(g, l->p[rk], OP_LOOP))
+        const Node *loop = consumer_any(g, l->p[rk], OP_LOOP);
+        if (s->rank == 2 && s->d[0] > 0 && s->d[1] % s->d[0] == 0 && loop) {
             l->kind = gates_kind(s->d[1] / s->d[0]);
+            l->backwards = loop->a.reverse;
+        }
         return;
     }
     int k = find_what(l->what, l->np, "kernel");
@@ -383,7 +390,33 @@ static void classify_module(const Conv *c, Module *m)
         m->kind = LK_CONV;
 }
 
-/* Keras names may end in ":0"; PyTorch's num_batches_tracked is skipped. */
+/* A PyTorch recurrent tensor of layer k > 0 or of the reverse direction
+ * (weight_ih_l1, bias_hh_l0_reverse, ...): its module is a layer in one
+ * direction of its own, PREFIX_lK (PREFIX_lK_reverse), and its name
+ * there the first layer's (weight_ih_l0). Returns that name, or NULL for
+ * any other tensor. */
+static const char *torch_rnn_part(const char *what, int *k, bool *reverse)
+{
+    static const char *const base[] = {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"};
+    for (int i = 0; i < ARRAY_LEN(base); i++) {
+        size_t n = strlen(base[i]) - 1; /* up to the layer number */
+        if (strncmp(what, base[i], n) != 0 || !isdigit((unsigned char)what[n]))
+            continue;
+        char *end;
+        long v = strtol(what + n, &end, 10);
+        bool rev = strcmp(end, "_reverse") == 0;
+        if ((*end && !rev) || v > 999 || (v == 0 && !rev) || (what[n] == '0' && end - (what + n) > 1))
+            return NULL;
+        *k = (int)v;
+        *reverse = rev;
+        return base[i];
+    }
+    return NULL;
+}
+
+/* Keras names may end in ":0"; PyTorch's num_batches_tracked is skipped;
+ * PyTorch's stacked and bidirectional recurrent modules are split into
+ * one module per layer and direction (torch_rnn_part). */
 static bool build_modules(Conv *c)
 {
     c->mods = xcalloc((size_t)c->src.n + 1, sizeof(Module));
@@ -396,16 +429,27 @@ static bool build_modules(Conv *c)
         if (c->from == MC_FROM_TORCH && strcmp(what, "num_batches_tracked") == 0)
             continue;
         size_t len = what == name ? 0 : (size_t)(what - name - 1);
+        int layer = 0;
+        bool reverse = false;
+        const char *part = c->from == MC_FROM_TORCH ? torch_rnn_part(what, &layer, &reverse) : NULL;
+        char *key = xmalloc(len + 32);
+        memcpy(key, name, len);
+        key[len] = 0;
+        if (part) {
+            snprintf(key + len, 32, "%s_l%d%s", len ? "" : "rnn", layer, reverse ? "_reverse" : "");
+            what = part;
+        }
         Module *m = NULL;
         for (int k = 0; k < c->nmods && !m; k++)
-            if (strlen(c->mods[k].name) == len && strncmp(c->mods[k].name, name, len) == 0)
+            if (strcmp(c->mods[k].name, key) == 0)
                 m = &c->mods[k];
         if (!m) {
             m = &c->mods[c->nmods++];
-            m->name = xmalloc(len + 1);
-            memcpy(m->name, name, len);
-            m->name[len] = 0;
+            m->name = key;
             m->match = match_name(c, m->name);
+            m->reverse = reverse;
+        } else {
+            xfree(key);
         }
         if (m->nt == MAX_LAYER_PARAMS) {
             diag_error(c->d, c->loc, "module '%s' has more than %d tensors", m->name, MAX_LAYER_PARAMS);
@@ -597,20 +641,27 @@ static bool mismatch(Conv *c, const char *sname, const Tensor *s, const int64_t 
     return false;
 }
 
-/* PyTorch's one-layer, one-direction RNN, GRU or LSTM (weight_ih_l0
- * [G*H, I], weight_hh_l0 [G*H, H], bias_ih_l0, bias_hh_l0 [G*H]) onto
- * the layer: weights transposed, the GRU's gate blocks r, z, n to z, r, h;
+/* One layer in one direction of PyTorch's RNN, GRU or LSTM (weight_ih_l0
+ * [G*H, I], weight_hh_l0 [G*H, H], bias_ih_l0, bias_hh_l0 [G*H], as
+ * torch_rnn_part names them) onto the layer of that direction: weights
+ * transposed, the GRU's gate blocks r, z, n to z, r, h;
  * the two biases summed (the GRU's as the two rows of its bias). */
 static bool convert_torch_recurrent(Conv *c, const Module *m, TensorMap *out)
 {
     static const char *const names[] = {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"};
     const Layer *l = m->layer;
     int ti[4] = {-1, -1, -1, -1};
+    if (m->reverse != l->backwards) {
+        diag_error(c->d, c->loc, "module '%s' reads the sequence %s, layer '%s' %s (go_backwards=%s)", m->name,
+                   m->reverse ? "backwards" : "forwards", l->name, l->backwards ? "backwards" : "forwards",
+                   l->backwards ? "true" : "false");
+        return false;
+    }
     for (int j = 0; j < m->nt; j++) {
         int k = find_what(names, 4, m->what[j]);
         if (k < 0) {
-            diag_error(c->d, c->loc, "'%s' has no counterpart in layer '%s' (%s): a modelc layer is one layer in one "
-                                     "direction (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0)",
+            diag_error(c->d, c->loc, "'%s' has no counterpart in layer '%s' (%s): a modelc layer takes weight_ih_lK, "
+                                     "weight_hh_lK, bias_ih_lK and bias_hh_lK (with _reverse: a go_backwards layer)",
                        c->src.names[m->t[j]], l->name, kind_names[l->kind]);
             return false;
         }

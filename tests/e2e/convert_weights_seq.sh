@@ -5,8 +5,11 @@
 # biases) and the same weights under Keras's names (lstm/lstm_cell/kernel,
 # ...) become checkpoints of tests/interop/seq.mdl that predict what
 # PyTorch computed, on both backends (tests/interop/gen_seq_fixtures.py
-# made the fixtures once); the mappings and the layout notes; a second
-# LSTM layer, a layer without bias and a size mismatch are errors.
+# made the fixtures once); the mappings and the layout notes; a stacked
+# bidirectional LSTM and a stacked GRU (weight_ih_l1, ..._reverse) onto a
+# layer per layer and direction (seq_stacked.mdl); a second LSTM layer
+# the model lacks, a direction that differs, a layer without bias and a
+# size mismatch are errors.
 set -euo pipefail
 : "${MODELC:?MODELC not set}"
 cd "$(dirname "$0")/../.."
@@ -57,6 +60,25 @@ for want in 'torch.gru.kernel.*weight_ih_l0: transpose, gate blocks z,r,h to r,z
   grep -q "$want" "$tmp/dump" || fail "metadata: no '$want' in $(grep -E 'torch|layout' "$tmp/dump")"
 done
 
+# stacked and bidirectional: one module per layer and direction, paired
+# in order (the reverse ones with go_backwards layers)
+st=$f/seq_stacked.mdl
+"$MODELC" convert-weights $st $f/seq_stacked_torch.safetensors --from torch -o "$tmp/s.safetensors" >"$tmp/s.out" ||
+  fail "stacked conversion"
+for want in 'lstm.weight_ih_l0_reverse \[16,3\] -> lstm_1.kernel \[3,16\] (transposed)' \
+  'lstm.bias_ih_l1 \[16\] + lstm.bias_hh_l1 \[16\] -> lstm_2.bias \[16\] (summed)' \
+  'lstm.weight_hh_l1_reverse \[16,4\] -> lstm_3.recurrent_kernel \[4,16\] (transposed)' \
+  'gru.weight_ih_l1 \[9,3\] -> gru_1.kernel \[3,9\] (transposed, gate blocks r,z,n to z,r,h)' \
+  'wrote .*(18 tensors)'; do
+  grep -q "^$want\$" "$tmp/s.out" || fail "stacked: no '$want' in $(cat "$tmp/s.out")"
+done
+for b in jit interp; do
+  "$MODELC" predict $st --backend $b --weights "$tmp/s.safetensors" --inputs $f/seq_stacked_x.safetensors \
+    -o "$tmp/s.$b.safetensors" >/dev/null
+  python3 tests/e2e/jit_compare.py $f/seq_stacked_y.safetensors "$tmp/s.$b.safetensors" ||
+    fail "stacked weights ($b): predictions differ from PyTorch's"
+done
+
 # errors
 expect_err() { # code message command...
   local code=$1 msg=$2
@@ -68,8 +90,11 @@ expect_err() { # code message command...
   [ $rc = "$code" ] || { cat "$tmp/err"; fail "exit $rc, expected $code: $*"; }
   grep -qF -- "$msg" "$tmp/err" || { cat "$tmp/err"; fail "message '$msg' expected: $*"; }
 }
-expect_err 1 "$f/seq_two_layers.safetensors: error: 'lstm.weight_ih_l1' has no counterpart in layer 'lstm' (lstm): a modelc layer is one layer in one direction" \
+expect_err 1 "$f/seq_two_layers.safetensors: error: ambiguous: 4 modules of the file ('emb', 'norm', 'lstm_l1', 'rnn') match no layer by name, but 3 layers of the model ('embedding', 'layer_norm', 'simple_rnn') are left" \
   "$MODELC" convert-weights $model $f/seq_two_layers.safetensors --from torch -o "$tmp/x.safetensors"
+sed '0,/go_backwards=true/s/, go_backwards=true//' $st >"$tmp/forward.mdl"
+expect_err 1 "error: module 'lstm_l0_reverse' reads the sequence backwards, layer 'lstm_1' forwards (go_backwards=false)" \
+  "$MODELC" convert-weights "$tmp/forward.mdl" $f/seq_stacked_torch.safetensors --from torch -o "$tmp/x.safetensors"
 sed 's/lstm(h, 5, return_sequences=true)/lstm(h, 5, return_sequences=true, use_bias=false)/' $model >"$tmp/nobias.mdl"
 expect_err 1 "error: 'lstm.bias_ih_l0' has no counterpart in layer 'lstm' (lstm, use_bias=false)" \
   "$MODELC" convert-weights "$tmp/nobias.mdl" $f/seq_torch.safetensors --from torch -o "$tmp/x.safetensors"

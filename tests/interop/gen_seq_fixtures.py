@@ -24,8 +24,18 @@ one layer each), seeded, and writes
   seq_x.safetensors      tokens [8, 6] (i32)
   seq_y.safetensors      the RNN's last state PyTorch computes, as `y`
 
+and, with the argument `stacked` (only these), seq_stacked.mdl's
+network: a bidirectional LSTM of two layers and a GRU of two layers,
+
+  seq_stacked_torch.safetensors  its state_dict (weight_ih_l0,
+                         weight_ih_l0_reverse, ..., weight_ih_l1, ...)
+  seq_stacked_x.safetensors      x [5, 6, 3]
+  seq_stacked_y.safetensors      the GRU's last state, as `y`
+
 The test reads only these files and never imports torch.
 """
+import sys
+
 import numpy as np
 import torch
 import torch.nn as nn
@@ -60,7 +70,34 @@ def gru_keras(w, H):
     return np.concatenate([z, r, n])
 
 
+class Stacked(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True)
+        self.gru = nn.GRU(8, 3, num_layers=2, batch_first=True)
+
+    def forward(self, x):
+        h, _ = self.lstm(x)
+        _, hn = self.gru(h)
+        return hn[-1]
+
+
+def stacked():
+    torch.manual_seed(12)
+    m = Stacked()
+    m.eval()
+    x = torch.randn(5, 6, 3)
+    with torch.no_grad():
+        y = m(x).numpy()
+    write_safetensors("seq_stacked_torch.safetensors", state(m))
+    write_safetensors("seq_stacked_x.safetensors", {"x": x.numpy()})
+    write_safetensors("seq_stacked_y.safetensors", {"y": y})
+
+
 def main():
+    if sys.argv[1:] == ["stacked"]:
+        stacked()
+        return
     torch.manual_seed(11)
     m = Seq()
     with torch.no_grad():
