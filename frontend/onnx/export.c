@@ -701,6 +701,75 @@ static const char *export_broadcast(Ex *e, const Node *x, const char *a)
 }
 
 /* The ONNX value computing node x; its operands are e->name[...]. */
+/* Pad of a (the operand of slice_grad x) by x's slice, with the constant
+ * value cv (NULL: zeros); steps of 1 only. */
+static const char *export_pad(Ex *e, const Node *x, const char *a, const char *cv)
+{
+    int r = x->shape.rank;
+    int64_t pads[2 * IR_MAXRANK];
+    for (int i = 0; i < r; i++) {
+        if ((x->a.step[i] ? x->a.step[i] : 1) != 1)
+            return xfail(e, "slice_grad with a step other than 1 is not exported to ONNX"), NULL;
+        bool nb = ir_dim_is_batch(x->shape.d[i]);
+        pads[i] = nb ? 0 : x->a.begin[i];
+        pads[r + i] = nb ? 0 : x->shape.d[i] - x->a.begin[i] - x->in[0]->shape.d[i];
+    }
+    const char *w[3] = {a, ints_init(e, pads, 2 * r), cv}, *o = tmp(e);
+    node(e, "Pad", w, cv ? 3 : 2, o);
+    return o;
+}
+
+static bool is_scalar(const Node *n, double v)
+{
+    return n->op == OP_CONST && n->shape.rank == 0 && n->a.value == v;
+}
+
+/* pad(x, widths, c) with c != 0 as the frontend lowers it (builtins.c,
+ * pad_fn): add(slice_grad(x), mul(sub(1, slice_grad(broadcast(1))), c)),
+ * the two slice_grads alike, or as simplify leaves it for c = 1 (no mul)
+ * and c = -1 (a sub for the add). Returns slice_grad(x) with *cv = c,
+ * or NULL; the root then reads x alone, and what it no longer reads is
+ * released (release). */
+static void release(Ex *e, const Node *n)
+{
+    if (--e->uses[n->id] > 0 || n->op == OP_INPUT)
+        return;
+    e->inner[n->id] = true; /* read by nothing exported */
+    for (int i = 0; i < n->nin; i++)
+        release(e, n->in[i]);
+}
+
+static const Node *match_pad(Ex *e, const Node *root, double *cv)
+{
+    if (root->op != OP_ADD && root->op != OP_SUB)
+        return NULL;
+    for (int i = 0; i < (root->op == OP_ADD ? 2 : 1); i++) {
+        const Node *y = root->in[i], *t = root->in[1 - i], *k = NULL, *sub = t;
+        if (y->op != OP_SLICE_GRAD)
+            continue;
+        for (int j = 0; t->op == OP_MUL && j < 2 && !k; j++)
+            if (t->in[1 - j]->op == OP_CONST && t->in[1 - j]->shape.rank == 0) {
+                k = t->in[1 - j];
+                sub = t->in[j];
+            }
+        if (t->op == OP_MUL && !k)
+            continue;
+        const Node *inside = sub->in[sub->nin - 1], *ones = inside->in[0];
+        if (sub->op != OP_SUB || !is_scalar(sub->in[0], 1) || inside->op != OP_SLICE_GRAD ||
+            ones->op != OP_BROADCAST || !is_scalar(ones->in[0], 1) || !ir_shape_eq(&inside->shape, &y->shape) ||
+            !ir_shape_eq(&ones->shape, &y->in[0]->shape) ||
+            memcmp(inside->a.begin, y->a.begin, sizeof y->a.begin) != 0 ||
+            memcmp(inside->a.step, y->a.step, sizeof y->a.step) != 0)
+            continue;
+        e->uses[y->in[0]->id]++;
+        release(e, y);
+        release(e, t);
+        *cv = (k ? k->a.value : 1) * (root->op == OP_SUB ? -1 : 1);
+        return y;
+    }
+    return NULL;
+}
+
 static const char *export_node(Ex *e, const Node *x, const TensorMap *params)
 {
     const char *in[3];
@@ -895,18 +964,8 @@ static const char *export_node(Ex *e, const Node *x, const TensorMap *params)
         attr_i(e, node(e, "Cast", &eq, 1, o), "to", elem_type(x->dt));
         return o;
     }
-    case OP_SLICE_GRAD: { /* zeros around the operand: Pad, for steps of 1 */
-        int r = x->shape.rank;
-        int64_t pads[2 * IR_MAXRANK];
-        for (int i = 0; i < r; i++) {
-            if ((x->a.step[i] ? x->a.step[i] : 1) != 1)
-                return xfail(e, "slice_grad with a step other than 1 is not exported to ONNX"), NULL;
-            bool nb = ir_dim_is_batch(x->shape.d[i]);
-            pads[i] = nb ? 0 : x->a.begin[i];
-            pads[r + i] = nb ? 0 : x->shape.d[i] - x->a.begin[i] - x->in[0]->shape.d[i];
-        }
-        return bin(e, "Pad", a, ints_init(e, pads, 2 * r));
-    }
+    case OP_SLICE_GRAD: /* zeros around the operand: Pad, for steps of 1 */
+        return export_pad(e, x, a, NULL);
     case OP_MAX_POOL2D:
     case OP_AVG_POOL2D: {
         const char *t = transpose(e, a, nhwc_to_nchw, 4), *c = tmp(e);
@@ -1002,6 +1061,12 @@ bool fe_onnx_export(const Graph *g, const Graph *src, const TensorMap *params, c
     for (int i = g->nnodes - 1; i >= 0; i--)
         if (!e.inner[i] && (g->nodes[i]->shape.rank == 2 || g->nodes[i]->shape.rank == 4))
             is_bn[i] = match_bn(&e, g->nodes[i], bn + 5 * i, &eps[i]);
+    /* pad with a constant other than 0: one Pad with its constant_value */
+    const Node **pad = arena_alloc(e.a, (size_t)(g->nnodes + 1) * sizeof *pad);
+    double *pad_cv = arena_alloc(e.a, (size_t)(g->nnodes + 1) * sizeof *pad_cv);
+    for (int i = g->nnodes - 1; i >= 0; i--)
+        if (!e.inner[i] && !is_bn[i])
+            pad[i] = match_pad(&e, g->nodes[i], &pad_cv[i]);
     /* the zeros a recurrent layer starts from are ONNX's default state,
      * and its weights go out in ONNX's layout: neither is exported as it
      * is when only such layers read it */
@@ -1023,7 +1088,10 @@ bool fe_onnx_export(const Graph *g, const Graph *src, const TensorMap *params, c
         const Node *x = g->nodes[i];
         if (e.name[x->id] || e.inner[x->id])
             continue; /* taken along by another node */
-        e.name[x->id] = is_bn[i] ? export_bn(&e, x, bn + 5 * i, eps[i]) : export_node(&e, x, params);
+        if (pad[i])
+            e.name[x->id] = export_pad(&e, pad[i], e.name[pad[i]->in[0]->id], scalar_init(&e, x->dt, pad_cv[i]));
+        else
+            e.name[x->id] = is_bn[i] ? export_bn(&e, x, bn + 5 * i, eps[i]) : export_node(&e, x, params);
         ok = e.name[x->id] != NULL;
     }
     for (int i = 0; ok && i < g->nouts; i++)

@@ -161,13 +161,17 @@ output o = one_hot(y, 4)
 output g = gather(x, idx, axis=2)
 output m = matmul(s, w)
 MDL
-# a pad with a constant other than 0 exports as an Expand of the constant
-# to the batch size, which the importer does not read
-export_case padconst 0 <<'MDL'
+# a pad with a constant other than 0 is one Pad with its constant_value
+export_case padconst 1 <<'MDL'
 model padconst
 input x: f32[N, 3, 4, 2]
 output p = pad(x, [[0, 0], [1, 2], [0, 1], [0, 0]], 0.5)
+output q = pad(relu(x), [[0, 0], [0, 0], [2, 0], [1, 1]], -1) * 2
 MDL
+"$MODELC" import "$t/padconst.onnx" -o "$t/padconst2.mdl"
+grep -q ' = pad(x, \[\[0, 0\], \[1, 2\], \[0, 1\], \[0, 0\]\], constant_values=0.5)$' "$t/padconst2.mdl" &&
+    grep -q ' = pad(t[0-9]*, \[\[0, 0\], \[0, 0\], \[2, 0\], \[1, 1\]\], constant_values=(-1))$' "$t/padconst2.mdl" &&
+    [ "$(grep -c '= pad(' "$t/padconst2.mdl")" = 2 ] || fail "padconst: not two pads: $(cat "$t/padconst2.mdl")"
 
 # import -> train -> export -> import: fine-tune PyTorch's CNN (a loss and
 # labels added to the imported text, the initializers as the start), export
