@@ -3813,11 +3813,12 @@ static bool op_recurrent(Imp *I, int idx, const Onnx__NodeProto *n)
         return fail(I, "hidden_size %lld is out of range", (long long)hidden);
     int64_t H = hidden > 0 ? hidden : w->rank == 3 ? w->dims[1] / G : -1;
     if (w->rank != 3 || w->dims[0] != nd || w->dims[1] != G * H || w->dims[2] != In || !w->k || w->id ||
-        r->rank != 3 || r->dims[0] != nd || r->dims[1] != G * H || r->dims[2] != H || !r->k || r->id ||
-        (b && (b->rank != 2 || b->dims[0] != nd || b->dims[1] != 2 * G * H || !b->k || b->id)))
+        w->k->is_int || r->rank != 3 || r->dims[0] != nd || r->dims[1] != G * H || r->dims[2] != H || !r->k ||
+        r->id || r->k->is_int ||
+        (b && (b->rank != 2 || b->dims[0] != nd || b->dims[1] != 2 * G * H || !b->k || b->id || b->k->is_int)))
         return fail(I, "W, R and B must be constants of %d direction%s ([%d, %d*H, I], [%d, %d*H, H], [%d, %d*H])",
                     nd, nd > 1 ? "s" : "", nd, G, nd, G, nd, 2 * G);
-    if (H < 1 || T < 1 || G * H * (In + H) > MAX_ELEMS / 4)
+    if (H < 1 || T < 1 || In < 1 || G * H * (In + H) > MAX_ELEMS / 4)
         return fail(I, "hidden_size %lld is out of range", (long long)H);
     bool peeps = false;
     if (peep) {
