@@ -93,7 +93,7 @@ void rt_ctx_init(RtCtx *c, int threads)
     c->threads = threads;
 }
 
-void rt_epilogue_begin(RtCtx *c, RtRowsFn fn, void *env, int64_t chunk)
+void rt_epilogue_begin(RtCtx *c, RtRowsFn fn, void *env, int64_t chunk, int64_t scale)
 {
     if (!c->epi) {
         c->epi_at.n = 0;
@@ -104,6 +104,7 @@ void rt_epilogue_begin(RtCtx *c, RtRowsFn fn, void *env, int64_t chunk)
     e->k[e->n].fn = fn;
     e->k[e->n].env = env;
     e->k[e->n].chunk = chunk;
+    e->k[e->n].scale = scale;
     e->n++;
     e->pending = 1;
 }
@@ -115,7 +116,7 @@ void rt_epilogue_end(RtCtx *c, int64_t n)
     if (e && e->pending) {
         e->pending = 0;
         for (int i = 0; i < e->n; i++)
-            rt_parallel_rows(c, n, e->k[i].chunk, e->k[i].fn, e->k[i].env);
+            rt_parallel_rows(c, n * e->k[i].scale, e->k[i].chunk, e->k[i].fn, e->k[i].env);
     }
 }
 
@@ -131,7 +132,7 @@ const RtEpilogue *rt_epilogue_take(const RtCtx *c, int64_t n)
 void rt_epilogue_run(const RtEpilogue *e, int64_t b)
 {
     for (int i = 0; i < e->n; i++)
-        e->k[i].fn(e->k[i].env, b, b + 1);
+        e->k[i].fn(e->k[i].env, b * e->k[i].scale, (b + 1) * e->k[i].scale);
 }
 
 int rt_threads_resolve(int threads)

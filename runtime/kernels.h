@@ -47,7 +47,7 @@ typedef struct RtCtx {
         struct {
             void (*fn)(void *env, int64_t lo, int64_t hi);
             void *env;
-            int64_t chunk;
+            int64_t chunk, scale; /* scale: the thunk's units per row (elements of a flat one) */
         } k[4];
     } epi_at;
 } RtCtx;
@@ -117,15 +117,17 @@ void rt_parallel_parts(const RtCtx *c, int64_t n, int64_t chunk, RtRowsFn fn, vo
 /* Epilogues: a generated entry runs kernels that read the result of a
  * convolution or pooling gradient (a row-parallel kernel, or pooling,
  * and then kernels reading theirs) right after it as
- * rt_epilogue_begin(ctx, rows thunk, env, chunk) for each, in order; the
- * runtime call; rt_epilogue_end(ctx, n). A runtime kernel that computes
- * its result image by image takes them (rt_epilogue_take) and runs
- * rt_epilogue_run(e, b) right after image b: each fn(env, b, b + 1) in
- * order, while the image is in cache; otherwise rt_epilogue_end runs
- * each over all n rows in turn as rt_parallel_rows would (chunk rows per
- * task). Rows are independent in such kernels, so the results are the
- * same either way. */
-void rt_epilogue_begin(RtCtx *c, RtRowsFn fn, void *env, int64_t chunk);
+ * rt_epilogue_begin(ctx, thunk, env, chunk, scale) for each, in order;
+ * the runtime call; rt_epilogue_end(ctx, n). A thunk counts in units,
+ * scale of them per row: rows (scale 1), or the elements of a flat
+ * kernel (scale = a row's elements). A runtime kernel that computes its
+ * result image by image takes them (rt_epilogue_take) and runs
+ * rt_epilogue_run(e, b) right after image b: each fn(env, b * scale,
+ * (b + 1) * scale) in order, while the image is in cache; otherwise
+ * rt_epilogue_end runs each over all n * scale units in turn as
+ * rt_parallel_rows would (chunk units per task). Units are independent
+ * in such kernels, so the results are the same either way. */
+void rt_epilogue_begin(RtCtx *c, RtRowsFn fn, void *env, int64_t chunk, int64_t scale);
 void rt_epilogue_end(RtCtx *c, int64_t n);
 /* The pending epilogues, now the caller's to run on every image of a
  * batch of n, or NULL: none pending, or a batch too small to keep every

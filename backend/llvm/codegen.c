@@ -227,6 +227,41 @@ static int64_t flat_elems(const Plan *p, const Step *st)
     return n;
 }
 
+/* MODELC_NO_FLAT_ROWS=1: such kernels stay row-parallel (tests compare) */
+static bool flat_row_off(void)
+{
+    const char *v = getenv("MODELC_NO_FLAT_ROWS");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+/* An elementwise kernel over [N, ...] (N leading, no other N) whose
+ * operands are each of the result's shape or scalars is flat too, over
+ * N * row elements, when a row is longer than two tasks: one large image
+ * is then split by elements across the threads, where a row-parallel
+ * kernel would compute it on one. Returns the row's elements, or 0. */
+static int64_t flat_row(const Plan *p, const Step *st)
+{
+    if (st->kind != STEP_KERNEL || st->scratch >= 0)
+        return 0;
+    const Node *v = st->node;
+    bool elem = v->op == OP_FUSED ? !whole_kernel(v) && !ir_fused_reduction(v) : ir_op_is_elementwise(v->op);
+    if (!elem || !plan_n_leading(&v->shape) || plan_split_kind(p, st->out, &v->shape) != 1)
+        return 0;
+    int64_t row = plan_row_elems(&v->shape);
+    if (row < CG_FLAT_MIN)
+        return 0;
+    for (int i = 0; i < v->nin; i++) {
+        const Node *u = v->in[i];
+        if (plan_const_inline(p, u))
+            continue;
+        int k = p->node_slot[u->id];
+        bool scalar = !ir_shape_has_n(&u->shape) && ir_shape_numel(&u->shape, 0) == 1;
+        if (!scalar && (!ir_shape_eq(&u->shape, &v->shape) || k < 0 || plan_split_kind(p, k, &u->shape) != 1))
+            return 0;
+    }
+    return row;
+}
+
 /* env[j] of a thunk, as value `name` */
 static LLVMValueRef env_at(Cg *c, LLVMValueRef env, int j, const char *name)
 {
@@ -359,7 +394,7 @@ LLVMModuleRef cg_build_module(LLVMContextRef cx, const Plan *p, bool profile, Di
 /* The kernels of an entry being built (build_entry), by step. */
 typedef struct Kernels {
     LLVMValueRef *kfn, *rowfn;
-    int64_t *rows, *flat;
+    int64_t *rows, *flat, *frow; /* frow: a flat kernel over N rows of frow elements (flat_row) */
     LLVMValueRef ctxp;
     int lo, hi; /* the entry's steps */
     bool profile;
@@ -372,7 +407,7 @@ static void emit_step(Cg *c, const Kernels *k, int i, LLVMValueRef *bp)
     const Plan *p = c->plan;
     const Step *st = &p->steps[i];
     LLVMValueRef ctxp = k->ctxp;
-    int64_t *rows = k->rows, *flat = k->flat;
+    int64_t *rows = k->rows, *flat = k->flat, *frow = k->frow;
     if (st->kind == STEP_COPY) {
         LLVMBuildMemCpy(c->b, bp[st->out], 16, bp[st->src], 16, slot_bytes(c, &p->slots[st->src]));
         if (k->profile)
@@ -387,23 +422,26 @@ static void emit_step(Cg *c, const Kernels *k, int i, LLVMValueRef *bp)
     if (st->epilogue && i > k->lo) {
         /* ran inside the step that produced its operand */
     } else {
-        /* a producer: rt_epilogue_begin(ctx, rows thunk, env, chunk) for each epilogue, its kernel,
-         * rt_epilogue_end(ctx, N) */
+        /* a producer: rt_epilogue_begin(ctx, thunk, env, chunk, units per row) for each epilogue, its
+         * kernel, rt_epilogue_end(ctx, N) */
         for (int e = i + 1; e <= i + nep; e++) {
             MC_ASSERT(rows[e] > 0 && !flat[e]);
             int eks[CG_MAXARGS], enk = kernel_slots(p, &p->steps[e], eks);
             LLVMValueRef chunk = cg_i64(c, rows[e]);
-            LLVMValueRef a[4] = {ctxp, k->rowfn[e], rows_env(c, ctxp, chunk, bp, eks, enk, false), chunk};
-            LLVMTypeRef bt[4] = {c->ptr, c->ptr, c->ptr, c->i64};
-            cg_call(c, "rt_epilogue_begin", c->vd, bt, 4, a);
+            LLVMValueRef a[5] = {ctxp, k->rowfn[e], rows_env(c, ctxp, chunk, bp, eks, enk, false), chunk,
+                                 cg_i64(c, frow[e] ? frow[e] : 1)};
+            LLVMTypeRef bt[5] = {c->ptr, c->ptr, c->ptr, c->i64, c->i64};
+            cg_call(c, "rt_epilogue_begin", c->vd, bt, 5, a);
         }
         if (rows[i] < 0) {
             LLVMValueRef chunk = part_chunk(c);
             call_rows(c, ctxp, c->n, k->rowfn[i], chunk, bp, ks, nk, true);
             cg_reduce_combine(c, st, bp[st->scratch], bp[st->out], chunk);
         } else if (rows[i]) {
-            call_rows(c, ctxp, flat[i] ? cg_i64(c, flat[i]) : c->n, k->rowfn[i], cg_i64(c, rows[i]), bp, ks,
-                      nk, false);
+            LLVMValueRef total = flat[i]   ? cg_i64(c, flat[i])
+                                 : frow[i] ? LLVMBuildNSWMul(c->b, c->n, cg_i64(c, frow[i]), "elems")
+                                           : c->n;
+            call_rows(c, ctxp, total, k->rowfn[i], cg_i64(c, rows[i]), bp, ks, nk, false);
         } else {
             LLVMValueRef args[CG_MAXARGS + 2];
             int na = 0;
@@ -471,6 +509,7 @@ static LLVMValueRef build_entry(Cg *c, int lo, int hi, const char *entry_name, b
     LLVMValueRef *rowfn = xcalloc((size_t)p->nsteps + 1, sizeof(LLVMValueRef));
     int64_t *rows = xcalloc((size_t)p->nsteps + 1, sizeof(int64_t));
     int64_t *flat = xcalloc((size_t)p->nsteps + 1, sizeof(int64_t));
+    int64_t *frow = xcalloc((size_t)p->nsteps + 1, sizeof(int64_t));
     int slots[CG_MAXARGS];
     for (int i = lo; i < hi; i++)
         if (p->steps[i].kind == STEP_KERNEL) {
@@ -478,17 +517,18 @@ static LLVMValueRef build_entry(Cg *c, int lo, int hi, const char *entry_name, b
             const Step *st = &p->steps[i];
             bool part = st->scratch >= 0 && plan_batch_reduction(p, st->node);
             flat[i] = flat_elems(p, st);
-            c->flat = flat[i] > 0;
+            frow[i] = flat[i] || flat_row_off() ? 0 : flat_row(p, st);
+            c->flat = flat[i] > 0 || frow[i] > 0;
             c->partial = part;
             kfn[i] = emit_kernel(c, i, st, slots, ns);
-            c->flat = c->partial = false;
-            rows[i] = flat[i] ? CG_ROW_GRAIN : part ? -1 : cg_row_chunk(p, st);
+            rows[i] = c->flat ? CG_ROW_GRAIN : part ? -1 : cg_row_chunk(p, st);
             if (st->epilogue && !rows[i])
                 rows[i] = 1; /* pooling as an epilogue: an image per task when run on its own */
             if (rows[i]) {
                 int ks[CG_MAXARGS], nk = kernel_slots(p, st, ks);
-                rowfn[i] = emit_rows_thunk(c, i, kfn[i], ks, nk, flat[i] > 0, part ? st : NULL);
+                rowfn[i] = emit_rows_thunk(c, i, kfn[i], ks, nk, c->flat, part ? st : NULL);
             }
+            c->flat = c->partial = false;
         }
 
     LLVMTypeRef pt[3] = {c->ptr, c->i64, c->ptr};
@@ -512,7 +552,7 @@ static LLVMValueRef build_entry(Cg *c, int lo, int hi, const char *entry_name, b
     }
     if (profile && lo == 0)
         prof_call(c, ctxp, -1);
-    const Kernels ks = {kfn, rowfn, rows, flat, ctxp, lo, hi, profile, false};
+    const Kernels ks = {kfn, rowfn, rows, flat, frow, ctxp, lo, hi, profile, false};
     for (int i = lo; i < hi; i++) {
         int end = i + 1;
         while (p->steps[i].tile && end < hi && p->steps[end].tile == p->steps[i].tile)
@@ -529,6 +569,7 @@ static LLVMValueRef build_entry(Cg *c, int lo, int hi, const char *entry_name, b
     xfree(rowfn);
     xfree(rows);
     xfree(flat);
+    xfree(frow);
     return entry;
 }
 

@@ -247,7 +247,8 @@ static void loop_reads(const Node *v, const Node *gemm, bool *read)
 }
 
 /* A flat kernel (Cg.flat) runs one loop over N elements: the result and
- * every operand of its size advance by one element, scalars stay. */
+ * every operand of its shape (or, without the batch axis, its size)
+ * advance by one element, scalars stay. */
 static void flat_strides(const Node *v, Operands *o, Mono *out)
 {
     memset(out, 0, IR_MAXRANK * sizeof *out);
@@ -257,10 +258,11 @@ static void flat_strides(const Node *v, Operands *o, Mono *out)
         int k = o->of[i];
         if (k < 0)
             continue;
-        int64_t m = ir_shape_numel(&v->in[i]->shape, 0);
-        MC_ASSERT(m == n || m == 1);
+        const Shape *s = &v->in[i]->shape;
+        bool scalar = !ir_shape_has_n(s) && ir_shape_numel(s, 0) == 1;
+        MC_ASSERT(scalar || ir_shape_eq(s, &v->shape) || (!ir_shape_has_n(s) && ir_shape_numel(s, 0) == n));
         memset(o->stride[k], 0, sizeof o->stride[k]);
-        o->stride[k][0] = mono(m == 1 ? 0 : 1);
+        o->stride[k][0] = mono(scalar ? 0 : 1);
     }
 }
 

@@ -34,6 +34,24 @@ CHECK-NOT: <{{[0-9]+}} x float>
 CHECK
 "$FILECHECK" "$tmp/ew.check" --input-file "$tmp/ew.ll"
 
+# Rows of more than two tasks' elements: the same kernel is flat, over
+# N * row elements split 32768 per task (one image on every thread).
+cat >"$tmp/big.mdl" <<'MDL'
+model big
+input x: f32[N, 300, 300]
+output y = tanh(x) * 2
+MDL
+"$MODELC" llvm "$tmp/big.mdl" >"$tmp/big.ll"
+cat >"$tmp/big.check" <<'CHECK'
+CHECK: define internal void @[[K:k[0-9]+]].flat(ptr %0, i64 %1, i64 %2)
+CHECK: define void @entry(ptr %ctx, i64 %N, ptr %bufs)
+CHECK: %elems = mul nsw i64 %N, 90000
+CHECK: call void @rt_parallel_rows(ptr %ctx, i64 %elems, i64 32768, ptr @[[K]].flat, ptr %env)
+CHECK
+"$FILECHECK" "$tmp/big.check" --input-file "$tmp/big.ll"
+MODELC_NO_FLAT_ROWS=1 "$MODELC" llvm "$tmp/big.mdl" | grep -q 'call void @rt_parallel_rows(ptr %ctx, i64 %N, i64 1, ptr @k[0-9]*.rows' ||
+    { echo "MODELC_NO_FLAT_ROWS=1 keeps the row-parallel kernel"; exit 1; }
+
 # Optimised: the kernel is inlined into its thunk and the loops are
 # vectorized for the host CPU.
 "$MODELC" llvm "$tmp/ew.mdl" --opt >"$tmp/ew.opt.ll"

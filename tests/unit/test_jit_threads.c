@@ -440,6 +440,57 @@ START_TEST(epilogues)
 }
 END_TEST
 
+/* Flat rows (codegen.c, flat_row): elementwise kernels over rows of more
+ * than two tasks' elements whose operands are of the result's shape or
+ * scalars run over N * row elements, split by elements: a convolution's
+ * tanh epilogue and a fused kernel with a scalar parameter after it, an
+ * exp on its own; the bias add (a broadcast operand) stays row-parallel. Same bits as
+ * without (MODELC_NO_FLAT_ROWS=1), on 1 and 3 threads, and as the
+ * interpreter. */
+static const char flat_rows_graph[] =
+    "graph t {\n"
+    "  %x = input \"x\" : f32[N,40,64,26]\n"
+    "  %k = param \"k\" : f32[3,3,26,26]\n"
+    "  %b = param \"b\" : f32[26]\n"
+    "  %s = param \"s\" : f32[]\n"
+    "  %y = conv2d(%x, %k) {pad=[1,1,1,1]} : f32[N,40,64,26]\n"
+    "  %t = tanh(%y) : f32[N,40,64,26]\n"
+    "  %f = fused(%t, %x, %s) : f32[N,40,64,26] {\n"
+    "    %a0 = input \"0\" : f32[N,40,64,26]\n"
+    "    %a1 = input \"1\" : f32[N,40,64,26]\n"
+    "    %a2 = input \"2\" : f32[]\n"
+    "    %3 = sigmoid(%a1) : f32[N,40,64,26]\n"
+    "    %4 = mul(%3, %a2) : f32[N,40,64,26]\n"
+    "    %5 = add(%4, %a0) : f32[N,40,64,26]\n"
+    "    output %5\n"
+    "  }\n"
+    "  %z = add(%x, %b) : f32[N,40,64,26]\n"
+    "  %u = conv2d(%z, %k) {pad=[1,1,1,1]} : f32[N,40,64,26]\n"
+    "  %q = exp(%x) : f32[N,40,64,26]\n"
+    "  output value \"q\" = %q\n"
+    "  output value \"f\" = %f\n"
+    "  output value \"u\" = %u\n"
+    "}\n";
+
+START_TEST(flat_rows)
+{
+    static const int64_t ns[4] = {3, 2, 1, 0};
+    check_threads_at("flat rows", flat_rows_graph, exact, (Tol){1e-4, 1e-4, 2e-5}, ns, 4);
+    Diags d;
+    diags_init(&d);
+    Graph *g = parse(flat_rows_graph, &d);
+    JitModule *with = compile_threads(g, 3, &d);
+    setenv("MODELC_NO_FLAT_ROWS", "1", 1);
+    JitModule *without = compile_threads(g, 3, &d);
+    unsetenv("MODELC_NO_FLAT_ROWS");
+    same_bits("flat rows", g, with, without, ns, 4, &d);
+    be_jit_free(with);
+    be_jit_free(without);
+    ir_graph_free(g);
+    diags_free(&d);
+}
+END_TEST
+
 /* Batch tiles (plan_tiles): the convolutions, activations and pooling
  * of an inference run a few rows of the batch at a time, their own
  * temporaries (the convolutions' results, the first activation) a
@@ -652,6 +703,7 @@ int main(void)
     tcase_add_test(t, elementwise_rows);
     tcase_add_test(t, epilogues);
     tcase_add_test(t, batch_tiles);
+    tcase_add_test(t, flat_rows);
     tcase_add_test(t, gemm_one_row);
     tcase_add_test(t, batch_reductions);
     tcase_add_test(t, flat_update_loops);
