@@ -65,6 +65,13 @@ void mc_options_default(mc_options *o);
  * $XDG_CACHE_HOME/modelc or ~/.cache/modelc. False when neither
  * variable is set or buf (n bytes) is too small. */
 bool mc_default_cache_dir(char *buf, size_t n);
+/* Give back the memory that compiling took and running does not need:
+ * the resident pages of LLVM's machine code (tens of megabytes; a later
+ * compile reads them again from the library file) and free heap memory.
+ * Call after the last compile of a run (mc_compile, mc_prepare_eval, the
+ * first mc_predict); returns by how many bytes the process's resident
+ * file pages fell (0 where LLVM is linked in statically). */
+int64_t mc_release_compiler_memory(void);
 
 /* Compile a model file (.mdl or .ir). Diagnostics go to mc_last_error(). */
 mc_model *mc_compile(const char *path, const mc_options *o);

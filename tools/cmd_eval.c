@@ -132,7 +132,10 @@ int cmd_eval(int argc, char **argv)
         fputs(mc_last_error(m), stderr);
         rc = 1;
     }
-    double compile_ms = cli_now_ms() - t_compile, t_warm = cli_now_ms();
+    double compile_ms = cli_now_ms() - t_compile;
+    if (rc == 0)
+        mc_release_compiler_memory();
+    double t_warm = cli_now_ms();
     for (int k = 0; k < warmup && rc == 0 && n > 0; k++) {
         const mc_tensor *v;
         int nv;

@@ -920,6 +920,12 @@ static int cmd_train_args(int argc, char **argv)
         printf("data-parallel: %d processes, each a share of every batch of %d, %lld bytes summed per step%s\n",
                mc_dist_size(m), a.batch, (long long)mc_dist_reduce_bytes(m),
                a.deterministic_reduce ? ", gradients summed in rank order" : "");
+    /* the inference function too when validation or test data will need
+     * it, so that no compile follows: then what compiling took goes back */
+    if (!rc && (r.have_val || r.have_test) && !mc_prepare_eval(m))
+        rc = fail_model(m);
+    if (!rc)
+        mc_release_compiler_memory();
     if (!rc)
         rc = run_epochs(&r);
     if (!rc && r.have_test) {

@@ -264,6 +264,11 @@ bool mc_default_cache_dir(char *buf, size_t n)
     return be_jit_default_cache_dir(buf, n);
 }
 
+int64_t mc_release_compiler_memory(void)
+{
+    return be_jit_release_compiler_memory();
+}
+
 static void drop_workspaces(mc_model *m)
 {
     for (int i = 0; i < MC_NWS; i++) {

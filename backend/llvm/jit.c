@@ -2,6 +2,7 @@
  * ORC LLJIT), the module as text for `modelc llvm`, the module
  * description kept after the graph is gone, and workspaces (buffer tables
  * with temporaries laid out per batch size). */
+#define _GNU_SOURCE /* dl_iterate_phdr */
 #include "compile.h"
 
 #include <llvm-c/Error.h>
@@ -10,8 +11,14 @@
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
+#include <link.h>
+#include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "plan_memory.h"
 #include "passes/passes.h"
@@ -148,6 +155,52 @@ bool be_jit_check(Graph *g, Diags *d)
     bool ok = plan_build(&p, g, d);
     plan_free(&p);
     return ok;
+}
+
+/* The process's resident file-backed memory in bytes (RssFile of
+ * /proc/self/status), 0 when unknown. */
+static int64_t rss_file_bytes(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    int64_t kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "RssFile:", 8) == 0)
+            kb = strtoll(line + 8, NULL, 10);
+    if (f)
+        fclose(f);
+    return kb * 1024;
+}
+
+/* For each loaded libLLVM: its code segments (loaded, executable, never
+ * writable: no relocations or data in them), their resident pages given
+ * back. */
+static int release_llvm_code(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    const char *name = info->dlpi_name ? info->dlpi_name : "", *base = strrchr(name, '/');
+    if (strncmp(base ? base + 1 : name, "libLLVM", 7) != 0)
+        return 0;
+    (void)arg;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X) || (ph->p_flags & PF_W))
+            continue;
+        uintptr_t lo = (info->dlpi_addr + ph->p_vaddr) & ~(page - 1);
+        uintptr_t hi = (info->dlpi_addr + ph->p_vaddr + ph->p_memsz + page - 1) & ~(page - 1);
+        madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    }
+    return 0;
+}
+
+int64_t be_jit_release_compiler_memory(void)
+{
+    int64_t before = rss_file_bytes();
+    dl_iterate_phdr(release_llvm_code, NULL);
+    malloc_trim(0);
+    int64_t after = rss_file_bytes();
+    return before > after ? before - after : 0;
 }
 
 bool be_jit_default_cache_dir(char *buf, size_t n)

@@ -72,6 +72,12 @@ typedef struct JitOpts {
 void be_jit_opts_default(JitOpts *o);
 /* $XDG_CACHE_HOME/modelc, else $HOME/.cache/modelc; false if neither is set. */
 bool be_jit_default_cache_dir(char *buf, size_t n);
+/* Give back the memory compiling took that running compiled code does
+ * not need: the resident pages of LLVM's machine code (read-only file
+ * pages, read again from the library if a later compile runs it) and the
+ * heap's free memory. For after a run's last compile; returns by how
+ * many bytes the process's resident file pages fell. */
+int64_t be_jit_release_compiler_memory(void);
 
 typedef struct JitModule JitModule;
 
