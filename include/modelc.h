@@ -431,6 +431,24 @@ bool mc_onnx_import(const char *path, const char *weights_out, char **mdl, char 
  * which the model's static shapes need at import. */
 bool mc_onnx_import_bound(const char *path, const char *constants, const char *weights_out, char **mdl,
                           char **err);
+/* What mc_onnx_import_train adds so that the imported model trains: a
+ * loss of the first graph output against a new input of labels, and a
+ * train block. */
+typedef struct mc_onnx_train {
+    const char *loss;      /* mse, mae, binary_crossentropy, categorical_crossentropy or
+                            * sparse_categorical_crossentropy (then with an accuracy metric) */
+    const char *labels;    /* the labels' input name; NULL: "labels" */
+    const char *optimizer; /* the train block's optimizer: sgd, adam or rmsprop, optionally with
+                            * arguments, "adam(lr=0.0005)"; NULL: "adam(lr=0.001)" */
+} mc_onnx_train;
+/* mc_onnx_import_bound whose text also trains (t, NULL for none): the
+ * labels input (i32[N] for sparse_categorical_crossentropy, else the
+ * output's shape), `loss = LOSS(labels, output)` with from_logits=false
+ * when the output is a Softmax or Sigmoid and true otherwise for the
+ * cross-entropies, and `train { optimizer = ... }`. A loss name,
+ * optimizer or labels name that does not fit is an error. */
+bool mc_onnx_import_train(const char *path, const char *constants, const char *weights_out, const mc_onnx_train *t,
+                          char **mdl, char **err);
 /* The ONNX operators the importer translates, one per line (free() it). */
 char *mc_onnx_ops(void);
 /* Write m's inference graph (its predict function, unfused) with m's

@@ -11,12 +11,21 @@
 int cmd_import(int argc, char **argv)
 {
     const char *output = NULL, *weights = NULL, *constants = NULL;
+    mc_onnx_train tr = {NULL, NULL, NULL};
     bool list = false;
     const CliOpt opts[] = {
         {"output", CLI_STR, &output, "model.mdl", "where to write the model file (also -o; - for stdout)", NULL},
         {"weights-out", CLI_STR, &weights, "W.safetensors", "where to write the initializers", NULL},
         {"constants", CLI_STR, &constants, "C.safetensors",
          "values for graph inputs the import takes as constants (shapes, axes, pads given as inputs)", NULL},
+        {"loss", CLI_STR, &tr.loss, "LOSS",
+         "add a loss of the first output against a new labels input, and a train block: mse, mae, "
+         "binary_crossentropy, categorical_crossentropy or sparse_categorical_crossentropy",
+         NULL},
+        {"labels", CLI_STR, &tr.labels, "NAME", "with --loss: the labels input's name (default labels)", NULL},
+        {"optimizer", CLI_STR, &tr.optimizer, "OPT",
+         "with --loss: the train block's optimizer, sgd, adam or rmsprop with arguments (default adam(lr=0.001))",
+         NULL},
         {"list-ops", CLI_FLAG, &list, NULL, "print the ONNX operators the import translates", NULL},
     };
     const CliCmd cmd = {"import", "model.onnx -o model.mdl [--weights-out W.safetensors]",
@@ -47,8 +56,10 @@ int cmd_import(int argc, char **argv)
         return 1;
     if (weights && cli_check_output_file("--weights-out", weights))
         return 1;
+    if ((tr.labels || tr.optimizer) && !tr.loss)
+        return cli_usage_error("import", "--labels and --optimizer go with --loss");
     char *mdl, *err;
-    if (!mc_onnx_import_bound(file, constants, weights, &mdl, &err)) {
+    if (!mc_onnx_import_train(file, constants, weights, tr.loss ? &tr : NULL, &mdl, &err)) {
         fputs(err, stderr);
         free(err);
         return 1;

@@ -4299,6 +4299,22 @@ static bool graph_outputs(Imp *I, OnnxImport *im)
             im->onnx_name[im->nrenamed++] = xstrdup(name);
         }
         emit(I, "output %s = %s\n", oid, id);
+        if (i == 0) {
+            im->out_id = xstrdup(oid);
+            im->out_rank = v->rank;
+            for (int k = 0; k < v->rank && k < 6; k++)
+                im->out_dims[k] = v->dims[k] == BATCH ? -1 : v->dims[k];
+            const char *src = name, *op = "";
+            for (int hops = 0; hops < 64 && src; hops++) { /* the producer, through Identity */
+                const Onnx__NodeProto *p = NULL;
+                for (size_t k = 0; k < I->g->n_node && !p; k++)
+                    if (I->g->node[k]->n_output > 0 && strcmp(I->g->node[k]->output[0], src) == 0)
+                        p = I->g->node[k];
+                op = p && p->op_type ? p->op_type : "";
+                src = p && strcmp(op, "Identity") == 0 && p->n_input > 0 ? p->input[0] : NULL;
+            }
+            im->out_op = xstrdup(op);
+        }
     }
     return true;
 }
@@ -4557,6 +4573,8 @@ void fe_onnx_import_free(OnnxImport *im)
     }
     xfree(im->mdl_name);
     xfree(im->onnx_name);
+    xfree(im->out_id);
+    xfree(im->out_op);
     memset(im, 0, sizeof *im);
     rt_map_init(&im->weights);
 }

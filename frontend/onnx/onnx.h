@@ -14,6 +14,11 @@ typedef struct OnnxImport {
     TensorMap weights; /* initializers under the text's parameter names, in its layouts */
     int nrenamed;      /* inputs and outputs whose ONNX names are not identifiers */
     char **mdl_name, **onnx_name;
+    /* the first graph output: its identifier in the text, shape (-1 for
+     * the batch axis N) and the ONNX op computing it (through Identity) */
+    char *out_id, *out_op;
+    int out_rank;
+    int64_t out_dims[6];
 } OnnxImport;
 
 /* import.c: translate the ONNX model in buf (len bytes, read from path).

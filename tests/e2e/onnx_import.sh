@@ -114,8 +114,34 @@ printf 'not a model' >"$t/text.onnx"
 expect_err "$t/text.onnx: error: not a valid ONNX model" "$MODELC" import "$t/text.onnx" -o "$t/x.mdl"
 expect_err "$t/missing.onnx: error: cannot read file" "$MODELC" import "$t/missing.onnx" -o "$t/x.mdl"
 
+# --loss and --optimizer add a labels input, the loss (from logits when
+# the output is no Softmax) and a train block: the import trains as it is
+"$MODELC" import tests/onnx/cnn.onnx -o "$t/ct.mdl" --weights-out "$t/ct.w.safetensors" \
+    --loss sparse_categorical_crossentropy --optimizer 'sgd(lr=0.01, momentum=0.9)'
+for want in '^input labels: i32\[N\]$' \
+    '^loss = sparse_categorical_crossentropy(labels, log_probs, from_logits=true)$' \
+    '^metric accuracy = accuracy(labels, log_probs)$' '^  optimizer = sgd(lr=0.01, momentum=0.9)$'; do
+    grep -q "$want" "$t/ct.mdl" || fail "--loss: no '$want' in $(tail -8 "$t/ct.mdl")"
+done
+"$MODELC" import tests/onnx/mlp.onnx -o "$t/mt.mdl" --weights-out "$t/mt.w.safetensors" --loss mse --labels target
+grep -q '^input target: f32\[N, 3\]$' "$t/mt.mdl" && grep -q '^loss = mse(target, probs)$' "$t/mt.mdl" &&
+    grep -q '^  optimizer = adam(lr=0.001)$' "$t/mt.mdl" || fail "--loss mse: $(tail -8 "$t/mt.mdl")"
+"$MODELC" ir "$t/mt.mdl" --no-loc >"$t/mt.ir"
+python3 tests/e2e/jit_tensors.py inputs "$t/mt.ir" "$t/mt.d.safetensors" 64 3
+"$MODELC" train "$t/mt.mdl" --data "$t/mt.d.safetensors" --init-from "$t/mt.w.safetensors" --epochs 2 --batch 16 \
+    --json >"$t/mt.train" || fail "training the imported model: $(cat "$t/mt.train")"
+grep -q '"epoch": 2' "$t/mt.train" || fail "training the imported model: $(cat "$t/mt.train")"
+expect_err "tests/onnx/mlp.onnx: error: unknown loss 'hinge'" "$MODELC" import tests/onnx/mlp.onnx -o "$t/x.mdl" --loss hinge
+expect_err "error: the labels' name 'input_1' is already a name of the model" \
+    "$MODELC" import tests/onnx/mlp.onnx -o "$t/x.mdl" --loss mse --labels input_1
+expect_err "error: the optimizer 'lamb' is not sgd, adam or rmsprop" \
+    "$MODELC" import tests/onnx/mlp.onnx -o "$t/x.mdl" --loss mse --optimizer lamb
+[ ! -e "$t/x.mdl" ] || fail "a model file was written after an error"
+
 # usage errors: exit 2
 set +e
+"$MODELC" import tests/onnx/mlp.onnx --optimizer adam -o "$t/x.mdl" >/dev/null 2>&1; rc0=$?
+[ $rc0 = 2 ] || fail "--optimizer without --loss: exit $rc0"
 "$MODELC" import tests/onnx/mlp.onnx >/dev/null 2>&1; rc1=$?
 "$MODELC" import -o "$t/x.mdl" >/dev/null 2>&1; rc2=$?
 out=$("$MODELC" predict tests/onnx/mlp.onnx -o "$t/x.safetensors" 2>&1); rc3=$?
