@@ -23,18 +23,20 @@
  * are kept apart from every other buffer of the run for the whole run:
  * the steps repeat once per tile.
  *
- * A tile has about TILE_BYTES of its own temporaries, and at least
- * TILE_MIN_ROWS rows: a convolution's call costs some time of its own
- * (its weights' transform, its threads), so tiles of a few images were
- * slower than none on the CNN at batch 1000; 32 MB tiles ran it 1.25x
- * faster than none (docs/ops.md). MODELC_TILE_ROWS=R sets the rows. */
+ * A tile has about TILE_BYTES of its own temporaries (at least one
+ * row): a convolution's call costs some time of its own (its weights'
+ * transform, its threads), so tiles of 4 MB were slower than none on the
+ * CNN at batch 1000, and 32 MB tiles ran it 1.25x faster than none
+ * (docs/ops.md). Rows of more than TILE_BYTES / 16 (S0's 4.9 MB images)
+ * make tiles of fewer than 16 rows, each still a large call: S0's
+ * training step at batch 32 in tiles of 6 rows instead of 16, 127 -> 122
+ * ms and 418 -> 370 MB of peak RSS. MODELC_TILE_ROWS=R sets the rows. */
 #include "cg.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define TILE_BYTES ((int64_t)32 << 20) /* a tile's own temporaries, about */
-#define TILE_MIN_ROWS 16              /* enough images for every thread's share of a convolution */
 
 int64_t plan_slot_elems(Mono elems, int64_t tile_rows, int64_t n)
 {
@@ -177,7 +179,7 @@ void plan_tiles(Plan *p)
         int64_t row = own_row_bytes(p, a, b);
         if (row > 0) {
             int64_t rows = TILE_BYTES / row;
-            rows = rows < TILE_MIN_ROWS ? TILE_MIN_ROWS : rows;
+            rows = rows < 1 ? 1 : rows;
             make_tile(p, a, b, ++id, force > 0 ? force : rows);
         }
         a = b;
