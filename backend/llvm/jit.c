@@ -669,13 +669,15 @@ static void print_plan(FILE *f, const JitModule *m, int64_t n, BeInterval *pl, c
             params += e * ir_dtype_size(s->info.dt);
     }
     PlanRow *rows = xcalloc((size_t)np + 1, sizeof *rows);
+    int nr = 0;
     for (int i = 0; i < np; i++)
-        rows[i] = (PlanRow){&pl[i], &m->slots[which[i]]};
-    qsort(rows, (size_t)np, sizeof *rows, by_first);
+        if (pl[i].first >= 0 || pl[i].bytes > 0) /* not a slot merged into another (plan_in_place) */
+            rows[nr++] = (PlanRow){&pl[i], &m->slots[which[i]]};
+    qsort(rows, (size_t)nr, sizeof *rows, by_first);
     fprintf(f, "; memory plan for N = %lld: %d temporaries in one arena, live ranges in kernel steps\n",
-            (long long)n, np);
+            (long long)n, nr);
     fprintf(f, "%12s %12s  %-11s  %s\n", "offset", "bytes", "live", "value");
-    for (int i = 0; i < np; i++) {
+    for (int i = 0; i < nr; i++) {
         const PlanRow *r = &rows[i];
         char live[32];
         snprintf(live, sizeof live, "[%d,%d]", r->iv->first, r->iv->last);

@@ -360,6 +360,121 @@ static void step_live(Plan *p, const Step *st, int at)
 
 static bool step_writes(const Plan *p, int i, int s);
 
+/* ---- results written over a dying operand ----
+ * A kernel that computes element i of its result from element i of its
+ * operands (an elementwise op or a fused group of them with one result:
+ * no GEMM, reduction or softmax row) may write its result over an
+ * operand of its shape that no later step reads: the two temporaries
+ * become one slot (the CNN's relu gradient over the relu output it reads
+ * last; S0's tanh gradient over tanh's result). The bits are the same:
+ * each element is read before it is written, by whichever thread, chunk
+ * or epilogue image computes it. MODELC_NO_IN_PLACE=1 keeps them apart. */
+static bool elementwise_kernel(const Node *v)
+{
+    if (v->op == OP_FUSED)
+        return !ir_fused_anchor(v) && !ir_fused_softmax(v) && !ir_fused_reduction(v) && v->sub->nouts == 1;
+    return ir_op_is_elementwise(v->op);
+}
+
+/* Does a step after i, or a graph output, use slot s? */
+static bool slot_used_after(const Plan *p, int s, int i)
+{
+    int slots[CG_MAXARGS];
+    for (int j = i + 1; j < p->nsteps; j++) {
+        int n = cg_step_slots(p, &p->steps[j], slots);
+        for (int k = 0; k < n; k++)
+            if (slots[k] == s)
+                return true;
+    }
+    for (int k = 0; k < p->g->nouts; k++)
+        if (p->out_slot[k] == s)
+            return true;
+    return false;
+}
+
+/* Every use of slot from becomes a use of slot to; from is left empty. */
+static void merge_slot(Plan *p, int from, int to)
+{
+    for (int i = 0; i < p->g->nnodes; i++)
+        if (p->node_slot[i] == from)
+            p->node_slot[i] = to;
+    for (int i = 0; i < p->nsteps; i++) {
+        Step *st = &p->steps[i];
+        st->out = st->out == from ? to : st->out;
+        st->src = st->src == from ? to : st->src;
+    }
+    for (int k = 0; k < p->g->nouts; k++)
+        p->out_slot[k] = p->out_slot[k] == from ? to : p->out_slot[k];
+    for (int k = 0; k < p->nparts; k++)
+        p->part_slot[k] = p->part_slot[k] == from ? to : p->part_slot[k];
+    p->slots[from].elems = mono(0);
+}
+
+/* A convolution's kernel gradient moves before the input gradient that
+ * reads the same dy, when no step between them conflicts with it: its
+ * input x then has its last reader sooner (the input gradient's
+ * epilogue, for S0's tanh, which plan_in_place may then write over x),
+ * and a data-parallel job can start summing it sooner. */
+static void kernel_grads_first(Plan *p)
+{
+    for (int k = 0; k < p->nsteps; k++) {
+        const Step *g = &p->steps[k];
+        if (g->kind != STEP_KERNEL || g->node->op != OP_CONV2D_GRAD_KERNEL)
+            continue;
+        for (int i = 0; i < k; i++) {
+            const Step *s = &p->steps[i];
+            if (s->kind != STEP_KERNEL || s->node->op != OP_CONV2D_GRAD_INPUT || s->node->in[0] != g->node->in[1])
+                continue;
+            bool free = true;
+            for (int j = i; j < k && free; j++)
+                free = !plan_steps_depend(p, j, k);
+            if (free)
+                plan_move_step(p, k, i);
+            break;
+        }
+    }
+}
+
+static void plan_in_place(Plan *p)
+{
+    const char *off = getenv("MODELC_NO_IN_PLACE");
+    if (off && *off && strcmp(off, "0") != 0)
+        return;
+    for (int i = 0; i < p->nsteps; i++) {
+        const Step *st = &p->steps[i];
+        if (st->kind != STEP_KERNEL || st->scratch >= 0 || !elementwise_kernel(st->node))
+            continue;
+        const Node *v = st->node;
+        int sv = st->out;
+        if (p->slots[sv].kind != JIT_BUF_TEMP)
+            continue;
+        /* of the operands it may write over, the one written first: a
+         * temporary made just before (a batch tile's own) stays small */
+        int best = -1, best_at = INT32_MAX;
+        for (int k = 0; k < v->nin; k++) {
+            int su = p->node_slot[v->in[k]->id];
+            if (su < 0 || su == sv || p->slots[su].kind != JIT_BUF_TEMP || p->slots[su].dt != p->slots[sv].dt ||
+                !ir_shape_eq(&p->slots[su].shape, &p->slots[sv].shape) ||
+                !mono_eq(p->slots[su].elems, p->slots[sv].elems))
+                continue;
+            bool same = true; /* every operand in that slot is read element for element */
+            for (int j = 0; j < v->nin; j++)
+                same &= p->node_slot[v->in[j]->id] != su || ir_shape_eq(&v->in[j]->shape, &v->shape);
+            if (!same || slot_used_after(p, su, i))
+                continue;
+            int at = 0;
+            while (at < i && !step_writes(p, at, su))
+                at++;
+            if (at < best_at) {
+                best = su;
+                best_at = at;
+            }
+        }
+        if (best >= 0)
+            merge_slot(p, sv, best);
+    }
+}
+
 static void compute_live_ranges(Plan *p)
 {
     for (int i = 0; i < p->nsteps; i++) {
@@ -813,9 +928,11 @@ static bool build(Plan *p, Graph *g, bool tiles, Diags *d)
         plan_outputs(&b); /* snapshot copies come first */
         add_kernels(&b);
         add_update_copies(&b);
+        kernel_grads_first(p);
         plan_epilogues(p);
         if (tiles)
             plan_tiles_order(p);
+        plan_in_place(p);
         compute_live_ranges(p);
         if (tiles)
             plan_tiles(p);
