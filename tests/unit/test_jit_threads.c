@@ -472,22 +472,42 @@ static const char flat_rows_graph[] =
     "  output value \"u\" = %u\n"
     "}\n";
 
-START_TEST(flat_rows)
+static int64_t workspace_bytes(JitModule *m, int64_t n, Diags *d)
 {
-    static const int64_t ns[4] = {3, 2, 1, 0};
-    check_threads_at("flat rows", flat_rows_graph, exact, (Tol){1e-4, 1e-4, 2e-5}, ns, 4);
+    JitWorkspace *w = be_jit_workspace_new(m, n, d);
+    ck_assert_ptr_nonnull(w);
+    int64_t b = be_jit_workspace_bytes(w);
+    be_jit_workspace_free(w);
+    return b;
+}
+
+/* A graph compiled on 3 threads with a code generation feature and with
+ * it off (env=1) gives the same bits for batch sizes ns[0..nn); with
+ * smaller, its workspace at ns[0] is smaller too. */
+static void feature_same_bits(const char *feature, const char *text, const char *env, const int64_t *ns, int nn,
+                              bool smaller)
+{
     Diags d;
     diags_init(&d);
-    Graph *g = parse(flat_rows_graph, &d);
+    Graph *g = parse(text, &d);
     JitModule *with = compile_threads(g, 3, &d);
-    setenv("MODELC_NO_FLAT_ROWS", "1", 1);
+    setenv(env, "1", 1);
     JitModule *without = compile_threads(g, 3, &d);
-    unsetenv("MODELC_NO_FLAT_ROWS");
-    same_bits("flat rows", g, with, without, ns, 4, &d);
+    unsetenv(env);
+    if (smaller)
+        ck_assert_int_lt(workspace_bytes(with, ns[0], &d), workspace_bytes(without, ns[0], &d));
+    same_bits(feature, g, with, without, ns, nn, &d);
     be_jit_free(with);
     be_jit_free(without);
     ir_graph_free(g);
     diags_free(&d);
+}
+
+START_TEST(flat_rows)
+{
+    static const int64_t ns[4] = {3, 2, 1, 0};
+    check_threads_at("flat rows", flat_rows_graph, exact, (Tol){1e-4, 1e-4, 2e-5}, ns, 4);
+    feature_same_bits("flat rows", flat_rows_graph, "MODELC_NO_FLAT_ROWS", ns, 4, false);
 }
 END_TEST
 
@@ -538,14 +558,6 @@ static const char tile_graph[] =
     "  output value \"g\" = %g\n"
     "}\n";
 
-static int64_t workspace_bytes(JitModule *m, int64_t n, Diags *d)
-{
-    JitWorkspace *w = be_jit_workspace_new(m, n, d);
-    ck_assert_ptr_nonnull(w);
-    int64_t b = be_jit_workspace_bytes(w);
-    be_jit_workspace_free(w);
-    return b;
-}
 
 /* Results over a dying operand (plan.c, plan_in_place): the relu
  * gradient writes over the relu output it reads last, an epilogue of the
@@ -586,19 +598,7 @@ START_TEST(in_place)
 {
     static const int64_t ns[4] = {7, 2, 1, 0};
     check_threads_at("in place", in_place_graph, exact, gemm_tol, ns, 4);
-    Diags d;
-    diags_init(&d);
-    Graph *g = parse(in_place_graph, &d);
-    JitModule *with = compile_threads(g, 3, &d);
-    setenv("MODELC_NO_IN_PLACE", "1", 1);
-    JitModule *without = compile_threads(g, 3, &d);
-    unsetenv("MODELC_NO_IN_PLACE");
-    ck_assert_int_lt(workspace_bytes(with, 7, &d), workspace_bytes(without, 7, &d));
-    same_bits("results in place", g, with, without, ns, 4, &d);
-    be_jit_free(with);
-    be_jit_free(without);
-    ir_graph_free(g);
-    diags_free(&d);
+    feature_same_bits("results in place", in_place_graph, "MODELC_NO_IN_PLACE", ns, 4, true);
 }
 END_TEST
 
