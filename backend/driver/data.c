@@ -34,6 +34,17 @@ static int label_classes(const Graph *g)
     return 0;
 }
 
+/* The input of class labels [N] that the one_hot reads, or NULL. */
+static const char *label_input(const Graph *g)
+{
+    for (int i = 0; i < g->nnodes; i++) {
+        const Node *h = g->nodes[i];
+        if (h->op == OP_ONE_HOT && h->in[0]->op == OP_INPUT && h->in[0]->shape.rank == 1)
+            return h->in[0]->a.name;
+    }
+    return NULL;
+}
+
 static DType model_float(const Graph *g)
 {
     for (int i = 0; i < g->nnodes; i++)
@@ -134,6 +145,9 @@ static bool load_raw(const DataOpts *a, const char *const *src, int nsrc, const 
     if (suffix(s, ".npy"))
         return rt_load_npy(s, nsrc > 1 ? src[1] : NULL, &o, out, d);
     if (suffix(s, ".safetensors")) {
+        const char *labels = label_input(g); /* checked against the classes, whatever its name */
+        if (labels)
+            o.y_name = labels;
         const Node *y = ir_find_input((Graph *)gi, o.y_name);
         if (y && y->shape.rank != 1) /* an input named y that is no list of class labels */
             o.classes = 0;

@@ -150,4 +150,23 @@ open('$t/l.npy','wb').write(b'\x93NUMPY\x01\x00' + struct.pack('<H', 118) + (\"{
 "
 ev --weights "$t/w.st" --data "$t/d.npy" --data "$t/l.npy" > "$t/out" || fail "eval on x.npy y.npy"
 grep -q '^2 examples' "$t/out" || fail "eval x.npy y.npy: $(cat "$t/out")"
+
+# class labels are checked whatever the labels input is named (here
+# `target`, as `modelc import --loss` names it `labels`)
+printf 'input x: f32[N, 4]\ninput target: i32[N]\nlogits = dense(x, 3)\nloss = sparse_categorical_crossentropy(target, logits, from_logits=true)\n' > "$t/tg.mdl"
+python3 - "$t/tg.safetensors" <<'PY'
+import json, struct, sys
+x, y = struct.pack("<16f", *([0.5] * 16)), struct.pack("<4i", 0, 2, 5, 1)
+h = json.dumps({"x": {"dtype": "F32", "shape": [4, 4], "data_offsets": [0, 64]},
+                "target": {"dtype": "I32", "shape": [4], "data_offsets": [64, 80]}}).encode()
+h += b" " * (-len(h) % 8)
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(h)) + h + x + y)
+PY
+set +e
+"$MODELC" train "$t/tg.mdl" --data "$t/tg.safetensors" "${common[@]}" > "$t/out" 2>&1
+rc=$?
+set -e
+[ $rc = 1 ] || fail "out-of-range labels named target: exit $rc"
+grep -qF "$t/tg.safetensors: error: label 5 at index 2 of 'target' is out of range (3 classes)" "$t/out" ||
+    fail "out-of-range labels named target: $(cat "$t/out")"
 echo ok
