@@ -18,8 +18,6 @@ static char *diag_text(Diags *d)
     return t ? t : xstrdup("error: ONNX import failed\n");
 }
 
-/* The text that makes an imported model train (mc_onnx_train), appended
- * to b; false with an error in d. */
 static bool ident_char(char c)
 {
     return c == '_' || (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z');
@@ -35,6 +33,8 @@ static bool uses_word(const char *text, const char *name)
     return false;
 }
 
+/* The text that makes an imported model train (mc_onnx_train), appended
+ * to b; false with an error in d. */
 static bool train_text(const char *path, const OnnxImport *im, const mc_onnx_train *t, StrBuf *b, Diags *d)
 {
     static const char *const losses[] = {"mse", "mae", "binary_crossentropy", "categorical_crossentropy",

@@ -700,7 +700,6 @@ static const char *export_broadcast(Ex *e, const Node *x, const char *a)
     return bin(e, "Expand", a, shape);
 }
 
-/* The ONNX value computing node x; its operands are e->name[...]. */
 /* Pad of a (the operand of slice_grad x) by x's slice, with the constant
  * value cv (NULL: zeros); steps of 1 only. */
 static const char *export_pad(Ex *e, const Node *x, const char *a, const char *cv)
@@ -724,12 +723,8 @@ static bool is_scalar(const Node *n, double v)
     return n->op == OP_CONST && n->shape.rank == 0 && n->a.value == v;
 }
 
-/* pad(x, widths, c) with c != 0 as the frontend lowers it (builtins.c,
- * pad_fn): add(slice_grad(x), mul(sub(1, slice_grad(broadcast(1))), c)),
- * the two slice_grads alike, or as simplify leaves it for c = 1 (no mul)
- * and c = -1 (a sub for the add). Returns slice_grad(x) with *cv = c,
- * or NULL; the root then reads x alone, and what it no longer reads is
- * released (release). */
+/* One reader fewer of n; read by nothing exported, n is taken along
+ * (not exported), and so, in turn, are its operands. */
 static void release(Ex *e, const Node *n)
 {
     if (--e->uses[n->id] > 0 || n->op == OP_INPUT)
@@ -739,6 +734,12 @@ static void release(Ex *e, const Node *n)
         release(e, n->in[i]);
 }
 
+/* pad(x, widths, c) with c != 0 as the frontend lowers it (builtins.c,
+ * pad_fn): add(slice_grad(x), mul(sub(1, slice_grad(broadcast(1))), c)),
+ * the two slice_grads alike, or as simplify leaves it for c = 1 (no mul)
+ * and c = -1 (a sub for the add). Returns slice_grad(x) with *cv = c,
+ * or NULL; the root then reads x alone, and what it no longer reads is
+ * released (release). */
 static const Node *match_pad(Ex *e, const Node *root, double *cv)
 {
     if (root->op != OP_ADD && root->op != OP_SUB)
@@ -752,11 +753,11 @@ static const Node *match_pad(Ex *e, const Node *root, double *cv)
                 k = t->in[1 - j];
                 sub = t->in[j];
             }
-        if (t->op == OP_MUL && !k)
+        if ((t->op == OP_MUL && !k) || sub->op != OP_SUB || !is_scalar(sub->in[0], 1) ||
+            sub->in[1]->op != OP_SLICE_GRAD || sub->in[1]->in[0]->op != OP_BROADCAST)
             continue;
-        const Node *inside = sub->in[sub->nin - 1], *ones = inside->in[0];
-        if (sub->op != OP_SUB || !is_scalar(sub->in[0], 1) || inside->op != OP_SLICE_GRAD ||
-            ones->op != OP_BROADCAST || !is_scalar(ones->in[0], 1) || !ir_shape_eq(&inside->shape, &y->shape) ||
+        const Node *inside = sub->in[1], *ones = inside->in[0];
+        if (!is_scalar(ones->in[0], 1) || !ir_shape_eq(&inside->shape, &y->shape) ||
             !ir_shape_eq(&ones->shape, &y->in[0]->shape) ||
             memcmp(inside->a.begin, y->a.begin, sizeof y->a.begin) != 0 ||
             memcmp(inside->a.step, y->a.step, sizeof y->a.step) != 0)
@@ -770,6 +771,7 @@ static const Node *match_pad(Ex *e, const Node *root, double *cv)
     return NULL;
 }
 
+/* The ONNX value computing node x; its operands are e->name[...]. */
 static const char *export_node(Ex *e, const Node *x, const TensorMap *params)
 {
     const char *in[3];

@@ -168,6 +168,14 @@ input x: f32[N, 3, 4, 2]
 output p = pad(x, [[0, 0], [1, 2], [0, 1], [0, 0]], 0.5)
 output q = pad(relu(x), [[0, 0], [0, 0], [2, 0], [1, 1]], -1) * 2
 MDL
+# a zero pad added to another value (an input, no border term) is a
+# plain Pad and an Add
+export_case padsum 1 <<'MDL'
+model padsum
+input x: f32[N, 3, 4, 2]
+input z: f32[N, 6, 5, 2]
+output y = pad(x, [[0, 0], [1, 2], [0, 1], [0, 0]]) + z
+MDL
 "$MODELC" import "$t/padconst.onnx" -o "$t/padconst2.mdl"
 grep -q ' = pad(x, \[\[0, 0\], \[1, 2\], \[0, 1\], \[0, 0\]\], constant_values=0.5)$' "$t/padconst2.mdl" &&
     grep -q ' = pad(t[0-9]*, \[\[0, 0\], \[0, 0\], \[2, 0\], \[1, 1\]\], constant_values=(-1))$' "$t/padconst2.mdl" &&
