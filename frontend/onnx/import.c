@@ -3305,10 +3305,9 @@ static float *convt_kernel(Imp *I, const Val *w, int64_t group, int lead, const 
 }
 
 /* Checks shared by the 2-D and 3-D transposed convolutions: constant
- * weights of rank r with x's channels, a constant bias of O values, and
- * a kernel of at most 2^24 values. */
+ * weights of rank r with x's channels and a constant bias of O values. */
 static bool convt_weights(Imp *I, const Val *x, const Val *w, const Val *b, int64_t group, int rank,
-                          const char *layout, double kvals)
+                          const char *layout)
 {
     if (!w->k || w->id || w->k->is_int || w->rank != rank)
         return fail(I, "the weights must be a constant %s tensor", layout);
@@ -3318,8 +3317,14 @@ static bool convt_weights(Imp *I, const Val *x, const Val *w, const Val *b, int6
                     (long long)w->dims[0], (long long)group, group == 1 ? "" : "s");
     if (b && (!b->k || b->id || b->k->is_int || b->k->n != O))
         return fail(I, "the bias must be a constant of %lld values", (long long)O);
-    if (kvals * (double)O > (double)(1 << 24))
-        return fail(I, "the kernel would hold %.0f values; at most %d are supported", kvals * (double)O, 1 << 24);
+    return true;
+}
+
+/* The conv2d_transpose kernel of kvals values: at most 2^24. */
+static bool convt_kernel_fits(Imp *I, double kvals)
+{
+    if (kvals > (double)(1 << 24))
+        return fail(I, "the kernel would hold %.0f values; at most %d are supported", kvals, 1 << 24);
     return true;
 }
 
@@ -3390,9 +3395,9 @@ static bool op_conv_transpose(Imp *I, int idx, const Onnx__NodeProto *n)
     if (x->rank != 4 || !examples_first(I, x) || x->dims[2] < 0 || x->dims[3] < 0)
         return fail(I, "only 1-D, 2-D and 3-D transposed convolutions of [N, C, L], [N, C, H, W] and "
                        "[N, C, D, H, W] values are supported");
-    if (!convt_weights(I, x, w, b, group, 4, "[C, O, kh, kw]", 1.0) ||
+    if (!convt_weights(I, x, w, b, group, 4, "[C, O, kh, kw]") ||
         !convt_geometry(I, n, x, w->dims + 2, 2, st, dil, opad, pads, K, full, out) ||
-        !convt_weights(I, x, w, b, group, 4, "[C, O, kh, kw]", (double)x->dims[1] * (double)K[0] * (double)K[1]))
+        !convt_kernel_fits(I, (double)x->dims[1] * (double)(w->dims[1] * group) * (double)K[0] * (double)K[1]))
         return false;
     int64_t C = x->dims[1], O = w->dims[1] * group;
     int64_t kd[4] = {K[0], K[1], O, C};
@@ -3445,12 +3450,12 @@ static bool op_conv_transpose(Imp *I, int idx, const Onnx__NodeProto *n)
 static bool convt_3d(Imp *I, const Onnx__NodeProto *n, Val *x, Val *w, Val *b, int64_t group)
 {
     int64_t st[3], dil[3], pads[6], opad[3], K[3], full[3], out[3];
-    if (!convt_weights(I, x, w, b, group, 5, "[C, O, kd, kh, kw]", 1.0) ||
+    if (!convt_weights(I, x, w, b, group, 5, "[C, O, kd, kh, kw]") ||
         !convt_geometry(I, n, x, w->dims + 2, 3, st, dil, opad, pads, K, full, out))
         return false;
     int64_t N = x->dims[0], C = x->dims[1], O = w->dims[1] * group, R = w->dims[2];
     int64_t D = x->dims[2], H = x->dims[3], W = x->dims[4], sd = st[0], sh = st[1], sw = st[2];
-    if (!convt_weights(I, x, w, b, group, 5, "[C, O, kd, kh, kw]", (double)C * (double)R * (double)K[1] * (double)K[2]))
+    if (!convt_kernel_fits(I, (double)C * (double)(R * O) * (double)K[1] * (double)K[2]))
         return false;
     int64_t g = K[1] > sh ? (K[1] - 1) / sh : 0, slot = (H + g) * sh, Ht = (D * (H + g) - 1) * sh + K[1];
     if ((double)D * (double)slot * (double)full[2] * (double)(R * O) > (double)MAX_ELEMS)
