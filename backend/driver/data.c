@@ -25,24 +25,27 @@ static SrcLoc file_loc(Diags *d, const char *f)
     return (SrcLoc){diags_intern_file(d, f), 0, 0};
 }
 
-/* Classes a label input feeds: the depth of the one_hot reading it. */
-static int label_classes(const Graph *g)
+/* The one_hot that class labels feed, or NULL: its depth is the number
+ * of classes, and its operand, when an input [N], the labels. */
+static const Node *label_one_hot(const Graph *g)
 {
     for (int i = 0; i < g->nnodes; i++)
         if (g->nodes[i]->op == OP_ONE_HOT)
-            return g->nodes[i]->a.depth;
-    return 0;
+            return g->nodes[i];
+    return NULL;
+}
+
+static int label_classes(const Graph *g)
+{
+    const Node *h = label_one_hot(g);
+    return h ? (int)h->a.depth : 0;
 }
 
 /* The input of class labels [N] that the one_hot reads, or NULL. */
 static const char *label_input(const Graph *g)
 {
-    for (int i = 0; i < g->nnodes; i++) {
-        const Node *h = g->nodes[i];
-        if (h->op == OP_ONE_HOT && h->in[0]->op == OP_INPUT && h->in[0]->shape.rank == 1)
-            return h->in[0]->a.name;
-    }
-    return NULL;
+    const Node *h = label_one_hot(g);
+    return h && h->in[0]->op == OP_INPUT && h->in[0]->shape.rank == 1 ? h->in[0]->a.name : NULL;
 }
 
 static DType model_float(const Graph *g)
