@@ -205,13 +205,19 @@ int64_t cg_row_chunk(const Plan *p, const Step *st)
  * like row-parallel kernels, CG_ROW_GRAIN elements per task. */
 #define CG_FLAT_MIN (2 * CG_ROW_GRAIN)
 
+/* An op a flat loop can compute: elementwise, or a fused group of
+ * elementwise ops with no GEMM, softmax row, reduction or fresh result. */
+static bool flat_op(const Node *v)
+{
+    return v->op == OP_FUSED ? !whole_kernel(v) && !ir_fused_reduction(v) : ir_op_is_elementwise(v->op);
+}
+
 static int64_t flat_elems(const Plan *p, const Step *st)
 {
     if (st->kind != STEP_KERNEL || st->scratch >= 0)
         return 0;
     const Node *v = st->node;
-    bool elem = v->op == OP_FUSED ? !whole_kernel(v) && !ir_fused_reduction(v) : ir_op_is_elementwise(v->op);
-    if (!elem || ir_shape_has_n(&v->shape))
+    if (!flat_op(v) || ir_shape_has_n(&v->shape))
         return 0;
     int64_t n = ir_shape_numel(&v->shape, 0);
     if (n < CG_FLAT_MIN)
@@ -244,8 +250,7 @@ static int64_t flat_row(const Plan *p, const Step *st)
     if (st->kind != STEP_KERNEL || st->scratch >= 0)
         return 0;
     const Node *v = st->node;
-    bool elem = v->op == OP_FUSED ? !whole_kernel(v) && !ir_fused_reduction(v) : ir_op_is_elementwise(v->op);
-    if (!elem || !plan_n_leading(&v->shape) || plan_split_kind(p, st->out, &v->shape) != 1)
+    if (!flat_op(v) || !plan_n_leading(&v->shape) || plan_split_kind(p, st->out, &v->shape) != 1)
         return 0;
     int64_t row = plan_row_elems(&v->shape);
     if (row < CG_FLAT_MIN)
