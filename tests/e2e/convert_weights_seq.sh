@@ -43,13 +43,15 @@ grep -q '^gru/gru_cell/bias \[2,9\] -> gru.bias \[2,9\]$' "$tmp/k.out" || fail "
 grep -q '^layer_normalization/gamma \[4\] -> layer_norm.gamma \[4\]$' "$tmp/k.out" || fail "keras layer_norm line"
 grep -q '^simple_rnn/simple_rnn_cell/kernel \[3,2\] -> simple_rnn.kernel \[3,2\]$' "$tmp/k.out" ||
   fail "keras simple_rnn line"
-for w in t k; do
+predicts_torch() { # MODEL WEIGHTS X Y: on both backends, what PyTorch computed
   for b in jit interp; do
-    "$MODELC" predict $model --backend $b --weights "$tmp/$w.safetensors" --inputs $f/seq_x.safetensors \
-      -o "$tmp/$w.$b.safetensors" >/dev/null
-    python3 tests/e2e/jit_compare.py $f/seq_y.safetensors "$tmp/$w.$b.safetensors" ||
-      fail "$w weights ($b): predictions differ from PyTorch's"
+    "$MODELC" predict "$1" --backend $b --weights "$2" --inputs "$3" -o "$tmp/p.$b.safetensors" >/dev/null
+    python3 tests/e2e/jit_compare.py "$4" "$tmp/p.$b.safetensors" ||
+      fail "$2 ($b): predictions differ from PyTorch's"
   done
+}
+for w in t k; do
+  predicts_torch $model "$tmp/$w.safetensors" $f/seq_x.safetensors $f/seq_y.safetensors
 done
 
 # the layout notes
@@ -72,12 +74,7 @@ for want in 'lstm.weight_ih_l0_reverse \[16,3\] -> lstm_1.kernel \[3,16\] (trans
   'wrote .*(18 tensors)'; do
   grep -q "^$want\$" "$tmp/s.out" || fail "stacked: no '$want' in $(cat "$tmp/s.out")"
 done
-for b in jit interp; do
-  "$MODELC" predict $st --backend $b --weights "$tmp/s.safetensors" --inputs $f/seq_stacked_x.safetensors \
-    -o "$tmp/s.$b.safetensors" >/dev/null
-  python3 tests/e2e/jit_compare.py $f/seq_stacked_y.safetensors "$tmp/s.$b.safetensors" ||
-    fail "stacked weights ($b): predictions differ from PyTorch's"
-done
+predicts_torch $st "$tmp/s.safetensors" $f/seq_stacked_x.safetensors $f/seq_stacked_y.safetensors
 
 # errors
 expect_err() { # code message command...
