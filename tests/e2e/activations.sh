@@ -19,14 +19,9 @@ for seed in 1 2 3; do
         fail "stats seed $seed: $(cat "$t/out")"
     grep -q "passed: 4 of 4 parameters match" "$t/out" || fail "stats seed $seed: $(cat "$t/out")"
 done
+. tests/e2e/lib/check.sh
 bad() { # model text, expected message
-    printf '%s\n' "$1" > "$t/bad.mdl"
-    set +e
-    "$MODELC" check "$t/bad.mdl" > "$t/err" 2>&1
-    rc=$?
-    set -e
-    [ "$rc" = 1 ] || fail "exit $rc for: $1"
-    grep -qF "$2" "$t/err" || fail "expected '$2' for: $1, got: $(cat "$t/err")"
+    check_fails "$1" "$2"
     grep -qE "bad.mdl:[0-9]+:[0-9]+" "$t/err" || fail "no position for: $1"
 }
 bad $'input x: i32[N, 3]\noutput y = gelu(x)' "gelu() needs a float tensor"

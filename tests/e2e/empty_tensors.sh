@@ -71,15 +71,8 @@ python3 tests/e2e/jit_compare.py "$t/interp.safetensors" "$t/jit.safetensors" ||
     fail "trained weights differ between the backends"
 
 # Ops that would compute something from nothing, and bad bounds.
-bad() { # model text, expected message with its position
-    printf '%s\n' "$1" > "$t/bad.mdl"
-    set +e
-    "$MODELC" check "$t/bad.mdl" > "$t/err" 2>&1
-    rc=$?
-    set -e
-    [ "$rc" = 1 ] || fail "exit $rc for: $1"
-    grep -qF -- "$2" "$t/err" || fail "expected '$2' for: $1, got: $(cat "$t/err")"
-}
+. tests/e2e/lib/check.sh
+bad() { check_fails "$1" "$2"; } # model text, expected message with its position
 bad $'input x: f32[N, 4]\nloss = mean(x[:, 1:1])' \
     "bad.mdl:2:8: error: reduce_mean of the empty tensor f32[N,0] (a dimension is 0) is not supported"
 bad $'input x: f32[N, 0]\noutput y = dense(x, 3)' \

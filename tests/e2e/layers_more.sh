@@ -21,14 +21,9 @@ for m in sequence:6 image_seq:8 conv_more:10; do
     "$MODELC" grad "$f" --backend jit -o "$t/jit.st" > /dev/null
     python3 tests/e2e/jit_compare.py "$t/interp.st" "$t/jit.st" || fail "$f: JIT gradients differ"
 done
+. tests/e2e/lib/check.sh
 bad() { # model text, expected message
-    printf '%s\n' "$1" > "$t/bad.mdl"
-    set +e
-    "$MODELC" check "$t/bad.mdl" > "$t/err" 2>&1
-    rc=$?
-    set -e
-    [ "$rc" = 1 ] || fail "exit $rc for: $1"
-    grep -qF "$2" "$t/err" || fail "expected '$2' for: $1, got: $(cat "$t/err")"
+    check_fails "$1" "$2"
     grep -qE "bad.mdl:[0-9]+:[0-9]+" "$t/err" || fail "no position for: $1"
 }
 bad $'input x: f32[N, 3]\noutput y = layer_norm(x, axis=0)' "layer_norm() normalises each example: its axes cannot include N"

@@ -42,15 +42,8 @@ python3 tests/e2e/jit_tensors.py inputs "$t/m.ir" "$t/x.safetensors" 7 2
 "$MODELC" predict "$t/r.mdl" --weights "$t/w.safetensors" --inputs "$t/x.safetensors" -o "$t/pj.safetensors" --threads 1
 python3 tests/e2e/jit_compare.py "$t/pi.safetensors" "$t/pj.safetensors" || fail "JIT predictions differ"
 
-bad() { # model text, expected message with its position
-    printf '%s\n' "$1" > "$t/bad.mdl"
-    set +e
-    "$MODELC" check "$t/bad.mdl" > "$t/err" 2>&1
-    rc=$?
-    set -e
-    [ "$rc" = 1 ] || fail "exit $rc for: $1"
-    grep -qF -- "$2" "$t/err" || fail "expected '$2' for: $1, got: $(cat "$t/err")"
-}
+. tests/e2e/lib/check.sh
+bad() { check_fails "$1" "$2"; } # model text, expected message with its position
 bad $'input x: f32[N, 3, 4]\noutput y = reshape(x, [4, -1])' \
     "bad.mdl:2:27: error: reshaping f32[N,3,4], this -1 would be the batch dimension N*3, which may only be the first dimension"
 bad $'input x: f32[N, 3, 4]\noutput y = reshape(x, [12, -1])' \

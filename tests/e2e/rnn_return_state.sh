@@ -46,14 +46,9 @@ python3 tests/e2e/jit_tensors.py inputs "$t/inf.ir" "$t/x.safetensors" 6 2
 [ "$(cat "$t/ogap.csv")" = 0 ] || fail "gru: output and h differ: $(cat "$t/ogap.csv")"
 python3 -c "import sys; sys.exit(not float(open(sys.argv[1]).read()) > 0)" "$t/cn.csv" || fail "c is zero"
 
+. tests/e2e/lib/check.sh
 bad() { # statement, expected message with its position
-    printf 'input x: f32[N, 5, 3]\n%s\nloss = mean(x)\n' "$1" > "$t/bad.mdl"
-    set +e
-    "$MODELC" check "$t/bad.mdl" > "$t/err" 2>&1
-    rc=$?
-    set -e
-    [ "$rc" = 1 ] || fail "exit $rc for: $1"
-    grep -qF -- "$2" "$t/err" || fail "expected '$2' for: $1, got: $(cat "$t/err")"
+    check_fails "$(printf 'input x: f32[N, 5, 3]\n%s\nloss = mean(x)' "$1")" "$2"
 }
 bad 'h = lstm(x, 4, return_state=true)' \
     "bad.mdl:2:29: error: return_state=true gives 3 values: assign them to as many names, e.g. 'seq, h, c = lstm(...)'"

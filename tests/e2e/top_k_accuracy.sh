@@ -50,14 +50,9 @@ metric top3 = top_k_accuracy(y, logits, k=3)
 MDL
 "$MODELC" grad "$t/seq.mdl" -o "$t/g.safetensors" > "$t/out" 2>&1 || fail "seq: $(cat "$t/out")"
 
+. tests/e2e/lib/check.sh
 bad() { # metric line, expected message with its position
-    printf 'input x: f32[N, 4]\ninput y: i32[N]\nloss = mean(x)\n%s\n' "$1" > "$t/bad.mdl"
-    set +e
-    "$MODELC" check "$t/bad.mdl" > "$t/err" 2>&1
-    rc=$?
-    set -e
-    [ "$rc" = 1 ] || fail "exit $rc for: $1"
-    grep -qF -- "$2" "$t/err" || fail "expected '$2' for: $1, got: $(cat "$t/err")"
+    check_fails "$(printf 'input x: f32[N, 4]\ninput y: i32[N]\nloss = mean(x)\n%s' "$1")" "$2"
 }
 bad 'metric m = top_k_accuracy(y, x, k=0)' "bad.mdl:4:"
 bad 'metric m = top_k_accuracy(y, x, k=0)' "must be at least 1"
