@@ -287,7 +287,7 @@ static int print_llvm_cmd(const char *path, const mc_llvm_options *o, FILE *out,
     if (o->time_passes)
         timer_print(&timer, err);
     if (ok && o->time_passes)
-        fprintf(err, "llvm: %d kernels in %d parts\n", st.kernels, st.parts);
+        fprintf(err, "llvm: %d kernels in %d parts on %d threads\n", st.kernels, st.parts, st.threads);
     xfree(ir);
     ir_graph_free(g);
     diags_free(&d);

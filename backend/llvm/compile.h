@@ -32,7 +32,7 @@ bool jit_compile_plan(const Plan *p, const JitOpts *o, LLVMOrcLLJITRef *jit, Jit
  * functions renamed prefix + "entry" (the last part's, which runs the
  * whole plan) and prefix + "entry.<i>" (mods must hold
  * JIT_MAX_PARTS). Returns the number of parts; -1 with err set. */
-#define JIT_MAX_PARTS 4
+#define JIT_MAX_PARTS 8
 int jit_build_parts(const Plan *p, const JitOpts *o, LLVMContextRef cx, LLVMTargetMachineRef tm,
                     const char *prefix, LLVMModuleRef *mods, char *err, size_t errn);
 

@@ -62,7 +62,7 @@ typedef struct JitOpts {
     bool time_passes; /* time IR build, optimisation, JIT codegen */
     int threads;      /* threads of the module's pool for be_jit_run; 0 = number of cores */
     Timer *timer;     /* with time_passes: phases are added here; NULL prints to stderr */
-    int jobs;         /* compile threads (module parts); 0 = up to 2 on a multi-core host */
+    int jobs;         /* compile threads; 0 = up to 2 on a multi-core host */
     const char *cache_dir; /* object cache directory (see be_jit_default_cache_dir); NULL = none */
     bool profile;     /* the entry times every kernel (be_jit_profile); off: no cost */
     bool step_done;   /* the entry calls rt_step_done(ctx, i) after each step i that finishes an
@@ -135,7 +135,8 @@ const JitOpts *be_jit_opts(const JitModule *m);
 const Timer *be_jit_timer(const JitModule *m);
 typedef struct JitStats {
     int kernels;      /* kernel steps of the plan */
-    int parts;        /* modules compiled apart (on their own threads) */
+    int parts;        /* modules compiled apart */
+    int threads;      /* threads that compiled them */
     int cached_parts; /* parts whose object came from the cache */
 } JitStats;
 const JitStats *be_jit_stats(const JitModule *m);

@@ -116,7 +116,8 @@ echo 'CHECK: call void @rt_gemm_f64(' >"$tmp/f64.check"
 "$FILECHECK" "$tmp/f64.check" --input-file "$tmp/f64.ll"
 
 # --time-passes reports the pipeline and the LLVM phases; a small module
-# is one part, a training step is compiled in two parts on two threads.
+# is one part, a training step is compiled in four parts taken in turn by
+# two threads.
 "$MODELC" llvm "$tmp/ew.mdl" --time-passes >/dev/null 2>"$tmp/time.txt"
 cat >"$tmp/time.check" <<'CHECK'
 CHECK: modelc compile time
@@ -126,12 +127,12 @@ CHECK-DAG: ms {{.*}}%  llvm: optimise IR
 CHECK-DAG: ms {{.*}}%  llvm: codegen
 CHECK-DAG: ms {{.*}}%  llvm: JIT link
 CHECK: ms  100.0%  total
-CHECK-NEXT: llvm: 1 kernels in 1 parts
+CHECK-NEXT: llvm: 1 kernels in 1 parts on 1 threads
 CHECK
 "$FILECHECK" "$tmp/time.check" --input-file "$tmp/time.txt"
 "$MODELC" llvm examples/fashion_mlp.mdl --mode=train --time-passes >/dev/null 2>"$tmp/time2.txt"
 if [ "$(nproc)" -ge 2 ]; then
-    grep -q "llvm: 24 kernels in 2 parts" "$tmp/time2.txt" # the step modelc train runs
+    grep -q "llvm: 24 kernels in 4 parts on 2 threads" "$tmp/time2.txt" # the step modelc train runs
     grep -q "llvm: waiting for parts" "$tmp/time2.txt"
 fi
 # Large update loops without a batch axis run flat-parallel: of the MLP's

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "backend/llvm/cg.h"
+#include "backend/llvm/compile.h"
 #include "test_jit_util.h"
 
 static JitModule *compile_threads(Graph *g, int threads, Diags *d)
@@ -646,6 +647,44 @@ START_TEST(batch_tiles)
 }
 END_TEST
 
+/* A module compiled in as many parts as there may be (compile.c cuts
+ * the steps into JIT_MAX_PARTS ranges) computes the same bits as in one
+ * part: no range starts inside a batch tile (whose steps run tile by
+ * tile on the tile's own temporaries) or at an epilogue. */
+static JitModule *compile_jobs(Graph *g, int jobs, Diags *d)
+{
+    JitOpts o;
+    be_jit_opts_default(&o);
+    o.threads = 2;
+    o.jobs = jobs;
+    JitModule *m = be_jit_compile(g, &o, d);
+    if (!m)
+        diags_print(d, stderr);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(be_jit_stats(m)->parts, jobs == 1 ? 1 : JIT_MAX_PARTS);
+    return m;
+}
+
+START_TEST(compile_parts)
+{
+    static const int64_t ns[4] = {37, 5, 1, 0};
+    const char *graphs[2] = {tile_graph, epilogue_graph};
+    setenv("MODELC_TILE_ROWS", "4", 1);
+    for (int i = 0; i < 2; i++) {
+        Diags d;
+        diags_init(&d);
+        Graph *g = parse(graphs[i], &d);
+        JitModule *one = compile_jobs(g, 1, &d), *many = compile_jobs(g, JIT_MAX_PARTS, &d);
+        same_bits("module parts", g, many, one, ns, 4, &d);
+        be_jit_free(one);
+        be_jit_free(many);
+        ir_graph_free(g);
+        diags_free(&d);
+    }
+    unsetenv("MODELC_TILE_ROWS");
+}
+END_TEST
+
 /* A GEMM with one row (a dense layer at batch 1) is BLAS's
  * matrix-vector product on parts of the columns: every transpose, alpha
  * and beta, a beta of 0 over a NaN, columns not a multiple of the part
@@ -767,6 +806,7 @@ int main(void)
     tcase_add_test(t, dropout_blocks);
     tcase_add_test(t, convolutions);
     tcase_add_test(t, gemm_parts);
+    tcase_add_test(t, compile_parts);
     suite_add_tcase(s, t);
     return tu_run(s);
 }
