@@ -299,9 +299,10 @@ static uint64_t dropout_key(uint64_t seed, uint64_t stream)
  * output word pair behind the uniform (u = (x >> 11) * 2^-53), u >= rate
  * <=> x >> 11 >= thresh <=> x >= thresh << 11 (dropout_threshold). The
  * vector versions run the lanes as several independent registers, so
- * the rounds' multiplies overlap instead of waiting on each other. */
-#define RT_PHILOX_LANES 64
-static void dropout_keep_scalar(uint64_t key, uint64_t step, uint64_t idx, uint64_t thresh, uint32_t *keep)
+ * the rounds' multiplies overlap instead of waiting on each other.
+ * rt_philox_block gives the words x themselves (the initializers'
+ * uniform numbers, rng.c). */
+static void philox_scalar(uint64_t key, uint64_t step, uint64_t idx, uint64_t *x)
 {
     for (int j = 0; j < RT_PHILOX_LANES; j++) {
         uint64_t i = idx + (uint64_t)j;
@@ -317,8 +318,16 @@ static void dropout_keep_scalar(uint64_t key, uint64_t step, uint64_t idx, uint6
             k0 += RT_PHILOX_W0;
             k1 += RT_PHILOX_W1;
         }
-        keep[j] = ((((uint64_t)c1 << 32) | c0) >> 11) >= thresh ? 0xFFFFFFFFu : 0;
+        x[j] = ((uint64_t)c1 << 32) | c0;
     }
+}
+
+static void dropout_keep_scalar(uint64_t key, uint64_t step, uint64_t idx, uint64_t thresh, uint32_t *keep)
+{
+    uint64_t x[RT_PHILOX_LANES];
+    philox_scalar(key, step, idx, x);
+    for (int j = 0; j < RT_PHILOX_LANES; j++)
+        keep[j] = x[j] >> 11 >= thresh ? 0xFFFFFFFFu : 0;
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -331,6 +340,13 @@ static void philox_counters(uint64_t idx, uint32_t *lo, uint32_t *hi)
         lo[j] = (uint32_t)(idx + (uint64_t)j);
         hi[j] = (uint32_t)((idx + (uint64_t)j) >> 32);
     }
+}
+
+/* x[j] = w1[j]:w0[j], the output words of lane j */
+static void join_words(const uint32_t *w0, const uint32_t *w1, uint64_t *x)
+{
+    for (int j = 0; j < RT_PHILOX_LANES; j++)
+        x[j] = ((uint64_t)w1[j] << 32) | w0[j];
 }
 
 /* hi and lo 32-bit halves of the 8 products a[j] * m */
@@ -348,14 +364,15 @@ __attribute__((target("avx2"))) static inline __m256i gt_u32(__m256i a, __m256i 
     return _mm256_cmpgt_epi32(_mm256_xor_si256(a, sign), _mm256_xor_si256(b, sign));
 }
 
-/* AVX2: 8 registers of 8 lanes, one lane per 32-bit element. */
+/* AVX2: 8 registers of 8 lanes, one lane per 32-bit element; c0, c1 the
+ * output words after the rounds. */
 #define AVX2_REGS (RT_PHILOX_LANES / 8)
-__attribute__((target("avx2"))) static void dropout_keep_avx2(uint64_t key, uint64_t step, uint64_t idx,
-                                                              uint64_t thresh, uint32_t *keep)
+__attribute__((target("avx2"))) static inline void philox_avx2(uint64_t key, uint64_t step, uint64_t idx,
+                                                               __m256i *c0, __m256i *c1)
 {
     uint32_t lo[RT_PHILOX_LANES], hi[RT_PHILOX_LANES];
     philox_counters(idx, lo, hi);
-    __m256i c0[AVX2_REGS], c1[AVX2_REGS], c2[AVX2_REGS], c3[AVX2_REGS];
+    __m256i c2[AVX2_REGS], c3[AVX2_REGS];
     for (int v = 0; v < AVX2_REGS; v++) {
         c0[v] = _mm256_loadu_si256((const __m256i *)(lo + 8 * v));
         c1[v] = _mm256_loadu_si256((const __m256i *)(hi + 8 * v));
@@ -380,6 +397,13 @@ __attribute__((target("avx2"))) static void dropout_keep_avx2(uint64_t key, uint
         k0 += RT_PHILOX_W0;
         k1 += RT_PHILOX_W1;
     }
+}
+
+__attribute__((target("avx2"))) static void dropout_keep_avx2(uint64_t key, uint64_t step, uint64_t idx,
+                                                              uint64_t thresh, uint32_t *keep)
+{
+    __m256i c0[AVX2_REGS], c1[AVX2_REGS];
+    philox_avx2(key, step, idx, c0, c1);
     uint64_t t = thresh << 11; /* thresh < 2^53 */
     __m256i th = _mm256_set1_epi32((int)(uint32_t)(t >> 32)), tl = _mm256_set1_epi32((int)(uint32_t)t);
     for (int v = 0; v < AVX2_REGS; v++) {
@@ -387,6 +411,19 @@ __attribute__((target("avx2"))) static void dropout_keep_avx2(uint64_t key, uint
         __m256i k = _mm256_or_si256(gt_u32(c1[v], th), _mm256_and_si256(_mm256_cmpeq_epi32(c1[v], th), ge_lo));
         _mm256_storeu_si256((__m256i *)(keep + 8 * v), k);
     }
+}
+
+__attribute__((target("avx2"))) static void philox_block_avx2(uint64_t key, uint64_t step, uint64_t idx,
+                                                              uint64_t *x)
+{
+    __m256i c0[AVX2_REGS], c1[AVX2_REGS];
+    philox_avx2(key, step, idx, c0, c1);
+    uint32_t w0[RT_PHILOX_LANES], w1[RT_PHILOX_LANES];
+    for (int v = 0; v < AVX2_REGS; v++) {
+        _mm256_storeu_si256((__m256i *)(w0 + 8 * v), c0[v]);
+        _mm256_storeu_si256((__m256i *)(w1 + 8 * v), c1[v]);
+    }
+    join_words(w0, w1, x);
 }
 
 /* AVX-512: 4 registers of 16 lanes. */
@@ -398,12 +435,12 @@ __attribute__((target("avx512f"))) static inline void mul_hilo16(__m512i a, __m5
     *lo = _mm512_mask_blend_epi32((__mmask16)0xAAAA, even, _mm512_slli_epi64(odd, 32));
 }
 
-__attribute__((target("avx512f"))) static void dropout_keep_avx512(uint64_t key, uint64_t step, uint64_t idx,
-                                                                   uint64_t thresh, uint32_t *keep)
+__attribute__((target("avx512f"))) static inline void philox_avx512(uint64_t key, uint64_t step, uint64_t idx,
+                                                                    __m512i *c0, __m512i *c1)
 {
     uint32_t lo[RT_PHILOX_LANES], hi[RT_PHILOX_LANES];
     philox_counters(idx, lo, hi);
-    __m512i c0[AVX512_REGS], c1[AVX512_REGS], c2[AVX512_REGS], c3[AVX512_REGS];
+    __m512i c2[AVX512_REGS], c3[AVX512_REGS];
     for (int v = 0; v < AVX512_REGS; v++) {
         c0[v] = _mm512_loadu_si512(lo + 16 * v);
         c1[v] = _mm512_loadu_si512(hi + 16 * v);
@@ -428,6 +465,13 @@ __attribute__((target("avx512f"))) static void dropout_keep_avx512(uint64_t key,
         k0 += RT_PHILOX_W0;
         k1 += RT_PHILOX_W1;
     }
+}
+
+__attribute__((target("avx512f"))) static void dropout_keep_avx512(uint64_t key, uint64_t step, uint64_t idx,
+                                                                   uint64_t thresh, uint32_t *keep)
+{
+    __m512i c0[AVX512_REGS], c1[AVX512_REGS];
+    philox_avx512(key, step, idx, c0, c1);
     uint64_t t = thresh << 11; /* thresh < 2^53 */
     __m512i th = _mm512_set1_epi32((int)(uint32_t)(t >> 32)), tl = _mm512_set1_epi32((int)(uint32_t)t);
     for (int v = 0; v < AVX512_REGS; v++) {
@@ -436,6 +480,19 @@ __attribute__((target("avx512f"))) static void dropout_keep_avx512(uint64_t key,
                       (_mm512_cmpeq_epu32_mask(c1[v], th) & _mm512_cmpge_epu32_mask(c0[v], tl));
         _mm512_storeu_si512(keep + 16 * v, _mm512_maskz_set1_epi32(k, -1));
     }
+}
+
+__attribute__((target("avx512f"))) static void philox_block_avx512(uint64_t key, uint64_t step, uint64_t idx,
+                                                                   uint64_t *x)
+{
+    __m512i c0[AVX512_REGS], c1[AVX512_REGS];
+    philox_avx512(key, step, idx, c0, c1);
+    uint32_t w0[RT_PHILOX_LANES], w1[RT_PHILOX_LANES];
+    for (int v = 0; v < AVX512_REGS; v++) {
+        _mm512_storeu_si512(w0 + 16 * v, c0[v]);
+        _mm512_storeu_si512(w1 + 16 * v, c1[v]);
+    }
+    join_words(w0, w1, x);
 }
 
 /* The instruction set of the keep masks, or the one MODELC_PHILOX_ISA
@@ -470,8 +527,23 @@ static void dropout_keep(uint64_t key, uint64_t step, uint64_t idx, uint64_t thr
     else
         dropout_keep_scalar(key, step, idx, thresh, keep);
 }
+
+void rt_philox_block(uint64_t key, uint64_t step, uint64_t idx, uint64_t *x)
+{
+    int isa = philox_isa();
+    if (isa == 2)
+        philox_block_avx512(key, step, idx, x);
+    else if (isa == 1)
+        philox_block_avx2(key, step, idx, x);
+    else
+        philox_scalar(key, step, idx, x);
+}
 #else
 #define dropout_keep dropout_keep_scalar
+void rt_philox_block(uint64_t key, uint64_t step, uint64_t idx, uint64_t *x)
+{
+    philox_scalar(key, step, idx, x);
+}
 #endif
 
 /* u = bits * 2^-53 >= rate  <=>  bits >= ceil(rate * 2^53), exactly */

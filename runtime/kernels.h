@@ -142,6 +142,12 @@ void rt_epilogue_run(const RtEpilogue *e, int64_t b);
 #define RT_PHILOX_W0 0x9E3779B9u
 #define RT_PHILOX_W1 0xBB67AE85u
 
+/* x[j] = the 64-bit word pair (c1 << 32 | c0) of Philox-4x32-10 with key
+ * and counter (idx + j, step), for j < RT_PHILOX_LANES, in the widest
+ * instruction set the CPU has (kernels.c). */
+#define RT_PHILOX_LANES 64
+void rt_philox_block(uint64_t key, uint64_t step, uint64_t idx, uint64_t *x);
+
 /* rt_uniform(ctx->seed, stream, ctx->step, idx) (runtime/rng.c): the
  * uniform number behind element idx of a dropout mask. */
 double rt_dropout_uniform(const RtCtx *c, uint64_t stream, uint64_t idx);

@@ -67,39 +67,16 @@ double rt_uniform(uint64_t seed, uint64_t stream, uint64_t step, uint64_t idx)
     return (double)bits53(w[0], w[1]) * 0x1p-53;
 }
 
-/* rt_uniform for idx0 .. idx0 + n - 1, RNG_LANES counters at a time in
- * arrays the compiler keeps in vector registers (the same rounds as
- * rt_philox, so the same values). */
-#define RNG_LANES 16
+/* rt_uniform for idx0 .. idx0 + n - 1, RT_PHILOX_LANES counters at a
+ * time in vector registers (kernels.c: the same rounds as rt_philox, so
+ * the same values). */
 void rt_uniform_fill(uint64_t seed, uint64_t stream, uint64_t step, uint64_t idx0, int64_t n, double *out)
 {
-    uint64_t key = seed ^ mix64(stream);
-    for (int64_t b = 0; b < n; b += RNG_LANES) {
-        uint32_t c0[RNG_LANES], c1[RNG_LANES], c2[RNG_LANES], c3[RNG_LANES];
-        for (int l = 0; l < RNG_LANES; l++) {
-            uint64_t ctr = idx0 + (uint64_t)b + (uint64_t)l;
-            c0[l] = (uint32_t)ctr;
-            c1[l] = (uint32_t)(ctr >> 32);
-            c2[l] = (uint32_t)step;
-            c3[l] = (uint32_t)(step >> 32);
-        }
-        uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
-        for (int r = 0; r < 10; r++) {
-            if (r > 0) {
-                k0 += RT_PHILOX_W0;
-                k1 += RT_PHILOX_W1;
-            }
-            for (int l = 0; l < RNG_LANES; l++) {
-                uint64_t p0 = (uint64_t)RT_PHILOX_M0 * c0[l], p1 = (uint64_t)RT_PHILOX_M1 * c2[l];
-                uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1[l] ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3[l] ^ k1;
-                c0[l] = n0;
-                c1[l] = (uint32_t)p1;
-                c2[l] = n2;
-                c3[l] = (uint32_t)p0;
-            }
-        }
-        for (int l = 0; l < RNG_LANES && b + l < n; l++)
-            out[b + l] = (double)bits53(c0[l], c1[l]) * 0x1p-53;
+    uint64_t key = seed ^ mix64(stream), x[RT_PHILOX_LANES];
+    for (int64_t b = 0; b < n; b += RT_PHILOX_LANES) {
+        rt_philox_block(key, step, idx0 + (uint64_t)b, x);
+        for (int l = 0; l < RT_PHILOX_LANES && b + l < n; l++)
+            out[b + l] = (double)(x[l] >> 11) * 0x1p-53;
     }
 }
 

@@ -183,10 +183,13 @@ START_TEST(uniform_draws)
     /* the batched draws are the same values, from any start and count
      * (counters crossing 2^32, a step above 2^32, a partial block) */
     static const uint64_t starts[3] = {0, 5, 0xFFFFFFF0ull};
-    double blk[53];
+    double blk[200];
     for (int s = 0; s < 3; s++) {
         rt_uniform_fill(42, 7, 0x100000003ull, starts[s], 53, blk);
         for (int i = 0; i < 53; i++)
+            ck_assert(blk[i] == rt_uniform(42, 7, 0x100000003ull, starts[s] + (uint64_t)i));
+        rt_uniform_fill(42, 7, 0x100000003ull, starts[s], 200, blk); /* several blocks */
+        for (int i = 0; i < 200; i++)
             ck_assert(blk[i] == rt_uniform(42, 7, 0x100000003ull, starts[s] + (uint64_t)i));
     }
 }
@@ -395,6 +398,23 @@ START_TEST(init_determinism)
 }
 END_TEST
 
+/* A uniform fill large enough to run in parts on threads (and in blocks
+ * of the vector Philox) gives every element its own draw, f32 and f64:
+ * 3 x 100003 elements (not a multiple of a block or of the parts). */
+START_TEST(init_uniform_parts)
+{
+    DType dts[2] = {DT_F32, DT_F64};
+    for (int k = 0; k < 2; k++) {
+        Tensor *t = init2(dts[k], 3, 100003, (Init){INIT_UNIFORM, -2, 3}, 11, 5);
+        for (int64_t i = 0; i < t->numel; i++) {
+            double want = -2 + 5 * rt_uniform(11, 5, 0, (uint64_t)i);
+            ck_assert(rt_get(t, i) == rt_dtype_round(dts[k], want));
+        }
+        rt_tensor_free(t);
+    }
+}
+END_TEST
+
 START_TEST(name_stream_fnv1a)
 {
     ck_assert_uint_eq(rt_name_stream(""), UINT64_C(0xcbf29ce484222325));
@@ -451,6 +471,7 @@ static Suite *suite(void)
     tcase_add_test(t, tensor_matches);
     tcase_add_test(t, map_ops);
     tcase_add_test(t, philox_known_answers);
+    tcase_add_test(t, init_uniform_parts);
     tcase_add_test(t, uniform_draws);
     tcase_add_test(t, normal_draws);
     tcase_add_test(t, init_glorot_he_lecun);
