@@ -243,8 +243,14 @@ void mc_watch_options_default(mc_watch_options *o);
 mc_watch *mc_watch_new(mc_model *m, const mc_watch_options *o, const mc_data *train, FILE *out, FILE *err);
 void mc_watch_free(mc_watch *w);
 
-/* The NaN/Inf guard. Before each step: keep every parameter (weights,
- * state, optimizer slots). After a step with a finite loss: collect its
+/* The NaN/Inf guard. Before each step: keep the parameters (weights,
+ * state, optimizer slots) that a step with a NaN or infinite loss may
+ * change (with check_numerics: every parameter); a compiled step skips
+ * its updates after the loss when the loss is not finite, so for most
+ * models that is none. mc_watch_before_last_step keeps every parameter:
+ * call it instead before a step after which mc_watch_params_finite is
+ * asked (the last of an epoch that ends with a checkpoint). After a step
+ * with a finite loss: collect its
  * telemetry and, with check_numerics, check its gradients and new
  * parameters; false (after restoring the parameters from before the step
  * and re-running it op by op with the interpreter to name the first op
@@ -252,6 +258,7 @@ void mc_watch_free(mc_watch *w);
  * step whose loss is not finite: restore and explain the same way.
  * Epoch and batch index (0-based) are for the messages. */
 void mc_watch_before_step(mc_watch *w);
+void mc_watch_before_last_step(mc_watch *w);
 bool mc_watch_after_step(mc_watch *w, int epoch, int64_t batch_index, double lr);
 void mc_watch_step_failed(mc_watch *w, int epoch, int64_t batch_index, double lr);
 /* Are all parameters finite (checked before a checkpoint is written)?

@@ -345,7 +345,10 @@ static int run_epochs(Run *r)
             }
             lr = mc_lr_at(m, a->lr, epoch, a->epochs, nb);
             double loss = 0, met[MC_MAX_METRICS];
-            mc_watch_before_step(r->tw);
+            if (a->save && bi == nb - 1) /* mc_watch_params_finite follows the epoch */
+                mc_watch_before_last_step(r->tw);
+            else
+                mc_watch_before_step(r->tw);
             bool stepped = mc_train_step_metrics(m, v, nv, lr, &loss, met);
             if (!stepped || !mc_watch_after_step(r->tw, epoch + 1, bi, lr)) {
                 if (tty)

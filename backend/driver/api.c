@@ -376,6 +376,16 @@ const Graph *mc_param_graph(const mc_model *m)
     return m->gtrain ? m->gtrain : m->src;
 }
 
+bool mc_param_kept_on_bad_loss(const mc_model *m, const char *name)
+{
+    if (m->opt.distributed)
+        return false;
+    if (!m->jtrain)
+        return m->opt.backend == MC_BACKEND_INTERP;
+    int b = be_jit_find_buf(m->jtrain, JIT_BUF_PARAM, name);
+    return b < 0 || be_jit_buf(m->jtrain, b)->kept; /* not in the step: not written */
+}
+
 static bool init_params(mc_model *m, uint64_t seed)
 {
     drop_workspaces(m);

@@ -80,6 +80,11 @@ struct mc_model {
 };
 
 const Graph *mc_param_graph(const mc_model *m);
+/* Does a training step whose loss is NaN or infinite leave parameter
+ * `name` as it was? The interpreter applies no update then; the JIT skips
+ * the updates that come after the loss (plan_guards); a distributed step
+ * is not known to. */
+bool mc_param_kept_on_bad_loss(const mc_model *m, const char *name);
 
 /* callbacks.c: the callbacks' settings and state, in checkpoints as
  * metadata and as tensors callbacks.best_weights.<param>. */

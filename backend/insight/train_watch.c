@@ -55,11 +55,15 @@ static size_t tensor_bytes(const Tensor *t)
 }
 
 /* dst[name] := src[name] for every tensor of src (allocating in dst only
- * when a tensor is new or changed shape). */
-static void copy_into(TensorMap *dst, const TensorMap *src)
+ * when a tensor is new or changed shape), or with a model m only for
+ * those a step with a non-finite loss may change: the others need no
+ * copy (mc_param_kept_on_bad_loss). */
+static void copy_into(TensorMap *dst, const TensorMap *src, const mc_model *m)
 {
     for (int i = 0; i < src->n; i++) {
         const Tensor *s = src->t[i];
+        if (m && mc_param_kept_on_bad_loss(m, src->names[i]))
+            continue;
         Tensor *t = i < dst->n && strcmp(dst->names[i], src->names[i]) == 0
                         ? dst->t[i]
                         : rt_map_get(dst, src->names[i]);
@@ -197,9 +201,9 @@ void mc_watch_csv_header(const mc_watch *t, FILE *f)
 
 /* ---- the NaN/Inf guard ---- */
 
-static bool before_step(mc_watch *t)
+static bool before_step(mc_watch *t, bool all)
 {
-    copy_into(&t->snap, &t->m->params);
+    copy_into(&t->snap, &t->m->params, t->o.check_numerics || all ? NULL : t->m);
     t->snap_step = t->m->step;
     t->snap_valid = true;
     return true;
@@ -271,7 +275,7 @@ static void explain(mc_watch *t, double lr)
     InsNumResult r = INS_NUM_ERROR;
     if (n) {
         ins_numerics_step_label(n, t->snap_step + 1);
-        r = ins_numerics_check(n, &t->snap, &t->m->batch, &ro, t->err);
+        r = ins_numerics_check(n, &t->m->params, &t->m->batch, &ro, t->err); /* as before the step */
     }
     diags_print(&d, t->err);
     diags_free(&d);
@@ -505,14 +509,19 @@ void mc_watch_free(mc_watch *t)
     mem_collect_keep(&g, &m->orphans);
 }
 
-static bool guarded_before_step(mc_watch *t)
+static bool guarded_before_step(mc_watch *t, bool all)
 {
-    WATCH_CALL(t->m, t->err, "keeping the parameters before a step", before_step(t));
+    WATCH_CALL(t->m, t->err, "keeping the parameters before a step", before_step(t, all));
 }
 
 void mc_watch_before_step(mc_watch *t)
 {
-    guarded_before_step(t);
+    guarded_before_step(t, false);
+}
+
+void mc_watch_before_last_step(mc_watch *t)
+{
+    guarded_before_step(t, true);
 }
 
 bool mc_watch_after_step(mc_watch *t, int epoch, int64_t bi, double lr)

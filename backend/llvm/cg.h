@@ -44,6 +44,7 @@ typedef struct Slot {
     bool used;        /* inputs/params: read by some needed node */
     SrcLoc loc;       /* inputs/params: the leaf's location */
     int64_t tile_rows; /* a batch tile's own temporary: allocated for min(N, tile_rows) rows (plan_tiles), or 0 */
+    bool kept;         /* params: a step whose loss is not finite leaves it unchanged (plan_guards) */
 } Slot;
 
 /* Elements of a slot allocated for batch size n: its size, or a batch
@@ -69,6 +70,7 @@ typedef struct Step {
     bool epilogue; /* KERNEL: runs inside the previous step, image by image (plan_epilogues) */
     int tile;          /* KERNEL: its batch tile (1, 2, ...; plan_tiles), 0 if none */
     int64_t tile_rows; /* rows of the batch per pass of its tile */
+    bool guarded;      /* writes a parameter after the loss: skipped when the loss is not finite (plan_guards) */
 } Step;
 
 typedef struct Plan {
@@ -83,6 +85,7 @@ typedef struct Plan {
     int nparts, partcap;
     int *out_slot;  /* by output index */
     bool step_done; /* the entry calls rt_step_done after each step that finishes an output */
+    int guard_slot; /* the loss's slot, read by the guarded steps; -1: none */
     Node *needs_n;  /* first computed node whose type contains N, or NULL */
     NCheck *nchecks;
     int nnchecks, nncheckcap;

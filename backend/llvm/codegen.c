@@ -7,6 +7,7 @@
 #include "cg.h"
 
 #include <llvm-c/Analysis.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -468,6 +469,25 @@ static void emit_step(Cg *c, const Kernels *k, int i, LLVMValueRef *bp)
         done_call(c, ctxp, i);
 }
 
+/* if (|loss| < inf) step i: an update after the loss, skipped when the
+ * loss is NaN or infinite (plan_guards). */
+static void emit_guarded(Cg *c, const Kernels *k, int i, LLVMValueRef *bp)
+{
+    const Plan *p = c->plan;
+    LLVMTypeRef ft = cg_type(c, p->slots[p->guard_slot].dt);
+    LLVMValueRef loss = LLVMBuildLoad2(c->b, ft, bp[p->guard_slot], "loss");
+    LLVMValueRef mag = cg_intrinsic(c, "llvm.fabs", ft, &loss, 1);
+    LLVMValueRef inf = LLVMConstReal(ft, INFINITY);
+    LLVMValueRef finite = LLVMBuildFCmp(c->b, LLVMRealOLT, mag, inf, "finite");
+    LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(c->cx, c->fn, "update");
+    LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(c->cx, c->fn, "after.update");
+    LLVMBuildCondBr(c->b, finite, run, next);
+    LLVMPositionBuilderAtEnd(c->b, run);
+    emit_step(c, k, i, bp);
+    LLVMBuildBr(c->b, next);
+    LLVMPositionBuilderAtEnd(c->b, next);
+}
+
 /* Steps [a, b) of a batch tile (plan_tiles): for (lo = 0; lo < N; lo +=
  * R) the steps with N = min(R, N - lo), on the tile's own temporaries as
  * they are and the other buffers leading with N offset by lo rows. */
@@ -564,6 +584,8 @@ static LLVMValueRef build_entry(Cg *c, int lo, int hi, const char *entry_name, b
             end++;
         if (p->steps[i].tile)
             emit_tile(c, &ks, i, end, bp);
+        else if (p->steps[i].guarded)
+            emit_guarded(c, &ks, i, bp);
         else
             emit_step(c, &ks, i, bp);
         i = end - 1;

@@ -308,6 +308,7 @@ static void describe(JitModule *m, const Plan *p)
         t->info.dt = s->dt;
         t->info.shape = s->shape;
         t->info.used = s->used;
+        t->info.kept = s->kept;
         t->info.loc = keep_loc(m, s->loc);
         t->elems = s->elems;
         t->tile_rows = s->tile_rows;

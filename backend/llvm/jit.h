@@ -113,6 +113,8 @@ typedef struct JitBufInfo {
     Shape shape;      /* may contain N */
     bool used;        /* inputs/params: needed by the outputs (else may stay unbound) */
     SrcLoc loc;       /* inputs/params: where the leaf was declared */
+    bool kept;        /* params: a step whose loss is NaN or infinite leaves it unchanged (its writes come
+                       * after the loss and are skipped then) */
 } JitBufInfo;
 
 int be_jit_nbufs(const JitModule *m);

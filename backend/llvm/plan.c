@@ -147,14 +147,14 @@ bool plan_const_inline(const Plan *p, const Node *v)
 
 static int add_slot(Plan *p, JitBufKind kind, const char *name, DType dt, Shape shape, Mono elems)
 {
-    Slot s = {kind, name, dt, shape, elems, -1, -1, true, {NULL, 0, 0}, 0};
+    Slot s = {kind, name, dt, shape, elems, -1, -1, true, {NULL, 0, 0}, 0, false};
     VEC_PUSH(p->slots, p->nslots, p->slotcap, s);
     return p->nslots - 1;
 }
 
 static int add_step(Plan *p, StepKind kind, Node *v, int out, int src, int scratch)
 {
-    Step s = {kind, v, out, src, scratch, -1, false, 0, 0};
+    Step s = {kind, v, out, src, scratch, -1, false, 0, 0, false};
     VEC_PUSH(p->steps, p->nsteps, p->stepcap, s);
     return p->nsteps - 1;
 }
@@ -899,6 +899,61 @@ bool plan_build_body(Plan *p, Graph *g, Diags *d)
     return build(p, g, false, d);
 }
 
+/* Does step i write parameter slot(s)? Its destination, a copy into a
+ * parameter, or a fused kernel's side updates of its operands. */
+static bool writes_param(const Plan *p, int i)
+{
+    const Step *st = &p->steps[i];
+    if (st->out >= 0 && p->slots[st->out].kind == JIT_BUF_PARAM)
+        return true;
+    for (int k = 0; st->kind == STEP_KERNEL && k < p->g->nouts; k++)
+        if (p->g->outs[k].kind == OUT_UPDATE && p->g->outs[k].val == st->node)
+            return true;
+    return false;
+}
+
+/* The steps that write parameters after the loss is computed are skipped
+ * when the loss is NaN or infinite (Step.guarded); a parameter that no
+ * step writes before the loss is kept by a failed step (Slot.kept), and
+ * the training loop need not copy it (docs/ops.md, "Training steps with
+ * a NaN or infinite loss"). */
+static void plan_guards(Plan *p)
+{
+    p->guard_slot = -1;
+    int at = -1, ls = -1;
+    for (int k = 0; k < p->g->nouts && ls < 0; k++)
+        if (p->g->outs[k].kind == OUT_LOSS && p->g->outs[k].part == 0)
+            ls = p->out_slot[k];
+    for (int i = 0; ls >= 0 && i < p->nsteps; i++)
+        if (p->steps[i].out == ls)
+            at = i;
+    for (int s = 0; s < p->nslots; s++)
+        p->slots[s].kept = at >= 0 && p->slots[s].kind == JIT_BUF_PARAM;
+    if (at < 0 || p->slots[ls].shape.rank != 0)
+        return;
+    p->guard_slot = ls;
+    for (int i = 0; i < p->nsteps; i++) {
+        if (!writes_param(p, i))
+            continue;
+        if (i > at && !p->steps[i].tile) {
+            p->steps[i].guarded = true;
+            continue;
+        }
+        /* written before the loss is known: not kept */
+        const Step *st = &p->steps[i];
+        if (st->out >= 0 && p->slots[st->out].kind == JIT_BUF_PARAM)
+            p->slots[st->out].kept = false;
+        for (int k = 0; st->kind == STEP_KERNEL && k < p->g->nouts; k++) {
+            const Output *o = &p->g->outs[k];
+            if (o->kind == OUT_UPDATE && o->val == st->node)
+                for (int s = 0; s < p->nslots; s++)
+                    if (p->slots[s].kind == JIT_BUF_PARAM && p->slots[s].name &&
+                        strcmp(p->slots[s].name, o->target->a.name) == 0)
+                        p->slots[s].kept = false;
+        }
+    }
+}
+
 static bool build(Plan *p, Graph *g, bool tiles, Diags *d)
 {
     memset(p, 0, sizeof *p);
@@ -937,6 +992,7 @@ static bool build(Plan *p, Graph *g, bool tiles, Diags *d)
         if (tiles)
             plan_tiles(p);
         find_n_requirements(p);
+        plan_guards(p);
     } else {
         plan_free(p);
     }

@@ -352,6 +352,63 @@ static long status_kb(const char *key)
  * process's file-backed resident memory falls by about as much; the
  * compiled model still trains and evaluates alike, and a later compile
  * (reading the pages again) works. */
+/* Bits of parameter name, malloc'd. */
+static float *param_copy(mc_model *m, const char *name, int64_t *n)
+{
+    mc_tensor t;
+    ck_assert_msg(mc_get_param(m, name, &t), "%s", name);
+    *n = 1;
+    for (int i = 0; i < t.rank; i++)
+        *n *= t.dims[i];
+    float *c = malloc((size_t)*n * sizeof(float));
+    memcpy(c, t.data, (size_t)*n * sizeof(float));
+    return c;
+}
+
+/* A compiled step whose loss is NaN applies none of its updates that come
+ * after the loss (the weights and Adam's slots keep their bits), so the
+ * NaN guard need not copy them before every step; the batchnorm's moving
+ * statistics, updated before the loss is known, do change. */
+START_TEST(nan_loss_skips_updates)
+{
+    mc_options o;
+    mc_options_default(&o);
+    o.threads = 2;
+    mc_model *m = mc_compile(MODEL, &o);
+    ck_assert_msg(m != NULL, "%s", mc_last_error(NULL));
+    ck_assert(mc_init_params(m, 1));
+    mc_data *ds;
+    const mc_tensor *v;
+    int nv = load_batch(&ds, 64, &v);
+    double loss;
+    ck_assert(mc_train_step(m, v, nv, 0.002, &loss)); /* Adam's slots are not zeros */
+    mc_tensor b;
+    ck_assert(mc_get_param(m, "dense_1.bias", &b)); /* a view: a NaN logit for every example */
+    ((float *)b.data)[3] = NAN;
+    static const char *kept[] = {"dense.kernel", "dense_1.bias", "optimizer.m.dense.kernel",
+                                 "optimizer.v.dense_1.kernel", "optimizer.step"};
+    float *before[5];
+    int64_t n, nmean;
+    for (int i = 0; i < 5; i++)
+        before[i] = param_copy(m, kept[i], &n);
+    float *mean = param_copy(m, "batchnorm.moving_mean", &nmean);
+    ck_assert(!mc_train_step(m, v, nv, 0.002, &loss));
+    ck_assert(isnan(loss));
+    for (int i = 0; i < 5; i++) {
+        float *after = param_copy(m, kept[i], &n);
+        ck_assert_msg(memcmp(after, before[i], (size_t)n * sizeof(float)) == 0, "%s changed", kept[i]);
+        free(after);
+        free(before[i]);
+    }
+    float *mean2 = param_copy(m, "batchnorm.moving_mean", &nmean);
+    ck_assert(memcmp(mean, mean2, (size_t)nmean * sizeof(float)) != 0);
+    free(mean);
+    free(mean2);
+    mc_data_free(ds);
+    mc_free(m);
+}
+END_TEST
+
 START_TEST(release_compiler_memory)
 {
     mc_options o;
@@ -720,6 +777,7 @@ int main(void)
     tcase_add_test(t, predict_outputs);
     tcase_add_test(t, input_info);
     tcase_add_test(t, release_compiler_memory);
+    tcase_add_test(t, nan_loss_skips_updates);
     tcase_add_test(t, one_process_job);
     tcase_add_test(t, f32_step_counter_loads);
     suite_add_tcase(s, t);

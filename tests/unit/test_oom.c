@@ -40,7 +40,10 @@ static bool train_epochs(mc_model *m, mc_watch *w, mc_data *tr, mc_data *val)
             int nv;
             if (mc_data_batch(tr, perm, s, 4, &v, &nv) < 0)
                 return failed(mc_data_error(tr));
-            mc_watch_before_step(w);
+            if (s + 4 >= n) /* mc_watch_params_finite follows the epoch */
+                mc_watch_before_last_step(w);
+            else
+                mc_watch_before_step(w);
             if (!mc_train_step(m, v, nv, 1e-2, &loss))
                 return failed(mc_last_error(m));
             if (!mc_watch_after_step(w, e, s / 4, 1e-2))
