@@ -435,6 +435,60 @@ static void kernel_grads_first(Plan *p)
     }
 }
 
+static bool writes_param(const Plan *p, int i);
+
+/* The last step that writes the loss, or -1. */
+static int loss_step(const Plan *p, int *slot)
+{
+    int ls = -1, at = -1;
+    for (int k = 0; k < p->g->nouts && ls < 0; k++)
+        if (p->g->outs[k].kind == OUT_LOSS && p->g->outs[k].part == 0)
+            ls = p->out_slot[k];
+    for (int i = 0; ls >= 0 && i < p->nsteps; i++)
+        if (p->steps[i].out == ls)
+            at = i;
+    if (slot)
+        *slot = ls;
+    return at;
+}
+
+/* A loop's results are slots of their own, which step dependencies do
+ * not see: nothing moves across one. */
+static bool is_loop(const Step *st)
+{
+    return st->kind == STEP_KERNEL && st->node->op == OP_LOOP;
+}
+
+/* Each parameter update after the loss moves up to just after the last
+ * step it depends on (its gradient, the last reader of the parameter's
+ * old value), but not above the loss (plan_guards skips it when the loss
+ * is not finite): its gradient then dies there instead of staying live
+ * through the rest of the backward pass (CNN+BN: the dense kernel's
+ * 6.4 MB gradient at the max-pool gradient, the step's peak).
+ * MODELC_NO_EARLY_UPDATES=1 keeps them where autodiff put them. */
+static void updates_early(Plan *p)
+{
+    const char *off = getenv("MODELC_NO_EARLY_UPDATES");
+    if (off && *off && strcmp(off, "0") != 0)
+        return;
+    int ls = loss_step(p, NULL);
+    if (ls < 0)
+        return;
+    for (int k = ls + 1; k < p->nsteps; k++) {
+        const Step *st = &p->steps[k];
+        /* updates, and what they read without the batch axis (the step
+         * counter's and the learning rate's kernels, weight gradients) */
+        if (is_loop(st) ||
+            (!writes_param(p, k) && (st->kind != STEP_KERNEL || st->tile || ir_shape_has_n(&st->node->shape))))
+            continue;
+        int to = k;
+        while (to - 1 > ls && !is_loop(&p->steps[to - 1]) && !plan_steps_depend(p, to - 1, k))
+            to--;
+        if (to < k)
+            plan_move_step(p, k, to);
+    }
+}
+
 static void plan_in_place(Plan *p)
 {
     const char *off = getenv("MODELC_NO_IN_PLACE");
@@ -840,12 +894,20 @@ static bool step_writes(const Plan *p, int i, int s)
         return false;
     if (st->scratch == s)
         return true;
-    bool side = false;
+    bool side = false; /* a side update whose target is not known: any operand */
     for (int j = 1; st->node->op == OP_FUSED && j < st->node->sub->nouts; j++) {
         int ps = plan_part_slot(p, st->node, j);
-        side |= ps < 0;
         if (ps == s)
             return true;
+        if (ps >= 0)
+            continue;
+        int target = -1; /* written in place: its update output's target */
+        for (int k = 0; k < p->g->nouts && target < 0; k++)
+            if (p->g->outs[k].kind == OUT_UPDATE && p->g->outs[k].val == st->node && p->g->outs[k].part == j)
+                target = p->node_slot[p->g->outs[k].target->id];
+        if (target == s)
+            return true;
+        side |= target < 0;
     }
     for (int j = 0; side && j < st->node->nin; j++)
         if (p->node_slot[st->node->in[j]->id] == s)
@@ -920,13 +982,7 @@ static bool writes_param(const Plan *p, int i)
 static void plan_guards(Plan *p)
 {
     p->guard_slot = -1;
-    int at = -1, ls = -1;
-    for (int k = 0; k < p->g->nouts && ls < 0; k++)
-        if (p->g->outs[k].kind == OUT_LOSS && p->g->outs[k].part == 0)
-            ls = p->out_slot[k];
-    for (int i = 0; ls >= 0 && i < p->nsteps; i++)
-        if (p->steps[i].out == ls)
-            at = i;
+    int ls, at = loss_step(p, &ls);
     for (int s = 0; s < p->nslots; s++)
         p->slots[s].kept = at >= 0 && p->slots[s].kind == JIT_BUF_PARAM;
     if (at < 0 || p->slots[ls].shape.rank != 0)
@@ -984,6 +1040,7 @@ static bool build(Plan *p, Graph *g, bool tiles, Diags *d)
         add_kernels(&b);
         add_update_copies(&b);
         kernel_grads_first(p);
+        updates_early(p);
         plan_epilogues(p);
         if (tiles)
             plan_tiles_order(p);
