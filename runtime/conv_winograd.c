@@ -207,10 +207,20 @@ int rt_conv_wino_tile(const RtConvGeom *g, int which)
     return s == 2 || s == 4 ? s : default_tile[which];
 }
 
+static int64_t gk_chunks(int64_t n, int64_t plane);
+
 int64_t rt_conv_wino_scratch(const RtConvGeom *g, int which)
 {
-    if (which == RT_CONV_GRAD_KERNEL || !wino_shape(g))
+    if (!wino_shape(g))
         return 0;
+    if (which == RT_CONV_GRAD_KERNEL) { /* the partial sums of GK_CHUNKS chunks, 6x6 tiles, o in 16s */
+        int64_t plane = 36, f[2] = {g->c, (g->o + 15) / 16 * 16};
+        for (int i = 0; i < 2; i++)
+            if (f[i] < 0 || __builtin_mul_overflow(plane, f[i], &plane))
+                return -1;
+        int64_t n = gk_chunks(INT64_MAX, plane), all;
+        return __builtin_mul_overflow(n, plane, &all) ? -1 : all;
+    }
     int64_t ci = which == RT_CONV_FWD ? g->c : g->o, co = which == RT_CONV_FWD ? g->o : g->c;
     int64_t n = (co + 15) / 16 * 16; /* every instruction set's row: co in whole vectors */
     int64_t f[2] = {36, ci};
@@ -578,18 +588,28 @@ static void gk_finish(void *arg, int64_t ci)
     xfree(sum);
 }
 
-void rt_conv_wino_grad_kernel(const RtCtx *ctx, const RtConvGeom *g, const float *x, const float *dy, float *dk)
+/* Chunks of a batch of n images whose partial sums take plane floats each. */
+static int64_t gk_chunks(int64_t n, int64_t plane)
+{
+    int64_t nch = n < GK_CHUNKS ? n : GK_CHUNKS;
+    while (nch > 1 && nch * plane * (int64_t)sizeof(float) > GK_PART_BYTES)
+        nch--;
+    return nch < 1 ? 1 : nch;
+}
+
+void rt_conv_wino_grad_kernel(const RtCtx *ctx, const RtConvGeom *g, const float *x, const float *dy, float *dk,
+                              float *scratch)
 {
     const WinoIsa *I = wisa();
     Wg q = wg_make(g, RT_CONV_GRAD_KERNEL, I);
-    int64_t plane = q.TT * q.c * q.os, nch = q.n < GK_CHUNKS ? q.n : GK_CHUNKS;
-    while (nch > 1 && nch * plane * (int64_t)sizeof(float) > GK_PART_BYTES)
-        nch--;
-    if (nch < 1)
-        nch = 1;
-    GkJob J = {I, &q, g, x, dy, NULL, dk, nch};
-    J.part = xmalloc((size_t)(nch * plane) * sizeof(float));
+    int64_t plane = q.TT * q.c * q.os, nch = gk_chunks(q.n, plane);
+    GkJob J = {I, &q, g, x, dy, scratch, dk, nch};
+    /* this tile and vector width's sums fit the planned scratch (sized for 6x6 tiles and 16 floats) */
+    bool own = !scratch || nch * plane > rt_conv_wino_scratch(g, RT_CONV_GRAD_KERNEL);
+    if (own)
+        J.part = xmalloc((size_t)(nch * plane) * sizeof(float));
     rt_parallel(ctx, nch, gk_chunk, &J);
     rt_parallel(ctx, q.c, gk_finish, &J);
-    xfree(J.part);
+    if (own)
+        xfree(J.part);
 }

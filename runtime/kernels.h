@@ -256,8 +256,9 @@ int rt_conv_isa_level(void);
 bool rt_conv_wino_applies(const RtConvGeom *g, int which);
 /* The output tile m (2 or 4) `which` of g uses. */
 int rt_conv_wino_tile(const RtConvGeom *g, int which);
-/* Floats of the transformed kernel (0 for the kernel gradient and for
- * shapes Winograd does not take, -1 on overflow); an upper bound over
+/* Floats of the transformed kernel, or for RT_CONV_GRAD_KERNEL of the
+ * partial sums of its chunks (0 for shapes Winograd does not take, -1 on
+ * overflow); an upper bound over
  * instruction sets and tiles, which depends on the shape only, not on
  * MODELC_CONV_WINOGRAD (an object compiled ahead of time may run with
  * another setting). */
@@ -270,8 +271,10 @@ void rt_conv_wino_run(const RtConvGeom *g, int which, const float *x, const floa
 void rt_conv_wino(const RtCtx *ctx, const RtConvGeom *g, int which, const float *x, const float *k, float *y,
                   float *scratch, float alpha);
 /* dk = conv2d_grad_kernel(x, dy): sums of Winograd-domain products over
- * fixed chunks of images (partial sums per chunk, added in chunk order). */
-void rt_conv_wino_grad_kernel(const RtCtx *ctx, const RtConvGeom *g, const float *x, const float *dy, float *dk);
+ * fixed chunks of images (partial sums per chunk, added in chunk order),
+ * in scratch (rt_conv_wino_scratch floats; NULL: a buffer of its own). */
+void rt_conv_wino_grad_kernel(const RtCtx *ctx, const RtConvGeom *g, const float *x, const float *dy, float *dk,
+                              float *scratch);
 
 /* Elements of scratch convolution `which` (RT_CONV_*) needs in elements
  * of elem_bytes (0 when none; -1 when the count overflows int64). */

@@ -363,7 +363,7 @@ void FN(rt_conv2d_grad_kernel)(const RtCtx *c, const RtConvGeom *g, const T *x, 
 {
 #if CONV_BLOCKED
     if (rt_conv_wino_applies(g, RT_CONV_GRAD_KERNEL)) {
-        rt_conv_wino_grad_kernel(c, g, x, dy, dk);
+        rt_conv_wino_grad_kernel(c, g, x, dy, dk, col);
         return;
     }
     if (conv_blocked(g, RT_CONV_GRAD_KERNEL)) {

@@ -122,6 +122,7 @@ START_TEST(against_reference)
     float *scratch = malloc((size_t)scratch_floats(&g) * sizeof(float));
     ck_assert_int_ge(scratch_floats(&g), rt_conv_wino_scratch(&g, RT_CONV_FWD));
     ck_assert_int_ge(scratch_floats(&g), rt_conv_wino_scratch(&g, RT_CONV_GRAD_INPUT));
+    ck_assert_int_ge(scratch_floats(&g), rt_conv_wino_scratch(&g, RT_CONV_GRAD_KERNEL));
     ck_assert_int_ge(rt_conv_wino_scratch(&g, RT_CONV_FWD), 36 * g.c * g.o);
     RtCtx ctx;
     rt_ctx_init(&ctx, 1);
@@ -132,7 +133,7 @@ START_TEST(against_reference)
     rt_conv_wino(&ctx, &g, RT_CONV_GRAD_INPUT, dy, k, dx, scratch, 1.0f);
     rt_conv_blocked_grad_input(&ctx, &g, dy, k, bdx, scratch);
     close_to("input gradient", s->name, dx, bdx, rdx, nx(&g), WINO_TOL);
-    rt_conv_wino_grad_kernel(&ctx, &g, x, dy, dk);
+    rt_conv_wino_grad_kernel(&ctx, &g, x, dy, dk, scratch); /* in exactly the planned scratch */
     rt_conv_blocked_grad_kernel(&ctx, &g, x, dy, bdk);
     close_to("kernel gradient", s->name, dk, bdk, rdk, nk(&g), WINO_TOL);
     /* alpha scales the forward result */
@@ -199,7 +200,7 @@ START_TEST(threads_bit_identical)
             float *y = rnd(ny(&g), &seed, 1), *dx = rnd(nx(&g), &seed, 1), *dk = rnd(nk(&g), &seed, 1);
             rt_conv_wino(&ctx, &g, RT_CONV_FWD, x, k, y, scratch, 1.0f);
             rt_conv_wino(&ctx, &g, RT_CONV_GRAD_INPUT, dy, k, dx, scratch, 1.0f);
-            rt_conv_wino_grad_kernel(&ctx, &g, x, dy, dk);
+            rt_conv_wino_grad_kernel(&ctx, &g, x, dy, dk, NULL);
             out[th - 1][0] = y, out[th - 1][1] = dx, out[th - 1][2] = dk;
             rt_pool_free(ctx.pool);
         }
@@ -272,7 +273,7 @@ START_TEST(out_of_memory)
         if (MEM_TRY(&mg, "running a Winograd convolution")) {
             rt_conv_wino(&ctx, &g, RT_CONV_FWD, x, k, y, scratch, 1.0f);
             rt_conv_wino(&ctx, &g, RT_CONV_GRAD_INPUT, dy, k, dx, scratch, 1.0f);
-            rt_conv_wino_grad_kernel(&ctx, &g, x, dy, dk);
+            rt_conv_wino_grad_kernel(&ctx, &g, x, dy, dk, NULL);
         }
         mem_fail_at(0);
         done = mem_guard_pop(&mg);
