@@ -482,6 +482,42 @@ static int64_t workspace_bytes(JitModule *m, int64_t n, Diags *d)
     return b;
 }
 
+static long rss_anon_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "RssAnon:", 8) == 0)
+            kb = atol(line + 8);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+/* A workspace of 16 MB or more is resident when it is created (its pages
+ * faulted in on two threads, not by the first step's kernels). */
+START_TEST(workspace_prefaulted)
+{
+    Diags d;
+    diags_init(&d);
+    Graph *g = parse(epilogue_graph, &d);
+    JitModule *m = compile_threads(g, 2, &d);
+    int64_t n = 8;
+    while (workspace_bytes(m, n, &d) < ((int64_t)48 << 20))
+        n *= 2;
+    long before = rss_anon_kb();
+    JitWorkspace *w = be_jit_workspace_new(m, n, &d);
+    ck_assert_ptr_nonnull(w);
+    long grew = rss_anon_kb() - before, want = (long)(be_jit_workspace_bytes(w) / 1024);
+    ck_assert_msg(before < 0 || grew >= want * 9 / 10, "RssAnon grew %ld kB for a workspace of %ld kB", grew, want);
+    be_jit_workspace_free(w);
+    be_jit_free(m);
+    ir_graph_free(g);
+    diags_free(&d);
+}
+END_TEST
+
 /* A graph compiled on 3 threads with a code generation feature and with
  * it off (env=1) gives the same bits for batch sizes ns[0..nn); with
  * smaller, its workspace at ns[0] is smaller too. */
@@ -807,6 +843,7 @@ int main(void)
     tcase_add_test(t, convolutions);
     tcase_add_test(t, gemm_parts);
     tcase_add_test(t, compile_parts);
+    tcase_add_test(t, workspace_prefaulted);
     suite_add_tcase(s, t);
     return tu_run(s);
 }
