@@ -983,10 +983,12 @@ static void plan_guards(Plan *p)
 {
     p->guard_slot = -1;
     int ls, at = loss_step(p, &ls);
+    bool scalar = at >= 0 && p->slots[ls].shape.rank == 0 &&
+                  (p->slots[ls].dt == DT_F32 || p->slots[ls].dt == DT_F64);
     for (int s = 0; s < p->nslots; s++)
-        p->slots[s].kept = at >= 0 && p->slots[s].kind == JIT_BUF_PARAM;
-    if (at < 0 || p->slots[ls].shape.rank != 0)
-        return;
+        p->slots[s].kept = scalar && p->slots[s].kind == JIT_BUF_PARAM;
+    if (!scalar)
+        return; /* no guards: every parameter may change */
     p->guard_slot = ls;
     for (int i = 0; i < p->nsteps; i++) {
         if (!writes_param(p, i))
