@@ -347,21 +347,17 @@ static long status_kb(const char *key)
     return v;
 }
 
-/* mc_release_compiler_memory gives back LLVM's resident code pages after
- * a compile (when LLVM is a shared library, as Debian's is): the
- * process's file-backed resident memory falls by about as much; the
- * compiled model still trains and evaluates alike, and a later compile
- * (reading the pages again) works. */
-/* Bits of parameter name, malloc'd. */
-static float *param_copy(mc_model *m, const char *name, int64_t *n)
+/* The bytes of parameter name (any dtype: optimizer.step is f64),
+ * malloc'd; *bytes their count. */
+static void *param_copy(mc_model *m, const char *name, size_t *bytes)
 {
     mc_tensor t;
     ck_assert_msg(mc_get_param(m, name, &t), "%s", name);
-    *n = 1;
+    *bytes = t.dtype == 1 ? sizeof(double) : sizeof(float); /* f64; f32 and i32 */
     for (int i = 0; i < t.rank; i++)
-        *n *= t.dims[i];
-    float *c = malloc((size_t)*n * sizeof(float));
-    memcpy(c, t.data, (size_t)*n * sizeof(float));
+        *bytes *= (size_t)t.dims[i];
+    void *c = malloc(*bytes ? *bytes : 1);
+    memcpy(c, t.data, *bytes);
     return c;
 }
 
@@ -387,21 +383,22 @@ START_TEST(nan_loss_skips_updates)
     ((float *)b.data)[3] = NAN;
     static const char *kept[] = {"dense.kernel", "dense_1.bias", "optimizer.m.dense.kernel",
                                  "optimizer.v.dense_1.kernel", "optimizer.step"};
-    float *before[5];
-    int64_t n, nmean;
+    void *before[5];
+    size_t n[5], nmean;
     for (int i = 0; i < 5; i++)
-        before[i] = param_copy(m, kept[i], &n);
-    float *mean = param_copy(m, "batchnorm.moving_mean", &nmean);
+        before[i] = param_copy(m, kept[i], &n[i]);
+    void *mean = param_copy(m, "batchnorm.moving_mean", &nmean);
     ck_assert(!mc_train_step(m, v, nv, 0.002, &loss));
     ck_assert(isnan(loss));
     for (int i = 0; i < 5; i++) {
-        float *after = param_copy(m, kept[i], &n);
-        ck_assert_msg(memcmp(after, before[i], (size_t)n * sizeof(float)) == 0, "%s changed", kept[i]);
+        size_t k;
+        void *after = param_copy(m, kept[i], &k);
+        ck_assert_msg(k == n[i] && memcmp(after, before[i], k) == 0, "%s changed", kept[i]);
         free(after);
         free(before[i]);
     }
-    float *mean2 = param_copy(m, "batchnorm.moving_mean", &nmean);
-    ck_assert(memcmp(mean, mean2, (size_t)nmean * sizeof(float)) != 0);
+    void *mean2 = param_copy(m, "batchnorm.moving_mean", &nmean);
+    ck_assert(memcmp(mean, mean2, nmean) != 0);
     free(mean);
     free(mean2);
     mc_data_free(ds);
@@ -409,6 +406,11 @@ START_TEST(nan_loss_skips_updates)
 }
 END_TEST
 
+/* mc_release_compiler_memory gives back LLVM's resident code pages after
+ * a compile (when LLVM is a shared library, as Debian's is): the
+ * process's file-backed resident memory falls by about as much; the
+ * compiled model still trains and evaluates alike, and a later compile
+ * (reading the pages again) works. */
 START_TEST(release_compiler_memory)
 {
     mc_options o;
