@@ -3,23 +3,42 @@
  * and nthreads-1 workers take task indices from one counter. Which thread
  * runs a task never changes what the task computes, so results do not
  * depend on the thread count. Workers sleep on a condition variable
- * between jobs; a job started while another runs (from inside a task, or
- * from a second caller) runs serially on its caller. */
+ * between jobs, after spinning for a while (RT_POOL_SPIN_NS) so that the
+ * next kernel of a step, usually microseconds away, starts without a
+ * wake-up; the caller spins the same way for the job's end. A job started
+ * while another runs (from inside a task, or from a second caller) runs
+ * serially on its caller. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define CPU_RELAX() _mm_pause()
+#else
+#define CPU_RELAX() ((void)0)
+#endif
 
 #include "ir/base/base.h"
 #include "kernels.h"
+
+/* How long a worker waits for the next job, and the caller for the
+ * workers, before sleeping (MODELC_POOL_SPIN_US overrides; 0 = never
+ * spin). */
+#define RT_POOL_SPIN_NS 100000
 
 struct RtPool {
     int nthreads; /* including the caller */
     pthread_t *workers;
     pthread_mutex_t mu;
     pthread_cond_t wake, done;
-    uint64_t gen;   /* job generation, under mu */
-    int busy;       /* workers still in the current job, under mu */
-    bool quit;
+    atomic_ullong gen;  /* job generation: written under mu, read by spinning workers without it */
+    atomic_int busy;    /* workers still in the current job */
+    int sleepers;       /* workers asleep on wake, under mu */
+    bool caller_asleep; /* the caller asleep on done, under mu */
+    atomic_bool quit;
+    int64_t spin_ns;
     atomic_bool active; /* a job is running: nested calls run serially */
     /* the current job */
     RtTaskFn fn;
@@ -38,24 +57,69 @@ static void run_tasks(RtPool *p)
     }
 }
 
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Spin until done(p, arg) or spin_ns have passed; true when done. */
+static bool spin_until(const RtPool *p, bool (*done)(const RtPool *, uint64_t), uint64_t arg)
+{
+    if (p->spin_ns <= 0)
+        return done(p, arg);
+    int64_t end = 0;
+    for (unsigned i = 0;; i++) {
+        if (done(p, arg))
+            return true;
+        if ((i & 63) == 0) {
+            int64_t t = now_ns();
+            if (!end)
+                end = t + p->spin_ns;
+            else if (t >= end)
+                return false;
+        }
+        CPU_RELAX();
+    }
+}
+
+static bool new_job(const RtPool *p, uint64_t seen)
+{
+    return atomic_load_explicit(&p->gen, memory_order_acquire) != seen ||
+           atomic_load_explicit(&p->quit, memory_order_relaxed);
+}
+
+static bool job_over(const RtPool *p, uint64_t unused)
+{
+    (void)unused;
+    return atomic_load_explicit(&p->busy, memory_order_acquire) == 0;
+}
+
 static void *worker(void *arg)
 {
     RtPool *p = arg;
     uint64_t seen = 0;
-    pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (p->gen == seen && !p->quit)
-            pthread_cond_wait(&p->wake, &p->mu);
-        if (p->quit)
+        if (!spin_until(p, new_job, seen)) {
+            pthread_mutex_lock(&p->mu);
+            p->sleepers++;
+            while (!new_job(p, seen))
+                pthread_cond_wait(&p->wake, &p->mu);
+            p->sleepers--;
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (atomic_load(&p->quit))
             break;
-        seen = p->gen;
-        pthread_mutex_unlock(&p->mu);
+        seen = atomic_load_explicit(&p->gen, memory_order_acquire);
         run_tasks(p);
-        pthread_mutex_lock(&p->mu);
-        if (--p->busy == 0)
-            pthread_cond_signal(&p->done);
+        if (atomic_fetch_sub_explicit(&p->busy, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&p->mu);
+            if (p->caller_asleep)
+                pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->mu);
+        }
     }
-    pthread_mutex_unlock(&p->mu);
     return NULL;
 }
 
@@ -63,6 +127,10 @@ RtPool *rt_pool_new(int nthreads)
 {
     RtPool *p = xcalloc(1, sizeof *p);
     p->nthreads = nthreads < 1 ? 1 : nthreads;
+    p->spin_ns = RT_POOL_SPIN_NS;
+    const char *spin = getenv("MODELC_POOL_SPIN_US");
+    if (spin && *spin)
+        p->spin_ns = (int64_t)(atof(spin) * 1000);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done, NULL);
@@ -80,7 +148,7 @@ void rt_pool_free(RtPool *p)
     if (!p)
         return;
     pthread_mutex_lock(&p->mu);
-    p->quit = true;
+    atomic_store(&p->quit, true);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
     for (int i = 1; i < p->nthreads; i++)
@@ -162,20 +230,28 @@ static void pool_run(RtPool *p, int64_t ntasks, RtTaskFn fn, void *arg)
             fn(arg, t);
         return;
     }
-    pthread_mutex_lock(&p->mu);
+    /* the job, then its generation (release: a worker that sees the
+     * generation sees the job); sleeping workers are woken under mu,
+     * which they hold from counting themselves to waiting */
     p->fn = fn;
     p->arg = arg;
     p->ntasks = ntasks;
     atomic_store(&p->next, 0);
-    p->busy = p->nthreads - 1;
-    p->gen++;
-    pthread_cond_broadcast(&p->wake);
+    atomic_store(&p->busy, p->nthreads - 1);
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    if (p->sleepers)
+        pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
     run_tasks(p);
-    pthread_mutex_lock(&p->mu);
-    while (p->busy > 0)
-        pthread_cond_wait(&p->done, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    if (!spin_until(p, job_over, 0)) {
+        pthread_mutex_lock(&p->mu);
+        p->caller_asleep = true;
+        while (!job_over(p, 0))
+            pthread_cond_wait(&p->done, &p->mu);
+        p->caller_asleep = false;
+        pthread_mutex_unlock(&p->mu);
+    }
     atomic_store(&p->active, false);
 }
 
