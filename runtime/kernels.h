@@ -184,6 +184,16 @@ void rt_gemm_f32(const RtCtx *ctx, int32_t ta, int32_t tb, int64_t m, int64_t n,
                  const float *a, const float *b, float beta, float *c);
 void rt_gemm_f64(const RtCtx *ctx, int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, double alpha,
                  const double *a, const double *b, double beta, double *c);
+/* The register-blocked f32 GEMM (gemm_blocked.c) rt_gemm_f32 runs when
+ * the CPU has AVX2+FMA or AVX-512 (rt_conv_isa_level() >= 2, so
+ * MODELC_CONV_ISA=sse2 tests the OpenBLAS route) and m >= 2, unless
+ * MODELC_GEMM=blas: C (m x n) = alpha * op(A) op(B) + beta * C, row-major,
+ * op(A) m x k, op(B) k x n. Each element is one sum over k in order (in
+ * equal blocks of at most 1024), so results depend neither on the thread
+ * count nor on the instruction set. Returns false when it does not apply
+ * (the caller then uses OpenBLAS). */
+bool rt_gemm_blocked_f32(const RtCtx *ctx, int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, float alpha,
+                         const float *a, const float *b, float beta, float *c);
 
 /* Convolution geometry, all int64 so generated code can fill it as an
  * array: input [n,h,w,c], kernel [kh,kw,c,o], output [n,oh,ow,o], strides

@@ -103,6 +103,10 @@ void FN(rt_gemm)(const RtCtx *ctx, int32_t ta, int32_t tb, int64_t m, int64_t n,
     }
     if (m == 1 && !tb && FN(gemv_by_rows)(ctx, n, k, alpha, a, b, beta, c))
         return;
+#if CONV_BLOCKED
+    if (rt_gemm_blocked_f32(ctx, ta, tb, m, n, k, alpha, a, b, beta, c))
+        return;
+#endif
     FN(Gemm) g = {ta, tb, m, n, k, alpha, beta, a, b, c, m == 1 ? gemv_cut(n, k) : gemm_cut(m, n, k)};
     rt_parallel(ctx, g.cut.nparts, FN(gemm_part), &g);
 }

@@ -792,6 +792,84 @@ static void nest_task(void *arg, int64_t t)
     rt_pool_run(n->p, 100, count_task, &n->inner[t]);
 }
 
+/* The register-blocked f32 GEMM (rt_gemm_blocked_f32) on odd shapes: rows
+ * and columns not a multiple of a tile, one column, k split into blocks
+ * (1025, 2100) and B wider than one packed block (300 columns at k 1025),
+ * every transpose, alpha and beta (beta 0 over a C of NaNs). Every
+ * element must equal, bit for bit, alpha times the fmaf sum over k in
+ * order in blocks of equal size at most 1024, plus beta times the old
+ * value (alpha and beta powers of two, so a fused multiply-add in the
+ * scaling cannot change a bit), with 1 and 3 threads; below AVX2 it is
+ * OpenBLAS's, within rounding. */
+START_TEST(gemm_blocked_shapes)
+{
+    static const int64_t shapes[][3] = {{2, 1, 1},     {3, 7, 5},      {13, 17, 16},   {14, 32, 33},
+                                        {15, 33, 100}, {29, 16, 7},    {30, 300, 1025}, {64, 40, 2100},
+                                        {128, 10, 128}, {200, 129, 31}, {57, 64, 64}};
+    bool blocked = rt_conv_isa_level() >= 2 && !getenv("MODELC_GEMM");
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (int tr = 0; tr < 4; tr++)
+            for (int sc = 0; sc < 2; sc++) {
+                int64_t m = shapes[si][0], n = shapes[si][1], k = shapes[si][2];
+                int ta = tr & 1, tb = tr >> 1;
+                float alpha = sc ? 2.0f : 1.0f, beta = sc ? 0.5f : 0.0f;
+                float *a = malloc((size_t)(m * k) * sizeof(float)), *b = malloc((size_t)(k * n) * sizeof(float));
+                float *c0 = malloc((size_t)(m * n) * sizeof(float));
+                float *c[2] = {malloc((size_t)(m * n) * sizeof(float)), malloc((size_t)(m * n) * sizeof(float))};
+                for (int64_t i = 0; i < m * k; i++)
+                    a[i] = (float)((i * 37 % 101) - 50) / 50.0f;
+                for (int64_t i = 0; i < k * n; i++)
+                    b[i] = (float)((i * 53 % 97) - 48) / 48.0f;
+                for (int64_t i = 0; i < m * n; i++)
+                    c0[i] = sc ? (float)(i % 13) - 6.0f : NAN;
+                for (int t = 0; t < 2; t++) {
+                    RtCtx ctx;
+                    rt_ctx_init(&ctx, t ? 3 : 1);
+                    ctx.pool = t ? rt_pool_new(3) : NULL;
+                    memcpy(c[t], c0, (size_t)(m * n) * sizeof(float));
+                    if (blocked)
+                        ck_assert(rt_gemm_blocked_f32(&ctx, ta, tb, m, n, k, alpha, a, b, beta, c[t]));
+                    else
+                        rt_gemm_f32(&ctx, ta, tb, m, n, k, alpha, a, b, beta, c[t]);
+                    if (ctx.pool)
+                        rt_pool_free(ctx.pool);
+                }
+                ck_assert_msg(memcmp(c[0], c[1], (size_t)(m * n) * sizeof(float)) == 0,
+                              "%lldx%lldx%lld ta %d tb %d: threads", (long long)m, (long long)n, (long long)k, ta, tb);
+                int64_t nkb = (k + 1023) / 1024, kc = (k + nkb - 1) / nkb;
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t j = 0; j < n; j++) {
+                        float r = c0[i * n + j];
+                        double want = sc ? (double)beta * r : 0, mag = fabs(want);
+                        for (int64_t p0 = 0; p0 < k; p0 += kc) {
+                            float acc = 0;
+                            for (int64_t p = p0; p < k && p < p0 + kc; p++) {
+                                float av = a[ta ? p * m + i : i * k + p], bv = b[tb ? j * k + p : p * n + j];
+                                acc = fmaf(av, bv, acc);
+                                want += (double)alpha * av * bv;
+                                mag += fabs((double)alpha * av * bv);
+                            }
+                            r = p0 > 0 ? acc * alpha + r : beta != 0 ? acc * alpha + r * beta : acc * alpha;
+                        }
+                        float got = c[0][i * n + j];
+                        if (blocked)
+                            ck_assert_msg(memcmp(&got, &r, sizeof r) == 0,
+                                          "%lldx%lldx%lld ta %d tb %d alpha %g: C[%lld,%lld] %.9g, in-order sum %.9g",
+                                          (long long)m, (long long)n, (long long)k, ta, tb, alpha, (long long)i,
+                                          (long long)j, got, r);
+                        ck_assert_msg(fabs(got - want) <= 1e-5 * mag + 1e-6,
+                                      "%lldx%lldx%lld ta %d tb %d: C[%lld,%lld] %g, want %g", (long long)m,
+                                      (long long)n, (long long)k, ta, tb, (long long)i, (long long)j, got, want);
+                    }
+                free(a);
+                free(b);
+                free(c0);
+                free(c[0]);
+                free(c[1]);
+            }
+}
+END_TEST
+
 START_TEST(pool_nested_jobs)
 {
     Nest *n = calloc(1, sizeof *n);
@@ -836,6 +914,7 @@ int main(void)
     tcase_add_test(t, flat_rows);
     tcase_add_test(t, in_place);
     tcase_add_test(t, gemm_one_row);
+    tcase_add_test(t, gemm_blocked_shapes);
     tcase_add_test(t, batch_reductions);
     tcase_add_test(t, flat_update_loops);
     tcase_add_test(t, pooling_images);
