@@ -1,5 +1,6 @@
 /* Runtime kernels for JIT-compiled code: run context and threads, GEMM
- * over OpenBLAS in parts, convolution (register-blocked f32 loops in
+ * (f32 register-blocked in gemm_blocked.c where the CPU has AVX2, else
+ * OpenBLAS in parts), convolution (register-blocked f32 loops in
  * conv_blocked.c, else im2col/col2im + GEMM), pooling, dropout masks
  * (see kernels.h). */
 #include "kernels.h"
