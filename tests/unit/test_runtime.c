@@ -1,10 +1,12 @@
 /* Runtime core: tensors and maps, the Philox RNG against the published
  * known-answer vectors, uniform/normal draws and every initializer's
  * statistics, bounds, determinism and order independence. */
+#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/kernels.h"
 #include "runtime/runtime.h"
 #include "testutil.h"
 
@@ -461,11 +463,34 @@ START_TEST(init_params_graph)
 }
 END_TEST
 
+/* OpenBLAS's pthread build starts a worker thread per core when it loads
+ * and lets them spin; modelc keeps OpenBLAS single-threaded and stops
+ * them when its runtime loads (rt_blas_single_thread): this process runs
+ * on its main thread alone whenever no pool or fill is running. */
+START_TEST(blas_workers_stopped)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return; /* no procfs: nothing to count */
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    ck_assert_int_eq(n, 1);
+    float a[4] = {1, 2, 3, 4}, c[4];
+    RtCtx ctx;
+    rt_ctx_init(&ctx, 1);
+    rt_gemm_f32(&ctx, 0, 0, 2, 2, 2, 1.0f, a, a, 0.0f, c); /* OpenBLAS or the blocked kernels: still works */
+    ck_assert(c[0] == 7 && c[1] == 10 && c[2] == 15 && c[3] == 22);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("runtime");
     TCase *t = tcase_create("core");
     tcase_set_timeout(t, 60);
+    tcase_add_test(t, blas_workers_stopped);
     tcase_add_test(t, tensor_alloc);
     tcase_add_test(t, tensor_overflow);
     tcase_add_test(t, tensor_matches);
