@@ -490,6 +490,55 @@ double ins_param_grad_ratio(const InsStats *s, int i)
 
 /* ---- input statistics for the static warnings ---- */
 
+/* The sum and the sum of squares of a column's values: 8-bit data by a
+ * histogram of its bytes (Fashion-MNIST's 47 million pixels took 150 ms
+ * through rt_col_get, before the first step of every full run), f32 and
+ * f64 straight from the tensor. */
+static void column_sums(const DataCol *c, double *sum, double *sumsq)
+{
+    const Tensor *t = c->t;
+    double s = 0, q = 0;
+    if (c->bytes) {
+        uint64_t h[4][256];
+        memset(h, 0, sizeof h);
+        const unsigned char *b = c->bytes->data;
+        int64_t k = 0;
+        for (; k + 4 <= t->numel; k += 4) {
+            h[0][b[k]]++;
+            h[1][b[k + 1]]++;
+            h[2][b[k + 2]]++;
+            h[3][b[k + 3]]++;
+        }
+        for (; k < t->numel; k++)
+            h[0][b[k]]++;
+        for (int v = 0; v < 256; v++) {
+            double n = (double)(h[0][v] + h[1][v] + h[2][v] + h[3][v]), e = c->bytes->value[v];
+            s += n * e;
+            q += n * e * e;
+        }
+    } else if (t->dt == DT_F32) {
+        const float *x = t->data;
+        for (int64_t k = 0; k < t->numel; k++) {
+            s += x[k];
+            q += (double)x[k] * x[k];
+        }
+    } else if (t->dt == DT_F64) {
+        const double *x = t->data;
+        for (int64_t k = 0; k < t->numel; k++) {
+            s += x[k];
+            q += x[k] * x[k];
+        }
+    } else {
+        for (int64_t k = 0; k < t->numel; k++) {
+            double e = rt_col_get(c, k);
+            s += e;
+            q += e * e;
+        }
+    }
+    *sum = s;
+    *sumsq = q;
+}
+
 void ins_input_stats(const Graph *g, const Dataset *data, WarnInputs *out)
 {
     WarnInput *v = xcalloc((size_t)g->nnodes + 1, sizeof(WarnInput));
@@ -503,11 +552,7 @@ void ins_input_stats(const Graph *g, const Dataset *data, WarnInputs *out)
         if (!t || t->numel == 0)
             continue;
         double sum = 0, sumsq = 0;
-        for (int64_t k = 0; k < t->numel; k++) {
-            double e = rt_col_get(c, k);
-            sum += e;
-            sumsq += e * e;
-        }
+        column_sums(c, &sum, &sumsq);
         double mean = sum / (double)t->numel, var = sumsq / (double)t->numel - mean * mean;
         v[n++] = (WarnInput){x->a.name, mean, var > 0 ? var : 0};
     }

@@ -275,6 +275,65 @@ START_TEST(model_errors)
 }
 END_TEST
 
+/* The input statistics of the static warnings: the mean and variance of
+ * each float input over the whole data set, the same for 8-bit data (a
+ * histogram of its bytes, 4 interleaved counts and a remainder: 4011
+ * elements) as for the same values in f32 and in f64 (a column the
+ * loaders would have cast, here as it is). */
+START_TEST(input_stats_bytes)
+{
+    static const char *IN = "model in\n"
+                            "input a: f32[N, 7]\n"
+                            "input b: f32[N, 7]\n"
+                            "input c: f32[N, 7]\n"
+                            "input y: f32[N, 1]\n"
+                            "loss = mean(a) + mean(b) + mean(c) + mean(y)\n";
+    Diags d2;
+    diags_init(&d2);
+    Graph *g2 = ti_compile("in.mdl", IN, &d2);
+    int64_t n = 573, numel = n * 7; /* 4011: 3 left over after the groups of 4 */
+    double value[256];
+    for (int i = 0; i < 256; i++)
+        value[i] = (double)(float)(i / 255.0);
+    unsigned char *bytes = xmalloc((size_t)numel);
+    Tensor *b = rt_tensor_new(DT_F32, 2, (const int64_t[]){n, 7});
+    Tensor *c = rt_tensor_new(DT_F64, 2, (const int64_t[]){n, 7});
+    double sum = 0, sumsq = 0;
+    for (int64_t k = 0; k < numel; k++) {
+        bytes[k] = (unsigned char)((k * 37 + k / 11) % 256);
+        ((float *)b->data)[k] = (float)value[bytes[k]];
+        ((double *)c->data)[k] = value[bytes[k]];
+        sum += value[bytes[k]];
+        sumsq += value[bytes[k]] * value[bytes[k]];
+    }
+    Dataset ds;
+    rt_dataset_init(&ds);
+    ck_assert(rt_dataset_add_bytes(&ds, "a", DT_F32, 2, (const int64_t[]){n, 7}, bytes, value));
+    ck_assert(rt_dataset_add(&ds, "b", b));
+    ck_assert(rt_dataset_add(&ds, "c", c));
+    ck_assert(rt_dataset_add(&ds, "y", rt_tensor_new(DT_F32, 2, (const int64_t[]){n, 1})));
+    WarnInputs wi;
+    ins_input_stats(g2, &ds, &wi);
+    double mean = sum / (double)numel, var = sumsq / (double)numel - mean * mean;
+    int seen = 0;
+    for (int i = 0; i < wi.n; i++) {
+        if (strcmp(wi.v[i].name, "y") == 0) {
+            ck_assert(wi.v[i].mean == 0 && wi.v[i].var == 0);
+            continue;
+        }
+        seen++;
+        ck_assert_msg(fabs(wi.v[i].mean - mean) <= 1e-12 && fabs(wi.v[i].var - var) <= 1e-12,
+                      "input %s: mean %.17g var %.17g, want %.17g %.17g", wi.v[i].name, wi.v[i].mean,
+                      wi.v[i].var, mean, var);
+    }
+    ck_assert_int_eq(seen, 3);
+    ins_input_stats_free(&wi);
+    rt_dataset_free(&ds);
+    ir_graph_free(g2);
+    diags_free(&d2);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("insight_stats");
@@ -288,6 +347,7 @@ static Suite *suite(void)
     tcase_add_test(t, json_parses);
     tcase_add_test(t, tables_and_histograms);
     tcase_add_test(t, model_errors);
+    tcase_add_test(t, input_stats_bytes);
     suite_add_tcase(s, t);
     return s;
 }
