@@ -123,9 +123,16 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* The pool's memory is plain calloc, outside any memory guard: a guard
+ * that catches a failure frees the blocks allocated under it, and a pool
+ * whose owner was lost that way still has live workers reading it. Its
+ * owner frees it with rt_pool_free (which stops the workers first).
+ * NULL when even that fails: the caller then runs its jobs serially. */
 RtPool *rt_pool_new(int nthreads)
 {
-    RtPool *p = xcalloc(1, sizeof *p);
+    RtPool *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
     p->nthreads = nthreads < 1 ? 1 : nthreads;
     p->spin_ns = RT_POOL_SPIN_NS;
     const char *spin = getenv("MODELC_POOL_SPIN_US");
@@ -134,7 +141,14 @@ RtPool *rt_pool_new(int nthreads)
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done, NULL);
-    p->workers = xcalloc((size_t)p->nthreads, sizeof(pthread_t));
+    p->workers = calloc((size_t)p->nthreads, sizeof(pthread_t));
+    if (!p->workers) {
+        pthread_mutex_destroy(&p->mu);
+        pthread_cond_destroy(&p->wake);
+        pthread_cond_destroy(&p->done);
+        xfree(p);
+        return NULL;
+    }
     for (int i = 1; i < p->nthreads; i++)
         if (pthread_create(&p->workers[i - 1], NULL, worker, p) != 0) {
             p->nthreads = i; /* run with the threads that started */

@@ -322,8 +322,6 @@ static void describe(JitModule *m, const Plan *p)
     m->kinfo = jit_describe_steps(m->arena, p);
     if (m->opts.profile)
         m->prof = rt_prof_new(p->nsteps);
-    if (rt_threads_resolve(m->opts.threads) > 1)
-        m->pool = rt_pool_new(rt_threads_resolve(m->opts.threads));
     m->nouts = g->nouts;
     size_t n = (size_t)g->nouts + 1;
     m->outs = arena_alloc(m->arena, n * sizeof(Output));
@@ -372,6 +370,10 @@ JitModule *be_jit_compile(Graph *g, const JitOpts *o, Diags *d)
         if (!m->opts.timer)
             timer_print(&m->timer, stderr);
     }
+    /* last, with nothing after it that can run out of memory: a failure
+     * caught in between would free m without stopping the pool's workers */
+    if (rt_threads_resolve(m->opts.threads) > 1)
+        m->pool = rt_pool_new(rt_threads_resolve(m->opts.threads));
     return m;
 }
 

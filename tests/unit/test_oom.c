@@ -7,6 +7,7 @@
  * environment) past the run's last allocation. Every run either
  * completes or fails with an "out of memory" message, and never crashes;
  * the sanitizer build checks that nothing leaks. */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,13 +70,28 @@ static bool train_epochs(mc_model *m, mc_watch *w, mc_data *tr, mc_data *val)
     return true;
 }
 
+static int g_threads = 1; /* the runs' thread pools: 1 = none */
+
+/* Threads of this process (/proc/self/task), or -1 without procfs. */
+static int process_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
 /* One training run; false with g_msg on failure. */
 static bool run(mc_backend backend, const char *save_to)
 {
     mc_options o;
     mc_options_default(&o);
     o.backend = backend;
-    o.threads = 1;
+    o.threads = g_threads;
     o.telemetry = true;
     o.profile = true;
     o.time_passes = true;
@@ -151,6 +167,11 @@ static void walk(mc_backend backend)
             failures++;
             ck_assert_msg(strstr(g_msg, "out of memory") != NULL, "k = %ld: %s", k, g_msg);
         }
+        /* no thread pool outlives its run, whichever allocation failed
+         * (a module lost to a caught failure kept its workers, reading
+         * freed memory) */
+        int nt = process_threads();
+        ck_assert_msg(nt < 0 || nt == 1, "k = %ld: %d threads after the run", k, nt);
     }
     ck_assert(failures > 0 && failures < runs); /* the last k is past the run's allocations */
     printf("%s: %ld allocations, %d runs, %d failed cleanly\n",
@@ -167,6 +188,14 @@ END_TEST
 START_TEST(oom_walk_jit)
 {
     walk(MC_BACKEND_JIT);
+}
+END_TEST
+
+START_TEST(oom_walk_jit_threads)
+{
+    g_threads = 2;
+    walk(MC_BACKEND_JIT);
+    g_threads = 1;
 }
 END_TEST
 
@@ -229,6 +258,7 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, oom_walk_interp);
     tcase_add_test(tc, oom_walk_jit);
+    tcase_add_test(tc, oom_walk_jit_threads);
     tcase_add_test(tc, oom_pool_tasks);
     suite_add_tcase(s, tc);
     return tu_run(s);
