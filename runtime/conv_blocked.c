@@ -5,6 +5,7 @@
  * registers over each image's pixels. One set of micro-kernels per
  * instruction set (conv_isa.inc), chosen at run time. */
 #include "kernels.h"
+#include "simd.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -120,11 +121,6 @@ static inline float sse_hsum(__m128 v)
 #include "conv_isa.inc"
 
 /* ---- AVX2 + FMA: 16 registers of 8 floats ---- */
-__attribute__((target("avx2,fma"))) static inline __m256i avx2_mask(int n)
-{
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
 __attribute__((target("avx2,fma"))) static inline float avx2_hsum(__m256 v)
 {
     __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -153,8 +149,8 @@ __attribute__((target("avx2,fma"))) static inline float avx2_hsum(__m256 v)
 #define V_MUL(v, s) _mm256_mul_ps(v, _mm256_set1_ps(s))
 #define V_ADD(a, b) _mm256_add_ps(a, b)
 #define V_STORE(p, v) _mm256_storeu_ps(p, v)
-#define V_LOADN(p, n) _mm256_maskload_ps(p, avx2_mask(n))
-#define V_STOREN(p, v, n) _mm256_maskstore_ps(p, avx2_mask(n), v)
+#define V_LOADN(p, n) _mm256_maskload_ps(p, rt_avx2_mask(n))
+#define V_STOREN(p, v, n) _mm256_maskstore_ps(p, rt_avx2_mask(n), v)
 #include "conv_isa.inc"
 
 /* ---- AVX-512: 32 registers of 16 floats, masked tails ---- */

@@ -13,6 +13,7 @@
  * GEMM micro-kernels, one set per instruction set (conv_wino_isa.inc);
  * the kernel's transforms run in double. */
 #include "kernels.h"
+#include "simd.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -106,11 +107,6 @@ static inline void wsse_storen(float *p, __m128 v, int n)
 #include "conv_wino_isa.inc"
 
 /* ---- AVX2 + FMA: 16 registers of 8 floats ---- */
-__attribute__((target("avx2,fma"))) static inline __m256i wavx2_mask(int n)
-{
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
 #define ISA avx2
 #define TARGET __attribute__((target("avx2,fma")))
 #define VL 8
@@ -127,8 +123,8 @@ __attribute__((target("avx2,fma"))) static inline __m256i wavx2_mask(int n)
 #define V_ADD(a, b) _mm256_add_ps(a, b)
 #define V_SUB(a, b) _mm256_sub_ps(a, b)
 #define V_STORE(p, v) _mm256_storeu_ps(p, v)
-#define V_LOADN(p, n) _mm256_maskload_ps(p, wavx2_mask(n))
-#define V_STOREN(p, v, n) _mm256_maskstore_ps(p, wavx2_mask(n), v)
+#define V_LOADN(p, n) _mm256_maskload_ps(p, rt_avx2_mask(n))
+#define V_STOREN(p, v, n) _mm256_maskstore_ps(p, rt_avx2_mask(n), v)
 #include "conv_wino_isa.inc"
 
 /* ---- AVX-512: 32 registers of 16 floats, masked tails ---- */

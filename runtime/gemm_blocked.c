@@ -10,6 +10,7 @@
  * micro-kernels per instruction set (gemm_isa.inc): AVX-512 and AVX2+FMA;
  * on other CPUs rt_gemm_f32 stays on OpenBLAS. */
 #include "kernels.h"
+#include "simd.h"
 
 #include "ir/base/base.h"
 
@@ -80,10 +81,6 @@ static void gemm_pack_b(const GemmJob *g, int64_t p0, int64_t kc, int64_t j0, in
 
 #if defined(__x86_64__)
 /* ---- AVX2 + FMA: 16 registers of 8 floats ---- */
-__attribute__((target("avx2,fma"))) static inline __m256i gemm_avx2_mask(int n)
-{
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
 #define ISA avx2
 #define TARGET __attribute__((target("avx2,fma")))
 #define VL 8
@@ -97,8 +94,8 @@ __attribute__((target("avx2,fma"))) static inline __m256i gemm_avx2_mask(int n)
 #define V_MULS(v, s) _mm256_mul_ps(v, _mm256_set1_ps(s))
 #define V_ADD(a, b) _mm256_add_ps(a, b)
 #define V_STORE(p, v) _mm256_storeu_ps(p, v)
-#define V_LOADN(p, n) _mm256_maskload_ps(p, gemm_avx2_mask(n))
-#define V_STOREN(p, v, n) _mm256_maskstore_ps(p, gemm_avx2_mask(n), v)
+#define V_LOADN(p, n) _mm256_maskload_ps(p, rt_avx2_mask(n))
+#define V_STOREN(p, v, n) _mm256_maskstore_ps(p, rt_avx2_mask(n), v)
 #include "gemm_isa.inc"
 
 /* ---- AVX-512: 32 registers of 16 floats, masked tails ---- */
