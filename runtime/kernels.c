@@ -6,7 +6,6 @@
 #include "kernels.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -150,34 +149,21 @@ int rt_threads_resolve(int threads)
  * before it first sleeps, and again after every job. modelc never gives
  * OpenBLAS a job for them, so they only take time from the compile's
  * threads and the pool's (a third of a short `modelc eval`'s samples
- * were one of them yielding). One thread, with its server stopped where
- * the library has blas_thread_shutdown_ (weak: other builds may not). */
+ * were one of them yielding). As soon as the program (or the library)
+ * loads, after OpenBLAS, which it depends on: one thread, with its server
+ * stopped where the library has blas_thread_shutdown_ (weak: other builds
+ * may not). */
 extern int blas_thread_shutdown_(void) __attribute__((weak));
 
-static void blas_quiet(void)
+__attribute__((constructor)) static void blas_quiet_at_load(void)
 {
     openblas_set_num_threads(1);
     if (blas_thread_shutdown_)
         blas_thread_shutdown_();
 }
 
-void rt_blas_single_thread(void)
-{
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, blas_quiet);
-}
-
-/* ... as soon as the program (or the library) loads: a CLI command
- * loads its data and parses before it compiles. */
-__attribute__((constructor)) static void blas_quiet_at_load(void)
-{
-    rt_blas_single_thread();
-}
-
 void rt_ctx_apply_threads(const RtCtx *c)
 {
-    (void)c;
-    rt_blas_single_thread();
     if (openblas_get_num_threads() != 1)
         openblas_set_num_threads(1);
 }

@@ -73,12 +73,10 @@ const char *rt_blas_core(char *buf, size_t n);
 int rt_threads_resolve(int threads);
 /* Keep OpenBLAS single-threaded (a process-wide setting, changed only
  * when it differs): rt_gemm_* split GEMMs on the context's pool, because
- * OpenBLAS's own threads give results that depend on their number. */
+ * OpenBLAS's own threads give results that depend on their number. Its
+ * worker threads are already stopped when the runtime loads (kernels.c,
+ * blas_quiet_at_load). */
 void rt_ctx_apply_threads(const RtCtx *c);
-/* OpenBLAS single-threaded with its worker threads stopped, once per
- * process: when the runtime loads (a constructor), and again harmlessly
- * from rt_ctx_apply_threads and the compile. */
-void rt_blas_single_thread(void);
 
 /* Per-kernel wall times of a profiling entry (one compiled with calls
  * between its kernels): the entry calls rt_prof_begin once, then

@@ -58,7 +58,6 @@ void jit_llvm_init(void)
     LLVMInitializeNativeTarget();
     LLVMInitializeNativeAsmPrinter();
     pthread_once(&once, llvm_options);
-    rt_blas_single_thread(); /* OpenBLAS's spinning workers would share the cores with the compile */
 }
 
 void jit_inline_kernels(LLVMModuleRef mod)

@@ -465,7 +465,7 @@ END_TEST
 
 /* OpenBLAS's pthread build starts a worker thread per core when it loads
  * and lets them spin; modelc keeps OpenBLAS single-threaded and stops
- * them when its runtime loads (rt_blas_single_thread): this process runs
+ * them when its runtime loads (kernels.c, blas_quiet_at_load): this process runs
  * on its main thread alone whenever no pool or fill is running. */
 START_TEST(blas_workers_stopped)
 {
