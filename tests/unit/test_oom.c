@@ -7,7 +7,6 @@
  * environment) past the run's last allocation. Every run either
  * completes or fails with an "out of memory" message, and never crashes;
  * the sanitizer build checks that nothing leaks. */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,19 +70,6 @@ static bool train_epochs(mc_model *m, mc_watch *w, mc_data *tr, mc_data *val)
 }
 
 static int g_threads = 1; /* the runs' thread pools: 1 = none */
-
-/* Threads of this process (/proc/self/task), or -1 without procfs. */
-static int process_threads(void)
-{
-    DIR *d = opendir("/proc/self/task");
-    if (!d)
-        return -1;
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
-}
 
 /* One training run; false with g_msg on failure. */
 static bool run(mc_backend backend, const char *save_to)
@@ -170,7 +156,7 @@ static void walk(mc_backend backend)
         /* no thread pool outlives its run, whichever allocation failed
          * (a module lost to a caught failure kept its workers, reading
          * freed memory) */
-        int nt = process_threads();
+        int nt = tu_process_threads();
         ck_assert_msg(nt < 0 || nt == 1, "k = %ld: %d threads after the run", k, nt);
     }
     ck_assert(failures > 0 && failures < runs); /* the last k is past the run's allocations */

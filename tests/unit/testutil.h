@@ -5,5 +5,7 @@
 #include <check.h>
 
 int tu_run(Suite *s);
+/* Threads of this process (/proc/self/task), or -1 without procfs. */
+int tu_process_threads(void);
 
 #endif
