@@ -303,6 +303,12 @@ typedef struct mc_data_options {
                             limit: "0-4", "5,7,9", "0-2,8" (labels keep their values); NULL
                             or "" = all. An error when the data has no column of class
                             labels or no example is kept */
+    int64_t decode_max;  /* convert 8-bit data (IDX, NPY |u1) to its float values when loading,
+                            column by column while that takes at most this many bytes in all
+                            (four per value in f32). In-order batches (mc_data_batch with no
+                            perm) of a column stored as values are views into the data set,
+                            no copy made; 8-bit columns are converted batch by batch. 0 (the
+                            default): keep 8-bit data as bytes, a quarter of the memory */
 } mc_data_options;
 
 void mc_data_options_default(mc_data_options *o);

@@ -444,14 +444,22 @@ const char *mc_metric_name(const mc_model *m, int i)
     return i >= 0 && i < m->nmetrics ? m->geval->outs[m->metric_out[i]].name : NULL;
 }
 
-/* Copy the user's batch into m->batch (reusing tensors of the same shape). */
+static bool rank_ok(mc_model *m, const mc_tensor *b)
+{
+    if (b->rank >= 0 && b->rank <= IR_MAXRANK)
+        return true;
+    mc_set_error(m, "input '%s': rank %d is not supported", b->name, b->rank);
+    return false;
+}
+
+/* Copy the user's batch into m->batch (reusing tensors of the same shape):
+ * a training step's batch outlives the call, since a failed step's
+ * numerics check re-runs it afterwards (train_watch.c). */
 static bool stage_batch(mc_model *m, const mc_tensor *b, int nb)
 {
     for (int i = 0; i < nb; i++) {
-        if (b[i].rank < 0 || b[i].rank > IR_MAXRANK) {
-            mc_set_error(m, "input '%s': rank %d is not supported", b[i].name, b[i].rank);
+        if (!rank_ok(m, &b[i]))
             return false;
-        }
         Tensor *t = rt_map_get(&m->batch, b[i].name);
         bool fits = t && t->dt == mc_dtype_of(b[i].dtype) && t->rank == b[i].rank;
         for (int k = 0; fits && k < b[i].rank; k++)
@@ -471,12 +479,66 @@ static bool stage_batch(mc_model *m, const mc_tensor *b, int nb)
     return true;
 }
 
-static int64_t batch_n(const mc_model *m, const Graph *g)
+/* The caller's batch, bound in place for one run of the inference or
+ * prediction function (nothing reads it after the call): tensor headers
+ * over the caller's memory, which the run only reads, in a map that does
+ * not own them. Only the inputs given are there: nothing is left over
+ * from an earlier call. */
+typedef struct BatchView {
+    Tensor *t;
+    TensorMap map;
+} BatchView;
+
+static bool view_batch(mc_model *m, const mc_tensor *b, int nb, BatchView *v)
+{
+    rt_map_init(&v->map);
+    v->t = xcalloc((size_t)(nb > 0 ? nb : 1), sizeof *v->t);
+    for (int i = 0; i < nb; i++) {
+        if (!rank_ok(m, &b[i]))
+            return false;
+        Tensor *t = &v->t[i];
+        t->dt = mc_dtype_of(b[i].dtype);
+        t->rank = b[i].rank;
+        t->numel = 1;
+        for (int k = 0; k < t->rank; k++) {
+            t->dims[k] = b[i].dims[k];
+            if (t->dims[k] < 0 || __builtin_mul_overflow(t->numel, t->dims[k], &t->numel)) {
+                mc_set_error(m, "input '%s': dimension %d is %lld", b[i].name, k, (long long)t->dims[k]);
+                return false;
+            }
+        }
+        t->data = (void *)b[i].data;
+        if (!t->data && t->numel > 0) {
+            mc_set_error(m, "input '%s' has no data", b[i].name);
+            return false;
+        }
+        rt_map_take(&v->map, b[i].name); /* a repeated name: the last counts, as in stage_batch */
+        rt_map_put(&v->map, b[i].name, t);
+    }
+    return true;
+}
+
+static void view_free(BatchView *v)
+{
+    while (v->map.n > 0)
+        rt_map_take(&v->map, v->map.names[v->map.n - 1]); /* not freed: the caller's */
+    rt_map_free(&v->map);
+    xfree(v->t);
+}
+
+/* The inputs of a run: the caller's view when there is one, else the
+ * staged copy. */
+static TensorMap *batch_map(mc_model *m, BatchView *v)
+{
+    return v ? &v->map : &m->batch;
+}
+
+static int64_t batch_n(mc_model *m, const Graph *g, BatchView *v)
 {
     for (int i = 0; i < g->nnodes; i++) {
         const Node *n = g->nodes[i];
         if (n->op == OP_INPUT && n->shape.rank > 0 && n->shape.d[0] == IR_DIM_N) {
-            Tensor *t = rt_map_get(&m->batch, n->a.name);
+            Tensor *t = rt_map_get(batch_map(m, v), n->a.name);
             if (t && t->rank > 0)
                 return t->dims[0];
         }
@@ -524,7 +586,7 @@ static JitWorkspace *workspace(mc_model *m, JitModule *jm, JitWorkspace **cache,
     return w;
 }
 
-static bool jit_run(mc_model *m, JitModule *jm, JitWorkspace **cache, int64_t n)
+static bool jit_run(mc_model *m, JitModule *jm, JitWorkspace **cache, int64_t n, BatchView *v)
 {
     JitWorkspace *w = workspace(m, jm, cache, n);
     if (!w)
@@ -533,7 +595,7 @@ static bool jit_run(mc_model *m, JitModule *jm, JitWorkspace **cache, int64_t n)
         const JitBufInfo *bi = be_jit_buf(jm, i);
         if (bi->kind != JIT_BUF_INPUT)
             continue;
-        Tensor *t = strcmp(bi->name, "optimizer.lr") == 0 ? m->lr : rt_map_get(&m->batch, bi->name);
+        Tensor *t = strcmp(bi->name, "optimizer.lr") == 0 ? m->lr : rt_map_get(batch_map(m, v), bi->name);
         if (!t) {
             diag_error(&m->d, (SrcLoc){0}, "no data for input '%s'", bi->name);
             return false;
@@ -587,11 +649,11 @@ static bool train_step(mc_model *m, const mc_tensor *batch, int nbatch, double l
     if (!stage_batch(m, batch, nbatch))
         return false;
     set_lr(m, m->gtrain, lr);
-    int64_t n = batch_n(m, m->gtrain);
+    int64_t n = batch_n(m, m->gtrain, NULL);
     Graph *g = m->gtrain;
     double l;
     if (m->jtrain) {
-        if (!jit_run(m, m->jtrain, m->wtrain, n))
+        if (!jit_run(m, m->jtrain, m->wtrain, n, NULL))
             return fail(m);
         l = out_scalar(m, m->jtrain, NULL, m->loss_out);
         for (int i = 0; metrics && i < m->nmetrics; i++)
@@ -648,31 +710,31 @@ static bool eval_batch(mc_model *m, const mc_tensor *batch, int nbatch, double *
         mc_set_error(m, "the model has no loss to evaluate");
         return false;
     }
-    if (!stage_batch(m, batch, nbatch))
-        return false;
     Graph *g = m->geval;
-    int64_t n = batch_n(m, g);
     Tensor **outs = NULL;
-    if (m->opt.backend == MC_BACKEND_JIT) {
-        if (!jit_eval(m) || !jit_run(m, m->jeval, m->weval, n))
-            return fail(m);
-    } else {
+    BatchView v;
+    bool ok = view_batch(m, batch, nbatch, &v);
+    if (ok && m->opt.backend == MC_BACKEND_JIT) {
+        if (!jit_eval(m) || !jit_run(m, m->jeval, m->weval, batch_n(m, g, &v), &v))
+            ok = fail(m);
+    } else if (ok) {
         outs = xcalloc((size_t)g->nouts, sizeof(Tensor *));
         RunOpts ro = {m->seed, (uint64_t)m->step};
-        if (!compiling(m, FN_EVAL, g) || !be_interp_run(g, &m->params, &m->batch, &ro, outs, &m->d)) {
-            xfree(outs);
-            return fail(m);
-        }
+        if (!compiling(m, FN_EVAL, g) || !be_interp_run(g, &m->params, &v.map, &ro, outs, &m->d))
+            ok = fail(m);
     }
-    *loss = out_scalar(m, m->jeval, outs, m->eval_loss_out);
-    for (int i = 0; i < nmetrics && i < m->nmetrics; i++)
-        metrics[i] = out_scalar(m, m->jeval, outs, m->metric_out[i]);
+    view_free(&v);
+    if (ok) {
+        *loss = out_scalar(m, m->jeval, outs, m->eval_loss_out);
+        for (int i = 0; i < nmetrics && i < m->nmetrics; i++)
+            metrics[i] = out_scalar(m, m->jeval, outs, m->metric_out[i]);
+    }
     if (outs) {
         for (int i = 0; i < g->nouts; i++)
             rt_tensor_free(outs[i]);
         xfree(outs);
     }
-    return true;
+    return ok;
 }
 
 static bool save(mc_model *m, const char *path)
@@ -889,14 +951,17 @@ static bool predict(mc_model *m, const mc_tensor *batch, int nbatch, const mc_te
     *nouts = 0;
     if (!prepare_predict(m))
         return fail(m);
-    if (!stage_batch(m, batch, nbatch))
-        return false;
     Graph *g = m->gpredict;
-    int64_t n = batch_n(m, g);
+    BatchView v;
+    if (!view_batch(m, batch, nbatch, &v)) {
+        view_free(&v);
+        return false;
+    }
+    int64_t n = batch_n(m, g, &v);
     Tensor **res = xcalloc((size_t)g->nouts, sizeof(Tensor *));
     bool ok = true;
     if (m->jpredict) {
-        ok = jit_run(m, m->jpredict, m->wpredict, n);
+        ok = jit_run(m, m->jpredict, m->wpredict, n, &v);
         for (int i = 0; ok && i < g->nouts; i++)
             if (!(res[i] = jit_output(m, i, n))) {
                 diag_error(&m->d, (SrcLoc){0}, "cannot allocate output '%s'", g->outs[i].name);
@@ -904,8 +969,9 @@ static bool predict(mc_model *m, const mc_tensor *batch, int nbatch, const mc_te
             }
     } else {
         RunOpts ro = {m->seed, (uint64_t)m->step};
-        ok = compiling(m, FN_PREDICT, g) && be_interp_run(g, &m->params, &m->batch, &ro, res, &m->d);
+        ok = compiling(m, FN_PREDICT, g) && be_interp_run(g, &m->params, &v.map, &ro, res, &m->d);
     }
+    view_free(&v);
     rt_map_free(&m->pred);
     rt_map_init(&m->pred);
     xfree(m->pred_view);
@@ -976,12 +1042,12 @@ void mc_stage_lr(mc_model *m, const Graph *g, double lr)
 
 bool mc_jit_run(mc_model *m, JitModule *jm, JitWorkspace **cache, int64_t n)
 {
-    return jit_run(m, jm, cache, n);
+    return jit_run(m, jm, cache, n, NULL);
 }
 
 int64_t mc_batch_rows(const mc_model *m, const Graph *g)
 {
-    return batch_n(m, g);
+    return batch_n((mc_model *)m, g, NULL);
 }
 
 bool mc_fail(mc_model *m)

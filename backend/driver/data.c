@@ -438,6 +438,8 @@ int data_views(const TensorMap *b, mc_tensor *v, int max)
 struct mc_data {
     Dataset ds;
     TensorMap batch;
+    Tensor *rows;   /* in-order batches: headers over the data set's columns stored as values */
+    int nrows_cap;
     mc_tensor views[16];
     char *err;      /* mc_data_error */
     bool broken;    /* a call ran out of memory: only mc_data_free remains */
@@ -505,6 +507,8 @@ static mc_data *load_set(const char *model, const mc_data_options *o, char **err
             *err = take_error(&d, first);
         mc_data_free(m);
         m = NULL;
+    } else if (o->decode_max > 0) {
+        rt_dataset_decode_bytes(&m->ds, o->decode_max);
     }
     ir_graph_free(g);
     if (src)
@@ -571,9 +575,30 @@ mc_data *mc_data_split(mc_data *d, double frac, char **err)
     return NULL;
 }
 
-static int64_t data_batch(mc_data *d, const int64_t *perm, int64_t start, int64_t count)
+/* A batch as d->views: rows in order (perm NULL) are views into the
+ * data set wherever a column is stored as values, no copy made; 8-bit
+ * columns are converted into d->batch. */
+static int64_t data_batch(mc_data *d, const int64_t *perm, int64_t start, int64_t count, int *nt)
 {
-    return rt_dataset_batch(&d->ds, perm, start, count, &d->batch);
+    if (perm) {
+        int64_t rows = rt_dataset_batch(&d->ds, perm, start, count, &d->batch);
+        *nt = data_views(&d->batch, d->views, (int)ARRAY_LEN(d->views));
+        return rows;
+    }
+    if (d->nrows_cap < d->ds.ncols) {
+        d->rows = xrealloc(d->rows, (size_t)d->ds.ncols * sizeof *d->rows);
+        d->nrows_cap = d->ds.ncols;
+    }
+    int64_t rows = rt_dataset_rows(&d->ds, start, count, &d->batch, d->rows);
+    int n = 0;
+    for (int i = 0; i < d->ds.ncols && n < (int)ARRAY_LEN(d->views); i++) {
+        const char *name = d->ds.cols[i].name;
+        const Tensor *t = d->rows[i].data ? &d->rows[i] : rt_map_get(&d->batch, name);
+        if (t)
+            d->views[n++] = mc_view_of(name, t);
+    }
+    *nt = n;
+    return rows;
 }
 
 int64_t mc_data_batch(mc_data *d, const int64_t *perm, int64_t start, int64_t count, const mc_tensor **out,
@@ -581,19 +606,20 @@ int64_t mc_data_batch(mc_data *d, const int64_t *perm, int64_t start, int64_t co
 {
     MemGuard g;
     volatile int64_t rows = -1;
+    int n = 0; /* read only when no jump came */
     *out = NULL;
     *nt = 0;
     if (d->broken)
         return -1;
     if (MEM_TRY(&g, "making a batch of the data"))
-        rows = data_batch(d, perm, start, count);
+        rows = data_batch(d, perm, start, count, &n);
     if (!mem_guard_pop(&g)) {
         d->broken = true;
         d->orphans = g.live;
         d->err = oom_message(&g);
         return -1;
     }
-    *nt = data_views(&d->batch, d->views, (int)ARRAY_LEN(d->views));
+    *nt = n;
     *out = d->views;
     return rows;
 }
@@ -607,6 +633,7 @@ static void data_free(mc_data *d)
 {
     rt_dataset_free(&d->ds);
     rt_map_free(&d->batch);
+    xfree(d->rows);
     xfree(d->err);
     xfree(d);
 }

@@ -7,6 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include "runtime/kernels.h"
+
 void rt_load_opts_default(RtLoadOpts *o)
 {
     memset(o, 0, sizeof *o);
@@ -337,14 +343,56 @@ static void byte_table(const RtBytes *b, DType dt, ByteTable *tab)
     }
 }
 
+static void bytes_f32(const float *tab, const unsigned char *src, size_t n, float *o)
+{
+    for (size_t i = 0; i < n; i++)
+        o[i] = tab[src[i]];
+}
+
+#if defined(__x86_64__)
+/* The same lookups, 16 or 8 at a time with the gather instructions: a
+ * batch of 8-bit images is converted at the speed of writing it. */
+__attribute__((target("avx512f"))) static void bytes_f32_avx512(const float *tab, const unsigned char *src,
+                                                                size_t n, float *o)
+{
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512i ix = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(src + i)));
+        _mm512_storeu_ps(o + i, _mm512_i32gather_ps(ix, tab, 4));
+    }
+    bytes_f32(tab, src + i, n - i, o + i);
+}
+
+__attribute__((target("avx2"))) static void bytes_f32_avx2(const float *tab, const unsigned char *src, size_t n,
+                                                           float *o)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i ix = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(src + i)));
+        _mm256_storeu_ps(o + i, _mm256_i32gather_ps(tab, ix, 4));
+    }
+    bytes_f32(tab, src + i, n - i, o + i);
+}
+#endif
+
+void rt_bytes_to_f32(const float tab[256], const unsigned char *src, size_t n, float *dst)
+{
+#if defined(__x86_64__)
+    int isa = rt_conv_isa_level();
+    if (isa >= 3)
+        return bytes_f32_avx512(tab, src, n, dst);
+    if (isa == 2)
+        return bytes_f32_avx2(tab, src, n, dst);
+#endif
+    bytes_f32(tab, src, n, dst);
+}
+
 /* dst[i] := the value of byte src[i], for n elements of dtype dt. */
 static void bytes_to_values(const ByteTable *tab, DType dt, const unsigned char *src, size_t n,
                             void *dst)
 {
     if (dt == DT_F32) {
-        float *o = dst;
-        for (size_t i = 0; i < n; i++)
-            o[i] = tab->f32[src[i]];
+        rt_bytes_to_f32(tab->f32, src, n, dst);
     } else if (dt == DT_F64) {
         double *o = dst;
         for (size_t i = 0; i < n; i++)
@@ -375,33 +423,87 @@ static void gather(const DataCol *c, const int64_t *perm, int64_t start, int64_t
     }
 }
 
+/* Column c's rows of a batch, put in out as a tensor of values. */
+static void batch_col(const DataCol *c, const int64_t *perm, int64_t start, int64_t rows, TensorMap *out)
+{
+    Tensor *o = rt_map_get(out, c->name);
+    if (c->whole) {
+        if (!o || o->dt != c->t->dt || o->numel != c->t->numel || o->rank != c->t->rank) {
+            o = rt_tensor_clone(c->t);
+            if (!o)
+                ICE("cannot allocate a data set tensor");
+            rt_map_put(out, c->name, o);
+        } else {
+            memcpy(o->data, c->t->data, (size_t)rt_tensor_bytes(c->t));
+        }
+        return;
+    }
+    if (!fits(o, c->t, rows)) {
+        o = rows_like(c->t, rows);
+        rt_map_put(out, c->name, o);
+    }
+    gather(c, perm, start, rows, o);
+}
+
+static int64_t batch_rows(const Dataset *ds, int64_t start, int64_t count)
+{
+    return start < 0 || start >= ds->n ? 0 : count < ds->n - start ? count : ds->n - start;
+}
+
 int64_t rt_dataset_batch(const Dataset *ds, const int64_t *perm, int64_t start, int64_t count,
                          TensorMap *out)
 {
-    int64_t rows = start < 0 || start >= ds->n ? 0 : count < ds->n - start ? count : ds->n - start;
-    if (rows <= 0)
-        return 0;
+    int64_t rows = batch_rows(ds, start, count);
+    for (int i = 0; i < ds->ncols && rows > 0; i++)
+        batch_col(&ds->cols[i], perm, start, rows, out);
+    return rows;
+}
+
+int64_t rt_dataset_rows(const Dataset *ds, int64_t start, int64_t count, TensorMap *out, Tensor *views)
+{
+    int64_t rows = batch_rows(ds, start, count);
     for (int i = 0; i < ds->ncols; i++) {
         const DataCol *c = &ds->cols[i];
-        Tensor *o = rt_map_get(out, c->name);
-        if (c->whole) {
-            if (!o || o->dt != c->t->dt || o->numel != c->t->numel || o->rank != c->t->rank) {
-                o = rt_tensor_clone(c->t);
-                if (!o)
-                    ICE("cannot allocate a data set tensor");
-                rt_map_put(out, c->name, o);
-            } else {
-                memcpy(o->data, c->t->data, (size_t)rt_tensor_bytes(c->t));
-            }
+        Tensor *v = &views[i];
+        memset(v, 0, sizeof *v);
+        if (rows <= 0)
+            continue;
+        if (c->whole || c->bytes) {
+            batch_col(c, NULL, start, rows, out);
             continue;
         }
-        if (!fits(o, c->t, rows)) {
-            o = rows_like(c->t, rows);
-            rt_map_put(out, c->name, o);
-        }
-        gather(c, perm, start, rows, o);
+        *v = *c->t;
+        v->dims[0] = rows;
+        v->numel = rows * (int64_t)row_elems(c->t);
+        v->data = (char *)c->t->data + (size_t)start * row_elems(c->t) * (size_t)ir_dtype_size(c->t->dt);
     }
     return rows;
+}
+
+int64_t rt_dataset_decode_bytes(Dataset *ds, int64_t max_bytes)
+{
+    int64_t used = 0;
+    for (int i = 0; i < ds->ncols; i++) {
+        DataCol *c = &ds->cols[i];
+        if (!c->bytes || rt_tensor_bytes(c->t) > max_bytes - used)
+            continue;
+        Shape sh = {.rank = c->t->rank};
+        for (int k = 0; k < sh.rank; k++)
+            sh.d[k] = c->t->dims[k];
+        Tensor *t = rt_tensor_try_for(c->t->dt, &sh);
+        if (!t)
+            continue; /* out of memory: stays bytes */
+        ByteTable tab;
+        byte_table(c->bytes, t->dt, &tab);
+        bytes_to_values(&tab, t->dt, c->bytes->data, (size_t)t->numel, t->data);
+        used += rt_tensor_bytes(t);
+        rt_tensor_free(c->t);
+        c->t = t;
+        xfree(c->bytes->data);
+        xfree(c->bytes);
+        c->bytes = NULL;
+    }
+    return used;
 }
 
 bool rt_dataset_uniform(Dataset *out, int64_t n, DType dt, const char *x_name,

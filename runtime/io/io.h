@@ -173,6 +173,20 @@ void rt_shuffle(int64_t *perm, int64_t n, uint64_t seed, uint64_t epoch);
  * (0 when start >= n). */
 int64_t rt_dataset_batch(const Dataset *ds, const int64_t *perm, int64_t start, int64_t count,
                          TensorMap *out);
+/* rt_dataset_batch of rows in order (no perm) that copies only what it
+ * must: a column stored as values (not 8-bit, not whole) comes as
+ * views[i], a header over its rows inside the data set (valid while ds
+ * is); the others are put in out as rt_dataset_batch puts them, with
+ * views[i].data NULL. views has ds->ncols elements. */
+int64_t rt_dataset_rows(const Dataset *ds, int64_t start, int64_t count, TensorMap *out, Tensor *views);
+/* Convert 8-bit columns to tensors of their values (the same values a
+ * batch's table lookup gives), column by column while the converted
+ * data stays within max_bytes in all; a column that does not fit, or
+ * whose memory cannot be had, stays bytes. Returns the bytes used. */
+int64_t rt_dataset_decode_bytes(Dataset *ds, int64_t max_bytes);
+/* dst[i] := tab[src[i]] for n bytes (vectorised where the CPU can;
+ * rt_conv_isa_level chooses): how a batch of 8-bit data becomes f32. */
+void rt_bytes_to_f32(const float tab[256], const unsigned char *src, size_t n, float *dst);
 /* Scenario S3: n inputs uniform in [lo, hi) as x_name dt[n,1] and, when
  * y_name is not NULL, a target y_name equal to the input. */
 bool rt_dataset_uniform(Dataset *out, int64_t n, DType dt, const char *x_name,

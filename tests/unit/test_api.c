@@ -457,6 +457,118 @@ START_TEST(release_compiler_memory)
 }
 END_TEST
 
+/* Evaluation and prediction bind the caller's batch in place (the JIT
+ * backend): the caller's memory, read during the call, gives the same
+ * loss as the interpreter's staged copy; a bad tensor is an error, not a
+ * crash; and an input left out is missing, not taken from an earlier
+ * training step's batch. */
+START_TEST(eval_binds_caller_batch)
+{
+    mc_data *ds;
+    const mc_tensor *v;
+    int nv = load_batch(&ds, 64, &v);
+    ck_assert_int_eq(nv, 2);
+    double loss[2], acc[2];
+    for (int b = 0; b < 2; b++) {
+        mc_model *m = compiled(b ? MC_BACKEND_INTERP : MC_BACKEND_JIT, MC_MODE_DEFAULT, false);
+        mc_tensor copy[2];
+        memcpy(copy, v, sizeof copy);
+        size_t bytes = sizeof(float);
+        for (int k = 0; k < v[0].rank; k++)
+            bytes *= (size_t)v[0].dims[k];
+        float *x = malloc(bytes + sizeof(float));
+        memcpy(x + 1, v[0].data, bytes); /* 4-byte aligned, not 64 */
+        copy[0].data = x + 1;
+        ck_assert_msg(mc_eval_batch(m, copy, 2, &loss[b], &acc[b], 1), "%s", mc_last_error(m));
+        double l;
+        ck_assert_msg(mc_train_step(m, copy, 2, 0.01, &l), "%s", mc_last_error(m));
+        /* labels left out: an error naming them */
+        ck_assert(!mc_eval_batch(m, copy, 1, &l, acc, 1));
+        ck_assert_ptr_nonnull(strstr(mc_last_error(m), "'y'"));
+        mc_tensor bad = copy[0];
+        int64_t dims[8];
+        memcpy(dims, v[0].dims, (size_t)v[0].rank * sizeof *dims);
+        dims[1] = -3;
+        bad.dims = dims;
+        mc_tensor two[2] = {bad, copy[1]};
+        ck_assert(!mc_eval_batch(m, two, 2, &l, acc, 1));
+        ck_assert_str_ne(mc_last_error(m), "");
+        two[0] = copy[0];
+        two[0].rank = 99;
+        ck_assert(!mc_eval_batch(m, two, 2, &l, acc, 1));
+        ck_assert_ptr_nonnull(strstr(mc_last_error(m), "rank 99 is not supported"));
+        two[0] = copy[0];
+        two[0].data = NULL;
+        ck_assert(!mc_eval_batch(m, two, 2, &l, acc, 1));
+        ck_assert_str_ne(mc_last_error(m), "");
+        const mc_tensor *out;
+        int nout;
+        two[0] = copy[0];
+        two[0].rank = 99;
+        ck_assert(!mc_predict(m, two, 1, &out, &nout));
+        ck_assert_ptr_nonnull(strstr(mc_last_error(m), "rank 99 is not supported"));
+        ck_assert_msg(mc_eval_batch(m, copy, 2, &l, acc, 1), "%s", mc_last_error(m)); /* still usable */
+        free(x);
+        mc_free(m);
+    }
+    ck_assert_msg(fabs(loss[0] - loss[1]) <= 1e-4 * loss[1], "JIT %g vs interpreter %g", loss[0], loss[1]);
+    ck_assert_msg(fabs(acc[0] - acc[1]) <= 1.0 / 64, "accuracy %g vs %g", acc[0], acc[1]); /* a near tie may flip */
+    mc_data_free(ds);
+}
+END_TEST
+
+/* mc_data_options.decode_max: 8-bit images converted when loading give
+ * the same batches, bit for bit, in order and shuffled, as images kept as
+ * bytes; and the same loss. */
+START_TEST(data_decoded_when_loaded)
+{
+    mc_data *ds[2];
+    for (int k = 0; k < 2; k++) {
+        mc_data_options o;
+        mc_data_options_default(&o);
+        o.limit = 100;
+        o.decode_max = k ? (int64_t)1 << 30 : 0;
+        char *err = NULL;
+        ds[k] = mc_data_load(MODEL, &o, &err);
+        ck_assert_msg(ds[k] != NULL, "%s", err ? err : "no data");
+    }
+    int64_t perm[100];
+    for (int i = 0; i < 100; i++)
+        perm[i] = (i * 37) % 100;
+    for (int shuffled = 0; shuffled < 2; shuffled++)
+        for (int64_t s = 0; s < 100; s += 32) {
+            const mc_tensor *v[2];
+            int nv[2];
+            for (int k = 0; k < 2; k++)
+                ck_assert_int_eq(mc_data_batch(ds[k], shuffled ? perm : NULL, s, 32, &v[k], &nv[k]),
+                                 s + 32 <= 100 ? 32 : 100 - s);
+            ck_assert_int_eq(nv[0], 2);
+            ck_assert_int_eq(nv[1], 2);
+            for (int i = 0; i < 2; i++) {
+                ck_assert_str_eq(v[0][i].name, v[1][i].name);
+                ck_assert_int_eq(v[0][i].rank, v[1][i].rank);
+                size_t bytes = v[0][i].dtype == 1 ? 8 : 4;
+                for (int d = 0; d < v[0][i].rank; d++) {
+                    ck_assert_int_eq(v[0][i].dims[d], v[1][i].dims[d]);
+                    bytes *= (size_t)v[0][i].dims[d];
+                }
+                ck_assert(memcmp(v[0][i].data, v[1][i].data, bytes) == 0);
+            }
+            if (s == 0 && !shuffled) {
+                double l[2], a[2];
+                for (int k = 0; k < 2; k++) {
+                    mc_model *m = compiled(MC_BACKEND_JIT, MC_MODE_DEFAULT, true);
+                    ck_assert_msg(mc_eval_batch(m, v[k], nv[k], &l[k], &a[k], 1), "%s", mc_last_error(m));
+                    mc_free(m);
+                }
+                ck_assert(l[0] == l[1] && a[0] == a[1]);
+            }
+        }
+    mc_data_free(ds[0]);
+    mc_data_free(ds[1]);
+}
+END_TEST
+
 /* mc_predict runs the predict function on inputs alone (no labels): the
  * JIT and the interpreter agree, every row of probabilities sums to 1,
  * and the outputs are named; a missing input is an error naming it. */
@@ -777,6 +889,8 @@ int main(void)
     tcase_add_test(t, eval_in_training_mode_warns);
     tcase_add_test(t, prepare_eval);
     tcase_add_test(t, predict_outputs);
+    tcase_add_test(t, eval_binds_caller_batch);
+    tcase_add_test(t, data_decoded_when_loaded);
     tcase_add_test(t, input_info);
     tcase_add_test(t, release_compiler_memory);
     tcase_add_test(t, nan_loss_skips_updates);

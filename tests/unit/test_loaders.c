@@ -1369,6 +1369,61 @@ START_TEST(byte_batches)
 }
 END_TEST
 
+/* In-order batches (rt_dataset_rows) are views into the data set where a
+ * column is stored as values, and hold the same bits as rt_dataset_batch;
+ * 8-bit data converted up front (rt_dataset_decode_bytes, within its
+ * budget) equals the bytes' batches, and becomes views too. */
+START_TEST(in_order_views)
+{
+    for (int npy = 0; npy < 2; npy++) {
+        Dataset by = load_bytes(npy, DT_F32), ref = up_front(&by, npy);
+        int xi = rt_dataset_find(&by, "x"), yi = rt_dataset_find(&by, "y");
+        ck_assert(xi >= 0 && yi >= 0 && by.ncols == 2);
+        /* not enough budget for x (BN * 16 floats): it stays bytes */
+        ck_assert_int_eq(rt_dataset_decode_bytes(&by, BN * 16 * 4 - 1), 0);
+        ck_assert_ptr_nonnull(by.cols[xi].bytes);
+        for (int decoded = 0; decoded < 2; decoded++) {
+            TensorMap out, bb;
+            rt_map_init(&out);
+            rt_map_init(&bb);
+            Tensor views[2];
+            for (int64_t s = 0; s < by.n + 8; s += 8) {
+                int64_t rows = rt_dataset_rows(&by, s, 8, &out, views);
+                ck_assert_int_eq(rows, s >= by.n ? 0 : s + 8 <= by.n ? 8 : by.n - s);
+                ck_assert_int_eq(rt_dataset_batch(&ref, NULL, s, 8, &bb), rows);
+                if (rows == 0) {
+                    ck_assert(!views[0].data && !views[1].data);
+                    continue;
+                }
+                /* labels are stored as values: a view, no copy */
+                ck_assert_ptr_eq(views[yi].data, (char *)by.cols[yi].t->data + s * 4);
+                ck_assert_int_eq(views[yi].dims[0], rows);
+                ck_assert_int_eq(views[yi].numel, rows);
+                const Tensor *x = decoded ? &views[xi] : rt_map_get(&out, "x");
+                ck_assert(decoded ? views[xi].data != NULL : views[xi].data == NULL);
+                if (decoded)
+                    ck_assert_ptr_eq(x->data, (char *)by.cols[xi].t->data + s * 16 * 4);
+                const Tensor *rx = rt_map_get(&bb, "x"), *ry = rt_map_get(&bb, "y");
+                ck_assert(x && x->dt == rx->dt && rt_tensor_same_shape(x, rx));
+                ck_assert(memcmp(x->data, rx->data, (size_t)rt_tensor_bytes(rx)) == 0);
+                ck_assert(rt_tensor_same_shape(&views[yi], ry));
+                ck_assert(memcmp(views[yi].data, ry->data, (size_t)rt_tensor_bytes(ry)) == 0);
+            }
+            rt_map_free(&out);
+            rt_map_free(&bb);
+            if (!decoded) {
+                ck_assert_int_eq(rt_dataset_decode_bytes(&by, BN * 16 * 4), BN * 16 * 4);
+                ck_assert_ptr_null(by.cols[xi].bytes);
+                ck_assert_ptr_nonnull(by.cols[xi].t->data);
+                ck_assert(same_batches(&by, &ref, 0)); /* shuffled batches: the same bits too */
+            }
+        }
+        rt_dataset_free(&by);
+        rt_dataset_free(&ref);
+    }
+}
+END_TEST
+
 START_TEST(uniform_dataset)
 {
     Dataset a, b;
@@ -1541,6 +1596,7 @@ static Suite *suite(void)
     tcase_add_test(t, split_and_slice);
     tcase_add_test(t, uniform_dataset);
     tcase_add_test(t, byte_batches);
+    tcase_add_test(t, in_order_views);
     tcase_add_test(t, text_valid);
     tcase_add_test(t, text_corrupt);
     suite_add_tcase(s, t);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/io/io.h"
 #include "runtime/kernels.h"
 #include "runtime/runtime.h"
 #include "testutil.h"
@@ -480,12 +481,41 @@ START_TEST(blas_workers_stopped)
 }
 END_TEST
 
+/* 8-bit data to f32 through its table (rt_bytes_to_f32), under every
+ * MODELC_CONV_ISA CMake runs this test with: every byte value, lengths
+ * around the vector widths (8 and 16), sources at odd offsets, and the
+ * floats after the end left alone. */
+START_TEST(bytes_to_f32_lengths)
+{
+    float tab[256];
+    for (int i = 0; i < 256; i++)
+        tab[i] = (float)((i * 37) % 256) * -0.731f + (float)i * 1e-3f; /* not affine in i */
+    enum { MAXN = 1000 };
+    unsigned char src[MAXN + 64];
+    for (int i = 0; i < MAXN + 64; i++)
+        src[i] = (unsigned char)(i * 101 + 7); /* every value, in no order */
+    float out[MAXN + 1];
+    const size_t lens[] = {0, 1, 7, 8, 9, 15, 16, 17, 31, 33, 256, 784, 787, MAXN};
+    for (size_t li = 0; li < sizeof lens / sizeof *lens; li++)
+        for (size_t off = 0; off < 4; off++) {
+            size_t n = lens[li];
+            for (size_t i = 0; i <= n; i++)
+                out[i] = -12345.0f;
+            rt_bytes_to_f32(tab, src + off * 13, n, out);
+            for (size_t i = 0; i < n; i++)
+                ck_assert_msg(out[i] == tab[src[off * 13 + i]], "n=%zu off=%zu i=%zu", n, off, i);
+            ck_assert(out[n] == -12345.0f);
+        }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("runtime");
     TCase *t = tcase_create("core");
     tcase_set_timeout(t, 60);
     tcase_add_test(t, blas_workers_stopped);
+    tcase_add_test(t, bytes_to_f32_lengths);
     tcase_add_test(t, tensor_alloc);
     tcase_add_test(t, tensor_overflow);
     tcase_add_test(t, tensor_matches);
