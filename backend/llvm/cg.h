@@ -163,6 +163,8 @@ int64_t plan_conv_chunk(const Node *v);
 
 /* ---- code generation context ---- */
 #define CG_MAXARGS 32
+#define CG_GEMM_ONLY 1
+#define CG_EPILOGUE_ONLY 2
 
 typedef struct Cg {
     LLVMContextRef cx;
@@ -174,6 +176,8 @@ typedef struct Cg {
     LLVMValueRef fn, ctxp, n;
     bool flat; /* an elementwise kernel over N elements of a flat buffer (codegen.c) */
     bool partial; /* a batch reduction's kernel: a mean is left a sum (plan_batch_reduction) */
+    int gemm_part; /* a GEMM's fused kernel split in two (codegen.c, gemm_epilogue_chunk):
+                      CG_GEMM_ONLY or CG_EPILOGUE_ONLY; 0 = both in one kernel */
     const char *prefix; /* of kernel names: "" for the module's plan, "kI.loop." for a loop body's */
     int step;     /* the plan step of the kernel being built (run-time faults name it) */
     LLVMBasicBlockRef alloca_bb;

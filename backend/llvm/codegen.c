@@ -127,8 +127,9 @@ static void emit_kernel_body(Cg *c, const Step *st)
 static LLVMValueRef emit_kernel(Cg *c, int i, const Step *st, const int *slots, int ns)
 {
     char name[256];
-    snprintf(name, sizeof name, "%sk%d.%s%s", c->prefix ? c->prefix : "", i, ir_ops[st->node->op].name,
-             ir_fused_softmax(st->node) ? "_softmax_xent" : "");
+    snprintf(name, sizeof name, "%sk%d.%s%s%s", c->prefix ? c->prefix : "", i, ir_ops[st->node->op].name,
+             ir_fused_softmax(st->node) ? "_softmax_xent" : "",
+             c->gemm_part == CG_EPILOGUE_ONLY ? ".epilogue" : "");
     c->step = i;
     cg_kernel_begin(c, name, slots, ns);
     emit_kernel_body(c, st);
@@ -196,6 +197,32 @@ int64_t cg_row_chunk(const Plan *p, const Step *st)
     return (CG_ROW_GRAIN + row - 1) / row;
 }
 
+/* Rows per task of the epilogue of a GEMM's fused kernel when it runs as
+ * a row-parallel kernel of its own after the GEMM (which splits its work
+ * across the threads itself), 0 when it stays in the kernel: a body
+ * beyond the GEMM with no results accumulated over the rows, and every
+ * buffer N-leading or without N. Tasks of CG_ROW_GRAIN elements, as for
+ * row-parallel kernels: a small batch's epilogue stays one task. */
+static int64_t gemm_epilogue_chunk(const Plan *p, const Step *st)
+{
+    const Node *v = st->node;
+    if (st->kind != STEP_KERNEL || st->scratch >= 0 || st->epilogue || v->op != OP_FUSED || !ir_fused_anchor(v) ||
+        (v->sub->outs[0].val == ir_fused_anchor(v) && v->sub->nouts == 1))
+        return 0;
+    for (int j = 1; j < v->sub->nouts; j++)
+        if (ir_fused_fresh(v, j))
+            return 0;
+    if (!plan_n_leading(&v->shape) || plan_split_kind(p, st->out, &v->shape) != 1)
+        return 0;
+    for (int i = 0; i < v->nin; i++) {
+        int s = p->node_slot[v->in[i]->id];
+        if (s >= 0 && plan_split_kind(p, s, &v->in[i]->shape) < 0)
+            return 0;
+    }
+    int64_t row = plan_row_elems(&v->shape);
+    return (CG_ROW_GRAIN + row - 1) / row;
+}
+
 /* ---- flat-parallel kernels ----
  * An elementwise kernel over a shape without the batch axis (a
  * parameter's update loop, with its side results) whose operands are
@@ -238,6 +265,14 @@ static int64_t flat_elems(const Plan *p, const Step *st)
 static bool flat_row_off(void)
 {
     const char *v = getenv("MODELC_NO_FLAT_ROWS");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+/* MODELC_NO_GEMM_EPILOGUE_ROWS=1: a GEMM's epilogue stays in its kernel,
+ * one thread (tests compare) */
+static bool gemm_epilogue_off(void)
+{
+    const char *v = getenv("MODELC_NO_GEMM_EPILOGUE_ROWS");
     return v && *v && strcmp(v, "0") != 0;
 }
 
@@ -400,6 +435,8 @@ LLVMModuleRef cg_build_module(LLVMContextRef cx, const Plan *p, bool profile, Di
 /* The kernels of an entry being built (build_entry), by step. */
 typedef struct Kernels {
     LLVMValueRef *kfn, *rowfn;
+    LLVMValueRef *epifn; /* a GEMM's epilogue as a row-parallel kernel after it (gemm_epilogue_chunk) */
+    int64_t *epirows;
     int64_t *rows, *flat, *frow; /* frow: a flat kernel over N rows of frow elements (flat_row) */
     LLVMValueRef ctxp;
     int lo, hi; /* the entry's steps */
@@ -456,6 +493,8 @@ static void emit_step(Cg *c, const Kernels *k, int i, LLVMValueRef *bp)
             for (int j = 0; j < nk; j++)
                 args[na++] = bp[ks[j]];
             LLVMBuildCall2(c->b, LLVMGlobalGetValueType(k->kfn[i]), k->kfn[i], args, (unsigned)na, "");
+            if (k->epifn[i])
+                call_rows(c, ctxp, c->n, k->epifn[i], cg_i64(c, k->epirows[i]), bp, ks, nk, false);
         }
         if (nep) {
             LLVMValueRef e[2] = {ctxp, c->n};
@@ -535,6 +574,8 @@ static LLVMValueRef build_entry(Cg *c, int lo, int hi, const char *entry_name, b
     int64_t *rows = xcalloc((size_t)p->nsteps + 1, sizeof(int64_t));
     int64_t *flat = xcalloc((size_t)p->nsteps + 1, sizeof(int64_t));
     int64_t *frow = xcalloc((size_t)p->nsteps + 1, sizeof(int64_t));
+    LLVMValueRef *epifn = xcalloc((size_t)p->nsteps + 1, sizeof(LLVMValueRef));
+    int64_t *epirows = xcalloc((size_t)p->nsteps + 1, sizeof(int64_t));
     int slots[CG_MAXARGS];
     for (int i = lo; i < hi; i++)
         if (p->steps[i].kind == STEP_KERNEL) {
@@ -545,7 +586,16 @@ static LLVMValueRef build_entry(Cg *c, int lo, int hi, const char *entry_name, b
             frow[i] = flat[i] || flat_row_off() ? 0 : flat_row(p, st);
             c->flat = flat[i] > 0 || frow[i] > 0;
             c->partial = part;
+            epirows[i] = gemm_epilogue_off() ? 0 : gemm_epilogue_chunk(p, st);
+            if (epirows[i]) {
+                c->gemm_part = CG_EPILOGUE_ONLY;
+                LLVMValueRef efn = emit_kernel(c, i, st, slots, ns);
+                int ks[CG_MAXARGS], nk = kernel_slots(p, st, ks);
+                epifn[i] = emit_rows_thunk(c, i, efn, ks, nk, false, NULL);
+                c->gemm_part = CG_GEMM_ONLY;
+            }
             kfn[i] = emit_kernel(c, i, st, slots, ns);
+            c->gemm_part = 0;
             rows[i] = c->flat ? CG_ROW_GRAIN : part ? -1 : cg_row_chunk(p, st);
             if (st->epilogue && !rows[i])
                 rows[i] = 1; /* pooling as an epilogue: an image per task when run on its own */
@@ -577,7 +627,7 @@ static LLVMValueRef build_entry(Cg *c, int lo, int hi, const char *entry_name, b
     }
     if (profile && lo == 0)
         prof_call(c, ctxp, -1);
-    const Kernels ks = {kfn, rowfn, rows, flat, frow, ctxp, lo, hi, profile, false};
+    const Kernels ks = {kfn, rowfn, epifn, epirows, rows, flat, frow, ctxp, lo, hi, profile, false};
     for (int i = lo; i < hi; i++) {
         int end = i + 1;
         while (p->steps[i].tile && end < hi && p->steps[end].tile == p->steps[i].tile)
@@ -597,6 +647,8 @@ static LLVMValueRef build_entry(Cg *c, int lo, int hi, const char *entry_name, b
     xfree(rows);
     xfree(flat);
     xfree(frow);
+    xfree(epifn);
+    xfree(epirows);
     return entry;
 }
 

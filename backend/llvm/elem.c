@@ -276,12 +276,12 @@ void cg_elementwise(Cg *c, const Step *st)
     Node *gemm = ir_fused_anchor(v);
     bool read[CG_MAXARGS];
     loop_reads(v, gemm, read);
-    if (gemm) {
+    if (gemm && c->gemm_part != CG_EPILOGUE_ONLY) {
         int ia = ir_fused_input_index(v, gemm->in[0]), ib = ir_fused_input_index(v, gemm->in[1]);
         cg_gemm(c, gemm, cg_buf(c, c->plan->node_slot[v->in[ia]->id]),
                 cg_buf(c, c->plan->node_slot[v->in[ib]->id]), e.out);
-        if (v->sub->outs[0].val == gemm && v->sub->nouts == 1)
-            return; /* the body is the scaled GEMM alone */
+        if ((v->sub->outs[0].val == gemm && v->sub->nouts == 1) || c->gemm_part == CG_GEMM_ONLY)
+            return; /* the body is the scaled GEMM alone, or its epilogue is a kernel of its own */
     }
     cg_operands(c, v, &v->shape, read, &e.ops);
     Acc acc[CG_MAXARGS];

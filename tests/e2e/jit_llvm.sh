@@ -96,6 +96,26 @@ CHECK-DAG: declare void @rt_gemm_f32(ptr, i32, i32, i64, i64, i64, float, ptr, p
 CHECK
 "$FILECHECK" "$tmp/mlp.check" --input-file "$tmp/mlp.ll"
 if grep -q "@k[0-9]*\.log_softmax\(_dot\|_grad\)\?(" "$tmp/mlp.ll"; then echo "fashion_mlp: a log_softmax kernel is left"; exit 1; fi
+# Inference: the first dense layer's bias and relu run after its GEMM as
+# a row-parallel kernel of their own (128 rows of 256 per task), and
+# stay in the GEMM's kernel with MODELC_NO_GEMM_EPILOGUE_ROWS=1.
+"$MODELC" llvm examples/fashion_mlp.mdl --fn eval >"$tmp/mlp_eval.ll"
+cat >"$tmp/mlp_eval.check" <<'CHECK'
+CHECK: define internal void @[[E:k[0-9]+]].fused.epilogue(ptr %ctx, i64 %N,
+CHECK-NOT: rt_gemm_f32
+CHECK: define internal void @[[E]].rows(ptr %0, i64 %1, i64 %2)
+CHECK: call void @[[E]].fused.epilogue(ptr %ctx, i64 %n,
+CHECK: define internal void @[[E]].fused(ptr %ctx, i64 %N,
+CHECK: call void @rt_gemm_f32(ptr %ctx, i32 0, i32 0, i64 %N, i64 256, i64 784
+CHECK: define void @entry(ptr %ctx, i64 %N, ptr %bufs)
+CHECK: call void @[[E]].fused(ptr %ctx, i64 %N,
+CHECK-NOT: call void @k
+CHECK: call void @rt_parallel_rows(ptr %ctx, i64 %N, i64 128, ptr @[[E]].rows, ptr %env)
+CHECK
+"$FILECHECK" "$tmp/mlp_eval.check" --input-file "$tmp/mlp_eval.ll"
+if MODELC_NO_GEMM_EPILOGUE_ROWS=1 "$MODELC" llvm examples/fashion_mlp.mdl --fn eval | grep -q "fused.epilogue"; then
+    echo "MODELC_NO_GEMM_EPILOGUE_ROWS=1 still splits the GEMM's epilogue"; exit 1
+fi
 # Adam updates every parameter and slot in place: no end-of-step copies.
 if grep -q "llvm.memcpy" "$tmp/mlp.ll"; then echo "fashion_mlp: an update is copied, not done in place"; exit 1; fi
 

@@ -548,6 +548,55 @@ START_TEST(flat_rows)
 }
 END_TEST
 
+/* A GEMM's epilogue (codegen.c, gemm_epilogue_chunk) runs as a
+ * row-parallel kernel after the GEMM: bias, tanh and an N-leading
+ * operand (each task's rows offset), in tasks of CG_ROW_GRAIN elements
+ * (N = 700: five tasks of 164 rows and a partial one; N = 165: a task
+ * and one row; smaller: one task). A GEMM with a column sum over the
+ * batch (fresh) keeps its epilogue. Same bits with the split off
+ * (MODELC_NO_GEMM_EPILOGUE_ROWS=1), on 1 and 3 threads, and as the
+ * interpreter. */
+static const char gemm_epilogue_graph[] =
+    "graph t {\n"
+    "  %x = input \"x\" : f32[N,96]\n"
+    "  %r = input \"r\" : f32[N,200]\n"
+    "  %w = param \"w\" : f32[96,200]\n"
+    "  %b = param \"b\" : f32[200]\n"
+    "  %h = fused(%x, %w, %b, %r) : f32[N,200] {\n"
+    "    %a0 = input \"0\" : f32[N,96]\n"
+    "    %a1 = input \"1\" : f32[96,200]\n"
+    "    %a2 = input \"2\" : f32[200]\n"
+    "    %a3 = input \"3\" : f32[N,200]\n"
+    "    %4 = matmul(%a0, %a1) : f32[N,200]\n"
+    "    %5 = add(%4, %a2) : f32[N,200]\n"
+    "    %6 = tanh(%5) : f32[N,200]\n"
+    "    %7 = mul(%6, %a3) : f32[N,200]\n"
+    "    output %7\n"
+    "  }\n"
+    "  %f = fused(%h, %w) : f32[N,96] {\n"
+    "    %a0 = input \"0\" : f32[N,200]\n"
+    "    %a1 = input \"1\" : f32[96,200]\n"
+    "    %3 = matmul(%a0, %a1) {tb=true} : f32[N,96]\n"
+    "    %4 = const 0.5 : f32[]\n"
+    "    %5 = mul(%3, %4) : f32[N,96]\n"
+    "    %6 = reduce_sum(%5) {axes=[0]} : f32[96]\n"
+    "    output %5\n"
+    "    output %6\n"
+    "  }\n"
+    "  %c = result(%f) {index=1} : f32[96]\n"
+    "  output value \"h\" = %h\n"
+    "  output value \"f\" = %f\n"
+    "  output value \"c\" = %c\n"
+    "}\n";
+
+START_TEST(gemm_epilogue_rows)
+{
+    static const int64_t ns[5] = {700, 165, 3, 1, 0};
+    check_threads_at("gemm epilogue rows", gemm_epilogue_graph, exact, gemm_tol, ns, 5);
+    feature_same_bits("gemm epilogue rows", gemm_epilogue_graph, "MODELC_NO_GEMM_EPILOGUE_ROWS", ns, 5, false);
+}
+END_TEST
+
 /* Batch tiles (plan_tiles): the convolutions, activations and pooling
  * of an inference run a few rows of the batch at a time, their own
  * temporaries (the convolutions' results, the first activation) a
@@ -912,6 +961,7 @@ int main(void)
     tcase_add_test(t, epilogues);
     tcase_add_test(t, batch_tiles);
     tcase_add_test(t, flat_rows);
+    tcase_add_test(t, gemm_epilogue_rows);
     tcase_add_test(t, in_place);
     tcase_add_test(t, gemm_one_row);
     tcase_add_test(t, gemm_blocked_shapes);
