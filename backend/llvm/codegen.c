@@ -159,8 +159,32 @@ static bool whole_kernel(const Node *v)
     return false;
 }
 
+/* An op whose rows are a few exp, log or compare steps each (softmax,
+ * its log forms, argmax) along an axis other than the batch's: worth
+ * splitting however short its rows, in tasks of CG_ROW_GRAIN / 8
+ * elements (a 1000 x 10 batch of logits: three tasks). */
+static bool heavy_rows_op(const Node *v)
+{
+    switch (v->op) {
+    case OP_SOFTMAX:
+    case OP_LOG_SOFTMAX:
+    case OP_LOG_SOFTMAX_DOT:
+    case OP_LOG_SOFTMAX_GRAD:
+        return v->a.axes[0] != 0;
+    case OP_ARGMAX:
+        for (int i = 0; i < v->a.naxes; i++)
+            if (v->a.axes[i] == 0)
+                return false;
+        return v->a.naxes > 0;
+    default:
+        return false;
+    }
+}
+
 static bool row_parallel_op(const Node *v)
 {
+    if (heavy_rows_op(v))
+        return true;
     if (whole_kernel(v))
         return false;
     if (v->op == OP_FUSED && ir_fused_reduction(v))
@@ -192,9 +216,10 @@ int64_t cg_row_chunk(const Plan *p, const Step *st)
         if (k == 1 && plan_row_elems(&v->in[i]->shape) > row)
             row = plan_row_elems(&v->in[i]->shape);
     }
-    if (row < CG_ROW_MIN)
+    int64_t grain = heavy_rows_op(v) ? CG_ROW_GRAIN / 8 : CG_ROW_GRAIN;
+    if (row < CG_ROW_MIN && !heavy_rows_op(v))
         return 0;
-    return (CG_ROW_GRAIN + row - 1) / row;
+    return (grain + row - 1) / row;
 }
 
 /* Rows per task of the epilogue of a GEMM's fused kernel when it runs as

@@ -98,7 +98,8 @@ CHECK
 if grep -q "@k[0-9]*\.log_softmax\(_dot\|_grad\)\?(" "$tmp/mlp.ll"; then echo "fashion_mlp: a log_softmax kernel is left"; exit 1; fi
 # Inference: the first dense layer's bias and relu run after its GEMM as
 # a row-parallel kernel of their own (128 rows of 256 per task), and
-# stay in the GEMM's kernel with MODELC_NO_GEMM_EPILOGUE_ROWS=1.
+# stay in the GEMM's kernel with MODELC_NO_GEMM_EPILOGUE_ROWS=1; the
+# loss's log-softmax rows of 10 are row-parallel too (410 per task).
 "$MODELC" llvm examples/fashion_mlp.mdl --fn eval >"$tmp/mlp_eval.ll"
 cat >"$tmp/mlp_eval.check" <<'CHECK'
 CHECK: define internal void @[[E:k[0-9]+]].fused.epilogue(ptr %ctx, i64 %N,
@@ -111,6 +112,7 @@ CHECK: define void @entry(ptr %ctx, i64 %N, ptr %bufs)
 CHECK: call void @[[E]].fused(ptr %ctx, i64 %N,
 CHECK-NOT: call void @k
 CHECK: call void @rt_parallel_rows(ptr %ctx, i64 %N, i64 128, ptr @[[E]].rows, ptr %env)
+CHECK: call void @rt_parallel_rows(ptr %ctx, i64 %N, i64 410, ptr @[[S:k[0-9]+]].rows,
 CHECK
 "$FILECHECK" "$tmp/mlp_eval.check" --input-file "$tmp/mlp_eval.ll"
 if MODELC_NO_GEMM_EPILOGUE_ROWS=1 "$MODELC" llvm examples/fashion_mlp.mdl --fn eval | grep -q "fused.epilogue"; then

@@ -548,6 +548,38 @@ START_TEST(flat_rows)
 }
 END_TEST
 
+/* Softmax, its log forms and argmax along an axis other than the batch's
+ * are row-parallel however short their rows (codegen.c, heavy_rows_op),
+ * in tasks of CG_ROW_GRAIN / 8 elements: rows of 10 (N = 1000: three
+ * tasks) and of 7 along the last axis of [N,5,7]. Same bits on 1 and 3
+ * threads, and the interpreter's values. */
+START_TEST(heavy_rows)
+{
+    static const int64_t ns[4] = {1000, 411, 1, 0};
+    check_threads_at("heavy rows",
+                     "graph t {\n"
+                     "  %x = input \"x\" : f32[N,10]\n"
+                     "  %t = input \"t\" : f32[N,10]\n"
+                     "  %z = input \"z\" : f32[N,5,7]\n"
+                     "  %s = softmax(%x) {axis=1} : f32[N,10]\n"
+                     "  %l = log_softmax(%x) {axis=1} : f32[N,10]\n"
+                     "  %d = log_softmax_dot(%x, %t) {axis=1} : f32[N]\n"
+                     "  %g = log_softmax_grad(%x, %t) {axis=1} : f32[N,10]\n"
+                     "  %a = argmax(%x) {axes=[1]} : f32[N]\n"
+                     "  %s2 = softmax(%z) {axis=2} : f32[N,5,7]\n"
+                     "  %a2 = argmax(%z) {axes=[2]} : f32[N,5]\n"
+                     "  output value \"s\" = %s\n"
+                     "  output value \"l\" = %l\n"
+                     "  output value \"d\" = %d\n"
+                     "  output value \"g\" = %g\n"
+                     "  output value \"a\" = %a\n"
+                     "  output value \"s2\" = %s2\n"
+                     "  output value \"a2\" = %a2\n"
+                     "}\n",
+                     exact, sum_tol, ns, 4);
+}
+END_TEST
+
 /* A GEMM's epilogue (codegen.c, gemm_epilogue_chunk) runs as a
  * row-parallel kernel after the GEMM: bias, tanh and an N-leading
  * operand (each task's rows offset), in tasks of CG_ROW_GRAIN elements
@@ -962,6 +994,7 @@ int main(void)
     tcase_add_test(t, batch_tiles);
     tcase_add_test(t, flat_rows);
     tcase_add_test(t, gemm_epilogue_rows);
+    tcase_add_test(t, heavy_rows);
     tcase_add_test(t, in_place);
     tcase_add_test(t, gemm_one_row);
     tcase_add_test(t, gemm_blocked_shapes);
