@@ -31,6 +31,11 @@ typedef enum { MC_BACKEND_JIT, MC_BACKEND_INTERP } mc_backend;
  * calling a Keras model with training=True at evaluation would: it warns
  * too. */
 typedef enum { MC_MODE_DEFAULT, MC_MODE_TRAIN, MC_MODE_INFER } mc_mode; /* DEFAULT: train / infer */
+/* The arithmetic of f32 GEMMs (dense layers, im2col convolutions, their
+ * gradients): F32, or BF16: operands rounded to bf16, products summed in
+ * f32 (AMX tiles, else AVX512-BF16), parameters and everything else kept
+ * in f32. BF16 needs the JIT and a CPU with AMX-BF16 or AVX512-BF16. */
+typedef enum { MC_PRECISION_F32, MC_PRECISION_BF16 } mc_precision;
 
 typedef struct mc_options {
     mc_backend backend;
@@ -58,6 +63,7 @@ typedef struct mc_options {
     double dist_bucket_mb; /* distributed, JIT: the gradients are summed in buckets of about this
                               many MiB, each started as soon as the backward pass has finished its
                               gradients; 0 = 4 */
+    mc_precision precision; /* f32 GEMMs' arithmetic (default MC_PRECISION_F32) */
 } mc_options;
 
 void mc_options_default(mc_options *o);

@@ -155,8 +155,8 @@ static bool buf_key_ok; /* set once, under buf_once */
 static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
 
 typedef struct PackBuf {
-    size_t floats;
-    float *p;
+    size_t bytes;
+    void *p;
 } PackBuf;
 
 static void buf_free(void *v)
@@ -171,7 +171,7 @@ static void buf_init(void)
     buf_key_ok = pthread_key_create(&buf_key, buf_free) == 0;
 }
 
-static float *thread_buf(size_t floats)
+void *rt_gemm_thread_buf(size_t bytes)
 {
     pthread_once(&buf_once, buf_init);
     if (!buf_key_ok)
@@ -184,15 +184,25 @@ static float *thread_buf(size_t floats)
             return NULL;
         }
     }
-    if (b->floats < floats) {
+    if (b->bytes < bytes) {
         void *p = NULL;
-        if (posix_memalign(&p, 64, floats * sizeof(float)) != 0)
+        if (posix_memalign(&p, 64, bytes) != 0)
             return NULL;
         xfree(b->p);
         b->p = p;
-        b->floats = floats;
+        b->bytes = bytes;
     }
     return b->p;
+}
+
+void rt_gemm_rect_blas(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, const float *b,
+                       float beta, float *c, int64_t i0, int64_t i1, int64_t j0, int64_t j1)
+{
+    a += ta ? i0 : i0 * k;
+    b += tb ? j0 * k : j0;
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)(i1 - i0),
+                (int)(j1 - j0), (int)k, alpha, a, (int)(ta ? m : k), b, (int)(tb ? k : n), beta, c + i0 * n + j0,
+                (int)n);
 }
 
 /* Rectangle t of C. Without a buffer (out of memory) it is OpenBLAS's,
@@ -200,22 +210,17 @@ static float *thread_buf(size_t floats)
 static void gemm_task(void *arg, int64_t t)
 {
     const GemmJob *g = arg;
-    int64_t dim = g->by_cols ? g->n : g->m, lo = t * g->part, hi = lo + g->part < dim ? lo + g->part : dim;
-    if (lo >= hi)
+    int64_t r[4];
+    if (!rt_gemm_rect_of(g->m, g->n, g->by_cols, g->part, t, r))
         return;
-    int64_t i0 = g->by_cols ? 0 : lo, i1 = g->by_cols ? g->m : hi;
-    int64_t j0 = g->by_cols ? lo : 0, j1 = g->by_cols ? hi : g->n;
+    int64_t i0 = r[0], i1 = r[1], j0 = r[2], j1 = r[3];
     int nr = g->nv * g->isa->vl;
     int64_t cols = j1 - j0 < g->nc ? j1 - j0 : g->nc;
-    float *buf = thread_buf((size_t)(g->kc * ((cols + nr - 1) / nr * nr)));
-    if (buf) {
+    float *buf = rt_gemm_thread_buf((size_t)(g->kc * ((cols + nr - 1) / nr * nr)) * sizeof(float));
+    if (buf)
         g->isa->rect(g, i0, i1, j0, j1, buf);
-        return;
-    }
-    const float *a = g->a + (g->ta ? i0 : i0 * g->k), *b = g->b + (g->tb ? j0 * g->k : j0);
-    cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans, (int)(i1 - i0),
-                (int)(j1 - j0), (int)g->k, g->alpha, a, (int)(g->ta ? g->m : g->k), b, (int)(g->tb ? g->k : g->n),
-                g->beta, g->c + i0 * g->n + j0, (int)g->n);
+    else
+        rt_gemm_rect_blas(g->ta, g->tb, g->m, g->n, g->k, g->alpha, g->a, g->b, g->beta, g->c, i0, i1, j0, j1);
 }
 
 /* Work below which one thread does it all: the pool's hand-off costs
@@ -235,22 +240,34 @@ bool rt_gemm_blocked_f32(const RtCtx *ctx, int32_t ta, int32_t tb, int64_t m, in
     g.nc = GEMM_PACK_FLOATS / g.kc / nr * nr;
     if (g.nc < nr)
         g.nc = nr;
-    int64_t threads = rt_pool_threads(ctx ? ctx->pool : NULL);
+    rt_gemm_split(ctx, m, n, k, nr, &g.by_cols, &g.parts, &g.part);
+    rt_parallel(ctx, g.parts, gemm_task, &g);
+    return true;
+}
+
+bool rt_gemm_rect_of(int64_t m, int64_t n, bool by_cols, int64_t part, int64_t t, int64_t r[4])
+{
+    int64_t dim = by_cols ? n : m, lo = t * part, hi = lo + part < dim ? lo + part : dim;
+    r[0] = by_cols ? 0 : lo;
+    r[1] = by_cols ? m : hi;
+    r[2] = by_cols ? lo : 0;
+    r[3] = by_cols ? hi : n;
+    return lo < hi;
+}
+
+void rt_gemm_split(const RtCtx *ctx, int64_t m, int64_t n, int64_t k, int nr, bool *by_cols, int64_t *parts,
+                   int64_t *part)
+{
+    int64_t threads = rt_pool_threads(ctx ? ctx->pool : NULL), panels = (n + nr - 1) / nr;
     double work = (double)m * (double)n * (double)k;
+    *by_cols = false;
+    *parts = 1;
     if (threads > 1 && work >= (double)GEMM_SERIAL_WORK) {
-        int64_t panels = (n + nr - 1) / nr;
         /* columns when each thread gets a panel and the rows are not
          * many more than the columns (A read by every thread, B packed
          * once); else rows (B packed by every thread) */
-        g.by_cols = panels >= threads && m < 4 * n;
-        g.parts = g.by_cols ? (panels < threads ? panels : threads) : (m < threads ? m : threads);
+        *by_cols = panels >= threads && m < 4 * n;
+        *parts = *by_cols ? (panels < threads ? panels : threads) : (m < threads ? m : threads);
     }
-    if (g.by_cols) {
-        int64_t panels = (n + nr - 1) / nr;
-        g.part = (panels + g.parts - 1) / g.parts * nr;
-    } else {
-        g.part = (m + g.parts - 1) / g.parts;
-    }
-    rt_parallel(ctx, g.parts, gemm_task, &g);
-    return true;
+    *part = *by_cols ? (panels + *parts - 1) / *parts * nr : (m + *parts - 1) / *parts;
 }

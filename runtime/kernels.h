@@ -42,6 +42,7 @@ typedef struct RtCtx {
     const RtReplica *replica; /* the data-parallel job; NULL = one process */
     const struct RtReady *ready; /* step_done's listener; NULL = none */
     struct RtEpilogue *epi;      /* the pending epilogues (rt_epilogue_begin); NULL = none */
+    bool gemm_bf16;              /* f32 GEMMs on bf16 operands (rt_gemm_bf16_f32) */
     struct RtEpilogue {
         int n, pending;
         struct {
@@ -196,6 +197,30 @@ void rt_gemm_f64(const RtCtx *ctx, int32_t ta, int32_t tb, int64_t m, int64_t n,
  * (the caller then uses OpenBLAS). */
 bool rt_gemm_blocked_f32(const RtCtx *ctx, int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, float alpha,
                          const float *a, const float *b, float beta, float *c);
+/* The f32 GEMM on bf16 operands (gemm_bf16.c) that rt_gemm_f32 runs when
+ * the context asks for it (RtCtx.gemm_bf16; mc_options.precision): A and
+ * B rounded to bf16 (nearest even), their products summed in f32 by AMX
+ * tiles or AVX512-BF16's pair dot products, the same bits for any thread
+ * count. False (the caller computes in f32) without either, which
+ * rt_cpu_has_bf16 tells (AMX also needs the kernel's leave, asked once). */
+bool rt_gemm_bf16_f32(const RtCtx *ctx, int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, float alpha,
+                      const float *a, const float *b, float beta, float *c);
+bool rt_cpu_has_bf16(void);
+/* The calling thread's packing buffer of the blocked GEMMs (at least
+ * `bytes`, 64-byte aligned, kept between calls, freed when the thread
+ * ends; NULL when out of memory), and the OpenBLAS fallback for C's
+ * rectangle [i0, i1) x [j0, j1) when there is none (gemm_blocked.c). */
+void *rt_gemm_thread_buf(size_t bytes);
+/* How a blocked GEMM's C (m x n, tiles nr columns wide) is cut among the
+ * context's threads: *parts rectangles of *part columns (by_cols) or
+ * rows; one below 2^19 multiply-adds. */
+void rt_gemm_split(const RtCtx *ctx, int64_t m, int64_t n, int64_t k, int nr, bool *by_cols, int64_t *parts,
+                   int64_t *part);
+/* Rectangle t of that cut: rows [r[0], r[1]) and columns [r[2], r[3]);
+ * false when it is empty. */
+bool rt_gemm_rect_of(int64_t m, int64_t n, bool by_cols, int64_t part, int64_t t, int64_t r[4]);
+void rt_gemm_rect_blas(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, const float *b,
+                       float beta, float *c, int64_t i0, int64_t i1, int64_t j0, int64_t j1);
 
 /* Convolution geometry, all int64 so generated code can fill it as an
  * array: input [n,h,w,c], kernel [kh,kw,c,o], output [n,oh,ow,o], strides

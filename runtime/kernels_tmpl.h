@@ -101,6 +101,10 @@ void FN(rt_gemm)(const RtCtx *ctx, int32_t ta, int32_t tb, int64_t m, int64_t n,
             c[i] = beta == 0 ? (T)0 : beta * c[i];
         return;
     }
+#if CONV_BLOCKED
+    if (ctx && ctx->gemm_bf16 && rt_gemm_bf16_f32(ctx, ta, tb, m, n, k, alpha, a, b, beta, c))
+        return;
+#endif
     if (m == 1 && !tb && FN(gemv_by_rows)(ctx, n, k, alpha, a, b, beta, c))
         return;
 #if CONV_BLOCKED

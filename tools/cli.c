@@ -364,3 +364,15 @@ int cli_parse_output(const CliCmd *c, int argc, char **argv, const char **file, 
         return cli_usage_error(c->name, "missing the output file (-o %s)", what_out);
     return 0;
 }
+
+int cli_precision(const char *cmd, const char *arg, mc_precision *out)
+{
+    *out = MC_PRECISION_F32;
+    if (!arg || strcmp(arg, "f32") == 0)
+        return 0;
+    if (strcmp(arg, "bf16") == 0) {
+        *out = MC_PRECISION_BF16;
+        return 0;
+    }
+    return cli_usage_error(cmd, "--precision must be f32 or bf16, got '%s'", arg);
+}

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "modelc.h"
+
 #define ARRAY_LEN(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 typedef enum { CLI_FLAG, CLI_STR, CLI_INT, CLI_DOUBLE, CLI_U64, CLI_MULTI } CliType;
@@ -42,6 +44,11 @@ typedef struct CliCmd {
 int cli_parse(const CliCmd *c, int argc, char **argv, char ***pos, int *npos);
 void cli_help(const CliCmd *c, FILE *f);
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* --precision f32|bf16 (NULL: f32) into *out; else a usage error (2). */
+int cli_precision(const char *cmd, const char *arg, mc_precision *out);
+#define CLI_PRECISION_HELP                                                                                   \
+    "f32 (default) or bf16: dense layers' and im2col convolutions' GEMMs on bf16 operands, summed in f32 " \
+    "(AMX or AVX512-BF16; parameters stay f32)"
 
 /* The candidate closest to s by edit distance (at most 1 for names of up
  * to 3 characters, else 2), for "did you mean"; NULL when none is. */

@@ -48,7 +48,7 @@ int cmd_eval(int argc, char **argv)
 {
     DataArgs da;
     memset(&da, 0, sizeof da);
-    const char *weights = NULL, *split = "test", *backend = NULL, *mode = "infer", *dump_ir = NULL;
+    const char *weights = NULL, *split = "test", *backend = NULL, *mode = "infer", *dump_ir = NULL, *precision = NULL;
     int batch = 0, threads = 0, warmup = 0;
     bool json = false, batch_set = false, profile = false;
     CliOpt opts[] = {
@@ -58,6 +58,7 @@ int cmd_eval(int argc, char **argv)
         {"batch", CLI_INT, &batch, "B", "batch size (default: the model's train block)", &batch_set},
         {"json", CLI_FLAG, &json, NULL, "print the result as one JSON object", NULL},
         {"threads", CLI_INT, &threads, "N", "threads (default: all cores)", NULL},
+        {"precision", CLI_STR, &precision, "f32|bf16", CLI_PRECISION_HELP, NULL},
         {"warmup", CLI_INT, &warmup, "K",
          "evaluate the first batch K times before timing (not counted in the results; default 0)", NULL},
         {"backend", CLI_STR, &backend, "jit|interp", "execution backend (default jit)", NULL},
@@ -93,6 +94,8 @@ int cmd_eval(int argc, char **argv)
     mc_options_default(&mo);
     mo.threads = threads;
     mo.eval_only = true;
+    if ((rc = cli_precision("eval", precision, &mo.precision)))
+        return rc;
     mo.dump_ir = dump_ir;
     if (strcmp(mode, "train") == 0)
         mo.eval_mode = MC_MODE_TRAIN;

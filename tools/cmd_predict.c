@@ -12,7 +12,7 @@
 #include "modelc.h"
 
 typedef struct PredictArgs {
-    const char *weights, *inputs, *output, *backend, *value, *dump_ir;
+    const char *weights, *inputs, *output, *backend, *value, *dump_ir, *precision;
     bool classes, time_passes;
     int threads;
 } PredictArgs;
@@ -36,6 +36,7 @@ static int parse(PredictArgs *a, int argc, char **argv, const char **file)
         {"backend", CLI_STR, &a->backend, "jit|interp", "evaluator (default jit)", NULL},
         {"classes", CLI_FLAG, &a->classes, NULL, "print the predicted class (argmax) of each example", NULL},
         {"threads", CLI_INT, &a->threads, "T", "BLAS threads (default: number of cores)", NULL},
+        {"precision", CLI_STR, &a->precision, "f32|bf16", CLI_PRECISION_HELP, NULL},
         {"time-passes", CLI_FLAG, &a->time_passes, NULL, "report compile phase times on stderr", NULL},
         {"dump-ir", CLI_STR, &a->dump_ir, "DIR", "write DIR/predict.ir: the IR of the function, as compiled", NULL},
     };
@@ -182,6 +183,8 @@ int cmd_predict(int argc, char **argv)
     mc_options_default(&mo);
     mo.backend = strcmp(a.backend, "interp") == 0 ? MC_BACKEND_INTERP : MC_BACKEND_JIT;
     mo.threads = a.threads;
+    if ((rc = cli_precision("predict", a.precision, &mo.precision)))
+        return rc;
     mo.eval_only = true;
     mo.time_passes = a.time_passes;
     mo.dump_ir = a.dump_ir;

@@ -23,7 +23,7 @@ typedef struct TrainArgs {
     bool json, eval_train, time_passes, no_progress, no_test, no_cache, profile;
     int threads;
     int watch; /* -1 off, 0 every epoch, K every K steps */
-    const char *plot_dir, *dump_ir, *tensorboard;
+    const char *plot_dir, *dump_ir, *tensorboard, *precision;
     bool check_numerics, no_warn;
     bool deterministic_reduce; /* under mpirun: gradients summed in rank order */
     double dist_timeout;       /* under mpirun: seconds to wait for the others */
@@ -761,6 +761,7 @@ static int cmd_train_args(int argc, char **argv)
          "evaluate the training data after each epoch (inference mode, post-update)", NULL},
         {"no-progress", CLI_FLAG, &a.no_progress, NULL, "no progress bar", NULL},
         {"threads", CLI_INT, &a.threads, "N", "threads (default: all cores)", NULL},
+        {"precision", CLI_STR, &a.precision, "f32|bf16", CLI_PRECISION_HELP, NULL},
         {"train-mode", CLI_STR, &a.train_mode, "train|infer",
          "the graph each step differentiates (default train); infer reproduces a hand-written step that "
          "ran the model in inference mode (scenario S1) and warns", NULL},
@@ -827,6 +828,8 @@ static int cmd_train_args(int argc, char **argv)
     if ((rc = dist_options(&a, &mo)))
         return free(pos), rc;
     mo.threads = a.threads;
+    if ((rc = cli_precision("train", a.precision, &mo.precision)))
+        return free(pos), rc;
     mo.profile = a.profile;
     mo.dump_ir = a.dump_ir;
     mo.time_passes = a.time_passes;

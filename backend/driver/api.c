@@ -201,6 +201,23 @@ static mc_model *compile(mc_model *m, const char *path, const mc_options *o)
     rt_map_init(&m->imported);
     rt_map_init(&m->best_weights);
     m->cb = (CallbackState){.es_best = NAN, .ck_best = NAN, .rl_best = NAN};
+    if (m->opt.precision == MC_PRECISION_BF16 && m->opt.backend != MC_BACKEND_JIT) {
+        snprintf(g_compile_error, sizeof g_compile_error,
+                 "error: bf16 precision needs the jit backend (the interpreter computes in the graph's types)\n");
+        mc_free(m);
+        return NULL;
+    }
+    if (m->opt.precision == MC_PRECISION_BF16 && !rt_cpu_has_bf16()) {
+        snprintf(g_compile_error, sizeof g_compile_error,
+                 "error: bf16 precision needs a CPU with AMX-BF16 or AVX512-BF16; this one has neither\n");
+        mc_free(m);
+        return NULL;
+    }
+    if (m->opt.precision != MC_PRECISION_F32 && m->opt.precision != MC_PRECISION_BF16) {
+        snprintf(g_compile_error, sizeof g_compile_error, "error: unknown precision %d\n", (int)m->opt.precision);
+        mc_free(m);
+        return NULL;
+    }
     double t0 = mc_now_ms();
     m->src = fe_load_model_weights(path, &m->run, &m->imported, &m->d);
     timer_add(timer, "frontend", mc_now_ms() - t0);
@@ -605,6 +622,7 @@ static bool jit_run(mc_model *m, JitModule *jm, JitWorkspace **cache, int64_t n,
     }
     RtCtx ctx;
     rt_ctx_init(&ctx, m->opt.threads);
+    ctx.gemm_bf16 = m->opt.precision == MC_PRECISION_BF16;
     ctx.seed = m->seed;
     ctx.step = (uint64_t)m->step;
     ctx.replica = m->replica;

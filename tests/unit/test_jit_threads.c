@@ -873,6 +873,59 @@ static void nest_task(void *arg, int64_t t)
     rt_pool_run(n->p, 100, count_task, &n->inner[t]);
 }
 
+/* The GEMM tests' operands for op(A) m x k, op(B) k x n (values not
+ * bf16 numbers), and C's old values (NaN when beta is 0); each test runs
+ * the GEMM into c[0] on 1 thread and c[1] on 3, from c0, with `bf16`. */
+typedef struct GemmCase {
+    float *a, *b, *c0, *c[2];
+} GemmCase;
+
+static GemmCase gemm_case(int64_t m, int64_t n, int64_t k, bool scaled)
+{
+    GemmCase g = {malloc((size_t)(m * k) * sizeof(float)), malloc((size_t)(k * n) * sizeof(float)),
+                  malloc((size_t)(m * n) * sizeof(float)),
+                  {malloc((size_t)(m * n) * sizeof(float)), malloc((size_t)(m * n) * sizeof(float))}};
+    for (int64_t i = 0; i < m * k; i++)
+        g.a[i] = (float)((i * 37 % 101) - 50) / 50.0f;
+    for (int64_t i = 0; i < k * n; i++)
+        g.b[i] = (float)((i * 53 % 97) - 48) / 48.0f;
+    for (int64_t i = 0; i < m * n; i++)
+        g.c0[i] = scaled ? (float)(i % 13) - 6.0f : NAN;
+    return g;
+}
+
+/* The GEMM on 1 and 3 threads (c[0], c[1], from c0): the blocked kernels
+ * directly (`blocked`), else rt_gemm_f32 (with bf16 operands when
+ * `bf16`); the two must be the same bits. */
+static void gemm_case_run(GemmCase *g, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, float beta,
+                          bool blocked, bool bf16)
+{
+    for (int t = 0; t < 2; t++) {
+        RtCtx ctx;
+        rt_ctx_init(&ctx, t ? 3 : 1);
+        ctx.pool = t ? rt_pool_new(3) : NULL;
+        ctx.gemm_bf16 = bf16;
+        memcpy(g->c[t], g->c0, (size_t)(m * n) * sizeof(float));
+        if (blocked)
+            ck_assert(rt_gemm_blocked_f32(&ctx, ta, tb, m, n, k, alpha, g->a, g->b, beta, g->c[t]));
+        else
+            rt_gemm_f32(&ctx, ta, tb, m, n, k, alpha, g->a, g->b, beta, g->c[t]);
+        if (ctx.pool)
+            rt_pool_free(ctx.pool);
+    }
+    ck_assert_msg(memcmp(g->c[0], g->c[1], (size_t)(m * n) * sizeof(float)) == 0, "%lldx%lldx%lld ta %d tb %d: threads",
+                  (long long)m, (long long)n, (long long)k, ta, tb);
+}
+
+static void gemm_case_free(GemmCase *g)
+{
+    free(g->a);
+    free(g->b);
+    free(g->c0);
+    free(g->c[0]);
+    free(g->c[1]);
+}
+
 /* The register-blocked f32 GEMM (rt_gemm_blocked_f32) on odd shapes: rows
  * and columns not a multiple of a tile, one column, k split into blocks
  * (1025, 2100) and B wider than one packed block (300 columns at k 1025),
@@ -894,29 +947,9 @@ START_TEST(gemm_blocked_shapes)
                 int64_t m = shapes[si][0], n = shapes[si][1], k = shapes[si][2];
                 int ta = tr & 1, tb = tr >> 1;
                 float alpha = sc ? 2.0f : 1.0f, beta = sc ? 0.5f : 0.0f;
-                float *a = malloc((size_t)(m * k) * sizeof(float)), *b = malloc((size_t)(k * n) * sizeof(float));
-                float *c0 = malloc((size_t)(m * n) * sizeof(float));
-                float *c[2] = {malloc((size_t)(m * n) * sizeof(float)), malloc((size_t)(m * n) * sizeof(float))};
-                for (int64_t i = 0; i < m * k; i++)
-                    a[i] = (float)((i * 37 % 101) - 50) / 50.0f;
-                for (int64_t i = 0; i < k * n; i++)
-                    b[i] = (float)((i * 53 % 97) - 48) / 48.0f;
-                for (int64_t i = 0; i < m * n; i++)
-                    c0[i] = sc ? (float)(i % 13) - 6.0f : NAN;
-                for (int t = 0; t < 2; t++) {
-                    RtCtx ctx;
-                    rt_ctx_init(&ctx, t ? 3 : 1);
-                    ctx.pool = t ? rt_pool_new(3) : NULL;
-                    memcpy(c[t], c0, (size_t)(m * n) * sizeof(float));
-                    if (blocked)
-                        ck_assert(rt_gemm_blocked_f32(&ctx, ta, tb, m, n, k, alpha, a, b, beta, c[t]));
-                    else
-                        rt_gemm_f32(&ctx, ta, tb, m, n, k, alpha, a, b, beta, c[t]);
-                    if (ctx.pool)
-                        rt_pool_free(ctx.pool);
-                }
-                ck_assert_msg(memcmp(c[0], c[1], (size_t)(m * n) * sizeof(float)) == 0,
-                              "%lldx%lldx%lld ta %d tb %d: threads", (long long)m, (long long)n, (long long)k, ta, tb);
+                GemmCase gc = gemm_case(m, n, k, sc);
+                float *a = gc.a, *b = gc.b, *c0 = gc.c0, *const *c = gc.c;
+                gemm_case_run(&gc, ta, tb, m, n, k, alpha, beta, blocked, false);
                 int64_t nkb = (k + 1023) / 1024, kc = (k + nkb - 1) / nkb;
                 for (int64_t i = 0; i < m; i++)
                     for (int64_t j = 0; j < n; j++) {
@@ -942,12 +975,70 @@ START_TEST(gemm_blocked_shapes)
                                       "%lldx%lldx%lld ta %d tb %d: C[%lld,%lld] %g, want %g", (long long)m,
                                       (long long)n, (long long)k, ta, tb, (long long)i, (long long)j, got, want);
                     }
-                free(a);
-                free(b);
-                free(c0);
-                free(c[0]);
-                free(c[1]);
+                gemm_case_free(&gc);
             }
+}
+END_TEST
+
+/* x rounded to bf16, nearest even (no denormals or NaNs here). */
+static float to_bf16(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    memcpy(&x, &u, sizeof u);
+    return x;
+}
+
+/* The f32 GEMM on bf16 operands (rt_gemm_bf16_f32, RtCtx.gemm_bf16 in
+ * rt_gemm_f32) on odd shapes: one row, rows and columns not a multiple
+ * of a tile (16 or 32), an odd k and k split into blocks (1025, 2100),
+ * every transpose, alpha and beta (beta 0 over a C of NaNs). Each element
+ * must be within f32 rounding of alpha times the exact sum of the
+ * bf16-rounded operands' products, plus beta times the old value, the
+ * same bits with 1 and 3 threads, and (the operands being no bf16
+ * numbers) away from the f32 product somewhere. MODELC_BF16=avx512 (a
+ * CMake variant) runs AVX512-BF16's kernels instead of AMX's. Without
+ * either, rt_gemm_bf16_f32 declines. */
+START_TEST(gemm_bf16_shapes)
+{
+    if (!rt_cpu_has_bf16()) {
+        float a = 1, b = 1, c = 0;
+        ck_assert(!rt_gemm_bf16_f32(NULL, 0, 0, 1, 1, 1, 1.0f, &a, &b, 0.0f, &c));
+        return;
+    }
+    static const int64_t shapes[][3] = {{1, 5, 9},      {2, 1, 1},    {3, 7, 5},       {13, 17, 16},
+                                        {33, 65, 31},   {15, 33, 100}, {30, 300, 1025}, {64, 40, 2100},
+                                        {128, 10, 128}, {200, 129, 33}};
+    double far = 0; /* the largest distance from the f32 products, relative */
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (int tr = 0; tr < 4; tr++)
+            for (int sc = 0; sc < 2; sc++) {
+                int64_t m = shapes[si][0], n = shapes[si][1], k = shapes[si][2];
+                int ta = tr & 1, tb = tr >> 1;
+                float alpha = sc ? 2.0f : 1.0f, beta = sc ? 0.5f : 0.0f;
+                GemmCase gc = gemm_case(m, n, k, sc);
+                float *a = gc.a, *b = gc.b, *c0 = gc.c0, *const *c = gc.c;
+                gemm_case_run(&gc, ta, tb, m, n, k, alpha, beta, false, true);
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t j = 0; j < n; j++) {
+                        double old = sc ? (double)beta * c0[i * n + j] : 0, want = old, f32 = old, mag = fabs(old);
+                        for (int64_t p = 0; p < k; p++) {
+                            float av = a[ta ? p * m + i : i * k + p], bv = b[tb ? j * k + p : p * n + j];
+                            want += (double)alpha * to_bf16(av) * to_bf16(bv);
+                            f32 += (double)alpha * av * bv;
+                            mag += fabs((double)alpha * av * bv);
+                        }
+                        float got = c[0][i * n + j];
+                        ck_assert_msg(fabs(got - want) <= 1e-5 * mag + 1e-6,
+                                      "%lldx%lldx%lld ta %d tb %d: C[%lld,%lld] %.9g, want %.9g", (long long)m,
+                                      (long long)n, (long long)k, ta, tb, (long long)i, (long long)j, got, want);
+                        if (fabs(got - f32) / (mag + 1e-30) > far)
+                            far = fabs(got - f32) / (mag + 1e-30);
+                    }
+                gemm_case_free(&gc);
+            }
+    ck_assert_msg(far > 1e-4, "bf16 results within %g of the f32 products: not rounded to bf16?", far);
 }
 END_TEST
 
@@ -998,6 +1089,7 @@ int main(void)
     tcase_add_test(t, in_place);
     tcase_add_test(t, gemm_one_row);
     tcase_add_test(t, gemm_blocked_shapes);
+    tcase_add_test(t, gemm_bf16_shapes);
     tcase_add_test(t, batch_reductions);
     tcase_add_test(t, flat_update_loops);
     tcase_add_test(t, pooling_images);
