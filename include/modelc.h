@@ -32,9 +32,11 @@ typedef enum { MC_BACKEND_JIT, MC_BACKEND_INTERP } mc_backend;
  * too. */
 typedef enum { MC_MODE_DEFAULT, MC_MODE_TRAIN, MC_MODE_INFER } mc_mode; /* DEFAULT: train / infer */
 /* The arithmetic of f32 GEMMs (dense layers, im2col convolutions, their
- * gradients): F32, or BF16: operands rounded to bf16, products summed in
- * f32 (AMX tiles, else AVX512-BF16), parameters and everything else kept
- * in f32. BF16 needs the JIT and a CPU with AMX-BF16 or AVX512-BF16. */
+ * gradients): F32, or BF16: the operands of every GEMM of 16 rows or
+ * more rounded to bf16, products summed in f32 (AMX tiles, else
+ * AVX512-BF16); smaller GEMMs (batch-1 inference), parameters, optimizer
+ * state and every other op stay f32. BF16 needs the JIT and a CPU with
+ * AMX-BF16 or AVX512-BF16. */
 typedef enum { MC_PRECISION_F32, MC_PRECISION_BF16 } mc_precision;
 
 typedef struct mc_options {

@@ -102,7 +102,8 @@ void FN(rt_gemm)(const RtCtx *ctx, int32_t ta, int32_t tb, int64_t m, int64_t n,
         return;
     }
 #if CONV_BLOCKED
-    if (ctx && ctx->gemm_bf16 && rt_gemm_bf16_f32(ctx, ta, tb, m, n, k, alpha, a, b, beta, c))
+    if (ctx && ctx->gemm_bf16 && m >= RT_GEMM_BF16_MIN_ROWS &&
+        rt_gemm_bf16_f32(ctx, ta, tb, m, n, k, alpha, a, b, beta, c))
         return;
 #endif
     if (m == 1 && !tb && FN(gemv_by_rows)(ctx, n, k, alpha, a, b, beta, c))

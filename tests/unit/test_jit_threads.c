@@ -895,8 +895,8 @@ static GemmCase gemm_case(int64_t m, int64_t n, int64_t k, bool scaled)
 }
 
 /* The GEMM on 1 and 3 threads (c[0], c[1], from c0): the blocked kernels
- * directly (`blocked`), else rt_gemm_f32 (with bf16 operands when
- * `bf16`); the two must be the same bits. */
+ * directly (`blocked`), the bf16 kernels directly (`bf16`), else
+ * rt_gemm_f32; the two must be the same bits. */
 static void gemm_case_run(GemmCase *g, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, float beta,
                           bool blocked, bool bf16)
 {
@@ -904,9 +904,10 @@ static void gemm_case_run(GemmCase *g, int ta, int tb, int64_t m, int64_t n, int
         RtCtx ctx;
         rt_ctx_init(&ctx, t ? 3 : 1);
         ctx.pool = t ? rt_pool_new(3) : NULL;
-        ctx.gemm_bf16 = bf16;
         memcpy(g->c[t], g->c0, (size_t)(m * n) * sizeof(float));
-        if (blocked)
+        if (bf16)
+            ck_assert(rt_gemm_bf16_f32(&ctx, ta, tb, m, n, k, alpha, g->a, g->b, beta, g->c[t]));
+        else if (blocked)
             ck_assert(rt_gemm_blocked_f32(&ctx, ta, tb, m, n, k, alpha, g->a, g->b, beta, g->c[t]));
         else
             rt_gemm_f32(&ctx, ta, tb, m, n, k, alpha, g->a, g->b, beta, g->c[t]);
@@ -997,9 +998,11 @@ static float to_bf16(float x)
  * must be within f32 rounding of alpha times the exact sum of the
  * bf16-rounded operands' products, plus beta times the old value, the
  * same bits with 1 and 3 threads, and (the operands being no bf16
- * numbers) away from the f32 product somewhere. MODELC_BF16=avx512 (a
- * CMake variant) runs AVX512-BF16's kernels instead of AMX's. Without
- * either, rt_gemm_bf16_f32 declines. */
+ * numbers) away from the f32 product somewhere. rt_gemm_f32 asked for
+ * bf16 (RtCtx.gemm_bf16) runs them from RT_GEMM_BF16_MIN_ROWS rows on and
+ * keeps fewer rows in f32. MODELC_BF16=avx512 (a CMake variant) runs
+ * AVX512-BF16's kernels instead of AMX's. Without either,
+ * rt_gemm_bf16_f32 declines. */
 START_TEST(gemm_bf16_shapes)
 {
     if (!rt_cpu_has_bf16()) {
@@ -1039,6 +1042,22 @@ START_TEST(gemm_bf16_shapes)
                 gemm_case_free(&gc);
             }
     ck_assert_msg(far > 1e-4, "bf16 results within %g of the f32 products: not rounded to bf16?", far);
+    for (int64_t m = RT_GEMM_BF16_MIN_ROWS - 1; m <= RT_GEMM_BF16_MIN_ROWS; m++) {
+        int64_t n = 40, k = 50;
+        GemmCase gc = gemm_case(m, n, k, false), f32 = gemm_case(m, n, k, false);
+        RtCtx ctx;
+        rt_ctx_init(&ctx, 1);
+        ctx.gemm_bf16 = true;
+        rt_gemm_f32(&ctx, 0, 0, m, n, k, 1.0f, gc.a, gc.b, 0.0f, gc.c[0]);
+        ck_assert(rt_gemm_bf16_f32(&ctx, 0, 0, m, n, k, 1.0f, gc.a, gc.b, 0.0f, gc.c[1]));
+        ctx.gemm_bf16 = false;
+        rt_gemm_f32(&ctx, 0, 0, m, n, k, 1.0f, f32.a, f32.b, 0.0f, f32.c[0]);
+        bool as_f32 = memcmp(gc.c[0], f32.c[0], (size_t)(m * n) * sizeof(float)) == 0;
+        bool as_bf16 = memcmp(gc.c[0], gc.c[1], (size_t)(m * n) * sizeof(float)) == 0;
+        ck_assert_msg(m < RT_GEMM_BF16_MIN_ROWS ? as_f32 && !as_bf16 : as_bf16 && !as_f32, "%lld rows", (long long)m);
+        gemm_case_free(&gc);
+        gemm_case_free(&f32);
+    }
 }
 END_TEST
 
