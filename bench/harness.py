@@ -294,7 +294,7 @@ class Bench:
             return [self.a.modelc, "train", os.path.join(ROOT, common.ARCHS[arch]["mdl"]),
                     "--epochs", str(epochs), "--batch", str(batch), "--limit", str(limit),
                     "--no-test", "--no-progress", "--json", "--threads", str(t),
-                    "--no-cache"] + self.data_args(arch)  # cold compiles: no object cache
+                    "--no-cache", "--precision", self.a.modelc_precision] + self.data_args(arch)  # cold compiles
         py, script, opts = PEERS[fw]
         cmd = [py, os.path.join(HERE, script), "--model", arch, "--batch", str(batch),
                "--limit", str(limit), "--epochs", str(epochs), "--threads", str(t)]
@@ -381,7 +381,7 @@ class Bench:
                "--weights", w, "--batch", str(batch),
                "--limit", str(limit), "--json",
                "--warmup", "3" if kind == "infer1" else "1",  # as the peers' warm-up calls
-               "--threads", str(self.a.threads)] + self.data_args(arch)
+               "--threads", str(self.a.threads), "--precision", self.a.modelc_precision] + self.data_args(arch)
         res = run_child(cmd, child_env(env, self.a.threads), cwd=self.tmp)
         out = {"rc": res["rc"], "wall_ms": res["wall_ms"], "maxrss_kb": res["maxrss_kb"],
                "cmd": cmd}
@@ -821,7 +821,8 @@ def render(result):
             pk.get("isa"), pk.get("runs", 0), ", ".join(
                 "%s thread%s %.0f GFLOP/s" % (t, "" if t == "1" else "s", v)
                 for t, v in sorted(pk["gflops"].items(), key=lambda kv: int(kv[0])))))
-    out.append("modelc: %s (%s)" % (meta["modelc"] or "not measured", meta["modelc_version"] or "-"))
+    out.append("modelc: %s (%s)%s" % (meta["modelc"] or "not measured", meta["modelc_version"] or "-",
+                                      ", --precision bf16" if meta.get("modelc_precision") == "bf16" else ""))
     for s in result["summary"]:
         info = s.get("info") or {}
         if s["framework"] == "torch" and info:
@@ -1019,6 +1020,9 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="fewer, shorter runs")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--modelc", default=os.path.join(ROOT, "build", "modelc"))
+    p.add_argument("--modelc-precision", default="f32", choices=("f32", "bf16"),
+                   help="modelc's --precision for its training and inference runs (bf16: "
+                        "GEMMs on bf16 operands; the peers stay f32)")
     p.add_argument("--frameworks", default=",".join(FRAMEWORKS),
                    help="any of %s (default all)" % ", ".join(FRAMEWORKS))
     p.add_argument("--cases", default=",".join(c for c, _, _ in common.CASES))
@@ -1094,6 +1098,7 @@ def build_result(a, b, started, before, complete):
             "loadavg_after": "%.2f" % os.getloadavg()[0],
             "modelc": a.modelc if "modelc" in a.frameworks else None,
             "modelc_version": b.modelc_version,
+            "modelc_precision": a.modelc_precision,
             "jemalloc": JEMALLOC,
             "torch_omp_wait": (b.torch_wait if {"torch", "torch2", "torch2c"} & set(a.frameworks)
                                else None),
