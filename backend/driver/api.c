@@ -186,6 +186,22 @@ double mc_telemetry_value(const mc_model *m, int i)
     return i >= 0 && i < m->ntel ? m->tel_val[i] : NAN;
 }
 
+/* Can o's precision be had here? If not, msg (n bytes) says why. */
+static bool precision_ok(const mc_options *o, char *msg, size_t n)
+{
+    if (o->precision == MC_PRECISION_F32)
+        return true;
+    if (o->precision != MC_PRECISION_BF16)
+        snprintf(msg, n, "error: unknown precision %d\n", (int)o->precision);
+    else if (o->backend != MC_BACKEND_JIT)
+        snprintf(msg, n, "error: bf16 precision needs the jit backend (the interpreter computes in the graph's types)\n");
+    else if (!rt_cpu_has_bf16())
+        snprintf(msg, n, "error: bf16 precision needs a CPU with AMX-BF16 or AVX512-BF16; this one has neither\n");
+    else
+        return true;
+    return false;
+}
+
 static mc_model *compile(mc_model *m, const char *path, const mc_options *o)
 {
     if (o)
@@ -201,20 +217,7 @@ static mc_model *compile(mc_model *m, const char *path, const mc_options *o)
     rt_map_init(&m->imported);
     rt_map_init(&m->best_weights);
     m->cb = (CallbackState){.es_best = NAN, .ck_best = NAN, .rl_best = NAN};
-    if (m->opt.precision == MC_PRECISION_BF16 && m->opt.backend != MC_BACKEND_JIT) {
-        snprintf(g_compile_error, sizeof g_compile_error,
-                 "error: bf16 precision needs the jit backend (the interpreter computes in the graph's types)\n");
-        mc_free(m);
-        return NULL;
-    }
-    if (m->opt.precision == MC_PRECISION_BF16 && !rt_cpu_has_bf16()) {
-        snprintf(g_compile_error, sizeof g_compile_error,
-                 "error: bf16 precision needs a CPU with AMX-BF16 or AVX512-BF16; this one has neither\n");
-        mc_free(m);
-        return NULL;
-    }
-    if (m->opt.precision != MC_PRECISION_F32 && m->opt.precision != MC_PRECISION_BF16) {
-        snprintf(g_compile_error, sizeof g_compile_error, "error: unknown precision %d\n", (int)m->opt.precision);
+    if (!precision_ok(&m->opt, g_compile_error, sizeof g_compile_error)) {
         mc_free(m);
         return NULL;
     }
@@ -545,12 +548,12 @@ static void view_free(BatchView *v)
 
 /* The inputs of a run: the caller's view when there is one, else the
  * staged copy. */
-static TensorMap *batch_map(mc_model *m, BatchView *v)
+static const TensorMap *batch_map(const mc_model *m, const BatchView *v)
 {
     return v ? &v->map : &m->batch;
 }
 
-static int64_t batch_n(mc_model *m, const Graph *g, BatchView *v)
+static int64_t batch_n(const mc_model *m, const Graph *g, const BatchView *v)
 {
     for (int i = 0; i < g->nnodes; i++) {
         const Node *n = g->nodes[i];
@@ -603,7 +606,7 @@ static JitWorkspace *workspace(mc_model *m, JitModule *jm, JitWorkspace **cache,
     return w;
 }
 
-static bool jit_run(mc_model *m, JitModule *jm, JitWorkspace **cache, int64_t n, BatchView *v)
+static bool jit_run(mc_model *m, JitModule *jm, JitWorkspace **cache, int64_t n, const BatchView *v)
 {
     JitWorkspace *w = workspace(m, jm, cache, n);
     if (!w)
@@ -1065,7 +1068,7 @@ bool mc_jit_run(mc_model *m, JitModule *jm, JitWorkspace **cache, int64_t n)
 
 int64_t mc_batch_rows(const mc_model *m, const Graph *g)
 {
-    return batch_n((mc_model *)m, g, NULL);
+    return batch_n(m, g, NULL);
 }
 
 bool mc_fail(mc_model *m)
